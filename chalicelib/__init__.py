@@ -1,0 +1,1 @@
+"""The Spikes backend: HTTP layer (api/), rules (services/), persistence (store/)."""

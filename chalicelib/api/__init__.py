@@ -1,0 +1,1 @@
+"""HTTP layer: parse, authenticate, call a service, shape the response."""

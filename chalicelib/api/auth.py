@@ -1,0 +1,100 @@
+"""Accounts: magic links, token rotation, the CLI's polls and the device flow."""
+from __future__ import annotations
+
+from chalice import Blueprint, Response
+
+from chalicelib import deps
+from chalicelib.api import inputs
+from chalicelib.api.pages import html_page
+from chalicelib.api.routing import json_response, route
+from chalicelib.api.schemas import DeviceConfirmRequest, EmailRequest, VerifyRequest
+from chalicelib.services import identity
+from chalicelib.services.accounts import Accounts, user_view
+
+bp = Blueprint(__name__)
+
+
+def _accounts() -> Accounts:
+    return Accounts(deps.settings(), deps.mailer(), inputs.base_url(bp.current_request))
+
+
+@route(bp, "/auth/login", methods=["POST"])
+def login():
+    body = inputs.parse(bp.current_request, EmailRequest)
+    requested = _accounts().request_login(body.email, inputs.client_ip(bp.current_request))
+    return {"ok": True, "message": "Check your email", "poll_token": requested.poll_token}
+
+
+@route(bp, "/auth/recover", methods=["POST"])
+def recover():
+    body = inputs.parse(bp.current_request, EmailRequest)
+    _accounts().request_recovery(body.email, inputs.client_ip(bp.current_request))
+    return {"ok": True, "message": "Recovery email sent"}
+
+
+@route(bp, "/auth/verify", methods=["POST"])
+def verify():
+    body = inputs.parse(bp.current_request, VerifyRequest)
+    session = _accounts().verify(body.login_token)
+    return {"ok": True, "token": session.token, "user": user_view(session.user)}
+
+
+@route(bp, "/auth/verify", methods=["GET"])
+def verify_page():
+    """The link in the e-mail. Opening it does not consume the token (mail scanners prefetch
+    links); the page asks the person to confirm, which POSTs to /auth/verify."""
+    request = bp.current_request
+    token = inputs.query(request).get("token", "")
+    return html_page("verify.html", token=token, verify_url=f"{inputs.base_url(request)}/auth/verify")
+
+
+@route(bp, "/auth/rotate-token", methods=["POST"])
+def rotate_token():
+    principal = identity.require_user(inputs.principal(bp.current_request), "auth:write")
+    session = _accounts().rotate(principal.user, principal.token_hash)
+    return {"ok": True, "token": session.token, "user": user_view(session.user)}
+
+
+@route(bp, "/me", methods=["GET"])
+def me():
+    principal = identity.require_user(inputs.principal(bp.current_request), "account:read")
+    user = principal.user
+    return {"id": user.user_id, "email": user.email, "tier": user.tier, "created_at": user.created_at}
+
+
+@route(bp, "/auth/poll", methods=["GET"])
+def poll():
+    request = bp.current_request
+    params = inputs.query(request)
+    session = _accounts().poll_login(params.get("email"), params.get("poll_token"), inputs.client_ip(request))
+    if session is None:
+        return json_response({"verified": False}, 202)
+    return {"verified": True, "token": session.token, "user": user_view(session.user)}
+
+
+@route(bp, "/auth/device", methods=["POST"])
+def device_start():
+    return _accounts().start_device(inputs.client_ip(bp.current_request))
+
+
+@route(bp, "/auth/device", methods=["GET"])
+def device_page():
+    request = bp.current_request
+    code = inputs.query(request).get("code", "")
+    return html_page("device.html", code=code, confirm_url=f"{inputs.base_url(request)}/auth/device/confirm")
+
+
+@route(bp, "/auth/device/confirm", methods=["POST"])
+def device_confirm():
+    body = inputs.parse(bp.current_request, DeviceConfirmRequest)
+    _accounts().confirm_device(body.user_code, body.email, inputs.client_ip(bp.current_request))
+    return {"ok": True, "message": "Check your email"}
+
+
+@route(bp, "/auth/device/poll", methods=["GET"])
+def device_poll():
+    device_code = inputs.query(bp.current_request).get("device_code", "")
+    session = _accounts().poll_device(device_code)
+    if session is None:
+        return json_response({"status": "pending"}, 202)
+    return {"status": "complete", "token": session.token, "user": user_view(session.user)}

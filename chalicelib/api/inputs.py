@@ -1,0 +1,96 @@
+"""Reading requests: client IP, base URL, credentials, JSON bodies validated by pydantic."""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Optional, Type, TypeVar
+
+from chalice.app import Request
+from pydantic import BaseModel, ValidationError
+
+from chalicelib import deps
+from chalicelib.errors import InvalidJson, SizeLimit, ValidationFailed
+from chalicelib.services import identity
+from chalicelib.services.identity import Principal
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def client_ip(request: Request) -> str:
+    """API Gateway's view of the caller. Never X-Forwarded-For: the caller can forge that."""
+    return ((request.context or {}).get("identity") or {}).get("sourceIp") or "unknown"
+
+
+def raw_path(request: Request) -> str:
+    """The path as requested (trailing slash kept), without the stage prefix."""
+    event = request.to_original_event()
+    return event.get("path") or (request.context or {}).get("path") or request.path
+
+
+def base_url(request: Request) -> str:
+    """The origin (plus stage prefix on execute-api hosts) this request reached us at."""
+    settings = deps.settings()
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/")
+    headers = request.headers
+    host = headers.get("host") or "127.0.0.1:8000"
+    proto = headers.get("x-forwarded-proto") or ("http" if host.startswith(("127.", "localhost")) else "https")
+    context_path = (request.context or {}).get("path") or ""
+    event_path = request.to_original_event().get("path") or context_path
+    stage_prefix = context_path[: len(context_path) - len(event_path)] if context_path.endswith(event_path) else ""
+    return f"{proto}://{host}{stage_prefix}"
+
+
+def query(request: Request) -> Dict[str, str]:
+    return dict(request.query_params or {})
+
+
+def bearer_token(request: Request) -> Optional[str]:
+    header = request.headers.get("authorization") or ""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def principal(request: Request) -> Optional[Principal]:
+    return identity.resolve(bearer_token(request), query(request).get("token"), deps.settings().admin_token)
+
+
+def body_bytes(request: Request, max_bytes: int) -> bytes:
+    raw = request.raw_body or b""
+    if len(raw) > max_bytes:
+        raise SizeLimit(max_bytes, f"Request body exceeds {max_bytes} bytes")
+    return raw
+
+
+def json_body(request: Request, max_bytes: Optional[int] = None) -> Dict[str, Any]:
+    raw = body_bytes(request, max_bytes or deps.settings().max_json_bytes)
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidJson() from None
+    if not isinstance(data, dict):
+        raise InvalidJson("Request body must be a JSON object")
+    return data
+
+
+def validation_details(exc: ValidationError) -> list:
+    details = []
+    for err in exc.errors():
+        field = ".".join(str(part) for part in err["loc"]) or "body"
+        code = "MISSING_FIELD" if err["type"] == "missing" else "INVALID_FIELD"
+        details.append({"field": field, "message": err["msg"], "code": code})
+    return details
+
+
+def validate(model: Type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(details=validation_details(exc)) from None
+
+
+def parse(request: Request, model: Type[M], max_bytes: Optional[int] = None) -> M:
+    return validate(model, json_body(request, max_bytes))

@@ -1,0 +1,91 @@
+"""Route registration and the one place where errors become the contract's envelope."""
+from __future__ import annotations
+
+import functools
+import json
+import time
+from typing import Any, Callable, Dict, Iterable, Optional
+
+from botocore.exceptions import BotoCoreError, ClientError
+from chalice import Blueprint, CORSConfig, Response
+from pynamodb.exceptions import PynamoDBException
+
+from chalicelib import deps
+from chalicelib.api import context
+from chalicelib.errors import DependencyUnavailable, InternalError, SpikesError
+from chalicelib.logs import get_logger
+
+log = get_logger("spikes.http")
+
+# Public API: any origin, no credentials (cookies never cross origins; see docs/security.md).
+CORS = CORSConfig(
+    allow_origin="*",
+    allow_headers=["X-Request-Id", "X-API-Key", "Idempotency-Key"],
+    expose_headers=["X-Request-Id", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                    "X-RateLimit-Reset", "Content-Disposition"],
+    max_age=600,
+)
+ANY_CONTENT_TYPE = ["*/*"]
+ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def json_response(body: Any, status: int = 200, headers: Optional[Dict[str, str]] = None) -> Response:
+    return Response(body=json.dumps(body, separators=(",", ":")), status_code=status,
+                    headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def error_response(exc: SpikesError) -> Response:
+    body = exc.body()
+    body["request_id"] = context.current().request_id
+    return json_response(body, exc.status, exc.headers)
+
+
+def handle(call: Callable[[], Any]) -> Response:
+    """Run a view; map domain errors, dependency failures and bugs to the envelope."""
+    try:
+        deps.settings()
+        result = call()
+    except SpikesError as exc:
+        if exc.status >= 500:
+            log.warning("request.failed", code=exc.code, status=exc.status)
+        return error_response(exc)
+    except (PynamoDBException, BotoCoreError, ClientError) as exc:
+        log.error("dependency.failed", error=type(exc).__name__, detail=str(exc)[:300])
+        return error_response(DependencyUnavailable())
+    except Exception:  # noqa: BLE001 - the last line of defence: never leak a traceback
+        log.exception("request.crashed")
+        return error_response(InternalError())
+    if isinstance(result, Response):
+        return result
+    return json_response(result)
+
+
+def route(bp: Blueprint, path: str, methods: Iterable[str] = ("GET",), cors: bool = True) -> Callable:
+    """Register ``fn`` on ``bp`` with the error mapping, CORS and any content type."""
+    def decorator(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def view(**kwargs: Any) -> Response:
+            return handle(lambda: fn(**kwargs))
+
+        bp.route(path, methods=list(methods), cors=CORS if cors else None, content_types=ANY_CONTENT_TYPE)(view)
+        return fn
+    return decorator
+
+
+def http_middleware(event: Any, get_response: Callable) -> Response:
+    """Request id, access log and the headers every response carries."""
+    state = context.begin(event.headers.get("x-request-id"))
+    import structlog
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=state.request_id)
+    started = time.perf_counter()
+    response = get_response(event)
+    if isinstance(response.body, dict) and "Code" in response.body and "Message" in response.body:
+        # Chalice's own error format (e.g. a framework-level refusal): re-shape it.
+        response = error_response(SpikesError(str(response.body["Message"]), extra={}) if response.status_code < 500
+                                  else InternalError())
+    response.headers.update(state.response_headers)
+    response.headers["X-Request-Id"] = state.request_id
+    log.info("request", method=event.method, route=event.path, status=response.status_code,
+             ms=round((time.perf_counter() - started) * 1000, 1))
+    return response

@@ -1,0 +1,60 @@
+"""Cached factories for everything that talks to the outside: created once per warm Lambda,
+swappable by tests and the local runner (``reset()`` after changing the environment)."""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from chalicelib.logs import configure_logging
+from chalicelib.settings import Settings, get_settings, reset_settings
+from chalicelib.store.models import configure_models
+
+_BOTO_CONFIG = BotoConfig(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=10,
+                          s3={"addressing_style": "path"}, signature_version="s3v4")
+
+
+_bound: dict = {"settings": None}
+
+
+def settings() -> Settings:
+    """Settings with models and logging bound to them (idempotent, cheap when warm)."""
+    current = get_settings()
+    if _bound["settings"] is not current:
+        configure_logging(current.log_level)
+        configure_models(current)
+        _bound["settings"] = current
+    return current
+
+
+def _client(service: str) -> Any:
+    s = settings()
+    return boto3.session.Session().client(service, region_name=s.region, endpoint_url=s.aws_endpoint_url,
+                                          config=_BOTO_CONFIG)
+
+
+@functools.lru_cache(maxsize=1)
+def s3_client() -> Any:
+    return _client("s3")
+
+
+@functools.lru_cache(maxsize=1)
+def ses_client() -> Any:
+    return _client("ses")
+
+
+@functools.lru_cache(maxsize=1)
+def mailer():
+    from chalicelib.services.mailer import ConsoleMailer, SesMailer
+    s = settings()
+    return ConsoleMailer() if s.mail_mode == "console" else SesMailer(ses_client(), s.mail_sender)
+
+
+def reset() -> None:
+    """Forget settings and every cached client (after the environment changed)."""
+    reset_settings()
+    _bound["settings"] = None
+    for factory in (s3_client, ses_client, mailer):
+        factory.cache_clear()

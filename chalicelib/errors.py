@@ -1,0 +1,180 @@
+"""Domain errors. Services raise these; the HTTP layer maps them to the contract's envelope
+in exactly one place (``chalicelib.api.routing``)."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+
+class SpikesError(Exception):
+    status = 400
+    code = "BAD_REQUEST"
+    message = "Bad request"
+
+    def __init__(self, message: Optional[str] = None, *, details: Optional[List[Dict[str, str]]] = None,
+                 extra: Optional[Dict[str, Any]] = None, headers: Optional[Dict[str, str]] = None):
+        self.message = message or self.message
+        self.details = details
+        self.extra = extra or {}
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+    def body(self) -> Dict[str, Any]:
+        body: Dict[str, Any] = {"error": self.message, "code": self.code}
+        if self.details is not None:
+            body["details"] = self.details
+        body.update(self.extra)
+        return body
+
+
+class ValidationFailed(SpikesError):
+    code = "VALIDATION_ERROR"
+    message = "Validation failed"
+
+    @classmethod
+    def field(cls, field: str, message: str, code: str = "INVALID_FIELD") -> "ValidationFailed":
+        return cls(details=[{"field": field, "message": message, "code": code}])
+
+
+class InvalidJson(SpikesError):
+    code = "INVALID_JSON"
+    message = "Request body is not valid JSON"
+
+
+class InvalidFilename(SpikesError):
+    code = "INVALID_FILENAME"
+    message = "Invalid file name"
+
+
+class InvalidCursor(SpikesError):
+    code = "VALIDATION_ERROR"
+    message = "Invalid cursor"
+
+    def __init__(self) -> None:
+        super().__init__(details=[{"field": "cursor", "message": "Cursor is malformed or was tampered with",
+                                   "code": "INVALID_CURSOR"}])
+
+
+class AuthRequired(SpikesError):
+    status = 401
+    code = "AUTH_REQUIRED"
+    message = "Authentication required"
+
+
+class AuthFailed(SpikesError):
+    status = 401
+    code = "AUTH_FAILED"
+    message = "Invalid or expired credentials"
+
+
+class TokenInvalid(SpikesError):
+    status = 401
+    code = "TOKEN_INVALID"
+    message = "Login token is invalid"
+
+
+class TokenExpired(SpikesError):
+    status = 401
+    code = "TOKEN_EXPIRED"
+    message = "Login token has expired"
+
+
+class TokenUsed(SpikesError):
+    status = 401
+    code = "TOKEN_USED"
+    message = "Login token has already been used"
+
+
+class ScopeDenied(SpikesError):
+    status = 403
+    code = "SCOPE_DENIED"
+    message = "Credentials lack the required scope"
+
+
+class UpgradeRequired(SpikesError):
+    status = 403
+    code = "UPGRADE_REQUIRED"
+    message = "This feature requires a Pro subscription"
+
+
+class NotFound(SpikesError):
+    status = 404
+    code = "NOT_FOUND"
+    message = "Resource not found"
+
+
+class MethodNotAllowed(SpikesError):
+    status = 405
+    code = "METHOD_NOT_ALLOWED"
+    message = "Method not allowed"
+
+
+class Conflict(SpikesError):
+    status = 409
+    code = "CONFLICT"
+    message = "Conflict"
+
+
+class SizeLimit(SpikesError):
+    status = 413
+    code = "SIZE_LIMIT"
+    message = "Request is too large"
+
+    def __init__(self, max_bytes: int, message: Optional[str] = None):
+        super().__init__(message, extra={"max_bytes": max_bytes})
+
+
+class UnsupportedMediaType(SpikesError):
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    message = "Unsupported content type"
+
+
+class RateLimited(SpikesError):
+    status = 429
+    code = "RATE_LIMIT"
+    message = "Rate limit exceeded"
+
+    def __init__(self, retry_after: int, limit: int = 0, reset_at: int = 0):
+        retry_after = max(1, int(retry_after))
+        headers = {"Retry-After": str(retry_after)}
+        if limit:
+            headers.update({"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": "0",
+                            "X-RateLimit-Reset": str(reset_at)})
+        super().__init__(extra={"retry_after": retry_after}, headers=headers)
+
+
+class UsageLimit(SpikesError):
+    status = 429
+
+    def __init__(self, message: str, upgrade_url: str, limit: int):
+        super().__init__(message, extra={"upgrade_url": upgrade_url, "limit": limit})
+
+
+class SpikeLimit(UsageLimit):
+    code = "SPIKE_LIMIT"
+
+
+class ShareLimit(UsageLimit):
+    code = "SHARE_LIMIT"
+
+
+class BillingNotConfigured(SpikesError):
+    status = 503
+    code = "BILLING_NOT_CONFIGURED"
+    message = "Billing is not configured on this server"
+
+
+class DependencyUnavailable(SpikesError):
+    """A dependency (DynamoDB, S3, SES, Stripe) failed; the caller should retry."""
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
+    message = "A backing service is temporarily unavailable; retry shortly"
+
+    def __init__(self, message: Optional[str] = None, retry_after: int = 2):
+        super().__init__(message, headers={"Retry-After": str(retry_after)}, extra={"retry_after": retry_after})
+
+
+class InternalError(SpikesError):
+    status = 500
+    code = "INTERNAL_ERROR"
+    message = "Internal server error"

@@ -1,0 +1,257 @@
+"""Magic-link accounts: login, verify, recover, rotate, the CLI's e-mail poll and the
+device-code flow. Single-use tokens are consumed with conditional writes, and every step
+that must happen together happens in one DynamoDB transaction."""
+from __future__ import annotations
+
+import secrets as _secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Optional
+
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.errors import AuthFailed, NotFound, TokenExpired, TokenInvalid, TokenUsed
+from chalicelib.logs import get_logger, mask_email
+from chalicelib.services import ratelimit
+from chalicelib.services.mailer import Mail
+from chalicelib.services.secrets import new_token, subject_hash, token_hash
+from chalicelib.settings import Settings
+from chalicelib.store.models import AuthItem, User, transaction
+
+log = get_logger("spikes.accounts")
+
+USER_NAMESPACE = uuid.UUID("6f1c3c1e-6a43-4d5e-9a57-5b0f3f2a9c11")
+USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
+
+
+def user_id_for(email: str) -> str:
+    """Deterministic per address, so creating a user is a plain idempotent upsert."""
+    return str(uuid.uuid5(USER_NAMESPACE, email))
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def user_view(user: User) -> dict:
+    return {"id": user.user_id, "email": user.email, "tier": user.tier}
+
+
+@dataclass(frozen=True)
+class LoginRequested:
+    poll_token: str
+
+
+@dataclass(frozen=True)
+class Session:
+    token: str
+    user: User
+
+
+class Accounts:
+    def __init__(self, settings: Settings, mailer, base_url: str):
+        self.settings = settings
+        self.mailer = mailer
+        self.base_url = base_url
+
+    # --- sending links ---------------------------------------------------------------------
+
+    def _limit_mail(self, email: str, client_ip: str) -> None:
+        s = self.settings
+        ratelimit.enforce("login-address", email, s.rate_login_per_address, s.rate_login_window_seconds)
+        ratelimit.enforce("login-ip", client_ip, s.rate_login_per_ip, s.rate_login_window_seconds)
+
+    def _issue_login_token(self, email: str, purpose: str, target: Optional[str] = None) -> str:
+        token = new_token()
+        now = int(time.time())
+        AuthItem(f"login#{token_hash(token)}", kind="login", email=email, purpose=purpose, target=target,
+                 created_at=now, expires_at=now + self.settings.login_token_ttl_seconds).save()
+        return token
+
+    def _send_link(self, email: str, token: str, subject: str, intro: str) -> None:
+        link = f"{self.base_url}/auth/verify?token={token}"
+        minutes = self.settings.login_token_ttl_seconds // 60
+        text = (f"{intro}\n\nOpen this link to sign in (valid for {minutes} minutes, once):\n{link}\n\n"
+                f"Or exchange the token yourself:\n  curl -X POST {self.base_url}/auth/verify "
+                f"-H 'Content-Type: application/json' -d '{{\"login_token\": \"{token}\"}}'\n\n"
+                "If you did not ask for this, ignore this e-mail.")
+        self.mailer.send(Mail(to=email, subject=subject, text=text))
+
+    def request_login(self, email: str, client_ip: str) -> LoginRequested:
+        email = normalize_email(email)
+        self._limit_mail(email, client_ip)
+        token = self._issue_login_token(email, "login")
+        poll_token = new_token(24)
+        login_pk = f"login#{token_hash(token)}"
+        expires = int(time.time()) + self.settings.login_token_ttl_seconds
+        # The CLI polls with only the e-mail: bind that poll to the client IP that asked for the
+        # link. Clients that can, poll with the returned poll_token instead.
+        with transaction() as tx:
+            tx.save(AuthItem(f"poll#{subject_hash(email, client_ip)}", kind="poll", target=login_pk, expires_at=expires))
+            tx.save(AuthItem(f"poll#{subject_hash('token', poll_token)}", kind="poll", target=login_pk,
+                             expires_at=expires))
+        self._send_link(email, token, "Your Spikes sign-in link", "Someone (hopefully you) asked to sign in to Spikes.")
+        log.info("login.requested", email=mask_email(email))
+        return LoginRequested(poll_token=poll_token)
+
+    def request_recovery(self, email: str, client_ip: str) -> None:
+        """Same answer whether or not the account exists; only existing accounts get mail."""
+        email = normalize_email(email)
+        self._limit_mail(email, client_ip)
+        try:
+            User.get(user_id_for(email))
+        except User.DoesNotExist:
+            log.info("recover.unknown_address")
+            return
+        token = self._issue_login_token(email, "recover")
+        self._send_link(email, token, "Recover your Spikes account",
+                        "Someone (hopefully you) asked to recover a Spikes account.")
+
+    # --- consuming links -------------------------------------------------------------------
+
+    def _mint_bearer(self, tx: TransactWrite, user_id: str, label: str) -> str:
+        token = new_token()
+        tx.save(AuthItem(f"bearer#{token_hash(token)}", kind="bearer", user_id=user_id, label=label,
+                         created_at=int(time.time())), condition=AuthItem.pk.does_not_exist())
+        return token
+
+    def verify(self, login_token: str) -> Session:
+        pk = f"login#{token_hash(login_token)}"
+        try:
+            item = AuthItem.get(pk, consistent_read=True)
+        except AuthItem.DoesNotExist:
+            raise TokenInvalid() from None
+        self._raise_if_spent(item)
+        email = item.email
+        user_id = user_id_for(email)
+        now = int(time.time())
+        try:
+            with transaction() as tx:
+                tx.update(item, actions=[AuthItem.used_at.set(now), AuthItem.verified_user_id.set(user_id)],
+                          condition=AuthItem.used_at.does_not_exist() & (AuthItem.expires_at > now))
+                tx.update(User(user_id), actions=[
+                    User.email.set(email),
+                    User.tier.set(User.tier | "free"),
+                    User.created_at.set(User.created_at | _iso_now()),
+                    User.active_shares.set(User.active_shares | 0),
+                ])
+                if item.purpose == "device" and item.target:
+                    tx.update(AuthItem(item.target), actions=[AuthItem.verified_user_id.set(user_id)],
+                              condition=AuthItem.pk.exists() & AuthItem.verified_user_id.does_not_exist()
+                              & (AuthItem.expires_at > now))
+                token = self._mint_bearer(tx, user_id, "magic-link")
+        except TransactWriteError:
+            # Lost a race with another verify, or expired in between: say which.
+            self._raise_if_spent(AuthItem.get(pk, consistent_read=True))
+            raise TokenExpired("The sign-in request this link belongs to has expired") from None
+        user = User.get(user_id, consistent_read=True)
+        log.info("login.verified", user_id=user_id, purpose=item.purpose)
+        return Session(token=token, user=user)
+
+    @staticmethod
+    def _raise_if_spent(item: AuthItem) -> None:
+        if item.kind != "login":
+            raise TokenInvalid()
+        if item.used_at is not None:
+            raise TokenUsed()
+        if item.expires_at is None or item.expires_at <= time.time():
+            raise TokenExpired()
+
+    def rotate(self, user: User, old_token_hash: str) -> Session:
+        try:
+            with transaction() as tx:
+                tx.delete(AuthItem(f"bearer#{old_token_hash}"), condition=AuthItem.pk.exists())
+                token = self._mint_bearer(tx, user.user_id, "rotated")
+        except TransactWriteError:
+            raise AuthFailed("This token was already rotated or revoked") from None
+        log.info("token.rotated", user_id=user.user_id)
+        return Session(token=token, user=user)
+
+    # --- the CLI's polls -------------------------------------------------------------------
+
+    def poll_login(self, email: Optional[str], poll_token: Optional[str], client_ip: str) -> Optional[Session]:
+        """None while pending; a fresh session once the link was opened. Only the client that
+        requested the link (same IP, or holder of its poll_token) can collect, and only once."""
+        ratelimit.enforce("poll-ip", client_ip, self.settings.rate_poll_per_minute, 60)
+        if poll_token:
+            pointer_pk = f"poll#{subject_hash('token', poll_token)}"
+        elif email:
+            pointer_pk = f"poll#{subject_hash(normalize_email(email), client_ip)}"
+        else:
+            raise NotFound("No pending sign-in")
+        try:
+            pointer = AuthItem.get(pointer_pk, consistent_read=True)
+            login = AuthItem.get(pointer.target, consistent_read=True)
+        except AuthItem.DoesNotExist:
+            raise NotFound("No pending sign-in for this client") from None
+        return self._collect(login, "cli-email")
+
+    def _collect(self, item: AuthItem, label: str) -> Optional[Session]:
+        if item.collected_at is not None:
+            raise TokenUsed("This sign-in was already collected")
+        if item.verified_user_id is None:
+            if item.expires_at is None or item.expires_at <= time.time():
+                raise TokenExpired("The sign-in request has expired")
+            return None
+        try:
+            with transaction() as tx:
+                tx.update(item, actions=[AuthItem.collected_at.set(int(time.time()))],
+                          condition=AuthItem.collected_at.does_not_exist())
+                token = self._mint_bearer(tx, item.verified_user_id, label)
+        except TransactWriteError:
+            raise TokenUsed("This sign-in was already collected") from None
+        return Session(token=token, user=User.get(item.verified_user_id))
+
+    def start_device(self, client_ip: str) -> dict:
+        ratelimit.enforce("device-ip", client_ip, 10, 60)
+        device_code = new_token()
+        now = int(time.time())
+        expires = now + self.settings.device_code_ttl_seconds
+        device_pk = f"device#{token_hash(device_code)}"
+        for _ in range(5):
+            raw = "".join(_secrets.choice(USER_CODE_ALPHABET) for _ in range(8))
+            user_code = f"{raw[:4]}-{raw[4:]}"
+            try:
+                with transaction() as tx:
+                    tx.save(AuthItem(f"usercode#{user_code}", kind="usercode", target=device_pk, expires_at=expires),
+                            condition=AuthItem.pk.does_not_exist())
+                    tx.save(AuthItem(device_pk, kind="device", user_code=user_code, created_at=now, expires_at=expires))
+                break
+            except TransactWriteError:
+                continue  # a live user code collided: draw another
+        else:
+            raise RuntimeError("could not allocate a device user code")
+        return {"device_code": device_code, "user_code": user_code,
+                "verification_url": f"{self.base_url}/auth/device",
+                "verification_uri_complete": f"{self.base_url}/auth/device?code={user_code}",
+                "expires_in": self.settings.device_code_ttl_seconds,
+                "interval": self.settings.device_poll_interval_seconds}
+
+    def confirm_device(self, user_code: str, email: str, client_ip: str) -> None:
+        """The browser side of the device flow: mail a magic link that approves the device."""
+        email = normalize_email(email)
+        self._limit_mail(email, client_ip)
+        try:
+            pointer = AuthItem.get(f"usercode#{user_code.strip().upper()}", consistent_read=True)
+            device = AuthItem.get(pointer.target, consistent_read=True)
+        except AuthItem.DoesNotExist:
+            raise NotFound("Unknown or expired device code") from None
+        if device.expires_at is None or device.expires_at <= time.time() or device.verified_user_id:
+            raise NotFound("Unknown or expired device code")
+        token = self._issue_login_token(email, "device", target=device.pk)
+        self._send_link(email, token, "Approve your Spikes CLI sign-in",
+                        f"Someone (hopefully you) is signing in the Spikes CLI with code {device.user_code}.")
+
+    def poll_device(self, device_code: str) -> Optional[Session]:
+        try:
+            device = AuthItem.get(f"device#{token_hash(device_code)}", consistent_read=True)
+        except AuthItem.DoesNotExist:
+            raise TokenInvalid("Unknown device code") from None
+        return self._collect(device, "cli-device")
+
+
+def _iso_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,66 @@
+"""Sliding-window rate limits kept in DynamoDB, so every Lambda instance shares them.
+
+The window is approximated the usual way (Cloudflare-style): the current fixed window's
+count plus the previous window's count weighted by how much of it still overlaps the
+sliding window. The increment is one atomic ``ADD``; items expire through the table TTL.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from chalicelib.errors import RateLimited
+from chalicelib.services.secrets import subject_hash
+from chalicelib.store.models import LedgerItem
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: int  # epoch seconds when the current window ends
+    retry_after: int
+
+    def headers(self) -> dict:
+        return {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(self.remaining),
+                "X-RateLimit-Reset": str(self.reset_at)}
+
+
+def check(name: str, subject: str, limit: int, window_seconds: int, now: Optional[float] = None) -> Decision:
+    """Count one hit for ``subject`` under limit ``name`` and decide. Denied hits count too,
+    so a client hammering past the limit stays limited."""
+    now = time.time() if now is None else now
+    window_index = int(now // window_seconds)
+    window_start = window_index * window_seconds
+    key = f"rl#{name}#{subject_hash(subject)}#"
+    counter = LedgerItem(f"{key}{window_index}")
+    counter.update(actions=[LedgerItem.count.add(1),
+                            LedgerItem.expires_at.set(window_start + 2 * window_seconds + 60)])
+    current = int(counter.count)
+    try:
+        previous = int(LedgerItem.get(f"{key}{window_index - 1}").count)
+    except LedgerItem.DoesNotExist:
+        previous = 0
+    elapsed = now - window_start
+    overlap = (window_seconds - elapsed) / window_seconds
+    estimate = previous * overlap + current
+    reset_at = int(window_start + window_seconds)
+    if estimate <= limit:
+        return Decision(True, limit, max(0, int(limit - estimate)), reset_at, 0)
+    if current > limit or previous == 0:
+        retry_after = reset_at - now
+    else:
+        # Wait until the previous window's weight has shrunk enough: previous*(1 - t/W) + current <= limit.
+        needed_elapsed = window_seconds * (1 - (limit - current) / previous)
+        retry_after = max(needed_elapsed - elapsed, 1)
+    return Decision(False, limit, 0, reset_at, max(1, math.ceil(retry_after)))
+
+
+def enforce(name: str, subject: str, limit: int, window_seconds: int) -> Decision:
+    decision = check(name, subject, limit, window_seconds)
+    if not decision.allowed:
+        raise RateLimited(decision.retry_after, decision.limit, decision.reset_at)
+    return decision

@@ -1,0 +1,53 @@
+"""Random secrets and their stored form. Tokens are only ever stored as SHA-256 hashes
+(they are high-entropy, so a fast hash is enough); passwords use argon2 (slow, salted)."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from typing import Optional
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_PASSWORDS = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+
+def new_token(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def subject_hash(*parts: str) -> str:
+    """A short stable hash of identifiers (IP, e-mail) for keys and logs: no raw PII stored."""
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+def constant_time_equals(a: Optional[str], b: Optional[str]) -> bool:
+    if not a or not b:
+        return False
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+def hash_password(password: str) -> str:
+    return _PASSWORDS.hash(password)
+
+
+def verify_password(stored_hash: str, password: str) -> bool:
+    try:
+        return _PASSWORDS.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def sign(secret: str, message: str) -> str:
+    digest = hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
+
+
+def verify_signature(secret: str, message: str, signature: str) -> bool:
+    return hmac.compare_digest(sign(secret, message), signature)

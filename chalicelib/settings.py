@@ -1,0 +1,111 @@
+"""One typed settings object, read lazily from the environment and cached.
+
+Nothing reads ``os.environ`` at import time: under ``chalice local`` and the test client the
+stage's environment variables are only patched in while a request runs.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Literal, Optional
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "local-development-secret-do-not-use-in-aws"
+LOCAL_STAGES = {"local", "test"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPIKES_", extra="ignore")
+
+    stage: str = "local"
+    region: str = Field(default="us-east-1", validation_alias="AWS_DEFAULT_REGION")
+    # Points every AWS client at an emulator (moto server, DynamoDB Local). None in AWS.
+    aws_endpoint_url: Optional[str] = None
+    dynamodb_endpoint_url: Optional[str] = None
+    table_prefix: Optional[str] = None
+    bucket: Optional[str] = None
+
+    # Admin token of the contract (`?token=<SPIKES_TOKEN>`).
+    token: Optional[SecretStr] = None
+    # Signs cursors and share-password cookies. Must be set outside local stages.
+    secret_key: SecretStr = SecretStr(DEV_SECRET)
+    # Overrides the base URL derived from the request (e.g. behind a CDN).
+    public_base_url: Optional[str] = None
+
+    mail_mode: Literal["console", "ses"] = "console"
+    mail_sender: str = "Spikes <no-reply@spikes.local>"
+
+    login_token_ttl_seconds: int = 15 * 60
+    device_code_ttl_seconds: int = 10 * 60
+    device_poll_interval_seconds: int = 5
+
+    # Rate limits: (requests, window seconds).
+    rate_spikes_per_minute: int = 60
+    rate_shares_per_minute: int = 10
+    rate_password_per_minute: int = 5
+    rate_login_per_address: int = 5
+    rate_login_per_ip: int = 20
+    rate_login_window_seconds: int = 15 * 60
+    rate_poll_per_minute: int = 30
+
+    # Tier limits; None = unlimited.
+    free_spike_limit: Optional[int] = 100
+    free_share_limit: Optional[int] = 5
+    pro_spike_limit: Optional[int] = None
+    pro_share_limit: Optional[int] = None
+    quota_period: Literal["month"] = "month"
+
+    max_json_bytes: int = 64 * 1024
+    # Lambda caps a request at 6 MB including base64 for binary bodies.
+    max_direct_upload_bytes: int = 4 * 1024 * 1024
+    max_share_bytes: int = 50 * 1024 * 1024
+    max_share_files: int = 500
+    presign_ttl_seconds: int = 15 * 60
+
+    stripe_secret_key: Optional[SecretStr] = None
+    stripe_webhook_secret: Optional[SecretStr] = None
+    stripe_price_id: Optional[str] = None
+    stripe_api_base: Optional[str] = None
+    billing_success_url: Optional[str] = None
+    billing_cancel_url: Optional[str] = None
+    payment_grace_days: int = 7
+    upgrade_url: Optional[str] = None
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_dev_secret_in_aws(self) -> "Settings":
+        if self.stage not in LOCAL_STAGES and self.secret_key.get_secret_value() == DEV_SECRET:
+            raise ValueError("SPIKES_SECRET_KEY must be set outside the local stages")
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage in LOCAL_STAGES
+
+    @property
+    def resource_prefix(self) -> str:
+        return self.table_prefix if self.table_prefix is not None else f"spikes-{self.stage}-"
+
+    @property
+    def bucket_name(self) -> str:
+        return self.bucket or f"{self.resource_prefix}files"
+
+    @property
+    def admin_token(self) -> Optional[str]:
+        return self.token.get_secret_value() if self.token else None
+
+    @property
+    def stripe_configured(self) -> bool:
+        return bool(self.stripe_secret_key and self.stripe_price_id)
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the local runner change the environment)."""
+    get_settings.cache_clear()

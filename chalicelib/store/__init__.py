@@ -1,0 +1,1 @@
+"""Persistence: PynamoDB models, table names, transactions."""

@@ -1,0 +1,234 @@
+"""PynamoDB models. Keys and indexes follow the access patterns in docs/data-model.md.
+
+Table names, endpoint and region are bound at run time by ``configure_models`` (settings are
+read lazily), never at import time.
+"""
+from __future__ import annotations
+
+from typing import Iterable, List, Type
+
+from pynamodb.attributes import (BooleanAttribute, JSONAttribute, NumberAttribute,
+                                 UnicodeAttribute)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.connection import Connection
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.settings import Settings
+from chalicelib.store.tables import table_name
+
+
+class _Base(Model):
+    class Meta:
+        abstract = True
+        region = "us-east-1"
+        billing_mode = "PAY_PER_REQUEST"
+        max_retry_attempts = 2
+        connect_timeout_seconds = 2
+        read_timeout_seconds = 5
+
+
+# --- users -----------------------------------------------------------------------------------
+
+class StripeCustomerIndex(GlobalSecondaryIndex["User"]):
+    class Meta:
+        index_name = "stripe_customer_index"
+        projection = KeysOnlyProjection()
+
+    stripe_customer_id = UnicodeAttribute(hash_key=True)
+
+
+class User(_Base):
+    """pk user_id = uuid5(email): one user per address without a uniqueness side-table."""
+
+    class Meta(_Base.Meta):
+        table_name = "users"
+
+    user_id = UnicodeAttribute(hash_key=True)
+    email = UnicodeAttribute()
+    tier = UnicodeAttribute(default="free")
+    created_at = UnicodeAttribute()
+    active_shares = NumberAttribute(default=0)
+    stripe_customer_id = UnicodeAttribute(null=True)
+    subscription_id = UnicodeAttribute(null=True)
+    subscription_status = UnicodeAttribute(null=True)
+    # Stripe `event.created` of the newest event applied: older events never overwrite it.
+    subscription_event_at = NumberAttribute(null=True)
+    # Epoch seconds until which a past-due subscription keeps Pro.
+    grace_until = NumberAttribute(null=True)
+    stripe_customer_index = StripeCustomerIndex()
+
+
+# --- auth ------------------------------------------------------------------------------------
+
+class AuthItem(_Base):
+    """One table, items told apart by key prefix: ``login#``, ``bearer#``, ``device#``,
+    ``usercode#``, ``poll#``. Secrets are never keys: keys hold SHA-256 hashes."""
+
+    class Meta(_Base.Meta):
+        table_name = "auth"
+
+    pk = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute()
+    user_id = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    purpose = UnicodeAttribute(null=True)
+    created_at = NumberAttribute(default=0)
+    expires_at = NumberAttribute(null=True)  # epoch seconds; the table TTL attribute
+    # Login tokens / device codes: when they were consumed, verified, collected.
+    used_at = NumberAttribute(null=True)
+    verified_user_id = UnicodeAttribute(null=True)
+    collected_at = NumberAttribute(null=True)
+    # Pointers: a poll item or user-code item names the login/device item it belongs to.
+    target = UnicodeAttribute(null=True)
+    user_code = UnicodeAttribute(null=True)
+    label = UnicodeAttribute(null=True)
+
+
+# --- shares ----------------------------------------------------------------------------------
+
+class OwnerSharesIndex(GlobalSecondaryIndex["Share"]):
+    class Meta:
+        index_name = "owner_index"
+        projection = AllProjection()
+
+    owner_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class Share(_Base):
+    """pk ``share#<id>`` holds the share; pk ``slug#<slug>`` claims a slug (attribute
+    ``share_id``). Slug claims carry no owner_id, so owner_index stays sparse."""
+
+    class Meta(_Base.Meta):
+        table_name = "shares"
+
+    pk = UnicodeAttribute(hash_key=True)
+    share_id = UnicodeAttribute()
+    slug = UnicodeAttribute(null=True)
+    owner_id = UnicodeAttribute(null=True)
+    name = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(null=True)
+    password_hash = UnicodeAttribute(null=True)
+    # Bumped when the password changes so old unlock cookies stop working.
+    password_version = NumberAttribute(default=0)
+    webhook_url = UnicodeAttribute(null=True)
+    file_count = NumberAttribute(default=0)
+    total_bytes = NumberAttribute(default=0)
+    # Uploaded files: {relative path: {"size": n, "type": mime}}.
+    files = JSONAttribute(null=True)
+    owner_index = OwnerSharesIndex()
+
+
+# --- spikes ----------------------------------------------------------------------------------
+
+class ProjectIndex(GlobalSecondaryIndex["Spike"]):
+    class Meta:
+        index_name = "project_index"
+        projection = AllProjection()
+
+    project = UnicodeAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True)
+
+
+class OwnerSpikesIndex(GlobalSecondaryIndex["Spike"]):
+    class Meta:
+        index_name = "owner_index"
+        projection = AllProjection()
+
+    owner_id = UnicodeAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True)
+
+
+class FeedIndex(GlobalSecondaryIndex["Spike"]):
+    class Meta:
+        index_name = "feed_index"
+        projection = AllProjection()
+
+    feed = UnicodeAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True)
+
+
+class Spike(_Base):
+    """pk spike_id. ``project`` is the share id when the project key names a share, else
+    ``key#<projectKey>``. ``sort_key`` = ``<received ISO time>#<spike_id>``: unique, so
+    cursors never skip or repeat items that share a timestamp."""
+
+    class Meta(_Base.Meta):
+        table_name = "spikes"
+
+    spike_id = UnicodeAttribute(hash_key=True)
+    project = UnicodeAttribute()
+    sort_key = UnicodeAttribute()
+    feed = UnicodeAttribute(default="all")
+    owner_id = UnicodeAttribute(null=True)
+    share_id = UnicodeAttribute(null=True)
+    client_id = UnicodeAttribute(null=True)
+    type = UnicodeAttribute()
+    project_key = UnicodeAttribute()
+    page = UnicodeAttribute(default="")
+    url = UnicodeAttribute(default="")
+    comments = UnicodeAttribute(default="")
+    timestamp = UnicodeAttribute(default="")
+    rating = UnicodeAttribute(null=True)
+    reviewer_id = UnicodeAttribute(default="anon")
+    reviewer = JSONAttribute(null=True)
+    selector = UnicodeAttribute(null=True)
+    xpath = UnicodeAttribute(null=True)
+    element_text = UnicodeAttribute(null=True)
+    bounding_box = JSONAttribute(null=True)
+    viewport = JSONAttribute(null=True)
+    resolved = BooleanAttribute(default=False)
+    resolved_at = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    project_index = ProjectIndex()
+    owner_index = OwnerSpikesIndex()
+    feed_index = FeedIndex()
+
+
+# --- ledger ----------------------------------------------------------------------------------
+
+class LedgerItem(_Base):
+    """Counters and markers: ``quota#<share>#<period>``, ``usage#<user>#<period>``,
+    ``rl#<limit>#<subject>#<window>``, ``stripe-event#<id>``, ``job#<name>``."""
+
+    class Meta(_Base.Meta):
+        table_name = "ledger"
+
+    pk = UnicodeAttribute(hash_key=True)
+    count = NumberAttribute(default=0)
+    expires_at = NumberAttribute(null=True)  # epoch seconds; the table TTL attribute
+    state = UnicodeAttribute(null=True)
+    detail = JSONAttribute(null=True)
+
+
+ALL_MODELS: List[Type[Model]] = [User, AuthItem, Share, Spike, LedgerItem]
+LOGICAL_NAMES = {User: "users", AuthItem: "auth", Share: "shares", Spike: "spikes", LedgerItem: "ledger"}
+
+
+def configure_models(settings: Settings, models: Iterable[Type[Model]] = ALL_MODELS) -> None:
+    """Bind table names and endpoint from settings; drop cached connections."""
+    host = settings.dynamodb_endpoint_url or settings.aws_endpoint_url
+    for model in models:
+        name = table_name(settings, LOGICAL_NAMES[model])
+        if (model.Meta.table_name, model.Meta.region, getattr(model.Meta, "host", None)) == (name, settings.region, host):
+            continue  # keep the warm connection: building a botocore client costs ~100 ms
+        model.Meta.table_name = name
+        model.Meta.region = settings.region
+        model.Meta.host = host
+        model._connection = None
+
+
+_transaction_connection: dict = {}
+
+
+def transaction() -> TransactWrite:
+    """A DynamoDB transaction on the configured endpoint: all of its writes happen, or none."""
+    settings_key = (User.Meta.region, getattr(User.Meta, "host", None))
+    connection = _transaction_connection.get(settings_key)
+    if connection is None:
+        connection = Connection(region=settings_key[0], host=settings_key[1], max_retry_attempts=2)
+        _transaction_connection.clear()
+        _transaction_connection[settings_key] = connection
+    return TransactWrite(connection=connection)

@@ -1,0 +1,157 @@
+"""Shared fixtures: an in-process AWS (moto), the Chalice test client, mail capture, users.
+
+DynamoDB Local (Amazon's engine) is used by tests that ask for ``store_backend`` (see
+tests/dynamodb_local.py); the rest run on moto.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from typing import Iterator, List, Optional
+
+import pytest
+
+os.environ.update({
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+})
+os.environ.pop("AWS_PROFILE", None)
+TEST_ENV = {
+    "SPIKES_STAGE": "test",
+    "SPIKES_TOKEN": "admin-test-token",
+    "SPIKES_MAIL_MODE": "ses",
+    "SPIKES_MAIL_SENDER": "no-reply@spikes.test",
+}
+os.environ.update(TEST_ENV)
+for key in [k for k in os.environ if k.startswith("SPIKES_") and k not in TEST_ENV]:
+    del os.environ[key]
+
+import boto3  # noqa: E402
+from chalice.test import Client  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from chalicelib import deps  # noqa: E402
+from chalicelib.store.setup import create_bucket, create_tables  # noqa: E402
+from tests import dynamodb_local  # noqa: E402
+
+ADMIN_TOKEN = TEST_ENV["SPIKES_TOKEN"]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--no-dynamodb-local", action="store_true", help="skip the DynamoDB Local runs")
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_endpoint(request) -> Iterator[Optional[str]]:
+    if request.config.getoption("--no-dynamodb-local"):
+        yield None
+        return
+    with dynamodb_local.running() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def env(monkeypatch):
+    """Set extra SPIKES_* variables for one test: ``env(FREE_SPIKE_LIMIT="3")``."""
+    def set_env(**values: str) -> None:
+        for key, value in values.items():
+            monkeypatch.setenv(f"SPIKES_{key}", str(value))
+        deps.reset()
+    yield set_env
+    deps.reset()
+
+
+def _provision(endpoint: Optional[str] = None) -> None:
+    if endpoint:
+        os.environ["SPIKES_DYNAMODB_ENDPOINT_URL"] = endpoint
+        os.environ["SPIKES_TABLE_PREFIX"] = f"t{uuid.uuid4().hex[:10]}-"
+    deps.reset()
+    settings = deps.settings()
+    create_tables(settings, boto3.client("dynamodb", endpoint_url=endpoint, region_name=settings.region))
+    create_bucket(settings, deps.s3_client())
+    deps.ses_client().verify_email_identity(EmailAddress="no-reply@spikes.test")
+
+
+@pytest.fixture
+def aws(monkeypatch) -> Iterator[None]:
+    """A fresh in-process AWS: tables, bucket and a verified SES sender."""
+    with mock_aws():
+        _provision()
+        yield
+    deps.reset()
+
+
+@pytest.fixture(params=["moto", "dynamodb-local"])
+def store_backend(request, monkeypatch) -> Iterator[str]:
+    """Run a test on moto and again on DynamoDB Local (S3/SES stay on moto)."""
+    with mock_aws():
+        if request.param == "dynamodb-local":
+            endpoint = request.getfixturevalue("dynamodb_local_endpoint")
+            if endpoint is None:
+                pytest.skip("DynamoDB Local disabled (--no-dynamodb-local)")
+            monkeypatch.setenv("SPIKES_DYNAMODB_ENDPOINT_URL", endpoint)
+            monkeypatch.setenv("SPIKES_TABLE_PREFIX", f"t{uuid.uuid4().hex[:10]}-")
+            _provision(endpoint)
+        else:
+            _provision()
+        yield request.param
+    deps.reset()
+
+
+@pytest.fixture
+def client(aws) -> Iterator[Client]:
+    from app import app
+    with Client(app, stage_name="test") as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def backend_client(store_backend) -> Iterator[Client]:
+    from app import app
+    with Client(app, stage_name="test") as test_client:
+        yield test_client
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def call(client: Client, method: str, path: str, body=None, token: Optional[str] = None,
+         headers: Optional[dict] = None, raw: Optional[bytes] = None):
+    """One request through the test client; returns (status, json-or-None, headers)."""
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    if token:
+        all_headers["Authorization"] = f"Bearer {token}"
+    payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
+    response = client.http.request(method, path, headers=all_headers, body=payload)
+    try:
+        data = json.loads(response.body) if response.body else None
+    except ValueError:
+        data = None
+    return response.status_code, data, response.headers
+
+
+def sent_mails(to: Optional[str] = None) -> List[dict]:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+    messages = ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages
+    out = [{"to": m.destinations["ToAddresses"], "subject": m.subject, "body": m.body} for m in messages]
+    return [m for m in out if to is None or to.lower() in m["to"]]
+
+
+def login_token_from_mail(to: str) -> str:
+    body = sent_mails(to)[-1]["body"]
+    return re.search(r"/auth/verify\?token=([A-Za-z0-9_\-]+)", body).group(1)
+
+
+def sign_in(client: Client, email: str = "owner@example.com") -> str:
+    status, _, _ = call(client, "POST", "/auth/login", {"email": email})
+    assert status == 200
+    status, data, _ = call(client, "POST", "/auth/verify", {"login_token": login_token_from_mail(email)})
+    assert status == 200, data
+    return data["token"]
+
+
+@pytest.fixture
+def user_token(client) -> str:
+    return sign_in(client, "owner@example.com")

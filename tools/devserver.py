@@ -1,0 +1,122 @@
+"""`make dev`: the API on http://127.0.0.1:8000 with an embedded AWS emulator.
+
+Starts moto on a loopback port (DynamoDB, S3, SES), creates the local stage's tables and
+bucket, restores data saved in ``.local-data/`` (wipe it with ``make clean-data``), prints
+magic-link mails to the console, and serves the Chalice app. Ctrl-C stops everything.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _fake_aws_environment() -> None:
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        os.environ.setdefault(key, value)
+    os.environ.pop("AWS_PROFILE", None)
+
+
+def _admin_token(data_dir: Path) -> str:
+    if os.environ.get("SPIKES_TOKEN"):
+        return os.environ["SPIKES_TOKEN"]
+    path = data_dir / "admin-token"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--data-dir", default=os.environ.get("SPIKES_DATA_DIR", str(ROOT / ".local-data")))
+    parser.add_argument("--no-persist", action="store_true", help="keep data in memory only")
+    args = parser.parse_args(argv)
+
+    _fake_aws_environment()
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    import logging
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    data_dir = Path(args.data_dir)
+    emulator = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    emulator.start()
+    emulator_host, emulator_port = emulator.get_host_and_port()
+    endpoint = f"http://{emulator_host}:{emulator_port}"
+    os.environ.update({"SPIKES_AWS_ENDPOINT_URL": endpoint, "SPIKES_STAGE": "local", "SPIKES_MAIL_MODE": "console",
+                       "SPIKES_TOKEN": _admin_token(data_dir)})
+    os.environ.setdefault("SPIKES_STRIPE_API_BASE", "")
+
+    sys.path.insert(0, str(ROOT))
+    from chalicelib import deps
+    from chalicelib.store.setup import create_bucket, create_tables
+    from chalicelib.store.tables import TABLES, table_name
+
+    deps.reset()
+    settings = deps.settings()
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=settings.region)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=settings.region)
+    create_tables(settings, dynamodb)
+    create_bucket(settings, s3)
+
+    local_data = None
+    if not args.no_persist:
+        from tools.localdata import LocalData
+        local_data = LocalData(data_dir, dynamodb, s3, [table_name(settings, t) for t in TABLES], settings.bucket_name)
+        restored = local_data.restore()
+        if restored:
+            print(f"Restored local data from {data_dir}: {restored}", flush=True)
+        local_data.start()
+
+    from chalice.cli.factory import CLIFactory
+    from chalice.deploy.validate import validate_routes
+    from chalice.local import ChaliceRequestHandler, LocalDevServer
+
+    class RequestHandler(ChaliceRequestHandler):
+        # Stock chalice local pays ~44 ms per keep-alive request to Nagle's algorithm.
+        disable_nagle_algorithm = True
+
+        def _generic_handle(self):
+            super()._generic_handle()
+            if local_data is not None and self.command in ("POST", "PUT", "PATCH", "DELETE"):
+                local_data.mark_dirty()
+
+        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
+    config = CLIFactory(project_dir=str(ROOT)).create_config_obj(chalice_stage_name="local")
+    validate_routes(config.chalice_app.routes)
+    server = LocalDevServer(config.chalice_app, config, args.host, args.port, handler_cls=RequestHandler)
+    stopping = threading.Event()
+
+    def stop(*_):
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    print(f"Spikes API on http://{args.host}:{args.port}  (AWS emulator at {endpoint})", flush=True)
+    print(f"Admin token (?token=): {os.environ['SPIKES_TOKEN']}", flush=True)
+    print("Magic-link e-mails are printed here. Ctrl-C stops.", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        if local_data is not None:
+            local_data.stop()
+            print(f"Saved local data to {data_dir}", flush=True)
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Keeps the local stage's data across restarts.
+
+The embedded emulator (moto) holds everything in memory. After writes, the runner dumps
+every table and the bucket into ``.local-data/`` through the ordinary AWS APIs, and loads
+them back at start. Scans are fine here: this is the local runner, never a request path.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Dict, Iterable
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+class LocalData:
+    def __init__(self, root: Path, dynamodb: Any, s3: Any, tables: Iterable[str], bucket: str):
+        self.root = root
+        self.dynamodb = dynamodb
+        self.s3 = s3
+        self.tables = list(tables)
+        self.bucket = bucket
+        self._dirty = threading.Event()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._flush_loop, name="local-data", daemon=True)
+
+    # --- restore -----------------------------------------------------------------------------
+
+    def restore(self) -> Dict[str, int]:
+        counts: Dict[str, int] = {}
+        for table in self.tables:
+            path = self.root / "dynamodb" / f"{table}.jsonl"
+            if not path.exists():
+                continue
+            items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            for start in range(0, len(items), 25):
+                requests = [{"PutRequest": {"Item": item}} for item in items[start:start + 25]]
+                pending = {table: requests}
+                while pending:
+                    pending = self.dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            counts[table] = len(items)
+        manifest_path = self.root / "s3" / "manifest.json"
+        if manifest_path.exists():
+            manifest = json.loads(manifest_path.read_text())
+            for key, meta in manifest.items():
+                body = (self.root / "s3" / "objects" / meta["file"]).read_bytes()
+                self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=meta["content_type"])
+            counts["s3 objects"] = len(manifest)
+        return counts
+
+    # --- dump --------------------------------------------------------------------------------
+
+    def mark_dirty(self) -> None:
+        self._dirty.set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.dump()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.is_set():
+            if self._dirty.wait(timeout=0.5):
+                self._dirty.clear()
+                try:
+                    self.dump()
+                except Exception as exc:  # noqa: BLE001 - keep serving; report and retry on next write
+                    print(f"[local-data] dump failed: {exc}", flush=True)
+                    self._dirty.set()
+                self._stop.wait(1.0)
+
+    def dump(self) -> None:
+        with self._lock:
+            for table in self.tables:
+                lines = []
+                for page in self.dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+                    lines.extend(json.dumps(item, sort_keys=True) for item in page["Items"])
+                _atomic_write(self.root / "dynamodb" / f"{table}.jsonl", ("\n".join(lines) + "\n").encode())
+            manifest_path = self.root / "s3" / "manifest.json"
+            old = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+            manifest = {}
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+                for obj in page.get("Contents", []):
+                    key, etag = obj["Key"], obj["ETag"].strip('"')
+                    file_name = f"{abs(hash(key)):x}-{etag}"
+                    if old.get(key, {}).get("etag") == etag and (self.root / "s3" / "objects" / old[key]["file"]).exists():
+                        manifest[key] = old[key]
+                        continue
+                    got = self.s3.get_object(Bucket=self.bucket, Key=key)
+                    _atomic_write(self.root / "s3" / "objects" / file_name, got["Body"].read())
+                    manifest[key] = {"etag": etag, "file": file_name,
+                                     "content_type": got.get("ContentType") or "application/octet-stream"}
+            _atomic_write(manifest_path, json.dumps(manifest, indent=1, sort_keys=True).encode())
+            live = {meta["file"] for meta in manifest.values()}
+            objects_dir = self.root / "s3" / "objects"
+            if objects_dir.exists():
+                for stale in objects_dir.iterdir():
+                    if stale.name not in live:
+                        stale.unlink()
