@@ -1,0 +1,6 @@
+"""Spikes routes."""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+bp = Blueprint(__name__)

@@ -1,0 +1,81 @@
+"""Tiers, limits and quota periods.
+
+Usage counters are keyed by period (``quota#<share>#2026-11``), so a new period starts from
+zero by construction: the scheduled reset is bookkeeping, never the only guard, and a late,
+repeated or missed run cannot let a share exceed its limit or lose its allowance.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Optional
+
+from chalicelib.settings import Settings
+from chalicelib.store.models import User
+
+PRO = "pro"
+FREE = "free"
+# Counters outlive their period long enough for reports, then the table TTL removes them.
+COUNTER_RETENTION_SECONDS = 400 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Limits:
+    spike_limit: Optional[int]  # per share, per period; None = unlimited
+    share_limit: Optional[int]  # active shares; None = unlimited
+
+
+def effective_tier(user: User, now: Optional[float] = None) -> str:
+    """Pro only while paid up: a past-due subscription keeps Pro until its grace ends, even if
+    the scheduled job that flips the stored tier has not run yet."""
+    now = time.time() if now is None else now
+    if user.tier == PRO and (user.grace_until is None or user.grace_until > now):
+        return PRO
+    return FREE
+
+
+def limits_for(settings: Settings, tier: str) -> Limits:
+    if tier == PRO:
+        return Limits(settings.pro_spike_limit, settings.pro_share_limit)
+    return Limits(settings.free_spike_limit, settings.free_share_limit)
+
+
+def period_of(moment: datetime) -> str:
+    """The quota period a moment falls in (calendar month, UTC)."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m")
+
+
+def current_period(now: Optional[datetime] = None) -> str:
+    return period_of(now or datetime.now(timezone.utc))
+
+
+def period_start(period: str) -> datetime:
+    year, month = (int(part) for part in period.split("-"))
+    return datetime(year, month, 1, tzinfo=timezone.utc)
+
+
+def next_period_start(now: Optional[datetime] = None) -> datetime:
+    start = period_start(current_period(now))
+    return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Ledger keys: one place, so spikes, shares, usage and the reset job agree.
+def share_quota_key(share_id: str, period: str) -> str:
+    return f"quota#{share_id}#{period}"
+
+
+def user_usage_key(user_id: str, period: str) -> str:
+    return f"usage#{user_id}#{period}"
+
+
+def share_total_key(share_id: str) -> str:
+    return f"spikes#{share_id}"
+
+
+def upgrade_url(settings: Settings, base_url: str) -> str:
+    return settings.upgrade_url or f"{base_url}/billing/checkout"
