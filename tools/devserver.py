@@ -2,7 +2,15 @@
 
 Starts moto on a loopback port (DynamoDB, S3, SES), creates the local stage's tables and
 bucket, restores data saved in ``.local-data/`` (wipe it with ``make clean-data``), prints
-magic-link mails to the console, and serves the Chalice app. Ctrl-C stops everything.
+magic-link mails to the console, and serves the Chalice app. Ctrl-C (or SIGTERM) stops everything.
+
+``--dynamodb-endpoint URL`` (or ``SPIKES_DYNAMODB_ENDPOINT_URL``) keeps the tables in an external
+DynamoDB instead (DynamoDB Local, for the concurrency tests): the tables are created there, named
+with ``SPIKES_TABLE_PREFIX`` when set, S3 and SES stay on the embedded moto, and nothing is saved
+to the data directory.
+
+The server is threaded (one thread per connection) and safe for concurrent requests: Chalice's
+``app.current_request`` is made thread-local the way ``chalice local`` does it.
 """
 from __future__ import annotations
 
@@ -40,7 +48,11 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--data-dir", default=os.environ.get("SPIKES_DATA_DIR", str(ROOT / ".local-data")))
     parser.add_argument("--no-persist", action="store_true", help="keep data in memory only")
+    parser.add_argument("--dynamodb-endpoint", default=os.environ.get("SPIKES_DYNAMODB_ENDPOINT_URL") or None,
+                        help="keep the tables in this DynamoDB (e.g. DynamoDB Local); implies --no-persist")
     args = parser.parse_args(argv)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: binding to {args.host}: the local server has no production hardening", flush=True)
 
     _fake_aws_environment()
     import boto3
@@ -55,6 +67,10 @@ def main(argv=None) -> int:
     endpoint = f"http://{emulator_host}:{emulator_port}"
     os.environ.update({"SPIKES_AWS_ENDPOINT_URL": endpoint, "SPIKES_STAGE": "local", "SPIKES_MAIL_MODE": "console",
                        "SPIKES_TOKEN": _admin_token(data_dir)})
+    if args.dynamodb_endpoint:
+        os.environ["SPIKES_DYNAMODB_ENDPOINT_URL"] = args.dynamodb_endpoint
+    else:
+        os.environ.pop("SPIKES_DYNAMODB_ENDPOINT_URL", None)
     os.environ.setdefault("SPIKES_STRIPE_API_BASE", "")
 
     sys.path.insert(0, str(ROOT))
@@ -64,13 +80,14 @@ def main(argv=None) -> int:
 
     deps.reset()
     settings = deps.settings()
-    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name=settings.region)
+    dynamodb = boto3.client("dynamodb", endpoint_url=settings.dynamodb_endpoint_url or endpoint,
+                            region_name=settings.region)
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name=settings.region)
     create_tables(settings, dynamodb)
     create_bucket(settings, s3)
 
     local_data = None
-    if not args.no_persist:
+    if not args.no_persist and not args.dynamodb_endpoint:
         from tools.localdata import LocalData
         local_data = LocalData(data_dir, dynamodb, s3, [table_name(settings, t) for t in TABLES], settings.bucket_name)
         restored = local_data.restore()
@@ -80,7 +97,7 @@ def main(argv=None) -> int:
 
     from chalice.cli.factory import CLIFactory
     from chalice.deploy.validate import validate_routes
-    from chalice.local import ChaliceRequestHandler, LocalDevServer
+    from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer, ThreadedHTTPServer
 
     class RequestHandler(ChaliceRequestHandler):
         # Stock chalice local pays ~44 ms per keep-alive request to Nagle's algorithm.
@@ -93,9 +110,23 @@ def main(argv=None) -> int:
 
         do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 
+    class Server(ThreadedHTTPServer):
+        # One daemon thread per connection (ThreadingMixIn); a deep accept queue so that a burst
+        # of clients connecting at once (the concurrency tests: 200 threads) is not dropped.
+        request_queue_size = 1024
+        daemon_threads = True
+        block_on_close = False  # an idle keep-alive connection must not hold up the shutdown
+
     config = CLIFactory(project_dir=str(ROOT)).create_config_obj(chalice_stage_name="local")
-    validate_routes(config.chalice_app.routes)
-    server = LocalDevServer(config.chalice_app, config, args.host, args.port, handler_cls=RequestHandler)
+    app_obj = config.chalice_app
+    validate_routes(app_obj.routes)
+    # What chalice.local.create_local_server does: make app.current_request thread-local, or
+    # concurrent requests would read each other's request.
+    if not isinstance(app_obj, LocalChalice):
+        CustomLocalChalice.__bases__ = (LocalChalice, app_obj.__class__)
+        app_obj.__class__ = CustomLocalChalice
+    server = LocalDevServer(app_obj, config, args.host, args.port, handler_cls=RequestHandler, server_cls=Server)
+    bound_host, bound_port = server.server.server_address[:2]
     stopping = threading.Event()
 
     def stop(*_):
@@ -105,16 +136,21 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    print(f"Spikes API on http://{args.host}:{args.port}  (AWS emulator at {endpoint})", flush=True)
+    tables_at = f"DynamoDB at {args.dynamodb_endpoint}, " if args.dynamodb_endpoint else ""
+    print(f"Spikes API on http://{bound_host}:{bound_port}  ({tables_at}AWS emulator at {endpoint})", flush=True)
     print(f"Admin token (?token=): {os.environ['SPIKES_TOKEN']}", flush=True)
     print("Magic-link e-mails are printed here. Ctrl-C stops.", flush=True)
+    # LocalDevServer.serve_forever prints this too, unflushed; print it here so pipes see it now.
+    print(f"Serving on http://{bound_host}:{bound_port}", flush=True)
     try:
-        server.serve_forever()
+        server.server.serve_forever()
     finally:
         if local_data is not None:
             local_data.stop()
             print(f"Saved local data to {data_dir}", flush=True)
+        server.server.server_close()
         emulator.stop()
+        print("Stopped.", flush=True)
     return 0
 
 

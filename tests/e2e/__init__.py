@@ -1,0 +1,1 @@
+"""End-to-end tests: the real local server (tools/devserver.py) over real HTTP."""
