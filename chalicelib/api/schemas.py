@@ -1,7 +1,7 @@
 """Request and response models: they validate input and describe the API (OpenAPI later)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
@@ -40,3 +40,48 @@ class MeOut(BaseModel):
     email: str
     tier: str
     created_at: Optional[str] = None
+
+
+# --- spikes ----------------------------------------------------------------------------------
+
+class ReviewerIn(_Lenient):
+    id: Optional[str] = Field(default=None, max_length=128)
+    name: Optional[str] = Field(default=None, max_length=200)
+    email: Optional[str] = Field(default=None, max_length=254)
+
+
+class ViewportIn(_Lenient):
+    width: float = Field(ge=0, le=100_000)
+    height: float = Field(ge=0, le=100_000)
+
+
+class BoundingBoxIn(_Lenient):
+    x: float = Field(ge=-1_000_000, le=10_000_000)
+    y: float = Field(ge=-1_000_000, le=10_000_000)
+    width: float = Field(ge=0, le=10_000_000)
+    height: float = Field(ge=0, le=10_000_000)
+
+
+class SpikeIn(_Lenient):
+    """What the widget, the CLI's push and the MCP server post. Unknown fields are ignored;
+    strings that are null count as empty. ``projectKey`` or ``project`` is required (checked
+    by the view, so the error names the field)."""
+    id: Optional[str] = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    type: Literal["page", "element"]
+    projectKey: Optional[str] = Field(default=None, min_length=1, max_length=200)
+    project: Optional[str] = Field(default=None, min_length=1, max_length=200)
+    page: Optional[str] = Field(default="", max_length=2000)
+    url: Optional[str] = Field(default="", max_length=4000)
+    comments: Optional[str] = Field(default="", max_length=10_000)
+    timestamp: Optional[str] = Field(default="", max_length=64)
+    rating: Optional[Literal["love", "like", "meh", "no"]] = None
+    reviewer: Optional[ReviewerIn] = None
+    selector: Optional[str] = Field(default=None, max_length=2000)
+    xpath: Optional[str] = Field(default=None, max_length=2000)
+    elementText: Optional[str] = Field(default=None, max_length=1000)
+    boundingBox: Optional[BoundingBoxIn] = None
+    viewport: Optional[ViewportIn] = None
+
+
+class ResolveIn(_Lenient):
+    resolved: bool

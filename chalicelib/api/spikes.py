@@ -1,6 +1,185 @@
-"""Spikes routes."""
+"""Feedback: POST /spikes (public, the widget), listing, one spike, export."""
 from __future__ import annotations
 
-from chalice import Blueprint
+import csv
+import io
+import json
+from datetime import datetime, timezone
+from typing import Optional
+
+from chalice import Blueprint, Response
+from pydantic import ValidationError
+
+from chalicelib import deps
+from chalicelib.api import context, inputs
+from chalicelib.api.routing import json_response, route
+from chalicelib.api.schemas import ResolveIn, SpikeIn
+from chalicelib.errors import ValidationFailed
+from chalicelib.services import exports, ratelimit, spikes
+from chalicelib.services.spikes import ANONYMOUS, Filters, NewSpike
 
 bp = Blueprint(__name__)
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+# Lambda caps a response at 6 MB; bigger exports go through a presigned S3 download.
+MAX_INLINE_EXPORT_BYTES = 5 * 1024 * 1024
+EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+
+
+def _new_spike(data: dict) -> NewSpike:
+    details = []
+    body: Optional[SpikeIn] = None
+    try:
+        body = SpikeIn.model_validate(data)
+    except ValidationError as exc:
+        details = inputs.validation_details(exc)
+    if not (data.get("projectKey") or data.get("project")):
+        details.append({"field": "projectKey", "message": "projectKey (or project) is required", "code": "MISSING_FIELD"})
+    if details or body is None:
+        raise ValidationFailed(details=details)
+    reviewer = dict(ANONYMOUS)
+    if body.reviewer is not None:
+        reviewer = {"id": body.reviewer.id or ANONYMOUS["id"], "name": body.reviewer.name or ANONYMOUS["name"]}
+        if body.reviewer.email:
+            reviewer["email"] = body.reviewer.email
+    box = body.boundingBox
+    return NewSpike(
+        type=body.type, project_key=(body.projectKey or body.project), client_id=body.id,
+        page=body.page or "", url=body.url or "", comments=body.comments or "", timestamp=body.timestamp or "",
+        rating=body.rating, reviewer=reviewer, selector=body.selector, xpath=body.xpath,
+        element_text=body.elementText,
+        # Clients parse these as non-negative integers.
+        bounding_box={k: max(0, round(getattr(box, k))) for k in ("x", "y", "width", "height")} if box else None,
+        viewport={"width": round(body.viewport.width), "height": round(body.viewport.height)} if body.viewport else None,
+    )
+
+
+@route(bp, "/spikes", methods=["POST"])
+def create_spike():
+    request = bp.current_request
+    settings = deps.settings()
+    decision = ratelimit.enforce("spikes", inputs.client_ip(request), settings.rate_spikes_per_minute, 60)
+    context.add_response_headers(decision.headers())
+    new = _new_spike(inputs.json_body(request))
+    recorded = spikes.record(new, settings, inputs.base_url(request))
+    return json_response({"ok": True, "id": recorded.id}, 201)
+
+
+def _filters(params: dict) -> Filters:
+    rating = params.get("rating") or None
+    if rating is not None and rating not in spikes.RATINGS:
+        raise ValidationFailed.field("rating", f"rating must be one of {', '.join(spikes.RATINGS)}")
+    resolved_raw = (params.get("resolved") or "").lower()
+    if resolved_raw not in ("", "true", "false"):
+        raise ValidationFailed.field("resolved", "resolved must be true or false")
+    return Filters(page=params.get("page") or None, reviewer=params.get("reviewer") or None, rating=rating,
+                   resolved=None if not resolved_raw else resolved_raw == "true")
+
+
+def _limit(params: dict) -> int:
+    raw = params.get("limit")
+    if raw in (None, ""):
+        return DEFAULT_LIMIT
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed.field("limit", "limit must be an integer") from None
+    if value <= 0:
+        raise ValidationFailed.field("limit", "limit must be positive")
+    return min(value, MAX_LIMIT)
+
+
+def _scope(request, params: dict) -> spikes.Scope:
+    project = params.get("project") or None
+    principal = None if project else inputs.principal(request)
+    if principal is not None:
+        principal.require("spikes:read")
+    return spikes.scope_for(project, principal)
+
+
+@route(bp, "/spikes", methods=["GET"])
+def list_spikes():
+    request = bp.current_request
+    params = inputs.query(request)
+    filters, limit = _filters(params), _limit(params)
+    page = spikes.list_page(_scope(request, params), filters, limit, params.get("cursor") or None,
+                            deps.settings().secret_key.get_secret_value())
+    return {"data": page.items, "next_cursor": page.next_cursor}
+
+
+@route(bp, "/spikes/{spike_id}", methods=["GET"])
+def get_spike(spike_id: str):
+    return spikes.to_client(spikes.get_for(inputs.principal(bp.current_request), spike_id))
+
+
+@route(bp, "/spikes/{spike_id}", methods=["PATCH"])
+def patch_spike(spike_id: str):
+    request = bp.current_request
+    body = inputs.parse(request, ResolveIn)
+    spike = spikes.set_resolved(inputs.principal(request), spike_id, body.resolved)
+    return {"ok": True, **spikes.to_client(spike), "resolved_at": spike.resolved_at}
+
+
+@route(bp, "/spikes/{spike_id}", methods=["DELETE"])
+def delete_spike(spike_id: str):
+    spikes.delete(inputs.principal(bp.current_request), spike_id)
+    return {"ok": True, "id": spike_id}
+
+
+# --- export ----------------------------------------------------------------------------------
+
+CSV_COLUMNS = ["id", "type", "projectKey", "page", "url", "rating", "comments", "reviewer_id", "reviewer_name",
+               "reviewer_email", "selector", "xpath", "elementText", "bbox_x", "bbox_y", "bbox_width", "bbox_height",
+               "viewport_width", "viewport_height", "timestamp", "resolved", "resolvedAt"]
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value) -> str:
+    """Spreadsheets run cells starting with = + - @ as formulas: make them plain text."""
+    if value is None:
+        return ""
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def _csv_row(item: dict) -> list:
+    reviewer, box, viewport = item.get("reviewer") or {}, item.get("boundingBox") or {}, item.get("viewport") or {}
+    flat = {**item, "reviewer_id": reviewer.get("id"), "reviewer_name": reviewer.get("name"),
+            "reviewer_email": reviewer.get("email"), "bbox_x": box.get("x"), "bbox_y": box.get("y"),
+            "bbox_width": box.get("width"), "bbox_height": box.get("height"),
+            "viewport_width": viewport.get("width"), "viewport_height": viewport.get("height")}
+    return [_cell(flat.get(column)) for column in CSV_COLUMNS]
+
+
+@route(bp, "/spikes/export", methods=["GET"])
+def export_spikes():
+    request = bp.current_request
+    params = inputs.query(request)
+    settings = deps.settings()
+    fmt = (params.get("format") or "csv").lower()
+    if fmt not in EXPORT_FORMATS:
+        raise ValidationFailed.field("format", "format must be csv or jsonl")
+    scope, filters = _scope(request, params), _filters(params)
+    buffer = io.StringIO()
+    if fmt == "csv":
+        buffer.write("\ufeff")  # so spreadsheet apps read UTF-8
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(CSV_COLUMNS)
+        for spike in spikes.iterate(scope, filters):
+            writer.writerow(_csv_row(spikes.to_client(spike)))
+    else:
+        for spike in spikes.iterate(scope, filters):
+            buffer.write(json.dumps(spikes.to_client(spike), ensure_ascii=False) + "\n")
+    label = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (params.get("project") or "all"))[:60]
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    filename = f"spikes-{label}-{stamp}.{fmt}"
+    text = buffer.getvalue()
+    body = text.encode("utf-8")
+    headers = {"Content-Type": EXPORT_FORMATS[fmt], "Content-Disposition": f'attachment; filename="{filename}"',
+               "Cache-Control": "no-store"}
+    if len(body) > MAX_INLINE_EXPORT_BYTES:
+        # Lambda cannot answer with more than 6 MB: hand large exports over through S3.
+        url = exports.stage_download(deps.s3_client(), settings.bucket_name, body, filename, EXPORT_FORMATS[fmt])
+        return Response(body="", status_code=303, headers={"Location": url, "Cache-Control": "no-store"})
+    return Response(body=text, status_code=200, headers=headers)

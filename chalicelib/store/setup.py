@@ -37,5 +37,9 @@ def create_bucket(settings: Settings, s3_client: Any) -> None:
     else:
         s3_client.create_bucket(Bucket=settings.bucket_name,
                                 CreateBucketConfiguration={"LocationConstraint": settings.region})
+    s3_client.put_bucket_lifecycle_configuration(Bucket=settings.bucket_name, LifecycleConfiguration={"Rules": [
+        {"ID": "expire-exports", "Status": "Enabled", "Filter": {"Prefix": "exports/"}, "Expiration": {"Days": 1}},
+        {"ID": "abort-multipart", "Status": "Enabled", "Filter": {"Prefix": ""},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]})
     s3_client.put_public_access_block(Bucket=settings.bucket_name, PublicAccessBlockConfiguration={
         "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
