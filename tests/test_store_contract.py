@@ -1,0 +1,142 @@
+"""The same store-level rules on moto and on DynamoDB Local (Amazon's engine), so moto's
+leniencies cannot hide a bug: conditional writes, transactions, GSIs, cursors, TTL setup."""
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+import pytest
+
+from chalicelib import deps
+from chalicelib.errors import InvalidCursor, SpikeLimit
+from chalicelib.services import ratelimit, spikes
+from chalicelib.services.accounts import Accounts
+from chalicelib.services.spikes import Filters, NewSpike, Scope
+from chalicelib.store.models import LedgerItem, Spike
+from tests.conftest import call, login_token_from_mail
+from tests.factories import make_share
+
+SECRET = "contract-secret"
+
+
+def new_spike(project="proj", client_id=None, **fields) -> NewSpike:
+    return NewSpike(type="page", project_key=project, client_id=client_id, **fields)
+
+
+def test_record_is_retry_safe(store_backend):
+    settings = deps.settings()
+    first = spikes.record(new_spike(client_id="abc"), settings, "http://x")
+    again = spikes.record(new_spike(client_id="abc", comments="changed"), settings, "http://x")
+    assert first.created and not again.created and first.id == again.id
+    assert Spike.get(first.id).comments == ""
+
+
+def test_quota_is_enforced_by_the_transaction(store_backend, env):
+    env(FREE_SPIKE_LIMIT="2")
+    share = make_share("owner@example.com", "quota-site")
+    settings = deps.settings()
+    spikes.record(new_spike("quota-site", "a"), settings, "http://x")
+    spikes.record(new_spike("quota-site", "b"), settings, "http://x")
+    with pytest.raises(SpikeLimit):
+        spikes.record(new_spike("quota-site", "c"), settings, "http://x")
+    assert not spikes.record(new_spike("quota-site", "a"), settings, "http://x").created
+    period = datetime.now(timezone.utc).strftime("%Y-%m")
+    assert LedgerItem.get(f"quota#{share.share_id}#{period}").count == 2
+    assert LedgerItem.get(f"spikes#{share.share_id}").count == 2
+
+
+def test_pagination_over_thousands_with_identical_timestamps(store_backend):
+    """2,500 spikes received in the same millisecond: every page boundary falls inside a run of
+    equal timestamps, and still no item is skipped or repeated."""
+    created_at = "2026-05-01T12:00:00.000Z"
+    with Spike.batch_write() as batch:
+        for i in range(2500):
+            spike_id = f"spk_{i:05d}"
+            batch.save(Spike(spike_id, project="key#bulk", sort_key=spikes.sort_key_for(created_at, spike_id),
+                             feed="all", type="page", project_key="bulk", created_at=created_at,
+                             rating="love" if i % 3 == 0 else "no", resolved=False))
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = spikes.list_page(Scope("project", "key#bulk"), Filters(), 333, cursor, SECRET)
+        seen += [item["id"] for item in page.items]
+        pages += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == 8 and len(seen) == 2500 and len(set(seen)) == 2500
+    assert seen == sorted(seen, reverse=True)
+    # A filtered listing pages just as exactly.
+    loved, cursor = [], None
+    while True:
+        page = spikes.list_page(Scope("project", "key#bulk"), Filters(rating="love"), 100, cursor, SECRET)
+        loved += [item["id"] for item in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(loved) == len(set(loved)) == 834
+
+
+def test_cursor_cannot_cross_partitions(store_backend):
+    for i in range(3):
+        spikes.record(new_spike("one", f"x{i}"), deps.settings(), "http://x")
+    cursor = spikes.list_page(Scope("project", "key#one"), Filters(), 1, None, SECRET).next_cursor
+    with pytest.raises(InvalidCursor):
+        spikes.list_page(Scope("project", "key#two"), Filters(), 1, cursor, SECRET)
+    with pytest.raises(InvalidCursor):
+        spikes.list_page(Scope("project", "key#one"), Filters(), 1, cursor, "another-secret")
+
+
+def test_rate_limit_counts_atomically(store_backend):
+    decisions = [ratelimit.check("contract", "subject", 5, 60, now=1_000_000.0 + i) for i in range(7)]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False] * 2
+    assert decisions[4].remaining == 0 and decisions[5].retry_after >= 1
+
+
+def test_rate_limit_slides_across_windows(store_backend):
+    for i in range(5):
+        assert ratelimit.check("slide", "s", 5, 60, now=6_000_000.0 + 50 + i * 0.1).allowed
+    # 30 s into the next window the previous window still weighs half: 5 * 0.5 = 2.5 used.
+    allowed = [ratelimit.check("slide", "s", 5, 60, now=6_000_060.0 + 30).allowed for _ in range(4)]
+    assert allowed == [True, True, False, False]
+
+
+def test_login_tokens_are_single_use_under_a_race(backend_client):
+    call(backend_client, "POST", "/auth/login", {"email": "race@example.com"})
+    token = login_token_from_mail("race@example.com")
+    accounts = Accounts(deps.settings(), deps.mailer(), "http://x")
+    results, errors = [], []
+
+    def verify():
+        try:
+            results.append(accounts.verify(token).token)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(getattr(exc, "code", repr(exc)))
+    threads = [threading.Thread(target=verify) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(results) == 1 and set(errors) <= {"TOKEN_USED"} and len(errors) == 7
+
+
+def test_concurrent_posts_never_exceed_the_quota(store_backend, env):
+    if store_backend == "moto":
+        pytest.skip("moto's in-memory transactions are not isolated across threads; DynamoDB Local is")
+    env(FREE_SPIKE_LIMIT="10")
+    share = make_share("owner@example.com", "hot")
+    settings = deps.settings()
+    outcomes = []
+
+    def post(i):
+        try:
+            spikes.record(new_spike("hot", f"c{i}"), settings, "http://x")
+            outcomes.append("ok")
+        except SpikeLimit:
+            outcomes.append("limit")
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(60)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert outcomes.count("ok") == 10 and outcomes.count("limit") == 50
+    assert len(list(Spike.project_index.query(share.share_id))) == 10
