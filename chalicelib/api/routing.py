@@ -50,7 +50,9 @@ def handle(call: Callable[[], Any]) -> Response:
             log.warning("request.failed", code=exc.code, status=exc.status)
         return error_response(exc)
     except (PynamoDBException, BotoCoreError, ClientError) as exc:
-        log.error("dependency.failed", error=type(exc).__name__, detail=str(exc)[:300])
+        cause = getattr(exc, "cause", None)
+        log.error("dependency.failed", error=type(exc).__name__, detail=str(cause or exc)[:500],
+                  aws_code=getattr(exc, "cause_response_code", None))
         return error_response(DependencyUnavailable())
     except Exception:  # noqa: BLE001 - the last line of defence: never leak a traceback
         log.exception("request.crashed")

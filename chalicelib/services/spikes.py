@@ -136,11 +136,16 @@ def _cancellation_codes(exc: TransactWriteError) -> List[Optional[str]]:
 
 
 def _retryable(exc: TransactWriteError) -> bool:
+    """Conflicts with concurrent transactions on the same counter, throttling and server-side
+    errors. Safe to retry: every attempt carries the same client request token."""
     codes = _cancellation_codes(exc)
     if any(code in ("TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded") for code in codes):
         return True
-    return exc.cause_response_code in ("TransactionInProgressException", "ThrottlingException",
-                                       "ProvisionedThroughputExceededException", "InternalServerError")
+    if exc.cause_response_code in ("TransactionInProgressException", "ThrottlingException",
+                                   "ProvisionedThroughputExceededException", "InternalServerError"):
+        return True
+    status = getattr(exc.cause, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return status >= 500
 
 
 def _backoff(attempt: int) -> None:
@@ -165,9 +170,10 @@ def record(new: NewSpike, settings: Settings, base_url: str, now: Optional[datet
         resolved=False, created_at=created_at,
     )
     limit = _spike_limit(settings, share)
+    request_token = _secrets.token_hex(16)
     for attempt in range(MAX_TRANSACTION_ATTEMPTS):
         try:
-            with transaction() as tx:
+            with transaction(request_token) as tx:
                 tx.save(spike, condition=Spike.spike_id.does_not_exist())
                 if share is not None:
                     _count_for_share(tx, share, limit, quotas.period_of(now))

@@ -5,7 +5,7 @@ read lazily), never at import time.
 """
 from __future__ import annotations
 
-from typing import Iterable, List, Type
+from typing import Iterable, List, Optional, Type
 
 from pynamodb.attributes import (BooleanAttribute, JSONAttribute, NumberAttribute,
                                  UnicodeAttribute)
@@ -223,12 +223,13 @@ def configure_models(settings: Settings, models: Iterable[Type[Model]] = ALL_MOD
 _transaction_connection: dict = {}
 
 
-def transaction() -> TransactWrite:
-    """A DynamoDB transaction on the configured endpoint: all of its writes happen, or none."""
+def transaction(client_request_token: Optional[str] = None) -> TransactWrite:
+    """A DynamoDB transaction on the configured endpoint: all of its writes happen, or none.
+    Retries that pass the same ``client_request_token`` are idempotent for ten minutes."""
     settings_key = (User.Meta.region, getattr(User.Meta, "host", None))
     connection = _transaction_connection.get(settings_key)
     if connection is None:
         connection = Connection(region=settings_key[0], host=settings_key[1], max_retry_attempts=2)
         _transaction_connection.clear()
         _transaction_connection[settings_key] = connection
-    return TransactWrite(connection=connection)
+    return TransactWrite(connection=connection, client_request_token=client_request_token)
