@@ -76,3 +76,17 @@ def test_logs_are_json_with_request_id_and_no_secrets(client, capsys):
     assert mine and any(line["event"] == "request" for line in mine)
     text = "\n".join(json.dumps(line) for line in mine)
     assert "private.person@example.com" not in text and body["poll_token"] not in text
+
+
+def test_framework_errors_are_reshaped_into_the_envelope(client):
+    import json
+
+    from chalicelib.api import routing
+
+    response = routing.http_middleware(
+        type("Event", (), {"headers": {}, "method": "GET", "path": "/x"})(),
+        lambda _event: routing.Response(body={"Code": "BadRequestError", "Message": "nope"}, status_code=400,
+                                        headers={"Access-Control-Allow-Origin": "*"}))
+    body = json.loads(response.body)
+    assert response.status_code == 400 and body["error"] == "nope" and body["request_id"]
+    assert response.headers["Access-Control-Allow-Origin"] == "*"

@@ -83,9 +83,13 @@ def http_middleware(event: Any, get_response: Callable) -> Response:
     started = time.perf_counter()
     response = get_response(event)
     if isinstance(response.body, dict) and "Code" in response.body and "Message" in response.body:
-        # Chalice's own error format (e.g. a framework-level refusal): re-shape it.
-        response = error_response(SpikesError(str(response.body["Message"]), extra={}) if response.status_code < 500
-                                  else InternalError())
+        # Chalice's own error format (a framework-level refusal): re-shape it, keep status and CORS.
+        error = InternalError() if response.status_code >= 500 else SpikesError(str(response.body["Message"]))
+        error.status = response.status_code
+        reshaped = error_response(error)
+        reshaped.headers = {**{k: v for k, v in response.headers.items() if k.lower() != "content-type"},
+                            **reshaped.headers}
+        response = reshaped
     response.headers.update(state.response_headers)
     response.headers["X-Request-Id"] = state.request_id
     log.info("request", method=event.method, route=event.path, status=response.status_code,
