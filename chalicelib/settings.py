@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     upgrade_url: Optional[str] = None
 
     log_level: str = "INFO"
+    # Share files above this are served by a redirect to a presigned S3 URL: a Lambda response
+    # is capped at 6 MB including base64.
+    max_served_file_bytes: int = 4 * 1024 * 1024
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_aws(self) -> "Settings":

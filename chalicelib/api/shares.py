@@ -1,6 +1,137 @@
-"""Shares routes."""
+"""Shares: create (multipart upload, or presigned S3 uploads for large shares), list, read
+and delete. Serving the uploaded pages lives in ``serving``."""
 from __future__ import annotations
 
+from typing import List, Optional
+
 from chalice import Blueprint
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from chalicelib import deps
+from chalicelib.api import context, inputs
+from chalicelib.api.routing import json_response, route
+from chalicelib.errors import SizeLimit
+from chalicelib.services import identity, ratelimit, shares, uploads
+from chalicelib.services.identity import Principal
+from chalicelib.store.models import Share
 
 bp = Blueprint(__name__)
+
+
+class ShareMetadata(BaseModel):
+    """The ``metadata`` part. The CLI sends ``name``; the contract's examples ``slug``/``title``."""
+    model_config = ConfigDict(extra="ignore")
+
+    name: Optional[str] = Field(default=None, max_length=200)
+    title: Optional[str] = Field(default=None, max_length=200)
+    slug: Optional[str] = Field(default=None, max_length=200)
+    password: Optional[str] = Field(default=None, max_length=200)
+    webhook_url: Optional[str] = Field(default=None, max_length=2048)
+
+    @field_validator("name", "title", "slug", "password", "webhook_url", mode="before")
+    @classmethod
+    def _blank_is_absent(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def options(self) -> shares.ShareOptions:
+        name = (self.name or self.title or self.slug or "share").strip()
+        return shares.ShareOptions(name=name, slug=self.slug, password=self.password, webhook_url=self.webhook_url)
+
+
+class FileAnnouncement(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    path: str = Field(max_length=1024)
+    size: int = Field(ge=0)
+    content_type: Optional[str] = Field(default=None, max_length=200)
+
+
+class UploadRequest(ShareMetadata):
+    files: List[FileAnnouncement] = Field(default_factory=list)
+
+
+def _uploader(request) -> Principal:
+    principal = identity.require_user(inputs.principal(request), "shares:write")
+    settings = deps.settings()
+    decision = ratelimit.enforce("shares", principal.token_hash or principal.user_id or "",
+                                 settings.rate_shares_per_minute, 60)
+    context.add_response_headers(decision.headers())
+    return principal
+
+
+def _created(share: Share, base_url: str, http_status: int = 201, **extra):
+    body = {"ok": True, "url": shares.share_url(base_url, share), "share_id": share.share_id, "slug": share.slug,
+            "status": share.status}
+    return json_response({**body, **extra}, http_status)
+
+
+@route(bp, "/shares", methods=["POST"])
+def create_share():
+    request = bp.current_request
+    principal = _uploader(request)
+    settings = deps.settings()
+    raw = request.raw_body or b""
+    if len(raw) > settings.max_direct_upload_bytes:
+        raise SizeLimit(settings.max_direct_upload_bytes,
+                        f"Uploads in one request are limited to {settings.max_direct_upload_bytes} bytes; "
+                        "use POST /shares/uploads for larger shares")
+    upload = uploads.parse_multipart(request.headers.get("content-type", ""), raw, settings.max_share_files)
+    metadata = inputs.validate(ShareMetadata, upload.metadata)
+    base_url = inputs.base_url(request)
+    share = shares.create_share(settings, principal.user, metadata.options(), upload.files, base_url)
+    return _created(share, base_url)
+
+
+@route(bp, "/shares/uploads", methods=["POST"])
+def start_upload():
+    request = bp.current_request
+    principal = _uploader(request)
+    settings = deps.settings()
+    body = inputs.parse(request, UploadRequest, max_bytes=max(settings.max_json_bytes, 256 * 1024))
+    files = [shares.FileSpec(path=(path := uploads.normalise_path(item.path)), size=item.size,
+                             content_type=uploads.content_type_for(path)) for item in body.files]
+    base_url = inputs.base_url(request)
+    share, targets = shares.start_upload(settings, principal.user, body.options(), files, base_url)
+    return _created(share, base_url, uploads=targets, expires_in=settings.presign_ttl_seconds,
+                    complete_url=f"{base_url}/shares/{share.share_id}/complete")
+
+
+@route(bp, "/shares/{share_id}/complete", methods=["POST"])
+def complete_upload(share_id: str):
+    request = bp.current_request
+    principal = identity.require_user(inputs.principal(request), "shares:write")
+    share = shares.complete_upload(deps.settings(), principal.user, share_id)
+    return _created(share, inputs.base_url(request), http_status=200)
+
+
+def _summary(share: Share, base_url: str) -> dict:
+    return {"id": share.share_id, "slug": share.slug, "name": share.name, "url": shares.share_url(base_url, share),
+            "created_at": share.created_at, "status": share.status or shares.ACTIVE,
+            "file_count": int(share.file_count or 0), "total_bytes": int(share.total_bytes or 0),
+            "password_protected": bool(share.password_hash)}
+
+
+@route(bp, "/shares", methods=["GET"])
+def list_shares():
+    request = bp.current_request
+    principal = identity.require_user(inputs.principal(request), "shares:read")
+    base_url = inputs.base_url(request)
+    return json_response([{**_summary(share, base_url), "spike_count": count}
+                          for share, count in shares.list_owned(principal.user)])
+
+
+@route(bp, "/shares/{key}", methods=["GET"])
+def get_share(key: str):
+    request = bp.current_request
+    principal = identity.require_user(inputs.principal(request), "shares:read")
+    share = shares.get_owned(principal.user, key)
+    exported = shares.export_spikes(share)
+    return {**_summary(share, inputs.base_url(request)), "spike_count": shares.spike_count(share),
+            "exported_spikes": exported}
+
+
+@route(bp, "/shares/{key}", methods=["DELETE"])
+def delete_share(key: str):
+    principal = identity.require_user(inputs.principal(bp.current_request), "shares:write")
+    exported = shares.delete_share(deps.settings(), principal.user, key)
+    return {"ok": True, "exported_spikes": exported}

@@ -1,10 +1,31 @@
-"""Shares: lookup by id or slug (used by spikes, serving and billing)."""
+"""Shares: lookup by id or slug (used by spikes, serving and billing), creation (direct and
+presigned uploads), listing, deletion, and what serving needs (files, widget, passwords)."""
 from __future__ import annotations
 
+import html
+import ipaddress
 import re
-from typing import Optional
+import secrets
+import socket
+import string
+import time
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterator, List, Optional, Tuple
+from urllib.parse import urlsplit
 
-from chalicelib.store.models import Share
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import TransactWriteError, UpdateError
+
+from chalicelib import deps
+from chalicelib.errors import (Conflict, InvalidFilename, NotFound, ShareLimit, UpgradeRequired,
+                               ValidationFailed)
+from chalicelib.services import quotas, ratelimit, uploads
+from chalicelib.services.secrets import hash_password, sign, verify_password, verify_signature
+from chalicelib.services.uploads import UploadedFile
+from chalicelib.settings import Settings
+from chalicelib.store.models import Share, User, transaction
 
 SHARE_ID_PATTERN = re.compile(r"^sh_[a-z0-9]{12}$")
 
@@ -48,3 +69,418 @@ def strip_pro_features(owner_id: str) -> int:
                               Share.password_version.add(1)])
         changed += 1
     return changed
+
+
+# --- creating shares -------------------------------------------------------------------------
+
+SLUG_MAX_CHARS = 48
+SLUG_NUMBERED_ATTEMPTS = 8  # my-site, my-site-2 … my-site-9, then random suffixes
+SLUG_RANDOM_ATTEMPTS = 4
+PENDING, ACTIVE = "pending", "active"
+# Literal routes next to /shares/{slug}: a share with such a slug could not be addressed.
+RESERVED_SLUGS = {"uploads"}
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+_CONDITION_FAILED = "ConditionalCheckFailed"
+
+
+def new_share_id() -> str:
+    return "sh_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
+
+
+def slugify(text: Optional[str]) -> str:
+    """Readable slug: ASCII lowercase letters, digits and single dashes; "share" if nothing is left."""
+    ascii_text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:SLUG_MAX_CHARS].rstrip("-") or "share"
+
+
+def _slug_candidates(base: str) -> Iterator[str]:
+    if base not in RESERVED_SLUGS:
+        yield base
+    for number in range(2, SLUG_NUMBERED_ATTEMPTS + 2):
+        suffix = f"-{number}"
+        yield base[:SLUG_MAX_CHARS - len(suffix)].rstrip("-") + suffix
+    for _ in range(SLUG_RANDOM_ATTEMPTS):
+        suffix = "-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
+        yield base[:SLUG_MAX_CHARS - len(suffix)].rstrip("-") + suffix
+
+
+def object_key(share_id: str, path: str) -> str:
+    return f"shares/{share_id}/{path}"
+
+
+def _object_prefix(share_id: str) -> str:
+    return f"shares/{share_id}/"
+
+
+@dataclass(frozen=True)
+class ShareOptions:
+    """What the owner asked for; ``slug`` is a wish, the stored slug may get a suffix."""
+    name: str
+    slug: Optional[str] = None
+    password: Optional[str] = None
+    webhook_url: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    path: str
+    size: int
+    content_type: str
+
+
+def share_url(base_url: str, share: Share) -> str:
+    return f"{base_url}/s/{share.slug}"
+
+
+def _limit_error(settings: Settings, base_url: str, limit: int) -> ShareLimit:
+    return ShareLimit(f"Share limit reached: the free tier allows {limit} active shares. Delete one or upgrade.",
+                      quotas.upgrade_url(settings, base_url), limit)
+
+
+def check_options(settings: Settings, user: User, options: ShareOptions, base_url: str) -> Optional[int]:
+    """Refuse Pro-only options for free users, unsafe webhooks and users already at their
+    share limit (a fast pre-check; the transaction in ``_insert`` is the real guard).
+    Returns the user's share limit (None = unlimited)."""
+    tier = quotas.effective_tier(user)
+    if tier != quotas.PRO and (options.password or options.webhook_url):
+        feature = "Password-protected shares" if options.password else "Webhook URLs"
+        raise UpgradeRequired(f"{feature} require a Pro subscription",
+                              extra={"upgrade_url": quotas.upgrade_url(settings, base_url)})
+    if options.webhook_url:
+        validate_webhook_url(options.webhook_url)
+    limit = quotas.limits_for(settings, tier).share_limit
+    if limit is not None and int(user.active_shares or 0) >= limit:
+        raise _limit_error(settings, base_url, limit)
+    return limit
+
+
+def _new_share(user: User, options: ShareOptions, files: List[FileSpec], status: str) -> Share:
+    return Share(
+        share_pk("pending"), share_id="pending", owner_id=user.user_id, name=options.name[:200],
+        created_at=quotas.iso(datetime.now(timezone.utc)), status=status,
+        password_hash=hash_password(options.password) if options.password else None,
+        webhook_url=options.webhook_url or None, file_count=len(files),
+        total_bytes=sum(f.size for f in files),
+        files={f.path: {"size": f.size, "type": f.content_type} for f in files})
+
+
+def _insert(share: Share, user: User, slug_wish: str, limit: Optional[int], settings: Settings,
+            base_url: str) -> Share:
+    """Store the share, claim its slug and count it against the owner's limit in one
+    transaction, so neither a slug nor the share count can be raced. Tries the next slug
+    candidate when the slug is taken."""
+    user_condition = User.user_id.exists()
+    if limit is not None:
+        user_condition &= (User.active_shares < limit) | User.active_shares.does_not_exist()
+    candidates = _slug_candidates(slugify(slug_wish))
+    slug = next(candidates)
+    share_id = new_share_id() if share.share_id == "pending" else share.share_id
+    while True:
+        share.pk, share.share_id, share.slug = share_pk(share_id), share_id, slug
+        claim = Share(slug_pk(slug), share_id=share_id)
+        try:
+            with transaction() as tx:
+                tx.save(share, condition=Share.pk.does_not_exist())
+                tx.save(claim, condition=Share.pk.does_not_exist())
+                tx.update(User(user.user_id), actions=[User.active_shares.add(1)], condition=user_condition)
+            return share
+        except TransactWriteError as exc:
+            codes = [reason.code if reason else None for reason in (exc.cancellation_reasons or [])]
+            if len(codes) != 3 or _CONDITION_FAILED not in codes:
+                raise
+            if codes[2] == _CONDITION_FAILED:
+                raise _limit_error(settings, base_url, limit or 0) from None
+            if codes[0] == _CONDITION_FAILED:
+                share_id = new_share_id()
+            if codes[1] == _CONDITION_FAILED:
+                try:
+                    slug = next(candidates)
+                except StopIteration:
+                    raise Conflict("Could not find a free slug for this share; try another name") from None
+
+
+def create_share(settings: Settings, user: User, options: ShareOptions, files: List[UploadedFile],
+                 base_url: str) -> Share:
+    """The direct upload: files to S3 first, then the share record (so a visible share always
+    has its files). If the record cannot be written, the uploaded files are removed."""
+    if not files:
+        raise ValidationFailed.field("files", "Upload at least one file", "MISSING_FIELD")
+    uploads.check_total_size(sum(f.size for f in files), settings.max_share_bytes)
+    limit = check_options(settings, user, options, base_url)
+    specs = [FileSpec(f.path, f.size, f.content_type) for f in files]
+    share = _new_share(user, options, specs, ACTIVE)
+    share.share_id = new_share_id()
+    s3, bucket = deps.s3_client(), settings.bucket_name
+    try:
+        for upload in files:
+            s3.put_object(Bucket=bucket, Key=object_key(share.share_id, upload.path), Body=upload.data,
+                          ContentType=upload.content_type)
+        return _insert(share, user, options.slug or options.name, limit, settings, base_url)
+    except BaseException:
+        _delete_objects(settings, share.share_id)
+        raise
+
+
+def start_upload(settings: Settings, user: User, options: ShareOptions, files: List[FileSpec],
+                 base_url: str) -> Tuple[Share, List[dict]]:
+    """The presigned flow for shares too large for one request: the share is stored as
+    ``pending`` (and counted against the limit) and every file gets a presigned PUT URL."""
+    if not files:
+        raise ValidationFailed.field("files", "List at least one file", "MISSING_FIELD")
+    if len(files) > settings.max_share_files:
+        raise ValidationFailed.field("files", f"A share holds at most {settings.max_share_files} files",
+                                     "TOO_MANY_FILES")
+    if len({f.path for f in files}) != len(files):
+        raise InvalidFilename("The same file is listed twice")
+    uploads.check_total_size(sum(f.size for f in files), settings.max_share_bytes)
+    limit = check_options(settings, user, options, base_url)
+    share = _insert(_new_share(user, options, files, PENDING), user, options.slug or options.name, limit,
+                    settings, base_url)
+    s3 = deps.s3_client()
+    targets = [{
+        "path": f.path, "method": "PUT", "headers": {"Content-Type": f.content_type},
+        "url": s3.generate_presigned_url("put_object", ExpiresIn=settings.presign_ttl_seconds, Params={
+            "Bucket": settings.bucket_name, "Key": object_key(share.share_id, f.path),
+            "ContentType": f.content_type}),
+    } for f in files]
+    return share, targets
+
+
+def complete_upload(settings: Settings, user: User, key: str) -> Share:
+    """Check that every announced file arrived with its announced size, then activate."""
+    share = get_owned(user, key)
+    if share.status != PENDING:
+        return share
+    s3, problems, total = deps.s3_client(), [], 0
+    for path, info in sorted((share.files or {}).items()):
+        try:
+            head = s3.head_object(Bucket=settings.bucket_name, Key=object_key(share.share_id, path))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            problems.append({"field": path, "message": "File was not uploaded", "code": "MISSING_UPLOAD"})
+            continue
+        total += int(head["ContentLength"])
+        if int(head["ContentLength"]) != int(info["size"]):
+            problems.append({"field": path, "message": f"Uploaded {head['ContentLength']} bytes, announced "
+                             f"{info['size']}", "code": "SIZE_MISMATCH"})
+    uploads.check_total_size(total, settings.max_share_bytes)
+    if problems:
+        raise ValidationFailed("Some files are missing or differ from the announced sizes", details=problems)
+    try:
+        share.update(actions=[Share.status.set(ACTIVE)], condition=Share.status == PENDING)
+    except UpdateError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        share.refresh()
+    return share
+
+
+# --- webhooks --------------------------------------------------------------------------------
+
+def _is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def validate_webhook_url(url: str) -> None:
+    """https only, and every address the host resolves to must be public: the server must not
+    be steerable at its own network (metadata endpoint, loopback, private ranges)."""
+    def invalid(message: str) -> ValidationFailed:
+        return ValidationFailed.field("webhook_url", message, "INVALID_WEBHOOK_URL")
+    try:
+        parsed = urlsplit(url)
+        host, port = parsed.hostname, parsed.port
+    except ValueError:
+        raise invalid("Not a valid URL") from None
+    if parsed.scheme != "https" or not host:
+        raise invalid("Webhook URLs must use https")
+    if parsed.username or parsed.password:
+        raise invalid("Webhook URLs must not carry credentials")
+    try:
+        addresses = {ipaddress.ip_address(host).compressed}
+    except ValueError:
+        try:
+            addresses = {info[4][0] for info in socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)}
+        except (OSError, UnicodeError):
+            raise invalid("Webhook host does not resolve") from None
+    if not addresses or not all(_is_public(address.split("%", 1)[0]) for address in addresses):
+        raise invalid("Webhook URLs must point at a public address")
+
+
+# --- reading and deleting --------------------------------------------------------------------
+
+def get_owned(user: User, key: str) -> Share:
+    """The caller's share by id or slug. Someone else's share is "not found", never
+    "forbidden": a 403 would confirm that the share exists."""
+    share = resolve(key)
+    if share is None or share.owner_id != user.user_id:
+        raise NotFound("Share not found")
+    return share
+
+
+def list_owned(user: User) -> List[Tuple[Share, int]]:
+    from chalicelib.services import spikes  # spikes imports this module
+    owned = list(Share.owner_index.query(user.user_id, scan_index_forward=False))
+    counts = spikes.share_spike_counts([share.share_id for share in owned]) if owned else {}
+    return [(share, counts.get(share.share_id, 0)) for share in owned]
+
+
+def spike_count(share: Share) -> int:
+    from chalicelib.services import spikes
+    return spikes.share_spike_counts([share.share_id]).get(share.share_id, 0)
+
+
+def export_spikes(share: Share) -> List[dict]:
+    from chalicelib.services import spikes
+    return spikes.export_share(share.share_id)
+
+
+def delete_share(settings: Settings, user: User, key: str) -> List[dict]:
+    """Export the share's spikes, then remove the share (record, slug claim and its place in
+    the owner's count, in one transaction), its files, its spikes and its counters."""
+    from chalicelib.services import spikes
+    share = get_owned(user, key)
+    exported = spikes.export_share(share.share_id)
+    try:
+        with transaction() as tx:
+            tx.delete(share, condition=Share.owner_id == user.user_id)
+            tx.delete(Share(slug_pk(share.slug), share_id=share.share_id), condition=Share.share_id == share.share_id)
+            tx.update(User(user.user_id), actions=[User.active_shares.add(-1)], condition=User.active_shares > 0)
+    except TransactWriteError as exc:
+        codes = [reason.code if reason else None for reason in (exc.cancellation_reasons or [])]
+        if codes[:1] == [_CONDITION_FAILED]:
+            raise NotFound("Share not found") from None  # deleted concurrently
+        if codes[2:3] != [_CONDITION_FAILED]:
+            raise
+        # The counter is already 0 (drifted): delete without decrementing below zero.
+        with transaction() as tx:
+            tx.delete(share, condition=Share.owner_id == user.user_id)
+            tx.delete(Share(slug_pk(share.slug), share_id=share.share_id), condition=Share.share_id == share.share_id)
+    _delete_objects(settings, share.share_id)
+    spikes.delete_share_spikes(share.share_id, share.created_at)
+    return exported
+
+
+def _delete_objects(settings: Settings, share_id: str) -> None:
+    s3 = deps.s3_client()
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket_name, Prefix=_object_prefix(share_id))
+    for page in pages:
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=settings.bucket_name, Delete={"Objects": keys, "Quiet": True})
+
+
+# --- serving ---------------------------------------------------------------------------------
+
+UNLOCK_COOKIE = "spikes_unlock"
+UNLOCK_TTL_SECONDS = 12 * 3600
+
+
+@dataclass(frozen=True)
+class ServedFile:
+    path: str
+    content_type: str
+    size: int
+    body: bytes = b""
+    etag: str = ""
+
+
+def served_share(slug: str) -> Share:
+    """An active share by slug (or id). Pending shares do not exist for viewers."""
+    share = resolve(slug)
+    if share is None or share.status != ACTIVE:
+        raise NotFound("Not found")
+    return share
+
+
+def entry_path(share: Share, folder: str = "") -> Optional[str]:
+    """What a folder URL serves: its index.html, or for the top folder the only HTML file."""
+    files = share.files or {}
+    index = f"{folder}/index.html" if folder else "index.html"
+    if index in files:
+        return index
+    if not folder:
+        pages = [path for path in files if "/" not in path and path.lower().endswith((".html", ".htm"))]
+        if len(pages) == 1:
+            return pages[0]
+    return None
+
+
+def file_info(share: Share, path: str) -> ServedFile:
+    info = (share.files or {}).get(path)
+    if info is None:
+        raise NotFound("Not found")
+    return ServedFile(path=path, content_type=info["type"], size=int(info["size"]))
+
+
+def read_file(settings: Settings, share: Share, path: str) -> ServedFile:
+    info = file_info(share, path)
+    try:
+        stored = deps.s3_client().get_object(Bucket=settings.bucket_name, Key=object_key(share.share_id, path))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            raise NotFound("Not found") from None
+        raise
+    return ServedFile(path=path, content_type=info.content_type, size=info.size, body=stored["Body"].read(),
+                      etag=stored.get("ETag", ""))
+
+
+def download_url(settings: Settings, share: Share, path: str) -> str:
+    """A short-lived direct S3 link, for files too large for a Lambda response."""
+    return deps.s3_client().generate_presigned_url("get_object", ExpiresIn=300, Params={
+        "Bucket": settings.bucket_name, "Key": object_key(share.share_id, path)})
+
+
+def widget_tag(base_url: str, share: Share) -> str:
+    return (f'<script src="{html.escape(base_url)}/widget.js" data-endpoint="{html.escape(base_url)}/spikes" '
+            f'data-project="{html.escape(share.share_id)}"></script>')
+
+
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+_EXISTING_WIDGET = re.compile(r"<script\b[^>]*\bsrc\s*=\s*[\"']?[^\"'>\s]*/widget\.js", re.IGNORECASE)
+
+
+def inject_widget(page: str, tag: str) -> str:
+    """Add the widget before the last ``</body>`` (or at the end), unless the page has it."""
+    if _EXISTING_WIDGET.search(page):
+        return page
+    ends = list(_BODY_END.finditer(page))
+    if not ends:
+        return page + tag
+    at = ends[-1].start()
+    return page[:at] + tag + page[at:]
+
+
+# Password-protected shares: an argon2 check (rate limited per slug and client address),
+# then a signed cookie scoped to the share's path so its assets load without the password.
+
+def password_matches(settings: Settings, share: Share, password: str, client_ip: str) -> bool:
+    # Every attempt counts, right or wrong: refusing only after wrong ones would let a
+    # guesser tell a right answer by its status code.
+    ratelimit.enforce("share-password", f"{share.slug}|{client_ip}", settings.rate_password_per_minute, 60)
+    return bool(share.password_hash) and verify_password(share.password_hash, password)
+
+
+def _unlock_message(share: Share, expires: int) -> str:
+    return f"unlock|{share.share_id}|{int(share.password_version or 0)}|{expires}"
+
+
+def unlock_token(settings: Settings, share: Share, now: Optional[float] = None) -> str:
+    expires = int((time.time() if now is None else now) + UNLOCK_TTL_SECONDS)
+    signature = sign(settings.secret_key.get_secret_value(), _unlock_message(share, expires))
+    return f"{expires}.{signature}"
+
+
+def unlock_token_valid(settings: Settings, share: Share, token: Optional[str], now: Optional[float] = None) -> bool:
+    """Valid for this share, its current password version and until it expires."""
+    expires_text, _, signature = (token or "").partition(".")
+    if not expires_text.isdigit() or not signature:
+        return False
+    if int(expires_text) < (time.time() if now is None else now):
+        return False
+    return verify_signature(settings.secret_key.get_secret_value(), _unlock_message(share, int(expires_text)),
+                            signature)

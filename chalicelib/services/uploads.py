@@ -1,0 +1,190 @@
+"""Reading share uploads: multipart/form-data bodies, relative file paths, content types.
+
+The multipart framing is parsed by python-multipart. Content-Disposition parameters are read
+with the standard library's e-mail header parser instead of python-multipart's helper,
+because that helper silently strips Windows drive paths (``C:\\x`` becomes ``x``), and an
+absolute path must be refused, not rewritten.
+"""
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+from dataclasses import dataclass, field
+from email.message import Message
+from email.utils import collapse_rfc2231_value
+from typing import Any, Dict, List, Optional, Tuple
+
+from python_multipart import MultipartParser
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import parse_options_header
+
+from chalicelib.errors import InvalidFilename, InvalidJson, SizeLimit, UnsupportedMediaType, ValidationFailed
+
+# Serving registers one route per depth (Chalice has no greedy path parameters), so a file
+# may sit at most this many segments deep: "a/b/c/d/e/f/g/file.png" is 8.
+MAX_PATH_SEGMENTS = 8
+MAX_PATH_CHARS = 512
+METADATA_FIELD = "metadata"
+_DRIVE = re.compile(r"^[A-Za-z]:")
+# C0/C1 controls and DEL; also the Unicode line/paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+# Types the CLI sends (CLIENTS.md) plus common ones; mimetypes' answers differ by platform.
+CONTENT_TYPES = {
+    "html": "text/html", "htm": "text/html", "css": "text/css", "js": "application/javascript",
+    "mjs": "application/javascript", "json": "application/json", "map": "application/json",
+    "txt": "text/plain", "xml": "application/xml", "svg": "image/svg+xml", "png": "image/png",
+    "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp",
+    "avif": "image/avif", "ico": "image/x-icon", "woff": "font/woff", "woff2": "font/woff2",
+    "ttf": "font/ttf", "otf": "font/otf", "pdf": "application/pdf", "mp4": "video/mp4",
+    "webm": "video/webm", "wasm": "application/wasm", "webmanifest": "application/manifest+json",
+}
+TEXT_TYPES = {"application/javascript", "application/json", "application/xml", "image/svg+xml",
+              "application/manifest+json"}
+
+
+@dataclass
+class UploadedFile:
+    path: str
+    data: bytes
+    content_type: str
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass
+class MultipartUpload:
+    metadata: Dict[str, Any]
+    files: List[UploadedFile] = field(default_factory=list)
+
+
+def content_type_for(path: str) -> str:
+    extension = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    return CONTENT_TYPES.get(extension) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+def is_text(content_type: str) -> bool:
+    return content_type.startswith("text/") or content_type in TEXT_TYPES
+
+
+def normalise_path(raw: Optional[str]) -> str:
+    """A safe relative path with forward slashes, or InvalidFilename. ``.`` segments and
+    repeated slashes are dropped; ``..``, absolute paths and drive letters are refused."""
+    if raw is None or not raw.strip():
+        raise InvalidFilename("File name is empty")
+    if _CONTROL.search(raw):
+        raise InvalidFilename("File name contains control characters")
+    path = raw.replace("\\", "/")
+    if path.startswith("/") or _DRIVE.match(path):
+        raise InvalidFilename(f"File name must be a relative path: {path!r}")
+    segments = [segment for segment in path.split("/") if segment not in ("", ".")]
+    if any(segment == ".." for segment in segments):
+        raise InvalidFilename(f"File name must not contain '..': {path!r}")
+    if not segments or path.endswith("/"):
+        raise InvalidFilename(f"File name has no file part: {path!r}")
+    if any(not segment.strip() for segment in segments):
+        raise InvalidFilename(f"File name has a blank folder or file name: {path!r}")
+    if len(segments) > MAX_PATH_SEGMENTS:
+        raise InvalidFilename(f"File is nested too deeply (at most {MAX_PATH_SEGMENTS} path segments): {path!r}")
+    normalised = "/".join(segments)
+    if len(normalised) > MAX_PATH_CHARS:
+        raise InvalidFilename(f"File name is longer than {MAX_PATH_CHARS} characters")
+    return normalised
+
+
+def parse_metadata(raw: Optional[bytes]) -> Dict[str, Any]:
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidJson("The metadata part is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidJson("The metadata part must be a JSON object")
+    return data
+
+
+def _disposition(value: str) -> Tuple[Optional[str], Optional[str]]:
+    """(field name, file name) from a Content-Disposition header value."""
+    message = Message()
+    message["Content-Disposition"] = value
+    name = message.get_param("name", header="content-disposition")
+    filename = message.get_param("filename", header="content-disposition")
+    as_text = lambda v: None if v is None else collapse_rfc2231_value(v)  # noqa: E731
+    return as_text(name), as_text(filename)
+
+
+class _Part:
+    def __init__(self) -> None:
+        self.headers: Dict[str, str] = {}
+        self.chunks: List[bytes] = []
+
+
+def parse_multipart(content_type: str, body: bytes, max_files: int) -> MultipartUpload:
+    """The metadata JSON and the files of a ``multipart/form-data`` share upload. Parts
+    without a file name other than ``metadata`` are ignored."""
+    mime, options = parse_options_header(content_type or "")
+    boundary = options.get(b"boundary")
+    if mime != b"multipart/form-data" or not boundary:
+        raise UnsupportedMediaType("Send the share as multipart/form-data (a metadata part and file parts)")
+
+    parts: List[_Part] = []
+    header_name: List[bytes] = []
+    header_value: List[bytes] = []
+
+    def on_part_begin() -> None:
+        parts.append(_Part())
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_name.append(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.append(data[start:end])
+
+    def on_header_end() -> None:
+        try:
+            name = b"".join(header_name).decode("ascii").strip().lower()
+            value = b"".join(header_value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidFilename("Part headers must be UTF-8") from None
+        parts[-1].headers[name] = value
+        header_name.clear()
+        header_value.clear()
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        parts[-1].chunks.append(data[start:end])
+
+    parser = MultipartParser(boundary, callbacks={
+        "on_part_begin": on_part_begin, "on_header_field": on_header_field,
+        "on_header_value": on_header_value, "on_header_end": on_header_end, "on_part_data": on_part_data})
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError:
+        raise ValidationFailed.field("body", "Malformed multipart/form-data body", "INVALID_MULTIPART") from None
+
+    metadata: Optional[bytes] = None
+    files: List[UploadedFile] = []
+    seen = set()
+    for part in parts:
+        field_name, filename = _disposition(part.headers.get("content-disposition", ""))
+        if filename is None:
+            if field_name == METADATA_FIELD:
+                metadata = b"".join(part.chunks)
+            continue
+        path = normalise_path(filename)
+        if path in seen:
+            raise InvalidFilename(f"The same file was sent twice: {path!r}")
+        seen.add(path)
+        files.append(UploadedFile(path=path, data=b"".join(part.chunks), content_type=content_type_for(path)))
+        if len(files) > max_files:
+            raise ValidationFailed.field("files", f"A share holds at most {max_files} files", "TOO_MANY_FILES")
+    return MultipartUpload(metadata=parse_metadata(metadata), files=files)
+
+
+def check_total_size(total_bytes: int, max_bytes: int) -> None:
+    if total_bytes > max_bytes:
+        raise SizeLimit(max_bytes, f"The share's files add up to {total_bytes} bytes; the limit is {max_bytes}")

@@ -1,0 +1,244 @@
+"""GET /s/<slug>/…: files, widget injection, headers, passwords; GET /widget.js."""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import pytest
+
+from chalicelib.store.models import Share
+from tests.conftest import call, sign_in
+from tests.test_shares import INDEX, PNG, make_pro, share_site, upload
+
+ACCEPT_ANY = {"Accept": "*/*"}  # what browsers send for images, scripts and fonts
+
+
+def get(client, path, headers=None):
+    response = client.http.request("GET", path, headers={**ACCEPT_ANY, **(headers or {})})
+    return response.status_code, response.body, response.headers
+
+
+def site(client, token, files=None, **metadata):
+    return share_site(client, token, metadata.pop("name", "Site"), files=files or [
+        ("index.html", INDEX), ("css/site.css", b"h1{color:red}"), ("assets/img/logo.png", PNG),
+        ("js/app.js", b"console.log('hi')"), ("img/icon.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>"),
+        ("fonts/a.woff2", b"wOF2\x00\x01\xff"), ("docs/index.html", b"<p>docs</p>")], **metadata)
+
+
+def test_share_root_redirects_to_the_trailing_slash(client, user_token):
+    body = site(client, user_token)
+    status, _, headers = get(client, f"/s/{body['slug']}")
+    assert status == 302 and headers["Location"] == f"http://127.0.0.1:8000/s/{body['slug']}/"
+    status, _, headers = get(client, f"/s/{body['slug']}?pw=abc")
+    assert status == 302 and headers["Location"].endswith(f"/s/{body['slug']}/?pw=abc")
+
+
+def test_index_is_served_with_the_widget_injected(client, user_token):
+    body = site(client, user_token)
+    status, page, headers = get(client, f"/s/{body['slug']}/")
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    text = page.decode()
+    tag = (f'<script src="http://127.0.0.1:8000/widget.js" data-endpoint="http://127.0.0.1:8000/spikes" '
+           f'data-project="{body["share_id"]}"></script>')
+    assert text.count("widget.js") == 1 and tag + "</body>" in text
+    assert headers["Cache-Control"].startswith("no-cache")
+    # The same page by share id.
+    assert get(client, f"/s/{body['share_id']}/")[1] == page
+
+
+def test_every_share_response_is_sandboxed(client, user_token):
+    body = site(client, user_token)
+    for path in ["/", "/css/site.css", "/assets/img/logo.png", "/img/icon.svg"]:
+        status, _, headers = get(client, f"/s/{body['slug']}{path}")
+        assert status == 200, path
+        csp = headers["Content-Security-Policy"]
+        assert csp.startswith("sandbox ") and "allow-scripts" in csp and "allow-same-origin" not in csp
+        assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize("path,content_type", [
+    ("css/site.css", "text/css; charset=utf-8"), ("js/app.js", "application/javascript; charset=utf-8"),
+    ("img/icon.svg", "image/svg+xml; charset=utf-8"), ("assets/img/logo.png", "image/png"),
+])
+def test_files_come_back_with_their_content_type(client, user_token, path, content_type):
+    body = site(client, user_token)
+    status, _, headers = get(client, f"/s/{body['slug']}/{path}")
+    assert (status, headers["Content-Type"]) == (200, content_type)
+    assert headers["Cache-Control"] == "public, max-age=300" and headers["ETag"]
+
+
+def test_binary_files_round_trip_intact(client, user_token):
+    body = site(client, user_token)
+    status, data, headers = get(client, f"/s/{body['slug']}/assets/img/logo.png")
+    assert status == 200 and data == PNG
+    status, data, headers = get(client, f"/s/{body['slug']}/fonts/a.woff2")
+    assert status == 200 and data == b"wOF2\x00\x01\xff"
+
+
+def test_etag_revalidation_answers_304(client, user_token):
+    body = site(client, user_token)
+    _, _, headers = get(client, f"/s/{body['slug']}/css/site.css")
+    status, data, _ = get(client, f"/s/{body['slug']}/css/site.css", {"If-None-Match": headers["ETag"]})
+    assert status == 304 and data == b""
+
+
+def test_sub_folders_and_their_index(client, user_token):
+    body = site(client, user_token)
+    status, page, _ = get(client, f"/s/{body['slug']}/docs/")
+    assert status == 200 and page.decode().startswith("<p>docs</p><script")  # no </body>: appended
+    status, _, headers = get(client, f"/s/{body['slug']}/docs")
+    assert status == 302 and headers["Location"].endswith(f"/s/{body['slug']}/docs/")
+
+
+def test_deepest_routable_path_is_served(client, user_token):
+    deep = "a/b/c/d/e/f/g/deep.css"
+    body = site(client, user_token, files=[("index.html", INDEX), (deep, b"p{}")])
+    status, data, _ = get(client, f"/s/{body['slug']}/{deep}")
+    assert status == 200 and data == b"p{}"
+
+
+def test_missing_share_and_missing_file_are_the_same_404(client, user_token):
+    body = site(client, user_token)
+    answers = []
+    for path in [f"/s/{body['slug']}/nope.css", "/s/no-such-share/", "/s/no-such-share/a/b.css",
+                 f"/s/{body['slug']}/css/nope/x.css"]:
+        status, data, _ = call(client, "GET", path)
+        assert status == 404, path
+        data.pop("request_id")
+        answers.append(data)
+    assert all(answer == {"error": "Not found", "code": "NOT_FOUND"} for answer in answers)
+
+
+@pytest.mark.parametrize("page,expected", [
+    (b"<html><BODY>x</BODY></html>", "<html><BODY>x{tag}</BODY></html>"),
+    (b"<body>a</body><!-- </body> -->b</body >", "<body>a</body><!-- </body> -->b{tag}</body >"),
+    (b"<p>fragment</p>", "<p>fragment</p>{tag}"),
+    (b'<body><script src="https://cdn.example/widget.js" data-project="x"></script></body>',
+     '<body><script src="https://cdn.example/widget.js" data-project="x"></script></body>'),
+])
+def test_widget_goes_before_the_last_body_end_once(client, user_token, page, expected):
+    body = site(client, user_token, files=[("index.html", page)])
+    _, served, _ = get(client, f"/s/{body['slug']}/")
+    tag = re.search(r'<script src="[^"]*/widget\.js" data-endpoint[^>]*></script>', served.decode())
+    assert served.decode() == expected.format(tag=tag.group(0) if tag else "")
+
+
+def test_share_without_index_serves_its_only_page(client, user_token):
+    body = site(client, user_token, files=[("mockup.html", b"<body>m</body>"), ("a.css", b"")])
+    status, page, _ = get(client, f"/s/{body['slug']}/")
+    assert status == 200 and page.startswith(b"<body>m")
+
+
+def test_large_files_redirect_to_a_presigned_s3_url(client, user_token, env):
+    env(MAX_SERVED_FILE_BYTES="1000")
+    body = site(client, user_token, files=[("index.html", INDEX), ("big.png", b"\x89" * 2000)])
+    status, _, headers = get(client, f"/s/{body['slug']}/big.png")
+    assert status == 302
+    location = urlsplit(headers["Location"])
+    assert location.path.endswith(f"/shares/{body['share_id']}/big.png") and "Signature" in location.query
+
+
+def test_widget_script(client):
+    status, data, headers = get(client, "/widget.js")
+    assert status == 200 and b"spikes-widget" in data
+    assert headers["Content-Type"] == "application/javascript; charset=utf-8"
+    assert "max-age" in headers["Cache-Control"] and headers["Access-Control-Allow-Origin"] == "*"
+
+
+# --- password-protected shares ---------------------------------------------------------------
+
+def protected(client, token):
+    make_pro("owner@example.com")
+    return site(client, token, password="open sesame")
+
+
+def cookie_from(headers) -> str:
+    return headers["Set-Cookie"].split(";", 1)[0]
+
+
+def test_protected_share_asks_for_the_password(client, user_token):
+    body = protected(client, user_token)
+    status, page, headers = get(client, f"/s/{body['slug']}/", {"Accept": "text/html"})
+    assert status == 401 and headers["Content-Type"].startswith("text/html")
+    assert b'name="password"' in page and b"<h1>Hi</h1>" not in page
+    status, data, _ = call(client, "GET", f"/s/{body['slug']}/css/site.css")
+    assert (status, data["code"]) == (401, "AUTH_REQUIRED")
+
+
+def test_correct_pw_query_serves_and_sets_a_share_scoped_cookie(client, user_token):
+    body = protected(client, user_token)
+    status, page, headers = get(client, f"/s/{body['slug']}/?pw=open%20sesame")
+    assert status == 200 and b"<h1>Hi</h1>" in page
+    assert headers["Cache-Control"] == "no-cache, private"
+    attributes = [part.strip() for part in headers["Set-Cookie"].split(";")]
+    assert f"Path=/s/{body['slug']}/" in attributes and "HttpOnly" in attributes
+    assert "SameSite=None" in attributes and "Secure" in attributes and any(a.startswith("Max-Age=") for a in attributes)
+    status, data, headers = get(client, f"/s/{body['slug']}/assets/img/logo.png", {"Cookie": cookie_from(headers)})
+    assert status == 200 and data == PNG and headers["Cache-Control"].startswith("private")
+
+
+def test_password_form_post_sets_the_cookie_and_redirects(client, user_token):
+    body = protected(client, user_token)
+    response = client.http.request("POST", f"/s/{body['slug']}/", body=b"password=open+sesame",
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 303
+    assert urlsplit(response.headers["Location"]).path == f"/s/{body['slug']}/"
+    status, page, _ = get(client, f"/s/{body['slug']}/", {"Cookie": cookie_from(response.headers)})
+    assert status == 200 and b"<h1>Hi</h1>" in page
+
+
+def test_wrong_passwords_and_forged_cookies_are_refused(client, user_token):
+    body = protected(client, user_token)
+    status, page, _ = get(client, f"/s/{body['slug']}/?pw=wrong", {"Accept": "text/html"})
+    assert status == 401 and b"Wrong password" in page
+    status, data, _ = call(client, "GET", f"/s/{body['slug']}/css/site.css?pw=wrong")
+    assert (status, data["code"]) == (401, "AUTH_FAILED")
+    _, _, headers = get(client, f"/s/{body['slug']}/?pw=open%20sesame")
+    expires, signature = cookie_from(headers).split("=", 1)[1].split(".")
+    forged = f"spikes_unlock={int(expires) + 999999}.{signature}"
+    assert get(client, f"/s/{body['slug']}/css/site.css", {"Cookie": forged})[0] == 401
+    # A valid cookie of another share opens nothing here.
+    other = site(client, user_token, name="Other", password="other pw")
+    _, _, other_headers = get(client, f"/s/{other['slug']}/?pw=other%20pw")
+    assert get(client, f"/s/{body['slug']}/css/site.css", {"Cookie": cookie_from(other_headers)})[0] == 401
+
+
+def test_password_change_invalidates_cookies(client, user_token):
+    body = protected(client, user_token)
+    _, _, headers = get(client, f"/s/{body['slug']}/?pw=open%20sesame")
+    cookie = cookie_from(headers)
+    assert get(client, f"/s/{body['slug']}/css/site.css", {"Cookie": cookie})[0] == 200
+    Share.get(f"share#{body['share_id']}").update(actions=[Share.password_version.add(1)])
+    assert get(client, f"/s/{body['slug']}/css/site.css", {"Cookie": cookie})[0] == 401
+
+
+def test_password_attempts_are_rate_limited_per_share_and_address(client, user_token):
+    body = protected(client, user_token)
+    for _ in range(5):
+        assert get(client, f"/s/{body['slug']}/css/site.css?pw=guess")[0] == 401
+    status, data, headers = call(client, "GET", f"/s/{body['slug']}/css/site.css?pw=open%20sesame")
+    assert (status, data["code"]) == (429, "RATE_LIMIT") and int(headers["Retry-After"]) >= 1
+    # Another share is unaffected.
+    other = site(client, user_token, name="Other", password="x")
+    assert get(client, f"/s/{other['slug']}/css/site.css?pw=x")[0] == 200
+
+
+def test_protected_pending_and_public_shares_do_not_leak_each_other(client, user_token):
+    public = site(client, user_token, name="Public")
+    status, _, headers = get(client, f"/s/{public['slug']}/")
+    assert status == 200 and "Set-Cookie" not in headers
+
+
+def test_other_users_cannot_reach_a_share_through_the_api_but_viewers_can_view(client, user_token):
+    body = site(client, user_token)
+    other = sign_in(client, "other@example.com")
+    assert call(client, "GET", f"/shares/{body['slug']}", token=other)[0] == 404
+    assert get(client, f"/s/{body['slug']}/")[0] == 200
+
+
+def test_uploading_an_html_file_under_a_weird_name_is_still_sandboxed(client, user_token):
+    status, body, _ = upload(client, user_token, [("index.html", INDEX), ("evil.svg", b"<svg onload=alert(1)/>")],
+                             {"name": "svg"})
+    assert status == 201
+    _, _, headers = get(client, f"/s/{body['slug']}/evil.svg")
+    assert headers["Content-Security-Policy"].startswith("sandbox")
