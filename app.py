@@ -17,6 +17,21 @@ app.register_blueprint(serving.bp)
 app.register_blueprint(billing.bp)
 
 # --- Stripe webhook and the scheduled quota reset (billing) ---------------------------------
+from chalice import Cron  # noqa: E402
+from chalicelib.api import routing  # noqa: E402
+
+
+@app.route("/webhooks/stripe", methods=["POST"], content_types=["*/*"])
+def stripe_webhook():
+    return routing.handle(lambda: billing.stripe_webhook(app.current_request))
+
+
+# Every 15 minutes: a finished period is one GetItem; an unfinished one continues from its
+# checkpoint (see chalicelib/services/quota_reset.py).
+@app.schedule(Cron("0/15", "*", "*", "*", "?", "*"), name="quota_reset")
+def quota_reset(event):
+    return billing.scheduled_quota_reset(event)
+
 
 # --- last: unknown routes and wrong methods answer in the envelope --------------------------
 app.register_blueprint(fallback.bp)

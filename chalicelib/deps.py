@@ -52,9 +52,26 @@ def mailer():
     return ConsoleMailer() if s.mail_mode == "console" else SesMailer(ses_client(), s.mail_sender)
 
 
+@functools.lru_cache(maxsize=1)
+def stripe_client() -> Any:
+    """The Stripe API client; BillingNotConfigured when no secret key is set."""
+    import stripe
+    from chalicelib.errors import BillingNotConfigured
+    s = settings()
+    if not s.stripe_secret_key:
+        raise BillingNotConfigured()
+    try:  # requests (when installed) bounds the call; stripe's urllib fallback has no timeout
+        http_client = stripe.RequestsClient(timeout=s.stripe_timeout_seconds)
+    except (ImportError, AttributeError):
+        http_client = None
+    return stripe.StripeClient(s.stripe_secret_key.get_secret_value(),
+                               base_addresses={"api": s.stripe_api_base} if s.stripe_api_base else None,
+                               max_network_retries=s.stripe_max_network_retries, http_client=http_client)
+
+
 def reset() -> None:
     """Forget settings and every cached client (after the environment changed)."""
     reset_settings()
     _bound["settings"] = None
-    for factory in (s3_client, ses_client, mailer):
+    for factory in (s3_client, ses_client, mailer, stripe_client):
         factory.cache_clear()

@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     billing_cancel_url: Optional[str] = None
     payment_grace_days: int = 7
     upgrade_url: Optional[str] = None
+    # Where the Customer Portal sends the user back (default: the site's origin).
+    billing_return_url: Optional[str] = None
+    stripe_max_network_retries: int = 2
+    stripe_timeout_seconds: float = 10.0
+    # The scheduled quota reset: users per page, and the time it leaves before the Lambda
+    # timeout when deciding whether to start another page (it checkpoints after each page).
+    job_page_size: int = 100
+    job_time_reserve_ms: int = 10_000
 
     log_level: str = "INFO"
     # Share files above this are served by a redirect to a presigned S3 URL: a Lambda response

@@ -1,0 +1,184 @@
+"""The scheduled quota reset: closes the previous quota period for every user and persists
+grace-expired downgrades.
+
+Enforcement never depends on this job: counters are keyed by period, so a new period starts
+from zero by construction, and ``quotas.effective_tier`` ignores Pro once the grace period has
+passed. The job is the bookkeeping behind that:
+
+- a period pass (``job#quota-reset#<period>``), once per period: for each user, writes the
+  previous period's usage summary (``usage-archive#<user>#<previous period>``: spikes received,
+  active shares, tier) and persists an expired grace period (tier -> free, Pro features off);
+- a daily pass (``job#grace-sweep#<date>``) that only persists expired grace periods, so a
+  lapsed subscription loses its Pro features within a day, not at the next period.
+
+Each pass reads the users table page by page (Scan, never on a request path) and checkpoints
+its LastEvaluatedKey in its ledger item after every page, guarded by a version number, so
+concurrent invocations never interleave. It stops when too little of the Lambda's time is left
+and the next invocation (the schedule runs every 15 minutes) continues from the checkpoint.
+Every per-user action is a conditional write, so a page re-processed after a crash changes
+nothing twice, and a completed pass is a single GetItem.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Callable, Dict, Optional
+
+from pynamodb.exceptions import PutError, UpdateError
+
+from chalicelib.logs import get_logger
+from chalicelib.services import quotas, shares, usage
+from chalicelib.services.usage import counter
+from chalicelib.settings import Settings
+from chalicelib.store.models import LedgerItem, User
+
+log = get_logger("spikes.quota_reset")
+
+RUNNING = "running"
+DONE = "done"
+STATS = ("users", "archived", "downgraded", "shares_stripped")
+
+
+def period_job_key(period: str) -> str:
+    return f"job#quota-reset#{period}"
+
+
+def grace_job_key(day: str) -> str:
+    return f"job#grace-sweep#{day}"
+
+
+def archive_key(user_id: str, period: str) -> str:
+    return f"usage-archive#{user_id}#{period}"
+
+
+def previous_period(period: str) -> str:
+    return quotas.period_of(quotas.period_start(period) - timedelta(days=1))
+
+
+def _conditional_failed(exc: Exception) -> bool:
+    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
+
+
+# --- per-user work ---------------------------------------------------------------------------
+
+def archive_usage(user: User, period: str, now: datetime) -> bool:
+    """Write the closed period's usage summary once. True when this call wrote it."""
+    closed_at = quotas.period_start(quotas.current_period(now))
+    spikes = counter(quotas.user_usage_key(user.user_id, period))
+    summary = LedgerItem(archive_key(user.user_id, period), count=spikes, state="closed",
+                         expires_at=int(now.timestamp()) + quotas.COUNTER_RETENTION_SECONDS,
+                         detail={"period": period, "spikes": spikes, "shares": int(user.active_shares or 0),
+                                 "tier": quotas.effective_tier(user, closed_at.timestamp()),
+                                 "closed_at": quotas.iso(now)})
+    try:
+        summary.save(condition=LedgerItem.pk.does_not_exist())
+        return True
+    except PutError as exc:
+        if _conditional_failed(exc):
+            return False
+        raise
+
+
+def persist_grace_expiry(user: User, now: datetime) -> Dict[str, int]:
+    """Pro with an expired grace period -> free, then Pro features off.
+
+    The downgrade keeps ``grace_until``; it is removed only after the shares were stripped,
+    so "free with an expired grace_until" means "stripping pending" and a crash in between is
+    finished by the next pass. A webhook that changes the user meanwhile makes the
+    conditions fail, and its newer state wins."""
+    result = {"downgraded": 0, "shares_stripped": 0}
+    now_ts = now.timestamp()
+    observed = user.grace_until
+    if observed is None or observed > now_ts:
+        return result
+    if user.tier == quotas.PRO:
+        try:
+            user.update(actions=[User.tier.set(quotas.FREE)],
+                        condition=(User.tier == quotas.PRO) & (User.grace_until == observed))
+            result["downgraded"] = 1
+        except UpdateError as exc:
+            if _conditional_failed(exc):
+                return result
+            raise
+    if user.tier == quotas.FREE:
+        result["shares_stripped"] = shares.strip_pro_features(user.user_id)
+        try:
+            user.update(actions=[User.grace_until.remove()],
+                        condition=(User.tier == quotas.FREE) & (User.grace_until == observed))
+        except UpdateError as exc:
+            if not _conditional_failed(exc):
+                raise
+    return result
+
+
+# --- one resumable pass over the users table -------------------------------------------------
+
+def _start(key: str, now: datetime) -> LedgerItem:
+    item = LedgerItem(key, count=0, state=RUNNING,
+                      expires_at=int(now.timestamp()) + quotas.COUNTER_RETENTION_SECONDS,
+                      detail={"cursor": None, "started_at": quotas.iso(now), "invocations": 0, "pages": 0,
+                              **{name: 0 for name in STATS}})
+    try:
+        item.save(condition=LedgerItem.pk.does_not_exist())
+        return item
+    except PutError as exc:
+        if not _conditional_failed(exc):
+            raise
+    return LedgerItem.get(key, consistent_read=True)
+
+
+def sweep(settings: Settings, key: str, now: datetime, time_left_ms: Callable[[], float],
+          archive_period: Optional[str] = None) -> Dict[str, Any]:
+    """Continue the pass ``key`` from its checkpoint until it is done or time runs short.
+    Always processes at least one page per invocation, so it progresses under any timeout."""
+    job = _start(key, now)
+    if job.state == DONE:
+        return {"job": key, "status": "already-done"}
+    pages_this_run = 0
+    while True:
+        if pages_this_run and time_left_ms() < settings.job_time_reserve_ms:
+            log.info("job.paused", job=key, pages=pages_this_run)
+            return {"job": key, "status": "paused", "pages": pages_this_run}
+        detail = dict(job.detail or {})
+        page = User.scan(limit=settings.job_page_size, page_size=settings.job_page_size,
+                         last_evaluated_key=detail.get("cursor"))
+        for user in page:
+            detail["users"] = detail.get("users", 0) + 1
+            if archive_period and archive_usage(user, archive_period, now):
+                detail["archived"] = detail.get("archived", 0) + 1
+            for name, value in persist_grace_expiry(user, now).items():
+                detail[name] = detail.get(name, 0) + value
+        cursor = page.last_evaluated_key
+        done = cursor is None
+        detail.update(cursor=cursor, pages=detail.get("pages", 0) + 1,
+                      invocations=detail.get("invocations", 0) + (0 if pages_this_run else 1))
+        if done:
+            detail["finished_at"] = quotas.iso(now)
+        version = int(job.count or 0)
+        try:
+            job.update(actions=[LedgerItem.count.add(1), LedgerItem.detail.set(detail),
+                                LedgerItem.state.set(DONE if done else RUNNING)],
+                       condition=(LedgerItem.count == version) & (LedgerItem.state == RUNNING))
+        except UpdateError as exc:
+            if _conditional_failed(exc):  # another invocation checkpointed first: it carries on
+                return {"job": key, "status": "yielded", "pages": pages_this_run}
+            raise
+        pages_this_run += 1
+        if done:
+            log.info("job.completed", job=key, **{name: detail.get(name, 0) for name in STATS})
+            return {"job": key, "status": "completed", "pages": pages_this_run,
+                    **{name: detail.get(name, 0) for name in STATS}}
+
+
+def run(settings: Settings, now: Optional[datetime] = None,
+        time_left_ms: Optional[Callable[[], float]] = None) -> Dict[str, Any]:
+    """The scheduled entry point: this period's pass, then today's grace sweep."""
+    now = now or usage.utcnow()
+    time_left_ms = time_left_ms or (lambda: float("inf"))
+    period = quotas.current_period(now)
+    results = [sweep(settings, period_job_key(period), now, time_left_ms, archive_period=previous_period(period))]
+    first = results[-1]["status"]
+    # Progress guarantee: an invocation that found the period pass done always works on the sweep.
+    if first == "already-done" or (first == "completed" and time_left_ms() >= settings.job_time_reserve_ms):
+        results.append(sweep(settings, grace_job_key(now.strftime("%Y-%m-%d")), now, time_left_ms))
+    return {"period": period, "passes": results}
+

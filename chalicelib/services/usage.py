@@ -1,0 +1,42 @@
+"""GET /usage: this period's spikes, active shares, the tier's limits and when the period resets.
+
+``spikes`` is the owner's period counter (``usage#<user>#<period>``), incremented atomically by
+POST /spikes in the same transaction as the share's quota counter. Because counters are keyed
+by period, a new period reads zero without any reset having run.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Dict, Optional
+
+from chalicelib.services import quotas
+from chalicelib.settings import Settings
+from chalicelib.store.models import LedgerItem, User
+
+
+def utcnow() -> datetime:
+    """The clock of the billing/usage code: the HTTP layer and the scheduled job read it once
+    per call and pass it down as ``now`` (tests move time by replacing this function)."""
+    return datetime.now(timezone.utc)
+
+
+def counter(key: str) -> int:
+    try:
+        return int(LedgerItem.get(key).count or 0)
+    except LedgerItem.DoesNotExist:
+        return 0
+
+
+def usage(settings: Settings, user: User, now: Optional[datetime] = None) -> Dict[str, Any]:
+    now = now or utcnow()
+    tier = quotas.effective_tier(user, now.timestamp())
+    limits = quotas.limits_for(settings, tier)
+    return {
+        "spikes": max(0, counter(quotas.user_usage_key(user.user_id, quotas.current_period(now)))),
+        "spike_limit": limits.spike_limit,
+        "shares": max(0, int(user.active_shares or 0)),
+        "share_limit": limits.share_limit,
+        "tier": tier,
+        "period": quotas.current_period(now),
+        "reset_at": quotas.iso(quotas.next_period_start(now)),
+    }

@@ -1,0 +1,124 @@
+"""A small local fake of the Stripe API for tests: the three endpoints the backend calls.
+
+It listens on 127.0.0.1 (port 0: the OS picks a free port) in a thread, parses the
+form-encoded bodies the official library sends, records every request, honours
+``Idempotency-Key`` for customers like Stripe does, and can be told to fail.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Dict, List, Optional, Tuple
+from urllib.parse import parse_qsl
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: Dict[str, str]
+    form: Dict[str, str]  # flat, Stripe's bracket notation: "line_items[0][price]"
+
+
+@dataclass
+class FakeStripe:
+    api_key: str = "sk_test_fake"
+    requests: List[Recorded] = field(default_factory=list)
+    customers: Dict[str, dict] = field(default_factory=dict)
+    failures: List[Tuple[int, dict]] = field(default_factory=list)
+    _idempotent: Dict[str, dict] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: Optional[ThreadingHTTPServer] = None
+    _thread: Optional[threading.Thread] = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "FakeStripe":
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode("utf-8")
+                status, payload = fake.dispatch(Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()},
+                                                         dict(parse_qsl(body, keep_blank_values=True))))
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Request-Id", "req_fake")
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=5)
+
+    def fail_next(self, status: int, error_type: str = "api_error", message: str = "boom") -> None:
+        self.failures.append((status, {"error": {"type": error_type, "message": message}}))
+
+    def calls(self, path: str) -> List[Recorded]:
+        return [r for r in self.requests if r.path == path]
+
+    # --- the endpoints -------------------------------------------------------------------
+
+    def dispatch(self, request: Recorded) -> Tuple[int, dict]:
+        with self._lock:
+            self.requests.append(request)
+            if request.headers.get("authorization") != f"Bearer {self.api_key}":
+                return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}
+            if self.failures:
+                return self.failures.pop(0)
+            if request.path == "/v1/customers":
+                return 200, self._create_customer(request)
+            if request.path == "/v1/checkout/sessions":
+                return self._create_checkout(request)
+            if request.path == "/v1/billing_portal/sessions":
+                return self._create_portal(request)
+            return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({request.path})"}}
+
+    def _create_customer(self, request: Recorded) -> dict:
+        key = request.headers.get("idempotency-key")
+        if key and key in self._idempotent:
+            return self._idempotent[key]
+        customer = {"id": f"cus_{secrets.token_hex(7)}", "object": "customer", "email": request.form.get("email"),
+                    "metadata": {"user_id": request.form.get("metadata[user_id]")}}
+        self.customers[customer["id"]] = customer
+        if key:
+            self._idempotent[key] = customer
+        return customer
+
+    def _create_checkout(self, request: Recorded) -> Tuple[int, dict]:
+        form = request.form
+        if form.get("customer") not in self.customers:
+            return 400, {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                   "message": f"No such customer: '{form.get('customer')}'"}}
+        session_id = f"cs_test_{secrets.token_hex(12)}"
+        return 200, {"id": session_id, "object": "checkout.session", "mode": form.get("mode"),
+                     "customer": form.get("customer"), "client_reference_id": form.get("client_reference_id"),
+                     "url": f"https://checkout.stripe.com/c/pay/{session_id}"}
+
+    def _create_portal(self, request: Recorded) -> Tuple[int, dict]:
+        if request.form.get("customer") not in self.customers:
+            return 400, {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                   "message": f"No such customer: '{request.form.get('customer')}'"}}
+        session_id = f"bps_{secrets.token_hex(12)}"
+        return 200, {"id": session_id, "object": "billing_portal.session", "customer": request.form["customer"],
+                     "return_url": request.form.get("return_url"),
+                     "url": f"https://billing.stripe.com/p/session/test_{session_id}"}

@@ -1,0 +1,188 @@
+"""GET /billing/checkout and /billing/portal against a local fake of the Stripe API."""
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from chalicelib import deps
+from chalicelib.services import billing
+from chalicelib.services.accounts import user_id_for
+from chalicelib.store.models import User
+from tests.conftest import call, sign_in
+from tests.fakes.stripe_api import FakeStripe
+
+EMAIL = "owner@example.com"
+
+
+@pytest.fixture
+def stripe_api():
+    fake = FakeStripe().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def configured(env, stripe_api):
+    env(STRIPE_SECRET_KEY=stripe_api.api_key, STRIPE_PRICE_ID="price_pro", STRIPE_API_BASE=stripe_api.url,
+        STRIPE_MAX_NETWORK_RETRIES="0", BILLING_SUCCESS_URL="https://app.example/thanks",
+        BILLING_CANCEL_URL="https://app.example/pricing")
+    return stripe_api
+
+
+def stored_user() -> User:
+    return User.get(user_id_for(EMAIL), consistent_read=True)
+
+
+# --- checkout --------------------------------------------------------------------------------
+
+def test_checkout_creates_customer_and_subscription_session(client, user_token, configured):
+    status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
+    assert status == 200, body
+    assert body["url"].startswith("https://checkout.stripe.com/c/pay/cs_test_")
+
+    uid = user_id_for(EMAIL)
+    [customer_call] = configured.calls("/v1/customers")
+    assert customer_call.form["email"] == EMAIL and customer_call.form["metadata[user_id]"] == uid
+    assert customer_call.headers["idempotency-key"] == f"spikes-customer-{uid}"
+    customer_id = stored_user().stripe_customer_id
+    assert customer_id in configured.customers
+
+    [session_call] = configured.calls("/v1/checkout/sessions")
+    form = session_call.form
+    assert form["mode"] == "subscription"
+    assert form["line_items[0][price]"] == "price_pro" and form["line_items[0][quantity]"] == "1"
+    assert form["customer"] == customer_id
+    assert form["client_reference_id"] == uid and form["metadata[user_id]"] == uid
+    assert form["subscription_data[metadata][user_id]"] == uid
+    assert form["success_url"] == "https://app.example/thanks" and form["cancel_url"] == "https://app.example/pricing"
+
+
+def test_checkout_reuses_the_stored_customer(client, user_token, configured):
+    call(client, "GET", "/billing/checkout", token=user_token)
+    first = stored_user().stripe_customer_id
+    status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
+    assert status == 200 and body["url"]
+    assert len(configured.calls("/v1/customers")) == 1
+    assert [c.form["customer"] for c in configured.calls("/v1/checkout/sessions")] == [first, first]
+
+
+def test_concurrent_first_checkouts_end_with_one_customer(client, user_token, configured):
+    # Service level: chalice's test client swaps os.environ per call and is not thread-safe.
+    settings = deps.settings()
+    results, errors = [], []
+    barrier = threading.Barrier(4)
+
+    def go():
+        try:
+            fresh = stored_user()
+            barrier.wait()
+            results.append(billing.checkout(settings, deps.stripe_client, fresh, "https://api.example"))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 4 and all(r["url"] for r in results)
+    assert len(configured.calls("/v1/customers")) == 4  # all four raced past the "no customer yet" check
+    assert len(configured.customers) == 1  # one idempotency key -> one Stripe customer
+    stored = stored_user().stripe_customer_id
+    assert {c.form["customer"] for c in configured.calls("/v1/checkout/sessions")} == {stored}
+
+
+def test_stored_customer_is_never_overwritten(client, user_token, configured):
+    stale = stored_user()  # read before another request stored a customer
+    User(stale.user_id).update(actions=[User.stripe_customer_id.set("cus_already_there")])
+    customer_id = billing.ensure_customer(deps.stripe_client(), stale)
+    assert customer_id == "cus_already_there"
+    assert stored_user().stripe_customer_id == "cus_already_there"
+
+
+def test_checkout_for_pro_user_answers_null_url_with_message(client, user_token, configured):
+    User(user_id_for(EMAIL)).update(actions=[User.tier.set("pro")])
+    status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
+    assert status == 200
+    assert body["url"] is None and "Pro" in body["message"]
+    assert configured.requests == []
+
+
+def test_checkout_when_grace_has_expired_offers_checkout_again(client, user_token, configured):
+    User(user_id_for(EMAIL)).update(actions=[User.tier.set("pro"), User.grace_until.set(1)])
+    status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
+    assert status == 200 and body["url"]
+
+
+def test_checkout_requires_a_bearer_token(client, configured):
+    status, body, _ = call(client, "GET", "/billing/checkout")
+    assert status == 401 and body["code"] == "AUTH_REQUIRED"
+    status, body, _ = call(client, "GET", "/billing/checkout", token="not-a-token")
+    assert status == 401 and body["code"] == "AUTH_FAILED"
+
+
+def test_billing_not_configured_is_a_clear_error(client, user_token):
+    for path in ("/billing/checkout", "/billing/portal"):
+        status, body, _ = call(client, "GET", path, token=user_token)
+        assert status == 503, body
+        assert body["code"] == "BILLING_NOT_CONFIGURED" and body["request_id"]
+
+
+def test_checkout_without_price_is_not_configured(client, user_token, env, stripe_api):
+    env(STRIPE_SECRET_KEY=stripe_api.api_key, STRIPE_API_BASE=stripe_api.url)
+    status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
+    assert status == 503 and body["code"] == "BILLING_NOT_CONFIGURED"
+    assert stripe_api.requests == []
+
+
+def test_stripe_unreachable_is_503_with_retry_after(client, user_token, env):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    env(STRIPE_SECRET_KEY="sk_test_fake", STRIPE_PRICE_ID="price_pro", STRIPE_API_BASE=f"http://127.0.0.1:{dead_port}",
+        STRIPE_MAX_NETWORK_RETRIES="0")
+    status, body, headers = call(client, "GET", "/billing/checkout", token=user_token)
+    assert status == 503 and body["code"] == "SERVICE_UNAVAILABLE"
+    assert headers["Retry-After"] == "2"
+    assert stored_user().stripe_customer_id is None
+
+
+def test_stripe_server_error_is_503(client, user_token, configured):
+    configured.fail_next(500)
+    status, body, headers = call(client, "GET", "/billing/checkout", token=user_token)
+    assert status == 503 and body["code"] == "SERVICE_UNAVAILABLE" and "Retry-After" in headers
+
+
+def test_rejected_api_key_is_reported_as_configuration_error(client, user_token, configured, env):
+    env(STRIPE_SECRET_KEY="sk_test_wrong", STRIPE_PRICE_ID="price_pro", STRIPE_API_BASE=configured.url,
+        STRIPE_MAX_NETWORK_RETRIES="0")
+    status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
+    assert status == 503 and body["code"] == "BILLING_NOT_CONFIGURED"
+
+
+# --- portal ----------------------------------------------------------------------------------
+
+def test_portal_without_customer_is_404(client, user_token, configured):
+    status, body, _ = call(client, "GET", "/billing/portal", token=user_token)
+    assert status == 404 and body["code"] == "NOT_FOUND" and "upgrade" in body["error"]
+    assert configured.requests == []
+
+
+def test_portal_returns_session_url_for_the_customer(client, user_token, configured, env):
+    env(STRIPE_SECRET_KEY=configured.api_key, STRIPE_PRICE_ID="price_pro", STRIPE_API_BASE=configured.url,
+        STRIPE_MAX_NETWORK_RETRIES="0", BILLING_RETURN_URL="https://app.example/account")
+    call(client, "GET", "/billing/checkout", token=user_token)
+    customer_id = stored_user().stripe_customer_id
+    status, body, _ = call(client, "GET", "/billing/portal", token=user_token)
+    assert status == 200, body
+    assert body["url"].startswith("https://billing.stripe.com/p/session/")
+    [portal_call] = configured.calls("/v1/billing_portal/sessions")
+    assert portal_call.form == {"customer": customer_id, "return_url": "https://app.example/account"}
+
+
+def test_portal_for_another_user_uses_their_own_customer(client, user_token, configured):
+    call(client, "GET", "/billing/checkout", token=user_token)
+    other = sign_in(client, "someone@example.com")
+    status, body, _ = call(client, "GET", "/billing/portal", token=other)
+    assert status == 404

@@ -1,0 +1,248 @@
+"""GET /usage and the scheduled quota reset (invoked through chalice's test client)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from chalicelib import deps
+from chalicelib.services import quota_reset, quotas, usage
+from chalicelib.services.accounts import user_id_for
+from chalicelib.store.models import LedgerItem, Share, User
+from tests.conftest import call
+
+EMAIL = "owner@example.com"
+SCHEDULE_EVENT = {"version": "0", "account": "123456789012", "region": "us-east-1", "detail": {},
+                  "detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-12-01T00:00:00Z",
+                  "id": "cdc73f9d-aea9-11e3-9d5a-835b769c0d9c",
+                  "resources": ["arn:aws:events:us-east-1:123456789012:rule/quota_reset"]}
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Move the billing/usage clock: ``clock("2026-12-01T00:10:00")`` (UTC)."""
+    def set_time(iso: str) -> datetime:
+        moment = datetime.fromisoformat(iso).replace(tzinfo=timezone.utc)
+        monkeypatch.setattr(usage, "utcnow", lambda: moment)
+        return moment
+    return set_time
+
+
+def invoke(client) -> dict:
+    return client.lambda_.invoke("quota_reset", SCHEDULE_EVENT).payload
+
+
+def run_to_completion(client, limit: int = 50) -> int:
+    """Invoke the schedule until the period pass is done; returns how many invocations it took."""
+    for attempt in range(1, limit + 1):
+        result = invoke(client)
+        if result["passes"][0]["status"] in ("completed", "already-done"):
+            return attempt
+    raise AssertionError("the job never finished")
+
+
+def add_usage(user_id: str, period: str, count: int) -> None:
+    LedgerItem(quotas.user_usage_key(user_id, period)).update(actions=[LedgerItem.count.add(count)])
+
+
+def make_user(email: str, **fields) -> User:
+    user = User(user_id_for(email), email=email, created_at="2026-01-01T00:00:00Z", **fields)
+    user.save()
+    return user
+
+
+def make_pro_share(owner_id: str, share_id: str) -> None:
+    Share(f"share#{share_id}", share_id=share_id, owner_id=owner_id, created_at="2026-02-01T00:00:00Z",
+          slug=share_id.replace("_", "-"), status="active", password_hash="$argon2id$fake",
+          webhook_url="https://hooks.example/x").save()
+
+
+def archive(user_id: str, period: str) -> LedgerItem:
+    return LedgerItem.get(quota_reset.archive_key(user_id, period))
+
+
+# --- GET /usage ------------------------------------------------------------------------------
+
+def test_usage_of_a_new_free_user(client, user_token, clock):
+    clock("2026-11-20T12:00:00")
+    status, body, _ = call(client, "GET", "/usage", token=user_token)
+    assert status == 200, body
+    assert body == {"spikes": 0, "spike_limit": 100, "shares": 0, "share_limit": 5, "tier": "free",
+                    "period": "2026-11", "reset_at": "2026-12-01T00:00:00Z"}
+
+
+def test_usage_counts_this_period_with_limits_from_settings(client, user_token, clock, env):
+    env(FREE_SPIKE_LIMIT="3", FREE_SHARE_LIMIT="2")
+    clock("2026-12-31T23:59:59")
+    uid = user_id_for(EMAIL)
+    add_usage(uid, "2026-12", 45)
+    add_usage(uid, "2026-11", 7)  # another period: not counted
+    User(uid).update(actions=[User.active_shares.set(3)])
+    status, body, _ = call(client, "GET", "/usage", token=user_token)
+    assert status == 200
+    assert (body["spikes"], body["spike_limit"], body["shares"], body["share_limit"]) == (45, 3, 3, 2)
+    assert body["reset_at"] == "2027-01-01T00:00:00Z"
+
+
+def test_pro_limits_are_null_until_grace_runs_out(client, user_token, clock):
+    now = clock("2026-11-20T12:00:00")
+    uid = user_id_for(EMAIL)
+    User(uid).update(actions=[User.tier.set("pro"), User.grace_until.set(int(now.timestamp()) + 60)])
+    body = call(client, "GET", "/usage", token=user_token)[1]
+    assert (body["tier"], body["spike_limit"], body["share_limit"]) == ("pro", None, None)
+    clock("2026-11-20T12:01:01")
+    body = call(client, "GET", "/usage", token=user_token)[1]
+    assert (body["tier"], body["spike_limit"], body["share_limit"]) == ("free", 100, 5)
+
+
+def test_usage_requires_a_bearer_token(client):
+    status, body, _ = call(client, "GET", "/usage")
+    assert status == 401 and body["code"] == "AUTH_REQUIRED"
+
+
+# --- the scheduled reset ---------------------------------------------------------------------
+
+def test_new_period_reads_zero_before_and_after_the_reset(client, user_token, clock, env):
+    env(JOB_TIME_RESERVE_MS="0")
+    uid = user_id_for(EMAIL)
+    clock("2026-11-30T23:59:00")
+    add_usage(uid, "2026-11", 45)
+    assert call(client, "GET", "/usage", token=user_token)[1]["spikes"] == 45
+
+    clock("2026-12-01T00:10:00")
+    before = call(client, "GET", "/usage", token=user_token)[1]
+    assert (before["spikes"], before["reset_at"]) == (0, "2027-01-01T00:00:00Z")  # the job has not run
+
+    result = invoke(client)
+    assert result["period"] == "2026-12"
+    assert result["passes"][0]["status"] == "completed" and result["passes"][0]["archived"] == 1
+    closed = archive(uid, "2026-11")
+    assert closed.count == 45 and closed.detail["spikes"] == 45 and closed.detail["tier"] == "free"
+    job = LedgerItem.get(quota_reset.period_job_key("2026-12"))
+    assert job.state == "done" and job.detail["users"] == 1 and job.detail["cursor"] is None
+    after = call(client, "GET", "/usage", token=user_token)[1]
+    assert (after["spikes"], after["reset_at"]) == (0, "2027-01-01T00:00:00Z")
+
+
+def test_running_twice_changes_nothing_the_second_time(client, user_token, clock, env):
+    env(JOB_TIME_RESERVE_MS="0")
+    uid = user_id_for(EMAIL)
+    add_usage(uid, "2026-11", 10)
+    clock("2026-12-01T00:05:00")
+    assert invoke(client)["passes"][0]["status"] == "completed"
+    add_usage(uid, "2026-11", 5)  # a straggler written to the closed period
+    clock("2026-12-01T00:20:00")
+    second = invoke(client)
+    assert second["passes"][0]["status"] == "already-done"
+    assert archive(uid, "2026-11").count == 10  # written once, not rewritten
+    assert LedgerItem.get(quota_reset.period_job_key("2026-12")).detail["users"] == 1
+    # Calling the service again directly for the same period is just as harmless.
+    assert quota_reset.run(deps.settings(), now=usage.utcnow())["passes"][0]["status"] == "already-done"
+
+
+def test_a_missed_period_start_is_caught_up_late(client, user_token, clock, env):
+    env(JOB_TIME_RESERVE_MS="0")
+    uid = user_id_for(EMAIL)
+    add_usage(uid, "2026-11", 12)
+    clock("2026-12-20T09:00:00")  # no run since the period began
+    assert call(client, "GET", "/usage", token=user_token)[1]["spikes"] == 0
+    assert invoke(client)["passes"][0]["status"] == "completed"
+    assert archive(uid, "2026-11").count == 12
+    # A period in which the job never ran at all still starts from zero.
+    clock("2027-02-03T00:00:00")
+    add_usage(uid, "2027-02", 2)
+    assert call(client, "GET", "/usage", token=user_token)[1]["spikes"] == 2
+
+
+def test_job_is_paginated_and_resumes_from_its_checkpoint(client, clock, env):
+    # Page of 2; the test Lambda context has 3 s, less than the 10 s reserve: one page per run.
+    env(JOB_PAGE_SIZE="2", JOB_TIME_RESERVE_MS="10000")
+    clock("2026-12-01T00:00:30")
+    ids = [make_user(f"user{i}@example.com", tier="free").user_id for i in range(5)]
+    for n, uid in enumerate(ids):
+        add_usage(uid, "2026-11", n + 1)
+
+    first = invoke(client)
+    assert first["passes"] == [{"job": "job#quota-reset#2026-12", "status": "paused", "pages": 1}]
+    job = LedgerItem.get(quota_reset.period_job_key("2026-12"))
+    assert job.state == "running" and job.detail["cursor"] is not None and job.detail["users"] == 2
+
+    invocations = 1 + run_to_completion(client)
+    assert invocations >= 3
+    job = LedgerItem.get(quota_reset.period_job_key("2026-12"))
+    assert job.state == "done" and job.detail["users"] == 5 and job.detail["archived"] == 5
+    assert job.detail["invocations"] == invocations
+    assert sorted(archive(uid, "2026-11").count for uid in ids) == [1, 2, 3, 4, 5]
+
+
+def test_a_page_reprocessed_after_a_crash_is_not_double_counted(client, clock, env):
+    env(JOB_PAGE_SIZE="2", JOB_TIME_RESERVE_MS="0")
+    now = clock("2026-12-01T00:00:30")
+    ids = [make_user(f"user{i}@example.com").user_id for i in range(3)]
+    for uid in ids:
+        add_usage(uid, "2026-11", 4)
+    # A previous run archived one user, then died before its checkpoint.
+    quota_reset.archive_usage(User.get(ids[0]), "2026-11", now)
+    assert invoke(client)["passes"][0]["status"] == "completed"
+    job = LedgerItem.get(quota_reset.period_job_key("2026-12"))
+    assert job.detail["users"] == 3 and job.detail["archived"] == 2
+    assert all(archive(uid, "2026-11").count == 4 for uid in ids)
+
+
+def test_job_persists_expired_grace_and_strips_pro_features(client, user_token, clock, env):
+    env(JOB_TIME_RESERVE_MS="0")
+    now = clock("2026-12-01T00:00:30")
+    uid = user_id_for(EMAIL)
+    User(uid).update(actions=[User.tier.set("pro"), User.subscription_status.set("past_due"),
+                              User.grace_until.set(int(now.timestamp()) - 60)])
+    in_grace = make_user("still@example.com", tier="pro", grace_until=int(now.timestamp()) + 3600)
+    make_pro_share(uid, "sh_aaaaaaaaaaaa")
+    make_pro_share(in_grace.user_id, "sh_bbbbbbbbbbbb")
+
+    result = invoke(client)["passes"][0]
+    assert (result["downgraded"], result["shares_stripped"]) == (1, 1)
+    lapsed = User.get(uid)
+    assert lapsed.tier == "free" and lapsed.grace_until is None
+    share = Share.get("share#sh_aaaaaaaaaaaa")
+    assert share.password_hash is None and share.webhook_url is None and share.slug == "sh-aaaaaaaaaaaa"
+    assert User.get(in_grace.user_id).tier == "pro"
+    assert Share.get("share#sh_bbbbbbbbbbbb").password_hash is not None
+    assert call(client, "GET", "/usage", token=user_token)[1]["tier"] == "free"
+
+
+def test_downgrade_interrupted_before_stripping_is_finished(client, clock, env):
+    env(JOB_TIME_RESERVE_MS="0")
+    now = clock("2026-12-01T00:00:30")
+    user = make_user("crashed@example.com", tier="free", grace_until=int(now.timestamp()) - 60)
+    make_pro_share(user.user_id, "sh_cccccccccccc")
+    invoke(client)
+    assert Share.get("share#sh_cccccccccccc").password_hash is None
+    assert User.get(user.user_id).grace_until is None
+
+
+def test_daily_sweep_persists_grace_expiry_mid_period(client, clock, env):
+    env(JOB_TIME_RESERVE_MS="0")
+    now = clock("2026-12-01T00:00:30")
+    user = make_user("lapsing@example.com", tier="pro", grace_until=int(now.timestamp()) + 5 * 86400)
+    make_pro_share(user.user_id, "sh_dddddddddddd")
+    first = invoke(client)["passes"]
+    assert [p["status"] for p in first] == ["completed", "completed"]
+    assert User.get(user.user_id).tier == "pro"
+
+    clock("2026-12-07T00:15:00")  # grace over; the period pass is long done
+    passes = invoke(client)["passes"]
+    assert passes[0]["status"] == "already-done"
+    assert passes[1]["job"] == "job#grace-sweep#2026-12-07" and passes[1]["downgraded"] == 1
+    assert User.get(user.user_id).tier == "free"
+    assert Share.get("share#sh_dddddddddddd").password_hash is None
+    assert invoke(client)["passes"][1]["status"] == "already-done"
+
+
+def test_webhook_newer_state_wins_over_a_grace_downgrade(client, clock, env):
+    """If the subscription recovered after the job read the user, the job leaves it Pro."""
+    env(JOB_TIME_RESERVE_MS="0")
+    now = clock("2026-12-01T00:00:30")
+    stale = make_user("recovered@example.com", tier="pro", grace_until=int(now.timestamp()) - 60)
+    User(stale.user_id).update(actions=[User.grace_until.remove(), User.subscription_status.set("active")])
+    assert quota_reset.persist_grace_expiry(stale, now) == {"downgraded": 0, "shares_stripped": 0}
+    assert User.get(stale.user_id).tier == "pro"
