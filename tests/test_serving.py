@@ -75,6 +75,15 @@ def test_binary_files_round_trip_intact(client, user_token):
     assert status == 200 and data == b"wOF2\x00\x01\xff"
 
 
+def test_binary_file_for_a_client_without_accept_is_redirected_to_s3(client, user_token):
+    body = site(client, user_token)
+    response = client.http.request("GET", f"/s/{body['slug']}/assets/img/logo.png")
+    assert response.status_code == 302
+    assert urlsplit(response.headers["Location"]).path.endswith(f"/shares/{body['share_id']}/assets/img/logo.png")
+    status, data, _ = get(client, f"/s/{body['slug']}/assets/img/logo.png", {"Accept": "image/png"})
+    assert status == 200 and data == PNG
+
+
 def test_etag_revalidation_answers_304(client, user_token):
     body = site(client, user_token)
     _, _, headers = get(client, f"/s/{body['slug']}/css/site.css")
@@ -172,7 +181,8 @@ def test_correct_pw_query_serves_and_sets_a_share_scoped_cookie(client, user_tok
     assert headers["Cache-Control"] == "no-cache, private"
     attributes = [part.strip() for part in headers["Set-Cookie"].split(";")]
     assert f"Path=/s/{body['slug']}/" in attributes and "HttpOnly" in attributes
-    assert "SameSite=None" in attributes and "Secure" in attributes and any(a.startswith("Max-Age=") for a in attributes)
+    assert "SameSite=Lax" in attributes and any(a.startswith("Max-Age=") for a in attributes)
+    assert "Secure" not in attributes  # plain http (local); https bases get Secure
     status, data, headers = get(client, f"/s/{body['slug']}/assets/img/logo.png", {"Cookie": cookie_from(headers)})
     assert status == 200 and data == PNG and headers["Cache-Control"].startswith("private")
 
@@ -242,3 +252,58 @@ def test_uploading_an_html_file_under_a_weird_name_is_still_sandboxed(client, us
     assert status == 201
     _, _, headers = get(client, f"/s/{body['slug']}/evil.svg")
     assert headers["Content-Security-Policy"].startswith("sandbox")
+
+
+def access_root(page: bytes) -> str:
+    """The <base href> a protected page gets: /s/<slug>/~u.<token>/ (path only)."""
+    href = re.search(rb'<base href="([^"]+)">', page).group(1).decode()
+    return urlsplit(href).path
+
+
+def test_protected_page_carries_an_access_path_for_its_assets(client, user_token):
+    body = protected(client, user_token)
+    status, page, _ = get(client, f"/s/{body['slug']}/?pw=open%20sesame")
+    assert status == 200 and page.startswith(b"<!doctype html><html><head><base href=")
+    root = access_root(page)
+    assert root.startswith(f"/s/{body['slug']}/~u.")
+    # Without any cookie (third-party cookies blocked), relative asset URLs still load.
+    status, data, headers = get(client, f"{root}assets/img/logo.png")
+    assert status == 200 and data == PNG and headers["Cache-Control"].startswith("private")
+    assert "Set-Cookie" not in headers
+    status, data, _ = get(client, f"{root}css/site.css")
+    assert status == 200 and data == b"h1{color:red}"
+    # A page in a folder gets its folder as base.
+    status, page, _ = get(client, f"{root}docs/index.html")
+    assert status == 200 and access_root(page).endswith("/docs/")
+
+
+def test_access_path_navigation_redirects_to_the_clean_url(client, user_token):
+    body = protected(client, user_token)
+    _, page, _ = get(client, f"/s/{body['slug']}/?pw=open%20sesame")
+    root = access_root(page)
+    status, _, headers = get(client, f"{root}docs/index.html", {"Sec-Fetch-Dest": "document"})
+    assert status == 302 and urlsplit(headers["Location"]).path == f"/s/{body['slug']}/docs/index.html"
+    assert headers["Set-Cookie"].startswith("spikes_unlock=")
+    status, _, headers = get(client, root, {"Sec-Fetch-Dest": "document"})
+    assert status == 302 and urlsplit(headers["Location"]).path == f"/s/{body['slug']}/"
+
+
+def test_forged_or_foreign_access_paths_are_refused(client, user_token):
+    body = protected(client, user_token)
+    _, page, _ = get(client, f"/s/{body['slug']}/?pw=open%20sesame")
+    root = access_root(page)
+    token = root.rstrip("/").rsplit("~u.", 1)[1]
+    expires, signature = token.split(".")
+    forged = f"/s/{body['slug']}/~u.{int(expires) + 3600}.{signature}/css/site.css"
+    status, data, _ = call(client, "GET", forged)
+    assert (status, data["code"]) == (401, "AUTH_REQUIRED")
+    other = site(client, user_token, name="Other", password="x")
+    assert get(client, f"/s/{other['slug']}/~u.{token}/css/site.css")[0] == 401
+    public = site(client, user_token, name="Public")
+    assert get(client, f"/s/{public['slug']}/~u.{token}/css/site.css")[0] == 404
+
+
+def test_protected_share_hides_which_files_exist(client, user_token):
+    body = protected(client, user_token)
+    assert call(client, "GET", f"/s/{body['slug']}/nope.css")[0] == 401
+    assert call(client, "GET", f"/s/{body['slug']}/css/site.css")[0] == 401

@@ -440,3 +440,11 @@ def test_delete_by_slug_frees_the_slot_and_the_slug(client, user_token, env):
     again = share_site(client, user_token, "Only One")
     assert again["slug"] == "only-one" and again["share_id"] != body["share_id"]
     assert user_of("owner@example.com").active_shares == 1
+
+
+def test_metadata_sent_as_a_file_part_is_still_metadata(client, user_token):
+    content_type, body = multipart([("metadata", "meta.json", b'{"name": "From File"}'), ("files", "index.html", INDEX)])
+    status, created, _ = call(client, "POST", "/shares", token=user_token, raw=body,
+                              headers={"Content-Type": content_type})
+    assert status == 201 and created["slug"] == "from-file"
+    assert list(Share.get(f"share#{created['share_id']}").files) == ["index.html"]

@@ -7,8 +7,9 @@ docs/security.md.
 """
 from __future__ import annotations
 
+import re
 from http.cookies import CookieError, SimpleCookie
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from chalice import Blueprint, Response
@@ -17,7 +18,7 @@ from chalicelib import deps, web
 from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
 from chalicelib.api.routing import error_response, route
-from chalicelib.errors import AuthFailed, AuthRequired
+from chalicelib.errors import AuthFailed, AuthRequired, NotFound
 from chalicelib.services import shares, uploads
 from chalicelib.store.models import Share
 
@@ -31,6 +32,8 @@ SHARE_HEADERS = {
 }
 ASSET_MAX_AGE = 300
 MAX_FORM_BYTES = 4096
+# First path segment that carries a protected share's access token: /s/<slug>/~u.<token>/…
+ACCESS_PREFIX = "~u."
 
 
 @route(bp, "/widget.js", methods=["GET"])
@@ -48,9 +51,10 @@ def _serve_share(slug: str, **segments: str) -> Response:
     return _serve(request, slug, "/".join(unquote(segment) for segment in ordered))
 
 
-# Chalice has no greedy path parameters: one route per depth, as deep as uploads may nest.
+# Chalice has no greedy path parameters: one route per depth, as deep as uploads may nest,
+# plus one for the access segment of password-protected shares.
 route(bp, "/s/{slug}", methods=["GET", "POST"])(_serve_share)
-for _depth in range(1, uploads.MAX_PATH_SEGMENTS + 1):
+for _depth in range(1, uploads.MAX_PATH_SEGMENTS + 2):
     route(bp, "/s/{slug}/" + "/".join(f"{{p{i}}}" for i in range(1, _depth + 1)),
           methods=["GET", "POST"])(_serve_share)
 
@@ -77,18 +81,27 @@ def _serve(request, slug: str, path: str) -> Response:
         # Relative links in index.html only resolve under /s/<slug>/.
         return _redirect(_share_root(base_url, slug) + _query_string(request))
     share = shares.served_share(slug)
+    access_token, path = _split_access_segment(path)
+
+    extra: Dict[str, str] = {}
+    if share.password_hash:
+        unlocked = _unlock(request, share, base_url, path, access_token)
+        if isinstance(unlocked, Response):
+            return unlocked
+        extra.update(unlocked)
+    elif access_token is not None:
+        raise NotFound("Not found")
+
     if not path or trailing_slash:
         path = shares.entry_path(share, path.rstrip("/")) or ""
     elif path not in (share.files or {}) and shares.entry_path(share, path):
         return _redirect(f"{_share_root(base_url, share.slug)}{path}/" + _query_string(request))
     info = shares.file_info(share, path)
-
-    extra: Dict[str, str] = {}
-    if share.password_hash:
-        unlocked = _unlock(request, share, base_url, path)
-        if isinstance(unlocked, Response):
-            return unlocked
-        extra.update(unlocked)
+    if access_token is not None and info.content_type == "text/html" and _is_top_level_navigation(request):
+        # A link followed from a protected page: show the clean URL (the widget reports
+        # location.href) and let the cookie, valid for top-level navigations, do the rest.
+        clean = _share_root(base_url, share.slug) + ("" if path == shares.entry_path(share) else path)
+        return _redirect(clean + _query_string(request), headers=extra)
 
     if info.size > settings.max_served_file_bytes:
         # Lambda cannot answer with more than 6 MB: hand out a short-lived direct S3 link.
@@ -103,7 +116,8 @@ def _file_response(request, share: Share, served: shares.ServedFile, base_url: s
     is_html = served.content_type == "text/html"
     headers = {**SHARE_HEADERS, **extra,
                "Cache-Control": f"no-cache, {scope}" if is_html else f"{scope}, max-age={ASSET_MAX_AGE}"}
-    if served.etag:
+    # A protected page embeds an expiring access token: always send it fresh.
+    if served.etag and not (is_html and share.password_hash):
         headers["ETag"] = served.etag
         if request.headers.get("if-none-match") == served.etag and "Set-Cookie" not in extra:
             return Response(body="", status_code=304, headers=headers)
@@ -111,19 +125,38 @@ def _file_response(request, share: Share, served: shares.ServedFile, base_url: s
         text = served.body.decode("utf-8", errors="replace")
         if is_html:
             text = shares.inject_widget(text, shares.widget_tag(base_url, share))
+            if share.password_hash:
+                folder = served.path.rsplit("/", 1)[0] + "/" if "/" in served.path else ""
+                text = shares.inject_base(text, _access_root(base_url, share) + folder)
         headers["Content-Type"] = f"{served.content_type}; charset=utf-8"
         return Response(body=text, headers=headers)
     # Chalice only base64-encodes bodies whose type is one of the app's binary types.
     binary_types = bp.current_app.api.binary_types
     headers["Content-Type"] = served.content_type if served.content_type in binary_types else "application/octet-stream"
+    if not _accepts_binary(request, binary_types):
+        # Chalice refuses a binary response to a request whose Accept names no binary type.
+        return _redirect(shares.download_url(deps.settings(), share, served.path), headers=extra)
     return Response(body=served.body, headers=headers)
+
+
+def _accepts_binary(request, binary_types) -> bool:
+    accepted = {part.strip().lower() for part in re.split(r"[,;]", request.headers.get("accept") or "")}
+    return "*/*" in accepted or bool(accepted & {t.lower() for t in binary_types})
 
 
 # --- password-protected shares ---------------------------------------------------------------
 
-def _unlock(request, share: Share, base_url: str, path: str):
-    """Extra response headers when the viewer may see the share, else the refusal."""
+def _unlock(request, share: Share, base_url: str, path: str, access_token: Optional[str]):
+    """Extra response headers when the viewer may see the share, else the refusal.
+
+    Two proofs of the password, both HMACs of (share, password version, expiry): a cookie,
+    which browsers send on top-level navigations, and an access segment in the path
+    (/s/<slug>/~u.<token>/…), which the page's relative URLs carry through an injected
+    <base>. The sandboxed page has an opaque origin, so its subresource requests are
+    third-party and browsers that block third-party cookies would not send the cookie."""
     settings = deps.settings()
+    if access_token is not None and shares.unlock_token_valid(settings, share, access_token):
+        return {"Set-Cookie": _unlock_cookie(settings, share, base_url)} if _is_top_level_navigation(request) else {}
     if shares.unlock_token_valid(settings, share, _cookie(request, shares.UNLOCK_COOKIE)):
         return {}
     posted = request.method == "POST"
@@ -135,17 +168,32 @@ def _unlock(request, share: Share, base_url: str, path: str):
     cookie = _unlock_cookie(settings, share, base_url)
     if posted:
         # Post/redirect/get: reloading the page must not re-send the password.
-        return _redirect(f"{_share_root(base_url, share.slug)}{path if path != shares.entry_path(share) else ''}"
-                         + _query_string(request, drop="pw"), status=303, headers={"Set-Cookie": cookie})
+        return _redirect(_share_root(base_url, share.slug) + path + _query_string(request, drop="pw"),
+                         status=303, headers={"Set-Cookie": cookie})
     return {"Set-Cookie": cookie}
 
 
+def _split_access_segment(path: str) -> Tuple[Optional[str], str]:
+    first, _, rest = path.partition("/")
+    if first.startswith(ACCESS_PREFIX):
+        return first[len(ACCESS_PREFIX):], rest
+    return None, path
+
+
+def _access_root(base_url: str, share: Share) -> str:
+    return f"{_share_root(base_url, share.slug)}{ACCESS_PREFIX}{shares.unlock_token(deps.settings(), share)}/"
+
+
+def _is_top_level_navigation(request) -> bool:
+    return request.headers.get("sec-fetch-dest") == "document"
+
+
 def _unlock_cookie(settings, share: Share, base_url: str) -> str:
-    # Scoped to this share's path; SameSite=None because a sandboxed page has an opaque
-    # origin, so its own asset requests count as cross-site (docs/security.md).
+    # Scoped to this share's path; Lax is enough: only top-level navigations rely on it.
     cookie_path = urlsplit(base_url).path + f"/s/{share.slug}/"
+    secure = "; Secure" if base_url.startswith("https://") else ""
     return (f"{shares.UNLOCK_COOKIE}={shares.unlock_token(settings, share)}; Path={cookie_path}; "
-            f"Max-Age={shares.UNLOCK_TTL_SECONDS}; HttpOnly; Secure; SameSite=None")
+            f"Max-Age={shares.UNLOCK_TTL_SECONDS}; HttpOnly; SameSite=Lax{secure}")
 
 
 def _locked(request, share: Share, path: str, wrong: bool) -> Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import ipaddress
+import math
 import re
 import secrets
 import socket
@@ -455,6 +456,25 @@ def inject_widget(page: str, tag: str) -> str:
     return page[:at] + tag + page[at:]
 
 
+_HEAD_START = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
+_HTML_START = re.compile(r"<html\b[^>]*>", re.IGNORECASE)
+_DOCTYPE = re.compile(r"^\s*<!doctype[^>]*>", re.IGNORECASE)
+_EXISTING_BASE = re.compile(r"<base\b[^>]*\bhref", re.IGNORECASE)
+
+
+def inject_base(page: str, href: str) -> str:
+    """Make relative URLs resolve under ``href``: first thing in <head> (or where a <head>
+    would start). A page with its own <base href> keeps it."""
+    if _EXISTING_BASE.search(page):
+        return page
+    tag = f'<base href="{html.escape(href)}">'
+    for pattern in (_HEAD_START, _HTML_START, _DOCTYPE):
+        found = pattern.search(page)
+        if found:
+            return page[:found.end()] + tag + page[found.end():]
+    return tag + page
+
+
 # Password-protected shares: an argon2 check (rate limited per slug and client address),
 # then a signed cookie scoped to the share's path so its assets load without the password.
 
@@ -470,7 +490,9 @@ def _unlock_message(share: Share, expires: int) -> str:
 
 
 def unlock_token(settings: Settings, share: Share, now: Optional[float] = None) -> str:
-    expires = int((time.time() if now is None else now) + UNLOCK_TTL_SECONDS)
+    # Expiry rounded up to the hour: pages served within the hour share one token, so the
+    # asset URLs that carry it stay cacheable.
+    expires = math.ceil(((time.time() if now is None else now) + UNLOCK_TTL_SECONDS) / 3600) * 3600
     signature = sign(settings.secret_key.get_secret_value(), _unlock_message(share, expires))
     return f"{expires}.{signature}"
 

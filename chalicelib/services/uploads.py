@@ -124,8 +124,8 @@ class _Part:
 
 
 def parse_multipart(content_type: str, body: bytes, max_files: int) -> MultipartUpload:
-    """The metadata JSON and the files of a ``multipart/form-data`` share upload. Parts
-    without a file name other than ``metadata`` are ignored."""
+    """The metadata JSON and the files of a ``multipart/form-data`` share upload. The first
+    ``metadata`` part is the metadata; other parts without a file name are ignored."""
     mime, options = parse_options_header(content_type or "")
     boundary = options.get(b"boundary")
     if mime != b"multipart/form-data" or not boundary:
@@ -171,9 +171,10 @@ def parse_multipart(content_type: str, body: bytes, max_files: int) -> Multipart
     seen = set()
     for part in parts:
         field_name, filename = _disposition(part.headers.get("content-disposition", ""))
+        if field_name == METADATA_FIELD and metadata is None:
+            metadata = b"".join(part.chunks)  # also as a file (curl -F metadata=@meta.json)
+            continue
         if filename is None:
-            if field_name == METADATA_FIELD:
-                metadata = b"".join(part.chunks)
             continue
         path = normalise_path(filename)
         if path in seen:

@@ -1,0 +1,196 @@
+"""Shares in a real browser (Debian's Chromium through Playwright) against the local server:
+a multi-file share with the widget, a password-protected share through its form, and a
+hostile share that tries to use this origin's credentials."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Dict, Iterator
+
+import boto3
+import pytest
+import requests
+
+from tests.live import LiveServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "docs" / "widget-screenshot.png"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+                    "0000000d49444154789c6360f8cfc0f01f0005000201a3a5e3a60000000049454e44ae426082")
+
+MOCKUP_FILES: Dict[str, bytes] = {
+    "index.html": b"""<!doctype html><html><head><meta charset="utf-8"><title>Checkout mockup</title>
+<link rel="stylesheet" href="css/site.css"></head><body>
+<header><img id="logo" src="assets/img/logo.png" width="32" height="32" alt="logo"><h1>Checkout</h1></header>
+<main><p>Review your order, then pay.</p><button id="pay" class="cta">Pay now</button></main>
+<script src="js/app.js"></script></body></html>""",
+    "css/site.css": b"body{font-family:sans-serif;margin:40px;background:#fafafa}"
+                    b"h1{color:rgb(200, 30, 30)}.cta{font-size:20px;padding:12px 28px;background:#2563eb;color:#fff;"
+                    b"border:0;border-radius:8px}",
+    "js/app.js": b"document.documentElement.setAttribute('data-app', 'ran');",
+    "assets/img/logo.png": PNG,
+}
+
+HOSTILE_PAGE = b"""<!doctype html><html><body><pre id="out">running</pre><script>
+(async function () {
+  var report = {origin: String(window.origin)};
+  try { report.cookie = document.cookie; } catch (e) { report.cookie = 'threw:' + e.name; }
+  try { report.storage = window.localStorage.getItem('dashboard_token'); } catch (e) { report.storage = 'threw:' + e.name; }
+  try { indexedDB.open('x'); report.idb = 'opened'; } catch (e) { report.idb = 'threw:' + e.name; }
+  async function attempt(path, init) {
+    try { var r = await fetch(BASE + path, init); return r.status + ':' + (await r.text()).slice(0, 200); }
+    catch (e) { return 'blocked:' + e.name; }
+  }
+  report.me_with_credentials = await attempt('/me', {credentials: 'include'});
+  report.me_plain = await attempt('/me', {});
+  report.shares_with_credentials = await attempt('/shares', {credentials: 'include'});
+  document.getElementById('out').textContent = JSON.stringify(report);
+})();
+</script></body></html>"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1100, "height": 720})
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def share(server: LiveServer, token: str, name: str, files: Dict[str, bytes], **metadata) -> dict:
+    response = requests.post(
+        server.url + "/shares", headers={"Authorization": f"Bearer {token}"}, timeout=30,
+        data={"metadata": json.dumps({"name": name, **metadata})},
+        files=[("files", (path, content)) for path, content in files.items()])
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def make_pro(server: LiveServer, email: str) -> None:
+    """Straight into the server's emulated DynamoDB: billing is not what these tests are about."""
+    from chalicelib.services.accounts import user_id_for
+    endpoint = server.wait_for_output(r"AWS emulator at (http://[0-9.:]+)").group(1)
+    boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").update_item(
+        TableName="spikes-local-users", Key={"user_id": {"S": user_id_for(email)}},
+        UpdateExpression="SET tier = :pro", ExpressionAttributeValues={":pro": {"S": "pro"}})
+
+
+def test_element_feedback_through_the_widget_on_a_multi_file_share(live_server, page):
+    token = live_server.sign_in("designer@example.com")
+    created = share(live_server, token, "Checkout Mockup", MOCKUP_FILES)
+    page.goto(created["url"])  # /s/<slug> redirects to /s/<slug>/ so relative links resolve
+    assert page.url == created["url"] + "/"
+    page.wait_for_selector("spikes-widget .spk-launcher")
+    assert page.evaluate("document.documentElement.getAttribute('data-app')") == "ran"
+    assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") == "rgb(200, 30, 30)"
+    assert page.evaluate("document.getElementById('logo').naturalWidth") == 1
+    assert page.evaluate("String(window.origin)") == "null"  # the sandbox: an opaque origin
+
+    page.click("spikes-widget .spk-launcher")
+    page.click("spikes-widget .spk-mode-element")
+    page.hover("#pay")
+    page.click("#pay")
+    page.click("spikes-widget .spk-rating[data-rating=love]")
+    page.fill("spikes-widget .spk-comment", "Make the pay button bigger")
+    page.fill("spikes-widget .spk-name", "Jane Reviewer")
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+    page.click("spikes-widget .spk-submit")
+    page.wait_for_selector("spikes-widget .spk-success", state="visible", timeout=15000)
+    assert page.get_attribute("spikes-widget", "data-last-result") == "success"
+
+    listed = requests.get(live_server.url + "/spikes", params={"project": created["slug"]}, timeout=30)
+    assert listed.status_code == 200, listed.text
+    spikes = listed.json()["data"]
+    assert len(spikes) == 1
+    spike = spikes[0]
+    assert (spike["type"], spike["rating"], spike["comments"]) == ("element", "love", "Make the pay button bigger")
+    assert spike["projectKey"] == created["share_id"] and spike["reviewer"]["name"] == "Jane Reviewer"
+    assert spike["selector"] == "#pay" and spike["elementText"] == "Pay now"
+    assert spike["url"].startswith(created["url"] + "/")
+
+
+def test_password_protected_share_viewed_through_the_form(live_server, page):
+    token = live_server.sign_in("pro@example.com")
+    make_pro(live_server, "pro@example.com")
+    files = {**MOCKUP_FILES, "index.html": MOCKUP_FILES["index.html"].replace(
+        b"<main>", b'<main><a id="next" href="pages/about.html">About</a>'),
+        "pages/about.html": b'<!doctype html><html><head><link rel="stylesheet" href="../css/site.css"></head>'
+                            b'<body><h1>About</h1></body></html>'}
+    created = share(live_server, token, "Secret Mockup", files, password="correct horse")
+    page.goto(created["url"] + "/")
+    assert page.locator("h1").inner_text() == "This share is password protected"
+    page.fill("input[name=password]", "wrong guess")
+    page.click("button[type=submit]")
+    assert "Wrong password" in page.locator("[role=alert]").inner_text()
+    page.fill("input[name=password]", "correct horse")
+    page.click("button[type=submit]")
+    page.wait_for_selector("spikes-widget .spk-launcher")
+    assert page.url == created["url"] + "/"
+    # The unlock cookie reached the sandboxed page's own assets: style, image and script.
+    assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") == "rgb(200, 30, 30)"
+    assert page.evaluate("document.getElementById('logo').naturalWidth") == 1
+    assert page.evaluate("document.documentElement.getAttribute('data-app')") == "ran"
+    cookies = page.context.cookies(created["url"] + "/")
+    unlock = [c for c in cookies if c["name"] == "spikes_unlock"]
+    assert len(unlock) == 1 and unlock[0]["httpOnly"] and unlock[0]["path"] == f"/s/{created['slug']}/"
+    assert page.evaluate("(() => { try { return document.cookie; } catch (e) { return e.name; } })()") == \
+        "SecurityError"  # the sandbox: the page cannot read any cookie of this origin
+    # A link to another page of the share: the browser ends on the clean URL, still unlocked.
+    page.click("#next")
+    page.wait_for_url(created["url"] + "/pages/about.html")
+    assert page.locator("h1").inner_text() == "About"
+    assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") == "rgb(200, 30, 30)"
+    # Another browser without the cookie sees the form again.
+    other = page.context.browser.new_context()
+    try:
+        stranger = other.new_page()
+        stranger.goto(created["url"] + "/pages/about.html")
+        assert stranger.locator("h1").inner_text() == "This share is password protected"
+    finally:
+        other.close()
+
+
+def test_hostile_share_cannot_reach_this_origins_credentials(live_server, page):
+    token = live_server.sign_in("attacker@example.com")
+    base = live_server.url
+    hostile = HOSTILE_PAGE.replace(b"BASE + path", json.dumps(base).encode() + b" + path")
+    created = share(live_server, token, "Innocent Mockup", {"index.html": hostile})
+
+    # What a future dashboard on this origin would hold: a session cookie and stored token.
+    page.context.add_cookies([{"name": "dashboard_session", "value": "s3cret-session", "url": base + "/"}])
+    page.goto(base + "/")
+    page.evaluate("localStorage.setItem('dashboard_token', %s)" % json.dumps(token))
+
+    page.goto(created["url"] + "/")
+    page.wait_for_function("document.getElementById('out').textContent !== 'running'", timeout=15000)
+    report = json.loads(page.locator("#out").inner_text())
+    assert report["origin"] == "null"
+    assert report["cookie"] in ("", ) or report["cookie"].startswith("threw:")
+    assert "s3cret-session" not in json.dumps(report)
+    assert report["storage"].startswith("threw:") and report["idb"].startswith("threw:")
+    assert token not in json.dumps(report)
+    # Credentialed reads of the API from an opaque origin are blocked by CORS; plain ones
+    # carry no credential, so the API refuses them.
+    assert report["me_with_credentials"].startswith("blocked:")
+    assert report["shares_with_credentials"].startswith("blocked:")
+    assert re.match(r"401:.*AUTH_REQUIRED", report["me_plain"])
