@@ -6,6 +6,7 @@ stage's environment variables are only patched in while a request runs.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Literal, Optional
 
 from pydantic import Field, SecretStr, model_validator
@@ -112,9 +113,27 @@ class Settings(BaseSettings):
         return bool(self.stripe_secret_key and self.stripe_price_id)
 
 
+# Secrets in AWS: SecureString parameters named after settings fields under the path in
+# SPIKES_SSM_PARAMETER_PATH (e.g. /spikes/prod/stripe_secret_key), read once per cold start and
+# taking precedence over the environment. Never committed, never in the function's configuration.
+SSM_PATH_VARIABLE = "SPIKES_SSM_PARAMETER_PATH"
+SSM_PARAMETERS = ("secret_key", "token", "stripe_secret_key", "stripe_webhook_secret")
+
+
+def _ssm_values(path: str) -> dict:
+    import boto3
+    prefix = path.rstrip("/") + "/"
+    client = boto3.session.Session().client(
+        "ssm", region_name=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION"),
+        endpoint_url=os.environ.get("SPIKES_AWS_ENDPOINT_URL"))
+    answer = client.get_parameters(Names=[prefix + name for name in SSM_PARAMETERS], WithDecryption=True)
+    return {item["Name"][len(prefix):]: item["Value"] for item in answer.get("Parameters", [])}
+
+
 @functools.lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    path = os.environ.get(SSM_PATH_VARIABLE)
+    return Settings(**_ssm_values(path)) if path else Settings()
 
 
 def reset_settings() -> None:

@@ -186,3 +186,20 @@ def test_portal_for_another_user_uses_their_own_customer(client, user_token, con
     other = sign_in(client, "someone@example.com")
     status, body, _ = call(client, "GET", "/billing/portal", token=other)
     assert status == 404
+
+
+# --- secrets from SSM Parameter Store --------------------------------------------------------
+
+def test_stripe_secrets_come_from_ssm_parameter_store(client, user_token, env, stripe_api):
+    import boto3
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    ssm.put_parameter(Name="/spikes/test/stripe_secret_key", Value=stripe_api.api_key, Type="SecureString")
+    ssm.put_parameter(Name="/spikes/test/stripe_webhook_secret", Value="whsec_from_ssm", Type="SecureString")
+    env(SSM_PARAMETER_PATH="/spikes/test/", STRIPE_SECRET_KEY="sk_test_overridden_by_ssm",
+        STRIPE_PRICE_ID="price_pro", STRIPE_API_BASE=stripe_api.url, STRIPE_MAX_NETWORK_RETRIES="0")
+    settings = deps.settings()
+    assert settings.stripe_secret_key.get_secret_value() == stripe_api.api_key
+    assert settings.stripe_webhook_secret.get_secret_value() == "whsec_from_ssm"
+    assert "whsec_from_ssm" not in repr(settings)
+    status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
+    assert status == 200 and body["url"]

@@ -246,3 +246,17 @@ def test_webhook_newer_state_wins_over_a_grace_downgrade(client, clock, env):
     User(stale.user_id).update(actions=[User.grace_until.remove(), User.subscription_status.set("active")])
     assert quota_reset.persist_grace_expiry(stale, now) == {"downgraded": 0, "shares_stripped": 0}
     assert User.get(stale.user_id).tier == "pro"
+
+
+def test_checkpointed_job_on_each_store(backend_client, clock, env):
+    env(JOB_PAGE_SIZE="2", JOB_TIME_RESERVE_MS="10000")
+    now = clock("2026-12-01T00:00:30")
+    ids = [make_user(f"user{i}@example.com", tier="pro", grace_until=int(now.timestamp()) - i).user_id
+           for i in range(3)]
+    for uid in ids:
+        add_usage(uid, "2026-11", 2)
+    assert invoke(backend_client)["passes"][0]["status"] == "paused"
+    run_to_completion(backend_client)
+    job = LedgerItem.get(quota_reset.period_job_key("2026-12"))
+    assert (job.state, job.detail["users"], job.detail["archived"], job.detail["downgraded"]) == ("done", 3, 3, 3)
+    assert all(User.get(uid).tier == "free" and archive(uid, "2026-11").count == 2 for uid in ids)

@@ -272,3 +272,32 @@ def test_webhook_without_configured_secret_is_an_error_not_a_crash(client):
     status, body, _ = deliver(client, event("customer.subscription.created", subscription("active", UID), NOW))
     assert status == 503 and body["code"] == "BILLING_NOT_CONFIGURED"
     assert user().tier == "free"
+
+
+# --- the same guarantees on Amazon's engine (DynamoDB Local) ---------------------------------
+
+@pytest.fixture
+def backend_hooks(backend_client, env):
+    env(STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    User(UID, email=EMAIL, tier="free", created_at="2026-01-01T00:00:00Z", stripe_customer_id="cus_1").save()
+    return backend_client
+
+
+def test_transactional_guarantees_on_each_store(backend_hooks):
+    make_pro_share()
+    created = event("customer.subscription.created", subscription("active", UID), NOW - 100)
+    assert deliver(backend_hooks, created)[1]["outcome"] == "applied"
+    assert deliver(backend_hooks, created)[1]["outcome"] == "duplicate"
+    failed = event("invoice.payment_failed", failed_invoice(), NOW - 50)
+    assert deliver(backend_hooks, failed)[1]["outcome"] == "applied"
+    assert user().grace_until == NOW - 50 + 7 * DAY and user().tier == "pro"
+    assert deliver(backend_hooks, event("customer.subscription.updated", subscription("active", UID), NOW - 80))[1][
+        "outcome"] == "stale"
+    assert deliver(backend_hooks, event("customer.subscription.deleted",
+                                        subscription("canceled", UID, sub_id="sub_other"), NOW))[1]["outcome"] == "stale"
+    assert user().tier == "pro"
+    assert deliver(backend_hooks, event("customer.subscription.deleted", subscription("canceled", UID), NOW - 50))[1][
+        "outcome"] == "applied"  # a tie: the cancellation wins
+    u = user()
+    assert (u.tier, u.grace_until, u.subscription_event_at) == ("free", None, NOW - 50)
+    assert Share.get("share#sh_abcdefghijkl").password_hash is None
