@@ -260,3 +260,54 @@ def test_checkpointed_job_on_each_store(backend_client, clock, env):
     job = LedgerItem.get(quota_reset.period_job_key("2026-12"))
     assert (job.state, job.detail["users"], job.detail["archived"], job.detail["downgraded"]) == ("done", 3, 3, 3)
     assert all(User.get(uid).tier == "free" and archive(uid, "2026-11").count == 2 for uid in ids)
+
+
+# --- with POST /spikes's counters --------------------------------------------------------------
+
+def test_spikes_recorded_show_in_usage_and_the_limit_reopens_next_period_without_the_job(
+        client, user_token, clock, env):
+    from chalicelib.errors import SpikeLimit
+    from chalicelib.services import spikes
+    from chalicelib.services.spikes import NewSpike
+    from tests.factories import make_share
+
+    env(FREE_SPIKE_LIMIT="2")
+    make_share(EMAIL, "mockup")
+    settings = deps.settings()
+    november = clock("2026-11-30T23:58:00")
+    for i in range(2):
+        spikes.record(NewSpike(type="page", project_key="mockup", client_id=f"n{i}"), settings, "http://x", now=november)
+    with pytest.raises(SpikeLimit):
+        spikes.record(NewSpike(type="page", project_key="mockup", client_id="n2"), settings, "http://x", now=november)
+    body = call(client, "GET", "/usage", token=user_token)[1]
+    assert (body["spikes"], body["spike_limit"], body["period"]) == (2, 2, "2026-11")
+
+    december = clock("2026-12-01T00:00:01")  # the reset job has not run
+    spikes.record(NewSpike(type="page", project_key="mockup", client_id="d0"), settings, "http://x", now=december)
+    body = call(client, "GET", "/usage", token=user_token)[1]
+    assert (body["spikes"], body["period"], body["reset_at"]) == (1, "2026-12", "2027-01-01T00:00:00Z")
+    env(FREE_SPIKE_LIMIT="2", JOB_TIME_RESERVE_MS="0")
+    invoke(client)
+    assert archive(user_id_for(EMAIL), "2026-11").count == 2
+    assert call(client, "GET", "/usage", token=user_token)[1]["spikes"] == 1
+
+
+def test_overlapping_invocations_never_interleave_checkpoints(client, clock, env, monkeypatch):
+    env(JOB_PAGE_SIZE="2", JOB_TIME_RESERVE_MS="0")
+    now = clock("2026-12-01T00:00:30")
+    for i in range(3):
+        make_user(f"user{i}@example.com")
+    key = quota_reset.period_job_key("2026-12")
+    real = quota_reset.persist_grace_expiry
+    bumped = []
+
+    def other_invocation_checkpoints_meanwhile(user, moment):
+        if not bumped:
+            LedgerItem(key).update(actions=[LedgerItem.count.add(1)])
+            bumped.append(True)
+        return real(user, moment)
+    monkeypatch.setattr(quota_reset, "persist_grace_expiry", other_invocation_checkpoints_meanwhile)
+    result = quota_reset.sweep(deps.settings(), key, now, lambda: 1e9, archive_period="2026-11")
+    assert result["status"] == "yielded"
+    job = LedgerItem.get(key)
+    assert job.state == "running" and job.detail["cursor"] is None and job.detail["users"] == 0
