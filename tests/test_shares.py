@@ -448,3 +448,72 @@ def test_metadata_sent_as_a_file_part_is_still_metadata(client, user_token):
                               headers={"Content-Type": content_type})
     assert status == 201 and created["slug"] == "from-file"
     assert list(Share.get(f"share#{created['share_id']}").files) == ["index.html"]
+
+
+# --- the same rules on DynamoDB Local (Amazon's engine) ------------------------------------
+
+def _create_concurrently(owners: List[User], name: str) -> List[str]:
+    import threading
+    from chalicelib.errors import ShareLimit
+    from chalicelib.services import shares
+    from chalicelib.services.uploads import UploadedFile
+    settings, outcomes = deps.settings(), []
+    barrier = threading.Barrier(len(owners))
+
+    def create(owner: User) -> None:
+        fresh = User.get(owner.user_id)  # every racer passes the pre-check
+        barrier.wait(timeout=30)
+        try:
+            shares.create_share(settings, fresh, shares.ShareOptions(name=name),
+                                [UploadedFile("index.html", INDEX, "text/html")], "http://x")
+            outcomes.append("ok")
+        except ShareLimit:
+            outcomes.append("limit")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            outcomes.append(repr(exc))
+    threads = [threading.Thread(target=create, args=(owner,)) for owner in owners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return outcomes
+
+
+def test_concurrent_uploads_never_exceed_the_share_limit(store_backend, env):
+    if store_backend == "moto":
+        pytest.skip("moto's in-memory transactions are not isolated across threads; DynamoDB Local is")
+    from tests.factories import make_user
+    env(FREE_SHARE_LIMIT="5")
+    owner = make_user("racer@example.com")
+    outcomes = _create_concurrently([owner] * 16, "Race")
+    assert sorted(outcomes) == ["limit"] * 11 + ["ok"] * 5, outcomes
+    assert User.get(owner.user_id).active_shares == 5
+    owned = list(Share.owner_index.query(owner.user_id))
+    assert len({share.slug for share in owned}) == 5
+    assert len(s3_keys()) == 5  # the refused uploads removed their files
+
+
+def test_concurrent_uploads_with_one_name_get_distinct_slugs(store_backend):
+    if store_backend == "moto":
+        pytest.skip("moto's in-memory transactions are not isolated across threads; DynamoDB Local is")
+    from tests.factories import make_user
+    owners = [make_user(f"u{number}@example.com") for number in range(8)]
+    outcomes = _create_concurrently(owners, "Launch")
+    assert outcomes == ["ok"] * 8, outcomes
+    claims = [item for item in all_items(Share) if item.pk.startswith("slug#")]
+    assert len(claims) == 8 and len({claim.share_id for claim in claims}) == 8
+    assert "slug#launch" in {claim.pk for claim in claims}
+
+
+def test_stale_pre_check_is_caught_by_the_transaction(store_backend, env):
+    from chalicelib.errors import ShareLimit
+    from chalicelib.services import shares
+    from chalicelib.services.uploads import UploadedFile
+    from tests.factories import make_user
+    env(FREE_SHARE_LIMIT="1")
+    stale = make_user("stale@example.com")
+    files = [UploadedFile("index.html", INDEX, "text/html")]
+    shares.create_share(deps.settings(), stale, shares.ShareOptions(name="first"), files, "http://x")
+    with pytest.raises(ShareLimit):
+        shares.create_share(deps.settings(), stale, shares.ShareOptions(name="second"), files, "http://x")
+    assert User.get(stale.user_id).active_shares == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import ipaddress
 import math
+import random
 import re
 import secrets
 import socket
@@ -20,13 +21,16 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from chalicelib import deps
-from chalicelib.errors import (Conflict, InvalidFilename, NotFound, ShareLimit, UpgradeRequired,
-                               ValidationFailed)
+from chalicelib.errors import (Conflict, DependencyUnavailable, InvalidFilename, NotFound, ShareLimit,
+                               UpgradeRequired, ValidationFailed)
+from chalicelib.logs import get_logger
 from chalicelib.services import quotas, ratelimit, uploads
 from chalicelib.services.secrets import hash_password, sign, verify_password, verify_signature
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.settings import Settings
 from chalicelib.store.models import Share, User, transaction
+
+log = get_logger("spikes.shares")
 
 SHARE_ID_PATTERN = re.compile(r"^sh_[a-z0-9]{12}$")
 
@@ -82,6 +86,7 @@ PENDING, ACTIVE = "pending", "active"
 RESERVED_SLUGS = {"uploads"}
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 _CONDITION_FAILED = "ConditionalCheckFailed"
+MAX_TRANSACTION_ATTEMPTS = 12
 
 
 def new_share_id() -> str:
@@ -135,7 +140,7 @@ def share_url(base_url: str, share: Share) -> str:
 
 
 def _limit_error(settings: Settings, base_url: str, limit: int) -> ShareLimit:
-    return ShareLimit(f"Share limit reached: the free tier allows {limit} active shares. Delete one or upgrade.",
+    return ShareLimit(f"Share limit reached: your plan allows {limit} active shares. Delete one or upgrade.",
                       quotas.upgrade_url(settings, base_url), limit)
 
 
@@ -156,9 +161,9 @@ def check_options(settings: Settings, user: User, options: ShareOptions, base_ur
     return limit
 
 
-def _new_share(user: User, options: ShareOptions, files: List[FileSpec], status: str) -> Share:
+def _new_share(share_id: str, user: User, options: ShareOptions, files: List[FileSpec], status: str) -> Share:
     return Share(
-        share_pk("pending"), share_id="pending", owner_id=user.user_id, name=options.name[:200],
+        share_pk(share_id), share_id=share_id, owner_id=user.user_id, name=options.name[:200],
         created_at=quotas.iso(datetime.now(timezone.utc)), status=status,
         password_hash=hash_password(options.password) if options.password else None,
         webhook_url=options.webhook_url or None, file_count=len(files),
@@ -166,20 +171,27 @@ def _new_share(user: User, options: ShareOptions, files: List[FileSpec], status:
         files={f.path: {"size": f.size, "type": f.content_type} for f in files})
 
 
+def _cancellation_codes(exc: TransactWriteError) -> List[Optional[str]]:
+    return [reason.code if reason else None for reason in (exc.cancellation_reasons or [])]
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(0.5, 0.02 * (2 ** attempt))))
+
+
 def _insert(share: Share, user: User, slug_wish: str, limit: Optional[int], settings: Settings,
             base_url: str) -> Share:
     """Store the share, claim its slug and count it against the owner's limit in one
     transaction, so neither a slug nor the share count can be raced. Tries the next slug
-    candidate when the slug is taken."""
+    candidate when the slug is taken; retries when a concurrent transaction conflicts."""
     user_condition = User.user_id.exists()
     if limit is not None:
         user_condition &= (User.active_shares < limit) | User.active_shares.does_not_exist()
     candidates = _slug_candidates(slugify(slug_wish))
-    slug = next(candidates)
-    share_id = new_share_id() if share.share_id == "pending" else share.share_id
+    share.slug = next(candidates)
+    conflicts = 0
     while True:
-        share.pk, share.share_id, share.slug = share_pk(share_id), share_id, slug
-        claim = Share(slug_pk(slug), share_id=share_id)
+        claim = Share(slug_pk(share.slug), share_id=share.share_id)
         try:
             with transaction() as tx:
                 tx.save(share, condition=Share.pk.does_not_exist())
@@ -187,18 +199,24 @@ def _insert(share: Share, user: User, slug_wish: str, limit: Optional[int], sett
                 tx.update(User(user.user_id), actions=[User.active_shares.add(1)], condition=user_condition)
             return share
         except TransactWriteError as exc:
-            codes = [reason.code if reason else None for reason in (exc.cancellation_reasons or [])]
-            if len(codes) != 3 or _CONDITION_FAILED not in codes:
-                raise
-            if codes[2] == _CONDITION_FAILED:
+            codes = _cancellation_codes(exc)
+            if len(codes) == 3 and codes[2] == _CONDITION_FAILED:
                 raise _limit_error(settings, base_url, limit or 0) from None
-            if codes[0] == _CONDITION_FAILED:
-                share_id = new_share_id()
-            if codes[1] == _CONDITION_FAILED:
-                try:
-                    slug = next(candidates)
-                except StopIteration:
+            if len(codes) == 3 and codes[0] == _CONDITION_FAILED:
+                # 36^12 ids: a collision is practically impossible, and the files already
+                # live under this id, so the client retries rather than us re-uploading.
+                raise Conflict("Share id collision; retry the upload") from None
+            if len(codes) == 3 and codes[1] == _CONDITION_FAILED:
+                share.slug = next(candidates, None)
+                if share.slug is None:
                     raise Conflict("Could not find a free slug for this share; try another name") from None
+                continue
+            conflicts += 1
+            if "TransactionConflict" not in codes:
+                raise
+            if conflicts >= MAX_TRANSACTION_ATTEMPTS:
+                raise DependencyUnavailable("Too many concurrent changes; retry shortly") from None
+            _backoff(conflicts)
 
 
 def create_share(settings: Settings, user: User, options: ShareOptions, files: List[UploadedFile],
@@ -210,8 +228,7 @@ def create_share(settings: Settings, user: User, options: ShareOptions, files: L
     uploads.check_total_size(sum(f.size for f in files), settings.max_share_bytes)
     limit = check_options(settings, user, options, base_url)
     specs = [FileSpec(f.path, f.size, f.content_type) for f in files]
-    share = _new_share(user, options, specs, ACTIVE)
-    share.share_id = new_share_id()
+    share = _new_share(new_share_id(), user, options, specs, ACTIVE)
     s3, bucket = deps.s3_client(), settings.bucket_name
     try:
         for upload in files:
@@ -219,7 +236,10 @@ def create_share(settings: Settings, user: User, options: ShareOptions, files: L
                           ContentType=upload.content_type)
         return _insert(share, user, options.slug or options.name, limit, settings, base_url)
     except BaseException:
-        _delete_objects(settings, share.share_id)
+        try:
+            _delete_objects(settings, share.share_id)
+        except Exception:  # noqa: BLE001 - keep the original error; the files are unreachable anyway
+            log.warning("share.cleanup_failed", share_id=share.share_id)
         raise
 
 
@@ -236,7 +256,7 @@ def start_upload(settings: Settings, user: User, options: ShareOptions, files: L
         raise InvalidFilename("The same file is listed twice")
     uploads.check_total_size(sum(f.size for f in files), settings.max_share_bytes)
     limit = check_options(settings, user, options, base_url)
-    share = _insert(_new_share(user, options, files, PENDING), user, options.slug or options.name, limit,
+    share = _insert(_new_share(new_share_id(), user, options, files, PENDING), user, options.slug or options.name, limit,
                     settings, base_url)
     s3 = deps.s3_client()
     targets = [{
@@ -346,21 +366,29 @@ def delete_share(settings: Settings, user: User, key: str) -> List[dict]:
     from chalicelib.services import spikes
     share = get_owned(user, key)
     exported = spikes.export_share(share.share_id)
-    try:
-        with transaction() as tx:
-            tx.delete(share, condition=Share.owner_id == user.user_id)
-            tx.delete(Share(slug_pk(share.slug), share_id=share.share_id), condition=Share.share_id == share.share_id)
-            tx.update(User(user.user_id), actions=[User.active_shares.add(-1)], condition=User.active_shares > 0)
-    except TransactWriteError as exc:
-        codes = [reason.code if reason else None for reason in (exc.cancellation_reasons or [])]
-        if codes[:1] == [_CONDITION_FAILED]:
-            raise NotFound("Share not found") from None  # deleted concurrently
-        if codes[2:3] != [_CONDITION_FAILED]:
-            raise
-        # The counter is already 0 (drifted): delete without decrementing below zero.
-        with transaction() as tx:
-            tx.delete(share, condition=Share.owner_id == user.user_id)
-            tx.delete(Share(slug_pk(share.slug), share_id=share.share_id), condition=Share.share_id == share.share_id)
+    decrement = True
+    for attempt in range(MAX_TRANSACTION_ATTEMPTS):
+        try:
+            with transaction() as tx:
+                tx.delete(share, condition=Share.owner_id == user.user_id)
+                tx.delete(Share(slug_pk(share.slug), share_id=share.share_id),
+                          condition=Share.share_id == share.share_id)
+                if decrement:
+                    tx.update(User(user.user_id), actions=[User.active_shares.add(-1)],
+                              condition=User.active_shares > 0)
+            break
+        except TransactWriteError as exc:
+            codes = _cancellation_codes(exc)
+            if codes[:1] == [_CONDITION_FAILED]:
+                raise NotFound("Share not found") from None  # deleted concurrently
+            if decrement and codes[2:3] == [_CONDITION_FAILED]:
+                decrement = False  # the counter drifted to 0: never count below zero
+                continue
+            if "TransactionConflict" not in codes:
+                raise
+            _backoff(attempt)
+    else:
+        raise DependencyUnavailable("Too many concurrent changes; retry shortly")
     _delete_objects(settings, share.share_id)
     spikes.delete_share_spikes(share.share_id, share.created_at)
     return exported
