@@ -203,3 +203,30 @@ def test_stripe_secrets_come_from_ssm_parameter_store(client, user_token, env, s
     assert "whsec_from_ssm" not in repr(settings)
     status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
     assert status == 200 and body["url"]
+
+
+# --- a customer deleted in the Stripe Dashboard ------------------------------------------------
+
+def test_checkout_replaces_a_customer_deleted_at_stripe(client, user_token, configured):
+    User(user_id_for(EMAIL)).update(actions=[User.stripe_customer_id.set("cus_deleted")])
+    status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
+    assert status == 200 and body["url"], body
+    replacement = stored_user().stripe_customer_id
+    assert replacement != "cus_deleted" and replacement in configured.customers
+    [customer_call] = configured.calls("/v1/customers")
+    assert customer_call.headers["idempotency-key"].endswith("-replaces-cus_deleted")
+    assert [c.form["customer"] for c in configured.calls("/v1/checkout/sessions")] == ["cus_deleted", replacement]
+
+
+def test_replacement_never_overwrites_a_concurrent_replacement(client, user_token, configured):
+    stale = stored_user()
+    stale.stripe_customer_id = "cus_deleted"  # what this request saw
+    User(stale.user_id).update(actions=[User.stripe_customer_id.set("cus_fresh_from_elsewhere")])
+    assert billing.ensure_customer(deps.stripe_client(), stale, replacing="cus_deleted") == "cus_fresh_from_elsewhere"
+    assert stored_user().stripe_customer_id == "cus_fresh_from_elsewhere"
+
+
+def test_portal_for_a_customer_deleted_at_stripe_is_404(client, user_token, configured):
+    User(user_id_for(EMAIL)).update(actions=[User.stripe_customer_id.set("cus_deleted")])
+    status, body, _ = call(client, "GET", "/billing/portal", token=user_token)
+    assert status == 404 and body["code"] == "NOT_FOUND" and "upgrade" in body["error"]

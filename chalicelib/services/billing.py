@@ -54,6 +54,9 @@ class InvalidSignature(SpikesError):
 
 # --- Stripe API calls ------------------------------------------------------------------------
 
+class CustomerMissing(Exception):
+    """Stripe no longer knows the stored customer (deleted in the Dashboard)."""
+
 def _stripe_call(what: str, fn, *args, **kwargs):
     """Call the Stripe API, turning its failures into domain errors."""
     try:
@@ -64,6 +67,11 @@ def _stripe_call(what: str, fn, *args, **kwargs):
     except (stripe.AuthenticationError, stripe.PermissionError) as exc:
         log.error("stripe.rejected_key", call=what, error=type(exc).__name__)
         raise BillingNotConfigured("Stripe rejected this server's API key") from None
+    except stripe.InvalidRequestError as exc:
+        if exc.code == "resource_missing" and exc.param == "customer":
+            raise CustomerMissing() from None
+        log.error("stripe.failed", call=what, error=type(exc).__name__, detail=str(exc)[:300])
+        raise InternalError("Stripe refused the billing request") from None
     except stripe.StripeError as exc:
         log.error("stripe.failed", call=what, error=type(exc).__name__, detail=str(exc)[:300])
         raise InternalError("Stripe refused the billing request") from None
@@ -74,19 +82,22 @@ def _require_configured(settings: Settings) -> None:
         raise BillingNotConfigured()
 
 
-def ensure_customer(client: Any, user: User) -> str:
+def ensure_customer(client: Any, user: User, replacing: Optional[str] = None) -> str:
     """The user's Stripe customer id, creating the customer once.
 
     Two concurrent first calls send the same Stripe idempotency key, so Stripe answers both
-    with one customer; the id is stored only if none is stored yet, never overwritten."""
-    if user.stripe_customer_id:
+    with one customer; the id is stored only if none is stored yet, never overwritten.
+    ``replacing``: the stored customer is gone at Stripe; swap it for a new one only if it is
+    still the stored one (compare-and-set), so a concurrent replacement is not overwritten."""
+    if user.stripe_customer_id and user.stripe_customer_id != replacing:
         return user.stripe_customer_id
+    key = f"spikes-customer-{user.user_id}" + (f"-replaces-{replacing}" if replacing else "")
     customer = _stripe_call("customers.create", client.v1.customers.create,
                             params={"email": user.email, "metadata": {"user_id": user.user_id}},
-                            options={"idempotency_key": f"spikes-customer-{user.user_id}"})
+                            options={"idempotency_key": key})
+    condition = (User.stripe_customer_id == replacing) if replacing else User.stripe_customer_id.does_not_exist()
     try:
-        user.update(actions=[User.stripe_customer_id.set(customer["id"])],
-                    condition=User.stripe_customer_id.does_not_exist())
+        user.update(actions=[User.stripe_customer_id.set(customer["id"])], condition=condition)
     except UpdateError as exc:
         if exc.cause_response_code != "ConditionalCheckFailedException":
             raise
@@ -101,17 +112,25 @@ def checkout(settings: Settings, client_factory, user: User, base_url: str,
         return {"url": None, "message": "You already have Spikes Pro. Manage your subscription with "
                                          "`spikes billing` (GET /billing/portal)."}
     client = client_factory()
+
+    def create_session(customer_id: str):
+        return _stripe_call("checkout.sessions.create", client.v1.checkout.sessions.create, params={
+            "mode": "subscription",
+            "customer": customer_id,
+            "line_items": [{"price": settings.stripe_price_id, "quantity": 1}],
+            "client_reference_id": user.user_id,
+            "metadata": {"user_id": user.user_id},
+            "subscription_data": {"metadata": {"user_id": user.user_id}},
+            "success_url": settings.billing_success_url or f"{base_url}/?billing=success",
+            "cancel_url": settings.billing_cancel_url or f"{base_url}/?billing=cancel",
+        })
+
     customer_id = ensure_customer(client, user)
-    session = _stripe_call("checkout.sessions.create", client.v1.checkout.sessions.create, params={
-        "mode": "subscription",
-        "customer": customer_id,
-        "line_items": [{"price": settings.stripe_price_id, "quantity": 1}],
-        "client_reference_id": user.user_id,
-        "metadata": {"user_id": user.user_id},
-        "subscription_data": {"metadata": {"user_id": user.user_id}},
-        "success_url": settings.billing_success_url or f"{base_url}/?billing=success",
-        "cancel_url": settings.billing_cancel_url or f"{base_url}/?billing=cancel",
-    })
+    try:
+        session = create_session(customer_id)
+    except CustomerMissing:
+        log.warning("stripe.customer_missing", user_id=user.user_id, customer_id=customer_id)
+        session = create_session(ensure_customer(client, user, replacing=customer_id))
     return {"url": session["url"]}
 
 
@@ -121,10 +140,14 @@ def portal(settings: Settings, client_factory, user: User, base_url: str) -> Dic
     if not user.stripe_customer_id:
         raise NotFound("No billing account yet: subscribe first with `spikes upgrade` (GET /billing/checkout)")
     client = client_factory()
-    session = _stripe_call("billing_portal.sessions.create", client.v1.billing_portal.sessions.create, params={
-        "customer": user.stripe_customer_id,
-        "return_url": settings.billing_return_url or f"{base_url}/",
-    })
+    try:
+        session = _stripe_call("billing_portal.sessions.create", client.v1.billing_portal.sessions.create, params={
+            "customer": user.stripe_customer_id,
+            "return_url": settings.billing_return_url or f"{base_url}/",
+        })
+    except CustomerMissing:
+        raise NotFound("Your billing account no longer exists at Stripe: subscribe again with `spikes upgrade` "
+                       "(GET /billing/checkout)") from None
     return {"url": session["url"]}
 
 

@@ -108,7 +108,7 @@ class FakeStripe:
         form = request.form
         if form.get("customer") not in self.customers:
             return 400, {"error": {"type": "invalid_request_error", "code": "resource_missing",
-                                   "message": f"No such customer: '{form.get('customer')}'"}}
+                                   "param": "customer", "message": f"No such customer: '{form.get('customer')}'"}}
         session_id = f"cs_test_{secrets.token_hex(12)}"
         return 200, {"id": session_id, "object": "checkout.session", "mode": form.get("mode"),
                      "customer": form.get("customer"), "client_reference_id": form.get("client_reference_id"),
@@ -117,6 +117,7 @@ class FakeStripe:
     def _create_portal(self, request: Recorded) -> Tuple[int, dict]:
         if request.form.get("customer") not in self.customers:
             return 400, {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                   "param": "customer",
                                    "message": f"No such customer: '{request.form.get('customer')}'"}}
         session_id = f"bps_{secrets.token_hex(12)}"
         return 200, {"id": session_id, "object": "billing_portal.session", "customer": request.form["customer"],
