@@ -301,3 +301,17 @@ def test_transactional_guarantees_on_each_store(backend_hooks):
     u = user()
     assert (u.tier, u.grace_until, u.subscription_event_at) == ("free", None, NOW - 50)
     assert Share.get("share#sh_abcdefghijkl").password_hash is None
+
+
+def test_signed_payload_that_is_not_an_event_object_is_400(hooks):
+    for raw in ("[1, 2]", "not json", '{"no": "id"}'):
+        status, body, _ = call(hooks, "POST", "/webhooks/stripe", raw=raw.encode(), headers={"Stripe-Signature": sign(raw)})
+        assert status == 400 and body["code"] == "INVALID_SIGNATURE", (raw, body)
+
+
+def test_odd_user_hint_falls_back_to_the_customer(hooks):
+    obj = subscription("active", user_id=None)
+    obj["metadata"] = {"user_id": ""}
+    status, body, _ = deliver(hooks, event("customer.subscription.created", obj, NOW))
+    assert status == 200 and body["outcome"] == "applied"
+    assert user().tier == "pro"

@@ -173,7 +173,7 @@ def verify(settings: Settings, raw_body: bytes, signature: Optional[str]) -> Dic
         stripe.Webhook.construct_event(raw_body, signature, settings.stripe_webhook_secret.get_secret_value())
     except stripe.SignatureVerificationError:
         raise InvalidSignature() from None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, TypeError, AttributeError, KeyError):  # signed, but not a JSON event object
         raise InvalidSignature("Signed payload is not a JSON event") from None
     event = json.loads(raw_body)
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
@@ -229,7 +229,7 @@ def classify(event: Dict[str, Any]) -> Optional[Change]:
 
 
 def _find_user(change: Change) -> Optional[User]:
-    if change.user_hint:
+    if isinstance(change.user_hint, str) and 0 < len(change.user_hint) <= 128:
         try:
             return User.get(change.user_hint, consistent_read=True)
         except User.DoesNotExist:
