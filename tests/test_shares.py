@@ -396,14 +396,7 @@ def test_get_share_by_slug_or_id_for_the_owner_only(client, user_token):
 
 # --- deleting --------------------------------------------------------------------------------
 
-def _spikes_api_exists() -> bool:
-    from app import app
-    return "POST" in app.routes.get("/spikes", {})
-
-
 def test_delete_exports_spikes_and_leaves_nothing_behind(client, user_token):
-    if not _spikes_api_exists():
-        pytest.skip("POST /spikes is not there yet")
     keep = share_site(client, user_token, "Keep", files=[("index.html", INDEX)])
     body = share_site(client, user_token, "Doomed", files=[("index.html", INDEX), ("assets/a.png", PNG)])
     for number, project in enumerate([body["slug"], body["share_id"], keep["share_id"]]):
