@@ -3,7 +3,8 @@ swappable by tests and the local runner (``reset()`` after changing the environm
 from __future__ import annotations
 
 import functools
-from typing import Any
+import threading
+from typing import Any, Dict, Optional, Tuple
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -29,10 +30,31 @@ def settings() -> Settings:
     return current
 
 
-def _client(service: str) -> Any:
+_clients: Dict[Tuple[str, str, Optional[str]], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(service: str, endpoint_url: Optional[str] = None) -> Any:
+    """One client per (service, region, endpoint), from one botocore session: loading a
+    service model costs ~100 ms, so it happens once per process, not per reset."""
     s = settings()
-    return boto3.session.Session().client(service, region_name=s.region, endpoint_url=s.aws_endpoint_url,
-                                          config=_BOTO_CONFIG)
+    key = (service, s.region, endpoint_url or s.aws_endpoint_url)
+    with _clients_lock:
+        if key not in _clients:
+            if "session" not in _clients_session:
+                _clients_session["session"] = boto3.session.Session()
+            _clients[key] = _clients_session["session"].client(service, region_name=key[1], endpoint_url=key[2],
+                                                               config=_BOTO_CONFIG)
+        return _clients[key]
+
+
+_clients_session: Dict[str, Any] = {}
+
+
+def dynamodb_client() -> Any:
+    """The low-level client (table setup, TTL); request paths go through PynamoDB."""
+    s = settings()
+    return _client("dynamodb", s.dynamodb_endpoint_url)
 
 
 @functools.lru_cache(maxsize=1)

@@ -28,7 +28,6 @@ os.environ.update(TEST_ENV)
 for key in [k for k in os.environ if k.startswith("SPIKES_") and k not in TEST_ENV]:
     del os.environ[key]
 
-import boto3  # noqa: E402
 from chalice.test import Client  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
@@ -69,7 +68,7 @@ def _provision(endpoint: Optional[str] = None) -> None:
         os.environ["SPIKES_TABLE_PREFIX"] = f"t{uuid.uuid4().hex[:10]}-"
     deps.reset()
     settings = deps.settings()
-    create_tables(settings, boto3.client("dynamodb", endpoint_url=endpoint, region_name=settings.region))
+    create_tables(settings, deps.dynamodb_client())
     create_bucket(settings, deps.s3_client())
     deps.ses_client().verify_email_identity(EmailAddress="no-reply@spikes.test")
 
