@@ -1,13 +1,12 @@
 """The Spikes backend on AWS Chalice: blueprints, middleware, schedule and webhook routes.
 Everything else lives in chalicelib/ (api -> services -> store)."""
-from chalice import Chalice
+from chalice import Chalice, Cron
 
-from chalicelib.api import auth, billing, fallback, serving, shares, site, spikes
-from chalicelib.api.routing import http_middleware
+from chalicelib.api import auth, billing, fallback, routing, serving, shares, site, spikes
 
 app = Chalice(app_name="spikes")
 app.api.binary_types.extend(["multipart/form-data", "application/octet-stream", "image/*", "font/*"])
-app.register_middleware(http_middleware, "http")
+app.register_middleware(routing.http_middleware, "http")
 
 app.register_blueprint(site.bp)
 app.register_blueprint(auth.bp)
@@ -17,9 +16,6 @@ app.register_blueprint(serving.bp)
 app.register_blueprint(billing.bp)
 
 # --- Stripe webhook and the scheduled quota reset (billing) ---------------------------------
-from chalice import Cron  # noqa: E402
-from chalicelib.api import routing  # noqa: E402
-
 
 @app.route("/webhooks/stripe", methods=["POST"], content_types=["*/*"])
 def stripe_webhook():
