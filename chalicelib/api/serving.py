@@ -185,7 +185,12 @@ def _access_root(base_url: str, share: Share) -> str:
 
 
 def _is_top_level_navigation(request) -> bool:
-    return request.headers.get("sec-fetch-dest") == "document"
+    destination = request.headers.get("sec-fetch-dest")
+    if destination is None:
+        # Browsers without Fetch Metadata: treat any request for HTML as a navigation, so a
+        # token never ends up in an address bar (an iframe then falls back to the form).
+        return "text/html" in (request.headers.get("accept") or "")
+    return destination == "document"
 
 
 def _unlock_cookie(settings, share: Share, base_url: str) -> str:

@@ -17,6 +17,9 @@ from chalicelib.store.models import Share
 
 bp = Blueprint(__name__)
 
+# Room for the announcement of a share with max_share_files (500) files and long paths.
+MAX_ANNOUNCEMENT_BYTES = 256 * 1024
+
 
 class ShareMetadata(BaseModel):
     """The ``metadata`` part. The CLI sends ``name``; the contract's examples ``slug``/``title``."""
@@ -87,9 +90,11 @@ def start_upload():
     request = bp.current_request
     principal = _uploader(request)
     settings = deps.settings()
-    body = inputs.parse(request, UploadRequest, max_bytes=max(settings.max_json_bytes, 256 * 1024))
-    files = [shares.FileSpec(path=(path := uploads.normalise_path(item.path)), size=item.size,
-                             content_type=uploads.content_type_for(path)) for item in body.files]
+    body = inputs.parse(request, UploadRequest, max_bytes=max(settings.max_json_bytes, MAX_ANNOUNCEMENT_BYTES))
+    paths = [uploads.normalise_path(item.path) for item in body.files]
+    # The served type follows the extension, whatever the client announced.
+    files = [shares.FileSpec(path=path, size=item.size, content_type=uploads.content_type_for(path))
+             for path, item in zip(paths, body.files)]
     base_url = inputs.base_url(request)
     share, targets = shares.start_upload(settings, principal.user, body.options(), files, base_url)
     return _created(share, base_url, uploads=targets, expires_in=settings.presign_ttl_seconds,
