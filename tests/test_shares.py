@@ -510,3 +510,11 @@ def test_stale_pre_check_is_caught_by_the_transaction(store_backend, env):
     with pytest.raises(ShareLimit):
         shares.create_share(deps.settings(), stale, shares.ShareOptions(name="second"), files, "http://x")
     assert User.get(stale.user_id).active_shares == 1
+
+
+def test_file_names_escaped_the_way_the_rust_cli_escapes_them(client, user_token):
+    # reqwest writes filename="…" with backslashes and quotes escaped (\\ and \").
+    files = [("index.html", INDEX), ("assets\\\\img\\\\logo.png", PNG), ('say \\"hi\\".css', b"")]
+    status, body, _ = upload(client, user_token, files, {"name": "Windows"})
+    assert status == 201, body
+    assert set(Share.get(f"share#{body['share_id']}").files) == {"index.html", "assets/img/logo.png", 'say "hi".css'}
