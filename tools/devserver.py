@@ -10,7 +10,8 @@ with ``SPIKES_TABLE_PREFIX`` when set, S3 and SES stay on the embedded moto, and
 to the data directory.
 
 The server is threaded (one thread per connection) and safe for concurrent requests: Chalice's
-``app.current_request`` is made thread-local the way ``chalice local`` does it.
+``app.current_request`` is made thread-local the way ``chalice local`` does it, and the embedded
+emulator answers one request at a time (moto is not atomic across threads; DynamoDB is).
 """
 from __future__ import annotations
 
@@ -43,6 +44,40 @@ def _admin_token(data_dir: Path) -> str:
 
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def serialized_emulator():
+    """moto's server, answering one request at a time.
+
+    moto's backends are not thread-safe: two concurrent conditional writes or transactions can
+    both succeed (a magic link spent twice, a quota overshot) and concurrent scans can fail.
+    DynamoDB is atomic there; serializing the emulator makes the local stage behave the same.
+    (Relies on ThreadedMotoServer's internals; moto is pinned in requirements-dev.txt.)
+    """
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    class SerializedMotoServer(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+            lock = threading.Lock()
+
+            def one_at_a_time(environ, start_response):
+                with lock:
+                    result = app(environ, start_response)
+                    try:
+                        return [b"".join(result)]
+                    finally:
+                        if hasattr(result, "close"):
+                            result.close()
+
+            self._server = make_server(self._ip_address, self._port, one_at_a_time, True,
+                                       request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return SerializedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
 
 
 def handler_class(local_data=None):
@@ -90,12 +125,11 @@ def main(argv=None) -> int:
 
     _fake_aws_environment()
     import boto3
-    from moto.server import ThreadedMotoServer
 
     import logging
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     data_dir = Path(args.data_dir)
-    emulator = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    emulator = serialized_emulator()
     emulator.start()
     emulator_host, emulator_port = emulator.get_host_and_port()
     endpoint = f"http://{emulator_host}:{emulator_port}"

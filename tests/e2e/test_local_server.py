@@ -217,3 +217,22 @@ def test_server_backed_by_dynamodb_local(live_server_factory, dynamodb_local_end
     assert [(want, status, got) for want, status, got in results if status != 200 or want != got] == []
     # Nothing is persisted in this mode.
     assert not (server.data_dir / "dynamodb").exists()
+
+
+def test_a_login_token_is_spent_once_under_a_race_on_the_embedded_emulator(live_server):
+    """moto alone is not atomic across threads (two verifies could both win); the local server
+    serializes its emulator so that conditional writes and transactions behave as in DynamoDB."""
+    for round_ in range(3):
+        email = f"race{round_}@example.com"
+        mark = len(live_server.lines())
+        assert requests.post(f"{live_server.url}/auth/login", json={"email": email}, timeout=30).status_code == 200
+        login_token = live_server.magic_link_token(email, start=mark)
+
+        def verify(_):
+            response = requests.post(f"{live_server.url}/auth/verify", json={"login_token": login_token}, timeout=60)
+            return response.status_code, response.json().get("code")
+
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            results = list(pool.map(verify, range(24)))
+        assert results.count((200, None)) == 1, results
+        assert results.count((401, "TOKEN_USED")) == 23, results
