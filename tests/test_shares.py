@@ -178,7 +178,15 @@ def test_not_multipart_is_refused(client, user_token):
     content_type, _ = multipart([("metadata", None, b"{}")])
     status, body, _ = call(client, "POST", "/shares", token=user_token, raw=b"--garbage",
                            headers={"Content-Type": content_type})
-    assert status == 400 and body["code"] in ("VALIDATION_ERROR", "INVALID_FILENAME")
+    assert (status, body["code"], body["details"][0]["code"]) == (400, "VALIDATION_ERROR", "INVALID_MULTIPART")
+
+
+def test_a_body_cut_off_before_its_closing_boundary_is_refused(client, user_token):
+    content_type, body = multipart([("metadata", None, b'{"name": "cut"}'), ("files", "index.html", INDEX)])
+    status, error, _ = call(client, "POST", "/shares", token=user_token, raw=body[:-30],
+                            headers={"Content-Type": content_type})
+    assert (status, error["code"], error["details"][0]["code"]) == (400, "VALIDATION_ERROR", "INVALID_MULTIPART")
+    assert s3_keys() == []
 
 
 def test_upload_needs_a_bearer_token(client):

@@ -157,14 +157,19 @@ def parse_multipart(content_type: str, body: bytes, max_files: int) -> Multipart
     def on_part_data(data: bytes, start: int, end: int) -> None:
         parts[-1].chunks.append(data[start:end])
 
+    ended: List[bool] = []
     parser = MultipartParser(boundary, callbacks={
         "on_part_begin": on_part_begin, "on_header_field": on_header_field,
-        "on_header_value": on_header_value, "on_header_end": on_header_end, "on_part_data": on_part_data})
+        "on_header_value": on_header_value, "on_header_end": on_header_end, "on_part_data": on_part_data,
+        "on_end": lambda: ended.append(True)})
+    malformed = ValidationFailed.field("body", "Malformed multipart/form-data body", "INVALID_MULTIPART")
     try:
         parser.write(body)
         parser.finalize()
     except MultipartParseError:
-        raise ValidationFailed.field("body", "Malformed multipart/form-data body", "INVALID_MULTIPART") from None
+        raise malformed from None
+    if parts and not ended:
+        raise malformed  # cut off before the closing boundary: the last file would be truncated
 
     metadata: Optional[bytes] = None
     files: List[UploadedFile] = []
