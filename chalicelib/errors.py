@@ -54,6 +54,11 @@ class InvalidCursor(SpikesError):
                                    "code": "INVALID_CURSOR"}])
 
 
+class InvalidSignature(SpikesError):
+    code = "INVALID_SIGNATURE"
+    message = "Missing or invalid Stripe-Signature header"
+
+
 class AuthRequired(SpikesError):
     status = 401
     code = "AUTH_REQUIRED"

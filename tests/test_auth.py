@@ -224,3 +224,12 @@ def test_user_is_created_once_per_address(client):
     sign_in(client, "once@example.com")
     sign_in(client, "once@example.com")
     assert len([u for u in User.scan() if u.email == "once@example.com"]) == 1
+
+
+def test_me_reports_the_tier_in_force_when_grace_has_lapsed(client, user_token):
+    from chalicelib.services.accounts import user_id_for
+    user = User.get(user_id_for("owner@example.com"))
+    user.update(actions=[User.tier.set("pro"), User.grace_until.set(int(time.time()) + 3600)])
+    assert call(client, "GET", "/me", token=user_token)[1]["tier"] == "pro"
+    user.update(actions=[User.grace_until.set(int(time.time()) - 1)])
+    assert call(client, "GET", "/me", token=user_token)[1]["tier"] == "free"

@@ -1,7 +1,7 @@
 """Accounts: magic links, token rotation, the CLI's polls and the device flow."""
 from __future__ import annotations
 
-from chalice import Blueprint, Response
+from chalice import Blueprint
 
 from chalicelib import deps
 from chalicelib.api import inputs
@@ -58,8 +58,7 @@ def rotate_token():
 @route(bp, "/me", methods=["GET"])
 def me():
     principal = identity.require_user(inputs.principal(bp.current_request), "account:read")
-    user = principal.user
-    return {"id": user.user_id, "email": user.email, "tier": user.tier, "created_at": user.created_at}
+    return {**user_view(principal.user), "created_at": principal.user.created_at}
 
 
 @route(bp, "/auth/poll", methods=["GET"])

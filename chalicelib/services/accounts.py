@@ -15,7 +15,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.errors import AuthFailed, NotFound, TokenExpired, TokenInvalid, TokenUsed
 from chalicelib.logs import get_logger, mask_email
-from chalicelib.services import ratelimit
+from chalicelib.services import quotas, ratelimit
 from chalicelib.services.mailer import Mail
 from chalicelib.services.secrets import new_token, subject_hash, token_hash
 from chalicelib.settings import Settings
@@ -37,7 +37,8 @@ def normalize_email(email: str) -> str:
 
 
 def user_view(user: User) -> dict:
-    return {"id": user.user_id, "email": user.email, "tier": user.tier}
+    """Tier as it applies now: a lapsed grace period reads as free before the job stores it."""
+    return {"id": user.user_id, "email": user.email, "tier": quotas.effective_tier(user)}
 
 
 @dataclass(frozen=True)

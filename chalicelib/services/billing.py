@@ -21,8 +21,8 @@ from typing import Any, Dict, Optional, Tuple
 import stripe
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
-from chalicelib.errors import (BillingNotConfigured, DependencyUnavailable, InternalError, NotFound,
-                               SpikesError)
+from chalicelib.errors import (BillingNotConfigured, DependencyUnavailable, InternalError, InvalidSignature,
+                               NotFound)
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas, shares
 from chalicelib.settings import Settings
@@ -44,12 +44,6 @@ SUBSCRIPTION_EVENTS = {"customer.subscription.created", "customer.subscription.u
                        "customer.subscription.resumed"}
 PAYMENT_FAILED = "invoice.payment_failed"
 HANDLED_EVENTS = {CHECKOUT_COMPLETED, PAYMENT_FAILED, *SUBSCRIPTION_EVENTS}
-
-
-class InvalidSignature(SpikesError):
-    status = 400
-    code = "INVALID_SIGNATURE"
-    message = "Missing or invalid Stripe-Signature header"
 
 
 # --- Stripe API calls ------------------------------------------------------------------------
