@@ -101,11 +101,12 @@ def start_upload():
                     complete_url=f"{base_url}/shares/{share.share_id}/complete")
 
 
-@route(bp, "/shares/{share_id}/complete", methods=["POST"])
-def complete_upload(share_id: str):
+# API Gateway allows one variable name per level: this is the same {key} as /shares/{key}.
+@route(bp, "/shares/{key}/complete", methods=["POST"])
+def complete_upload(key: str):
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "shares:write")
-    share = shares.complete_upload(deps.settings(), principal.user, share_id)
+    share = shares.complete_upload(deps.settings(), principal.user, key)
     return _created(share, inputs.base_url(request), http_status=200)
 
 
