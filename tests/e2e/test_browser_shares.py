@@ -1,6 +1,7 @@
-"""Shares in a real browser (Debian's Chromium through Playwright) against the local server:
-a multi-file share with the widget, a password-protected share through its form, and a
-hostile share that tries to use this origin's credentials."""
+"""Shares against the real local server: in a browser (Debian's Chromium through Playwright)
+a multi-file share with the widget, a password-protected share through its form and a
+hostile share that tries to use this origin's credentials; over HTTP a 40 MB share through
+presigned uploads."""
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ import requests
 
 from tests.live import LiveServer
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +95,7 @@ def make_pro(server: LiveServer, email: str) -> None:
         UpdateExpression="SET tier = :pro", ExpressionAttributeValues={":pro": {"S": "pro"}})
 
 
+@pytest.mark.browser
 def test_element_feedback_through_the_widget_on_a_multi_file_share(live_server, page, tmp_path):
     token = live_server.sign_in("designer@example.com")
     created = share(live_server, token, "Checkout Mockup", MOCKUP_FILES)
@@ -129,6 +131,7 @@ def test_element_feedback_through_the_widget_on_a_multi_file_share(live_server, 
     assert spike["url"].startswith(created["url"] + "/")
 
 
+@pytest.mark.browser
 def test_password_protected_share_viewed_through_the_form(live_server, page):
     token = live_server.sign_in("pro@example.com")
     make_pro(live_server, "pro@example.com")
@@ -170,6 +173,7 @@ def test_password_protected_share_viewed_through_the_form(live_server, page):
         other.close()
 
 
+@pytest.mark.browser
 def test_hostile_share_cannot_reach_this_origins_credentials(live_server, page):
     token = live_server.sign_in("attacker@example.com")
     base = live_server.url
@@ -194,3 +198,38 @@ def test_hostile_share_cannot_reach_this_origins_credentials(live_server, page):
     assert report["me_with_credentials"].startswith("blocked:")
     assert report["shares_with_credentials"].startswith("blocked:")
     assert re.match(r"401:.*AUTH_REQUIRED", report["me_plain"])
+
+
+def test_a_40_mb_mockup_is_shared_through_presigned_uploads(live_server):
+    token = live_server.sign_in("big@example.com")
+    auth = {"Authorization": f"Bearer {token}"}
+    video = bytes(range(256)) * (40 * 1024 * 1024 // 256)
+    files = {"index.html": MOCKUP_FILES["index.html"], "media/intro.mp4": video}
+
+    # One request cannot carry it: a clear 413 that points to the presigned flow.
+    direct = requests.post(live_server.url + "/shares", headers=auth, timeout=60,
+                           data={"metadata": json.dumps({"name": "Big"})},
+                           files=[("files", ("media/intro.mp4", video[:5 * 1024 * 1024]))])
+    assert direct.status_code == 413 and direct.json()["code"] == "SIZE_LIMIT"
+    assert "/shares/uploads" in direct.json()["error"]
+
+    started = requests.post(live_server.url + "/shares/uploads", headers=auth, timeout=30, json={
+        "name": "Big Mockup", "files": [{"path": path, "size": len(data)} for path, data in files.items()]})
+    assert started.status_code == 201, started.text
+    plan = started.json()
+    assert requests.get(plan["url"] + "/", timeout=30).status_code == 404  # pending: not served yet
+    for target in plan["uploads"]:
+        put = requests.put(target["url"], data=files[target["path"]], headers=target["headers"], timeout=120)
+        assert put.status_code == 200, put.text
+    done = requests.post(plan["complete_url"], headers=auth, timeout=60)
+    assert done.status_code == 200 and done.json()["status"] == "active", done.text
+
+    page = requests.get(plan["url"] + "/", timeout=30)
+    assert page.status_code == 200 and "widget.js" in page.text
+    # Past what a Lambda response can carry: a redirect to a short-lived S3 URL.
+    served = requests.get(plan["url"] + "/media/intro.mp4", timeout=120, allow_redirects=False)
+    assert served.status_code == 302
+    followed = requests.get(served.headers["Location"], timeout=120)
+    assert followed.status_code == 200 and followed.content == video
+    listed = requests.get(live_server.url + "/shares", headers=auth, timeout=30).json()
+    assert [(s["slug"], s["total_bytes"]) for s in listed] == [(plan["slug"], len(video) + len(files["index.html"]))]
