@@ -5,7 +5,12 @@ from chalice import Chalice, Cron
 from chalicelib.api import auth, billing, fallback, routing, serving, shares, site, spikes
 
 app = Chalice(app_name="spikes")
-app.api.binary_types.extend(["multipart/form-data", "application/octet-stream", "image/*", "font/*"])
+# Chalice matches binary types exactly (no wildcards): list what shares upload and serve.
+app.api.binary_types.extend([
+    "multipart/form-data", "font/woff", "font/woff2", "font/ttf", "font/otf", "application/font-woff",
+    "image/webp", "image/avif", "image/x-icon", "image/vnd.microsoft.icon", "image/bmp", "image/tiff",
+    "video/mp4", "application/pdf", "application/wasm",
+])
 app.register_middleware(routing.http_middleware, "http")
 
 app.register_blueprint(site.bp)

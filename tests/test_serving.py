@@ -59,6 +59,7 @@ def test_every_share_response_is_sandboxed(client, user_token):
 @pytest.mark.parametrize("path,content_type", [
     ("css/site.css", "text/css; charset=utf-8"), ("js/app.js", "application/javascript; charset=utf-8"),
     ("img/icon.svg", "image/svg+xml; charset=utf-8"), ("assets/img/logo.png", "image/png"),
+    ("fonts/a.woff2", "font/woff2"),
 ])
 def test_files_come_back_with_their_content_type(client, user_token, path, content_type):
     body = site(client, user_token)
