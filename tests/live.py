@@ -56,8 +56,9 @@ class LiveServer:
     def __init__(self, data_dir: Union[str, Path, None] = None, *, port: Optional[int] = None,
                  admin_token: Optional[str] = None, dynamodb_endpoint: Optional[str] = None,
                  env: Optional[Mapping[str, str]] = None, start_timeout: float = 60.0,
-                 python: Optional[str] = None):
-        """``env``: extra settings, with or without the ``SPIKES_`` prefix (``FREE_SPIKE_LIMIT="3"``)."""
+                 python: Optional[str] = None, persist: bool = True):
+        """``env``: extra settings, with or without the ``SPIKES_`` prefix (``FREE_SPIKE_LIMIT="3"``).
+        ``persist=False``: keep the data in memory only (``--no-persist``)."""
         self._own_dir = None
         if data_dir is None:
             self._own_dir = tempfile.TemporaryDirectory(prefix="spikes-live-")
@@ -74,6 +75,7 @@ class LiveServer:
             # DynamoDB Local runs with -sharedDb: a prefix per server keeps runs apart.
             self.extra_env["SPIKES_TABLE_PREFIX"] = f"e2e{uuid.uuid4().hex[:10]}-"
         self.start_timeout = start_timeout
+        self.persist = persist
         self.python = python or sys.executable
         self.process: Optional[subprocess.Popen] = None
         self._lines: List[str] = []
@@ -96,6 +98,8 @@ class LiveServer:
                "--data-dir", str(self.data_dir)]
         if self.dynamodb_endpoint:
             cmd += ["--dynamodb-endpoint", self.dynamodb_endpoint]
+        if not self.persist:
+            cmd.append("--no-persist")
         return cmd
 
     def environment(self) -> Dict[str, str]:
