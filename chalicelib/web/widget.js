@@ -15,11 +15,16 @@
   var VERSION = '1.0.0';
   var ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-';
   var POSITIONS = ['bottom-right', 'bottom-left', 'top-right', 'top-left'];
+  // Inline SVG, not emoji: many Linux desktops (and headless browsers) have no emoji font.
+  function icon(shape) {
+    return '<svg viewBox="0 0 24 24" width="20" height="20" fill="none" stroke="currentColor" stroke-width="2" ' +
+      'stroke-linecap="round" stroke-linejoin="round" focusable="false">' + shape + '</svg>';
+  }
   var RATINGS = [
-    ['love', '\u2764\uFE0F', 'Love'],
-    ['like', '\uD83D\uDC4D', 'Like'],
-    ['meh', '\uD83D\uDE10', 'Meh'],
-    ['no', '\uD83D\uDC4E', 'No']
+    ['love', icon('<path d="M20.8 4.6a5.5 5.5 0 0 0-7.8 0L12 5.7l-1-1.1a5.5 5.5 0 0 0-7.8 7.8l1 1.1L12 21l7.8-7.5 1-1.1a5.5 5.5 0 0 0 0-7.8z"/>'), 'Love'],
+    ['like', icon('<path d="M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.3a2 2 0 0 0 2-1.7l1.4-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3"/>'), 'Like'],
+    ['meh', icon('<circle cx="12" cy="12" r="10"/><path d="M8 15h8M9 9h.01M15 9h.01"/>'), 'Meh'],
+    ['no', icon('<path d="M10 15v4a3 3 0 0 0 3 3l4-9V2H5.7a2 2 0 0 0-2 1.7l-1.4 9a2 2 0 0 0 2 2.3zm7-13h2.7A2.3 2.3 0 0 1 22 4v7a2.3 2.3 0 0 1-2.3 2H17"/>'), 'No']
   ];
   var REVIEWER_KEY = 'spikes:reviewer';
   var XHTML = 'http://www.w3.org/1999/xhtml';
