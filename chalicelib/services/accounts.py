@@ -19,7 +19,8 @@ from chalicelib.services import quotas, ratelimit
 from chalicelib.services.mailer import Mail
 from chalicelib.services.secrets import new_token, subject_hash, token_hash
 from chalicelib.settings import Settings
-from chalicelib.store.models import AuthItem, User, transaction
+from chalicelib.store.models import AuthItem, User
+from chalicelib.store.transactions import transaction
 
 log = get_logger("spikes.accounts")
 

@@ -26,7 +26,8 @@ from chalicelib.errors import (BillingNotConfigured, DependencyUnavailable, Inte
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas, shares
 from chalicelib.settings import Settings
-from chalicelib.store.models import LedgerItem, User, transaction
+from chalicelib.store.models import LedgerItem, User
+from chalicelib.store.transactions import transaction
 
 log = get_logger("spikes.billing")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import ipaddress
 import math
-import random
 import re
 import secrets
 import socket
@@ -29,7 +28,8 @@ from chalicelib.services import quotas, ratelimit, uploads
 from chalicelib.services.secrets import hash_password, sign, verify_password, verify_signature
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.settings import Settings
-from chalicelib.store.models import Share, User, transaction
+from chalicelib.store.models import Share, User
+from chalicelib.store.transactions import CONDITION_FAILED, backoff, cancellation_codes, transaction
 
 log = get_logger("spikes.shares")
 
@@ -86,7 +86,6 @@ PENDING, ACTIVE = "pending", "active"
 # Literal routes next to /shares/{slug}: a share with such a slug could not be addressed.
 RESERVED_SLUGS = {"uploads"}
 _ID_ALPHABET = string.ascii_lowercase + string.digits
-_CONDITION_FAILED = "ConditionalCheckFailed"
 MAX_TRANSACTION_ATTEMPTS = 12
 UPLOAD_THREADS = 16
 
@@ -173,14 +172,6 @@ def _new_share(share_id: str, user: User, options: ShareOptions, files: List[Fil
         files={f.path: {"size": f.size, "type": f.content_type} for f in files})
 
 
-def _cancellation_codes(exc: TransactWriteError) -> List[Optional[str]]:
-    return [reason.code if reason else None for reason in (exc.cancellation_reasons or [])]
-
-
-def _backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0, min(0.5, 0.02 * (2 ** attempt))))
-
-
 def _insert(share: Share, user: User, slug_wish: str, limit: Optional[int], settings: Settings,
             base_url: str) -> Share:
     """Store the share, claim its slug and count it against the owner's limit in one
@@ -201,14 +192,14 @@ def _insert(share: Share, user: User, slug_wish: str, limit: Optional[int], sett
                 tx.update(User(user.user_id), actions=[User.active_shares.add(1)], condition=user_condition)
             return share
         except TransactWriteError as exc:
-            codes = _cancellation_codes(exc)
-            if len(codes) == 3 and codes[2] == _CONDITION_FAILED:
+            codes = cancellation_codes(exc)
+            if len(codes) == 3 and codes[2] == CONDITION_FAILED:
                 raise _limit_error(settings, base_url, limit or 0) from None
-            if len(codes) == 3 and codes[0] == _CONDITION_FAILED:
+            if len(codes) == 3 and codes[0] == CONDITION_FAILED:
                 # 36^12 ids: a collision is practically impossible, and the files already
                 # live under this id, so the client retries rather than us re-uploading.
                 raise Conflict("Share id collision; retry the upload") from None
-            if len(codes) == 3 and codes[1] == _CONDITION_FAILED:
+            if len(codes) == 3 and codes[1] == CONDITION_FAILED:
                 share.slug = next(candidates, None)
                 if share.slug is None:
                     raise Conflict("Could not find a free slug for this share; try another name") from None
@@ -218,7 +209,7 @@ def _insert(share: Share, user: User, slug_wish: str, limit: Optional[int], sett
                 raise
             if conflicts >= MAX_TRANSACTION_ATTEMPTS:
                 raise DependencyUnavailable("Too many concurrent changes; retry shortly") from None
-            _backoff(conflicts)
+            backoff(conflicts)
 
 
 def create_share(settings: Settings, user: User, options: ShareOptions, files: List[UploadedFile],
@@ -376,15 +367,15 @@ def delete_share(settings: Settings, user: User, key: str) -> List[dict]:
                               condition=User.active_shares > 0)
             break
         except TransactWriteError as exc:
-            codes = _cancellation_codes(exc)
-            if codes[:1] == [_CONDITION_FAILED]:
+            codes = cancellation_codes(exc)
+            if codes[:1] == [CONDITION_FAILED]:
                 raise NotFound("Share not found") from None  # deleted concurrently
-            if decrement and codes[2:3] == [_CONDITION_FAILED]:
+            if decrement and codes[2:3] == [CONDITION_FAILED]:
                 decrement = False  # the counter drifted to 0: never count below zero
                 continue
             if "TransactionConflict" not in codes:
                 raise
-            _backoff(attempt)
+            backoff(attempt)
     else:
         raise DependencyUnavailable("Too many concurrent changes; retry shortly")
     _delete_objects(settings, share.share_id)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import random
 import secrets as _secrets
 import time
 from dataclasses import dataclass, field
@@ -26,14 +25,15 @@ from chalicelib.services import quotas, shares
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
 from chalicelib.store import cursors
-from chalicelib.store.models import LedgerItem, Share, Spike, User, transaction
+from chalicelib.store.models import LedgerItem, Share, Spike, User
+from chalicelib.store.transactions import (CONDITION_FAILED, MAX_ATTEMPTS, backoff, cancellation_codes,
+                                           retryable, transaction)
 
 log = get_logger("spikes.spikes")
 
 RATINGS = ("love", "like", "meh", "no")
 TYPES = ("page", "element")
 ANONYMOUS = {"id": "anon", "name": "Anonymous"}
-MAX_TRANSACTION_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -131,27 +131,6 @@ def to_client(spike: Spike) -> dict:
     return out
 
 
-def _cancellation_codes(exc: TransactWriteError) -> List[Optional[str]]:
-    return [reason.code if reason else None for reason in exc.cancellation_reasons]
-
-
-def _retryable(exc: TransactWriteError) -> bool:
-    """Conflicts with concurrent transactions on the same counter, throttling and server-side
-    errors. Safe to retry: every attempt carries the same client request token."""
-    codes = _cancellation_codes(exc)
-    if any(code in ("TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded") for code in codes):
-        return True
-    if exc.cause_response_code in ("TransactionInProgressException", "ThrottlingException",
-                                   "ProvisionedThroughputExceededException", "InternalServerError"):
-        return True
-    status = getattr(exc.cause, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    return status >= 500
-
-
-def _backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0, min(0.5, 0.01 * (2 ** attempt))))
-
-
 # --- recording -------------------------------------------------------------------------------
 
 def record(new: NewSpike, settings: Settings, base_url: str, now: Optional[datetime] = None) -> Recorded:
@@ -171,7 +150,7 @@ def record(new: NewSpike, settings: Settings, base_url: str, now: Optional[datet
     )
     limit = _spike_limit(settings, share)
     request_token = _secrets.token_hex(16)
-    for attempt in range(MAX_TRANSACTION_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
         try:
             with transaction(request_token) as tx:
                 tx.save(spike, condition=Spike.spike_id.does_not_exist())
@@ -180,15 +159,15 @@ def record(new: NewSpike, settings: Settings, base_url: str, now: Optional[datet
             log.info("spike.recorded", spike_id=spike_id, share_id=spike.share_id)
             return Recorded(spike_id, True)
         except TransactWriteError as exc:
-            codes = _cancellation_codes(exc)
-            if codes and codes[0] == "ConditionalCheckFailed":
+            codes = cancellation_codes(exc)
+            if codes and codes[0] == CONDITION_FAILED:
                 return Recorded(spike_id, False)  # the same client id again: already stored
-            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+            if len(codes) > 1 and codes[1] == CONDITION_FAILED:
                 raise SpikeLimit(f"This share has reached its limit of {limit} feedback items this period",
                                  quotas.upgrade_url(settings, base_url), limit) from None
-            if not _retryable(exc):
+            if not retryable(exc):
                 raise
-            _backoff(attempt)
+            backoff(attempt)
     raise DependencyUnavailable("The store is busy; retry shortly")
 
 
@@ -313,10 +292,10 @@ def delete(principal: Optional[Principal], spike_id: str) -> None:
                 tx.update(LedgerItem(quotas.share_total_key(spike.share_id)), actions=[LedgerItem.count.add(-1)],
                           condition=LedgerItem.count > 0)
     except TransactWriteError as exc:
-        codes = _cancellation_codes(exc)
-        if codes and codes[0] == "ConditionalCheckFailed":
+        codes = cancellation_codes(exc)
+        if codes and codes[0] == CONDITION_FAILED:
             raise NotFound("Spike not found") from None
-        if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+        if len(codes) > 1 and codes[1] == CONDITION_FAILED:
             spike.delete(condition=Spike.spike_id.exists())  # counter already at zero: just delete
             return
         raise

@@ -5,14 +5,12 @@ read lazily), never at import time.
 """
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Type
+from typing import Iterable, List, Type
 
 from pynamodb.attributes import (BooleanAttribute, JSONAttribute, NumberAttribute,
                                  UnicodeAttribute)
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
-from pynamodb.connection import Connection
 from pynamodb.models import Model
-from pynamodb.transactions import TransactWrite
 
 from chalicelib.settings import Settings
 from chalicelib.store.tables import table_name
@@ -219,17 +217,3 @@ def configure_models(settings: Settings, models: Iterable[Type[Model]] = ALL_MOD
         model.Meta.host = host
         model._connection = None
 
-
-_transaction_connection: dict = {}
-
-
-def transaction(client_request_token: Optional[str] = None) -> TransactWrite:
-    """A DynamoDB transaction on the configured endpoint: all of its writes happen, or none.
-    Retries that pass the same ``client_request_token`` are idempotent for ten minutes."""
-    settings_key = (User.Meta.region, getattr(User.Meta, "host", None))
-    connection = _transaction_connection.get(settings_key)
-    if connection is None:
-        connection = Connection(region=settings_key[0], host=settings_key[1], max_retry_attempts=2)
-        _transaction_connection.clear()
-        _transaction_connection[settings_key] = connection
-    return TransactWrite(connection=connection, client_request_token=client_request_token)
