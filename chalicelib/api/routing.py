@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any, Callable, Dict, Iterable, Optional
 
+import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice import Blueprint, CORSConfig, Response
 from pynamodb.exceptions import PynamoDBException
@@ -77,7 +78,6 @@ def route(bp: Blueprint, path: str, methods: Iterable[str] = ("GET",), cors: boo
 def http_middleware(event: Any, get_response: Callable) -> Response:
     """Request id, access log and the headers every response carries."""
     state = context.begin(event.headers.get("x-request-id"))
-    import structlog
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=state.request_id)
     started = time.perf_counter()
