@@ -93,10 +93,6 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def is_local(self) -> bool:
-        return self.stage in LOCAL_STAGES
-
-    @property
     def resource_prefix(self) -> str:
         return self.table_prefix if self.table_prefix is not None else f"spikes-{self.stage}-"
 

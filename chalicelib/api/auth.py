@@ -7,11 +7,15 @@ from chalicelib import deps
 from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
 from chalicelib.api.routing import json_response, route
-from chalicelib.api.schemas import DeviceConfirmRequest, EmailRequest, VerifyRequest
+from chalicelib.api.schemas import DeviceConfirmRequest, EmailRequest, MeOut, SessionOut, UserOut, VerifyRequest
 from chalicelib.services import identity
-from chalicelib.services.accounts import Accounts, user_view
+from chalicelib.services.accounts import Accounts, Session, user_view
 
 bp = Blueprint(__name__)
+
+
+def _session_out(session: Session) -> dict:
+    return SessionOut(token=session.token, user=UserOut(**user_view(session.user))).model_dump()
 
 
 def _accounts() -> Accounts:
@@ -36,7 +40,7 @@ def recover():
 def verify():
     body = inputs.parse(bp.current_request, VerifyRequest)
     session = _accounts().verify(body.login_token)
-    return {"ok": True, "token": session.token, "user": user_view(session.user)}
+    return _session_out(session)
 
 
 @route(bp, "/auth/verify", methods=["GET"])
@@ -52,13 +56,13 @@ def verify_page():
 def rotate_token():
     principal = identity.require_user(inputs.principal(bp.current_request), "auth:write")
     session = _accounts().rotate(principal.user, principal.token_hash)
-    return {"ok": True, "token": session.token, "user": user_view(session.user)}
+    return _session_out(session)
 
 
 @route(bp, "/me", methods=["GET"])
 def me():
     principal = identity.require_user(inputs.principal(bp.current_request), "account:read")
-    return {**user_view(principal.user), "created_at": principal.user.created_at}
+    return MeOut(**user_view(principal.user), created_at=principal.user.created_at).model_dump()
 
 
 @route(bp, "/auth/poll", methods=["GET"])

@@ -339,11 +339,6 @@ def list_owned(user: User) -> List[Tuple[Share, int]]:
     return [(share, counts.get(share.share_id, 0)) for share in owned]
 
 
-def spike_count(share: Share) -> int:
-    from chalicelib.services import spikes
-    return spikes.share_spike_counts([share.share_id]).get(share.share_id, 0)
-
-
 def export_spikes(share: Share) -> List[dict]:
     from chalicelib.services import spikes
     return spikes.export_share(share.share_id)

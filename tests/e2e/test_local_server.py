@@ -63,11 +63,17 @@ def test_admin_token_is_the_one_given_to_the_server(live_server):
     assert f"Admin token (?token=): {live_server.admin_token}" in live_server.output()
 
 
-def test_cors_preflight_from_a_file_page_allows_a_json_post(live_server):
-    response = requests.options(f"{live_server.url}/auth/login", headers={
-        "Origin": "null", "Access-Control-Request-Method": "POST",
+def preflight(server, path: str, origin: str) -> requests.Response:
+    """The OPTIONS request a browser sends before a JSON POST from another origin."""
+    response = requests.options(f"{server.url}{path}", headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "content-type"}, timeout=30)
     assert response.status_code == 200
+    return response
+
+
+def test_cors_preflight_from_a_file_page_allows_a_json_post(live_server):
+    response = preflight(live_server, "/auth/login", "null")
     assert response.headers["Access-Control-Allow-Origin"] in ("*", "null")
     allowed_headers = [h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")]
     assert "content-type" in allowed_headers
@@ -81,10 +87,7 @@ def test_cors_preflight_from_a_file_page_allows_a_json_post(live_server):
 
 
 def test_widget_preflight_for_post_spikes_allows_content_type(live_server):
-    response = requests.options(f"{live_server.url}/spikes", headers={
-        "Origin": "https://mockups.example", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type"}, timeout=30)
-    assert response.status_code == 200
+    response = preflight(live_server, "/spikes", "https://mockups.example")
     assert response.headers["Access-Control-Allow-Origin"] in ("*", "https://mockups.example")
     assert "content-type" in response.headers["Access-Control-Allow-Headers"].lower()
 
