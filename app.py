@@ -2,7 +2,7 @@
 Everything else lives in chalicelib/ (api -> services -> store)."""
 from chalice import Chalice, Cron
 
-from chalicelib.api import auth, billing, fallback, routing, serving, shares, site, spikes
+from chalicelib.api import auth, billing, fallback, keys, routing, serving, shares, site, spikes
 
 app = Chalice(app_name="spikes")
 # Chalice matches binary types exactly (no wildcards): list what shares upload and serve.
@@ -15,6 +15,7 @@ app.register_middleware(routing.http_middleware, "http")
 
 app.register_blueprint(site.bp)
 app.register_blueprint(auth.bp)
+app.register_blueprint(keys.bp)
 app.register_blueprint(spikes.bp)
 app.register_blueprint(shares.bp)
 app.register_blueprint(serving.bp)

@@ -94,6 +94,10 @@ class ScopeDenied(SpikesError):
     code = "SCOPE_DENIED"
     message = "Credentials lack the required scope"
 
+    def __init__(self, required_scope: str, message: Optional[str] = None):
+        super().__init__(message or f"This API key lacks the '{required_scope}' scope",
+                         extra={"required_scope": required_scope})
+
 
 class UpgradeRequired(SpikesError):
     status = 403

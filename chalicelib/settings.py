@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     rate_login_window_seconds: int = 15 * 60
     rate_poll_per_minute: int = 30
 
+    # API keys. Self-signup (POST /auth/api-key without credentials creates a key-only account):
+    # None = on in the local stages, off in AWS stages (see docs/agents.md); per IP per hour.
+    agent_signup: Optional[bool] = None
+    rate_agent_signup_per_hour: int = 5
+    # last_used_at is written at most once per key per this many seconds.
+    key_last_used_resolution_seconds: int = 300
+
     # Tier limits; None = unlimited.
     free_spike_limit: Optional[int] = 100
     free_share_limit: Optional[int] = 5
@@ -99,6 +106,10 @@ class Settings(BaseSettings):
     @property
     def bucket_name(self) -> str:
         return self.bucket or f"{self.resource_prefix}files"
+
+    @property
+    def agent_signup_enabled(self) -> bool:
+        return self.stage in LOCAL_STAGES if self.agent_signup is None else self.agent_signup
 
     @property
     def admin_token(self) -> Optional[str]:

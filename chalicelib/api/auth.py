@@ -8,7 +8,7 @@ from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
 from chalicelib.api.routing import json_response, route
 from chalicelib.api.schemas import DeviceConfirmRequest, EmailRequest, MeOut, SessionOut, UserOut, VerifyRequest
-from chalicelib.services import identity
+from chalicelib.services import apikeys, identity
 from chalicelib.services.accounts import Accounts, Session, user_view
 
 bp = Blueprint(__name__)
@@ -61,7 +61,11 @@ def rotate_token():
 
 @route(bp, "/me", methods=["GET"])
 def me():
-    principal = identity.require_user(inputs.principal(bp.current_request), "account:read")
+    principal = inputs.principal(bp.current_request)
+    if principal is not None and principal.is_key:
+        # Any key may describe itself: the MCP server reads `scopes` here before writing.
+        return apikeys.describe(principal.key, principal.user)
+    principal = identity.require_user(principal, "account:read")
     return MeOut(**user_view(principal.user), created_at=principal.user.created_at).model_dump()
 
 

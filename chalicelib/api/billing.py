@@ -32,7 +32,7 @@ def portal():
 
 @route(bp, "/usage", methods=["GET"])
 def get_usage():
-    principal = identity.require_user(inputs.principal(bp.current_request), "account:read")
+    principal = identity.require_user(inputs.principal(bp.current_request), "usage:read")
     return usage.usage(deps.settings(), principal.user, usage.utcnow())
 
 

@@ -52,8 +52,14 @@ def bearer_token(request: Request) -> Optional[str]:
     return None
 
 
+def api_key_header(request: Request) -> Optional[str]:
+    return (request.headers.get("x-api-key") or "").strip() or None
+
+
 def principal(request: Request) -> Optional[Principal]:
-    return identity.resolve(bearer_token(request), query(request).get("token"), deps.settings().admin_token)
+    settings = deps.settings()
+    return identity.resolve(bearer_token(request), query(request).get("token"), settings.admin_token,
+                            api_key_header(request), settings)
 
 
 def body_bytes(request: Request, max_bytes: int) -> bytes:

@@ -1,6 +1,7 @@
 """Request and response models: they validate input and describe the API (OpenAPI later)."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
@@ -37,9 +38,30 @@ class SessionOut(BaseModel):
 
 class MeOut(BaseModel):
     id: str
-    email: str
+    email: Optional[str]  # None for a key-only account (an agent's self-signup), until claimed
     tier: str
     created_at: Optional[str] = None
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+class KeyCreateIn(_Lenient):
+    """``{}``, ``{"name"}`` (what the CLI sends) or with scopes, expiry and a budget cap."""
+    name: Optional[str] = Field(default=None, max_length=100)
+    scopes: Optional[str] = Field(default=None, max_length=500)
+    expires_at: Optional[datetime] = None
+    monthly_cap_cents: Optional[int] = Field(default=None, ge=0, le=100_000_000)
+
+
+class KeyPatchIn(_Lenient):
+    """Only the fields present change; ``null`` removes a cap or an expiry."""
+    name: Optional[str] = Field(default=None, max_length=100)
+    expires_at: Optional[datetime] = None
+    monthly_cap_cents: Optional[int] = Field(default=None, ge=0, le=100_000_000)
+
+
+class LinkKeyIn(_Lenient):
+    api_key: str = Field(min_length=10, max_length=200)
 
 
 # --- spikes ----------------------------------------------------------------------------------

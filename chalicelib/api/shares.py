@@ -56,7 +56,7 @@ class UploadRequest(ShareMetadata):
 def _uploader(request) -> Principal:
     principal = identity.require_user(inputs.principal(request), "shares:write")
     settings = deps.settings()
-    decision = ratelimit.enforce("shares", principal.token_hash or principal.user_id or "",
+    decision = ratelimit.enforce("shares", principal.credential_id or principal.user_id or "",
                                  settings.rate_shares_per_minute, 60)
     context.add_response_headers(decision.headers())
     return principal

@@ -15,7 +15,7 @@ from chalicelib.api import context, inputs
 from chalicelib.api.routing import json_response, route
 from chalicelib.api.schemas import ResolveIn, SpikeIn
 from chalicelib.errors import ValidationFailed
-from chalicelib.services import exports, ratelimit, spikes
+from chalicelib.services import apikeys, exports, ratelimit, spikes
 from chalicelib.services.spikes import ANONYMOUS, Filters, NewSpike
 
 bp = Blueprint(__name__)
@@ -55,12 +55,22 @@ def _new_spike(data: dict) -> NewSpike:
     )
 
 
+def _posting_key(request):
+    """The widget posts without credentials and a session token changes nothing here (no
+    lookup on the hot path). An API key is checked: revoked or out of scope is refused."""
+    credential = inputs.bearer_token(request) or inputs.api_key_header(request)
+    if not apikeys.looks_like_key(credential):
+        return None
+    return inputs.principal(request).require("spikes:write")
+
+
 @route(bp, "/spikes", methods=["POST"])
 def create_spike():
     request = bp.current_request
     settings = deps.settings()
     decision = ratelimit.enforce("spikes", inputs.client_ip(request), settings.rate_spikes_per_minute, 60)
     context.add_response_headers(decision.headers())
+    _posting_key(request)
     new = _new_spike(inputs.json_body(request))
     recorded = spikes.record(new, settings, inputs.base_url(request))
     return json_response({"ok": True, "id": recorded.id}, 201)
@@ -108,22 +118,28 @@ def list_spikes():
     return {"data": page.items, "next_cursor": page.next_cursor}
 
 
+def _acting(request, scope: str):
+    principal = inputs.principal(request)
+    return principal.require(scope) if principal is not None else None
+
+
 @route(bp, "/spikes/{spike_id}", methods=["GET"])
 def get_spike(spike_id: str):
-    return spikes.to_client(spikes.get_for(inputs.principal(bp.current_request), spike_id))
+    return spikes.to_client(spikes.get_for(_acting(bp.current_request, "spikes:read"), spike_id))
 
 
 @route(bp, "/spikes/{spike_id}", methods=["PATCH"])
 def patch_spike(spike_id: str):
     request = bp.current_request
+    principal = _acting(request, "spikes:write")
     body = inputs.parse(request, ResolveIn)
-    spike = spikes.set_resolved(inputs.principal(request), spike_id, body.resolved)
+    spike = spikes.set_resolved(principal, spike_id, body.resolved)
     return {"ok": True, **spikes.to_client(spike), "resolved_at": spike.resolved_at}
 
 
 @route(bp, "/spikes/{spike_id}", methods=["DELETE"])
 def delete_spike(spike_id: str):
-    spikes.delete(inputs.principal(bp.current_request), spike_id)
+    spikes.delete(_acting(bp.current_request, "spikes:write"), spike_id)
     return {"ok": True, "id": spike_id}
 
 

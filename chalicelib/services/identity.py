@@ -1,7 +1,8 @@
-"""Who is calling: a principal resolved from a bearer token or the admin token.
+"""Who is calling: a principal resolved from a bearer token, an API key or the admin token.
 
-Every route states what it needs (a user, the admin, or a scope); API keys with scopes
-(roadmap) resolve to the same ``Principal`` with a non-empty ``scopes`` set.
+Every route states what it needs (a user, the admin, or a scope). A user's session holds
+every scope; an API key (``sk_spikes_…``, as ``Authorization: Bearer`` or ``X-API-Key``)
+resolves to its owner with the key's scopes, and never holds the session-only ones.
 """
 from __future__ import annotations
 
@@ -9,28 +10,43 @@ from dataclasses import dataclass, field
 from typing import FrozenSet, Optional
 
 from chalicelib.errors import AuthFailed, AuthRequired, ScopeDenied
+from chalicelib.services import apikeys
 from chalicelib.services.secrets import constant_time_equals, token_hash
-from chalicelib.store.models import AuthItem, User
+from chalicelib.settings import Settings
+from chalicelib.store.models import ApiKey, AuthItem, User
 
 
 @dataclass(frozen=True)
 class Principal:
-    kind: str  # "user" | "admin"
+    kind: str  # "user" | "key" | "admin"
     user: Optional[User] = None
     token_hash: Optional[str] = None
-    scopes: FrozenSet[str] = field(default_factory=frozenset)  # empty = full access
+    scopes: FrozenSet[str] = field(default_factory=frozenset)  # empty = full access (sessions, admin)
+    key: Optional[ApiKey] = None
 
     @property
     def is_admin(self) -> bool:
         return self.kind == "admin"
 
     @property
+    def is_key(self) -> bool:
+        return self.kind == "key"
+
+    @property
     def user_id(self) -> Optional[str]:
         return self.user.user_id if self.user else None
 
+    @property
+    def credential_id(self) -> Optional[str]:
+        """What identifies this credential (rate limits per credential)."""
+        return self.key.key_id if self.key else self.token_hash
+
     def require(self, scope: str) -> "Principal":
-        if self.scopes and scope not in self.scopes:
-            raise ScopeDenied(f"This credential lacks the '{scope}' scope")
+        if (self.is_key or self.scopes) and scope not in self.scopes:
+            if scope in apikeys.SESSION_SCOPES:
+                raise ScopeDenied(scope, apikeys.SESSION_ONLY_MESSAGE)
+            raise ScopeDenied(scope, f"This API key lacks the '{scope}' scope (it has: {self.key.scopes})"
+                              if self.key else None)
         return self
 
 
@@ -47,11 +63,22 @@ def from_bearer(token: str) -> Principal:
     return Principal(kind="user", user=user, token_hash=hashed)
 
 
-def resolve(bearer: Optional[str], admin_param: Optional[str], admin_token: Optional[str]) -> Optional[Principal]:
-    """Bearer wins; ``?token=`` is the admin token of the contract. A wrong credential is an
-    error, not anonymity: callers must not silently fall back to public access."""
+def from_api_key(raw: str, settings: Settings) -> Principal:
+    key, user = apikeys.authenticate(raw, settings)
+    return Principal(kind="key", user=user, scopes=apikeys.expand(key.scopes), key=key)
+
+
+def resolve(bearer: Optional[str], admin_param: Optional[str], admin_token: Optional[str],
+            api_key: Optional[str] = None, settings: Optional[Settings] = None) -> Optional[Principal]:
+    """Bearer wins (a session token or an API key), then ``X-API-Key``; ``?token=`` is the
+    admin token of the contract. A wrong credential is an error, not anonymity: callers must
+    not silently fall back to public access."""
+    if bearer and apikeys.looks_like_key(bearer):
+        return from_api_key(bearer, settings)
     if bearer:
         return from_bearer(bearer)
+    if api_key:
+        return from_api_key(api_key, settings)
     if admin_param is not None:
         if constant_time_equals(admin_param, admin_token):
             return Principal(kind="admin")
@@ -63,5 +90,5 @@ def require_user(principal: Optional[Principal], scope: str) -> Principal:
     if principal is None:
         raise AuthRequired()
     if principal.user is None:
-        raise AuthFailed("This endpoint needs a user's bearer token")
+        raise AuthFailed("This endpoint needs a user's bearer token or API key")
     return principal.require(scope)

@@ -37,13 +37,15 @@ class StripeCustomerIndex(GlobalSecondaryIndex["User"]):
 
 
 class User(_Base):
-    """pk user_id = uuid5(email): one user per address without a uniqueness side-table."""
+    """pk user_id = uuid5(email): one user per address without a uniqueness side-table.
+    Key-only accounts (an agent's self-signup) have a random uuid4 and no e-mail until a
+    signed-in user claims them (``merged_into`` then names that user)."""
 
     class Meta(_Base.Meta):
         table_name = "users"
 
     user_id = UnicodeAttribute(hash_key=True)
-    email = UnicodeAttribute()
+    email = UnicodeAttribute(null=True)
     tier = UnicodeAttribute(default="free")
     created_at = UnicodeAttribute()
     active_shares = NumberAttribute(default=0)
@@ -54,6 +56,10 @@ class User(_Base):
     subscription_event_at = NumberAttribute(null=True)
     # Epoch seconds until which a past-due subscription keeps Pro.
     grace_until = NumberAttribute(null=True)
+    # Agent tier: the account's monthly spending cap in cents (None = no cap).
+    monthly_cap_cents = NumberAttribute(null=True)
+    # Key-only accounts: set once claimed; their keys, shares and spikes now belong to that user.
+    merged_into = UnicodeAttribute(null=True)
     stripe_customer_index = StripeCustomerIndex()
 
 
@@ -81,6 +87,41 @@ class AuthItem(_Base):
     target = UnicodeAttribute(null=True)
     user_code = UnicodeAttribute(null=True)
     label = UnicodeAttribute(null=True)
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+class KeyOwnerIndex(GlobalSecondaryIndex["ApiKey"]):
+    class Meta:
+        index_name = "owner_index"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class ApiKey(_Base):
+    """pk ``key_<16 base32>``; the key itself (``sk_spikes_<id part><secret>``) names its item,
+    so authenticating is one GetItem and a constant-time comparison of SHA-256 hashes. Only the
+    hash and a short display prefix are stored."""
+
+    class Meta(_Base.Meta):
+        table_name = "keys"
+
+    key_id = UnicodeAttribute(hash_key=True)
+    key_hash = UnicodeAttribute()
+    key_prefix = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    name = UnicodeAttribute(null=True)
+    scopes = UnicodeAttribute(default="full")
+    monthly_cap_cents = NumberAttribute(null=True)
+    # ISO 8601 UTC with milliseconds: the format the CLI parses and compares.
+    created_at = UnicodeAttribute()
+    expires_at = UnicodeAttribute(null=True)
+    revoked_at = UnicodeAttribute(null=True)
+    last_used_at = UnicodeAttribute(null=True)
+    created_by = UnicodeAttribute(null=True)  # "signup" | "session" | "key:<key_id>"
+    owner_index = KeyOwnerIndex()
 
 
 # --- shares ----------------------------------------------------------------------------------
@@ -199,10 +240,16 @@ class LedgerItem(_Base):
     expires_at = NumberAttribute(null=True)  # epoch seconds; the table TTL attribute
     state = UnicodeAttribute(null=True)
     detail = JSONAttribute(null=True)
+    # Per-period usage items (``usage#<user>#…``, ``keyusage#<key>#…``): what was charged, in
+    # thousandths of a cent, and per key the spikes and shares it created.
+    cost = NumberAttribute(null=True)
+    spikes = NumberAttribute(null=True)
+    shares = NumberAttribute(null=True)
 
 
-ALL_MODELS: List[Type[Model]] = [User, AuthItem, Share, Spike, LedgerItem]
-LOGICAL_NAMES = {User: "users", AuthItem: "auth", Share: "shares", Spike: "spikes", LedgerItem: "ledger"}
+ALL_MODELS: List[Type[Model]] = [User, AuthItem, Share, Spike, LedgerItem, ApiKey]
+LOGICAL_NAMES = {User: "users", AuthItem: "auth", Share: "shares", Spike: "spikes", LedgerItem: "ledger",
+                 ApiKey: "keys"}
 
 
 def configure_models(settings: Settings, models: Iterable[Type[Model]] = ALL_MODELS) -> None:

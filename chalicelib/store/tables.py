@@ -13,6 +13,7 @@ TABLES: Dict[str, str] = {
     "shares": "share records and slug claims",
     "spikes": "feedback items",
     "ledger": "quota counters, rate-limit windows, idempotency markers",
+    "keys": "API keys (hashes only), listed by owner",
 }
 
 

@@ -1,0 +1,54 @@
+"""API keys: create (with a user's credentials, or none at all: an agent's self-signup),
+list, revoke, change; and claiming a key-only account."""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib import deps
+from chalicelib.api import inputs
+from chalicelib.api.routing import json_response, route
+from chalicelib.api.schemas import KeyCreateIn, KeyPatchIn
+from chalicelib.services import apikeys, identity
+
+bp = Blueprint(__name__)
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@route(bp, "/auth/api-key", methods=["POST"])
+def create_key():
+    request = bp.current_request
+    body = inputs.parse(request, KeyCreateIn)
+    wanted = apikeys.KeyRequest(name=body.name, scopes=body.scopes, expires_at=body.expires_at,
+                                monthly_cap_cents=body.monthly_cap_cents)
+    principal = inputs.principal(request)
+    if principal is None:  # exactly what `spikes auth create-key` sends: no credentials
+        created = apikeys.signup(deps.settings(), inputs.client_ip(request), wanted)
+    else:
+        principal = identity.require_user(principal, "keys:manage")
+        created = apikeys.create(principal.user, wanted, actor=principal.key)
+    return json_response(created.body(), 201, NO_STORE)
+
+
+@route(bp, "/auth/api-keys", methods=["GET"])
+def list_keys():
+    principal = identity.require_user(inputs.principal(bp.current_request), "keys:manage")
+    return json_response([apikeys.entry(key) for key in apikeys.list_for(principal.user)])
+
+
+@route(bp, "/auth/api-key/{key_id}", methods=["DELETE"])
+def revoke_key(key_id: str):
+    principal = identity.require_user(inputs.principal(bp.current_request), "keys:manage")
+    key = apikeys.revoke(principal.user, key_id)
+    return {"ok": True, "key_id": key.key_id, "revoked_at": key.revoked_at}
+
+
+@route(bp, "/auth/api-key/{key_id}", methods=["PATCH"])
+def patch_key(key_id: str):
+    request = bp.current_request
+    principal = identity.require_user(inputs.principal(request), "keys:manage")
+    body = inputs.parse(request, KeyPatchIn)
+    changes = {name: getattr(body, name) for name in body.model_fields_set
+               if name in ("name", "monthly_cap_cents", "expires_at")}
+    key = apikeys.update(principal.user, key_id, actor=principal.key, **changes)
+    return {"ok": True, **apikeys.entry(key)}

@@ -1,0 +1,338 @@
+"""API keys: the credential agents use, with scopes, expiry, a budget cap and revocation.
+
+A key is ``sk_spikes_<16-char id part><43-char secret>`` (256 random bits of secret). The id
+part names the stored item (``key_<id part>``), so authenticating is one GetItem plus a
+constant-time comparison of SHA-256 hashes; the key itself is shown once and never stored.
+
+Scopes are one space-separated string, as in OAuth: the clients' words ``read``, ``write``,
+``full`` and finer ``resource:action`` scopes. ``full`` (or nothing) means every key scope.
+Some things no key can do (``SESSION_SCOPES``): paying, and loosening a key's limits, need
+the account owner's signed-in session.
+
+A key acting on keys can only tighten: a key it creates gets no scope, cap or expiry beyond
+its own, and it may lower a cap or shorten an expiry but not raise or remove one.
+"""
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Dict, FrozenSet, List, Optional, Tuple
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib.errors import AuthFailed, AuthRequired, Conflict, NotFound, ScopeDenied, ValidationFailed
+from chalicelib.logs import get_logger
+from chalicelib.services import quotas, ratelimit
+from chalicelib.services.secrets import constant_time_equals, token_hash
+from chalicelib.settings import Settings
+from chalicelib.store.models import ApiKey, User
+from chalicelib.store.transactions import transaction
+
+log = get_logger("spikes.apikeys")
+
+PREFIX = "sk_spikes_"
+_ID_PART = re.compile(r"^[a-z2-7]{16}$")
+_SECRET_PART = re.compile(r"^[A-Za-z0-9_\-]{43}$")
+DISPLAY_PREFIX_CHARS = 8
+
+FINE_SCOPES = ("spikes:read", "spikes:write", "shares:read", "shares:write", "usage:read", "keys:manage")
+READ = frozenset({"spikes:read", "shares:read", "usage:read"})
+WRITE = READ | {"spikes:write", "shares:write"}
+FULL = frozenset(FINE_SCOPES)
+ALIASES: Dict[str, FrozenSet[str]] = {"read": READ, "write": WRITE, "full": FULL}
+# Scopes only a signed-in user holds: billing, account settings, sessions, loosening key limits.
+SESSION_SCOPES = frozenset({"billing:write", "account:write", "auth:write"})
+SESSION_ONLY_MESSAGE = ("API keys cannot do this: it needs the account owner's signed-in session "
+                        "(`spikes login`, then use that token)")
+
+
+# --- scopes ----------------------------------------------------------------------------------
+
+def normalise_scopes(raw: Optional[str]) -> str:
+    """The stored scope string: known words, each once, in the caller's order; "full" when
+    empty or when it contains "full"."""
+    words = (raw or "").replace(",", " ").split()
+    unknown = [w for w in words if w not in ALIASES and w not in FULL]
+    if unknown:
+        raise ValidationFailed.field(
+            "scopes", f"Unknown scope {', '.join(repr(w) for w in unknown)}; use read, write, full or "
+                      f"{', '.join(FINE_SCOPES)}, separated by spaces")
+    if not words or "full" in words:
+        return "full"
+    return " ".join(dict.fromkeys(words))
+
+
+def expand(scopes: str) -> FrozenSet[str]:
+    granted = set()
+    for word in (scopes or "full").split():
+        granted |= ALIASES.get(word, {word})
+    return frozenset(granted & FULL)
+
+
+# --- the key itself --------------------------------------------------------------------------
+
+def _new_secret() -> Tuple[str, str]:
+    id_part = base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower()
+    return f"key_{id_part}", f"{PREFIX}{id_part}{secrets.token_urlsafe(32)}"
+
+
+def key_id_of(raw: str) -> Optional[str]:
+    """The item a presented key names, or None when it is not shaped like one of ours."""
+    if not raw.startswith(PREFIX):
+        return None
+    body = raw[len(PREFIX):]
+    id_part, secret = body[:16], body[16:]
+    if not _ID_PART.match(id_part) or not _SECRET_PART.match(secret):
+        return None
+    return f"key_{id_part}"
+
+
+def looks_like_key(credential: Optional[str]) -> bool:
+    return bool(credential) and credential.startswith(PREFIX)
+
+
+def entry(key: ApiKey) -> dict:
+    """One key as ``GET /auth/api-keys`` lists it (the CLI's ApiKeyEntry)."""
+    return {"key_id": key.key_id, "key_prefix": key.key_prefix, "name": key.name, "scopes": key.scopes,
+            "monthly_cap_cents": _int_or_none(key.monthly_cap_cents), "revoked_at": key.revoked_at,
+            "expires_at": key.expires_at, "created_at": key.created_at, "last_used_at": key.last_used_at}
+
+
+def describe(key: ApiKey, user: User) -> dict:
+    """``GET /me`` with a key: the key (``scopes`` as the MCP server reads it) and its owner
+    (``email`` is None for a key-only account until it is claimed)."""
+    return {**entry(key), "credential": "api_key", "id": user.user_id, "email": user.email,
+            "tier": quotas.effective_tier(user), "account_created_at": user.created_at,
+            "claimable": user.email is None}
+
+
+def _int_or_none(value) -> Optional[int]:
+    return None if value is None else int(value)
+
+
+def _iso_ms(moment: datetime) -> str:
+    """All key times in one format (with milliseconds), so they order as strings."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _now_iso(now: Optional[float] = None) -> str:
+    return _iso_ms(datetime.fromtimestamp(time.time() if now is None else now, timezone.utc))
+
+
+# --- creating --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KeyRequest:
+    name: Optional[str] = None
+    scopes: Optional[str] = None
+    expires_at: Optional[datetime] = None
+    monthly_cap_cents: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    key: ApiKey
+    api_key: str  # the only time the secret exists outside the caller
+    user: User
+
+    def body(self) -> dict:
+        return {"ok": True, "api_key": self.api_key, **entry(self.key), "account_id": self.user.user_id}
+
+
+def _future_iso(moment: Optional[datetime], now: float) -> Optional[str]:
+    if moment is None:
+        return None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    if moment.timestamp() <= now:
+        raise ValidationFailed.field("expires_at", "expires_at must be in the future")
+    return _iso_ms(moment)
+
+
+def _looser(new, current) -> bool:
+    """True when limit ``new`` allows more than ``current`` (None = no limit)."""
+    if current is None:
+        return False
+    return new is None or new > current
+
+
+def _bounded_by(actor: Optional[ApiKey], request: KeyRequest, scopes: str, now: float):
+    """A key creating a key: nothing beyond its own scopes, cap and expiry (each inherited
+    when not given)."""
+    expires = _future_iso(request.expires_at, now)
+    cap = request.monthly_cap_cents
+    if actor is None:
+        return scopes, expires, cap
+    if not expand(scopes) <= expand(actor.scopes):
+        raise ScopeDenied("keys:manage", "A key cannot create a key with scopes it does not have itself")
+    actor_cap = _int_or_none(actor.monthly_cap_cents)
+    if cap is None:
+        cap = actor_cap
+    if _looser(cap, actor_cap):
+        raise ScopeDenied("account:write", "A key cannot create a key with a higher budget cap than its own")
+    if expires is None:
+        expires = actor.expires_at
+    if _looser(expires, actor.expires_at):
+        raise ScopeDenied("account:write", "A key cannot create a key that outlives it")
+    return scopes, expires, cap
+
+
+def _new_item(user_id: str, request: KeyRequest, scopes: str, expires: Optional[str], cap: Optional[int],
+              created_by: str, now: float) -> Tuple[ApiKey, str]:
+    key_id, raw = _new_secret()
+    name = (request.name or "").strip() or None
+    return ApiKey(key_id, key_hash=token_hash(raw), key_prefix=raw[len(PREFIX):len(PREFIX) + DISPLAY_PREFIX_CHARS],
+                  user_id=user_id, name=name, scopes=scopes, monthly_cap_cents=cap, created_at=_now_iso(now),
+                  expires_at=expires, created_by=created_by), raw
+
+
+def create(user: User, request: KeyRequest, actor: Optional[ApiKey] = None, now: Optional[float] = None) -> CreatedKey:
+    """A key of ``user``, asked for with the user's session or (``actor``) one of its keys."""
+    now = time.time() if now is None else now
+    asked = actor.scopes if actor is not None and not (request.scopes or "").strip() else request.scopes
+    scopes, expires, cap = _bounded_by(actor, request, normalise_scopes(asked), now)
+    key, raw = _new_item(user.user_id, request, scopes, expires, cap,
+                         f"key:{actor.key_id}" if actor else "session", now)
+    key.save(condition=ApiKey.key_id.does_not_exist())
+    log.info("apikey.created", key_id=key.key_id, user_id=user.user_id, scopes=scopes)
+    return CreatedKey(key, raw, user)
+
+
+def signup(settings: Settings, client_ip: str, request: KeyRequest, now: Optional[float] = None) -> CreatedKey:
+    """An agent signs up with no human step: a key-only account on the free tier and its key,
+    written together. Rate-limited per IP; off unless the server allows it."""
+    if not settings.agent_signup_enabled:
+        raise AuthRequired("Agent self-signup is disabled on this server: sign in (`spikes login`) and create "
+                           "keys with your session (POST /auth/api-key with Authorization: Bearer <token>)")
+    ratelimit.enforce("agent-signup", client_ip, settings.rate_agent_signup_per_hour, 3600)
+    now = time.time() if now is None else now
+    scopes = normalise_scopes(request.scopes)
+    expires = _future_iso(request.expires_at, now)
+    user = User(str(uuid.uuid4()), email=None, tier=quotas.FREE, created_at=_now_iso(now), active_shares=0)
+    key, raw = _new_item(user.user_id, request, scopes, expires, request.monthly_cap_cents, "signup", now)
+    with transaction() as tx:
+        tx.save(user, condition=User.user_id.does_not_exist())
+        tx.save(key, condition=ApiKey.key_id.does_not_exist())
+    log.info("apikey.signup", key_id=key.key_id, user_id=user.user_id)
+    return CreatedKey(key, raw, user)
+
+
+# --- managing --------------------------------------------------------------------------------
+
+def list_for(user: User) -> List[ApiKey]:
+    return list(ApiKey.owner_index.query(user.user_id, scan_index_forward=False))
+
+
+def get_owned(user: User, key_id: str) -> ApiKey:
+    """Someone else's key is "not found", like a key that does not exist."""
+    try:
+        key = ApiKey.get(key_id, consistent_read=True)
+    except ApiKey.DoesNotExist:
+        raise NotFound("API key not found") from None
+    if key.user_id != user.user_id:
+        raise NotFound("API key not found")
+    return key
+
+
+def revoke(user: User, key_id: str, now: Optional[float] = None) -> ApiKey:
+    """Idempotent: revoking a revoked key keeps its first revocation time."""
+    key = get_owned(user, key_id)
+    if key.revoked_at:
+        return key
+    try:
+        key.update(actions=[ApiKey.revoked_at.set(_now_iso(now))],
+                   condition=ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == user.user_id))
+    except UpdateError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        key.refresh(consistent_read=True)
+    log.info("apikey.revoked", key_id=key_id, user_id=user.user_id)
+    return key
+
+
+UNSET = object()
+
+
+def update(user: User, key_id: str, name=UNSET, monthly_cap_cents=UNSET, expires_at=UNSET,
+           actor: Optional[ApiKey] = None, now: Optional[float] = None) -> ApiKey:
+    """Change name, cap or expiry (``None`` removes a cap or expiry). A key acting here may
+    only tighten limits, never loosen them."""
+    now = time.time() if now is None else now
+    key = get_owned(user, key_id)
+    if key.revoked_at:
+        raise Conflict("This API key was revoked; create a new one")
+    actions = []
+    if name is not UNSET:
+        cleaned = (name or "").strip()
+        actions.append(ApiKey.name.set(cleaned) if cleaned else ApiKey.name.remove())
+    if monthly_cap_cents is not UNSET:
+        current = _int_or_none(key.monthly_cap_cents)
+        if actor is not None and (_looser(monthly_cap_cents, current)
+                                  or _looser(monthly_cap_cents, _int_or_none(actor.monthly_cap_cents))):
+            raise ScopeDenied("account:write", "Raising or removing a budget cap needs the account owner's "
+                                               "signed-in session, not an API key")
+        actions.append(ApiKey.monthly_cap_cents.remove() if monthly_cap_cents is None
+                       else ApiKey.monthly_cap_cents.set(monthly_cap_cents))
+    if expires_at is not UNSET:
+        expires = _future_iso(expires_at, now)
+        if actor is not None and (_looser(expires, key.expires_at) or _looser(expires, actor.expires_at)):
+            raise ScopeDenied("account:write", "Extending or removing a key's expiry needs the account owner's "
+                                               "signed-in session, not an API key")
+        actions.append(ApiKey.expires_at.remove() if expires is None else ApiKey.expires_at.set(expires))
+    if actions:
+        try:
+            key.update(actions=actions, condition=ApiKey.revoked_at.does_not_exist()
+                       & (ApiKey.user_id == user.user_id))
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            raise Conflict("This API key was revoked or moved meanwhile") from None
+    return key
+
+
+# --- authenticating --------------------------------------------------------------------------
+
+def authenticate(raw: str, settings: Settings, now: Optional[float] = None) -> Tuple[ApiKey, User]:
+    """The key and its owner, or 401 AUTH_FAILED. Revocation and expiry apply to the very next
+    request (a strongly consistent read)."""
+    now = time.time() if now is None else now
+    key_id = key_id_of(raw)
+    if key_id is None:
+        raise AuthFailed("Malformed API key")
+    try:
+        key = ApiKey.get(key_id, consistent_read=True)
+    except ApiKey.DoesNotExist:
+        raise AuthFailed() from None
+    if not constant_time_equals(token_hash(raw), key.key_hash):
+        raise AuthFailed()
+    if key.revoked_at:
+        raise AuthFailed("This API key was revoked")
+    if key.expires_at and key.expires_at <= _now_iso(now):
+        raise AuthFailed("This API key has expired")
+    try:
+        user = User.get(key.user_id)
+    except User.DoesNotExist:
+        raise AuthFailed() from None
+    _touch(key, settings.key_last_used_resolution_seconds, now)
+    return key, user
+
+
+def _touch(key: ApiKey, resolution_seconds: int, now: float) -> None:
+    """Record use at most once per ``resolution_seconds`` per key, whatever the request rate:
+    the write is conditional on the stored time being older, so concurrent requests race for
+    one write and the rest skip it. A failure here never fails the request."""
+    threshold = _now_iso(now - resolution_seconds)
+    if key.last_used_at and key.last_used_at > threshold:
+        return
+    try:
+        key.update(actions=[ApiKey.last_used_at.set(_now_iso(now))],
+                   condition=ApiKey.key_id.exists() & (ApiKey.last_used_at.does_not_exist()
+                                                       | (ApiKey.last_used_at <= threshold)))
+    except UpdateError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            log.warning("apikey.touch_failed", key_id=key.key_id, error=exc.cause_response_code)
