@@ -7,7 +7,7 @@ from chalice import Blueprint
 from chalicelib import deps
 from chalicelib.api import inputs
 from chalicelib.api.routing import json_response, route
-from chalicelib.api.schemas import KeyCreateIn, KeyPatchIn
+from chalicelib.api.schemas import KeyCreateIn, KeyPatchIn, LinkKeyIn
 from chalicelib.services import apikeys, identity
 
 bp = Blueprint(__name__)
@@ -52,3 +52,15 @@ def patch_key(key_id: str):
                if name in ("name", "monthly_cap_cents", "expires_at")}
     key = apikeys.update(principal.user, key_id, actor=principal.key, **changes)
     return {"ok": True, **apikeys.entry(key)}
+
+
+@route(bp, "/auth/link-key", methods=["POST"])
+def link_key():
+    """Claim a key-only account: with the signed-in user's session and the key in the body,
+    the account's keys, shares and spikes become the user's."""
+    request = bp.current_request
+    principal = identity.require_user(inputs.principal(request), "account:write")
+    body = inputs.parse(request, LinkKeyIn)
+    claimed = apikeys.claim(principal.user, body.api_key, deps.settings())
+    return {"ok": True, "user_id": principal.user_id, "claimed_account_id": claimed.account_id,
+            "moved": {"keys": claimed.keys, "shares": claimed.shares, "spikes": claimed.spikes}}

@@ -23,15 +23,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
-from pynamodb.exceptions import UpdateError
+from concurrent.futures import ThreadPoolExecutor
+
+from pynamodb.exceptions import TransactWriteError, UpdateError
 
 from chalicelib.errors import AuthFailed, AuthRequired, Conflict, NotFound, ScopeDenied, ValidationFailed
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas, ratelimit
 from chalicelib.services.secrets import constant_time_equals, token_hash
 from chalicelib.settings import Settings
-from chalicelib.store.models import ApiKey, User
-from chalicelib.store.transactions import transaction
+from chalicelib.store.models import ApiKey, Share, Spike, User
+from chalicelib.store.transactions import CONDITION_FAILED, cancellation_codes, transaction
 
 log = get_logger("spikes.apikeys")
 
@@ -316,6 +318,8 @@ def authenticate(raw: str, settings: Settings, now: Optional[float] = None) -> T
         raise AuthFailed("This API key has expired")
     try:
         user = User.get(key.user_id)
+        if user.merged_into:  # claimed while its keys are still moving: act as the new owner
+            user = User.get(user.merged_into)
     except User.DoesNotExist:
         raise AuthFailed() from None
     _touch(key, settings.key_last_used_resolution_seconds, now)
@@ -336,3 +340,100 @@ def _touch(key: ApiKey, resolution_seconds: int, now: float) -> None:
     except UpdateError as exc:
         if exc.cause_response_code != "ConditionalCheckFailedException":
             log.warning("apikey.touch_failed", key_id=key.key_id, error=exc.cause_response_code)
+
+
+# --- claiming a key-only account -------------------------------------------------------------
+
+CLAIM_THREADS = 8
+
+
+@dataclass(frozen=True)
+class Claimed:
+    account_id: str
+    keys: int
+    shares: int
+    spikes: int
+
+
+def claim(user: User, raw: str, settings: Settings) -> Claimed:
+    """Link a key-only account (an agent's self-signup) to a signed-in user: its keys, shares
+    and spikes become the user's. Holding the key proves the right to claim it.
+
+    Resumable and idempotent: the account is marked ``merged_into`` first (a key of a marked
+    account authenticates as the new owner from then on), shares and spikes move with writes
+    conditioned on the old owner, and the presented key moves last, so calling again after
+    a failure finishes the move."""
+    key, owner = _key_and_stored_owner(raw, settings)
+    if owner.user_id == user.user_id:
+        return Claimed(user.user_id, 0, 0, 0)
+    if owner.email is not None or (owner.merged_into and owner.merged_into != user.user_id):
+        raise Conflict("This key belongs to an account that is not key-only; it cannot be claimed")
+    try:
+        owner.update(actions=[User.merged_into.set(user.user_id)],
+                     condition=User.email.does_not_exist() & (User.merged_into.does_not_exist()
+                                                             | (User.merged_into == user.user_id)))
+    except UpdateError as exc:
+        if exc.cause_response_code != "ConditionalCheckFailedException":
+            raise
+        raise Conflict("This account was claimed by someone else meanwhile") from None
+
+    moved_shares = 0
+    for share in Share.owner_index.query(owner.user_id):
+        if _move_share(share, owner.user_id, user.user_id):
+            moved_shares += 1
+    moved_spikes = _move_spikes(owner.user_id, user.user_id)
+    keys = [k for k in ApiKey.owner_index.query(owner.user_id) if k.key_id != key.key_id] + [key]
+    for item in keys:  # the presented key last: until it moves, a retry can finish the claim
+        try:
+            item.update(actions=[ApiKey.user_id.set(user.user_id)], condition=ApiKey.user_id == owner.user_id)
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+    log.info("account.claimed", account_id=owner.user_id, user_id=user.user_id, keys=len(keys),
+             shares=moved_shares, spikes=moved_spikes)
+    return Claimed(owner.user_id, len(keys), moved_shares, moved_spikes)
+
+
+def _key_and_stored_owner(raw: str, settings: Settings) -> Tuple[ApiKey, User]:
+    """Like ``authenticate`` but the key's stored owner, not the account it was merged into."""
+    key, _ = authenticate(raw, settings)
+    try:
+        return key, User.get(key.user_id, consistent_read=True)
+    except User.DoesNotExist:
+        raise AuthFailed() from None
+
+
+def _move_share(share, old_owner: str, new_owner: str) -> bool:
+    """The share and its place in the owners' share counts, in one transaction."""
+    try:
+        with transaction() as tx:
+            tx.update(share, actions=[Share.owner_id.set(new_owner)], condition=Share.owner_id == old_owner)
+            tx.update(User(new_owner), actions=[User.active_shares.add(1)], condition=User.user_id.exists())
+            tx.update(User(old_owner), actions=[User.active_shares.add(-1)], condition=User.active_shares > 0)
+        return True
+    except TransactWriteError as exc:
+        codes = cancellation_codes(exc)
+        if codes[:1] == [CONDITION_FAILED]:
+            return False  # moved already
+        if codes[2:3] == [CONDITION_FAILED]:  # the old count drifted to zero
+            share.update(actions=[Share.owner_id.set(new_owner)], condition=Share.owner_id == old_owner)
+            User(new_owner).update(actions=[User.active_shares.add(1)])
+            return True
+        raise
+
+
+def _move_spikes(old_owner: str, new_owner: str) -> int:
+    """Every spike of the account's shares (their owner_id feeds the owner index), in parallel."""
+    def move(spike: Spike) -> int:
+        try:
+            spike.update(actions=[Spike.owner_id.set(new_owner)], condition=Spike.owner_id == old_owner)
+            return 1
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return 0
+            raise
+    spikes = list(Spike.owner_index.query(old_owner, attributes_to_get=["spike_id", "owner_id"]))
+    if not spikes:
+        return 0
+    with ThreadPoolExecutor(max_workers=CLAIM_THREADS) as pool:
+        return sum(pool.map(move, spikes))
