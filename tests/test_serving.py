@@ -290,9 +290,12 @@ def test_access_path_navigation_redirects_to_the_clean_url(client, user_token):
     # A browser without Fetch Metadata asking for HTML is treated as navigating, too.
     status, _, headers = get(client, f"{root}docs/index.html", {"Accept": "text/html,*/*"})
     assert status == 302 and urlsplit(headers["Location"]).path == f"/s/{body['slug']}/docs/index.html"
-    # An iframe (Fetch Metadata says so) gets the page right there.
-    status, page, _ = get(client, f"{root}docs/index.html", {"Sec-Fetch-Dest": "iframe", "Accept": "text/html"})
-    assert status == 200 and page.startswith(b"<base href=")
+    # A frame gets the clean URL too: its location.href is what the widget reports.
+    for destination in ("iframe", "frame"):
+        status, _, headers = get(client, f"{root}docs/index.html", {"Sec-Fetch-Dest": destination,
+                                                                     "Accept": "text/html"})
+        assert status == 302 and urlsplit(headers["Location"]).path == f"/s/{body['slug']}/docs/index.html"
+        assert "~u." not in headers["Location"]
 
 
 def test_forged_or_foreign_access_paths_are_refused(client, user_token):

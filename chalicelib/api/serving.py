@@ -32,8 +32,7 @@ SHARE_HEADERS = {
 }
 ASSET_MAX_AGE = 300
 MAX_FORM_BYTES = 4096
-# First path segment that carries a protected share's access token: /s/<slug>/~u.<token>/…
-ACCESS_PREFIX = "~u."
+ACCESS_PREFIX = shares.ACCESS_PREFIX
 
 
 @route(bp, "/widget.js", methods=["GET"])
@@ -97,9 +96,10 @@ def _serve(request, slug: str, path: str) -> Response:
     elif path not in (share.files or {}) and shares.entry_path(share, path):
         return _redirect(f"{_share_root(base_url, share.slug)}{path}/" + _query_string(request))
     info = shares.file_info(share, path)
-    if access_token is not None and info.content_type == "text/html" and _is_top_level_navigation(request):
-        # A link followed from a protected page: show the clean URL (the widget reports
-        # location.href) and let the cookie, valid for top-level navigations, do the rest.
+    if access_token is not None and info.content_type == "text/html" and _is_document_request(request):
+        # A page or a frame reached under an access path: show the clean URL instead (the widget
+        # reports location.href, and GET /spikes?project= shows it). The cookie, valid for
+        # top-level navigations, does the rest; a frame without it asks for the password.
         clean = _share_root(base_url, share.slug) + ("" if path == shares.entry_path(share) else path)
         return _redirect(clean + _query_string(request), headers=extra)
 
@@ -166,8 +166,10 @@ def _unlock(request, share: Share, base_url: str, path: str, access_token: Optio
     if not shares.password_matches(settings, share, password, inputs.client_ip(request)):
         return _locked(request, share, path, wrong=True)
     cookie = _unlock_cookie(settings, share, base_url)
-    if posted:
-        # Post/redirect/get: reloading the page must not re-send the password.
+    if posted and request.headers.get("sec-fetch-dest") not in ("iframe", "frame"):
+        # Post/redirect/get: reloading the page must not re-send the password. A frame gets the
+        # page in the answer itself: browsers withhold the Lax cookie from a sandboxed page's
+        # frames, so a redirect would land on the form again.
         return _redirect(_share_root(base_url, share.slug) + path + _query_string(request, drop="pw"),
                          status=303, headers={"Set-Cookie": cookie})
     return {"Set-Cookie": cookie}
@@ -193,6 +195,17 @@ def _is_top_level_navigation(request) -> bool:
     return destination == "document"
 
 
+# Fetch Metadata destinations that put a document (and so a location.href) in a browsing context.
+DOCUMENT_DESTINATIONS = {"document", "iframe", "frame", "embed", "object"}
+
+
+def _is_document_request(request) -> bool:
+    destination = request.headers.get("sec-fetch-dest")
+    if destination is None:
+        return "text/html" in (request.headers.get("accept") or "")
+    return destination in DOCUMENT_DESTINATIONS
+
+
 def _unlock_cookie(settings, share: Share, base_url: str) -> str:
     # Scoped to this share's path; Lax is enough: only top-level navigations rely on it.
     cookie_path = urlsplit(base_url).path + f"/s/{share.slug}/"
@@ -207,8 +220,13 @@ def _locked(request, share: Share, path: str, wrong: bool) -> Response:
     if not wants_page:
         error = AuthFailed("Wrong password") if wrong else AuthRequired("This share is password protected")
         return error_response(error)
-    return html_page("share_password.html", status=401, slug=share.slug or "", action=_form_action(request),
+    page = html_page("share_password.html", status=401, slug=share.slug or "", action=_form_action(request),
                      message="Wrong password, try again." if wrong else "", message_class="err" if wrong else "")
+    # A frame of a protected share lands here (browsers withhold the cookie from it): the form
+    # may be framed, and it is as sandboxed as the share itself.
+    page.headers.pop("X-Frame-Options", None)
+    page.headers.update(SHARE_HEADERS)
+    return page
 
 
 def _form_action(request) -> str:

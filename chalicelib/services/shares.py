@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Dict, Iterator, List, Optional, Tuple
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import TransactWriteError, UpdateError
@@ -407,6 +407,20 @@ def _delete_objects(settings: Settings, share_id: str) -> None:
 # --- serving ---------------------------------------------------------------------------------
 
 UNLOCK_COOKIE = "spikes_unlock"
+# First path segment that carries a protected share's access token: /s/<slug>/~u.<token>/…
+ACCESS_PREFIX = "~u."
+_URL_PATH = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)?(?P<path>[^?#]*)(?P<tail>.*)$", re.DOTALL)
+
+
+def strip_access_segments(url: str) -> str:
+    """``url`` without any access-path segment (``~u.<token>``, also percent-encoded): an
+    address that unlocks a share must never be stored or shown."""
+    if not url or "u." not in unquote(url).lower():
+        return url
+    match = _URL_PATH.match(url)
+    head, path, tail = match.group("head") or "", match.group("path"), match.group("tail")
+    kept = [segment for segment in path.split("/") if not unquote(segment).lower().startswith(ACCESS_PREFIX)]
+    return head + "/".join(kept) + tail
 UNLOCK_TTL_SECONDS = 12 * 3600
 
 

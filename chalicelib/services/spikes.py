@@ -142,7 +142,9 @@ def record(new: NewSpike, settings: Settings, base_url: str, now: Optional[datet
     spike = Spike(
         spike_id, project=partition, sort_key=sort_key_for(created_at, spike_id), feed="all",
         owner_id=share.owner_id if share else None, share_id=share.share_id if share else None,
-        client_id=new.client_id, type=new.type, project_key=new.project_key, page=new.page, url=new.url,
+        client_id=new.client_id, type=new.type, project_key=new.project_key,
+        # Never keep an address that unlocks a protected share (docs/security.md).
+        page=shares.strip_access_segments(new.page), url=shares.strip_access_segments(new.url),
         comments=new.comments, timestamp=new.timestamp or created_at, rating=new.rating,
         reviewer_id=new.reviewer.get("id") or ANONYMOUS["id"], reviewer=new.reviewer, selector=new.selector,
         xpath=new.xpath, element_text=new.element_text, bounding_box=new.bounding_box, viewport=new.viewport,
