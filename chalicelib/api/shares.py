@@ -114,7 +114,7 @@ def _summary(share: Share, base_url: str) -> dict:
     return {"id": share.share_id, "slug": share.slug, "name": share.name, "url": shares.share_url(base_url, share),
             "created_at": share.created_at, "status": share.status or shares.ACTIVE,
             "file_count": int(share.file_count or 0), "total_bytes": int(share.total_bytes or 0),
-            "password_protected": bool(share.password_hash)}
+            "password_protected": bool(share.password_hash), "webhook_url": share.webhook_url}
 
 
 @route(bp, "/shares", methods=["GET"])
@@ -135,6 +135,29 @@ def get_share(key: str):
     # Every spike of the share is in hand: count them rather than read the counter too.
     return {**_summary(share, inputs.base_url(request)), "spike_count": len(exported),
             "exported_spikes": exported}
+
+
+class ShareUpdate(BaseModel):
+    """PATCH /shares/{key}: a field left out stays as it is; null or "" removes it."""
+    model_config = ConfigDict(extra="forbid")
+
+    name: Optional[str] = Field(default=None, max_length=200)
+    password: Optional[str] = Field(default=None, max_length=200)
+    webhook_url: Optional[str] = Field(default=None, max_length=2048)
+
+    def changes(self) -> shares.ShareChanges:
+        given = {field: (getattr(self, field) or "") for field in self.model_fields_set}
+        return shares.ShareChanges(**given)
+
+
+@route(bp, "/shares/{key}", methods=["PATCH"])
+def update_share(key: str):
+    request = bp.current_request
+    principal = identity.require_user(inputs.principal(request), "shares:write")
+    body = inputs.parse(request, ShareUpdate)
+    base_url = inputs.base_url(request)
+    share = shares.update_share(deps.settings(), principal.user, key, body.changes(), base_url)
+    return {"ok": True, **_summary(share, base_url)}
 
 
 @route(bp, "/shares/{key}", methods=["DELETE"])

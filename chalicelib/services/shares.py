@@ -332,6 +332,48 @@ def get_owned(user: User, key: str) -> Share:
     return share
 
 
+@dataclass(frozen=True)
+class ShareChanges:
+    """What the owner changes on an existing share; ``None`` leaves a field alone, "" removes it."""
+    name: Optional[str] = None
+    password: Optional[str] = None
+    webhook_url: Optional[str] = None
+
+
+def update_share(settings: Settings, user: User, key: str, changes: ShareChanges, base_url: str) -> Share:
+    """Rename a share, set/replace/remove its password and its webhook URL. Setting a Pro
+    feature needs Pro; removing one never does (a downgraded owner can always clean up)."""
+    share = get_owned(user, key)
+    if quotas.effective_tier(user) != quotas.PRO and (changes.password or changes.webhook_url):
+        feature = "Password-protected shares" if changes.password else "Webhook URLs"
+        raise UpgradeRequired(f"{feature} require a Pro subscription",
+                              extra={"upgrade_url": quotas.upgrade_url(settings, base_url)})
+    if changes.webhook_url:
+        validate_webhook_url(changes.webhook_url)
+    actions = []
+    if changes.name is not None:
+        if not changes.name.strip():
+            raise ValidationFailed.field("name", "name cannot be empty")
+        actions.append(Share.name.set(changes.name.strip()[:200]))
+    if changes.password is not None:
+        actions.append(Share.password_hash.set(hash_password(changes.password)) if changes.password
+                       else Share.password_hash.remove())
+        actions.append(Share.password_version.add(1))  # unlock cookies of the old password stop working
+    if changes.webhook_url is not None:
+        actions.append(Share.webhook_url.set(changes.webhook_url) if changes.webhook_url
+                       else Share.webhook_url.remove())
+    if not actions:
+        return share
+    try:
+        # The condition keeps a concurrent delete from being resurrected as a partial item.
+        share.update(actions=actions, condition=Share.owner_id == user.user_id)
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            raise NotFound("Share not found") from None
+        raise
+    return share
+
+
 def list_owned(user: User) -> List[Tuple[Share, int]]:
     from chalicelib.services import spikes  # spikes imports this module
     owned = list(Share.owner_index.query(user.user_id, scan_index_forward=False))

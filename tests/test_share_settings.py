@@ -1,0 +1,79 @@
+"""PATCH /shares/{key}: rename, set/change/remove a password and a webhook URL (Pro to set)."""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+from chalicelib.store.models import Share
+from tests.conftest import call, sign_in
+from tests.test_shares import make_pro, share_site
+
+
+def get_page(client, path, headers=None):
+    response = client.http.request("GET", path, headers={"Accept": "text/html", **(headers or {})})
+    return response.status_code, response.body, response.headers
+
+
+def test_owner_renames_and_protects_a_share_then_removes_the_password(client, user_token):
+    make_pro("owner@example.com")
+    share = share_site(client, user_token, "Open site")
+    status, body, _ = call(client, "PATCH", f"/shares/{share['share_id']}", {"name": "Renamed", "password": "pw one"},
+                           token=user_token)
+    assert status == 200, body
+    assert (body["name"], body["password_protected"], body["slug"]) == ("Renamed", True, share["slug"])
+    assert get_page(client, f"/s/{share['slug']}/")[0] == 401
+    status, _, headers = get_page(client, f"/s/{share['slug']}/?pw={quote('pw one')}")
+    assert status == 200
+    cookie = headers["Set-Cookie"].split(";", 1)[0]
+
+    # A new password locks out cookies of the old one.
+    status, body, _ = call(client, "PATCH", f"/shares/{share['slug']}", {"password": "pw two"}, token=user_token)
+    assert status == 200 and body["password_protected"] is True
+    assert get_page(client, f"/s/{share['slug']}/", {"Cookie": cookie})[0] == 401
+    assert get_page(client, f"/s/{share['slug']}/?pw={quote('pw two')}")[0] == 200
+
+    status, body, _ = call(client, "PATCH", f"/shares/{share['share_id']}", {"password": None}, token=user_token)
+    assert status == 200 and body["password_protected"] is False
+    assert get_page(client, f"/s/{share['slug']}/")[0] == 200
+    status, listed, _ = call(client, "GET", "/shares", token=user_token)
+    assert [(s["name"], s["password_protected"]) for s in listed] == [("Renamed", False)]
+
+
+def test_webhook_url_is_set_checked_and_removed(client, user_token):
+    make_pro("owner@example.com")
+    share = share_site(client, user_token, "Hooked")
+    path = f"/shares/{share['share_id']}"
+    status, body, _ = call(client, "PATCH", path, {"webhook_url": "https://10.0.0.5/hook"}, token=user_token)
+    assert (status, body["code"], body["details"][0]["field"]) == (400, "VALIDATION_ERROR", "webhook_url")
+    status, body, _ = call(client, "PATCH", path, {"webhook_url": "https://93.184.216.34/hook"}, token=user_token)
+    assert (status, body["webhook_url"]) == (200, "https://93.184.216.34/hook")
+    assert call(client, "GET", path, token=user_token)[1]["webhook_url"] == "https://93.184.216.34/hook"
+    status, body, _ = call(client, "PATCH", path, {"webhook_url": ""}, token=user_token)
+    assert (status, body["webhook_url"]) == (200, None)
+    assert Share.get(f"share#{share['share_id']}").webhook_url is None
+
+
+@pytest.mark.parametrize("change", [{"password": "secret"}, {"webhook_url": "https://93.184.216.34/hook"}])
+def test_setting_pro_features_needs_pro_but_removing_does_not(client, user_token, change):
+    share = share_site(client, user_token, "Free site")
+    status, body, _ = call(client, "PATCH", f"/shares/{share['share_id']}", change, token=user_token)
+    assert (status, body["code"]) == (403, "UPGRADE_REQUIRED")
+    assert "upgrade_url" in body
+    field = next(iter(change))
+    status, body, _ = call(client, "PATCH", f"/shares/{share['share_id']}", {field: None}, token=user_token)
+    assert status == 200, body
+
+
+def test_patch_refuses_strangers_unknown_fields_and_empty_names(client, user_token):
+    share = share_site(client, user_token, "Mine")
+    other = sign_in(client, "other@example.com")
+    path = f"/shares/{share['share_id']}"
+    status, body, _ = call(client, "PATCH", path, {"name": "theirs now"}, token=other)
+    assert (status, body["code"]) == (404, "NOT_FOUND")
+    assert call(client, "PATCH", path, {"name": "x"})[1]["code"] == "AUTH_REQUIRED"
+    status, body, _ = call(client, "PATCH", path, {"slug": "new-slug"}, token=user_token)
+    assert (status, body["code"]) == (400, "VALIDATION_ERROR")
+    status, body, _ = call(client, "PATCH", path, {"name": "  "}, token=user_token)
+    assert (status, body["details"][0]["field"]) == (400, "name")
+    assert Share.get(f"share#{share['share_id']}").name == "Mine"
