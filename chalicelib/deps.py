@@ -62,6 +62,12 @@ def s3_client() -> Any:
     return _client("s3")
 
 
+def share_files():
+    """Share files in S3, on the cached client and the configured bucket."""
+    from chalicelib.store.files import ShareFiles
+    return ShareFiles(s3_client(), settings().bucket_name)
+
+
 @functools.lru_cache(maxsize=1)
 def ses_client() -> Any:
     return _client("ses")

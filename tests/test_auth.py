@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from chalicelib.services.secrets import token_hash
+from chalicelib.crypto import token_hash
 from chalicelib.store.models import AuthItem, User
 from tests.conftest import ADMIN_TOKEN, call, login_token_from_mail, sent_mails, sign_in
 

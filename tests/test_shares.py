@@ -232,7 +232,7 @@ def test_share_limit_holds_when_the_pre_check_saw_a_stale_count(client, user_tok
     share_site(client, user_token, "winner")
     files = [UploadedFile("index.html", INDEX, "text/html")]
     with pytest.raises(ShareLimit):
-        shares.create_share(deps.settings(), stale_user, shares.ShareOptions(name="loser"), files, "http://x")
+        shares.create_share(deps.settings(), deps.share_files(), stale_user, shares.ShareOptions(name="loser"), files, "http://x")
     assert user_of("owner@example.com").active_shares == 1
     assert [s.slug for s in all_items(Share) if s.pk.startswith("share#")] == ["winner"]
     assert len(s3_keys()) == 1
@@ -465,7 +465,7 @@ def _create_concurrently(owners: List[User], name: str) -> List[str]:
         fresh = User.get(owner.user_id)  # every racer passes the pre-check
         barrier.wait(timeout=30)
         try:
-            shares.create_share(settings, fresh, shares.ShareOptions(name=name),
+            shares.create_share(settings, deps.share_files(), fresh, shares.ShareOptions(name=name),
                                 [UploadedFile("index.html", INDEX, "text/html")], "http://x")
             outcomes.append("ok")
         except ShareLimit:
@@ -514,9 +514,9 @@ def test_stale_pre_check_is_caught_by_the_transaction(store_backend, env):
     env(FREE_SHARE_LIMIT="1")
     stale = make_user("stale@example.com")
     files = [UploadedFile("index.html", INDEX, "text/html")]
-    shares.create_share(deps.settings(), stale, shares.ShareOptions(name="first"), files, "http://x")
+    shares.create_share(deps.settings(), deps.share_files(), stale, shares.ShareOptions(name="first"), files, "http://x")
     with pytest.raises(ShareLimit):
-        shares.create_share(deps.settings(), stale, shares.ShareOptions(name="second"), files, "http://x")
+        shares.create_share(deps.settings(), deps.share_files(), stale, shares.ShareOptions(name="second"), files, "http://x")
     assert User.get(stale.user_id).active_shares == 1
 
 

@@ -5,8 +5,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from chalicelib import deps
-from chalicelib.services import quota_reset, quotas, usage
+from chalicelib import clock as system_clock, deps
+from chalicelib.services import quota_reset, quotas
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store.models import LedgerItem, Share, User
 from tests.conftest import call
@@ -19,13 +19,14 @@ SCHEDULE_EVENT = {"version": "0", "account": "123456789012", "region": "us-east-
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    """Move the billing/usage clock: ``clock("2026-12-01T00:10:00")`` (UTC)."""
+def clock():
+    """Move the clock: ``clock("2026-12-01T00:10:00")`` (UTC)."""
     def set_time(iso: str) -> datetime:
         moment = datetime.fromisoformat(iso).replace(tzinfo=timezone.utc)
-        monkeypatch.setattr(usage, "utcnow", lambda: moment)
+        system_clock.use(lambda: moment)
         return moment
-    return set_time
+    yield set_time
+    system_clock.use(None)
 
 
 def invoke(client) -> dict:
@@ -137,7 +138,7 @@ def test_running_twice_changes_nothing_the_second_time(client, user_token, clock
     assert archive(uid, "2026-11").count == 10  # written once, not rewritten
     assert LedgerItem.get(quota_reset.period_job_key("2026-12")).detail["users"] == 1
     # Calling the service again directly for the same period is just as harmless.
-    assert quota_reset.run(deps.settings(), now=usage.utcnow())["passes"][0]["status"] == "already-done"
+    assert quota_reset.run(deps.settings(), now=system_clock.now())["passes"][0]["status"] == "already-done"
 
 
 def test_a_missed_period_start_is_caught_up_late(client, user_token, clock, env):

@@ -7,7 +7,7 @@ from typing import Any, Dict
 from chalice import Blueprint
 from chalice.app import Request
 
-from chalicelib import deps
+from chalicelib import clock, deps
 from chalicelib.api import inputs
 from chalicelib.api.routing import route
 from chalicelib.services import billing, identity, quota_reset, usage
@@ -20,7 +20,7 @@ def checkout():
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "billing:write")
     return billing.checkout(deps.settings(), deps.stripe_client, principal.user, inputs.base_url(request),
-                            now=usage.utcnow().timestamp())
+                            now=clock.epoch())
 
 
 @route(bp, "/billing/portal", methods=["GET", "POST"])
@@ -33,7 +33,7 @@ def portal():
 @route(bp, "/usage", methods=["GET"])
 def get_usage():
     principal = identity.require_user(inputs.principal(bp.current_request), "usage:read")
-    return usage.usage(deps.settings(), principal.user, usage.utcnow())
+    return usage.usage(deps.settings(), principal.user, clock.now())
 
 
 def stripe_webhook(request: Request) -> Dict[str, Any]:
@@ -41,10 +41,10 @@ def stripe_webhook(request: Request) -> Dict[str, Any]:
     settings = deps.settings()
     raw = inputs.body_bytes(request, billing.MAX_WEBHOOK_BYTES)
     event = billing.verify(settings, raw, request.headers.get("stripe-signature"))
-    return billing.handle_event(settings, event, now=usage.utcnow().timestamp())
+    return billing.handle_event(settings, event, now=clock.epoch())
 
 
 def scheduled_quota_reset(event: Any) -> Dict[str, Any]:
     """The scheduled function (declared in app.py)."""
-    return quota_reset.run(deps.settings(), now=usage.utcnow(),
+    return quota_reset.run(deps.settings(), now=clock.now(),
                            time_left_ms=getattr(getattr(event, "context", None), "get_remaining_time_in_millis", None))

@@ -105,8 +105,8 @@ def _serve(request, slug: str, path: str) -> Response:
 
     if info.size > settings.max_served_file_bytes:
         # Lambda cannot answer with more than 6 MB: hand out a short-lived direct S3 link.
-        return _redirect(shares.download_url(settings, share, path), headers=extra)
-    served = shares.read_file(settings, share, path)
+        return _redirect(deps.share_files().download_url(share.share_id, path), headers=extra)
+    served = shares.read_file(deps.share_files(), share, path)
     return _file_response(request, share, served, base_url, extra)
 
 
@@ -135,7 +135,7 @@ def _file_response(request, share: Share, served: shares.ServedFile, base_url: s
     headers["Content-Type"] = served.content_type if served.content_type in binary_types else "application/octet-stream"
     if not _accepts_binary(request, binary_types):
         # Chalice refuses a binary response to a request whose Accept names no binary type.
-        return _redirect(shares.download_url(deps.settings(), share, served.path), headers=extra)
+        return _redirect(deps.share_files().download_url(share.share_id, served.path), headers=extra)
     return Response(body=served.body, headers=headers)
 
 

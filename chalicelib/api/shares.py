@@ -81,7 +81,7 @@ def create_share():
     upload = uploads.parse_multipart(request.headers.get("content-type", ""), raw, settings.max_share_files)
     metadata = inputs.validate(ShareMetadata, upload.metadata)
     base_url = inputs.base_url(request)
-    share = shares.create_share(settings, principal.user, metadata.options(), upload.files, base_url)
+    share = shares.create_share(settings, deps.share_files(), principal.user, metadata.options(), upload.files, base_url)
     return _created(share, base_url)
 
 
@@ -96,7 +96,7 @@ def start_upload():
     files = [shares.FileSpec(path=path, size=item.size, content_type=uploads.content_type_for(path))
              for path, item in zip(paths, body.files)]
     base_url = inputs.base_url(request)
-    share, targets = shares.start_upload(settings, principal.user, body.options(), files, base_url)
+    share, targets = shares.start_upload(settings, deps.share_files(), principal.user, body.options(), files, base_url)
     return _created(share, base_url, uploads=targets, expires_in=settings.presign_ttl_seconds,
                     complete_url=f"{base_url}/shares/{share.share_id}/complete")
 
@@ -106,7 +106,7 @@ def start_upload():
 def complete_upload(key: str):
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "shares:write")
-    share = shares.complete_upload(deps.settings(), principal.user, key)
+    share = shares.complete_upload(deps.settings(), deps.share_files(), principal.user, key)
     return _created(share, inputs.base_url(request), http_status=200)
 
 
@@ -163,5 +163,5 @@ def update_share(key: str):
 @route(bp, "/shares/{key}", methods=["DELETE"])
 def delete_share(key: str):
     principal = identity.require_user(inputs.principal(bp.current_request), "shares:write")
-    exported = shares.delete_share(deps.settings(), principal.user, key)
+    exported = shares.delete_share(deps.share_files(), principal.user, key)
     return {"ok": True, "exported_spikes": exported}

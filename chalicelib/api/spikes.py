@@ -4,13 +4,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timezone
 from typing import Optional
 
 from chalice import Blueprint, Response
 from pydantic import ValidationError
 
-from chalicelib import deps
+from chalicelib import clock, deps
 from chalicelib.api import context, inputs
 from chalicelib.api.routing import json_response, route
 from chalicelib.api.schemas import ResolveIn, SpikeIn
@@ -188,7 +187,7 @@ def export_spikes():
         for spike in spikes.iterate(scope, filters):
             buffer.write(json.dumps(spikes.to_client(spike), ensure_ascii=False) + "\n")
     label = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (params.get("project") or "all"))[:60]
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = clock.now().strftime("%Y%m%d-%H%M%S")
     filename = f"spikes-{label}-{stamp}.{fmt}"
     text = buffer.getvalue()
     body = text.encode("utf-8")

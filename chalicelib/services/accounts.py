@@ -4,20 +4,19 @@ that must happen together happens in one DynamoDB transaction."""
 from __future__ import annotations
 
 import secrets as _secrets
-import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Optional
 
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib import clock
 from chalicelib.errors import AuthFailed, NotFound, TokenExpired, TokenInvalid, TokenUsed
 from chalicelib.logs import get_logger, mask_email
 from chalicelib.services import quotas, ratelimit
 from chalicelib.services.mailer import Mail
-from chalicelib.services.secrets import new_token, subject_hash, token_hash
+from chalicelib.crypto import new_token, subject_hash, token_hash
 from chalicelib.settings import Settings
 from chalicelib.store.models import AuthItem, User
 from chalicelib.store.transactions import transaction
@@ -68,7 +67,7 @@ class Accounts:
 
     def _issue_login_token(self, email: str, purpose: str, target: Optional[str] = None) -> str:
         token = new_token()
-        now = int(time.time())
+        now = int(clock.epoch())
         AuthItem(f"login#{token_hash(token)}", kind="login", email=email, purpose=purpose, target=target,
                  created_at=now, expires_at=now + self.settings.login_token_ttl_seconds).save()
         return token
@@ -88,7 +87,7 @@ class Accounts:
         token = self._issue_login_token(email, "login")
         poll_token = new_token(24)
         login_pk = f"login#{token_hash(token)}"
-        expires = int(time.time()) + self.settings.login_token_ttl_seconds
+        expires = int(clock.epoch()) + self.settings.login_token_ttl_seconds
         # The CLI polls with only the e-mail: bind that poll to the client IP that asked for the
         # link. Clients that can, poll with the returned poll_token instead.
         with transaction() as tx:
@@ -117,7 +116,7 @@ class Accounts:
     def _mint_bearer(self, tx: TransactWrite, user_id: str, label: str) -> str:
         token = new_token()
         tx.save(AuthItem(f"bearer#{token_hash(token)}", kind="bearer", user_id=user_id, label=label,
-                         created_at=int(time.time())), condition=AuthItem.pk.does_not_exist())
+                         created_at=int(clock.epoch())), condition=AuthItem.pk.does_not_exist())
         return token
 
     def verify(self, login_token: str) -> Session:
@@ -129,7 +128,7 @@ class Accounts:
         self._raise_if_spent(item)
         email = item.email
         user_id = user_id_for(email)
-        now = int(time.time())
+        now = int(clock.epoch())
         try:
             with transaction() as tx:
                 tx.update(item, actions=[AuthItem.used_at.set(now), AuthItem.verified_user_id.set(user_id)],
@@ -137,7 +136,7 @@ class Accounts:
                 tx.update(User(user_id), actions=[
                     User.email.set(email),
                     User.tier.set(User.tier | "free"),
-                    User.created_at.set(User.created_at | _iso_now()),
+                    User.created_at.set(User.created_at | clock.iso(clock.now())),
                     User.active_shares.set(User.active_shares | 0),
                 ])
                 if item.purpose == "device" and item.target:
@@ -159,7 +158,7 @@ class Accounts:
             raise TokenInvalid()
         if item.used_at is not None:
             raise TokenUsed()
-        if item.expires_at is None or item.expires_at <= time.time():
+        if item.expires_at is None or item.expires_at <= clock.epoch():
             raise TokenExpired()
 
     def rotate(self, user: User, old_token_hash: str) -> Session:
@@ -195,12 +194,12 @@ class Accounts:
         if item.collected_at is not None:
             raise TokenUsed("This sign-in was already collected")
         if item.verified_user_id is None:
-            if item.expires_at is None or item.expires_at <= time.time():
+            if item.expires_at is None or item.expires_at <= clock.epoch():
                 raise TokenExpired("The sign-in request has expired")
             return None
         try:
             with transaction() as tx:
-                tx.update(item, actions=[AuthItem.collected_at.set(int(time.time()))],
+                tx.update(item, actions=[AuthItem.collected_at.set(int(clock.epoch()))],
                           condition=AuthItem.collected_at.does_not_exist())
                 token = self._mint_bearer(tx, item.verified_user_id, label)
         except TransactWriteError:
@@ -210,7 +209,7 @@ class Accounts:
     def start_device(self, client_ip: str) -> dict:
         ratelimit.enforce("device-ip", client_ip, 10, 60)
         device_code = new_token()
-        now = int(time.time())
+        now = int(clock.epoch())
         expires = now + self.settings.device_code_ttl_seconds
         device_pk = f"device#{token_hash(device_code)}"
         for _ in range(5):
@@ -241,7 +240,7 @@ class Accounts:
             device = AuthItem.get(pointer.target, consistent_read=True)
         except AuthItem.DoesNotExist:
             raise NotFound("Unknown or expired device code") from None
-        if device.expires_at is None or device.expires_at <= time.time() or device.verified_user_id:
+        if device.expires_at is None or device.expires_at <= clock.epoch() or device.verified_user_id:
             raise NotFound("Unknown or expired device code")
         token = self._issue_login_token(email, "device", target=device.pk)
         self._send_link(email, token, "Approve your Spikes CLI sign-in",
@@ -254,6 +253,3 @@ class Accounts:
             raise TokenInvalid("Unknown device code") from None
         return self._collect(device, "cli-device")
 
-
-def _iso_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,10 +26,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
+from chalicelib import clock
 from chalicelib.errors import AuthFailed, AuthRequired, Conflict, NotFound, ScopeDenied, ValidationFailed
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas, ratelimit
-from chalicelib.services.secrets import constant_time_equals, token_hash
+from chalicelib.crypto import constant_time_equals, token_hash
 from chalicelib.settings import Settings
 from chalicelib.store.models import ApiKey, Share, Spike, User
 from chalicelib.store.transactions import CONDITION_FAILED, cancellation_codes, transaction
@@ -119,12 +119,11 @@ def _int_or_none(value) -> Optional[int]:
 
 def _iso_ms(moment: datetime) -> str:
     """All key times in one format (with milliseconds), so they order as strings."""
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return clock.iso_millis(moment)
 
 
 def _now_iso(now: Optional[float] = None) -> str:
-    return _iso_ms(datetime.fromtimestamp(time.time() if now is None else now, timezone.utc))
+    return _iso_ms(datetime.fromtimestamp(clock.epoch() if now is None else now, timezone.utc))
 
 
 # --- creating --------------------------------------------------------------------------------
@@ -195,7 +194,7 @@ def _new_item(user_id: str, request: KeyRequest, scopes: str, expires: Optional[
 
 def create(user: User, request: KeyRequest, actor: Optional[ApiKey] = None, now: Optional[float] = None) -> CreatedKey:
     """A key of ``user``, asked for with the user's session or (``actor``) one of its keys."""
-    now = time.time() if now is None else now
+    now = clock.epoch() if now is None else now
     asked = actor.scopes if actor is not None and not (request.scopes or "").strip() else request.scopes
     scopes, expires, cap = _bounded_by(actor, request, normalise_scopes(asked), now)
     key, raw = _new_item(user.user_id, request, scopes, expires, cap,
@@ -212,7 +211,7 @@ def signup(settings: Settings, client_ip: str, request: KeyRequest, now: Optiona
         raise AuthRequired("Agent self-signup is disabled on this server: sign in (`spikes login`) and create "
                            "keys with your session (POST /auth/api-key with Authorization: Bearer <token>)")
     ratelimit.enforce("agent-signup", client_ip, settings.rate_agent_signup_per_hour, 3600)
-    now = time.time() if now is None else now
+    now = clock.epoch() if now is None else now
     scopes = normalise_scopes(request.scopes)
     expires = _future_iso(request.expires_at, now)
     user = User(str(uuid.uuid4()), email=None, tier=quotas.FREE, created_at=_now_iso(now), active_shares=0)
@@ -264,7 +263,7 @@ def update(user: User, key_id: str, name=UNSET, monthly_cap_cents=UNSET, expires
            actor: Optional[ApiKey] = None, now: Optional[float] = None) -> ApiKey:
     """Change name, cap or expiry (``None`` removes a cap or expiry). A key acting here may
     only tighten limits, never loosen them."""
-    now = time.time() if now is None else now
+    now = clock.epoch() if now is None else now
     key = get_owned(user, key_id)
     if key.revoked_at:
         raise Conflict("This API key was revoked; create a new one")
@@ -302,7 +301,7 @@ def update(user: User, key_id: str, name=UNSET, monthly_cap_cents=UNSET, expires
 def authenticate(raw: str, settings: Settings, now: Optional[float] = None) -> Tuple[ApiKey, User]:
     """The key and its owner, or 401 AUTH_FAILED. Revocation and expiry apply to the very next
     request (a strongly consistent read)."""
-    now = time.time() if now is None else now
+    now = clock.epoch() if now is None else now
     key_id = key_id_of(raw)
     if key_id is None:
         raise AuthFailed("Malformed API key")

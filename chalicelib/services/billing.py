@@ -14,13 +14,13 @@ Webhook guarantees (see docs/billing.md):
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
 import stripe
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
+from chalicelib import clock
 from chalicelib.errors import (BillingNotConfigured, DependencyUnavailable, InternalError, InvalidSignature,
                                NotFound)
 from chalicelib.logs import get_logger
@@ -295,7 +295,7 @@ def _finish_downgrade(user_id: str, now: float) -> int:
 def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:
     """Apply one verified event. Returns what happened; raises (-> 5xx, Stripe retries) when
     the store fails."""
-    now = time.time() if now is None else now
+    now = clock.epoch() if now is None else now
     if event["type"] not in HANDLED_EVENTS:
         return {"received": True, "outcome": "ignored"}
     change = classify(event)

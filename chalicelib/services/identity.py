@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import FrozenSet, Optional
 
 from chalicelib.errors import AuthFailed, AuthRequired, ScopeDenied
+from chalicelib.crypto import constant_time_equals, token_hash
 from chalicelib.services import apikeys
-from chalicelib.services.secrets import constant_time_equals, token_hash
 from chalicelib.settings import Settings
 from chalicelib.store.models import ApiKey, AuthItem, User
 

@@ -20,13 +20,14 @@ nothing twice, and a completed pass is a single GetItem.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Callable, Dict, Optional
 
 from pynamodb.exceptions import PutError, UpdateError
 
+from chalicelib import clock
 from chalicelib.logs import get_logger
-from chalicelib.services import quotas, shares, usage
+from chalicelib.services import quotas, shares
 from chalicelib.services.usage import counter
 from chalicelib.settings import Settings
 from chalicelib.store.models import LedgerItem, User
@@ -50,10 +51,6 @@ def archive_key(user_id: str, period: str) -> str:
     return f"usage-archive#{user_id}#{period}"
 
 
-def previous_period(period: str) -> str:
-    return quotas.period_of(quotas.period_start(period) - timedelta(days=1))
-
-
 def _conditional_failed(exc: Exception) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
@@ -62,13 +59,13 @@ def _conditional_failed(exc: Exception) -> bool:
 
 def archive_usage(user: User, period: str, now: datetime) -> bool:
     """Write the closed period's usage summary once. True when this call wrote it."""
-    closed_at = quotas.period_start(quotas.current_period(now))
+    closed_at = clock.period_start(clock.current_period(now))
     spikes = counter(quotas.user_usage_key(user.user_id, period))
     summary = LedgerItem(archive_key(user.user_id, period), count=spikes, state="closed",
                          expires_at=int(now.timestamp()) + quotas.COUNTER_RETENTION_SECONDS,
                          detail={"period": period, "spikes": spikes, "shares": int(user.active_shares or 0),
                                  "tier": quotas.effective_tier(user, closed_at.timestamp()),
-                                 "closed_at": quotas.iso(now)})
+                                 "closed_at": clock.iso(now)})
     try:
         summary.save(condition=LedgerItem.pk.does_not_exist())
         return True
@@ -115,7 +112,7 @@ def persist_grace_expiry(user: User, now: datetime) -> Dict[str, int]:
 def _start(key: str, now: datetime) -> LedgerItem:
     item = LedgerItem(key, count=0, state=RUNNING,
                       expires_at=int(now.timestamp()) + quotas.COUNTER_RETENTION_SECONDS,
-                      detail={"cursor": None, "started_at": quotas.iso(now), "invocations": 0, "pages": 0,
+                      detail={"cursor": None, "started_at": clock.iso(now), "invocations": 0, "pages": 0,
                               **{name: 0 for name in STATS}})
     try:
         item.save(condition=LedgerItem.pk.does_not_exist())
@@ -152,7 +149,7 @@ def sweep(settings: Settings, key: str, now: datetime, time_left_ms: Callable[[]
         detail.update(cursor=cursor, pages=detail.get("pages", 0) + 1,
                       invocations=detail.get("invocations", 0) + (0 if pages_this_run else 1))
         if done:
-            detail["finished_at"] = quotas.iso(now)
+            detail["finished_at"] = clock.iso(now)
         version = int(job.count or 0)
         try:
             job.update(actions=[LedgerItem.count.add(1), LedgerItem.detail.set(detail),
@@ -172,10 +169,10 @@ def sweep(settings: Settings, key: str, now: datetime, time_left_ms: Callable[[]
 def run(settings: Settings, now: Optional[datetime] = None,
         time_left_ms: Optional[Callable[[], float]] = None) -> Dict[str, Any]:
     """The scheduled entry point: this period's pass, then today's grace sweep."""
-    now = now or usage.utcnow()
+    now = now or clock.now()
     time_left_ms = time_left_ms or (lambda: float("inf"))
-    period = quotas.current_period(now)
-    results = [sweep(settings, period_job_key(period), now, time_left_ms, archive_period=previous_period(period))]
+    period = clock.current_period(now)
+    results = [sweep(settings, period_job_key(period), now, time_left_ms, archive_period=clock.previous_period(period))]
     first = results[-1]["status"]
     # Progress guarantee: an invocation that found the period pass done always works on the sweep.
     if first == "already-done" or (first == "completed" and time_left_ms() >= settings.job_time_reserve_ms):

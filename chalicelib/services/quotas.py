@@ -6,11 +6,10 @@ repeated or missed run cannot let a share exceed its limit or lose its allowance
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Optional
 
+from chalicelib import clock
 from chalicelib.settings import Settings
 from chalicelib.store.models import User
 
@@ -29,7 +28,7 @@ class Limits:
 def effective_tier(user: User, now: Optional[float] = None) -> str:
     """Pro only while paid up: a past-due subscription keeps Pro until its grace ends, even if
     the scheduled job that flips the stored tier has not run yet."""
-    now = time.time() if now is None else now
+    now = clock.epoch() if now is None else now
     if user.tier == PRO and (user.grace_until is None or user.grace_until > now):
         return PRO
     return FREE
@@ -39,29 +38,6 @@ def limits_for(settings: Settings, tier: str) -> Limits:
     if tier == PRO:
         return Limits(settings.pro_spike_limit, settings.pro_share_limit)
     return Limits(settings.free_spike_limit, settings.free_share_limit)
-
-
-def period_of(moment: datetime) -> str:
-    """The quota period a moment falls in (calendar month, UTC)."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m")
-
-
-def current_period(now: Optional[datetime] = None) -> str:
-    return period_of(now or datetime.now(timezone.utc))
-
-
-def period_start(period: str) -> datetime:
-    year, month = (int(part) for part in period.split("-"))
-    return datetime(year, month, 1, tzinfo=timezone.utc)
-
-
-def next_period_start(now: Optional[datetime] = None) -> datetime:
-    start = period_start(current_period(now))
-    return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # Ledger keys: one place, so spikes, shares, usage and the reset job agree.

@@ -7,12 +7,12 @@ sliding window. The increment is one atomic ``ADD``; items expire through the ta
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Optional
 
+from chalicelib import clock
 from chalicelib.errors import RateLimited
-from chalicelib.services.secrets import subject_hash
+from chalicelib.crypto import subject_hash
 from chalicelib.store.models import LedgerItem
 
 
@@ -32,7 +32,7 @@ class Decision:
 def check(name: str, subject: str, limit: int, window_seconds: int, now: Optional[float] = None) -> Decision:
     """Count one hit for ``subject`` under limit ``name`` and decide. Denied hits count too,
     so a client hammering past the limit stays limited."""
-    now = time.time() if now is None else now
+    now = clock.epoch() if now is None else now
     window_index = int(now // window_seconds)
     window_start = window_index * window_seconds
     key = f"rl#{name}#{subject_hash(subject)}#"

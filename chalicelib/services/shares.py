@@ -9,25 +9,22 @@ import re
 import secrets
 import socket
 import string
-import time
 import unicodedata
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
-from botocore.exceptions import ClientError
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
-from chalicelib import deps
+from chalicelib import clock
 from chalicelib.errors import (Conflict, DependencyUnavailable, InvalidFilename, NotFound, ShareLimit,
                                UpgradeRequired, ValidationFailed)
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas, ratelimit, uploads
-from chalicelib.services.secrets import hash_password, sign, verify_password, verify_signature
+from chalicelib.crypto import hash_password, sign, verify_password, verify_signature
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.settings import Settings
+from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import Share, User
 from chalicelib.store.transactions import CONDITION_FAILED, backoff, cancellation_codes, transaction
 
@@ -87,7 +84,6 @@ PENDING, ACTIVE = "pending", "active"
 RESERVED_SLUGS = {"uploads"}
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 MAX_TRANSACTION_ATTEMPTS = 12
-UPLOAD_THREADS = 16
 
 
 def new_share_id() -> str:
@@ -110,14 +106,6 @@ def _slug_candidates(base: str) -> Iterator[str]:
     for _ in range(SLUG_RANDOM_ATTEMPTS):
         suffix = "-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
         yield base[:SLUG_MAX_CHARS - len(suffix)].rstrip("-") + suffix
-
-
-def object_key(share_id: str, path: str) -> str:
-    return f"shares/{share_id}/{path}"
-
-
-def _object_prefix(share_id: str) -> str:
-    return f"shares/{share_id}/"
 
 
 @dataclass(frozen=True)
@@ -165,7 +153,7 @@ def check_options(settings: Settings, user: User, options: ShareOptions, base_ur
 def _new_share(share_id: str, user: User, options: ShareOptions, files: List[FileSpec], status: str) -> Share:
     return Share(
         share_pk(share_id), share_id=share_id, owner_id=user.user_id, name=options.name[:200],
-        created_at=quotas.iso(datetime.now(timezone.utc)), status=status,
+        created_at=clock.iso(clock.now()), status=status,
         password_hash=hash_password(options.password) if options.password else None,
         webhook_url=options.webhook_url or None, file_count=len(files),
         total_bytes=sum(f.size for f in files),
@@ -212,7 +200,7 @@ def _insert(share: Share, user: User, slug_wish: str, limit: Optional[int], sett
             backoff(conflicts)
 
 
-def create_share(settings: Settings, user: User, options: ShareOptions, files: List[UploadedFile],
+def create_share(settings: Settings, share_files: ShareFiles, user: User, options: ShareOptions, files: List[UploadedFile],
                  base_url: str) -> Share:
     """The direct upload: files to S3 first, then the share record (so a visible share always
     has its files). If the record cannot be written, the uploaded files are removed."""
@@ -223,17 +211,17 @@ def create_share(settings: Settings, user: User, options: ShareOptions, files: L
     specs = [FileSpec(f.path, f.size, f.content_type) for f in files]
     share = _new_share(new_share_id(), user, options, specs, ACTIVE)
     try:
-        _put_objects(settings, share.share_id, files)
+        share_files.put_all(share.share_id, [(f.path, f.data, f.content_type) for f in files])
         return _insert(share, user, options.slug or options.name, limit, settings, base_url)
     except BaseException:
         try:
-            _delete_objects(settings, share.share_id)
+            share_files.delete_all(share.share_id)
         except Exception:  # noqa: BLE001 - keep the original error; the files are unreachable anyway
             log.warning("share.cleanup_failed", share_id=share.share_id)
         raise
 
 
-def start_upload(settings: Settings, user: User, options: ShareOptions, files: List[FileSpec],
+def start_upload(settings: Settings, share_files: ShareFiles, user: User, options: ShareOptions, files: List[FileSpec],
                  base_url: str) -> Tuple[Share, List[dict]]:
     """The presigned flow for shares too large for one request: the share is stored as
     ``pending`` (and counted against the limit) and every file gets a presigned PUT URL."""
@@ -248,26 +236,22 @@ def start_upload(settings: Settings, user: User, options: ShareOptions, files: L
     limit = check_options(settings, user, options, base_url)
     share = _insert(_new_share(new_share_id(), user, options, files, PENDING), user, options.slug or options.name, limit,
                     settings, base_url)
-    s3 = deps.s3_client()
     targets = [{
         "path": f.path, "method": "PUT", "headers": {"Content-Type": f.content_type},
-        "url": s3.generate_presigned_url("put_object", ExpiresIn=settings.presign_ttl_seconds, Params={
-            "Bucket": settings.bucket_name, "Key": object_key(share.share_id, f.path),
-            "ContentType": f.content_type}),
+        "url": share_files.upload_url(share.share_id, f.path, f.content_type, settings.presign_ttl_seconds),
     } for f in files]
     return share, targets
 
 
-def complete_upload(settings: Settings, user: User, key: str) -> Share:
+def complete_upload(settings: Settings, share_files: ShareFiles, user: User, key: str) -> Share:
     """Check that every announced file arrived with its announced size, then activate."""
     share = get_owned(user, key)
     if share.status != PENDING:
         return share
-    # One listing per 1,000 objects instead of a HeadObject per file.
-    stored = _stored_sizes(settings, share.share_id)
+    stored = share_files.sizes(share.share_id)
     problems, total = [], 0
     for path, info in sorted((share.files or {}).items()):
-        size = stored.get(object_key(share.share_id, path))
+        size = stored.get(path)
         if size is None:
             problems.append({"field": path, "message": "File was not uploaded", "code": "MISSING_UPLOAD"})
             continue
@@ -386,7 +370,7 @@ def export_spikes(share: Share) -> List[dict]:
     return spikes.export_share(share.share_id)
 
 
-def delete_share(settings: Settings, user: User, key: str) -> List[dict]:
+def delete_share(share_files: ShareFiles, user: User, key: str) -> List[dict]:
     """Export the share's spikes, then remove the share (record, slug claim and its place in
     the owner's count, in one transaction), its files, its spikes and its counters."""
     from chalicelib.services import spikes
@@ -415,35 +399,9 @@ def delete_share(settings: Settings, user: User, key: str) -> List[dict]:
             backoff(attempt)
     else:
         raise DependencyUnavailable("Too many concurrent changes; retry shortly")
-    _delete_objects(settings, share.share_id)
+    share_files.delete_all(share.share_id)
     spikes.delete_share_spikes(share.share_id, share.created_at)
     return exported
-
-
-def _stored_sizes(settings: Settings, share_id: str) -> Dict[str, int]:
-    pages = deps.s3_client().get_paginator("list_objects_v2").paginate(
-        Bucket=settings.bucket_name, Prefix=_object_prefix(share_id))
-    return {item["Key"]: int(item["Size"]) for page in pages for item in page.get("Contents", [])}
-
-
-def _put_objects(settings: Settings, share_id: str, files: List[UploadedFile]) -> None:
-    """Up to 500 small files: in parallel, or their round trips alone could eat the Lambda's time."""
-    s3, bucket = deps.s3_client(), settings.bucket_name
-
-    def put(upload: UploadedFile) -> None:
-        s3.put_object(Bucket=bucket, Key=object_key(share_id, upload.path), Body=upload.data,
-                      ContentType=upload.content_type)
-    with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
-        list(pool.map(put, files))  # list(): re-raise the first failure here
-
-
-def _delete_objects(settings: Settings, share_id: str) -> None:
-    s3 = deps.s3_client()
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket_name, Prefix=_object_prefix(share_id))
-    for page in pages:
-        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=settings.bucket_name, Delete={"Objects": keys, "Quiet": True})
 
 
 # --- serving ---------------------------------------------------------------------------------
@@ -503,22 +461,12 @@ def file_info(share: Share, path: str) -> ServedFile:
     return ServedFile(path=path, content_type=info["type"], size=int(info["size"]))
 
 
-def read_file(settings: Settings, share: Share, path: str) -> ServedFile:
+def read_file(share_files: ShareFiles, share: Share, path: str) -> ServedFile:
     info = file_info(share, path)
-    try:
-        stored = deps.s3_client().get_object(Bucket=settings.bucket_name, Key=object_key(share.share_id, path))
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-            raise NotFound("Not found") from None
-        raise
-    return ServedFile(path=path, content_type=info.content_type, size=info.size, body=stored["Body"].read(),
-                      etag=stored.get("ETag", ""))
-
-
-def download_url(settings: Settings, share: Share, path: str) -> str:
-    """A short-lived direct S3 link, for files too large for a Lambda response."""
-    return deps.s3_client().generate_presigned_url("get_object", ExpiresIn=300, Params={
-        "Bucket": settings.bucket_name, "Key": object_key(share.share_id, path)})
+    stored = share_files.read(share.share_id, path)
+    if stored is None:
+        raise NotFound("Not found")
+    return ServedFile(path=path, content_type=info.content_type, size=info.size, body=stored.body, etag=stored.etag)
 
 
 def widget_tag(base_url: str, share: Share) -> str:
@@ -577,7 +525,7 @@ def _unlock_message(share: Share, expires: int) -> str:
 def unlock_token(settings: Settings, share: Share, now: Optional[float] = None) -> str:
     # Expiry rounded up to the hour: pages served within the hour share one token, so the
     # asset URLs that carry it stay cacheable.
-    expires = math.ceil(((time.time() if now is None else now) + UNLOCK_TTL_SECONDS) / 3600) * 3600
+    expires = math.ceil(((clock.epoch() if now is None else now) + UNLOCK_TTL_SECONDS) / 3600) * 3600
     signature = sign(settings.secret_key.get_secret_value(), _unlock_message(share, expires))
     return f"{expires}.{signature}"
 
@@ -587,7 +535,7 @@ def unlock_token_valid(settings: Settings, share: Share, token: Optional[str], n
     expires_text, _, signature = (token or "").partition(".")
     if not expires_text.isdigit() or not signature:
         return False
-    if int(expires_text) < (time.time() if now is None else now):
+    if int(expires_text) < (clock.epoch() if now is None else now):
         return False
     return verify_signature(settings.secret_key.get_secret_value(), _unlock_message(share, int(expires_text)),
                             signature)

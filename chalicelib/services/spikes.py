@@ -12,13 +12,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets as _secrets
-import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Dict, Iterator, List, Optional
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 
+from chalicelib import clock
 from chalicelib.errors import AuthRequired, DependencyUnavailable, InvalidCursor, NotFound, SpikeLimit
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas, shares
@@ -87,10 +87,6 @@ class Page:
 
 # --- helpers ---------------------------------------------------------------------------------
 
-def iso_millis(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def partition_for(project_key: str, share: Optional[Share]) -> str:
     return share.share_id if share is not None else f"key#{project_key}"
 
@@ -134,11 +130,11 @@ def to_client(spike: Spike) -> dict:
 # --- recording -------------------------------------------------------------------------------
 
 def record(new: NewSpike, settings: Settings, base_url: str, now: Optional[datetime] = None) -> Recorded:
-    now = now or datetime.now(timezone.utc)
+    now = now or clock.now()
     share = shares.resolve(new.project_key)
     partition = partition_for(new.project_key, share)
     spike_id = spike_id_for(partition, new.client_id)
-    created_at = iso_millis(now)
+    created_at = clock.iso_millis(now)
     spike = Spike(
         spike_id, project=partition, sort_key=sort_key_for(created_at, spike_id), feed="all",
         owner_id=share.owner_id if share else None, share_id=share.share_id if share else None,
@@ -157,7 +153,7 @@ def record(new: NewSpike, settings: Settings, base_url: str, now: Optional[datet
             with transaction(request_token) as tx:
                 tx.save(spike, condition=Spike.spike_id.does_not_exist())
                 if share is not None:
-                    _count_for_share(tx, share, limit, quotas.period_of(now))
+                    _count_for_share(tx, share, limit, clock.period_of(now))
             log.info("spike.recorded", spike_id=spike_id, share_id=spike.share_id)
             return Recorded(spike_id, True)
         except TransactWriteError as exc:
@@ -184,7 +180,7 @@ def _spike_limit(settings: Settings, share: Optional[Share]) -> Optional[int]:
 
 
 def _count_for_share(tx, share: Share, limit: Optional[int], period: str) -> None:
-    expires = int(time.time()) + quotas.COUNTER_RETENTION_SECONDS
+    expires = int(clock.epoch()) + quotas.COUNTER_RETENTION_SECONDS
     quota = LedgerItem(quotas.share_quota_key(share.share_id, period))
     condition = None
     if limit is not None:
@@ -273,7 +269,7 @@ def get_for(principal: Optional[Principal], spike_id: str) -> Spike:
 
 def set_resolved(principal: Optional[Principal], spike_id: str, resolved: bool) -> Spike:
     spike = get_for(principal, spike_id)
-    resolved_at = iso_millis(datetime.now(timezone.utc)) if resolved else None
+    resolved_at = clock.iso_millis(clock.now()) if resolved else None
     try:
         spike.update(actions=[Spike.resolved.set(resolved),
                               Spike.resolved_at.set(resolved_at) if resolved_at else Spike.resolved_at.remove()],
@@ -316,21 +312,13 @@ def delete_share_spikes(share_id: str, created_at: Optional[str] = None) -> int:
         for spike in Spike.project_index.query(share_id, attributes_to_get=["spike_id"]):
             batch.delete(Spike(spike.spike_id))
             removed += 1
-    first = datetime.fromisoformat(created_at.replace("Z", "+00:00")) if created_at else datetime.now(timezone.utc)
-    periods = _periods_between(first, datetime.now(timezone.utc))
+    today = clock.now()
+    periods = clock.periods_between(clock.parse_iso(created_at) if created_at else today, today)
     with LedgerItem.batch_write() as batch:
         batch.delete(LedgerItem(quotas.share_total_key(share_id)))
         for period in periods:
             batch.delete(LedgerItem(quotas.share_quota_key(share_id, period)))
     return removed
-
-
-def _periods_between(first: datetime, last: datetime) -> List[str]:
-    periods, year, month = [], first.year, first.month
-    while (year, month) <= (last.year, last.month):
-        periods.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return periods
 
 
 def share_spike_counts(share_ids: List[str]) -> Dict[str, int]:

@@ -6,18 +6,13 @@ by period, a new period reads zero without any reset having run.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Dict, Optional
 
+from chalicelib import clock
 from chalicelib.services import quotas
 from chalicelib.settings import Settings
 from chalicelib.store.models import LedgerItem, User
-
-
-def utcnow() -> datetime:
-    """The clock of the billing/usage code: the HTTP layer and the scheduled job read it once
-    per call and pass it down as ``now`` (tests move time by replacing this function)."""
-    return datetime.now(timezone.utc)
 
 
 def counter(key: str) -> int:
@@ -28,15 +23,15 @@ def counter(key: str) -> int:
 
 
 def usage(settings: Settings, user: User, now: Optional[datetime] = None) -> Dict[str, Any]:
-    now = now or utcnow()
+    now = now or clock.now()
     tier = quotas.effective_tier(user, now.timestamp())
     limits = quotas.limits_for(settings, tier)
     return {
-        "spikes": max(0, counter(quotas.user_usage_key(user.user_id, quotas.current_period(now)))),
+        "spikes": max(0, counter(quotas.user_usage_key(user.user_id, clock.current_period(now)))),
         "spike_limit": limits.spike_limit,
         "shares": max(0, int(user.active_shares or 0)),
         "share_limit": limits.share_limit,
         "tier": tier,
-        "period": quotas.current_period(now),
-        "reset_at": quotas.iso(quotas.next_period_start(now)),
+        "period": clock.current_period(now),
+        "reset_at": clock.iso(clock.next_period_start(now)),
     }

@@ -11,7 +11,7 @@ import json
 from typing import Dict, Optional
 
 from chalicelib.errors import InvalidCursor
-from chalicelib.services.secrets import sign, verify_signature
+from chalicelib.crypto import sign, verify_signature
 
 
 def encode(secret: str, scope: str, key: Dict[str, str]) -> str:
