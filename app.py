@@ -2,7 +2,7 @@
 Everything else lives in chalicelib/ (api -> services -> store)."""
 from chalice import Chalice, Cron
 
-from chalicelib.api import auth, billing, fallback, keys, routing, serving, shares, site, spikes
+from chalicelib.api import auth, billing, fallback, keys, routing, serving, shares, site, spikes, versioning
 
 app = Chalice(app_name="spikes")
 # Chalice matches binary types exactly (no wildcards): list what shares upload and serve.
@@ -34,6 +34,9 @@ def stripe_webhook():
 def quota_reset(event):
     return billing.scheduled_quota_reset(event)
 
+
+# Every route so far again under /v1 (the stable versioned paths).
+versioning.add_versioned_paths(app)
 
 # --- last: unknown routes and wrong methods answer in the envelope --------------------------
 app.register_blueprint(fallback.bp)

@@ -15,6 +15,7 @@ from chalicelib import deps
 from chalicelib.api import context
 from chalicelib.errors import DependencyUnavailable, InternalError, SpikesError
 from chalicelib.logs import get_logger
+from chalicelib.services import ratelimit
 
 log = get_logger("spikes.http")
 
@@ -43,6 +44,7 @@ def error_response(exc: SpikesError) -> Response:
 
 def handle(call: Callable[[], Any]) -> Response:
     """Run a view; map domain errors, dependency failures and bugs to the envelope."""
+    ratelimit.begin_request()
     try:
         deps.settings()
         result = call()
@@ -58,6 +60,11 @@ def handle(call: Callable[[], Any]) -> Response:
     except Exception:  # noqa: BLE001 - the last line of defence: never leak a traceback
         log.exception("request.crashed")
         return error_response(InternalError())
+    finally:
+        decision = ratelimit.tightest()
+        if decision is not None:
+            # Every rate-limited route reports its budget, on success and on refusal alike.
+            context.add_response_headers(decision.headers())
     if isinstance(result, Response):
         return result
     return json_response(result)

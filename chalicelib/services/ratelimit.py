@@ -6,6 +6,7 @@ sliding window. The increment is one atomic ``ADD``; items expire through the ta
 """
 from __future__ import annotations
 
+import contextvars
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -14,6 +15,10 @@ from chalicelib import clock
 from chalicelib.errors import RateLimited
 from chalicelib.crypto import subject_hash
 from chalicelib.store.models import LedgerItem
+
+# The tightest decision taken while serving the current request: the HTTP layer reports it
+# in X-RateLimit-* headers, whichever service enforced the limit.
+_tightest: contextvars.ContextVar[Optional["Decision"]] = contextvars.ContextVar("spikes_rate_limit", default=None)
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,20 @@ def check(name: str, subject: str, limit: int, window_seconds: int, now: Optiona
     return Decision(False, limit, 0, reset_at, max(1, math.ceil(retry_after)))
 
 
+def begin_request() -> None:
+    _tightest.set(None)
+
+
+def tightest() -> Optional[Decision]:
+    """The decision with the fewest requests left among those enforced in this request."""
+    return _tightest.get()
+
+
 def enforce(name: str, subject: str, limit: int, window_seconds: int) -> Decision:
     decision = check(name, subject, limit, window_seconds)
+    current = _tightest.get()
+    if current is None or (decision.remaining, -decision.reset_at) < (current.remaining, -current.reset_at):
+        _tightest.set(decision)
     if not decision.allowed:
         raise RateLimited(decision.retry_after, decision.limit, decision.reset_at)
     return decision

@@ -1,0 +1,65 @@
+"""Versioned paths (/v1/...) and the X-RateLimit-* headers of every rate-limited route."""
+from __future__ import annotations
+
+from chalicelib.api import versioning
+from tests.conftest import ADMIN_TOKEN, call
+
+
+def test_every_api_route_is_also_served_under_v1():
+    from app import app
+    api_paths = [p for p in app.routes if not versioning.is_versioned(p) and not p.startswith("/s/")
+                 and p != "/s/{slug}" and not p.startswith("/{p1}")]
+    assert "/spikes" in api_paths and "/shares/{key}" in api_paths
+    for path in api_paths:
+        assert versioning.versioned(path) in app.routes, path
+        assert set(app.routes[versioning.versioned(path)]) == set(app.routes[path]), path
+
+
+def test_v1_paths_answer_like_the_unversioned_ones(client, user_token):
+    status, data, headers = call(client, "POST", "/v1/spikes", {"type": "page", "projectKey": "demo"})
+    assert status == 201 and data["ok"] is True
+    for path in ("/spikes?project=demo", "/v1/spikes?project=demo"):
+        status, data, _ = call(client, "GET", path)
+        assert status == 200 and [item["id"] for item in data["data"]] != []
+    status, me, _ = call(client, "GET", "/v1/me", token=user_token)
+    assert status == 200 and me["email"] == "owner@example.com"
+    status, data, _ = call(client, "GET", "/v1")
+    assert status == 200 and data["name"] == "spikes"
+
+
+def test_v1_unknown_routes_and_methods_answer_in_the_envelope(client):
+    status, data, _ = call(client, "GET", "/v1/nothing-here")
+    assert status == 404 and data["code"] == "NOT_FOUND"
+    status, data, headers = call(client, "PUT", "/v1/spikes")
+    assert status == 405 and "GET" in headers["Allow"]
+
+
+def _ratelimit_headers(headers) -> dict:
+    return {k: headers[k] for k in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")}
+
+
+def test_rate_limited_routes_report_their_budget(client, env):
+    env(RATE_LOGIN_PER_ADDRESS="3", RATE_LOGIN_PER_IP="50")
+    remaining = []
+    for _ in range(3):
+        status, _, headers = call(client, "POST", "/v1/auth/login", {"email": "budget@example.com"})
+        assert status == 200
+        limits = _ratelimit_headers(headers)
+        assert limits["X-RateLimit-Limit"] == "3"  # the tighter of the address and IP limits
+        remaining.append(int(limits["X-RateLimit-Remaining"]))
+    assert remaining == sorted(remaining, reverse=True) and remaining[-1] == 0
+    status, data, headers = call(client, "POST", "/v1/auth/login", {"email": "budget@example.com"})
+    assert status == 429 and data["code"] == "RATE_LIMIT"
+    assert headers["X-RateLimit-Remaining"] == "0" and int(headers["Retry-After"]) >= 1
+
+
+def test_posting_spikes_and_polling_carry_the_headers(client):
+    _, _, headers = call(client, "POST", "/spikes", {"type": "page", "projectKey": "demo"})
+    assert int(headers["X-RateLimit-Limit"]) == 60 and int(headers["X-RateLimit-Remaining"]) <= 59
+    _, _, headers = call(client, "GET", "/auth/poll?email=a@example.com&poll_token=x")
+    assert "X-RateLimit-Remaining" in headers
+
+
+def test_routes_without_a_limit_carry_no_headers(client):
+    _, _, headers = call(client, "GET", f"/spikes?token={ADMIN_TOKEN}")
+    assert "X-RateLimit-Limit" not in headers
