@@ -151,7 +151,7 @@ def test_cli_email_poll_is_bound_to_the_requesting_client(client):
     except Exception as exc:  # noqa: BLE001
         assert getattr(exc, "code", None) == "NOT_FOUND"
 
-    call(client, "POST", "/auth/verify", {"login_token": login_token_from_mail("cli@example.com")})
+    call(client, "POST", "/auth/verify", {"login_token": login_token_from_mail("cli@example.com"), "approve": True})
     status, done, _ = call(client, "GET", "/auth/poll?email=cli@example.com")
     assert status == 200 and done["verified"] is True and done["token"]
     assert call(client, "GET", "/me", token=done["token"])[1]["email"] == "cli@example.com"
@@ -161,7 +161,7 @@ def test_cli_email_poll_is_bound_to_the_requesting_client(client):
 
 def test_poll_token_collects_from_anywhere_once(client):
     _, body, _ = call(client, "POST", "/auth/login", {"email": "pt@example.com"})
-    call(client, "POST", "/auth/verify", {"login_token": login_token_from_mail("pt@example.com")})
+    call(client, "POST", "/auth/verify", {"login_token": login_token_from_mail("pt@example.com"), "approve": True})
     status, done, _ = call(client, "GET", f"/auth/poll?poll_token={body['poll_token']}")
     assert status == 200 and done["token"]
 
@@ -185,7 +185,7 @@ def test_device_code_flow(client):
     status, _, _ = call(client, "POST", "/auth/device/confirm", {"user_code": device["user_code"],
                                                                   "email": "dev@example.com"})
     assert status == 200
-    call(client, "POST", "/auth/verify", {"login_token": login_token_from_mail("dev@example.com")})
+    call(client, "POST", "/auth/verify", {"login_token": login_token_from_mail("dev@example.com"), "approve": True})
     status, done, _ = call(client, "GET", f"/auth/device/poll?device_code={device['device_code']}")
     assert status == 200 and done["status"] == "complete"
     assert call(client, "GET", "/me", token=done["token"])[1]["email"] == "dev@example.com"
@@ -204,7 +204,7 @@ def test_verify_page_does_not_consume_the_token(client):
     call(client, "POST", "/auth/login", {"email": "page@example.com"})
     token = login_token_from_mail("page@example.com")
     page = client.http.get(f"/auth/verify?token={token}")
-    assert page.status_code == 200 and b"Confirm sign-in" in page.body and token.encode() in page.body
+    assert page.status_code == 200 and b"Approve sign-in" in page.body and token.encode() in page.body
     assert call(client, "POST", "/auth/verify", {"login_token": token})[0] == 200
 
 

@@ -1,6 +1,8 @@
 """Accounts: magic links, token rotation, the CLI's polls and the device flow."""
 from __future__ import annotations
 
+from typing import Optional
+
 from chalice import Blueprint
 
 from chalicelib import deps
@@ -9,7 +11,7 @@ from chalicelib.api.pages import html_page
 from chalicelib.api.routing import json_response, route
 from chalicelib.api.schemas import DeviceConfirmRequest, EmailRequest, MeOut, SessionOut, UserOut, VerifyRequest
 from chalicelib.services import apikeys, identity
-from chalicelib.services.accounts import Accounts, Session, user_view
+from chalicelib.services.accounts import Accounts, Session, SignInRequest, user_view
 
 bp = Blueprint(__name__)
 
@@ -26,7 +28,8 @@ def _accounts() -> Accounts:
 def login():
     body = inputs.parse(bp.current_request, EmailRequest)
     requested = _accounts().request_login(body.email, inputs.client_ip(bp.current_request))
-    return {"ok": True, "message": "Check your email", "poll_token": requested.poll_token}
+    # ``code``: what the mail and the verify page show; a client that can, displays it too.
+    return {"ok": True, "message": "Check your email", "poll_token": requested.poll_token, "code": requested.code}
 
 
 @route(bp, "/auth/recover", methods=["POST"])
@@ -39,7 +42,7 @@ def recover():
 @route(bp, "/auth/verify", methods=["POST"])
 def verify():
     body = inputs.parse(bp.current_request, VerifyRequest)
-    session = _accounts().verify(body.login_token)
+    session = _accounts().verify(body.login_token, approve=body.approve)
     return _session_out(session)
 
 
@@ -49,7 +52,23 @@ def verify_page():
     links); the page asks the person to confirm, which POSTs to /auth/verify."""
     request = bp.current_request
     token = inputs.query(request).get("token", "")
-    return html_page("verify.html", token=token, verify_url=f"{inputs.base_url(request)}/auth/verify")
+    described = _accounts().describe(token) if 0 < len(token) <= 200 else None
+    if described is None:
+        return html_page("verify_invalid.html", status=400)
+    pending: Optional[SignInRequest] = described["request"]
+    if pending is None:  # account recovery: nobody else is waiting for this session
+        return html_page("verify.html", token=token, verify_url=f"{inputs.base_url(request)}/auth/verify",
+                         email=described["email"], approve="false", details_class="hidden", code="", when="",
+                         origin="", network="", warning_class="hidden",
+                         button="Sign in", check_class="hidden")
+    same_network = pending.requester_ip == inputs.client_ip(request)
+    what = "the Spikes CLI" if described["purpose"] == "device" else "a program or page"
+    return html_page("verify.html", token=token, verify_url=f"{inputs.base_url(request)}/auth/verify",
+                     email=described["email"], approve="true", details_class="", code=pending.code,
+                     when=pending.when(), origin=pending.requester_ip,
+                     network=f"{what}, on {'this network' if same_network else 'a different network than yours'}",
+                     warning_class="hidden" if same_network else "warn", button=f"Approve sign-in {pending.code}",
+                     check_class="")
 
 
 @route(bp, "/auth/rotate-token", methods=["POST"])
@@ -87,8 +106,16 @@ def device_start():
 @route(bp, "/auth/device", methods=["GET"])
 def device_page():
     request = bp.current_request
-    code = inputs.query(request).get("code", "")
-    return html_page("device.html", code=code, confirm_url=f"{inputs.base_url(request)}/auth/device/confirm")
+    code = inputs.query(request).get("code", "")[:20]
+    pending = _accounts().describe_device(code)
+    if pending is None:
+        details = "Type the code your terminal shows."
+    else:
+        network = "this network" if pending.requester_ip == inputs.client_ip(request) else \
+            "a different network than yours"
+        details = f"Code {pending.code} was requested {pending.when()} from {pending.requester_ip} ({network})."
+    return html_page("device.html", code=code, details=details,
+                     confirm_url=f"{inputs.base_url(request)}/auth/device/confirm")
 
 
 @route(bp, "/auth/device/confirm", methods=["POST"])

@@ -17,6 +17,9 @@ class EmailRequest(_Lenient):
 
 class VerifyRequest(_Lenient):
     login_token: str = Field(min_length=1, max_length=200)
+    # Also hand a session to the program that asked for the link (the CLI's poll, a device):
+    # sent by the verify page only after the person approved what it showed them.
+    approve: bool = False
 
 
 class DeviceConfirmRequest(_Lenient):

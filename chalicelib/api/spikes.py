@@ -14,7 +14,7 @@ from chalicelib.api import context, inputs
 from chalicelib.api.routing import json_response, route
 from chalicelib.api.schemas import ResolveIn, SpikeIn
 from chalicelib.errors import ValidationFailed
-from chalicelib.services import apikeys, exports, ratelimit, spikes
+from chalicelib.services import apikeys, exports, ratelimit, shares, spikes
 from chalicelib.services.spikes import ANONYMOUS, Filters, NewSpike
 
 bp = Blueprint(__name__)
@@ -101,10 +101,19 @@ def _limit(params: dict) -> int:
 
 def _scope(request, params: dict) -> spikes.Scope:
     project = params.get("project") or None
-    principal = None if project else inputs.principal(request)
+    if project:
+        share = shares.resolve(project)
+        if share is not None and shares.is_private(share):
+            # Only its owner (or the admin) and viewers who know the password read its feedback.
+            shares.require_feedback_access(
+                deps.settings(), share, inputs.principal(request),
+                password=request.headers.get("x-share-password") or params.get("password"),
+                client_ip=inputs.client_ip(request))
+        return spikes.project_scope(project, share)
+    principal = inputs.principal(request)
     if principal is not None:
         principal.require("spikes:read")
-    return spikes.scope_for(project, principal)
+    return spikes.scope_for(None, principal)
 
 
 @route(bp, "/spikes", methods=["GET"])

@@ -3,9 +3,11 @@ device-code flow. Single-use tokens are consumed with conditional writes, and ev
 that must happen together happens in one DynamoDB transaction."""
 from __future__ import annotations
 
+import re
 import secrets as _secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Optional
 
 from pynamodb.exceptions import TransactWriteError
@@ -44,6 +46,24 @@ def user_view(user: User) -> dict:
 @dataclass(frozen=True)
 class LoginRequested:
     poll_token: str
+    code: str
+
+
+@dataclass(frozen=True)
+class SignInRequest:
+    """What a person approves when a sign-in is handed to another program (the CLI's e-mail
+    poll, a device): the code that program shows, when and from where it asked."""
+    code: str
+    requested_at: int
+    requester_ip: str
+
+    def when(self) -> str:
+        return datetime.fromtimestamp(self.requested_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def new_request_code() -> str:
+    raw = "".join(_secrets.choice(USER_CODE_ALPHABET) for _ in range(8))
+    return f"{raw[:4]}-{raw[4:]}"
 
 
 @dataclass(frozen=True)
@@ -65,26 +85,41 @@ class Accounts:
         ratelimit.enforce("login-address", email, s.rate_login_per_address, s.rate_login_window_seconds)
         ratelimit.enforce("login-ip", client_ip, s.rate_login_per_ip, s.rate_login_window_seconds)
 
-    def _issue_login_token(self, email: str, purpose: str, target: Optional[str] = None) -> str:
+    def _issue_login_token(self, email: str, purpose: str, target: Optional[str] = None,
+                           request: Optional["SignInRequest"] = None) -> str:
         token = new_token()
         now = int(clock.epoch())
         AuthItem(f"login#{token_hash(token)}", kind="login", email=email, purpose=purpose, target=target,
-                 created_at=now, expires_at=now + self.settings.login_token_ttl_seconds).save()
+                 created_at=request.requested_at if request else now,
+                 requester_ip=request.requester_ip if request else None,
+                 request_code=request.code if request else None,
+                 expires_at=now + self.settings.login_token_ttl_seconds).save()
         return token
 
-    def _send_link(self, email: str, token: str, subject: str, intro: str) -> None:
+    def _send_link(self, email: str, token: str, subject: str, intro: str,
+                   request: Optional["SignInRequest"] = None) -> None:
         link = f"{self.base_url}/auth/verify?token={token}"
         minutes = self.settings.login_token_ttl_seconds // 60
-        text = (f"{intro}\n\nOpen this link to sign in (valid for {minutes} minutes, once):\n{link}\n\n"
-                f"Or exchange the token yourself:\n  curl -X POST {self.base_url}/auth/verify "
+        if request is None:
+            action = f"Open this link to sign in (valid for {minutes} minutes, once):\n{link}"
+        else:
+            action = (f"What you would approve:\n  code       {request.code}\n"
+                      f"  requested  {request.when()}\n  from       {request.requester_ip}\n\n"
+                      "Approve only if you started this sign-in yourself and the program or page that "
+                      f"asked shows the same code. Open this link to review and approve it (valid for "
+                      f"{minutes} minutes, once):\n{link}")
+        text = (f"{intro}\n\n{action}\n\n"
+                f"Or exchange the token for a session of your own (it signs in only you):\n"
+                f"  curl -X POST {self.base_url}/auth/verify "
                 f"-H 'Content-Type: application/json' -d '{{\"login_token\": \"{token}\"}}'\n\n"
-                "If you did not ask for this, ignore this e-mail.")
+                "If you did not ask for this, ignore this e-mail: nothing happens unless you approve.")
         self.mailer.send(Mail(to=email, subject=subject, text=text))
 
     def request_login(self, email: str, client_ip: str) -> LoginRequested:
         email = normalize_email(email)
         self._limit_mail(email, client_ip)
-        token = self._issue_login_token(email, "login")
+        request = SignInRequest(code=new_request_code(), requested_at=int(clock.epoch()), requester_ip=client_ip)
+        token = self._issue_login_token(email, "login", request=request)
         poll_token = new_token(24)
         login_pk = f"login#{token_hash(token)}"
         expires = int(clock.epoch()) + self.settings.login_token_ttl_seconds
@@ -94,9 +129,25 @@ class Accounts:
             tx.save(AuthItem(f"poll#{subject_hash(email, client_ip)}", kind="poll", target=login_pk, expires_at=expires))
             tx.save(AuthItem(f"poll#{subject_hash('token', poll_token)}", kind="poll", target=login_pk,
                              expires_at=expires))
-        self._send_link(email, token, "Your Spikes sign-in link", "Someone (hopefully you) asked to sign in to Spikes.")
+        self._send_link(email, token, f"Approve a Spikes sign-in (code {request.code})",
+                        f"Someone asked to sign in to Spikes as {email}.", request)
         log.info("login.requested", email=mask_email(email))
-        return LoginRequested(poll_token=poll_token)
+        return LoginRequested(poll_token=poll_token, code=request.code)
+
+    def describe(self, login_token: str) -> Optional[dict]:
+        """What opening a sign-in link would approve (the verify page), or None when the link
+        is unknown, spent or expired. Reads only: opening the link changes nothing."""
+        try:
+            item = AuthItem.get(f"login#{token_hash(login_token)}", consistent_read=True)
+        except AuthItem.DoesNotExist:
+            return None
+        if item.kind != "login" or item.used_at is not None or (item.expires_at or 0) <= clock.epoch():
+            return None
+        request = None
+        if item.request_code:
+            request = SignInRequest(code=item.request_code, requested_at=int(item.created_at or 0),
+                                    requester_ip=item.requester_ip or "unknown")
+        return {"email": item.email, "purpose": item.purpose, "request": request}
 
     def request_recovery(self, email: str, client_ip: str) -> None:
         """Same answer whether or not the account exists; only existing accounts get mail."""
@@ -119,7 +170,10 @@ class Accounts:
                          created_at=int(clock.epoch())), condition=AuthItem.pk.does_not_exist())
         return token
 
-    def verify(self, login_token: str) -> Session:
+    def verify(self, login_token: str, approve: bool = False) -> Session:
+        """Exchange a mailed login token for a session of the caller's own. The program that
+        asked for the link (the CLI's poll, a device) gets a session only when ``approve`` is
+        set: the person approved it on the page that shows its code, time and address."""
         pk = f"login#{token_hash(login_token)}"
         try:
             item = AuthItem.get(pk, consistent_read=True)
@@ -131,7 +185,9 @@ class Accounts:
         now = int(clock.epoch())
         try:
             with transaction() as tx:
-                tx.update(item, actions=[AuthItem.used_at.set(now), AuthItem.verified_user_id.set(user_id)],
+                # verified_user_id is what the CLI's e-mail poll collects: set only on approval.
+                actions = [AuthItem.used_at.set(now)] + ([AuthItem.verified_user_id.set(user_id)] if approve else [])
+                tx.update(item, actions=actions,
                           condition=AuthItem.used_at.does_not_exist() & (AuthItem.expires_at > now))
                 tx.update(User(user_id), actions=[
                     User.email.set(email),
@@ -140,7 +196,9 @@ class Accounts:
                     User.active_shares.set(User.active_shares | 0),
                 ])
                 if item.purpose == "device" and item.target:
-                    tx.update(AuthItem(item.target), actions=[AuthItem.verified_user_id.set(user_id)],
+                    # Not approved: the device learns at once that it gets nothing.
+                    device_action = AuthItem.verified_user_id.set(user_id) if approve else AuthItem.used_at.set(now)
+                    tx.update(AuthItem(item.target), actions=[device_action],
                               condition=AuthItem.pk.exists() & AuthItem.verified_user_id.does_not_exist()
                               & (AuthItem.expires_at > now))
                 token = self._mint_bearer(tx, user_id, "magic-link")
@@ -149,7 +207,7 @@ class Accounts:
             self._raise_if_spent(AuthItem.get(pk, consistent_read=True))
             raise TokenExpired("The sign-in request this link belongs to has expired") from None
         user = User.get(user_id, consistent_read=True)
-        log.info("login.verified", user_id=user_id, purpose=item.purpose)
+        log.info("login.verified", user_id=user_id, purpose=item.purpose, approved_requester=approve)
         return Session(token=token, user=user)
 
     @staticmethod
@@ -194,6 +252,9 @@ class Accounts:
         if item.collected_at is not None:
             raise TokenUsed("This sign-in was already collected")
         if item.verified_user_id is None:
+            if item.used_at is not None:
+                # The link was used without approving this program: it gets nothing, now.
+                raise TokenUsed("The sign-in link was used without approving this sign-in")
             if item.expires_at is None or item.expires_at <= clock.epoch():
                 raise TokenExpired("The sign-in request has expired")
             return None
@@ -219,7 +280,8 @@ class Accounts:
                 with transaction() as tx:
                     tx.save(AuthItem(f"usercode#{user_code}", kind="usercode", target=device_pk, expires_at=expires),
                             condition=AuthItem.pk.does_not_exist())
-                    tx.save(AuthItem(device_pk, kind="device", user_code=user_code, created_at=now, expires_at=expires))
+                    tx.save(AuthItem(device_pk, kind="device", user_code=user_code, created_at=now, expires_at=expires,
+                                     requester_ip=client_ip))
                 break
             except TransactWriteError:
                 continue  # a live user code collided: draw another
@@ -242,9 +304,29 @@ class Accounts:
             raise NotFound("Unknown or expired device code") from None
         if device.expires_at is None or device.expires_at <= clock.epoch() or device.verified_user_id:
             raise NotFound("Unknown or expired device code")
-        token = self._issue_login_token(email, "device", target=device.pk)
-        self._send_link(email, token, "Approve your Spikes CLI sign-in",
-                        f"Someone (hopefully you) is signing in the Spikes CLI with code {device.user_code}.")
+        request = self.device_request(device)
+        token = self._issue_login_token(email, "device", target=device.pk, request=request)
+        self._send_link(email, token, f"Approve a Spikes CLI sign-in (code {device.user_code})",
+                        f"Someone asked to sign in the Spikes CLI as {email}.", request)
+
+    @staticmethod
+    def device_request(device: AuthItem) -> SignInRequest:
+        return SignInRequest(code=device.user_code or "", requested_at=int(device.created_at or 0),
+                             requester_ip=device.requester_ip or "unknown")
+
+    def describe_device(self, user_code: str) -> Optional[SignInRequest]:
+        """The pending device sign-in a user code names (the device page), or None."""
+        code = (user_code or "").strip().upper()
+        if not re.fullmatch(r"[A-Z]{4}-[A-Z]{4}", code):
+            return None
+        try:
+            pointer = AuthItem.get(f"usercode#{code}", consistent_read=True)
+            device = AuthItem.get(pointer.target, consistent_read=True)
+        except AuthItem.DoesNotExist:
+            return None
+        if (device.expires_at or 0) <= clock.epoch() or device.verified_user_id:
+            return None
+        return self.device_request(device)
 
     def poll_device(self, device_code: str) -> Optional[Session]:
         try:

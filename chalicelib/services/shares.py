@@ -79,7 +79,7 @@ def strip_pro_features(owner_id: str) -> int:
 SLUG_MAX_CHARS = 48
 SLUG_NUMBERED_ATTEMPTS = 8  # my-site, my-site-2 … my-site-9, then random suffixes
 SLUG_RANDOM_ATTEMPTS = 4
-PENDING, ACTIVE = "pending", "active"
+PENDING, ACTIVE, LOCKED = "pending", "active", "locked"
 # Literal routes next to /shares/{slug}: a share with such a slug could not be addressed.
 RESERVED_SLUGS = {"uploads"}
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -516,6 +516,24 @@ def password_matches(settings: Settings, share: Share, password: str, client_ip:
     # guesser tell a right answer by its status code.
     ratelimit.enforce("share-password", f"{share.slug}|{client_ip}", settings.rate_password_per_minute, 60)
     return bool(share.password_hash) and verify_password(share.password_hash, password)
+
+
+def is_private(share: Share) -> bool:
+    """Password-protected (or locked after Pro ended): its pages and its feedback are private."""
+    return bool(share.password_hash) or share.status == LOCKED
+
+
+def require_feedback_access(settings: Settings, share: Share, principal, password: Optional[str],
+                            client_ip: str) -> None:
+    """The feedback of a private share: its owner (bearer token or API key with spikes:read),
+    the admin, or whoever knows the password. Everyone else gets the 404 of a share that does
+    not exist, so the answer does not confirm that there is feedback to find."""
+    if principal is not None and (principal.is_admin or principal.user_id == share.owner_id):
+        principal.require("spikes:read")
+        return
+    if password is not None and share.status != LOCKED and password_matches(settings, share, password, client_ip):
+        return
+    raise NotFound("Project not found")
 
 
 def _unlock_message(share: Share, expires: int) -> str:

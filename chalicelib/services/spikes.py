@@ -197,13 +197,17 @@ def scope_for(project: Optional[str], principal: Optional[Principal]) -> Scope:
     """``project`` makes a listing public (the contract); otherwise the admin sees every
     spike and a user only the spikes of their own shares."""
     if project:
-        share = shares.resolve(project)
-        return Scope("project", partition_for(project, share))
+        return project_scope(project, shares.resolve(project))
     if principal is None:
         raise AuthRequired("Pass ?project=, a bearer token, or the admin ?token=")
     if principal.is_admin:
         return Scope("feed", "all")
     return Scope("owner", principal.user_id)
+
+
+def project_scope(project: str, share: Optional[Share]) -> Scope:
+    """The spikes of a project key, or of the share it names (whose access the caller checked)."""
+    return Scope("project", partition_for(project, share))
 
 
 def _index(scope: Scope):

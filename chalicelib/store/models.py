@@ -87,6 +87,9 @@ class AuthItem(_Base):
     target = UnicodeAttribute(null=True)
     user_code = UnicodeAttribute(null=True)
     label = UnicodeAttribute(null=True)
+    # What a person approves (login and device items): who asked, from where, with which code.
+    requester_ip = UnicodeAttribute(null=True)
+    request_code = UnicodeAttribute(null=True)
 
 
 # --- API keys --------------------------------------------------------------------------------
