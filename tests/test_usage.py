@@ -6,8 +6,9 @@ from datetime import datetime, timezone
 import pytest
 
 from chalicelib import clock as system_clock, deps
-from chalicelib.services import quota_reset, quotas
+from chalicelib.services import quota_reset
 from chalicelib.services.accounts import user_id_for
+from chalicelib.store import ledger
 from chalicelib.store.models import LedgerItem, Share, User
 from tests.conftest import call
 
@@ -43,7 +44,7 @@ def run_to_completion(client, limit: int = 50) -> int:
 
 
 def add_usage(user_id: str, period: str, count: int) -> None:
-    LedgerItem(quotas.user_usage_key(user_id, period)).update(actions=[LedgerItem.count.add(count)])
+    LedgerItem(ledger.user_usage_key(user_id, period)).update(actions=[LedgerItem.count.add(count)])
 
 
 def make_user(email: str, **fields) -> User:
@@ -59,7 +60,7 @@ def make_pro_share(owner_id: str, share_id: str) -> None:
 
 
 def archive(user_id: str, period: str) -> LedgerItem:
-    return LedgerItem.get(quota_reset.archive_key(user_id, period))
+    return LedgerItem.get(ledger.usage_archive_key(user_id, period))
 
 
 # --- GET /usage ------------------------------------------------------------------------------

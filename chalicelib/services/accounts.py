@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
 
-from pynamodb.exceptions import TransactWriteError
-from pynamodb.transactions import TransactWrite
 
 from chalicelib import clock
 from chalicelib.errors import AuthFailed, NotFound, TokenExpired, TokenInvalid, TokenUsed
@@ -21,7 +19,8 @@ from chalicelib.services.mailer import Mail
 from chalicelib.crypto import new_token, subject_hash, token_hash
 from chalicelib.settings import Settings
 from chalicelib.store.models import AuthItem, User
-from chalicelib.store.transactions import transaction
+from chalicelib.store import transactions
+from chalicelib.store.transactions import ConditionFailed, Transaction
 
 log = get_logger("spikes.accounts")
 
@@ -125,10 +124,12 @@ class Accounts:
         expires = int(clock.epoch()) + self.settings.login_token_ttl_seconds
         # The CLI polls with only the e-mail: bind that poll to the client IP that asked for the
         # link. Clients that can, poll with the returned poll_token instead.
-        with transaction() as tx:
-            tx.save(AuthItem(f"poll#{subject_hash(email, client_ip)}", kind="poll", target=login_pk, expires_at=expires))
-            tx.save(AuthItem(f"poll#{subject_hash('token', poll_token)}", kind="poll", target=login_pk,
-                             expires_at=expires))
+        def write(tx: Transaction) -> None:
+            tx.save("ip-poll", AuthItem(f"poll#{subject_hash(email, client_ip)}", kind="poll", target=login_pk,
+                                        expires_at=expires))
+            tx.save("token-poll", AuthItem(f"poll#{subject_hash('token', poll_token)}", kind="poll", target=login_pk,
+                                           expires_at=expires))
+        transactions.run(write)
         self._send_link(email, token, f"Approve a Spikes sign-in (code {request.code})",
                         f"Someone asked to sign in to Spikes as {email}.", request)
         log.info("login.requested", email=mask_email(email))
@@ -164,9 +165,9 @@ class Accounts:
 
     # --- consuming links -------------------------------------------------------------------
 
-    def _mint_bearer(self, tx: TransactWrite, user_id: str, label: str) -> str:
+    def _mint_bearer(self, tx: Transaction, user_id: str, label: str) -> str:
         token = new_token()
-        tx.save(AuthItem(f"bearer#{token_hash(token)}", kind="bearer", user_id=user_id, label=label,
+        tx.save("bearer", AuthItem(f"bearer#{token_hash(token)}", kind="bearer", user_id=user_id, label=label,
                          created_at=int(clock.epoch())), condition=AuthItem.pk.does_not_exist())
         return token
 
@@ -183,26 +184,27 @@ class Accounts:
         email = item.email
         user_id = user_id_for(email)
         now = int(clock.epoch())
+        def write(tx: Transaction) -> str:
+            # verified_user_id is what the CLI's e-mail poll collects: set only on approval.
+            actions = [AuthItem.used_at.set(now)] + ([AuthItem.verified_user_id.set(user_id)] if approve else [])
+            tx.update("login", item, actions=actions,
+                      condition=AuthItem.used_at.does_not_exist() & (AuthItem.expires_at > now))
+            tx.update("user", User(user_id), actions=[
+                User.email.set(email),
+                User.tier.set(User.tier | "free"),
+                User.created_at.set(User.created_at | clock.iso(clock.now())),
+                User.active_shares.set(User.active_shares | 0),
+            ])
+            if item.purpose == "device" and item.target:
+                # Not approved: the device learns at once that it gets nothing.
+                device_action = AuthItem.verified_user_id.set(user_id) if approve else AuthItem.used_at.set(now)
+                tx.update("device", AuthItem(item.target), actions=[device_action],
+                          condition=AuthItem.pk.exists() & AuthItem.verified_user_id.does_not_exist()
+                          & (AuthItem.expires_at > now))
+            return self._mint_bearer(tx, user_id, "magic-link")
         try:
-            with transaction() as tx:
-                # verified_user_id is what the CLI's e-mail poll collects: set only on approval.
-                actions = [AuthItem.used_at.set(now)] + ([AuthItem.verified_user_id.set(user_id)] if approve else [])
-                tx.update(item, actions=actions,
-                          condition=AuthItem.used_at.does_not_exist() & (AuthItem.expires_at > now))
-                tx.update(User(user_id), actions=[
-                    User.email.set(email),
-                    User.tier.set(User.tier | "free"),
-                    User.created_at.set(User.created_at | clock.iso(clock.now())),
-                    User.active_shares.set(User.active_shares | 0),
-                ])
-                if item.purpose == "device" and item.target:
-                    # Not approved: the device learns at once that it gets nothing.
-                    device_action = AuthItem.verified_user_id.set(user_id) if approve else AuthItem.used_at.set(now)
-                    tx.update(AuthItem(item.target), actions=[device_action],
-                              condition=AuthItem.pk.exists() & AuthItem.verified_user_id.does_not_exist()
-                              & (AuthItem.expires_at > now))
-                token = self._mint_bearer(tx, user_id, "magic-link")
-        except TransactWriteError:
+            token = transactions.run(write)
+        except ConditionFailed:
             # Lost a race with another verify, or expired in between: say which.
             self._raise_if_spent(AuthItem.get(pk, consistent_read=True))
             raise TokenExpired("The sign-in request this link belongs to has expired") from None
@@ -220,11 +222,12 @@ class Accounts:
             raise TokenExpired()
 
     def rotate(self, user: User, old_token_hash: str) -> Session:
+        def write(tx: Transaction) -> str:
+            tx.delete("old-bearer", AuthItem(f"bearer#{old_token_hash}"), condition=AuthItem.pk.exists())
+            return self._mint_bearer(tx, user.user_id, "rotated")
         try:
-            with transaction() as tx:
-                tx.delete(AuthItem(f"bearer#{old_token_hash}"), condition=AuthItem.pk.exists())
-                token = self._mint_bearer(tx, user.user_id, "rotated")
-        except TransactWriteError:
+            token = transactions.run(write)
+        except ConditionFailed:
             raise AuthFailed("This token was already rotated or revoked") from None
         log.info("token.rotated", user_id=user.user_id)
         return Session(token=token, user=user)
@@ -258,12 +261,13 @@ class Accounts:
             if item.expires_at is None or item.expires_at <= clock.epoch():
                 raise TokenExpired("The sign-in request has expired")
             return None
+        def write(tx: Transaction) -> str:
+            tx.update("sign-in", item, actions=[AuthItem.collected_at.set(int(clock.epoch()))],
+                      condition=AuthItem.collected_at.does_not_exist())
+            return self._mint_bearer(tx, item.verified_user_id, label)
         try:
-            with transaction() as tx:
-                tx.update(item, actions=[AuthItem.collected_at.set(int(clock.epoch()))],
-                          condition=AuthItem.collected_at.does_not_exist())
-                token = self._mint_bearer(tx, item.verified_user_id, label)
-        except TransactWriteError:
+            token = transactions.run(write)
+        except ConditionFailed:
             raise TokenUsed("This sign-in was already collected") from None
         return Session(token=token, user=User.get(item.verified_user_id))
 
@@ -276,14 +280,15 @@ class Accounts:
         for _ in range(5):
             raw = "".join(_secrets.choice(USER_CODE_ALPHABET) for _ in range(8))
             user_code = f"{raw[:4]}-{raw[4:]}"
+            def write(tx: Transaction) -> None:
+                tx.save("usercode", AuthItem(f"usercode#{user_code}", kind="usercode", target=device_pk,
+                                             expires_at=expires), condition=AuthItem.pk.does_not_exist())
+                tx.save("device", AuthItem(device_pk, kind="device", user_code=user_code, created_at=now,
+                                           expires_at=expires, requester_ip=client_ip))
             try:
-                with transaction() as tx:
-                    tx.save(AuthItem(f"usercode#{user_code}", kind="usercode", target=device_pk, expires_at=expires),
-                            condition=AuthItem.pk.does_not_exist())
-                    tx.save(AuthItem(device_pk, kind="device", user_code=user_code, created_at=now, expires_at=expires,
-                                     requester_ip=client_ip))
+                transactions.run(write)
                 break
-            except TransactWriteError:
+            except ConditionFailed:
                 continue  # a live user code collided: draw another
         else:
             raise RuntimeError("could not allocate a device user code")

@@ -24,7 +24,7 @@ from typing import Dict, FrozenSet, List, Optional, Tuple
 
 from concurrent.futures import ThreadPoolExecutor
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from chalicelib import clock
 from chalicelib.errors import AuthFailed, AuthRequired, Conflict, NotFound, ScopeDenied, ValidationFailed
@@ -33,7 +33,8 @@ from chalicelib.services import quotas, ratelimit
 from chalicelib.crypto import constant_time_equals, token_hash
 from chalicelib.settings import Settings
 from chalicelib.store.models import ApiKey, Share, Spike, User
-from chalicelib.store.transactions import CONDITION_FAILED, cancellation_codes, transaction
+from chalicelib.store import transactions
+from chalicelib.store.transactions import ConditionFailed, Transaction
 
 log = get_logger("spikes.apikeys")
 
@@ -216,9 +217,10 @@ def signup(settings: Settings, client_ip: str, request: KeyRequest, now: Optiona
     expires = _future_iso(request.expires_at, now)
     user = User(str(uuid.uuid4()), email=None, tier=quotas.FREE, created_at=_now_iso(now), active_shares=0)
     key, raw = _new_item(user.user_id, request, scopes, expires, request.monthly_cap_cents, "signup", now)
-    with transaction() as tx:
-        tx.save(user, condition=User.user_id.does_not_exist())
-        tx.save(key, condition=ApiKey.key_id.does_not_exist())
+    def write(tx: Transaction) -> None:
+        tx.save("user", user, condition=User.user_id.does_not_exist())
+        tx.save("key", key, condition=ApiKey.key_id.does_not_exist())
+    transactions.run(write)
     log.info("apikey.signup", key_id=key.key_id, user_id=user.user_id)
     return CreatedKey(key, raw, user)
 
@@ -404,17 +406,17 @@ def _key_and_stored_owner(raw: str, settings: Settings) -> Tuple[ApiKey, User]:
 
 def _move_share(share, old_owner: str, new_owner: str) -> bool:
     """The share and its place in the owners' share counts, in one transaction."""
+    def write(tx: Transaction) -> None:
+        tx.update("share", share, actions=[Share.owner_id.set(new_owner)], condition=Share.owner_id == old_owner)
+        tx.update("new-owner", User(new_owner), actions=[User.active_shares.add(1)], condition=User.user_id.exists())
+        tx.update("old-owner", User(old_owner), actions=[User.active_shares.add(-1)], condition=User.active_shares > 0)
     try:
-        with transaction() as tx:
-            tx.update(share, actions=[Share.owner_id.set(new_owner)], condition=Share.owner_id == old_owner)
-            tx.update(User(new_owner), actions=[User.active_shares.add(1)], condition=User.user_id.exists())
-            tx.update(User(old_owner), actions=[User.active_shares.add(-1)], condition=User.active_shares > 0)
+        transactions.run(write)
         return True
-    except TransactWriteError as exc:
-        codes = cancellation_codes(exc)
-        if codes[:1] == [CONDITION_FAILED]:
+    except ConditionFailed as failed:
+        if "share" in failed:
             return False  # moved already
-        if codes[2:3] == [CONDITION_FAILED]:  # the old count drifted to zero
+        if "old-owner" in failed:  # the old count drifted to zero
             share.update(actions=[Share.owner_id.set(new_owner)], condition=Share.owner_id == old_owner)
             User(new_owner).update(actions=[User.active_shares.add(1)])
             return True

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
 import stripe
-from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from chalicelib import clock
 from chalicelib.errors import (BillingNotConfigured, DependencyUnavailable, InternalError, InvalidSignature,
@@ -26,8 +26,9 @@ from chalicelib.errors import (BillingNotConfigured, DependencyUnavailable, Inte
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas, shares
 from chalicelib.settings import Settings
-from chalicelib.store.models import LedgerItem, User
-from chalicelib.store.transactions import transaction
+from chalicelib.store import ledger, transactions
+from chalicelib.store.models import User
+from chalicelib.store.transactions import ConditionFailed, Transaction
 
 log = get_logger("spikes.billing")
 
@@ -268,17 +269,10 @@ def _update_for(settings: Settings, change: Change, created: int) -> Tuple[list,
     return actions, User.user_id.exists() & not_older & same_subscription
 
 
-def _marker(event: Dict[str, Any], outcome: str, user_id: Optional[str], now: float) -> LedgerItem:
-    return LedgerItem(f"stripe-event#{event['id']}", state=outcome, expires_at=int(now) + EVENT_MARKER_TTL_SECONDS,
-                      detail={"type": event["type"], "user_id": user_id, "created": event.get("created")})
-
-
-def _marker_exists(event_id: str) -> bool:
-    try:
-        LedgerItem.get(f"stripe-event#{event_id}", consistent_read=True)
-        return True
-    except LedgerItem.DoesNotExist:
-        return False
+def _marker(event: Dict[str, Any], outcome: str, user_id: Optional[str], now: float):
+    return ledger.stripe_event_marker(event["id"], outcome, expires_at=int(now) + EVENT_MARKER_TTL_SECONDS,
+                                      detail={"type": event["type"], "user_id": user_id,
+                                              "created": event.get("created")})
 
 
 def _finish_downgrade(user_id: str, now: float) -> int:
@@ -308,28 +302,22 @@ def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float]
         return {"received": True, "outcome": "unknown-user"}
 
     outcome = "applied"
-    if _marker_exists(event["id"]):
+    if ledger.stripe_event_seen(event["id"]):
         outcome = "duplicate"
     else:
         actions, condition = _update_for(settings, change, created)
+
+        def write(tx: Transaction) -> None:
+            tx.update("user", User(user.user_id), actions=actions, condition=condition)
+            ledger.mark_stripe_event(tx, _marker(event, change.kind, user.user_id, now))
         try:
-            with transaction() as tx:
-                tx.update(User(user.user_id), actions=actions, condition=condition)
-                tx.save(_marker(event, change.kind, user.user_id, now), condition=LedgerItem.pk.does_not_exist())
-        except TransactWriteError as exc:
-            # PynamoDB sends puts before updates: [marker, user].
-            reasons = [getattr(r, "code", None) for r in exc.cancellation_reasons]
-            if len(reasons) != 2 or "ConditionalCheckFailed" not in reasons:
-                raise
-            if reasons[0] == "ConditionalCheckFailed":
+            transactions.run(write)
+        except ConditionFailed as failed:
+            if "marker" in failed:
                 outcome = "duplicate"
             else:
                 outcome = "stale"  # older than the stored state, or about a replaced subscription
-                try:
-                    _marker(event, "stale", user.user_id, now).save(condition=LedgerItem.pk.does_not_exist())
-                except PutError as put_exc:
-                    if put_exc.cause_response_code != "ConditionalCheckFailedException":
-                        raise
+                ledger.save_once(_marker(event, "stale", user.user_id, now))
     stripped = _finish_downgrade(user.user_id, now) if change.kind == "free" else 0
     log.info("stripe.event", event_id=event["id"], type=event["type"], outcome=outcome, kind=change.kind,
              user_id=user.user_id, shares_stripped=stripped)

@@ -23,36 +23,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable, Dict, Optional
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from chalicelib import clock
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas, shares
-from chalicelib.services.usage import counter
 from chalicelib.settings import Settings
-from chalicelib.store.models import LedgerItem, User
+from chalicelib.store import ledger
+from chalicelib.store.models import User
+from chalicelib.store.transactions import conditional_failed
 
 log = get_logger("spikes.quota_reset")
 
-RUNNING = "running"
-DONE = "done"
 STATS = ("users", "archived", "downgraded", "shares_stripped")
 
 
 def period_job_key(period: str) -> str:
-    return f"job#quota-reset#{period}"
+    return ledger.job_key("quota-reset", period)
 
 
 def grace_job_key(day: str) -> str:
-    return f"job#grace-sweep#{day}"
-
-
-def archive_key(user_id: str, period: str) -> str:
-    return f"usage-archive#{user_id}#{period}"
-
-
-def _conditional_failed(exc: Exception) -> bool:
-    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
+    return ledger.job_key("grace-sweep", day)
 
 
 # --- per-user work ---------------------------------------------------------------------------
@@ -60,19 +51,10 @@ def _conditional_failed(exc: Exception) -> bool:
 def archive_usage(user: User, period: str, now: datetime) -> bool:
     """Write the closed period's usage summary once. True when this call wrote it."""
     closed_at = clock.period_start(clock.current_period(now))
-    spikes = counter(quotas.user_usage_key(user.user_id, period))
-    summary = LedgerItem(archive_key(user.user_id, period), count=spikes, state="closed",
-                         expires_at=int(now.timestamp()) + quotas.COUNTER_RETENTION_SECONDS,
-                         detail={"period": period, "spikes": spikes, "shares": int(user.active_shares or 0),
-                                 "tier": quotas.effective_tier(user, closed_at.timestamp()),
-                                 "closed_at": clock.iso(now)})
-    try:
-        summary.save(condition=LedgerItem.pk.does_not_exist())
-        return True
-    except PutError as exc:
-        if _conditional_failed(exc):
-            return False
-        raise
+    spikes = ledger.count(ledger.user_usage_key(user.user_id, period))
+    return ledger.save_usage_archive(user.user_id, period, spikes, now=now.timestamp(), detail={
+        "period": period, "spikes": spikes, "shares": int(user.active_shares or 0),
+        "tier": quotas.effective_tier(user, closed_at.timestamp()), "closed_at": clock.iso(now)})
 
 
 def persist_grace_expiry(user: User, now: datetime) -> Dict[str, int]:
@@ -93,7 +75,7 @@ def persist_grace_expiry(user: User, now: datetime) -> Dict[str, int]:
                         condition=(User.tier == quotas.PRO) & (User.grace_until == observed))
             result["downgraded"] = 1
         except UpdateError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 return result
             raise
     if user.tier == quotas.FREE:
@@ -102,25 +84,16 @@ def persist_grace_expiry(user: User, now: datetime) -> Dict[str, int]:
             user.update(actions=[User.grace_until.remove()],
                         condition=(User.tier == quotas.FREE) & (User.grace_until == observed))
         except UpdateError as exc:
-            if not _conditional_failed(exc):
+            if not conditional_failed(exc):
                 raise
     return result
 
 
 # --- one resumable pass over the users table -------------------------------------------------
 
-def _start(key: str, now: datetime) -> LedgerItem:
-    item = LedgerItem(key, count=0, state=RUNNING,
-                      expires_at=int(now.timestamp()) + quotas.COUNTER_RETENTION_SECONDS,
-                      detail={"cursor": None, "started_at": clock.iso(now), "invocations": 0, "pages": 0,
-                              **{name: 0 for name in STATS}})
-    try:
-        item.save(condition=LedgerItem.pk.does_not_exist())
-        return item
-    except PutError as exc:
-        if not _conditional_failed(exc):
-            raise
-    return LedgerItem.get(key, consistent_read=True)
+def _start(key: str, now: datetime):
+    return ledger.start_job(key, now=now.timestamp(), detail={
+        "cursor": None, "started_at": clock.iso(now), "invocations": 0, "pages": 0, **{name: 0 for name in STATS}})
 
 
 def sweep(settings: Settings, key: str, now: datetime, time_left_ms: Callable[[], float],
@@ -128,7 +101,7 @@ def sweep(settings: Settings, key: str, now: datetime, time_left_ms: Callable[[]
     """Continue the pass ``key`` from its checkpoint until it is done or time runs short.
     Always processes at least one page per invocation, so it progresses under any timeout."""
     job = _start(key, now)
-    if job.state == DONE:
+    if job.state == ledger.DONE:
         return {"job": key, "status": "already-done"}
     pages_this_run = 0
     while True:
@@ -150,15 +123,8 @@ def sweep(settings: Settings, key: str, now: datetime, time_left_ms: Callable[[]
                       invocations=detail.get("invocations", 0) + (0 if pages_this_run else 1))
         if done:
             detail["finished_at"] = clock.iso(now)
-        version = int(job.count or 0)
-        try:
-            job.update(actions=[LedgerItem.count.add(1), LedgerItem.detail.set(detail),
-                                LedgerItem.state.set(DONE if done else RUNNING)],
-                       condition=(LedgerItem.count == version) & (LedgerItem.state == RUNNING))
-        except UpdateError as exc:
-            if _conditional_failed(exc):  # another invocation checkpointed first: it carries on
-                return {"job": key, "status": "yielded", "pages": pages_this_run}
-            raise
+        if not ledger.checkpoint_job(job, detail, done):  # another invocation checkpointed first: it carries on
+            return {"job": key, "status": "yielded", "pages": pages_this_run}
         pages_this_run += 1
         if done:
             log.info("job.completed", job=key, **{name: detail.get(name, 0) for name in STATS})

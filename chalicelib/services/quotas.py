@@ -15,8 +15,6 @@ from chalicelib.store.models import User
 
 PRO = "pro"
 FREE = "free"
-# Counters outlive their period long enough for reports, then the table TTL removes them.
-COUNTER_RETENTION_SECONDS = 400 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -38,19 +36,6 @@ def limits_for(settings: Settings, tier: str) -> Limits:
     if tier == PRO:
         return Limits(settings.pro_spike_limit, settings.pro_share_limit)
     return Limits(settings.free_spike_limit, settings.free_share_limit)
-
-
-# Ledger keys: one place, so spikes, shares, usage and the reset job agree.
-def share_quota_key(share_id: str, period: str) -> str:
-    return f"quota#{share_id}#{period}"
-
-
-def user_usage_key(user_id: str, period: str) -> str:
-    return f"usage#{user_id}#{period}"
-
-
-def share_total_key(share_id: str) -> str:
-    return f"spikes#{share_id}"
 
 
 def upgrade_url(settings: Settings, base_url: str) -> str:

@@ -13,8 +13,7 @@ from typing import Optional
 
 from chalicelib import clock
 from chalicelib.errors import RateLimited
-from chalicelib.crypto import subject_hash
-from chalicelib.store.models import LedgerItem
+from chalicelib.store import ledger
 
 # The tightest decision taken while serving the current request: the HTTP layer reports it
 # in X-RateLimit-* headers, whichever service enforced the limit.
@@ -40,15 +39,7 @@ def check(name: str, subject: str, limit: int, window_seconds: int, now: Optiona
     now = clock.epoch() if now is None else now
     window_index = int(now // window_seconds)
     window_start = window_index * window_seconds
-    key = f"rl#{name}#{subject_hash(subject)}#"
-    counter = LedgerItem(f"{key}{window_index}")
-    counter.update(actions=[LedgerItem.count.add(1),
-                            LedgerItem.expires_at.set(window_start + 2 * window_seconds + 60)])
-    current = int(counter.count)
-    try:
-        previous = int(LedgerItem.get(f"{key}{window_index - 1}").count)
-    except LedgerItem.DoesNotExist:
-        previous = 0
+    current, previous = ledger.hit_rate_window(name, subject, window_index, window_start + 2 * window_seconds + 60)
     elapsed = now - window_start
     overlap = (window_seconds - elapsed) / window_seconds
     estimate = previous * overlap + current

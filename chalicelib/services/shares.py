@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from chalicelib import clock
-from chalicelib.errors import (Conflict, DependencyUnavailable, InvalidFilename, NotFound, ShareLimit,
+from chalicelib.errors import (Conflict, InvalidFilename, NotFound, ShareLimit,
                                UpgradeRequired, ValidationFailed)
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas, ratelimit, uploads
@@ -26,7 +26,8 @@ from chalicelib.services.uploads import UploadedFile
 from chalicelib.settings import Settings
 from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import Share, User
-from chalicelib.store.transactions import CONDITION_FAILED, backoff, cancellation_codes, transaction
+from chalicelib.store import ledger, transactions
+from chalicelib.store.transactions import ConditionFailed, Transaction
 
 log = get_logger("spikes.shares")
 
@@ -84,6 +85,7 @@ PENDING, ACTIVE, LOCKED = "pending", "active", "locked"
 RESERVED_SLUGS = {"uploads"}
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 MAX_TRANSACTION_ATTEMPTS = 12
+BUSY = "Too many concurrent changes; retry shortly"
 
 
 def new_share_id() -> str:
@@ -170,34 +172,25 @@ def _insert(share: Share, user: User, slug_wish: str, limit: Optional[int], sett
         user_condition &= (User.active_shares < limit) | User.active_shares.does_not_exist()
     candidates = _slug_candidates(slugify(slug_wish))
     share.slug = next(candidates)
-    conflicts = 0
+
+    def write(tx: Transaction) -> None:
+        tx.save("share", share, condition=Share.pk.does_not_exist())
+        tx.save("slug", Share(slug_pk(share.slug), share_id=share.share_id), condition=Share.pk.does_not_exist())
+        tx.update("owner", User(user.user_id), actions=[User.active_shares.add(1)], condition=user_condition)
     while True:
-        claim = Share(slug_pk(share.slug), share_id=share.share_id)
         try:
-            with transaction() as tx:
-                tx.save(share, condition=Share.pk.does_not_exist())
-                tx.save(claim, condition=Share.pk.does_not_exist())
-                tx.update(User(user.user_id), actions=[User.active_shares.add(1)], condition=user_condition)
+            transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
             return share
-        except TransactWriteError as exc:
-            codes = cancellation_codes(exc)
-            if len(codes) == 3 and codes[2] == CONDITION_FAILED:
+        except ConditionFailed as failed:
+            if "owner" in failed:
                 raise _limit_error(settings, base_url, limit or 0) from None
-            if len(codes) == 3 and codes[0] == CONDITION_FAILED:
+            if "share" in failed:
                 # 36^12 ids: a collision is practically impossible, and the files already
                 # live under this id, so the client retries rather than us re-uploading.
                 raise Conflict("Share id collision; retry the upload") from None
-            if len(codes) == 3 and codes[1] == CONDITION_FAILED:
-                share.slug = next(candidates, None)
-                if share.slug is None:
-                    raise Conflict("Could not find a free slug for this share; try another name") from None
-                continue
-            conflicts += 1
-            if "TransactionConflict" not in codes:
-                raise
-            if conflicts >= MAX_TRANSACTION_ATTEMPTS:
-                raise DependencyUnavailable("Too many concurrent changes; retry shortly") from None
-            backoff(conflicts)
+            share.slug = next(candidates, None)
+            if share.slug is None:
+                raise Conflict("Could not find a free slug for this share; try another name") from None
 
 
 def create_share(settings: Settings, share_files: ShareFiles, user: User, options: ShareOptions, files: List[UploadedFile],
@@ -359,9 +352,8 @@ def update_share(settings: Settings, user: User, key: str, changes: ShareChanges
 
 
 def list_owned(user: User) -> List[Tuple[Share, int]]:
-    from chalicelib.services import spikes  # spikes imports this module
     owned = list(Share.owner_index.query(user.user_id, scan_index_forward=False))
-    counts = spikes.share_spike_counts([share.share_id for share in owned]) if owned else {}
+    counts = ledger.share_spike_counts([share.share_id for share in owned]) if owned else {}
     return [(share, counts.get(share.share_id, 0)) for share in owned]
 
 
@@ -377,28 +369,20 @@ def delete_share(share_files: ShareFiles, user: User, key: str) -> List[dict]:
     share = get_owned(user, key)
     exported = spikes.export_share(share.share_id)
     decrement = True
-    for attempt in range(MAX_TRANSACTION_ATTEMPTS):
+
+    def write(tx: Transaction) -> None:
+        tx.delete("share", share, condition=Share.owner_id == user.user_id)
+        tx.delete("slug", Share(slug_pk(share.slug), share_id=share.share_id), condition=Share.share_id == share.share_id)
+        if decrement:
+            tx.update("owner", User(user.user_id), actions=[User.active_shares.add(-1)], condition=User.active_shares > 0)
+    while True:
         try:
-            with transaction() as tx:
-                tx.delete(share, condition=Share.owner_id == user.user_id)
-                tx.delete(Share(slug_pk(share.slug), share_id=share.share_id),
-                          condition=Share.share_id == share.share_id)
-                if decrement:
-                    tx.update(User(user.user_id), actions=[User.active_shares.add(-1)],
-                              condition=User.active_shares > 0)
+            transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
             break
-        except TransactWriteError as exc:
-            codes = cancellation_codes(exc)
-            if codes[:1] == [CONDITION_FAILED]:
+        except ConditionFailed as failed:
+            if "share" in failed or "slug" in failed or not decrement:
                 raise NotFound("Share not found") from None  # deleted concurrently
-            if decrement and codes[2:3] == [CONDITION_FAILED]:
-                decrement = False  # the counter drifted to 0: never count below zero
-                continue
-            if "TransactionConflict" not in codes:
-                raise
-            backoff(attempt)
-    else:
-        raise DependencyUnavailable("Too many concurrent changes; retry shortly")
+            decrement = False  # the owner's count drifted to 0: never count below zero
     share_files.delete_all(share.share_id)
     spikes.delete_share_spikes(share.share_id, share.created_at)
     return exported

@@ -16,18 +16,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Dict, Iterator, List, Optional
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from chalicelib import clock
-from chalicelib.errors import AuthRequired, DependencyUnavailable, InvalidCursor, NotFound, SpikeLimit
+from chalicelib.errors import AuthRequired, InvalidCursor, NotFound, SpikeLimit
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas, shares
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
 from chalicelib.store import cursors
-from chalicelib.store.models import LedgerItem, Share, Spike, User
-from chalicelib.store.transactions import (CONDITION_FAILED, MAX_ATTEMPTS, backoff, cancellation_codes,
-                                           retryable, transaction)
+from chalicelib.store import ledger, transactions
+from chalicelib.store.models import Share, Spike, User
+from chalicelib.store.transactions import ConditionFailed, Transaction
 
 log = get_logger("spikes.spikes")
 
@@ -147,26 +147,20 @@ def record(new: NewSpike, settings: Settings, base_url: str, now: Optional[datet
         resolved=False, created_at=created_at,
     )
     limit = _spike_limit(settings, share)
-    request_token = _secrets.token_hex(16)
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            with transaction(request_token) as tx:
-                tx.save(spike, condition=Spike.spike_id.does_not_exist())
-                if share is not None:
-                    _count_for_share(tx, share, limit, clock.period_of(now))
-            log.info("spike.recorded", spike_id=spike_id, share_id=spike.share_id)
-            return Recorded(spike_id, True)
-        except TransactWriteError as exc:
-            codes = cancellation_codes(exc)
-            if codes and codes[0] == CONDITION_FAILED:
-                return Recorded(spike_id, False)  # the same client id again: already stored
-            if len(codes) > 1 and codes[1] == CONDITION_FAILED:
-                raise SpikeLimit(f"This share has reached its limit of {limit} feedback items this period",
-                                 quotas.upgrade_url(settings, base_url), limit) from None
-            if not retryable(exc):
-                raise
-            backoff(attempt)
-    raise DependencyUnavailable("The store is busy; retry shortly")
+
+    def write(tx: Transaction) -> None:
+        tx.save("spike", spike, condition=Spike.spike_id.does_not_exist())
+        if share is not None:
+            ledger.count_spike(tx, share.share_id, share.owner_id, clock.period_of(now), limit, clock.epoch())
+    try:
+        transactions.run(write, token=_secrets.token_hex(16))
+    except ConditionFailed as failed:
+        if "spike" in failed:
+            return Recorded(spike_id, False)  # the same client id again: already stored
+        raise SpikeLimit(f"This share has reached its limit of {limit} feedback items this period",
+                         quotas.upgrade_url(settings, base_url), limit) from None
+    log.info("spike.recorded", spike_id=spike_id, share_id=spike.share_id)
+    return Recorded(spike_id, True)
 
 
 def _spike_limit(settings: Settings, share: Optional[Share]) -> Optional[int]:
@@ -177,18 +171,6 @@ def _spike_limit(settings: Settings, share: Optional[Share]) -> Optional[int]:
     except User.DoesNotExist:
         return quotas.limits_for(settings, quotas.FREE).spike_limit
     return quotas.limits_for(settings, quotas.effective_tier(owner)).spike_limit
-
-
-def _count_for_share(tx, share: Share, limit: Optional[int], period: str) -> None:
-    expires = int(clock.epoch()) + quotas.COUNTER_RETENTION_SECONDS
-    quota = LedgerItem(quotas.share_quota_key(share.share_id, period))
-    condition = None
-    if limit is not None:
-        condition = LedgerItem.count.does_not_exist() | (LedgerItem.count < limit)
-    tx.update(quota, actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(expires)], condition=condition)
-    tx.update(LedgerItem(quotas.share_total_key(share.share_id)), actions=[LedgerItem.count.add(1)])
-    tx.update(LedgerItem(quotas.user_usage_key(share.owner_id, period)),
-              actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(expires)])
 
 
 # --- who may see what --------------------------------------------------------------------------
@@ -287,20 +269,17 @@ def set_resolved(principal: Optional[Principal], spike_id: str, resolved: bool) 
 
 def delete(principal: Optional[Principal], spike_id: str) -> None:
     spike = get_for(principal, spike_id)
+
+    def write(tx: Transaction) -> None:
+        tx.delete("spike", spike, condition=Spike.spike_id.exists())
+        if spike.share_id:
+            ledger.uncount_spike(tx, spike.share_id)
     try:
-        with transaction() as tx:
-            tx.delete(spike, condition=Spike.spike_id.exists())
-            if spike.share_id:
-                tx.update(LedgerItem(quotas.share_total_key(spike.share_id)), actions=[LedgerItem.count.add(-1)],
-                          condition=LedgerItem.count > 0)
-    except TransactWriteError as exc:
-        codes = cancellation_codes(exc)
-        if codes and codes[0] == CONDITION_FAILED:
+        transactions.run(write)
+    except ConditionFailed as failed:
+        if "spike" in failed:
             raise NotFound("Spike not found") from None
-        if len(codes) > 1 and codes[1] == CONDITION_FAILED:
-            spike.delete(condition=Spike.spike_id.exists())  # counter already at zero: just delete
-            return
-        raise
+        spike.delete(condition=Spike.spike_id.exists())  # counter already at zero: just delete
 
 
 # --- shares' side ----------------------------------------------------------------------------
@@ -318,19 +297,5 @@ def delete_share_spikes(share_id: str, created_at: Optional[str] = None) -> int:
             removed += 1
     today = clock.now()
     periods = clock.periods_between(clock.parse_iso(created_at) if created_at else today, today)
-    with LedgerItem.batch_write() as batch:
-        batch.delete(LedgerItem(quotas.share_total_key(share_id)))
-        for period in periods:
-            batch.delete(LedgerItem(quotas.share_quota_key(share_id, period)))
+    ledger.delete_share_counters(share_id, periods)
     return removed
-
-
-def share_spike_counts(share_ids: List[str]) -> Dict[str, int]:
-    """Total spikes per share (GET /shares) in one batch read."""
-    keys = [quotas.share_total_key(share_id) for share_id in share_ids]
-    counts = {share_id: 0 for share_id in share_ids}
-    for item in LedgerItem.batch_get(keys):
-        counts[item.pk.split("#", 1)[1]] = max(0, int(item.count or 0))
-    return counts
-
-

@@ -12,14 +12,8 @@ from typing import Any, Dict, Optional
 from chalicelib import clock
 from chalicelib.services import quotas
 from chalicelib.settings import Settings
-from chalicelib.store.models import LedgerItem, User
-
-
-def counter(key: str) -> int:
-    try:
-        return int(LedgerItem.get(key).count or 0)
-    except LedgerItem.DoesNotExist:
-        return 0
+from chalicelib.store import ledger
+from chalicelib.store.models import User
 
 
 def usage(settings: Settings, user: User, now: Optional[datetime] = None) -> Dict[str, Any]:
@@ -27,7 +21,7 @@ def usage(settings: Settings, user: User, now: Optional[datetime] = None) -> Dic
     tier = quotas.effective_tier(user, now.timestamp())
     limits = quotas.limits_for(settings, tier)
     return {
-        "spikes": max(0, counter(quotas.user_usage_key(user.user_id, clock.current_period(now)))),
+        "spikes": max(0, ledger.count(ledger.user_usage_key(user.user_id, clock.current_period(now)))),
         "spike_limit": limits.spike_limit,
         "shares": max(0, int(user.active_shares or 0)),
         "share_limit": limits.share_limit,

@@ -1,24 +1,72 @@
-"""DynamoDB transactions and what every caller needs to handle their outcome."""
+"""The one way to write several items together: ``run`` a transaction of named writes.
+
+Every write in a transaction has a name ("spike", "quota", "slug", ...). When conditions fail,
+``ConditionFailed.failed`` says which names failed, so no caller decodes cancellation reasons
+or depends on the order PynamoDB sends items in. Conflicts with concurrent transactions,
+throttling and server errors are retried here, with backoff and the same client request token.
+"""
 from __future__ import annotations
 
 import random
 import time
-from typing import List, Optional
+from typing import Any, Callable, FrozenSet, Iterable, List, Optional, TypeVar
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
+from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.errors import DependencyUnavailable
 from chalicelib.store.models import User
 
 CONDITION_FAILED = "ConditionalCheckFailed"
 MAX_ATTEMPTS = 8
+T = TypeVar("T")
 
 _connection: dict = {}
 
 
-def transaction(client_request_token: Optional[str] = None) -> TransactWrite:
-    """A DynamoDB transaction on the configured endpoint: all of its writes happen, or none.
+class ConditionFailed(Exception):
+    """The transaction was cancelled because the conditions of these named writes failed."""
+
+    def __init__(self, failed: Iterable[str]):
+        self.failed: FrozenSet[str] = frozenset(failed)
+        super().__init__(", ".join(sorted(self.failed)))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.failed
+
+
+class Transaction:
+    """Named writes; all of them happen, or none."""
+
+    def __init__(self, tx: TransactWrite):
+        self._tx = tx
+        # PynamoDB sends condition checks, then deletes, puts and updates: names kept the same way.
+        self._names: dict = {"check": [], "delete": [], "put": [], "update": []}
+
+    def check(self, name: str, model_class: type, hash_key: Any, condition: Any) -> None:
+        self._names["check"].append(name)
+        self._tx.condition_check(model_class, hash_key, condition=condition)
+
+    def save(self, name: str, model: Model, condition: Any = None) -> None:
+        self._names["put"].append(name)
+        self._tx.save(model, condition=condition)
+
+    def update(self, name: str, model: Model, actions: List[Any], condition: Any = None) -> None:
+        self._names["update"].append(name)
+        self._tx.update(model, actions=actions, condition=condition)
+
+    def delete(self, name: str, model: Model, condition: Any = None) -> None:
+        self._names["delete"].append(name)
+        self._tx.delete(model, condition=condition)
+
+    def names(self) -> List[str]:
+        return [*self._names["check"], *self._names["delete"], *self._names["put"], *self._names["update"]]
+
+
+def _open(client_request_token: Optional[str]) -> TransactWrite:
+    """A DynamoDB transaction on the configured endpoint (every model shares region and host).
     Retries that pass the same ``client_request_token`` are idempotent for ten minutes."""
     key = (User.Meta.region, getattr(User.Meta, "host", None))
     connection = _connection.get(key)
@@ -29,8 +77,32 @@ def transaction(client_request_token: Optional[str] = None) -> TransactWrite:
     return TransactWrite(connection=connection, client_request_token=client_request_token)
 
 
+def run(build: Callable[[Transaction], T], *, token: Optional[str] = None, attempts: int = MAX_ATTEMPTS,
+        busy_message: str = "The store is busy; retry shortly") -> T:
+    """Call ``build`` to add writes (anew on every attempt), commit, and return what it returned.
+
+    Raises ``ConditionFailed`` naming the writes whose conditions failed; retries conflicts,
+    throttling and server errors up to ``attempts`` times, then ``DependencyUnavailable``;
+    anything else (the store unreachable) is raised as it is."""
+    for attempt in range(attempts):
+        tx_write = _open(token)
+        tx = Transaction(tx_write)
+        try:
+            with tx_write:
+                result = build(tx)
+            return result
+        except TransactWriteError as exc:
+            failed = [name for name, code in zip(tx.names(), cancellation_codes(exc)) if code == CONDITION_FAILED]
+            if failed:
+                raise ConditionFailed(failed) from None
+            if not retryable(exc):
+                raise
+            backoff(attempt)
+    raise DependencyUnavailable(busy_message)
+
+
 def cancellation_codes(exc: TransactWriteError) -> List[Optional[str]]:
-    """Why each item of a cancelled transaction failed (None where it did not), in order."""
+    """Why each item of a cancelled transaction failed (None where it did not), in send order."""
     return [reason.code if reason else None for reason in (exc.cancellation_reasons or [])]
 
 
@@ -50,3 +122,8 @@ def retryable(exc: TransactWriteError) -> bool:
 def backoff(attempt: int) -> None:
     """Full-jitter exponential backoff, capped at half a second."""
     time.sleep(random.uniform(0, min(0.5, 0.01 * (2 ** attempt))))
+
+
+def conditional_failed(exc: Exception) -> bool:
+    """A single-item write (PutError, UpdateError, DeleteError) refused by its condition."""
+    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"

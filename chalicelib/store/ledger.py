@@ -1,0 +1,170 @@
+"""The ledger table: counters and markers. Every ledger key format is defined here, and only
+here, so spikes, shares, usage, rate limits, billing and the scheduled job agree on them.
+
+Kinds of item (pk):
+- ``quota#<share_id>#<period>``  spikes a share received in a period (the quota counter)
+- ``spikes#<share_id>``          spikes a share holds now (its total)
+- ``usage#<user_id>#<period>``   spikes the owner's shares received in a period
+- ``usage-archive#<user_id>#<period>``  a closed period's usage summary (the scheduled job)
+- ``rl#<limit>#<subject hash>#<window>``  one rate-limit window
+- ``stripe-event#<event_id>``    a Stripe event applied (idempotency marker)
+- ``job#<job>#<run>``            a scheduled pass and its checkpoint
+Counters are keyed by period, so a new period starts from zero by construction.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from pynamodb.exceptions import PutError, UpdateError
+
+from chalicelib.crypto import subject_hash
+from chalicelib.store.models import LedgerItem
+from chalicelib.store.transactions import Transaction, conditional_failed
+
+# Counters outlive their period long enough for reports, then the table TTL removes them.
+RETENTION_SECONDS = 400 * 24 * 3600
+RUNNING, DONE = "running", "done"
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+def share_quota_key(share_id: str, period: str) -> str:
+    return f"quota#{share_id}#{period}"
+
+
+def share_total_key(share_id: str) -> str:
+    return f"spikes#{share_id}"
+
+
+def user_usage_key(user_id: str, period: str) -> str:
+    return f"usage#{user_id}#{period}"
+
+
+def usage_archive_key(user_id: str, period: str) -> str:
+    return f"usage-archive#{user_id}#{period}"
+
+
+def rate_window_key(limit_name: str, subject: str, window_index: int) -> str:
+    return f"rl#{limit_name}#{subject_hash(subject)}#{window_index}"
+
+
+def stripe_event_key(event_id: str) -> str:
+    return f"stripe-event#{event_id}"
+
+
+def job_key(job: str, run: str) -> str:
+    return f"job#{job}#{run}"
+
+
+# --- counters --------------------------------------------------------------------------------
+
+def count(key: str) -> int:
+    try:
+        return int(LedgerItem.get(key).count or 0)
+    except LedgerItem.DoesNotExist:
+        return 0
+
+
+def share_spike_counts(share_ids: List[str]) -> Dict[str, int]:
+    """Spikes each share holds now, in one batch read (0 for shares without a counter)."""
+    by_key = {share_total_key(share_id): share_id for share_id in share_ids}
+    counts = {share_id: 0 for share_id in share_ids}
+    for item in LedgerItem.batch_get(list(by_key)):
+        counts[by_key[item.pk]] = max(0, int(item.count or 0))
+    return counts
+
+
+def count_spike(tx: Transaction, share_id: str, owner_id: str, period: str, limit: Optional[int],
+                now: float) -> None:
+    """In the spike's transaction: the share's period counter ("quota", refused at ``limit``),
+    its total ("total") and the owner's period usage ("usage")."""
+    expires = int(now) + RETENTION_SECONDS
+    condition = None
+    if limit is not None:
+        condition = LedgerItem.count.does_not_exist() | (LedgerItem.count < limit)
+    tx.update("quota", LedgerItem(share_quota_key(share_id, period)),
+              actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(expires)], condition=condition)
+    tx.update("total", LedgerItem(share_total_key(share_id)), actions=[LedgerItem.count.add(1)])
+    tx.update("usage", LedgerItem(user_usage_key(owner_id, period)),
+              actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(expires)])
+
+
+def uncount_spike(tx: Transaction, share_id: str) -> None:
+    """In a spike's deletion: one fewer in the share's total ("total"; never below zero)."""
+    tx.update("total", LedgerItem(share_total_key(share_id)), actions=[LedgerItem.count.add(-1)],
+              condition=LedgerItem.count > 0)
+
+
+def delete_share_counters(share_id: str, periods: Iterable[str]) -> None:
+    with LedgerItem.batch_write() as batch:
+        batch.delete(LedgerItem(share_total_key(share_id)))
+        for period in periods:
+            batch.delete(LedgerItem(share_quota_key(share_id, period)))
+
+
+def hit_rate_window(limit_name: str, subject: str, window_index: int, expires_at: int) -> Tuple[int, int]:
+    """Count one hit in the window (one atomic ADD); (hits in it, hits in the window before)."""
+    counter = LedgerItem(rate_window_key(limit_name, subject, window_index))
+    counter.update(actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(expires_at)])
+    return int(counter.count), count(rate_window_key(limit_name, subject, window_index - 1))
+
+
+# --- markers ---------------------------------------------------------------------------------
+
+def stripe_event_seen(event_id: str) -> bool:
+    try:
+        LedgerItem.get(stripe_event_key(event_id), consistent_read=True)
+        return True
+    except LedgerItem.DoesNotExist:
+        return False
+
+
+def stripe_event_marker(event_id: str, outcome: str, detail: Dict[str, Any], expires_at: int) -> LedgerItem:
+    return LedgerItem(stripe_event_key(event_id), state=outcome, expires_at=expires_at, detail=detail)
+
+
+def mark_stripe_event(tx: Transaction, marker: LedgerItem) -> None:
+    """In the event's transaction ("marker"): refused when the event was applied before."""
+    tx.save("marker", marker, condition=LedgerItem.pk.does_not_exist())
+
+
+def save_once(item: LedgerItem) -> bool:
+    """Write a marker or summary unless one exists. True when this call wrote it."""
+    try:
+        item.save(condition=LedgerItem.pk.does_not_exist())
+        return True
+    except PutError as exc:
+        if conditional_failed(exc):
+            return False
+        raise
+
+
+def save_usage_archive(user_id: str, period: str, spikes: int, detail: Dict[str, Any], now: float) -> bool:
+    """A closed period's summary, written once. True when this call wrote it."""
+    return save_once(LedgerItem(usage_archive_key(user_id, period), count=spikes, state="closed",
+                                expires_at=int(now) + RETENTION_SECONDS, detail=detail))
+
+
+# --- resumable jobs --------------------------------------------------------------------------
+
+def start_job(key: str, detail: Dict[str, Any], now: float) -> LedgerItem:
+    """The job's item: created as running with ``detail``, or the one already there."""
+    item = LedgerItem(key, count=0, state=RUNNING, expires_at=int(now) + RETENTION_SECONDS, detail=detail)
+    if save_once(item):
+        return item
+    return LedgerItem.get(key, consistent_read=True)
+
+
+def checkpoint_job(job: LedgerItem, detail: Dict[str, Any], done: bool) -> bool:
+    """Store progress if nobody else did since ``job`` was read (its version is ``count``).
+    False when another invocation checkpointed first: that one carries on."""
+    version = int(job.count or 0)
+    try:
+        job.update(actions=[LedgerItem.count.add(1), LedgerItem.detail.set(detail),
+                            LedgerItem.state.set(DONE if done else RUNNING)],
+                   condition=(LedgerItem.count == version) & (LedgerItem.state == RUNNING))
+        return True
+    except UpdateError as exc:
+        if conditional_failed(exc):
+            return False
+        raise
