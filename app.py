@@ -2,7 +2,7 @@
 Everything else lives in chalicelib/ (api -> services -> store)."""
 from chalice import Chalice, Cron
 
-from chalicelib.api import auth, billing, fallback, keys, routing, serving, shares, site, spikes, versioning
+from chalicelib.api import auth, billing, fallback, keys, reference, routing, serving, shares, site, spikes, versioning
 
 app = Chalice(app_name="spikes")
 # Chalice matches binary types exactly (no wildcards): list what shares upload and serve.
@@ -14,6 +14,7 @@ app.api.binary_types.extend([
 app.register_middleware(routing.http_middleware, "http")
 
 app.register_blueprint(site.bp)
+app.register_blueprint(reference.bp)
 app.register_blueprint(auth.bp)
 app.register_blueprint(keys.bp)
 app.register_blueprint(spikes.bp)

@@ -1,0 +1,521 @@
+"""The OpenAPI 3.1 reference, generated from the request models the views validate with and
+the response models below, plus one table saying what each route is.
+
+``tests/test_openapi.py`` fails when a route exists that this table does not describe, and a
+schemathesis run against the local server checks that the server keeps to the document.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib import errors
+from chalicelib.api import schemas, versioning
+from chalicelib.api.shares import ShareMetadata, ShareUpdate, UploadRequest
+
+# --- response models -------------------------------------------------------------------------
+
+
+class _Open(BaseModel):
+    """A response object: the fields listed are always there; clients ignore others."""
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+    code: str
+
+
+class ErrorOut(_Open):
+    """The error envelope of every failure."""
+    error: str
+    code: str = Field(description="Stable machine-readable code; see the table in the description")
+    details: Optional[List[ErrorDetail]] = None
+    request_id: str
+    retry_after: Optional[int] = Field(default=None, description="429s: seconds to wait")
+
+
+class OkOut(_Open):
+    ok: bool
+
+
+class MessageOut(OkOut):
+    message: str
+
+
+class LoginOut(MessageOut):
+    poll_token: str
+
+
+class ReviewerOut(_Open):
+    id: str
+    name: str
+    email: Optional[str] = None
+
+
+class SpikeOut(_Open):
+    id: str
+    type: str
+    projectKey: str
+    page: str
+    url: str
+    comments: str
+    timestamp: str
+    reviewer: ReviewerOut
+    rating: Optional[str]
+    resolved: bool
+    resolvedAt: Optional[str]
+
+
+class SpikeCreatedOut(OkOut):
+    id: str
+
+
+class SpikePageOut(_Open):
+    data: List[SpikeOut]
+    next_cursor: Optional[str]
+
+
+class SpikeResolvedOut(SpikeOut):
+    ok: bool
+    resolved_at: Optional[str]
+
+
+class DeletedOut(OkOut):
+    id: str
+
+
+class ShareCreatedOut(OkOut):
+    url: str
+    share_id: str
+    slug: Optional[str]
+    status: Optional[str]
+    webhook_secret: Optional[str] = Field(default=None, description=(
+        "Only when the share was created with a webhook_url: the signing secret, shown this once"))
+
+
+class ShareSummaryOut(_Open):
+    id: str
+    slug: Optional[str]
+    name: Optional[str]
+    url: str
+    created_at: Optional[str]
+    status: str
+    file_count: int
+    total_bytes: int
+    password_protected: bool
+
+
+class ShareListItemOut(ShareSummaryOut):
+    spike_count: int
+
+
+class ShareOut(ShareSummaryOut):
+    spike_count: int
+    exported_spikes: List[SpikeOut]
+
+
+class ShareDeletedOut(OkOut):
+    exported_spikes: List[SpikeOut]
+
+
+class DeviceStartOut(_Open):
+    device_code: str
+    user_code: str
+    verification_url: str
+    verification_uri_complete: str
+    expires_in: int
+    interval: int
+
+
+class PollOut(_Open):
+    verified: bool
+    token: Optional[str] = None
+
+
+class DevicePollOut(_Open):
+    status: str
+    token: Optional[str] = None
+
+
+class ApiKeyOut(_Open):
+    key_id: str
+    key_prefix: Optional[str] = None
+    name: Optional[str] = None
+    scopes: Optional[Any] = None
+    monthly_cap_cents: Optional[int] = None
+    revoked_at: Optional[str] = None
+    expires_at: Optional[str] = None
+    created_at: Optional[str] = None
+    last_used_at: Optional[str] = None
+
+
+class ApiKeyCreatedOut(ApiKeyOut):
+    ok: bool
+    api_key: str = Field(description="The key itself, shown this once")
+    account_id: str
+
+
+class BillingUrlOut(_Open):
+    url: Optional[str]
+
+
+class UsageOut(_Open):
+    spikes: int
+    spike_limit: Optional[int]
+    shares: int
+    share_limit: Optional[int]
+    tier: str
+    period: str
+    reset_at: str
+
+
+class StripeReceivedOut(_Open):
+    received: bool
+    outcome: str
+
+
+class IndexOut(_Open):
+    name: str
+    ok: bool
+
+
+# --- what each route is ----------------------------------------------------------------------
+
+PUBLIC = "public"          # no credentials
+USER = "user"              # a bearer token or an API key
+USER_OR_NONE = "optional"  # works without credentials; more with them
+READER = "reader"          # public with ?project=, else a user or the admin token
+
+Query = Tuple[str, str, bool]  # (name, description, required)
+
+
+@dataclass(frozen=True)
+class Op:
+    summary: str
+    tag: str
+    auth: str = USER
+    body: Optional[Type[BaseModel]] = None
+    body_media: str = "application/json"
+    ok: Dict[int, Any] = field(default_factory=lambda: {200: OkOut})
+    errors: Sequence[int] = ()
+    query: Sequence[Query] = ()
+    rate_limited: bool = False
+    description: str = ""
+
+
+HTML = "text/html"
+SPIKE_FILTERS: Tuple[Query, ...] = (
+    ("project", "A project key or share id/slug: lists that project's spikes without credentials", False),
+    ("page", "Only spikes of this page", False),
+    ("reviewer", "Only spikes by this reviewer id", False),
+    ("rating", "love, like, meh or no", False),
+    ("resolved", "true or false", False),
+    ("token", "The admin token (SPIKES_TOKEN) or a bearer token", False),
+)
+
+OPERATIONS: Dict[Tuple[str, str], Op] = {
+    ("GET", "/"): Op("Service name and health", "meta", PUBLIC, ok={200: IndexOut}),
+    ("GET", "/openapi.json"): Op("This document", "meta", PUBLIC, ok={200: (dict, "application/json")}),
+    ("GET", "/docs"): Op("Interactive API reference", "meta", PUBLIC, ok={200: (str, HTML)}),
+    ("GET", "/docs/{asset}"): Op("Assets of the interactive reference", "meta", PUBLIC,
+                                 ok={200: (str, "application/javascript")}, errors=(404,)),
+    # accounts
+    ("POST", "/auth/login"): Op("Mail a magic link", "auth", PUBLIC, body=schemas.EmailRequest,
+                                ok={200: LoginOut}, rate_limited=True),
+    ("POST", "/auth/recover"): Op("Mail a recovery link", "auth", PUBLIC, body=schemas.EmailRequest,
+                                  ok={200: MessageOut}, rate_limited=True),
+    ("POST", "/auth/verify"): Op("Exchange a magic-link token for a bearer token", "auth", PUBLIC,
+                                 body=schemas.VerifyRequest, ok={200: schemas.SessionOut}, errors=(401,)),
+    ("GET", "/auth/verify"): Op("The page a magic link opens", "auth", PUBLIC, ok={200: (str, HTML)},
+                                query=(("token", "The login token from the e-mail", False),)),
+    ("POST", "/auth/rotate-token"): Op("Replace the calling bearer token", "auth", ok={200: schemas.SessionOut}),
+    ("GET", "/me"): Op("The signed-in account (or API key)", "auth", ok={200: _Open}),
+    ("GET", "/auth/poll"): Op("The CLI's wait for a magic link to be clicked", "auth", PUBLIC,
+                              ok={200: PollOut, 202: PollOut}, errors=(401, 404), rate_limited=True,
+                              query=(("email", "The address the link went to", False),
+                                     ("poll_token", "From POST /auth/login", False))),
+    ("POST", "/auth/device"): Op("Start the device flow", "auth", PUBLIC, ok={200: DeviceStartOut},
+                                 rate_limited=True),
+    ("GET", "/auth/device"): Op("The device-flow page", "auth", PUBLIC, ok={200: (str, HTML)},
+                                query=(("code", "The user code shown by the device", False),)),
+    ("POST", "/auth/device/confirm"): Op("Confirm a device code by e-mail", "auth", PUBLIC,
+                                         body=schemas.DeviceConfirmRequest, ok={200: MessageOut},
+                                         errors=(404,), rate_limited=True),
+    ("GET", "/auth/device/poll"): Op("The device's wait for approval", "auth", PUBLIC,
+                                     ok={200: DevicePollOut, 202: DevicePollOut}, errors=(401, 404),
+                                     query=(("device_code", "From POST /auth/device", False),)),
+    ("POST", "/auth/api-key"): Op("Create an API key (without credentials: a key-only agent account)", "keys",
+                                  USER_OR_NONE, body=schemas.KeyCreateIn, ok={201: ApiKeyCreatedOut},
+                                  errors=(404, 409), rate_limited=True),
+    ("GET", "/auth/api-keys"): Op("List the account's API keys", "keys", ok={200: (List[ApiKeyOut], None)}),
+    ("DELETE", "/auth/api-key/{key_id}"): Op("Revoke an API key", "keys", ok={200: _Open}, errors=(404,)),
+    ("PATCH", "/auth/api-key/{key_id}"): Op("Rename an API key, change its cap or expiry", "keys",
+                                            body=schemas.KeyPatchIn, ok={200: ApiKeyOut}, errors=(404,)),
+    ("POST", "/auth/link-key"): Op("Claim a key-only account", "keys", body=schemas.LinkKeyIn, ok={200: OkOut},
+                                   errors=(404, 409)),
+    # spikes
+    ("POST", "/spikes"): Op("Record a feedback item (the widget)", "spikes", PUBLIC, body=schemas.SpikeIn,
+                            ok={201: SpikeCreatedOut, 200: SpikeCreatedOut}, errors=(403, 404, 409),
+                            rate_limited=True),
+    ("GET", "/spikes"): Op("List feedback, newest first", "spikes", READER, ok={200: SpikePageOut},
+                           query=SPIKE_FILTERS + (("limit", "1-1000, default 100", False),
+                                                  ("cursor", "next_cursor of the previous page", False))),
+    ("GET", "/spikes/export"): Op("Export feedback as CSV or JSON lines", "spikes", READER,
+                                  ok={200: (str, "text/csv"), 303: None},
+                                  query=SPIKE_FILTERS + (("format", "csv (default) or jsonl", False),)),
+    ("GET", "/spikes/{spike_id}"): Op("One feedback item", "spikes", ok={200: SpikeOut}, errors=(404,)),
+    ("PATCH", "/spikes/{spike_id}"): Op("Resolve or reopen a feedback item", "spikes", body=schemas.ResolveIn,
+                                        ok={200: SpikeResolvedOut}, errors=(404,)),
+    ("DELETE", "/spikes/{spike_id}"): Op("Delete a feedback item", "spikes", ok={200: DeletedOut}, errors=(404,)),
+    # shares
+    ("POST", "/shares"): Op("Create a share from a multipart upload", "shares", body=ShareMetadata,
+                            body_media="multipart/form-data", ok={201: ShareCreatedOut}, errors=(409,),
+                            rate_limited=True,
+                            description="Parts: `metadata` (JSON, the fields below) and one `file` part per "
+                                        "file, named by its relative path."),
+    ("POST", "/shares/uploads"): Op("Start a share uploaded straight to S3 (large shares)", "shares",
+                                    body=UploadRequest, ok={201: ShareCreatedOut}, errors=(409,),
+                                    rate_limited=True),
+    ("POST", "/shares/{key}/complete"): Op("Finish a share started with POST /shares/uploads", "shares",
+                                           ok={200: ShareCreatedOut}, errors=(404, 409)),
+    ("GET", "/shares"): Op("List the caller's shares", "shares", ok={200: (List[ShareListItemOut], None)}),
+    ("GET", "/shares/{key}"): Op("One share with its feedback", "shares", ok={200: ShareOut}, errors=(404,)),
+    ("PATCH", "/shares/{key}"): Op("Rename a share, set or remove its password or webhook URL", "shares",
+                                   body=ShareUpdate, ok={200: _Open}, errors=(404, 409)),
+    ("DELETE", "/shares/{key}"): Op("Delete a share (its feedback is returned)", "shares",
+                                    ok={200: ShareDeletedOut}, errors=(404,)),
+    ("GET", "/widget.js"): Op("The feedback widget", "shares", PUBLIC, ok={200: (str, "application/javascript")}),
+    # billing
+    ("GET", "/billing/checkout"): Op("A Stripe Checkout session for Pro", "billing", ok={200: BillingUrlOut}),
+    ("POST", "/billing/checkout"): Op("A Stripe Checkout session for Pro", "billing", ok={200: BillingUrlOut}),
+    ("GET", "/billing/portal"): Op("A Stripe Customer Portal session", "billing", ok={200: BillingUrlOut},
+                                   errors=(404,)),
+    ("POST", "/billing/portal"): Op("A Stripe Customer Portal session", "billing", ok={200: BillingUrlOut},
+                                    errors=(404,)),
+    ("GET", "/usage"): Op("The account's usage this period", "billing", ok={200: UsageOut}),
+    ("POST", "/webhooks/stripe"): Op("Stripe's events (signed with Stripe-Signature)", "billing", PUBLIC,
+                                     ok={200: StripeReceivedOut}),
+}
+
+SHARE_PAGE = Op("A shared page or file (the widget is injected into HTML)", "serving", PUBLIC,
+                ok={200: (str, HTML), 302: None, 303: None, 304: None}, errors=(401, 404))
+
+# Where the Chalice route says one thing and the document another.
+COMMON_ERRORS = (400, 413, 415, 503)
+AUTH_ERRORS = (401, 403)
+
+
+def _share_page_paths(routes) -> List[str]:
+    return [path for path in routes if path == "/s/{slug}" or path.startswith("/s/{slug}/")]
+
+
+def described(method: str, path: str) -> Optional[Op]:
+    if versioning.is_versioned(path):
+        path = path[len(versioning.PREFIX):] or "/"
+    if path == "/s/{slug}" or path.startswith("/s/{slug}/"):
+        return SHARE_PAGE if method in ("GET", "POST") else None
+    return OPERATIONS.get((method, path))
+
+
+# --- generation ------------------------------------------------------------------------------
+
+class _Components:
+    def __init__(self) -> None:
+        self.schemas: Dict[str, Any] = {}
+
+    def ref(self, model: Type[BaseModel]) -> Dict[str, Any]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}",
+                                         mode="validation" if model.__name__.endswith(("In", "Request", "Metadata",
+                                                                                      "Update"))
+                                         else "serialization")
+        for name, sub in schema.pop("$defs", {}).items():
+            self.schemas.setdefault(name, sub)
+        self.schemas.setdefault(model.__name__, schema)
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    def schema_for(self, shape: Any) -> Dict[str, Any]:
+        if isinstance(shape, type) and issubclass(shape, BaseModel):
+            return self.ref(shape)
+        origin = getattr(shape, "__origin__", None)
+        if origin in (list, List):
+            return {"type": "array", "items": self.schema_for(shape.__args__[0])}
+        if shape is dict:
+            return {"type": "object"}
+        return {"type": "string"}
+
+
+def _rate_limit_headers() -> Dict[str, Any]:
+    return {
+        "X-RateLimit-Limit": {"$ref": "#/components/headers/X-RateLimit-Limit"},
+        "X-RateLimit-Remaining": {"$ref": "#/components/headers/X-RateLimit-Remaining"},
+        "X-RateLimit-Reset": {"$ref": "#/components/headers/X-RateLimit-Reset"},
+    }
+
+
+def _security(auth: str) -> List[Dict[str, List[str]]]:
+    user = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+    if auth == PUBLIC:
+        return []
+    if auth == USER:
+        return user
+    if auth == USER_OR_NONE:
+        return [{}] + user
+    return [{}] + user + [{"adminToken": []}]
+
+
+def _operation(components: _Components, method: str, path: str, op: Op) -> Dict[str, Any]:
+    operation_id = (method.lower() + "_" + "_".join(
+        part.strip("{}").replace("-", "_").replace(".", "_") for part in path.strip("/").split("/") if part)) or "root"
+    doc: Dict[str, Any] = {"summary": op.summary, "operationId": operation_id, "tags": [op.tag],
+                           "security": _security(op.auth)}
+    if op.description:
+        doc["description"] = op.description
+    parameters = [{"name": name.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
+                  for name in path.split("/") if name.startswith("{")]
+    parameters += [{"name": name, "in": "query", "required": required, "description": description,
+                    "schema": {"type": "string"}} for name, description, required in op.query]
+    parameters.append({"$ref": "#/components/parameters/RequestId"})
+    doc["parameters"] = parameters
+    if op.body is not None:
+        schema = components.ref(op.body)
+        if op.body_media == "multipart/form-data":
+            schema = {"type": "object", "properties": {
+                "metadata": {"type": "string", "description": "JSON: " + op.body.__name__},
+                "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}
+        doc["requestBody"] = {"required": op.body_media != "application/json" or _has_required(op.body),
+                              "content": {op.body_media: {"schema": schema}}}
+    responses: Dict[str, Any] = {}
+    headers = {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}}
+    if op.rate_limited:
+        headers.update(_rate_limit_headers())
+    for status, shape in op.ok.items():
+        response: Dict[str, Any] = {"description": _reason(status), "headers": dict(headers)}
+        if shape is not None:
+            media = "application/json"
+            if isinstance(shape, tuple):
+                shape, media = shape
+                media = media or "application/json"
+            response["content"] = {media: {"schema": components.schema_for(shape)}}
+        responses[str(status)] = response
+    statuses = set(COMMON_ERRORS) | set(op.errors) | {405}
+    if op.auth != PUBLIC:
+        statuses |= set(AUTH_ERRORS)
+    if op.rate_limited:
+        statuses.add(429)
+    for status in sorted(statuses):
+        ref = {"$ref": f"#/components/responses/Error{status}"}
+        responses[str(status)] = ref
+    doc["responses"] = responses
+    return doc
+
+
+def _has_required(model: Type[BaseModel]) -> bool:
+    return any(info.is_required() for info in model.model_fields.values())
+
+
+REASONS = {200: "OK", 201: "Created", 202: "Accepted, not finished yet", 302: "Redirect", 303: "See other",
+           304: "Not modified", 400: "Bad request (VALIDATION_ERROR, INVALID_JSON, ...)",
+           401: "Missing or invalid credentials", 403: "Not allowed (SCOPE_DENIED, UPGRADE_REQUIRED, ...)",
+           404: "Not found", 405: "Method not allowed", 409: "Conflict", 413: "Body too large",
+           415: "Unsupported media type", 429: "Rate or usage limit (see Retry-After)",
+           503: "A dependency is unavailable; retry after Retry-After"}
+
+
+def _reason(status: int) -> str:
+    return REASONS.get(status, "Response")
+
+
+def _error_codes() -> List[Tuple[str, int]]:
+    seen = {}
+    stack = [errors.SpikesError]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        seen.setdefault(cls.code, cls.status)
+    return sorted(seen.items(), key=lambda item: (item[1], item[0]))
+
+
+DESCRIPTION = """The Spikes API: shares, magic-link accounts, API keys, feedback ("spikes"), billing and
+outbound webhooks.
+
+Every route is served under `/v1/...` (the stable path) and unversioned (for existing clients).
+Every response carries `X-Request-Id` (send your own to correlate). Rate-limited routes carry
+`X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (epoch seconds); a 429
+also carries `Retry-After`.
+
+Errors share one envelope: `{"error", "code", "details"?, "request_id"}`. Codes:
+
+| code | status |
+|---|---|
+"""
+
+
+def build(base_url: str, routes: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """The document for the routes ``routes`` (``app.routes``), served at ``base_url``."""
+    components = _Components()
+    paths: Dict[str, Dict[str, Any]] = {}
+    for path, views in routes.items():
+        for method in sorted(views):
+            op = described(method, path)
+            if op is None:
+                continue
+            paths.setdefault(path, {})[method.lower()] = _operation(
+                components, method, path, op)
+    error_responses = {
+        f"Error{status}": {"description": _reason(status), "headers": {
+            "X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"},
+            **({"Retry-After": {"$ref": "#/components/headers/Retry-After"}} if status in (429, 503) else {}),
+            **(_rate_limit_headers() if status == 429 else {})},
+            "content": {"application/json": {"schema": components.ref(ErrorOut)}}}
+        for status in (400, 401, 403, 404, 405, 409, 413, 415, 429, 503)}
+    codes = "\n".join(f"| `{code}` | {status} |" for code, status in _error_codes())
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Spikes API", "version": "1", "description": DESCRIPTION + codes + "\n"},
+        "servers": [{"url": base_url}],
+        "tags": [{"name": name} for name in ("spikes", "shares", "webhooks", "auth", "keys", "billing", "serving",
+                                              "meta")],
+        "paths": paths,
+        "components": {
+            "schemas": components.schemas,
+            "responses": error_responses,
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer",
+                               "description": "A session token (POST /auth/verify) or an API key"},
+                "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                                 "description": "An API key (sk_spikes_...)"},
+                "adminToken": {"type": "apiKey", "in": "query", "name": "token",
+                               "description": "The server's admin token (SPIKES_TOKEN)"},
+            },
+            "parameters": {"RequestId": {"name": "X-Request-Id", "in": "header", "required": False,
+                                         "description": "Your id for this request (8-128 of A-Z a-z 0-9 . _ : -)",
+                                         "schema": {"type": "string"}}},
+            "headers": {
+                "X-Request-Id": {"description": "The request's id (yours when sane)", "schema": {"type": "string"}},
+                "Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}},
+                "X-RateLimit-Limit": {"description": "Requests allowed in the window", "schema": {"type": "string"}},
+                "X-RateLimit-Remaining": {"description": "Requests left in the window",
+                                          "schema": {"type": "string"}},
+                "X-RateLimit-Reset": {"description": "Epoch seconds when the window ends",
+                                      "schema": {"type": "string"}},
+            },
+        },
+    }
+
+
+_cache: Dict[Tuple[str, int], str] = {}
+
+
+def document_json(base_url: str, routes: Dict[str, Dict[str, Any]]) -> str:
+    """The document as JSON, built once per base URL (the route table does not change)."""
+    key = (base_url, len(routes))
+    if key not in _cache:
+        if len(_cache) > 16:
+            _cache.clear()
+        _cache[key] = json.dumps(build(base_url, routes), separators=(",", ":"))
+    return _cache[key]

@@ -1,0 +1,53 @@
+"""The API reference: ``GET /openapi.json`` and ``GET /docs`` (Swagger UI, vendored under
+chalicelib/web/swagger-ui with its licence; nothing is fetched from a CDN)."""
+from __future__ import annotations
+
+from chalice import Blueprint, Response
+
+from chalicelib import web
+from chalicelib.api import inputs, openapi
+from chalicelib.api.routing import route
+from chalicelib.errors import NotFound
+
+bp = Blueprint(__name__)
+
+# Relative URLs: the page works at /docs, /v1/docs and behind an API Gateway stage prefix.
+DOCS_ASSETS = {
+    "swagger-ui.css": ("swagger-ui/swagger-ui.css", "text/css; charset=utf-8"),
+    "swagger-ui-bundle.js": ("swagger-ui/swagger-ui-bundle.js", "application/javascript; charset=utf-8"),
+    "init.js": ("docs-init.js", "application/javascript; charset=utf-8"),
+    "LICENSE": ("swagger-ui/LICENSE", "text/plain; charset=utf-8"),
+}
+DOCS_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    # Swagger UI sets inline styles; its scripts are ours to serve, and it calls only this API.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+}
+
+
+@route(bp, "/openapi.json", methods=["GET"])
+def openapi_document():
+    body = openapi.document_json(inputs.base_url(bp.current_request), bp.current_app.routes)
+    return Response(body=body, headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
+
+
+@route(bp, "/docs", methods=["GET"])
+def docs_page():
+    path = inputs.raw_path(bp.current_request).rstrip("/")
+    # Asset URLs relative to the page: "docs/x" from /docs, "docs/x" from /v1/docs.
+    prefix = path.rsplit("/", 1)[-1] + "/"
+    return Response(body=web.page("docs.html", asset_prefix=prefix), headers=dict(DOCS_HEADERS))
+
+
+@route(bp, "/docs/{asset}", methods=["GET"])
+def docs_asset(asset: str):
+    if asset not in DOCS_ASSETS:
+        raise NotFound("No such asset")
+    name, content_type = DOCS_ASSETS[asset]
+    return Response(body=web.asset(name), headers={"Content-Type": content_type, "X-Content-Type-Options": "nosniff",
+                                                   "Cache-Control": "public, max-age=3600"})
