@@ -12,7 +12,7 @@ import requests
 
 from chalicelib import deps
 from chalicelib.store import ledger
-from chalicelib.services.shares import SHARE_ID_PATTERN
+from chalicelib.store.shares import SHARE_ID_PATTERN
 from chalicelib.store.models import LedgerItem, Share, Spike, User
 from tests.conftest import call, sign_in
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from chalicelib.services import shares as shares_service
+from chalicelib.store import shares as share_store
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store.models import LedgerItem, Share, Spike, User
 from tests.conftest import call
@@ -186,17 +186,17 @@ def test_event_about_a_replaced_subscription_does_not_downgrade(hooks):
 def test_downgrade_interrupted_before_stripping_is_finished_by_the_retry(hooks, monkeypatch):
     deliver(hooks, event("customer.subscription.created", subscription("active", UID), NOW - 100))
     make_pro_share()
-    real_strip = shares_service.strip_pro_features
+    real_strip = share_store.strip_pro_features
 
     def crash(_owner_id):
         raise RuntimeError("Lambda died here")
-    monkeypatch.setattr(shares_service, "strip_pro_features", crash)
+    monkeypatch.setattr(share_store, "strip_pro_features", crash)
     ended = event("customer.subscription.deleted", subscription("canceled", UID), NOW)
     status, body, _ = deliver(hooks, ended)
     assert status == 500 and body["code"] == "INTERNAL_ERROR"  # Stripe retries on 5xx
     assert user().tier == "free"
     assert Share.get("share#sh_abcdefghijkl").password_hash is not None
-    monkeypatch.setattr(shares_service, "strip_pro_features", real_strip)
+    monkeypatch.setattr(share_store, "strip_pro_features", real_strip)
     status, body, _ = deliver(hooks, ended)
     assert status == 200 and body["outcome"] == "duplicate"
     assert Share.get("share#sh_abcdefghijkl").password_hash is None

@@ -11,7 +11,7 @@ from chalicelib import deps
 from chalicelib.api import context, inputs
 from chalicelib.api.routing import json_response, route
 from chalicelib.errors import SizeLimit
-from chalicelib.services import identity, ratelimit, shares, uploads
+from chalicelib.services import identity, ratelimit, share_links, shares, uploads
 from chalicelib.services.identity import Principal
 from chalicelib.store.models import Share
 
@@ -63,7 +63,7 @@ def _uploader(request) -> Principal:
 
 
 def _created(share: Share, base_url: str, http_status: int = 201, **extra):
-    body = {"ok": True, "url": shares.share_url(base_url, share), "share_id": share.share_id, "slug": share.slug,
+    body = {"ok": True, "url": share_links.share_url(base_url, share), "share_id": share.share_id, "slug": share.slug,
             "status": share.status}
     return json_response({**body, **extra}, http_status)
 
@@ -111,7 +111,7 @@ def complete_upload(key: str):
 
 
 def _summary(share: Share, base_url: str) -> dict:
-    return {"id": share.share_id, "slug": share.slug, "name": share.name, "url": shares.share_url(base_url, share),
+    return {"id": share.share_id, "slug": share.slug, "name": share.name, "url": share_links.share_url(base_url, share),
             "created_at": share.created_at, "status": share.status or shares.ACTIVE,
             "file_count": int(share.file_count or 0), "total_bytes": int(share.total_bytes or 0),
             "password_protected": bool(share.password_hash), "webhook_url": share.webhook_url}

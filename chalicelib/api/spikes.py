@@ -14,7 +14,7 @@ from chalicelib.api import context, inputs
 from chalicelib.api.routing import json_response, route
 from chalicelib.api.schemas import ResolveIn, SpikeIn
 from chalicelib.errors import ValidationFailed
-from chalicelib.services import apikeys, exports, ratelimit, shares, spikes
+from chalicelib.services import apikeys, exports, ratelimit, share_access, spikes
 from chalicelib.services.spikes import ANONYMOUS, Filters, NewSpike
 
 bp = Blueprint(__name__)
@@ -102,10 +102,10 @@ def _limit(params: dict) -> int:
 def _scope(request, params: dict) -> spikes.Scope:
     project = params.get("project") or None
     if project:
-        share = shares.resolve(project)
-        if share is not None and shares.is_private(share):
+        share = spikes.share_of(project)
+        if share is not None and share_access.is_private(share):
             # Only its owner (or the admin) and viewers who know the password read its feedback.
-            shares.require_feedback_access(
+            share_access.require_feedback_access(
                 deps.settings(), share, inputs.principal(request),
                 password=request.headers.get("x-share-password") or params.get("password"),
                 client_ip=inputs.client_ip(request))

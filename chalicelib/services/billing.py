@@ -24,9 +24,10 @@ from chalicelib import clock
 from chalicelib.errors import (BillingNotConfigured, DependencyUnavailable, InternalError, InvalidSignature,
                                NotFound)
 from chalicelib.logs import get_logger
-from chalicelib.services import quotas, shares
+from chalicelib.services import quotas
 from chalicelib.settings import Settings
-from chalicelib.store import ledger, transactions
+from chalicelib.store import ledger
+from chalicelib.store import shares as share_store, transactions
 from chalicelib.store.models import User
 from chalicelib.store.transactions import ConditionFailed, Transaction
 
@@ -283,7 +284,7 @@ def _finish_downgrade(user_id: str, now: float) -> int:
         return 0
     if quotas.effective_tier(user, now) != quotas.FREE:
         return 0
-    return shares.strip_pro_features(user_id)
+    return share_store.strip_pro_features(user_id)
 
 
 def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:

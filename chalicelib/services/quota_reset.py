@@ -27,9 +27,10 @@ from pynamodb.exceptions import UpdateError
 
 from chalicelib import clock
 from chalicelib.logs import get_logger
-from chalicelib.services import quotas, shares
+from chalicelib.services import quotas
 from chalicelib.settings import Settings
 from chalicelib.store import ledger
+from chalicelib.store import shares as share_store
 from chalicelib.store.models import User
 from chalicelib.store.transactions import conditional_failed
 
@@ -79,7 +80,7 @@ def persist_grace_expiry(user: User, now: datetime) -> Dict[str, int]:
                 return result
             raise
     if user.tier == quotas.FREE:
-        result["shares_stripped"] = shares.strip_pro_features(user.user_id)
+        result["shares_stripped"] = share_store.strip_pro_features(user.user_id)
         try:
             user.update(actions=[User.grace_until.remove()],
                         condition=(User.tier == quotas.FREE) & (User.grace_until == observed))

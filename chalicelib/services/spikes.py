@@ -21,11 +21,13 @@ from pynamodb.exceptions import UpdateError
 from chalicelib import clock
 from chalicelib.errors import AuthRequired, InvalidCursor, NotFound, SpikeLimit
 from chalicelib.logs import get_logger
-from chalicelib.services import quotas, shares
+from chalicelib.services import quotas
+from chalicelib.services.share_links import strip_access_segments
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
 from chalicelib.store import cursors
 from chalicelib.store import ledger, transactions
+from chalicelib.store import shares as share_store
 from chalicelib.store.models import Share, Spike, User
 from chalicelib.store.transactions import ConditionFailed, Transaction
 
@@ -131,7 +133,7 @@ def to_client(spike: Spike) -> dict:
 
 def record(new: NewSpike, settings: Settings, base_url: str, now: Optional[datetime] = None) -> Recorded:
     now = now or clock.now()
-    share = shares.resolve(new.project_key)
+    share = share_store.resolve(new.project_key)
     partition = partition_for(new.project_key, share)
     spike_id = spike_id_for(partition, new.client_id)
     created_at = clock.iso_millis(now)
@@ -140,7 +142,7 @@ def record(new: NewSpike, settings: Settings, base_url: str, now: Optional[datet
         owner_id=share.owner_id if share else None, share_id=share.share_id if share else None,
         client_id=new.client_id, type=new.type, project_key=new.project_key,
         # Never keep an address that unlocks a protected share (docs/security.md).
-        page=shares.strip_access_segments(new.page), url=shares.strip_access_segments(new.url),
+        page=strip_access_segments(new.page), url=strip_access_segments(new.url),
         comments=new.comments, timestamp=new.timestamp or created_at, rating=new.rating,
         reviewer_id=new.reviewer.get("id") or ANONYMOUS["id"], reviewer=new.reviewer, selector=new.selector,
         xpath=new.xpath, element_text=new.element_text, bounding_box=new.bounding_box, viewport=new.viewport,
@@ -179,12 +181,17 @@ def scope_for(project: Optional[str], principal: Optional[Principal]) -> Scope:
     """``project`` makes a listing public (the contract); otherwise the admin sees every
     spike and a user only the spikes of their own shares."""
     if project:
-        return project_scope(project, shares.resolve(project))
+        return project_scope(project, share_store.resolve(project))
     if principal is None:
         raise AuthRequired("Pass ?project=, a bearer token, or the admin ?token=")
     if principal.is_admin:
         return Scope("feed", "all")
     return Scope("owner", principal.user_id)
+
+
+def share_of(project_key: str) -> Optional[Share]:
+    """The share a project key names (its id or slug), if any."""
+    return share_store.resolve(project_key)
 
 
 def project_scope(project: str, share: Optional[Share]) -> Scope:

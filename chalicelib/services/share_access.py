@@ -1,0 +1,86 @@
+"""Who may see a protected share: its password (argon2, rate limited per slug and client
+address), and the proofs of it that serving accepts afterwards: an unlock cookie and an
+access segment in the path (``/s/<slug>/~u.<token>/``), both HMACs of (share, password
+version, expiry). Private shares' feedback is guarded here too."""
+from __future__ import annotations
+
+import math
+from typing import Optional
+from urllib.parse import urlsplit
+
+from chalicelib import clock
+from chalicelib.crypto import sign, verify_password, verify_signature
+from chalicelib.errors import NotFound
+from chalicelib.services import ratelimit
+from chalicelib.services.share_links import ACCESS_PREFIX, share_path
+from chalicelib.settings import Settings
+from chalicelib.store.models import Share
+from chalicelib.store.shares import LOCKED
+
+UNLOCK_COOKIE = "spikes_unlock"
+UNLOCK_TTL_SECONDS = 12 * 3600
+
+
+# Password-protected shares: an argon2 check (rate limited per slug and client address),
+# then a signed cookie scoped to the share's path so its assets load without the password.
+
+def password_matches(settings: Settings, share: Share, password: str, client_ip: str) -> bool:
+    # Every attempt counts, right or wrong: refusing only after wrong ones would let a
+    # guesser tell a right answer by its status code.
+    ratelimit.enforce("share-password", f"{share.slug}|{client_ip}", settings.rate_password_per_minute, 60)
+    return bool(share.password_hash) and verify_password(share.password_hash, password)
+
+
+def is_private(share: Share) -> bool:
+    """Password-protected (or locked after Pro ended): its pages and its feedback are private."""
+    return bool(share.password_hash) or share.status == LOCKED
+
+
+def require_feedback_access(settings: Settings, share: Share, principal, password: Optional[str],
+                            client_ip: str) -> None:
+    """The feedback of a private share: its owner (bearer token or API key with spikes:read),
+    the admin, or whoever knows the password. Everyone else gets the 404 of a share that does
+    not exist, so the answer does not confirm that there is feedback to find."""
+    if principal is not None and (principal.is_admin or principal.user_id == share.owner_id):
+        principal.require("spikes:read")
+        return
+    if password is not None and share.status != LOCKED and password_matches(settings, share, password, client_ip):
+        return
+    raise NotFound("Project not found")
+
+
+def _unlock_message(share: Share, expires: int) -> str:
+    return f"unlock|{share.share_id}|{int(share.password_version or 0)}|{expires}"
+
+
+def unlock_token(settings: Settings, share: Share, now: Optional[float] = None) -> str:
+    # Expiry rounded up to the hour: pages served within the hour share one token, so the
+    # asset URLs that carry it stay cacheable.
+    expires = math.ceil(((clock.epoch() if now is None else now) + UNLOCK_TTL_SECONDS) / 3600) * 3600
+    signature = sign(settings.secret_key.get_secret_value(), _unlock_message(share, expires))
+    return f"{expires}.{signature}"
+
+
+def unlock_token_valid(settings: Settings, share: Share, token: Optional[str], now: Optional[float] = None) -> bool:
+    """Valid for this share, its current password version and until it expires."""
+    expires_text, _, signature = (token or "").partition(".")
+    if not expires_text.isdigit() or not signature:
+        return False
+    if int(expires_text) < (clock.epoch() if now is None else now):
+        return False
+    return verify_signature(settings.secret_key.get_secret_value(), _unlock_message(share, int(expires_text)),
+                            signature)
+
+
+def access_root(settings: Settings, base_url: str, share: Share) -> str:
+    """The share's root under a fresh access segment: what a protected page's <base> points at."""
+    return f"{base_url}{share_path(share.slug)}{ACCESS_PREFIX}{unlock_token(settings, share)}/"
+
+
+def unlock_cookie(settings: Settings, share: Share, base_url: str) -> str:
+    """The Set-Cookie value of a fresh unlock proof. Scoped to this share's path; Lax is
+    enough: only top-level navigations rely on it."""
+    cookie_path = urlsplit(base_url).path + share_path(share.slug)
+    secure = "; Secure" if base_url.startswith("https://") else ""
+    return (f"{UNLOCK_COOKIE}={unlock_token(settings, share)}; Path={cookie_path}; "
+            f"Max-Age={UNLOCK_TTL_SECONDS}; HttpOnly; SameSite=Lax{secure}")

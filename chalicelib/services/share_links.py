@@ -1,0 +1,43 @@
+"""The shapes of a share's URLs, built in one place: where a share is served
+(``/s/<slug>/``) and the access segment (``~u.<token>``) that carries a protected share's
+unlock proof in the path."""
+from __future__ import annotations
+
+import re
+from typing import Optional, Tuple
+from urllib.parse import unquote
+
+from chalicelib.store.models import Share
+
+# First path segment that carries a protected share's access token: /s/<slug>/~u.<token>/…
+ACCESS_PREFIX = "~u."
+_URL_PATH = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)?(?P<path>[^?#]*)(?P<tail>.*)$", re.DOTALL)
+
+
+def share_path(slug: str) -> str:
+    """Where a share is served: the one place its path is built."""
+    return f"/s/{slug}/"
+
+
+def share_url(base_url: str, share: Share) -> str:
+    """The share's address as the API reports it (the contract's ``url``: no trailing slash)."""
+    return base_url + share_path(share.slug).rstrip("/")
+
+
+def split_access_segment(path: str) -> Tuple[Optional[str], str]:
+    """(access token, the rest of the path) when the path starts with an access segment."""
+    first, _, rest = path.partition("/")
+    if first.startswith(ACCESS_PREFIX):
+        return first[len(ACCESS_PREFIX):], rest
+    return None, path
+
+
+def strip_access_segments(url: str) -> str:
+    """``url`` without any access-path segment (``~u.<token>``, also percent-encoded): an
+    address that unlocks a share must never be stored or shown."""
+    if not url or "u." not in unquote(url).lower():
+        return url
+    match = _URL_PATH.match(url)
+    head, path, tail = match.group("head") or "", match.group("path"), match.group("tail")
+    kept = [segment for segment in path.split("/") if not unquote(segment).lower().startswith(ACCESS_PREFIX)]
+    return head + "/".join(kept) + tail

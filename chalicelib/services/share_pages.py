@@ -1,0 +1,239 @@
+"""What a visitor of ``/s/<slug>/...`` is sent: one call, ``visit``, decides it from what the
+request says (path, proofs of the password, what the browser accepts) and returns a reply
+the HTTP layer only has to shape: a redirect, the password form, or the file (HTML with the
+widget injected).
+
+A protected share accepts two proofs of its password (see ``share_access``): the unlock
+cookie, which browsers send on top-level navigations, and an access segment in the path
+(``/s/<slug>/~u.<token>/...``), which the page's relative URLs carry through an injected
+<base>. The sandboxed page has an opaque origin, so its subresource requests are third-party
+and browsers that block third-party cookies would not send the cookie.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Dict, FrozenSet, Optional, Union
+from urllib.parse import urlencode
+
+from chalicelib.errors import NotFound
+from chalicelib.services import share_access, share_html, uploads
+from chalicelib.services.share_links import share_path, split_access_segment
+from chalicelib.settings import Settings
+from chalicelib.store import shares as share_store
+from chalicelib.store.files import ShareFiles
+from chalicelib.store.models import Share
+
+# Fetch Metadata destinations that put a document (and so a location.href) in a browsing context.
+DOCUMENT_DESTINATIONS = {"document", "iframe", "frame", "embed", "object"}
+ASSET_MAX_AGE = 300
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One request for a share's page or asset, as the HTTP layer read it."""
+    slug: str
+    path: str  # decoded, after /s/<slug>/ ("" for the root)
+    trailing_slash: bool
+    base_url: str
+    query: Dict[str, str]
+    client_ip: str
+    posted: bool = False  # the password form
+    read_form_password: Callable[[], Optional[str]] = lambda: None  # read only when a password is needed
+    unlock_cookie: Optional[str] = None
+    fetch_dest: Optional[str] = None  # Sec-Fetch-Dest
+    accept: str = ""
+    if_none_match: Optional[str] = None
+    binary_types: FrozenSet[str] = frozenset()  # types the HTTP layer can send as bytes
+
+
+@dataclass(frozen=True)
+class Redirect:
+    location: str
+    status: int = 302
+    headers: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PasswordRequired:
+    """The share is protected and no valid proof came: the form (for pages) or a 401."""
+    slug: str
+    wrong: bool  # a password came and it was wrong
+    as_page: bool
+
+
+@dataclass(frozen=True)
+class Content:
+    body: Union[str, bytes]
+    headers: Dict[str, str]
+    status: int = 200
+
+
+Reply = Union[Redirect, PasswordRequired, Content]
+
+
+@dataclass(frozen=True)
+class ServedFile:
+    path: str
+    content_type: str
+    size: int
+    body: bytes = b""
+    etag: str = ""
+
+
+def visit(settings: Settings, share_files: ShareFiles, v: Visit) -> Reply:
+    if not v.path and not v.trailing_slash:
+        # Relative links in index.html only resolve under /s/<slug>/.
+        return Redirect(v.base_url + share_path(v.slug) + _query_string(v))
+    share = served_share(v.slug)
+    access_token, path = split_access_segment(v.path)
+
+    extra: Dict[str, str] = {}
+    if share.password_hash:
+        unlocked = _unlock(settings, v, share, path, access_token)
+        if not isinstance(unlocked, dict):
+            return unlocked
+        extra.update(unlocked)
+    elif access_token is not None:
+        raise NotFound("Not found")
+
+    if not path or v.trailing_slash:
+        path = entry_path(share, path.rstrip("/")) or ""
+    elif path not in (share.files or {}) and entry_path(share, path):
+        return Redirect(f"{v.base_url}{share_path(share.slug)}{path}/" + _query_string(v))
+    info = file_info(share, path)
+    if access_token is not None and info.content_type == "text/html" and _is_document_request(v):
+        # A page or a frame reached under an access path: show the clean URL instead (the widget
+        # reports location.href, and GET /spikes?project= shows it). The cookie, valid for
+        # top-level navigations, does the rest; a frame without it asks for the password.
+        clean = v.base_url + share_path(share.slug) + ("" if path == entry_path(share) else path)
+        return Redirect(clean + _query_string(v), headers=extra)
+
+    if info.size > settings.max_served_file_bytes:
+        # Lambda cannot answer with more than 6 MB: hand out a short-lived direct S3 link.
+        return Redirect(share_files.download_url(share.share_id, path), headers=extra)
+    served = read_file(share_files, share, path)
+    return _content(settings, share_files, v, share, served, extra)
+
+
+def _content(settings: Settings, share_files: ShareFiles, v: Visit, share: Share, served: ServedFile,
+             extra: Dict[str, str]) -> Reply:
+    scope = "private" if share.password_hash else "public"
+    is_html = served.content_type == "text/html"
+    headers = {**extra, "Cache-Control": f"no-cache, {scope}" if is_html else f"{scope}, max-age={ASSET_MAX_AGE}"}
+    # A protected page embeds an expiring access token: always send it fresh.
+    if served.etag and not (is_html and share.password_hash):
+        headers["ETag"] = served.etag
+        if v.if_none_match == served.etag and "Set-Cookie" not in extra:
+            return Content("", headers, status=304)
+    if uploads.is_text(served.content_type):
+        text = served.body.decode("utf-8", errors="replace")
+        if is_html:
+            text = share_html.inject_widget(text, share_html.widget_tag(v.base_url, share.share_id))
+            if share.password_hash:
+                folder = served.path.rsplit("/", 1)[0] + "/" if "/" in served.path else ""
+                text = share_html.inject_base(text, share_access.access_root(settings, v.base_url, share) + folder)
+        headers["Content-Type"] = f"{served.content_type}; charset=utf-8"
+        return Content(text, headers)
+    # Only the HTTP layer's binary types go out as bytes; anything else as octet-stream.
+    headers["Content-Type"] = (served.content_type if served.content_type in v.binary_types
+                               else "application/octet-stream")
+    if not _accepts_binary(v):
+        # A binary response to a request whose Accept names no binary type cannot be sent.
+        return Redirect(share_files.download_url(share.share_id, served.path), headers=extra)
+    return Content(served.body, headers)
+
+
+def _accepts_binary(v: Visit) -> bool:
+    accepted = {part.strip().lower() for part in re.split(r"[,;]", v.accept or "")}
+    return "*/*" in accepted or bool(accepted & {t.lower() for t in v.binary_types})
+
+
+def _query_string(v: Visit, drop: str = "") -> str:
+    params = {key: value for key, value in v.query.items() if key != drop}
+    return "?" + urlencode(params) if params else ""
+
+
+# --- password-protected shares ---------------------------------------------------------------
+
+def _unlock(settings: Settings, v: Visit, share: Share, path: str,
+            access_token: Optional[str]) -> Union[Dict[str, str], Reply]:
+    """Extra response headers when the visitor may see the share, else the refusal."""
+    if access_token is not None and share_access.unlock_token_valid(settings, share, access_token):
+        if _is_top_level_navigation(v):
+            return {"Set-Cookie": share_access.unlock_cookie(settings, share, v.base_url)}
+        return {}
+    if share_access.unlock_token_valid(settings, share, v.unlock_cookie):
+        return {}
+    password = v.read_form_password() if v.posted else v.query.get("pw")
+    if password is None:
+        return _locked(v, share, path, wrong=False)
+    if not share_access.password_matches(settings, share, password, v.client_ip):
+        return _locked(v, share, path, wrong=True)
+    cookie = share_access.unlock_cookie(settings, share, v.base_url)
+    if v.posted and v.fetch_dest not in ("iframe", "frame"):
+        # Post/redirect/get: reloading the page must not re-send the password. A frame gets the
+        # page in the answer itself: browsers withhold the Lax cookie from a sandboxed page's
+        # frames, so a redirect would land on the form again.
+        return Redirect(v.base_url + share_path(share.slug) + path + _query_string(v, drop="pw"),
+                        status=303, headers={"Set-Cookie": cookie})
+    return {"Set-Cookie": cookie}
+
+
+def _locked(v: Visit, share: Share, path: str, wrong: bool) -> PasswordRequired:
+    as_page = not path or path.lower().endswith((".html", ".htm")) or "text/html" in (v.accept or "")
+    return PasswordRequired(slug=share.slug or "", wrong=wrong, as_page=as_page)
+
+
+def _is_top_level_navigation(v: Visit) -> bool:
+    if v.fetch_dest is None:
+        # Browsers without Fetch Metadata: treat any request for HTML as a navigation, so a
+        # token never ends up in an address bar (an iframe then falls back to the form).
+        return "text/html" in (v.accept or "")
+    return v.fetch_dest == "document"
+
+
+def _is_document_request(v: Visit) -> bool:
+    if v.fetch_dest is None:
+        return "text/html" in (v.accept or "")
+    return v.fetch_dest in DOCUMENT_DESTINATIONS
+
+
+# --- the share's files -----------------------------------------------------------------------
+
+def served_share(slug: str) -> Share:
+    """An active share by slug (or id). Pending shares do not exist for viewers."""
+    share = share_store.resolve(slug)
+    if share is None or share.status != share_store.ACTIVE:
+        raise NotFound("Not found")
+    return share
+
+
+def entry_path(share: Share, folder: str = "") -> Optional[str]:
+    """What a folder URL serves: its index.html, or for the top folder the only HTML file."""
+    files = share.files or {}
+    index = f"{folder}/index.html" if folder else "index.html"
+    if index in files:
+        return index
+    if not folder:
+        pages = [path for path in files if "/" not in path and path.lower().endswith((".html", ".htm"))]
+        if len(pages) == 1:
+            return pages[0]
+    return None
+
+
+def file_info(share: Share, path: str) -> ServedFile:
+    info = (share.files or {}).get(path)
+    if info is None:
+        raise NotFound("Not found")
+    return ServedFile(path=path, content_type=info["type"], size=int(info["size"]))
+
+
+def read_file(share_files: ShareFiles, share: Share, path: str) -> ServedFile:
+    info = file_info(share, path)
+    stored = share_files.read(share.share_id, path)
+    if stored is None:
+        raise NotFound("Not found")
+    return ServedFile(path=path, content_type=info.content_type, size=info.size, body=stored.body, etag=stored.etag)
+
+
