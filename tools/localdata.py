@@ -1,7 +1,8 @@
-"""Keeps the local stage's data across restarts.
+"""Keeps what the embedded emulator (moto) holds across restarts of the local server.
 
-The embedded emulator (moto) holds everything in memory. After writes, the runner dumps
-every table and the bucket into ``.local-data/`` through the ordinary AWS APIs, and loads
+moto holds everything in memory: share files and mails always, the tables only in the fallback
+(DynamoDB Local keeps its tables on disk itself). After writes, the runner dumps the bucket
+(and the tables it is given) into ``.local-data/`` through the ordinary AWS APIs, and loads
 them back at start. Scans are fine here: this is the local runner, never a request path.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterable
+from typing import Any, Dict, Iterable, Optional
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -23,13 +24,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 class LocalData:
-    def __init__(self, root: Path, dynamodb: Any, s3: Any, tables: Iterable[str], bucket: str):
+    def __init__(self, root: Path, dynamodb: Any, s3: Any, tables: Iterable[str], bucket: str,
+                 dirty: Optional[threading.Event] = None):
         self.root = root
         self.dynamodb = dynamodb
         self.s3 = s3
         self.tables = list(tables)
         self.bucket = bucket
-        self._dirty = threading.Event()
+        self._dirty = dirty if dirty is not None else threading.Event()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._flush_loop, name="local-data", daemon=True)
@@ -37,6 +39,16 @@ class LocalData:
     # --- restore -----------------------------------------------------------------------------
 
     def restore(self) -> Dict[str, int]:
+        counts = self.restore_tables()
+        counts.update(self.restore_objects())
+        return counts
+
+    def item_counts(self, tables: Iterable[str]) -> Dict[str, int]:
+        """Items per table as the engine reports them (DynamoDB Local: exact)."""
+        return {table: int(self.dynamodb.describe_table(TableName=table)["Table"].get("ItemCount", 0))
+                for table in tables}
+
+    def restore_tables(self) -> Dict[str, int]:
         counts: Dict[str, int] = {}
         for table in self.tables:
             path = self.root / "dynamodb" / f"{table}.jsonl"
@@ -49,6 +61,10 @@ class LocalData:
                 while pending:
                     pending = self.dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
             counts[table] = len(items)
+        return counts
+
+    def restore_objects(self) -> Dict[str, int]:
+        counts: Dict[str, int] = {}
         manifest_path = self.root / "s3" / "manifest.json"
         if manifest_path.exists():
             manifest = json.loads(manifest_path.read_text())

