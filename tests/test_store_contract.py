@@ -12,6 +12,7 @@ from chalicelib.errors import InvalidCursor, SpikeLimit
 from chalicelib.services import ratelimit, spikes
 from chalicelib.services.accounts import Accounts
 from chalicelib.services.spikes import Filters, NewSpike, Scope
+from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import LedgerItem, Spike
 from tests.conftest import call, login_token_from_mail
 from tests.factories import make_share
@@ -52,7 +53,7 @@ def test_pagination_over_thousands_with_identical_timestamps(store_backend):
     with Spike.batch_write() as batch:
         for i in range(2500):
             spike_id = f"spk_{i:05d}"
-            batch.save(Spike(spike_id, project="key#bulk", sort_key=spikes.sort_key_for(created_at, spike_id),
+            batch.save(Spike(spike_id, project="key#bulk", sort_key=spike_store.sort_key_for(created_at, spike_id),
                              feed="all", type="page", project_key="bulk", created_at=created_at,
                              rating="love" if i % 3 == 0 else "no", resolved=False))
     seen, cursor, pages = [], None, 0

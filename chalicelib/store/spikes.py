@@ -1,0 +1,191 @@
+"""The spikes table: feedback items, their keys, indexes, queries and transactions.
+
+- pk ``spike_id``: ``spk_`` + 13 bytes, derived from the client's id within its project when
+  the client sends one (a retried post hits the same conditional put), random otherwise.
+- ``project`` (the project partition): the share id when the project key names a share, else
+  ``key#<projectKey>``; ``project_index`` lists a project newest first.
+- ``owner_id`` (``owner_index``): the owner of the spike's share; ``feed`` (``feed_index``):
+  "all", the admin's view.
+- ``sort_key`` = ``<received ISO time>#<spike_id>``: unique, so cursors never skip or repeat
+  items that share a timestamp.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, List, Optional, Tuple
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib.errors import InvalidCursor, NotFound
+from chalicelib.store import cursors, ledger, transactions
+from chalicelib.store.models import Spike
+from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed
+
+
+class QuotaReached(Exception):
+    """The share's period counter is at its limit: the spike was not stored."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    page: Optional[str] = None
+    reviewer: Optional[str] = None
+    rating: Optional[str] = None
+    resolved: Optional[bool] = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which spikes a caller may list: one partition of one index."""
+    index: str  # "project" | "owner" | "feed"
+    partition: str
+
+    @property
+    def cursor_scope(self) -> str:
+        return f"{self.index}:{self.partition}"
+
+
+ALL = Scope("feed", "all")
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+def project_partition(project_key: str, share_id: Optional[str]) -> str:
+    """Where a project's spikes live: its share's id, or ``key#<projectKey>`` for a project
+    key that names no share."""
+    return share_id if share_id is not None else f"key#{project_key}"
+
+
+def spike_id_for(partition: str, client_id: Optional[str]) -> str:
+    """Deterministic for a client id within a project (retry-safe), random otherwise."""
+    if client_id is None:
+        raw = secrets.token_bytes(13)
+    else:
+        raw = hashlib.sha256(f"{partition}\x00{client_id}".encode("utf-8")).digest()[:13]
+    return "spk_" + base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+
+
+def sort_key_for(created_at: str, spike_id: str) -> str:
+    return f"{created_at}#{spike_id}"
+
+
+def new(spike_id: str, partition: str, created_at: str, **fields: Any) -> Spike:
+    """A spike record, not yet stored."""
+    return Spike(spike_id, project=partition, sort_key=sort_key_for(created_at, spike_id), feed=ALL.partition,
+                 created_at=created_at, **fields)
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None) -> bool:
+    """Store the spike, and in the same transaction whatever ``count`` adds (the share's
+    counters, conditioned on its quota: writes named "quota" there). False when a spike with
+    this id is stored already (a retried post); QuotaReached when the quota refused it."""
+    def write(tx: Transaction) -> None:
+        tx.save("spike", spike, condition=Spike.spike_id.does_not_exist())
+        if count is not None:
+            count(tx)
+    try:
+        transactions.run(write, token=secrets.token_hex(16))
+    except ConditionFailed as failed:
+        if "spike" in failed:
+            return False
+        raise QuotaReached() from None
+    return True
+
+
+def set_resolved(spike: Spike, resolved_at: Optional[str]) -> Spike:
+    """Resolved at ``resolved_at``, or unresolved when it is None. NotFound if deleted meanwhile."""
+    try:
+        spike.update(actions=[Spike.resolved.set(resolved_at is not None),
+                              Spike.resolved_at.set(resolved_at) if resolved_at else Spike.resolved_at.remove()],
+                     condition=Spike.spike_id.exists())
+    except UpdateError as exc:
+        if conditional_failed(exc):
+            raise NotFound("Spike not found") from None
+        raise
+    return spike
+
+
+def delete(spike: Spike) -> None:
+    """Remove the spike and count it out of its share's total. NotFound if it is gone."""
+    def write(tx: Transaction) -> None:
+        tx.delete("spike", spike, condition=Spike.spike_id.exists())
+        if spike.share_id:
+            ledger.uncount_spike(tx, spike.share_id)
+    try:
+        transactions.run(write)
+    except ConditionFailed as failed:
+        if "spike" in failed:
+            raise NotFound("Spike not found") from None
+        spike.delete(condition=Spike.spike_id.exists())  # the total already at zero: just delete
+
+
+def delete_project(partition: str) -> int:
+    """Remove every spike of a project partition (a share's). Idempotent; returns how many."""
+    removed = 0
+    with Spike.batch_write() as batch:
+        for spike in Spike.project_index.query(partition, attributes_to_get=["spike_id"]):
+            batch.delete(Spike(spike.spike_id))
+            removed += 1
+    return removed
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+def get(spike_id: str) -> Optional[Spike]:
+    try:
+        return Spike.get(spike_id)
+    except Spike.DoesNotExist:
+        return None
+
+
+def _index(scope: Scope):
+    return {"project": Spike.project_index, "owner": Spike.owner_index, "feed": Spike.feed_index}[scope.index]
+
+
+def _hash_attribute(scope: Scope) -> str:
+    return {"project": "project", "owner": "owner_id", "feed": "feed"}[scope.index]
+
+
+def _filter_condition(filters: Filters):
+    condition = None
+    for part in (
+        Spike.page == filters.page if filters.page else None,
+        Spike.reviewer_id == filters.reviewer if filters.reviewer else None,
+        Spike.rating == filters.rating if filters.rating else None,
+        Spike.resolved == filters.resolved if filters.resolved is not None else None,
+    ):
+        if part is not None:
+            condition = part if condition is None else condition & part
+    return condition
+
+
+def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str
+         ) -> Tuple[List[Spike], Optional[str]]:
+    """Up to ``limit`` spikes, newest first, after ``cursor``; and the cursor of the next page
+    (signed with ``secret`` and bound to the scope, so it cannot be moved to another one)."""
+    start = cursors.decode(secret, scope.cursor_scope, cursor)
+    if start is not None and start.get(_hash_attribute(scope)) != scope.partition:
+        raise InvalidCursor()
+    last_key = {name: {"S": value} for name, value in start.items()} if start else None
+    results = _index(scope).query(
+        scope.partition, scan_index_forward=False, filter_condition=_filter_condition(filters),
+        limit=limit + 1, last_evaluated_key=last_key, page_size=min(1000, max(limit + 1, 50)))
+    items = list(results)
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        last = items[-1]
+        next_cursor = cursors.encode(secret, scope.cursor_scope, {
+            "spike_id": last.spike_id, "sort_key": last.sort_key, _hash_attribute(scope): scope.partition})
+    return items, next_cursor
+
+
+def iterate(scope: Scope, filters: Filters) -> Iterator[Spike]:
+    """Every matching spike, newest first, page by page (exports)."""
+    yield from _index(scope).query(scope.partition, scan_index_forward=False,
+                                   filter_condition=_filter_condition(filters), page_size=1000)
