@@ -2,7 +2,8 @@
 Everything else lives in chalicelib/ (api -> services -> store)."""
 from chalice import Chalice, Cron
 
-from chalicelib.api import auth, billing, fallback, keys, reference, routing, serving, shares, site, spikes, versioning
+from chalicelib.api import (auth, billing, dashboard, fallback, keys, reference, routing, serving, shares, site, spikes,
+                            versioning)
 
 app = Chalice(app_name="spikes")
 # Chalice matches binary types exactly (no wildcards): list what shares upload and serve.
@@ -38,6 +39,9 @@ def quota_reset(event):
 
 # Every route so far again under /v1 (the stable versioned paths).
 versioning.add_versioned_paths(app)
+
+# The dashboard is a page for people (like share pages), not an API path: not versioned.
+app.register_blueprint(dashboard.bp)
 
 # --- last: unknown routes and wrong methods answer in the envelope --------------------------
 app.register_blueprint(fallback.bp)

@@ -58,13 +58,13 @@ def verify_page():
     pending: Optional[SignInRequest] = described["request"]
     if pending is None:  # account recovery: nobody else is waiting for this session
         return html_page("verify.html", token=token, verify_url=f"{inputs.base_url(request)}/auth/verify",
-                         email=described["email"], approve="false", details_class="hidden", code="", when="",
+                         dashboard_url=f"{inputs.base_url(request)}/dashboard", email=described["email"], approve="false", details_class="hidden", code="", when="",
                          origin="", network="", warning_class="hidden",
                          button="Sign in", check_class="hidden")
     same_network = pending.requester_ip == inputs.client_ip(request)
     what = "the Spikes CLI" if described["purpose"] == "device" else "a program or page"
     return html_page("verify.html", token=token, verify_url=f"{inputs.base_url(request)}/auth/verify",
-                     email=described["email"], approve="true", details_class="", code=pending.code,
+                     dashboard_url=f"{inputs.base_url(request)}/dashboard", email=described["email"], approve="true", details_class="", code=pending.code,
                      when=pending.when(), origin=pending.requester_ip,
                      network=f"{what}, on {'this network' if same_network else 'a different network than yours'}",
                      warning_class="hidden" if same_network else "warn", button=f"Approve sign-in {pending.code}",

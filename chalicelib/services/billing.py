@@ -118,8 +118,8 @@ def checkout(settings: Settings, client_factory, user: User, base_url: str,
             "client_reference_id": user.user_id,
             "metadata": {"user_id": user.user_id},
             "subscription_data": {"metadata": {"user_id": user.user_id}},
-            "success_url": settings.billing_success_url or f"{base_url}/?billing=success",
-            "cancel_url": settings.billing_cancel_url or f"{base_url}/?billing=cancel",
+            "success_url": settings.billing_success_url or f"{base_url}/dashboard?billing=success",
+            "cancel_url": settings.billing_cancel_url or f"{base_url}/dashboard?billing=cancel",
         })
 
     customer_id = ensure_customer(client, user)
@@ -140,7 +140,7 @@ def portal(settings: Settings, client_factory, user: User, base_url: str) -> Dic
     try:
         session = _stripe_call("billing_portal.sessions.create", client.v1.billing_portal.sessions.create, params={
             "customer": user.stripe_customer_id,
-            "return_url": settings.billing_return_url or f"{base_url}/",
+            "return_url": settings.billing_return_url or f"{base_url}/dashboard#/account",
         })
     except CustomerMissing:
         raise NotFound("Your billing account no longer exists at Stripe: subscribe again with `spikes upgrade` "

@@ -290,7 +290,10 @@
     '.spk-highlight-label{position:absolute;left:-2px;bottom:100%;margin-bottom:2px;padding:0 5px;border-radius:3px;',
     'background:var(--spk-accent);color:var(--spk-on-accent);font:11px/1.6 ui-monospace,Menlo,monospace;',
     'white-space:nowrap;max-width:60vw;overflow:hidden;text-overflow:ellipsis}',
-    '.spk-label-in .spk-highlight-label{bottom:auto;top:0;margin:0}'
+    '.spk-label-in .spk-highlight-label{bottom:auto;top:0;margin:0}',
+    '.spk-spot{position:fixed;pointer-events:none;border:3px solid var(--spk-spot);border-radius:4px}',
+    '.spk-spot span{position:absolute;right:-3px;bottom:100%;padding:0 6px;border-radius:4px 4px 0 0;',
+    'background:var(--spk-spot);color:#fff;font:600 12px/1.7 system-ui,sans-serif;white-space:nowrap}'
   ].join('');
 
   var ICON = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" ' +
@@ -400,7 +403,59 @@
     w.addEventListener('scroll', scheduleHighlight, { capture: true, passive: true });
     w.addEventListener('resize', scheduleHighlight, { passive: true });
     setState('idle');
+    showHotspots();
     return true;
+  }
+
+  // --------------------------------------------------------------- hotspots
+  // The dashboard opens a share as .../s/<slug>/#spikes-hotspots=<JSON list of {s: selector,
+  // p: page, n: count, r: worst rating}>: outline those elements. The fragment never reaches
+  // the server; selectors are only looked up, labels are text.
+
+  var SPOT_COLORS = { no: '#dc2626', meh: '#d97706', like: '#16a34a', love: '#c026d3', none: '#64748b' };
+
+  function readHotspots() {
+    var m = /[#&]spikes-hotspots=([^&]*)/.exec(location.hash || '');
+    if (!m) return [];
+    try {
+      var list = JSON.parse(decodeURIComponent(m[1]));
+      return Array.isArray(list) ? list.slice(0, 50) : [];
+    } catch (e) { return []; }
+  }
+
+  function showHotspots() {
+    var here = [d.title, location.pathname, ''];
+    var spots = [];
+    readHotspots().forEach(function (spot) {
+      if (!spot || typeof spot.s !== 'string' || (spot.p && here.indexOf(spot.p) < 0)) return;
+      var el = null;
+      try { el = d.querySelector(spot.s); } catch (e) { return; }
+      if (!el || isOurs(el)) return;
+      var box = d.createElement('div');
+      box.className = 'spk-spot';
+      box.setAttribute('data-spikes-hotspot', spot.s);
+      box.style.setProperty('--spk-spot', SPOT_COLORS[spot.r] || SPOT_COLORS.none);
+      var label = d.createElement('span');
+      label.textContent = (Number(spot.n) || 0) + ' feedback' +
+        (spot.r && spot.r !== 'none' ? ' \u00b7 worst: ' + spot.r : '');
+      box.appendChild(label);
+      root.appendChild(box);
+      spots.push({ el: el, box: box });
+    });
+    if (!spots.length) return;
+    function place() {
+      spots.forEach(function (spot) {
+        var r = spot.el.getBoundingClientRect();
+        spot.box.style.left = (r.left - 3) + 'px';
+        spot.box.style.top = (r.top - 3) + 'px';
+        spot.box.style.width = (r.width + 6) + 'px';
+        spot.box.style.height = (r.height + 6) + 'px';
+      });
+    }
+    place();
+    w.addEventListener('scroll', place, { capture: true, passive: true });
+    w.addEventListener('resize', place, { passive: true });
+    try { spots[0].el.scrollIntoView({ block: 'center' }); } catch (e) { /* old browsers */ }
   }
 
   function setContrast() {

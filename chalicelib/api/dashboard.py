@@ -1,0 +1,53 @@
+"""The dashboard for share owners: one static HTML page and its JavaScript modules, served
+from chalicelib/web/dashboard/. It talks to the public API only (docs/dashboard.md)."""
+from __future__ import annotations
+
+import functools
+from urllib.parse import urlsplit
+
+from chalice import Blueprint, Response
+
+from chalicelib import deps, web
+from chalicelib.api.routing import route
+from chalicelib.errors import NotFound
+
+bp = Blueprint(__name__)
+
+ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+ASSETS = frozenset({"app.js", "api.js", "dom.js", "charts.js", "upload.js", "shares.js", "share.js", "account.js",
+                    "dashboard.css"})
+
+
+@functools.lru_cache(maxsize=8)
+def _storage_origin(bucket: str) -> str:
+    """Where presigned uploads and large exports go (S3, or the local emulator): signing a
+    URL is local computation, no request."""
+    signed = deps.s3_client().generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "probe"},
+                                                     ExpiresIn=60)
+    parts = urlsplit(signed)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _page_headers() -> dict:
+    # Our own scripts only, no inline code, nothing from elsewhere; API calls to this origin and
+    # file uploads to storage. Never framed (clickjacking on key revocation or deletion).
+    policy = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+              f"connect-src 'self' {_storage_origin(deps.settings().bucket_name)}; "
+              "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+    return {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": policy,
+            "Cache-Control": "no-cache", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff"}
+
+
+@route(bp, "/dashboard", methods=["GET"], cors=False)
+def dashboard_page():
+    return Response(body=web.asset("dashboard/index.html"), status_code=200, headers=_page_headers())
+
+
+@route(bp, "/dashboard/{name}", methods=["GET"], cors=False)
+def dashboard_asset(name: str):
+    if name not in ASSETS:
+        raise NotFound("No such dashboard file")
+    suffix = name[name.rfind("."):]
+    return Response(body=web.asset(f"dashboard/{name}"), status_code=200, headers={
+        "Content-Type": ASSET_TYPES[suffix], "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})

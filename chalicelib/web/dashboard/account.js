@@ -1,0 +1,114 @@
+// Your account (plan, usage against limits, billing) and your API keys.
+
+import { api, describe } from './api.js';
+import { busy, h, replace, status, when } from './dom.js';
+
+function meter(id, label, used, limit) {
+  const text = limit === null || limit === undefined ? `${used} (no limit)` : `${used} of ${limit}`;
+  return h('div', { class: 'meter' },
+    h('label', { for: id }, `${label}: ${text}`),
+    limit ? h('meter', { id, min: '0', max: String(limit), value: String(Math.min(used, limit)), low: String(limit * 0.7),
+      high: String(limit * 0.9), optimum: '0' }, text) : null);
+}
+
+export async function renderAccount(main) {
+  const [me, usage] = await Promise.all([api('GET', '/me'), api('GET', '/usage')]);
+  const messages = h('div');
+  const tier = usage.tier || me.tier;
+  const goTo = (path) => (event) => busy(event.target, messages, async () => {
+    const answer = await api('POST', path);
+    if (answer.url) { window.location.assign(answer.url); return; }
+    messages.replaceChildren(status('', answer.message || 'Nothing to do.'));
+  });
+  replace(main,
+    h('h1', { tabindex: '-1' }, 'Account'),
+    h('section', { class: 'card' },
+      h('dl', { class: 'facts' },
+        h('dt', {}, 'E-mail'), h('dd', { id: 'account-email' }, me.email || '—'),
+        h('dt', {}, 'Plan'), h('dd', { id: 'account-tier' }, tier === 'pro' ? 'Pro' : tier === 'free' ? 'Free' : tier),
+        h('dt', {}, 'Usage resets'), h('dd', {}, when(usage.reset_at))),
+      meter('use-spikes', 'Spikes this period', usage.spikes, usage.spike_limit),
+      meter('use-shares', 'Active shares', usage.shares, usage.share_limit),
+      h('div', { class: 'row' },
+        tier === 'pro' ? null : h('button', { type: 'button', id: 'upgrade', onclick: goTo('/billing/checkout') }, 'Upgrade to Pro'),
+        h('button', { type: 'button', class: tier === 'pro' ? '' : 'secondary', id: 'billing-portal', onclick: goTo('/billing/portal') }, 'Manage billing')),
+      messages));
+}
+
+// --- API keys --------------------------------------------------------------------------------
+
+const SCOPE_CHOICES = [
+  ['full', 'Everything (full)'], ['read', 'Read shares, feedback and usage (read)'],
+  ['write', 'Read and write shares and feedback (write)'],
+];
+
+export async function renderKeys(main) {
+  const keys = await api('GET', '/auth/api-keys');
+  const messages = h('div');
+  const created = h('div', { 'aria-live': 'polite' });
+  const name = h('input', { id: 'key-name', maxlength: '100', placeholder: 'e.g. CI agent' });
+  const scope = h('select', { id: 'key-scope' }, SCOPE_CHOICES.map(([value, label]) => h('option', { value }, label)));
+  const expires = h('input', { id: 'key-expires', type: 'date' });
+  const form = h('form', { class: 'card', onsubmit: (event) => {
+    event.preventDefault();
+    busy(event.submitter, messages, async () => {
+      const body = { name: name.value.trim() || undefined, scopes: scope.value };
+      if (expires.value) body.expires_at = new Date(expires.value + 'T23:59:59Z').toISOString();
+      const key = await api('POST', '/auth/api-key', { body });
+      showOnce(created, key);
+      table.replaceWith(table = keyTable(await api('GET', '/auth/api-keys'), messages));
+    });
+  } },
+  h('h2', {}, 'Create a key'),
+  h('p', {}, 'Keys let agents and scripts use the API as you, limited to the scope you choose. A key is shown once.'),
+  h('label', { for: 'key-name' }, 'Name'), name,
+  h('label', { for: 'key-scope' }, 'Scope'), scope,
+  h('label', { for: 'key-expires' }, 'Expires (optional)'), expires,
+  h('button', { type: 'submit' }, 'Create key'), created);
+  let table = keyTable(keys, messages);
+  replace(main, h('h1', { tabindex: '-1' }, 'API keys'), form,
+    h('section', { class: 'card', 'aria-labelledby': 'your-keys' }, h('h2', { id: 'your-keys' }, 'Your keys'), messages, table));
+}
+
+function showOnce(area, key) {
+  const value = h('input', { id: 'new-key', readonly: true, value: key.api_key, 'aria-label': 'Your new API key' });
+  const copied = h('span', { role: 'status' });
+  replace(area, h('div', { class: 'once' },
+    h('p', {}, h('strong', {}, 'Copy your key now.'), ' It is not shown again; only its prefix is kept.'),
+    value,
+    h('button', { type: 'button', id: 'copy-key', onclick: async () => {
+      value.select();
+      try { await navigator.clipboard.writeText(key.api_key); copied.textContent = 'Copied.'; }
+      catch (_) { copied.textContent = document.execCommand && document.execCommand('copy') ? 'Copied.' : 'Select the key and copy it with your keyboard.'; }
+    } }, 'Copy'), copied));
+  value.focus();
+  value.select();
+}
+
+// Keys are listed by their prefix, as they start: sk_spikes_<prefix>…
+function displayPrefix(prefix) {
+  return String(prefix || '').startsWith('sk_spikes_') ? prefix : 'sk_spikes_' + (prefix || '');
+}
+
+function keyTable(keys, messages) {
+  if (!keys.length) return h('p', { class: 'empty' }, 'No keys yet.');
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'keys' },
+    h('thead', {}, h('tr', {}, ['Name', 'Key', 'Scope', 'Created', 'Last used', 'Expires', ''].map((label) => h('th', { scope: 'col' }, label)))),
+    h('tbody', {}, keys.map((key) => h('tr', { 'data-key': key.key_id, class: key.revoked_at ? 'revoked' : '' },
+      h('th', { scope: 'row' }, key.name || '—'),
+      h('td', {}, h('code', {}, displayPrefix(key.key_prefix) + '…')),
+      h('td', {}, key.scopes || 'full'),
+      h('td', {}, when(key.created_at)),
+      h('td', {}, key.last_used_at ? when(key.last_used_at) : 'Never'),
+      h('td', {}, key.expires_at ? when(key.expires_at) : 'Never'),
+      h('td', {}, key.revoked_at ? `Revoked ${when(key.revoked_at)}` : h('button', { type: 'button', class: 'danger',
+        'aria-label': `Revoke key ${key.name || key.key_prefix}`,
+        onclick: (event) => busy(event.target, messages, async () => {
+          if (!window.confirm(`Revoke “${key.name || key.key_prefix}”? Anything using it stops working at once.`)) return;
+          await api('DELETE', `/auth/api-key/${encodeURIComponent(key.key_id)}`);
+          const row = event.target.closest('tr');
+          row.classList.add('revoked');
+          row.lastChild.replaceChildren('Revoked just now');
+          messages.replaceChildren(status('ok', `Key ${key.name || key.key_prefix} revoked.`));
+        }) }, 'Revoke')))))));
+}
