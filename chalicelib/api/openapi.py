@@ -224,6 +224,10 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("GET", "/docs"): Op("Interactive API reference", "meta", PUBLIC, ok={200: (str, HTML)}),
     ("GET", "/docs/{asset}"): Op("Assets of the interactive reference", "meta", PUBLIC,
                                  ok={200: (str, "application/javascript")}, errors=(404,)),
+    ("GET", "/dashboard"): Op("The share owners' dashboard (a page for people, on this API)", "meta", PUBLIC,
+                              ok={200: (str, HTML)}),
+    ("GET", "/dashboard/{name}"): Op("Modules and styles of the dashboard", "meta", PUBLIC,
+                                     ok={200: (str, "text/javascript")}, errors=(404,)),
     # accounts
     ("POST", "/auth/login"): Op("Mail a magic link", "auth", PUBLIC, body=schemas.EmailRequest,
                                 ok={200: LoginOut}, rate_limited=True),
