@@ -1,9 +1,10 @@
-"""The Spikes backend on AWS Chalice: blueprints, middleware, schedule and webhook routes.
-Everything else lives in chalicelib/ (api -> services -> store)."""
-from chalice import Chalice, Cron
+"""The Spikes backend on AWS Chalice: the app, its middleware and its blueprints (routes,
+inbound webhooks, scheduled jobs). Everything else lives in chalicelib/ (api -> services ->
+store); see docs/architecture.md."""
+from chalice import Chalice
 
-from chalicelib.api import (auth, billing, dashboard, fallback, keys, reference, routing, serving, shares, site, spikes,
-                            versioning)
+from chalicelib.api import (auth, billing, dashboard, fallback, jobs, keys, reference, routing, serving, shares, site,
+                            spikes, versioning, webhooks)
 
 app = Chalice(app_name="spikes")
 # Chalice matches binary types exactly (no wildcards): list what shares upload and serve.
@@ -22,20 +23,8 @@ app.register_blueprint(spikes.bp)
 app.register_blueprint(shares.bp)
 app.register_blueprint(serving.bp)
 app.register_blueprint(billing.bp)
-
-# --- Stripe webhook and the scheduled quota reset (billing) ---------------------------------
-
-@app.route("/webhooks/stripe", methods=["POST"], content_types=["*/*"])
-def stripe_webhook():
-    return routing.handle(lambda: billing.stripe_webhook(app.current_request))
-
-
-# Every 15 minutes: a finished period is one GetItem; an unfinished one continues from its
-# checkpoint (see chalicelib/services/quota_reset.py).
-@app.schedule(Cron("0/15", "*", "*", "*", "?", "*"), name="quota_reset")
-def quota_reset(event):
-    return billing.scheduled_quota_reset(event)
-
+app.register_blueprint(webhooks.bp)
+app.register_blueprint(jobs.bp)
 
 # Every route so far again under /v1 (the stable versioned paths).
 versioning.add_versioned_paths(app)

@@ -1,0 +1,223 @@
+"""Stripe's webhook: the events that move users between tiers.
+
+Guarantees (see docs/billing.md):
+- authentic: ``stripe.Webhook.construct_event`` checks ``Stripe-Signature`` against the raw
+  body with the library's default tolerance; nothing is read or written before that;
+- applied once: the user update and the ``stripe-event#<id>`` marker are one transaction,
+  the marker written only if absent;
+- order-safe: the update is conditional on ``subscription_event_at < event.created``, so an
+  older event never overwrites newer subscription state (on a tie, a downgrade wins);
+- complete: turning off Pro features on a downgrade is idempotent and re-derived from the
+  stored state on every delivery of a downgrade event, so a retry after a crash finishes it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+import stripe
+
+from chalicelib import clock
+from chalicelib.errors import BillingNotConfigured, InvalidSignature
+from chalicelib.logs import get_logger
+from chalicelib.services import quotas
+from chalicelib.settings import Settings
+from chalicelib.store import ledger, transactions
+from chalicelib.store import shares as share_store
+from chalicelib.store.models import User
+from chalicelib.store.transactions import ConditionFailed, Transaction
+
+log = get_logger("spikes.stripe_events")
+
+# Stripe retries a delivery for up to three days; keep markers well beyond that.
+EVENT_MARKER_TTL_SECONDS = 30 * 24 * 3600
+MAX_WEBHOOK_BYTES = 1024 * 1024
+
+PRO_STATUSES = {"active", "trialing"}
+GRACE_STATUSES = {"past_due"}
+FREE_STATUSES = {"canceled", "unpaid", "paused", "incomplete_expired"}
+
+CHECKOUT_COMPLETED = "checkout.session.completed"
+SUBSCRIPTION_EVENTS = {"customer.subscription.created", "customer.subscription.updated",
+                       "customer.subscription.deleted", "customer.subscription.paused",
+                       "customer.subscription.resumed"}
+PAYMENT_FAILED = "invoice.payment_failed"
+HANDLED_EVENTS = {CHECKOUT_COMPLETED, PAYMENT_FAILED, *SUBSCRIPTION_EVENTS}
+
+
+# --- the webhook -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Change:
+    """What one event means for a user's subscription state."""
+    kind: str  # "pro" | "grace" | "free"
+    status: str
+    subscription_id: Optional[str]
+    customer_id: Optional[str]
+    user_hint: Optional[str]  # the user id Stripe carries in metadata / client_reference_id
+
+
+def verify(settings: Settings, raw_body: bytes, signature: Optional[str]) -> Dict[str, Any]:
+    """The event as a plain dict, only if the signature over the raw body is valid and fresh."""
+    if not settings.stripe_webhook_secret:
+        raise BillingNotConfigured("Stripe webhooks are not configured on this server")
+    if not signature:
+        raise InvalidSignature("Missing Stripe-Signature header")
+    try:
+        stripe.Webhook.construct_event(raw_body, signature, settings.stripe_webhook_secret.get_secret_value())
+    except stripe.SignatureVerificationError:
+        raise InvalidSignature() from None
+    except (ValueError, TypeError, AttributeError, KeyError):  # signed, but not a JSON event object
+        raise InvalidSignature("Signed payload is not a JSON event") from None
+    event = json.loads(raw_body)
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+        raise InvalidSignature("Signed payload is not a Stripe event")
+    return event
+
+
+def _metadata_user(obj: Dict[str, Any]) -> Optional[str]:
+    metadata = obj.get("metadata") or {}
+    return metadata.get("user_id") if isinstance(metadata, dict) else None
+
+
+def _id_of(value: Any) -> Optional[str]:
+    """An id from a field that may hold the id or the expanded object."""
+    if isinstance(value, dict):
+        return value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+def classify(event: Dict[str, Any]) -> Optional[Change]:
+    """Map an event to a change, or None for events (and statuses) that change nothing."""
+    kind_of_event = event["type"]
+    obj = ((event.get("data") or {}).get("object")) or {}
+    if not isinstance(obj, dict):
+        return None
+    customer = _id_of(obj.get("customer"))
+    if kind_of_event == CHECKOUT_COMPLETED:
+        if obj.get("mode") != "subscription" or obj.get("payment_status") not in ("paid", "no_payment_required"):
+            return None  # async payment methods: the subscription events decide later
+        return Change("pro", "active", _id_of(obj.get("subscription")), customer,
+                      obj.get("client_reference_id") or _metadata_user(obj))
+    if kind_of_event in SUBSCRIPTION_EVENTS:
+        status = obj.get("status") or ""
+        if kind_of_event == "customer.subscription.deleted":
+            kind = "free"
+        elif status in PRO_STATUSES:
+            kind = "pro"
+        elif status in GRACE_STATUSES:
+            kind = "grace"
+        elif status in FREE_STATUSES:
+            kind = "free"
+        else:
+            return None  # incomplete: the first payment is still being attempted
+        return Change(kind, status or "canceled", _id_of(obj.get("id")), customer, _metadata_user(obj))
+    if kind_of_event == PAYMENT_FAILED:
+        # API versions from 2025 on carry the subscription under parent.subscription_details.
+        details = ((obj.get("parent") or {}).get("subscription_details")) or obj.get("subscription_details") or {}
+        subscription = _id_of(details.get("subscription")) or _id_of(obj.get("subscription"))
+        if not subscription:
+            return None  # a one-off invoice: no tier depends on it
+        return Change("grace", "past_due", subscription, customer, _metadata_user(details))
+    return None
+
+
+def _find_user(change: Change) -> Optional[User]:
+    if isinstance(change.user_hint, str) and 0 < len(change.user_hint) <= 128:
+        try:
+            return User.get(change.user_hint, consistent_read=True)
+        except User.DoesNotExist:
+            pass
+    if change.customer_id:
+        for key in User.stripe_customer_index.query(change.customer_id, limit=1):
+            try:
+                return User.get(key.user_id, consistent_read=True)
+            except User.DoesNotExist:
+                return None
+    return None
+
+
+def _update_for(settings: Settings, change: Change, created: int) -> Tuple[list, Any]:
+    """Actions and condition of the user update an event makes."""
+    event_at = User.subscription_event_at
+    newer = event_at.does_not_exist() | (event_at < created)
+    actions = [event_at.set(created), User.subscription_status.set(change.status)]
+    if change.customer_id:
+        actions.append(User.stripe_customer_id.set(User.stripe_customer_id | change.customer_id))
+    if change.kind == "pro":
+        actions += [User.tier.set(quotas.PRO), User.grace_until.remove()]
+        if change.subscription_id:
+            actions.append(User.subscription_id.set(change.subscription_id))
+        return actions, User.user_id.exists() & newer
+    if change.kind == "grace":
+        # The grace period starts at the first failure and is not extended by later retries.
+        grace_until = created + settings.payment_grace_days * 24 * 3600
+        actions.append(User.grace_until.set(User.grace_until | grace_until))
+        same_subscription = User.subscription_id.does_not_exist()
+        if change.subscription_id:
+            same_subscription = same_subscription | (User.subscription_id == change.subscription_id)
+        return actions, User.user_id.exists() & newer & same_subscription
+    # free: on a tie with another event of the same second, the downgrade wins. An event about
+    # an older subscription than the stored one never downgrades the newer subscription.
+    actions += [User.tier.set(quotas.FREE), User.grace_until.remove()]
+    same_subscription = User.subscription_id.does_not_exist()
+    if change.subscription_id:
+        same_subscription = same_subscription | (User.subscription_id == change.subscription_id)
+    not_older = event_at.does_not_exist() | (event_at <= created)
+    return actions, User.user_id.exists() & not_older & same_subscription
+
+
+def _marker(event: Dict[str, Any], outcome: str, user_id: Optional[str], now: float):
+    return ledger.stripe_event_marker(event["id"], outcome, expires_at=int(now) + EVENT_MARKER_TTL_SECONDS,
+                                      detail={"type": event["type"], "user_id": user_id,
+                                              "created": event.get("created")})
+
+
+def _finish_downgrade(user_id: str, now: float) -> int:
+    """Pro features off when the stored state says Free (idempotent; safe on every retry)."""
+    try:
+        user = User.get(user_id, consistent_read=True)
+    except User.DoesNotExist:
+        return 0
+    if quotas.effective_tier(user, now) != quotas.FREE:
+        return 0
+    return share_store.strip_pro_features(user_id)
+
+
+def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:
+    """Apply one verified event. Returns what happened; raises (-> 5xx, Stripe retries) when
+    the store fails."""
+    now = clock.epoch() if now is None else now
+    if event["type"] not in HANDLED_EVENTS:
+        return {"received": True, "outcome": "ignored"}
+    change = classify(event)
+    if change is None:
+        return {"received": True, "outcome": "ignored"}
+    created = int(event.get("created") or 0)
+    user = _find_user(change)
+    if user is None:
+        log.warning("stripe.event_without_user", event_id=event["id"], type=event["type"])
+        return {"received": True, "outcome": "unknown-user"}
+
+    outcome = "applied"
+    if ledger.stripe_event_seen(event["id"]):
+        outcome = "duplicate"
+    else:
+        actions, condition = _update_for(settings, change, created)
+
+        def write(tx: Transaction) -> None:
+            tx.update("user", User(user.user_id), actions=actions, condition=condition)
+            ledger.mark_stripe_event(tx, _marker(event, change.kind, user.user_id, now))
+        try:
+            transactions.run(write)
+        except ConditionFailed as failed:
+            if "marker" in failed:
+                outcome = "duplicate"
+            else:
+                outcome = "stale"  # older than the stored state, or about a replaced subscription
+                ledger.save_once(_marker(event, "stale", user.user_id, now))
+    stripped = _finish_downgrade(user.user_id, now) if change.kind == "free" else 0
+    log.info("stripe.event", event_id=event["id"], type=event["type"], outcome=outcome, kind=change.kind,
+             user_id=user.user_id, shares_stripped=stripped)
+    return {"received": True, "outcome": outcome}
