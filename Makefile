@@ -81,9 +81,12 @@ dev: $(STAMP) dev-deps
 test: $(STAMP) $(DDB_LOCAL) system-deps
 	$(BIN)/python -m pytest tests -q -rfE -p no:cacheprovider $(PYTEST_ARGS)
 
-## The in-process tests only (no DynamoDB Local, no server, no browser): a quick loop.
+## The in-process tests only (no server, no browser): a quick loop.
+## The store contract tests (the store_backend fixture) also run on DynamoDB Local when `make test`
+## has installed it and Java is there, so the concurrency guarantees are in the quick loop too.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests -q -rfE -p no:cacheprovider --no-dynamodb-local -m "not e2e and not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -q -rfE -p no:cacheprovider -m "not e2e and not browser" \
+	  $$( [ -f $(DDB_LOCAL) ] && command -v java >/dev/null || echo --no-dynamodb-local ) $(PYTEST_ARGS)
 
 ## Only the tests against the real local server.
 test-e2e: $(STAMP) $(DDB_LOCAL) system-deps

@@ -251,8 +251,8 @@ class LedgerItem(_Base):
 
 
 ALL_MODELS: List[Type[Model]] = [User, AuthItem, Share, Spike, LedgerItem, ApiKey]
-LOGICAL_NAMES = {User: "users", AuthItem: "auth", Share: "shares", Spike: "spikes", LedgerItem: "ledger",
-                 ApiKey: "keys"}
+# Each model's Meta.table_name is its logical name until configure_models binds the stage's.
+LOGICAL_NAMES = {model: model.Meta.table_name for model in ALL_MODELS}
 
 
 def configure_models(settings: Settings, models: Iterable[Type[Model]] = ALL_MODELS) -> None:

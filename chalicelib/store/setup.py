@@ -21,13 +21,6 @@ def create_tables(settings: Settings, dynamodb_client: Any) -> None:
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
 
 
-def delete_tables(settings: Settings) -> None:
-    configure_models(settings)
-    for model in ALL_MODELS:
-        if model.exists():
-            model.delete_table()
-
-
 def create_bucket(settings: Settings, s3_client: Any) -> None:
     existing = {b["Name"] for b in s3_client.list_buckets().get("Buckets", [])}
     if settings.bucket_name in existing:
