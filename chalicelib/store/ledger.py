@@ -89,6 +89,13 @@ def count_spike(tx: Transaction, share_id: str, owner_id: str, period: str, limi
               actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(expires)])
 
 
+def count_own_spike(tx: Transaction, owner_id: str, period: str, now: float) -> None:
+    """In the transaction of a spike a user posts under a project key of their own (no share,
+    no quota): the owner's period usage ("usage")."""
+    tx.update("usage", LedgerItem(user_usage_key(owner_id, period)),
+              actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(int(now) + RETENTION_SECONDS)])
+
+
 def uncount_spike(tx: Transaction, share_id: str) -> None:
     """In a spike's deletion: one fewer in the share's total ("total"; never below zero)."""
     tx.update("total", LedgerItem(share_total_key(share_id)), actions=[LedgerItem.count.add(-1)],
