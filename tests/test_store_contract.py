@@ -170,3 +170,21 @@ def test_a_table_from_an_older_version_gets_the_indexes_added_since(store_backen
         time.sleep(0.5)
     recorded = spikes.record(new_spike(client_id="after-upgrade"), deps.settings(), "http://x")
     assert [s.public_id for s in Spike.id_index.query(recorded.id)] == ["after-upgrade"]
+
+
+def test_a_page_stops_before_its_byte_budget_and_continues_after(store_backend):
+    """Lambda answers at most 6 MB: a listing ends early, and its cursor loses nothing."""
+    settings = deps.settings()
+    for n in range(5):
+        spikes.record(new_spike(client_id=f"big-{n}", comments="x" * 1000), settings, "http://x")
+    scope = spikes.project_scope("proj", None)
+    seen = []
+    cursor = None
+    for _ in range(5):
+        page = spikes.list_page(scope, Filters(), 100, cursor, SECRET, max_bytes=2500)
+        assert 1 <= len(page.items) <= 2
+        seen += [item["id"] for item in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert sorted(seen) == [f"big-{n}" for n in range(5)]
