@@ -97,20 +97,9 @@ def stripe_client() -> Any:
                                max_network_retries=s.stripe_max_network_retries, http_client=http_client)
 
 
-_reset_hooks: list = []
-
-
-def on_reset(hook) -> None:
-    """Have ``reset()`` also clear a cache kept elsewhere (e.g. services/targets.py)."""
-    if hook not in _reset_hooks:
-        _reset_hooks.append(hook)
-
-
 def reset() -> None:
     """Forget settings and every cached client (after the environment changed)."""
     reset_settings()
     _bound["settings"] = None
     for factory in (s3_client, ses_client, mailer, stripe_client):
         factory.cache_clear()
-    for hook in _reset_hooks:
-        hook()

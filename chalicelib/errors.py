@@ -168,9 +168,16 @@ class ShareLimit(UsageLimit):
 
 
 class BillingNotConfigured(SpikesError):
-    status = 503
+    """A permanent state of this server, so a 4xx: clients show a 4xx's message, while any 5xx
+    reads as "server error, try again" (docs/clients.md)."""
+    status = 404
     code = "BILLING_NOT_CONFIGURED"
     message = "Billing is not configured on this server"
+
+
+class WebhooksNotConfigured(BillingNotConfigured):
+    """Stripe retries a 5xx for days: events sent before the secret is set still arrive."""
+    status = 503
 
 
 class DependencyUnavailable(SpikesError):

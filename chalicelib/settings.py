@@ -62,7 +62,6 @@ class Settings(BaseSettings):
     free_share_limit: Optional[int] = 5
     pro_spike_limit: Optional[int] = None
     pro_share_limit: Optional[int] = None
-    quota_period: Literal["month"] = "month"
 
     max_json_bytes: int = 64 * 1024
     # Lambda caps a request at 6 MB including base64 for binary bodies.

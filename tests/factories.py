@@ -1,12 +1,14 @@
-"""Test data written straight to the store (for tests that are not about creating it)."""
+"""Test data written through the store's own helpers (for tests that are not about creating it),
+so it keeps the store's invariants: a share has its slug claim and counts in its owner's
+active_shares."""
 from __future__ import annotations
 
-import secrets
-import string
-from datetime import datetime, timezone
 from typing import Optional
 
+from chalicelib import clock
 from chalicelib.services.accounts import user_id_for
+from chalicelib.services.shares import new_share_id
+from chalicelib.store import shares as share_store
 from chalicelib.store.models import Share, User
 
 
@@ -21,13 +23,10 @@ def make_share(owner_email: str, slug: str, tier: Optional[str] = None, **fields
     owner_id = user_id_for(owner_email)
     if tier is not None or not _exists(owner_id):
         make_user(owner_email, tier or "free")
-    share_id = "sh_" + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(12))
-    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    share = Share(f"share#{share_id}", share_id=share_id, slug=slug, owner_id=owner_id, name=slug,
-                  created_at=created, status="active", **fields)
-    share.save()
-    Share(f"slug#{slug}", share_id=share_id).save()
-    return share
+    share = share_store.new(new_share_id(), slug=slug, owner_id=owner_id, name=slug,
+                            created_at=clock.iso(clock.now()), status=share_store.ACTIVE, **fields)
+    # The store's own insert: the slug claim and the owner's active_shares move with the share.
+    return share_store.insert(share, owner_id, limit=None)
 
 
 def _exists(user_id: str) -> bool:

@@ -108,7 +108,8 @@ def test_a_signed_in_user_claims_a_key_only_account(client):
     assert User.get(human_id).active_shares == 1 and User.get(created["account_id"]).active_shares == 0
     assert User.get(created["account_id"]).merged_into == human_id
     assert Share.get(f"share#{share['share_id']}").owner_id == human_id
-    assert all(Spike.get(spike_id).owner_id == human_id for spike_id in spike_ids)
+    stored = [item for spike_id in spike_ids for item in Spike.id_index.query(spike_id)]
+    assert len(stored) == 3 and all(item.owner_id == human_id for item in stored)
 
     # New feedback on the share goes to the user; claiming again changes nothing.
     call(client, "POST", "/spikes", {"type": "page", "projectKey": share["slug"], "comments": "after"})

@@ -125,14 +125,15 @@ def test_checkout_requires_a_bearer_token(client, configured):
 def test_billing_not_configured_is_a_clear_error(client, user_token):
     for path in ("/billing/checkout", "/billing/portal"):
         status, body, _ = call(client, "GET", path, token=user_token)
-        assert status == 503, body
+        assert status == 404, body  # permanent: a 4xx, so the CLI shows this message
         assert body["code"] == "BILLING_NOT_CONFIGURED" and body["request_id"]
+        assert body["error"] == "Billing is not configured on this server"
 
 
 def test_checkout_without_price_is_not_configured(client, user_token, env, stripe_api):
     env(STRIPE_SECRET_KEY=stripe_api.api_key, STRIPE_API_BASE=stripe_api.url)
     status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
-    assert status == 503 and body["code"] == "BILLING_NOT_CONFIGURED"
+    assert status == 404 and body["code"] == "BILLING_NOT_CONFIGURED"
     assert stripe_api.requests == []
 
 
@@ -158,7 +159,7 @@ def test_rejected_api_key_is_reported_as_configuration_error(client, user_token,
     env(STRIPE_SECRET_KEY="sk_test_wrong", STRIPE_PRICE_ID="price_pro", STRIPE_API_BASE=configured.url,
         STRIPE_MAX_NETWORK_RETRIES="0")
     status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
-    assert status == 503 and body["code"] == "BILLING_NOT_CONFIGURED"
+    assert status == 404 and body["code"] == "BILLING_NOT_CONFIGURED"
 
 
 # --- portal ----------------------------------------------------------------------------------

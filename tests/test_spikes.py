@@ -36,7 +36,7 @@ def listing(client, query="", token=None):
 
 def test_widget_page_feedback_is_stored_and_listed_in_client_format(client):
     status, body, headers = post(client, PAGE_SPIKE)
-    assert status == 201 and body["ok"] is True and body["id"].startswith("spk_")
+    assert status == 201 and body["ok"] is True and body["id"] == PAGE_SPIKE["id"]  # the client's id, kept
     assert headers["Access-Control-Allow-Origin"] == "*"
     data = listing(client, "?project=my-project")
     assert data["next_cursor"] is None
@@ -106,7 +106,11 @@ def test_same_client_id_twice_stores_one_spike_with_the_same_id(client):
     items = listing(client, "?project=my-project")["data"]
     assert len(items) == 1 and items[0]["comments"] == "Great"
     other_project = post(client, {**PAGE_SPIKE, "projectKey": "other"})
-    assert other_project[1]["id"] != first[1]["id"]
+    assert other_project[0] == 201 and other_project[1]["id"] == first[1]["id"]  # ids are per project
+    assert len(listing(client, "?project=other")["data"]) == 1
+    assert len(listing(client, "?project=my-project")["data"]) == 1
+    without_id = post(client, {k: v for k, v in PAGE_SPIKE.items() if k != "id"})
+    assert without_id[1]["id"].startswith("spk_")
 
 
 def test_spikes_naming_a_share_by_slug_or_id_belong_to_it(client):
@@ -258,7 +262,8 @@ def test_other_owners_get_the_same_404_as_a_missing_spike(client):
         status, answer, _ = call(client, method, f"/spikes/{spike_id}", body, token=bob)
         assert (status, answer["code"], answer["error"]) == (404, "NOT_FOUND", missing[1]["error"])
     assert call(client, "GET", f"/spikes/{spike_id}")[0] == 401
-    assert Spike.get(spike_id).resolved is False
+    [stored] = Spike.id_index.query(spike_id)
+    assert stored.resolved is False
 
 
 def test_owner_resolves_unresolves_and_deletes(client):

@@ -56,10 +56,12 @@ def api_key_header(request: Request) -> Optional[str]:
     return (request.headers.get("x-api-key") or "").strip() or None
 
 
-def principal(request: Request) -> Optional[Principal]:
+def principal(request: Request, any_credential_in_param: bool = False) -> Optional[Principal]:
+    """The caller. ``any_credential_in_param``: ``?token=`` may carry a user's credential too,
+    not only the admin token (the /spikes routes, see docs/clients.md)."""
     settings = deps.settings()
     return identity.resolve(bearer_token(request), query(request).get("token"), settings.admin_token,
-                            api_key_header(request), settings)
+                            api_key_header(request), settings, any_credential_in_param)
 
 
 def body_bytes(request: Request, max_bytes: int) -> bytes:

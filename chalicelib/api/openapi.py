@@ -184,6 +184,11 @@ class IndexOut(_Open):
     ok: bool
 
 
+class HealthOut(_Open):
+    ok: bool
+    status: str
+
+
 # --- what each route is ----------------------------------------------------------------------
 
 PUBLIC = "public"          # no credentials
@@ -218,8 +223,12 @@ SPIKE_FILTERS: Tuple[Query, ...] = (
     ("token", "The admin token (SPIKES_TOKEN) or a bearer token", False),
 )
 
+SPIKE_PROJECT = (("project", "The project key when the same id is in several of the caller's projects", False),)
+
 OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("GET", "/"): Op("Service name and health", "meta", PUBLIC, ok={200: IndexOut}),
+    ("GET", "/health"): Op("Liveness for load balancers and monitors (touches no dependency)", "meta", PUBLIC,
+                           ok={200: HealthOut}),
     ("GET", "/openapi.json"): Op("This document", "meta", PUBLIC, ok={200: (dict, "application/json")}),
     ("GET", "/docs"): Op("Interactive API reference", "meta", PUBLIC, ok={200: (str, HTML)}),
     ("GET", "/docs/{asset}"): Op("Assets of the interactive reference", "meta", PUBLIC,
@@ -267,15 +276,20 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                             ok={201: SpikeCreatedOut, 200: SpikeCreatedOut}, errors=(403, 404, 409),
                             rate_limited=True),
     ("GET", "/spikes"): Op("List feedback, newest first", "spikes", READER, ok={200: SpikePageOut},
-                           query=SPIKE_FILTERS + (("limit", "1-1000, default 100", False),
+                           description="The CLI's push (user agent `ureq/…`, `?token=`, no Authorization "
+                                       "header) gets the page as a bare JSON array (docs/clients.md).",
+                           query=SPIKE_FILTERS + (("limit", "1-1000; default 100 with ?project=, else 1000",
+                                                   False),
                                                   ("cursor", "next_cursor of the previous page", False))),
     ("GET", "/spikes/export"): Op("Export feedback as CSV or JSON lines", "spikes", READER,
                                   ok={200: (str, "text/csv"), 303: None},
                                   query=SPIKE_FILTERS + (("format", "csv (default) or jsonl", False),)),
-    ("GET", "/spikes/{spike_id}"): Op("One feedback item", "spikes", ok={200: SpikeOut}, errors=(404,)),
+    ("GET", "/spikes/{spike_id}"): Op("One feedback item", "spikes", ok={200: SpikeOut}, errors=(404, 409),
+                                      query=SPIKE_PROJECT),
     ("PATCH", "/spikes/{spike_id}"): Op("Resolve or reopen a feedback item", "spikes", body=schemas.ResolveIn,
-                                        ok={200: SpikeResolvedOut}, errors=(404,)),
-    ("DELETE", "/spikes/{spike_id}"): Op("Delete a feedback item", "spikes", ok={200: DeletedOut}, errors=(404,)),
+                                        ok={200: SpikeResolvedOut}, errors=(404, 409), query=SPIKE_PROJECT),
+    ("DELETE", "/spikes/{spike_id}"): Op("Delete a feedback item", "spikes", ok={200: DeletedOut},
+                                         errors=(404, 409), query=SPIKE_PROJECT),
     # shares
     ("POST", "/shares"): Op("Create a share from a multipart upload", "shares", body=ShareMetadata,
                             body_media="multipart/form-data", ok={201: ShareCreatedOut}, errors=(409,),

@@ -22,7 +22,7 @@ log = get_logger("spikes.http")
 # Public API: any origin, no credentials (cookies never cross origins; see docs/security.md).
 CORS = CORSConfig(
     allow_origin="*",
-    allow_headers=["X-Request-Id", "X-API-Key", "Idempotency-Key", "X-Share-Password"],
+    allow_headers=["X-Request-Id", "X-API-Key", "X-Share-Password"],
     expose_headers=["X-Request-Id", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
                     "X-RateLimit-Reset", "Content-Disposition"],
     max_age=600,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 
 class _Lenient(BaseModel):
@@ -106,6 +106,17 @@ class SpikeIn(_Lenient):
     elementText: Optional[str] = Field(default=None, max_length=1000)
     boundingBox: Optional[BoundingBoxIn] = None
     viewport: Optional[ViewportIn] = None
+    # The MCP server sends the reviewer flat; used when ``reviewer`` is absent.
+    reviewerName: Optional[str] = Field(default=None, max_length=200)
+    reviewerEmail: Optional[str] = Field(default=None, max_length=254)
+    # The CLI's push re-sends its local spikes whole; honoured for the feedback's owner only.
+    resolved: Optional[bool] = None
+    resolvedAt: Optional[str] = Field(default=None, max_length=64)
+
+    @field_validator("rating", mode="before")
+    @classmethod
+    def _rating_any_case(cls, value):
+        return value.lower() if isinstance(value, str) else value
 
 
 class ResolveIn(_Lenient):

@@ -11,3 +11,10 @@ bp = Blueprint(__name__)
 @route(bp, "/", methods=["GET"])
 def index():
     return {"name": "spikes", "ok": True}
+
+
+@route(bp, "/health", methods=["GET"])
+def health():
+    """Liveness for load balancers and monitors (the upstream Cloudflare template has it).
+    It touches no dependency: a DynamoDB hiccup shows as 503s on real requests, not here."""
+    return {"ok": True, "status": "ok"}

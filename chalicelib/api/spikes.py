@@ -14,13 +14,15 @@ from chalicelib.api import context, inputs
 from chalicelib.api.routing import json_response, route
 from chalicelib.api.schemas import ResolveIn, SpikeIn
 from chalicelib.errors import ValidationFailed
-from chalicelib.services import apikeys, exports, ratelimit, share_access, spikes
+from chalicelib.services import exports, ratelimit, share_access, spikes
 from chalicelib.services.spikes import ANONYMOUS, Filters, NewSpike
 
 bp = Blueprint(__name__)
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# A listing stops short of this many bytes of items (Lambda answers at most 6 MB).
+MAX_LISTING_BYTES = 5 * 1024 * 1024
 # Lambda caps a response at 6 MB; bigger exports go through a presigned S3 download.
 MAX_INLINE_EXPORT_BYTES = 5 * 1024 * 1024
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
@@ -42,6 +44,10 @@ def _new_spike(data: dict) -> NewSpike:
         reviewer = {"id": body.reviewer.id or ANONYMOUS["id"], "name": body.reviewer.name or ANONYMOUS["name"]}
         if body.reviewer.email:
             reviewer["email"] = body.reviewer.email
+    elif body.reviewerName or body.reviewerEmail:
+        reviewer = {"id": ANONYMOUS["id"], "name": body.reviewerName or ANONYMOUS["name"]}
+        if body.reviewerEmail:
+            reviewer["email"] = body.reviewerEmail
     box = body.boundingBox
     return NewSpike(
         type=body.type, project_key=(body.projectKey or body.project), client_id=body.id,
@@ -51,16 +57,8 @@ def _new_spike(data: dict) -> NewSpike:
         # Clients parse these as non-negative integers.
         bounding_box={k: max(0, round(getattr(box, k))) for k in ("x", "y", "width", "height")} if box else None,
         viewport={"width": round(body.viewport.width), "height": round(body.viewport.height)} if body.viewport else None,
+        resolved=bool(body.resolved), resolved_at=body.resolvedAt or None,
     )
-
-
-def _posting_key(request):
-    """The widget posts without credentials and a session token changes nothing here (no
-    lookup on the hot path). An API key is checked: revoked or out of scope is refused."""
-    credential = inputs.bearer_token(request) or inputs.api_key_header(request)
-    if not apikeys.looks_like_key(credential):
-        return None
-    return inputs.principal(request).require("spikes:write")
 
 
 @route(bp, "/spikes", methods=["POST"])
@@ -69,14 +67,14 @@ def create_spike():
     settings = deps.settings()
     decision = ratelimit.enforce("spikes", inputs.client_ip(request), settings.rate_spikes_per_minute, 60)
     context.add_response_headers(decision.headers())
-    _posting_key(request)
+    author = _acting(request, "spikes:write")
     new = _new_spike(inputs.json_body(request))
-    recorded = spikes.record(new, settings, inputs.base_url(request))
+    recorded = spikes.record(new, settings, inputs.base_url(request), author)
     return json_response({"ok": True, "id": recorded.id}, 201)
 
 
 def _filters(params: dict) -> Filters:
-    rating = params.get("rating") or None
+    rating = (params.get("rating") or "").lower() or None
     if rating is not None and rating not in spikes.RATINGS:
         raise ValidationFailed.field("rating", f"rating must be one of {', '.join(spikes.RATINGS)}")
     resolved_raw = (params.get("resolved") or "").lower()
@@ -86,10 +84,10 @@ def _filters(params: dict) -> Filters:
                    resolved=None if not resolved_raw else resolved_raw == "true")
 
 
-def _limit(params: dict) -> int:
+def _limit(params: dict, default: int = DEFAULT_LIMIT) -> int:
     raw = params.get("limit")
     if raw in (None, ""):
-        return DEFAULT_LIMIT
+        return default
     try:
         value = int(raw)
     except ValueError:
@@ -99,6 +97,16 @@ def _limit(params: dict) -> int:
     return min(value, MAX_LIMIT)
 
 
+def _principal(request):
+    """On /spikes, ?token= may carry any credential (the CLI's push sends its token there)."""
+    return inputs.principal(request, any_credential_in_param=True)
+
+
+def _acting(request, scope: str):
+    principal = _principal(request)
+    return principal.require(scope) if principal is not None else None
+
+
 def _scope(request, params: dict) -> spikes.Scope:
     project = params.get("project") or None
     if project:
@@ -106,34 +114,46 @@ def _scope(request, params: dict) -> spikes.Scope:
         if share is not None and share_access.is_private(share):
             # Only its owner (or the admin) and viewers who know the password read its feedback.
             share_access.require_feedback_access(
-                deps.settings(), share, inputs.principal(request),
+                deps.settings(), share, _principal(request),
                 password=request.headers.get("x-share-password") or params.get("password"),
                 client_ip=inputs.client_ip(request))
         return spikes.project_scope(project, share)
-    principal = inputs.principal(request)
+    principal = _principal(request)
     if principal is not None:
         principal.require("spikes:read")
     return spikes.scope_for(None, principal)
+
+
+def wants_bare_array(request) -> bool:
+    """The CLI's push (ureq, token in the query, no Authorization header) parses a bare JSON
+    array; every other caller gets the contract's {data, next_cursor}. See docs/clients.md."""
+    return ("token" in inputs.query(request) and not request.headers.get("authorization")
+            and (request.headers.get("user-agent") or "").lower().startswith("ureq/"))
 
 
 @route(bp, "/spikes", methods=["GET"])
 def list_spikes():
     request = bp.current_request
     params = inputs.query(request)
-    filters, limit = _filters(params), _limit(params)
+    # A credentialed listing without ?limit= gets the largest page: the CLI's pull and push
+    # read one page only.
+    default_limit = DEFAULT_LIMIT if params.get("project") else MAX_LIMIT
+    filters, limit = _filters(params), _limit(params, default_limit)
     page = spikes.list_page(_scope(request, params), filters, limit, params.get("cursor") or None,
-                            deps.settings().secret_key.get_secret_value())
+                            deps.settings().secret_key.get_secret_value(), max_bytes=MAX_LISTING_BYTES)
+    if wants_bare_array(request):
+        return json_response(page.items, 200)
     return {"data": page.items, "next_cursor": page.next_cursor}
 
 
-def _acting(request, scope: str):
-    principal = inputs.principal(request)
-    return principal.require(scope) if principal is not None else None
+def _project(request) -> Optional[str]:
+    return inputs.query(request).get("project") or None
 
 
 @route(bp, "/spikes/{spike_id}", methods=["GET"])
 def get_spike(spike_id: str):
-    return spikes.to_client(spikes.get_for(_acting(bp.current_request, "spikes:read"), spike_id))
+    request = bp.current_request
+    return spikes.to_client(spikes.get_for(_acting(request, "spikes:read"), spike_id, _project(request)))
 
 
 @route(bp, "/spikes/{spike_id}", methods=["PATCH"])
@@ -141,13 +161,14 @@ def patch_spike(spike_id: str):
     request = bp.current_request
     principal = _acting(request, "spikes:write")
     body = inputs.parse(request, ResolveIn)
-    spike = spikes.set_resolved(principal, spike_id, body.resolved)
+    spike = spikes.set_resolved(principal, spike_id, body.resolved, _project(request))
     return {"ok": True, **spikes.to_client(spike), "resolved_at": spike.resolved_at}
 
 
 @route(bp, "/spikes/{spike_id}", methods=["DELETE"])
 def delete_spike(spike_id: str):
-    spikes.delete(_acting(bp.current_request, "spikes:write"), spike_id)
+    request = bp.current_request
+    spikes.delete(_acting(request, "spikes:write"), spike_id, _project(request))
     return {"ok": True, "id": spike_id}
 
 

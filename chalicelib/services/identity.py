@@ -68,20 +68,32 @@ def from_api_key(raw: str, settings: Settings) -> Principal:
     return Principal(kind="key", user=user, scopes=apikeys.expand(key.scopes), key=key)
 
 
-def resolve(bearer: Optional[str], admin_param: Optional[str], admin_token: Optional[str],
-            api_key: Optional[str] = None, settings: Optional[Settings] = None) -> Optional[Principal]:
-    """Bearer wins (a session token or an API key), then ``X-API-Key``; ``?token=`` is the
-    admin token of the contract. A wrong credential is an error, not anonymity: callers must
-    not silently fall back to public access."""
-    if bearer and apikeys.looks_like_key(bearer):
-        return from_api_key(bearer, settings)
+def _from_credential(credential: str, settings: Optional[Settings]) -> Principal:
+    if apikeys.looks_like_key(credential):
+        return from_api_key(credential, settings)
+    return from_bearer(credential)
+
+
+def resolve(bearer: Optional[str], token_param: Optional[str], admin_token: Optional[str],
+            api_key: Optional[str] = None, settings: Optional[Settings] = None,
+            any_credential_in_param: bool = False) -> Optional[Principal]:
+    """Bearer wins (a session token, an API key, or the admin token: the upstream CLI sends
+    ``[remote].token`` that way), then ``X-API-Key``; ``?token=`` is the admin token of the
+    contract. On the routes that pass ``any_credential_in_param`` (``/spikes``, where the
+    CLI's push sends its token in the query) ``?token=`` may carry any credential. A wrong
+    credential is an error, not anonymity: callers must not silently fall back to public
+    access."""
     if bearer:
-        return from_bearer(bearer)
+        if constant_time_equals(bearer, admin_token):
+            return Principal(kind="admin")
+        return _from_credential(bearer, settings)
     if api_key:
         return from_api_key(api_key, settings)
-    if admin_param is not None:
-        if constant_time_equals(admin_param, admin_token):
+    if token_param is not None:
+        if constant_time_equals(token_param, admin_token):
             return Principal(kind="admin")
+        if any_credential_in_param and token_param:
+            return _from_credential(token_param, settings)
         raise AuthFailed()
     return None
 

@@ -2,27 +2,31 @@
 
 A spike whose project key names a share (its id or slug) belongs to that share: it is
 stored in the share's partition, counts against the share's per-period quota and is
-visible to the share's owner. Recording is one DynamoDB transaction: the spike (whose id
-is derived from the client's id, so a retried post is detected by the same conditional
-put), the share's period counter (conditioned on the limit), its total and the owner's
-usage. Either all of it is durable or none of it is.
+visible to the share's owner. A spike an authenticated user posts under a project key of
+their own belongs to that user. A spike keeps the id its client gave it (the widget's and
+the CLI's nanoids), unique within its project: the storage key is derived from (project,
+id), so a retried or re-pushed post is detected by the same conditional put. Recording is
+one DynamoDB transaction: the spike, the share's period counter (conditioned on the
+limit), its total and the owner's usage. Either all of it is durable or none of it is.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Dict, Iterator, List, Optional
 
 from chalicelib import clock
-from chalicelib.errors import AuthRequired, NotFound, SpikeLimit
+from chalicelib.errors import AuthRequired, Conflict, NotFound, SpikeLimit
 from chalicelib.logs import get_logger
-from chalicelib.services import quotas, targets
+from chalicelib.services import quotas
 from chalicelib.services.share_links import strip_access_segments
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
 from chalicelib.store import ledger
+from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
-from chalicelib.store.models import Share, Spike
+from chalicelib.store.models import Share, Spike, User
 from chalicelib.store.spikes import Filters, Scope
 from chalicelib.store.transactions import Transaction
 
@@ -48,6 +52,9 @@ class NewSpike:
     element_text: Optional[str] = None
     bounding_box: Optional[Dict[str, int]] = None
     viewport: Optional[Dict[str, int]] = None
+    # Honoured only for callers who own the feedback (see ``record``).
+    resolved: bool = False
+    resolved_at: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -64,11 +71,11 @@ class Page:
 
 # --- helpers ---------------------------------------------------------------------------------
 
-def to_client(spike) -> dict:
-    """The wire format the Spikes CLI and MCP server parse (CLIENTS.md), from a Spike or a store Row."""
+def to_client(spike: Spike) -> dict:
+    """The wire format the Spikes CLI and MCP server parse (CLIENTS.md)."""
     reviewer = dict(spike.reviewer or ANONYMOUS)
     out = {
-        "id": spike.spike_id,
+        "id": spike.public_id or spike.spike_id,
         "type": spike.type,
         "projectKey": spike.project_key,
         "page": spike.page or "",
@@ -89,45 +96,57 @@ def to_client(spike) -> dict:
 
 # --- recording -------------------------------------------------------------------------------
 
-def record(new: NewSpike, settings: Settings, base_url: str, now: Optional[datetime] = None) -> Recorded:
-    """Store one spike: one transaction, which also checks that what the cache told us about
-    the project key still holds (services/targets.py); if not, redo it on fresh reads."""
-    try:
-        return _record(new, settings, base_url, now, targets.for_post(new.project_key))
-    except spike_store.GuardFailed:
-        return _record(new, settings, base_url, now, targets.fresh(new.project_key))
-
-
-def _record(new: NewSpike, settings: Settings, base_url: str, now: Optional[datetime],
-            target: targets.Target) -> Recorded:
+def record(new: NewSpike, settings: Settings, base_url: str, author: Optional[Principal] = None,
+           now: Optional[datetime] = None) -> Recorded:
+    """Store one spike. ``author`` is the authenticated caller, if any: a user's post under a
+    project key that is not a share belongs to them; the owner of the feedback (the share's
+    owner, that user, the admin) may also set its resolved state, anonymous reviewers not."""
     now = now or clock.now()
-    share = target.share
-    partition = spike_store.project_partition(new.project_key, share.share_id if share else None)
-    spike_id = spike_store.spike_id_for(partition, new.client_id)
+    share = share_store.resolve(new.project_key)
+    user_id = author.user_id if author is not None and not author.is_admin else None
+    partition = spike_store.project_partition(new.project_key, share.share_id if share else None, user_id)
+    owner_id = share.owner_id if share is not None else user_id
+    trusted = author is not None and (author.is_admin or (owner_id is not None and owner_id == user_id))
+    public_id = new.client_id or spike_store.new_public_id()
+    spike_id = spike_store.spike_id_for(partition, public_id)
     created_at = clock.iso_millis(now)
+    resolved = bool(trusted and new.resolved)
     spike = spike_store.new(
-        spike_id, partition, created_at,
-        owner_id=share.owner_id if share else None, share_id=share.share_id if share else None,
+        spike_id, partition, created_at, public_id=public_id,
+        owner_id=owner_id, share_id=share.share_id if share else None,
         client_id=new.client_id, type=new.type, project_key=new.project_key,
         # Never keep an address that unlocks a protected share (docs/security.md).
         page=strip_access_segments(new.page), url=strip_access_segments(new.url),
         comments=new.comments, timestamp=new.timestamp or created_at, rating=new.rating,
         reviewer_id=new.reviewer.get("id") or ANONYMOUS["id"], reviewer=new.reviewer, selector=new.selector,
         xpath=new.xpath, element_text=new.element_text, bounding_box=new.bounding_box, viewport=new.viewport,
-        resolved=False,
+        resolved=resolved, resolved_at=(new.resolved_at or created_at) if resolved else None,
     )
-    limit = target.spike_limit(settings)
+    limit = _spike_limit(settings, share)
 
     def count(tx: Transaction) -> None:
-        ledger.count_spike(tx, share.share_id, share.owner_id, clock.period_of(now), limit, clock.epoch())
+        if share is not None:
+            ledger.count_spike(tx, share.share_id, share.owner_id, clock.period_of(now), limit, clock.epoch())
+        else:
+            ledger.count_own_spike(tx, owner_id, clock.period_of(now), clock.epoch())
     try:
-        if not spike_store.insert(spike, count if share is not None else None, guard=target.add_checks):
-            return Recorded(spike_id, False)  # the same client id again: already stored
+        if not spike_store.insert(spike, count if owner_id is not None else None):
+            return Recorded(public_id, False)  # the same id in this project again: already stored
     except spike_store.QuotaReached:
         raise SpikeLimit(f"This share has reached its limit of {limit} feedback items this period",
                          quotas.upgrade_url(settings, base_url), limit) from None
     log.info("spike.recorded", spike_id=spike_id, share_id=spike.share_id)
-    return Recorded(spike_id, True)
+    return Recorded(public_id, True)
+
+
+def _spike_limit(settings: Settings, share: Optional[Share]) -> Optional[int]:
+    if share is None:
+        return None
+    try:
+        owner = User.get(share.owner_id)
+    except User.DoesNotExist:
+        return quotas.limits_for(settings, quotas.FREE).spike_limit
+    return quotas.limits_for(settings, quotas.effective_tier(owner)).spike_limit
 
 
 # --- who may see what --------------------------------------------------------------------------
@@ -136,7 +155,7 @@ def scope_for(project: Optional[str], principal: Optional[Principal]) -> Scope:
     """``project`` makes a listing public (the contract); otherwise the admin sees every
     spike and a user only the spikes of their own shares."""
     if project:
-        return project_scope(project, share_of(project))
+        return project_scope(project, share_store.resolve(project))
     if principal is None:
         raise AuthRequired("Pass ?project=, a bearer token, or the admin ?token=")
     if principal.is_admin:
@@ -145,9 +164,8 @@ def scope_for(project: Optional[str], principal: Optional[Principal]) -> Scope:
 
 
 def share_of(project_key: str) -> Optional[Share]:
-    """The share a project key names (its id or slug), if any: cached for a few seconds
-    (services/targets.py), so that a listing is one Query."""
-    return targets.for_read(project_key).share
+    """The share a project key names (its id or slug), if any."""
+    return share_store.resolve(project_key)
 
 
 def project_scope(project: str, share: Optional[Share]) -> Scope:
@@ -155,8 +173,18 @@ def project_scope(project: str, share: Optional[Share]) -> Scope:
     return Scope("project", spike_store.project_partition(project, share.share_id if share else None))
 
 
-def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str) -> Page:
-    items, next_cursor = spike_store.page(scope, filters, limit, cursor, secret)
+def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str,
+              max_bytes: Optional[int] = None) -> Page:
+    """Up to ``limit`` spikes, newest first. ``max_bytes`` ends the page early when the
+    serialized items would pass it (a Lambda answer is at most 6 MB); the cursor then
+    continues right after the last item returned."""
+    used = [0]
+
+    def fits(spike: Spike) -> bool:
+        used[0] += len(json.dumps(to_client(spike), ensure_ascii=False).encode("utf-8")) + 1
+        return used[0] <= max_bytes
+    items, next_cursor = spike_store.page(scope, filters, limit, cursor, secret,
+                                          budget=fits if max_bytes is not None else None)
     return Page([to_client(spike) for spike in items], next_cursor)
 
 
@@ -167,26 +195,34 @@ def iterate(scope: Scope, filters: Filters) -> Iterator[Spike]:
 
 # --- one spike -------------------------------------------------------------------------------
 
-def get_for(principal: Optional[Principal], spike_id: str) -> Spike:
-    """The owner of the spike's share and the admin may act on it; everyone else gets the
-    same 404 as for an id that does not exist."""
+def get_for(principal: Optional[Principal], spike_id: str, project: Optional[str] = None) -> Spike:
+    """The spike with this (public) id among those the caller may act on: the owner of the
+    spike's share or project key, and the admin. Everyone else gets the same 404 as for an
+    id that does not exist. Ids are unique per project, so when one caller sees the same id
+    in several projects, ``project`` (a project key, share id or slug) picks one."""
     if principal is None:
         raise AuthRequired()
-    spike = spike_store.get(spike_id)
-    if spike is None:
+    if not principal.is_admin and principal.user_id is None:
         raise NotFound("Spike not found")
-    if principal.is_admin or (spike.owner_id is not None and spike.owner_id == principal.user_id):
-        return spike
-    raise NotFound("Spike not found")
+    found = spike_store.find(spike_id, None if principal.is_admin else principal.user_id)
+    if project:
+        share = share_store.resolve(project)
+        found = [s for s in found if s.project_key == project or (share is not None and s.share_id == share.share_id)]
+    if not found:
+        raise NotFound("Spike not found")
+    if len(found) > 1:
+        raise Conflict(f"Several projects have a spike with id {spike_id}: add ?project=<projectKey> to pick one")
+    return found[0]
 
 
-def set_resolved(principal: Optional[Principal], spike_id: str, resolved: bool) -> Spike:
-    spike = get_for(principal, spike_id)
+def set_resolved(principal: Optional[Principal], spike_id: str, resolved: bool,
+                 project: Optional[str] = None) -> Spike:
+    spike = get_for(principal, spike_id, project)
     return spike_store.set_resolved(spike, clock.iso_millis(clock.now()) if resolved else None)
 
 
-def delete(principal: Optional[Principal], spike_id: str) -> None:
-    spike_store.delete(get_for(principal, spike_id))
+def delete(principal: Optional[Principal], spike_id: str, project: Optional[str] = None) -> None:
+    spike_store.delete(get_for(principal, spike_id, project))
 
 
 # --- shares' side ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any, Dict, Optional, Tuple
 import stripe
 
 from chalicelib import clock
-from chalicelib.errors import BillingNotConfigured, InvalidSignature
+from chalicelib.errors import InvalidSignature, WebhooksNotConfigured
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas
 from chalicelib.settings import Settings
@@ -61,7 +61,7 @@ class Change:
 def verify(settings: Settings, raw_body: bytes, signature: Optional[str]) -> Dict[str, Any]:
     """The event as a plain dict, only if the signature over the raw body is valid and fresh."""
     if not settings.stripe_webhook_secret:
-        raise BillingNotConfigured("Stripe webhooks are not configured on this server")
+        raise WebhooksNotConfigured("Stripe webhooks are not configured on this server")
     if not signature:
         raise InvalidSignature("Missing Stripe-Signature header")
     try:

@@ -192,15 +192,29 @@ class FeedIndex(GlobalSecondaryIndex["Spike"]):
     sort_key = UnicodeAttribute(range_key=True)
 
 
+class SpikeIdIndex(GlobalSecondaryIndex["Spike"]):
+    class Meta:
+        index_name = "id_index"
+        projection = AllProjection()
+
+    public_id = UnicodeAttribute(hash_key=True)
+    project = UnicodeAttribute(range_key=True)
+
+
 class Spike(_Base):
-    """pk spike_id. ``project`` is the share id when the project key names a share, else
-    ``key#<projectKey>``. ``sort_key`` = ``<received ISO time>#<spike_id>``: unique, so
-    cursors never skip or repeat items that share a timestamp."""
+    """pk spike_id: a hash of (project partition, public id), so one id is unique within a
+    project and free in every other. ``public_id`` is the id clients see: the client's own id
+    when it sent one, else a generated ``spk_`` id. ``project`` is the share id when the
+    project key names a share, ``user#<user id>#key#<projectKey>`` for an authenticated
+    caller's own project key, else ``key#<projectKey>``. ``sort_key`` =
+    ``<received ISO time>#<spike_id>``: unique, so cursors never skip or repeat items that
+    share a timestamp."""
 
     class Meta(_Base.Meta):
         table_name = "spikes"
 
     spike_id = UnicodeAttribute(hash_key=True)
+    public_id = UnicodeAttribute(null=True)  # absent on items stored before ids were kept
     project = UnicodeAttribute()
     sort_key = UnicodeAttribute()
     feed = UnicodeAttribute(default="all")
@@ -227,13 +241,14 @@ class Spike(_Base):
     project_index = ProjectIndex()
     owner_index = OwnerSpikesIndex()
     feed_index = FeedIndex()
+    id_index = SpikeIdIndex()
 
 
 # --- ledger ----------------------------------------------------------------------------------
 
 class LedgerItem(_Base):
     """Counters and markers: ``quota#<share>#<period>``, ``usage#<user>#<period>``,
-    ``rl#<limit>#<subject>`` (attributes ``w<window>``), ``stripe-event#<id>``, ``job#<name>``."""
+    ``rl#<limit>#<subject>#<window>``, ``stripe-event#<id>``, ``job#<name>``."""
 
     class Meta(_Base.Meta):
         table_name = "ledger"
@@ -251,8 +266,8 @@ class LedgerItem(_Base):
 
 
 ALL_MODELS: List[Type[Model]] = [User, AuthItem, Share, Spike, LedgerItem, ApiKey]
-LOGICAL_NAMES = {User: "users", AuthItem: "auth", Share: "shares", Spike: "spikes", LedgerItem: "ledger",
-                 ApiKey: "keys"}
+# Each model's Meta.table_name is its logical name until configure_models binds the stage's.
+LOGICAL_NAMES = {model: model.Meta.table_name for model in ALL_MODELS}
 
 
 def configure_models(settings: Settings, models: Iterable[Type[Model]] = ALL_MODELS) -> None:

@@ -19,13 +19,23 @@ def create_tables(settings: Settings, dynamodb_client: Any) -> None:
                 dynamodb_client.update_time_to_live(
                     TableName=model.Meta.table_name,
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
+        else:
+            add_missing_indexes(model, dynamodb_client)
 
 
-def delete_tables(settings: Settings) -> None:
-    configure_models(settings)
-    for model in ALL_MODELS:
-        if model.exists():
-            model.delete_table()
+def add_missing_indexes(model: Any, dynamodb_client: Any) -> None:
+    """Tables kept from an older version (the local server's saved data) get the indexes
+    added since, so a restart after an upgrade does not fail on a missing index."""
+    table = dynamodb_client.describe_table(TableName=model.Meta.table_name)["Table"]
+    present = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
+    for index in model._get_schema().get("global_secondary_indexes", []):
+        if index["index_name"] in present:
+            continue
+        dynamodb_client.update_table(
+            TableName=model.Meta.table_name, AttributeDefinitions=index["attribute_definitions"],
+            GlobalSecondaryIndexUpdates=[{"Create": {
+                "IndexName": index["index_name"], "KeySchema": index["key_schema"],
+                "Projection": index["projection"]}}])
 
 
 def create_bucket(settings: Settings, s3_client: Any) -> None:

@@ -1,11 +1,14 @@
 """The spikes table: feedback items, their keys, indexes, queries and transactions.
 
-- pk ``spike_id``: ``spk_`` + 13 bytes, derived from the client's id within its project when
-  the client sends one (a retried post hits the same conditional put), random otherwise.
-- ``project`` (the project partition): the share id when the project key names a share, else
+- ``public_id``: the id clients see, the client's own (the widget's and the CLI's nanoids)
+  or a random ``spk_…`` one; unique within its project; ``id_index`` finds it.
+- pk ``spike_id``: ``spk_`` + 13 bytes of SHA-256(project partition, public id), so a retried
+  or re-pushed post hits the same conditional put, and two projects may share an id.
+- ``project`` (the project partition): the share id when the project key names a share,
+  ``user#<user id>#key#<projectKey>`` for a user's own project key, else
   ``key#<projectKey>``; ``project_index`` lists a project newest first.
-- ``owner_id`` (``owner_index``): the owner of the spike's share; ``feed`` (``feed_index``):
-  "all", the admin's view.
+- ``owner_id`` (``owner_index``): the owner of the spike's share, or the user who posted it
+  under their own project key; ``feed`` (``feed_index``): "all", the admin's view.
 - ``sort_key`` = ``<received ISO time>#<spike_id>``: unique, so cursors never skip or repeat
   items that share a timestamp.
 """
@@ -20,7 +23,7 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.errors import InvalidCursor, NotFound
-from chalicelib.store import cursors, ledger, rows, transactions
+from chalicelib.store import cursors, ledger, transactions
 from chalicelib.store.models import Spike
 from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed
 
@@ -53,18 +56,24 @@ ALL = Scope("feed", "all")
 
 # --- keys ------------------------------------------------------------------------------------
 
-def project_partition(project_key: str, share_id: Optional[str]) -> str:
-    """Where a project's spikes live: its share's id, or ``key#<projectKey>`` for a project
-    key that names no share."""
-    return share_id if share_id is not None else f"key#{project_key}"
+def project_partition(project_key: str, share_id: Optional[str], user_id: Optional[str] = None) -> str:
+    """Where a project's spikes live: its share's id; ``user#<user id>#key#<projectKey>`` for
+    a project key of a user's own; ``key#<projectKey>`` for a public one."""
+    if share_id is not None:
+        return share_id
+    if user_id is not None:
+        return f"user#{user_id}#key#{project_key}"
+    return f"key#{project_key}"
 
 
-def spike_id_for(partition: str, client_id: Optional[str]) -> str:
-    """Deterministic for a client id within a project (retry-safe), random otherwise."""
-    if client_id is None:
-        raw = secrets.token_bytes(13)
-    else:
-        raw = hashlib.sha256(f"{partition}\x00{client_id}".encode("utf-8")).digest()[:13]
+def new_public_id() -> str:
+    """The id of a spike posted without one."""
+    return "spk_" + base64.b32encode(secrets.token_bytes(13)).decode("ascii").rstrip("=").lower()
+
+
+def spike_id_for(partition: str, public_id: str) -> str:
+    """The storage key: one per (project, id), computed, so a post needs no read."""
+    raw = hashlib.sha256(f"{partition}\x00{public_id}".encode("utf-8")).digest()[:13]
     return "spk_" + base64.b32encode(raw).decode("ascii").rstrip("=").lower()
 
 
@@ -80,30 +89,17 @@ def new(spike_id: str, partition: str, created_at: str, **fields: Any) -> Spike:
 
 # --- writing ---------------------------------------------------------------------------------
 
-class GuardFailed(Exception):
-    """A condition check the caller added (``guard``) failed: what it read has changed."""
-
-
-GUARD_PREFIX = "guard:"
-
-
-def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None,
-           guard: Optional[Callable[[Transaction], None]] = None) -> bool:
+def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None) -> bool:
     """Store the spike, and in the same transaction whatever ``count`` adds (the share's
-    counters, conditioned on its quota: writes named "quota" there) and the condition checks
-    ``guard`` adds (named ``guard:...``). False when a spike with this id is stored already (a
-    retried post); QuotaReached when the quota refused it; GuardFailed when a guard did."""
+    counters, conditioned on its quota: writes named "quota" there). False when a spike with
+    this id is stored already (a retried post); QuotaReached when the quota refused it."""
     def write(tx: Transaction) -> None:
-        if guard is not None:
-            guard(tx)
         tx.save("spike", spike, condition=Spike.spike_id.does_not_exist())
         if count is not None:
             count(tx)
     try:
         transactions.run(write, token=secrets.token_hex(16))
     except ConditionFailed as failed:
-        if any(name.startswith(GUARD_PREFIX) for name in failed.failed):
-            raise GuardFailed() from None
         if "spike" in failed:
             return False
         raise QuotaReached() from None
@@ -156,6 +152,21 @@ def get(spike_id: str) -> Optional[Spike]:
         return None
 
 
+MAX_ID_MATCHES = 20
+
+
+def find(public_id: str, owner_id: Optional[str] = None) -> List[Spike]:
+    """The spikes with this public id (one per project at most), only ``owner_id``'s when
+    given. Items stored before ids were kept have no public id: their id is their key."""
+    condition = Spike.owner_id == owner_id if owner_id is not None else None
+    found = list(Spike.id_index.query(public_id, filter_condition=condition, limit=MAX_ID_MATCHES))
+    if not found and public_id.startswith("spk_"):
+        legacy = get(public_id)
+        if legacy is not None and legacy.public_id is None and (owner_id is None or legacy.owner_id == owner_id):
+            found = [legacy]
+    return found
+
+
 def _index(scope: Scope):
     return {"project": Spike.project_index, "owner": Spike.owner_index, "feed": Spike.feed_index}[scope.index]
 
@@ -177,21 +188,29 @@ def _filter_condition(filters: Filters):
     return condition
 
 
-def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str
-         ) -> Tuple[List[rows.Row], Optional[str]]:
+def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str,
+         budget: Optional[Callable[[Spike], bool]] = None) -> Tuple[List[Spike], Optional[str]]:
     """Up to ``limit`` spikes, newest first, after ``cursor``; and the cursor of the next page
-    (signed with ``secret`` and bound to the scope, so it cannot be moved to another one)."""
+    (signed with ``secret`` and bound to the scope, so it cannot be moved to another one).
+    ``budget`` is asked before each item after the first: False ends the page there."""
     start = cursors.decode(secret, scope.cursor_scope, cursor)
     if start is not None and start.get(_hash_attribute(scope)) != scope.partition:
         raise InvalidCursor()
     last_key = {name: {"S": value} for name, value in start.items()} if start else None
-    # Rows, not models: building a model per item cost more than the query (store/rows.py).
-    items, _ = rows.query_index(Spike, _index(scope), scope.partition, limit=limit + 1,
-                                filter_condition=_filter_condition(filters), start_key=last_key,
-                                page_size=min(1000, max(limit + 1, 50)))
+    results = _index(scope).query(
+        scope.partition, scan_index_forward=False, filter_condition=_filter_condition(filters),
+        limit=limit + 1, last_evaluated_key=last_key, page_size=min(1000, max(limit + 1, 50)))
+    items: List[Spike] = []
+    more = False
+    for spike in results:
+        if len(items) == limit or (items and budget is not None and not budget(spike)):
+            more = True
+            break
+        if budget is not None and not items:
+            budget(spike)
+        items.append(spike)
     next_cursor = None
-    if len(items) > limit:
-        items = items[:limit]
+    if more:
         last = items[-1]
         next_cursor = cursors.encode(secret, scope.cursor_scope, {
             "spike_id": last.spike_id, "sort_key": last.sort_key, _hash_attribute(scope): scope.partition})

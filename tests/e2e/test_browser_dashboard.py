@@ -117,6 +117,7 @@ def test_sign_in_through_the_mailed_link_lands_signed_in_then_sign_out(server, t
     page = tab.page
     page.goto(server.url + "/dashboard")
     assert page.locator("h1").inner_text() == "Sign in to Spikes"
+    expect(page.locator("#nav")).to_be_hidden()  # nothing to navigate to before signing in
     mark = len(server.lines())
     page.fill("#email", "Designer@Example.com")
     page.keyboard.press("Enter")  # the form works from the keyboard
@@ -332,8 +333,7 @@ def test_exports_download_csv_and_jsonl(server, tab):
         page.click("[data-export=jsonl] >> nth=0")
     lines = [json.loads(line) for line in Path(download.value.path()).read_text().splitlines()]
     assert {item["rating"] for item in lines} == {"meh", "love"}
-    assert "Downloaded spikes-" in page.locator("#feedback ~ div, .card").first.inner_text() or \
-        page.locator("text=Downloaded spikes-").count() >= 1
+    expect(page.locator("text=Downloaded spikes-")).to_be_visible()
 
 
 def test_deleting_a_share_asks_first_and_offers_the_export(server, tab):
@@ -514,6 +514,19 @@ def test_api_keys_are_created_shown_once_scoped_and_revoked(server, tab):
     row.locator("text=Revoke").click()
     page.wait_for_selector("text=Key CI agent revoked.")
     assert requests.get(server.url + "/shares", headers=auth(key), timeout=30).status_code == 401
+
+    # Finer scopes replace the choice: a key that may only read feedback.
+    page.fill("#key-name", "feedback reader")
+    page.click("summary:has-text('Finer scopes')")
+    page.check("input[value='spikes:read']")
+    page.click("text=Create key")
+    page.wait_for_selector("#new-key")
+    reader = page.locator("#new-key").input_value()
+    assert reader != key
+    assert requests.get(server.url + "/spikes", headers=auth(reader), timeout=30).status_code == 200
+    denied = requests.get(server.url + "/shares", headers=auth(reader), timeout=30)
+    assert (denied.status_code, denied.json()["code"]) == (403, "SCOPE_DENIED")
+    expect(page.locator("tr[data-key]:has-text('feedback reader')")).to_contain_text("spikes:read")
 
 
 # --- phone width, keyboard, speed, screenshots -----------------------------------------------

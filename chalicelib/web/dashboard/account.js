@@ -37,6 +37,8 @@ export async function renderAccount(main) {
 
 // --- API keys --------------------------------------------------------------------------------
 
+// The API's finer scopes (resource:action); when any is ticked, they replace the choice above.
+const FINE_SCOPES = ['spikes:read', 'spikes:write', 'shares:read', 'shares:write', 'usage:read', 'keys:manage'];
 const SCOPE_CHOICES = [
   ['full', 'Everything (full)'], ['read', 'Read shares, feedback and usage (read)'],
   ['write', 'Read and write shares and feedback (write)'],
@@ -49,10 +51,12 @@ export async function renderKeys(main) {
   const name = h('input', { id: 'key-name', maxlength: '100', placeholder: 'e.g. CI agent' });
   const scope = h('select', { id: 'key-scope' }, SCOPE_CHOICES.map(([value, label]) => h('option', { value }, label)));
   const expires = h('input', { id: 'key-expires', type: 'date' });
+  const fine = FINE_SCOPES.map((scope) => h('label', { class: 'check' }, h('input', { type: 'checkbox', value: scope, name: 'fine-scope' }), ' ', h('code', {}, scope)));
   const form = h('form', { class: 'card', onsubmit: (event) => {
     event.preventDefault();
     busy(event.submitter, messages, async () => {
-      const body = { name: name.value.trim() || undefined, scopes: scope.value };
+      const picked = fine.map((label) => label.querySelector('input')).filter((box) => box.checked).map((box) => box.value);
+      const body = { name: name.value.trim() || undefined, scopes: picked.length ? picked.join(' ') : scope.value };
       if (expires.value) body.expires_at = new Date(expires.value + 'T23:59:59Z').toISOString();
       const key = await api('POST', '/auth/api-key', { body });
       showOnce(created, key);
@@ -63,6 +67,7 @@ export async function renderKeys(main) {
   h('p', {}, 'Keys let agents and scripts use the API as you, limited to the scope you choose. A key is shown once.'),
   h('label', { for: 'key-name' }, 'Name'), name,
   h('label', { for: 'key-scope' }, 'Scope'), scope,
+  h('details', {}, h('summary', {}, 'Finer scopes'), h('div', { class: 'fine-scopes', role: 'group', 'aria-label': 'Finer scopes' }, fine)),
   h('label', { for: 'key-expires' }, 'Expires (optional)'), expires,
   h('button', { type: 'submit' }, 'Create key'), created);
   let table = keyTable(keys, messages);

@@ -1,5 +1,7 @@
 // A few helpers for building the page from data: text always goes in as text, never as HTML.
 
+import { describe } from './api.js';
+
 export function h(tag, attributes, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes || {})) {
@@ -56,7 +58,6 @@ export async function busy(button, messageArea, action) {
   try {
     return await action();
   } catch (error) {
-    const { describe } = await import('./api.js');
     if (messageArea) messageArea.replaceChildren(status('err', describe(error)));
     return undefined;
   } finally {

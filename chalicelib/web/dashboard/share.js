@@ -4,6 +4,7 @@
 import { api, describe, download } from './api.js';
 import { bytes, busy, h, RATING_LABEL, RATINGS, replace, status, when } from './dom.js';
 import { highlightFragment, hotspots, hotspotsChart, ratingsChart, timelineChart } from './charts.js';
+import { statusBadge } from './shares.js';
 
 const PAGE_SIZE = 20;
 
@@ -118,7 +119,8 @@ export async function renderShare(main, key, navigate) {
       h('p', {}, h('a', { href: share.url, target: '_blank', rel: 'noopener noreferrer', id: 'share-link' }, share.url)),
       h('p', { class: 'meta' }, `${share.spike_count} spikes · ${share.file_count} files, ${bytes(share.total_bytes)} · created ${when(share.created_at)} · `,
         share.password_protected ? h('span', { class: 'badge' }, 'Password protected') : 'Public',
-        share.status === 'pending' ? h('span', { class: 'badge warn' }, 'upload unfinished') : null)),
+        statusBadge(share)),
+      share.locked_reason ? status('err', share.locked_reason) : null),
     h('section', { 'aria-labelledby': 'glance' }, h('h2', { id: 'glance' }, 'At a glance'), charts),
     h('section', { 'aria-labelledby': 'feedback', class: 'card' },
       h('h2', { id: 'feedback' }, 'Feedback'),

@@ -12,13 +12,21 @@ export async function renderShares(main, navigate) {
     shares.length ? shareTable(shares) : h('p', { class: 'empty' }, 'No shares yet. Drop a folder above to create one.'));
 }
 
+// Anything but a live share says so: an unfinished upload, or a share locked (e.g. a password
+// share after Pro ended; the reason is the server's).
+export function statusBadge(share) {
+  if (!share.status || share.status === 'active') return null;
+  const label = share.status === 'pending' ? 'upload unfinished' : share.status;
+  return h('span', { class: 'badge warn', title: share.locked_reason || null }, label);
+}
+
 function shareTable(shares) {
   return h('div', { class: 'table-wrap' }, h('table', { class: 'shares' },
     h('caption', { class: 'sr-only' }, 'Your shares, newest first'),
     h('thead', {}, h('tr', {}, ['Name', 'Link', 'Spikes', 'Created', 'Access'].map((label) => h('th', { scope: 'col' }, label)))),
     h('tbody', {}, shares.map((share) => h('tr', { 'data-share': share.id },
       h('th', { scope: 'row' }, h('a', { href: `#/shares/${encodeURIComponent(share.id)}` }, share.name || share.slug),
-        share.status === 'pending' ? h('span', { class: 'badge warn' }, 'upload unfinished') : null),
+        statusBadge(share)),
       h('td', {}, h('a', { href: share.url, target: '_blank', rel: 'noopener noreferrer' }, `/s/${share.slug}`)),
       h('td', { class: 'num' }, String(share.spike_count)),
       h('td', {}, when(share.created_at)),

@@ -1,0 +1,365 @@
+"""The real Spikes CLI and MCP server, request by request (docs/clients.md).
+
+Each helper sends what the client sends (method, path, query, the headers of its HTTP library
+``ureq`` 2.12 including its user agent, the body bytes as serde_json writes them) and parses
+the answer the way the client's own structs do: strict types, required vs optional fields,
+a bare array where the client expects one. Facts from the clients' source, nothing copied.
+"""
+from __future__ import annotations
+
+import json
+from typing import List, Literal, Optional
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tests.conftest import ADMIN_TOKEN, sign_in
+from tests.factories import make_share
+
+UREQ_HEADERS = {"User-Agent": "ureq/2.12.1", "Accept": "*/*", "Accept-Encoding": "gzip"}
+
+
+# --- the clients' structs ----------------------------------------------------------------------
+# serde: unknown fields are ignored, an Option<T> field may be missing or null (serde_derive
+# reads a missing Option as None), everything else is required and typed strictly (a number
+# is not a string, u32 is a non-negative integer).
+
+class _Struct(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class Reviewer(_Struct):
+    id: str
+    name: str
+
+
+class BoundingBox(_Struct):
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class Viewport(_Struct):
+    width: int = Field(ge=0, le=2 ** 32 - 1)
+    height: int = Field(ge=0, le=2 ** 32 - 1)
+
+
+class CliSpike(_Struct):
+    id: str
+    type: Literal["page", "element"]
+    projectKey: str
+    page: str
+    url: str
+    reviewer: Reviewer
+    selector: Optional[str] = None
+    elementText: Optional[str] = None
+    boundingBox: Optional[BoundingBox] = None
+    rating: Optional[Literal["love", "like", "meh", "no"]] = None
+    comments: str
+    timestamp: str
+    viewport: Optional[Viewport] = None
+    resolved: Optional[bool] = None
+    resolvedAt: Optional[str] = None
+
+
+class Paginated(_Struct):
+    data: List[CliSpike]
+    next_cursor: Optional[str]
+
+
+class UnshareInfo(_Struct):
+    id: str
+    slug: str
+    exported_spikes: List[CliSpike] = []
+
+
+def serde_line(spike: CliSpike) -> str:
+    """One line of .spikes/feedback.jsonl as the CLI writes it (serde_json::to_string): struct
+    field order, skip_serializing_if for the optional extras, null for rating and viewport."""
+    out = {"id": spike.id, "type": spike.type, "projectKey": spike.projectKey, "page": spike.page, "url": spike.url,
+           "reviewer": spike.reviewer.model_dump()}
+    for key in ("selector", "elementText", "boundingBox"):
+        value = getattr(spike, key)
+        if value is not None:
+            out[key] = value.model_dump() if isinstance(value, BaseModel) else value
+    out.update({"rating": spike.rating, "comments": spike.comments, "timestamp": spike.timestamp,
+                "viewport": spike.viewport.model_dump() if spike.viewport else None})
+    if spike.resolved is not None:
+        out["resolved"] = spike.resolved
+    if spike.resolvedAt is not None:
+        out["resolvedAt"] = spike.resolvedAt
+    if spike.boundingBox is not None:  # f64: serde writes 10.0, not 10
+        out["boundingBox"] = {k: float(v) for k, v in out["boundingBox"].items()}
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- the clients' requests ---------------------------------------------------------------------
+
+def ureq(client, method: str, path: str, body: Optional[bytes] = None, bearer: Optional[str] = None,
+         content_type: bool = False):
+    headers = dict(UREQ_HEADERS)
+    if bearer:
+        headers["Authorization"] = f"Bearer {bearer}"
+    if content_type:
+        headers["Content-Type"] = "application/json"
+    response = client.http.request(method, path, headers=headers, body=body)
+    return response.status_code, response.body
+
+
+def push(client, token: str, local: List[CliSpike]) -> int:
+    """`spikes push`: list the remote ids (bare array), post every local spike not among them."""
+    status, body = ureq(client, "GET", f"/spikes?token={token}")
+    assert status == 200, body
+    remote = {spike.id for spike in (CliSpike.model_validate(item) for item in json.loads(body))}
+    sent = 0
+    for spike in local:
+        if spike.id in remote:
+            continue
+        status, answer = ureq(client, "POST", f"/spikes?token={token}", serde_line(spike).encode("utf-8"),
+                              content_type=True)
+        assert status in (200, 201), answer
+        sent += 1
+    return sent
+
+
+def pull(client, token: str, local: List[CliSpike]) -> int:
+    """`spikes pull`: one page with the token as a bearer; append the spikes with new ids."""
+    status, body = ureq(client, "GET", "/spikes", bearer=token)
+    assert status == 200, body
+    page = Paginated.model_validate_json(body)
+    known = {spike.id for spike in local}
+    new = [spike for spike in page.data if spike.id not in known]
+    local.extend(CliSpike.model_validate_json(serde_line(spike)) for spike in new)
+    return len(new)
+
+
+def local_spike(nanoid: str, comments: str, resolved: Optional[bool] = None, resolved_at: Optional[str] = None,
+                project: str = "my-project") -> CliSpike:
+    """A spike the CLI stored locally (`spikes serve` + widget), read back from feedback.jsonl."""
+    return CliSpike(id=nanoid, type="element", projectKey=project, page="Pricing", url="http://localhost:3847/pricing.html",
+                    reviewer=Reviewer(id="rv_V1StGXR8_Z5jdHi6B", name="Jane"), selector="#buy",
+                    elementText="Buy now", boundingBox=BoundingBox(x=10.0, y=20.6, width=120.0, height=40.0),
+                    rating="love", comments=comments, timestamp="2026-03-10T13:02:29.123Z",
+                    viewport=Viewport(width=1440, height=900), resolved=resolved, resolvedAt=resolved_at)
+
+
+LOCAL = [
+    local_spike("Uakgb_J5m9g-0JDMbcJqL", "Bigger button"),
+    local_spike("3Fz8rM1qQ9vNw2XyTb7aK", "Typo in the price", resolved=True, resolved_at="2026-03-11T09:00:00.000Z"),
+]
+
+
+# --- push and sync -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("who", ["user", "admin"])
+def test_push_twice_then_pull_keeps_ids_and_resolution(client, who):
+    token = sign_in(client, "owner@example.com") if who == "user" else ADMIN_TOKEN
+    local = [spike.model_copy() for spike in LOCAL]
+    assert push(client, token, local) == 2
+    assert push(client, token, local) == 0  # every id is found remotely: nothing re-sent
+    assert pull(client, token, local) == 0  # and nothing comes back as new: no duplicates
+    status, body = ureq(client, "GET", "/spikes", bearer=token)
+    remote = {spike.id: spike for spike in Paginated.model_validate_json(body).data}
+    assert set(remote) == {spike.id for spike in LOCAL}
+    assert remote[LOCAL[1].id].resolved is True and remote[LOCAL[1].id].resolvedAt == "2026-03-11T09:00:00.000Z"
+    assert remote[LOCAL[0].id].resolved is False and remote[LOCAL[0].id].resolvedAt is None
+    assert remote[LOCAL[0].id].boundingBox == BoundingBox(x=10, y=21, width=120, height=40)
+
+
+def test_sync_is_pull_then_push_and_a_remote_resolution_comes_back(client):
+    """`spikes sync`: a spike resolved on the server (MCP) is pulled with its id and state."""
+    token = sign_in(client, "owner@example.com")
+    laptop = [LOCAL[0].model_copy()]
+    assert pull(client, token, laptop) == 0 and push(client, token, laptop) == 1
+    status, _ = ureq(client, "PATCH", f"/spikes/{LOCAL[0].id}", b'{"resolved":true}', bearer=token, content_type=True)
+    assert status == 200
+    desktop: List[CliSpike] = []
+    assert pull(client, token, desktop) == 1 and push(client, token, desktop) == 0
+    assert desktop[0].id == LOCAL[0].id and desktop[0].resolved is True and desktop[0].resolvedAt
+
+
+def test_push_to_a_share_the_caller_owns_lands_in_the_share(client):
+    token = sign_in(client, "owner@example.com")
+    share = make_share("owner@example.com", "pricing-page")
+    local = [local_spike("aaaaaaaaaaaaaaaaaaaa1", "On the share", project=share.share_id)]
+    assert push(client, token, local) == 1
+    status, body = ureq(client, "GET", "/spikes?project=pricing-page")
+    assert [s.id for s in Paginated.model_validate_json(body).data] == ["aaaaaaaaaaaaaaaaaaaa1"]
+
+
+def test_same_ids_from_two_owners_never_meet(client):
+    alice, bob = sign_in(client, "alice@example.com"), sign_in(client, "bob@example.com")
+    assert push(client, alice, [LOCAL[0]]) == 1
+    assert push(client, bob, [LOCAL[0].model_copy(update={"comments": "Bob's copy"})]) == 1
+    for token, comments in ((alice, "Bigger button"), (bob, "Bob's copy")):
+        status, body = ureq(client, "GET", f"/spikes/{LOCAL[0].id}", bearer=token)
+        assert status == 200 and CliSpike.model_validate_json(body).comments == comments
+    status, _ = ureq(client, "DELETE", f"/spikes/{LOCAL[0].id}", bearer=bob)
+    assert status == 200
+    assert ureq(client, "GET", f"/spikes/{LOCAL[0].id}", bearer=bob)[0] == 404
+    assert ureq(client, "GET", f"/spikes/{LOCAL[0].id}", bearer=alice)[0] == 200
+    # The admin sees every spike: one id in two projects is ambiguous and said so, never guessed.
+    status, body = ureq(client, "GET", f"/spikes/{LOCAL[0].id}", bearer=ADMIN_TOKEN)
+    assert status == 200 and CliSpike.model_validate_json(body).comments == "Bigger button"
+    assert push(client, bob, [LOCAL[0]]) == 1
+    status, body = ureq(client, "GET", f"/spikes/{LOCAL[0].id}", bearer=ADMIN_TOKEN)
+    assert status == 409 and json.loads(body)["code"] == "CONFLICT"
+
+
+def test_anonymous_posts_cannot_set_resolution(client):
+    body = serde_line(local_spike("bbbbbbbbbbbbbbbbbbbb1", "sneaky", resolved=True, resolved_at="2026-01-01T00:00:00Z"))
+    response = client.http.request("POST", "/spikes", headers={"Content-Type": "application/json"}, body=body)
+    assert response.status_code == 201
+    status, listed = ureq(client, "GET", "/spikes?project=my-project")
+    [spike] = Paginated.model_validate_json(listed).data
+    assert spike.resolved is False and spike.resolvedAt is None
+
+
+def test_push_listing_is_a_bare_array_and_curl_keeps_the_envelope(client):
+    token = sign_in(client, "owner@example.com")
+    push(client, token, LOCAL)
+    status, body = ureq(client, "GET", f"/spikes?token={token}")
+    assert isinstance(json.loads(body), list)
+    curl = client.http.request("GET", f"/spikes?token={ADMIN_TOKEN}",
+                               headers={"User-Agent": "curl/8.5.0", "Accept": "*/*"})
+    assert set(json.loads(curl.body)) == {"data", "next_cursor"}
+    with_bearer = ureq(client, "GET", f"/spikes?token={token}", bearer=token)[1]
+    assert set(json.loads(with_bearer)) == {"data", "next_cursor"}
+
+
+def test_wrong_token_in_the_query_is_401_not_public(client):
+    status, body = ureq(client, "GET", "/spikes?token=not-a-token")
+    assert status == 401 and json.loads(body)["code"] == "AUTH_FAILED"
+
+
+# --- pull with the admin token --------------------------------------------------------------------
+
+def test_pull_with_the_admin_token_as_bearer(client):
+    owner = sign_in(client, "owner@example.com")
+    push(client, owner, LOCAL)
+    local: List[CliSpike] = []
+    assert pull(client, ADMIN_TOKEN, local) == 2
+    # The admin bearer works wherever the admin ?token= does, and a user's route still wants a user.
+    assert ureq(client, "GET", f"/spikes/{LOCAL[0].id}", bearer=ADMIN_TOKEN)[0] == 200
+    assert ureq(client, "GET", "/me", bearer=ADMIN_TOKEN)[0] == 401
+
+
+def test_an_authenticated_listing_defaults_to_the_largest_page(client, env):
+    env(RATE_SPIKES_PER_MINUTE="1000")  # the contract's 60 a minute per IP applies to push too
+    token = sign_in(client, "owner@example.com")
+    push(client, token, [local_spike(f"id-{n:017d}", f"n{n}") for n in range(130)])
+    status, body = ureq(client, "GET", "/spikes", bearer=token)
+    page = Paginated.model_validate_json(body)
+    assert len(page.data) == 130 and page.next_cursor is None
+    status, body = ureq(client, "GET", "/spikes?project=my-project")  # public listing: the contract's 100
+    assert len(json.loads(body)["data"]) == 0  # a user's own project key is not public
+
+
+# --- MCP server ------------------------------------------------------------------------------------
+
+def mcp_submit(client, token: str, **args) -> str:
+    """submit_spike: serde_json::json! (keys sorted, compact), flat reviewerName, projectKey
+    defaulting to "default"; reads `id` from the answer."""
+    body = {"page": args["page"], "comments": args["comments"], "type": "element" if "selector" in args else "page"}
+    for key in ("url", "selector", "elementText", "rating", "reviewerName"):
+        if key in args:
+            body[key] = args[key]
+    body["projectKey"] = args.get("projectKey", "default")
+    raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    status, answer = ureq(client, "POST", "/spikes", raw, bearer=token, content_type=True)
+    assert status in (200, 201), answer
+    return json.loads(answer)["id"]
+
+
+def mcp_get_spikes(client, token: str, query: str = "resolved=false") -> List[CliSpike]:
+    status, body = ureq(client, "GET", f"/spikes?{query}", bearer=token)
+    assert status == 200, body
+    parsed = json.loads(body)
+    items = parsed if isinstance(parsed, list) else parsed.get("data") or parsed.get("spikes") or []
+    return [CliSpike.model_validate(item) for item in items]
+
+
+def test_mcp_submit_list_resolve_delete(client):
+    token = sign_in(client, "agent-owner@example.com")
+    spike_id = mcp_submit(client, token, page="/checkout", comments="Total is misaligned", rating="Meh",
+                          reviewerName="Claude", selector=".total", elementText="$42")
+    [listed] = mcp_get_spikes(client, token, "page=%2Fcheckout&rating=MEH&resolved=false")
+    assert listed.id == spike_id and listed.reviewer.name == "Claude" and listed.projectKey == "default"
+    assert listed.rating == "meh" and listed.type == "element"
+
+    status, body = ureq(client, "PATCH", f"/spikes/{spike_id}", b'{"resolved":true}', bearer=token, content_type=True)
+    assert status == 200 and isinstance(json.loads(body)["resolved_at"], str)
+    assert mcp_get_spikes(client, token) == []
+
+    status, body = ureq(client, "DELETE", f"/spikes/{spike_id}", bearer=token)
+    assert status == 200 and json.loads(body)["id"] == spike_id
+    assert ureq(client, "GET", f"/spikes/{spike_id}", bearer=token)[0] == 404
+
+
+def test_mcp_spikes_are_the_submitters_own(client):
+    alice, bob = sign_in(client, "alice@example.com"), sign_in(client, "bob@example.com")
+    spike_id = mcp_submit(client, alice, page="Home", comments="mine")
+    assert ureq(client, "GET", f"/spikes/{spike_id}", bearer=bob)[0] == 404
+    assert mcp_get_spikes(client, bob, "resolved=false") == []
+    assert ureq(client, "GET", "/spikes?project=default")[1] and \
+        json.loads(ureq(client, "GET", "/spikes?project=default")[1])["data"] == []
+
+
+# --- login, unshare, small ones ---------------------------------------------------------------------
+
+def test_login_with_token_checks_it_against_get_shares(client):
+    token = sign_in(client, "owner@example.com")
+    status, body = ureq(client, "GET", "/shares", bearer=token)
+    assert status == 200 and isinstance(json.loads(body), list)
+    assert ureq(client, "GET", "/shares", bearer="sp_wrong")[0] == 401
+
+
+def test_unshare_exports_the_spikes_with_their_ids_then_deletes(client):
+    token = sign_in(client, "owner@example.com")
+    share = make_share("owner@example.com", "old-mockup")
+    push(client, token, [local_spike("cccccccccccccccccccc1", "keep me", project="old-mockup")])
+    status, body = ureq(client, "GET", "/shares/old-mockup", bearer=token)
+    assert status == 200, body
+    info = UnshareInfo.model_validate_json(body)
+    assert info.id == share.share_id and [s.id for s in info.exported_spikes] == ["cccccccccccccccccccc1"]
+    status, _ = ureq(client, "DELETE", f"/shares/{info.id}", bearer=token)
+    assert status in (200, 204)
+
+
+def test_health_answers_200(client):
+    status, body = ureq(client, "GET", "/health")
+    assert status == 200 and json.loads(body)["ok"] is True
+
+
+def test_client_structs_reject_what_they_should():
+    """The strict parsing above is what makes these tests able to fail."""
+    good = json.loads(serde_line(LOCAL[0]))
+    with pytest.raises(ValidationError):
+        CliSpike.model_validate({**good, "viewport": {"width": 1.5, "height": 2}})
+    with pytest.raises(ValidationError):
+        CliSpike.model_validate({k: v for k, v in good.items() if k != "comments"})
+    with pytest.raises(ValidationError):
+        Paginated.model_validate_json("[]")
+
+
+def test_one_owner_with_one_id_in_two_projects_picks_with_project(client):
+    token = sign_in(client, "owner@example.com")
+    share = make_share("owner@example.com", "landing")
+    push(client, token, [LOCAL[0], LOCAL[0].model_copy(update={"projectKey": share.share_id, "comments": "on share"})])
+    status, body = ureq(client, "GET", f"/spikes/{LOCAL[0].id}", bearer=token)
+    assert status == 409 and "?project=" in json.loads(body)["error"]
+    for project, comments in (("my-project", "Bigger button"), ("landing", "on share"), (share.share_id, "on share")):
+        status, body = ureq(client, "GET", f"/spikes/{LOCAL[0].id}?project={project}", bearer=token)
+        assert status == 200 and CliSpike.model_validate_json(body).comments == comments
+    status, _ = ureq(client, "DELETE", f"/spikes/{LOCAL[0].id}?project=landing", bearer=token)
+    assert status == 200
+    status, body = ureq(client, "GET", f"/spikes/{LOCAL[0].id}", bearer=token)
+    assert status == 200 and CliSpike.model_validate_json(body).comments == "Bigger button"
+
+
+def test_a_users_own_project_spikes_count_in_their_usage(client):
+    token = sign_in(client, "agent-owner@example.com")
+    mcp_submit(client, token, page="Home", comments="one")
+    status, body = ureq(client, "GET", "/usage", bearer=token)
+    assert status == 200 and json.loads(body)["spikes"] == 1
