@@ -18,19 +18,25 @@ def new_token(nbytes: int = 32) -> str:
     return secrets.token_urlsafe(nbytes)
 
 
+def _bytes(text: str) -> bytes:
+    """UTF-8 that never raises: a caller's text may hold lone surrogates (``%ED%A0%80``)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_bytes(token)).hexdigest()
 
 
 def subject_hash(*parts: str) -> str:
     """A short stable hash of identifiers (IP, e-mail) for keys and logs: no raw PII stored."""
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(_bytes("\x1f".join(parts))).hexdigest()[:32]
 
 
 def constant_time_equals(a: Optional[str], b: Optional[str]) -> bool:
+    # Bytes, not str: compare_digest raises TypeError for non-ASCII strings.
     if not a or not b:
         return False
-    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+    return hmac.compare_digest(_bytes(a), _bytes(b))
 
 
 def hash_password(password: str) -> str:
@@ -45,9 +51,10 @@ def verify_password(stored_hash: str, password: str) -> bool:
 
 
 def sign(secret: str, message: str) -> str:
-    digest = hmac.new(secret.encode("utf-8"), message.encode("utf-8"), hashlib.sha256).digest()
+    digest = hmac.new(_bytes(secret), _bytes(message), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:18]).decode("ascii")
 
 
 def verify_signature(secret: str, message: str, signature: str) -> bool:
-    return hmac.compare_digest(sign(secret, message), signature)
+    # Bytes, not str: compare_digest raises TypeError when a forged signature is not ASCII.
+    return hmac.compare_digest(sign(secret, message).encode("ascii"), _bytes(signature))

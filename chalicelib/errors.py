@@ -111,6 +111,13 @@ class NotFound(SpikesError):
     message = "Resource not found"
 
 
+class ShareUnavailable(SpikesError):
+    """A locked share (password protection without Pro): nobody may open it."""
+    status = 403
+    code = "SHARE_UNAVAILABLE"
+    message = "This share is unavailable"
+
+
 class MethodNotAllowed(SpikesError):
     status = 405
     code = "METHOD_NOT_ALLOWED"
@@ -188,6 +195,13 @@ class DependencyUnavailable(SpikesError):
 
     def __init__(self, message: Optional[str] = None, retry_after: int = 2):
         super().__init__(message, headers={"Retry-After": str(retry_after)}, extra={"retry_after": retry_after})
+
+
+class ServerMisconfigured(SpikesError):
+    """The deployment lacks a setting it needs (logged; the caller cannot fix it)."""
+    status = 500
+    code = "CONFIGURATION_ERROR"
+    message = "The server is not configured completely"
 
 
 class InternalError(SpikesError):

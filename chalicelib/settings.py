@@ -31,12 +31,15 @@ class Settings(BaseSettings):
     token: Optional[SecretStr] = None
     # Signs cursors and share-password cookies. Must be set outside local stages.
     secret_key: SecretStr = SecretStr(DEV_SECRET)
-    # Overrides the base URL derived from the request (e.g. behind a CDN).
+    # Where links point (magic links, share URLs). Without it: the API Gateway domain of the
+    # request; never the Host header. Required outside local stages unless API Gateway gives one.
     public_base_url: Optional[str] = None
 
     mail_mode: Literal["console", "ses"] = "console"
     mail_sender: str = "Spikes <no-reply@spikes.local>"
 
+    # A session (bearer token) unused this long expires; using it pushes the expiry out again.
+    session_idle_days: int = Field(default=90, ge=1, le=3650)
     login_token_ttl_seconds: int = 15 * 60
     device_code_ttl_seconds: int = 10 * 60
     device_poll_interval_seconds: int = 5

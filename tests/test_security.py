@@ -141,3 +141,332 @@ def test_a_device_is_signed_in_only_when_its_code_is_approved(client):
 def test_a_spent_or_unknown_link_shows_no_approval_page(client):
     page = client.http.get("/auth/verify?token=nope")
     assert page.status_code == 400 and b"not valid" in page.body
+
+
+# --- 4. links are never built from a client's headers ---------------------------------------------
+
+POISON = {"Host": "attacker.example", "X-Forwarded-Host": "attacker.example", "X-Forwarded-Proto": "https"}
+
+
+def test_a_poisoned_host_header_does_not_reach_the_magic_link(client):
+    from tests.conftest import sent_mails
+    status, _, _ = call(client, "POST", "/auth/login", {"email": "poisoned@example.com"}, headers=POISON)
+    assert status == 200
+    mail = sent_mails("poisoned@example.com")[-1]["body"]
+    assert "attacker.example" not in mail and "http://127.0.0.1:8000/auth/verify?token=" in mail
+    status, device, _ = call(client, "POST", "/auth/device", headers=POISON)
+    assert "attacker.example" not in str(device)
+
+
+def test_the_configured_base_url_is_used(client, env):
+    from tests.conftest import sent_mails
+    env(PUBLIC_BASE_URL="https://feedback.example.org/")
+    call(client, "POST", "/auth/login", {"email": "configured@example.com"}, headers=POISON)
+    assert "https://feedback.example.org/auth/verify?token=" in sent_mails("configured@example.com")[-1]["body"]
+
+
+def _request(context: dict, path: str = "/auth/login"):
+    from chalice.app import Request
+    event = {"multiValueQueryStringParameters": None, "headers": {"host": "attacker.example"},
+             "pathParameters": {}, "requestContext": {"httpMethod": "POST", "resourcePath": path, **context},
+             "stageVariables": {}, "body": None, "isBase64Encoded": False, "path": path}
+    return Request(event)
+
+
+def test_outside_local_stages_only_the_platforms_domain_or_the_setting_is_used(aws, env):
+    from chalicelib.api import inputs
+    from chalicelib.errors import ServerMisconfigured
+    env(STAGE="prod", SECRET_KEY="s" * 40)
+    with pytest.raises(ServerMisconfigured):
+        inputs.base_url(_request({"path": "/api/auth/login"}))
+    request = _request({"path": "/api/auth/login", "domainName": "abc123.execute-api.us-east-1.amazonaws.com"})
+    assert inputs.base_url(request) == "https://abc123.execute-api.us-east-1.amazonaws.com/api"
+    custom = _request({"path": "/auth/login", "domainName": "spikes.example.com"})
+    assert inputs.base_url(custom) == "https://spikes.example.com"
+    env(STAGE="prod", SECRET_KEY="s" * 40, PUBLIC_BASE_URL="https://configured.example.com")
+    assert inputs.base_url(_request({"path": "/api/auth/login"})) == "https://configured.example.com"
+
+
+# --- 5. a completed share's files cannot change ---------------------------------------------------
+
+def test_presigned_urls_cannot_change_a_completed_share(client, user_token):
+    import requests
+    from tests.test_shares import INDEX, s3_keys, start_presigned
+    status, body, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
+    assert status == 201
+    target = body["uploads"][0]
+    assert requests.put(target["url"], data=INDEX, headers=target["headers"], timeout=10).status_code == 200
+    status, _, _ = call(client, "POST", f"/shares/{body['share_id']}/complete", token=user_token)
+    assert status == 200
+    served = get(client, f"/s/{body['slug']}/")[1]
+    # The URL is still within its lifetime: replacing the file, far larger, changes nothing served.
+    evil = b"<h1>replaced</h1>" + b"x" * (2 * 1024 * 1024)
+    requests.put(target["url"], data=evil, headers=target["headers"], timeout=10)
+    assert call(client, "POST", f"/shares/{body['share_id']}/complete", token=user_token)[0] == 200
+    assert get(client, f"/s/{body['slug']}/")[1] == served
+    assert s3_keys(f"uploads/{body['share_id']}/") == [f"uploads/{body['share_id']}/index.html"]  # inert
+
+
+def test_presigned_upload_urls_fix_the_size_and_never_address_served_files(client, user_token):
+    from urllib.parse import parse_qs, urlsplit as split
+    from tests.test_shares import start_presigned
+    status, body, _ = start_presigned(client, user_token, [{"path": "index.html", "size": 1234}])
+    url = split(body["uploads"][0]["url"])
+    assert f"/uploads/{body['share_id']}/index.html" in url.path and "/shares/" not in url.path
+    signed = parse_qs(url.query)["X-Amz-SignedHeaders"][0].split(";")
+    assert "content-length" in signed
+
+
+# --- 6. a downgrade locks protected shares instead of publishing them ----------------------------
+
+def test_when_pro_ends_a_protected_share_is_locked_not_public(client, user_token):
+    from chalicelib.store import shares as shares_service
+    from chalicelib.store.models import User
+    from tests.test_shares import user_of
+    body = protected(client, user_token)
+    _feedback(client, body)
+    User(user_of("owner@example.com").user_id).update(actions=[User.tier.set("free")])
+    assert shares_service.lock_pro_features(user_of("owner@example.com").user_id) == 1
+    # Nobody can open it, with or without the password; its feedback stays private.
+    for path in ("/", "/?pw=open%20sesame", "/css/site.css"):
+        status, page, _ = get(client, f"/s/{body['slug']}{path}")
+        assert status == 403 and b"SHARE_UNAVAILABLE" in page, path
+    assert call(client, "GET", f"/spikes?project={body['slug']}")[0] == 404
+    assert call(client, "GET", f"/spikes?project={body['slug']}", headers={"X-Share-Password": "open sesame"})[0] == 404
+    # The owner is told why, and still reads the feedback.
+    status, listed, _ = call(client, "GET", "/shares", token=user_token)
+    assert listed[0]["status"] == "locked" and "Pro" in listed[0]["locked_reason"]
+    assert call(client, "GET", f"/spikes?project={body['slug']}", token=user_token)[0] == 200
+    # Re-subscribing restores it as it was, password included.
+    User(user_of("owner@example.com").user_id).update(actions=[User.tier.set("pro")])
+    assert shares_service.unlock_pro_features(user_of("owner@example.com").user_id) == 1
+    assert get(client, f"/s/{body['slug']}/", {"Accept": "text/html"})[0] == 401
+    assert get(client, f"/s/{body['slug']}/?pw=open%20sesame")[0] == 200
+
+
+def test_a_locked_share_opens_when_its_owner_removes_the_password(client, user_token):
+    from chalicelib.store import shares as shares_service
+    from chalicelib.store.models import User
+    from tests.test_shares import user_of
+    body = protected(client, user_token)
+    User(user_of("owner@example.com").user_id).update(actions=[User.tier.set("free")])
+    shares_service.lock_pro_features(user_of("owner@example.com").user_id)
+    status, data, _ = call(client, "PATCH", f"/shares/{body['share_id']}", {"password": ""}, token=user_token)
+    assert status == 200, data
+    assert get(client, f"/s/{body['slug']}/")[0] == 200
+
+
+# --- 7. deleting a share is resumable -------------------------------------------------------------
+
+def _failing_cleanup(monkeypatch):
+    from botocore.exceptions import ClientError
+    from chalicelib.store.files import ShareFiles
+    real = ShareFiles.delete_all
+
+    def broken(self, share_id):
+        raise ClientError({"Error": {"Code": "SlowDown", "Message": "S3 is down"}}, "DeleteObjects")
+    monkeypatch.setattr(ShareFiles, "delete_all", broken)
+    return lambda: monkeypatch.setattr(ShareFiles, "delete_all", real)
+
+
+def test_a_failed_share_deletion_is_finished_by_the_retry(client, user_token, monkeypatch):
+    from tests.test_shares import s3_keys, user_of
+    body = site(client, user_token)
+    spike_id = _feedback(client, body)
+    restore = _failing_cleanup(monkeypatch)
+    status, error, headers = call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)
+    assert status == 503 and "Retry-After" in headers
+    # Already gone for everyone: not served, not listed, not counted; new feedback stays apart.
+    assert get(client, f"/s/{body['slug']}/")[0] == 404
+    assert call(client, "GET", "/shares", token=user_token)[1] == []
+    assert user_of("owner@example.com").active_shares == 0
+    restore()
+    status, done, _ = call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)
+    assert status == 200, done
+    assert [s["id"] for s in done["exported_spikes"]] == [spike_id]  # the export kept at the start
+    assert s3_keys(f"shares/{body['share_id']}/") == [] and s3_keys("deletions/") == []
+    assert call(client, "GET", f"/spikes/{spike_id}", token=user_token)[0] == 404
+    assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 404
+    # The slug is free again.
+    again = site(client, user_token, name="Site")
+    assert again["slug"] == body["slug"]
+
+
+def test_the_scheduled_job_finishes_an_abandoned_deletion(client, user_token, monkeypatch):
+    from chalicelib import deps
+    from chalicelib.services import shares as shares_service
+    from chalicelib.store.models import Share
+    from tests.test_shares import s3_keys
+    body = site(client, user_token)
+    restore = _failing_cleanup(monkeypatch)
+    assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 503
+    restore()
+    result = shares_service.finish_pending_deletions(deps.share_files())
+    assert result == {"pending": 1, "finished": 1, "failed": 0}
+    assert s3_keys(f"shares/{body['share_id']}/") == []
+    assert [s.pk for s in Share.scan() if body["share_id"] in (s.pk + (s.share_id or ""))] == []
+    assert shares_service.finish_pending_deletions(deps.share_files())["pending"] == 0
+
+
+# --- 8. bad input is a 4xx, never a 500 -----------------------------------------------------------
+
+def test_deeply_nested_json_is_a_400(client):
+    nested = b'{"a":' + b"[" * 30000 + b"]" * 30000 + b"}"
+    for path in ("/spikes", "/auth/login"):
+        status, data, _ = call(client, "POST", path, raw=nested)
+        assert (status, data["code"]) == (400, "INVALID_JSON"), path
+
+
+def test_non_ascii_signatures_in_cursors_and_unlock_tokens_are_refused(client, user_token):
+    status, data, _ = call(client, "GET", "/spikes?project=x&cursor=abc.%C3%A9%C3%A9")
+    assert (status, data["details"][0]["code"]) == (400, "INVALID_CURSOR")
+    body = protected(client, user_token)
+    for token in ("1.%C3%A9", "%C2%B2.abc", "%D9%A3.abc", "1.%ED%A0%80"):
+        status, _, _ = get(client, f"/s/{body['slug']}/~u.{token}/css/site.css")
+        assert status == 401, token
+    status, _, _ = get(client, f"/s/{body['slug']}/css/site.css", {"Cookie": "spikes_unlock=\u00b2.abc"})
+    assert status == 401
+
+
+def test_unpaired_surrogates_are_a_400(client):
+    status, data, _ = call(client, "POST", "/spikes", raw=b'{"type":"page","projectKey":"\\ud800"}')
+    assert (status, data["code"]) == (400, "INVALID_JSON")
+    status, _, _ = call(client, "POST", "/spikes", raw=b'{"type":"page","projectKey":"ok \\ud83d\\ude00"}')
+    assert status == 201  # a proper pair (an emoji) is text
+
+
+def test_huge_numbers_are_a_400(client):
+    digits = "9" * 5000
+    assert call(client, "GET", f"/spikes?project=x&limit={digits}")[0] == 400
+    status, data, _ = call(client, "POST", "/spikes", raw=b'{"type":"page","projectKey":"x","viewport":'
+                                                            b'{"width":' + digits.encode() + b',"height":1}}')
+    assert status == 400 and data["code"] in ("INVALID_JSON", "VALIDATION_ERROR")
+
+
+def test_values_too_long_for_a_dynamodb_key_are_a_4xx(client, user_token):
+    long = "a" * 3000
+    assert call(client, "GET", f"/spikes?project={long}")[0] == 400
+    assert call(client, "GET", f"/spikes/{long}", token=user_token)[0] == 404
+    assert call(client, "GET", f"/shares/{long}", token=user_token)[0] == 404
+    assert get(client, f"/s/{long}/")[0] == 404
+
+
+def test_a_key_size_refusal_from_dynamodb_is_a_400_not_a_503(client, monkeypatch):
+    from botocore.exceptions import ClientError
+    from pynamodb.exceptions import GetError
+    from chalicelib.store import shares as shares_service
+    error = ClientError({"Error": {"Code": "ValidationException", "Message": "One or more parameter values were "
+                                   "invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes"}},
+                        "GetItem")
+
+    def refuse(_key):
+        raise GetError("Failed to get item", cause=error)
+    monkeypatch.setattr(shares_service, "get_by_id", refuse)
+    status, data, _ = call(client, "GET", "/spikes?project=sh_abcdefghijkl")
+    assert (status, data["code"]) == (400, "VALIDATION_ERROR")
+
+
+# --- 9. a bare project key with feedback cannot be taken over by a share ---------------------------
+
+def test_a_slug_used_as_a_bare_project_key_is_not_claimed(client, user_token):
+    status, posted, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": "acme-site",
+                                                         "comments": "from the real acme site"})
+    assert status == 201
+    squatter = sign_in(client, "squatter@example.com")
+    created = site(client, squatter, name="acme-site", slug="acme-site")
+    assert created["slug"] != "acme-site" and created["slug"].startswith("acme-site-")
+    # The project keeps its key: its feedback stays visible under it, and new feedback lands there too.
+    status, _, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": "acme-site", "comments": "later"})
+    listed = call(client, "GET", "/spikes?project=acme-site")[1]["data"]
+    assert {s["comments"] for s in listed} == {"from the real acme site", "later"}
+    assert call(client, "GET", "/spikes", token=squatter)[1]["data"] == []
+    # A slug nobody used is still taken as asked.
+    assert site(client, squatter, name="fresh-name")["slug"] == "fresh-name"
+
+
+# --- 10. large documents are never rendered on S3's origin ------------------------------------------
+
+def test_large_html_is_refused_at_upload_and_never_redirected_for_rendering(client, user_token, env):
+    from urllib.parse import parse_qs
+    from chalicelib.store.models import Share
+    from tests.test_shares import start_presigned
+    env(MAX_SERVED_FILE_BYTES="1000")
+    for path in ("big.html", "art.svg", "feed.xml"):
+        status, data, _ = start_presigned(client, user_token, [{"path": "index.html", "size": 10},
+                                                               {"path": path, "size": 5000}])
+        assert (status, data["code"]) == (413, "SIZE_LIMIT"), path
+    # A large image is still handed out by S3; a large HTML file stored before this rule, only
+    # as a download (never rendered as a page of S3's origin).
+    body = site(client, user_token, files=[("index.html", b"<h1>Hi</h1>" + b" " * 2000),
+                                           ("img/big.png", b"\x89PNG" + b"\x00" * 2000)])
+    status, _, headers = get(client, f"/s/{body['slug']}/img/big.png")
+    assert status == 302 and "response-content-disposition" not in headers["Location"]
+    status, _, headers = get(client, f"/s/{body['slug']}/", {"Accept": "text/html"})
+    assert status == 302
+    query = parse_qs(urlsplit(headers["Location"]).query)
+    assert query["response-content-disposition"] == ["attachment"]
+    assert query["response-content-type"] == ["application/octet-stream"]
+
+
+# --- 11. the share-upload limit counts per account --------------------------------------------------
+
+def test_the_share_upload_limit_is_per_account_not_per_token(client, env):
+    from tests.test_shares import INDEX, upload
+    env(RATE_SHARES_PER_MINUTE="2", FREE_SHARE_LIMIT="50")
+    first, second = sign_in(client, "busy@example.com"), sign_in(client, "busy@example.com")
+    assert first != second
+    assert upload(client, first, [("index.html", INDEX)], {"name": "a"})[0] == 201
+    assert upload(client, second, [("index.html", INDEX)], {"name": "b"})[0] == 201
+    status, data, headers = upload(client, second, [("index.html", INDEX)], {"name": "c"})
+    assert (status, data["code"]) == (429, "RATE_LIMIT") and "Retry-After" in headers
+    # Another account is not affected.
+    assert upload(client, sign_in(client, "calm@example.com"), [("index.html", INDEX)], {"name": "d"})[0] == 201
+
+
+# --- 12. sessions: sign out, sign out everywhere, idle expiry ---------------------------------------
+
+def test_logout_revokes_the_presented_token_only(client):
+    first, second = sign_in(client, "leaver@example.com"), sign_in(client, "leaver@example.com")
+    status, data, _ = call(client, "POST", "/auth/logout", token=first)
+    assert status == 200 and data["ok"] is True
+    assert call(client, "GET", "/me", token=first)[0] == 401
+    assert call(client, "GET", "/me", token=second)[0] == 200
+    assert call(client, "POST", "/auth/logout", token=first)[0] == 401
+    assert call(client, "POST", "/auth/logout")[0] == 401
+
+
+def test_sign_out_everywhere_revokes_every_session_of_the_account(client):
+    sessions = [sign_in(client, "everywhere@example.com") for _ in range(3)]
+    other = sign_in(client, "bystander@example.com")
+    status, data, _ = call(client, "POST", "/auth/logout", {"everywhere": True}, token=sessions[0])
+    assert status == 200 and data["everywhere"] is True
+    assert [call(client, "GET", "/me", token=token)[0] for token in sessions] == [401, 401, 401]
+    assert call(client, "GET", "/me", token=other)[0] == 200
+    # Signing in again works, and only the new session is valid.
+    fresh = sign_in(client, "everywhere@example.com")
+    assert call(client, "GET", "/me", token=fresh)[0] == 200
+
+
+def test_an_idle_session_expires_and_use_refreshes_it_without_a_write_per_request(client, env, monkeypatch):
+    from chalicelib import clock
+    from chalicelib.crypto import token_hash
+    from chalicelib.store.models import AuthItem
+    env(SESSION_IDLE_DAYS="90")
+    token = sign_in(client, "idle@example.com")
+    item = AuthItem.get(f"bearer#{token_hash(token)}")
+    start = item.expires_at
+    assert start - clock.epoch() > 89 * 86400
+    writes = []
+    real_update = AuthItem.update
+    monkeypatch.setattr(AuthItem, "update", lambda self, *a, **k: writes.append(1) or real_update(self, *a, **k))
+    for _ in range(5):
+        assert call(client, "GET", "/me", token=token)[0] == 200
+    assert writes == []  # fresh: no refresh write
+    base = clock.epoch()
+    monkeypatch.setattr(clock, "epoch", lambda: base + 30 * 86400)
+    for _ in range(3):
+        assert call(client, "GET", "/me", token=token)[0] == 200
+    assert len(writes) == 1 and AuthItem.get(f"bearer#{token_hash(token)}").expires_at > start
+    monkeypatch.setattr(clock, "epoch", lambda: base + 30 * 86400 + 91 * 86400)
+    status, data, _ = call(client, "GET", "/me", token=token)
+    assert (status, data["code"]) == (401, "AUTH_FAILED")

@@ -206,7 +206,7 @@ def test_job_persists_expired_grace_and_strips_pro_features(client, user_token, 
     lapsed = User.get(uid)
     assert lapsed.tier == "free" and lapsed.grace_until is None
     share = Share.get("share#sh_aaaaaaaaaaaa")
-    assert share.password_hash is None and share.webhook_url is None and share.slug == "sh-aaaaaaaaaaaa"
+    assert share.status == "locked" and share.webhook_url is None and share.slug == "sh-aaaaaaaaaaaa"
     assert User.get(in_grace.user_id).tier == "pro"
     assert Share.get("share#sh_bbbbbbbbbbbb").password_hash is not None
     assert call(client, "GET", "/usage", token=user_token)[1]["tier"] == "free"
@@ -218,7 +218,7 @@ def test_downgrade_interrupted_before_stripping_is_finished(client, clock, env):
     user = make_user("crashed@example.com", tier="free", grace_until=int(now.timestamp()) - 60)
     make_pro_share(user.user_id, "sh_cccccccccccc")
     invoke(client)
-    assert Share.get("share#sh_cccccccccccc").password_hash is None
+    assert Share.get("share#sh_cccccccccccc").status == "locked"
     assert User.get(user.user_id).grace_until is None
 
 
@@ -236,7 +236,7 @@ def test_daily_sweep_persists_grace_expiry_mid_period(client, clock, env):
     assert passes[0]["status"] == "already-done"
     assert passes[1]["job"] == "job#grace-sweep#2026-12-07" and passes[1]["downgraded"] == 1
     assert User.get(user.user_id).tier == "free"
-    assert Share.get("share#sh_dddddddddddd").password_hash is None
+    assert Share.get("share#sh_dddddddddddd").status == "locked"
     assert invoke(client)["passes"][1]["status"] == "already-done"
 
 

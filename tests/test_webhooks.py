@@ -100,8 +100,9 @@ def test_ended_subscription_downgrades_and_strips_pro_features(hooks, event_type
     u = user()
     assert u.tier == "free" and u.subscription_status == status_ and u.grace_until is None
     share = Share.get("share#sh_abcdefghijkl")
-    assert share.password_hash is None and share.webhook_url is None
-    assert share.slug == "secret-project" and share.status == "active"
+    # Locked, not made public: the password stays, nobody can open it (docs/security.md, 6).
+    assert share.password_hash is not None and share.webhook_url is None
+    assert share.slug == "secret-project" and share.status == "locked"
     assert Spike.get("spike_keepme").comments == "keep me"
 
 
@@ -186,20 +187,20 @@ def test_event_about_a_replaced_subscription_does_not_downgrade(hooks):
 def test_downgrade_interrupted_before_stripping_is_finished_by_the_retry(hooks, monkeypatch):
     deliver(hooks, event("customer.subscription.created", subscription("active", UID), NOW - 100))
     make_pro_share()
-    real_strip = share_store.strip_pro_features
+    real_strip = share_store.lock_pro_features
 
     def crash(_owner_id):
         raise RuntimeError("Lambda died here")
-    monkeypatch.setattr(share_store, "strip_pro_features", crash)
+    monkeypatch.setattr(share_store, "lock_pro_features", crash)
     ended = event("customer.subscription.deleted", subscription("canceled", UID), NOW)
     status, body, _ = deliver(hooks, ended)
     assert status == 500 and body["code"] == "INTERNAL_ERROR"  # Stripe retries on 5xx
     assert user().tier == "free"
-    assert Share.get("share#sh_abcdefghijkl").password_hash is not None
-    monkeypatch.setattr(share_store, "strip_pro_features", real_strip)
+    assert Share.get("share#sh_abcdefghijkl").status == "active"
+    monkeypatch.setattr(share_store, "lock_pro_features", real_strip)
     status, body, _ = deliver(hooks, ended)
     assert status == 200 and body["outcome"] == "duplicate"
-    assert Share.get("share#sh_abcdefghijkl").password_hash is None
+    assert Share.get("share#sh_abcdefghijkl").status == "locked"
 
 
 def test_store_failure_answers_5xx_and_changes_nothing(hooks):
@@ -300,7 +301,7 @@ def test_transactional_guarantees_on_each_store(backend_hooks):
         "outcome"] == "applied"  # a tie: the cancellation wins
     u = user()
     assert (u.tier, u.grace_until, u.subscription_event_at) == ("free", None, NOW - 50)
-    assert Share.get("share#sh_abcdefghijkl").password_hash is None
+    assert Share.get("share#sh_abcdefghijkl").status == "locked"
 
 
 def test_signed_payload_that_is_not_an_event_object_is_400(hooks):

@@ -203,6 +203,9 @@ def main(argv=None) -> int:
     else:
         os.environ.pop("SPIKES_DYNAMODB_ENDPOINT_URL", None)
     os.environ.setdefault("SPIKES_STRIPE_API_BASE", "")
+    # Links are never built from request headers: tell the app where it is reachable.
+    shown_host = f"[{args.host}]" if ":" in args.host else args.host
+    os.environ.setdefault("SPIKES_PUBLIC_BASE_URL", f"http://{shown_host}:{args.port}")
 
     sys.path.insert(0, str(ROOT))
     from chalicelib import deps

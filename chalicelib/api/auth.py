@@ -9,8 +9,9 @@ from chalicelib import deps
 from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
 from chalicelib.api.routing import json_response, route
-from chalicelib.api.schemas import DeviceConfirmRequest, EmailRequest, MeOut, SessionOut, UserOut, VerifyRequest
-from chalicelib.services import apikeys, identity
+from chalicelib.api.schemas import (DeviceConfirmRequest, EmailRequest, LogoutRequest, MeOut, SessionOut, UserOut,
+                                     VerifyRequest)
+from chalicelib.services import apikeys, identity, sessions
 from chalicelib.services.accounts import Accounts, Session, SignInRequest, user_view
 
 bp = Blueprint(__name__)
@@ -76,6 +77,19 @@ def rotate_token():
     principal = identity.require_user(inputs.principal(bp.current_request), "auth:write")
     session = _accounts().rotate(principal.user, principal.token_hash)
     return _session_out(session)
+
+
+@route(bp, "/auth/logout", methods=["POST"])
+def logout():
+    """Revoke the presented session; ``{"everywhere": true}`` revokes all of the account's
+    sessions (API keys are revoked one by one, DELETE /auth/api-key/{id})."""
+    request = bp.current_request
+    body = inputs.parse(request, LogoutRequest)
+    principal = identity.require_user(inputs.principal(request), "auth:write")
+    if body.everywhere:
+        sessions.revoke_all(principal.user)
+    sessions.revoke(principal.token_hash)
+    return {"ok": True, "everywhere": body.everywhere}
 
 
 @route(bp, "/me", methods=["GET"])

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Dict, Optional, Type, TypeVar
 
 from chalice.app import Request
 from pydantic import BaseModel, ValidationError
 
 from chalicelib import deps
-from chalicelib.errors import InvalidJson, SizeLimit, ValidationFailed
+from chalicelib.settings import LOCAL_STAGES
+from chalicelib.errors import InvalidJson, ServerMisconfigured, SizeLimit, ValidationFailed
 from chalicelib.services import identity
 from chalicelib.services.identity import Principal
 
@@ -26,18 +28,27 @@ def raw_path(request: Request) -> str:
     return event.get("path") or (request.context or {}).get("path") or request.path
 
 
+LOCAL_BASE_URL = "http://127.0.0.1:8000"
+
+
 def base_url(request: Request) -> str:
-    """The origin (plus stage prefix on execute-api hosts) this request reached us at."""
+    """Where links (magic links, share URLs, widget endpoints) point: the configured
+    SPIKES_PUBLIC_BASE_URL, else the domain API Gateway says it served the request on (plus
+    the stage prefix on execute-api hosts). Never the Host or X-Forwarded-* headers: a client
+    picks those, and a mailed link built from them would point wherever the client likes."""
     settings = deps.settings()
     if settings.public_base_url:
         return settings.public_base_url.rstrip("/")
-    headers = request.headers
-    host = headers.get("host") or "127.0.0.1:8000"
-    proto = headers.get("x-forwarded-proto") or ("http" if host.startswith(("127.", "localhost")) else "https")
-    context_path = (request.context or {}).get("path") or ""
-    event_path = request.to_original_event().get("path") or context_path
-    stage_prefix = context_path[: len(context_path) - len(event_path)] if context_path.endswith(event_path) else ""
-    return f"{proto}://{host}{stage_prefix}"
+    context = request.context or {}
+    domain = context.get("domainName")
+    if domain:
+        context_path = context.get("path") or ""
+        event_path = request.to_original_event().get("path") or context_path
+        stage_prefix = context_path[: len(context_path) - len(event_path)] if context_path.endswith(event_path) else ""
+        return f"https://{domain}{stage_prefix}"
+    if settings.stage in LOCAL_STAGES:
+        return LOCAL_BASE_URL  # the local runner sets SPIKES_PUBLIC_BASE_URL to its own address
+    raise ServerMisconfigured("SPIKES_PUBLIC_BASE_URL is not set and the platform gave no domain")
 
 
 def query(request: Request) -> Dict[str, str]:
@@ -77,11 +88,25 @@ def json_body(request: Request, max_bytes: Optional[int] = None) -> Dict[str, An
         return {}
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise InvalidJson() from None
     if not isinstance(data, dict):
         raise InvalidJson("Request body must be a JSON object")
+    if _SURROGATE_ESCAPE.search(raw) and not _is_text(data):
+        # "\ud800" alone is valid JSON but not text: DynamoDB (UTF-8) would refuse to store it.
+        raise InvalidJson("Request body contains an unpaired UTF-16 surrogate (\\ud800-\\udfff)")
     return data
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _is_text(data: Any) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def validation_details(exc: ValidationError) -> list:

@@ -49,6 +49,7 @@ class MessageOut(OkOut):
 
 class LoginOut(MessageOut):
     poll_token: str
+    code: str  # what the mail and the approval page show (docs/security.md, finding 3)
 
 
 class ReviewerOut(_Open):
@@ -247,6 +248,8 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("GET", "/auth/verify"): Op("The page a magic link opens", "auth", PUBLIC, ok={200: (str, HTML)},
                                 query=(("token", "The login token from the e-mail", False),)),
     ("POST", "/auth/rotate-token"): Op("Replace the calling bearer token", "auth", ok={200: schemas.SessionOut}),
+    ("POST", "/auth/logout"): Op("Sign out this bearer token, or with everywhere=true every session of the account",
+                                 "auth", body=schemas.LogoutRequest, ok={200: OkOut}),
     ("GET", "/me"): Op("The signed-in account (or API key)", "auth", ok={200: _Open}),
     ("GET", "/auth/poll"): Op("The CLI's wait for a magic link to be clicked", "auth", PUBLIC,
                               ok={200: PollOut, 202: PollOut}, errors=(401, 404), rate_limited=True,

@@ -13,7 +13,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import deps
 from chalicelib.api import context
-from chalicelib.errors import DependencyUnavailable, InternalError, SpikesError
+from chalicelib.errors import DependencyUnavailable, InternalError, SpikesError, ValidationFailed
 from chalicelib.logs import get_logger
 from chalicelib.services import ratelimit
 
@@ -54,6 +54,9 @@ def handle(call: Callable[[], Any]) -> Response:
         return error_response(exc)
     except (PynamoDBException, BotoCoreError, ClientError) as exc:
         cause = getattr(exc, "cause", None)
+        if _is_oversized_key(exc):
+            # A caller's value used as a key went past DynamoDB's key size: their input, not an outage.
+            return error_response(ValidationFailed("A value is too long to look up"))
         log.error("dependency.failed", error=type(exc).__name__, detail=str(cause or exc)[:500],
                   aws_code=getattr(exc, "cause_response_code", None))
         return error_response(DependencyUnavailable())
@@ -68,6 +71,16 @@ def handle(call: Callable[[], Any]) -> Response:
     if isinstance(result, Response):
         return result
     return json_response(result)
+
+
+_KEY_SIZE_MESSAGES = ("size of hashkey", "size of rangekey", "key size", "exceeded the maximum size limit")
+
+
+def _is_oversized_key(exc: Exception) -> bool:
+    code = getattr(exc, "cause_response_code", None) or \
+        (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+    text = " ".join(str(part) for part in (getattr(exc, "cause_response_message", None), exc)).lower()
+    return code == "ValidationException" and any(message in text for message in _KEY_SIZE_MESSAGES)
 
 
 def route(bp: Blueprint, path: str, methods: Iterable[str] = ("GET",), cors: bool = True) -> Callable:

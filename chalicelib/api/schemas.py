@@ -15,6 +15,11 @@ class EmailRequest(_Lenient):
     email: EmailStr = Field(max_length=254)
 
 
+class LogoutRequest(_Lenient):
+    # Also sign out every other session of the account ("sign out everywhere").
+    everywhere: bool = False
+
+
 class VerifyRequest(_Lenient):
     login_token: str = Field(min_length=1, max_length=200)
     # Also hand a session to the program that asked for the link (the CLI's poll, a device):

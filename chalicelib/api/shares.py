@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from chalice import Blueprint
+from chalice import Blueprint, Rate
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib import deps
@@ -56,8 +56,8 @@ class UploadRequest(ShareMetadata):
 def _uploader(request) -> Principal:
     principal = identity.require_user(inputs.principal(request), "shares:write")
     settings = deps.settings()
-    decision = ratelimit.enforce("shares", principal.credential_id or principal.user_id or "",
-                                 settings.rate_shares_per_minute, 60)
+    # Per account, whatever the credential: two tokens (or keys) must not double the limit.
+    decision = ratelimit.enforce("shares", principal.user_id or "", settings.rate_shares_per_minute, 60)
     context.add_response_headers(decision.headers())
     return principal
 
@@ -114,7 +114,8 @@ def _summary(share: Share, base_url: str) -> dict:
     return {"id": share.share_id, "slug": share.slug, "name": share.name, "url": share_links.share_url(base_url, share),
             "created_at": share.created_at, "status": share.status or shares.ACTIVE,
             "file_count": int(share.file_count or 0), "total_bytes": int(share.total_bytes or 0),
-            "password_protected": bool(share.password_hash), "webhook_url": share.webhook_url}
+            "password_protected": bool(share.password_hash), "webhook_url": share.webhook_url,
+            "locked_reason": shares.LOCKED_REASON if share.status == shares.LOCKED else None}
 
 
 @route(bp, "/shares", methods=["GET"])
@@ -165,3 +166,10 @@ def delete_share(key: str):
     principal = identity.require_user(inputs.principal(bp.current_request), "shares:write")
     exported = shares.delete_share(deps.share_files(), principal.user, key)
     return {"ok": True, "exported_spikes": exported}
+
+
+# Every 15 minutes: finish share deletions whose clean-up failed and was not retried.
+@bp.schedule(Rate(15, unit=Rate.MINUTES), name="share_deletions")
+def finish_share_deletions(event):
+    deps.settings()
+    return shares.finish_pending_deletions(deps.share_files())

@@ -20,6 +20,7 @@ from chalicelib.services.spikes import ANONYMOUS, Filters, NewSpike
 bp = Blueprint(__name__)
 
 DEFAULT_LIMIT = 100
+MAX_PROJECT_CHARS = 200  # as for a posted projectKey
 MAX_LIMIT = 1000
 # A listing stops short of this many bytes of items (Lambda answers at most 6 MB).
 MAX_LISTING_BYTES = 5 * 1024 * 1024
@@ -109,6 +110,8 @@ def _acting(request, scope: str):
 
 def _scope(request, params: dict) -> spikes.Scope:
     project = params.get("project") or None
+    if project and len(project) > MAX_PROJECT_CHARS:
+        raise ValidationFailed.field("project", f"project is at most {MAX_PROJECT_CHARS} characters")
     if project:
         share = spikes.share_of(project)
         if share is not None and share_access.is_private(share):

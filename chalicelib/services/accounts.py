@@ -14,7 +14,7 @@ from typing import Optional
 from chalicelib import clock
 from chalicelib.errors import AuthFailed, NotFound, TokenExpired, TokenInvalid, TokenUsed
 from chalicelib.logs import get_logger, mask_email
-from chalicelib.services import quotas, ratelimit
+from chalicelib.services import quotas, ratelimit, sessions
 from chalicelib.services.mailer import Mail
 from chalicelib.crypto import new_token, subject_hash, token_hash
 from chalicelib.settings import Settings
@@ -166,10 +166,7 @@ class Accounts:
     # --- consuming links -------------------------------------------------------------------
 
     def _mint_bearer(self, tx: Transaction, user_id: str, label: str) -> str:
-        token = new_token()
-        tx.save("bearer", AuthItem(f"bearer#{token_hash(token)}", kind="bearer", user_id=user_id, label=label,
-                         created_at=int(clock.epoch())), condition=AuthItem.pk.does_not_exist())
-        return token
+        return sessions.mint(tx, self.settings, user_id, label)
 
     def verify(self, login_token: str, approve: bool = False) -> Session:
         """Exchange a mailed login token for a session of the caller's own. The program that
@@ -223,8 +220,7 @@ class Accounts:
 
     def rotate(self, user: User, old_token_hash: str) -> Session:
         def write(tx: Transaction) -> str:
-            tx.delete("old-bearer", AuthItem(f"bearer#{old_token_hash}"), condition=AuthItem.pk.exists())
-            return self._mint_bearer(tx, user.user_id, "rotated")
+            return sessions.replace(tx, self.settings, user, old_token_hash, "rotated")
         try:
             token = transactions.run(write)
         except ConditionFailed:

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import FrozenSet, Optional
 
 from chalicelib.errors import AuthFailed, AuthRequired, ScopeDenied
-from chalicelib.crypto import constant_time_equals, token_hash
-from chalicelib.services import apikeys
-from chalicelib.settings import Settings
-from chalicelib.store.models import ApiKey, AuthItem, User
+from chalicelib.crypto import constant_time_equals
+from chalicelib.services import apikeys, sessions
+from chalicelib.settings import Settings, get_settings
+from chalicelib.store.models import ApiKey, User
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,8 @@ class Principal:
         return self
 
 
-def from_bearer(token: str) -> Principal:
-    hashed = token_hash(token)
-    try:
-        item = AuthItem.get(f"bearer#{hashed}")
-    except AuthItem.DoesNotExist:
-        raise AuthFailed() from None
-    try:
-        user = User.get(item.user_id)
-    except User.DoesNotExist:
-        raise AuthFailed() from None
+def from_bearer(token: str, settings: Optional[Settings] = None) -> Principal:
+    user, hashed = sessions.authenticate(token, settings or get_settings())
     return Principal(kind="user", user=user, token_hash=hashed)
 
 
@@ -71,7 +63,7 @@ def from_api_key(raw: str, settings: Settings) -> Principal:
 def _from_credential(credential: str, settings: Optional[Settings]) -> Principal:
     if apikeys.looks_like_key(credential):
         return from_api_key(credential, settings)
-    return from_bearer(credential)
+    return from_bearer(credential, settings)
 
 
 def resolve(bearer: Optional[str], token_param: Optional[str], admin_token: Optional[str],

@@ -80,7 +80,7 @@ def persist_grace_expiry(user: User, now: datetime) -> Dict[str, int]:
                 return result
             raise
     if user.tier == quotas.FREE:
-        result["shares_stripped"] = share_store.strip_pro_features(user.user_id)
+        result["shares_stripped"] = share_store.lock_pro_features(user.user_id)
         try:
             user.update(actions=[User.grace_until.remove()],
                         condition=(User.tier == quotas.FREE) & (User.grace_until == observed))

@@ -5,6 +5,7 @@ version, expiry). Private shares' feedback is guarded here too."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Optional
 from urllib.parse import urlsplit
 
@@ -61,10 +62,14 @@ def unlock_token(settings: Settings, share: Share, now: Optional[float] = None) 
     return f"{expires}.{signature}"
 
 
+_EXPIRY = re.compile(r"[0-9]{1,12}")
+
+
 def unlock_token_valid(settings: Settings, share: Share, token: Optional[str], now: Optional[float] = None) -> bool:
     """Valid for this share, its current password version and until it expires."""
     expires_text, _, signature = (token or "").partition(".")
-    if not expires_text.isdigit() or not signature:
+    # ASCII digits only: str.isdigit() accepts '²', which int() refuses.
+    if not _EXPIRY.fullmatch(expires_text) or not signature:
         return False
     if int(expires_text) < (clock.epoch() if now is None else now):
         return False

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, Optional, Union
 from urllib.parse import urlencode
 
-from chalicelib.errors import NotFound
+from chalicelib.errors import NotFound, ShareUnavailable
 from chalicelib.services import share_access, share_html, uploads
 from chalicelib.services.share_links import share_path, split_access_segment
 from chalicelib.settings import Settings
@@ -110,8 +110,11 @@ def visit(settings: Settings, share_files: ShareFiles, v: Visit) -> Reply:
         return Redirect(clean + _query_string(v), headers=extra)
 
     if info.size > settings.max_served_file_bytes:
-        # Lambda cannot answer with more than 6 MB: hand out a short-lived direct S3 link.
-        return Redirect(share_files.download_url(share.share_id, path), headers=extra)
+        # Lambda cannot answer with more than 6 MB: hand out a short-lived direct S3 link. S3
+        # cannot send our sandbox header, so a document type (HTML, SVG, XML) is handed out as
+        # a download, never rendered on S3's origin (uploads refuse them that large anyway).
+        as_download = uploads.is_active_document(info.content_type)
+        return Redirect(share_files.download_url(share.share_id, path, as_download=as_download), headers=extra)
     served = read_file(share_files, share, path)
     return _content(settings, share_files, v, share, served, extra)
 
@@ -202,8 +205,11 @@ def _is_document_request(v: Visit) -> bool:
 # --- the share's files -----------------------------------------------------------------------
 
 def served_share(slug: str) -> Share:
-    """An active share by slug (or id). Pending shares do not exist for viewers."""
-    share = share_store.resolve(slug)
+    """An active share by slug (any case, as typed in an address bar) or id. Pending shares do
+    not exist for viewers; a locked one (protected, and its owner no longer Pro) is unavailable."""
+    share = share_store.resolve(slug if share_store.SHARE_ID_PATTERN.match(slug) else slug.lower())
+    if share is not None and share.status == share_store.LOCKED:
+        raise ShareUnavailable()
     if share is None or share.status != share_store.ACTIVE:
         raise NotFound("Not found")
     return share

@@ -4,12 +4,13 @@ visitor is sent is ``share_pages``; records, slugs and files are stored by ``sto
 ``store.files``."""
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import string
 import unicodedata
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.crypto import hash_password
@@ -21,9 +22,9 @@ from chalicelib.services.webhook_urls import validate_webhook_url
 from chalicelib.settings import Settings
 from chalicelib.store import ledger
 from chalicelib.store import shares as share_store
-from chalicelib.store.files import ShareFiles
+from chalicelib.store.files import ChangedDuringPublish, ShareFiles
 from chalicelib.store.models import Share, User
-from chalicelib.store.shares import ACTIVE, PENDING
+from chalicelib.store.shares import ACTIVE, DELETING, LOCKED, PENDING
 
 log = get_logger("spikes.shares")
 
@@ -112,7 +113,9 @@ def _insert(share: Share, user: User, slug_wish: str, limit: Optional[int], sett
             base_url: str) -> Share:
     """Store the share with the first free slug candidate, counted against the owner's limit
     (one transaction per candidate: see ``store.shares.insert``)."""
-    candidates = _slug_candidates(slugify(slug_wish))
+    # A slug that is already a bare project key with feedback stays that project's: claiming
+    # it would route that project's future feedback (and its key) to this share.
+    candidates = (slug for slug in _slug_candidates(slugify(slug_wish)) if not share_store.is_used_project_key(slug))
     for share.slug in candidates:
         try:
             return share_store.insert(share, user.user_id, limit)
@@ -160,25 +163,28 @@ def start_upload(settings: Settings, share_files: ShareFiles, user: User, option
     if len({f.path for f in files}) != len(files):
         raise InvalidFilename("The same file is listed twice")
     uploads.check_total_size(sum(f.size for f in files), settings.max_share_bytes)
+    uploads.check_served_sizes([(f.path, f.size, f.content_type) for f in files], settings.max_served_file_bytes)
     limit = check_options(settings, user, options, base_url)
     share = _insert(_new_share(new_share_id(), user, options, files, PENDING), user, options.slug or options.name, limit,
                     settings, base_url)
     targets = [{
         "path": f.path, "method": "PUT", "headers": {"Content-Type": f.content_type},
-        "url": share_files.upload_url(share.share_id, f.path, f.content_type, settings.presign_ttl_seconds),
+        "url": share_files.upload_url(share.share_id, f.path, f.content_type, f.size, settings.presign_ttl_seconds),
     } for f in files]
     return share, targets
 
 
 def complete_upload(settings: Settings, share_files: ShareFiles, user: User, key: str) -> Share:
-    """Check that every announced file arrived with its announced size, then activate."""
+    """Check that every announced file arrived with its announced size, publish exactly the
+    objects that were checked, then activate. A completed share's files never change: the
+    presigned URLs write to a staging area that is only read here, while pending."""
     share = get_owned(user, key)
     if share.status != PENDING:
         return share
-    stored = share_files.sizes(share.share_id)
-    problems, total = [], 0
+    staged = share_files.staged(share.share_id)
+    problems, total, verified = [], 0, {}
     for path, info in sorted((share.files or {}).items()):
-        size = stored.get(path)
+        size, etag = staged.get(path, (None, ""))
         if size is None:
             problems.append({"field": path, "message": "File was not uploaded", "code": "MISSING_UPLOAD"})
             continue
@@ -186,18 +192,28 @@ def complete_upload(settings: Settings, share_files: ShareFiles, user: User, key
         if size != int(info["size"]):
             problems.append({"field": path, "message": f"Uploaded {size} bytes, announced {info['size']}",
                              "code": "SIZE_MISMATCH"})
+        verified[path] = (etag, info["type"])
     uploads.check_total_size(total, settings.max_share_bytes)
     if problems:
         raise ValidationFailed("Some files are missing or differ from the announced sizes", details=problems)
-    return share_store.activate(share)
+    try:
+        share_files.publish(share.share_id, verified)
+    except ChangedDuringPublish as exc:
+        share.refresh(consistent_read=True)
+        if share.status != PENDING:  # a concurrent completion published it
+            return share
+        raise ValidationFailed.field(str(exc), "The file changed while the upload was being completed; "
+                                     "complete again", "CHANGED_DURING_COMPLETE") from None
+    # Completed after Pro ended: protected, so locked rather than public.
+    return share_store.activate(share, locked=bool(share.password_hash) and quotas.effective_tier(user) != quotas.PRO)
 
 
 # --- reading and deleting --------------------------------------------------------------------
 
-def get_owned(user: User, key: str) -> Share:
+def get_owned(user: User, key: str, include_deleting: bool = False) -> Share:
     """The caller's share by id or slug. Someone else's share is "not found", never
     "forbidden": a 403 would confirm that the share exists."""
-    share = share_store.resolve(key)
+    share = share_store.resolve(key, include_deleting)
     if share is None or share.owner_id != user.user_id:
         raise NotFound("Share not found")
     return share
@@ -232,7 +248,7 @@ def update_share(settings: Settings, user: User, key: str, changes: ShareChanges
 
 
 def list_owned(user: User) -> List[Tuple[Share, int]]:
-    owned = list(share_store.owned_by(user.user_id))
+    owned = [share for share in share_store.owned_by(user.user_id) if share.status != DELETING]
     counts = ledger.share_spike_counts([share.share_id for share in owned]) if owned else {}
     return [(share, counts.get(share.share_id, 0)) for share in owned]
 
@@ -242,11 +258,52 @@ def export_spikes(share: Share) -> List[dict]:
 
 
 def delete_share(share_files: ShareFiles, user: User, key: str) -> List[dict]:
-    """Export the share's spikes, then remove the share (record, slug claim and its place in
-    the owner's count, in one transaction), its files, its spikes and its counters."""
-    share = get_owned(user, key)
-    exported = spikes.export_share(share.share_id)
-    share_store.delete(share, user.user_id)
+    """Delete a share and everything it has, resumably. First a tombstone: the share's spikes
+    are exported to S3, then one transaction marks the share ``deleting`` (from then on it is
+    gone for viewers, listings and new feedback), takes it off the owner's count and records
+    it as a pending deletion. Then its files, spikes, counters, slug and record go. If that
+    clean-up fails, the client gets 503; a retried DELETE (by id or slug) or the scheduled job
+    finishes it, and the retry answers with the export kept at the start."""
+    share = get_owned(user, key, include_deleting=True)
+    if share.status != DELETING:
+        exported = spikes.export_share(share.share_id)
+        share_files.keep_export(share.share_id, json.dumps(exported).encode("utf-8"))
+        share_store.tombstone(share, user.user_id)
+    else:
+        kept = share_files.kept_export(share.share_id)
+        exported = json.loads(kept) if kept is not None else spikes.export_share(share.share_id)
+    finish_deletion(share_files, share)
+    return exported
+
+
+def finish_deletion(share_files: ShareFiles, share: Share) -> None:
+    """Everything after the tombstone; each step is idempotent, so running it again after a
+    failure (or concurrently) finishes the job."""
     share_files.delete_all(share.share_id)
     spikes.delete_share_spikes(share.share_id, share.created_at)
-    return exported
+    share_store.remove(share)
+    share_files.drop_export(share.share_id)
+    log.info("share.deleted", share_id=share.share_id)
+
+
+def finish_pending_deletions(share_files: ShareFiles, limit: int = 100) -> Dict[str, int]:
+    """The scheduled job: finish deletions that a request started and could not complete."""
+    pending = ledger.pending_deletions()
+    finished = failed = 0
+    for share_id in pending[:limit]:
+        share = share_store.get_by_id(share_id)
+        if share is None or share.status != DELETING:
+            ledger.forget_pending_deletion(share_id)
+            continue
+        try:
+            finish_deletion(share_files, share)
+            finished += 1
+        except Exception:  # noqa: BLE001 - one stuck share must not block the others; next run retries
+            log.exception("share.deletion_failed", share_id=share_id)
+            failed += 1
+    return {"pending": len(pending), "finished": finished, "failed": failed}
+
+
+LOCKED_REASON = ("Password protection needs Pro, and this account is no longer Pro. The share is locked "
+                 "(nobody can open it) until you remove its password (PATCH /shares/{id} with "
+                 "{\"password\": \"\"}) or subscribe again.")

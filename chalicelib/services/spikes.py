@@ -33,6 +33,7 @@ from chalicelib.store.transactions import Transaction
 log = get_logger("spikes.spikes")
 
 RATINGS = ("love", "like", "meh", "no")
+MAX_SPIKE_ID_CHARS = 64
 ANONYMOUS = {"id": "anon", "name": "Anonymous"}
 
 
@@ -202,6 +203,8 @@ def get_for(principal: Optional[Principal], spike_id: str, project: Optional[str
     in several projects, ``project`` (a project key, share id or slug) picks one."""
     if principal is None:
         raise AuthRequired()
+    if len(spike_id) > MAX_SPIKE_ID_CHARS:
+        raise NotFound("Spike not found")  # not an id we issue; too long for a DynamoDB key, too
     if not principal.is_admin and principal.user_id is None:
         raise NotFound("Spike not found")
     found = spike_store.find(spike_id, None if principal.is_admin else principal.user_id)

@@ -182,7 +182,7 @@ def _finish_downgrade(user_id: str, now: float) -> int:
         return 0
     if quotas.effective_tier(user, now) != quotas.FREE:
         return 0
-    return share_store.strip_pro_features(user_id)
+    return share_store.lock_pro_features(user_id)
 
 
 def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:
@@ -218,6 +218,8 @@ def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float]
                 outcome = "stale"  # older than the stored state, or about a replaced subscription
                 ledger.save_once(_marker(event, "stale", user.user_id, now))
     stripped = _finish_downgrade(user.user_id, now) if change.kind == "free" else 0
+    if change.kind == "pro" and outcome != "stale":
+        share_store.unlock_pro_features(user.user_id)  # idempotent: a duplicate delivery changes nothing
     log.info("stripe.event", event_id=event["id"], type=event["type"], outcome=outcome, kind=change.kind,
              user_id=user.user_id, shares_stripped=stripped)
     return {"received": True, "outcome": outcome}

@@ -66,6 +66,24 @@ def content_type_for(path: str) -> str:
     return CONTENT_TYPES.get(extension) or mimetypes.guess_type(path)[0] or "application/octet-stream"
 
 
+# Types a browser renders as a document that can run script: they are only ever served by us,
+# under the sandbox header, never by a redirect to S3.
+ACTIVE_DOCUMENT_TYPES = {"text/html", "image/svg+xml", "application/xml", "text/xml", "application/xhtml+xml"}
+
+
+def is_active_document(content_type: str) -> bool:
+    return content_type in ACTIVE_DOCUMENT_TYPES
+
+
+def check_served_sizes(files: List[Tuple[str, int, str]], max_served_bytes: int) -> None:
+    """Refuse documents (HTML, SVG, XML) larger than what the API serves itself: bigger files are
+    handed out by S3, which cannot sandbox them. ``files``: (path, size, content type)."""
+    for path, size, content_type in files:
+        if is_active_document(content_type) and size > max_served_bytes:
+            raise SizeLimit(max_served_bytes, f"{path}: HTML, SVG and XML files are limited to {max_served_bytes} "
+                                              "bytes (larger ones could not be served sandboxed)")
+
+
 def is_text(content_type: str) -> bool:
     return content_type.startswith("text/") or content_type in TEXT_TYPES
 
@@ -100,10 +118,14 @@ def parse_metadata(raw: Optional[bytes]) -> Dict[str, Any]:
         return {}
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidJson("The metadata part is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidJson("The metadata part must be a JSON object")
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired "\ud800": valid JSON, not storable text
+        raise InvalidJson("The metadata part contains an unpaired UTF-16 surrogate") from None
     return data
 
 

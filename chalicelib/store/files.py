@@ -16,6 +16,10 @@ UPLOAD_THREADS = 16
 DOWNLOAD_URL_TTL_SECONDS = 300
 
 
+class ChangedDuringPublish(Exception):
+    """A staged upload was replaced or removed between verification and publication."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     body: bytes
@@ -45,17 +49,36 @@ class ShareFiles:
             list(pool.map(put, files))  # list(): re-raise the first failure here
 
     def delete_all(self, share_id: str) -> None:
-        pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=self._prefix(share_id))
+        self._delete_prefix(self._prefix(share_id))
+        self.delete_staged(share_id)
+
+    def _delete_prefix(self, prefix: str) -> None:
+        pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
         for page in pages:
             keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
             if keys:
                 self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": keys, "Quiet": True})
 
-    def sizes(self, share_id: str) -> Dict[str, int]:
-        """Stored size per relative path: one listing per 1,000 objects, not a HeadObject per file."""
-        prefix = self._prefix(share_id)
-        pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
-        return {item["Key"][len(prefix):]: int(item["Size"]) for page in pages for item in page.get("Contents", [])}
+    # --- the export of a share being deleted: what a retried DELETE answers ---------------
+
+    @staticmethod
+    def _export_key(share_id: str) -> str:
+        return f"deletions/{share_id}.json"
+
+    def keep_export(self, share_id: str, body: bytes) -> None:
+        self._s3.put_object(Bucket=self._bucket, Key=self._export_key(share_id), Body=body,
+                            ContentType="application/json")
+
+    def kept_export(self, share_id: str) -> Optional[bytes]:
+        try:
+            return self._s3.get_object(Bucket=self._bucket, Key=self._export_key(share_id))["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return None
+            raise
+
+    def drop_export(self, share_id: str) -> None:
+        self._s3.delete_object(Bucket=self._bucket, Key=self._export_key(share_id))
 
     def read(self, share_id: str, path: str) -> Optional[StoredObject]:
         """The object, or None when it is not there."""
@@ -67,11 +90,54 @@ class ShareFiles:
             raise
         return StoredObject(body=stored["Body"].read(), etag=stored.get("ETag", ""))
 
-    def upload_url(self, share_id: str, path: str, content_type: str, expires_in: int) -> str:
-        return self._s3.generate_presigned_url("put_object", ExpiresIn=expires_in, Params={
-            "Bucket": self._bucket, "Key": self.object_key(share_id, path), "ContentType": content_type})
+    # --- presigned uploads: clients write to a staging area, never to what is served --------
 
-    def download_url(self, share_id: str, path: str) -> str:
-        """A short-lived direct link, for files too large for a Lambda response."""
-        return self._s3.generate_presigned_url("get_object", ExpiresIn=DOWNLOAD_URL_TTL_SECONDS, Params={
-            "Bucket": self._bucket, "Key": self.object_key(share_id, path)})
+    @staticmethod
+    def staging_key(share_id: str, path: str) -> str:
+        return f"uploads/{share_id}/{path}"
+
+    def upload_url(self, share_id: str, path: str, content_type: str, size: int, expires_in: int) -> str:
+        """A presigned PUT of exactly ``size`` bytes (Content-Length is signed) to the staging
+        key. What is served only ever comes from ``publish``, so this URL stays harmless
+        after completion, until it expires."""
+        return self._s3.generate_presigned_url("put_object", ExpiresIn=expires_in, Params={
+            "Bucket": self._bucket, "Key": self.staging_key(share_id, path), "ContentType": content_type,
+            "ContentLength": size})
+
+    def staged(self, share_id: str) -> Dict[str, Tuple[int, str]]:
+        """(size, ETag) per relative path uploaded to the staging area."""
+        prefix = f"uploads/{share_id}/"
+        pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
+        return {item["Key"][len(prefix):]: (int(item["Size"]), item.get("ETag", ""))
+                for page in pages for item in page.get("Contents", [])}
+
+    def publish(self, share_id: str, verified: Dict[str, Tuple[str, str]]) -> None:
+        """Copy verified staged objects ({path: (ETag, content type)}) to the served keys, each
+        only if it is still the object that was verified (CopySourceIfMatch), then drop the
+        staging area. Raises ``ChangedDuringPublish`` when one was replaced meanwhile."""
+        def copy(item: Tuple[str, Tuple[str, str]]) -> None:
+            path, (etag, content_type) = item
+            try:
+                self._s3.copy_object(Bucket=self._bucket, Key=self.object_key(share_id, path),
+                                     CopySource={"Bucket": self._bucket, "Key": self.staging_key(share_id, path)},
+                                     CopySourceIfMatch=etag, ContentType=content_type, MetadataDirective="REPLACE")
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "NoSuchKey", "404"):
+                    raise ChangedDuringPublish(path) from None
+                raise
+        with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
+            list(pool.map(copy, verified.items()))
+        self.delete_staged(share_id)
+
+    def delete_staged(self, share_id: str) -> None:
+        self._delete_prefix(f"uploads/{share_id}/")
+
+    def download_url(self, share_id: str, path: str, as_download: bool = False) -> str:
+        """A short-lived direct link, for files too large for a Lambda response. ``as_download``:
+        S3 answers ``attachment`` and ``application/octet-stream``, so a browser saves the file
+        instead of rendering it on S3's origin."""
+        params = {"Bucket": self._bucket, "Key": self.object_key(share_id, path)}
+        if as_download:
+            params.update(ResponseContentDisposition="attachment",
+                          ResponseContentType="application/octet-stream")
+        return self._s3.generate_presigned_url("get_object", ExpiresIn=DOWNLOAD_URL_TTL_SECONDS, Params=params)

@@ -9,6 +9,7 @@ Kinds of item (pk):
 - ``rl#<limit>#<subject hash>#<window>``  one rate-limit window
 - ``stripe-event#<event_id>``    a Stripe event applied (idempotency marker)
 - ``job#<job>#<run>``            a scheduled pass and its checkpoint
+- ``deletions#shares``           ids of shares whose deletion started and is not finished
 Counters are keyed by period, so a new period starts from zero by construction.
 """
 from __future__ import annotations
@@ -175,3 +176,27 @@ def checkpoint_job(job: LedgerItem, detail: Dict[str, Any], done: bool) -> bool:
         if conditional_failed(exc):
             return False
         raise
+
+
+# --- share deletions that have started and not finished (a string set, atomic ADD/DELETE) -----
+
+PENDING_DELETIONS_KEY = "deletions#shares"
+
+
+def add_pending_deletion(tx: Transaction, share_id: str) -> None:
+    tx.update("pending-deletions", LedgerItem(PENDING_DELETIONS_KEY), actions=[LedgerItem.members.add({share_id})])
+
+
+def remove_pending_deletion(tx: Transaction, share_id: str) -> None:
+    tx.update("pending-deletions", LedgerItem(PENDING_DELETIONS_KEY), actions=[LedgerItem.members.delete({share_id})])
+
+
+def forget_pending_deletion(share_id: str) -> None:
+    LedgerItem(PENDING_DELETIONS_KEY).update(actions=[LedgerItem.members.delete({share_id})])
+
+
+def pending_deletions() -> List[str]:
+    try:
+        return sorted(LedgerItem.get(PENDING_DELETIONS_KEY, consistent_read=True).members or [])
+    except LedgerItem.DoesNotExist:
+        return []

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Iterable, List, Type
 
 from pynamodb.attributes import (BooleanAttribute, JSONAttribute, NumberAttribute,
-                                 UnicodeAttribute)
+                                 UnicodeAttribute, UnicodeSetAttribute)
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -56,6 +56,8 @@ class User(_Base):
     subscription_event_at = NumberAttribute(null=True)
     # Epoch seconds until which a past-due subscription keeps Pro.
     grace_until = NumberAttribute(null=True)
+    # "Sign out everywhere" bumps it; sessions minted under an older value stop working.
+    session_epoch = NumberAttribute(null=True)
     # Agent tier: the account's monthly spending cap in cents (None = no cap).
     monthly_cap_cents = NumberAttribute(null=True)
     # Key-only accounts: set once claimed; their keys, shares and spikes now belong to that user.
@@ -90,6 +92,8 @@ class AuthItem(_Base):
     # What a person approves (login and device items): who asked, from where, with which code.
     requester_ip = UnicodeAttribute(null=True)
     request_code = UnicodeAttribute(null=True)
+    # Bearer sessions: the owner's session_epoch when minted (expires_at is the idle expiry).
+    session_epoch = NumberAttribute(null=True)
 
 
 # --- API keys --------------------------------------------------------------------------------
@@ -258,6 +262,9 @@ class LedgerItem(_Base):
     expires_at = NumberAttribute(null=True)  # epoch seconds; the table TTL attribute
     state = UnicodeAttribute(null=True)
     detail = JSONAttribute(null=True)
+    # ``deletions#shares``: ids of shares whose deletion started and is not finished (atomic
+    # ADD/DELETE on a string set; the scheduled job finishes what a request left undone).
+    members = UnicodeSetAttribute(null=True)
     # Per-period usage items (``usage#<user>#…``, ``keyusage#<key>#…``): what was charged, in
     # thousandths of a cent, and per key the spikes and shares it created.
     cost = NumberAttribute(null=True)

@@ -12,12 +12,16 @@ from typing import Any, Iterator, List, Optional
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.errors import NotFound
-from chalicelib.store import transactions
-from chalicelib.store.models import Share, User
+from chalicelib.store import ledger, transactions
+from chalicelib.store.models import Share, Spike, User
 from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed
 
-PENDING, ACTIVE, LOCKED = "pending", "active", "locked"
+# locked: password-protected while the owner is not Pro (nobody may open it);
+# deleting: a tombstone, gone for everyone but the deletion that finishes it.
+PENDING, ACTIVE, LOCKED, DELETING = "pending", "active", "locked", "deleting"
 SHARE_ID_PATTERN = re.compile(r"^sh_[a-z0-9]{12}$")
+# Longer than any slug, share id or project key (200): looked up, it can only be "not found".
+MAX_KEY_CHARS = 200
 MAX_TRANSACTION_ATTEMPTS = 12
 BUSY = "Too many concurrent changes; retry shortly"
 
@@ -51,17 +55,31 @@ def get_by_id(share_id: str) -> Optional[Share]:
         return None
 
 
-def resolve(key: Optional[str]) -> Optional[Share]:
-    """The share a project key or path segment names: its id (``sh_...``) or its slug."""
-    if not key:
-        return None
+def resolve(key: Optional[str], include_deleting: bool = False) -> Optional[Share]:
+    """The share a project key or path segment names: its id (``sh_...``) or its slug. Slugs
+    are lowercase, and only an all-lowercase key names one (a mixed-case key stays a bare
+    project key). A share whose deletion started exists only for that deletion."""
+    if not key or len(key) > MAX_KEY_CHARS:
+        return None  # no share has such a key, and DynamoDB would refuse it (2,048-byte keys)
     if SHARE_ID_PATTERN.match(key):
-        return get_by_id(key)
-    try:
-        claim = Share.get(slug_pk(key.lower()))
-    except Share.DoesNotExist:
+        share = get_by_id(key)
+    elif key != key.lower():
         return None
-    return get_by_id(claim.share_id)
+    else:
+        try:
+            claim = Share.get(slug_pk(key))
+        except Share.DoesNotExist:
+            return None
+        share = get_by_id(claim.share_id)
+    if share is not None and share.status == DELETING and not include_deleting:
+        return None
+    return share
+
+
+def is_used_project_key(slug: str) -> bool:
+    """Whether spikes are stored under the bare project key ``slug`` (one index query that
+    reads at most one item)."""
+    return any(True for _ in Spike.project_index.query(f"key#{slug}", limit=1, attributes_to_get=["spike_id"]))
 
 
 def owned_by(owner_id: str, newest_first: bool = True) -> Iterator[Share]:
@@ -97,10 +115,10 @@ def insert(share: Share, owner_id: str, limit: Optional[int]) -> Share:
     return share
 
 
-def activate(share: Share) -> Share:
-    """pending -> active (idempotent: a share activated meanwhile is re-read)."""
+def activate(share: Share, locked: bool = False) -> Share:
+    """pending -> active, or locked (idempotent: a share activated meanwhile is re-read)."""
     try:
-        share.update(actions=[Share.status.set(ACTIVE)], condition=Share.status == PENDING)
+        share.update(actions=[Share.status.set(LOCKED if locked else ACTIVE)], condition=Share.status == PENDING)
     except UpdateError as exc:
         if not conditional_failed(exc):
             raise
@@ -118,6 +136,9 @@ def update_settings(share: Share, owner_id: str, name: Optional[str] = None, pas
     if password_hash is not None:
         actions.append(Share.password_hash.set(password_hash) if password_hash else Share.password_hash.remove())
         actions.append(Share.password_version.add(1))
+        if share.status == LOCKED:
+            # Removing the password (or a Pro owner setting a new one) opens a locked share.
+            actions.append(Share.status.set(ACTIVE))
     if webhook_url is not None:
         actions.append(Share.webhook_url.set(webhook_url) if webhook_url else Share.webhook_url.remove())
     if not actions:
@@ -132,35 +153,79 @@ def update_settings(share: Share, owner_id: str, name: Optional[str] = None, pas
     return share
 
 
-def delete(share: Share, owner_id: str) -> None:
-    """Remove the share, its slug claim and its place in the owner's count, together.
-    NotFound when it was deleted concurrently; the count never goes below zero."""
+def tombstone(share: Share, owner_id: str) -> None:
+    """Start a deletion: mark the share ``deleting``, take it off the owner's count and record
+    it as pending, together. Idempotent: a share already marked stays marked. NotFound when it
+    was deleted; the count never goes below zero."""
     decrement = True
 
     def write(tx: Transaction) -> None:
-        tx.delete("share", share, condition=Share.owner_id == owner_id)
-        tx.delete("slug", Share(slug_pk(share.slug), share_id=share.share_id),
-                  condition=Share.share_id == share.share_id)
+        tx.update("share", share, actions=[Share.status.set(DELETING)],
+                  condition=(Share.owner_id == owner_id) & (Share.status.does_not_exist() | (Share.status != DELETING)))
+        ledger.add_pending_deletion(tx, share.share_id)
         if decrement:
             tx.update("owner", User(owner_id), actions=[User.active_shares.add(-1)], condition=User.active_shares > 0)
     while True:
         try:
             transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
+            share.status = DELETING
             return
         except ConditionFailed as failed:
-            if "share" in failed or "slug" in failed or not decrement:
+            if "share" in failed:
+                current = get_by_id(share.share_id)  # deleted, or marked by a concurrent call
+                if current is not None and current.status == DELETING:
+                    share.status = DELETING
+                    return
                 raise NotFound("Share not found") from None
-            decrement = False  # the owner's count drifted to 0: delete without counting
+            if not decrement:
+                raise
+            decrement = False  # the owner's count drifted to 0: do not count below zero
 
 
-def strip_pro_features(owner_id: str) -> int:
-    """On downgrade: remove passwords and webhook URLs from the owner's shares, deleting
-    nothing. Returns how many shares changed. Idempotent."""
+def remove(share: Share) -> None:
+    """Finish a deletion: the slug claim, the record and the pending mark go together."""
+    def write(tx: Transaction) -> None:
+        tx.delete("slug", Share(slug_pk(share.slug), share_id=share.share_id),
+                  condition=Share.pk.does_not_exist() | (Share.share_id == share.share_id))
+        tx.delete("share", Share(share.pk, share_id=share.share_id))
+        ledger.remove_pending_deletion(tx, share.share_id)
+    transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
+
+
+def lock_pro_features(owner_id: str) -> int:
+    """When Pro ends: lock the owner's password-protected shares (they answer as unavailable;
+    the password is kept, so re-subscribing restores them as they were) and drop webhook
+    URLs. A protected share never silently becomes public. Deletes nothing. Returns how many
+    shares changed. Idempotent."""
     changed = 0
     for share in Share.owner_index.query(owner_id):
-        if share.password_hash is None and share.webhook_url is None:
+        actions: List[Any] = []
+        if share.password_hash and share.status == ACTIVE:
+            actions.append(Share.status.set(LOCKED))
+        if share.webhook_url is not None:
+            actions.append(Share.webhook_url.remove())
+        if not actions:
             continue
-        share.update(actions=[Share.password_hash.remove(), Share.webhook_url.remove(),
-                              Share.password_version.add(1)])
+        try:
+            share.update(actions=actions, condition=Share.owner_id == owner_id)
+        except UpdateError as exc:
+            if not conditional_failed(exc):
+                raise
+            continue  # deleted meanwhile
         changed += 1
+    return changed
+
+
+def unlock_pro_features(owner_id: str) -> int:
+    """When Pro starts (again): locked shares open again, with their passwords."""
+    changed = 0
+    for share in Share.owner_index.query(owner_id):
+        if share.status != LOCKED:
+            continue
+        try:
+            share.update(actions=[Share.status.set(ACTIVE)], condition=Share.status == LOCKED)
+            changed += 1
+        except UpdateError as exc:
+            if not conditional_failed(exc):
+                raise
     return changed
