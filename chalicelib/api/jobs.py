@@ -1,14 +1,15 @@
 """Scheduled jobs: Lambda functions run by EventBridge rules, not by requests. Each reads the
 settings, passes the clock and the time the invocation has left, and returns a summary (the
-job's log line). Today: the quota reset."""
+job's log line). Today: the quota reset, and finishing share deletions a request left undone."""
 from __future__ import annotations
 
 from typing import Any, Dict
 
-from chalice import Blueprint, Cron
+from chalice import Blueprint, Cron, Rate
 
 from chalicelib import clock, deps
 from chalicelib.services import quota_reset as quota_reset_job
+from chalicelib.services import shares
 
 bp = Blueprint(__name__)
 
@@ -19,3 +20,11 @@ bp = Blueprint(__name__)
 def quota_reset(event: Any) -> Dict[str, Any]:
     remaining = getattr(getattr(event, "context", None), "get_remaining_time_in_millis", None)
     return quota_reset_job.run(deps.settings(), now=clock.now(), time_left_ms=remaining)
+
+
+# Every 15 minutes: finish share deletions whose clean-up failed and was not retried (a share
+# being deleted is already gone for everyone; this removes what is left of it).
+@bp.schedule(Rate(15, unit=Rate.MINUTES), name="share_deletions")
+def share_deletions(event: Any) -> Dict[str, Any]:
+    deps.settings()
+    return shares.finish_pending_deletions(deps.share_files())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from chalice import Blueprint, Rate
+from chalice import Blueprint
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib import deps
@@ -166,10 +166,3 @@ def delete_share(key: str):
     principal = identity.require_user(inputs.principal(bp.current_request), "shares:write")
     exported = shares.delete_share(deps.share_files(), principal.user, key)
     return {"ok": True, "exported_spikes": exported}
-
-
-# Every 15 minutes: finish share deletions whose clean-up failed and was not retried.
-@bp.schedule(Rate(15, unit=Rate.MINUTES), name="share_deletions")
-def finish_share_deletions(event):
-    deps.settings()
-    return shares.finish_pending_deletions(deps.share_files())
