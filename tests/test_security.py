@@ -307,7 +307,8 @@ def test_the_scheduled_job_finishes_an_abandoned_deletion(client, user_token, mo
     assert [s.pk for s in Share.scan() if body["share_id"] in (s.pk + (s.share_id or ""))] == []
     assert shares_service.finish_pending_deletions(deps.share_files())["pending"] == 0
     # The same job as the scheduled Lambda function runs it.
-    assert client.lambda_.invoke("share_deletions", {}).payload == {"pending": 0, "finished": 0, "failed": 0}
+    from tests.test_usage import SCHEDULE_EVENT
+    assert client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload == {"pending": 0, "finished": 0, "failed": 0}
 
 
 # --- 8. bad input is a 4xx, never a 500 -----------------------------------------------------------
