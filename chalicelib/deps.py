@@ -103,3 +103,6 @@ def reset() -> None:
     _bound["settings"] = None
     for factory in (s3_client, ses_client, mailer, stripe_client):
         factory.cache_clear()
+    # What posts cached about project keys belongs to the old environment (tests, the local runner).
+    from chalicelib.services import targets
+    targets.forget()

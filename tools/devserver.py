@@ -149,7 +149,8 @@ FALLBACK_BANNER = """\
 *** milliseconds at a few thousand spikes). Install Java and run `make dev` again for DynamoDB Local."""
 
 
-def main(argv=None) -> int:
+def main(argv=None, extend_app: Optional[Callable[[object], None]] = None) -> int:
+    """``extend_app(app)``: add routes before serving (bench/server.py's bench-only route)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
@@ -249,6 +250,8 @@ def main(argv=None) -> int:
 
     config = CLIFactory(project_dir=str(ROOT)).create_config_obj(chalice_stage_name="local")
     app_obj = config.chalice_app
+    if extend_app is not None:
+        extend_app(app_obj)
     validate_routes(app_obj.routes)
     # What chalice.local.create_local_server does: make app.current_request thread-local, or
     # concurrent requests would read each other's request.
@@ -268,6 +271,8 @@ def main(argv=None) -> int:
 
     if engine_name == "dynamodb-local":
         where = f"in {db_path}" if persist else "in memory"
+        if persist and dynamodb_local.without_fsync is None:
+            where += "; every write fsynced (slow: apt-get install libeatmydata1)"
         tables_at = f"DynamoDB Local at {dynamodb_endpoint} (pid {dynamodb_local.pid}, tables {where}), "
     elif engine_name == "external":
         tables_at = f"DynamoDB at {dynamodb_endpoint}, "

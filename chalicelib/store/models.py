@@ -252,7 +252,7 @@ class Spike(_Base):
 
 class LedgerItem(_Base):
     """Counters and markers: ``quota#<share>#<period>``, ``usage#<user>#<period>``,
-    ``rl#<limit>#<subject>#<window>``, ``stripe-event#<id>``, ``job#<name>``."""
+    ``rl#<limit>#<subject>`` (attributes ``w<window>``), ``stripe-event#<id>``, ``job#<name>``."""
 
     class Meta(_Base.Meta):
         table_name = "ledger"

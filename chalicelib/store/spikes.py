@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.errors import InvalidCursor, NotFound
-from chalicelib.store import cursors, ledger, transactions
+from chalicelib.store import cursors, ledger, rows, transactions
 from chalicelib.store.models import Spike
 from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed
 
@@ -89,17 +89,30 @@ def new(spike_id: str, partition: str, created_at: str, **fields: Any) -> Spike:
 
 # --- writing ---------------------------------------------------------------------------------
 
-def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None) -> bool:
+class GuardFailed(Exception):
+    """A condition check the caller added (``guard``) failed: what it read has changed."""
+
+
+GUARD_PREFIX = "guard:"
+
+
+def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None,
+           guard: Optional[Callable[[Transaction], None]] = None) -> bool:
     """Store the spike, and in the same transaction whatever ``count`` adds (the share's
-    counters, conditioned on its quota: writes named "quota" there). False when a spike with
-    this id is stored already (a retried post); QuotaReached when the quota refused it."""
+    counters, conditioned on its quota: writes named "quota" there) and the condition checks
+    ``guard`` adds (named ``guard:...``). False when a spike with this id is stored already (a
+    retried post); QuotaReached when the quota refused it; GuardFailed when a guard did."""
     def write(tx: Transaction) -> None:
+        if guard is not None:
+            guard(tx)
         tx.save("spike", spike, condition=Spike.spike_id.does_not_exist())
         if count is not None:
             count(tx)
     try:
         transactions.run(write, token=secrets.token_hex(16))
     except ConditionFailed as failed:
+        if any(name.startswith(GUARD_PREFIX) for name in failed.failed):
+            raise GuardFailed() from None
         if "spike" in failed:
             return False
         raise QuotaReached() from None
@@ -189,7 +202,7 @@ def _filter_condition(filters: Filters):
 
 
 def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str,
-         budget: Optional[Callable[[Spike], bool]] = None) -> Tuple[List[Spike], Optional[str]]:
+         budget: Optional[Callable[[rows.Row], bool]] = None) -> Tuple[List[rows.Row], Optional[str]]:
     """Up to ``limit`` spikes, newest first, after ``cursor``; and the cursor of the next page
     (signed with ``secret`` and bound to the scope, so it cannot be moved to another one).
     ``budget`` is asked before each item after the first: False ends the page there."""
@@ -197,10 +210,11 @@ def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secr
     if start is not None and start.get(_hash_attribute(scope)) != scope.partition:
         raise InvalidCursor()
     last_key = {name: {"S": value} for name, value in start.items()} if start else None
-    results = _index(scope).query(
-        scope.partition, scan_index_forward=False, filter_condition=_filter_condition(filters),
-        limit=limit + 1, last_evaluated_key=last_key, page_size=min(1000, max(limit + 1, 50)))
-    items: List[Spike] = []
+    # Rows, not models: building a model per item cost more than the query (store/rows.py).
+    results, _ = rows.query_index(Spike, _index(scope), scope.partition, limit=limit + 1,
+                                  filter_condition=_filter_condition(filters), start_key=last_key,
+                                  page_size=min(1000, max(limit + 1, 50)))
+    items: List[rows.Row] = []
     more = False
     for spike in results:
         if len(items) == limit or (items and budget is not None and not budget(spike)):

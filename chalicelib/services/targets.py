@@ -1,0 +1,146 @@
+"""What a post or a listing needs to know about a project key, without reading it every time.
+
+A project key names a share (by id or slug) or nothing. A post also needs the share owner's
+tier (for the spike limit). Reading those costs one to three GetItems; a warm function keeps
+the answers in a small in-process cache instead, and never trusts them blindly:
+
+- A post adds condition checks to its own transaction (``add_checks``): the share still
+  exists with the same owner (and the slug still points at it), the owner's tier and grace
+  period are what the cache says, or the key still names no share. If anything changed, the
+  transaction is cancelled, nothing is written, the entry is dropped and the post is redone on
+  fresh reads. So the cache never lets a post exceed a limit or land in the wrong project:
+  the staleness bound for writes is zero. The price is one or three extra items in the
+  transaction (write capacity), not a round trip.
+- A listing has no transaction to check against: it trusts an entry for at most
+  ``READ_TTL_SECONDS``. A slug that moves to another share, or a key that becomes a share's,
+  can be listed from the old partition for that long (a deleted share's partition is empty),
+  and a password just set on a share guards its feedback listing that much later (the feedback
+  was readable until then anyway); removing one takes as long to open it.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from chalicelib.services import quotas
+from chalicelib.store import shares
+from chalicelib.settings import Settings
+from chalicelib.store.models import Share, User
+from chalicelib.store.transactions import Transaction
+
+READ_TTL_SECONDS = 5.0
+WRITE_TTL_SECONDS = 300.0  # checked by every post anyway; bounded so idle entries are refreshed
+MAX_ENTRIES = 2048
+
+
+@dataclass(frozen=True)
+class Owner:
+    user_id: str
+    exists: bool
+    tier: Optional[str]
+    grace_until: Optional[float]
+
+    def effective_tier(self) -> str:
+        """Pro lapses when its grace period ends, cached or not: compared with the clock now."""
+        if not self.exists:
+            return quotas.FREE
+        return quotas.effective_tier(User(self.user_id, tier=self.tier or quotas.FREE, grace_until=self.grace_until))
+
+
+@dataclass(frozen=True)
+class Target:
+    """A project key as resolved: ``share`` is None when it names no share."""
+    key: str
+    share: Optional[Share]
+    owner: Optional[Owner]
+    via_slug: bool
+
+    def spike_limit(self, settings: Settings) -> Optional[int]:
+        if self.share is None:  # (a post's target always carries the owner of its share)
+            return None
+        return quotas.limits_for(settings, self.owner.effective_tier()).spike_limit
+
+    def add_checks(self, tx: Transaction) -> None:
+        """Condition checks, added to a post's transaction, that hold only while this resolution
+        is still true (named ``guard:...``: store/spikes.insert raises GuardFailed when one fails)."""
+        if self.share is None:
+            tx.check("guard:no-share", Share, _lookup_pk(self.key), Share.pk.does_not_exist())
+            return
+        tx.check("guard:share", Share, shares.share_pk(self.share.share_id), Share.owner_id == self.owner.user_id)
+        if self.via_slug:
+            tx.check("guard:slug", Share, _lookup_pk(self.key), Share.share_id == self.share.share_id)
+        if self.owner.exists:
+            condition = User.tier == self.owner.tier if self.owner.tier is not None else User.tier.does_not_exist()
+            condition &= (User.grace_until == self.owner.grace_until if self.owner.grace_until is not None
+                          else User.grace_until.does_not_exist())
+        else:
+            condition = User.user_id.does_not_exist()
+        tx.check("guard:owner", User, self.owner.user_id, condition)
+
+
+def _lookup_pk(key: str) -> str:
+    """The item that decides what a key names: the share item for an id, the slug claim otherwise."""
+    return shares.share_pk(key) if shares.SHARE_ID_PATTERN.match(key) else shares.slug_pk(key.lower())
+
+
+# (purpose, key) -> (when read, what was read). Posts need the owner's tier, listings do not.
+_cache: Dict[Tuple[str, str], Tuple[float, Target]] = {}
+_lock = threading.Lock()
+
+
+def _read(key: str, with_owner: bool) -> Target:
+    share = shares.resolve(key)
+    if share is None or not with_owner:
+        return Target(key, share, None, share is not None and not shares.SHARE_ID_PATTERN.match(key))
+    try:
+        user = User.get(share.owner_id)
+        owner = Owner(user.user_id, True, user.tier, user.grace_until)
+    except User.DoesNotExist:
+        owner = Owner(share.owner_id, False, None, None)
+    return Target(key, share, owner, not shares.SHARE_ID_PATTERN.match(key))
+
+
+def _remember(purpose: str, key: str, target: Target) -> None:
+    with _lock:
+        if len(_cache) >= MAX_ENTRIES:
+            _cache.clear()  # crude but bounded; a warm function rarely sees that many keys
+        _cache[(purpose, key)] = (time.monotonic(), target)
+
+
+def for_post(key: str) -> Target:
+    """Cached for up to ``WRITE_TTL_SECONDS``; the post's transaction checks it (``add_checks``)."""
+    return _cached("post", key, WRITE_TTL_SECONDS)
+
+
+def for_read(key: str) -> Target:
+    """The share a listing reads (no owner), trusted for at most ``READ_TTL_SECONDS``."""
+    return _cached("read", key, READ_TTL_SECONDS)
+
+
+def _cached(purpose: str, key: str, ttl: float) -> Target:
+    entry = _cache.get((purpose, key))
+    if entry is not None and time.monotonic() - entry[0] < ttl:
+        return entry[1]
+    target = _read(key, with_owner=purpose == "post")
+    _remember(purpose, key, target)
+    return target
+
+
+def fresh(key: str) -> Target:
+    """Read again (after a post's checks failed) and remember."""
+    target = _read(key, with_owner=True)
+    _remember("post", key, target)
+    return target
+
+
+def forget(keys: Optional[List[str]] = None) -> None:
+    """Drop entries (all of them without ``keys``): after this process changed a share, and in tests."""
+    with _lock:
+        if keys is None:
+            _cache.clear()
+        for key in keys or []:
+            for purpose in ("post", "read"):
+                _cache.pop((purpose, key), None)
+

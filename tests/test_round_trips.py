@@ -1,0 +1,152 @@
+"""The feedback path's DynamoDB round trips, counted where every table call goes (PynamoDB's
+connection), and the cache that makes a warm post two round trips kept exact: a tier change,
+a deleted share or a new slug made elsewhere (another Lambda, the webhook) is seen by the next
+post (services/targets.py)."""
+from __future__ import annotations
+
+import collections
+import time
+from datetime import datetime, timezone
+
+import pytest
+from pynamodb.connection.base import Connection
+
+from chalicelib import clock
+from chalicelib.services import targets
+from chalicelib.store.models import Share, User
+from tests.conftest import call
+from tests.factories import make_share
+
+
+@pytest.fixture
+def dynamodb_calls(monkeypatch):
+    calls: collections.Counter = collections.Counter()
+    original = Connection._make_api_call
+
+    def counting(self, operation_name, operation_kwargs):
+        calls[operation_name] += 1
+        return original(self, operation_name, operation_kwargs)
+
+    monkeypatch.setattr(Connection, "_make_api_call", counting)
+    return calls
+
+
+def _post(client, calls, project_key, **fields):
+    calls.clear()
+    status, data, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": project_key, **fields})
+    return status, data, dict(calls)
+
+
+@pytest.mark.parametrize("by", ["id", "slug"])
+def test_a_warm_post_to_a_share_is_two_round_trips(client, dynamodb_calls, by):
+    share = make_share("owner@example.com", "site")
+    key = share.share_id if by == "id" else "site"
+
+    status, _, cold = _post(client, dynamodb_calls, key)
+    assert status == 201
+    # Cold: rate limit, the share (and its slug claim), its owner, the transaction.
+    assert cold == {"UpdateItem": 1, "GetItem": 3 if by == "slug" else 2, "TransactWriteItems": 1}
+
+    for _ in range(3):
+        status, _, warm = _post(client, dynamodb_calls, key)
+        assert status == 201
+        assert warm == {"UpdateItem": 1, "TransactWriteItems": 1}
+
+
+def test_a_warm_post_to_a_plain_project_key_is_two_round_trips(client, dynamodb_calls):
+    _post(client, dynamodb_calls, "my-project")
+    status, _, warm = _post(client, dynamodb_calls, "my-project")
+    assert status == 201 and warm == {"UpdateItem": 1, "TransactWriteItems": 1}
+
+
+def test_a_warm_listing_is_one_query(client, dynamodb_calls):
+    make_share("owner@example.com", "site")
+    for _ in range(3):
+        _post(client, dynamodb_calls, "site")
+    call(client, "GET", "/spikes?project=site&limit=50")  # cold: slug claim, share, query
+    dynamodb_calls.clear()
+    status, data, _ = call(client, "GET", "/spikes?project=site&limit=50")
+    assert status == 200 and len(data["data"]) == 3
+    assert dict(dynamodb_calls) == {"Query": 1}
+
+
+def test_a_downgrade_made_elsewhere_applies_to_the_next_post(backend_client, env, dynamodb_calls):
+    client = backend_client
+    env(FREE_SPIKE_LIMIT="2")
+    share = make_share("owner@example.com", "site", tier="pro")
+    for _ in range(3):  # Pro: unlimited; the owner's tier is now cached
+        assert _post(client, dynamodb_calls, "site")[0] == 201
+
+    # The billing webhook, in another function: no cache of ours is told.
+    User(share.owner_id).update(actions=[User.tier.set("free")])
+    status, data, _ = _post(client, dynamodb_calls, "site")
+    assert status == 429 and data["code"] == "SPIKE_LIMIT" and data["limit"] == 2
+    assert len(call(client, "GET", "/spikes?project=site")[1]["data"]) == 3
+
+
+def test_an_upgrade_made_elsewhere_lifts_the_limit_at_once(client, env, dynamodb_calls):
+    env(FREE_SPIKE_LIMIT="2")
+    share = make_share("owner@example.com", "site")
+    for _ in range(2):
+        assert _post(client, dynamodb_calls, "site")[0] == 201
+    assert _post(client, dynamodb_calls, "site")[1]["code"] == "SPIKE_LIMIT"
+
+    User(share.owner_id).update(actions=[User.tier.set("pro")])
+    assert _post(client, dynamodb_calls, "site")[0] == 201
+
+
+def test_a_lapsing_grace_period_is_seen_without_a_write(client, env):
+    """Past due keeps Pro until grace_until: the cached deadline is compared with the clock."""
+    env(FREE_SPIKE_LIMIT="1")
+    share = make_share("owner@example.com", "site", tier="pro")
+    now = time.time()
+    User(share.owner_id).update(actions=[User.grace_until.set(int(now) + 60)])
+    for _ in range(2):
+        assert call(client, "POST", "/spikes", {"type": "page", "projectKey": "site"})[0] == 201
+    later = datetime.fromtimestamp(now + 120, timezone.utc)
+    clock.use(lambda: later)  # no write: only time moves, the cached owner stays cached
+    try:
+        status, data, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": "site"})
+    finally:
+        clock.use(None)
+    assert status == 429 and data["code"] == "SPIKE_LIMIT"
+
+
+def _listed(client, project_key):
+    return [item["id"] for item in call(client, "GET", f"/spikes?project={project_key}")[1]["data"]]
+
+
+def test_a_share_deleted_elsewhere_no_longer_takes_posts(backend_client, dynamodb_calls):
+    client = backend_client
+    share = make_share("owner@example.com", "site")
+    assert _post(client, dynamodb_calls, share.share_id)[0] == 201
+    Share(f"share#{share.share_id}").delete()  # by another function
+    Share("slug#site").delete()
+
+    status, data, _ = _post(client, dynamodb_calls, share.share_id)
+    assert status == 201
+    # It went to the plain key of that name, not to the deleted share's partition.
+    assert _listed(client, share.share_id) == [data["id"]]
+
+
+def test_a_slug_claimed_after_posts_to_the_plain_key_takes_the_next_post(client, dynamodb_calls):
+    status, loose, _ = _post(client, dynamodb_calls, "launch")  # "launch" names no share: cached so
+    assert status == 201
+    make_share("owner@example.com", "launch")  # by another function
+
+    status, data, _ = _post(client, dynamodb_calls, "launch")
+    assert status == 201
+    assert _listed(client, "launch") == [data["id"]]  # the share's partition, without the loose one
+
+
+def test_a_listing_trusts_its_cache_for_at_most_a_few_seconds(client, dynamodb_calls, monkeypatch):
+    """Reads have no transaction to check against: a key that became a share's is listed from
+    the share at the latest READ_TTL_SECONDS later."""
+    status, loose, _ = _post(client, dynamodb_calls, "launch")
+    assert _listed(client, "launch") == [loose["id"]]
+    share = make_share("owner@example.com", "launch")
+    call(client, "POST", "/spikes", {"type": "page", "projectKey": share.share_id})
+
+    later = time.monotonic() + targets.READ_TTL_SECONDS
+    monkeypatch.setattr(targets.time, "monotonic", lambda: later)
+    assert loose["id"] not in _listed(client, "launch") and len(_listed(client, "launch")) == 1
