@@ -32,7 +32,14 @@ export async function renderAccount(main) {
       h('div', { class: 'row' },
         tier === 'pro' ? null : h('button', { type: 'button', id: 'upgrade', onclick: goTo('/billing/checkout') }, 'Upgrade to Pro'),
         h('button', { type: 'button', class: tier === 'pro' ? '' : 'secondary', id: 'billing-portal', onclick: goTo('/billing/portal') }, 'Manage billing')),
-      messages));
+      messages),
+    h('section', { class: 'card', 'aria-labelledby': 'sessions' },
+      h('h2', { id: 'sessions' }, 'Sessions'),
+      h('p', {}, 'Signed in on a computer you no longer use, or lost a CLI token? Sign out everywhere revokes every session of ',
+        'this account (this one too). API keys stay; revoke them under API keys.'),
+      h('button', { type: 'button', class: 'danger', id: 'signout-everywhere', onclick: () => {
+        if (window.confirm('Sign out on every device and CLI?')) document.dispatchEvent(new Event('spikes:signout-everywhere'));
+      } }, 'Sign out everywhere')));
 }
 
 // --- API keys --------------------------------------------------------------------------------

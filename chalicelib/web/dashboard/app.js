@@ -101,12 +101,14 @@ function poll(pollToken, progress) {
 
 // --- signed in -------------------------------------------------------------------------------
 
-async function signOut() {
+// Revokes the session on the server (every session of the account with ``everywhere``), then
+// forgets it here. A session the server no longer knows (401) is signed out already.
+export async function signOut(everywhere = false) {
   const session = readSession();
-  let message = status('ok', 'You are signed out.');
+  let message = status('ok', everywhere ? 'You are signed out everywhere.' : 'You are signed out.');
   if (session) {
     try {
-      await api('POST', '/auth/logout');
+      await api('POST', '/auth/logout', { body: { everywhere } });
     } catch (error) {
       if (error.status !== 401) message = status('err', 'Signed out of this browser, but the server did not revoke the session: ' + describe(error));
     }
@@ -166,7 +168,8 @@ function start() {
   route();
 }
 
-document.getElementById('signout').addEventListener('click', signOut);
+document.getElementById('signout').addEventListener('click', () => signOut(false));
+document.addEventListener('spikes:signout-everywhere', () => signOut(true));
 window.addEventListener('hashchange', route);
 setUnauthorizedHandler((error) => {
   clearSession();
