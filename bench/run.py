@@ -150,7 +150,7 @@ def ledger_count(server, pk: str) -> int:
 
 # --- 1, 3, 4: over HTTP ----------------------------------------------------------------------
 
-def http_sections(args, figures: dict) -> None:
+def http_sections(args, figures: dict, growth_only: bool = False) -> None:
     quick = args.quick
     seconds = 3 if quick else args.seconds
     hot_limit = 300 if quick else 1000
@@ -164,6 +164,9 @@ def http_sections(args, figures: dict) -> None:
             set_tier(server, "bench-owner@example.com", "pro")
             share = create_share(server, owner, "bench")
             slug = share["slug"]
+            if growth_only:
+                grows(server, args, figures)
+                return
             # Warm every path once (first request imports and connects).
             requests.get(f"{base}/_bench/bare", timeout=30)
             requests.post(f"{base}/spikes", json={**SPIKE, "projectKey": slug}, timeout=30)
@@ -453,15 +456,16 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per throughput row (upper bound)")
     parser.add_argument("--requests", type=int, default=20000, help="per throughput row (upper bound)")
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test of the bench itself)")
-    parser.add_argument("--only", choices=["http", "capacity", "cold"], action="append")
+    parser.add_argument("--only", choices=["http", "growth", "capacity", "cold"], action="append",
+                        help="http: sections 1, 3 and 4; growth: section 4 alone")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     os.environ.update(BENCH_ENV)
     only = set(args.only or ["http", "capacity", "cold"])
     figures: dict = {"machine": machine()}
     print(f"Machine: {figures['machine']}", flush=True)
-    if "http" in only:
-        http_sections(args, figures)
+    if "http" in only or "growth" in only:
+        http_sections(args, figures, growth_only="http" not in only)
     if "capacity" in only:
         capacity_section(figures)
     if "cold" in only:

@@ -129,11 +129,14 @@ def test_a_share_deleted_elsewhere_no_longer_takes_posts(backend_client, dynamod
     assert _listed(client, share.share_id) == [data["id"]]
 
 
-def test_a_slug_claimed_after_posts_to_the_plain_key_takes_the_next_post(client, dynamodb_calls):
+def test_a_slug_claimed_after_posts_to_the_plain_key_takes_posts_a_few_seconds_later(client, dynamodb_calls,
+                                                                                     monkeypatch):
     status, loose, _ = _post(client, dynamodb_calls, "launch")  # "launch" names no share: cached so
     assert status == 201
     make_share("owner@example.com", "launch")  # by another function
 
+    later = time.monotonic() + targets.READ_TTL_SECONDS
+    monkeypatch.setattr(targets.time, "monotonic", lambda: later)
     status, data, _ = _post(client, dynamodb_calls, "launch")
     assert status == 201
     assert _listed(client, "launch") == [data["id"]]  # the share's partition, without the loose one
