@@ -34,7 +34,9 @@ def add_missing_indexes(model: Any, dynamodb_client: Any) -> None:
         dynamodb_client.update_table(
             TableName=model.Meta.table_name, AttributeDefinitions=index["attribute_definitions"],
             GlobalSecondaryIndexUpdates=[{"Create": {
-                "IndexName": index["index_name"], "KeySchema": index["key_schema"],
+                # DynamoDB wants the hash key first; PynamoDB lists an index's keys by attribute name.
+                "IndexName": index["index_name"],
+                "KeySchema": sorted(index["key_schema"], key=lambda key: key["KeyType"] != "HASH"),
                 "Projection": index["projection"]}}])
 
 
