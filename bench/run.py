@@ -70,7 +70,10 @@ def wrk(url: str, connections: int, seconds: float, max_requests: int, body: Opt
     if not match:
         raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
     fields = {key: float(value) for key, value in (part.split("=") for part in match.group(1).split())}
-    return {"requests": int(fields["requests"]), "rps": round(fields["requests"] / fields["seconds"], 1),
+    # A run stopped by its count still reports wrk's full -d as its duration: no rate then.
+    count_bound = fields["requests"] >= max_requests - threads
+    return {"requests": int(fields["requests"]),
+            "rps": float("nan") if count_bound else round(fields["requests"] / fields["seconds"], 1),
             "p50_ms": round(fields["p50_us"] / 1000, 2), "p99_ms": round(fields["p99_us"] / 1000, 2),
             "2xx": int(fields["s2xx"]), "4xx": int(fields["s4xx"]), "5xx": int(fields["s5xx"]),
             "socket_errors": int(fields["errors"])}
