@@ -47,7 +47,7 @@ def test_a_framed_page_of_a_protected_share_never_reports_its_access_path(live_s
 
 
 def _open_link(live_server, page, email: str, mark: int) -> None:
-    token = live_server.magic_link_token(email, start=mark)
+    token = live_server.magic_link_token(email, start=mark, timeout=30)
     page.goto(f"{live_server.url}/auth/verify?token={token}")
 
 
@@ -56,6 +56,7 @@ def test_an_unrequested_sign_in_link_hands_the_requester_nothing(live_server, pa
     mark = len(live_server.lines())
     started = requests.post(live_server.url + "/auth/login", json={"email": "victim@example.com"}, timeout=30).json()
     poll = f"{live_server.url}/auth/poll?poll_token={started['poll_token']}"
+    live_server.magic_link_token("victim@example.com", start=mark, timeout=30)  # waits for the mail
     mail = live_server.output().split("MAIL to victim@example.com", 1)[1]
     assert started["code"] in mail and "127.0.0.1" in mail
     _open_link(live_server, page, "victim@example.com", mark)
