@@ -473,3 +473,17 @@ def test_an_idle_session_expires_and_use_refreshes_it_without_a_write_per_reques
     monkeypatch.setattr(clock, "epoch", lambda: base + 30 * 86400 + 91 * 86400)
     status, data, _ = call(client, "GET", "/me", token=token)
     assert (status, data["code"]) == (401, "AUTH_FAILED")
+
+
+def test_posts_to_a_mixed_case_key_or_a_share_being_deleted_are_kept_under_the_bare_key(client, user_token, monkeypatch):
+    body = site(client, user_token, name="acme")
+    status, _, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": "ACME", "comments": "caps"})
+    assert status == 201
+    assert [s["comments"] for s in call(client, "GET", "/spikes?project=ACME")[1]["data"]] == ["caps"]
+    restore = _failing_cleanup(monkeypatch)
+    assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 503
+    restore()
+    status, _, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": body["slug"], "comments": "late"})
+    assert status == 201
+    assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 200
+    assert [s["comments"] for s in call(client, "GET", f"/spikes?project={body['slug']}")[1]["data"]] == ["late"]

@@ -73,7 +73,10 @@ class Target:
             # No check: every post to a key would then touch its slug claim, and concurrent
             # transactions on one item conflict. "Names no share" is trusted for READ_TTL_SECONDS.
             return
-        tx.check("guard:share", Share, shares.share_pk(self.share.share_id), Share.owner_id == self.owner.user_id)
+        # Also fails once the share's deletion started: the post is redone under the bare key.
+        tx.check("guard:share", Share, shares.share_pk(self.share.share_id),
+                 (Share.owner_id == self.owner.user_id)
+                 & (Share.status.does_not_exist() | (Share.status != shares.DELETING)))
         if self.via_slug:
             tx.check("guard:slug", Share, _lookup_pk(self.key), Share.share_id == self.share.share_id)
         if self.owner.exists:
@@ -87,7 +90,8 @@ class Target:
 
 def _lookup_pk(key: str) -> str:
     """The item that decides what a key names: the share item for an id, the slug claim otherwise."""
-    return shares.share_pk(key) if shares.SHARE_ID_PATTERN.match(key) else shares.slug_pk(key.lower())
+    # As store.shares.resolve: only an all-lowercase key names a slug (slug#Acme never exists).
+    return shares.share_pk(key) if shares.SHARE_ID_PATTERN.match(key) else shares.slug_pk(key)
 
 
 # (purpose, key) -> (when read, what was read). Posts need the owner's tier, listings do not.
