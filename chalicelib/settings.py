@@ -90,6 +90,20 @@ class Settings(BaseSettings):
     job_page_size: int = 100
     job_time_reserve_ms: int = 10_000
 
+    # Outbound webhooks: retried with backoff and jitter for this long, then failed (and the
+    # share's webhook paused); a rotated secret keeps signing for the grace period.
+    webhook_retry_window_seconds: int = 24 * 60 * 60
+    webhook_first_retry_seconds: int = 30
+    webhook_max_retry_delay_seconds: int = 2 * 60 * 60
+    webhook_secret_grace_seconds: int = 24 * 60 * 60
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_response_bytes: int = 16 * 1024
+    webhook_max_redirects: int = 0
+    # Tests and local development only (refused in AWS stages): a receiver on loopback, over http.
+    webhook_allow_loopback: bool = False
+    # The local server's delivery loop: seconds between passes.
+    webhook_local_interval_seconds: float = 2.0
+
     log_level: str = "INFO"
     # Share files above this are served by a redirect to a presigned S3 URL: a Lambda response
     # is capped at 6 MB including base64.
@@ -99,6 +113,8 @@ class Settings(BaseSettings):
     def _refuse_dev_secret_in_aws(self) -> "Settings":
         if self.stage not in LOCAL_STAGES and self.secret_key.get_secret_value() == DEV_SECRET:
             raise ValueError("SPIKES_SECRET_KEY must be set outside the local stages")
+        if self.stage not in LOCAL_STAGES and self.webhook_allow_loopback:
+            raise ValueError("SPIKES_WEBHOOK_ALLOW_LOOPBACK is for tests and local development only")
         return self
 
     @property

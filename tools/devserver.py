@@ -149,6 +149,24 @@ FALLBACK_BANNER = """\
 *** milliseconds at a few thousand spikes). Install Java and run `make dev` again for DynamoDB Local."""
 
 
+def deliver_webhooks(stopping: threading.Event, local_data=None) -> None:
+    """What the scheduled ``webhook_deliveries`` function does in AWS, every few seconds here,
+    so a webhook pointed at a local receiver sees its events arrive."""
+    from chalicelib import deps
+    from chalicelib.services import outbound_webhooks
+
+    while not stopping.wait(max(0.2, deps.settings().webhook_local_interval_seconds)):
+        try:
+            report = outbound_webhooks.run_due(deps.settings(), mailer=deps.mailer(), max_batches=4)
+        except Exception as exc:  # noqa: BLE001 - keep the loop alive; the next pass retries
+            print(f"webhook deliveries: {type(exc).__name__}: {exc}", flush=True)
+            continue
+        if report.attempted:
+            print(f"webhook deliveries: {vars(report)}", flush=True)
+            if local_data is not None:
+                local_data.mark_dirty()
+
+
 def main(argv=None, extend_app: Optional[Callable[[object], None]] = None) -> int:
     """``extend_app(app)``: add routes before serving (bench/server.py's bench-only route)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -268,6 +286,10 @@ def main(argv=None, extend_app: Optional[Callable[[object], None]] = None) -> in
             threading.Thread(target=server.shutdown, daemon=True).start()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+    deliveries = threading.Thread(target=deliver_webhooks, args=(stopping, local_data), name="webhook-deliveries",
+                                  daemon=True)
+    deliveries.start()
 
     if engine_name == "dynamodb-local":
         where = f"in {db_path}" if persist else "in memory"

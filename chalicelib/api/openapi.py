@@ -124,6 +124,48 @@ class ShareDeletedOut(OkOut):
     exported_spikes: List[SpikeOut]
 
 
+class WebhookOut(_Open):
+    url: str
+    events: List[str]
+    paused: bool
+    paused_at: Optional[str]
+    pause_reason: Optional[str]
+    previous_secret_valid_until: Optional[str]
+
+
+class WebhookRotatedOut(WebhookOut):
+    ok: bool
+    webhook_secret: str = Field(description="The new signing secret, shown this once")
+
+
+class WebhookResumedOut(WebhookOut):
+    ok: bool
+    queued: int
+
+
+class DeliveryOut(_Open):
+    id: str
+    event_id: str
+    event_type: str
+    status: str = Field(description="pending, delivered, failed, paused or cancelled")
+    attempts: int
+    created_at: str
+    last_attempt_at: Optional[str]
+    next_attempt_at: Optional[str]
+    last_status_code: Optional[int]
+    last_error: Optional[str]
+    delivered_at: Optional[str]
+
+
+class DeliveryPageOut(_Open):
+    data: List[DeliveryOut]
+
+
+class TestSentOut(_Open):
+    ok: bool
+    delivery: DeliveryOut
+
+
 class DeviceStartOut(_Open):
     device_code: str
     user_code: str
@@ -310,6 +352,19 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                    body=ShareUpdate, ok={200: _Open}, errors=(404, 409)),
     ("DELETE", "/shares/{key}"): Op("Delete a share (its feedback is returned)", "shares",
                                     ok={200: ShareDeletedOut}, errors=(404,)),
+    # outbound webhooks
+    ("GET", "/shares/{key}/webhook"): Op("The share's webhook: URL, events, paused or not", "webhooks",
+                                         ok={200: WebhookOut}, errors=(404,)),
+    ("POST", "/shares/{key}/webhook/rotate"): Op(
+        "Rotate the signing secret (the old one keeps signing for the grace period)", "webhooks",
+        ok={200: WebhookRotatedOut}, errors=(404,)),
+    ("POST", "/shares/{key}/webhook/test"): Op("Send a webhook.test event now and report the receiver's answer",
+                                               "webhooks", ok={200: TestSentOut}, errors=(404,)),
+    ("POST", "/shares/{key}/webhook/resume"): Op("Resume a paused webhook; held events are delivered", "webhooks",
+                                                 ok={200: WebhookResumedOut}, errors=(404,)),
+    ("GET", "/shares/{key}/webhook/deliveries"): Op("Recent deliveries, newest first", "webhooks",
+                                                    ok={200: DeliveryPageOut}, errors=(404,),
+                                                    query=(("limit", "1-100, default 50", False),)),
     ("GET", "/widget.js"): Op("The feedback widget", "shares", PUBLIC, ok={200: (str, "application/javascript")}),
     # billing
     ("GET", "/billing/checkout"): Op("A Stripe Checkout session for Pro", "billing", ok={200: BillingUrlOut}),

@@ -11,7 +11,7 @@ from chalicelib import deps
 from chalicelib.api import context, inputs
 from chalicelib.api.routing import json_response, route
 from chalicelib.errors import SizeLimit
-from chalicelib.services import identity, ratelimit, share_links, shares, uploads
+from chalicelib.services import identity, outbound_webhooks, ratelimit, share_links, shares, uploads
 from chalicelib.services.identity import Principal
 from chalicelib.store.models import Share
 
@@ -62,6 +62,14 @@ def _uploader(request) -> Principal:
     return principal
 
 
+def _new_webhook_secret(share: Share) -> dict:
+    """The signing secret of a webhook just set: shown in this answer and never again."""
+    if not outbound_webhooks.wants_events(share):
+        return {}
+    return {"webhook_secret": outbound_webhooks.signing_secret(deps.settings(), share.share_id,
+                                                                share.webhook_secret_nonce)}
+
+
 def _created(share: Share, base_url: str, http_status: int = 201, **extra):
     body = {"ok": True, "url": share_links.share_url(base_url, share), "share_id": share.share_id, "slug": share.slug,
             "status": share.status}
@@ -82,7 +90,7 @@ def create_share():
     metadata = inputs.validate(ShareMetadata, upload.metadata)
     base_url = inputs.base_url(request)
     share = shares.create_share(settings, deps.share_files(), principal.user, metadata.options(), upload.files, base_url)
-    return _created(share, base_url)
+    return _created(share, base_url, **_new_webhook_secret(share))
 
 
 @route(bp, "/shares/uploads", methods=["POST"])
@@ -97,7 +105,8 @@ def start_upload():
              for path, item in zip(paths, body.files)]
     base_url = inputs.base_url(request)
     share, targets = shares.start_upload(settings, deps.share_files(), principal.user, body.options(), files, base_url)
-    return _created(share, base_url, uploads=targets, expires_in=settings.presign_ttl_seconds,
+    return _created(share, base_url, **_new_webhook_secret(share), uploads=targets,
+                    expires_in=settings.presign_ttl_seconds,
                     complete_url=f"{base_url}/shares/{share.share_id}/complete")
 
 
@@ -158,7 +167,8 @@ def update_share(key: str):
     body = inputs.parse(request, ShareUpdate)
     base_url = inputs.base_url(request)
     share = shares.update_share(deps.settings(), principal.user, key, body.changes(), base_url)
-    return {"ok": True, **_summary(share, base_url)}
+    secret = _new_webhook_secret(share) if body.webhook_url else {}
+    return {"ok": True, **_summary(share, base_url), **secret}
 
 
 @route(bp, "/shares/{key}", methods=["DELETE"])

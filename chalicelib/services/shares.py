@@ -16,7 +16,7 @@ from chalicelib import clock
 from chalicelib.crypto import hash_password
 from chalicelib.errors import Conflict, InvalidFilename, NotFound, ShareLimit, UpgradeRequired, ValidationFailed
 from chalicelib.logs import get_logger
-from chalicelib.services import quotas, spikes, uploads
+from chalicelib.services import outbound_webhooks, quotas, spikes, uploads
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.webhook_urls import validate_webhook_url
 from chalicelib.settings import Settings
@@ -92,7 +92,7 @@ def check_options(settings: Settings, user: User, options: ShareOptions, base_ur
         raise UpgradeRequired(f"{feature} require a Pro subscription",
                               extra={"upgrade_url": quotas.upgrade_url(settings, base_url)})
     if options.webhook_url:
-        validate_webhook_url(options.webhook_url)
+        validate_webhook_url(options.webhook_url, settings.webhook_allow_loopback)
     limit = quotas.limits_for(settings, tier).share_limit
     if limit is not None and int(user.active_shares or 0) >= limit:
         raise _limit_error(settings, base_url, limit)
@@ -105,6 +105,7 @@ def _new_share(share_id: str, user: User, options: ShareOptions, files: List[Fil
         created_at=clock.iso(clock.now()), status=status,
         password_hash=hash_password(options.password) if options.password else None,
         webhook_url=options.webhook_url or None, file_count=len(files),
+        webhook_secret_nonce=outbound_webhooks.new_nonce() if options.webhook_url else None,
         total_bytes=sum(f.size for f in files),
         files={f.path: {"size": f.size, "type": f.content_type} for f in files})
 
@@ -236,7 +237,7 @@ def update_share(settings: Settings, user: User, key: str, changes: ShareChanges
         raise UpgradeRequired(f"{feature} require a Pro subscription",
                               extra={"upgrade_url": quotas.upgrade_url(settings, base_url)})
     if changes.webhook_url:
-        validate_webhook_url(changes.webhook_url)
+        validate_webhook_url(changes.webhook_url, settings.webhook_allow_loopback)
     if changes.name is not None and not changes.name.strip():
         raise ValidationFailed.field("name", "name cannot be empty")
     password_hash = None
@@ -244,7 +245,10 @@ def update_share(settings: Settings, user: User, key: str, changes: ShareChanges
         password_hash = hash_password(changes.password) if changes.password else ""
     return share_store.update_settings(share, user.user_id,
                                        name=changes.name.strip()[:200] if changes.name is not None else None,
-                                       password_hash=password_hash, webhook_url=changes.webhook_url)
+                                       password_hash=password_hash, webhook_url=changes.webhook_url,
+                                       # A new receiver gets a new secret (shown once in the answer).
+                                       webhook_secret_nonce=outbound_webhooks.new_nonce() if changes.webhook_url
+                                       else None)
 
 
 def list_owned(user: User) -> List[Tuple[Share, int]]:
@@ -268,7 +272,10 @@ def delete_share(share_files: ShareFiles, user: User, key: str) -> List[dict]:
     if share.status != DELETING:
         exported = spikes.export_share(share.share_id)
         share_files.keep_export(share.share_id, json.dumps(exported).encode("utf-8"))
-        share_store.tombstone(share, user.user_id)
+        # Recorded with the tombstone: the receiver hears of it even after the share is gone.
+        deleted_event = outbound_webhooks.event(share, outbound_webhooks.SHARE_DELETED) \
+            if outbound_webhooks.wants_events(share) else None
+        share_store.tombstone(share, user.user_id, also=lambda tx: outbound_webhooks.add_to(tx, deleted_event))
     else:
         kept = share_files.kept_export(share.share_id)
         exported = json.loads(kept) if kept is not None else spikes.export_share(share.share_id)

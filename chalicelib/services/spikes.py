@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Optional
 from chalicelib import clock
 from chalicelib.errors import AuthRequired, Conflict, NotFound, SpikeLimit
 from chalicelib.logs import get_logger
-from chalicelib.services import quotas, targets
+from chalicelib.services import outbound_webhooks, quotas, targets
 from chalicelib.services.share_links import strip_access_segments
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
@@ -134,12 +134,17 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
         resolved=resolved, resolved_at=(new.resolved_at or created_at) if resolved else None,
     )
     limit = target.spike_limit(settings)
+    # The webhook event joins the spike's transaction (the outbox): no extra round trip, and
+    # it exists exactly when the spike does. Sending happens later, off this request.
+    created_event = outbound_webhooks.event(share, outbound_webhooks.SPIKE_CREATED, to_client(spike)) \
+        if outbound_webhooks.wants_events(share) else None
 
     def count(tx: Transaction) -> None:
         if share is not None:
             ledger.count_spike(tx, share.share_id, share.owner_id, clock.period_of(now), limit, clock.epoch())
         else:
             ledger.count_own_spike(tx, owner_id, clock.period_of(now), clock.epoch())
+        outbound_webhooks.add_to(tx, created_event)
     try:
         if not spike_store.insert(spike, count if owner_id is not None else None, guard=target.add_checks):
             return Recorded(public_id, False)  # the same id in this project again: already stored
@@ -222,7 +227,16 @@ def get_for(principal: Optional[Principal], spike_id: str, project: Optional[str
 def set_resolved(principal: Optional[Principal], spike_id: str, resolved: bool,
                  project: Optional[str] = None) -> Spike:
     spike = get_for(principal, spike_id, project)
-    return spike_store.set_resolved(spike, clock.iso_millis(clock.now()) if resolved else None)
+    resolved_at = clock.iso_millis(clock.now()) if resolved else None
+    if resolved and not spike.resolved and spike.share_id:
+        share = share_store.get_by_id(spike.share_id)
+        if outbound_webhooks.wants_events(share):
+            # Resolved together with the spike.resolved event, only if it was still open.
+            spike.resolved, spike.resolved_at = True, resolved_at
+            resolved_event = outbound_webhooks.event(share, outbound_webhooks.SPIKE_RESOLVED, to_client(spike))
+            if spike_store.resolve_once(spike, resolved_at, lambda tx: outbound_webhooks.add_to(tx, resolved_event)):
+                return spike
+    return spike_store.set_resolved(spike, resolved_at)
 
 
 def delete(principal: Optional[Principal], spike_id: str, project: Optional[str] = None) -> None:

@@ -160,6 +160,13 @@ class Share(_Base):
     # Bumped when the password changes so old unlock cookies stop working.
     password_version = NumberAttribute(default=0)
     webhook_url = UnicodeAttribute(null=True)
+    # Outbound webhooks: the signing secret is derived from the server key and this nonce
+    # (never stored); during a rotation's grace period the previous nonce signs too.
+    webhook_secret_nonce = UnicodeAttribute(null=True)
+    webhook_previous_nonce = UnicodeAttribute(null=True)
+    webhook_previous_until = NumberAttribute(null=True)
+    webhook_paused_at = UnicodeAttribute(null=True)
+    webhook_pause_reason = UnicodeAttribute(null=True)
     file_count = NumberAttribute(default=0)
     total_bytes = NumberAttribute(default=0)
     # Uploaded files: {relative path: {"size": n, "type": mime}}.
@@ -248,6 +255,59 @@ class Spike(_Base):
     id_index = SpikeIdIndex()
 
 
+# --- outbound webhook deliveries ---------------------------------------------------------------
+
+class DueIndex(GlobalSecondaryIndex["Delivery"]):
+    """Sparse: only deliveries waiting for an attempt carry ``due``; the worker queries the
+    ones whose ``next_attempt_at`` has come."""
+    class Meta:
+        index_name = "due_index"
+        projection = AllProjection()
+
+    due = UnicodeAttribute(hash_key=True)
+    next_attempt_at = NumberAttribute(range_key=True)
+
+
+class ShareDeliveriesIndex(GlobalSecondaryIndex["Delivery"]):
+    class Meta:
+        index_name = "share_index"
+        projection = AllProjection()
+
+    share_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class Delivery(_Base):
+    """One event for one share's webhook (the outbox): written in the same transaction as
+    the change it reports, then attempted by the delivery job until delivered or failed."""
+
+    class Meta(_Base.Meta):
+        table_name = "deliveries"
+
+    delivery_id = UnicodeAttribute(hash_key=True)
+    share_id = UnicodeAttribute()
+    owner_id = UnicodeAttribute(null=True)
+    event_id = UnicodeAttribute()
+    event_type = UnicodeAttribute()
+    body = UnicodeAttribute()  # the exact JSON that is signed and sent
+    # Where and with which secret, as of the event: used when the share no longer exists.
+    url = UnicodeAttribute()
+    secret_nonce = UnicodeAttribute()
+    status = UnicodeAttribute(default="pending")  # pending | delivered | failed | paused | cancelled
+    attempts = NumberAttribute(default=0)
+    created_at = UnicodeAttribute()
+    retry_from = NumberAttribute()  # epoch seconds: retries continue until retry_from + the window
+    due = UnicodeAttribute(null=True)
+    next_attempt_at = NumberAttribute(null=True)
+    last_attempt_at = NumberAttribute(null=True)
+    last_status_code = NumberAttribute(null=True)
+    last_error = UnicodeAttribute(null=True)
+    delivered_at = NumberAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # TTL: finished deliveries are kept for a while
+    due_index = DueIndex()
+    share_index = ShareDeliveriesIndex()
+
+
 # --- ledger ----------------------------------------------------------------------------------
 
 class LedgerItem(_Base):
@@ -272,7 +332,7 @@ class LedgerItem(_Base):
     shares = NumberAttribute(null=True)
 
 
-ALL_MODELS: List[Type[Model]] = [User, AuthItem, Share, Spike, LedgerItem, ApiKey]
+ALL_MODELS: List[Type[Model]] = [User, AuthItem, Share, Spike, LedgerItem, ApiKey, Delivery]
 # Each model's Meta.table_name is its logical name until configure_models binds the stage's.
 LOGICAL_NAMES = {model: model.Meta.table_name for model in ALL_MODELS}
 

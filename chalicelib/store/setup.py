@@ -4,10 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.settings import Settings
-from chalicelib.store.models import ALL_MODELS, AuthItem, LedgerItem, configure_models
+from chalicelib.store.models import ALL_MODELS, AuthItem, Delivery, LedgerItem, configure_models
 
 TTL_ATTRIBUTE = "expires_at"
-MODELS_WITH_TTL = (AuthItem, LedgerItem)
+MODELS_WITH_TTL = (AuthItem, LedgerItem, Delivery)
 
 
 def create_tables(settings: Settings, dynamodb_client: Any) -> None:

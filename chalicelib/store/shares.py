@@ -7,7 +7,7 @@ written and deleted together, so neither a slug nor the share limit can be raced
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 from pynamodb.exceptions import UpdateError
 
@@ -127,7 +127,7 @@ def activate(share: Share, locked: bool = False) -> Share:
 
 
 def update_settings(share: Share, owner_id: str, name: Optional[str] = None, password_hash: Optional[str] = None,
-                    webhook_url: Optional[str] = None) -> Share:
+                    webhook_url: Optional[str] = None, webhook_secret_nonce: Optional[str] = None) -> Share:
     """Rename, and set ("" removes) the password hash and the webhook URL. A new or removed
     password bumps ``password_version`` so unlock proofs of the old one stop working."""
     actions: List[Any] = []
@@ -140,7 +140,12 @@ def update_settings(share: Share, owner_id: str, name: Optional[str] = None, pas
             # Removing the password (or a Pro owner setting a new one) opens a locked share.
             actions.append(Share.status.set(ACTIVE))
     if webhook_url is not None:
-        actions.append(Share.webhook_url.set(webhook_url) if webhook_url else Share.webhook_url.remove())
+        # A new or removed receiver starts afresh: its own secret, no rotation grace, not paused.
+        actions += [Share.webhook_url.set(webhook_url) if webhook_url else Share.webhook_url.remove(),
+                    Share.webhook_secret_nonce.set(webhook_secret_nonce) if webhook_url and webhook_secret_nonce
+                    else Share.webhook_secret_nonce.remove(),
+                    Share.webhook_previous_nonce.remove(), Share.webhook_previous_until.remove(),
+                    Share.webhook_paused_at.remove(), Share.webhook_pause_reason.remove()]
     if not actions:
         return share
     try:
@@ -153,10 +158,11 @@ def update_settings(share: Share, owner_id: str, name: Optional[str] = None, pas
     return share
 
 
-def tombstone(share: Share, owner_id: str) -> None:
+def tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction], None]] = None) -> None:
     """Start a deletion: mark the share ``deleting``, take it off the owner's count and record
-    it as pending, together. Idempotent: a share already marked stays marked. NotFound when it
-    was deleted; the count never goes below zero."""
+    it as pending, together (with ``also``'s writes: the share.deleted webhook event).
+    Idempotent: a share already marked stays marked. NotFound when it was deleted; the count
+    never goes below zero."""
     decrement = True
 
     def write(tx: Transaction) -> None:
@@ -165,6 +171,8 @@ def tombstone(share: Share, owner_id: str) -> None:
         ledger.add_pending_deletion(tx, share.share_id)
         if decrement:
             tx.update("owner", User(owner_id), actions=[User.active_shares.add(-1)], condition=User.active_shares > 0)
+        if also is not None:
+            also(tx)
     while True:
         try:
             transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)

@@ -132,6 +132,20 @@ def set_resolved(spike: Spike, resolved_at: Optional[str]) -> Spike:
     return spike
 
 
+def resolve_once(spike: Spike, resolved_at: str, also: Callable[[Transaction], None]) -> bool:
+    """Resolve an open spike together with ``also``'s writes (its webhook event). False when
+    it was resolved meanwhile or is gone: nothing is written then."""
+    def write(tx: Transaction) -> None:
+        tx.update("spike", spike, actions=[Spike.resolved.set(True), Spike.resolved_at.set(resolved_at)],
+                  condition=Spike.spike_id.exists() & (Spike.resolved != True))  # noqa: E712
+        also(tx)
+    try:
+        transactions.run(write)
+    except ConditionFailed:
+        return False
+    return True
+
+
 def delete(spike: Spike) -> None:
     """Remove the spike and count it out of its share's total. NotFound if it is gone."""
     def write(tx: Transaction) -> None:

@@ -14,6 +14,7 @@ TABLES: Dict[str, str] = {
     "spikes": "feedback items",
     "ledger": "quota counters, rate-limit windows, idempotency markers",
     "keys": "API keys (hashes only), listed by owner",
+    "deliveries": "outbound webhook events (the outbox) and their delivery attempts",
 }
 
 

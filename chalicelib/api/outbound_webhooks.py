@@ -1,0 +1,71 @@
+"""A share's outbound webhook (Pro): its state, secret rotation, a test event, the delivery
+log, resuming after a pause, and the scheduled delivery job. Setting or removing the URL is
+``PATCH /shares/{key}`` (``webhook_url``); see docs/webhooks.md."""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from chalice import Blueprint, Rate
+
+from chalicelib import deps
+from chalicelib.api import inputs
+from chalicelib.api.routing import route
+from chalicelib.errors import ValidationFailed
+from chalicelib.services import identity, outbound_webhooks, shares
+
+bp = Blueprint(__name__)
+
+MAX_LIST = 100
+
+
+def _owned(key: str, scope: str):
+    principal = identity.require_user(inputs.principal(bp.current_request), scope)
+    return shares.get_owned(principal.user, key)
+
+
+# API Gateway allows one variable name per level: the same {key} as /shares/{key}.
+@route(bp, "/shares/{key}/webhook", methods=["GET"])
+def webhook_state(key: str):
+    share = _owned(key, "shares:read")
+    outbound_webhooks.require_webhook(share)
+    return outbound_webhooks.webhook_view(share)
+
+
+@route(bp, "/shares/{key}/webhook/rotate", methods=["POST"])
+def rotate_secret(key: str):
+    share = _owned(key, "shares:write")
+    secret, until = outbound_webhooks.rotate_secret(deps.settings(), share)
+    return {"ok": True, "webhook_secret": secret, **outbound_webhooks.webhook_view(share)}
+
+
+@route(bp, "/shares/{key}/webhook/test", methods=["POST"])
+def send_test(key: str):
+    share = _owned(key, "shares:write")
+    delivery = outbound_webhooks.send_test(deps.settings(), share)
+    return {"ok": delivery.status == outbound_webhooks.DELIVERED, "delivery": outbound_webhooks.delivery_view(delivery)}
+
+
+@route(bp, "/shares/{key}/webhook/resume", methods=["POST"])
+def resume(key: str):
+    share = _owned(key, "shares:write")
+    queued = outbound_webhooks.resume(share)
+    return {"ok": True, "queued": queued, **outbound_webhooks.webhook_view(share)}
+
+
+@route(bp, "/shares/{key}/webhook/deliveries", methods=["GET"])
+def deliveries(key: str):
+    share = _owned(key, "shares:read")
+    raw = inputs.query(bp.current_request).get("limit") or "50"
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST:
+        raise ValidationFailed.field("limit", f"limit must be an integer from 1 to {MAX_LIST}")
+    items = outbound_webhooks.recent(share, int(raw))
+    return {"data": [outbound_webhooks.delivery_view(item) for item in items]}
+
+
+# Every minute in AWS (the local server runs the same pass every few seconds).
+@bp.schedule(Rate(1, unit=Rate.MINUTES), name="webhook_deliveries")
+def deliver_webhooks(event: Any) -> Dict[str, int]:
+    context = getattr(event, "context", None)
+    report = outbound_webhooks.run_due(deps.settings(), mailer=deps.mailer(),
+                                       time_left_ms=getattr(context, "get_remaining_time_in_millis", None))
+    return vars(report)

@@ -1,0 +1,482 @@
+"""Outbound webhooks (Pro): signed POSTs to a share's ``webhook_url`` for ``spike.created``,
+``spike.resolved`` and ``share.deleted``.
+
+Outbox: the event is a ``Delivery`` item written in the same DynamoDB transaction as the
+change it reports (so no event is lost and none is invented), and sending happens later, in
+the delivery job (scheduled in AWS, a loop inside the local server). Posting a spike never
+waits for a receiver. A delivery is attempted until a 2xx answer, with exponential backoff
+and jitter, for ``webhook_retry_window_seconds`` (24 h); then it is failed and the share's
+webhook is paused with a mail to the owner. Receivers deduplicate by the event id.
+
+Signature: ``X-Spikes-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "{t}.{body}")>`` (one
+``v1`` per valid secret while a rotation's grace period runs). Secrets are not stored: each is
+derived from the server's secret key and a random nonce kept on the share.
+
+Every attempt re-checks the receiver: https, and every address its name resolves to public
+(not private, loopback, link-local, metadata or reserved); the connection goes to the checked
+address (no second lookup to rebind), redirects are not followed unless configured, each hop
+is checked again, and the answer is read with a size and time bound.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import random
+import secrets as _secrets
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import urljoin, urlsplit
+
+import certifi
+import urllib3
+from pynamodb.exceptions import UpdateError
+
+from chalicelib.errors import NotFound, ValidationFailed
+from chalicelib.logs import get_logger
+from chalicelib.settings import Settings
+from chalicelib.store.models import Delivery, Share
+
+log = get_logger("spikes.webhooks.outbound")
+
+SPIKE_CREATED = "spike.created"
+SPIKE_RESOLVED = "spike.resolved"
+SHARE_DELETED = "share.deleted"
+TEST_EVENT = "webhook.test"
+EVENT_TYPES = (SPIKE_CREATED, SPIKE_RESOLVED, SHARE_DELETED, TEST_EVENT)
+
+PENDING, DELIVERED, FAILED, PAUSED, CANCELLED = "pending", "delivered", "failed", "paused", "cancelled"
+DUE = "due"
+# A claimed delivery is hidden from other workers for this long (longer than one attempt).
+CLAIM_SECONDS = 120
+KEEP_FINISHED_SECONDS = 30 * 24 * 60 * 60
+USER_AGENT = "Spikes-Webhooks/1"
+
+
+# --- secrets and signatures ------------------------------------------------------------------
+
+def new_nonce() -> str:
+    return _secrets.token_urlsafe(18)
+
+
+def signing_secret(settings: Settings, share_id: str, nonce: str) -> str:
+    digest = hmac.new(settings.secret_key.get_secret_value().encode("utf-8"),
+                      f"outbound-webhook\x1f{share_id}\x1f{nonce}".encode("utf-8"), hashlib.sha256).digest()
+    return "whsec_" + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def signature_header(secrets_in_force: List[str], body: str, timestamp: int) -> str:
+    signed = f"{timestamp}.{body}".encode("utf-8")
+    parts = [f"t={timestamp}"] + [
+        "v1=" + hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest() for secret in secrets_in_force]
+    return ",".join(parts)
+
+
+def secrets_for(settings: Settings, share: Optional[Share], delivery: Delivery, now: float) -> List[str]:
+    """The current secret, plus the previous one while its grace period lasts. A deleted
+    share's last event is signed with the secret it had."""
+    if share is None or not share.webhook_secret_nonce:
+        return [signing_secret(settings, delivery.share_id, delivery.secret_nonce)]
+    found = [signing_secret(settings, share.share_id, share.webhook_secret_nonce)]
+    if share.webhook_previous_nonce and (share.webhook_previous_until or 0) > now:
+        found.append(signing_secret(settings, share.share_id, share.webhook_previous_nonce))
+    return found
+
+
+# --- recording events (the outbox) -----------------------------------------------------------
+
+def _iso(moment: float) -> str:
+    value = datetime.fromtimestamp(moment, timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def share_view(share: Share) -> Dict[str, Any]:
+    return {"id": share.share_id, "slug": share.slug, "name": share.name}
+
+
+def wants_events(share: Optional[Share]) -> bool:
+    return share is not None and bool(share.webhook_url) and bool(share.webhook_secret_nonce)
+
+
+def event(share: Share, event_type: str, spike: Optional[Dict[str, Any]] = None,
+          now: Optional[float] = None) -> Delivery:
+    """The outbox item for one event: add it to the transaction that makes the change."""
+    now = time.time() if now is None else now
+    event_id = "evt_" + _secrets.token_hex(12)
+    body = json.dumps({"id": event_id, "type": event_type, "created_at": _iso(now), "share": share_view(share),
+                       "spike": spike}, separators=(",", ":"), ensure_ascii=False)
+    return Delivery("dlv_" + _secrets.token_hex(12), share_id=share.share_id, owner_id=share.owner_id,
+                    event_id=event_id, event_type=event_type, body=body, url=share.webhook_url,
+                    secret_nonce=share.webhook_secret_nonce, status=PENDING, attempts=0, created_at=_iso(now),
+                    retry_from=int(now), due=DUE, next_attempt_at=int(now))
+
+
+# --- the receiver check ----------------------------------------------------------------------
+
+def _address_allowed(address: str, allow_loopback: bool) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if allow_loopback and ip.is_loopback:
+        return True
+    return ip.is_global and not ip.is_multicast
+
+
+class UnsafeReceiver(Exception):
+    """The receiver URL is not allowed (now): the attempt fails without a request."""
+
+
+@dataclass(frozen=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    address: str
+    path: str
+    host_header: str
+
+
+def resolve_target(url: str, allow_loopback: bool,
+                   resolver: Callable[..., list] = socket.getaddrinfo) -> Target:
+    """Check ``url`` and pick the address to connect to. Every address the name resolves to
+    must be allowed: a name that also resolves to a private address is refused."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise UnsafeReceiver("not a valid URL") from None
+    if not host or parts.username or parts.password:
+        raise UnsafeReceiver("not a valid receiver URL")
+    port = port or (443 if parts.scheme == "https" else 80)
+    try:
+        addresses = [ipaddress.ip_address(host).compressed]
+    except ValueError:
+        try:
+            addresses = list(dict.fromkeys(info[4][0] for info in
+                                           resolver(host, port, proto=socket.IPPROTO_TCP)))
+        except (OSError, UnicodeError):
+            raise UnsafeReceiver(f"{host} does not resolve") from None
+    if not addresses:
+        raise UnsafeReceiver(f"{host} does not resolve")
+    refused = [a for a in addresses if not _address_allowed(a, allow_loopback)]
+    if refused:
+        raise UnsafeReceiver(f"{host} resolves to a non-public address ({refused[0]})")
+    loopback_only = all(ipaddress.ip_address(a.split("%", 1)[0]).is_loopback for a in addresses)
+    if parts.scheme != "https" and not (parts.scheme == "http" and allow_loopback and loopback_only):
+        raise UnsafeReceiver("receivers must use https")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return Target(parts.scheme, host, port, addresses[0], path, parts.netloc)
+
+
+# --- one attempt -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Attempt:
+    status_code: Optional[int]
+    error: Optional[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _pool(target: Target, timeout: float):
+    # Connect to the checked address; TLS still verifies the certificate for the host name.
+    pool_timeout = urllib3.Timeout(connect=min(5.0, timeout), read=timeout)
+    if target.scheme == "https":
+        return urllib3.HTTPSConnectionPool(target.address, target.port, timeout=pool_timeout, retries=False,
+                                           maxsize=1, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(),
+                                           server_hostname=target.host, assert_hostname=target.host)
+    return urllib3.HTTPConnectionPool(target.address, target.port, timeout=pool_timeout, retries=False, maxsize=1)
+
+
+def post(settings: Settings, url: str, body: str, headers: Dict[str, str],
+         resolver: Callable[..., list] = socket.getaddrinfo) -> Attempt:
+    """POST ``body`` to ``url``, checking the receiver (and each redirect) first; read at most
+    ``webhook_max_response_bytes`` of the answer within ``webhook_timeout_seconds``."""
+    deadline = time.monotonic() + settings.webhook_timeout_seconds
+    for hop in range(settings.webhook_max_redirects + 1):
+        try:
+            target = resolve_target(url, settings.webhook_allow_loopback, resolver)
+        except UnsafeReceiver as exc:
+            return Attempt(None, f"refused: {exc}")
+        pool = _pool(target, max(0.5, deadline - time.monotonic()))
+        try:
+            response = pool.urlopen("POST", target.path, body=body.encode("utf-8"),
+                                    headers={**headers, "Host": target.host_header}, redirect=False,
+                                    preload_content=False, retries=False)
+            try:
+                read = 0
+                while read <= settings.webhook_max_response_bytes and time.monotonic() < deadline:
+                    chunk = response.read(4096, decode_content=False)
+                    if not chunk:
+                        break
+                    read += len(chunk)
+            finally:
+                response.release_conn()
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            return Attempt(None, f"{type(exc).__name__}: {str(exc)[:300]}")
+        finally:
+            pool.close()
+        status = response.status
+        location = response.headers.get("Location")
+        if 300 <= status < 400 and location:
+            if hop < settings.webhook_max_redirects:
+                url = urljoin(url, location)
+                continue
+            return Attempt(status, "redirect not followed")
+        return Attempt(status, None if 200 <= status < 300 else f"HTTP {status}")
+    return Attempt(None, "too many redirects")
+
+
+def headers_for(settings: Settings, share: Optional[Share], delivery: Delivery, now: float) -> Dict[str, str]:
+    return {"Content-Type": "application/json", "User-Agent": USER_AGENT,
+            "X-Spikes-Event": delivery.event_type, "X-Spikes-Delivery": delivery.delivery_id,
+            "X-Spikes-Event-Id": delivery.event_id,
+            "X-Spikes-Signature": signature_header(secrets_for(settings, share, delivery, now), delivery.body,
+                                                   int(now))}
+
+
+# --- the retry schedule ----------------------------------------------------------------------
+
+def retry_delay(settings: Settings, attempts: int, rng: random.Random = random.Random()) -> int:
+    """Exponential backoff with jitter: after attempt n, wait between half and all of
+    first_retry * 2^(n-1), capped."""
+    ceiling = min(settings.webhook_max_retry_delay_seconds, settings.webhook_first_retry_seconds * 2 ** (attempts - 1))
+    return max(1, int(rng.uniform(ceiling / 2, ceiling)))
+
+
+# --- the delivery job ------------------------------------------------------------------------
+
+@dataclass
+class RunReport:
+    attempted: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+    paused: int = 0
+
+
+def _share(share_id: str, cache: Dict[str, Optional[Share]]) -> Optional[Share]:
+    if share_id not in cache:
+        try:
+            cache[share_id] = Share.get(f"share#{share_id}")
+        except Share.DoesNotExist:
+            cache[share_id] = None
+    return cache[share_id]
+
+
+def _claim(delivery: Delivery, now: float) -> bool:
+    """Take a due delivery; another worker that saw it too loses the condition."""
+    try:
+        delivery.update(actions=[Delivery.next_attempt_at.set(int(now) + CLAIM_SECONDS),
+                                 Delivery.attempts.add(1), Delivery.last_attempt_at.set(int(now))],
+                        condition=(Delivery.status == PENDING) & (Delivery.next_attempt_at == delivery.next_attempt_at))
+        return True
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+def _finish(delivery: Delivery, status: str, now: float, attempt: Optional[Attempt] = None) -> None:
+    actions = [Delivery.status.set(status), Delivery.due.remove(), Delivery.next_attempt_at.remove(),
+               Delivery.expires_at.set(int(now) + KEEP_FINISHED_SECONDS)]
+    if status == DELIVERED:
+        actions.append(Delivery.delivered_at.set(int(now)))
+    if attempt is not None:
+        actions += _attempt_actions(attempt)
+    delivery.update(actions=actions)
+
+
+def _attempt_actions(attempt: Attempt) -> list:
+    return [Delivery.last_status_code.set(attempt.status_code) if attempt.status_code is not None
+            else Delivery.last_status_code.remove(),
+            Delivery.last_error.set(attempt.error[:500]) if attempt.error else Delivery.last_error.remove()]
+
+
+def attempt_delivery(settings: Settings, delivery: Delivery, share: Optional[Share], now: float,
+                     resolver: Callable[..., list] = socket.getaddrinfo) -> Attempt:
+    url = share.webhook_url if share is not None and share.webhook_url else delivery.url
+    return post(settings, url, delivery.body, headers_for(settings, share, delivery, now), resolver)
+
+
+def _pause(share: Share, reason: str, now: float, mailer: Any) -> None:
+    try:
+        share.update(actions=[Share.webhook_paused_at.set(_iso(now)), Share.webhook_pause_reason.set(reason[:500])],
+                     condition=Share.webhook_paused_at.does_not_exist() & Share.webhook_url.exists())
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return  # already paused (or the webhook was removed meanwhile)
+        raise
+    log.warning("webhook.paused", share_id=share.share_id)
+    if mailer is not None:
+        _mail_owner_about_pause(share, reason, mailer)
+
+
+def _mail_owner_about_pause(share: Share, reason: str, mailer: Any) -> None:
+    from chalicelib.services.mailer import Mail
+    from chalicelib.store.models import User
+    try:
+        owner = User.get(share.owner_id)
+    except User.DoesNotExist:
+        return
+    if not owner.email:
+        return
+    try:
+        mailer.send(Mail(to=owner.email, subject=f"Webhook paused for share {share.name or share.slug}", text=(
+            f"Deliveries to {share.webhook_url} for your share \"{share.name or share.slug}\" kept failing for "
+            f"more than a day, so we paused them.\n\nLast error: {reason}\n\nFix the receiver, then resume "
+            f"with POST /v1/shares/{share.share_id}/webhook/resume: the events held meanwhile are delivered "
+            "then. GET /v1/shares/{key}/webhook/deliveries lists every attempt.\n")))
+    except Exception:  # noqa: BLE001 - the note is a courtesy; the pause itself is recorded
+        log.warning("webhook.pause_mail_failed", share_id=share.share_id)
+
+
+def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = None,
+            shares_cache: Optional[Dict[str, Optional[Share]]] = None,
+            resolver: Callable[..., list] = socket.getaddrinfo) -> str:
+    """Attempt one claimed delivery and record the outcome; returns the new status."""
+    cache = shares_cache if shares_cache is not None else {}
+    share = _share(delivery.share_id, cache)
+    if share is not None and not share.webhook_url:
+        _finish(delivery, CANCELLED, now, Attempt(None, "the share's webhook was removed"))
+        return CANCELLED
+    if share is not None and share.webhook_paused_at:
+        delivery.update(actions=[Delivery.status.set(PAUSED), Delivery.due.remove(),
+                                 Delivery.next_attempt_at.remove(), Delivery.attempts.add(-1),
+                                 Delivery.last_error.set("held: the share's webhook is paused")])
+        return PAUSED
+    attempt = attempt_delivery(settings, delivery, share, now, resolver)
+    if attempt.ok:
+        _finish(delivery, DELIVERED, now, attempt)
+        log.info("webhook.delivered", delivery_id=delivery.delivery_id, status=attempt.status_code)
+        return DELIVERED
+    if now >= delivery.retry_from + settings.webhook_retry_window_seconds:
+        _finish(delivery, FAILED, now, attempt)
+        log.warning("webhook.failed", delivery_id=delivery.delivery_id, error=attempt.error)
+        if share is not None:
+            _pause(share, attempt.error or "no 2xx answer", now, mailer)
+            cache.pop(delivery.share_id, None)
+        return FAILED
+    delay = retry_delay(settings, int(delivery.attempts or 1))
+    delivery.update(actions=[Delivery.next_attempt_at.set(int(now) + delay), *_attempt_actions(attempt)])
+    log.info("webhook.retrying", delivery_id=delivery.delivery_id, error=attempt.error, in_seconds=delay)
+    return PENDING
+
+
+def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer: Any = None,
+            time_left_ms: Optional[Callable[[], int]] = None, batch: int = 25, max_batches: int = 40,
+            resolver: Callable[..., list] = socket.getaddrinfo) -> RunReport:
+    """The delivery job: attempt every delivery whose time has come, batch by batch, until
+    none is due or the time runs short (the next run continues)."""
+    report = RunReport()
+    cache: Dict[str, Optional[Share]] = {}
+    for _ in range(max_batches):
+        if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 5) * 1000:
+            break
+        now = now_fn()
+        due = list(Delivery.due_index.query(DUE, Delivery.next_attempt_at <= int(now), limit=batch))
+        if not due:
+            break
+        for delivery in due:
+            if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 5) * 1000:
+                return report
+            if not _claim(delivery, now):
+                continue
+            report.attempted += 1
+            outcome = process(settings, delivery, now, mailer, cache, resolver)
+            report.delivered += outcome == DELIVERED
+            report.retrying += outcome == PENDING
+            report.failed += outcome == FAILED
+            report.paused += outcome == PAUSED
+    return report
+
+
+# --- what the owner does ---------------------------------------------------------------------
+
+def delivery_view(delivery: Delivery) -> Dict[str, Any]:
+    def iso_or_none(value: Optional[float]) -> Optional[str]:
+        return _iso(value) if value is not None else None
+    return {"id": delivery.delivery_id, "event_id": delivery.event_id, "event_type": delivery.event_type,
+            "status": delivery.status, "attempts": int(delivery.attempts or 0), "created_at": delivery.created_at,
+            "last_attempt_at": iso_or_none(delivery.last_attempt_at),
+            "next_attempt_at": iso_or_none(delivery.next_attempt_at) if delivery.status == PENDING else None,
+            "last_status_code": int(delivery.last_status_code) if delivery.last_status_code is not None else None,
+            "last_error": delivery.last_error, "delivered_at": iso_or_none(delivery.delivered_at)}
+
+
+def webhook_view(share: Share, now: Optional[float] = None) -> Dict[str, Any]:
+    now = time.time() if now is None else now
+    grace = share.webhook_previous_until if share.webhook_previous_nonce and \
+        (share.webhook_previous_until or 0) > now else None
+    return {"url": share.webhook_url, "events": list(EVENT_TYPES[:3]), "paused": bool(share.webhook_paused_at),
+            "paused_at": share.webhook_paused_at, "pause_reason": share.webhook_pause_reason,
+            "previous_secret_valid_until": _iso(grace) if grace else None}
+
+
+def require_webhook(share: Share) -> None:
+    if not share.webhook_url or not share.webhook_secret_nonce:
+        raise NotFound("This share has no webhook; set webhook_url with PATCH /shares/{key}")
+
+
+def rotate_secret(settings: Settings, share: Share, now: Optional[float] = None) -> Tuple[str, float]:
+    """A new secret; the old one keeps signing (alongside) for the grace period."""
+    require_webhook(share)
+    now = time.time() if now is None else now
+    nonce, until = new_nonce(), now + settings.webhook_secret_grace_seconds
+    try:
+        share.update(actions=[Share.webhook_previous_nonce.set(share.webhook_secret_nonce),
+                              Share.webhook_previous_until.set(int(until)), Share.webhook_secret_nonce.set(nonce)],
+                     condition=Share.webhook_secret_nonce == share.webhook_secret_nonce)
+    except UpdateError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            raise ValidationFailed.field("webhook", "The secret changed meanwhile; retry") from None
+        raise
+    return signing_secret(settings, share.share_id, nonce), until
+
+
+def send_test(settings: Settings, share: Share, now: Optional[float] = None,
+              resolver: Callable[..., list] = socket.getaddrinfo) -> Delivery:
+    """Record a ``webhook.test`` event and attempt it now (retried later like any other when
+    it fails). The answer shows what the receiver said."""
+    require_webhook(share)
+    now = time.time() if now is None else now
+    delivery = event(share, TEST_EVENT, None, now)
+    delivery.next_attempt_at = int(now) + CLAIM_SECONDS  # claimed by this request
+    delivery.attempts = 1
+    delivery.last_attempt_at = int(now)
+    delivery.save()
+    process(settings, delivery, now, None, {share.share_id: share}, resolver)
+    delivery.refresh()
+    return delivery
+
+
+def recent(share: Share, limit: int = 50) -> List[Delivery]:
+    return list(Delivery.share_index.query(share.share_id, scan_index_forward=False, limit=limit))
+
+
+def resume(share: Share, now: Optional[float] = None) -> int:
+    """Unpause a share's webhook and queue the events held meanwhile (each gets a fresh
+    retry window). Returns how many were queued."""
+    require_webhook(share)
+    now = time.time() if now is None else now
+    share.update(actions=[Share.webhook_paused_at.remove(), Share.webhook_pause_reason.remove()])
+    queued = 0
+    for delivery in Delivery.share_index.query(share.share_id, filter_condition=Delivery.status == PAUSED):
+        delivery.update(actions=[Delivery.status.set(PENDING), Delivery.due.set(DUE),
+                                 Delivery.next_attempt_at.set(int(now)), Delivery.retry_from.set(int(now))])
+        queued += 1
+    return queued
+
+
+def add_to(tx: Any, delivery: Optional[Delivery]) -> None:
+    """Add an outbox item to a transaction (nothing when the share wants no events)."""
+    if delivery is not None:
+        tx.save("webhook_event", delivery, condition=Delivery.delivery_id.does_not_exist())
+
