@@ -254,6 +254,7 @@ class Op:
     query: Sequence[Query] = ()
     rate_limited: bool = False
     description: str = ""
+    html_errors: Sequence[int] = ()  # pages for people answer their errors as pages too
 
 
 HTML = "text/html"
@@ -287,7 +288,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                   ok={200: MessageOut}, rate_limited=True),
     ("POST", "/auth/verify"): Op("Exchange a magic-link token for a bearer token", "auth", PUBLIC,
                                  body=schemas.VerifyRequest, ok={200: schemas.SessionOut}, errors=(401,)),
-    ("GET", "/auth/verify"): Op("The page a magic link opens", "auth", PUBLIC, ok={200: (str, HTML)},
+    ("GET", "/auth/verify"): Op("The page a magic link opens", "auth", PUBLIC, ok={200: (str, HTML)}, html_errors=(400,),
                                 query=(("token", "The login token from the e-mail", False),)),
     ("POST", "/auth/rotate-token"): Op("Replace the calling bearer token", "auth", ok={200: schemas.SessionOut}),
     ("POST", "/auth/logout"): Op("Sign out this bearer token, or with everywhere=true every session of the account",
@@ -484,8 +485,11 @@ def _operation(components: _Components, method: str, path: str, op: Op) -> Dict[
     if op.rate_limited:
         statuses.add(429)
     for status in sorted(statuses):
-        ref = {"$ref": f"#/components/responses/Error{status}"}
-        responses[str(status)] = ref
+        if status in op.html_errors:
+            responses[str(status)] = {"description": _reason(status), "headers": dict(headers),
+                                      "content": {HTML: {"schema": {"type": "string"}}}}
+        else:
+            responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
     doc["responses"] = responses
     return doc
 

@@ -1,0 +1,68 @@
+"""Property-based fuzzing of the local server against its own /openapi.json (schemathesis):
+every operation under /v1, bounded in examples and time, must answer without a 5xx and
+without contradicting the document (status codes, content types, headers, bodies)."""
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Dict
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+
+from tests.fakes.stripe_api import FakeStripe
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES_PER_OPERATION = 25
+TIME_BUDGET_SECONDS = 240
+# Validation is stricter than JSON Schema can say (deliverable e-mail domains, live tokens),
+# so "schema-valid data must be accepted" is not a promise the document makes.
+EXCLUDED_CHECKS = [schemathesis.checks.positive_data_acceptance]
+
+
+@pytest.fixture
+def stripe_api():
+    fake = FakeStripe().start()
+    yield fake
+    fake.stop()
+
+
+def test_the_server_keeps_to_its_openapi_document(live_server_factory, stripe_api):
+    # Billing against the local fake of Stripe: an unconfigured server's 503s are not what is tested.
+    server = live_server_factory(persist=False, env={
+        "RATE_LOGIN_PER_IP": "1000", "RATE_SPIKES_PER_MINUTE": "1000", "STRIPE_SECRET_KEY": stripe_api.api_key,
+        "STRIPE_PRICE_ID": "price_pro", "STRIPE_API_BASE": stripe_api.url, "STRIPE_MAX_NETWORK_RETRIES": "0",
+        "STRIPE_WEBHOOK_SECRET": "whsec_fuzz", "BILLING_SUCCESS_URL": "https://app.example/thanks",
+        "BILLING_CANCEL_URL": "https://app.example/cancel"})
+    token = server.sign_in("fuzz@example.com")
+    schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
+    # The versioned paths (the unversioned ones are the same views); not the Swagger UI assets.
+    schema = schema.include(path_regex=r"^/v1").exclude(path_regex=r"^/v1/docs/")
+    failures: Dict[str, str] = {}
+    started = time.monotonic()
+    operations = 0
+    # Last: replacing the token the other operations run with.
+    all_operations = sorted((result.ok() for result in schema.get_all_operations()),
+                            key=lambda op: op.path == "/v1/auth/rotate-token")
+    for operation in all_operations:
+        if time.monotonic() - started > TIME_BUDGET_SECONDS:
+            break
+        operations += 1
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, phases=[Phase.generate],
+                  suppress_health_check=list(HealthCheck))
+        def check(case):
+            if time.monotonic() - started > TIME_BUDGET_SECONDS:
+                return
+            try:
+                case.call_and_validate(base_url=server.url, headers={"Authorization": f"Bearer {token}"},
+                                       excluded_checks=EXCLUDED_CHECKS, timeout=30)
+            except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - reported below, one per operation
+                failures.setdefault(operation.label, "".join(traceback.format_exception(exc))[-2500:])
+
+        check()
+    assert operations >= 40, "the document lost operations"
+    assert failures == {}, "\n\n".join(f"== {label}\n{text}" for label, text in failures.items())
