@@ -373,3 +373,27 @@ def test_loopback_setting_is_refused_in_aws_stages(monkeypatch):
     from chalicelib.settings import Settings
     with pytest.raises(ValueError, match="WEBHOOK_ALLOW_LOOPBACK"):
         Settings(stage="prod", secret_key="x" * 40, webhook_allow_loopback=True)
+
+
+def test_outbox_and_delivery_on_both_engines(backend_client, env, receiver):
+    """The outbox write, the sparse due index, the claim condition and the finish, on moto and
+    on DynamoDB Local (Amazon's engine)."""
+    from tests.conftest import sign_in
+    env(WEBHOOK_ALLOW_LOOPBACK="true", WEBHOOK_TIMEOUT_SECONDS="3")
+    token = sign_in(backend_client, "owner@example.com")
+    make_pro("owner@example.com")
+    share = share_site(backend_client, token, "Engines", webhook_url=receiver.url)
+    receiver.answers = [500]
+    _post_spike(backend_client, share)
+    start = time.time()
+    assert _deliver(start).retrying == 1
+    [first_view] = Delivery.share_index.query(share["share_id"])
+    [second_view] = Delivery.share_index.query(share["share_id"])
+    assert ow.deliveries.claim(first_view, int(start), 60)
+    assert not ow.deliveries.claim(second_view, int(start), 60)  # two runs saw it: one wins
+    assert _deliver(start + 3600).delivered == 1
+    assert [(d.status, d.due, d.attempts) for d in Delivery.share_index.query(share["share_id"])] == \
+        [("delivered", None, 3)]
+    assert list(Delivery.due_index.query("due")) == []
+    assert verify(share["webhook_secret"], receiver.requests[-1]["headers"]["X-Spikes-Signature"],
+                  receiver.requests[-1]["body"], now=int(receiver.requests[-1]["headers"]["X-Spikes-Signature"][2:12]))

@@ -35,12 +35,13 @@ from urllib.parse import urljoin, urlsplit
 
 import certifi
 import urllib3
-from pynamodb.exceptions import UpdateError
-
 from chalicelib.errors import NotFound, ValidationFailed
 from chalicelib.logs import get_logger
 from chalicelib.settings import Settings
-from chalicelib.store.models import Delivery, Share
+from chalicelib.store import deliveries
+from chalicelib.store import shares as share_store
+from chalicelib.store.deliveries import CANCELLED, DELIVERED, DUE, FAILED, PAUSED, PENDING
+from chalicelib.store.models import Delivery, Share, User
 
 log = get_logger("spikes.webhooks.outbound")
 
@@ -50,11 +51,8 @@ SHARE_DELETED = "share.deleted"
 TEST_EVENT = "webhook.test"
 EVENT_TYPES = (SPIKE_CREATED, SPIKE_RESOLVED, SHARE_DELETED, TEST_EVENT)
 
-PENDING, DELIVERED, FAILED, PAUSED, CANCELLED = "pending", "delivered", "failed", "paused", "cancelled"
-DUE = "due"
 # A claimed delivery is hidden from other workers for this long (longer than one attempt).
 CLAIM_SECONDS = 120
-KEEP_FINISHED_SECONDS = 30 * 24 * 60 * 60
 USER_AGENT = "Spikes-Webhooks/1"
 
 
@@ -264,40 +262,12 @@ class RunReport:
 
 def _share(share_id: str, cache: Dict[str, Optional[Share]]) -> Optional[Share]:
     if share_id not in cache:
-        try:
-            cache[share_id] = Share.get(f"share#{share_id}")
-        except Share.DoesNotExist:
-            cache[share_id] = None
+        cache[share_id] = share_store.get_by_id(share_id)
     return cache[share_id]
 
 
-def _claim(delivery: Delivery, now: float) -> bool:
-    """Take a due delivery; another worker that saw it too loses the condition."""
-    try:
-        delivery.update(actions=[Delivery.next_attempt_at.set(int(now) + CLAIM_SECONDS),
-                                 Delivery.attempts.add(1), Delivery.last_attempt_at.set(int(now))],
-                        condition=(Delivery.status == PENDING) & (Delivery.next_attempt_at == delivery.next_attempt_at))
-        return True
-    except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-
-
-def _finish(delivery: Delivery, status: str, now: float, attempt: Optional[Attempt] = None) -> None:
-    actions = [Delivery.status.set(status), Delivery.due.remove(), Delivery.next_attempt_at.remove(),
-               Delivery.expires_at.set(int(now) + KEEP_FINISHED_SECONDS)]
-    if status == DELIVERED:
-        actions.append(Delivery.delivered_at.set(int(now)))
-    if attempt is not None:
-        actions += _attempt_actions(attempt)
-    delivery.update(actions=actions)
-
-
-def _attempt_actions(attempt: Attempt) -> list:
-    return [Delivery.last_status_code.set(attempt.status_code) if attempt.status_code is not None
-            else Delivery.last_status_code.remove(),
-            Delivery.last_error.set(attempt.error[:500]) if attempt.error else Delivery.last_error.remove()]
+def _finish(delivery: Delivery, status: str, now: float, attempt: Attempt) -> None:
+    deliveries.finish(delivery, status, int(now), attempt.status_code, attempt.error)
 
 
 def attempt_delivery(settings: Settings, delivery: Delivery, share: Optional[Share], now: float,
@@ -307,13 +277,8 @@ def attempt_delivery(settings: Settings, delivery: Delivery, share: Optional[Sha
 
 
 def _pause(share: Share, reason: str, now: float, mailer: Any) -> None:
-    try:
-        share.update(actions=[Share.webhook_paused_at.set(_iso(now)), Share.webhook_pause_reason.set(reason[:500])],
-                     condition=Share.webhook_paused_at.does_not_exist() & Share.webhook_url.exists())
-    except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return  # already paused (or the webhook was removed meanwhile)
-        raise
+    if not share_store.pause_webhook(share, _iso(now), reason):
+        return  # already paused (or the webhook was removed meanwhile)
     log.warning("webhook.paused", share_id=share.share_id)
     if mailer is not None:
         _mail_owner_about_pause(share, reason, mailer)
@@ -321,7 +286,6 @@ def _pause(share: Share, reason: str, now: float, mailer: Any) -> None:
 
 def _mail_owner_about_pause(share: Share, reason: str, mailer: Any) -> None:
     from chalicelib.services.mailer import Mail
-    from chalicelib.store.models import User
     try:
         owner = User.get(share.owner_id)
     except User.DoesNotExist:
@@ -348,9 +312,7 @@ def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = No
         _finish(delivery, CANCELLED, now, Attempt(None, "the share's webhook was removed"))
         return CANCELLED
     if share is not None and share.webhook_paused_at:
-        delivery.update(actions=[Delivery.status.set(PAUSED), Delivery.due.remove(),
-                                 Delivery.next_attempt_at.remove(), Delivery.attempts.add(-1),
-                                 Delivery.last_error.set("held: the share's webhook is paused")])
+        deliveries.hold(delivery, "held: the share's webhook is paused")
         return PAUSED
     attempt = attempt_delivery(settings, delivery, share, now, resolver)
     if attempt.ok:
@@ -365,7 +327,7 @@ def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = No
             cache.pop(delivery.share_id, None)
         return FAILED
     delay = retry_delay(settings, int(delivery.attempts or 1))
-    delivery.update(actions=[Delivery.next_attempt_at.set(int(now) + delay), *_attempt_actions(attempt)])
+    deliveries.reschedule(delivery, int(now) + delay, attempt.status_code, attempt.error)
     log.info("webhook.retrying", delivery_id=delivery.delivery_id, error=attempt.error, in_seconds=delay)
     return PENDING
 
@@ -381,13 +343,13 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
         if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 5) * 1000:
             break
         now = now_fn()
-        due = list(Delivery.due_index.query(DUE, Delivery.next_attempt_at <= int(now), limit=batch))
-        if not due:
+        ready = deliveries.due(int(now), batch)
+        if not ready:
             break
-        for delivery in due:
+        for delivery in ready:
             if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 5) * 1000:
                 return report
-            if not _claim(delivery, now):
+            if not deliveries.claim(delivery, int(now), CLAIM_SECONDS):
                 continue
             report.attempted += 1
             outcome = process(settings, delivery, now, mailer, cache, resolver)
@@ -430,14 +392,8 @@ def rotate_secret(settings: Settings, share: Share, now: Optional[float] = None)
     require_webhook(share)
     now = time.time() if now is None else now
     nonce, until = new_nonce(), now + settings.webhook_secret_grace_seconds
-    try:
-        share.update(actions=[Share.webhook_previous_nonce.set(share.webhook_secret_nonce),
-                              Share.webhook_previous_until.set(int(until)), Share.webhook_secret_nonce.set(nonce)],
-                     condition=Share.webhook_secret_nonce == share.webhook_secret_nonce)
-    except UpdateError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            raise ValidationFailed.field("webhook", "The secret changed meanwhile; retry") from None
-        raise
+    if not share_store.rotate_webhook_secret(share, nonce, int(until)):
+        raise ValidationFailed.field("webhook", "The secret changed meanwhile; retry")
     return signing_secret(settings, share.share_id, nonce), until
 
 
@@ -451,14 +407,14 @@ def send_test(settings: Settings, share: Share, now: Optional[float] = None,
     delivery.next_attempt_at = int(now) + CLAIM_SECONDS  # claimed by this request
     delivery.attempts = 1
     delivery.last_attempt_at = int(now)
-    delivery.save()
+    deliveries.insert(delivery)
     process(settings, delivery, now, None, {share.share_id: share}, resolver)
     delivery.refresh()
     return delivery
 
 
 def recent(share: Share, limit: int = 50) -> List[Delivery]:
-    return list(Delivery.share_index.query(share.share_id, scan_index_forward=False, limit=limit))
+    return deliveries.recent(share.share_id, limit)
 
 
 def resume(share: Share, now: Optional[float] = None) -> int:
@@ -466,17 +422,15 @@ def resume(share: Share, now: Optional[float] = None) -> int:
     retry window). Returns how many were queued."""
     require_webhook(share)
     now = time.time() if now is None else now
-    share.update(actions=[Share.webhook_paused_at.remove(), Share.webhook_pause_reason.remove()])
+    share_store.unpause_webhook(share)
     queued = 0
-    for delivery in Delivery.share_index.query(share.share_id, filter_condition=Delivery.status == PAUSED):
-        delivery.update(actions=[Delivery.status.set(PENDING), Delivery.due.set(DUE),
-                                 Delivery.next_attempt_at.set(int(now)), Delivery.retry_from.set(int(now))])
+    for delivery in deliveries.held(share.share_id):
+        deliveries.requeue(delivery, int(now))
         queued += 1
     return queued
 
 
 def add_to(tx: Any, delivery: Optional[Delivery]) -> None:
     """Add an outbox item to a transaction (nothing when the share wants no events)."""
-    if delivery is not None:
-        tx.save("webhook_event", delivery, condition=Delivery.delivery_id.does_not_exist())
+    deliveries.add_to(tx, delivery)
 

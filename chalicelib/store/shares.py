@@ -237,3 +237,36 @@ def unlock_pro_features(owner_id: str) -> int:
             if not conditional_failed(exc):
                 raise
     return changed
+
+
+# --- outbound webhook state ------------------------------------------------------------------
+
+def pause_webhook(share: Share, paused_at: str, reason: str) -> bool:
+    """Pause deliveries; False when already paused or the webhook was removed meanwhile."""
+    try:
+        share.update(actions=[Share.webhook_paused_at.set(paused_at), Share.webhook_pause_reason.set(reason[:500])],
+                     condition=Share.webhook_paused_at.does_not_exist() & Share.webhook_url.exists())
+        return True
+    except UpdateError as exc:
+        if conditional_failed(exc):
+            return False
+        raise
+
+
+def unpause_webhook(share: Share) -> None:
+    share.update(actions=[Share.webhook_paused_at.remove(), Share.webhook_pause_reason.remove()])
+
+
+def rotate_webhook_secret(share: Share, new_nonce: str, previous_until: int) -> bool:
+    """The current nonce becomes the previous one (valid until ``previous_until``). False when
+    the secret changed meanwhile."""
+    try:
+        share.update(actions=[Share.webhook_previous_nonce.set(share.webhook_secret_nonce),
+                              Share.webhook_previous_until.set(previous_until),
+                              Share.webhook_secret_nonce.set(new_nonce)],
+                     condition=Share.webhook_secret_nonce == share.webhook_secret_nonce)
+        return True
+    except UpdateError as exc:
+        if conditional_failed(exc):
+            return False
+        raise

@@ -1,0 +1,83 @@
+"""Outbound webhook deliveries (the outbox): keys, indexes and the conditional writes that
+move a delivery from pending to delivered, failed, paused or cancelled. docs/data-model.md
+(``deliveries``) lists the access patterns."""
+from __future__ import annotations
+
+from typing import Iterator, List, Optional
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib.store.models import Delivery
+from chalicelib.store.transactions import Transaction, conditional_failed
+
+PENDING, DELIVERED, FAILED, PAUSED, CANCELLED = "pending", "delivered", "failed", "paused", "cancelled"
+# The due_index partition: only pending deliveries carry it (a sparse index).
+DUE = "due"
+# Finished deliveries stay listable this long, then the table's TTL removes them.
+KEEP_FINISHED_SECONDS = 30 * 24 * 60 * 60
+
+
+def add_to(tx: Transaction, delivery: Optional[Delivery]) -> None:
+    """Put a new delivery into the transaction of the change it reports (nothing for None)."""
+    if delivery is not None:
+        tx.save("webhook_event", delivery, condition=Delivery.delivery_id.does_not_exist())
+
+
+def insert(delivery: Delivery) -> None:
+    delivery.save(condition=Delivery.delivery_id.does_not_exist())
+
+
+def due(now: int, limit: int) -> List[Delivery]:
+    return list(Delivery.due_index.query(DUE, Delivery.next_attempt_at <= now, limit=limit))
+
+
+def claim(delivery: Delivery, now: int, claim_seconds: int) -> bool:
+    """Take a due delivery for one attempt: hide it from other runs for ``claim_seconds`` and
+    count the attempt. False when another run took it first."""
+    try:
+        delivery.update(actions=[Delivery.next_attempt_at.set(now + claim_seconds), Delivery.attempts.add(1),
+                                 Delivery.last_attempt_at.set(now)],
+                        condition=(Delivery.status == PENDING) & (Delivery.next_attempt_at == delivery.next_attempt_at))
+        return True
+    except UpdateError as exc:
+        if conditional_failed(exc):
+            return False
+        raise
+
+
+def _outcome(status_code: Optional[int], error: Optional[str]) -> list:
+    return [Delivery.last_status_code.set(status_code) if status_code is not None else Delivery.last_status_code.remove(),
+            Delivery.last_error.set(error[:500]) if error else Delivery.last_error.remove()]
+
+
+def finish(delivery: Delivery, status: str, now: int, status_code: Optional[int], error: Optional[str]) -> None:
+    """delivered, failed or cancelled: out of the due index, kept for the log, then expired."""
+    actions = [Delivery.status.set(status), Delivery.due.remove(), Delivery.next_attempt_at.remove(),
+               Delivery.expires_at.set(now + KEEP_FINISHED_SECONDS), *_outcome(status_code, error)]
+    if status == DELIVERED:
+        actions.append(Delivery.delivered_at.set(now))
+    delivery.update(actions=actions)
+
+
+def reschedule(delivery: Delivery, next_attempt_at: int, status_code: Optional[int], error: Optional[str]) -> None:
+    delivery.update(actions=[Delivery.next_attempt_at.set(next_attempt_at), *_outcome(status_code, error)])
+
+
+def hold(delivery: Delivery, reason: str) -> None:
+    """Paused share: keep the event out of the due index (the claimed attempt did not happen)."""
+    delivery.update(actions=[Delivery.status.set(PAUSED), Delivery.due.remove(), Delivery.next_attempt_at.remove(),
+                             Delivery.attempts.add(-1), Delivery.last_error.set(reason)])
+
+
+def recent(share_id: str, limit: int) -> List[Delivery]:
+    return list(Delivery.share_index.query(share_id, scan_index_forward=False, limit=limit))
+
+
+def held(share_id: str) -> Iterator[Delivery]:
+    return Delivery.share_index.query(share_id, filter_condition=Delivery.status == PAUSED)
+
+
+def requeue(delivery: Delivery, now: int) -> None:
+    """A held event becomes due now, with a fresh retry window."""
+    delivery.update(actions=[Delivery.status.set(PENDING), Delivery.due.set(DUE), Delivery.next_attempt_at.set(now),
+                             Delivery.retry_from.set(now)])
