@@ -397,3 +397,28 @@ def test_outbox_and_delivery_on_both_engines(backend_client, env, receiver):
     assert list(Delivery.due_index.query("due")) == []
     assert verify(share["webhook_secret"], receiver.requests[-1]["headers"]["X-Spikes-Signature"],
                   receiver.requests[-1]["body"], now=int(receiver.requests[-1]["headers"]["X-Spikes-Signature"][2:12]))
+
+
+def test_a_webhook_adds_no_round_trip_to_posting_a_spike(client, user_token, env, receiver, monkeypatch):
+    """The event rides in the spike's transaction: the same DynamoDB calls with or without it."""
+    from botocore.client import BaseClient
+    env(WEBHOOK_ALLOW_LOOPBACK="true")
+    make_pro("owner@example.com")
+    plain = share_site(client, user_token, "Plain")
+    hooked = share_site(client, user_token, "Hooked", webhook_url=receiver.url)
+    calls: List[str] = []
+    original = BaseClient._make_api_call
+
+    def counting(self, operation, params):
+        if self.meta.service_model.service_name == "dynamodb":
+            calls.append(operation)
+        return original(self, operation, params)
+    monkeypatch.setattr(BaseClient, "_make_api_call", counting)
+    counts = {}
+    for share in (plain, hooked, plain, hooked):  # the second round: warm
+        calls.clear()
+        _post_spike(client, share)
+        counts[share["slug"]] = list(calls)
+    assert counts[plain["slug"]] == counts[hooked["slug"]]
+    assert "TransactWriteItems" in counts[hooked["slug"]]
+    assert receiver.requests == []
