@@ -422,3 +422,14 @@ def test_a_webhook_adds_no_round_trip_to_posting_a_spike(client, user_token, env
     assert counts[plain["slug"]] == counts[hooked["slug"]]
     assert "TransactWriteItems" in counts[hooked["slug"]]
     assert receiver.requests == []
+
+
+def test_the_scheduled_function_delivers(client, hooked, receiver, env):
+    """The function AWS runs every minute (invoked the way Lambda would; the test client gives
+    it 3 s, so attempts are bounded to 1 s here to fit)."""
+    env(WEBHOOK_ALLOW_LOOPBACK="true", WEBHOOK_TIMEOUT_SECONDS="1")
+    from tests.test_usage import SCHEDULE_EVENT
+    _post_spike(client, hooked)
+    result = client.lambda_.invoke("webhook_deliveries", SCHEDULE_EVENT)
+    assert result.payload["delivered"] == 1, result.payload
+    assert receiver.requests[-1]["headers"]["X-Spikes-Event"] == "spike.created"

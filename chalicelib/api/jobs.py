@@ -1,6 +1,7 @@
 """Scheduled jobs: Lambda functions run by EventBridge rules, not by requests. Each reads the
 settings, passes the clock and the time the invocation has left, and returns a summary (the
-job's log line). Today: the quota reset, and finishing share deletions a request left undone."""
+job's log line). The quota reset, finishing share deletions a request left undone, and the
+outbound webhook deliveries."""
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -8,6 +9,7 @@ from typing import Any, Dict
 from chalice import Blueprint, Cron, Rate
 
 from chalicelib import clock, deps
+from chalicelib.services import outbound_webhooks
 from chalicelib.services import quota_reset as quota_reset_job
 from chalicelib.services import shares
 
@@ -28,3 +30,11 @@ def quota_reset(event: Any) -> Dict[str, Any]:
 def share_deletions(event: Any) -> Dict[str, Any]:
     deps.settings()
     return shares.finish_pending_deletions(deps.share_files())
+
+
+# Every minute: the webhook deliveries that are due (the local server runs the same pass every
+# few seconds, see tools/devserver.py). Overlapping runs are safe: each delivery is claimed.
+@bp.schedule(Rate(1, unit=Rate.MINUTES), name="webhook_deliveries")
+def webhook_deliveries(event: Any) -> Dict[str, Any]:
+    remaining = getattr(getattr(event, "context", None), "get_remaining_time_in_millis", None)
+    return vars(outbound_webhooks.run_due(deps.settings(), mailer=deps.mailer(), time_left_ms=remaining))

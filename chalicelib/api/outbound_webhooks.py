@@ -1,11 +1,9 @@
 """A share's outbound webhook (Pro): its state, secret rotation, a test event, the delivery
-log, resuming after a pause, and the scheduled delivery job. Setting or removing the URL is
-``PATCH /shares/{key}`` (``webhook_url``); see docs/webhooks.md."""
+log and resuming after a pause. Setting or removing the URL is
+``PATCH /shares/{key}`` (``webhook_url``); the delivery job is in ``jobs``. See docs/webhooks.md."""
 from __future__ import annotations
 
-from typing import Any, Dict
-
-from chalice import Blueprint, Rate
+from chalice import Blueprint
 
 from chalicelib import deps
 from chalicelib.api import inputs
@@ -61,11 +59,3 @@ def deliveries(key: str):
     items = outbound_webhooks.recent(share, int(raw))
     return {"data": [outbound_webhooks.delivery_view(item) for item in items]}
 
-
-# Every minute in AWS (the local server runs the same pass every few seconds).
-@bp.schedule(Rate(1, unit=Rate.MINUTES), name="webhook_deliveries")
-def deliver_webhooks(event: Any) -> Dict[str, int]:
-    context = getattr(event, "context", None)
-    report = outbound_webhooks.run_due(deps.settings(), mailer=deps.mailer(),
-                                       time_left_ms=getattr(context, "get_remaining_time_in_millis", None))
-    return vars(report)

@@ -340,14 +340,14 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
     report = RunReport()
     cache: Dict[str, Optional[Share]] = {}
     for _ in range(max_batches):
-        if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 5) * 1000:
+        if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 1) * 1000:
             break
         now = now_fn()
         ready = deliveries.due(int(now), batch)
         if not ready:
             break
         for delivery in ready:
-            if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 5) * 1000:
+            if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 1) * 1000:
                 return report
             if not deliveries.claim(delivery, int(now), CLAIM_SECONDS):
                 continue
