@@ -318,7 +318,8 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("POST", "/auth/link-key"): Op("Claim a key-only account", "keys", body=schemas.LinkKeyIn, ok={200: OkOut},
                                    errors=(404, 409)),
     # spikes
-    ("POST", "/spikes"): Op("Record a feedback item (the widget)", "spikes", PUBLIC, body=schemas.SpikeIn,
+    ("POST", "/spikes"): Op("Record a feedback item (the widget; with credentials, as their owner)", "spikes",
+                            USER_OR_NONE, body=schemas.SpikeIn,
                             ok={201: SpikeCreatedOut, 200: SpikeCreatedOut}, errors=(403, 404, 409),
                             rate_limited=True),
     ("GET", "/spikes"): Op("List feedback, newest first", "spikes", READER, ok={200: SpikePageOut},
