@@ -15,7 +15,7 @@ bp = Blueprint(__name__)
 
 ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 ASSETS = frozenset({"app.js", "api.js", "dom.js", "charts.js", "upload.js", "shares.js", "share.js", "account.js",
-                    "dashboard.css"})
+                    "webhooks.js", "dashboard.css"})
 
 
 @functools.lru_cache(maxsize=8)

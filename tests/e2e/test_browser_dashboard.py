@@ -7,10 +7,15 @@ Screenshots for the README (docs/dashboard-*.png) are refreshed only with UPDATE
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 import json
 import os
 import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
 
@@ -41,7 +46,8 @@ def stripe() -> Iterator[FakeStripe]:
 def server(tmp_path_factory, stripe) -> Iterator[LiveServer]:
     live = LiveServer(data_dir=tmp_path_factory.mktemp("dashboard-data"), env={
         "STRIPE_SECRET_KEY": stripe.api_key, "STRIPE_PRICE_ID": "price_pro_test", "STRIPE_API_BASE": stripe.url,
-        "STRIPE_MAX_NETWORK_RETRIES": "0", "RATE_LOGIN_PER_ADDRESS": "50", "RATE_LOGIN_PER_IP": "200"})
+        "STRIPE_MAX_NETWORK_RETRIES": "0", "RATE_LOGIN_PER_ADDRESS": "50", "RATE_LOGIN_PER_IP": "200",
+        "WEBHOOK_ALLOW_LOOPBACK": "true", "WEBHOOK_LOCAL_INTERVAL_SECONDS": "0.5"})
     live.start()
     try:
         yield live
@@ -410,6 +416,74 @@ def test_password_and_webhook_need_pro_then_are_set_changed_and_removed(server, 
     page.fill("#s-name", "Settings v2")
     page.click("text=Save name")
     page.wait_for_selector("h1:has-text('Settings v2')")
+
+
+class Receiver:
+    """A webhook endpoint on 127.0.0.1 that records what it receives and answers 200."""
+
+    def __init__(self):
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args):
+                pass
+
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                received.append((dict(self.headers), body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_webhook_secret_once_test_event_and_deliveries(server, tab):
+    token = signed_in(tab, server, "hooks@example.com")
+    make_pro(server, "hooks@example.com")
+    created = share(server, token, "Hooked", MOCKUP_FILES)
+    receiver = Receiver()
+    try:
+        page = tab.page
+        page.goto(f"{server.url}/dashboard#/shares/{created['share_id']}")
+        page.wait_for_selector("#s-webhook")
+        assert page.locator("#webhook-panel").count() == 0
+        page.fill("#s-webhook", receiver.url)
+        page.click("text=Save webhook")
+        page.wait_for_selector("#webhook-secret")
+        secret = page.locator("#webhook-secret").input_value()
+        assert len(secret) >= 20
+
+        page.click("#webhook-test")
+        page.wait_for_selector("text=Test event delivered (HTTP 200).", timeout=20000)
+        headers, body = receiver.received[-1]
+        stamp, signature = re.match(r"t=(\d+),v1=([0-9a-f]{64})", headers["X-Spikes-Signature"]).groups()
+        expected = hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(signature, expected)  # the secret shown once signs deliveries
+
+        post_spike(server, created["share_id"], rating="no", comments="hook me")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            page.click("#webhook-panel >> text=Refresh")
+            page.wait_for_timeout(500)
+            if page.locator("#deliveries tr:has-text('spike.created'):has-text('delivered')").count():
+                break
+        row = page.locator("#deliveries tr:has-text('spike.created')").first.inner_text()
+        assert "delivered" in row and "HTTP 200" in row
+        assert any(b"hook me" in body for _, body in receiver.received)
+
+        page.reload()
+        page.wait_for_selector("#deliveries tr")
+        assert page.locator("#webhook-secret").count() == 0 and secret not in page.content()  # shown once
+    finally:
+        receiver.close()
 
 
 def test_hotspots_open_the_share_with_the_elements_outlined(server, tab):

@@ -5,8 +5,12 @@ import { api, describe, download } from './api.js';
 import { bytes, busy, h, RATING_LABEL, RATINGS, replace, status, when } from './dom.js';
 import { highlightFragment, hotspots, hotspotsChart, ratingsChart, timelineChart } from './charts.js';
 import { statusBadge } from './shares.js';
+import { webhookPanel } from './webhooks.js';
 
 const PAGE_SIZE = 20;
+// A webhook's signing secret comes once, in the answer that set the URL: kept here across the
+// re-render that follows, then dropped.
+const freshSecrets = new Map();
 
 export async function renderShare(main, key, navigate) {
   const share = await api('GET', `/shares/${encodeURIComponent(key)}`);
@@ -127,8 +131,15 @@ export async function renderShare(main, key, navigate) {
       h('div', { class: 'row' }, exportButtons(exportMessages)), exportMessages,
       filters(), list),
     settings(share, navigate),
+    share.webhook_url ? webhookPanel(share, takeSecret(share.id)) : null,
     dangerZone(share, navigate, exportButtons));
   await loadPage();
+}
+
+function takeSecret(shareId) {
+  const secret = freshSecrets.get(shareId);
+  freshSecrets.delete(shareId);
+  return secret;
 }
 
 function settings(share, navigate) {
@@ -138,6 +149,7 @@ function settings(share, navigate) {
   const webhook = h('input', { id: 's-webhook', type: 'url', value: share.webhook_url || '', placeholder: 'https://example.com/hooks/spikes', maxlength: '2048' });
   const save = (body, done) => (event) => busy(event.target, messages, async () => {
     const updated = await api('PATCH', `/shares/${encodeURIComponent(share.id)}`, { body });
+    if (updated.webhook_secret) freshSecrets.set(share.id, updated.webhook_secret);
     navigate(`#/shares/${encodeURIComponent(share.id)}`, status('ok', done(updated)));
   });
   return h('section', { class: 'card', 'aria-labelledby': 'settings' },
