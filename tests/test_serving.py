@@ -123,14 +123,30 @@ def test_missing_share_and_missing_file_are_the_same_404(client, user_token):
     (b"<html><BODY>x</BODY></html>", "<html><BODY>x{tag}</BODY></html>"),
     (b"<body>a</body><!-- </body> -->b</body >", "<body>a</body><!-- </body> -->b{tag}</body >"),
     (b"<p>fragment</p>", "<p>fragment</p>{tag}"),
-    (b'<body><script src="https://cdn.example/widget.js" data-project="x"></script></body>',
-     '<body><script src="https://cdn.example/widget.js" data-project="x"></script></body>'),
 ])
 def test_widget_goes_before_the_last_body_end_once(client, user_token, page, expected):
     body = site(client, user_token, files=[("index.html", page)])
     _, served, _ = get(client, f"/s/{body['slug']}/")
     tag = re.search(r'<script src="[^"]*/widget\.js" data-endpoint[^>]*></script>', served.decode())
     assert served.decode() == expected.format(tag=tag.group(0) if tag else "")
+
+
+UPSTREAM_PAGE = (b'<!doctype html><html><head><title>t</title></head><body><p>x</p>\n'
+                 b'<script src="https://spikes.sh/widget.js" data-project="my-site" data-position="top-left" '
+                 b"data-endpoint='https://spikes.sh/spikes?token=leaked' data-theme=light></script>\n</body></html>")
+
+
+def test_a_pre_injected_widget_is_rerouted_here_with_a_storage_shim(client, user_token):
+    """`spikes inject` wrote the upstream widget into the page: it keeps its script and its
+    look, posts to this server under the share's id, and finds a Storage in the sandbox."""
+    from chalicelib.services.share_html import STORAGE_SHIM
+    body = site(client, user_token, files=[("index.html", UPSTREAM_PAGE)])
+    text = get(client, f"/s/{body['slug']}/")[1].decode()
+    assert text == (
+        f'<!doctype html><html><head>{STORAGE_SHIM}<title>t</title></head><body><p>x</p>\n'
+        f'<script src="https://spikes.sh/widget.js" data-position="top-left" data-theme=light '
+        f'data-project="{body["share_id"]}" data-endpoint="http://127.0.0.1:8000/spikes"></script>\n</body></html>')
+    assert "leaked" not in text and text.count("<script") == 2
 
 
 def test_share_without_index_serves_its_only_page(client, user_token):

@@ -84,8 +84,10 @@ def create_share():
     raw = request.raw_body or b""
     if len(raw) > settings.max_direct_upload_bytes:
         raise SizeLimit(settings.max_direct_upload_bytes,
-                        f"Uploads in one request are limited to {settings.max_direct_upload_bytes} bytes; "
-                        "use POST /shares/uploads for larger shares")
+                        f"One upload request may carry at most {settings.max_direct_upload_bytes} bytes (AWS Lambda "
+                        f"takes 6 MB per request). Share a bigger folder with presigned uploads: "
+                        f"`python -m tools.share DIR --host {inputs.base_url(request)}` from the spikes-aws "
+                        f"repository, or POST /shares/uploads (docs/shares.md)")
     upload = uploads.parse_multipart(request.headers.get("content-type", ""), raw, settings.max_share_files)
     metadata = inputs.validate(ShareMetadata, upload.metadata)
     base_url = inputs.base_url(request)

@@ -12,13 +12,41 @@ def widget_tag(base_url: str, share_id: str) -> str:
 
 
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
-_EXISTING_WIDGET = re.compile(r"<script\b[^>]*\bsrc\s*=\s*[\"']?[^\"'>\s]*/widget\.js", re.IGNORECASE)
+# A widget already in the page: ours, or the upstream one `spikes inject` writes
+# (<script src="https://spikes.sh/widget.js" data-project=… data-endpoint=…>).
+_WIDGET_TAG = re.compile(r"<script\b[^>]*?\bsrc\s*=\s*[\"']?[^\"'>\s]*/widget\.js(?:[?#][^\"'>\s]*)?[\"']?[^>]*>",
+                         re.IGNORECASE)
+_ROUTING_ATTRIBUTE = re.compile(r"\s+data-(?:project|endpoint)(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'>]+))?",
+                                re.IGNORECASE)
+# Share pages run in a sandbox without allow-same-origin (an opaque origin), where touching
+# localStorage or sessionStorage throws. The upstream widget keeps its state there and stops
+# before sending: a page-lifetime in-memory Storage stands in, installed before any script.
+STORAGE_SHIM = (
+    "<script>(function(){function memory(){var d=Object.create(null);return{"
+    "get length(){return Object.keys(d).length},key:function(i){var k=Object.keys(d);return i<k.length?k[i]:null},"
+    "getItem:function(k){k=String(k);return k in d?d[k]:null},setItem:function(k,v){d[String(k)]=String(v)},"
+    "removeItem:function(k){delete d[String(k)]},clear:function(){d=Object.create(null)}}}"
+    "['localStorage','sessionStorage'].forEach(function(n){try{window[n].getItem('spikes');return}catch(e){}"
+    "try{Object.defineProperty(window,n,{value:memory(),configurable:true})}catch(e){}})})();</script>"
+)
 
 
-def inject_widget(page: str, tag: str) -> str:
-    """Add the widget before the last ``</body>`` (or at the end), unless the page has it."""
-    if _EXISTING_WIDGET.search(page):
-        return page
+def inject_widget(page: str, base_url: str, share_id: str) -> str:
+    """Give the page a widget that posts here with the share's id. A page that already has a
+    widget tag keeps its script (ours or the upstream one) with its project and endpoint
+    rewritten to this server and this share, plus the storage shim; any other page gets our
+    widget before the last ``</body>`` (or at the end)."""
+    routing = f' data-project="{html.escape(share_id)}" data-endpoint="{html.escape(base_url)}/spikes"'
+
+    def reroute(match: re.Match) -> str:
+        tag = _ROUTING_ATTRIBUTE.sub("", match.group(0))
+        closing = "/>" if tag.endswith("/>") else ">"
+        return tag[: -len(closing)].rstrip() + routing + closing
+
+    rewritten, found = _WIDGET_TAG.subn(reroute, page)
+    if found:
+        return _at_head_start(rewritten, STORAGE_SHIM)
+    tag = widget_tag(base_url, share_id)
     ends = list(_BODY_END.finditer(page))
     if not ends:
         return page + tag
@@ -37,7 +65,10 @@ def inject_base(page: str, href: str) -> str:
     would start). A page with its own <base href> keeps it."""
     if _EXISTING_BASE.search(page):
         return page
-    tag = f'<base href="{html.escape(href)}">'
+    return _at_head_start(page, f'<base href="{html.escape(href)}">')
+
+
+def _at_head_start(page: str, tag: str) -> str:
     for pattern in (_HEAD_START, _HTML_START, _DOCTYPE):
         found = pattern.search(page)
         if found:

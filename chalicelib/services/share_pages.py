@@ -132,7 +132,7 @@ def _content(settings: Settings, share_files: ShareFiles, v: Visit, share: Share
     if uploads.is_text(served.content_type):
         text = served.body.decode("utf-8", errors="replace")
         if is_html:
-            text = share_html.inject_widget(text, share_html.widget_tag(v.base_url, share.share_id))
+            text = share_html.inject_widget(text, v.base_url, share.share_id)
             if share.password_hash:
                 folder = served.path.rsplit("/", 1)[0] + "/" if "/" in served.path else ""
                 text = share_html.inject_base(text, share_access.access_root(settings, v.base_url, share) + folder)

@@ -130,6 +130,53 @@ def test_element_feedback_through_the_widget_on_a_multi_file_share(live_server, 
     assert spike["url"].startswith(created["url"] + "/")
 
 
+UPSTREAM_STANDIN = (Path(__file__).parent / "fixtures" / "upstream_widget_standin.js").read_text()
+
+
+def upstream_page(script_src: str) -> bytes:
+    """An index.html after `spikes inject` (project key from the folder name, no endpoint)."""
+    return (b'<!doctype html><html><head><meta charset="utf-8"><title>Pricing</title></head><body>\n'
+            b'<main><h1>Pricing</h1><button id="buy" class="cta">Buy now</button></main>\n'
+            b'<script src="' + script_src.encode() + b'" data-project="pricing-site"></script>\n</body></html>')
+
+
+@pytest.mark.browser
+def test_a_page_with_the_upstream_widget_tag_sends_feedback_here(live_server, page):
+    """The page carries the tag `spikes inject` writes. The upstream widget is served by a
+    stand-in (tests/e2e/fixtures) that uses storage and posts the way it does; the server
+    routes the tag to itself and the share, and its storage shim lets the widget run."""
+    page.context.route("https://spikes.sh/**", lambda route: route.fulfill(
+        status=200, content_type="application/javascript", body=UPSTREAM_STANDIN))
+    token = live_server.sign_in("upstream@example.com")
+    created = share(live_server, token, "pricing-site", {"index.html": upstream_page("https://spikes.sh/widget.js")})
+    errors: list = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(created["url"] + "/")
+    page.wait_for_selector("#upstream-spikes-button")
+    assert page.locator("spikes-widget").count() == 0  # the page's own widget, not a second one
+    page.click("#upstream-spikes-button")
+    page.click("#buy")
+    page.wait_for_selector("#upstream-spikes-button[data-result]", timeout=15000)
+    assert page.get_attribute("#upstream-spikes-button", "data-result") == "sent" and errors == []
+
+    listed = requests.get(live_server.url + "/spikes", params={"project": created["slug"]}, timeout=30)
+    assert listed.status_code == 200, listed.text
+    [spike] = listed.json()["data"]
+    assert spike["projectKey"] == created["share_id"] and spike["selector"] == "#buy"
+    assert spike["elementText"] == "Buy now" and spike["comments"] == "Picked with the upstream widget"
+    assert len(spike["id"]) == 21 and spike["reviewer"]["name"] == "Upstream Reviewer"
+
+    # The control: the same script under a name the server does not take for a widget gets
+    # no shim, and in the sandbox it throws on storage before it can show anything.
+    control = share(live_server, token, "control", {"index.html": upstream_page("https://spikes.sh/other.js")})
+    errors.clear()
+    page.goto(control["url"] + "/")
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(300)
+    assert page.locator("#upstream-spikes-button").count() == 0
+    assert any("SecurityError" in error or "localStorage" in error for error in errors), errors
+
+
 @pytest.mark.browser
 def test_password_protected_share_viewed_through_the_form(live_server, page):
     token = live_server.sign_in("pro@example.com")
