@@ -180,6 +180,9 @@ ROUTES = [
     ("GET", "/shares", "shares:read"),
     ("GET", "/shares/missing-share", "shares:read"),
     ("DELETE", "/shares/missing-share", "shares:write"),
+    ("PATCH", "/shares/missing-share", "shares:write"),
+    ("GET", "/v1/shares", "shares:read"),
+    ("POST", "/v1/spikes", "spikes:write"),
     ("GET", "/usage", "usage:read"),
     ("GET", "/auth/api-keys", "keys:manage"),
     ("POST", "/auth/api-key", "keys:manage"),
@@ -191,6 +194,8 @@ ROUTES = [
     ("POST", "/auth/rotate-token", SESSION_ONLY),
 ]
 BODIES = {("POST", "/spikes"): {"type": "page", "projectKey": "scope-test", "comments": "hi"},
+          ("POST", "/v1/spikes"): {"type": "page", "projectKey": "scope-test", "comments": "hi"},
+          ("PATCH", "/shares/missing-share"): {"name": "renamed"},
           ("PATCH", "/spikes/spk_missing"): {"resolved": True}, ("PATCH", "/auth/api-key/key_missing"): {"name": "x"}}
 
 
