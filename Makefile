@@ -18,7 +18,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev dev-deps bench-peer test test-fast test-e2e clean-data bench system-deps python-check
+.PHONY: dev dev-deps bench-peer test test-fast test-e2e clean-data bench system-deps python-check package deploy destroy secrets
 
 python-check:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11+ needed: make PYTHON=/path/to/python3.11")'
@@ -108,3 +108,32 @@ bench: $(STAMP) $(DDB_LOCAL) system-deps dev-deps
 ## PEER_DIR as docs/performance.md describes (its code is never part of this repository).
 bench-peer: $(STAMP) $(DDB_LOCAL) dev-deps
 	$(BIN)/python -m bench.peer --peer-dir "$(PEER_DIR)"
+
+# --- AWS (docs/deploy.md) ------------------------------------------------------------------
+# `make deploy STAGE=prod MAIL_FROM=no-reply@example.com`: package, upload, create or update the
+# CloudFormation stack spikes-$(STAGE). Real credentials come from your environment or AWS
+# profile: the fake ones above (and the metadata switch) are dropped for these targets.
+STAGE ?= prod
+AWS_REAL := env -u AWS_EC2_METADATA_DISABLED \
+  $(if $(filter file,$(origin AWS_ACCESS_KEY_ID)),-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY) \
+  $(if $(filter file,$(origin AWS_DEFAULT_REGION)),-u AWS_DEFAULT_REGION)
+DEPLOY_OPTIONS := $(if $(MAIL_FROM),--mail-from '$(MAIL_FROM)') $(if $(MAIL_FROM_NAME),--mail-from-name '$(MAIL_FROM_NAME)') \
+  $(if $(DOMAIN_NAME),--domain-name '$(DOMAIN_NAME)') $(if $(CERTIFICATE_ARN),--certificate-arn '$(CERTIFICATE_ARN)') \
+  $(if $(STRIPE_PRICE_ID),--stripe-price-id '$(STRIPE_PRICE_ID)') $(if $(ALARM_EMAIL),--alarm-email '$(ALARM_EMAIL)') \
+  $(if $(LOG_RETENTION_DAYS),--log-retention-days '$(LOG_RETENTION_DAYS)')
+
+## Write build/$(STAGE)/: the code package and the CloudFormation template. Touches no AWS.
+package: $(STAMP)
+	$(BIN)/python -m infra.package --stage '$(STAGE)'
+
+## Package, then create or update the stack spikes-$(STAGE) (first time: MAIL_FROM=...).
+deploy: package
+	$(AWS_REAL) $(BIN)/python -m infra.deploy deploy --stage '$(STAGE)' $(DEPLOY_OPTIONS)
+
+## Delete the stack; tables, bucket and secrets are kept unless DELETE_DATA=yes.
+destroy: $(STAMP)
+	$(AWS_REAL) $(BIN)/python -m infra.deploy destroy --stage '$(STAGE)' $(if $(filter yes,$(DELETE_DATA)),--delete-data)
+
+## Create the stage's SSM parameters (secret key, admin token, Stripe keys); ROTATE=name replaces one.
+secrets: $(STAMP)
+	$(AWS_REAL) $(BIN)/python -m infra.secrets --stage '$(STAGE)' $(if $(ROTATE),--rotate '$(ROTATE)')

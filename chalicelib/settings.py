@@ -83,8 +83,10 @@ class Settings(BaseSettings):
     upgrade_url: Optional[str] = None
     # Where the Customer Portal sends the user back (default: the site's origin).
     billing_return_url: Optional[str] = None
-    stripe_max_network_retries: int = 2
-    stripe_timeout_seconds: float = 10.0
+    # A checkout makes up to two Stripe calls; both, retries and backoff included, fit inside the
+    # API function's 25 s timeout (API Gateway gives up at 29 s).
+    stripe_max_network_retries: int = 1
+    stripe_timeout_seconds: float = 5.0
     # The scheduled quota reset: users per page, and the time it leaves before the Lambda
     # timeout when deciding whether to start another page (it checkpoints after each page).
     job_page_size: int = 100

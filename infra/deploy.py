@@ -1,0 +1,302 @@
+"""``make deploy`` / ``make destroy``: the stage as a CloudFormation stack named ``spikes-<stage>``.
+
+Deploy state lives in AWS (the stack), so any machine with credentials updates the same stage.
+The packaged template is over CloudFormation's 51,200-byte inline limit: code and template go
+to an artifact bucket (``spikes-deploy-<account>-<region>``) first. Works with boto3 alone;
+``AWS_ENDPOINT_URL`` points it at an emulator (the tests use moto).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from infra import package, secrets, stack
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
+# Deploy options -> template parameters. Unset options keep the stack's previous value.
+OPTION_PARAMETERS = {"mail_from": "MailFrom", "mail_from_name": "MailFromName", "domain_name": "DomainName",
+                     "certificate_arn": "CertificateArn", "stripe_price_id": "StripePriceId",
+                     "alarm_email": "AlarmEmail", "log_retention_days": "LogRetentionDays"}
+
+
+def stack_name(stage: str) -> str:
+    return f"spikes-{stage}"
+
+
+class Deployer:
+    def __init__(self, session: Any = None, out=sys.stdout):
+        import boto3
+        self.session = session or boto3.session.Session()
+        self.out = out
+        self.region = self.session.region_name or "us-east-1"
+        self.cfn = self.session.client("cloudformation", region_name=self.region)
+        self.s3 = self.session.client("s3", region_name=self.region)
+        self.ssm = self.session.client("ssm", region_name=self.region)
+        self.ses = self.session.client("ses", region_name=self.region)
+        self.account = self.session.client("sts", region_name=self.region).get_caller_identity()["Account"]
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    # --- stack state --------------------------------------------------------------------------
+
+    def describe(self, stage: str) -> Optional[Dict[str, Any]]:
+        from botocore.exceptions import ClientError
+        try:
+            stacks = self.cfn.describe_stacks(StackName=stack_name(stage))["Stacks"]
+        except ClientError as exc:
+            if "does not exist" in str(exc):
+                return None
+            raise
+        return stacks[0] if stacks and stacks[0]["StackStatus"] != "DELETE_COMPLETE" else None
+
+    @staticmethod
+    def outputs(described: Dict[str, Any]) -> Dict[str, str]:
+        return {item["OutputKey"]: item["OutputValue"] for item in described.get("Outputs", [])}
+
+    # --- artifacts ----------------------------------------------------------------------------
+
+    def artifact_bucket(self) -> str:
+        from botocore.exceptions import ClientError
+        name = f"spikes-deploy-{self.account}-{self.region}"
+        try:
+            self.s3.head_bucket(Bucket=name)
+            return name
+        except ClientError:
+            pass
+        config = {} if self.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": self.region}}
+        self.s3.create_bucket(Bucket=name, **config)
+        self.s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+        self.s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+        self.s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": [
+            {"ID": "old-artifacts", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 90}}]})
+        self.say(f"Created artifact bucket s3://{name}")
+        return name
+
+    def upload(self, bucket: str, key: str, path: Path) -> str:
+        self.s3.upload_file(str(path), bucket, key)
+        return key
+
+    # --- deploy -------------------------------------------------------------------------------
+
+    def deploy(self, stage: str, build_dir: Path, options: Dict[str, Any], interactive: bool = False) -> Dict[str, str]:
+        stack.check_stage(stage)
+        built = build_dir / stage
+        if not (built / "template.json").exists():
+            raise SystemExit(f"{built}/template.json is missing: run `make package STAGE={stage}` first")
+        existing = self.describe(stage)
+        if existing and existing["StackStatus"] == "ROLLBACK_COMPLETE":
+            self.say(f"Stack {stack_name(stage)} failed its first creation; deleting it before trying again.")
+            self.cfn.delete_stack(StackName=stack_name(stage))
+            self.cfn.get_waiter("stack_delete_complete").wait(StackName=stack_name(stage))
+            existing = None
+        previous = {p["ParameterKey"]: p.get("ParameterValue", "") for p in (existing or {}).get("Parameters", [])}
+        if not existing and not options.get("mail_from"):
+            raise SystemExit("The first deploy needs the mail sender: make deploy STAGE=... MAIL_FROM=no-reply@your-domain")
+
+        secrets.ensure_secrets(self.ssm, stage, ask=secrets.prompt_if_interactive() if interactive else None,
+                               out=self.out)
+
+        bucket = self.artifact_bucket()
+        digest = hashlib.sha256((built / "deployment.zip").read_bytes()).hexdigest()[:20]
+        code_key = self.upload(bucket, f"{stage}/code-{digest}.zip", built / "deployment.zip")
+        template_bytes = (built / "template.json").read_bytes()
+        template_key = self.upload(bucket, f"{stage}/template-{hashlib.sha256(template_bytes).hexdigest()[:20]}.json",
+                                   built / "template.json")
+        template_url = f"https://{bucket}.s3.{self.region}.amazonaws.com/{template_key}"
+        if self.s3.meta.endpoint_url and "amazonaws.com" not in self.s3.meta.endpoint_url:
+            template_url = f"{self.s3.meta.endpoint_url}/{bucket}/{template_key}"  # an emulator
+
+        values: Dict[str, Optional[str]] = {"Stage": stage, "CodeBucket": bucket, "CodeKey": code_key}
+        for option, parameter in OPTION_PARAMETERS.items():
+            if options.get(option) is not None:
+                values[parameter] = str(options[option])
+        # Links in mail and share URLs: the custom domain (the template uses it), else the
+        # API's own URL, which exists only once the stack does (then a second, quick update).
+        known_url = self.outputs(existing).get("ApiUrl") if existing else None
+        values["PublicBaseUrl"] = options.get("public_base_url") or known_url or ""
+        parameters = self._parameters(values, previous)
+        self._create_or_update(stage, template_url, parameters, update=existing is not None)
+        described = self.describe(stage)
+        outputs = self.outputs(described)
+        uses_domain = any(p["ParameterKey"] == "DomainName" and p.get("ParameterValue") for p in described["Parameters"])
+        if not uses_domain and not values["PublicBaseUrl"]:
+            self.say("Setting the public base URL to the new API's URL ...")
+            values["PublicBaseUrl"] = outputs["ApiUrl"]
+            current = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described["Parameters"]}
+            self._create_or_update(stage, template_url, self._parameters(values, current), update=True)
+            outputs = self.outputs(self.describe(stage))
+        self.report(stage, outputs, described)
+        return outputs
+
+    @staticmethod
+    def _parameters(values: Dict[str, Optional[str]], previous: Dict[str, str]) -> List[Dict[str, Any]]:
+        """Given values, else the stack's current ones (explicitly: a template may add parameters)."""
+        merged = {**previous, **{key: value for key, value in values.items() if value is not None}}
+        return [{"ParameterKey": key, "ParameterValue": value} for key, value in sorted(merged.items())]
+
+    def _create_or_update(self, stage: str, template_url: str, parameters: List[dict], update: bool) -> None:
+        from botocore.exceptions import ClientError
+        name = stack_name(stage)
+        common = dict(StackName=name, TemplateURL=template_url, Parameters=parameters, Capabilities=CAPABILITIES,
+                      Tags=[{"Key": "spikes:stage", "Value": stage}])
+        if update:
+            try:
+                self.cfn.update_stack(**common)
+            except ClientError as exc:
+                if "No updates are to be performed" in str(exc):
+                    self.say(f"Stack {name} is already up to date.")
+                    return
+                raise
+            self.say(f"Updating stack {name} ...")
+            waiter = "stack_update_complete"
+        else:
+            self.cfn.create_stack(**common, OnFailure="ROLLBACK", EnableTerminationProtection=False)
+            self.say(f"Creating stack {name} ...")
+            waiter = "stack_create_complete"
+        from botocore.exceptions import WaiterError
+        try:
+            self.cfn.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": 5, "MaxAttempts": 360})
+        except WaiterError as exc:
+            self.say(self._failure_events(name))
+            raise SystemExit(f"Stack {name} did not finish: {exc}") from exc
+
+    def _failure_events(self, name: str) -> str:
+        events = self.cfn.describe_stack_events(StackName=name)["StackEvents"][:30]
+        failed = [f"  {e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}" for e in events
+                  if e["ResourceStatus"].endswith("FAILED")]
+        return "Failed resources:\n" + "\n".join(failed) if failed else "No failed resource reported."
+
+    # --- what is left to do ------------------------------------------------------------------
+
+    def mail_status(self, mail_from: str) -> List[str]:
+        """SES: is the sender (or its domain) verified, is the account still in the sandbox."""
+        domain = mail_from.split("@", 1)[1]
+        attributes = self.ses.get_identity_verification_attributes(Identities=[mail_from, domain])
+        states = {name: value["VerificationStatus"] for name, value in attributes["VerificationAttributes"].items()}
+        todo = []
+        if "Success" not in states.values():
+            if not states:
+                self.ses.verify_email_identity(EmailAddress=mail_from)
+                todo.append(f"SES: a verification mail was sent to {mail_from}; click its link (or verify the domain "
+                            f"{domain} in the SES console, see docs/deploy.md). Until then no magic link is sent.")
+            else:
+                todo.append(f"SES: {mail_from} / {domain} is not verified yet ({', '.join(sorted(set(states.values())))}).")
+        try:
+            quota = self.ses.get_send_quota()
+            if quota.get("Max24HourSend", 0) <= 200:
+                todo.append("SES: the account is in the sandbox (mail only to verified addresses, 200 a day); "
+                            "request production access (docs/deploy.md, 'Leaving the SES sandbox').")
+        except Exception:  # noqa: BLE001 - informational only
+            pass
+        return todo
+
+    def report(self, stage: str, outputs: Dict[str, str], described: Dict[str, Any]) -> None:
+        parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described["Parameters"]}
+        url = outputs.get("PublicUrl") or outputs["ApiUrl"]
+        todo = self.mail_status(parameters["MailFrom"])
+        present = secrets.existing_parameters(self.ssm, stage)
+        if "stripe_secret_key" not in present or not parameters.get("StripePriceId"):
+            todo.append(f"Stripe: set the keys with `make secrets STAGE={stage}` and the price with "
+                        f"`make deploy STAGE={stage} STRIPE_PRICE_ID=price_...` (billing answers 503 until then).")
+        if outputs.get("CustomDomainTarget"):
+            todo.append(f"DNS: point {parameters['DomainName']} (CNAME or alias) at {outputs['CustomDomainTarget']}.")
+        self.say("")
+        self.say(f"Stage {stage} is deployed (stack {stack_name(stage)}, region {self.region}).")
+        self.say(f"  API URL:              {url}")
+        self.say(f"  Stripe webhook URL:   {outputs['StripeWebhookUrl']}  (events: checkout.session.completed, "
+                 "customer.subscription.*, invoice.payment_failed)")
+        self.say(f"  Widget:               <script src=\"{outputs['WidgetScriptUrl']}\" data-project=\"my-project\" "
+                 f"data-endpoint=\"{url}/spikes\"></script>")
+        self.say(f"  CLI:                  export SPIKES_API_URL={url}")
+        self.say(f"  Check it:             make smoke URL={url}")
+        if todo:
+            self.say("Still to do by hand:")
+            for item in todo:
+                self.say(f"  - {item}")
+        else:
+            self.say("Nothing left to do by hand.")
+
+    # --- destroy ------------------------------------------------------------------------------
+
+    def destroy(self, stage: str, delete_data: bool = False) -> None:
+        stack.check_stage(stage)
+        described = self.describe(stage)
+        bucket = self.outputs(described).get("BucketName") if described else None
+        bucket = bucket or f"spikes-{stage}-files-{self.account}-{self.region}"
+        tables = list(stack.table_names(stage).values())
+        if described:
+            self.say(f"Deleting stack {stack_name(stage)} ...")
+            self.cfn.delete_stack(StackName=stack_name(stage))
+            self.cfn.get_waiter("stack_delete_complete").wait(StackName=stack_name(stage),
+                                                              WaiterConfig={"Delay": 5, "MaxAttempts": 360})
+        else:
+            self.say(f"No stack {stack_name(stage)} in {self.region}.")
+        if not delete_data:
+            self.say("Kept (they hold users' data): tables " + ", ".join(tables) + f"; bucket {bucket}; "
+                     f"SSM parameters under {stack.ssm_path(stage)}.")
+            self.say(f"To delete them too: make destroy STAGE={stage} DELETE_DATA=yes")
+            return
+        self.delete_data(stage, tables, bucket)
+
+    def delete_data(self, stage: str, tables: List[str], bucket: str) -> None:
+        from botocore.exceptions import ClientError
+        dynamodb = self.session.client("dynamodb", region_name=self.region)
+        for table in tables:
+            try:
+                dynamodb.update_table(TableName=table, DeletionProtectionEnabled=False)
+                dynamodb.get_waiter("table_exists").wait(TableName=table)
+                dynamodb.delete_table(TableName=table)
+                self.say(f"Deleted table {table}")
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                    raise
+        try:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            self.s3.delete_bucket(Bucket=bucket)
+            self.say(f"Deleted bucket {bucket}")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "NoSuchBucket":
+                raise
+        names = [stack.ssm_path(stage) + name for name in secrets.existing_parameters(self.ssm, stage)]
+        if names:
+            self.ssm.delete_parameters(Names=names)
+            self.say(f"Deleted SSM parameters {', '.join(names)}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("deploy")
+    up.add_argument("--stage", default="prod")
+    up.add_argument("--build-dir", default=str(ROOT / "build"))
+    up.add_argument("--package", action="store_true", help="package first (make deploy does)")
+    for option in OPTION_PARAMETERS:
+        up.add_argument("--" + option.replace("_", "-"), default=None)
+    up.add_argument("--public-base-url", default=None)
+    down = commands.add_parser("destroy")
+    down.add_argument("--stage", default="prod")
+    down.add_argument("--delete-data", action="store_true", help="also delete the tables, the bucket and the secrets")
+    args = parser.parse_args(argv)
+    deployer = Deployer()
+    if args.command == "destroy":
+        deployer.destroy(args.stage, args.delete_data)
+        return 0
+    if args.package:
+        package.build(args.stage, Path(args.build_dir))
+    options = {option: getattr(args, option) or None for option in [*OPTION_PARAMETERS, "public_base_url"]}
+    deployer.deploy(args.stage, Path(args.build_dir), options, interactive=sys.stdin.isatty())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

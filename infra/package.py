@@ -1,0 +1,176 @@
+"""``make package STAGE=...``: everything a deploy needs, in build/<stage>/, without touching AWS.
+
+- ``deployment.zip``: app.py, chalicelib/ and the runtime requirements only (no Chalice CLI
+  dependencies, pip, setuptools, test tools), with bytecode compiled in (unchecked-hash .pyc:
+  Lambda's file system is read-only and zip timestamps are not the sources').
+- ``sam.json``: Chalice's SAM template merged with ``infra/stack.py`` (what cfn-lint checks).
+- ``template.json``: the same translated to plain CloudFormation by aws-sam-translator: what
+  ``make deploy`` creates, and what the tests create in moto's CloudFormation.
+"""
+from __future__ import annotations
+
+import argparse
+import compileall
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, Iterable
+
+from infra import policy, stack
+
+ROOT = Path(__file__).resolve().parent.parent
+# Installed by Chalice's packager for its CLI, or by pip itself: never imported at run time.
+EXCLUDED_TOP_LEVEL = {
+    "pip", "setuptools", "wheel", "pkg_resources", "_distutils_hack", "distutils-precedence.pth",
+    "click", "inquirer", "blessed", "jinxed", "readchar", "editor", "runs", "xmod", "wcwidth", "yaml", "_yaml",
+    "pytest", "_pytest", "moto", "pluggy", "iniconfig",
+}
+EXCLUDED_REQUIREMENTS = {"chalice"}  # Chalice adds its runtime (chalice/app.py) itself
+FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def chalice_config(stage: str) -> Dict[str, Any]:
+    """The stage's .chalice/config.json, generated: any stage name works, and roles and names
+    come from the stack (infra/stack.py), not from a second copy here."""
+    return {
+        "version": "2.0",
+        "app_name": "spikes",
+        "stages": {stage: {
+            "api_gateway_stage": stack.API_STAGE,
+            "api_gateway_endpoint_type": "REGIONAL",
+            "lambda_memory_size": stack.MEMORY_MB,
+            "lambda_timeout": stack.API_TIMEOUT_SECONDS,
+            "manage_iam_role": False,
+            "iam_role_arn": "replaced-by-infra-stack",
+            "environment_variables": {"SPIKES_STAGE": stage},
+            "lambda_functions": {"quota_reset": {"lambda_timeout": stack.QUOTA_RESET_TIMEOUT_SECONDS}},
+        }},
+    }
+
+
+def runtime_requirements() -> str:
+    lines = []
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        name = re.split(r"[=<>~!\[ ;#]", line.strip(), maxsplit=1)[0].lower()
+        if name and name not in EXCLUDED_REQUIREMENTS:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def prepare_project(stage: str, project: Path) -> None:
+    """A copy of what ships (app.py, chalicelib/) with the generated config. Chalice's cache of
+    built dependencies (.chalice/deployments/) is kept between runs."""
+    project.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(project / "chalicelib", ignore_errors=True)
+    shutil.copytree(ROOT / "chalicelib", project / "chalicelib",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy2(ROOT / "app.py", project / "app.py")
+    (project / "requirements.txt").write_text(runtime_requirements())
+    (project / ".chalice").mkdir(exist_ok=True)
+    (project / ".chalice" / "config.json").write_text(json.dumps(chalice_config(stage), indent=2))
+
+
+def run_chalice_package(stage: str, project: Path, out: Path) -> None:
+    chalice = Path(sys.executable).with_name("chalice")
+    env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"}
+    shutil.rmtree(out, ignore_errors=True)
+    subprocess.run([str(chalice), "package", "--stage", stage, "--pkg-format", "cloudformation", str(out)],
+                   cwd=project, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def _excluded(relative: Path) -> bool:
+    top = relative.parts[0]
+    name = top.split("-")[0] if top.endswith((".dist-info", ".egg-info")) else top
+    return name in EXCLUDED_TOP_LEVEL or "__pycache__" in relative.parts or relative.suffix == ".pyc"
+
+
+def slim_package(chalice_zip: Path, target: Path) -> None:
+    """Rewrite Chalice's zip: drop what never runs, add compiled bytecode, fixed timestamps."""
+    with tempfile.TemporaryDirectory() as tmp:
+        unpacked = Path(tmp)
+        with zipfile.ZipFile(chalice_zip) as source:
+            source.extractall(unpacked)
+        for path in sorted(unpacked.iterdir()):
+            if _excluded(path.relative_to(unpacked)):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        compileall.compile_dir(str(unpacked), quiet=1, workers=1, ddir=".",
+                               invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as package:
+            for path in sorted(_files(unpacked)):
+                info = zipfile.ZipInfo(str(path.relative_to(unpacked)), FIXED_ZIP_TIME)
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                package.writestr(info, path.read_bytes())
+
+
+def _files(folder: Path) -> Iterable[Path]:
+    return (path for path in folder.rglob("*") if path.is_file())
+
+
+class _NoManagedPolicies:
+    """The translator asks for AWS managed policies only for SAM `Policies`: we use roles."""
+
+    def load(self) -> Dict[str, str]:
+        return {}
+
+
+def translate(sam_template: Dict[str, Any]) -> Dict[str, Any]:
+    """SAM -> CloudFormation. The result names no region (the translator insists on knowing
+    one all the same)."""
+    from samtranslator.translator.transform import transform
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    return transform(sam_template, {}, _NoManagedPolicies())
+
+
+def build(stage: str, build_root: Path) -> Dict[str, Any]:
+    stack.check_stage(stage)
+    out = build_root / stage
+    project = build_root / ".projects" / stage
+    prepare_project(stage, project)
+    raw = project / ".chalice-package"
+    run_chalice_package(stage, project, raw)
+    out.mkdir(parents=True, exist_ok=True)
+    slim_package(raw / "deployment.zip", out / "deployment.zip")
+    sam = stack.merge_into(json.loads((raw / "sam.json").read_text()), stage)
+    (out / "sam.json").write_text(json.dumps(sam, indent=1, sort_keys=True))
+    template = translate(sam)
+    (out / "template.json").write_text(json.dumps(template, indent=1, sort_keys=True))
+    shutil.rmtree(raw, ignore_errors=True)
+    return describe(out)
+
+
+def describe(out: Path) -> Dict[str, Any]:
+    package = out / "deployment.zip"
+    with zipfile.ZipFile(package) as archive:
+        unpacked = sum(info.file_size for info in archive.infolist())
+        files = len(archive.infolist())
+    return {"dir": str(out), "package_bytes": package.stat().st_size, "unpacked_bytes": unpacked, "files": files,
+            "package_sha256": hashlib.sha256(package.read_bytes()).hexdigest(),
+            "template_bytes": (out / "template.json").stat().st_size}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", default="prod")
+    parser.add_argument("--build-dir", default=str(ROOT / "build"))
+    args = parser.parse_args(argv)
+    info = build(args.stage, Path(args.build_dir))
+    print(f"Packaged stage {args.stage} in {info['dir']}/")
+    print(f"  deployment.zip  {info['package_bytes'] / 1e6:.1f} MB ({info['unpacked_bytes'] / 1e6:.1f} MB unpacked, "
+          f"{info['files']} files)")
+    print(f"  template.json   {info['template_bytes'] / 1e3:.0f} kB (over CloudFormation's 51,200-byte inline limit: "
+          "make deploy uploads it to an artifact bucket)")
+    print(f"  functions       {', '.join(policy.function_name(args.stage, f) for f in policy.FUNCTIONS)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The IAM policy of each function, written once and rendered for a stage.
+
+What each function may do is declared below per resource (table, index, bucket, parameter,
+mail identity); ``function_policy`` turns it into a policy document whose ARNs carry
+CloudFormation placeholders (``${AWS::Region}``, ``${ShareBucket}``...), wrapped in ``Fn::Sub``
+by the template. tests/test_deploy_policy.py renders the same document with the test stage's
+values and checks it against every AWS call the API tests make: nothing called is denied and
+nothing granted goes unused.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+from chalicelib.settings import SSM_PARAMETERS
+
+API_FUNCTION = "api_handler"
+QUOTA_RESET_FUNCTION = "quota_reset"
+FUNCTIONS = (API_FUNCTION, QUOTA_RESET_FUNCTION)
+
+# Logical id of each function in Chalice's template, and its physical name's suffix.
+LOGICAL_IDS = {API_FUNCTION: "APIHandler", QUOTA_RESET_FUNCTION: "QuotaReset"}
+NAME_SUFFIX = {API_FUNCTION: "api", QUOTA_RESET_FUNCTION: "quota-reset"}
+
+# DynamoDB: function -> logical table -> actions on the table itself.
+TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
+    API_FUNCTION: {
+        "users": ("GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"),
+        "auth": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
+        "shares": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
+        "spikes": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"),
+        "ledger": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
+    },
+    QUOTA_RESET_FUNCTION: {
+        "users": ("Scan", "UpdateItem"),
+        "shares": ("UpdateItem",),
+        "ledger": ("GetItem", "PutItem", "UpdateItem"),
+    },
+}
+# Function -> logical table -> indexes it queries.
+INDEX_QUERIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
+    API_FUNCTION: {
+        "users": ("stripe_customer_index",),
+        "shares": ("owner_index",),
+        "spikes": ("project_index", "owner_index", "feed_index"),
+    },
+    QUOTA_RESET_FUNCTION: {
+        "shares": ("owner_index",),
+    },
+}
+# Share files: function -> S3 actions on objects, and on the bucket itself.
+OBJECT_ACTIONS: Dict[str, Tuple[str, ...]] = {
+    API_FUNCTION: ("GetObject", "PutObject", "DeleteObject"),
+}
+BUCKET_ACTIONS: Dict[str, Tuple[str, ...]] = {
+    API_FUNCTION: ("ListBucket",),
+}
+# Functions that send mail (magic links) through SES.
+SENDS_MAIL = {API_FUNCTION}
+
+
+def function_name(stage: str, function: str) -> str:
+    return f"spikes-{stage}-{NAME_SUFFIX[function]}"
+
+
+def _arn(service: str, resource: str, regional: bool = True) -> str:
+    where = "${AWS::Region}:${AWS::AccountId}" if regional else ":"
+    return f"arn:${{AWS::Partition}}:{service}:{where}:{resource}"
+
+
+def table_arn(table_name: str) -> str:
+    return _arn("dynamodb", f"table/{table_name}")
+
+
+def function_policy(stage: str, function: str, table_names: Dict[str, str], ssm_path: str) -> dict:
+    """The policy document of one function. Placeholders left for Fn::Sub: AWS pseudo
+    parameters, ``${ShareBucket}`` (the bucket's name) and ``${MailFrom}``/``${MailDomain}``."""
+    statements: List[dict] = [{
+        "Sid": "OwnLogs",
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": _arn("logs", f"log-group:/aws/lambda/{function_name(stage, function)}:*"),
+    }]
+    table_grants: Dict[Tuple[str, ...], List[str]] = {}
+    for logical, actions in sorted(TABLE_ACTIONS.get(function, {}).items()):
+        table_grants.setdefault(tuple(sorted(actions)), []).append(table_arn(table_names[logical]))
+    for number, (actions, resources) in enumerate(sorted(table_grants.items())):
+        statements.append({"Sid": f"Tables{number}", "Effect": "Allow",
+                           "Action": [f"dynamodb:{action}" for action in actions], "Resource": resources})
+    indexes = [f"{table_arn(table_names[logical])}/index/{index}"
+               for logical, names in sorted(INDEX_QUERIES.get(function, {}).items()) for index in names]
+    if indexes:
+        statements.append({"Sid": "Indexes", "Effect": "Allow", "Action": ["dynamodb:Query"], "Resource": indexes})
+    if function in OBJECT_ACTIONS:
+        statements.append({"Sid": "ShareFiles", "Effect": "Allow",
+                           "Action": [f"s3:{action}" for action in OBJECT_ACTIONS[function]],
+                           "Resource": "arn:${AWS::Partition}:s3:::${ShareBucket}/*"})
+    if function in BUCKET_ACTIONS:
+        statements.append({"Sid": "ShareBucket", "Effect": "Allow",
+                           "Action": [f"s3:{action}" for action in BUCKET_ACTIONS[function]],
+                           "Resource": "arn:${AWS::Partition}:s3:::${ShareBucket}"})
+    if function in SENDS_MAIL:
+        # SES authorizes against the identity that was verified: the address or its domain.
+        statements.append({"Sid": "Mail", "Effect": "Allow", "Action": ["ses:SendEmail"],
+                           "Resource": [_arn("ses", "identity/${MailFrom}"), _arn("ses", "identity/${MailDomain}")]})
+    statements.append({"Sid": "Secrets", "Effect": "Allow", "Action": ["ssm:GetParameters"],
+                       "Resource": [_arn("ssm", f"parameter{ssm_path}{name}") for name in SSM_PARAMETERS]})
+    return {"Version": "2012-10-17", "Statement": statements}

@@ -1,0 +1,334 @@
+"""Everything the stage needs besides what Chalice generates (the API, the two functions,
+the schedule): tables, bucket, roles, log groups, alarms, gateway responses, custom domain,
+parameters and outputs. ``merge_into`` deep-merges it into Chalice's SAM template.
+
+Tables come from the PynamoDB models (keys, indexes, projections), names from
+``chalicelib.store.tables``: the code and the template read one declaration.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any, Dict, List
+
+from pydantic import SecretStr
+
+from chalicelib.settings import SSM_PATH_VARIABLE, Settings
+from chalicelib.store.models import ALL_MODELS, LOGICAL_NAMES
+from chalicelib.store.setup import MODELS_WITH_TTL, TTL_ATTRIBUTE
+from chalicelib.store.tables import table_name
+from infra import policy
+
+# Bucket names are global: the stage, account and region make it unique (≤ 63 characters).
+STAGE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+API_STAGE = "api"
+API_TIMEOUT_SECONDS = 25  # API Gateway gives up at 29 s
+QUOTA_RESET_TIMEOUT_SECONDS = 300
+MEMORY_MB = 512
+ROLE_IDS = {policy.API_FUNCTION: "ApiHandlerRole", policy.QUOTA_RESET_FUNCTION: "QuotaResetRole"}
+BUCKET_NAME = "spikes-${Stage}-files-${AWS::AccountId}-${AWS::Region}"
+ABANDONED_UPLOAD_DAYS = 1
+
+
+def check_stage(stage: str) -> str:
+    if not STAGE_PATTERN.match(stage):
+        raise ValueError(f"stage {stage!r}: use 1-20 lower-case letters, digits or '-', starting with a letter")
+    return stage
+
+
+def stage_settings(stage: str) -> Settings:
+    """The settings a stage's functions run with, for deriving names (no validation: the
+    secrets live in SSM, not here)."""
+    return Settings.model_construct(stage=check_stage(stage), secret_key=SecretStr("unused"))
+
+
+def ssm_path(stage: str) -> str:
+    return f"/spikes/{stage}/"
+
+
+def table_names(stage: str) -> Dict[str, str]:
+    settings = stage_settings(stage)
+    return {logical: table_name(settings, logical) for logical in LOGICAL_NAMES.values()}
+
+
+def logical_id(name: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^a-zA-Z0-9]", name) if part)
+
+
+def table_resource_id(logical: str) -> str:
+    return f"{logical_id(logical)}Table"
+
+
+def table_resource(model: Any, physical_name: str) -> Dict[str, Any]:
+    """An AWS::DynamoDB::Table from a PynamoDB model's own schema."""
+    schema = model._get_schema()
+    attributes = {a["AttributeName"]: a["AttributeType"] for a in schema["attribute_definitions"]}
+    properties: Dict[str, Any] = {
+        "TableName": physical_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": kind}
+                                 for name, kind in sorted(attributes.items())],
+        "KeySchema": schema["key_schema"],
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "DeletionProtectionEnabled": True,
+        "SSESpecification": {"SSEEnabled": True},
+    }
+    indexes = [{"IndexName": index["index_name"], "KeySchema": index["key_schema"],
+                "Projection": index["projection"]} for index in schema.get("global_secondary_indexes", [])]
+    if indexes:
+        properties["GlobalSecondaryIndexes"] = sorted(indexes, key=lambda index: index["IndexName"])
+    if model in MODELS_WITH_TTL:
+        properties["TimeToLiveSpecification"] = {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+    # Users' data outlives the stack: `make destroy` leaves tables unless told otherwise.
+    return {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+            "Properties": properties}
+
+
+def bucket_resource() -> Dict[str, Any]:
+    return {
+        "Type": "AWS::S3::Bucket",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": {
+            "BucketName": {"Fn::Sub": BUCKET_NAME},
+            "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "IgnorePublicAcls": True,
+                                               "BlockPublicPolicy": True, "RestrictPublicBuckets": True},
+            "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+            "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+            "LifecycleConfiguration": {"Rules": [
+                {"Id": "abort-abandoned-uploads", "Status": "Enabled",
+                 "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABANDONED_UPLOAD_DAYS}},
+                {"Id": "expire-exports", "Status": "Enabled", "Prefix": "exports/", "ExpirationInDays": 1},
+            ]},
+            # Browsers PUT files straight to presigned URLs (docs/shares.md); nothing else
+            # crosses origins: downloads go through the API or a same-tab redirect.
+            "CorsConfiguration": {"CorsRules": [{
+                "AllowedMethods": ["PUT"], "AllowedOrigins": ["*"],
+                "AllowedHeaders": ["content-type", "content-length"], "ExposedHeaders": ["ETag"], "MaxAge": 3000}]},
+        },
+    }
+
+
+def bucket_policy_resource() -> Dict[str, Any]:
+    """Refuse anything but TLS."""
+    return {"Type": "AWS::S3::BucketPolicy", "Properties": {
+        "Bucket": {"Ref": "ShareBucket"},
+        "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [{"Fn::Sub": "arn:${AWS::Partition}:s3:::${ShareBucket}"},
+                         {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ShareBucket}/*"}],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}}
+
+
+def role_resource(stage: str, function: str) -> Dict[str, Any]:
+    document = policy.function_policy(stage, function, table_names(stage), ssm_path(stage))
+    return {"Type": "AWS::IAM::Role", "Properties": {
+        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+        "Policies": [{"PolicyName": f"{policy.NAME_SUFFIX[function]}", "PolicyDocument": _sub_strings(document)}],
+    }}
+
+
+def _sub_strings(value: Any) -> Any:
+    """Wrap every string holding a ``${...}`` placeholder in Fn::Sub (MailDomain comes from
+    MailFrom, so it is given as a variable of the Sub)."""
+    if isinstance(value, dict):
+        return {key: _sub_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_sub_strings(item) for item in value]
+    if isinstance(value, str) and "${" in value:
+        if "${MailDomain}" in value:
+            return {"Fn::Sub": [value, {"MailDomain": {"Fn::Select": [1, {"Fn::Split": ["@", {"Ref": "MailFrom"}]}]}}]}
+        return {"Fn::Sub": value}
+    return value
+
+
+def log_group_resource(stage: str, function: str) -> Dict[str, Any]:
+    return {"Type": "AWS::Logs::LogGroup", "DeletionPolicy": "Delete", "Properties": {
+        "LogGroupName": f"/aws/lambda/{policy.function_name(stage, function)}",
+        "RetentionInDays": {"Ref": "LogRetentionDays"}}}
+
+
+def _alarm(description: str, namespace: str, metric: str, dimensions: List[dict], threshold: float,
+           periods: int = 1, period: int = 300) -> Dict[str, Any]:
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+        "AlarmDescription": description, "Namespace": namespace, "MetricName": metric, "Dimensions": dimensions,
+        "Statistic": "Sum", "Period": period, "EvaluationPeriods": periods, "Threshold": threshold,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
+        "AlarmActions": [{"Ref": "AlarmTopic"}], "OKActions": [{"Ref": "AlarmTopic"}]}}
+
+
+def alarm_resources(stage: str) -> Dict[str, Any]:
+    api = [{"Name": "ApiName", "Value": f"spikes-{stage}"}, {"Name": "Stage", "Value": API_STAGE}]
+    resources = {
+        "AlarmTopic": {"Type": "AWS::SNS::Topic", "Properties": {"DisplayName": f"Spikes {stage} alarms"}},
+        "AlarmEmailSubscription": {"Type": "AWS::SNS::Subscription", "Condition": "HasAlarmEmail", "Properties": {
+            "TopicArn": {"Ref": "AlarmTopic"}, "Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}},
+        "Api5xxAlarm": _alarm(f"spikes {stage}: API answered 5xx at least 5 times in 5 minutes",
+                              "AWS/ApiGateway", "5XXError", api, 5),
+        "QuotaResetFailedAlarm": _alarm(
+            f"spikes {stage}: the scheduled quota reset failed", "AWS/Lambda", "Errors",
+            [{"Name": "FunctionName", "Value": {"Ref": "QuotaReset"}}], 1),
+        "QuotaResetThrottledAlarm": _alarm(
+            f"spikes {stage}: the scheduled quota reset was throttled", "AWS/Lambda", "Throttles",
+            [{"Name": "FunctionName", "Value": {"Ref": "QuotaReset"}}], 1),
+        "ApiFunctionErrorsAlarm": _alarm(
+            f"spikes {stage}: the API function failed (crash or timeout) at least 3 times in 5 minutes",
+            "AWS/Lambda", "Errors", [{"Name": "FunctionName", "Value": {"Ref": "APIHandler"}}], 3),
+        "ApiFunctionThrottlesAlarm": _alarm(
+            f"spikes {stage}: the API function was throttled", "AWS/Lambda", "Throttles",
+            [{"Name": "FunctionName", "Value": {"Ref": "APIHandler"}}], 1),
+    }
+    return resources
+
+
+# API Gateway's own refusals (before or instead of our function) in the contract's envelope.
+GATEWAY_RESPONSES = {
+    "DEFAULT_4XX": (None, "BAD_REQUEST", "Bad request"),
+    "DEFAULT_5XX": (None, "SERVICE_UNAVAILABLE", "A backing service is temporarily unavailable; retry shortly"),
+    "MISSING_AUTHENTICATION_TOKEN": (404, "NOT_FOUND", "No such route"),
+    "RESOURCE_NOT_FOUND": (404, "NOT_FOUND", "No such route"),
+    "REQUEST_TOO_LARGE": (413, "SIZE_LIMIT", "Request is too large"),
+    "THROTTLED": (429, "RATE_LIMIT", "Rate limit exceeded"),
+    "QUOTA_EXCEEDED": (429, "RATE_LIMIT", "Rate limit exceeded"),
+    "INTEGRATION_TIMEOUT": (503, "SERVICE_UNAVAILABLE", "The request timed out; retry shortly"),
+    "INTEGRATION_FAILURE": (503, "SERVICE_UNAVAILABLE", "A backing service is temporarily unavailable; retry shortly"),
+}
+RETRY_AFTER = {"DEFAULT_5XX": 2, "THROTTLED": 1, "QUOTA_EXCEEDED": 60, "INTEGRATION_TIMEOUT": 2,
+               "INTEGRATION_FAILURE": 2}
+
+
+def gateway_responses() -> Dict[str, Any]:
+    """The ``x-amazon-apigateway-gateway-responses`` of the API's definition: deployed with it."""
+    out: Dict[str, Any] = {}
+    for kind, (status, code, message) in GATEWAY_RESPONSES.items():
+        body = '{"error":"%s","code":"%s","request_id":"$context.requestId"' % (message, code)
+        parameters = {"gatewayresponse.header.Access-Control-Allow-Origin": "'*'",
+                      "gatewayresponse.header.X-Request-Id": "context.requestId"}
+        if kind in RETRY_AFTER:
+            body += ',"retry_after":%d' % RETRY_AFTER[kind]
+            parameters["gatewayresponse.header.Retry-After"] = f"'{RETRY_AFTER[kind]}'"
+        if code == "SIZE_LIMIT":
+            body += ',"max_bytes":10485760'
+        response: Dict[str, Any] = {"responseParameters": parameters,
+                                    "responseTemplates": {"application/json": body + "}"}}
+        if status:
+            response["statusCode"] = str(status)
+        out[kind] = response
+    return out
+
+
+PARAMETERS = {
+    "Stage": {"Type": "String", "Description": "The stage this template was packaged for (fixed)."},
+    "CodeBucket": {"Type": "String", "Description": "S3 bucket holding the code package (make deploy uploads it)."},
+    "CodeKey": {"Type": "String", "Description": "S3 key of the code package."},
+    "MailFrom": {"Type": "String", "Description": "Sender address of magic-link mail; verified in SES (itself or its domain).",
+                 "AllowedPattern": "^[^@\\s]+@[^@\\s]+$"},
+    "MailFromName": {"Type": "String", "Default": "Spikes", "Description": "Display name of the sender."},
+    "PublicBaseUrl": {"Type": "String", "Default": "",
+                      "Description": "Public URL of the API for links in mail and share URLs (make deploy sets it)."},
+    "DomainName": {"Type": "String", "Default": "", "Description": "Optional custom domain, e.g. feedback.example.com."},
+    "CertificateArn": {"Type": "String", "Default": "",
+                       "Description": "ACM certificate for DomainName, in the stack's region (with DomainName)."},
+    "StripePriceId": {"Type": "String", "Default": "", "Description": "Stripe price of the Pro plan (optional)."},
+    "AlarmEmail": {"Type": "String", "Default": "", "Description": "Address notified of alarms (optional)."},
+    "LogRetentionDays": {"Type": "Number", "Default": 30,
+                         "AllowedValues": [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653]},
+}
+CONDITIONS = {
+    "HasCustomDomain": {"Fn::Not": [{"Fn::Equals": [{"Ref": "DomainName"}, ""]}]},
+    "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
+    "HasPriceId": {"Fn::Not": [{"Fn::Equals": [{"Ref": "StripePriceId"}, ""]}]},
+}
+
+
+def function_environment(stage: str) -> Dict[str, Any]:
+    """What both functions read besides Chalice's stage variables: names from the stack."""
+    return {
+        "SPIKES_STAGE": stage,
+        "SPIKES_MAIL_MODE": "ses",
+        SSM_PATH_VARIABLE: ssm_path(stage),
+        "SPIKES_BUCKET": {"Ref": "ShareBucket"},
+        "SPIKES_MAIL_SENDER": {"Fn::Sub": "${MailFromName} <${MailFrom}>"},
+        "SPIKES_PUBLIC_BASE_URL": {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${DomainName}"},
+                                              {"Ref": "PublicBaseUrl"}]},
+        "SPIKES_STRIPE_PRICE_ID": {"Fn::If": ["HasPriceId", {"Ref": "StripePriceId"}, {"Ref": "AWS::NoValue"}]},
+    }
+
+
+def stack_additions(stage: str) -> Dict[str, Any]:
+    """The merge template: added resources, and overrides of Chalice's own resources."""
+    names = table_names(stage)
+    resources: Dict[str, Any] = {}
+    for model in ALL_MODELS:
+        logical = LOGICAL_NAMES[model]
+        resources[table_resource_id(logical)] = table_resource(model, names[logical])
+    resources["ShareBucket"] = bucket_resource()
+    resources["ShareBucketPolicy"] = bucket_policy_resource()
+    # The functions' first calls need the tables (the bucket is already a Ref of theirs).
+    depends = sorted(table_resource_id(logical) for logical in names)
+    for function in policy.FUNCTIONS:
+        function_id = policy.LOGICAL_IDS[function]
+        role_id = ROLE_IDS[function]
+        resources[role_id] = role_resource(stage, function)
+        resources[f"{function_id}LogGroup"] = log_group_resource(stage, function)
+        resources[function_id] = {"DependsOn": depends + [f"{function_id}LogGroup"], "Properties": {
+            "FunctionName": policy.function_name(stage, function),
+            "CodeUri": {"Bucket": {"Ref": "CodeBucket"}, "Key": {"Ref": "CodeKey"}},
+            "Role": {"Fn::GetAtt": [role_id, "Arn"]},
+            "Environment": {"Variables": function_environment(stage)},
+        }}
+    resources.update(alarm_resources(stage))
+    resources["RestAPI"] = {"Properties": {
+        "Name": f"spikes-{stage}",
+        "DefinitionBody": {"x-amazon-apigateway-gateway-responses": gateway_responses()},
+    }}
+    resources["CustomDomain"] = {"Type": "AWS::ApiGateway::DomainName", "Condition": "HasCustomDomain", "Properties": {
+        "DomainName": {"Ref": "DomainName"}, "RegionalCertificateArn": {"Ref": "CertificateArn"},
+        "EndpointConfiguration": {"Types": ["REGIONAL"]}, "SecurityPolicy": "TLS_1_2"}}
+    resources["CustomDomainMapping"] = {"Type": "AWS::ApiGateway::BasePathMapping", "Condition": "HasCustomDomain",
+                                        "Properties": {"DomainName": {"Ref": "CustomDomain"},
+                                                       "RestApiId": {"Ref": "RestAPI"},
+                                                       "Stage": {"Ref": "RestAPI.Stage"}}}
+    api_url = {"Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/" + API_STAGE}
+    public_url = {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${DomainName}"}, api_url]}
+    outputs = {
+        "ApiUrl": {"Description": "The API's own URL", "Value": api_url},
+        "PublicUrl": {"Description": "The URL clients use (custom domain when set)", "Value": public_url},
+        "StripeWebhookUrl": {"Value": {"Fn::Join": ["", [public_url, "/webhooks/stripe"]]}},
+        "WidgetScriptUrl": {"Value": {"Fn::Join": ["", [public_url, "/widget.js"]]}},
+        "BucketName": {"Value": {"Ref": "ShareBucket"}},
+        "AlarmTopicArn": {"Value": {"Ref": "AlarmTopic"}},
+        "CustomDomainTarget": {"Condition": "HasCustomDomain",
+                               "Description": "Point a CNAME (or alias) of DomainName here",
+                               "Value": {"Fn::GetAtt": ["CustomDomain", "RegionalDomainName"]}},
+    }
+    for logical, physical in names.items():
+        outputs[f"{table_resource_id(logical)}Name"] = {"Value": {"Ref": table_resource_id(logical)}}
+    parameters = copy.deepcopy(PARAMETERS)
+    parameters["Stage"]["AllowedValues"] = [stage]
+    parameters["Stage"]["Default"] = stage
+    return {"Parameters": parameters, "Conditions": CONDITIONS, "Resources": resources, "Outputs": outputs}
+
+
+def deep_merge(base: Any, addition: Any) -> Any:
+    """Dicts merge key by key; anything else in ``addition`` replaces ``base`` (Chalice's rule)."""
+    if isinstance(base, dict) and isinstance(addition, dict):
+        merged = dict(base)
+        for key, value in addition.items():
+            merged[key] = deep_merge(base.get(key), value)
+        return merged
+    return copy.deepcopy(addition)
+
+
+def merge_into(chalice_template: Dict[str, Any], stage: str) -> Dict[str, Any]:
+    additions = stack_additions(stage)
+    # Our roles replace any Chalice would generate: one policy source (infra/policy.py).
+    chalice_resources = {key: value for key, value in chalice_template["Resources"].items()
+                         if value.get("Type") != "AWS::IAM::Role"}
+    merged = deep_merge({**chalice_template, "Resources": chalice_resources}, additions)
+    merged["Description"] = f"Spikes backend, stage {stage}"
+    # Chalice's own output names the API's URL with a trailing slash; ours does not.
+    merged["Outputs"].pop("EndpointURL", None)
+    return merged

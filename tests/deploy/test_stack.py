@@ -1,0 +1,228 @@
+"""The packaged template: lint-clean, complete, and created by `make deploy`'s code in moto's
+CloudFormation with every table, index, TTL and the bucket the code expects."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.settings import Settings
+from chalicelib.store.models import ALL_MODELS, configure_models
+from chalicelib.store.setup import MODELS_WITH_TTL, TTL_ATTRIBUTE
+from infra import policy, stack
+from infra.deploy import Deployer
+from tests.deploy.conftest import BUILD_ROOT, MAIL_FROM, STAGE, deploy_stack, function_environment
+
+pytestmark = pytest.mark.usefixtures("clean_spikes_env")
+
+
+def resources_of(template: dict, kind: str) -> dict:
+    return {key: value for key, value in template["Resources"].items() if value["Type"] == kind}
+
+
+@pytest.mark.parametrize("name", ["sam.json", "template.json"])
+def test_cfn_lint_finds_nothing(built, name):
+    path = Path(built["dir"]) / name
+    result = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_template_declares_the_whole_stage(built):
+    template = built["template"]
+    assert "Transform" not in template  # translated: what moto and `make deploy` create as is
+    functions = resources_of(template, "AWS::Lambda::Function")
+    assert {f["Properties"]["FunctionName"] for f in functions.values()} == {
+        "spikes-prod-api", "spikes-prod-quota-reset"}
+    api = functions["APIHandler"]["Properties"]
+    assert api["Timeout"] == stack.API_TIMEOUT_SECONDS < 29
+    assert functions["QuotaReset"]["Properties"]["Timeout"] == 300
+    assert resources_of(template, "AWS::Events::Rule"), "the quota reset schedule"
+    tables = resources_of(template, "AWS::DynamoDB::Table")
+    assert len(tables) == len(ALL_MODELS)
+    for table in tables.values():
+        assert table["DeletionPolicy"] == "Retain"
+        props = table["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST" and props["DeletionProtectionEnabled"] is True
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    bucket = template["Resources"]["ShareBucket"]
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert bucket["Properties"]["BucketName"] == {"Fn::Sub": "spikes-${Stage}-files-${AWS::AccountId}-${AWS::Region}"}
+    assert all(bucket["Properties"]["PublicAccessBlockConfiguration"].values())
+    assert bucket["Properties"]["BucketEncryption"]
+    assert any("AbortIncompleteMultipartUpload" in rule for rule in bucket["Properties"]["LifecycleConfiguration"]["Rules"])
+    assert bucket["Properties"]["CorsConfiguration"]["CorsRules"][0]["AllowedMethods"] == ["PUT"]
+    groups = resources_of(template, "AWS::Logs::LogGroup")
+    assert {g["Properties"]["LogGroupName"] for g in groups.values()} == {
+        "/aws/lambda/spikes-prod-api", "/aws/lambda/spikes-prod-quota-reset"}
+    assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
+    alarms = resources_of(template, "AWS::CloudWatch::Alarm")
+    metrics = {(a["Properties"]["MetricName"], json.dumps(a["Properties"]["Dimensions"][0]["Value"])) for a in alarms.values()}
+    assert ("5XXError", '"spikes-prod"') in metrics
+    for function in ("APIHandler", "QuotaReset"):
+        assert ("Errors", json.dumps({"Ref": function})) in metrics
+        assert ("Throttles", json.dumps({"Ref": function})) in metrics
+
+
+def test_gateway_responses_answer_in_the_envelope(built):
+    rest_api = resources_of(built["template"], "AWS::ApiGateway::RestApi")["RestAPI"]["Properties"]
+    responses = rest_api["Body"]["x-amazon-apigateway-gateway-responses"]
+    expected = {"DEFAULT_4XX": None, "DEFAULT_5XX": None, "MISSING_AUTHENTICATION_TOKEN": "404",
+                "REQUEST_TOO_LARGE": "413", "THROTTLED": "429", "INTEGRATION_TIMEOUT": "503"}
+    for kind, status in expected.items():
+        response = responses[kind]
+        assert response.get("statusCode") == status
+        # API Gateway fills $context.requestId; what is left must be the contract's JSON.
+        body = json.loads(response["responseTemplates"]["application/json"].replace("$context.requestId", "r-1"))
+        assert body["request_id"] == "r-1" and body["error"] and body["code"]
+        assert response["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
+    assert responses["THROTTLED"]["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+    assert json.loads(responses["THROTTLED"]["responseTemplates"]["application/json"])["code"] == "RATE_LIMIT"
+
+
+def test_policies_name_exactly_this_stages_resources(built):
+    roles = resources_of(built["template"], "AWS::IAM::Role")
+    assert set(roles) == set(stack.ROLE_IDS.values()), "one role per function, nothing else"
+    for role_id, role in roles.items():
+        (document,) = [p["PolicyDocument"] for p in role["Properties"]["Policies"]]
+        for statement in document["Statement"]:
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            for resource in resources:
+                text = json.dumps(resource)
+                assert "*" not in text.replace(":*\"", "\"").replace("/*\"", "\""), (role_id, text)
+        actions = [action for statement in document["Statement"] for action in statement["Action"]]
+        assert ("dynamodb:Scan" in actions) == (role_id == "QuotaResetRole")
+    functions = resources_of(built["template"], "AWS::Lambda::Function")
+    assert functions["APIHandler"]["Properties"]["Role"] == {"Fn::GetAtt": ["ApiHandlerRole", "Arn"]}
+    assert functions["QuotaReset"]["Properties"]["Role"] == {"Fn::GetAtt": ["QuotaResetRole", "Arn"]}
+
+
+def test_stripe_calls_fit_inside_the_api_timeout():
+    from stripe._http_client import HTTPClient
+    settings = Settings()
+    retries = settings.stripe_max_network_retries
+    backoff = sum(min(HTTPClient.INITIAL_DELAY * 2 ** (n - 1), HTTPClient.MAX_DELAY) for n in range(1, retries + 1))
+    one_call = (retries + 1) * settings.stripe_timeout_seconds + backoff
+    calls_per_checkout = 2  # customers.create, checkout.sessions.create
+    assert calls_per_checkout * one_call + 2 < stack.API_TIMEOUT_SECONDS < 29
+
+
+def test_stage_names_are_checked():
+    for bad in ("Prod", "a" * 21, "1prod", "prod_1", ""):
+        with pytest.raises(ValueError):
+            stack.check_stage(bad)
+    assert stack.check_stage("staging-2") == "staging-2"
+
+
+# --- the stack in moto ---------------------------------------------------------------------
+
+def code_settings(environment: dict) -> Settings:
+    """The settings the deployed function builds from its environment (secrets aside)."""
+    values = {key[len("SPIKES_"):].lower(): value for key, value in environment.items() if key.startswith("SPIKES_")}
+    values.pop("ssm_parameter_path", None)
+    return Settings.model_construct(**{**Settings().model_dump(), **values})
+
+
+def test_the_stack_holds_every_table_index_ttl_and_the_bucket_the_code_uses(built):
+    with mock_aws():
+        deployed = deploy_stack(built)
+        outputs = deployed["outputs"]
+        environment = function_environment("spikes-prod-api")
+        assert function_environment("spikes-prod-quota-reset") == environment
+        settings = code_settings(environment)
+        assert settings.stage == STAGE and settings.mail_mode == "ses"
+        assert settings.mail_sender == f"Spikes <{MAIL_FROM}>"
+        assert settings.public_base_url == outputs["ApiUrl"]
+        assert outputs["StripeWebhookUrl"] == outputs["ApiUrl"] + "/webhooks/stripe"
+        dynamodb = boto3.client("dynamodb")
+        configure_models(settings)
+        for model in ALL_MODELS:
+            expected = model._get_schema()
+            table = dynamodb.describe_table(TableName=model.Meta.table_name)["Table"]
+            assert table["KeySchema"] == expected["key_schema"], model.__name__
+            assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
+                (a["AttributeName"], a["AttributeType"]) for a in expected["attribute_definitions"]}
+            assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+            assert table.get("DeletionProtectionEnabled") is True
+            indexes = {i["IndexName"]: (i["KeySchema"], i["Projection"]["ProjectionType"])
+                       for i in table.get("GlobalSecondaryIndexes", [])}
+            assert indexes == {i["index_name"]: (i["key_schema"], i["projection"]["ProjectionType"])
+                               for i in expected.get("global_secondary_indexes", [])}, model.__name__
+            # moto's CloudFormation accepts TimeToLiveSpecification without applying it: read it
+            # from the created table's resource in the template.
+            (declared,) = [t["Properties"] for t in resources_of(built["template"], "AWS::DynamoDB::Table").values()
+                           if t["Properties"]["TableName"] == model.Meta.table_name]
+            if model in MODELS_WITH_TTL:
+                assert declared["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+                assert model.get_attributes()[TTL_ATTRIBUTE].attr_type == "N"
+            else:
+                assert "TimeToLiveSpecification" not in declared
+        s3 = boto3.client("s3")
+        assert settings.bucket_name == outputs["BucketName"] == "spikes-prod-files-123456789012-us-east-1"
+        s3.head_bucket(Bucket=settings.bucket_name)  # its settings: test_template_declares_the_whole_stage
+        logs = boto3.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/spikes-prod")["logGroups"]
+        assert {(g["logGroupName"], g.get("retentionInDays")) for g in logs} == {
+            ("/aws/lambda/spikes-prod-api", 30), ("/aws/lambda/spikes-prod-quota-reset", 30)}
+        parameters = boto3.client("ssm").get_parameters_by_path(Path="/spikes/prod/")["Parameters"]
+        assert {p["Name"] for p in parameters} == {"/spikes/prod/secret_key", "/spikes/prod/token"}
+        assert all(p["Type"] == "SecureString" for p in parameters)
+        assert "Admin token of stage prod" in deployed["log"]
+        assert "Stripe webhook URL:" in deployed["log"] and "<script src=" in deployed["log"]
+
+
+def test_a_second_deploy_updates_the_same_stack_and_destroy_keeps_the_data(built):
+    with mock_aws():
+        first = deploy_stack(built)
+        stack_id = boto3.client("cloudformation").describe_stacks(StackName="spikes-prod")["Stacks"][0]["StackId"]
+        again = deploy_stack(built, mail_from=None, alarm_email="ops@spikes.example")
+        described = boto3.client("cloudformation").describe_stacks(StackName="spikes-prod")["Stacks"]
+        assert [s["StackId"] for s in described] == [stack_id]
+        assert again["outputs"]["ApiUrl"] == first["outputs"]["ApiUrl"]
+        assert "Admin token" not in again["log"], "secrets are generated once"
+        values = {p["ParameterKey"]: p["ParameterValue"] for p in described[0]["Parameters"]}
+        assert values["MailFrom"] == MAIL_FROM and values["AlarmEmail"] == "ops@spikes.example"
+
+        out = io.StringIO()
+        Deployer(out=out).destroy(STAGE)
+        assert "Kept (they hold users' data)" in out.getvalue() and "DELETE_DATA=yes" in out.getvalue()
+        tables = boto3.client("dynamodb").list_tables()["TableNames"]
+        assert set(stack.table_names(STAGE).values()) <= set(tables)
+        boto3.client("s3").head_bucket(Bucket=first["outputs"]["BucketName"])
+
+        Deployer(out=out).destroy(STAGE, delete_data=True)
+        assert not set(stack.table_names(STAGE).values()) & set(boto3.client("dynamodb").list_tables()["TableNames"])
+        names = [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
+        assert first["outputs"]["BucketName"] not in names
+        assert not boto3.client("ssm").get_parameters_by_path(Path="/spikes/prod/")["Parameters"]
+
+
+def test_a_custom_domain_becomes_the_public_url(built):
+    """moto cannot create an API Gateway domain name: checked on the template."""
+    template = built["template"]
+    domain = {"Fn::Sub": "https://${DomainName}"}
+    for function in resources_of(template, "AWS::Lambda::Function").values():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["SPIKES_PUBLIC_BASE_URL"] == {"Fn::If": ["HasCustomDomain", domain, {"Ref": "PublicBaseUrl"}]}
+    assert template["Outputs"]["PublicUrl"]["Value"]["Fn::If"][:2] == ["HasCustomDomain", domain]
+    assert template["Resources"]["CustomDomain"]["Condition"] == "HasCustomDomain"
+    assert template["Resources"]["CustomDomain"]["Properties"]["RegionalCertificateArn"] == {"Ref": "CertificateArn"}
+    mapping = template["Resources"]["CustomDomainMapping"]["Properties"]
+    assert mapping["RestApiId"] == {"Ref": "RestAPI"} and mapping["DomainName"] == {"Ref": "CustomDomain"}
+
+
+def test_the_first_deploy_needs_a_mail_sender(built):
+    with mock_aws():
+        with pytest.raises(SystemExit, match="MAIL_FROM"):
+            deploy_stack(built, mail_from=None)
+
+
+def test_policy_renders_for_any_stage():
+    document = policy.function_policy("staging", policy.API_FUNCTION, stack.table_names("staging"), "/spikes/staging/")
+    text = json.dumps(document)
+    assert "spikes-staging-spikes" in text and "spikes-prod" not in text
+    assert "parameter/spikes/staging/secret_key" in text
