@@ -24,11 +24,12 @@ NAME_SUFFIX = {API_FUNCTION: "api", QUOTA_RESET_FUNCTION: "quota-reset"}
 # DynamoDB: function -> logical table -> actions on the table itself.
 TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     API_FUNCTION: {
-        "users": ("GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"),
-        "auth": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
-        "shares": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
+        "users": ("GetItem", "PutItem", "UpdateItem"),
+        "auth": ("GetItem", "PutItem", "UpdateItem", "DeleteItem"),
+        "shares": ("GetItem", "PutItem", "UpdateItem", "DeleteItem"),
         "spikes": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"),
-        "ledger": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
+        "ledger": ("GetItem", "PutItem", "UpdateItem", "BatchGetItem", "BatchWriteItem"),
+        "keys": ("GetItem", "PutItem", "UpdateItem"),
     },
     QUOTA_RESET_FUNCTION: {
         "users": ("Scan", "UpdateItem"),
@@ -42,6 +43,7 @@ INDEX_QUERIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "users": ("stripe_customer_index",),
         "shares": ("owner_index",),
         "spikes": ("project_index", "owner_index", "feed_index"),
+        "keys": ("owner_index",),
     },
     QUOTA_RESET_FUNCTION: {
         "shares": ("owner_index",),

@@ -28,6 +28,10 @@ os.environ.update(TEST_ENV)
 for key in [k for k in os.environ if k.startswith("SPIKES_") and k not in TEST_ENV]:
     del os.environ[key]
 
+from tests import aws_calls  # noqa: E402
+
+aws_calls.install()  # before any AWS client exists: checks each call against the deploy's policy
+
 from chalice.test import Client  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
@@ -36,6 +40,27 @@ from chalicelib.store.setup import create_bucket, create_tables  # noqa: E402
 from tests import dynamodb_local  # noqa: E402
 
 ADMIN_TOKEN = TEST_ENV["SPIKES_TOKEN"]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """After a run of every in-process API test: the generated IAM policies grant nothing that
+    no call used (tests/aws_calls.py; a call they deny already failed its test)."""
+    config = session.config
+    if aws_calls.NEEDED:
+        session.config.get_terminal_writer().line(aws_calls.coverage_report(), red=True)
+        session.exitstatus = 1
+    ran_everything = (not config.option.keyword and session.testsfailed == 0 and exitstatus == 0
+                      and "not e2e" in (config.option.markexpr or "not e2e")
+                      and set(aws_calls.suite_modules()) <= {item.module.__name__ for item in session.items})
+    if not ran_everything:
+        return
+    unused = aws_calls.unused_grants()
+    if unused:
+        details = "\n".join(f"  {function}: {grant}" for function, grants in unused.items() for grant in grants)
+        session.config.get_terminal_writer().line(
+            "Generated IAM policy grants what no API test called (infra/policy.py):\n" + details + "\n"
+            + aws_calls.coverage_report(), red=True)
+        session.exitstatus = 1
 
 
 def pytest_addoption(parser):
