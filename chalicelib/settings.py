@@ -143,24 +143,54 @@ class Settings(BaseSettings):
 # Secrets in AWS: SecureString parameters named after settings fields under the path in
 # SPIKES_SSM_PARAMETER_PATH (e.g. /spikes/prod/stripe_secret_key), read once per cold start and
 # taking precedence over the environment. Never committed, never in the function's configuration.
+# `make secrets` creates them (infra/secrets.py).
 SSM_PATH_VARIABLE = "SPIKES_SSM_PARAMETER_PATH"
 SSM_PARAMETERS = ("secret_key", "token", "stripe_secret_key", "stripe_webhook_secret")
+REQUIRED_SSM_PARAMETERS = ("secret_key",)
+# Until the configuration can be read, every request answers 503 with this Retry-After; each
+# request tries again (a failure is not cached), so `make secrets` needs no redeploy.
+CONFIGURATION_RETRY_AFTER = 30
+
+
+def _configuration_unavailable(event: str, **details) -> Exception:
+    from chalicelib.errors import DependencyUnavailable
+    from chalicelib.logs import get_logger
+    get_logger("spikes.settings").error(event, **details)
+    return DependencyUnavailable("The server's configuration is unavailable; retry shortly",
+                                 retry_after=CONFIGURATION_RETRY_AFTER)
 
 
 def _ssm_values(path: str) -> dict:
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
     prefix = path.rstrip("/") + "/"
     client = boto3.session.Session().client(
         "ssm", region_name=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION"),
         endpoint_url=os.environ.get("SPIKES_AWS_ENDPOINT_URL"))
-    answer = client.get_parameters(Names=[prefix + name for name in SSM_PARAMETERS], WithDecryption=True)
+    try:
+        answer = client.get_parameters(Names=[prefix + name for name in SSM_PARAMETERS], WithDecryption=True)
+    except (BotoCoreError, ClientError) as exc:
+        raise _configuration_unavailable("settings.ssm_unreadable", path=prefix, error=type(exc).__name__,
+                                         detail=str(exc)[:300]) from exc
+    missing = [prefix + name for name in REQUIRED_SSM_PARAMETERS if prefix + name in answer.get("InvalidParameters", [])]
+    if missing:
+        raise _configuration_unavailable("settings.ssm_missing", missing=missing,
+                                         fix="create them with `make secrets STAGE=<stage>` (docs/deploy.md)")
     return {item["Name"][len(prefix):]: item["Value"] for item in answer.get("Parameters", [])}
 
 
 @functools.lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    from pydantic import ValidationError
     path = os.environ.get(SSM_PATH_VARIABLE)
-    return Settings(**_ssm_values(path)) if path else Settings()
+    values = _ssm_values(path) if path else {}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        if os.environ.get("SPIKES_STAGE", "local") in LOCAL_STAGES:
+            raise  # a local run shows the mistake at once
+        raise _configuration_unavailable("settings.invalid", errors=[
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}" for error in exc.errors()]) from exc
 
 
 def reset_settings() -> None:

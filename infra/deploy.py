@@ -110,8 +110,6 @@ class Deployer:
         template_key = self.upload(bucket, f"{stage}/template-{hashlib.sha256(template_bytes).hexdigest()[:20]}.json",
                                    built / "template.json")
         template_url = f"https://{bucket}.s3.{self.region}.amazonaws.com/{template_key}"
-        if self.s3.meta.endpoint_url and "amazonaws.com" not in self.s3.meta.endpoint_url:
-            template_url = f"{self.s3.meta.endpoint_url}/{bucket}/{template_key}"  # an emulator
 
         values: Dict[str, Optional[str]] = {"Stage": stage, "CodeBucket": bucket, "CodeKey": code_key}
         for option, parameter in OPTION_PARAMETERS.items():

@@ -24,7 +24,6 @@ STAGE = "test"
 EXERCISED_ELSEWHERE = {
     "logs:CreateLogStream": "Lambda's runtime writes the logs",
     "logs:PutLogEvents": "Lambda's runtime writes the logs",
-    "ssm:GetParameters": "tests/deploy/test_packaged_handlers.py (the packaged app reads SSM)",
 }
 
 _state: Dict[str, Any] = {"function": None, "installed": False}
