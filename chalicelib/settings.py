@@ -173,7 +173,7 @@ def _ssm_values(path: str) -> dict:
         raise _configuration_unavailable("settings.ssm_unreadable", path=prefix, error=type(exc).__name__,
                                          detail=str(exc)[:300]) from exc
     missing = [prefix + name for name in REQUIRED_SSM_PARAMETERS if prefix + name in answer.get("InvalidParameters", [])]
-    if missing:
+    if missing and os.environ.get("SPIKES_STAGE", "local") not in LOCAL_STAGES:  # local stages have a default
         raise _configuration_unavailable("settings.ssm_missing", missing=missing,
                                          fix="create them with `make secrets STAGE=<stage>` (docs/deploy.md)")
     return {item["Name"][len(prefix):]: item["Value"] for item in answer.get("Parameters", [])}

@@ -19,23 +19,31 @@ def log_events(capsys) -> list:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
-def test_missing_secret_key_answers_503_until_make_secrets_creates_it(client, env, capsys):
-    env(SSM_PARAMETER_PATH=PATH)
-    for method, path in (("GET", "/"), ("GET", "/spikes?project=p"), ("POST", "/auth/login"), ("GET", "/nope")):
-        status, body, headers = call(client, method, path, {"email": "a@example.com"} if method == "POST" else None)
-        assert status == 503, (path, body)
-        assert body["code"] == "SERVICE_UNAVAILABLE" and body["request_id"]
-        assert headers["Retry-After"] == "30"
-    events = [e for e in log_events(capsys) if e.get("event") == "settings.ssm_missing"]
-    assert events and events[0]["missing"] == [PATH + "secret_key"] and "make secrets" in events[0]["fix"]
+def test_a_missing_secret_key_is_a_503_until_make_secrets_creates_it(aws, monkeypatch, capsys):
+    """Outside the local stages (over HTTP: tests/deploy/test_packaged_handlers.py)."""
+    from chalicelib.errors import DependencyUnavailable
+    from chalicelib.settings import get_settings, reset_settings
+    monkeypatch.setenv("SPIKES_STAGE", "prod")
+    monkeypatch.setenv("SPIKES_SSM_PARAMETER_PATH", "/spikes/prod/")
+    reset_settings()
+    try:
+        for _ in range(2):  # not cached: every request tries again
+            try:
+                get_settings()
+                raise AssertionError("settings without secret_key")
+            except DependencyUnavailable as exc:
+                assert exc.status == 503 and exc.headers["Retry-After"] == "30"
+        events = [e for e in log_events(capsys) if e.get("event") == "settings.ssm_missing"]
+        assert len(events) == 2 and events[0]["missing"] == ["/spikes/prod/secret_key"]
+        assert "make secrets" in events[0]["fix"]
 
-    written = secrets.ensure_secrets(boto3.client("ssm"), "test", out=io.StringIO())
-    assert set(written) == {"secret_key", "token"}
-    status, body, _ = call(client, "GET", "/")
-    assert status == 200, body
+        assert set(secrets.ensure_secrets(boto3.client("ssm"), "prod", out=io.StringIO())) == {"secret_key", "token"}
+        assert get_settings().stage == "prod" and get_settings().admin_token
+    finally:
+        reset_settings()
 
 
-def test_an_unreadable_parameter_store_answers_503(client, env, capsys, monkeypatch):
+def test_routes_answer_503_while_the_configuration_is_unreadable(client, env, capsys, monkeypatch):
     env(SSM_PARAMETER_PATH=PATH)
     import botocore.client
     original = botocore.client.BaseClient._make_api_call
@@ -46,10 +54,23 @@ def test_an_unreadable_parameter_store_answers_503(client, env, capsys, monkeypa
         return original(self, operation, params)
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", refuse)
-    status, body, headers = call(client, "GET", "/spikes?project=p")
-    assert status == 503 and headers["Retry-After"] == "30", body
+    for method, path in (("GET", "/"), ("GET", "/spikes?project=p"), ("POST", "/auth/login"), ("GET", "/nope")):
+        status, body, headers = call(client, method, path, {"email": "a@example.com"} if method == "POST" else None)
+        assert status == 503, (path, body)
+        assert body["code"] == "SERVICE_UNAVAILABLE" and body["request_id"]
+        assert headers["Retry-After"] == "30"
     events = [e for e in log_events(capsys) if e.get("event") == "settings.ssm_unreadable"]
     assert events and events[0]["error"] == "ClientError" and events[0]["path"] == PATH
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", original)
+    assert call(client, "GET", "/")[0] == 200  # recovers without a redeploy
+
+
+def test_settings_are_read_from_the_stages_parameters(client, env):
+    """The API function reads its parameters (and its policy allows it: tests/aws_calls.py)."""
+    secrets.ensure_secrets(boto3.client("ssm"), "test", out=io.StringIO())
+    env(SSM_PARAMETER_PATH=PATH)
+    status, _, _ = call(client, "GET", "/")
+    assert status == 200
 
 
 def test_secrets_are_generated_once_and_never_printed_but_the_admin_token(aws, monkeypatch):
