@@ -18,7 +18,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev dev-deps bench-peer test test-fast test-e2e clean-data bench system-deps python-check package deploy destroy secrets
+.PHONY: dev dev-deps bench-peer test test-fast test-e2e clean-data bench system-deps python-check package deploy destroy secrets smoke
 
 python-check:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11+ needed: make PYTHON=/path/to/python3.11")'
@@ -137,3 +137,8 @@ destroy: $(STAMP)
 ## Create the stage's SSM parameters (secret key, admin token, Stripe keys); ROTATE=name replaces one.
 secrets: $(STAMP)
 	$(AWS_REAL) $(BIN)/python -m infra.secrets --stage '$(STAGE)' $(if $(ROTATE),--rotate '$(ROTATE)')
+
+## A short end-to-end check of a deployed stage: make smoke URL=https://... [TOKEN=...]
+smoke: $(STAMP)
+	@test -n "$(URL)" || { echo "usage: make smoke URL=https://<api-id>.execute-api.<region>.amazonaws.com/api [TOKEN=...]" >&2; exit 1; }
+	$(BIN)/python -m infra.smoke '$(URL)'

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
 from typing import Optional
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
-_PASSWORDS = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+@functools.lru_cache(maxsize=1)
+def _passwords():
+    """argon2 loads on the first password (share passwords only), not on every cold start."""
+    from argon2 import PasswordHasher
+    return PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 
 
 def new_token(nbytes: int = 32) -> str:
@@ -40,12 +44,13 @@ def constant_time_equals(a: Optional[str], b: Optional[str]) -> bool:
 
 
 def hash_password(password: str) -> str:
-    return _PASSWORDS.hash(password)
+    return _passwords().hash(password)
 
 
 def verify_password(stored_hash: str, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
     try:
-        return _PASSWORDS.verify(stored_hash, password)
+        return _passwords().verify(stored_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -157,6 +157,25 @@ def describe(out: Path) -> Dict[str, Any]:
             "template_bytes": (out / "template.json").stat().st_size}
 
 
+COLD_IMPORT = "import time; started = time.perf_counter(); import {modules}; print(time.perf_counter() - started)"
+
+
+def cold_import_seconds(package: Path, runs: int = 5) -> Dict[str, float]:
+    """Best of ``runs`` fresh interpreters importing the app from the unzipped package, and
+    a bare ``import chalice, boto3`` from it: the cold start's import cost and its baseline."""
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(package) as archive:
+            archive.extractall(tmp)
+        env = {"PATH": os.environ.get("PATH", ""), "SPIKES_STAGE": "prod", "PYTHONDONTWRITEBYTECODE": "1"}
+        best = {"app": float("inf"), "chalice, boto3": float("inf")}
+        for _ in range(runs):
+            for modules in best:
+                result = subprocess.run([sys.executable, "-S", "-E", "-c", COLD_IMPORT.format(modules=modules)],
+                                        cwd=tmp, env=env, capture_output=True, text=True, check=True)
+                best[modules] = min(best[modules], float(result.stdout.strip()))
+    return best
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", default="prod")
@@ -169,6 +188,9 @@ def main(argv=None) -> int:
     print(f"  template.json   {info['template_bytes'] / 1e3:.0f} kB (over CloudFormation's 51,200-byte inline limit: "
           "make deploy uploads it to an artifact bucket)")
     print(f"  functions       {', '.join(policy.function_name(args.stage, f) for f in policy.FUNCTIONS)}")
+    cold = cold_import_seconds(Path(info["dir"]) / "deployment.zip")
+    print(f"  cold import     app {cold['app'] * 1000:.0f} ms, bare chalice+boto3 {cold['chalice, boto3'] * 1000:.0f} ms "
+          f"(ratio {cold['app'] / cold['chalice, boto3']:.2f}, budget 1.5; best of 5)")
     return 0
 
 

@@ -15,9 +15,6 @@ from email.message import Message
 from email.utils import collapse_rfc2231_value
 from typing import Any, Dict, List, Optional, Tuple
 
-from python_multipart import MultipartParser
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import parse_options_header
 
 from chalicelib.errors import InvalidFilename, InvalidJson, SizeLimit, UnsupportedMediaType, ValidationFailed
 
@@ -148,6 +145,10 @@ class _Part:
 def parse_multipart(content_type: str, body: bytes, max_files: int) -> MultipartUpload:
     """The metadata JSON and the files of a ``multipart/form-data`` share upload. The first
     ``metadata`` part is the metadata; other parts without a file name are ignored."""
+    # Loaded by the upload route only (cold starts of every other route skip it).
+    from python_multipart import MultipartParser
+    from python_multipart.exceptions import MultipartParseError
+    from python_multipart.multipart import parse_options_header
     mime, options = parse_options_header(content_type or "")
     boundary = options.get(b"boundary")
     if mime != b"multipart/form-data" or not boundary:

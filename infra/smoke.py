@@ -1,0 +1,111 @@
+"""``make smoke URL=https://<api>/api``: a short end-to-end check of a deployed stage.
+
+Health, the widget script, a share uploaded and served, a spike posted to it and read back,
+then the share deleted again (so repeated runs leave nothing behind). Creating a share needs
+an account: ``TOKEN=<bearer token or API key>`` (``spikes login``, or ``POST /auth/api-key``),
+else the stage's agent sign-up is tried (on in local stages, off in AWS unless enabled).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from typing import Callable, Dict, List, Optional
+
+import requests
+
+TIMEOUT = 30
+
+
+class SmokeFailed(Exception):
+    pass
+
+
+def _expect(response: requests.Response, *statuses: int) -> requests.Response:
+    if response.status_code not in statuses:
+        raise SmokeFailed(f"{response.request.method} {response.url} answered {response.status_code}: "
+                          f"{response.text[:500]}")
+    return response
+
+
+def run(url: str, token: Optional[str] = None, out=sys.stdout) -> Dict[str, float]:
+    base = url.rstrip("/")
+    http = requests.Session()
+    marker = f"smoke-{uuid.uuid4().hex[:10]}"
+    state: Dict[str, str] = {}
+    timings: Dict[str, float] = {}
+
+    def health() -> None:
+        body = _expect(http.get(base + "/", timeout=TIMEOUT), 200).json()
+        if body.get("ok") is not True:
+            raise SmokeFailed(f"health answered {body}")
+
+    def widget() -> None:
+        response = _expect(http.get(base + "/widget.js", timeout=TIMEOUT), 200)
+        if "javascript" not in response.headers.get("Content-Type", "") or len(response.content) < 1000:
+            raise SmokeFailed("widget.js is not the widget script")
+
+    def credential() -> None:
+        if token:
+            state["auth"] = token
+            return
+        response = http.post(base + "/auth/api-key", json={"name": "smoke test"}, timeout=TIMEOUT)
+        if response.status_code != 201:
+            raise SmokeFailed("no TOKEN given and the stage refuses agent sign-up "
+                              f"({response.status_code}): run with TOKEN=<bearer token or API key>")
+        state["auth"] = response.json()["api_key"]
+
+    def share() -> None:
+        page = f"<!doctype html><html><head><title>{marker}</title></head><body><h1>{marker}</h1></body></html>"
+        response = _expect(http.post(
+            base + "/shares", headers={"Authorization": f"Bearer {state['auth']}"}, timeout=TIMEOUT,
+            data={"metadata": json.dumps({"name": marker})},
+            files=[("files", ("index.html", page.encode(), "text/html"))]), 200, 201).json()
+        state.update(share_id=response.get("share_id") or response["id"], slug=response["slug"], share_url=response["url"])
+
+    def served() -> None:
+        response = _expect(http.get(state["share_url"] + "/", timeout=TIMEOUT), 200)
+        if marker not in response.text:
+            raise SmokeFailed(f"{state['share_url']}/ does not serve the uploaded page")
+
+    def spike() -> None:
+        _expect(http.post(base + "/spikes", timeout=TIMEOUT, json={
+            "type": "page", "projectKey": state["slug"], "page": "Home", "url": state["share_url"] + "/",
+            "rating": "like", "comments": marker, "reviewer": {"id": "smoke", "name": "Smoke test"}}), 201)
+        listed = _expect(http.get(base + "/spikes", params={"project": state["slug"]}, timeout=TIMEOUT), 200).json()
+        if marker not in [item.get("comments") for item in listed["data"]]:
+            raise SmokeFailed(f"the posted spike is not listed for project {state['slug']}")
+
+    def cleanup() -> None:
+        _expect(http.delete(f"{base}/shares/{state['share_id']}", headers={"Authorization": f"Bearer {state['auth']}"},
+                            timeout=TIMEOUT), 200, 204)
+
+    steps: List[tuple[str, Callable[[], None]]] = [
+        ("health", health), ("widget script", widget), ("credential", credential), ("share uploaded", share),
+        ("share served", served), ("spike posted and read back", spike), ("share deleted", cleanup)]
+    for name, step in steps:
+        started = time.perf_counter()
+        step()
+        timings[name] = (time.perf_counter() - started) * 1000
+        print(f"ok  {name:<28} {timings[name]:7.0f} ms", file=out, flush=True)
+    return timings
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url", help="the stage's API URL (make deploy prints it)")
+    args = parser.parse_args(argv)
+    try:
+        run(args.url, os.environ.get("TOKEN") or None)
+    except (SmokeFailed, requests.RequestException) as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    print(f"Smoke test passed against {args.url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
