@@ -77,7 +77,9 @@ def ses_client() -> Any:
 def mailer():
     from chalicelib.services.mailer import ConsoleMailer, SesMailer
     s = settings()
-    return ConsoleMailer() if s.mail_mode == "console" else SesMailer(ses_client(), s.mail_sender)
+    if s.mail_mode == "console":
+        return ConsoleMailer()
+    return SesMailer(ses_client(), s.mail_sender, s.mail_configuration_set)
 
 
 @functools.lru_cache(maxsize=1)

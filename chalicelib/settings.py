@@ -37,6 +37,9 @@ class Settings(BaseSettings):
 
     mail_mode: Literal["console", "ses"] = "console"
     mail_sender: str = "Spikes <no-reply@spikes.local>"
+    # SES configuration set tagged on every mail: the deploy routes its bounces and complaints
+    # to a log group (/spikes/<stage>/mail-events).
+    mail_configuration_set: Optional[str] = None
 
     # A session (bearer token) unused this long expires; using it pushes the expiry out again.
     session_idle_days: int = Field(default=90, ge=1, le=3650)

@@ -103,7 +103,8 @@ def function_policy(stage: str, function: str, table_names: Dict[str, str], ssm_
     if function in SENDS_MAIL:
         # SES authorizes against the identity that was verified: the address or its domain.
         statements.append({"Sid": "Mail", "Effect": "Allow", "Action": ["ses:SendEmail"],
-                           "Resource": [_arn("ses", "identity/${MailFrom}"), _arn("ses", "identity/${MailDomain}")]})
+                           "Resource": [_arn("ses", "identity/${MailFrom}"), _arn("ses", "identity/${MailDomain}"),
+                                        _arn("ses", f"configuration-set/spikes-{stage}")]})
     statements.append({"Sid": "Secrets", "Effect": "Allow", "Action": ["ssm:GetParameters"],
                        "Resource": [_arn("ssm", f"parameter{ssm_path}{name}") for name in SSM_PARAMETERS]})
     return {"Version": "2012-10-17", "Statement": statements}

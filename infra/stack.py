@@ -8,6 +8,7 @@ Tables come from the PynamoDB models (keys, indexes, projections), names from
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any, Dict, List
 
@@ -243,6 +244,38 @@ CONDITIONS = {
 }
 
 
+def mail_event_resources(stage: str) -> Dict[str, Any]:
+    """Bounces, complaints and rejections of this stage's mail, as JSON lines in a log group:
+    SES configuration set -> EventBridge (default bus) -> rule -> CloudWatch Logs."""
+    group = mail_events_log_group(stage)
+    return {
+        "MailEvents": {"Type": "AWS::SES::ConfigurationSet", "Properties": {"Name": f"spikes-{stage}"}},
+        "MailEventsDestination": {"Type": "AWS::SES::ConfigurationSetEventDestination", "Properties": {
+            "ConfigurationSetName": {"Ref": "MailEvents"},
+            "EventDestination": {"Name": "bounces-and-complaints", "Enabled": True,
+                                 "MatchingEventTypes": ["bounce", "complaint", "reject"],
+                                 "EventBridgeDestination": {"EventBusArn": {"Fn::Sub": (
+                                     "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default")}}}}},
+        "MailEventsLogGroup": {"Type": "AWS::Logs::LogGroup", "DeletionPolicy": "Delete", "Properties": {
+            "LogGroupName": group, "RetentionInDays": {"Ref": "LogRetentionDays"}}},
+        "MailEventsLogPolicy": {"Type": "AWS::Logs::ResourcePolicy", "Properties": {
+            "PolicyName": f"spikes-{stage}-mail-events",
+            "PolicyDocument": {"Fn::Sub": json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": ["events.amazonaws.com", "delivery.logs.amazonaws.com"]},
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": "${MailEventsLogGroup.Arn}"}]})}}},
+        "MailEventsRule": {"Type": "AWS::Events::Rule", "DependsOn": "MailEventsLogPolicy", "Properties": {
+            "Description": f"spikes {stage}: SES bounces and complaints to {group}",
+            "EventPattern": {"source": ["aws.ses"],
+                             "detail": {"mail": {"tags": {"ses:configuration-set": [f"spikes-{stage}"]}}}},
+            "Targets": [{"Id": "log", "Arn": {"Fn::GetAtt": ["MailEventsLogGroup", "Arn"]}}]}},
+    }
+
+
+def mail_events_log_group(stage: str) -> str:
+    return f"/spikes/{stage}/mail-events"
+
+
 def function_environment(stage: str) -> Dict[str, Any]:
     """What both functions read besides Chalice's stage variables: names from the stack."""
     return {
@@ -251,6 +284,7 @@ def function_environment(stage: str) -> Dict[str, Any]:
         SSM_PATH_VARIABLE: ssm_path(stage),
         "SPIKES_BUCKET": {"Ref": "ShareBucket"},
         "SPIKES_MAIL_SENDER": {"Fn::Sub": "${MailFromName} <${MailFrom}>"},
+        "SPIKES_MAIL_CONFIGURATION_SET": {"Ref": "MailEvents"},
         "SPIKES_PUBLIC_BASE_URL": {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${DomainName}"},
                                               {"Ref": "PublicBaseUrl"}]},
         "SPIKES_STRIPE_PRICE_ID": {"Fn::If": ["HasPriceId", {"Ref": "StripePriceId"}, {"Ref": "AWS::NoValue"}]},
@@ -280,6 +314,7 @@ def stack_additions(stage: str) -> Dict[str, Any]:
             "Environment": {"Variables": function_environment(stage)},
         }}
     resources.update(alarm_resources(stage))
+    resources.update(mail_event_resources(stage))
     resources["RestAPI"] = {"Properties": {
         "Name": f"spikes-{stage}",
         "DefinitionBody": {"x-amazon-apigateway-gateway-responses": gateway_responses()},

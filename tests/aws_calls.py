@@ -119,7 +119,10 @@ def iam_requests(service: str, operation: str, params: dict) -> List[List[Tuple[
     if service == "ses" and operation in ("SendEmail", "SendRawEmail"):
         sender = params["Source"].rsplit("<", 1)[-1].rstrip(">").strip()
         base = f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/"
-        return [[("ses:SendEmail", base + sender), ("ses:SendEmail", base + sender.split("@", 1)[1])]]
+        needs = [[("ses:SendEmail", base + sender), ("ses:SendEmail", base + sender.split("@", 1)[1])]]
+        if params.get("ConfigurationSetName"):
+            needs.append([("ses:SendEmail", f"arn:aws:ses:{REGION}:{ACCOUNT}:configuration-set/{params['ConfigurationSetName']}")])
+        return needs
     if service == "ssm" and operation == "GetParameters":
         return [[("ssm:GetParameters", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{name}")] for name in params["Names"]]
     return [[(f"{service}:{operation}", "*")]]  # unknown to this map: no policy allows it

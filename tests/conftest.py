@@ -23,6 +23,7 @@ TEST_ENV = {
     "SPIKES_TOKEN": "admin-test-token",
     "SPIKES_MAIL_MODE": "ses",
     "SPIKES_MAIL_SENDER": "no-reply@spikes.test",
+    "SPIKES_MAIL_CONFIGURATION_SET": "spikes-test",  # as deployed: mail events tracked (docs/deploy.md)
 }
 os.environ.update(TEST_ENV)
 for key in [k for k in os.environ if k.startswith("SPIKES_") and k not in TEST_ENV]:

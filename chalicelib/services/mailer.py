@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.logs import get_logger, mask_email
@@ -28,9 +28,10 @@ class ConsoleMailer:
 
 
 class SesMailer:
-    def __init__(self, client: Any, sender: str):
+    def __init__(self, client: Any, sender: str, configuration_set: Optional[str] = None):
         self._client = client
         self._sender = sender
+        self._tracking = {"ConfigurationSetName": configuration_set} if configuration_set else {}
 
     def send(self, mail: Mail) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -40,6 +41,7 @@ class SesMailer:
                 Destination={"ToAddresses": [mail.to]},
                 Message={"Subject": {"Data": mail.subject, "Charset": "UTF-8"},
                          "Body": {"Text": {"Data": mail.text, "Charset": "UTF-8"}}},
+                **self._tracking,
             )
         except (BotoCoreError, ClientError) as exc:
             log.error("mail.failed", to=mask_email(mail.to), error=type(exc).__name__)

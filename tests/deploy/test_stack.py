@@ -59,7 +59,7 @@ def test_template_declares_the_whole_stage(built):
     assert bucket["Properties"]["CorsConfiguration"]["CorsRules"][0]["AllowedMethods"] == ["PUT"]
     groups = resources_of(template, "AWS::Logs::LogGroup")
     assert {g["Properties"]["LogGroupName"] for g in groups.values()} == {
-        "/aws/lambda/spikes-prod-api", "/aws/lambda/spikes-prod-quota-reset"}
+        "/aws/lambda/spikes-prod-api", "/aws/lambda/spikes-prod-quota-reset", "/spikes/prod/mail-events"}
     assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
     alarms = resources_of(template, "AWS::CloudWatch::Alarm")
     metrics = {(a["Properties"]["MetricName"], json.dumps(a["Properties"]["Dimensions"][0]["Value"])) for a in alarms.values()}
@@ -67,6 +67,20 @@ def test_template_declares_the_whole_stage(built):
     for function in ("APIHandler", "QuotaReset"):
         assert ("Errors", json.dumps({"Ref": function})) in metrics
         assert ("Throttles", json.dumps({"Ref": function})) in metrics
+
+
+def test_bounces_and_complaints_reach_a_log_group(built):
+    resources = built["template"]["Resources"]
+    destination = resources["MailEventsDestination"]["Properties"]
+    assert destination["ConfigurationSetName"] == {"Ref": "MailEvents"}
+    assert set(destination["EventDestination"]["MatchingEventTypes"]) >= {"bounce", "complaint"}
+    rule = resources["MailEventsRule"]["Properties"]
+    assert rule["EventPattern"]["detail"]["mail"]["tags"]["ses:configuration-set"] == ["spikes-prod"]
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["MailEventsLogGroup", "Arn"]}
+    assert resources["MailEventsLogGroup"]["Properties"]["LogGroupName"] == "/spikes/prod/mail-events"
+    assert "MailEventsLogGroup.Arn" in resources["MailEventsLogPolicy"]["Properties"]["PolicyDocument"]["Fn::Sub"]
+    for function in resources_of(built["template"], "AWS::Lambda::Function").values():
+        assert function["Properties"]["Environment"]["Variables"]["SPIKES_MAIL_CONFIGURATION_SET"] == {"Ref": "MailEvents"}
 
 
 def test_gateway_responses_answer_in_the_envelope(built):
