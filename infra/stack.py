@@ -317,7 +317,9 @@ def stack_additions(stage: str) -> Dict[str, Any]:
     resources.update(mail_event_resources(stage))
     resources["RestAPI"] = {"Properties": {
         "Name": f"spikes-{stage}",
-        "DefinitionBody": {"x-amazon-apigateway-gateway-responses": gateway_responses()},
+        # The alarms find the API by name: both the resource's and the definition's say it.
+        "DefinitionBody": {"info": {"title": f"spikes-{stage}"},
+                           "x-amazon-apigateway-gateway-responses": gateway_responses()},
     }}
     resources["CustomDomain"] = {"Type": "AWS::ApiGateway::DomainName", "Condition": "HasCustomDomain", "Properties": {
         "DomainName": {"Ref": "DomainName"}, "RegionalCertificateArn": {"Ref": "CertificateArn"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from chalice import Blueprint, Response
 
 from chalicelib import web
-from chalicelib.api import inputs, openapi
+from chalicelib.api import inputs
 from chalicelib.api.routing import route
 from chalicelib.errors import NotFound
 
@@ -32,6 +32,7 @@ DOCS_HEADERS = {
 
 @route(bp, "/openapi.json", methods=["GET"])
 def openapi_document():
+    from chalicelib.api import openapi  # its models cost a cold start ~0.1 s; only this route needs them
     body = openapi.document_json(inputs.base_url(bp.current_request), bp.current_app.routes)
     return Response(body=body, headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
 

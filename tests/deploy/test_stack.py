@@ -85,6 +85,7 @@ def test_bounces_and_complaints_reach_a_log_group(built):
 
 def test_gateway_responses_answer_in_the_envelope(built):
     rest_api = resources_of(built["template"], "AWS::ApiGateway::RestApi")["RestAPI"]["Properties"]
+    assert rest_api["Name"] == rest_api["Body"]["info"]["title"] == "spikes-prod"  # the 5xx alarm's ApiName
     responses = rest_api["Body"]["x-amazon-apigateway-gateway-responses"]
     expected = {"DEFAULT_4XX": None, "DEFAULT_5XX": None, "MISSING_AUTHENTICATION_TOKEN": "404",
                 "REQUEST_TOO_LARGE": "413", "THROTTLED": "429", "INTEGRATION_TIMEOUT": "503"}
