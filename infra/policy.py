@@ -42,7 +42,7 @@ INDEX_QUERIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
     API_FUNCTION: {
         "users": ("stripe_customer_index",),
         "shares": ("owner_index",),
-        "spikes": ("project_index", "owner_index", "feed_index"),
+        "spikes": ("project_index", "owner_index", "feed_index", "id_index"),
         "keys": ("owner_index",),
     },
     QUOTA_RESET_FUNCTION: {
