@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("clean_spikes_env")
 
 # Runs inside the package: one cold start, then each (handler, event) in order.
 DRIVER = r"""
-import json, sys, time, uuid
+import importlib, json, sys, time, uuid
 started = time.perf_counter()
 import app
 import_ms = (time.perf_counter() - started) * 1000
@@ -37,8 +37,9 @@ class Context:
         return int((self._deadline - time.monotonic()) * 1000)
 
 results = []
-for handler, event in json.load(sys.stdin):
-    results.append(getattr(app, handler)(event, Context()))
+for handler, event in json.load(sys.stdin):  # handler: the template's "module.function"
+    module, _, name = handler.rpartition(".")
+    results.append(getattr(importlib.import_module(module), name)(event, Context()))
 print("RESULTS " + json.dumps({"import_ms": import_ms, "heavy_after_import": heavy,
                                "paths": [p for p in sys.path if p], "results": results}))
 """
@@ -111,16 +112,22 @@ def body(response: Dict[str, Any]) -> Any:
     return json.loads(response["body"])
 
 
-def test_the_packaged_handlers_answer_proxy_events_against_the_stack(stage):
+def handlers(built) -> Dict[str, str]:
+    return {key: value["Properties"]["Handler"] for key, value in built["template"]["Resources"].items()
+            if value["Type"] == "AWS::Lambda::Function"}
+
+
+def test_the_packaged_handlers_answer_proxy_events_against_the_stack(built, stage):
+    api, job_handler = handlers(built)["APIHandler"], handlers(built)["QuotaReset"]
     spike = {"type": "page", "projectKey": "launch-page", "page": "Home", "url": "https://example.com/",
              "rating": "love", "comments": "Ship it", "reviewer": {"id": "r1", "name": "Ada"}}
     calls = [
-        ("app", proxy_event("GET", "/", "/")),
-        ("app", proxy_event("POST", "/spikes", "/spikes", spike)),
-        ("app", proxy_event("GET", "/spikes", "/spikes", query={"project": "launch-page"})),
-        ("app", proxy_event("POST", "/auth/login", "/auth/login", {"email": "reviewer@example.com"})),
-        ("app", proxy_event("GET", "/widget.js", "/widget.js")),
-        ("quota_reset", SCHEDULED_EVENT),
+        (api, proxy_event("GET", "/", "/")),
+        (api, proxy_event("POST", "/spikes", "/spikes", spike)),
+        (api, proxy_event("GET", "/spikes", "/spikes", query={"project": "launch-page"})),
+        (api, proxy_event("POST", "/auth/login", "/auth/login", {"email": "reviewer@example.com"})),
+        (api, proxy_event("GET", "/widget.js", "/widget.js")),
+        (job_handler, SCHEDULED_EVENT),
     ]
     out = run_package(stage, calls)
     assert all(str(stage["task"]) in p or "python3" in p for p in out["paths"]), out["paths"]
@@ -163,10 +170,11 @@ def test_the_package_ships_only_what_runs(built):
     assert any(name.startswith("chalicelib/__pycache__/settings.cpython-311") for name in names)
 
 
-def test_a_stage_without_its_secret_answers_503_not_500(stage):
+def test_a_stage_without_its_secret_answers_503_not_500(built, stage):
     boto3.client("ssm").delete_parameter(Name="/spikes/prod/secret_key")
-    out = run_package(stage, [("app", proxy_event("GET", "/spikes", "/spikes", query={"project": "p"})),
-                              ("app", proxy_event("GET", "/", "/"))])
+    api = handlers(built)["APIHandler"]
+    out = run_package(stage, [(api, proxy_event("GET", "/spikes", "/spikes", query={"project": "p"})),
+                              (api, proxy_event("GET", "/", "/"))])
     for response in out["results"]:
         assert response["statusCode"] == 503, response
         assert response["headers"]["Retry-After"] == "30"
