@@ -50,7 +50,8 @@ def chalice_config(stage: str) -> Dict[str, Any]:
             "manage_iam_role": False,
             "iam_role_arn": "replaced-by-infra-stack",
             "environment_variables": {"SPIKES_STAGE": stage},
-            "lambda_functions": {"quota_reset": {"lambda_timeout": stack.QUOTA_RESET_TIMEOUT_SECONDS}},
+            "lambda_functions": {function: {"lambda_timeout": stack.QUOTA_RESET_TIMEOUT_SECONDS}
+                                 for function in policy.SCHEDULED},
         }},
     }
 

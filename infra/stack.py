@@ -26,7 +26,8 @@ API_STAGE = "api"
 API_TIMEOUT_SECONDS = 25  # API Gateway gives up at 29 s
 QUOTA_RESET_TIMEOUT_SECONDS = 300
 MEMORY_MB = 512
-ROLE_IDS = {policy.API_FUNCTION: "ApiHandlerRole", policy.QUOTA_RESET_FUNCTION: "QuotaResetRole"}
+ROLE_IDS = {policy.API_FUNCTION: "ApiHandlerRole", policy.QUOTA_RESET_FUNCTION: "QuotaResetRole",
+            policy.SHARE_DELETIONS_FUNCTION: "ShareDeletionsRole"}
 BUCKET_NAME = "spikes-${Stage}-files-${AWS::AccountId}-${AWS::Region}"
 ABANDONED_UPLOAD_DAYS = 1
 
@@ -174,6 +175,9 @@ def alarm_resources(stage: str) -> Dict[str, Any]:
         "QuotaResetThrottledAlarm": _alarm(
             f"spikes {stage}: the scheduled quota reset was throttled", "AWS/Lambda", "Throttles",
             [{"Name": "FunctionName", "Value": {"Ref": "QuotaReset"}}], 1),
+        "ShareDeletionsFailedAlarm": _alarm(
+            f"spikes {stage}: the scheduled share deletion failed", "AWS/Lambda", "Errors",
+            [{"Name": "FunctionName", "Value": {"Ref": "ShareDeletions"}}], 1),
         "ApiFunctionErrorsAlarm": _alarm(
             f"spikes {stage}: the API function failed (crash or timeout) at least 3 times in 5 minutes",
             "AWS/Lambda", "Errors", [{"Name": "FunctionName", "Value": {"Ref": "APIHandler"}}], 3),

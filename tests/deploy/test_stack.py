@@ -38,7 +38,7 @@ def test_template_declares_the_whole_stage(built):
     assert "Transform" not in template  # translated: what moto and `make deploy` create as is
     functions = resources_of(template, "AWS::Lambda::Function")
     assert {f["Properties"]["FunctionName"] for f in functions.values()} == {
-        "spikes-prod-api", "spikes-prod-quota-reset"}
+        "spikes-prod-api", "spikes-prod-quota-reset", "spikes-prod-share-deletions"}
     api = functions["APIHandler"]["Properties"]
     assert api["Timeout"] == stack.API_TIMEOUT_SECONDS < 29
     assert functions["QuotaReset"]["Properties"]["Timeout"] == 300
@@ -59,7 +59,8 @@ def test_template_declares_the_whole_stage(built):
     assert bucket["Properties"]["CorsConfiguration"]["CorsRules"][0]["AllowedMethods"] == ["PUT"]
     groups = resources_of(template, "AWS::Logs::LogGroup")
     assert {g["Properties"]["LogGroupName"] for g in groups.values()} == {
-        "/aws/lambda/spikes-prod-api", "/aws/lambda/spikes-prod-quota-reset", "/spikes/prod/mail-events"}
+        "/aws/lambda/spikes-prod-api", "/aws/lambda/spikes-prod-quota-reset",
+        "/aws/lambda/spikes-prod-share-deletions", "/spikes/prod/mail-events"}
     assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
     alarms = resources_of(template, "AWS::CloudWatch::Alarm")
     metrics = {(a["Properties"]["MetricName"], json.dumps(a["Properties"]["Dimensions"][0]["Value"])) for a in alarms.values()}
@@ -67,6 +68,7 @@ def test_template_declares_the_whole_stage(built):
     for function in ("APIHandler", "QuotaReset"):
         assert ("Errors", json.dumps({"Ref": function})) in metrics
         assert ("Throttles", json.dumps({"Ref": function})) in metrics
+    assert ("Errors", json.dumps({"Ref": "ShareDeletions"})) in metrics
 
 
 def test_bounces_and_complaints_reach_a_log_group(built):
@@ -113,8 +115,8 @@ def test_policies_name_exactly_this_stages_resources(built):
         actions = [action for statement in document["Statement"] for action in statement["Action"]]
         assert ("dynamodb:Scan" in actions) == (role_id == "QuotaResetRole")
     functions = resources_of(built["template"], "AWS::Lambda::Function")
-    assert functions["APIHandler"]["Properties"]["Role"] == {"Fn::GetAtt": ["ApiHandlerRole", "Arn"]}
-    assert functions["QuotaReset"]["Properties"]["Role"] == {"Fn::GetAtt": ["QuotaResetRole", "Arn"]}
+    for function, role in stack.ROLE_IDS.items():
+        assert functions[policy.LOGICAL_IDS[function]]["Properties"]["Role"] == {"Fn::GetAtt": [role, "Arn"]}
 
 
 def test_stripe_calls_fit_inside_the_api_timeout():
@@ -149,6 +151,7 @@ def test_the_stack_holds_every_table_index_ttl_and_the_bucket_the_code_uses(buil
         outputs = deployed["outputs"]
         environment = function_environment("spikes-prod-api")
         assert function_environment("spikes-prod-quota-reset") == environment
+        assert function_environment("spikes-prod-share-deletions") == environment
         settings = code_settings(environment)
         assert settings.stage == STAGE and settings.mail_mode == "ses"
         assert settings.mail_sender == f"Spikes <{MAIL_FROM}>"
@@ -182,7 +185,8 @@ def test_the_stack_holds_every_table_index_ttl_and_the_bucket_the_code_uses(buil
         s3.head_bucket(Bucket=settings.bucket_name)  # its settings: test_template_declares_the_whole_stage
         logs = boto3.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/spikes-prod")["logGroups"]
         assert {(g["logGroupName"], g.get("retentionInDays")) for g in logs} == {
-            ("/aws/lambda/spikes-prod-api", 30), ("/aws/lambda/spikes-prod-quota-reset", 30)}
+            ("/aws/lambda/spikes-prod-api", 30), ("/aws/lambda/spikes-prod-quota-reset", 30),
+            ("/aws/lambda/spikes-prod-share-deletions", 30)}
         parameters = boto3.client("ssm").get_parameters_by_path(Path="/spikes/prod/")["Parameters"]
         assert {p["Name"] for p in parameters} == {"/spikes/prod/secret_key", "/spikes/prod/token"}
         assert all(p["Type"] == "SecureString" for p in parameters)
