@@ -50,8 +50,8 @@ def chalice_config(stage: str) -> Dict[str, Any]:
             "manage_iam_role": False,
             "iam_role_arn": "replaced-by-infra-stack",
             "environment_variables": {"SPIKES_STAGE": stage},
-            "lambda_functions": {function: {"lambda_timeout": stack.QUOTA_RESET_TIMEOUT_SECONDS}
-                                 for function in policy.SCHEDULED},
+            "lambda_functions": {function: {"lambda_timeout": timeout}
+                                 for function, timeout in stack.SCHEDULED_TIMEOUT_SECONDS.items()},
         }},
     }
 

@@ -16,12 +16,15 @@ from chalicelib.settings import SSM_PARAMETERS
 API_FUNCTION = "api_handler"
 QUOTA_RESET_FUNCTION = "quota_reset"
 SHARE_DELETIONS_FUNCTION = "share_deletions"
-FUNCTIONS = (API_FUNCTION, QUOTA_RESET_FUNCTION, SHARE_DELETIONS_FUNCTION)
-SCHEDULED = (QUOTA_RESET_FUNCTION, SHARE_DELETIONS_FUNCTION)
+WEBHOOK_DELIVERIES_FUNCTION = "webhook_deliveries"
+FUNCTIONS = (API_FUNCTION, QUOTA_RESET_FUNCTION, SHARE_DELETIONS_FUNCTION, WEBHOOK_DELIVERIES_FUNCTION)
+SCHEDULED = (QUOTA_RESET_FUNCTION, SHARE_DELETIONS_FUNCTION, WEBHOOK_DELIVERIES_FUNCTION)
 
 # Logical id of each function in Chalice's template, and its physical name's suffix.
-LOGICAL_IDS = {API_FUNCTION: "APIHandler", QUOTA_RESET_FUNCTION: "QuotaReset", SHARE_DELETIONS_FUNCTION: "ShareDeletions"}
-NAME_SUFFIX = {API_FUNCTION: "api", QUOTA_RESET_FUNCTION: "quota-reset", SHARE_DELETIONS_FUNCTION: "share-deletions"}
+LOGICAL_IDS = {API_FUNCTION: "APIHandler", QUOTA_RESET_FUNCTION: "QuotaReset", SHARE_DELETIONS_FUNCTION: "ShareDeletions",
+               WEBHOOK_DELIVERIES_FUNCTION: "WebhookDeliveries"}
+NAME_SUFFIX = {API_FUNCTION: "api", QUOTA_RESET_FUNCTION: "quota-reset", SHARE_DELETIONS_FUNCTION: "share-deletions",
+               WEBHOOK_DELIVERIES_FUNCTION: "webhook-deliveries"}
 
 # DynamoDB: function -> logical table -> actions on the table itself.
 TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
@@ -32,6 +35,7 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "spikes": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"),
         "ledger": ("GetItem", "PutItem", "UpdateItem", "BatchGetItem", "BatchWriteItem"),
         "keys": ("GetItem", "PutItem", "UpdateItem"),
+        "deliveries": ("GetItem", "PutItem", "UpdateItem"),
     },
     QUOTA_RESET_FUNCTION: {
         "users": ("Scan", "UpdateItem"),
@@ -40,6 +44,10 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     },
     # Finishes share deletions a request started: what the API's deletion path does after the
     # tombstone (only its first read is exercised by a test so far: see tests/aws_calls.py).
+    WEBHOOK_DELIVERIES_FUNCTION: {
+        "shares": ("GetItem",),
+        "deliveries": ("UpdateItem",),
+    },
     SHARE_DELETIONS_FUNCTION: {
         "users": ("UpdateItem",),
         "shares": ("GetItem", "UpdateItem", "DeleteItem"),
@@ -54,12 +62,16 @@ INDEX_QUERIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "shares": ("owner_index",),
         "spikes": ("project_index", "owner_index", "feed_index", "id_index"),
         "keys": ("owner_index",),
+        "deliveries": ("share_index",),
     },
     QUOTA_RESET_FUNCTION: {
         "shares": ("owner_index",),
     },
     SHARE_DELETIONS_FUNCTION: {
         "spikes": ("project_index",),
+    },
+    WEBHOOK_DELIVERIES_FUNCTION: {
+        "deliveries": ("due_index",),
     },
 }
 # Share files: function -> S3 actions on objects, and on the bucket itself.

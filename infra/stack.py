@@ -27,7 +27,11 @@ API_TIMEOUT_SECONDS = 25  # API Gateway gives up at 29 s
 QUOTA_RESET_TIMEOUT_SECONDS = 300
 MEMORY_MB = 512
 ROLE_IDS = {policy.API_FUNCTION: "ApiHandlerRole", policy.QUOTA_RESET_FUNCTION: "QuotaResetRole",
-            policy.SHARE_DELETIONS_FUNCTION: "ShareDeletionsRole"}
+            policy.SHARE_DELETIONS_FUNCTION: "ShareDeletionsRole",
+            policy.WEBHOOK_DELIVERIES_FUNCTION: "WebhookDeliveriesRole"}
+# Scheduled functions' timeouts: the deliveries run every minute, so one run ends before the next.
+SCHEDULED_TIMEOUT_SECONDS = {policy.QUOTA_RESET_FUNCTION: 300, policy.SHARE_DELETIONS_FUNCTION: 300,
+                             policy.WEBHOOK_DELIVERIES_FUNCTION: 60}
 BUCKET_NAME = "spikes-${Stage}-files-${AWS::AccountId}-${AWS::Region}"
 ABANDONED_UPLOAD_DAYS = 1
 
@@ -178,6 +182,9 @@ def alarm_resources(stage: str) -> Dict[str, Any]:
         "ShareDeletionsFailedAlarm": _alarm(
             f"spikes {stage}: the scheduled share deletion failed", "AWS/Lambda", "Errors",
             [{"Name": "FunctionName", "Value": {"Ref": "ShareDeletions"}}], 1),
+        "WebhookDeliveriesFailedAlarm": _alarm(
+            f"spikes {stage}: the scheduled webhook delivery failed 3 times in 5 minutes", "AWS/Lambda", "Errors",
+            [{"Name": "FunctionName", "Value": {"Ref": "WebhookDeliveries"}}], 3),
         "ApiFunctionErrorsAlarm": _alarm(
             f"spikes {stage}: the API function failed (crash or timeout) at least 3 times in 5 minutes",
             "AWS/Lambda", "Errors", [{"Name": "FunctionName", "Value": {"Ref": "APIHandler"}}], 3),

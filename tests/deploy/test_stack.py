@@ -38,7 +38,8 @@ def test_template_declares_the_whole_stage(built):
     assert "Transform" not in template  # translated: what moto and `make deploy` create as is
     functions = resources_of(template, "AWS::Lambda::Function")
     assert {f["Properties"]["FunctionName"] for f in functions.values()} == {
-        "spikes-prod-api", "spikes-prod-quota-reset", "spikes-prod-share-deletions"}
+        "spikes-prod-api", "spikes-prod-quota-reset", "spikes-prod-share-deletions",
+        "spikes-prod-webhook-deliveries"}
     api = functions["APIHandler"]["Properties"]
     assert api["Timeout"] == stack.API_TIMEOUT_SECONDS < 29
     assert functions["QuotaReset"]["Properties"]["Timeout"] == 300
@@ -60,7 +61,8 @@ def test_template_declares_the_whole_stage(built):
     groups = resources_of(template, "AWS::Logs::LogGroup")
     assert {g["Properties"]["LogGroupName"] for g in groups.values()} == {
         "/aws/lambda/spikes-prod-api", "/aws/lambda/spikes-prod-quota-reset",
-        "/aws/lambda/spikes-prod-share-deletions", "/spikes/prod/mail-events"}
+        "/aws/lambda/spikes-prod-share-deletions", "/aws/lambda/spikes-prod-webhook-deliveries",
+        "/spikes/prod/mail-events"}
     assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
     alarms = resources_of(template, "AWS::CloudWatch::Alarm")
     metrics = {(a["Properties"]["MetricName"], json.dumps(a["Properties"]["Dimensions"][0]["Value"])) for a in alarms.values()}
@@ -152,6 +154,7 @@ def test_the_stack_holds_every_table_index_ttl_and_the_bucket_the_code_uses(buil
         environment = function_environment("spikes-prod-api")
         assert function_environment("spikes-prod-quota-reset") == environment
         assert function_environment("spikes-prod-share-deletions") == environment
+        assert function_environment("spikes-prod-webhook-deliveries") == environment
         settings = code_settings(environment)
         assert settings.stage == STAGE and settings.mail_mode == "ses"
         assert settings.mail_sender == f"Spikes <{MAIL_FROM}>"
@@ -186,7 +189,7 @@ def test_the_stack_holds_every_table_index_ttl_and_the_bucket_the_code_uses(buil
         logs = boto3.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/spikes-prod")["logGroups"]
         assert {(g["logGroupName"], g.get("retentionInDays")) for g in logs} == {
             ("/aws/lambda/spikes-prod-api", 30), ("/aws/lambda/spikes-prod-quota-reset", 30),
-            ("/aws/lambda/spikes-prod-share-deletions", 30)}
+            ("/aws/lambda/spikes-prod-share-deletions", 30), ("/aws/lambda/spikes-prod-webhook-deliveries", 30)}
         parameters = boto3.client("ssm").get_parameters_by_path(Path="/spikes/prod/")["Parameters"]
         assert {p["Name"] for p in parameters} == {"/spikes/prod/secret_key", "/spikes/prod/token"}
         assert all(p["Type"] == "SecureString" for p in parameters)
