@@ -83,8 +83,9 @@ BUCKET_ACTIONS: Dict[str, Tuple[str, ...]] = {
     API_FUNCTION: ("ListBucket",),
     SHARE_DELETIONS_FUNCTION: ("ListBucket",),
 }
-# Functions that send mail (magic links) through SES.
-SENDS_MAIL = {API_FUNCTION}
+# Functions that send mail through SES: the API (magic links) and the webhook delivery job (it
+# tells a share's owner when their webhook is paused).
+SENDS_MAIL = {API_FUNCTION, WEBHOOK_DELIVERIES_FUNCTION}
 
 
 def function_name(stage: str, function: str) -> str:
