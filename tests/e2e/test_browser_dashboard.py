@@ -23,7 +23,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.e2e.test_browser_shares import CHROMIUM, LAUNCH_ARGS, MOCKUP_FILES, make_pro, share
+from tests.e2e.test_browser_shares import MOCKUP_FILES, browser, make_pro, share  # noqa: F401 (fixture)
 from tests.fakes.stripe_api import FakeStripe
 from tests.live import LiveServer
 
@@ -53,17 +53,6 @@ def server(tmp_path_factory, stripe) -> Iterator[LiveServer]:
         yield live
     finally:
         live.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield instance
-        instance.close()
 
 
 class Tab:
