@@ -424,9 +424,9 @@ def test_delete_exports_spikes_and_leaves_nothing_behind(client, user_token):
     assert s3_keys(f"shares/{body['share_id']}/") == []
     assert s3_keys(f"shares/{keep['share_id']}/") != []
     assert not [s for s in all_items(Share) if body["share_id"] in (s.share_id, s.pk)]
-    assert not [s for s in all_items(Spike) if s.share_id == body["share_id"] or s.project == body["share_id"]]
+    assert not [s for s in all_items(Spike) if s.share_id == body["share_id"] or s.partition == body["share_id"]]
     assert not [i for i in all_items(LedgerItem) if body["share_id"] in i.pk]
-    assert [s.project for s in all_items(Spike)] == [keep["share_id"]]
+    assert [s.partition for s in all_items(Spike)] == [keep["share_id"]]
     assert user_of("owner@example.com").active_shares == 1
     assert call(client, "GET", f"/s/{body['slug']}/")[0] == 404
     assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 404

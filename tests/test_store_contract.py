@@ -13,6 +13,7 @@ from chalicelib.errors import InvalidCursor, SpikeLimit
 from chalicelib.services import ratelimit, spikes
 from chalicelib.services.accounts import Accounts
 from chalicelib.services.spikes import Filters, NewSpike, Scope
+from chalicelib.store import rows
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import LedgerItem, Spike
 from tests.conftest import call, login_token_from_mail
@@ -21,8 +22,8 @@ from tests.factories import make_share
 SECRET = "contract-secret"
 
 
-def new_spike(project="proj", client_id=None, **fields) -> NewSpike:
-    return NewSpike(type="page", project_key=project, client_id=client_id, **fields)
+def new_spike(project_key="proj", client_id=None, **fields) -> NewSpike:
+    return NewSpike(type="page", project_key=project_key, client_id=client_id, **fields)
 
 
 def test_record_is_retry_safe(store_backend):
@@ -55,7 +56,7 @@ def test_pagination_over_thousands_with_identical_timestamps(store_backend):
     with Spike.batch_write() as batch:
         for i in range(2500):
             spike_id = f"spk_{i:05d}"
-            batch.save(Spike(spike_id, project="key#bulk", sort_key=spike_store.sort_key_for(created_at, spike_id),
+            batch.save(Spike(spike_id, partition="key#bulk", sort_key=spike_store.sort_key_for(created_at, spike_id),
                              feed="all", type="page", project_key="bulk", created_at=created_at,
                              rating="love" if i % 3 == 0 else "no", resolved=False))
     seen, cursor, pages = [], None, 0
@@ -144,7 +145,20 @@ def test_concurrent_posts_never_exceed_the_quota(store_backend, env):
     for thread in threads:
         thread.join(timeout=60)
     assert outcomes.count("ok") == 10 and outcomes.count("limit") == 50
-    assert len(list(Spike.project_index.query(share.share_id))) == 10
+    assert len(list(Spike.partition_index.query(share.share_id))) == 10
+
+
+def test_the_partition_keeps_its_stored_name(store_backend):
+    """``Spike.partition`` is stored as ``project`` (and indexed by ``project_index``), the
+    names items were written with before the code renamed it: no data migration."""
+    recorded = spikes.record(new_spike("named", client_id="n1"), deps.settings(), "http://x")
+    [spike] = Spike.id_index.query(recorded.id)
+    item = deps.dynamodb_client().get_item(TableName=Spike.Meta.table_name, Key={"spike_id": {"S": spike.spike_id}})
+    assert item["Item"]["project"] == {"S": "key#named"} and "partition" not in item["Item"]
+    listed = spikes.list_page(spikes.project_scope("named", None), Filters(), 10, None, SECRET)
+    assert [row["id"] for row in listed.items] == ["n1"]
+    read, _ = rows.query_index(Spike, Spike.partition_index, "key#named", limit=10)  # by stored name, to the model's
+    assert [(row.partition, row.public_id) for row in read] == [("key#named", "n1")]
 
 
 def test_a_table_from_an_older_version_gets_the_indexes_added_since(aws):

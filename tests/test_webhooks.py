@@ -43,7 +43,7 @@ def make_pro_share(owner_id: str = UID, share_id: str = "sh_abcdefghijkl") -> Sh
 
 
 def make_spike(share_id: str = "sh_abcdefghijkl") -> Spike:
-    spike = Spike("spike_keepme", project=share_id, sort_key="2026-02-01T00:00:00.000Z#spike_keepme",
+    spike = Spike("spike_keepme", partition=share_id, sort_key="2026-02-01T00:00:00.000Z#spike_keepme",
                   owner_id=UID, share_id=share_id, type="page", project_key=share_id,
                   created_at="2026-02-01T00:00:00.000Z", comments="keep me")
     spike.save()

@@ -176,12 +176,15 @@ class Share(_Base):
 
 # --- spikes ----------------------------------------------------------------------------------
 
-class ProjectIndex(GlobalSecondaryIndex["Spike"]):
+class PartitionIndex(GlobalSecondaryIndex["Spike"]):
+    """A project partition's spikes, newest first. Stored as ``project_index`` keyed by the
+    attribute ``project``: those names predate the code's ``partition`` and renaming them in
+    DynamoDB would mean building a new index and rewriting every item."""
     class Meta:
         index_name = "project_index"
         projection = AllProjection()
 
-    project = UnicodeAttribute(hash_key=True)
+    partition = UnicodeAttribute(hash_key=True, attr_name="project")
     sort_key = UnicodeAttribute(range_key=True)
 
 
@@ -209,15 +212,15 @@ class SpikeIdIndex(GlobalSecondaryIndex["Spike"]):
         projection = AllProjection()
 
     public_id = UnicodeAttribute(hash_key=True)
-    project = UnicodeAttribute(range_key=True)
+    partition = UnicodeAttribute(range_key=True, attr_name="project")
 
 
 class Spike(_Base):
     """pk spike_id: a hash of (project partition, public id), so one id is unique within a
     project and free in every other. ``public_id`` is the id clients see: the client's own id
-    when it sent one, else a generated ``spk_`` id. ``project`` is the share id when the
-    project key names a share, ``user#<user id>#key#<projectKey>`` for an authenticated
-    caller's own project key, else ``key#<projectKey>``. ``sort_key`` =
+    when it sent one, else a generated ``spk_`` id. ``partition`` (stored as ``project``) is
+    the share id when the project key names a share, ``user#<user id>#key#<projectKey>`` for
+    an authenticated caller's own project key, else ``key#<projectKey>``. ``sort_key`` =
     ``<received ISO time>#<spike_id>``: unique, so cursors never skip or repeat items that
     share a timestamp."""
 
@@ -226,7 +229,9 @@ class Spike(_Base):
 
     spike_id = UnicodeAttribute(hash_key=True)
     public_id = UnicodeAttribute(null=True)  # absent on items stored before ids were kept
-    project = UnicodeAttribute()
+    # The project partition, not the project key (that is ``project_key``). The stored name
+    # stays ``project``: renaming it would mean rewriting every item and both indexes on it.
+    partition = UnicodeAttribute(attr_name="project")
     sort_key = UnicodeAttribute()
     feed = UnicodeAttribute(default="all")
     owner_id = UnicodeAttribute(null=True)
@@ -249,7 +254,7 @@ class Spike(_Base):
     resolved = BooleanAttribute(default=False)
     resolved_at = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
-    project_index = ProjectIndex()
+    partition_index = PartitionIndex()
     owner_index = OwnerSpikesIndex()
     feed_index = FeedIndex()
     id_index = SpikeIdIndex()

@@ -27,12 +27,13 @@ class Row:
             return None
 
 
-def _row(attributes: Dict[str, Any], item: Dict[str, Dict[str, Any]]) -> Row:
+def _row(attributes: Dict[str, Tuple[str, Any]], item: Dict[str, Dict[str, Any]]) -> Row:
     values = {}
-    for name, typed in item.items():
-        attribute = attributes.get(name)
-        if attribute is None:
+    for stored_name, typed in item.items():
+        known = attributes.get(stored_name)
+        if known is None:
             continue
+        name, attribute = known
         ((tag, value),) = typed.items()
         values[name] = None if tag == "NULL" else attribute.deserialize(value)
     return Row(values)
@@ -44,7 +45,8 @@ def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, 
     """Up to ``limit`` matching rows of one index partition, reading pages of ``page_size``
     until enough matched the filter; returns them and where the last read page ended."""
     connection = model._get_connection()
-    attributes = model.get_attributes()
+    # By stored name (``attr_name``), to the model's name: ``Spike.partition`` is stored as "project".
+    attributes = {attribute.attr_name: (name, attribute) for name, attribute in model.get_attributes().items()}
     rows: List[Row] = []
     last_key = start_key
     while len(rows) < limit:

@@ -79,7 +79,7 @@ def resolve(key: Optional[str], include_deleting: bool = False) -> Optional[Shar
 def is_used_project_key(slug: str) -> bool:
     """Whether spikes are stored under the bare project key ``slug`` (one index query that
     reads at most one item)."""
-    return any(True for _ in Spike.project_index.query(f"key#{slug}", limit=1, attributes_to_get=["spike_id"]))
+    return any(True for _ in Spike.partition_index.query(f"key#{slug}", limit=1, attributes_to_get=["spike_id"]))
 
 
 def owned_by(owner_id: str, newest_first: bool = True) -> Iterator[Share]:

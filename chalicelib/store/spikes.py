@@ -4,9 +4,10 @@
   or a random ``spk_…`` one; unique within its project; ``id_index`` finds it.
 - pk ``spike_id``: ``spk_`` + 13 bytes of SHA-256(project partition, public id), so a retried
   or re-pushed post hits the same conditional put, and two projects may share an id.
-- ``project`` (the project partition): the share id when the project key names a share,
-  ``user#<user id>#key#<projectKey>`` for a user's own project key, else
-  ``key#<projectKey>``; ``project_index`` lists a project newest first.
+- ``partition`` (the project partition, stored as ``project``): the share id when the project
+  key names a share, ``user#<user id>#key#<projectKey>`` for a user's own project key, else
+  ``key#<projectKey>``; ``partition_index`` (stored as ``project_index``) lists a project
+  newest first.
 - ``owner_id`` (``owner_index``): the owner of the spike's share, or the user who posted it
   under their own project key; ``feed`` (``feed_index``): "all", the admin's view.
 - ``sort_key`` = ``<received ISO time>#<spike_id>``: unique, so cursors never skip or repeat
@@ -83,7 +84,7 @@ def sort_key_for(created_at: str, spike_id: str) -> str:
 
 def new(spike_id: str, partition: str, created_at: str, **fields: Any) -> Spike:
     """A spike record, not yet stored."""
-    return Spike(spike_id, project=partition, sort_key=sort_key_for(created_at, spike_id), feed=ALL.partition,
+    return Spike(spike_id, partition=partition, sort_key=sort_key_for(created_at, spike_id), feed=ALL.partition,
                  created_at=created_at, **fields)
 
 
@@ -164,7 +165,7 @@ def delete_project(partition: str) -> int:
     """Remove every spike of a project partition (a share's). Idempotent; returns how many."""
     removed = 0
     with Spike.batch_write() as batch:
-        for spike in Spike.project_index.query(partition, attributes_to_get=["spike_id"]):
+        for spike in Spike.partition_index.query(partition, attributes_to_get=["spike_id"]):
             batch.delete(Spike(spike.spike_id))
             removed += 1
     return removed
@@ -195,11 +196,12 @@ def find(public_id: str, owner_id: Optional[str] = None) -> List[Spike]:
 
 
 def _index(scope: Scope):
-    return {"project": Spike.project_index, "owner": Spike.owner_index, "feed": Spike.feed_index}[scope.index]
+    return {"project": Spike.partition_index, "owner": Spike.owner_index, "feed": Spike.feed_index}[scope.index]
 
 
 def _hash_attribute(scope: Scope) -> str:
-    return {"project": "project", "owner": "owner_id", "feed": "feed"}[scope.index]
+    """The stored name of the index's hash key, as DynamoDB's LastEvaluatedKey spells it."""
+    return {"project": Spike.partition, "owner": Spike.owner_id, "feed": Spike.feed}[scope.index].attr_name
 
 
 def _filter_condition(filters: Filters):

@@ -69,7 +69,7 @@ def test_200_simultaneous_posts_at_a_share_with_10_left_store_exactly_10(ddb_ser
     assert statuses.count(201) == 10, sorted(set(statuses))
     assert statuses.count(429) == 190
     assert {body["code"] for status, body in results if status == 429} == {"SPIKE_LIMIT"}
-    stored = list(Spike.project_index.query(share.share_id))
+    stored = list(Spike.partition_index.query(share.share_id))
     assert len(stored) == 100
     accepted = {body["id"] for status, body in results if status == 201}
     assert accepted <= {spike.public_id or spike.spike_id for spike in stored}  # ids are kept (public_id)
@@ -80,4 +80,4 @@ def test_concurrent_retries_of_one_spike_store_it_once(ddb_server):
     results = _post_all(ddb_server.url, [body] * 50, 50)
     assert {status for status, _ in results} == {201}
     assert len({answer["id"] for _, answer in results}) == 1
-    assert len(list(Spike.project_index.query("key#retry-storm"))) == 1
+    assert len(list(Spike.partition_index.query("key#retry-storm"))) == 1
