@@ -90,6 +90,19 @@ def table_resource(model: Any, physical_name: str) -> Dict[str, Any]:
             "Properties": properties}
 
 
+# What crosses origins to the bucket, and nothing more: the dashboard PUTs share files to
+# presigned upload URLs (with the Content-Type the upload target names; the browser sets
+# Content-Length itself), and fetches an export over 5 MB by following the API's redirect to a
+# presigned GET, reading the file name from Content-Disposition. Share files are served
+# through the API or by a top-level redirect, which CORS does not govern.
+CORS_RULES = [
+    {"Id": "presigned-upload", "AllowedMethods": ["PUT"], "AllowedOrigins": ["*"],
+     "AllowedHeaders": ["content-type"], "MaxAge": 3000},
+    {"Id": "presigned-export", "AllowedMethods": ["GET"], "AllowedOrigins": ["*"],
+     "ExposedHeaders": ["Content-Disposition"], "MaxAge": 3000},
+]
+
+
 def bucket_resource() -> Dict[str, Any]:
     return {
         "Type": "AWS::S3::Bucket",
@@ -107,11 +120,7 @@ def bucket_resource() -> Dict[str, Any]:
                  "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABANDONED_UPLOAD_DAYS}},
                 {"Id": "expire-exports", "Status": "Enabled", "Prefix": "exports/", "ExpirationInDays": 1},
             ]},
-            # Browsers PUT files straight to presigned URLs (docs/shares.md); nothing else
-            # crosses origins: downloads go through the API or a same-tab redirect.
-            "CorsConfiguration": {"CorsRules": [{
-                "AllowedMethods": ["PUT"], "AllowedOrigins": ["*"],
-                "AllowedHeaders": ["content-type", "content-length"], "ExposedHeaders": ["ETag"], "MaxAge": 3000}]},
+            "CorsConfiguration": {"CorsRules": CORS_RULES},
         },
     }
 

@@ -57,7 +57,6 @@ def test_template_declares_the_whole_stage(built):
     assert all(bucket["Properties"]["PublicAccessBlockConfiguration"].values())
     assert bucket["Properties"]["BucketEncryption"]
     assert any("AbortIncompleteMultipartUpload" in rule for rule in bucket["Properties"]["LifecycleConfiguration"]["Rules"])
-    assert bucket["Properties"]["CorsConfiguration"]["CorsRules"][0]["AllowedMethods"] == ["PUT"]
     groups = resources_of(template, "AWS::Logs::LogGroup")
     assert {g["Properties"]["LogGroupName"] for g in groups.values()} == {
         "/aws/lambda/spikes-prod-api", "/aws/lambda/spikes-prod-quota-reset",
