@@ -37,10 +37,13 @@ from chalice.test import Client  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from chalicelib import deps  # noqa: E402
+from chalicelib.api import responses  # noqa: E402
 from chalicelib.store.setup import create_bucket, create_tables  # noqa: E402
 from tests import dynamodb_local  # noqa: E402
 
 ADMIN_TOKEN = TEST_ENV["SPIKES_TOKEN"]
+# Bodies sent without their model's validation (the spike listing) are checked against it here.
+responses.CHECKS.preshaped = True
 
 
 def pytest_sessionfinish(session, exitstatus):

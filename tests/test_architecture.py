@@ -7,6 +7,7 @@ from tools.import_graph import ROOT, find_cycle, violations
 # Modules allowed past ~300 lines, and why (docs/architecture.md repeats the reasons).
 LONG_MODULES = {
     "chalicelib/api/openapi.py": "one declarative table describing every route for GET /openapi.json",
+    "chalicelib/api/responses.py": "every JSON answer's model in one place, read by the views and the document",
     "chalicelib/store/models.py": "every table's model and indexes in one place (seven tables), which the "
                                   "deploy template and docs/data-model.md are read against",
     "chalicelib/services/apikeys.py": "API keys landed whole while the middle was being restructured; "

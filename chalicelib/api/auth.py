@@ -8,17 +8,18 @@ from chalice import Blueprint
 from chalicelib import deps
 from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
+from chalicelib.api.responses import (DevicePollOut, DeviceStartOut, LoginOut, LogoutOut, MessageOut, PollOut,
+                                       SessionOut, UserOut)
 from chalicelib.api.routing import json_response, route
-from chalicelib.api.schemas import (DeviceConfirmRequest, EmailRequest, LogoutRequest, MeOut, SessionOut, UserOut,
-                                     VerifyRequest)
+from chalicelib.api.schemas import DeviceConfirmRequest, EmailRequest, LogoutRequest, MeOut, VerifyRequest
 from chalicelib.services import apikeys, identity, sessions
 from chalicelib.services.accounts import Accounts, Session, SignInRequest, user_view
 
 bp = Blueprint(__name__)
 
 
-def _session_out(session: Session) -> dict:
-    return SessionOut(token=session.token, user=UserOut(**user_view(session.user))).model_dump()
+def _session_out(session: Session) -> SessionOut:
+    return SessionOut(token=session.token, user=UserOut(**user_view(session.user)))
 
 
 def _accounts() -> Accounts:
@@ -30,14 +31,14 @@ def login():
     body = inputs.parse(bp.current_request, EmailRequest)
     requested = _accounts().request_login(body.email, inputs.client_ip(bp.current_request))
     # ``code``: what the mail and the verify page show; a client that can, displays it too.
-    return {"ok": True, "message": "Check your email", "poll_token": requested.poll_token, "code": requested.code}
+    return LoginOut(message="Check your email", poll_token=requested.poll_token, code=requested.code)
 
 
 @route(bp, "/auth/recover", methods=["POST"])
 def recover():
     body = inputs.parse(bp.current_request, EmailRequest)
     _accounts().request_recovery(body.email, inputs.client_ip(bp.current_request))
-    return {"ok": True, "message": "Recovery email sent"}
+    return MessageOut(message="Recovery email sent")
 
 
 @route(bp, "/auth/verify", methods=["POST"])
@@ -89,7 +90,7 @@ def logout():
     if body.everywhere:
         sessions.revoke_all(principal.user)
     sessions.revoke(principal.token_hash)
-    return {"ok": True, "everywhere": body.everywhere}
+    return LogoutOut(everywhere=body.everywhere)
 
 
 @route(bp, "/me", methods=["GET"])
@@ -108,13 +109,13 @@ def poll():
     params = inputs.query(request)
     session = _accounts().poll_login(params.get("email"), params.get("poll_token"), inputs.client_ip(request))
     if session is None:
-        return json_response({"verified": False}, 202)
-    return {"verified": True, "token": session.token, "user": user_view(session.user)}
+        return json_response(PollOut(verified=False), 202)
+    return PollOut(verified=True, token=session.token, user=UserOut(**user_view(session.user)))
 
 
 @route(bp, "/auth/device", methods=["POST"])
 def device_start():
-    return _accounts().start_device(inputs.client_ip(bp.current_request))
+    return DeviceStartOut(**_accounts().start_device(inputs.client_ip(bp.current_request)))
 
 
 @route(bp, "/auth/device", methods=["GET"])
@@ -136,7 +137,7 @@ def device_page():
 def device_confirm():
     body = inputs.parse(bp.current_request, DeviceConfirmRequest)
     _accounts().confirm_device(body.user_code, body.email, inputs.client_ip(bp.current_request))
-    return {"ok": True, "message": "Check your email"}
+    return MessageOut(message="Check your email")
 
 
 @route(bp, "/auth/device/poll", methods=["GET"])
@@ -144,5 +145,5 @@ def device_poll():
     device_code = inputs.query(bp.current_request).get("device_code", "")
     session = _accounts().poll_device(device_code)
     if session is None:
-        return json_response({"status": "pending"}, 202)
-    return {"status": "complete", "token": session.token, "user": user_view(session.user)}
+        return json_response(DevicePollOut(status="pending"), 202)
+    return DevicePollOut(status="complete", token=session.token, user=UserOut(**user_view(session.user)))

@@ -6,6 +6,7 @@ from chalice import Blueprint
 
 from chalicelib import deps
 from chalicelib.api import inputs
+from chalicelib.api.responses import LinkedOut, MovedOut
 from chalicelib.api.routing import json_response, route
 from chalicelib.api.schemas import KeyCreateIn, KeyPatchIn, LinkKeyIn
 from chalicelib.services import apikeys, identity
@@ -62,5 +63,5 @@ def link_key():
     principal = identity.require_user(inputs.principal(request), "account:write")
     body = inputs.parse(request, LinkKeyIn)
     claimed = apikeys.claim(principal.user, body.api_key, deps.settings())
-    return {"ok": True, "user_id": principal.user_id, "claimed_account_id": claimed.account_id,
-            "moved": {"keys": claimed.keys, "shares": claimed.shares, "spikes": claimed.spikes}}
+    return LinkedOut(user_id=principal.user_id, claimed_account_id=claimed.account_id,
+                     moved=MovedOut(keys=claimed.keys, shares=claimed.shares, spikes=claimed.spikes))

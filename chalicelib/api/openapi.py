@@ -1,188 +1,34 @@
 """The OpenAPI 3.1 reference, generated from the request models the views validate with and
-the response models below, plus one table saying what each route is.
+the response models the views answer with (``responses``), plus one table saying what each
+route is.
 
-``tests/test_openapi.py`` fails when a route exists that this table does not describe, and a
+``tests/test_openapi.py`` fails when a route exists that this table does not describe,
+``tests/test_response_models.py`` when a route's answer is not the model named here, and a
 schemathesis run against the local server checks that the server keeps to the document.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib import errors
 from chalicelib.api import schemas, versioning
+from chalicelib.api.responses import (DeletedOut, DeliveryPageOut, DevicePollOut, DeviceStartOut, ErrorOut,
+                                      HealthOut, IndexOut, LinkedOut, LoginOut, LogoutOut, MessageOut, OkOut, PollOut,
+                                      SessionOut, ShareCreatedOut, ShareDeletedOut, ShareListItemOut, ShareOut,
+                                      ShareUpdatedOut, SpikeCreatedOut, SpikeOut, SpikePageOut, SpikeResolvedOut,
+                                      TestSentOut, WebhookOut, WebhookResumedOut, WebhookRotatedOut)
 from chalicelib.api.shares import ShareMetadata, ShareUpdate, UploadRequest
 
-# --- response models -------------------------------------------------------------------------
+# --- response models of the routes still answering dicts (billing, usage, API keys, /me) -----
 
 
 class _Open(BaseModel):
     """A response object: the fields listed are always there; clients ignore others."""
     model_config = ConfigDict(extra="allow")
-
-
-class ErrorDetail(BaseModel):
-    field: str
-    message: str
-    code: str
-
-
-class ErrorOut(_Open):
-    """The error envelope of every failure."""
-    error: str
-    code: str = Field(description="Stable machine-readable code; see the table in the description")
-    details: Optional[List[ErrorDetail]] = None
-    request_id: str
-    retry_after: Optional[int] = Field(default=None, description="429s: seconds to wait")
-
-
-class OkOut(_Open):
-    ok: bool
-
-
-class MessageOut(OkOut):
-    message: str
-
-
-class LoginOut(MessageOut):
-    poll_token: str
-    code: str  # what the mail and the approval page show (docs/security.md, finding 3)
-
-
-class ReviewerOut(_Open):
-    id: str
-    name: str
-    email: Optional[str] = None
-
-
-class SpikeOut(_Open):
-    id: str
-    type: str
-    projectKey: str
-    page: str
-    url: str
-    comments: str
-    timestamp: str
-    reviewer: ReviewerOut
-    rating: Optional[str]
-    resolved: bool
-    resolvedAt: Optional[str]
-
-
-class SpikeCreatedOut(OkOut):
-    id: str
-
-
-class SpikePageOut(_Open):
-    data: List[SpikeOut]
-    next_cursor: Optional[str]
-
-
-class SpikeResolvedOut(SpikeOut):
-    ok: bool
-    resolved_at: Optional[str]
-
-
-class DeletedOut(OkOut):
-    id: str
-
-
-class ShareCreatedOut(OkOut):
-    url: str
-    share_id: str
-    slug: Optional[str]
-    status: Optional[str]
-    webhook_secret: Optional[str] = Field(default=None, description=(
-        "Only when the share was created with a webhook_url: the signing secret, shown this once"))
-
-
-class ShareSummaryOut(_Open):
-    id: str
-    slug: Optional[str]
-    name: Optional[str]
-    url: str
-    created_at: Optional[str]
-    status: str
-    file_count: int
-    total_bytes: int
-    password_protected: bool
-
-
-class ShareListItemOut(ShareSummaryOut):
-    spike_count: int
-
-
-class ShareOut(ShareSummaryOut):
-    spike_count: int
-    exported_spikes: List[SpikeOut]
-
-
-class ShareDeletedOut(OkOut):
-    exported_spikes: List[SpikeOut]
-
-
-class WebhookOut(_Open):
-    url: str
-    events: List[str]
-    paused: bool
-    paused_at: Optional[str]
-    pause_reason: Optional[str]
-    previous_secret_valid_until: Optional[str]
-
-
-class WebhookRotatedOut(WebhookOut):
-    ok: bool
-    webhook_secret: str = Field(description="The new signing secret, shown this once")
-
-
-class WebhookResumedOut(WebhookOut):
-    ok: bool
-    queued: int
-
-
-class DeliveryOut(_Open):
-    id: str
-    event_id: str
-    event_type: str
-    status: str = Field(description="pending, delivered, failed, paused or cancelled")
-    attempts: int
-    created_at: str
-    last_attempt_at: Optional[str]
-    next_attempt_at: Optional[str]
-    last_status_code: Optional[int]
-    last_error: Optional[str]
-    delivered_at: Optional[str]
-
-
-class DeliveryPageOut(_Open):
-    data: List[DeliveryOut]
-
-
-class TestSentOut(_Open):
-    ok: bool
-    delivery: DeliveryOut
-
-
-class DeviceStartOut(_Open):
-    device_code: str
-    user_code: str
-    verification_url: str
-    verification_uri_complete: str
-    expires_in: int
-    interval: int
-
-
-class PollOut(_Open):
-    verified: bool
-    token: Optional[str] = None
-
-
-class DevicePollOut(_Open):
-    status: str
-    token: Optional[str] = None
 
 
 class ApiKeyOut(_Open):
@@ -220,16 +66,6 @@ class UsageOut(_Open):
 class StripeReceivedOut(_Open):
     received: bool
     outcome: str
-
-
-class IndexOut(_Open):
-    name: str
-    ok: bool
-
-
-class HealthOut(_Open):
-    ok: bool
-    status: str
 
 
 # --- what each route is ----------------------------------------------------------------------
@@ -287,12 +123,12 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("POST", "/auth/recover"): Op("Mail a recovery link", "auth", PUBLIC, body=schemas.EmailRequest,
                                   ok={200: MessageOut}, rate_limited=True),
     ("POST", "/auth/verify"): Op("Exchange a magic-link token for a bearer token", "auth", PUBLIC,
-                                 body=schemas.VerifyRequest, ok={200: schemas.SessionOut}, errors=(401,)),
+                                 body=schemas.VerifyRequest, ok={200: SessionOut}, errors=(401,)),
     ("GET", "/auth/verify"): Op("The page a magic link opens", "auth", PUBLIC, ok={200: (str, HTML)}, html_errors=(400,),
                                 query=(("token", "The login token from the e-mail", False),)),
-    ("POST", "/auth/rotate-token"): Op("Replace the calling bearer token", "auth", ok={200: schemas.SessionOut}),
+    ("POST", "/auth/rotate-token"): Op("Replace the calling bearer token", "auth", ok={200: SessionOut}),
     ("POST", "/auth/logout"): Op("Sign out this bearer token, or with everywhere=true every session of the account",
-                                 "auth", body=schemas.LogoutRequest, ok={200: OkOut}),
+                                 "auth", body=schemas.LogoutRequest, ok={200: LogoutOut}),
     ("GET", "/me"): Op("The signed-in account (or API key)", "auth", ok={200: _Open}),
     ("GET", "/auth/poll"): Op("The CLI's wait for a magic link to be clicked", "auth", PUBLIC,
                               ok={200: PollOut, 202: PollOut}, errors=(401, 404), rate_limited=True,
@@ -315,21 +151,22 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("DELETE", "/auth/api-key/{key_id}"): Op("Revoke an API key", "keys", ok={200: _Open}, errors=(404,)),
     ("PATCH", "/auth/api-key/{key_id}"): Op("Rename an API key, change its cap or expiry", "keys",
                                             body=schemas.KeyPatchIn, ok={200: ApiKeyOut}, errors=(404,)),
-    ("POST", "/auth/link-key"): Op("Claim a key-only account", "keys", body=schemas.LinkKeyIn, ok={200: OkOut},
+    ("POST", "/auth/link-key"): Op("Claim a key-only account", "keys", body=schemas.LinkKeyIn, ok={200: LinkedOut},
                                    errors=(404, 409)),
     # spikes
     ("POST", "/spikes"): Op("Record a feedback item (the widget; with credentials, as their owner)", "spikes",
                             USER_OR_NONE, body=schemas.SpikeIn,
                             ok={201: SpikeCreatedOut, 200: SpikeCreatedOut}, errors=(403, 404, 409),
                             rate_limited=True),
-    ("GET", "/spikes"): Op("List feedback, newest first", "spikes", READER, ok={200: SpikePageOut},
+    ("GET", "/spikes"): Op("List feedback, newest first", "spikes", READER,
+                           ok={200: Union[SpikePageOut, List[SpikeOut]]},
                            description="The CLI's push (user agent `ureq/…`, `?token=`, no Authorization "
                                        "header) gets the page as a bare JSON array (docs/clients.md).",
                            query=SPIKE_FILTERS + (("limit", "1-1000; default 100 with ?project=, else 1000",
                                                    False),
                                                   ("cursor", "next_cursor of the previous page", False))),
     ("GET", "/spikes/export"): Op("Export feedback as CSV or JSON lines", "spikes", READER,
-                                  ok={200: (str, "text/csv"), 303: None},
+                                  ok={200: (str, ("text/csv", "application/x-ndjson")), 303: None},
                                   query=SPIKE_FILTERS + (("format", "csv (default) or jsonl", False),)),
     ("GET", "/spikes/{spike_id}"): Op("One feedback item", "spikes", ok={200: SpikeOut}, errors=(404, 409),
                                       query=SPIKE_PROJECT),
@@ -351,7 +188,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("GET", "/shares"): Op("List the caller's shares", "shares", ok={200: (List[ShareListItemOut], None)}),
     ("GET", "/shares/{key}"): Op("One share with its feedback", "shares", ok={200: ShareOut}, errors=(404,)),
     ("PATCH", "/shares/{key}"): Op("Rename a share, set or remove its password or webhook URL", "shares",
-                                   body=ShareUpdate, ok={200: _Open}, errors=(404, 409)),
+                                   body=ShareUpdate, ok={200: ShareUpdatedOut}, errors=(404, 409)),
     ("DELETE", "/shares/{key}"): Op("Delete a share (its feedback is returned)", "shares",
                                     ok={200: ShareDeletedOut}, errors=(404,)),
     # outbound webhooks
@@ -420,6 +257,8 @@ class _Components:
         if isinstance(shape, type) and issubclass(shape, BaseModel):
             return self.ref(shape)
         origin = getattr(shape, "__origin__", None)
+        if origin is Union:
+            return {"anyOf": [self.schema_for(option) for option in shape.__args__]}
         if origin in (list, List):
             return {"type": "array", "items": self.schema_for(shape.__args__[0])}
         if shape is dict:
@@ -478,7 +317,8 @@ def _operation(components: _Components, method: str, path: str, op: Op) -> Dict[
             if isinstance(shape, tuple):
                 shape, media = shape
                 media = media or "application/json"
-            response["content"] = {media: {"schema": components.schema_for(shape)}}
+            medias = media if isinstance(media, tuple) else (media,)
+            response["content"] = {each: {"schema": components.schema_for(shape)} for each in medias}
         responses[str(status)] = response
     statuses = set(COMMON_ERRORS) | set(op.errors) | {405}
     if op.auth != PUBLIC:

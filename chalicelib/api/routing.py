@@ -4,15 +4,17 @@ from __future__ import annotations
 import functools
 import json
 import time
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice import Blueprint, CORSConfig, Response
+from pydantic import TypeAdapter
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import deps
-from chalicelib.api import context
+from chalicelib.api import context, responses
+from chalicelib.api.responses import ErrorOut, Out, Preshaped
 from chalicelib.errors import DependencyUnavailable, InternalError, SpikesError, ValidationFailed
 from chalicelib.logs import get_logger
 from chalicelib.services import ratelimit
@@ -31,15 +33,37 @@ ANY_CONTENT_TYPE = ["*/*"]
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
-def json_response(body: Any, status: int = 200, headers: Optional[Dict[str, str]] = None) -> Response:
-    return Response(body=json.dumps(body, separators=(",", ":")), status_code=status,
+def json_response(body: Union[Out, List[Out], Preshaped], status: int = 200,
+                  headers: Optional[Dict[str, str]] = None) -> Response:
+    """The one way a JSON body is sent: a response model (or a body checked against one)."""
+    return Response(body=json.dumps(_wire(body), separators=(",", ":")), status_code=status,
                     headers={"Content-Type": "application/json", **(headers or {})})
 
 
+def _wire(body: Any) -> Any:
+    if isinstance(body, Out):
+        return body.wire()
+    if isinstance(body, list) and all(isinstance(item, Out) for item in body):  # the contract's bare arrays
+        return [item.wire() for item in body]
+    if isinstance(body, Preshaped):
+        if responses.CHECKS.preshaped:
+            _check_preshaped(body)
+        return body.body
+    if isinstance(body, (dict, list)):  # billing, usage, API keys and /me: converted after the agent tier lands
+        return body
+    raise TypeError(f"a JSON response is a model of chalicelib/api/responses.py, not {type(body).__name__}")
+
+
+def _check_preshaped(body: Preshaped) -> None:
+    """What the model would have sent is what is sent (the test suite turns this on)."""
+    adapter = TypeAdapter(body.shape)
+    shaped = adapter.dump_python(adapter.validate_python(body.body))
+    if json.dumps(shaped) != json.dumps(body.body):
+        raise AssertionError(f"body differs from its model {body.shape}: {json.dumps(body.body)[:500]}")
+
+
 def error_response(exc: SpikesError) -> Response:
-    body = exc.body()
-    body["request_id"] = context.current().request_id
-    return json_response(body, exc.status, exc.headers)
+    return json_response(ErrorOut(**exc.body(), request_id=context.current().request_id), exc.status, exc.headers)
 
 
 def handle(call: Callable[[], Any]) -> Response:

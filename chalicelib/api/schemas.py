@@ -1,4 +1,5 @@
-"""Request and response models: they validate input and describe the API (OpenAPI later)."""
+"""Request models: they validate input and describe it in the API reference (response models are in
+``responses``)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -30,18 +31,6 @@ class VerifyRequest(_Lenient):
 class DeviceConfirmRequest(_Lenient):
     user_code: str = Field(min_length=4, max_length=20)
     email: EmailStr = Field(max_length=254)
-
-
-class UserOut(BaseModel):
-    id: str
-    email: str
-    tier: str
-
-
-class SessionOut(BaseModel):
-    ok: bool = True
-    token: str
-    user: UserOut
 
 
 class MeOut(BaseModel):

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib import deps
 from chalicelib.api import context, inputs
+from chalicelib.api.responses import ShareCreatedOut, ShareDeletedOut, ShareListItemOut, ShareOut, ShareUpdatedOut
 from chalicelib.api.routing import json_response, route
 from chalicelib.errors import SizeLimit
 from chalicelib.services import identity, outbound_webhooks, ratelimit, share_links, shares, uploads
@@ -71,9 +72,8 @@ def _new_webhook_secret(share: Share) -> dict:
 
 
 def _created(share: Share, base_url: str, http_status: int = 201, **extra):
-    body = {"ok": True, "url": share_links.share_url(base_url, share), "share_id": share.share_id, "slug": share.slug,
-            "status": share.status}
-    return json_response({**body, **extra}, http_status)
+    return json_response(ShareCreatedOut(url=share_links.share_url(base_url, share), share_id=share.share_id,
+                                         slug=share.slug, status=share.status, **extra), http_status)
 
 
 @route(bp, "/shares", methods=["POST"])
@@ -134,8 +134,8 @@ def list_shares():
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "shares:read")
     base_url = inputs.base_url(request)
-    return json_response([{**_summary(share, base_url), "spike_count": count}
-                          for share, count in shares.list_owned(principal.user)])
+    return [ShareListItemOut(**_summary(share, base_url), spike_count=count)
+            for share, count in shares.list_owned(principal.user)]
 
 
 @route(bp, "/shares/{key}", methods=["GET"])
@@ -145,8 +145,8 @@ def get_share(key: str):
     share = shares.get_owned(principal.user, key)
     exported = shares.export_spikes(share)
     # Every spike of the share is in hand: count them rather than read the counter too.
-    return {**_summary(share, inputs.base_url(request)), "spike_count": len(exported),
-            "exported_spikes": exported}
+    return ShareOut(**_summary(share, inputs.base_url(request)), spike_count=len(exported),
+                    exported_spikes=exported)
 
 
 class ShareUpdate(BaseModel):
@@ -170,11 +170,11 @@ def update_share(key: str):
     base_url = inputs.base_url(request)
     share = shares.update_share(deps.settings(), principal.user, key, body.changes(), base_url)
     secret = _new_webhook_secret(share) if body.webhook_url else {}
-    return {"ok": True, **_summary(share, base_url), **secret}
+    return ShareUpdatedOut(**_summary(share, base_url), **secret)
 
 
 @route(bp, "/shares/{key}", methods=["DELETE"])
 def delete_share(key: str):
     principal = identity.require_user(inputs.principal(bp.current_request), "shares:write")
     exported = shares.delete_share(deps.share_files(), principal.user, key)
-    return {"ok": True, "exported_spikes": exported}
+    return ShareDeletedOut(exported_spikes=exported)

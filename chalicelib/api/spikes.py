@@ -4,13 +4,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Optional
+from typing import List, Optional
 
 from chalice import Blueprint, Response
 from pydantic import ValidationError
 
 from chalicelib import clock, deps
 from chalicelib.api import context, inputs
+from chalicelib.api.responses import DeletedOut, Preshaped, SpikeCreatedOut, SpikeOut, SpikePageOut, SpikeResolvedOut
 from chalicelib.api.routing import json_response, route
 from chalicelib.api.schemas import ResolveIn, SpikeIn
 from chalicelib.errors import ValidationFailed
@@ -71,7 +72,7 @@ def create_spike():
     author = _acting(request, "spikes:write")
     new = _new_spike(inputs.json_body(request))
     recorded = spikes.record(new, settings, inputs.base_url(request), author)
-    return json_response({"ok": True, "id": recorded.id}, 201)
+    return json_response(SpikeCreatedOut(id=recorded.id), 201)
 
 
 def _filters(params: dict) -> Filters:
@@ -144,9 +145,10 @@ def list_spikes():
     filters, limit = _filters(params), _limit(params, default_limit)
     page = spikes.list_page(_scope(request, params), filters, limit, params.get("cursor") or None,
                             deps.settings().secret_key.get_secret_value(), max_bytes=MAX_LISTING_BYTES)
+    # Items are in SpikeOut's wire shape already (spikes.to_client): not validated again here.
     if wants_bare_array(request):
-        return json_response(page.items, 200)
-    return {"data": page.items, "next_cursor": page.next_cursor}
+        return Preshaped(List[SpikeOut], page.items)
+    return Preshaped(SpikePageOut, {"data": page.items, "next_cursor": page.next_cursor})
 
 
 def _project(request) -> Optional[str]:
@@ -156,7 +158,7 @@ def _project(request) -> Optional[str]:
 @route(bp, "/spikes/{spike_id}", methods=["GET"])
 def get_spike(spike_id: str):
     request = bp.current_request
-    return spikes.to_client(spikes.get_for(_acting(request, "spikes:read"), spike_id, _project(request)))
+    return SpikeOut(**spikes.to_client(spikes.get_for(_acting(request, "spikes:read"), spike_id, _project(request))))
 
 
 @route(bp, "/spikes/{spike_id}", methods=["PATCH"])
@@ -165,14 +167,14 @@ def patch_spike(spike_id: str):
     principal = _acting(request, "spikes:write")
     body = inputs.parse(request, ResolveIn)
     spike = spikes.set_resolved(principal, spike_id, body.resolved, _project(request))
-    return {"ok": True, **spikes.to_client(spike), "resolved_at": spike.resolved_at}
+    return SpikeResolvedOut(**spikes.to_client(spike), resolved_at=spike.resolved_at)
 
 
 @route(bp, "/spikes/{spike_id}", methods=["DELETE"])
 def delete_spike(spike_id: str):
     request = bp.current_request
     spikes.delete(_acting(request, "spikes:write"), spike_id, _project(request))
-    return {"ok": True, "id": spike_id}
+    return DeletedOut(id=spike_id)
 
 
 # --- export ----------------------------------------------------------------------------------

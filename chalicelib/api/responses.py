@@ -1,0 +1,341 @@
+"""Response models: every JSON answer is one of these (or a ``Preshaped`` body checked against
+one), dumped by ``routing.json_response``; ``openapi`` describes the routes with the same
+models, so the document and the answers cannot drift apart.
+
+The wire format is the contract's and the real clients' (docs/clients.md), to the byte:
+fields are declared in the order they are sent; a field made with ``omitted()`` is left out
+when it is None (the CLI tells a missing key from a null), every other field is always sent.
+A model that starts with another model's fields lists that model last among its bases.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Dict, FrozenSet, List, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
+
+
+def _never_null(schema: Dict[str, Any]) -> None:
+    """A field ``omitted()`` is absent or a value, never null: so the document says."""
+    schema.pop("default", None)
+    branches = [branch for branch in schema.get("anyOf", ()) if branch != {"type": "null"}]
+    if "anyOf" in schema and len(branches) == 1:
+        del schema["anyOf"]
+        schema.update(branches[0])
+
+
+def omitted(**kwargs: Any) -> Any:
+    """A field that is left out of the answer when it is None."""
+    return Field(default=None, json_schema_extra=_never_null, **kwargs)
+
+
+def _document(schema: Dict[str, Any], model: type) -> None:
+    # Open for clients (a new field is not a breaking change); construction forbids unknown
+    # fields, so nothing undocumented is sent. Omitted fields are optional.
+    schema.pop("additionalProperties", None)
+    required = [name for name in schema.get("required", ()) if name not in model.__omitted__]
+    if required:
+        schema["required"] = required
+    else:
+        schema.pop("required", None)
+
+
+class Out(BaseModel):
+    """A JSON response body."""
+    # defer_build: the validators are built on first use, not on a cold start's import.
+    model_config = ConfigDict(extra="forbid", defer_build=True, json_schema_extra=_document,
+                              json_schema_serialization_defaults_required=True)
+    __omitted__: ClassVar[FrozenSet[str]] = frozenset()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.__omitted__ = frozenset(name for name, info in cls.model_fields.items()
+                                    if info.json_schema_extra is _never_null)
+
+    @model_serializer(mode="wrap")
+    def _leave_out_absent(self, serialize):  # no return annotation: it would replace the schema
+        data = serialize(self)
+        for name in self.__omitted__:
+            if name in data and data[name] is None:
+                del data[name]
+        return data
+
+    def wire(self) -> Any:
+        return self.model_dump()
+
+
+@dataclass(frozen=True)
+class Preshaped:
+    """A body already in the wire shape of ``shape`` (a model, or ``List[model]``), sent as it
+    is. Only for the spike listing, whose items come from ``services.spikes.to_client``:
+    validating a thousand items would cost more than the query. The document describes it
+    with ``shape``; with ``CHECKS.preshaped`` on (the test suite), every body is validated
+    against it on the way out."""
+    shape: Any
+    body: Any
+
+
+@dataclass
+class Checks:
+    preshaped: bool = False
+
+
+CHECKS = Checks()
+
+
+# --- common ----------------------------------------------------------------------------------
+
+class OkOut(Out):
+    ok: bool = True
+
+
+class MessageOut(OkOut):
+    message: str
+
+
+class IndexOut(Out):
+    name: str
+    ok: bool = True
+
+
+class HealthOut(Out):
+    ok: bool = True
+    status: str
+
+
+class ErrorDetail(Out):
+    field: str
+    message: str
+    code: str
+
+
+class ErrorOut(Out):
+    """The error envelope of every failure; the fields after ``details`` come with some codes."""
+    error: str
+    code: str = Field(description="Stable machine-readable code; see the table in the description")
+    details: Optional[List[ErrorDetail]] = omitted(description="VALIDATION_ERROR: what is wrong, field by field")
+    required_scope: Optional[str] = omitted(description="SCOPE_DENIED: the scope the API key lacks")
+    max_bytes: Optional[int] = omitted(description="SIZE_LIMIT: the largest accepted size")
+    retry_after: Optional[int] = omitted(description="429 and 503: seconds to wait (also in Retry-After)")
+    upgrade_url: Optional[str] = omitted(description="SHARE_LIMIT, SPIKE_LIMIT: where to upgrade")
+    limit: Optional[int] = omitted(description="SHARE_LIMIT, SPIKE_LIMIT: the limit reached")
+    cap: Optional[str] = omitted(description="BUDGET_EXCEEDED: whose cap, account or key")
+    monthly_cap_cents: Optional[int] = omitted(description="BUDGET_EXCEEDED: the cap reached")
+    period_ends: Optional[str] = omitted(description="BUDGET_EXCEEDED: when the period ends")
+    request_id: str
+
+
+# --- accounts --------------------------------------------------------------------------------
+
+class LoginOut(MessageOut):
+    poll_token: str
+    code: str  # what the mail and the approval page show (docs/security.md, finding 3)
+
+
+class LogoutOut(OkOut):
+    everywhere: bool
+
+
+class UserOut(Out):
+    id: str
+    email: str
+    tier: str
+
+
+class SessionOut(OkOut):
+    token: str
+    user: UserOut
+
+
+class PollOut(Out):
+    verified: bool
+    token: Optional[str] = omitted()
+    user: Optional[UserOut] = omitted()
+
+
+class DeviceStartOut(Out):
+    device_code: str
+    user_code: str
+    verification_url: str
+    verification_uri_complete: str
+    expires_in: int
+    interval: int
+
+
+class DevicePollOut(Out):
+    status: str = Field(description="pending or complete")
+    token: Optional[str] = omitted()
+    user: Optional[UserOut] = omitted()
+
+
+class MovedOut(Out):
+    keys: int
+    shares: int
+    spikes: int
+
+
+class LinkedOut(OkOut):
+    user_id: str
+    claimed_account_id: str = Field(description="The key-only account whose keys, shares and spikes moved")
+    moved: MovedOut
+
+
+# --- spikes ----------------------------------------------------------------------------------
+
+class ReviewerOut(Out):
+    id: str
+    name: str
+    email: Optional[str] = omitted()
+
+
+class BoxOut(Out):
+    x: int = Field(ge=0)
+    y: int = Field(ge=0)
+    width: int = Field(ge=0)
+    height: int = Field(ge=0)
+
+
+class ViewportOut(Out):
+    width: int = Field(ge=0)
+    height: int = Field(ge=0)
+
+
+class SpikeOut(Out):
+    """A feedback item as the CLI and the MCP server parse it (strictly: one bad item fails a pull)."""
+    id: str
+    type: Literal["page", "element"]
+    projectKey: str
+    page: str
+    url: str
+    comments: str
+    timestamp: str
+    reviewer: ReviewerOut
+    rating: Optional[Literal["love", "like", "meh", "no"]]
+    resolved: bool
+    resolvedAt: Optional[str]
+    selector: Optional[str] = omitted()
+    xpath: Optional[str] = omitted()
+    elementText: Optional[str] = omitted()
+    boundingBox: Optional[BoxOut] = omitted()
+    viewport: Optional[ViewportOut] = omitted()
+
+
+class SpikeCreatedOut(OkOut):
+    id: str
+
+
+class SpikePageOut(Out):
+    data: List[SpikeOut]
+    next_cursor: Optional[str]
+
+
+class SpikeResolvedOut(SpikeOut, OkOut):
+    resolved_at: Optional[str]
+
+
+class DeletedOut(OkOut):
+    id: str
+
+
+# --- shares ----------------------------------------------------------------------------------
+
+class UploadTargetOut(Out):
+    path: str
+    method: str
+    headers: Dict[str, str]
+    url: str
+
+
+class ShareCreatedOut(OkOut):
+    url: str
+    share_id: str
+    slug: Optional[str]
+    status: Optional[str]
+    webhook_secret: Optional[str] = omitted(description=(
+        "Only when the share was created with a webhook_url: the signing secret, shown this once"))
+    uploads: Optional[List[UploadTargetOut]] = omitted(description="POST /shares/uploads: where to PUT each file")
+    expires_in: Optional[int] = omitted(description="POST /shares/uploads: seconds the upload URLs stay valid")
+    complete_url: Optional[str] = omitted(description="POST /shares/uploads: POST here when every file is up")
+
+
+class ShareSummaryOut(Out):
+    id: str
+    slug: Optional[str]
+    name: Optional[str]
+    url: str
+    created_at: Optional[str]
+    status: str
+    file_count: int
+    total_bytes: int
+    password_protected: bool
+    webhook_url: Optional[str]
+    locked_reason: Optional[str]
+
+
+class ShareListItemOut(ShareSummaryOut):
+    spike_count: int
+
+
+class ShareOut(ShareSummaryOut):
+    spike_count: int
+    exported_spikes: List[SpikeOut]
+
+
+class ShareUpdatedOut(ShareSummaryOut, OkOut):
+    webhook_secret: Optional[str] = omitted(description="When webhook_url was set: the signing secret, shown this once")
+
+
+class ShareDeletedOut(OkOut):
+    exported_spikes: List[SpikeOut]
+
+
+# --- outbound webhooks -----------------------------------------------------------------------
+
+class WebhookOut(Out):
+    url: str
+    events: List[str]
+    paused: bool
+    paused_at: Optional[str]
+    pause_reason: Optional[str]
+    previous_secret_valid_until: Optional[str]
+
+
+class _RotatedHead(OkOut):
+    webhook_secret: str = Field(description="The new signing secret, shown this once")
+
+
+class WebhookRotatedOut(WebhookOut, _RotatedHead):
+    pass
+
+
+class _ResumedHead(OkOut):
+    queued: int = Field(description="Held events queued for delivery again")
+
+
+class WebhookResumedOut(WebhookOut, _ResumedHead):
+    pass
+
+
+class DeliveryOut(Out):
+    id: str
+    event_id: str
+    event_type: str
+    status: str = Field(description="pending, delivered, failed, paused or cancelled")
+    attempts: int
+    created_at: str
+    last_attempt_at: Optional[str]
+    next_attempt_at: Optional[str]
+    last_status_code: Optional[int]
+    last_error: Optional[str]
+    delivered_at: Optional[str]
+
+
+class DeliveryPageOut(Out):
+    data: List[DeliveryOut]
+
+
+class TestSentOut(Out):
+    __test__ = False  # not a pytest class
+    ok: bool
+    delivery: DeliveryOut

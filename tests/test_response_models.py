@@ -1,0 +1,312 @@
+"""Every route's answers against the document: a tour calls each route of the API the way its
+clients do, and every JSON answer must validate against the model GET /openapi.json names for
+that route and status, strictly (a field the model lacks fails too). The shapes the tour sees
+(field names in order, nulls, types) must also equal tests/snapshots/response_shapes.json,
+recorded before the views answered through models: the wire format the clients parse
+(docs/clients.md) does not move by accident. After an intended change:
+``UPDATE_RESPONSE_SHAPES=1 .venv/bin/python -m pytest tests/test_response_models.py``."""
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import jsonschema
+import pytest
+import requests
+from chalice.local import RouteMatcher
+
+from chalicelib import errors
+from chalicelib.api import openapi, versioning
+from chalicelib.services.accounts import user_id_for
+from tests.conftest import ADMIN_TOKEN, login_token_from_mail, sent_mails, sign_in
+from tests.fakes.stripe_api import FakeStripe
+from tests.fakes.stripe_events import WEBHOOK_SECRET, checkout_session, event, signed
+from tests.test_outbound_webhooks import Receiver
+from tests.test_shares import INDEX, make_pro, multipart
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "response_shapes.json"
+UREQ = "ureq/2.12.1"
+
+
+class Tour:
+    """Calls routes through the test client and keeps every answer with the route it matched."""
+
+    def __init__(self, client) -> None:
+        from app import app
+        self.client = client
+        self.matcher = RouteMatcher(list(app.routes))
+        self.answers: List[Tuple[str, str, int, str, bytes]] = []
+
+    def call(self, method: str, path: str, body: Any = None, token: Optional[str] = None,
+             headers: Optional[dict] = None, raw: Optional[bytes] = None, expect: int = 200) -> Any:
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        response = self.client.http.request(method, path, headers=all_headers, body=payload)
+        route = self.matcher.match_route(path).route
+        if versioning.is_versioned(route):
+            route = route[len(versioning.PREFIX):] or "/"
+        self.answers.append((method, route, response.status_code, response.headers.get("Content-Type", ""),
+                             response.body))
+        assert response.status_code == expect, (method, path, response.status_code, response.body[:500])
+        is_json = response.headers.get("Content-Type", "").startswith("application/json")
+        return json.loads(response.body) if is_json else response.body
+
+
+def shape(value: Any) -> Any:
+    """Field names in order, and each value's JSON type (lists: the set of their items' shapes)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list):
+        return ["list", sorted({json.dumps(shape(item)) for item in value})]
+    return ["object", [[key, shape(item)] for key, item in value.items()]]
+
+
+def _upload(tour: Tour, token: str, name: str, **metadata) -> dict:
+    content_type, body = multipart([("metadata", None, json.dumps({"name": name, **metadata}).encode()),
+                                    ("files", "index.html", INDEX)])
+    return tour.call("POST", "/shares", token=token, raw=body, headers={"Content-Type": content_type}, expect=201)
+
+
+def take_the_tour(tour: Tour, env, receiver: Receiver, stripe_api: FakeStripe) -> None:
+    env(WEBHOOK_ALLOW_LOOPBACK="true", WEBHOOK_TIMEOUT_SECONDS="3", STRIPE_SECRET_KEY=stripe_api.api_key,
+        STRIPE_PRICE_ID="price_pro", STRIPE_API_BASE=stripe_api.url, STRIPE_MAX_NETWORK_RETRIES="0",
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET, BILLING_SUCCESS_URL="https://app.example/thanks",
+        BILLING_CANCEL_URL="https://app.example/pricing")
+    tour.call("GET", "/")
+    tour.call("GET", "/health")
+    tour.call("GET", "/v1/health")
+
+    # Accounts: a magic link the CLI polls for, recovery, the device flow.
+    email = "owner@example.com"
+    login = tour.call("POST", "/auth/login", {"email": email})
+    poll = f"/auth/poll?email={email}&poll_token={login['poll_token']}"
+    tour.call("GET", poll, expect=202)
+    session = tour.call("POST", "/auth/verify", {"login_token": login_token_from_mail(email), "approve": True})
+    tour.call("GET", poll)
+    token = session["token"]
+    tour.call("POST", "/auth/recover", {"email": email})
+    device = tour.call("POST", "/auth/device")
+    device_poll = f"/auth/device/poll?device_code={device['device_code']}"
+    tour.call("GET", device_poll, expect=202)
+    tour.call("POST", "/auth/device/confirm", {"user_code": device["user_code"], "email": email})
+    tour.call("POST", "/auth/verify", {"login_token": login_token_from_mail(email), "approve": True})
+    tour.call("GET", device_poll)
+    token = tour.call("POST", "/auth/rotate-token", token=token)["token"]
+    tour.call("GET", "/me", token=token)
+
+    # Feedback: the widget's page and element posts, the MCP server's, listings of every kind.
+    tour.call("POST", "/spikes", {
+        "id": "V1StGXR8_Z5jdHi6B-myT", "type": "element", "projectKey": "tour", "page": "Home",
+        "url": "https://example.com/?x", "reviewer": {"id": "r1", "name": "Jane", "email": "jane@example.com"},
+        "rating": "love", "comments": "Nice", "timestamp": "2026-03-10T13:02:29.123Z",
+        "selector": "h1", "xpath": "/html/body/h1", "elementText": "Hi",
+        "boundingBox": {"x": 1.5, "y": 2, "width": 30, "height": 10}, "viewport": {"width": 1440, "height": 900}},
+        expect=201)
+    tour.call("POST", "/spikes", {"type": "page", "projectKey": "tour", "page": "About", "url": "", "rating": None,
+                                  "reviewer": {"id": "r2", "name": "Sam"}, "comments": ""}, expect=201)
+    mine = tour.call("POST", "/spikes", {"type": "page", "projectKey": "default", "page": "Docs",
+                                         "comments": "From the MCP server", "reviewerName": "Agent"},
+                     token=token, expect=201)
+    tour.call("GET", "/spikes?project=tour")
+    tour.call("GET", "/spikes", token=token)
+    tour.call("GET", "/spikes?rating=love&resolved=false&page=Home", token=token)
+    tour.call("GET", f"/spikes?token={ADMIN_TOKEN}&limit=1")
+    tour.call("GET", f"/spikes?token={ADMIN_TOKEN}", headers={"User-Agent": UREQ})
+    tour.call("GET", f"/spikes/{mine['id']}", token=token)
+    tour.call("PATCH", f"/spikes/{mine['id']}", {"resolved": True}, token=token)
+    tour.call("GET", f"/spikes/{mine['id']}", token=token)
+    tour.call("PATCH", f"/spikes/{mine['id']}", {"resolved": False}, token=token)
+    tour.call("GET", "/spikes/export?format=jsonl", token=token)
+    tour.call("DELETE", f"/spikes/{mine['id']}", token=token)
+
+    # Shares: multipart, presigned uploads, reading, renaming, the webhook, deleting.
+    share = _upload(tour, token, "Tour site")
+    tour.call("POST", "/spikes", {"type": "element", "projectKey": share["share_id"], "page": "Tour",
+                                  "selector": "h1", "rating": "meh"}, expect=201)
+    started = tour.call("POST", "/shares/uploads", {"name": "Big", "files": [
+        {"path": "index.html", "size": len(INDEX), "content_type": "text/html"}]}, token=token, expect=201)
+    for target in started["uploads"]:
+        assert requests.put(target["url"], data=INDEX, headers=target["headers"], timeout=10).status_code == 200
+    tour.call("POST", f"/shares/{started['share_id']}/complete", token=token)
+    tour.call("GET", "/shares", token=token)
+    tour.call("GET", f"/shares/{share['share_id']}", token=token)
+    tour.call("PATCH", f"/shares/{share['slug']}", {"name": "Renamed"}, token=token)
+    make_pro(email)
+    hooked = _upload(tour, token, "Hooked", webhook_url=receiver.url, password="open sesame")
+    tour.call("PATCH", f"/shares/{share['share_id']}", {"webhook_url": receiver.url}, token=token)
+    tour.call("GET", f"/shares/{hooked['share_id']}/webhook", token=token)
+    tour.call("POST", f"/shares/{hooked['share_id']}/webhook/rotate", token=token)
+    tour.call("GET", f"/shares/{hooked['share_id']}/webhook", token=token)
+    tour.call("POST", f"/shares/{hooked['share_id']}/webhook/test", token=token)
+    receiver.answers = [500]
+    tour.call("POST", f"/shares/{hooked['share_id']}/webhook/test", token=token)
+    tour.call("POST", f"/shares/{hooked['share_id']}/webhook/resume", token=token)
+    tour.call("GET", f"/shares/{hooked['share_id']}/webhook/deliveries?limit=10", token=token)
+    tour.call("GET", f"/shares/{hooked['share_id']}", token=token)
+    tour.call("DELETE", f"/shares/{share['share_id']}", token=token)
+
+    # API keys: the CLI's create/list/revoke, a change, an agent's self-signup and its claim.
+    created = tour.call("POST", "/auth/api-key", {"name": "laptop"}, token=token, expect=201)
+    tour.call("POST", "/auth/api-key", {}, token=token, expect=201)
+    tour.call("GET", "/auth/api-keys", token=token)
+    tour.call("GET", "/me", token=created["api_key"])
+    tour.call("PATCH", f"/auth/api-key/{created['key_id']}", {"name": "desk", "monthly_cap_cents": 500}, token=token)
+    tour.call("DELETE", f"/auth/api-key/{created['key_id']}", token=token)
+    agent = tour.call("POST", "/auth/api-key", {}, expect=201)
+    tour.call("GET", "/me", token=agent["api_key"])
+    tour.call("POST", "/auth/link-key", {"api_key": agent["api_key"]}, token=token)
+
+    # Billing: usage, Checkout, Stripe's event, then the portal of the customer it made.
+    tour.call("GET", "/usage", token=token)
+    free = sign_in(tour.client, "free@example.com")
+    tour.call("GET", "/usage", token=free)
+    tour.call("POST", "/billing/checkout", token=free)
+    tour.call("GET", "/billing/checkout", token=token)
+    raw, headers = signed(event("checkout.session.completed", checkout_session(user_id_for(email)), int(time.time())))
+    tour.call("POST", "/webhooks/stripe", raw=raw, headers=headers)
+    tour.call("GET", "/billing/portal", token=free)
+    tour.call("POST", "/billing/portal", token=free)
+
+    # Errors: the envelope with and without details, a 405, a 404, a 429's retry_after.
+    tour.call("POST", "/spikes", {"type": "nope"}, expect=400)
+    tour.call("GET", "/spikes", expect=401)
+    tour.call("PUT", "/spikes", expect=405)
+    tour.call("GET", "/nowhere/at/all", expect=404)
+    tour.call("POST", "/auth/logout", {"everywhere": True}, token=token)
+    assert sent_mails(email)
+
+
+@pytest.fixture
+def stripe_api():
+    fake = FakeStripe().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.close()
+
+
+def _strict(node: Any) -> Any:
+    """The document with every object of listed properties closed: nothing undocumented passes."""
+    if isinstance(node, dict):
+        node = {key: _strict(value) for key, value in node.items()}
+        if "properties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+    elif isinstance(node, list):
+        node = [_strict(item) for item in node]
+    return node
+
+
+def _documented_schema(doc: dict, method: str, route: str, status: int) -> Optional[dict]:
+    operation = doc["paths"].get(route, {}).get(method.lower())
+    if operation is None:  # a method a route lacks (405), a path no route has (404): the envelope
+        assert status in (404, 405), (method, route, status)
+        return {"$ref": "#/components/schemas/ErrorOut"}
+    responses = operation["responses"]
+    response = responses.get(str(status))
+    assert response is not None, f"{method} {route} answered {status}, which the document does not list"
+    if "$ref" in response:
+        response = doc["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+    return (response.get("content") or {}).get("application/json", {}).get("schema")
+
+
+def _json_operations(doc: dict) -> List[Tuple[str, str]]:
+    found = []
+    for route, methods in doc["paths"].items():
+        for method, operation in methods.items():
+            if versioning.is_versioned(route):
+                continue
+            ok = [r for status, r in operation["responses"].items() if status.startswith("2") and "content" in r]
+            if any("application/json" in r["content"] for r in ok):
+                found.append((method.upper(), route))
+    return found
+
+
+def test_every_answer_is_its_documented_model_and_the_shapes_hold(client, env, receiver, stripe_api):
+    tour = Tour(client)
+    take_the_tour(tour, env, receiver, stripe_api)
+    doc = json.loads(client.http.get("/openapi.json").body)
+    strict_components = _strict(doc["components"])
+    problems, shapes, answered = [], {}, set()
+    for method, route, status, content_type, body in tour.answers:
+        if not content_type.startswith("application/json") or route == "/openapi.json":
+            continue
+        data = json.loads(body)
+        if body != json.dumps(data, separators=(",", ":")).encode():
+            problems.append(f"{method} {route} {status}: not compact ASCII JSON")
+        schema = _documented_schema(doc, method, route, status)
+        if schema is None:
+            problems.append(f"{method} {route} {status}: JSON answer, documented without a JSON body")
+            continue
+        validator = jsonschema.Draft202012Validator({**schema, "components": strict_components})
+        for error in validator.iter_errors(data):
+            problems.append(f"{method} {route} {status}: {error.json_path}: {error.message[:300]}")
+        if 200 <= status < 300:
+            answered.add((method, route))
+        shapes.setdefault(f"{method} {route} {status}", set()).add(json.dumps(shape(data)))
+    recorded = {key: sorted(values) for key, values in sorted(shapes.items())}
+    if os.environ.get("UPDATE_RESPONSE_SHAPES"):
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(recorded, indent=1) + "\n")
+    assert problems == []
+    untoured = sorted(set(_json_operations(doc)) - answered - {("GET", "/openapi.json")})
+    assert untoured == [], "add these routes to the tour"
+
+    expected = json.loads(SNAPSHOT.read_text())
+    changed = {key: {"was": expected.get(key), "now": recorded.get(key)}
+               for key in sorted(set(expected) | set(recorded)) if expected.get(key) != recorded.get(key)}
+    assert changed == {}, "the wire format changed (see the module's docstring if that is intended)"
+
+
+def _sample_error(cls: type) -> errors.SpikesError:
+    """One instance of an error class, whatever its constructor asks for."""
+    samples = {int: 3, "int": 3, str: "x", "str": "x"}
+    arguments = {}
+    for name, parameter in inspect.signature(cls.__init__).parameters.items():
+        if name == "self" or parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
+            continue
+        if parameter.default is not parameter.empty:
+            continue
+        arguments[name] = samples.get(parameter.annotation, "x")
+    return cls(**arguments)
+
+
+def _error_classes() -> List[type]:
+    found, stack = [], [errors.SpikesError]
+    while stack:
+        cls = stack.pop()
+        found.append(cls)
+        stack.extend(cls.__subclasses__())
+    return found
+
+
+@pytest.mark.parametrize("cls", _error_classes(), ids=lambda cls: cls.__name__)
+def test_every_error_answers_in_the_documented_envelope(client, cls):
+    from chalicelib.api.responses import ErrorOut
+    from chalicelib.api.routing import error_response
+    doc = json.loads(client.http.get("/openapi.json").body)
+    error = _sample_error(cls)
+    body = json.loads(error_response(error).body)
+    schema = {"$ref": "#/components/schemas/ErrorOut", "components": _strict(doc["components"])}
+    jsonschema.Draft202012Validator(schema).validate(body)
+    assert list(body)[:2] == ["error", "code"] and list(body)[-1] == "request_id"
+    assert ErrorOut.model_validate(body).model_dump() == body
