@@ -20,8 +20,9 @@ import pytest
 import requests
 from chalice.local import RouteMatcher
 
-from chalicelib import errors
+from chalicelib import deps, errors
 from chalicelib.api import openapi, versioning
+from chalicelib.services import outbound_webhooks
 from chalicelib.services.accounts import user_id_for
 from tests.conftest import ADMIN_TOKEN, login_token_from_mail, sent_mails, sign_in
 from tests.fakes.stripe_api import FakeStripe
@@ -40,7 +41,7 @@ class Tour:
         from app import app
         self.client = client
         self.matcher = RouteMatcher(list(app.routes))
-        self.answers: List[Tuple[str, str, int, str, bytes]] = []
+        self.answers: List[Tuple[str, str, int, dict, bytes]] = []
 
     def call(self, method: str, path: str, body: Any = None, token: Optional[str] = None,
              headers: Optional[dict] = None, raw: Optional[bytes] = None, expect: int = 200) -> Any:
@@ -52,8 +53,7 @@ class Tour:
         route = self.matcher.match_route(path).route
         if versioning.is_versioned(route):
             route = route[len(versioning.PREFIX):] or "/"
-        self.answers.append((method, route, response.status_code, response.headers.get("Content-Type", ""),
-                             response.body))
+        self.answers.append((method, route, response.status_code, dict(response.headers), response.body))
         assert response.status_code == expect, (method, path, response.status_code, response.body[:500])
         is_json = response.headers.get("Content-Type", "").startswith("application/json")
         return json.loads(response.body) if is_json else response.body
@@ -149,6 +149,10 @@ def take_the_tour(tour: Tour, env, receiver: Receiver, stripe_api: FakeStripe) -
     make_pro(email)
     hooked = _upload(tour, token, "Hooked", webhook_url=receiver.url, password="open sesame")
     tour.call("PATCH", f"/shares/{share['share_id']}", {"webhook_url": receiver.url}, token=token)
+    hooked_spike = tour.call("POST", "/spikes", {"type": "page", "projectKey": share["slug"], "comments": "Hook",
+                                                 "reviewer": {"id": "r3", "name": "Kim", "email": "kim@example.com"}},
+                             expect=201)
+    tour.call("PATCH", f"/spikes/{hooked_spike['id']}?project={share['share_id']}", {"resolved": True}, token=token)
     tour.call("GET", f"/shares/{hooked['share_id']}/webhook", token=token)
     tour.call("POST", f"/shares/{hooked['share_id']}/webhook/rotate", token=token)
     tour.call("GET", f"/shares/{hooked['share_id']}/webhook", token=token)
@@ -158,7 +162,14 @@ def take_the_tour(tour: Tour, env, receiver: Receiver, stripe_api: FakeStripe) -
     tour.call("POST", f"/shares/{hooked['share_id']}/webhook/resume", token=token)
     tour.call("GET", f"/shares/{hooked['share_id']}/webhook/deliveries?limit=10", token=token)
     tour.call("GET", f"/shares/{hooked['share_id']}", token=token)
+    # A protected share's feedback and pages, with its password (rate limited per share and address).
+    tour.call("GET", f"/spikes?project={hooked['slug']}", headers={"X-Share-Password": "open sesame"})
+    tour.call("GET", f"/spikes/export?project={hooked['slug']}&password=open%20sesame")
+    tour.call("POST", f"/s/{hooked['slug']}/", raw=b"password=open+sesame",
+              headers={"Content-Type": "application/x-www-form-urlencoded"}, expect=303)
     tour.call("DELETE", f"/shares/{share['share_id']}", token=token)
+    report = outbound_webhooks.run_due(deps.settings(), mailer=deps.mailer())
+    assert report.delivered >= 3, report  # spike.created, spike.resolved, share.deleted
 
     # API keys: the CLI's create/list/revoke, a change, an agent's self-signup and its claim.
     created = tour.call("POST", "/auth/api-key", {"name": "laptop"}, token=token, expect=201)
@@ -216,6 +227,23 @@ def _strict(node: Any) -> Any:
     return node
 
 
+def _documented_response(doc: dict, method: str, route: str, status: int) -> Optional[dict]:
+    operation = doc["paths"].get(route, {}).get(method.lower())
+    if operation is None:
+        return None
+    response = operation["responses"].get(str(status))
+    if response is not None and "$ref" in response:
+        response = doc["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+    return response
+
+
+def _documented_headers(doc: dict, method: str, route: str, status: int) -> set:
+    response = _documented_response(doc, method, route, status)
+    if response is None:  # a 404 or 405 of a route or method that does not exist: the envelope's
+        response = doc["components"]["responses"][f"Error{status}"]
+    return set(response.get("headers") or {})
+
+
 def _documented_schema(doc: dict, method: str, route: str, status: int) -> Optional[dict]:
     operation = doc["paths"].get(route, {}).get(method.lower())
     if operation is None:  # a method a route lacks (405), a path no route has (404): the envelope
@@ -227,6 +255,27 @@ def _documented_schema(doc: dict, method: str, route: str, status: int) -> Optio
     if "$ref" in response:
         response = doc["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
     return (response.get("content") or {}).get("application/json", {}).get("schema")
+
+
+def _deliveries_against_the_document(doc: dict, strict_components: dict, receiver: Receiver) -> List[str]:
+    """What the receiver got: each event's body is the document's webhook model, with its headers."""
+    problems, seen = [], set()
+    for request in receiver.requests:
+        body = json.loads(request["body"])
+        seen.add(body.get("type"))
+        described = doc["webhooks"].get(body.get("type"), {}).get("post")
+        if described is None:
+            problems.append(f"webhook {body.get('type')}: not in the document's webhooks")
+            continue
+        schema = described["requestBody"]["content"]["application/json"]["schema"]
+        for error in jsonschema.Draft202012Validator({**schema, "components": strict_components}).iter_errors(body):
+            problems.append(f"webhook {body['type']}: {error.json_path}: {error.message[:300]}")
+        missing = [p["name"] for p in described["parameters"] if p["name"] not in request["headers"]]
+        if missing:
+            problems.append(f"webhook {body['type']}: headers {missing} missing")
+    if seen != set(doc["webhooks"]):
+        problems.append(f"webhook events delivered {sorted(seen)}, documented {sorted(doc['webhooks'])}")
+    return problems
 
 
 def _json_operations(doc: dict) -> List[Tuple[str, str]]:
@@ -247,8 +296,12 @@ def test_every_answer_is_its_documented_model_and_the_shapes_hold(client, env, r
     doc = json.loads(client.http.get("/openapi.json").body)
     strict_components = _strict(doc["components"])
     problems, shapes, answered = [], {}, set()
-    for method, route, status, content_type, body in tour.answers:
-        if not content_type.startswith("application/json") or route == "/openapi.json":
+    for method, route, status, headers, body in tour.answers:
+        documented_headers = _documented_headers(doc, method, route, status)
+        for header in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"):
+            if header in headers and header not in documented_headers:
+                problems.append(f"{method} {route} {status}: sends {header}, which the document does not list")
+        if not headers.get("Content-Type", "").startswith("application/json") or route == "/openapi.json":
             continue
         data = json.loads(body)
         if body != json.dumps(data, separators=(",", ":")).encode():
@@ -267,7 +320,8 @@ def test_every_answer_is_its_documented_model_and_the_shapes_hold(client, env, r
     if os.environ.get("UPDATE_RESPONSE_SHAPES"):
         SNAPSHOT.parent.mkdir(exist_ok=True)
         SNAPSHOT.write_text(json.dumps(recorded, indent=1) + "\n")
-    assert problems == []
+    problems += _deliveries_against_the_document(doc, strict_components, receiver)
+    assert problems == [], "\n".join(problems)
     untoured = sorted(set(_json_operations(doc)) - answered - {("GET", "/openapi.json")})
     assert untoured == [], "add these routes to the tour"
 

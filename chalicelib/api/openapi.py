@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib import errors
 from chalicelib.api import schemas, versioning
 from chalicelib.api.responses import (DeletedOut, DeliveryPageOut, DevicePollOut, DeviceStartOut, ErrorOut,
-                                      HealthOut, IndexOut, LinkedOut, LoginOut, LogoutOut, MessageOut, OkOut, PollOut,
+                                      HealthOut, IndexOut, LinkedOut, LoginOut, WebhookEventOut, LogoutOut, MessageOut, OkOut, PollOut,
                                       SessionOut, ShareCreatedOut, ShareDeletedOut, ShareListItemOut, ShareOut,
                                       ShareUpdatedOut, SpikeCreatedOut, SpikeOut, SpikePageOut, SpikeResolvedOut,
                                       TestSentOut, WebhookOut, WebhookResumedOut, WebhookRotatedOut)
@@ -101,6 +101,8 @@ SPIKE_FILTERS: Tuple[Query, ...] = (
     ("rating", "love, like, meh or no", False),
     ("resolved", "true or false", False),
     ("token", "The admin token (SPIKES_TOKEN) or a bearer token", False),
+    ("password", "The password of a protected share named by ?project= (or the X-Share-Password header); "
+                 "tries are rate limited", False),
 )
 
 SPIKE_PROJECT = (("project", "The project key when the same id is in several of the caller's projects", False),)
@@ -160,6 +162,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                             rate_limited=True),
     ("GET", "/spikes"): Op("List feedback, newest first", "spikes", READER,
                            ok={200: Union[SpikePageOut, List[SpikeOut]]},
+                           rate_limited=True,  # the password of a protected share
                            description="The CLI's push (user agent `ureq/…`, `?token=`, no Authorization "
                                        "header) gets the page as a bare JSON array (docs/clients.md).",
                            query=SPIKE_FILTERS + (("limit", "1-1000; default 100 with ?project=, else 1000",
@@ -167,6 +170,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                                   ("cursor", "next_cursor of the previous page", False))),
     ("GET", "/spikes/export"): Op("Export feedback as CSV or JSON lines", "spikes", READER,
                                   ok={200: (str, ("text/csv", "application/x-ndjson")), 303: None},
+                                  rate_limited=True,  # the password of a protected share
                                   query=SPIKE_FILTERS + (("format", "csv (default) or jsonl", False),)),
     ("GET", "/spikes/{spike_id}"): Op("One feedback item", "spikes", ok={200: SpikeOut}, errors=(404, 409),
                                       query=SPIKE_PROJECT),
@@ -218,7 +222,10 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
 }
 
 SHARE_PAGE = Op("A shared page or file (the widget is injected into HTML)", "serving", PUBLIC,
-                ok={200: (str, HTML), 302: None, 303: None, 304: None}, errors=(401, 404))
+                ok={200: (str, HTML), 302: None, 303: None, 304: None}, errors=(401, 404),
+                rate_limited=True,  # password tries
+                query=(("pw", "The password of a protected share (answered with a redirect and a cookie)", False),),
+                description="A protected share takes its password as the form field `password` (POST) or `?pw=`.")
 
 # Where the Chalice route says one thing and the document another.
 COMMON_ERRORS = (400, 413, 415, 503)
@@ -274,6 +281,10 @@ def _rate_limit_headers() -> Dict[str, Any]:
     }
 
 
+def _retry_after(status: int) -> Dict[str, Any]:
+    return {"Retry-After": {"$ref": "#/components/headers/Retry-After"}} if status in (429, 503) else {}
+
+
 def _security(auth: str) -> List[Dict[str, List[str]]]:
     user = [{"bearerAuth": []}, {"apiKeyHeader": []}]
     if auth == PUBLIC:
@@ -297,6 +308,8 @@ def _operation(components: _Components, method: str, path: str, op: Op) -> Dict[
     parameters += [{"name": name, "in": "query", "required": required, "description": description,
                     "schema": {"type": "string"}} for name, description, required in op.query]
     parameters.append({"$ref": "#/components/parameters/RequestId"})
+    if op.auth == READER:
+        parameters.append({"$ref": "#/components/parameters/SharePassword"})
     doc["parameters"] = parameters
     if op.body is not None:
         schema = components.ref(op.body)
@@ -329,6 +342,10 @@ def _operation(components: _Components, method: str, path: str, op: Op) -> Dict[
         if status in op.html_errors:
             responses[str(status)] = {"description": _reason(status), "headers": dict(headers),
                                       "content": {HTML: {"schema": {"type": "string"}}}}
+        elif op.rate_limited and status != 429:
+            # A refusal after the limit was counted reports the budget too.
+            responses[str(status)] = {"description": _reason(status), "headers": {**headers, **_retry_after(status)},
+                                      "content": {"application/json": {"schema": components.ref(ErrorOut)}}}
         else:
             responses[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
     doc["responses"] = responses
@@ -390,7 +407,7 @@ def build(base_url: str, routes: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     error_responses = {
         f"Error{status}": {"description": _reason(status), "headers": {
             "X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"},
-            **({"Retry-After": {"$ref": "#/components/headers/Retry-After"}} if status in (429, 503) else {}),
+            **_retry_after(status),
             **(_rate_limit_headers() if status == 429 else {})},
             "content": {"application/json": {"schema": components.ref(ErrorOut)}}}
         for status in (400, 401, 403, 404, 405, 409, 413, 415, 429, 503)}
@@ -402,6 +419,7 @@ def build(base_url: str, routes: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
         "tags": [{"name": name} for name in ("spikes", "shares", "webhooks", "auth", "keys", "billing", "serving",
                                               "meta")],
         "paths": paths,
+        "webhooks": _outbound_webhooks(components),
         "components": {
             "schemas": components.schemas,
             "responses": error_responses,
@@ -415,7 +433,10 @@ def build(base_url: str, routes: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
             },
             "parameters": {"RequestId": {"name": "X-Request-Id", "in": "header", "required": False,
                                          "description": "Your id for this request (8-128 of A-Z a-z 0-9 . _ : -)",
-                                         "schema": {"type": "string"}}},
+                                         "schema": {"type": "string"}},
+                           "SharePassword": {"name": "X-Share-Password", "in": "header", "required": False,
+                                             "description": "The password of a protected share named by ?project=",
+                                             "schema": {"type": "string"}}},
             "headers": {
                 "X-Request-Id": {"description": "The request's id (yours when sane)", "schema": {"type": "string"}},
                 "Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}},
@@ -427,6 +448,33 @@ def build(base_url: str, routes: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
             },
         },
     }
+
+
+WEBHOOK_HEADERS = (
+    ("X-Spikes-Event", "The event's type"),
+    ("X-Spikes-Delivery", "This delivery's id (GET /shares/{key}/webhook/deliveries)"),
+    ("X-Spikes-Event-Id", "The event's id, as in the body: deduplicate on it"),
+    ("X-Spikes-Signature", "t=<unix>,v1=<hex HMAC-SHA256(secret, \"{t}.{body}\")>; during a rotation's grace "
+                           "period one v1 per valid secret (docs/webhooks.md)"),
+)
+
+
+def _outbound_webhooks(components: _Components) -> Dict[str, Any]:
+    """What a share's webhook URL receives (Pro): one POST per event, retried until a 2xx."""
+    described = {
+        "spike.created": "A spike was posted to the share",
+        "spike.resolved": "A spike of the share was resolved",
+        "share.deleted": "The share was deleted",
+        "webhook.test": "Sent by POST /shares/{key}/webhook/test",
+    }
+    return {event_type: {"post": {
+        "summary": summary, "operationId": "webhook_" + event_type.replace(".", "_"), "tags": ["webhooks"],
+        "parameters": [{"name": name, "in": "header", "required": True, "description": description,
+                        "schema": {"type": "string"}} for name, description in WEBHOOK_HEADERS],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": components.ref(WebhookEventOut)}}},
+        "responses": {"2XX": {"description": "Received. Anything else (or no answer within the timeout) is retried "
+                                             "with backoff for 24 hours"}},
+    }} for event_type, summary in described.items()}
 
 
 _cache: Dict[Tuple[str, int], str] = {}

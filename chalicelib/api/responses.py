@@ -335,6 +335,23 @@ class DeliveryPageOut(Out):
     data: List[DeliveryOut]
 
 
+class EventShareOut(Out):
+    id: str
+    slug: Optional[str]
+    name: Optional[str]
+
+
+class WebhookEventOut(Out):
+    """The body of a delivery to a share's webhook URL (docs/webhooks.md), built by
+    services/outbound_webhooks.event; tests check the bodies receivers get against this."""
+    id: str = Field(description="The event's id: the same on every retry, for deduplication")
+    type: Literal["spike.created", "spike.resolved", "share.deleted", "webhook.test"]
+    created_at: str
+    share: EventShareOut
+    spike: Optional[SpikeOut] = Field(description="The spike as GET /spikes/{id} answers it; null for share "
+                                                  "and test events")
+
+
 class TestSentOut(Out):
     __test__ = False  # not a pytest class
     ok: bool
