@@ -90,6 +90,11 @@ def take_the_tour(tour: Tour, env, receiver: Receiver, stripe_api: FakeStripe) -
     tour.call("GET", "/")
     tour.call("GET", "/health")
     tour.call("GET", "/v1/health")
+    # Pages and assets for people: their media types are the document's too.
+    for path in ("/docs", "/v1/docs", "/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js", "/docs/init.js",
+                 "/docs/LICENSE", "/dashboard", "/dashboard/app.js", "/dashboard/dashboard.css", "/widget.js",
+                 "/auth/device?code=ABCD-EFGH"):
+        tour.call("GET", path)
 
     # Accounts: a magic link the CLI polls for, recovery, the device flow.
     email = "owner@example.com"
@@ -132,6 +137,7 @@ def take_the_tour(tour: Tour, env, receiver: Receiver, stripe_api: FakeStripe) -
     tour.call("GET", f"/spikes/{mine['id']}", token=token)
     tour.call("PATCH", f"/spikes/{mine['id']}", {"resolved": False}, token=token)
     tour.call("GET", "/spikes/export?format=jsonl", token=token)
+    tour.call("GET", "/spikes/export", token=token)
     tour.call("DELETE", f"/spikes/{mine['id']}", token=token)
 
     # Shares: multipart, presigned uploads, reading, renaming, the webhook, deleting.
@@ -167,6 +173,8 @@ def take_the_tour(tour: Tour, env, receiver: Receiver, stripe_api: FakeStripe) -
     tour.call("GET", f"/spikes/export?project={hooked['slug']}&password=open%20sesame")
     tour.call("POST", f"/s/{hooked['slug']}/", raw=b"password=open+sesame",
               headers={"Content-Type": "application/x-www-form-urlencoded"}, expect=303)
+    tour.call("GET", f"/s/{share['slug']}/")
+    tour.call("GET", f"/s/{share['slug']}/css/site.css", expect=404)
     tour.call("DELETE", f"/shares/{share['share_id']}", token=token)
     report = outbound_webhooks.run_due(deps.settings(), mailer=deps.mailer())
     assert report.delivered >= 3, report  # spike.created, spike.resolved, share.deleted
@@ -237,6 +245,11 @@ def _documented_response(doc: dict, method: str, route: str, status: int) -> Opt
     return response
 
 
+def _media_matches(media: str, content: dict) -> bool:
+    return any(documented == media or documented == "*/*" or
+               (documented.endswith("/*") and media.startswith(documented[:-1])) for documented in content)
+
+
 def _documented_headers(doc: dict, method: str, route: str, status: int) -> set:
     response = _documented_response(doc, method, route, status)
     if response is None:  # a 404 or 405 of a route or method that does not exist: the envelope's
@@ -301,7 +314,13 @@ def test_every_answer_is_its_documented_model_and_the_shapes_hold(client, env, r
         for header in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"):
             if header in headers and header not in documented_headers:
                 problems.append(f"{method} {route} {status}: sends {header}, which the document does not list")
-        if not headers.get("Content-Type", "").startswith("application/json") or route == "/openapi.json":
+        media = headers.get("Content-Type", "").split(";")[0].strip()
+        if 200 <= status < 300 and media != "application/json":
+            documented = _documented_response(doc, method, route, status) or {}
+            if not _media_matches(media, documented.get("content") or {}):
+                problems.append(f"{method} {route} {status}: sends {media}, documented "
+                                f"{sorted(documented.get('content') or {})}")
+        if media != "application/json" or route == "/openapi.json":
             continue
         data = json.loads(body)
         if body != json.dumps(data, separators=(",", ":")).encode():

@@ -14,8 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib import errors
-from chalicelib.api import schemas, versioning
+from chalicelib import errors, web
+from chalicelib.api import dashboard, schemas, versioning
 from chalicelib.api.responses import (DeletedOut, DeliveryPageOut, DevicePollOut, DeviceStartOut, ErrorOut,
                                       HealthOut, IndexOut, LinkedOut, LoginOut, WebhookEventOut, LogoutOut, MessageOut, OkOut, PollOut,
                                       SessionOut, ShareCreatedOut, ShareDeletedOut, ShareListItemOut, ShareOut,
@@ -94,6 +94,12 @@ class Op:
 
 
 HTML = "text/html"
+
+
+def _media_types(content_types) -> Tuple[str, ...]:
+    """The media types of the Content-Type values a route sends (its assets' table)."""
+    return tuple(sorted({content_type.split(";")[0].strip() for content_type in content_types}))
+
 SPIKE_FILTERS: Tuple[Query, ...] = (
     ("project", "A project key or share id/slug: lists that project's spikes without credentials", False),
     ("page", "Only spikes of this page", False),
@@ -114,11 +120,12 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("GET", "/openapi.json"): Op("This document", "meta", PUBLIC, ok={200: (dict, "application/json")}),
     ("GET", "/docs"): Op("Interactive API reference", "meta", PUBLIC, ok={200: (str, HTML)}),
     ("GET", "/docs/{asset}"): Op("Assets of the interactive reference", "meta", PUBLIC,
-                                 ok={200: (str, "application/javascript")}, errors=(404,)),
+                                 ok={200: (str, _media_types(kind for _, kind in web.DOCS_ASSETS.values()))},
+                                 errors=(404,)),
     ("GET", "/dashboard"): Op("The share owners' dashboard (a page for people, on this API)", "meta", PUBLIC,
                               ok={200: (str, HTML)}),
     ("GET", "/dashboard/{name}"): Op("Modules and styles of the dashboard", "meta", PUBLIC,
-                                     ok={200: (str, "text/javascript")}, errors=(404,)),
+                                     ok={200: (str, _media_types(dashboard.ASSET_TYPES.values()))}, errors=(404,)),
     # accounts
     ("POST", "/auth/login"): Op("Mail a magic link", "auth", PUBLIC, body=schemas.EmailRequest,
                                 ok={200: LoginOut}, rate_limited=True),

@@ -12,12 +12,7 @@ from chalicelib.errors import NotFound
 bp = Blueprint(__name__)
 
 # Relative URLs: the page works at /docs, /v1/docs and behind an API Gateway stage prefix.
-DOCS_ASSETS = {
-    "swagger-ui.css": ("swagger-ui/swagger-ui.css", "text/css; charset=utf-8"),
-    "swagger-ui-bundle.js": ("swagger-ui/swagger-ui-bundle.js", "application/javascript; charset=utf-8"),
-    "init.js": ("docs-init.js", "application/javascript; charset=utf-8"),
-    "LICENSE": ("swagger-ui/LICENSE", "text/plain; charset=utf-8"),
-}
+DOCS_ASSETS = web.DOCS_ASSETS
 DOCS_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
     "Cache-Control": "no-cache",

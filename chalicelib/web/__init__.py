@@ -8,6 +8,14 @@ from string import Template
 
 WEB_DIR = Path(__file__).resolve().parent
 
+# GET /docs/{asset}: name -> (file, Content-Type); the API reference documents these types.
+DOCS_ASSETS = {
+    "swagger-ui.css": ("swagger-ui/swagger-ui.css", "text/css; charset=utf-8"),
+    "swagger-ui-bundle.js": ("swagger-ui/swagger-ui-bundle.js", "application/javascript; charset=utf-8"),
+    "init.js": ("docs-init.js", "application/javascript; charset=utf-8"),
+    "LICENSE": ("swagger-ui/LICENSE", "text/plain; charset=utf-8"),
+}
+
 
 @functools.lru_cache(maxsize=None)
 def asset(name: str) -> str:
