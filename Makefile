@@ -18,7 +18,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev dev-deps bench-peer test test-fast test-e2e clean-data bench system-deps python-check package deploy destroy secrets smoke
+.PHONY: dev dev-deps bench-peer test test-fast test-e2e test-reliability clean-data bench system-deps python-check package deploy destroy secrets smoke
 
 python-check:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11+ needed: make PYTHON=/path/to/python3.11")'
@@ -79,20 +79,27 @@ dev-deps:
 dev: $(STAMP) dev-deps
 	$(BIN)/python -m tools.devserver --data-dir "$(DATA_DIR)"
 
-## Run the whole suite: in-process API tests, DynamoDB Local runs, end-to-end and browser tests.
+## Run the whole suite: in-process API tests, DynamoDB Local runs, end-to-end and browser tests,
+## then the reliability suite.
 test: $(STAMP) $(DDB_LOCAL) system-deps
-	$(BIN)/python -m pytest tests -q -rfE -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -q -rfE -p no:cacheprovider --ignore=tests/reliability $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-reliability
+
+## The reliability suite (docs/reliability.md): isolation, faults, crash points and load on
+## DynamoDB Local, bounded in time; prints its summary table at the end.
+test-reliability: $(STAMP) $(DDB_LOCAL) system-deps
+	$(BIN)/python -m pytest tests/reliability -q -rfE -p no:cacheprovider $(RELIABILITY_ARGS)
 
 ## The in-process tests only (no server, no browser): a quick loop.
 ## The store contract tests (the store_backend fixture) also run on DynamoDB Local when `make test`
 ## has installed it and Java is there, so the concurrency guarantees are in the quick loop too.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests -q -rfE -p no:cacheprovider -m "not e2e and not browser" \
+	$(BIN)/python -m pytest tests -q -rfE -p no:cacheprovider -m "not e2e and not browser" --ignore=tests/reliability \
 	  $$( [ -f $(DDB_LOCAL) ] && command -v java >/dev/null || echo --no-dynamodb-local ) $(PYTEST_ARGS)
 
 ## Only the tests against the real local server.
 test-e2e: $(STAMP) $(DDB_LOCAL) system-deps
-	$(BIN)/python -m pytest tests -q -rfE -p no:cacheprovider -m e2e $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests -q -rfE -p no:cacheprovider -m e2e --ignore=tests/reliability $(PYTEST_ARGS)
 
 ## Wipe the local server's saved data.
 clean-data:
