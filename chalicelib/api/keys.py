@@ -6,7 +6,8 @@ from chalice import Blueprint
 
 from chalicelib import deps
 from chalicelib.api import inputs
-from chalicelib.api.responses import LinkedOut, MovedOut
+from chalicelib.api.responses import (ApiKeyChangedOut, ApiKeyCreatedOut, ApiKeyOut, ApiKeyRevokedOut, LinkedOut,
+                                       MovedOut)
 from chalicelib.api.routing import json_response, route
 from chalicelib.api.schemas import KeyCreateIn, KeyPatchIn, LinkKeyIn
 from chalicelib.services import apikeys, identity
@@ -28,20 +29,20 @@ def create_key():
     else:
         principal = identity.require_user(principal, "keys:manage")
         created = apikeys.create(principal.user, wanted, actor=principal.key)
-    return json_response(created.body(), 201, NO_STORE)
+    return json_response(ApiKeyCreatedOut(**created.body()), 201, NO_STORE)
 
 
 @route(bp, "/auth/api-keys", methods=["GET"])
 def list_keys():
     principal = identity.require_user(inputs.principal(bp.current_request), "keys:manage")
-    return json_response([apikeys.entry(key) for key in apikeys.list_for(principal.user)])
+    return [ApiKeyOut(**apikeys.entry(key)) for key in apikeys.list_for(principal.user)]
 
 
 @route(bp, "/auth/api-key/{key_id}", methods=["DELETE"])
 def revoke_key(key_id: str):
     principal = identity.require_user(inputs.principal(bp.current_request), "keys:manage")
     key = apikeys.revoke(principal.user, key_id)
-    return {"ok": True, "key_id": key.key_id, "revoked_at": key.revoked_at}
+    return ApiKeyRevokedOut(key_id=key.key_id, revoked_at=key.revoked_at)
 
 
 @route(bp, "/auth/api-key/{key_id}", methods=["PATCH"])
@@ -52,7 +53,7 @@ def patch_key(key_id: str):
     changes = {name: getattr(body, name) for name in body.model_fields_set
                if name in ("name", "monthly_cap_cents", "expires_at")}
     key = apikeys.update(principal.user, key_id, actor=principal.key, **changes)
-    return {"ok": True, **apikeys.entry(key)}
+    return ApiKeyChangedOut(**apikeys.entry(key))
 
 
 @route(bp, "/auth/link-key", methods=["POST"])

@@ -16,37 +16,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib import errors, web
 from chalicelib.api import dashboard, schemas, versioning
-from chalicelib.api.responses import (DeletedOut, DeliveryPageOut, DevicePollOut, DeviceStartOut, ErrorOut,
-                                      HealthOut, IndexOut, LinkedOut, LoginOut, WebhookEventOut, LogoutOut, MessageOut, OkOut, PollOut,
-                                      SessionOut, ShareCreatedOut, ShareDeletedOut, ShareListItemOut, ShareOut,
-                                      ShareUpdatedOut, SpikeCreatedOut, SpikeOut, SpikePageOut, SpikeResolvedOut,
-                                      TestSentOut, WebhookOut, WebhookResumedOut, WebhookRotatedOut)
+from chalicelib.api.responses import (ApiKeyChangedOut, ApiKeyCreatedOut, ApiKeyOut, ApiKeyRevokedOut, DeletedOut,
+                                      DeliveryPageOut, DevicePollOut, DeviceStartOut, ErrorOut, HealthOut, IndexOut,
+                                      LinkedOut, LoginOut, LogoutOut, MessageOut, OkOut, PollOut, SessionOut,
+                                      ShareCreatedOut, ShareDeletedOut, ShareListItemOut, ShareOut, ShareUpdatedOut,
+                                      SpikeCreatedOut, SpikeOut, SpikePageOut, SpikeResolvedOut, StripeReceivedOut,
+                                      TestSentOut, WebhookEventOut, WebhookOut, WebhookResumedOut, WebhookRotatedOut)
 from chalicelib.api.shares import ShareMetadata, ShareUpdate, UploadRequest
 
-# --- response models of the routes still answering dicts (billing, usage, API keys, /me) -----
+# --- response models of the routes still answering dicts (billing, usage, /me) -----------------
 
 
 class _Open(BaseModel):
     """A response object: the fields listed are always there; clients ignore others."""
     model_config = ConfigDict(extra="allow")
-
-
-class ApiKeyOut(_Open):
-    key_id: str
-    key_prefix: Optional[str] = None
-    name: Optional[str] = None
-    scopes: Optional[Any] = None
-    monthly_cap_cents: Optional[int] = None
-    revoked_at: Optional[str] = None
-    expires_at: Optional[str] = None
-    created_at: Optional[str] = None
-    last_used_at: Optional[str] = None
-
-
-class ApiKeyCreatedOut(ApiKeyOut):
-    ok: bool
-    api_key: str = Field(description="The key itself, shown this once")
-    account_id: str
 
 
 class BillingUrlOut(_Open):
@@ -61,11 +44,6 @@ class UsageOut(_Open):
     tier: str
     period: str
     reset_at: str
-
-
-class StripeReceivedOut(_Open):
-    received: bool
-    outcome: str
 
 
 # --- what each route is ----------------------------------------------------------------------
@@ -157,9 +135,10 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                   USER_OR_NONE, body=schemas.KeyCreateIn, ok={201: ApiKeyCreatedOut},
                                   errors=(404, 409), rate_limited=True),
     ("GET", "/auth/api-keys"): Op("List the account's API keys", "keys", ok={200: (List[ApiKeyOut], None)}),
-    ("DELETE", "/auth/api-key/{key_id}"): Op("Revoke an API key", "keys", ok={200: _Open}, errors=(404,)),
+    ("DELETE", "/auth/api-key/{key_id}"): Op("Revoke an API key", "keys", ok={200: ApiKeyRevokedOut},
+                                             errors=(404,)),
     ("PATCH", "/auth/api-key/{key_id}"): Op("Rename an API key, change its cap or expiry", "keys",
-                                            body=schemas.KeyPatchIn, ok={200: ApiKeyOut}, errors=(404,)),
+                                            body=schemas.KeyPatchIn, ok={200: ApiKeyChangedOut}, errors=(404,)),
     ("POST", "/auth/link-key"): Op("Claim a key-only account", "keys", body=schemas.LinkKeyIn, ok={200: LinkedOut},
                                    errors=(404, 409)),
     # spikes

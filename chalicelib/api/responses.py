@@ -4,7 +4,8 @@ models, so the document and the answers cannot drift apart.
 
 The wire format is the contract's and the real clients' (docs/clients.md), to the byte:
 fields are declared in the order they are sent; a field made with ``omitted()`` is left out
-when it is None (the CLI tells a missing key from a null), every other field is always sent.
+when it is None (the CLI tells a missing key from a null), one made with ``optional()`` is
+left out unless the view gave it (then it may be null); every other field is always sent.
 A model that starts with another model's fields lists that model last among its bases.
 """
 from __future__ import annotations
@@ -29,11 +30,21 @@ def omitted(**kwargs: Any) -> Any:
     return Field(default=None, json_schema_extra=_never_null, **kwargs)
 
 
+def _may_be_absent(schema: Dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def optional(**kwargs: Any) -> Any:
+    """A field that is left out of the answer unless the view set it (to a value or to None)."""
+    return Field(default=None, json_schema_extra=_may_be_absent, **kwargs)
+
+
 def _document(schema: Dict[str, Any], model: type) -> None:
     # Open for clients (a new field is not a breaking change); construction forbids unknown
     # fields, so nothing undocumented is sent. Omitted fields are optional.
     schema.pop("additionalProperties", None)
-    required = [name for name in schema.get("required", ()) if name not in model.__omitted__]
+    required = [name for name in schema.get("required", ())
+                if name not in model.__omitted__ and name not in model.__optional__]
     if required:
         schema["required"] = required
     else:
@@ -46,12 +57,15 @@ class Out(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True, json_schema_extra=_document,
                               json_schema_serialization_defaults_required=True)
     __omitted__: ClassVar[FrozenSet[str]] = frozenset()
+    __optional__: ClassVar[FrozenSet[str]] = frozenset()
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         cls.__omitted__ = frozenset(name for name, info in cls.model_fields.items()
                                     if info.json_schema_extra is _never_null)
+        cls.__optional__ = frozenset(name for name, info in cls.model_fields.items()
+                                     if info.json_schema_extra is _may_be_absent)
 
     @model_serializer(mode="wrap")
     def _leave_out_absent(self, serialize):  # no return annotation: it would replace the schema
@@ -59,6 +73,9 @@ class Out(BaseModel):
         for name in self.__omitted__:
             if name in data and data[name] is None:
                 del data[name]
+        for name in self.__optional__:
+            if name not in self.model_fields_set:
+                data.pop(name, None)
         return data
 
     def wire(self) -> Any:
@@ -167,6 +184,98 @@ class DevicePollOut(Out):
     status: str = Field(description="pending or complete")
     token: Optional[str] = omitted()
     user: Optional[UserOut] = omitted()
+
+
+class MeOut(Out):
+    """GET /me with a session (the CLI's whoami reads email and tier)."""
+    id: str
+    email: Optional[str] = Field(description="null for a key-only account (an agent's self-signup) until claimed")
+    tier: str
+    created_at: Optional[str]
+
+
+class AccountOut(MeOut):
+    monthly_cap_cents: Optional[int] = Field(description="Agent tier: the account's monthly spending cap")
+
+
+# --- API keys --------------------------------------------------------------------------------
+
+class ApiKeyOut(Out):
+    """A key as GET /auth/api-keys lists it (the CLI's ApiKeyEntry)."""
+    key_id: str
+    key_prefix: Optional[str]
+    name: Optional[str]
+    scopes: str = Field(description="read, write or full (or a space-separated list of scopes)")
+    monthly_cap_cents: Optional[int]
+    revoked_at: Optional[str]
+    expires_at: Optional[str]
+    created_at: Optional[str]
+    last_used_at: Optional[str]
+
+
+class _CreatedKeyHead(OkOut):
+    api_key: str = Field(description="The key itself, shown this once")
+
+
+class ApiKeyCreatedOut(ApiKeyOut, _CreatedKeyHead):
+    account_id: str
+
+
+class ApiKeyChangedOut(ApiKeyOut, OkOut):
+    pass
+
+
+class ApiKeyRevokedOut(OkOut):
+    key_id: str
+    revoked_at: Optional[str]
+
+
+class KeyUsageOut(Out):
+    key_id: str
+    period: str
+    spikes: int
+    shares: int
+    cost_this_period_cents: int
+    monthly_cap_cents: Optional[int]
+
+
+class KeyMeOut(ApiKeyOut):
+    """GET /me with an API key: the key (the MCP server reads ``scopes`` before writing) and its account."""
+    credential: Literal["api_key"]
+    id: str
+    email: Optional[str] = Field(description="null for a key-only account until it is claimed")
+    tier: str
+    account_created_at: Optional[str]
+    claimable: bool
+    usage: Optional[KeyUsageOut] = optional(description="The key's usage this period")
+
+
+# --- billing ---------------------------------------------------------------------------------
+
+class BillingUrlOut(Out):
+    url: Optional[str] = Field(description="null when there is nothing to pay for (see message)")
+    message: Optional[str] = omitted()
+
+
+class UsageOut(Out):
+    spikes: int
+    spike_limit: Optional[int]
+    shares: int
+    share_limit: Optional[int]
+    tier: str
+    period: str
+    reset_at: str
+    cost_this_period_cents: Optional[int] = optional(description="Agent tier: charged this period")
+    monthly_cap_cents: Optional[int] = optional(description="Agent tier: the account's cap (null: none)")
+    period_ends: Optional[str] = optional(description="Agent tier: when the period ends")
+    price_per_spike_cents: Optional[float] = optional(description="Agent tier")
+    price_per_share_cents: Optional[float] = optional(description="Agent tier")
+    key: Optional[KeyUsageOut] = optional(description="Called with an API key: that key's usage")
+
+
+class StripeReceivedOut(Out):
+    received: bool
+    outcome: str = Field(description="applied, ignored, duplicate, stale or unknown-user")
 
 
 class MovedOut(Out):

@@ -6,6 +6,7 @@ from chalice import Blueprint
 
 from chalicelib import clock, deps
 from chalicelib.api import inputs
+from chalicelib.api.responses import StripeReceivedOut
 from chalicelib.api.routing import route
 from chalicelib.services import stripe_events
 
@@ -20,4 +21,4 @@ def stripe_webhook():
     settings = deps.settings()
     raw = inputs.body_bytes(request, stripe_events.MAX_WEBHOOK_BYTES)
     event = stripe_events.verify(settings, raw, request.headers.get("stripe-signature"))
-    return stripe_events.handle_event(settings, event, now=clock.epoch())
+    return StripeReceivedOut(**stripe_events.handle_event(settings, event, now=clock.epoch()))
