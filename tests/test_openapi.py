@@ -33,6 +33,12 @@ def test_the_document_lists_every_route_and_method(client):
     assert status == 200 and versioned["paths"].keys() == doc["paths"].keys()
 
 
+def test_the_document_is_valid_openapi_3_1(client):
+    from openapi_spec_validator import validate
+    _, doc, _ = call(client, "GET", "/v1/openapi.json")
+    validate(doc)  # against the OpenAPI 3.1 schema, its JSON Schema dialect included
+
+
 def test_request_bodies_come_from_the_validating_models(client):
     _, doc, _ = call(client, "GET", "/openapi.json")
     post_spikes = doc["paths"]["/v1/spikes"]["post"]
