@@ -68,6 +68,12 @@ def share_files():
     return ShareFiles(s3_client(), settings().bucket_name)
 
 
+def exports():
+    """Large exports staged in S3, on the cached client and the configured bucket."""
+    from chalicelib.store.files import Exports
+    return Exports(s3_client(), settings().bucket_name)
+
+
 @functools.lru_cache(maxsize=1)
 def ses_client() -> Any:
     return _client("ses")

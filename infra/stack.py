@@ -15,6 +15,7 @@ from typing import Any, Dict, List
 from pydantic import SecretStr
 
 from chalicelib.settings import SSM_PATH_VARIABLE, Settings
+from chalicelib.store.files import EXPORTS_PREFIX
 from chalicelib.store.models import ALL_MODELS, LOGICAL_NAMES
 from chalicelib.store.setup import MODELS_WITH_TTL, TTL_ATTRIBUTE
 from chalicelib.store.tables import table_name
@@ -118,7 +119,7 @@ def bucket_resource() -> Dict[str, Any]:
             "LifecycleConfiguration": {"Rules": [
                 {"Id": "abort-abandoned-uploads", "Status": "Enabled",
                  "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABANDONED_UPLOAD_DAYS}},
-                {"Id": "expire-exports", "Status": "Enabled", "Prefix": "exports/", "ExpirationInDays": 1},
+                {"Id": "expire-exports", "Status": "Enabled", "Prefix": EXPORTS_PREFIX, "ExpirationInDays": 1},
             ]},
             "CorsConfiguration": {"CorsRules": CORS_RULES},
         },

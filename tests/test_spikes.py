@@ -320,6 +320,26 @@ def test_jsonl_export_streams_every_matching_spike(client):
     assert len(lines) == 2 and all(line["rating"] == "love" for line in lines)
 
 
+def test_an_export_too_large_to_answer_is_staged_in_s3_behind_a_short_lived_link(client, monkeypatch):
+    from urllib.parse import parse_qs, unquote, urlparse
+    from chalicelib import deps
+    from chalicelib.services import exports
+    for i in range(3):
+        post(client, {**PAGE_SPIKE, "id": f"big{i}", "comments": "x" * 100})
+    inline = client.http.get("/spikes/export?project=my-project&format=jsonl")
+    assert inline.status_code == 200 and len(inline.body.splitlines()) == 3
+    monkeypatch.setattr(exports, "MAX_INLINE_BYTES", 100)  # the 6 MB a Lambda may answer, scaled down
+    response = client.http.get("/spikes/export?project=my-project&format=jsonl")
+    assert response.status_code == 303 and response.body == b""
+    link = urlparse(response.headers["Location"])
+    bucket = deps.settings().bucket_name
+    key = unquote(link.path).split(f"/{bucket}/", 1)[1]
+    assert key.startswith("exports/") and key.endswith(".jsonl") and parse_qs(link.query)["X-Amz-Expires"] == ["900"]
+    stored = deps.s3_client().get_object(Bucket=bucket, Key=key)
+    assert stored["Body"].read() == inline.body  # the same file, byte for byte
+    assert stored["ContentDisposition"] == f'attachment; filename="{key.rsplit("/", 1)[1]}"'
+
+
 def test_export_follows_the_listing_access_rules(client):
     status, body, _ = call(client, "GET", "/spikes/export?format=csv")
     assert status == 401

@@ -1,15 +1,12 @@
 """Feedback: POST /spikes (public, the widget), listing, one spike, export."""
 from __future__ import annotations
 
-import csv
-import io
-import json
 from typing import List, Optional
 
 from chalice import Blueprint, Response
 from pydantic import ValidationError
 
-from chalicelib import clock, deps
+from chalicelib import deps
 from chalicelib.api import context, inputs
 from chalicelib.api.responses import DeletedOut, Preshaped, SpikeCreatedOut, SpikeOut, SpikePageOut, SpikeResolvedOut
 from chalicelib.api.routing import json_response, route
@@ -25,9 +22,6 @@ MAX_PROJECT_CHARS = 200  # as for a posted projectKey
 MAX_LIMIT = 1000
 # A listing stops short of this many bytes of items (Lambda answers at most 6 MB).
 MAX_LISTING_BYTES = 5 * 1024 * 1024
-# Lambda caps a response at 6 MB; bigger exports go through a presigned S3 download.
-MAX_INLINE_EXPORT_BYTES = 5 * 1024 * 1024
-EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 
 
 def _new_spike(data: dict) -> NewSpike:
@@ -179,57 +173,19 @@ def delete_spike(spike_id: str):
 
 # --- export ----------------------------------------------------------------------------------
 
-CSV_COLUMNS = ["id", "type", "projectKey", "page", "url", "rating", "comments", "reviewer_id", "reviewer_name",
-               "reviewer_email", "selector", "xpath", "elementText", "bbox_x", "bbox_y", "bbox_width", "bbox_height",
-               "viewport_width", "viewport_height", "timestamp", "resolved", "resolvedAt"]
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value) -> str:
-    """Spreadsheets run cells starting with = + - @ as formulas: make them plain text."""
-    if value is None:
-        return ""
-    text = str(value).lower() if isinstance(value, bool) else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
-
-
-def _csv_row(item: dict) -> list:
-    reviewer, box, viewport = item.get("reviewer") or {}, item.get("boundingBox") or {}, item.get("viewport") or {}
-    flat = {**item, "reviewer_id": reviewer.get("id"), "reviewer_name": reviewer.get("name"),
-            "reviewer_email": reviewer.get("email"), "bbox_x": box.get("x"), "bbox_y": box.get("y"),
-            "bbox_width": box.get("width"), "bbox_height": box.get("height"),
-            "viewport_width": viewport.get("width"), "viewport_height": viewport.get("height")}
-    return [_cell(flat.get(column)) for column in CSV_COLUMNS]
-
-
 @route(bp, "/spikes/export", methods=["GET"])
 def export_spikes():
     request = bp.current_request
     params = inputs.query(request)
-    settings = deps.settings()
     fmt = (params.get("format") or "csv").lower()
-    if fmt not in EXPORT_FORMATS:
+    if fmt not in exports.FORMATS:
         raise ValidationFailed.field("format", "format must be csv or jsonl")
     scope, filters = _scope(request, params), _filters(params)
-    buffer = io.StringIO()
-    if fmt == "csv":
-        buffer.write("\ufeff")  # so spreadsheet apps read UTF-8
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(CSV_COLUMNS)
-        for spike in spikes.iterate(scope, filters):
-            writer.writerow(_csv_row(spikes.to_client(spike)))
-    else:
-        for spike in spikes.iterate(scope, filters):
-            buffer.write(json.dumps(spikes.to_client(spike), ensure_ascii=False) + "\n")
-    label = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (params.get("project") or "all"))[:60]
-    stamp = clock.now().strftime("%Y%m%d-%H%M%S")
-    filename = f"spikes-{label}-{stamp}.{fmt}"
-    text = buffer.getvalue()
-    body = text.encode("utf-8")
-    headers = {"Content-Type": EXPORT_FORMATS[fmt], "Content-Disposition": f'attachment; filename="{filename}"',
-               "Cache-Control": "no-store"}
-    if len(body) > MAX_INLINE_EXPORT_BYTES:
-        # Lambda cannot answer with more than 6 MB: hand large exports over through S3.
-        url = exports.stage_download(deps.s3_client(), settings.bucket_name, body, filename, EXPORT_FORMATS[fmt])
-        return Response(body="", status_code=303, headers={"Location": url, "Cache-Control": "no-store"})
-    return Response(body=text, status_code=200, headers=headers)
+    items = (spikes.to_client(spike) for spike in spikes.iterate(scope, filters))
+    result = exports.export(deps.exports(), items, fmt, params.get("project"))
+    if result.download_url:
+        # Lambda cannot answer with more than 6 MB: large exports are handed over through S3.
+        return Response(body="", status_code=303, headers={"Location": result.download_url, "Cache-Control": "no-store"})
+    return Response(body=result.text, status_code=200, headers={
+        "Content-Type": result.content_type, "Content-Disposition": f'attachment; filename="{result.filename}"',
+        "Cache-Control": "no-store"})

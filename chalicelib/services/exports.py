@@ -1,18 +1,78 @@
-"""Large downloads handed over through S3 (a Lambda response is capped at 6 MB)."""
+"""Spike exports: CSV for spreadsheets, JSON lines for scripts. Up to a few megabytes the
+route answers with the file itself; beyond that (a Lambda response is capped at 6 MB) the
+file is staged in S3 and the caller is sent to a short-lived download link."""
 from __future__ import annotations
 
-import uuid
-from typing import Any
+import csv
+import io
+import json
+from dataclasses import dataclass
+from typing import Iterable, Optional
 
-EXPORT_PREFIX = "exports/"
-DOWNLOAD_TTL_SECONDS = 15 * 60
+from chalicelib import clock
+from chalicelib.store.files import Exports
+
+FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+MAX_INLINE_BYTES = 5 * 1024 * 1024
+
+CSV_COLUMNS = ["id", "type", "projectKey", "page", "url", "rating", "comments", "reviewer_id", "reviewer_name",
+               "reviewer_email", "selector", "xpath", "elementText", "bbox_x", "bbox_y", "bbox_width", "bbox_height",
+               "viewport_width", "viewport_height", "timestamp", "resolved", "resolvedAt"]
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
-def stage_download(s3: Any, bucket: str, body: bytes, filename: str, content_type: str) -> str:
-    """Store ``body`` under exports/ (expired by a bucket lifecycle rule) and return a
-    short-lived presigned GET URL for it."""
-    key = f"{EXPORT_PREFIX}{uuid.uuid4().hex}/{filename}"
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
-                  ContentDisposition=f'attachment; filename="{filename}"')
-    return s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
-                                     ExpiresIn=DOWNLOAD_TTL_SECONDS)
+@dataclass(frozen=True)
+class Export:
+    filename: str
+    content_type: str
+    text: Optional[str]  # the file, when small enough to answer with
+    download_url: Optional[str] = None  # else where it was staged
+
+
+def _cell(value) -> str:
+    """Spreadsheets run cells starting with = + - @ as formulas: make them plain text."""
+    if value is None:
+        return ""
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def _csv_row(item: dict) -> list:
+    reviewer, box, viewport = item.get("reviewer") or {}, item.get("boundingBox") or {}, item.get("viewport") or {}
+    flat = {**item, "reviewer_id": reviewer.get("id"), "reviewer_name": reviewer.get("name"),
+            "reviewer_email": reviewer.get("email"), "bbox_x": box.get("x"), "bbox_y": box.get("y"),
+            "bbox_width": box.get("width"), "bbox_height": box.get("height"),
+            "viewport_width": viewport.get("width"), "viewport_height": viewport.get("height")}
+    return [_cell(flat.get(column)) for column in CSV_COLUMNS]
+
+
+def render(items: Iterable[dict], fmt: str) -> str:
+    """Spikes as the client sees them (``spikes.to_client``), in ``fmt`` ("csv" or "jsonl")."""
+    buffer = io.StringIO()
+    if fmt == "csv":
+        buffer.write("\ufeff")  # so spreadsheet apps read UTF-8
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(CSV_COLUMNS)
+        for item in items:
+            writer.writerow(_csv_row(item))
+    else:
+        for item in items:
+            buffer.write(json.dumps(item, ensure_ascii=False) + "\n")
+    return buffer.getvalue()
+
+
+def filename_for(label: Optional[str], fmt: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (label or "all"))[:60]
+    return f"spikes-{safe}-{clock.now().strftime('%Y%m%d-%H%M%S')}.{fmt}"
+
+
+def export(exports: Exports, items: Iterable[dict], fmt: str, label: Optional[str],
+           max_inline_bytes: Optional[int] = None) -> Export:
+    """The export of ``items``, named after ``label`` (the project asked for, or "all");
+    staged through ``exports`` when larger than ``max_inline_bytes``."""
+    filename = filename_for(label, fmt)
+    text = render(items, fmt)
+    body = text.encode("utf-8")
+    if len(body) > (MAX_INLINE_BYTES if max_inline_bytes is None else max_inline_bytes):
+        return Export(filename, FORMATS[fmt], None, exports.stage(body, filename, FORMATS[fmt]))
+    return Export(filename, FORMATS[fmt], text)

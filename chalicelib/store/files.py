@@ -1,9 +1,11 @@
-"""Share files in S3: one object per uploaded file under ``shares/<share_id>/<path>``.
+"""Objects in S3: a share's files under ``shares/<share_id>/<path>`` (``ShareFiles``), and
+large exports handed over for download under ``exports/`` (``Exports``).
 
-The S3 client and bucket are injected (``deps.share_files()``), so services never build a
-client or an object key."""
+The S3 client and bucket are injected (``deps.share_files()``, ``deps.exports()``), so
+services never build a client or an object key."""
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Optional, Tuple
@@ -14,6 +16,10 @@ from botocore.exceptions import ClientError
 # Lambda's time.
 UPLOAD_THREADS = 16
 DOWNLOAD_URL_TTL_SECONDS = 300
+# Staged exports: the bucket's lifecycle rule (store/setup.py locally, infra/stack.py in AWS)
+# expires this prefix after a day; the presigned link lives much shorter.
+EXPORTS_PREFIX = "exports/"
+EXPORT_URL_TTL_SECONDS = 15 * 60
 
 
 class ChangedDuringPublish(Exception):
@@ -141,3 +147,20 @@ class ShareFiles:
             params.update(ResponseContentDisposition="attachment",
                           ResponseContentType="application/octet-stream")
         return self._s3.generate_presigned_url("get_object", ExpiresIn=DOWNLOAD_URL_TTL_SECONDS, Params=params)
+
+
+class Exports:
+    """Downloads too large for a Lambda response (6 MB), staged in S3 for a short while."""
+
+    def __init__(self, s3: Any, bucket: str):
+        self._s3 = s3
+        self._bucket = bucket
+
+    def stage(self, body: bytes, filename: str, content_type: str) -> str:
+        """Store ``body`` under a fresh key and return a short-lived presigned GET URL that
+        downloads it as ``filename``."""
+        key = f"{EXPORTS_PREFIX}{uuid.uuid4().hex}/{filename}"
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type,
+                            ContentDisposition=f'attachment; filename="{filename}"')
+        return self._s3.generate_presigned_url("get_object", Params={"Bucket": self._bucket, "Key": key},
+                                               ExpiresIn=EXPORT_URL_TTL_SECONDS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.settings import Settings
+from chalicelib.store.files import EXPORTS_PREFIX
 from chalicelib.store.models import ALL_MODELS, AuthItem, Delivery, LedgerItem, configure_models
 
 TTL_ATTRIBUTE = "expires_at"
@@ -50,7 +51,7 @@ def create_bucket(settings: Settings, s3_client: Any) -> None:
         s3_client.create_bucket(Bucket=settings.bucket_name,
                                 CreateBucketConfiguration={"LocationConstraint": settings.region})
     s3_client.put_bucket_lifecycle_configuration(Bucket=settings.bucket_name, LifecycleConfiguration={"Rules": [
-        {"ID": "expire-exports", "Status": "Enabled", "Filter": {"Prefix": "exports/"}, "Expiration": {"Days": 1}},
+        {"ID": "expire-exports", "Status": "Enabled", "Filter": {"Prefix": EXPORTS_PREFIX}, "Expiration": {"Days": 1}},
         {"ID": "abort-multipart", "Status": "Enabled", "Filter": {"Prefix": ""},
          "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]})
     s3_client.put_public_access_block(Bucket=settings.bucket_name, PublicAccessBlockConfiguration={
