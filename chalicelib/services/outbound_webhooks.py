@@ -39,10 +39,10 @@ from chalicelib.errors import NotFound, ValidationFailed
 from chalicelib.logs import get_logger
 from chalicelib.services.webhook_sender import Attempt, UnsafeReceiver, post, resolve_target  # noqa: F401
 from chalicelib.settings import Settings
-from chalicelib.store import deliveries
+from chalicelib.store import accounts, deliveries
 from chalicelib.store import shares as share_store
 from chalicelib.store.deliveries import CANCELLED, DELIVERED, DUE, FAILED, PAUSED, PENDING
-from chalicelib.store.models import Delivery, Share, User
+from chalicelib.store.models import Delivery, Share
 
 log = get_logger("spikes.webhooks.outbound")
 
@@ -169,11 +169,8 @@ def _pause(share: Share, reason: str, now: float, mailer: Any) -> None:
 
 def _mail_owner_about_pause(share: Share, reason: str, mailer: Any) -> None:
     from chalicelib.services.mailer import Mail
-    try:
-        owner = User.get(share.owner_id)
-    except User.DoesNotExist:
-        return
-    if not owner.email:
+    owner = accounts.get(share.owner_id)
+    if owner is None or not owner.email:
         return
     try:
         mailer.send(Mail(to=owner.email, subject=f"Webhook paused for share {share.name or share.slug}", text=(
