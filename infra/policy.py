@@ -3,7 +3,7 @@
 What each function may do is declared below per resource (table, index, bucket, parameter,
 mail identity); ``function_policy`` turns it into a policy document whose ARNs carry
 CloudFormation placeholders (``${AWS::Region}``, ``${ShareBucket}``...), wrapped in ``Fn::Sub``
-by the template. tests/test_deploy_policy.py renders the same document with the test stage's
+by the template. tests/aws_calls.py renders the same document with the test stage's
 values and checks it against every AWS call the API tests make: nothing called is denied and
 nothing granted goes unused.
 """
@@ -42,17 +42,19 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "shares": ("UpdateItem",),
         "ledger": ("GetItem", "PutItem", "UpdateItem"),
     },
-    # Finishes share deletions a request started: what the API's deletion path does after the
-    # tombstone (only its first read is exercised by a test so far: see tests/aws_calls.py).
+    # Delivers due events; pausing a failing webhook updates the share and mails its owner.
     WEBHOOK_DELIVERIES_FUNCTION: {
-        "shares": ("GetItem",),
+        "users": ("GetItem",),
+        "shares": ("GetItem", "UpdateItem"),
         "deliveries": ("UpdateItem",),
     },
+    # Finishes share deletions a request started: what the API's deletion path does after the
+    # tombstone (its spikes, its quota counters in the ledger, its items, its files).
     SHARE_DELETIONS_FUNCTION: {
         "users": ("UpdateItem",),
         "shares": ("GetItem", "UpdateItem", "DeleteItem"),
         "spikes": ("BatchWriteItem",),
-        "ledger": ("GetItem", "UpdateItem"),
+        "ledger": ("GetItem", "UpdateItem", "BatchWriteItem"),
     },
 }
 # Function -> logical table -> indexes it queries.

@@ -1,7 +1,8 @@
 """Every AWS call the app makes while the tests drive it, checked against the deploy's IAM policy.
 
 While a test calls the app through ``chalice.test.Client`` (an HTTP request runs as the API
-function, ``lambda_.invoke("quota_reset")`` as the quota function), each botocore call (and
+function, ``lambda_.invoke("quota_reset")`` as the quota function), or runs a job's code
+inside ``acting_as(function)``, each botocore call (and
 each presigned URL, which S3 authorizes with the signer's role) is turned into the IAM
 actions and resources AWS would check. A call the function's generated policy does not allow
 fails that test at once. At the end of a run of the whole in-process suite, every grant of the
@@ -10,10 +11,11 @@ the code needs.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from infra import policy, stack
 
@@ -25,17 +27,6 @@ EXERCISED_ELSEWHERE = {
     (function, "logs:CreateLogStream"): "Lambda's runtime writes the logs" for function in policy.FUNCTIONS}
 EXERCISED_ELSEWHERE.update({(function, "logs:PutLogEvents"): "Lambda's runtime writes the logs"
                             for function in policy.FUNCTIONS})
-EXERCISED_ELSEWHERE[(policy.QUOTA_RESET_FUNCTION, "ssm:GetParameters")] = (
-    "tests/deploy/test_packaged_handlers.py: the packaged quota reset reads the stage's parameters")
-# Not exercised by any test yet (a gap, not a proof): no test runs the scheduled share deletion
-# on a share whose deletion is pending, so its grants mirror the API's deletion path.
-for _action in ("dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
-                "dynamodb:Query", "s3:DeleteObject", "s3:ListBucket", "ssm:GetParameters"):
-    EXERCISED_ELSEWHERE[(policy.SHARE_DELETIONS_FUNCTION, _action)] = "untested: see above"
-EXERCISED_ELSEWHERE[(policy.WEBHOOK_DELIVERIES_FUNCTION, "ssm:GetParameters")] = "untested: no test reads SSM in it"
-EXERCISED_ELSEWHERE[(policy.WEBHOOK_DELIVERIES_FUNCTION, "ses:SendEmail")] = (
-    "untested through SES: the pause mail is checked in-process with the console mailer "
-    "(tests/test_outbound_webhooks.py)")
 
 _state: Dict[str, Any] = {"function": None, "installed": False}
 USED: Dict[str, Set[Tuple[int, str]]] = {function: set() for function in policy.FUNCTIONS}
@@ -217,6 +208,17 @@ def install() -> None:
 
     chalice_test.TestLambdaClient.invoke = invoke_as
     _state["installed"] = True
+
+
+@contextlib.contextmanager
+def acting_as(function: str) -> Iterator[None]:
+    """Check the calls of code a test runs directly (a scheduled job's service with a chosen
+    clock) against ``function``'s policy, as if that function made them."""
+    previous, _state["function"] = _state["function"], function
+    try:
+        yield
+    finally:
+        _state["function"] = previous
 
 
 def coverage_report() -> str:

@@ -16,6 +16,8 @@ import pytest
 from chalicelib import deps
 from chalicelib.services import outbound_webhooks as ow
 from chalicelib.store.models import Delivery, Share
+from infra import policy
+from tests import aws_calls
 from tests.conftest import call, sent_mails
 from tests.test_shares import make_pro, share_site
 
@@ -90,7 +92,10 @@ def hooked(client, user_token, env, receiver):
 
 
 def _deliver(now: float = None) -> ow.RunReport:
-    return ow.run_due(deps.settings(), now_fn=(lambda: now) if now else time.time, mailer=deps.mailer())
+    """A pass of the scheduled delivery job at ``now``; its AWS calls are checked against the
+    job's own role, as if the scheduled function made them."""
+    with aws_calls.acting_as(policy.WEBHOOK_DELIVERIES_FUNCTION):
+        return ow.run_due(deps.settings(), now_fn=(lambda: now) if now else time.time, mailer=deps.mailer())
 
 
 def _post_spike(client, share, comments="Love it") -> str:

@@ -293,21 +293,21 @@ def test_a_failed_share_deletion_is_finished_by_the_retry(client, user_token, mo
 
 
 def test_the_scheduled_job_finishes_an_abandoned_deletion(client, user_token, monkeypatch):
-    from chalicelib import deps
-    from chalicelib.services import shares as shares_service
+    """Run as the scheduled Lambda function (its calls are checked against its own role)."""
     from chalicelib.store.models import Share
-    from tests.test_shares import s3_keys
+    from tests.test_shares import s3_keys, user_of
+    from tests.test_usage import SCHEDULE_EVENT
     body = site(client, user_token)
+    spike_id = _feedback(client, body)
     restore = _failing_cleanup(monkeypatch)
     assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 503
     restore()
-    result = shares_service.finish_pending_deletions(deps.share_files())
+    result = client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload
     assert result == {"pending": 1, "finished": 1, "failed": 0}
-    assert s3_keys(f"shares/{body['share_id']}/") == []
+    assert s3_keys(f"shares/{body['share_id']}/") == [] and s3_keys("deletions/") == []
     assert [s.pk for s in Share.scan() if body["share_id"] in (s.pk + (s.share_id or ""))] == []
-    assert shares_service.finish_pending_deletions(deps.share_files())["pending"] == 0
-    # The same job as the scheduled Lambda function runs it.
-    from tests.test_usage import SCHEDULE_EVENT
+    assert call(client, "GET", f"/spikes/{spike_id}", token=user_token)[0] == 404
+    assert user_of("owner@example.com").active_shares == 0
     assert client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload == {"pending": 0, "finished": 0, "failed": 0}
 
 

@@ -73,6 +73,22 @@ def test_settings_are_read_from_the_stages_parameters(client, env):
     assert status == 200
 
 
+def test_every_scheduled_job_reads_the_stages_parameters(client, env):
+    """Each job's function reads the stage's parameters on its cold start, under its own role
+    (tests/aws_calls.py checks the call against each generated policy)."""
+    from chalicelib import deps
+    from infra.policy import SCHEDULED
+    from tests.test_usage import SCHEDULE_EVENT
+    secrets.ensure_secrets(boto3.client("ssm"), "test", out=io.StringIO())
+    token = boto3.client("ssm").get_parameter(Name=PATH + "token", WithDecryption=True)["Parameter"]["Value"]
+    env(SSM_PARAMETER_PATH=PATH)
+    for job in SCHEDULED:
+        deps.reset()  # a cold start of this function
+        result = client.lambda_.invoke(job, SCHEDULE_EVENT)
+        assert isinstance(result.payload, dict) and "errorMessage" not in result.payload, (job, result.payload)
+        assert deps.settings().admin_token == token, job
+
+
 def test_secrets_are_generated_once_and_never_printed_but_the_admin_token(aws, monkeypatch):
     ssm = boto3.client("ssm")
     monkeypatch.setenv("SPIKES_STRIPE_SECRET_KEY", "sk_test_from_env")
