@@ -158,6 +158,27 @@ def test_the_packaged_handlers_answer_proxy_events_against_the_stack(built, stag
     assert f"{stage['outputs']['ApiUrl']}/auth/verify?token=" in mail.body
 
 
+def test_links_are_right_before_the_deploy_sets_the_public_url(built, stage):
+    """The first deploy creates the stack before the API's URL exists (the functions cannot
+    reference the API that references them), then sets SPIKES_PUBLIC_BASE_URL in a second
+    update. In between the functions run with it empty: links then come from the domain and
+    stage API Gateway says it served the request on (never the Host header), the same URL."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+    assert stage["environment"]["SPIKES_PUBLIC_BASE_URL"] == stage["outputs"]["ApiUrl"]  # after the update
+    first = {**stage, "environment": {**stage["environment"], "SPIKES_PUBLIC_BASE_URL": ""}}
+    api = handlers(built)["APIHandler"]
+    login = proxy_event("POST", "/auth/login", "/auth/login", {"email": "early@example.com"},
+                        headers={"Host": "attacker.example"})
+    login["requestContext"]["domainName"] = "abc123.execute-api.us-east-1.amazonaws.com"
+    out = run_package(first, [(api, login)])
+    assert out["results"][0]["statusCode"] == 200, out["results"]
+    (mail,) = [m for m in ses_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].sent_messages
+               if m.destinations["ToAddresses"] == ["early@example.com"]]
+    assert "https://abc123.execute-api.us-east-1.amazonaws.com/api/auth/verify?token=" in mail.body
+    assert "attacker.example" not in mail.body
+
+
 def test_heavy_modules_wait_for_the_routes_that_use_them(stage):
     out = run_package(stage, [])
     assert sorted(set(HEAVY_AT_IMPORT) & set(out["loaded_at_import"])) == [], "imported by `import app` on a cold start"
