@@ -190,7 +190,7 @@ class Deployer:
             quota = self.ses.get_send_quota()
             if quota.get("Max24HourSend", 0) <= 200:
                 todo.append("SES: the account is in the sandbox (mail only to verified addresses, 200 a day); "
-                            "request production access (docs/deploy.md, 'Leaving the SES sandbox').")
+                            "request production access (docs/deploy.md, 'Mail (SES)', step 2).")
         except Exception:  # noqa: BLE001 - informational only
             pass
         return todo

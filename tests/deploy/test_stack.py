@@ -247,3 +247,16 @@ def test_policy_renders_for_any_stage():
     text = json.dumps(document)
     assert "spikes-staging-spikes" in text and "spikes-prod" not in text
     assert "parameter/spikes/staging/secret_key" in text
+
+
+def test_the_deploy_explains_ses_verification_and_the_sandbox(built):
+    """Magic links are the only way in: the deploy asks SES to verify an unknown sender, says
+    so, and says when the account is still in the SES sandbox; a verified sender is not asked again."""
+    with mock_aws():
+        first = deploy_stack(built)["log"]
+        assert f"SES: a verification mail was sent to {MAIL_FROM}" in first
+        assert "sandbox" in first and "docs/deploy.md" in first
+        ses = boto3.client("ses")
+        assert MAIL_FROM in ses.list_identities()["Identities"]
+        again = deploy_stack(built, mail_from=None)["log"]
+        assert "verification mail" not in again  # moto verifies at once; AWS would say "Pending"
