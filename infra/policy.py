@@ -49,10 +49,10 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "deliveries": ("UpdateItem",),
     },
     # Finishes share deletions a request started: what the API's deletion path does after the
-    # tombstone (its spikes, its quota counters in the ledger, its items, its files).
+    # tombstone (its files, its spikes, its quota counters in the ledger, its items). The
+    # request already took the share from its owner's count: the job never writes users.
     SHARE_DELETIONS_FUNCTION: {
-        "users": ("UpdateItem",),
-        "shares": ("GetItem", "UpdateItem", "DeleteItem"),
+        "shares": ("GetItem", "DeleteItem"),
         "spikes": ("BatchWriteItem",),
         "ledger": ("GetItem", "UpdateItem", "BatchWriteItem"),
     },
