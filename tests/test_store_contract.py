@@ -2,6 +2,7 @@
 leniencies cannot hide a bug: conditional writes, transactions, GSIs, cursors, TTL setup."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import datetime, timezone
@@ -199,8 +200,29 @@ def test_a_page_stops_before_its_byte_budget_and_continues_after(store_backend):
     for _ in range(5):
         page = spikes.list_page(scope, Filters(), 100, cursor, SECRET, max_bytes=2500)
         assert 1 <= len(page.items) <= 2
+        # Measured as sent: the serialized items are the bytes of the answer's array.
+        assert len(page.items_json.encode()) <= 2500 and json.loads(page.items_json) == page.items
         seen += [item["id"] for item in page.items]
         cursor = page.next_cursor
         if cursor is None:
             break
     assert sorted(seen) == [f"big-{n}" for n in range(5)]
+
+
+def test_a_listed_item_reads_as_the_stored_model_does(store_backend):
+    """Listings take items from the Query's body as sent (store/rows.py), not through botocore
+    and PynamoDB: every attribute type comes out as it does from the model."""
+    settings = deps.settings()
+    full = new_spike(client_id="full", comments='quote " and \\ back\nslash "B": é 日本', rating="meh",
+                     reviewer={"id": "r1", "name": "Ann", "email": "ann@example.com"}, selector="#buy",
+                     xpath="/html/body", element_text="Buy", bounding_box={"x": 1, "y": 2, "width": 3, "height": 4},
+                     viewport={"width": 1280, "height": 720}, page="Home", url="https://example.com/")
+    spikes.record(full, settings, "http://x")
+    spikes.record(new_spike(client_id="bare"), settings, "http://x")
+    page = spikes.list_page(spikes.project_scope("proj", None), Filters(), 10, None, SECRET)
+    listed = {item["id"]: item for item in page.items}
+    for stored in Spike.id_index.query("full"), Spike.id_index.query("bare"):
+        [model] = stored
+        assert listed[model.public_id] == spikes.to_client(model)
+    assert listed["full"]["boundingBox"] == {"x": 1, "y": 2, "width": 3, "height": 4}
+    assert listed["bare"]["reviewer"] == {"id": "anon", "name": "Anonymous"} and listed["bare"]["resolved"] is False

@@ -91,6 +91,7 @@ class Preshaped:
     against it on the way out."""
     shape: Any
     body: Any
+    text: Optional[str] = None  # ``body`` serialized already (compact), sent as it is
 
 
 @dataclass

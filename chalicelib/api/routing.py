@@ -36,8 +36,9 @@ ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 def json_response(body: Union[Out, List[Out], Preshaped], status: int = 200,
                   headers: Optional[Dict[str, str]] = None) -> Response:
     """The one way a JSON body is sent: a response model (or a body checked against one)."""
-    return Response(body=json.dumps(_wire(body), separators=(",", ":")), status_code=status,
-                    headers={"Content-Type": "application/json", **(headers or {})})
+    wire = _wire(body)
+    text = body.text if isinstance(body, Preshaped) and body.text is not None else json.dumps(wire, separators=(",", ":"))
+    return Response(body=text, status_code=status, headers={"Content-Type": "application/json", **(headers or {})})
 
 
 def _wire(body: Any) -> Any:
@@ -60,6 +61,8 @@ def _check_preshaped(body: Preshaped) -> None:
     shaped = adapter.dump_python(adapter.validate_python(body.body))
     if json.dumps(shaped) != json.dumps(body.body):
         raise AssertionError(f"body differs from its model {body.shape}: {json.dumps(body.body)[:500]}")
+    if body.text is not None and json.loads(body.text) != body.body:
+        raise AssertionError(f"serialized body differs from the body: {body.text[:500]}")
 
 
 def error_response(exc: SpikesError) -> Response:

@@ -11,6 +11,7 @@ limit), its total and the owner's usage. Either all of it is durable or none of 
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,7 @@ from chalicelib.store import ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import Share, Spike
+from chalicelib.store.rows import Row
 from chalicelib.store.spikes import Filters, Scope
 from chalicelib.store.transactions import Transaction
 
@@ -68,31 +70,42 @@ class Recorded:
 class Page:
     items: List[dict]
     next_cursor: Optional[str]
+    items_json: str  # ``items`` serialized as the API sends them (``items_json``)
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
 def to_client(spike) -> dict:
     """The wire format the Spikes CLI and MCP server parse (CLIENTS.md), from a Spike or a store Row."""
-    reviewer = dict(spike.reviewer or ANONYMOUS)
+    get = spike.get if isinstance(spike, Row) else functools.partial(getattr, spike)
     out = {
-        "id": spike.public_id or spike.spike_id,
-        "type": spike.type,
-        "projectKey": spike.project_key,
-        "page": spike.page or "",
-        "url": spike.url or "",
-        "comments": spike.comments or "",
-        "timestamp": spike.timestamp or spike.created_at,
-        "reviewer": reviewer,
-        "rating": spike.rating,
-        "resolved": bool(spike.resolved),
-        "resolvedAt": spike.resolved_at,
+        "id": get("public_id") or get("spike_id"),
+        "type": get("type"),
+        "projectKey": get("project_key"),
+        "page": get("page") or "",
+        "url": get("url") or "",
+        "comments": get("comments") or "",
+        "timestamp": get("timestamp") or get("created_at"),
+        "reviewer": dict(get("reviewer") or ANONYMOUS),
+        "rating": get("rating"),
+        "resolved": bool(get("resolved")),
+        "resolvedAt": get("resolved_at"),
     }
-    for key, value in (("selector", spike.selector), ("xpath", spike.xpath), ("elementText", spike.element_text),
-                       ("boundingBox", spike.bounding_box), ("viewport", spike.viewport)):
+    for key, name in _OPTIONAL_FIELDS:
+        value = get(name)
         if value is not None:
             out[key] = value
     return out
+
+
+_OPTIONAL_FIELDS = (("selector", "selector"), ("xpath", "xpath"), ("elementText", "element_text"),
+                    ("boundingBox", "bounding_box"), ("viewport", "viewport"))
+
+
+def items_json(items: List[dict]) -> str:
+    """Listed items as the API sends them (compact, ASCII): measured against a page's byte
+    budget and sent as they are, so they are serialized once."""
+    return json.dumps(items, separators=(",", ":"))
 
 
 # --- recording -------------------------------------------------------------------------------
@@ -185,14 +198,21 @@ def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str],
     """Up to ``limit`` spikes, newest first. ``max_bytes`` ends the page early when the
     serialized items would pass it (a Lambda answer is at most 6 MB); the cursor then
     continues right after the last item returned."""
-    used = [0]
+    items, next_cursor = spike_store.page(scope, filters, limit, cursor, secret)
+    wire = [to_client(spike) for spike in items]
+    serialized = items_json(wire)
+    if max_bytes is not None and len(serialized) > max_bytes:
+        # Rare (items of hundreds of KB): read the page again, measuring item by item, so the
+        # store ends it (and its cursor) at the last item that fits.
+        used = [1]  # the array's brackets, less the comma the first item does not need
 
-    def fits(spike: Spike) -> bool:
-        used[0] += len(json.dumps(to_client(spike), ensure_ascii=False).encode("utf-8")) + 1
-        return used[0] <= max_bytes
-    items, next_cursor = spike_store.page(scope, filters, limit, cursor, secret,
-                                          budget=fits if max_bytes is not None else None)
-    return Page([to_client(spike) for spike in items], next_cursor)
+        def fits(spike) -> bool:
+            used[0] += len(items_json([to_client(spike)])) - 1
+            return used[0] <= max_bytes
+        items, next_cursor = spike_store.page(scope, filters, limit, cursor, secret, budget=fits)
+        wire = [to_client(spike) for spike in items]
+        serialized = items_json(wire)
+    return Page(wire, next_cursor, serialized)
 
 
 def iterate(scope: Scope, filters: Filters) -> Iterator[Spike]:

@@ -1,15 +1,21 @@
-"""Index pages read without building PynamoDB models.
+"""Index pages read without building PynamoDB models, and without botocore parsing each item.
 
-A listing turns up to a thousand items into JSON. Building a model per item (defaults,
-attribute containers) cost more than the query itself; here each stored attribute is
-deserialized by its model attribute and nothing else happens. A ``Row`` reads like the model
-(``row.comments``; None for an attribute the item does not have), so the service's wire
-format has one definition for both.
+A listing turns up to a thousand items into JSON. Two costs dominated it, both more than the
+query itself: botocore walks every attribute value of the response through its shape model
+(``{"S": "..."}`` in, the same ``{"S": "..."}`` out), and building a model per item (defaults,
+attribute containers). Here the response's ``Items`` are taken from the JSON as DynamoDB sent
+it (the same dicts botocore would return: our tables hold no binary attributes, and a page that
+does is parsed the normal way), and each stored attribute is deserialized by its model
+attribute and nothing else happens. A ``Row`` reads like the model (``row.comments``; None for
+an attribute the item does not have), so the service's wire format has one definition for both.
 """
 from __future__ import annotations
 
+import json
+import threading
 from typing import Any, Dict, List, Optional, Tuple, Type
 
+from pynamodb.attributes import UnicodeAttribute
 from pynamodb.indexes import GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -26,17 +32,69 @@ class Row:
         except KeyError:
             return None
 
+    def get(self, name: str) -> Any:
+        """The attribute's value, None when the item does not have it (as ``getattr``, faster)."""
+        return self._values.get(name)
+
+
+def _attributes(model: Type[Model]) -> Dict[str, Tuple[str, Any]]:
+    """Stored name (``attr_name``) -> the model's name and how to read the stored value (None:
+    a string, kept as it is, no call per value). ``Spike.partition`` is stored as "project"."""
+    return {attribute.attr_name: (name, None if type(attribute) is UnicodeAttribute else attribute.deserialize)
+            for name, attribute in model.get_attributes().items()}
+
 
 def _row(attributes: Dict[str, Tuple[str, Any]], item: Dict[str, Dict[str, Any]]) -> Row:
     values = {}
     for stored_name, typed in item.items():
         known = attributes.get(stored_name)
         if known is None:
-            continue
-        name, attribute = known
-        ((tag, value),) = typed.items()
-        values[name] = None if tag == "NULL" else attribute.deserialize(value)
+            continue  # not an attribute of the model (written by something newer): ignored, as models do
+        name, deserialize = known
+        for tag, value in typed.items():
+            if tag == "NULL":
+                values[name] = None
+            else:
+                values[name] = value if deserialize is None else deserialize(value)
     return Row(values)
+
+
+# --- Items straight from the response body ----------------------------------------------------
+
+_raw = threading.local()
+_RAW_ITEMS_HOOK = "spikes-raw-query-items"
+# Types botocore decodes (base64 to bytes): a page holding one is left to botocore. In the
+# body's JSON these tokens can only be type keys (a string's own quotes are escaped).
+_DECODED_TYPES = ('"B":', '"BS":')
+
+
+def _take_raw_items(response_dict: Dict[str, Any], customized_response_dict: Dict[str, Any], **_: Any) -> None:
+    """botocore's before-parse hook: on a Query this thread asked for raw, hand the Items over
+    as sent and let botocore parse only the rest (count, LastEvaluatedKey)."""
+    if not getattr(_raw, "wanted", False) or response_dict.get("status_code") != 200:
+        return
+    body = response_dict.get("body")
+    if not body:
+        return
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    if any(token in text for token in _DECODED_TYPES):
+        return
+    parsed = json.loads(text)
+    items = parsed.pop("Items", None)
+    if items is None:
+        return
+    customized_response_dict["Items"] = items
+    response_dict["body"] = json.dumps(parsed).encode("utf-8")
+
+
+def _query_raw(connection, hash_key: str, **kwargs: Any) -> Dict[str, Any]:
+    client = connection.connection.client
+    client.meta.events.register("before-parse.dynamodb.Query", _take_raw_items, unique_id=_RAW_ITEMS_HOOK)
+    _raw.wanted = True
+    try:
+        return connection.query(hash_key, **kwargs)
+    finally:
+        _raw.wanted = False
 
 
 def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, *, limit: int,
@@ -45,14 +103,13 @@ def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, 
     """Up to ``limit`` matching rows of one index partition, reading pages of ``page_size``
     until enough matched the filter; returns them and where the last read page ended."""
     connection = model._get_connection()
-    # By stored name (``attr_name``), to the model's name: ``Spike.partition`` is stored as "project".
-    attributes = {attribute.attr_name: (name, attribute) for name, attribute in model.get_attributes().items()}
+    attributes = _attributes(model)
     rows: List[Row] = []
     last_key = start_key
     while len(rows) < limit:
-        response = connection.query(hash_key, index_name=index.Meta.index_name, filter_condition=filter_condition,
-                                    exclusive_start_key=last_key, scan_index_forward=not newest_first,
-                                    limit=page_size)
+        response = _query_raw(connection, hash_key, index_name=index.Meta.index_name,
+                              filter_condition=filter_condition, exclusive_start_key=last_key,
+                              scan_index_forward=not newest_first, limit=page_size)
         for item in response.get("Items", []):
             rows.append(_row(attributes, item))
         last_key = response.get("LastEvaluatedKey")
