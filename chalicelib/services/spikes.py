@@ -152,9 +152,13 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
     created_event = outbound_webhooks.event(share, outbound_webhooks.SPIKE_CREATED, to_client(spike)) \
         if outbound_webhooks.wants_events(share) else None
 
+    period = clock.period_of(now)
+    period_limit = target.period_limit(settings, period)
+
     def count(tx: Transaction) -> None:
         if share is not None:
-            ledger.count_spike(tx, share.share_id, share.owner_id, clock.period_of(now), limit, clock.epoch())
+            ledger.count_spike(tx, share.share_id, share.owner_id, period, clock.epoch(), ledger.shard_of(spike_id),
+                               period_limit)
         else:
             ledger.count_own_spike(tx, owner_id, clock.period_of(now), clock.epoch())
         outbound_webhooks.add_to(tx, created_event)

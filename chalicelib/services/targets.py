@@ -23,13 +23,15 @@ the answers in a small in-process cache instead, and never trusts them blindly:
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from chalicelib import clock
 from chalicelib.services import quotas
-from chalicelib.store import shares
+from chalicelib.store import ledger, shares
 from chalicelib.settings import Settings
 from chalicelib.store.models import Share, User
 from chalicelib.store.transactions import Transaction
@@ -55,16 +57,36 @@ class Owner:
 
 @dataclass(frozen=True)
 class Target:
-    """A project key as resolved: ``share`` is None when it names no share."""
+    """A project key as resolved: ``share`` is None when it names no share. A post's target
+    also carries the share's owner and, for ``period``, how many spikes the share received
+    while the owner's tier had no limit (``unlimited_count``: counted in shards, not in the
+    limited counter, see store/ledger.py)."""
     key: str
     share: Optional[Share]
     owner: Optional[Owner]
     via_slug: bool
+    period: Optional[str] = None
+    unlimited_count: int = 0
+    counted_at_tier: Optional[str] = None  # the owner's effective tier when it was counted
 
     def spike_limit(self, settings: Settings) -> Optional[int]:
         if self.share is None:  # (a post's target always carries the owner of its share)
             return None
         return quotas.limits_for(settings, self.owner.effective_tier()).spike_limit
+
+    def period_limit(self, settings: Settings, period: str) -> Optional[int]:
+        """What the share's limited period counter may reach in ``period``: the limit, less what
+        the share received in it while unlimited. That count is final once read while the tier
+        has a limit: no post can add to it any more (their transactions check the owner's tier),
+        except where a grace period lapses by the clock and functions' clocks disagree by a
+        moment. Read while unlimited, it is read again (``recount``) before it is used."""
+        limit = self.spike_limit(settings)
+        if limit is None:
+            return None
+        target = self
+        if self.period != period or quotas.limits_for(settings, self.counted_at_tier or quotas.FREE).spike_limit is None:
+            target = recount(self, period)
+        return limit - target.unlimited_count
 
     def add_checks(self, tx: Transaction) -> None:
         """Condition checks, added to a post's transaction, that hold only while this resolution
@@ -103,12 +125,22 @@ def _read(key: str, with_owner: bool) -> Target:
     share = shares.resolve(key)
     if share is None or not with_owner:
         return Target(key, share, None, share is not None and not shares.SHARE_ID_PATTERN.match(key))
-    try:
-        user = User.get(share.owner_id)
-        owner = Owner(user.user_id, True, user.tier, user.grace_until)
-    except User.DoesNotExist:
-        owner = Owner(share.owner_id, False, None, None)
-    return Target(key, share, owner, not shares.SHARE_ID_PATTERN.match(key))
+    period = clock.current_period()
+    user, unlimited_count = ledger.owner_and_unlimited_count(share.owner_id, share.share_id, period)
+    owner = Owner(user.user_id, True, user.tier, user.grace_until) if user is not None \
+        else Owner(share.owner_id, False, None, None)
+    return Target(key, share, owner, not shares.SHARE_ID_PATTERN.match(key), period, unlimited_count,
+                  owner.effective_tier())
+
+
+def recount(target: Target, period: str) -> Target:
+    """The target with the share's unlimited count of ``period`` read now (remembered when the
+    period is the current one)."""
+    counted = dataclasses.replace(target, period=period, counted_at_tier=target.owner.effective_tier(),
+                                  unlimited_count=ledger.unlimited_count(target.share.share_id, period))
+    if period == clock.current_period():
+        _remember("post", target.key, counted)
+    return counted
 
 
 def _remember(purpose: str, key: str, target: Target) -> None:
@@ -130,7 +162,8 @@ def for_read(key: str) -> Target:
 
 def _cached(purpose: str, key: str, ttl: float) -> Target:
     entry = _cache.get((purpose, key))
-    if entry is not None and time.monotonic() - entry[0] < (ttl if entry[1].share is not None else READ_TTL_SECONDS):
+    if entry is not None and time.monotonic() - entry[0] < (ttl if entry[1].share is not None else READ_TTL_SECONDS) \
+            and (entry[1].period is None or entry[1].period == clock.current_period()):
         return entry[1]
     target = _read(key, with_owner=purpose == "post")
     _remember(purpose, key, target)

@@ -2,8 +2,11 @@
 here, so spikes, shares, usage, rate limits, billing and the scheduled job agree on them.
 
 Kinds of item (pk):
-- ``quota#<share_id>#<period>``  spikes a share received in a period (the quota counter)
-- ``spikes#<share_id>``          spikes a share holds now (its total)
+- ``quota#<share_id>#<period>``  spikes a share received in a period while its owner's tier had
+                                 a limit (the quota counter, conditioned on the limit)
+- ``quota#<share_id>#<period>#<n>``  the same while the tier had no limit, in shards (below)
+- ``spikes#<share_id>#<n>``      spikes a share holds now (its total), in shards; ``spikes#<share_id>``
+                                 holds what was counted before the total was sharded
 - ``usage#<user_id>#<period>``   spikes the owner's shares received in a period
 - ``usage-archive#<user_id>#<period>``  a closed period's usage summary (the scheduled job)
 - ``rl#<limit>#<subject hash>``  a rate-limit subject: attribute ``w<window>`` per fixed window
@@ -11,9 +14,16 @@ Kinds of item (pk):
 - ``job#<job>#<run>``            a scheduled pass and its checkpoint
 - ``deletions#shares``           ids of shares whose deletion started and is not finished
 Counters are keyed by period, so a new period starts from zero by construction.
+
+Shards: every post to a share used to update the same counter items, and concurrent transactions
+on one item conflict (DynamoDB cancels them; DynamoDB Local queues them): a hot share was
+serialized on its counters. Counters nobody conditions on are now split into ``COUNTER_SHARDS``
+items, the shard chosen by the spike's id (so its deletion finds it again), and summed on read.
+A limited tier's period counter stays one item: its condition is what keeps the quota exact.
 """
 from __future__ import annotations
 
+import zlib
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from pynamodb.attributes import NumberAttribute
@@ -21,7 +31,8 @@ from pynamodb.constants import ALL_NEW
 from pynamodb.exceptions import PutError, UpdateError
 
 from chalicelib.crypto import subject_hash
-from chalicelib.store.models import LedgerItem
+from chalicelib.errors import DependencyUnavailable
+from chalicelib.store.models import LedgerItem, User
 from chalicelib.store.transactions import Transaction, conditional_failed
 
 # Counters outlive their period long enough for reports, then the table TTL removes them.
@@ -36,7 +47,32 @@ def share_quota_key(share_id: str, period: str) -> str:
 
 
 def share_total_key(share_id: str) -> str:
+    """The total as counted before it was sharded (still read and counted down)."""
     return f"spikes#{share_id}"
+
+
+COUNTER_SHARDS = 8
+
+
+def shard_of(spike_id: str) -> int:
+    """The counter shard a spike is counted in: from its storage id, so its deletion finds it."""
+    return zlib.crc32(spike_id.encode("utf-8")) % COUNTER_SHARDS
+
+
+def share_total_shard_key(share_id: str, shard: int) -> str:
+    return f"spikes#{share_id}#{shard}"
+
+
+def share_total_keys(share_id: str) -> List[str]:
+    return [share_total_key(share_id), *(share_total_shard_key(share_id, n) for n in range(COUNTER_SHARDS))]
+
+
+def unlimited_quota_key(share_id: str, period: str, shard: int) -> str:
+    return f"quota#{share_id}#{period}#{shard}"
+
+
+def unlimited_quota_keys(share_id: str, period: str) -> List[str]:
+    return [unlimited_quota_key(share_id, period, n) for n in range(COUNTER_SHARDS)]
 
 
 def user_usage_key(user_id: str, period: str) -> str:
@@ -69,25 +105,61 @@ def count(key: str) -> int:
 
 
 def share_spike_counts(share_ids: List[str]) -> Dict[str, int]:
-    """Spikes each share holds now, in one batch read (0 for shares without a counter)."""
-    by_key = {share_total_key(share_id): share_id for share_id in share_ids}
+    """Spikes each share holds now, summed over its total's shards in batch reads (0 for
+    shares without a counter)."""
+    by_key = {key: share_id for share_id in share_ids for key in share_total_keys(share_id)}
     counts = {share_id: 0 for share_id in share_ids}
     for item in LedgerItem.batch_get(list(by_key)):
-        counts[by_key[item.pk]] = max(0, int(item.count or 0))
-    return counts
+        counts[by_key[item.pk]] += int(item.count or 0)
+    return {share_id: max(0, count) for share_id, count in counts.items()}
 
 
-def count_spike(tx: Transaction, share_id: str, owner_id: str, period: str, limit: Optional[int],
-                now: float) -> None:
-    """In the spike's transaction: the share's period counter ("quota", refused at ``limit``),
-    its total ("total") and the owner's period usage ("usage")."""
+def owner_and_unlimited_count(owner_id: str, share_id: str, period: str) -> Tuple[Optional[User], int]:
+    """What a post to a share needs besides the share, in one round trip (a BatchGetItem over
+    two tables): the owner, and how many spikes the share received this period while its
+    owner's tier had no limit (they count against a limit that applies later in the period)."""
+    connection = LedgerItem._get_connection().connection
+    users, ledger = User.Meta.table_name, LedgerItem.Meta.table_name
+    request: Dict[str, Any] = {
+        users: {"Keys": [{"user_id": {"S": owner_id}}], "ConsistentRead": True},
+        ledger: {"Keys": [{"pk": {"S": key}} for key in unlimited_quota_keys(share_id, period)],
+                 "ConsistentRead": True},
+    }
+    owner, counted = None, 0
+    for _ in range(10):
+        response = connection.dispatch("BatchGetItem", {"RequestItems": request})
+        responses = response.get("Responses", {})
+        for item in responses.get(users, []):
+            owner = User.from_raw_data(item)
+        counted += sum(int(item["count"]["N"]) for item in responses.get(ledger, []) if "count" in item)
+        request = response.get("UnprocessedKeys") or {}
+        if not request:
+            return owner, counted
+    raise DependencyUnavailable("The store is busy; retry shortly")
+
+
+def unlimited_count(share_id: str, period: str) -> int:
+    """How many spikes the share received in ``period`` while its owner's tier had no limit."""
+    return sum(int(item.count or 0) for item in LedgerItem.batch_get(unlimited_quota_keys(share_id, period),
+                                                                      consistent_read=True))
+
+
+def count_spike(tx: Transaction, share_id: str, owner_id: str, period: str, now: float, shard: int,
+                period_limit: Optional[int]) -> None:
+    """In the spike's transaction: the share's period counter ("quota"), its total ("total")
+    and the owner's period usage ("usage"). With ``period_limit`` (a limited tier) the period
+    counter is the one item refused at that count; without, a shard nobody conditions on."""
     expires = int(now) + RETENTION_SECONDS
-    condition = None
-    if limit is not None:
-        condition = LedgerItem.count.does_not_exist() | (LedgerItem.count < limit)
-    tx.update("quota", LedgerItem(share_quota_key(share_id, period)),
-              actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(expires)], condition=condition)
-    tx.update("total", LedgerItem(share_total_key(share_id)), actions=[LedgerItem.count.add(1)])
+    if period_limit is None:
+        tx.update("quota", LedgerItem(unlimited_quota_key(share_id, period, shard)),
+                  actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(expires)])
+    else:
+        condition = LedgerItem.count < period_limit
+        if period_limit > 0:
+            condition = LedgerItem.count.does_not_exist() | condition
+        tx.update("quota", LedgerItem(share_quota_key(share_id, period)),
+                  actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(expires)], condition=condition)
+    tx.update("total", LedgerItem(share_total_shard_key(share_id, shard)), actions=[LedgerItem.count.add(1)])
     tx.update("usage", LedgerItem(user_usage_key(owner_id, period)),
               actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(expires)])
 
@@ -99,17 +171,21 @@ def count_own_spike(tx: Transaction, owner_id: str, period: str, now: float) -> 
               actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(int(now) + RETENTION_SECONDS)])
 
 
-def uncount_spike(tx: Transaction, share_id: str) -> None:
-    """In a spike's deletion: one fewer in the share's total ("total"; never below zero)."""
-    tx.update("total", LedgerItem(share_total_key(share_id)), actions=[LedgerItem.count.add(-1)],
-              condition=LedgerItem.count > 0)
+def uncount_spike(tx: Transaction, share_id: str, shard: Optional[int]) -> None:
+    """In a spike's deletion: one fewer in the share's total ("total"; never below zero): in
+    the spike's shard, or (``shard`` None) in the total counted before shards."""
+    key = share_total_key(share_id) if shard is None else share_total_shard_key(share_id, shard)
+    tx.update("total", LedgerItem(key), actions=[LedgerItem.count.add(-1)], condition=LedgerItem.count > 0)
 
 
 def delete_share_counters(share_id: str, periods: Iterable[str]) -> None:
     with LedgerItem.batch_write() as batch:
-        batch.delete(LedgerItem(share_total_key(share_id)))
+        for key in share_total_keys(share_id):
+            batch.delete(LedgerItem(key))
         for period in periods:
             batch.delete(LedgerItem(share_quota_key(share_id, period)))
+            for key in unlimited_quota_keys(share_id, period):
+                batch.delete(LedgerItem(key))
 
 
 # A subject's windows live in one item, one number attribute per fixed window (``w<index>``).

@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import DeleteError, UpdateError
 
 from chalicelib.errors import InvalidCursor, NotFound
 from chalicelib.store import cursors, ledger, rows, transactions
@@ -149,16 +149,26 @@ def resolve_once(spike: Spike, resolved_at: str, also: Callable[[Transaction], N
 
 def delete(spike: Spike) -> None:
     """Remove the spike and count it out of its share's total. NotFound if it is gone."""
-    def write(tx: Transaction) -> None:
-        tx.delete("spike", spike, condition=Spike.spike_id.exists())
-        if spike.share_id:
-            ledger.uncount_spike(tx, spike.share_id)
+    def write_counted_in(shard: Optional[int]) -> Callable[[Transaction], None]:
+        def write(tx: Transaction) -> None:
+            tx.delete("spike", spike, condition=Spike.spike_id.exists())
+            ledger.uncount_spike(tx, spike.share_id, shard)
+        return write
+    if spike.share_id:
+        # Counted in its shard; a spike stored before the total was sharded, in the old total.
+        for shard in (ledger.shard_of(spike.spike_id), None):
+            try:
+                transactions.run(write_counted_in(shard))
+                return
+            except ConditionFailed as failed:
+                if "spike" in failed:
+                    raise NotFound("Spike not found") from None
     try:
-        transactions.run(write)
-    except ConditionFailed as failed:
-        if "spike" in failed:
+        spike.delete(condition=Spike.spike_id.exists())  # no share, or never counted: just delete
+    except DeleteError as exc:
+        if conditional_failed(exc):
             raise NotFound("Spike not found") from None
-        spike.delete(condition=Spike.spike_id.exists())  # the total already at zero: just delete
+        raise
 
 
 def delete_project(partition: str) -> int:
