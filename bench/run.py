@@ -70,10 +70,11 @@ def wrk(url: str, connections: int, seconds: float, max_requests: int, body: Opt
     if not match:
         raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
     fields = {key: float(value) for key, value in (part.split("=") for part in match.group(1).split())}
-    # A run stopped by its count still reports wrk's full -d as its duration: no rate then.
-    count_bound = fields["requests"] >= max_requests - threads
-    return {"requests": int(fields["requests"]),
-            "rps": float("nan") if count_bound else round(fields["requests"] / fields["seconds"], 1),
+    # The rate over the run's own window (first thread started to last answer: bounded.lua), not
+    # wrk's -d, which it reports even when the count stopped every thread early.
+    return {"requests": int(fields["requests"]), "seconds": round(fields["active_seconds"], 2),
+            "count_bound": fields["answered"] >= max_requests - threads,
+            "rps": round(fields["answered"] / fields["active_seconds"], 1) if fields["active_seconds"] > 0 else float("nan"),
             "p50_ms": round(fields["p50_us"] / 1000, 2), "p99_ms": round(fields["p99_us"] / 1000, 2),
             "2xx": int(fields["s2xx"]), "4xx": int(fields["s4xx"]), "5xx": int(fields["s5xx"]),
             "socket_errors": int(fields["errors"])}
@@ -153,9 +154,8 @@ def ledger_count(server, pk: str) -> int:
 
 # --- 1, 3, 4: over HTTP ----------------------------------------------------------------------
 
-def http_sections(args, figures: dict, growth_only: bool = False) -> None:
+def http_sections(args, figures: dict, sections: set) -> None:
     quick = args.quick
-    seconds = 3 if quick else args.seconds
     hot_limit = 300 if quick else 1000
     with tempfile.TemporaryDirectory(prefix="spikes-bench-") as tmp:
         server = bench_server(Path(tmp), {"RATE_SPIKES_PER_MINUTE": "100000000", "FREE_SPIKE_LIMIT": str(hot_limit),
@@ -167,38 +167,43 @@ def http_sections(args, figures: dict, growth_only: bool = False) -> None:
             set_tier(server, "bench-owner@example.com", "pro")
             share = create_share(server, owner, "bench")
             slug = share["slug"]
-            if growth_only:
+            if "throughput" in sections:
+                throughput(server, slug, args, figures)
+            if "hot" in sections:
+                hot_share(server, args, figures, hot_limit)
+            if "growth" in sections:
                 grows(server, args, figures)
-                return
-            # Warm every path once (first request imports and connects).
-            requests.get(f"{base}/_bench/bare", timeout=30)
-            requests.post(f"{base}/spikes", json={**SPIKE, "projectKey": slug}, timeout=30)
-            requests.get(f"{base}/spikes?project={slug}&limit=50", timeout=30)
-
-            print(f"\n1. Throughput: wrk against the local server on DynamoDB Local, {seconds:.0f} s per row "
-                  f"(bounded at {args.requests} requests)", flush=True)
-            rows = {}
-            for connections in (1, 4):
-                print(f" {connections} keep-alive connection{'s' if connections > 1 else ''}:", flush=True)
-                bare = wrk(f"{base}/_bench/bare", connections, seconds, args.requests)
-                cases = [
-                    ("GET / (no AWS call)", lambda: wrk(f"{base}/", connections, seconds, args.requests)),
-                    ("GET /_bench/bare (one GetItem)", lambda: bare),
-                    (f"POST /spikes (share {slug})", lambda: wrk(f"{base}/spikes", connections, seconds, args.requests,
-                                                                 {**SPIKE, "projectKey": slug})),
-                    ("GET /spikes?project=<slug>&limit=50",
-                     lambda: wrk(f"{base}/spikes?project={slug}&limit=50", connections, seconds, args.requests)),
-                ]
-                for label, run in cases:
-                    result = run()
-                    rows[f"{label} @{connections}"] = {**result, "ratio_to_bare": round(result["rps"] / bare["rps"], 2)}
-                    print(row(label, result, None if "bare" in label else bare), flush=True)
-            figures["throughput"] = rows
-
-            hot_share(server, args, figures, hot_limit)
-            grows(server, args, figures)
         finally:
             server.close()
+
+
+def throughput(server, slug: str, args, figures: dict) -> None:
+    seconds = 3 if args.quick else args.seconds
+    base = server.url
+    # Warm every path once (first request imports and connects).
+    requests.get(f"{base}/_bench/bare", timeout=30)
+    requests.post(f"{base}/spikes", json={**SPIKE, "projectKey": slug}, timeout=30)
+    requests.get(f"{base}/spikes?project={slug}&limit=50", timeout=30)
+
+    print(f"\n1. Throughput: wrk against the local server on DynamoDB Local, {seconds:.0f} s per row "
+          f"(bounded at {args.requests} requests)", flush=True)
+    rows = {}
+    for connections in (1, 4):
+        print(f" {connections} keep-alive connection{'s' if connections > 1 else ''}:", flush=True)
+        bare = wrk(f"{base}/_bench/bare", connections, seconds, args.requests)
+        cases = [
+            ("GET / (no AWS call)", lambda: wrk(f"{base}/", connections, seconds, args.requests)),
+            ("GET /_bench/bare (one GetItem)", lambda: bare),
+            (f"POST /spikes (share {slug})", lambda: wrk(f"{base}/spikes", connections, seconds, args.requests,
+                                                         {**SPIKE, "projectKey": slug})),
+            ("GET /spikes?project=<slug>&limit=50",
+             lambda: wrk(f"{base}/spikes?project={slug}&limit=50", connections, seconds, args.requests)),
+        ]
+        for label, run in cases:
+            result = run()
+            rows[f"{label} @{connections}"] = {**result, "ratio_to_bare": round(result["rps"] / bare["rps"], 2)}
+            print(row(label, result, None if "bare" in label else bare), flush=True)
+    figures["throughput"] = rows
 
 
 def hot_share(server, args, figures: dict, hot_limit: int) -> None:
@@ -208,14 +213,25 @@ def hot_share(server, args, figures: dict, hot_limit: int) -> None:
     pro = server.sign_in("bench-pro@example.com")
     set_tier(server, "bench-pro@example.com", "pro")
     hot = create_share(server, pro, "hot-pro")
+    from chalicelib import clock
+    from chalicelib.store import ledger
+    one = wrk(f"{base}/spikes", 1, min(seconds, 5), 200_000, {**SPIKE, "projectKey": hot["slug"]})
     result = wrk(f"{base}/spikes", 8, seconds, 200_000, {**SPIKE, "projectKey": hot["slug"]})
     time.sleep(1)  # a post in flight when wrk stopped still lands
-    total = ledger_count(server, f"spikes#{hot['share_id']}")
+    period = clock.current_period()
+    total = sum(ledger_count(server, key) for key in ledger.share_total_keys(hot["share_id"]))
+    received = sum(ledger_count(server, key) for key in ledger.unlimited_quota_keys(hot["share_id"], period))
+    from chalicelib.services.accounts import user_id_for
+    usage = ledger_count(server, ledger.user_usage_key(user_id_for("bench-pro@example.com"), period))
     stored = _count_listed(base, hot["slug"])
+    exact = total == stored == received == usage
+    print(row("POST /spikes, 1 poster, Pro share", one), flush=True)
     print(row("POST /spikes, 8 posters, Pro share", result), flush=True)
-    print(f"  answered 201: {result['2xx']} (+ posts in flight when wrk stopped); spikes stored {stored},"
-          f" share total counter {total}: {'exact' if total == stored else 'NOT EXACT'}", flush=True)
-    figures["hot_share_pro"] = {**result, "stored": stored, "counter": total, "exact": total == stored}
+    print(f"  8 posters / 1 poster: {result['rps'] / one['rps']:.2f}x; answered 201: {one['2xx'] + result['2xx']}"
+          f" (+ posts in flight when wrk stopped); spikes stored {stored}; share total (sharded) {total}, period"
+          f" count (sharded) {received}, owner's usage {usage}: {'exact' if exact else 'NOT EXACT'}", flush=True)
+    figures["hot_share_pro"] = {**result, "one_poster": one, "stored": stored, "counter": total,
+                                "period_count": received, "usage": usage, "exact": exact}
 
     free = server.sign_in("bench-free@example.com")
     free_share = create_share(server, free, "hot-free")
@@ -459,16 +475,18 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per throughput row (upper bound)")
     parser.add_argument("--requests", type=int, default=20000, help="per throughput row (upper bound)")
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test of the bench itself)")
-    parser.add_argument("--only", choices=["http", "growth", "capacity", "cold"], action="append",
-                        help="http: sections 1, 3 and 4; growth: section 4 alone")
+    parser.add_argument("--only", choices=["http", "throughput", "hot", "growth", "capacity", "cold"], action="append",
+                        help="http: sections 1, 3 and 4 (throughput, hot, growth)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     os.environ.update(BENCH_ENV)
     only = set(args.only or ["http", "capacity", "cold"])
+    if "http" in only:
+        only |= {"throughput", "hot", "growth"}
     figures: dict = {"machine": machine()}
     print(f"Machine: {figures['machine']}", flush=True)
-    if "http" in only or "growth" in only:
-        http_sections(args, figures, growth_only="http" not in only)
+    if only & {"throughput", "hot", "growth"}:
+        http_sections(args, figures, only)
     if "capacity" in only:
         capacity_section(figures)
     if "cold" in only:
