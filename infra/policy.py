@@ -29,9 +29,9 @@ NAME_SUFFIX = {API_FUNCTION: "api", QUOTA_RESET_FUNCTION: "quota-reset", SHARE_D
 # DynamoDB: function -> logical table -> actions on the table itself.
 TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     API_FUNCTION: {
-        "users": ("GetItem", "BatchGetItem", "PutItem", "UpdateItem", "ConditionCheckItem"),
+        "users": ("GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"),
         "auth": ("GetItem", "PutItem", "UpdateItem", "DeleteItem"),
-        "shares": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
+        "shares": ("GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
         "spikes": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"),
         "ledger": ("GetItem", "PutItem", "UpdateItem", "BatchGetItem", "BatchWriteItem"),
         "keys": ("GetItem", "PutItem", "UpdateItem"),

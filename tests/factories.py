@@ -23,6 +23,8 @@ def make_share(owner_email: str, slug: str, tier: Optional[str] = None, **fields
     owner_id = user_id_for(owner_email)
     if tier is not None or not _exists(owner_id):
         make_user(owner_email, tier or "free")
+    owner = User.get(owner_id)
+    fields = {"owner_tier": owner.tier, "owner_grace_until": owner.grace_until, **fields}  # as uploads do
     share = share_store.new(new_share_id(), slug=slug, owner_id=owner_id, name=slug,
                             created_at=clock.iso(clock.now()), status=share_store.ACTIVE, **fields)
     # The store's own insert: the slug claim and the owner's active_shares move with the share.

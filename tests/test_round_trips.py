@@ -44,9 +44,10 @@ def test_a_warm_post_to_a_share_is_two_round_trips(client, dynamodb_calls, by):
 
     status, _, cold = _post(client, dynamodb_calls, key)
     assert status == 201
-    # Cold: rate limit, the share (and its slug claim), its owner with the share's unlimited
-    # period count (one BatchGetItem), the transaction.
-    assert cold == {"UpdateItem": 1, "GetItem": 2 if by == "slug" else 1, "BatchGetItem": 1, "TransactWriteItems": 1}
+    # Cold: rate limit, (the slug claim,) the share with its period count (one BatchGetItem:
+    # the owner's tier comes from the share's hint, checked by the transaction), the transaction.
+    expected = {"UpdateItem": 1, "BatchGetItem": 1, "TransactWriteItems": 1}
+    assert cold == ({**expected, "GetItem": 1} if by == "slug" else expected)
 
     for _ in range(3):
         status, _, warm = _post(client, dynamodb_calls, key)
@@ -154,3 +155,39 @@ def test_a_listing_trusts_its_cache_for_at_most_a_few_seconds(client, dynamodb_c
     later = time.monotonic() + targets.READ_TTL_SECONDS
     monkeypatch.setattr(targets.time, "monotonic", lambda: later)
     assert loose["id"] not in _listed(client, "launch") and len(_listed(client, "launch")) == 1
+
+
+def test_a_stale_tier_hint_on_the_share_costs_one_cold_post_and_is_corrected(backend_client, env, dynamodb_calls):
+    """The share's hint of its owner's tier is only a hint: the transaction checks the owner.
+    A tier changed elsewhere after the share was made (no hint updated) is seen by the first
+    post, which corrects the hint, so the next cold function reads the share alone again."""
+    client = backend_client
+    env(FREE_SPIKE_LIMIT="2")
+    share = make_share("owner@example.com", "site")  # hint: free
+    User(share.owner_id).update(actions=[User.tier.set("pro")])  # the webhook, elsewhere
+    statuses = [_post(client, dynamodb_calls, share.share_id) for _ in range(3)]
+    assert [status for status, _, _ in statuses] == [201, 201, 201]  # Pro: over the free limit
+    # The first: the hint's transaction refused (nothing written), then the owner read and the hint fixed.
+    assert statuses[0][2]["TransactWriteItems"] == 2 and statuses[0][2]["GetItem"] == 1
+    assert Share.get(f"share#{share.share_id}").owner_tier == "pro"
+
+    targets.forget()  # a new function
+    status, _, cold = _post(client, dynamodb_calls, share.share_id)
+    assert status == 201 and cold == {"UpdateItem": 1, "BatchGetItem": 1, "TransactWriteItems": 1}
+
+    User(share.owner_id).update(actions=[User.tier.set("free")])  # downgraded elsewhere: 4 stored
+    targets.forget()
+    status, data, _ = _post(client, dynamodb_calls, share.share_id)
+    assert status == 429 and data["code"] == "SPIKE_LIMIT"
+    assert len(call(client, "GET", f"/spikes?project={share.share_id}")[1]["data"]) == 4
+
+
+def test_a_share_made_before_tier_hints_reads_its_owner_and_gets_one(client, dynamodb_calls):
+    share = make_share("owner@example.com", "site", owner_tier=None)
+    status, _, cold = _post(client, dynamodb_calls, share.share_id)
+    # Rate limit, share and count, the owner, the hint written, the transaction.
+    assert status == 201 and cold == {"UpdateItem": 2, "BatchGetItem": 1, "GetItem": 1, "TransactWriteItems": 1}
+    assert Share.get(f"share#{share.share_id}").owner_tier == "free"
+    targets.forget()
+    assert _post(client, dynamodb_calls, share.share_id)[2] == {"UpdateItem": 1, "BatchGetItem": 1,
+                                                                "TransactWriteItems": 1}

@@ -1,8 +1,12 @@
 """What a post or a listing needs to know about a project key, without reading it every time.
 
 A project key names a share (by id or slug) or nothing. A post also needs the share owner's
-tier (for the spike limit). Reading those costs one to three GetItems; a warm function keeps
-the answers in a small in-process cache instead, and never trusts them blindly:
+tier (for the spike limit). A cold post reads the share (with its period count, one
+BatchGetItem; the slug claim first for a slug) and takes the owner's tier from the share's
+hint (``Share.owner_tier``, written at creation and corrected by the first post that finds it
+wrong) instead of reading the owner: checked by the transaction like a cached tier, so a stale
+hint costs that one post a cancelled transaction and a re-read, never a wrong limit. A warm
+function keeps the answers in a small in-process cache, and never trusts them blindly:
 
 - A post adds condition checks to its own transaction (``add_checks``): the share still
   exists with the same owner (and the slug still points at it), the owner's tier and grace
@@ -121,16 +125,28 @@ _cache: Dict[Tuple[str, str], Tuple[float, Target]] = {}
 _lock = threading.Lock()
 
 
-def _read(key: str, with_owner: bool) -> Target:
-    share = shares.resolve(key)
-    if share is None or not with_owner:
-        return Target(key, share, None, share is not None and not shares.SHARE_ID_PATTERN.match(key))
+def _read(key: str, with_owner: bool, trust_hint: bool = True) -> Target:
+    via_slug = not shares.SHARE_ID_PATTERN.match(key)
+    if not with_owner:
+        share = shares.resolve(key)
+        return Target(key, share, None, share is not None and via_slug)
     period = clock.current_period()
-    user, unlimited_count = ledger.owner_and_unlimited_count(share.owner_id, share.share_id, period)
-    owner = Owner(user.user_id, True, user.tier, user.grace_until) if user is not None \
-        else Owner(share.owner_id, False, None, None)
-    return Target(key, share, owner, not shares.SHARE_ID_PATTERN.match(key), period, unlimited_count,
-                  owner.effective_tier())
+    share, unlimited_count = shares.resolve_for_post(key, period)
+    if share is None:
+        return Target(key, None, None, False)
+    if trust_hint and share.owner_tier is not None:
+        # The share's hint of its owner's tier, checked by the post's transaction like a cached
+        # owner: a cold post reads the share (and the count) and nothing else.
+        owner = Owner(share.owner_id, True, share.owner_tier, share.owner_grace_until)
+    else:
+        try:
+            user = User.get(share.owner_id)
+            owner = Owner(user.user_id, True, user.tier, user.grace_until)
+        except User.DoesNotExist:
+            owner = Owner(share.owner_id, False, None, None)
+        if owner.exists and (owner.tier, owner.grace_until) != (share.owner_tier, share.owner_grace_until):
+            shares.set_owner_hint(share.share_id, owner.tier, owner.grace_until)  # for the next cold post
+    return Target(key, share, owner, via_slug, period, unlimited_count, owner.effective_tier())
 
 
 def recount(target: Target, period: str) -> Target:
@@ -171,8 +187,8 @@ def _cached(purpose: str, key: str, ttl: float) -> Target:
 
 
 def fresh(key: str) -> Target:
-    """Read again (after a post's checks failed) and remember."""
-    target = _read(key, with_owner=True)
+    """Read again, the owner too (after a post's checks failed), and remember."""
+    target = _read(key, with_owner=True, trust_hint=False)
     _remember("post", key, target)
     return target
 

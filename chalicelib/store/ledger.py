@@ -31,8 +31,7 @@ from pynamodb.constants import ALL_NEW
 from pynamodb.exceptions import PutError, UpdateError
 
 from chalicelib.crypto import subject_hash
-from chalicelib.errors import DependencyUnavailable
-from chalicelib.store.models import LedgerItem, User
+from chalicelib.store.models import LedgerItem
 from chalicelib.store.transactions import Transaction, conditional_failed
 
 # Counters outlive their period long enough for reports, then the table TTL removes them.
@@ -112,30 +111,6 @@ def share_spike_counts(share_ids: List[str]) -> Dict[str, int]:
     for item in LedgerItem.batch_get(list(by_key)):
         counts[by_key[item.pk]] += int(item.count or 0)
     return {share_id: max(0, count) for share_id, count in counts.items()}
-
-
-def owner_and_unlimited_count(owner_id: str, share_id: str, period: str) -> Tuple[Optional[User], int]:
-    """What a post to a share needs besides the share, in one round trip (a BatchGetItem over
-    two tables): the owner, and how many spikes the share received this period while its
-    owner's tier had no limit (they count against a limit that applies later in the period)."""
-    connection = LedgerItem._get_connection().connection
-    users, ledger = User.Meta.table_name, LedgerItem.Meta.table_name
-    request: Dict[str, Any] = {
-        users: {"Keys": [{"user_id": {"S": owner_id}}], "ConsistentRead": True},
-        ledger: {"Keys": [{"pk": {"S": key}} for key in unlimited_quota_keys(share_id, period)],
-                 "ConsistentRead": True},
-    }
-    owner, counted = None, 0
-    for _ in range(10):
-        response = connection.dispatch("BatchGetItem", {"RequestItems": request})
-        responses = response.get("Responses", {})
-        for item in responses.get(users, []):
-            owner = User.from_raw_data(item)
-        counted += sum(int(item["count"]["N"]) for item in responses.get(ledger, []) if "count" in item)
-        request = response.get("UnprocessedKeys") or {}
-        if not request:
-            return owner, counted
-    raise DependencyUnavailable("The store is busy; retry shortly")
 
 
 def unlimited_count(share_id: str, period: str) -> int:

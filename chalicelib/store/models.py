@@ -171,6 +171,11 @@ class Share(_Base):
     total_bytes = NumberAttribute(default=0)
     # Uploaded files: {relative path: {"size": n, "type": mime}}.
     files = JSONAttribute(null=True)
+    # What the owner's tier and grace period were when last seen here: a hint that lets a cold
+    # post skip reading the owner. Never trusted alone: the post's transaction checks the owner
+    # item against it (services/targets.py), and a wrong hint is corrected by that post.
+    owner_tier = UnicodeAttribute(null=True)
+    owner_grace_until = NumberAttribute(null=True)
     owner_index = OwnerSharesIndex()
 
 

@@ -7,13 +7,13 @@ written and deleted together, so neither a slug nor the share limit can be raced
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib.errors import NotFound
+from chalicelib.errors import DependencyUnavailable, NotFound
 from chalicelib.store import ledger, transactions
-from chalicelib.store.models import Share, Spike, User
+from chalicelib.store.models import LedgerItem, Share, Spike, User
 from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed
 
 # locked: password-protected while the owner is not Pro (nobody may open it);
@@ -74,6 +74,49 @@ def resolve(key: Optional[str], include_deleting: bool = False) -> Optional[Shar
     if share is not None and share.status == DELETING and not include_deleting:
         return None
     return share
+
+
+def resolve_for_post(key: Optional[str], period: str) -> Tuple[Optional[Share], int]:
+    """As ``resolve``, and how many spikes the share received in ``period`` while its owner's
+    tier had no limit (store/ledger.py), in one round trip for a share id (a BatchGetItem over
+    the share and the count's shards), two for a slug (its claim first)."""
+    if not key or len(key) > MAX_KEY_CHARS or (not SHARE_ID_PATTERN.match(key) and key != key.lower()):
+        return None, 0
+    share_id = key
+    if not SHARE_ID_PATTERN.match(key):
+        try:
+            share_id = Share.get(slug_pk(key)).share_id
+        except Share.DoesNotExist:
+            return None, 0
+    table, counters = Share.Meta.table_name, LedgerItem.Meta.table_name
+    request: Dict[str, Any] = {
+        table: {"Keys": [{"pk": {"S": share_pk(share_id)}}], "ConsistentRead": True},
+        counters: {"Keys": [{"pk": {"S": pk}} for pk in ledger.unlimited_quota_keys(share_id, period)],
+                   "ConsistentRead": True}}
+    share, counted = None, 0
+    for attempt in range(10):
+        response = Share._get_connection().connection.dispatch("BatchGetItem", {"RequestItems": request})
+        found = response.get("Responses", {})
+        share = next((Share.from_raw_data(item) for item in found.get(table, [])), share)
+        counted += sum(int(item["count"]["N"]) for item in found.get(counters, []) if "count" in item)
+        request = response.get("UnprocessedKeys") or {}
+        if not request:
+            return (None, 0) if share is None or share.status == DELETING else (share, counted)
+        transactions.backoff(attempt)
+    raise DependencyUnavailable("The store is busy; retry shortly")
+
+
+def set_owner_hint(share_id: str, tier: Optional[str], grace_until: Optional[float]) -> None:
+    """Correct what a share says about its owner's tier (``Share.owner_tier``), if it still exists."""
+    try:
+        Share(share_pk(share_id)).update(
+            actions=[Share.owner_tier.set(tier) if tier is not None else Share.owner_tier.remove(),
+                     Share.owner_grace_until.set(grace_until) if grace_until is not None
+                     else Share.owner_grace_until.remove()],
+            condition=Share.pk.exists())
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
 
 
 def is_used_project_key(slug: str) -> bool:
