@@ -86,6 +86,22 @@ def row(label: str, result: dict, floor: Optional[dict] = None) -> str:
             f"  ({result['requests']} req, 5xx {result['5xx']}, 4xx {result['4xx']}){ratio}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(run, pids: Dict[str, int]) -> dict:
+    """A wrk run, and the CPU each process spent per answered request during it."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    result = run()
+    answered = max(1, result["2xx"] + result["4xx"] + result["5xx"])
+    for name, pid in pids.items():
+        result[f"{name}_cpu_ms"] = round((cpu_seconds(pid) - before[name]) * 1000 / answered, 2)
+    return result
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -115,6 +131,10 @@ def timed_calls(call, count: int, max_seconds: float) -> dict:
 
 
 # --- the server ------------------------------------------------------------------------------
+
+def engine_pid_of(server) -> int:
+    return int(re.search(r"DynamoDB Local at \S+ \(pid (\d+)", server.output()).group(1))
+
 
 def bench_server(data_dir: Path, env: Dict[str, str]):
     from tests.live import LiveServer
@@ -201,7 +221,8 @@ def throughput(server, slug: str, args, figures: dict) -> None:
     rows = {}
     for connections in (1, 4):
         print(f" {connections} keep-alive connection{'s' if connections > 1 else ''}:", flush=True)
-        bare = wrk(f"{base}/_bench/bare", connections, seconds, args.requests)
+        pids = {"server": server.pid, "engine": engine_pid_of(server)}
+        bare = with_cpu(lambda: wrk(f"{base}/_bench/bare", connections, seconds, args.requests), pids)
         cases = [
             ("GET / (no AWS call)", lambda: wrk(f"{base}/", connections, seconds, args.requests)),
             ("GET /_bench/bare (one GetItem)", lambda: bare),
@@ -211,9 +232,11 @@ def throughput(server, slug: str, args, figures: dict) -> None:
              lambda: wrk(f"{base}/spikes?project={listed}&limit=50", connections, seconds, args.requests)),
         ]
         for label, run in cases:
-            result = run()
+            result = run() if "bare" in label else with_cpu(run, pids)
             rows[f"{label} @{connections}"] = {**result, "ratio_to_bare": round(result["rps"] / bare["rps"], 2)}
-            print(row(label, result, None if "bare" in label else bare), flush=True)
+            print(row(label, result, None if "bare" in label else bare)
+                  + f"  CPU/req: server {result['server_cpu_ms']} ms, DynamoDB Local {result['engine_cpu_ms']} ms",
+                  flush=True)
     figures["throughput"] = rows
 
 
@@ -276,7 +299,7 @@ def _count_listed(base: str, project: str) -> int:
 def grows(server, args, figures: dict) -> None:
     target = 1000 if args.quick else 10_000
     base = server.url
-    engine_pid = int(re.search(r"DynamoDB Local at \S+ \(pid (\d+)", server.output()).group(1))
+    engine_pid = engine_pid_of(server)
     project = f"big-{uuid.uuid4().hex[:6]}"
     print(f"\n4. `make dev` as data grows: posting up to {target} spikes into one project (wrk, 4 connections)",
           flush=True)
