@@ -383,3 +383,13 @@ def test_every_error_answers_in_the_documented_envelope(client, cls):
     jsonschema.Draft202012Validator(schema).validate(body)
     assert list(body)[:2] == ["error", "code"] and list(body)[-1] == "request_id"
     assert ErrorOut.model_validate(body).model_dump() == body
+
+
+def test_a_json_answer_is_a_model_never_a_bare_dict():
+    from chalicelib.api.responses import OkOut
+    from chalicelib.api.routing import json_response
+    assert json_response(OkOut()).body == '{"ok":true}'
+    with pytest.raises(TypeError):
+        json_response({"ok": True})
+    with pytest.raises(TypeError):
+        json_response([{"ok": True}])

@@ -8,10 +8,10 @@ from chalice import Blueprint
 from chalicelib import deps
 from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
-from chalicelib.api.responses import (DevicePollOut, DeviceStartOut, LoginOut, LogoutOut, MessageOut, PollOut,
-                                       SessionOut, UserOut)
+from chalicelib.api.responses import (DevicePollOut, DeviceStartOut, KeyMeOut, LoginOut, LogoutOut, MeOut, MessageOut,
+                                       PollOut, SessionOut, UserOut)
 from chalicelib.api.routing import json_response, route
-from chalicelib.api.schemas import DeviceConfirmRequest, EmailRequest, LogoutRequest, MeOut, VerifyRequest
+from chalicelib.api.schemas import DeviceConfirmRequest, EmailRequest, LogoutRequest, VerifyRequest
 from chalicelib.services import apikeys, identity, sessions
 from chalicelib.services.accounts import Accounts, Session, SignInRequest, user_view
 
@@ -98,9 +98,9 @@ def me():
     principal = inputs.principal(bp.current_request)
     if principal is not None and principal.is_key:
         # Any key may describe itself: the MCP server reads `scopes` here before writing.
-        return apikeys.describe(principal.key, principal.user)
+        return KeyMeOut(**apikeys.describe(principal.key, principal.user))
     principal = identity.require_user(principal, "account:read")
-    return MeOut(**user_view(principal.user), created_at=principal.user.created_at).model_dump()
+    return MeOut(**user_view(principal.user), created_at=principal.user.created_at)
 
 
 @route(bp, "/auth/poll", methods=["GET"])

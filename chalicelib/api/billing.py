@@ -6,6 +6,7 @@ from chalice import Blueprint
 
 from chalicelib import clock, deps
 from chalicelib.api import inputs
+from chalicelib.api.responses import BillingUrlOut, UsageOut
 from chalicelib.api.routing import route
 from chalicelib.services import billing, identity, usage
 
@@ -16,18 +17,19 @@ bp = Blueprint(__name__)
 def checkout():
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "billing:write")
-    return billing.checkout(deps.settings(), deps.stripe_client, principal.user, inputs.base_url(request),
-                            now=clock.epoch())
+    return BillingUrlOut(**billing.checkout(deps.settings(), deps.stripe_client, principal.user,
+                                            inputs.base_url(request), now=clock.epoch()))
 
 
 @route(bp, "/billing/portal", methods=["GET", "POST"])
 def portal():
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "billing:write")
-    return billing.portal(deps.settings(), deps.stripe_client, principal.user, inputs.base_url(request))
+    return BillingUrlOut(**billing.portal(deps.settings(), deps.stripe_client, principal.user,
+                                          inputs.base_url(request)))
 
 
 @route(bp, "/usage", methods=["GET"])
 def get_usage():
     principal = identity.require_user(inputs.principal(bp.current_request), "usage:read")
-    return usage.usage(deps.settings(), principal.user, clock.now())
+    return UsageOut(**usage.usage(deps.settings(), principal.user, clock.now()))

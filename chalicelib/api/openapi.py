@@ -12,39 +12,18 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from chalicelib import errors, web
 from chalicelib.api import dashboard, schemas, versioning
-from chalicelib.api.responses import (ApiKeyChangedOut, ApiKeyCreatedOut, ApiKeyOut, ApiKeyRevokedOut, DeletedOut,
-                                      DeliveryPageOut, DevicePollOut, DeviceStartOut, ErrorOut, HealthOut, IndexOut,
-                                      LinkedOut, LoginOut, LogoutOut, MessageOut, OkOut, PollOut, SessionOut,
-                                      ShareCreatedOut, ShareDeletedOut, ShareListItemOut, ShareOut, ShareUpdatedOut,
-                                      SpikeCreatedOut, SpikeOut, SpikePageOut, SpikeResolvedOut, StripeReceivedOut,
-                                      TestSentOut, WebhookEventOut, WebhookOut, WebhookResumedOut, WebhookRotatedOut)
+from chalicelib.api.responses import (ApiKeyChangedOut, ApiKeyCreatedOut, ApiKeyOut, ApiKeyRevokedOut, BillingUrlOut,
+                                      DeletedOut, DeliveryPageOut, DevicePollOut, DeviceStartOut, ErrorOut,
+                                      HealthOut, IndexOut, KeyMeOut, LinkedOut, LoginOut, LogoutOut, MeOut,
+                                      MessageOut, OkOut, PollOut, SessionOut, ShareCreatedOut, ShareDeletedOut,
+                                      ShareListItemOut, ShareOut, ShareUpdatedOut, SpikeCreatedOut, SpikeOut,
+                                      SpikePageOut, SpikeResolvedOut, StripeReceivedOut, TestSentOut, UsageOut,
+                                      WebhookEventOut, WebhookOut, WebhookResumedOut, WebhookRotatedOut)
 from chalicelib.api.shares import ShareMetadata, ShareUpdate, UploadRequest
-
-# --- response models of the routes still answering dicts (billing, usage, /me) -----------------
-
-
-class _Open(BaseModel):
-    """A response object: the fields listed are always there; clients ignore others."""
-    model_config = ConfigDict(extra="allow")
-
-
-class BillingUrlOut(_Open):
-    url: Optional[str]
-
-
-class UsageOut(_Open):
-    spikes: int
-    spike_limit: Optional[int]
-    shares: int
-    share_limit: Optional[int]
-    tier: str
-    period: str
-    reset_at: str
-
 
 # --- what each route is ----------------------------------------------------------------------
 
@@ -116,7 +95,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("POST", "/auth/rotate-token"): Op("Replace the calling bearer token", "auth", ok={200: SessionOut}),
     ("POST", "/auth/logout"): Op("Sign out this bearer token, or with everywhere=true every session of the account",
                                  "auth", body=schemas.LogoutRequest, ok={200: LogoutOut}),
-    ("GET", "/me"): Op("The signed-in account (or API key)", "auth", ok={200: _Open}),
+    ("GET", "/me"): Op("The signed-in account (or API key)", "auth", ok={200: Union[MeOut, KeyMeOut]}),
     ("GET", "/auth/poll"): Op("The CLI's wait for a magic link to be clicked", "auth", PUBLIC,
                               ok={200: PollOut, 202: PollOut}, errors=(401, 404), rate_limited=True,
                               query=(("email", "The address the link went to", False),

@@ -50,8 +50,6 @@ def _wire(body: Any) -> Any:
         if responses.CHECKS.preshaped:
             _check_preshaped(body)
         return body.body
-    if isinstance(body, (dict, list)):  # billing, usage, API keys and /me: converted after the agent tier lands
-        return body
     raise TypeError(f"a JSON response is a model of chalicelib/api/responses.py, not {type(body).__name__}")
 
 

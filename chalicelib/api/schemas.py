@@ -33,13 +33,6 @@ class DeviceConfirmRequest(_Lenient):
     email: EmailStr = Field(max_length=254)
 
 
-class MeOut(BaseModel):
-    id: str
-    email: Optional[str]  # None for a key-only account (an agent's self-signup), until claimed
-    tier: str
-    created_at: Optional[str] = None
-
-
 # --- API keys --------------------------------------------------------------------------------
 
 class KeyCreateIn(_Lenient):
