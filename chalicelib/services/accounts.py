@@ -1,6 +1,6 @@
 """Magic-link accounts: login, verify, recover, rotate, the CLI's e-mail poll and the
 device-code flow. Single-use tokens are consumed with conditional writes, and every step
-that must happen together happens in one DynamoDB transaction."""
+that must happen together happens in one DynamoDB transaction (``store/auth.py``)."""
 from __future__ import annotations
 
 import re
@@ -12,15 +12,15 @@ from typing import Optional
 
 
 from chalicelib import clock
-from chalicelib.errors import AuthFailed, NotFound, TokenExpired, TokenInvalid, TokenUsed
+from chalicelib.errors import NotFound, TokenExpired, TokenInvalid, TokenUsed
 from chalicelib.logs import get_logger, mask_email
 from chalicelib.services import quotas, ratelimit, sessions
 from chalicelib.services.mailer import Mail
-from chalicelib.crypto import new_token, subject_hash, token_hash
+from chalicelib.crypto import new_token
 from chalicelib.settings import Settings
+from chalicelib.store import accounts as account_store
+from chalicelib.store import auth as auth_store
 from chalicelib.store.models import AuthItem, User
-from chalicelib.store import transactions
-from chalicelib.store.transactions import ConditionFailed, Transaction
 
 log = get_logger("spikes.accounts")
 
@@ -84,15 +84,14 @@ class Accounts:
         ratelimit.enforce("login-address", email, s.rate_login_per_address, s.rate_login_window_seconds)
         ratelimit.enforce("login-ip", client_ip, s.rate_login_per_ip, s.rate_login_window_seconds)
 
-    def _issue_login_token(self, email: str, purpose: str, target: Optional[str] = None,
+    def _issue_login_token(self, email: str, purpose: str, device: Optional[AuthItem] = None,
                            request: Optional["SignInRequest"] = None) -> str:
         token = new_token()
         now = int(clock.epoch())
-        AuthItem(f"login#{token_hash(token)}", kind="login", email=email, purpose=purpose, target=target,
-                 created_at=request.requested_at if request else now,
-                 requester_ip=request.requester_ip if request else None,
-                 request_code=request.code if request else None,
-                 expires_at=now + self.settings.login_token_ttl_seconds).save()
+        auth_store.save_login(token, email, purpose, created_at=request.requested_at if request else now,
+                              expires_at=now + self.settings.login_token_ttl_seconds, device=device,
+                              requester_ip=request.requester_ip if request else None,
+                              request_code=request.code if request else None)
         return token
 
     def _send_link(self, email: str, token: str, subject: str, intro: str,
@@ -120,16 +119,10 @@ class Accounts:
         request = SignInRequest(code=new_request_code(), requested_at=int(clock.epoch()), requester_ip=client_ip)
         token = self._issue_login_token(email, "login", request=request)
         poll_token = new_token(24)
-        login_pk = f"login#{token_hash(token)}"
-        expires = int(clock.epoch()) + self.settings.login_token_ttl_seconds
         # The CLI polls with only the e-mail: bind that poll to the client IP that asked for the
         # link. Clients that can, poll with the returned poll_token instead.
-        def write(tx: Transaction) -> None:
-            tx.save("ip-poll", AuthItem(f"poll#{subject_hash(email, client_ip)}", kind="poll", target=login_pk,
-                                        expires_at=expires))
-            tx.save("token-poll", AuthItem(f"poll#{subject_hash('token', poll_token)}", kind="poll", target=login_pk,
-                                           expires_at=expires))
-        transactions.run(write)
+        auth_store.save_polls(token, email, client_ip, poll_token,
+                              expires_at=int(clock.epoch()) + self.settings.login_token_ttl_seconds)
         self._send_link(email, token, f"Approve a Spikes sign-in (code {request.code})",
                         f"Someone asked to sign in to Spikes as {email}.", request)
         log.info("login.requested", email=mask_email(email))
@@ -138,9 +131,8 @@ class Accounts:
     def describe(self, login_token: str) -> Optional[dict]:
         """What opening a sign-in link would approve (the verify page), or None when the link
         is unknown, spent or expired. Reads only: opening the link changes nothing."""
-        try:
-            item = AuthItem.get(f"login#{token_hash(login_token)}", consistent_read=True)
-        except AuthItem.DoesNotExist:
+        item = auth_store.login(login_token)
+        if item is None:
             return None
         if item.kind != "login" or item.used_at is not None or (item.expires_at or 0) <= clock.epoch():
             return None
@@ -154,9 +146,7 @@ class Accounts:
         """Same answer whether or not the account exists; only existing accounts get mail."""
         email = normalize_email(email)
         self._limit_mail(email, client_ip)
-        try:
-            User.get(user_id_for(email))
-        except User.DoesNotExist:
+        if account_store.get(user_id_for(email)) is None:
             log.info("recover.unknown_address")
             return
         token = self._issue_login_token(email, "recover")
@@ -165,53 +155,29 @@ class Accounts:
 
     # --- consuming links -------------------------------------------------------------------
 
-    def _mint_bearer(self, tx: Transaction, user_id: str, label: str) -> str:
-        return sessions.mint(tx, self.settings, user_id, label)
-
     def verify(self, login_token: str, approve: bool = False) -> Session:
         """Exchange a mailed login token for a session of the caller's own. The program that
         asked for the link (the CLI's poll, a device) gets a session only when ``approve`` is
         set: the person approved it on the page that shows its code, time and address."""
-        pk = f"login#{token_hash(login_token)}"
-        try:
-            item = AuthItem.get(pk, consistent_read=True)
-        except AuthItem.DoesNotExist:
-            raise TokenInvalid() from None
+        item = auth_store.login(login_token)
+        if item is None:
+            raise TokenInvalid()
         self._raise_if_spent(item)
-        email = item.email
-        user_id = user_id_for(email)
-        now = int(clock.epoch())
-        def write(tx: Transaction) -> str:
-            # verified_user_id is what the CLI's e-mail poll collects: set only on approval.
-            actions = [AuthItem.used_at.set(now)] + ([AuthItem.verified_user_id.set(user_id)] if approve else [])
-            tx.update("login", item, actions=actions,
-                      condition=AuthItem.used_at.does_not_exist() & (AuthItem.expires_at > now))
-            tx.update("user", User(user_id), actions=[
-                User.email.set(email),
-                User.tier.set(User.tier | "free"),
-                User.created_at.set(User.created_at | clock.iso(clock.now())),
-                User.active_shares.set(User.active_shares | 0),
-            ])
-            if item.purpose == "device" and item.target:
-                # Not approved: the device learns at once that it gets nothing.
-                device_action = AuthItem.verified_user_id.set(user_id) if approve else AuthItem.used_at.set(now)
-                tx.update("device", AuthItem(item.target), actions=[device_action],
-                          condition=AuthItem.pk.exists() & AuthItem.verified_user_id.does_not_exist()
-                          & (AuthItem.expires_at > now))
-            return self._mint_bearer(tx, user_id, "magic-link")
+        user_id = user_id_for(item.email)
+        session = sessions.new(self.settings, user_id, "magic-link")
         try:
-            token = transactions.run(write)
-        except ConditionFailed:
+            auth_store.sign_in(item, user_id, approve, int(clock.epoch()), session)
+        except auth_store.Spent:
             # Lost a race with another verify, or expired in between: say which.
-            self._raise_if_spent(AuthItem.get(pk, consistent_read=True))
+            self._raise_if_spent(auth_store.reread(item))
             raise TokenExpired("The sign-in request this link belongs to has expired") from None
-        user = User.get(user_id, consistent_read=True)
+        user = account_store.get(user_id, consistent=True)
         log.info("login.verified", user_id=user_id, purpose=item.purpose, approved_requester=approve)
-        return Session(token=token, user=user)
+        return Session(token=session.token, user=user)
 
     @staticmethod
-    def _raise_if_spent(item: AuthItem) -> None:
-        if item.kind != "login":
+    def _raise_if_spent(item: Optional[AuthItem]) -> None:
+        if item is None or item.kind != "login":
             raise TokenInvalid()
         if item.used_at is not None:
             raise TokenUsed()
@@ -219,12 +185,7 @@ class Accounts:
             raise TokenExpired()
 
     def rotate(self, user: User, old_token_hash: str) -> Session:
-        def write(tx: Transaction) -> str:
-            return sessions.replace(tx, self.settings, user, old_token_hash, "rotated")
-        try:
-            token = transactions.run(write)
-        except ConditionFailed:
-            raise AuthFailed("This token was already rotated or revoked") from None
+        token = sessions.rotate(self.settings, user, old_token_hash, "rotated")
         log.info("token.rotated", user_id=user.user_id)
         return Session(token=token, user=user)
 
@@ -234,17 +195,11 @@ class Accounts:
         """None while pending; a fresh session once the link was opened. Only the client that
         requested the link (same IP, or holder of its poll_token) can collect, and only once."""
         ratelimit.enforce("poll-ip", client_ip, self.settings.rate_poll_per_minute, 60)
-        if poll_token:
-            pointer_pk = f"poll#{subject_hash('token', poll_token)}"
-        elif email:
-            pointer_pk = f"poll#{subject_hash(normalize_email(email), client_ip)}"
-        else:
+        if not poll_token and not email:
             raise NotFound("No pending sign-in")
-        try:
-            pointer = AuthItem.get(pointer_pk, consistent_read=True)
-            login = AuthItem.get(pointer.target, consistent_read=True)
-        except AuthItem.DoesNotExist:
-            raise NotFound("No pending sign-in for this client") from None
+        login = auth_store.polled_login(poll_token, normalize_email(email) if email else None, client_ip)
+        if login is None:
+            raise NotFound("No pending sign-in for this client")
         return self._collect(login, "cli-email")
 
     def _collect(self, item: AuthItem, label: str) -> Optional[Session]:
@@ -257,35 +212,23 @@ class Accounts:
             if item.expires_at is None or item.expires_at <= clock.epoch():
                 raise TokenExpired("The sign-in request has expired")
             return None
-        def write(tx: Transaction) -> str:
-            tx.update("sign-in", item, actions=[AuthItem.collected_at.set(int(clock.epoch()))],
-                      condition=AuthItem.collected_at.does_not_exist())
-            return self._mint_bearer(tx, item.verified_user_id, label)
+        session = sessions.new(self.settings, item.verified_user_id, label)
         try:
-            token = transactions.run(write)
-        except ConditionFailed:
+            auth_store.collect(item, int(clock.epoch()), session)
+        except auth_store.Spent:
             raise TokenUsed("This sign-in was already collected") from None
-        return Session(token=token, user=User.get(item.verified_user_id))
+        return Session(token=session.token, user=account_store.get(item.verified_user_id))
 
     def start_device(self, client_ip: str) -> dict:
         ratelimit.enforce("device-ip", client_ip, 10, 60)
         device_code = new_token()
         now = int(clock.epoch())
         expires = now + self.settings.device_code_ttl_seconds
-        device_pk = f"device#{token_hash(device_code)}"
         for _ in range(5):
-            raw = "".join(_secrets.choice(USER_CODE_ALPHABET) for _ in range(8))
-            user_code = f"{raw[:4]}-{raw[4:]}"
-            def write(tx: Transaction) -> None:
-                tx.save("usercode", AuthItem(f"usercode#{user_code}", kind="usercode", target=device_pk,
-                                             expires_at=expires), condition=AuthItem.pk.does_not_exist())
-                tx.save("device", AuthItem(device_pk, kind="device", user_code=user_code, created_at=now,
-                                           expires_at=expires, requester_ip=client_ip))
-            try:
-                transactions.run(write)
+            user_code = new_request_code()
+            if auth_store.start_device(device_code, user_code, client_ip, now, expires):
                 break
-            except ConditionFailed:
-                continue  # a live user code collided: draw another
+            # a live user code collided: draw another
         else:
             raise RuntimeError("could not allocate a device user code")
         return {"device_code": device_code, "user_code": user_code,
@@ -298,15 +241,13 @@ class Accounts:
         """The browser side of the device flow: mail a magic link that approves the device."""
         email = normalize_email(email)
         self._limit_mail(email, client_ip)
-        try:
-            pointer = AuthItem.get(f"usercode#{user_code.strip().upper()}", consistent_read=True)
-            device = AuthItem.get(pointer.target, consistent_read=True)
-        except AuthItem.DoesNotExist:
-            raise NotFound("Unknown or expired device code") from None
+        device = auth_store.device_by_user_code(user_code.strip().upper())
+        if device is None:
+            raise NotFound("Unknown or expired device code")
         if device.expires_at is None or device.expires_at <= clock.epoch() or device.verified_user_id:
             raise NotFound("Unknown or expired device code")
         request = self.device_request(device)
-        token = self._issue_login_token(email, "device", target=device.pk, request=request)
+        token = self._issue_login_token(email, "device", device=device, request=request)
         self._send_link(email, token, f"Approve a Spikes CLI sign-in (code {device.user_code})",
                         f"Someone asked to sign in the Spikes CLI as {email}.", request)
 
@@ -320,19 +261,16 @@ class Accounts:
         code = (user_code or "").strip().upper()
         if not re.fullmatch(r"[A-Z]{4}-[A-Z]{4}", code):
             return None
-        try:
-            pointer = AuthItem.get(f"usercode#{code}", consistent_read=True)
-            device = AuthItem.get(pointer.target, consistent_read=True)
-        except AuthItem.DoesNotExist:
+        device = auth_store.device_by_user_code(code)
+        if device is None:
             return None
         if (device.expires_at or 0) <= clock.epoch() or device.verified_user_id:
             return None
         return self.device_request(device)
 
     def poll_device(self, device_code: str) -> Optional[Session]:
-        try:
-            device = AuthItem.get(f"device#{token_hash(device_code)}", consistent_read=True)
-        except AuthItem.DoesNotExist:
-            raise TokenInvalid("Unknown device code") from None
+        device = auth_store.device(device_code)
+        if device is None:
+            raise TokenInvalid("Unknown device code")
         return self._collect(device, "cli-device")
 
