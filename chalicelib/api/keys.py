@@ -10,7 +10,7 @@ from chalicelib.api.responses import (ApiKeyChangedOut, ApiKeyCreatedOut, ApiKey
                                        MovedOut)
 from chalicelib.api.routing import json_response, route
 from chalicelib.api.schemas import KeyCreateIn, KeyPatchIn, LinkKeyIn
-from chalicelib.services import apikeys, identity
+from chalicelib.services import apikeys, claims, identity
 
 bp = Blueprint(__name__)
 
@@ -63,6 +63,6 @@ def link_key():
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "account:write")
     body = inputs.parse(request, LinkKeyIn)
-    claimed = apikeys.claim(principal.user, body.api_key, deps.settings())
+    claimed = claims.claim(principal.user, body.api_key, deps.settings())
     return LinkedOut(user_id=principal.user_id, claimed_account_id=claimed.account_id,
                      moved=MovedOut(keys=claimed.keys, shares=claimed.shares, spikes=claimed.spikes))

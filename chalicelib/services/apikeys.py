@@ -22,19 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Dict, FrozenSet, List, Optional, Tuple
 
-from concurrent.futures import ThreadPoolExecutor
-
-from pynamodb.exceptions import UpdateError
-
 from chalicelib import clock
 from chalicelib.errors import AuthFailed, AuthRequired, Conflict, NotFound, ScopeDenied, ValidationFailed
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas, ratelimit
 from chalicelib.crypto import constant_time_equals, token_hash
 from chalicelib.settings import Settings
-from chalicelib.store.models import ApiKey, Share, Spike, User
-from chalicelib.store import transactions
-from chalicelib.store.transactions import ConditionFailed, Transaction
+from chalicelib.store import accounts as account_store
+from chalicelib.store import apikeys as key_store
+from chalicelib.store.models import ApiKey, User
 
 log = get_logger("spikes.apikeys")
 
@@ -200,7 +196,7 @@ def create(user: User, request: KeyRequest, actor: Optional[ApiKey] = None, now:
     scopes, expires, cap = _bounded_by(actor, request, normalise_scopes(asked), now)
     key, raw = _new_item(user.user_id, request, scopes, expires, cap,
                          f"key:{actor.key_id}" if actor else "session", now)
-    key.save(condition=ApiKey.key_id.does_not_exist())
+    key_store.insert(key)
     log.info("apikey.created", key_id=key.key_id, user_id=user.user_id, scopes=scopes)
     return CreatedKey(key, raw, user)
 
@@ -217,10 +213,7 @@ def signup(settings: Settings, client_ip: str, request: KeyRequest, now: Optiona
     expires = _future_iso(request.expires_at, now)
     user = User(str(uuid.uuid4()), email=None, tier=quotas.FREE, created_at=_now_iso(now), active_shares=0)
     key, raw = _new_item(user.user_id, request, scopes, expires, request.monthly_cap_cents, "signup", now)
-    def write(tx: Transaction) -> None:
-        tx.save("user", user, condition=User.user_id.does_not_exist())
-        tx.save("key", key, condition=ApiKey.key_id.does_not_exist())
-    transactions.run(write)
+    key_store.insert_with_account(user, key)
     log.info("apikey.signup", key_id=key.key_id, user_id=user.user_id)
     return CreatedKey(key, raw, user)
 
@@ -228,16 +221,13 @@ def signup(settings: Settings, client_ip: str, request: KeyRequest, now: Optiona
 # --- managing --------------------------------------------------------------------------------
 
 def list_for(user: User) -> List[ApiKey]:
-    return list(ApiKey.owner_index.query(user.user_id, scan_index_forward=False))
+    return key_store.owned_by(user.user_id)
 
 
 def get_owned(user: User, key_id: str) -> ApiKey:
     """Someone else's key is "not found", like a key that does not exist."""
-    try:
-        key = ApiKey.get(key_id, consistent_read=True)
-    except ApiKey.DoesNotExist:
-        raise NotFound("API key not found") from None
-    if key.user_id != user.user_id:
+    key = key_store.get(key_id)
+    if key is None or key.user_id != user.user_id:
         raise NotFound("API key not found")
     return key
 
@@ -247,18 +237,12 @@ def revoke(user: User, key_id: str, now: Optional[float] = None) -> ApiKey:
     key = get_owned(user, key_id)
     if key.revoked_at:
         return key
-    try:
-        key.update(actions=[ApiKey.revoked_at.set(_now_iso(now))],
-                   condition=ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == user.user_id))
-    except UpdateError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
-            raise
-        key.refresh(consistent_read=True)
+    key_store.revoke(key, user.user_id, _now_iso(now))
     log.info("apikey.revoked", key_id=key_id, user_id=user.user_id)
     return key
 
 
-UNSET = object()
+UNSET = key_store.UNSET
 
 
 def update(user: User, key_id: str, name=UNSET, monthly_cap_cents=UNSET, expires_at=UNSET,
@@ -269,33 +253,26 @@ def update(user: User, key_id: str, name=UNSET, monthly_cap_cents=UNSET, expires
     key = get_owned(user, key_id)
     if key.revoked_at:
         raise Conflict("This API key was revoked; create a new one")
-    actions = []
+    changes = {}
     if name is not UNSET:
-        cleaned = (name or "").strip()
-        actions.append(ApiKey.name.set(cleaned) if cleaned else ApiKey.name.remove())
+        changes["name"] = (name or "").strip() or None
     if monthly_cap_cents is not UNSET:
         current = _int_or_none(key.monthly_cap_cents)
         if actor is not None and (_looser(monthly_cap_cents, current)
                                   or _looser(monthly_cap_cents, _int_or_none(actor.monthly_cap_cents))):
             raise ScopeDenied("account:write", "Raising or removing a budget cap needs the account owner's "
                                                "signed-in session, not an API key")
-        actions.append(ApiKey.monthly_cap_cents.remove() if monthly_cap_cents is None
-                       else ApiKey.monthly_cap_cents.set(monthly_cap_cents))
+        changes["monthly_cap_cents"] = monthly_cap_cents
     if expires_at is not UNSET:
         expires = _future_iso(expires_at, now)
         if actor is not None and (_looser(expires, key.expires_at) or _looser(expires, actor.expires_at)):
             raise ScopeDenied("account:write", "Extending or removing a key's expiry needs the account owner's "
                                                "signed-in session, not an API key")
-        actions.append(ApiKey.expires_at.remove() if expires is None else ApiKey.expires_at.set(expires))
-    if actions:
-        try:
-            key.update(actions=actions, condition=ApiKey.revoked_at.does_not_exist()
-                       & (ApiKey.user_id == user.user_id))
-        except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            raise Conflict("This API key was revoked or moved meanwhile") from None
-    return key
+        changes["expires_at"] = expires
+    try:
+        return key_store.change(key, user.user_id, **changes)
+    except key_store.Changed:
+        raise Conflict("This API key was revoked or moved meanwhile") from None
 
 
 # --- authenticating --------------------------------------------------------------------------
@@ -307,22 +284,20 @@ def authenticate(raw: str, settings: Settings, now: Optional[float] = None) -> T
     key_id = key_id_of(raw)
     if key_id is None:
         raise AuthFailed("Malformed API key")
-    try:
-        key = ApiKey.get(key_id, consistent_read=True)
-    except ApiKey.DoesNotExist:
-        raise AuthFailed() from None
+    key = key_store.get(key_id)
+    if key is None:
+        raise AuthFailed()
     if not constant_time_equals(token_hash(raw), key.key_hash):
         raise AuthFailed()
     if key.revoked_at:
         raise AuthFailed("This API key was revoked")
     if key.expires_at and key.expires_at <= _now_iso(now):
         raise AuthFailed("This API key has expired")
-    try:
-        user = User.get(key.user_id)
-        if user.merged_into:  # claimed while its keys are still moving: act as the new owner
-            user = User.get(user.merged_into)
-    except User.DoesNotExist:
-        raise AuthFailed() from None
+    user = account_store.get(key.user_id)
+    if user is not None and user.merged_into:  # claimed while its keys are still moving: act as the new owner
+        user = account_store.get(user.merged_into)
+    if user is None:
+        raise AuthFailed()
     _touch(key, settings.key_last_used_resolution_seconds, now)
     return key, user
 
@@ -335,106 +310,6 @@ def _touch(key: ApiKey, resolution_seconds: int, now: float) -> None:
     if key.last_used_at and key.last_used_at > threshold:
         return
     try:
-        key.update(actions=[ApiKey.last_used_at.set(_now_iso(now))],
-                   condition=ApiKey.key_id.exists() & (ApiKey.last_used_at.does_not_exist()
-                                                       | (ApiKey.last_used_at <= threshold)))
-    except UpdateError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
-            log.warning("apikey.touch_failed", key_id=key.key_id, error=exc.cause_response_code)
-
-
-# --- claiming a key-only account -------------------------------------------------------------
-
-CLAIM_THREADS = 8
-
-
-@dataclass(frozen=True)
-class Claimed:
-    account_id: str
-    keys: int
-    shares: int
-    spikes: int
-
-
-def claim(user: User, raw: str, settings: Settings) -> Claimed:
-    """Link a key-only account (an agent's self-signup) to a signed-in user: its keys, shares
-    and spikes become the user's. Holding the key proves the right to claim it.
-
-    Resumable and idempotent: the account is marked ``merged_into`` first (a key of a marked
-    account authenticates as the new owner from then on), shares and spikes move with writes
-    conditioned on the old owner, and the presented key moves last, so calling again after
-    a failure finishes the move."""
-    key, owner = _key_and_stored_owner(raw, settings)
-    if owner.user_id == user.user_id:
-        return Claimed(user.user_id, 0, 0, 0)
-    if owner.email is not None or (owner.merged_into and owner.merged_into != user.user_id):
-        raise Conflict("This key belongs to an account that is not key-only; it cannot be claimed")
-    try:
-        owner.update(actions=[User.merged_into.set(user.user_id)],
-                     condition=User.email.does_not_exist() & (User.merged_into.does_not_exist()
-                                                             | (User.merged_into == user.user_id)))
-    except UpdateError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
-            raise
-        raise Conflict("This account was claimed by someone else meanwhile") from None
-
-    moved_shares = 0
-    for share in Share.owner_index.query(owner.user_id):
-        if _move_share(share, owner.user_id, user.user_id):
-            moved_shares += 1
-    moved_spikes = _move_spikes(owner.user_id, user.user_id)
-    keys = [k for k in ApiKey.owner_index.query(owner.user_id) if k.key_id != key.key_id] + [key]
-    for item in keys:  # the presented key last: until it moves, a retry can finish the claim
-        try:
-            item.update(actions=[ApiKey.user_id.set(user.user_id)], condition=ApiKey.user_id == owner.user_id)
-        except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-    log.info("account.claimed", account_id=owner.user_id, user_id=user.user_id, keys=len(keys),
-             shares=moved_shares, spikes=moved_spikes)
-    return Claimed(owner.user_id, len(keys), moved_shares, moved_spikes)
-
-
-def _key_and_stored_owner(raw: str, settings: Settings) -> Tuple[ApiKey, User]:
-    """Like ``authenticate`` but the key's stored owner, not the account it was merged into."""
-    key, _ = authenticate(raw, settings)
-    try:
-        return key, User.get(key.user_id, consistent_read=True)
-    except User.DoesNotExist:
-        raise AuthFailed() from None
-
-
-def _move_share(share, old_owner: str, new_owner: str) -> bool:
-    """The share and its place in the owners' share counts, in one transaction."""
-    def write(tx: Transaction) -> None:
-        tx.update("share", share, actions=[Share.owner_id.set(new_owner)], condition=Share.owner_id == old_owner)
-        tx.update("new-owner", User(new_owner), actions=[User.active_shares.add(1)], condition=User.user_id.exists())
-        tx.update("old-owner", User(old_owner), actions=[User.active_shares.add(-1)], condition=User.active_shares > 0)
-    try:
-        transactions.run(write)
-        return True
-    except ConditionFailed as failed:
-        if "share" in failed:
-            return False  # moved already
-        if "old-owner" in failed:  # the old count drifted to zero
-            share.update(actions=[Share.owner_id.set(new_owner)], condition=Share.owner_id == old_owner)
-            User(new_owner).update(actions=[User.active_shares.add(1)])
-            return True
-        raise
-
-
-def _move_spikes(old_owner: str, new_owner: str) -> int:
-    """Every spike of the account's shares (their owner_id feeds the owner index), in parallel."""
-    def move(spike: Spike) -> int:
-        try:
-            spike.update(actions=[Spike.owner_id.set(new_owner)], condition=Spike.owner_id == old_owner)
-            return 1
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return 0
-            raise
-    spikes = list(Spike.owner_index.query(old_owner, attributes_to_get=["spike_id", "owner_id"]))
-    if not spikes:
-        return 0
-    with ThreadPoolExecutor(max_workers=CLAIM_THREADS) as pool:
-        return sum(pool.map(move, spikes))
+        key_store.touch(key, _now_iso(now), unless_after=threshold)
+    except key_store.TouchFailed as failed:
+        log.warning("apikey.touch_failed", key_id=key.key_id, error=failed.code)

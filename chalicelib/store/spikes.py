@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
@@ -261,3 +262,26 @@ def iterate(scope: Scope, filters: Filters) -> Iterator[Spike]:
     """Every matching spike, newest first, page by page (exports)."""
     yield from _index(scope).query(scope.partition, scan_index_forward=False,
                                    filter_condition=_filter_condition(filters), page_size=1000)
+
+
+# --- claiming a key-only account: its spikes change owner -------------------------------------
+
+MOVE_THREADS = 8
+
+
+def move_to_owner(old_owner: str, new_owner: str) -> int:
+    """Every spike of ``old_owner`` (its shares' and its own project keys') becomes
+    ``new_owner``'s, in parallel, each only if still ``old_owner``'s. Returns how many moved."""
+    def move(spike: Spike) -> int:
+        try:
+            spike.update(actions=[Spike.owner_id.set(new_owner)], condition=Spike.owner_id == old_owner)
+            return 1
+        except UpdateError as exc:
+            if conditional_failed(exc):
+                return 0
+            raise
+    owned = list(Spike.owner_index.query(old_owner, attributes_to_get=["spike_id", "owner_id"]))
+    if not owned:
+        return 0
+    with ThreadPoolExecutor(max_workers=MOVE_THREADS) as pool:
+        return sum(pool.map(move, owned))

@@ -1,0 +1,62 @@
+"""Claiming a key-only account (an agent's self-signup): a signed-in user who holds one of
+its keys takes it over, with its keys, shares and spikes. Holding the key proves the right."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+from chalicelib.errors import AuthFailed, Conflict
+from chalicelib.logs import get_logger
+from chalicelib.services.apikeys import authenticate
+from chalicelib.settings import Settings
+from chalicelib.store import accounts as account_store
+from chalicelib.store import apikeys as key_store
+from chalicelib.store import shares as share_store
+from chalicelib.store import spikes as spike_store
+from chalicelib.store.models import ApiKey, User
+
+log = get_logger("spikes.apikeys")
+
+
+@dataclass(frozen=True)
+class Claimed:
+    account_id: str
+    keys: int
+    shares: int
+    spikes: int
+
+
+def claim(user: User, raw: str, settings: Settings) -> Claimed:
+    """Link a key-only account (an agent's self-signup) to a signed-in user: its keys, shares
+    and spikes become the user's. Holding the key proves the right to claim it.
+
+    Resumable and idempotent: the account is marked ``merged_into`` first (a key of a marked
+    account authenticates as the new owner from then on), shares and spikes move with writes
+    conditioned on the old owner, and the presented key moves last, so calling again after
+    a failure finishes the move."""
+    key, owner = _key_and_stored_owner(raw, settings)
+    if owner.user_id == user.user_id:
+        return Claimed(user.user_id, 0, 0, 0)
+    if owner.email is not None or (owner.merged_into and owner.merged_into != user.user_id):
+        raise Conflict("This key belongs to an account that is not key-only; it cannot be claimed")
+    if not account_store.mark_merged(owner, user.user_id):
+        raise Conflict("This account was claimed by someone else meanwhile")
+    moved_shares = sum(share_store.move_to_owner(share, owner.user_id, user.user_id)
+                       for share in share_store.owned_by(owner.user_id))
+    moved_spikes = spike_store.move_to_owner(owner.user_id, user.user_id)
+    keys = [k for k in key_store.owned_by(owner.user_id) if k.key_id != key.key_id] + [key]
+    for item in keys:  # the presented key last: until it moves, a retry can finish the claim
+        key_store.move_to_owner(item, owner.user_id, user.user_id)
+    log.info("account.claimed", account_id=owner.user_id, user_id=user.user_id, keys=len(keys),
+             shares=moved_shares, spikes=moved_spikes)
+    return Claimed(owner.user_id, len(keys), moved_shares, moved_spikes)
+
+
+def _key_and_stored_owner(raw: str, settings: Settings) -> Tuple[ApiKey, User]:
+    """Like ``authenticate`` but the key's stored owner, not the account it was merged into."""
+    key, _ = authenticate(raw, settings)
+    owner = account_store.get(key.user_id, consistent=True)
+    if owner is None:
+        raise AuthFailed()
+    return key, owner
+

@@ -1,0 +1,114 @@
+"""The keys table: API keys (``services/apikeys.py`` says what a key is and may do).
+
+pk ``key_id`` (``key_<16 base32>``, named by the key itself), ``owner_index`` lists a user's
+keys newest first. Only the key's SHA-256 hash and a short display prefix are stored. Changes
+are conditioned on the key still being its owner's and, where it matters, not revoked.
+"""
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib.store import accounts, transactions
+from chalicelib.store.models import ApiKey, User
+from chalicelib.store.transactions import Transaction, conditional_failed
+
+UNSET: Any = object()  # "leave as it is", where None means "remove"
+
+
+class Changed(Exception):
+    """The key was revoked or moved to another owner meanwhile: nothing was written."""
+
+
+def get(key_id: str) -> Optional[ApiKey]:
+    """Strongly consistent: a revocation applies to the very next request."""
+    try:
+        return ApiKey.get(key_id, consistent_read=True)
+    except ApiKey.DoesNotExist:
+        return None
+
+
+def owned_by(user_id: str, newest_first: bool = True) -> List[ApiKey]:
+    return list(ApiKey.owner_index.query(user_id, scan_index_forward=not newest_first))
+
+
+def insert(key: ApiKey) -> None:
+    key.save(condition=ApiKey.key_id.does_not_exist())
+
+
+def insert_with_account(user: User, key: ApiKey) -> None:
+    """A new key-only account and its first key, together (an agent's self-signup)."""
+    def write(tx: Transaction) -> None:
+        accounts.add_new(tx, user)
+        tx.save("key", key, condition=ApiKey.key_id.does_not_exist())
+    transactions.run(write)
+
+
+def revoke(key: ApiKey, owner_id: str, at: str) -> ApiKey:
+    """Idempotent: a key revoked meanwhile keeps its first revocation time (re-read)."""
+    try:
+        key.update(actions=[ApiKey.revoked_at.set(at)],
+                   condition=ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id))
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
+        key.refresh(consistent_read=True)
+    return key
+
+
+def change(key: ApiKey, owner_id: str, name: Any = UNSET, monthly_cap_cents: Any = UNSET,
+           expires_at: Any = UNSET) -> ApiKey:
+    """Set what is given (None removes a name, cap or expiry); Changed when the key was
+    revoked or moved meanwhile."""
+    actions = []
+    if name is not UNSET:
+        actions.append(ApiKey.name.set(name) if name else ApiKey.name.remove())
+    if monthly_cap_cents is not UNSET:
+        actions.append(ApiKey.monthly_cap_cents.remove() if monthly_cap_cents is None
+                       else ApiKey.monthly_cap_cents.set(monthly_cap_cents))
+    if expires_at is not UNSET:
+        actions.append(ApiKey.expires_at.remove() if expires_at is None else ApiKey.expires_at.set(expires_at))
+    if not actions:
+        return key
+    try:
+        key.update(actions=actions, condition=ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id))
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
+        raise Changed() from None
+    return key
+
+
+class TouchFailed(Exception):
+    """Recording a key's use failed (``code``: DynamoDB's error code)."""
+
+    def __init__(self, code: Optional[str]):
+        self.code = code
+        super().__init__(code)
+
+
+def touch(key: ApiKey, at: str, unless_after: str) -> bool:
+    """Record use at ``at`` unless the stored last use is after ``unless_after``: concurrent
+    requests race for one write and the rest skip it. False when this call did not write;
+    TouchFailed when the write failed otherwise."""
+    try:
+        key.update(actions=[ApiKey.last_used_at.set(at)],
+                   condition=ApiKey.key_id.exists() & (ApiKey.last_used_at.does_not_exist()
+                                                       | (ApiKey.last_used_at <= unless_after)))
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise TouchFailed(exc.cause_response_code) from None
+        return False
+    return True
+
+
+def move_to_owner(key: ApiKey, old_owner: str, new_owner: str) -> bool:
+    """The key becomes ``new_owner``'s, if it still is ``old_owner``'s (a claim)."""
+    try:
+        key.update(actions=[ApiKey.user_id.set(new_owner)], condition=ApiKey.user_id == old_owner)
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
+        return False
+    return True
