@@ -3,6 +3,7 @@ finding. The browser and real-server halves live in tests/e2e/test_browser_secur
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -465,14 +466,17 @@ def test_an_idle_session_expires_and_use_refreshes_it_without_a_write_per_reques
     for _ in range(5):
         assert call(client, "GET", "/me", token=token)[0] == 200
     assert writes == []  # fresh: no refresh write
-    base = clock.epoch()
-    monkeypatch.setattr(clock, "epoch", lambda: base + 30 * 86400)
-    for _ in range(3):
-        assert call(client, "GET", "/me", token=token)[0] == 200
-    assert len(writes) == 1 and AuthItem.get(f"bearer#{token_hash(token)}").expires_at > start
-    monkeypatch.setattr(clock, "epoch", lambda: base + 30 * 86400 + 91 * 86400)
-    status, data, _ = call(client, "GET", "/me", token=token)
-    assert (status, data["code"]) == (401, "AUTH_FAILED")
+    base = clock.now()
+    try:
+        clock.use(lambda: base + timedelta(days=30))
+        for _ in range(3):
+            assert call(client, "GET", "/me", token=token)[0] == 200
+        assert len(writes) == 1 and AuthItem.get(f"bearer#{token_hash(token)}").expires_at > start
+        clock.use(lambda: base + timedelta(days=30 + 91))
+        status, data, _ = call(client, "GET", "/me", token=token)
+        assert (status, data["code"]) == (401, "AUTH_FAILED")
+    finally:
+        clock.use(None)
 
 
 def test_posts_to_a_mixed_case_key_or_a_share_being_deleted_are_kept_under_the_bare_key(client, user_token, monkeypatch):
