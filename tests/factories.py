@@ -8,6 +8,7 @@ from typing import Optional
 from chalicelib import clock
 from chalicelib.services.accounts import user_id_for
 from chalicelib.services.shares import new_share_id
+from chalicelib.store import accounts
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import Share, User
 
@@ -32,8 +33,4 @@ def make_share(owner_email: str, slug: str, tier: Optional[str] = None, **fields
 
 
 def _exists(user_id: str) -> bool:
-    try:
-        User.get(user_id)
-        return True
-    except User.DoesNotExist:
-        return False
+    return accounts.get(user_id) is not None

@@ -1,8 +1,9 @@
 """Accounts: magic links, verify, recover, rotate, /me, the CLI's polls, device flow."""
 from __future__ import annotations
 
-import time
+from datetime import timedelta
 
+from chalicelib import clock, deps
 from chalicelib.crypto import token_hash
 from chalicelib.store.models import AuthItem, User
 from tests.conftest import ADMIN_TOKEN, call, login_token_from_mail, sent_mails, sign_in
@@ -55,9 +56,12 @@ def test_verify_refuses_unknown_reused_and_expired_tokens(client):
 
     call(client, "POST", "/auth/login", {"email": "late@example.com"})
     token = login_token_from_mail("late@example.com")
-    item = AuthItem.get(f"login#{token_hash(token)}")
-    item.update(actions=[AuthItem.expires_at.set(int(time.time()) - 1)])
-    status, body, _ = call(client, "POST", "/auth/verify", {"login_token": token})
+    later = clock.now() + timedelta(seconds=deps.settings().login_token_ttl_seconds + 1)
+    try:
+        clock.use(lambda: later)
+        status, body, _ = call(client, "POST", "/auth/verify", {"login_token": token})
+    finally:
+        clock.use(None)
     assert (status, body["code"]) == (401, "TOKEN_EXPIRED")
 
 
@@ -229,7 +233,11 @@ def test_user_is_created_once_per_address(client):
 def test_me_reports_the_tier_in_force_when_grace_has_lapsed(client, user_token):
     from chalicelib.services.accounts import user_id_for
     user = User.get(user_id_for("owner@example.com"))
-    user.update(actions=[User.tier.set("pro"), User.grace_until.set(int(time.time()) + 3600)])
+    user.update(actions=[User.tier.set("pro"), User.grace_until.set(int(clock.epoch()) + 3600)])
     assert call(client, "GET", "/me", token=user_token)[1]["tier"] == "pro"
-    user.update(actions=[User.grace_until.set(int(time.time()) - 1)])
-    assert call(client, "GET", "/me", token=user_token)[1]["tier"] == "free"
+    later = clock.now() + timedelta(seconds=3601)
+    try:
+        clock.use(lambda: later)
+        assert call(client, "GET", "/me", token=user_token)[1]["tier"] == "free"
+    finally:
+        clock.use(None)

@@ -454,11 +454,11 @@ def test_sign_out_everywhere_revokes_every_session_of_the_account(client):
 def test_an_idle_session_expires_and_use_refreshes_it_without_a_write_per_request(client, env, monkeypatch):
     from chalicelib import clock
     from chalicelib.crypto import token_hash
+    from chalicelib.store import auth as auth_store
     from chalicelib.store.models import AuthItem
     env(SESSION_IDLE_DAYS="90")
     token = sign_in(client, "idle@example.com")
-    item = AuthItem.get(f"bearer#{token_hash(token)}")
-    start = item.expires_at
+    start = auth_store.session(token_hash(token)).expires_at
     assert start - clock.epoch() > 89 * 86400
     writes = []
     real_update = AuthItem.update
@@ -471,7 +471,7 @@ def test_an_idle_session_expires_and_use_refreshes_it_without_a_write_per_reques
         clock.use(lambda: base + timedelta(days=30))
         for _ in range(3):
             assert call(client, "GET", "/me", token=token)[0] == 200
-        assert len(writes) == 1 and AuthItem.get(f"bearer#{token_hash(token)}").expires_at > start
+        assert len(writes) == 1 and auth_store.session(token_hash(token)).expires_at > start
         clock.use(lambda: base + timedelta(days=30 + 91))
         status, data, _ = call(client, "GET", "/me", token=token)
         assert (status, data["code"]) == (401, "AUTH_FAILED")
