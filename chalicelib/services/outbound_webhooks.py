@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import random
 import secrets as _secrets
@@ -31,10 +30,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Tuple
-from urllib.parse import urljoin, urlsplit
 
-import certifi
-import urllib3
 from chalicelib.errors import NotFound, ValidationFailed
 from chalicelib.logs import get_logger
 from chalicelib.services.webhook_sender import Attempt, UnsafeReceiver, post, resolve_target  # noqa: F401
