@@ -35,7 +35,7 @@ from chalicelib.errors import NotFound, ValidationFailed
 from chalicelib.logs import get_logger
 from chalicelib.services.webhook_sender import Attempt, UnsafeReceiver, post, resolve_target  # noqa: F401
 from chalicelib.settings import Settings
-from chalicelib.store import accounts, deliveries
+from chalicelib.store import accounts, deliveries, share_webhooks
 from chalicelib.store import shares as share_store
 from chalicelib.store.deliveries import CANCELLED, DELIVERED, DUE, FAILED, PAUSED, PENDING
 from chalicelib.store.models import Delivery, Share
@@ -156,7 +156,7 @@ def attempt_delivery(settings: Settings, delivery: Delivery, share: Optional[Sha
 
 
 def _pause(share: Share, reason: str, now: float, mailer: Any) -> None:
-    if not share_store.pause_webhook(share, _iso(now), reason):
+    if not share_webhooks.pause(share, _iso(now), reason):
         return  # already paused (or the webhook was removed meanwhile)
     log.warning("webhook.paused", share_id=share.share_id)
     if mailer is not None:
@@ -268,7 +268,7 @@ def rotate_secret(settings: Settings, share: Share, now: Optional[float] = None)
     require_webhook(share)
     now = time.time() if now is None else now
     nonce, until = new_nonce(), now + settings.webhook_secret_grace_seconds
-    if not share_store.rotate_webhook_secret(share, nonce, int(until)):
+    if not share_webhooks.rotate_secret(share, nonce, int(until)):
         raise ValidationFailed.field("webhook", "The secret changed meanwhile; retry")
     return signing_secret(settings, share.share_id, nonce), until
 
@@ -298,7 +298,7 @@ def resume(share: Share, now: Optional[float] = None) -> int:
     retry window). Returns how many were queued."""
     require_webhook(share)
     now = time.time() if now is None else now
-    share_store.unpause_webhook(share)
+    share_webhooks.unpause(share)
     queued = 0
     for delivery in deliveries.held(share.share_id):
         deliveries.requeue(delivery, int(now))

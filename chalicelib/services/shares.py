@@ -22,6 +22,7 @@ from chalicelib.services.webhook_urls import validate_webhook_url
 from chalicelib.settings import Settings
 from chalicelib.store import ledger
 from chalicelib.store import shares as share_store
+from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ChangedDuringPublish, ShareFiles
 from chalicelib.store.models import Share, User
 from chalicelib.store.shares import ACTIVE, DELETING, LOCKED, PENDING
@@ -117,7 +118,7 @@ def _insert(share: Share, user: User, slug_wish: str, limit: Optional[int], sett
     (one transaction per candidate: see ``store.shares.insert``)."""
     # A slug that is already a bare project key with feedback stays that project's: claiming
     # it would route that project's future feedback (and its key) to this share.
-    candidates = (slug for slug in _slug_candidates(slugify(slug_wish)) if not share_store.is_used_project_key(slug))
+    candidates = (slug for slug in _slug_candidates(slugify(slug_wish)) if not spike_store.has_public_project(slug))
     for share.slug in candidates:
         try:
             return share_store.insert(share, user.user_id, limit)

@@ -13,7 +13,7 @@ from pynamodb.exceptions import UpdateError
 
 from chalicelib.errors import DependencyUnavailable, NotFound
 from chalicelib.store import ledger, transactions
-from chalicelib.store.models import LedgerItem, Share, Spike, User
+from chalicelib.store.models import LedgerItem, Share, User
 from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed
 
 # locked: password-protected while the owner is not Pro (nobody may open it);
@@ -117,12 +117,6 @@ def set_owner_hint(share_id: str, tier: Optional[str], grace_until: Optional[flo
     except UpdateError as exc:
         if not conditional_failed(exc):
             raise
-
-
-def is_used_project_key(slug: str) -> bool:
-    """Whether spikes are stored under the bare project key ``slug`` (one index query that
-    reads at most one item)."""
-    return any(True for _ in Spike.partition_index.query(f"key#{slug}", limit=1, attributes_to_get=["spike_id"]))
 
 
 def owned_by(owner_id: str, newest_first: bool = True) -> Iterator[Share]:
@@ -280,39 +274,6 @@ def unlock_pro_features(owner_id: str) -> int:
             if not conditional_failed(exc):
                 raise
     return changed
-
-
-# --- outbound webhook state ------------------------------------------------------------------
-
-def pause_webhook(share: Share, paused_at: str, reason: str) -> bool:
-    """Pause deliveries; False when already paused or the webhook was removed meanwhile."""
-    try:
-        share.update(actions=[Share.webhook_paused_at.set(paused_at), Share.webhook_pause_reason.set(reason[:500])],
-                     condition=Share.webhook_paused_at.does_not_exist() & Share.webhook_url.exists())
-        return True
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            return False
-        raise
-
-
-def unpause_webhook(share: Share) -> None:
-    share.update(actions=[Share.webhook_paused_at.remove(), Share.webhook_pause_reason.remove()])
-
-
-def rotate_webhook_secret(share: Share, new_nonce: str, previous_until: int) -> bool:
-    """The current nonce becomes the previous one (valid until ``previous_until``). False when
-    the secret changed meanwhile."""
-    try:
-        share.update(actions=[Share.webhook_previous_nonce.set(share.webhook_secret_nonce),
-                              Share.webhook_previous_until.set(previous_until),
-                              Share.webhook_secret_nonce.set(new_nonce)],
-                     condition=Share.webhook_secret_nonce == share.webhook_secret_nonce)
-        return True
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            return False
-        raise
 
 
 # --- claiming a key-only account: its shares change owner -------------------------------------

@@ -184,6 +184,13 @@ def delete_project(partition: str) -> int:
 
 # --- reading ---------------------------------------------------------------------------------
 
+def has_public_project(project_key: str) -> bool:
+    """Whether spikes are stored under the plain (public) project key ``project_key``: one
+    index query that reads at most one item."""
+    partition = project_partition(project_key, None)
+    return any(True for _ in Spike.partition_index.query(partition, limit=1, attributes_to_get=["spike_id"]))
+
+
 def get(spike_id: str) -> Optional[Spike]:
     try:
         return Spike.get(spike_id)
