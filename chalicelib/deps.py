@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 import boto3
 from botocore.config import Config as BotoConfig
 
-from chalicelib.logs import configure_logging
-from chalicelib.settings import Settings, get_settings, reset_settings
-from chalicelib.store.models import configure_models
+if TYPE_CHECKING:
+    from chalicelib.settings import Settings
 
 _BOTO_CONFIG = BotoConfig(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=2, read_timeout=10,
                           s3={"addressing_style": "path"}, signature_version="s3v4")
@@ -21,9 +20,13 @@ _bound: dict = {"settings": None}
 
 
 def settings() -> Settings:
-    """Settings with models and logging bound to them (idempotent, cheap when warm)."""
+    """Settings with models and logging bound to them (idempotent, cheap when warm). The first
+    request loads pydantic, PynamoDB and structlog here, not ``import app`` (chalicelib/lazy.py)."""
+    from chalicelib.settings import get_settings
     current = get_settings()
     if _bound["settings"] is not current:
+        from chalicelib.logs import configure_logging
+        from chalicelib.store.models import configure_models
         configure_logging(current.log_level)
         configure_models(current)
         _bound["settings"] = current
@@ -107,6 +110,7 @@ def stripe_client() -> Any:
 
 def reset() -> None:
     """Forget settings and every cached client (after the environment changed)."""
+    from chalicelib.settings import reset_settings
     reset_settings()
     _bound["settings"] = None
     for factory in (s3_client, ses_client, mailer, stripe_client):

@@ -32,6 +32,12 @@ def get_logger(name: str):
     return structlog.get_logger(name)
 
 
+def bind_request(request_id: str) -> None:
+    """Every line logged from here until the next request carries ``request_id``."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+
+
 def mask_email(email: str) -> str:
     """``jane.doe@example.com`` -> ``j***@example.com``: enough to debug, not to harvest."""
     local, _, domain = email.partition("@")

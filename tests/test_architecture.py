@@ -44,6 +44,30 @@ def test_imports_inside_functions_count_too():
     assert "chalicelib.services.mailer" in internal["chalicelib.deps"]
 
 
+def test_lazy_imports_count_too():
+    internal, external = import_graph.graph()
+    # The HTTP layer names the services its routes call with lazy_import (chalicelib/lazy.py).
+    assert "chalicelib.services.spikes" in internal["chalicelib.api.spikes"]
+    assert "chalicelib.services.stripe_events" in internal["chalicelib.api.webhooks"]
+    import ast
+    call = ast.parse('shares = lazy_import("chalicelib.services.shares")').body[0].value
+    assert import_graph._imported(call, "chalicelib.store.shares", False) == ["chalicelib.services.shares"]
+
+
+def test_a_lazy_module_is_loaded_on_first_use_and_patches_through():
+    import sys
+
+    from chalicelib.lazy import lazy_import
+    sys.modules.pop("colorsys", None)
+    colors = lazy_import("colorsys")
+    assert "colorsys" not in sys.modules
+    assert colors.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
+    assert "colorsys" in sys.modules
+    colors.ONE_THIRD = 0.5
+    assert sys.modules["colorsys"].ONE_THIRD == 0.5
+    sys.modules.pop("colorsys")
+
+
 def test_no_module_is_long_without_a_reason():
     long = {}
     for path in sorted((ROOT / "chalicelib").rglob("*.py")):

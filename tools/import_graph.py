@@ -1,6 +1,7 @@
 """The import graph of chalicelib, read from the source (every ``import``, also inside
 functions), and the rules it must keep (docs/architecture.md):
 
+- ``lazy_import("chalicelib.x")`` (chalicelib/lazy.py: loaded on first use) is an import too;
 - floors: ground (settings, errors, logs, clock, crypto, web) <- store <- services <- deps
   <- api <- app.py; a module imports only from its own floor or lower ones;
 - no cycle between modules;
@@ -17,7 +18,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUND = {"chalicelib", "chalicelib.settings", "chalicelib.errors", "chalicelib.logs", "chalicelib.clock",
-          "chalicelib.crypto", "chalicelib.web"}
+          "chalicelib.crypto", "chalicelib.web", "chalicelib.lazy"}
 FLOORS = ("ground", "store", "services", "deps", "api", "app")
 
 
@@ -55,6 +56,9 @@ def _imported(node: ast.AST, module: str, is_package: bool) -> List[str]:
             base = ".".join(package + ([base] if base else []))
         # "from chalicelib.store import ledger" imports the module chalicelib.store.ledger.
         return [base] + [f"{base}.{alias.name}" for alias in node.names]
+    if (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "lazy_import"
+            and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        return [node.args[0].value]
     return []
 
 

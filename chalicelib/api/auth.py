@@ -8,42 +8,49 @@ from chalice import Blueprint
 from chalicelib import deps
 from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
-from chalicelib.api.responses import (DevicePollOut, DeviceStartOut, KeyMeOut, LoginOut, LogoutOut, MeOut, MessageOut,
-                                       PollOut, SessionOut, UserOut)
 from chalicelib.api.routing import json_response, route
-from chalicelib.api.schemas import DeviceConfirmRequest, EmailRequest, LogoutRequest, VerifyRequest
-from chalicelib.services import apikeys, identity, sessions
-from chalicelib.services.accounts import Accounts, Session, SignInRequest, user_view
+from chalicelib.lazy import lazy_import
+
+account_schemas = lazy_import("chalicelib.api.account_schemas")
+responses = lazy_import("chalicelib.api.responses")
+accounts = lazy_import("chalicelib.services.accounts")
+apikeys = lazy_import("chalicelib.services.apikeys")
+identity = lazy_import("chalicelib.services.identity")
+sessions = lazy_import("chalicelib.services.sessions")
 
 bp = Blueprint(__name__)
 
 
-def _session_out(session: Session) -> SessionOut:
-    return SessionOut(token=session.token, user=UserOut(**user_view(session.user)))
+def _user_out(user) -> responses.UserOut:
+    return responses.UserOut(**accounts.user_view(user))
 
 
-def _accounts() -> Accounts:
-    return Accounts(deps.settings(), deps.mailer(), inputs.base_url(bp.current_request))
+def _session_out(session: accounts.Session) -> responses.SessionOut:
+    return responses.SessionOut(token=session.token, user=_user_out(session.user))
+
+
+def _accounts() -> accounts.Accounts:
+    return accounts.Accounts(deps.settings(), deps.mailer(), inputs.base_url(bp.current_request))
 
 
 @route(bp, "/auth/login", methods=["POST"])
 def login():
-    body = inputs.parse(bp.current_request, EmailRequest)
+    body = inputs.parse(bp.current_request, account_schemas.EmailRequest)
     requested = _accounts().request_login(body.email, inputs.client_ip(bp.current_request))
     # ``code``: what the mail and the verify page show; a client that can, displays it too.
-    return LoginOut(message="Check your email", poll_token=requested.poll_token, code=requested.code)
+    return responses.LoginOut(message="Check your email", poll_token=requested.poll_token, code=requested.code)
 
 
 @route(bp, "/auth/recover", methods=["POST"])
 def recover():
-    body = inputs.parse(bp.current_request, EmailRequest)
+    body = inputs.parse(bp.current_request, account_schemas.EmailRequest)
     _accounts().request_recovery(body.email, inputs.client_ip(bp.current_request))
-    return MessageOut(message="Recovery email sent")
+    return responses.MessageOut(message="Recovery email sent")
 
 
 @route(bp, "/auth/verify", methods=["POST"])
 def verify():
-    body = inputs.parse(bp.current_request, VerifyRequest)
+    body = inputs.parse(bp.current_request, account_schemas.VerifyRequest)
     session = _accounts().verify(body.login_token, approve=body.approve)
     return _session_out(session)
 
@@ -57,7 +64,7 @@ def verify_page():
     described = _accounts().describe(token) if 0 < len(token) <= 200 else None
     if described is None:
         return html_page("verify_invalid.html", status=400)
-    pending: Optional[SignInRequest] = described["request"]
+    pending: Optional[accounts.SignInRequest] = described["request"]
     if pending is None:  # account recovery: nobody else is waiting for this session
         return html_page("verify.html", token=token, verify_url=f"{inputs.base_url(request)}/auth/verify",
                          dashboard_url=f"{inputs.base_url(request)}/dashboard", email=described["email"], approve="false", details_class="hidden", code="", when="",
@@ -85,12 +92,12 @@ def logout():
     """Revoke the presented session; ``{"everywhere": true}`` revokes all of the account's
     sessions (API keys are revoked one by one, DELETE /auth/api-key/{id})."""
     request = bp.current_request
-    body = inputs.parse(request, LogoutRequest)
+    body = inputs.parse(request, account_schemas.LogoutRequest)
     principal = identity.require_user(inputs.principal(request), "auth:write")
     if body.everywhere:
         sessions.revoke_all(principal.user)
     sessions.revoke(principal.token_hash)
-    return LogoutOut(everywhere=body.everywhere)
+    return responses.LogoutOut(everywhere=body.everywhere)
 
 
 @route(bp, "/me", methods=["GET"])
@@ -98,9 +105,9 @@ def me():
     principal = inputs.principal(bp.current_request)
     if principal is not None and principal.is_key:
         # Any key may describe itself: the MCP server reads `scopes` here before writing.
-        return KeyMeOut(**apikeys.describe(principal.key, principal.user))
+        return responses.KeyMeOut(**apikeys.describe(principal.key, principal.user))
     principal = identity.require_user(principal, "account:read")
-    return MeOut(**user_view(principal.user), created_at=principal.user.created_at)
+    return responses.MeOut(**accounts.user_view(principal.user), created_at=principal.user.created_at)
 
 
 @route(bp, "/auth/poll", methods=["GET"])
@@ -109,13 +116,13 @@ def poll():
     params = inputs.query(request)
     session = _accounts().poll_login(params.get("email"), params.get("poll_token"), inputs.client_ip(request))
     if session is None:
-        return json_response(PollOut(verified=False), 202)
-    return PollOut(verified=True, token=session.token, user=UserOut(**user_view(session.user)))
+        return json_response(responses.PollOut(verified=False), 202)
+    return responses.PollOut(verified=True, token=session.token, user=_user_out(session.user))
 
 
 @route(bp, "/auth/device", methods=["POST"])
 def device_start():
-    return DeviceStartOut(**_accounts().start_device(inputs.client_ip(bp.current_request)))
+    return responses.DeviceStartOut(**_accounts().start_device(inputs.client_ip(bp.current_request)))
 
 
 @route(bp, "/auth/device", methods=["GET"])
@@ -135,9 +142,9 @@ def device_page():
 
 @route(bp, "/auth/device/confirm", methods=["POST"])
 def device_confirm():
-    body = inputs.parse(bp.current_request, DeviceConfirmRequest)
+    body = inputs.parse(bp.current_request, account_schemas.DeviceConfirmRequest)
     _accounts().confirm_device(body.user_code, body.email, inputs.client_ip(bp.current_request))
-    return MessageOut(message="Check your email")
+    return responses.MessageOut(message="Check your email")
 
 
 @route(bp, "/auth/device/poll", methods=["GET"])
@@ -145,5 +152,5 @@ def device_poll():
     device_code = inputs.query(bp.current_request).get("device_code", "")
     session = _accounts().poll_device(device_code)
     if session is None:
-        return json_response(DevicePollOut(status="pending"), 202)
-    return DevicePollOut(status="complete", token=session.token, user=UserOut(**user_view(session.user)))
+        return json_response(responses.DevicePollOut(status="pending"), 202)
+    return responses.DevicePollOut(status="complete", token=session.token, user=_user_out(session.user))

@@ -6,9 +6,13 @@ from chalice import Blueprint
 
 from chalicelib import clock, deps
 from chalicelib.api import inputs
-from chalicelib.api.responses import BillingUrlOut, UsageOut
 from chalicelib.api.routing import route
-from chalicelib.services import billing, identity, usage
+from chalicelib.lazy import lazy_import
+
+responses = lazy_import("chalicelib.api.responses")
+billing = lazy_import("chalicelib.services.billing")  # Stripe loads with a checkout, not with the app
+identity = lazy_import("chalicelib.services.identity")
+usage = lazy_import("chalicelib.services.usage")
 
 bp = Blueprint(__name__)
 
@@ -17,19 +21,20 @@ bp = Blueprint(__name__)
 def checkout():
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "billing:write")
-    return BillingUrlOut(**billing.checkout(deps.settings(), deps.stripe_client, principal.user,
-                                            inputs.base_url(request), now=clock.epoch()))
+    session = billing.checkout(deps.settings(), deps.stripe_client, principal.user, inputs.base_url(request),
+                               now=clock.epoch())
+    return responses.BillingUrlOut(**session)
 
 
 @route(bp, "/billing/portal", methods=["GET", "POST"])
 def portal():
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "billing:write")
-    return BillingUrlOut(**billing.portal(deps.settings(), deps.stripe_client, principal.user,
-                                          inputs.base_url(request)))
+    session = billing.portal(deps.settings(), deps.stripe_client, principal.user, inputs.base_url(request))
+    return responses.BillingUrlOut(**session)
 
 
 @route(bp, "/usage", methods=["GET"])
 def get_usage():
     principal = identity.require_user(inputs.principal(bp.current_request), "usage:read")
-    return UsageOut(**usage.usage(deps.settings(), principal.user, clock.now()))
+    return responses.UsageOut(**usage.usage(deps.settings(), principal.user, clock.now()))

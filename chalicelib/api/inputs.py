@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict, Optional, Type, TypeVar
+from typing import TYPE_CHECKING, Any, Dict, Optional, Type, TypeVar
 
 from chalice.app import Request
-from pydantic import BaseModel, ValidationError
 
 from chalicelib import deps
-from chalicelib.settings import LOCAL_STAGES
 from chalicelib.errors import InvalidJson, ServerMisconfigured, SizeLimit, ValidationFailed
-from chalicelib.services import identity
-from chalicelib.services.identity import Principal
+from chalicelib.lazy import lazy_import
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
+
+    from chalicelib.services.identity import Principal
+
+identity = lazy_import("chalicelib.services.identity")
+M = TypeVar("M", bound="BaseModel")
 
 
 def client_ip(request: Request) -> str:
@@ -46,6 +49,7 @@ def base_url(request: Request) -> str:
         event_path = request.to_original_event().get("path") or context_path
         stage_prefix = context_path[: len(context_path) - len(event_path)] if context_path.endswith(event_path) else ""
         return f"https://{domain}{stage_prefix}"
+    from chalicelib.settings import LOCAL_STAGES
     if settings.stage in LOCAL_STAGES:
         return LOCAL_BASE_URL  # the local runner sets SPIKES_PUBLIC_BASE_URL to its own address
     raise ServerMisconfigured("SPIKES_PUBLIC_BASE_URL is not set and the platform gave no domain")
@@ -119,6 +123,7 @@ def validation_details(exc: ValidationError) -> list:
 
 
 def validate(model: Type[M], data: Any) -> M:
+    from pydantic import ValidationError
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -9,9 +9,12 @@ from typing import Any, Dict
 from chalice import Blueprint, Cron, Rate
 
 from chalicelib import clock, deps
-from chalicelib.services import outbound_webhooks
-from chalicelib.services import quota_reset as quota_reset_job
-from chalicelib.services import shares
+from chalicelib.lazy import lazy_import
+
+# Each job loads its own modules when it runs (the API function shares this import).
+outbound_webhooks = lazy_import("chalicelib.services.outbound_webhooks")
+quota_reset_job = lazy_import("chalicelib.services.quota_reset")
+shares = lazy_import("chalicelib.services.shares")
 
 bp = Blueprint(__name__)
 

@@ -6,11 +6,14 @@ from chalice import Blueprint
 
 from chalicelib import deps
 from chalicelib.api import inputs
-from chalicelib.api.responses import (ApiKeyChangedOut, ApiKeyCreatedOut, ApiKeyOut, ApiKeyRevokedOut, LinkedOut,
-                                       MovedOut)
 from chalicelib.api.routing import json_response, route
-from chalicelib.api.schemas import KeyCreateIn, KeyPatchIn, LinkKeyIn
-from chalicelib.services import apikeys, claims, identity
+from chalicelib.lazy import lazy_import
+
+responses = lazy_import("chalicelib.api.responses")
+schemas = lazy_import("chalicelib.api.schemas")
+apikeys = lazy_import("chalicelib.services.apikeys")
+claims = lazy_import("chalicelib.services.claims")
+identity = lazy_import("chalicelib.services.identity")
 
 bp = Blueprint(__name__)
 
@@ -20,7 +23,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 @route(bp, "/auth/api-key", methods=["POST"])
 def create_key():
     request = bp.current_request
-    body = inputs.parse(request, KeyCreateIn)
+    body = inputs.parse(request, schemas.KeyCreateIn)
     wanted = apikeys.KeyRequest(name=body.name, scopes=body.scopes, expires_at=body.expires_at,
                                 monthly_cap_cents=body.monthly_cap_cents)
     principal = inputs.principal(request)
@@ -29,31 +32,31 @@ def create_key():
     else:
         principal = identity.require_user(principal, "keys:manage")
         created = apikeys.create(principal.user, wanted, actor=principal.key)
-    return json_response(ApiKeyCreatedOut(**created.body()), 201, NO_STORE)
+    return json_response(responses.ApiKeyCreatedOut(**created.body()), 201, NO_STORE)
 
 
 @route(bp, "/auth/api-keys", methods=["GET"])
 def list_keys():
     principal = identity.require_user(inputs.principal(bp.current_request), "keys:manage")
-    return [ApiKeyOut(**apikeys.entry(key)) for key in apikeys.list_for(principal.user)]
+    return [responses.ApiKeyOut(**apikeys.entry(key)) for key in apikeys.list_for(principal.user)]
 
 
 @route(bp, "/auth/api-key/{key_id}", methods=["DELETE"])
 def revoke_key(key_id: str):
     principal = identity.require_user(inputs.principal(bp.current_request), "keys:manage")
     key = apikeys.revoke(principal.user, key_id)
-    return ApiKeyRevokedOut(key_id=key.key_id, revoked_at=key.revoked_at)
+    return responses.ApiKeyRevokedOut(key_id=key.key_id, revoked_at=key.revoked_at)
 
 
 @route(bp, "/auth/api-key/{key_id}", methods=["PATCH"])
 def patch_key(key_id: str):
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "keys:manage")
-    body = inputs.parse(request, KeyPatchIn)
+    body = inputs.parse(request, schemas.KeyPatchIn)
     changes = {name: getattr(body, name) for name in body.model_fields_set
                if name in ("name", "monthly_cap_cents", "expires_at")}
     key = apikeys.update(principal.user, key_id, actor=principal.key, **changes)
-    return ApiKeyChangedOut(**apikeys.entry(key))
+    return responses.ApiKeyChangedOut(**apikeys.entry(key))
 
 
 @route(bp, "/auth/link-key", methods=["POST"])
@@ -62,7 +65,7 @@ def link_key():
     the account's keys, shares and spikes become the user's."""
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "account:write")
-    body = inputs.parse(request, LinkKeyIn)
+    body = inputs.parse(request, schemas.LinkKeyIn)
     claimed = claims.claim(principal.user, body.api_key, deps.settings())
-    return LinkedOut(user_id=principal.user_id, claimed_account_id=claimed.account_id,
-                     moved=MovedOut(keys=claimed.keys, shares=claimed.shares, spikes=claimed.spikes))
+    moved = responses.MovedOut(keys=claimed.keys, shares=claimed.shares, spikes=claimed.spikes)
+    return responses.LinkedOut(user_id=principal.user_id, claimed_account_id=claimed.account_id, moved=moved)

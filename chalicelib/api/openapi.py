@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 from pydantic import BaseModel
 
 from chalicelib import errors, web
-from chalicelib.api import dashboard, schemas, versioning
+from chalicelib.api import account_schemas, dashboard, schemas, versioning
 from chalicelib.api.responses import (ApiKeyChangedOut, ApiKeyCreatedOut, ApiKeyOut, ApiKeyRevokedOut, BillingUrlOut,
                                       DeletedOut, DeliveryPageOut, DevicePollOut, DeviceStartOut, ErrorOut,
                                       HealthOut, IndexOut, KeyMeOut, LinkedOut, LoginOut, LogoutOut, MeOut,
@@ -23,7 +23,7 @@ from chalicelib.api.responses import (ApiKeyChangedOut, ApiKeyCreatedOut, ApiKey
                                       ShareListItemOut, ShareOut, ShareUpdatedOut, SpikeCreatedOut, SpikeOut,
                                       SpikePageOut, SpikeResolvedOut, StripeReceivedOut, TestSentOut, UsageOut,
                                       WebhookEventOut, WebhookOut, WebhookResumedOut, WebhookRotatedOut)
-from chalicelib.api.shares import ShareMetadata, ShareUpdate, UploadRequest
+from chalicelib.api.schemas import ShareMetadata, ShareUpdate, UploadRequest
 
 # --- what each route is ----------------------------------------------------------------------
 
@@ -84,17 +84,17 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("GET", "/dashboard/{name}"): Op("Modules and styles of the dashboard", "meta", PUBLIC,
                                      ok={200: (str, _media_types(dashboard.ASSET_TYPES.values()))}, errors=(404,)),
     # accounts
-    ("POST", "/auth/login"): Op("Mail a magic link", "auth", PUBLIC, body=schemas.EmailRequest,
+    ("POST", "/auth/login"): Op("Mail a magic link", "auth", PUBLIC, body=account_schemas.EmailRequest,
                                 ok={200: LoginOut}, rate_limited=True),
-    ("POST", "/auth/recover"): Op("Mail a recovery link", "auth", PUBLIC, body=schemas.EmailRequest,
+    ("POST", "/auth/recover"): Op("Mail a recovery link", "auth", PUBLIC, body=account_schemas.EmailRequest,
                                   ok={200: MessageOut}, rate_limited=True),
     ("POST", "/auth/verify"): Op("Exchange a magic-link token for a bearer token", "auth", PUBLIC,
-                                 body=schemas.VerifyRequest, ok={200: SessionOut}, errors=(401,)),
+                                 body=account_schemas.VerifyRequest, ok={200: SessionOut}, errors=(401,)),
     ("GET", "/auth/verify"): Op("The page a magic link opens", "auth", PUBLIC, ok={200: (str, HTML)}, html_errors=(400,),
                                 query=(("token", "The login token from the e-mail", False),)),
     ("POST", "/auth/rotate-token"): Op("Replace the calling bearer token", "auth", ok={200: SessionOut}),
     ("POST", "/auth/logout"): Op("Sign out this bearer token, or with everywhere=true every session of the account",
-                                 "auth", body=schemas.LogoutRequest, ok={200: LogoutOut}),
+                                 "auth", body=account_schemas.LogoutRequest, ok={200: LogoutOut}),
     ("GET", "/me"): Op("The signed-in account (or API key)", "auth", ok={200: Union[MeOut, KeyMeOut]}),
     ("GET", "/auth/poll"): Op("The CLI's wait for a magic link to be clicked", "auth", PUBLIC,
                               ok={200: PollOut, 202: PollOut}, errors=(401, 404), rate_limited=True,
@@ -105,7 +105,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("GET", "/auth/device"): Op("The device-flow page", "auth", PUBLIC, ok={200: (str, HTML)},
                                 query=(("code", "The user code shown by the device", False),)),
     ("POST", "/auth/device/confirm"): Op("Confirm a device code by e-mail", "auth", PUBLIC,
-                                         body=schemas.DeviceConfirmRequest, ok={200: MessageOut},
+                                         body=account_schemas.DeviceConfirmRequest, ok={200: MessageOut},
                                          errors=(404,), rate_limited=True),
     ("GET", "/auth/device/poll"): Op("The device's wait for approval", "auth", PUBLIC,
                                      ok={200: DevicePollOut, 202: DevicePollOut}, errors=(401, 404),

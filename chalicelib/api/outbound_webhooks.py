@@ -7,11 +7,14 @@ from chalice import Blueprint
 
 from chalicelib import deps
 from chalicelib.api import inputs
-from chalicelib.api.responses import (DeliveryOut, DeliveryPageOut, TestSentOut, WebhookOut, WebhookResumedOut,
-                                       WebhookRotatedOut)
 from chalicelib.api.routing import route
 from chalicelib.errors import ValidationFailed
-from chalicelib.services import identity, outbound_webhooks, shares
+from chalicelib.lazy import lazy_import
+
+responses = lazy_import("chalicelib.api.responses")
+identity = lazy_import("chalicelib.services.identity")
+outbound_webhooks = lazy_import("chalicelib.services.outbound_webhooks")
+shares = lazy_import("chalicelib.services.shares")
 
 bp = Blueprint(__name__)
 
@@ -28,29 +31,29 @@ def _owned(key: str, scope: str):
 def webhook_state(key: str):
     share = _owned(key, "shares:read")
     outbound_webhooks.require_webhook(share)
-    return WebhookOut(**outbound_webhooks.webhook_view(share))
+    return responses.WebhookOut(**outbound_webhooks.webhook_view(share))
 
 
 @route(bp, "/shares/{key}/webhook/rotate", methods=["POST"])
 def rotate_secret(key: str):
     share = _owned(key, "shares:write")
     secret, until = outbound_webhooks.rotate_secret(deps.settings(), share)
-    return WebhookRotatedOut(webhook_secret=secret, **outbound_webhooks.webhook_view(share))
+    return responses.WebhookRotatedOut(webhook_secret=secret, **outbound_webhooks.webhook_view(share))
 
 
 @route(bp, "/shares/{key}/webhook/test", methods=["POST"])
 def send_test(key: str):
     share = _owned(key, "shares:write")
     delivery = outbound_webhooks.send_test(deps.settings(), share)
-    return TestSentOut(ok=delivery.status == outbound_webhooks.DELIVERED,
-                       delivery=DeliveryOut(**outbound_webhooks.delivery_view(delivery)))
+    return responses.TestSentOut(ok=delivery.status == outbound_webhooks.DELIVERED,
+                       delivery=responses.DeliveryOut(**outbound_webhooks.delivery_view(delivery)))
 
 
 @route(bp, "/shares/{key}/webhook/resume", methods=["POST"])
 def resume(key: str):
     share = _owned(key, "shares:write")
     queued = outbound_webhooks.resume(share)
-    return WebhookResumedOut(queued=queued, **outbound_webhooks.webhook_view(share))
+    return responses.WebhookResumedOut(queued=queued, **outbound_webhooks.webhook_view(share))
 
 
 @route(bp, "/shares/{key}/webhook/deliveries", methods=["GET"])
@@ -60,5 +63,5 @@ def deliveries(key: str):
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST:
         raise ValidationFailed.field("limit", f"limit must be an integer from 1 to {MAX_LIST}")
     items = outbound_webhooks.recent(share, int(raw))
-    return DeliveryPageOut(data=[outbound_webhooks.delivery_view(item) for item in items])
+    return responses.DeliveryPageOut(data=[outbound_webhooks.delivery_view(item) for item in items])
 

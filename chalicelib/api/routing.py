@@ -6,20 +6,19 @@ import json
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
-import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice import Blueprint, CORSConfig, Response
-from pydantic import TypeAdapter
 from pynamodb.exceptions import PynamoDBException
 
 from chalicelib import deps
-from chalicelib.api import context, responses
-from chalicelib.api.responses import ErrorOut, Out, Preshaped
+from chalicelib.api import context
 from chalicelib.errors import DependencyUnavailable, InternalError, SpikesError, ValidationFailed
-from chalicelib.logs import get_logger
-from chalicelib.services import ratelimit
+from chalicelib.lazy import lazy_import
 
-log = get_logger("spikes.http")
+# Loaded by the first request, not by `import app` (chalicelib/lazy.py).
+logs = lazy_import("chalicelib.logs")
+responses = lazy_import("chalicelib.api.responses")
+ratelimit = lazy_import("chalicelib.services.ratelimit")
 
 # Public API: any origin, no credentials (cookies never cross origins; see docs/security.md).
 CORS = CORSConfig(
@@ -33,28 +32,34 @@ ANY_CONTENT_TYPE = ["*/*"]
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
-def json_response(body: Union[Out, List[Out], Preshaped], status: int = 200,
+def _log():
+    return logs.get_logger("spikes.http")
+
+
+def json_response(body: Union[responses.Out, List[responses.Out], responses.Preshaped], status: int = 200,
                   headers: Optional[Dict[str, str]] = None) -> Response:
     """The one way a JSON body is sent: a response model (or a body checked against one)."""
     wire = _wire(body)
-    text = body.text if isinstance(body, Preshaped) and body.text is not None else json.dumps(wire, separators=(",", ":"))
+    preshaped_text = body.text if isinstance(body, responses.Preshaped) else None
+    text = preshaped_text if preshaped_text is not None else json.dumps(wire, separators=(",", ":"))
     return Response(body=text, status_code=status, headers={"Content-Type": "application/json", **(headers or {})})
 
 
 def _wire(body: Any) -> Any:
-    if isinstance(body, Out):
+    if isinstance(body, responses.Out):
         return body.wire()
-    if isinstance(body, list) and all(isinstance(item, Out) for item in body):  # the contract's bare arrays
+    if isinstance(body, list) and all(isinstance(item, responses.Out) for item in body):  # the contract's bare arrays
         return [item.wire() for item in body]
-    if isinstance(body, Preshaped):
+    if isinstance(body, responses.Preshaped):
         if responses.CHECKS.preshaped:
             _check_preshaped(body)
         return body.body
     raise TypeError(f"a JSON response is a model of chalicelib/api/responses.py, not {type(body).__name__}")
 
 
-def _check_preshaped(body: Preshaped) -> None:
+def _check_preshaped(body: responses.Preshaped) -> None:
     """What the model would have sent is what is sent (the test suite turns this on)."""
+    from pydantic import TypeAdapter
     adapter = TypeAdapter(body.shape)
     shaped = adapter.dump_python(adapter.validate_python(body.body))
     if json.dumps(shaped) != json.dumps(body.body):
@@ -64,7 +69,8 @@ def _check_preshaped(body: Preshaped) -> None:
 
 
 def error_response(exc: SpikesError) -> Response:
-    return json_response(ErrorOut(**exc.body(), request_id=context.current().request_id), exc.status, exc.headers)
+    body = responses.ErrorOut(**exc.body(), request_id=context.current().request_id)
+    return json_response(body, exc.status, exc.headers)
 
 
 def handle(call: Callable[[], Any]) -> Response:
@@ -75,18 +81,18 @@ def handle(call: Callable[[], Any]) -> Response:
         result = call()
     except SpikesError as exc:
         if exc.status >= 500:
-            log.warning("request.failed", code=exc.code, status=exc.status)
+            _log().warning("request.failed", code=exc.code, status=exc.status)
         return error_response(exc)
     except (PynamoDBException, BotoCoreError, ClientError) as exc:
         cause = getattr(exc, "cause", None)
         if _is_oversized_key(exc):
             # A caller's value used as a key went past DynamoDB's key size: their input, not an outage.
             return error_response(ValidationFailed("A value is too long to look up"))
-        log.error("dependency.failed", error=type(exc).__name__, detail=str(cause or exc)[:500],
+        _log().error("dependency.failed", error=type(exc).__name__, detail=str(cause or exc)[:500],
                   aws_code=getattr(exc, "cause_response_code", None))
         return error_response(DependencyUnavailable())
     except Exception:  # noqa: BLE001 - the last line of defence: never leak a traceback
-        log.exception("request.crashed")
+        _log().exception("request.crashed")
         return error_response(InternalError())
     finally:
         decision = ratelimit.tightest()
@@ -123,8 +129,7 @@ def route(bp: Blueprint, path: str, methods: Iterable[str] = ("GET",), cors: boo
 def http_middleware(event: Any, get_response: Callable) -> Response:
     """Request id, access log and the headers every response carries."""
     state = context.begin(event.headers.get("x-request-id"))
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=state.request_id)
+    logs.bind_request(state.request_id)
     started = time.perf_counter()
     response = get_response(event)
     if isinstance(response.body, dict) and "Code" in response.body and "Message" in response.body:
@@ -137,6 +142,6 @@ def http_middleware(event: Any, get_response: Callable) -> Response:
         response = reshaped
     response.headers.update(state.response_headers)
     response.headers["X-Request-Id"] = state.request_id
-    log.info("request", method=event.method, route=event.path, status=response.status_code,
+    _log().info("request", method=event.method, route=event.path, status=response.status_code,
              ms=round((time.perf_counter() - started) * 1000, 1))
     return response

@@ -1,41 +1,25 @@
 """Request models: they validate input and describe it in the API reference (response models are in
-``responses``)."""
+``responses``). Sign-in's models, which validate e-mail addresses, are in ``account_schemas`` so
+that the feedback routes never load the e-mail validator."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, Optional
+from typing import List, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from chalicelib.lazy import lazy_import
+
+shares = lazy_import("chalicelib.services.shares")
 
 
-class _Lenient(BaseModel):
+class Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
-
-
-class EmailRequest(_Lenient):
-    email: EmailStr = Field(max_length=254)
-
-
-class LogoutRequest(_Lenient):
-    # Also sign out every other session of the account ("sign out everywhere").
-    everywhere: bool = False
-
-
-class VerifyRequest(_Lenient):
-    login_token: str = Field(min_length=1, max_length=200)
-    # Also hand a session to the program that asked for the link (the CLI's poll, a device):
-    # sent by the verify page only after the person approved what it showed them.
-    approve: bool = False
-
-
-class DeviceConfirmRequest(_Lenient):
-    user_code: str = Field(min_length=4, max_length=20)
-    email: EmailStr = Field(max_length=254)
 
 
 # --- API keys --------------------------------------------------------------------------------
 
-class KeyCreateIn(_Lenient):
+class KeyCreateIn(Lenient):
     """``{}``, ``{"name"}`` (what the CLI sends) or with scopes, expiry and a budget cap."""
     name: Optional[str] = Field(default=None, max_length=100)
     scopes: Optional[str] = Field(default=None, max_length=500)
@@ -43,38 +27,38 @@ class KeyCreateIn(_Lenient):
     monthly_cap_cents: Optional[int] = Field(default=None, ge=0, le=100_000_000)
 
 
-class KeyPatchIn(_Lenient):
+class KeyPatchIn(Lenient):
     """Only the fields present change; ``null`` removes a cap or an expiry."""
     name: Optional[str] = Field(default=None, max_length=100)
     expires_at: Optional[datetime] = None
     monthly_cap_cents: Optional[int] = Field(default=None, ge=0, le=100_000_000)
 
 
-class LinkKeyIn(_Lenient):
+class LinkKeyIn(Lenient):
     api_key: str = Field(min_length=10, max_length=200)
 
 
 # --- spikes ----------------------------------------------------------------------------------
 
-class ReviewerIn(_Lenient):
+class ReviewerIn(Lenient):
     id: Optional[str] = Field(default=None, max_length=128)
     name: Optional[str] = Field(default=None, max_length=200)
     email: Optional[str] = Field(default=None, max_length=254)
 
 
-class ViewportIn(_Lenient):
+class ViewportIn(Lenient):
     width: float = Field(ge=0, le=100_000)
     height: float = Field(ge=0, le=100_000)
 
 
-class BoundingBoxIn(_Lenient):
+class BoundingBoxIn(Lenient):
     x: float = Field(ge=-1_000_000, le=10_000_000)
     y: float = Field(ge=-1_000_000, le=10_000_000)
     width: float = Field(ge=0, le=10_000_000)
     height: float = Field(ge=0, le=10_000_000)
 
 
-class SpikeIn(_Lenient):
+class SpikeIn(Lenient):
     """What the widget, the CLI's push and the MCP server post. Unknown fields are ignored;
     strings that are null count as empty. ``projectKey`` or ``project`` is required (checked
     by the view, so the error names the field)."""
@@ -106,5 +90,52 @@ class SpikeIn(_Lenient):
         return value.lower() if isinstance(value, str) else value
 
 
-class ResolveIn(_Lenient):
+class ResolveIn(Lenient):
     resolved: bool
+
+
+# --- shares ----------------------------------------------------------------------------------
+
+class ShareMetadata(BaseModel):
+    """The ``metadata`` part. The CLI sends ``name``; the contract's examples ``slug``/``title``."""
+    model_config = ConfigDict(extra="ignore")
+
+    name: Optional[str] = Field(default=None, max_length=200)
+    title: Optional[str] = Field(default=None, max_length=200)
+    slug: Optional[str] = Field(default=None, max_length=200)
+    password: Optional[str] = Field(default=None, max_length=200)
+    webhook_url: Optional[str] = Field(default=None, max_length=2048)
+
+    @field_validator("name", "title", "slug", "password", "webhook_url", mode="before")
+    @classmethod
+    def _blank_is_absent(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def options(self) -> shares.ShareOptions:
+        name = (self.name or self.title or self.slug or "share").strip()
+        return shares.ShareOptions(name=name, slug=self.slug, password=self.password, webhook_url=self.webhook_url)
+
+
+class FileAnnouncement(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    path: str = Field(max_length=1024)
+    size: int = Field(ge=0)
+    content_type: Optional[str] = Field(default=None, max_length=200)
+
+
+class UploadRequest(ShareMetadata):
+    files: List[FileAnnouncement] = Field(default_factory=list)
+
+
+class ShareUpdate(BaseModel):
+    """PATCH /shares/{key}: a field left out stays as it is; null or "" removes it."""
+    model_config = ConfigDict(extra="forbid")
+
+    name: Optional[str] = Field(default=None, max_length=200)
+    password: Optional[str] = Field(default=None, max_length=200)
+    webhook_url: Optional[str] = Field(default=None, max_length=2048)
+
+    def changes(self) -> shares.ShareChanges:
+        given = {field: (getattr(self, field) or "") for field in self.model_fields_set}
+        return shares.ShareChanges(**given)

@@ -19,7 +19,11 @@ from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
 from chalicelib.api.routing import error_response, route
 from chalicelib.errors import AuthFailed, AuthRequired
-from chalicelib.services import share_access, share_pages, uploads
+from chalicelib.lazy import lazy_import
+from chalicelib.services.uploads import MAX_PATH_SEGMENTS  # the routes' depth (light: no parser)
+
+share_access = lazy_import("chalicelib.services.share_access")
+share_pages = lazy_import("chalicelib.services.share_pages")
 
 bp = Blueprint(__name__)
 
@@ -29,7 +33,6 @@ SHARE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-ASSET_MAX_AGE = share_pages.ASSET_MAX_AGE
 MAX_FORM_BYTES = 4096
 
 
@@ -37,7 +40,7 @@ MAX_FORM_BYTES = 4096
 def widget_script():
     return Response(body=web.asset("widget.js"), headers={
         "Content-Type": "application/javascript; charset=utf-8",
-        "Cache-Control": f"public, max-age={ASSET_MAX_AGE}",
+        "Cache-Control": f"public, max-age={web.ASSET_MAX_AGE}",
         "X-Content-Type-Options": "nosniff",
     })
 
@@ -51,7 +54,7 @@ def _serve_share(slug: str, **segments: str) -> Response:
 # Chalice has no greedy path parameters: one route per depth, as deep as uploads may nest,
 # plus one for the access segment of password-protected shares.
 route(bp, "/s/{slug}", methods=["GET", "POST"])(_serve_share)
-for _depth in range(1, uploads.MAX_PATH_SEGMENTS + 2):
+for _depth in range(1, MAX_PATH_SEGMENTS + 2):
     route(bp, "/s/{slug}/" + "/".join(f"{{p{i}}}" for i in range(1, _depth + 1)),
           methods=["GET", "POST"])(_serve_share)
 

@@ -2,56 +2,33 @@
 and delete. Serving the uploaded pages lives in ``serving``."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import TYPE_CHECKING
 
 from chalice import Blueprint
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib import deps
 from chalicelib.api import context, inputs
-from chalicelib.api.responses import ShareCreatedOut, ShareDeletedOut, ShareListItemOut, ShareOut, ShareUpdatedOut
 from chalicelib.api.routing import json_response, route
 from chalicelib.errors import SizeLimit
-from chalicelib.services import identity, outbound_webhooks, ratelimit, share_links, shares, uploads
-from chalicelib.services.identity import Principal
-from chalicelib.store.models import Share
+from chalicelib.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from chalicelib.services.identity import Principal
+    from chalicelib.store.models import Share
+
+responses = lazy_import("chalicelib.api.responses")
+schemas = lazy_import("chalicelib.api.schemas")
+identity = lazy_import("chalicelib.services.identity")
+outbound_webhooks = lazy_import("chalicelib.services.outbound_webhooks")
+ratelimit = lazy_import("chalicelib.services.ratelimit")
+share_links = lazy_import("chalicelib.services.share_links")
+shares = lazy_import("chalicelib.services.shares")
+uploads = lazy_import("chalicelib.services.uploads")
 
 bp = Blueprint(__name__)
 
 # Room for the announcement of a share with max_share_files (500) files and long paths.
 MAX_ANNOUNCEMENT_BYTES = 256 * 1024
-
-
-class ShareMetadata(BaseModel):
-    """The ``metadata`` part. The CLI sends ``name``; the contract's examples ``slug``/``title``."""
-    model_config = ConfigDict(extra="ignore")
-
-    name: Optional[str] = Field(default=None, max_length=200)
-    title: Optional[str] = Field(default=None, max_length=200)
-    slug: Optional[str] = Field(default=None, max_length=200)
-    password: Optional[str] = Field(default=None, max_length=200)
-    webhook_url: Optional[str] = Field(default=None, max_length=2048)
-
-    @field_validator("name", "title", "slug", "password", "webhook_url", mode="before")
-    @classmethod
-    def _blank_is_absent(cls, value):
-        return None if isinstance(value, str) and not value.strip() else value
-
-    def options(self) -> shares.ShareOptions:
-        name = (self.name or self.title or self.slug or "share").strip()
-        return shares.ShareOptions(name=name, slug=self.slug, password=self.password, webhook_url=self.webhook_url)
-
-
-class FileAnnouncement(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    path: str = Field(max_length=1024)
-    size: int = Field(ge=0)
-    content_type: Optional[str] = Field(default=None, max_length=200)
-
-
-class UploadRequest(ShareMetadata):
-    files: List[FileAnnouncement] = Field(default_factory=list)
 
 
 def _uploader(request) -> Principal:
@@ -72,7 +49,7 @@ def _new_webhook_secret(share: Share) -> dict:
 
 
 def _created(share: Share, base_url: str, http_status: int = 201, **extra):
-    return json_response(ShareCreatedOut(url=share_links.share_url(base_url, share), share_id=share.share_id,
+    return json_response(responses.ShareCreatedOut(url=share_links.share_url(base_url, share), share_id=share.share_id,
                                          slug=share.slug, status=share.status, **extra), http_status)
 
 
@@ -89,7 +66,7 @@ def create_share():
                         f"`python -m tools.share DIR --host {inputs.base_url(request)}` from the spikes-aws "
                         f"repository, or POST /shares/uploads (docs/shares.md)")
     upload = uploads.parse_multipart(request.headers.get("content-type", ""), raw, settings.max_share_files)
-    metadata = inputs.validate(ShareMetadata, upload.metadata)
+    metadata = inputs.validate(schemas.ShareMetadata, upload.metadata)
     base_url = inputs.base_url(request)
     share = shares.create_share(settings, deps.share_files(), principal.user, metadata.options(), upload.files, base_url)
     return _created(share, base_url, **_new_webhook_secret(share))
@@ -100,7 +77,7 @@ def start_upload():
     request = bp.current_request
     principal = _uploader(request)
     settings = deps.settings()
-    body = inputs.parse(request, UploadRequest, max_bytes=max(settings.max_json_bytes, MAX_ANNOUNCEMENT_BYTES))
+    body = inputs.parse(request, schemas.UploadRequest, max_bytes=max(settings.max_json_bytes, MAX_ANNOUNCEMENT_BYTES))
     paths = [uploads.normalise_path(item.path) for item in body.files]
     # The served type follows the extension, whatever the client announced.
     files = [shares.FileSpec(path=path, size=item.size, content_type=uploads.content_type_for(path))
@@ -134,7 +111,7 @@ def list_shares():
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "shares:read")
     base_url = inputs.base_url(request)
-    return [ShareListItemOut(**_summary(share, base_url), spike_count=count)
+    return [responses.ShareListItemOut(**_summary(share, base_url), spike_count=count)
             for share, count in shares.list_owned(principal.user)]
 
 
@@ -145,36 +122,23 @@ def get_share(key: str):
     share = shares.get_owned(principal.user, key)
     exported = shares.export_spikes(share)
     # Every spike of the share is in hand: count them rather than read the counter too.
-    return ShareOut(**_summary(share, inputs.base_url(request)), spike_count=len(exported),
+    return responses.ShareOut(**_summary(share, inputs.base_url(request)), spike_count=len(exported),
                     exported_spikes=exported)
-
-
-class ShareUpdate(BaseModel):
-    """PATCH /shares/{key}: a field left out stays as it is; null or "" removes it."""
-    model_config = ConfigDict(extra="forbid")
-
-    name: Optional[str] = Field(default=None, max_length=200)
-    password: Optional[str] = Field(default=None, max_length=200)
-    webhook_url: Optional[str] = Field(default=None, max_length=2048)
-
-    def changes(self) -> shares.ShareChanges:
-        given = {field: (getattr(self, field) or "") for field in self.model_fields_set}
-        return shares.ShareChanges(**given)
 
 
 @route(bp, "/shares/{key}", methods=["PATCH"])
 def update_share(key: str):
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "shares:write")
-    body = inputs.parse(request, ShareUpdate)
+    body = inputs.parse(request, schemas.ShareUpdate)
     base_url = inputs.base_url(request)
     share = shares.update_share(deps.settings(), principal.user, key, body.changes(), base_url)
     secret = _new_webhook_secret(share) if body.webhook_url else {}
-    return ShareUpdatedOut(**_summary(share, base_url), **secret)
+    return responses.ShareUpdatedOut(**_summary(share, base_url), **secret)
 
 
 @route(bp, "/shares/{key}", methods=["DELETE"])
 def delete_share(key: str):
     principal = identity.require_user(inputs.principal(bp.current_request), "shares:write")
     exported = shares.delete_share(deps.share_files(), principal.user, key)
-    return ShareDeletedOut(exported_spikes=exported)
+    return responses.ShareDeletedOut(exported_spikes=exported)

@@ -3,19 +3,21 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.api.responses import HealthOut, IndexOut
 from chalicelib.api.routing import route
+from chalicelib.lazy import lazy_import
+
+responses = lazy_import("chalicelib.api.responses")
 
 bp = Blueprint(__name__)
 
 
 @route(bp, "/", methods=["GET"])
 def index():
-    return IndexOut(name="spikes")
+    return responses.IndexOut(name="spikes")
 
 
 @route(bp, "/health", methods=["GET"])
 def health():
     """Liveness for load balancers and monitors (the upstream Cloudflare template has it).
     It touches no dependency: a DynamoDB hiccup shows as 503s on real requests, not here."""
-    return HealthOut(status="ok")
+    return responses.HealthOut(status="ok")

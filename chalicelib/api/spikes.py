@@ -5,16 +5,19 @@ import json
 from typing import List, Optional
 
 from chalice import Blueprint, Response
-from pydantic import ValidationError
 
 from chalicelib import deps
 from chalicelib.api import context, inputs
-from chalicelib.api.responses import DeletedOut, Preshaped, SpikeCreatedOut, SpikeOut, SpikePageOut, SpikeResolvedOut
 from chalicelib.api.routing import json_response, route
-from chalicelib.api.schemas import ResolveIn, SpikeIn
 from chalicelib.errors import ValidationFailed
-from chalicelib.services import exports, ratelimit, share_access, spikes
-from chalicelib.services.spikes import ANONYMOUS, Filters, NewSpike
+from chalicelib.lazy import lazy_import
+
+responses = lazy_import("chalicelib.api.responses")
+schemas = lazy_import("chalicelib.api.schemas")
+exports = lazy_import("chalicelib.services.exports")
+ratelimit = lazy_import("chalicelib.services.ratelimit")
+share_access = lazy_import("chalicelib.services.share_access")
+spikes = lazy_import("chalicelib.services.spikes")
 
 bp = Blueprint(__name__)
 
@@ -25,28 +28,30 @@ MAX_LIMIT = 1000
 MAX_LISTING_BYTES = 5 * 1024 * 1024
 
 
-def _new_spike(data: dict) -> NewSpike:
+def _new_spike(data: dict) -> spikes.NewSpike:
+    from pydantic import ValidationError
     details = []
-    body: Optional[SpikeIn] = None
+    body: Optional[schemas.SpikeIn] = None
     try:
-        body = SpikeIn.model_validate(data)
+        body = schemas.SpikeIn.model_validate(data)
     except ValidationError as exc:
         details = inputs.validation_details(exc)
     if not (data.get("projectKey") or data.get("project")):
         details.append({"field": "projectKey", "message": "projectKey (or project) is required", "code": "MISSING_FIELD"})
     if details or body is None:
         raise ValidationFailed(details=details)
-    reviewer = dict(ANONYMOUS)
+    anonymous = spikes.ANONYMOUS
+    reviewer = dict(anonymous)
     if body.reviewer is not None:
-        reviewer = {"id": body.reviewer.id or ANONYMOUS["id"], "name": body.reviewer.name or ANONYMOUS["name"]}
+        reviewer = {"id": body.reviewer.id or anonymous["id"], "name": body.reviewer.name or anonymous["name"]}
         if body.reviewer.email:
             reviewer["email"] = body.reviewer.email
     elif body.reviewerName or body.reviewerEmail:
-        reviewer = {"id": ANONYMOUS["id"], "name": body.reviewerName or ANONYMOUS["name"]}
+        reviewer = {"id": anonymous["id"], "name": body.reviewerName or anonymous["name"]}
         if body.reviewerEmail:
             reviewer["email"] = body.reviewerEmail
     box = body.boundingBox
-    return NewSpike(
+    return spikes.NewSpike(
         type=body.type, project_key=(body.projectKey or body.project), client_id=body.id,
         page=body.page or "", url=body.url or "", comments=body.comments or "", timestamp=body.timestamp or "",
         rating=body.rating, reviewer=reviewer, selector=body.selector, xpath=body.xpath,
@@ -67,17 +72,17 @@ def create_spike():
     author = _acting(request, "spikes:write")
     new = _new_spike(inputs.json_body(request))
     recorded = spikes.record(new, settings, inputs.base_url(request), author)
-    return json_response(SpikeCreatedOut(id=recorded.id), 201)
+    return json_response(responses.SpikeCreatedOut(id=recorded.id), 201)
 
 
-def _filters(params: dict) -> Filters:
+def _filters(params: dict) -> spikes.Filters:
     rating = (params.get("rating") or "").lower() or None
     if rating is not None and rating not in spikes.RATINGS:
         raise ValidationFailed.field("rating", f"rating must be one of {', '.join(spikes.RATINGS)}")
     resolved_raw = (params.get("resolved") or "").lower()
     if resolved_raw not in ("", "true", "false"):
         raise ValidationFailed.field("resolved", "resolved must be true or false")
-    return Filters(page=params.get("page") or None, reviewer=params.get("reviewer") or None, rating=rating,
+    return spikes.Filters(page=params.get("page") or None, reviewer=params.get("reviewer") or None, rating=rating,
                    resolved=None if not resolved_raw else resolved_raw == "true")
 
 
@@ -140,11 +145,11 @@ def list_spikes():
     filters, limit = _filters(params), _limit(params, default_limit)
     page = spikes.list_page(_scope(request, params), filters, limit, params.get("cursor") or None,
                             deps.settings().secret_key.get_secret_value(), max_bytes=MAX_LISTING_BYTES)
-    # Items are in SpikeOut's wire shape already (spikes.to_client), and serialized once (to be
+    # Items are in responses.SpikeOut's wire shape already (spikes.to_client), and serialized once (to be
     # measured against the page's byte budget): sent as they are, not validated again here.
     if wants_bare_array(request):
-        return Preshaped(List[SpikeOut], page.items, page.items_json)
-    return Preshaped(SpikePageOut, {"data": page.items, "next_cursor": page.next_cursor},
+        return responses.Preshaped(List[responses.SpikeOut], page.items, page.items_json)
+    return responses.Preshaped(responses.SpikePageOut, {"data": page.items, "next_cursor": page.next_cursor},
                      f'{{"data":{page.items_json},"next_cursor":{json.dumps(page.next_cursor)}}}')
 
 
@@ -155,23 +160,24 @@ def _project(request) -> Optional[str]:
 @route(bp, "/spikes/{spike_id}", methods=["GET"])
 def get_spike(spike_id: str):
     request = bp.current_request
-    return SpikeOut(**spikes.to_client(spikes.get_for(_acting(request, "spikes:read"), spike_id, _project(request))))
+    spike = spikes.get_for(_acting(request, "spikes:read"), spike_id, _project(request))
+    return responses.SpikeOut(**spikes.to_client(spike))
 
 
 @route(bp, "/spikes/{spike_id}", methods=["PATCH"])
 def patch_spike(spike_id: str):
     request = bp.current_request
     principal = _acting(request, "spikes:write")
-    body = inputs.parse(request, ResolveIn)
+    body = inputs.parse(request, schemas.ResolveIn)
     spike = spikes.set_resolved(principal, spike_id, body.resolved, _project(request))
-    return SpikeResolvedOut(**spikes.to_client(spike), resolved_at=spike.resolved_at)
+    return responses.SpikeResolvedOut(**spikes.to_client(spike), resolved_at=spike.resolved_at)
 
 
 @route(bp, "/spikes/{spike_id}", methods=["DELETE"])
 def delete_spike(spike_id: str):
     request = bp.current_request
     spikes.delete(_acting(request, "spikes:write"), spike_id, _project(request))
-    return DeletedOut(id=spike_id)
+    return responses.DeletedOut(id=spike_id)
 
 
 # --- export ----------------------------------------------------------------------------------

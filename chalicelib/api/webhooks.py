@@ -6,9 +6,11 @@ from chalice import Blueprint
 
 from chalicelib import clock, deps
 from chalicelib.api import inputs
-from chalicelib.api.responses import StripeReceivedOut
 from chalicelib.api.routing import route
-from chalicelib.services import stripe_events
+from chalicelib.lazy import lazy_import
+
+responses = lazy_import("chalicelib.api.responses")
+stripe_events = lazy_import("chalicelib.services.stripe_events")  # Stripe's library loads with an event
 
 bp = Blueprint(__name__)
 
@@ -21,4 +23,4 @@ def stripe_webhook():
     settings = deps.settings()
     raw = inputs.body_bytes(request, stripe_events.MAX_WEBHOOK_BYTES)
     event = stripe_events.verify(settings, raw, request.headers.get("stripe-signature"))
-    return StripeReceivedOut(**stripe_events.handle_event(settings, event, now=clock.epoch()))
+    return responses.StripeReceivedOut(**stripe_events.handle_event(settings, event, now=clock.epoch()))

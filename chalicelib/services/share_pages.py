@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, Optional, Union
 from urllib.parse import urlencode
 
+from chalicelib import web
 from chalicelib.errors import NotFound, ShareUnavailable
 from chalicelib.services import share_access, share_html, uploads
 from chalicelib.services.share_links import share_path, split_access_segment
@@ -26,7 +27,6 @@ from chalicelib.store.models import Share
 
 # Fetch Metadata destinations that put a document (and so a location.href) in a browsing context.
 DOCUMENT_DESTINATIONS = {"document", "iframe", "frame", "embed", "object"}
-ASSET_MAX_AGE = 300
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def _content(settings: Settings, share_files: ShareFiles, v: Visit, share: Share
              extra: Dict[str, str]) -> Reply:
     scope = "private" if share.password_hash else "public"
     is_html = served.content_type == "text/html"
-    headers = {**extra, "Cache-Control": f"no-cache, {scope}" if is_html else f"{scope}, max-age={ASSET_MAX_AGE}"}
+    headers = {**extra, "Cache-Control": f"no-cache, {scope}" if is_html else f"{scope}, max-age={web.ASSET_MAX_AGE}"}
     # A protected page embeds an expiring access token: always send it fresh.
     if served.etag and not (is_html and share.password_hash):
         headers["ETag"] = served.etag

@@ -7,6 +7,8 @@ from pathlib import Path
 from string import Template
 
 WEB_DIR = Path(__file__).resolve().parent
+# How long browsers keep the widget script and a share's files other than HTML (seconds).
+ASSET_MAX_AGE = 300
 
 # GET /docs/{asset}: name -> (file, Content-Type); the API reference documents these types.
 DOCS_ASSETS = {

@@ -15,8 +15,7 @@ import boto3
 import pytest
 
 from tests.deploy.conftest import MAIL_FROM, deploy_stack, function_environment
-
-HEAVY_AT_IMPORT = ("stripe", "multipart", "python_multipart", "argon2")
+from tests.test_cold_start import HEAVY_AT_IMPORT
 
 pytestmark = pytest.mark.usefixtures("clean_spikes_env")
 
