@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List, Optional, Tuple
@@ -29,6 +30,9 @@ class FakeStripe:
     requests: List[Recorded] = field(default_factory=list)
     customers: Dict[str, dict] = field(default_factory=dict)
     failures: List[Tuple[int, dict]] = field(default_factory=list)
+    # Seconds to sit on the next answers (after doing the work, as a slow Stripe would): a
+    # client with a shorter timeout gives up although the request took effect.
+    delays: List[float] = field(default_factory=list)
     _idempotent: Dict[str, dict] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: Optional[ThreadingHTTPServer] = None
@@ -52,12 +56,19 @@ class FakeStripe:
                 status, payload = fake.dispatch(Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()},
                                                          dict(parse_qsl(body, keep_blank_values=True))))
                 data = json.dumps(payload).encode()
+                with fake._lock:
+                    delay = fake.delays.pop(0) if fake.delays else 0.0
+                if delay:
+                    time.sleep(delay)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("Request-Id", "req_fake")
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except OSError:  # the client timed out and closed the connection
+                    pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -15,7 +15,8 @@ running local server. ``problems(store)`` lists every broken invariant:
 """
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
@@ -151,7 +152,8 @@ def problems(store: Store, deleted_since: Optional[Dict[str, int]] = None,
     present = set(store.objects)
     for share_id, share in shares.items():
         if share.get("status") in VISIBLE:
-            for path in share.get("files") or {}:
+            files = share.get("files") or {}
+            for path in json.loads(files) if isinstance(files, str) else files:
                 if f"shares/{share_id}/{path}" not in present:
                     found.append(f"share {share_id}: file {path} missing from the bucket")
     if record:
