@@ -293,6 +293,9 @@ def test_a_failed_share_deletion_is_finished_by_the_retry(client, user_token, mo
     assert again["slug"] == body["slug"]
 
 
+NO_ABANDONED_UPLOADS = {"abandoned_uploads_removed": 0, "abandoned_uploads_failed": 0}
+
+
 def test_the_scheduled_job_finishes_an_abandoned_deletion(client, user_token, monkeypatch):
     """Run as the scheduled Lambda function (its calls are checked against its own role)."""
     from chalicelib.store.models import Share
@@ -304,12 +307,54 @@ def test_the_scheduled_job_finishes_an_abandoned_deletion(client, user_token, mo
     assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 503
     restore()
     result = client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload
-    assert result == {"pending": 1, "finished": 1, "failed": 0}
+    assert result == {"pending": 1, "finished": 1, "failed": 0, **NO_ABANDONED_UPLOADS}
     assert s3_keys(f"shares/{body['share_id']}/") == [] and s3_keys("deletions/") == []
     assert [s.pk for s in Share.scan() if body["share_id"] in (s.pk + (s.share_id or ""))] == []
     assert call(client, "GET", f"/spikes/{spike_id}", token=user_token)[0] == 404
     assert user_of("owner@example.com").active_shares == 0
-    assert client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload == {"pending": 0, "finished": 0, "failed": 0}
+    assert client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload == {"pending": 0, "finished": 0, "failed": 0,
+                                                                            **NO_ABANDONED_UPLOADS}
+
+
+def test_the_files_of_an_upload_whose_function_died_are_removed_by_the_job(client, user_token, monkeypatch):
+    """A direct upload that dies between its files and its share record leaves files no share
+    owns; the share_deletions job removes them once no function could still be storing it."""
+    from datetime import timedelta
+
+    from botocore.exceptions import ClientError
+    from chalicelib import clock
+    from chalicelib.store import shares as share_store
+    from chalicelib.store.files import ShareFiles
+    from tests.test_shares import s3_keys, upload
+    from tests.test_usage import SCHEDULE_EVENT
+    real_insert, real_delete_all = share_store.insert, ShareFiles.delete_all
+
+    def dies(*_args, **_kwargs):
+        raise ClientError({"Error": {"Code": "InternalServerError", "Message": "gone"}}, "TransactWriteItems")
+    monkeypatch.setattr(share_store, "insert", dies)
+    monkeypatch.setattr(ShareFiles, "delete_all", dies)  # its own clean-up fails too
+    assert upload(client, user_token)[0] == 503
+    monkeypatch.setattr(share_store, "insert", real_insert)
+    monkeypatch.setattr(ShareFiles, "delete_all", real_delete_all)
+    [orphan] = {key.split("/")[1] for key in s3_keys("shares/")}
+
+    assert client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload["abandoned_uploads_removed"] == 0
+    assert s3_keys(f"shares/{orphan}/")  # still young: its function might be running
+    later = clock.now() + timedelta(minutes=16)
+    clock.use(lambda: later)
+    try:
+        assert client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload["abandoned_uploads_removed"] == 1
+    finally:
+        clock.use(None)
+    assert s3_keys(f"shares/{orphan}/") == []
+    # A finished upload leaves no marker behind, and its files stay.
+    share = upload(client, user_token)[1]
+    clock.use(lambda: later)
+    try:
+        assert client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload["abandoned_uploads_removed"] == 0
+    finally:
+        clock.use(None)
+    assert s3_keys(f"shares/{share['share_id']}/")
 
 
 # --- 8. bad input is a 4xx, never a 500 -----------------------------------------------------------
@@ -355,13 +400,24 @@ def test_values_too_long_for_a_dynamodb_key_are_a_4xx(client, user_token):
     assert get(client, f"/s/{long}/")[0] == 404
 
 
-def test_a_key_size_refusal_from_dynamodb_is_a_400_not_a_503(client, monkeypatch):
+def test_an_api_key_id_of_a_shape_never_issued_is_a_404(backend_client):
+    """Looked up only when it has the shape of one we issue: DynamoDB (and DynamoDB Local)
+    refuse a 3,000-byte key, moto does not (the reliability suite found it on DynamoDB Local)."""
+    token = sign_in(backend_client, "keys@example.com")
+    for method in ("PATCH", "DELETE"):
+        for key_id in ("a" * 3000, "key_" + "a" * 3000, "key_ABC"):
+            assert call(backend_client, method, f"/auth/api-key/{key_id}", {"name": "x"}, token=token)[0] == 404
+
+
+@pytest.mark.parametrize("message", [
+    "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes",
+    "Hash primary key values must be under 2048 bytes, and range primary key values must be under 1024 bytes",
+])
+def test_a_key_size_refusal_from_dynamodb_is_a_400_not_a_503(client, monkeypatch, message):
     from botocore.exceptions import ClientError
     from pynamodb.exceptions import GetError
     from chalicelib.store import shares as shares_service
-    error = ClientError({"Error": {"Code": "ValidationException", "Message": "One or more parameter values were "
-                                   "invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes"}},
-                        "GetItem")
+    error = ClientError({"Error": {"Code": "ValidationException", "Message": message}}, "GetItem")
 
     def refuse(_key):
         raise GetError("Failed to get item", cause=error)

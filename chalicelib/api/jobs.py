@@ -28,11 +28,13 @@ def quota_reset(event: Any) -> Dict[str, Any]:
 
 
 # Every 15 minutes: finish share deletions whose clean-up failed and was not retried (a share
-# being deleted is already gone for everyone; this removes what is left of it).
+# being deleted is already gone for everyone; this removes what is left of it), and remove the
+# files of direct uploads whose function died before it stored their share.
 @bp.schedule(Rate(15, unit=Rate.MINUTES), name="share_deletions")
 def share_deletions(event: Any) -> Dict[str, Any]:
     deps.settings()
-    return shares.finish_pending_deletions(deps.share_files())
+    files = deps.share_files()
+    return {**shares.finish_pending_deletions(files), **shares.finish_abandoned_uploads(files, clock.epoch())}
 
 
 # Every minute: the webhook deliveries that are due (the local server runs the same pass every

@@ -104,7 +104,10 @@ def handle(call: Callable[[], Any]) -> Response:
     return json_response(result)
 
 
-_KEY_SIZE_MESSAGES = ("size of hashkey", "size of rangekey", "key size", "exceeded the maximum size limit")
+# DynamoDB's words for it: on writes ("Size of hashkey has exceeded...") and on reads ("Hash
+# primary key values must be under 2048 bytes", also DynamoDB Local's).
+_KEY_SIZE_MESSAGES = ("size of hashkey", "size of rangekey", "key size", "exceeded the maximum size limit",
+                      "primary key values must be under")
 
 
 def _is_oversized_key(exc: Exception) -> bool:

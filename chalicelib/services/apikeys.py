@@ -225,7 +225,10 @@ def list_for(user: User) -> List[ApiKey]:
 
 
 def get_owned(user: User, key_id: str) -> ApiKey:
-    """Someone else's key is "not found", like a key that does not exist."""
+    """Someone else's key is "not found", like a key that does not exist (and so is an id of a
+    shape we never issue: it is not looked up)."""
+    if not (key_id.startswith("key_") and _ID_PART.match(key_id[len("key_"):])):
+        raise NotFound("API key not found")
     key = key_store.get(key_id)
     if key is None or key.user_id != user.user_id:
         raise NotFound("API key not found")

@@ -143,15 +143,25 @@ def create_share(settings: Settings, share_files: ShareFiles, user: User, option
     limit = check_options(settings, user, options, base_url)
     specs = [FileSpec(f.path, f.size, f.content_type) for f in files]
     share = _new_share(new_share_id(), user, options, specs, ACTIVE)
+    # Recorded before the first file: if this function dies before the share is stored, the
+    # share_deletions job removes the files nobody can reach (finish_abandoned_uploads).
+    marker = ledger.upload_marker(share.share_id, clock.epoch())
+    ledger.add_pending_upload(marker)
     try:
         share_files.put_all(share.share_id, [(f.path, f.data, f.content_type) for f in files])
-        return _insert(share, user, options.slug or options.name, limit, settings, base_url)
+        stored = _insert(share, user, options.slug or options.name, limit, settings, base_url)
     except BaseException:
         try:
             share_files.delete_all(share.share_id)
-        except Exception:  # noqa: BLE001 - keep the original error; the files are unreachable anyway
+            ledger.forget_pending_upload(marker)
+        except Exception:  # noqa: BLE001 - keep the original error; the job removes the files later
             log.warning("share.cleanup_failed", share_id=share.share_id)
         raise
+    try:
+        ledger.forget_pending_upload(marker)
+    except Exception:  # noqa: BLE001 - the share is stored; the job will find it and forget the marker
+        log.warning("share.upload_marker_kept", share_id=share.share_id)
+    return stored
 
 
 def start_upload(settings: Settings, share_files: ShareFiles, user: User, options: ShareOptions, files: List[FileSpec],
@@ -183,6 +193,7 @@ def complete_upload(settings: Settings, share_files: ShareFiles, user: User, key
     presigned URLs write to a staging area that is only read here, while pending."""
     share = get_owned(user, key)
     if share.status != PENDING:
+        share_files.delete_staged(share.share_id)  # a completion that died after activating left it
         return share
     staged = share_files.staged(share.share_id)
     problems, total, verified = [], 0, {}
@@ -208,7 +219,10 @@ def complete_upload(settings: Settings, share_files: ShareFiles, user: User, key
         raise ValidationFailed.field(str(exc), "The file changed while the upload was being completed; "
                                      "complete again", "CHANGED_DURING_COMPLETE") from None
     # Completed after Pro ended: protected, so locked rather than public.
-    return share_store.activate(share, locked=bool(share.password_hash) and quotas.effective_tier(user) != quotas.PRO)
+    share = share_store.activate(share, locked=bool(share.password_hash) and quotas.effective_tier(user) != quotas.PRO)
+    # Only now: until the share is active, a retried completion publishes from the staging area.
+    share_files.delete_staged(share.share_id)
+    return share
 
 
 # --- reading and deleting --------------------------------------------------------------------
@@ -291,7 +305,10 @@ def finish_deletion(share_files: ShareFiles, share: Share) -> None:
     share_files.delete_all(share.share_id)
     spikes.delete_share_spikes(share.share_id, share.created_at)
     share_store.remove(share)
+    # The pending mark goes last: until then the job finds the deletion and drops the export
+    # (the deleted feedback) even when the share record is already gone.
     share_files.drop_export(share.share_id)
+    ledger.forget_pending_deletion(share.share_id)
     log.info("share.deleted", share_id=share.share_id)
 
 
@@ -300,17 +317,43 @@ def finish_pending_deletions(share_files: ShareFiles, limit: int = 100) -> Dict[
     pending = ledger.pending_deletions()
     finished = failed = 0
     for share_id in pending[:limit]:
-        share = share_store.get_by_id(share_id)
-        if share is None or share.status != DELETING:
-            ledger.forget_pending_deletion(share_id)
-            continue
         try:
+            share = share_store.get_by_id(share_id)
+            if share is None or share.status != DELETING:
+                if share is None:  # removed, but the function died before dropping the export
+                    share_files.drop_export(share_id)
+                ledger.forget_pending_deletion(share_id)
+                continue
             finish_deletion(share_files, share)
             finished += 1
         except Exception:  # noqa: BLE001 - one stuck share must not block the others; next run retries
             log.exception("share.deletion_failed", share_id=share_id)
             failed += 1
     return {"pending": len(pending), "finished": finished, "failed": failed}
+
+
+# No direct upload runs longer than a Lambda function may (15 minutes): a marker older than
+# that belongs to a function that died.
+ABANDONED_UPLOAD_SECONDS = 15 * 60
+
+
+def finish_abandoned_uploads(share_files: ShareFiles, now: float, limit: int = 100) -> Dict[str, int]:
+    """The scheduled job: remove the files of direct uploads whose function died before storing
+    the share (their share does not exist), and forget the markers of those that finished."""
+    removed = failed = 0
+    for marker in ledger.pending_uploads()[:limit]:
+        share_id, started = ledger.parse_upload_marker(marker)
+        if now - started < ABANDONED_UPLOAD_SECONDS:
+            continue  # may still be running
+        try:
+            if share_store.get_by_id(share_id) is None:
+                share_files.delete_all(share_id)
+                removed += 1
+            ledger.forget_pending_upload(marker)
+        except Exception:  # noqa: BLE001 - the next run retries
+            log.exception("share.abandoned_upload_failed", share_id=share_id)
+            failed += 1
+    return {"abandoned_uploads_removed": removed, "abandoned_uploads_failed": failed}
 
 
 LOCKED_REASON = ("Password protection needs Pro, and this account is no longer Pro. The share is locked "

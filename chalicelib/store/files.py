@@ -119,8 +119,9 @@ class ShareFiles:
 
     def publish(self, share_id: str, verified: Dict[str, Tuple[str, str]]) -> None:
         """Copy verified staged objects ({path: (ETag, content type)}) to the served keys, each
-        only if it is still the object that was verified (CopySourceIfMatch), then drop the
-        staging area. Raises ``ChangedDuringPublish`` when one was replaced meanwhile."""
+        only if it is still the object that was verified (CopySourceIfMatch). Raises
+        ``ChangedDuringPublish`` when one was replaced meanwhile. The staging area stays until
+        the share is active (``delete_staged``): a retried completion needs it."""
         def copy(item: Tuple[str, Tuple[str, str]]) -> None:
             path, (etag, content_type) = item
             try:
@@ -133,7 +134,6 @@ class ShareFiles:
                 raise
         with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
             list(pool.map(copy, verified.items()))
-        self.delete_staged(share_id)
 
     def delete_staged(self, share_id: str) -> None:
         self._delete_prefix(f"uploads/{share_id}/")

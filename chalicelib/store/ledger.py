@@ -252,16 +252,45 @@ def add_pending_deletion(tx: Transaction, share_id: str) -> None:
     tx.update("pending-deletions", LedgerItem(PENDING_DELETIONS_KEY), actions=[LedgerItem.members.add({share_id})])
 
 
-def remove_pending_deletion(tx: Transaction, share_id: str) -> None:
-    tx.update("pending-deletions", LedgerItem(PENDING_DELETIONS_KEY), actions=[LedgerItem.members.delete({share_id})])
-
-
 def forget_pending_deletion(share_id: str) -> None:
     LedgerItem(PENDING_DELETIONS_KEY).update(actions=[LedgerItem.members.delete({share_id})])
 
 
 def pending_deletions() -> List[str]:
+    return _members(PENDING_DELETIONS_KEY)
+
+
+def _members(key: str) -> List[str]:
     try:
-        return sorted(LedgerItem.get(PENDING_DELETIONS_KEY, consistent_read=True).members or [])
+        return sorted(LedgerItem.get(key, consistent_read=True).members or [])
     except LedgerItem.DoesNotExist:
         return []
+
+
+# --- direct uploads whose files are in S3 and whose share may not be stored yet ----------------
+# A member is "<share_id>@<epoch seconds the upload started>". Not in the share's transaction:
+# every upload would then conflict on this one item. Removed after the share is stored; one
+# left behind (the function died) is finished by the share_deletions job once it is old enough.
+
+PENDING_UPLOADS_KEY = "uploads#shares"
+
+
+def upload_marker(share_id: str, started: float) -> str:
+    return f"{share_id}@{int(started)}"
+
+
+def parse_upload_marker(marker: str) -> Tuple[str, int]:
+    share_id, _, started = marker.rpartition("@")
+    return share_id, int(started) if started.isdigit() else 0
+
+
+def add_pending_upload(marker: str) -> None:
+    LedgerItem(PENDING_UPLOADS_KEY).update(actions=[LedgerItem.members.add({marker})])
+
+
+def forget_pending_upload(marker: str) -> None:
+    LedgerItem(PENDING_UPLOADS_KEY).update(actions=[LedgerItem.members.delete({marker})])
+
+
+def pending_uploads() -> List[str]:
+    return _members(PENDING_UPLOADS_KEY)

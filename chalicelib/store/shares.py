@@ -228,12 +228,12 @@ def tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction]
 
 
 def remove(share: Share) -> None:
-    """Finish a deletion: the slug claim, the record and the pending mark go together."""
+    """Finish a deletion: the slug claim and the record go together (the pending mark is
+    forgotten after the last clean-up step, by the service)."""
     def write(tx: Transaction) -> None:
         tx.delete("slug", Share(slug_pk(share.slug), share_id=share.share_id),
                   condition=Share.pk.does_not_exist() | (Share.share_id == share.share_id))
         tx.delete("share", Share(share.pk, share_id=share.share_id))
-        ledger.remove_pending_deletion(tx, share.share_id)
     transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
 
 
