@@ -205,7 +205,7 @@ def test_presigned_urls_cannot_change_a_completed_share(client, user_token):
     requests.put(target["url"], data=evil, headers=target["headers"], timeout=10)
     assert call(client, "POST", f"/shares/{body['share_id']}/complete", token=user_token)[0] == 200
     assert get(client, f"/s/{body['slug']}/")[1] == served
-    assert s3_keys(f"uploads/{body['share_id']}/") == [f"uploads/{body['share_id']}/index.html"]  # inert
+    assert s3_keys(f"uploads/{body['share_id']}/") == []  # inert, and dropped by the completion
 
 
 def test_presigned_upload_urls_fix_the_size_and_never_address_served_files(client, user_token):

@@ -14,7 +14,7 @@ from chalicelib.lazy import lazy_import
 # Each job loads its own modules when it runs (the API function shares this import).
 outbound_webhooks = lazy_import("chalicelib.services.outbound_webhooks")
 quota_reset_job = lazy_import("chalicelib.services.quota_reset")
-shares = lazy_import("chalicelib.services.shares")
+share_cleanup = lazy_import("chalicelib.services.share_cleanup")
 
 bp = Blueprint(__name__)
 
@@ -34,7 +34,7 @@ def quota_reset(event: Any) -> Dict[str, Any]:
 def share_deletions(event: Any) -> Dict[str, Any]:
     deps.settings()
     files = deps.share_files()
-    return {**shares.finish_pending_deletions(files), **shares.finish_abandoned_uploads(files, clock.epoch())}
+    return {**share_cleanup.finish_pending_deletions(files), **share_cleanup.finish_abandoned_uploads(files, clock.epoch())}
 
 
 # Every minute: the webhook deliveries that are due (the local server runs the same pass every

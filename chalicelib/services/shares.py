@@ -144,7 +144,7 @@ def create_share(settings: Settings, share_files: ShareFiles, user: User, option
     specs = [FileSpec(f.path, f.size, f.content_type) for f in files]
     share = _new_share(new_share_id(), user, options, specs, ACTIVE)
     # Recorded before the first file: if this function dies before the share is stored, the
-    # share_deletions job removes the files nobody can reach (finish_abandoned_uploads).
+    # share_deletions job removes the files nobody can reach (share_cleanup).
     marker = ledger.upload_marker(share.share_id, clock.epoch())
     ledger.add_pending_upload(marker)
     try:
@@ -310,50 +310,6 @@ def finish_deletion(share_files: ShareFiles, share: Share) -> None:
     share_files.drop_export(share.share_id)
     ledger.forget_pending_deletion(share.share_id)
     log.info("share.deleted", share_id=share.share_id)
-
-
-def finish_pending_deletions(share_files: ShareFiles, limit: int = 100) -> Dict[str, int]:
-    """The scheduled job: finish deletions that a request started and could not complete."""
-    pending = ledger.pending_deletions()
-    finished = failed = 0
-    for share_id in pending[:limit]:
-        try:
-            share = share_store.get_by_id(share_id)
-            if share is None or share.status != DELETING:
-                if share is None:  # removed, but the function died before dropping the export
-                    share_files.drop_export(share_id)
-                ledger.forget_pending_deletion(share_id)
-                continue
-            finish_deletion(share_files, share)
-            finished += 1
-        except Exception:  # noqa: BLE001 - one stuck share must not block the others; next run retries
-            log.exception("share.deletion_failed", share_id=share_id)
-            failed += 1
-    return {"pending": len(pending), "finished": finished, "failed": failed}
-
-
-# No direct upload runs longer than a Lambda function may (15 minutes): a marker older than
-# that belongs to a function that died.
-ABANDONED_UPLOAD_SECONDS = 15 * 60
-
-
-def finish_abandoned_uploads(share_files: ShareFiles, now: float, limit: int = 100) -> Dict[str, int]:
-    """The scheduled job: remove the files of direct uploads whose function died before storing
-    the share (their share does not exist), and forget the markers of those that finished."""
-    removed = failed = 0
-    for marker in ledger.pending_uploads()[:limit]:
-        share_id, started = ledger.parse_upload_marker(marker)
-        if now - started < ABANDONED_UPLOAD_SECONDS:
-            continue  # may still be running
-        try:
-            if share_store.get_by_id(share_id) is None:
-                share_files.delete_all(share_id)
-                removed += 1
-            ledger.forget_pending_upload(marker)
-        except Exception:  # noqa: BLE001 - the next run retries
-            log.exception("share.abandoned_upload_failed", share_id=share_id)
-            failed += 1
-    return {"abandoned_uploads_removed": removed, "abandoned_uploads_failed": failed}
 
 
 LOCKED_REASON = ("Password protection needs Pro, and this account is no longer Pro. The share is locked "
