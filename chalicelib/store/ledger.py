@@ -13,6 +13,7 @@ Kinds of item (pk):
 - ``stripe-event#<event_id>``    a Stripe event applied (idempotency marker)
 - ``job#<job>#<run>``            a scheduled pass and its checkpoint
 - ``deletions#shares``           ids of shares whose deletion started and is not finished
+- ``uploads#shares``             direct uploads whose share may not be stored yet (``<share_id>@<epoch>``)
 Counters are keyed by period, so a new period starts from zero by construction.
 
 Shards: every post to a share used to update the same counter items, and concurrent transactions

@@ -163,8 +163,9 @@ def test_faults_at_every_dependency_lose_nothing(app_client, env, stripe_api, re
             _job(client, "webhook_deliveries")
             _job(client, "quota_reset")
             _job(client, "share_deletions")
-        summary.add("faults injected", 2 if service == "stripe" else 0)
-        stripe_api.delays.clear()
+        if service == "stripe":  # the answers Stripe sat on past the timeout
+            summary.add("faults injected", 2 - len(stripe_api.delays))
+            stripe_api.delays.clear()
 
     assert outcomes.bad == [], "\n".join(outcomes.bad)
     assert outcomes.retryable > 0 and outcomes.ok > 0  # the faults did bite, and not everything failed
