@@ -25,10 +25,13 @@ def test_the_rules_catch_what_they_are_for():
         "chalicelib.services.spikes": {"chalicelib.services.shares"},  # a cycle
         "chalicelib.services.identity": set(),
     }
-    external = {"chalicelib.services.identity": {"chalice"}}
+    external = {"chalicelib.services.identity": {"chalice"}, "chalicelib.services.shares": {"pynamodb"},
+                "chalicelib.store.shares": {"pynamodb"}}
     problems = violations(internal, external)
     assert "upward import: chalicelib.store.shares (store) -> chalicelib.services.shares (services)" in problems
     assert "chalicelib.services.identity (services) imports chalice" in problems
+    assert "chalicelib.services.shares (services) imports pynamodb" in problems
+    assert not any(problem.startswith("chalicelib.store.shares (store) imports") for problem in problems)
     assert any(problem.startswith("cycle: ") for problem in problems)
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
@@ -82,3 +85,46 @@ def test_every_table_is_declared_once_for_code_setup_and_template():
     from chalicelib.store.models import ALL_MODELS, LOGICAL_NAMES
     from chalicelib.store.tables import TABLES
     assert sorted(LOGICAL_NAMES[model] for model in ALL_MODELS) == sorted(TABLES)
+
+
+# Services that still build storage, and why: the agent tier's changes to them were being
+# rebased when the rest moved down. Their store side is ready (store/accounts.py); moving it is
+# the next step (docs/architecture.md). Nothing may join this list.
+STILL_BUILDING_STORAGE = {
+    "billing.py": "sets the Stripe customer id under its own condition",
+    "stripe_events.py": "builds a Stripe event's user update and its conditions",
+    "quota_reset.py": "downgrades after grace and scans users itself",
+    "targets.py": "builds a post's guard checks on the share and its owner",
+}
+
+# What only the store writes: a condition, update actions, a transaction of its own.
+STORE_ONLY_KEYWORDS = {"condition", "filter_condition", "actions"}
+STORE_ONLY_CALLS = {"does_not_exist", "exists"}
+
+
+def store_work_in(source: str) -> list:
+    """Conditions, update actions and transaction runs written in ``source``."""
+    import ast
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        found += [f"{keyword.arg}=" for keyword in node.keywords if keyword.arg in STORE_ONLY_KEYWORDS]
+        if isinstance(node.func, ast.Attribute) and node.func.attr in STORE_ONLY_CALLS:
+            found.append(f".{node.func.attr}()")
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "run" and \
+                isinstance(node.func.value, ast.Name) and node.func.value.id == "transactions":
+            found.append("transactions.run")
+    return found
+
+
+def test_services_build_no_condition_update_or_transaction():
+    assert store_work_in("user.update(actions=[User.tier.set('pro')], condition=User.user_id.exists())") == \
+        ["actions=", "condition=", ".exists()"]
+    assert store_work_in("transactions.run(write)") == ["transactions.run"]
+    found = {}
+    for path in sorted((ROOT / "chalicelib" / "services").glob("*.py")):
+        work = store_work_in(path.read_text(encoding="utf-8"))
+        if work:
+            found[path.name] = work
+    assert set(found) - set(STILL_BUILDING_STORAGE) == set()
