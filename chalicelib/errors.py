@@ -174,6 +174,19 @@ class ShareLimit(UsageLimit):
     code = "SHARE_LIMIT"
 
 
+class BudgetExceeded(SpikesError):
+    """An agent-tier account or key would pass its monthly spending cap (the CLI shows
+    "monthly spending cap reached")."""
+    status = 429
+    code = "BUDGET_EXCEEDED"
+
+    def __init__(self, which: str, cap_cents: int, period_ends: str):
+        subject = "This API key" if which == "key" else "This account"
+        super().__init__(f"{subject} reached its monthly spending cap of {cap_cents} cents; raise the cap or "
+                         f"wait for the next period ({period_ends})",
+                         extra={"cap": which, "monthly_cap_cents": cap_cents, "period_ends": period_ends})
+
+
 class BillingNotConfigured(SpikesError):
     """A permanent state of this server, so a 4xx: clients show a 4xx's message, while any 5xx
     reads as "server error, try again" (docs/clients.md)."""

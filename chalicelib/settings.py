@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+from decimal import Decimal
 from typing import Literal, Optional
 
 from pydantic import Field, SecretStr, model_validator
@@ -68,6 +69,12 @@ class Settings(BaseSettings):
     free_share_limit: Optional[int] = 5
     pro_spike_limit: Optional[int] = None
     pro_share_limit: Optional[int] = None
+    # The agent tier is metered (a price per spike stored and per share created): no limits by
+    # default, spending bounded by the account's and keys' monthly caps.
+    agent_spike_limit: Optional[int] = None
+    agent_share_limit: Optional[int] = None
+    agent_price_per_spike_cents: Decimal = Decimal("0.1")
+    agent_price_per_share_cents: Decimal = Decimal("1")
 
     max_json_bytes: int = 64 * 1024
     # Lambda caps a request at 6 MB including base64 for binary bodies.
@@ -79,6 +86,12 @@ class Settings(BaseSettings):
     stripe_secret_key: Optional[SecretStr] = None
     stripe_webhook_secret: Optional[SecretStr] = None
     stripe_price_id: Optional[str] = None
+    # Agent tier: two metered prices, each on a Billing Meter fed by the meter event named here.
+    # The per-unit amounts above must match these prices (they drive caps and /usage costs).
+    stripe_agent_spike_price_id: Optional[str] = None
+    stripe_agent_share_price_id: Optional[str] = None
+    stripe_spike_meter_event: str = "spikes_spike_stored"
+    stripe_share_meter_event: str = "spikes_share_created"
     stripe_api_base: Optional[str] = None
     billing_success_url: Optional[str] = None
     billing_cancel_url: Optional[str] = None
@@ -129,6 +142,10 @@ class Settings(BaseSettings):
     @property
     def bucket_name(self) -> str:
         return self.bucket or f"{self.resource_prefix}files"
+
+    @property
+    def agent_tier_configured(self) -> bool:
+        return bool(self.stripe_secret_key and self.stripe_agent_spike_price_id and self.stripe_agent_share_price_id)
 
     @property
     def agent_signup_enabled(self) -> bool:

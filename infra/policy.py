@@ -17,14 +17,16 @@ API_FUNCTION = "api_handler"
 QUOTA_RESET_FUNCTION = "quota_reset"
 SHARE_DELETIONS_FUNCTION = "share_deletions"
 WEBHOOK_DELIVERIES_FUNCTION = "webhook_deliveries"
-FUNCTIONS = (API_FUNCTION, QUOTA_RESET_FUNCTION, SHARE_DELETIONS_FUNCTION, WEBHOOK_DELIVERIES_FUNCTION)
-SCHEDULED = (QUOTA_RESET_FUNCTION, SHARE_DELETIONS_FUNCTION, WEBHOOK_DELIVERIES_FUNCTION)
+USAGE_REPORT_FUNCTION = "usage_report"
+FUNCTIONS = (API_FUNCTION, QUOTA_RESET_FUNCTION, SHARE_DELETIONS_FUNCTION, WEBHOOK_DELIVERIES_FUNCTION,
+             USAGE_REPORT_FUNCTION)
+SCHEDULED = (QUOTA_RESET_FUNCTION, SHARE_DELETIONS_FUNCTION, WEBHOOK_DELIVERIES_FUNCTION, USAGE_REPORT_FUNCTION)
 
 # Logical id of each function in Chalice's template, and its physical name's suffix.
 LOGICAL_IDS = {API_FUNCTION: "APIHandler", QUOTA_RESET_FUNCTION: "QuotaReset", SHARE_DELETIONS_FUNCTION: "ShareDeletions",
-               WEBHOOK_DELIVERIES_FUNCTION: "WebhookDeliveries"}
+               WEBHOOK_DELIVERIES_FUNCTION: "WebhookDeliveries", USAGE_REPORT_FUNCTION: "UsageReport"}
 NAME_SUFFIX = {API_FUNCTION: "api", QUOTA_RESET_FUNCTION: "quota-reset", SHARE_DELETIONS_FUNCTION: "share-deletions",
-               WEBHOOK_DELIVERIES_FUNCTION: "webhook-deliveries"}
+               WEBHOOK_DELIVERIES_FUNCTION: "webhook-deliveries", USAGE_REPORT_FUNCTION: "usage-report"}
 
 # DynamoDB: function -> logical table -> actions on the table itself.
 TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
@@ -36,6 +38,7 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "ledger": ("GetItem", "PutItem", "UpdateItem", "BatchGetItem", "BatchWriteItem"),
         "keys": ("GetItem", "PutItem", "UpdateItem"),
         "deliveries": ("GetItem", "PutItem", "UpdateItem"),
+        "outbox": ("UpdateItem",),  # an agent-tier usage event, in the transaction of what it bills
     },
     QUOTA_RESET_FUNCTION: {
         "users": ("Scan", "UpdateItem"),
@@ -47,6 +50,12 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "users": ("GetItem",),
         "shares": ("GetItem", "UpdateItem"),
         "deliveries": ("UpdateItem",),
+    },
+    # Sends the agent tier's usage events to Stripe: reads its queues (base-table queries), leases
+    # and deletes events, moves refused ones to the dead queue, reads an owner's Stripe customer.
+    USAGE_REPORT_FUNCTION: {
+        "outbox": ("Query", "UpdateItem", "DeleteItem", "PutItem"),
+        "users": ("GetItem",),
     },
     # Finishes share deletions a request started: what the API's deletion path does after the
     # tombstone (its files, its spikes, its quota counters in the ledger, its items). The

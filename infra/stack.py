@@ -29,10 +29,12 @@ QUOTA_RESET_TIMEOUT_SECONDS = 300
 MEMORY_MB = 512
 ROLE_IDS = {policy.API_FUNCTION: "ApiHandlerRole", policy.QUOTA_RESET_FUNCTION: "QuotaResetRole",
             policy.SHARE_DELETIONS_FUNCTION: "ShareDeletionsRole",
-            policy.WEBHOOK_DELIVERIES_FUNCTION: "WebhookDeliveriesRole"}
-# Scheduled functions' timeouts: the deliveries run every minute, so one run ends before the next.
+            policy.WEBHOOK_DELIVERIES_FUNCTION: "WebhookDeliveriesRole",
+            policy.USAGE_REPORT_FUNCTION: "UsageReportRole"}
+# Scheduled functions' timeouts: the deliveries run every minute, so one run ends before the next;
+# the usage report (every 5 minutes) pauses before its time runs out and the next run goes on.
 SCHEDULED_TIMEOUT_SECONDS = {policy.QUOTA_RESET_FUNCTION: 300, policy.SHARE_DELETIONS_FUNCTION: 300,
-                             policy.WEBHOOK_DELIVERIES_FUNCTION: 60}
+                             policy.WEBHOOK_DELIVERIES_FUNCTION: 60, policy.USAGE_REPORT_FUNCTION: 120}
 BUCKET_NAME = "spikes-${Stage}-files-${AWS::AccountId}-${AWS::Region}"
 ABANDONED_UPLOAD_DAYS = 1
 
@@ -66,6 +68,11 @@ def table_resource_id(logical: str) -> str:
     return f"{logical_id(logical)}Table"
 
 
+def hash_key_first(key_schema: List[Dict[str, str]]) -> List[Dict[str, str]]:
+    """CloudFormation wants the HASH key before the RANGE key; PynamoDB lists them by name."""
+    return sorted(key_schema, key=lambda key: key["KeyType"] != "HASH")
+
+
 def table_resource(model: Any, physical_name: str) -> Dict[str, Any]:
     """An AWS::DynamoDB::Table from a PynamoDB model's own schema."""
     schema = model._get_schema()
@@ -75,12 +82,12 @@ def table_resource(model: Any, physical_name: str) -> Dict[str, Any]:
         "BillingMode": "PAY_PER_REQUEST",
         "AttributeDefinitions": [{"AttributeName": name, "AttributeType": kind}
                                  for name, kind in sorted(attributes.items())],
-        "KeySchema": schema["key_schema"],
+        "KeySchema": hash_key_first(schema["key_schema"]),
         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
         "DeletionProtectionEnabled": True,
         "SSESpecification": {"SSEEnabled": True},
     }
-    indexes = [{"IndexName": index["index_name"], "KeySchema": index["key_schema"],
+    indexes = [{"IndexName": index["index_name"], "KeySchema": hash_key_first(index["key_schema"]),
                 "Projection": index["projection"]} for index in schema.get("global_secondary_indexes", [])]
     if indexes:
         properties["GlobalSecondaryIndexes"] = sorted(indexes, key=lambda index: index["IndexName"])
@@ -195,6 +202,10 @@ def alarm_resources(stage: str) -> Dict[str, Any]:
         "WebhookDeliveriesFailedAlarm": _alarm(
             f"spikes {stage}: the scheduled webhook delivery failed 3 times in 5 minutes", "AWS/Lambda", "Errors",
             [{"Name": "FunctionName", "Value": {"Ref": "WebhookDeliveries"}}], 3),
+        # Stripe being down is not a failure (events wait, retried): only a crash of the run is.
+        "UsageReportFailedAlarm": _alarm(
+            f"spikes {stage}: the scheduled usage report to Stripe failed", "AWS/Lambda", "Errors",
+            [{"Name": "FunctionName", "Value": {"Ref": "UsageReport"}}], 1),
         "ApiFunctionErrorsAlarm": _alarm(
             f"spikes {stage}: the API function failed (crash or timeout) at least 3 times in 5 minutes",
             "AWS/Lambda", "Errors", [{"Name": "FunctionName", "Value": {"Ref": "APIHandler"}}], 3),

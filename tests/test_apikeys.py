@@ -188,11 +188,26 @@ ROUTES = [
     ("POST", "/auth/api-key", "keys:manage"),
     ("PATCH", "/auth/api-key/key_missing", "keys:manage"),
     ("DELETE", "/auth/api-key/key_missing", "keys:manage"),
+    ("GET", "/shares/missing-share/webhook", "shares:read"),
+    ("GET", "/shares/missing-share/webhook/deliveries", "shares:read"),
+    ("POST", "/shares/missing-share/webhook/rotate", "shares:write"),
+    ("POST", "/shares/missing-share/webhook/test", "shares:write"),
+    ("POST", "/shares/missing-share/webhook/resume", "shares:write"),
     ("GET", "/billing/checkout", SESSION_ONLY),
+    ("GET", "/billing/checkout?tier=agent", SESSION_ONLY),
     ("POST", "/billing/checkout", SESSION_ONLY),
     ("GET", "/billing/portal", SESSION_ONLY),
+    ("POST", "/billing/portal", SESSION_ONLY),
+    ("PATCH", "/me", SESSION_ONLY),
+    ("POST", "/auth/link-key", SESSION_ONLY),
     ("POST", "/auth/rotate-token", SESSION_ONLY),
+    ("POST", "/auth/logout", SESSION_ONLY),
 ]
+ENDS_THE_SESSION = {"/auth/rotate-token", "/auth/logout"}
+# Routes that take credentials but need no scope: any key may describe itself (the MCP server
+# reads its `scopes` there before writing).
+NO_SCOPE_NEEDED = {("GET", "/me")}
+CONCRETE = {"spk_missing": "{spike_id}", "missing-share": "{key}", "key_missing": "{key_id}"}
 BODIES = {("POST", "/spikes"): {"type": "page", "projectKey": "scope-test", "comments": "hi"},
           ("POST", "/v1/spikes"): {"type": "page", "projectKey": "scope-test", "comments": "hi"},
           ("PATCH", "/shares/missing-share"): {"name": "renamed"},
@@ -209,9 +224,26 @@ def test_each_scope_against_each_route(client, user_token):
                 assert status != 403, (method, path, scope, data)
             else:
                 assert (status, data["code"]) == (403, "SCOPE_DENIED"), (method, path, scope, status, data)
-                assert data["required_scope"] in (needed, "billing:write", "auth:write")
-        # A session holds every scope; /me and the public routes need none.
-        assert call(client, method, path, body, token=user_token)[0] != 403, (method, path)
+                assert data["required_scope"] in (needed, "billing:write", "auth:write", "account:write")
+        # A session holds every scope (a fresh one for the routes that end the session).
+        session = sign_in(client, "owner@example.com") if path in ENDS_THE_SESSION else user_token
+        status, data, _ = call(client, method, path, body, token=session)
+        assert status not in (401, 403), (method, path, status, data)
+
+
+def test_the_scope_table_covers_every_route_that_takes_credentials():
+    """A new route taking credentials fails here until it is added to ROUTES (and so tested
+    against every scope above)."""
+    from chalicelib.api import openapi
+
+    def template(path: str) -> str:
+        path = path.split("?")[0]
+        for concrete, variable in CONCRETE.items():
+            path = path.replace(concrete, variable)
+        return path[len("/v1"):] if path.startswith("/v1/") else path
+    tested = {(method, template(path)) for method, path, _ in ROUTES}
+    credentialed = {operation for operation, spec in openapi.OPERATIONS.items() if spec.auth != openapi.PUBLIC}
+    assert credentialed - NO_SCOPE_NEEDED - tested == set()
 
 
 def test_client_words_read_write_full(client, user_token):
@@ -312,3 +344,59 @@ def test_last_used_skips_the_write_when_fresh(client, user_token, monkeypatch):
     for _ in range(5):
         assert call(client, "GET", "/me", token=created["api_key"])[0] == 200
     assert writes == []
+
+
+# --- the CLI's exact requests, byte for byte (cli/src/commands/auth_keys.rs, usage.rs) -------
+
+def test_the_clis_key_lifecycle_with_its_exact_requests(client):
+    """create-key: POST with Content-Type and serde_json's bytes, no credentials; list-keys and
+    revoke-key: the saved key as bearer, no body; usage: GET /usage with the key. Each answer
+    parsed as the CLI's struct would be (strings, nullable fields, u64 counts)."""
+    import json
+
+    from tests.test_clients import ureq
+    status, raw = ureq(client, "POST", "/auth/api-key", b'{"name":"my-agent"}', content_type=True)
+    assert status == 201, raw
+    created = json.loads(raw)
+    assert_struct(created, CREATE_KEY_RESPONSE)
+    key = created["api_key"]
+    status, raw = ureq(client, "POST", "/auth/api-key", b"{}", content_type=True)  # create-key without --name
+    assert status == 201 and json.loads(raw)["name"] is None
+    # list-keys and revoke-key act on the account of the saved key: a second key of it first.
+    second = create_key(client, key, name="second")
+    status, raw = ureq(client, "GET", "/auth/api-keys", bearer=key)
+    assert status == 200
+    listed = json.loads(raw)
+    assert isinstance(listed, list) and {entry["key_id"] for entry in listed} == {created["key_id"], second["key_id"]}
+    for entry in listed:
+        assert_struct(entry, API_KEY_ENTRY)
+    status, raw = ureq(client, "DELETE", f"/auth/api-key/{second['key_id']}", bearer=key)
+    assert status == 200 and json.loads(raw)["ok"] is True
+    revoked = {e["key_id"]: e for e in json.loads(ureq(client, "GET", "/auth/api-keys", bearer=key)[1])}
+    assert revoked[second["key_id"]]["revoked_at"] and revoked[created["key_id"]]["revoked_at"] is None
+    # The CLI derives "expired" by parsing expires_at as RFC 3339.
+    assert parse_iso(revoked[second["key_id"]]["revoked_at"])
+    status, raw = ureq(client, "GET", "/usage", bearer=key)
+    usage = json.loads(raw)
+    assert status == 200 and usage["tier"] == "free"
+    for field in ("spikes", "shares"):
+        assert isinstance(usage[field], int) and not isinstance(usage[field], bool) and usage[field] >= 0
+    assert all(usage[field] is None or isinstance(usage[field], int) for field in ("spike_limit", "share_limit"))
+    # The MCP server's check before a write: GET /me with the key, `scopes` a string.
+    status, raw = ureq(client, "GET", "/me", bearer=key)
+    assert status == 200 and json.loads(raw)["scopes"] == "full"
+
+
+def test_the_key_is_shown_once(client, user_token):
+    """Only the creation answer carries the secret: no later answer about the key does."""
+    created = create_key(client, user_token, name="once")
+    secret = created["api_key"]
+    answers = [
+        call(client, "GET", "/auth/api-keys", token=user_token)[1],
+        call(client, "GET", "/me", token=secret)[1],
+        call(client, "GET", "/usage", token=secret)[1],
+        call(client, "PATCH", f"/auth/api-key/{created['key_id']}", {"name": "renamed"}, token=user_token)[1],
+        call(client, "DELETE", f"/auth/api-key/{created['key_id']}", token=user_token)[1],
+    ]
+    for answer in answers:
+        assert secret not in str(answer) and secret[len("sk_spikes_") + 16:] not in str(answer)

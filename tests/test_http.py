@@ -13,7 +13,7 @@ def test_unknown_route_is_a_404_in_the_envelope(client):
 def test_wrong_method_is_a_405_in_the_envelope(client):
     status, body, headers = call(client, "DELETE", "/me")
     assert status == 405 and body["code"] == "METHOD_NOT_ALLOWED"
-    assert headers["Allow"] == "GET"
+    assert headers["Allow"] == "GET, PATCH"
 
 
 def test_malformed_json_is_invalid_json(client):

@@ -114,6 +114,7 @@ def take_the_tour(tour: Tour, env, receiver: Receiver, stripe_api: FakeStripe) -
     tour.call("GET", device_poll)
     token = tour.call("POST", "/auth/rotate-token", token=token)["token"]
     tour.call("GET", "/me", token=token)
+    tour.call("PATCH", "/me", {"monthly_cap_cents": 2500}, token=token)
 
     # Feedback: the widget's page and element posts, the MCP server's, listings of every kind.
     tour.call("POST", "/spikes", {
@@ -189,6 +190,7 @@ def take_the_tour(tour: Tour, env, receiver: Receiver, stripe_api: FakeStripe) -
     tour.call("POST", "/auth/api-key", {}, token=token, expect=201)
     tour.call("GET", "/auth/api-keys", token=token)
     tour.call("GET", "/me", token=created["api_key"])
+    tour.call("GET", "/usage", token=created["api_key"])  # with the key's own usage
     tour.call("PATCH", f"/auth/api-key/{created['key_id']}", {"name": "desk", "monthly_cap_cents": 500}, token=token)
     tour.call("DELETE", f"/auth/api-key/{created['key_id']}", token=token)
     agent = tour.call("POST", "/auth/api-key", {}, expect=201)

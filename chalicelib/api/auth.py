@@ -12,10 +12,12 @@ from chalicelib.api.routing import json_response, route
 from chalicelib.lazy import lazy_import
 
 account_schemas = lazy_import("chalicelib.api.account_schemas")
+schemas = lazy_import("chalicelib.api.schemas")
 responses = lazy_import("chalicelib.api.responses")
 accounts = lazy_import("chalicelib.services.accounts")
 apikeys = lazy_import("chalicelib.services.apikeys")
 identity = lazy_import("chalicelib.services.identity")
+metering = lazy_import("chalicelib.services.metering")
 sessions = lazy_import("chalicelib.services.sessions")
 
 bp = Blueprint(__name__)
@@ -108,6 +110,20 @@ def me():
         return responses.KeyMeOut(**apikeys.describe(principal.key, principal.user))
     principal = identity.require_user(principal, "account:read")
     return responses.MeOut(**accounts.user_view(principal.user), created_at=principal.user.created_at)
+
+
+@route(bp, "/me", methods=["PATCH"])
+def update_me():
+    """The account's monthly spending cap on the agent tier (``null`` removes it): a decision
+    about money, so only the signed-in owner makes it, never an API key."""
+    request = bp.current_request
+    principal = identity.require_user(inputs.principal(request), "account:write")
+    body = inputs.parse(request, schemas.AccountPatchIn)
+    if "monthly_cap_cents" in body.model_fields_set:
+        metering.set_account_cap(principal.user, body.monthly_cap_cents)
+    cap = principal.user.monthly_cap_cents
+    return responses.AccountOut(**accounts.user_view(principal.user), created_at=principal.user.created_at,
+                                monthly_cap_cents=None if cap is None else int(cap))
 
 
 @route(bp, "/auth/poll", methods=["GET"])

@@ -1,7 +1,7 @@
 """Scheduled jobs: Lambda functions run by EventBridge rules, not by requests. Each reads the
 settings, passes the clock and the time the invocation has left, and returns a summary (the
-job's log line). The quota reset, finishing share deletions a request left undone, and the
-outbound webhook deliveries."""
+job's log line). The quota reset, finishing share deletions a request left undone, the
+outbound webhook deliveries and the agent tier's usage report to Stripe."""
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -15,6 +15,7 @@ from chalicelib.lazy import lazy_import
 outbound_webhooks = lazy_import("chalicelib.services.outbound_webhooks")
 quota_reset_job = lazy_import("chalicelib.services.quota_reset")
 share_cleanup = lazy_import("chalicelib.services.share_cleanup")
+usage_report_job = lazy_import("chalicelib.services.usage_report")
 
 bp = Blueprint(__name__)
 
@@ -43,3 +44,11 @@ def share_deletions(event: Any) -> Dict[str, Any]:
 def webhook_deliveries(event: Any) -> Dict[str, Any]:
     remaining = getattr(getattr(event, "context", None), "get_remaining_time_in_millis", None)
     return vars(outbound_webhooks.run_due(deps.settings(), mailer=deps.mailer(), time_left_ms=remaining))
+
+
+# Every 5 minutes: agent-tier usage events not yet reported go to Stripe (see
+# chalicelib/services/usage_report.py); they wait, retried, while Stripe is unreachable.
+@bp.schedule(Rate(5, unit=Rate.MINUTES), name="usage_report")
+def usage_report(event: Any) -> Dict[str, Any]:
+    remaining = getattr(getattr(event, "context", None), "get_remaining_time_in_millis", None)
+    return usage_report_job.report(deps.settings(), deps.stripe_client, time_left_ms=remaining)

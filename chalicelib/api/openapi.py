@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from chalicelib import errors, web
 from chalicelib.api import account_schemas, dashboard, schemas, versioning
-from chalicelib.api.responses import (ApiKeyChangedOut, ApiKeyCreatedOut, ApiKeyOut, ApiKeyRevokedOut, BillingUrlOut,
+from chalicelib.api.responses import (AccountOut, ApiKeyChangedOut, ApiKeyCreatedOut, ApiKeyOut, ApiKeyRevokedOut, BillingUrlOut,
                                       DeletedOut, DeliveryPageOut, DevicePollOut, DeviceStartOut, ErrorOut,
                                       HealthOut, IndexOut, KeyMeOut, LinkedOut, LoginOut, LogoutOut, MeOut,
                                       MessageOut, OkOut, PollOut, SessionOut, ShareCreatedOut, ShareDeletedOut,
@@ -33,6 +33,7 @@ USER_OR_NONE = "optional"  # works without credentials; more with them
 READER = "reader"          # public with ?project=, else a user or the admin token
 
 Query = Tuple[str, str, bool]  # (name, description, required)
+CHECKOUT_QUERY = (("tier", "pro (default) or agent (metered, docs/agents.md)", False),)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("POST", "/auth/logout"): Op("Sign out this bearer token, or with everywhere=true every session of the account",
                                  "auth", body=account_schemas.LogoutRequest, ok={200: LogoutOut}),
     ("GET", "/me"): Op("The signed-in account (or API key)", "auth", ok={200: Union[MeOut, KeyMeOut]}),
+    ("PATCH", "/me"): Op("Set the account's monthly spending cap (agent tier; the owner's session only)", "auth",
+                         body=schemas.AccountPatchIn, ok={200: AccountOut}),
     ("GET", "/auth/poll"): Op("The CLI's wait for a magic link to be clicked", "auth", PUBLIC,
                               ok={200: PollOut, 202: PollOut}, errors=(401, 404), rate_limited=True,
                               query=(("email", "The address the link went to", False),
@@ -175,8 +178,10 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                                     query=(("limit", "1-100, default 50", False),)),
     ("GET", "/widget.js"): Op("The feedback widget", "shares", PUBLIC, ok={200: (str, "application/javascript")}),
     # billing
-    ("GET", "/billing/checkout"): Op("A Stripe Checkout session for Pro", "billing", ok={200: BillingUrlOut}),
-    ("POST", "/billing/checkout"): Op("A Stripe Checkout session for Pro", "billing", ok={200: BillingUrlOut}),
+    ("GET", "/billing/checkout"): Op("A Stripe Checkout session for Pro or the agent tier", "billing",
+                                     ok={200: BillingUrlOut}, query=CHECKOUT_QUERY),
+    ("POST", "/billing/checkout"): Op("A Stripe Checkout session for Pro or the agent tier", "billing",
+                                      ok={200: BillingUrlOut}, query=CHECKOUT_QUERY),
     ("GET", "/billing/portal"): Op("A Stripe Customer Portal session", "billing", ok={200: BillingUrlOut},
                                    errors=(404,)),
     ("POST", "/billing/portal"): Op("A Stripe Customer Portal session", "billing", ok={200: BillingUrlOut},

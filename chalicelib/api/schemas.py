@@ -17,6 +17,11 @@ class Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class AccountPatchIn(Lenient):
+    """PATCH /me: the account's monthly spending cap on the agent tier (null removes it)."""
+    monthly_cap_cents: Optional[int] = Field(default=None, ge=0, le=100_000_000)
+
+
 # --- API keys --------------------------------------------------------------------------------
 
 class KeyCreateIn(Lenient):

@@ -68,7 +68,8 @@ def create_share():
     upload = uploads.parse_multipart(request.headers.get("content-type", ""), raw, settings.max_share_files)
     metadata = inputs.validate(schemas.ShareMetadata, upload.metadata)
     base_url = inputs.base_url(request)
-    share = shares.create_share(settings, deps.share_files(), principal.user, metadata.options(), upload.files, base_url)
+    share = shares.create_share(settings, deps.share_files(), principal.user, metadata.options(), upload.files, base_url,
+                                principal.key)
     return _created(share, base_url, **_new_webhook_secret(share))
 
 
@@ -83,7 +84,8 @@ def start_upload():
     files = [shares.FileSpec(path=path, size=item.size, content_type=uploads.content_type_for(path))
              for path, item in zip(paths, body.files)]
     base_url = inputs.base_url(request)
-    share, targets = shares.start_upload(settings, deps.share_files(), principal.user, body.options(), files, base_url)
+    share, targets = shares.start_upload(settings, deps.share_files(), principal.user, body.options(), files, base_url,
+                                         principal.key)
     return _created(share, base_url, **_new_webhook_secret(share), uploads=targets,
                     expires_in=settings.presign_ttl_seconds,
                     complete_url=f"{base_url}/shares/{share.share_id}/complete")

@@ -26,6 +26,7 @@ from chalicelib import clock
 from chalicelib.errors import AuthFailed, AuthRequired, Conflict, NotFound, ScopeDenied, ValidationFailed
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas, ratelimit
+from chalicelib.services.usage import key_usage
 from chalicelib.crypto import constant_time_equals, token_hash
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
@@ -107,7 +108,7 @@ def describe(key: ApiKey, user: User) -> dict:
     (``email`` is None for a key-only account until it is claimed)."""
     return {**entry(key), "credential": "api_key", "id": user.user_id, "email": user.email,
             "tier": quotas.effective_tier(user), "account_created_at": user.created_at,
-            "claimable": user.email is None}
+            "claimable": user.email is None, "usage": key_usage(key, clock.current_period())}
 
 
 def _int_or_none(value) -> Optional[int]:

@@ -2,10 +2,12 @@
 (manage or cancel). What Stripe then reports back is handled by ``stripe_events``."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, Dict, Optional
 
 from pynamodb.exceptions import UpdateError
 
+from chalicelib import clock
 from chalicelib.errors import BillingNotConfigured, DependencyUnavailable, InternalError, NotFound
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas
@@ -70,21 +72,39 @@ def ensure_customer(client: Any, user: User, replacing: Optional[str] = None) ->
 
 
 def checkout(settings: Settings, client_factory, user: User, base_url: str,
-             now: Optional[float] = None) -> Dict[str, Any]:
+             now: Optional[float] = None, tier: str = quotas.PRO) -> Dict[str, Any]:
+    """A Checkout session for Pro (a flat price) or the agent tier (two metered prices, billed
+    on calendar months so Stripe's periods match the caps and /usage; docs/agents.md)."""
     _require_configured(settings)
-    if quotas.effective_tier(user, now) == quotas.PRO:
-        return {"url": None, "message": "You already have Spikes Pro. Manage your subscription with "
-                                         "`spikes billing` (GET /billing/portal)."}
+    if tier == quotas.AGENT and not settings.agent_tier_configured:
+        raise BillingNotConfigured("The agent tier is not configured on this server")
+    current = quotas.effective_tier(user, now)
+    if current == tier:
+        name = "Spikes Pro" if tier == quotas.PRO else "the Spikes agent tier"
+        return {"url": None, "message": f"You already have {name}. Manage your subscription with "
+                                        "`spikes billing` (GET /billing/portal)."}
+    if current in quotas.PAID_TIERS:
+        return {"url": None, "message": f"You are on the {current} tier. To switch, cancel it in the billing portal "
+                                        "(`spikes billing`, GET /billing/portal), then check out again."}
     client = client_factory()
+    metadata = {"user_id": user.user_id, "tier": tier}
+    subscription_data: Dict[str, Any] = {"metadata": metadata}
+    if tier == quotas.AGENT:
+        # Metered prices take no quantity; periods start on the 1st (UTC), like our caps.
+        line_items = [{"price": settings.stripe_agent_spike_price_id}, {"price": settings.stripe_agent_share_price_id}]
+        start = clock.now() if now is None else datetime.fromtimestamp(now, timezone.utc)
+        subscription_data["billing_cycle_anchor"] = int(clock.next_period_start(start).timestamp())
+    else:
+        line_items = [{"price": settings.stripe_price_id, "quantity": 1}]
 
     def create_session(customer_id: str):
         return _stripe_call("checkout.sessions.create", client.v1.checkout.sessions.create, params={
             "mode": "subscription",
             "customer": customer_id,
-            "line_items": [{"price": settings.stripe_price_id, "quantity": 1}],
+            "line_items": line_items,
             "client_reference_id": user.user_id,
-            "metadata": {"user_id": user.user_id},
-            "subscription_data": {"metadata": {"user_id": user.user_id}},
+            "metadata": metadata,
+            "subscription_data": subscription_data,
             "success_url": settings.billing_success_url or f"{base_url}/dashboard?billing=success",
             "cancel_url": settings.billing_cancel_url or f"{base_url}/dashboard?billing=cancel",
         })

@@ -70,10 +70,10 @@ def persist_grace_expiry(user: User, now: datetime) -> Dict[str, int]:
     observed = user.grace_until
     if observed is None or observed > now_ts:
         return result
-    if user.tier == quotas.PRO:
+    if user.tier in quotas.PAID_TIERS:
         try:
             user.update(actions=[User.tier.set(quotas.FREE)],
-                        condition=(User.tier == quotas.PRO) & (User.grace_until == observed))
+                        condition=(User.tier == user.tier) & (User.grace_until == observed))
             result["downgraded"] = 1
         except UpdateError as exc:
             if conditional_failed(exc):

@@ -15,6 +15,8 @@ from chalicelib.store.models import User
 
 PRO = "pro"
 FREE = "free"
+AGENT = "agent"  # metered: billed per spike and per share through Stripe meter events
+PAID_TIERS = (PRO, AGENT)
 
 
 @dataclass(frozen=True)
@@ -24,17 +26,24 @@ class Limits:
 
 
 def effective_tier(user: User, now: Optional[float] = None) -> str:
-    """Pro only while paid up: a past-due subscription keeps Pro until its grace ends, even if
-    the scheduled job that flips the stored tier has not run yet."""
+    """A paid tier (Pro, agent) only while paid up: a past-due subscription keeps it until its
+    grace ends, even if the scheduled job that flips the stored tier has not run yet."""
     now = clock.epoch() if now is None else now
-    if user.tier == PRO and (user.grace_until is None or user.grace_until > now):
-        return PRO
+    if user.tier in PAID_TIERS and (user.grace_until is None or user.grace_until > now):
+        return user.tier
     return FREE
+
+
+def has_paid_features(tier: str) -> bool:
+    """Password-protected shares and webhooks: both paid tiers have them."""
+    return tier in PAID_TIERS
 
 
 def limits_for(settings: Settings, tier: str) -> Limits:
     if tier == PRO:
         return Limits(settings.pro_spike_limit, settings.pro_share_limit)
+    if tier == AGENT:
+        return Limits(settings.agent_spike_limit, settings.agent_share_limit)
     return Limits(settings.free_spike_limit, settings.free_share_limit)
 
 

@@ -16,7 +16,7 @@ from chalicelib import clock
 from chalicelib.crypto import hash_password
 from chalicelib.errors import Conflict, InvalidFilename, NotFound, ShareLimit, UpgradeRequired, ValidationFailed
 from chalicelib.logs import get_logger
-from chalicelib.services import outbound_webhooks, quotas, spikes, uploads
+from chalicelib.services import metering, outbound_webhooks, quotas, spikes, uploads
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.webhook_urls import validate_webhook_url
 from chalicelib.settings import Settings
@@ -24,7 +24,7 @@ from chalicelib.store import ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ChangedDuringPublish, ShareFiles
-from chalicelib.store.models import Share, User
+from chalicelib.store.models import ApiKey, Share, User
 from chalicelib.store.shares import ACTIVE, DELETING, LOCKED, PENDING
 
 log = get_logger("spikes.shares")
@@ -88,7 +88,7 @@ def check_options(settings: Settings, user: User, options: ShareOptions, base_ur
     share limit (a fast pre-check; the transaction in ``_insert`` is the real guard).
     Returns the user's share limit (None = unlimited)."""
     tier = quotas.effective_tier(user)
-    if tier != quotas.PRO and (options.password or options.webhook_url):
+    if not quotas.has_paid_features(tier) and (options.password or options.webhook_url):
         feature = "Password-protected shares" if options.password else "Webhook URLs"
         raise UpgradeRequired(f"{feature} require a Pro subscription",
                               extra={"upgrade_url": quotas.upgrade_url(settings, base_url)})
@@ -113,15 +113,15 @@ def _new_share(share_id: str, user: User, options: ShareOptions, files: List[Fil
 
 
 def _insert(share: Share, user: User, slug_wish: str, limit: Optional[int], settings: Settings,
-            base_url: str) -> Share:
-    """Store the share with the first free slug candidate, counted against the owner's limit
-    (one transaction per candidate: see ``store.shares.insert``)."""
+            base_url: str, charge: Optional[metering.Charge] = None, key: Optional[ApiKey] = None) -> Share:
+    """Store the share with the first free slug candidate, counted against the owner's limit and
+    charged on the agent tier (one transaction per candidate: ``metering.insert_share``)."""
     # A slug that is already a bare project key with feedback stays that project's: claiming
     # it would route that project's future feedback (and its key) to this share.
     candidates = (slug for slug in _slug_candidates(slugify(slug_wish)) if not spike_store.has_public_project(slug))
     for share.slug in candidates:
         try:
-            return share_store.insert(share, user.user_id, limit)
+            return metering.insert_share(share, user.user_id, limit, charge, key)
         except share_store.SlugTaken:
             continue
         except share_store.OwnerAtLimit:
@@ -134,7 +134,7 @@ def _insert(share: Share, user: User, slug_wish: str, limit: Optional[int], sett
 
 
 def create_share(settings: Settings, share_files: ShareFiles, user: User, options: ShareOptions, files: List[UploadedFile],
-                 base_url: str) -> Share:
+                 base_url: str, key: Optional[ApiKey] = None) -> Share:
     """The direct upload: files to S3 first, then the share record (so a visible share always
     has its files). If the record cannot be written, the uploaded files are removed."""
     if not files:
@@ -147,9 +147,10 @@ def create_share(settings: Settings, share_files: ShareFiles, user: User, option
     # share_deletions job removes the files nobody can reach (share_cleanup).
     marker = ledger.upload_marker(share.share_id, clock.epoch())
     ledger.add_pending_upload(marker)
+    charge = metering.share_charge(settings, user, share.share_id, key)
     try:
         share_files.put_all(share.share_id, [(f.path, f.data, f.content_type) for f in files])
-        stored = _insert(share, user, options.slug or options.name, limit, settings, base_url)
+        stored = _insert(share, user, options.slug or options.name, limit, settings, base_url, charge, key)
     except BaseException:
         try:
             share_files.delete_all(share.share_id)
@@ -165,7 +166,7 @@ def create_share(settings: Settings, share_files: ShareFiles, user: User, option
 
 
 def start_upload(settings: Settings, share_files: ShareFiles, user: User, options: ShareOptions, files: List[FileSpec],
-                 base_url: str) -> Tuple[Share, List[dict]]:
+                 base_url: str, key: Optional[ApiKey] = None) -> Tuple[Share, List[dict]]:
     """The presigned flow for shares too large for one request: the share is stored as
     ``pending`` (and counted against the limit) and every file gets a presigned PUT URL."""
     if not files:
@@ -178,8 +179,9 @@ def start_upload(settings: Settings, share_files: ShareFiles, user: User, option
     uploads.check_total_size(sum(f.size for f in files), settings.max_share_bytes)
     uploads.check_served_sizes([(f.path, f.size, f.content_type) for f in files], settings.max_served_file_bytes)
     limit = check_options(settings, user, options, base_url)
-    share = _insert(_new_share(new_share_id(), user, options, files, PENDING), user, options.slug or options.name, limit,
-                    settings, base_url)
+    share = _new_share(new_share_id(), user, options, files, PENDING)
+    share = _insert(share, user, options.slug or options.name, limit, settings, base_url,
+                    metering.share_charge(settings, user, share.share_id, key), key)
     targets = [{
         "path": f.path, "method": "PUT", "headers": {"Content-Type": f.content_type},
         "url": share_files.upload_url(share.share_id, f.path, f.content_type, f.size, settings.presign_ttl_seconds),
@@ -248,7 +250,7 @@ def update_share(settings: Settings, user: User, key: str, changes: ShareChanges
     """Rename a share, set/replace/remove its password and its webhook URL. Setting a Pro
     feature needs Pro; removing one never does (a downgraded owner can always clean up)."""
     share = get_owned(user, key)
-    if quotas.effective_tier(user) != quotas.PRO and (changes.password or changes.webhook_url):
+    if not quotas.has_paid_features(quotas.effective_tier(user)) and (changes.password or changes.webhook_url):
         feature = "Password-protected shares" if changes.password else "Webhook URLs"
         raise UpgradeRequired(f"{feature} require a Pro subscription",
                               extra={"upgrade_url": quotas.upgrade_url(settings, base_url)})

@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List, Optional
 from chalicelib import clock
 from chalicelib.errors import AuthRequired, Conflict, NotFound, SpikeLimit
 from chalicelib.logs import get_logger
-from chalicelib.services import outbound_webhooks, quotas, targets
+from chalicelib.services import metering, outbound_webhooks, quotas, targets
 from chalicelib.services.share_links import strip_access_segments
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
@@ -30,7 +30,7 @@ from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import Share, Spike
 from chalicelib.store.rows import Row
 from chalicelib.store.spikes import Filters, Scope
-from chalicelib.store.transactions import Transaction
+from chalicelib.store.transactions import ConditionFailed, Transaction
 
 log = get_logger("spikes.spikes")
 
@@ -151,23 +151,36 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
     # it exists exactly when the spike does. Sending happens later, off this request.
     created_event = outbound_webhooks.event(share, outbound_webhooks.SPIKE_CREATED, to_client(spike)) \
         if outbound_webhooks.wants_events(share) else None
-
+    # Whose spike it is (tier and cap: cached with the target and checked by its guard).
+    owner = (target.owner.as_user() if target.owner else None) if share is not None else \
+        (author.user if user_id is not None else None)
+    key = author.key if author is not None else None
+    # Stripe's identifier: this stored spike (a re-post after a delete is a new storage).
+    charge = metering.charge_for(settings, owner, metering.SPIKE, f"spike-{spike_id}-{created_at}", now)
+    metering.refuse_impossible(charge, key)
     period = clock.period_of(now)
     period_limit = target.period_limit(settings, period)
 
     def count(tx: Transaction) -> None:
         if share is not None:
             ledger.count_spike(tx, share.share_id, share.owner_id, period, clock.epoch(), ledger.shard_of(spike_id),
-                               period_limit)
-        else:
-            ledger.count_own_spike(tx, owner_id, clock.period_of(now), clock.epoch())
+                               period_limit, **metering.spike_cost(charge))
+        elif owner_id is not None:
+            ledger.count_own_spike(tx, owner_id, period, clock.epoch(), **metering.spike_cost(charge))
         outbound_webhooks.add_to(tx, created_event)
+        metering.add_key_use(tx, key, metering.SPIKE, charge, period, clock.epoch())
+        metering.add_event(tx, charge)
     try:
-        if not spike_store.insert(spike, count if owner_id is not None else None, guard=target.add_checks):
+        if not spike_store.insert(spike, count, guard=target.add_checks):
             return Recorded(public_id, False)  # the same id in this project again: already stored
     except spike_store.QuotaReached:
         raise SpikeLimit(f"This share has reached its limit of {limit} feedback items this period",
                          quotas.upgrade_url(settings, base_url), limit) from None
+    except ConditionFailed as failed:
+        over_budget = metering.budget_error(failed, charge, key)
+        if over_budget is None:
+            raise
+        raise over_budget from None
     log.info("spike.recorded", spike_id=spike_id, share_id=spike.share_id)
     return Recorded(public_id, True)
 

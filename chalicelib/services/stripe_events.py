@@ -55,6 +55,7 @@ class Change:
     subscription_id: Optional[str]
     customer_id: Optional[str]
     user_hint: Optional[str]  # the user id Stripe carries in metadata / client_reference_id
+    tier: str = quotas.PRO  # the paid tier a "pro" (paid) change grants
 
 
 def verify(settings: Settings, raw_body: bytes, signature: Optional[str]) -> Dict[str, Any]:
@@ -88,7 +89,22 @@ def _id_of(value: Any) -> Optional[str]:
     return value if isinstance(value, str) and value else None
 
 
-def classify(event: Dict[str, Any]) -> Optional[Change]:
+def _tier_of(obj: Dict[str, Any], settings: Optional[Settings]) -> str:
+    """Agent when our metadata says so or the subscription carries an agent-tier price."""
+    metadata = obj.get("metadata") or {}
+    if isinstance(metadata, dict) and metadata.get("tier") == quotas.AGENT:
+        return quotas.AGENT
+    agent_prices = {settings.stripe_agent_spike_price_id, settings.stripe_agent_share_price_id} - {None} \
+        if settings else set()
+    items = ((obj.get("items") or {}).get("data")) or []
+    for item in items if isinstance(items, list) else []:
+        price_id = _id_of(item.get("price")) if isinstance(item, dict) else None
+        if price_id and price_id in agent_prices:
+            return quotas.AGENT
+    return quotas.PRO
+
+
+def classify(event: Dict[str, Any], settings: Optional[Settings] = None) -> Optional[Change]:
     """Map an event to a change, or None for events (and statuses) that change nothing."""
     kind_of_event = event["type"]
     obj = ((event.get("data") or {}).get("object")) or {}
@@ -99,7 +115,7 @@ def classify(event: Dict[str, Any]) -> Optional[Change]:
         if obj.get("mode") != "subscription" or obj.get("payment_status") not in ("paid", "no_payment_required"):
             return None  # async payment methods: the subscription events decide later
         return Change("pro", "active", _id_of(obj.get("subscription")), customer,
-                      obj.get("client_reference_id") or _metadata_user(obj))
+                      obj.get("client_reference_id") or _metadata_user(obj), _tier_of(obj, settings))
     if kind_of_event in SUBSCRIPTION_EVENTS:
         status = obj.get("status") or ""
         if kind_of_event == "customer.subscription.deleted":
@@ -112,7 +128,8 @@ def classify(event: Dict[str, Any]) -> Optional[Change]:
             kind = "free"
         else:
             return None  # incomplete: the first payment is still being attempted
-        return Change(kind, status or "canceled", _id_of(obj.get("id")), customer, _metadata_user(obj))
+        return Change(kind, status or "canceled", _id_of(obj.get("id")), customer, _metadata_user(obj),
+                      _tier_of(obj, settings))
     if kind_of_event == PAYMENT_FAILED:
         # API versions from 2025 on carry the subscription under parent.subscription_details.
         details = ((obj.get("parent") or {}).get("subscription_details")) or obj.get("subscription_details") or {}
@@ -146,7 +163,7 @@ def _update_for(settings: Settings, change: Change, created: int) -> Tuple[list,
     if change.customer_id:
         actions.append(User.stripe_customer_id.set(User.stripe_customer_id | change.customer_id))
     if change.kind == "pro":
-        actions += [User.tier.set(quotas.PRO), User.grace_until.remove()]
+        actions += [User.tier.set(change.tier), User.grace_until.remove()]
         if change.subscription_id:
             actions.append(User.subscription_id.set(change.subscription_id))
         return actions, User.user_id.exists() & newer
@@ -191,7 +208,7 @@ def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float]
     now = clock.epoch() if now is None else now
     if event["type"] not in HANDLED_EVENTS:
         return {"received": True, "outcome": "ignored"}
-    change = classify(event)
+    change = classify(event, settings)
     if change is None:
         return {"received": True, "outcome": "ignored"}
     created = int(event.get("created") or 0)

@@ -51,6 +51,14 @@ class Owner:
     exists: bool
     tier: Optional[str]
     grace_until: Optional[float]
+    monthly_cap_cents: Optional[int] = None  # the agent tier's account cap (read, never hinted)
+
+    def as_user(self) -> Optional[User]:
+        """The owner as far as a post needs it (tier, grace, cap), or None if it is gone."""
+        if not self.exists:
+            return None
+        return User(self.user_id, tier=self.tier or quotas.FREE, grace_until=self.grace_until,
+                    monthly_cap_cents=self.monthly_cap_cents)
 
     def effective_tier(self) -> str:
         """Pro lapses when its grace period ends, cached or not: compared with the clock now."""
@@ -109,6 +117,9 @@ class Target:
             condition = User.tier == self.owner.tier if self.owner.tier is not None else User.tier.does_not_exist()
             condition &= (User.grace_until == self.owner.grace_until if self.owner.grace_until is not None
                           else User.grace_until.does_not_exist())
+            if self.owner.tier == quotas.AGENT:  # the cap bounds its posts' charges: checked like the tier
+                condition &= (User.monthly_cap_cents == self.owner.monthly_cap_cents
+                              if self.owner.monthly_cap_cents is not None else User.monthly_cap_cents.does_not_exist())
         else:
             condition = User.user_id.does_not_exist()
         tx.check("guard:owner", User, self.owner.user_id, condition)
@@ -134,14 +145,16 @@ def _read(key: str, with_owner: bool, trust_hint: bool = True) -> Target:
     share, unlimited_count = shares.resolve_for_post(key, period)
     if share is None:
         return Target(key, None, None, False)
-    if trust_hint and share.owner_tier is not None:
+    if trust_hint and share.owner_tier is not None and share.owner_tier != quotas.AGENT:
         # The share's hint of its owner's tier, checked by the post's transaction like a cached
-        # owner: a cold post reads the share (and the count) and nothing else.
+        # owner: a cold post reads the share (and the count) and nothing else. An agent-tier
+        # owner is read: its post needs the account's spending cap, which no hint carries.
         owner = Owner(share.owner_id, True, share.owner_tier, share.owner_grace_until)
     else:
         try:
             user = User.get(share.owner_id)
-            owner = Owner(user.user_id, True, user.tier, user.grace_until)
+            owner = Owner(user.user_id, True, user.tier, user.grace_until,
+                          None if user.monthly_cap_cents is None else int(user.monthly_cap_cents))
         except User.DoesNotExist:
             owner = Owner(share.owner_id, False, None, None)
         if owner.exists and (owner.tier, owner.grace_until) != (share.owner_tier, share.owner_grace_until):

@@ -67,3 +67,9 @@ def mark_merged(account: User, into_user_id: str) -> bool:
             raise
         return False
     return True
+
+
+def set_monthly_cap(user: User, cap_cents: Optional[int]) -> None:
+    """The agent tier's account-wide monthly spending cap (None: no cap)."""
+    user.update(actions=[User.monthly_cap_cents.remove() if cap_cents is None
+                         else User.monthly_cap_cents.set(cap_cents)], condition=User.user_id.exists())

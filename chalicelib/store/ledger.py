@@ -7,7 +7,9 @@ Kinds of item (pk):
 - ``quota#<share_id>#<period>#<n>``  the same while the tier had no limit, in shards (below)
 - ``spikes#<share_id>#<n>``      spikes a share holds now (its total), in shards; ``spikes#<share_id>``
                                  holds what was counted before the total was sharded
-- ``usage#<user_id>#<period>``   spikes the owner's shares received in a period
+- ``usage#<user_id>#<period>``   spikes the owner's shares received in a period; on the agent
+                                 tier also ``cost``, what the account was charged (thousandths of a cent)
+- ``keyusage#<key_id>#<period>`` spikes and shares an API key created, and its ``cost``
 - ``usage-archive#<user_id>#<period>``  a closed period's usage summary (the scheduled job)
 - ``rl#<limit>#<subject hash>``  a rate-limit subject: attribute ``w<window>`` per fixed window
 - ``stripe-event#<event_id>``    a Stripe event applied (idempotency marker)
@@ -120,11 +122,29 @@ def unlimited_count(share_id: str, period: str) -> int:
                                                                       consistent_read=True))
 
 
+def cost_within(cost: int, cost_limit: Optional[int]):
+    """The condition that adding ``cost`` keeps the item's cost at most ``cost_limit``."""
+    if cost_limit is None:
+        return None
+    return LedgerItem.cost.does_not_exist() | (LedgerItem.cost <= cost_limit - cost)
+
+
+def _usage(tx: Transaction, owner_id: str, period: str, expires: int, cost: int, cost_limit: Optional[int]) -> None:
+    """The owner's period usage ("usage"): one more spike; on the agent tier with its ``cost``,
+    refused past ``cost_limit``."""
+    actions = [LedgerItem.count.add(1), LedgerItem.expires_at.set(expires)]
+    if cost:
+        actions.append(LedgerItem.cost.add(cost))
+    tx.update("usage", LedgerItem(user_usage_key(owner_id, period)), actions=actions,
+              condition=cost_within(cost, cost_limit) if cost else None)
+
+
 def count_spike(tx: Transaction, share_id: str, owner_id: str, period: str, now: float, shard: int,
-                period_limit: Optional[int]) -> None:
+                period_limit: Optional[int], cost: int = 0, cost_limit: Optional[int] = None) -> None:
     """In the spike's transaction: the share's period counter ("quota"), its total ("total")
-    and the owner's period usage ("usage"). With ``period_limit`` (a limited tier) the period
-    counter is the one item refused at that count; without, a shard nobody conditions on."""
+    and the owner's period usage ("usage"; on the agent tier with ``cost``, refused past
+    ``cost_limit``). With ``period_limit`` (a limited tier) the period counter is the one item
+    refused at that count; without, a shard nobody conditions on."""
     expires = int(now) + RETENTION_SECONDS
     if period_limit is None:
         tx.update("quota", LedgerItem(unlimited_quota_key(share_id, period, shard)),
@@ -136,15 +156,14 @@ def count_spike(tx: Transaction, share_id: str, owner_id: str, period: str, now:
         tx.update("quota", LedgerItem(share_quota_key(share_id, period)),
                   actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(expires)], condition=condition)
     tx.update("total", LedgerItem(share_total_shard_key(share_id, shard)), actions=[LedgerItem.count.add(1)])
-    tx.update("usage", LedgerItem(user_usage_key(owner_id, period)),
-              actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(expires)])
+    _usage(tx, owner_id, period, expires, cost, cost_limit)
 
 
-def count_own_spike(tx: Transaction, owner_id: str, period: str, now: float) -> None:
+def count_own_spike(tx: Transaction, owner_id: str, period: str, now: float, cost: int = 0,
+                    cost_limit: Optional[int] = None) -> None:
     """In the transaction of a spike a user posts under a project key of their own (no share,
-    no quota): the owner's period usage ("usage")."""
-    tx.update("usage", LedgerItem(user_usage_key(owner_id, period)),
-              actions=[LedgerItem.count.add(1), LedgerItem.expires_at.set(int(now) + RETENTION_SECONDS)])
+    no quota): the owner's period usage ("usage", charged on the agent tier)."""
+    _usage(tx, owner_id, period, int(now) + RETENTION_SECONDS, cost, cost_limit)
 
 
 def uncount_spike(tx: Transaction, share_id: str, shard: Optional[int]) -> None:

@@ -342,7 +342,32 @@ class LedgerItem(_Base):
     shares = NumberAttribute(null=True)
 
 
-ALL_MODELS: List[Type[Model]] = [User, AuthItem, Share, Spike, LedgerItem, ApiKey, Delivery]
+# --- outbox ----------------------------------------------------------------------------------
+
+class OutboxItem(_Base):
+    """Usage events for Stripe, written in the same transaction as the spike or share they
+    bill and deleted once Stripe accepted them. ``queue`` is ``meter#<shard>`` (pending, a few
+    shards so no partition runs hot) or ``meter#dead`` (refused by Stripe, kept for review);
+    ``event_key`` = ``<ISO time>#<identifier>``, so a queue reads oldest first."""
+
+    class Meta(_Base.Meta):
+        table_name = "outbox"
+
+    queue = UnicodeAttribute(hash_key=True)
+    event_key = UnicodeAttribute(range_key=True)
+    identifier = UnicodeAttribute()  # Stripe's dedup identifier and our idempotency key
+    event_name = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    customer_id = UnicodeAttribute(null=True)
+    value = NumberAttribute(default=1)
+    timestamp = NumberAttribute()  # epoch seconds of the usage
+    attempts = NumberAttribute(default=0)
+    next_attempt_at = NumberAttribute(default=0)
+    lease_until = NumberAttribute(null=True)
+    last_error = UnicodeAttribute(null=True)
+
+
+ALL_MODELS: List[Type[Model]] = [User, AuthItem, Share, Spike, LedgerItem, ApiKey, Delivery, OutboxItem]
 # Each model's Meta.table_name is its logical name until configure_models binds the stage's.
 LOGICAL_NAMES = {model: model.Meta.table_name for model in ALL_MODELS}
 

@@ -130,9 +130,10 @@ def new(share_id: str, **fields: Any) -> Share:
     return Share(share_pk(share_id), share_id=share_id, **fields)
 
 
-def insert(share: Share, owner_id: str, limit: Optional[int]) -> Share:
+def insert(share: Share, owner_id: str, limit: Optional[int], extra: Optional[Callable[[Transaction], None]] = None) -> Share:
     """Store the share, claim ``share.slug`` and count it against the owner's ``limit``
-    (None = unlimited), all in one transaction. Raises SlugTaken, ShareIdTaken or OwnerAtLimit."""
+    (None = unlimited), with ``extra``'s writes (the agent tier's charge), in one transaction.
+    Raises SlugTaken, ShareIdTaken, OwnerAtLimit, or ConditionFailed for ``extra``'s writes."""
     owner_condition = User.user_id.exists()
     if limit is not None:
         owner_condition &= (User.active_shares < limit) | User.active_shares.does_not_exist()
@@ -141,6 +142,8 @@ def insert(share: Share, owner_id: str, limit: Optional[int]) -> Share:
         tx.save("share", share, condition=Share.pk.does_not_exist())
         tx.save("slug", Share(slug_pk(share.slug), share_id=share.share_id), condition=Share.pk.does_not_exist())
         tx.update("owner", User(owner_id), actions=[User.active_shares.add(1)], condition=owner_condition)
+        if extra is not None:
+            extra(tx)
     try:
         transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
     except ConditionFailed as failed:
@@ -148,7 +151,9 @@ def insert(share: Share, owner_id: str, limit: Optional[int]) -> Share:
             raise OwnerAtLimit() from None
         if "share" in failed:
             raise ShareIdTaken() from None
-        raise SlugTaken() from None
+        if "slug" in failed:
+            raise SlugTaken() from None
+        raise
     return share
 
 

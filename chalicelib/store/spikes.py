@@ -117,7 +117,9 @@ def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None,
             raise GuardFailed() from None
         if "spike" in failed:
             return False
-        raise QuotaReached() from None
+        if "quota" in failed:
+            raise QuotaReached() from None
+        raise
     return True
 
 

@@ -15,6 +15,7 @@ TABLES: Dict[str, str] = {
     "ledger": "quota counters, rate-limit windows, idempotency markers",
     "keys": "API keys (hashes only), listed by owner",
     "deliveries": "outbound webhook events (the outbox) and their delivery attempts",
+    "outbox": "agent-tier usage events waiting to be reported to Stripe",
 }
 
 

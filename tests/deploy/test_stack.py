@@ -39,7 +39,7 @@ def test_template_declares_the_whole_stage(built):
     functions = resources_of(template, "AWS::Lambda::Function")
     assert {f["Properties"]["FunctionName"] for f in functions.values()} == {
         "spikes-prod-api", "spikes-prod-quota-reset", "spikes-prod-share-deletions",
-        "spikes-prod-webhook-deliveries"}
+        "spikes-prod-webhook-deliveries", "spikes-prod-usage-report"}
     api = functions["APIHandler"]["Properties"]
     assert api["Timeout"] == stack.API_TIMEOUT_SECONDS < 29
     assert functions["QuotaReset"]["Properties"]["Timeout"] == 300
@@ -61,7 +61,7 @@ def test_template_declares_the_whole_stage(built):
     assert {g["Properties"]["LogGroupName"] for g in groups.values()} == {
         "/aws/lambda/spikes-prod-api", "/aws/lambda/spikes-prod-quota-reset",
         "/aws/lambda/spikes-prod-share-deletions", "/aws/lambda/spikes-prod-webhook-deliveries",
-        "/spikes/prod/mail-events"}
+        "/aws/lambda/spikes-prod-usage-report", "/spikes/prod/mail-events"}
     assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
     alarms = resources_of(template, "AWS::CloudWatch::Alarm")
     metrics = {(a["Properties"]["MetricName"], json.dumps(a["Properties"]["Dimensions"][0]["Value"])) for a in alarms.values()}
@@ -70,6 +70,8 @@ def test_template_declares_the_whole_stage(built):
         assert ("Errors", json.dumps({"Ref": function})) in metrics
         assert ("Throttles", json.dumps({"Ref": function})) in metrics
     assert ("Errors", json.dumps({"Ref": "ShareDeletions"})) in metrics
+    assert ("Errors", json.dumps({"Ref": "UsageReport"})) in metrics
+    assert functions["UsageReport"]["Properties"]["Timeout"] == 120
 
 
 def test_bounces_and_complaints_reach_a_log_group(built):
@@ -154,6 +156,7 @@ def test_the_stack_holds_every_table_index_ttl_and_the_bucket_the_code_uses(buil
         assert function_environment("spikes-prod-quota-reset") == environment
         assert function_environment("spikes-prod-share-deletions") == environment
         assert function_environment("spikes-prod-webhook-deliveries") == environment
+        assert function_environment("spikes-prod-usage-report") == environment
         settings = code_settings(environment)
         assert settings.stage == STAGE and settings.mail_mode == "ses"
         assert settings.mail_sender == f"Spikes <{MAIL_FROM}>"
@@ -164,14 +167,15 @@ def test_the_stack_holds_every_table_index_ttl_and_the_bucket_the_code_uses(buil
         for model in ALL_MODELS:
             expected = model._get_schema()
             table = dynamodb.describe_table(TableName=model.Meta.table_name)["Table"]
-            assert table["KeySchema"] == expected["key_schema"], model.__name__
+            # CloudFormation lists the hash key first; PynamoDB lists them by name.
+            assert table["KeySchema"] == stack.hash_key_first(expected["key_schema"]), model.__name__
             assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
                 (a["AttributeName"], a["AttributeType"]) for a in expected["attribute_definitions"]}
             assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
             assert table.get("DeletionProtectionEnabled") is True
             indexes = {i["IndexName"]: (i["KeySchema"], i["Projection"]["ProjectionType"])
                        for i in table.get("GlobalSecondaryIndexes", [])}
-            assert indexes == {i["index_name"]: (i["key_schema"], i["projection"]["ProjectionType"])
+            assert indexes == {i["index_name"]: (stack.hash_key_first(i["key_schema"]), i["projection"]["ProjectionType"])
                                for i in expected.get("global_secondary_indexes", [])}, model.__name__
             # moto's CloudFormation accepts TimeToLiveSpecification without applying it: read it
             # from the created table's resource in the template.
@@ -188,7 +192,8 @@ def test_the_stack_holds_every_table_index_ttl_and_the_bucket_the_code_uses(buil
         logs = boto3.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/spikes-prod")["logGroups"]
         assert {(g["logGroupName"], g.get("retentionInDays")) for g in logs} == {
             ("/aws/lambda/spikes-prod-api", 30), ("/aws/lambda/spikes-prod-quota-reset", 30),
-            ("/aws/lambda/spikes-prod-share-deletions", 30), ("/aws/lambda/spikes-prod-webhook-deliveries", 30)}
+            ("/aws/lambda/spikes-prod-share-deletions", 30), ("/aws/lambda/spikes-prod-webhook-deliveries", 30),
+            ("/aws/lambda/spikes-prod-usage-report", 30)}
         parameters = boto3.client("ssm").get_parameters_by_path(Path="/spikes/prod/")["Parameters"]
         assert {p["Name"] for p in parameters} == {"/spikes/prod/secret_key", "/spikes/prod/token"}
         assert all(p["Type"] == "SecureString" for p in parameters)

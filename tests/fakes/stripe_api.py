@@ -1,8 +1,10 @@
-"""A small local fake of the Stripe API for tests: the three endpoints the backend calls.
+"""A small local fake of the Stripe API for tests: the endpoints the backend calls
+(customers, Checkout and portal sessions, billing meter events).
 
 It listens on 127.0.0.1 (port 0: the OS picks a free port) in a thread, parses the
 form-encoded bodies the official library sends, records every request, honours
-``Idempotency-Key`` for customers like Stripe does, and can be told to fail.
+``Idempotency-Key`` for customers and meter events like Stripe does, keeps one meter event
+per ``identifier`` (Stripe's deduplication), and can be told to fail.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class FakeStripe:
     api_key: str = "sk_test_fake"
     requests: List[Recorded] = field(default_factory=list)
     customers: Dict[str, dict] = field(default_factory=dict)
+    meter_events: Dict[str, dict] = field(default_factory=dict)  # identifier -> event
     failures: List[Tuple[int, dict]] = field(default_factory=list)
     # Seconds to sit on the next answers (after doing the work, as a slow Stripe would): a
     # client with a shorter timeout gives up although the request took effect.
@@ -102,6 +105,8 @@ class FakeStripe:
                 return self._create_checkout(request)
             if request.path == "/v1/billing_portal/sessions":
                 return self._create_portal(request)
+            if request.path == "/v1/billing/meter_events":
+                return self._create_meter_event(request)
             return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({request.path})"}}
 
     def _create_customer(self, request: Recorded) -> dict:
@@ -134,3 +139,32 @@ class FakeStripe:
         return 200, {"id": session_id, "object": "billing_portal.session", "customer": request.form["customer"],
                      "return_url": request.form.get("return_url"),
                      "url": f"https://billing.stripe.com/p/session/test_{session_id}"}
+
+    def _create_meter_event(self, request: Recorded) -> Tuple[int, dict]:
+        form = request.form
+        key = request.headers.get("idempotency-key")
+        if key and key in self._idempotent:
+            return 200, self._idempotent[key]
+        customer = form.get("payload[stripe_customer_id]")
+        if not form.get("event_name") or customer not in self.customers:
+            return 400, {"error": {"type": "invalid_request_error", "code": "resource_missing",
+                                   "param": "payload[stripe_customer_id]",
+                                   "message": f"No such customer: '{customer}'"}}
+        identifier = form.get("identifier") or f"gen_{secrets.token_hex(8)}"
+        event = self.meter_events.get(identifier)
+        if event is None:  # Stripe keeps one event per identifier
+            event = {"object": "billing.meter_event", "event_name": form["event_name"], "identifier": identifier,
+                     "payload": {"stripe_customer_id": customer, "value": form.get("payload[value]")},
+                     "timestamp": int(form.get("timestamp") or 0), "livemode": False}
+            self.meter_events[identifier] = event
+        if key:
+            self._idempotent[key] = event
+        return 200, event
+
+    def meter_totals(self) -> Dict[Tuple[str, str], int]:
+        """Sum of values per (event name, customer): what Stripe would bill."""
+        totals: Dict[Tuple[str, str], int] = {}
+        for event in self.meter_events.values():
+            key = (event["event_name"], event["payload"]["stripe_customer_id"])
+            totals[key] = totals.get(key, 0) + int(event["payload"]["value"])
+        return totals

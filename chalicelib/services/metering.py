@@ -1,0 +1,189 @@
+"""The agent tier's metering: what a spike or a share costs, monthly budget caps, and the
+usage events for Stripe's Billing Meters (reported off the request path by ``usage_report``).
+
+Charging adds no round trip: it rides in the transaction that stores the spike or share.
+- the owner's period usage item (``usage#<user>#<period>``, write "usage") ADDs the cost, in
+  thousandths of a cent, conditioned on staying within the account's cap;
+- when a key made the request, the key's period item (``keyusage#<key>#<period>``, write
+  "key-usage") counts what it created and, when the charge is its own account's, ADDs the
+  cost conditioned on the key's cap;
+- a usage event for Stripe is created (write "event", ``store.meter_events``).
+So the spike or share, its charge and its usage event are stored together or not at all; a
+cap that would be passed cancels the transaction (429 BUDGET_EXCEEDED) before anything is.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Dict, Optional
+
+from chalicelib import clock
+from chalicelib.errors import BudgetExceeded
+from chalicelib.services import quotas
+from chalicelib.settings import Settings
+from chalicelib.store import accounts as account_store
+from chalicelib.store import charges, ledger, meter_events
+from chalicelib.store import shares as share_store
+from chalicelib.store.models import ApiKey, Share, User
+from chalicelib.store.transactions import ConditionFailed, Transaction
+
+MILLICENTS_PER_CENT = 1000
+SPIKE, SHARE = "spike", "share"
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One billable thing an agent-tier account is about to store."""
+    kind: str
+    user_id: str
+    customer_id: Optional[str]
+    cost: int  # thousandths of a cent
+    account_cap_cents: Optional[int]
+    identifier: str
+    event_name: str
+    timestamp: int
+    period: str
+
+    @property
+    def period_ends(self) -> str:
+        return clock.iso(clock.next_period_start(clock.period_start(self.period)))
+
+
+def set_account_cap(user: User, cap_cents: Optional[int]) -> None:
+    """The account's monthly spending cap on the agent tier (None removes it). Posts see it at
+    once: their transaction checks the owner's cached cap (services/targets.py)."""
+    account_store.set_monthly_cap(user, cap_cents)
+    user.monthly_cap_cents = cap_cents
+
+
+def price(settings: Settings, kind: str) -> int:
+    cents = settings.agent_price_per_spike_cents if kind == SPIKE else settings.agent_price_per_share_cents
+    return int(cents * MILLICENTS_PER_CENT)
+
+
+def to_cents(millicents) -> int:
+    """Costs are shown in whole cents, rounded up: never less than Stripe will bill."""
+    return math.ceil(int(millicents or 0) / MILLICENTS_PER_CENT)
+
+
+def charge_for(settings: Settings, owner: Optional[User], kind: str, identifier: str,
+               now: datetime) -> Optional[Charge]:
+    """The charge for storing one spike/share for ``owner``; None unless the owner is on the
+    agent tier. ``identifier`` names the stored thing (it becomes Stripe's dedup identifier)."""
+    if owner is None or quotas.effective_tier(owner, now.timestamp()) != quotas.AGENT:
+        return None
+    event_name = settings.stripe_spike_meter_event if kind == SPIKE else settings.stripe_share_meter_event
+    cap = owner.monthly_cap_cents
+    return Charge(kind=kind, user_id=owner.user_id, customer_id=owner.stripe_customer_id, cost=price(settings, kind),
+                  account_cap_cents=None if cap is None else int(cap), identifier=identifier,
+                  event_name=event_name, timestamp=int(now.timestamp()), period=clock.period_of(now))
+
+
+def cost_limit(cap_cents: Optional[int]) -> Optional[int]:
+    return None if cap_cents is None else cap_cents * MILLICENTS_PER_CENT
+
+
+def key_cap(key: Optional[ApiKey], charge: Optional[Charge]) -> Optional[int]:
+    """The key's cap when it binds this charge: the key belongs to the account being charged."""
+    if key is None or charge is None or key.user_id != charge.user_id or key.monthly_cap_cents is None:
+        return None
+    return int(key.monthly_cap_cents)
+
+
+def refuse_impossible(charge: Optional[Charge], key: Optional[ApiKey]) -> None:
+    """A cap below one unit's price refuses without a round trip."""
+    if charge is None:
+        return
+    if charge.account_cap_cents is not None and charge.account_cap_cents * MILLICENTS_PER_CENT < charge.cost:
+        raise BudgetExceeded("account", charge.account_cap_cents, charge.period_ends)
+    cap = key_cap(key, charge)
+    if cap is not None and cap * MILLICENTS_PER_CENT < charge.cost:
+        raise BudgetExceeded("key", cap, charge.period_ends)
+
+
+def spike_cost(charge: Optional[Charge]) -> Dict[str, Any]:
+    """``cost`` and ``cost_limit`` for the owner's usage write of a spike (ledger.count_spike)."""
+    if charge is None:
+        return {}
+    return {"cost": charge.cost, "cost_limit": cost_limit(charge.account_cap_cents)}
+
+
+def add_share_charge(tx: Transaction, charge: Optional[Charge], now: float) -> None:
+    if charge is not None:
+        charges.charge_account(tx, charge.user_id, charge.period, charge.cost, cost_limit(charge.account_cap_cents), now)
+
+
+def add_key_use(tx: Transaction, key: Optional[ApiKey], kind: str, charge: Optional[Charge], period: str,
+                now: float) -> None:
+    """What the key created; charged against its cap when the charge is its own account's."""
+    if key is None:
+        return
+    charged = charge is not None and key.user_id == charge.user_id
+    charges.count_key_use(tx, key.key_id, period, kind, charge.cost if charged else 0,
+                         cost_limit(key_cap(key, charge)), now)
+
+
+def add_event(tx: Transaction, charge: Optional[Charge]) -> None:
+    """The usage event for Stripe ("event"), created in the transaction that stores what it bills."""
+    if charge is not None:
+        meter_events.add(tx, charge.identifier, charge.event_name, charge.user_id, charge.customer_id,
+                         charge.timestamp)
+
+
+def budget_error(failed: ConditionFailed, charge: Optional[Charge], key: Optional[ApiKey]) -> Optional[BudgetExceeded]:
+    """The 429 for a transaction refused by a cap ("usage": the account's, "key-usage": the key's)."""
+    if charge is None:
+        return None
+    if "usage" in failed:
+        return BudgetExceeded("account", int(charge.account_cap_cents or 0), charge.period_ends)
+    if "key-usage" in failed and key_cap(key, charge) is not None:
+        return BudgetExceeded("key", key_cap(key, charge), charge.period_ends)
+    return None
+
+
+def share_charge(settings: Settings, user: User, share_id: str, key: Optional[ApiKey]) -> Optional[Charge]:
+    """What creating a share costs on the agent tier; refused up front when a cap is already
+    reached, before any file is uploaded."""
+    charge = charge_for(settings, user, SHARE, f"share-{share_id}", clock.now())
+    check_budget(charge, key)
+    return charge
+
+
+def insert_share(share: Share, owner_id: str, limit: Optional[int], charge: Optional[Charge],
+                 key: Optional[ApiKey]) -> Share:
+    """``store.shares.insert`` with the agent tier's writes in the share's transaction (its charge,
+    the key's use, the usage event); BudgetExceeded when a cap refused it."""
+    period = charge.period if charge else clock.current_period()
+
+    def add(tx: Transaction) -> None:
+        add_share_charge(tx, charge, clock.epoch())
+        add_key_use(tx, key, SHARE, charge, period, clock.epoch())
+        add_event(tx, charge)
+    try:
+        return share_store.insert(share, owner_id, limit, add)
+    except ConditionFailed as failed:
+        raise budget_error(failed, charge, key) or failed from None
+
+
+def check_budget(charge: Optional[Charge], key: Optional[ApiKey]) -> None:
+    """A read-only pre-check for work that must not start past a cap (share uploads). The
+    transaction remains the guard; this only saves the upload."""
+    refuse_impossible(charge, key)
+    if charge is None:
+        return
+    if charge.account_cap_cents is not None:
+        spent = _spent(ledger.user_usage_key(charge.user_id, charge.period))
+        if spent + charge.cost > charge.account_cap_cents * MILLICENTS_PER_CENT:
+            raise BudgetExceeded("account", charge.account_cap_cents, charge.period_ends)
+    cap = key_cap(key, charge)
+    if cap is not None:
+        spent = _spent(charges.key_usage_key(key.key_id, charge.period))
+        if spent + charge.cost > cap * MILLICENTS_PER_CENT:
+            raise BudgetExceeded("key", cap, charge.period_ends)
+
+
+def _spent(usage_key: str) -> int:
+    """What a usage item was charged this period, in thousandths of a cent."""
+    item = charges.period_item(usage_key)
+    return int(item.cost or 0) if item else 0

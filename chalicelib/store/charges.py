@@ -1,0 +1,45 @@
+"""The agent tier's charges in the ledger table: a key's usage item per period
+(``keyusage#<key_id>#<period>``: what it created and its ``cost``), the cost a share adds to
+its owner's period usage, and reading a usage item. Costs are thousandths of a cent; every
+charge is conditioned on its cap (``ledger.cost_within``), inside the transaction that stores
+what it bills."""
+from __future__ import annotations
+
+from typing import Optional
+
+from chalicelib.store import ledger
+from chalicelib.store.ledger import cost_within
+from chalicelib.store.models import LedgerItem
+from chalicelib.store.transactions import Transaction
+
+
+def key_usage_key(key_id: str, period: str) -> str:
+    return f"keyusage#{key_id}#{period}"
+
+
+def period_item(key: str) -> Optional[LedgerItem]:
+    """A usage item (``usage#…``, ``keyusage#…``: counts and ``cost``), or None."""
+    try:
+        return LedgerItem.get(key)
+    except LedgerItem.DoesNotExist:
+        return None
+
+
+def charge_account(tx: Transaction, owner_id: str, period: str, cost: int, cost_limit: Optional[int],
+                   now: float) -> None:
+    """In a share's transaction on the agent tier ("usage"): the owner's period cost."""
+    tx.update("usage", LedgerItem(ledger.user_usage_key(owner_id, period)),
+              actions=[LedgerItem.cost.add(cost), LedgerItem.expires_at.set(int(now) + ledger.RETENTION_SECONDS)],
+              condition=cost_within(cost, cost_limit))
+
+
+def count_key_use(tx: Transaction, key_id: str, period: str, kind: str, cost: int, cost_limit: Optional[int],
+                  now: float) -> None:
+    """In the transaction of a spike or share made with an API key ("key-usage"): what the key
+    created, and what it was charged (refused past ``cost_limit``)."""
+    actions = [(LedgerItem.spikes if kind == "spike" else LedgerItem.shares).add(1),
+               LedgerItem.expires_at.set(int(now) + ledger.RETENTION_SECONDS)]
+    if cost:
+        actions.append(LedgerItem.cost.add(cost))
+    tx.update("key-usage", LedgerItem(key_usage_key(key_id, period)), actions=actions,
+              condition=cost_within(cost, cost_limit) if cost else None)

@@ -1,0 +1,84 @@
+"""The agent tier's usage events for Stripe (the ``outbox`` table): keys, queues and the
+conditional writes that move an event from pending to sent (deleted) or dead.
+
+An event is created in the transaction that stores the spike or share it bills, so it exists
+exactly when that does. ``queue`` is ``meter#<shard>`` while pending (a few shards, so no
+partition runs hot) or ``meter#dead`` once Stripe refused it for good; ``event_key`` is
+``<ISO time>#<identifier>``, so a queue reads oldest first. docs/data-model.md (``outbox``)
+lists the access patterns.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from typing import Iterator, Optional
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib import clock
+from chalicelib.store.models import OutboxItem
+from chalicelib.store.transactions import Transaction, conditional_failed, run
+
+SHARDS = 4
+DEAD_QUEUE = "meter#dead"
+QUEUES = tuple(f"meter#{shard}" for shard in range(SHARDS))
+
+
+def queue_of(identifier: str) -> str:
+    return QUEUES[int(hashlib.sha256(identifier.encode()).hexdigest()[:8], 16) % SHARDS]
+
+
+def add(tx: Transaction, identifier: str, event_name: str, user_id: str, customer_id: Optional[str],
+        timestamp: int) -> None:
+    """In the transaction of what it bills ("event"): one unit of ``event_name`` for ``user_id``."""
+    actions = [OutboxItem.identifier.set(identifier), OutboxItem.event_name.set(event_name),
+               OutboxItem.user_id.set(user_id), OutboxItem.value.set(1), OutboxItem.timestamp.set(timestamp),
+               OutboxItem.attempts.set(0), OutboxItem.next_attempt_at.set(0)]
+    if customer_id:
+        actions.append(OutboxItem.customer_id.set(customer_id))
+    created = datetime.fromtimestamp(timestamp, timezone.utc)
+    tx.update("event", OutboxItem(queue_of(identifier), f"{clock.iso(created)}#{identifier}"), actions=actions)
+
+
+def due(queue: str, now: float) -> Iterator[OutboxItem]:
+    """A queue's events whose next attempt is due, oldest first."""
+    return OutboxItem.query(queue, filter_condition=OutboxItem.next_attempt_at <= now, page_size=100)
+
+
+def lease(item: OutboxItem, now: float, seconds: int) -> bool:
+    """Take the event for ``seconds``; False when another run holds it (or it is gone)."""
+    try:
+        item.update(actions=[OutboxItem.lease_until.set(int(now) + seconds)],
+                    condition=OutboxItem.event_key.exists() & (OutboxItem.lease_until.does_not_exist()
+                                                               | (OutboxItem.lease_until < int(now))))
+        return True
+    except UpdateError as exc:
+        if conditional_failed(exc):
+            return False
+        raise
+
+
+def sent(item: OutboxItem) -> None:
+    item.delete()
+
+
+def retry_later(item: OutboxItem, next_attempt_at: int, error: str) -> None:
+    item.update(actions=[OutboxItem.attempts.add(1), OutboxItem.next_attempt_at.set(next_attempt_at),
+                         OutboxItem.lease_until.remove(), OutboxItem.last_error.set(error)])
+
+
+def bury(item: OutboxItem, error: str) -> None:
+    """Stripe refused the event for good: kept in the dead queue, out of the way, for review."""
+    dead = OutboxItem(DEAD_QUEUE, item.event_key, identifier=item.identifier, event_name=item.event_name,
+                      user_id=item.user_id, customer_id=item.customer_id, value=item.value, timestamp=item.timestamp,
+                      attempts=int(item.attempts or 0) + 1, next_attempt_at=0, last_error=error)
+
+    def build(tx: Transaction) -> None:
+        tx.save("dead", dead)
+        tx.delete("pending", item)
+    run(build)
+
+
+def pending_count() -> int:
+    """Events not yet reported (tests, operators)."""
+    return sum(OutboxItem.count(queue) for queue in QUEUES)
