@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional
 
-from pynamodb.exceptions import UpdateError
-
 from chalicelib import clock
 from chalicelib.errors import BillingNotConfigured, DependencyUnavailable, InternalError, NotFound
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas
 from chalicelib.settings import Settings
+from chalicelib.store import accounts as account_store
 from chalicelib.store.models import User
 
 log = get_logger("spikes.billing")
@@ -61,14 +60,7 @@ def ensure_customer(client: Any, user: User, replacing: Optional[str] = None) ->
     customer = _stripe_call("customers.create", client.v1.customers.create,
                             params={"email": user.email, "metadata": {"user_id": user.user_id}},
                             options={"idempotency_key": key})
-    condition = (User.stripe_customer_id == replacing) if replacing else User.stripe_customer_id.does_not_exist()
-    try:
-        user.update(actions=[User.stripe_customer_id.set(customer["id"])], condition=condition)
-    except UpdateError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
-            raise
-        user.refresh(consistent_read=True)  # someone stored one first: theirs wins
-    return user.stripe_customer_id
+    return account_store.set_customer(user, customer["id"], replacing)
 
 
 def checkout(settings: Settings, client_factory, user: User, base_url: str,

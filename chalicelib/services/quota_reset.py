@@ -23,16 +23,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable, Dict, Optional
 
-from pynamodb.exceptions import UpdateError
-
 from chalicelib import clock
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas
 from chalicelib.settings import Settings
+from chalicelib.store import accounts as account_store
 from chalicelib.store import ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import User
-from chalicelib.store.transactions import conditional_failed
 
 log = get_logger("spikes.quota_reset")
 
@@ -71,22 +69,12 @@ def persist_grace_expiry(user: User, now: datetime) -> Dict[str, int]:
     if observed is None or observed > now_ts:
         return result
     if user.tier in quotas.PAID_TIERS:
-        try:
-            user.update(actions=[User.tier.set(quotas.FREE)],
-                        condition=(User.tier == user.tier) & (User.grace_until == observed))
-            result["downgraded"] = 1
-        except UpdateError as exc:
-            if conditional_failed(exc):
-                return result
-            raise
+        if not account_store.downgrade_after_grace(user, observed):
+            return result
+        result["downgraded"] = 1
     if user.tier == quotas.FREE:
         result["shares_stripped"] = share_store.lock_pro_features(user.user_id)
-        try:
-            user.update(actions=[User.grace_until.remove()],
-                        condition=(User.tier == quotas.FREE) & (User.grace_until == observed))
-        except UpdateError as exc:
-            if not conditional_failed(exc):
-                raise
+        account_store.clear_grace(user, observed)
     return result
 
 
@@ -110,15 +98,13 @@ def sweep(settings: Settings, key: str, now: datetime, time_left_ms: Callable[[]
             log.info("job.paused", job=key, pages=pages_this_run)
             return {"job": key, "status": "paused", "pages": pages_this_run}
         detail = dict(job.detail or {})
-        page = User.scan(limit=settings.job_page_size, page_size=settings.job_page_size,
-                         last_evaluated_key=detail.get("cursor"))
-        for user in page:
+        users, cursor = account_store.page_of_users(settings.job_page_size, detail.get("cursor"))
+        for user in users:
             detail["users"] = detail.get("users", 0) + 1
             if archive_period and archive_usage(user, archive_period, now):
                 detail["archived"] = detail.get("archived", 0) + 1
             for name, value in persist_grace_expiry(user, now).items():
                 detail[name] = detail.get(name, 0) + value
-        cursor = page.last_evaluated_key
         done = cursor is None
         detail.update(cursor=cursor, pages=detail.get("pages", 0) + 1,
                       invocations=detail.get("invocations", 0) + (0 if pages_this_run else 1))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 
 from chalicelib import clock
@@ -22,10 +22,10 @@ from chalicelib.errors import InvalidSignature, WebhooksNotConfigured
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas
 from chalicelib.settings import Settings
-from chalicelib.store import ledger, transactions
+from chalicelib.store import accounts as account_store
+from chalicelib.store import ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import User
-from chalicelib.store.transactions import ConditionFailed, Transaction
 
 log = get_logger("spikes.stripe_events")
 
@@ -142,47 +142,22 @@ def classify(event: Dict[str, Any], settings: Optional[Settings] = None) -> Opti
 
 def _find_user(change: Change) -> Optional[User]:
     if isinstance(change.user_hint, str) and 0 < len(change.user_hint) <= 128:
-        try:
-            return User.get(change.user_hint, consistent_read=True)
-        except User.DoesNotExist:
-            pass
+        user = account_store.get(change.user_hint, consistent=True)
+        if user is not None:
+            return user
     if change.customer_id:
-        for key in User.stripe_customer_index.query(change.customer_id, limit=1):
-            try:
-                return User.get(key.user_id, consistent_read=True)
-            except User.DoesNotExist:
-                return None
+        return account_store.by_customer(change.customer_id)
     return None
 
 
-def _update_for(settings: Settings, change: Change, created: int) -> Tuple[list, Any]:
-    """Actions and condition of the user update an event makes."""
-    event_at = User.subscription_event_at
-    newer = event_at.does_not_exist() | (event_at < created)
-    actions = [event_at.set(created), User.subscription_status.set(change.status)]
-    if change.customer_id:
-        actions.append(User.stripe_customer_id.set(User.stripe_customer_id | change.customer_id))
-    if change.kind == "pro":
-        actions += [User.tier.set(change.tier), User.grace_until.remove()]
-        if change.subscription_id:
-            actions.append(User.subscription_id.set(change.subscription_id))
-        return actions, User.user_id.exists() & newer
-    if change.kind == "grace":
-        # The grace period starts at the first failure and is not extended by later retries.
-        grace_until = created + settings.payment_grace_days * 24 * 3600
-        actions.append(User.grace_until.set(User.grace_until | grace_until))
-        same_subscription = User.subscription_id.does_not_exist()
-        if change.subscription_id:
-            same_subscription = same_subscription | (User.subscription_id == change.subscription_id)
-        return actions, User.user_id.exists() & newer & same_subscription
-    # free: on a tie with another event of the same second, the downgrade wins. An event about
-    # an older subscription than the stored one never downgrades the newer subscription.
-    actions += [User.tier.set(quotas.FREE), User.grace_until.remove()]
-    same_subscription = User.subscription_id.does_not_exist()
-    if change.subscription_id:
-        same_subscription = same_subscription | (User.subscription_id == change.subscription_id)
-    not_older = event_at.does_not_exist() | (event_at <= created)
-    return actions, User.user_id.exists() & not_older & same_subscription
+def _stored_change(settings: Settings, change: Change, created: int) -> account_store.SubscriptionChange:
+    """The change as the user's stored subscription state takes it."""
+    # The grace period starts at the first failure and is not extended by later retries.
+    grace_until = created + settings.payment_grace_days * 24 * 3600 if change.kind == "grace" else None
+    return account_store.SubscriptionChange(
+        kind="paid" if change.kind == "pro" else change.kind, status=change.status,
+        subscription_id=change.subscription_id, customer_id=change.customer_id, event_at=created,
+        tier=change.tier if change.kind == "pro" else quotas.FREE, grace_until=grace_until)
 
 
 def _marker(event: Dict[str, Any], outcome: str, user_id: Optional[str], now: float):
@@ -193,9 +168,8 @@ def _marker(event: Dict[str, Any], outcome: str, user_id: Optional[str], now: fl
 
 def _finish_downgrade(user_id: str, now: float) -> int:
     """Pro features off when the stored state says Free (idempotent; safe on every retry)."""
-    try:
-        user = User.get(user_id, consistent_read=True)
-    except User.DoesNotExist:
+    user = account_store.get(user_id, consistent=True)
+    if user is None:
         return 0
     if quotas.effective_tier(user, now) != quotas.FREE:
         return 0
@@ -221,19 +195,14 @@ def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float]
     if ledger.stripe_event_seen(event["id"]):
         outcome = "duplicate"
     else:
-        actions, condition = _update_for(settings, change, created)
-
-        def write(tx: Transaction) -> None:
-            tx.update("user", User(user.user_id), actions=actions, condition=condition)
-            ledger.mark_stripe_event(tx, _marker(event, change.kind, user.user_id, now))
         try:
-            transactions.run(write)
-        except ConditionFailed as failed:
-            if "marker" in failed:
-                outcome = "duplicate"
-            else:
-                outcome = "stale"  # older than the stored state, or about a replaced subscription
-                ledger.save_once(_marker(event, "stale", user.user_id, now))
+            account_store.apply_subscription_change(user.user_id, _stored_change(settings, change, created),
+                                                    _marker(event, change.kind, user.user_id, now))
+        except account_store.AlreadyApplied:
+            outcome = "duplicate"
+        except account_store.StaleChange:
+            outcome = "stale"  # older than the stored state, or about a replaced subscription
+            ledger.save_once(_marker(event, "stale", user.user_id, now))
     stripped = _finish_downgrade(user.user_id, now) if change.kind == "free" else 0
     if change.kind == "pro" and outcome != "stale":
         share_store.unlock_pro_features(user.user_id)  # idempotent: a duplicate delivery changes nothing

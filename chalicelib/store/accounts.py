@@ -6,13 +6,15 @@ change users through these functions in domain terms; the conditions live here.
 """
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
 
 from pynamodb.exceptions import UpdateError
 
 from chalicelib import clock
+from chalicelib.store import ledger, transactions
 from chalicelib.store.models import User
-from chalicelib.store.transactions import Transaction, conditional_failed
+from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed
 
 FREE = "free"  # the tier every account starts on (services/quotas.FREE)
 
@@ -69,7 +71,137 @@ def mark_merged(account: User, into_user_id: str) -> bool:
     return True
 
 
+def check_unchanged(tx: Transaction, user_id: str, exists: bool, tier: Optional[str], grace_until: Optional[float],
+                    monthly_cap_cents: Optional[int]) -> None:
+    """In a post's transaction, a condition check (``guard:owner``) that holds only while the
+    user's tier, grace period and cap are as read, or while the user still does not exist."""
+    if not exists:
+        tx.check("guard:owner", User, user_id, User.user_id.does_not_exist())
+        return
+    condition = User.tier == tier if tier is not None else User.tier.does_not_exist()
+    condition &= User.grace_until == grace_until if grace_until is not None else User.grace_until.does_not_exist()
+    condition &= (User.monthly_cap_cents == monthly_cap_cents if monthly_cap_cents is not None
+                  else User.monthly_cap_cents.does_not_exist())
+    tx.check("guard:owner", User, user_id, condition)
+
+
+# --- billing ---------------------------------------------------------------------------------
+
+def by_customer(customer_id: str) -> Optional[User]:
+    """The user whose Stripe customer this is (``stripe_customer_index``), or None."""
+    for key in User.stripe_customer_index.query(customer_id, limit=1):
+        return get(key.user_id, consistent=True)
+    return None
+
+
+def set_customer(user: User, customer_id: str, replacing: Optional[str] = None) -> str:
+    """Store the user's Stripe customer id only if none is stored yet, or (``replacing``) only
+    if the stored one is still that one: a concurrent first call or replacement is kept, never
+    overwritten. Returns the id stored now."""
+    condition = (User.stripe_customer_id == replacing) if replacing else User.stripe_customer_id.does_not_exist()
+    try:
+        user.update(actions=[User.stripe_customer_id.set(customer_id)], condition=condition)
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
+        user.refresh(consistent_read=True)  # someone stored one first: theirs wins
+    return user.stripe_customer_id
+
+
 def set_monthly_cap(user: User, cap_cents: Optional[int]) -> None:
-    """The agent tier's account-wide monthly spending cap (None: no cap)."""
+    """The account-wide monthly spending cap (None: no cap)."""
     user.update(actions=[User.monthly_cap_cents.remove() if cap_cents is None
                          else User.monthly_cap_cents.set(cap_cents)], condition=User.user_id.exists())
+
+
+@dataclass(frozen=True)
+class SubscriptionChange:
+    """What one Stripe event does to a user's stored subscription state."""
+    kind: str  # "paid" (``tier`` from now on) | "grace" (paid until ``grace_until``) | "free"
+    status: str
+    subscription_id: Optional[str]
+    customer_id: Optional[str]
+    event_at: int  # Stripe's ``event.created``: an older event never overwrites newer state
+    tier: str = FREE
+    grace_until: Optional[int] = None
+
+
+class StaleChange(Exception):
+    """Older than the stored state, or about a subscription the user no longer has."""
+
+
+class AlreadyApplied(Exception):
+    """The event's marker is stored: it was applied before."""
+
+
+def _update_for(change: SubscriptionChange) -> Tuple[list, Any]:
+    event_at = User.subscription_event_at
+    newer = event_at.does_not_exist() | (event_at < change.event_at)
+    actions = [event_at.set(change.event_at), User.subscription_status.set(change.status)]
+    if change.customer_id:
+        actions.append(User.stripe_customer_id.set(User.stripe_customer_id | change.customer_id))
+    same_subscription = User.subscription_id.does_not_exist()
+    if change.subscription_id:
+        same_subscription = same_subscription | (User.subscription_id == change.subscription_id)
+    if change.kind == "paid":
+        actions += [User.tier.set(change.tier), User.grace_until.remove()]
+        if change.subscription_id:
+            actions.append(User.subscription_id.set(change.subscription_id))
+        return actions, User.user_id.exists() & newer
+    if change.kind == "grace":
+        # The grace period starts at the first failure and is not extended by later retries.
+        actions.append(User.grace_until.set(User.grace_until | change.grace_until))
+        return actions, User.user_id.exists() & newer & same_subscription
+    # free: on a tie with another event of the same second, the downgrade wins. An event about
+    # an older subscription than the stored one never downgrades the newer subscription.
+    actions += [User.tier.set(FREE), User.grace_until.remove()]
+    not_older = event_at.does_not_exist() | (event_at <= change.event_at)
+    return actions, User.user_id.exists() & not_older & same_subscription
+
+
+def apply_subscription_change(user_id: str, change: SubscriptionChange, marker: Any) -> None:
+    """The change and the event's ledger ``marker`` in one transaction, so an event applies
+    once. Raises AlreadyApplied for an event seen before, StaleChange when the stored state
+    is newer (nothing written then)."""
+    actions, condition = _update_for(change)
+    def write(tx: Transaction) -> None:
+        tx.update("user", User(user_id), actions=actions, condition=condition)
+        ledger.mark_stripe_event(tx, marker)
+    try:
+        transactions.run(write)
+    except ConditionFailed as failed:
+        if "marker" in failed:
+            raise AlreadyApplied() from None
+        raise StaleChange() from None
+
+
+# --- the scheduled pass over every user ------------------------------------------------------
+
+def page_of_users(size: int, cursor: Optional[Dict[str, Any]]) -> Tuple[List[User], Optional[Dict[str, Any]]]:
+    """One page of the users table (a Scan: scheduled jobs only, never a request) and where
+    the next one starts (None after the last)."""
+    result = User.scan(limit=size, page_size=size, last_evaluated_key=cursor)
+    users = list(result)
+    return users, result.last_evaluated_key
+
+
+def downgrade_after_grace(user: User, grace_until: float) -> bool:
+    """A paid tier whose grace period ``grace_until`` ended becomes free, unless the tier or
+    the grace period changed meanwhile (a webhook's newer state wins). ``grace_until`` stays:
+    it is cleared (``clear_grace``) once the paid features are off."""
+    try:
+        user.update(actions=[User.tier.set(FREE)], condition=(User.tier == user.tier) & (User.grace_until == grace_until))
+    except UpdateError as exc:
+        if conditional_failed(exc):
+            return False
+        raise
+    return True
+
+
+def clear_grace(user: User, grace_until: float) -> None:
+    """The expired grace period is dealt with: remove it, if the user is still free with it."""
+    try:
+        user.update(actions=[User.grace_until.remove()], condition=(User.tier == FREE) & (User.grace_until == grace_until))
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
