@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.services import quotas
-from chalicelib.store import ledger, shares
+from chalicelib.store import accounts, ledger, shares
 from chalicelib.settings import Settings
 from chalicelib.store.models import Share, User
 from chalicelib.store.transactions import Transaction
@@ -108,27 +108,11 @@ class Target:
             # transactions on one item conflict. "Names no share" is trusted for READ_TTL_SECONDS.
             return
         # Also fails once the share's deletion started: the post is redone under the bare key.
-        tx.check("guard:share", Share, shares.share_pk(self.share.share_id),
-                 (Share.owner_id == self.owner.user_id)
-                 & (Share.status.does_not_exist() | (Share.status != shares.DELETING)))
-        if self.via_slug:
-            tx.check("guard:slug", Share, _lookup_pk(self.key), Share.share_id == self.share.share_id)
-        if self.owner.exists:
-            condition = User.tier == self.owner.tier if self.owner.tier is not None else User.tier.does_not_exist()
-            condition &= (User.grace_until == self.owner.grace_until if self.owner.grace_until is not None
-                          else User.grace_until.does_not_exist())
-            if self.owner.tier == quotas.AGENT:  # the cap bounds its posts' charges: checked like the tier
-                condition &= (User.monthly_cap_cents == self.owner.monthly_cap_cents
-                              if self.owner.monthly_cap_cents is not None else User.monthly_cap_cents.does_not_exist())
-        else:
-            condition = User.user_id.does_not_exist()
-        tx.check("guard:owner", User, self.owner.user_id, condition)
-
-
-def _lookup_pk(key: str) -> str:
-    """The item that decides what a key names: the share item for an id, the slug claim otherwise."""
-    # As store.shares.resolve: only an all-lowercase key names a slug (slug#Acme never exists).
-    return shares.share_pk(key) if shares.SHARE_ID_PATTERN.match(key) else shares.slug_pk(key)
+        shares.check_still_named(tx, self.key if self.via_slug else None, self.share.share_id, self.owner.user_id)
+        owner = self.owner
+        # An agent-tier owner's cap bounds its posts' charges: checked like the tier.
+        accounts.check_unchanged(tx, owner.user_id, owner.exists, owner.tier, owner.grace_until,
+                                 owner.monthly_cap_cents if owner.tier == quotas.AGENT else accounts.UNCHECKED)
 
 
 # (purpose, key) -> (when read, what was read). Posts need the owner's tier, listings do not.
@@ -151,12 +135,12 @@ def _read(key: str, with_owner: bool, trust_hint: bool = True) -> Target:
         # owner is read: its post needs the account's spending cap, which no hint carries.
         owner = Owner(share.owner_id, True, share.owner_tier, share.owner_grace_until)
     else:
-        try:
-            user = User.get(share.owner_id)
+        user = accounts.get(share.owner_id)
+        if user is None:
+            owner = Owner(share.owner_id, False, None, None)
+        else:
             owner = Owner(user.user_id, True, user.tier, user.grace_until,
                           None if user.monthly_cap_cents is None else int(user.monthly_cap_cents))
-        except User.DoesNotExist:
-            owner = Owner(share.owner_id, False, None, None)
         if owner.exists and (owner.tier, owner.grace_until) != (share.owner_tier, share.owner_grace_until):
             shares.set_owner_hint(share.share_id, owner.tier, owner.grace_until)  # for the next cold post
     return Target(key, share, owner, via_slug, period, unlimited_count, owner.effective_tier())

@@ -71,17 +71,22 @@ def mark_merged(account: User, into_user_id: str) -> bool:
     return True
 
 
+UNCHECKED: Any = object()  # check_unchanged: "this attribute may have changed"
+
+
 def check_unchanged(tx: Transaction, user_id: str, exists: bool, tier: Optional[str], grace_until: Optional[float],
-                    monthly_cap_cents: Optional[int]) -> None:
+                    monthly_cap_cents: Any = UNCHECKED) -> None:
     """In a post's transaction, a condition check (``guard:owner``) that holds only while the
-    user's tier, grace period and cap are as read, or while the user still does not exist."""
+    user's tier, grace period and (unless UNCHECKED) cap are as read, or while the user still
+    does not exist."""
     if not exists:
         tx.check("guard:owner", User, user_id, User.user_id.does_not_exist())
         return
     condition = User.tier == tier if tier is not None else User.tier.does_not_exist()
     condition &= User.grace_until == grace_until if grace_until is not None else User.grace_until.does_not_exist()
-    condition &= (User.monthly_cap_cents == monthly_cap_cents if monthly_cap_cents is not None
-                  else User.monthly_cap_cents.does_not_exist())
+    if monthly_cap_cents is not UNCHECKED:
+        condition &= (User.monthly_cap_cents == monthly_cap_cents if monthly_cap_cents is not None
+                      else User.monthly_cap_cents.does_not_exist())
     tx.check("guard:owner", User, user_id, condition)
 
 

@@ -301,3 +301,15 @@ def move_to_owner(share: Share, old_owner: str, new_owner: str) -> bool:
             User(new_owner).update(actions=[User.active_shares.add(1)])
             return True
         raise
+
+
+# --- a post's checks that what it cached about its share still holds --------------------------
+
+def check_still_named(tx: Transaction, slug: Optional[str], share_id: str, owner_id: str) -> None:
+    """In a post's transaction, condition checks (``guard:share``, and ``guard:slug`` when the
+    post named the share by ``slug``) that hold only while the share is ``owner_id``'s, its
+    deletion has not started and the slug still points at it."""
+    tx.check("guard:share", Share, share_pk(share_id),
+             (Share.owner_id == owner_id) & (Share.status.does_not_exist() | (Share.status != DELETING)))
+    if slug is not None:
+        tx.check("guard:slug", Share, slug_pk(slug), Share.share_id == share_id)
