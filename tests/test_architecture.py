@@ -87,16 +87,6 @@ def test_every_table_is_declared_once_for_code_setup_and_template():
     assert sorted(LOGICAL_NAMES[model] for model in ALL_MODELS) == sorted(TABLES)
 
 
-# Services that still build storage, and why: the agent tier's changes to them were being
-# rebased when the rest moved down. Their store side is ready (store/accounts.py); moving it is
-# the next step (docs/architecture.md). Nothing may join this list.
-STILL_BUILDING_STORAGE = {
-    "billing.py": "sets the Stripe customer id under its own condition",
-    "stripe_events.py": "builds a Stripe event's user update and its conditions",
-    "quota_reset.py": "downgrades after grace and scans users itself",
-    "targets.py": "builds a post's guard checks on the share and its owner",
-}
-
 # What only the store writes: a condition, update actions, a transaction of its own.
 STORE_ONLY_KEYWORDS = {"condition", "filter_condition", "actions"}
 STORE_ONLY_CALLS = {"does_not_exist", "exists"}
@@ -127,4 +117,4 @@ def test_services_build_no_condition_update_or_transaction():
         work = store_work_in(path.read_text(encoding="utf-8"))
         if work:
             found[path.name] = work
-    assert set(found) - set(STILL_BUILDING_STORAGE) == set()
+    assert found == {}

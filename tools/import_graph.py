@@ -22,8 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 GROUND = {"chalicelib", "chalicelib.settings", "chalicelib.errors", "chalicelib.logs", "chalicelib.clock",
           "chalicelib.crypto", "chalicelib.web", "chalicelib.lazy"}
 FLOORS = ("ground", "store", "services", "deps", "api", "app")
-# Services that still decode storage errors themselves (tests/test_architecture.py says why).
-PYNAMODB_IN_SERVICES_FOR_NOW = {"chalicelib.services.billing", "chalicelib.services.quota_reset"}
 
 
 def floor_of(module: str) -> str:
@@ -124,8 +122,7 @@ def violations(internal: Optional[Dict[str, Set[str]]] = None,
                 problems.append(f"upward import: {module} ({floor_of(module)}) -> {target} ({floor_of(target)})")
         if floor_of(module) in ("ground", "store", "services") and "chalice" in external.get(module, ()):
             problems.append(f"{module} ({floor_of(module)}) imports chalice")
-        if floor_of(module) in ("ground", "services") and "pynamodb" in external.get(module, ()) \
-                and module not in PYNAMODB_IN_SERVICES_FOR_NOW:
+        if floor_of(module) in ("ground", "services") and "pynamodb" in external.get(module, ()):
             problems.append(f"{module} ({floor_of(module)}) imports pynamodb")
     cycle = find_cycle(internal)
     if cycle:
