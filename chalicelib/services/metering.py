@@ -23,9 +23,9 @@ from chalicelib.errors import BudgetExceeded
 from chalicelib.services import quotas
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import charges, ledger, meter_events
+from chalicelib.store import charges, meter_events
 from chalicelib.store import shares as share_store
-from chalicelib.store.models import ApiKey, Share, User
+from chalicelib.store.models import ApiKey, LedgerItem, Share, User
 from chalicelib.store.transactions import ConditionFailed, Transaction
 
 MILLICENTS_PER_CENT = 1000
@@ -173,17 +173,16 @@ def check_budget(charge: Optional[Charge], key: Optional[ApiKey]) -> None:
     if charge is None:
         return
     if charge.account_cap_cents is not None:
-        spent = _spent(ledger.user_usage_key(charge.user_id, charge.period))
+        spent = _spent(charges.account_period(charge.user_id, charge.period))
         if spent + charge.cost > charge.account_cap_cents * MILLICENTS_PER_CENT:
             raise BudgetExceeded("account", charge.account_cap_cents, charge.period_ends)
     cap = key_cap(key, charge)
     if cap is not None:
-        spent = _spent(charges.key_usage_key(key.key_id, charge.period))
+        spent = _spent(charges.key_period(key.key_id, charge.period))
         if spent + charge.cost > cap * MILLICENTS_PER_CENT:
             raise BudgetExceeded("key", cap, charge.period_ends)
 
 
-def _spent(usage_key: str) -> int:
+def _spent(item: Optional[LedgerItem]) -> int:
     """What a usage item was charged this period, in thousandths of a cent."""
-    item = charges.period_item(usage_key)
     return int(item.cost or 0) if item else 0

@@ -28,6 +28,7 @@ from chalicelib.logs import get_logger
 from chalicelib.services import quotas
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
+from chalicelib.store import charges
 from chalicelib.store import ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import User
@@ -50,7 +51,8 @@ def grace_job_key(day: str) -> str:
 def archive_usage(user: User, period: str, now: datetime) -> bool:
     """Write the closed period's usage summary once. True when this call wrote it."""
     closed_at = clock.period_start(clock.current_period(now))
-    spikes = ledger.count(ledger.user_usage_key(user.user_id, period))
+    usage = charges.account_period(user.user_id, period)
+    spikes = max(0, int(usage.count or 0)) if usage else 0
     return ledger.save_usage_archive(user.user_id, period, spikes, now=now.timestamp(), detail={
         "period": period, "spikes": spikes, "shares": int(user.active_shares or 0),
         "tier": quotas.effective_tier(user, closed_at.timestamp()), "closed_at": clock.iso(now)})

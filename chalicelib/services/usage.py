@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional
 from chalicelib import clock
 from chalicelib.services import metering, quotas
 from chalicelib.settings import Settings
-from chalicelib.store import charges, ledger
+from chalicelib.store import charges
 from chalicelib.store.models import ApiKey, User
 
 
@@ -24,7 +24,7 @@ def usage(settings: Settings, user: User, now: Optional[datetime] = None,
     tier = quotas.effective_tier(user, now.timestamp())
     limits = quotas.limits_for(settings, tier)
     period = clock.current_period(now)
-    account = charges.period_item(ledger.user_usage_key(user.user_id, period))
+    account = charges.account_period(user.user_id, period)
     body = {
         "spikes": max(0, int(account.count or 0) if account else 0),
         "spike_limit": limits.spike_limit,
@@ -47,7 +47,7 @@ def usage(settings: Settings, user: User, now: Optional[datetime] = None,
 
 def key_usage(key: ApiKey, period: str) -> Dict[str, Any]:
     """What one key created and was charged this period."""
-    item = charges.period_item(charges.key_usage_key(key.key_id, period))
+    item = charges.key_period(key.key_id, period)
     return {"key_id": key.key_id, "period": period, "spikes": int(item.spikes or 0) if item else 0,
             "shares": int(item.shares or 0) if item else 0,
             "cost_this_period_cents": metering.to_cents(item.cost if item else 0),

@@ -25,6 +25,16 @@ def period_item(key: str) -> Optional[LedgerItem]:
         return None
 
 
+def account_period(user_id: str, period: str) -> Optional[LedgerItem]:
+    """An account's usage item for ``period`` (what it stored and its ``cost``), or None."""
+    return period_item(ledger.user_usage_key(user_id, period))
+
+
+def key_period(key_id: str, period: str) -> Optional[LedgerItem]:
+    """An API key's usage item for ``period``, or None."""
+    return period_item(key_usage_key(key_id, period))
+
+
 def charge_account(tx: Transaction, owner_id: str, period: str, cost: int, cost_limit: Optional[int],
                    now: float) -> None:
     """In a share's transaction on the agent tier ("usage"): the owner's period cost."""
