@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Union
 
 import requests
+import requests.adapters
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SECURITY_TOKEN": "testing",
@@ -50,6 +51,19 @@ def port_is_free(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+class SourceAddressAdapter(requests.adapters.HTTPAdapter):
+    """Connects from a given loopback address (any of 127.0.0.0/8 on Linux), so a test can be
+    several callers at once."""
+
+    def __init__(self, address: str, **kwargs) -> None:
+        self.address = address
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
 
 
 class LiveServer:

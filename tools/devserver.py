@@ -110,6 +110,12 @@ def handler_class():
         # Stock chalice local pays ~44 ms per keep-alive request to Nagle's algorithm.
         disable_nagle_algorithm = True
 
+        def setup(self) -> None:
+            super().setup()
+            # Stock chalice local reports every caller as 127.0.0.1, so every per-address limit
+            # would be one shared bucket; API Gateway gives each caller's own address.
+            self.local_gateway.event_converter.LOCAL_SOURCE_IP = self.client_address[0]
+
     return RequestHandler
 
 

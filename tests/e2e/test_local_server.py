@@ -11,12 +11,13 @@ import re
 import signal
 import subprocess
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from tests.live import ROOT, LiveServer, port_is_free
+from tests.live import ROOT, LiveServer, SourceAddressAdapter, port_is_free
 
 pytestmark = pytest.mark.e2e
 
@@ -137,6 +138,22 @@ def test_concurrent_requests_each_see_their_own_request(live_server):
         results = list(pool.map(whoami, plan))
     assert all(status == 200 for _, status, _ in results), results
     assert [(want, got) for want, _, got in results if want != got] == []
+
+
+def test_each_caller_is_seen_at_its_own_address(live_server_factory):
+    """Per-address limits count each caller apart, as behind API Gateway (stock chalice local
+    would put every caller in 127.0.0.1's bucket)."""
+    server = live_server_factory(env={"RATE_SPIKES_PER_MINUTE": "2"})
+
+    def post_from(address: str) -> int:
+        with requests.Session() as http:
+            http.mount("http://", SourceAddressAdapter(address))
+            return http.post(f"{server.url}/spikes", timeout=30, json={
+                "type": "page", "projectKey": f"addr-{uuid.uuid4().hex[:8]}", "page": "index.html",
+                "rating": "like", "reviewer": {"id": "r1", "name": "Reviewer"}}).status_code
+
+    assert [post_from("127.0.0.2") for _ in range(3)] == [201, 201, 429]
+    assert post_from("127.0.0.3") == 201
 
 
 def test_make_dev_runs_on_dynamodb_local_and_its_data_survives_a_restart(live_server_factory):

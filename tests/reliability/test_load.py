@@ -1,9 +1,9 @@
 """Load: mixed traffic on the real local server (tools/devserver.py on DynamoDB Local) for a
 bounded time (``RELIABILITY_LOAD_SECONDS``, 120 by default), then nothing lost or miscounted.
 
-Workers send what the clients send (with many reviewer and client ids; every connection reaches
-the app as 127.0.0.1, the address stock ``chalice local`` reports, so the per-address spike and
-password limits are lifted here): widget posts with their own ids to a public, a protected, a webhook-carrying and a
+Workers send what the clients send, with many reviewer and client ids and from many addresses
+(each connection from its own loopback address, seen as such by the local server; the per-address
+spike and password limits are lifted so that the counts below are what the workers chose): widget posts with their own ids to a public, a protected, a webhook-carrying and a
 free-tier capped share and to a bare project key (some re-posted, as a retrying widget does),
 listings paged by cursor, share pages (protected ones with the password), exports, uploads and
 deletions of shares, resolutions, signed Stripe events, usage and share listings. The server's
@@ -35,9 +35,10 @@ import requests
 from chalicelib import deps
 from chalicelib.services import quota_reset
 from chalicelib.services.accounts import user_id_for
+from chalicelib.store import ledger as ledger_keys
 from chalicelib.store.models import User
 from tests.fakes.stripe_events import WEBHOOK_SECRET, event, signed, subscription
-from tests.live import LiveServer
+from tests.live import LiveServer, SourceAddressAdapter
 from tests.reliability import summary
 from tests.reliability.invariants import Store, lost_spikes, problems
 from tests.test_outbound_webhooks import Receiver
@@ -51,6 +52,10 @@ PAYER = "payer@example.com"
 SITE = [("files", "index.html", INDEX), ("files", "css/site.css", b"h1 { color: teal }")]
 WEIGHTS = {"post": 45, "repost": 4, "list": 12, "view": 10, "upload": 3, "delete": 2, "resolve": 5,
            "stripe": 4, "account": 6, "export": 2}
+
+
+def address_of(worker: int, connection: int) -> str:
+    return f"127.0.{worker + 1}.{connection + 1}"
 
 
 class Traffic:
@@ -168,6 +173,8 @@ def test_mixed_traffic_on_the_local_server_loses_and_miscounts_nothing(load_serv
     def worker(number: int) -> None:
         rng = random.Random(number)
         sessions = [requests.Session(), requests.Session()]  # two keep-alive connections per worker
+        for number_in_worker, session in enumerate(sessions):
+            session.mount("http://", SourceAddressAdapter(address_of(number, number_in_worker)))
         auth = {"Authorization": f"Bearer {pro_token}"}
         mine: List[str] = []
         kinds, weights = zip(*WEIGHTS.items())
@@ -315,6 +322,9 @@ def test_mixed_traffic_on_the_local_server_loses_and_miscounts_nothing(load_serv
     usage = setup.get(f"{url}/usage", headers=owner, timeout=60).json()
     assert usage["spikes"] == per_target["open"] + per_target["vault"] + per_target["hooked"]
     store = Store.in_process()
+    # Every caller's address had its own rate-limit bucket.
+    addresses = {address_of(number, k) for number in range(WORKERS) for k in range(2)}
+    assert {a for a in addresses if ledger_keys.rate_limit_key("spikes", a) not in store.ledger()} == set()
     found = problems(store)
     assert found == [], "\n".join(found[:30])
     assert lost_spikes(store, list(accepted)) == []
