@@ -127,6 +127,9 @@ AWS_REAL := env -u AWS_EC2_METADATA_DISABLED \
 DEPLOY_OPTIONS := $(if $(MAIL_FROM),--mail-from '$(MAIL_FROM)') $(if $(MAIL_FROM_NAME),--mail-from-name '$(MAIL_FROM_NAME)') \
   $(if $(DOMAIN_NAME),--domain-name '$(DOMAIN_NAME)') $(if $(CERTIFICATE_ARN),--certificate-arn '$(CERTIFICATE_ARN)') \
   $(if $(STRIPE_PRICE_ID),--stripe-price-id '$(STRIPE_PRICE_ID)') $(if $(ALARM_EMAIL),--alarm-email '$(ALARM_EMAIL)') \
+  $(if $(STRIPE_AGENT_SPIKE_PRICE_ID),--stripe-agent-spike-price-id '$(STRIPE_AGENT_SPIKE_PRICE_ID)') \
+  $(if $(STRIPE_AGENT_SHARE_PRICE_ID),--stripe-agent-share-price-id '$(STRIPE_AGENT_SHARE_PRICE_ID)') \
+  $(if $(AGENT_SIGNUP),--agent-signup '$(AGENT_SIGNUP)') \
   $(if $(LOG_RETENTION_DAYS),--log-retention-days '$(LOG_RETENTION_DAYS)')
 
 ## Write build/$(STAGE)/: the code package and the CloudFormation template. Touches no AWS.

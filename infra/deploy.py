@@ -20,6 +20,8 @@ CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 # Deploy options -> template parameters. Unset options keep the stack's previous value.
 OPTION_PARAMETERS = {"mail_from": "MailFrom", "mail_from_name": "MailFromName", "domain_name": "DomainName",
                      "certificate_arn": "CertificateArn", "stripe_price_id": "StripePriceId",
+                     "stripe_agent_spike_price_id": "StripeAgentSpikePriceId",
+                     "stripe_agent_share_price_id": "StripeAgentSharePriceId", "agent_signup": "AgentSignup",
                      "alarm_email": "AlarmEmail", "log_retention_days": "LogRetentionDays"}
 
 

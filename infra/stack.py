@@ -265,6 +265,12 @@ PARAMETERS = {
     "CertificateArn": {"Type": "String", "Default": "",
                        "Description": "ACM certificate for DomainName, in the stack's region (with DomainName)."},
     "StripePriceId": {"Type": "String", "Default": "", "Description": "Stripe price of the Pro plan (optional)."},
+    "StripeAgentSpikePriceId": {"Type": "String", "Default": "",
+                                "Description": "Stripe metered price per spike of the agent tier (optional)."},
+    "StripeAgentSharePriceId": {"Type": "String", "Default": "",
+                                "Description": "Stripe metered price per share of the agent tier (optional)."},
+    "AgentSignup": {"Type": "String", "Default": "", "AllowedValues": ["", "true", "false"],
+                    "Description": "Key-only signup without credentials (POST /auth/api-key); empty = off in AWS."},
     "AlarmEmail": {"Type": "String", "Default": "", "Description": "Address notified of alarms (optional)."},
     "LogRetentionDays": {"Type": "Number", "Default": 30,
                          "AllowedValues": [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653]},
@@ -273,6 +279,9 @@ CONDITIONS = {
     "HasCustomDomain": {"Fn::Not": [{"Fn::Equals": [{"Ref": "DomainName"}, ""]}]},
     "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
     "HasPriceId": {"Fn::Not": [{"Fn::Equals": [{"Ref": "StripePriceId"}, ""]}]},
+    "HasAgentSpikePriceId": {"Fn::Not": [{"Fn::Equals": [{"Ref": "StripeAgentSpikePriceId"}, ""]}]},
+    "HasAgentSharePriceId": {"Fn::Not": [{"Fn::Equals": [{"Ref": "StripeAgentSharePriceId"}, ""]}]},
+    "HasAgentSignup": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AgentSignup"}, ""]}]},
 }
 
 
@@ -320,6 +329,11 @@ def function_environment(stage: str) -> Dict[str, Any]:
         "SPIKES_PUBLIC_BASE_URL": {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${DomainName}"},
                                               {"Ref": "PublicBaseUrl"}]},
         "SPIKES_STRIPE_PRICE_ID": {"Fn::If": ["HasPriceId", {"Ref": "StripePriceId"}, {"Ref": "AWS::NoValue"}]},
+        "SPIKES_STRIPE_AGENT_SPIKE_PRICE_ID": {"Fn::If": ["HasAgentSpikePriceId", {"Ref": "StripeAgentSpikePriceId"},
+                                                          {"Ref": "AWS::NoValue"}]},
+        "SPIKES_STRIPE_AGENT_SHARE_PRICE_ID": {"Fn::If": ["HasAgentSharePriceId", {"Ref": "StripeAgentSharePriceId"},
+                                                          {"Ref": "AWS::NoValue"}]},
+        "SPIKES_AGENT_SIGNUP": {"Fn::If": ["HasAgentSignup", {"Ref": "AgentSignup"}, {"Ref": "AWS::NoValue"}]},
     }
 
 

@@ -265,3 +265,19 @@ def test_the_deploy_explains_ses_verification_and_the_sandbox(built):
         assert MAIL_FROM in ses.list_identities()["Identities"]
         again = deploy_stack(built, mail_from=None)["log"]
         assert "verification mail" not in again  # moto verifies at once; AWS would say "Pending"
+
+
+def test_the_agent_tier_and_signup_are_options_of_the_deploy(built):
+    """An AWS stage turns on the metered agent tier and the open key signup by deploy options,
+    kept between deploys like every parameter; left out, the functions get neither."""
+    with mock_aws():
+        deploy_stack(built)
+        plain = function_environment("spikes-prod-api")
+        assert not {"SPIKES_STRIPE_AGENT_SPIKE_PRICE_ID", "SPIKES_STRIPE_AGENT_SHARE_PRICE_ID",
+                    "SPIKES_AGENT_SIGNUP"} & set(plain)
+        deploy_stack(built, stripe_agent_spike_price_id="price_spike", stripe_agent_share_price_id="price_share",
+                     agent_signup="true")
+        deploy_stack(built, mail_from=None)
+        environment = function_environment("spikes-prod-api")
+        assert (environment["SPIKES_STRIPE_AGENT_SPIKE_PRICE_ID"], environment["SPIKES_STRIPE_AGENT_SHARE_PRICE_ID"],
+                environment["SPIKES_AGENT_SIGNUP"]) == ("price_spike", "price_share", "true")
