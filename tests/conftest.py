@@ -111,6 +111,15 @@ def aws(monkeypatch) -> Iterator[None]:
     deps.reset()
 
 
+@pytest.fixture
+def stripe_api():
+    """The local fake of Stripe's API (tests/fakes/stripe_api.py) on a free loopback port."""
+    from tests.fakes.stripe_api import FakeStripe
+    fake = FakeStripe().start()
+    yield fake
+    fake.stop()
+
+
 @pytest.fixture(params=["moto", "dynamodb-local"])
 def store_backend(request, monkeypatch) -> Iterator[str]:
     """Run a test on moto and again on DynamoDB Local (S3/SES stay on moto)."""

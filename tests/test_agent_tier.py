@@ -17,7 +17,6 @@ from chalicelib.store.models import LedgerItem, OutboxItem, Share, Spike, User
 from infra import policy
 from tests import aws_calls
 from tests.conftest import call, sign_in
-from tests.fakes.stripe_api import FakeStripe
 from tests.fakes.stripe_events import WEBHOOK_SECRET, checkout_session, event, signed, subscription
 from tests.test_shares import s3_keys, share_site, upload
 
@@ -27,13 +26,6 @@ SCHEDULE_EVENT = {"version": "0", "account": "123456789012", "region": "us-east-
                   "detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-12-01T00:00:00Z",
                   "id": "cdc73f9d-aea9-11e3-9d5a-835b769c0d9c",
                   "resources": ["arn:aws:events:us-east-1:123456789012:rule/usage_report"]}
-
-
-@pytest.fixture
-def stripe_api():
-    fake = FakeStripe().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

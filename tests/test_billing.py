@@ -11,16 +11,8 @@ from chalicelib.services import billing
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store.models import User
 from tests.conftest import call, sign_in
-from tests.fakes.stripe_api import FakeStripe
 
 EMAIL = "owner@example.com"
-
-
-@pytest.fixture
-def stripe_api():
-    fake = FakeStripe().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

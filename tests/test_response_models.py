@@ -218,13 +218,6 @@ def take_the_tour(tour: Tour, env, receiver: Receiver, stripe_api: FakeStripe) -
 
 
 @pytest.fixture
-def stripe_api():
-    fake = FakeStripe().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
 def receiver():
     server = Receiver()
     yield server

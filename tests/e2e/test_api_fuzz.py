@@ -11,7 +11,6 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 
-from tests.fakes.stripe_api import FakeStripe
 
 pytestmark = pytest.mark.e2e
 
@@ -20,13 +19,6 @@ TIME_BUDGET_SECONDS = 240
 # Validation is stricter than JSON Schema can say (deliverable e-mail domains, live tokens),
 # so "schema-valid data must be accepted" is not a promise the document makes.
 EXCLUDED_CHECKS = [schemathesis.checks.positive_data_acceptance]
-
-
-@pytest.fixture
-def stripe_api():
-    fake = FakeStripe().start()
-    yield fake
-    fake.stop()
 
 
 def test_the_server_keeps_to_its_openapi_document(live_server_factory, stripe_api):

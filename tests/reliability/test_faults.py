@@ -22,7 +22,6 @@ from chalicelib.services import outbound_webhooks
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store.models import Delivery, User
 from tests.conftest import call, sent_mails, sign_in
-from tests.fakes.stripe_api import FakeStripe
 from tests.fakes.stripe_events import WEBHOOK_SECRET, event, signed, subscription
 from tests.reliability import summary
 from tests.reliability.faults import FAULTS, Fault
@@ -78,13 +77,6 @@ def _job(client, name: str) -> Optional[dict]:
         return client.lambda_.invoke(name, SCHEDULE_EVENT).payload
     except Exception as exc:  # noqa: BLE001 - what EventBridge would see: the invocation failed
         return {"failed": type(exc).__name__}
-
-
-@pytest.fixture
-def stripe_api():
-    fake = FakeStripe().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
