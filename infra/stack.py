@@ -182,6 +182,11 @@ def _alarm(description: str, namespace: str, metric: str, dimensions: List[dict]
         "AlarmActions": [{"Ref": "AlarmTopic"}], "OKActions": [{"Ref": "AlarmTopic"}]}}
 
 
+def _function_alarm(description: str, function: str, metric: str, threshold: float) -> Dict[str, Any]:
+    """An alarm on one Lambda function's ``Errors`` or ``Throttles`` over 5 minutes."""
+    return _alarm(description, "AWS/Lambda", metric, [{"Name": "FunctionName", "Value": {"Ref": function}}], threshold)
+
+
 def alarm_resources(stage: str) -> Dict[str, Any]:
     api = [{"Name": "ApiName", "Value": f"spikes-{stage}"}, {"Name": "Stage", "Value": API_STAGE}]
     resources = {
@@ -190,28 +195,23 @@ def alarm_resources(stage: str) -> Dict[str, Any]:
             "TopicArn": {"Ref": "AlarmTopic"}, "Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}},
         "Api5xxAlarm": _alarm(f"spikes {stage}: API answered 5xx at least 5 times in 5 minutes",
                               "AWS/ApiGateway", "5XXError", api, 5),
-        "QuotaResetFailedAlarm": _alarm(
-            f"spikes {stage}: the scheduled quota reset failed", "AWS/Lambda", "Errors",
-            [{"Name": "FunctionName", "Value": {"Ref": "QuotaReset"}}], 1),
-        "QuotaResetThrottledAlarm": _alarm(
-            f"spikes {stage}: the scheduled quota reset was throttled", "AWS/Lambda", "Throttles",
-            [{"Name": "FunctionName", "Value": {"Ref": "QuotaReset"}}], 1),
-        "ShareDeletionsFailedAlarm": _alarm(
-            f"spikes {stage}: the scheduled share deletion failed", "AWS/Lambda", "Errors",
-            [{"Name": "FunctionName", "Value": {"Ref": "ShareDeletions"}}], 1),
-        "WebhookDeliveriesFailedAlarm": _alarm(
-            f"spikes {stage}: the scheduled webhook delivery failed 3 times in 5 minutes", "AWS/Lambda", "Errors",
-            [{"Name": "FunctionName", "Value": {"Ref": "WebhookDeliveries"}}], 3),
+        "QuotaResetFailedAlarm": _function_alarm(
+            f"spikes {stage}: the scheduled quota reset failed", "QuotaReset", "Errors", 1),
+        "QuotaResetThrottledAlarm": _function_alarm(
+            f"spikes {stage}: the scheduled quota reset was throttled", "QuotaReset", "Throttles", 1),
+        "ShareDeletionsFailedAlarm": _function_alarm(
+            f"spikes {stage}: the scheduled share deletion failed", "ShareDeletions", "Errors", 1),
+        "WebhookDeliveriesFailedAlarm": _function_alarm(
+            f"spikes {stage}: the scheduled webhook delivery failed 3 times in 5 minutes", "WebhookDeliveries",
+            "Errors", 3),
         # Stripe being down is not a failure (events wait, retried): only a crash of the run is.
-        "UsageReportFailedAlarm": _alarm(
-            f"spikes {stage}: the scheduled usage report to Stripe failed", "AWS/Lambda", "Errors",
-            [{"Name": "FunctionName", "Value": {"Ref": "UsageReport"}}], 1),
-        "ApiFunctionErrorsAlarm": _alarm(
-            f"spikes {stage}: the API function failed (crash or timeout) at least 3 times in 5 minutes",
-            "AWS/Lambda", "Errors", [{"Name": "FunctionName", "Value": {"Ref": "APIHandler"}}], 3),
-        "ApiFunctionThrottlesAlarm": _alarm(
-            f"spikes {stage}: the API function was throttled", "AWS/Lambda", "Throttles",
-            [{"Name": "FunctionName", "Value": {"Ref": "APIHandler"}}], 1),
+        "UsageReportFailedAlarm": _function_alarm(
+            f"spikes {stage}: the scheduled usage report to Stripe failed", "UsageReport", "Errors", 1),
+        "ApiFunctionErrorsAlarm": _function_alarm(
+            f"spikes {stage}: the API function failed (crash or timeout) at least 3 times in 5 minutes", "APIHandler",
+            "Errors", 3),
+        "ApiFunctionThrottlesAlarm": _function_alarm(
+            f"spikes {stage}: the API function was throttled", "APIHandler", "Throttles", 1),
     }
     return resources
 
