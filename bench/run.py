@@ -82,6 +82,8 @@ def wrk(url: str, connections: int, seconds: float, max_requests: int, body: Opt
 
 def row(label: str, result: dict, floor: Optional[dict] = None) -> str:
     ratio = f"  {result['rps'] / floor['rps']:.2f}x bare" if floor else ""
+    if floor and (floor["5xx"] or result["5xx"]):
+        ratio += " (NOT VALID: 5xx answers)"
     return (f"  {label:<44} {result['rps']:>8.1f} req/s  p50 {result['p50_ms']:>7.2f} ms  p99 {result['p99_ms']:>7.2f} ms"
             f"  ({result['requests']} req, 5xx {result['5xx']}, 4xx {result['4xx']}){ratio}")
 
@@ -211,10 +213,11 @@ def throughput(server, slug: str, args, figures: dict) -> None:
     for n in range(LISTED_SPIKES):
         session.post(f"{base}/spikes", json={**SPIKE, "projectKey": listed, "id": f"listed-{n}"},
                      timeout=30).raise_for_status()
-    # Warm every path once (first request imports and connects).
-    requests.get(f"{base}/_bench/bare", timeout=30)
-    requests.post(f"{base}/spikes", json={**SPIKE, "projectKey": slug}, timeout=30)
-    requests.get(f"{base}/spikes?project={listed}&limit=50", timeout=30)
+    # Warm every path once (first request imports and connects); a failing route, the floor
+    # above all, stops the bench instead of printing ratios against error pages.
+    requests.get(f"{base}/_bench/bare", timeout=30).raise_for_status()
+    requests.post(f"{base}/spikes", json={**SPIKE, "projectKey": slug}, timeout=30).raise_for_status()
+    requests.get(f"{base}/spikes?project={listed}&limit=50", timeout=30).raise_for_status()
 
     print(f"\n1. Throughput: wrk against the local server on DynamoDB Local, {seconds:.0f} s per row "
           f"(bounded at {args.requests} requests; 1-minute load average before: {os.getloadavg()[0]:.1f})", flush=True)
