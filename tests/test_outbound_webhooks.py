@@ -429,6 +429,35 @@ def test_a_webhook_adds_no_round_trip_to_posting_a_spike(client, user_token, env
     assert receiver.requests == []
 
 
+def test_a_webhook_changed_in_another_function_applies_to_the_next_post(backend_client, env, receiver):
+    """A warm function caches the share a post goes to; the post's transaction checks the
+    webhook it cached (URL and signing nonce) is still the share's, so a webhook set, re-keyed or
+    removed elsewhere (another Lambda: no cache of this one is dropped) applies at once."""
+    from tests.conftest import sign_in
+    env(WEBHOOK_ALLOW_LOOPBACK="true")
+    token = sign_in(backend_client, "owner@example.com")
+    make_pro("owner@example.com")
+    share = share_site(backend_client, token, "Elsewhere")
+    stored = Share.get(f"share#{share['share_id']}")
+
+    def queued():
+        return [(d.url, d.secret_nonce) for d in Delivery.share_index.query(share["share_id"])]
+
+    _post_spike(backend_client, share)  # warm: the share (without a webhook) is cached
+    assert queued() == []
+    stored.update(actions=[Share.webhook_url.set(receiver.url), Share.webhook_secret_nonce.set("n1")])
+    _post_spike(backend_client, share)
+    assert queued() == [(receiver.url, "n1")]
+    stored.update(actions=[Share.webhook_secret_nonce.set("n2")])
+    _post_spike(backend_client, share)
+    assert sorted(queued()) == [(receiver.url, "n1"), (receiver.url, "n2")]
+    stored.update(actions=[Share.webhook_url.remove(), Share.webhook_secret_nonce.remove()])
+    _post_spike(backend_client, share)
+    assert len(queued()) == 2  # removed: the post queues nothing
+    status, listed, _ = call(backend_client, "GET", f"/spikes?project={share['slug']}")
+    assert status == 200 and len(listed["data"]) == 4  # every post was stored once
+
+
 def test_the_scheduled_function_delivers(client, hooked, receiver, env):
     """The function AWS runs every minute (invoked the way Lambda would; the test client gives
     it 3 s, so attempts are bounded to 1 s here to fit)."""

@@ -9,7 +9,8 @@ hint costs that one post a cancelled transaction and a re-read, never a wrong li
 function keeps the answers in a small in-process cache, and never trusts them blindly:
 
 - A post adds condition checks to its own transaction (``add_checks``): the share still
-  exists with the same owner (and the slug still points at it), the owner's tier and grace
+  exists with the same owner, slug, name and webhook (and the slug still points at it; the
+  spike's webhook event is built from the cached share), the owner's tier and grace
   period are what the cache says, or the key still names no share. If anything changed, the
   transaction is cancelled, nothing is written, the entry is dropped and the post is redone on
   fresh reads. So the cache never lets a post exceed a limit or land in a deleted share: the
@@ -108,7 +109,7 @@ class Target:
             # transactions on one item conflict. "Names no share" is trusted for READ_TTL_SECONDS.
             return
         # Also fails once the share's deletion started: the post is redone under the bare key.
-        shares.check_still_named(tx, self.key if self.via_slug else None, self.share.share_id, self.owner.user_id)
+        shares.check_still_named(tx, self.key if self.via_slug else None, self.share)
         owner = self.owner
         # An agent-tier owner's cap bounds its posts' charges: checked like the tier.
         accounts.check_unchanged(tx, owner.user_id, owner.exists, owner.tier, owner.grace_until,

@@ -305,11 +305,14 @@ def move_to_owner(share: Share, old_owner: str, new_owner: str) -> bool:
 
 # --- a post's checks that what it cached about its share still holds --------------------------
 
-def check_still_named(tx: Transaction, slug: Optional[str], share_id: str, owner_id: str) -> None:
-    """In a post's transaction, condition checks (``guard:share``, and ``guard:slug`` when the
-    post named the share by ``slug``) that hold only while the share is ``owner_id``'s, its
-    deletion has not started and the slug still points at it."""
-    tx.check("guard:share", Share, share_pk(share_id),
-             (Share.owner_id == owner_id) & (Share.status.does_not_exist() | (Share.status != DELETING)))
+def check_still_named(tx: Transaction, slug: Optional[str], seen: Share) -> None:
+    """In a post's transaction, condition checks (``guard:share``; ``guard:slug`` for a post by
+    ``slug``) that the share is as ``seen``: the same owner, slug, name and webhook (the event
+    is built from them), its deletion not started, and the slug still pointing at it."""
+    condition = (Share.owner_id == seen.owner_id) & (Share.status.does_not_exist() | (Share.status != DELETING))
+    for attribute, value in ((Share.slug, seen.slug), (Share.name, seen.name), (Share.webhook_url, seen.webhook_url),
+                             (Share.webhook_secret_nonce, seen.webhook_secret_nonce)):
+        condition &= attribute.does_not_exist() if value is None else attribute == value
+    tx.check("guard:share", Share, share_pk(seen.share_id), condition)
     if slug is not None:
-        tx.check("guard:slug", Share, slug_pk(slug), Share.share_id == share_id)
+        tx.check("guard:slug", Share, slug_pk(slug), Share.share_id == seen.share_id)
