@@ -12,6 +12,8 @@
    DynamoDB Local's memory on the way, then listing and posting from one client at 10,000.
 5. Cold start: `import app` against a bare `import chalice, boto3` in fresh interpreters, and the
    first request after the import.
+6. The engine's floor: a warm post's DynamoDB calls replayed straight at DynamoDB Local next to
+   one GetItem, and the best ratio to the bare route those calls allow (bench/engine_floor.py).
 
 Every load is bounded in count and time and runs on loopback only. The machine is shared and
 noisy: compare the ratios measured in one run, not absolute times. `--quick` shortens every run.
@@ -517,12 +519,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per throughput row (upper bound)")
     parser.add_argument("--requests", type=int, default=20000, help="per throughput row (upper bound)")
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test of the bench itself)")
-    parser.add_argument("--only", choices=["http", "throughput", "hot", "growth", "capacity", "cold"], action="append",
+    parser.add_argument("--only", choices=["http", "throughput", "hot", "growth", "capacity", "cold", "floor"], action="append",
                         help="http: sections 1, 3 and 4 (throughput, hot, growth)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     os.environ.update(BENCH_ENV)
-    only = set(args.only or ["http", "capacity", "cold"])
+    only = set(args.only or ["http", "capacity", "cold", "floor"])
     if "http" in only:
         only |= {"throughput", "hot", "growth"}
     figures: dict = {"machine": machine()}
@@ -533,6 +535,9 @@ def main(argv=None) -> int:
         capacity_section(figures)
     if "cold" in only:
         cold_start_section(args, figures)
+    if "floor" in only:
+        from bench.engine_floor import engine_floor_section
+        engine_floor_section(figures, SPIKE, rounds=60 if args.quick else 300)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(figures, indent=2))
