@@ -402,7 +402,7 @@ def capacity_section(figures: dict) -> None:
                     ("POST /spikes to a share, cold (by id)", "POST", "/spikes", json_headers,
                      json.dumps({**SPIKE, "projectKey": share.share_id}), "3 trips: rate limit, share, transaction"),
                     ("POST /spikes to a share, cold (by slug)", "POST", "/spikes", json_headers, spike,
-                     "3 trips: rate limit, share, transaction (+1: the slug's claim)"),
+                     "3 trips: rate limit, the slug's claim (its hint), transaction"),
                     ("POST /spikes to a share, warm (by slug)", "POST", "/spikes", json_headers, spike,
                      "2 trips; 1 WCU + 4 items x 2 WCU = 9 WCU, + GSI writes"),
                     ("POST /spikes to a share, warm (by id)", "POST", "/spikes", json_headers,

@@ -35,7 +35,7 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "auth": ("GetItem", "PutItem", "UpdateItem", "DeleteItem"),
         "shares": ("GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
         "spikes": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"),
-        "ledger": ("GetItem", "PutItem", "UpdateItem", "BatchGetItem", "BatchWriteItem"),
+        "ledger": ("GetItem", "PutItem", "UpdateItem", "BatchGetItem", "BatchWriteItem", "ConditionCheckItem"),
         "keys": ("GetItem", "PutItem", "UpdateItem"),
         "deliveries": ("GetItem", "PutItem", "UpdateItem"),
         "outbox": ("UpdateItem",),  # an agent-tier usage event, in the transaction of what it bills

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import time
+from typing import List
 from datetime import datetime, timezone
 
 import pytest
@@ -13,6 +14,7 @@ from pynamodb.connection.base import Connection
 
 from chalicelib import clock
 from chalicelib.services import targets
+from chalicelib.store import ledger
 from chalicelib.store.models import Share, User
 from tests.conftest import call
 from tests.factories import make_share
@@ -44,10 +46,12 @@ def test_a_warm_post_to_a_share_is_two_round_trips(client, dynamodb_calls, by):
 
     status, _, cold = _post(client, dynamodb_calls, key)
     assert status == 201
-    # Cold: rate limit, (the slug claim,) the share with its period count (one BatchGetItem:
-    # the owner's tier comes from the share's hint, checked by the transaction), the transaction.
-    expected = {"UpdateItem": 1, "BatchGetItem": 1, "TransactWriteItems": 1}
-    assert cold == ({**expected, "GetItem": 1} if by == "slug" else expected)
+    # Cold, three round trips: the rate limit, one read, the transaction. By id the read is the
+    # share with its period count (one BatchGetItem; the owner's tier from the share's hint);
+    # by slug it is the slug's claim, whose hint describes the share and its owner. The
+    # transaction checks either hint.
+    read = {"GetItem": 1} if by == "slug" else {"BatchGetItem": 1}
+    assert cold == {"UpdateItem": 1, **read, "TransactWriteItems": 1}
 
     for _ in range(3):
         status, _, warm = _post(client, dynamodb_calls, key)
@@ -191,3 +195,85 @@ def test_a_share_made_before_tier_hints_reads_its_owner_and_gets_one(client, dyn
     targets.forget()
     assert _post(client, dynamodb_calls, share.share_id)[2] == {"UpdateItem": 1, "BatchGetItem": 1,
                                                                 "TransactWriteItems": 1}
+
+
+def _transaction_sizes(monkeypatch) -> List[int]:
+    """How many items each TransactWriteItems carries, from here on."""
+    sizes: List[int] = []
+    original = Connection._make_api_call
+
+    def recording(self, operation_name, operation_kwargs):
+        if operation_name == "TransactWriteItems":
+            sizes.append(len(operation_kwargs["TransactItems"]))
+        return original(self, operation_name, operation_kwargs)
+    monkeypatch.setattr(Connection, "_make_api_call", recording)
+    return sizes
+
+
+def test_a_cold_post_by_slug_to_a_free_share_reads_the_claim_alone(backend_client, env, dynamodb_calls, monkeypatch):
+    """The slug's claim carries a hint of its share (owner, tier, name, webhook): a cold post
+    by slug reads that one item. The share's count of posts made while unlimited this period is
+    assumed 0 and checked by the transaction (8 shards), once: later posts trust what it saw."""
+    client = backend_client
+    env(FREE_SPIKE_LIMIT="2")
+    make_share("owner@example.com", "site")
+    sizes = _transaction_sizes(monkeypatch)
+    first = _post(client, dynamodb_calls, "site")
+    assert first[0] == 201 and first[2] == {"UpdateItem": 1, "GetItem": 1, "TransactWriteItems": 1}
+    assert _post(client, dynamodb_calls, "site")[0] == 201
+    assert sizes[0] == sizes[1] + ledger.COUNTER_SHARDS  # the assumed count checked by the first only
+    status, data, _ = _post(client, dynamodb_calls, "site")
+    assert status == 429 and data["code"] == "SPIKE_LIMIT"
+
+    targets.forget()  # a new function: still one read, still exact
+    status, data, cold = _post(client, dynamodb_calls, "site")
+    assert status == 429 and cold == {"UpdateItem": 1, "GetItem": 1, "TransactWriteItems": 1}
+    assert len(call(client, "GET", "/spikes?project=site")[1]["data"]) == 2
+
+
+def test_posts_made_while_unlimited_count_against_a_cold_post_by_slug(backend_client, env, dynamodb_calls):
+    """The owner was Pro earlier this period (2 posts, counted as unlimited) and is free now,
+    and the claim's hint already says free: the count the cold post assumed (0) is refused by
+    its transaction, the count is read, and the free limit of 3 takes one more post, not three."""
+    client = backend_client
+    env(FREE_SPIKE_LIMIT="3")
+    share = make_share("owner@example.com", "site", tier="pro")
+    for _ in range(2):
+        assert _post(client, dynamodb_calls, share.share_id)[0] == 201
+    User(share.owner_id).update(actions=[User.tier.set("free")])  # downgraded elsewhere
+    claim = Share.get("slug#site")
+    claim.update(actions=[Share.post_hint.set({**claim.post_hint, "owner_tier": "free"})])
+    targets.forget()
+    assert [_post(client, dynamodb_calls, "site")[0] for _ in range(3)] == [201, 429, 429]
+    assert len(call(client, "GET", "/spikes?project=site")[1]["data"]) == 3
+
+
+def test_a_stale_claim_hint_costs_one_cold_post_and_is_corrected(backend_client, env, dynamodb_calls):
+    """A webhook set on the share in another function (the claim's hint still has none): the
+    first cold post by slug is refused by its own transaction, redone on the share as read
+    (its event goes to the new webhook), and the hint is rewritten for the next cold post."""
+    from chalicelib.store.models import Delivery
+    client = backend_client
+    receiver_url = "https://hooks.example/spikes"  # queued only: nothing is sent in this test
+    share = make_share("owner@example.com", "site", tier="pro")
+    Share.get(f"share#{share.share_id}").update(actions=[Share.webhook_url.set(receiver_url),
+                                                         Share.webhook_secret_nonce.set("n1")])
+    status, _, first = _post(client, dynamodb_calls, "site")
+    assert status == 201 and first["TransactWriteItems"] == 2 and first["BatchGetItem"] == 1
+    assert [d.url for d in Delivery.share_index.query(share.share_id)] == [receiver_url]
+    assert Share.get("slug#site").post_hint["webhook_url"] == receiver_url
+
+    targets.forget()
+    status, _, cold = _post(client, dynamodb_calls, "site")
+    assert status == 201 and cold == {"UpdateItem": 1, "GetItem": 1, "TransactWriteItems": 1}
+    assert len(list(Delivery.share_index.query(share.share_id))) == 2
+
+
+def test_a_claim_made_before_hints_reads_the_share_and_gets_one(client, dynamodb_calls):
+    make_share("owner@example.com", "site")
+    Share("slug#site").update(actions=[Share.post_hint.remove()])
+    status, _, cold = _post(client, dynamodb_calls, "site")
+    # Rate limit, the claim, the share with its count, the claim's hint written, the transaction.
+    assert status == 201 and cold == {"UpdateItem": 2, "GetItem": 1, "BatchGetItem": 1, "TransactWriteItems": 1}
+    targets.forget()
+    assert _post(client, dynamodb_calls, "site")[2] == {"UpdateItem": 1, "GetItem": 1, "TransactWriteItems": 1}

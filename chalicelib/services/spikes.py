@@ -170,9 +170,12 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
         outbound_webhooks.add_to(tx, created_event)
         metering.add_key_use(tx, key, metering.SPIKE, charge, period, clock.epoch())
         metering.add_event(tx, charge)
+    def guard(tx: Transaction) -> None:
+        target.add_checks(tx, limited_period=period if period_limit is not None else None)
     try:
-        if not spike_store.insert(spike, count, guard=target.add_checks):
+        if not spike_store.insert(spike, count, guard=guard):
             return Recorded(public_id, False)  # the same id in this project again: already stored
+        targets.count_read(target)
     except spike_store.QuotaReached:
         raise SpikeLimit(f"This share has reached its limit of {limit} feedback items this period",
                          quotas.upgrade_url(settings, base_url), limit) from None

@@ -1,12 +1,14 @@
 """What a post or a listing needs to know about a project key, without reading it every time.
 
 A project key names a share (by id or slug) or nothing. A post also needs the share owner's
-tier (for the spike limit). A cold post reads the share (with its period count, one
-BatchGetItem; the slug claim first for a slug) and takes the owner's tier from the share's
-hint (``Share.owner_tier``, written at creation and corrected by the first post that finds it
-wrong) instead of reading the owner: checked by the transaction like a cached tier, so a stale
-hint costs that one post a cancelled transaction and a re-read, never a wrong limit. A warm
-function keeps the answers in a small in-process cache, and never trusts them blindly:
+tier (for the spike limit). A cold post makes one read (store/post_reads.py): by id, the share
+with its period count (one BatchGetItem), taking the owner's tier from the share's hint
+(``Share.owner_tier``); by slug, the slug's claim, whose hint (``post_hint``) describes the
+share and its owner, the count of posts made while unlimited assumed 0. Hints are written at
+creation and corrected by the first post that finds them wrong; the transaction checks them
+like a cached target, so a stale hint costs that one post a cancelled transaction and a
+re-read, never a wrong limit. A warm function keeps the answers in a small in-process cache,
+and never trusts them blindly:
 
 - A post adds condition checks to its own transaction (``add_checks``): the share still
   exists with the same owner, slug, name and webhook (and the slug still points at it; the
@@ -36,7 +38,7 @@ from typing import Dict, List, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.services import quotas
-from chalicelib.store import accounts, ledger, shares
+from chalicelib.store import accounts, ledger, post_reads, shares
 from chalicelib.settings import Settings
 from chalicelib.store.models import Share, User
 from chalicelib.store.transactions import Transaction
@@ -81,6 +83,9 @@ class Target:
     period: Optional[str] = None
     unlimited_count: int = 0
     counted_at_tier: Optional[str] = None  # the owner's effective tier when it was counted
+    # False when ``unlimited_count`` was assumed (0), not read: a cold post by slug read only the
+    # claim's hint. The post's transaction then checks it (``add_checks``) if a limit applies.
+    count_read: bool = True
 
     def spike_limit(self, settings: Settings) -> Optional[int]:
         if self.share is None:  # (a post's target always carries the owner of its share)
@@ -101,19 +106,23 @@ class Target:
             target = recount(self, period)
         return limit - target.unlimited_count
 
-    def add_checks(self, tx: Transaction) -> None:
+    def add_checks(self, tx: Transaction, limited_period: Optional[str] = None) -> None:
         """Condition checks, added to a post's transaction, that hold only while this resolution
-        is still true (named ``guard:...``: store/spikes.insert raises GuardFailed when one fails)."""
+        is still true (named ``guard:...``: store/spikes.insert raises GuardFailed when one fails).
+        ``limited_period``: the period whose limit the post is counted against, if any (the
+        unlimited count of that period lowers it; read for another period, it was read now)."""
         if self.share is None:
             # No check: every post to a key would then touch its slug claim, and concurrent
             # transactions on one item conflict. "Names no share" is trusted for READ_TTL_SECONDS.
             return
         # Also fails once the share's deletion started: the post is redone under the bare key.
-        shares.check_still_named(tx, self.key if self.via_slug else None, self.share)
+        post_reads.check_still_named(tx, self.key if self.via_slug else None, self.share)
         owner = self.owner
         # An agent-tier owner's cap bounds its posts' charges: checked like the tier.
         accounts.check_unchanged(tx, owner.user_id, owner.exists, owner.tier, owner.grace_until,
                                  owner.monthly_cap_cents if owner.tier == quotas.AGENT else accounts.UNCHECKED)
+        if limited_period is not None and limited_period == self.period and not self.count_read:
+            post_reads.check_no_unlimited_count(tx, self.share.share_id, self.period)
 
 
 # (purpose, key) -> (when read, what was read). Posts need the owner's tier, listings do not.
@@ -126,8 +135,19 @@ def _read(key: str, with_owner: bool, trust_hint: bool = True) -> Target:
     if not with_owner:
         share = shares.resolve(key)
         return Target(key, share, None, share is not None and via_slug)
+    if shares.names_no_share(key):
+        return Target(key, None, None, False)
     period = clock.current_period()
-    share, unlimited_count = shares.resolve_for_post(key, period)
+    claim = post_reads.slug_claim(key) if via_slug else None
+    if via_slug and claim is None:
+        return Target(key, None, None, False)
+    hinted = post_reads.hinted_share(claim, key) if claim is not None and trust_hint else None
+    if hinted is not None and hinted.owner_tier is not None and hinted.owner_tier != quotas.AGENT:
+        # A cold post by slug: the claim's hint of its share and owner, checked by the post's
+        # transaction like a cached target; the unlimited count is assumed 0 and checked too.
+        owner = Owner(hinted.owner_id, True, hinted.owner_tier, hinted.owner_grace_until)
+        return Target(key, hinted, owner, True, period, 0, owner.effective_tier(), count_read=False)
+    share, unlimited_count = post_reads.read_for_post(claim.share_id if via_slug else key, period)
     if share is None:
         return Target(key, None, None, False)
     if trust_hint and share.owner_tier is not None and share.owner_tier != quotas.AGENT:
@@ -143,15 +163,28 @@ def _read(key: str, with_owner: bool, trust_hint: bool = True) -> Target:
             owner = Owner(user.user_id, True, user.tier, user.grace_until,
                           None if user.monthly_cap_cents is None else int(user.monthly_cap_cents))
         if owner.exists and (owner.tier, owner.grace_until) != (share.owner_tier, share.owner_grace_until):
-            shares.set_owner_hint(share.share_id, owner.tier, owner.grace_until)  # for the next cold post
+            post_reads.set_owner_hint(share.share_id, owner.tier, owner.grace_until)  # for the next cold post
+            share.owner_tier, share.owner_grace_until = owner.tier, owner.grace_until
+    if via_slug and owner.exists and shares.post_hint(share) != (claim.post_hint or {}):
+        post_reads.set_post_hint(key, share)  # for the next cold post by slug
     return Target(key, share, owner, via_slug, period, unlimited_count, owner.effective_tier())
+
+
+def count_read(target: Target) -> None:
+    """A post's transaction checked ``target``'s assumed unlimited count: remember it as read."""
+    if not target.count_read:
+        with _lock:
+            entry = _cache.get(("post", target.key))
+            if entry is not None and entry[1] is target:
+                _cache[("post", target.key)] = (entry[0], dataclasses.replace(target, count_read=True))
 
 
 def recount(target: Target, period: str) -> Target:
     """The target with the share's unlimited count of ``period`` read now (remembered when the
     period is the current one)."""
     counted = dataclasses.replace(target, period=period, counted_at_tier=target.owner.effective_tier(),
-                                  unlimited_count=ledger.unlimited_count(target.share.share_id, period))
+                                  unlimited_count=ledger.unlimited_count(target.share.share_id, period),
+                                  count_read=True)
     if period == clock.current_period():
         _remember("post", target.key, counted)
     return counted

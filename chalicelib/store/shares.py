@@ -7,13 +7,13 @@ written and deleted together, so neither a slug nor the share limit can be raced
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib.errors import DependencyUnavailable, NotFound
+from chalicelib.errors import NotFound
 from chalicelib.store import ledger, transactions
-from chalicelib.store.models import LedgerItem, Share, User
+from chalicelib.store.models import Share, User
 from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed
 
 # locked: password-protected while the owner is not Pro (nobody may open it);
@@ -76,47 +76,17 @@ def resolve(key: Optional[str], include_deleting: bool = False) -> Optional[Shar
     return share
 
 
-def resolve_for_post(key: Optional[str], period: str) -> Tuple[Optional[Share], int]:
-    """As ``resolve``, and how many spikes the share received in ``period`` while its owner's
-    tier had no limit (store/ledger.py), in one round trip for a share id (a BatchGetItem over
-    the share and the count's shards), two for a slug (its claim first)."""
-    if not key or len(key) > MAX_KEY_CHARS or (not SHARE_ID_PATTERN.match(key) and key != key.lower()):
-        return None, 0
-    share_id = key
-    if not SHARE_ID_PATTERN.match(key):
-        try:
-            share_id = Share.get(slug_pk(key)).share_id
-        except Share.DoesNotExist:
-            return None, 0
-    table, counters = Share.Meta.table_name, LedgerItem.Meta.table_name
-    request: Dict[str, Any] = {
-        table: {"Keys": [{"pk": {"S": share_pk(share_id)}}], "ConsistentRead": True},
-        counters: {"Keys": [{"pk": {"S": pk}} for pk in ledger.unlimited_quota_keys(share_id, period)],
-                   "ConsistentRead": True}}
-    share, counted = None, 0
-    for attempt in range(10):
-        response = Share._get_connection().connection.dispatch("BatchGetItem", {"RequestItems": request})
-        found = response.get("Responses", {})
-        share = next((Share.from_raw_data(item) for item in found.get(table, [])), share)
-        counted += sum(int(item["count"]["N"]) for item in found.get(counters, []) if "count" in item)
-        request = response.get("UnprocessedKeys") or {}
-        if not request:
-            return (None, 0) if share is None or share.status == DELETING else (share, counted)
-        transactions.backoff(attempt)
-    raise DependencyUnavailable("The store is busy; retry shortly")
+def names_no_share(key: Optional[str]) -> bool:
+    """True when no share can have this key (too long, or a slug in mixed case)."""
+    return not key or len(key) > MAX_KEY_CHARS or (not SHARE_ID_PATTERN.match(key) and key != key.lower())
 
 
-def set_owner_hint(share_id: str, tier: Optional[str], grace_until: Optional[float]) -> None:
-    """Correct what a share says about its owner's tier (``Share.owner_tier``), if it still exists."""
-    try:
-        Share(share_pk(share_id)).update(
-            actions=[Share.owner_tier.set(tier) if tier is not None else Share.owner_tier.remove(),
-                     Share.owner_grace_until.set(grace_until) if grace_until is not None
-                     else Share.owner_grace_until.remove()],
-            condition=Share.pk.exists())
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
+# What a slug claim's hint holds: what a post reads of a share (the id and slug are the claim's).
+HINTED_FIELDS = ("owner_id", "name", "webhook_url", "webhook_secret_nonce", "owner_tier", "owner_grace_until")
+
+
+def post_hint(share: Share) -> Dict[str, Any]:
+    return {field: getattr(share, field) for field in HINTED_FIELDS if getattr(share, field) is not None}
 
 
 def owned_by(owner_id: str, newest_first: bool = True) -> Iterator[Share]:
@@ -140,7 +110,8 @@ def insert(share: Share, owner_id: str, limit: Optional[int], extra: Optional[Ca
 
     def write(tx: Transaction) -> None:
         tx.save("share", share, condition=Share.pk.does_not_exist())
-        tx.save("slug", Share(slug_pk(share.slug), share_id=share.share_id), condition=Share.pk.does_not_exist())
+        tx.save("slug", Share(slug_pk(share.slug), share_id=share.share_id, post_hint=post_hint(share)),
+                condition=Share.pk.does_not_exist())
         tx.update("owner", User(owner_id), actions=[User.active_shares.add(1)], condition=owner_condition)
         if extra is not None:
             extra(tx)
@@ -301,18 +272,3 @@ def move_to_owner(share: Share, old_owner: str, new_owner: str) -> bool:
             User(new_owner).update(actions=[User.active_shares.add(1)])
             return True
         raise
-
-
-# --- a post's checks that what it cached about its share still holds --------------------------
-
-def check_still_named(tx: Transaction, slug: Optional[str], seen: Share) -> None:
-    """In a post's transaction, condition checks (``guard:share``; ``guard:slug`` for a post by
-    ``slug``) that the share is as ``seen``: the same owner, slug, name and webhook (the event
-    is built from them), its deletion not started, and the slug still pointing at it."""
-    condition = (Share.owner_id == seen.owner_id) & (Share.status.does_not_exist() | (Share.status != DELETING))
-    for attribute, value in ((Share.slug, seen.slug), (Share.name, seen.name), (Share.webhook_url, seen.webhook_url),
-                             (Share.webhook_secret_nonce, seen.webhook_secret_nonce)):
-        condition &= attribute.does_not_exist() if value is None else attribute == value
-    tx.check("guard:share", Share, share_pk(seen.share_id), condition)
-    if slug is not None:
-        tx.check("guard:slug", Share, slug_pk(slug), Share.share_id == seen.share_id)

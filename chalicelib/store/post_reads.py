@@ -1,0 +1,106 @@
+"""A share as a post reads and checks it (services/targets.py): one read per cold post, and
+condition checks in the post's transaction that what it read or was hinted still holds.
+
+- By share id: the share and its period count in one ``BatchGetItem`` (``read_for_post``);
+  the owner's tier comes from the share's hint (``Share.owner_tier``).
+- By slug: the slug's claim alone, whose ``post_hint`` describes the share and its owner
+  (``hinted_share``). Written with the claim (store/shares.insert) and rewritten by the post
+  that finds it stale (``set_post_hint``); never trusted alone: ``check_still_named`` checks
+  the share itself in the post's transaction.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib.errors import DependencyUnavailable
+from chalicelib.store import ledger, transactions
+from chalicelib.store.models import LedgerItem, Share
+from chalicelib.store.shares import DELETING, HINTED_FIELDS, post_hint, share_pk, slug_pk
+from chalicelib.store.transactions import Transaction, conditional_failed
+
+
+def slug_claim(slug: str) -> Optional[Share]:
+    """The slug's claim (``share_id``, and ``post_hint`` when it has one), or None."""
+    try:
+        return Share.get(slug_pk(slug))
+    except Share.DoesNotExist:
+        return None
+
+
+def hinted_share(claim: Share, slug: str) -> Optional[Share]:
+    """The share as its slug's claim describes it (unchecked: the post's guard checks it), or
+    None when the claim has no hint (claims made before hints)."""
+    hint = claim.post_hint
+    if not isinstance(hint, dict) or not hint.get("owner_id"):
+        return None
+    return Share(share_pk(claim.share_id), share_id=claim.share_id, slug=slug,
+                 **{field: hint.get(field) for field in HINTED_FIELDS})
+
+
+def set_post_hint(slug: str, share: Share) -> None:
+    """Rewrite a slug's claim's hint from ``share`` (as read), if the claim still names it."""
+    try:
+        Share(slug_pk(slug)).update(actions=[Share.post_hint.set(post_hint(share))],
+                                    condition=Share.share_id == share.share_id)
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
+
+
+def read_for_post(share_id: str, period: str) -> Tuple[Optional[Share], int]:
+    """The share and how many spikes it received in ``period`` while its owner's tier had no
+    limit (store/ledger.py), in one round trip: a BatchGetItem over the share and the count's
+    shards. (None, 0) for no share, or one being deleted."""
+    table, counters = Share.Meta.table_name, LedgerItem.Meta.table_name
+    request: Dict[str, Any] = {
+        table: {"Keys": [{"pk": {"S": share_pk(share_id)}}], "ConsistentRead": True},
+        counters: {"Keys": [{"pk": {"S": pk}} for pk in ledger.unlimited_quota_keys(share_id, period)],
+                   "ConsistentRead": True}}
+    share, counted = None, 0
+    for attempt in range(10):
+        response = Share._get_connection().connection.dispatch("BatchGetItem", {"RequestItems": request})
+        found = response.get("Responses", {})
+        share = next((Share.from_raw_data(item) for item in found.get(table, [])), share)
+        counted += sum(int(item["count"]["N"]) for item in found.get(counters, []) if "count" in item)
+        request = response.get("UnprocessedKeys") or {}
+        if not request:
+            return (None, 0) if share is None or share.status == DELETING else (share, counted)
+        transactions.backoff(attempt)
+    raise DependencyUnavailable("The store is busy; retry shortly")
+
+
+def set_owner_hint(share_id: str, tier: Optional[str], grace_until: Optional[float]) -> None:
+    """Correct what a share says about its owner's tier (``Share.owner_tier``), if it still exists."""
+    try:
+        Share(share_pk(share_id)).update(
+            actions=[Share.owner_tier.set(tier) if tier is not None else Share.owner_tier.remove(),
+                     Share.owner_grace_until.set(grace_until) if grace_until is not None
+                     else Share.owner_grace_until.remove()],
+            condition=Share.pk.exists())
+    except UpdateError as exc:
+        if not conditional_failed(exc):
+            raise
+
+# --- in the post's transaction: what was read or hinted still holds -------------------------
+
+def check_still_named(tx: Transaction, slug: Optional[str], seen: Share) -> None:
+    """In a post's transaction, condition checks (``guard:share``; ``guard:slug`` for a post by
+    ``slug``) that the share is as ``seen``: the same owner, slug, name and webhook (the event
+    is built from them), its deletion not started, and the slug still pointing at it."""
+    condition = (Share.owner_id == seen.owner_id) & (Share.status.does_not_exist() | (Share.status != DELETING))
+    for attribute, value in ((Share.slug, seen.slug), (Share.name, seen.name), (Share.webhook_url, seen.webhook_url),
+                             (Share.webhook_secret_nonce, seen.webhook_secret_nonce)):
+        condition &= attribute.does_not_exist() if value is None else attribute == value
+    tx.check("guard:share", Share, share_pk(seen.share_id), condition)
+    if slug is not None:
+        tx.check("guard:slug", Share, slug_pk(slug), Share.share_id == seen.share_id)
+
+
+def check_no_unlimited_count(tx: Transaction, share_id: str, period: str) -> None:
+    """In a post's transaction, condition checks (``guard:...``) that the share received nothing
+    in ``period`` while its owner's tier had no limit: what a post assumed without reading it."""
+    for n, key in enumerate(ledger.unlimited_quota_keys(share_id, period)):
+        tx.check(f"guard:unlimited-count-{n}", LedgerItem, key,
+                 LedgerItem.count.does_not_exist() | (LedgerItem.count == 0))
