@@ -433,18 +433,19 @@ def test_a_cap_set_elsewhere_applies_to_the_next_post(client, agent):
 
 
 def test_a_cold_post_to_an_agent_tier_share_reads_its_owner(client, agent, dynamodb_calls):
-    """A cold function trusts the share's hint of its owner's tier, except on the agent tier:
-    the post needs the account's cap, so it reads the owner (one GetItem more than a free or
-    Pro share's cold post; figures in docs/agents.md)."""
+    """A cold function trusts a hint of the owner's tier (the share's; by slug, the claim's hint
+    of the whole share), except on the agent tier: the post needs the account's cap, so it
+    reads the owner, and by slug the share too (figures in docs/agents.md)."""
     from chalicelib.services import targets
     from tests.factories import make_share
     token, _, _ = agent
     free = make_share("someone-else@example.com", "free-cold")
     share = share_site(client, token, name="agent-cold")
     cold = {}
-    for slug in (free.slug, share["slug"]):
+    for key in (free.slug, free.share_id, share["slug"], share["share_id"]):
         targets.forget()
         dynamodb_calls.clear()
-        assert post_spike(client, slug, client_id=f"cold-{slug}")[0] == 201
-        cold[slug] = sorted(name for name, _ in dynamodb_calls)
-    assert cold[share["slug"]] == sorted(cold[free.slug] + ["GetItem"])
+        assert post_spike(client, key, client_id=f"cold-{key}")[0] == 201
+        cold[key] = sorted(name for name, _ in dynamodb_calls)
+    assert cold[share["share_id"]] == sorted(cold[free.share_id] + ["GetItem"])
+    assert cold[share["slug"]] == sorted(cold[free.slug] + ["BatchGetItem", "GetItem"])
