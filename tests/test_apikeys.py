@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 
-import pytest
 
 from chalicelib import deps
 from chalicelib.services import apikeys

@@ -8,7 +8,6 @@ import json
 import re
 from typing import Dict, List, Optional, Tuple
 
-import pytest
 
 from tests.conftest import sign_in
 

@@ -7,13 +7,12 @@ recorded before the views answered through models: the wire format the clients p
 ``UPDATE_RESPONSE_SHAPES=1 .venv/bin/python -m pytest tests/test_response_models.py``."""
 from __future__ import annotations
 
-import copy
 import inspect
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import jsonschema
 import pytest

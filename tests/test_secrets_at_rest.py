@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-import requests
 
-from tests.conftest import ADMIN_TOKEN, call, login_token_from_mail, sign_in
+from tests.conftest import ADMIN_TOKEN, call, login_token_from_mail
 from tests.test_serving import access_root, cookie_from, get
 from tests.test_shares import INDEX, make_pro, share_site
 

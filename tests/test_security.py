@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import call, sign_in
-from tests.test_serving import access_root, cookie_from, get, protected, site
+from tests.test_serving import access_root, get, protected, site
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -10,7 +10,7 @@ import secrets
 import string
 import unicodedata
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.crypto import hash_password
@@ -25,7 +25,7 @@ from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ChangedDuringPublish, ShareFiles
 from chalicelib.store.models import ApiKey, Share, User
-from chalicelib.store.shares import ACTIVE, DELETING, LOCKED, PENDING
+from chalicelib.store.shares import ACTIVE, DELETING, LOCKED, PENDING  # noqa: F401 - LOCKED: the API reads it here
 
 log = get_logger("spikes.shares")
 

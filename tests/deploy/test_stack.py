@@ -17,7 +17,7 @@ from chalicelib.store.models import ALL_MODELS, configure_models
 from chalicelib.store.setup import MODELS_WITH_TTL, TTL_ATTRIBUTE
 from infra import policy, stack
 from infra.deploy import Deployer
-from tests.deploy.conftest import BUILD_ROOT, MAIL_FROM, STAGE, deploy_stack, function_environment
+from tests.deploy.conftest import MAIL_FROM, STAGE, deploy_stack, function_environment
 
 pytestmark = pytest.mark.usefixtures("clean_spikes_env")
 

@@ -28,7 +28,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-import pytest
 
 from chalicelib.store.models import Delivery
 from tests.conftest import call, sign_in
