@@ -207,9 +207,8 @@ LISTED_SPIKES = 100
 def throughput(server, slug: str, args, figures: dict) -> None:
     seconds = 3 if args.quick else args.seconds
     base = server.url
-    # The listing reads a share of a fixed size: DynamoDB Local's newest-first Query reads the
-    # whole partition (its cost grows with it; DynamoDB's does not), so listing the share the
-    # POST rows fill would measure how fast those ran. Its growth is section 4's.
+    # The listing reads a share of a fixed size, not the share the POST rows fill: every run
+    # lists the same page of the same partition. Its growth is section 4's.
     listed = create_share(server, server.sign_in("bench-owner@example.com"), "listed")["slug"]
     session = requests.Session()
     for n in range(LISTED_SPIKES):
