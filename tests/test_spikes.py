@@ -45,9 +45,32 @@ def test_widget_page_feedback_is_stored_and_listed_in_client_format(client):
     assert item == {
         "id": body["id"], "type": "page", "projectKey": "my-project", "page": "Home", "url": "https://host/path?x",
         "comments": "Great", "timestamp": "2026-03-10T13:02:29.123Z",
-        "reviewer": {"id": "r-123", "name": "Jane", "email": "jane@example.com"}, "rating": "love",
+        "reviewer": {"id": "r-123", "name": "Jane"}, "rating": "love",  # public: no reviewer's e-mail
         "resolved": False, "resolvedAt": None, "viewport": {"width": 1440, "height": 900},
     }
+    [as_admin] = listing(client, f"?project=my-project&token={ADMIN_TOKEN}")["data"]
+    assert as_admin == {**item, "reviewer": {"id": "r-123", "name": "Jane", "email": "jane@example.com"}}
+
+
+def test_reviewers_emails_are_shown_to_the_share_owner_not_to_every_visitor(client):
+    """A share's page carries its id, so anyone who opened it can list its feedback by
+    ?project=: the addresses reviewers gave are left out of that listing and its export, except
+    for the share's owner and the admin."""
+    owner = sign_in(client, "owner@example.com")
+    stranger = sign_in(client, "stranger@example.com")
+    share = make_share("owner@example.com", "site")
+    assert post(client, {**PAGE_SPIKE, "projectKey": share.share_id})[0] == 201
+    reviewer = {"id": "r-123", "name": "Jane", "email": "jane@example.com"}
+    for key in (share.share_id, "site"):
+        assert listing(client, f"?project={key}")["data"][0]["reviewer"] == {"id": "r-123", "name": "Jane"}
+        assert listing(client, f"?project={key}", token=stranger)["data"][0]["reviewer"] == {"id": "r-123", "name": "Jane"}
+        assert listing(client, f"?project={key}", token=owner)["data"][0]["reviewer"] == reviewer
+    assert listing(client, "", token=owner)["data"][0]["reviewer"] == reviewer  # the owner's own listing
+    public_csv = client.http.get(f"/spikes/export?project={share.share_id}&format=csv").body.decode()
+    assert "jane@example.com" not in public_csv and "Jane" in public_csv
+    owners_csv = client.http.get(f"/spikes/export?project={share.share_id}&format=csv",
+                                 headers={"Authorization": f"Bearer {owner}"}).body.decode()
+    assert "jane@example.com" in owners_csv
 
 
 def test_element_feedback_keeps_selector_xpath_text_and_integer_box(client):

@@ -128,6 +128,13 @@ def _scope(request, params: dict) -> spikes.Scope:
     return spikes.scope_for(None, principal)
 
 
+def _shows_reviewer_emails(request, params: dict) -> bool:
+    """A listing without ?project= is its caller's own (or the admin's); one by project key is
+    public, and shows reviewers' addresses only to the share's owner and the admin."""
+    project = params.get("project") or None
+    return project is None or spikes.shows_reviewer_emails(_principal(request), spikes.share_of(project))
+
+
 def wants_bare_array(request) -> bool:
     """The CLI's push (ureq, token in the query, no Authorization header) parses a bare JSON
     array; every other caller gets the contract's {data, next_cursor}. See docs/clients.md."""
@@ -144,7 +151,8 @@ def list_spikes():
     default_limit = DEFAULT_LIMIT if params.get("project") else MAX_LIMIT
     filters, limit = _filters(params), _limit(params, default_limit)
     page = spikes.list_page(_scope(request, params), filters, limit, params.get("cursor") or None,
-                            deps.settings().secret_key.get_secret_value(), max_bytes=MAX_LISTING_BYTES)
+                            deps.settings().secret_key.get_secret_value(), max_bytes=MAX_LISTING_BYTES,
+                            reviewer_emails=_shows_reviewer_emails(request, params))
     # Items are in responses.SpikeOut's wire shape already (spikes.to_client), and serialized once (to be
     # measured against the page's byte budget): sent as they are, not validated again here.
     if wants_bare_array(request):
@@ -190,7 +198,8 @@ def export_spikes():
     if fmt not in exports.FORMATS:
         raise ValidationFailed.field("format", "format must be csv or jsonl")
     scope, filters = _scope(request, params), _filters(params)
-    items = (spikes.to_client(spike) for spike in spikes.iterate(scope, filters))
+    emails = _shows_reviewer_emails(request, params)
+    items = (spikes.to_client(spike, emails) for spike in spikes.iterate(scope, filters))
     result = exports.export(deps.exports(), items, fmt, params.get("project"))
     if result.download_url:
         # Lambda cannot answer with more than 6 MB: large exports are handed over through S3.

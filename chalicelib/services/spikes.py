@@ -75,9 +75,13 @@ class Page:
 
 # --- helpers ---------------------------------------------------------------------------------
 
-def to_client(spike) -> dict:
-    """The wire format the Spikes CLI and MCP server parse (CLIENTS.md), from a Spike or a store Row."""
+def to_client(spike, reviewer_email: bool = True) -> dict:
+    """The wire format the Spikes CLI and MCP server parse (CLIENTS.md), from a Spike or a store
+    Row. ``reviewer_email``: False leaves out the address a reviewer gave (``shows_reviewer_emails``)."""
     get = spike.get if isinstance(spike, Row) else functools.partial(getattr, spike)
+    reviewer = dict(get("reviewer") or ANONYMOUS)
+    if not reviewer_email:
+        reviewer.pop("email", None)
     out = {
         "id": get("public_id") or get("spike_id"),
         "type": get("type"),
@@ -86,7 +90,7 @@ def to_client(spike) -> dict:
         "url": get("url") or "",
         "comments": get("comments") or "",
         "timestamp": get("timestamp") or get("created_at"),
-        "reviewer": dict(get("reviewer") or ANONYMOUS),
+        "reviewer": reviewer,
         "rating": get("rating"),
         "resolved": bool(get("resolved")),
         "resolvedAt": get("resolved_at"),
@@ -208,18 +212,28 @@ def share_of(project_key: str) -> Optional[Share]:
     return targets.for_read(project_key).share
 
 
+def shows_reviewer_emails(principal: Optional[Principal], share: Optional[Share]) -> bool:
+    """Whether a listing by project key shows the e-mail addresses reviewers gave: only to the
+    admin and the share's owner. Anyone who has a share's page has its id, and so its public
+    feedback listing; the addresses in it are for the owner, not for every visitor."""
+    if principal is None:
+        return False
+    return principal.is_admin or (share is not None and principal.user_id is not None
+                                  and principal.user_id == share.owner_id)
+
+
 def project_scope(project: str, share: Optional[Share]) -> Scope:
     """The spikes of a project key, or of the share it names (whose access the caller checked)."""
     return Scope("project", spike_store.project_partition(project, share.share_id if share else None))
 
 
 def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str,
-              max_bytes: Optional[int] = None) -> Page:
+              max_bytes: Optional[int] = None, reviewer_emails: bool = True) -> Page:
     """Up to ``limit`` spikes, newest first. ``max_bytes`` ends the page early when the
     serialized items would pass it (a Lambda answer is at most 6 MB); the cursor then
     continues right after the last item returned."""
     items, next_cursor = spike_store.page(scope, filters, limit, cursor, secret)
-    wire = [to_client(spike) for spike in items]
+    wire = [to_client(spike, reviewer_emails) for spike in items]
     serialized = items_json(wire)
     if max_bytes is not None and len(serialized) > max_bytes:
         # Rare (items of hundreds of KB): read the page again, measuring item by item, so the
@@ -227,10 +241,10 @@ def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str],
         used = [1]  # the array's brackets, less the comma the first item does not need
 
         def fits(spike) -> bool:
-            used[0] += len(items_json([to_client(spike)])) - 1
+            used[0] += len(items_json([to_client(spike, reviewer_emails)])) - 1
             return used[0] <= max_bytes
         items, next_cursor = spike_store.page(scope, filters, limit, cursor, secret, budget=fits)
-        wire = [to_client(spike) for spike in items]
+        wire = [to_client(spike, reviewer_emails) for spike in items]
         serialized = items_json(wire)
     return Page(wire, next_cursor, serialized)
 
