@@ -174,6 +174,7 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
         outbound_webhooks.add_to(tx, created_event)
         metering.add_key_use(tx, key, metering.SPIKE, charge, period, clock.epoch())
         metering.add_event(tx, charge)
+
     def guard(tx: Transaction) -> None:
         target.add_checks(tx, limited_period=period if period_limit is not None else None)
     try:

@@ -178,7 +178,7 @@ class Share(_Base):
     owner_grace_until = NumberAttribute(null=True)
     # On a slug claim: the share it names as a post needs it (owner, name, webhook, the owner
     # tier hint), so a cold post by slug reads one item. A hint too: the post's transaction
-    # checks the share itself, and the post that finds it stale rewrites it (store/shares.py).
+    # checks the share itself, and the post that finds it stale rewrites it (store/post_reads.py).
     post_hint = JSONAttribute(null=True)
     owner_index = OwnerSharesIndex()
 

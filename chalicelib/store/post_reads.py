@@ -83,6 +83,7 @@ def set_owner_hint(share_id: str, tier: Optional[str], grace_until: Optional[flo
         if not conditional_failed(exc):
             raise
 
+
 # --- in the post's transaction: what was read or hinted still holds -------------------------
 
 def check_still_named(tx: Transaction, slug: Optional[str], seen: Share) -> None:
