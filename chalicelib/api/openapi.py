@@ -126,7 +126,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     # spikes
     ("POST", "/spikes"): Op("Record a feedback item (the widget; with credentials, as their owner)", "spikes",
                             USER_OR_NONE, body=schemas.SpikeIn,
-                            ok={201: SpikeCreatedOut, 200: SpikeCreatedOut}, errors=(403, 404, 409),
+                            ok={201: SpikeCreatedOut}, errors=(403, 404, 409),
                             rate_limited=True),
     ("GET", "/spikes"): Op("List feedback, newest first", "spikes", READER,
                            ok={200: Union[SpikePageOut, List[SpikeOut]]},
