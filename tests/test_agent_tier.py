@@ -432,10 +432,10 @@ def test_a_cap_set_elsewhere_applies_to_the_next_post(client, agent):
     assert (status, body["code"], body["cap"]) == (429, "BUDGET_EXCEEDED", "account")
 
 
-def test_a_cold_post_to_an_agent_tier_share_reads_its_owner(client, agent, dynamodb_calls):
-    """A cold function trusts a hint of the owner's tier (the share's; by slug, the claim's hint
-    of the whole share), except on the agent tier: the post needs the account's cap, so it
-    reads the owner, and by slug the share too (figures in docs/agents.md)."""
+def test_a_cold_post_to_an_agent_tier_share_trusts_the_hinted_cap(client, agent, dynamodb_calls):
+    """A cold function trusts a hint of the owner's tier, grace and cap (the share's; by slug,
+    the claim's hint of the whole share), on the agent tier too: the same round trips as a free
+    share's cold post, the cap checked by the post's transaction (figures in docs/agents.md)."""
     from chalicelib.services import targets
     from tests.factories import make_share
     token, _, _ = agent
@@ -447,5 +447,24 @@ def test_a_cold_post_to_an_agent_tier_share_reads_its_owner(client, agent, dynam
         dynamodb_calls.clear()
         assert post_spike(client, key, client_id=f"cold-{key}")[0] == 201
         cold[key] = sorted(name for name, _ in dynamodb_calls)
-    assert cold[share["share_id"]] == sorted(cold[free.share_id] + ["GetItem"])
-    assert cold[share["slug"]] == sorted(cold[free.slug] + ["BatchGetItem", "GetItem"])
+    assert cold[share["share_id"]] == cold[free.share_id] == ["BatchGetItem", "TransactWriteItems", "UpdateItem"]
+    assert cold[share["slug"]] == cold[free.slug] == ["GetItem", "TransactWriteItems", "UpdateItem"]
+
+
+@pytest.mark.parametrize("by", ["id", "slug"])
+def test_a_cap_set_after_the_share_was_made_holds_for_a_cold_post(client, agent, by):
+    """The hints on the share and its slug's claim still say "no cap" when the owner sets one
+    in another function: a cold function's first post is refused by its own transaction, re-read,
+    and the cap holds; the hints are corrected."""
+    from chalicelib.services import targets
+    token, uid, _ = agent
+    share = share_site(client, token)  # 1 cent
+    key = share["share_id"] if by == "id" else share["slug"]
+    User(uid).update(actions=[User.monthly_cap_cents.set(1)])  # elsewhere: the share already cost it
+    targets.forget()  # a new function
+    status, body, _ = post_spike(client, key, client_id="after")
+    assert (status, body["code"], body["cap"]) == (429, "BUDGET_EXCEEDED", "account")
+    assert int(Share.get(f"share#{share['share_id']}").owner_cap_cents) == 1
+    if by == "slug":
+        assert Share.get(f"slug#{share['slug']}").post_hint["owner_cap_cents"] == 1
+    assert list(Spike.partition_index.query(share["share_id"])) == []

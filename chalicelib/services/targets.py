@@ -54,7 +54,7 @@ class Owner:
     exists: bool
     tier: Optional[str]
     grace_until: Optional[float]
-    monthly_cap_cents: Optional[int] = None  # the agent tier's account cap (read, never hinted)
+    monthly_cap_cents: Optional[int] = None  # the agent tier's account cap (checked in its posts)
 
     def as_user(self) -> Optional[User]:
         """The owner as far as a post needs it (tier, grace, cap), or None if it is gone."""
@@ -142,32 +142,44 @@ def _read(key: str, with_owner: bool, trust_hint: bool = True) -> Target:
     if via_slug and claim is None:
         return Target(key, None, None, False)
     hinted = post_reads.hinted_share(claim, key) if claim is not None and trust_hint else None
-    if hinted is not None and hinted.owner_tier is not None and hinted.owner_tier != quotas.AGENT:
+    if hinted is not None and hinted.owner_tier is not None:
         # A cold post by slug: the claim's hint of its share and owner, checked by the post's
         # transaction like a cached target; the unlimited count is assumed 0 and checked too.
-        owner = Owner(hinted.owner_id, True, hinted.owner_tier, hinted.owner_grace_until)
+        owner = _hinted_owner(hinted)
         return Target(key, hinted, owner, True, period, 0, owner.effective_tier(), count_read=False)
     share, unlimited_count = post_reads.read_for_post(claim.share_id if via_slug else key, period)
     if share is None:
         return Target(key, None, None, False)
-    if trust_hint and share.owner_tier is not None and share.owner_tier != quotas.AGENT:
-        # The share's hint of its owner's tier, checked by the post's transaction like a cached
-        # owner: a cold post reads the share (and the count) and nothing else. An agent-tier
-        # owner is read: its post needs the account's spending cap, which no hint carries.
-        owner = Owner(share.owner_id, True, share.owner_tier, share.owner_grace_until)
+    if trust_hint and share.owner_tier is not None:
+        # The share's hint of its owner's tier, grace and cap, checked by the post's transaction
+        # like a cached owner: a cold post reads the share (and the count) and nothing else.
+        owner = _hinted_owner(share)
     else:
         user = accounts.get(share.owner_id)
         if user is None:
             owner = Owner(share.owner_id, False, None, None)
         else:
             owner = Owner(user.user_id, True, user.tier, user.grace_until,
-                          None if user.monthly_cap_cents is None else int(user.monthly_cap_cents))
-        if owner.exists and (owner.tier, owner.grace_until) != (share.owner_tier, share.owner_grace_until):
-            post_reads.set_owner_hint(share.share_id, owner.tier, owner.grace_until)  # for the next cold post
+                          _cents(user.monthly_cap_cents))
+        if owner.exists and (owner.tier, owner.grace_until, owner.monthly_cap_cents) != \
+                (share.owner_tier, share.owner_grace_until, _cents(share.owner_cap_cents)):
+            post_reads.set_owner_hint(share.share_id, owner.tier, owner.grace_until,
+                                      owner.monthly_cap_cents)  # for the next cold post
             share.owner_tier, share.owner_grace_until = owner.tier, owner.grace_until
+            share.owner_cap_cents = owner.monthly_cap_cents
     if via_slug and owner.exists and shares.post_hint(share) != (claim.post_hint or {}):
         post_reads.set_post_hint(key, share)  # for the next cold post by slug
     return Target(key, share, owner, via_slug, period, unlimited_count, owner.effective_tier())
+
+
+def _cents(value) -> Optional[int]:
+    return None if value is None else int(value)
+
+
+def _hinted_owner(share: Share) -> Owner:
+    """The owner as a share (or a slug claim's hint) says: tier, grace and the agent tier's cap.
+    A cap missing from the hint is taken as none; the post's guard finds out if it is not."""
+    return Owner(share.owner_id, True, share.owner_tier, share.owner_grace_until, _cents(share.owner_cap_cents))
 
 
 def count_read(target: Target) -> None:

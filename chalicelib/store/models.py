@@ -176,8 +176,9 @@ class Share(_Base):
     # item against it (services/targets.py), and a wrong hint is corrected by that post.
     owner_tier = UnicodeAttribute(null=True)
     owner_grace_until = NumberAttribute(null=True)
-    # On a slug claim: the share it names as a post needs it (owner, name, webhook, the owner
-    # tier hint), so a cold post by slug reads one item. A hint too: the post's transaction
+    owner_cap_cents = NumberAttribute(null=True)  # the agent tier's account cap (absent: none), hinted alike
+    # On a slug claim: the share it names as a post needs it (owner, name, webhook, the owner's
+    # tier, grace and cap hints), so a cold post by slug reads one item. A hint too: the post's transaction
     # checks the share itself, and the post that finds it stale rewrites it (store/post_reads.py).
     post_hint = JSONAttribute(null=True)
     owner_index = OwnerSharesIndex()

@@ -71,13 +71,14 @@ def read_for_post(share_id: str, period: str) -> Tuple[Optional[Share], int]:
     raise DependencyUnavailable("The store is busy; retry shortly")
 
 
-def set_owner_hint(share_id: str, tier: Optional[str], grace_until: Optional[float]) -> None:
-    """Correct what a share says about its owner's tier (``Share.owner_tier``), if it still exists."""
+def set_owner_hint(share_id: str, tier: Optional[str], grace_until: Optional[float], cap_cents: Optional[int]) -> None:
+    """Correct what a share says about its owner's tier, grace and cap (``Share.owner_tier``...),
+    if it still exists."""
     try:
         Share(share_pk(share_id)).update(
-            actions=[Share.owner_tier.set(tier) if tier is not None else Share.owner_tier.remove(),
-                     Share.owner_grace_until.set(grace_until) if grace_until is not None
-                     else Share.owner_grace_until.remove()],
+            actions=[attribute.set(value) if value is not None else attribute.remove()
+                     for attribute, value in ((Share.owner_tier, tier), (Share.owner_grace_until, grace_until),
+                                              (Share.owner_cap_cents, cap_cents))],
             condition=Share.pk.exists())
     except UpdateError as exc:
         if not conditional_failed(exc):

@@ -82,7 +82,8 @@ def names_no_share(key: Optional[str]) -> bool:
 
 
 # What a slug claim's hint holds: what a post reads of a share (the id and slug are the claim's).
-HINTED_FIELDS = ("owner_id", "name", "webhook_url", "webhook_secret_nonce", "owner_tier", "owner_grace_until")
+HINTED_FIELDS = ("owner_id", "name", "webhook_url", "webhook_secret_nonce", "owner_tier", "owner_grace_until",
+                 "owner_cap_cents")
 
 
 def post_hint(share: Share) -> Dict[str, Any]:
