@@ -9,12 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from pynamodb.exceptions import UpdateError
-
 from chalicelib import clock
 from chalicelib.store import ledger, transactions
 from chalicelib.store.models import User
-from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed
+from chalicelib.store.transactions import ConditionFailed, Transaction, update_if
 
 FREE = "free"  # the tier every account starts on (services/quotas.FREE)
 
@@ -60,15 +58,9 @@ def mark_merged(account: User, into_user_id: str) -> bool:
     """A key-only account (no e-mail) now belongs to ``into_user_id``: its keys act as that user
     from then on. True also when it was already merged into the same user; False when it has
     an address or was claimed by someone else meanwhile."""
-    try:
-        account.update(actions=[User.merged_into.set(into_user_id)],
-                       condition=User.email.does_not_exist() & (User.merged_into.does_not_exist()
-                                                               | (User.merged_into == into_user_id)))
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
-        return False
-    return True
+    return update_if(account, [User.merged_into.set(into_user_id)],
+                     User.email.does_not_exist() & (User.merged_into.does_not_exist()
+                                                    | (User.merged_into == into_user_id)))
 
 
 UNCHECKED: Any = object()  # check_unchanged: "this attribute may have changed"
@@ -104,11 +96,7 @@ def set_customer(user: User, customer_id: str, replacing: Optional[str] = None) 
     if the stored one is still that one: a concurrent first call or replacement is kept, never
     overwritten. Returns the id stored now."""
     condition = (User.stripe_customer_id == replacing) if replacing else User.stripe_customer_id.does_not_exist()
-    try:
-        user.update(actions=[User.stripe_customer_id.set(customer_id)], condition=condition)
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
+    if not update_if(user, [User.stripe_customer_id.set(customer_id)], condition):
         user.refresh(consistent_read=True)  # someone stored one first: theirs wins
     return user.stripe_customer_id
 
@@ -194,19 +182,9 @@ def downgrade_after_grace(user: User, grace_until: float) -> bool:
     """A paid tier whose grace period ``grace_until`` ended becomes free, unless the tier or
     the grace period changed meanwhile (a webhook's newer state wins). ``grace_until`` stays:
     it is cleared (``clear_grace``) once the paid features are off."""
-    try:
-        user.update(actions=[User.tier.set(FREE)], condition=(User.tier == user.tier) & (User.grace_until == grace_until))
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            return False
-        raise
-    return True
+    return update_if(user, [User.tier.set(FREE)], (User.tier == user.tier) & (User.grace_until == grace_until))
 
 
 def clear_grace(user: User, grace_until: float) -> None:
     """The expired grace period is dealt with: remove it, if the user is still free with it."""
-    try:
-        user.update(actions=[User.grace_until.remove()], condition=(User.tier == FREE) & (User.grace_until == grace_until))
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
+    update_if(user, [User.grace_until.remove()], (User.tier == FREE) & (User.grace_until == grace_until))

@@ -12,7 +12,7 @@ from pynamodb.exceptions import UpdateError
 
 from chalicelib.store import accounts, transactions
 from chalicelib.store.models import ApiKey, User
-from chalicelib.store.transactions import Transaction, conditional_failed
+from chalicelib.store.transactions import Transaction, conditional_failed, update_if
 
 UNSET: Any = object()  # "leave as it is", where None means "remove"
 
@@ -47,12 +47,8 @@ def insert_with_account(user: User, key: ApiKey) -> None:
 
 def revoke(key: ApiKey, owner_id: str, at: str) -> ApiKey:
     """Idempotent: a key revoked meanwhile keeps its first revocation time (re-read)."""
-    try:
-        key.update(actions=[ApiKey.revoked_at.set(at)],
-                   condition=ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id))
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
+    if not update_if(key, [ApiKey.revoked_at.set(at)],
+                     ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id)):
         key.refresh(consistent_read=True)
     return key
 
@@ -71,12 +67,8 @@ def change(key: ApiKey, owner_id: str, name: Any = UNSET, monthly_cap_cents: Any
         actions.append(ApiKey.expires_at.remove() if expires_at is None else ApiKey.expires_at.set(expires_at))
     if not actions:
         return key
-    try:
-        key.update(actions=actions, condition=ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id))
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
-        raise Changed() from None
+    if not update_if(key, actions, ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id)):
+        raise Changed()
     return key
 
 
@@ -105,10 +97,4 @@ def touch(key: ApiKey, at: str, unless_after: str) -> bool:
 
 def move_to_owner(key: ApiKey, old_owner: str, new_owner: str) -> bool:
     """The key becomes ``new_owner``'s, if it still is ``old_owner``'s (a claim)."""
-    try:
-        key.update(actions=[ApiKey.user_id.set(new_owner)], condition=ApiKey.user_id == old_owner)
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
-        return False
-    return True
+    return update_if(key, [ApiKey.user_id.set(new_owner)], ApiKey.user_id == old_owner)

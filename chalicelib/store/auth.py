@@ -16,12 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from pynamodb.exceptions import UpdateError
 
 from chalicelib.crypto import subject_hash, token_hash
 from chalicelib.store import accounts, transactions
 from chalicelib.store.models import AuthItem
-from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed
+from chalicelib.store.transactions import ConditionFailed, Transaction, update_if
 
 
 class Spent(Exception):
@@ -191,13 +190,7 @@ def session(hashed_token: str) -> Optional[AuthItem]:
 
 def extend_session(item: AuthItem, expires_at: int) -> bool:
     """Push the idle expiry out; False when the session was revoked meanwhile."""
-    try:
-        item.update(actions=[AuthItem.expires_at.set(expires_at)], condition=AuthItem.pk.exists())
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            return False
-        raise
-    return True
+    return update_if(item, [AuthItem.expires_at.set(expires_at)], AuthItem.pk.exists())
 
 
 def delete_session(hashed_token: str) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Iterator, List, Optional
 
-from pynamodb.exceptions import UpdateError
 
 from chalicelib.store.models import Delivery
-from chalicelib.store.transactions import Transaction, conditional_failed
+from chalicelib.store.transactions import Transaction, update_if
 
 PENDING, DELIVERED, FAILED, PAUSED, CANCELLED = "pending", "delivered", "failed", "paused", "cancelled"
 # The due_index partition: only pending deliveries carry it (a sparse index).
@@ -34,15 +33,9 @@ def due(now: int, limit: int) -> List[Delivery]:
 def claim(delivery: Delivery, now: int, claim_seconds: int) -> bool:
     """Take a due delivery for one attempt: hide it from other runs for ``claim_seconds`` and
     count the attempt. False when another run took it first."""
-    try:
-        delivery.update(actions=[Delivery.next_attempt_at.set(now + claim_seconds), Delivery.attempts.add(1),
-                                 Delivery.last_attempt_at.set(now)],
-                        condition=(Delivery.status == PENDING) & (Delivery.next_attempt_at == delivery.next_attempt_at))
-        return True
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            return False
-        raise
+    return update_if(delivery, [Delivery.next_attempt_at.set(now + claim_seconds), Delivery.attempts.add(1),
+                                Delivery.last_attempt_at.set(now)],
+                     (Delivery.status == PENDING) & (Delivery.next_attempt_at == delivery.next_attempt_at))
 
 
 def _outcome(status_code: Optional[int], error: Optional[str]) -> list:

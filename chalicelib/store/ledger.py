@@ -31,11 +31,11 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from pynamodb.attributes import NumberAttribute
 from pynamodb.constants import ALL_NEW
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import PutError
 
 from chalicelib.crypto import subject_hash
 from chalicelib.store.models import LedgerItem
-from chalicelib.store.transactions import Transaction, conditional_failed
+from chalicelib.store.transactions import Transaction, conditional_failed, update_if
 
 # Counters outlive their period long enough for reports, then the table TTL removes them.
 RETENTION_SECONDS = 400 * 24 * 3600
@@ -252,15 +252,9 @@ def checkpoint_job(job: LedgerItem, detail: Dict[str, Any], done: bool) -> bool:
     """Store progress if nobody else did since ``job`` was read (its version is ``count``).
     False when another invocation checkpointed first: that one carries on."""
     version = int(job.count or 0)
-    try:
-        job.update(actions=[LedgerItem.count.add(1), LedgerItem.detail.set(detail),
-                            LedgerItem.state.set(DONE if done else RUNNING)],
-                   condition=(LedgerItem.count == version) & (LedgerItem.state == RUNNING))
-        return True
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            return False
-        raise
+    return update_if(job, [LedgerItem.count.add(1), LedgerItem.detail.set(detail),
+                           LedgerItem.state.set(DONE if done else RUNNING)],
+                     (LedgerItem.count == version) & (LedgerItem.state == RUNNING))
 
 
 # --- share deletions that have started and not finished (a string set, atomic ADD/DELETE) -----

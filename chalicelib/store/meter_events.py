@@ -13,11 +13,10 @@ import hashlib
 from datetime import datetime, timezone
 from typing import Iterator, Optional
 
-from pynamodb.exceptions import UpdateError
 
 from chalicelib import clock
 from chalicelib.store.models import OutboxItem
-from chalicelib.store.transactions import Transaction, conditional_failed, run
+from chalicelib.store.transactions import Transaction, run, update_if
 
 SHARDS = 4
 DEAD_QUEUE = "meter#dead"
@@ -47,15 +46,9 @@ def due(queue: str, now: float) -> Iterator[OutboxItem]:
 
 def lease(item: OutboxItem, now: float, seconds: int) -> bool:
     """Take the event for ``seconds``; False when another run holds it (or it is gone)."""
-    try:
-        item.update(actions=[OutboxItem.lease_until.set(int(now) + seconds)],
-                    condition=OutboxItem.event_key.exists() & (OutboxItem.lease_until.does_not_exist()
-                                                               | (OutboxItem.lease_until < int(now))))
-        return True
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            return False
-        raise
+    return update_if(item, [OutboxItem.lease_until.set(int(now) + seconds)],
+                     OutboxItem.event_key.exists() & (OutboxItem.lease_until.does_not_exist()
+                                                      | (OutboxItem.lease_until < int(now))))
 
 
 def sent(item: OutboxItem) -> None:

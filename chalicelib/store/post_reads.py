@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from pynamodb.exceptions import UpdateError
-
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.store import ledger, transactions
 from chalicelib.store.models import LedgerItem, Share
 from chalicelib.store.shares import DELETING, HINTED_FIELDS, post_hint, share_pk, slug_pk
-from chalicelib.store.transactions import Transaction, conditional_failed
+from chalicelib.store.transactions import Transaction, update_if
 
 
 def slug_claim(slug: str) -> Optional[Share]:
@@ -41,12 +39,7 @@ def hinted_share(claim: Share, slug: str) -> Optional[Share]:
 
 def set_post_hint(slug: str, share: Share) -> None:
     """Rewrite a slug's claim's hint from ``share`` (as read), if the claim still names it."""
-    try:
-        Share(slug_pk(slug)).update(actions=[Share.post_hint.set(post_hint(share))],
-                                    condition=Share.share_id == share.share_id)
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
+    update_if(Share(slug_pk(slug)), [Share.post_hint.set(post_hint(share))], Share.share_id == share.share_id)
 
 
 def read_for_post(share_id: str, period: str) -> Tuple[Optional[Share], int]:
@@ -74,15 +67,11 @@ def read_for_post(share_id: str, period: str) -> Tuple[Optional[Share], int]:
 def set_owner_hint(share_id: str, tier: Optional[str], grace_until: Optional[float], cap_cents: Optional[int]) -> None:
     """Correct what a share says about its owner's tier, grace and cap (``Share.owner_tier``...),
     if it still exists."""
-    try:
-        Share(share_pk(share_id)).update(
-            actions=[attribute.set(value) if value is not None else attribute.remove()
-                     for attribute, value in ((Share.owner_tier, tier), (Share.owner_grace_until, grace_until),
-                                              (Share.owner_cap_cents, cap_cents))],
-            condition=Share.pk.exists())
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
+    update_if(Share(share_pk(share_id)),
+              [attribute.set(value) if value is not None else attribute.remove()
+               for attribute, value in ((Share.owner_tier, tier), (Share.owner_grace_until, grace_until),
+                                        (Share.owner_cap_cents, cap_cents))],
+              Share.pk.exists())
 
 
 # --- in the post's transaction: what was read or hinted still holds -------------------------

@@ -2,22 +2,15 @@
 kept failing, resumed by its owner, and the signing secret's rotation with a grace period."""
 from __future__ import annotations
 
-from pynamodb.exceptions import UpdateError
 
 from chalicelib.store.models import Share
-from chalicelib.store.transactions import conditional_failed
+from chalicelib.store.transactions import update_if
 
 
 def pause(share: Share, paused_at: str, reason: str) -> bool:
     """Pause deliveries; False when already paused or the webhook was removed meanwhile."""
-    try:
-        share.update(actions=[Share.webhook_paused_at.set(paused_at), Share.webhook_pause_reason.set(reason[:500])],
-                     condition=Share.webhook_paused_at.does_not_exist() & Share.webhook_url.exists())
-        return True
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            return False
-        raise
+    return update_if(share, [Share.webhook_paused_at.set(paused_at), Share.webhook_pause_reason.set(reason[:500])],
+                     Share.webhook_paused_at.does_not_exist() & Share.webhook_url.exists())
 
 
 def unpause(share: Share) -> None:
@@ -27,13 +20,7 @@ def unpause(share: Share) -> None:
 def rotate_secret(share: Share, new_nonce: str, previous_until: int) -> bool:
     """The current nonce becomes the previous one (valid until ``previous_until``). False when
     the secret changed meanwhile."""
-    try:
-        share.update(actions=[Share.webhook_previous_nonce.set(share.webhook_secret_nonce),
-                              Share.webhook_previous_until.set(previous_until),
-                              Share.webhook_secret_nonce.set(new_nonce)],
-                     condition=Share.webhook_secret_nonce == share.webhook_secret_nonce)
-        return True
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            return False
-        raise
+    return update_if(share, [Share.webhook_previous_nonce.set(share.webhook_secret_nonce),
+                             Share.webhook_previous_until.set(previous_until),
+                             Share.webhook_secret_nonce.set(new_nonce)],
+                     Share.webhook_secret_nonce == share.webhook_secret_nonce)

@@ -9,12 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from pynamodb.exceptions import UpdateError
-
 from chalicelib.errors import NotFound
 from chalicelib.store import ledger, transactions
 from chalicelib.store.models import Share, User
-from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed
+from chalicelib.store.transactions import ConditionFailed, Transaction, update_if
 
 # locked: password-protected while the owner is not Pro (nobody may open it);
 # deleting: a tombstone, gone for everyone but the deletion that finishes it.
@@ -131,11 +129,7 @@ def insert(share: Share, owner_id: str, limit: Optional[int], extra: Optional[Ca
 
 def activate(share: Share, locked: bool = False) -> Share:
     """pending -> active, or locked (idempotent: a share activated meanwhile is re-read)."""
-    try:
-        share.update(actions=[Share.status.set(LOCKED if locked else ACTIVE)], condition=Share.status == PENDING)
-    except UpdateError as exc:
-        if not conditional_failed(exc):
-            raise
+    if not update_if(share, [Share.status.set(LOCKED if locked else ACTIVE)], Share.status == PENDING):
         share.refresh()
     return share
 
@@ -162,13 +156,9 @@ def update_settings(share: Share, owner_id: str, name: Optional[str] = None, pas
                     Share.webhook_paused_at.remove(), Share.webhook_pause_reason.remove()]
     if not actions:
         return share
-    try:
-        # The condition keeps a concurrent delete from being resurrected as a partial item.
-        share.update(actions=actions, condition=Share.owner_id == owner_id)
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            raise NotFound("Share not found") from None
-        raise
+    # The condition keeps a concurrent delete from being resurrected as a partial item.
+    if not update_if(share, actions, Share.owner_id == owner_id):
+        raise NotFound("Share not found")
     return share
 
 
@@ -228,11 +218,7 @@ def lock_pro_features(owner_id: str) -> int:
             actions.append(Share.webhook_url.remove())
         if not actions:
             continue
-        try:
-            share.update(actions=actions, condition=Share.owner_id == owner_id)
-        except UpdateError as exc:
-            if not conditional_failed(exc):
-                raise
+        if not update_if(share, actions, Share.owner_id == owner_id):
             continue  # deleted meanwhile
         changed += 1
     return changed
@@ -244,12 +230,7 @@ def unlock_pro_features(owner_id: str) -> int:
     for share in Share.owner_index.query(owner_id):
         if share.status != LOCKED:
             continue
-        try:
-            share.update(actions=[Share.status.set(ACTIVE)], condition=Share.status == LOCKED)
-            changed += 1
-        except UpdateError as exc:
-            if not conditional_failed(exc):
-                raise
+        changed += update_if(share, [Share.status.set(ACTIVE)], Share.status == LOCKED)
     return changed
 
 

@@ -22,12 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
-from pynamodb.exceptions import DeleteError, UpdateError
+from pynamodb.exceptions import DeleteError
 
 from chalicelib.errors import InvalidCursor, NotFound
 from chalicelib.store import cursors, ledger, rows, transactions
 from chalicelib.store.models import Spike
-from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed
+from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed, update_if
 
 
 class QuotaReached(Exception):
@@ -125,14 +125,10 @@ def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None,
 
 def set_resolved(spike: Spike, resolved_at: Optional[str]) -> Spike:
     """Resolved at ``resolved_at``, or unresolved when it is None. NotFound if deleted meanwhile."""
-    try:
-        spike.update(actions=[Spike.resolved.set(resolved_at is not None),
-                              Spike.resolved_at.set(resolved_at) if resolved_at else Spike.resolved_at.remove()],
-                     condition=Spike.spike_id.exists())
-    except UpdateError as exc:
-        if conditional_failed(exc):
-            raise NotFound("Spike not found") from None
-        raise
+    if not update_if(spike, [Spike.resolved.set(resolved_at is not None),
+                             Spike.resolved_at.set(resolved_at) if resolved_at else Spike.resolved_at.remove()],
+                     Spike.spike_id.exists()):
+        raise NotFound("Spike not found")
     return spike
 
 
@@ -282,13 +278,7 @@ def move_to_owner(old_owner: str, new_owner: str) -> int:
     """Every spike of ``old_owner`` (its shares' and its own project keys') becomes
     ``new_owner``'s, in parallel, each only if still ``old_owner``'s. Returns how many moved."""
     def move(spike: Spike) -> int:
-        try:
-            spike.update(actions=[Spike.owner_id.set(new_owner)], condition=Spike.owner_id == old_owner)
-            return 1
-        except UpdateError as exc:
-            if conditional_failed(exc):
-                return 0
-            raise
+        return int(update_if(spike, [Spike.owner_id.set(new_owner)], Spike.owner_id == old_owner))
     owned = list(Spike.owner_index.query(old_owner, attributes_to_get=["spike_id", "owner_id"]))
     if not owned:
         return 0

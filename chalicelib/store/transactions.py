@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable, FrozenSet, Iterable, List, Optional, TypeVar
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -127,3 +127,15 @@ def backoff(attempt: int) -> None:
 def conditional_failed(exc: Exception) -> bool:
     """A single-item write (PutError, UpdateError, DeleteError) refused by its condition."""
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
+
+
+def update_if(item: Model, actions: List[Any], condition: Any) -> bool:
+    """One conditional UpdateItem: True when it was made, False when its condition did not hold
+    (any other failure raises)."""
+    try:
+        item.update(actions=actions, condition=condition)
+        return True
+    except UpdateError as exc:
+        if conditional_failed(exc):
+            return False
+        raise
