@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from chalice import Blueprint, Response
 
@@ -109,30 +109,26 @@ def _acting(request, scope: str):
     return principal.require(scope) if principal is not None else None
 
 
-def _scope(request, params: dict) -> spikes.Scope:
+def _scope(request, params: dict) -> Tuple[spikes.Scope, bool]:
+    """The spikes the caller may list, and whether reviewers' e-mail addresses are shown: a
+    listing by project key is public and shows them only to the share's owner and the admin;
+    one without is the caller's own (or the admin's)."""
     project = params.get("project") or None
     if project and len(project) > MAX_PROJECT_CHARS:
         raise ValidationFailed.field("project", f"project is at most {MAX_PROJECT_CHARS} characters")
+    principal = _principal(request)
     if project:
         share = spikes.share_of(project)
         if share is not None and share_access.is_private(share):
             # Only its owner (or the admin) and viewers who know the password read its feedback.
             share_access.require_feedback_access(
-                deps.settings(), share, _principal(request),
+                deps.settings(), share, principal,
                 password=request.headers.get("x-share-password") or params.get("password"),
                 client_ip=inputs.client_ip(request))
-        return spikes.project_scope(project, share)
-    principal = _principal(request)
+        return spikes.project_scope(project, share), spikes.shows_reviewer_emails(principal, share)
     if principal is not None:
         principal.require("spikes:read")
-    return spikes.scope_for(None, principal)
-
-
-def _shows_reviewer_emails(request, params: dict) -> bool:
-    """A listing without ?project= is its caller's own (or the admin's); one by project key is
-    public, and shows reviewers' addresses only to the share's owner and the admin."""
-    project = params.get("project") or None
-    return project is None or spikes.shows_reviewer_emails(_principal(request), spikes.share_of(project))
+    return spikes.scope_for(None, principal), True
 
 
 def wants_bare_array(request) -> bool:
@@ -150,9 +146,10 @@ def list_spikes():
     # read one page only.
     default_limit = DEFAULT_LIMIT if params.get("project") else MAX_LIMIT
     filters, limit = _filters(params), _limit(params, default_limit)
-    page = spikes.list_page(_scope(request, params), filters, limit, params.get("cursor") or None,
+    scope, reviewer_emails = _scope(request, params)
+    page = spikes.list_page(scope, filters, limit, params.get("cursor") or None,
                             deps.settings().secret_key.get_secret_value(), max_bytes=MAX_LISTING_BYTES,
-                            reviewer_emails=_shows_reviewer_emails(request, params))
+                            reviewer_emails=reviewer_emails)
     # Items are in responses.SpikeOut's wire shape already (spikes.to_client), and serialized once (to be
     # measured against the page's byte budget): sent as they are, not validated again here.
     if wants_bare_array(request):
@@ -197,9 +194,8 @@ def export_spikes():
     fmt = (params.get("format") or "csv").lower()
     if fmt not in exports.FORMATS:
         raise ValidationFailed.field("format", "format must be csv or jsonl")
-    scope, filters = _scope(request, params), _filters(params)
-    emails = _shows_reviewer_emails(request, params)
-    items = (spikes.to_client(spike, emails) for spike in spikes.iterate(scope, filters))
+    (scope, reviewer_emails), filters = _scope(request, params), _filters(params)
+    items = (spikes.to_client(spike, reviewer_emails) for spike in spikes.iterate(scope, filters))
     result = exports.export(deps.exports(), items, fmt, params.get("project"))
     if result.download_url:
         # Lambda cannot answer with more than 6 MB: large exports are handed over through S3.
