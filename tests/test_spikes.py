@@ -66,6 +66,9 @@ def test_reviewers_emails_are_shown_to_the_share_owner_not_to_every_visitor(clie
         assert listing(client, f"?project={key}", token=stranger)["data"][0]["reviewer"] == {"id": "r-123", "name": "Jane"}
         assert listing(client, f"?project={key}", token=owner)["data"][0]["reviewer"] == reviewer
     assert listing(client, "", token=owner)["data"][0]["reviewer"] == reviewer  # the owner's own listing
+    # A wrong credential is refused, not taken for anonymity (the listing reads who asks).
+    status, body, _ = call(client, "GET", f"/spikes?project={share.share_id}", token="not-a-token")
+    assert status == 401 and body["code"] == "AUTH_FAILED"
     public_csv = client.http.get(f"/spikes/export?project={share.share_id}&format=csv").body.decode()
     assert "jane@example.com" not in public_csv and "Jane" in public_csv
     owners_csv = client.http.get(f"/spikes/export?project={share.share_id}&format=csv",
