@@ -58,12 +58,14 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "users": ("GetItem",),
     },
     # Finishes share deletions a request started: what the API's deletion path does after the
-    # tombstone (its files, its spikes, its quota counters in the ledger, its items). The
-    # request already took the share from its owner's count: the job never writes users.
+    # tombstone (its files, its spikes, its quota counters in the ledger, its items). Expires a
+    # presigned upload never completed: reads whether it holds feedback (its total's shards),
+    # then writes its tombstone, which takes it from its owner's count.
     SHARE_DELETIONS_FUNCTION: {
-        "shares": ("GetItem", "DeleteItem"),
+        "users": ("UpdateItem",),
+        "shares": ("GetItem", "UpdateItem", "DeleteItem"),
         "spikes": ("BatchWriteItem",),
-        "ledger": ("GetItem", "UpdateItem", "BatchWriteItem"),
+        "ledger": ("GetItem", "UpdateItem", "BatchGetItem", "BatchWriteItem"),
     },
 }
 # Function -> logical table -> indexes it queries.

@@ -26,8 +26,9 @@ def make_share(owner_email: str, slug: str, tier: Optional[str] = None, **fields
         make_user(owner_email, tier or "free")
     owner = User.get(owner_id)
     fields = {"owner_tier": owner.tier, "owner_grace_until": owner.grace_until, **fields}  # as uploads do
+    fields = {"status": share_store.ACTIVE, **fields}
     share = share_store.new(new_share_id(), slug=slug, owner_id=owner_id, name=slug,
-                            created_at=clock.iso(clock.now()), status=share_store.ACTIVE, **fields)
+                            created_at=clock.iso(clock.now()), **fields)
     # The store's own insert: the slug claim and the owner's active_shares move with the share.
     return share_store.insert(share, owner_id, limit=None)
 

@@ -293,7 +293,8 @@ def test_a_failed_share_deletion_is_finished_by_the_retry(client, user_token, mo
     assert again["slug"] == body["slug"]
 
 
-NO_ABANDONED_UPLOADS = {"abandoned_uploads_removed": 0, "abandoned_uploads_failed": 0}
+NO_ABANDONED_UPLOADS = {"abandoned_uploads_removed": 0, "abandoned_uploads_failed": 0, "unfinished_uploads_expired": 0,
+                        "unfinished_uploads_kept": 0, "unfinished_uploads_failed": 0}
 
 
 def test_the_scheduled_job_finishes_an_abandoned_deletion(client, user_token, monkeypatch):

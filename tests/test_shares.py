@@ -5,6 +5,7 @@ import json
 import re
 import socket
 import uuid
+from datetime import timedelta
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 import pytest
@@ -364,6 +365,114 @@ def test_only_the_owner_completes_an_upload(client, user_token):
     other = sign_in(client, "other@example.com")
     status, error, _ = call(client, "POST", f"/shares/{body['share_id']}/complete", token=other)
     assert (status, error["code"]) == (404, "NOT_FOUND")
+
+
+def _run_share_job(client, after: Optional[timedelta] = None) -> dict:
+    """The share_deletions scheduled function, run now or ``after`` from now (its calls are
+    checked against its own role)."""
+    from chalicelib import clock
+    from tests.test_usage import SCHEDULE_EVENT
+    if after is None:
+        return client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload
+    later = clock.now() + after
+    clock.use(lambda: later)
+    try:
+        return client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload
+    finally:
+        clock.use(None)
+
+
+def test_a_presigned_upload_never_completed_is_removed_a_day_later(client, user_token):
+    """A pending share nobody can open must not hold a place in its owner's share limit for
+    ever: the share_deletions job removes it (and what was uploaded) a day after it started."""
+    status, body, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)},
+                                                           {"path": "a.css", "size": 10}])
+    assert status == 201, body
+    requests.put(body["uploads"][0]["url"], data=INDEX, headers=body["uploads"][0]["headers"], timeout=10)
+    assert s3_keys(f"uploads/{body['share_id']}/") and user_of("owner@example.com").active_shares == 1
+
+    nothing = {"unfinished_uploads_expired": 0, "unfinished_uploads_kept": 0, "unfinished_uploads_failed": 0}
+    assert nothing.items() <= _run_share_job(client).items()
+    assert nothing.items() <= _run_share_job(client, timedelta(hours=23)).items()  # may still be completed
+    assert Share.get(f"share#{body['share_id']}").status == "pending"
+
+    result = _run_share_job(client, timedelta(hours=24, minutes=1))
+    assert result["unfinished_uploads_expired"] == 1 and result["unfinished_uploads_failed"] == 0, result
+    assert [s.pk for s in all_items(Share)] == []  # the share and its slug claim
+    assert s3_keys(f"uploads/{body['share_id']}/") == [] and s3_keys(f"shares/{body['share_id']}/") == []
+    assert user_of("owner@example.com").active_shares == 0
+    assert ledger.members(ledger.PRESIGNED_UPLOADS) == [] and ledger.members(ledger.PENDING_DELETIONS) == []
+    status, error, _ = call(client, "POST", f"/shares/{body['share_id']}/complete", token=user_token)
+    assert (status, error["code"]) == (404, "NOT_FOUND")
+    assert nothing.items() <= _run_share_job(client, timedelta(hours=25)).items()
+    assert share_site(client, user_token, "Big Mockup")["slug"] == body["slug"]  # the slug is free again
+
+
+def test_a_completed_presigned_upload_is_left_alone_by_the_job(client, user_token):
+    _, body, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
+    requests.put(body["uploads"][0]["url"], data=INDEX, headers=body["uploads"][0]["headers"], timeout=10)
+    assert ledger.members(ledger.PRESIGNED_UPLOADS)
+    assert call(client, "POST", f"/shares/{body['share_id']}/complete", token=user_token)[0] == 200
+    assert ledger.members(ledger.PRESIGNED_UPLOADS) == []  # forgotten at completion
+    # A marker whose forgetting failed is forgotten by the job, and the share stays.
+    ledger.remember(ledger.PRESIGNED_UPLOADS, ledger.upload_marker(body["share_id"], 0))
+    result = _run_share_job(client, timedelta(days=2))
+    assert (result["unfinished_uploads_expired"], result["unfinished_uploads_failed"]) == (0, 0), result
+    assert ledger.members(ledger.PRESIGNED_UPLOADS) == []
+    assert Share.get(f"share#{body['share_id']}").status == "active"
+    assert call(client, "GET", f"/s/{body['slug']}/")[0] == 200
+
+
+def test_an_unfinished_upload_that_received_feedback_is_kept(client, user_token):
+    _, body, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
+    status, created, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": body["share_id"],
+                                                          "comments": "seen before completion"})
+    assert status == 201, created
+    result = _run_share_job(client, timedelta(days=2))
+    assert (result["unfinished_uploads_kept"], result["unfinished_uploads_expired"]) == (1, 0), result
+    assert Share.get(f"share#{body['share_id']}").status == "pending"
+    assert ledger.members(ledger.PRESIGNED_UPLOADS) == []  # its owner decides: not looked at again
+    status, listed, _ = call(client, "GET", f"/spikes?project={body['share_id']}", token=user_token)
+    assert status == 200, listed
+    assert [s["id"] for s in listed["data"]] == [created["id"]]
+
+
+def test_a_completion_racing_the_expiry_is_refused_not_half_deleted(client, user_token):
+    from chalicelib.store import shares as share_store
+    _, body, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
+    requests.put(body["uploads"][0]["url"], data=INDEX, headers=body["uploads"][0]["headers"], timeout=10)
+    real_activate = share_store.activate
+
+    def expired_just_before(share, locked=False):  # the job's tombstone lands between publish and activate
+        share_store.tombstone(share_store.get_by_id(share.share_id), share.owner_id, only_if_pending=True)
+        return real_activate(share, locked)
+    share_store.activate = expired_just_before
+    try:
+        status, error, _ = call(client, "POST", f"/shares/{body['share_id']}/complete", token=user_token)
+    finally:
+        share_store.activate = real_activate
+    assert (status, error["code"]) == (404, "NOT_FOUND")
+    assert Share.get(f"share#{body['share_id']}").status == "deleting"
+    assert ledger.members(ledger.PENDING_DELETIONS) == [body["share_id"]]  # the job finishes it
+    # And a share completed first is not expired.
+    _, other, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}], name="Other")
+    requests.put(other["uploads"][0]["url"], data=INDEX, headers=other["uploads"][0]["headers"], timeout=10)
+    stale = share_store.get_by_id(other["share_id"])
+    assert call(client, "POST", f"/shares/{other['share_id']}/complete", token=user_token)[0] == 200
+    with pytest.raises(share_store.NoLongerPending):
+        share_store.tombstone(stale, stale.owner_id, only_if_pending=True)
+    assert Share.get(f"share#{other['share_id']}").status == "active"
+
+
+def test_old_markers_are_reached_however_many_young_ones_there_are(client, user_token):
+    from chalicelib import clock
+    from chalicelib.services import share_cleanup
+    now = clock.epoch()
+    for number in range(5):
+        ledger.remember(ledger.PRESIGNED_UPLOADS, ledger.upload_marker(f"sh_young{number:07d}", now - 60))
+    ledger.remember(ledger.PRESIGNED_UPLOADS, ledger.upload_marker("sh_zzzzzzzzzzzz", now - 3 * 24 * 3600))
+    share_cleanup.expire_unfinished_uploads(deps.share_files(), now, 900, limit=1)
+    assert len(ledger.members(ledger.PRESIGNED_UPLOADS)) == 5 and all("young" in m for m in ledger.members(ledger.PRESIGNED_UPLOADS))
 
 
 # --- listing and reading -------------------------------------------------------------------

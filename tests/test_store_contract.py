@@ -304,3 +304,23 @@ def test_a_listed_item_reads_as_the_stored_model_does(store_backend):
         assert listed[model.public_id] == spikes.to_client(model)
     assert listed["full"]["boundingBox"] == {"x": 1, "y": 2, "width": 3, "height": 4}
     assert listed["bare"]["reviewer"] == {"id": "anon", "name": "Anonymous"} and listed["bare"]["resolved"] is False
+
+
+def test_an_unfinished_upload_is_tombstoned_only_while_pending(store_backend):
+    """The share_deletions job's expiry of a presigned upload never completed races the
+    owner's completion: exactly one of them wins."""
+    from chalicelib.store import shares as share_store
+    pending = make_share("owner@example.com", "pending-one", status=share_store.PENDING)
+    completed = make_share("owner@example.com", "completed-one", status=share_store.PENDING)
+    share_store.activate(share_store.get_by_id(completed.share_id))
+    assert User.get(pending.owner_id).active_shares == 2
+
+    share_store.tombstone(pending, pending.owner_id, only_if_pending=True)
+    with pytest.raises(share_store.NoLongerPending):
+        share_store.tombstone(completed, completed.owner_id, only_if_pending=True)
+    assert share_store.get_by_id(pending.share_id, consistent=True).status == share_store.DELETING
+    assert share_store.get_by_id(completed.share_id, consistent=True).status == share_store.ACTIVE
+    assert User.get(pending.owner_id).active_shares == 1
+    assert ledger.members(ledger.PENDING_DELETIONS) == [pending.share_id]
+    # A completion after the tombstone is refused: the share is being deleted.
+    assert share_store.activate(share_store.get_by_id(pending.share_id)).status == share_store.DELETING

@@ -29,13 +29,16 @@ def quota_reset(event: Any) -> Dict[str, Any]:
 
 
 # Every 15 minutes: finish share deletions whose clean-up failed and was not retried (a share
-# being deleted is already gone for everyone; this removes what is left of it), and remove the
-# files of direct uploads whose function died before it stored their share.
+# being deleted is already gone for everyone; this removes what is left of it), remove the
+# files of direct uploads whose function died before it stored their share, and remove
+# presigned uploads left pending a day after they started.
 @bp.schedule(Rate(15, unit=Rate.MINUTES), name="share_deletions")
 def share_deletions(event: Any) -> Dict[str, Any]:
-    deps.settings()
+    settings = deps.settings()
     files = deps.share_files()
-    return {**share_cleanup.finish_pending_deletions(files), **share_cleanup.finish_abandoned_uploads(files, clock.epoch())}
+    now = clock.epoch()
+    return {**share_cleanup.finish_pending_deletions(files), **share_cleanup.finish_abandoned_uploads(files, now),
+            **share_cleanup.expire_unfinished_uploads(files, now, settings.presign_ttl_seconds)}
 
 
 # Every minute: the webhook deliveries that are due (the local server runs the same pass every

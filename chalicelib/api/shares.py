@@ -20,6 +20,7 @@ responses = lazy_import("chalicelib.api.responses")
 schemas = lazy_import("chalicelib.api.schemas")
 identity = lazy_import("chalicelib.services.identity")
 outbound_webhooks = lazy_import("chalicelib.services.outbound_webhooks")
+presigned_uploads = lazy_import("chalicelib.services.presigned_uploads")
 ratelimit = lazy_import("chalicelib.services.ratelimit")
 share_links = lazy_import("chalicelib.services.share_links")
 shares = lazy_import("chalicelib.services.shares")
@@ -84,8 +85,8 @@ def start_upload():
     files = [shares.FileSpec(path=path, size=item.size, content_type=uploads.content_type_for(path))
              for path, item in zip(paths, body.files)]
     base_url = inputs.base_url(request)
-    share, targets = shares.start_upload(settings, deps.share_files(), principal.user, body.options(), files, base_url,
-                                         principal.key)
+    share, targets = presigned_uploads.start(settings, deps.share_files(), principal.user, body.options(), files, base_url,
+                                              principal.key)
     return _created(share, base_url, **_new_webhook_secret(share), uploads=targets,
                     expires_in=settings.presign_ttl_seconds,
                     complete_url=f"{base_url}/shares/{share.share_id}/complete")
@@ -96,7 +97,7 @@ def start_upload():
 def complete_upload(key: str):
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "shares:write")
-    share = shares.complete_upload(deps.settings(), deps.share_files(), principal.user, key)
+    share = presigned_uploads.complete(deps.settings(), deps.share_files(), principal.user, key)
     return _created(share, inputs.base_url(request), http_status=200)
 
 

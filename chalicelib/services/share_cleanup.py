@@ -1,23 +1,25 @@
 """What the scheduled ``share_deletions`` function does: finish share deletions a request
-started and could not complete, and remove the files of direct uploads whose function died
-before it stored their share. Each step is idempotent: a run that dies is redone by the next."""
+started and could not complete, remove the files of direct uploads whose function died
+before it stored their share, and remove presigned uploads never completed. Each step is
+idempotent: a run that dies is redone by the next."""
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, List, Tuple
 
+from chalicelib.errors import NotFound
 from chalicelib.logs import get_logger
 from chalicelib.services.shares import finish_deletion
 from chalicelib.store import ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ShareFiles
-from chalicelib.store.shares import DELETING
+from chalicelib.store.shares import DELETING, PENDING
 
 log = get_logger("spikes.share_cleanup")
 
 
 def finish_pending_deletions(share_files: ShareFiles, limit: int = 100) -> Dict[str, int]:
     """The scheduled job: finish deletions that a request started and could not complete."""
-    pending = ledger.pending_deletions()
+    pending = ledger.members(ledger.PENDING_DELETIONS)
     finished = failed = 0
     for share_id in pending[:limit]:
         try:
@@ -25,7 +27,7 @@ def finish_pending_deletions(share_files: ShareFiles, limit: int = 100) -> Dict[
             if share is None or share.status != DELETING:
                 if share is None:  # removed, but the function died before dropping the export
                     share_files.drop_export(share_id)
-                ledger.forget_pending_deletion(share_id)
+                ledger.forget(ledger.PENDING_DELETIONS, share_id)
                 continue
             finish_deletion(share_files, share)
             finished += 1
@@ -44,16 +46,72 @@ def finish_abandoned_uploads(share_files: ShareFiles, now: float, limit: int = 1
     """The scheduled job: remove the files of direct uploads whose function died before storing
     the share (their share does not exist), and forget the markers of those that finished."""
     removed = failed = 0
-    for marker in ledger.pending_uploads()[:limit]:
-        share_id, started = ledger.parse_upload_marker(marker)
-        if now - started < ABANDONED_UPLOAD_SECONDS:
-            continue  # may still be running
+    for marker, share_id in _older_than(ledger.members(ledger.DIRECT_UPLOADS), now - ABANDONED_UPLOAD_SECONDS)[:limit]:
         try:
             if share_store.get_by_id(share_id) is None:
                 share_files.delete_all(share_id)
                 removed += 1
-            ledger.forget_pending_upload(marker)
+            ledger.forget(ledger.DIRECT_UPLOADS, marker)
         except Exception:  # noqa: BLE001 - the next run retries
             log.exception("share.abandoned_upload_failed", share_id=share_id)
             failed += 1
     return {"abandoned_uploads_removed": removed, "abandoned_uploads_failed": failed}
+
+
+def _older_than(markers: List[str], cutoff: float) -> List[Tuple[str, str]]:
+    """(marker, share id) of the markers started before ``cutoff``, oldest first: younger ones
+    may still be running, and must not keep the old ones from being reached."""
+    parsed = sorted((started, marker, share_id) for marker in markers
+                    for share_id, started in [ledger.parse_upload_marker(marker)])
+    return [(marker, share_id) for started, marker, share_id in parsed if started < cutoff]
+
+
+# A presigned upload's URLs expire after ``presign_ttl_seconds`` (15 minutes by default); its
+# share may still be completed from what was uploaded in time, for a day at least.
+UNFINISHED_UPLOAD_SECONDS = 24 * 3600
+
+
+def unfinished_upload_seconds(presign_ttl_seconds: int) -> int:
+    return max(UNFINISHED_UPLOAD_SECONDS, presign_ttl_seconds + 3600)
+
+
+def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_seconds: int,
+                              limit: int = 100) -> Dict[str, int]:
+    """The scheduled job: a presigned upload never completed leaves a pending share that
+    nobody can open and that counts against its owner's share limit. Once it is older than
+    ``unfinished_upload_seconds``, it is deleted (files, staging area, slug, its place in the
+    limit), unless it received feedback meanwhile (kept: its owner decides). A completion that
+    races the job wins or gets 404; never a share half deleted."""
+    expired = kept = failed = 0
+    cutoff = now - unfinished_upload_seconds(presign_ttl_seconds)
+    for marker, share_id in _older_than(ledger.members(ledger.PRESIGNED_UPLOADS), cutoff)[:limit]:
+        try:
+            share = share_store.get_by_id(share_id, consistent=True)
+            if share is None or share.status != PENDING:
+                ledger.forget(ledger.PRESIGNED_UPLOADS, marker)  # completed, deleted, or never stored
+            elif ledger.share_spike_counts([share_id])[share_id]:
+                log.warning("share.unfinished_upload_kept", share_id=share_id, reason="has feedback")
+                ledger.forget(ledger.PRESIGNED_UPLOADS, marker)
+                kept += 1
+            elif _tombstone_if_pending(share):
+                # The deletion is recorded now: if what follows fails, finish_pending_deletions
+                # finishes it.
+                ledger.forget(ledger.PRESIGNED_UPLOADS, marker)
+                finish_deletion(share_files, share)
+                log.info("share.unfinished_upload_expired", share_id=share_id)
+                expired += 1
+            else:
+                ledger.forget(ledger.PRESIGNED_UPLOADS, marker)  # completed or deleted meanwhile
+        except Exception:  # noqa: BLE001 - the next run retries
+            log.exception("share.unfinished_upload_failed", share_id=share_id)
+            failed += 1
+    return {"unfinished_uploads_expired": expired, "unfinished_uploads_kept": kept,
+            "unfinished_uploads_failed": failed}
+
+
+def _tombstone_if_pending(share) -> bool:
+    try:
+        share_store.tombstone(share, share.owner_id, only_if_pending=True)
+        return True
+    except (share_store.NoLongerPending, NotFound):
+        return False

@@ -14,7 +14,7 @@ from typing import Iterator, List, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.crypto import hash_password
-from chalicelib.errors import Conflict, InvalidFilename, NotFound, ShareLimit, UpgradeRequired, ValidationFailed
+from chalicelib.errors import Conflict, NotFound, ShareLimit, UpgradeRequired, ValidationFailed
 from chalicelib.logs import get_logger
 from chalicelib.services import metering, outbound_webhooks, quotas, spikes, uploads
 from chalicelib.services.uploads import UploadedFile
@@ -23,9 +23,9 @@ from chalicelib.settings import Settings
 from chalicelib.store import ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
-from chalicelib.store.files import ChangedDuringPublish, ShareFiles
+from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import ApiKey, Share, User
-from chalicelib.store.shares import ACTIVE, DELETING, LOCKED, PENDING  # noqa: F401 - LOCKED: the API reads it here
+from chalicelib.store.shares import ACTIVE, DELETING, LOCKED  # noqa: F401 - LOCKED: the API reads it here
 
 log = get_logger("spikes.shares")
 
@@ -85,7 +85,7 @@ def _limit_error(settings: Settings, base_url: str, limit: int) -> ShareLimit:
 
 def check_options(settings: Settings, user: User, options: ShareOptions, base_url: str) -> Optional[int]:
     """Refuse Pro-only options for free users, unsafe webhooks and users already at their
-    share limit (a fast pre-check; the transaction in ``_insert`` is the real guard).
+    share limit (a fast pre-check; the transaction in ``insert_with_slug`` is the real guard).
     Returns the user's share limit (None = unlimited)."""
     tier = quotas.effective_tier(user)
     if not quotas.has_paid_features(tier) and (options.password or options.webhook_url):
@@ -100,7 +100,7 @@ def check_options(settings: Settings, user: User, options: ShareOptions, base_ur
     return limit
 
 
-def _new_share(share_id: str, user: User, options: ShareOptions, files: List[FileSpec], status: str) -> Share:
+def new_share_record(share_id: str, user: User, options: ShareOptions, files: List[FileSpec], status: str) -> Share:
     return share_store.new(
         share_id, owner_id=user.user_id, name=options.name[:200],
         owner_tier=user.tier, owner_grace_until=user.grace_until, owner_cap_cents=user.monthly_cap_cents,
@@ -112,7 +112,7 @@ def _new_share(share_id: str, user: User, options: ShareOptions, files: List[Fil
         files={f.path: {"size": f.size, "type": f.content_type} for f in files})
 
 
-def _insert(share: Share, user: User, slug_wish: str, limit: Optional[int], settings: Settings,
+def insert_with_slug(share: Share, user: User, slug_wish: str, limit: Optional[int], settings: Settings,
             base_url: str, charge: Optional[metering.Charge] = None, key: Optional[ApiKey] = None) -> Share:
     """Store the share with the first free slug candidate, counted against the owner's limit and
     charged on the agent tier (one transaction per candidate: ``metering.insert_share``)."""
@@ -142,89 +142,27 @@ def create_share(settings: Settings, share_files: ShareFiles, user: User, option
     uploads.check_total_size(sum(f.size for f in files), settings.max_share_bytes)
     limit = check_options(settings, user, options, base_url)
     specs = [FileSpec(f.path, f.size, f.content_type) for f in files]
-    share = _new_share(new_share_id(), user, options, specs, ACTIVE)
+    share = new_share_record(new_share_id(), user, options, specs, ACTIVE)
     # Recorded before the first file: if this function dies before the share is stored, the
     # share_deletions job removes the files nobody can reach (share_cleanup).
     marker = ledger.upload_marker(share.share_id, clock.epoch())
-    ledger.add_pending_upload(marker)
+    ledger.remember(ledger.DIRECT_UPLOADS, marker)
     charge = metering.share_charge(settings, user, share.share_id, key)
     try:
         share_files.put_all(share.share_id, [(f.path, f.data, f.content_type) for f in files])
-        stored = _insert(share, user, options.slug or options.name, limit, settings, base_url, charge, key)
+        stored = insert_with_slug(share, user, options.slug or options.name, limit, settings, base_url, charge, key)
     except BaseException:
         try:
             share_files.delete_all(share.share_id)
-            ledger.forget_pending_upload(marker)
+            ledger.forget(ledger.DIRECT_UPLOADS, marker)
         except Exception:  # noqa: BLE001 - keep the original error; the job removes the files later
             log.warning("share.cleanup_failed", share_id=share.share_id)
         raise
     try:
-        ledger.forget_pending_upload(marker)
+        ledger.forget(ledger.DIRECT_UPLOADS, marker)
     except Exception:  # noqa: BLE001 - the share is stored; the job will find it and forget the marker
         log.warning("share.upload_marker_kept", share_id=share.share_id)
     return stored
-
-
-def start_upload(settings: Settings, share_files: ShareFiles, user: User, options: ShareOptions, files: List[FileSpec],
-                 base_url: str, key: Optional[ApiKey] = None) -> Tuple[Share, List[dict]]:
-    """The presigned flow for shares too large for one request: the share is stored as
-    ``pending`` (and counted against the limit) and every file gets a presigned PUT URL."""
-    if not files:
-        raise ValidationFailed.field("files", "List at least one file", "MISSING_FIELD")
-    if len(files) > settings.max_share_files:
-        raise ValidationFailed.field("files", f"A share holds at most {settings.max_share_files} files",
-                                     "TOO_MANY_FILES")
-    if len({f.path for f in files}) != len(files):
-        raise InvalidFilename("The same file is listed twice")
-    uploads.check_total_size(sum(f.size for f in files), settings.max_share_bytes)
-    uploads.check_served_sizes([(f.path, f.size, f.content_type) for f in files], settings.max_served_file_bytes)
-    limit = check_options(settings, user, options, base_url)
-    share = _new_share(new_share_id(), user, options, files, PENDING)
-    share = _insert(share, user, options.slug or options.name, limit, settings, base_url,
-                    metering.share_charge(settings, user, share.share_id, key), key)
-    targets = [{
-        "path": f.path, "method": "PUT", "headers": {"Content-Type": f.content_type},
-        "url": share_files.upload_url(share.share_id, f.path, f.content_type, f.size, settings.presign_ttl_seconds),
-    } for f in files]
-    return share, targets
-
-
-def complete_upload(settings: Settings, share_files: ShareFiles, user: User, key: str) -> Share:
-    """Check that every announced file arrived with its announced size, publish exactly the
-    objects that were checked, then activate. A completed share's files never change: the
-    presigned URLs write to a staging area that is only read here, while pending."""
-    share = get_owned(user, key)
-    if share.status != PENDING:
-        share_files.delete_staged(share.share_id)  # a completion that died after activating left it
-        return share
-    staged = share_files.staged(share.share_id)
-    problems, total, verified = [], 0, {}
-    for path, info in sorted((share.files or {}).items()):
-        size, etag = staged.get(path, (None, ""))
-        if size is None:
-            problems.append({"field": path, "message": "File was not uploaded", "code": "MISSING_UPLOAD"})
-            continue
-        total += size
-        if size != int(info["size"]):
-            problems.append({"field": path, "message": f"Uploaded {size} bytes, announced {info['size']}",
-                             "code": "SIZE_MISMATCH"})
-        verified[path] = (etag, info["type"])
-    uploads.check_total_size(total, settings.max_share_bytes)
-    if problems:
-        raise ValidationFailed("Some files are missing or differ from the announced sizes", details=problems)
-    try:
-        share_files.publish(share.share_id, verified)
-    except ChangedDuringPublish as exc:
-        share.refresh(consistent_read=True)
-        if share.status != PENDING:  # a concurrent completion published it
-            return share
-        raise ValidationFailed.field(str(exc), "The file changed while the upload was being completed; "
-                                     "complete again", "CHANGED_DURING_COMPLETE") from None
-    # Completed after Pro ended: protected, so locked rather than public.
-    share = share_store.activate(share, locked=bool(share.password_hash) and quotas.effective_tier(user) != quotas.PRO)
-    # Only now: until the share is active, a retried completion publishes from the staging area.
-    share_files.delete_staged(share.share_id)
-    return share
 
 
 # --- reading and deleting --------------------------------------------------------------------
@@ -310,7 +248,7 @@ def finish_deletion(share_files: ShareFiles, share: Share) -> None:
     # The pending mark goes last: until then the job finds the deletion and drops the export
     # (the deleted feedback) even when the share record is already gone.
     share_files.drop_export(share.share_id)
-    ledger.forget_pending_deletion(share.share_id)
+    ledger.forget(ledger.PENDING_DELETIONS, share.share_id)
     log.info("share.deleted", share_id=share.share_id)
 
 

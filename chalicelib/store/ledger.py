@@ -16,6 +16,7 @@ Kinds of item (pk):
 - ``job#<job>#<run>``            a scheduled pass and its checkpoint
 - ``deletions#shares``           ids of shares whose deletion started and is not finished
 - ``uploads#shares``             direct uploads whose share may not be stored yet (``<share_id>@<epoch>``)
+- ``uploads#presigned``          presigned uploads not completed yet (``<share_id>@<epoch>``)
 Counters are keyed by period, so a new period starts from zero by construction.
 
 Shards: every post to a share used to update the same counter items, and concurrent transactions
@@ -257,36 +258,35 @@ def checkpoint_job(job: LedgerItem, detail: Dict[str, Any], done: bool) -> bool:
                      (LedgerItem.count == version) & (LedgerItem.state == RUNNING))
 
 
-# --- share deletions that have started and not finished (a string set, atomic ADD/DELETE) -----
+# --- work in progress: string sets the share_deletions job reads whole (atomic ADD/DELETE) -----
+# - PENDING_DELETIONS: ids of shares whose deletion started (added with the tombstone).
+# - DIRECT_UPLOADS: direct uploads whose files are in S3 and whose share may not be stored yet.
+# - PRESIGNED_UPLOADS: presigned uploads not completed yet (their pending share counts against
+#   its owner's share limit).
+# Upload members are "<share_id>@<epoch seconds the upload started>", written outside the
+# share's transaction (every upload would then conflict on one item) and forgotten when the
+# upload finishes; one left behind is handled by the job once it is old enough.
 
-PENDING_DELETIONS_KEY = "deletions#shares"
+PENDING_DELETIONS, DIRECT_UPLOADS, PRESIGNED_UPLOADS = "deletions#shares", "uploads#shares", "uploads#presigned"
 
 
 def add_pending_deletion(tx: Transaction, share_id: str) -> None:
-    tx.update("pending-deletions", LedgerItem(PENDING_DELETIONS_KEY), actions=[LedgerItem.members.add({share_id})])
+    tx.update("pending-deletions", LedgerItem(PENDING_DELETIONS), actions=[LedgerItem.members.add({share_id})])
 
 
-def forget_pending_deletion(share_id: str) -> None:
-    LedgerItem(PENDING_DELETIONS_KEY).update(actions=[LedgerItem.members.delete({share_id})])
+def remember(work: str, member: str) -> None:
+    LedgerItem(work).update(actions=[LedgerItem.members.add({member})])
 
 
-def pending_deletions() -> List[str]:
-    return _members(PENDING_DELETIONS_KEY)
+def forget(work: str, member: str) -> None:
+    LedgerItem(work).update(actions=[LedgerItem.members.delete({member})])
 
 
-def _members(key: str) -> List[str]:
+def members(work: str) -> List[str]:
     try:
-        return sorted(LedgerItem.get(key, consistent_read=True).members or [])
+        return sorted(LedgerItem.get(work, consistent_read=True).members or [])
     except LedgerItem.DoesNotExist:
         return []
-
-
-# --- direct uploads whose files are in S3 and whose share may not be stored yet ----------------
-# A member is "<share_id>@<epoch seconds the upload started>". Not in the share's transaction:
-# every upload would then conflict on this one item. Removed after the share is stored; one
-# left behind (the function died) is finished by the share_deletions job once it is old enough.
-
-PENDING_UPLOADS_KEY = "uploads#shares"
 
 
 def upload_marker(share_id: str, started: float) -> str:
@@ -296,15 +296,3 @@ def upload_marker(share_id: str, started: float) -> str:
 def parse_upload_marker(marker: str) -> Tuple[str, int]:
     share_id, _, started = marker.rpartition("@")
     return share_id, int(started) if started.isdigit() else 0
-
-
-def add_pending_upload(marker: str) -> None:
-    LedgerItem(PENDING_UPLOADS_KEY).update(actions=[LedgerItem.members.add({marker})])
-
-
-def forget_pending_upload(marker: str) -> None:
-    LedgerItem(PENDING_UPLOADS_KEY).update(actions=[LedgerItem.members.delete({marker})])
-
-
-def pending_uploads() -> List[str]:
-    return _members(PENDING_UPLOADS_KEY)

@@ -36,6 +36,10 @@ class OwnerAtLimit(Exception):
     """The owner has as many active shares as the limit allows (or no longer exists)."""
 
 
+class NoLongerPending(Exception):
+    """A tombstone meant for a pending share found it completed meanwhile."""
+
+
 def share_pk(share_id: str) -> str:
     return f"share#{share_id}"
 
@@ -46,9 +50,9 @@ def slug_pk(slug: str) -> str:
 
 # --- reading ---------------------------------------------------------------------------------
 
-def get_by_id(share_id: str) -> Optional[Share]:
+def get_by_id(share_id: str, consistent: bool = False) -> Optional[Share]:
     try:
-        return Share.get(share_pk(share_id))
+        return Share.get(share_pk(share_id), consistent_read=consistent)
     except Share.DoesNotExist:
         return None
 
@@ -130,7 +134,10 @@ def insert(share: Share, owner_id: str, limit: Optional[int], extra: Optional[Ca
 def activate(share: Share, locked: bool = False) -> Share:
     """pending -> active, or locked (idempotent: a share activated meanwhile is re-read)."""
     if not update_if(share, [Share.status.set(LOCKED if locked else ACTIVE)], Share.status == PENDING):
-        share.refresh()
+        try:
+            share.refresh(consistent_read=True)
+        except Share.DoesNotExist:
+            raise NotFound("Share not found") from None
     return share
 
 
@@ -162,16 +169,20 @@ def update_settings(share: Share, owner_id: str, name: Optional[str] = None, pas
     return share
 
 
-def tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction], None]] = None) -> None:
+def tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction], None]] = None,
+              only_if_pending: bool = False) -> None:
     """Start a deletion: mark the share ``deleting``, take it off the owner's count and record
     it as pending, together (with ``also``'s writes: the share.deleted webhook event).
     Idempotent: a share already marked stays marked. NotFound when it was deleted; the count
-    never goes below zero."""
+    never goes below zero. ``only_if_pending``: only a share whose upload was never completed
+    (NoLongerPending when a completion got there first)."""
     decrement = True
+    status_condition = (Share.status == PENDING) if only_if_pending else \
+        (Share.status.does_not_exist() | (Share.status != DELETING))
 
     def write(tx: Transaction) -> None:
         tx.update("share", share, actions=[Share.status.set(DELETING)],
-                  condition=(Share.owner_id == owner_id) & (Share.status.does_not_exist() | (Share.status != DELETING)))
+                  condition=(Share.owner_id == owner_id) & status_condition)
         ledger.add_pending_deletion(tx, share.share_id)
         if decrement:
             tx.update("owner", User(owner_id), actions=[User.active_shares.add(-1)], condition=User.active_shares > 0)
@@ -188,6 +199,8 @@ def tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction]
                 if current is not None and current.status == DELETING:
                     share.status = DELETING
                     return
+                if current is not None and only_if_pending:
+                    raise NoLongerPending() from None
                 raise NotFound("Share not found") from None
             if not decrement:
                 raise

@@ -1,0 +1,107 @@
+"""Presigned uploads, for shares too large for one request (docs/shares.md): the share is
+stored ``pending`` and the client PUTs each file to a staging area, then completes it. An
+upload never completed is removed a day later by the share_deletions job
+(``share_cleanup.expire_unfinished_uploads``)."""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+from chalicelib import clock
+from chalicelib.errors import InvalidFilename, NotFound, ValidationFailed
+from chalicelib.logs import get_logger
+from chalicelib.services import metering, quotas, shares, uploads
+from chalicelib.services.shares import FileSpec, ShareOptions
+from chalicelib.settings import Settings
+from chalicelib.store import ledger
+from chalicelib.store import shares as share_store
+from chalicelib.store.files import ChangedDuringPublish, ShareFiles
+from chalicelib.store.models import ApiKey, Share, User
+from chalicelib.store.shares import DELETING, PENDING
+
+log = get_logger("spikes.shares")
+
+
+def start(settings: Settings, share_files: ShareFiles, user: User, options: ShareOptions, files: List[FileSpec],
+                 base_url: str, key: Optional[ApiKey] = None) -> Tuple[Share, List[dict]]:
+    """The share is stored as ``pending`` (and counted against the limit) and every file gets a
+    presigned PUT URL."""
+    if not files:
+        raise ValidationFailed.field("files", "List at least one file", "MISSING_FIELD")
+    if len(files) > settings.max_share_files:
+        raise ValidationFailed.field("files", f"A share holds at most {settings.max_share_files} files",
+                                     "TOO_MANY_FILES")
+    if len({f.path for f in files}) != len(files):
+        raise InvalidFilename("The same file is listed twice")
+    uploads.check_total_size(sum(f.size for f in files), settings.max_share_bytes)
+    uploads.check_served_sizes([(f.path, f.size, f.content_type) for f in files], settings.max_served_file_bytes)
+    limit = shares.check_options(settings, user, options, base_url)
+    share = shares.new_share_record(shares.new_share_id(), user, options, files, PENDING)
+    # Recorded before the share: one never completed is removed by the share_deletions job
+    # (share_cleanup.expire_unfinished_uploads), which frees its place in the owner's limit.
+    marker = upload_marker(share)
+    ledger.remember(ledger.PRESIGNED_UPLOADS, marker)
+    try:
+        share = shares.insert_with_slug(share, user, options.slug or options.name, limit, settings, base_url,
+                                        metering.share_charge(settings, user, share.share_id, key), key)
+    except BaseException:
+        try:
+            ledger.forget(ledger.PRESIGNED_UPLOADS, marker)
+        except Exception:  # noqa: BLE001 - keep the original error; the job forgets a marker without a share
+            log.warning("share.upload_marker_kept", share_id=share.share_id)
+        raise
+    targets = [{
+        "path": f.path, "method": "PUT", "headers": {"Content-Type": f.content_type},
+        "url": share_files.upload_url(share.share_id, f.path, f.content_type, f.size, settings.presign_ttl_seconds),
+    } for f in files]
+    return share, targets
+
+
+def upload_marker(share: Share) -> str:
+    """The upload's member of ``ledger.PRESIGNED_UPLOADS``, from the share alone."""
+    return ledger.upload_marker(share.share_id, clock.parse_iso(share.created_at).timestamp())
+
+
+def complete(settings: Settings, share_files: ShareFiles, user: User, key: str) -> Share:
+    """Check that every announced file arrived with its announced size, publish exactly the
+    objects that were checked, then activate. A completed share's files never change: the
+    presigned URLs write to a staging area that is only read here, while pending."""
+    share = shares.get_owned(user, key)
+    if share.status != PENDING:
+        share_files.delete_staged(share.share_id)  # a completion that died after activating left it
+        return share
+    staged = share_files.staged(share.share_id)
+    problems, total, verified = [], 0, {}
+    for path, info in sorted((share.files or {}).items()):
+        size, etag = staged.get(path, (None, ""))
+        if size is None:
+            problems.append({"field": path, "message": "File was not uploaded", "code": "MISSING_UPLOAD"})
+            continue
+        total += size
+        if size != int(info["size"]):
+            problems.append({"field": path, "message": f"Uploaded {size} bytes, announced {info['size']}",
+                             "code": "SIZE_MISMATCH"})
+        verified[path] = (etag, info["type"])
+    uploads.check_total_size(total, settings.max_share_bytes)
+    if problems:
+        raise ValidationFailed("Some files are missing or differ from the announced sizes", details=problems)
+    try:
+        share_files.publish(share.share_id, verified)
+    except ChangedDuringPublish as exc:
+        current = share_store.get_by_id(share.share_id, consistent=True)
+        if current is None or current.status == DELETING:  # expired or deleted meanwhile
+            raise NotFound("Share not found") from None
+        if current.status != PENDING:  # a concurrent completion published it
+            return current
+        raise ValidationFailed.field(str(exc), "The file changed while the upload was being completed; "
+                                     "complete again", "CHANGED_DURING_COMPLETE") from None
+    # Completed after Pro ended: protected, so locked rather than public.
+    share = share_store.activate(share, locked=bool(share.password_hash) and quotas.effective_tier(user) != quotas.PRO)
+    if share.status == DELETING:  # expired by the job (or deleted by the owner) meanwhile
+        raise NotFound("Share not found")
+    # Only now: until the share is active, a retried completion publishes from the staging area.
+    share_files.delete_staged(share.share_id)
+    try:
+        ledger.forget(ledger.PRESIGNED_UPLOADS, upload_marker(share))
+    except Exception:  # noqa: BLE001 - the share is complete; the job forgets the marker of a share not pending
+        log.warning("share.upload_marker_kept", share_id=share.share_id)
+    return share
