@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     webhook_allow_loopback: bool = False
     # The local server's delivery loop: seconds between passes.
     webhook_local_interval_seconds: float = 2.0
+    # The local server's other scheduled jobs (quota reset, share clean-up, usage report; every
+    # 5-15 minutes in AWS): seconds between passes.
+    local_jobs_interval_seconds: float = 60.0
 
     log_level: str = "INFO"
     # Share files above this are served by a redirect to a presigned S3 URL: a Lambda response

@@ -173,6 +173,43 @@ def deliver_webhooks(stopping: threading.Event, local_data=None) -> None:
                 local_data.mark_dirty()
 
 
+# The scheduled functions of chalicelib/api/jobs.py besides the deliveries, with the event
+# EventBridge sends them.
+LOCAL_JOBS = ("quota_reset", "share_deletions", "usage_report")
+SCHEDULED_EVENT = {"version": "0", "id": "local", "detail-type": "Scheduled Event", "source": "aws.events",
+                   "account": "000000000000", "region": "us-east-1", "time": "", "resources": [], "detail": {}}
+
+
+def run_scheduled_jobs(stopping: threading.Event, local_data=None) -> None:
+    """What EventBridge runs in AWS every 5-15 minutes (finishing share deletions, expiring
+    unfinished uploads, the period's quota reset and grace sweep, the agent tier's usage
+    report), every ``local_jobs_interval_seconds`` here, through the same handlers. A pass that
+    did something is printed."""
+    from chalicelib import deps
+    from chalicelib.api import jobs
+
+    while not stopping.wait(max(0.2, deps.settings().local_jobs_interval_seconds)):
+        for name in LOCAL_JOBS:
+            try:
+                result = getattr(jobs, name)(SCHEDULED_EVENT, None)
+            except Exception as exc:  # noqa: BLE001 - keep the loop alive; the next pass retries
+                print(f"{name}: {type(exc).__name__}: {exc}", flush=True)
+                continue
+            if _did_something(result):
+                print(f"{name}: {result}", flush=True)
+                if local_data is not None:
+                    local_data.mark_dirty()
+
+
+def _did_something(result) -> bool:
+    """A job's summary holds a non-zero count (removed, expired, sent, pages swept...)."""
+    if isinstance(result, dict):
+        return any(_did_something(value) for value in result.values())
+    if isinstance(result, list):
+        return any(_did_something(value) for value in result)
+    return isinstance(result, int) and not isinstance(result, bool) and result > 0
+
+
 def main(argv=None, extend_app: Optional[Callable[[object], None]] = None) -> int:
     """``extend_app(app)``: add routes before serving (bench/server.py's bench-only route)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -296,6 +333,7 @@ def main(argv=None, extend_app: Optional[Callable[[object], None]] = None) -> in
     deliveries = threading.Thread(target=deliver_webhooks, args=(stopping, local_data), name="webhook-deliveries",
                                   daemon=True)
     deliveries.start()
+    threading.Thread(target=run_scheduled_jobs, args=(stopping, local_data), name="scheduled-jobs", daemon=True).start()
 
     if engine_name == "dynamodb-local":
         where = f"in {db_path}" if persist else "in memory"

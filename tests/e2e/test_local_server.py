@@ -298,3 +298,34 @@ def test_a_login_token_is_spent_once_under_a_race(live_server_factory, engine):
             results = list(pool.map(verify, range(24)))
         assert results.count((200, None)) == 1, results
         assert results.count((401, "TOKEN_USED")) == 23, results
+
+
+def test_the_local_server_runs_the_scheduled_jobs(live_server_factory, dynamodb_local_endpoint):
+    """`make dev` runs what EventBridge runs in AWS: a share deletion whose clean-up failed
+    (left marked ``deleting``, recorded as pending) is finished by the local share_deletions pass."""
+    import boto3
+    if dynamodb_local_endpoint is None:
+        pytest.skip("DynamoDB Local disabled (--no-dynamodb-local)")
+    server = live_server_factory(dynamodb_endpoint=dynamodb_local_endpoint, env={"LOCAL_JOBS_INTERVAL_SECONDS": "0.5"})
+    token = server.sign_in("jobs@example.com")
+    created = requests.post(f"{server.url}/shares", headers=_bearer(token), timeout=30,
+                            files=[("metadata", (None, '{"name": "Left behind"}')),
+                                   ("files", ("index.html", b"<h1>hi</h1>", "text/html"))])
+    assert created.status_code == 201, created.text
+    share_id = created.json()["share_id"]
+    prefix = server.extra_env["SPIKES_TABLE_PREFIX"]
+    dynamodb = boto3.client("dynamodb", endpoint_url=dynamodb_local_endpoint, region_name="us-east-1")
+    share_key = {"pk": {"S": f"share#{share_id}"}}
+    # A deletion whose function died after its tombstone: what DELETE /shares writes first.
+    dynamodb.update_item(TableName=f"{prefix}shares", Key=share_key, UpdateExpression="SET #s = :d",
+                         ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":d": {"S": "deleting"}})
+    dynamodb.update_item(TableName=f"{prefix}ledger", Key={"pk": {"S": "deletions#shares"}},
+                         UpdateExpression="ADD members :m", ExpressionAttributeValues={":m": {"SS": [share_id]}})
+    deadline = time.monotonic() + 30
+    while "Item" in dynamodb.get_item(TableName=f"{prefix}shares", Key=share_key, ConsistentRead=True):
+        assert time.monotonic() < deadline, "the local share_deletions pass did not finish the deletion"
+        time.sleep(0.2)
+    assert any(line.startswith("share_deletions: ") and "'finished': 1" in line for line in server.lines()), \
+        server.output()
+    listed = requests.get(f"{server.url}/shares", headers=_bearer(token), timeout=30)
+    assert listed.status_code == 200 and listed.json() == []
