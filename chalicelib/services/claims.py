@@ -15,7 +15,7 @@ from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import ApiKey, User
 
-log = get_logger("spikes.apikeys")
+log = get_logger("spikes.claims")
 
 
 @dataclass(frozen=True)

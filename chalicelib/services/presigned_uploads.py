@@ -18,11 +18,11 @@ from chalicelib.store.files import ChangedDuringPublish, ShareFiles
 from chalicelib.store.models import ApiKey, Share, User
 from chalicelib.store.shares import DELETING, PENDING
 
-log = get_logger("spikes.shares")
+log = get_logger("spikes.presigned_uploads")
 
 
 def start(settings: Settings, share_files: ShareFiles, user: User, options: ShareOptions, files: List[FileSpec],
-                 base_url: str, key: Optional[ApiKey] = None) -> Tuple[Share, List[dict]]:
+          base_url: str, key: Optional[ApiKey] = None) -> Tuple[Share, List[dict]]:
     """The share is stored as ``pending`` (and counted against the limit) and every file gets a
     presigned PUT URL."""
     if not files:
