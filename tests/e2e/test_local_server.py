@@ -321,11 +321,12 @@ def test_the_local_server_runs_the_scheduled_jobs(live_server_factory, dynamodb_
                          ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":d": {"S": "deleting"}})
     dynamodb.update_item(TableName=f"{prefix}ledger", Key={"pk": {"S": "deletions#shares"}},
                          UpdateExpression="ADD members :m", ExpressionAttributeValues={":m": {"SS": [share_id]}})
+    def reported() -> bool:  # printed once the pass returns, after the record is gone
+        return any(line.startswith("share_deletions: ") and "'finished': 1" in line for line in server.lines())
     deadline = time.monotonic() + 30
-    while "Item" in dynamodb.get_item(TableName=f"{prefix}shares", Key=share_key, ConsistentRead=True):
-        assert time.monotonic() < deadline, "the local share_deletions pass did not finish the deletion"
+    while not reported():
+        assert time.monotonic() < deadline, f"the local share_deletions pass did not finish the deletion:\n{server.output()}"
         time.sleep(0.2)
-    assert any(line.startswith("share_deletions: ") and "'finished': 1" in line for line in server.lines()), \
-        server.output()
+    assert "Item" not in dynamodb.get_item(TableName=f"{prefix}shares", Key=share_key, ConsistentRead=True)
     listed = requests.get(f"{server.url}/shares", headers=_bearer(token), timeout=30)
     assert listed.status_code == 200 and listed.json() == []
