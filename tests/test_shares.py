@@ -5,7 +5,7 @@ import json
 import re
 import socket
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 import pytest
@@ -367,15 +367,15 @@ def test_only_the_owner_completes_an_upload(client, user_token):
     assert (status, error["code"]) == (404, "NOT_FOUND")
 
 
-def _run_share_job(client, after: Optional[timedelta] = None) -> dict:
-    """The share_deletions scheduled function, run now or ``after`` from now (its calls are
-    checked against its own role)."""
+def _run_share_job(client, after: Optional[timedelta] = None, at: Optional[datetime] = None) -> dict:
+    """The share_deletions scheduled function, run now, ``after`` from now or ``at`` (its calls
+    are checked against its own role)."""
     from chalicelib import clock
     from tests.test_usage import SCHEDULE_EVENT
-    if after is None:
+    moment = at or (clock.now() + after if after is not None else None)
+    if moment is None:
         return client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload
-    later = clock.now() + after
-    clock.use(lambda: later)
+    clock.use(lambda: moment)
     try:
         return client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload
     finally:
@@ -391,12 +391,16 @@ def test_a_presigned_upload_never_completed_is_removed_a_day_later(client, user_
     requests.put(body["uploads"][0]["url"], data=INDEX, headers=body["uploads"][0]["headers"], timeout=10)
     assert s3_keys(f"uploads/{body['share_id']}/") and user_of("owner@example.com").active_shares == 1
 
+    # The answer says until when it may be completed: a day after it started.
+    created = datetime.fromisoformat(Share.get(f"share#{body['share_id']}").created_at.replace("Z", "+00:00"))
+    deadline = datetime.fromisoformat(body["complete_before"].replace("Z", "+00:00"))
+    assert deadline - created == timedelta(hours=24)
     nothing = {"unfinished_uploads_expired": 0, "unfinished_uploads_kept": 0, "unfinished_uploads_failed": 0}
     assert nothing.items() <= _run_share_job(client).items()
-    assert nothing.items() <= _run_share_job(client, timedelta(hours=23)).items()  # may still be completed
+    assert nothing.items() <= _run_share_job(client, at=deadline - timedelta(minutes=1)).items()  # may still be completed
     assert Share.get(f"share#{body['share_id']}").status == "pending"
 
-    result = _run_share_job(client, timedelta(hours=24, minutes=1))
+    result = _run_share_job(client, at=deadline + timedelta(seconds=1))
     assert result["unfinished_uploads_expired"] == 1 and result["unfinished_uploads_failed"] == 0, result
     assert [s.pk for s in all_items(Share)] == []  # the share and its slug claim
     assert s3_keys(f"uploads/{body['share_id']}/") == [] and s3_keys(f"shares/{body['share_id']}/") == []

@@ -367,6 +367,8 @@ class ShareCreatedOut(OkOut):
     uploads: Optional[List[UploadTargetOut]] = omitted(description="POST /shares/uploads: where to PUT each file")
     expires_in: Optional[int] = omitted(description="POST /shares/uploads: seconds the upload URLs stay valid")
     complete_url: Optional[str] = omitted(description="POST /shares/uploads: POST here when every file is up")
+    complete_before: Optional[str] = omitted(description=(
+        "POST /shares/uploads: an upload not completed by then (ISO 8601) is deleted, with its place in the share limit"))
 
 
 class ShareSummaryOut(Out):

@@ -89,7 +89,8 @@ def start_upload():
                                               principal.key)
     return _created(share, base_url, **_new_webhook_secret(share), uploads=targets,
                     expires_in=settings.presign_ttl_seconds,
-                    complete_url=f"{base_url}/shares/{share.share_id}/complete")
+                    complete_url=f"{base_url}/shares/{share.share_id}/complete",
+                    complete_before=presigned_uploads.complete_before(settings, share))
 
 
 # API Gateway allows one variable name per level: this is the same {key} as /shares/{key}.

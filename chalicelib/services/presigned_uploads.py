@@ -4,6 +4,7 @@ upload never completed is removed a day later by the share_deletions job
 (``share_cleanup.expire_unfinished_uploads``)."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import List, Optional, Tuple
 
 from chalicelib import clock
@@ -19,6 +20,20 @@ from chalicelib.store.models import ApiKey, Share, User
 from chalicelib.store.shares import DELETING, PENDING
 
 log = get_logger("spikes.presigned_uploads")
+
+# A presigned upload's URLs expire after ``presign_ttl_seconds`` (15 minutes by default); its
+# share may still be completed from what was uploaded in time, for a day at least.
+UNFINISHED_UPLOAD_SECONDS = 24 * 3600
+
+
+def unfinished_upload_seconds(presign_ttl_seconds: int) -> int:
+    return max(UNFINISHED_UPLOAD_SECONDS, presign_ttl_seconds + 3600)
+
+
+def complete_before(settings: Settings, share: Share) -> str:
+    """When the share_deletions job may delete the share if it is still pending."""
+    started = clock.parse_iso(share.created_at)
+    return clock.iso(started + timedelta(seconds=unfinished_upload_seconds(settings.presign_ttl_seconds)))
 
 
 def start(settings: Settings, share_files: ShareFiles, user: User, options: ShareOptions, files: List[FileSpec],

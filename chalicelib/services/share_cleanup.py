@@ -8,6 +8,7 @@ from typing import Dict, List, Tuple
 
 from chalicelib.errors import NotFound
 from chalicelib.logs import get_logger
+from chalicelib.services.presigned_uploads import unfinished_upload_seconds
 from chalicelib.services.shares import finish_deletion
 from chalicelib.store import ledger
 from chalicelib.store import shares as share_store
@@ -64,15 +65,6 @@ def _older_than(markers: List[str], cutoff: float) -> List[Tuple[str, str]]:
     parsed = sorted((started, marker, share_id) for marker in markers
                     for share_id, started in [ledger.parse_upload_marker(marker)])
     return [(marker, share_id) for started, marker, share_id in parsed if started < cutoff]
-
-
-# A presigned upload's URLs expire after ``presign_ttl_seconds`` (15 minutes by default); its
-# share may still be completed from what was uploaded in time, for a day at least.
-UNFINISHED_UPLOAD_SECONDS = 24 * 3600
-
-
-def unfinished_upload_seconds(presign_ttl_seconds: int) -> int:
-    return max(UNFINISHED_UPLOAD_SECONDS, presign_ttl_seconds + 3600)
 
 
 def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_seconds: int,
