@@ -201,10 +201,14 @@ def run_scheduled_jobs(stopping: threading.Event, local_data=None) -> None:
                     local_data.mark_dirty()
 
 
+# Counts of what a pass looked at, not of what it changed.
+LOOKED_AT = {"pages", "users", "pending"}
+
+
 def _did_something(result) -> bool:
-    """A job's summary holds a non-zero count (removed, expired, sent, pages swept...)."""
+    """A job's summary counts a change (finished, removed, expired, archived, sent...)."""
     if isinstance(result, dict):
-        return any(_did_something(value) for value in result.values())
+        return any(_did_something(value) for key, value in result.items() if key not in LOOKED_AT)
     if isinstance(result, list):
         return any(_did_something(value) for value in result)
     return isinstance(result, int) and not isinstance(result, bool) and result > 0
