@@ -395,6 +395,14 @@ def test_a_presigned_upload_never_completed_is_removed_a_day_later(client, user_
     created = datetime.fromisoformat(Share.get(f"share#{body['share_id']}").created_at.replace("Z", "+00:00"))
     deadline = datetime.fromisoformat(body["complete_before"].replace("Z", "+00:00"))
     assert deadline - created == timedelta(hours=24)
+    # An agent that lost the answer finds the deadline on the share; a live share has none.
+    listed = {item["id"]: item for item in call(client, "GET", "/shares", token=user_token)[1]}
+    assert listed[body["share_id"]]["complete_before"] == body["complete_before"]
+    assert call(client, "GET", f"/shares/{body['share_id']}", token=user_token)[1]["complete_before"] == \
+        body["complete_before"]
+    other = sign_in(client, "other@example.com")
+    live = share_site(client, other, "Live")
+    assert "complete_before" not in call(client, "GET", f"/shares/{live['share_id']}", token=other)[1]
     nothing = {"unfinished_uploads_expired": 0, "unfinished_uploads_kept": 0, "unfinished_uploads_failed": 0}
     assert nothing.items() <= _run_share_job(client).items()
     assert nothing.items() <= _run_share_job(client, at=deadline - timedelta(minutes=1)).items()  # may still be completed
@@ -402,7 +410,7 @@ def test_a_presigned_upload_never_completed_is_removed_a_day_later(client, user_
 
     result = _run_share_job(client, at=deadline + timedelta(seconds=1))
     assert result["unfinished_uploads_expired"] == 1 and result["unfinished_uploads_failed"] == 0, result
-    assert [s.pk for s in all_items(Share)] == []  # the share and its slug claim
+    assert sorted(s.pk for s in all_items(Share)) == [f"share#{live['share_id']}", "slug#live"]  # its record and slug went
     assert s3_keys(f"uploads/{body['share_id']}/") == [] and s3_keys(f"shares/{body['share_id']}/") == []
     assert user_of("owner@example.com").active_shares == 0
     assert ledger.members(ledger.PRESIGNED_UPLOADS) == [] and ledger.members(ledger.PENDING_DELETIONS) == []

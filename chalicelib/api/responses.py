@@ -383,6 +383,8 @@ class ShareSummaryOut(Out):
     password_protected: bool
     webhook_url: Optional[str]
     locked_reason: Optional[str]
+    complete_before: Optional[str] = omitted(description=(
+        "A pending share (presigned upload not completed): deleted if not completed by then (ISO 8601)"))
 
 
 class ShareListItemOut(ShareSummaryOut):

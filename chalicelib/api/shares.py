@@ -107,7 +107,9 @@ def _summary(share: Share, base_url: str) -> dict:
             "created_at": share.created_at, "status": share.status or shares.ACTIVE,
             "file_count": int(share.file_count or 0), "total_bytes": int(share.total_bytes or 0),
             "password_protected": bool(share.password_hash), "webhook_url": share.webhook_url,
-            "locked_reason": shares.LOCKED_REASON if share.status == shares.LOCKED else None}
+            "locked_reason": shares.LOCKED_REASON if share.status == shares.LOCKED else None,
+            "complete_before": presigned_uploads.complete_before(deps.settings(), share)
+            if share.status == presigned_uploads.PENDING else None}
 
 
 @route(bp, "/shares", methods=["GET"])

@@ -236,12 +236,18 @@ def test_the_share_list_shows_each_share_and_opens_one(server, tab):
     make_pro(server, "lister@example.com")
     public = share(server, token, "Landing page", MOCKUP_FILES)
     secret = share(server, token, "Secret page", MOCKUP_FILES, password="hunter2")
+    unfinished = requests.post(f"{server.url}/shares/uploads", headers=auth(token), timeout=30, json={
+        "name": "Half uploaded", "files": [{"path": "index.html", "size": 10}]}).json()
     post_spike(server, public["share_id"], rating="love", comments="Nice")
     page = tab.page
     page.reload()
     page.wait_for_selector(f"tr[data-share='{public['share_id']}']")
     row = page.locator(f"tr[data-share='{public['share_id']}']").inner_text()
     assert "Landing page" in row and f"/s/{public['slug']}" in row and "Public" in row and "\t1\t" in row
+    # An upload never completed says so, and when the server deletes it.
+    badge = page.locator(f"tr[data-share='{unfinished['share_id']}'] .badge.warn")
+    assert badge.inner_text() == "upload unfinished"
+    assert badge.get_attribute("title").startswith("Deleted if not completed by ")
     assert "Password" in page.locator(f"tr[data-share='{secret['share_id']}']").inner_text()
     assert page.locator(f"tr[data-share='{public['share_id']}'] a[href='{public['url']}']").count() == 1
     page.click("text=Secret page")

@@ -12,12 +12,14 @@ export async function renderShares(main, navigate) {
     shares.length ? shareTable(shares) : h('p', { class: 'empty' }, 'No shares yet. Drop a folder above to create one.'));
 }
 
-// Anything but a live share says so: an unfinished upload, or a share locked (e.g. a password
-// share after Pro ended; the reason is the server's).
+// Anything but a live share says so: an unfinished upload (and when the server deletes it), or
+// a share locked (e.g. a password share after Pro ended; the reason is the server's).
 export function statusBadge(share) {
   if (!share.status || share.status === 'active') return null;
   const label = share.status === 'pending' ? 'upload unfinished' : share.status;
-  return h('span', { class: 'badge warn', title: share.locked_reason || null }, label);
+  const title = share.locked_reason
+    || (share.complete_before ? `Deleted if not completed by ${when(share.complete_before)}` : null);
+  return h('span', { class: 'badge warn', title }, label);
 }
 
 function shareTable(shares) {
