@@ -59,13 +59,13 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     },
     # Finishes share deletions a request started: what the API's deletion path does after the
     # tombstone (its files, its spikes, its quota counters in the ledger, its items). Expires a
-    # presigned upload never completed: reads whether it holds feedback (its total's shards),
-    # then writes its tombstone, which takes it from its owner's count.
+    # presigned upload never completed: its tombstone takes it from its owner's count and
+    # checks that it holds no feedback (its total's counters), in one transaction.
     SHARE_DELETIONS_FUNCTION: {
         "users": ("UpdateItem",),
         "shares": ("GetItem", "UpdateItem", "DeleteItem"),
         "spikes": ("BatchWriteItem",),
-        "ledger": ("GetItem", "UpdateItem", "BatchGetItem", "BatchWriteItem"),
+        "ledger": ("GetItem", "UpdateItem", "BatchWriteItem", "ConditionCheckItem"),
     },
 }
 # Function -> logical table -> indexes it queries.

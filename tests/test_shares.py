@@ -456,7 +456,7 @@ def test_a_completion_racing_the_expiry_is_refused_not_half_deleted(client, user
     real_activate = share_store.activate
 
     def expired_just_before(share, locked=False):  # the job's tombstone lands between publish and activate
-        share_store.tombstone(share_store.get_by_id(share.share_id), share.owner_id, only_if_pending=True)
+        share_store.tombstone_unfinished(share_store.get_by_id(share.share_id))
         return real_activate(share, locked)
     share_store.activate = expired_just_before
     try:
@@ -472,7 +472,7 @@ def test_a_completion_racing_the_expiry_is_refused_not_half_deleted(client, user
     stale = share_store.get_by_id(other["share_id"])
     assert call(client, "POST", f"/shares/{other['share_id']}/complete", token=user_token)[0] == 200
     with pytest.raises(share_store.NoLongerPending):
-        share_store.tombstone(stale, stale.owner_id, only_if_pending=True)
+        share_store.tombstone_unfinished(stale)
     assert Share.get(f"share#{other['share_id']}").status == "active"
 
 

@@ -306,21 +306,30 @@ def test_a_listed_item_reads_as_the_stored_model_does(store_backend):
     assert listed["bare"]["reviewer"] == {"id": "anon", "name": "Anonymous"} and listed["bare"]["resolved"] is False
 
 
-def test_an_unfinished_upload_is_tombstoned_only_while_pending(store_backend):
+def test_an_unfinished_upload_is_tombstoned_only_while_pending_and_empty(store_backend):
     """The share_deletions job's expiry of a presigned upload never completed races the
-    owner's completion: exactly one of them wins."""
+    owner's completion and any feedback posted to the share: exactly one of them wins."""
     from chalicelib.store import shares as share_store
     pending = make_share("owner@example.com", "pending-one", status=share_store.PENDING)
     completed = make_share("owner@example.com", "completed-one", status=share_store.PENDING)
+    with_feedback = make_share("owner@example.com", "with-feedback", status=share_store.PENDING)
+    old_counter = make_share("owner@example.com", "old-counter", status=share_store.PENDING)
     share_store.activate(share_store.get_by_id(completed.share_id))
-    assert User.get(pending.owner_id).active_shares == 2
+    LedgerItem(ledger.share_total_shard_key(with_feedback.share_id, 5), count=1).save()
+    LedgerItem(ledger.share_total_key(old_counter.share_id), count=2).save()  # counted before shards
+    LedgerItem(ledger.share_total_shard_key(pending.share_id, 3), count=0).save()  # a spike came and went
+    assert User.get(pending.owner_id).active_shares == 4
 
-    share_store.tombstone(pending, pending.owner_id, only_if_pending=True)
+    share_store.tombstone_unfinished(pending)
     with pytest.raises(share_store.NoLongerPending):
-        share_store.tombstone(completed, completed.owner_id, only_if_pending=True)
+        share_store.tombstone_unfinished(completed)
+    for held in (with_feedback, old_counter):
+        with pytest.raises(share_store.HoldsFeedback):
+            share_store.tombstone_unfinished(held)
+        assert share_store.get_by_id(held.share_id, consistent=True).status == share_store.PENDING
     assert share_store.get_by_id(pending.share_id, consistent=True).status == share_store.DELETING
     assert share_store.get_by_id(completed.share_id, consistent=True).status == share_store.ACTIVE
-    assert User.get(pending.owner_id).active_shares == 1
+    assert User.get(pending.owner_id).active_shares == 3
     assert ledger.members(ledger.PENDING_DELETIONS) == [pending.share_id]
     # A completion after the tombstone is refused: the share is being deleted.
     assert share_store.activate(share_store.get_by_id(pending.share_id)).status == share_store.DELETING

@@ -79,31 +79,23 @@ def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_s
     for marker, share_id in _older_than(ledger.members(ledger.PRESIGNED_UPLOADS), cutoff)[:limit]:
         try:
             share = share_store.get_by_id(share_id, consistent=True)
-            if share is None or share.status != PENDING:
-                ledger.forget(ledger.PRESIGNED_UPLOADS, marker)  # completed, deleted, or never stored
-            elif ledger.share_spike_counts([share_id])[share_id]:
-                log.warning("share.unfinished_upload_kept", share_id=share_id, reason="has feedback")
-                ledger.forget(ledger.PRESIGNED_UPLOADS, marker)
-                kept += 1
-            elif _tombstone_if_pending(share):
-                # The deletion is recorded now: if what follows fails, finish_pending_deletions
-                # finishes it.
-                ledger.forget(ledger.PRESIGNED_UPLOADS, marker)
-                finish_deletion(share_files, share)
-                log.info("share.unfinished_upload_expired", share_id=share_id)
-                expired += 1
-            else:
-                ledger.forget(ledger.PRESIGNED_UPLOADS, marker)  # completed or deleted meanwhile
+            if share is not None and share.status == PENDING:
+                try:
+                    share_store.tombstone_unfinished(share)
+                except share_store.HoldsFeedback:
+                    log.warning("share.unfinished_upload_kept", share_id=share_id, reason="has feedback")
+                    kept += 1
+                except (share_store.NoLongerPending, NotFound):
+                    pass  # completed or deleted meanwhile
+                else:
+                    # If this fails, the deletion is recorded: finish_pending_deletions finishes it.
+                    finish_deletion(share_files, share)
+                    log.info("share.unfinished_upload_expired", share_id=share_id)
+                    expired += 1
+            ledger.forget(ledger.PRESIGNED_UPLOADS, marker)  # done with, or never stored
         except Exception:  # noqa: BLE001 - the next run retries
             log.exception("share.unfinished_upload_failed", share_id=share_id)
             failed += 1
     return {"unfinished_uploads_expired": expired, "unfinished_uploads_kept": kept,
             "unfinished_uploads_failed": failed}
 
-
-def _tombstone_if_pending(share) -> bool:
-    try:
-        share_store.tombstone(share, share.owner_id, only_if_pending=True)
-        return True
-    except (share_store.NoLongerPending, NotFound):
-        return False

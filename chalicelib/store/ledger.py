@@ -70,6 +70,17 @@ def share_total_keys(share_id: str) -> List[str]:
     return [share_total_key(share_id), *(share_total_shard_key(share_id, n) for n in range(COUNTER_SHARDS))]
 
 
+# Names of the checks below, in a transaction's ConditionFailed.
+HOLDS_NO_SPIKES = "holds-no-spikes"
+
+
+def check_holds_no_spikes(tx: Transaction, share_id: str) -> None:
+    """In a transaction: refused when the share holds a spike (any of its total's counters
+    above 0)."""
+    for n, key in enumerate(share_total_keys(share_id)):
+        tx.check(f"{HOLDS_NO_SPIKES}-{n}", LedgerItem, key, LedgerItem.count.does_not_exist() | (LedgerItem.count <= 0))
+
+
 def unlimited_quota_key(share_id: str, period: str, shard: int) -> str:
     return f"quota#{share_id}#{period}#{shard}"
 

@@ -37,7 +37,11 @@ class OwnerAtLimit(Exception):
 
 
 class NoLongerPending(Exception):
-    """A tombstone meant for a pending share found it completed meanwhile."""
+    """A presigned upload's share that was to be expired was completed meanwhile."""
+
+
+class HoldsFeedback(Exception):
+    """A presigned upload's share that was to be expired received feedback."""
 
 
 def share_pk(share_id: str) -> str:
@@ -169,15 +173,32 @@ def update_settings(share: Share, owner_id: str, name: Optional[str] = None, pas
     return share
 
 
-def tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction], None]] = None,
-              only_if_pending: bool = False) -> None:
+def tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction], None]] = None) -> None:
     """Start a deletion: mark the share ``deleting``, take it off the owner's count and record
     it as pending, together (with ``also``'s writes: the share.deleted webhook event).
     Idempotent: a share already marked stays marked. NotFound when it was deleted; the count
-    never goes below zero. ``only_if_pending``: only a share whose upload was never completed
-    (NoLongerPending when a completion got there first)."""
+    never goes below zero."""
+    _tombstone(share, owner_id, also, unfinished_only=False)
+
+
+def tombstone_unfinished(share: Share) -> None:
+    """The tombstone of a presigned upload never completed, written only while the share is
+    still pending and holds no feedback (its total's counters all at 0), both checked in the
+    same transaction: NoLongerPending when a completion got there first, HoldsFeedback when a
+    spike did, NotFound when it was deleted."""
+    try:
+        _tombstone(share, share.owner_id, lambda tx: ledger.check_holds_no_spikes(tx, share.share_id),
+                   unfinished_only=True)
+    except ConditionFailed as failed:
+        if any(name.startswith(ledger.HOLDS_NO_SPIKES) for name in failed.failed):
+            raise HoldsFeedback() from None
+        raise
+
+
+def _tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction], None]],
+               unfinished_only: bool) -> None:
     decrement = True
-    status_condition = (Share.status == PENDING) if only_if_pending else \
+    status_condition = (Share.status == PENDING) if unfinished_only else \
         (Share.status.does_not_exist() | (Share.status != DELETING))
 
     def write(tx: Transaction) -> None:
@@ -199,10 +220,10 @@ def tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction]
                 if current is not None and current.status == DELETING:
                     share.status = DELETING
                     return
-                if current is not None and only_if_pending:
+                if current is not None and unfinished_only:
                     raise NoLongerPending() from None
                 raise NotFound("Share not found") from None
-            if not decrement:
+            if "owner" not in failed or not decrement:
                 raise
             decrement = False  # the owner's count drifted to 0: do not count below zero
 
