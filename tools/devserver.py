@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -155,50 +155,44 @@ FALLBACK_BANNER = """\
 *** milliseconds at a few thousand spikes). Install Java and run `make dev` again for DynamoDB Local."""
 
 
-def deliver_webhooks(stopping: threading.Event, local_data=None) -> None:
-    """What the scheduled ``webhook_deliveries`` function does in AWS, every few seconds here,
-    so a webhook pointed at a local receiver sees its events arrive."""
-    from chalicelib import deps
-    from chalicelib.services import outbound_webhooks
-
-    while not stopping.wait(max(0.2, deps.settings().webhook_local_interval_seconds)):
-        try:
-            report = outbound_webhooks.run_due(deps.settings(), mailer=deps.mailer(), max_batches=4)
-        except Exception as exc:  # noqa: BLE001 - keep the loop alive; the next pass retries
-            print(f"webhook deliveries: {type(exc).__name__}: {exc}", flush=True)
-            continue
-        if report.attempted:
-            print(f"webhook deliveries: {vars(report)}", flush=True)
-            if local_data is not None:
-                local_data.mark_dirty()
-
-
-# The scheduled functions of chalicelib/api/jobs.py besides the deliveries, with the event
-# EventBridge sends them.
+# What EventBridge runs in AWS (chalicelib/api/jobs.py), run here through the same code, each
+# at its own interval: the webhook deliveries every few seconds (so a webhook pointed at a local
+# receiver sees its events arrive), the other jobs every minute (finishing share deletions,
+# expiring unfinished uploads, the period's quota reset and grace sweep, the usage report).
 LOCAL_JOBS = ("quota_reset", "share_deletions", "usage_report")
 SCHEDULED_EVENT = {"version": "0", "id": "local", "detail-type": "Scheduled Event", "source": "aws.events",
                    "account": "000000000000", "region": "us-east-1", "time": "", "resources": [], "detail": {}}
 
 
-def run_scheduled_jobs(stopping: threading.Event, local_data=None) -> None:
-    """What EventBridge runs in AWS every 5-15 minutes (finishing share deletions, expiring
-    unfinished uploads, the period's quota reset and grace sweep, the agent tier's usage
-    report), every ``local_jobs_interval_seconds`` here, through the same handlers. A pass that
-    did something is printed."""
+def scheduled_passes() -> List[Tuple[str, Callable[[], float], Callable[[], dict]]]:
+    """(name, seconds between passes, one pass returning its summary) of each local loop."""
     from chalicelib import deps
     from chalicelib.api import jobs
+    from chalicelib.services import outbound_webhooks
 
-    while not stopping.wait(max(0.2, deps.settings().local_jobs_interval_seconds)):
-        for name in LOCAL_JOBS:
-            try:
-                result = getattr(jobs, name)(SCHEDULED_EVENT, None)
-            except Exception as exc:  # noqa: BLE001 - keep the loop alive; the next pass retries
-                print(f"{name}: {type(exc).__name__}: {exc}", flush=True)
-                continue
-            if _did_something(result):
-                print(f"{name}: {result}", flush=True)
-                if local_data is not None:
-                    local_data.mark_dirty()
+    def deliveries() -> dict:
+        return vars(outbound_webhooks.run_due(deps.settings(), mailer=deps.mailer(), max_batches=4))
+
+    def job(name: str) -> Callable[[], dict]:
+        return lambda: getattr(jobs, name)(SCHEDULED_EVENT, None)
+    return [("webhook deliveries", lambda: deps.settings().webhook_local_interval_seconds, deliveries),
+            *((name, lambda: deps.settings().local_jobs_interval_seconds, job(name)) for name in LOCAL_JOBS)]
+
+
+def run_periodically(stopping: threading.Event, name: str, interval: Callable[[], float],
+                     one_pass: Callable[[], dict], local_data=None) -> None:
+    """``one_pass`` every ``interval()`` seconds until ``stopping``; a pass that changed
+    something is printed (and the data marked for saving), a failing one too."""
+    while not stopping.wait(max(0.2, interval())):
+        try:
+            summary = one_pass()
+        except Exception as exc:  # noqa: BLE001 - keep the loop alive; the next pass retries
+            print(f"{name}: {type(exc).__name__}: {exc}", flush=True)
+            continue
+        if _did_something(summary):
+            print(f"{name}: {summary}", flush=True)
+            if local_data is not None:
+                local_data.mark_dirty()
 
 
 # Counts of what a pass looked at, not of what it changed.
@@ -206,7 +200,7 @@ LOOKED_AT = {"pages", "users", "pending"}
 
 
 def _did_something(result) -> bool:
-    """A job's summary counts a change (finished, removed, expired, archived, sent...)."""
+    """A pass's summary counts a change (attempted, finished, removed, expired, archived, sent...)."""
     if isinstance(result, dict):
         return any(_did_something(value) for key, value in result.items() if key not in LOOKED_AT)
     if isinstance(result, list):
@@ -334,10 +328,9 @@ def main(argv=None, extend_app: Optional[Callable[[object], None]] = None) -> in
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    deliveries = threading.Thread(target=deliver_webhooks, args=(stopping, local_data), name="webhook-deliveries",
-                                  daemon=True)
-    deliveries.start()
-    threading.Thread(target=run_scheduled_jobs, args=(stopping, local_data), name="scheduled-jobs", daemon=True).start()
+    for name, interval, one_pass in scheduled_passes():
+        threading.Thread(target=run_periodically, args=(stopping, name, interval, one_pass, local_data), name=name,
+                         daemon=True).start()
 
     if engine_name == "dynamodb-local":
         where = f"in {db_path}" if persist else "in memory"

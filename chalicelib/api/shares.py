@@ -109,7 +109,7 @@ def _summary(share: Share, base_url: str) -> dict:
             "password_protected": bool(share.password_hash), "webhook_url": share.webhook_url,
             "locked_reason": shares.LOCKED_REASON if share.status == shares.LOCKED else None,
             "complete_before": presigned_uploads.complete_before(deps.settings(), share)
-            if share.status == presigned_uploads.PENDING else None}
+            if share.status == shares.PENDING else None}
 
 
 @route(bp, "/shares", methods=["GET"])

@@ -25,7 +25,7 @@ from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import ApiKey, Share, User
-from chalicelib.store.shares import ACTIVE, DELETING, LOCKED  # noqa: F401 - LOCKED: the API reads it here
+from chalicelib.store.shares import ACTIVE, DELETING, LOCKED, PENDING  # noqa: F401 - LOCKED, PENDING: the API reads them here
 
 log = get_logger("spikes.shares")
 
