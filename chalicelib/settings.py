@@ -177,7 +177,10 @@ CONFIGURATION_RETRY_AFTER = 30
 
 def _configuration_unavailable(event: str, **details) -> Exception:
     from chalicelib.errors import DependencyUnavailable
-    from chalicelib.logs import get_logger
+    from chalicelib.logs import configure_logging, get_logger
+    # Logging is configured from the settings, which did not load: without this, this line and
+    # the request's would leave in structlog's console format, not as JSON like every other.
+    configure_logging(os.environ.get("SPIKES_LOG_LEVEL", "INFO").upper())
     get_logger("spikes.settings").error(event, **details)
     return DependencyUnavailable("The server's configuration is unavailable; retry shortly",
                                  retry_after=CONFIGURATION_RETRY_AFTER)

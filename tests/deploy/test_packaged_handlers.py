@@ -106,7 +106,8 @@ def run_package(stage: Dict[str, Any], calls: List[tuple]) -> Dict[str, Any]:
                             input=json.dumps(calls), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     line = [line for line in result.stdout.splitlines() if line.startswith("RESULTS ")][-1]
-    return json.loads(line[len("RESULTS "):])
+    return {**json.loads(line[len("RESULTS "):]),
+            "logs": [line for line in result.stdout.splitlines() if line and not line.startswith("RESULTS ")]}
 
 
 def body(response: Dict[str, Any]) -> Any:
@@ -209,3 +210,8 @@ def test_a_stage_without_its_secret_answers_503_not_500(built, stage):
         assert response["statusCode"] == 503, response
         assert response["headers"]["Retry-After"] == "30"
         assert body(response)["request_id"]
+    # CloudWatch gets the failure as JSON, like every other line, though the settings (which
+    # carry the log level) never loaded.
+    logged = [json.loads(line) for line in out["logs"]]
+    assert [entry["level"] for entry in logged if entry["event"] == "settings.ssm_missing"] == ["error", "error"]
+    assert [entry["status"] for entry in logged if entry["event"] == "request"] == [503, 503]
