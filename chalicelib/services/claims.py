@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Tuple
 
-from chalicelib.errors import AuthFailed, Conflict
+from chalicelib.errors import AuthFailed, Conflict, ScopeDenied
 from chalicelib.logs import get_logger
-from chalicelib.services.apikeys import authenticate
+from chalicelib.services.apikeys import FULL, authenticate, expand
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import apikeys as key_store
@@ -28,13 +28,17 @@ class Claimed:
 
 def claim(user: User, raw: str, settings: Settings) -> Claimed:
     """Link a key-only account (an agent's self-signup) to a signed-in user: its keys, shares
-    and spikes become the user's. Holding the key proves the right to claim it.
+    and spikes become the user's. Holding a ``full`` key proves the right to claim it: the
+    claim hands over everything, so a key granted less (``read``, one resource) cannot.
 
     Resumable and idempotent: the account is marked ``merged_into`` first (a key of a marked
     account authenticates as the new owner from then on), shares and spikes move with writes
     conditioned on the old owner, and the presented key moves last, so calling again after
     a failure finishes the move."""
     key, owner = _key_and_stored_owner(raw, settings)
+    if not expand(key.scopes) >= FULL:
+        raise ScopeDenied("full", "Only a key with every scope (full) can claim its account; this key has: "
+                                  f"{key.scopes}")
     if owner.user_id == user.user_id:
         return Claimed(user.user_id, 0, 0, 0)
     if owner.email is not None or (owner.merged_into and owner.merged_into != user.user_id):
