@@ -301,7 +301,7 @@ def _count_listed(base: str, project: str) -> int:
 
 
 def grows(server, args, figures: dict) -> None:
-    target = 1000 if args.quick else 10_000
+    target = args.grow_to or (1000 if args.quick else 10_000)
     base = server.url
     engine_pid = engine_pid_of(server)
     project = f"big-{uuid.uuid4().hex[:6]}"
@@ -524,6 +524,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test of the bench itself)")
     parser.add_argument("--only", choices=["http", "throughput", "hot", "growth", "capacity", "cold", "floor"], action="append",
                         help="http: sections 1, 3 and 4 (throughput, hot, growth)")
+    parser.add_argument("--grow-to", type=int, help="section 4: how many spikes to store (default 10,000)")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     os.environ.update(BENCH_ENV)
