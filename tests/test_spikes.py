@@ -390,3 +390,12 @@ def test_share_side_export_and_delete(client):
     assert service.delete_share_spikes(share.share_id, share.created_at) == 3
     assert list(Spike.scan()) == []
     assert [i.pk for i in LedgerItem.scan() if share.share_id in i.pk] == []
+
+
+def test_the_recorded_log_line_names_the_id_the_api_answers(client, capsys):
+    capsys.readouterr()
+    _, body, _ = post(client, {**PAGE_SPIKE, "id": None}, headers={"X-Request-Id": "trace-spike-0001"})
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    recorded = [line for line in lines if line.get("event") == "spike.recorded"]
+    assert [line["id"] for line in recorded] == [body["id"]]
+    assert recorded[0]["request_id"] == "trace-spike-0001"

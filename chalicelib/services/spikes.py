@@ -189,7 +189,8 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
         if over_budget is None:
             raise
         raise over_budget from None
-    log.info("spike.recorded", spike_id=spike_id, share_id=spike.share_id)
+    # `id` is the one the API answers and lists; `storage_key` the item's key (also spk_…).
+    log.info("spike.recorded", id=public_id, storage_key=spike_id, share_id=spike.share_id)
     return Recorded(public_id, True)
 
 
