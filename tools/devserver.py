@@ -155,6 +155,42 @@ FALLBACK_BANNER = """\
 *** milliseconds at a few thousand spikes). Install Java and run `make dev` again for DynamoDB Local."""
 
 
+def claim_data_dir(data_dir: Path):
+    """One local server per data folder: a second one would start a second DynamoDB Local on the
+    same SQLite file and save over the first one's share files. The lock is the kernel's
+    (``flock``), so it goes with the process however that ends; the file names the holder."""
+    import fcntl
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "server.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise SystemExit(f"Another local server (pid {holder}) is using {data_dir}. Stop it first (Ctrl-C where "
+                         f"it runs), or give this one a folder of its own: make dev DATA_DIR=<folder> PORT=<port>")
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle  # held open (and locked) until the process ends
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail before anything starts, with what to do, rather than with a traceback once the
+    engines are up. SO_REUSEADDR as the server will bind: a closed server's TIME_WAIT is fine."""
+    import socket
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SystemExit(f"Cannot listen on {host}:{port}: {exc.strerror}. Is a local server already running "
+                             f"there? Another port: make dev PORT=<port>") from None
+
+
 # What EventBridge runs in AWS (chalicelib/api/jobs.py), run here through the same code, each
 # at its own interval: the webhook deliveries every few seconds (so a webhook pointed at a local
 # receiver sees its events arrive), the other jobs every minute (finishing share deletions,
@@ -224,13 +260,22 @@ def main(argv=None, extend_app: Optional[Callable[[object], None]] = None) -> in
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: binding to {args.host}: the local server has no production hardening", flush=True)
 
+    data_dir = Path(args.data_dir)
+    persist = not args.no_persist
+    check_port_free(args.host, args.port)
+    with contextlib.ExitStack() as running:  # whatever started is stopped, however the start ends
+        if persist and not args.dynamodb_endpoint:
+            running.enter_context(claim_data_dir(data_dir))
+        return _run(args, data_dir, persist, running, extend_app)
+
+
+def _run(args, data_dir: Path, persist: bool, running: contextlib.ExitStack,
+         extend_app: Optional[Callable[[object], None]]) -> int:
     _fake_aws_environment()
     import boto3
 
     import logging
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    data_dir = Path(args.data_dir)
-    persist = not args.no_persist
     engine_name, fallback_reason = ("external", None) if args.dynamodb_endpoint else choose_engine(args.engine)
     if engine_name == "moto" and args.engine == "auto":
         print(FALLBACK_BANNER.format(reason=fallback_reason), flush=True)
@@ -239,6 +284,8 @@ def main(argv=None, extend_app: Optional[Callable[[object], None]] = None) -> in
     dirty = threading.Event()
     emulator = local_emulator(serialize=engine_name == "moto", on_write=dirty.set)
     emulator.start()
+    running.callback(print, "Stopped.", flush=True)  # callbacks run last-registered first: this one last
+    running.callback(emulator.stop)
     emulator_host, emulator_port = emulator.get_host_and_port()
     endpoint = f"http://{emulator_host}:{emulator_port}"
 
@@ -249,11 +296,8 @@ def main(argv=None, extend_app: Optional[Callable[[object], None]] = None) -> in
     if engine_name == "dynamodb-local":
         from tools.dynamodb_local import DynamoDBLocal
         dynamodb_local = DynamoDBLocal(db_path if persist else None)
-        try:
-            dynamodb_local.start()
-        except BaseException:
-            emulator.stop()
-            raise
+        running.callback(dynamodb_local.stop)  # a no-op when it did not start
+        dynamodb_local.start()
         dynamodb_endpoint = dynamodb_local.endpoint
 
     os.environ.update({"SPIKES_AWS_ENDPOINT_URL": endpoint, "SPIKES_STAGE": "local", "SPIKES_MAIL_MODE": "console",
@@ -300,6 +344,8 @@ def main(argv=None, extend_app: Optional[Callable[[object], None]] = None) -> in
         if restored:
             print(f"Restored local data from {data_dir}: {restored}", flush=True)
         local_data.start()
+        running.callback(lambda: print(f"Saved local data to {data_dir}", flush=True))
+        running.callback(local_data.stop)
 
     from chalice.cli.factory import CLIFactory
     from chalice.deploy.validate import validate_routes
@@ -318,6 +364,7 @@ def main(argv=None, extend_app: Optional[Callable[[object], None]] = None) -> in
         CustomLocalChalice.__bases__ = (LocalChalice, app_obj.__class__)
         app_obj.__class__ = CustomLocalChalice
     server = LocalDevServer(app_obj, config, args.host, args.port, handler_cls=RequestHandler, server_cls=Server)
+    running.callback(server.server.server_close)
     bound_host, bound_port = server.server.server_address[:2]
     stopping = threading.Event()
 
@@ -346,17 +393,7 @@ def main(argv=None, extend_app: Optional[Callable[[object], None]] = None) -> in
     print("Magic-link e-mails are printed here. Ctrl-C stops.", flush=True)
     # LocalDevServer.serve_forever prints this too, unflushed; print it here so pipes see it now.
     print(f"Serving on http://{bound_host}:{bound_port}", flush=True)
-    try:
-        server.server.serve_forever()
-    finally:
-        if local_data is not None:
-            local_data.stop()
-            print(f"Saved local data to {data_dir}", flush=True)
-        server.server.server_close()
-        if dynamodb_local is not None:
-            dynamodb_local.stop()
-        emulator.stop()
-        print("Stopped.", flush=True)
+    server.server.serve_forever()
     return 0
 
 

@@ -259,6 +259,48 @@ def test_sigterm_stops_the_server_and_its_emulator(live_server_factory):
     assert server.output().rstrip().endswith("Stopped.")
 
 
+def _nothing_left_of(process_group: int) -> bool:
+    try:
+        os.killpg(process_group, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_a_second_server_on_the_same_data_or_port_says_why_and_leaves_nothing_running(live_server_factory):
+    """`make dev` run twice: before, the second one started a second DynamoDB Local on the first
+    one's SQLite file, then died on the taken port with a traceback, leaving that Java running."""
+    first = live_server_factory()
+    kept = requests.post(f"{first.url}/spikes", json={"type": "page", "projectKey": "one-owner"}, timeout=30)
+    assert kept.status_code == 201
+
+    same_data = live_server_factory(start=False, data_dir=first.data_dir)
+    same_port = live_server_factory(start=False, port=first.port)
+    for second, why in ((same_data, f"Another local server (pid {first.pid}) is using {first.data_dir}"),
+                        (same_port, f"Cannot listen on 127.0.0.1:{first.port}")):
+        # Run to its end (second.start() would take the first server's answers for its own).
+        refused = subprocess.Popen(second.command(), cwd=ROOT, env=second.environment(), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True)
+        try:
+            output, _ = refused.communicate(timeout=60)
+        finally:
+            if refused.poll() is None:
+                os.killpg(refused.pid, signal.SIGKILL)
+        assert why in output, output
+        assert "Traceback" not in output and refused.returncode == 1, output
+        assert _nothing_left_of(refused.pid), "something it started is still running"
+    assert not (same_port.data_dir / "dynamodb-local").exists()  # refused before anything started
+
+    # The first server and its data are untouched, and the folder is free again once it stops.
+    listed = requests.get(f"{first.url}/spikes?project=one-owner", timeout=30).json()["data"]
+    assert [item["id"] for item in listed] == [kept.json()["id"]]
+    first.stop()
+    same_data.start()
+    listed = requests.get(f"{same_data.url}/spikes?project=one-owner", timeout=30).json()["data"]
+    assert [item["id"] for item in listed] == [kept.json()["id"]]
+
+
 def test_server_backed_by_dynamodb_local(live_server_factory, dynamodb_local_endpoint):
     if dynamodb_local_endpoint is None:
         pytest.skip("DynamoDB Local disabled (--no-dynamodb-local)")
