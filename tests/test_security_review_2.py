@@ -2,10 +2,14 @@
 fix. In-process, with the chalice test client and moto, like the first review's tests."""
 from __future__ import annotations
 
+import pytest
+
+from chalicelib.services import outbound_webhooks as ow
 from chalicelib.store.models import Share, User
 from tests.conftest import call, sign_in
 from tests.test_agent_signup import signup
-from tests.test_shares import share_site
+from tests.test_outbound_webhooks import _resolver
+from tests.test_shares import make_pro, share_site
 
 
 # --- 14. Only a full key claims its account ---------------------------------------------------
@@ -33,3 +37,40 @@ def test_a_narrower_key_cannot_claim_its_key_only_account(client):
     human = sign_in(client, "claimer@example.com")
     status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": full_key}, token=human)
     assert status == 200 and body["moved"]["shares"] == 1
+
+
+# --- 15. Webhooks cannot reach private addresses through IPv6 forms that embed IPv4 ----------
+
+# Python's ipaddress calls all of these global; each leads to the IPv4 address it carries
+# (an AWS NAT gateway translates NAT64 addresses, private VPC ones included).
+EMBEDDED_PRIVATE = [
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254, the instance metadata service
+    "64:ff9b::a00:7",  # NAT64 of 10.0.0.7
+    "64:ff9b:1::a00:7",  # a local-use NAT64 prefix (RFC 8215)
+    "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+    "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+    "::a00:7",  # IPv4-compatible 10.0.0.7
+]
+
+
+@pytest.mark.parametrize("address", EMBEDDED_PRIVATE)
+def test_ipv6_forms_of_private_ipv4_addresses_are_refused_at_delivery(address):
+    with pytest.raises(ow.UnsafeReceiver, match="non-public"):
+        ow.resolve_target("https://rebound.example/hook", False, _resolver({"rebound.example": [address]}))
+
+
+def test_a_nat64_form_of_a_public_address_is_still_allowed():
+    target = ow.resolve_target("https://v6only.example/hook", False,
+                               _resolver({"v6only.example": ["64:ff9b::5db8:d822"]}))  # 93.184.216.34
+    assert target.address == "64:ff9b::5db8:d822"
+
+
+@pytest.mark.parametrize("address", EMBEDDED_PRIVATE)
+def test_ipv6_forms_of_private_ipv4_addresses_are_refused_when_set(client, user_token, address):
+    make_pro("owner@example.com")
+    share = share_site(client, user_token, "Hook me")
+    status, body, _ = call(client, "PATCH", f"/shares/{share['share_id']}",
+                           {"webhook_url": f"https://[{address}]/hook"}, token=user_token)
+    assert (status, body["code"]) == (400, "VALIDATION_ERROR"), body
+    assert body["details"][0]["code"] == "INVALID_WEBHOOK_URL"
+    assert Share.get(f"share#{share['share_id']}").webhook_url is None

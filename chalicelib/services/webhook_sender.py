@@ -13,19 +13,11 @@ from urllib.parse import urljoin, urlsplit
 import certifi
 import urllib3
 
+from chalicelib.services.webhook_urls import is_public_address
 from chalicelib.settings import Settings
 
 
 # --- the receiver check ----------------------------------------------------------------------
-
-def _address_allowed(address: str, allow_loopback: bool) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    if allow_loopback and ip.is_loopback:
-        return True
-    return ip.is_global and not ip.is_multicast
-
 
 class UnsafeReceiver(Exception):
     """The receiver URL is not allowed (now): the attempt fails without a request."""
@@ -63,7 +55,7 @@ def resolve_target(url: str, allow_loopback: bool,
             raise UnsafeReceiver(f"{host} does not resolve") from None
     if not addresses:
         raise UnsafeReceiver(f"{host} does not resolve")
-    refused = [a for a in addresses if not _address_allowed(a, allow_loopback)]
+    refused = [a for a in addresses if not is_public_address(a, allow_loopback)]
     if refused:
         raise UnsafeReceiver(f"{host} resolves to a non-public address ({refused[0]})")
     loopback_only = all(ipaddress.ip_address(a.split("%", 1)[0]).is_loopback for a in addresses)

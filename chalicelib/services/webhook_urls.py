@@ -9,12 +9,36 @@ from urllib.parse import urlsplit
 from chalicelib.errors import ValidationFailed
 
 
-def _is_public(address: str, allow_loopback: bool = False) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+# IPv6 prefixes whose addresses carry an IPv4 address that a gateway connects to: NAT64's
+# well-known prefix (an AWS NAT gateway translates it, to private VPC addresses too) and the
+# deprecated IPv4-compatible form. Python calls them global whatever IPv4 address they carry.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# NAT64 prefixes for local use (RFC 8215): the IPv4 address may sit anywhere in them.
+_NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address):
+    """The IPv4 address an IPv6 address leads to (mapped, 6to4, NAT64, IPv4-compatible), or None."""
+    if ip.ipv4_mapped or ip.sixtofour:
+        return ip.ipv4_mapped or ip.sixtofour
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def is_public_address(address: str, allow_loopback: bool = False) -> bool:
+    """Whether a webhook may connect to ``address`` (an IP, with or without a zone): a global
+    unicast address, judged by the IPv4 address it leads to for IPv6 forms that embed one."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
     if allow_loopback and ip.is_loopback:
         return True  # SPIKES_WEBHOOK_ALLOW_LOOPBACK: tests and local development only
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL_USE:
+            return False
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return is_public_address(str(embedded), allow_loopback)
     return ip.is_global and not ip.is_multicast
 
 
@@ -40,5 +64,5 @@ def validate_webhook_url(url: str, allow_loopback: bool = False) -> None:
             addresses = {info[4][0] for info in socket.getaddrinfo(host, port or 443, proto=socket.IPPROTO_TCP)}
         except (OSError, UnicodeError):
             raise invalid("Webhook host does not resolve") from None
-    if not addresses or not all(_is_public(address.split("%", 1)[0], allow_loopback) for address in addresses):
+    if not addresses or not all(is_public_address(address, allow_loopback) for address in addresses):
         raise invalid("Webhook URLs must point at a public address")
