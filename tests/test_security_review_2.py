@@ -2,6 +2,8 @@
 fix. In-process, with the chalice test client and moto, like the first review's tests."""
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 
 from chalicelib.services import outbound_webhooks as ow
@@ -9,7 +11,8 @@ from chalicelib.store.models import Share, User
 from tests.conftest import call, sign_in
 from tests.test_agent_signup import signup
 from tests.test_outbound_webhooks import _resolver
-from tests.test_shares import make_pro, share_site
+from tests.test_serving import get, site
+from tests.test_shares import make_pro, share_site, start_presigned
 
 
 # --- 14. Only a full key claims its account ---------------------------------------------------
@@ -74,3 +77,30 @@ def test_ipv6_forms_of_private_ipv4_addresses_are_refused_when_set(client, user_
     assert (status, body["code"]) == (400, "VALIDATION_ERROR"), body
     assert body["details"][0]["code"] == "INVALID_WEBHOOK_URL"
     assert Share.get(f"share#{share['share_id']}").webhook_url is None
+
+
+# --- 16. No XML document is ever rendered on S3's origin --------------------------------------
+
+# Extensions whose type (from the extension table) is an XML type: browsers render any
+# "...+xml" type as an XML document, and XHTML elements in it run script.
+XML_DOCUMENTS = ["feed.rss", "feed.atom", "style.xsl", "data.rdf", "formula.mml", "page.xht"]
+
+
+def test_large_xml_documents_of_any_xml_type_are_refused_at_upload(client, user_token, env):
+    env(MAX_SERVED_FILE_BYTES="1000")
+    for path in XML_DOCUMENTS:
+        status, data, _ = start_presigned(client, user_token, [{"path": "index.html", "size": 10},
+                                                               {"path": path, "size": 5000}])
+        assert (status, data["code"]) == (413, "SIZE_LIMIT"), path
+
+
+def test_large_xml_documents_already_stored_are_handed_out_only_as_downloads(client, user_token, env):
+    env(MAX_SERVED_FILE_BYTES="1000")
+    evil = b'<rss xmlns:h="http://www.w3.org/1999/xhtml"><h:script>alert(document.domain)</h:script>' + b" " * 2000
+    body = site(client, user_token, files=[("index.html", b"<h1>Hi</h1>")] + [(path, evil) for path in XML_DOCUMENTS])
+    for path in XML_DOCUMENTS:
+        status, _, headers = get(client, f"/s/{body['slug']}/{path}")
+        assert status == 302, path
+        query = parse_qs(urlsplit(headers["Location"]).query)
+        assert query.get("response-content-disposition") == ["attachment"], path
+        assert query.get("response-content-type") == ["application/octet-stream"], path

@@ -111,7 +111,7 @@ def visit(settings: Settings, share_files: ShareFiles, v: Visit) -> Reply:
 
     if info.size > settings.max_served_file_bytes:
         # Lambda cannot answer with more than 6 MB: hand out a short-lived direct S3 link. S3
-        # cannot send our sandbox header, so a document type (HTML, SVG, XML) is handed out as
+        # cannot send our sandbox header, so a document type (HTML, any XML) is handed out as
         # a download, never rendered on S3's origin (uploads refuse them that large anyway).
         as_download = uploads.is_active_document(info.content_type)
         return Redirect(share_files.download_url(share.share_id, path, as_download=as_download), headers=extra)

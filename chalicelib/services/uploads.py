@@ -64,20 +64,24 @@ def content_type_for(path: str) -> str:
 
 
 # Types a browser renders as a document that can run script: they are only ever served by us,
-# under the sandbox header, never by a redirect to S3.
-ACTIVE_DOCUMENT_TYPES = {"text/html", "image/svg+xml", "application/xml", "text/xml", "application/xhtml+xml"}
+# under the sandbox header, never by a redirect to S3. Besides HTML, that is every XML type
+# (browsers render any ``…+xml`` type as XML, whose XHTML elements run script: ``.rss``,
+# ``.xsl``, ``.rdf``, ``.mml``, ``.atom`` get such types from the extension table).
+ACTIVE_DOCUMENT_TYPES = {"text/html", "image/svg+xml", "application/xml", "text/xml", "application/xhtml+xml",
+                         "text/xsl"}
 
 
 def is_active_document(content_type: str) -> bool:
-    return content_type in ACTIVE_DOCUMENT_TYPES
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type in ACTIVE_DOCUMENT_TYPES or media_type.endswith("+xml")
 
 
 def check_served_sizes(files: List[Tuple[str, int, str]], max_served_bytes: int) -> None:
-    """Refuse documents (HTML, SVG, XML) larger than what the API serves itself: bigger files are
+    """Refuse documents (HTML, any XML) larger than what the API serves itself: bigger files are
     handed out by S3, which cannot sandbox them. ``files``: (path, size, content type)."""
     for path, size, content_type in files:
         if is_active_document(content_type) and size > max_served_bytes:
-            raise SizeLimit(max_served_bytes, f"{path}: HTML, SVG and XML files are limited to {max_served_bytes} "
+            raise SizeLimit(max_served_bytes, f"{path}: HTML and XML files (SVG, RSS, XSL, ...) are limited to {max_served_bytes} "
                                               "bytes (larger ones could not be served sandboxed)")
 
 
