@@ -10,7 +10,7 @@ from chalicelib.services import outbound_webhooks as ow
 from chalicelib.store.models import Share, User
 from tests.conftest import call, sign_in
 from tests.test_agent_signup import signup
-from tests.test_outbound_webhooks import _resolver
+from tests.test_outbound_webhooks import _resolver, hooked, receiver  # noqa: F401 - fixtures
 from tests.test_serving import get, site
 from tests.test_shares import make_pro, share_site, start_presigned
 
@@ -104,3 +104,14 @@ def test_large_xml_documents_already_stored_are_handed_out_only_as_downloads(cli
         query = parse_qs(urlsplit(headers["Location"]).query)
         assert query.get("response-content-disposition") == ["attachment"], path
         assert query.get("response-content-type") == ["application/octet-stream"], path
+
+
+# --- 17. A webhook's delivery log refuses a non-ASCII limit with a 400, not a 500 -------------
+
+@pytest.mark.parametrize("limit", ["\u00b2", "\u0661\u0662", "9" * 5000])
+def test_the_delivery_log_limit_takes_ascii_digits_only(client, hooked, user_token, limit):  # noqa: F811
+    from urllib.parse import quote
+    status, body, _ = call(client, "GET", f"/shares/{hooked['share_id']}/webhook/deliveries?limit={quote(limit)}",
+                           token=user_token)
+    assert (status, body["code"]) == (400, "VALIDATION_ERROR"), body
+    assert call(client, "GET", f"/shares/{hooked['share_id']}/webhook/deliveries?limit=5", token=user_token)[0] == 200

@@ -3,6 +3,8 @@ log and resuming after a pause. Setting or removing the URL is
 ``PATCH /shares/{key}`` (``webhook_url``); the delivery job is in ``jobs``. See docs/webhooks.md."""
 from __future__ import annotations
 
+import re
+
 from chalice import Blueprint
 
 from chalicelib import deps
@@ -60,7 +62,8 @@ def resume(key: str):
 def deliveries(key: str):
     share = _owned(key, "shares:read")
     raw = inputs.query(bp.current_request).get("limit") or "50"
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST:
+    # ASCII digits only: str.isdigit() accepts '²' and 5,000-digit strings, which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= MAX_LIST:
         raise ValidationFailed.field("limit", f"limit must be an integer from 1 to {MAX_LIST}")
     items = outbound_webhooks.recent(share, int(raw))
     return responses.DeliveryPageOut(data=[outbound_webhooks.delivery_view(item) for item in items])
