@@ -115,3 +115,30 @@ def test_the_delivery_log_limit_takes_ascii_digits_only(client, hooked, user_tok
                            token=user_token)
     assert (status, body["code"]) == (400, "VALIDATION_ERROR"), body
     assert call(client, "GET", f"/shares/{hooked['share_id']}/webhook/deliveries?limit=5", token=user_token)[0] == 200
+
+
+# --- 18. Refusals under /s/ are sandboxed like the share's files ------------------------------
+
+def test_every_refusal_under_a_share_path_carries_the_sandbox_headers(client, user_token):
+    from chalicelib.store import shares as share_store
+    from chalicelib.store.models import User as UserModel
+    from tests.test_serving import protected
+    from tests.test_shares import user_of
+    public = site(client, user_token)
+    locked = protected(client, user_token)
+    refusals = {
+        f"/s/{public['slug']}/missing.html": 404,  # no such file
+        "/s/no-such-share/": 404,  # no such share
+        f"/s/{public['slug']}/~u.1.forged/index.html": 404,  # an access segment on a public share
+        f"/s/{locked['slug']}/css/site.css": 401,  # a protected share's asset, no proof
+        f"/s/{locked['slug']}/css/site.css?pw=wrong": 401,  # a wrong password
+    }
+    for path, expected in refusals.items():
+        status, _, headers = get(client, path)
+        assert status == expected, path
+        assert headers.get("Content-Security-Policy", "").startswith("sandbox"), path
+        assert headers.get("X-Content-Type-Options") == "nosniff", path
+    UserModel(user_of("owner@example.com").user_id).update(actions=[UserModel.tier.set("free")])
+    share_store.lock_pro_features(user_of("owner@example.com").user_id)
+    status, _, headers = get(client, f"/s/{locked['slug']}/")
+    assert status == 403 and headers.get("Content-Security-Policy", "").startswith("sandbox")

@@ -18,7 +18,7 @@ from chalicelib import deps, web
 from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
 from chalicelib.api.routing import error_response, route
-from chalicelib.errors import AuthFailed, AuthRequired
+from chalicelib.errors import AuthFailed, AuthRequired, SpikesError
 from chalicelib.lazy import lazy_import
 from chalicelib.services.uploads import MAX_PATH_SEGMENTS  # the routes' depth (light: no parser)
 
@@ -48,7 +48,16 @@ def widget_script():
 def _serve_share(slug: str, **segments: str) -> Response:
     request = bp.current_request
     ordered = [segments[f"p{i}"] for i in range(1, len(segments) + 1)]
-    return _serve(request, slug, "/".join(unquote(segment) for segment in ordered))
+    try:
+        return _serve(request, slug, "/".join(unquote(segment) for segment in ordered))
+    except SpikesError as exc:  # a refusal under /s/ is sandboxed like the share's files
+        return _share_error(exc)
+
+
+def _share_error(exc: SpikesError) -> Response:
+    response = error_response(exc)
+    response.headers.update(SHARE_HEADERS)
+    return response
 
 
 # Chalice has no greedy path parameters: one route per depth, as deep as uploads may nest,
@@ -79,7 +88,7 @@ def _serve(request, slug: str, path: str) -> Response:
 def _password_form(request, reply: share_pages.PasswordRequired) -> Response:
     if not reply.as_page:
         error = AuthFailed("Wrong password") if reply.wrong else AuthRequired("This share is password protected")
-        return error_response(error)
+        return _share_error(error)
     page = html_page("share_password.html", status=401, slug=reply.slug, action=_form_action(request),
                      message="Wrong password, try again." if reply.wrong else "",
                      message_class="err" if reply.wrong else "")
