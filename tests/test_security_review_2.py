@@ -142,3 +142,28 @@ def test_every_refusal_under_a_share_path_carries_the_sandbox_headers(client, us
     share_store.lock_pro_features(user_of("owner@example.com").user_id)
     status, _, headers = get(client, f"/s/{locked['slug']}/")
     assert status == 403 and headers.get("Content-Security-Policy", "").startswith("sandbox")
+
+
+# --- 19. Reviewers' addresses need spikes:read -------------------------------------------------
+
+def test_an_owners_key_without_spikes_read_does_not_see_reviewers_emails(client, user_token):
+    share = share_site(client, user_token, "Survey")
+    reviewer = {"id": "r-1", "name": "Jane", "email": "jane@example.com"}
+    assert call(client, "POST", "/spikes", {"type": "page", "projectKey": share["share_id"], "comments": "hi",
+                                            "reviewer": reviewer})[0] == 201
+
+    def key_with(scopes: str) -> str:
+        return call(client, "POST", "/auth/api-key", {"scopes": scopes}, token=user_token)[1]["api_key"]
+
+    for scopes in ("usage:read", "shares:write keys:manage"):
+        key = key_with(scopes)
+        status, body, _ = call(client, "GET", f"/spikes?project={share['share_id']}", token=key)
+        assert status == 200 and body["data"][0]["reviewer"] == {"id": "r-1", "name": "Jane"}, scopes
+        csv = client.http.get(f"/spikes/export?project={share['share_id']}&format=csv",
+                              headers={"Authorization": f"Bearer {key}"}).body.decode()
+        assert "Jane" in csv and "jane@example.com" not in csv, scopes
+    reader = key_with("spikes:read")
+    status, body, _ = call(client, "GET", f"/spikes?project={share['share_id']}", token=reader)
+    assert status == 200 and body["data"][0]["reviewer"] == reviewer
+    assert call(client, "GET", f"/spikes?project={share['share_id']}", token=user_token)[1]["data"][0]["reviewer"] \
+        == reviewer

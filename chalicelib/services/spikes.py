@@ -217,11 +217,16 @@ def share_of(project_key: str) -> Optional[Share]:
 def shows_reviewer_emails(principal: Optional[Principal], share: Optional[Share]) -> bool:
     """Whether a listing by project key shows the e-mail addresses reviewers gave: only to the
     admin and the share's owner. Anyone who has a share's page has its id, and so its public
-    feedback listing; the addresses in it are for the owner, not for every visitor."""
+    feedback listing; the addresses in it are for the owner (a key of theirs with
+    ``spikes:read``), not for every visitor."""
     if principal is None:
         return False
-    return principal.is_admin or (share is not None and principal.user_id is not None
-                                  and principal.user_id == share.owner_id)
+    if principal.is_admin:
+        return True
+    owner = share is not None and principal.user_id is not None and principal.user_id == share.owner_id
+    # An owner's key shows them only with spikes:read: a key granted usage or keys only, say,
+    # reads the public listing as anyone does.
+    return owner and (not principal.is_key or "spikes:read" in principal.scopes)
 
 
 def project_scope(project: str, share: Optional[Share]) -> Scope:
