@@ -167,3 +167,12 @@ def test_an_owners_key_without_spikes_read_does_not_see_reviewers_emails(client,
     assert status == 200 and body["data"][0]["reviewer"] == reviewer
     assert call(client, "GET", f"/spikes?project={share['share_id']}", token=user_token)[1]["data"][0]["reviewer"] \
         == reviewer
+
+
+# --- 20. A multipart boundary longer than the parser takes is a 400 ---------------------------
+
+def test_an_overlong_multipart_boundary_is_a_400_not_a_500(client, user_token):
+    status, body, _ = call(client, "POST", "/shares", raw=b"--x\\r\\n", token=user_token,
+                           headers={"Content-Type": "multipart/form-data; boundary=" + "-" * 300})
+    assert (status, body["code"]) == (400, "VALIDATION_ERROR"), body
+    assert body["details"][0]["code"] == "INVALID_MULTIPART"

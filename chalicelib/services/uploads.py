@@ -151,7 +151,7 @@ def parse_multipart(content_type: str, body: bytes, max_files: int) -> Multipart
     ``metadata`` part is the metadata; other parts without a file name are ignored."""
     # Loaded by the upload route only (cold starts of every other route skip it).
     from python_multipart import MultipartParser
-    from python_multipart.exceptions import MultipartParseError
+    from python_multipart.exceptions import FormParserError
     from python_multipart.multipart import parse_options_header
     mime, options = parse_options_header(content_type or "")
     boundary = options.get(b"boundary")
@@ -185,15 +185,16 @@ def parse_multipart(content_type: str, body: bytes, max_files: int) -> Multipart
         parts[-1].chunks.append(data[start:end])
 
     ended: List[bool] = []
-    parser = MultipartParser(boundary, callbacks={
-        "on_part_begin": on_part_begin, "on_header_field": on_header_field,
-        "on_header_value": on_header_value, "on_header_end": on_header_end, "on_part_data": on_part_data,
-        "on_end": lambda: ended.append(True)})
     malformed = ValidationFailed.field("body", "Malformed multipart/form-data body", "INVALID_MULTIPART")
     try:
+        # The parser refuses a boundary over 256 bytes when it is built: that is bad input too.
+        parser = MultipartParser(boundary, callbacks={
+            "on_part_begin": on_part_begin, "on_header_field": on_header_field,
+            "on_header_value": on_header_value, "on_header_end": on_header_end, "on_part_data": on_part_data,
+            "on_end": lambda: ended.append(True)})
         parser.write(body)
         parser.finalize()
-    except MultipartParseError:
+    except FormParserError:
         raise malformed from None
     if parts and not ended:
         raise malformed  # cut off before the closing boundary: the last file would be truncated
