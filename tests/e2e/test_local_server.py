@@ -259,12 +259,26 @@ def test_sigterm_stops_the_server_and_its_emulator(live_server_factory):
     assert server.output().rstrip().endswith("Stopped.")
 
 
-def _nothing_left_of(process_group: int) -> bool:
+def _run_to_its_end(server: LiveServer) -> tuple:
+    """Run a server that should refuse to start; (exit code, output, nothing left running?).
+    (server.start() would take another server's answers on the same port for its own.)"""
+    refused = subprocess.Popen(server.command(), cwd=ROOT, env=server.environment(), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        os.killpg(process_group, 0)
+        output, _ = refused.communicate(timeout=60)
+    finally:
+        if refused.poll() is None:
+            os.killpg(refused.pid, signal.SIGKILL)
+    try:
+        os.killpg(refused.pid, 0)
+        left = False
     except ProcessLookupError:
-        return True
-    return False
+        left = True
+    return refused.returncode, output, left
+
+
+def _engine_pid(server: LiveServer) -> int:
+    return int(re.search(r"DynamoDB Local at http://127\.0\.0\.1:\d+ \(pid (\d+)", server.output()).group(1))
 
 
 def test_a_second_server_on_the_same_data_or_port_says_why_and_leaves_nothing_running(live_server_factory):
@@ -276,20 +290,14 @@ def test_a_second_server_on_the_same_data_or_port_says_why_and_leaves_nothing_ru
 
     same_data = live_server_factory(start=False, data_dir=first.data_dir)
     same_port = live_server_factory(start=False, port=first.port)
-    for second, why in ((same_data, f"Another local server (pid {first.pid}) is using {first.data_dir}"),
-                        (same_port, f"Cannot listen on 127.0.0.1:{first.port}")):
-        # Run to its end (second.start() would take the first server's answers for its own).
-        refused = subprocess.Popen(second.command(), cwd=ROOT, env=second.environment(), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   start_new_session=True)
-        try:
-            output, _ = refused.communicate(timeout=60)
-        finally:
-            if refused.poll() is None:
-                os.killpg(refused.pid, signal.SIGKILL)
+    for second, why in (
+            (same_data, f"Another local server (pid {first.pid}, its DynamoDB Local pid {_engine_pid(first)})"
+                        f" is using {first.data_dir}"),
+            (same_port, f"Cannot listen on 127.0.0.1:{first.port}")):
+        code, output, nothing_left = _run_to_its_end(second)
         assert why in output, output
-        assert "Traceback" not in output and refused.returncode == 1, output
-        assert _nothing_left_of(refused.pid), "something it started is still running"
+        assert "Traceback" not in output and code == 1, output
+        assert nothing_left, "something it started is still running"
     assert not (same_port.data_dir / "dynamodb-local").exists()  # refused before anything started
 
     # The first server and its data are untouched, and the folder is free again once it stops.
@@ -298,6 +306,34 @@ def test_a_second_server_on_the_same_data_or_port_says_why_and_leaves_nothing_ru
     first.stop()
     same_data.start()
     listed = requests.get(f"{same_data.url}/spikes?project=one-owner", timeout=30).json()["data"]
+    assert [item["id"] for item in listed] == [kept.json()["id"]]
+
+
+def test_a_server_killed_with_sigkill_holds_its_folder_while_its_java_runs_on(live_server_factory):
+    """SIGKILL leaves DynamoDB Local running on the folder's SQLite file; it holds the lock it
+    inherited, so a new server is refused (naming the Java to stop) instead of opening the file too."""
+    first = live_server_factory()
+    kept = requests.post(f"{first.url}/spikes", json={"type": "page", "projectKey": "survivor"}, timeout=30)
+    assert kept.status_code == 201
+    engine = _engine_pid(first)
+    os.kill(first.pid, signal.SIGKILL)  # the server only, not its process group
+    first.process.wait(timeout=10)
+    os.kill(engine, 0)  # still running
+
+    again = live_server_factory(start=False, data_dir=first.data_dir)
+    code, output, _ = _run_to_its_end(again)
+    assert code == 1 and f"its DynamoDB Local pid {engine}) is using {first.data_dir}" in output, output
+
+    os.kill(engine, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(engine, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    again.start()
+    listed = requests.get(f"{again.url}/spikes?project=survivor", timeout=30).json()["data"]
     assert [item["id"] for item in listed] == [kept.json()["id"]]
 
 
