@@ -27,6 +27,7 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
@@ -205,6 +206,41 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as exc:
             raise SystemExit(f"Cannot listen on {host}:{port}: {exc.strerror}. Is a local server already running "
                              f"there? Another port: make dev PORT=<port>") from None
+
+
+# DynamoDB Local dying under a running server (the OOM killer, a stray `kill`) would otherwise
+# leave every request answering 503 until someone notices. It is started again on the same port
+# and files (requests in between get 503 with Retry-After); if it keeps dying, the server stops.
+ENGINE_RESTARTS = 3
+ENGINE_RESTART_WINDOW_SECONDS = 300.0
+
+
+def watch_engine(engine, lock: Optional["DataDirLock"], stopping: threading.Event, give_up: Callable[[], None],
+                 poll_seconds: float = 1.0) -> None:
+    restarts: List[float] = []
+    while not stopping.wait(poll_seconds):
+        process = engine.process
+        code = process.poll() if process is not None else None
+        if code is None or stopping.is_set():
+            continue
+        now = time.monotonic()
+        restarts = [at for at in restarts if now - at < ENGINE_RESTART_WINDOW_SECONDS] + [now]
+        if len(restarts) > ENGINE_RESTARTS:
+            print(f"*** DynamoDB Local exited with code {code} again ({ENGINE_RESTARTS} restarts in "
+                  f"{ENGINE_RESTART_WINDOW_SECONDS:.0f} s); stopping. The data stays where it is.", flush=True)
+            give_up()
+            return
+        print(f"*** DynamoDB Local (pid {process.pid}) exited with code {code}; starting it again on the same data",
+              flush=True)
+        try:
+            engine.start()
+        except Exception as exc:  # noqa: BLE001 - whatever it was, say it and stop
+            print(f"*** DynamoDB Local could not be started again ({exc}); stopping.", flush=True)
+            give_up()
+            return
+        if lock is not None:
+            lock.add_engine(engine.pid)
+        print(f"*** DynamoDB Local is back (pid {engine.pid})", flush=True)
 
 
 # What EventBridge runs in AWS (chalicelib/api/jobs.py), run here through the same code, each
@@ -397,6 +433,18 @@ def _run(args, data_dir: Path, persist: bool, lock: Optional[DataDirLock], runni
     for name, interval, one_pass in scheduled_passes():
         threading.Thread(target=run_periodically, args=(stopping, name, interval, one_pass, local_data), name=name,
                          daemon=True).start()
+    exit_code = 0
+    if dynamodb_local is not None:
+        def give_up() -> None:
+            nonlocal exit_code
+            exit_code = 1
+            stop()
+        watchdog = threading.Thread(target=watch_engine, args=(dynamodb_local, lock, stopping, give_up),
+                                    name="engine-watchdog", daemon=True)
+        watchdog.start()
+        # On the way out: no restart may race the engine's own stop (registered earlier, so it runs after).
+        running.callback(watchdog.join, 10)
+        running.callback(stopping.set)
 
     if engine_name == "dynamodb-local":
         where = f"in {db_path}" if persist else "in memory"
@@ -413,7 +461,7 @@ def _run(args, data_dir: Path, persist: bool, lock: Optional[DataDirLock], runni
     # LocalDevServer.serve_forever prints this too, unflushed; print it here so pipes see it now.
     print(f"Serving on http://{bound_host}:{bound_port}", flush=True)
     server.server.serve_forever()
-    return 0
+    return exit_code
 
 
 if __name__ == "__main__":

@@ -337,6 +337,25 @@ def test_a_server_killed_with_sigkill_holds_its_folder_while_its_java_runs_on(li
     assert [item["id"] for item in listed] == [kept.json()["id"]]
 
 
+def test_dynamodb_local_killed_under_the_server_is_started_again_with_its_data(live_server_factory):
+    server = live_server_factory()
+    first = requests.post(f"{server.url}/spikes", json={"type": "page", "projectKey": "outlived"}, timeout=30)
+    assert first.status_code == 201
+    engine = _engine_pid(server)
+    mark = len(server.lines())
+    os.kill(engine, signal.SIGKILL)
+    back = server.wait_for_output(r"DynamoDB Local is back \(pid (\d+)\)", timeout=60, start=mark)
+    assert int(back.group(1)) != engine
+    assert f"DynamoDB Local (pid {engine}) exited with code -9; starting it again" in server.output()
+    assert (server.data_dir / "server.lock").read_text().splitlines()[1] == f"its DynamoDB Local pid {back.group(1)}"
+
+    second = requests.post(f"{server.url}/spikes", json={"type": "page", "projectKey": "outlived"}, timeout=30)
+    assert second.status_code == 201, second.text
+    listed = requests.get(f"{server.url}/spikes?project=outlived", timeout=30).json()["data"]
+    assert sorted(item["id"] for item in listed) == sorted([first.json()["id"], second.json()["id"]])
+    assert server.stop() == 0
+
+
 def test_server_backed_by_dynamodb_local(live_server_factory, dynamodb_local_endpoint):
     if dynamodb_local_endpoint is None:
         pytest.skip("DynamoDB Local disabled (--no-dynamodb-local)")
