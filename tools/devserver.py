@@ -221,7 +221,9 @@ def watch_engine(engine, lock: Optional["DataDirLock"], stopping: threading.Even
     while not stopping.wait(poll_seconds):
         process = engine.process
         code = process.poll() if process is not None else None
-        if code is None or stopping.is_set():
+        # Ctrl-C reaches the Java in the terminal's process group too: give the server's own
+        # handler a moment to say it is stopping before calling that a crash.
+        if code is None or stopping.wait(min(0.5, poll_seconds * 10)):
             continue
         now = time.monotonic()
         restarts = [at for at in restarts if now - at < ENGINE_RESTART_WINDOW_SECONDS] + [now]
