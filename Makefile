@@ -64,7 +64,8 @@ dev-deps:
 	@missing=""; \
 	 command -v java >/dev/null || missing="$$missing default-jre-headless"; \
 	 command -v npm >/dev/null || missing="$$missing npm"; \
-	 ls /usr/lib/*/libeatmydata.so /usr/lib/libeatmydata*/libeatmydata.so >/dev/null 2>&1 || missing="$$missing libeatmydata1"; \
+	 { ls /usr/lib/*/libeatmydata.so /usr/lib/libeatmydata.so /usr/lib/libeatmydata/libeatmydata.so 2>/dev/null || true; } \
+	   | grep -q . || missing="$$missing libeatmydata1"; \
 	 SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	 if [ -n "$$missing" ]; then \
 	   echo "Installing with apt:$$missing"; \
