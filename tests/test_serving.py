@@ -29,6 +29,7 @@ def test_share_root_redirects_to_the_trailing_slash(client, user_token):
     body = site(client, user_token)
     status, _, headers = get(client, f"/s/{body['slug']}")
     assert status == 302 and headers["Location"] == f"http://127.0.0.1:8000/s/{body['slug']}/"
+    assert headers["Content-Type"] == "text/plain; charset=utf-8"  # an empty body, not JSON
     status, _, headers = get(client, f"/s/{body['slug']}?pw=abc")
     assert status == 302 and headers["Location"].endswith(f"/s/{body['slug']}/?pw=abc")
 
@@ -208,7 +209,7 @@ def test_password_form_post_sets_the_cookie_and_redirects(client, user_token):
     body = protected(client, user_token)
     response = client.http.request("POST", f"/s/{body['slug']}/", body=b"password=open+sesame",
                                    headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert response.status_code == 303
+    assert response.status_code == 303 and response.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert urlsplit(response.headers["Location"]).path == f"/s/{body['slug']}/"
     status, page, _ = get(client, f"/s/{body['slug']}/", {"Cookie": cookie_from(response.headers)})
     assert status == 200 and b"<h1>Hi</h1>" in page

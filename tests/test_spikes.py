@@ -358,6 +358,7 @@ def test_an_export_too_large_to_answer_is_staged_in_s3_behind_a_short_lived_link
     monkeypatch.setattr(exports, "MAX_INLINE_BYTES", 100)  # the 6 MB a Lambda may answer, scaled down
     response = client.http.get("/spikes/export?project=my-project&format=jsonl")
     assert response.status_code == 303 and response.body == b""
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"  # an empty body, not JSON
     link = urlparse(response.headers["Location"])
     bucket = deps.settings().bucket_name
     key = unquote(link.path).split(f"/{bucket}/", 1)[1]

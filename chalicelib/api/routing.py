@@ -29,6 +29,8 @@ CORS = CORSConfig(
     max_age=600,
 )
 ANY_CONTENT_TYPE = ["*/*"]
+# A redirect's empty body: Chalice would otherwise label it application/json, which it is not.
+EMPTY_BODY_TYPE = "text/plain; charset=utf-8"
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 

@@ -17,7 +17,7 @@ from chalice import Blueprint, Response
 from chalicelib import deps, web
 from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
-from chalicelib.api.routing import error_response, route
+from chalicelib.api.routing import EMPTY_BODY_TYPE, error_response, route
 from chalicelib.errors import AuthFailed, AuthRequired, SpikesError
 from chalicelib.lazy import lazy_import
 from chalicelib.services.uploads import MAX_PATH_SEGMENTS  # the routes' depth (light: no parser)
@@ -79,7 +79,8 @@ def _serve(request, slug: str, path: str) -> Response:
         binary_types=frozenset(bp.current_app.api.binary_types)))
     if isinstance(reply, share_pages.Redirect):
         return Response(body="", status_code=reply.status, headers={
-            "Location": reply.location, "Cache-Control": "no-store", **SHARE_HEADERS, **reply.headers})
+            "Location": reply.location, "Cache-Control": "no-store", "Content-Type": EMPTY_BODY_TYPE,
+            **SHARE_HEADERS, **reply.headers})
     if isinstance(reply, share_pages.PasswordRequired):
         return _password_form(request, reply)
     return Response(body=reply.body, status_code=reply.status, headers={**SHARE_HEADERS, **reply.headers})

@@ -8,7 +8,7 @@ from chalice import Blueprint, Response
 
 from chalicelib import deps
 from chalicelib.api import context, inputs
-from chalicelib.api.routing import json_response, route
+from chalicelib.api.routing import EMPTY_BODY_TYPE, json_response, route
 from chalicelib.errors import ValidationFailed
 from chalicelib.lazy import lazy_import
 
@@ -199,7 +199,8 @@ def export_spikes():
     result = exports.export(deps.exports(), items, fmt, params.get("project"))
     if result.download_url:
         # Lambda cannot answer with more than 6 MB: large exports are handed over through S3.
-        return Response(body="", status_code=303, headers={"Location": result.download_url, "Cache-Control": "no-store"})
+        return Response(body="", status_code=303, headers={"Location": result.download_url, "Cache-Control": "no-store",
+                                                            "Content-Type": EMPTY_BODY_TYPE})
     return Response(body=result.text, status_code=200, headers={
         "Content-Type": result.content_type, "Content-Disposition": f'attachment; filename="{result.filename}"',
         "Cache-Control": "no-store"})
