@@ -41,8 +41,12 @@ class Principal:
         """What identifies this credential (rate limits per credential)."""
         return self.key.key_id if self.key else self.token_hash
 
+    def allows(self, scope: str) -> bool:
+        """Whether this credential holds ``scope`` (sessions and the admin hold every one)."""
+        return not (self.is_key or self.scopes) or scope in self.scopes
+
     def require(self, scope: str) -> "Principal":
-        if (self.is_key or self.scopes) and scope not in self.scopes:
+        if not self.allows(scope):
             if scope in apikeys.SESSION_SCOPES:
                 raise ScopeDenied(scope, apikeys.SESSION_ONLY_MESSAGE)
             raise ScopeDenied(scope, f"This API key lacks the '{scope}' scope (it has: {self.key.scopes})"

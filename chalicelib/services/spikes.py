@@ -226,7 +226,7 @@ def shows_reviewer_emails(principal: Optional[Principal], share: Optional[Share]
     owner = share is not None and principal.user_id is not None and principal.user_id == share.owner_id
     # An owner's key shows them only with spikes:read: a key granted usage or keys only, say,
     # reads the public listing as anyone does.
-    return owner and (not principal.is_key or "spikes:read" in principal.scopes)
+    return owner and principal.allows("spikes:read")
 
 
 def project_scope(project: str, share: Optional[Share]) -> Scope:
