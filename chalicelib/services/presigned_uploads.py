@@ -109,8 +109,9 @@ def complete(settings: Settings, share_files: ShareFiles, user: User, key: str) 
             return current
         raise ValidationFailed.field(str(exc), "The file changed while the upload was being completed; "
                                      "complete again", "CHANGED_DURING_COMPLETE") from None
-    # Completed after Pro ended: protected, so locked rather than public.
-    share = share_store.activate(share, locked=bool(share.password_hash) and quotas.effective_tier(user) != quotas.PRO)
+    # Completed after the paid tier (Pro or agent) ended: protected, so locked rather than public.
+    paid = quotas.has_paid_features(quotas.effective_tier(user))
+    share = share_store.activate(share, locked=bool(share.password_hash) and not paid)
     if share.status == DELETING:  # expired by the job (or deleted by the owner) meanwhile
         raise NotFound("Share not found")
     # Only now: until the share is active, a retried completion publishes from the staging area.
