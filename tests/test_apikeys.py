@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 
 from chalicelib import deps
-from chalicelib.services import apikeys
+from chalicelib.services import apikeys, scopes
 from chalicelib.store.models import ALL_MODELS, ApiKey
 from tests.conftest import call, sign_in
 
@@ -214,7 +214,7 @@ BODIES = {("POST", "/spikes"): {"type": "page", "projectKey": "scope-test", "com
 
 
 def test_each_scope_against_each_route(client, user_token):
-    keys = {scope: create_key(client, user_token, scopes=scope)["api_key"] for scope in apikeys.FINE_SCOPES}
+    keys = {scope: create_key(client, user_token, scopes=scope)["api_key"] for scope in scopes.FINE_SCOPES}
     for method, path, needed in ROUTES:
         body = BODIES.get((method, path), {})
         for scope, key in keys.items():

@@ -4,10 +4,8 @@ A key is ``sk_spikes_<16-char id part><43-char secret>`` (256 random bits of sec
 part names the stored item (``key_<id part>``), so authenticating is one GetItem plus a
 constant-time comparison of SHA-256 hashes; the key itself is shown once and never stored.
 
-Scopes are one space-separated string, as in OAuth: the clients' words ``read``, ``write``,
-``full`` and finer ``resource:action`` scopes. ``full`` (or nothing) means every key scope.
-Some things no key can do (``SESSION_SCOPES``): paying, and loosening a key's limits, need
-the account owner's signed-in session.
+What a key's scopes grant is ``services/scopes.py``. Some things no key can do: paying, and
+loosening a key's limits, need the account owner's signed-in session.
 
 A key acting on keys can only tighten: a key it creates gets no scope, cap or expiry beyond
 its own, and it may lower a cap or shorten an expiry but not raise or remove one.
@@ -20,12 +18,13 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.errors import AuthFailed, AuthRequired, Conflict, NotFound, ScopeDenied, ValidationFailed
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas, ratelimit
+from chalicelib.services.scopes import expand, normalise_scopes
 from chalicelib.services.usage import key_usage
 from chalicelib.crypto import constant_time_equals, token_hash
 from chalicelib.settings import Settings
@@ -39,39 +38,6 @@ PREFIX = "sk_spikes_"
 _ID_PART = re.compile(r"^[a-z2-7]{16}$")
 _SECRET_PART = re.compile(r"^[A-Za-z0-9_\-]{43}$")
 DISPLAY_PREFIX_CHARS = 8
-
-FINE_SCOPES = ("spikes:read", "spikes:write", "shares:read", "shares:write", "usage:read", "keys:manage")
-READ = frozenset({"spikes:read", "shares:read", "usage:read"})
-WRITE = READ | {"spikes:write", "shares:write"}
-FULL = frozenset(FINE_SCOPES)
-ALIASES: Dict[str, FrozenSet[str]] = {"read": READ, "write": WRITE, "full": FULL}
-# Scopes only a signed-in user holds: billing, account settings, sessions, loosening key limits.
-SESSION_SCOPES = frozenset({"billing:write", "account:write", "auth:write"})
-SESSION_ONLY_MESSAGE = ("API keys cannot do this: it needs the account owner's signed-in session "
-                        "(`spikes login`, then use that token)")
-
-
-# --- scopes ----------------------------------------------------------------------------------
-
-def normalise_scopes(raw: Optional[str]) -> str:
-    """The stored scope string: known words, each once, in the caller's order; "full" when
-    empty or when it contains "full"."""
-    words = (raw or "").replace(",", " ").split()
-    unknown = [w for w in words if w not in ALIASES and w not in FULL]
-    if unknown:
-        raise ValidationFailed.field(
-            "scopes", f"Unknown scope {', '.join(repr(w) for w in unknown)}; use read, write, full or "
-                      f"{', '.join(FINE_SCOPES)}, separated by spaces")
-    if not words or "full" in words:
-        return "full"
-    return " ".join(dict.fromkeys(words))
-
-
-def expand(scopes: str) -> FrozenSet[str]:
-    granted = set()
-    for word in (scopes or "full").split():
-        granted |= ALIASES.get(word, {word})
-    return frozenset(granted & FULL)
 
 
 # --- the key itself --------------------------------------------------------------------------

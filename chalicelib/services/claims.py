@@ -7,7 +7,8 @@ from typing import Tuple
 
 from chalicelib.errors import AuthFailed, Conflict, ScopeDenied
 from chalicelib.logs import get_logger
-from chalicelib.services.apikeys import FULL, authenticate, expand
+from chalicelib.services.apikeys import authenticate
+from chalicelib.services.scopes import FULL, expand
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import apikeys as key_store

@@ -12,6 +12,7 @@ from typing import FrozenSet, Optional
 from chalicelib.errors import AuthFailed, AuthRequired, ScopeDenied
 from chalicelib.crypto import constant_time_equals
 from chalicelib.services import apikeys, sessions
+from chalicelib.services import scopes as key_scopes
 from chalicelib.settings import Settings, get_settings
 from chalicelib.store.models import ApiKey, User
 
@@ -47,8 +48,8 @@ class Principal:
 
     def require(self, scope: str) -> "Principal":
         if not self.allows(scope):
-            if scope in apikeys.SESSION_SCOPES:
-                raise ScopeDenied(scope, apikeys.SESSION_ONLY_MESSAGE)
+            if scope in key_scopes.SESSION_SCOPES:
+                raise ScopeDenied(scope, key_scopes.SESSION_ONLY_MESSAGE)
             raise ScopeDenied(scope, f"This API key lacks the '{scope}' scope (it has: {self.key.scopes})"
                               if self.key else None)
         return self
@@ -61,7 +62,7 @@ def from_bearer(token: str, settings: Optional[Settings] = None) -> Principal:
 
 def from_api_key(raw: str, settings: Settings) -> Principal:
     key, user = apikeys.authenticate(raw, settings)
-    return Principal(kind="key", user=user, scopes=apikeys.expand(key.scopes), key=key)
+    return Principal(kind="key", user=user, scopes=key_scopes.expand(key.scopes), key=key)
 
 
 def _from_credential(credential: str, settings: Optional[Settings]) -> Principal:
