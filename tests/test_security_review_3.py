@@ -27,3 +27,19 @@ def test_a_presigned_protected_share_of_an_agent_tier_account_is_not_locked(clie
     assert (status, done["status"]) == (200, "active"), done
     assert call(client, "GET", f"/s/{started['slug']}/?pw=s3cret")[0] == 200
 
+
+# --- 25. An expiry at the end of time is a 400, not a 500 --------------------------------------
+
+def test_a_key_expiry_past_year_9999_in_utc_is_a_400(client, user_token):
+    # Valid ISO 8601, in the future, but in UTC it is in the year 10000: Python cannot hold it.
+    far = "9999-12-31T23:00:00-05:00"
+    status, body, _ = call(client, "POST", "/auth/api-key", {"name": "far", "expires_at": far}, token=user_token)
+    assert (status, body["code"], body["details"][0]["field"]) == (400, "VALIDATION_ERROR", "expires_at"), body
+    key = call(client, "POST", "/auth/api-key", {"name": "near"}, token=user_token)[1]
+    status, body, _ = call(client, "PATCH", f"/auth/api-key/{key['key_id']}", {"expires_at": far}, token=user_token)
+    assert (status, body["code"], body["details"][0]["field"]) == (400, "VALIDATION_ERROR", "expires_at"), body
+    # The last representable moment is still a valid expiry.
+    status, body, _ = call(client, "PATCH", f"/auth/api-key/{key['key_id']}",
+                           {"expires_at": "9999-12-31T23:59:59Z"}, token=user_token)
+    assert status == 200 and body["expires_at"] == "9999-12-31T23:59:59.000Z", body
+

@@ -114,6 +114,11 @@ def _future_iso(moment: Optional[datetime], now: float) -> Optional[str]:
     if moment is None:
         return None
     moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    try:  # a valid offset can carry a moment past 9999-12-31 UTC, which a datetime cannot hold
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValidationFailed.field("expires_at", "expires_at must be in the future and before the year 10000 "
+                                                   "(UTC)") from None
     if moment.timestamp() <= now:
         raise ValidationFailed.field("expires_at", "expires_at must be in the future")
     return _iso_ms(moment)
