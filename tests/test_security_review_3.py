@@ -43,3 +43,23 @@ def test_a_key_expiry_past_year_9999_in_utc_is_a_400(client, user_token):
                            {"expires_at": "9999-12-31T23:59:59Z"}, token=user_token)
     assert status == 200 and body["expires_at"] == "9999-12-31T23:59:59.000Z", body
 
+
+# --- 26. A redelivered upgrade does not reopen a cancelled customer's locked shares -----------
+
+def test_a_redelivered_upgrade_event_does_not_unlock_the_shares_of_a_cancelled_customer(hooks):
+    upgrade = event("checkout.session.completed", checkout_session(UID, sub_id="sub_A"), NOW - 100)
+    assert deliver(hooks, upgrade)[1]["outcome"] == "applied"
+    make_pro_share()
+    assert deliver(hooks, event("customer.subscription.deleted", subscription("canceled", UID, sub_id="sub_A"),
+                                NOW))[1]["outcome"] == "applied"
+    assert Share.get("share#sh_abcdefghijkl").status == "locked"
+    # Stripe delivers at least once: the old upgrade arrives again (a lost answer, a resend).
+    status, body, _ = deliver(hooks, upgrade)
+    assert (status, body["outcome"]) == (200, "duplicate")
+    assert user().tier == "free"
+    # The customer pays nothing: the protected share stays locked.
+    assert Share.get("share#sh_abcdefghijkl").status == "locked"
+    # Subscribing again does reopen it.
+    deliver(hooks, event("customer.subscription.created", subscription("active", UID, sub_id="sub_B"), NOW + 10))
+    assert User.get(UID).tier == "pro" and Share.get("share#sh_abcdefghijkl").status == "active"
+

@@ -7,8 +7,9 @@ Guarantees (see docs/billing.md):
   the marker written only if absent;
 - order-safe: the update is conditional on ``subscription_event_at < event.created``, so an
   older event never overwrites newer subscription state (on a tie, a downgrade wins);
-- complete: turning off Pro features on a downgrade is idempotent and re-derived from the
-  stored state on every delivery of a downgrade event, so a retry after a crash finishes it.
+- complete: turning Pro features off on a downgrade (and on again on an upgrade) is idempotent
+  and re-derived from the stored state on every delivery, so a retry after a crash finishes it
+  and a late duplicate never contradicts newer state.
 """
 from __future__ import annotations
 
@@ -176,6 +177,16 @@ def _finish_downgrade(user_id: str, now: float) -> int:
     return share_store.lock_pro_features(user_id)
 
 
+def _finish_upgrade(user_id: str, now: float) -> int:
+    """Locked shares open again when the stored state says paid (idempotent). Re-derived from
+    that state like a downgrade, never from the event: a redelivered upgrade that arrives after
+    a cancellation (a duplicate) must not reopen the shares of a customer who no longer pays."""
+    user = account_store.get(user_id, consistent=True)
+    if user is None or not quotas.has_paid_features(quotas.effective_tier(user, now)):
+        return 0
+    return share_store.unlock_pro_features(user_id)
+
+
 def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:
     """Apply one verified event. Returns what happened; raises (-> 5xx, Stripe retries) when
     the store fails."""
@@ -204,8 +215,8 @@ def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float]
             outcome = "stale"  # older than the stored state, or about a replaced subscription
             ledger.save_once(_marker(event, "stale", user.user_id, now))
     stripped = _finish_downgrade(user.user_id, now) if change.kind == "free" else 0
-    if change.kind == "pro" and outcome != "stale":
-        share_store.unlock_pro_features(user.user_id)  # idempotent: a duplicate delivery changes nothing
+    if change.kind == "pro":
+        _finish_upgrade(user.user_id, now)
     log.info("stripe.event", event_id=event["id"], type=event["type"], outcome=outcome, kind=change.kind,
              user_id=user.user_id, shares_stripped=stripped)
     return {"received": True, "outcome": outcome}
