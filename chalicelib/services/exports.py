@@ -62,7 +62,9 @@ def render(items: Iterable[dict], fmt: str) -> str:
 
 
 def filename_for(label: Optional[str], fmt: str) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in (label or "all"))[:60]
+    """ASCII only: the name travels in a ``Content-Disposition`` header (here and on S3), and
+    servers write headers as Latin-1 (chalice local's refuses anything else and drops the answer)."""
+    safe = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "-_" else "-" for ch in (label or "all"))[:60]
     return f"spikes-{safe}-{clock.now().strftime('%Y%m%d-%H%M%S')}.{fmt}"
 
 
