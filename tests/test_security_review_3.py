@@ -3,8 +3,11 @@ keys, exports and the scheduled jobs, as an attacker and as a paying customer. E
 before its fix. In-process, with the chalice test client and moto, like the earlier reviews."""
 from __future__ import annotations
 
+import time
+
 import requests
 
+from chalicelib.services.accounts import user_id_for
 from chalicelib.store.models import Share, User
 from tests.conftest import call
 from tests.fakes.stripe_events import checkout_session, event, subscription
@@ -79,3 +82,25 @@ def test_an_export_of_a_project_with_a_non_ascii_name_has_an_ascii_file_name(cli
         disposition.encode("ascii")
         assert disposition.startswith('attachment; filename="spikes-') and disposition.endswith('.csv"')
         assert "x" in response.body.decode("utf-8")
+
+
+# --- 28. A customer whose renewal failed is sent to the portal, not into a second subscription -
+
+def test_a_customer_whose_renewal_is_still_being_retried_gets_no_second_subscription(client, configured, user_token):
+    uid = user_id_for("owner@example.com")
+    # Pro, the renewal failed 8 days ago: the 7-day grace is over, so the account is free here,
+    # while Stripe keeps retrying the same subscription (by default for up to two weeks).
+    User(uid).update(actions=[User.tier.set("pro"), User.subscription_id.set("sub_A"),
+                              User.subscription_status.set("past_due"), User.stripe_customer_id.set("cus_A"),
+                              User.grace_until.set(int(time.time()) - 24 * 3600)])
+    assert call(client, "GET", "/usage", token=user_token)[1]["tier"] == "free"
+    for path in ("/billing/checkout", "/billing/checkout?tier=agent"):
+        status, body, _ = call(client, "GET", path, token=user_token)
+        # A second subscription would be charged too once the card works again.
+        assert status == 200 and body["url"] is None, body
+        assert "billing portal" in body["message"] and "GET /billing/portal" in body["message"]
+    assert configured.calls("/v1/checkout/sessions") == []
+    # Once Stripe gives up on it (unpaid or cancelled), a new subscription is the way back.
+    User(uid).update(actions=[User.tier.set("free"), User.subscription_status.set("unpaid")])
+    status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
+    assert status == 200 and body["url"].startswith("https://checkout.stripe.com/")

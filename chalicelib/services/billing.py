@@ -18,6 +18,11 @@ log = get_logger("spikes.billing")
 
 # --- Stripe API calls ------------------------------------------------------------------------
 
+# A subscription Stripe is still trying to collect (its renewal failed). "unpaid" and
+# "canceled" are where Stripe stops: a new subscription is the way back then.
+RETRYING_STATUSES = ("past_due",)
+
+
 class CustomerMissing(Exception):
     """Stripe no longer knows the stored customer (deleted in the Dashboard)."""
 
@@ -78,6 +83,12 @@ def checkout(settings: Settings, client_factory, user: User, base_url: str,
     if current in quotas.PAID_TIERS:
         return {"url": None, "message": f"You are on the {current} tier. To switch, cancel it in the billing portal "
                                         "(`spikes billing`, GET /billing/portal), then check out again."}
+    if user.subscription_id and user.subscription_status in RETRYING_STATUSES:
+        # Past the grace period the account is free here, but Stripe is still retrying that
+        # subscription: a new one would be charged next to it once the card works again.
+        return {"url": None, "message": "Your subscription's last payment failed and Stripe is still retrying it. "
+                                        "Update your payment method in the billing portal (`spikes billing`, "
+                                        "GET /billing/portal) and the same subscription resumes."}
     client = client_factory()
     metadata = {"user_id": user.user_id, "tier": tier}
     subscription_data: Dict[str, Any] = {"metadata": metadata}
