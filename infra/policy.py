@@ -36,7 +36,7 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "shares": ("GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
         "spikes": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"),
         "ledger": ("GetItem", "PutItem", "UpdateItem", "BatchGetItem", "BatchWriteItem", "ConditionCheckItem"),
-        "keys": ("GetItem", "PutItem", "UpdateItem"),
+        "keys": ("GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"),
         "deliveries": ("GetItem", "PutItem", "UpdateItem"),
         "outbox": ("UpdateItem",),  # an agent-tier usage event, in the transaction of what it bills
     },

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 
+from chalicelib import deps
+from chalicelib.errors import AuthFailed
+from chalicelib.services import apikeys
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store.models import Share, User
 from tests.conftest import call
@@ -104,3 +108,35 @@ def test_a_customer_whose_renewal_is_still_being_retried_gets_no_second_subscrip
     User(uid).update(actions=[User.tier.set("free"), User.subscription_status.set("unpaid")])
     status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
     assert status == 200 and body["url"].startswith("https://checkout.stripe.com/")
+
+
+# --- 29. Revoking a key revokes the keys it created ---------------------------------------------
+
+def test_revoking_a_key_revokes_the_keys_it_created(client, user_token):
+    leaked = call(client, "POST", "/auth/api-key", {"name": "ci", "scopes": "keys:manage spikes:read"},
+                  token=user_token)[1]
+    # Whoever holds the leaked key mints keys of their own with it, and keys with those.
+    child = call(client, "POST", "/auth/api-key", {"name": "spare"}, token=leaked["api_key"])[1]
+    grandchild = call(client, "POST", "/auth/api-key", {"name": "spare 2"}, token=child["api_key"])[1]
+    other = call(client, "POST", "/auth/api-key", {"name": "deploy"}, token=user_token)[1]
+    assert call(client, "GET", "/spikes", token=grandchild["api_key"])[0] == 200
+
+    assert call(client, "DELETE", f"/auth/api-key/{leaked['key_id']}", token=user_token)[0] == 200
+    for key in (leaked, child, grandchild):
+        status, body, _ = call(client, "GET", "/me", token=key["api_key"])
+        assert (status, body["code"]) == (401, "AUTH_FAILED"), key["name"]
+    assert call(client, "GET", "/me", token=other["api_key"])[0] == 200  # keys made otherwise stay
+    listed = {entry["key_id"]: entry for entry in call(client, "GET", "/auth/api-keys", token=user_token)[1]}
+    assert all(listed[key["key_id"]]["revoked_at"] for key in (leaked, child, grandchild))
+    assert listed[other["key_id"]]["revoked_at"] is None
+
+
+def test_a_key_revoked_while_it_creates_a_key_creates_nothing(client, user_token):
+    parent = call(client, "POST", "/auth/api-key", {"name": "ci", "scopes": "keys:manage"}, token=user_token)[1]
+    # The key authenticated a moment before its owner revoked it, and creates a key after.
+    key, owner = apikeys.authenticate(parent["api_key"], deps.settings())
+    call(client, "DELETE", f"/auth/api-key/{parent['key_id']}", token=user_token)
+    with pytest.raises(AuthFailed):
+        apikeys.create(owner, apikeys.KeyRequest(name="escaped"), actor=key)
+    names = [entry["name"] for entry in call(client, "GET", "/auth/api-keys", token=user_token)[1]]
+    assert names == ["ci"]

@@ -168,7 +168,13 @@ def create(user: User, request: KeyRequest, actor: Optional[ApiKey] = None, now:
     scopes, expires, cap = _bounded_by(actor, request, normalise_scopes(asked), now)
     key, raw = _new_item(user.user_id, request, scopes, expires, cap,
                          f"key:{actor.key_id}" if actor else "session", now)
-    key_store.insert(key)
+    if actor is None:
+        key_store.insert(key)
+    else:
+        try:
+            key_store.insert_made_by(key, actor)
+        except key_store.ParentRevoked:
+            raise AuthFailed("This API key was revoked") from None
     log.info("apikey.created", key_id=key.key_id, user_id=user.user_id, scopes=scopes)
     return CreatedKey(key, raw, user)
 
@@ -208,12 +214,13 @@ def get_owned(user: User, key_id: str) -> ApiKey:
 
 
 def revoke(user: User, key_id: str, now: Optional[float] = None) -> ApiKey:
-    """Idempotent: revoking a revoked key keeps its first revocation time."""
-    key = get_owned(user, key_id)
-    if key.revoked_at:
-        return key
-    key_store.revoke(key, user.user_id, _now_iso(now))
-    log.info("apikey.revoked", key_id=key_id, user_id=user.user_id)
+    """Idempotent: revoking a revoked key keeps its first revocation time. The keys it
+    created (and theirs) are revoked with it, also when it was revoked before."""
+    key, at = get_owned(user, key_id), _now_iso(now)
+    for item in [key, *key_store.made_by(key, user.user_id)]:
+        if not item.revoked_at:
+            key_store.revoke(item, user.user_id, at)
+            log.info("apikey.revoked", key_id=item.key_id, user_id=user.user_id, via=key_id)
     return key
 
 

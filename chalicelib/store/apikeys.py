@@ -6,7 +6,7 @@ are conditioned on the key still being its owner's and, where it matters, not re
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from pynamodb.exceptions import UpdateError
 
@@ -35,6 +35,39 @@ def owned_by(user_id: str, newest_first: bool = True) -> List[ApiKey]:
 
 def insert(key: ApiKey) -> None:
     key.save(condition=ApiKey.key_id.does_not_exist())
+
+
+class ParentRevoked(Exception):
+    """The key creating a key was revoked meanwhile: nothing was written."""
+
+
+def insert_made_by(key: ApiKey, parent: ApiKey) -> None:
+    """A key created by another key, only while that key is not revoked: one it slips in as it
+    is being revoked would escape the revocation's sweep of what it created."""
+    def write(tx: Transaction) -> None:
+        tx.check("parent", ApiKey, parent.key_id, ApiKey.revoked_at.does_not_exist())
+        tx.save("key", key, condition=ApiKey.key_id.does_not_exist())
+    try:
+        transactions.run(write)
+    except transactions.ConditionFailed as failed:
+        if "parent" in failed:
+            raise ParentRevoked() from None
+        raise
+
+
+def made_by(key: ApiKey, owner_id: str) -> List[ApiKey]:
+    """The keys ``key`` created, and the keys those created, and so on (``created_by``), read
+    with one query of the owner's keys."""
+    children: Dict[str, List[ApiKey]] = {}
+    for item in owned_by(owner_id):
+        if (item.created_by or "").startswith("key:"):
+            children.setdefault(item.created_by[len("key:"):], []).append(item)
+    found, parents = [], [key.key_id]
+    while parents:
+        for child in children.pop(parents.pop(), []):
+            found.append(child)
+            parents.append(child.key_id)
+    return found
 
 
 def insert_with_account(user: User, key: ApiKey) -> None:
