@@ -16,7 +16,7 @@ from chalicelib.store.models import Share, User
 from tests.conftest import call
 from tests.fakes.stripe_events import checkout_session, event, subscription
 from tests.test_agent_tier import agent, configured  # noqa: F401 - fixtures
-from tests.test_shares import INDEX, start_presigned
+from tests.test_shares import INDEX, share_site, start_presigned
 from tests.test_webhooks import NOW, UID, deliver, hooks, make_pro_share, user  # noqa: F401 - fixtures
 
 
@@ -140,3 +140,35 @@ def test_a_key_revoked_while_it_creates_a_key_creates_nothing(client, user_token
         apikeys.create(owner, apikeys.KeyRequest(name="escaped"), actor=key)
     names = [entry["name"] for entry in call(client, "GET", "/auth/api-keys", token=user_token)[1]]
     assert names == ["ci"]
+
+
+# --- 30. A share's exported feedback shows reviewers' addresses only with spikes:read ----------
+
+def test_a_shares_export_shows_reviewers_emails_only_to_a_key_with_spikes_read(client, user_token):
+    reviewer = {"id": "r-1", "name": "Jane", "email": "jane@example.com"}
+
+    def shared_with_feedback(name: str) -> dict:
+        share = share_site(client, user_token, name)
+        assert call(client, "POST", "/spikes", {"type": "page", "projectKey": share["share_id"], "comments": "hi",
+                                                "reviewer": reviewer})[0] == 201
+        return share
+
+    def key_with(scopes: str) -> str:
+        return call(client, "POST", "/auth/api-key", {"scopes": scopes}, token=user_token)[1]["api_key"]
+
+    # A deploy job's key publishes and removes mockups; it was never given the feedback's people.
+    deployer = key_with("shares:read shares:write")
+    share = shared_with_feedback("Survey")
+    status, body, _ = call(client, "GET", f"/shares/{share['slug']}", token=deployer)
+    assert status == 200 and body["exported_spikes"][0]["reviewer"] == {"id": "r-1", "name": "Jane"}
+    status, body, _ = call(client, "DELETE", f"/shares/{share['share_id']}", token=deployer)
+    assert status == 200 and body["exported_spikes"][0]["reviewer"] == {"id": "r-1", "name": "Jane"}
+
+    # With spikes:read, and with the owner's session (`spikes unshare`), the addresses are there.
+    share = shared_with_feedback("Survey 2")
+    assert call(client, "GET", f"/shares/{share['slug']}", token=key_with("read"))[1][
+        "exported_spikes"][0]["reviewer"] == reviewer
+    assert call(client, "GET", f"/shares/{share['slug']}", token=user_token)[1]["exported_spikes"][0][
+        "reviewer"] == reviewer
+    assert call(client, "DELETE", f"/shares/{share['share_id']}", token=user_token)[1]["exported_spikes"][0][
+        "reviewer"] == reviewer

@@ -126,7 +126,7 @@ def get_share(key: str):
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "shares:read")
     share = shares.get_owned(principal.user, key)
-    exported = shares.export_spikes(share)
+    exported = _exported_for(principal, shares.export_spikes(share))
     # Every spike of the share is in hand: count them rather than read the counter too.
     return responses.ShareOut(**_summary(share, inputs.base_url(request)), spike_count=len(exported),
                     exported_spikes=exported)
@@ -147,4 +147,14 @@ def update_share(key: str):
 def delete_share(key: str):
     principal = identity.require_user(inputs.principal(bp.current_request), "shares:write")
     exported = shares.delete_share(deps.share_files(), principal.user, key)
-    return responses.ShareDeletedOut(exported_spikes=exported)
+    return responses.ShareDeletedOut(exported_spikes=_exported_for(principal, exported))
+
+
+def _exported_for(principal: "Principal", exported: list) -> list:
+    """Reviewers' e-mail addresses go only to a credential holding ``spikes:read``, as in every
+    listing (docs/security.md, 19 and 30): a key granted the shares alone gets their feedback
+    without them."""
+    if principal.allows("spikes:read"):
+        return exported
+    return [{**item, "reviewer": {name: value for name, value in (item.get("reviewer") or {}).items()
+                                  if name != "email"}} for item in exported]
