@@ -58,12 +58,13 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "users": ("GetItem",),
     },
     # Finishes share deletions a request started: what the API's deletion path does after the
-    # tombstone (its files, its spikes, its quota counters in the ledger, its items). Expires a
+    # tombstone (its files, its spikes, its quota counters in the ledger, its record; its slug's
+    # claim is rewritten as retired, kept for the owner: PutItem). Expires a
     # presigned upload never completed: its tombstone takes it from its owner's count and
     # checks that it holds no feedback (its total's counters), in one transaction.
     SHARE_DELETIONS_FUNCTION: {
         "users": ("UpdateItem",),
-        "shares": ("GetItem", "UpdateItem", "DeleteItem"),
+        "shares": ("GetItem", "PutItem", "UpdateItem", "DeleteItem"),
         "spikes": ("BatchWriteItem",),
         "ledger": ("GetItem", "UpdateItem", "BatchWriteItem", "ConditionCheckItem"),
     },

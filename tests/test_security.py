@@ -288,7 +288,7 @@ def test_a_failed_share_deletion_is_finished_by_the_retry(client, user_token, mo
     assert s3_keys(f"shares/{body['share_id']}/") == [] and s3_keys("deletions/") == []
     assert call(client, "GET", f"/spikes/{spike_id}", token=user_token)[0] == 404
     assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 404
-    # The slug is free again.
+    # The slug is free again for its owner (retired, not freed: docs/shares.md "Slugs").
     again = site(client, user_token, name="Site")
     assert again["slug"] == body["slug"]
 

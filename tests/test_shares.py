@@ -410,14 +410,16 @@ def test_a_presigned_upload_never_completed_is_removed_a_day_later(client, user_
 
     result = _run_share_job(client, at=deadline + timedelta(seconds=1))
     assert result["unfinished_uploads_expired"] == 1 and result["unfinished_uploads_failed"] == 0, result
-    assert sorted(s.pk for s in all_items(Share)) == [f"share#{live['share_id']}", "slug#live"]  # its record and slug went
+    # Its record went; its slug's claim is retired, kept for its owner.
+    assert sorted(s.pk for s in all_items(Share)) == [f"share#{live['share_id']}", f"slug#{body['slug']}", "slug#live"]
+    assert Share.get(f"slug#{body['slug']}").share_id is None
     assert s3_keys(f"uploads/{body['share_id']}/") == [] and s3_keys(f"shares/{body['share_id']}/") == []
     assert user_of("owner@example.com").active_shares == 0
     assert ledger.members(ledger.PRESIGNED_UPLOADS) == [] and ledger.members(ledger.PENDING_DELETIONS) == []
     status, error, _ = call(client, "POST", f"/shares/{body['share_id']}/complete", token=user_token)
     assert (status, error["code"]) == (404, "NOT_FOUND")
     assert nothing.items() <= _run_share_job(client, timedelta(hours=25)).items()
-    assert share_site(client, user_token, "Big Mockup")["slug"] == body["slug"]  # the slug is free again
+    assert share_site(client, user_token, "Big Mockup")["slug"] == body["slug"]  # the owner's again
 
 
 def test_a_completed_presigned_upload_is_left_alone_by_the_job(client, user_token):
@@ -562,6 +564,46 @@ def test_delete_by_slug_frees_the_slot_and_the_slug(client, user_token, env):
     again = share_site(client, user_token, "Only One")
     assert again["slug"] == "only-one" and again["share_id"] != body["share_id"]
     assert user_of("owner@example.com").active_shares == 1
+
+
+def test_a_deleted_shares_slug_stays_its_owners(client, user_token):
+    """Its old links (and the widget on saved copies of its page) must never lead to a
+    stranger's share: the slug is retired for its owner, not freed for everyone."""
+    body = share_site(client, user_token, "Launch Page")
+    assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 200
+    stranger = sign_in(client, "stranger@example.com")
+    taken = share_site(client, stranger, "Launch Page", slug="launch-page")
+    assert taken["slug"] == "launch-page-2"  # a wish, so a suffix; not the retired slug
+    assert call(client, "GET", "/s/launch-page/")[0] == 404
+    assert call(client, "GET", "/shares/launch-page", token=stranger)[0] == 404
+    assert call(client, "GET", "/shares/launch-page", token=user_token)[0] == 404
+    again = share_site(client, user_token, "Launch Page")
+    assert again["slug"] == "launch-page" and again["share_id"] != body["share_id"]
+    assert call(client, "GET", "/s/launch-page/")[0] == 200
+
+
+def test_feedback_sent_to_a_retired_slug_is_kept_under_the_bare_key(client, user_token):
+    body = share_site(client, user_token, "Gone Soon")
+    assert call(client, "DELETE", f"/shares/{body['slug']}", token=user_token)[0] == 200
+    # A reviewer's widget still open on the deleted share's page: kept, as a bare project key's.
+    status, created, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": body["slug"],
+                                                         "page": "/", "url": "https://x.example/"})
+    assert status == 201, created
+    [stored] = [s for s in all_items(Spike) if s.public_id == created["id"]]
+    assert (stored.partition, stored.share_id, stored.owner_id) == (f"key#{body['slug']}", None, None)
+
+
+def test_finishing_a_deletion_again_leaves_the_owners_new_share_on_the_slug(client, user_token):
+    from chalicelib.store import shares as share_store
+    body = share_site(client, user_token, "Twice")
+    old = Share.get(f"share#{body['share_id']}")
+    assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 200
+    again = share_site(client, user_token, "Twice")
+    assert again["slug"] == body["slug"]
+    share_store.remove(old)  # a late retry of the first deletion's last step
+    assert Share.get(f"slug#{body['slug']}").share_id == again["share_id"]
+    assert Share.get(f"share#{again['share_id']}").slug == body["slug"]
+    assert call(client, "GET", f"/s/{body['slug']}/")[0] == 200
 
 
 def test_metadata_sent_as_a_file_part_is_still_metadata(client, user_token):

@@ -333,3 +333,23 @@ def test_an_unfinished_upload_is_tombstoned_only_while_pending_and_empty(store_b
     assert ledger.members(ledger.PENDING_DELETIONS) == [pending.share_id]
     # A completion after the tombstone is refused: the share is being deleted.
     assert share_store.activate(share_store.get_by_id(pending.share_id)).status == share_store.DELETING
+
+
+def test_a_retired_slug_is_claimed_again_only_by_its_owner(store_backend):
+    """A deleted share's slug claim is retired, kept for the owner (store/shares.remove); the
+    conditions that keep it are checked by the engine, not only by moto."""
+    from chalicelib.services.shares import new_share_id
+    from chalicelib.store import post_reads
+    from chalicelib.store import shares as share_store
+    old = make_share("owner@example.com", "kept")
+    stranger = make_share("stranger@example.com", "theirs")
+    share_store.tombstone(old, old.owner_id)
+    share_store.remove(old)
+    assert share_store.resolve("kept") is None and post_reads.slug_claim("kept") is None
+    with pytest.raises(share_store.SlugTaken):
+        share_store.insert(share_store.new(new_share_id(), slug="kept", owner_id=stranger.owner_id, name="x"),
+                           stranger.owner_id, limit=None)
+    again = make_share("owner@example.com", "kept")
+    assert share_store.resolve("kept").share_id == again.share_id
+    share_store.remove(old)  # a late retry of the first deletion leaves the new claim alone
+    assert share_store.resolve("kept").share_id == again.share_id

@@ -144,13 +144,15 @@ class OwnerSharesIndex(GlobalSecondaryIndex["Share"]):
 
 class Share(_Base):
     """pk ``share#<id>`` holds the share; pk ``slug#<slug>`` claims a slug (attribute
-    ``share_id``). Slug claims carry no owner_id, so owner_index stays sparse."""
+    ``share_id``), or, once its share is deleted, keeps it for that share's owner
+    (``reserved_for``, no ``share_id``). Slug claims carry no owner_id, so owner_index stays
+    sparse."""
 
     class Meta(_Base.Meta):
         table_name = "shares"
 
     pk = UnicodeAttribute(hash_key=True)
-    share_id = UnicodeAttribute()
+    share_id = UnicodeAttribute(null=True)  # absent only on a retired slug claim
     slug = UnicodeAttribute(null=True)
     owner_id = UnicodeAttribute(null=True)
     name = UnicodeAttribute(null=True)
@@ -181,6 +183,10 @@ class Share(_Base):
     # tier, grace and cap hints), so a cold post by slug reads one item. A hint too: the post's transaction
     # checks the share itself, and the post that finds it stale rewrites it (store/post_reads.py).
     post_hint = JSONAttribute(null=True)
+    # On a retired slug claim: whose deleted share held the slug (only they may claim it again:
+    # its old links must not lead to someone else's page) and when it was retired.
+    reserved_for = UnicodeAttribute(null=True)
+    retired_at = UnicodeAttribute(null=True)
     owner_index = OwnerSharesIndex()
 
 

@@ -20,11 +20,13 @@ from chalicelib.store.transactions import Transaction, update_if
 
 
 def slug_claim(slug: str) -> Optional[Share]:
-    """The slug's claim (``share_id``, and ``post_hint`` when it has one), or None."""
+    """The slug's claim (``share_id``, and ``post_hint`` when it has one), or None when no
+    share holds the slug (none ever did, or its share was deleted and the claim retired)."""
     try:
-        return Share.get(slug_pk(slug))
+        claim = Share.get(slug_pk(slug))
     except Share.DoesNotExist:
         return None
+    return claim if claim.share_id is not None else None
 
 
 def hinted_share(claim: Share, slug: str) -> Optional[Share]:

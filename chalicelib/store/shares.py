@@ -2,13 +2,16 @@
 
 pk ``share#<share_id>`` holds a share; pk ``slug#<slug>`` claims a slug for one share (its
 ``share_id``). A share, its slug claim and its place in the owner's ``active_shares`` count are
-written and deleted together, so neither a slug nor the share limit can be raced.
+written and deleted together, so neither a slug nor the share limit can be raced. When a share
+is deleted its claim is retired, not deleted: the slug stays its owner's (``reserved_for``), so
+the share's old links, and the widget on copies of its page, never reach someone else's share.
 """
 from __future__ import annotations
 
 import re
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
+from chalicelib import clock
 from chalicelib.errors import NotFound
 from chalicelib.store import ledger, transactions
 from chalicelib.store.models import Share, User
@@ -76,6 +79,8 @@ def resolve(key: Optional[str], include_deleting: bool = False) -> Optional[Shar
             claim = Share.get(slug_pk(key))
         except Share.DoesNotExist:
             return None
+        if claim.share_id is None:
+            return None  # retired: its share was deleted
         share = get_by_id(claim.share_id)
     if share is not None and share.status == DELETING and not include_deleting:
         return None
@@ -108,9 +113,10 @@ def new(share_id: str, **fields: Any) -> Share:
 
 
 def insert(share: Share, owner_id: str, limit: Optional[int], extra: Optional[Callable[[Transaction], None]] = None) -> Share:
-    """Store the share, claim ``share.slug`` and count it against the owner's ``limit``
-    (None = unlimited), with ``extra``'s writes (the agent tier's charge), in one transaction.
-    Raises SlugTaken, ShareIdTaken, OwnerAtLimit, or ConditionFailed for ``extra``'s writes."""
+    """Store the share, claim ``share.slug`` (free, or retired from one of the owner's deleted
+    shares) and count it against the owner's ``limit`` (None = unlimited), with ``extra``'s
+    writes (the agent tier's charge), in one transaction. Raises SlugTaken, ShareIdTaken,
+    OwnerAtLimit, or ConditionFailed for ``extra``'s writes."""
     owner_condition = User.user_id.exists()
     if limit is not None:
         owner_condition &= (User.active_shares < limit) | User.active_shares.does_not_exist()
@@ -118,7 +124,7 @@ def insert(share: Share, owner_id: str, limit: Optional[int], extra: Optional[Ca
     def write(tx: Transaction) -> None:
         tx.save("share", share, condition=Share.pk.does_not_exist())
         tx.save("slug", Share(slug_pk(share.slug), share_id=share.share_id, post_hint=post_hint(share)),
-                condition=Share.pk.does_not_exist())
+                condition=Share.pk.does_not_exist() | (Share.share_id.does_not_exist() & (Share.reserved_for == owner_id)))
         tx.update("owner", User(owner_id), actions=[User.active_shares.add(1)], condition=owner_condition)
         if extra is not None:
             extra(tx)
@@ -229,13 +235,23 @@ def _tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction
 
 
 def remove(share: Share) -> None:
-    """Finish a deletion: the slug claim and the record go together (the pending mark is
-    forgotten after the last clean-up step, by the service)."""
+    """Finish a deletion: the record goes and the slug claim is retired, kept for the owner,
+    together (the pending mark is forgotten after the last clean-up step, by the service).
+    Run again after the owner has claimed the slug anew, it leaves that new claim alone."""
+    retired = Share(slug_pk(share.slug), reserved_for=share.owner_id, retired_at=clock.iso(clock.now()))
+    retire = share.slug is not None
+
     def write(tx: Transaction) -> None:
-        tx.delete("slug", Share(slug_pk(share.slug), share_id=share.share_id),
-                  condition=Share.pk.does_not_exist() | (Share.share_id == share.share_id))
+        if retire:
+            tx.save("slug", retired, condition=Share.pk.does_not_exist() | (Share.share_id == share.share_id))
         tx.delete("share", Share(share.pk, share_id=share.share_id))
-    transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
+    try:
+        transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
+    except ConditionFailed as failed:
+        if "slug" not in failed:
+            raise
+        retire = False  # the slug names another share of the owner's now (or its reservation)
+        transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
 
 
 def lock_pro_features(owner_id: str) -> int:
