@@ -9,7 +9,8 @@ running local server. ``problems(store)`` lists every broken invariant:
   says were deleted since: deleting a spike gives no quota back);
 - every user's ``active_shares`` equals the shares they own that are not being deleted;
 - no share is left half-deleted (status ``deleting`` or in the ``deletions#shares`` set), and
-  no spike, counter or slug claim belongs to a share that is gone;
+  no spike, counter or slug claim belongs to a share that is gone (a deleted share's claim is
+  retired: it names no share);
 - every object in the bucket belongs to a share that exists (no orphan files), and every file a
   visible share lists is in the bucket.
 """
@@ -139,6 +140,8 @@ def problems(store: Store, deleted_since: Optional[Dict[str, int]] = None,
     if pending:
         found.append(f"deletions never finished: {sorted(pending)}")
     for slug, share_id in store.slugs().items():
+        if share_id is None:
+            continue  # retired: its share was deleted, the slug is kept for that share's owner
         if share_id not in shares:
             found.append(f"slug {slug!r} claimed for a share that is gone ({share_id})")
     for share_id in by_share:
