@@ -508,6 +508,47 @@ def test_sign_out_everywhere_revokes_every_session_of_the_account(client):
     assert call(client, "GET", "/me", token=fresh)[0] == 200
 
 
+@pytest.fixture
+def lagging_replica(monkeypatch):
+    """DynamoDB's eventually consistent reads, at their worst: once ``freeze()`` is called,
+    every item read without ``ConsistentRead`` before it is answered as it was then, whatever
+    was written since (moto and DynamoDB Local are always consistent; DynamoDB is not)."""
+    import copy
+    import json
+    from pynamodb.connection.base import Connection
+    seen, state = {}, {"frozen": False}
+    original = Connection._make_api_call
+
+    def reading(self, operation_name, operation_kwargs):
+        if operation_name != "GetItem" or operation_kwargs.get("ConsistentRead"):
+            return original(self, operation_name, operation_kwargs)
+        key = json.dumps({k: v for k, v in operation_kwargs.items() if k != "ReturnConsumedCapacity"}, sort_keys=True)
+        if state["frozen"] and key in seen:
+            return copy.deepcopy(seen[key])
+        response = original(self, operation_name, operation_kwargs)
+        if not state["frozen"]:
+            seen[key] = copy.deepcopy(response)
+        return response
+
+    monkeypatch.setattr(Connection, "_make_api_call", reading)
+    return lambda: state.update(frozen=True)
+
+
+def test_sign_out_applies_to_the_next_request_while_replicas_lag(client, lagging_replica):
+    token, other = sign_in(client, "lag@example.com"), sign_in(client, "lag@example.com")
+    rotated = sign_in(client, "lag@example.com")
+    for session in (token, other, rotated):
+        assert call(client, "GET", "/me", token=session)[0] == 200
+    lagging_replica()
+    assert call(client, "POST", "/auth/logout", token=token)[0] == 200
+    assert call(client, "GET", "/me", token=token)[0] == 401
+    status, body, _ = call(client, "POST", "/auth/rotate-token", token=rotated)
+    assert status == 200, body
+    assert call(client, "GET", "/me", token=rotated)[0] == 401
+    assert call(client, "POST", "/auth/logout", {"everywhere": True}, token=other)[0] == 200
+    assert [call(client, "GET", "/me", token=t)[0] for t in (other, body["token"])] == [401, 401]
+
+
 def test_an_idle_session_expires_and_use_refreshes_it_without_a_write_per_request(client, env, monkeypatch):
     from chalicelib import clock
     from chalicelib.crypto import token_hash

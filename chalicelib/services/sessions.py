@@ -51,7 +51,7 @@ def authenticate(token: str, settings: Settings) -> Tuple[User, str]:
     # The TTL deletes expired items lazily (within days): check the expiry ourselves.
     if item.kind != "bearer" or (item.expires_at is not None and item.expires_at <= now):
         raise AuthFailed("This session has expired; sign in again")
-    user = accounts.get(item.user_id)
+    user = accounts.get(item.user_id, consistent=True)  # "sign out everywhere" applies at once too
     if user is None:
         raise AuthFailed()
     if int(item.session_epoch or 0) != int(user.session_epoch or 0):

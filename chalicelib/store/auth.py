@@ -181,9 +181,10 @@ def add_session(tx: Transaction, session: NewSession) -> None:
 
 
 def session(hashed_token: str) -> Optional[AuthItem]:
-    """The session item, or None (eventually consistent: sessions are read on every request)."""
+    """The session item, or None. Strongly consistent, like an API key's: a sign-out or a
+    rotation applies to the very next request, not after the replicas catch up."""
     try:
-        return AuthItem.get(_bearer_pk(hashed_token))
+        return AuthItem.get(_bearer_pk(hashed_token), consistent_read=True)
     except AuthItem.DoesNotExist:
         return None
 
