@@ -73,7 +73,7 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
 INDEX_QUERIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
     API_FUNCTION: {
         "users": ("stripe_customer_index",),
-        "shares": ("owner_index",),
+        "shares": ("owner_index", "reserved_index"),  # reserved_index: a claimed account's retired slugs
         "spikes": ("project_index", "owner_index", "feed_index", "id_index"),
         "keys": ("owner_index",),
         "deliveries": ("share_index",),

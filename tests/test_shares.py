@@ -606,6 +606,18 @@ def test_finishing_a_deletion_again_leaves_the_owners_new_share_on_the_slug(clie
     assert call(client, "GET", f"/s/{body['slug']}/")[0] == 200
 
 
+def test_a_claimed_agent_accounts_retired_slugs_are_kept_for_its_new_owner(client):
+    from tests.test_agent_signup import signup
+    key = signup(client)[1]["api_key"]
+    body = share_site(client, key, "Agent Preview")
+    assert call(client, "DELETE", f"/shares/{body['share_id']}", token=key)[0] == 200
+    human = sign_in(client, "human@example.com")
+    assert call(client, "POST", "/auth/link-key", {"api_key": key}, token=human)[0] == 200
+    stranger = sign_in(client, "stranger@example.com")
+    assert share_site(client, stranger, "Agent Preview")["slug"] == "agent-preview-2"
+    assert share_site(client, human, "Agent Preview")["slug"] == "agent-preview"
+
+
 def test_metadata_sent_as_a_file_part_is_still_metadata(client, user_token):
     content_type, body = multipart([("metadata", "meta.json", b'{"name": "From File"}'), ("files", "index.html", INDEX)])
     status, created, _ = call(client, "POST", "/shares", token=user_token, raw=body,

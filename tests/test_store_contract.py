@@ -353,3 +353,13 @@ def test_a_retired_slug_is_claimed_again_only_by_its_owner(store_backend):
     assert share_store.resolve("kept").share_id == again.share_id
     share_store.remove(old)  # a late retry of the first deletion leaves the new claim alone
     assert share_store.resolve("kept").share_id == again.share_id
+
+    # The owner's retired slugs are found by owner (no scan) and move with a claimed account.
+    gone = make_share("owner@example.com", "gone")
+    share_store.remove(gone)
+    assert list(share_store.reserved_for(old.owner_id)) == ["gone"]
+    assert share_store.move_reservation("gone", old.owner_id, stranger.owner_id)
+    assert not share_store.move_reservation("gone", old.owner_id, stranger.owner_id)  # moved already
+    assert not share_store.move_reservation("kept", old.owner_id, stranger.owner_id)  # a live share's
+    assert list(share_store.reserved_for(old.owner_id)) == []
+    assert list(share_store.reserved_for(stranger.owner_id)) == ["gone"]

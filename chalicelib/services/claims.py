@@ -28,8 +28,8 @@ class Claimed:
 
 
 def claim(user: User, raw: str, settings: Settings) -> Claimed:
-    """Link a key-only account (an agent's self-signup) to a signed-in user: its keys, shares
-    and spikes become the user's. Holding a ``full`` key proves the right to claim it: the
+    """Link a key-only account (an agent's self-signup) to a signed-in user: its keys, shares,
+    spikes and the slugs of its deleted shares become the user's. Holding a ``full`` key proves the right to claim it: the
     claim hands over everything, so a key granted less (``read``, one resource) cannot.
 
     Resumable and idempotent: the account is marked ``merged_into`` first (a key of a marked
@@ -49,6 +49,9 @@ def claim(user: User, raw: str, settings: Settings) -> Claimed:
     moved_shares = sum(share_store.move_to_owner(share, owner.user_id, user.user_id)
                        for share in share_store.owned_by(owner.user_id))
     moved_spikes = spike_store.move_to_owner(owner.user_id, user.user_id)
+    # Its deleted shares' slugs, kept for it, are kept for the new owner (docs/shares.md "Slugs").
+    for slug in list(share_store.reserved_for(owner.user_id)):
+        share_store.move_reservation(slug, owner.user_id, user.user_id)
     keys = [k for k in key_store.owned_by(owner.user_id) if k.key_id != key.key_id] + [key]
     for item in keys:  # the presented key last: until it moves, a retry can finish the claim
         key_store.move_to_owner(item, owner.user_id, user.user_id)

@@ -142,6 +142,17 @@ class OwnerSharesIndex(GlobalSecondaryIndex["Share"]):
     created_at = UnicodeAttribute(range_key=True)
 
 
+class ReservedSlugsIndex(GlobalSecondaryIndex["Share"]):
+    """The slugs retired for an owner (sparse: only retired slug claims have ``reserved_for``),
+    so they move with a claimed account and can be released with it, without a scan."""
+    class Meta:
+        index_name = "reserved_index"
+        projection = KeysOnlyProjection()
+
+    reserved_for = UnicodeAttribute(hash_key=True)
+    retired_at = UnicodeAttribute(range_key=True)
+
+
 class Share(_Base):
     """pk ``share#<id>`` holds the share; pk ``slug#<slug>`` claims a slug (attribute
     ``share_id``), or, once its share is deleted, keeps it for that share's owner
@@ -188,6 +199,7 @@ class Share(_Base):
     reserved_for = UnicodeAttribute(null=True)
     retired_at = UnicodeAttribute(null=True)
     owner_index = OwnerSharesIndex()
+    reserved_index = ReservedSlugsIndex()
 
 
 # --- spikes ----------------------------------------------------------------------------------
