@@ -29,8 +29,9 @@ class Claimed:
 
 def claim(user: User, raw: str, settings: Settings) -> Claimed:
     """Link a key-only account (an agent's self-signup) to a signed-in user: its keys, shares,
-    spikes and the slugs of its deleted shares become the user's. Holding a ``full`` key proves the right to claim it: the
-    claim hands over everything, so a key granted less (``read``, one resource) cannot.
+    spikes and the slugs of its deleted shares become the user's. Holding a ``full`` key
+    proves the right to claim it: the claim hands over everything, so a key granted less
+    (``read``, one resource) cannot.
 
     Resumable and idempotent: the account is marked ``merged_into`` first (a key of a marked
     account authenticates as the new owner from then on), shares and spikes move with writes

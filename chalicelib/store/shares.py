@@ -121,10 +121,12 @@ def insert(share: Share, owner_id: str, limit: Optional[int], extra: Optional[Ca
     if limit is not None:
         owner_condition &= (User.active_shares < limit) | User.active_shares.does_not_exist()
 
+    slug_free = Share.pk.does_not_exist() | (Share.share_id.does_not_exist() & (Share.reserved_for == owner_id))
+
     def write(tx: Transaction) -> None:
         tx.save("share", share, condition=Share.pk.does_not_exist())
         tx.save("slug", Share(slug_pk(share.slug), share_id=share.share_id, post_hint=post_hint(share)),
-                condition=Share.pk.does_not_exist() | (Share.share_id.does_not_exist() & (Share.reserved_for == owner_id)))
+                condition=slug_free)
         tx.update("owner", User(owner_id), actions=[User.active_shares.add(1)], condition=owner_condition)
         if extra is not None:
             extra(tx)
@@ -238,12 +240,12 @@ def remove(share: Share) -> None:
     """Finish a deletion: the record goes and the slug claim is retired, kept for the owner,
     together (the pending mark is forgotten after the last clean-up step, by the service).
     Run again after the owner has claimed the slug anew, it leaves that new claim alone."""
-    retired = Share(slug_pk(share.slug), reserved_for=share.owner_id, retired_at=clock.iso(clock.now()))
     retire = share.slug is not None
 
     def write(tx: Transaction) -> None:
         if retire:
-            tx.save("slug", retired, condition=Share.pk.does_not_exist() | (Share.share_id == share.share_id))
+            tx.save("slug", Share(slug_pk(share.slug), reserved_for=share.owner_id, retired_at=clock.iso(clock.now())),
+                    condition=Share.pk.does_not_exist() | (Share.share_id == share.share_id))
         tx.delete("share", Share(share.pk, share_id=share.share_id))
     try:
         transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
