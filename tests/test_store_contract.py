@@ -339,7 +339,7 @@ def test_a_retired_slug_is_claimed_again_only_by_its_owner(store_backend):
     """A deleted share's slug claim is retired, kept for the owner (store/shares.remove); the
     conditions that keep it are checked by the engine, not only by moto."""
     from chalicelib.services.shares import new_share_id
-    from chalicelib.store import post_reads
+    from chalicelib.store import post_reads, reserved_slugs
     from chalicelib.store import shares as share_store
     old = make_share("owner@example.com", "kept")
     stranger = make_share("stranger@example.com", "theirs")
@@ -357,9 +357,9 @@ def test_a_retired_slug_is_claimed_again_only_by_its_owner(store_backend):
     # The owner's retired slugs are found by owner (no scan) and move with a claimed account.
     gone = make_share("owner@example.com", "gone")
     share_store.remove(gone)
-    assert list(share_store.reserved_for(old.owner_id)) == ["gone"]
-    assert share_store.move_reservation("gone", old.owner_id, stranger.owner_id)
-    assert not share_store.move_reservation("gone", old.owner_id, stranger.owner_id)  # moved already
-    assert not share_store.move_reservation("kept", old.owner_id, stranger.owner_id)  # a live share's
-    assert list(share_store.reserved_for(old.owner_id)) == []
-    assert list(share_store.reserved_for(stranger.owner_id)) == ["gone"]
+    assert list(reserved_slugs.reserved_for(old.owner_id)) == ["gone"]
+    assert reserved_slugs.move_reservation("gone", old.owner_id, stranger.owner_id)
+    assert not reserved_slugs.move_reservation("gone", old.owner_id, stranger.owner_id)  # moved already
+    assert not reserved_slugs.move_reservation("kept", old.owner_id, stranger.owner_id)  # a live share's
+    assert list(reserved_slugs.reserved_for(old.owner_id)) == []
+    assert list(reserved_slugs.reserved_for(stranger.owner_id)) == ["gone"]

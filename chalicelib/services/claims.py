@@ -12,6 +12,7 @@ from chalicelib.services.scopes import FULL, expand
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import apikeys as key_store
+from chalicelib.store import reserved_slugs
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import ApiKey, User
@@ -51,8 +52,8 @@ def claim(user: User, raw: str, settings: Settings) -> Claimed:
                        for share in share_store.owned_by(owner.user_id))
     moved_spikes = spike_store.move_to_owner(owner.user_id, user.user_id)
     # Its deleted shares' slugs, kept for it, are kept for the new owner (docs/shares.md "Slugs").
-    for slug in list(share_store.reserved_for(owner.user_id)):
-        share_store.move_reservation(slug, owner.user_id, user.user_id)
+    for slug in list(reserved_slugs.reserved_for(owner.user_id)):
+        reserved_slugs.move_reservation(slug, owner.user_id, user.user_id)
     keys = [k for k in key_store.owned_by(owner.user_id) if k.key_id != key.key_id] + [key]
     for item in keys:  # the presented key last: until it moves, a retry can finish the claim
         key_store.move_to_owner(item, owner.user_id, user.user_id)

@@ -286,20 +286,7 @@ def unlock_pro_features(owner_id: str) -> int:
     return changed
 
 
-def reserved_for(owner_id: str) -> Iterator[str]:
-    """The slugs retired for ``owner_id`` (their deleted shares' slugs), oldest first."""
-    for claim in Share.reserved_index.query(owner_id):
-        yield claim.pk[len("slug#"):]
-
-
 # --- claiming a key-only account: its shares change owner -------------------------------------
-
-def move_reservation(slug: str, old_owner: str, new_owner: str) -> bool:
-    """A retired slug kept for ``old_owner`` is kept for ``new_owner`` instead. False when it
-    is not ``old_owner``'s any more (moved already, or claimed again by a new share)."""
-    return update_if(Share(slug_pk(slug)), [Share.reserved_for.set(new_owner)],
-                     Share.share_id.does_not_exist() & (Share.reserved_for == old_owner))
-
 
 def move_to_owner(share: Share, old_owner: str, new_owner: str) -> bool:
     """The share and its place in both owners' share counts, in one transaction. False when it
