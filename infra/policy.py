@@ -41,7 +41,8 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "outbox": ("UpdateItem",),  # an agent-tier usage event, in the transaction of what it bills
     },
     QUOTA_RESET_FUNCTION: {
-        "users": ("Scan", "UpdateItem"),
+        # ConditionCheckItem: locking a share checks, in its transaction, that its owner still does not pay.
+        "users": ("Scan", "UpdateItem", "ConditionCheckItem"),
         "shares": ("UpdateItem",),
         "ledger": ("GetItem", "PutItem", "UpdateItem"),
     },

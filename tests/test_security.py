@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from chalicelib import clock
+from chalicelib.services import quotas
 from tests.conftest import call, sign_in
 from tests.test_serving import access_root, get, protected, site
 
@@ -227,7 +229,8 @@ def test_when_pro_ends_a_protected_share_is_locked_not_public(client, user_token
     body = protected(client, user_token)
     _feedback(client, body)
     User(user_of("owner@example.com").user_id).update(actions=[User.tier.set("free")])
-    assert shares_service.lock_pro_features(user_of("owner@example.com").user_id) == 1
+    owner_id = user_of("owner@example.com").user_id
+    assert shares_service.lock_pro_features(owner_id, quotas.while_paid(owner_id, clock.epoch(), paid=False)) == 1
     # Nobody can open it, with or without the password; its feedback stays private.
     for path in ("/", "/?pw=open%20sesame", "/css/site.css"):
         status, page, _ = get(client, f"/s/{body['slug']}{path}")
@@ -240,7 +243,7 @@ def test_when_pro_ends_a_protected_share_is_locked_not_public(client, user_token
     assert call(client, "GET", f"/spikes?project={body['slug']}", token=user_token)[0] == 200
     # Re-subscribing restores it as it was, password included.
     User(user_of("owner@example.com").user_id).update(actions=[User.tier.set("pro")])
-    assert shares_service.unlock_pro_features(user_of("owner@example.com").user_id) == 1
+    assert shares_service.unlock_pro_features(owner_id, quotas.while_paid(owner_id, clock.epoch())) == 1
     assert get(client, f"/s/{body['slug']}/", {"Accept": "text/html"})[0] == 401
     assert get(client, f"/s/{body['slug']}/?pw=open%20sesame")[0] == 200
 
@@ -251,7 +254,8 @@ def test_a_locked_share_opens_when_its_owner_removes_the_password(client, user_t
     from tests.test_shares import user_of
     body = protected(client, user_token)
     User(user_of("owner@example.com").user_id).update(actions=[User.tier.set("free")])
-    shares_service.lock_pro_features(user_of("owner@example.com").user_id)
+    owner_id = user_of("owner@example.com").user_id
+    shares_service.lock_pro_features(owner_id, quotas.while_paid(owner_id, clock.epoch(), paid=False))
     status, data, _ = call(client, "PATCH", f"/shares/{body['share_id']}", {"password": ""}, token=user_token)
     assert status == 200, data
     assert get(client, f"/s/{body['slug']}/")[0] == 200
@@ -550,7 +554,6 @@ def test_sign_out_applies_to_the_next_request_while_replicas_lag(client, lagging
 
 
 def test_an_idle_session_expires_and_use_refreshes_it_without_a_write_per_request(client, env, monkeypatch):
-    from chalicelib import clock
     from chalicelib.crypto import token_hash
     from chalicelib.store import auth as auth_store
     from chalicelib.store.models import AuthItem

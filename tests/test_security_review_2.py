@@ -6,7 +6,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from chalicelib import clock
 from chalicelib.services import outbound_webhooks as ow
+from chalicelib.services import quotas
 from chalicelib.store.models import Share, User
 from tests.conftest import call, sign_in
 from tests.test_agent_signup import signup
@@ -139,7 +141,8 @@ def test_every_refusal_under_a_share_path_carries_the_sandbox_headers(client, us
         assert headers.get("Content-Security-Policy", "").startswith("sandbox"), path
         assert headers.get("X-Content-Type-Options") == "nosniff", path
     UserModel(user_of("owner@example.com").user_id).update(actions=[UserModel.tier.set("free")])
-    share_store.lock_pro_features(user_of("owner@example.com").user_id)
+    owner_id = user_of("owner@example.com").user_id
+    share_store.lock_pro_features(owner_id, quotas.while_paid(owner_id, clock.epoch(), paid=False))
     status, _, headers = get(client, f"/s/{locked['slug']}/")
     assert status == 403 and headers.get("Content-Security-Policy", "").startswith("sandbox")
 

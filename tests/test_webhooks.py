@@ -189,7 +189,7 @@ def test_downgrade_interrupted_before_stripping_is_finished_by_the_retry(hooks, 
     make_pro_share()
     real_strip = share_store.lock_pro_features
 
-    def crash(_owner_id):
+    def crash(*_args):
         raise RuntimeError("Lambda died here")
     monkeypatch.setattr(share_store, "lock_pro_features", crash)
     ended = event("customer.subscription.deleted", subscription("canceled", UID), NOW)
@@ -200,6 +200,43 @@ def test_downgrade_interrupted_before_stripping_is_finished_by_the_retry(hooks, 
     monkeypatch.setattr(share_store, "lock_pro_features", real_strip)
     status, body, _ = deliver(hooks, ended)
     assert status == 200 and body["outcome"] == "duplicate"
+    assert Share.get("share#sh_abcdefghijkl").status == "locked"
+
+
+def test_a_payment_landing_while_a_downgrade_locks_shares_stops_the_locking(hooks, monkeypatch):
+    """The downgrade reads the stored state (free), then locks share by share; an upgrade
+    handled in between (another function) must not leave a paying customer's protected share
+    locked and its webhook URL gone. Each share's lock checks, in its transaction, that the
+    owner still does not pay."""
+    deliver(hooks, event("customer.subscription.created", subscription("active", UID), NOW - 100))
+    make_pro_share()
+    real_lock = share_store.lock_pro_features
+
+    def upgrade_lands_first(owner_id, while_unpaid):
+        # What the upgrade's handler wrote meanwhile (its reopening found nothing locked yet).
+        User(owner_id).update(actions=[User.tier.set("pro")])
+        return real_lock(owner_id, while_unpaid)
+    monkeypatch.setattr(share_store, "lock_pro_features", upgrade_lands_first)
+    status, body, _ = deliver(hooks, event("customer.subscription.deleted", subscription("canceled", UID), NOW))
+    assert status == 200, body
+    share = Share.get("share#sh_abcdefghijkl")
+    assert (share.status, share.webhook_url) == ("active", "https://hooks.example/x")
+
+
+def test_a_cancellation_landing_while_an_upgrade_reopens_shares_stops_the_reopening(hooks, monkeypatch):
+    deliver(hooks, event("customer.subscription.created", subscription("active", UID), NOW - 100))
+    make_pro_share()
+    deliver(hooks, event("customer.subscription.deleted", subscription("canceled", UID), NOW - 50))
+    assert Share.get("share#sh_abcdefghijkl").status == "locked"
+    real_unlock = share_store.unlock_pro_features
+
+    def cancellation_lands_first(owner_id, while_paid):
+        User(owner_id).update(actions=[User.tier.set("free")])
+        return real_unlock(owner_id, while_paid)
+    monkeypatch.setattr(share_store, "unlock_pro_features", cancellation_lands_first)
+    status, body, _ = deliver(hooks, event("customer.subscription.created",
+                                           subscription("active", UID, sub_id="sub_again"), NOW))
+    assert status == 200, body
     assert Share.get("share#sh_abcdefghijkl").status == "locked"
 
 

@@ -75,7 +75,8 @@ def persist_grace_expiry(user: User, now: datetime) -> Dict[str, int]:
             return result
         result["downgraded"] = 1
     if user.tier == quotas.FREE:
-        result["shares_stripped"] = share_store.lock_pro_features(user.user_id)
+        result["shares_stripped"] = share_store.lock_pro_features(
+            user.user_id, quotas.while_paid(user.user_id, now_ts, paid=False))
         account_store.clear_grace(user, observed)
     return result
 

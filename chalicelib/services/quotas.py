@@ -7,11 +7,13 @@ repeated or missed run cannot let a share exceed its limit or lose its allowance
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 from chalicelib import clock
 from chalicelib.settings import Settings
+from chalicelib.store import accounts as account_store
 from chalicelib.store.models import User
+from chalicelib.store.transactions import Transaction
 
 PRO = "pro"
 FREE = "free"
@@ -37,6 +39,13 @@ def effective_tier(user: User, now: Optional[float] = None) -> str:
 def has_paid_features(tier: str) -> bool:
     """Password-protected shares and webhooks: both paid tiers have them."""
     return tier in PAID_TIERS
+
+
+def while_paid(user_id: str, now: float, paid: bool = True) -> Callable[[Transaction], None]:
+    """A transaction's check that the user's stored state gives (``paid`` False: does not give)
+    a paid tier at ``now``, as ``effective_tier`` reads it: what locking and reopening a user's
+    protected shares are conditioned on, so a payment or a cancellation meanwhile stops them."""
+    return lambda tx: account_store.check_paid(tx, user_id, PAID_TIERS, now, paid)
 
 
 def limits_for(settings: Settings, tier: str) -> Limits:

@@ -174,7 +174,7 @@ def _finish_downgrade(user_id: str, now: float) -> int:
         return 0
     if quotas.effective_tier(user, now) != quotas.FREE:
         return 0
-    return share_store.lock_pro_features(user_id)
+    return share_store.lock_pro_features(user_id, quotas.while_paid(user_id, now, paid=False))
 
 
 def _finish_upgrade(user_id: str, now: float) -> int:
@@ -184,7 +184,7 @@ def _finish_upgrade(user_id: str, now: float) -> int:
     user = account_store.get(user_id, consistent=True)
     if user is None or not quotas.has_paid_features(quotas.effective_tier(user, now)):
         return 0
-    return share_store.unlock_pro_features(user_id)
+    return share_store.unlock_pro_features(user_id, quotas.while_paid(user_id, now))
 
 
 def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:

@@ -82,6 +82,14 @@ def check_unchanged(tx: Transaction, user_id: str, exists: bool, tier: Optional[
     tx.check("guard:owner", User, user_id, condition)
 
 
+def check_paid(tx: Transaction, user_id: str, paid_tiers: Tuple[str, ...], now: float, paid: bool) -> None:
+    """In a transaction, a condition check (``owner``) that the user's stored state gives (or,
+    ``paid`` False, does not give) a paid tier at ``now``: one of ``paid_tiers`` whose grace
+    period, if it has one, has not ended. A user that does not exist is not paid."""
+    has_paid = User.tier.is_in(*paid_tiers) & (User.grace_until.does_not_exist() | (User.grace_until > now))
+    tx.check("owner", User, user_id, has_paid if paid else ~has_paid)
+
+
 # --- billing ---------------------------------------------------------------------------------
 
 def by_customer(customer_id: str) -> Optional[User]:

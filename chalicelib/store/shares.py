@@ -256,33 +256,45 @@ def remove(share: Share) -> None:
         transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
 
 
-def lock_pro_features(owner_id: str) -> int:
+def lock_pro_features(owner_id: str, while_unpaid: Callable[[Transaction], None]) -> int:
     """When Pro ends: lock the owner's password-protected shares (they answer as unavailable;
     the password is kept, so re-subscribing restores them as they were) and drop webhook
-    URLs. A protected share never silently becomes public. Deletes nothing. Returns how many
-    shares changed. Idempotent."""
+    URLs. A protected share never silently becomes public. Deletes nothing. Each share changes
+    in a transaction with ``while_unpaid``'s check of the owner (``owner``): a payment that
+    lands meanwhile stops it. Returns how many shares changed. Idempotent."""
+    return _change_pro_features(owner_id, while_unpaid, lock=True)
+
+
+def unlock_pro_features(owner_id: str, while_paid: Callable[[Transaction], None]) -> int:
+    """When Pro starts (again): locked shares open again, with their passwords, each only
+    while ``while_paid``'s check of the owner holds (a cancellation meanwhile stops it)."""
+    return _change_pro_features(owner_id, while_paid, lock=False)
+
+
+def _change_pro_features(owner_id: str, owner_check: Callable[[Transaction], None], lock: bool) -> int:
     changed = 0
     for share in Share.owner_index.query(owner_id):
         actions: List[Any] = []
-        if share.password_hash and share.status == ACTIVE:
+        if lock and share.password_hash and share.status == ACTIVE:
             actions.append(Share.status.set(LOCKED))
-        if share.webhook_url is not None:
+        if lock and share.webhook_url is not None:
             actions.append(Share.webhook_url.remove())
+        if not lock and share.status == LOCKED:
+            actions.append(Share.status.set(ACTIVE))
         if not actions:
             continue
-        if not update_if(share, actions, Share.owner_id == owner_id):
-            continue  # deleted meanwhile
+        condition = (Share.owner_id == owner_id) if lock else (Share.status == LOCKED)
+
+        def write(tx: Transaction) -> None:
+            tx.update("share", share, actions=actions, condition=condition)
+            owner_check(tx)
+        try:
+            transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
+        except ConditionFailed as failed:
+            if "owner" in failed:
+                return changed  # the owner's tier changed meanwhile: its own handler takes over
+            continue  # deleted, moved or changed meanwhile
         changed += 1
-    return changed
-
-
-def unlock_pro_features(owner_id: str) -> int:
-    """When Pro starts (again): locked shares open again, with their passwords."""
-    changed = 0
-    for share in Share.owner_index.query(owner_id):
-        if share.status != LOCKED:
-            continue
-        changed += update_if(share, [Share.status.set(ACTIVE)], Share.status == LOCKED)
     return changed
 
 
