@@ -321,6 +321,31 @@ def test_the_scheduled_job_finishes_an_abandoned_deletion(client, user_token, mo
                                                                             **NO_ABANDONED_UPLOADS}
 
 
+def test_deletions_that_keep_failing_do_not_starve_the_others(aws, monkeypatch):
+    """The job finishes at most 100 pending deletions a run; with more pending, 100 that fail
+    every time (sorted first) must not keep the rest from ever being reached."""
+    from chalicelib import deps
+    from chalicelib.services import share_cleanup
+    from chalicelib.store import ledger
+    from chalicelib.store import shares as share_store
+    stuck = [f"sh_a{n:011d}" for n in range(100)]
+    finishable = [f"sh_b{n:011d}" for n in range(50)]  # already removed: the job only forgets them
+    for share_id in stuck + finishable:
+        ledger.remember(ledger.PENDING_DELETIONS, share_id)
+    real_get = share_store.get_by_id
+
+    def get_by_id(share_id, consistent=False):
+        if share_id in stuck:
+            raise RuntimeError("this one fails every time")
+        return real_get(share_id, consistent)
+    monkeypatch.setattr(share_store, "get_by_id", get_by_id)
+    slot = share_cleanup.RUN_INTERVAL_SECONDS
+    results = [share_cleanup.finish_pending_deletions(deps.share_files(), now=1_800_000_000 + run * slot)
+               for run in range(3)]
+    assert ledger.members(ledger.PENDING_DELETIONS) == stuck, results
+    assert all(result["failed"] + result["finished"] <= 100 for result in results)
+
+
 def test_the_files_of_an_upload_whose_function_died_are_removed_by_the_job(client, user_token, monkeypatch):
     """A direct upload that dies between its files and its share record leaves files no share
     owns; the share_deletions job removes them once no function could still be storing it."""

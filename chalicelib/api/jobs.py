@@ -37,7 +37,7 @@ def share_deletions(event: Any) -> Dict[str, Any]:
     settings = deps.settings()
     files = deps.share_files()
     now = clock.epoch()
-    return {**share_cleanup.finish_pending_deletions(files), **share_cleanup.finish_abandoned_uploads(files, now),
+    return {**share_cleanup.finish_pending_deletions(files, now), **share_cleanup.finish_abandoned_uploads(files, now),
             **share_cleanup.expire_unfinished_uploads(files, now, settings.presign_ttl_seconds)}
 
 

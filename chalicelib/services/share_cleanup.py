@@ -18,11 +18,18 @@ from chalicelib.store.shares import DELETING, PENDING
 log = get_logger("spikes.share_cleanup")
 
 
-def finish_pending_deletions(share_files: ShareFiles, limit: int = 100) -> Dict[str, int]:
-    """The scheduled job: finish deletions that a request started and could not complete."""
+# The share_deletions job runs every 15 minutes (api/jobs.py).
+RUN_INTERVAL_SECONDS = 15 * 60
+
+
+def finish_pending_deletions(share_files: ShareFiles, now: float, limit: int = 100) -> Dict[str, int]:
+    """The scheduled job: finish deletions that a request started and could not complete, at
+    most ``limit`` a run. When more are pending, each run's window starts ``limit`` further on
+    (by the run's slot of the clock), so deletions that keep failing cannot starve the rest."""
     pending = ledger.members(ledger.PENDING_DELETIONS)
+    start = (int(now // RUN_INTERVAL_SECONDS) * limit) % len(pending) if len(pending) > limit else 0
     finished = failed = 0
-    for share_id in pending[:limit]:
+    for share_id in (pending[start:] + pending[:start])[:limit]:
         try:
             share = share_store.get_by_id(share_id)
             if share is None or share.status != DELETING:
