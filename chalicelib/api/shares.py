@@ -24,6 +24,7 @@ presigned_uploads = lazy_import("chalicelib.services.presigned_uploads")
 ratelimit = lazy_import("chalicelib.services.ratelimit")
 share_links = lazy_import("chalicelib.services.share_links")
 shares = lazy_import("chalicelib.services.shares")
+spikes = lazy_import("chalicelib.services.spikes")
 uploads = lazy_import("chalicelib.services.uploads")
 
 bp = Blueprint(__name__)
@@ -151,10 +152,10 @@ def delete_share(key: str):
 
 
 def _exported_for(principal: "Principal", exported: list) -> list:
-    """Reviewers' e-mail addresses go only to a credential holding ``spikes:read``, as in every
-    listing (docs/security.md, 19 and 30): a key granted the shares alone gets their feedback
-    without them."""
-    if principal.allows("spikes:read"):
+    """The caller's own share's feedback, with reviewers' e-mail addresses only where every
+    listing shows them (``spikes.shows_reviewer_emails``: docs/security.md, 19 and 30): a key
+    granted the shares alone gets their feedback without them."""
+    if spikes.shows_reviewer_emails(principal, principal.user_id):
         return exported
     return [{**item, "reviewer": {name: value for name, value in (item.get("reviewer") or {}).items()
                                   if name != "email"}} for item in exported]

@@ -125,7 +125,7 @@ def _scope(request, params: dict) -> Tuple[spikes.Scope, bool]:
                 deps.settings(), share, principal,
                 password=request.headers.get("x-share-password") or params.get("password"),
                 client_ip=inputs.client_ip(request))
-        return spikes.project_scope(project, share), spikes.shows_reviewer_emails(principal, share)
+        return spikes.project_scope(project, share), spikes.shows_reviewer_emails(principal, share.owner_id if share else None)
     if principal is not None:
         principal.require("spikes:read")
     return spikes.scope_for(None, principal), True

@@ -214,16 +214,17 @@ def share_of(project_key: str) -> Optional[Share]:
     return targets.for_read(project_key).share
 
 
-def shows_reviewer_emails(principal: Optional[Principal], share: Optional[Share]) -> bool:
-    """Whether a listing by project key shows the e-mail addresses reviewers gave: only to the
-    admin and the share's owner. Anyone who has a share's page has its id, and so its public
-    feedback listing; the addresses in it are for the owner (a key of theirs with
-    ``spikes:read``), not for every visitor."""
+def shows_reviewer_emails(principal: Optional[Principal], owner_id: Optional[str]) -> bool:
+    """Whether feedback owned by ``owner_id`` (a share's owner; None: nobody's) is shown with
+    the e-mail addresses reviewers gave: only to the admin and the owner. Anyone who has a
+    share's page has its id, and so its public feedback listing; the addresses in it are for
+    the owner (a key of theirs with ``spikes:read``), not for every visitor. The same rule
+    holds for the owner's exports (``GET``/``DELETE /shares/{key}``)."""
     if principal is None:
         return False
     if principal.is_admin:
         return True
-    owner = share is not None and principal.user_id is not None and principal.user_id == share.owner_id
+    owner = owner_id is not None and principal.user_id is not None and principal.user_id == owner_id
     # An owner's key shows them only with spikes:read: a key granted usage or keys only, say,
     # reads the public listing as anyone does.
     return owner and principal.allows("spikes:read")

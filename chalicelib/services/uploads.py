@@ -81,8 +81,8 @@ def check_served_sizes(files: List[Tuple[str, int, str]], max_served_bytes: int)
     handed out by S3, which cannot sandbox them. ``files``: (path, size, content type)."""
     for path, size, content_type in files:
         if is_active_document(content_type) and size > max_served_bytes:
-            raise SizeLimit(max_served_bytes, f"{path}: HTML and XML files (SVG, RSS, XSL, ...) are limited to {max_served_bytes} "
-                                              "bytes (larger ones could not be served sandboxed)")
+            raise SizeLimit(max_served_bytes, f"{path}: HTML and XML files (SVG, RSS, XSL, ...) are limited to "
+                                              f"{max_served_bytes} bytes (larger ones could not be served sandboxed)")
 
 
 def is_text(content_type: str) -> bool:
