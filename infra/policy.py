@@ -38,7 +38,9 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "ledger": ("GetItem", "PutItem", "UpdateItem", "BatchGetItem", "BatchWriteItem", "ConditionCheckItem"),
         "keys": ("GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"),
         "deliveries": ("GetItem", "PutItem", "UpdateItem"),
-        "outbox": ("UpdateItem",),  # an agent-tier usage event, in the transaction of what it bills
+        # An agent-tier usage event, in the transaction of what it bills; a presigned upload's
+        # held one is read, and released (moved) at completion or dropped by a deletion.
+        "outbox": ("GetItem", "UpdateItem", "DeleteItem"),
     },
     QUOTA_RESET_FUNCTION: {
         # ConditionCheckItem: locking a share checks, in its transaction, that its owner still does not pay.
@@ -62,12 +64,15 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     # tombstone (its files, its spikes, its quota counters in the ledger, its record; its slug's
     # claim is rewritten as retired, kept for the owner: PutItem). Expires a
     # presigned upload never completed: its tombstone takes it from its owner's count and
-    # checks that it holds no feedback (its total's counters), in one transaction.
+    # checks that it holds no feedback (its total's counters), in one transaction. On the agent
+    # tier the upload's held charge (outbox) is dropped with that tombstone and given back in the
+    # ledger, or released (moved to a reporting queue) with a check that the kept share is pending.
     SHARE_DELETIONS_FUNCTION: {
         "users": ("UpdateItem",),
-        "shares": ("GetItem", "PutItem", "UpdateItem", "DeleteItem"),
+        "shares": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
         "spikes": ("BatchWriteItem",),
         "ledger": ("GetItem", "UpdateItem", "BatchWriteItem", "ConditionCheckItem"),
+        "outbox": ("GetItem", "UpdateItem", "DeleteItem"),
     },
 }
 # Function -> logical table -> indexes it queries.

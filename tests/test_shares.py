@@ -457,9 +457,9 @@ def test_a_completion_racing_the_expiry_is_refused_not_half_deleted(client, user
     requests.put(body["uploads"][0]["url"], data=INDEX, headers=body["uploads"][0]["headers"], timeout=10)
     real_activate = share_store.activate
 
-    def expired_just_before(share, locked=False):  # the job's tombstone lands between publish and activate
+    def expired_just_before(share, locked=False, also=None):  # the job's tombstone lands between publish and activate
         share_store.tombstone_unfinished(share_store.get_by_id(share.share_id))
-        return real_activate(share, locked)
+        return real_activate(share, locked, also)
     share_store.activate = expired_just_before
     try:
         status, error, _ = call(client, "POST", f"/shares/{body['share_id']}/complete", token=user_token)

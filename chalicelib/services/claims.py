@@ -12,7 +12,7 @@ from chalicelib.services.scopes import FULL, expand
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import apikeys as key_store
-from chalicelib.store import reserved_slugs
+from chalicelib.store import reserved_slugs, share_moves
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import ApiKey, User
@@ -48,7 +48,7 @@ def claim(user: User, raw: str, settings: Settings) -> Claimed:
         raise Conflict("This key belongs to an account that is not key-only; it cannot be claimed")
     if not account_store.mark_merged(owner, user.user_id):
         raise Conflict("This account was claimed by someone else meanwhile")
-    moved_shares = sum(share_store.move_to_owner(share, owner.user_id, user.user_id)
+    moved_shares = sum(share_moves.move_to_owner(share, owner.user_id, user.user_id)
                        for share in share_store.owned_by(owner.user_id))
     moved_spikes = spike_store.move_to_owner(owner.user_id, user.user_id)
     # Its deleted shares' slugs, kept for it, are kept for the new owner (docs/shares.md "Slugs").

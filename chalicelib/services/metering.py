@@ -14,7 +14,7 @@ cap that would be passed cancels the transaction (429 BUDGET_EXCEEDED) before an
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Dict, Optional
 
@@ -23,7 +23,7 @@ from chalicelib.errors import BudgetExceeded
 from chalicelib.services import quotas
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import charges, meter_events
+from chalicelib.store import charges, held_charges, meter_events
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import ApiKey, LedgerItem, Share, User
 from chalicelib.store.transactions import ConditionFailed, Transaction
@@ -44,6 +44,9 @@ class Charge:
     event_name: str
     timestamp: int
     period: str
+    # A presigned upload's share: its event is held until the upload completes and dropped
+    # (the charge given back) if it never does (store/held_charges.py).
+    held: bool = False
 
     @property
     def period_ends(self) -> str:
@@ -124,9 +127,16 @@ def add_key_use(tx: Transaction, key: Optional[ApiKey], kind: str, charge: Optio
                          cost_limit(key_cap(key, charge)), now)
 
 
-def add_event(tx: Transaction, charge: Optional[Charge]) -> None:
-    """The usage event for Stripe ("event"), created in the transaction that stores what it bills."""
-    if charge is not None:
+def add_event(tx: Transaction, charge: Optional[Charge], key: Optional[ApiKey] = None) -> None:
+    """The usage event for Stripe ("event"), created in the transaction that stores what it
+    bills; a held charge's event with what it charged ``key``, to give back if it is dropped."""
+    if charge is None:
+        return
+    if charge.held:
+        key_cost = charge.cost if key is not None and key.user_id == charge.user_id else 0
+        held_charges.hold(tx, charge.identifier, charge.event_name, charge.user_id, charge.customer_id,
+                          charge.timestamp, charge.period, charge.cost, key.key_id if key else None, key_cost)
+    else:
         meter_events.add(tx, charge.identifier, charge.event_name, charge.user_id, charge.customer_id,
                          charge.timestamp)
 
@@ -142,12 +152,17 @@ def budget_error(failed: ConditionFailed, charge: Optional[Charge], key: Optiona
     return None
 
 
-def share_charge(settings: Settings, user: User, share_id: str, key: Optional[ApiKey]) -> Optional[Charge]:
+def share_identifier(share_id: str) -> str:
+    return f"share-{share_id}"
+
+
+def share_charge(settings: Settings, user: User, share_id: str, key: Optional[ApiKey],
+                 held: bool = False) -> Optional[Charge]:
     """What creating a share costs on the agent tier; refused up front when a cap is already
-    reached, before any file is uploaded."""
-    charge = charge_for(settings, user, SHARE, f"share-{share_id}", clock.now())
+    reached, before any file is uploaded. ``held``: billed only once the upload completes."""
+    charge = charge_for(settings, user, SHARE, share_identifier(share_id), clock.now())
     check_budget(charge, key)
-    return charge
+    return replace(charge, held=True) if charge is not None and held else charge
 
 
 def insert_share(share: Share, owner_id: str, limit: Optional[int], charge: Optional[Charge],
@@ -159,7 +174,7 @@ def insert_share(share: Share, owner_id: str, limit: Optional[int], charge: Opti
     def add(tx: Transaction) -> None:
         add_share_charge(tx, charge, clock.epoch())
         add_key_use(tx, key, SHARE, charge, period, clock.epoch())
-        add_event(tx, charge)
+        add_event(tx, charge, key)
     try:
         return share_store.insert(share, owner_id, limit, add)
     except ConditionFailed as failed:

@@ -1,11 +1,13 @@
 """Presigned uploads, for shares too large for one request (docs/shares.md): the share is
 stored ``pending`` and the client PUTs each file to a staging area, then completes it. An
 upload never completed is removed a day later by the share_deletions job
-(``share_cleanup.expire_unfinished_uploads``)."""
+(``share_cleanup.expire_unfinished_uploads``). On the agent tier the share is charged when the
+upload starts, but its usage event is held until it completes, and the charge is given back
+if it never does (store/held_charges.py): a customer pays only for shares that exist."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.errors import InvalidFilename, NotFound, ValidationFailed
@@ -13,11 +15,12 @@ from chalicelib.logs import get_logger
 from chalicelib.services import metering, quotas, shares, uploads
 from chalicelib.services.shares import FileSpec, ShareOptions
 from chalicelib.settings import Settings
-from chalicelib.store import ledger
+from chalicelib.store import held_charges, ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ChangedDuringPublish, ShareFiles
 from chalicelib.store.models import ApiKey, Share, User
 from chalicelib.store.shares import DELETING, PENDING
+from chalicelib.store.transactions import ConditionFailed, Transaction
 
 log = get_logger("spikes.presigned_uploads")
 
@@ -57,7 +60,7 @@ def start(settings: Settings, share_files: ShareFiles, user: User, options: Shar
     ledger.remember(ledger.PRESIGNED_UPLOADS, marker)
     try:
         share = shares.insert_with_slug(share, user, options.slug or options.name, limit, settings, base_url,
-                                        metering.share_charge(settings, user, share.share_id, key), key)
+                                        metering.share_charge(settings, user, share.share_id, key, held=True), key)
     except BaseException:
         try:
             ledger.forget(ledger.PRESIGNED_UPLOADS, marker)
@@ -111,7 +114,7 @@ def complete(settings: Settings, share_files: ShareFiles, user: User, key: str) 
                                      "complete again", "CHANGED_DURING_COMPLETE") from None
     # Completed after the paid tier (Pro or agent) ended: protected, so locked rather than public.
     paid = quotas.has_paid_features(quotas.effective_tier(user))
-    share = share_store.activate(share, locked=bool(share.password_hash) and not paid)
+    share = _activate(share, locked=bool(share.password_hash) and not paid)
     if share.status == DELETING:  # expired by the job (or deleted by the owner) meanwhile
         raise NotFound("Share not found")
     # Only now: until the share is active, a retried completion publishes from the staging area.
@@ -121,3 +124,18 @@ def complete(settings: Settings, share_files: ShareFiles, user: User, key: str) 
     except Exception:  # noqa: BLE001 - the share is complete; the job forgets the marker of a share not pending
         log.warning("share.upload_marker_kept", share_id=share.share_id)
     return share
+
+
+def _activate(share: Share, locked: bool) -> Share:
+    """pending -> active (or locked), releasing the share's held charge in the same transaction:
+    the completion and the job's expiry (which drops it) are both conditioned on the share
+    still being pending, so exactly one of them takes the charge."""
+    try:
+        return share_store.activate(share, locked, also=_releasing(share))
+    except ConditionFailed:  # the job released it meanwhile (it keeps an upload holding feedback)
+        return share_store.activate(share, locked, also=_releasing(share))
+
+
+def _releasing(share: Share) -> Optional[Callable[[Transaction], None]]:
+    held = held_charges.get(metering.share_identifier(share.share_id))
+    return None if held is None else (lambda tx: held_charges.release(tx, held))

@@ -4,16 +4,19 @@ before it stored their share, and remove presigned uploads never completed. Each
 idempotent: a run that dies is redone by the next."""
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from chalicelib.errors import NotFound
 from chalicelib.logs import get_logger
+from chalicelib.services import metering
 from chalicelib.services.presigned_uploads import unfinished_upload_seconds
 from chalicelib.services.shares import finish_deletion
-from chalicelib.store import ledger
+from chalicelib.store import held_charges, ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ShareFiles
+from chalicelib.store.models import OutboxItem
 from chalicelib.store.shares import DELETING, PENDING
+from chalicelib.store.transactions import Transaction
 
 log = get_logger("spikes.share_cleanup")
 
@@ -79,17 +82,22 @@ def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_s
     """The scheduled job: a presigned upload never completed leaves a pending share that
     nobody can open and that counts against its owner's share limit. Once it is older than
     ``unfinished_upload_seconds``, it is deleted (files, staging area, slug, its place in the
-    limit), unless it received feedback meanwhile (kept: its owner decides). A completion that
-    races the job wins or gets 404; never a share half deleted."""
+    limit, and on the agent tier its held charge, given back), unless it received feedback
+    meanwhile (kept: its owner decides; it exists, so its charge is released). A completion
+    that races the job wins or gets 404; never a share half deleted, nor one both kept and
+    given back or billed and deleted."""
     expired = kept = failed = 0
     cutoff = now - unfinished_upload_seconds(presign_ttl_seconds)
     for marker, share_id in _older_than(ledger.members(ledger.PRESIGNED_UPLOADS), cutoff)[:limit]:
         try:
             share = share_store.get_by_id(share_id, consistent=True)
             if share is not None and share.status == PENDING:
+                held = held_charges.get(metering.share_identifier(share_id))
                 try:
-                    share_store.tombstone_unfinished(share)
+                    share_store.tombstone_unfinished(share, also=_dropping(held))
                 except share_store.HoldsFeedback:
+                    if held is not None:
+                        held_charges.release_while_pending(share, held)
                     log.warning("share.unfinished_upload_kept", share_id=share_id, reason="has feedback")
                     kept += 1
                 except (share_store.NoLongerPending, NotFound):
@@ -106,3 +114,8 @@ def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_s
     return {"unfinished_uploads_expired": expired, "unfinished_uploads_kept": kept,
             "unfinished_uploads_failed": failed}
 
+
+
+def _dropping(held: Optional[OutboxItem]) -> Optional[Callable[[Transaction], None]]:
+    """The tombstone's writes that give a held charge back (none held: not the agent tier)."""
+    return None if held is None else (lambda tx: held_charges.drop(tx, held))

@@ -10,7 +10,7 @@ import secrets
 import string
 import unicodedata
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.crypto import hash_password
@@ -20,12 +20,13 @@ from chalicelib.services import metering, outbound_webhooks, quotas, spikes, upl
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.webhook_urls import validate_webhook_url
 from chalicelib.settings import Settings
-from chalicelib.store import ledger
+from chalicelib.store import held_charges, ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ShareFiles
-from chalicelib.store.models import ApiKey, Share, User
+from chalicelib.store.models import ApiKey, Delivery, OutboxItem, Share, User
 from chalicelib.store.shares import ACTIVE, DELETING, LOCKED, PENDING  # noqa: F401 - LOCKED, PENDING: the API reads them here
+from chalicelib.store.transactions import ConditionFailed, Transaction
 
 log = get_logger("spikes.shares")
 
@@ -231,12 +232,26 @@ def delete_share(share_files: ShareFiles, user: User, key: str) -> List[dict]:
         # Recorded with the tombstone: the receiver hears of it even after the share is gone.
         deleted_event = outbound_webhooks.event(share, outbound_webhooks.SHARE_DELETED) \
             if outbound_webhooks.wants_events(share) else None
-        share_store.tombstone(share, user.user_id, also=lambda tx: outbound_webhooks.add_to(tx, deleted_event))
+        # A presigned upload deleted before completion never existed as a share: its held
+        # charge is given back, unless a completion released it meanwhile (its "held" write fails).
+        held = held_charges.get(metering.share_identifier(share.share_id)) if share.status == PENDING else None
+        try:
+            share_store.tombstone(share, user.user_id, also=_deletion_writes(deleted_event, held))
+        except ConditionFailed:
+            share_store.tombstone(share, user.user_id, also=_deletion_writes(deleted_event, None))
     else:
         kept = share_files.kept_export(share.share_id)
         exported = json.loads(kept) if kept is not None else spikes.export_share(share.share_id)
     finish_deletion(share_files, share)
     return exported
+
+
+def _deletion_writes(deleted_event: Optional[Delivery], held: Optional[OutboxItem]) -> Callable[[Transaction], None]:
+    def writes(tx: Transaction) -> None:
+        outbound_webhooks.add_to(tx, deleted_event)
+        if held is not None:
+            held_charges.drop(tx, held)
+    return writes
 
 
 def finish_deletion(share_files: ShareFiles, share: Share) -> None:

@@ -371,7 +371,9 @@ class OutboxItem(_Base):
     """Usage events for Stripe, written in the same transaction as the spike or share they
     bill and deleted once Stripe accepted them. ``queue`` is ``meter#<shard>`` (pending, a few
     shards so no partition runs hot) or ``meter#dead`` (refused by Stripe, kept for review);
-    ``event_key`` = ``<ISO time>#<identifier>``, so a queue reads oldest first."""
+    ``event_key`` = ``<ISO time>#<identifier>``, so a queue reads oldest first. ``meter#held``
+    holds a presigned upload's share charge until the upload completes (``event_key`` = the
+    identifier): never read by the reporting job."""
 
     class Meta(_Base.Meta):
         table_name = "outbox"
@@ -388,6 +390,12 @@ class OutboxItem(_Base):
     next_attempt_at = NumberAttribute(default=0)
     lease_until = NumberAttribute(null=True)
     last_error = UnicodeAttribute(null=True)
+    # Only on a held charge (``meter#held``, store/held_charges.py): what to give back if the
+    # presigned upload it bills expires unfinished.
+    period = UnicodeAttribute(null=True)
+    cost = NumberAttribute(null=True)  # charged to the account's period usage, thousandths of a cent
+    key_id = UnicodeAttribute(null=True)
+    key_cost = NumberAttribute(null=True)  # charged to the key's period usage (0: counted, not charged)
 
 
 ALL_MODELS: List[Type[Model]] = [User, AuthItem, Share, Spike, LedgerItem, ApiKey, Delivery, OutboxItem]

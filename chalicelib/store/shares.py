@@ -143,9 +143,25 @@ def insert(share: Share, owner_id: str, limit: Optional[int], extra: Optional[Ca
     return share
 
 
-def activate(share: Share, locked: bool = False) -> Share:
-    """pending -> active, or locked (idempotent: a share activated meanwhile is re-read)."""
-    if not update_if(share, [Share.status.set(LOCKED if locked else ACTIVE)], Share.status == PENDING):
+def activate(share: Share, locked: bool = False, also: Optional[Callable[[Transaction], None]] = None) -> Share:
+    """pending -> active, or locked, with ``also``'s writes (a held charge released) in its
+    transaction (idempotent: a share activated or deleted meanwhile is re-read)."""
+    status = LOCKED if locked else ACTIVE
+
+    def write(tx: Transaction) -> None:
+        tx.update("share", share, actions=[Share.status.set(status)], condition=Share.status == PENDING)
+        also(tx)
+    try:
+        if also is None:
+            changed = update_if(share, [Share.status.set(status)], Share.status == PENDING)
+        else:
+            transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
+            share.status = changed = status
+    except ConditionFailed as failed:
+        if "share" not in failed:
+            raise
+        changed = False
+    if not changed:
         try:
             share.refresh(consistent_read=True)
         except Share.DoesNotExist:
@@ -189,14 +205,17 @@ def tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction]
     _tombstone(share, owner_id, also, unfinished_only=False)
 
 
-def tombstone_unfinished(share: Share) -> None:
+def tombstone_unfinished(share: Share, also: Optional[Callable[[Transaction], None]] = None) -> None:
     """The tombstone of a presigned upload never completed, written only while the share is
     still pending and holds no feedback (its total's counters all at 0), both checked in the
-    same transaction: NoLongerPending when a completion got there first, HoldsFeedback when a
-    spike did, NotFound when it was deleted."""
+    same transaction with ``also``'s writes (its held charge dropped): NoLongerPending when a
+    completion got there first, HoldsFeedback when a spike did, NotFound when it was deleted."""
+    def checks(tx: Transaction) -> None:
+        ledger.check_holds_no_spikes(tx, share.share_id)
+        if also is not None:
+            also(tx)
     try:
-        _tombstone(share, share.owner_id, lambda tx: ledger.check_holds_no_spikes(tx, share.share_id),
-                   unfinished_only=True)
+        _tombstone(share, share.owner_id, checks, unfinished_only=True)
     except ConditionFailed as failed:
         if any(name.startswith(ledger.HOLDS_NO_SPIKES) for name in failed.failed):
             raise HoldsFeedback() from None
@@ -297,24 +316,3 @@ def _change_pro_features(owner_id: str, owner_check: Callable[[Transaction], Non
         changed += 1
     return changed
 
-
-# --- claiming a key-only account: its shares change owner -------------------------------------
-
-def move_to_owner(share: Share, old_owner: str, new_owner: str) -> bool:
-    """The share and its place in both owners' share counts, in one transaction. False when it
-    moved already."""
-    def write(tx: Transaction) -> None:
-        tx.update("share", share, actions=[Share.owner_id.set(new_owner)], condition=Share.owner_id == old_owner)
-        tx.update("new-owner", User(new_owner), actions=[User.active_shares.add(1)], condition=User.user_id.exists())
-        tx.update("old-owner", User(old_owner), actions=[User.active_shares.add(-1)], condition=User.active_shares > 0)
-    try:
-        transactions.run(write)
-        return True
-    except ConditionFailed as failed:
-        if "share" in failed:
-            return False
-        if "old-owner" in failed:  # the old count drifted to zero: move without counting it down
-            share.update(actions=[Share.owner_id.set(new_owner)], condition=Share.owner_id == old_owner)
-            User(new_owner).update(actions=[User.active_shares.add(1)])
-            return True
-        raise
