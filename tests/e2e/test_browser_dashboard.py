@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, Iterator, List
 
+import boto3
 import pytest
 import requests
 from playwright.sync_api import expect
@@ -543,6 +544,51 @@ def test_account_shows_plan_and_usage_and_upgrade_goes_to_stripe(server, tab, st
     page.goto(server.url + "/dashboard?billing=success#/account")
     page.wait_for_selector("text=Thanks! Your subscription is being activated")
     assert "billing=" not in page.url
+
+
+def test_an_agent_tier_account_sees_its_costs_and_manages_billing_not_upgrade(server, tab, stripe):
+    """The agent tier pays by use already (checkout refuses it): the dashboard shows its tier,
+    what this period cost against its cap and the prices, and the portal; no Pro upgrade."""
+    from chalicelib.services.accounts import user_id_for
+    email = "agent-payer@example.com"
+    token = signed_in(tab, server, email)
+    stripe.customers["cus_dashboard_agent"] = {"id": "cus_dashboard_agent", "object": "customer", "email": email}
+    boto3.client("dynamodb", endpoint_url=server.dynamodb_endpoint_url(), region_name="us-east-1",
+                 aws_access_key_id="testing", aws_secret_access_key="testing").update_item(
+        TableName=server.table_name("users"), Key={"user_id": {"S": user_id_for(email)}},
+        UpdateExpression="SET tier = :agent, stripe_customer_id = :customer, monthly_cap_cents = :cap",
+        ExpressionAttributeValues={":agent": {"S": "agent"}, ":customer": {"S": "cus_dashboard_agent"},
+                                   ":cap": {"N": "500"}})
+    created = share(server, token, "Metered", MOCKUP_FILES)  # 1 cent
+    post_spike(server, created["share_id"], rating="like")  # 0.1 cent
+    usage = requests.get(server.url + "/usage", headers=auth(token), timeout=30).json()
+    assert (usage["tier"], usage["cost_this_period_cents"], usage["monthly_cap_cents"]) == ("agent", 2, 500)
+    page = tab.page
+    page.route("https://billing.stripe.com/**", lambda route: route.fulfill(
+        status=200, content_type="text/html", body="<h1>Stripe billing portal (test)</h1>"))
+    page.click("nav >> text=Account")
+    page.wait_for_selector("#account-email")
+    assert page.locator("#account-tier").inner_text() == "Agent (pay per use)"
+    assert page.locator("#upgrade").count() == 0
+    text = page.locator("main").inner_text()
+    assert "Spikes this period: 1 (no limit)" in text and "Active shares: 1 (no limit)" in text
+    assert "Spent this period: 2 cents of 500 cents" in text
+    assert page.locator("#use-cost").get_attribute("value") == "2"
+    prices = page.locator("#agent-prices").inner_text()
+    assert "0.1 cents per spike" in prices and "1 cent per share" in prices
+    page.click("#billing-portal")
+    page.wait_for_url(re.compile(r"https://billing\.stripe\.com/p/session/test_bps_"))
+    assert stripe.calls("/v1/billing_portal/sessions")[-1].form["customer"] == "cus_dashboard_agent"
+
+
+def test_a_pro_account_manages_billing_and_is_not_offered_pro(server, tab):
+    signed_in(tab, server, "already-pro@example.com")
+    make_pro(server, "already-pro@example.com")
+    page = tab.page
+    page.goto(server.url + "/dashboard#/account")
+    page.wait_for_selector("#billing-portal")
+    assert page.locator("#account-tier").inner_text() == "Pro"
+    assert page.locator("#upgrade").count() == 0 and "Spent this period" not in page.locator("main").inner_text()
 
 
 def test_billing_errors_are_shown_in_words(server, tab, stripe):

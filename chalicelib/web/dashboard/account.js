@@ -3,12 +3,26 @@
 import { api, describe } from './api.js';
 import { busy, h, replace, status, when } from './dom.js';
 
-function meter(id, label, used, limit) {
-  const text = limit === null || limit === undefined ? `${used} (no limit)` : `${used} of ${limit}`;
+function meter(id, label, used, limit, format = String, unlimited = 'no limit') {
+  const text = limit === null || limit === undefined ? `${format(used)} (${unlimited})` : `${format(used)} of ${format(limit)}`;
   return h('div', { class: 'meter' },
     h('label', { for: id }, `${label}: ${text}`),
     limit ? h('meter', { id, min: '0', max: String(limit), value: String(Math.min(used, limit)), low: String(limit * 0.7),
       high: String(limit * 0.9), optimum: '0' }, text) : null);
+}
+
+const TIER_NAMES = { free: 'Free', pro: 'Pro', agent: 'Agent (pay per use)' };
+
+function cents(amount) {
+  return `${amount} ${Number(amount) === 1 ? 'cent' : 'cents'}`;
+}
+
+// The agent tier has no limits: it pays per spike and per share, within its monthly cap (GET /usage).
+function agentCosts(usage) {
+  return [
+    meter('use-cost', 'Spent this period', usage.cost_this_period_cents, usage.monthly_cap_cents, cents, 'no monthly cap'),
+    h('p', { id: 'agent-prices' }, `Billed by use: ${cents(usage.price_per_spike_cents)} per spike stored, `,
+      `${cents(usage.price_per_share_cents)} per share created. Stripe invoices each calendar month (UTC).`)];
 }
 
 export async function renderAccount(main) {
@@ -25,13 +39,16 @@ export async function renderAccount(main) {
     h('section', { class: 'card' },
       h('dl', { class: 'facts' },
         h('dt', {}, 'E-mail'), h('dd', { id: 'account-email' }, me.email || '—'),
-        h('dt', {}, 'Plan'), h('dd', { id: 'account-tier' }, tier === 'pro' ? 'Pro' : tier === 'free' ? 'Free' : tier),
+        h('dt', {}, 'Plan'), h('dd', { id: 'account-tier' }, TIER_NAMES[tier] || tier),
         h('dt', {}, 'Usage resets'), h('dd', {}, when(usage.reset_at))),
       meter('use-spikes', 'Spikes this period', usage.spikes, usage.spike_limit),
       meter('use-shares', 'Active shares', usage.shares, usage.share_limit),
+      tier === 'agent' ? agentCosts(usage) : null,
+      // Only the free tier is offered Pro: a paying account (Pro, or the agent tier billed by use)
+      // changes or ends its plan in Stripe's portal.
       h('div', { class: 'row' },
-        tier === 'pro' ? null : h('button', { type: 'button', id: 'upgrade', onclick: goTo('/billing/checkout') }, 'Upgrade to Pro'),
-        h('button', { type: 'button', class: tier === 'pro' ? '' : 'secondary', id: 'billing-portal', onclick: goTo('/billing/portal') }, 'Manage billing')),
+        tier === 'free' ? h('button', { type: 'button', id: 'upgrade', onclick: goTo('/billing/checkout') }, 'Upgrade to Pro') : null,
+        h('button', { type: 'button', class: tier === 'free' ? 'secondary' : '', id: 'billing-portal', onclick: goTo('/billing/portal') }, 'Manage billing')),
       messages),
     h('section', { class: 'card', 'aria-labelledby': 'sessions' },
       h('h2', { id: 'sessions' }, 'Sessions'),
