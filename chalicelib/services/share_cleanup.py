@@ -115,7 +115,6 @@ def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_s
             "unfinished_uploads_failed": failed}
 
 
-
 def _dropping(held: Optional[OutboxItem]) -> Optional[Callable[[Transaction], None]]:
     """The tombstone's writes that give a held charge back (none held: not the agent tier)."""
     return None if held is None else (lambda tx: held_charges.drop(tx, held))

@@ -2,7 +2,8 @@
 conditional writes that move an event from pending to sent (deleted) or dead.
 
 An event is created in the transaction that stores the spike or share it bills, so it exists
-exactly when that does. ``queue`` is ``meter#<shard>`` while pending (a few shards, so no
+exactly when that does (a presigned upload's share waits in ``meter#held`` until the upload
+completes: store/held_charges.py). ``queue`` is ``meter#<shard>`` while pending (a few shards, so no
 partition runs hot) or ``meter#dead`` once Stripe refused it for good; ``event_key`` is
 ``<ISO time>#<identifier>``, so a queue reads oldest first. docs/data-model.md (``outbox``)
 lists the access patterns.
