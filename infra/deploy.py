@@ -132,8 +132,27 @@ class Deployer:
             current = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described["Parameters"]}
             self._create_or_update(stage, template_url, self._parameters(values, current), update=True)
             outputs = self.outputs(self.describe(stage))
+        self.migrate(stage)
         self.report(stage, outputs, described)
         return outputs
+
+    def migrate(self, stage: str) -> None:
+        """What this version changes in items already stored, once its tables and code are
+        in place. Each step is idempotent and resumable: a failed or interrupted deploy is
+        finished by the next one, and the code reads both forms meanwhile."""
+        import os
+
+        from chalicelib.store import spike_ids
+        from chalicelib.store.models import configure_models
+        settings = stack.stage_settings(stage).model_copy(
+            update={"region": self.region, "aws_endpoint_url": os.environ.get("AWS_ENDPOINT_URL")})
+        configure_models(settings)
+        if spike_ids.backfilled():
+            return
+        self.say("Indexing stored spikes by owner (once, after the upgrade that adds id_owner_index) ...")
+        updated = spike_ids.backfill()
+        done = "done" if spike_ids.backfilled() else "not finished (spikes kept changing): deploy again to finish"
+        self.say(f"  {updated} spikes indexed; {done}.")
 
     @staticmethod
     def _parameters(values: Dict[str, Optional[str]], previous: Dict[str, str]) -> List[Dict[str, Any]]:

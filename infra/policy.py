@@ -80,7 +80,7 @@ INDEX_QUERIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
     API_FUNCTION: {
         "users": ("stripe_customer_index",),
         "shares": ("owner_index", "reserved_index"),  # reserved_index: a claimed account's retired slugs
-        "spikes": ("project_index", "owner_index", "feed_index", "id_index"),
+        "spikes": ("project_index", "owner_index", "feed_index", "id_index", "id_owner_index"),
         "keys": ("owner_index",),
         "deliveries": ("share_index",),
     },

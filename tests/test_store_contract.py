@@ -240,10 +240,11 @@ def test_a_spike_counted_before_the_total_was_sharded_is_counted_out_of_the_old_
     assert ledger.count(ledger.share_total_key(share.share_id)) == 0
 
 
-def test_a_table_from_an_older_version_gets_the_indexes_added_since(aws):
-    """The local server keeps its data across upgrades: starting it adds a missing index.
-    On moto only: in the suite's shared DynamoDB Local a new index did not reach ACTIVE in
-    time (it does alone), so readiness after the upgrade is not asserted there."""
+def test_a_table_from_an_older_version_gets_the_indexes_and_attributes_added_since(aws, monkeypatch):
+    """The local server keeps its data across upgrades: starting it adds a missing index and
+    gives stored items what the new one reads (store/spike_ids.py). On moto only: in the
+    suite's shared DynamoDB Local a new index did not reach ACTIVE in time (it does alone)."""
+    from chalicelib.store import spike_ids
     from chalicelib.store.setup import create_tables
     client = deps.dynamodb_client()
     table = Spike.Meta.table_name
@@ -251,20 +252,26 @@ def test_a_table_from_an_older_version_gets_the_indexes_added_since(aws):
     Spike.delete_table()
     client.create_table(
         TableName=table, BillingMode="PAY_PER_REQUEST", KeySchema=schema["KeySchema"],
-        AttributeDefinitions=[a for a in schema["AttributeDefinitions"] if a["AttributeName"] != "public_id"],
+        AttributeDefinitions=[a for a in schema["AttributeDefinitions"] if a["AttributeName"] != "owner_project"],
         GlobalSecondaryIndexes=[{key: index[key] for key in ("IndexName", "KeySchema", "Projection")}
-                                for index in schema["GlobalSecondaryIndexes"] if index["IndexName"] != "id_index"])
+                                for index in schema["GlobalSecondaryIndexes"] if index["IndexName"] != "id_owner_index"])
     client.get_waiter("table_exists").wait(TableName=table)
+    before = spikes.record(new_spike(client_id="before-upgrade"), deps.settings(), "http://x")
+    Spike(spike_store.spike_id_for("key#proj", before.id)).update(actions=[Spike.owner_project.remove()])
+    LedgerItem(spike_ids.BACKFILL_MARKER).delete()
+    monkeypatch.setattr(spike_ids, "_backfilled", False)
     create_tables(deps.settings(), client)
     indexes = {i["IndexName"]: i for i in client.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"project_index", "owner_index", "feed_index", "id_index"}
+    assert set(indexes) == {"project_index", "owner_index", "feed_index", "id_index", "id_owner_index"}
     for _ in range(60):  # DynamoDB Local builds a new index asynchronously
         status = client.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"]
         if all(i.get("IndexStatus", "ACTIVE") == "ACTIVE" for i in status):
             break
         time.sleep(0.5)
+    assert spike_ids.backfilled()
     recorded = spikes.record(new_spike(client_id="after-upgrade"), deps.settings(), "http://x")
-    assert [s.public_id for s in Spike.id_index.query(recorded.id)] == ["after-upgrade"]
+    for public_id in (before.id, recorded.id):
+        assert [s.owner_project for s in Spike.id_owner_index.query(public_id)] == ["#key#proj"]
 
 
 def test_a_page_stops_before_its_byte_budget_and_continues_after(store_backend):

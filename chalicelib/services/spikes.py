@@ -24,7 +24,7 @@ from chalicelib.services import metering, outbound_webhooks, quotas, targets
 from chalicelib.services.share_links import strip_access_segments
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
-from chalicelib.store import ledger
+from chalicelib.store import ledger, spike_ids
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import Share, Spike
@@ -275,7 +275,7 @@ def get_for(principal: Optional[Principal], spike_id: str, project: Optional[str
         raise NotFound("Spike not found")  # not an id we issue; too long for a DynamoDB key, too
     if not principal.is_admin and principal.user_id is None:
         raise NotFound("Spike not found")
-    found = spike_store.find(spike_id, None if principal.is_admin else principal.user_id)
+    found = spike_ids.find(spike_id, None if principal.is_admin else principal.user_id)
     if project:
         share = share_store.resolve(project)
         found = [s for s in found if s.project_key == project or (share is not None and s.share_id == share.share_id)]

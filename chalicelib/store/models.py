@@ -243,6 +243,17 @@ class SpikeIdIndex(GlobalSecondaryIndex["Spike"]):
     partition = UnicodeAttribute(range_key=True, attr_name="project")
 
 
+class SpikeIdOwnerIndex(GlobalSecondaryIndex["Spike"]):
+    """A lookup by id reads only the caller's spikes: ``owner_project`` starts with the owner
+    (store/spike_ids.py). Replaces ``id_index``, which a later version drops."""
+    class Meta:
+        index_name = "id_owner_index"
+        projection = AllProjection()
+
+    public_id = UnicodeAttribute(hash_key=True)
+    owner_project = UnicodeAttribute(range_key=True)
+
+
 class Spike(_Base):
     """pk spike_id: a hash of (project partition, public id), so one id is unique within a
     project and free in every other. ``public_id`` is the id clients see: the client's own id
@@ -263,6 +274,9 @@ class Spike(_Base):
     sort_key = UnicodeAttribute()
     feed = UnicodeAttribute(default="all")
     owner_id = UnicodeAttribute(null=True)
+    # ``<owner_id>#<partition>`` (``#<partition>`` without an owner): absent on items stored
+    # before it existed until ``spike_ids.backfill`` gives it to them.
+    owner_project = UnicodeAttribute(null=True)
     share_id = UnicodeAttribute(null=True)
     client_id = UnicodeAttribute(null=True)
     type = UnicodeAttribute()
@@ -286,6 +300,7 @@ class Spike(_Base):
     owner_index = OwnerSpikesIndex()
     feed_index = FeedIndex()
     id_index = SpikeIdIndex()
+    id_owner_index = SpikeIdOwnerIndex()
 
 
 # --- outbound webhook deliveries ---------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The spikes table: feedback items, their keys, indexes, queries and transactions.
 
 - ``public_id``: the id clients see, the client's own (the widget's and the CLI's nanoids)
-  or a random ``spk_…`` one; unique within its project; ``id_index`` finds it.
+  or a random ``spk_…`` one; unique within its project; ``id_owner_index`` finds it
+  (``owner_project``: store/spike_ids.py).
 - pk ``spike_id``: ``spk_`` + 13 bytes of SHA-256(project partition, public id), so a retried
   or re-pushed post hits the same conditional put, and two projects may share an id.
 - ``partition`` (the project partition, stored as ``project``): the share id when the project
@@ -25,7 +26,7 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 from pynamodb.exceptions import DeleteError
 
 from chalicelib.errors import InvalidCursor, NotFound
-from chalicelib.store import cursors, ledger, rows, transactions
+from chalicelib.store import cursors, ledger, rows, spike_ids, transactions
 from chalicelib.store.models import Spike
 from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed, update_if
 
@@ -86,7 +87,8 @@ def sort_key_for(created_at: str, spike_id: str) -> str:
 def new(spike_id: str, partition: str, created_at: str, **fields: Any) -> Spike:
     """A spike record, not yet stored."""
     return Spike(spike_id, partition=partition, sort_key=sort_key_for(created_at, spike_id), feed=ALL.partition,
-                 created_at=created_at, **fields)
+                 created_at=created_at, owner_project=spike_ids.owner_project(fields.get("owner_id"), partition),
+                 **fields)
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -196,21 +198,6 @@ def get(spike_id: str) -> Optional[Spike]:
         return None
 
 
-MAX_ID_MATCHES = 20
-
-
-def find(public_id: str, owner_id: Optional[str] = None) -> List[Spike]:
-    """The spikes with this public id (one per project at most), only ``owner_id``'s when
-    given. Items stored before ids were kept have no public id: their id is their key."""
-    condition = Spike.owner_id == owner_id if owner_id is not None else None
-    found = list(Spike.id_index.query(public_id, filter_condition=condition, limit=MAX_ID_MATCHES))
-    if not found and public_id.startswith("spk_"):
-        legacy = get(public_id)
-        if legacy is not None and legacy.public_id is None and (owner_id is None or legacy.owner_id == owner_id):
-            found = [legacy]
-    return found
-
-
 def _index(scope: Scope):
     return {"project": Spike.partition_index, "owner": Spike.owner_index, "feed": Spike.feed_index}[scope.index]
 
@@ -278,8 +265,10 @@ def move_to_owner(old_owner: str, new_owner: str) -> int:
     """Every spike of ``old_owner`` (its shares' and its own project keys') becomes
     ``new_owner``'s, in parallel, each only if still ``old_owner``'s. Returns how many moved."""
     def move(spike: Spike) -> int:
-        return int(update_if(spike, [Spike.owner_id.set(new_owner)], Spike.owner_id == old_owner))
-    owned = list(Spike.owner_index.query(old_owner, attributes_to_get=["spike_id", "owner_id"]))
+        return int(update_if(spike, [Spike.owner_id.set(new_owner),
+                                     Spike.owner_project.set(spike_ids.owner_project(new_owner, spike.partition))],
+                             Spike.owner_id == old_owner))
+    owned = list(Spike.owner_index.query(old_owner, attributes_to_get=["spike_id", "owner_id", "project"]))
     if not owned:
         return 0
     with ThreadPoolExecutor(max_workers=MOVE_THREADS) as pool:

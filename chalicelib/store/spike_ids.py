@@ -1,0 +1,103 @@
+"""Finding a spike by the id its client sees, reading only the caller's spikes.
+
+Clients choose public ids, so any number of projects can hold the same one, and anyone can
+post to a project key of their own. ``id_index`` (by public id alone) made a user's lookup
+read every project's spike with that id, filtered to the user afterwards: a reviewer who
+knows a spike's id could post it under thousands of throwaway keys and make its owner's
+``GET/PATCH/DELETE /spikes/{id}`` read them all (docs/security.md, finding 33).
+
+``id_owner_index`` keys the id by ``owner_project`` = ``<owner id>#<partition>`` (``#<partition>``
+for an anonymous project key), so a user's lookup is a key condition on their own prefix.
+Items stored before the attribute existed get it from ``backfill``, which ``make deploy`` and
+the local server's start run; until it has finished, a miss falls back to ``id_index``.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import List, Optional
+
+from pynamodb.exceptions import QueryError
+
+from chalicelib.store.models import LedgerItem, Spike
+from chalicelib.store.transactions import update_if
+
+MAX_ID_MATCHES = 20
+BACKFILL_MARKER = "migration#spike-owner-project"
+BACKFILL_THREADS = 8
+BACKFILL_PASSES = 3
+DONE = "done"
+
+# A finished backfill never un-finishes, so a function may remember it for its lifetime.
+_backfilled = False
+
+
+def owner_project(owner_id: Optional[str], partition: str) -> str:
+    return f"{owner_id or ''}#{partition}"
+
+
+def find(public_id: str, owner_id: Optional[str] = None) -> List[Spike]:
+    """The spikes with this public id (one per project at most), only ``owner_id``'s when
+    given. Items stored before ids were kept have no public id: their id is their key."""
+    found = _from_owner_index(public_id, owner_id)
+    if found is None or (not found and not backfilled()):
+        found = _from_id_index(public_id, owner_id)
+    if not found and public_id.startswith("spk_"):
+        try:
+            legacy = Spike.get(public_id)
+        except Spike.DoesNotExist:
+            legacy = None
+        if legacy is not None and legacy.public_id is None and (owner_id is None or legacy.owner_id == owner_id):
+            found = [legacy]
+    return found
+
+
+def _from_owner_index(public_id: str, owner_id: Optional[str]) -> Optional[List[Spike]]:
+    """None while the index is not readable yet: an upgrade's new index is built while the
+    new code already runs (CloudFormation; the local server adds it at start)."""
+    mine = Spike.owner_project.startswith(f"{owner_id}#") if owner_id is not None else None
+    try:
+        return list(Spike.id_owner_index.query(public_id, range_key_condition=mine, limit=MAX_ID_MATCHES))
+    except QueryError as exc:
+        if exc.cause_response_code == "ValidationException" and "index" in (exc.cause_response_message or "").lower():
+            return None
+        raise
+
+
+def _from_id_index(public_id: str, owner_id: Optional[str]) -> List[Spike]:
+    condition = Spike.owner_id == owner_id if owner_id is not None else None
+    return list(Spike.id_index.query(public_id, filter_condition=condition, limit=MAX_ID_MATCHES))
+
+
+def backfilled() -> bool:
+    global _backfilled
+    if not _backfilled:
+        try:
+            _backfilled = LedgerItem.get(BACKFILL_MARKER, consistent_read=True).state == DONE
+        except LedgerItem.DoesNotExist:
+            pass
+    return _backfilled
+
+
+def backfill() -> int:
+    """Give ``owner_project`` to every spike stored without it; True in the marker once a whole
+    pass found none left. Idempotent and safe beside live traffic: each item is updated only if
+    its owner is still the one read (a concurrent move sets the attribute itself), and items
+    the old code wrote meanwhile are caught by the next pass. Not on a request path: it scans."""
+    if backfilled():
+        return 0
+    updated = 0
+    for _ in range(BACKFILL_PASSES):
+        missing = list(Spike.scan(Spike.owner_project.does_not_exist() & Spike.public_id.exists(),
+                                  attributes_to_get=["spike_id", "owner_id", "project"]))
+        if not missing:
+            LedgerItem(BACKFILL_MARKER, state=DONE).save()
+            return updated
+        with ThreadPoolExecutor(max_workers=BACKFILL_THREADS) as pool:
+            updated += sum(pool.map(_give_owner_project, missing))
+    return updated  # still changing under us: the next run (deploy or start) finishes it
+
+
+def _give_owner_project(spike: Spike) -> int:
+    same_owner = Spike.owner_id == spike.owner_id if spike.owner_id else Spike.owner_id.does_not_exist()
+    return int(update_if(spike, [Spike.owner_project.set(owner_project(spike.owner_id, spike.partition))],
+                         Spike.spike_id.exists() & same_owner))
