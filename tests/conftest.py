@@ -5,6 +5,7 @@ tests/dynamodb_local.py); the rest run on moto.
 """
 from __future__ import annotations
 
+import collections
 import json
 import os
 import re
@@ -35,6 +36,7 @@ aws_calls.install()  # before any AWS client exists: checks each call against th
 
 from chalice.test import Client  # noqa: E402
 from moto import mock_aws  # noqa: E402
+from pynamodb.connection.base import Connection  # noqa: E402
 
 from chalicelib import deps  # noqa: E402
 from chalicelib.api import responses  # noqa: E402
@@ -109,6 +111,20 @@ def aws(monkeypatch) -> Iterator[None]:
         _provision()
         yield
     deps.reset()
+
+
+@pytest.fixture
+def dynamodb_calls(monkeypatch) -> collections.Counter:
+    """How many DynamoDB calls of each operation the code makes (PynamoDB's and the listings')."""
+    calls: collections.Counter = collections.Counter()
+    original = Connection._make_api_call
+
+    def counting(self, operation_name, operation_kwargs):
+        calls[operation_name] += 1
+        return original(self, operation_name, operation_kwargs)
+
+    monkeypatch.setattr(Connection, "_make_api_call", counting)
+    return calls
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ a deleted share or a new slug made elsewhere (another Lambda, the webhook) is se
 post (services/targets.py)."""
 from __future__ import annotations
 
-import collections
 import time
 from typing import List
 from datetime import datetime, timezone
@@ -18,19 +17,6 @@ from chalicelib.store import ledger
 from chalicelib.store.models import Share, User
 from tests.conftest import call
 from tests.factories import make_share
-
-
-@pytest.fixture
-def dynamodb_calls(monkeypatch):
-    calls: collections.Counter = collections.Counter()
-    original = Connection._make_api_call
-
-    def counting(self, operation_name, operation_kwargs):
-        calls[operation_name] += 1
-        return original(self, operation_name, operation_kwargs)
-
-    monkeypatch.setattr(Connection, "_make_api_call", counting)
-    return calls
 
 
 def _post(client, calls, project_key, **fields):

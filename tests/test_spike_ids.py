@@ -3,11 +3,7 @@ id (docs/security.md, finding 33); spikes stored before ``owner_project`` existe
 before and after the backfill that gives it to them (store/spike_ids.py)."""
 from __future__ import annotations
 
-import collections
-
-import pytest
 from botocore.exceptions import ClientError
-from pynamodb.connection import Connection
 from pynamodb.exceptions import QueryError
 
 from chalicelib import deps
@@ -20,19 +16,6 @@ from tests.conftest import ADMIN_TOKEN, call, sign_in
 from tests.factories import make_share
 
 PAGE_SPIKE = {"type": "page", "page": "Home", "url": "https://example.com/", "rating": "love"}
-
-
-@pytest.fixture
-def dynamodb_calls(monkeypatch):
-    calls: collections.Counter = collections.Counter()
-    original = Connection._make_api_call
-
-    def counting(self, operation_name, operation_kwargs):
-        calls[operation_name] += 1
-        return original(self, operation_name, operation_kwargs)
-
-    monkeypatch.setattr(Connection, "_make_api_call", counting)
-    return calls
 
 
 def _as_stored_before_the_upgrade(public_id: str, monkeypatch) -> None:
