@@ -127,6 +127,13 @@ def test_webhook_moves_users_onto_and_off_the_agent_tier(client, configured):
     User(uid).update(actions=[User.subscription_id.remove()])
     assert deliver(client, event("customer.subscription.created", sub, now + 20))[0] == 200
     assert User.get(uid).tier == "agent"
+    # Switched to Pro's flat price in the portal: the subscription keeps our agent metadata,
+    # but its price decides (else usage would be metered with no price billing it).
+    switched = subscription("active", uid, sub_id="sub_agent2", customer="cus_a")
+    switched["metadata"]["tier"] = "agent"
+    switched["items"]["data"] = [{"id": "si_3", "price": {"id": "price_pro"}}]
+    assert deliver(client, event("customer.subscription.updated", switched, now + 30))[0] == 200
+    assert User.get(uid).tier == "pro"
 
 
 # --- charges, /usage, reporting exactly once --------------------------------------------------

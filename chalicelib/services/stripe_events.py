@@ -91,17 +91,22 @@ def _id_of(value: Any) -> Optional[str]:
 
 
 def _tier_of(obj: Dict[str, Any], settings: Optional[Settings]) -> str:
-    """Agent when our metadata says so or the subscription carries an agent-tier price."""
+    """The tier the subscription's prices pay for; our metadata only when it carries none we
+    know (a Checkout session's event lists no prices). Prices first: metadata survives a plan
+    switch in the portal, and an agent-tier flag on a subscription that pays only Pro's flat
+    price would meter usage that no price bills."""
+    agent_prices = {settings.stripe_agent_spike_price_id, settings.stripe_agent_share_price_id} - {None} \
+        if settings else set()
+    pro_prices = {settings.stripe_price_id} - {None} if settings else set()
+    items = ((obj.get("items") or {}).get("data")) or []
+    prices = {_id_of(item.get("price")) for item in (items if isinstance(items, list) else []) if isinstance(item, dict)}
+    if prices & agent_prices:
+        return quotas.AGENT
+    if prices & pro_prices:
+        return quotas.PRO
     metadata = obj.get("metadata") or {}
     if isinstance(metadata, dict) and metadata.get("tier") == quotas.AGENT:
         return quotas.AGENT
-    agent_prices = {settings.stripe_agent_spike_price_id, settings.stripe_agent_share_price_id} - {None} \
-        if settings else set()
-    items = ((obj.get("items") or {}).get("data")) or []
-    for item in items if isinstance(items, list) else []:
-        price_id = _id_of(item.get("price")) if isinstance(item, dict) else None
-        if price_id and price_id in agent_prices:
-            return quotas.AGENT
     return quotas.PRO
 
 
