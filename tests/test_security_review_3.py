@@ -142,6 +142,29 @@ def test_a_key_revoked_while_it_creates_a_key_creates_nothing(client, user_token
     assert names == ["ci"]
 
 
+def test_keys_made_a_moment_before_the_revocation_are_revoked_while_the_owner_index_lags(client, user_token,
+                                                                                      monkeypatch):
+    """The owner index is eventually consistent: a key made just before its parent's
+    revocation may not be listed yet. The parent's own item names what it made (written in
+    each creation's transaction, read strongly consistent after revoking it), so nothing
+    escapes (docs/security.md, finding 35)."""
+    from chalicelib.store import apikeys as key_store
+    leaked = call(client, "POST", "/auth/api-key", {"name": "ci", "scopes": "keys:manage spikes:read"},
+                  token=user_token)[1]
+    child = call(client, "POST", "/auth/api-key", {"name": "spare"}, token=leaked["api_key"])[1]
+    grandchild = call(client, "POST", "/auth/api-key", {"name": "spare 2"}, token=child["api_key"])[1]
+    listed_before = key_store.owned_by
+    monkeypatch.setattr(key_store, "owned_by", lambda user_id, newest_first=True: [
+        key for key in listed_before(user_id, newest_first) if not (key.created_by or "").startswith("key:")])
+
+    assert call(client, "DELETE", f"/auth/api-key/{leaked['key_id']}", token=user_token)[0] == 200
+    for key in (leaked, child, grandchild):
+        status, body, _ = call(client, "GET", "/me", token=key["api_key"])
+        assert (status, body["code"]) == (401, "AUTH_FAILED"), key["name"]
+    # Revoking again (idempotent) finds nothing left to revoke.
+    assert call(client, "DELETE", f"/auth/api-key/{leaked['key_id']}", token=user_token)[0] == 200
+
+
 # --- 30. A share's exported feedback shows reviewers' addresses only with spikes:read ----------
 
 def test_a_shares_export_shows_reviewers_emails_only_to_a_key_with_spikes_read(client, user_token):

@@ -14,11 +14,12 @@ from chalicelib.errors import InvalidCursor, SpikeLimit
 from chalicelib.services import ratelimit, spikes
 from chalicelib.services.accounts import Accounts
 from chalicelib.services.spikes import Filters, NewSpike, Scope
+from chalicelib.store import apikeys as key_store
 from chalicelib.store import ledger, rows
 from chalicelib.store import spikes as spike_store
-from chalicelib.store.models import LedgerItem, Spike, User
+from chalicelib.store.models import ApiKey, LedgerItem, Spike, User
 from tests.conftest import call, login_token_from_mail
-from tests.factories import make_share
+from tests.factories import make_share, make_user
 
 SECRET = "contract-secret"
 
@@ -392,3 +393,22 @@ def test_locking_and_reopening_protected_shares_follow_the_owners_stored_tier(st
     User(owner).update(actions=[User.grace_until.remove(), User.tier.set("agent")])
     assert share_store.unlock_pro_features(owner, quotas.while_paid(owner, now)) == 1
     assert share_store.get_by_id(share.share_id, consistent=True).status == share_store.ACTIVE
+
+
+def test_a_key_made_by_a_key_is_named_on_its_maker_and_revoked_with_it(store_backend):
+    """The creation's transaction adds the new key to its maker's ``made_keys`` only while
+    the maker is not revoked; a revocation reads them from the maker's own item."""
+    from chalicelib.services import apikeys
+    owner = make_user("keys@example.com")
+    maker = apikeys.create(owner, apikeys.KeyRequest(name="maker", scopes="keys:manage")).key
+    made = apikeys.create(owner, apikeys.KeyRequest(name="made"), actor=maker).key
+    assert ApiKey.get(maker.key_id, consistent_read=True).made_keys == {made.key_id}
+    revoked = key_store.revoke_with_made(ApiKey.get(maker.key_id), owner.user_id, "2026-12-03T00:00:00.000Z")
+    assert sorted(key.key_id for key in revoked) == sorted([maker.key_id, made.key_id])
+    assert ApiKey.get(made.key_id, consistent_read=True).revoked_at == "2026-12-03T00:00:00.000Z"
+    with pytest.raises(key_store.ParentRevoked):
+        key_store.insert_made_by(ApiKey("key_late", key_hash="h", key_prefix="p", user_id=owner.user_id,
+                                        created_at="2026-12-03T00:00:01.000Z", created_by=f"key:{maker.key_id}"),
+                                 ApiKey.get(maker.key_id))
+    assert ApiKey.get(maker.key_id, consistent_read=True).made_keys == {made.key_id}
+    assert key_store.revoke_with_made(ApiKey.get(maker.key_id), owner.user_id, "2026-12-04T00:00:00.000Z") == []

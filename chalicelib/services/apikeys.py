@@ -217,10 +217,8 @@ def revoke(user: User, key_id: str, now: Optional[float] = None) -> ApiKey:
     """Idempotent: revoking a revoked key keeps its first revocation time. The keys it
     created (and theirs) are revoked with it, also when it was revoked before."""
     key, at = get_owned(user, key_id), _now_iso(now)
-    for item in [key, *key_store.made_by(key, user.user_id)]:
-        if not item.revoked_at:
-            key_store.revoke(item, user.user_id, at)
-            log.info("apikey.revoked", key_id=item.key_id, user_id=user.user_id, via=key_id)
+    for item in key_store.revoke_with_made(key, user.user_id, at):
+        log.info("apikey.revoked", key_id=item.key_id, user_id=user.user_id, via=key_id)
     return key
 
 

@@ -42,10 +42,12 @@ class ParentRevoked(Exception):
 
 
 def insert_made_by(key: ApiKey, parent: ApiKey) -> None:
-    """A key created by another key, only while that key is not revoked: one it slips in as it
-    is being revoked would escape the revocation's sweep of what it created."""
+    """A key created by another key, only while that key is not revoked, and recorded on it
+    (``made_keys``) in the same transaction. A revocation writes the same item, so once a key
+    is revoked its ``made_keys`` name every key it will ever have made."""
     def write(tx: Transaction) -> None:
-        tx.check("parent", ApiKey, parent.key_id, ApiKey.revoked_at.does_not_exist())
+        tx.update("parent", parent, actions=[ApiKey.made_keys.add({key.key_id})],
+                  condition=ApiKey.key_id.exists() & ApiKey.revoked_at.does_not_exist())
         tx.save("key", key, condition=ApiKey.key_id.does_not_exist())
     try:
         transactions.run(write)
@@ -55,19 +57,32 @@ def insert_made_by(key: ApiKey, parent: ApiKey) -> None:
         raise
 
 
-def made_by(key: ApiKey, owner_id: str) -> List[ApiKey]:
-    """The keys ``key`` created, and the keys those created, and so on (``created_by``), read
-    with one query of the owner's keys."""
-    children: Dict[str, List[ApiKey]] = {}
+def revoke_with_made(key: ApiKey, owner_id: str, at: str) -> List[ApiKey]:
+    """Revoke ``key``, the keys it made, theirs, and so on; the ones this call revoked.
+
+    Each key is revoked before the keys it made are read, from its own item (``made_keys``,
+    final once it is revoked) and strongly consistent, so a key made a moment before the
+    revocation is not missed while the owner index catches up. Keys made before ``made_keys``
+    was kept are found through the owner index (``created_by``)."""
+    from_index: Dict[str, List[str]] = {}
     for item in owned_by(owner_id):
         if (item.created_by or "").startswith("key:"):
-            children.setdefault(item.created_by[len("key:"):], []).append(item)
-    found, parents = [], [key.key_id]
-    while parents:
-        for child in children.pop(parents.pop(), []):
-            found.append(child)
-            parents.append(child.key_id)
-    return found
+            from_index.setdefault(item.created_by[len("key:"):], []).append(item.key_id)
+    revoked: List[ApiKey] = []
+    pending, seen = [key], {key.key_id}
+    while pending:
+        item = pending.pop()
+        if item.revoked_at is None and update_if(item, [ApiKey.revoked_at.set(at)],
+                                                 ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id)):
+            revoked.append(item)  # the update returned the item as written: its made_keys are final
+        else:
+            item.refresh(consistent_read=True)  # revoked before (maybe meanwhile): read what it made since
+        for child_id in sorted(set(item.made_keys or ()) | set(from_index.get(item.key_id, ()))):
+            child = get(child_id) if child_id not in seen else None
+            if child is not None and child.user_id == owner_id:
+                seen.add(child_id)
+                pending.append(child)
+    return revoked
 
 
 def insert_with_account(user: User, key: ApiKey) -> None:
@@ -76,14 +91,6 @@ def insert_with_account(user: User, key: ApiKey) -> None:
         accounts.add_new(tx, user)
         tx.save("key", key, condition=ApiKey.key_id.does_not_exist())
     transactions.run(write)
-
-
-def revoke(key: ApiKey, owner_id: str, at: str) -> ApiKey:
-    """Idempotent: a key revoked meanwhile keeps its first revocation time (re-read)."""
-    if not update_if(key, [ApiKey.revoked_at.set(at)],
-                     ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id)):
-        key.refresh(consistent_read=True)
-    return key
 
 
 def change(key: ApiKey, owner_id: str, name: Any = UNSET, monthly_cap_cents: Any = UNSET,

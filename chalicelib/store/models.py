@@ -128,6 +128,10 @@ class ApiKey(_Base):
     revoked_at = UnicodeAttribute(null=True)
     last_used_at = UnicodeAttribute(null=True)
     created_by = UnicodeAttribute(null=True)  # "signup" | "session" | "key:<key_id>"
+    # Ids of the keys this key created, added in each creation's transaction (absent on keys
+    # that created none, or only before it was kept): a revocation reads them without the
+    # owner index's lag (store/apikeys.revoke_with_made).
+    made_keys = UnicodeSetAttribute(null=True)
     owner_index = KeyOwnerIndex()
 
 
