@@ -226,3 +226,99 @@ def test_portal_for_a_customer_deleted_at_stripe_is_404(client, user_token, conf
     User(user_id_for(EMAIL)).update(actions=[User.stripe_customer_id.set("cus_deleted")])
     status, body, _ = call(client, "GET", "/billing/portal", token=user_token)
     assert status == 404 and body["code"] == "NOT_FOUND" and "upgrade" in body["error"]
+
+
+# --- one payable Checkout session per account (docs/security.md, finding 36) ------------------
+
+def checkout_url(client, token) -> str:
+    status, body, _ = call(client, "GET", "/billing/checkout", token=token)
+    assert status == 200 and body["url"], body
+    return body["url"]
+
+
+def session_id_of(url: str) -> str:
+    return url.rsplit("/", 1)[-1]
+
+
+def test_a_second_checkout_expires_the_first(client, user_token, configured):
+    first = session_id_of(checkout_url(client, user_token))
+    second = session_id_of(checkout_url(client, user_token))
+    assert configured.checkout_sessions[first]["status"] == "expired"
+    with pytest.raises(ValueError):  # the first tab's page can no longer be paid
+        configured.complete_checkout(first)
+    assert configured.open_checkouts() == [second]
+    assert stored_user().open_checkout_id == second
+    configured.complete_checkout(second)
+    assert len(configured.subscriptions) == 1
+
+
+def test_a_checkout_paid_meanwhile_is_not_sold_again(client, user_token, configured):
+    first = session_id_of(checkout_url(client, user_token))
+    subscription = configured.complete_checkout(first)  # paid; its webhook has not arrived yet
+    for _ in range(2):  # also when asked again: the paid session stays the one on record
+        status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
+        assert status == 200 and body["url"] is None and "just completed" in body["message"]
+    assert len(configured.checkout_sessions) == 1 and configured.open_checkouts() == []
+    assert stored_user().open_checkout_id == first
+    # Once that subscription has ended (cancelled, the account free again), a new checkout opens.
+    configured.subscriptions[subscription]["status"] = "canceled"
+    second = session_id_of(checkout_url(client, user_token))
+    assert configured.open_checkouts() == [second] and stored_user().open_checkout_id == second
+
+
+def test_a_session_created_while_the_first_was_paid_is_expired_too(client, user_token, configured):
+    stale = stored_user()  # read before the first checkout stored its session
+    first = session_id_of(checkout_url(client, user_token))
+    configured.complete_checkout(first)
+    answer = billing.checkout(deps.settings(), deps.stripe_client, stale, "https://api.example")
+    assert answer["url"] is None and "just completed" in answer["message"]
+    [_, second] = configured.checkout_sessions  # created before the compare-and-set saw the first
+    assert configured.checkout_sessions[second]["status"] == "expired" and configured.open_checkouts() == []
+    assert stored_user().open_checkout_id == first
+
+
+def test_a_checkout_after_the_last_one_expired_opens_a_new_one(client, user_token, configured):
+    first = session_id_of(checkout_url(client, user_token))
+    configured.checkout_sessions[first].update(status="expired", url=None)  # Stripe's 24 hours passed
+    second = session_id_of(checkout_url(client, user_token))
+    assert configured.open_checkouts() == [second]
+    [retrieve] = configured.calls(f"/v1/checkout/sessions/{first}")
+    assert retrieve.method == "GET" and retrieve.form["expand[0]"] == "subscription"
+
+
+def test_stripe_failing_to_expire_the_last_session_is_a_503_that_keeps_it_on_record(client, user_token, configured):
+    first = session_id_of(checkout_url(client, user_token))
+    configured.fail_next(500)  # the expiry of the first session
+    status, body, headers = call(client, "GET", "/billing/checkout", token=user_token)
+    assert status == 503 and body["code"] == "SERVICE_UNAVAILABLE" and headers["Retry-After"]
+    assert stored_user().open_checkout_id == first and configured.open_checkouts() == [first]
+    second = session_id_of(checkout_url(client, user_token))
+    assert configured.open_checkouts() == [second]
+
+
+def test_concurrent_checkouts_leave_one_payable_session(backend_client, store_backend, configured):
+    if store_backend == "moto":
+        pytest.skip("moto's in-memory tables are not thread-safe; DynamoDB Local is")
+    sign_in(backend_client, EMAIL)
+    checkout_url(backend_client, sign_in(backend_client, EMAIL))  # a customer and a first session on record
+    settings = deps.settings()
+    results, errors = [], []
+    barrier = threading.Barrier(4)
+
+    def go():
+        try:
+            fresh = stored_user()
+            barrier.wait()
+            results.append(billing.checkout(settings, deps.stripe_client, fresh, "https://api.example"))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 4 and all(r["url"] for r in results)
+    [payable] = configured.open_checkouts()
+    assert stored_user().open_checkout_id == payable
+    assert [r["url"] for r in results].count(f"https://checkout.stripe.com/c/pay/{payable}") == 1
+    assert len(configured.checkout_sessions) == 5

@@ -412,3 +412,19 @@ def test_a_key_made_by_a_key_is_named_on_its_maker_and_revoked_with_it(store_bac
                                  ApiKey.get(maker.key_id))
     assert ApiKey.get(maker.key_id, consistent_read=True).made_keys == {made.key_id}
     assert key_store.revoke_with_made(ApiKey.get(maker.key_id), owner.user_id, "2026-12-04T00:00:00.000Z") == []
+
+
+def test_the_open_checkout_is_replaced_only_by_compare_and_set(store_backend):
+    from chalicelib.store import accounts
+    User(user_id="u-checkout", created_at=clock.iso(clock.now())).save()
+    accounts.replace_open_checkout("u-checkout", None, "cs_1")
+    with pytest.raises(accounts.OpenCheckoutMoved) as moved:  # a second first checkout read "none" too
+        accounts.replace_open_checkout("u-checkout", None, "cs_2")
+    assert moved.value.current == "cs_1"
+    with pytest.raises(accounts.OpenCheckoutMoved):
+        accounts.replace_open_checkout("u-checkout", "cs_stale", "cs_2")
+    accounts.replace_open_checkout("u-checkout", "cs_1", "cs_2")
+    assert accounts.open_checkout("u-checkout") == "cs_2"
+    with pytest.raises(accounts.OpenCheckoutMoved) as missing:  # never creates an account
+        accounts.replace_open_checkout("u-nobody", None, "cs_3")
+    assert missing.value.current is None and accounts.get("u-nobody") is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from chalicelib import clock
 from chalicelib.errors import BillingNotConfigured, DependencyUnavailable, InternalError, NotFound
@@ -21,13 +21,28 @@ log = get_logger("spikes.billing")
 # A subscription Stripe is still trying to collect (its renewal failed). "unpaid" and
 # "canceled" are where Stripe stops: a new subscription is the way back then.
 RETRYING_STATUSES = ("past_due",)
+# A subscription that charges nothing any more: the Checkout that started it is history.
+ENDED_SUBSCRIPTION_STATUSES = ("canceled", "unpaid", "paused", "incomplete_expired")
+CHECKOUT_ATTEMPTS = 5  # compare-and-set rounds against concurrent checkouts of one account
+JUST_SUBSCRIBED = ("A checkout of yours was just completed: your subscription shows here once Stripe confirms it, "
+                   "in a moment. Manage it with `spikes billing` (GET /billing/portal).")
 
 
 class CustomerMissing(Exception):
     """Stripe no longer knows the stored customer (deleted in the Dashboard)."""
 
-def _stripe_call(what: str, fn, *args, **kwargs):
-    """Call the Stripe API, turning its failures into domain errors."""
+
+class StripeRefused(Exception):
+    """Stripe refused the request as invalid (400): for calls whose caller decides what that means."""
+
+    def __init__(self, code: Optional[str]):
+        self.code = code
+        super().__init__(code or "invalid_request")
+
+
+def _stripe_call(what: str, fn, *args, refusal_expected: bool = False, **kwargs):
+    """Call the Stripe API, turning its failures into domain errors (StripeRefused for a 400
+    when ``refusal_expected``)."""
     import stripe  # loaded by the billing routes only: it costs a cold start ~0.2 s
     try:
         return fn(*args, **kwargs)
@@ -40,6 +55,8 @@ def _stripe_call(what: str, fn, *args, **kwargs):
     except stripe.InvalidRequestError as exc:
         if exc.code == "resource_missing" and exc.param == "customer":
             raise CustomerMissing() from None
+        if refusal_expected:
+            raise StripeRefused(exc.code) from None
         log.error("stripe.failed", call=what, error=type(exc).__name__, detail=str(exc)[:300])
         raise InternalError("Stripe refused the billing request") from None
     except stripe.StripeError as exc:
@@ -112,13 +129,66 @@ def checkout(settings: Settings, client_factory, user: User, base_url: str,
             "cancel_url": settings.billing_cancel_url or f"{base_url}/dashboard?billing=cancel",
         })
 
-    customer_id = ensure_customer(client, user)
+    def new_session():
+        customer_id = ensure_customer(client, user)
+        try:
+            return create_session(customer_id)
+        except CustomerMissing:
+            log.warning("stripe.customer_missing", user_id=user.user_id, customer_id=customer_id)
+            return create_session(ensure_customer(client, user, replacing=customer_id))
+
+    return _hand_out(client, user, new_session)
+
+
+def _hand_out(client: Any, user: User, new_session: Callable[[], Any]) -> Dict[str, Any]:
+    """A new session's URL, once it is the user's one payable Checkout session (docs/billing.md,
+    "One open Checkout session"). The session handed out before is expired first, then replaced
+    in the user's item by a compare-and-set: a handed-out session is never left open and
+    untracked, and of concurrent checkouts the last one stored is the only one open. If the one
+    before was paid meanwhile, the user has just subscribed: no session is handed out."""
+    previous, session = user.open_checkout_id, None
+    for _ in range(CHECKOUT_ATTEMPTS):
+        if previous and _retire(client, previous):
+            if session is not None:  # never handed out: expired, so it can never be paid either
+                _retire(client, session["id"])
+            log.info("billing.checkout_just_completed", user_id=user.user_id, session_id=previous)
+            return {"url": None, "message": JUST_SUBSCRIBED}
+        if session is None:
+            session = new_session()
+        try:
+            account_store.replace_open_checkout(user.user_id, previous, session["id"])
+        except account_store.OpenCheckoutMoved as moved:  # a concurrent checkout stored its own
+            previous = moved.current
+            continue
+        return {"url": session["url"]}
+    raise DependencyUnavailable("Too many checkouts at once for this account; retry shortly")
+
+
+def _retire(client: Any, session_id: str) -> bool:
+    """Make sure the handed-out Checkout session ``session_id`` can no longer be paid. True when
+    it was paid already: completed, with a subscription that still runs (the user has just
+    subscribed); False once it is expired, or completed long ago for a subscription that ended."""
     try:
-        session = create_session(customer_id)
-    except CustomerMissing:
-        log.warning("stripe.customer_missing", user_id=user.user_id, customer_id=customer_id)
-        session = create_session(ensure_customer(client, user, replacing=customer_id))
-    return {"url": session["url"]}
+        _stripe_call("checkout.sessions.expire", client.v1.checkout.sessions.expire, session_id,
+                     refusal_expected=True)
+        return False
+    except StripeRefused as refused:
+        if refused.code == "resource_missing":
+            return False  # not a session of this Stripe account (keys changed): nothing to pay
+    # Only an open session can be expired: see what this one became.
+    try:
+        found = _stripe_call("checkout.sessions.retrieve", client.v1.checkout.sessions.retrieve, session_id,
+                             params={"expand": ["subscription"]}, refusal_expected=True).to_dict()
+    except StripeRefused:
+        return False
+    if found.get("status") == "expired":
+        return False
+    if found.get("status") == "complete":
+        subscription = found.get("subscription")
+        status = subscription.get("status") if isinstance(subscription, dict) else None
+        return status not in ENDED_SUBSCRIPTION_STATUSES
+    log.error("stripe.checkout_not_expired", session_id=session_id, status=found.get("status"))
+    raise InternalError("Stripe refused to expire an open Checkout session")
 
 
 def portal(settings: Settings, client_factory, user: User, base_url: str) -> Dict[str, Any]:

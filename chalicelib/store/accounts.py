@@ -109,6 +109,31 @@ def set_customer(user: User, customer_id: str, replacing: Optional[str] = None) 
     return user.stripe_customer_id
 
 
+def open_checkout(user_id: str) -> Optional[str]:
+    """The Checkout session whose URL the user was given last (strongly consistent), or None."""
+    try:
+        return User.get(user_id, consistent_read=True, attributes_to_get=["open_checkout_id"]).open_checkout_id
+    except User.DoesNotExist:
+        return None
+
+
+class OpenCheckoutMoved(Exception):
+    """Another request stored a Checkout session since the caller read the stored one."""
+
+    def __init__(self, current: Optional[str]):
+        self.current = current  # what is stored now
+        super().__init__(current or "none")
+
+
+def replace_open_checkout(user_id: str, expected: Optional[str], session_id: str) -> None:
+    """Store ``session_id`` as the user's open Checkout session only if the stored one is still
+    ``expected`` (None: none is stored): a compare-and-set, so of concurrent replacements exactly
+    one wins. The others get OpenCheckoutMoved with what is stored now (nothing written)."""
+    stored = User.open_checkout_id == expected if expected else User.open_checkout_id.does_not_exist()
+    if not update_if(User(user_id), [User.open_checkout_id.set(session_id)], User.user_id.exists() & stored):
+        raise OpenCheckoutMoved(open_checkout(user_id))
+
+
 def set_monthly_cap(user: User, cap_cents: Optional[int]) -> None:
     """The account-wide monthly spending cap (None: no cap)."""
     user.update(actions=[User.monthly_cap_cents.remove() if cap_cents is None

@@ -62,6 +62,8 @@ class User(_Base):
     monthly_cap_cents = NumberAttribute(null=True)
     # Key-only accounts: set once claimed; their keys, shares and spikes now belong to that user.
     merged_into = UnicodeAttribute(null=True)
+    # The Checkout session whose URL was handed out last: expired before another replaces it.
+    open_checkout_id = UnicodeAttribute(null=True)
     stripe_customer_index = StripeCustomerIndex()
 
 

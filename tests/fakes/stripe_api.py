@@ -1,6 +1,12 @@
 """A small local fake of the Stripe API for tests: the endpoints the backend calls
 (customers, Checkout and portal sessions, billing meter events).
 
+Checkout sessions have Stripe's states: ``open`` when created, ``complete`` once paid
+(``complete_checkout``, what a customer does on Stripe's page; it starts a subscription), and
+``expired`` (``POST /v1/checkout/sessions/{id}/expire``, which like Stripe's refuses anything
+but an open session with a 400 ``invalid_request_error``). A session that is not open has no
+``url`` and cannot be paid.
+
 It listens on 127.0.0.1 (port 0: the OS picks a free port) in a thread, parses the
 form-encoded bodies the official library sends, records every request, honours
 ``Idempotency-Key`` for customers and meter events like Stripe does, keeps one meter event
@@ -15,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List, Optional, Tuple
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 
 @dataclass
@@ -32,6 +38,8 @@ class FakeStripe:
     requests: List[Recorded] = field(default_factory=list)
     customers: Dict[str, dict] = field(default_factory=dict)
     meter_events: Dict[str, dict] = field(default_factory=dict)  # identifier -> event
+    checkout_sessions: Dict[str, dict] = field(default_factory=dict)
+    subscriptions: Dict[str, dict] = field(default_factory=dict)
     failures: List[Tuple[int, dict]] = field(default_factory=list)
     # Seconds to sit on the next answers (after doing the work, as a slow Stripe would): a
     # client with a shorter timeout gives up although the request took effect.
@@ -53,11 +61,19 @@ class FakeStripe:
             def log_message(self, *_args) -> None:  # quiet
                 pass
 
+            def do_GET(self) -> None:  # noqa: N802
+                url = urlsplit(self.path)
+                self.answer(Recorded("GET", url.path, {k.lower(): v for k, v in self.headers.items()},
+                                     dict(parse_qsl(url.query, keep_blank_values=True))))
+
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode("utf-8")
-                status, payload = fake.dispatch(Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()},
-                                                         dict(parse_qsl(body, keep_blank_values=True))))
+                self.answer(Recorded("POST", self.path, {k.lower(): v for k, v in self.headers.items()},
+                                     dict(parse_qsl(body, keep_blank_values=True))))
+
+            def answer(self, request: Recorded) -> None:
+                status, payload = fake.dispatch(request)
                 data = json.dumps(payload).encode()
                 with fake._lock:
                     delay = fake.delays.pop(0) if fake.delays else 0.0
@@ -103,6 +119,8 @@ class FakeStripe:
                 return 200, self._create_customer(request)
             if request.path == "/v1/checkout/sessions":
                 return self._create_checkout(request)
+            if request.path.startswith("/v1/checkout/sessions/"):
+                return self._checkout_session(request)
             if request.path == "/v1/billing_portal/sessions":
                 return self._create_portal(request)
             if request.path == "/v1/billing/meter_events":
@@ -126,9 +144,59 @@ class FakeStripe:
             return 400, {"error": {"type": "invalid_request_error", "code": "resource_missing",
                                    "param": "customer", "message": f"No such customer: '{form.get('customer')}'"}}
         session_id = f"cs_test_{secrets.token_hex(12)}"
-        return 200, {"id": session_id, "object": "checkout.session", "mode": form.get("mode"),
-                     "customer": form.get("customer"), "client_reference_id": form.get("client_reference_id"),
-                     "url": f"https://checkout.stripe.com/c/pay/{session_id}"}
+        session = {"id": session_id, "object": "checkout.session", "mode": form.get("mode"), "status": "open",
+                   "payment_status": "unpaid", "customer": form.get("customer"), "subscription": None,
+                   "client_reference_id": form.get("client_reference_id"),
+                   "metadata": {"user_id": form.get("metadata[user_id]"), "tier": form.get("metadata[tier]")},
+                   "url": f"https://checkout.stripe.com/c/pay/{session_id}"}
+        self.checkout_sessions[session_id] = session
+        return 200, dict(session)
+
+    def _checkout_session(self, request: Recorded) -> Tuple[int, dict]:
+        """GET /v1/checkout/sessions/{id} (``expand[0]=subscription``) and POST .../{id}/expire."""
+        session_id, _, action = request.path[len("/v1/checkout/sessions/"):].partition("/")
+        session = self.checkout_sessions.get(session_id)
+        if session is None or (request.method, action) not in (("GET", ""), ("POST", "expire")):
+            return 404, {"error": {"type": "invalid_request_error", "code": "resource_missing", "param": "session",
+                                   "message": f"No such checkout.session: '{session_id}'"}}
+        if action == "expire":
+            if session["status"] != "open":
+                return 400, {"error": {"type": "invalid_request_error", "message":
+                                       'Only Checkout Sessions with a status in ["open"] can be expired. '
+                                       f"This Checkout Session has a status of `{session['status']}`."}}
+            session.update(status="expired", url=None)
+        answer = dict(session)
+        if request.form.get("expand[0]") == "subscription" and session["subscription"]:
+            answer["subscription"] = dict(self.subscriptions[session["subscription"]])
+        return 200, answer
+
+    # --- what happens on Stripe's side ---------------------------------------------------
+
+    def complete_checkout(self, session_id: str) -> str:
+        """The customer pays an open session on Stripe's page: it completes and starts an active
+        subscription (returned). Paying a session that is not open fails, as on Stripe."""
+        with self._lock:
+            session = self.checkout_sessions[session_id]
+            if session["status"] != "open":
+                raise ValueError(f"Checkout session {session_id} is {session['status']}: it cannot be paid")
+            subscription = {"id": f"sub_{secrets.token_hex(8)}", "object": "subscription", "status": "active",
+                            "customer": session["customer"], "metadata": dict(session["metadata"])}
+            self.subscriptions[subscription["id"]] = subscription
+            session.update(status="complete", payment_status="paid", subscription=subscription["id"], url=None)
+            return subscription["id"]
+
+    def open_checkouts(self) -> List[str]:
+        """The ids of the sessions a customer could still pay."""
+        with self._lock:
+            return [sid for sid, session in self.checkout_sessions.items() if session["status"] == "open"]
+
+    def delete_customer(self, customer_id: str) -> None:
+        """Deleted in the Stripe Dashboard: its subscriptions end with it."""
+        with self._lock:
+            self.customers.pop(customer_id)
+            for subscription in self.subscriptions.values():
+                if subscription["customer"] == customer_id:
+                    subscription["status"] = "canceled"
 
     def _create_portal(self, request: Recorded) -> Tuple[int, dict]:
         if request.form.get("customer") not in self.customers:
