@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from chalicelib import clock, deps
-from chalicelib.services import quotas, usage_report
+from chalicelib.services import billing, quotas, usage_report
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store import ledger, meter_events
 from chalicelib.store.models import LedgerItem, OutboxItem, Share, Spike, User
@@ -190,7 +190,7 @@ def test_a_crash_after_stripe_accepted_does_not_bill_twice(client, agent, config
     assert outbox() == []
     assert configured.meter_totals() == {(SHARE_EVENT, customer): 1}
     keys = {r.headers["idempotency-key"] for r in configured.calls("/v1/billing/meter_events")}
-    assert keys == {f"spikes-meter-share-{share['share_id']}"}
+    assert keys == {f"spikes-meter-share-{share['share_id']}-{customer}"}
 
 
 def test_events_survive_stripe_being_unreachable_for_hours(client, agent, configured, env):
@@ -226,6 +226,41 @@ def test_stripe_errors_are_retried_later_and_refusals_kept_aside(client, agent, 
     assert result["dead"] == 1 and outbox() == []
     [dead] = outbox(meter_events.DEAD_QUEUE)
     assert dead.identifier == f"share-{share['share_id']}" and "No such customer" in dead.last_error
+
+
+def test_queued_usage_goes_to_the_customer_that_replaced_a_deleted_one(client, agent, configured):
+    """docs/security.md, finding 37: events queued before the customer was replaced are billed
+    to the replacement."""
+    token, uid, old = agent
+    share = share_site(client, token)
+    post_spike(client, share["slug"])
+    assert {item.customer_id for item in outbox()} == {old, None}  # a post's owner may come from a hint
+    configured.delete_customer(old)  # deleted in the Stripe Dashboard, then replaced by checkout
+    new = billing.ensure_customer(deps.stripe_client(), User.get(uid), replacing=old)
+    assert new != old and User.get(uid).stripe_customer_id == new
+    result = report()
+    assert result["sent"] == 2 and result["dead"] == 0 and outbox(meter_events.DEAD_QUEUE) == []
+    assert configured.meter_totals() == {(SPIKE_EVENT, new): 1, (SHARE_EVENT, new): 1}
+
+
+def test_an_event_refused_for_a_customer_replaced_meanwhile_is_sent_to_the_new_one(client, agent, configured,
+                                                                                  monkeypatch):
+    token, uid, old = agent
+    share = share_site(client, token)
+    configured.delete_customer(old)
+    new = billing.ensure_customer(deps.stripe_client(), User.get(uid), replacing=old)
+    reads = []
+    real = usage_report.account_store.stripe_customer
+
+    def read_before_the_replacement(user_id):  # the first read happened just before the swap
+        reads.append(user_id)
+        return old if len(reads) == 1 else real(user_id)
+    monkeypatch.setattr(usage_report.account_store, "stripe_customer", read_before_the_replacement)
+    assert report()["sent"] == 1 and outbox(meter_events.DEAD_QUEUE) == []
+    assert configured.meter_totals() == {(SHARE_EVENT, new): 1}
+    # Stripe keeps the refusal under the first key: the resend to the replacement has its own.
+    keys = [r.headers["idempotency-key"] for r in configured.calls("/v1/billing/meter_events")]
+    assert keys == [f"spikes-meter-share-{share['share_id']}-{customer}" for customer in (old, new)]
 
 
 def test_the_scheduled_function_reports(client, agent, configured):

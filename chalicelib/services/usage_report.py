@@ -2,7 +2,8 @@
 (the scheduled ``usage_report`` function, every 5 minutes).
 
 Each run reads the queues oldest first, leases each event with a conditional write, sends it
-with Stripe's ``identifier`` and an idempotency key both derived from our ids, and deletes it
+to the account's current Stripe customer (read then, not when the event was queued) with
+Stripe's ``identifier`` and an idempotency key both derived from our ids, and deletes it
 once Stripe accepted it: a run that dies between Stripe's answer and the delete re-sends
 something Stripe already holds and keeps once. Stripe unreachable, rate-limiting or erroring
 leaves events where they are, retried with backoff, for as long as it takes; an event Stripe
@@ -16,8 +17,9 @@ from typing import Any, Callable, Dict, Optional
 from chalicelib import clock
 from chalicelib.logs import get_logger
 from chalicelib.settings import Settings
+from chalicelib.store import accounts as account_store
 from chalicelib.store import meter_events
-from chalicelib.store.models import OutboxItem, User
+from chalicelib.store.models import OutboxItem
 
 log = get_logger("spikes.usage_report")
 
@@ -63,16 +65,23 @@ def _report_one(client, item: OutboxItem, now: float) -> str:
     import stripe
     if not meter_events.lease(item, now, LEASE_SECONDS):
         return "skipped"  # another run is sending it
-    customer_id = item.customer_id or _customer_of(item.user_id)
+    # The customer the account has now, not the one it had when charged: a customer deleted at
+    # Stripe is replaced at the next checkout (billing.ensure_customer), and an event still
+    # naming the deleted one would be refused, or accepted and billed to no one.
+    customer_id = account_store.stripe_customer(item.user_id) or item.customer_id
     if not customer_id:
         meter_events.bury(item, "The account has no Stripe customer")
         return "dead"
     try:
-        client.v1.billing.meter_events.create(
-            params={"event_name": item.event_name, "identifier": item.identifier,
-                    "timestamp": int(max(item.timestamp, now - MAX_EVENT_AGE_SECONDS)),
-                    "payload": {"stripe_customer_id": customer_id, "value": str(int(item.value))}},
-            options={"idempotency_key": f"spikes-meter-{item.identifier}"})
+        try:
+            _send(client, item, customer_id, now)
+        except stripe.InvalidRequestError:
+            replacement = account_store.stripe_customer(item.user_id)
+            if not replacement or replacement == customer_id:
+                raise
+            # Replaced between the read above and Stripe's answer: the event is the new one's.
+            customer_id = replacement
+            _send(client, item, customer_id, now)
     except stripe.IdempotencyError:
         pass  # Stripe already has a request under this key: the event was reported
     except _retryable() as exc:
@@ -81,6 +90,7 @@ def _report_one(client, item: OutboxItem, now: float) -> str:
         log.warning("usage.report_deferred", identifier=item.identifier, error=type(exc).__name__)
         return "retry_later"
     except stripe.StripeError as exc:
+        item.customer_id = customer_id  # the dead event shows the customer Stripe refused
         meter_events.bury(item, f"{type(exc).__name__}: {str(exc)[:300]}")
         log.error("usage.report_refused", identifier=item.identifier, error=type(exc).__name__, detail=str(exc)[:300])
         return "dead"
@@ -88,8 +98,12 @@ def _report_one(client, item: OutboxItem, now: float) -> str:
     return "sent"
 
 
-def _customer_of(user_id: str) -> Optional[str]:
-    try:
-        return User.get(user_id).stripe_customer_id
-    except User.DoesNotExist:
-        return None
+def _send(client, item: OutboxItem, customer_id: str, now: float) -> None:
+    # One key per event and customer: Stripe keeps a request's answer, refusals included, under
+    # its key and refuses the key with other parameters, so the event sent again to a replacement
+    # customer needs its own (the identifier stays: Stripe still counts the event once).
+    client.v1.billing.meter_events.create(
+        params={"event_name": item.event_name, "identifier": item.identifier,
+                "timestamp": int(max(item.timestamp, now - MAX_EVENT_AGE_SECONDS)),
+                "payload": {"stripe_customer_id": customer_id, "value": str(int(item.value))}},
+        options={"idempotency_key": f"spikes-meter-{item.identifier}-{customer_id}"})

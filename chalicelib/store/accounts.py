@@ -99,6 +99,14 @@ def by_customer(customer_id: str) -> Optional[User]:
     return None
 
 
+def stripe_customer(user_id: str) -> Optional[str]:
+    """The user's Stripe customer id as stored now (strongly consistent), or None."""
+    try:
+        return User.get(user_id, consistent_read=True, attributes_to_get=["stripe_customer_id"]).stripe_customer_id
+    except User.DoesNotExist:
+        return None
+
+
 def set_customer(user: User, customer_id: str, replacing: Optional[str] = None) -> str:
     """Store the user's Stripe customer id only if none is stored yet, or (``replacing``) only
     if the stored one is still that one: a concurrent first call or replacement is kept, never

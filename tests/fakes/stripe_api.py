@@ -9,7 +9,8 @@ but an open session with a 400 ``invalid_request_error``). A session that is not
 
 It listens on 127.0.0.1 (port 0: the OS picks a free port) in a thread, parses the
 form-encoded bodies the official library sends, records every request, honours
-``Idempotency-Key`` for customers and meter events like Stripe does, keeps one meter event
+``Idempotency-Key`` for customers and meter events like Stripe does (for meter events also
+refusals, and a key reused with other parameters is an ``idempotency_error``), keeps one meter event
 per ``identifier`` (Stripe's deduplication), and can be told to fail.
 """
 from __future__ import annotations
@@ -45,6 +46,7 @@ class FakeStripe:
     # client with a shorter timeout gives up although the request took effect.
     delays: List[float] = field(default_factory=list)
     _idempotent: Dict[str, dict] = field(default_factory=dict)
+    _idempotent_meter: Dict[str, Tuple[Dict[str, str], Tuple[int, dict]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: Optional[ThreadingHTTPServer] = None
     _thread: Optional[threading.Thread] = None
@@ -211,8 +213,20 @@ class FakeStripe:
     def _create_meter_event(self, request: Recorded) -> Tuple[int, dict]:
         form = request.form
         key = request.headers.get("idempotency-key")
-        if key and key in self._idempotent:
-            return 200, self._idempotent[key]
+        if key and key in self._idempotent_meter:
+            # Stripe answers a key again as it did the first time, refusals included, and only
+            # for the same parameters.
+            first_form, answer = self._idempotent_meter[key]
+            if first_form != form:
+                return 400, {"error": {"type": "idempotency_error", "message": "Keys for idempotent requests can "
+                                       "only be used with the same parameters they were first used with."}}
+            return answer
+        answer = self._new_meter_event(form)
+        if key:
+            self._idempotent_meter[key] = (form, answer)
+        return answer
+
+    def _new_meter_event(self, form: Dict[str, str]) -> Tuple[int, dict]:
         customer = form.get("payload[stripe_customer_id]")
         if not form.get("event_name") or customer not in self.customers:
             return 400, {"error": {"type": "invalid_request_error", "code": "resource_missing",
@@ -225,8 +239,6 @@ class FakeStripe:
                      "payload": {"stripe_customer_id": customer, "value": form.get("payload[value]")},
                      "timestamp": int(form.get("timestamp") or 0), "livemode": False}
             self.meter_events[identifier] = event
-        if key:
-            self._idempotent[key] = event
         return 200, event
 
     def meter_totals(self) -> Dict[Tuple[str, str], int]:
