@@ -60,14 +60,12 @@ def test_checkout_reuses_the_stored_customer(client, user_token, configured):
     assert [c.form["customer"] for c in configured.calls("/v1/checkout/sessions")] == [first, first]
 
 
-def test_concurrent_first_checkouts_end_with_one_customer(backend_client, store_backend, configured):
-    if store_backend == "moto":
-        pytest.skip("moto's in-memory tables are not thread-safe (this failed on it once); DynamoDB Local is")
-    sign_in(backend_client, EMAIL)
-    # Service level: chalice's test client swaps os.environ per call and is not thread-safe.
+def checkouts_at_once(count: int) -> list:
+    """``count`` checkouts of the signed-in user released together (service level: chalice's
+    test client swaps os.environ per call and is not thread-safe); their answers."""
     settings = deps.settings()
     results, errors = [], []
-    barrier = threading.Barrier(4)
+    barrier = threading.Barrier(count)
 
     def go():
         try:
@@ -76,12 +74,21 @@ def test_concurrent_first_checkouts_end_with_one_customer(backend_client, store_
             results.append(billing.checkout(settings, deps.stripe_client, fresh, "https://api.example"))
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
-    threads = [threading.Thread(target=go) for _ in range(4)]
+    threads = [threading.Thread(target=go) for _ in range(count)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == [] and len(results) == 4 and all(r["url"] for r in results)
+    assert errors == []
+    return results
+
+
+def test_concurrent_first_checkouts_end_with_one_customer(backend_client, store_backend, configured):
+    if store_backend == "moto":
+        pytest.skip("moto's in-memory tables are not thread-safe (this failed on it once); DynamoDB Local is")
+    sign_in(backend_client, EMAIL)
+    results = checkouts_at_once(4)
+    assert len(results) == 4 and all(r["url"] for r in results)
     assert len(configured.calls("/v1/customers")) == 4  # all four raced past the "no customer yet" check
     assert len(configured.customers) == 1  # one idempotency key -> one Stripe customer
     stored = stored_user().stripe_customer_id
@@ -301,23 +308,8 @@ def test_concurrent_checkouts_leave_one_payable_session(backend_client, store_ba
         pytest.skip("moto's in-memory tables are not thread-safe; DynamoDB Local is")
     sign_in(backend_client, EMAIL)
     checkout_url(backend_client, sign_in(backend_client, EMAIL))  # a customer and a first session on record
-    settings = deps.settings()
-    results, errors = [], []
-    barrier = threading.Barrier(4)
-
-    def go():
-        try:
-            fresh = stored_user()
-            barrier.wait()
-            results.append(billing.checkout(settings, deps.stripe_client, fresh, "https://api.example"))
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-    threads = [threading.Thread(target=go) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == [] and len(results) == 4 and all(r["url"] for r in results)
+    results = checkouts_at_once(4)
+    assert len(results) == 4 and all(r["url"] for r in results)
     [payable] = configured.open_checkouts()
     assert stored_user().open_checkout_id == payable
     assert [r["url"] for r in results].count(f"https://checkout.stripe.com/c/pay/{payable}") == 1
