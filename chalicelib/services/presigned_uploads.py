@@ -136,6 +136,6 @@ def _activate(share: Share, locked: bool) -> Share:
         return share_store.activate(share, locked, also=_releasing(share))
 
 
+
 def _releasing(share: Share) -> Optional[Callable[[Transaction], None]]:
-    held = held_charges.get(metering.share_identifier(share.share_id))
-    return None if held is None else (lambda tx: held_charges.release(tx, held))
+    return held_charges.releasing(held_charges.get(metering.share_identifier(share.share_id)))

@@ -4,7 +4,7 @@ before it stored their share, and remove presigned uploads never completed. Each
 idempotent: a run that dies is redone by the next."""
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from chalicelib.errors import NotFound
 from chalicelib.logs import get_logger
@@ -14,9 +14,7 @@ from chalicelib.services.shares import finish_deletion
 from chalicelib.store import held_charges, ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ShareFiles
-from chalicelib.store.models import OutboxItem
 from chalicelib.store.shares import DELETING, PENDING
-from chalicelib.store.transactions import Transaction
 
 log = get_logger("spikes.share_cleanup")
 
@@ -94,7 +92,7 @@ def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_s
             if share is not None and share.status == PENDING:
                 held = held_charges.get(metering.share_identifier(share_id))
                 try:
-                    share_store.tombstone_unfinished(share, also=_dropping(held))
+                    share_store.tombstone_unfinished(share, also=held_charges.dropping(held))
                 except share_store.HoldsFeedback:
                     if held is not None:
                         held_charges.release_while_pending(share, held)
@@ -113,8 +111,3 @@ def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_s
             failed += 1
     return {"unfinished_uploads_expired": expired, "unfinished_uploads_kept": kept,
             "unfinished_uploads_failed": failed}
-
-
-def _dropping(held: Optional[OutboxItem]) -> Optional[Callable[[Transaction], None]]:
-    """The tombstone's writes that give a held charge back (none held: not the agent tier)."""
-    return None if held is None else (lambda tx: held_charges.drop(tx, held))

@@ -14,7 +14,7 @@ needs cancelling.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from chalicelib.store import charges, ledger, meter_events
 from chalicelib.store.models import LedgerItem, OutboxItem, Share
@@ -69,6 +69,16 @@ def drop(tx: Transaction, held: OutboxItem) -> None:
         if held.key_cost:
             actions.append(LedgerItem.cost.add(-int(held.key_cost)))
         tx.update("key-refund", LedgerItem(charges.key_usage_key(held.key_id, held.period)), actions=actions)
+
+
+def releasing(held: Optional[OutboxItem]) -> Optional[Callable[[Transaction], None]]:
+    """``release`` as a transaction's extra writes; None when nothing is held (not the agent tier)."""
+    return None if held is None else (lambda tx: release(tx, held))
+
+
+def dropping(held: Optional[OutboxItem]) -> Optional[Callable[[Transaction], None]]:
+    """``drop`` as a transaction's extra writes; None when nothing is held (not the agent tier)."""
+    return None if held is None else (lambda tx: drop(tx, held))
 
 
 def release_while_pending(share: Share, held: OutboxItem) -> bool:
