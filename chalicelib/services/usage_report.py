@@ -4,14 +4,21 @@
 Each run reads the queues oldest first, leases each event with a conditional write, sends it
 to the account's current Stripe customer (read then, not when the event was queued) with
 Stripe's ``identifier`` and an idempotency key both derived from our ids, and deletes it
-once Stripe accepted it: a run that dies between Stripe's answer and the delete re-sends
-something Stripe already holds and keeps once. Stripe unreachable, rate-limiting or erroring
-leaves events where they are, retried with backoff, for as long as it takes; an event Stripe
-refuses for good goes to the dead queue. ``stripe`` is imported on first use (cold starts of
-the API, which imports the jobs' blueprint, stay light).
+once Stripe accepted it. Stripe unreachable, rate-limiting or erroring leaves events where
+they are, retried with backoff; an event Stripe refuses for good goes to the dead queue.
+
+A retry must be the very request Stripe may already hold: Stripe answers a repeated key with
+its first answer, and refuses it (``IdempotencyError``) when the parameters differ. So the
+timestamp sent is fixed on the event while an attempt is unanswered (a crash between Stripe's
+answer and the delete, a timeout, a 5xx). Stripe deduplicates keys and identifiers for 24
+hours only: an event unanswered for longer (``RESEND_WINDOW_SECONDS``) is not sent again, which
+could bill it twice, but moved to the dead queue for review, as is one whose key Stripe holds
+with other parameters (whether that first request was billed cannot be told). ``stripe`` is
+imported on first use (cold starts of the API, which imports the jobs' blueprint, stay light).
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Optional
 
 from chalicelib import clock
@@ -25,8 +32,12 @@ log = get_logger("spikes.usage_report")
 
 LEASE_SECONDS = 120
 MAX_BACKOFF_SECONDS = 3600
-# Stripe takes meter events up to 35 days old; older ones are sent as of 34 days ago.
+# Stripe takes meter events up to 35 days old; older ones are sent as of 34 days ago (the day
+# left covers the resend window below).
 MAX_EVENT_AGE_SECONDS = 34 * 24 * 3600
+# Stripe keeps idempotency keys and meter event identifiers for at least 24 hours; an hour's
+# margin for clocks and for the attempt itself.
+RESEND_WINDOW_SECONDS = 23 * 3600
 
 
 def report(settings: Settings, client_factory: Callable[[], Any], now: Optional[float] = None,
@@ -61,36 +72,62 @@ def _retryable():
             stripe.PermissionError)
 
 
+def _unseen_by_stripe(exc: Exception) -> bool:
+    """Stripe refused to look at the request (rate limit, API key), or the connection was never
+    opened (refused, unresolvable, connect timeout): Stripe cannot hold the event. A timeout
+    or a connection lost after sending, a 5xx or a 409 may follow work Stripe did."""
+    import stripe
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+    if isinstance(exc, (stripe.RateLimitError, stripe.AuthenticationError, stripe.PermissionError)):
+        return True
+    cause = exc.__cause__ if isinstance(exc, stripe.APIConnectionError) else None
+    reason = getattr(cause.args[0], "reason", None) if cause is not None and cause.args else None
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+
+
 def _report_one(client, item: OutboxItem, now: float) -> str:
     import stripe
-    if not meter_events.lease(item, now, LEASE_SECONDS):
+    unanswered_before = item.unanswered_since
+    if not meter_events.lease(item, now, LEASE_SECONDS, int(max(item.timestamp, now - MAX_EVENT_AGE_SECONDS))):
         return "skipped"  # another run is sending it
+    if unanswered_before is not None and now - unanswered_before > RESEND_WINDOW_SECONDS:
+        # Stripe may hold it (accepted, then the answer or our delete was lost) and no longer
+        # deduplicates it: sent again, it could be billed twice.
+        since = clock.iso(datetime.fromtimestamp(unanswered_before, timezone.utc))
+        return _bury_unknown(item, f"Unanswered since {since}, longer than Stripe deduplicates (24 hours)")
     # The customer the account has now, not the one it had when charged: a customer deleted at
     # Stripe is replaced at the next checkout (billing.ensure_customer), and an event still
     # naming the deleted one would be refused, or accepted and billed to no one.
     customer_id = account_store.stripe_customer(item.user_id) or item.customer_id
     if not customer_id:
+        item.unanswered_since = unanswered_before
         meter_events.bury(item, "The account has no Stripe customer")
         return "dead"
     try:
         try:
-            _send(client, item, customer_id, now)
+            _send(client, item, customer_id)
         except stripe.InvalidRequestError:
             replacement = account_store.stripe_customer(item.user_id)
             if not replacement or replacement == customer_id:
                 raise
             # Replaced between the read above and Stripe's answer: the event is the new one's.
             customer_id = replacement
-            _send(client, item, customer_id, now)
-    except stripe.IdempotencyError:
-        pass  # Stripe already has a request under this key: the event was reported
+            _send(client, item, customer_id)
+    except stripe.IdempotencyError as exc:
+        # The key was used with other parameters (an earlier version of this job sent old events
+        # with a timestamp that moved between attempts): that request may have been billed.
+        item.customer_id = customer_id
+        return _bury_unknown(item, f"IdempotencyError: Stripe holds this event's key with other parameters "
+                                   f"({str(exc)[:200]})")
     except _retryable() as exc:
         delay = min(MAX_BACKOFF_SECONDS, 60 * 2 ** int(item.attempts or 0))
-        meter_events.retry_later(item, int(now) + delay, f"{type(exc).__name__}: {str(exc)[:200]}")
+        unanswered = unanswered_before if _unseen_by_stripe(exc) else item.unanswered_since
+        meter_events.retry_later(item, int(now) + delay, f"{type(exc).__name__}: {str(exc)[:200]}", unanswered)
         log.warning("usage.report_deferred", identifier=item.identifier, error=type(exc).__name__)
         return "retry_later"
     except stripe.StripeError as exc:
         item.customer_id = customer_id  # the dead event shows the customer Stripe refused
+        item.unanswered_since = unanswered_before
         meter_events.bury(item, f"{type(exc).__name__}: {str(exc)[:300]}")
         log.error("usage.report_refused", identifier=item.identifier, error=type(exc).__name__, detail=str(exc)[:300])
         return "dead"
@@ -98,12 +135,21 @@ def _report_one(client, item: OutboxItem, now: float) -> str:
     return "sent"
 
 
-def _send(client, item: OutboxItem, customer_id: str, now: float) -> None:
+def _bury_unknown(item: OutboxItem, reason: str) -> str:
+    error = (f"{reason}: whether Stripe billed it is unknown. Look for meter event identifier "
+             f"{item.identifier} at Stripe before sending it again.")
+    meter_events.bury(item, error)
+    log.error("usage.report_unknown", identifier=item.identifier, detail=error)
+    return "dead"
+
+
+def _send(client, item: OutboxItem, customer_id: str) -> None:
     # One key per event and customer: Stripe keeps a request's answer, refusals included, under
     # its key and refuses the key with other parameters, so the event sent again to a replacement
-    # customer needs its own (the identifier stays: Stripe still counts the event once).
+    # customer needs its own (the identifier stays: Stripe still counts the event once). No
+    # retries inside the library: each attempt's outcome is recorded on its own (the next run
+    # retries).
     client.v1.billing.meter_events.create(
-        params={"event_name": item.event_name, "identifier": item.identifier,
-                "timestamp": int(max(item.timestamp, now - MAX_EVENT_AGE_SECONDS)),
+        params={"event_name": item.event_name, "identifier": item.identifier, "timestamp": int(item.send_timestamp),
                 "payload": {"stripe_customer_id": customer_id, "value": str(int(item.value))}},
-        options={"idempotency_key": f"spikes-meter-{item.identifier}-{customer_id}"})
+        options={"idempotency_key": f"spikes-meter-{item.identifier}-{customer_id}", "max_network_retries": 0})

@@ -45,27 +45,46 @@ def due(queue: str, now: float) -> Iterator[OutboxItem]:
     return OutboxItem.query(queue, filter_condition=OutboxItem.next_attempt_at <= now, page_size=100)
 
 
-def lease(item: OutboxItem, now: float, seconds: int) -> bool:
-    """Take the event for ``seconds``; False when another run holds it (or it is gone)."""
-    return update_if(item, [OutboxItem.lease_until.set(int(now) + seconds)],
-                     OutboxItem.event_key.exists() & (OutboxItem.lease_until.does_not_exist()
-                                                      | (OutboxItem.lease_until < int(now))))
+def lease(item: OutboxItem, now: float, seconds: int, send_timestamp: int) -> bool:
+    """Take the event for ``seconds`` to send it; False when another run holds it, it is gone,
+    or it changed since it was read.
+
+    The attempt counts as unanswered from now until its outcome is recorded (a crash leaves it
+    so). When an earlier attempt is still unanswered, its ``unanswered_since`` and
+    ``send_timestamp`` stay (the item is refreshed with them): the retry must be the same
+    request. Otherwise ``send_timestamp`` is fixed for this attempt. Either way the write is
+    conditioned on the ``unanswered_since`` read, so it never acts on a stale one."""
+    unanswered = item.unanswered_since
+    actions = [OutboxItem.lease_until.set(int(now) + seconds)]
+    if unanswered is None:
+        actions += [OutboxItem.unanswered_since.set(int(now)), OutboxItem.send_timestamp.set(int(send_timestamp))]
+        as_read = OutboxItem.unanswered_since.does_not_exist()
+    else:
+        as_read = OutboxItem.unanswered_since == unanswered
+    return update_if(item, actions, OutboxItem.event_key.exists() & as_read
+                     & (OutboxItem.lease_until.does_not_exist() | (OutboxItem.lease_until < int(now))))
 
 
 def sent(item: OutboxItem) -> None:
     item.delete()
 
 
-def retry_later(item: OutboxItem, next_attempt_at: int, error: str) -> None:
+def retry_later(item: OutboxItem, next_attempt_at: int, error: str, unanswered_since: Optional[int]) -> None:
+    """Not sent this time. ``unanswered_since``: what stays unanswered (None: Stripe cannot hold
+    the event, as when it refused to look at the request)."""
+    answered = (OutboxItem.unanswered_since.set(unanswered_since) if unanswered_since is not None
+                else OutboxItem.unanswered_since.remove())
     item.update(actions=[OutboxItem.attempts.add(1), OutboxItem.next_attempt_at.set(next_attempt_at),
-                         OutboxItem.lease_until.remove(), OutboxItem.last_error.set(error)])
+                         OutboxItem.lease_until.remove(), OutboxItem.last_error.set(error), answered])
 
 
 def bury(item: OutboxItem, error: str) -> None:
-    """Stripe refused the event for good: kept in the dead queue, out of the way, for review."""
+    """Stripe refused the event for good, or whether Stripe holds it can no longer be known:
+    kept in the dead queue, out of the way, for review."""
     dead = OutboxItem(DEAD_QUEUE, item.event_key, identifier=item.identifier, event_name=item.event_name,
                       user_id=item.user_id, customer_id=item.customer_id, value=item.value, timestamp=item.timestamp,
-                      attempts=int(item.attempts or 0) + 1, next_attempt_at=0, last_error=error)
+                      attempts=int(item.attempts or 0) + 1, next_attempt_at=0, last_error=error,
+                      send_timestamp=item.send_timestamp, unanswered_since=item.unanswered_since)
 
     def build(tx: Transaction) -> None:
         tx.save("dead", dead)

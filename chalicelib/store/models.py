@@ -411,6 +411,12 @@ class OutboxItem(_Base):
     next_attempt_at = NumberAttribute(default=0)
     lease_until = NumberAttribute(null=True)
     last_error = UnicodeAttribute(null=True)
+    # The timestamp the event is sent with (its own, or 34 days ago for an older one), fixed
+    # while an attempt is unanswered: Stripe refuses a retry under the same key that differs.
+    send_timestamp = NumberAttribute(null=True)
+    # When the earliest attempt whose answer we never recorded began (a crash, a timeout, a
+    # 5xx): Stripe may hold the event, and deduplicates it for 24 hours only.
+    unanswered_since = NumberAttribute(null=True)
     # Only on a held charge (``meter#held``, store/held_charges.py): what to give back if the
     # presigned upload it bills expires unfinished.
     period = UnicodeAttribute(null=True)

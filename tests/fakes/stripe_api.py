@@ -10,8 +10,14 @@ but an open session with a 400 ``invalid_request_error``). A session that is not
 It listens on 127.0.0.1 (port 0: the OS picks a free port) in a thread, parses the
 form-encoded bodies the official library sends, records every request, honours
 ``Idempotency-Key`` for customers and meter events like Stripe does (for meter events also
-refusals, and a key reused with other parameters is an ``idempotency_error``), keeps one meter event
-per ``identifier`` (Stripe's deduplication), and can be told to fail.
+refusals and errors saved once the endpoint ran, and a key reused with other parameters is an
+``idempotency_error``), keeps one meter event per ``identifier`` (Stripe's deduplication), and
+can be told to fail.
+
+Stripe keeps both only for a while: idempotency keys are pruned once at least 24 hours old, and
+identifiers are unique "within a rolling period of at least 24 hours". The fake forgets both
+after exactly ``DEDUPE_SECONDS`` of its clock, which ``advance`` moves on: an event sent again
+later is counted again, as Stripe may.
 """
 from __future__ import annotations
 
@@ -23,6 +29,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import parse_qsl, urlsplit
+
+DEDUPE_SECONDS = 24 * 3600  # Stripe's idempotency keys and meter event identifiers: "at least 24 hours"
 
 
 @dataclass
@@ -38,15 +46,19 @@ class FakeStripe:
     api_key: str = "sk_test_fake"
     requests: List[Recorded] = field(default_factory=list)
     customers: Dict[str, dict] = field(default_factory=dict)
-    meter_events: Dict[str, dict] = field(default_factory=dict)  # identifier -> event
+    meter_events: Dict[str, dict] = field(default_factory=dict)  # identifier -> its last event
+    meter_event_log: List[dict] = field(default_factory=list)  # every event counted, duplicates too
     checkout_sessions: Dict[str, dict] = field(default_factory=dict)
     subscriptions: Dict[str, dict] = field(default_factory=dict)
-    failures: List[Tuple[int, dict]] = field(default_factory=list)
+    failures: List[Tuple[int, dict, bool]] = field(default_factory=list)  # (status, body, saved under the key)
+    clock_offset: float = 0.0  # seconds ``advance``d past the real time
     # Seconds to sit on the next answers (after doing the work, as a slow Stripe would): a
     # client with a shorter timeout gives up although the request took effect.
     delays: List[float] = field(default_factory=list)
     _idempotent: Dict[str, dict] = field(default_factory=dict)
-    _idempotent_meter: Dict[str, Tuple[Dict[str, str], Tuple[int, dict]]] = field(default_factory=dict)
+    # key -> (its first request's form, the answer, when); identifier -> when first counted
+    _idempotent_meter: Dict[str, Tuple[Dict[str, str], Tuple[int, dict], float]] = field(default_factory=dict)
+    _identifier_seen: Dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: Optional[ThreadingHTTPServer] = None
     _thread: Optional[threading.Thread] = None
@@ -102,8 +114,19 @@ class FakeStripe:
             self._server.server_close()
             self._thread.join(timeout=5)
 
-    def fail_next(self, status: int, error_type: str = "api_error", message: str = "boom") -> None:
-        self.failures.append((status, {"error": {"type": error_type, "message": message}}))
+    def fail_next(self, status: int, error_type: str = "api_error", message: str = "boom",
+                  saved: bool = False) -> None:
+        """The next request fails. ``saved``: it failed once the endpoint had begun (a meter event's
+        ``500``), so Stripe keeps the answer under its idempotency key and repeats it to retries."""
+        self.failures.append((status, {"error": {"type": error_type, "message": message}}, saved))
+
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def advance(self, seconds: float) -> None:
+        """Stripe's time moves on (what it deduplicates is forgotten after ``DEDUPE_SECONDS``)."""
+        with self._lock:
+            self.clock_offset += seconds
 
     def calls(self, path: str) -> List[Recorded]:
         return [r for r in self.requests if r.path == path]
@@ -116,7 +139,10 @@ class FakeStripe:
             if request.headers.get("authorization") != f"Bearer {self.api_key}":
                 return 401, {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided"}}
             if self.failures:
-                return self.failures.pop(0)
+                status, body, saved = self.failures.pop(0)
+                if saved and request.path == "/v1/billing/meter_events":
+                    return self._create_meter_event(request, failure=(status, body))
+                return status, body
             if request.path == "/v1/customers":
                 return 200, self._create_customer(request)
             if request.path == "/v1/checkout/sessions":
@@ -210,41 +236,45 @@ class FakeStripe:
                      "return_url": request.form.get("return_url"),
                      "url": f"https://billing.stripe.com/p/session/test_{session_id}"}
 
-    def _create_meter_event(self, request: Recorded) -> Tuple[int, dict]:
-        form = request.form
+    def _create_meter_event(self, request: Recorded,
+                            failure: Optional[Tuple[int, dict]] = None) -> Tuple[int, dict]:
+        form, now = request.form, self.now()
         key = request.headers.get("idempotency-key")
-        if key and key in self._idempotent_meter:
-            # Stripe answers a key again as it did the first time, refusals included, and only
-            # for the same parameters.
-            first_form, answer = self._idempotent_meter[key]
+        saved = self._idempotent_meter.get(key) if key else None
+        if saved and now - saved[2] < DEDUPE_SECONDS:
+            # Stripe answers a key again as it did the first time, refusals and errors included,
+            # and only for the same parameters.
+            first_form, answer, _ = saved
             if first_form != form:
                 return 400, {"error": {"type": "idempotency_error", "message": "Keys for idempotent requests can "
                                        "only be used with the same parameters they were first used with."}}
             return answer
-        answer = self._new_meter_event(form)
+        answer = failure or self._new_meter_event(form, now)
         if key:
-            self._idempotent_meter[key] = (form, answer)
+            self._idempotent_meter[key] = (form, answer, now)
         return answer
 
-    def _new_meter_event(self, form: Dict[str, str]) -> Tuple[int, dict]:
+    def _new_meter_event(self, form: Dict[str, str], now: float) -> Tuple[int, dict]:
         customer = form.get("payload[stripe_customer_id]")
         if not form.get("event_name") or customer not in self.customers:
             return 400, {"error": {"type": "invalid_request_error", "code": "resource_missing",
                                    "param": "payload[stripe_customer_id]",
                                    "message": f"No such customer: '{customer}'"}}
         identifier = form.get("identifier") or f"gen_{secrets.token_hex(8)}"
-        event = self.meter_events.get(identifier)
-        if event is None:  # Stripe keeps one event per identifier
-            event = {"object": "billing.meter_event", "event_name": form["event_name"], "identifier": identifier,
-                     "payload": {"stripe_customer_id": customer, "value": form.get("payload[value]")},
-                     "timestamp": int(form.get("timestamp") or 0), "livemode": False}
-            self.meter_events[identifier] = event
+        if now - self._identifier_seen.get(identifier, float("-inf")) < DEDUPE_SECONDS:
+            return 200, self.meter_events[identifier]  # Stripe keeps one event per identifier (for a while)
+        event = {"object": "billing.meter_event", "event_name": form["event_name"], "identifier": identifier,
+                 "payload": {"stripe_customer_id": customer, "value": form.get("payload[value]")},
+                 "timestamp": int(form.get("timestamp") or 0), "livemode": False}
+        self._identifier_seen[identifier] = now
+        self.meter_events[identifier] = event
+        self.meter_event_log.append(event)
         return 200, event
 
     def meter_totals(self) -> Dict[Tuple[str, str], int]:
         """Sum of values per (event name, customer): what Stripe would bill."""
         totals: Dict[Tuple[str, str], int] = {}
-        for event in self.meter_events.values():
+        for event in self.meter_event_log:
             key = (event["event_name"], event["payload"]["stripe_customer_id"])
             totals[key] = totals.get(key, 0) + int(event["payload"]["value"])
         return totals
