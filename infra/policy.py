@@ -68,7 +68,10 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     # tier the upload's held charge (outbox) is dropped with that tombstone and given back in the
     # ledger, or released (moved to a reporting queue) with a check that the kept share is pending.
     SHARE_DELETIONS_FUNCTION: {
-        "users": ("UpdateItem",),
+        # GetItem: a kept upload's charge released in a later period than it was charged in is
+        # capped by its owner's (and its key's) cap as they are then.
+        "users": ("GetItem", "UpdateItem"),
+        "keys": ("GetItem",),
         "shares": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
         "spikes": ("BatchWriteItem",),
         "ledger": ("GetItem", "UpdateItem", "BatchWriteItem", "ConditionCheckItem"),

@@ -156,7 +156,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                     body=UploadRequest, ok={201: ShareCreatedOut}, errors=(409,),
                                     rate_limited=True),
     ("POST", "/shares/{key}/complete"): Op("Finish a share started with POST /shares/uploads", "shares",
-                                           ok={200: ShareCreatedOut}, errors=(404, 409)),
+                                           ok={200: ShareCreatedOut}, errors=(404, 409, 429)),
     ("GET", "/shares"): Op("List the caller's shares", "shares", ok={200: (List[ShareListItemOut], None)}),
     ("GET", "/shares/{key}"): Op("One share with its feedback", "shares", ok={200: ShareOut}, errors=(404,)),
     ("PATCH", "/shares/{key}"): Op("Rename a share, set or remove its password or webhook URL", "shares",

@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any, Dict, Optional
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Optional
 
 from chalicelib import clock
 from chalicelib.errors import BudgetExceeded
 from chalicelib.services import quotas
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
+from chalicelib.store import apikeys as key_store
 from chalicelib.store import charges, held_charges, meter_events
 from chalicelib.store import shares as share_store
-from chalicelib.store.models import ApiKey, LedgerItem, Share, User
+from chalicelib.store.models import ApiKey, LedgerItem, OutboxItem, Share, User
 from chalicelib.store.transactions import ConditionFailed, Transaction
 
 MILLICENTS_PER_CENT = 1000
@@ -169,7 +170,7 @@ def insert_share(share: Share, owner_id: str, limit: Optional[int], charge: Opti
                  key: Optional[ApiKey]) -> Share:
     """``store.shares.insert`` with the agent tier's writes in the share's transaction (its charge,
     the key's use, the usage event); BudgetExceeded when a cap refused it."""
-    period = charge.period if charge else clock.current_period()
+    period = charge.period if charge else (share.counted_period or clock.current_period())
 
     def add(tx: Transaction) -> None:
         add_share_charge(tx, charge, clock.epoch())
@@ -201,3 +202,53 @@ def check_budget(charge: Optional[Charge], key: Optional[ApiKey]) -> None:
 def _spent(item: Optional[LedgerItem]) -> int:
     """What a usage item was charged this period, in thousandths of a cent."""
     return int(item.cost or 0) if item else 0
+
+
+@dataclass(frozen=True)
+class Release:
+    """A held charge released at ``at`` (its usage time): counted in that period, under the caps
+    that period has when it is not the one it was charged in (store/held_charges.release)."""
+    held: OutboxItem
+    at: int
+    account_cap_cents: Optional[int] = None
+    key_cap_cents: Optional[int] = None
+
+    def write(self, tx: Transaction) -> None:
+        held_charges.release(tx, self.held, self.at, cost_limit(self.account_cap_cents), cost_limit(self.key_cap_cents))
+
+    def refusal(self, failed: ConditionFailed) -> Optional[BudgetExceeded]:
+        """The 429 when a cap of the period it moves to refused it; None for other failures."""
+        ends = clock.iso(clock.next_period_start(datetime.fromtimestamp(self.at, timezone.utc)))
+        if "usage" in failed:
+            return BudgetExceeded("account", int(self.account_cap_cents or 0), ends)
+        if "key-usage" in failed:
+            return BudgetExceeded("key", int(self.key_cap_cents or 0), ends)
+        return None
+
+
+def release_at(held: OutboxItem, owner: Optional[User], at: int) -> Release:
+    """The release of ``held`` at ``at``. Moving into a later period than it was charged in is a
+    charge there: it is capped by the account's cap (and the charged key's) as they are now, so
+    uploads held over a period's end cannot pass the next period's cap."""
+    if clock.period_of(datetime.fromtimestamp(at, timezone.utc)) == held.period:
+        return Release(held, at)
+    account_cap = None if owner is None or owner.monthly_cap_cents is None else int(owner.monthly_cap_cents)
+    key = key_store.get(held.key_id) if held.key_id and held.key_cost else None
+    key_cap_cents = None if key is None or key.monthly_cap_cents is None else int(key.monthly_cap_cents)
+    return Release(held, at, account_cap, key_cap_cents)
+
+
+def releasing(share_id: str, owner: Optional[User], at: int) -> Optional[Release]:
+    """The release of the share's held charge at ``at``; None when none is held (not the agent
+    tier, or released or dropped already)."""
+    held = held_charges.get(share_identifier(share_id))
+    return None if held is None else release_at(held, owner, at)
+
+
+def moving_key_count(share: Share, at: int) -> Optional[Callable[[Transaction], None]]:
+    """A presigned upload's share completed in a later period than it started in, on a tier
+    that holds no charge: the key's count of it moves to that period, as a held charge does."""
+    period = clock.period_of(datetime.fromtimestamp(at, timezone.utc))
+    if share.counted_key_id is None or share.counted_period in (None, period):
+        return None
+    return lambda tx: charges.move_key_share(tx, share.counted_key_id, share.counted_period, period, 0, None, at)

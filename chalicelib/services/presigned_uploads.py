@@ -15,7 +15,7 @@ from chalicelib.logs import get_logger
 from chalicelib.services import metering, quotas, shares, uploads
 from chalicelib.services.shares import FileSpec, ShareOptions
 from chalicelib.settings import Settings
-from chalicelib.store import held_charges, ledger
+from chalicelib.store import ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ChangedDuringPublish, ShareFiles
 from chalicelib.store.models import ApiKey, Share, User
@@ -56,11 +56,14 @@ def start(settings: Settings, share_files: ShareFiles, user: User, options: Shar
     share = shares.new_share_record(shares.new_share_id(), user, options, files, PENDING)
     # Recorded before the share: one never completed is removed by the share_deletions job
     # (share_cleanup.expire_unfinished_uploads), which frees its place in the owner's limit.
+    charge = metering.share_charge(settings, user, share.share_id, key, held=True)
+    if key is not None and charge is None:  # no charge held to record the key's count: the share does
+        share.counted_key_id, share.counted_period = key.key_id, clock.current_period()
     marker = upload_marker(share)
     ledger.remember(ledger.PRESIGNED_UPLOADS, marker)
     try:
         share = shares.insert_with_slug(share, user, options.slug or options.name, limit, settings, base_url,
-                                        metering.share_charge(settings, user, share.share_id, key, held=True), key)
+                                        charge, key)
     except BaseException:
         try:
             ledger.forget(ledger.PRESIGNED_UPLOADS, marker)
@@ -114,7 +117,7 @@ def complete(settings: Settings, share_files: ShareFiles, user: User, key: str) 
                                      "complete again", "CHANGED_DURING_COMPLETE") from None
     # Completed after the paid tier (Pro or agent) ended: protected, so locked rather than public.
     paid = quotas.has_paid_features(quotas.effective_tier(user))
-    share = _activate(share, locked=bool(share.password_hash) and not paid)
+    share = _activate(share, user, locked=bool(share.password_hash) and not paid)
     if share.status == DELETING:  # expired by the job (or deleted by the owner) meanwhile
         raise NotFound("Share not found")
     # Only now: until the share is active, a retried completion publishes from the staging area.
@@ -126,16 +129,25 @@ def complete(settings: Settings, share_files: ShareFiles, user: User, key: str) 
     return share
 
 
-def _activate(share: Share, locked: bool) -> Share:
+def _activate(share: Share, owner: User, locked: bool) -> Share:
     """pending -> active (or locked), releasing the share's held charge in the same transaction:
     the completion and the job's expiry (which drops it) are both conditioned on the share
-    still being pending, so exactly one of them takes the charge."""
+    still being pending, so exactly one of them takes the charge. The share is counted in the
+    period it is completed in: its usage event's time, and where the caps count it (a cap that
+    period has reached refuses it, 429; the upload stays pending, to complete later)."""
+    at = int(clock.epoch())
+    release = metering.releasing(share.share_id, owner, at)
     try:
-        return share_store.activate(share, locked, also=_releasing(share))
-    except ConditionFailed:  # the job released it meanwhile (it keeps an upload holding feedback)
-        return share_store.activate(share, locked, also=_releasing(share))
+        return share_store.activate(share, locked, also=_counting(share, release, at))
+    except ConditionFailed as failed:
+        refusal = release.refusal(failed) if release is not None else None
+        if refusal is not None:
+            raise refusal from None
+        # the job released it meanwhile (it keeps an upload holding feedback)
+        release = metering.releasing(share.share_id, owner, at)
+        return share_store.activate(share, locked, also=_counting(share, release, at))
 
 
-
-def _releasing(share: Share) -> Optional[Callable[[Transaction], None]]:
-    return held_charges.releasing(held_charges.get(metering.share_identifier(share.share_id)))
+def _counting(share: Share, release: Optional[metering.Release], at: int) -> Optional[Callable[[Transaction], None]]:
+    """The held charge released, or (nothing held) the key's count moved to this period."""
+    return release.write if release is not None else metering.moving_key_count(share, at)

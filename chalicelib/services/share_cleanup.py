@@ -11,9 +11,12 @@ from chalicelib.logs import get_logger
 from chalicelib.services import metering
 from chalicelib.services.presigned_uploads import unfinished_upload_seconds
 from chalicelib.services.shares import finish_deletion
-from chalicelib.store import held_charges, ledger
+from chalicelib.store import accounts as account_store
+from chalicelib.store import charges, held_charges, ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ShareFiles
+from chalicelib.store.models import OutboxItem, Share
+from chalicelib.store.transactions import together
 from chalicelib.store.shares import DELETING, PENDING
 
 log = get_logger("spikes.share_cleanup")
@@ -80,8 +83,9 @@ def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_s
     """The scheduled job: a presigned upload never completed leaves a pending share that
     nobody can open and that counts against its owner's share limit. Once it is older than
     ``unfinished_upload_seconds``, it is deleted (files, staging area, slug, its place in the
-    limit, and on the agent tier its held charge, given back), unless it received feedback
-    meanwhile (kept: its owner decides; it exists, so its charge is released). A completion
+    limit and in its key's usage, and on the agent tier its held charge, given back), unless it
+    received feedback meanwhile (kept: its owner decides; it exists, so its charge is released,
+    counted now). A completion
     that races the job wins or gets 404; never a share half deleted, nor one both kept and
     given back or billed and deleted."""
     expired = kept = failed = 0
@@ -92,10 +96,11 @@ def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_s
             if share is not None and share.status == PENDING:
                 held = held_charges.get(metering.share_identifier(share_id))
                 try:
-                    share_store.tombstone_unfinished(share, also=held_charges.dropping(held))
+                    share_store.tombstone_unfinished(share, also=together(
+                        held_charges.dropping(held), charges.uncounting_pending(share)))
                 except share_store.HoldsFeedback:
                     if held is not None:
-                        held_charges.release_while_pending(share, held)
+                        _release_kept(share, held, int(now))
                     log.warning("share.unfinished_upload_kept", share_id=share_id, reason="has feedback")
                     kept += 1
                 except (share_store.NoLongerPending, NotFound):
@@ -111,3 +116,12 @@ def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_s
             failed += 1
     return {"unfinished_uploads_expired": expired, "unfinished_uploads_kept": kept,
             "unfinished_uploads_failed": failed}
+
+
+def _release_kept(share: Share, held: OutboxItem, now: int) -> None:
+    """A kept upload exists: its charge is released now, counted in this period under its caps.
+    Refused by a cap (or completed or deleted meanwhile), it stays as it is: a completion
+    releases it, a deletion drops it."""
+    release = metering.release_at(held, account_store.get(share.owner_id), now)
+    if not held_charges.release_while_pending(share, release.write):
+        log.warning("share.unfinished_upload_charge_held", share_id=share.share_id)

@@ -20,7 +20,7 @@ from chalicelib.services import metering, outbound_webhooks, quotas, spikes, upl
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.webhook_urls import validate_webhook_url
 from chalicelib.settings import Settings
-from chalicelib.store import held_charges, ledger
+from chalicelib.store import charges, held_charges, ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ShareFiles
@@ -233,12 +233,15 @@ def delete_share(share_files: ShareFiles, user: User, key: str) -> List[dict]:
         deleted_event = outbound_webhooks.event(share, outbound_webhooks.SHARE_DELETED) \
             if outbound_webhooks.wants_events(share) else None
         # A presigned upload deleted before completion never existed as a share: its held
-        # charge is given back, unless a completion released it meanwhile (its "held" write fails).
-        held = held_charges.get(metering.share_identifier(share.share_id)) if share.status == PENDING else None
+        # charge is given back, unless a completion released it meanwhile (its "held" write
+        # fails), and so is the key's count of it, unless a completion came first.
+        pending = share.status == PENDING
+        held = held_charges.get(metering.share_identifier(share.share_id)) if pending else None
+        uncount = charges.uncounting_pending(share) if pending else None
         try:
-            share_store.tombstone(share, user.user_id, also=_deletion_writes(deleted_event, held))
+            share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
         except ConditionFailed:
-            share_store.tombstone(share, user.user_id, also=_deletion_writes(deleted_event, None))
+            share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, None), uncount)
     else:
         kept = share_files.kept_export(share.share_id)
         exported = json.loads(kept) if kept is not None else spikes.export_share(share.share_id)

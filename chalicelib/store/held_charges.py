@@ -5,7 +5,9 @@ the key's period usage, so the caps hold for uploads in flight), but its usage e
 the ``meter#held`` queue of the ``outbox`` table, which the reporting job never reads. It
 ends one of two ways, each in a transaction with a condition on the share that decides which:
 - released (moved to a reporting queue) with the completion's pending -> active write, or when
-  the share_deletions job keeps an unfinished upload that received feedback;
+  the share_deletions job keeps an unfinished upload that received feedback: its usage is
+  then the release's, at that time and in that period (where Stripe bills it, so the caps
+  count it there too);
 - dropped (deleted, its cost and the key's share given back) with the tombstone that expires
   the unfinished upload, or deletes it before it was completed.
 Both delete the held item on condition that it is still there: a charge is released or
@@ -14,10 +16,12 @@ needs cancelling.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Callable, Optional
 
-from chalicelib.store import charges, ledger, meter_events
-from chalicelib.store.models import LedgerItem, OutboxItem, Share
+from chalicelib import clock
+from chalicelib.store import charges, meter_events
+from chalicelib.store.models import OutboxItem, Share
 from chalicelib.store.shares import PENDING
 from chalicelib.store.transactions import ConditionFailed, Transaction, run
 
@@ -52,28 +56,32 @@ def _take(tx: Transaction, held: OutboxItem) -> None:
     tx.delete("held", OutboxItem(HELD_QUEUE, held.event_key), condition=OutboxItem.event_key.exists())
 
 
-def release(tx: Transaction, held: OutboxItem) -> None:
-    """In the completion's transaction: the event becomes due for the reporting job."""
+def release(tx: Transaction, held: OutboxItem, at: int, account_limit: Optional[int] = None,
+            key_limit: Optional[int] = None) -> None:
+    """In the completion's transaction: the event becomes due for the reporting job, as usage
+    at ``at`` (the completion), and counted in that period: from a share started in an earlier
+    one, its charge moves out of that period's usage ("usage-before", "key-usage-before") into
+    this one's, refused past the caps this period has ("usage": ``account_limit``, "key-usage":
+    ``key_limit``, thousandths of a cent), as a new charge would be."""
     _take(tx, held)
-    meter_events.add(tx, held.identifier, held.event_name, held.user_id, held.customer_id, int(held.timestamp))
+    meter_events.add(tx, held.identifier, held.event_name, held.user_id, held.customer_id, at)
+    period = clock.period_of(datetime.fromtimestamp(at, timezone.utc))
+    if not held.period or period == held.period:
+        return
+    cost = int(held.cost or 0)
+    charges.refund_account(tx, held.user_id, held.period, cost, name="usage-before")
+    charges.charge_account(tx, held.user_id, period, cost, account_limit, at)
+    if held.key_id:
+        charges.move_key_share(tx, held.key_id, held.period, period, int(held.key_cost or 0), key_limit, at)
 
 
 def drop(tx: Transaction, held: OutboxItem) -> None:
     """In the tombstone's transaction: the event goes, and what the share was charged is given
     back to the period it was charged in (the account's cost; the key's share and cost)."""
     _take(tx, held)
-    tx.update("refund", LedgerItem(ledger.user_usage_key(held.user_id, held.period)),
-              actions=[LedgerItem.cost.add(-int(held.cost or 0))])
+    charges.refund_account(tx, held.user_id, held.period, int(held.cost or 0))
     if held.key_id:
-        actions = [LedgerItem.shares.add(-1)]
-        if held.key_cost:
-            actions.append(LedgerItem.cost.add(-int(held.key_cost)))
-        tx.update("key-refund", LedgerItem(charges.key_usage_key(held.key_id, held.period)), actions=actions)
-
-
-def releasing(held: Optional[OutboxItem]) -> Optional[Callable[[Transaction], None]]:
-    """``release`` as a transaction's extra writes; None when nothing is held (not the agent tier)."""
-    return None if held is None else (lambda tx: release(tx, held))
+        charges.uncount_key_use(tx, held.key_id, held.period, int(held.key_cost or 0))
 
 
 def dropping(held: Optional[OutboxItem]) -> Optional[Callable[[Transaction], None]]:
@@ -81,13 +89,14 @@ def dropping(held: Optional[OutboxItem]) -> Optional[Callable[[Transaction], Non
     return None if held is None else (lambda tx: drop(tx, held))
 
 
-def release_while_pending(share: Share, held: OutboxItem) -> bool:
+def release_while_pending(share: Share, releasing: Callable[[Transaction], None]) -> bool:
     """Release the charge of a share kept pending (the job keeps an unfinished upload that
-    received feedback: it exists, its owner decides). False when the share changed meanwhile
-    (completed, which released it, or deleted, which dropped it)."""
+    received feedback: it exists, its owner decides) with ``releasing`` (``release``'s writes).
+    False when the share changed meanwhile (completed, which released it, or deleted, which
+    dropped it) or a cap of the period it would move to refused it (it stays held)."""
     def write(tx: Transaction) -> None:
         tx.check("share", Share, share.pk, Share.status == PENDING)
-        release(tx, held)
+        releasing(tx)
     try:
         run(write)
         return True

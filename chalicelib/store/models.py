@@ -190,6 +190,11 @@ class Share(_Base):
     total_bytes = NumberAttribute(default=0)
     # Uploaded files: {relative path: {"size": n, "type": mime}}.
     files = JSONAttribute(null=True)
+    # A presigned upload not completed yet, made with an API key on a tier that holds no charge
+    # (the agent tier's held charge records the same): the key whose usage of ``counted_period``
+    # counts it (``keyusage#<key>#<period>``), given back if it never completes.
+    counted_key_id = UnicodeAttribute(null=True)
+    counted_period = UnicodeAttribute(null=True)
     # What the owner's tier and grace period were when last seen here: a hint that lets a cold
     # post skip reading the owner. Never trusted alone: the post's transaction checks the owner
     # item against it (services/targets.py), and a wrong hint is corrected by that post.

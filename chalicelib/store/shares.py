@@ -197,25 +197,27 @@ def update_settings(share: Share, owner_id: str, name: Optional[str] = None, pas
     return share
 
 
-def tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction], None]] = None) -> None:
-    """Start a deletion: mark the share ``deleting``, take it off the owner's count and record
-    it as pending, together (with ``also``'s writes: the share.deleted webhook event).
-    Idempotent: a share already marked stays marked. NotFound when it was deleted; the count
-    never goes below zero."""
+def tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction], None]] = None,
+              while_pending: Optional[Callable[[Transaction], None]] = None) -> None:
+    """Start a deletion: mark the share ``deleting``, off the owner's count, recorded as pending,
+    with ``also``'s writes (the share.deleted event) and, only while it is still pending, with
+    ``while_pending``'s (what an upload never completed gives back). Idempotent; NotFound once gone."""
+    try:
+        if while_pending is not None:  # a completion meanwhile keeps what it counts
+            return _tombstone(share, owner_id, transactions.together(also, while_pending), unfinished_only=True)
+    except NoLongerPending:
+        pass
     _tombstone(share, owner_id, also, unfinished_only=False)
 
 
 def tombstone_unfinished(share: Share, also: Optional[Callable[[Transaction], None]] = None) -> None:
-    """The tombstone of a presigned upload never completed, written only while the share is
-    still pending and holds no feedback (its total's counters all at 0), both checked in the
-    same transaction with ``also``'s writes (its held charge dropped): NoLongerPending when a
-    completion got there first, HoldsFeedback when a spike did, NotFound when it was deleted."""
-    def checks(tx: Transaction) -> None:
+    """The tombstone of a presigned upload never completed, only while it is pending and holds no
+    feedback (its total's counters at 0), with ``also``'s writes (what it gives back): else
+    NoLongerPending (a completion got there first), HoldsFeedback (a spike did) or NotFound."""
+    def holds_no_spikes(tx: Transaction) -> None:
         ledger.check_holds_no_spikes(tx, share.share_id)
-        if also is not None:
-            also(tx)
     try:
-        _tombstone(share, share.owner_id, checks, unfinished_only=True)
+        _tombstone(share, share.owner_id, transactions.together(holds_no_spikes, also), unfinished_only=True)
     except ConditionFailed as failed:
         if any(name.startswith(ledger.HOLDS_NO_SPIKES) for name in failed.failed):
             raise HoldsFeedback() from None
@@ -256,9 +258,8 @@ def _tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction
 
 
 def remove(share: Share) -> None:
-    """Finish a deletion: the record goes and the slug claim is retired, kept for the owner,
-    together (the pending mark is forgotten after the last clean-up step, by the service).
-    Run again after the owner has claimed the slug anew, it leaves that new claim alone."""
+    """Finish a deletion: the record goes and the slug claim is retired (kept for the owner),
+    together; run again after the owner claimed the slug anew, it leaves that claim alone."""
     retire = share.slug is not None
 
     def write(tx: Transaction) -> None:

@@ -65,6 +65,18 @@ class Transaction:
         return [*self._names["check"], *self._names["delete"], *self._names["put"], *self._names["update"]]
 
 
+Writes = Callable[[Transaction], None]
+
+
+def together(*writes: Optional[Writes]) -> Writes:
+    """Several callers' writes (each optional) as one transaction's."""
+    def write(tx: Transaction) -> None:
+        for each in writes:
+            if each is not None:
+                each(tx)
+    return write
+
+
 def _open(client_request_token: Optional[str]) -> TransactWrite:
     """A DynamoDB transaction on the configured endpoint (every model shares region and host).
     Retries that pass the same ``client_request_token`` are idempotent for ten minutes."""
