@@ -156,6 +156,29 @@ def test_an_upload_kept_for_its_feedback_is_counted_when_the_job_releases_it(bac
     assert (account_cost(uid, DECEMBER), account_cost(uid, JANUARY)) == (100, SHARE_COST)  # December: the spike
 
 
+def test_a_kept_upload_is_released_in_the_next_month_only_within_its_keys_cap(backend_client, configured, moment):
+    client = backend_client
+    token, uid = signed_in(client, quotas.AGENT)
+    key, key_id = new_key(client, token, monthly_cap_cents=1)
+    december = start_presigned(client, key, FILES)[1]
+    assert call(client, "POST", "/spikes", {"type": "page", "projectKey": december["share_id"],
+                                            "comments": "seen before completion"})[0] == 201
+    moment["at"] = NEW_YEAR
+    assert start_presigned(client, key, FILES, name="january")[0] == 201  # the key's whole January cap
+    # A day after December's upload started (January's is younger): kept, but no room to bill it.
+    assert run_job(client, moment, NEW_YEARS_EVE + timedelta(hours=24, minutes=5))["unfinished_uploads_kept"] == 1
+    assert [item for item in outbox() if item.event_name == SHARE_EVENT] == []
+    assert held_charges.get(f"share-{december['share_id']}") is not None
+    assert (key_use(key_id, DECEMBER), key_use(key_id, JANUARY)) == ((1, SHARE_COST), (1, SHARE_COST))
+    # With room under the key's cap, its completion bills it in January.
+    assert call(client, "PATCH", f"/auth/api-key/{key_id}", {"monthly_cap_cents": 2}, token=token)[0] == 200
+    upload_files(december)
+    assert complete(client, key, december["share_id"])[0] == 200
+    assert (key_use(key_id, DECEMBER), key_use(key_id, JANUARY)) == ((0, 0), (2, 2 * SHARE_COST))
+    assert [item.identifier for item in outbox() if item.event_name == SHARE_EVENT] == \
+        [f"share-{december['share_id']}"]
+
+
 # --- 41. An upload never completed gives back its key's count, on every tier ----------------------
 
 @pytest.mark.parametrize("tier", [quotas.FREE, quotas.PRO])
