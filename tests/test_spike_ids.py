@@ -143,3 +143,46 @@ def test_a_prefix_of_another_owner_id_finds_nothing_of_theirs(store_backend):
                         project_key="p").save()
     assert [s.owner_id for s in spike_ids.find("same", "usr_ab")] == ["usr_ab"]
     assert [s.owner_id for s in spike_ids.find("same", "usr_abc")] == ["usr_abc"]
+
+
+def test_project_picks_the_one_asked_for_however_many_projects_hold_the_id(store_backend):
+    """Ids are unique per project only: an owner's 30 projects holding one id are 30 matches.
+    ``project_key`` is part of the Query's filter, so the one asked for is found wherever it
+    falls among them, and a lookup without it stops at the second match (a conflict)."""
+    owner = "usr_many"
+    for n in range(30):
+        partition = spike_store.project_partition(f"proj-{n}", None, owner)
+        spike_store.new(spike_store.spike_id_for(partition, "shared-id"), partition, "2026-12-04T00:00:00.000Z",
+                        public_id="shared-id", owner_id=owner, type="page", project_key=f"proj-{n}").save()
+    for n in (0, 17, 29):
+        assert [s.project_key for s in spike_ids.find("shared-id", owner, f"proj-{n}")] == [f"proj-{n}"]
+        assert [s.project_key for s in spike_ids.find("shared-id", None, f"proj-{n}")] == [f"proj-{n}"]  # admin
+    assert spike_ids.find("shared-id", owner, "proj-30") == []
+    assert spike_ids.find("shared-id", "usr_other", "proj-3") == []
+    assert len(spike_ids.find("shared-id", owner)) == 2
+
+
+def test_an_owner_acts_on_the_project_they_name_past_the_twentieth(client):
+    """The CLI resolves and deletes with ``?project=`` when an id is in several projects: it
+    must reach the project named, not only one of the first matches read (the index orders
+    alice-9 after alice-10..alice-23)."""
+    alice = sign_in(client, "alice@example.com")
+    share = make_share("alice@example.com", "alice-site")
+    assert call(client, "POST", "/spikes", {**PAGE_SPIKE, "id": "same-id", "projectKey": share.share_id},
+                token=alice)[0] == 201
+    for n in range(24):
+        assert call(client, "POST", "/spikes", {**PAGE_SPIKE, "id": "same-id", "projectKey": f"alice-{n}"},
+                    token=alice)[0] == 201
+    assert call(client, "GET", "/spikes/same-id", token=alice)[0] == 409
+    status, body, _ = call(client, "GET", "/spikes/same-id?project=alice-9", token=alice)
+    assert status == 200 and body["projectKey"] == "alice-9"
+    # A share named by its slug finds the spike posted to its id.
+    status, body, _ = call(client, "GET", "/spikes/same-id?project=alice-site", token=alice)
+    assert status == 200 and body["projectKey"] == share.share_id
+    status, body, _ = call(client, "PATCH", "/spikes/same-id?project=alice-8", {"resolved": True}, token=alice)
+    assert status == 200 and body["resolved"] is True and body["projectKey"] == "alice-8"
+    assert call(client, "DELETE", "/spikes/same-id?project=alice-7", token=alice)[0] in (200, 204)
+    assert call(client, "GET", "/spikes/same-id?project=alice-7", token=alice)[0] == 404
+    assert call(client, "GET", "/spikes/same-id?project=alice-6", token=alice)[0] == 200
+    bob = sign_in(client, "bob@example.com")
+    assert call(client, "GET", "/spikes/same-id?project=alice-9", token=bob)[0] == 404

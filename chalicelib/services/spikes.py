@@ -275,10 +275,9 @@ def get_for(principal: Optional[Principal], spike_id: str, project: Optional[str
         raise NotFound("Spike not found")  # not an id we issue; too long for a DynamoDB key, too
     if not principal.is_admin and principal.user_id is None:
         raise NotFound("Spike not found")
-    found = spike_ids.find(spike_id, None if principal.is_admin else principal.user_id)
-    if project:
-        share = share_store.resolve(project)
-        found = [s for s in found if s.project_key == project or (share is not None and s.share_id == share.share_id)]
+    share = share_store.resolve(project) if project else None
+    found = spike_ids.find(spike_id, None if principal.is_admin else principal.user_id,
+                           project or None, share.share_id if share else None)
     if not found:
         raise NotFound("Spike not found")
     if len(found) > 1:

@@ -10,6 +10,10 @@ knows a spike's id could post it under thousands of throwaway keys and make its 
 for an anonymous project key), so a user's lookup is a key condition on their own prefix.
 Items stored before the attribute existed get it from ``backfill``, which ``make deploy`` and
 the local server's start run; until it has finished, a miss falls back to ``id_index``.
+
+A lookup asks for at most two matches (one is the answer, two a conflict the caller resolves
+with ``?project=``), and a project given is part of the Query's filter, so the spike in the
+project asked for is found however many other projects of the same owner hold its id.
 """
 from __future__ import annotations
 
@@ -17,11 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional
 
 from pynamodb.exceptions import QueryError
+from pynamodb.expressions.condition import Condition
 
 from chalicelib.store.models import LedgerItem, Spike
 from chalicelib.store.transactions import update_if
 
-MAX_ID_MATCHES = 20
+MAX_ID_MATCHES = 2
+# Items read per Query page while a filter drops some: PynamoDB's default page is the limit,
+# which would read a filtered-out run of items two at a time.
+FILTERED_PAGE = 100
 BACKFILL_MARKER = "migration#spike-owner-project"
 BACKFILL_THREADS = 8
 BACKFILL_PASSES = 3
@@ -35,37 +43,62 @@ def owner_project(owner_id: Optional[str], partition: str) -> str:
     return f"{owner_id or ''}#{partition}"
 
 
-def find(public_id: str, owner_id: Optional[str] = None) -> List[Spike]:
-    """The spikes with this public id (one per project at most), only ``owner_id``'s when
-    given. Items stored before ids were kept have no public id: their id is their key."""
-    found = _from_owner_index(public_id, owner_id)
+def find(public_id: str, owner_id: Optional[str] = None, project_key: Optional[str] = None,
+         share_id: Optional[str] = None) -> List[Spike]:
+    """At most two spikes with this public id (ids are unique per project), only ``owner_id``'s
+    when given; with ``project_key``, only those posted under that key or to ``share_id`` (the
+    share the key names). Items stored before ids were kept have no public id: their id is
+    their key."""
+    in_project = _in_project(project_key, share_id)
+    found = _from_owner_index(public_id, owner_id, in_project)
     if found is None or (not found and not backfilled()):
-        found = _from_id_index(public_id, owner_id)
+        found = _from_id_index(public_id, owner_id, in_project)
     if not found and public_id.startswith("spk_"):
         try:
             legacy = Spike.get(public_id)
         except Spike.DoesNotExist:
             legacy = None
-        if legacy is not None and legacy.public_id is None and (owner_id is None or legacy.owner_id == owner_id):
+        if (legacy is not None and legacy.public_id is None and (owner_id is None or legacy.owner_id == owner_id)
+                and _holds(legacy, project_key, share_id)):
             found = [legacy]
     return found
 
 
-def _from_owner_index(public_id: str, owner_id: Optional[str]) -> Optional[List[Spike]]:
+def _in_project(project_key: Optional[str], share_id: Optional[str]) -> Optional[Condition]:
+    if project_key is None:
+        return None
+    condition = Spike.project_key == project_key
+    return condition | (Spike.share_id == share_id) if share_id is not None else condition
+
+
+def _holds(spike: Spike, project_key: Optional[str], share_id: Optional[str]) -> bool:
+    return project_key is None or spike.project_key == project_key or (share_id is not None and spike.share_id == share_id)
+
+
+def _page_size(condition: Optional[Condition]) -> Optional[int]:
+    return FILTERED_PAGE if condition is not None else None
+
+
+def _from_owner_index(public_id: str, owner_id: Optional[str],
+                      in_project: Optional[Condition]) -> Optional[List[Spike]]:
     """None while the index is not readable yet: an upgrade's new index is built while the
     new code already runs (CloudFormation; the local server adds it at start)."""
     mine = Spike.owner_project.startswith(f"{owner_id}#") if owner_id is not None else None
     try:
-        return list(Spike.id_owner_index.query(public_id, range_key_condition=mine, limit=MAX_ID_MATCHES))
+        return list(Spike.id_owner_index.query(public_id, range_key_condition=mine, filter_condition=in_project,
+                                               limit=MAX_ID_MATCHES, page_size=_page_size(in_project)))
     except QueryError as exc:
         if exc.cause_response_code == "ValidationException" and "index" in (exc.cause_response_message or "").lower():
             return None
         raise
 
 
-def _from_id_index(public_id: str, owner_id: Optional[str]) -> List[Spike]:
+def _from_id_index(public_id: str, owner_id: Optional[str], in_project: Optional[Condition]) -> List[Spike]:
     condition = Spike.owner_id == owner_id if owner_id is not None else None
-    return list(Spike.id_index.query(public_id, filter_condition=condition, limit=MAX_ID_MATCHES))
+    if in_project is not None:
+        condition = in_project if condition is None else condition & in_project
+    return list(Spike.id_index.query(public_id, filter_condition=condition, limit=MAX_ID_MATCHES,
+                                     page_size=_page_size(condition)))
 
 
 def backfilled() -> bool:
