@@ -278,8 +278,8 @@ def test_concurrent_reports_send_each_event_once(client, agent, configured):
     for i in range(5):
         post_spike(client, share["slug"], client_id=f"c{i}")
     [first, *_] = outbox()
-    assert meter_events.lease(first, time.time(), usage_report.LEASE_SECONDS, first.timestamp) is True
-    assert meter_events.lease(first, time.time(), usage_report.LEASE_SECONDS, first.timestamp) is False  # held
+    assert meter_events.lease(first, time.time(), usage_report.LEASE_SECONDS) is True
+    assert meter_events.lease(first, time.time(), usage_report.LEASE_SECONDS) is False  # held
     result = report()
     assert result["skipped"] == 1 and result["sent"] == 5
     assert report(now=time.time() + usage_report.LEASE_SECONDS + 1)["sent"] == 1

@@ -117,7 +117,7 @@ def test_an_accepted_event_left_queued_past_stripes_dedupe_window_is_not_billed_
     assert result["dead"] == 1 and result["sent"] == 0
     [dead] = outbox(meter_events.DEAD_QUEUE)
     assert "longer than Stripe deduplicates" in dead.last_error and len(sends(configured)) == 1
-    assert dead.unanswered_since == int(start)  # recorded before the send, in the lease
+    assert dead.unanswered_since == int(start)  # recorded before the send
 
 
 def test_a_lost_answer_is_resent_as_the_same_request_within_the_window(client, agent, configured, env):
@@ -162,20 +162,66 @@ def test_attempts_stripe_never_saw_do_not_start_the_window(client, agent, config
 
 
 def test_a_lease_keeps_an_unanswered_attempts_request_and_acts_only_on_what_it_read(store_backend):
-    """The store's side, on moto and DynamoDB Local: the first lease fixes the timestamp and
-    starts the unanswered time; a lease after it keeps both; a lease from a stale read fails."""
+    """The store's side, on moto and DynamoDB Local: the attempt recorded before the first send
+    fixes the timestamp and starts the unanswered time; a lease after it keeps both; a lease
+    from a stale read fails."""
     run(lambda tx: meter_events.add(tx, "share-sh_lease", SHARE_EVENT, "u1", "cus_1", 1_000))
     [stale] = list(OutboxItem.query(meter_events.queue_of("share-sh_lease")))
     [item] = list(OutboxItem.query(meter_events.queue_of("share-sh_lease")))
-    assert meter_events.lease(item, 5_000, 120, 1_000) is True
+    assert meter_events.lease(item, 5_000, 120) is True
+    assert meter_events.record_attempt(item, 5_000, 1_000) is True
     assert (item.send_timestamp, item.unanswered_since, item.lease_until) == (1_000, 5_000, 5_120)
-    assert meter_events.lease(stale, 9_000, 120, 4_000) is False  # it read no unanswered attempt
+    assert meter_events.lease(stale, 9_000, 120) is False  # it read no unanswered attempt
     meter_events.retry_later(item, 6_000, "APIError: boom", 5_000)  # a 5xx: still unanswered
     fresh = OutboxItem.get(item.queue, item.event_key, consistent_read=True)
-    assert meter_events.lease(fresh, 9_000, 120, 4_000) is True
+    assert meter_events.lease(fresh, 9_000, 120) is True
+    assert meter_events.record_attempt(fresh, 9_000, 4_000) is True
     assert (fresh.send_timestamp, fresh.unanswered_since) == (1_000, 5_000)  # the same request again
     meter_events.retry_later(fresh, 10_000, "RateLimitError", None)  # as if nothing had been unanswered
     fresh = OutboxItem.get(item.queue, item.event_key, consistent_read=True)
     assert fresh.unanswered_since is None and fresh.lease_until is None
-    assert meter_events.lease(fresh, 20_000, 120, 7_000) is True
+    assert meter_events.lease(fresh, 20_000, 120) is True
+    assert meter_events.record_attempt(fresh, 20_000, 7_000) is True
     assert (fresh.send_timestamp, fresh.unanswered_since) == (7_000, 20_000)
+
+
+# --- 42. A run that dies before sending leaves an event Stripe never saw, sent later ------------
+
+def test_a_run_that_dies_before_sending_does_not_park_the_event_as_unknown(client, agent, configured, monkeypatch):
+    """The lease used to count as the attempt: a run that died between it and the send (here
+    the customer's read fails, as when DynamoDB throttles or the Lambda times out) left the
+    event "unanswered", and a next run more than 23 hours later parked it in the dead queue
+    as unknown although Stripe never saw it: usage left unbilled until someone looked."""
+    token, uid, customer = agent
+    share_site(client, token)
+
+    def store_fails(user_id):
+        raise RuntimeError("DynamoDB unavailable")
+    monkeypatch.setattr(usage_report.account_store, "stripe_customer", store_fails)
+    start = time.time()
+    with pytest.raises(RuntimeError):
+        report(now=start)
+    [queued] = outbox()
+    assert queued.lease_until is not None and queued.unanswered_since is None and queued.send_timestamp is None
+    monkeypatch.undo()
+    later = start + DEDUPE_SECONDS + 3600
+    configured.advance(later - start)
+    result = report(now=later)
+    assert (result["sent"], result["dead"]) == (1, 0) and outbox() == [] and outbox(meter_events.DEAD_QUEUE) == []
+    assert configured.meter_totals() == {(SHARE_EVENT, customer): 1} and len(sends(configured)) == 1
+
+
+def test_the_attempt_is_recorded_only_under_the_runs_own_lease(store_backend):
+    """On moto and DynamoDB Local: a run whose lease ran out and was taken over records no
+    attempt (it must not send); a repeat of the same record (a retried write) succeeds."""
+    run(lambda tx: meter_events.add(tx, "share-sh_attempt", SHARE_EVENT, "u1", "cus_1", 1_000))
+    [slow] = list(OutboxItem.query(meter_events.queue_of("share-sh_attempt")))
+    assert meter_events.lease(slow, 5_000, 120) is True and slow.unanswered_since is None
+    [other] = list(OutboxItem.query(meter_events.queue_of("share-sh_attempt")))
+    assert meter_events.lease(other, 5_200, 120) is True  # the first lease ran out
+    assert meter_events.record_attempt(slow, 5_210, 1_000) is False
+    assert meter_events.record_attempt(other, 5_210, 1_000) is True
+    other.unanswered_since = None  # as if the write's first answer had been lost
+    assert meter_events.record_attempt(other, 5_210, 1_000) is True
+    stored = OutboxItem.get(other.queue, other.event_key, consistent_read=True)
+    assert (stored.unanswered_since, stored.send_timestamp, stored.lease_until) == (5_210, 1_000, 5_320)

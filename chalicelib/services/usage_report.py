@@ -10,7 +10,8 @@ they are, retried with backoff; an event Stripe refuses for good goes to the dea
 A retry must be the very request Stripe may already hold: Stripe answers a repeated key with
 its first answer, and refuses it (``IdempotencyError``) when the parameters differ. So the
 timestamp sent is fixed on the event while an attempt is unanswered (a crash between Stripe's
-answer and the delete, a timeout, a 5xx). Stripe deduplicates keys and identifiers for 24
+answer and the delete, a timeout, a 5xx), from a conditional write just before the send (not
+the lease: a crash between the two is an event Stripe never saw, sent as usual later). Stripe deduplicates keys and identifiers for 24
 hours only: an event unanswered for longer (``RESEND_WINDOW_SECONDS``) is not sent again, which
 could bill it twice, but moved to the dead queue for review, as is one whose key Stripe holds
 with other parameters (whether that first request was billed cannot be told). ``stripe`` is
@@ -88,7 +89,7 @@ def _unseen_by_stripe(exc: Exception) -> bool:
 def _report_one(client, item: OutboxItem, now: float) -> str:
     import stripe
     unanswered_before = item.unanswered_since
-    if not meter_events.lease(item, now, LEASE_SECONDS, int(max(item.timestamp, now - MAX_EVENT_AGE_SECONDS))):
+    if not meter_events.lease(item, now, LEASE_SECONDS):
         return "skipped"  # another run is sending it
     if unanswered_before is not None and now - unanswered_before > RESEND_WINDOW_SECONDS:
         # Stripe may hold it (accepted, then the answer or our delete was lost) and no longer
@@ -100,9 +101,13 @@ def _report_one(client, item: OutboxItem, now: float) -> str:
     # naming the deleted one would be refused, or accepted and billed to no one.
     customer_id = account_store.stripe_customer(item.user_id) or item.customer_id
     if not customer_id:
-        item.unanswered_since = unanswered_before
         meter_events.bury(item, "The account has no Stripe customer")
         return "dead"
+    # Recorded just before the send, not at the lease: a run that dies before sending (the
+    # customer's read failed, the Lambda timed out) leaves an event Stripe never saw, which is
+    # sent later rather than parked as unknown.
+    if not meter_events.record_attempt(item, now, int(max(item.timestamp, now - MAX_EVENT_AGE_SECONDS))):
+        return "skipped"  # the lease ran out and another run took the event
     try:
         try:
             _send(client, item, customer_id)

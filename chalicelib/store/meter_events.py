@@ -45,24 +45,32 @@ def due(queue: str, now: float) -> Iterator[OutboxItem]:
     return OutboxItem.query(queue, filter_condition=OutboxItem.next_attempt_at <= now, page_size=100)
 
 
-def lease(item: OutboxItem, now: float, seconds: int, send_timestamp: int) -> bool:
-    """Take the event for ``seconds`` to send it; False when another run holds it, it is gone,
-    or it changed since it was read.
-
-    The attempt counts as unanswered from now until its outcome is recorded (a crash leaves it
-    so). When an earlier attempt is still unanswered, its ``unanswered_since`` and
-    ``send_timestamp`` stay (the item is refreshed with them): the retry must be the same
-    request. Otherwise ``send_timestamp`` is fixed for this attempt. Either way the write is
-    conditioned on the ``unanswered_since`` read, so it never acts on a stale one."""
+def lease(item: OutboxItem, now: float, seconds: int) -> bool:
+    """Take the event for ``seconds``; False when another run holds it, it is gone, or its
+    ``unanswered_since`` changed since it was read (the caller decides on the one it read).
+    A lease alone sends nothing: a run that dies holding it leaves the event as it was."""
     unanswered = item.unanswered_since
-    actions = [OutboxItem.lease_until.set(int(now) + seconds)]
-    if unanswered is None:
-        actions += [OutboxItem.unanswered_since.set(int(now)), OutboxItem.send_timestamp.set(int(send_timestamp))]
-        as_read = OutboxItem.unanswered_since.does_not_exist()
-    else:
-        as_read = OutboxItem.unanswered_since == unanswered
-    return update_if(item, actions, OutboxItem.event_key.exists() & as_read
+    as_read = OutboxItem.unanswered_since.does_not_exist() if unanswered is None \
+        else OutboxItem.unanswered_since == unanswered
+    return update_if(item, [OutboxItem.lease_until.set(int(now) + seconds)],
+                     OutboxItem.event_key.exists() & as_read
                      & (OutboxItem.lease_until.does_not_exist() | (OutboxItem.lease_until < int(now))))
+
+
+def record_attempt(item: OutboxItem, now: float, send_timestamp: int) -> bool:
+    """The leased event is about to be sent: from now it counts as unanswered until the outcome
+    is recorded (a crash after this leaves it so), and ``send_timestamp`` is fixed for the
+    retries of this request. Written only when no earlier attempt is unanswered (a retry is
+    the same request: nothing new to record), conditioned on the lease still being this run's.
+    Repeating the write with the same values succeeds (a retried UpdateItem whose first answer
+    was lost). False: the lease was lost, do not send."""
+    if item.unanswered_since is not None:
+        return True
+    now = int(now)
+    this_attempt = (OutboxItem.unanswered_since == now) & (OutboxItem.send_timestamp == int(send_timestamp))
+    return update_if(item, [OutboxItem.unanswered_since.set(now), OutboxItem.send_timestamp.set(int(send_timestamp))],
+                     (OutboxItem.lease_until == int(item.lease_until))
+                     & (OutboxItem.unanswered_since.does_not_exist() | this_attempt))
 
 
 def sent(item: OutboxItem) -> None:
