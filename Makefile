@@ -18,7 +18,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev dev-deps bench-peer test test-fast test-e2e test-reliability clean-data bench system-deps python-check package deploy destroy secrets smoke
+.PHONY: dev dev-deps bench-peer test test-fast test-e2e test-reliability clean-data bench system-deps python-check package deploy destroy secrets smoke usage-events
 
 python-check:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11+ needed: make PYTHON=/path/to/python3.11")'
@@ -153,3 +153,9 @@ secrets: $(STAMP)
 smoke: $(STAMP)
 	@test -n "$(URL)" || { echo "usage: make smoke URL=https://<api-id>.execute-api.<region>.amazonaws.com/api [TOKEN=...]" >&2; exit 1; }
 	$(BIN)/python -m infra.smoke '$(URL)'
+
+## The agent tier's usage events parked in the dead queue (docs/agents.md): list them (the default),
+## requeue or drop: make usage-events STAGE=prod [ARGS='requeue <identifier> [--force]' | ARGS='drop <identifier>'].
+## Local stages keep the fake credentials (with SPIKES_DYNAMODB_ENDPOINT_URL for a make dev server).
+usage-events: $(STAMP)
+	$(if $(filter local test,$(STAGE)),,$(AWS_REAL)) $(BIN)/python -m tools.usage_events --stage '$(STAGE)' $(or $(ARGS),list)

@@ -92,15 +92,8 @@ def test_a_key_stripe_holds_with_other_parameters_is_not_taken_for_reported(clie
     assert configured.meter_totals() == {}
 
 
-# --- 39. An event whose answer was lost is not billed twice after Stripe forgot it ---------------
-
-def test_an_accepted_event_left_queued_past_stripes_dedupe_window_is_not_billed_twice(client, agent, configured,
-                                                                                    monkeypatch):
-    """Stripe accepted the event, the run died before deleting it, and the next run to get
-    through came more than 24 hours later (the schedule stopped, DynamoDB or Stripe out):
-    Stripe had forgotten the key and the identifier, and counted the event again."""
-    token, _, customer = agent
-    share_site(client, token)
+def report_dying_before_the_delete(monkeypatch) -> float:
+    """A run whose Lambda is killed after Stripe accepted the event, before its delete: when."""
     original = OutboxItem.delete
 
     def crash_once(self, *args, **kwargs):
@@ -110,6 +103,19 @@ def test_an_accepted_event_left_queued_past_stripes_dedupe_window_is_not_billed_
     start = time.time()
     with pytest.raises(RuntimeError):
         report(now=start)
+    return start
+
+
+# --- 39. An event whose answer was lost is not billed twice after Stripe forgot it ---------------
+
+def test_an_accepted_event_left_queued_past_stripes_dedupe_window_is_not_billed_twice(client, agent, configured,
+                                                                                    monkeypatch):
+    """Stripe accepted the event, the run died before deleting it, and the next run to get
+    through came more than 24 hours later (the schedule stopped, DynamoDB or Stripe out):
+    Stripe had forgotten the key and the identifier, and counted the event again."""
+    token, _, customer = agent
+    share_site(client, token)
+    start = report_dying_before_the_delete(monkeypatch)
     assert configured.meter_totals() == {(SHARE_EVENT, customer): 1} and len(outbox()) == 1
     configured.advance(DEDUPE_SECONDS + 3600)
     result = report(now=start + DEDUPE_SECONDS + 3600)

@@ -153,8 +153,11 @@ def _send(client, item: OutboxItem, customer_id: str) -> None:
     # its key and refuses the key with other parameters, so the event sent again to a replacement
     # customer needs its own (the identifier stays: Stripe still counts the event once). No
     # retries inside the library: each attempt's outcome is recorded on its own (the next run
-    # retries).
+    # retries). A requeued event (tools/usage_events.py) gets a key of its own as well: under the
+    # old one Stripe would repeat the refusal or the IdempotencyError it keeps.
+    requeued = f"-r{int(item.requeues)}" if item.requeues else ""
     client.v1.billing.meter_events.create(
         params={"event_name": item.event_name, "identifier": item.identifier, "timestamp": int(item.send_timestamp),
                 "payload": {"stripe_customer_id": customer_id, "value": str(int(item.value))}},
-        options={"idempotency_key": f"spikes-meter-{item.identifier}-{customer_id}", "max_network_retries": 0})
+        options={"idempotency_key": f"spikes-meter-{item.identifier}-{customer_id}{requeued}",
+                 "max_network_retries": 0})

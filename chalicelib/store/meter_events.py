@@ -6,7 +6,8 @@ exactly when that does (a presigned upload's share waits in ``meter#held`` until
 completes: store/held_charges.py). ``queue`` is ``meter#<shard>`` while pending (a few shards, so no
 partition runs hot) or ``meter#dead`` once Stripe refused it for good; ``event_key`` is
 ``<ISO time>#<identifier>``, so a queue reads oldest first. docs/data-model.md (``outbox``)
-lists the access patterns.
+lists the access patterns. An operator moves parked events back or drops them
+(``tools/usage_events.py``), each with one conditional transaction.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Iterator, Optional
 
 from chalicelib import clock
 from chalicelib.store.models import OutboxItem
-from chalicelib.store.transactions import Transaction, run, update_if
+from chalicelib.store.transactions import ConditionFailed, Transaction, run, update_if
 
 SHARDS = 4
 DEAD_QUEUE = "meter#dead"
@@ -92,7 +93,8 @@ def bury(item: OutboxItem, error: str) -> None:
     dead = OutboxItem(DEAD_QUEUE, item.event_key, identifier=item.identifier, event_name=item.event_name,
                       user_id=item.user_id, customer_id=item.customer_id, value=item.value, timestamp=item.timestamp,
                       attempts=int(item.attempts or 0) + 1, next_attempt_at=0, last_error=error,
-                      send_timestamp=item.send_timestamp, unanswered_since=item.unanswered_since)
+                      send_timestamp=item.send_timestamp, unanswered_since=item.unanswered_since,
+                      requeues=item.requeues)
 
     def build(tx: Transaction) -> None:
         tx.save("dead", dead)
@@ -103,3 +105,54 @@ def bury(item: OutboxItem, error: str) -> None:
 def pending_count() -> int:
     """Events not yet reported (tests, operators)."""
     return sum(OutboxItem.count(queue) for queue in QUEUES)
+
+
+# --- the dead queue, for an operator (services/parked_usage.py) ---------------------------------
+
+def parked() -> Iterator[OutboxItem]:
+    """The dead queue, oldest charge first (small: only what Stripe refused or may hold)."""
+    return OutboxItem.query(DEAD_QUEUE, consistent_read=True)
+
+
+def parked_event(identifier: str) -> Optional[OutboxItem]:
+    """A parked event by its identifier (a Query of the dead queue, filtered)."""
+    for item in OutboxItem.query(DEAD_QUEUE, filter_condition=OutboxItem.identifier == identifier,
+                                 consistent_read=True):
+        return item
+    return None
+
+
+def _parked_as_read(item: OutboxItem):
+    """Still the parked event that was read: not requeued, dropped or parked again since."""
+    unanswered = OutboxItem.unanswered_since.does_not_exist() if item.unanswered_since is None \
+        else OutboxItem.unanswered_since == item.unanswered_since
+    requeues = OutboxItem.requeues.does_not_exist() if not item.requeues else OutboxItem.requeues == item.requeues
+    return OutboxItem.event_key.exists() & (OutboxItem.attempts == item.attempts) & unanswered & requeues
+
+
+def requeue(item: OutboxItem, note: str) -> bool:
+    """Move a parked event back to its shard as a new one: no lease, no attempt unanswered, no
+    timestamp fixed, due now, one more requeue (its next idempotency key). One transaction,
+    conditioned on the parked item as read; False when it is gone or changed."""
+    pending = OutboxItem(queue_of(item.identifier), item.event_key, identifier=item.identifier,
+                         event_name=item.event_name, user_id=item.user_id, customer_id=item.customer_id,
+                         value=item.value, timestamp=item.timestamp, attempts=0, next_attempt_at=0, last_error=note,
+                         requeues=int(item.requeues or 0) + 1)
+
+    def build(tx: Transaction) -> None:
+        tx.delete("parked", item, condition=_parked_as_read(item))
+        tx.save("pending", pending, condition=OutboxItem.event_key.does_not_exist())
+    try:
+        run(build)
+        return True
+    except ConditionFailed:
+        return False
+
+
+def drop(item: OutboxItem) -> bool:
+    """Delete a parked event as read; False when it is gone or changed."""
+    try:
+        run(lambda tx: tx.delete("parked", item, condition=_parked_as_read(item)))
+        return True
+    except ConditionFailed:
+        return False

@@ -422,6 +422,9 @@ class OutboxItem(_Base):
     # When the earliest attempt whose answer we never recorded began (a crash, a timeout, a
     # 5xx): Stripe may hold the event, and deduplicates it for 24 hours only.
     unanswered_since = NumberAttribute(null=True)
+    # How many times an operator requeued it from ``meter#dead`` (tools/usage_events.py): part of
+    # its idempotency key, since Stripe answers a key it holds with that key's first answer.
+    requeues = NumberAttribute(null=True)
     # Only on a held charge (``meter#held``, store/held_charges.py): what to give back if the
     # presigned upload it bills expires unfinished.
     period = UnicodeAttribute(null=True)
