@@ -68,6 +68,24 @@ def complete(client, token, share_id):
     return call(client, "POST", f"/shares/{share_id}/complete", token=token)
 
 
+def held_over_a_full_keys_cap(client, token, moment, feedback=True):
+    """A December upload made with a key capped at 1 cent (with feedback, or its files), and a
+    January share made with the key (completed) filling its January cap: (key, key_id, the
+    December upload)."""
+    key, key_id = new_key(client, token, monthly_cap_cents=1)
+    december = start_presigned(client, key, FILES)[1]
+    if feedback:
+        assert call(client, "POST", "/spikes", {"type": "page", "projectKey": december["share_id"],
+                                                "comments": "seen before completion"})[0] == 201
+    else:
+        upload_files(december)
+    moment["at"] = NEW_YEAR
+    january = start_presigned(client, key, FILES, name="january")[1]
+    upload_files(january)
+    assert complete(client, key, january["share_id"])[0] == 200
+    return key, key_id, december
+
+
 def run_job(client, moment, at):
     """The share_deletions scheduled function at ``at`` (checked against its own role)."""
     moment["at"] = at
@@ -159,15 +177,10 @@ def test_an_upload_kept_for_its_feedback_is_counted_when_the_job_releases_it(bac
 def test_a_kept_upload_is_released_in_the_next_month_only_within_its_keys_cap(backend_client, configured, moment):
     client = backend_client
     token, uid = signed_in(client, quotas.AGENT)
-    key, key_id = new_key(client, token, monthly_cap_cents=1)
-    december = start_presigned(client, key, FILES)[1]
-    assert call(client, "POST", "/spikes", {"type": "page", "projectKey": december["share_id"],
-                                            "comments": "seen before completion"})[0] == 201
-    moment["at"] = NEW_YEAR
-    assert start_presigned(client, key, FILES, name="january")[0] == 201  # the key's whole January cap
-    # A day after December's upload started (January's is younger): kept, but no room to bill it.
+    key, key_id, december = held_over_a_full_keys_cap(client, token, moment)
+    # A day after December's upload started: kept, but no room to bill it.
     assert run_job(client, moment, NEW_YEARS_EVE + timedelta(hours=24, minutes=5))["unfinished_uploads_kept"] == 1
-    assert [item for item in outbox() if item.event_name == SHARE_EVENT] == []
+    assert len([item for item in outbox() if item.event_name == SHARE_EVENT]) == 1  # January's
     assert held_charges.get(f"share-{december['share_id']}") is not None
     assert (key_use(key_id, DECEMBER), key_use(key_id, JANUARY)) == ((1, SHARE_COST), (1, SHARE_COST))
     # With room under the key's cap, its completion bills it in January.
@@ -175,8 +188,8 @@ def test_a_kept_upload_is_released_in_the_next_month_only_within_its_keys_cap(ba
     upload_files(december)
     assert complete(client, key, december["share_id"])[0] == 200
     assert (key_use(key_id, DECEMBER), key_use(key_id, JANUARY)) == ((0, 0), (2, 2 * SHARE_COST))
-    assert [item.identifier for item in outbox() if item.event_name == SHARE_EVENT] == \
-        [f"share-{december['share_id']}"]
+    shares_billed = [item.identifier for item in outbox() if item.event_name == SHARE_EVENT]
+    assert len(shares_billed) == 2 and f"share-{december['share_id']}" in shares_billed  # and January's
 
 
 # --- 41. An upload never completed gives back its key's count, on every tier ----------------------

@@ -216,6 +216,27 @@ class Release:
     def write(self, tx: Transaction) -> None:
         held_charges.release(tx, self.held, self.at, cost_limit(self.account_cap_cents), cost_limit(self.key_cap_cents))
 
+    @property
+    def moves(self) -> bool:
+        """It counts the charge in a later period than the one holding it."""
+        period = clock.period_of(datetime.fromtimestamp(self.at, timezone.utc))
+        return bool(self.held.period) and period != self.held.period
+
+    def move_first(self, share: Share) -> None:
+        """Before a completion copies any file: the held charge moves to the period of ``at``
+        under its caps (store/held_charges.move), so a cap with no room refuses the completion
+        (BudgetExceeded) with nothing copied. A share or charge changed meanwhile is left to the
+        activation, which reads both again."""
+        if not self.moves:
+            return
+        try:
+            held_charges.move(share, self.held, self.at, cost_limit(self.account_cap_cents),
+                              cost_limit(self.key_cap_cents))
+        except ConditionFailed as failed:
+            refusal = self.refusal(failed)
+            if refusal is not None:
+                raise refusal from None
+
     def refusal(self, failed: ConditionFailed) -> Optional[BudgetExceeded]:
         """The 429 when a cap of the period it moves to refused it; None for other failures."""
         ends = clock.iso(clock.next_period_start(datetime.fromtimestamp(self.at, timezone.utc)))

@@ -105,21 +105,28 @@ def complete(settings: Settings, share_files: ShareFiles, user: User, key: str) 
     uploads.check_total_size(total, settings.max_share_bytes)
     if problems:
         raise ValidationFailed("Some files are missing or differ from the announced sizes", details=problems)
+    at = int(clock.epoch())  # the completion's moment: the period it is counted in
+    release = metering.releasing(share.share_id, user, at)
+    if release is not None:
+        release.move_first(share)  # a cap with no room refuses it (429) before any file is copied
     try:
         share_files.publish(share.share_id, verified)
     except ChangedDuringPublish as exc:
         current = share_store.get_by_id(share.share_id, consistent=True)
         if current is None or current.status == DELETING:  # expired or deleted meanwhile
-            raise NotFound("Share not found") from None
+            raise _gone(share_files, share) from None
         if current.status != PENDING:  # a concurrent completion published it
             return current
         raise ValidationFailed.field(str(exc), "The file changed while the upload was being completed; "
                                      "complete again", "CHANGED_DURING_COMPLETE") from None
     # Completed after the paid tier (Pro or agent) ended: protected, so locked rather than public.
     paid = quotas.has_paid_features(quotas.effective_tier(user))
-    share = _activate(share, user, locked=bool(share.password_hash) and not paid)
+    try:
+        share = _activate(share, user, locked=bool(share.password_hash) and not paid, at=at)
+    except NotFound:
+        raise _gone(share_files, share) from None
     if share.status == DELETING:  # expired by the job (or deleted by the owner) meanwhile
-        raise NotFound("Share not found")
+        raise _gone(share_files, share)
     # Only now: until the share is active, a retried completion publishes from the staging area.
     share_files.delete_staged(share.share_id)
     try:
@@ -129,13 +136,21 @@ def complete(settings: Settings, share_files: ShareFiles, user: User, key: str) 
     return share
 
 
-def _activate(share: Share, owner: User, locked: bool) -> Share:
+def _gone(share_files: ShareFiles, share: Share) -> NotFound:
+    """The share was expired or deleted while this completion copied its files: the deletion may
+    have removed the served files before these copies landed, so they are removed again (the
+    deletion's removal is idempotent, and a share that is deleting is never served again)."""
+    share_files.delete_all(share.share_id)
+    return NotFound("Share not found")
+
+
+def _activate(share: Share, owner: User, locked: bool, at: int) -> Share:
     """pending -> active (or locked), releasing the share's held charge in the same transaction:
     the completion and the job's expiry (which drops it) are both conditioned on the share
     still being pending, so exactly one of them takes the charge. The share is counted in the
     period it is completed in: its usage event's time, and where the caps count it (a cap that
-    period has reached refuses it, 429; the upload stays pending, to complete later)."""
-    at = int(clock.epoch())
+    period has reached refuses it, 429; the upload stays pending, to complete later: ``complete``
+    moved the charge to that period before copying any file, so this refuses only in a race)."""
     release = metering.releasing(share.share_id, owner, at)
     try:
         return share_store.activate(share, locked, also=_counting(share, release, at))
@@ -143,7 +158,8 @@ def _activate(share: Share, owner: User, locked: bool) -> Share:
         refusal = release.refusal(failed) if release is not None else None
         if refusal is not None:
             raise refusal from None
-        # the job released it meanwhile (it keeps an upload holding feedback)
+        # released by the job meanwhile (it keeps an upload holding feedback), or moved by a
+        # concurrent completion: read again
         release = metering.releasing(share.share_id, owner, at)
         return share_store.activate(share, locked, also=_counting(share, release, at))
 

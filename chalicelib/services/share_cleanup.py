@@ -85,7 +85,8 @@ def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_s
     ``unfinished_upload_seconds``, it is deleted (files, staging area, slug, its place in the
     limit and in its key's usage, and on the agent tier its held charge, given back), unless it
     received feedback meanwhile (kept: its owner decides; it exists, so its charge is released,
-    counted now). A completion
+    counted now; while a cap has no room for it, it stays held and the job looks at it again a
+    day later, so it is billed once there is room, never held for good). A completion
     that races the job wins or gets 404; never a share half deleted, nor one both kept and
     given back or billed and deleted."""
     expired = kept = failed = 0
@@ -99,8 +100,9 @@ def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_s
                     share_store.tombstone_unfinished(share, also=together(
                         held_charges.dropping(held), charges.uncounting_pending(share)))
                 except share_store.HoldsFeedback:
-                    if held is not None:
-                        _release_kept(share, held, int(now))
+                    if held is not None and not _released(share, held, int(now)):
+                        # Still held (no room under a cap): looked at again in a day, as now.
+                        ledger.remember(ledger.PRESIGNED_UPLOADS, ledger.upload_marker(share_id, now))
                     log.warning("share.unfinished_upload_kept", share_id=share_id, reason="has feedback")
                     kept += 1
                 except (share_store.NoLongerPending, NotFound):
@@ -118,10 +120,12 @@ def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_s
             "unfinished_uploads_failed": failed}
 
 
-def _release_kept(share: Share, held: OutboxItem, now: int) -> None:
+def _released(share: Share, held: OutboxItem, now: int) -> bool:
     """A kept upload exists: its charge is released now, counted in this period under its caps.
-    Refused by a cap (or completed or deleted meanwhile), it stays as it is: a completion
-    releases it, a deletion drops it."""
+    False when a cap refused it (or it was completed or deleted meanwhile): it stays as it is
+    until the job's next look, a completion releases it or a deletion drops it."""
     release = metering.release_at(held, account_store.get(share.owner_id), now)
-    if not held_charges.release_while_pending(share, release.write):
-        log.warning("share.unfinished_upload_charge_held", share_id=share.share_id)
+    if held_charges.release_while_pending(share, release.write):
+        return True
+    log.warning("share.unfinished_upload_charge_held", share_id=share.share_id)
+    return False

@@ -234,14 +234,16 @@ def delete_share(share_files: ShareFiles, user: User, key: str) -> List[dict]:
             if outbound_webhooks.wants_events(share) else None
         # A presigned upload deleted before completion never existed as a share: its held
         # charge is given back, unless a completion released it meanwhile (its "held" write
-        # fails), and so is the key's count of it, unless a completion came first.
+        # fails: read again, it is gone, or a completion moved it to its own period and it is
+        # given back there), and so is the key's count of it, unless a completion came first.
         pending = share.status == PENDING
         held = held_charges.get(metering.share_identifier(share.share_id)) if pending else None
         uncount = charges.uncounting_pending(share) if pending else None
         try:
             share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
         except ConditionFailed:
-            share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, None), uncount)
+            held = held_charges.get(metering.share_identifier(share.share_id)) if pending else None
+            share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
     else:
         kept = share_files.kept_export(share.share_id)
         exported = json.loads(kept) if kept is not None else spikes.export_share(share.share_id)

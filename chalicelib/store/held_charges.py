@@ -10,14 +10,18 @@ ends one of two ways, each in a transaction with a condition on the share that d
   count it there too);
 - dropped (deleted, its cost and the key's share given back) with the tombstone that expires
   the unfinished upload, or deletes it before it was completed.
-Both delete the held item on condition that it is still there: a charge is released or
-dropped once, never both. Stripe hears only of released charges, so nothing it was sent ever
-needs cancelling.
+Both delete the held item on condition that it is still there, in the period it was read in:
+a charge is released or dropped once, never both, and always from the period that counts it.
+Before a completion copies any file, a charge held in an earlier period is moved to the
+completion's (``move``), so a cap with no room refuses the completion before anything is done.
+Stripe hears only of released charges, so nothing it was sent ever needs cancelling.
 """
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Callable, Optional
+
+from pynamodb.expressions.condition import Condition
 
 from chalicelib import clock
 from chalicelib.store import charges, meter_events
@@ -52,8 +56,13 @@ def get(identifier: str) -> Optional[OutboxItem]:
         return None
 
 
+def _as_read(held: OutboxItem) -> Condition:
+    """The held item is still there, counted in the period it was read in (``move`` changes it)."""
+    return OutboxItem.period == held.period if held.period else OutboxItem.event_key.exists()
+
+
 def _take(tx: Transaction, held: OutboxItem) -> None:
-    tx.delete("held", OutboxItem(HELD_QUEUE, held.event_key), condition=OutboxItem.event_key.exists())
+    tx.delete("held", OutboxItem(HELD_QUEUE, held.event_key), condition=_as_read(held))
 
 
 def release(tx: Transaction, held: OutboxItem, at: int, account_limit: Optional[int] = None,
@@ -66,8 +75,29 @@ def release(tx: Transaction, held: OutboxItem, at: int, account_limit: Optional[
     _take(tx, held)
     meter_events.add(tx, held.identifier, held.event_name, held.user_id, held.customer_id, at)
     period = clock.period_of(datetime.fromtimestamp(at, timezone.utc))
-    if not held.period or period == held.period:
-        return
+    if held.period and period != held.period:
+        _recount(tx, held, period, at, account_limit, key_limit)
+
+
+def move(share: Share, held: OutboxItem, at: int, account_limit: Optional[int] = None,
+         key_limit: Optional[int] = None) -> None:
+    """Before a completion at ``at`` copies any file: the charge, still held and the share still
+    pending, moves from the period it was charged in to that of ``at``, under that period's caps
+    (as ``release`` would move it). Raises ConditionFailed: "usage" or "key-usage" (no room),
+    "share" (no longer pending), "held" (released, dropped or moved meanwhile)."""
+    period = clock.period_of(datetime.fromtimestamp(at, timezone.utc))
+
+    def write(tx: Transaction) -> None:
+        tx.check("share", Share, share.pk, Share.status == PENDING)
+        tx.update("held", OutboxItem(HELD_QUEUE, held.event_key), actions=[OutboxItem.period.set(period)],
+                  condition=_as_read(held))
+        _recount(tx, held, period, at, account_limit, key_limit)
+    run(write)
+
+
+def _recount(tx: Transaction, held: OutboxItem, period: str, at: int, account_limit: Optional[int],
+             key_limit: Optional[int]) -> None:
+    """The held charge's cost (and its key's share and cost) out of its period, into ``period``."""
     cost = int(held.cost or 0)
     charges.refund_account(tx, held.user_id, held.period, cost, name="usage-before")
     charges.charge_account(tx, held.user_id, period, cost, account_limit, at)
@@ -77,7 +107,7 @@ def release(tx: Transaction, held: OutboxItem, at: int, account_limit: Optional[
 
 def drop(tx: Transaction, held: OutboxItem) -> None:
     """In the tombstone's transaction: the event goes, and what the share was charged is given
-    back to the period it was charged in (the account's cost; the key's share and cost)."""
+    back to the period that counts it (the account's cost; the key's share and cost)."""
     _take(tx, held)
     charges.refund_account(tx, held.user_id, held.period, int(held.cost or 0))
     if held.key_id:
