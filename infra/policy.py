@@ -48,10 +48,11 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "shares": ("UpdateItem",),
         "ledger": ("GetItem", "PutItem", "UpdateItem"),
     },
-    # Delivers due events; pausing a failing webhook updates the share and mails its owner.
+    # Delivers due events; pausing a failing webhook updates the share and mails its owner; an
+    # event is held for a paused share only with a check that it is still paused.
     WEBHOOK_DELIVERIES_FUNCTION: {
         "users": ("GetItem",),
-        "shares": ("GetItem", "UpdateItem"),
+        "shares": ("GetItem", "UpdateItem", "ConditionCheckItem"),
         "deliveries": ("UpdateItem",),
     },
     # Sends the agent tier's usage events to Stripe: reads its queues (base-table queries), leases

@@ -19,9 +19,6 @@ is checked again, and the answer is read with a size and time bound.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import random
 import secrets as _secrets
@@ -34,6 +31,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from chalicelib.errors import NotFound, ValidationFailed
 from chalicelib.logs import get_logger
 from chalicelib.services.webhook_sender import Attempt, UnsafeReceiver, post, resolve_target  # noqa: F401
+from chalicelib.services.webhook_signing import (new_nonce, secrets_for, signature_header,  # noqa: F401
+                                                 signing_secret)
 from chalicelib.settings import Settings
 from chalicelib.store import accounts, deliveries, share_webhooks
 from chalicelib.store import shares as share_store
@@ -51,36 +50,6 @@ EVENT_TYPES = (SPIKE_CREATED, SPIKE_RESOLVED, SHARE_DELETED, TEST_EVENT)
 # A claimed delivery is hidden from other workers for this long (longer than one attempt).
 CLAIM_SECONDS = 120
 USER_AGENT = "Spikes-Webhooks/1"
-
-
-# --- secrets and signatures ------------------------------------------------------------------
-
-def new_nonce() -> str:
-    return _secrets.token_urlsafe(18)
-
-
-def signing_secret(settings: Settings, share_id: str, nonce: str) -> str:
-    digest = hmac.new(settings.secret_key.get_secret_value().encode("utf-8"),
-                      f"outbound-webhook\x1f{share_id}\x1f{nonce}".encode("utf-8"), hashlib.sha256).digest()
-    return "whsec_" + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
-
-
-def signature_header(secrets_in_force: List[str], body: str, timestamp: int) -> str:
-    signed = f"{timestamp}.{body}".encode("utf-8")
-    parts = [f"t={timestamp}"] + [
-        "v1=" + hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest() for secret in secrets_in_force]
-    return ",".join(parts)
-
-
-def secrets_for(settings: Settings, share: Optional[Share], delivery: Delivery, now: float) -> List[str]:
-    """The current secret, plus the previous one while its grace period lasts. A deleted
-    share's last event is signed with the secret it had."""
-    if share is None or not share.webhook_secret_nonce:
-        return [signing_secret(settings, delivery.share_id, delivery.secret_nonce)]
-    found = [signing_secret(settings, share.share_id, share.webhook_secret_nonce)]
-    if share.webhook_previous_nonce and (share.webhook_previous_until or 0) > now:
-        found.append(signing_secret(settings, share.share_id, share.webhook_previous_nonce))
-    return found
 
 
 # --- recording events (the outbox) -----------------------------------------------------------
@@ -184,13 +153,19 @@ def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = No
     """Attempt one claimed delivery and record the outcome; returns the new status."""
     cache = shares_cache if shares_cache is not None else {}
     share = _share(delivery.share_id, cache)
+    if share is not None and share.webhook_url and share.webhook_paused_at:
+        if deliveries.hold(delivery, share.pk, "held: the share's webhook is paused"):
+            return PAUSED
+        # Resumed, changed or removed since this run read it: as it is now, and sent (or cancelled).
+        share = cache[delivery.share_id] = share_store.get_by_id(delivery.share_id, consistent=True)
     if share is not None and not share.webhook_url:
         _finish(delivery, CANCELLED, now, Attempt(None, "the share's webhook was removed"))
         return CANCELLED
-    if share is not None and share.webhook_paused_at:
-        deliveries.hold(delivery, "held: the share's webhook is paused")
-        return PAUSED
-    attempt = attempt_delivery(settings, delivery, share, now, resolver)
+    try:
+        attempt = attempt_delivery(settings, delivery, share, now, resolver)
+    except Exception as exc:  # noqa: BLE001 - a failed attempt: retried, then failed, never a stuck run
+        log.exception("webhook.attempt_crashed", delivery_id=delivery.delivery_id)
+        attempt = Attempt(None, f"internal error: {type(exc).__name__}")
     if attempt.ok:
         _finish(delivery, DELIVERED, now, attempt)
         log.info("webhook.delivered", delivery_id=delivery.delivery_id, status=attempt.status_code)
@@ -297,8 +272,15 @@ def resume(share: Share, now: Optional[float] = None) -> int:
     """Unpause a share's webhook and queue the events held meanwhile (each gets a fresh
     retry window). Returns how many were queued."""
     require_webhook(share)
-    now = time.time() if now is None else now
     share_webhooks.unpause(share)
+    return release_held(share, now)
+
+
+def release_held(share: Share, now: Optional[float] = None) -> int:
+    """The events held while the share's webhook was paused become due now (each with a fresh
+    retry window): after a resume, and after the URL changed or was removed (which ends a
+    pause), so the new receiver gets them or they are cancelled. Returns how many."""
+    now = time.time() if now is None else now
     queued = 0
     for delivery in deliveries.held(share.share_id):
         deliveries.requeue(delivery, int(now))

@@ -8,6 +8,7 @@ sliding window. One atomic UpdateItem counts the hit and returns both windows' c
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -32,6 +33,22 @@ class Decision:
     def headers(self) -> dict:
         return {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": str(self.remaining),
                 "X-RateLimit-Reset": str(self.reset_at)}
+
+
+def client_network(client_ip: str) -> str:
+    """The subject a per-address limit counts for a client. An IPv6 address stands for its /64:
+    a client given one address has the whole /64 (2^64 addresses it may send from), so counting
+    each address apart would let it take a fresh allowance with every request. An IPv4 address,
+    mapped into IPv6 or not, is its own subject."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return client_ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def check(name: str, subject: str, limit: int, window_seconds: int, now: Optional[float] = None) -> Decision:

@@ -28,7 +28,8 @@ UNLOCK_TTL_SECONDS = 12 * 3600
 def password_matches(settings: Settings, share: Share, password: str, client_ip: str) -> bool:
     # Every attempt counts, right or wrong: refusing only after wrong ones would let a
     # guesser tell a right answer by its status code.
-    ratelimit.enforce("share-password", f"{share.slug}|{client_ip}", settings.rate_password_per_minute, 60)
+    subject = f"{share.slug}|{ratelimit.client_network(client_ip)}"
+    ratelimit.enforce("share-password", subject, settings.rate_password_per_minute, 60)
     return bool(share.password_hash) and verify_password(share.password_hash, password)
 
 

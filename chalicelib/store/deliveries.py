@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Iterator, List, Optional
 
 
-from chalicelib.store.models import Delivery
-from chalicelib.store.transactions import Transaction, update_if
+from chalicelib.store.models import Delivery, Share
+from chalicelib.store.transactions import ConditionFailed, Transaction, run, update_if
 
 PENDING, DELIVERED, FAILED, PAUSED, CANCELLED = "pending", "delivered", "failed", "paused", "cancelled"
 # The due_index partition: only pending deliveries carry it (a sparse index).
@@ -56,10 +56,20 @@ def reschedule(delivery: Delivery, next_attempt_at: int, status_code: Optional[i
     delivery.update(actions=[Delivery.next_attempt_at.set(next_attempt_at), *_outcome(status_code, error)])
 
 
-def hold(delivery: Delivery, reason: str) -> None:
-    """Paused share: keep the event out of the due index (the claimed attempt did not happen)."""
-    delivery.update(actions=[Delivery.status.set(PAUSED), Delivery.due.remove(), Delivery.next_attempt_at.remove(),
-                             Delivery.attempts.add(-1), Delivery.last_error.set(reason)])
+def hold(delivery: Delivery, share_key: str, reason: str) -> bool:
+    """Paused share: keep the event out of the due index (the claimed attempt did not happen),
+    with a check that the share is still paused. False when its webhook was resumed, changed or
+    removed since it was read: held then, the event would wait for a resume nobody calls."""
+    def build(tx: Transaction) -> None:
+        tx.check("paused", Share, share_key, Share.webhook_paused_at.exists() & Share.webhook_url.exists())
+        tx.update("held", delivery, [Delivery.status.set(PAUSED), Delivery.due.remove(),
+                                     Delivery.next_attempt_at.remove(), Delivery.attempts.add(-1),
+                                     Delivery.last_error.set(reason)])
+    try:
+        run(build)
+        return True
+    except ConditionFailed:
+        return False
 
 
 def recent(share_id: str, limit: int) -> List[Delivery]:
