@@ -122,7 +122,7 @@ def complete(settings: Settings, share_files: ShareFiles, user: User, key: str) 
     # Completed after the paid tier (Pro or agent) ended: protected, so locked rather than public.
     paid = quotas.has_paid_features(quotas.effective_tier(user))
     try:
-        share = _activate(share, user, locked=bool(share.password_hash) and not paid, at=at)
+        share = _activate(share, user, locked=bool(share.password_hash) and not paid, at=at, release=release)
     except NotFound:
         raise _gone(share_files, share) from None
     if share.status == DELETING:  # expired by the job (or deleted by the owner) meanwhile
@@ -144,14 +144,15 @@ def _gone(share_files: ShareFiles, share: Share) -> NotFound:
     return NotFound("Share not found")
 
 
-def _activate(share: Share, owner: User, locked: bool, at: int) -> Share:
+def _activate(share: Share, owner: User, locked: bool, at: int, release: Optional[metering.Release]) -> Share:
     """pending -> active (or locked), releasing the share's held charge in the same transaction:
     the completion and the job's expiry (which drops it) are both conditioned on the share
     still being pending, so exactly one of them takes the charge. The share is counted in the
     period it is completed in: its usage event's time, and where the caps count it (a cap that
     period has reached refuses it, 429; the upload stays pending, to complete later: ``complete``
-    moved the charge to that period before copying any file, so this refuses only in a race)."""
-    release = metering.releasing(share.share_id, owner, at)
+    moved the charge to that period before copying any file, so this refuses only in a race).
+    ``release``: the held charge as ``complete`` read (and moved) it; read again only when the
+    transaction finds it changed."""
     try:
         return share_store.activate(share, locked, also=_counting(share, release, at))
     except ConditionFailed as failed:

@@ -93,6 +93,7 @@ def move(share: Share, held: OutboxItem, at: int, account_limit: Optional[int] =
                   condition=_as_read(held))
         _recount(tx, held, period, at, account_limit, key_limit)
     run(write)
+    held.period = period  # as now stored: the activation's release takes it from there
 
 
 def _recount(tx: Transaction, held: OutboxItem, period: str, at: int, account_limit: Optional[int],

@@ -90,16 +90,20 @@ def retry_later(item: OutboxItem, next_attempt_at: int, error: str, unanswered_s
 def bury(item: OutboxItem, error: str) -> None:
     """Stripe refused the event for good, or whether Stripe holds it can no longer be known:
     kept in the dead queue, out of the way, for review."""
-    dead = OutboxItem(DEAD_QUEUE, item.event_key, identifier=item.identifier, event_name=item.event_name,
-                      user_id=item.user_id, customer_id=item.customer_id, value=item.value, timestamp=item.timestamp,
-                      attempts=int(item.attempts or 0) + 1, next_attempt_at=0, last_error=error,
-                      send_timestamp=item.send_timestamp, unanswered_since=item.unanswered_since,
-                      requeues=item.requeues)
+    dead = OutboxItem(DEAD_QUEUE, item.event_key, **_the_event(item), attempts=int(item.attempts or 0) + 1,
+                      next_attempt_at=0, last_error=error, send_timestamp=item.send_timestamp,
+                      unanswered_since=item.unanswered_since, requeues=item.requeues)
 
     def build(tx: Transaction) -> None:
         tx.save("dead", dead)
         tx.delete("pending", item)
     run(build)
+
+
+def _the_event(item: OutboxItem) -> dict:
+    """What an event is, as it moves between queues (its attempts' fields are the mover's)."""
+    return {"identifier": item.identifier, "event_name": item.event_name, "user_id": item.user_id,
+            "customer_id": item.customer_id, "value": item.value, "timestamp": item.timestamp}
 
 
 def pending_count() -> int:
@@ -134,10 +138,8 @@ def requeue(item: OutboxItem, note: str) -> bool:
     """Move a parked event back to its shard as a new one: no lease, no attempt unanswered, no
     timestamp fixed, due now, one more requeue (its next idempotency key). One transaction,
     conditioned on the parked item as read; False when it is gone or changed."""
-    pending = OutboxItem(queue_of(item.identifier), item.event_key, identifier=item.identifier,
-                         event_name=item.event_name, user_id=item.user_id, customer_id=item.customer_id,
-                         value=item.value, timestamp=item.timestamp, attempts=0, next_attempt_at=0, last_error=note,
-                         requeues=int(item.requeues or 0) + 1)
+    pending = OutboxItem(queue_of(item.identifier), item.event_key, **_the_event(item), attempts=0,
+                         next_attempt_at=0, last_error=note, requeues=int(item.requeues or 0) + 1)
 
     def build(tx: Transaction) -> None:
         tx.delete("parked", item, condition=_parked_as_read(item))
