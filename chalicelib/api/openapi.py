@@ -133,8 +133,8 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                            rate_limited=True,  # the password of a protected share
                            description="The CLI's push (user agent `ureq/…`, `?token=`, no Authorization "
                                        "header) gets the page as a bare JSON array (docs/clients.md).",
-                           query=SPIKE_FILTERS + (("limit", "1-1000; default 100 with ?project=, else 1000",
-                                                   False),
+                           query=SPIKE_FILTERS + (("limit", "1-1000; default 100 (1000 for the Spikes CLI and MCP "
+                                                   "server, user agent `ureq/…`, which read one page)", False),
                                                   ("cursor", "next_cursor of the previous page", False))),
     ("GET", "/spikes/export"): Op("Export feedback as CSV or JSON lines", "spikes", READER,
                                   ok={200: (str, ("text/csv", "application/x-ndjson")), 303: None},

@@ -132,20 +132,26 @@ def _scope(request, params: dict) -> Tuple[spikes.Scope, bool]:
     return spikes.scope_for(None, principal), True
 
 
+def is_rust_client(request) -> bool:
+    """The Spikes CLI and its MCP server (HTTP library ureq). Each reads the first page of a
+    listing only and never follows next_cursor. See docs/clients.md."""
+    return (request.headers.get("user-agent") or "").lower().startswith("ureq/")
+
+
 def wants_bare_array(request) -> bool:
     """The CLI's push (ureq, token in the query, no Authorization header) parses a bare JSON
     array; every other caller gets the contract's {data, next_cursor}. See docs/clients.md."""
     return ("token" in inputs.query(request) and not request.headers.get("authorization")
-            and (request.headers.get("user-agent") or "").lower().startswith("ureq/"))
+            and is_rust_client(request))
 
 
 @route(bp, "/spikes", methods=["GET"])
 def list_spikes():
     request = bp.current_request
     params = inputs.query(request)
-    # A credentialed listing without ?limit= gets the largest page: the CLI's pull and push
-    # read one page only.
-    default_limit = DEFAULT_LIMIT if params.get("project") else MAX_LIMIT
+    # Without ?limit= the contract's 100, except for the CLI and the MCP server (pull, pull
+    # --from, push, get_spikes), which would drop everything past the first page: the largest.
+    default_limit = MAX_LIMIT if is_rust_client(request) else DEFAULT_LIMIT
     filters, limit = _filters(params), _limit(params, default_limit)
     scope, reviewer_emails = _scope(request, params)
     page = spikes.list_page(scope, filters, limit, params.get("cursor") or None,

@@ -1,0 +1,49 @@
+"""Findings of the conformance audit against the contract (shared/seeds/002_…) and the real
+clients (shared/CLIENTS.md): each test pins one place where the API answered differently from
+what the contract writes down or from what a client sends and parses (docs/api-notes.md)."""
+from __future__ import annotations
+
+import json
+
+from tests.conftest import ADMIN_TOKEN, call, sign_in
+from tests.factories import make_share
+from tests.test_clients import Paginated, ureq
+
+CURL = {"User-Agent": "curl/8.5.0", "Accept": "*/*"}
+
+
+def post_spikes(client, project: str, count: int) -> None:
+    for n in range(count):
+        body = {"type": "page", "projectKey": project, "page": "/", "comments": f"n{n}"}
+        assert call(client, "POST", "/spikes", body)[0] == 201
+
+
+# --- GET /spikes: "limit — Items per page (default 100, max 1000)" ---------------------------
+
+def test_a_credentialed_listing_defaults_to_the_contracts_100(client, env):
+    """`curl "…/spikes?token=$SPIKES_TOKEN"`, the contract's admin example, gets the default page
+    of 100 and a cursor; so does a user's bearer token from any client but the Spikes CLI."""
+    env(RATE_SPIKES_PER_MINUTE="1000")
+    share = make_share("owner@example.com", "big-site", tier="pro")
+    post_spikes(client, share.share_id, 101)
+    token = sign_in(client, "owner@example.com")
+    for query, bearer in ((f"?token={ADMIN_TOKEN}", None), ("", token)):
+        status, page, _ = call(client, "GET", "/spikes" + query, token=bearer, headers=CURL)
+        assert status == 200 and len(page["data"]) == 100 and isinstance(page["next_cursor"], str)
+        rest = call(client, "GET", f"/spikes{query or '?'}&cursor={page['next_cursor']}", token=bearer, headers=CURL)[1]
+        assert len(rest["data"]) == 1 and rest["next_cursor"] is None
+
+
+def test_pull_from_a_share_gets_more_than_the_default_page(client, env):
+    """`spikes pull --from <share url>` (ureq, `?project=<slug>`, no token) reads the first page
+    only: with the contract's 100 it would silently leave the rest of the share's feedback out."""
+    env(RATE_SPIKES_PER_MINUTE="1000")
+    share = make_share("owner@example.com", "big-site", tier="pro")
+    post_spikes(client, share.share_id, 130)
+    status, body = ureq(client, "GET", "/spikes?project=big-site")
+    assert status == 200
+    page = Paginated.model_validate_json(body)
+    assert len(page.data) == 130 and page.next_cursor is None
+    assert {spike.comments for spike in page.data} == {f"n{n}" for n in range(130)}
+    # Anyone else reading the same public listing gets the contract's default page.
+    assert len(json.loads(client.http.get("/spikes?project=big-site", headers=CURL).body)["data"]) == 100
