@@ -8,6 +8,7 @@ import json
 from tests.conftest import ADMIN_TOKEN, call, sign_in
 from tests.factories import make_share
 from tests.test_clients import Paginated, ureq
+from tests.test_shares import PNG, upload
 
 CURL = {"User-Agent": "curl/8.5.0", "Accept": "*/*"}
 
@@ -47,3 +48,25 @@ def test_pull_from_a_share_gets_more_than_the_default_page(client, env):
     assert {spike.comments for spike in page.data} == {f"n{n}" for n in range(130)}
     # Anyone else reading the same public listing gets the contract's default page.
     assert len(json.loads(client.http.get("/spikes?project=big-site", headers=CURL).body)["data"]) == 100
+
+
+# --- GET /s/:slug: "curl https://your-api.example/s/my-project" → "HTML content with Spikes
+# widget script injected" ------------------------------------------------------------------
+
+def test_the_share_url_itself_answers_the_page_with_the_widget(client):
+    token = sign_in(client, "user@example.com")
+    page = b'<html><head><link rel=stylesheet href="css/site.css"></head><body><img src="logo.png"></body></html>'
+    created = upload(client, token, [("index.html", page), ("css/site.css", b"h1{}"), ("logo.png", PNG)],
+                     {"slug": "my-project", "title": "My Project"})[1]
+    response = client.http.get("/s/my-project", headers=CURL)
+    assert response.status_code == 200 and response.headers["Content-Type"] == "text/html; charset=utf-8"
+    text = response.body.decode()
+    assert f'data-project="{created["share_id"]}"' in text and "/widget.js" in text
+    # Served at /s/my-project (no slash), its relative links still resolve under the share.
+    assert '<head><base href="http://127.0.0.1:8000/s/my-project/">' in text
+    assert response.headers["Content-Security-Policy"].startswith("sandbox")
+    assert "Sec-Fetch-Dest" in response.headers["Vary"]
+    # A browser's navigation is sent to the trailing slash, where the page needs no <base>.
+    redirect = client.http.get("/s/my-project", headers={**CURL, "Sec-Fetch-Dest": "document"})
+    assert redirect.status_code == 302 and redirect.headers["Location"].endswith("/s/my-project/")
+    assert "<base" not in client.http.get("/s/my-project/", headers=CURL).body.decode()

@@ -25,13 +25,16 @@ def site(client, token, files=None, **metadata):
         ("fonts/a.woff2", b"wOF2\x00\x01\xff"), ("docs/index.html", b"<p>docs</p>")], **metadata)
 
 
-def test_share_root_redirects_to_the_trailing_slash(client, user_token):
+def test_share_root_redirects_a_browser_to_the_trailing_slash(client, user_token):
     body = site(client, user_token)
-    status, _, headers = get(client, f"/s/{body['slug']}")
+    navigation = {"Sec-Fetch-Dest": "document"}
+    status, _, headers = get(client, f"/s/{body['slug']}", navigation)
     assert status == 302 and headers["Location"] == f"http://127.0.0.1:8000/s/{body['slug']}/"
     assert headers["Content-Type"] == "text/plain; charset=utf-8"  # an empty body, not JSON
-    status, _, headers = get(client, f"/s/{body['slug']}?pw=abc")
+    status, _, headers = get(client, f"/s/{body['slug']}?pw=abc", navigation)
     assert status == 302 and headers["Location"].endswith(f"/s/{body['slug']}/?pw=abc")
+    # A browser without Fetch Metadata asks for HTML.
+    assert get(client, f"/s/{body['slug']}", {"Accept": "text/html,*/*;q=0.8"})[0] == 302
 
 
 def test_index_is_served_with_the_widget_injected(client, user_token):

@@ -27,6 +27,8 @@ from chalicelib.store.models import Share
 
 # Fetch Metadata destinations that put a document (and so a location.href) in a browsing context.
 DOCUMENT_DESTINATIONS = {"document", "iframe", "frame", "embed", "object"}
+# /s/<slug> redirects a browser and answers anyone else with the page: caches must tell them apart.
+ROOT_VARY = {"Vary": "Sec-Fetch-Dest, Accept"}
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,10 @@ class ServedFile:
 
 
 def visit(settings: Settings, share_files: ShareFiles, v: Visit) -> Reply:
-    if not v.path and not v.trailing_slash:
-        # Relative links in index.html only resolve under /s/<slug>/.
-        return Redirect(v.base_url + share_path(v.slug) + _query_string(v))
+    if _is_unslashed_root(v) and _is_document_request(v):
+        # Relative links in index.html only resolve under /s/<slug>/: browsers go there. Any
+        # other client (the contract's `curl …/s/<slug>`) gets the page here, with a <base>.
+        return Redirect(v.base_url + share_path(v.slug) + _query_string(v), headers=dict(ROOT_VARY))
     share = served_share(v.slug)
     access_token, path = split_access_segment(v.path)
 
@@ -124,6 +127,8 @@ def _content(settings: Settings, share_files: ShareFiles, v: Visit, share: Share
     scope = "private" if share.password_hash else "public"
     is_html = served.content_type == "text/html"
     headers = {**extra, "Cache-Control": f"no-cache, {scope}" if is_html else f"{scope}, max-age={web.ASSET_MAX_AGE}"}
+    if _is_unslashed_root(v):
+        headers.update(ROOT_VARY)
     # A protected page embeds an expiring access token: always send it fresh.
     if served.etag and not (is_html and share.password_hash):
         headers["ETag"] = served.etag
@@ -136,6 +141,8 @@ def _content(settings: Settings, share_files: ShareFiles, v: Visit, share: Share
             if share.password_hash:
                 folder = served.path.rsplit("/", 1)[0] + "/" if "/" in served.path else ""
                 text = share_html.inject_base(text, share_access.access_root(settings, v.base_url, share) + folder)
+            elif _is_unslashed_root(v):
+                text = share_html.inject_base(text, v.base_url + share_path(share.slug))
         headers["Content-Type"] = f"{served.content_type}; charset=utf-8"
         return Content(text, headers)
     # Only the HTTP layer's binary types go out as bytes; anything else as octet-stream.
@@ -194,6 +201,10 @@ def _is_top_level_navigation(v: Visit) -> bool:
         # token never ends up in an address bar (an iframe then falls back to the form).
         return "text/html" in (v.accept or "")
     return v.fetch_dest == "document"
+
+
+def _is_unslashed_root(v: Visit) -> bool:
+    return not v.path and not v.trailing_slash
 
 
 def _is_document_request(v: Visit) -> bool:
