@@ -49,11 +49,13 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "ledger": ("GetItem", "PutItem", "UpdateItem"),
     },
     # Delivers due events; pausing a failing webhook updates the share and mails its owner; an
-    # event is held for a paused share only with a check that it is still paused.
+    # event is held for a paused share only with a check that it is still paused. Ends the held
+    # events of the releases recorded in the ledger (webhooks#release), and forgets each release.
     WEBHOOK_DELIVERIES_FUNCTION: {
         "users": ("GetItem",),
         "shares": ("GetItem", "UpdateItem", "ConditionCheckItem"),
         "deliveries": ("UpdateItem",),
+        "ledger": ("GetItem", "UpdateItem"),
     },
     # Sends the agent tier's usage events to Stripe: reads its queues (base-table queries), leases
     # and deletes events, moves refused ones to the dead queue, reads an owner's Stripe customer.

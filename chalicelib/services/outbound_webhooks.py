@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from chalicelib.errors import NotFound, ValidationFailed
 from chalicelib.logs import get_logger
+from chalicelib.services import held_deliveries
 from chalicelib.services.webhook_sender import Attempt, UnsafeReceiver, post, resolve_target  # noqa: F401
 from chalicelib.services.webhook_signing import (new_nonce, secrets_for, signature_header,  # noqa: F401
                                                  signing_secret)
@@ -106,6 +107,7 @@ class RunReport:
     retrying: int = 0
     failed: int = 0
     paused: int = 0
+    held_ended: int = 0  # held events released or cancelled (held_deliveries.finish_releases)
 
 
 def _share(share_id: str, cache: Dict[str, Optional[Share]]) -> Optional[Share]:
@@ -154,7 +156,7 @@ def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = No
     cache = shares_cache if shares_cache is not None else {}
     share = _share(delivery.share_id, cache)
     if share is not None and share.webhook_url and share.webhook_paused_at:
-        if deliveries.hold(delivery, share.pk, "held: the share's webhook is paused"):
+        if deliveries.hold(delivery, share.pk, "held: the share's webhook is paused", int(now)):
             return PAUSED
         # Resumed, changed or removed since this run read it: as it is now, and sent (or cancelled).
         share = cache[delivery.share_id] = share_store.get_by_id(delivery.share_id, consistent=True)
@@ -189,6 +191,8 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
     """The delivery job: attempt every delivery whose time has come, batch by batch, until
     none is due or the time runs short (the next run continues)."""
     report = RunReport()
+    report.held_ended = held_deliveries.finish_releases(now_fn(), time_left_ms=time_left_ms,
+                                                        reserve_ms=int(settings.webhook_timeout_seconds + 1) * 1000)
     cache: Dict[str, Optional[Share]] = {}
     for _ in range(max_batches):
         if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 1) * 1000:

@@ -3,15 +3,19 @@ move a delivery from pending to delivered, failed, paused or cancelled. docs/dat
 (``deliveries``) lists the access patterns."""
 from __future__ import annotations
 
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 
+from chalicelib.store import ledger
 from chalicelib.store.models import Delivery, Share
 from chalicelib.store.transactions import ConditionFailed, Transaction, run, update_if
 
 PENDING, DELIVERED, FAILED, PAUSED, CANCELLED = "pending", "delivered", "failed", "paused", "cancelled"
-# The due_index partition: only pending deliveries carry it (a sparse index).
+# The due_index partitions (a sparse index: finished deliveries carry none): pending deliveries
+# are in DUE, by the time of their next attempt; a share's held (paused) events in
+# HELD_PREFIX + its id, by the time they were held, so ending them is a bounded query.
 DUE = "due"
+HELD_PREFIX = "held#"
 # Finished deliveries stay listable this long, then the table's TTL removes them.
 KEEP_FINISHED_SECONDS = 30 * 24 * 60 * 60
 
@@ -56,14 +60,14 @@ def reschedule(delivery: Delivery, next_attempt_at: int, status_code: Optional[i
     delivery.update(actions=[Delivery.next_attempt_at.set(next_attempt_at), *_outcome(status_code, error)])
 
 
-def hold(delivery: Delivery, share_key: str, reason: str) -> bool:
+def hold(delivery: Delivery, share_key: str, reason: str, now: int) -> bool:
     """Paused share: keep the event out of the due index (the claimed attempt did not happen),
     with a check that the share is still paused. False when its webhook was resumed, changed or
     removed since it was read: held then, the event would wait for a resume nobody calls."""
     def build(tx: Transaction) -> None:
         tx.check("paused", Share, share_key, Share.webhook_paused_at.exists() & Share.webhook_url.exists())
-        tx.update("held", delivery, [Delivery.status.set(PAUSED), Delivery.due.remove(),
-                                     Delivery.next_attempt_at.remove(), Delivery.attempts.add(-1),
+        tx.update("held", delivery, [Delivery.status.set(PAUSED), Delivery.due.set(HELD_PREFIX + delivery.share_id),
+                                     Delivery.next_attempt_at.set(now), Delivery.attempts.add(-1),
                                      Delivery.last_error.set(reason)])
     try:
         run(build)
@@ -84,3 +88,45 @@ def requeue(delivery: Delivery, now: int) -> None:
     """A held event becomes due now, with a fresh retry window."""
     delivery.update(actions=[Delivery.status.set(PENDING), Delivery.due.set(DUE), Delivery.next_attempt_at.set(now),
                              Delivery.retry_from.set(now)])
+
+
+def held_page(share_id: str, limit: int) -> Tuple[List[Delivery], bool]:
+    """Up to ``limit`` of a share's held events, oldest first (the index is eventually
+    consistent: one held a moment ago may be missing), and whether there may be more."""
+    result = Delivery.due_index.query(HELD_PREFIX + share_id, limit=limit, page_size=limit)
+    page = list(result)
+    return page, result.last_evaluated_key is not None
+
+
+def release(delivery: Delivery, now: int) -> bool:
+    """A held event becomes due now, with a fresh retry window; False when it is no longer held."""
+    return update_if(delivery, [Delivery.status.set(PENDING), Delivery.due.set(DUE), Delivery.next_attempt_at.set(now),
+                                Delivery.retry_from.set(now)], Delivery.status == PAUSED)
+
+
+def cancel_held(delivery: Delivery, now: int, reason: str) -> bool:
+    """A held event that will not be sent: cancelled, kept for the log, then expired."""
+    return update_if(delivery, [Delivery.status.set(CANCELLED), Delivery.due.remove(), Delivery.next_attempt_at.remove(),
+                                Delivery.expires_at.set(now + KEEP_FINISHED_SECONDS), Delivery.last_error.set(reason)],
+                     Delivery.status == PAUSED)
+
+
+# --- releases: shares whose held events are to end, finished by the delivery job -------------
+# A member is "<share_id>@<epoch seconds of the release>": the job forgets it once the share has
+# nothing held and the release is old enough for the index to show every event held before it.
+
+def mark_release(tx: Optional[Transaction], share_id: str, now: float) -> None:
+    member = ledger.upload_marker(share_id, now)
+    if tx is None:
+        ledger.remember(ledger.WEBHOOK_RELEASES, member)
+    else:
+        ledger.remember_in(tx, ledger.WEBHOOK_RELEASES, member)
+
+
+def releases() -> List[Tuple[str, str, int]]:
+    """(member, share id, when) of every release not finished yet."""
+    return [(member, *ledger.parse_upload_marker(member)) for member in ledger.members(ledger.WEBHOOK_RELEASES)]
+
+
+def forget_release(member: str) -> None:
+    ledger.forget(ledger.WEBHOOK_RELEASES, member)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from chalicelib import clock
 from chalicelib.errors import NotFound
-from chalicelib.store import ledger, transactions
+from chalicelib.store import deliveries, ledger, transactions
 from chalicelib.store.models import Share, User
 from chalicelib.store.transactions import ConditionFailed, Transaction, update_if
 
@@ -277,11 +277,10 @@ def remove(share: Share) -> None:
 
 
 def lock_pro_features(owner_id: str, while_unpaid: Callable[[Transaction], None]) -> int:
-    """When Pro ends: lock the owner's password-protected shares (they answer as unavailable;
-    the password is kept, so re-subscribing restores them as they were) and drop webhook
-    URLs. A protected share never silently becomes public. Deletes nothing. Each share changes
-    in a transaction with ``while_unpaid``'s check of the owner (``owner``): a payment that
-    lands meanwhile stops it. Returns how many shares changed. Idempotent."""
+    """When Pro ends: lock the owner's password-protected shares (unavailable, never public; the
+    password is kept for a re-subscription) and drop webhook URLs (the delivery job cancels their
+    held events). Each share changes in a transaction with ``while_unpaid``'s check of the owner
+    (``owner``): a payment meanwhile stops it. Returns how many shares changed. Idempotent."""
     return _change_pro_features(owner_id, while_unpaid, lock=True)
 
 
@@ -308,6 +307,8 @@ def _change_pro_features(owner_id: str, owner_check: Callable[[Transaction], Non
         def write(tx: Transaction) -> None:
             tx.update("share", share, actions=actions, condition=condition)
             owner_check(tx)
+            if lock and share.webhook_url is not None:
+                deliveries.mark_release(tx, share.share_id, clock.epoch())
         try:
             transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
         except ConditionFailed as failed:

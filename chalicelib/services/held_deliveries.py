@@ -1,0 +1,59 @@
+"""Events held while a share's webhook was paused, and how they end (docs/webhooks.md).
+
+A held event waits in its share's own partition of ``due_index`` (``held#<share_id>``). When
+the share's webhook is resumed or pointed at a new receiver its held events are released (due
+again), and when the URL is removed (by the owner, or by a downgrade) they are cancelled. Such
+a change records a release (ledger ``webhooks#release``) before anything else; a request ends
+at most a batch of the events itself and the delivery job finishes the rest, a bounded number
+per run, so however many were held no request or job step is unbounded, and a run that stops
+halfway leaves the release recorded for the next one. The share is read consistently for each
+release: what was resumed and then paused again keeps its events held.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Tuple
+
+from chalicelib.store import deliveries
+from chalicelib.store import shares as share_store
+
+# The index is eventually consistent: a release is forgotten only once it is this old, so an
+# event held a moment before it, and not yet in the index when it was made, is still ended.
+RELEASE_SETTLE_SECONDS = 60
+BATCH = 25
+WEBHOOK_REMOVED = "the share's webhook was removed"
+
+
+def end_held(share_id: str, now: float, limit: int = BATCH) -> Tuple[int, bool]:
+    """End up to ``limit`` of a share's held events as the share is now: released when its
+    webhook is live, cancelled when it has none (or the share is gone), kept while it is paused.
+    Returns how many ended and whether none may be left."""
+    share = share_store.get_by_id(share_id, consistent=True)
+    if share is not None and share.webhook_url and share.webhook_paused_at:
+        return 0, True  # paused (again): they wait for the next resume
+    page, more = deliveries.held_page(share_id, limit)
+    ended = 0
+    for delivery in page:
+        if share is None or not share.webhook_url:
+            ended += deliveries.cancel_held(delivery, int(now), WEBHOOK_REMOVED)
+        else:
+            ended += deliveries.release(delivery, int(now))
+    return ended, not more
+
+
+def finish_releases(now: float, budget: int = 500,
+                    time_left_ms: Optional[Callable[[], int]] = None, reserve_ms: int = 5000) -> int:
+    """The delivery job's part: end the held events of every recorded release, at most
+    ``budget`` events read per run. Returns how many ended."""
+    ended = 0
+    for member, share_id, since in deliveries.releases():
+        done = False
+        while budget > 0 and not done:
+            if time_left_ms is not None and time_left_ms() < reserve_ms:
+                return ended
+            count, done = end_held(share_id, now, min(BATCH, budget))
+            ended += count
+            budget -= max(count, 1)
+        if done and now - since >= RELEASE_SETTLE_SECONDS:
+            deliveries.forget_release(member)
+    return ended
+

@@ -1,0 +1,64 @@
+"""Events held while a share's webhook is paused end, whatever ends the pause: a downgrade
+cancels them, resumes and new URLs release them (bounded in the request, finished by the
+delivery job), and none waits past the horizon (docs/webhooks.md, docs/security.md 51-53)."""
+from __future__ import annotations
+
+import time
+
+from chalicelib import clock
+from chalicelib.services import held_deliveries, quotas
+from chalicelib.store import deliveries, ledger
+from chalicelib.store import shares as share_store
+from chalicelib.store.models import Delivery, Share, User
+from infra import policy
+from tests import aws_calls
+from tests.conftest import sign_in
+from tests.test_outbound_webhooks import _deliver, _post_spike, receiver  # noqa: F401 - fixtures
+from tests.test_security_review_5 import _pause
+from tests.test_shares import make_pro, share_site, user_of
+
+
+def _statuses(share_id: str) -> list:
+    return sorted(d.status for d in Delivery.share_index.query(share_id))
+
+
+def _paused_share_with_held_events(client, env, receiver, count: int) -> dict:  # noqa: F811
+    env(WEBHOOK_ALLOW_LOOPBACK="true", WEBHOOK_TIMEOUT_SECONDS="3")
+    token = sign_in(client, "owner@example.com")
+    make_pro("owner@example.com")
+    share = share_site(client, token, "Held", webhook_url=receiver.url)
+    share["token"] = token
+    _pause(share["share_id"])
+    for number in range(count):
+        _post_spike(client, share, f"held {number}")
+    assert _deliver().paused == count
+    return share
+
+
+def _downgrade(email: str) -> int:
+    owner_id = user_of(email).user_id
+    User(owner_id).update(actions=[User.tier.set("free")])
+    with aws_calls.acting_as(policy.QUOTA_RESET_FUNCTION):
+        return share_store.lock_pro_features(owner_id, quotas.while_paid(owner_id, clock.epoch(), paid=False))
+
+
+def test_a_downgrade_cancels_the_events_held_for_its_shares(backend_client, env, receiver):  # noqa: F811
+    """On moto and DynamoDB Local: held events of a share whose URL a downgrade removed are
+    cancelled by the delivery job, a bounded number per run, and none is ever sent."""
+    share = _paused_share_with_held_events(backend_client, env, receiver, 3)
+    assert _downgrade("owner@example.com") == 1
+    assert Share.get(f"share#{share['share_id']}").webhook_url is None
+    now = time.time()
+    with aws_calls.acting_as(policy.WEBHOOK_DELIVERIES_FUNCTION):
+        assert held_deliveries.finish_releases(now, budget=2) == 2  # bounded: the next run goes on
+    assert _statuses(share["share_id"]) == ["cancelled", "cancelled", "paused"]
+    assert _deliver(now + 1).held_ended == 1
+    assert _statuses(share["share_id"]) == ["cancelled"] * 3
+    for delivery in Delivery.share_index.query(share["share_id"]):
+        assert delivery.last_error == held_deliveries.WEBHOOK_REMOVED and delivery.expires_at
+    assert receiver.requests == []
+    # The release is kept until the index has surely shown every event held before it.
+    assert ledger.members(ledger.WEBHOOK_RELEASES)
+    _deliver(now + held_deliveries.RELEASE_SETTLE_SECONDS + 1)
+    assert ledger.members(ledger.WEBHOOK_RELEASES) == []
+    assert list(deliveries.held_page(share["share_id"], 10)[0]) == []
