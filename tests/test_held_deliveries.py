@@ -62,3 +62,45 @@ def test_a_downgrade_cancels_the_events_held_for_its_shares(backend_client, env,
     _deliver(now + held_deliveries.RELEASE_SETTLE_SECONDS + 1)
     assert ledger.members(ledger.WEBHOOK_RELEASES) == []
     assert list(deliveries.held_page(share["share_id"], 10)[0]) == []
+
+
+# --- the horizon: no event is sent stale, none is kept for good -------------------------------
+
+DAYS = 24 * 60 * 60
+
+
+def test_an_event_past_the_horizon_is_cancelled_not_sent_late(client, env, receiver):  # noqa: F811
+    share = _paused_share_with_held_events(client, env, receiver, 1)
+    [held] = Delivery.share_index.query(share["share_id"])
+    recorded = time.time()
+    assert held.expires_at >= recorded + deliveries.MAX_EVENT_AGE_SECONDS  # a TTL from the start
+    # Past the horizon the log shows it as what it has become, and nothing sends it.
+    later = recorded + 8 * DAYS
+    view = held_deliveries_view(held, later)
+    assert (view["status"], view["last_error"], view["next_attempt_at"]) == ("cancelled", deliveries.EXPIRED, None)
+    assert held_deliveries_view(held, recorded)["status"] == "paused"
+    # The owner resumes after a long absence: the stale event is cancelled, never delivered.
+    from chalicelib.store import share_webhooks
+    share_webhooks.unpause(Share.get(f"share#{share['share_id']}"))
+    deliveries.release(held, int(recorded))  # what a resume did: due again
+    report = _deliver(later)
+    assert (report.delivered, receiver.requests) == (0, [])
+    [ended] = Delivery.share_index.query(share["share_id"])
+    assert (ended.status, ended.last_error) == ("cancelled", deliveries.EXPIRED)
+    assert ended.expires_at >= later + deliveries.KEEP_FINISHED_SECONDS - 1  # kept for the log, then removed
+
+
+def test_a_release_past_the_horizon_cancels_the_stale_events(client, env, receiver):  # noqa: F811
+    share = _paused_share_with_held_events(client, env, receiver, 2)
+    from chalicelib.store import share_webhooks
+    share_webhooks.unpause(Share.get(f"share#{share['share_id']}"))
+    with aws_calls.acting_as(policy.WEBHOOK_DELIVERIES_FUNCTION):
+        assert held_deliveries.end_held(share["share_id"], time.time() + 8 * DAYS) == (2, True)
+    assert [(d.status, d.last_error) for d in Delivery.share_index.query(share["share_id"])] == \
+        [("cancelled", deliveries.EXPIRED)] * 2
+    assert receiver.requests == []
+
+
+def held_deliveries_view(delivery: Delivery, now: float) -> dict:
+    from chalicelib.services import outbound_webhooks
+    return outbound_webhooks.delivery_view(delivery, now)

@@ -2,7 +2,8 @@
 
 A held event waits in its share's own partition of ``due_index`` (``held#<share_id>``). When
 the share's webhook is resumed or pointed at a new receiver its held events are released (due
-again), and when the URL is removed (by the owner, or by a downgrade) they are cancelled. Such
+again), and when the URL is removed (by the owner, or by a downgrade) they are cancelled, as
+is any past the horizon (``deliveries.MAX_EVENT_AGE_SECONDS``: never sent stale). Such
 a change records a release (ledger ``webhooks#release``) before anything else; a request ends
 at most a batch of the events itself and the delivery job finishes the rest, a bounded number
 per run, so however many were held no request or job step is unbounded, and a run that stops
@@ -11,16 +12,24 @@ release: what was resumed and then paused again keeps its events held.
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Callable, Optional, Tuple
 
 from chalicelib.store import deliveries
 from chalicelib.store import shares as share_store
+from chalicelib.store.models import Delivery
 
 # The index is eventually consistent: a release is forgotten only once it is this old, so an
 # event held a moment before it, and not yet in the index when it was made, is still ended.
 RELEASE_SETTLE_SECONDS = 60
 BATCH = 25
 WEBHOOK_REMOVED = "the share's webhook was removed"
+
+
+def expired(delivery: Delivery, now: float) -> bool:
+    """Past the horizon (``deliveries.MAX_EVENT_AGE_SECONDS`` after the event): never sent."""
+    recorded = datetime.strptime(delivery.created_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return now >= recorded.timestamp() + deliveries.MAX_EVENT_AGE_SECONDS
 
 
 def end_held(share_id: str, now: float, limit: int = BATCH) -> Tuple[int, bool]:
@@ -35,6 +44,8 @@ def end_held(share_id: str, now: float, limit: int = BATCH) -> Tuple[int, bool]:
     for delivery in page:
         if share is None or not share.webhook_url:
             ended += deliveries.cancel_held(delivery, int(now), WEBHOOK_REMOVED)
+        elif expired(delivery, now):
+            ended += deliveries.cancel_held(delivery, int(now), deliveries.EXPIRED)
         else:
             ended += deliveries.release(delivery, int(now))
     return ended, not more

@@ -78,7 +78,8 @@ def event(share: Share, event_type: str, spike: Optional[Dict[str, Any]] = None,
     return Delivery("dlv_" + _secrets.token_hex(12), share_id=share.share_id, owner_id=share.owner_id,
                     event_id=event_id, event_type=event_type, body=body, url=share.webhook_url,
                     secret_nonce=share.webhook_secret_nonce, status=PENDING, attempts=0, created_at=_iso(now),
-                    retry_from=int(now), due=DUE, next_attempt_at=int(now))
+                    retry_from=int(now), due=DUE, next_attempt_at=int(now),
+                    expires_at=int(now) + deliveries.MAX_EVENT_AGE_SECONDS + deliveries.KEEP_FINISHED_SECONDS)
 
 
 def headers_for(settings: Settings, share: Optional[Share], delivery: Delivery, now: float) -> Dict[str, str]:
@@ -153,6 +154,9 @@ def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = No
             shares_cache: Optional[Dict[str, Optional[Share]]] = None,
             resolver: Callable[..., list] = socket.getaddrinfo) -> str:
     """Attempt one claimed delivery and record the outcome; returns the new status."""
+    if held_deliveries.expired(delivery, now):  # stale now: cancelled rather than sent (or held) late
+        _finish(delivery, CANCELLED, now, Attempt(None, deliveries.EXPIRED))
+        return CANCELLED
     cache = shares_cache if shares_cache is not None else {}
     share = _share(delivery.share_id, cache)
     if share is not None and share.webhook_url and share.webhook_paused_at:
@@ -217,15 +221,20 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
 
 # --- what the owner does ---------------------------------------------------------------------
 
-def delivery_view(delivery: Delivery) -> Dict[str, Any]:
+def delivery_view(delivery: Delivery, now: Optional[float] = None) -> Dict[str, Any]:
+    """As the owner sees it: an event past the horizon that the job or a release has not ended
+    yet is shown as what it is, cancelled (expired), never as still to be sent."""
     def iso_or_none(value: Optional[float]) -> Optional[str]:
         return _iso(value) if value is not None else None
+    status, last_error = delivery.status, delivery.last_error
+    if status in (PENDING, PAUSED) and held_deliveries.expired(delivery, time.time() if now is None else now):
+        status, last_error = CANCELLED, deliveries.EXPIRED
     return {"id": delivery.delivery_id, "event_id": delivery.event_id, "event_type": delivery.event_type,
-            "status": delivery.status, "attempts": int(delivery.attempts or 0), "created_at": delivery.created_at,
+            "status": status, "attempts": int(delivery.attempts or 0), "created_at": delivery.created_at,
             "last_attempt_at": iso_or_none(delivery.last_attempt_at),
-            "next_attempt_at": iso_or_none(delivery.next_attempt_at) if delivery.status == PENDING else None,
+            "next_attempt_at": iso_or_none(delivery.next_attempt_at) if status == PENDING else None,
             "last_status_code": int(delivery.last_status_code) if delivery.last_status_code is not None else None,
-            "last_error": delivery.last_error, "delivered_at": iso_or_none(delivery.delivered_at)}
+            "last_error": last_error, "delivered_at": iso_or_none(delivery.delivered_at)}
 
 
 def webhook_view(share: Share, now: Optional[float] = None) -> Dict[str, Any]:

@@ -18,6 +18,11 @@ DUE = "due"
 HELD_PREFIX = "held#"
 # Finished deliveries stay listable this long, then the table's TTL removes them.
 KEEP_FINISHED_SECONDS = 30 * 24 * 60 * 60
+# The horizon: an event not delivered within this long of being recorded is never sent (it would
+# be stale), whether pending or held. Every item carries a TTL from the start (the horizon and
+# then the listing period), reset when it finishes: none stays for good, whatever happens to it.
+MAX_EVENT_AGE_SECONDS = 7 * 24 * 60 * 60
+EXPIRED = "expired: not delivered within 7 days of the event"
 
 
 def add_to(tx: Transaction, delivery: Optional[Delivery]) -> None:
