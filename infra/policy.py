@@ -88,7 +88,8 @@ INDEX_QUERIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "shares": ("owner_index", "reserved_index"),  # reserved_index: a claimed account's retired slugs
         "spikes": ("project_index", "owner_index", "feed_index", "id_index", "id_owner_index"),
         "keys": ("owner_index",),
-        "deliveries": ("share_index",),
+        # due_index: a resume or a new or removed URL ends a first batch of a share's held events.
+        "deliveries": ("share_index", "due_index"),
     },
     QUOTA_RESET_FUNCTION: {
         "shares": ("owner_index",),

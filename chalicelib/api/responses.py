@@ -424,7 +424,8 @@ class WebhookRotatedOut(WebhookOut, _RotatedHead):
 
 
 class _ResumedHead(OkOut):
-    queued: int = Field(description="Held events queued for delivery again")
+    queued: int = Field(description="Held events queued for delivery again by this request (at most 25); "
+                                    "the delivery job queues any others on its next run")
 
 
 class WebhookResumedOut(WebhookOut, _ResumedHead):

@@ -32,14 +32,14 @@ def expired(delivery: Delivery, now: float) -> bool:
     return now >= recorded.timestamp() + deliveries.MAX_EVENT_AGE_SECONDS
 
 
-def end_held(share_id: str, now: float, limit: int = BATCH) -> Tuple[int, bool]:
+def end_held(share_id: str, now: float, limit: Optional[int] = None) -> Tuple[int, bool]:
     """End up to ``limit`` of a share's held events as the share is now: released when its
     webhook is live, cancelled when it has none (or the share is gone), kept while it is paused.
     Returns how many ended and whether none may be left."""
     share = share_store.get_by_id(share_id, consistent=True)
     if share is not None and share.webhook_url and share.webhook_paused_at:
         return 0, True  # paused (again): they wait for the next resume
-    page, more = deliveries.held_page(share_id, limit)
+    page, more = deliveries.held_page(share_id, limit or BATCH)
     ended = 0
     for delivery in page:
         if share is None or not share.webhook_url:

@@ -282,23 +282,22 @@ def recent(share: Share, limit: int = 50) -> List[Delivery]:
 
 
 def resume(share: Share, now: Optional[float] = None) -> int:
-    """Unpause a share's webhook and queue the events held meanwhile (each gets a fresh
-    retry window). Returns how many were queued."""
+    """Unpause a share's webhook and release the events held meanwhile (each due now, with a
+    fresh retry window): a first batch here, the rest by the delivery job, so however long the
+    pause the request is bounded. Returns how many were queued here."""
     require_webhook(share)
+    now = time.time() if now is None else now
+    deliveries.mark_release(None, share.share_id, now)  # first: whatever this request does not end, the job does
     share_webhooks.unpause(share)
-    return release_held(share, now)
+    return held_deliveries.end_held(share.share_id, now)[0]
 
 
 def release_held(share: Share, now: Optional[float] = None) -> int:
-    """The events held while the share's webhook was paused become due now (each with a fresh
-    retry window): after a resume, and after the URL changed or was removed (which ends a
-    pause), so the new receiver gets them or they are cancelled. Returns how many."""
+    """After the URL changed or was removed (which ends a pause): the held events go to the new
+    receiver, or are cancelled; a first batch here, the rest by the delivery job."""
     now = time.time() if now is None else now
-    queued = 0
-    for delivery in deliveries.held(share.share_id):
-        deliveries.requeue(delivery, int(now))
-        queued += 1
-    return queued
+    deliveries.mark_release(None, share.share_id, now)
+    return held_deliveries.end_held(share.share_id, now)[0]
 
 
 def add_to(tx: Any, delivery: Optional[Delivery]) -> None:

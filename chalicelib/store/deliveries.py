@@ -3,7 +3,7 @@ move a delivery from pending to delivered, failed, paused or cancelled. docs/dat
 (``deliveries``) lists the access patterns."""
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 
 from chalicelib.store import ledger
@@ -83,16 +83,6 @@ def hold(delivery: Delivery, share_key: str, reason: str, now: int) -> bool:
 
 def recent(share_id: str, limit: int) -> List[Delivery]:
     return list(Delivery.share_index.query(share_id, scan_index_forward=False, limit=limit))
-
-
-def held(share_id: str) -> Iterator[Delivery]:
-    return Delivery.share_index.query(share_id, filter_condition=Delivery.status == PAUSED)
-
-
-def requeue(delivery: Delivery, now: int) -> None:
-    """A held event becomes due now, with a fresh retry window."""
-    delivery.update(actions=[Delivery.status.set(PENDING), Delivery.due.set(DUE), Delivery.next_attempt_at.set(now),
-                             Delivery.retry_from.set(now)])
 
 
 def held_page(share_id: str, limit: int) -> Tuple[List[Delivery], bool]:
