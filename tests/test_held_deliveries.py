@@ -96,7 +96,7 @@ def test_a_release_past_the_horizon_cancels_the_stale_events(client, env, receiv
     from chalicelib.store import share_webhooks
     share_webhooks.unpause(Share.get(f"share#{share['share_id']}"))
     with aws_calls.acting_as(policy.WEBHOOK_DELIVERIES_FUNCTION):
-        assert held_deliveries.end_held(share["share_id"], time.time() + 8 * DAYS) == (2, True)
+        assert held_deliveries.end_held(share["share_id"], time.time() + 8 * DAYS) == (0, 2, True)
     assert [(d.status, d.last_error) for d in Delivery.share_index.query(share["share_id"])] == \
         [("cancelled", deliveries.EXPIRED)] * 2
     assert receiver.requests == []
@@ -154,3 +154,20 @@ def test_a_share_paused_again_before_the_job_keeps_its_events_held(client, env, 
     assert _statuses(share["share_id"]) == ["paused", "paused"]  # both wait for the next resume
     assert _deliver(now + held_deliveries.RELEASE_SETTLE_SECONDS).held_ended == 0
     assert ledger.members(ledger.WEBHOOK_RELEASES) == []
+
+
+def test_a_run_shares_its_budget_and_does_not_reread_a_stale_index(client, env, receiver, monkeypatch):  # noqa: F811
+    share = _paused_share_with_held_events(client, env, receiver, 1)
+    [held] = Delivery.share_index.query(share["share_id"])
+    from chalicelib.store import share_webhooks
+    share_webhooks.unpause(Share.get(f"share#{share['share_id']}"))
+    deliveries.release(held, int(time.time()))  # ended, but the index still shows it held
+    deliveries.mark_release(None, share["share_id"], time.time())
+    deliveries.mark_release(None, "sh_other", time.time())
+    reads = []
+    monkeypatch.setattr(deliveries, "held_page", lambda share_id, limit: reads.append((share_id, limit)) or
+                        ([held], True))
+    assert held_deliveries.finish_releases(time.time(), budget=60) == 0
+    # One read each, none larger than the run's share for one release: the stale page is read
+    # again on the next run, not 60 times in this one.
+    assert sorted(reads) == sorted([(share["share_id"], 25), ("sh_other", 25)])

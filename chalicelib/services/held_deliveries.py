@@ -32,39 +32,45 @@ def expired(delivery: Delivery, now: float) -> bool:
     return now >= recorded.timestamp() + deliveries.MAX_EVENT_AGE_SECONDS
 
 
-def end_held(share_id: str, now: float, limit: Optional[int] = None) -> Tuple[int, bool]:
+def end_held(share_id: str, now: float, limit: Optional[int] = None) -> Tuple[int, int, bool]:
     """End up to ``limit`` of a share's held events as the share is now: released when its
-    webhook is live, cancelled when it has none (or the share is gone), kept while it is paused.
-    Returns how many ended and whether none may be left."""
+    webhook is live (cancelled when past the horizon), cancelled when it has none (or the share
+    is gone), kept while it is paused. Returns how many were released, how many cancelled, and
+    whether none may be left."""
     share = share_store.get_by_id(share_id, consistent=True)
     if share is not None and share.webhook_url and share.webhook_paused_at:
-        return 0, True  # paused (again): they wait for the next resume
+        return 0, 0, True  # paused (again): they wait for the next resume
     page, more = deliveries.held_page(share_id, limit or BATCH)
-    ended = 0
+    released = cancelled = 0
     for delivery in page:
         if share is None or not share.webhook_url:
-            ended += deliveries.cancel_held(delivery, int(now), WEBHOOK_REMOVED)
+            cancelled += deliveries.cancel_held(delivery, int(now), WEBHOOK_REMOVED)
         elif expired(delivery, now):
-            ended += deliveries.cancel_held(delivery, int(now), deliveries.EXPIRED)
+            cancelled += deliveries.cancel_held(delivery, int(now), deliveries.EXPIRED)
         else:
-            ended += deliveries.release(delivery, int(now))
-    return ended, not more
+            released += deliveries.release(delivery, int(now))
+    return released, cancelled, not more
 
 
 def finish_releases(now: float, budget: int = 500,
                     time_left_ms: Optional[Callable[[], int]] = None, reserve_ms: int = 5000) -> int:
-    """The delivery job's part: end the held events of every recorded release, at most
-    ``budget`` events read per run. Returns how many ended."""
+    """The delivery job's part: end the held events of every recorded release, reading at most
+    ``budget`` of them per run, shared among the releases so a large one does not hold up the
+    others. Returns how many ended."""
+    recorded = deliveries.releases()
+    per_release = max(BATCH, budget // max(1, len(recorded)))
     ended = 0
-    for member, share_id, since in deliveries.releases():
-        done = False
-        while budget > 0 and not done:
+    for member, share_id, since in recorded:
+        allowance, done = min(per_release, budget), False
+        while allowance > 0 and not done:
             if time_left_ms is not None and time_left_ms() < reserve_ms:
                 return ended
-            count, done = end_held(share_id, now, min(BATCH, budget))
-            ended += count
-            budget -= max(count, 1)
+            asked = min(BATCH, allowance)
+            released, cancelled, done = end_held(share_id, now, asked)
+            ended += released + cancelled
+            allowance, budget = allowance - asked, budget - asked
+            if not done and not released + cancelled:
+                break  # the index still shows events already ended: the next run reads it again
         if done and now - since >= RELEASE_SETTLE_SECONDS:
             deliveries.forget_release(member)
     return ended
-

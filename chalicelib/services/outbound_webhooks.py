@@ -289,7 +289,7 @@ def resume(share: Share, now: Optional[float] = None) -> int:
     now = time.time() if now is None else now
     deliveries.mark_release(None, share.share_id, now)  # first: whatever this request does not end, the job does
     share_webhooks.unpause(share)
-    return held_deliveries.end_held(share.share_id, now)[0]
+    return held_deliveries.end_held(share.share_id, now)[0]  # those queued (not those expired)
 
 
 def release_held(share: Share, now: Optional[float] = None) -> int:
