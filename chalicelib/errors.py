@@ -130,6 +130,18 @@ class Conflict(SpikesError):
     message = "Conflict"
 
 
+class ExportTooLarge(SpikesError):
+    """A share's feedback is more than one answer can carry (a Lambda answer is at most 6 MB)."""
+    status = 409  # not 413: the CLI shows every 413 as "Files too large", whatever it says
+    code = "EXPORT_TOO_LARGE"
+
+    def __init__(self, share_id: str):
+        super().__init__(
+            "This share has more feedback than one answer can carry. Download it with GET "
+            f"/spikes/export?project={share_id}&format=jsonl, then delete the share with DELETE "
+            f"/shares/{share_id}?exported_spikes=false.")
+
+
 class SizeLimit(SpikesError):
     status = 413
     code = "SIZE_LIMIT"

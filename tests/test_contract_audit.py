@@ -70,3 +70,36 @@ def test_the_share_url_itself_answers_the_page_with_the_widget(client):
     redirect = client.http.get("/s/my-project", headers={**CURL, "Sec-Fetch-Dest": "document"})
     assert redirect.status_code == 302 and redirect.headers["Location"].endswith("/s/my-project/")
     assert "<base" not in client.http.get("/s/my-project/", headers=CURL).body.decode()
+
+
+# --- DELETE /shares/:id: "Delete a share and export its spikes" --------------------------------
+
+def test_a_share_whose_feedback_outgrows_one_answer_is_not_deleted_without_it(client, monkeypatch):
+    """A Lambda answer carries at most 6 MB. A share with more feedback than that was deleted,
+    then its answer (the only copy of the export) failed: the feedback was lost. Now the
+    export is refused before anything is deleted, and the owner is told how to take it."""
+    from chalicelib.services import exports
+    monkeypatch.setattr(exports, "MAX_INLINE_BYTES", 3000)  # stands in for the 5 MB budget
+    token = sign_in(client, "user@example.com")
+    created = upload(client, token, [("index.html", b"<html><body>Hi</body></html>")], {"slug": "big"})[1]
+    share_id = created["share_id"]
+    for n in range(6):
+        body = {"type": "page", "projectKey": share_id, "page": "/", "comments": f"{n}" + "x" * 600}
+        assert call(client, "POST", "/spikes", body)[0] == 201
+    for method in ("GET", "DELETE"):
+        status, body, _ = call(client, method, f"/shares/{share_id}", token=token)
+        assert (status, body["code"]) == (409, "EXPORT_TOO_LARGE"), body
+        assert f"/spikes/export?project={share_id}" in body["error"]
+    # Nothing was deleted: the share is served and its feedback can be exported.
+    assert call(client, "GET", "/shares", token=token)[1][0]["spike_count"] == 6
+    assert client.http.get("/s/big/", headers=CURL).status_code == 200
+    exported = client.http.get(f"/spikes/export?project={share_id}&format=jsonl",
+                               headers={**CURL, "Authorization": f"Bearer {token}"})
+    assert exported.status_code == 303  # this big, the export is handed over through S3
+    assert len(call(client, "GET", f"/spikes?project={share_id}", token=token)[1]["data"]) == 6
+    # Once it is downloaded, the owner deletes the share without asking for it again.
+    status, body, _ = call(client, "DELETE", f"/shares/{share_id}?exported_spikes=false", token=token)
+    assert status == 200 and body["exported_spikes"] == []
+    assert call(client, "GET", "/shares", token=token)[1] == []
+    assert call(client, "GET", f"/spikes?token={ADMIN_TOKEN}")[1]["data"] == []
+

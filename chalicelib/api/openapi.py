@@ -158,11 +158,15 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("POST", "/shares/{key}/complete"): Op("Finish a share started with POST /shares/uploads", "shares",
                                            ok={200: ShareCreatedOut}, errors=(404, 409, 429)),
     ("GET", "/shares"): Op("List the caller's shares", "shares", ok={200: (List[ShareListItemOut], None)}),
-    ("GET", "/shares/{key}"): Op("One share with its feedback", "shares", ok={200: ShareOut}, errors=(404,)),
+    ("GET", "/shares/{key}"): Op("One share with its feedback", "shares", ok={200: ShareOut}, errors=(404, 409),
+                                 description="409 EXPORT_TOO_LARGE: more feedback than one answer carries; "
+                                             "GET /spikes/export?project={id} hands it over."),
     ("PATCH", "/shares/{key}"): Op("Rename a share, set or remove its password or webhook URL", "shares",
                                    body=ShareUpdate, ok={200: ShareUpdatedOut}, errors=(404, 409)),
     ("DELETE", "/shares/{key}"): Op("Delete a share (its feedback is returned)", "shares",
-                                    ok={200: ShareDeletedOut}, errors=(404,)),
+                                    ok={200: ShareDeletedOut}, errors=(404, 409),
+                                    query=(("exported_spikes", "false: answer without the feedback (needed when it "
+                                            "is too large for one answer: 409 EXPORT_TOO_LARGE)", False),)),
     # outbound webhooks
     ("GET", "/shares/{key}/webhook"): Op("The share's webhook: URL, events, paused or not", "webhooks",
                                          ok={200: WebhookOut}, errors=(404,)),

@@ -146,8 +146,10 @@ def update_share(key: str):
 
 @route(bp, "/shares/{key}", methods=["DELETE"])
 def delete_share(key: str):
-    principal = identity.require_user(inputs.principal(bp.current_request), "shares:write")
-    exported = shares.delete_share(deps.share_files(), principal.user, key)
+    request = bp.current_request
+    principal = identity.require_user(inputs.principal(request), "shares:write")
+    with_export = (inputs.query(request).get("exported_spikes") or "").lower() != "false"
+    exported = shares.delete_share(deps.share_files(), principal.user, key, with_export=with_export)
     return responses.ShareDeletedOut(exported_spikes=_exported_for(principal, exported))
 
 

@@ -14,9 +14,9 @@ from typing import Callable, Iterator, List, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.crypto import hash_password
-from chalicelib.errors import Conflict, NotFound, ShareLimit, UpgradeRequired, ValidationFailed
+from chalicelib.errors import Conflict, ExportTooLarge, NotFound, ShareLimit, UpgradeRequired, ValidationFailed
 from chalicelib.logs import get_logger
-from chalicelib.services import metering, outbound_webhooks, quotas, spikes, uploads
+from chalicelib.services import exports, metering, outbound_webhooks, quotas, spikes, uploads
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.webhook_urls import validate_webhook_url
 from chalicelib.settings import Settings
@@ -218,20 +218,32 @@ def list_owned(user: User) -> List[Tuple[Share, int]]:
 
 
 def export_spikes(share: Share) -> List[dict]:
-    return spikes.export_share(share.share_id)
+    exported = spikes.export_share(share.share_id)
+    _check_answerable(share, json.dumps(exported).encode("utf-8"))
+    return exported
 
 
-def delete_share(share_files: ShareFiles, user: User, key: str) -> List[dict]:
+def _check_answerable(share: Share, export: bytes) -> None:
+    if len(export) > exports.MAX_INLINE_BYTES:
+        raise ExportTooLarge(share.share_id)
+
+
+def delete_share(share_files: ShareFiles, user: User, key: str, with_export: bool = True) -> List[dict]:
     """Delete a share and everything it has, resumably. First a tombstone: the share's spikes
     are exported to S3, then one transaction marks the share ``deleting`` (from then on it is
     gone for viewers, listings and new feedback), takes it off the owner's count and records
     it as a pending deletion. Then its files, spikes, counters, slug and record go. If that
     clean-up fails, the client gets 503; a retried DELETE (by id or slug) or the scheduled job
-    finishes it, and the retry answers with the export kept at the start."""
+    finishes it, and the retry answers with the export kept at the start. An export too large
+    for one answer is refused before anything is deleted, unless ``with_export`` is False (the
+    caller downloaded the feedback through the export route): it would be lost with the answer."""
     share = get_owned(user, key, include_deleting=True)
     if share.status != DELETING:
         exported = spikes.export_share(share.share_id)
-        share_files.keep_export(share.share_id, json.dumps(exported).encode("utf-8"))
+        export = json.dumps(exported).encode("utf-8")
+        if with_export:
+            _check_answerable(share, export)
+        share_files.keep_export(share.share_id, export)
         # Recorded with the tombstone: the receiver hears of it even after the share is gone.
         deleted_event = outbound_webhooks.event(share, outbound_webhooks.SHARE_DELETED) \
             if outbound_webhooks.wants_events(share) else None
@@ -249,9 +261,12 @@ def delete_share(share_files: ShareFiles, user: User, key: str) -> List[dict]:
             share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
     else:
         kept = share_files.kept_export(share.share_id)
-        exported = json.loads(kept) if kept is not None else spikes.export_share(share.share_id)
+        export = kept if kept is not None else json.dumps(spikes.export_share(share.share_id)).encode("utf-8")
+        if with_export:
+            _check_answerable(share, export)
+        exported = json.loads(export)
     finish_deletion(share_files, share)
-    return exported
+    return exported if with_export else []
 
 
 def _deletion_writes(deleted_event: Optional[Delivery], held: Optional[OutboxItem]) -> Callable[[Transaction], None]:
