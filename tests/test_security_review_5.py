@@ -208,6 +208,41 @@ def test_posting_spikes_from_fresh_ipv6_addresses_shares_one_allowance(client, e
     assert call(client, "POST", "/spikes", spike)[0] == 201
 
 
+def _guarded_share(client, user_token) -> str:
+    make_pro("owner@example.com")
+    return share_site(client, user_token, "Guarded", password="open sesame")["slug"]
+
+
+# Every limit kept per client address, driven through its route: (settings, how many requests
+# one network is allowed, the request). A request is identified by a number so each is new.
+PER_ADDRESS_LIMITS = {
+    "login": ({"RATE_LOGIN_PER_IP": "3", "RATE_LOGIN_PER_ADDRESS": "100"}, 3,
+              lambda client, n, _: call(client, "POST", "/auth/login", {"email": f"u{n}@example.com"})),
+    "recovery": ({"RATE_LOGIN_PER_IP": "3", "RATE_LOGIN_PER_ADDRESS": "100"}, 3,
+                 lambda client, n, _: call(client, "POST", "/auth/recover", {"email": f"u{n}@example.com"})),
+    "cli poll": ({"RATE_POLL_PER_MINUTE": "3"}, 3,
+                 lambda client, n, _: call(client, "GET", f"/auth/poll?email=u{n}@example.com")),
+    "device flow": ({}, 10, lambda client, n, _: call(client, "POST", "/auth/device")),
+    "agent signup": ({"RATE_AGENT_SIGNUP_PER_HOUR": "2"}, 2,
+                     lambda client, n, _: call(client, "POST", "/auth/api-key", {})),
+    "share password": ({"RATE_PASSWORD_PER_MINUTE": "3"}, 3,
+                       lambda client, n, slug: call(client, "GET", f"/s/{slug}/?pw=guess{n}")),
+    "spikes": ({"RATE_SPIKES_PER_MINUTE": "3"}, 3, lambda client, n, _: call(
+        client, "POST", "/spikes", {"type": "page", "projectKey": "flood", "comments": f"x{n}"})),
+}
+
+
+@pytest.mark.parametrize("limited", sorted(PER_ADDRESS_LIMITS))
+def test_every_per_address_limit_counts_an_ipv6_64_once(client, env, user_token, addresses_of_one_64, limited):
+    settings, allowed, send = PER_ADDRESS_LIMITS[limited]
+    env(**settings)
+    slug = _guarded_share(client, user_token) if limited == "share password" else None
+    answers = [send(client, n, slug) for n in range(allowed + 1)]
+    assert [status == 429 for status, _, _ in answers] == [False] * allowed + [True], answers
+    addresses_of_one_64("2001:db8:9:9::1")  # another network has its own allowance
+    assert send(client, allowed + 1, slug)[0] != 429
+
+
 # --- 50. An event held while a webhook was paused is not left held for good --------------------
 
 def _pause(share_id: str) -> None:

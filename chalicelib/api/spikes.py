@@ -67,8 +67,7 @@ def _new_spike(data: dict) -> spikes.NewSpike:
 def create_spike():
     request = bp.current_request
     settings = deps.settings()
-    client = ratelimit.client_network(inputs.client_ip(request))
-    decision = ratelimit.enforce("spikes", client, settings.rate_spikes_per_minute, 60)
+    decision = ratelimit.enforce_per_client("spikes", inputs.client_ip(request), settings.rate_spikes_per_minute, 60)
     context.add_response_headers(decision.headers())
     author = _acting(request, "spikes:write")
     new = _new_spike(inputs.json_body(request))

@@ -82,8 +82,7 @@ class Accounts:
     def _limit_mail(self, email: str, client_ip: str) -> None:
         s = self.settings
         ratelimit.enforce("login-address", email, s.rate_login_per_address, s.rate_login_window_seconds)
-        ratelimit.enforce("login-ip", ratelimit.client_network(client_ip), s.rate_login_per_ip,
-                          s.rate_login_window_seconds)
+        ratelimit.enforce_per_client("login-ip", client_ip, s.rate_login_per_ip, s.rate_login_window_seconds)
 
     def _issue_login_token(self, email: str, purpose: str, device: Optional[AuthItem] = None,
                            request: Optional["SignInRequest"] = None) -> str:
@@ -195,7 +194,7 @@ class Accounts:
     def poll_login(self, email: Optional[str], poll_token: Optional[str], client_ip: str) -> Optional[Session]:
         """None while pending; a fresh session once the link was opened. Only the client that
         requested the link (same IP, or holder of its poll_token) can collect, and only once."""
-        ratelimit.enforce("poll-ip", ratelimit.client_network(client_ip), self.settings.rate_poll_per_minute, 60)
+        ratelimit.enforce_per_client("poll-ip", client_ip, self.settings.rate_poll_per_minute, 60)
         if not poll_token and not email:
             raise NotFound("No pending sign-in")
         login = auth_store.polled_login(poll_token, normalize_email(email) if email else None, client_ip)
@@ -221,7 +220,7 @@ class Accounts:
         return Session(token=session.token, user=account_store.get(item.verified_user_id))
 
     def start_device(self, client_ip: str) -> dict:
-        ratelimit.enforce("device-ip", ratelimit.client_network(client_ip), 10, 60)
+        ratelimit.enforce_per_client("device-ip", client_ip, 10, 60)
         device_code = new_token()
         now = int(clock.epoch())
         expires = now + self.settings.device_code_ttl_seconds

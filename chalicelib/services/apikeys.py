@@ -185,7 +185,7 @@ def signup(settings: Settings, client_ip: str, request: KeyRequest, now: Optiona
     if not settings.agent_signup_enabled:
         raise AuthRequired("Agent self-signup is disabled on this server: sign in (`spikes login`) and create "
                            "keys with your session (POST /auth/api-key with Authorization: Bearer <token>)")
-    ratelimit.enforce("agent-signup", ratelimit.client_network(client_ip), settings.rate_agent_signup_per_hour, 3600)
+    ratelimit.enforce_per_client("agent-signup", client_ip, settings.rate_agent_signup_per_hour, 3600)
     now = clock.epoch() if now is None else now
     scopes = normalise_scopes(request.scopes)
     expires = _future_iso(request.expires_at, now)

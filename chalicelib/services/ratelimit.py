@@ -36,7 +36,7 @@ class Decision:
 
 
 def client_network(client_ip: str) -> str:
-    """The subject a per-address limit counts for a client. An IPv6 address stands for its /64:
+    """The network a per-address limit counts for a client (``enforce_per_client`` applies it). An IPv6 address stands for its /64:
     a client given one address has the whole /64 (2^64 addresses it may send from), so counting
     each address apart would let it take a fresh allowance with every request. An IPv4 address,
     mapped into IPv6 or not, is its own subject."""
@@ -90,3 +90,12 @@ def enforce(name: str, subject: str, limit: int, window_seconds: int) -> Decisio
     if not decision.allowed:
         raise RateLimited(decision.retry_after, decision.limit, decision.reset_at)
     return decision
+
+
+def enforce_per_client(name: str, client_ip: str, limit: int, window_seconds: int, within: str = "") -> Decision:
+    """The one way to limit per client address: the address as the HTTP layer reported it,
+    counted as its network (``client_network``: an IPv6 client's /64), optionally ``within`` a
+    narrower scope such as a share's slug. A limit passing an address to ``enforce`` itself
+    would let an IPv6 client take a fresh allowance per address (docs/security.md, finding 49)."""
+    network = client_network(client_ip)
+    return enforce(name, f"{within}|{network}" if within else network, limit, window_seconds)

@@ -28,8 +28,7 @@ UNLOCK_TTL_SECONDS = 12 * 3600
 def password_matches(settings: Settings, share: Share, password: str, client_ip: str) -> bool:
     # Every attempt counts, right or wrong: refusing only after wrong ones would let a
     # guesser tell a right answer by its status code.
-    subject = f"{share.slug}|{ratelimit.client_network(client_ip)}"
-    ratelimit.enforce("share-password", subject, settings.rate_password_per_minute, 60)
+    ratelimit.enforce_per_client("share-password", client_ip, settings.rate_password_per_minute, 60, within=share.slug)
     return bool(share.password_hash) and verify_password(share.password_hash, password)
 
 
