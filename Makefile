@@ -158,4 +158,4 @@ smoke: $(STAMP)
 ## requeue or drop: make usage-events STAGE=prod [ARGS='requeue <identifier> [--force]' | ARGS='drop <identifier>'].
 ## Local stages keep the fake credentials (with SPIKES_DYNAMODB_ENDPOINT_URL for a make dev server).
 usage-events: $(STAMP)
-	$(if $(filter local test,$(STAGE)),,$(AWS_REAL)) $(BIN)/python -m tools.usage_events --stage '$(STAGE)' $(or $(ARGS),list)
+	@$(if $(filter local test,$(STAGE)),,$(AWS_REAL)) $(BIN)/python -m tools.usage_events --stage '$(STAGE)' $(or $(ARGS),list)

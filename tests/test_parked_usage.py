@@ -5,11 +5,18 @@ local fake of Stripe; the store's conditional writes also on DynamoDB Local."""
 from __future__ import annotations
 
 import json
+import os
+import pathlib
+import shutil
+import subprocess
 import time
+
+import pytest
 
 from chalicelib.store import meter_events
 from chalicelib.store.models import OutboxItem
 from chalicelib.store.transactions import run
+from tests.conftest import call
 from tests.fakes.stripe_api import DEDUPE_SECONDS
 from tests.test_agent_tier import SHARE_EVENT, agent, configured, outbox, report  # noqa: F401 - fixtures
 from tests.test_shares import share_site
@@ -20,11 +27,11 @@ LATER = DEDUPE_SECONDS + 3600
 
 
 def command(capsys, *argv: str):
-    """Run ``python -m tools.usage_events`` in-process: (exit status, its JSON lines)."""
+    """Run ``python -m tools.usage_events`` in-process: (exit status, its JSON lines), every
+    line of its standard output being one of its answers."""
     capsys.readouterr()
     status = usage_events.main(list(argv))
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    return status, [line for line in lines if "event" not in line]  # the service's log lines aside
+    return status, [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
 def park_refused(client, token, stripe) -> OutboxItem:
@@ -68,6 +75,36 @@ def test_a_refused_event_is_listed_then_requeued_and_sent_under_a_new_key(client
     assert configured.meter_totals() == {(SHARE_EVENT, customer): 1}
     first, second = sends(configured)
     assert second[0] == f"{first[0]}-r1" and first[1]["identifier"] == second[1]["identifier"]
+
+
+def test_the_commands_output_is_its_answers_alone_and_its_logs_go_to_stderr(client, agent, configured, capsys):
+    """``make usage-events ... | jq`` reads standard output: the service's log lines (a requeue
+    logs one) go to standard error, and later log lines go back to standard output."""
+    token, _, customer = agent
+    dead = park_refused(client, token, configured)
+    configured.customers[customer] = {"id": customer, "object": "customer"}
+    capsys.readouterr()
+    assert usage_events.main(["requeue", dead.identifier]) == 0
+    out, err = capsys.readouterr()
+    assert out == json.dumps({"forced": False, "identifier": dead.identifier, "requeued": True}) + "\n"
+    assert [json.loads(line)["event"] for line in err.splitlines()] == ["usage.requeued"]
+    assert call(client, "GET", "/nope")[0] == 404
+    assert '"event": "request"' in capsys.readouterr().out
+
+
+def test_make_usage_events_writes_only_the_commands_output(tmp_path):
+    """make does not echo the command line into what jq reads (the requirements taken as
+    installed: ``STAMP`` names a fresh file)."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    installed = tmp_path / "installed"
+    installed.touch()
+    environment = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    made = subprocess.run(["make", "--no-print-directory", "usage-events", "STAGE=test", "ARGS=--help",
+                           f"STAMP={installed}"], cwd=pathlib.Path(__file__).parent.parent, env=environment,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("usage: python -m tools.usage_events"), made.stdout
 
 
 def test_an_event_stripe_may_hold_is_requeued_only_with_force(client, agent, configured, capsys):

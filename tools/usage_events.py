@@ -10,7 +10,7 @@
 settings as the stage's functions do (``SPIKES_*`` variables; outside the local stages the
 stage's SSM parameters, ``/spikes/<stage>/``), so it acts on that stage's tables; on a
 ``make dev`` server's tables set ``SPIKES_DYNAMODB_ENDPOINT_URL`` to the DynamoDB address it
-printed. Output is JSON, one object per line; a refusal (an event Stripe may hold, one changed
+printed. Output is JSON, one object per line (log lines go to stderr); a refusal (an event Stripe may hold, one changed
 since it was read, one not parked) is a JSON line ``{"error": ...}`` and exit status 1.
 """
 from __future__ import annotations
@@ -50,9 +50,17 @@ def parse(argv: Optional[List[str]]) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Standard output carries the answers alone (``make usage-events | jq`` reads them); the
+    log lines the services write go to standard error."""
     args = parse(argv)
     if args.stage:
         os.environ.update(stage_environment(args.stage))
+    from chalicelib import logs
+    with logs.logging_to_stderr():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from chalicelib import deps
     from chalicelib.errors import SpikesError
     from chalicelib.services import parked_usage
