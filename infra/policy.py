@@ -44,7 +44,8 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     },
     QUOTA_RESET_FUNCTION: {
         # ConditionCheckItem: locking a share checks, in its transaction, that its owner still does not pay.
-        "users": ("Scan", "UpdateItem", "ConditionCheckItem"),
+        # GetItem: a downgraded owner's shares are stripped a page per step, each step reading the owner again.
+        "users": ("Scan", "GetItem", "UpdateItem", "ConditionCheckItem"),
         "shares": ("UpdateItem",),
         "ledger": ("GetItem", "PutItem", "UpdateItem"),
     },

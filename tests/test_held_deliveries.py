@@ -9,7 +9,7 @@ import time
 from chalicelib import clock
 from chalicelib.services import held_deliveries, quotas
 from chalicelib.store import deliveries, ledger
-from chalicelib.store import shares as share_store
+from chalicelib.store import pro_features
 from chalicelib.store.models import Delivery, Share, User
 from infra import policy
 from tests import aws_calls
@@ -40,7 +40,7 @@ def _downgrade(email: str) -> int:
     owner_id = user_of(email).user_id
     User(owner_id).update(actions=[User.tier.set("free")])
     with aws_calls.acting_as(policy.QUOTA_RESET_FUNCTION):
-        return share_store.lock_pro_features(owner_id, quotas.while_paid(owner_id, clock.epoch(), paid=False))
+        return pro_features.lock_pro_features(owner_id, quotas.while_paid(owner_id, clock.epoch(), paid=False))
 
 
 def test_a_downgrade_cancels_the_events_held_for_its_shares(backend_client, env, receiver):  # noqa: F811

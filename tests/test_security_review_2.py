@@ -122,7 +122,7 @@ def test_the_delivery_log_limit_takes_ascii_digits_only(client, hooked, user_tok
 # --- 18. Refusals under /s/ are sandboxed like the share's files ------------------------------
 
 def test_every_refusal_under_a_share_path_carries_the_sandbox_headers(client, user_token):
-    from chalicelib.store import shares as share_store
+    from chalicelib.store import pro_features
     from chalicelib.store.models import User as UserModel
     from tests.test_serving import protected
     from tests.test_shares import user_of
@@ -142,7 +142,7 @@ def test_every_refusal_under_a_share_path_carries_the_sandbox_headers(client, us
         assert headers.get("X-Content-Type-Options") == "nosniff", path
     UserModel(user_of("owner@example.com").user_id).update(actions=[UserModel.tier.set("free")])
     owner_id = user_of("owner@example.com").user_id
-    share_store.lock_pro_features(owner_id, quotas.while_paid(owner_id, clock.epoch(), paid=False))
+    pro_features.lock_pro_features(owner_id, quotas.while_paid(owner_id, clock.epoch(), paid=False))
     status, _, headers = get(client, f"/s/{locked['slug']}/")
     assert status == 403 and headers.get("Content-Security-Policy", "").startswith("sandbox")
 

@@ -246,7 +246,7 @@ def test_webhook_newer_state_wins_over_a_grace_downgrade(client, clock, env):
     now = clock("2026-12-01T00:00:30")
     stale = make_user("recovered@example.com", tier="pro", grace_until=int(now.timestamp()) - 60)
     User(stale.user_id).update(actions=[User.grace_until.remove(), User.subscription_status.set("active")])
-    assert quota_reset.persist_grace_expiry(stale, now) == {"downgraded": 0, "shares_stripped": 0}
+    assert quota_reset.persist_grace_expiry(stale, now) == {"downgraded": 0}
     assert User.get(stale.user_id).tier == "pro"
 
 
@@ -262,6 +262,86 @@ def test_checkpointed_job_on_each_store(backend_client, clock, env):
     job = LedgerItem.get(quota_reset.period_job_key("2026-12"))
     assert (job.state, job.detail["users"], job.detail["archived"], job.detail["downgraded"]) == ("done", 3, 3, 3)
     assert all(User.get(uid).tier == "free" and archive(uid, "2026-11").count == 2 for uid in ids)
+
+
+# --- a downgraded user's shares, stripped a bounded page per step ------------------------------
+
+def lapsed_owner_with_shares(now: datetime, count: int) -> tuple:
+    """A Pro user whose grace period ended, owning ``count`` protected shares with webhooks
+    (created one second apart), beside a free user: (the lapsed user's id, its share ids)."""
+    make_user("free@example.com", tier="free")
+    owner = make_user("lapsed@example.com", tier="pro", grace_until=int(now.timestamp()) - 60).user_id
+    share_ids = [f"sh_lapsed{n:05d}" for n in range(count)]
+    for n, share_id in enumerate(share_ids):
+        Share(f"share#{share_id}", share_id=share_id, owner_id=owner, created_at=f"2026-02-01T00:00:{n:02d}Z",
+              slug=share_id.replace("_", "-"), status="active", password_hash="$argon2id$fake",
+              webhook_url="https://hooks.example/x").save()
+    return owner, share_ids
+
+
+def locked(share_ids) -> int:
+    shares = [Share.get(f"share#{share_id}", consistent_read=True) for share_id in share_ids]
+    assert all((share.status == "locked") == (share.webhook_url is None) for share in shares)
+    return sum(share.status == "locked" for share in shares)
+
+
+def test_a_user_with_more_shares_than_a_step_is_stripped_a_page_per_step(backend_client, clock, env):
+    """On moto and DynamoDB Local: pages of 2, one step per invocation (the test Lambda has 3 s,
+    less than the reserve). The users' page stops at the lapsed user; its 5 shares take three
+    steps of their own, each checkpointed, and the pass then goes on past it."""
+    env(JOB_PAGE_SIZE="2", JOB_TIME_RESERVE_MS="10000")
+    now = clock("2026-12-01T00:00:30")
+    owner, share_ids = lapsed_owner_with_shares(now, 5)
+    key = quota_reset.period_job_key("2026-12")
+    invoke(backend_client)  # the users' page, up to the lapsed user: downgraded, nothing stripped yet
+    assert locked(share_ids) == 0
+    job = LedgerItem.get(key, consistent_read=True)
+    assert job.detail["downgraded"] == 1 and job.detail["stripping"]["user_id"] == owner
+    for pages in (1, 2):
+        assert invoke(backend_client)["passes"][0] == {"job": key, "status": "paused", "pages": 1}
+        job = LedgerItem.get(key, consistent_read=True)
+        assert locked(share_ids) == job.detail["shares_stripped"] == 2 * pages
+        assert job.detail["stripping"]["after"] is not None and User.get(owner).grace_until is not None
+    run_to_completion(backend_client)
+    job = LedgerItem.get(key, consistent_read=True)
+    assert (job.state, job.detail["users"], job.detail["downgraded"], job.detail["shares_stripped"]) == ("done", 2, 1, 5)
+    assert locked(share_ids) == 5 and job.detail["stripping"] is None
+    lapsed = User.get(owner)
+    assert (lapsed.tier, lapsed.grace_until) == ("free", None)
+
+
+def test_a_stripping_step_retried_or_lost_to_another_run_counts_each_share_once(client, clock, env, monkeypatch):
+    """A run dies after a step's writes, before its checkpoint; another run checkpoints while
+    one strips: the step is taken again (its shares already locked change nothing) or left to
+    the run that checkpointed. Every share ends locked; the pass counts the 3 its checkpointed
+    steps changed (like an archive, what a dead run wrote is not counted again)."""
+    env(JOB_PAGE_SIZE="2", JOB_TIME_RESERVE_MS="0")
+    now = clock("2026-12-01T00:00:30")
+    _, share_ids = lapsed_owner_with_shares(now, 5)
+    key = quota_reset.period_job_key("2026-12")
+    real_checkpoint, real_strip = ledger.checkpoint_job, quota_reset.strip_step
+    calls = []
+
+    def dies_after_the_first_page_of_shares(job, detail, done):
+        if detail.get("shares_stripped") and not calls:
+            calls.append("died")
+            raise RuntimeError("Lambda died here")
+        return real_checkpoint(job, detail, done)
+    monkeypatch.setattr(ledger, "checkpoint_job", dies_after_the_first_page_of_shares)
+    with pytest.raises(RuntimeError):
+        quota_reset.sweep(deps.settings(), key, now, lambda: 1e9, archive_period="2026-11")
+    assert locked(share_ids) == 2 and LedgerItem.get(key).detail["shares_stripped"] == 0
+
+    def another_run_checkpoints_meanwhile(settings, stripping, moment):
+        if len(calls) == 1:
+            calls.append("bumped")
+            LedgerItem(key).update(actions=[LedgerItem.count.add(1)])
+        return real_strip(settings, stripping, moment)
+    monkeypatch.setattr(quota_reset, "strip_step", another_run_checkpoints_meanwhile)
+    assert quota_reset.sweep(deps.settings(), key, now, lambda: 1e9, archive_period="2026-11")["status"] == "yielded"
+    result = quota_reset.sweep(deps.settings(), key, now, lambda: 1e9, archive_period="2026-11")
+    assert (result["status"], result["downgraded"], result["shares_stripped"]) == ("completed", 1, 3)
+    assert locked(share_ids) == 5
 
 
 # --- with POST /spikes's counters --------------------------------------------------------------

@@ -12,16 +12,19 @@ passed. The job is the bookkeeping behind that:
   lapsed subscription loses its Pro features within a day, not at the next period.
 
 Each pass reads the users table page by page (Scan, never on a request path) and checkpoints
-its LastEvaluatedKey in its ledger item after every page, guarded by a version number, so
-concurrent invocations never interleave. It stops when too little of the Lambda's time is left
+its LastEvaluatedKey in its ledger item after every step, guarded by a version number, so
+concurrent invocations never interleave. A step is a page of users, or a page of one
+downgraded user's shares to strip: a page of users stops after such a user (the checkpoint
+then names it, ``stripping``, with where its shares continue), so one user's thousands of
+shares take as many steps, each bounded. It stops when too little of the Lambda's time is left
 and the next invocation (the schedule runs every 15 minutes) continues from the checkpoint.
-Every per-user action is a conditional write, so a page re-processed after a crash changes
-nothing twice, and a completed pass is a single GetItem.
+Every per-user and per-share action is a conditional write, so a step re-processed after a
+crash changes nothing twice, and a completed pass is a single GetItem.
 """
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.logs import get_logger
@@ -29,8 +32,7 @@ from chalicelib.services import quotas
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import charges
-from chalicelib.store import ledger
-from chalicelib.store import shares as share_store
+from chalicelib.store import ledger, pro_features
 from chalicelib.store.models import User
 
 log = get_logger("spikes.quota_reset")
@@ -59,66 +61,93 @@ def archive_usage(user: User, period: str, now: datetime) -> bool:
 
 
 def persist_grace_expiry(user: User, now: datetime) -> Dict[str, int]:
-    """Pro with an expired grace period -> free, then Pro features off.
+    """Pro with an expired grace period -> free; its Pro features go next (``stripping_due``).
 
     The downgrade keeps ``grace_until``; it is removed only after the shares were stripped,
     so "free with an expired grace_until" means "stripping pending" and a crash in between is
     finished by the next pass. A webhook that changes the user meanwhile makes the
     conditions fail, and its newer state wins."""
-    result = {"downgraded": 0, "shares_stripped": 0}
-    now_ts = now.timestamp()
     observed = user.grace_until
-    if observed is None or observed > now_ts:
-        return result
-    if user.tier in quotas.PAID_TIERS:
-        if not account_store.downgrade_after_grace(user, observed):
-            return result
-        result["downgraded"] = 1
-    if user.tier == quotas.FREE:
-        result["shares_stripped"] = share_store.lock_pro_features(
-            user.user_id, quotas.while_paid(user.user_id, now_ts, paid=False))
-        account_store.clear_grace(user, observed)
-    return result
+    if observed is None or observed > now.timestamp() or user.tier not in quotas.PAID_TIERS:
+        return {"downgraded": 0}
+    return {"downgraded": int(account_store.downgrade_after_grace(user, observed))}
+
+
+def stripping_due(user: User, now: datetime) -> bool:
+    return user.tier == quotas.FREE and user.grace_until is not None and user.grace_until <= now.timestamp()
+
+
+def strip_step(settings: Settings, stripping: Dict[str, Any], now: datetime) -> Tuple[int, Optional[Dict[str, Any]]]:
+    """One page of a downgraded user's shares stripped of Pro features: how many changed, and
+    the stripping left to do (None once the last page is done and ``grace_until`` removed, or
+    when the user changed meanwhile: paid again, or finished by another run)."""
+    user = account_store.get(stripping["user_id"], consistent=True)
+    if user is None or user.tier != quotas.FREE or user.grace_until != stripping["grace_until"]:
+        return 0, None
+    changed, after = pro_features.lock_pro_features_page(
+        user.user_id, quotas.while_paid(user.user_id, now.timestamp(), paid=False), settings.job_page_size,
+        stripping.get("after"))
+    if after is None:
+        account_store.clear_grace(user, stripping["grace_until"])
+        return changed, None
+    return changed, {**stripping, "after": after}
 
 
 # --- one resumable pass over the users table -------------------------------------------------
 
 def _start(key: str, now: datetime):
     return ledger.start_job(key, now=now.timestamp(), detail={
-        "cursor": None, "started_at": clock.iso(now), "invocations": 0, "pages": 0, **{name: 0 for name in STATS}})
+        "cursor": None, "stripping": None, "started_at": clock.iso(now), "invocations": 0, "pages": 0,
+        **{name: 0 for name in STATS}})
+
+
+def _users_page(settings: Settings, detail: Dict[str, Any], now: datetime, archive_period: Optional[str]) -> bool:
+    """A page of users, stopping after one whose shares are to be stripped (the next steps do
+    that). True when no user is left."""
+    users, cursor = account_store.page_of_users(settings.job_page_size, detail.get("cursor"))
+    for user in users:
+        detail["users"] = detail.get("users", 0) + 1
+        if archive_period and archive_usage(user, archive_period, now):
+            detail["archived"] = detail.get("archived", 0) + 1
+        for name, value in persist_grace_expiry(user, now).items():
+            detail[name] = detail.get(name, 0) + value
+        if stripping_due(user, now):
+            detail["cursor"] = account_store.position_after(user)
+            detail["stripping"] = {"user_id": user.user_id, "grace_until": user.grace_until, "after": None}
+            return False
+    detail["cursor"] = cursor
+    return cursor is None
 
 
 def sweep(settings: Settings, key: str, now: datetime, time_left_ms: Callable[[], float],
           archive_period: Optional[str] = None) -> Dict[str, Any]:
     """Continue the pass ``key`` from its checkpoint until it is done or time runs short.
-    Always processes at least one page per invocation, so it progresses under any timeout."""
+    Always takes at least one step per invocation, so it progresses under any timeout."""
     job = _start(key, now)
     if job.state == ledger.DONE:
         return {"job": key, "status": "already-done"}
-    pages_this_run = 0
+    steps_this_run = 0
     while True:
-        if pages_this_run and time_left_ms() < settings.job_time_reserve_ms:
-            log.info("job.paused", job=key, pages=pages_this_run)
-            return {"job": key, "status": "paused", "pages": pages_this_run}
+        if steps_this_run and time_left_ms() < settings.job_time_reserve_ms:
+            log.info("job.paused", job=key, pages=steps_this_run)
+            return {"job": key, "status": "paused", "pages": steps_this_run}
         detail = dict(job.detail or {})
-        users, cursor = account_store.page_of_users(settings.job_page_size, detail.get("cursor"))
-        for user in users:
-            detail["users"] = detail.get("users", 0) + 1
-            if archive_period and archive_usage(user, archive_period, now):
-                detail["archived"] = detail.get("archived", 0) + 1
-            for name, value in persist_grace_expiry(user, now).items():
-                detail[name] = detail.get(name, 0) + value
-        done = cursor is None
-        detail.update(cursor=cursor, pages=detail.get("pages", 0) + 1,
-                      invocations=detail.get("invocations", 0) + (0 if pages_this_run else 1))
+        if detail.get("stripping"):
+            changed, detail["stripping"] = strip_step(settings, detail["stripping"], now)
+            detail["shares_stripped"] = detail.get("shares_stripped", 0) + changed
+            done = False
+        else:
+            done = _users_page(settings, detail, now, archive_period)
+        detail.update(pages=detail.get("pages", 0) + 1,
+                      invocations=detail.get("invocations", 0) + (0 if steps_this_run else 1))
         if done:
             detail["finished_at"] = clock.iso(now)
         if not ledger.checkpoint_job(job, detail, done):  # another invocation checkpointed first: it carries on
-            return {"job": key, "status": "yielded", "pages": pages_this_run}
-        pages_this_run += 1
+            return {"job": key, "status": "yielded", "pages": steps_this_run}
+        steps_this_run += 1
         if done:
             log.info("job.completed", job=key, **{name: detail.get(name, 0) for name in STATS})
-            return {"job": key, "status": "completed", "pages": pages_this_run,
+            return {"job": key, "status": "completed", "pages": steps_this_run,
                     **{name: detail.get(name, 0) for name in STATS}}
 
 

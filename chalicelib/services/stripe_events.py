@@ -24,8 +24,7 @@ from chalicelib.logs import get_logger
 from chalicelib.services import quotas
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import ledger
-from chalicelib.store import shares as share_store
+from chalicelib.store import ledger, pro_features
 from chalicelib.store.models import User
 
 log = get_logger("spikes.stripe_events")
@@ -179,7 +178,7 @@ def _finish_downgrade(user_id: str, now: float) -> int:
         return 0
     if quotas.effective_tier(user, now) != quotas.FREE:
         return 0
-    return share_store.lock_pro_features(user_id, quotas.while_paid(user_id, now, paid=False))
+    return pro_features.lock_pro_features(user_id, quotas.while_paid(user_id, now, paid=False))
 
 
 def _finish_upgrade(user_id: str, now: float) -> int:
@@ -189,7 +188,7 @@ def _finish_upgrade(user_id: str, now: float) -> int:
     user = account_store.get(user_id, consistent=True)
     if user is None or not quotas.has_paid_features(quotas.effective_tier(user, now)):
         return 0
-    return share_store.unlock_pro_features(user_id, quotas.while_paid(user_id, now))
+    return pro_features.unlock_pro_features(user_id, quotas.while_paid(user_id, now))
 
 
 def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:

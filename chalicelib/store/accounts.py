@@ -219,6 +219,11 @@ def page_of_users(size: int, cursor: Optional[Dict[str, Any]]) -> Tuple[List[Use
     return users, result.last_evaluated_key
 
 
+def position_after(user: User) -> Dict[str, Any]:
+    """Where a page of users (``page_of_users``) starting right after ``user`` starts."""
+    return {"user_id": {"S": user.user_id}}
+
+
 def downgrade_after_grace(user: User, grace_until: float) -> bool:
     """A paid tier whose grace period ``grace_until`` ended becomes free, unless the tier or
     the grace period changed meanwhile (a webhook's newer state wins). ``grace_until`` stays:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from chalicelib import clock
 from chalicelib.errors import NotFound
-from chalicelib.store import deliveries, ledger, transactions
+from chalicelib.store import ledger, transactions
 from chalicelib.store.models import Share, User
 from chalicelib.store.transactions import ConditionFailed, Transaction, update_if
 
@@ -274,47 +274,3 @@ def remove(share: Share) -> None:
             raise
         retire = False  # the slug names another share of the owner's now (or its reservation)
         transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
-
-
-def lock_pro_features(owner_id: str, while_unpaid: Callable[[Transaction], None]) -> int:
-    """When Pro ends: lock the owner's password-protected shares (unavailable, never public; the
-    password is kept for a re-subscription) and drop webhook URLs (the delivery job cancels their
-    held events). Each share changes in a transaction with ``while_unpaid``'s check of the owner
-    (``owner``): a payment meanwhile stops it. Returns how many shares changed. Idempotent."""
-    return _change_pro_features(owner_id, while_unpaid, lock=True)
-
-
-def unlock_pro_features(owner_id: str, while_paid: Callable[[Transaction], None]) -> int:
-    """When Pro starts (again): locked shares open again, with their passwords, each only
-    while ``while_paid``'s check of the owner holds (a cancellation meanwhile stops it)."""
-    return _change_pro_features(owner_id, while_paid, lock=False)
-
-
-def _change_pro_features(owner_id: str, owner_check: Callable[[Transaction], None], lock: bool) -> int:
-    changed = 0
-    for share in Share.owner_index.query(owner_id):
-        actions: List[Any] = []
-        if lock and share.password_hash and share.status == ACTIVE:
-            actions.append(Share.status.set(LOCKED))
-        if lock and share.webhook_url is not None:
-            actions.append(Share.webhook_url.remove())
-        if not lock and share.status == LOCKED:
-            actions.append(Share.status.set(ACTIVE))
-        if not actions:
-            continue
-        condition = (Share.owner_id == owner_id) if lock else (Share.status == LOCKED)
-
-        def write(tx: Transaction) -> None:
-            tx.update("share", share, actions=actions, condition=condition)
-            owner_check(tx)
-            if lock and share.webhook_url is not None:
-                deliveries.mark_release(tx, share.share_id, clock.epoch())
-        try:
-            transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
-        except ConditionFailed as failed:
-            if "owner" in failed:
-                return changed  # the owner's tier changed meanwhile: its own handler takes over
-            continue  # deleted, moved or changed meanwhile
-        changed += 1
-    return changed
-

@@ -1,0 +1,73 @@
+"""A share's Pro features as its owner's payments change: when Pro ends, password-protected
+shares are locked and webhook URLs dropped; when it starts again, locked shares reopen. Each
+share changes in its own transaction with a check of its owner (``owner``), so a payment or a
+cancellation landing meanwhile stops the change.
+
+A Stripe event's handler changes all of an owner's shares at once. The scheduled quota reset
+takes them a page at a time (``lock_pro_features_page``) and checkpoints where the next page
+starts, so an owner with thousands of shares never runs it out of time.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from chalicelib import clock
+from chalicelib.store import deliveries, transactions
+from chalicelib.store.models import Share
+from chalicelib.store.shares import ACTIVE, BUSY, LOCKED, MAX_TRANSACTION_ATTEMPTS
+from chalicelib.store.transactions import ConditionFailed, Transaction
+
+
+def lock_pro_features(owner_id: str, while_unpaid: Callable[[Transaction], None]) -> int:
+    """When Pro ends: lock the owner's password-protected shares (unavailable, never public; the
+    password is kept for a re-subscription) and drop webhook URLs (the delivery job cancels their
+    held events). Each share changes in a transaction with ``while_unpaid``'s check of the owner
+    (``owner``): a payment meanwhile stops it. Returns how many shares changed. Idempotent."""
+    return _change_pro_features(owner_id, while_unpaid, lock=True, shares=Share.owner_index.query(owner_id))
+
+
+def lock_pro_features_page(owner_id: str, while_unpaid: Callable[[Transaction], None], size: int,
+                           after: Optional[Dict[str, Any]]) -> Tuple[int, Optional[Dict[str, Any]]]:
+    """``lock_pro_features`` for at most ``size`` of the owner's shares, oldest first, from the
+    position ``after`` (None: the first): how many changed, and where the next page starts
+    (None when no share is left). A page the owner's check stopped is cut at that share."""
+    page = Share.owner_index.query(owner_id, limit=size, page_size=size, last_evaluated_key=after)
+    changed = _change_pro_features(owner_id, while_unpaid, lock=True, shares=page)
+    return changed, page.last_evaluated_key
+
+
+def unlock_pro_features(owner_id: str, while_paid: Callable[[Transaction], None]) -> int:
+    """When Pro starts (again): locked shares open again, with their passwords, each only
+    while ``while_paid``'s check of the owner holds (a cancellation meanwhile stops it)."""
+    return _change_pro_features(owner_id, while_paid, lock=False, shares=Share.owner_index.query(owner_id))
+
+
+def _change_pro_features(owner_id: str, owner_check: Callable[[Transaction], None], lock: bool,
+                         shares: Iterable[Share]) -> int:
+    changed = 0
+    for share in shares:
+        actions: List[Any] = []
+        if lock and share.password_hash and share.status == ACTIVE:
+            actions.append(Share.status.set(LOCKED))
+        if lock and share.webhook_url is not None:
+            actions.append(Share.webhook_url.remove())
+        if not lock and share.status == LOCKED:
+            actions.append(Share.status.set(ACTIVE))
+        if not actions:
+            continue
+        condition = (Share.owner_id == owner_id) if lock else (Share.status == LOCKED)
+
+        def write(tx: Transaction) -> None:
+            tx.update("share", share, actions=actions, condition=condition)
+            owner_check(tx)
+            if lock and share.webhook_url is not None:
+                deliveries.mark_release(tx, share.share_id, clock.epoch())
+        try:
+            transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
+        except ConditionFailed as failed:
+            if "owner" in failed:
+                return changed  # the owner's tier changed meanwhile: its own handler takes over
+            continue  # deleted, moved or changed meanwhile
+        changed += 1
+    return changed
+
