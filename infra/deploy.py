@@ -142,17 +142,21 @@ class Deployer:
         finished by the next one, and the code reads both forms meanwhile."""
         import os
 
-        from chalicelib.store import spike_ids
+        from chalicelib import clock
+        from chalicelib.store import deliveries, spike_ids
         from chalicelib.store.models import configure_models
         settings = stack.stage_settings(stage).model_copy(
             update={"region": self.region, "aws_endpoint_url": os.environ.get("AWS_ENDPOINT_URL")})
         configure_models(settings)
-        if spike_ids.backfilled():
-            return
-        self.say("Indexing stored spikes by owner (once, after the upgrade that adds id_owner_index) ...")
-        updated = spike_ids.backfill()
-        done = "done" if spike_ids.backfilled() else "not finished (spikes kept changing): deploy again to finish"
-        self.say(f"  {updated} spikes indexed; {done}.")
+        if not spike_ids.backfilled():
+            self.say("Indexing stored spikes by owner (once, after the upgrade that adds id_owner_index) ...")
+            updated = spike_ids.backfill()
+            done = "done" if spike_ids.backfilled() else "not finished (spikes kept changing): deploy again to finish"
+            self.say(f"  {updated} spikes indexed; {done}.")
+        if not deliveries.ledger_marked(deliveries.HELD_UPGRADE_MARKER):
+            self.say("Indexing webhook events held by an earlier version (once) ...")
+            moved = deliveries.upgrade_held(clock.epoch())
+            self.say(f"  {moved} held events indexed; the delivery job ends those no longer paused.")
 
     @staticmethod
     def _parameters(values: Dict[str, Optional[str]], previous: Dict[str, str]) -> List[Dict[str, Any]]:

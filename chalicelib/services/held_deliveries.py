@@ -12,7 +12,6 @@ release: what was resumed and then paused again keeps its events held.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Callable, Optional, Tuple
 
 from chalicelib.store import deliveries
@@ -28,8 +27,7 @@ WEBHOOK_REMOVED = "the share's webhook was removed"
 
 def expired(delivery: Delivery, now: float) -> bool:
     """Past the horizon (``deliveries.MAX_EVENT_AGE_SECONDS`` after the event): never sent."""
-    recorded = datetime.strptime(delivery.created_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    return now >= recorded.timestamp() + deliveries.MAX_EVENT_AGE_SECONDS
+    return now >= deliveries.recorded_at(delivery) + deliveries.MAX_EVENT_AGE_SECONDS
 
 
 def end_held(share_id: str, now: float, limit: Optional[int] = None) -> Tuple[int, int, bool]:

@@ -3,11 +3,11 @@ move a delivery from pending to delivered, failed, paused or cancelled. docs/dat
 (``deliveries``) lists the access patterns."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import List, Optional, Tuple
 
-
 from chalicelib.store import ledger
-from chalicelib.store.models import Delivery, Share
+from chalicelib.store.models import Delivery, LedgerItem, Share
 from chalicelib.store.transactions import ConditionFailed, Transaction, run, update_if
 
 PENDING, DELIVERED, FAILED, PAUSED, CANCELLED = "pending", "delivered", "failed", "paused", "cancelled"
@@ -23,6 +23,14 @@ KEEP_FINISHED_SECONDS = 30 * 24 * 60 * 60
 # then the listing period), reset when it finishes: none stays for good, whatever happens to it.
 MAX_EVENT_AGE_SECONDS = 7 * 24 * 60 * 60
 EXPIRED = "expired: not delivered within 7 days of the event"
+# Set once every event held by an earlier version is indexed by its share (``upgrade_held``).
+HELD_UPGRADE_MARKER = "migration#held-deliveries"
+
+
+def recorded_at(delivery: Delivery) -> float:
+    """When the event was recorded (its ``created_at``), in epoch seconds."""
+    moment = datetime.strptime(delivery.created_at, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.replace(tzinfo=timezone.utc).timestamp()
 
 
 def add_to(tx: Transaction, delivery: Optional[Delivery]) -> None:
@@ -125,3 +133,34 @@ def releases() -> List[Tuple[str, str, int]]:
 
 def forget_release(member: str) -> None:
     ledger.forget(ledger.WEBHOOK_RELEASES, member)
+
+
+# --- upgrade: events held before held events were indexed by share -----------------------------
+
+def upgrade_held(now: float) -> int:
+    """Events an earlier version held (``paused``, with no ``due`` and no ``expires_at``) are
+    invisible to releases, which read ``held#<share>``: each gets that partition and its TTL, and
+    its share a release first, so the delivery job ends those whose webhook is no longer paused
+    (a URL an earlier downgrade removed included) and a run that stops halfway loses none.
+    Returns how many moved. Idempotent; scans, so it runs at deploy and local start only."""
+    if ledger_marked(HELD_UPGRADE_MARKER):
+        return 0
+    moved, marked = 0, set()
+    old_form = (Delivery.status == PAUSED) & Delivery.due.does_not_exist()
+    for delivery in Delivery.scan(old_form):
+        if delivery.share_id not in marked:
+            mark_release(None, delivery.share_id, now)
+            marked.add(delivery.share_id)
+        expires_at = int(recorded_at(delivery)) + MAX_EVENT_AGE_SECONDS + KEEP_FINISHED_SECONDS
+        moved += update_if(delivery, [Delivery.due.set(HELD_PREFIX + delivery.share_id),
+                                      Delivery.next_attempt_at.set(int(now)), Delivery.expires_at.set(expires_at)],
+                           old_form)
+    LedgerItem(HELD_UPGRADE_MARKER, state="done").save()
+    return moved
+
+
+def ledger_marked(marker: str) -> bool:
+    try:
+        return LedgerItem.get(marker, consistent_read=True).state == "done"
+    except LedgerItem.DoesNotExist:
+        return False

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.settings import Settings
-from chalicelib.store import spike_ids
+from chalicelib import clock
+from chalicelib.store import deliveries, spike_ids
 from chalicelib.store.files import EXPORTS_PREFIX
 from chalicelib.store.models import ALL_MODELS, AuthItem, Delivery, LedgerItem, configure_models
 
@@ -24,6 +25,7 @@ def create_tables(settings: Settings, dynamodb_client: Any) -> None:
         else:
             add_missing_indexes(model, dynamodb_client)
     spike_ids.backfill()  # spikes kept from a version before owner_project (store/spike_ids.py)
+    deliveries.upgrade_held(clock.epoch())  # webhook events held before they were indexed by share
 
 
 def add_missing_indexes(model: Any, dynamodb_client: Any) -> None:
