@@ -1,6 +1,7 @@
-"""Events an earlier version held (before held events were indexed by share) are not stranded
-by the upgrade: ``make deploy`` and the local server's start index them, and the delivery job
-ends those whose webhook is no longer paused (docs/deploy.md "Upgrading")."""
+"""Held webhook events are stranded neither by an upgrade nor by a request that dies. Events
+an earlier version held (before held events were indexed by share) are indexed by ``make
+deploy`` and the local server's start, and the delivery job ends those whose webhook is no
+longer paused (docs/deploy.md "Upgrading")."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import time
 from chalicelib.store import deliveries
 from chalicelib.store.models import Delivery, LedgerItem, Share
 from tests.conftest import call, sign_in
-from tests.test_outbound_webhooks import _deliver, _post_spike, receiver  # noqa: F401 - fixtures
+from tests.test_outbound_webhooks import _deliver, _post_spike, hooked, receiver  # noqa: F401 - fixtures
 from tests.test_security_review_5 import _pause
 from tests.test_shares import make_pro, share_site
 
@@ -63,3 +64,28 @@ def test_events_held_by_an_earlier_version_are_released_or_cancelled_after_the_u
     assert (status, resumed["queued"]) == (200, 1)
     assert _deliver(now + 1).delivered == 1
     assert [json.loads(r["body"])["spike"]["comments"] for r in receiver.requests] == [f"for {kept['slug']}"]
+
+
+def test_a_url_change_that_dies_after_the_change_still_gets_its_held_events_sent(client, hooked, receiver,  # noqa: F811
+                                                                                  user_token, monkeypatch):
+    """The release is recorded before the share changes: a request that stops between the new
+    URL and ending the held events (a Lambda timeout) leaves them to the delivery job."""
+    from chalicelib.services import shares as share_service
+    _pause(hooked["share_id"])
+    _post_spike(client, hooked, "held")
+    assert _deliver().paused == 1
+    change = share_service.share_store.update_settings
+
+    def changes_then_dies(*args, **kwargs):
+        change(*args, **kwargs)
+        raise RuntimeError("the function ran out of time")
+    with monkeypatch.context() as dying:
+        dying.setattr(share_service.share_store, "update_settings", changes_then_dies)
+        status, _, _ = call(client, "PATCH", f"/shares/{hooked['share_id']}", {"webhook_url": receiver.url + "2"},
+                            token=user_token)
+    assert status == 500
+    assert Share.get(f"share#{hooked['share_id']}").webhook_url == receiver.url + "2"  # changed before it died
+    report = _deliver()
+    assert (report.held_ended, report.delivered) == (1, 1)
+    [request] = receiver.requests
+    assert request["path"] == "/hook2" and json.loads(request["body"])["spike"]["comments"] == "held"

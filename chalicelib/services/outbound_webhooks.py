@@ -292,12 +292,16 @@ def resume(share: Share, now: Optional[float] = None) -> int:
     return held_deliveries.end_held(share.share_id, now)[0]  # those queued (not those expired)
 
 
+def record_release(share: Share, now: Optional[float] = None) -> None:
+    """Before the URL changes or is removed (which ends a pause): the delivery job will end the
+    held events, whatever becomes of the request after the change."""
+    deliveries.mark_release(None, share.share_id, time.time() if now is None else now)
+
+
 def release_held(share: Share, now: Optional[float] = None) -> int:
-    """After the URL changed or was removed (which ends a pause): the held events go to the new
-    receiver, or are cancelled; a first batch here, the rest by the delivery job."""
-    now = time.time() if now is None else now
-    deliveries.mark_release(None, share.share_id, now)
-    return held_deliveries.end_held(share.share_id, now)[0]
+    """After the URL changed or was removed, with its release recorded first: the held events go
+    to the new receiver, or are cancelled; a first batch here, the rest by the delivery job."""
+    return held_deliveries.end_held(share.share_id, time.time() if now is None else now)[0]
 
 
 def add_to(tx: Any, delivery: Optional[Delivery]) -> None:

@@ -200,13 +200,15 @@ def update_share(settings: Settings, user: User, key: str, changes: ShareChanges
     password_hash = None
     if changes.password is not None:  # a changed password also ends the old one's unlock cookies
         password_hash = hash_password(changes.password) if changes.password else ""
+    if changes.webhook_url is not None:  # a new or removed receiver ends a pause: no event stays held
+        outbound_webhooks.record_release(share)
     updated = share_store.update_settings(share, user.user_id,
                                           name=changes.name.strip()[:200] if changes.name is not None else None,
                                           password_hash=password_hash, webhook_url=changes.webhook_url,
                                           # A new receiver gets a new secret (shown once in the answer).
                                           webhook_secret_nonce=outbound_webhooks.new_nonce()
                                           if changes.webhook_url else None)
-    if changes.webhook_url is not None:  # a new or removed receiver ends a pause: no event stays held
+    if changes.webhook_url is not None:
         outbound_webhooks.release_held(updated)
     return updated
 
