@@ -119,6 +119,22 @@ def test_invalid_spikes_are_refused_with_field_details(client, body, field):
     assert listing(client, "?project=p")["data"] == []
 
 
+def test_over_long_page_context_is_cut_and_the_feedback_kept(client):
+    """The widget never retries a refused post: a page URL or selector past its limit must not
+    cost the reviewer's rating and comment. A comment past its limit is the reviewer's own
+    text, and still refused (above)."""
+    long_url = "https://host/app?state=" + "é" * 5000
+    status, created, _ = post(client, {**ELEMENT_SPIKE, "id": "long-context", "url": long_url,
+                                       "page": "T" * 2500, "selector": "div > " * 500, "xpath": "/div" * 600,
+                                       "elementText": "w" * 1200})
+    assert status == 201, created
+    [item] = [i for i in listing(client, "?project=my-project")["data"] if i["id"] == "long-context"]
+    assert item["url"] == long_url[:4000] and len(item["url"]) == 4000
+    assert (len(item["page"]), len(item["selector"]), len(item["xpath"]), len(item["elementText"])) == \
+        (2000, 2000, 2000, 1000)
+    assert (item["rating"], item["comments"]) == ("meh", "Great")
+
+
 def test_oversized_and_malformed_bodies_are_refused(client):
     status, body, _ = call(client, "POST", "/spikes", raw=json.dumps({**PAGE_SPIKE, "comments": "x" * 70_000}).encode())
     assert status == 413 and body["code"] == "SIZE_LIMIT"

@@ -63,6 +63,10 @@ class BoundingBoxIn(Lenient):
     height: float = Field(ge=0, le=10_000_000)
 
 
+# What the widget reads off the page, and the longest kept of each (the model's max_length).
+PAGE_CONTEXT = {"page": 2000, "url": 4000, "selector": 2000, "xpath": 2000, "elementText": 1000}
+
+
 class SpikeIn(Lenient):
     """What the widget, the CLI's push and the MCP server post. Unknown fields are ignored;
     strings that are null count as empty. ``projectKey`` or ``project`` is required (checked
@@ -71,15 +75,15 @@ class SpikeIn(Lenient):
     type: Literal["page", "element"]
     projectKey: Optional[str] = Field(default=None, min_length=1, max_length=200)
     project: Optional[str] = Field(default=None, min_length=1, max_length=200)
-    page: Optional[str] = Field(default="", max_length=2000)
-    url: Optional[str] = Field(default="", max_length=4000)
+    page: Optional[str] = Field(default="", max_length=PAGE_CONTEXT["page"])
+    url: Optional[str] = Field(default="", max_length=PAGE_CONTEXT["url"])
     comments: Optional[str] = Field(default="", max_length=10_000)
     timestamp: Optional[str] = Field(default="", max_length=64)
     rating: Optional[Literal["love", "like", "meh", "no"]] = None
     reviewer: Optional[ReviewerIn] = None
-    selector: Optional[str] = Field(default=None, max_length=2000)
-    xpath: Optional[str] = Field(default=None, max_length=2000)
-    elementText: Optional[str] = Field(default=None, max_length=1000)
+    selector: Optional[str] = Field(default=None, max_length=PAGE_CONTEXT["selector"])
+    xpath: Optional[str] = Field(default=None, max_length=PAGE_CONTEXT["xpath"])
+    elementText: Optional[str] = Field(default=None, max_length=PAGE_CONTEXT["elementText"])
     boundingBox: Optional[BoundingBoxIn] = None
     viewport: Optional[ViewportIn] = None
     # The MCP server sends the reviewer flat; used when ``reviewer`` is absent.
@@ -93,6 +97,15 @@ class SpikeIn(Lenient):
     @classmethod
     def _rating_any_case(cls, value):
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator(*PAGE_CONTEXT, mode="before")
+    @classmethod
+    def _page_context_cut_to_length(cls, value, info):
+        """The widget reads these off the page, and never retries a refused post: an over-long
+        one (a URL carrying an app's state, a deep element's selector) is cut to its limit, so
+        the reviewer's rating and comment are kept, not refused with it."""
+        limit = PAGE_CONTEXT[info.field_name]
+        return value[:limit] if isinstance(value, str) and len(value) > limit else value
 
 
 class ResolveIn(Lenient):
