@@ -153,7 +153,7 @@ class Deployer:
             updated = spike_ids.backfill()
             done = "done" if spike_ids.backfilled() else "not finished (spikes kept changing): deploy again to finish"
             self.say(f"  {updated} spikes indexed; {done}.")
-        if not deliveries.ledger_marked(deliveries.HELD_UPGRADE_MARKER):
+        if not deliveries.held_upgraded():
             self.say("Indexing webhook events held by an earlier version (once) ...")
             moved = deliveries.upgrade_held(clock.epoch())
             self.say(f"  {moved} held events indexed; the delivery job ends those no longer paused.")

@@ -79,7 +79,7 @@ def event(share: Share, event_type: str, spike: Optional[Dict[str, Any]] = None,
                     event_id=event_id, event_type=event_type, body=body, url=share.webhook_url,
                     secret_nonce=share.webhook_secret_nonce, status=PENDING, attempts=0, created_at=_iso(now),
                     retry_from=int(now), due=DUE, next_attempt_at=int(now),
-                    expires_at=int(now) + deliveries.MAX_EVENT_AGE_SECONDS + deliveries.KEEP_FINISHED_SECONDS)
+                    expires_at=deliveries.expiry_for(now))
 
 
 def headers_for(settings: Settings, share: Optional[Share], delivery: Delivery, now: float) -> Dict[str, str]:

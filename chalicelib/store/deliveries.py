@@ -27,6 +27,11 @@ EXPIRED = "expired: not delivered within 7 days of the event"
 HELD_UPGRADE_MARKER = "migration#held-deliveries"
 
 
+def expiry_for(recorded: float) -> int:
+    """The TTL an event carries until it finishes: the horizon, then the listing period."""
+    return int(recorded) + MAX_EVENT_AGE_SECONDS + KEEP_FINISHED_SECONDS
+
+
 def recorded_at(delivery: Delivery) -> float:
     """When the event was recorded (its ``created_at``), in epoch seconds."""
     moment = datetime.strptime(delivery.created_at, "%Y-%m-%dT%H:%M:%S.%fZ")
@@ -143,7 +148,7 @@ def upgrade_held(now: float) -> int:
     its share a release first, so the delivery job ends those whose webhook is no longer paused
     (a URL an earlier downgrade removed included) and a run that stops halfway loses none.
     Returns how many moved. Idempotent; scans, so it runs at deploy and local start only."""
-    if ledger_marked(HELD_UPGRADE_MARKER):
+    if held_upgraded():
         return 0
     moved, marked = 0, set()
     old_form = (Delivery.status == PAUSED) & Delivery.due.does_not_exist()
@@ -151,16 +156,15 @@ def upgrade_held(now: float) -> int:
         if delivery.share_id not in marked:
             mark_release(None, delivery.share_id, now)
             marked.add(delivery.share_id)
-        expires_at = int(recorded_at(delivery)) + MAX_EVENT_AGE_SECONDS + KEEP_FINISHED_SECONDS
         moved += update_if(delivery, [Delivery.due.set(HELD_PREFIX + delivery.share_id),
-                                      Delivery.next_attempt_at.set(int(now)), Delivery.expires_at.set(expires_at)],
-                           old_form)
-    LedgerItem(HELD_UPGRADE_MARKER, state="done").save()
+                                      Delivery.next_attempt_at.set(int(now)),
+                                      Delivery.expires_at.set(expiry_for(recorded_at(delivery)))], old_form)
+    LedgerItem(HELD_UPGRADE_MARKER, state=ledger.DONE).save()
     return moved
 
 
-def ledger_marked(marker: str) -> bool:
+def held_upgraded() -> bool:
     try:
-        return LedgerItem.get(marker, consistent_read=True).state == "done"
+        return LedgerItem.get(HELD_UPGRADE_MARKER, consistent_read=True).state == ledger.DONE
     except LedgerItem.DoesNotExist:
         return False
