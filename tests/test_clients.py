@@ -233,6 +233,21 @@ def test_wrong_token_in_the_query_is_401_not_public(client):
     assert status == 401 and json.loads(body)["code"] == "AUTH_FAILED"
 
 
+def test_a_push_with_a_rotated_token_is_refused_not_filed_as_public(client):
+    """A stale credential must not turn the user's spikes into a public loose project."""
+    old = sign_in(client, "owner@example.com")
+    status, body = ureq(client, "POST", "/auth/rotate-token", bearer=old)
+    assert status == 200, body
+    new = json.loads(body)["token"]
+    status, body = ureq(client, "POST", f"/spikes?token={old}", serde_line(LOCAL[0]).encode("utf-8"),
+                        content_type=True)
+    assert status == 401 and json.loads(body)["code"] == "AUTH_FAILED"
+    status, body = ureq(client, "GET", "/spikes?project=my-project")
+    assert status == 200 and json.loads(body)["data"] == []
+    assert push(client, new, [spike.model_copy() for spike in LOCAL]) == 2
+    assert json.loads(ureq(client, "GET", "/spikes?project=my-project")[1])["data"] == []  # the user's own
+
+
 # --- pull with the admin token --------------------------------------------------------------------
 
 def test_pull_with_the_admin_token_as_bearer(client):
