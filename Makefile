@@ -25,7 +25,9 @@ python-check:
 
 $(STAMP): requirements.txt requirements-dev.txt | python-check
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	@# To stderr: `make usage-events ... | jq` reads stdout, and a stale venv must not break it.
+	@echo "Installing Python packages into $(VENV) (requirements-dev.txt)" >&2
+	@$(BIN)/python -m pip install -q -r requirements-dev.txt >&2
 	@rm -f $(VENV)/.installed-*; touch $@
 
 ## Debian packages the tests need: Java for DynamoDB Local, Chromium for the browser tests, Node

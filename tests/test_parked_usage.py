@@ -9,6 +9,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -105,6 +106,28 @@ def test_make_usage_events_writes_only_the_commands_output(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     assert made.stdout.startswith("usage: python -m tools.usage_events"), made.stdout
+
+
+def test_make_usage_events_with_a_stale_venv_still_writes_only_the_commands_output(tmp_path):
+    """The venv's install step runs first (requirements changed): what it prints goes to stderr.
+    ``python`` is a stand-in that prints for pip and runs everything else."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    python = venv_bin / "python"
+    python.write_text(f'#!/bin/sh\nif [ "$1 $2" = "-m pip" ]; then echo "Collecting stripe"; exit 0; fi\n'
+                      f'exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    environment = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    made = subprocess.run(["make", "--no-print-directory", "usage-events", "STAGE=test", "ARGS=--help",
+                           f"VENV={tmp_path / 'venv'}", f"STAMP={tmp_path / 'venv' / '.installed-stale'}"],
+                          cwd=pathlib.Path(__file__).parent.parent, env=environment,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("usage: python -m tools.usage_events"), made.stdout
+    assert "Collecting stripe" in made.stderr and "pip" not in made.stdout
+    assert (tmp_path / "venv" / ".installed-stale").exists()
 
 
 def test_an_event_stripe_may_hold_is_requeued_only_with_force(client, agent, configured, capsys):
