@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0
     webhook_max_response_bytes: int = 16 * 1024
     webhook_max_redirects: int = 0
+    # The horizon: an event not delivered within this long of being recorded is never sent (it
+    # would be stale; cancelled instead), and its TTL counts from it. Keep the retry window well under it.
+    webhook_max_event_age_seconds: int = Field(default=7 * 24 * 60 * 60, ge=60)
     # Tests and local development only (refused in AWS stages): a receiver on loopback, over http.
     webhook_allow_loopback: bool = False
     # The local server's delivery loop: seconds between passes.

@@ -48,14 +48,17 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "users": ("Scan", "GetItem", "UpdateItem", "ConditionCheckItem"),
         "shares": ("UpdateItem",),
         "ledger": ("GetItem", "PutItem", "UpdateItem"),
+        # A downgrade records a webhook release (store/webhook_releases.py) with the share's change.
+        "deliveries": ("UpdateItem",),
     },
     # Delivers due events; pausing a failing webhook updates the share and mails its owner; an
     # event is held for a paused share only with a check that it is still paused. Ends the held
-    # events of the releases recorded in the ledger (webhooks#release), and forgets each release.
+    # events of the releases recorded (store/webhook_releases.py: queried in due_index, deleted
+    # when finished), and moves those an earlier version recorded in the ledger to their own items.
     WEBHOOK_DELIVERIES_FUNCTION: {
         "users": ("GetItem",),
         "shares": ("GetItem", "UpdateItem", "ConditionCheckItem"),
-        "deliveries": ("UpdateItem",),
+        "deliveries": ("UpdateItem", "DeleteItem"),
         "ledger": ("GetItem", "UpdateItem"),
     },
     # Sends the agent tier's usage events to Stripe: reads its queues (base-table queries), leases

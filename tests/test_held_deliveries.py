@@ -8,7 +8,7 @@ import time
 
 from chalicelib import clock
 from chalicelib.services import held_deliveries, quotas
-from chalicelib.store import deliveries, ledger
+from chalicelib.store import deliveries, webhook_releases
 from chalicelib.store import pro_features
 from chalicelib.store.models import Delivery, Share, User
 from infra import policy
@@ -59,9 +59,9 @@ def test_a_downgrade_cancels_the_events_held_for_its_shares(backend_client, env,
         assert delivery.last_error == held_deliveries.WEBHOOK_REMOVED and delivery.expires_at
     assert receiver.requests == []
     # The release is kept until the index has surely shown every event held before it.
-    assert ledger.members(ledger.WEBHOOK_RELEASES)
+    assert webhook_releases.pending(100)
     _deliver(now + held_deliveries.RELEASE_SETTLE_SECONDS + 1)
-    assert ledger.members(ledger.WEBHOOK_RELEASES) == []
+    assert webhook_releases.pending(100) == []
     assert list(deliveries.held_page(share["share_id"], 10)[0]) == []
 
 
@@ -74,11 +74,11 @@ def test_an_event_past_the_horizon_is_cancelled_not_sent_late(client, env, recei
     share = _paused_share_with_held_events(client, env, receiver, 1)
     [held] = Delivery.share_index.query(share["share_id"])
     recorded = time.time()
-    assert held.expires_at >= recorded + deliveries.MAX_EVENT_AGE_SECONDS  # a TTL from the start
+    assert held.expires_at >= recorded + deliveries.max_event_age()  # a TTL from the start
     # Past the horizon the log shows it as what it has become, and nothing sends it.
     later = recorded + 8 * DAYS
     view = held_deliveries_view(held, later)
-    assert (view["status"], view["last_error"], view["next_attempt_at"]) == ("cancelled", deliveries.EXPIRED, None)
+    assert (view["status"], view["last_error"], view["next_attempt_at"]) == ("cancelled", deliveries.expired_reason(), None)
     assert held_deliveries_view(held, recorded)["status"] == "paused"
     # The owner resumes after a long absence: the stale event is cancelled, never delivered.
     from chalicelib.store import share_webhooks
@@ -87,7 +87,7 @@ def test_an_event_past_the_horizon_is_cancelled_not_sent_late(client, env, recei
     report = _deliver(later)
     assert (report.delivered, receiver.requests) == (0, [])
     [ended] = Delivery.share_index.query(share["share_id"])
-    assert (ended.status, ended.last_error) == ("cancelled", deliveries.EXPIRED)
+    assert (ended.status, ended.last_error) == ("cancelled", deliveries.expired_reason())
     assert ended.expires_at >= later + deliveries.KEEP_FINISHED_SECONDS - 1  # kept for the log, then removed
 
 
@@ -98,8 +98,45 @@ def test_a_release_past_the_horizon_cancels_the_stale_events(client, env, receiv
     with aws_calls.acting_as(policy.WEBHOOK_DELIVERIES_FUNCTION):
         assert held_deliveries.end_held(share["share_id"], time.time() + 8 * DAYS) == (0, 2, True)
     assert [(d.status, d.last_error) for d in Delivery.share_index.query(share["share_id"])] == \
-        [("cancelled", deliveries.EXPIRED)] * 2
+        [("cancelled", deliveries.expired_reason())] * 2
     assert receiver.requests == []
+
+
+def test_an_event_cancelled_without_a_request_counts_only_the_attempts_made(backend_client, env, receiver):  # noqa: F811
+    """On moto and DynamoDB Local: the job claims an event (counting an attempt) before it finds
+    it past the horizon or its webhook removed; cancelled then, it shows the attempts really made."""
+    env(WEBHOOK_ALLOW_LOOPBACK="true", WEBHOOK_TIMEOUT_SECONDS="3")
+    token = sign_in(backend_client, "owner@example.com")
+    make_pro("owner@example.com")
+    stale, dropped = (share_site(backend_client, token, name, webhook_url=receiver.url) for name in ("Stale", "Dropped"))
+    receiver.answers = [500]
+    _post_spike(backend_client, stale, "tried once")
+    now = time.time()
+    assert _deliver(now).retrying == 1
+    _post_spike(backend_client, stale, "never tried")
+    _post_spike(backend_client, dropped, "webhook removed")
+    Share.get(f"share#{dropped['share_id']}").update(actions=[Share.webhook_url.remove()])
+    assert _deliver(now + 8 * DAYS).attempted == 3
+    ended = {json.loads(d.body)["spike"]["comments"]: (d.status, int(d.attempts))
+             for share in (stale, dropped) for d in Delivery.share_index.query(share["share_id"])}
+    assert ended == {"tried once": ("cancelled", 1), "never tried": ("cancelled", 0),
+                     "webhook removed": ("cancelled", 0)}
+    assert len(receiver.requests) == 1
+
+
+def test_the_horizon_is_a_setting(client, env, receiver):  # noqa: F811
+    """``SPIKES_WEBHOOK_MAX_EVENT_AGE_SECONDS``: the events' TTL and the job count from it."""
+    env(WEBHOOK_MAX_EVENT_AGE_SECONDS="3600")
+    share = _paused_share_with_held_events(client, env, receiver, 1)
+    [held] = Delivery.share_index.query(share["share_id"])
+    recorded = deliveries.recorded_at(held)
+    assert held.expires_at == int(recorded) + 3600 + deliveries.KEEP_FINISHED_SECONDS
+    from chalicelib.store import share_webhooks
+    share_webhooks.unpause(Share.get(f"share#{share['share_id']}"))
+    deliveries.release(held, int(recorded))
+    assert _deliver(recorded + 2 * 3600).delivered == 0 and receiver.requests == []
+    [ended] = Delivery.share_index.query(share["share_id"])
+    assert (ended.status, ended.last_error) == ("cancelled", "expired: not delivered within 1 hour of the event")
 
 
 def held_deliveries_view(delivery: Delivery, now: float) -> dict:
@@ -153,7 +190,7 @@ def test_a_share_paused_again_before_the_job_keeps_its_events_held(client, env, 
     assert _deliver(now).held_ended == 0
     assert _statuses(share["share_id"]) == ["paused", "paused"]  # both wait for the next resume
     assert _deliver(now + held_deliveries.RELEASE_SETTLE_SECONDS).held_ended == 0
-    assert ledger.members(ledger.WEBHOOK_RELEASES) == []
+    assert webhook_releases.pending(100) == []
 
 
 def test_a_run_shares_its_budget_and_does_not_reread_a_stale_index(client, env, receiver, monkeypatch):  # noqa: F811
@@ -162,8 +199,8 @@ def test_a_run_shares_its_budget_and_does_not_reread_a_stale_index(client, env, 
     from chalicelib.store import share_webhooks
     share_webhooks.unpause(Share.get(f"share#{share['share_id']}"))
     deliveries.release(held, int(time.time()))  # ended, but the index still shows it held
-    deliveries.mark_release(None, share["share_id"], time.time())
-    deliveries.mark_release(None, "sh_other", time.time())
+    webhook_releases.record(None, share["share_id"], time.time())
+    webhook_releases.record(None, "sh_other", time.time())
     reads = []
     monkeypatch.setattr(deliveries, "held_page", lambda share_id, limit: reads.append((share_id, limit)) or
                         ([held], True))

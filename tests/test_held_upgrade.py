@@ -55,7 +55,7 @@ def test_events_held_by_an_earlier_version_are_released_or_cancelled_after_the_u
     assert deliveries.upgrade_held(now) == 0  # once
     for share in (kept, dropped):
         [held] = _held(share["share_id"])
-        assert held.expires_at >= deliveries.recorded_at(held) + deliveries.MAX_EVENT_AGE_SECONDS
+        assert held.expires_at >= deliveries.recorded_at(held) + deliveries.max_event_age()
     assert _deliver(now).held_ended == 1  # the downgraded share's: cancelled; the paused one waits
     assert [d.status for d in Delivery.share_index.query(dropped["share_id"])] == [deliveries.CANCELLED]
     assert len(_held(kept["share_id"])) == 1 and receiver.requests == []

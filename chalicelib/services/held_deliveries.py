@@ -3,8 +3,8 @@
 A held event waits in its share's own partition of ``due_index`` (``held#<share_id>``). When
 the share's webhook is resumed or pointed at a new receiver its held events are released (due
 again), and when the URL is removed (by the owner, or by a downgrade) they are cancelled, as
-is any past the horizon (``deliveries.MAX_EVENT_AGE_SECONDS``: never sent stale). Such
-a change records a release (ledger ``webhooks#release``) before anything else; a request ends
+is any past the horizon (``webhook_max_event_age_seconds``: never sent stale). Such
+a change records a release (store/webhook_releases.py) before anything else; a request ends
 at most a batch of the events itself and the delivery job finishes the rest, a bounded number
 per run, so however many were held no request or job step is unbounded, and a run that stops
 halfway leaves the release recorded for the next one. The share is read consistently for each
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Tuple
 
-from chalicelib.store import deliveries
+from chalicelib.store import deliveries, webhook_releases
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import Delivery
 
@@ -26,8 +26,8 @@ WEBHOOK_REMOVED = "the share's webhook was removed"
 
 
 def expired(delivery: Delivery, now: float) -> bool:
-    """Past the horizon (``deliveries.MAX_EVENT_AGE_SECONDS`` after the event): never sent."""
-    return now >= deliveries.recorded_at(delivery) + deliveries.MAX_EVENT_AGE_SECONDS
+    """Past the horizon (``deliveries.max_event_age()`` after the event): never sent."""
+    return now >= deliveries.recorded_at(delivery) + deliveries.max_event_age()
 
 
 def end_held(share_id: str, now: float, limit: Optional[int] = None) -> Tuple[int, int, bool]:
@@ -44,7 +44,7 @@ def end_held(share_id: str, now: float, limit: Optional[int] = None) -> Tuple[in
         if share is None or not share.webhook_url:
             cancelled += deliveries.cancel_held(delivery, int(now), WEBHOOK_REMOVED)
         elif expired(delivery, now):
-            cancelled += deliveries.cancel_held(delivery, int(now), deliveries.EXPIRED)
+            cancelled += deliveries.cancel_held(delivery, int(now), deliveries.expired_reason())
         else:
             released += deliveries.release(delivery, int(now))
     return released, cancelled, not more
@@ -52,23 +52,25 @@ def end_held(share_id: str, now: float, limit: Optional[int] = None) -> Tuple[in
 
 def finish_releases(now: float, budget: int = 500,
                     time_left_ms: Optional[Callable[[], int]] = None, reserve_ms: int = 5000) -> int:
-    """The delivery job's part: end the held events of every recorded release, reading at most
-    ``budget`` of them per run, shared among the releases so a large one does not hold up the
-    others. Returns how many ended."""
-    recorded = deliveries.releases()
+    """The delivery job's part: end the held events of the oldest recorded releases (as many as
+    the budget gives a batch each), reading at most ``budget`` of them per run, shared among
+    those releases so a large one does not hold up the others. Releases an earlier version
+    recorded in the ledger are moved to their own items first. Returns how many ended."""
+    webhook_releases.move_legacy()
+    recorded = webhook_releases.pending(max(1, budget // BATCH))
     per_release = max(BATCH, budget // max(1, len(recorded)))
     ended = 0
-    for member, share_id, since in recorded:
+    for release in recorded:
         allowance, done = min(per_release, budget), False
         while allowance > 0 and not done:
             if time_left_ms is not None and time_left_ms() < reserve_ms:
                 return ended
             asked = min(BATCH, allowance)
-            released, cancelled, done = end_held(share_id, now, asked)
+            released, cancelled, done = end_held(release.share_id, now, asked)
             ended += released + cancelled
             allowance, budget = allowance - asked, budget - asked
             if not done and not released + cancelled:
                 break  # the index still shows events already ended: the next run reads it again
-        if done and now - since >= RELEASE_SETTLE_SECONDS:
-            deliveries.forget_release(member)
+        if done and now - release.since >= RELEASE_SETTLE_SECONDS:
+            webhook_releases.consume(release)
     return ended

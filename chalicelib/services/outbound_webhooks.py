@@ -35,7 +35,7 @@ from chalicelib.services.webhook_sender import Attempt, UnsafeReceiver, post, re
 from chalicelib.services.webhook_signing import (new_nonce, secrets_for, signature_header,  # noqa: F401
                                                  signing_secret)
 from chalicelib.settings import Settings
-from chalicelib.store import accounts, deliveries, share_webhooks
+from chalicelib.store import accounts, deliveries, share_webhooks, webhook_releases
 from chalicelib.store import shares as share_store
 from chalicelib.store.deliveries import CANCELLED, DELIVERED, DUE, FAILED, PAUSED, PENDING
 from chalicelib.store.models import Delivery, Share
@@ -117,8 +117,8 @@ def _share(share_id: str, cache: Dict[str, Optional[Share]]) -> Optional[Share]:
     return cache[share_id]
 
 
-def _finish(delivery: Delivery, status: str, now: float, attempt: Attempt) -> None:
-    deliveries.finish(delivery, status, int(now), attempt.status_code, attempt.error)
+def _finish(delivery: Delivery, status: str, now: float, attempt: Attempt, attempted: bool = True) -> None:
+    deliveries.finish(delivery, status, int(now), attempt.status_code, attempt.error, attempted)
 
 
 def attempt_delivery(settings: Settings, delivery: Delivery, share: Optional[Share], now: float,
@@ -155,7 +155,7 @@ def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = No
             resolver: Callable[..., list] = socket.getaddrinfo) -> str:
     """Attempt one claimed delivery and record the outcome; returns the new status."""
     if held_deliveries.expired(delivery, now):  # stale now: cancelled rather than sent (or held) late
-        _finish(delivery, CANCELLED, now, Attempt(None, deliveries.EXPIRED))
+        _finish(delivery, CANCELLED, now, Attempt(None, deliveries.expired_reason()), attempted=False)
         return CANCELLED
     cache = shares_cache if shares_cache is not None else {}
     share = _share(delivery.share_id, cache)
@@ -165,7 +165,7 @@ def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = No
         # Resumed, changed or removed since this run read it: as it is now, and sent (or cancelled).
         share = cache[delivery.share_id] = share_store.get_by_id(delivery.share_id, consistent=True)
     if share is not None and not share.webhook_url:
-        _finish(delivery, CANCELLED, now, Attempt(None, "the share's webhook was removed"))
+        _finish(delivery, CANCELLED, now, Attempt(None, "the share's webhook was removed"), attempted=False)
         return CANCELLED
     try:
         attempt = attempt_delivery(settings, delivery, share, now, resolver)
@@ -228,7 +228,7 @@ def delivery_view(delivery: Delivery, now: Optional[float] = None) -> Dict[str, 
         return _iso(value) if value is not None else None
     status, last_error = delivery.status, delivery.last_error
     if status in (PENDING, PAUSED) and held_deliveries.expired(delivery, time.time() if now is None else now):
-        status, last_error = CANCELLED, deliveries.EXPIRED
+        status, last_error = CANCELLED, deliveries.expired_reason()
     return {"id": delivery.delivery_id, "event_id": delivery.event_id, "event_type": delivery.event_type,
             "status": status, "attempts": int(delivery.attempts or 0), "created_at": delivery.created_at,
             "last_attempt_at": iso_or_none(delivery.last_attempt_at),
@@ -287,7 +287,7 @@ def resume(share: Share, now: Optional[float] = None) -> int:
     pause the request is bounded. Returns how many were queued here."""
     require_webhook(share)
     now = time.time() if now is None else now
-    deliveries.mark_release(None, share.share_id, now)  # first: whatever this request does not end, the job does
+    webhook_releases.record(None, share.share_id, now)  # first: whatever this request does not end, the job does
     share_webhooks.unpause(share)
     return held_deliveries.end_held(share.share_id, now)[0]  # those queued (not those expired)
 
@@ -295,7 +295,7 @@ def resume(share: Share, now: Optional[float] = None) -> int:
 def record_release(share: Share, now: Optional[float] = None) -> None:
     """Before the URL changes or is removed (which ends a pause): the delivery job will end the
     held events, whatever becomes of the request after the change."""
-    deliveries.mark_release(None, share.share_id, time.time() if now is None else now)
+    webhook_releases.record(None, share.share_id, time.time() if now is None else now)
 
 
 def release_held(share: Share, now: Optional[float] = None) -> int:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import List, Optional, Tuple
 
-from chalicelib.store import ledger
+from chalicelib.settings import get_settings
+from chalicelib.store import ledger, webhook_releases
 from chalicelib.store.models import Delivery, LedgerItem, Share
 from chalicelib.store.transactions import ConditionFailed, Transaction, run, update_if
 
@@ -18,18 +19,30 @@ DUE = "due"
 HELD_PREFIX = "held#"
 # Finished deliveries stay listable this long, then the table's TTL removes them.
 KEEP_FINISHED_SECONDS = 30 * 24 * 60 * 60
-# The horizon: an event not delivered within this long of being recorded is never sent (it would
-# be stale), whether pending or held. Every item carries a TTL from the start (the horizon and
-# then the listing period), reset when it finishes: none stays for good, whatever happens to it.
-MAX_EVENT_AGE_SECONDS = 7 * 24 * 60 * 60
-EXPIRED = "expired: not delivered within 7 days of the event"
 # Set once every event held by an earlier version is indexed by its share (``upgrade_held``).
 HELD_UPGRADE_MARKER = "migration#held-deliveries"
 
 
+def max_event_age() -> int:
+    """The horizon (``webhook_max_event_age_seconds``, 7 days unless set): an event not delivered
+    within this long of being recorded is never sent (it would be stale), whether pending or
+    held. Every item carries a TTL from the start (the horizon and then the listing period),
+    reset when it finishes: none stays for good, whatever happens to it."""
+    return get_settings().webhook_max_event_age_seconds
+
+
+def expired_reason() -> str:
+    """The ``last_error`` of an event cancelled at the horizon."""
+    seconds = max_event_age()
+    span = next(f"{seconds // size} {unit}{'s' if seconds != size else ''}"
+                for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second"))
+                if seconds % size == 0)
+    return f"expired: not delivered within {span} of the event"
+
+
 def expiry_for(recorded: float) -> int:
     """The TTL an event carries until it finishes: the horizon, then the listing period."""
-    return int(recorded) + MAX_EVENT_AGE_SECONDS + KEEP_FINISHED_SECONDS
+    return int(recorded) + max_event_age() + KEEP_FINISHED_SECONDS
 
 
 def recorded_at(delivery: Delivery) -> float:
@@ -65,10 +78,14 @@ def _outcome(status_code: Optional[int], error: Optional[str]) -> list:
             Delivery.last_error.set(error[:500]) if error else Delivery.last_error.remove()]
 
 
-def finish(delivery: Delivery, status: str, now: int, status_code: Optional[int], error: Optional[str]) -> None:
-    """delivered, failed or cancelled: out of the due index, kept for the log, then expired."""
+def finish(delivery: Delivery, status: str, now: int, status_code: Optional[int], error: Optional[str],
+           attempted: bool = True) -> None:
+    """delivered, failed or cancelled: out of the due index, kept for the log, then expired.
+    Not ``attempted`` (claimed, then cancelled without a request): the claim's count is undone."""
     actions = [Delivery.status.set(status), Delivery.due.remove(), Delivery.next_attempt_at.remove(),
                Delivery.expires_at.set(now + KEEP_FINISHED_SECONDS), *_outcome(status_code, error)]
+    if not attempted:
+        actions.append(Delivery.attempts.add(-1))
     if status == DELIVERED:
         actions.append(Delivery.delivered_at.set(now))
     delivery.update(actions=actions)
@@ -119,27 +136,6 @@ def cancel_held(delivery: Delivery, now: int, reason: str) -> bool:
                      Delivery.status == PAUSED)
 
 
-# --- releases: shares whose held events are to end, finished by the delivery job -------------
-# A member is "<share_id>@<epoch seconds of the release>": the job forgets it once the share has
-# nothing held and the release is old enough for the index to show every event held before it.
-
-def mark_release(tx: Optional[Transaction], share_id: str, now: float) -> None:
-    member = ledger.upload_marker(share_id, now)
-    if tx is None:
-        ledger.remember(ledger.WEBHOOK_RELEASES, member)
-    else:
-        ledger.remember_in(tx, ledger.WEBHOOK_RELEASES, member)
-
-
-def releases() -> List[Tuple[str, str, int]]:
-    """(member, share id, when) of every release not finished yet."""
-    return [(member, *ledger.parse_upload_marker(member)) for member in ledger.members(ledger.WEBHOOK_RELEASES)]
-
-
-def forget_release(member: str) -> None:
-    ledger.forget(ledger.WEBHOOK_RELEASES, member)
-
-
 # --- upgrade: events held before held events were indexed by share -----------------------------
 
 def upgrade_held(now: float) -> int:
@@ -154,7 +150,7 @@ def upgrade_held(now: float) -> int:
     old_form = (Delivery.status == PAUSED) & Delivery.due.does_not_exist()
     for delivery in Delivery.scan(old_form):
         if delivery.share_id not in marked:
-            mark_release(None, delivery.share_id, now)
+            webhook_releases.record(None, delivery.share_id, now)
             marked.add(delivery.share_id)
         moved += update_if(delivery, [Delivery.due.set(HELD_PREFIX + delivery.share_id),
                                       Delivery.next_attempt_at.set(int(now)),

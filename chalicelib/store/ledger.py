@@ -17,7 +17,7 @@ Kinds of item (pk):
 - ``deletions#shares``           ids of shares whose deletion started and is not finished
 - ``uploads#shares``             direct uploads whose share may not be stored yet (``<share_id>@<epoch>``)
 - ``uploads#presigned``          presigned uploads not completed yet (``<share_id>@<epoch>``)
-- ``webhooks#release``           shares whose held webhook events are to be released or cancelled (``<share_id>@<epoch>``)
+- ``webhooks#release``           webhook releases an earlier version recorded (store/webhook_releases.py moves them)
 Counters are keyed by period, so a new period starts from zero by construction.
 
 Shards: every post to a share used to update the same counter items, and concurrent transactions
@@ -280,17 +280,10 @@ def checkpoint_job(job: LedgerItem, detail: Dict[str, Any], done: bool) -> bool:
 # upload finishes; one left behind is handled by the job once it is old enough.
 
 PENDING_DELETIONS, DIRECT_UPLOADS, PRESIGNED_UPLOADS = "deletions#shares", "uploads#shares", "uploads#presigned"
-# Read by the webhook delivery job: shares whose held events a resume, a new or removed URL or a
-# downgrade ended (store/deliveries.py).
-WEBHOOK_RELEASES = "webhooks#release"
 
 
 def add_pending_deletion(tx: Transaction, share_id: str) -> None:
     tx.update("pending-deletions", LedgerItem(PENDING_DELETIONS), actions=[LedgerItem.members.add({share_id})])
-
-
-def remember_in(tx: Transaction, work: str, member: str) -> None:
-    tx.update(work, LedgerItem(work), actions=[LedgerItem.members.add({member})])
 
 
 def remember(work: str, member: str) -> None:

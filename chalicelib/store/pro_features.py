@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from chalicelib import clock
-from chalicelib.store import deliveries, transactions
+from chalicelib.store import transactions, webhook_releases
 from chalicelib.store.models import Share
 from chalicelib.store.shares import ACTIVE, BUSY, LOCKED, MAX_TRANSACTION_ATTEMPTS
 from chalicelib.store.transactions import ConditionFailed, Transaction
@@ -61,7 +61,7 @@ def _change_pro_features(owner_id: str, owner_check: Callable[[Transaction], Non
             tx.update("share", share, actions=actions, condition=condition)
             owner_check(tx)
             if lock and share.webhook_url is not None:
-                deliveries.mark_release(tx, share.share_id, clock.epoch())
+                webhook_releases.record(tx, share.share_id, clock.epoch())
         try:
             transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
         except ConditionFailed as failed:

@@ -1,0 +1,83 @@
+"""Pending webhook releases scale: each is an item of its own in a ``due_index`` partition the
+delivery job queries, so recording one never depends on how many are pending, and those an
+earlier version recorded in the ledger's one set are worked off too (docs/security.md 56)."""
+from __future__ import annotations
+
+import time
+
+from pynamodb.exceptions import UpdateError
+
+from chalicelib.services import held_deliveries
+from chalicelib.store import webhook_releases
+from chalicelib.store.models import Delivery, LedgerItem, Share
+from tests.test_held_deliveries import _downgrade, _paused_share_with_held_events, _statuses
+from tests.test_outbound_webhooks import _deliver, receiver  # noqa: F401 - fixtures
+
+
+def _as_an_earlier_version_recorded(*members: str) -> None:
+    LedgerItem(webhook_releases.LEGACY_ITEM).update(actions=[LedgerItem.members.add(set(members))])
+
+
+def _fill_to_the_limit(key: str, since: int) -> int:
+    """Add releases to the ledger's set until DynamoDB refuses even one more (its 400 KB item
+    limit): what some 16,000 releases pending at once did to the earlier version's set."""
+    added = 0
+    for chunk in (2000, 200, 20, 1):
+        while added < 40_000:
+            members = {f"sh_{n:012d}@{since}" for n in range(added, added + chunk)}
+            try:
+                LedgerItem(key).update(actions=[LedgerItem.members.add(members)])
+            except UpdateError:
+                break
+            added += chunk
+    return added
+
+
+def test_a_downgrade_records_its_release_however_many_are_pending(backend_client, env, receiver):  # noqa: F811
+    """On moto and DynamoDB Local: with the earlier version's set of releases as full as an item
+    can be, recording a release (here in a downgrade's transaction) still succeeds: it is an
+    item of its own, not one more member of that set."""
+    share = _paused_share_with_held_events(backend_client, env, receiver, 1)
+    now = int(time.time())
+    assert _fill_to_the_limit(webhook_releases.LEGACY_ITEM, now - 1) > 10_000
+    assert _downgrade("owner@example.com") == 1  # the earlier version's transaction failed here
+    assert Share.get(f"share#{share['share_id']}").webhook_url is None
+    assert [r.share_id for r in webhook_releases.pending(50)
+            if not r.share_id.startswith("sh_0")] == [share["share_id"]]
+
+
+def test_the_job_works_off_releases_oldest_first_a_page_per_run(backend_client):
+    """On moto and DynamoDB Local: the job queries a page of the oldest releases each run and
+    deletes each once it is finished and settled; the rest wait for the next runs."""
+    start = int(time.time()) - 600
+    for number in range(45):
+        webhook_releases.record(None, f"sh_gone{number:05d}", start + number)
+    assert len(webhook_releases.pending(100)) == 45
+    assert [r.share_id for r in webhook_releases.pending(3)] == ["sh_gone00000", "sh_gone00001", "sh_gone00002"]
+    for left in (25, 5, 0):
+        _deliver()
+        assert [r.share_id for r in webhook_releases.pending(100)] == \
+            [f"sh_gone{number:05d}" for number in range(45 - left, 45)]
+    release = webhook_releases.Release(f"{webhook_releases.KEY_PREFIX}sh_gone00001@{start + 1}", "sh_gone00001", 1)
+    assert webhook_releases.consume(release) is False  # consumed once: another run's delete is refused
+    assert list(Delivery.share_index.query("sh_gone00001")) == []  # never in a delivery log
+
+
+def test_releases_an_earlier_version_recorded_are_moved_and_finished(backend_client, env, receiver,  # noqa: F811
+                                                                     monkeypatch):
+    """On moto and DynamoDB Local: releases left in the ledger's set by the version before are
+    moved to items (their times kept), a bounded number per run, and finished like any other."""
+    monkeypatch.setattr(webhook_releases, "LEGACY_MOVED_PER_RUN", 2)
+    share = _paused_share_with_held_events(backend_client, env, receiver, 2)
+    Share.get(f"share#{share['share_id']}").update(actions=[Share.webhook_url.remove()])
+    now = int(time.time())
+    _as_an_earlier_version_recorded(f"{share['share_id']}@{now}", f"sh_zgone1@{now - 5}", f"sh_zgone2@{now - 5}")
+    _deliver(now)  # moves two
+    assert len(LedgerItem.get(webhook_releases.LEGACY_ITEM).members) == 1
+    _deliver(now)  # and the last
+    assert not LedgerItem.get(webhook_releases.LEGACY_ITEM).members
+    assert sorted((r.share_id, r.since) for r in webhook_releases.pending(10)) == \
+        [(share["share_id"], now), ("sh_zgone1", now - 5), ("sh_zgone2", now - 5)]
+    assert _statuses(share["share_id"]) == ["cancelled", "cancelled"] and receiver.requests == []
+    assert _deliver(now + held_deliveries.RELEASE_SETTLE_SECONDS).held_ended == 0
+    assert webhook_releases.pending(10) == []
