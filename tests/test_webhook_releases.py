@@ -46,9 +46,10 @@ def test_a_downgrade_records_its_release_however_many_are_pending(backend_client
             if not r.share_id.startswith("sh_0")] == [share["share_id"]]
 
 
-def test_the_job_works_off_releases_oldest_first_a_page_per_run(backend_client):
+def test_the_job_works_off_releases_oldest_first_a_page_per_run(backend_client, monkeypatch):
     """On moto and DynamoDB Local: the job queries a page of the oldest releases each run and
     deletes each once it is finished and settled; the rest wait for the next runs."""
+    monkeypatch.setattr(held_deliveries, "RELEASES_PER_RUN", 20)
     start = int(time.time()) - 600
     for number in range(45):
         webhook_releases.record(None, f"sh_gone{number:05d}", start + number)
@@ -81,3 +82,19 @@ def test_releases_an_earlier_version_recorded_are_moved_and_finished(backend_cli
     assert _statuses(share["share_id"]) == ["cancelled", "cancelled"] and receiver.requests == []
     assert _deliver(now + held_deliveries.RELEASE_SETTLE_SECONDS).held_ended == 0
     assert webhook_releases.pending(10) == []
+
+
+def test_releases_with_nothing_held_cost_the_run_a_read_each_not_a_batch(backend_client, env, receiver):  # noqa: F811
+    """On moto and DynamoDB Local: a downgrade records a release for every share that had a
+    webhook, mostly with nothing held. A run works off far more of those than the 20 its
+    budget of event reads would allow if each cost a batch, while a release with events still
+    gets its batch."""
+    share = _paused_share_with_held_events(backend_client, env, receiver, 3)
+    start = int(time.time()) - 600
+    for number in range(150):
+        webhook_releases.record(None, f"sh_idle{number:05d}", start + number)
+    Share.get(f"share#{share['share_id']}").update(actions=[Share.webhook_url.remove()])
+    webhook_releases.record(None, share["share_id"], start + 200)  # the newest
+    assert _deliver().held_ended == 3
+    assert _statuses(share["share_id"]) == ["cancelled"] * 3
+    assert webhook_releases.pending(200) == []

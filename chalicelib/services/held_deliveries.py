@@ -22,6 +22,8 @@ from chalicelib.store.models import Delivery
 # event held a moment before it, and not yet in the index when it was made, is still ended.
 RELEASE_SETTLE_SECONDS = 60
 BATCH = 25
+# Releases a run looks at: each costs a consistent GetItem and a Query even with nothing held.
+RELEASES_PER_RUN = 200
 WEBHOOK_REMOVED = "the share's webhook was removed"
 
 
@@ -52,12 +54,14 @@ def end_held(share_id: str, now: float, limit: Optional[int] = None) -> Tuple[in
 
 def finish_releases(now: float, budget: int = 500,
                     time_left_ms: Optional[Callable[[], int]] = None, reserve_ms: int = 5000) -> int:
-    """The delivery job's part: end the held events of the oldest recorded releases (as many as
-    the budget gives a batch each), reading at most ``budget`` of them per run, shared among
-    those releases so a large one does not hold up the others. Releases an earlier version
+    """The delivery job's part: end the held events of the oldest recorded releases, reading at
+    most ``budget`` of them per run, shared among the releases so a large one does not hold up
+    the others. A release with nothing (left) held costs the budget one read, not a batch: a
+    downgrade of thousands of shares records a release for each, mostly with nothing held, and
+    those are worked off ``RELEASES_PER_RUN`` a run, not 20. Releases an earlier version
     recorded in the ledger are moved to their own items first. Returns how many ended."""
     webhook_releases.move_legacy()
-    recorded = webhook_releases.pending(max(1, budget // BATCH))
+    recorded = webhook_releases.pending(RELEASES_PER_RUN)
     per_release = max(BATCH, budget // max(1, len(recorded)))
     ended = 0
     for release in recorded:
@@ -65,10 +69,10 @@ def finish_releases(now: float, budget: int = 500,
         while allowance > 0 and not done:
             if time_left_ms is not None and time_left_ms() < reserve_ms:
                 return ended
-            asked = min(BATCH, allowance)
-            released, cancelled, done = end_held(release.share_id, now, asked)
+            released, cancelled, done = end_held(release.share_id, now, min(BATCH, allowance))
             ended += released + cancelled
-            allowance, budget = allowance - asked, budget - asked
+            spent = max(1, released + cancelled)
+            allowance, budget = allowance - spent, budget - spent
             if not done and not released + cancelled:
                 break  # the index still shows events already ended: the next run reads it again
         if done and now - release.since >= RELEASE_SETTLE_SECONDS:
