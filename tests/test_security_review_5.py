@@ -23,22 +23,32 @@ from tests.test_shares import make_pro, share_site
 
 class Dripper:
     """A receiver on loopback that sends ``answer`` one byte at a time, each byte well within a
-    socket timeout, so the whole answer takes ``len(answer) * gap`` seconds."""
+    socket timeout, so the whole answer takes ``len(answer) * gap`` seconds.
+
+    Its accept loop polls (the listener has a timeout) and ``close`` joins its threads before
+    closing the listener: closing a listener does not wake a thread blocked in ``accept`` on
+    Linux, and a blocked ``accept`` the kernel restarts (the process stopped and continued, or
+    frozen, as on a loaded VM) is restarted on the descriptor's number, by then the next test's
+    listener (the fake Stripe's): it took that test's connection and dropped it unanswered."""
 
     def __init__(self, answer: bytes, gap: float = 0.15) -> None:
         self.answer, self.gap = answer, gap
         self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.05)
         self.port = self.server.getsockname()[1]
         self.stopped = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.threads = [threading.Thread(target=self._serve, daemon=True)]
+        self.threads[0].start()
 
     def _serve(self) -> None:
         while not self.stopped.is_set():
             try:
                 connection, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._drip, args=(connection,), daemon=True).start()
+            except socket.timeout:
+                continue
+            connection.settimeout(None)
+            self.threads.append(threading.Thread(target=self._drip, args=(connection,), daemon=True))
+            self.threads[-1].start()
 
     def _drip(self, connection: socket.socket) -> None:
         with connection:
@@ -52,6 +62,9 @@ class Dripper:
 
     def close(self) -> None:
         self.stopped.set()
+        self.threads[0].join(timeout=5)  # then no thread is added
+        for thread in self.threads[1:]:
+            thread.join(timeout=5)
         self.server.close()
 
 
@@ -60,6 +73,16 @@ def dripper() -> Iterator[Dripper]:
     server = Dripper(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Slow: yes\r\n\r\nok")
     yield server
     server.close()
+
+
+def test_a_closed_dripper_leaves_nothing_accepting_on_its_port(dripper):
+    """Once closed, nothing of it accepts connections: no thread of it is left in ``accept``
+    (see Dripper), here or on a later test's listener."""
+    socket.create_connection(("127.0.0.1", dripper.port), timeout=5).close()
+    dripper.close()
+    assert not any(thread.is_alive() for thread in dripper.threads)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", dripper.port), timeout=5).close()
 
 
 def test_a_receiver_dripping_its_answer_is_cut_off_at_the_timeout(env, dripper):
