@@ -14,8 +14,9 @@ import time
 
 import pytest
 
+from chalicelib.services import parked_usage
 from chalicelib.store import meter_events
-from chalicelib.store.models import OutboxItem
+from chalicelib.store.models import OutboxItem, User
 from chalicelib.store.transactions import run
 from tests.conftest import call
 from tests.fakes.stripe_api import DEDUPE_SECONDS
@@ -148,6 +149,45 @@ def test_an_event_stripe_may_hold_is_requeued_only_with_force(client, agent, con
     assert configured.meter_totals() == {(SHARE_EVENT, customer): 1}
 
 
+def test_an_event_refused_under_its_unanswered_attempts_key_is_parked_as_refused(client, agent, configured, capsys):
+    """A 5xx Stripe did not keep, then the customer was deleted at Stripe: the retry, the same
+    request under the same key, is refused. Had Stripe accepted the first, it would have
+    answered the retry with that acceptance: Stripe holds nothing, requeue needs no --force."""
+    token, _, customer = agent
+    share_site(client, token)
+    configured.fail_next(500)
+    start = time.time()
+    assert report(now=start)["status"] == "stripe-unavailable"
+    configured.delete_customer(customer)
+    assert report(now=start + 120)["dead"] == 1
+    first, second = sends(configured)
+    assert first[0] == second[0]
+    status, [listed] = command(capsys, "list")
+    assert listed["parked_as"] == "refused" and listed["unanswered_since"] is None
+    assert "No such customer" in listed["reason"]
+    assert "refused under the key of the attempt unanswered" in listed["reason"]
+    configured.customers[customer] = {"id": customer, "object": "customer"}
+    status, [answer] = command(capsys, "requeue", listed["identifier"])
+    assert status == 0 and answer["forced"] is False
+    assert report(now=start + 240)["sent"] == 1 and configured.meter_totals() == {(SHARE_EVENT, customer): 1}
+
+
+def test_an_event_refused_under_another_key_than_its_unanswered_attempt_stays_unknown(client, agent, configured):
+    """The unanswered attempt went to the account's first customer; the retry to its new one
+    is refused under a key of its own, which says nothing of the first: still unknown."""
+    token, uid, customer = agent
+    share_site(client, token)
+    configured.fail_next(500)
+    start = time.time()
+    assert report(now=start)["status"] == "stripe-unavailable"
+    User(uid).update(actions=[User.stripe_customer_id.set("cus_gone")])  # not at Stripe
+    assert report(now=start + 120)["dead"] == 1
+    [dead] = outbox(meter_events.DEAD_QUEUE)
+    assert parked_usage.parked_as(dead) == parked_usage.UNKNOWN and dead.unanswered_since == int(start)
+    assert [key for key, _ in sends(configured)] == [f"spikes-meter-{dead.identifier}-{customer}",
+                                                     f"spikes-meter-{dead.identifier}-cus_gone"]
+
+
 def test_requeue_all_sends_the_refused_and_leaves_the_unknown(client, agent, configured, capsys):
     token, _, customer = agent
     unknown, now = park_unknown(client, token, configured)
@@ -209,7 +249,7 @@ def test_requeue_and_drop_act_only_on_the_parked_event_as_read(store_backend):
     assert (pending.event_key, pending.timestamp, pending.customer_id) == (dead.event_key, 1_000, "cus_1")
     assert meter_events.requeue(stale, "again") is False and meter_events.drop(stale) is False
     # Sent again, parked again: the copy read before the requeue still acts on nothing.
-    assert meter_events.lease(pending, 6_000, 120) and meter_events.record_attempt(pending, 6_000, 1_000)
+    assert meter_events.lease(pending, 6_000, 120) and meter_events.record_attempt(pending, 6_000, 1_000, "cus_1")
     meter_events.bury(pending, "APIError: boom")
     assert meter_events.requeue(stale, "again") is False and meter_events.drop(stale) is False
     again = meter_events.parked_event("share-sh_parked")

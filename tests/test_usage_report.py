@@ -175,20 +175,25 @@ def test_a_lease_keeps_an_unanswered_attempts_request_and_acts_only_on_what_it_r
     [stale] = list(OutboxItem.query(meter_events.queue_of("share-sh_lease")))
     [item] = list(OutboxItem.query(meter_events.queue_of("share-sh_lease")))
     assert meter_events.lease(item, 5_000, 120) is True
-    assert meter_events.record_attempt(item, 5_000, 1_000) is True
+    assert meter_events.record_attempt(item, 5_000, 1_000, "cus_1") is True
     assert (item.send_timestamp, item.unanswered_since, item.lease_until) == (1_000, 5_000, 5_120)
     assert meter_events.lease(stale, 9_000, 120) is False  # it read no unanswered attempt
     meter_events.retry_later(item, 6_000, "APIError: boom", 5_000)  # a 5xx: still unanswered
     fresh = OutboxItem.get(item.queue, item.event_key, consistent_read=True)
     assert meter_events.lease(fresh, 9_000, 120) is True
-    assert meter_events.record_attempt(fresh, 9_000, 4_000) is True
+    assert meter_events.record_attempt(fresh, 9_000, 4_000, "cus_1") is True
     assert (fresh.send_timestamp, fresh.unanswered_since) == (1_000, 5_000)  # the same request again
+    assert fresh.unanswered_customer == "cus_1"
     meter_events.retry_later(fresh, 10_000, "RateLimitError", None)  # as if nothing had been unanswered
     fresh = OutboxItem.get(item.queue, item.event_key, consistent_read=True)
-    assert fresh.unanswered_since is None and fresh.lease_until is None
+    assert fresh.unanswered_since is None and fresh.lease_until is None and fresh.unanswered_customer is None
     assert meter_events.lease(fresh, 20_000, 120) is True
-    assert meter_events.record_attempt(fresh, 20_000, 7_000) is True
+    assert meter_events.record_attempt(fresh, 20_000, 7_000, "cus_1") is True
     assert (fresh.send_timestamp, fresh.unanswered_since) == (7_000, 20_000)
+    # A retry to another customer (another key): no one customer's refusal covers both attempts.
+    assert meter_events.record_attempt(fresh, 20_100, 7_000, "cus_2") is True
+    fresh = OutboxItem.get(item.queue, item.event_key, consistent_read=True)
+    assert fresh.unanswered_customer is None and fresh.unanswered_since == 20_000
 
 
 # --- 42. A run that dies before sending leaves an event Stripe never saw, sent later ------------
@@ -225,9 +230,9 @@ def test_the_attempt_is_recorded_only_under_the_runs_own_lease(store_backend):
     assert meter_events.lease(slow, 5_000, 120) is True and slow.unanswered_since is None
     [other] = list(OutboxItem.query(meter_events.queue_of("share-sh_attempt")))
     assert meter_events.lease(other, 5_200, 120) is True  # the first lease ran out
-    assert meter_events.record_attempt(slow, 5_210, 1_000) is False
-    assert meter_events.record_attempt(other, 5_210, 1_000) is True
+    assert meter_events.record_attempt(slow, 5_210, 1_000, "cus_1") is False
+    assert meter_events.record_attempt(other, 5_210, 1_000, "cus_1") is True
     other.unanswered_since = None  # as if the write's first answer had been lost
-    assert meter_events.record_attempt(other, 5_210, 1_000) is True
+    assert meter_events.record_attempt(other, 5_210, 1_000, "cus_1") is True
     stored = OutboxItem.get(other.queue, other.event_key, consistent_read=True)
     assert (stored.unanswered_since, stored.send_timestamp, stored.lease_until) == (5_210, 1_000, 5_320)

@@ -38,7 +38,8 @@ def _iso(epoch: Optional[float]) -> Optional[str]:
 
 def parked_as(item: OutboxItem) -> str:
     """``unknown`` when Stripe may hold the event: an attempt was sent and its answer never
-    recorded (``unanswered_since``), which an ``IdempotencyError`` also leaves."""
+    recorded (``unanswered_since``), which an ``IdempotencyError`` also leaves. A refusal under
+    the unanswered attempts' own key answers for them (the job then parks it without one)."""
     unknown = item.unanswered_since is not None or (item.last_error or "").startswith("IdempotencyError")
     return UNKNOWN if unknown else REFUSED
 

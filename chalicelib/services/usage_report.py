@@ -94,8 +94,8 @@ def _report_one(client, item: OutboxItem, now: float) -> str:
     if unanswered_before is not None and now - unanswered_before > RESEND_WINDOW_SECONDS:
         # Stripe may hold it (accepted, then the answer or our delete was lost) and no longer
         # deduplicates it: sent again, it could be billed twice.
-        since = clock.iso(datetime.fromtimestamp(unanswered_before, timezone.utc))
-        return _bury_unknown(item, f"Unanswered since {since}, longer than Stripe deduplicates (24 hours)")
+        return _bury_unknown(item, f"Unanswered since {_iso(unanswered_before)}, longer than Stripe deduplicates "
+                                   "(24 hours)")
     # The customer the account has now, not the one it had when charged: a customer deleted at
     # Stripe is replaced at the next checkout (billing.ensure_customer), and an event still
     # naming the deleted one would be refused, or accepted and billed to no one.
@@ -106,8 +106,11 @@ def _report_one(client, item: OutboxItem, now: float) -> str:
     # Recorded just before the send, not at the lease: a run that dies before sending (the
     # customer's read failed, the Lambda timed out) leaves an event Stripe never saw, which is
     # sent later rather than parked as unknown.
-    if not meter_events.record_attempt(item, now, int(max(item.timestamp, now - MAX_EVENT_AGE_SECONDS))):
+    if not meter_events.record_attempt(item, now, int(max(item.timestamp, now - MAX_EVENT_AGE_SECONDS)), customer_id):
         return "skipped"  # the lease ran out and another run took the event
+    # Stripe answers a key it holds with its first answer, for 24 hours: refused under the key
+    # of every unanswered attempt (one customer, within the 23 hours above), none was billed.
+    same_key = unanswered_before is not None and item.unanswered_customer == customer_id
     try:
         try:
             _send(client, item, customer_id)
@@ -117,6 +120,8 @@ def _report_one(client, item: OutboxItem, now: float) -> str:
                 raise
             # Replaced between the read above and Stripe's answer: the event is the new one's.
             customer_id = replacement
+            if not meter_events.record_attempt(item, now, int(item.send_timestamp), customer_id):
+                return "skipped"
             _send(client, item, customer_id)
     except stripe.IdempotencyError as exc:
         # The key was used with other parameters (an earlier version of this job sent old events
@@ -132,12 +137,20 @@ def _report_one(client, item: OutboxItem, now: float) -> str:
         return "retry_later"
     except stripe.StripeError as exc:
         item.customer_id = customer_id  # the dead event shows the customer Stripe refused
-        item.unanswered_since = unanswered_before
-        meter_events.bury(item, f"{type(exc).__name__}: {str(exc)[:300]}")
+        answered = same_key and isinstance(exc, stripe.InvalidRequestError)
+        item.unanswered_since = None if answered else unanswered_before
+        detail = f"{type(exc).__name__}: {str(exc)[:300]}"
+        if answered:
+            detail += f" (refused under the key of the attempt unanswered since {_iso(unanswered_before)})"
+        meter_events.bury(item, detail)
         log.error("usage.report_refused", identifier=item.identifier, error=type(exc).__name__, detail=str(exc)[:300])
         return "dead"
     meter_events.sent(item)
     return "sent"
+
+
+def _iso(epoch: float) -> str:
+    return clock.iso(datetime.fromtimestamp(epoch, timezone.utc))
 
 
 def _bury_unknown(item: OutboxItem, reason: str) -> str:

@@ -58,20 +58,24 @@ def lease(item: OutboxItem, now: float, seconds: int) -> bool:
                      & (OutboxItem.lease_until.does_not_exist() | (OutboxItem.lease_until < int(now))))
 
 
-def record_attempt(item: OutboxItem, now: float, send_timestamp: int) -> bool:
-    """The leased event is about to be sent: from now it counts as unanswered until the outcome
-    is recorded (a crash after this leaves it so), and ``send_timestamp`` is fixed for the
-    retries of this request. Written only when no earlier attempt is unanswered (a retry is
-    the same request: nothing new to record), conditioned on the lease still being this run's.
-    Repeating the write with the same values succeeds (a retried UpdateItem whose first answer
-    was lost). False: the lease was lost, do not send."""
+def record_attempt(item: OutboxItem, now: float, send_timestamp: int, customer_id: str) -> bool:
+    """The leased event is about to be sent to ``customer_id``: from now it counts as unanswered
+    until the outcome is recorded (a crash after this leaves it so), and ``send_timestamp`` is
+    fixed for the retries of this request. Written when no earlier attempt is unanswered, and
+    when a retry goes to another customer than the unanswered attempts (``unanswered_customer``
+    removed: their keys differ), conditioned on the lease still being this run's. Repeating the
+    write with the same values succeeds (a retried UpdateItem whose first answer was lost).
+    False: the lease was lost, do not send."""
+    leased = OutboxItem.lease_until == int(item.lease_until)
     if item.unanswered_since is not None:
-        return True
+        if item.unanswered_customer in (None, customer_id):
+            return True
+        return update_if(item, [OutboxItem.unanswered_customer.remove()], leased)
     now = int(now)
     this_attempt = (OutboxItem.unanswered_since == now) & (OutboxItem.send_timestamp == int(send_timestamp))
-    return update_if(item, [OutboxItem.unanswered_since.set(now), OutboxItem.send_timestamp.set(int(send_timestamp))],
-                     (OutboxItem.lease_until == int(item.lease_until))
-                     & (OutboxItem.unanswered_since.does_not_exist() | this_attempt))
+    return update_if(item, [OutboxItem.unanswered_since.set(now), OutboxItem.send_timestamp.set(int(send_timestamp)),
+                            OutboxItem.unanswered_customer.set(customer_id)],
+                     leased & (OutboxItem.unanswered_since.does_not_exist() | this_attempt))
 
 
 def sent(item: OutboxItem) -> None:
@@ -81,10 +85,10 @@ def sent(item: OutboxItem) -> None:
 def retry_later(item: OutboxItem, next_attempt_at: int, error: str, unanswered_since: Optional[int]) -> None:
     """Not sent this time. ``unanswered_since``: what stays unanswered (None: Stripe cannot hold
     the event, as when it refused to look at the request)."""
-    answered = (OutboxItem.unanswered_since.set(unanswered_since) if unanswered_since is not None
-                else OutboxItem.unanswered_since.remove())
+    answered = [OutboxItem.unanswered_since.set(unanswered_since)] if unanswered_since is not None \
+        else [OutboxItem.unanswered_since.remove(), OutboxItem.unanswered_customer.remove()]
     item.update(actions=[OutboxItem.attempts.add(1), OutboxItem.next_attempt_at.set(next_attempt_at),
-                         OutboxItem.lease_until.remove(), OutboxItem.last_error.set(error), answered])
+                         OutboxItem.lease_until.remove(), OutboxItem.last_error.set(error), *answered])
 
 
 def bury(item: OutboxItem, error: str) -> None:

@@ -422,6 +422,9 @@ class OutboxItem(_Base):
     # When the earliest attempt whose answer we never recorded began (a crash, a timeout, a
     # 5xx): Stripe may hold the event, and deduplicates it for 24 hours only.
     unanswered_since = NumberAttribute(null=True)
+    # The customer every unanswered attempt was sent to (names their idempotency key); absent
+    # once they went to more than one: then no single refusal shows Stripe billed none of them.
+    unanswered_customer = UnicodeAttribute(null=True)
     # How many times an operator requeued it from ``meter#dead`` (tools/usage_events.py): part of
     # its idempotency key, since Stripe answers a key it holds with that key's first answer.
     requeues = NumberAttribute(null=True)
