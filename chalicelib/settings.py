@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     # timeout when deciding whether to start another page (it checkpoints after each page).
     job_page_size: int = 100
     job_time_reserve_ms: int = 10_000
+    # Pages of an owner's shares (``job_page_size`` each) a Stripe webhook locks or reopens itself;
+    # the quota reset does the rest (API Gateway gives up on the webhook at 29 s).
+    stripe_event_share_pages: int = 2
 
     # Outbound webhooks: retried with backoff and jitter for this long, then failed (and the
     # share's webhook paused); a rotated secret keeps signing for the grace period.

@@ -187,17 +187,17 @@ def test_event_about_a_replaced_subscription_does_not_downgrade(hooks):
 def test_downgrade_interrupted_before_stripping_is_finished_by_the_retry(hooks, monkeypatch):
     deliver(hooks, event("customer.subscription.created", subscription("active", UID), NOW - 100))
     make_pro_share()
-    real_strip = pro_features.lock_pro_features
+    real_strip = pro_features.pro_features_page
 
     def crash(*_args):
         raise RuntimeError("Lambda died here")
-    monkeypatch.setattr(pro_features, "lock_pro_features", crash)
+    monkeypatch.setattr(pro_features, "pro_features_page", crash)
     ended = event("customer.subscription.deleted", subscription("canceled", UID), NOW)
     status, body, _ = deliver(hooks, ended)
     assert status == 500 and body["code"] == "INTERNAL_ERROR"  # Stripe retries on 5xx
     assert user().tier == "free"
     assert Share.get("share#sh_abcdefghijkl").status == "active"
-    monkeypatch.setattr(pro_features, "lock_pro_features", real_strip)
+    monkeypatch.setattr(pro_features, "pro_features_page", real_strip)
     status, body, _ = deliver(hooks, ended)
     assert status == 200 and body["outcome"] == "duplicate"
     assert Share.get("share#sh_abcdefghijkl").status == "locked"
@@ -210,13 +210,13 @@ def test_a_payment_landing_while_a_downgrade_locks_shares_stops_the_locking(hook
     owner still does not pay."""
     deliver(hooks, event("customer.subscription.created", subscription("active", UID), NOW - 100))
     make_pro_share()
-    real_lock = pro_features.lock_pro_features
+    real_page = pro_features.pro_features_page
 
-    def upgrade_lands_first(owner_id, while_unpaid):
+    def upgrade_lands_first(owner_id, lock, while_unpaid, *page):
         # What the upgrade's handler wrote meanwhile (its reopening found nothing locked yet).
         User(owner_id).update(actions=[User.tier.set("pro")])
-        return real_lock(owner_id, while_unpaid)
-    monkeypatch.setattr(pro_features, "lock_pro_features", upgrade_lands_first)
+        return real_page(owner_id, lock, while_unpaid, *page)
+    monkeypatch.setattr(pro_features, "pro_features_page", upgrade_lands_first)
     status, body, _ = deliver(hooks, event("customer.subscription.deleted", subscription("canceled", UID), NOW))
     assert status == 200, body
     share = Share.get("share#sh_abcdefghijkl")
@@ -228,12 +228,12 @@ def test_a_cancellation_landing_while_an_upgrade_reopens_shares_stops_the_reopen
     make_pro_share()
     deliver(hooks, event("customer.subscription.deleted", subscription("canceled", UID), NOW - 50))
     assert Share.get("share#sh_abcdefghijkl").status == "locked"
-    real_unlock = pro_features.unlock_pro_features
+    real_page = pro_features.pro_features_page
 
-    def cancellation_lands_first(owner_id, while_paid):
+    def cancellation_lands_first(owner_id, lock, while_paid, *page):
         User(owner_id).update(actions=[User.tier.set("free")])
-        return real_unlock(owner_id, while_paid)
-    monkeypatch.setattr(pro_features, "unlock_pro_features", cancellation_lands_first)
+        return real_page(owner_id, lock, while_paid, *page)
+    monkeypatch.setattr(pro_features, "pro_features_page", cancellation_lands_first)
     status, body, _ = deliver(hooks, event("customer.subscription.created",
                                            subscription("active", UID, sub_id="sub_again"), NOW))
     assert status == 200, body

@@ -9,7 +9,10 @@ passed. The job is the bookkeeping behind that:
   previous period's usage summary (``usage-archive#<user>#<previous period>``: spikes received,
   active shares, tier) and persists an expired grace period (tier -> free, Pro features off);
 - a daily pass (``job#grace-sweep#<date>``) that only persists expired grace periods, so a
-  lapsed subscription loses its Pro features within a day, not at the next period.
+  lapsed subscription loses its Pro features within a day, not at the next period;
+- first, on every invocation, the runs a Stripe event left (``job#pro-features#<user>@...``,
+  listed in ``pro-features#owners``): the webhook changes a few pages of the owner's shares
+  itself and leaves the rest here, as the same checkpointed stripping.
 
 Each pass reads the users table page by page (Scan, never on a request path) and checkpoints
 its LastEvaluatedKey in its ledger item after every step, guarded by a version number, so
@@ -78,27 +81,84 @@ def stripping_due(user: User, now: datetime) -> bool:
 
 
 def strip_step(settings: Settings, stripping: Dict[str, Any], now: datetime) -> Tuple[int, Optional[Dict[str, Any]]]:
-    """One page of a downgraded user's shares stripped of Pro features: how many changed, and
-    the stripping left to do (None once the last page is done and ``grace_until`` removed, or
-    when the user changed meanwhile: paid again, or finished by another run)."""
+    """One page of a user's shares changed: how many changed, and the stripping left to do (None
+    once the last page is done). Two kinds:
+
+    - an expired grace period (``grace_until``): Pro features off; ``grace_until`` is removed
+      after the last page, and nothing is done once the user changed (paid again, or finished
+      by another run);
+    - a Stripe event's change (no ``grace_until``): toward the tier stored now, Pro features
+      off when it is free, locked shares reopened when it is paid (latest wins). ``state`` is
+      the stored state the position ``after`` was reached under; when it changed (another
+      event, or a grace period ending by the clock) the pages start again from the first share,
+      since shares before the position may have been changed the other way meanwhile."""
     user = account_store.get(stripping["user_id"], consistent=True)
-    if user is None or user.tier != quotas.FREE or user.grace_until != stripping["grace_until"]:
+    grace = "grace_until" in stripping
+    if user is None or (grace and (user.tier != quotas.FREE or user.grace_until != stripping["grace_until"])):
         return 0, None
-    changed, after = pro_features.lock_pro_features_page(
-        user.user_id, quotas.while_paid(user.user_id, now.timestamp(), paid=False), settings.job_page_size,
+    lock = grace or quotas.effective_tier(user, now.timestamp()) == quotas.FREE
+    if not grace and stripping.get("state") != [int(user.subscription_event_at or 0), lock]:
+        stripping = {**stripping, "state": [int(user.subscription_event_at or 0), lock], "after": None}
+    changed, after = pro_features.pro_features_page(
+        user.user_id, lock, quotas.while_paid(user.user_id, now.timestamp(), paid=not lock), settings.job_page_size,
         stripping.get("after"))
     if after is None:
-        account_store.clear_grace(user, stripping["grace_until"])
+        if grace:
+            account_store.clear_grace(user, stripping["grace_until"])
         return changed, None
     return changed, {**stripping, "after": after}
 
 
+# --- a Stripe event's share changes: a few pages in the webhook, the rest here ------------------
+
+def owner_job_key(run: str) -> str:
+    return ledger.job_key("pro-features", run)
+
+
+def change_pro_features(settings: Settings, user_id: str, now: datetime) -> int:
+    """A Stripe event's change of the user's Pro features (off when the stored tier is free, on
+    again when paid): ``stripe_event_share_pages`` pages now; what is left becomes a run of
+    this job (``job#pro-features#<user>@<event_at>-<off|on>``, its checkpoint written first,
+    then listed in ``ledger.PRO_FEATURE_RUNS``), which the next invocation continues.
+    Idempotent: a retried event redoes its pages (changing nothing twice) and finds its run."""
+    stripping: Optional[Dict[str, Any]] = {"user_id": user_id}
+    changed = 0
+    for _ in range(max(1, settings.stripe_event_share_pages)):
+        step, stripping = strip_step(settings, stripping, now)
+        changed += step
+        if stripping is None:
+            return changed
+    event_at, lock = stripping["state"]
+    run_name = f"{user_id}@{event_at}-{'off' if lock else 'on'}"
+    _start(owner_job_key(run_name), now, first=stripping)
+    ledger.remember(ledger.PRO_FEATURE_RUNS, run_name)
+    return changed
+
+
+def finish_pro_feature_runs(settings: Settings, now: datetime, time_left_ms: Callable[[], float]) -> Dict[str, Any]:
+    """Continue the runs Stripe events left, oldest first, until done or time runs short (at
+    least one step per invocation); a finished run is forgotten."""
+    runs = ledger.members(ledger.PRO_FEATURE_RUNS)
+    results = []
+    for run_name in runs:
+        if results and time_left_ms() < settings.job_time_reserve_ms:
+            break
+        result = sweep(settings, owner_job_key(run_name), now, time_left_ms,
+                       first={"user_id": run_name.partition("@")[0]})
+        if result["status"] in ("completed", "already-done"):
+            ledger.forget(ledger.PRO_FEATURE_RUNS, run_name)
+        results.append(result)
+    finished = sum(result["status"] in ("completed", "already-done") for result in results)
+    return {"runs": results, "left": len(runs) - finished}
+
+
 # --- one resumable pass over the users table -------------------------------------------------
 
-def _start(key: str, now: datetime):
+def _start(key: str, now: datetime, first: Optional[Dict[str, Any]] = None):
+    """The pass's job item; ``first``: a run of one user's shares only, from that stripping."""
     return ledger.start_job(key, now=now.timestamp(), detail={
-        "cursor": None, "stripping": None, "started_at": clock.iso(now), "invocations": 0, "pages": 0,
-        **{name: 0 for name in STATS}})
+        "cursor": None, "stripping": first, "owner_only": first is not None, "started_at": clock.iso(now),
+        "invocations": 0, "pages": 0, **{name: 0 for name in STATS}})
 
 
 def _users_page(settings: Settings, detail: Dict[str, Any], now: datetime, archive_period: Optional[str]) -> bool:
@@ -120,10 +180,11 @@ def _users_page(settings: Settings, detail: Dict[str, Any], now: datetime, archi
 
 
 def sweep(settings: Settings, key: str, now: datetime, time_left_ms: Callable[[], float],
-          archive_period: Optional[str] = None) -> Dict[str, Any]:
-    """Continue the pass ``key`` from its checkpoint until it is done or time runs short.
-    Always takes at least one step per invocation, so it progresses under any timeout."""
-    job = _start(key, now)
+          archive_period: Optional[str] = None, first: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Continue the pass ``key`` (``first``: one user's run) from its checkpoint until it is done
+    or time runs short. Always takes at least one step per invocation, so it progresses under
+    any timeout."""
+    job = _start(key, now, first)
     if job.state == ledger.DONE:
         return {"job": key, "status": "already-done"}
     steps_this_run = 0
@@ -132,10 +193,11 @@ def sweep(settings: Settings, key: str, now: datetime, time_left_ms: Callable[[]
             log.info("job.paused", job=key, pages=steps_this_run)
             return {"job": key, "status": "paused", "pages": steps_this_run}
         detail = dict(job.detail or {})
-        if detail.get("stripping"):
-            changed, detail["stripping"] = strip_step(settings, detail["stripping"], now)
+        if detail.get("stripping") or detail.get("owner_only"):
+            changed, detail["stripping"] = strip_step(settings, detail["stripping"], now) \
+                if detail.get("stripping") else (0, None)
             detail["shares_stripped"] = detail.get("shares_stripped", 0) + changed
-            done = False
+            done = bool(detail.get("owner_only")) and detail["stripping"] is None
         else:
             done = _users_page(settings, detail, now, archive_period)
         detail.update(pages=detail.get("pages", 0) + 1,
@@ -153,14 +215,16 @@ def sweep(settings: Settings, key: str, now: datetime, time_left_ms: Callable[[]
 
 def run(settings: Settings, now: Optional[datetime] = None,
         time_left_ms: Optional[Callable[[], float]] = None) -> Dict[str, Any]:
-    """The scheduled entry point: this period's pass, then today's grace sweep."""
+    """The scheduled entry point: the runs Stripe events left, this period's pass, then today's
+    grace sweep."""
     now = now or clock.now()
     time_left_ms = time_left_ms or (lambda: float("inf"))
     period = clock.current_period(now)
+    pro_feature_runs = finish_pro_feature_runs(settings, now, time_left_ms)
     results = [sweep(settings, period_job_key(period), now, time_left_ms, archive_period=clock.previous_period(period))]
     first = results[-1]["status"]
     # Progress guarantee: an invocation that found the period pass done always works on the sweep.
     if first == "already-done" or (first == "completed" and time_left_ms() >= settings.job_time_reserve_ms):
         results.append(sweep(settings, grace_job_key(now.strftime("%Y-%m-%d")), now, time_left_ms))
-    return {"period": period, "passes": results}
+    return {"period": period, "passes": results, "pro_feature_runs": pro_feature_runs}
 

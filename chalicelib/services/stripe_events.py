@@ -9,22 +9,26 @@ Guarantees (see docs/billing.md):
   older event never overwrites newer subscription state (on a tie, a downgrade wins);
 - complete: turning Pro features off on a downgrade (and on again on an upgrade) is idempotent
   and re-derived from the stored state on every delivery, so a retry after a crash finishes it
-  and a late duplicate never contradicts newer state.
+  and a late duplicate never contradicts newer state;
+- bounded: the webhook changes at most ``stripe_event_share_pages`` pages of the owner's shares
+  and leaves the rest, durably, to the scheduled quota reset (every 15 minutes): the tier
+  itself changes at once, in the event's transaction.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Dict, Optional
 
 
 from chalicelib import clock
 from chalicelib.errors import InvalidSignature, WebhooksNotConfigured
 from chalicelib.logs import get_logger
-from chalicelib.services import quotas
+from chalicelib.services import quota_reset, quotas
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import ledger, pro_features
+from chalicelib.store import ledger
 from chalicelib.store.models import User
 
 log = get_logger("spikes.stripe_events")
@@ -171,24 +175,16 @@ def _marker(event: Dict[str, Any], outcome: str, user_id: Optional[str], now: fl
                                               "created": event.get("created")})
 
 
-def _finish_downgrade(user_id: str, now: float) -> int:
-    """Pro features off when the stored state says Free (idempotent; safe on every retry)."""
+def _finish(settings: Settings, user_id: str, kind: str, now: float) -> int:
+    """Pro features off when the stored state says free (``kind`` "free"), locked shares open
+    again when it says paid (``kind`` "pro"): a few pages here, the rest left to the scheduled
+    job (services/quota_reset.change_pro_features). Re-derived from the stored state, never
+    from the event, and idempotent: a retry after a crash finishes it, and a redelivered
+    upgrade that arrives after a cancellation (a duplicate) does nothing."""
     user = account_store.get(user_id, consistent=True)
-    if user is None:
+    if user is None or quotas.has_paid_features(quotas.effective_tier(user, now)) != (kind == "pro"):
         return 0
-    if quotas.effective_tier(user, now) != quotas.FREE:
-        return 0
-    return pro_features.lock_pro_features(user_id, quotas.while_paid(user_id, now, paid=False))
-
-
-def _finish_upgrade(user_id: str, now: float) -> int:
-    """Locked shares open again when the stored state says paid (idempotent). Re-derived from
-    that state like a downgrade, never from the event: a redelivered upgrade that arrives after
-    a cancellation (a duplicate) must not reopen the shares of a customer who no longer pays."""
-    user = account_store.get(user_id, consistent=True)
-    if user is None or not quotas.has_paid_features(quotas.effective_tier(user, now)):
-        return 0
-    return pro_features.unlock_pro_features(user_id, quotas.while_paid(user_id, now))
+    return quota_reset.change_pro_features(settings, user_id, datetime.fromtimestamp(now, tz=timezone.utc))
 
 
 def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float] = None) -> Dict[str, Any]:
@@ -218,9 +214,7 @@ def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float]
         except account_store.StaleChange:
             outcome = "stale"  # older than the stored state, or about a replaced subscription
             ledger.save_once(_marker(event, "stale", user.user_id, now))
-    stripped = _finish_downgrade(user.user_id, now) if change.kind == "free" else 0
-    if change.kind == "pro":
-        _finish_upgrade(user.user_id, now)
+    changed = _finish(settings, user.user_id, change.kind, now) if change.kind in ("free", "pro") else 0
     log.info("stripe.event", event_id=event["id"], type=event["type"], outcome=outcome, kind=change.kind,
-             user_id=user.user_id, shares_stripped=stripped)
+             user_id=user.user_id, shares_changed=changed)
     return {"received": True, "outcome": outcome}

@@ -3,9 +3,10 @@ shares are locked and webhook URLs dropped; when it starts again, locked shares 
 share changes in its own transaction with a check of its owner (``owner``), so a payment or a
 cancellation landing meanwhile stops the change.
 
-A Stripe event's handler changes all of an owner's shares at once. The scheduled quota reset
-takes them a page at a time (``lock_pro_features_page``) and checkpoints where the next page
-starts, so an owner with thousands of shares never runs it out of time.
+Both the Stripe webhook and the scheduled quota reset take an owner's shares a page at a time
+(``pro_features_page``) and checkpoint where the next page starts (services/quota_reset.py), so
+an owner with thousands of shares never runs a request or the job out of time. The whole-owner
+``lock_pro_features`` / ``unlock_pro_features`` are for small sets (tests, tools).
 """
 from __future__ import annotations
 
@@ -26,13 +27,14 @@ def lock_pro_features(owner_id: str, while_unpaid: Callable[[Transaction], None]
     return _change_pro_features(owner_id, while_unpaid, lock=True, shares=Share.owner_index.query(owner_id))
 
 
-def lock_pro_features_page(owner_id: str, while_unpaid: Callable[[Transaction], None], size: int,
-                           after: Optional[Dict[str, Any]]) -> Tuple[int, Optional[Dict[str, Any]]]:
-    """``lock_pro_features`` for at most ``size`` of the owner's shares, oldest first, from the
-    position ``after`` (None: the first): how many changed, and where the next page starts
-    (None when no share is left). A page the owner's check stopped is cut at that share."""
+def pro_features_page(owner_id: str, lock: bool, owner_check: Callable[[Transaction], None], size: int,
+                      after: Optional[Dict[str, Any]]) -> Tuple[int, Optional[Dict[str, Any]]]:
+    """``lock_pro_features`` (``lock``) or ``unlock_pro_features`` for at most ``size`` of the
+    owner's shares, oldest first, from the position ``after`` (None: the first): how many
+    changed, and where the next page starts (None when no share is left). A page the owner's
+    check stopped is cut at that share (the caller re-reads the owner before the next page)."""
     page = Share.owner_index.query(owner_id, limit=size, page_size=size, last_evaluated_key=after)
-    changed = _change_pro_features(owner_id, while_unpaid, lock=True, shares=page)
+    changed = _change_pro_features(owner_id, owner_check, lock=lock, shares=page)
     return changed, page.last_evaluated_key
 
 
