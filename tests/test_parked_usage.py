@@ -11,9 +11,11 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
 import pytest
 
+from chalicelib import clock
 from chalicelib.services import parked_usage
 from chalicelib.store import meter_events
 from chalicelib.store.models import OutboxItem, User
@@ -201,6 +203,28 @@ def test_requeue_all_sends_the_refused_and_leaves_the_unknown(client, agent, con
     assert {"requeued": refused.identifier} in answers
     assert [a["identifier"] for a in answers if "error" in a] == [unknown.identifier]
     assert [item.identifier for item in outbox()] == [refused.identifier]
+
+
+def test_unknown_events_are_forced_one_by_one_and_told_when_stripe_no_longer_dedupes(client, agent, configured,
+                                                                                    capsys):
+    """Parked as unknown, an event's first attempt is past Stripe's 24 hours: a resend of one
+    Stripe has is billed twice, so the operator's lookup is the only guard. ``--all --force``
+    is refused (nothing requeued), the refusal and the forced answer say Stripe will not
+    deduplicate it."""
+    token, _, customer = agent
+    dead, now = park_unknown(client, token, configured)
+    with pytest.raises(SystemExit) as exited:
+        usage_events.main(["requeue", "--all", "--force"])
+    assert exited.value.code == 2 and "--force takes one event by its identifier" in capsys.readouterr().err
+    assert [item.identifier for item in outbox(meter_events.DEAD_QUEUE)] == [dead.identifier] and outbox() == []
+    clock.use(lambda: datetime.fromtimestamp(now, timezone.utc))
+    try:
+        status, [answer] = command(capsys, "requeue", dead.identifier)
+        assert status == 1 and "would not recognise a resend as a duplicate" in answer["error"]
+        status, [answer] = command(capsys, "requeue", dead.identifier, "--force")
+        assert status == 0 and answer["forced"] is True and answer["deduplicated_by_stripe"] is False
+    finally:
+        clock.use(None)
 
 
 def test_dropping_a_parked_event_that_stripe_has(client, agent, configured, capsys, monkeypatch):

@@ -3,7 +3,7 @@
 
     python -m tools.usage_events [--stage STAGE] list
     python -m tools.usage_events [--stage STAGE] requeue IDENTIFIER [--force]
-    python -m tools.usage_events [--stage STAGE] requeue --all [--force]
+    python -m tools.usage_events [--stage STAGE] requeue --all
     python -m tools.usage_events [--stage STAGE] drop IDENTIFIER
 
 ``make usage-events STAGE=prod ARGS='list'`` runs it with your AWS credentials. It reads the
@@ -41,12 +41,17 @@ def parse(argv: Optional[List[str]]) -> argparse.Namespace:
     requeue = commands.add_parser("requeue", help="put parked events back to be sent by the next report")
     which = requeue.add_mutually_exclusive_group(required=True)
     which.add_argument("identifier", nargs="?", help="the event's identifier (see list)")
-    which.add_argument("--all", action="store_true", help="every parked event (those parked as unknown need --force)")
+    which.add_argument("--all", action="store_true",
+                       help="every event parked as refused (one parked as unknown is requeued by its identifier)")
     requeue.add_argument("--force", action="store_true",
-                         help="also an event parked as unknown: only once Stripe was seen not to hold it")
+                         help="the named event parked as unknown: only once Stripe was seen not to hold it")
     drop = commands.add_parser("drop", help="delete a parked event for good (Stripe has it, or it is not billed)")
     drop.add_argument("identifier")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.command == "requeue" and args.all and args.force:
+        # Each unknown event needs its own lookup at Stripe: forced in bulk, any Stripe has is billed twice.
+        requeue.error("--force takes one event by its identifier, after looking it up at Stripe, not --all")
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -72,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
         elif args.command == "drop":
             answers = [parked_usage.drop(args.identifier)]
         elif args.all:
-            outcome = parked_usage.requeue_all(force=args.force)
+            outcome = parked_usage.requeue_all()
             answers = [{"requeued": identifier} for identifier in outcome["requeued"]] + outcome["left"]
             _print(answers)
             return 1 if outcome["left"] else 0
