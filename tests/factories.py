@@ -35,3 +35,13 @@ def make_share(owner_email: str, slug: str, tier: Optional[str] = None, **fields
 
 def _exists(user_id: str) -> bool:
     return accounts.get(user_id) is not None
+
+
+def change_pro_features(owner_id: str, lock: bool, now: Optional[float] = None) -> int:
+    """All of a test owner's shares at once (one page: tests have few), locked when ``lock``
+    (checked unpaid) or reopened (checked paid), as a Stripe event's pages do. How many changed."""
+    from chalicelib.services import quotas
+    from chalicelib.store import pro_features
+    now = clock.epoch() if now is None else now
+    return pro_features.pro_features_page(owner_id, lock, quotas.while_paid(owner_id, now, paid=not lock),
+                                          1000, None)[0]

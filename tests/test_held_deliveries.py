@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import time
 
-from chalicelib import clock
-from chalicelib.services import held_deliveries, quotas
+from chalicelib.services import held_deliveries
 from chalicelib.store import deliveries, webhook_releases
-from chalicelib.store import pro_features
 from chalicelib.store.models import Delivery, Share, User
 from infra import policy
 from tests import aws_calls
@@ -17,6 +15,7 @@ from tests.conftest import call, sign_in
 from tests.test_outbound_webhooks import _deliver, _post_spike, receiver  # noqa: F401 - fixtures
 from tests.test_security_review_5 import _pause
 from tests.test_shares import make_pro, share_site, user_of
+from tests.factories import change_pro_features
 
 
 def _statuses(share_id: str) -> list:
@@ -40,7 +39,7 @@ def _downgrade(email: str) -> int:
     owner_id = user_of(email).user_id
     User(owner_id).update(actions=[User.tier.set("free")])
     with aws_calls.acting_as(policy.QUOTA_RESET_FUNCTION):
-        return pro_features.lock_pro_features(owner_id, quotas.while_paid(owner_id, clock.epoch(), paid=False))
+        return change_pro_features(owner_id, lock=True)
 
 
 def test_a_downgrade_cancels_the_events_held_for_its_shares(backend_client, env, receiver):  # noqa: F811

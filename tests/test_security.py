@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from chalicelib import clock
-from chalicelib.services import quotas
 from tests.conftest import call, sign_in
 from tests.test_serving import access_root, get, protected, site
+from tests.factories import change_pro_features
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -223,14 +223,13 @@ def test_presigned_upload_urls_fix_the_size_and_never_address_served_files(clien
 # --- 6. a downgrade locks protected shares instead of publishing them ----------------------------
 
 def test_when_pro_ends_a_protected_share_is_locked_not_public(client, user_token):
-    from chalicelib.store import pro_features
     from chalicelib.store.models import User
     from tests.test_shares import user_of
     body = protected(client, user_token)
     _feedback(client, body)
     User(user_of("owner@example.com").user_id).update(actions=[User.tier.set("free")])
     owner_id = user_of("owner@example.com").user_id
-    assert pro_features.lock_pro_features(owner_id, quotas.while_paid(owner_id, clock.epoch(), paid=False)) == 1
+    assert change_pro_features(owner_id, lock=True) == 1
     # Nobody can open it, with or without the password; its feedback stays private.
     for path in ("/", "/?pw=open%20sesame", "/css/site.css"):
         status, page, _ = get(client, f"/s/{body['slug']}{path}")
@@ -243,19 +242,18 @@ def test_when_pro_ends_a_protected_share_is_locked_not_public(client, user_token
     assert call(client, "GET", f"/spikes?project={body['slug']}", token=user_token)[0] == 200
     # Re-subscribing restores it as it was, password included.
     User(user_of("owner@example.com").user_id).update(actions=[User.tier.set("pro")])
-    assert pro_features.unlock_pro_features(owner_id, quotas.while_paid(owner_id, clock.epoch())) == 1
+    assert change_pro_features(owner_id, lock=False) == 1
     assert get(client, f"/s/{body['slug']}/", {"Accept": "text/html"})[0] == 401
     assert get(client, f"/s/{body['slug']}/?pw=open%20sesame")[0] == 200
 
 
 def test_a_locked_share_opens_when_its_owner_removes_the_password(client, user_token):
-    from chalicelib.store import pro_features
     from chalicelib.store.models import User
     from tests.test_shares import user_of
     body = protected(client, user_token)
     User(user_of("owner@example.com").user_id).update(actions=[User.tier.set("free")])
     owner_id = user_of("owner@example.com").user_id
-    pro_features.lock_pro_features(owner_id, quotas.while_paid(owner_id, clock.epoch(), paid=False))
+    change_pro_features(owner_id, lock=True)
     status, data, _ = call(client, "PATCH", f"/shares/{body['share_id']}", {"password": ""}, token=user_token)
     assert status == 200, data
     assert get(client, f"/s/{body['slug']}/")[0] == 200

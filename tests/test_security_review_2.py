@@ -6,11 +6,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from chalicelib import clock
 from chalicelib.services import outbound_webhooks as ow
-from chalicelib.services import quotas
 from chalicelib.store.models import Share, User
 from tests.conftest import call, sign_in
+from tests.factories import change_pro_features
 from tests.test_agent_signup import signup
 from tests.test_outbound_webhooks import _resolver, hooked, receiver  # noqa: F401 - fixtures
 from tests.test_serving import get, site
@@ -122,7 +121,6 @@ def test_the_delivery_log_limit_takes_ascii_digits_only(client, hooked, user_tok
 # --- 18. Refusals under /s/ are sandboxed like the share's files ------------------------------
 
 def test_every_refusal_under_a_share_path_carries_the_sandbox_headers(client, user_token):
-    from chalicelib.store import pro_features
     from chalicelib.store.models import User as UserModel
     from tests.test_serving import protected
     from tests.test_shares import user_of
@@ -142,7 +140,7 @@ def test_every_refusal_under_a_share_path_carries_the_sandbox_headers(client, us
         assert headers.get("X-Content-Type-Options") == "nosniff", path
     UserModel(user_of("owner@example.com").user_id).update(actions=[UserModel.tier.set("free")])
     owner_id = user_of("owner@example.com").user_id
-    pro_features.lock_pro_features(owner_id, quotas.while_paid(owner_id, clock.epoch(), paid=False))
+    change_pro_features(owner_id, lock=True)
     status, _, headers = get(client, f"/s/{locked['slug']}/")
     assert status == 403 and headers.get("Content-Security-Policy", "").startswith("sandbox")
 

@@ -19,7 +19,7 @@ from chalicelib.store import ledger, rows
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import ApiKey, LedgerItem, Spike, User
 from tests.conftest import call, login_token_from_mail
-from tests.factories import make_share, make_user
+from tests.factories import change_pro_features, make_share, make_user
 
 SECRET = "contract-secret"
 
@@ -376,22 +376,21 @@ def test_a_retired_slug_is_claimed_again_only_by_its_owner(store_backend):
 def test_locking_and_reopening_protected_shares_follow_the_owners_stored_tier(store_backend):
     """Each share's lock (reopening) checks in its transaction that the owner does not (does)
     pay: the condition, grace period included, as the engine evaluates it."""
-    from chalicelib.services import quotas
-    from chalicelib.store import pro_features, shares as share_store
+    from chalicelib.store import shares as share_store
     share = make_share("payer@example.com", "paid-page", tier="pro", password_hash="x", webhook_url="https://h.example/")
     owner, now = share.owner_id, clock.epoch()
-    assert pro_features.lock_pro_features(owner, quotas.while_paid(owner, now, paid=False)) == 0  # still paying
+    assert change_pro_features(owner, lock=True, now=now) == 0  # still paying
     assert share_store.get_by_id(share.share_id, consistent=True).status == share_store.ACTIVE
     User(owner).update(actions=[User.grace_until.set(now + 60)])  # past due, in its grace period: still paid
-    assert pro_features.lock_pro_features(owner, quotas.while_paid(owner, now, paid=False)) == 0
+    assert change_pro_features(owner, lock=True, now=now) == 0
     User(owner).update(actions=[User.grace_until.set(now - 1)])  # the grace period ended: not paid
-    assert pro_features.unlock_pro_features(owner, quotas.while_paid(owner, now)) == 0
-    assert pro_features.lock_pro_features(owner, quotas.while_paid(owner, now, paid=False)) == 1
+    assert change_pro_features(owner, lock=False, now=now) == 0
+    assert change_pro_features(owner, lock=True, now=now) == 1
     locked = share_store.get_by_id(share.share_id, consistent=True)
     assert (locked.status, locked.webhook_url) == (share_store.LOCKED, None)
-    assert pro_features.unlock_pro_features(owner, quotas.while_paid(owner, now)) == 0  # not paid
+    assert change_pro_features(owner, lock=False, now=now) == 0  # not paid
     User(owner).update(actions=[User.grace_until.remove(), User.tier.set("agent")])
-    assert pro_features.unlock_pro_features(owner, quotas.while_paid(owner, now)) == 1
+    assert change_pro_features(owner, lock=False, now=now) == 1
     assert share_store.get_by_id(share.share_id, consistent=True).status == share_store.ACTIVE
 
 

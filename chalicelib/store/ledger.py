@@ -13,7 +13,8 @@ Kinds of item (pk):
 - ``usage-archive#<user_id>#<period>``  a closed period's usage summary (the scheduled job)
 - ``rl#<limit>#<subject hash>``  a rate-limit subject: attribute ``w<window>`` per fixed window
 - ``stripe-event#<event_id>``    a Stripe event applied (idempotency marker)
-- ``job#<job>#<run>``            a scheduled pass and its checkpoint (runs a Stripe event left: ``pro-features#owners``)
+- ``job#<job>#<run>``            a scheduled pass and its checkpoint
+- ``pro-features#owners``        runs of share changes a Stripe event left to the quota reset (``<user>@<event_at>-<off|on>``)
 - ``deletions#shares``           ids of shares whose deletion started and is not finished
 - ``uploads#shares``             direct uploads whose share may not be stored yet (``<share_id>@<epoch>``)
 - ``uploads#presigned``          presigned uploads not completed yet (``<share_id>@<epoch>``)

@@ -5,8 +5,7 @@ cancellation landing meanwhile stops the change.
 
 Both the Stripe webhook and the scheduled quota reset take an owner's shares a page at a time
 (``pro_features_page``) and checkpoint where the next page starts (services/quota_reset.py), so
-an owner with thousands of shares never runs a request or the job out of time. The whole-owner
-``lock_pro_features`` / ``unlock_pro_features`` are for small sets (tests, tools).
+an owner with thousands of shares never runs a request or the job out of time.
 """
 from __future__ import annotations
 
@@ -19,29 +18,19 @@ from chalicelib.store.shares import ACTIVE, BUSY, LOCKED, MAX_TRANSACTION_ATTEMP
 from chalicelib.store.transactions import ConditionFailed, Transaction
 
 
-def lock_pro_features(owner_id: str, while_unpaid: Callable[[Transaction], None]) -> int:
-    """When Pro ends: lock the owner's password-protected shares (unavailable, never public; the
-    password is kept for a re-subscription) and drop webhook URLs (the delivery job cancels their
-    held events). Each share changes in a transaction with ``while_unpaid``'s check of the owner
-    (``owner``): a payment meanwhile stops it. Returns how many shares changed. Idempotent."""
-    return _change_pro_features(owner_id, while_unpaid, lock=True, shares=Share.owner_index.query(owner_id))
-
-
 def pro_features_page(owner_id: str, lock: bool, owner_check: Callable[[Transaction], None], size: int,
                       after: Optional[Dict[str, Any]]) -> Tuple[int, Optional[Dict[str, Any]]]:
-    """``lock_pro_features`` (``lock``) or ``unlock_pro_features`` for at most ``size`` of the
-    owner's shares, oldest first, from the position ``after`` (None: the first): how many
-    changed, and where the next page starts (None when no share is left). A page the owner's
-    check stopped is cut at that share (the caller re-reads the owner before the next page)."""
+    """At most ``size`` of the owner's shares, oldest first, from the position ``after`` (None:
+    the first). ``lock`` (Pro ended): password-protected shares locked (unavailable, never
+    public; the password is kept for a re-subscription) and webhook URLs dropped (the delivery
+    job ends their held events); otherwise (Pro again) locked shares reopen. Each share changes
+    in a transaction with ``owner_check`` of the owner (``owner``): a payment or cancellation
+    meanwhile stops it. Idempotent. Returns how many changed and where the next page starts
+    (None when no share is left); a page the owner's check stopped is cut at that share (the
+    caller re-reads the owner before the next page)."""
     page = Share.owner_index.query(owner_id, limit=size, page_size=size, last_evaluated_key=after)
     changed = _change_pro_features(owner_id, owner_check, lock=lock, shares=page)
     return changed, page.last_evaluated_key
-
-
-def unlock_pro_features(owner_id: str, while_paid: Callable[[Transaction], None]) -> int:
-    """When Pro starts (again): locked shares open again, with their passwords, each only
-    while ``while_paid``'s check of the owner holds (a cancellation meanwhile stops it)."""
-    return _change_pro_features(owner_id, while_paid, lock=False, shares=Share.owner_index.query(owner_id))
 
 
 def _change_pro_features(owner_id: str, owner_check: Callable[[Transaction], None], lock: bool,

@@ -11,9 +11,9 @@ FINISHED = ("completed", "already-done")
 
 def quota_reset_until_done(client: Any, max_invocations: int = 200) -> Dict[str, Any]:
     """Invoke ``quota_reset`` until the period pass, the day's sweep and the runs Stripe events
-    left are all finished (an
-    invocation through the test client has little time left, so each does a page or so, and the
-    next continues from the checkpoint, as every 15 minutes in AWS). Raises what a run raises."""
+    left are all finished (an invocation through the test client has little time left, so each
+    does a page or so, and the next continues from the checkpoint, as every 15 minutes in AWS).
+    Raises what a run raises."""
     for _ in range(max_invocations):
         payload = client.lambda_.invoke("quota_reset", SCHEDULE_EVENT).payload
         passes = payload["passes"]
