@@ -318,8 +318,11 @@ def test_owner_resolves_unresolves_and_deletes(client):
     assert listing(client, "?resolved=true", token=alice)["data"][0]["id"] == spike_id
     status, body, _ = call(client, "PATCH", f"/spikes/{spike_id}", {"resolved": False}, token=alice)
     assert body["resolved"] is False and body["resolved_at"] is None
-    status, body, _ = call(client, "PATCH", f"/spikes/{spike_id}", {"resolved": "yes please"}, token=alice)
-    assert status == 400 and body["code"] == "VALIDATION_ERROR"
+    for not_a_boolean in ("yes please", "yes", "true", "off", 1, 0, None):
+        status, body, _ = call(client, "PATCH", f"/spikes/{spike_id}", {"resolved": not_a_boolean}, token=alice)
+        assert status == 400 and body["code"] == "VALIDATION_ERROR", not_a_boolean
+        assert body["details"][0]["field"] == "resolved", body
+    assert listing(client, "?resolved=false", token=alice)["data"][0]["id"] == spike_id
 
     status, body, _ = call(client, "DELETE", f"/spikes/{spike_id}", token=alice)
     assert status == 200 and body == {"ok": True, "id": spike_id}

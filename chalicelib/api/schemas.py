@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import List, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from chalicelib.lazy import lazy_import
 
@@ -109,7 +109,9 @@ class SpikeIn(Lenient):
 
 
 class ResolveIn(Lenient):
-    resolved: bool
+    # A JSON boolean only: lax parsing took "yes", "off", 0 or 1 as an answer, so a client's
+    # mistaken value resolved (or reopened) feedback instead of being told it was wrong.
+    resolved: StrictBool
 
 
 # --- shares ----------------------------------------------------------------------------------
