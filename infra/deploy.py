@@ -155,7 +155,7 @@ class Deployer:
             self.say(f"  {updated} spikes indexed; {done}.")
         if not deliveries.held_upgraded():
             self.say("Indexing webhook events held by an earlier version (once) ...")
-            moved = deliveries.upgrade_held(clock.epoch())
+            moved = deliveries.upgrade_held(clock.epoch(), settings.webhook_max_event_age_seconds)
             self.say(f"  {moved} held events indexed; the delivery job ends those no longer paused.")
 
     @staticmethod

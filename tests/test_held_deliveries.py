@@ -12,10 +12,10 @@ from chalicelib.store.models import Delivery, Share, User
 from infra import policy
 from tests import aws_calls
 from tests.conftest import call, sign_in
+from tests.factories import change_pro_features
 from tests.test_outbound_webhooks import _deliver, _post_spike, receiver  # noqa: F401 - fixtures
 from tests.test_security_review_5 import _pause
 from tests.test_shares import make_pro, share_site, user_of
-from tests.factories import change_pro_features
 
 
 def _statuses(share_id: str) -> list:
@@ -73,11 +73,12 @@ def test_an_event_past_the_horizon_is_cancelled_not_sent_late(client, env, recei
     share = _paused_share_with_held_events(client, env, receiver, 1)
     [held] = Delivery.share_index.query(share["share_id"])
     recorded = time.time()
-    assert held.expires_at >= recorded + deliveries.max_event_age()  # a TTL from the start
+    assert held.expires_at >= recorded + held_deliveries.max_event_age()  # a TTL from the start
     # Past the horizon the log shows it as what it has become, and nothing sends it.
     later = recorded + 8 * DAYS
     view = held_deliveries_view(held, later)
-    assert (view["status"], view["last_error"], view["next_attempt_at"]) == ("cancelled", deliveries.expired_reason(), None)
+    expired = ("cancelled", held_deliveries.expired_reason(), None)
+    assert (view["status"], view["last_error"], view["next_attempt_at"]) == expired
     assert held_deliveries_view(held, recorded)["status"] == "paused"
     # The owner resumes after a long absence: the stale event is cancelled, never delivered.
     from chalicelib.store import share_webhooks
@@ -86,7 +87,7 @@ def test_an_event_past_the_horizon_is_cancelled_not_sent_late(client, env, recei
     report = _deliver(later)
     assert (report.delivered, receiver.requests) == (0, [])
     [ended] = Delivery.share_index.query(share["share_id"])
-    assert (ended.status, ended.last_error) == ("cancelled", deliveries.expired_reason())
+    assert (ended.status, ended.last_error) == ("cancelled", held_deliveries.expired_reason())
     assert ended.expires_at >= later + deliveries.KEEP_FINISHED_SECONDS - 1  # kept for the log, then removed
 
 
@@ -97,7 +98,7 @@ def test_a_release_past_the_horizon_cancels_the_stale_events(client, env, receiv
     with aws_calls.acting_as(policy.WEBHOOK_DELIVERIES_FUNCTION):
         assert held_deliveries.end_held(share["share_id"], time.time() + 8 * DAYS) == (0, 2, True)
     assert [(d.status, d.last_error) for d in Delivery.share_index.query(share["share_id"])] == \
-        [("cancelled", deliveries.expired_reason())] * 2
+        [("cancelled", held_deliveries.expired_reason())] * 2
     assert receiver.requests == []
 
 
@@ -116,10 +117,11 @@ def test_an_event_cancelled_without_a_request_counts_only_the_attempts_made(back
     _post_spike(backend_client, dropped, "webhook removed")
     Share.get(f"share#{dropped['share_id']}").update(actions=[Share.webhook_url.remove()])
     assert _deliver(now + 8 * DAYS).attempted == 3
-    ended = {json.loads(d.body)["spike"]["comments"]: (d.status, int(d.attempts))
+    ended = {json.loads(d.body)["spike"]["comments"]: (d.status, int(d.attempts), d.last_attempt_at)
              for share in (stale, dropped) for d in Delivery.share_index.query(share["share_id"])}
-    assert ended == {"tried once": ("cancelled", 1), "never tried": ("cancelled", 0),
-                     "webhook removed": ("cancelled", 0)}
+    # The log's last attempt is the request really made, not the claim that found nothing to send.
+    assert ended == {"tried once": ("cancelled", 1, int(now)), "never tried": ("cancelled", 0, None),
+                     "webhook removed": ("cancelled", 0, None)}
     assert len(receiver.requests) == 1
 
 

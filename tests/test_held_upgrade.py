@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 
+from chalicelib.services import held_deliveries
 from chalicelib.store import deliveries
 from chalicelib.store.models import Delivery, LedgerItem, Share
 from tests.conftest import call, sign_in
@@ -51,11 +52,11 @@ def test_events_held_by_an_earlier_version_are_released_or_cancelled_after_the_u
 
     # The tables as an earlier version left them: never upgraded (a fresh start marks it done).
     LedgerItem(deliveries.HELD_UPGRADE_MARKER).delete()
-    assert deliveries.upgrade_held(now) == 2
-    assert deliveries.upgrade_held(now) == 0  # once
+    assert deliveries.upgrade_held(now, held_deliveries.max_event_age()) == 2
+    assert deliveries.upgrade_held(now, held_deliveries.max_event_age()) == 0  # once
     for share in (kept, dropped):
         [held] = _held(share["share_id"])
-        assert held.expires_at >= deliveries.recorded_at(held) + deliveries.max_event_age()
+        assert held.expires_at >= deliveries.recorded_at(held) + held_deliveries.max_event_age()
     assert _deliver(now).held_ended == 1  # the downgraded share's: cancelled; the paused one waits
     assert [d.status for d in Delivery.share_index.query(dropped["share_id"])] == [deliveries.CANCELLED]
     assert len(_held(kept["share_id"])) == 1 and receiver.requests == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Tuple
 
+from chalicelib.settings import get_settings
 from chalicelib.store import deliveries, webhook_releases
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import Delivery
@@ -27,9 +28,25 @@ RELEASES_PER_RUN = 200
 WEBHOOK_REMOVED = "the share's webhook was removed"
 
 
+def max_event_age() -> int:
+    """The horizon (``webhook_max_event_age_seconds``, 7 days unless set): an event not delivered
+    within this long of being recorded is never sent (it would be stale), whether pending or
+    held; its TTL counts from it (``deliveries.expiry_for``)."""
+    return get_settings().webhook_max_event_age_seconds
+
+
+def expired_reason() -> str:
+    """The ``last_error`` of an event cancelled at the horizon."""
+    seconds = max_event_age()
+    span = next(f"{seconds // size} {unit}{'s' if seconds != size else ''}"
+                for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second"))
+                if seconds % size == 0)
+    return f"expired: not delivered within {span} of the event"
+
+
 def expired(delivery: Delivery, now: float) -> bool:
-    """Past the horizon (``deliveries.max_event_age()`` after the event): never sent."""
-    return now >= deliveries.recorded_at(delivery) + deliveries.max_event_age()
+    """Past the horizon (``max_event_age()`` after the event): never sent."""
+    return now >= deliveries.recorded_at(delivery) + max_event_age()
 
 
 def end_held(share_id: str, now: float, limit: Optional[int] = None) -> Tuple[int, int, bool]:
@@ -46,7 +63,7 @@ def end_held(share_id: str, now: float, limit: Optional[int] = None) -> Tuple[in
         if share is None or not share.webhook_url:
             cancelled += deliveries.cancel_held(delivery, int(now), WEBHOOK_REMOVED)
         elif expired(delivery, now):
-            cancelled += deliveries.cancel_held(delivery, int(now), deliveries.expired_reason())
+            cancelled += deliveries.cancel_held(delivery, int(now), expired_reason())
         else:
             released += deliveries.release(delivery, int(now))
     return released, cancelled, not more

@@ -79,7 +79,7 @@ def event(share: Share, event_type: str, spike: Optional[Dict[str, Any]] = None,
                     event_id=event_id, event_type=event_type, body=body, url=share.webhook_url,
                     secret_nonce=share.webhook_secret_nonce, status=PENDING, attempts=0, created_at=_iso(now),
                     retry_from=int(now), due=DUE, next_attempt_at=int(now),
-                    expires_at=deliveries.expiry_for(now))
+                    expires_at=deliveries.expiry_for(now, held_deliveries.max_event_age()))
 
 
 def headers_for(settings: Settings, share: Optional[Share], delivery: Delivery, now: float) -> Dict[str, str]:
@@ -155,7 +155,7 @@ def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = No
             resolver: Callable[..., list] = socket.getaddrinfo) -> str:
     """Attempt one claimed delivery and record the outcome; returns the new status."""
     if held_deliveries.expired(delivery, now):  # stale now: cancelled rather than sent (or held) late
-        _finish(delivery, CANCELLED, now, Attempt(None, deliveries.expired_reason()), attempted=False)
+        _finish(delivery, CANCELLED, now, Attempt(None, held_deliveries.expired_reason()), attempted=False)
         return CANCELLED
     cache = shares_cache if shares_cache is not None else {}
     share = _share(delivery.share_id, cache)
@@ -184,7 +184,7 @@ def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = No
             cache.pop(delivery.share_id, None)
         return FAILED
     delay = retry_delay(settings, int(delivery.attempts or 1))
-    deliveries.reschedule(delivery, int(now) + delay, attempt.status_code, attempt.error)
+    deliveries.reschedule(delivery, int(now), int(now) + delay, attempt.status_code, attempt.error)
     log.info("webhook.retrying", delivery_id=delivery.delivery_id, error=attempt.error, in_seconds=delay)
     return PENDING
 
@@ -228,7 +228,7 @@ def delivery_view(delivery: Delivery, now: Optional[float] = None) -> Dict[str, 
         return _iso(value) if value is not None else None
     status, last_error = delivery.status, delivery.last_error
     if status in (PENDING, PAUSED) and held_deliveries.expired(delivery, time.time() if now is None else now):
-        status, last_error = CANCELLED, deliveries.expired_reason()
+        status, last_error = CANCELLED, held_deliveries.expired_reason()
     return {"id": delivery.delivery_id, "event_id": delivery.event_id, "event_type": delivery.event_type,
             "status": status, "attempts": int(delivery.attempts or 0), "created_at": delivery.created_at,
             "last_attempt_at": iso_or_none(delivery.last_attempt_at),

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import List, Optional, Tuple
 
-from chalicelib.settings import get_settings
 from chalicelib.store import ledger, webhook_releases
 from chalicelib.store.models import Delivery, LedgerItem, Share
 from chalicelib.store.transactions import ConditionFailed, Transaction, run, update_if
@@ -23,26 +22,11 @@ KEEP_FINISHED_SECONDS = 30 * 24 * 60 * 60
 HELD_UPGRADE_MARKER = "migration#held-deliveries"
 
 
-def max_event_age() -> int:
-    """The horizon (``webhook_max_event_age_seconds``, 7 days unless set): an event not delivered
-    within this long of being recorded is never sent (it would be stale), whether pending or
-    held. Every item carries a TTL from the start (the horizon and then the listing period),
-    reset when it finishes: none stays for good, whatever happens to it."""
-    return get_settings().webhook_max_event_age_seconds
-
-
-def expired_reason() -> str:
-    """The ``last_error`` of an event cancelled at the horizon."""
-    seconds = max_event_age()
-    span = next(f"{seconds // size} {unit}{'s' if seconds != size else ''}"
-                for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second"))
-                if seconds % size == 0)
-    return f"expired: not delivered within {span} of the event"
-
-
-def expiry_for(recorded: float) -> int:
-    """The TTL an event carries until it finishes: the horizon, then the listing period."""
-    return int(recorded) + max_event_age() + KEEP_FINISHED_SECONDS
+def expiry_for(recorded: float, max_event_age: int) -> int:
+    """The TTL an event carries until it finishes: the horizon (``max_event_age`` seconds after
+    it was recorded; services/held_deliveries.py), then the listing period. Every item carries
+    one from the start, reset when it finishes: none stays for good, whatever happens to it."""
+    return int(recorded) + max_event_age + KEEP_FINISHED_SECONDS
 
 
 def recorded_at(delivery: Delivery) -> float:
@@ -67,9 +51,11 @@ def due(now: int, limit: int) -> List[Delivery]:
 
 def claim(delivery: Delivery, now: int, claim_seconds: int) -> bool:
     """Take a due delivery for one attempt: hide it from other runs for ``claim_seconds`` and
-    count the attempt. False when another run took it first."""
-    return update_if(delivery, [Delivery.next_attempt_at.set(now + claim_seconds), Delivery.attempts.add(1),
-                                Delivery.last_attempt_at.set(now)],
+    count the attempt (a run that dies after sending must not let it look unsent). Its
+    ``last_attempt_at`` is set with the outcome (``finish``, ``reschedule``), so an event
+    cancelled or held without a request keeps the time of the last one really made. False when
+    another run took it first."""
+    return update_if(delivery, [Delivery.next_attempt_at.set(now + claim_seconds), Delivery.attempts.add(1)],
                      (Delivery.status == PENDING) & (Delivery.next_attempt_at == delivery.next_attempt_at))
 
 
@@ -84,15 +70,16 @@ def finish(delivery: Delivery, status: str, now: int, status_code: Optional[int]
     Not ``attempted`` (claimed, then cancelled without a request): the claim's count is undone."""
     actions = [Delivery.status.set(status), Delivery.due.remove(), Delivery.next_attempt_at.remove(),
                Delivery.expires_at.set(now + KEEP_FINISHED_SECONDS), *_outcome(status_code, error)]
-    if not attempted:
-        actions.append(Delivery.attempts.add(-1))
+    actions.append(Delivery.last_attempt_at.set(now) if attempted else Delivery.attempts.add(-1))
     if status == DELIVERED:
         actions.append(Delivery.delivered_at.set(now))
     delivery.update(actions=actions)
 
 
-def reschedule(delivery: Delivery, next_attempt_at: int, status_code: Optional[int], error: Optional[str]) -> None:
-    delivery.update(actions=[Delivery.next_attempt_at.set(next_attempt_at), *_outcome(status_code, error)])
+def reschedule(delivery: Delivery, attempted_at: int, next_attempt_at: int, status_code: Optional[int],
+               error: Optional[str]) -> None:
+    delivery.update(actions=[Delivery.next_attempt_at.set(next_attempt_at), Delivery.last_attempt_at.set(attempted_at),
+                             *_outcome(status_code, error)])
 
 
 def hold(delivery: Delivery, share_key: str, reason: str, now: int) -> bool:
@@ -138,7 +125,7 @@ def cancel_held(delivery: Delivery, now: int, reason: str) -> bool:
 
 # --- upgrade: events held before held events were indexed by share -----------------------------
 
-def upgrade_held(now: float) -> int:
+def upgrade_held(now: float, max_event_age: int) -> int:
     """Events an earlier version held (``paused``, with no ``due`` and no ``expires_at``) are
     invisible to releases, which read ``held#<share>``: each gets that partition and its TTL, and
     its share a release first, so the delivery job ends those whose webhook is no longer paused
@@ -154,7 +141,7 @@ def upgrade_held(now: float) -> int:
             marked.add(delivery.share_id)
         moved += update_if(delivery, [Delivery.due.set(HELD_PREFIX + delivery.share_id),
                                       Delivery.next_attempt_at.set(int(now)),
-                                      Delivery.expires_at.set(expiry_for(recorded_at(delivery)))], old_form)
+                                      Delivery.expires_at.set(expiry_for(recorded_at(delivery), max_event_age))], old_form)
     LedgerItem(HELD_UPGRADE_MARKER, state=ledger.DONE).save()
     return moved
 

@@ -25,7 +25,8 @@ def create_tables(settings: Settings, dynamodb_client: Any) -> None:
         else:
             add_missing_indexes(model, dynamodb_client)
     spike_ids.backfill()  # spikes kept from a version before owner_project (store/spike_ids.py)
-    deliveries.upgrade_held(clock.epoch())  # webhook events held before they were indexed by share
+    # webhook events held before they were indexed by share
+    deliveries.upgrade_held(clock.epoch(), settings.webhook_max_event_age_seconds)
 
 
 def add_missing_indexes(model: Any, dynamodb_client: Any) -> None:
