@@ -205,17 +205,22 @@ class Accounts:
     def _collect(self, item: AuthItem, label: str) -> Optional[Session]:
         if item.collected_at is not None:
             raise TokenUsed("This sign-in was already collected")
+        if item.verified_user_id is None and item.used_at is not None:
+            # The link was used without approving this program: it gets nothing, now.
+            raise TokenUsed("The sign-in link was used without approving this sign-in")
+        # Approved or not, an expired sign-in hands out nothing: TTL deletes it days later, and
+        # until then anyone polling from the requester's network could collect it.
+        if item.expires_at is None or item.expires_at <= clock.epoch():
+            raise TokenExpired("The sign-in request has expired")
         if item.verified_user_id is None:
-            if item.used_at is not None:
-                # The link was used without approving this program: it gets nothing, now.
-                raise TokenUsed("The sign-in link was used without approving this sign-in")
-            if item.expires_at is None or item.expires_at <= clock.epoch():
-                raise TokenExpired("The sign-in request has expired")
             return None
         session = sessions.new(self.settings, item.verified_user_id, label)
         try:
             auth_store.collect(item, int(clock.epoch()), session)
         except auth_store.Spent:
+            stored = auth_store.reread(item)
+            if stored is not None and stored.collected_at is None:
+                raise TokenExpired("The sign-in request has expired") from None
             raise TokenUsed("This sign-in was already collected") from None
         return Session(token=session.token, user=account_store.get(item.verified_user_id))
 

@@ -134,10 +134,11 @@ def sign_in(link: AuthItem, user_id: str, approve: bool, now: int, session: NewS
 
 
 def collect(item: AuthItem, now: int, session: NewSession) -> None:
-    """An approved sign-in (login or device item) handed to the program that asked, once."""
+    """An approved sign-in (login or device item) handed to the program that asked, once and
+    only before it expires. Spent when it was collected or expired meanwhile."""
     def write(tx: Transaction) -> None:
         tx.update("sign-in", item, actions=[AuthItem.collected_at.set(now)],
-                  condition=AuthItem.collected_at.does_not_exist())
+                  condition=AuthItem.collected_at.does_not_exist() & (AuthItem.expires_at > now))
         add_session(tx, session)
     try:
         transactions.run(write)

@@ -1,0 +1,79 @@
+"""The sixth review (docs/security.md, "The sixth review"): sign-in links, the CLI's polls,
+sessions and API keys, as an attacker. Each test failed before its fix. On moto and on
+DynamoDB Local where a condition in the store decides."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Iterator
+
+import pytest
+
+from chalicelib import clock, deps
+from chalicelib.store.models import AuthItem
+from tests.conftest import call, login_token_from_mail
+
+
+# --- An approved sign-in that nobody collected in time is not handed out later ----------------
+
+@pytest.fixture
+def later() -> Iterator:
+    """Move the clock ``seconds`` ahead for the rest of the test."""
+    def move(seconds: int) -> None:
+        moment = clock.now() + timedelta(seconds=seconds)
+        clock.use(lambda: moment)
+    yield move
+    clock.use(None)
+
+
+def _bearer_items() -> int:
+    return sum(1 for item in AuthItem.scan() if item.kind == "bearer")
+
+
+def _approve(client, email: str, device: bool = False) -> dict:
+    """A sign-in (the CLI's e-mail login, or a device) approved by the mailbox owner; what
+    starting it answered."""
+    if device:
+        _, started, _ = call(client, "POST", "/auth/device")
+        call(client, "POST", "/auth/device/confirm", {"user_code": started["user_code"], "email": email})
+    else:
+        _, started, _ = call(client, "POST", "/auth/login", {"email": email})
+    status, _, _ = call(client, "POST", "/auth/verify", {"login_token": login_token_from_mail(email), "approve": True})
+    assert status == 200
+    return started
+
+
+def test_an_approved_cli_sign_in_is_not_collected_after_it_expired(backend_client, later):
+    """The CLI polls for 5 minutes; a person who approves later (the link is valid for 15)
+    leaves an approved sign-in nobody collected. Once it expired, polling with the address
+    from the same network (an office NAT, a cafe) or with the poll token gets nothing, not a
+    session, however long TTL takes to delete the item."""
+    client = backend_client
+    started = _approve(client, "late-cli@example.com")
+    sessions_before = _bearer_items()
+    later(deps.settings().login_token_ttl_seconds + 60)
+    for poll in ("email=late-cli@example.com", f"poll_token={started['poll_token']}"):
+        status, body, _ = call(client, "GET", f"/auth/poll?{poll}")
+        assert (status, body["code"]) == (401, "TOKEN_EXPIRED"), body
+    assert _bearer_items() == sessions_before
+
+
+def test_an_approved_device_is_not_collected_after_its_code_expired(backend_client, later):
+    client = backend_client
+    device = _approve(client, "late-dev@example.com", device=True)
+    sessions_before = _bearer_items()
+    later(deps.settings().device_code_ttl_seconds + 60)
+    status, body, _ = call(client, "GET", f"/auth/device/poll?device_code={device['device_code']}")
+    assert (status, body["code"]) == (401, "TOKEN_EXPIRED"), body
+    assert _bearer_items() == sessions_before
+
+
+def test_a_sign_in_expiring_between_the_read_and_the_write_hands_out_nothing(backend_client, later):
+    """The store's condition, not only the service's check: the item as read was live."""
+    from chalicelib.services import sessions
+    from chalicelib.store import auth as auth_store
+    device = _approve(backend_client, "race@example.com", device=True)
+    item = auth_store.device(device["device_code"])
+    later(deps.settings().device_code_ttl_seconds + 1)
+    session = sessions.new(deps.settings(), item.verified_user_id, "cli-device")
+    with pytest.raises(auth_store.Spent):
+        auth_store.collect(item, int(clock.epoch()), session)
