@@ -49,7 +49,9 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "shares": ("UpdateItem",),
         "ledger": ("GetItem", "PutItem", "UpdateItem"),
         # A downgrade records a webhook release (store/webhook_releases.py) with the share's change.
-        "deliveries": ("UpdateItem",),
+        # The runs Stripe events left (store/pro_feature_runs.py): queried in due_index, deleted
+        # when finished; those an earlier version listed in the ledger are moved to items.
+        "deliveries": ("UpdateItem", "DeleteItem"),
     },
     # Delivers due events; pausing a failing webhook updates the share and mails its owner; an
     # event is held for a paused share only with a check that it is still paused. Ends the held
@@ -97,6 +99,7 @@ INDEX_QUERIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
     },
     QUOTA_RESET_FUNCTION: {
         "shares": ("owner_index",),
+        "deliveries": ("due_index",),  # the runs Stripe events left, oldest first
     },
     SHARE_DELETIONS_FUNCTION: {
         "spikes": ("project_index",),

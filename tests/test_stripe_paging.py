@@ -9,7 +9,7 @@ from typing import List
 import pytest
 
 from chalicelib.services.accounts import user_id_for
-from chalicelib.store import ledger
+from chalicelib.store import ledger, pro_feature_runs
 from chalicelib.store.models import LedgerItem, Share, User
 from tests.conftest import call
 from tests.fakes.stripe_events import WEBHOOK_SECRET, event, signed, subscription
@@ -58,7 +58,7 @@ def locked() -> List[str]:
 
 
 def runs() -> List[str]:
-    return ledger.members(ledger.PRO_FEATURE_RUNS)
+    return pro_feature_runs.pending(100)
 
 
 def job_step(client) -> dict:

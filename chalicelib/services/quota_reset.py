@@ -11,8 +11,8 @@ passed. The job is the bookkeeping behind that:
 - a daily pass (``job#grace-sweep#<date>``) that only persists expired grace periods, so a
   lapsed subscription loses its Pro features within a day, not at the next period;
 - first, on every invocation, the runs a Stripe event left (``job#pro-features#<user>@...``,
-  listed in ``pro-features#owners``): the webhook changes a few pages of the owner's shares
-  itself and leaves the rest here, as the same checkpointed stripping.
+  each pending one an item of its own, store/pro_feature_runs.py): the webhook changes a few
+  pages of the owner's shares itself and leaves the rest here, as the same checkpointed stripping.
 
 Each pass reads the users table page by page (Scan, never on a request path) and checkpoints
 its LastEvaluatedKey in its ledger item after every step, guarded by a version number, so
@@ -35,12 +35,15 @@ from chalicelib.services import quotas
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import charges
-from chalicelib.store import ledger, pro_features
+from chalicelib.store import ledger, pro_feature_runs, pro_features
 from chalicelib.store.models import User
 
 log = get_logger("spikes.quota_reset")
 
 STATS = ("users", "archived", "downgraded", "shares_stripped")
+# The pending runs an invocation reads (one Query): it works on them oldest first while time
+# is left, and the next invocation reads the next page.
+RUNS_PER_INVOCATION = 100
 
 
 def period_job_key(period: str) -> str:
@@ -119,7 +122,7 @@ def change_pro_features(settings: Settings, user_id: str, now: datetime) -> int:
     """A Stripe event's change of the user's Pro features (off when the stored tier is free, on
     again when paid): ``stripe_event_share_pages`` pages now; what is left becomes a run of
     this job (``job#pro-features#<user>@<event_at>-<off|on>``, its checkpoint written first,
-    then listed in ``ledger.PRO_FEATURE_RUNS``), which the next invocation continues.
+    then recorded as pending in store/pro_feature_runs.py), which the next invocation continues.
     Idempotent: a retried event redoes its pages (changing nothing twice) and finds its run."""
     stripping: Optional[Dict[str, Any]] = {"user_id": user_id}
     changed = 0
@@ -128,25 +131,28 @@ def change_pro_features(settings: Settings, user_id: str, now: datetime) -> int:
         changed += step
         if stripping is None:
             return changed
-    event_at, lock = stripping["state"]
-    run_name = f"{user_id}@{event_at}-{'off' if lock else 'on'}"
+    run_name = pro_feature_runs.run_name(user_id, *stripping["state"])
     _start(owner_job_key(run_name), now, first=stripping)
-    ledger.remember(ledger.PRO_FEATURE_RUNS, run_name)
+    pro_feature_runs.record(run_name)
     return changed
 
 
 def finish_pro_feature_runs(settings: Settings, now: datetime, time_left_ms: Callable[[], float]) -> Dict[str, Any]:
-    """Continue the runs Stripe events left, oldest first, until done or time runs short (at
-    least one step per invocation); a finished run is forgotten."""
-    runs = ledger.members(ledger.PRO_FEATURE_RUNS)
+    """Continue the runs Stripe events left, oldest event first, a page of
+    ``RUNS_PER_INVOCATION`` read per invocation, until done or time runs short (at least one
+    step per invocation); a finished run is consumed. Runs an earlier version listed in the
+    ledger's set are moved to their own items first, a bounded number per invocation. ``left``:
+    the runs read and not finished (one read beyond the page stands for more: 0 means none)."""
+    pro_feature_runs.move_legacy()
+    runs = pro_feature_runs.pending(RUNS_PER_INVOCATION + 1)
     results = []
-    for run_name in runs:
+    for run_name in runs[:RUNS_PER_INVOCATION]:
         if results and time_left_ms() < settings.job_time_reserve_ms:
             break
         result = sweep(settings, owner_job_key(run_name), now, time_left_ms,
-                       first={"user_id": run_name.partition("@")[0]})
+                       first={"user_id": pro_feature_runs.user_of(run_name)})
         if result["status"] in ("completed", "already-done"):
-            ledger.forget(ledger.PRO_FEATURE_RUNS, run_name)
+            pro_feature_runs.consume(run_name)
         results.append(result)
     finished = sum(result["status"] in ("completed", "already-done") for result in results)
     return {"runs": results, "left": len(runs) - finished}

@@ -14,7 +14,7 @@ Kinds of item (pk):
 - ``rl#<limit>#<subject hash>``  a rate-limit subject: attribute ``w<window>`` per fixed window
 - ``stripe-event#<event_id>``    a Stripe event applied (idempotency marker)
 - ``job#<job>#<run>``            a scheduled pass and its checkpoint
-- ``pro-features#owners``        runs of share changes a Stripe event left to the quota reset (``<user>@<event_at>-<off|on>``)
+- ``pro-features#owners``        Stripe events' runs an earlier version listed (store/pro_feature_runs.py moves them)
 - ``deletions#shares``           ids of shares whose deletion started and is not finished
 - ``uploads#shares``             direct uploads whose share may not be stored yet (``<share_id>@<epoch>``)
 - ``uploads#presigned``          presigned uploads not completed yet (``<share_id>@<epoch>``)
@@ -281,8 +281,6 @@ def checkpoint_job(job: LedgerItem, detail: Dict[str, Any], done: bool) -> bool:
 # upload finishes; one left behind is handled by the job once it is old enough.
 
 PENDING_DELETIONS, DIRECT_UPLOADS, PRESIGNED_UPLOADS = "deletions#shares", "uploads#shares", "uploads#presigned"
-# Read by the quota reset: the runs of share changes a Stripe event left to it (services/quota_reset.py).
-PRO_FEATURE_RUNS = "pro-features#owners"
 
 
 def add_pending_deletion(tx: Transaction, share_id: str) -> None:

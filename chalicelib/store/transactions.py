@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable, FrozenSet, Iterable, List, Optional, TypeVar
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, TransactWriteError, UpdateError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -148,6 +148,18 @@ def update_if(item: Model, actions: List[Any], condition: Any) -> bool:
         item.update(actions=actions, condition=condition)
         return True
     except UpdateError as exc:
+        if conditional_failed(exc):
+            return False
+        raise
+
+
+def delete_if(item: Model, condition: Any) -> bool:
+    """One conditional DeleteItem: True when it was made, False when its condition did not hold
+    (another run deleted it first; any other failure raises)."""
+    try:
+        item.delete(condition=condition)
+        return True
+    except DeleteError as exc:
         if conditional_failed(exc):
             return False
         raise
