@@ -17,11 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional
 
-from pynamodb.exceptions import DeleteError
-
 from chalicelib.store import ledger
 from chalicelib.store.models import Delivery
-from chalicelib.store.transactions import Transaction, conditional_failed
+from chalicelib.store.transactions import Transaction, delete_if
 
 RELEASES = "releases"  # the due_index partition
 KEY_PREFIX = "release#"
@@ -62,13 +60,7 @@ def pending(limit: int) -> List[Release]:
 
 def consume(release: Release) -> bool:
     """Forget a finished release; False when another run consumed it first."""
-    try:
-        Delivery(release.key).delete(condition=Delivery.due == RELEASES)
-        return True
-    except DeleteError as exc:
-        if conditional_failed(exc):
-            return False
-        raise
+    return delete_if(Delivery(release.key), Delivery.due == RELEASES)
 
 
 def move_legacy() -> int:
