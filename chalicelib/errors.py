@@ -186,6 +186,17 @@ class ShareLimit(UsageLimit):
     code = "SHARE_LIMIT"
 
 
+class KeyLimit(SpikesError):
+    """An account holds as many live API keys as it may (``SPIKES_MAX_API_KEYS``)."""
+    status = 429
+    code = "KEY_LIMIT"
+
+    def __init__(self, limit: int):
+        super().__init__(f"This account has {limit} live API keys, the most it may hold; revoke one it no longer "
+                         "needs (DELETE /auth/api-key/{key_id}) and create the new key again",
+                         extra={"limit": limit})
+
+
 class BudgetExceeded(SpikesError):
     """An agent-tier account or key would pass its monthly spending cap (the CLI shows
     "monthly spending cap reached")."""

@@ -77,3 +77,66 @@ def test_a_sign_in_expiring_between_the_read_and_the_write_hands_out_nothing(bac
     session = sessions.new(deps.settings(), item.verified_user_id, "cli-device")
     with pytest.raises(auth_store.Spent):
         auth_store.collect(item, int(clock.epoch()), session)
+
+
+# --- A leaked key cannot mint keys without end --------------------------------------------------
+
+def _create(client, credential: str, name: str):
+    return call(client, "POST", "/auth/api-key", {"name": name}, token=credential)
+
+
+def test_an_account_holds_a_bounded_number_of_live_keys(backend_client, env):
+    """A ``full`` key (what signup and a bare ``create-key`` hand out) holds ``keys:manage``. Had
+    it leaked, its holder could mint keys without end, each able to mint more: revoking the
+    leaked key then walks a tree too large for one request (the tail stays valid) and
+    ``GET /auth/api-keys`` passes Lambda's 6 MB. Live keys are capped per account, the owner's
+    own and the ones keys made alike; a revoked key frees its place."""
+    client = backend_client
+    env(MAX_API_KEYS="3")
+    from tests.conftest import sign_in
+    session = sign_in(client, "keys-cap@example.com")
+    status, first, _ = _create(client, session, "first")
+    assert status == 201
+    assert _create(client, first["api_key"], "made-1")[0] == 201
+    assert _create(client, first["api_key"], "made-2")[0] == 201
+    status, body, _ = _create(client, first["api_key"], "made-3")
+    assert (status, body["code"]) == (429, "KEY_LIMIT"), body
+    assert body["limit"] == 3
+    status, body, _ = _create(client, session, "owner's own")
+    assert (status, body["code"]) == (429, "KEY_LIMIT"), body
+    assert len(call(client, "GET", "/auth/api-keys", token=session)[1]) == 3
+
+    status, _, _ = call(client, "DELETE", f"/auth/api-key/{first['key_id']}", token=session)  # and what it made
+    assert status == 200
+    assert _create(client, session, "after revoking")[0] == 201
+
+
+def test_an_expired_key_frees_its_place(backend_client, env, later):
+    client = backend_client
+    env(MAX_API_KEYS="1")
+    from tests.conftest import sign_in
+    session = sign_in(client, "keys-expiry@example.com")
+    soon = (clock.now() + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status, _, _ = call(client, "POST", "/auth/api-key", {"name": "short", "expires_at": soon}, token=session)
+    assert status == 201
+    assert _create(client, session, "second")[1]["code"] == "KEY_LIMIT"
+    later(2 * 3600)
+    status, _, _ = call(client, "POST", "/auth/api-key", {"name": "second"}, token=session)
+    assert status == 201
+
+
+def test_key_creation_is_rate_limited_per_account(client, env):
+    """Revoking keys frees places; creating them is also limited in time, per account whatever
+    the credential, so a leaked key cannot churn through keys either."""
+    env(RATE_KEYS_PER_HOUR="3")
+    from tests.conftest import sign_in
+    session = sign_in(client, "keys-rate@example.com")
+    status, key, _ = _create(client, session, "one")
+    assert status == 201
+    assert _create(client, session, "two")[0] == 201
+    assert _create(client, key["api_key"], "three")[0] == 201
+    status, body, headers = _create(client, key["api_key"], "four")
+    assert (status, body["code"]) == (429, "RATE_LIMIT"), body
+    assert int(headers["Retry-After"]) > 0
+    other = sign_in(client, "someone-else@example.com")
+    assert _create(client, other, "theirs")[0] == 201

@@ -31,7 +31,7 @@ def create_key():
         created = apikeys.signup(deps.settings(), inputs.client_ip(request), wanted)
     else:
         principal = identity.require_user(principal, "keys:manage")
-        created = apikeys.create(principal.user, wanted, actor=principal.key)
+        created = apikeys.create(principal.user, wanted, actor=principal.key, settings=deps.settings())
     return json_response(responses.ApiKeyCreatedOut(**created.body()), 201, NO_STORE)
 
 

@@ -21,13 +21,13 @@ from datetime import datetime, timezone
 from typing import List, Optional, Tuple
 
 from chalicelib import clock
-from chalicelib.errors import AuthFailed, AuthRequired, Conflict, NotFound, ScopeDenied, ValidationFailed
+from chalicelib.errors import AuthFailed, AuthRequired, Conflict, KeyLimit, NotFound, ScopeDenied, ValidationFailed
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas, ratelimit
 from chalicelib.services.scopes import expand, normalise_scopes
 from chalicelib.services.usage import key_usage
 from chalicelib.crypto import constant_time_equals, token_hash
-from chalicelib.settings import Settings
+from chalicelib.settings import Settings, get_settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import apikeys as key_store
 from chalicelib.store.models import ApiKey, User
@@ -161,11 +161,18 @@ def _new_item(user_id: str, request: KeyRequest, scopes: str, expires: Optional[
                   expires_at=expires, created_by=created_by), raw
 
 
-def create(user: User, request: KeyRequest, actor: Optional[ApiKey] = None, now: Optional[float] = None) -> CreatedKey:
-    """A key of ``user``, asked for with the user's session or (``actor``) one of its keys."""
+def create(user: User, request: KeyRequest, actor: Optional[ApiKey] = None, now: Optional[float] = None,
+           settings: Optional[Settings] = None) -> CreatedKey:
+    """A key of ``user``, asked for with the user's session or (``actor``) one of its keys,
+    within the account's limits: creations per hour and live keys at once, whoever asks."""
     now = clock.epoch() if now is None else now
+    settings = settings or get_settings()
     asked = actor.scopes if actor is not None and not (request.scopes or "").strip() else request.scopes
     scopes, expires, cap = _bounded_by(actor, request, normalise_scopes(asked), now)
+    # The rate bounds what a burst racing the count (and churning through revocations) adds.
+    ratelimit.enforce("api-keys", user.user_id, settings.rate_keys_per_hour, 3600)
+    if key_store.live_count(user.user_id, _now_iso(now)) >= settings.max_api_keys:
+        raise KeyLimit(settings.max_api_keys)
     key, raw = _new_item(user.user_id, request, scopes, expires, cap,
                          f"key:{actor.key_id}" if actor else "session", now)
     if actor is None:

@@ -33,6 +33,13 @@ def owned_by(user_id: str, newest_first: bool = True) -> List[ApiKey]:
     return list(ApiKey.owner_index.query(user_id, scan_index_forward=not newest_first))
 
 
+def live_count(user_id: str, now_iso: str) -> int:
+    """How many of the user's keys are neither revoked nor expired at ``now_iso`` (the owner
+    index: a key created a moment ago may be missing)."""
+    live = ApiKey.revoked_at.does_not_exist() & (ApiKey.expires_at.does_not_exist() | (ApiKey.expires_at > now_iso))
+    return ApiKey.owner_index.count(user_id, filter_condition=live)
+
+
 def insert(key: ApiKey) -> None:
     key.save(condition=ApiKey.key_id.does_not_exist())
 
