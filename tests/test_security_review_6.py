@@ -140,3 +140,25 @@ def test_key_creation_is_rate_limited_per_account(client, env):
     assert int(headers["Retry-After"]) > 0
     other = sign_in(client, "someone-else@example.com")
     assert _create(client, other, "theirs")[0] == 201
+
+
+def test_revoking_a_key_does_not_read_its_revoked_descendants_again(backend_client, dynamodb_calls):
+    """Within the limits a leaked key's holder can still churn: make keys, revoke them, make
+    more, leaving its live ones last in the tree. Revoking the leaked key read every
+    descendant twice, revoked or not, and so ran out of time before the live ones. A key the
+    owner index shows revoked made all it ever will (it made nothing after its revocation), so
+    it costs no read; only live keys, and keys not listed yet, are read and revoked."""
+    client = backend_client
+    from tests.conftest import sign_in
+    session = sign_in(client, "churn@example.com")
+    leaked = _create(client, session, "leaked")[1]
+    made = [_create(client, leaked["api_key"], f"made-{i}")[1] for i in range(12)]
+    for key in made[:-1]:  # the holder revokes its own, keeping one
+        assert call(client, "DELETE", f"/auth/api-key/{key['key_id']}", token=leaked["api_key"])[0] == 200
+    dynamodb_calls.clear()
+    assert call(client, "DELETE", f"/auth/api-key/{leaked['key_id']}", token=session)[0] == 200
+    reads = dynamodb_calls["GetItem"]
+    status, body, _ = call(client, "GET", "/me", token=made[-1]["api_key"])
+    assert (status, body["code"]) == (401, "AUTH_FAILED")
+    # The session's own (user and session item), the revoked key, and the one live key made.
+    assert reads <= 5, dynamodb_calls

@@ -70,22 +70,31 @@ def revoke_with_made(key: ApiKey, owner_id: str, at: str) -> List[ApiKey]:
     Each key is revoked before the keys it made are read, from its own item (``made_keys``,
     final once it is revoked) and strongly consistent, so a key made a moment before the
     revocation is not missed while the owner index catches up. Keys made before ``made_keys``
-    was kept are found through the owner index (``created_by``)."""
+    was kept are found through the owner index (``created_by``). A key the owner index already
+    shows revoked is not read again: that copy holds everything it ever made, so however many
+    revoked keys a tree holds, only its live keys cost reads and writes."""
+    listed: Dict[str, ApiKey] = {}
     from_index: Dict[str, List[str]] = {}
     for item in owned_by(owner_id):
+        listed[item.key_id] = item
         if (item.created_by or "").startswith("key:"):
             from_index.setdefault(item.created_by[len("key:"):], []).append(item.key_id)
     revoked: List[ApiKey] = []
     pending, seen = [key], {key.key_id}
     while pending:
         item = pending.pop()
-        if item.revoked_at is None and update_if(item, [ApiKey.revoked_at.set(at)],
-                                                 ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id)):
-            revoked.append(item)  # the update returned the item as written: its made_keys are final
-        else:
-            item.refresh(consistent_read=True)  # revoked before (maybe meanwhile): read what it made since
+        if item.revoked_at is None:
+            if update_if(item, [ApiKey.revoked_at.set(at)],
+                         ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id)):
+                revoked.append(item)  # the update returned the item as written: its made_keys are final
+            else:
+                item.refresh(consistent_read=True)  # revoked meanwhile: read what it made until then
         for child_id in sorted(set(item.made_keys or ()) | set(from_index.get(item.key_id, ()))):
-            child = get(child_id) if child_id not in seen else None
+            if child_id in seen:
+                continue
+            child = listed.get(child_id)
+            if child is None or child.revoked_at is None or child.user_id != owner_id:
+                child = get(child_id)  # live, or not listed yet: as stored now
             if child is not None and child.user_id == owner_id:
                 seen.add(child_id)
                 pending.append(child)
