@@ -79,6 +79,54 @@ def test_a_sign_in_expiring_between_the_read_and_the_write_hands_out_nothing(bac
         auth_store.collect(item, int(clock.epoch()), session)
 
 
+@pytest.mark.parametrize("device", [False, True], ids=["cli-email", "device"])
+def test_signing_out_everywhere_voids_an_approved_sign_in_not_collected_yet(backend_client, device):
+    """A person approves a sign-in, then (it was not their program, or they changed their mind)
+    signs out everywhere before the program polls: the program gets nothing, as every session
+    minted before is void. A sign-in approved after the sign-out is collected as usual."""
+    client = backend_client
+    email = "everywhere@example.com"
+    if device:
+        _, started, _ = call(client, "POST", "/auth/device")
+        call(client, "POST", "/auth/device/confirm", {"user_code": started["user_code"], "email": email})
+        poll = f"/auth/device/poll?device_code={started['device_code']}"
+    else:
+        _, started, _ = call(client, "POST", "/auth/login", {"email": email})
+        poll = f"/auth/poll?poll_token={started['poll_token']}"
+    status, opened, _ = call(client, "POST", "/auth/verify",
+                             {"login_token": login_token_from_mail(email), "approve": True})
+    assert status == 200
+    assert call(client, "POST", "/auth/logout", {"everywhere": True}, token=opened["token"])[0] == 200
+    sessions_before = _bearer_items()
+    status, body, _ = call(client, "GET", poll)
+    assert (status, body["code"]) == (401, "TOKEN_EXPIRED"), body
+    assert _bearer_items() == sessions_before
+
+    if not device:
+        _approve(client, email)  # approved under the new epoch: collected, and it works
+        status, body, _ = call(client, "GET", "/auth/poll?email=" + email)
+        assert status == 200 and call(client, "GET", "/me", token=body["token"])[0] == 200, body
+
+
+def test_a_sign_out_landing_after_the_check_still_voids_the_collected_session(backend_client, monkeypatch):
+    """The poll read the epoch before the sign-out landed: the session it hands out is minted
+    under the approval's epoch, so it is void the moment it is used."""
+    from chalicelib.services import accounts as account_service
+    client = backend_client
+    email = "race-out@example.com"
+    _, started, _ = call(client, "POST", "/auth/login", {"email": email})
+    status, opened, _ = call(client, "POST", "/auth/verify",
+                             {"login_token": login_token_from_mail(email), "approve": True})
+    epoch_at_approval = account_service.account_store.session_epoch(opened["user"]["id"])
+    assert call(client, "POST", "/auth/logout", {"everywhere": True}, token=opened["token"])[0] == 200
+    monkeypatch.setattr(account_service.account_store, "session_epoch", lambda user_id: epoch_at_approval)
+    status, body, _ = call(client, "GET", f"/auth/poll?poll_token={started['poll_token']}")
+    assert status == 200, body
+    monkeypatch.undo()
+    status, answer, _ = call(client, "GET", "/me", token=body["token"])
+    assert status == 401, answer
+
+
 # --- A leaked key cannot mint keys without end --------------------------------------------------
 
 def _create(client, credential: str, name: str):

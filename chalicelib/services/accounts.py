@@ -214,7 +214,13 @@ class Accounts:
             raise TokenExpired("The sign-in request has expired")
         if item.verified_user_id is None:
             return None
-        session = sessions.new(self.settings, item.verified_user_id, label)
+        # Minted under the epoch it was approved in: a "sign out everywhere" since (even one
+        # landing between this check and the write) voids it like every other session.
+        epoch = item.approved_epoch
+        if epoch is not None and int(epoch) != account_store.session_epoch(item.verified_user_id):
+            raise TokenExpired("This sign-in was approved before its account signed out everywhere")
+        session = sessions.new(self.settings, item.verified_user_id, label,
+                               epoch=int(epoch) if epoch is not None else None)
         try:
             auth_store.collect(item, int(clock.epoch()), session)
         except auth_store.Spent:

@@ -116,14 +116,15 @@ def sign_in(link: AuthItem, user_id: str, approve: bool, now: int, session: NewS
     opener's own session. Spent when the link was used or expired meanwhile."""
     def write(tx: Transaction) -> None:
         # verified_user_id is what the CLI's e-mail poll collects: set only on approval.
-        actions = [AuthItem.used_at.set(now)] + ([AuthItem.verified_user_id.set(user_id)] if approve else [])
+        approval = [AuthItem.verified_user_id.set(user_id), AuthItem.approved_epoch.set(session.epoch)]
+        actions = [AuthItem.used_at.set(now)] + (approval if approve else [])
         tx.update("login", link, actions=actions,
                   condition=AuthItem.used_at.does_not_exist() & (AuthItem.expires_at > now))
         accounts.ensure_person(tx, user_id, link.email)
         if link.purpose == "device" and link.target:
             # Not approved: the device learns at once that it gets nothing.
-            settled = AuthItem.verified_user_id.set(user_id) if approve else AuthItem.used_at.set(now)
-            tx.update("device", AuthItem(link.target), actions=[settled],
+            settled = approval if approve else [AuthItem.used_at.set(now)]
+            tx.update("device", AuthItem(link.target), actions=settled,
                       condition=AuthItem.pk.exists() & AuthItem.verified_user_id.does_not_exist()
                       & (AuthItem.expires_at > now))
         add_session(tx, session)

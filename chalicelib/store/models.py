@@ -86,6 +86,9 @@ class AuthItem(_Base):
     # Login tokens / device codes: when they were consumed, verified, collected.
     used_at = NumberAttribute(null=True)
     verified_user_id = UnicodeAttribute(null=True)
+    # The user's session_epoch when the sign-in was approved: a "sign out everywhere" before it
+    # is collected voids it too.
+    approved_epoch = NumberAttribute(null=True)
     collected_at = NumberAttribute(null=True)
     # Pointers: a poll item or user-code item names the login/device item it belongs to.
     target = UnicodeAttribute(null=True)
