@@ -141,6 +141,31 @@ def test_a_device_is_signed_in_only_when_its_code_is_approved(client):
     assert status == 401 and "token" not in polled
 
 
+def test_a_declined_device_stays_declined(backend_client):
+    """Opening a device's link without approving it declines the device for good: whoever
+    started it cannot have another link mailed to the same person to try again, and a link
+    mailed before the decline cannot approve it afterwards (finding 63)."""
+    from tests.conftest import sent_mails
+    client, email = backend_client, "declined-dv@example.com"
+    _, device, _ = call(client, "POST", "/auth/device")
+    confirm = {"user_code": device["user_code"], "email": email}
+    for _ in range(2):  # two links, e.g. the person asked twice
+        assert call(client, "POST", "/auth/device/confirm", confirm)[0] == 200
+    first, second = [re.search(r"/auth/verify\?token=([A-Za-z0-9_\-]+)", mail["body"]).group(1) for mail in sent_mails(email)[-2:]]
+    assert call(client, "POST", "/auth/verify", {"login_token": first})[0] == 200  # declined
+    mails = len(sent_mails(email))
+    status, body, _ = call(client, "POST", "/auth/device/confirm", confirm)
+    assert (status, body["code"]) == (404, "NOT_FOUND") and len(sent_mails(email)) == mails
+    assert b"was requested" not in client.http.get(f"/auth/device?code={device['user_code']}").body
+    status, body, _ = call(client, "POST", "/auth/verify", {"login_token": second, "approve": True})
+    assert (status, body["code"]) == (401, "TOKEN_USED"), body
+    status, polled, _ = call(client, "GET", f"/auth/device/poll?device_code={device['device_code']}")
+    assert (status, polled["code"]) == (401, "TOKEN_USED") and "token" not in polled
+    # The person can still sign themselves in with the second link.
+    status, own, _ = call(client, "POST", "/auth/verify", {"login_token": second})
+    assert status == 200 and own["user"]["email"] == email
+
+
 def test_a_spent_or_unknown_link_shows_no_approval_page(client):
     page = client.http.get("/auth/verify?token=nope")
     assert page.status_code == 400 and b"not valid" in page.body

@@ -168,8 +168,12 @@ class Accounts:
         try:
             auth_store.sign_in(item, user_id, approve, int(clock.epoch()), session)
         except auth_store.Spent:
-            # Lost a race with another verify, or expired in between: say which.
+            # Lost a race with another verify, or expired in between, or (a device) declined
+            # with another of its links: say which.
             self._raise_if_spent(auth_store.reread(item))
+            device = auth_store.reread(AuthItem(item.target)) if item.purpose == "device" and item.target else None
+            if device is not None and device.used_at is not None and device.verified_user_id is None:
+                raise TokenUsed("This device sign-in was declined with another link: start a new one") from None
             raise TokenExpired("The sign-in request this link belongs to has expired") from None
         user = account_store.get(user_id, consistent=True)
         log.info("login.verified", user_id=user_id, purpose=item.purpose, approved_requester=approve)
@@ -253,10 +257,8 @@ class Accounts:
         email = normalize_email(email)
         self._limit_mail(email, client_ip)
         device = auth_store.device_by_user_code(user_code.strip().upper())
-        if device is None:
-            raise NotFound("Unknown or expired device code")
-        if device.expires_at is None or device.expires_at <= clock.epoch() or device.verified_user_id:
-            raise NotFound("Unknown or expired device code")
+        if not self._awaits_approval(device):
+            raise NotFound("Unknown, expired or settled device code: start a new sign-in")
         request = self.device_request(device)
         token = self._issue_login_token(email, "device", device=device, request=request)
         self._send_link(email, token, f"Approve a Spikes CLI sign-in (code {device.user_code})",
@@ -273,11 +275,14 @@ class Accounts:
         if not re.fullmatch(r"[A-Z]{4}-[A-Z]{4}", code):
             return None
         device = auth_store.device_by_user_code(code)
-        if device is None:
-            return None
-        if (device.expires_at or 0) <= clock.epoch() or device.verified_user_id:
-            return None
-        return self.device_request(device)
+        return self.device_request(device) if self._awaits_approval(device) else None
+
+    @staticmethod
+    def _awaits_approval(device: Optional[AuthItem]) -> bool:
+        """Neither expired nor settled: not approved, and not declined (a link for it used
+        without approving, which is final: no new link is mailed for it)."""
+        return (device is not None and (device.expires_at or 0) > clock.epoch()
+                and device.verified_user_id is None and device.used_at is None)
 
     def poll_device(self, device_code: str) -> Optional[Session]:
         device = auth_store.device(device_code)

@@ -122,11 +122,13 @@ def sign_in(link: AuthItem, user_id: str, approve: bool, now: int, session: NewS
                   condition=AuthItem.used_at.does_not_exist() & (AuthItem.expires_at > now))
         accounts.ensure_person(tx, user_id, link.email)
         if link.purpose == "device" and link.target:
-            # Not approved: the device learns at once that it gets nothing.
+            # Not approved: the device learns at once that it gets nothing, for good. A link
+            # mailed for it before that decline cannot approve it afterwards.
             settled = approval if approve else [AuthItem.used_at.set(now)]
+            open_device = (AuthItem.pk.exists() & AuthItem.verified_user_id.does_not_exist()
+                           & (AuthItem.expires_at > now))
             tx.update("device", AuthItem(link.target), actions=settled,
-                      condition=AuthItem.pk.exists() & AuthItem.verified_user_id.does_not_exist()
-                      & (AuthItem.expires_at > now))
+                      condition=open_device & AuthItem.used_at.does_not_exist() if approve else open_device)
         add_session(tx, session)
     try:
         transactions.run(write)
