@@ -143,15 +143,21 @@ class Accounts:
         return {"email": item.email, "purpose": item.purpose, "request": request}
 
     def request_recovery(self, email: str, client_ip: str) -> None:
-        """Same answer whether or not the account exists; only existing accounts get mail."""
+        """Same answer, and the same work, whether or not the account exists, so neither the
+        answer nor its timing tells who has an account: an unknown address gets a link that
+        creates one (what a sign-in link does) and a mail that says so."""
         email = normalize_email(email)
         self._limit_mail(email, client_ip)
-        if account_store.get(user_id_for(email)) is None:
+        known = account_store.get(user_id_for(email)) is not None
+        token = self._issue_login_token(email, "recover" if known else "login")
+        if known:
+            self._send_link(email, token, "Recover your Spikes account",
+                            "Someone (hopefully you) asked to recover a Spikes account.")
+        else:
             log.info("recover.unknown_address")
-            return
-        token = self._issue_login_token(email, "recover")
-        self._send_link(email, token, "Recover your Spikes account",
-                        "Someone (hopefully you) asked to recover a Spikes account.")
+            self._send_link(email, token, "Sign in to Spikes",
+                            f"Someone (hopefully you) asked to recover a Spikes account for {email}, "
+                            "but no account uses this address yet. The link below creates one.")
 
     # --- consuming links -------------------------------------------------------------------
 
