@@ -36,7 +36,8 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "shares": ("GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
         "spikes": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"),
         "ledger": ("GetItem", "PutItem", "UpdateItem", "BatchGetItem", "BatchWriteItem", "ConditionCheckItem"),
-        "keys": ("GetItem", "PutItem", "UpdateItem"),
+        # BatchGetItem: a creation finding its account full reads the keys holding its places.
+        "keys": ("GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
         "deliveries": ("GetItem", "PutItem", "UpdateItem"),
         # An agent-tier usage event, in the transaction of what it bills; a presigned upload's
         # held one is read, and released (moved) at completion or dropped by a deletion.

@@ -21,9 +21,9 @@ from datetime import datetime, timezone
 from typing import List, Optional, Tuple
 
 from chalicelib import clock
-from chalicelib.errors import AuthFailed, AuthRequired, Conflict, KeyLimit, NotFound, ScopeDenied, ValidationFailed
+from chalicelib.errors import AuthFailed, AuthRequired, Conflict, NotFound, ScopeDenied, ValidationFailed
 from chalicelib.logs import get_logger
-from chalicelib.services import quotas, ratelimit
+from chalicelib.services import key_places, quotas, ratelimit
 from chalicelib.services.scopes import expand, normalise_scopes
 from chalicelib.services.usage import key_usage
 from chalicelib.crypto import constant_time_equals, token_hash
@@ -169,19 +169,15 @@ def create(user: User, request: KeyRequest, actor: Optional[ApiKey] = None, now:
     settings = settings or get_settings()
     asked = actor.scopes if actor is not None and not (request.scopes or "").strip() else request.scopes
     scopes, expires, cap = _bounded_by(actor, request, normalise_scopes(asked), now)
-    # The rate bounds what a burst racing the count (and churning through revocations) adds.
+    # The rate bounds churn (create, revoke, create); the cap is exact (services/key_places.py).
     ratelimit.enforce("api-keys", user.user_id, settings.rate_keys_per_hour, 3600)
-    if key_store.live_count(user.user_id, _now_iso(now)) >= settings.max_api_keys:
-        raise KeyLimit(settings.max_api_keys)
     key, raw = _new_item(user.user_id, request, scopes, expires, cap,
                          f"key:{actor.key_id}" if actor else "session", now)
-    if actor is None:
-        key_store.insert(key)
-    else:
-        try:
-            key_store.insert_made_by(key, actor)
-        except key_store.ParentRevoked:
-            raise AuthFailed("This API key was revoked") from None
+    try:
+        key_places.within_cap(user.user_id, settings.max_api_keys, now,
+                              lambda: key_store.insert(key, settings.max_api_keys, parent=actor))
+    except key_store.ParentRevoked:
+        raise AuthFailed("This API key was revoked") from None
     log.info("apikey.created", key_id=key.key_id, user_id=user.user_id, scopes=scopes)
     return CreatedKey(key, raw, user)
 
@@ -223,8 +219,9 @@ def get_owned(user: User, key_id: str) -> ApiKey:
 def revoke(user: User, key_id: str, now: Optional[float] = None) -> ApiKey:
     """Idempotent: revoking a revoked key keeps its first revocation time. The keys it
     created (and theirs) are revoked with it, also when it was revoked before."""
+    now = clock.epoch() if now is None else now
     key, at = get_owned(user, key_id), _now_iso(now)
-    for item in key_store.revoke_with_made(key, user.user_id, at):
+    for item in key_places.counted(user.user_id, now, lambda: key_store.revoke_with_made(key, user.user_id, at)):
         log.info("apikey.revoked", key_id=item.key_id, user_id=user.user_id, via=key_id)
     return key
 
@@ -240,6 +237,8 @@ def update(user: User, key_id: str, name=UNSET, monthly_cap_cents=UNSET, expires
     key = get_owned(user, key_id)
     if key.revoked_at:
         raise Conflict("This API key was revoked; create a new one")
+    if key.expires_at and key.expires_at <= _now_iso(now):  # its place may be freed (services/key_places.py)
+        raise Conflict("This API key has expired; create a new one")
     changes = {}
     if name is not UNSET:
         changes["name"] = (name or "").strip() or None
@@ -257,9 +256,9 @@ def update(user: User, key_id: str, name=UNSET, monthly_cap_cents=UNSET, expires
                                                "signed-in session, not an API key")
         changes["expires_at"] = expires
     try:
-        return key_store.change(key, user.user_id, **changes)
+        return key_store.change(key, user.user_id, _now_iso(now), **changes)
     except key_store.Changed:
-        raise Conflict("This API key was revoked or moved meanwhile") from None
+        raise Conflict("This API key was revoked, moved or expired meanwhile") from None
 
 
 # --- authenticating --------------------------------------------------------------------------

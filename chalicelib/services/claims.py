@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Tuple
 
+from chalicelib import clock
 from chalicelib.errors import AuthFailed, Conflict, ScopeDenied
 from chalicelib.logs import get_logger
+from chalicelib.services import key_places
 from chalicelib.services.apikeys import authenticate
 from chalicelib.services.scopes import FULL, expand
 from chalicelib.settings import Settings
@@ -54,6 +56,11 @@ def claim(user: User, raw: str, settings: Settings) -> Claimed:
     # Its deleted shares' slugs, kept for it, are kept for the new owner (docs/shares.md "Slugs").
     for slug in list(reserved_slugs.reserved_for(owner.user_id)):
         reserved_slugs.move_reservation(slug, owner.user_id, user.user_id)
+    # Their places move with them, however many the user holds already: the claim never fails
+    # for it; the user creates no key until below the cap again (services/key_places.py).
+    now = clock.epoch()
+    key_places.ensure_counted(owner.user_id, now)
+    key_places.ensure_counted(user.user_id, now)
     keys = [k for k in key_store.owned_by(owner.user_id) if k.key_id != key.key_id] + [key]
     for item in keys:  # the presented key last: until it moves, a retry can finish the claim
         key_store.move_to_owner(item, owner.user_id, user.user_id)

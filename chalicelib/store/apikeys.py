@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.condition import size
 
-from chalicelib.store import accounts, transactions
+from chalicelib.errors import DependencyUnavailable
+from chalicelib.store import accounts, key_slots, transactions
 from chalicelib.store.models import ApiKey, User
 from chalicelib.store.transactions import Transaction, conditional_failed, update_if
 
@@ -33,34 +35,38 @@ def owned_by(user_id: str, newest_first: bool = True) -> List[ApiKey]:
     return list(ApiKey.owner_index.query(user_id, scan_index_forward=not newest_first))
 
 
-def live_count(user_id: str, now_iso: str) -> int:
-    """How many of the user's keys are neither revoked nor expired at ``now_iso`` (the owner
-    index: a key created a moment ago may be missing)."""
-    live = ApiKey.revoked_at.does_not_exist() & (ApiKey.expires_at.does_not_exist() | (ApiKey.expires_at > now_iso))
-    return ApiKey.owner_index.count(user_id, filter_condition=live)
-
-
-def insert(key: ApiKey) -> None:
-    key.save(condition=ApiKey.key_id.does_not_exist())
+def get_many(key_ids: List[str]) -> List[ApiKey]:
+    """The keys of these ids that exist, strongly consistent (the places an account's keys hold)."""
+    return list(ApiKey.batch_get(key_ids, consistent_read=True)) if key_ids else []
 
 
 class ParentRevoked(Exception):
     """The key creating a key was revoked meanwhile: nothing was written."""
 
 
-def insert_made_by(key: ApiKey, parent: ApiKey) -> None:
-    """A key created by another key, only while that key is not revoked, and recorded on it
-    (``made_keys``) in the same transaction. A revocation writes the same item, so once a key
-    is revoked its ``made_keys`` name every key it will ever have made."""
+class AtCap(Exception):
+    """The account's live keys hold every place (or are not counted yet): nothing was written."""
+
+
+def insert(key: ApiKey, cap: int, parent: Optional[ApiKey] = None) -> None:
+    """A new key, taking one of its owner's ``cap`` places in the same transaction (``AtCap``
+    when none is free). A key created by another key (``parent``) only while that key is not
+    revoked, and recorded on it (``made_keys``) in the same transaction: a revocation writes
+    the same item, so once a key is revoked its ``made_keys`` name every key it will ever have
+    made."""
     def write(tx: Transaction) -> None:
-        tx.update("parent", parent, actions=[ApiKey.made_keys.add({key.key_id})],
-                  condition=ApiKey.key_id.exists() & ApiKey.revoked_at.does_not_exist())
+        if parent is not None:
+            tx.update("parent", parent, actions=[ApiKey.made_keys.add({key.key_id})],
+                      condition=ApiKey.key_id.exists() & ApiKey.revoked_at.does_not_exist())
+        key_slots.take(tx, key.user_id, key.key_id, cap)
         tx.save("key", key, condition=ApiKey.key_id.does_not_exist())
     try:
         transactions.run(write)
     except transactions.ConditionFailed as failed:
         if "parent" in failed:
             raise ParentRevoked() from None
+        if key_slots.NAME in failed:
+            raise AtCap() from None
         raise
 
 
@@ -83,12 +89,8 @@ def revoke_with_made(key: ApiKey, owner_id: str, at: str) -> List[ApiKey]:
     pending, seen = [key], {key.key_id}
     while pending:
         item = pending.pop()
-        if item.revoked_at is None:
-            if update_if(item, [ApiKey.revoked_at.set(at)],
-                         ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id)):
-                revoked.append(item)  # the update returned the item as written: its made_keys are final
-            else:
-                item.refresh(consistent_read=True)  # revoked meanwhile: read what it made until then
+        if item.revoked_at is None and _revoke(item, owner_id, at):
+            revoked.append(item)
         for child_id in sorted(set(item.made_keys or ()) | set(from_index.get(item.key_id, ()))):
             if child_id in seen:
                 continue
@@ -101,18 +103,46 @@ def revoke_with_made(key: ApiKey, owner_id: str, at: str) -> List[ApiKey]:
     return revoked
 
 
+def _revoke(item: ApiKey, owner_id: str, at: str) -> bool:
+    """Revoke one key and give its place back, together; True when this call revoked it.
+    Either way ``item`` then names, as stored, every key it made: the write is conditioned
+    on ``made_keys`` being as read (it only grows), else the item is read again."""
+    for _ in range(3):
+        made = len(item.made_keys or ())
+        unchanged = (size(ApiKey.made_keys) == made) if made else ApiKey.made_keys.does_not_exist()
+
+        def write(tx: Transaction) -> None:
+            tx.update("key", item, actions=[ApiKey.revoked_at.set(at)],
+                      condition=ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id) & unchanged)
+            key_slots.give_back(tx, owner_id, item.key_id)
+        try:
+            transactions.run(write)
+        except transactions.ConditionFailed as failed:
+            if key_slots.NAME in failed:
+                raise key_slots.NotCounted() from None
+            item.refresh(consistent_read=True)  # revoked, moved or made a key meanwhile
+            if item.revoked_at is not None or item.user_id != owner_id:
+                return False
+            continue
+        item.revoked_at = at
+        return True
+    raise DependencyUnavailable("This API key keeps changing; retry shortly")
+
+
 def insert_with_account(user: User, key: ApiKey) -> None:
     """A new key-only account and its first key, together (an agent's self-signup)."""
+    user.live_keys = {key.key_id: True}
     def write(tx: Transaction) -> None:
         accounts.add_new(tx, user)
         tx.save("key", key, condition=ApiKey.key_id.does_not_exist())
     transactions.run(write)
 
 
-def change(key: ApiKey, owner_id: str, name: Any = UNSET, monthly_cap_cents: Any = UNSET,
+def change(key: ApiKey, owner_id: str, now_iso: str, name: Any = UNSET, monthly_cap_cents: Any = UNSET,
            expires_at: Any = UNSET) -> ApiKey:
     """Set what is given (None removes a name, cap or expiry); Changed when the key was
-    revoked or moved meanwhile."""
+    revoked, moved or had expired at ``now_iso`` meanwhile (an expired key may have given
+    its place back: store/key_slots.py)."""
     actions = []
     if name is not UNSET:
         actions.append(ApiKey.name.set(name) if name else ApiKey.name.remove())
@@ -123,7 +153,8 @@ def change(key: ApiKey, owner_id: str, name: Any = UNSET, monthly_cap_cents: Any
         actions.append(ApiKey.expires_at.remove() if expires_at is None else ApiKey.expires_at.set(expires_at))
     if not actions:
         return key
-    if not update_if(key, actions, ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id)):
+    unexpired = ApiKey.expires_at.does_not_exist() | (ApiKey.expires_at > now_iso)
+    if not update_if(key, actions, ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id) & unexpired):
         raise Changed()
     return key
 
@@ -152,5 +183,28 @@ def touch(key: ApiKey, at: str, unless_after: str) -> bool:
 
 
 def move_to_owner(key: ApiKey, old_owner: str, new_owner: str) -> bool:
-    """The key becomes ``new_owner``'s, if it still is ``old_owner``'s (a claim)."""
-    return update_if(key, [ApiKey.user_id.set(new_owner)], ApiKey.user_id == old_owner)
+    """The key becomes ``new_owner``'s, if it still is ``old_owner``'s (a claim), and its place
+    moves with it, whatever the new owner holds already (``NotCounted`` when either account
+    is not counted yet). False when it was not ``old_owner``'s any more."""
+    for _ in range(3):
+        live = key.revoked_at is None
+        state = ApiKey.revoked_at.does_not_exist() if live else ApiKey.revoked_at.exists()
+
+        def write(tx: Transaction) -> None:
+            tx.update("key", key, actions=[ApiKey.user_id.set(new_owner)],
+                      condition=(ApiKey.user_id == old_owner) & state)
+            key_slots.give_back(tx, old_owner, key.key_id)
+            if live:
+                key_slots.take(tx, new_owner, key.key_id, None)
+        try:
+            transactions.run(write)
+        except transactions.ConditionFailed as failed:
+            if key_slots.NAME in failed:
+                raise key_slots.NotCounted() from None
+            key.refresh(consistent_read=True)  # revoked or moved meanwhile
+            if key.user_id != old_owner:
+                return False
+            continue
+        key.user_id = new_owner
+        return True
+    raise DependencyUnavailable("This API key keeps changing; retry shortly")

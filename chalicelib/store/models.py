@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Iterable, List, Type
 
-from pynamodb.attributes import (BooleanAttribute, JSONAttribute, NumberAttribute,
+from pynamodb.attributes import (BooleanAttribute, JSONAttribute, MapAttribute, NumberAttribute,
                                  UnicodeAttribute, UnicodeSetAttribute)
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
@@ -64,6 +64,10 @@ class User(_Base):
     merged_into = UnicodeAttribute(null=True)
     # The Checkout session whose URL was handed out last: expired before another replaces it.
     open_checkout_id = UnicodeAttribute(null=True)
+    # The ids of the API keys holding a place under SPIKES_MAX_API_KEYS ({key_id: true}),
+    # changed in the transaction that writes, revokes or moves a key (store/key_slots.py).
+    # Absent on accounts from before it was kept, until their first key change counts them.
+    live_keys = MapAttribute(null=True)
     stripe_customer_index = StripeCustomerIndex()
 
 
