@@ -56,7 +56,7 @@ def test_the_dashboard_uses_only_the_public_api(client):
     from app import app
     source = "\n".join(path.read_text() for path in (WEB_DIR / "dashboard").glob("*.js"))
     called = set(re.findall(r"(?:api|apiWithStatus|download)\('(?:GET|POST|PATCH|DELETE)?',?\s*[`']([^`']+)[`']", source))
-    called |= set(re.findall(r"download\('([^']+)'", source))
+    called |= set(re.findall(r"(?:download|apiPage)\('([^']+)'", source))
     called |= set(re.findall(r"goTo\('([^']+)'", source))
     assert {"/auth/login", "/shares/uploads", "/spikes/export", "/billing/checkout", "/auth/api-keys"} <= called
     # The catch-all routes (every segment a variable) answer 404: they do not count.

@@ -59,6 +59,27 @@ def query(request: Request) -> Dict[str, str]:
     return dict(request.query_params or {})
 
 
+def page_limit(params: Dict[str, str], default: int, maximum: int) -> int:
+    """A listing's ``?limit=``: ``default`` when absent, at most ``maximum``; 400 when it is not
+    a positive integer."""
+    raw = params.get("limit")
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed.field("limit", "limit must be an integer") from None
+    if value <= 0:
+        raise ValidationFailed.field("limit", "limit must be positive")
+    return min(value, maximum)
+
+
+def is_rust_client(request: Request) -> bool:
+    """The Spikes CLI and its MCP server (HTTP library ureq). Each reads the first page of a
+    listing only and never follows its cursor. See docs/clients.md."""
+    return (request.headers.get("user-agent") or "").lower().startswith("ureq/")
+
+
 def bearer_token(request: Request) -> Optional[str]:
     header = request.headers.get("authorization") or ""
     scheme, _, value = header.partition(" ")

@@ -18,6 +18,10 @@ identity = lazy_import("chalicelib.services.identity")
 bp = Blueprint(__name__)
 
 NO_STORE = {"Cache-Control": "no-store"}
+NEXT_CURSOR = "X-Next-Cursor"
+# Without ?limit=, 100 keys a page; the CLI (ureq), which reads one page only, gets the most.
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
 
 
 @route(bp, "/auth/api-key", methods=["POST"])
@@ -37,8 +41,16 @@ def create_key():
 
 @route(bp, "/auth/api-keys", methods=["GET"])
 def list_keys():
-    principal = identity.require_user(inputs.principal(bp.current_request), "keys:manage")
-    return [responses.ApiKeyOut(**apikeys.entry(key)) for key in apikeys.list_for(principal.user)]
+    """A bare array, as the CLI's `list-keys` parses it: one page, newest first; the next page's
+    cursor, when there is one, in the X-Next-Cursor header (docs/agents.md "Keys")."""
+    request = bp.current_request
+    principal = identity.require_user(inputs.principal(request), "keys:manage")
+    params = inputs.query(request)
+    limit = inputs.page_limit(params, MAX_LIMIT if inputs.is_rust_client(request) else DEFAULT_LIMIT, MAX_LIMIT)
+    keys, next_cursor = apikeys.list_page(principal.user, limit, params.get("cursor") or None,
+                                          deps.settings().secret_key.get_secret_value())
+    headers = {NEXT_CURSOR: next_cursor} if next_cursor else None
+    return json_response([responses.ApiKeyOut(**apikeys.entry(key)) for key in keys], 200, headers)
 
 
 @route(bp, "/auth/api-key/{key_id}", methods=["DELETE"])

@@ -49,6 +49,7 @@ class Op:
     rate_limited: bool = False
     description: str = ""
     html_errors: Sequence[int] = ()  # pages for people answer their errors as pages too
+    ok_headers: Sequence[str] = ()  # headers of components.headers a success may carry
 
 
 HTML = "text/html"
@@ -116,7 +117,14 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("POST", "/auth/api-key"): Op("Create an API key (without credentials: a key-only agent account)", "keys",
                                   USER_OR_NONE, body=schemas.KeyCreateIn, ok={201: ApiKeyCreatedOut},
                                   errors=(404, 409), rate_limited=True),
-    ("GET", "/auth/api-keys"): Op("List the account's API keys", "keys", ok={200: (List[ApiKeyOut], None)}),
+    ("GET", "/auth/api-keys"): Op("List the account's API keys, newest first, a page at a time", "keys",
+                                  ok={200: (List[ApiKeyOut], None)}, ok_headers=("X-Next-Cursor",),
+                                  description="A bare array (the CLI's `spikes auth list-keys` parses it); when more "
+                                              "keys follow, the X-Next-Cursor header holds the cursor of the next "
+                                              "page, absent on the last one.",
+                                  query=(("limit", "1-1000; default 100 (1000 for the Spikes CLI, user agent "
+                                                   "`ureq/…`, which reads one page)", False),
+                                         ("cursor", "X-Next-Cursor of the previous page", False))),
     ("DELETE", "/auth/api-key/{key_id}"): Op("Revoke an API key", "keys", ok={200: ApiKeyRevokedOut},
                                              errors=(404,)),
     ("PATCH", "/auth/api-key/{key_id}"): Op("Rename an API key, change its cap or expiry", "keys",
@@ -298,7 +306,8 @@ def _operation(components: _Components, method: str, path: str, op: Op) -> Dict[
     if op.rate_limited:
         headers.update(_rate_limit_headers())
     for status, shape in op.ok.items():
-        response: Dict[str, Any] = {"description": _reason(status), "headers": dict(headers)}
+        response: Dict[str, Any] = {"description": _reason(status), "headers": {
+            **headers, **{name: {"$ref": f"#/components/headers/{name}"} for name in op.ok_headers}}}
         if shape is not None:
             media = "application/json"
             if isinstance(shape, tuple):
@@ -419,6 +428,8 @@ def build(base_url: str, routes: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
                                           "schema": {"type": "string"}},
                 "X-RateLimit-Reset": {"description": "Epoch seconds when the window ends",
                                       "schema": {"type": "string"}},
+                "X-Next-Cursor": {"description": "The next page's cursor (pass it as ?cursor=); absent on the "
+                                                 "last page", "schema": {"type": "string"}},
             },
         },
     }

@@ -25,7 +25,7 @@ CORS = CORSConfig(
     allow_origin="*",
     allow_headers=["X-Request-Id", "X-API-Key", "X-Share-Password"],
     expose_headers=["X-Request-Id", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                    "X-RateLimit-Reset", "Content-Disposition"],
+                    "X-RateLimit-Reset", "Content-Disposition", "X-Next-Cursor"],
     max_age=600,
 )
 ANY_CONTENT_TYPE = ["*/*"]

@@ -87,16 +87,7 @@ def _filters(params: dict) -> spikes.Filters:
 
 
 def _limit(params: dict, default: int = DEFAULT_LIMIT) -> int:
-    raw = params.get("limit")
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed.field("limit", "limit must be an integer") from None
-    if value <= 0:
-        raise ValidationFailed.field("limit", "limit must be positive")
-    return min(value, MAX_LIMIT)
+    return inputs.page_limit(params, default, MAX_LIMIT)
 
 
 def _principal(request):
@@ -131,10 +122,7 @@ def _scope(request, params: dict) -> Tuple[spikes.Scope, bool]:
     return spikes.scope_for(None, principal), True
 
 
-def is_rust_client(request) -> bool:
-    """The Spikes CLI and its MCP server (HTTP library ureq). Each reads the first page of a
-    listing only and never follows next_cursor. See docs/clients.md."""
-    return (request.headers.get("user-agent") or "").lower().startswith("ureq/")
+is_rust_client = inputs.is_rust_client
 
 
 def wants_bare_array(request) -> bool:

@@ -201,8 +201,9 @@ def signup(settings: Settings, client_ip: str, request: KeyRequest, now: Optiona
 
 # --- managing --------------------------------------------------------------------------------
 
-def list_for(user: User) -> List[ApiKey]:
-    return key_store.owned_by(user.user_id)
+def list_page(user: User, limit: int, cursor: Optional[str], secret: str) -> Tuple[List[ApiKey], Optional[str]]:
+    """A page of the user's keys, newest first, and the next page's cursor (None at the end)."""
+    return key_store.page(user.user_id, limit, cursor, secret)
 
 
 def get_owned(user: User, key_id: str) -> ApiKey:

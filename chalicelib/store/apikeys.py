@@ -6,13 +6,13 @@ are conditioned on the key still being its owner's and, where it matters, not re
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import size
 
-from chalicelib.errors import DependencyUnavailable
-from chalicelib.store import accounts, key_slots, transactions
+from chalicelib.errors import DependencyUnavailable, InvalidCursor
+from chalicelib.store import accounts, cursors, key_slots, transactions
 from chalicelib.store.models import ApiKey, User
 from chalicelib.store.transactions import Transaction, conditional_failed, update_if
 
@@ -33,6 +33,24 @@ def get(key_id: str) -> Optional[ApiKey]:
 
 def owned_by(user_id: str, newest_first: bool = True) -> List[ApiKey]:
     return list(ApiKey.owner_index.query(user_id, scan_index_forward=not newest_first))
+
+
+def page(owner_id: str, limit: int, cursor: Optional[str], secret: str) -> Tuple[List[ApiKey], Optional[str]]:
+    """Up to ``limit`` of the owner's keys, newest first, after ``cursor``: one Query of the
+    owner index (``limit`` + 1 items, to know whether more follow); and the next page's cursor,
+    signed with ``secret`` and bound to the owner (``InvalidCursor`` for any other)."""
+    scope = f"keys:{owner_id}"
+    start = cursors.decode(secret, scope, cursor)
+    if start is not None and (set(start) != {"key_id", "user_id", "created_at"} or start["user_id"] != owner_id):
+        raise InvalidCursor()
+    last_key = {name: {"S": value} for name, value in start.items()} if start else None
+    items = list(ApiKey.owner_index.query(owner_id, scan_index_forward=False, limit=limit + 1, page_size=limit + 1,
+                                          last_evaluated_key=last_key))
+    if len(items) <= limit:
+        return items, None
+    last = items[limit - 1]
+    return items[:limit], cursors.encode(secret, scope, {"key_id": last.key_id, "user_id": owner_id,
+                                                         "created_at": last.created_at})
 
 
 def get_many(key_ids: List[str]) -> List[ApiKey]:

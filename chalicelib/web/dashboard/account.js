@@ -1,6 +1,6 @@
 // Your account (plan, usage against limits, billing) and your API keys.
 
-import { api, describe } from './api.js';
+import { api, apiPage, describe } from './api.js';
 import { busy, h, replace, status, when } from './dom.js';
 
 function meter(id, label, used, limit, format = String, unlimited = 'no limit') {
@@ -69,7 +69,7 @@ const SCOPE_CHOICES = [
 ];
 
 export async function renderKeys(main) {
-  const keys = await api('GET', '/auth/api-keys');
+  const keys = await apiPage('/auth/api-keys');
   const messages = h('div');
   const created = h('div', { 'aria-live': 'polite' });
   const name = h('input', { id: 'key-name', maxlength: '100', placeholder: 'e.g. CI agent' });
@@ -84,7 +84,7 @@ export async function renderKeys(main) {
       if (expires.value) body.expires_at = new Date(expires.value + 'T23:59:59Z').toISOString();
       const key = await api('POST', '/auth/api-key', { body });
       showOnce(created, key);
-      table.replaceWith(table = keyTable(await api('GET', '/auth/api-keys'), messages));
+      table.replaceWith(table = keyTable(await apiPage('/auth/api-keys'), messages));
     });
   } },
   h('h2', {}, 'Create a key'),
@@ -119,25 +119,39 @@ function displayPrefix(prefix) {
   return String(prefix || '').startsWith('sk_spikes_') ? prefix : 'sk_spikes_' + (prefix || '');
 }
 
-function keyTable(keys, messages) {
-  if (!keys.length) return h('p', { class: 'empty' }, 'No keys yet.');
-  return h('div', { class: 'table-wrap' }, h('table', { class: 'keys' },
+// The newest keys, a page at a time: "Show older keys" follows the listing's cursor.
+function keyTable(page, messages) {
+  if (!page.items.length) return h('p', { class: 'empty' }, 'No keys yet.');
+  const body = h('tbody', {}, page.items.map((key) => keyRow(key, messages)));
+  const table = h('div', { class: 'table-wrap' }, h('table', { class: 'keys' },
     h('thead', {}, h('tr', {}, ['Name', 'Key', 'Scope', 'Created', 'Last used', 'Expires', ''].map((label) => h('th', { scope: 'col' }, label)))),
-    h('tbody', {}, keys.map((key) => h('tr', { 'data-key': key.key_id, class: key.revoked_at ? 'revoked' : '' },
-      h('th', { scope: 'row' }, key.name || '—'),
-      h('td', {}, h('code', {}, displayPrefix(key.key_prefix) + '…')),
-      h('td', {}, key.scopes || 'full'),
-      h('td', {}, when(key.created_at)),
-      h('td', {}, key.last_used_at ? when(key.last_used_at) : 'Never'),
-      h('td', {}, key.expires_at ? when(key.expires_at) : 'Never'),
-      h('td', {}, key.revoked_at ? `Revoked ${when(key.revoked_at)}` : h('button', { type: 'button', class: 'danger',
-        'aria-label': `Revoke key ${key.name || key.key_prefix}`,
-        onclick: (event) => busy(event.target, messages, async () => {
-          if (!window.confirm(`Revoke “${key.name || key.key_prefix}”? Anything using it stops working at once.`)) return;
-          await api('DELETE', `/auth/api-key/${encodeURIComponent(key.key_id)}`);
-          const row = event.target.closest('tr');
-          row.classList.add('revoked');
-          row.lastChild.replaceChildren('Revoked just now');
-          messages.replaceChildren(status('ok', `Key ${key.name || key.key_prefix} revoked.`));
-        }) }, 'Revoke')))))));
+    body));
+  let next = page.next;
+  const more = h('button', { type: 'button', id: 'older-keys', onclick: (event) => busy(event.target, messages, async () => {
+    const older = await apiPage('/auth/api-keys', { cursor: next });
+    older.items.forEach((key) => body.appendChild(keyRow(key, messages)));
+    next = older.next;
+    if (!next) more.remove();
+  }) }, 'Show older keys');
+  return next ? h('div', {}, table, more) : table;
+}
+
+function keyRow(key, messages) {
+  return h('tr', { 'data-key': key.key_id, class: key.revoked_at ? 'revoked' : '' },
+    h('th', { scope: 'row' }, key.name || '—'),
+    h('td', {}, h('code', {}, displayPrefix(key.key_prefix) + '…')),
+    h('td', {}, key.scopes || 'full'),
+    h('td', {}, when(key.created_at)),
+    h('td', {}, key.last_used_at ? when(key.last_used_at) : 'Never'),
+    h('td', {}, key.expires_at ? when(key.expires_at) : 'Never'),
+    h('td', {}, key.revoked_at ? `Revoked ${when(key.revoked_at)}` : h('button', { type: 'button', class: 'danger',
+      'aria-label': `Revoke key ${key.name || key.key_prefix}`,
+      onclick: (event) => busy(event.target, messages, async () => {
+        if (!window.confirm(`Revoke “${key.name || key.key_prefix}”? Anything using it stops working at once.`)) return;
+        await api('DELETE', `/auth/api-key/${encodeURIComponent(key.key_id)}`);
+        const row = event.target.closest('tr');
+        row.classList.add('revoked');
+        row.lastChild.replaceChildren('Revoked just now');
+        messages.replaceChildren(status('ok', `Key ${key.name || key.key_prefix} revoked.`));
+      }) }, 'Revoke')));
 }

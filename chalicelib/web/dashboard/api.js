@@ -96,6 +96,14 @@ export async function api(method, path, options) {
   return text ? JSON.parse(text) : null;
 }
 
+// A page of a listing answered as a bare array: its items and the next page's cursor
+// (the X-Next-Cursor header, null on the last page).
+export async function apiPage(path, query) {
+  const response = await send('GET', path, { query });
+  if (!response.ok) throw await failure(response);
+  return { items: await response.json(), next: response.headers.get('X-Next-Cursor') };
+}
+
 // Returns the status too, for the polls that answer 202 while pending.
 export async function apiWithStatus(method, path, options) {
   const response = await send(method, path, options);
