@@ -654,6 +654,31 @@ def test_api_keys_are_created_shown_once_scoped_and_revoked(server, tab):
     expect(page.locator("tr[data-key]:has-text('feedback reader')")).to_contain_text("spikes:read")
 
 
+def test_the_key_list_shows_the_newest_page_and_older_keys_on_demand(server, tab):
+    """GET /auth/api-keys answers a page at a time (revoked keys pile up with churn): the
+    dashboard lists the newest 100 and follows X-Next-Cursor with "Show older keys"."""
+    from chalicelib.services.accounts import user_id_for
+    email = "many-keys@example.com"
+    signed_in(tab, server, email)
+    dynamodb = boto3.client("dynamodb", endpoint_url=server.dynamodb_endpoint_url(), region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+    for start in range(0, 103, 25):
+        dynamodb.batch_write_item(RequestItems={server.table_name("keys"): [{"PutRequest": {"Item": {
+            "key_id": {"S": "key_" + "".join("abcdefghijklmnop"[int(c)] for c in f"{i:016d}")},
+            "key_hash": {"S": "h"}, "key_prefix": {"S": f"p{i:07d}"}, "user_id": {"S": user_id_for(email)},
+            "name": {"S": f"churn {i}"}, "scopes": {"S": "full"}, "created_at": {"S": f"2026-06-01T00:{i // 60:02d}:{i % 60:02d}.000Z"},
+            "revoked_at": {"S": "2026-06-02T00:00:00.000Z"}}}} for i in range(start, min(start + 25, 103))]})
+    page = tab.page
+    page.click("nav >> text=API keys")
+    page.wait_for_selector("tr[data-key]")
+    assert page.locator("tr[data-key]").count() == 100
+    assert "churn 102" in page.locator("tr[data-key]").first.inner_text()
+    page.click("#older-keys")
+    page.wait_for_selector("tr[data-key]:has-text('churn 0')")
+    assert page.locator("tr[data-key]").count() == 103
+    assert page.locator("#older-keys").count() == 0
+
+
 # --- phone width, keyboard, speed, screenshots -----------------------------------------------
 
 def test_phone_width_keyboard_use_and_screenshots(server, browser, tmp_path):
