@@ -18,7 +18,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: dev dev-deps bench-peer test test-fast test-e2e test-reliability clean-data bench system-deps python-check package deploy destroy secrets smoke usage-events
+.PHONY: dev dev-deps bench-peer test test-fast test-e2e test-reliability clean-data bench system-deps python-check package deploy destroy secrets smoke usage-events parked-work
 
 python-check:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11+ needed: make PYTHON=/path/to/python3.11")'
@@ -161,3 +161,8 @@ smoke: $(STAMP)
 ## Local stages keep the fake credentials (with SPIKES_DYNAMODB_ENDPOINT_URL for a make dev server).
 usage-events: $(STAMP)
 	@$(if $(filter local test,$(STAGE)),,$(AWS_REAL)) $(BIN)/python -m tools.usage_events --stage '$(STAGE)' $(or $(ARGS),list)
+
+## The jobs' pending units parked after failing too often (docs/reliability.md): list them (the
+## default) or requeue: make parked-work STAGE=prod [ARGS='requeue <unit>' | ARGS='requeue --all'].
+parked-work: $(STAMP)
+	@$(if $(filter local test,$(STAGE)),,$(AWS_REAL)) $(BIN)/python -m tools.parked_work --stage '$(STAGE)' $(or $(ARGS),list)

@@ -82,7 +82,7 @@ def test_many_pending_runs_are_finished_oldest_event_first_a_page_per_invocation
     assert sorted(locked_owners()) == sorted(oldest_first[:3])
     assert finished(job()) == oldest_first[3:6]
     assert finished(job()) == oldest_first[6:] and locked_owners() == OWNERS
-    assert pro_feature_runs.pending(100) == [] and job() == {"runs": [], "left": 0}
+    assert pro_feature_runs.pending(100) == [] and job() == {"runs": [], "left": 0, "failed": 0, "parked": 0, "stopped": None}
 
 
 def test_runs_an_earlier_version_listed_are_moved_and_finished(owners, monkeypatch):

@@ -87,7 +87,7 @@ def test_a_large_downgrade_changes_one_page_in_the_webhook_and_the_job_the_rest(
     job_until_done(big)
     assert locked() == SHARES and runs() == []
     assert all(Share.get(f"share#{s}").webhook_url is None for s in SHARES)
-    assert job_step(big) == {"runs": [], "left": 0}
+    assert job_step(big) == {"runs": [], "left": 0, "failed": 0, "parked": 0, "stopped": None}
 
 
 def test_a_retried_downgrade_adds_no_second_run_and_changes_nothing_twice(big):

@@ -19,7 +19,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 LOCAL_STAGES = ("local", "test")
 
@@ -33,16 +33,25 @@ def stage_environment(stage: str) -> Dict[str, str]:
     return environment
 
 
-def parse(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tools.usage_events", description=__doc__.split("\n\n")[0])
+def operator_parser(module: str, doc: str, listed: str, requeued: str, one: Tuple[str, str], every: str):
+    """An operator command's parser (this one's, tools/parked_work.py's): ``--stage``, ``list``
+    and ``requeue`` one by its name or ``--all``: the parser, its subcommands and ``requeue``."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n\n")[0])
     parser.add_argument("--stage", help="the stage whose tables to use (default: SPIKES_STAGE, else local)")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="every parked event, with why it was parked")
-    requeue = commands.add_parser("requeue", help="put parked events back to be sent by the next report")
+    commands.add_parser("list", help=listed)
+    requeue = commands.add_parser("requeue", help=requeued)
     which = requeue.add_mutually_exclusive_group(required=True)
-    which.add_argument("identifier", nargs="?", help="the event's identifier (see list)")
-    which.add_argument("--all", action="store_true",
-                       help="every event parked as refused (one parked as unknown is requeued by its identifier)")
+    which.add_argument(one[0], nargs="?", help=one[1])
+    which.add_argument("--all", action="store_true", help=every)
+    return parser, commands, requeue
+
+
+def parse(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser, commands, requeue = operator_parser(
+        "tools.usage_events", __doc__, "every parked event, with why it was parked",
+        "put parked events back to be sent by the next report", ("identifier", "the event's identifier (see list)"),
+        "every event parked as refused (one parked as unknown is requeued by its identifier)")
     requeue.add_argument("--force", action="store_true",
                          help="the named event parked as unknown: only once Stripe was seen not to hold it")
     drop = commands.add_parser("drop", help="delete a parked event for good (Stripe has it, or it is not billed)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Tuple
 
+from chalicelib.services import pending_work
 from chalicelib.settings import get_settings
 from chalicelib.store import deliveries, webhook_releases
 from chalicelib.store import shares as share_store
@@ -69,6 +70,23 @@ def end_held(share_id: str, now: float, limit: Optional[int] = None) -> Tuple[in
     return released, cancelled, not more
 
 
+def _end_release(share_id: str, now: float, allowance: int, time_left_ms: Optional[Callable[[], int]],
+                 reserve_ms: int) -> Tuple[int, int, bool, bool]:
+    """End a release's held events within ``allowance`` event reads: how many ended, the reads
+    spent, whether none may be left, and whether the run's time ran short."""
+    ended = spent = 0
+    done = False
+    while allowance - spent > 0 and not done:
+        if time_left_ms is not None and time_left_ms() < reserve_ms:
+            return ended, spent, False, True
+        released, cancelled, done = end_held(share_id, now, min(BATCH, allowance - spent))
+        ended += released + cancelled
+        spent += max(1, released + cancelled)
+        if not done and not released + cancelled:
+            break  # the index still shows events already ended: the next run reads it again
+    return ended, spent, done, False
+
+
 def finish_releases(now: float, budget: int = 500,
                     time_left_ms: Optional[Callable[[], int]] = None, reserve_ms: int = 5000) -> int:
     """The delivery job's part: end the held events of the oldest recorded releases, reading at
@@ -76,22 +94,25 @@ def finish_releases(now: float, budget: int = 500,
     the others. A release with nothing (left) held costs the budget one read, not a batch: a
     downgrade of thousands of shares records a release for each, mostly with nothing held, and
     those are worked off ``RELEASES_PER_RUN`` a run, not 20. Releases an earlier version
-    recorded in the ledger are moved to their own items first. Returns how many ended."""
+    recorded in the ledger are moved to their own items first. A release whose step raises is
+    moved back or parked and the next goes on (services/pending_work.py). Returns how many
+    ended."""
     webhook_releases.move_legacy()
-    recorded = webhook_releases.pending(RELEASES_PER_RUN)
+    recorded = webhook_releases.pending(RELEASES_PER_RUN, due_by=now)
     per_release = max(BATCH, budget // max(1, len(recorded)))
     ended = 0
+    work = pending_work.Pass(webhook_releases.QUEUE, now)
     for release in recorded:
-        allowance, done = min(per_release, budget), False
-        while allowance > 0 and not done:
-            if time_left_ms is not None and time_left_ms() < reserve_ms:
-                return ended
-            released, cancelled, done = end_held(release.share_id, now, min(BATCH, allowance))
-            ended += released + cancelled
-            spent = max(1, released + cancelled)
-            allowance, budget = allowance - spent, budget - spent
-            if not done and not released + cancelled:
-                break  # the index still shows events already ended: the next run reads it again
+        if work.stopped:
+            break
+        ran, outcome = work.attempt(release.name, lambda: _end_release(
+            release.share_id, now, min(per_release, budget), time_left_ms, reserve_ms))
+        if not ran:
+            continue
+        ended_now, spent, done, out_of_time = outcome
+        ended, budget = ended + ended_now, budget - spent
+        if out_of_time:
+            return ended
         if done and now - release.since >= RELEASE_SETTLE_SECONDS:
             webhook_releases.consume(release)
     return ended

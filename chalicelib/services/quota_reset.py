@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.logs import get_logger
-from chalicelib.services import quotas
+from chalicelib.services import pending_work, quotas
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import charges
@@ -142,20 +142,24 @@ def finish_pro_feature_runs(settings: Settings, now: datetime, time_left_ms: Cal
     ``RUNS_PER_INVOCATION`` read per invocation, until done or time runs short (at least one
     step per invocation); a finished run is consumed. Runs an earlier version listed in the
     ledger's set are moved to their own items first, a bounded number per invocation. ``left``:
-    the runs read and not finished (one read beyond the page stands for more: 0 means none)."""
+    the runs read and not finished (one read beyond the page stands for more: 0 means none).
+    A run whose step raises is moved back or parked and the next goes on
+    (services/pending_work.py): ``failed``, ``parked``, and why the invocation ``stopped``
+    taking runs early, if it did."""
     pro_feature_runs.move_legacy()
-    runs = pro_feature_runs.pending(RUNS_PER_INVOCATION + 1)
+    runs = pro_feature_runs.pending(RUNS_PER_INVOCATION + 1, due_by=now.timestamp())
     results = []
+    work = pending_work.Pass(pro_feature_runs.QUEUE, now.timestamp())
     for run_name in runs[:RUNS_PER_INVOCATION]:
-        if results and time_left_ms() < settings.job_time_reserve_ms:
+        if (results and time_left_ms() < settings.job_time_reserve_ms) or work.stopped:
             break
-        result = sweep(settings, owner_job_key(run_name), now, time_left_ms,
-                       first={"user_id": pro_feature_runs.user_of(run_name)})
-        if result["status"] in ("completed", "already-done"):
+        ran, result = work.attempt(run_name, lambda: sweep(
+            settings, owner_job_key(run_name), now, time_left_ms, first={"user_id": pro_feature_runs.user_of(run_name)}))
+        if ran and result["status"] in ("completed", "already-done"):
             pro_feature_runs.consume(run_name)
-        results.append(result)
+        results.append(result if ran else {"job": owner_job_key(run_name), "status": "failed"})
     finished = sum(result["status"] in ("completed", "already-done") for result in results)
-    return {"runs": results, "left": len(runs) - finished}
+    return {"runs": results, "left": len(runs) - finished, **work.summary()}
 
 
 # --- one resumable pass over the users table -------------------------------------------------

@@ -6,6 +6,12 @@ unit with a conditional delete, so however many are pending no item grows and no
 unbounded. Units an earlier version kept as members of one ledger set (which DynamoDB's 400 KB
 item limit bounded) are moved into items, a bounded number per run, until the set is empty.
 
+A unit whose step raised is moved back (``fail``: ``attempts`` counted, ``last_error`` and
+``last_attempt_at`` set, ``next_attempt_at`` pushed later), and after too many attempts parked
+(``park``): the same item in the partition ``parked#<partition>``, by the time it was parked,
+which no job reads and an operator lists and requeues (services/parked_work.py). Each is one
+conditional update, never a read then a write (docs/security.md 65).
+
 Used by store/webhook_releases.py and store/pro_feature_runs.py.
 """
 from __future__ import annotations
@@ -13,9 +19,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException, UpdateError
+
+from chalicelib.errors import DependencyUnavailable
 from chalicelib.store import ledger
 from chalicelib.store.models import Delivery
-from chalicelib.store.transactions import Transaction, delete_if
+from chalicelib.store.transactions import Transaction, conditional_failed, delete_if, update_if
+
+PARKED_PREFIX = "parked#"
+# DynamoDB's answers that say it (not the unit) is failing: throttled, or failing inside.
+_OUTAGE_CODES = ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+                 "InternalServerError", "ServiceUnavailable", "TransactionInProgressException")
+
+
+def outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says a dependency is failing for everything (throttled, unavailable,
+    unreachable) rather than that one unit's step fails: such a failure costs no unit an
+    attempt."""
+    if isinstance(exc, (DependencyUnavailable, BotoCoreError)):  # BotoCoreError: no connection, timeouts
+        return True
+    cause = exc.cause if isinstance(exc, PynamoDBException) and exc.cause is not None else exc
+    if isinstance(cause, BotoCoreError):
+        return True
+    if not isinstance(cause, ClientError):
+        return False
+    response = cause.response or {}
+    return response.get("Error", {}).get("Code") in _OUTAGE_CODES or \
+        int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0) >= 500
 
 
 @dataclass(frozen=True)
@@ -24,25 +55,80 @@ class PendingQueue:
     prefix: str  # of the items' keys
     legacy_item: str  # the ledger set an earlier version listed the units in
 
+    @property
+    def parked_partition(self) -> str:
+        return PARKED_PREFIX + self.partition
+
     def record(self, name: str, at: int, tx: Optional[Transaction] = None) -> None:
         """List a unit (in ``tx`` when given), written as an update so only its partition and
-        time are set. Idempotent: the same name again is the same item."""
+        time are set, and only when it has none: the same name again is the same item, a unit
+        moved back keeps its later time and a parked one stays parked."""
         item = Delivery(self.prefix + name)
-        actions = [Delivery.due.set(self.partition), Delivery.next_attempt_at.set(int(at))]
+        actions = [Delivery.due.set(Delivery.due | self.partition),
+                   Delivery.next_attempt_at.set(Delivery.next_attempt_at | int(at))]
         if tx is None:
             item.update(actions=actions)
         else:
             tx.update(f"pending-{self.partition}", item, actions=actions)
 
-    def pending(self, limit: int) -> List[str]:
-        """The names of up to ``limit`` units, oldest first. The index is eventually consistent:
-        one recorded a moment ago may show on the next run, one consumed may show once more."""
-        items = Delivery.due_index.query(self.partition, limit=limit, page_size=limit)
+    def pending(self, limit: int, due_by: Optional[float] = None) -> List[str]:
+        """The names of up to ``limit`` units, oldest first (``due_by``: only those whose time
+        has come). The index is eventually consistent: one recorded a moment ago may show on
+        the next run, one consumed may show once more."""
+        condition = None if due_by is None else Delivery.next_attempt_at <= int(due_by)
+        items = Delivery.due_index.query(self.partition, condition, limit=limit, page_size=limit)
         return [item.delivery_id[len(self.prefix):] for item in items]
 
     def consume(self, name: str) -> bool:
         """Forget a finished unit; False when another run consumed it first."""
         return delete_if(Delivery(self.prefix + name), Delivery.due == self.partition)
+
+    def fail(self, name: str, error: str, now: int, retry_at: int) -> Optional[int]:
+        """Count a failed attempt at a pending unit and move it back to ``retry_at``, in one
+        update: its attempts so far, or None when it is no longer pending (consumed or parked
+        by another run)."""
+        item = Delivery(self.prefix + name)
+        try:
+            item.update(actions=[Delivery.attempts.add(1), Delivery.last_error.set(error[:1000]),
+                                 Delivery.last_attempt_at.set(int(now)), Delivery.next_attempt_at.set(int(retry_at))],
+                        condition=Delivery.due == self.partition)
+        except UpdateError as exc:
+            if conditional_failed(exc):
+                return None
+            raise
+        return int(item.attempts or 0)
+
+    def retry_at(self, name: str, attempts: int, at: int) -> bool:
+        """Move a unit failed ``attempts`` times to ``at``; False when it changed since."""
+        return update_if(Delivery(self.prefix + name), [Delivery.next_attempt_at.set(int(at))],
+                         (Delivery.due == self.partition) & (Delivery.attempts == attempts))
+
+    def park(self, name: str, attempts: int, now: int) -> bool:
+        """Park a unit failed ``attempts`` times: kept, in the parked partition by the time it
+        was parked, read by no job. False when it changed since."""
+        return update_if(Delivery(self.prefix + name),
+                         [Delivery.due.set(self.parked_partition), Delivery.next_attempt_at.set(int(now))],
+                         (Delivery.due == self.partition) & (Delivery.attempts == attempts))
+
+    def parked(self, limit: int) -> List[Delivery]:
+        """Up to ``limit`` parked units, the first parked first (eventually consistent)."""
+        return list(Delivery.due_index.query(self.parked_partition, limit=limit, page_size=limit))
+
+    def parked_unit(self, name: str) -> Optional[Delivery]:
+        """The unit's item, read consistently, when it is parked."""
+        try:
+            item = Delivery.get(self.prefix + name, consistent_read=True)
+        except Delivery.DoesNotExist:
+            return None
+        return item if item.due == self.parked_partition else None
+
+    def requeue(self, name: str, note: str, now: int) -> bool:
+        """Put a parked unit back, due now with its attempts counted from zero; ``note`` becomes
+        its ``last_error``. False when it is not parked (requeued by another operator, gone)."""
+        return update_if(Delivery(self.prefix + name),
+                         [Delivery.due.set(self.partition), Delivery.next_attempt_at.set(int(now)),
+                          Delivery.attempts.set(0), Delivery.last_error.set(note[:1000])],
+                         Delivery.due == self.parked_partition)
 
     def move_legacy(self, time_of: Callable[[str], int], limit: int) -> int:
         """Move up to ``limit`` members of the legacy set into items (their times from

@@ -15,7 +15,7 @@ per run, until it is empty.
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 from chalicelib.store.pending_queue import PendingQueue
 
@@ -43,10 +43,11 @@ def record(name: str) -> None:
     QUEUE.record(name, event_at_of(name))
 
 
-def pending(limit: int) -> List[str]:
-    """The names of up to ``limit`` runs not finished, oldest event first (eventually
-    consistent: one consumed may show once more, and is then found done)."""
-    return QUEUE.pending(limit)
+def pending(limit: int, due_by: Optional[float] = None) -> List[str]:
+    """The names of up to ``limit`` runs not finished, oldest event first (``due_by``: only
+    those not moved back past it after failing; eventually consistent: one consumed may show
+    once more, and is then found done)."""
+    return QUEUE.pending(limit, due_by)
 
 
 def consume(name: str) -> bool:

@@ -30,6 +30,10 @@ class Release:
     share_id: str
     since: int  # epoch seconds the release was recorded
 
+    @property
+    def name(self) -> str:  # in QUEUE
+        return self.key[len(KEY_PREFIX):]
+
 
 def _since(name: str) -> int:
     since = name.rpartition("@")[2]
@@ -47,14 +51,15 @@ def record(tx: Optional[Transaction], share_id: str, now: float) -> None:
     QUEUE.record(f"{share_id}@{int(now)}", int(now), tx)
 
 
-def pending(limit: int) -> List[Release]:
-    """Up to ``limit`` releases not finished, oldest first (eventually consistent)."""
-    return [_parse(name) for name in QUEUE.pending(limit)]
+def pending(limit: int, due_by: Optional[float] = None) -> List[Release]:
+    """Up to ``limit`` releases not finished, oldest first (``due_by``: only those not moved
+    back past it after failing; eventually consistent)."""
+    return [_parse(name) for name in QUEUE.pending(limit, due_by)]
 
 
 def consume(release: Release) -> bool:
     """Forget a finished release; False when another run consumed it first."""
-    return QUEUE.consume(release.key[len(KEY_PREFIX):])
+    return QUEUE.consume(release.name)
 
 
 def move_legacy() -> int:

@@ -1,0 +1,222 @@
+"""A pending unit whose step keeps raising does not hold up the units behind it: it is counted
+and moved back with a growing delay while the others go on in the same invocation, parked after
+``MAX_ATTEMPTS``, listed and requeued by an operator (tools/parked_work.py); a dependency
+failing for every unit charges none of them (docs/security.md 65). For the quota reset's
+Stripe-event runs and the delivery job's webhook releases, on moto and DynamoDB Local."""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import QueryError
+
+from chalicelib import clock
+from chalicelib.services import held_deliveries, pending_work, quota_reset
+from chalicelib.store import pro_feature_runs, webhook_releases
+from chalicelib.store.models import Delivery
+from infra import policy
+from tests import aws_calls
+from tests.test_pro_feature_runs import OWNERS, job, locked_owners, owners, stripe_event_leaves_a_run  # noqa: F401
+from tools import parked_work
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+class Boom(Exception):
+    """A bug, a bad item: what one unit's step raises."""
+
+
+def throttled() -> QueryError:
+    return QueryError("Failed to query items", ClientError(
+        {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "Query"))
+
+
+@pytest.fixture
+def at():
+    """Run the jobs at a moment of the test's choosing (``at(seconds)`` after NOW)."""
+    def move(seconds: float) -> None:
+        clock.use(lambda: NOW + timedelta(seconds=seconds))
+    move(0)
+    yield move
+    clock.use(None)
+
+
+def failing_for(monkeypatch, module, name, bad, error=Boom):
+    """``module.name`` raises ``error`` when its first argument is in ``bad`` (a set the test may
+    change); the calls it let through are counted."""
+    real, calls = getattr(module, name), []
+
+    def patched(first, *args, **kwargs):
+        user = first.get("user_id") if isinstance(first, dict) else first
+        if user in bad or "*" in bad:
+            raise error() if isinstance(error, type) else error
+        calls.append(user)
+        return real(first, *args, **kwargs)
+    monkeypatch.setattr(module, name, patched)
+    return calls
+
+
+def unit(queue, name: str) -> Delivery:
+    return Delivery.get(queue.prefix + name, consistent_read=True)
+
+
+def command(capsys, *argv: str):
+    capsys.readouterr()
+    status = parked_work.main(list(argv))
+    return status, [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def strip_step_failing_for(monkeypatch, bad):
+    real = quota_reset.strip_step
+
+    def patched(settings, stripping, now):
+        if stripping["user_id"] in bad:
+            raise Boom(f"bad data for {stripping['user_id']}")
+        return real(settings, stripping, now)
+    monkeypatch.setattr(quota_reset, "strip_step", patched)
+
+
+# --- the quota reset's runs ----------------------------------------------------------------
+
+def test_a_run_that_keeps_raising_does_not_hold_up_the_runs_behind_it(owners, monkeypatch, at, capsys):  # noqa: F811
+    for owner in OWNERS[:4]:
+        stripe_event_leaves_a_run(owner)
+    oldest, *behind = sorted(OWNERS[:4], key=owners.get)
+    bad = {oldest}
+    strip_step_failing_for(monkeypatch, bad)
+    [stuck] = [name for name in pro_feature_runs.pending(10) if name.startswith(oldest)]
+
+    first = job()  # raised Boom here, every invocation, before the runs behind it
+    assert first["failed"] == 1 and first["parked"] == 0 and first["stopped"] is None
+    assert [r["status"] for r in first["runs"]] == ["failed", "completed", "completed", "completed"]
+    assert sorted(locked_owners()) == sorted(behind) and first["left"] == 1
+    item = unit(pro_feature_runs.QUEUE, stuck)
+    assert item.attempts == 1 and item.last_error.startswith("Boom: bad data for")
+    assert item.next_attempt_at == NOW.timestamp() + pending_work.delay(1)
+    assert pro_feature_runs.pending(10) == [stuck]  # still pending, not lost
+    assert job()["runs"] == []  # not due again yet
+
+    # Retried later, each time a longer delay, parked at the limit: kept, and read by no job.
+    waited = 0
+    for attempt in range(2, pending_work.MAX_ATTEMPTS + 1):
+        waited += pending_work.delay(attempt - 1)
+        at(waited)
+        assert job()["failed"] == 1
+        assert unit(pro_feature_runs.QUEUE, stuck).attempts == attempt
+    assert unit(pro_feature_runs.QUEUE, stuck).due == "parked#pro-features"
+    assert pro_feature_runs.pending(10) == []
+    at(waited + 10 * pending_work.MAX_DELAY_SECONDS)
+    assert job()["runs"] == []
+
+    # The operator sees it with why, fixes the cause, and requeues it.
+    status, [listed] = command(capsys, "list")
+    assert status == 0 and listed["unit"] == f"pro-features#{stuck}" and listed["queue"] == "pro-features"
+    assert listed["attempts"] == pending_work.MAX_ATTEMPTS and listed["reason"].startswith("Boom: bad data for")
+    bad.clear()
+    assert command(capsys, "requeue", listed["unit"]) == (0, [{"unit": listed["unit"], "requeued": True}])
+    assert command(capsys, "requeue", listed["unit"])[0] == 1  # once
+    assert command(capsys, "list") == (0, [])
+    assert unit(pro_feature_runs.QUEUE, stuck).attempts == 0
+    assert [r["status"] for r in job()["runs"]] == ["completed"]
+    assert sorted(locked_owners()) == sorted(OWNERS[:4]) and pro_feature_runs.pending(10) == []
+
+
+def test_an_event_retried_while_its_run_is_parked_or_moved_back_keeps_it_there(store_backend, at):
+    name = pro_feature_runs.run_name("0b4c", int(NOW.timestamp()) - 60, lock=True)
+    pro_feature_runs.record(name)
+    later = int(NOW.timestamp()) + 300
+    assert pro_feature_runs.QUEUE.fail(name, "Boom", int(NOW.timestamp()), later) == 1
+    pro_feature_runs.record(name)  # Stripe retries the event: the same unit, still moved back
+    assert unit(pro_feature_runs.QUEUE, name).next_attempt_at == later
+    assert pro_feature_runs.pending(10, due_by=NOW.timestamp()) == []
+    assert pro_feature_runs.QUEUE.park(name, 1, later)
+    pro_feature_runs.record(name)
+    assert unit(pro_feature_runs.QUEUE, name).due == "parked#pro-features"
+    assert pro_feature_runs.QUEUE.park(name, 1, later) is False  # parked once
+    assert pro_feature_runs.consume(name) is False  # no job consumes a parked unit
+
+
+def test_a_throttled_dependency_charges_no_run(owners, monkeypatch, at):  # noqa: F811
+    for owner in OWNERS[:4]:
+        stripe_event_leaves_a_run(owner)
+    real = quota_reset.strip_step
+
+    def throttled_step(*args, **kwargs):
+        raise throttled()
+    monkeypatch.setattr(quota_reset, "strip_step", throttled_step)
+    for hour in range(pending_work.MAX_ATTEMPTS * 2):
+        at(hour * 3600)
+        result = job()
+        assert result["stopped"] == "dependency failing" and len(result["runs"]) == 1  # stops at once
+        assert result["failed"] == 0 and result["parked"] == 0
+    assert all(not unit(pro_feature_runs.QUEUE, name).attempts for name in pro_feature_runs.pending(10))
+    monkeypatch.setattr(quota_reset, "strip_step", real)
+    job()
+    assert locked_owners() == OWNERS[:4] and pro_feature_runs.pending(10) == []
+
+
+def test_runs_all_raising_stop_the_invocation_after_a_few(owners, monkeypatch, at):  # noqa: F811
+    """Not recognised as a dependency's failure, yet every run fails: an invocation charges
+    ``FAILURES_IN_A_ROW`` of them an attempt, not all."""
+    for owner in OWNERS:
+        stripe_event_leaves_a_run(owner)
+    strip_step_failing_for(monkeypatch, set(OWNERS))
+    result = job()
+    assert result["failed"] == pending_work.FAILURES_IN_A_ROW and result["stopped"] == "3 units failed in a row"
+    attempts = sorted(int(unit(pro_feature_runs.QUEUE, name).attempts or 0) for name in pro_feature_runs.pending(10))
+    assert attempts == [0] * (len(OWNERS) - 3) + [1] * 3
+
+
+# --- the delivery job's releases ------------------------------------------------------------
+
+def finish(now: float) -> int:
+    with aws_calls.acting_as(policy.WEBHOOK_DELIVERIES_FUNCTION):
+        return held_deliveries.finish_releases(now)
+
+
+def releases(count: int, start: float) -> list:
+    for number in range(count):
+        webhook_releases.record(None, f"sh_gone{number}", start + number)
+    return webhook_releases.pending(count)
+
+
+def test_a_release_that_keeps_raising_does_not_hold_up_the_releases_behind_it(store_backend, monkeypatch, capsys):
+    now = time.time()
+    first, *behind = releases(4, now - 600)
+    bad = {first.share_id}
+    calls = failing_for(monkeypatch, held_deliveries, "end_held", bad)
+    finish(now)  # raised Boom here, every run, before the releases behind it
+    assert calls == [r.share_id for r in behind]
+    assert webhook_releases.pending(10) == [first]  # the others are finished and consumed
+    item = unit(webhook_releases.QUEUE, first.name)
+    assert item.attempts == 1 and item.last_error == "Boom: " and item.next_attempt_at > now
+    finish(now + 1)
+    assert item.refresh(consistent_read=True) is None and item.attempts == 1  # not due yet
+    monkeypatch.setattr(pending_work, "MAX_ATTEMPTS", 2)
+    finish(now + pending_work.delay(1))
+    assert webhook_releases.pending(10) == []
+    status, [listed] = command(capsys, "list")
+    assert listed["unit"] == first.key and listed["queue"] == "releases" and listed["attempts"] == 2
+    bad.clear()
+    assert command(capsys, "requeue", "--all") == (0, [{"requeued": first.key}])
+    finish(time.time())
+    assert webhook_releases.pending(10) == [] and command(capsys, "list") == (0, [])
+
+
+def test_a_dependency_failing_for_every_release_charges_none(store_backend, monkeypatch):
+    now = time.time()
+    recorded = releases(3, now - 600)
+    failing_for(monkeypatch, held_deliveries, "end_held", {"*"}, error=throttled())
+    for hour in range(pending_work.MAX_ATTEMPTS * 2):
+        finish(now + hour * 3600)
+    assert webhook_releases.pending(10) == recorded
+    assert all(not unit(webhook_releases.QUEUE, r.name).attempts for r in recorded)
+
+
+def test_requeuing_what_is_not_parked_is_refused(store_backend, capsys):
+    assert command(capsys, "requeue", "release#sh_x@1")[0] == 1
+    status, [answer] = command(capsys, "requeue", "nothing#at-all")
+    assert status == 1 and "pro-features#..." in answer["error"]
