@@ -80,7 +80,7 @@ def test_releases_an_earlier_version_recorded_are_moved_and_finished(backend_cli
     _deliver(now)  # and the last
     assert not LedgerItem.get(webhook_releases.LEGACY_ITEM).members
     assert sorted((r.share_id, r.since) for r in webhook_releases.pending(10)) == \
-        [(share["share_id"], now), ("sh_zgone1", now - 5), ("sh_zgone2", now - 5)]
+        sorted([(share["share_id"], now), ("sh_zgone1", now - 5), ("sh_zgone2", now - 5)])  # share ids are random
     assert _statuses(share["share_id"]) == ["cancelled", "cancelled"] and receiver.requests == []
     assert _deliver(now + held_deliveries.RELEASE_SETTLE_SECONDS).held_ended == 0
     assert webhook_releases.pending(10) == []
