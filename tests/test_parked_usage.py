@@ -96,7 +96,8 @@ def test_the_commands_output_is_its_answers_alone_and_its_logs_go_to_stderr(clie
     assert '"event": "request"' in capsys.readouterr().out
 
 
-def test_make_usage_events_writes_only_the_commands_output(tmp_path):
+@pytest.mark.parametrize("target", ["usage-events", "parked-work"])  # parked-work: tools/parked_work.py
+def test_make_usage_events_writes_only_the_commands_output(tmp_path, target):
     """make does not echo the command line into what jq reads (the requirements taken as
     installed: ``STAMP`` names a fresh file)."""
     if shutil.which("make") is None:
@@ -104,11 +105,11 @@ def test_make_usage_events_writes_only_the_commands_output(tmp_path):
     installed = tmp_path / "installed"
     installed.touch()
     environment = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
-    made = subprocess.run(["make", "--no-print-directory", "usage-events", "STAGE=test", "ARGS=--help",
+    made = subprocess.run(["make", "--no-print-directory", target, "STAGE=test", "ARGS=--help",
                            f"STAMP={installed}"], cwd=pathlib.Path(__file__).parent.parent, env=environment,
                           capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
-    assert made.stdout.startswith("usage: python -m tools.usage_events"), made.stdout
+    assert made.stdout.startswith(f"usage: python -m tools.{target.replace('-', '_')}"), made.stdout
 
 
 def test_make_usage_events_with_a_stale_venv_still_writes_only_the_commands_output(tmp_path):

@@ -10,13 +10,15 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from botocore.exceptions import ClientError
-from pynamodb.exceptions import QueryError
+from botocore.exceptions import ClientError, EndpointConnectionError
+from pynamodb.exceptions import QueryError, UpdateError
 
 from chalicelib import clock
+from chalicelib.errors import DependencyUnavailable
 from chalicelib.services import held_deliveries, pending_work, quota_reset
 from chalicelib.store import pro_feature_runs, webhook_releases
 from chalicelib.store.models import Delivery
+from chalicelib.store.pending_queue import outage
 from infra import policy
 from tests import aws_calls
 from tests.test_pro_feature_runs import OWNERS, job, locked_owners, owners, stripe_event_leaves_a_run  # noqa: F401
@@ -220,3 +222,16 @@ def test_requeuing_what_is_not_parked_is_refused(store_backend, capsys):
     assert command(capsys, "requeue", "release#sh_x@1")[0] == 1
     status, [answer] = command(capsys, "requeue", "nothing#at-all")
     assert status == 1 and "pro-features#..." in answer["error"]
+
+
+def test_what_counts_as_a_dependency_failing_for_every_unit():
+    def refused(code: str, status: int = 400) -> UpdateError:
+        return UpdateError("Failed to update item", ClientError(
+            {"Error": {"Code": code, "Message": "..."}, "ResponseMetadata": {"HTTPStatusCode": status}}, "UpdateItem"))
+    for everyone in (throttled(), refused("TransactionConflictException"), refused("InternalServerError", 500),
+                     refused("Unexpected", 503), DependencyUnavailable(),
+                     EndpointConnectionError(endpoint_url="http://127.0.0.1:1")):
+        assert outage(everyone), everyone
+    for this_unit in (Boom(), KeyError("tier"), refused("ConditionalCheckFailedException"),
+                      refused("ValidationException")):
+        assert not outage(this_unit), this_unit

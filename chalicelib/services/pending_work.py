@@ -6,7 +6,7 @@ back with a growing delay, so the units behind it go on in the same invocation; 
 "This unit fails" is told from "everything fails" two ways (docs/security.md 65):
 
 - an error that says a dependency is failing for every unit (DynamoDB throttled, failing inside,
-  unreachable: ``pending_queue.outage``) costs the unit nothing and stops the pass: the unit
+  unreachable, or the item in another transaction: ``pending_queue.outage``) costs the unit nothing and stops the pass: the unit
   keeps its place and the next invocation tries again;
 - any other error counts, but ``FAILURES_IN_A_ROW`` of them with no unit succeeding in between
   stop the pass too: something all units share may be broken, so an invocation charges at most

@@ -28,9 +28,11 @@ from chalicelib.store.models import Delivery
 from chalicelib.store.transactions import Transaction, conditional_failed, delete_if, update_if
 
 PARKED_PREFIX = "parked#"
-# DynamoDB's answers that say it (not the unit) is failing: throttled, or failing inside.
+# DynamoDB's answers that say it (not the unit) is failing, or busy for a moment: throttled,
+# failing inside, the item in another transaction.
 _OUTAGE_CODES = ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-                 "InternalServerError", "ServiceUnavailable", "TransactionInProgressException")
+                 "InternalServerError", "ServiceUnavailable", "TransactionInProgressException",
+                 "TransactionConflictException")
 
 
 def outage(exc: BaseException) -> bool:
