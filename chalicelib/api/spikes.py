@@ -122,14 +122,11 @@ def _scope(request, params: dict) -> Tuple[spikes.Scope, bool]:
     return spikes.scope_for(None, principal), True
 
 
-is_rust_client = inputs.is_rust_client
-
-
 def wants_bare_array(request) -> bool:
     """The CLI's push (ureq, token in the query, no Authorization header) parses a bare JSON
     array; every other caller gets the contract's {data, next_cursor}. See docs/clients.md."""
     return ("token" in inputs.query(request) and not request.headers.get("authorization")
-            and is_rust_client(request))
+            and inputs.is_rust_client(request))
 
 
 @route(bp, "/spikes", methods=["GET"])
@@ -138,7 +135,7 @@ def list_spikes():
     params = inputs.query(request)
     # Without ?limit= the contract's 100, except for the CLI and the MCP server (pull, pull
     # --from, push, get_spikes), which would drop everything past the first page: the largest.
-    default_limit = MAX_LIMIT if is_rust_client(request) else DEFAULT_LIMIT
+    default_limit = MAX_LIMIT if inputs.is_rust_client(request) else DEFAULT_LIMIT
     filters, limit = _filters(params), _limit(params, default_limit)
     scope, reviewer_emails = _scope(request, params)
     page = spikes.list_page(scope, filters, limit, params.get("cursor") or None,
