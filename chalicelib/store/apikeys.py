@@ -6,7 +6,7 @@ are conditioned on the key still being its owner's and, where it matters, not re
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import size
@@ -125,7 +125,7 @@ def _revoke(item: ApiKey, owner_id: str, at: str) -> bool:
     """Revoke one key and give its place back, together; True when this call revoked it.
     Either way ``item`` then names, as stored, every key it made: the write is conditioned
     on ``made_keys`` being as read (it only grows), else the item is read again."""
-    for _ in range(3):
+    def write_for_key_as_read() -> Callable[[Transaction], None]:
         made = len(item.made_keys or ())
         unchanged = (size(ApiKey.made_keys) == made) if made else ApiKey.made_keys.does_not_exist()
 
@@ -133,16 +133,30 @@ def _revoke(item: ApiKey, owner_id: str, at: str) -> bool:
             tx.update("key", item, actions=[ApiKey.revoked_at.set(at)],
                       condition=ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id) & unchanged)
             key_slots.give_back(tx, owner_id, item.key_id)
+        return write
+    if not _write_with_place(item, write_for_key_as_read,
+                             lambda key: key.revoked_at is not None or key.user_id != owner_id):
+        return False
+    item.revoked_at = at
+    return True
+
+
+def _write_with_place(key: ApiKey, write_for_key_as_read: Callable[[], Callable[[Transaction], None]],
+                      moot: Callable[[ApiKey], bool]) -> bool:
+    """Run a key's transaction that also changes its account's places, built from the key as
+    last read; when the key changed meanwhile, read it again and retry, a few times. False
+    once ``moot`` says the write no longer applies to the key as stored; ``NotCounted`` when
+    the account's places refused it (not counted yet)."""
+    for _ in range(3):
         try:
-            transactions.run(write)
+            transactions.run(write_for_key_as_read())
         except transactions.ConditionFailed as failed:
             if key_slots.NAME in failed:
                 raise key_slots.NotCounted() from None
-            item.refresh(consistent_read=True)  # revoked, moved or made a key meanwhile
-            if item.revoked_at is not None or item.user_id != owner_id:
+            key.refresh(consistent_read=True)
+            if moot(key):
                 return False
             continue
-        item.revoked_at = at
         return True
     raise DependencyUnavailable("This API key keeps changing; retry shortly")
 
@@ -204,8 +218,8 @@ def move_to_owner(key: ApiKey, old_owner: str, new_owner: str) -> bool:
     """The key becomes ``new_owner``'s, if it still is ``old_owner``'s (a claim), and its place
     moves with it, whatever the new owner holds already (``NotCounted`` when either account
     is not counted yet). False when it was not ``old_owner``'s any more."""
-    for _ in range(3):
-        live = key.revoked_at is None
+    def write_for_key_as_read() -> Callable[[Transaction], None]:
+        live = key.revoked_at is None  # a revoked key holds no place to take along
         state = ApiKey.revoked_at.does_not_exist() if live else ApiKey.revoked_at.exists()
 
         def write(tx: Transaction) -> None:
@@ -214,15 +228,8 @@ def move_to_owner(key: ApiKey, old_owner: str, new_owner: str) -> bool:
             key_slots.give_back(tx, old_owner, key.key_id)
             if live:
                 key_slots.take(tx, new_owner, key.key_id, None)
-        try:
-            transactions.run(write)
-        except transactions.ConditionFailed as failed:
-            if key_slots.NAME in failed:
-                raise key_slots.NotCounted() from None
-            key.refresh(consistent_read=True)  # revoked or moved meanwhile
-            if key.user_id != old_owner:
-                return False
-            continue
-        key.user_id = new_owner
-        return True
-    raise DependencyUnavailable("This API key keeps changing; retry shortly")
+        return write
+    if not _write_with_place(key, write_for_key_as_read, lambda stored: stored.user_id != old_owner):
+        return False
+    key.user_id = new_owner
+    return True
