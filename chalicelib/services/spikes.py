@@ -196,11 +196,8 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
 
 # --- who may see what --------------------------------------------------------------------------
 
-def scope_for(project: Optional[str], principal: Optional[Principal]) -> Scope:
-    """``project`` makes a listing public (the contract); otherwise the admin sees every
-    spike and a user only the spikes of their own shares."""
-    if project:
-        return project_scope(project, share_of(project))
+def scope_for(principal: Optional[Principal]) -> Scope:
+    """A listing without ``?project=``: the admin sees every spike, a user their own."""
     if principal is None:
         raise AuthRequired("Pass ?project=, a bearer token, or the admin ?token=")
     if principal.is_admin:
@@ -230,9 +227,10 @@ def shows_reviewer_emails(principal: Optional[Principal], owner_id: Optional[str
     return owner and principal.allows("spikes:read")
 
 
-def project_scope(project: str, share: Optional[Share]) -> Scope:
-    """The spikes of a project key, or of the share it names (whose access the caller checked)."""
-    return Scope("project", spike_store.project_partition(project, share.share_id if share else None))
+def project_scope(project: str, share: Optional[Share], owner_id: Optional[str] = None) -> Scope:
+    """The spikes of a project key, or of the share it names (whose access the caller checked);
+    with ``owner_id``, that user's own project of this key (where their posts under it go)."""
+    return Scope("project", spike_store.project_partition(project, share.share_id if share else None, owner_id))
 
 
 def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str,

@@ -1,0 +1,65 @@
+"""What a newcomer following docs/agents.md, the README and GET /openapi.json met on the real
+server, and what the server now does instead."""
+from __future__ import annotations
+
+from tests.conftest import ADMIN_TOKEN, call, sign_in
+
+
+def _key(client, token=None, **body) -> str:
+    status, created, _ = call(client, "POST", "/auth/api-key", body, token=token)
+    assert status == 201, created
+    return created["api_key"]
+
+
+def _post(client, project_key: str, comments: str, key=None) -> str:
+    status, body, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": project_key,
+                                                       "comments": comments,
+                                                       "reviewer": {"id": "r1", "name": "Jo", "email": "jo@x.io"}},
+                           headers={"X-API-Key": key} if key else None)
+    assert status == 201, body
+    return body["id"]
+
+
+def _listed(client, query: str, key=None) -> list:
+    status, page, _ = call(client, "GET", f"/spikes?{query}", token=key)
+    assert status == 200, page
+    return page["data"]
+
+
+def test_a_project_key_of_ones_own_is_listed_with_the_key_that_posted_under_it(backend_client):
+    # docs/agents.md: feedback an agent posts with its key under a project key of its own is
+    # the key's account's. Filtering by that key with the same key listed the public project of
+    # that name instead (here a stranger's anonymous post), never the agent's own feedback.
+    client = backend_client
+    agent = _key(client, name="agent")
+    mine = _post(client, "my-app", "the agent's own", key=agent)
+    public = _post(client, "my-app", "a stranger's, anonymous")
+    assert [s["id"] for s in _listed(client, "project=my-app", agent)] == [mine]
+    assert _listed(client, "project=my-app", agent)[0]["reviewer"]["email"] == "jo@x.io"  # the owner's
+    assert [s["id"] for s in _listed(client, "project=my-app&resolved=false", agent)] == [mine]
+    # The same key resolves it by id in that project, as before.
+    status, resolved, _ = call(client, "PATCH", f"/spikes/{mine}?project=my-app", {"resolved": True}, token=agent)
+    assert status == 200 and resolved["resolved"] is True
+    assert [s["id"] for s in _listed(client, "project=my-app&resolved=true", agent)] == [mine]
+    # Without credentials (the contract's public listing), the public project; no addresses.
+    listed = _listed(client, "project=my-app")
+    assert [s["id"] for s in listed] == [public] and "email" not in listed[0]["reviewer"]
+    # A key that may not read spikes, and another account, read the public listing as anyone.
+    usage_only = _key(client, token=agent, scopes="usage:read")
+    assert [s["id"] for s in _listed(client, "project=my-app", usage_only)] == [public]
+    other = sign_in(client, "other@example.com")
+    assert [s["id"] for s in _listed(client, "project=my-app", other)] == []
+    # The admin sees the public project, as before.
+    assert [s["id"] for s in _listed(client, f"project=my-app&token={ADMIN_TOKEN}")] == [public]
+
+
+def test_an_own_project_export_is_the_callers_own(client):
+    agent = _key(client, name="agent")
+    _post(client, "my-app", "own", key=agent)
+    _post(client, "my-app", "public")
+    response = client.http.get("/spikes/export?project=my-app&format=jsonl",
+                               headers={"Authorization": f"Bearer {agent}"})
+    assert response.status_code == 200
+    lines = response.body.decode().strip().splitlines()
+    assert len(lines) == 1 and '"own"' in lines[0]
+
