@@ -63,3 +63,27 @@ def test_an_own_project_export_is_the_callers_own(client):
     lines = response.body.decode().strip().splitlines()
     assert len(lines) == 1 and '"own"' in lines[0]
 
+
+def test_a_change_a_request_cannot_make_is_refused_not_answered_unchanged(client):
+    # PATCH /auth/api-key {"scopes": "full"} answered 200 with the scopes as they were, so a
+    # client believed its key had been widened (or narrowed); PATCH /me ignored what it lacks too.
+    owner = sign_in(client)
+    status, created, _ = call(client, "POST", "/auth/api-key", {"name": "ci", "scopes": "read"}, token=owner)
+    path = f"/auth/api-key/{created['key_id']}"
+    status, body, _ = call(client, "PATCH", path, {"scopes": "full"}, token=owner)
+    assert status == 400 and body["code"] == "VALIDATION_ERROR", body
+    assert body["details"] == [{"field": "scopes", "code": "INVALID_FIELD",
+                                "message": "scopes cannot be set here; this request takes name, expires_at, "
+                                           "monthly_cap_cents"}]
+    status, body, _ = call(client, "PATCH", path, {"name": "renamed", "scopes": "full"}, token=owner)
+    assert status == 400  # nothing of it applied
+    status, listed, _ = call(client, "GET", "/auth/api-keys", token=owner)
+    assert [(k["name"], k["scopes"]) for k in listed] == [("ci", "read")]
+    status, body, _ = call(client, "PATCH", path, {"name": "renamed"}, token=owner)
+    assert status == 200 and body["name"] == "renamed" and body["scopes"] == "read"
+    status, body, _ = call(client, "PATCH", "/me", {"email": "x@example.com"}, token=owner)
+    assert status == 400 and body["details"][0]["field"] == "email", body
+    # POST /spikes stays lenient: the CLI's push sends whole local spikes, unknown keys included.
+    status, _, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": "p", "extra": 1})
+    assert status == 201
+

@@ -134,12 +134,16 @@ def _is_text(data: Any) -> bool:
     return True
 
 
-def validation_details(exc: ValidationError) -> list:
+def validation_details(exc: ValidationError, model: Optional[type] = None) -> list:
     details = []
     for err in exc.errors():
         field = ".".join(str(part) for part in err["loc"]) or "body"
         code = "MISSING_FIELD" if err["type"] == "missing" else "INVALID_FIELD"
-        details.append({"field": field, "message": err["msg"], "code": code})
+        message = err["msg"]
+        if err["type"] == "extra_forbidden" and model is not None and len(err["loc"]) == 1:
+            # pydantic says "Extra inputs are not permitted"; say what the request does take.
+            message = f"{field} cannot be set here; this request takes {', '.join(model.model_fields)}"
+        details.append({"field": field, "message": message, "code": code})
     return details
 
 
@@ -148,7 +152,7 @@ def validate(model: Type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ValidationFailed(details=validation_details(exc)) from None
+        raise ValidationFailed(details=validation_details(exc, model)) from None
 
 
 def parse(request: Request, model: Type[M], max_bytes: Optional[int] = None) -> M:

@@ -17,7 +17,12 @@ class Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class AccountPatchIn(Lenient):
+class Closed(BaseModel):
+    """A change request: a field it cannot change is refused (400), not answered 200 unchanged."""
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccountPatchIn(Closed):
     """PATCH /me: the account's monthly spending cap on the agent tier (null removes it)."""
     monthly_cap_cents: Optional[int] = Field(default=None, ge=0, le=100_000_000)
 
@@ -32,8 +37,9 @@ class KeyCreateIn(Lenient):
     monthly_cap_cents: Optional[int] = Field(default=None, ge=0, le=100_000_000)
 
 
-class KeyPatchIn(Lenient):
-    """Only the fields present change; ``null`` removes a cap or an expiry."""
+class KeyPatchIn(Closed):
+    """Only the fields present change; ``null`` removes a cap or an expiry. Scopes never
+    change (a new key does): ``scopes`` is refused with the rest."""
     name: Optional[str] = Field(default=None, max_length=100)
     expires_at: Optional[datetime] = None
     monthly_cap_cents: Optional[int] = Field(default=None, ge=0, le=100_000_000)
@@ -148,9 +154,8 @@ class UploadRequest(ShareMetadata):
     files: List[FileAnnouncement] = Field(default_factory=list)
 
 
-class ShareUpdate(BaseModel):
+class ShareUpdate(Closed):
     """PATCH /shares/{key}: a field left out stays as it is; null or "" removes it."""
-    model_config = ConfigDict(extra="forbid")
 
     name: Optional[str] = Field(default=None, max_length=200)
     password: Optional[str] = Field(default=None, max_length=200)
