@@ -87,3 +87,45 @@ def test_a_change_a_request_cannot_make_is_refused_not_answered_unchanged(client
     status, _, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": "p", "extra": 1})
     assert status == 201
 
+
+def _documented(doc: dict, method: str, path: str) -> set:
+    return set(doc["paths"][path][method.lower()]["responses"])
+
+
+def test_the_statuses_a_walkthrough_met_are_in_the_api_document(client):
+    # Each answered here with a status GET /openapi.json did not list for the operation.
+    _, doc, _ = call(client, "GET", "/openapi.json")
+    owner = sign_in(client)
+    status, created, _ = call(client, "POST", "/auth/api-key", {"name": "ci"}, token=owner)
+    path = f"/auth/api-key/{created['key_id']}"
+    call(client, "DELETE", path, token=owner)
+    met = [("PATCH", "/auth/api-key/{key_id}", call(client, "PATCH", path, {"name": "x"}, token=owner)),
+           ("GET", "/billing/checkout", call(client, "GET", "/billing/checkout", token=owner)),
+           ("POST", "/billing/checkout", call(client, "POST", "/billing/checkout", token=owner))]
+    # A password-protected share's feedback, asked without its password: the 404 of no share.
+    from tests.test_shares import make_pro, share_site
+    make_pro("owner@example.com")
+    share_site(client, owner, name="secret", password="hunter22")
+    met += [("GET", "/spikes", call(client, "GET", "/spikes?project=secret")),
+            ("GET", "/spikes/export", call(client, "GET", "/spikes/export?project=secret"))]
+    assert [(m, p, answer[0]) for m, p, answer in met] == [
+        ("PATCH", "/auth/api-key/{key_id}", 409), ("GET", "/billing/checkout", 404),
+        ("POST", "/billing/checkout", 404), ("GET", "/spikes", 404), ("GET", "/spikes/export", 404)]
+    for method, route, (status, _, _) in met:
+        assert str(status) in _documented(doc, method, route), (method, route, status)
+        assert str(status) in _documented(doc, method, "/v1" + route), (method, route, status)
+    # The code table names every status a code is answered with.
+    assert "| `BILLING_NOT_CONFIGURED` | 404 |" in doc["info"]["description"]
+    assert "| `BILLING_NOT_CONFIGURED` | 503 |" in doc["info"]["description"]
+
+
+def test_getting_started_shows_the_preflight_the_server_answers(client):
+    # The recorded session's CORS headers had fallen behind the server's (X-Next-Cursor).
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    shown = dict(line.split(": ", 1) for line in doc.splitlines() if line.startswith("Access-Control-"))
+    # (The test client cannot send a preflight; every answer carries the same CORS headers.)
+    response = client.http.get("/health")
+    answered = {name: value for name, value in response.headers.items() if name.startswith("Access-Control-")}
+    shown.pop("Access-Control-Allow-Methods")  # the preflight's own
+    assert shown == answered

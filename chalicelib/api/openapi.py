@@ -129,7 +129,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("DELETE", "/auth/api-key/{key_id}"): Op("Revoke an API key", "keys", ok={200: ApiKeyRevokedOut},
                                              errors=(404,)),
     ("PATCH", "/auth/api-key/{key_id}"): Op("Rename an API key, change its cap or expiry", "keys",
-                                            body=schemas.KeyPatchIn, ok={200: ApiKeyChangedOut}, errors=(404,)),
+                                            body=schemas.KeyPatchIn, ok={200: ApiKeyChangedOut}, errors=(404, 409)),
     ("POST", "/auth/link-key"): Op("Claim a key-only account", "keys", body=schemas.LinkKeyIn, ok={200: LinkedOut},
                                    errors=(404, 409)),
     # spikes
@@ -138,7 +138,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                             ok={201: SpikeCreatedOut}, errors=(403, 404, 409),
                             rate_limited=True),
     ("GET", "/spikes"): Op("List feedback, newest first", "spikes", READER,
-                           ok={200: Union[SpikePageOut, List[SpikeOut]]},
+                           ok={200: Union[SpikePageOut, List[SpikeOut]]}, errors=(404,),  # a protected share
                            rate_limited=True,  # the password of a protected share
                            description="The CLI's push (user agent `ureq/…`, `?token=`, no Authorization "
                                        "header) gets the page as a bare JSON array (docs/clients.md).",
@@ -146,7 +146,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                                    "server, user agent `ureq/…`, which read one page)", False),
                                                   ("cursor", "next_cursor of the previous page", False))),
     ("GET", "/spikes/export"): Op("Export feedback as CSV or JSON lines", "spikes", READER,
-                                  ok={200: (str, ("text/csv", "application/x-ndjson")), 303: None},
+                                  ok={200: (str, ("text/csv", "application/x-ndjson")), 303: None}, errors=(404,),
                                   rate_limited=True,  # the password of a protected share
                                   query=SPIKE_FILTERS + (("format", "csv (default) or jsonl", False),)),
     ("GET", "/spikes/{spike_id}"): Op("One feedback item", "spikes", ok={200: SpikeOut}, errors=(404, 409),
@@ -192,9 +192,9 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("GET", "/widget.js"): Op("The feedback widget", "shares", PUBLIC, ok={200: (str, "application/javascript")}),
     # billing
     ("GET", "/billing/checkout"): Op("A Stripe Checkout session for Pro or the agent tier", "billing",
-                                     ok={200: BillingUrlOut}, query=CHECKOUT_QUERY),
+                                     ok={200: BillingUrlOut}, errors=(404,), query=CHECKOUT_QUERY),
     ("POST", "/billing/checkout"): Op("A Stripe Checkout session for Pro or the agent tier", "billing",
-                                      ok={200: BillingUrlOut}, query=CHECKOUT_QUERY),
+                                      ok={200: BillingUrlOut}, errors=(404,), query=CHECKOUT_QUERY),
     ("GET", "/billing/portal"): Op("A Stripe Customer Portal session", "billing", ok={200: BillingUrlOut},
                                    errors=(404,)),
     ("POST", "/billing/portal"): Op("A Stripe Customer Portal session", "billing", ok={200: BillingUrlOut},
@@ -353,13 +353,15 @@ def _reason(status: int) -> str:
 
 
 def _error_codes() -> List[Tuple[str, int]]:
-    seen = {}
+    """Every (code, status) answered: a code may come with two (BILLING_NOT_CONFIGURED: 404,
+    and 503 from the Stripe webhook)."""
+    seen = set()
     stack = [errors.SpikesError]
     while stack:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
-        seen.setdefault(cls.code, cls.status)
-    return sorted(seen.items(), key=lambda item: (item[1], item[0]))
+        seen.add((cls.code, cls.status))
+    return sorted(seen, key=lambda item: (item[1], item[0]))
 
 
 DESCRIPTION = """The Spikes API: shares, magic-link accounts, API keys, feedback ("spikes"), billing and
