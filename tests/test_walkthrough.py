@@ -129,3 +129,20 @@ def test_getting_started_shows_the_preflight_the_server_answers(client):
     answered = {name: value for name, value in response.headers.items() if name.startswith("Access-Control-")}
     shown.pop("Access-Control-Allow-Methods")  # the preflight's own
     assert shown == answered
+
+
+def test_webhooks_md_says_how_to_make_a_local_account_pro(client):
+    # "make your account Pro" had no instructions: without Stripe there is no checkout locally.
+    import re
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "webhooks.md").read_text(encoding="utf-8")
+    code = re.search(r"\.venv/bin/python -c '\n(.*?)'\n```", doc, re.S).group(1)
+    from tests.test_shares import share_site
+    token = sign_in(client, "you@example.com")
+    slug = share_site(client, token, name="site")["slug"]
+    assert call(client, "PATCH", f"/v1/shares/{slug}", {"password": "hunter22"}, token=token)[0] == 403
+    exec(code, {})  # noqa: S102 - our own documentation, on the test's tables
+    status, me, _ = call(client, "GET", "/me", token=token)
+    assert status == 200 and me["tier"] == "pro"
+    status, body, _ = call(client, "PATCH", f"/v1/shares/{slug}", {"password": "hunter22"}, token=token)
+    assert status == 200 and body["password_protected"] is True, body
