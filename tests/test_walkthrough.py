@@ -146,3 +146,15 @@ def test_webhooks_md_says_how_to_make_a_local_account_pro(client):
     assert status == 200 and me["tier"] == "pro"
     status, body, _ = call(client, "PATCH", f"/v1/shares/{slug}", {"password": "hunter22"}, token=token)
     assert status == 200 and body["password_protected"] is True, body
+
+
+def test_own_project_feedback_after_a_claim_is_as_docs_agents_md_says(client):
+    agent = _key(client, name="agent")
+    before = _post(client, "my-app", "before the claim", key=agent)
+    owner = sign_in(client)
+    status, claimed, _ = call(client, "POST", "/auth/link-key", {"api_key": agent}, token=owner)
+    assert status == 200 and claimed["moved"]["spikes"] == 1, claimed
+    after = _post(client, "my-app", "after the claim", key=agent)
+    assert {s["id"] for s in _listed(client, "", owner)} == {before, after}
+    assert [s["id"] for s in _listed(client, "project=my-app", owner)] == [after]
+    assert call(client, "PATCH", f"/spikes/{before}", {"resolved": True}, token=owner)[0] == 200
