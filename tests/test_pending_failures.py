@@ -13,9 +13,9 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from pynamodb.exceptions import QueryError, UpdateError
 
-from chalicelib import clock
+from chalicelib import clock, deps
 from chalicelib.errors import DependencyUnavailable
-from chalicelib.services import held_deliveries, pending_work, quota_reset
+from chalicelib.services import held_deliveries, outbound_webhooks, pending_work, quota_reset
 from chalicelib.store import pro_feature_runs, webhook_releases
 from chalicelib.store.models import Delivery
 from chalicelib.store.pending_queue import outage
@@ -174,9 +174,10 @@ def test_runs_all_raising_stop_the_invocation_after_a_few(owners, monkeypatch, a
 
 # --- the delivery job's releases ------------------------------------------------------------
 
-def finish(now: float) -> int:
+def finish(now: float) -> dict:
+    """The delivery job at ``now``: its summary, as the scheduled function returns it."""
     with aws_calls.acting_as(policy.WEBHOOK_DELIVERIES_FUNCTION):
-        return held_deliveries.finish_releases(now)
+        return vars(outbound_webhooks.run_due(deps.settings(), now_fn=lambda: now, mailer=deps.mailer()))
 
 
 def releases(count: int, start: float) -> list:
@@ -190,15 +191,17 @@ def test_a_release_that_keeps_raising_does_not_hold_up_the_releases_behind_it(st
     first, *behind = releases(4, now - 600)
     bad = {first.share_id}
     calls = failing_for(monkeypatch, held_deliveries, "end_held", bad)
-    finish(now)  # raised Boom here, every run, before the releases behind it
+    summary = finish(now)  # raised Boom here, every run, before the releases behind it
+    assert summary["releases_failed"] == 1 and summary["releases_parked"] == 0 and summary["releases_stopped"] is None
     assert calls == [r.share_id for r in behind]
     assert webhook_releases.pending(10) == [first]  # the others are finished and consumed
     item = unit(webhook_releases.QUEUE, first.name)
     assert item.attempts == 1 and item.last_error == "Boom: " and item.next_attempt_at > now
-    finish(now + 1)
+    assert finish(now + 1)["releases_failed"] == 0
     assert item.refresh(consistent_read=True) is None and item.attempts == 1  # not due yet
     monkeypatch.setattr(pending_work, "MAX_ATTEMPTS", 2)
-    finish(now + pending_work.delay(1))
+    summary = finish(now + pending_work.delay(1))
+    assert summary["releases_failed"] == 1 and summary["releases_parked"] == 1
     assert webhook_releases.pending(10) == []
     status, [listed] = command(capsys, "list")
     assert listed["unit"] == first.key and listed["queue"] == "releases" and listed["attempts"] == 2
@@ -213,7 +216,8 @@ def test_a_dependency_failing_for_every_release_charges_none(store_backend, monk
     recorded = releases(3, now - 600)
     failing_for(monkeypatch, held_deliveries, "end_held", {"*"}, error=throttled())
     for hour in range(pending_work.MAX_ATTEMPTS * 2):
-        finish(now + hour * 3600)
+        summary = finish(now + hour * 3600)
+        assert summary["releases_stopped"] == "dependency failing" and summary["releases_failed"] == 0
     assert webhook_releases.pending(10) == recorded
     assert all(not unit(webhook_releases.QUEUE, r.name).attempts for r in recorded)
 

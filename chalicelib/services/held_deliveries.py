@@ -12,7 +12,7 @@ release: what was resumed and then paused again keeps its events held.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from chalicelib.services import pending_work
 from chalicelib.settings import get_settings
@@ -88,7 +88,8 @@ def _end_release(share_id: str, now: float, allowance: int, time_left_ms: Option
 
 
 def finish_releases(now: float, budget: int = 500,
-                    time_left_ms: Optional[Callable[[], int]] = None, reserve_ms: int = 5000) -> int:
+                    time_left_ms: Optional[Callable[[], int]] = None,
+                    reserve_ms: int = 5000) -> Tuple[int, Dict[str, Any]]:
     """The delivery job's part: end the held events of the oldest recorded releases, reading at
     most ``budget`` of them per run, shared among the releases so a large one does not hold up
     the others. A release with nothing (left) held costs the budget one read, not a batch: a
@@ -96,7 +97,8 @@ def finish_releases(now: float, budget: int = 500,
     those are worked off ``RELEASES_PER_RUN`` a run, not 20. Releases an earlier version
     recorded in the ledger are moved to their own items first. A release whose step raises is
     moved back or parked and the next goes on (services/pending_work.py). Returns how many
-    ended."""
+    events ended, and the pass's ``failed``, ``parked`` and ``stopped`` (the job's summary
+    carries them as ``releases_*``)."""
     webhook_releases.move_legacy()
     recorded = webhook_releases.pending(RELEASES_PER_RUN, due_by=now)
     per_release = max(BATCH, budget // max(1, len(recorded)))
@@ -112,7 +114,7 @@ def finish_releases(now: float, budget: int = 500,
         ended_now, spent, done, out_of_time = outcome
         ended, budget = ended + ended_now, budget - spent
         if out_of_time:
-            return ended
+            break
         if done and now - release.since >= RELEASE_SETTLE_SECONDS:
             webhook_releases.consume(release)
-    return ended
+    return ended, work.summary()

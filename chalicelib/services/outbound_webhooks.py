@@ -109,6 +109,9 @@ class RunReport:
     failed: int = 0
     paused: int = 0
     held_ended: int = 0  # held events released or cancelled (held_deliveries.finish_releases)
+    releases_failed: int = 0  # releases whose step raised: moved back or parked (services/pending_work.py)
+    releases_parked: int = 0
+    releases_stopped: Optional[str] = None  # why the run took no more releases, if it stopped early
 
 
 def _share(share_id: str, cache: Dict[str, Optional[Share]]) -> Optional[Share]:
@@ -195,8 +198,10 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
     """The delivery job: attempt every delivery whose time has come, batch by batch, until
     none is due or the time runs short (the next run continues)."""
     report = RunReport()
-    report.held_ended = held_deliveries.finish_releases(now_fn(), time_left_ms=time_left_ms,
-                                                        reserve_ms=int(settings.webhook_timeout_seconds + 1) * 1000)
+    report.held_ended, releases = held_deliveries.finish_releases(
+        now_fn(), time_left_ms=time_left_ms, reserve_ms=int(settings.webhook_timeout_seconds + 1) * 1000)
+    report.releases_failed, report.releases_parked, report.releases_stopped = (
+        releases["failed"], releases["parked"], releases["stopped"])
     cache: Dict[str, Optional[Share]] = {}
     for _ in range(max_batches):
         if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 1) * 1000:
