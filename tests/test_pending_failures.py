@@ -130,7 +130,8 @@ def test_an_event_retried_while_its_run_is_parked_or_moved_back_keeps_it_there(s
     name = pro_feature_runs.run_name("0b4c", int(NOW.timestamp()) - 60, lock=True)
     pro_feature_runs.record(name)
     later = int(NOW.timestamp()) + 300
-    assert pro_feature_runs.QUEUE.fail(name, "Boom", int(NOW.timestamp()), later) == 1
+    [read] = pro_feature_runs.due(10)
+    assert pro_feature_runs.QUEUE.fail(read, "Boom", int(NOW.timestamp()), later) == 1
     pro_feature_runs.record(name)  # Stripe retries the event: the same unit, still moved back
     assert unit(pro_feature_runs.QUEUE, name).next_attempt_at == later
     assert pro_feature_runs.pending(10, due_by=NOW.timestamp()) == []
@@ -170,6 +171,24 @@ def test_runs_all_raising_stop_the_invocation_after_a_few(owners, monkeypatch, a
     assert result["failed"] == pending_work.FAILURES_IN_A_ROW and result["stopped"] == "3 units failed in a row"
     attempts = sorted(int(unit(pro_feature_runs.QUEUE, name).attempts or 0) for name in pro_feature_runs.pending(10))
     assert attempts == [0] * (len(OWNERS) - 3) + [1] * 3
+
+
+def test_a_run_read_before_its_move_back_showed_is_not_charged_twice(owners, monkeypatch, at):  # noqa: F811
+    """The index is eventually consistent: an invocation right after a failure may still read
+    the run as it was before it was moved back. Its step fails again, but the charge is refused
+    (docs/security.md 65)."""
+    stripe_event_leaves_a_run(OWNERS[0])
+    strip_step_failing_for(monkeypatch, {OWNERS[0]})
+    stale = pro_feature_runs.due(10, due_by=NOW.timestamp())
+    assert job()["failed"] == 1
+    [name] = [run.name for run in stale]
+    moved_to = unit(pro_feature_runs.QUEUE, name).next_attempt_at
+    monkeypatch.setattr(pro_feature_runs, "due", lambda limit, due_by=None: stale)  # the index lags
+    at(1)
+    assert [r["status"] for r in job()["runs"]] == ["failed"]  # it ran, and raised again
+    item = unit(pro_feature_runs.QUEUE, name)
+    assert item.attempts == 1 and item.next_attempt_at == moved_to  # charged once, not moved further
+    assert pro_feature_runs.QUEUE.fail(stale[0], "Boom", int(NOW.timestamp()), moved_to + 1) is None
 
 
 # --- the delivery job's releases ------------------------------------------------------------
@@ -220,6 +239,18 @@ def test_a_dependency_failing_for_every_release_charges_none(store_backend, monk
         assert summary["releases_stopped"] == "dependency failing" and summary["releases_failed"] == 0
     assert webhook_releases.pending(10) == recorded
     assert all(not unit(webhook_releases.QUEUE, r.name).attempts for r in recorded)
+
+
+def test_a_release_read_before_its_move_back_showed_is_not_charged_twice(store_backend, monkeypatch):
+    now = time.time()
+    stale = releases(1, now - 600)
+    failing_for(monkeypatch, held_deliveries, "end_held", {stale[0].share_id})
+    assert finish(now)["releases_failed"] == 1
+    moved_to = unit(webhook_releases.QUEUE, stale[0].name).next_attempt_at
+    monkeypatch.setattr(webhook_releases, "pending", lambda limit, due_by=None: stale)  # the index lags
+    assert finish(now + 1)["releases_failed"] == 1  # it ran, and raised again
+    item = unit(webhook_releases.QUEUE, stale[0].name)
+    assert item.attempts == 1 and item.next_attempt_at == moved_to  # charged once, not moved further
 
 
 def test_requeuing_what_is_not_parked_is_refused(store_backend, capsys):

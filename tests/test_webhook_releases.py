@@ -11,6 +11,7 @@ from pynamodb.exceptions import UpdateError
 from chalicelib.services import held_deliveries
 from chalicelib.store import webhook_releases
 from chalicelib.store.models import Delivery, LedgerItem, Share
+from chalicelib.store.pending_queue import Unit
 from tests.test_held_deliveries import _downgrade, _paused_share_with_held_events, _statuses
 from tests.test_outbound_webhooks import _deliver, receiver  # noqa: F401 - fixtures
 
@@ -61,7 +62,8 @@ def test_the_job_works_off_releases_oldest_first_a_page_per_run(backend_client, 
         _deliver()
         assert [r.share_id for r in webhook_releases.pending(100)] == \
             [f"sh_gone{number:05d}" for number in range(45 - left, 45)]
-    release = webhook_releases.Release(f"{webhook_releases.KEY_PREFIX}sh_gone00001@{start + 1}", "sh_gone00001", 1)
+    release = webhook_releases.Release(f"{webhook_releases.KEY_PREFIX}sh_gone00001@{start + 1}", "sh_gone00001", 1,
+                                       Unit(f"sh_gone00001@{start + 1}", start + 1, 0))
     assert webhook_releases.consume(release) is False  # consumed once: another run's delete is refused
     assert list(Delivery.share_index.query("sh_gone00001")) == []  # never in a delivery log
 

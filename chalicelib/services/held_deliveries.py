@@ -107,7 +107,7 @@ def finish_releases(now: float, budget: int = 500,
     for release in recorded:
         if work.stopped:
             break
-        ran, outcome = work.attempt(release.name, lambda: _end_release(
+        ran, outcome = work.attempt(release.unit, lambda: _end_release(
             release.share_id, now, min(per_release, budget), time_left_ms, reserve_ms))
         if not ran:
             continue

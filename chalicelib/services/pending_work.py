@@ -13,6 +13,10 @@ back with a growing delay, so the units behind it go on in the same invocation; 
   that many units an attempt, and parking one takes ``MAX_ATTEMPTS`` failures spread over the
   backoff (over 10 hours), not one invocation.
 
+A unit is charged only while it is as the job's query read it: a run that read it from the
+eventually consistent index before another run's move-back showed does not charge it again
+(docs/security.md 65).
+
 Used by services/quota_reset.py (Stripe events' pro-feature runs) and
 services/held_deliveries.py (webhook releases).
 """
@@ -21,7 +25,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Tuple
 
 from chalicelib.logs import get_logger
-from chalicelib.store.pending_queue import PendingQueue, outage
+from chalicelib.store.pending_queue import PendingQueue, Unit, outage
 
 log = get_logger("spikes.pending_work")
 
@@ -50,18 +54,20 @@ class Pass:
         self.failed = self.parked = 0
         self.stopped: Optional[str] = None
 
-    def attempt(self, name: str, step: Callable[[], Any]) -> Tuple[bool, Any]:
-        """``(True, step())``, or ``(False, None)`` when the step raised (the unit is then moved
-        back, parked, or left as it is when the error was an outage)."""
+    def attempt(self, unit: Unit, step: Callable[[], Any]) -> Tuple[bool, Any]:
+        """``(True, step())``, or ``(False, None)`` when the step raised (the unit, as the job's
+        query read it, is then moved back, parked, or left as it is when the error was an
+        outage)."""
         try:
             result = step()
         except Exception as exc:  # noqa: BLE001 - one unit's failure must not stop the others
-            self._failed(name, exc)
+            self._failed(unit, exc)
             return False, None
         self.in_a_row = 0
         return True, result
 
-    def _failed(self, name: str, exc: Exception) -> None:
+    def _failed(self, unit: Unit, exc: Exception) -> None:
+        name = unit.name
         fields = {"queue": self.queue.partition, "unit": name, "error": describe(exc)}
         if outage(exc):
             self.stopped = "dependency failing"
@@ -69,11 +75,13 @@ class Pass:
             return
         self.failed += 1
         self.in_a_row += 1
-        attempts = self.queue.fail(name, fields["error"], self.now, self.now + delay(1))
-        if attempts is not None and attempts >= MAX_ATTEMPTS:
+        attempts = self.queue.fail(unit, fields["error"], self.now, self.now + delay(1))
+        if attempts is None:  # changed since read (a stale index): whoever changed it charged it
+            log.warning("pending.failed", attempts=None, charged=False, exc_info=True, **fields)
+        elif attempts >= MAX_ATTEMPTS:
             self.parked += self.queue.park(name, attempts, self.now)
             log.error("pending.parked", attempts=attempts, exc_info=True, **fields)
-        elif attempts is not None:
+        else:
             if attempts > 1:
                 self.queue.retry_at(name, attempts, self.now + delay(attempts))
             log.warning("pending.failed", attempts=attempts, retry_in=delay(attempts), exc_info=True, **fields)

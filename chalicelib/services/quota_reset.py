@@ -147,13 +147,14 @@ def finish_pro_feature_runs(settings: Settings, now: datetime, time_left_ms: Cal
     (services/pending_work.py): ``failed``, ``parked``, and why the invocation ``stopped``
     taking runs early, if it did."""
     pro_feature_runs.move_legacy()
-    runs = pro_feature_runs.pending(RUNS_PER_INVOCATION + 1, due_by=now.timestamp())
+    runs = pro_feature_runs.due(RUNS_PER_INVOCATION + 1, due_by=now.timestamp())
     results = []
     work = pending_work.Pass(pro_feature_runs.QUEUE, now.timestamp())
-    for run_name in runs[:RUNS_PER_INVOCATION]:
+    for run in runs[:RUNS_PER_INVOCATION]:
         if (results and time_left_ms() < settings.job_time_reserve_ms) or work.stopped:
             break
-        ran, result = work.attempt(run_name, lambda: sweep(
+        run_name = run.name
+        ran, result = work.attempt(run, lambda: sweep(
             settings, owner_job_key(run_name), now, time_left_ms, first={"user_id": pro_feature_runs.user_of(run_name)}))
         if ran and result["status"] in ("completed", "already-done"):
             pro_feature_runs.consume(run_name)

@@ -10,7 +10,9 @@ A unit whose step raised is moved back (``fail``: ``attempts`` counted, ``last_e
 ``last_attempt_at`` set, ``next_attempt_at`` pushed later), and after too many attempts parked
 (``park``): the same item in the partition ``parked#<partition>``, by the time it was parked,
 which no job reads and an operator lists and requeues (services/parked_work.py). Each is one
-conditional update, never a read then a write (docs/security.md 65).
+conditional update, never a read then a write (docs/security.md 65). ``fail`` charges the unit
+only while it is as the job's query read it (its time and attempts), so a run that read it from
+the index before another run's move-back showed does not charge it twice.
 
 Used by store/webhook_releases.py and store/pro_feature_runs.py.
 """
@@ -52,6 +54,14 @@ def outage(exc: BaseException) -> bool:
 
 
 @dataclass(frozen=True)
+class Unit:
+    """A pending unit as the job's query read it."""
+    name: str
+    at: int  # its next_attempt_at then
+    attempts: int
+
+
+@dataclass(frozen=True)
 class PendingQueue:
     partition: str  # the due_index partition
     prefix: str  # of the items' keys
@@ -73,27 +83,35 @@ class PendingQueue:
         else:
             tx.update(f"pending-{self.partition}", item, actions=actions)
 
-    def pending(self, limit: int, due_by: Optional[float] = None) -> List[str]:
-        """The names of up to ``limit`` units, oldest first (``due_by``: only those whose time
-        has come). The index is eventually consistent: one recorded a moment ago may show on
-        the next run, one consumed may show once more."""
+    def due(self, limit: int, due_by: Optional[float] = None) -> List[Unit]:
+        """Up to ``limit`` units, oldest first (``due_by``: only those whose time has come). The
+        index is eventually consistent: one recorded a moment ago may show on the next run, one
+        consumed or moved back may show once more, as it was."""
         condition = None if due_by is None else Delivery.next_attempt_at <= int(due_by)
         items = Delivery.due_index.query(self.partition, condition, limit=limit, page_size=limit)
-        return [item.delivery_id[len(self.prefix):] for item in items]
+        return [Unit(item.delivery_id[len(self.prefix):], int(item.next_attempt_at), int(item.attempts or 0))
+                for item in items]
+
+    def pending(self, limit: int, due_by: Optional[float] = None) -> List[str]:
+        """The names of ``due``'s units."""
+        return [unit.name for unit in self.due(limit, due_by)]
 
     def consume(self, name: str) -> bool:
         """Forget a finished unit; False when another run consumed it first."""
         return delete_if(Delivery(self.prefix + name), Delivery.due == self.partition)
 
-    def fail(self, name: str, error: str, now: int, retry_at: int) -> Optional[int]:
+    def fail(self, unit: Unit, error: str, now: int, retry_at: int) -> Optional[int]:
         """Count a failed attempt at a pending unit and move it back to ``retry_at``, in one
-        update: its attempts so far, or None when it is no longer pending (consumed or parked
-        by another run)."""
-        item = Delivery(self.prefix + name)
+        update: its attempts so far, or None when it is no longer as ``unit`` was read (moved
+        back, consumed, parked or requeued by another run: that run charged it, not this one)."""
+        item = Delivery(self.prefix + unit.name)
+        attempts_as_read = Delivery.attempts == unit.attempts if unit.attempts else \
+            Delivery.attempts.does_not_exist() | (Delivery.attempts == 0)
+        as_read = (Delivery.next_attempt_at == unit.at) & attempts_as_read
         try:
             item.update(actions=[Delivery.attempts.add(1), Delivery.last_error.set(error[:1000]),
                                  Delivery.last_attempt_at.set(int(now)), Delivery.next_attempt_at.set(int(retry_at))],
-                        condition=Delivery.due == self.partition)
+                        condition=(Delivery.due == self.partition) & as_read)
         except UpdateError as exc:
             if conditional_failed(exc):
                 return None

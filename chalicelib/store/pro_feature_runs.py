@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from chalicelib.store.pending_queue import PendingQueue
+from chalicelib.store.pending_queue import PendingQueue, Unit
 
 KEY_PREFIX = "pro-features#"
 LEGACY_ITEM = "pro-features#owners"  # the ledger's set an earlier version listed runs in
@@ -48,6 +48,11 @@ def pending(limit: int, due_by: Optional[float] = None) -> List[str]:
     those not moved back past it after failing; eventually consistent: one consumed may show
     once more, and is then found done)."""
     return QUEUE.pending(limit, due_by)
+
+
+def due(limit: int, due_by: Optional[float] = None) -> List[Unit]:
+    """``pending``'s runs as the query read them (for the job: services/pending_work.py)."""
+    return QUEUE.due(limit, due_by)
 
 
 def consume(name: str) -> bool:

@@ -12,10 +12,10 @@ into items, their times kept, a bounded number per run, until it is empty.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional
 
-from chalicelib.store.pending_queue import PendingQueue
+from chalicelib.store.pending_queue import PendingQueue, Unit
 from chalicelib.store.transactions import Transaction
 
 KEY_PREFIX = "release#"
@@ -29,6 +29,7 @@ class Release:
     key: str
     share_id: str
     since: int  # epoch seconds the release was recorded
+    unit: Unit = field(compare=False)  # as the query read it (its time and attempts then)
 
     @property
     def name(self) -> str:  # in QUEUE
@@ -40,9 +41,9 @@ def _since(name: str) -> int:
     return int(since) if since.isdigit() else 0
 
 
-def _parse(name: str) -> Release:
-    """A release from ``<share_id>@<epoch>`` (an item's key without its prefix, or a legacy member)."""
-    return Release(KEY_PREFIX + name, name.rpartition("@")[0], _since(name))
+def _parse(unit: Unit) -> Release:
+    """A release from its unit, named ``<share_id>@<epoch>`` (its item's key without the prefix)."""
+    return Release(KEY_PREFIX + unit.name, unit.name.rpartition("@")[0], _since(unit.name), unit)
 
 
 def record(tx: Optional[Transaction], share_id: str, now: float) -> None:
@@ -54,7 +55,7 @@ def record(tx: Optional[Transaction], share_id: str, now: float) -> None:
 def pending(limit: int, due_by: Optional[float] = None) -> List[Release]:
     """Up to ``limit`` releases not finished, oldest first (``due_by``: only those not moved
     back past it after failing; eventually consistent)."""
-    return [_parse(name) for name in QUEUE.pending(limit, due_by)]
+    return [_parse(unit) for unit in QUEUE.due(limit, due_by)]
 
 
 def consume(release: Release) -> bool:
