@@ -71,6 +71,18 @@ def test_a_stripe_event_records_its_run_however_many_are_pending(big):  # noqa: 
     assert list(Delivery.share_index.query(UID)) == []  # never in a delivery log
 
 
+def test_a_run_of_an_event_dated_a_little_ahead_of_our_clock_is_finished_by_the_next_invocation(owners):
+    """Stripe's clock a few seconds ahead of ours: the run, dated by its event, was not yet due
+    when the next invocation read the queue, and waited 15 minutes more. Now it is finished
+    then, still oldest event first."""
+    late = OWNERS[0]
+    User(late).update(actions=[User.subscription_event_at.set(int(time.time()) + 5)])
+    for owner in OWNERS[:3]:
+        stripe_event_leaves_a_run(owner)
+    result = job()
+    assert finished(result) == [OWNERS[2], OWNERS[1], late] and result["left"] == 0
+
+
 def test_many_pending_runs_are_finished_oldest_event_first_a_page_per_invocation(owners, monkeypatch):
     monkeypatch.setattr(quota_reset, "RUNS_PER_INVOCATION", 3)
     for owner in OWNERS:

@@ -83,18 +83,17 @@ class PendingQueue:
         else:
             tx.update(f"pending-{self.partition}", item, actions=actions)
 
-    def due(self, limit: int, due_by: Optional[float] = None) -> List[Unit]:
-        """Up to ``limit`` units, oldest first (``due_by``: only those whose time has come). The
-        index is eventually consistent: one recorded a moment ago may show on the next run, one
-        consumed or moved back may show once more, as it was."""
-        condition = None if due_by is None else Delivery.next_attempt_at <= int(due_by)
+    def due(self, limit: int, due_by: Optional[float] = None, early: int = 0) -> List[Unit]:
+        """Up to ``limit`` units, oldest first (``due_by``: only those whose time has come;
+        ``early``: and those never failed dated up to that many seconds later, by a clock ahead
+        of ours, while one moved back waits its whole delay). The index is eventually
+        consistent: one recorded a moment ago may show on the next run, one consumed or moved
+        back may show once more, as it was."""
+        condition = None if due_by is None else Delivery.next_attempt_at <= int(due_by) + early
         items = Delivery.due_index.query(self.partition, condition, limit=limit, page_size=limit)
-        return [Unit(item.delivery_id[len(self.prefix):], int(item.next_attempt_at), int(item.attempts or 0))
-                for item in items]
-
-    def pending(self, limit: int, due_by: Optional[float] = None) -> List[str]:
-        """The names of ``due``'s units."""
-        return [unit.name for unit in self.due(limit, due_by)]
+        units = [Unit(item.delivery_id[len(self.prefix):], int(item.next_attempt_at), int(item.attempts or 0))
+                 for item in items]
+        return [unit for unit in units if due_by is None or unit.at <= int(due_by) or not unit.attempts]
 
     def consume(self, name: str) -> bool:
         """Forget a finished unit; False when another run consumed it first."""

@@ -22,6 +22,9 @@ from chalicelib.store.pending_queue import PendingQueue, Unit
 KEY_PREFIX = "pro-features#"
 LEGACY_ITEM = "pro-features#owners"  # the ledger's set an earlier version listed runs in
 LEGACY_MOVED_PER_RUN = 100
+# A run is dated by its Stripe event, by Stripe's clock: one up to this far ahead of ours is due
+# now, not one invocation (15 minutes) later.
+CLOCK_SKEW_SECONDS = 60
 QUEUE = PendingQueue(partition="pro-features", prefix=KEY_PREFIX, legacy_item=LEGACY_ITEM)
 
 
@@ -43,16 +46,17 @@ def record(name: str) -> None:
     QUEUE.record(name, event_at_of(name))
 
 
-def pending(limit: int, due_by: Optional[float] = None) -> List[str]:
-    """The names of up to ``limit`` runs not finished, oldest event first (``due_by``: only
-    those not moved back past it after failing; eventually consistent: one consumed may show
-    once more, and is then found done)."""
-    return QUEUE.pending(limit, due_by)
-
-
 def due(limit: int, due_by: Optional[float] = None) -> List[Unit]:
-    """``pending``'s runs as the query read them (for the job: services/pending_work.py)."""
-    return QUEUE.due(limit, due_by)
+    """Up to ``limit`` runs not finished, oldest event first, as the query read them (for the
+    job: services/pending_work.py). ``due_by``: only those not moved back past it after failing,
+    and those whose event is dated up to ``CLOCK_SKEW_SECONDS`` after it. Eventually consistent:
+    one consumed may show once more, and is then found done."""
+    return QUEUE.due(limit, due_by, early=CLOCK_SKEW_SECONDS)
+
+
+def pending(limit: int, due_by: Optional[float] = None) -> List[str]:
+    """The names of ``due``'s runs."""
+    return [unit.name for unit in due(limit, due_by)]
 
 
 def consume(name: str) -> bool:
