@@ -118,3 +118,5 @@ def reset() -> None:
     # What posts cached about project keys belongs to the old environment (tests, the local runner).
     from chalicelib.services import targets
     targets.forget()
+    from chalicelib.store import pending_queue  # which legacy sets were found empty: in the old tables
+    pending_queue.forget_legacy()

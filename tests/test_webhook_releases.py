@@ -8,8 +8,9 @@ import time
 
 from pynamodb.exceptions import UpdateError
 
+from chalicelib import deps
 from chalicelib.services import held_deliveries
-from chalicelib.store import webhook_releases
+from chalicelib.store import ledger, pending_queue, webhook_releases
 from chalicelib.store.models import Delivery, LedgerItem, Share
 from chalicelib.store.pending_queue import Unit
 from tests.test_held_deliveries import _downgrade, _paused_share_with_held_events, _statuses
@@ -86,6 +87,33 @@ def test_releases_an_earlier_version_recorded_are_moved_and_finished(backend_cli
     assert _statuses(share["share_id"]) == ["cancelled", "cancelled"] and receiver.requests == []
     assert _deliver(now + held_deliveries.RELEASE_SETTLE_SECONDS).held_ended == 0
     assert webhook_releases.pending(10) == []
+
+
+def test_the_emptied_set_is_read_no_more_once_known_empty_and_nothing_written_meanwhile_is_lost(
+        store_backend, monkeypatch):
+    """On moto and DynamoDB Local: every run read the earlier version's set, emptied for good.
+    A process now stops reading it once it found it empty for ``LEGACY_SETTLE_SECONDS``; what
+    the version before records there meanwhile (still running during the deploy) is moved, and
+    a new process (a rollback, then this version again) reads it again."""
+    reads = []
+    members = ledger.members
+    monkeypatch.setattr(ledger, "members", lambda item: reads.append(item) or members(item))
+    now = int(time.time())
+    _deliver(now)
+    settle = pending_queue.LEGACY_SETTLE_SECONDS
+    _as_an_earlier_version_recorded(f"sh_late@{now + settle - 30}")  # the version before, still running
+    _deliver(now + settle - 1)
+    assert [r.share_id for r in webhook_releases.pending(10)] == ["sh_late"]  # moved (kept a minute), not lost
+    _deliver(now + settle + 60)  # found empty again: the hour starts again from here
+    _deliver(now + 2 * settle + 59)
+    assert len(reads) == 4
+    for minute in range(1, 60):
+        _deliver(now + 2 * settle + 60 + minute * 60)
+    assert len(reads) == 4 and reads == [webhook_releases.LEGACY_ITEM] * 4  # known empty: not read
+    deps.reset()  # another process
+    _as_an_earlier_version_recorded(f"sh_rolled_back@{now}")
+    _deliver(now + 3 * settle)
+    assert len(reads) == 5 and not LedgerItem.get(webhook_releases.LEGACY_ITEM).members
 
 
 def test_releases_with_nothing_held_cost_the_run_a_read_each_not_a_batch(backend_client, env, receiver):  # noqa: F811

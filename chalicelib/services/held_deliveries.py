@@ -99,7 +99,7 @@ def finish_releases(now: float, budget: int = 500,
     moved back or parked and the next goes on (services/pending_work.py). Returns how many
     events ended, and the pass's ``failed``, ``parked`` and ``stopped`` (the job's summary
     carries them as ``releases_*``)."""
-    webhook_releases.move_legacy()
+    webhook_releases.move_legacy(now)
     recorded = webhook_releases.pending(RELEASES_PER_RUN, due_by=now)
     per_release = max(BATCH, budget // max(1, len(recorded)))
     ended = 0

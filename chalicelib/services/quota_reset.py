@@ -146,7 +146,7 @@ def finish_pro_feature_runs(settings: Settings, now: datetime, time_left_ms: Cal
     A run whose step raises is moved back or parked and the next goes on
     (services/pending_work.py): ``failed``, ``parked``, and why the invocation ``stopped``
     taking runs early, if it did."""
-    pro_feature_runs.move_legacy()
+    pro_feature_runs.move_legacy(now.timestamp())
     runs = pro_feature_runs.due(RUNS_PER_INVOCATION + 1, due_by=now.timestamp())
     results = []
     work = pending_work.Pass(pro_feature_runs.QUEUE, now.timestamp())

@@ -5,6 +5,11 @@ it). A job queries the partition oldest first, a page at a time (no Scan), and c
 unit with a conditional delete, so however many are pending no item grows and no read is
 unbounded. Units an earlier version kept as members of one ledger set (which DynamoDB's 400 KB
 item limit bounded) are moved into items, a bounded number per run, until the set is empty.
+A process stops reading the set once it has found it empty on every read for
+``LEGACY_SETTLE_SECONDS``: only this version runs in it, and that is longer than a deploy and
+the last invocations of the version before (which may still write there) take, so nothing
+written meanwhile is left behind; a process after a rollback and a new deploy starts reading
+again.
 
 A unit whose step raised is moved back (``fail``: ``attempts`` counted, ``last_error`` and
 ``last_attempt_at`` set, ``next_attempt_at`` pushed later), and after too many attempts parked
@@ -19,7 +24,7 @@ Used by store/webhook_releases.py and store/pro_feature_runs.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException, UpdateError
@@ -30,6 +35,9 @@ from chalicelib.store.models import Delivery
 from chalicelib.store.transactions import Transaction, conditional_failed, delete_if, update_if
 
 PARKED_PREFIX = "parked#"
+LEGACY_SETTLE_SECONDS = 60 * 60
+# In this process: when each legacy set was first found empty, every read since finding it so.
+_legacy_empty_since: Dict[str, float] = {}
 # DynamoDB's answers that say it (not the unit) is failing, or busy for a moment: throttled,
 # failing inside, the item in another transaction.
 _OUTAGE_CODES = ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
@@ -149,11 +157,24 @@ class PendingQueue:
                           Delivery.attempts.set(0), Delivery.last_error.set(note[:1000])],
                          Delivery.due == self.parked_partition)
 
-    def move_legacy(self, time_of: Callable[[str], int], limit: int) -> int:
+    def move_legacy(self, time_of: Callable[[str], int], limit: int, now: float) -> int:
         """Move up to ``limit`` members of the legacy set into items (their times from
-        ``time_of``), each kept in the set until its item is written. How many moved."""
+        ``time_of``), each kept in the set until its item is written. How many moved. Not read
+        once found empty for ``LEGACY_SETTLE_SECONDS`` in this process."""
+        since = _legacy_empty_since.get(self.legacy_item)
+        if since is not None and now - since >= LEGACY_SETTLE_SECONDS:
+            return 0
         members = ledger.members(self.legacy_item)[:limit]
+        if not members:
+            _legacy_empty_since.setdefault(self.legacy_item, now)
+        else:
+            _legacy_empty_since.pop(self.legacy_item, None)
         for member in members:
             self.record(member, time_of(member))
             ledger.forget(self.legacy_item, member)
         return len(members)
+
+
+def forget_legacy() -> None:
+    """Read the legacy sets again (another table: tests, the local runner)."""
+    _legacy_empty_since.clear()

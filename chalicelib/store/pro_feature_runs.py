@@ -64,7 +64,7 @@ def consume(name: str) -> bool:
     return QUEUE.consume(name)
 
 
-def move_legacy() -> int:
+def move_legacy(now: float) -> int:
     """Move up to ``LEGACY_MOVED_PER_RUN`` runs an earlier version listed in the ledger's set
     into items. Returns how many moved."""
-    return QUEUE.move_legacy(event_at_of, LEGACY_MOVED_PER_RUN)
+    return QUEUE.move_legacy(event_at_of, LEGACY_MOVED_PER_RUN, now)

@@ -63,7 +63,7 @@ def consume(release: Release) -> bool:
     return QUEUE.consume(release.name)
 
 
-def move_legacy() -> int:
+def move_legacy(now: float) -> int:
     """Move up to ``LEGACY_MOVED_PER_RUN`` releases an earlier version recorded in the ledger's
     set into items, their times kept. Returns how many moved."""
-    return QUEUE.move_legacy(_since, LEGACY_MOVED_PER_RUN)
+    return QUEUE.move_legacy(_since, LEGACY_MOVED_PER_RUN, now)
