@@ -158,3 +158,16 @@ def test_own_project_feedback_after_a_claim_is_as_docs_agents_md_says(client):
     assert {s["id"] for s in _listed(client, "", owner)} == {before, after}
     assert [s["id"] for s in _listed(client, "project=my-app", owner)] == [after]
     assert call(client, "PATCH", f"/spikes/{before}", {"resolved": True}, token=owner)[0] == 200
+
+
+def test_a_key_asking_for_a_wider_key_is_told_which_scopes_it_lacks(client):
+    # required_scope said keys:manage, a scope the key had: an agent reading it learnt nothing.
+    owner = sign_in(client)
+    manager = _key(client, token=owner, name="mgr", scopes="keys:manage spikes:read")
+    status, body, _ = call(client, "POST", "/auth/api-key", {"name": "child", "scopes": "read"}, token=manager)
+    assert status == 403 and body["code"] == "SCOPE_DENIED", body
+    assert body["required_scope"] == "shares:read usage:read"
+    assert body["error"] == ("A key cannot create a key with scopes it does not have itself: shares:read usage:read "
+                             "(it has: keys:manage spikes:read)")
+    status, body, _ = call(client, "POST", "/auth/api-key", {"name": "child", "scopes": "spikes:read"}, token=manager)
+    assert status == 201, body

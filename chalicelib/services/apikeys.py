@@ -138,8 +138,10 @@ def _bounded_by(actor: Optional[ApiKey], request: KeyRequest, scopes: str, now: 
     cap = request.monthly_cap_cents
     if actor is None:
         return scopes, expires, cap
-    if not expand(scopes) <= expand(actor.scopes):
-        raise ScopeDenied("keys:manage", "A key cannot create a key with scopes it does not have itself")
+    missing = " ".join(sorted(expand(scopes) - expand(actor.scopes)))
+    if missing:  # what it lacks: it has keys:manage, or it would not have got this far
+        raise ScopeDenied(missing, f"A key cannot create a key with scopes it does not have itself: {missing} "
+                                   f"(it has: {actor.scopes})")
     actor_cap = _int_or_none(actor.monthly_cap_cents)
     if cap is None:
         cap = actor_cap
