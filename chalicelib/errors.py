@@ -50,7 +50,9 @@ class InvalidCursor(SpikesError):
     message = "Invalid cursor"
 
     def __init__(self) -> None:
-        super().__init__(details=[{"field": "cursor", "message": "Cursor is malformed or was tampered with",
+        # One answer for every cause: a cursor of another listing (project, account) is refused too.
+        super().__init__(details=[{"field": "cursor", "message": "Cursor is malformed, was tampered with, or "
+                                   "belongs to another listing: pass next_cursor back with the query that returned it",
                                    "code": "INVALID_CURSOR"}])
 
 

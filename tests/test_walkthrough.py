@@ -171,3 +171,13 @@ def test_a_key_asking_for_a_wider_key_is_told_which_scopes_it_lacks(client):
                              "(it has: keys:manage spikes:read)")
     status, body, _ = call(client, "POST", "/auth/api-key", {"name": "child", "scopes": "spikes:read"}, token=manager)
     assert status == 201, body
+
+
+def test_a_cursor_of_another_listing_is_refused_saying_so(client):
+    # "Cursor is malformed or was tampered with", for the next_cursor of another project.
+    for n in range(2):
+        _post(client, "one", f"{n}")
+    status, page, _ = call(client, "GET", "/spikes?project=one&limit=1")
+    status, body, _ = call(client, "GET", f"/spikes?project=two&limit=1&cursor={page['next_cursor']}")
+    assert status == 400 and body["details"][0]["code"] == "INVALID_CURSOR"
+    assert "belongs to another listing" in body["details"][0]["message"]
