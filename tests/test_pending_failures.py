@@ -255,6 +255,20 @@ def test_a_release_read_before_its_move_back_showed_is_not_charged_twice(store_b
     assert item.attempts == 1 and item.next_attempt_at == moved_to  # charged once, not moved further
 
 
+def test_a_failure_is_one_write_whatever_the_attempt(store_backend, monkeypatch, dynamodb_calls):
+    """From the second attempt on, counting it and moving the release on by the doubled delay
+    were two updates: a crash between them left it retrying 5 minutes later (docs/security.md 67)."""
+    now = int(time.time())
+    [release] = releases(1, now - 600)
+    failing_for(monkeypatch, held_deliveries, "end_held", {release.share_id})
+    finish(now)
+    dynamodb_calls.clear()
+    assert finish(now + pending_work.delay(1))["releases_failed"] == 1
+    assert dynamodb_calls["UpdateItem"] == 1
+    item = unit(webhook_releases.QUEUE, release.name)
+    assert item.attempts == 2 and item.next_attempt_at == now + pending_work.delay(1) + pending_work.delay(2)
+
+
 def test_requeuing_what_is_not_parked_is_refused(store_backend, capsys):
     assert command(capsys, "requeue", "release#sh_x@1")[0] == 1
     status, [answer] = command(capsys, "requeue", "nothing#at-all")

@@ -75,15 +75,13 @@ class Pass:
             return
         self.failed += 1
         self.in_a_row += 1
-        attempts = self.queue.fail(unit, fields["error"], self.now, self.now + delay(1))
+        attempts = self.queue.fail(unit, fields["error"], self.now, self.now + delay(unit.attempts + 1))
         if attempts is None:  # changed since read (a stale index): whoever changed it charged it
             log.warning("pending.failed", attempts=None, charged=False, exc_info=True, **fields)
         elif attempts >= MAX_ATTEMPTS:
             self.parked += self.queue.park(name, attempts, self.now)
             log.error("pending.parked", attempts=attempts, exc_info=True, **fields)
         else:
-            if attempts > 1:
-                self.queue.retry_at(name, attempts, self.now + delay(attempts))
             log.warning("pending.failed", attempts=attempts, retry_in=delay(attempts), exc_info=True, **fields)
         if self.in_a_row >= FAILURES_IN_A_ROW:
             self.stopped = f"{self.in_a_row} units failed in a row"

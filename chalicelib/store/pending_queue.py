@@ -109,8 +109,9 @@ class PendingQueue:
 
     def fail(self, unit: Unit, error: str, now: int, retry_at: int) -> Optional[int]:
         """Count a failed attempt at a pending unit and move it back to ``retry_at``, in one
-        update: its attempts so far, or None when it is no longer as ``unit`` was read (moved
-        back, consumed, parked or requeued by another run: that run charged it, not this one)."""
+        update: its attempts so far (``unit.attempts + 1``), or None when it is no longer as
+        ``unit`` was read (moved back, consumed, parked or requeued by another run: that run
+        charged it, not this one)."""
         item = Delivery(self.prefix + unit.name)
         attempts_as_read = Delivery.attempts == unit.attempts if unit.attempts else \
             Delivery.attempts.does_not_exist() | (Delivery.attempts == 0)
@@ -124,11 +125,6 @@ class PendingQueue:
                 return None
             raise
         return int(item.attempts or 0)
-
-    def retry_at(self, name: str, attempts: int, at: int) -> bool:
-        """Move a unit failed ``attempts`` times to ``at``; False when it changed since."""
-        return update_if(Delivery(self.prefix + name), [Delivery.next_attempt_at.set(int(at))],
-                         (Delivery.due == self.partition) & (Delivery.attempts == attempts))
 
     def park(self, name: str, attempts: int, now: int) -> bool:
         """Park a unit failed ``attempts`` times: kept, in the parked partition by the time it
