@@ -26,34 +26,32 @@ def _listed(client, query: str, key=None) -> list:
     return page["data"]
 
 
-def test_a_project_key_of_ones_own_is_listed_with_the_key_that_posted_under_it(backend_client):
-    # docs/agents.md: feedback an agent posts with its key under a project key of its own is
-    # the key's account's. Filtering by that key with the same key listed the public project of
-    # that name instead (here a stranger's anonymous post), never the agent's own feedback.
+def test_a_project_listing_is_public_whoever_asks_and_ones_own_posts_are_listed_without_it(backend_client):
+    # The contract: ?project= is "public when provided". What an agent posts with its key under
+    # a project key of its own is its account's (docs/agents.md): not in that public listing,
+    # but in GET /spikes with the key, resolvable by id. A credential added to ?project= must
+    # not swap the public listing for another (a person reading the anonymous feedback of the
+    # widget on their own page would find nothing).
     client = backend_client
     agent = _key(client, name="agent")
     mine = _post(client, "my-app", "the agent's own", key=agent)
     public = _post(client, "my-app", "a stranger's, anonymous")
-    assert [s["id"] for s in _listed(client, "project=my-app", agent)] == [mine]
-    assert _listed(client, "project=my-app", agent)[0]["reviewer"]["email"] == "jo@x.io"  # the owner's
-    assert [s["id"] for s in _listed(client, "project=my-app&resolved=false", agent)] == [mine]
-    # The same key resolves it by id in that project, as before.
-    status, resolved, _ = call(client, "PATCH", f"/spikes/{mine}?project=my-app", {"resolved": True}, token=agent)
-    assert status == 200 and resolved["resolved"] is True
-    assert [s["id"] for s in _listed(client, "project=my-app&resolved=true", agent)] == [mine]
-    # Without credentials (the contract's public listing), the public project; no addresses.
-    listed = _listed(client, "project=my-app")
-    assert [s["id"] for s in listed] == [public] and "email" not in listed[0]["reviewer"]
-    # A key that may not read spikes, and another account, read the public listing as anyone.
-    usage_only = _key(client, token=agent, scopes="usage:read")
-    assert [s["id"] for s in _listed(client, "project=my-app", usage_only)] == [public]
+    anonymous = _listed(client, "project=my-app")
+    assert [s["id"] for s in anonymous] == [public] and "email" not in anonymous[0]["reviewer"]
     other = sign_in(client, "other@example.com")
-    assert [s["id"] for s in _listed(client, "project=my-app", other)] == []
-    # The admin sees the public project, as before.
+    for credential in (agent, other, _key(client, token=agent, scopes="usage:read")):
+        listed = _listed(client, "project=my-app", credential)
+        assert [s["id"] for s in listed] == [public] and "email" not in listed[0]["reviewer"]
     assert [s["id"] for s in _listed(client, f"project=my-app&token={ADMIN_TOKEN}")] == [public]
+    own = _listed(client, "", agent)
+    assert [(s["id"], s["projectKey"], s["reviewer"]["email"]) for s in own] == [(mine, "my-app", "jo@x.io")]
+    status, resolved, _ = call(client, "PATCH", f"/spikes/{mine}", {"resolved": True}, token=agent)
+    assert status == 200 and resolved["resolved"] is True
+    assert [s["id"] for s in _listed(client, "resolved=true", agent)] == [mine]
+    assert _listed(client, "", other) == []
 
 
-def test_an_own_project_export_is_the_callers_own(client):
+def test_a_project_export_is_public_whoever_asks(client):
     agent = _key(client, name="agent")
     _post(client, "my-app", "own", key=agent)
     _post(client, "my-app", "public")
@@ -61,7 +59,7 @@ def test_an_own_project_export_is_the_callers_own(client):
                                headers={"Authorization": f"Bearer {agent}"})
     assert response.status_code == 200
     lines = response.body.decode().strip().splitlines()
-    assert len(lines) == 1 and '"own"' in lines[0]
+    assert len(lines) == 1 and '"public"' in lines[0]
 
 
 def test_a_change_a_request_cannot_make_is_refused_not_answered_unchanged(client):
@@ -156,7 +154,7 @@ def test_own_project_feedback_after_a_claim_is_as_docs_agents_md_says(client):
     assert status == 200 and claimed["moved"]["spikes"] == 1, claimed
     after = _post(client, "my-app", "after the claim", key=agent)
     assert {s["id"] for s in _listed(client, "", owner)} == {before, after}
-    assert [s["id"] for s in _listed(client, "project=my-app", owner)] == [after]
+    assert _listed(client, "project=my-app", owner) == []  # the public project: neither is there
     assert call(client, "PATCH", f"/spikes/{before}", {"resolved": True}, token=owner)[0] == 200
 
 

@@ -60,8 +60,8 @@ def _media_types(content_types) -> Tuple[str, ...]:
     return tuple(sorted({content_type.split(";")[0].strip() for content_type in content_types}))
 
 SPIKE_FILTERS: Tuple[Query, ...] = (
-    ("project", "A project key or share id/slug: lists that project's spikes without credentials (a key "
-                "naming no share, with a user's credential that may read spikes: that user's own project)", False),
+    ("project", "A project key or share id/slug: lists that project's public spikes, whoever asks (what a user "
+                "posts with a credential under a key naming no share is theirs: listed without ?project=)", False),
     ("page", "Only spikes of this page", False),
     ("reviewer", "Only spikes by this reviewer id", False),
     ("rating", "love, like, meh or no", False),

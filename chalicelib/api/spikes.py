@@ -102,9 +102,9 @@ def _acting(request, scope: str):
 
 def _scope(request, params: dict) -> Tuple[spikes.Scope, bool]:
     """The spikes the caller may list, and whether reviewers' e-mail addresses are shown: a
-    listing by project key is public and shows them only to the share's owner and the admin
-    (a key naming no share, asked with a user's credential: that user's own project, what
-    they post under it); one without is the caller's own (or the admin's)."""
+    listing by project key is public, whoever asks (the contract: "public when provided"), and
+    shows them only to the share's owner and the admin; one without is the caller's own (or
+    the admin's), which holds what they posted under project keys of their own."""
     project = params.get("project") or None
     if project and len(project) > MAX_PROJECT_CHARS:
         raise ValidationFailed.field("project", f"project is at most {MAX_PROJECT_CHARS} characters")
@@ -117,11 +117,7 @@ def _scope(request, params: dict) -> Tuple[spikes.Scope, bool]:
                 deps.settings(), share, principal,
                 password=request.headers.get("x-share-password") or params.get("password"),
                 client_ip=inputs.client_ip(request))
-        # A key naming no share, asked with a user's credential that may read spikes: that user's
-        # own project, where their posts under it go (docs/agents.md); else the public one.
-        own = share is None and principal is not None and not principal.is_admin and principal.allows("spikes:read")
-        scope = spikes.project_scope(project, share, principal.user_id if own else None)
-        return scope, spikes.shows_reviewer_emails(principal, principal.user_id if own else share and share.owner_id)
+        return spikes.project_scope(project, share), spikes.shows_reviewer_emails(principal, share.owner_id if share else None)
     if principal is not None:
         principal.require("spikes:read")
     return spikes.scope_for(principal), True

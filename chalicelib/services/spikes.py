@@ -227,10 +227,9 @@ def shows_reviewer_emails(principal: Optional[Principal], owner_id: Optional[str
     return owner and principal.allows("spikes:read")
 
 
-def project_scope(project: str, share: Optional[Share], owner_id: Optional[str] = None) -> Scope:
-    """The spikes of a project key, or of the share it names (whose access the caller checked);
-    with ``owner_id``, that user's own project of this key (where their posts under it go)."""
-    return Scope("project", spike_store.project_partition(project, share.share_id if share else None, owner_id))
+def project_scope(project: str, share: Optional[Share]) -> Scope:
+    """The spikes of a project key, or of the share it names (whose access the caller checked)."""
+    return Scope("project", spike_store.project_partition(project, share.share_id if share else None))
 
 
 def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str,
