@@ -294,6 +294,7 @@ def test_account_cap_refuses_with_budget_exceeded_before_storing(client, agent, 
     share = share_site(client, token)  # 1 cent
     status, body, _ = call(client, "PATCH", "/me", {"monthly_cap_cents": 2}, token=token)
     assert status == 200 and body["monthly_cap_cents"] == 2
+    assert call(client, "GET", "/me", token=token)[1] == body  # GET /me shows what PATCH /me set
     for i in range(10):  # 1 cent + 10 x 0.1 cent = the cap exactly
         assert post_spike(client, share["slug"], client_id=f"c{i}")[0] == 201, i
     status, body, headers = post_spike(client, share["slug"], client_id="one-too-many")
@@ -312,6 +313,7 @@ def test_account_cap_refuses_with_budget_exceeded_before_storing(client, agent, 
 
     # Raising the cap (the owner's session only) reopens it.
     assert call(client, "PATCH", "/me", {"monthly_cap_cents": None}, token=token)[0] == 200
+    assert call(client, "GET", "/me", token=token)[1]["monthly_cap_cents"] is None
     assert post_spike(client, share["slug"], client_id="one-too-many")[0] == 201
 
 

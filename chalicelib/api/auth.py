@@ -108,8 +108,7 @@ def me():
     if principal is not None and principal.is_key:
         # Any key may describe itself: the MCP server reads `scopes` here before writing.
         return responses.KeyMeOut(**apikeys.describe(principal.key, principal.user))
-    principal = identity.require_user(principal, "account:read")
-    return responses.MeOut(**accounts.user_view(principal.user), created_at=principal.user.created_at)
+    return _account(identity.require_user(principal, "account:read").user)
 
 
 @route(bp, "/me", methods=["PATCH"])
@@ -121,8 +120,13 @@ def update_me():
     body = inputs.parse(request, schemas.AccountPatchIn)
     if "monthly_cap_cents" in body.model_fields_set:
         metering.set_account_cap(principal.user, body.monthly_cap_cents)
-    cap = principal.user.monthly_cap_cents
-    return responses.AccountOut(**accounts.user_view(principal.user), created_at=principal.user.created_at,
+    return _account(principal.user)
+
+
+def _account(user) -> responses.AccountOut:
+    """The account as ``GET /me`` shows it and ``PATCH /me`` answers: what the one sets, the other reads."""
+    cap = user.monthly_cap_cents
+    return responses.AccountOut(**accounts.user_view(user), created_at=user.created_at,
                                 monthly_cap_cents=None if cap is None else int(cap))
 
 

@@ -18,7 +18,7 @@ from chalicelib import errors, web
 from chalicelib.api import account_schemas, dashboard, schemas, versioning
 from chalicelib.api.responses import (AccountOut, ApiKeyChangedOut, ApiKeyCreatedOut, ApiKeyOut, ApiKeyRevokedOut, BillingUrlOut,
                                       DeletedOut, DeliveryPageOut, DevicePollOut, DeviceStartOut, ErrorOut,
-                                      HealthOut, IndexOut, KeyMeOut, LinkedOut, LoginOut, LogoutOut, MeOut,
+                                      HealthOut, IndexOut, KeyMeOut, LinkedOut, LoginOut, LogoutOut,
                                       MessageOut, OkOut, PollOut, SessionOut, ShareCreatedOut, ShareDeletedOut,
                                       ShareListItemOut, ShareOut, ShareUpdatedOut, SpikeCreatedOut, SpikeOut,
                                       SpikePageOut, SpikeResolvedOut, StripeReceivedOut, TestSentOut, UsageOut,
@@ -98,7 +98,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("POST", "/auth/rotate-token"): Op("Replace the calling bearer token", "auth", ok={200: SessionOut}),
     ("POST", "/auth/logout"): Op("Sign out this bearer token, or with everywhere=true every session of the account",
                                  "auth", body=account_schemas.LogoutRequest, ok={200: LogoutOut}),
-    ("GET", "/me"): Op("The signed-in account (or API key)", "auth", ok={200: Union[MeOut, KeyMeOut]}),
+    ("GET", "/me"): Op("The signed-in account (or API key)", "auth", ok={200: Union[AccountOut, KeyMeOut]}),
     ("PATCH", "/me"): Op("Set the account's monthly spending cap (agent tier; the owner's session only)", "auth",
                          body=schemas.AccountPatchIn, ok={200: AccountOut}),
     ("GET", "/auth/poll"): Op("The CLI's wait for a magic link to be clicked", "auth", PUBLIC,

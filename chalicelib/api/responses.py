@@ -187,15 +187,12 @@ class DevicePollOut(Out):
     user: Optional[UserOut] = omitted()
 
 
-class MeOut(Out):
-    """GET /me with a session (the CLI's whoami reads email and tier)."""
+class AccountOut(Out):
+    """GET /me with a session (the CLI's whoami reads email and tier), and PATCH /me's answer."""
     id: str
     email: Optional[str] = Field(description="null for a key-only account (an agent's self-signup) until claimed")
     tier: str
     created_at: Optional[str]
-
-
-class AccountOut(MeOut):
     monthly_cap_cents: Optional[int] = Field(description="Agent tier: the account's monthly spending cap")
 
 
