@@ -263,6 +263,9 @@ def test_test_event_is_sent_now_and_listed(client, hooked, receiver):
     assert [d["id"] for d in listing["data"]] == [sent["delivery"]["id"]]
     status, body, _ = call(client, "GET", f"/v1/shares/{hooked['slug']}/webhook/deliveries?limit=0", token=token)
     assert status == 400 and body["details"][0]["field"] == "limit"
+    # Above its maximum a limit is read as the maximum, as /spikes and the key listing do.
+    status, capped, _ = call(client, "GET", f"/v1/shares/{hooked['slug']}/webhook/deliveries?limit=5000", token=token)
+    assert status == 200 and capped["data"][0]["id"] == sent["delivery"]["id"]
 
 
 def test_others_cannot_see_or_drive_a_share_webhook(client, hooked):

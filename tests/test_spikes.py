@@ -239,6 +239,8 @@ def test_filters_page_reviewer_rating_resolved(client):
 
 @pytest.mark.parametrize("query, field", [
     ("&limit=0", "limit"), ("&limit=-5", "limit"), ("&limit=ten", "limit"),
+    # int() takes each of these; a listing takes ASCII digits only.
+    ("&limit=%2B5", "limit"), ("&limit=%205", "limit"), ("&limit=1_0", "limit"), ("&limit=%D9%A1", "limit"),
     ("&rating=awesome", "rating"), ("&resolved=maybe", "resolved"),
 ])
 def test_bad_listing_parameters_are_400(client, query, field):

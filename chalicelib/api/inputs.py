@@ -60,15 +60,16 @@ def query(request: Request) -> Dict[str, str]:
 
 
 def page_limit(params: Dict[str, str], default: int, maximum: int) -> int:
-    """A listing's ``?limit=``: ``default`` when absent, at most ``maximum``; 400 when it is not
-    a positive integer."""
+    """A listing's ``?limit=``: ``default`` when absent, read as ``maximum`` when above it (the
+    contract's ``/spikes`` behaviour, one rule for every listing); 400 unless it is a positive
+    whole number in ASCII digits (``int()`` also takes '+5', ' 5', '1_0' and other scripts'
+    digits, and refuses 5,000 digits with a ValueError only by a default that can change)."""
     raw = params.get("limit")
     if raw in (None, ""):
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed.field("limit", "limit must be an integer") from None
+    if not re.fullmatch(r"[0-9]{1,9}", raw):
+        raise ValidationFailed.field("limit", "limit must be a whole number (ASCII digits)")
+    value = int(raw)
     if value <= 0:
         raise ValidationFailed.field("limit", "limit must be positive")
     return min(value, maximum)

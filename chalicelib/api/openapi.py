@@ -188,7 +188,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                                  ok={200: WebhookResumedOut}, errors=(404,)),
     ("GET", "/shares/{key}/webhook/deliveries"): Op("Recent deliveries, newest first", "webhooks",
                                                     ok={200: DeliveryPageOut}, errors=(404,),
-                                                    query=(("limit", "1-100, default 50", False),)),
+                                                    query=(("limit", "1-100 (more is read as 100); default 50", False),)),
     ("GET", "/widget.js"): Op("The feedback widget", "shares", PUBLIC, ok={200: (str, "application/javascript")}),
     # billing
     ("GET", "/billing/checkout"): Op("A Stripe Checkout session for Pro or the agent tier", "billing",

@@ -3,14 +3,11 @@ log and resuming after a pause. Setting or removing the URL is
 ``PATCH /shares/{key}`` (``webhook_url``); the delivery job is in ``jobs``. See docs/webhooks.md."""
 from __future__ import annotations
 
-import re
-
 from chalice import Blueprint
 
 from chalicelib import deps
 from chalicelib.api import inputs
 from chalicelib.api.routing import route
-from chalicelib.errors import ValidationFailed
 from chalicelib.lazy import lazy_import
 
 responses = lazy_import("chalicelib.api.responses")
@@ -61,10 +58,6 @@ def resume(key: str):
 @route(bp, "/shares/{key}/webhook/deliveries", methods=["GET"])
 def deliveries(key: str):
     share = _owned(key, "shares:read")
-    raw = inputs.query(bp.current_request).get("limit") or "50"
-    # ASCII digits only: str.isdigit() accepts '²' and 5,000-digit strings, which int() refuses.
-    if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= MAX_LIST:
-        raise ValidationFailed.field("limit", f"limit must be an integer from 1 to {MAX_LIST}")
-    items = outbound_webhooks.recent(share, int(raw))
+    items = outbound_webhooks.recent(share, inputs.page_limit(inputs.query(bp.current_request), 50, MAX_LIST))
     return responses.DeliveryPageOut(data=[outbound_webhooks.delivery_view(item) for item in items])
 
