@@ -121,6 +121,10 @@ def test_a_signed_in_user_claims_a_key_only_account(client):
     assert len(call(client, "GET", "/spikes", token=human)[1]["data"]) == 4
     status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": key}, token=human)
     assert status == 200 and body["moved"] == {"keys": 0, "shares": 0, "spikes": 0}
+    # A client retrying after a lost answer is told the same account, with either key.
+    assert body["claimed_account_id"] == created["account_id"]
+    status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": other["api_key"]}, token=human)
+    assert (status, body["claimed_account_id"]) == (200, created["account_id"])
 
 
 def test_an_interrupted_claim_is_finished_by_calling_again(client, monkeypatch):

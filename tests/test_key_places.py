@@ -147,6 +147,8 @@ def test_a_claim_carries_its_keys_places_and_may_pass_the_cap(backend_client, en
     expected = sorted([created["key_id"], made[1]["key_id"]] + [key["key_id"] for key in own])
     assert _places(human_id) == expected == sorted(_live(human_id))
     assert _places(created["account_id"]) == []
+    again = call(client, "POST", "/auth/link-key", {"api_key": made[1]["api_key"]}, token=human)[1]
+    assert (again["claimed_account_id"], again["moved"]["keys"]) == (created["account_id"], 0), again
     status, body, _ = call(client, "POST", "/auth/api-key", {"name": "over"}, token=human)
     assert (status, body["code"]) == (429, "KEY_LIMIT"), body
     for key in own:

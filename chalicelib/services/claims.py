@@ -44,8 +44,8 @@ def claim(user: User, raw: str, settings: Settings) -> Claimed:
     if not expand(key.scopes) >= FULL:
         raise ScopeDenied("full", "Only a key with every scope (full) can claim its account; this key has: "
                                   f"{key.scopes}")
-    if owner.user_id == user.user_id:
-        return Claimed(user.user_id, 0, 0, 0)
+    if owner.user_id == user.user_id:  # claimed already (a retry after a lost answer): nothing moves
+        return Claimed(key.claimed_from or user.user_id, 0, 0, 0)
     if owner.email is not None or (owner.merged_into and owner.merged_into != user.user_id):
         raise Conflict("This key belongs to an account that is not key-only; it cannot be claimed")
     if not account_store.mark_merged(owner, user.user_id):

@@ -223,7 +223,7 @@ def move_to_owner(key: ApiKey, old_owner: str, new_owner: str) -> bool:
         state = ApiKey.revoked_at.does_not_exist() if live else ApiKey.revoked_at.exists()
 
         def write(tx: Transaction) -> None:
-            tx.update("key", key, actions=[ApiKey.user_id.set(new_owner)],
+            tx.update("key", key, actions=[ApiKey.user_id.set(new_owner), ApiKey.claimed_from.set(old_owner)],
                       condition=(ApiKey.user_id == old_owner) & state)
             key_slots.give_back(tx, old_owner, key.key_id)
             if live:
@@ -231,5 +231,5 @@ def move_to_owner(key: ApiKey, old_owner: str, new_owner: str) -> bool:
         return write
     if not _write_with_place(key, write_for_key_as_read, lambda stored: stored.user_id != old_owner):
         return False
-    key.user_id = new_owner
+    key.user_id, key.claimed_from = new_owner, old_owner
     return True
