@@ -89,6 +89,9 @@ class Settings(BaseSettings):
 
     stripe_secret_key: Optional[SecretStr] = None
     stripe_webhook_secret: Optional[SecretStr] = None
+    # The signing secret of the Stripe event destination (thin events) that reports meter events
+    # Stripe found invalid after accepting them (POST /webhooks/stripe/meter-errors).
+    stripe_event_destination_secret: Optional[SecretStr] = None
     stripe_price_id: Optional[str] = None
     # Agent tier: two metered prices, each on a Billing Meter fed by the meter event named here.
     # The per-unit amounts above must match these prices (they drive caps and /usage costs).
@@ -178,7 +181,8 @@ class Settings(BaseSettings):
 # taking precedence over the environment. Never committed, never in the function's configuration.
 # `make secrets` creates them (infra/secrets.py).
 SSM_PATH_VARIABLE = "SPIKES_SSM_PARAMETER_PATH"
-SSM_PARAMETERS = ("secret_key", "token", "stripe_secret_key", "stripe_webhook_secret")
+SSM_PARAMETERS = ("secret_key", "token", "stripe_secret_key", "stripe_webhook_secret",
+                  "stripe_event_destination_secret")
 REQUIRED_SSM_PARAMETERS = ("secret_key",)
 # Until the configuration can be read, every request answers 503 with this Retry-After; each
 # request tries again (a failure is not cached), so `make secrets` needs no redeploy.

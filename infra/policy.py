@@ -40,8 +40,10 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "keys": ("GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
         "deliveries": ("GetItem", "PutItem", "UpdateItem"),
         # An agent-tier usage event, in the transaction of what it bills; a presigned upload's
-        # held one is read, and released (moved) at completion or dropped by a deletion.
-        "outbox": ("GetItem", "UpdateItem", "DeleteItem"),
+        # held one is read, and released (moved) at completion or dropped by a deletion. A copy of a
+        # sent event Stripe reports invalid (services/meter_errors.py) is read and moved back
+        # (its shard, or the dead queue: PutItem).
+        "outbox": ("GetItem", "PutItem", "UpdateItem", "DeleteItem"),
     },
     QUOTA_RESET_FUNCTION: {
         # ConditionCheckItem: locking a share checks, in its transaction, that its owner still does not pay.

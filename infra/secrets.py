@@ -2,7 +2,8 @@
 (``chalicelib.settings.SSM_PARAMETERS`` under ``/spikes/<stage>/``).
 
 ``secret_key`` and the admin ``token`` are generated here; the Stripe keys come from the
-environment (``SPIKES_STRIPE_SECRET_KEY``, ``SPIKES_STRIPE_WEBHOOK_SECRET``) or a prompt.
+environment (``SPIKES_STRIPE_SECRET_KEY``, ``SPIKES_STRIPE_WEBHOOK_SECRET``,
+``SPIKES_STRIPE_EVENT_DESTINATION_SECRET``) or a prompt.
 Existing parameters are kept unless ``--rotate`` names them. No secret is ever printed, except
 a newly generated admin token, once.
 """
@@ -19,7 +20,8 @@ from infra import stack
 
 GENERATED = ("secret_key", "token")
 FROM_USER = {"stripe_secret_key": "Stripe secret key (sk_live_... / sk_test_...)",
-             "stripe_webhook_secret": "Stripe webhook signing secret (whsec_...)"}
+             "stripe_webhook_secret": "Stripe webhook signing secret (whsec_...)",
+             "stripe_event_destination_secret": "Stripe event destination (meter errors) signing secret (whsec_...)"}
 
 
 def existing_parameters(ssm: Any, stage: str) -> Dict[str, str]:

@@ -25,7 +25,8 @@ from chalicelib.services import outbound_webhooks
 from chalicelib.services.accounts import user_id_for
 from tests.conftest import ADMIN_TOKEN, login_token_from_mail, sent_mails, sign_in
 from tests.fakes.stripe_api import FakeStripe
-from tests.fakes.stripe_events import WEBHOOK_SECRET, checkout_session, event, signed
+from tests.fakes.stripe_events import (DESTINATION_SECRET, WEBHOOK_SECRET, checkout_session, event,
+                                      meter_error_report, sign, signed, thin)
 from tests.test_outbound_webhooks import Receiver
 from tests.test_shares import INDEX, make_pro, multipart
 
@@ -84,7 +85,8 @@ def _upload(tour: Tour, token: str, name: str, **metadata) -> dict:
 def take_the_tour(tour: Tour, env, receiver: Receiver, stripe_api: FakeStripe) -> None:
     env(WEBHOOK_ALLOW_LOOPBACK="true", WEBHOOK_TIMEOUT_SECONDS="3", STRIPE_SECRET_KEY=stripe_api.api_key,
         STRIPE_PRICE_ID="price_pro", STRIPE_API_BASE=stripe_api.url, STRIPE_MAX_NETWORK_RETRIES="0",
-        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET, BILLING_SUCCESS_URL="https://app.example/thanks",
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET, STRIPE_EVENT_DESTINATION_SECRET=DESTINATION_SECRET,
+        BILLING_SUCCESS_URL="https://app.example/thanks",
         BILLING_CANCEL_URL="https://app.example/pricing")
     tour.call("GET", "/")
     tour.call("GET", "/health")
@@ -204,6 +206,11 @@ def take_the_tour(tour: Tour, env, receiver: Receiver, stripe_api: FakeStripe) -
     tour.call("GET", "/billing/checkout", token=token)
     raw, headers = signed(event("checkout.session.completed", checkout_session(user_id_for(email)), int(time.time())))
     tour.call("POST", "/webhooks/stripe", raw=raw, headers=headers)
+    report = meter_error_report({"meter_event_customer_not_found": ["share-not-ours"]})
+    stripe_api.publish(report)
+    notification = json.dumps(thin(report))
+    tour.call("POST", "/webhooks/stripe/meter-errors", raw=notification.encode(),
+              headers={"Stripe-Signature": sign(notification, DESTINATION_SECRET)})
     tour.call("GET", "/billing/portal", token=free)
     tour.call("POST", "/billing/portal", token=free)
 

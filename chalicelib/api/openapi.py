@@ -202,6 +202,9 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("GET", "/usage"): Op("The account's usage this period", "billing", ok={200: UsageOut}),
     ("POST", "/webhooks/stripe"): Op("Stripe's events (signed with Stripe-Signature)", "billing", PUBLIC,
                                      ok={200: StripeReceivedOut}),
+    ("POST", "/webhooks/stripe/meter-errors"): Op(
+        "Stripe's event destination: meter events found invalid after accepting them (thin events, signed with "
+        "Stripe-Signature)", "billing", PUBLIC, ok={200: StripeReceivedOut}),
 }
 
 SHARE_PAGE = Op("A shared page or file (the widget is injected into HTML)", "serving", PUBLIC,

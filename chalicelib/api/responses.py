@@ -273,7 +273,8 @@ class UsageOut(Out):
 
 class StripeReceivedOut(Out):
     received: bool
-    outcome: str = Field(description="applied, ignored, duplicate, stale or unknown-user")
+    outcome: str = Field(description="applied, ignored, duplicate, stale or unknown-user (the event destination's: "
+                                     "applied, ignored or duplicate)")
 
 
 class MovedOut(Out):

@@ -3,8 +3,8 @@
 
 Each run reads the queues oldest first, leases each event with a conditional write, sends it
 to the account's current Stripe customer (read then, not when the event was queued) with
-Stripe's ``identifier`` and an idempotency key both derived from our ids, and deletes it
-once Stripe accepted it. Stripe unreachable, rate-limiting or erroring leaves events where
+Stripe's ``identifier`` and an idempotency key both derived from our ids, and once Stripe
+accepted it keeps a copy for 35 days (what Stripe may report invalid later) and deletes it. Stripe unreachable, rate-limiting or erroring leaves events where
 they are, retried with backoff; an event Stripe refuses for good goes to the dead queue.
 
 A retry must be the very request Stripe may already hold: Stripe answers a repeated key with
@@ -145,7 +145,7 @@ def _report_one(client, item: OutboxItem, now: float) -> str:
         meter_events.bury(item, detail)
         log.error("usage.report_refused", identifier=item.identifier, error=type(exc).__name__, detail=str(exc)[:300])
         return "dead"
-    meter_events.sent(item)
+    meter_events.sent(item, customer_id, now)
     return "sent"
 
 

@@ -7,11 +7,14 @@ completes: store/held_charges.py). ``queue`` is ``meter#<shard>`` while pending 
 partition runs hot) or ``meter#dead`` once Stripe refused it for good; ``event_key`` is
 ``<ISO time>#<identifier>``, so a queue reads oldest first. docs/data-model.md (``outbox``)
 lists the access patterns. An operator moves parked events back or drops them
-(``tools/usage_events.py``), each with one conditional transaction.
+(``tools/usage_events.py``), each with one conditional transaction. Once Stripe accepted an
+event, a copy stays in ``meter-sent#<shard>`` (``event_key`` = the identifier) for Stripe's 35
+days, so one Stripe reports invalid later can be sent again or parked (services/meter_errors.py).
 """
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime, timezone
 from typing import Iterator, Optional
 
@@ -23,10 +26,18 @@ from chalicelib.store.transactions import ConditionFailed, Transaction, run, upd
 SHARDS = 4
 DEAD_QUEUE = "meter#dead"
 QUEUES = tuple(f"meter#{shard}" for shard in range(SHARDS))
+SENT_QUEUES = tuple(f"meter-sent#{shard}" for shard in range(SHARDS))
+# Stripe takes meter events up to 35 days old, and reports the invalid ones within that time.
+SENT_TTL_SECONDS = 35 * 24 * 3600
+_REPORTED = re.compile(r"^(.*)-rpt(\d+)$")
+
+
+def _shard(identifier: str) -> int:
+    return int(hashlib.sha256(identifier.encode()).hexdigest()[:8], 16) % SHARDS
 
 
 def queue_of(identifier: str) -> str:
-    return QUEUES[int(hashlib.sha256(identifier.encode()).hexdigest()[:8], 16) % SHARDS]
+    return QUEUES[_shard(identifier)]
 
 
 def add(tx: Transaction, identifier: str, event_name: str, user_id: str, customer_id: Optional[str],
@@ -78,8 +89,44 @@ def record_attempt(item: OutboxItem, now: float, send_timestamp: int, customer_i
                      leased & (OutboxItem.unanswered_since.does_not_exist() | this_attempt))
 
 
-def sent(item: OutboxItem) -> None:
+def sent(item: OutboxItem, customer_id: str, now: float) -> None:
+    """Stripe accepted it: a copy of what was sent is kept for Stripe's 35 days, then the pending
+    event is deleted. Two writes, not a transaction: a crash between them leaves the event
+    pending, sent again under the same key (Stripe repeats its answer) and copied again (the
+    same item)."""
+    copy = {**_the_event(item), "customer_id": customer_id}
+    OutboxItem(SENT_QUEUES[_shard(item.identifier)], item.identifier, **copy, attempts=0, next_attempt_at=0,
+               send_timestamp=item.send_timestamp, requeues=item.requeues, sent_at=int(now),
+               expires_at=int(now) + SENT_TTL_SECONDS).save()
     item.delete()
+
+
+def sent_copy(identifier: str, now: float) -> Optional[OutboxItem]:
+    """The copy of an event Stripe accepted, unless expired (TTL deletes lag behind)."""
+    try:
+        copy = OutboxItem.get(SENT_QUEUES[_shard(identifier)], identifier, consistent_read=True)
+    except OutboxItem.DoesNotExist:
+        return None
+    return copy if int(copy.expires_at or 0) > now else None
+
+
+def reported_identifier(identifier: str) -> str:
+    """The identifier an event Stripe reported invalid is sent again under: one Stripe has not
+    seen, since Stripe may still deduplicate the reported one (``-rpt<n>``, n counting up)."""
+    match = _REPORTED.match(identifier)
+    return f"{match.group(1)}-rpt{int(match.group(2)) + 1}" if match else f"{identifier}-rpt1"
+
+
+def take_back(copy: OutboxItem, identifier: str, error: str, park: bool) -> bool:
+    """Move a sent copy Stripe reported invalid back to its shard as a new event under
+    ``identifier`` (due now), or with ``park`` to the dead queue (parked as refused, for an
+    operator). One transaction: the copy deleted as read, the event put where none is. False
+    when it is gone (another delivery of the report moved it)."""
+    created = datetime.fromtimestamp(int(copy.timestamp), timezone.utc)
+    event = {**_the_event(copy), "identifier": identifier}
+    moved = OutboxItem(DEAD_QUEUE if park else queue_of(identifier), f"{clock.iso(created)}#{identifier}", **event,
+                       attempts=1 if park else 0, next_attempt_at=0, last_error=error)
+    return _move(copy, OutboxItem.sent_at == copy.sent_at, moved)
 
 
 def retry_later(item: OutboxItem, next_attempt_at: int, error: str, unanswered_since: Optional[int]) -> None:
@@ -144,10 +191,15 @@ def requeue(item: OutboxItem, note: str) -> bool:
     conditioned on the parked item as read; False when it is gone or changed."""
     pending = OutboxItem(queue_of(item.identifier), item.event_key, **_the_event(item), attempts=0,
                          next_attempt_at=0, last_error=note, requeues=int(item.requeues or 0) + 1)
+    return _move(item, _parked_as_read(item), pending)
 
+
+def _move(item: OutboxItem, as_read, moved: OutboxItem) -> bool:
+    """One transaction: ``item`` deleted if still ``as_read``, ``moved`` put where none is.
+    False when either condition failed (another mover was first)."""
     def build(tx: Transaction) -> None:
-        tx.delete("parked", item, condition=_parked_as_read(item))
-        tx.save("pending", pending, condition=OutboxItem.event_key.does_not_exist())
+        tx.delete("from", item, condition=as_read)
+        tx.save("to", moved, condition=OutboxItem.event_key.does_not_exist())
     try:
         run(build)
         return True

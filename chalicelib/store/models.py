@@ -409,7 +409,9 @@ class OutboxItem(_Base):
     shards so no partition runs hot) or ``meter#dead`` (refused by Stripe, kept for review);
     ``event_key`` = ``<ISO time>#<identifier>``, so a queue reads oldest first. ``meter#held``
     holds a presigned upload's share charge until the upload completes (``event_key`` = the
-    identifier): never read by the reporting job."""
+    identifier): never read by the reporting job. ``meter-sent#<shard>`` keeps a copy of each
+    event Stripe accepted (``event_key`` = the identifier) for Stripe's 35 days (``expires_at``),
+    so an event Stripe reports invalid later can be sent again (services/meter_errors.py)."""
 
     class Meta(_Base.Meta):
         table_name = "outbox"
@@ -444,6 +446,9 @@ class OutboxItem(_Base):
     cost = NumberAttribute(null=True)  # charged to the account's period usage, thousandths of a cent
     key_id = UnicodeAttribute(null=True)
     key_cost = NumberAttribute(null=True)  # charged to the key's period usage (0: counted, not charged)
+    # Only on a sent copy (``meter-sent#<shard>``): when Stripe accepted it, and the TTL.
+    sent_at = NumberAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # epoch seconds; the table TTL attribute
 
 
 ALL_MODELS: List[Type[Model]] = [User, AuthItem, Share, Spike, LedgerItem, ApiKey, Delivery, OutboxItem]

@@ -7,10 +7,10 @@ from chalicelib.settings import Settings
 from chalicelib import clock
 from chalicelib.store import deliveries, spike_ids
 from chalicelib.store.files import EXPORTS_PREFIX
-from chalicelib.store.models import ALL_MODELS, AuthItem, Delivery, LedgerItem, configure_models
+from chalicelib.store.models import ALL_MODELS, AuthItem, Delivery, LedgerItem, OutboxItem, configure_models
 
 TTL_ATTRIBUTE = "expires_at"
-MODELS_WITH_TTL = (AuthItem, LedgerItem, Delivery)
+MODELS_WITH_TTL = (AuthItem, LedgerItem, Delivery, OutboxItem)
 
 
 def create_tables(settings: Settings, dynamodb_client: Any) -> None:

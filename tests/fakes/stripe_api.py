@@ -1,5 +1,7 @@
 """A small local fake of the Stripe API for tests: the endpoints the backend calls
-(customers, Checkout and portal sessions, billing meter events).
+(customers, Checkout and portal sessions, billing meter events, and ``GET /v2/core/events/{id}``
+for the v2 events a test publishes with ``publish``, as Stripe keeps them for its event
+destinations' thin notifications: tests/fakes/stripe_events.py signs those).
 
 Checkout sessions have Stripe's states: ``open`` when created, ``complete`` once paid
 (``complete_checkout``, what a customer does on Stripe's page; it starts a subscription), and
@@ -50,6 +52,7 @@ class FakeStripe:
     meter_event_log: List[dict] = field(default_factory=list)  # every event counted, duplicates too
     checkout_sessions: Dict[str, dict] = field(default_factory=dict)
     subscriptions: Dict[str, dict] = field(default_factory=dict)
+    v2_events: Dict[str, dict] = field(default_factory=dict)  # id -> the v2 event, as retrieved
     failures: List[Tuple[int, dict, bool]] = field(default_factory=list)  # (status, body, saved under the key)
     clock_offset: float = 0.0  # seconds ``advance``d past the real time
     # Seconds to sit on the next answers (after doing the work, as a slow Stripe would): a
@@ -128,6 +131,11 @@ class FakeStripe:
         with self._lock:
             self.clock_offset += seconds
 
+    def publish(self, event: dict) -> None:
+        """A v2 event Stripe created (what its thin notification names): retrievable from now."""
+        with self._lock:
+            self.v2_events[event["id"]] = event
+
     def calls(self, path: str) -> List[Recorded]:
         return [r for r in self.requests if r.path == path]
 
@@ -153,6 +161,10 @@ class FakeStripe:
                 return self._create_portal(request)
             if request.path == "/v1/billing/meter_events":
                 return self._create_meter_event(request)
+            if request.method == "GET" and request.path.startswith("/v2/core/events/"):
+                found = self.v2_events.get(request.path[len("/v2/core/events/"):])
+                return (200, found) if found else (404, {"error": {"type": "not_found", "code": "not_found",
+                                                                    "message": "The resource wasn't found."}})
             return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({request.path})"}}
 
     def _create_customer(self, request: Recorded) -> dict:

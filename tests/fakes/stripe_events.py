@@ -1,5 +1,7 @@
 """Stripe events for tests, signed exactly as Stripe signs them:
-``Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, f"{t}.{raw_body}")>``."""
+``Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, f"{t}.{raw_body}")>``. An event
+destination's thin notifications (v2 events: ``thin``) are signed the same way, with the
+destination's own secret; the v2 event they name is what ``FakeStripe.publish`` serves."""
 from __future__ import annotations
 
 import hashlib
@@ -10,6 +12,8 @@ import time
 from typing import Any, Dict, Optional, Tuple
 
 WEBHOOK_SECRET = "whsec_test_secret"
+DESTINATION_SECRET = "whsec_test_destination"
+METER_ERRORS = "v1.billing.meter.error_report_triggered"
 _ids = itertools.count(1)
 
 
@@ -53,3 +57,26 @@ def failed_invoice(customer: str = "cus_1", sub_id: str = "sub_1", legacy: bool 
 def signed(evt: Dict[str, Any], secret: str = WEBHOOK_SECRET, timestamp: Optional[int] = None) -> Tuple[bytes, dict]:
     raw = json.dumps(evt)
     return raw.encode(), {"Stripe-Signature": sign(raw, secret, timestamp), "Content-Type": "application/json; charset=utf-8"}
+
+
+def meter_error_report(samples: Dict[str, list], event_id: Optional[str] = None, event_type: str = METER_ERRORS,
+                       counts: Optional[Dict[str, int]] = None, meter: str = "mtr_test_1") -> Dict[str, Any]:
+    """The v2 event ``GET /v2/core/events/{id}`` answers for a meter error report: ``samples``
+    maps an error code to the identifiers Stripe samples; ``counts`` the errors of each code
+    (default: its samples)."""
+    counts = counts or {code: len(identifiers) for code, identifiers in samples.items()}
+    error_types = [{"code": code, "error_count": counts.get(code, len(identifiers)),
+                    "sample_errors": [{"error_message": f"{code} for this event", "request": {"identifier": identifier}}
+                                      for identifier in identifiers]} for code, identifiers in samples.items()]
+    return {"id": event_id or f"evt_test_v2_{next(_ids):06d}", "object": "v2.core.event", "type": event_type,
+            "livemode": False, "created": "2026-12-04T10:00:00.000Z", "context": None, "reason": None,
+            "related_object": {"id": meter, "type": "billing.meter", "url": f"/v1/billing/meters/{meter}"},
+            "data": {"developer_message_summary": "There is 1 invalid event", "validation_start": "2026-12-04T09:00:00.000Z",
+                     "validation_end": "2026-12-04T10:00:00.000Z",
+                     "reason": {"error_count": sum(counts.values()), "error_types": error_types}}}
+
+
+def thin(event: Dict[str, Any]) -> Dict[str, Any]:
+    """The thin notification an event destination delivers for a v2 event: no data."""
+    return {key: event[key] for key in ("id", "object", "type", "livemode", "created", "related_object", "context")
+            if key in event}
