@@ -180,6 +180,8 @@ def create(user: User, request: KeyRequest, actor: Optional[ApiKey] = None, now:
                               lambda: key_store.insert(key, settings.max_api_keys, parent=actor))
     except key_store.ParentRevoked:
         raise AuthFailed("This API key was revoked") from None
+    except key_store.AccountMerged:  # claimed since this request read it: sent again, it acts as the new owner
+        raise Conflict("This key's account was claimed by a signed-in user meanwhile; send the request again") from None
     log.info("apikey.created", key_id=key.key_id, user_id=user.user_id, scopes=scopes)
     return CreatedKey(key, raw, user)
 

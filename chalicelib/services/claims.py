@@ -61,7 +61,9 @@ def claim(user: User, raw: str, settings: Settings) -> Claimed:
     now = clock.epoch()
     key_places.ensure_counted(owner.user_id, now)
     key_places.ensure_counted(user.user_id, now)
-    keys = [k for k in key_store.owned_by(owner.user_id) if k.key_id != key.key_id] + [key]
+    # Read after the marking, which no key write to the account passes (store/key_slots.take):
+    # every key it will ever hold, those the owner index does not show yet included.
+    keys = [k for k in key_store.all_of(owner.user_id, known=[key]) if k.key_id != key.key_id] + [key]
     for item in keys:  # the presented key last: until it moves, a retry can finish the claim
         key_store.move_to_owner(item, owner.user_id, user.user_id)
     log.info("account.claimed", account_id=owner.user_id, user_id=user.user_id, keys=len(keys),

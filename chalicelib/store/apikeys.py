@@ -6,7 +6,7 @@ are conditioned on the key still being its owner's and, where it matters, not re
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import size
@@ -66,6 +66,10 @@ class AtCap(Exception):
     """The account's live keys hold every place (or are not counted yet): nothing was written."""
 
 
+class AccountMerged(Exception):
+    """The account was claimed meanwhile (its keys now act as the new owner): nothing was written."""
+
+
 def insert(key: ApiKey, cap: int, parent: Optional[ApiKey] = None) -> None:
     """A new key, taking one of its owner's ``cap`` places in the same transaction (``AtCap``
     when none is free). A key created by another key (``parent``) only while that key is not
@@ -84,8 +88,25 @@ def insert(key: ApiKey, cap: int, parent: Optional[ApiKey] = None) -> None:
         if "parent" in failed:
             raise ParentRevoked() from None
         if key_slots.NAME in failed:
-            raise AtCap() from None
+            raise (AccountMerged() if key_slots.merged(key.user_id) else AtCap()) from None
         raise
+
+
+def all_of(owner_id: str, known: Iterable[ApiKey] = ()) -> List[ApiKey]:
+    """Every key of ``owner_id`` as stored now (strongly consistent): those the owner index
+    lists, ``known`` ones, and those the index does not show yet, found through the others'
+    ``made_keys`` (a key made by a key is recorded on it in the transaction that writes it)."""
+    ids = {key.key_id for key in owned_by(owner_id)} | {key.key_id for key in known}
+    found = {key.key_id: key for key in get_many(sorted(ids)) if key.user_id == owner_id}
+    pending, seen = list(found.values()), set(ids)
+    while pending:
+        for child_id in sorted(set(pending.pop().made_keys or ()) - seen):
+            seen.add(child_id)
+            child = get(child_id)
+            if child is not None and child.user_id == owner_id:
+                found[child_id] = child
+                pending.append(child)
+    return list(found.values())
 
 
 def revoke_with_made(key: ApiKey, owner_id: str, at: str) -> List[ApiKey]:

@@ -32,8 +32,10 @@ class NotCounted(Exception):
 
 def take(tx: Transaction, user_id: str, key_id: str, cap: Optional[int]) -> None:
     """In ``tx``: ``key_id`` takes a place, only while the account holds fewer than ``cap``
-    (None: however many it holds, for keys a claim brings along)."""
-    condition = User.live_keys.exists()
+    (None: however many it holds, for keys a claim brings along) and was not claimed (a claimed
+    account's keys act as its new owner, and a key written to it afterwards would stay behind,
+    unseen by that owner: ``merged``)."""
+    condition = User.live_keys.exists() & User.merged_into.does_not_exist()
     if cap is not None:
         condition = condition & (size(User.live_keys) < cap)
     tx.update(NAME, User(user_id), actions=[User.live_keys[key_id].set(True)], condition=condition)
@@ -51,6 +53,14 @@ def holders(user_id: str) -> Optional[List[str]]:
     except User.DoesNotExist:
         return None
     return None if user.live_keys is None else sorted(user.live_keys.as_dict())
+
+
+def merged(user_id: str) -> bool:
+    """Whether the account was claimed (``merged_into``): it takes no key any more."""
+    try:
+        return User.get(user_id, consistent_read=True, attributes_to_get=["merged_into"]).merged_into is not None
+    except User.DoesNotExist:
+        return False
 
 
 def start_counting(user_id: str, expired_before: str) -> None:
