@@ -73,6 +73,10 @@ def test_signatures_are_checked_with_the_destinations_own_secret(client, agent, 
     tampered = raw.replace(notification["id"], "evt_test_someone_elses")
     status, _, _ = call(client, "POST", ROUTE, raw=tampered.encode(), headers={"Stripe-Signature": sign(raw, DESTINATION_SECRET)})
     assert status == 400
+    # A snapshot event (what /webhooks/stripe takes) signed with this secret is not a thin event.
+    snapshot = {**notification, "object": "event", "data": {"object": {}}}
+    status, body, _ = deliver(client, snapshot)
+    assert (status, body["code"]) == (400, "INVALID_SIGNATURE") and "thin event" in body["error"]
     assert destination.calls(f"/v2/core/events/{notification['id']}") == []  # nothing read before verifying
     assert deliver(client, notification)[:2] == (200, {"received": True, "outcome": "applied"})
 
