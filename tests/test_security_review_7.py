@@ -1,6 +1,6 @@
 """The seventh review (docs/security.md, "The seventh review"): a fresh-eyes pass over what the
-sessions before it landed. Each test failed before its fix. On moto and on DynamoDB Local where
-a condition in the store decides."""
+sessions before it landed, its findings and the smaller defects it fixed on the way. Each test
+failed before its fix. On moto and on DynamoDB Local where a condition in the store decides."""
 from __future__ import annotations
 
 from chalicelib.errors import Conflict
@@ -84,3 +84,25 @@ def test_a_key_made_while_a_claim_runs_is_refused_or_moved(backend_client, monke
         outcomes[0] = again["key_id"]
     for key_id in set(outcomes) | set(key_store.get(created["key_id"]).made_keys or ()):
         _hides_nothing(client, human, human_id, key_id)
+
+
+# --- A budget cap is a number of cents, never a JSON boolean ----------------------------------
+
+def test_a_budget_cap_is_a_number_of_cents_not_a_boolean(client):
+    """Lax parsing took ``true`` as a cap of 1 cent and ``false`` as 0, which refuses every
+    charge: an agent writing ``"monthly_cap_cents": false`` for "no cap" stopped its own posts
+    (and ``PATCH /spikes``' ``resolved`` already refuses such coercions). Now a 400 naming the
+    field; ``null`` still removes a cap."""
+    session = sign_in(client, "boolean-cap@example.com")
+    status, key, _ = call(client, "POST", "/auth/api-key", {"name": "capped", "monthly_cap_cents": 700}, token=session)
+    assert status == 201, key
+    call(client, "PATCH", "/me", {"monthly_cap_cents": 900}, token=session)
+    for value in (True, False):
+        for method, path in (("PATCH", "/me"), ("POST", "/auth/api-key"), ("PATCH", f"/auth/api-key/{key['key_id']}")):
+            status, body, _ = call(client, method, path, {"monthly_cap_cents": value}, token=session)
+            assert (status, body["code"]) == (400, "VALIDATION_ERROR"), (method, path, value, body)
+            assert [detail["field"] for detail in body["details"]] == ["monthly_cap_cents"], body
+    assert call(client, "GET", "/me", token=session)[1]["monthly_cap_cents"] == 900
+    listed = call(client, "GET", "/auth/api-keys", token=session)[1]
+    assert [entry["monthly_cap_cents"] for entry in listed] == [700]
+    assert call(client, "PATCH", "/me", {"monthly_cap_cents": None}, token=session)[1]["monthly_cap_cents"] is None

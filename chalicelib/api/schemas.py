@@ -4,9 +4,10 @@ that the feedback routes never load the e-mail validator."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import List, Literal, Optional
+from typing import Annotated, List, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
+from pydantic_core import PydanticCustomError
 
 from chalicelib.lazy import lazy_import
 
@@ -22,9 +23,22 @@ class Closed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _not_a_boolean(value):
+    """Lax parsing reads ``true`` as 1 and ``false`` as 0: for a budget cap, a cap of a cent or
+    none at all that nobody asked for ("false" meant as "no cap" refused every charge)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a whole number of cents (null for no cap), "
+                                              "not true or false")
+    return value
+
+
+# A budget cap in cents: a JSON number, never a boolean.
+Cents = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=0, le=100_000_000)]
+
+
 class AccountPatchIn(Closed):
     """PATCH /me: the account's monthly spending cap on the agent tier (null removes it)."""
-    monthly_cap_cents: Optional[int] = Field(default=None, ge=0, le=100_000_000)
+    monthly_cap_cents: Optional[Cents] = None
 
 
 # --- API keys --------------------------------------------------------------------------------
@@ -34,7 +48,7 @@ class KeyCreateIn(Lenient):
     name: Optional[str] = Field(default=None, max_length=100)
     scopes: Optional[str] = Field(default=None, max_length=500)
     expires_at: Optional[datetime] = None
-    monthly_cap_cents: Optional[int] = Field(default=None, ge=0, le=100_000_000)
+    monthly_cap_cents: Optional[Cents] = None
 
 
 class KeyPatchIn(Closed):
@@ -42,7 +56,7 @@ class KeyPatchIn(Closed):
     change (a new key does): ``scopes`` is refused with the rest."""
     name: Optional[str] = Field(default=None, max_length=100)
     expires_at: Optional[datetime] = None
-    monthly_cap_cents: Optional[int] = Field(default=None, ge=0, le=100_000_000)
+    monthly_cap_cents: Optional[Cents] = None
 
 
 class LinkKeyIn(Lenient):
