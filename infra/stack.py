@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from pydantic import SecretStr
 
@@ -175,16 +175,52 @@ def log_group_resource(stage: str, function: str) -> Dict[str, Any]:
 
 def _alarm(description: str, namespace: str, metric: str, dimensions: List[dict], threshold: float,
            periods: int = 1, period: int = 300) -> Dict[str, Any]:
-    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
-        "AlarmDescription": description, "Namespace": namespace, "MetricName": metric, "Dimensions": dimensions,
+    properties = {
+        "AlarmDescription": description, "Namespace": namespace, "MetricName": metric,
         "Statistic": "Sum", "Period": period, "EvaluationPeriods": periods, "Threshold": threshold,
         "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
-        "AlarmActions": [{"Ref": "AlarmTopic"}], "OKActions": [{"Ref": "AlarmTopic"}]}}
+        "AlarmActions": [{"Ref": "AlarmTopic"}], "OKActions": [{"Ref": "AlarmTopic"}]}
+    if dimensions:  # a metric of our own (a log metric filter's) has none
+        properties["Dimensions"] = dimensions
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": properties}
 
 
 def _function_alarm(description: str, function: str, metric: str, threshold: float) -> Dict[str, Any]:
     """An alarm on one Lambda function's ``Errors`` or ``Throttles`` over 5 minutes."""
     return _alarm(description, "AWS/Lambda", metric, [{"Name": "FunctionName", "Value": {"Ref": function}}], threshold)
+
+
+# Log events that leave work for an operator (`make usage-events`, `make parked-work`,
+# docs/deploy.md "Alarms"): each is one line at error level in its function's log group, where a
+# metric filter counts it into one metric with one alarm. Nothing else would tell anyone.
+OPERATOR_EVENTS: Dict[str, Tuple[str, ...]] = {
+    policy.API_FUNCTION: ("usage.meter_errors_reported",),  # Stripe found sent events invalid
+    policy.USAGE_REPORT_FUNCTION: ("usage.report_refused", "usage.report_unknown"),  # parked usage events
+    policy.QUOTA_RESET_FUNCTION: ("pending.parked",),  # a Stripe event's run parked after its attempts
+    policy.WEBHOOK_DELIVERIES_FUNCTION: ("pending.parked",),  # a webhook release parked likewise
+}
+OPERATOR_METRIC = "OperatorActionNeeded"
+
+
+def operator_metric_namespace(stage: str) -> str:
+    return f"Spikes/{stage}"
+
+
+def operator_event_resources(stage: str) -> Dict[str, Any]:
+    """A metric filter per function log group with operator events, and the alarm on their metric."""
+    resources: Dict[str, Any] = {}
+    for function, events in OPERATOR_EVENTS.items():
+        function_id = policy.LOGICAL_IDS[function]
+        pattern = " || ".join(f'($.event = "{event}")' for event in events)
+        resources[f"{function_id}OperatorEvents"] = {"Type": "AWS::Logs::MetricFilter", "Properties": {
+            "LogGroupName": {"Ref": f"{function_id}LogGroup"}, "FilterPattern": "{ %s }" % pattern,
+            "MetricTransformations": [{"MetricNamespace": operator_metric_namespace(stage),
+                                       "MetricName": OPERATOR_METRIC, "MetricValue": "1"}]}}
+    resources["OperatorActionAlarm"] = _alarm(
+        f"spikes {stage}: work was parked for an operator (make usage-events, make parked-work) or Stripe "
+        "reported meter events invalid; the function's log names it", operator_metric_namespace(stage),
+        OPERATOR_METRIC, [], 1)
+    return resources
 
 
 def alarm_resources(stage: str) -> Dict[str, Any]:
@@ -360,6 +396,7 @@ def stack_additions(stage: str) -> Dict[str, Any]:
             "Environment": {"Variables": function_environment(stage)},
         }}
     resources.update(alarm_resources(stage))
+    resources.update(operator_event_resources(stage))
     resources.update(mail_event_resources(stage))
     resources["RestAPI"] = {"Properties": {
         "Name": f"spikes-{stage}",

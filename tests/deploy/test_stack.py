@@ -64,7 +64,8 @@ def test_template_declares_the_whole_stage(built):
         "/aws/lambda/spikes-prod-usage-report", "/spikes/prod/mail-events"}
     assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
     alarms = resources_of(template, "AWS::CloudWatch::Alarm")
-    metrics = {(a["Properties"]["MetricName"], json.dumps(a["Properties"]["Dimensions"][0]["Value"])) for a in alarms.values()}
+    metrics = {(a["Properties"]["MetricName"], json.dumps(a["Properties"]["Dimensions"][0]["Value"]))
+               for a in alarms.values() if "Dimensions" in a["Properties"]}
     assert ("5XXError", '"spikes-prod"') in metrics
     for function in ("APIHandler", "QuotaReset"):
         assert ("Errors", json.dumps({"Ref": function})) in metrics
@@ -72,6 +73,27 @@ def test_template_declares_the_whole_stage(built):
     assert ("Errors", json.dumps({"Ref": "ShareDeletions"})) in metrics
     assert ("Errors", json.dumps({"Ref": "UsageReport"})) in metrics
     assert functions["UsageReport"]["Properties"]["Timeout"] == 120
+
+
+def test_work_parked_for_an_operator_raises_an_alarm(built):
+    """Each event that leaves work for an operator is counted from its function's log group
+    into the metric of one alarm, under the name and level the code logs it with."""
+    resources = built["template"]["Resources"]
+    alarm = resources["OperatorActionAlarm"]["Properties"]
+    assert alarm["Threshold"] == 1 and alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    filters = resources_of(built["template"], "AWS::Logs::MetricFilter")
+    source = "\n".join(path.read_text() for path in Path("chalicelib").rglob("*.py"))
+    assert len(filters) == len(stack.OPERATOR_EVENTS)
+    for function, events in stack.OPERATOR_EVENTS.items():
+        function_id = policy.LOGICAL_IDS[function]
+        properties = filters[f"{function_id}OperatorEvents"]["Properties"]
+        assert properties["LogGroupName"] == {"Ref": f"{function_id}LogGroup"}
+        (metric,) = properties["MetricTransformations"]
+        assert (metric["MetricNamespace"], metric["MetricName"], metric["MetricValue"]) == (
+            alarm["Namespace"], alarm["MetricName"], "1")
+        for event in events:
+            assert f'($.event = "{event}")' in properties["FilterPattern"]
+            assert f'log.error("{event}"' in source, event  # the line the filter counts
 
 
 def test_bounces_and_complaints_reach_a_log_group(built):
