@@ -17,7 +17,7 @@ from chalicelib.services.spikes import Filters, NewSpike, Scope
 from chalicelib.store import apikeys as key_store
 from chalicelib.store import ledger, rows
 from chalicelib.store import spikes as spike_store
-from chalicelib.store.models import ApiKey, LedgerItem, Spike, User
+from chalicelib.store.models import ApiKey, LedgerItem, OutboxItem, Spike, User
 from tests.conftest import call, login_token_from_mail
 from tests.factories import change_pro_features, make_share, make_user
 
@@ -273,6 +273,21 @@ def test_a_table_from_an_older_version_gets_the_indexes_and_attributes_added_sin
     recorded = spikes.record(new_spike(client_id="after-upgrade"), deps.settings(), "http://x")
     for public_id in (before.id, recorded.id):
         assert [s.owner_project for s in Spike.id_owner_index.query(public_id)] == ["#key#proj"]
+
+
+def test_a_table_kept_without_expiry_gets_it_on_start(store_backend):
+    """The outbox had no TTL before sent meter events were kept 35 days in it: the local
+    server's saved table gets it when the server starts, not only a newly created one."""
+    from chalicelib.store.setup import create_tables
+    client = deps.dynamodb_client()
+    table = OutboxItem.Meta.table_name
+    OutboxItem.delete_table()
+    OutboxItem.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+    assert client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]["TimeToLiveStatus"] == "DISABLED"
+    create_tables(deps.settings(), client)
+    description = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+    assert description["TimeToLiveStatus"] in ("ENABLED", "ENABLING") and description["AttributeName"] == "expires_at"
+    create_tables(deps.settings(), client)  # a second start finds it on and changes nothing
 
 
 def test_a_page_stops_before_its_byte_budget_and_continues_after(store_backend):

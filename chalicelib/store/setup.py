@@ -18,15 +18,24 @@ def create_tables(settings: Settings, dynamodb_client: Any) -> None:
     for model in ALL_MODELS:
         if not model.exists():
             model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
-            if model in MODELS_WITH_TTL:
-                dynamodb_client.update_time_to_live(
-                    TableName=model.Meta.table_name,
-                    TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
         else:
             add_missing_indexes(model, dynamodb_client)
+        if model in MODELS_WITH_TTL:
+            enable_ttl(model, dynamodb_client)
     spike_ids.backfill()  # spikes kept from a version before owner_project (store/spike_ids.py)
     # webhook events held before they were indexed by share
     deliveries.upgrade_held(clock.epoch(), settings.webhook_max_event_age_seconds)
+
+
+def enable_ttl(model: Any, dynamodb_client: Any) -> None:
+    """Expiry on ``expires_at``, also for a table kept from a version before the model had it
+    (the local server's saved data), whose expiring items would otherwise stay for good."""
+    table = model.Meta.table_name
+    status = dynamodb_client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]["TimeToLiveStatus"]
+    if status in ("ENABLED", "ENABLING"):
+        return
+    dynamodb_client.update_time_to_live(
+        TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
 
 
 def add_missing_indexes(model: Any, dynamodb_client: Any) -> None:
