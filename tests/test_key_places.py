@@ -154,3 +154,36 @@ def test_a_claim_carries_its_keys_places_and_may_pass_the_cap(backend_client, en
     for key in own:
         assert call(client, "DELETE", f"/auth/api-key/{key['key_id']}", token=human)[0] == 200
     assert call(client, "POST", "/auth/api-key", {"name": "below again"}, token=human)[0] == 201
+
+
+def test_a_key_whose_commit_answer_was_lost_is_made_once(backend_client, store_backend):
+    """DynamoDB can commit a transaction and answer 500; sent again, the key's own condition
+    refused it and the creation answered 500 with the key made (a place taken, a key the caller
+    never saw). The attempts share a client request token, so the retry is answered as done."""
+    if store_backend == "moto":
+        pytest.skip("moto ignores a transaction's ClientRequestToken; DynamoDB Local honours it")
+    from botocore.exceptions import ClientError
+    from pynamodb.exceptions import TransactWriteError
+    from pynamodb.transactions import TransactWrite
+    client = backend_client
+    human = sign_in(client, "lost-answer@example.com")
+    real_commit, lost = TransactWrite._commit, []
+
+    def commit_then_lose_the_answer(self):
+        answer = real_commit(self)
+        if not lost and any(item["TableName"].endswith("keys") for item in self._put_items):
+            lost.append(self._client_request_token)
+            raise TransactWriteError("answer lost", cause=ClientError(
+                {"Error": {"Code": "InternalServerError", "Message": "answer lost"},
+                 "ResponseMetadata": {"HTTPStatusCode": 500}}, "TransactWriteItems"))
+        return answer
+    patch = pytest.MonkeyPatch()
+    patch.setattr(TransactWrite, "_commit", commit_then_lose_the_answer)
+    try:
+        status, created, _ = call(client, "POST", "/auth/api-key", {"name": "once"}, token=human)
+    finally:
+        patch.undo()
+    assert lost and status == 201, created
+    listed = call(client, "GET", "/auth/api-keys", token=human)[1]
+    assert [key["key_id"] for key in listed] == [created["key_id"]]
+    assert _places(user_id_for("lost-answer@example.com")) == [created["key_id"]]

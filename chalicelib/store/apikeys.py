@@ -6,6 +6,7 @@ are conditioned on the key still being its owner's and, where it matters, not re
 """
 from __future__ import annotations
 
+import secrets
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from pynamodb.exceptions import UpdateError
@@ -83,7 +84,9 @@ def insert(key: ApiKey, cap: int, parent: Optional[ApiKey] = None) -> None:
         key_slots.take(tx, key.user_id, key.key_id, cap)
         tx.save("key", key, condition=ApiKey.key_id.does_not_exist())
     try:
-        transactions.run(write)
+        # One token for every attempt: a commit whose answer was lost (a 500) and is sent again
+        # is answered as done, not refused by the key's own condition (a 500 with the key made).
+        transactions.run(write, token=secrets.token_hex(16))
     except transactions.ConditionFailed as failed:
         if "parent" in failed:
             raise ParentRevoked() from None
