@@ -166,6 +166,32 @@ def test_a_declined_device_stays_declined(backend_client):
     assert status == 200 and own["user"]["email"] == email
 
 
+def test_a_device_approved_with_one_link_leaves_the_others_to_sign_in_their_opener(backend_client):
+    """Two links mailed for one device, approved with the first: the second has nothing left to
+    approve (its page offers none, approving answers that it was approved already), and opened
+    without approving it signs in its opener, as its mail says, instead of a 401 'expired'."""
+    from tests.conftest import sent_mails
+    client, email = backend_client, "approved-dv@example.com"
+    _, device, _ = call(client, "POST", "/auth/device")
+    confirm = {"user_code": device["user_code"], "email": email}
+    for _ in range(2):
+        assert call(client, "POST", "/auth/device/confirm", confirm)[0] == 200
+    first, second = [re.search(r"/auth/verify\?token=([A-Za-z0-9_\-]+)", mail["body"]).group(1) for mail in sent_mails(email)[-2:]]
+    assert device["user_code"].encode() in client.http.get(f"/auth/verify?token={second}").body
+    assert call(client, "POST", "/auth/verify", {"login_token": first, "approve": True})[0] == 200
+    page = client.http.get(f"/auth/verify?token={second}")
+    assert page.status_code == 200 and device["user_code"].encode() not in page.body
+    status, body, _ = call(client, "POST", "/auth/verify", {"login_token": second, "approve": True})
+    assert (status, body["code"]) == (401, "TOKEN_USED") and "approved already" in body["error"], body
+    status, own, _ = call(client, "POST", "/auth/verify", {"login_token": second})
+    assert status == 200 and own["user"]["email"] == email and own["token"], own
+    # The device collects its one approval, and nothing more.
+    status, polled, _ = call(client, "GET", f"/auth/device/poll?device_code={device['device_code']}")
+    assert status == 200 and polled["token"] != own["token"], polled
+    status, polled, _ = call(client, "GET", f"/auth/device/poll?device_code={device['device_code']}")
+    assert status == 401 and "token" not in polled
+
+
 def test_a_spent_or_unknown_link_shows_no_approval_page(client):
     page = client.http.get("/auth/verify?token=nope")
     assert page.status_code == 400 and b"not valid" in page.body

@@ -137,7 +137,11 @@ class Accounts:
         if item.kind != "login" or item.used_at is not None or (item.expires_at or 0) <= clock.epoch():
             return None
         request = None
-        if item.request_code:
+        # A device approved or declined with another of its links, or expired, has nothing left
+        # to approve: the link signs in only its opener.
+        settled_device = (item.purpose == "device" and bool(item.target)
+                          and not self._awaits_approval(auth_store.reread(AuthItem(item.target))))
+        if item.request_code and not settled_device:
             request = SignInRequest(code=item.request_code, requested_at=int(item.created_at or 0),
                                     requester_ip=item.requester_ip or "unknown")
         return {"email": item.email, "purpose": item.purpose, "request": request}
@@ -178,7 +182,9 @@ class Accounts:
             # with another of its links: say which.
             self._raise_if_spent(auth_store.reread(item))
             device = auth_store.reread(AuthItem(item.target)) if item.purpose == "device" and item.target else None
-            if device is not None and device.used_at is not None and device.verified_user_id is None:
+            if device is not None and device.verified_user_id is not None:
+                raise TokenUsed("This device sign-in was approved already, with another link") from None
+            if device is not None and device.used_at is not None:
                 raise TokenUsed("This device sign-in was declined with another link: start a new one") from None
             raise TokenExpired("The sign-in request this link belongs to has expired") from None
         user = account_store.get(user_id, consistent=True)

@@ -14,7 +14,7 @@ Single-use items change only under conditions: a lost race is ``Spent``, never a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 
 from chalicelib.crypto import subject_hash, token_hash
@@ -113,27 +113,37 @@ def reread(item: AuthItem) -> Optional[AuthItem]:
 def sign_in(link: AuthItem, user_id: str, approve: bool, now: int, session: NewSession) -> None:
     """The link opened, in one transaction: the link used (and, when ``approve``, approved for
     the program that asked), the user created or kept, a device sign-in settled, and the
-    opener's own session. Spent when the link was used or expired meanwhile."""
-    def write(tx: Transaction) -> None:
-        # verified_user_id is what the CLI's e-mail poll collects: set only on approval.
-        approval = [AuthItem.verified_user_id.set(user_id), AuthItem.approved_epoch.set(session.epoch)]
-        actions = [AuthItem.used_at.set(now)] + (approval if approve else [])
-        tx.update("login", link, actions=actions,
-                  condition=AuthItem.used_at.does_not_exist() & (AuthItem.expires_at > now))
-        accounts.ensure_person(tx, user_id, link.email)
-        if link.purpose == "device" and link.target:
-            # Not approved: the device learns at once that it gets nothing, for good. A link
-            # mailed for it before that decline cannot approve it afterwards.
-            settled = approval if approve else [AuthItem.used_at.set(now)]
-            open_device = (AuthItem.pk.exists() & AuthItem.verified_user_id.does_not_exist()
-                           & (AuthItem.expires_at > now))
-            tx.update("device", AuthItem(link.target), actions=settled,
-                      condition=open_device & AuthItem.used_at.does_not_exist() if approve else open_device)
-        add_session(tx, session)
+    opener's own session. Spent when the link was used or expired meanwhile, or (approving) the
+    device was settled already. Opened without approving a device settled already (approved or
+    declined with another of its links, or expired), it signs in only the opener."""
+    def write_settling(device: bool) -> Callable[[Transaction], None]:
+        def write(tx: Transaction) -> None:
+            # verified_user_id is what the CLI's e-mail poll collects: set only on approval.
+            approval = [AuthItem.verified_user_id.set(user_id), AuthItem.approved_epoch.set(session.epoch)]
+            actions = [AuthItem.used_at.set(now)] + (approval if approve else [])
+            tx.update("login", link, actions=actions,
+                      condition=AuthItem.used_at.does_not_exist() & (AuthItem.expires_at > now))
+            accounts.ensure_person(tx, user_id, link.email)
+            if device:
+                # Not approved: the device learns at once that it gets nothing, for good. A link
+                # mailed for it before that decline cannot approve it afterwards.
+                settled = approval if approve else [AuthItem.used_at.set(now)]
+                open_device = (AuthItem.pk.exists() & AuthItem.verified_user_id.does_not_exist()
+                               & (AuthItem.expires_at > now))
+                tx.update("device", AuthItem(link.target), actions=settled,
+                          condition=open_device & AuthItem.used_at.does_not_exist() if approve else open_device)
+            add_session(tx, session)
+        return write
+    settles_device = link.purpose == "device" and bool(link.target)
     try:
-        transactions.run(write)
-    except ConditionFailed:
-        raise Spent() from None
+        transactions.run(write_settling(settles_device))
+    except ConditionFailed as failed:
+        if approve or not settles_device or "device" not in failed or "login" in failed:
+            raise Spent() from None
+        try:
+            transactions.run(write_settling(False))
+        except ConditionFailed:
+            raise Spent() from None
 
 
 def collect(item: AuthItem, now: int, session: NewSession) -> None:
