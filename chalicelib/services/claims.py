@@ -37,19 +37,32 @@ def claim(user: User, raw: str, settings: Settings) -> Claimed:
     (``read``, one resource) cannot.
 
     Resumable and idempotent: the account is marked ``merged_into`` first (a key of a marked
-    account authenticates as the new owner from then on), shares and spikes move with writes
-    conditioned on the old owner, and the presented key moves last, so calling again after
-    a failure finishes the move."""
+    account authenticates as the new owner from then on, and nothing is written for it any
+    more: a key, share or own spike refused so is made as the new owner), shares and spikes
+    move with writes conditioned on the old owner, and the presented key moves last, so
+    calling again after a failure finishes the move. Called again once it moved, it looks
+    again for what the indexes did not show yet (docs/security.md 71)."""
     key, owner = _key_and_stored_owner(raw, settings)
     if not expand(key.scopes) >= FULL:
         raise ScopeDenied("full", "Only a key with every scope (full) can claim its account; this key has: "
                                   f"{key.scopes}")
-    if owner.user_id == user.user_id:  # claimed already (a retry after a lost answer): nothing moves
-        return Claimed(key.claimed_from or user.user_id, 0, 0, 0)
+    if owner.user_id == user.user_id:  # claimed already (a retry, or a look again): what is left moves
+        claimed = account_store.get(key.claimed_from, consistent=True) if key.claimed_from else None
+        if claimed is None or claimed.merged_into != user.user_id:
+            return Claimed(key.claimed_from or user.user_id, 0, 0, 0)
+        return _move_all(claimed, user, key, presented_moved=True)
     if owner.email is not None or (owner.merged_into and owner.merged_into != user.user_id):
         raise Conflict("This key belongs to an account that is not key-only; it cannot be claimed")
     if not account_store.mark_merged(owner, user.user_id):
         raise Conflict("This account was claimed by someone else meanwhile")
+    return _move_all(owner, user, key, presented_moved=False)
+
+
+def _move_all(owner: User, user: User, key: ApiKey, presented_moved: bool) -> Claimed:
+    """Everything of the marked ``owner`` to ``user``, read after the marking: nothing is written
+    for a marked account (keys: store/key_slots.take; shares: store/shares.insert; own spikes:
+    accounts.check_not_merged; a share's spikes: its owner, checked by each post), so what
+    these reads do not find is only what their indexes did not show yet."""
     moved_shares = sum(share_moves.move_to_owner(share, owner.user_id, user.user_id)
                        for share in share_store.owned_by(owner.user_id))
     moved_spikes = spike_store.move_to_owner(owner.user_id, user.user_id)
@@ -61,13 +74,13 @@ def claim(user: User, raw: str, settings: Settings) -> Claimed:
     now = clock.epoch()
     key_places.ensure_counted(owner.user_id, now)
     key_places.ensure_counted(user.user_id, now)
-    # Read after the marking, which no key write to the account passes (store/key_slots.take):
-    # every key it will ever hold, those the owner index does not show yet included.
-    keys = [k for k in key_store.all_of(owner.user_id, known=[key]) if k.key_id != key.key_id] + [key]
+    # Every key it will ever hold, those the owner index does not show yet included.
+    keys = [k for k in key_store.all_of(owner.user_id, known=[key]) if k.key_id != key.key_id]
+    keys += [] if presented_moved else [key]
     for item in keys:  # the presented key last: until it moves, a retry can finish the claim
         key_store.move_to_owner(item, owner.user_id, user.user_id)
     log.info("account.claimed", account_id=owner.user_id, user_id=user.user_id, keys=len(keys),
-             shares=moved_shares, spikes=moved_spikes)
+             shares=moved_shares, spikes=moved_spikes, again=presented_moved)
     return Claimed(owner.user_id, len(keys), moved_shares, moved_spikes)
 
 

@@ -42,7 +42,12 @@ def complete_before(settings: Settings, share: Share) -> str:
 def start(settings: Settings, share_files: ShareFiles, user: User, options: ShareOptions, files: List[FileSpec],
           base_url: str, key: Optional[ApiKey] = None) -> Tuple[Share, List[dict]]:
     """The share is stored as ``pending`` (and counted against the limit) and every file gets a
-    presigned PUT URL."""
+    presigned PUT URL. Made as the new owner when a claim merged the account meanwhile."""
+    return shares.as_new_owner(lambda owner: _start(settings, share_files, owner, options, files, base_url, key), user)
+
+
+def _start(settings: Settings, share_files: ShareFiles, user: User, options: ShareOptions, files: List[FileSpec],
+           base_url: str, key: Optional[ApiKey]) -> Tuple[Share, List[dict]]:
     if not files:
         raise ValidationFailed.field("files", "List at least one file", "MISSING_FIELD")
     if len(files) > settings.max_share_files:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Dict, Iterator, List, Optional
 
@@ -24,6 +24,7 @@ from chalicelib.services import metering, outbound_webhooks, quotas, targets
 from chalicelib.services.share_links import strip_access_segments
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
+from chalicelib.store import accounts as account_store
 from chalicelib.store import ledger, spike_ids
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
@@ -171,6 +172,7 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
                                period_limit, **metering.spike_cost(charge))
         elif owner_id is not None:
             ledger.count_own_spike(tx, owner_id, period, clock.epoch(), **metering.spike_cost(charge))
+            account_store.check_not_merged(tx, author.user)  # docs/security.md 71
         outbound_webhooks.add_to(tx, created_event)
         metering.add_key_use(tx, key, metering.SPIKE, charge, period, clock.epoch())
         metering.add_event(tx, charge)
@@ -185,6 +187,8 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
         raise SpikeLimit(f"This share has reached its limit of {limit} feedback items this period",
                          quotas.upgrade_url(settings, base_url), limit) from None
     except ConditionFailed as failed:
+        if account_store.NOT_MERGED in failed:  # a claim merged the account meanwhile: as its new owner
+            return record(new, settings, base_url, replace(author, user=account_store.merged_owner(owner_id)), now)
         over_budget = metering.budget_error(failed, charge, key)
         if over_budget is None:
             raise

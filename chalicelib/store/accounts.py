@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from chalicelib import clock
+from chalicelib.errors import AuthFailed
 from chalicelib.store import ledger, transactions
 from chalicelib.store.models import User
 from chalicelib.store.transactions import ConditionFailed, Transaction, update_if
@@ -61,6 +62,49 @@ def mark_merged(account: User, into_user_id: str) -> bool:
     return update_if(account, [User.merged_into.set(into_user_id)],
                      User.email.does_not_exist() & (User.merged_into.does_not_exist()
                                                     | (User.merged_into == into_user_id)))
+
+
+class Merged(Exception):
+    """The account was claimed meanwhile (``merged_into``): nothing was written for it. Its keys
+    act as ``into`` from then on, and so does a request sent again."""
+
+    def __init__(self, into: str) -> None:
+        super().__init__(into)
+        self.into = into
+
+    def new_owner(self) -> User:
+        """The account it was merged into, as stored now."""
+        owner = get(self.into, consistent=True)
+        if owner is None:
+            raise AuthFailed()
+        return owner
+
+
+NOT_MERGED = "not-merged"
+
+
+def check_not_merged(tx: Transaction, owner: User) -> None:
+    """In ``tx``, for a key-only ``owner`` (which a claim can merge meanwhile): it was not claimed
+    (``NOT_MERGED``). What its keys write for it after the claim read its items would stay with
+    it, unseen by its new owner (docs/security.md 71)."""
+    if owner.email is None:
+        tx.check(NOT_MERGED, User, owner.user_id, User.merged_into.does_not_exist())
+
+
+def raise_if_merged(user_id: str) -> None:
+    """Merged when the account was claimed (a strongly consistent read): after a write for it
+    was refused."""
+    account = get(user_id, consistent=True)
+    if account is not None and account.merged_into:
+        raise Merged(account.merged_into)
+
+
+def merged_owner(user_id: str) -> User:
+    """The account ``user_id`` was merged into, after ``NOT_MERGED`` refused a write for it."""
+    account = get(user_id, consistent=True)
+    if account is None or not account.merged_into:
+        raise AuthFailed()  # the account is gone: nobody to act as
+    return Merged(account.merged_into).new_owner()
 
 
 UNCHECKED: Any = object()  # check_unchanged: "this attribute may have changed"

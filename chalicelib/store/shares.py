@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from chalicelib import clock
 from chalicelib.errors import NotFound
-from chalicelib.store import ledger, transactions
+from chalicelib.store import accounts, ledger, transactions
 from chalicelib.store.models import Share, User
 from chalicelib.store.transactions import ConditionFailed, Transaction, update_if
 
@@ -115,9 +115,10 @@ def new(share_id: str, **fields: Any) -> Share:
 def insert(share: Share, owner_id: str, limit: Optional[int], extra: Optional[Callable[[Transaction], None]] = None) -> Share:
     """Store the share, claim ``share.slug`` (free, or retired from one of the owner's deleted
     shares) and count it against the owner's ``limit`` (None = unlimited), with ``extra``'s
-    writes (the agent tier's charge), in one transaction. Raises SlugTaken, ShareIdTaken,
-    OwnerAtLimit, or ConditionFailed for ``extra``'s writes."""
-    owner_condition = User.user_id.exists()
+    writes (the agent tier's charge), in one transaction, only while the owner was not claimed.
+    Raises SlugTaken, ShareIdTaken, OwnerAtLimit, accounts.Merged (a claim read its shares
+    already: docs/security.md 71), or ConditionFailed for ``extra``'s writes."""
+    owner_condition = User.user_id.exists() & User.merged_into.does_not_exist()
     if limit is not None:
         owner_condition &= (User.active_shares < limit) | User.active_shares.does_not_exist()
 
@@ -134,6 +135,7 @@ def insert(share: Share, owner_id: str, limit: Optional[int], extra: Optional[Ca
         transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
     except ConditionFailed as failed:
         if "owner" in failed:
+            accounts.raise_if_merged(owner_id)
             raise OwnerAtLimit() from None
         if "share" in failed:
             raise ShareIdTaken() from None

@@ -1,0 +1,130 @@
+"""A claim leaves nothing of the claimed account behind (docs/security.md 71): a share or an own
+spike its agent writes while the claim runs is the new owner's, and a claim called again moves
+what the indexes did not show the first time. On moto and on DynamoDB Local: a condition in the
+store decides."""
+from __future__ import annotations
+
+import pytest
+
+from chalicelib import deps
+from chalicelib.services import presigned_uploads, shares, spikes
+from chalicelib.services.identity import Principal
+from chalicelib.services.scopes import expand
+from chalicelib.services.shares import FileSpec, ShareOptions
+from chalicelib.services.spikes import NewSpike
+from chalicelib.services.uploads import UploadedFile
+from chalicelib.services.accounts import user_id_for
+from chalicelib.store import accounts as account_store
+from chalicelib.store import apikeys as key_store
+from chalicelib.store import shares as share_store
+from chalicelib.store import spikes as spike_store
+from chalicelib.store.models import Spike
+from tests.conftest import call, sign_in
+
+BASE = "http://localhost"
+
+
+def _agent_and_human(client, email: str):
+    """A self-signed-up agent (its key, and its account as a request of its read it before the
+    claim) and a signed-in person about to claim it."""
+    status, created, _ = call(client, "POST", "/auth/api-key", {"name": "agent"})
+    assert status == 201, created
+    key = key_store.get(created["key_id"])
+    stale = account_store.get(created["account_id"], consistent=True)
+    agent = Principal(kind="key", user=stale, scopes=expand(key.scopes), key=key)
+    return created, agent, sign_in(client, email), user_id_for(email)
+
+
+def _claim(client, human: str, raw: str) -> dict:
+    status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": raw}, token=human)
+    assert status == 200, body
+    return body
+
+
+def _during_the_claim(monkeypatch, write) -> list:
+    """``write`` runs once the claim marked the account and read its shares and spikes (just
+    before it moves its keys): what a request that read the account before the marking writes."""
+    done = []
+    moving = key_store.move_to_owner
+
+    def write_first(*args):
+        if not done:
+            done.append(write())
+        return moving(*args)
+    monkeypatch.setattr(key_store, "move_to_owner", write_first)
+    return done
+
+
+@pytest.mark.parametrize("upload", ["direct", "presigned"])
+def test_a_share_made_while_a_claim_runs_is_the_new_owners(backend_client, monkeypatch, upload):
+    """A share upload that read the account before the claim marked it, stored after the claim
+    read the account's shares, stayed with the claimed account: the user never saw it, nor the
+    feedback on it. A share is now stored only for an account not merged, and the upload,
+    refused so, is made as the new owner: the client gets its share, the user's."""
+    client = backend_client
+    created, agent, human, human_id = _agent_and_human(client, f"claim-share-{upload}@example.com")
+
+    def create():
+        options = ShareOptions(name=f"in flight {upload}")
+        if upload == "direct":
+            return shares.create_share(deps.settings(), deps.share_files(), agent.user, options,
+                                       [UploadedFile("index.html", b"<p>hi</p>", "text/html")], BASE, agent.key)
+        return presigned_uploads.start(deps.settings(), deps.share_files(), agent.user, options,
+                                       [FileSpec("index.html", 9, "text/html")], BASE, agent.key)[0]
+    made = _during_the_claim(monkeypatch, create)
+    _claim(client, human, created["api_key"])
+    monkeypatch.undo()
+    share = share_store.get_by_id(made[0].share_id, consistent=True)
+    assert made[0].owner_id == share.owner_id == human_id, "a share written meanwhile stayed with the claimed account"
+    status, listed, _ = call(client, "GET", "/shares", token=human)
+    assert status == 200 and share.share_id in {item["id"] for item in listed}, listed
+    assert account_store.get(human_id, consistent=True).active_shares == 1
+    assert not account_store.get(created["account_id"], consistent=True).active_shares
+
+
+def test_an_own_spike_posted_while_a_claim_runs_is_the_new_owners(backend_client, monkeypatch):
+    """Feedback the agent posts under a project key of its own, authenticated before the claim
+    marked the account and stored after the claim read its spikes, stayed with the claimed
+    account, out of the user's sight. Now refused for a merged account and posted as the new
+    owner, transparently."""
+    client = backend_client
+    created, agent, human, human_id = _agent_and_human(client, "claim-own-spike@example.com")
+    made = _during_the_claim(monkeypatch, lambda: spikes.record(
+        NewSpike(type="page", project_key="agent-notes", client_id="in-flight", comments="meanwhile"),
+        deps.settings(), BASE, author=agent))
+    _claim(client, human, created["api_key"])
+    monkeypatch.undo()
+    assert made[0].created
+    owners = {spike.owner_id for spike in Spike.scan() if spike.public_id == "in-flight"}
+    assert owners == {human_id}, "a spike written meanwhile stayed with the claimed account"
+    status, listed, _ = call(client, "GET", "/spikes", token=human)
+    assert status == 200 and "in-flight" in {item["id"] for item in listed["data"]}, listed
+
+
+def test_a_claim_called_again_moves_what_the_indexes_showed_late(backend_client, monkeypatch):
+    """The claim finds shares and spikes on their indexes, which lag their writes: one the agent
+    stored a moment before the claim could be missing from them, and calling the claim again,
+    once its key had moved, did not look again. Now it does, and moves what it finds."""
+    client = backend_client
+    created, _, human, human_id = _agent_and_human(client, "claim-look-again@example.com")
+    raw = created["api_key"]
+    share, _ = presigned_uploads.start(deps.settings(), deps.share_files(),
+                                       account_store.get(created["account_id"], consistent=True),
+                                       ShareOptions(name="just made"), [FileSpec("index.html", 9, "text/html")], BASE,
+                                       key_store.get(created["key_id"]))
+    status, _, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": "agent-notes", "id": "late"},
+                        token=raw)
+    assert status in (200, 201)
+    monkeypatch.setattr(share_store, "owned_by", lambda owner_id, newest_first=True: iter(()))  # the indexes lag
+    monkeypatch.setattr(spike_store, "move_to_owner", lambda old_owner, new_owner: 0)
+    first = _claim(client, human, raw)
+    assert first["moved"]["shares"] == first["moved"]["spikes"] == 0
+    monkeypatch.undo()
+    again = _claim(client, human, raw)
+    assert again["claimed_account_id"] == created["account_id"]
+    assert (again["moved"]["shares"], again["moved"]["spikes"]) == (1, 1), again
+    assert share_store.get_by_id(share.share_id, consistent=True).owner_id == human_id
+    status, listed, _ = call(client, "GET", "/spikes", token=human)
+    assert "late" in {item["id"] for item in listed["data"]}, listed
+    third = _claim(client, human, raw)  # nothing left: nothing moves
+    assert (third["moved"]["keys"], third["moved"]["shares"], third["moved"]["spikes"]) == (0, 0, 0), third
