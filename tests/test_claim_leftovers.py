@@ -128,3 +128,42 @@ def test_a_claim_called_again_moves_what_the_indexes_showed_late(backend_client,
     assert "late" in {item["id"] for item in listed["data"]}, listed
     third = _claim(client, human, raw)  # nothing left: nothing moves
     assert (third["moved"]["keys"], third["moved"]["shares"], third["moved"]["spikes"]) == (0, 0, 0), third
+
+
+def test_a_share_being_deleted_moves_without_counting(backend_client):
+    """A share whose deletion had started (off its owner's count already, its clean-up still to
+    finish) moved with the others and was counted into the user's ``active_shares``: once the
+    deletion finished, the user's count stayed one too high for good, a place of a free tier's
+    limit taken by a share that no longer exists. It now moves uncounted."""
+    client = backend_client
+    created, agent, human, human_id = _agent_and_human(client, "claim-deleting-share@example.com")
+    kept, doomed = (presigned_uploads.start(deps.settings(), deps.share_files(), agent.user, ShareOptions(name=name),
+                                            [FileSpec("index.html", 9, "text/html")], BASE, agent.key)[0]
+                    for name in ("kept", "doomed"))
+    share_store.tombstone(doomed, created["account_id"])  # its clean-up not run yet
+    body = _claim(client, human, created["api_key"])
+    assert body["moved"]["shares"] == 2, body
+    assert share_store.get_by_id(doomed.share_id, consistent=True).owner_id == human_id
+    assert account_store.get(human_id, consistent=True).active_shares == 1, "the share being deleted was counted"
+    assert not account_store.get(created["account_id"], consistent=True).active_shares
+
+
+def test_a_share_the_index_shows_late_is_moved_by_the_first_call(backend_client, monkeypatch):
+    """A share stored a moment before the claim, not yet on the owner index when the claim read
+    it, stayed behind until the claim was called again. The claim now reads the index again
+    while the account's own count, read consistently, says shares are left."""
+    client = backend_client
+    created, agent, human, human_id = _agent_and_human(client, "claim-share-index-lags@example.com")
+    share = presigned_uploads.start(deps.settings(), deps.share_files(), agent.user, ShareOptions(name="late"),
+                                    [FileSpec("index.html", 9, "text/html")], BASE, agent.key)[0]
+    listed, reads = share_store.owned_by, []
+
+    def lagging(owner_id, newest_first=True):  # the first read misses it, as a lagging index does
+        reads.append(owner_id)
+        return iter(()) if len(reads) == 1 else listed(owner_id, newest_first)
+    monkeypatch.setattr(share_store, "owned_by", lagging)
+    body = _claim(client, human, created["api_key"])
+    monkeypatch.undo()
+    assert body["moved"]["shares"] == 1 and len(reads) == 2, (body, reads)
+    assert share_store.get_by_id(share.share_id, consistent=True).owner_id == human_id
+    assert account_store.get(human_id, consistent=True).active_shares == 1

@@ -2,6 +2,7 @@
 its keys takes it over, with its keys, shares and spikes. Holding the key proves the right."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -20,6 +21,9 @@ from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import ApiKey, User
 
 log = get_logger("spikes.claims")
+
+SHARE_LOOKS = 4
+LOOK_PAUSE_SECONDS = 0.25  # times the look's number: at most 1.5 s in all, once the count says some are left
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,7 @@ def _move_all(owner: User, user: User, key: ApiKey, presented_moved: bool) -> Cl
     for a marked account (keys: store/key_slots.take; shares: store/shares.insert; own spikes:
     accounts.check_not_merged; a share's spikes: its owner, checked by each post), so what
     these reads do not find is only what their indexes did not show yet."""
-    moved_shares = sum(share_moves.move_to_owner(share, owner.user_id, user.user_id)
-                       for share in share_store.owned_by(owner.user_id))
+    moved_shares = _move_shares(owner.user_id, user.user_id)
     moved_spikes = spike_store.move_to_owner(owner.user_id, user.user_id)
     # Its deleted shares' slugs, kept for it, are kept for the new owner (docs/shares.md "Slugs").
     for slug in list(reserved_slugs.reserved_for(owner.user_id)):
@@ -82,6 +85,21 @@ def _move_all(owner: User, user: User, key: ApiKey, presented_moved: bool) -> Cl
     log.info("account.claimed", account_id=owner.user_id, user_id=user.user_id, keys=len(keys),
              shares=moved_shares, spikes=moved_spikes, again=presented_moved)
     return Claimed(owner.user_id, len(keys), moved_shares, moved_spikes)
+
+
+def _move_shares(old_owner: str, new_owner: str) -> int:
+    """Its shares, read on the owner index again (after a pause) while the account's own count,
+    read consistently, says some are left, at most ``SHARE_LOOKS`` times: the index lags, and a
+    share stored just before the marking may not be on it yet. How many moved."""
+    moved = 0
+    for look in range(SHARE_LOOKS):
+        time.sleep(LOOK_PAUSE_SECONDS * look)
+        moved += sum(share_moves.move_to_owner(share, old_owner, new_owner)
+                     for share in share_store.owned_by(old_owner))
+        left = account_store.get(old_owner, consistent=True)
+        if left is None or not left.active_shares:
+            break
+    return moved
 
 
 def _key_and_stored_owner(raw: str, settings: Settings) -> Tuple[ApiKey, User]:

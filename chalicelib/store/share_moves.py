@@ -4,22 +4,28 @@ from __future__ import annotations
 
 from chalicelib.store import transactions
 from chalicelib.store.models import Share, User
-from chalicelib.store.transactions import ConditionFailed, Transaction
+from chalicelib.store.shares import DELETING
+from chalicelib.store.transactions import ConditionFailed, Transaction, update_if
 
 
 def move_to_owner(share: Share, old_owner: str, new_owner: str) -> bool:
-    """The share and its place in both owners' share counts, in one transaction. False when it
-    moved already."""
+    """The share and its place in both owners' share counts, in one transaction; a share whose
+    deletion started, off its owner's count already, without counting it. False when it moved
+    already (or is gone)."""
+    counted = Share.status.does_not_exist() | (Share.status != DELETING)
+
     def write(tx: Transaction) -> None:
-        tx.update("share", share, actions=[Share.owner_id.set(new_owner)], condition=Share.owner_id == old_owner)
+        tx.update("share", share, actions=[Share.owner_id.set(new_owner)],
+                  condition=(Share.owner_id == old_owner) & counted)
         tx.update("new-owner", User(new_owner), actions=[User.active_shares.add(1)], condition=User.user_id.exists())
         tx.update("old-owner", User(old_owner), actions=[User.active_shares.add(-1)], condition=User.active_shares > 0)
     try:
         transactions.run(write)
         return True
     except ConditionFailed as failed:
-        if "share" in failed:
-            return False
+        if "share" in failed:  # moved already, gone, or being deleted (the one to move uncounted)
+            return update_if(share, [Share.owner_id.set(new_owner)],
+                             (Share.owner_id == old_owner) & (Share.status == DELETING))
         if "old-owner" in failed:  # the old count drifted to zero: move without counting it down
             share.update(actions=[Share.owner_id.set(new_owner)], condition=Share.owner_id == old_owner)
             User(new_owner).update(actions=[User.active_shares.add(1)])
