@@ -11,6 +11,7 @@ from chalicelib.services import billing
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store.models import User
 from tests.conftest import call, sign_in
+from tests.lost_answers import write_answer_lost
 
 EMAIL = "owner@example.com"
 
@@ -257,6 +258,18 @@ def test_a_second_checkout_expires_the_first(client, user_token, configured):
     assert stored_user().open_checkout_id == second
     configured.complete_checkout(second)
     assert len(configured.subscriptions) == 1
+
+
+def test_a_checkout_whose_stored_answer_was_lost_hands_out_an_open_session(client, user_token, configured):
+    """Storing the new session was made, its answer lost and the write sent again (the SDK
+    retries a 500): refused by its own compare-and-set, it read as another checkout's, so the
+    session was expired as 'the one before' and its URL handed out, dead (finding 70)."""
+    first = session_id_of(checkout_url(client, user_token))
+    with write_answer_lost("update_item", "users") as lost:
+        second = session_id_of(checkout_url(client, user_token))
+    assert lost and configured.open_checkouts() == [second] and stored_user().open_checkout_id == second
+    assert configured.checkout_sessions[first]["status"] == "expired"
+    configured.complete_checkout(second)
 
 
 def test_a_checkout_paid_meanwhile_is_not_sold_again(client, user_token, configured):

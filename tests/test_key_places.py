@@ -16,6 +16,7 @@ from chalicelib.store.models import ApiKey, User
 from chalicelib.services.accounts import user_id_for
 from tests.conftest import call, sign_in
 from tests.factories import make_user
+from tests.lost_answers import commit_answer_lost, skip_on_moto
 
 
 def _places(user_id: str) -> list:
@@ -160,29 +161,11 @@ def test_a_key_whose_commit_answer_was_lost_is_made_once(backend_client, store_b
     """DynamoDB can commit a transaction and answer 500; sent again, the key's own condition
     refused it and the creation answered 500 with the key made (a place taken, a key the caller
     never saw). The attempts share a client request token, so the retry is answered as done."""
-    if store_backend == "moto":
-        pytest.skip("moto ignores a transaction's ClientRequestToken; DynamoDB Local honours it")
-    from botocore.exceptions import ClientError
-    from pynamodb.exceptions import TransactWriteError
-    from pynamodb.transactions import TransactWrite
+    skip_on_moto(store_backend)
     client = backend_client
     human = sign_in(client, "lost-answer@example.com")
-    real_commit, lost = TransactWrite._commit, []
-
-    def commit_then_lose_the_answer(self):
-        answer = real_commit(self)
-        if not lost and any(item["TableName"].endswith("keys") for item in self._put_items):
-            lost.append(self._client_request_token)
-            raise TransactWriteError("answer lost", cause=ClientError(
-                {"Error": {"Code": "InternalServerError", "Message": "answer lost"},
-                 "ResponseMetadata": {"HTTPStatusCode": 500}}, "TransactWriteItems"))
-        return answer
-    patch = pytest.MonkeyPatch()
-    patch.setattr(TransactWrite, "_commit", commit_then_lose_the_answer)
-    try:
+    with commit_answer_lost("keys") as lost:
         status, created, _ = call(client, "POST", "/auth/api-key", {"name": "once"}, token=human)
-    finally:
-        patch.undo()
     assert lost and status == 201, created
     listed = call(client, "GET", "/auth/api-keys", token=human)[1]
     assert [key["key_id"] for key in listed] == [created["key_id"]]

@@ -19,6 +19,7 @@ from chalicelib.store.models import Delivery, Share
 from infra import policy
 from tests import aws_calls
 from tests.conftest import call, sent_mails
+from tests.lost_answers import write_answer_lost
 from tests.test_shares import make_pro, share_site
 
 
@@ -245,6 +246,34 @@ def test_secret_is_shown_once_and_a_new_url_gets_a_new_secret(client, hooked, re
     call(client, "PATCH", f"/shares/{hooked['share_id']}", {"webhook_url": ""}, token=token)
     status, body, _ = call(client, "GET", f"/shares/{hooked['share_id']}/webhook", token=token)
     assert status == 404
+
+
+def test_a_test_event_whose_stored_answer_was_lost_is_sent_once(client, hooked, receiver):
+    """Recording the test event was made, its answer lost and the write sent again (the SDK
+    retries a 500): its own condition refused it, and the caller got 500 for an event recorded
+    and sent later by the job (finding 70)."""
+    token = _token(client)
+    with write_answer_lost("put_item", "deliveries") as lost:
+        status, sent, _ = call(client, "POST", f"/v1/shares/{hooked['slug']}/webhook/test", token=token)
+    assert lost and status == 200 and sent["ok"] is True, sent
+    assert [r["headers"]["X-Spikes-Event"] for r in receiver.requests] == ["webhook.test"]
+    _, listing, _ = call(client, "GET", f"/v1/shares/{hooked['slug']}/webhook/deliveries", token=token)
+    assert [d["id"] for d in listing["data"]] == [sent["delivery"]["id"]]
+
+
+def test_a_rotation_whose_answer_was_lost_hands_out_the_new_secret(client, hooked, receiver):
+    """The rotation was made, its answer lost and the write sent again (the SDK retries a 500):
+    its own condition refused it, 'changed meanwhile; retry', and that retry rotated away the
+    grace of the secret receivers had, for one nobody saw."""
+    token = _token(client)
+    with write_answer_lost("update_item", "shares") as lost:
+        status, rotated, _ = call(client, "POST", f"/v1/shares/{hooked['share_id']}/webhook/rotate", token=token)
+    assert lost and status == 200, rotated
+    _post_spike(client, hooked)
+    _deliver()
+    request = receiver.requests[-1]
+    assert verify(rotated["webhook_secret"], request["headers"]["X-Spikes-Signature"], request["body"])
+    assert verify(hooked["webhook_secret"], request["headers"]["X-Spikes-Signature"], request["body"])
 
 
 def test_test_event_is_sent_now_and_listed(client, hooked, receiver):

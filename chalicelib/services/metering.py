@@ -171,10 +171,11 @@ def insert_share(share: Share, owner_id: str, limit: Optional[int], charge: Opti
     """``store.shares.insert`` with the agent tier's writes in the share's transaction (its charge,
     the key's use, the usage event); BudgetExceeded when a cap refused it."""
     period = charge.period if charge else (share.counted_period or clock.current_period())
+    at = clock.epoch()  # read once: every attempt of the share's transaction writes the same
 
     def add(tx: Transaction) -> None:
-        add_share_charge(tx, charge, clock.epoch())
-        add_key_use(tx, key, SHARE, charge, period, clock.epoch())
+        add_share_charge(tx, charge, at)
+        add_key_use(tx, key, SHARE, charge, period, at)
         add_event(tx, charge, key)
     try:
         return share_store.insert(share, owner_id, limit, add)

@@ -163,18 +163,18 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
     # Stripe's identifier: this stored spike (a re-post after a delete is a new storage).
     charge = metering.charge_for(settings, owner, metering.SPIKE, f"spike-{spike_id}-{created_at}", now)
     metering.refuse_impossible(charge, key)
-    period = clock.period_of(now)
+    period, at = clock.period_of(now), clock.epoch()  # read once: every attempt writes the same
     period_limit = target.period_limit(settings, period)
 
     def count(tx: Transaction) -> None:
         if share is not None:
-            ledger.count_spike(tx, share.share_id, share.owner_id, period, clock.epoch(), ledger.shard_of(spike_id),
+            ledger.count_spike(tx, share.share_id, share.owner_id, period, at, ledger.shard_of(spike_id),
                                period_limit, **metering.spike_cost(charge))
         elif owner_id is not None:
-            ledger.count_own_spike(tx, owner_id, period, clock.epoch(), **metering.spike_cost(charge))
+            ledger.count_own_spike(tx, owner_id, period, at, **metering.spike_cost(charge))
             account_store.check_not_merged(tx, author.user)  # docs/security.md 71
         outbound_webhooks.add_to(tx, created_event)
-        metering.add_key_use(tx, key, metering.SPIKE, charge, period, clock.epoch())
+        metering.add_key_use(tx, key, metering.SPIKE, charge, period, at)
         metering.add_event(tx, charge)
 
     def guard(tx: Transaction) -> None:

@@ -7,6 +7,7 @@ change users through these functions in domain terms; the conditions live here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
 from chalicelib import clock
@@ -39,13 +40,13 @@ def bump_session_epoch(user: User) -> None:
     user.update(actions=[User.session_epoch.add(1)])
 
 
-def ensure_person(tx: Transaction, user_id: str, email: str) -> None:
-    """In ``tx``: the person's account exists with this address; what it already holds
-    (tier, creation time, share count) is kept."""
+def ensure_person(tx: Transaction, user_id: str, email: str, now: float) -> None:
+    """In ``tx``: the person's account exists with this address (created at ``now``); what it
+    already holds (tier, creation time, share count) is kept."""
     tx.update("user", User(user_id), actions=[
         User.email.set(email),
         User.tier.set(User.tier | FREE),
-        User.created_at.set(User.created_at | clock.iso(clock.now())),
+        User.created_at.set(User.created_at | clock.iso(datetime.fromtimestamp(now, timezone.utc))),
         User.active_shares.set(User.active_shares | 0),
     ])
 
@@ -180,10 +181,14 @@ class OpenCheckoutMoved(Exception):
 def replace_open_checkout(user_id: str, expected: Optional[str], session_id: str) -> None:
     """Store ``session_id`` as the user's open Checkout session only if the stored one is still
     ``expected`` (None: none is stored): a compare-and-set, so of concurrent replacements exactly
-    one wins. The others get OpenCheckoutMoved with what is stored now (nothing written)."""
+    one wins. The others get OpenCheckoutMoved with what is stored now (nothing written). Refused
+    with ``session_id`` stored, it is this write sent again after its answer was lost (the SDK
+    retries a 500): done, not moved, or the caller would expire the session it hands out."""
     stored = User.open_checkout_id == expected if expected else User.open_checkout_id.does_not_exist()
     if not update_if(User(user_id), [User.open_checkout_id.set(session_id)], User.user_id.exists() & stored):
-        raise OpenCheckoutMoved(open_checkout(user_id))
+        current = open_checkout(user_id)
+        if current != session_id:
+            raise OpenCheckoutMoved(current)
 
 
 def set_monthly_cap(user: User, cap_cents: Optional[int]) -> None:

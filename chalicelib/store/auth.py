@@ -10,6 +10,9 @@ One table, items told apart by key prefix. A secret is never a key, only its SHA
 - ``bearer#<sha256(session token)>``: a session (``services/sessions.py``).
 Every item expires (``expires_at``, the table's TTL). TTL deletes late, so reads check it.
 Single-use items change only under conditions: a lost race is ``Spent``, never a second use.
+The transactions that use one send one client request token for all their attempts: a commit
+whose answer was lost, sent again, is answered as done, not ``Spent`` by its own conditions
+(the link used or the session rotated, and the caller refused the session made: finding 70).
 """
 from __future__ import annotations
 
@@ -123,7 +126,7 @@ def sign_in(link: AuthItem, user_id: str, approve: bool, now: int, session: NewS
             actions = [AuthItem.used_at.set(now)] + (approval if approve else [])
             tx.update("login", link, actions=actions,
                       condition=AuthItem.used_at.does_not_exist() & (AuthItem.expires_at > now))
-            accounts.ensure_person(tx, user_id, link.email)
+            accounts.ensure_person(tx, user_id, link.email, now)
             if device:
                 # Not approved: the device learns at once that it gets nothing, for good. A link
                 # mailed for it before that decline cannot approve it afterwards.
@@ -136,12 +139,12 @@ def sign_in(link: AuthItem, user_id: str, approve: bool, now: int, session: NewS
         return write
     settles_device = link.purpose == "device" and bool(link.target)
     try:
-        transactions.run(write_settling(settles_device))
+        transactions.run(write_settling(settles_device), idempotent=True)
     except ConditionFailed as failed:
         if approve or not settles_device or "device" not in failed or "login" in failed:
             raise Spent() from None
         try:
-            transactions.run(write_settling(False))
+            transactions.run(write_settling(False), idempotent=True)
         except ConditionFailed:
             raise Spent() from None
 
@@ -154,7 +157,7 @@ def collect(item: AuthItem, now: int, session: NewSession) -> None:
                   condition=AuthItem.collected_at.does_not_exist() & (AuthItem.expires_at > now))
         add_session(tx, session)
     try:
-        transactions.run(write)
+        transactions.run(write, idempotent=True)
     except ConditionFailed:
         raise Spent() from None
 
@@ -220,6 +223,6 @@ def replace_session(old_hashed_token: str, successor: NewSession) -> None:
         tx.delete("old-bearer", AuthItem(_bearer_pk(old_hashed_token)), condition=AuthItem.pk.exists())
         add_session(tx, successor)
     try:
-        transactions.run(write)
+        transactions.run(write, idempotent=True)
     except ConditionFailed:
         raise Spent() from None

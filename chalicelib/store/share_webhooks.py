@@ -19,8 +19,16 @@ def unpause(share: Share) -> None:
 
 def rotate_secret(share: Share, new_nonce: str, previous_until: int) -> bool:
     """The current nonce becomes the previous one (valid until ``previous_until``). False when
-    the secret changed meanwhile."""
-    return update_if(share, [Share.webhook_previous_nonce.set(share.webhook_secret_nonce),
-                             Share.webhook_previous_until.set(previous_until),
-                             Share.webhook_secret_nonce.set(new_nonce)],
-                     Share.webhook_secret_nonce == share.webhook_secret_nonce)
+    the secret changed meanwhile. Refused with ``new_nonce`` stored, it is this write sent again
+    after its answer was lost (the SDK retries a 500): done, or the caller, told to retry, would
+    rotate away the old secret's grace for one it never saw (finding 70)."""
+    if update_if(share, [Share.webhook_previous_nonce.set(share.webhook_secret_nonce),
+                         Share.webhook_previous_until.set(previous_until),
+                         Share.webhook_secret_nonce.set(new_nonce)],
+                 Share.webhook_secret_nonce == share.webhook_secret_nonce):
+        return True
+    try:
+        stored = Share.get(share.pk, consistent_read=True, attributes_to_get=["webhook_secret_nonce"])
+    except Share.DoesNotExist:
+        return False
+    return stored.webhook_secret_nonce == new_nonce

@@ -132,7 +132,9 @@ def insert(share: Share, owner_id: str, limit: Optional[int], extra: Optional[Ca
         if extra is not None:
             extra(tx)
     try:
-        transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
+        # Idempotent: sent again after a lost answer, the share's own condition refused it (409,
+        # the share made, counted, and a direct upload's files removed: finding 70).
+        transactions.run(write, idempotent=True, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
     except ConditionFailed as failed:
         if "owner" in failed:
             accounts.raise_if_merged(owner_id)

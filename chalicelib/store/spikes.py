@@ -113,7 +113,7 @@ def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None,
         if count is not None:
             count(tx)
     try:
-        transactions.run(write, token=secrets.token_hex(16))
+        transactions.run(write, idempotent=True)
     except ConditionFailed as failed:
         if any(name.startswith(GUARD_PREFIX) for name in failed.failed):
             raise GuardFailed() from None

@@ -8,6 +8,7 @@ throttling and server errors are retried here, with backoff and the same client 
 from __future__ import annotations
 
 import random
+import secrets
 import time
 from typing import Any, Callable, FrozenSet, Iterable, List, Optional, TypeVar
 
@@ -89,13 +90,19 @@ def _open(client_request_token: Optional[str]) -> TransactWrite:
     return TransactWrite(connection=connection, client_request_token=client_request_token)
 
 
-def run(build: Callable[[Transaction], T], *, token: Optional[str] = None, attempts: int = MAX_ATTEMPTS,
+def run(build: Callable[[Transaction], T], *, idempotent: bool = False, attempts: int = MAX_ATTEMPTS,
         busy_message: str = "The store is busy; retry shortly") -> T:
     """Call ``build`` to add writes (anew on every attempt), commit, and return what it returned.
 
     Raises ``ConditionFailed`` naming the writes whose conditions failed; retries conflicts,
     throttling and server errors up to ``attempts`` times, then ``DependencyUnavailable``;
-    anything else (the store unreachable) is raised as it is."""
+    anything else (the store unreachable) is raised as it is.
+
+    ``idempotent``: every attempt sends one client request token, so a commit whose answer was
+    lost (DynamoDB can commit and answer 500) is answered as done when sent again, not refused
+    by the conditions it met itself. ``build`` must then write the same on every attempt (read
+    the clock before, not in it): the same token with other writes is IdempotentParameterMismatch."""
+    token = secrets.token_hex(16) if idempotent else None
     for attempt in range(attempts):
         tx_write = _open(token)
         tx = Transaction(tx_write)
