@@ -18,7 +18,7 @@ from chalicelib.errors import DependencyUnavailable
 from chalicelib.services import held_deliveries, outbound_webhooks, pending_work, quota_reset
 from chalicelib.store import pro_feature_runs, webhook_releases
 from chalicelib.store.models import Delivery
-from chalicelib.store.pending_queue import outage
+from chalicelib.store.pending_queue import PendingQueue, outage
 from infra import policy
 from tests import aws_calls
 from tests.test_pro_feature_runs import OWNERS, job, locked_owners, owners, stripe_event_leaves_a_run  # noqa: F401
@@ -253,6 +253,24 @@ def test_a_release_read_before_its_move_back_showed_is_not_charged_twice(store_b
     assert finish(now + 1)["releases_failed"] == 1  # it ran, and raised again
     item = unit(webhook_releases.QUEUE, stale[0].name)
     assert item.attempts == 1 and item.next_attempt_at == moved_to  # charged once, not moved further
+
+
+def test_a_failure_that_cannot_be_recorded_does_not_end_the_run(store_backend, monkeypatch):
+    """Recording a unit's failure was throttled: that raised out of the pass, and the units
+    behind it waited for the next run. It is logged, the unit stays as read, the run goes on."""
+    now = time.time()
+    first, *behind = releases(3, now - 600)
+    calls = failing_for(monkeypatch, held_deliveries, "end_held", {first.share_id})
+
+    def throttled_write(*args, **kwargs):
+        raise UpdateError("Failed to update item", ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "UpdateItem"))
+    monkeypatch.setattr(PendingQueue, "fail", throttled_write)
+    summary = finish(now)
+    assert summary["releases_failed"] == 1 and summary["releases_stopped"] is None
+    assert calls == [r.share_id for r in behind]
+    assert webhook_releases.pending(10) == [first]
+    assert not unit(webhook_releases.QUEUE, first.name).attempts  # charged by a later run
 
 
 def test_a_failure_is_one_write_whatever_the_attempt(store_backend, monkeypatch, dynamodb_calls):

@@ -15,7 +15,8 @@ back with a growing delay, so the units behind it go on in the same invocation; 
 
 A unit is charged only while it is as the job's query read it: a run that read it from the
 eventually consistent index before another run's move-back showed does not charge it again
-(docs/security.md 65).
+(docs/security.md 65). A charge that itself fails (a throttle on that write) is logged and the
+pass goes on: the unit stays as read, and a later run charges it.
 
 Used by services/quota_reset.py (Stripe events' pro-feature runs) and
 services/held_deliveries.py (webhook releases).
@@ -67,25 +68,31 @@ class Pass:
         return True, result
 
     def _failed(self, unit: Unit, exc: Exception) -> None:
-        name = unit.name
-        fields = {"queue": self.queue.partition, "unit": name, "error": describe(exc)}
+        fields = {"queue": self.queue.partition, "unit": unit.name, "error": describe(exc)}
         if outage(exc):
             self.stopped = "dependency failing"
             log.error("pending.outage", **fields)
             return
         self.failed += 1
         self.in_a_row += 1
+        try:
+            self._charge(unit, fields)
+        except Exception as unrecorded:  # noqa: BLE001 - a throttle on this write must not end the run
+            # The unit stays as read (or counted, not yet parked): a later run charges or parks it.
+            log.error("pending.failure_unrecorded", unrecorded=describe(unrecorded), **fields)
+        if self.in_a_row >= FAILURES_IN_A_ROW:
+            self.stopped = f"{self.in_a_row} units failed in a row"
+            log.error("pending.stopped", queue=self.queue.partition, reason=self.stopped)
+
+    def _charge(self, unit: Unit, fields: dict) -> None:
         attempts = self.queue.fail(unit, fields["error"], self.now, self.now + delay(unit.attempts + 1))
         if attempts is None:  # changed since read (a stale index): whoever changed it charged it
             log.warning("pending.failed", attempts=None, charged=False, exc_info=True, **fields)
         elif attempts >= MAX_ATTEMPTS:
-            self.parked += self.queue.park(name, attempts, self.now)
+            self.parked += self.queue.park(unit.name, attempts, self.now)
             log.error("pending.parked", attempts=attempts, exc_info=True, **fields)
         else:
             log.warning("pending.failed", attempts=attempts, retry_in=delay(attempts), exc_info=True, **fields)
-        if self.in_a_row >= FAILURES_IN_A_ROW:
-            self.stopped = f"{self.in_a_row} units failed in a row"
-            log.error("pending.stopped", queue=self.queue.partition, reason=self.stopped)
 
     def summary(self) -> dict:
         return {"failed": self.failed, "parked": self.parked, "stopped": self.stopped}
