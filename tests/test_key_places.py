@@ -170,3 +170,24 @@ def test_a_key_whose_commit_answer_was_lost_is_made_once(backend_client, store_b
     listed = call(client, "GET", "/auth/api-keys", token=human)[1]
     assert [key["key_id"] for key in listed] == [created["key_id"]]
     assert _places(user_id_for("lost-answer@example.com")) == [created["key_id"]]
+
+
+def test_a_full_account_refused_takes_none_of_the_hourly_allowance(backend_client, store_backend, env):
+    """A creation refused because the account is full took one of the hourly creations first:
+    a few refusals, and once a key was revoked its owner could create none until the hour
+    passed. The place is checked before the allowance is taken; making room, which reads the
+    keys holding places, is bounded by an allowance of its own."""
+    env(MAX_API_KEYS="2", RATE_KEYS_PER_HOUR="3")
+    client = backend_client
+    human = sign_in(client, "full@example.com")
+    made = [call(client, "POST", "/auth/api-key", {"name": f"k{n}"}, token=human)[1] for n in range(2)]
+    for _ in range(3):
+        status, refused, _ = call(client, "POST", "/auth/api-key", {"name": "one more"}, token=human)
+        assert (status, refused["code"]) == (429, "KEY_LIMIT")
+    status, bounded, _ = call(client, "POST", "/auth/api-key", {"name": "one more"}, token=human)
+    assert (status, bounded["code"]) == (429, "RATE_LIMIT")
+    assert call(client, "DELETE", f"/auth/api-key/{made[0]['key_id']}", token=human)[0] == 200
+    status, created, _ = call(client, "POST", "/auth/api-key", {"name": "after a revoke"}, token=human)
+    assert status == 201, created
+    assert call(client, "DELETE", f"/auth/api-key/{made[1]['key_id']}", token=human)[0] == 200
+    assert call(client, "POST", "/auth/api-key", {"name": "past the hour's"}, token=human)[1]["code"] == "RATE_LIMIT"

@@ -172,6 +172,9 @@ def create(user: User, request: KeyRequest, actor: Optional[ApiKey] = None, now:
     asked = actor.scopes if actor is not None and not (request.scopes or "").strip() else request.scopes
     scopes, expires, cap = _bounded_by(actor, request, normalise_scopes(asked), now)
     # The rate bounds churn (create, revoke, create); the cap is exact (services/key_places.py).
+    # A full account is refused first: a refusal takes none of the hourly allowance.
+    key_places.refuse_when_full(user.user_id, settings.max_api_keys, now, lambda: ratelimit.enforce(
+        "api-keys-full", user.user_id, settings.rate_keys_per_hour, 3600))
     ratelimit.enforce("api-keys", user.user_id, settings.rate_keys_per_hour, 3600)
     key, raw = _new_item(user.user_id, request, scopes, expires, cap,
                          f"key:{actor.key_id}" if actor else "session", now)

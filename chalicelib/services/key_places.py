@@ -47,6 +47,19 @@ def counted(user_id: str, now: float, write: Callable[[], T]) -> T:
         return write()
 
 
+def refuse_when_full(user_id: str, cap: int, now: float, limit_making_room: Callable[[], object]) -> None:
+    """Before a creation takes its hourly allowance: ``KeyLimit`` when every place is held by a
+    key that can still be used, so a refusal uses none of it. Making room reads the keys
+    holding places, so how often it runs is bounded apart (``limit_making_room``); a place taken
+    meanwhile is still refused by the key's transaction (``within_cap``)."""
+    held = key_slots.holders(user_id)
+    if held is None or len(held) < cap:
+        return
+    limit_making_room()
+    if not _make_room(user_id, cap, now):
+        raise KeyLimit(cap)
+
+
 def within_cap(user_id: str, cap: int, now: float, write: Callable[[], T]) -> T:
     """``write()`` (a key's insert, taking a place), making room when the account is full:
     ``KeyLimit`` when every place is held by a key that can still be used."""
