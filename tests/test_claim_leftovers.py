@@ -16,9 +16,11 @@ from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store import accounts as account_store
 from chalicelib.store import apikeys as key_store
+from chalicelib.store import share_moves
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import Spike
+from chalicelib.store.models import User as Account
 from tests.conftest import call, sign_in
 
 BASE = "http://localhost"
@@ -167,3 +169,44 @@ def test_a_share_the_index_shows_late_is_moved_by_the_first_call(backend_client,
     assert body["moved"]["shares"] == 1 and len(reads) == 2, (body, reads)
     assert share_store.get_by_id(share.share_id, consistent=True).owner_id == human_id
     assert account_store.get(human_id, consistent=True).active_shares == 1
+
+
+
+def _between_the_moves_writes(monkeypatch, action) -> None:
+    """``action`` runs once, after the first move transaction of a share was refused: what a
+    concurrent request does between that refusal and the move's next write."""
+    real, done = share_moves.transactions.run, []
+
+    def run(build, **kwargs):
+        try:
+            return real(build, **kwargs)
+        except share_moves.ConditionFailed:
+            if not done:
+                done.append(True)
+                action()
+            raise
+    monkeypatch.setattr(share_moves.transactions, "run", run)
+
+
+@pytest.mark.parametrize("meanwhile", ["moved by a retry of the claim", "its deletion started"])
+def test_a_share_of_a_drifted_count_is_moved_with_its_conditions(backend_client, monkeypatch, meanwhile):
+    """With the claimed account's share count drifted to zero, a share moved in two writes
+    outside a transaction, conditioned on its owner alone: a retry of the claim moving it
+    meanwhile made the first call answer 500 (its write refused), and a share whose deletion
+    started meanwhile was counted into the user's ``active_shares`` for good."""
+    client = backend_client
+    created, agent, human, human_id = _agent_and_human(client, "claim-drifted-count@example.com")
+    share = presigned_uploads.start(deps.settings(), deps.share_files(), agent.user, ShareOptions(name="drift"),
+                                    [FileSpec("index.html", 9, "text/html")], BASE, agent.key)[0]
+    Account(created["account_id"]).update(actions=[Account.active_shares.set(0)])  # the drift
+    if meanwhile == "its deletion started":
+        _between_the_moves_writes(monkeypatch, lambda: share_store.tombstone(share, created["account_id"]))
+        expected_count = 0
+    else:
+        _between_the_moves_writes(monkeypatch, lambda: share_moves.move_to_owner(share, created["account_id"], human_id))
+        expected_count = 1
+    moved = share_moves.move_to_owner(share, created["account_id"], human_id)
+    monkeypatch.undo()
+    assert moved is (meanwhile == "its deletion started"), moved  # a retry moved it already: not again
+    assert share_store.get_by_id(share.share_id, consistent=True).owner_id == human_id
+    assert account_store.get(human_id, consistent=True).active_shares == expected_count

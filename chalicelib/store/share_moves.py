@@ -14,20 +14,29 @@ def move_to_owner(share: Share, old_owner: str, new_owner: str) -> bool:
     already (or is gone)."""
     counted = Share.status.does_not_exist() | (Share.status != DELETING)
 
-    def write(tx: Transaction) -> None:
-        tx.update("share", share, actions=[Share.owner_id.set(new_owner)],
-                  condition=(Share.owner_id == old_owner) & counted)
-        tx.update("new-owner", User(new_owner), actions=[User.active_shares.add(1)], condition=User.user_id.exists())
-        tx.update("old-owner", User(old_owner), actions=[User.active_shares.add(-1)], condition=User.active_shares > 0)
+    def write(count_down: bool):
+        def build(tx: Transaction) -> None:
+            tx.update("share", share, actions=[Share.owner_id.set(new_owner)],
+                      condition=(Share.owner_id == old_owner) & counted)
+            tx.update("new-owner", User(new_owner), actions=[User.active_shares.add(1)],
+                      condition=User.user_id.exists())
+            if count_down:
+                tx.update("old-owner", User(old_owner), actions=[User.active_shares.add(-1)],
+                          condition=User.active_shares > 0)
+        return build
     try:
-        transactions.run(write)
+        try:
+            transactions.run(write(count_down=True))
+        except ConditionFailed as failed:
+            if "old-owner" not in failed or "share" in failed:
+                raise
+            # The old count drifted to zero: move and count it up all the same, in one
+            # transaction, with the share's own conditions (a concurrent call of the claim
+            # moving it, or its deletion starting, is seen, not written over).
+            transactions.run(write(count_down=False))
         return True
     except ConditionFailed as failed:
         if "share" in failed:  # moved already, gone, or being deleted (the one to move uncounted)
             return update_if(share, [Share.owner_id.set(new_owner)],
                              (Share.owner_id == old_owner) & (Share.status == DELETING))
-        if "old-owner" in failed:  # the old count drifted to zero: move without counting it down
-            share.update(actions=[Share.owner_id.set(new_owner)], condition=Share.owner_id == old_owner)
-            User(new_owner).update(actions=[User.active_shares.add(1)])
-            return True
         raise
