@@ -7,10 +7,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from chalicelib import clock
+from chalicelib.services import quotas
 from chalicelib.store.models import User
 from tests.conftest import call, login_token_from_mail, sign_in
 from tests.lost_answers import commit_answer_lost, skip_on_moto
-from tests.test_shares import INDEX, upload
+from tests.test_agent_review_4 import FILES, upload_files
+from tests.test_agent_tier import configured  # noqa: F401 - fixture
+from tests.test_shares import INDEX, start_presigned, upload
+from tests.test_upload_counts import (DECEMBER, JANUARY, NEW_YEAR, SHARE_COST, account_cost, complete, moment,  # noqa: F401
+                                      signed_in)
 
 
 def _clock_moves_on():
@@ -110,3 +115,20 @@ def test_a_spike_retried_seconds_later_is_stored_once(backend_client, store_back
     assert lost and status == 201, body
     listed = call(client, "GET", f"/spikes?project={share['slug']}", token=owner)[1]
     assert [spike["comments"] for spike in listed["data"]] == ["once"]
+
+
+def test_a_held_charge_moved_once_is_not_refused_by_its_own_cap(backend_client, configured, moment):
+    """A December upload completed in January moves its held charge into January's cap before
+    copying anything. Sent again after its commit answer was lost, the move met January's cap
+    with its own charge in it: 429 with room to spare, the upload left pending. On moto too
+    (no token there: the charge is read back where the move put it)."""
+    client = backend_client
+    token, uid = signed_in(client, quotas.AGENT)
+    assert call(client, "PATCH", "/me", {"monthly_cap_cents": 1}, token=token)[0] == 200
+    started = start_presigned(client, token, FILES)[1]
+    upload_files(started)
+    moment["at"] = NEW_YEAR
+    with commit_answer_lost("outbox") as lost:
+        status, done, _ = complete(client, token, started["share_id"])
+    assert lost and (status, done["status"]) == (200, "active"), done
+    assert (account_cost(uid, DECEMBER), account_cost(uid, JANUARY)) == (0, SHARE_COST)

@@ -84,7 +84,9 @@ def move(share: Share, held: OutboxItem, at: int, account_limit: Optional[int] =
     """Before a completion at ``at`` copies any file: the charge, still held and the share still
     pending, moves from the period it was charged in to that of ``at``, under that period's caps
     (as ``release`` would move it). Raises ConditionFailed: "usage" or "key-usage" (no room),
-    "share" (no longer pending), "held" (released, dropped or moved meanwhile)."""
+    "share" (no longer pending), "held" (released, dropped or moved meanwhile). A commit whose
+    answer was lost is answered as made: its token, and (where the token is not honoured) the
+    charge read back in ``period``, not refused by the cap its own charge now fills."""
     period = clock.period_of(datetime.fromtimestamp(at, timezone.utc))
 
     def write(tx: Transaction) -> None:
@@ -92,7 +94,12 @@ def move(share: Share, held: OutboxItem, at: int, account_limit: Optional[int] =
         tx.update("held", OutboxItem(HELD_QUEUE, held.event_key), actions=[OutboxItem.period.set(period)],
                   condition=_as_read(held))
         _recount(tx, held, period, at, account_limit, key_limit)
-    run(write)
+    try:
+        run(write, idempotent=True)
+    except ConditionFailed as failed:
+        now = get(held.event_key) if "held" in failed else None
+        if now is None or now.period != period:
+            raise
     held.period = period  # as now stored: the activation's release takes it from there
 
 
