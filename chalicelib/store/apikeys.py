@@ -82,6 +82,7 @@ def insert(key: ApiKey, cap: int, parent: Optional[ApiKey] = None) -> None:
                       condition=ApiKey.key_id.exists() & ApiKey.revoked_at.does_not_exist())
         key_slots.take(tx, key.user_id, key.key_id, cap)
         tx.save("key", key, condition=ApiKey.key_id.does_not_exist())
+    key.made_keys_complete = True
     try:
         # One token for every attempt: a commit whose answer was lost (a 500) and is sent again
         # is answered as done, not refused by the key's own condition (a 500 with the key made).
@@ -115,33 +116,37 @@ def revoke_with_made(key: ApiKey, owner_id: str, at: str) -> List[ApiKey]:
     """Revoke ``key``, the keys it made, theirs, and so on; the ones this call revoked.
 
     Each key is revoked before the keys it made are read, from its own item (``made_keys``,
-    final once it is revoked) and strongly consistent, so a key made a moment before the
-    revocation is not missed while the owner index catches up. Keys made before ``made_keys``
-    was kept are found through the owner index (``created_by``). A key the owner index already
-    shows revoked is not read again: that copy holds everything it ever made, so however many
-    revoked keys a tree holds, only its live keys cost reads and writes."""
-    listed: Dict[str, ApiKey] = {}
-    from_index: Dict[str, List[str]] = {}
-    for item in owned_by(owner_id):
-        listed[item.key_id] = item
-        if (item.created_by or "").startswith("key:"):
-            from_index.setdefault(item.created_by[len("key:"):], []).append(item.key_id)
+    final once it is revoked) and strongly consistent (one ``BatchGetItem`` per key that made
+    some), so a key made a moment before the revocation is not missed while the owner index
+    catches up. Only the key's own tree is read: a key that made nothing costs its own
+    transaction alone, however many keys its account holds. Keys from before
+    ``made_keys_complete`` may have made keys before ``made_keys`` was kept: for those the
+    owner index is read once (``created_by``)."""
     revoked: List[ApiKey] = []
+    from_index: Optional[Dict[str, List[str]]] = None
     pending, seen = [key], {key.key_id}
     while pending:
         item = pending.pop()
         if item.revoked_at is None and _revoke(item, owner_id, at):
             revoked.append(item)
-        for child_id in sorted(set(item.made_keys or ()) | set(from_index.get(item.key_id, ()))):
-            if child_id in seen:
-                continue
-            child = listed.get(child_id)
-            if child is None or child.revoked_at is None or child.user_id != owner_id:
-                child = get(child_id)  # live, or not listed yet: as stored now
-            if child is not None and child.user_id == owner_id:
-                seen.add(child_id)
-                pending.append(child)
+        made = set(item.made_keys or ())
+        if not item.made_keys_complete:
+            from_index = _made_by_index(owner_id) if from_index is None else from_index
+            made |= set(from_index.get(item.key_id, ()))
+        children = sorted(made - seen)
+        seen.update(children)
+        pending.extend(child for child in get_many(children) if child.user_id == owner_id)
     return revoked
+
+
+def _made_by_index(owner_id: str) -> Dict[str, List[str]]:
+    """The owner's keys made by a key, by the id of the key that made them (the owner index's
+    ``created_by``): keys made before ``made_keys`` was kept are found only here."""
+    made: Dict[str, List[str]] = {}
+    for item in owned_by(owner_id):
+        if (item.created_by or "").startswith("key:"):
+            made.setdefault(item.created_by[len("key:"):], []).append(item.key_id)
+    return made
 
 
 def _revoke(item: ApiKey, owner_id: str, at: str) -> bool:
@@ -186,7 +191,7 @@ def _write_with_place(key: ApiKey, write_for_key_as_read: Callable[[], Callable[
 
 def insert_with_account(user: User, key: ApiKey) -> None:
     """A new key-only account and its first key, together (an agent's self-signup)."""
-    user.live_keys = {key.key_id: True}
+    user.live_keys, key.made_keys_complete = {key.key_id: True}, True
     def write(tx: Transaction) -> None:
         accounts.add_new(tx, user)
         tx.save("key", key, condition=ApiKey.key_id.does_not_exist())

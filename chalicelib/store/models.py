@@ -141,6 +141,9 @@ class ApiKey(_Base):
     # that created none, or only before it was kept): a revocation reads them without the
     # owner index's lag (store/apikeys.revoke_with_made).
     made_keys = UnicodeSetAttribute(null=True)
+    # True on keys written since every key they make is named in ``made_keys``: revoking one
+    # reads no owner index (absent on older keys, whose children may be found only there).
+    made_keys_complete = BooleanAttribute(null=True)
     # The key-only account a claim moved this key from, so claiming with it again answers
     # that account (services/claims.py) rather than the claimer's own.
     claimed_from = UnicodeAttribute(null=True)
