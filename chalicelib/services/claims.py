@@ -65,7 +65,7 @@ def claim(user: User, raw: str, settings: Settings) -> Claimed:
 def _move_all(owner: User, user: User, key: ApiKey, presented_moved: bool) -> Claimed:
     """Everything of the marked ``owner`` to ``user``, read after the marking: nothing is written
     for a marked account (keys: store/key_slots.take; shares: store/shares.insert; own spikes:
-    accounts.check_not_merged; a share's spikes: its owner, checked by each post), so what
+    store/spikes.insert; a share's spikes: its owner, checked by each post), so what
     these reads do not find is only what their indexes did not show yet."""
     moved_shares = _move_shares(owner.user_id, user.user_id)
     moved_spikes = spike_store.move_to_owner(owner.user_id, user.user_id)

@@ -172,7 +172,6 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
                                period_limit, **metering.spike_cost(charge))
         elif owner_id is not None:
             ledger.count_own_spike(tx, owner_id, period, at, **metering.spike_cost(charge))
-            account_store.check_not_merged(tx, author.user)  # docs/security.md 71
         outbound_webhooks.add_to(tx, created_event)
         metering.add_key_use(tx, key, metering.SPIKE, charge, period, at)
         metering.add_event(tx, charge)
@@ -180,15 +179,15 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
     def guard(tx: Transaction) -> None:
         target.add_checks(tx, limited_period=period if period_limit is not None else None)
     try:
-        if not spike_store.insert(spike, count, guard=guard):
+        if not spike_store.insert(spike, count, guard=guard, own=None if share is not None else owner):
             return Recorded(public_id, False)  # the same id in this project again: already stored
         targets.count_read(target)
     except spike_store.QuotaReached:
         raise SpikeLimit(f"This share has reached its limit of {limit} feedback items this period",
                          quotas.upgrade_url(settings, base_url), limit) from None
+    except account_store.Merged as merged:  # a claim merged the account meanwhile: as its new owner
+        return record(new, settings, base_url, replace(author, user=merged.new_owner()), now)
     except ConditionFailed as failed:
-        if account_store.NOT_MERGED in failed:  # a claim merged the account meanwhile: as its new owner
-            return record(new, settings, base_url, replace(author, user=account_store.merged_owner(owner_id)), now)
         over_budget = metering.budget_error(failed, charge, key)
         if over_budget is None:
             raise

@@ -86,8 +86,9 @@ NOT_MERGED = "not-merged"
 
 def check_not_merged(tx: Transaction, owner: User) -> None:
     """In ``tx``, for a key-only ``owner`` (which a claim can merge meanwhile): it was not claimed
-    (``NOT_MERGED``). What its keys write for it after the claim read its items would stay with
-    it, unseen by its new owner (docs/security.md 71)."""
+    (``NOT_MERGED``; the write refused so raises ``Merged``: ``raise_if_merged``). What its keys
+    write for it after the claim read its items would stay with it, unseen by its new owner
+    (docs/security.md 71)."""
     if owner.email is None:
         tx.check(NOT_MERGED, User, owner.user_id, User.merged_into.does_not_exist())
 
@@ -98,14 +99,6 @@ def raise_if_merged(user_id: str) -> None:
     account = get(user_id, consistent=True)
     if account is not None and account.merged_into:
         raise Merged(account.merged_into)
-
-
-def merged_owner(user_id: str) -> User:
-    """The account ``user_id`` was merged into, after ``NOT_MERGED`` refused a write for it."""
-    account = get(user_id, consistent=True)
-    if account is None or not account.merged_into:
-        raise AuthFailed()  # the account is gone: nobody to act as
-    return Merged(account.merged_into).new_owner()
 
 
 UNCHECKED: Any = object()  # check_unchanged: "this attribute may have changed"

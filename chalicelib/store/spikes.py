@@ -26,8 +26,8 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 from pynamodb.exceptions import DeleteError
 
 from chalicelib.errors import InvalidCursor, NotFound
-from chalicelib.store import cursors, ledger, rows, spike_ids, transactions
-from chalicelib.store.models import Spike
+from chalicelib.store import accounts, cursors, ledger, rows, spike_ids, transactions
+from chalicelib.store.models import Spike, User
 from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed, update_if
 
 
@@ -101,14 +101,18 @@ GUARD_PREFIX = "guard:"
 
 
 def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None,
-           guard: Optional[Callable[[Transaction], None]] = None) -> bool:
+           guard: Optional[Callable[[Transaction], None]] = None, own: Optional[User] = None) -> bool:
     """Store the spike, and in the same transaction whatever ``count`` adds (the share's
     counters, conditioned on its quota: writes named "quota" there) and the condition checks
-    ``guard`` adds (named ``guard:...``). False when a spike with this id is stored already (a
-    retried post); QuotaReached when the quota refused it; GuardFailed when a guard did."""
+    ``guard`` adds (named ``guard:...``); ``own``: the user whose own project key it is posted
+    under, a key-only one only while not claimed. False when a spike with this id is stored
+    already (a retried post); QuotaReached when the quota refused it; GuardFailed when a guard
+    did; accounts.Merged when a claim merged ``own`` (docs/security.md 71)."""
     def write(tx: Transaction) -> None:
         if guard is not None:
             guard(tx)
+        if own is not None:
+            accounts.check_not_merged(tx, own)
         tx.save("spike", spike, condition=Spike.spike_id.does_not_exist())
         if count is not None:
             count(tx)
@@ -121,6 +125,8 @@ def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None,
             return False
         if "quota" in failed:
             raise QuotaReached() from None
+        if own is not None and accounts.NOT_MERGED in failed:
+            accounts.raise_if_merged(own.user_id)
         raise
     return True
 
