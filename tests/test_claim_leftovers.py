@@ -5,6 +5,7 @@ store decides."""
 from __future__ import annotations
 
 import pytest
+import requests
 
 from chalicelib import deps
 from chalicelib.services import presigned_uploads, shares, spikes
@@ -22,6 +23,7 @@ from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import Spike
 from chalicelib.store.models import User as Account
 from tests.conftest import call, sign_in
+from tests.test_shares import INDEX
 
 BASE = "http://localhost"
 
@@ -210,3 +212,23 @@ def test_a_share_of_a_drifted_count_is_moved_with_its_conditions(backend_client,
     assert moved is (meanwhile == "its deletion started"), moved  # a retry moved it already: not again
     assert share_store.get_by_id(share.share_id, consistent=True).owner_id == human_id
     assert account_store.get(human_id, consistent=True).active_shares == expected_count
+
+
+def test_a_completion_that_read_the_account_before_the_claim_completes_the_moved_share(backend_client):
+    """Completing a presigned upload with a request that authenticated before the claim marked
+    the account, once its share had moved, answered 404 (the share was no longer the caller's);
+    sent again it worked. It is now completed as the new owner, the first time."""
+    client = backend_client
+    created, agent, human, human_id = _agent_and_human(client, "claim-complete@example.com")
+    share, targets = presigned_uploads.start(deps.settings(), deps.share_files(), agent.user,
+                                             ShareOptions(name="to complete"), [FileSpec("index.html", len(INDEX),
+                                                                                         "text/html")],
+                                             BASE, agent.key)
+    for target in targets:
+        assert requests.put(target["url"], data=INDEX, headers=target["headers"], timeout=10).status_code == 200
+    _claim(client, human, created["api_key"])
+    assert share_store.get_by_id(share.share_id, consistent=True).owner_id == human_id
+    done = presigned_uploads.complete(deps.settings(), deps.share_files(), agent.user, share.share_id)
+    assert (done.status, done.owner_id) == (share_store.ACTIVE, human_id)
+    status, listed, _ = call(client, "GET", "/shares", token=human)
+    assert [item["status"] for item in listed if item["id"] == share.share_id] == ["active"], listed
