@@ -23,6 +23,7 @@ from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import Spike
 from chalicelib.store.models import User as Account
 from tests.conftest import call, sign_in
+from tests.lost_answers import commit_answer_lost, skip_on_moto, write_answer_lost
 from tests.test_shares import INDEX
 
 BASE = "http://localhost"
@@ -232,3 +233,22 @@ def test_a_completion_that_read_the_account_before_the_claim_completes_the_moved
     assert (done.status, done.owner_id) == (share_store.ACTIVE, human_id)
     status, listed, _ = call(client, "GET", "/shares", token=human)
     assert [item["status"] for item in listed if item["id"] == share.share_id] == ["active"], listed
+
+
+@pytest.mark.parametrize("status", ["active", "deleting"])
+def test_a_moved_share_whose_answer_was_lost_is_counted(backend_client, store_backend, status):
+    """A share's move whose commit answer was lost, sent again, met its own condition (the share
+    the new owner's already) and was answered "moved already": the claim's answer counted one
+    moved share too few (finding 70). Each move now sends one client request token."""
+    skip_on_moto(store_backend)
+    client = backend_client
+    created, agent, human, _ = _agent_and_human(client, f"claim-move-answer-lost-{status}@example.com")
+    share = presigned_uploads.start(deps.settings(), deps.share_files(), agent.user, ShareOptions(name=status),
+                                    [FileSpec("index.html", 9, "text/html")], BASE, agent.key)[0]
+    if status == "deleting":
+        share_store.tombstone(share, created["account_id"])
+    # Whichever the move is: a transaction, or (a share being deleted, before) a single write.
+    with commit_answer_lost("shares") as lost, write_answer_lost("update_item", "shares") as sent_twice:
+        body = _claim(client, human, created["api_key"])
+    assert lost or sent_twice
+    assert body["moved"]["shares"] == 1, body
