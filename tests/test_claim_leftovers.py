@@ -252,3 +252,22 @@ def test_a_moved_share_whose_answer_was_lost_is_counted(backend_client, store_ba
         body = _claim(client, human, created["api_key"])
     assert lost or sent_twice
     assert body["moved"]["shares"] == 1, body
+
+
+def test_a_deletion_that_read_its_share_before_the_move_keeps_the_slug_for_the_new_owner(backend_client):
+    """A deletion that read its share before the claim moved it finished by retiring the slug
+    for the claimed account, as it read the owner: the user's share's old links kept for an
+    account nobody acts as, until the claim was called again. The slug is now kept for the
+    share's owner as stored when the deletion finishes."""
+    client = backend_client
+    created, agent, human, human_id = _agent_and_human(client, "claim-deletion-slug@example.com")
+    share = presigned_uploads.start(deps.settings(), deps.share_files(), agent.user, ShareOptions(name="doomed slug"),
+                                    [FileSpec("index.html", 9, "text/html")], BASE, agent.key)[0]
+    share_store.tombstone(share, created["account_id"])  # the deletion started, as the agent read it
+    _claim(client, human, created["api_key"])
+    share_store.remove(share)  # and finishes with the share as it read it
+    slug = share_store.Share.get(share_store.slug_pk(share.slug), consistent_read=True)
+    assert (slug.share_id, slug.reserved_for) == (None, human_id), slug.attribute_values
+    assert share_store.get_by_id(share.share_id, consistent=True) is None
+    share_store.remove(share)  # run again: nothing left to do
+    assert share_store.Share.get(share_store.slug_pk(share.slug), consistent_read=True).reserved_for == human_id

@@ -262,19 +262,26 @@ def _tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction
 
 
 def remove(share: Share) -> None:
-    """Finish a deletion: the record goes and the slug claim is retired (kept for the owner),
-    together; run again after the owner claimed the slug anew, it leaves that claim alone."""
-    retire = share.slug is not None
+    """Finish a deletion: the record goes and the slug claim is retired (kept for the owner as
+    stored: a claim may have moved the share since the deletion read it), together; run again
+    after the owner claimed the slug anew, it leaves that claim alone."""
+    retire, owner_id = share.slug is not None, share.owner_id
 
     def write(tx: Transaction) -> None:
         if retire:
-            tx.save("slug", Share(slug_pk(share.slug), reserved_for=share.owner_id, retired_at=clock.iso(clock.now())),
+            tx.save("slug", Share(slug_pk(share.slug), reserved_for=owner_id, retired_at=clock.iso(clock.now())),
                     condition=Share.pk.does_not_exist() | (Share.share_id == share.share_id))
-        tx.delete("share", Share(share.pk, share_id=share.share_id))
-    try:
-        transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
-    except ConditionFailed as failed:
-        if "slug" not in failed:
-            raise
-        retire = False  # the slug names another share of the owner's now (or its reservation)
-        transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
+        tx.delete("share", Share(share.pk, share_id=share.share_id),
+                  condition=Share.pk.does_not_exist() | (Share.owner_id == owner_id))
+    for attempt in range(3):  # each reason at most once: the slug taken, the owner moved (to a person)
+        try:
+            transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
+            return
+        except ConditionFailed as failed:
+            if attempt == 2 or ("share" not in failed and "slug" not in failed):
+                raise
+            if "share" in failed:  # claimed meanwhile (docs/security.md 71): its slug is the new owner's
+                current = get_by_id(share.share_id, consistent=True)
+                owner_id = current.owner_id if current is not None else owner_id
+            if "slug" in failed:
+                retire = False  # the slug names another share of the owner's now (or its reservation)
