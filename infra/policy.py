@@ -34,7 +34,8 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "users": ("GetItem", "PutItem", "UpdateItem", "ConditionCheckItem"),
         "auth": ("GetItem", "PutItem", "UpdateItem", "DeleteItem"),
         "shares": ("GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
-        "spikes": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"),
+        # ConditionCheckItem: an own spike posted after a claim checks the claimed account's copy of its id.
+        "spikes": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "ConditionCheckItem"),
         "ledger": ("GetItem", "PutItem", "UpdateItem", "BatchGetItem", "BatchWriteItem", "ConditionCheckItem"),
         # BatchGetItem: a creation finding its account full reads the keys holding its places.
         "keys": ("GetItem", "BatchGetItem", "PutItem", "UpdateItem"),

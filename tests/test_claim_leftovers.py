@@ -271,3 +271,32 @@ def test_a_deletion_that_read_its_share_before_the_move_keeps_the_slug_for_the_n
     assert share_store.get_by_id(share.share_id, consistent=True) is None
     share_store.remove(share)  # run again: nothing left to do
     assert share_store.Share.get(share_store.slug_pk(share.slug), consistent_read=True).reserved_for == human_id
+
+
+@pytest.mark.parametrize("again", ["a new request", "a request that read the account before the claim"])
+def test_an_own_spike_posted_again_after_the_claim_is_stored_once(backend_client, again):
+    """A spike's id is unique within its project, and a key-only account's own project key is
+    its own project: after the claim the same key posts as the user, into the user's project of
+    that key, so a client id the agent posted before (a CLI pushing again) was stored a second
+    time beside the moved spike. The claimed account's project is now checked too."""
+    client = backend_client
+    created, agent, human, human_id = _agent_and_human(client, f"claim-post-again-{len(again)}@example.com")
+    raw = created["api_key"]
+    post = {"type": "page", "projectKey": "agent-notes", "id": "twice", "comments": "once"}
+    assert call(client, "POST", "/spikes", post, token=raw)[0] == 201
+    _claim(client, human, raw)
+    if again == "a new request":
+        status, body, _ = call(client, "POST", "/spikes", post, token=raw)
+        assert (status, body["id"]) == (201, "twice"), body
+    else:
+        recorded = spikes.record(NewSpike(type="page", project_key="agent-notes", client_id="twice", comments="once"),
+                                 deps.settings(), BASE, author=agent)
+        assert (recorded.id, recorded.created) == ("twice", False)
+    stored = [spike.owner_id for spike in Spike.scan() if spike.public_id == "twice"]
+    assert stored == [human_id], stored
+    status, listed, _ = call(client, "GET", "/spikes", token=human)
+    assert [item["id"] for item in listed["data"]].count("twice") == 1, listed
+    other = {**post, "id": "after-the-claim"}
+    assert call(client, "POST", "/spikes", other, token=raw)[0] == 201
+    assert call(client, "POST", "/spikes", other, token=raw)[0] == 201
+    assert [spike.owner_id for spike in Spike.scan() if spike.public_id == other["id"]] == [human_id]

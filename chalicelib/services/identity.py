@@ -38,6 +38,14 @@ class Principal:
         return self.user.user_id if self.user else None
 
     @property
+    def claimed_from(self) -> Optional[str]:
+        """The key-only account a key was made for, when a signed-in user claimed it: the key
+        acts as that user (moved to them, or still moving)."""
+        if self.key is None:
+            return None
+        return self.key.claimed_from or (self.key.user_id if self.key.user_id != self.user_id else None)
+
+    @property
     def credential_id(self) -> Optional[str]:
         """What identifies this credential (rate limits per credential)."""
         return self.key.key_id if self.key else self.token_hash

@@ -101,18 +101,24 @@ GUARD_PREFIX = "guard:"
 
 
 def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None,
-           guard: Optional[Callable[[Transaction], None]] = None, own: Optional[User] = None) -> bool:
+           guard: Optional[Callable[[Transaction], None]] = None, own: Optional[User] = None,
+           claimed_from: Optional[str] = None) -> bool:
     """Store the spike, and in the same transaction whatever ``count`` adds (the share's
     counters, conditioned on its quota: writes named "quota" there) and the condition checks
-    ``guard`` adds (named ``guard:...``); ``own``: the user whose own project key it is posted
-    under, a key-only one only while not claimed. False when a spike with this id is stored
-    already (a retried post); QuotaReached when the quota refused it; GuardFailed when a guard
-    did; accounts.Merged when a claim merged ``own`` (docs/security.md 71)."""
+    ``guard`` adds (named ``guard:...``). ``own``: the user whose own project key it is posted
+    under, a key-only one only while not claimed; ``claimed_from``: the key-only account that
+    user claimed, whose project of this key (its spikes moved to the user) must not hold the id
+    either. False when a spike with this id is stored already (a retried post, or sent again
+    after the claim); QuotaReached when the quota refused it; GuardFailed when a guard did;
+    accounts.Merged when a claim merged ``own`` (docs/security.md 71)."""
     def write(tx: Transaction) -> None:
         if guard is not None:
             guard(tx)
         if own is not None:
             accounts.check_not_merged(tx, own)
+            if claimed_from is not None:
+                earlier = spike_id_for(project_partition(spike.project_key, None, claimed_from), spike.public_id)
+                tx.check("claimed", Spike, earlier, Spike.spike_id.does_not_exist())
         tx.save("spike", spike, condition=Spike.spike_id.does_not_exist())
         if count is not None:
             count(tx)
@@ -121,7 +127,7 @@ def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None,
     except ConditionFailed as failed:
         if any(name.startswith(GUARD_PREFIX) for name in failed.failed):
             raise GuardFailed() from None
-        if "spike" in failed:
+        if "spike" in failed or "claimed" in failed:
             return False
         if "quota" in failed:
             raise QuotaReached() from None
