@@ -1,4 +1,4 @@
-"""A claim leaves nothing of the claimed account behind (docs/security.md 71): a share or an own
+"""A claim leaves nothing of the claimed account behind (docs/security.md 71, 74): a share or an own
 spike its agent writes while the claim runs is the new owner's, and a claim called again moves
 what the indexes did not show the first time. On moto and on DynamoDB Local: a condition in the
 store decides."""
