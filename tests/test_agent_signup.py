@@ -128,7 +128,7 @@ def test_a_signed_in_user_claims_a_key_only_account(client):
 
 
 def test_an_interrupted_claim_is_finished_by_calling_again(client, monkeypatch):
-    from chalicelib.store import spikes as spike_store
+    from chalicelib.store import spike_moves
     key = signup(client)[1]["api_key"]
     share = share_site(client, key)
     call(client, "POST", "/spikes", {"type": "page", "projectKey": share["slug"], "comments": "x"})
@@ -136,7 +136,7 @@ def test_an_interrupted_claim_is_finished_by_calling_again(client, monkeypatch):
 
     def crash(*_args):
         raise RuntimeError("Lambda timed out")
-    monkeypatch.setattr(spike_store, "move_to_owner", crash)  # dies after the shares moved
+    monkeypatch.setattr(spike_moves, "move_to_owner", crash)  # dies after the shares moved
     assert call(client, "POST", "/auth/link-key", {"api_key": key}, token=human)[0] == 500
     monkeypatch.undo()
     status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": key}, token=human)

@@ -17,9 +17,9 @@ from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store import accounts as account_store
 from chalicelib.store import apikeys as key_store
-from chalicelib.store import share_moves
-from chalicelib.store import shares as share_store
+from chalicelib.store import share_moves, spike_moves
 from chalicelib.store import spikes as spike_store
+from chalicelib.store import shares as share_store
 from chalicelib.store.models import Spike
 from chalicelib.store.models import User as Account
 from tests.conftest import call, sign_in
@@ -121,7 +121,7 @@ def test_a_claim_called_again_moves_what_the_indexes_showed_late(backend_client,
                         token=raw)
     assert status in (200, 201)
     monkeypatch.setattr(share_store, "owned_by", lambda owner_id, newest_first=True: iter(()))  # the indexes lag
-    monkeypatch.setattr(spike_store, "move_to_owner", lambda old_owner, new_owner: 0)
+    monkeypatch.setattr(spike_moves, "move_to_owner", lambda old_owner, new_owner: 0)
     first = _claim(client, human, raw)
     assert first["moved"]["shares"] == first["moved"]["spikes"] == 0
     monkeypatch.undo()
@@ -300,3 +300,49 @@ def test_an_own_spike_posted_again_after_the_claim_is_stored_once(backend_client
     assert call(client, "POST", "/spikes", other, token=raw)[0] == 201
     assert call(client, "POST", "/spikes", other, token=raw)[0] == 201
     assert [spike.owner_id for spike in Spike.scan() if spike.public_id == other["id"]] == [human_id]
+
+
+def test_an_own_spike_the_index_shows_late_is_moved_by_the_first_call(backend_client, monkeypatch):
+    """An own spike stored a moment before the claim, not yet on the owner index when the claim
+    read it, stayed with the claimed account (out of the user's listing) until the claim was
+    called again. A key-only account now counts its own spikes stored and gone (deleted or
+    moved), and the claim reads the index again while the count says some are left."""
+    client = backend_client
+    created, _, human, human_id = _agent_and_human(client, "claim-spike-index-lags@example.com")
+    raw = created["api_key"]
+    for spike_id in ("deleted", "late"):
+        post = {"type": "page", "projectKey": "agent-notes", "id": spike_id}
+        assert call(client, "POST", "/spikes", post, token=raw)[0] == 201
+    assert call(client, "DELETE", "/spikes/deleted", token=raw)[0] in (200, 204)
+    listed, reads = spike_moves.owned_by, []
+
+    def lagging(owner_id):  # the first read misses it, as a lagging index does
+        reads.append(owner_id)
+        return [] if len(reads) == 1 else listed(owner_id)
+    monkeypatch.setattr(spike_moves, "owned_by", lagging)
+    body = _claim(client, human, raw)
+    monkeypatch.undo()
+    assert body["moved"]["spikes"] == 1 and len(reads) == 2, (body, reads)  # the deleted one is not waited for
+    assert {spike.owner_id for spike in Spike.scan() if spike.public_id in ("late", "deleted")} == {human_id}
+    status, listed_now, _ = call(client, "GET", "/spikes", token=human)
+    assert "late" in {item["id"] for item in listed_now["data"]}, listed_now
+
+
+def test_a_deletion_that_read_its_own_spike_before_the_move_counts_it_once(backend_client):
+    """The claimed account's count of own spikes gone is what tells the claim none is left: a
+    deletion that read the spike before the claim moved it counts it gone for the owner as
+    stored (the user), not a second time for the claimed account."""
+    client = backend_client
+    created, agent, human, human_id = _agent_and_human(client, "claim-spike-deleted-late@example.com")
+    raw = created["api_key"]
+    assert call(client, "POST", "/spikes", {"type": "page", "projectKey": "agent-notes", "id": "read-early"},
+                token=raw)[0] == 201
+    read_early = spikes.get_for(agent, "read-early")
+    _claim(client, human, raw)
+    spike_store.delete(read_early)
+    assert not [spike for spike in Spike.scan() if spike.public_id == "read-early"]
+    claimed = account_store.get(created["account_id"], consistent=True)
+    assert (claimed.own_spikes, claimed.own_spikes_gone) == (1, 1)
+    assert account_store.get(human_id, consistent=True).own_spikes_gone == 1
+    with pytest.raises(spikes.NotFound):
+        spike_store.delete(read_early)

@@ -9,7 +9,7 @@ from pynamodb.exceptions import QueryError
 from chalicelib import deps
 from chalicelib.services import spikes
 from chalicelib.services.spikes import NewSpike
-from chalicelib.store import spike_ids
+from chalicelib.store import spike_ids, spike_moves
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import LedgerItem, Spike
 from tests.conftest import ADMIN_TOKEN, call, sign_in
@@ -128,7 +128,7 @@ def test_backfill_skips_nothing_a_concurrent_owner_change_touches(store_backend,
 def test_a_claimed_accounts_spikes_are_found_by_their_new_owner_only(store_backend):
     share = make_share("agent@example.com", "agent-site")
     _record(share.share_id, "agents-spike")
-    assert spike_store.move_to_owner(share.owner_id, "usr_person") == 1
+    assert spike_moves.move_to_owner(share.owner_id, "usr_person") == 1
     assert [s.partition for s in spike_ids.find("agents-spike", "usr_person")] == [share.share_id]
     assert spike_ids.find("agents-spike", share.owner_id) == []
     assert len(spike_ids.find("agents-spike")) == 1  # the admin

@@ -15,9 +15,8 @@ from chalicelib.services.scopes import FULL, expand
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import apikeys as key_store
-from chalicelib.store import reserved_slugs, share_moves
+from chalicelib.store import reserved_slugs, share_moves, spike_moves
 from chalicelib.store import shares as share_store
-from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import ApiKey, User
 
 log = get_logger("spikes.claims")
@@ -66,9 +65,10 @@ def _move_all(owner: User, user: User, key: ApiKey, presented_moved: bool) -> Cl
     """Everything of the marked ``owner`` to ``user``, read after the marking: nothing is written
     for a marked account (keys: store/key_slots.take; shares: store/shares.insert; own spikes:
     store/spikes.insert; a share's spikes: its owner, checked by each post), so what
-    these reads do not find is only what their indexes did not show yet."""
+    these reads do not find is only what their indexes did not show yet (looked for again while
+    the account's counts say shares or own spikes are left)."""
     moved_shares = _move_shares(owner.user_id, user.user_id)
-    moved_spikes = spike_store.move_to_owner(owner.user_id, user.user_id)
+    moved_spikes = _move_spikes(owner.user_id, user.user_id)
     # Its deleted shares' slugs, kept for it, are kept for the new owner (docs/shares.md "Slugs").
     for slug in list(reserved_slugs.reserved_for(owner.user_id)):
         reserved_slugs.move_reservation(slug, owner.user_id, user.user_id)
@@ -98,6 +98,19 @@ def _move_shares(old_owner: str, new_owner: str) -> int:
                      for share in share_store.owned_by(old_owner))
         left = account_store.get(old_owner, consistent=True)
         if left is None or not left.active_shares:
+            break
+    return moved
+
+
+def _move_spikes(old_owner: str, new_owner: str) -> int:
+    """Its spikes, read on the owner index again (after a pause) while the account's own count
+    of its own spikes, read consistently, says some are left (one stored a moment before the
+    marking), at most ``SHARE_LOOKS`` times, as its shares are. How many moved."""
+    moved = 0
+    for look in range(SHARE_LOOKS):
+        time.sleep(LOOK_PAUSE_SECONDS * look)
+        moved += spike_moves.move_to_owner(old_owner, new_owner)
+        if not account_store.own_spikes_left(old_owner):
             break
     return moved
 

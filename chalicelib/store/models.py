@@ -62,6 +62,11 @@ class User(_Base):
     monthly_cap_cents = NumberAttribute(null=True)
     # Key-only accounts: set once claimed; their keys, shares and spikes now belong to that user.
     merged_into = UnicodeAttribute(null=True)
+    # Key-only accounts: the own spikes stored (in each one's transaction, only while not merged)
+    # and those gone since (deleted, or moved by a claim). More stored than gone: a claim knows
+    # some are left that the owner index does not show yet (docs/security.md 74).
+    own_spikes = NumberAttribute(null=True)
+    own_spikes_gone = NumberAttribute(null=True)
     # The Checkout session whose URL was handed out last: expired before another replaces it.
     open_checkout_id = UnicodeAttribute(null=True)
     # The ids of the API keys holding a place under SPIKES_MAX_API_KEYS ({key_id: true}),

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
@@ -106,16 +105,16 @@ def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None,
     """Store the spike, and in the same transaction whatever ``count`` adds (the share's
     counters, conditioned on its quota: writes named "quota" there) and the condition checks
     ``guard`` adds (named ``guard:...``). ``own``: the user whose own project key it is posted
-    under, a key-only one only while not claimed; ``claimed_from``: the key-only account that
-    user claimed, whose project of this key (its spikes moved to the user) must not hold the id
-    either. False when a spike with this id is stored already (a retried post, or sent again
+    under, a key-only one counted (``accounts.add_own_spike``), only while not claimed;
+    ``claimed_from``: the key-only account that user claimed, whose project of this key (its
+    spikes moved to the user) must not hold the id either. False when a spike with this id is stored already (a retried post, or sent again
     after the claim); QuotaReached when the quota refused it; GuardFailed when a guard did;
     accounts.Merged when a claim merged ``own`` (docs/security.md 71)."""
     def write(tx: Transaction) -> None:
         if guard is not None:
             guard(tx)
         if own is not None:
-            accounts.check_not_merged(tx, own)
+            accounts.add_own_spike(tx, own)
             if claimed_from is not None:
                 earlier = spike_id_for(project_partition(spike.project_key, None, claimed_from), spike.public_id)
                 tx.check("claimed", Spike, earlier, Spike.spike_id.does_not_exist())
@@ -161,7 +160,11 @@ def resolve_once(spike: Spike, resolved_at: str, also: Callable[[Transaction], N
 
 
 def delete(spike: Spike) -> None:
-    """Remove the spike and count it out of its share's total. NotFound if it is gone."""
+    """Remove the spike and count it out of its share's total, or (an own spike) its owner's
+    (``accounts.add_own_spikes_gone``). NotFound if it is gone."""
+    if spike.share_id is None and spike.owner_id is not None:
+        return _delete_own(spike)
+
     def write_counted_in(shard: Optional[int]) -> Callable[[Transaction], None]:
         def write(tx: Transaction) -> None:
             tx.delete("spike", spike, condition=Spike.spike_id.exists())
@@ -184,6 +187,28 @@ def delete(spike: Spike) -> None:
         raise
 
 
+def _delete_own(spike: Spike) -> None:
+    """An own spike goes, counted gone for its owner as stored: a claim may have moved it since
+    it was read (then it is the new owner's to count, once)."""
+    for _ in range(2):  # an owner changes once at most: a claimed account's spike moved to a person
+        owner_id = spike.owner_id
+
+        def write(tx: Transaction) -> None:
+            tx.delete("spike", spike, condition=Spike.owner_id == owner_id)
+            accounts.add_own_spikes_gone(tx, owner_id)
+        try:
+            transactions.run(write, idempotent=True)
+            return
+        except ConditionFailed as failed:
+            if "spike" not in failed:
+                raise
+        current = get(spike.spike_id, consistent=True)
+        if current is None:
+            raise NotFound("Spike not found")
+        spike = current
+    raise NotFound("Spike not found")
+
+
 def delete_project(partition: str) -> int:
     """Remove every spike of a project partition (a share's). Idempotent; returns how many."""
     removed = 0
@@ -203,9 +228,9 @@ def has_public_project(project_key: str) -> bool:
     return any(True for _ in Spike.partition_index.query(partition, limit=1, attributes_to_get=["spike_id"]))
 
 
-def get(spike_id: str) -> Optional[Spike]:
+def get(spike_id: str, consistent: bool = False) -> Optional[Spike]:
     try:
-        return Spike.get(spike_id)
+        return Spike.get(spike_id, consistent_read=consistent)
     except Spike.DoesNotExist:
         return None
 
@@ -266,22 +291,3 @@ def iterate(scope: Scope, filters: Filters) -> Iterator[Spike]:
     """Every matching spike, newest first, page by page (exports)."""
     yield from _index(scope).query(scope.partition, scan_index_forward=False,
                                    filter_condition=_filter_condition(filters), page_size=1000)
-
-
-# --- claiming a key-only account: its spikes change owner -------------------------------------
-
-MOVE_THREADS = 8
-
-
-def move_to_owner(old_owner: str, new_owner: str) -> int:
-    """Every spike of ``old_owner`` (its shares' and its own project keys') becomes
-    ``new_owner``'s, in parallel, each only if still ``old_owner``'s. Returns how many moved."""
-    def move(spike: Spike) -> int:
-        return int(update_if(spike, [Spike.owner_id.set(new_owner),
-                                     Spike.owner_project.set(spike_ids.owner_project(new_owner, spike.partition))],
-                             Spike.owner_id == old_owner))
-    owned = list(Spike.owner_index.query(old_owner, attributes_to_get=["spike_id", "owner_id", "project"]))
-    if not owned:
-        return 0
-    with ThreadPoolExecutor(max_workers=MOVE_THREADS) as pool:
-        return sum(pool.map(move, owned))
