@@ -8,10 +8,11 @@ import pytest
 import requests
 
 from chalicelib import deps
-from chalicelib.services import presigned_uploads, shares, spikes
+from chalicelib.errors import NotFound
+from chalicelib.services import presigned_uploads, share_deletion, shares, spikes
 from chalicelib.services.identity import Principal
 from chalicelib.services.scopes import expand
-from chalicelib.services.shares import FileSpec, ShareOptions
+from chalicelib.services.shares import FileSpec, ShareChanges, ShareOptions
 from chalicelib.services.spikes import NewSpike
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.accounts import user_id_for
@@ -233,6 +234,37 @@ def test_a_completion_that_read_the_account_before_the_claim_completes_the_moved
     assert (done.status, done.owner_id) == (share_store.ACTIVE, human_id)
     status, listed, _ = call(client, "GET", "/shares", token=human)
     assert [item["status"] for item in listed if item["id"] == share.share_id] == ["active"], listed
+
+
+@pytest.mark.parametrize("action", ["read", "change", "delete"])
+def test_a_request_that_read_the_account_before_the_claim_finds_the_moved_share(backend_client, action):
+    """Reading, changing or deleting a share with a request that authenticated before the claim
+    marked the account, once the share had moved, answered 404 (the share no longer the
+    caller's); sent again it worked. It is now done as the new owner, the first time."""
+    client = backend_client
+    created, agent, human, human_id = _agent_and_human(client, f"claim-{action}@example.com")
+    share = shares.create_share(deps.settings(), deps.share_files(), agent.user, ShareOptions(name="moves"),
+                                [UploadedFile("index.html", b"<p>hi</p>", "text/html")], BASE, agent.key)
+    _claim(client, human, created["api_key"])
+    if action == "read":
+        assert shares.get_owned(agent.user, share.slug).owner_id == human_id
+    elif action == "change":
+        changed = shares.update_share(deps.settings(), agent.user, share.share_id, ShareChanges(name="renamed"), BASE)
+        assert (changed.owner_id, changed.name) == (human_id, "renamed")
+    else:
+        assert share_deletion.delete_share(deps.share_files(), agent.user, share.share_id) == []
+    status, listed, _ = call(client, "GET", "/shares", token=human)
+    expected = [] if action == "delete" else ["renamed" if action == "change" else "moves"]
+    assert [item["name"] for item in listed if item["id"] == share.share_id] == expected, listed
+    with pytest.raises(NotFound):  # a share that is someone else's stays "not found" for the agent's account
+        shares.get_owned(agent.user, _someone_elses_share(client).share_id)
+
+
+def _someone_elses_share(client):
+    stranger = call(client, "POST", "/auth/api-key", {"name": "stranger"})[1]
+    owner = account_store.get(stranger["account_id"], consistent=True)
+    return shares.create_share(deps.settings(), deps.share_files(), owner, ShareOptions(name="not yours"),
+                               [UploadedFile("index.html", b"<p>no</p>", "text/html")], BASE)
 
 
 @pytest.mark.parametrize("status", ["active", "deleting"])

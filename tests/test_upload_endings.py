@@ -11,7 +11,7 @@ import pytest
 
 from chalicelib import deps
 from chalicelib.services import quotas
-from chalicelib.services import shares as share_service
+from chalicelib.services import share_deletion
 from chalicelib.store import held_charges
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ShareFiles
@@ -165,7 +165,7 @@ def test_a_deletion_that_read_the_charge_before_a_completion_moved_it_gives_it_b
 
     def deletion_lands(files, copied_id, verified):  # ... and lands once the completion moved it
         monkeypatch.setattr(held_charges, "get", first_read_stale)
-        share_service.delete_share(deps.share_files(), User.get(uid), copied_id)
+        share_deletion.delete_share(deps.share_files(), User.get(uid), copied_id)
         monkeypatch.setattr(held_charges, "get", real_get)
         real_publish(files, copied_id, verified)
     monkeypatch.setattr(ShareFiles, "publish", deletion_lands)

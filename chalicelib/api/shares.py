@@ -22,6 +22,7 @@ identity = lazy_import("chalicelib.services.identity")
 outbound_webhooks = lazy_import("chalicelib.services.outbound_webhooks")
 presigned_uploads = lazy_import("chalicelib.services.presigned_uploads")
 ratelimit = lazy_import("chalicelib.services.ratelimit")
+share_deletion = lazy_import("chalicelib.services.share_deletion")
 share_links = lazy_import("chalicelib.services.share_links")
 shares = lazy_import("chalicelib.services.shares")
 spikes = lazy_import("chalicelib.services.spikes")
@@ -149,7 +150,7 @@ def delete_share(key: str):
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "shares:write")
     with_export = (inputs.query(request).get("exported_spikes") or "").lower() != "false"
-    exported = shares.delete_share(deps.share_files(), principal.user, key, with_export=with_export)
+    exported = share_deletion.delete_share(deps.share_files(), principal.user, key, with_export=with_export)
     return responses.ShareDeletedOut(exported_spikes=_exported_for(principal, exported))
 
 

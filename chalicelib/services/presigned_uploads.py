@@ -15,7 +15,6 @@ from chalicelib.logs import get_logger
 from chalicelib.services import metering, quotas, shares, uploads
 from chalicelib.services.shares import FileSpec, ShareOptions
 from chalicelib.settings import Settings
-from chalicelib.store import accounts as account_store
 from chalicelib.store import ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ChangedDuringPublish, ShareFiles
@@ -96,19 +95,8 @@ def complete(settings: Settings, share_files: ShareFiles, user: User, key: str) 
     return shares.as_new_owner(lambda owner: _complete(settings, share_files, owner, key), user)
 
 
-def _owned(user: User, key: str) -> Share:
-    """``shares.get_owned``; accounts.Merged when a claim merged the caller's key-only account
-    since the request read it, its share moved with it (docs/security.md 71)."""
-    try:
-        return shares.get_owned(user, key)
-    except NotFound:
-        if user.email is None:
-            account_store.raise_if_merged(user.user_id)
-        raise
-
-
 def _complete(settings: Settings, share_files: ShareFiles, user: User, key: str) -> Share:
-    share = _owned(user, key)
+    share = shares.owned_as_read(user, key)
     if share.status != PENDING:
         share_files.delete_staged(share.share_id)  # a completion that died after activating left it
         return share

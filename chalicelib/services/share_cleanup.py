@@ -10,7 +10,7 @@ from chalicelib.errors import NotFound
 from chalicelib.logs import get_logger
 from chalicelib.services import metering
 from chalicelib.services.presigned_uploads import unfinished_upload_seconds
-from chalicelib.services.shares import finish_deletion
+from chalicelib.services.share_deletion import finish_deletion
 from chalicelib.store import accounts as account_store
 from chalicelib.store import charges, held_charges, ledger
 from chalicelib.store import shares as share_store

@@ -21,13 +21,12 @@ from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.webhook_urls import validate_webhook_url
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import charges, held_charges, ledger
+from chalicelib.store import ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ShareFiles
-from chalicelib.store.models import ApiKey, Delivery, OutboxItem, Share, User
+from chalicelib.store.models import ApiKey, Share, User
 from chalicelib.store.shares import ACTIVE, DELETING, LOCKED, PENDING  # noqa: F401 - LOCKED, PENDING: the API reads them here
-from chalicelib.store.transactions import ConditionFailed, Transaction
 
 log = get_logger("spikes.shares")
 T = TypeVar("T")
@@ -187,9 +186,18 @@ def _create_share(settings: Settings, share_files: ShareFiles, user: User, optio
 
 def get_owned(user: User, key: str, include_deleting: bool = False) -> Share:
     """The caller's share by id or slug. Someone else's share is "not found", never
-    "forbidden": a 403 would confirm that the share exists."""
+    "forbidden": a 403 would confirm that the share exists. Found as the new owner's when a
+    claim moved it after this request read the caller's account (docs/security.md 74)."""
+    return as_new_owner(lambda owner: owned_as_read(owner, key, include_deleting), user)
+
+
+def owned_as_read(user: User, key: str, include_deleting: bool = False) -> Share:
+    """``get_owned`` for ``user`` as the request read it; accounts.Merged when a claim merged
+    that key-only account since (read on such a miss only): run it inside ``as_new_owner``."""
     share = share_store.resolve(key, include_deleting)
     if share is None or share.owner_id != user.user_id:
+        if share is not None and user.email is None:
+            account_store.raise_if_merged(user.user_id)
         raise NotFound("Share not found")
     return share
 
@@ -205,7 +213,11 @@ class ShareChanges:
 def update_share(settings: Settings, user: User, key: str, changes: ShareChanges, base_url: str) -> Share:
     """Rename a share, set/replace/remove its password and its webhook URL. Setting a Pro
     feature needs Pro; removing one never does (a downgraded owner can always clean up)."""
-    share = get_owned(user, key)
+    return as_new_owner(lambda owner: _update_share(settings, owner, key, changes, base_url), user)
+
+
+def _update_share(settings: Settings, user: User, key: str, changes: ShareChanges, base_url: str) -> Share:
+    share = owned_as_read(user, key)
     if not quotas.has_paid_features(quotas.effective_tier(user)) and (changes.password or changes.webhook_url):
         feature = "Password-protected shares" if changes.password else "Webhook URLs"
         raise UpgradeRequired(f"{feature} require a Pro subscription",
@@ -238,75 +250,13 @@ def list_owned(user: User) -> List[Tuple[Share, int]]:
 
 def export_spikes(share: Share) -> List[dict]:
     exported = spikes.export_share(share.share_id)
-    _check_answerable(share, json.dumps(exported).encode("utf-8"))
+    check_answerable(share, json.dumps(exported).encode("utf-8"))
     return exported
 
 
-def _check_answerable(share: Share, export: bytes) -> None:
+def check_answerable(share: Share, export: bytes) -> None:
     if len(export) > exports.MAX_INLINE_BYTES:
         raise ExportTooLarge(share.share_id)
-
-
-def delete_share(share_files: ShareFiles, user: User, key: str, with_export: bool = True) -> List[dict]:
-    """Delete a share and everything it has, resumably. First a tombstone: the share's spikes
-    are exported to S3, then one transaction marks the share ``deleting`` (from then on it is
-    gone for viewers, listings and new feedback), takes it off the owner's count and records
-    it as a pending deletion. Then its files, spikes, counters, slug and record go. If that
-    clean-up fails, the client gets 503; a retried DELETE (by id or slug) or the scheduled job
-    finishes it, and the retry answers with the export kept at the start. An export too large
-    for one answer is refused before anything is deleted, unless ``with_export`` is False (the
-    caller downloaded the feedback through the export route): it would be lost with the answer."""
-    share = get_owned(user, key, include_deleting=True)
-    if share.status != DELETING:
-        exported = spikes.export_share(share.share_id)
-        export = json.dumps(exported).encode("utf-8")
-        if with_export:
-            _check_answerable(share, export)
-        share_files.keep_export(share.share_id, export)
-        # Recorded with the tombstone: the receiver hears of it even after the share is gone.
-        deleted_event = outbound_webhooks.event(share, outbound_webhooks.SHARE_DELETED) \
-            if outbound_webhooks.wants_events(share) else None
-        # A presigned upload deleted before completion never existed as a share: its held
-        # charge is given back, unless a completion released it meanwhile (its "held" write
-        # fails: read again, it is gone, or a completion moved it to its own period and it is
-        # given back there), and so is the key's count of it, unless a completion came first.
-        pending = share.status == PENDING
-        held = held_charges.get(metering.share_identifier(share.share_id)) if pending else None
-        uncount = charges.uncounting_pending(share) if pending else None
-        try:
-            share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
-        except ConditionFailed:
-            held = held_charges.get(metering.share_identifier(share.share_id)) if pending else None
-            share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
-    else:
-        kept = share_files.kept_export(share.share_id)
-        export = kept if kept is not None else json.dumps(spikes.export_share(share.share_id)).encode("utf-8")
-        if with_export:
-            _check_answerable(share, export)
-        exported = json.loads(export)
-    finish_deletion(share_files, share)
-    return exported if with_export else []
-
-
-def _deletion_writes(deleted_event: Optional[Delivery], held: Optional[OutboxItem]) -> Callable[[Transaction], None]:
-    def writes(tx: Transaction) -> None:
-        outbound_webhooks.add_to(tx, deleted_event)
-        if held is not None:
-            held_charges.drop(tx, held)
-    return writes
-
-
-def finish_deletion(share_files: ShareFiles, share: Share) -> None:
-    """Everything after the tombstone; each step is idempotent, so running it again after a
-    failure (or concurrently) finishes the job."""
-    share_files.delete_all(share.share_id)
-    spikes.delete_share_spikes(share.share_id, share.created_at)
-    share_store.remove(share)
-    # The pending mark goes last: until then the job finds the deletion and drops the export
-    # (the deleted feedback) even when the share record is already gone.
-    share_files.drop_export(share.share_id)
-    ledger.forget(ledger.PENDING_DELETIONS, share.share_id)
-    log.info("share.deleted", share_id=share.share_id)
 
 
 LOCKED_REASON = ("Password protection needs Pro, and this account is no longer Pro. The share is locked "

@@ -1,0 +1,84 @@
+"""Deleting a share: a tombstone first (its feedback kept as an export, off its owner's count,
+recorded as a pending deletion), then its files, spikes, counters, slug and record, each step
+idempotent so a retried request or the ``share_deletions`` job finishes it."""
+from __future__ import annotations
+
+import json
+from typing import Callable, List, Optional
+
+from chalicelib.logs import get_logger
+from chalicelib.services import metering, outbound_webhooks, shares, spikes
+from chalicelib.store import charges, held_charges, ledger
+from chalicelib.store import shares as share_store
+from chalicelib.store.files import ShareFiles
+from chalicelib.store.models import Delivery, OutboxItem, Share, User
+from chalicelib.store.shares import DELETING, PENDING
+from chalicelib.store.transactions import ConditionFailed, Transaction
+
+log = get_logger("spikes.shares")
+
+
+def delete_share(share_files: ShareFiles, user: User, key: str, with_export: bool = True) -> List[dict]:
+    """Delete a share and everything it has, resumably. First a tombstone: the share's spikes
+    are exported to S3, then one transaction marks the share ``deleting`` (from then on it is
+    gone for viewers, listings and new feedback), takes it off the owner's count and records
+    it as a pending deletion. Then its files, spikes, counters, slug and record go. If that
+    clean-up fails, the client gets 503; a retried DELETE (by id or slug) or the scheduled job
+    finishes it, and the retry answers with the export kept at the start. An export too large
+    for one answer is refused before anything is deleted, unless ``with_export`` is False (the
+    caller downloaded the feedback through the export route): it would be lost with the answer."""
+    return shares.as_new_owner(lambda owner: _delete_share(share_files, owner, key, with_export), user)
+
+
+def _delete_share(share_files: ShareFiles, user: User, key: str, with_export: bool) -> List[dict]:
+    share = shares.owned_as_read(user, key, include_deleting=True)
+    if share.status != DELETING:
+        exported = spikes.export_share(share.share_id)
+        export = json.dumps(exported).encode("utf-8")
+        if with_export:
+            shares.check_answerable(share, export)
+        share_files.keep_export(share.share_id, export)
+        # Recorded with the tombstone: the receiver hears of it even after the share is gone.
+        deleted_event = outbound_webhooks.event(share, outbound_webhooks.SHARE_DELETED) \
+            if outbound_webhooks.wants_events(share) else None
+        # A presigned upload deleted before completion never existed as a share: its held
+        # charge is given back, unless a completion released it meanwhile (its "held" write
+        # fails: read again, it is gone, or a completion moved it to its own period and it is
+        # given back there), and so is the key's count of it, unless a completion came first.
+        pending = share.status == PENDING
+        held = held_charges.get(metering.share_identifier(share.share_id)) if pending else None
+        uncount = charges.uncounting_pending(share) if pending else None
+        try:
+            share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
+        except ConditionFailed:
+            held = held_charges.get(metering.share_identifier(share.share_id)) if pending else None
+            share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
+    else:
+        kept = share_files.kept_export(share.share_id)
+        export = kept if kept is not None else json.dumps(spikes.export_share(share.share_id)).encode("utf-8")
+        if with_export:
+            shares.check_answerable(share, export)
+        exported = json.loads(export)
+    finish_deletion(share_files, share)
+    return exported if with_export else []
+
+
+def _deletion_writes(deleted_event: Optional[Delivery], held: Optional[OutboxItem]) -> Callable[[Transaction], None]:
+    def writes(tx: Transaction) -> None:
+        outbound_webhooks.add_to(tx, deleted_event)
+        if held is not None:
+            held_charges.drop(tx, held)
+    return writes
+
+
+def finish_deletion(share_files: ShareFiles, share: Share) -> None:
+    """Everything after the tombstone; each step is idempotent, so running it again after a
+    failure (or concurrently) finishes the job."""
+    share_files.delete_all(share.share_id)
+    spikes.delete_share_spikes(share.share_id, share.created_at)
+    share_store.remove(share)
+    # The pending mark goes last: until then the job finds the deletion and drops the export
+    # (the deleted feedback) even when the share record is already gone.
+    share_files.drop_export(share.share_id)
+    ledger.forget(ledger.PENDING_DELETIONS, share.share_id)
+    log.info("share.deleted", share_id=share.share_id)
