@@ -179,8 +179,8 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
     def guard(tx: Transaction) -> None:
         target.add_checks(tx, limited_period=period if period_limit is not None else None)
     try:
-        own = {} if share is not None else {"own": owner, "claimed_from": author.claimed_from if author else None}
-        if not spike_store.insert(spike, count, guard=guard, **own):
+        own, claimed_from = (None, None) if share is not None else (owner, author.claimed_from if author else None)
+        if not spike_store.insert(spike, count, guard=guard, own=own, claimed_from=claimed_from):
             return Recorded(public_id, False)  # the same id in this project again: already stored
         targets.count_read(target)
     except spike_store.QuotaReached:

@@ -107,9 +107,10 @@ def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None,
     ``guard`` adds (named ``guard:...``). ``own``: the user whose own project key it is posted
     under, a key-only one counted (``accounts.add_own_spike``), only while not claimed;
     ``claimed_from``: the key-only account that user claimed, whose project of this key (its
-    spikes moved to the user) must not hold the id either. False when a spike with this id is stored already (a retried post, or sent again
-    after the claim); QuotaReached when the quota refused it; GuardFailed when a guard did;
-    accounts.Merged when a claim merged ``own`` (docs/security.md 71)."""
+    spikes moved to the user) must not hold the id either. False when a spike with this id is
+    stored already (a retried post, or sent again after the claim); QuotaReached when the quota
+    refused it; GuardFailed when a guard did; accounts.Merged when a claim merged ``own``
+    (docs/security.md 71)."""
     def write(tx: Transaction) -> None:
         if guard is not None:
             guard(tx)
