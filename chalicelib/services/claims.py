@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Callable, Tuple
 
 from chalicelib import clock
 from chalicelib.errors import AuthFailed, Conflict, ScopeDenied
@@ -21,7 +21,7 @@ from chalicelib.store.models import ApiKey, User
 
 log = get_logger("spikes.claims")
 
-SHARE_LOOKS = 4
+INDEX_LOOKS = 4
 LOOK_PAUSE_SECONDS = 0.25  # times the look's number: at most 1.5 s in all, once the count says some are left
 
 
@@ -88,29 +88,31 @@ def _move_all(owner: User, user: User, key: ApiKey, presented_moved: bool) -> Cl
 
 
 def _move_shares(old_owner: str, new_owner: str) -> int:
-    """Its shares, read on the owner index again (after a pause) while the account's own count,
-    read consistently, says some are left, at most ``SHARE_LOOKS`` times: the index lags, and a
-    share stored just before the marking may not be on it yet. How many moved."""
-    moved = 0
-    for look in range(SHARE_LOOKS):
-        time.sleep(LOOK_PAUSE_SECONDS * look)
-        moved += sum(share_moves.move_to_owner(share, old_owner, new_owner)
-                     for share in share_store.owned_by(old_owner))
-        left = account_store.get(old_owner, consistent=True)
-        if left is None or not left.active_shares:
-            break
-    return moved
+    """Its shares, while the account's count of them says some are left. How many moved."""
+    def move() -> int:
+        return sum(share_moves.move_to_owner(share, old_owner, new_owner) for share in share_store.owned_by(old_owner))
+
+    def left() -> bool:
+        account = account_store.get(old_owner, consistent=True)
+        return account is not None and bool(account.active_shares)
+    return _while_left(move, left)
 
 
 def _move_spikes(old_owner: str, new_owner: str) -> int:
-    """Its spikes, read on the owner index again (after a pause) while the account's own count
-    of its own spikes, read consistently, says some are left (one stored a moment before the
-    marking), at most ``SHARE_LOOKS`` times, as its shares are. How many moved."""
+    """Its spikes, while the account's count of its own spikes says some are left. How many moved."""
+    return _while_left(lambda: spike_moves.move_to_owner(old_owner, new_owner),
+                       lambda: account_store.own_spikes_left(old_owner))
+
+
+def _while_left(move: Callable[[], int], left: Callable[[], bool]) -> int:
+    """``move()`` what the owner index lists, and again (after a pause) while ``left()``, a count
+    read consistently, says some are left, at most ``INDEX_LOOKS`` times: the index lags, and
+    what was stored just before the marking may not be on it yet. How many moved."""
     moved = 0
-    for look in range(SHARE_LOOKS):
+    for look in range(INDEX_LOOKS):
         time.sleep(LOOK_PAUSE_SECONDS * look)
-        moved += spike_moves.move_to_owner(old_owner, new_owner)
-        if not account_store.own_spikes_left(old_owner):
+        moved += move()
+        if not left():
             break
     return moved
 
