@@ -363,8 +363,8 @@ def test_the_cap_holds_under_concurrent_posts(backend_client, env, stripe_api, s
     Share("share#sh_capcapcapcap", share_id="sh_capcapcapcap", slug="cap", owner_id=uid, name="cap",
           created_at="2026-01-01T00:00:00Z", status="active").save()
     Share("slug#cap", share_id="sh_capcapcapcap").save()
-    from chalicelib.services import spikes
-    from chalicelib.services.spikes import NewSpike
+    from chalicelib.services import spike_posts
+    from chalicelib.services.spike_posts import NewSpike
     settings = deps.settings()
     if store_backend == "moto":
         workers = 1  # moto is not thread-safe: the race itself runs on DynamoDB Local
@@ -373,7 +373,7 @@ def test_the_cap_holds_under_concurrent_posts(backend_client, env, stripe_api, s
 
     def post(i):
         try:
-            spikes.record(NewSpike(type="page", project_key="cap", client_id=f"race-{i}"), settings, "http://x")
+            spike_posts.record(NewSpike(type="page", project_key="cap", client_id=f"race-{i}"), settings, "http://x")
             return "stored"
         except Exception as exc:  # noqa: BLE001
             return getattr(exc, "code", type(exc).__name__)

@@ -9,11 +9,11 @@ import requests
 
 from chalicelib import deps
 from chalicelib.errors import NotFound
-from chalicelib.services import presigned_uploads, share_deletion, shares, spikes
+from chalicelib.services import presigned_uploads, share_deletion, shares, spike_posts, spikes
 from chalicelib.services.identity import Principal
 from chalicelib.services.scopes import expand
 from chalicelib.services.shares import FileSpec, ShareChanges, ShareOptions
-from chalicelib.services.spikes import NewSpike
+from chalicelib.services.spike_posts import NewSpike
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store import accounts as account_store
@@ -95,7 +95,7 @@ def test_an_own_spike_posted_while_a_claim_runs_is_the_new_owners(backend_client
     owner, transparently."""
     client = backend_client
     created, agent, human, human_id = _agent_and_human(client, "claim-own-spike@example.com")
-    made = _during_the_claim(monkeypatch, lambda: spikes.record(
+    made = _during_the_claim(monkeypatch, lambda: spike_posts.record(
         NewSpike(type="page", project_key="agent-notes", client_id="in-flight", comments="meanwhile"),
         deps.settings(), BASE, author=agent))
     _claim(client, human, created["api_key"])
@@ -321,7 +321,7 @@ def test_an_own_spike_posted_again_after_the_claim_is_stored_once(backend_client
         status, body, _ = call(client, "POST", "/spikes", post, token=raw)
         assert (status, body["id"]) == (201, "twice"), body
     else:
-        recorded = spikes.record(NewSpike(type="page", project_key="agent-notes", client_id="twice", comments="once"),
+        recorded = spike_posts.record(NewSpike(type="page", project_key="agent-notes", client_id="twice", comments="once"),
                                  deps.settings(), BASE, author=agent)
         assert (recorded.id, recorded.created) == ("twice", False)
     stored = [spike.owner_id for spike in Spike.scan() if spike.public_id == "twice"]

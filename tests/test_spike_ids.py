@@ -7,8 +7,8 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import QueryError
 
 from chalicelib import deps
-from chalicelib.services import spikes
-from chalicelib.services.spikes import NewSpike
+from chalicelib.services import spike_posts
+from chalicelib.services.spike_posts import NewSpike
 from chalicelib.store import spike_ids, spike_moves
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import LedgerItem, Spike
@@ -30,7 +30,7 @@ def _as_stored_before_the_upgrade(public_id: str, monkeypatch) -> None:
 
 
 def _record(project_key: str, public_id: str) -> None:
-    spikes.record(NewSpike(type="page", project_key=project_key, client_id=public_id), deps.settings(), "http://x")
+    spike_posts.record(NewSpike(type="page", project_key=project_key, client_id=public_id), deps.settings(), "http://x")
 
 
 def test_an_owners_lookup_reads_only_their_spike_however_many_projects_hold_its_id(client, dynamodb_calls):

@@ -11,9 +11,10 @@ import pytest
 
 from chalicelib import clock, deps
 from chalicelib.errors import InvalidCursor, SpikeLimit
-from chalicelib.services import ratelimit, spikes
+from chalicelib.services import ratelimit, spike_posts, spikes
 from chalicelib.services.accounts import Accounts
-from chalicelib.services.spikes import Filters, NewSpike, Scope
+from chalicelib.services.spike_posts import NewSpike
+from chalicelib.services.spikes import Filters, Scope
 from chalicelib.store import apikeys as key_store
 from chalicelib.store import ledger, rows
 from chalicelib.store import spikes as spike_store
@@ -30,8 +31,8 @@ def new_spike(project_key="proj", client_id=None, **fields) -> NewSpike:
 
 def test_record_is_retry_safe(store_backend):
     settings = deps.settings()
-    first = spikes.record(new_spike(client_id="abc"), settings, "http://x")
-    again = spikes.record(new_spike(client_id="abc", comments="changed"), settings, "http://x")
+    first = spike_posts.record(new_spike(client_id="abc"), settings, "http://x")
+    again = spike_posts.record(new_spike(client_id="abc", comments="changed"), settings, "http://x")
     assert first.created and not again.created and first.id == again.id == "abc"
     [stored] = Spike.id_index.query("abc")
     assert stored.comments == ""
@@ -41,11 +42,11 @@ def test_quota_is_enforced_by_the_transaction(store_backend, env):
     env(FREE_SPIKE_LIMIT="2")
     share = make_share("owner@example.com", "quota-site")
     settings = deps.settings()
-    spikes.record(new_spike("quota-site", "a"), settings, "http://x")
-    spikes.record(new_spike("quota-site", "b"), settings, "http://x")
+    spike_posts.record(new_spike("quota-site", "a"), settings, "http://x")
+    spike_posts.record(new_spike("quota-site", "b"), settings, "http://x")
     with pytest.raises(SpikeLimit):
-        spikes.record(new_spike("quota-site", "c"), settings, "http://x")
-    assert not spikes.record(new_spike("quota-site", "a"), settings, "http://x").created
+        spike_posts.record(new_spike("quota-site", "c"), settings, "http://x")
+    assert not spike_posts.record(new_spike("quota-site", "a"), settings, "http://x").created
     period = datetime.now(timezone.utc).strftime("%Y-%m")
     assert LedgerItem.get(f"quota#{share.share_id}#{period}").count == 2
     assert ledger.share_spike_counts([share.share_id])[share.share_id] == 2
@@ -84,7 +85,7 @@ def test_pagination_over_thousands_with_identical_timestamps(store_backend):
 
 def test_cursor_cannot_cross_partitions(store_backend):
     for i in range(3):
-        spikes.record(new_spike("one", f"x{i}"), deps.settings(), "http://x")
+        spike_posts.record(new_spike("one", f"x{i}"), deps.settings(), "http://x")
     cursor = spikes.list_page(Scope("project", "key#one"), Filters(), 1, None, SECRET).next_cursor
     with pytest.raises(InvalidCursor):
         spikes.list_page(Scope("project", "key#two"), Filters(), 1, cursor, SECRET)
@@ -137,7 +138,7 @@ def test_concurrent_posts_never_exceed_the_quota(store_backend, env):
 
     def post(i):
         try:
-            spikes.record(new_spike("hot", f"c{i}"), settings, "http://x")
+            spike_posts.record(new_spike("hot", f"c{i}"), settings, "http://x")
             outcomes.append("ok")
         except SpikeLimit:
             outcomes.append("limit")
@@ -153,7 +154,7 @@ def test_concurrent_posts_never_exceed_the_quota(store_backend, env):
 def test_the_partition_keeps_its_stored_name(store_backend):
     """``Spike.partition`` is stored as ``project`` (and indexed by ``project_index``), the
     names items were written with before the code renamed it: no data migration."""
-    recorded = spikes.record(new_spike("named", client_id="n1"), deps.settings(), "http://x")
+    recorded = spike_posts.record(new_spike("named", client_id="n1"), deps.settings(), "http://x")
     [spike] = Spike.id_index.query(recorded.id)
     item = deps.dynamodb_client().get_item(TableName=Spike.Meta.table_name, Key={"spike_id": {"S": spike.spike_id}})
     assert item["Item"]["project"] == {"S": "key#named"} and "partition" not in item["Item"]
@@ -176,7 +177,7 @@ def _post_concurrently(project_key: str, count: int, threads: int = 8, prefix: s
             if i is None:
                 return
             try:
-                spikes.record(new_spike(project_key, f"{prefix}{i}"), settings, "http://x")
+                spike_posts.record(new_spike(project_key, f"{prefix}{i}"), settings, "http://x")
                 outcome = "ok"
             except SpikeLimit:
                 outcome = "limit"
@@ -231,7 +232,7 @@ def test_a_downgrade_counts_this_periods_unlimited_posts_against_the_limit(store
 
 def test_a_spike_counted_before_the_total_was_sharded_is_counted_out_of_the_old_total(store_backend):
     share = make_share("owner@example.com", "legacy")
-    spikes.record(new_spike("legacy", "old"), deps.settings(), "http://x")
+    spike_posts.record(new_spike("legacy", "old"), deps.settings(), "http://x")
     [spike] = Spike.id_index.query("old")
     # As stored before shards: the total in one item.
     LedgerItem(ledger.share_total_shard_key(share.share_id, ledger.shard_of(spike.spike_id))).delete()
@@ -257,7 +258,7 @@ def test_a_table_from_an_older_version_gets_the_indexes_and_attributes_added_sin
         GlobalSecondaryIndexes=[{key: index[key] for key in ("IndexName", "KeySchema", "Projection")}
                                 for index in schema["GlobalSecondaryIndexes"] if index["IndexName"] != "id_owner_index"])
     client.get_waiter("table_exists").wait(TableName=table)
-    before = spikes.record(new_spike(client_id="before-upgrade"), deps.settings(), "http://x")
+    before = spike_posts.record(new_spike(client_id="before-upgrade"), deps.settings(), "http://x")
     Spike(spike_store.spike_id_for("key#proj", before.id)).update(actions=[Spike.owner_project.remove()])
     LedgerItem(spike_ids.BACKFILL_MARKER).delete()
     monkeypatch.setattr(spike_ids, "_backfilled", False)
@@ -270,7 +271,7 @@ def test_a_table_from_an_older_version_gets_the_indexes_and_attributes_added_sin
             break
         time.sleep(0.5)
     assert spike_ids.backfilled()
-    recorded = spikes.record(new_spike(client_id="after-upgrade"), deps.settings(), "http://x")
+    recorded = spike_posts.record(new_spike(client_id="after-upgrade"), deps.settings(), "http://x")
     for public_id in (before.id, recorded.id):
         assert [s.owner_project for s in Spike.id_owner_index.query(public_id)] == ["#key#proj"]
 
@@ -294,7 +295,7 @@ def test_a_page_stops_before_its_byte_budget_and_continues_after(store_backend):
     """Lambda answers at most 6 MB: a listing ends early, and its cursor loses nothing."""
     settings = deps.settings()
     for n in range(5):
-        spikes.record(new_spike(client_id=f"big-{n}", comments="x" * 1000), settings, "http://x")
+        spike_posts.record(new_spike(client_id=f"big-{n}", comments="x" * 1000), settings, "http://x")
     scope = spikes.project_scope("proj", None)
     seen = []
     cursor = None
@@ -318,8 +319,8 @@ def test_a_listed_item_reads_as_the_stored_model_does(store_backend):
                      reviewer={"id": "r1", "name": "Ann", "email": "ann@example.com"}, selector="#buy",
                      xpath="/html/body", element_text="Buy", bounding_box={"x": 1, "y": 2, "width": 3, "height": 4},
                      viewport={"width": 1280, "height": 720}, page="Home", url="https://example.com/")
-    spikes.record(full, settings, "http://x")
-    spikes.record(new_spike(client_id="bare"), settings, "http://x")
+    spike_posts.record(full, settings, "http://x")
+    spike_posts.record(new_spike(client_id="bare"), settings, "http://x")
     page = spikes.list_page(spikes.project_scope("proj", None), Filters(), 10, None, SECRET)
     listed = {item["id"]: item for item in page.items}
     for stored in Spike.id_index.query("full"), Spike.id_index.query("bare"):

@@ -349,8 +349,8 @@ def test_a_stripping_step_retried_or_lost_to_another_run_counts_each_share_once(
 def test_spikes_recorded_show_in_usage_and_the_limit_reopens_next_period_without_the_job(
         client, user_token, clock, env):
     from chalicelib.errors import SpikeLimit
-    from chalicelib.services import spikes
-    from chalicelib.services.spikes import NewSpike
+    from chalicelib.services import spike_posts
+    from chalicelib.services.spike_posts import NewSpike
     from tests.factories import make_share
 
     env(FREE_SPIKE_LIMIT="2")
@@ -358,14 +358,14 @@ def test_spikes_recorded_show_in_usage_and_the_limit_reopens_next_period_without
     settings = deps.settings()
     november = clock("2026-11-30T23:58:00")
     for i in range(2):
-        spikes.record(NewSpike(type="page", project_key="mockup", client_id=f"n{i}"), settings, "http://x", now=november)
+        spike_posts.record(NewSpike(type="page", project_key="mockup", client_id=f"n{i}"), settings, "http://x", now=november)
     with pytest.raises(SpikeLimit):
-        spikes.record(NewSpike(type="page", project_key="mockup", client_id="n2"), settings, "http://x", now=november)
+        spike_posts.record(NewSpike(type="page", project_key="mockup", client_id="n2"), settings, "http://x", now=november)
     body = call(client, "GET", "/usage", token=user_token)[1]
     assert (body["spikes"], body["spike_limit"], body["period"]) == (2, 2, "2026-11")
 
     december = clock("2026-12-01T00:00:01")  # the reset job has not run
-    spikes.record(NewSpike(type="page", project_key="mockup", client_id="d0"), settings, "http://x", now=december)
+    spike_posts.record(NewSpike(type="page", project_key="mockup", client_id="d0"), settings, "http://x", now=december)
     body = call(client, "GET", "/usage", token=user_token)[1]
     assert (body["spikes"], body["period"], body["reset_at"]) == (1, "2026-12", "2027-01-01T00:00:00Z")
     env(FREE_SPIKE_LIMIT="2", JOB_TIME_RESERVE_MS="0")

@@ -17,6 +17,7 @@ schemas = lazy_import("chalicelib.api.schemas")
 exports = lazy_import("chalicelib.services.exports")
 ratelimit = lazy_import("chalicelib.services.ratelimit")
 share_access = lazy_import("chalicelib.services.share_access")
+spike_posts = lazy_import("chalicelib.services.spike_posts")
 spikes = lazy_import("chalicelib.services.spikes")
 
 bp = Blueprint(__name__)
@@ -28,7 +29,7 @@ MAX_LIMIT = 1000
 MAX_LISTING_BYTES = 5 * 1024 * 1024
 
 
-def _new_spike(data: dict) -> spikes.NewSpike:
+def _new_spike(data: dict) -> spike_posts.NewSpike:
     from pydantic import ValidationError
     details = []
     body: Optional[schemas.SpikeIn] = None
@@ -51,7 +52,7 @@ def _new_spike(data: dict) -> spikes.NewSpike:
         if body.reviewerEmail:
             reviewer["email"] = body.reviewerEmail
     box = body.boundingBox
-    return spikes.NewSpike(
+    return spike_posts.NewSpike(
         type=body.type, project_key=(body.projectKey or body.project), client_id=body.id,
         page=body.page or "", url=body.url or "", comments=body.comments or "", timestamp=body.timestamp or "",
         rating=body.rating, reviewer=reviewer, selector=body.selector, xpath=body.xpath,
@@ -71,7 +72,7 @@ def create_spike():
     context.add_response_headers(decision.headers())
     author = _acting(request, "spikes:write")
     new = _new_spike(inputs.json_body(request))
-    recorded = spikes.record(new, settings, inputs.base_url(request), author)
+    recorded = spike_posts.record(new, settings, inputs.base_url(request), author)
     return json_response(responses.SpikeCreatedOut(id=recorded.id), 201)
 
 

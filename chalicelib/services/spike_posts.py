@@ -1,0 +1,143 @@
+"""Posting a spike (``POST /spikes``): what the project key names, whose feedback it is, and
+the one transaction that stores it.
+
+A spike whose project key names a share (its id or slug) belongs to that share: it is
+stored in the share's partition, counts against the share's per-period quota and is
+visible to the share's owner. A spike an authenticated user posts under a project key of
+their own belongs to that user. A spike keeps the id its client gave it (the widget's and
+the CLI's nanoids), unique within its project: the storage key is derived from (project,
+id), so a retried or re-pushed post is detected by the same conditional put. Recording is
+one DynamoDB transaction: the spike, the share's period counter (conditioned on the
+limit), its total and the owner's usage, the webhook event and the metered charge. Either
+all of it is durable or none of it is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Dict, Optional
+
+from chalicelib import clock
+from chalicelib.errors import SpikeLimit
+from chalicelib.logs import get_logger
+from chalicelib.services import metering, outbound_webhooks, quotas, targets
+from chalicelib.services.identity import Principal
+from chalicelib.services.share_links import strip_access_segments
+from chalicelib.services.spikes import ANONYMOUS, to_client
+from chalicelib.settings import Settings
+from chalicelib.store import accounts as account_store
+from chalicelib.store import ledger
+from chalicelib.store import spikes as spike_store
+from chalicelib.store.transactions import ConditionFailed, Transaction
+
+log = get_logger("spikes.spikes")
+
+
+@dataclass(frozen=True)
+class NewSpike:
+    type: str
+    project_key: str
+    client_id: Optional[str] = None
+    page: str = ""
+    url: str = ""
+    comments: str = ""
+    timestamp: str = ""
+    rating: Optional[str] = None
+    reviewer: Dict[str, str] = field(default_factory=lambda: dict(ANONYMOUS))
+    selector: Optional[str] = None
+    xpath: Optional[str] = None
+    element_text: Optional[str] = None
+    bounding_box: Optional[Dict[str, int]] = None
+    viewport: Optional[Dict[str, int]] = None
+    # Honoured only for callers who own the feedback (see ``record``).
+    resolved: bool = False
+    resolved_at: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    id: str
+    created: bool  # False when this was a retry of an already stored spike
+
+
+def record(new: NewSpike, settings: Settings, base_url: str, author: Optional[Principal] = None,
+           now: Optional[datetime] = None) -> Recorded:
+    """Store one spike. ``author`` is the authenticated caller, if any: a user's post under a
+    project key that is not a share belongs to them; the owner of the feedback (the share's
+    owner, that user, the admin) may also set its resolved state, anonymous reviewers not.
+    What the project key names and its owner's tier come from a per-function cache that the
+    spike's own transaction checks (services/targets.py); if it changed, redo on fresh reads."""
+    try:
+        return _record(new, settings, base_url, author, now, targets.for_post(new.project_key))
+    except spike_store.GuardFailed:
+        return _record(new, settings, base_url, author, now, targets.fresh(new.project_key))
+
+
+def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[Principal],
+            now: Optional[datetime], target: targets.Target) -> Recorded:
+    now = now or clock.now()
+    share = target.share
+    user_id = author.user_id if author is not None and not author.is_admin else None
+    partition = spike_store.project_partition(new.project_key, share.share_id if share else None, user_id)
+    owner_id = share.owner_id if share is not None else user_id
+    trusted = author is not None and (author.is_admin or (owner_id is not None and owner_id == user_id))
+    public_id = new.client_id or spike_store.new_public_id()
+    spike_id = spike_store.spike_id_for(partition, public_id)
+    created_at = clock.iso_millis(now)
+    resolved = bool(trusted and new.resolved)
+    spike = spike_store.new(
+        spike_id, partition, created_at, public_id=public_id,
+        owner_id=owner_id, share_id=share.share_id if share else None,
+        client_id=new.client_id, type=new.type, project_key=new.project_key,
+        # Never keep an address that unlocks a protected share (docs/security.md).
+        page=strip_access_segments(new.page), url=strip_access_segments(new.url),
+        comments=new.comments, timestamp=new.timestamp or created_at, rating=new.rating,
+        reviewer_id=new.reviewer.get("id") or ANONYMOUS["id"], reviewer=new.reviewer, selector=new.selector,
+        xpath=new.xpath, element_text=new.element_text, bounding_box=new.bounding_box, viewport=new.viewport,
+        resolved=resolved, resolved_at=(new.resolved_at or created_at) if resolved else None,
+    )
+    limit = target.spike_limit(settings)
+    # The webhook event joins the spike's transaction (the outbox): no extra round trip, and
+    # it exists exactly when the spike does. Sending happens later, off this request.
+    created_event = outbound_webhooks.event(share, outbound_webhooks.SPIKE_CREATED, to_client(spike)) \
+        if outbound_webhooks.wants_events(share) else None
+    # Whose spike it is (tier and cap: cached with the target and checked by its guard).
+    owner = (target.owner.as_user() if target.owner else None) if share is not None else \
+        (author.user if user_id is not None else None)
+    key = author.key if author is not None else None
+    # Stripe's identifier: this stored spike (a re-post after a delete is a new storage).
+    charge = metering.charge_for(settings, owner, metering.SPIKE, f"spike-{spike_id}-{created_at}", now)
+    metering.refuse_impossible(charge, key)
+    period, at = clock.period_of(now), clock.epoch()  # read once: every attempt writes the same
+    period_limit = target.period_limit(settings, period)
+
+    def count(tx: Transaction) -> None:
+        if share is not None:
+            ledger.count_spike(tx, share.share_id, share.owner_id, period, at, ledger.shard_of(spike_id),
+                               period_limit, **metering.spike_cost(charge))
+        elif owner_id is not None:
+            ledger.count_own_spike(tx, owner_id, period, at, **metering.spike_cost(charge))
+        outbound_webhooks.add_to(tx, created_event)
+        metering.add_key_use(tx, key, metering.SPIKE, charge, period, at)
+        metering.add_event(tx, charge)
+
+    def guard(tx: Transaction) -> None:
+        target.add_checks(tx, limited_period=period if period_limit is not None else None)
+    try:
+        own, claimed_from = (None, None) if share is not None else (owner, author.claimed_from if author else None)
+        if not spike_store.insert(spike, count, guard=guard, own=own, claimed_from=claimed_from):
+            return Recorded(public_id, False)  # the same id in this project again: already stored
+        targets.count_read(target)
+    except spike_store.QuotaReached:
+        raise SpikeLimit(f"This share has reached its limit of {limit} feedback items this period",
+                         quotas.upgrade_url(settings, base_url), limit) from None
+    except account_store.Merged as merged:  # a claim merged the account meanwhile: as its new owner
+        return record(new, settings, base_url, replace(author, user=merged.new_owner()), now)
+    except ConditionFailed as failed:
+        over_budget = metering.budget_error(failed, charge, key)
+        if over_budget is None:
+            raise
+        raise over_budget from None
+    # `id` is the one the API answers and lists; `storage_key` the item's key (also spk_…).
+    log.info("spike.recorded", id=public_id, storage_key=spike_id, share_id=spike.share_id)
+    return Recorded(public_id, True)
