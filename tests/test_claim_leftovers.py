@@ -378,3 +378,34 @@ def test_a_deletion_that_read_its_own_spike_before_the_move_counts_it_once(backe
     assert account_store.get(human_id, consistent=True).own_spikes_gone == 1
     with pytest.raises(spikes.NotFound):
         spike_store.delete(read_early)
+
+
+@pytest.mark.parametrize("action", ["change", "delete"])
+def test_a_share_moved_between_its_read_and_its_write_is_changed_as_the_new_owners(backend_client, monkeypatch,
+                                                                                   action):
+    """A change or deletion that read the share as the agent's, its share moved by the claim
+    before the write (conditioned on the owner it read), answered 404 once; sent again it
+    worked. The write refused so is now made as the new owner, the first time."""
+    client = backend_client
+    created, agent, human, human_id = _agent_and_human(client, f"claim-between-{action}@example.com")
+    share = shares.create_share(deps.settings(), deps.share_files(), agent.user, ShareOptions(name="moves"),
+                                [UploadedFile("index.html", b"<p>hi</p>", "text/html")], BASE, agent.key)
+    read, claimed = shares.owned_as_read, []
+
+    def read_then_claimed(user, key, include_deleting=False):
+        found = read(user, key, include_deleting)
+        if not claimed:  # the claim moves the share once this request has read it
+            claimed.append(_claim(client, human, created["api_key"]))
+        return found
+    monkeypatch.setattr(shares, "owned_as_read", read_then_claimed)
+    if action == "change":
+        changed = shares.update_share(deps.settings(), agent.user, share.share_id, ShareChanges(name="renamed"), BASE)
+        assert (changed.owner_id, changed.name) == (human_id, "renamed")
+    else:
+        assert share_deletion.delete_share(deps.share_files(), agent.user, share.share_id) == []
+    monkeypatch.undo()
+    assert claimed and claimed[0]["moved"]["shares"] == 1, claimed
+    status, listed, _ = call(client, "GET", "/shares", token=human)
+    expected = [] if action == "delete" else ["renamed"]
+    assert [item["name"] for item in listed if item["id"] == share.share_id] == expected, listed
+    assert account_store.get(human_id, consistent=True).active_shares == (0 if action == "delete" else 1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Callable, List, Optional
 
+from chalicelib.errors import NotFound
 from chalicelib.logs import get_logger
 from chalicelib.services import metering, outbound_webhooks, shares, spikes
 from chalicelib.store import charges, held_charges, ledger
@@ -49,10 +50,10 @@ def _delete_share(share_files: ShareFiles, user: User, key: str, with_export: bo
         held = held_charges.get(metering.share_identifier(share.share_id)) if pending else None
         uncount = charges.uncounting_pending(share) if pending else None
         try:
-            share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
-        except ConditionFailed:
-            held = held_charges.get(metering.share_identifier(share.share_id)) if pending else None
-            share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
+            _tombstone(share, user, deleted_event, pending, held, uncount)
+        except NotFound:  # deleted, or moved by a claim since it was read (docs/security.md 75)
+            shares.raise_if_claimed(user)
+            raise
     else:
         kept = share_files.kept_export(share.share_id)
         export = kept if kept is not None else json.dumps(spikes.export_share(share.share_id)).encode("utf-8")
@@ -61,6 +62,15 @@ def _delete_share(share_files: ShareFiles, user: User, key: str, with_export: bo
         exported = json.loads(export)
     finish_deletion(share_files, share)
     return exported if with_export else []
+
+
+def _tombstone(share: Share, user: User, deleted_event: Optional[Delivery], pending: bool, held: Optional[OutboxItem],
+               uncount: Optional[Callable[[Transaction], None]]) -> None:
+    try:
+        share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
+    except ConditionFailed:
+        held = held_charges.get(metering.share_identifier(share.share_id)) if pending else None
+        share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
 
 
 def _deletion_writes(deleted_event: Optional[Delivery], held: Optional[OutboxItem]) -> Callable[[Transaction], None]:

@@ -196,10 +196,18 @@ def owned_as_read(user: User, key: str, include_deleting: bool = False) -> Share
     that key-only account since (read on such a miss only): run it inside ``as_new_owner``."""
     share = share_store.resolve(key, include_deleting)
     if share is None or share.owner_id != user.user_id:
-        if share is not None and user.email is None:
-            account_store.raise_if_merged(user.user_id)
+        if share is not None:
+            raise_if_claimed(user)
         raise NotFound("Share not found")
     return share
+
+
+def raise_if_claimed(user: User) -> None:
+    """After a share of ``user`` as the request read it was not found, or a write conditioned on
+    that owner was refused: accounts.Merged when a claim merged that key-only account since
+    (a read on such a miss only), so ``as_new_owner`` makes the request again as its new owner."""
+    if user.email is None:
+        account_store.raise_if_merged(user.user_id)
 
 
 @dataclass(frozen=True)
@@ -231,12 +239,16 @@ def _update_share(settings: Settings, user: User, key: str, changes: ShareChange
         password_hash = hash_password(changes.password) if changes.password else ""
     if changes.webhook_url is not None:  # a new or removed receiver ends a pause: no event stays held
         outbound_webhooks.record_release(share)
-    updated = share_store.update_settings(share, user.user_id,
-                                          name=changes.name.strip()[:200] if changes.name is not None else None,
-                                          password_hash=password_hash, webhook_url=changes.webhook_url,
-                                          # A new receiver gets a new secret (shown once in the answer).
-                                          webhook_secret_nonce=outbound_webhooks.new_nonce()
-                                          if changes.webhook_url else None)
+    try:
+        updated = share_store.update_settings(share, user.user_id,
+                                              name=changes.name.strip()[:200] if changes.name is not None else None,
+                                              password_hash=password_hash, webhook_url=changes.webhook_url,
+                                              # A new receiver gets a new secret (shown once in the answer).
+                                              webhook_secret_nonce=outbound_webhooks.new_nonce()
+                                              if changes.webhook_url else None)
+    except NotFound:  # deleted, or moved by a claim since it was read (docs/security.md 75)
+        raise_if_claimed(user)
+        raise
     if changes.webhook_url is not None:
         outbound_webhooks.release_held(updated)
     return updated
