@@ -42,6 +42,11 @@ def iso_millis(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def iso_millis_at(epoch: float) -> str:
+    """``iso_millis`` of a Unix time (webhook events and deliveries)."""
+    return iso_millis(datetime.fromtimestamp(epoch, timezone.utc))
+
+
 def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 

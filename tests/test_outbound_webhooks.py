@@ -14,7 +14,9 @@ from typing import Iterator, List
 import pytest
 
 from chalicelib import deps
-from chalicelib.services import outbound_webhooks as ow
+from chalicelib.services import webhook_delivery, webhook_sender
+from chalicelib.settings import Settings
+from chalicelib.store import deliveries
 from chalicelib.store.models import Delivery, Share
 from infra import policy
 from tests import aws_calls
@@ -92,11 +94,11 @@ def hooked(client, user_token, env, receiver):
     return share
 
 
-def _deliver(now: float = None) -> ow.RunReport:
+def _deliver(now: float = None) -> webhook_delivery.RunReport:
     """A pass of the scheduled delivery job at ``now``; its AWS calls are checked against the
     job's own role, as if the scheduled function made them."""
     with aws_calls.acting_as(policy.WEBHOOK_DELIVERIES_FUNCTION):
-        return ow.run_due(deps.settings(), now_fn=(lambda: now) if now else time.time, mailer=deps.mailer())
+        return webhook_delivery.run_due(deps.settings(), now_fn=(lambda: now) if now else time.time, mailer=deps.mailer())
 
 
 def _post_spike(client, share, comments="Love it") -> str:
@@ -173,14 +175,14 @@ def _token(client) -> str:
 
 
 def test_retry_schedule_spans_at_least_a_day_with_jitter():
-    settings = ow.Settings()
-    delays = [ow.retry_delay(settings, n) for n in range(1, 40)]
+    settings = Settings()
+    delays = [webhook_delivery.retry_delay(settings, n) for n in range(1, 40)]
     assert delays[0] <= 30 and max(delays) <= settings.webhook_max_retry_delay_seconds
-    assert len({ow.retry_delay(settings, 8) for _ in range(20)}) > 1  # jittered
+    assert len({webhook_delivery.retry_delay(settings, 8) for _ in range(20)}) > 1  # jittered
     total, attempts = 0, 0
     while total < settings.webhook_retry_window_seconds:
         attempts += 1
-        total += ow.retry_delay(settings, attempts)
+        total += webhook_delivery.retry_delay(settings, attempts)
     assert 10 <= attempts <= 30  # a day of retries, not thousands of attempts
 
 
@@ -355,9 +357,9 @@ def _resolver(mapping):
 ])
 def test_receivers_are_checked_after_dns_resolution(url, addresses, reason):
     mapping = {} if addresses is None else {url.split("/")[2]: addresses}
-    with pytest.raises(ow.UnsafeReceiver, match=reason):
-        ow.resolve_target(url, allow_loopback=False, resolver=_resolver(mapping))
-    target = ow.resolve_target("https://public.example/x?y=1", False, _resolver({"public.example": ["93.184.216.34"]}))
+    with pytest.raises(webhook_sender.UnsafeReceiver, match=reason):
+        webhook_sender.resolve_target(url, allow_loopback=False, resolver=_resolver(mapping))
+    target = webhook_sender.resolve_target("https://public.example/x?y=1", False, _resolver({"public.example": ["93.184.216.34"]}))
     assert (target.address, target.path, target.host_header) == ("93.184.216.34", "/x?y=1", "public.example")
 
 
@@ -366,7 +368,7 @@ def test_a_name_rebound_to_a_private_address_is_refused_at_delivery(client, hook
     [delivery] = Delivery.share_index.query(hooked["share_id"])
     share = Share.get(f"share#{hooked['share_id']}")
     share.update(actions=[Share.webhook_url.set("https://hooks.example/in")])  # validated back then
-    attempt = ow.attempt_delivery(deps.settings(), delivery, share, time.time(),
+    attempt = webhook_delivery.attempt_delivery(deps.settings(), delivery, share, time.time(),
                                   resolver=_resolver({"hooks.example": ["10.1.2.3"]}))
     assert attempt.status_code is None and "refused" in attempt.error and "10.1.2.3" in attempt.error
     assert receiver.requests == []
@@ -374,7 +376,7 @@ def test_a_name_rebound_to_a_private_address_is_refused_at_delivery(client, hook
 
 def test_loopback_is_refused_without_the_test_setting(client, hooked, receiver, env):
     env(WEBHOOK_ALLOW_LOOPBACK="false")
-    attempt = ow.post(deps.settings(), receiver.url, "{}", {})
+    attempt = webhook_sender.post(deps.settings(), receiver.url, "{}", {})
     assert attempt.status_code is None and "refused" in attempt.error
     assert receiver.requests == []
 
@@ -382,19 +384,19 @@ def test_loopback_is_refused_without_the_test_setting(client, hooked, receiver, 
 def test_redirects_are_not_followed_and_answers_are_bounded(client, hooked, receiver, env):
     receiver.answers = [302]
     receiver.location = "http://127.0.0.1:9/elsewhere"
-    attempt = ow.post(deps.settings(), receiver.url, "{}", {})
+    attempt = webhook_sender.post(deps.settings(), receiver.url, "{}", {})
     assert attempt.status_code == 302 and attempt.error == "redirect not followed" and not attempt.ok
     assert len(receiver.requests) == 1
 
     receiver.location, receiver.body = None, b"x" * (5 * 1024 * 1024)
     started = time.monotonic()
-    attempt = ow.post(deps.settings(), receiver.url, "{}", {})
+    attempt = webhook_sender.post(deps.settings(), receiver.url, "{}", {})
     assert attempt.ok and time.monotonic() - started < 3  # stopped reading after the bound
 
     env(WEBHOOK_ALLOW_LOOPBACK="true", WEBHOOK_TIMEOUT_SECONDS="1")
     receiver.body, receiver.delay = b"slow", 3
     started = time.monotonic()
-    attempt = ow.post(deps.settings(), receiver.url, "{}", {})
+    attempt = webhook_sender.post(deps.settings(), receiver.url, "{}", {})
     assert attempt.status_code is None and "Timeout" in attempt.error and time.monotonic() - started < 2.5
 
 
@@ -402,7 +404,7 @@ def test_redirects_when_allowed_are_checked_hop_by_hop(client, hooked, receiver,
     env(WEBHOOK_ALLOW_LOOPBACK="true", WEBHOOK_MAX_REDIRECTS="2")
     receiver.answers = [307]
     receiver.location = "https://internal.example/steal"
-    attempt = ow.post(deps.settings(), receiver.url, "{}", {}, resolver=_resolver({"internal.example": ["10.0.0.5"]}))
+    attempt = webhook_sender.post(deps.settings(), receiver.url, "{}", {}, resolver=_resolver({"internal.example": ["10.0.0.5"]}))
     assert attempt.status_code is None and "non-public" in attempt.error
 
 
@@ -426,8 +428,8 @@ def test_outbox_and_delivery_on_both_engines(backend_client, env, receiver):
     assert _deliver(start).retrying == 1
     [first_view] = Delivery.share_index.query(share["share_id"])
     [second_view] = Delivery.share_index.query(share["share_id"])
-    assert ow.deliveries.claim(first_view, int(start), 60)
-    assert not ow.deliveries.claim(second_view, int(start), 60)  # two runs saw it: one wins
+    assert deliveries.claim(first_view, int(start), 60)
+    assert not deliveries.claim(second_view, int(start), 60)  # two runs saw it: one wins
     assert _deliver(start + 3600).delivered == 1
     assert [(d.status, d.due, d.attempts) for d in Delivery.share_index.query(share["share_id"])] == \
         [("delivered", None, 3)]

@@ -15,7 +15,7 @@ from pynamodb.exceptions import QueryError, UpdateError
 
 from chalicelib import clock, deps
 from chalicelib.errors import DependencyUnavailable
-from chalicelib.services import held_deliveries, outbound_webhooks, pending_work, quota_reset
+from chalicelib.services import held_deliveries, pending_work, quota_reset, webhook_delivery
 from chalicelib.store import pro_feature_runs, webhook_releases
 from chalicelib.store.models import Delivery
 from chalicelib.store.pending_queue import PendingQueue, outage
@@ -198,7 +198,7 @@ def test_a_run_read_before_its_move_back_showed_is_not_charged_twice(owners, mon
 def finish(now: float) -> dict:
     """The delivery job at ``now``: its summary, as the scheduled function returns it."""
     with aws_calls.acting_as(policy.WEBHOOK_DELIVERIES_FUNCTION):
-        return vars(outbound_webhooks.run_due(deps.settings(), now_fn=lambda: now, mailer=deps.mailer()))
+        return vars(webhook_delivery.run_due(deps.settings(), now_fn=lambda: now, mailer=deps.mailer()))
 
 
 def releases(count: int, start: float) -> list:

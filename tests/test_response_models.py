@@ -21,7 +21,7 @@ from chalice.local import RouteMatcher
 
 from chalicelib import deps, errors
 from chalicelib.api import openapi, versioning
-from chalicelib.services import outbound_webhooks
+from chalicelib.services import webhook_delivery
 from chalicelib.services.accounts import user_id_for
 from tests.conftest import ADMIN_TOKEN, login_token_from_mail, sent_mails, sign_in
 from tests.fakes.stripe_api import FakeStripe
@@ -183,7 +183,7 @@ def take_the_tour(tour: Tour, env, receiver: Receiver, stripe_api: FakeStripe) -
               headers={"Content-Type": "application/x-www-form-urlencoded"})
     tour.call("GET", f"/s/{share['slug']}/css/site.css", expect=404)
     tour.call("DELETE", f"/shares/{share['share_id']}", token=token)
-    report = outbound_webhooks.run_due(deps.settings(), mailer=deps.mailer())
+    report = webhook_delivery.run_due(deps.settings(), mailer=deps.mailer())
     assert report.delivered >= 3, report  # spike.created, spike.resolved, share.deleted
 
     # API keys: the CLI's create/list/revoke, a change, an agent's self-signup and its claim.

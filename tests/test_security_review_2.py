@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from chalicelib.services import outbound_webhooks as ow
+from chalicelib.services import webhook_sender
 from chalicelib.store.models import Share, User
 from tests.conftest import call, sign_in
 from tests.factories import change_pro_features
@@ -59,12 +59,12 @@ EMBEDDED_PRIVATE = [
 
 @pytest.mark.parametrize("address", EMBEDDED_PRIVATE)
 def test_ipv6_forms_of_private_ipv4_addresses_are_refused_at_delivery(address):
-    with pytest.raises(ow.UnsafeReceiver, match="non-public"):
-        ow.resolve_target("https://rebound.example/hook", False, _resolver({"rebound.example": [address]}))
+    with pytest.raises(webhook_sender.UnsafeReceiver, match="non-public"):
+        webhook_sender.resolve_target("https://rebound.example/hook", False, _resolver({"rebound.example": [address]}))
 
 
 def test_a_nat64_form_of_a_public_address_is_still_allowed():
-    target = ow.resolve_target("https://v6only.example/hook", False,
+    target = webhook_sender.resolve_target("https://v6only.example/hook", False,
                                _resolver({"v6only.example": ["64:ff9b::5db8:d822"]}))  # 93.184.216.34
     assert target.address == "64:ff9b::5db8:d822"
 

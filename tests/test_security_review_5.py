@@ -12,7 +12,8 @@ from typing import Iterator
 import pytest
 
 from chalicelib import deps
-from chalicelib.services import outbound_webhooks as ow
+from chalicelib.services import webhook_delivery, webhook_sender
+from chalicelib.store import deliveries
 from chalicelib.store.models import Delivery, Share
 from tests.conftest import call
 from tests.test_outbound_webhooks import _deliver, _post_spike, _resolver, hooked, receiver  # noqa: F401 - fixtures
@@ -88,7 +89,7 @@ def test_a_closed_dripper_leaves_nothing_accepting_on_its_port(dripper):
 def test_a_receiver_dripping_its_answer_is_cut_off_at_the_timeout(env, dripper):
     # Every byte comes long before a read times out; the answer as a whole takes about 8 s.
     env(WEBHOOK_ALLOW_LOOPBACK="true", WEBHOOK_TIMEOUT_SECONDS="1")
-    attempt = ow.post(deps.settings(), f"http://127.0.0.1:{dripper.port}/hook", "{}", {})
+    attempt = webhook_sender.post(deps.settings(), f"http://127.0.0.1:{dripper.port}/hook", "{}", {})
     assert not attempt.ok and attempt.status_code is None
     assert attempt.error.startswith("Timeout"), attempt.error
 
@@ -135,17 +136,17 @@ def test_https_receivers_are_verified_by_name_and_a_dripped_handshake_is_cut_off
     url, cert_file = tls_receiver
     env(WEBHOOK_ALLOW_LOOPBACK="true", WEBHOOK_TIMEOUT_SECONDS="1")
     resolve = _resolver({"hooks.example": ["127.0.0.1"], "other.example": ["127.0.0.1"]})
-    untrusted = ow.post(deps.settings(), url, "{}", {}, resolver=resolve)
+    untrusted = webhook_sender.post(deps.settings(), url, "{}", {}, resolver=resolve)
     assert not untrusted.ok and "CERTIFICATE_VERIFY_FAILED" in untrusted.error, untrusted.error
     monkeypatch.setattr(webhook_sender.certifi, "where", lambda: str(cert_file))
-    assert ow.post(deps.settings(), url, "{}", {}, resolver=resolve).ok
+    assert webhook_sender.post(deps.settings(), url, "{}", {}, resolver=resolve).ok
     assert receiver.requests[-1]["headers"]["Host"] == url.split("/")[2]
-    wrong_name = ow.post(deps.settings(), url.replace("hooks.", "other."), "{}", {}, resolver=resolve)
+    wrong_name = webhook_sender.post(deps.settings(), url.replace("hooks.", "other."), "{}", {}, resolver=resolve)
     assert not wrong_name.ok and "CERTIFICATE_VERIFY_FAILED" in wrong_name.error, wrong_name.error
 
     server = Dripper(b"\x16\x03\x03\x40\x00" + b"\x02" * 60)  # a TLS record header, its body a byte at a time
     try:
-        dripped = ow.post(deps.settings(), f"https://127.0.0.1:{server.port}/hook", "{}", {})
+        dripped = webhook_sender.post(deps.settings(), f"https://127.0.0.1:{server.port}/hook", "{}", {})
     finally:
         server.close()
     assert not dripped.ok and dripped.error.startswith("Timeout"), dripped.error
@@ -156,7 +157,7 @@ def test_https_receivers_are_verified_by_name_and_a_dripped_handshake_is_cut_off
 def test_a_receiver_with_an_internationalised_name_is_sent_its_ascii_form(client, hooked, receiver):
     port = receiver.url.split(":")[2].split("/")[0]
     url = f"http://\u4f8b\u3048.example:{port}/h\u00f6\u00f6k?q=\u4e2d"
-    attempt = ow.post(deps.settings(), url, "{}", {}, resolver=_resolver({"\u4f8b\u3048.example": ["127.0.0.1"]}))
+    attempt = webhook_sender.post(deps.settings(), url, "{}", {}, resolver=_resolver({"\u4f8b\u3048.example": ["127.0.0.1"]}))
     assert attempt.ok, attempt.error
     [request] = receiver.requests
     assert request["headers"]["Host"] == f"xn--r8jz45g.example:{port}"
@@ -165,7 +166,7 @@ def test_a_receiver_with_an_internationalised_name_is_sent_its_ascii_form(client
 
 def test_a_delivery_whose_attempt_crashes_is_retried_and_the_run_goes_on(client, hooked, receiver, monkeypatch):
     first, second = _post_spike(client, hooked, "first"), _post_spike(client, hooked, "second")
-    sent = ow.attempt_delivery
+    sent = webhook_delivery.attempt_delivery
     crashed = []
 
     def crash_once(settings, delivery, *args, **kwargs):
@@ -174,7 +175,7 @@ def test_a_delivery_whose_attempt_crashes_is_retried_and_the_run_goes_on(client,
             raise RuntimeError("a bug met in one delivery")
         return sent(settings, delivery, *args, **kwargs)
 
-    monkeypatch.setattr(ow, "attempt_delivery", crash_once)
+    monkeypatch.setattr(webhook_delivery, "attempt_delivery", crash_once)
     now = time.time()
     report = _deliver(now)
     assert (report.attempted, report.delivered, report.retrying) == (2, 1, 1)
@@ -308,11 +309,11 @@ def test_a_run_that_read_the_share_before_its_resume_sends_the_event(backend_cli
     _pause(share["share_id"])
     _post_spike(backend_client, share)
     now = time.time()
-    [delivery] = ow.deliveries.due(int(now), 10)
+    [delivery] = deliveries.due(int(now), 10)
     runs_view = {share["share_id"]: Share.get(f"share#{share['share_id']}")}  # paused, as the run read it
     status, resumed, _ = call(backend_client, "POST", f"/shares/{share['share_id']}/webhook/resume", token=token)
     assert (status, resumed["queued"], resumed["paused"]) == (200, 0, False)
-    assert ow.deliveries.claim(delivery, int(now), ow.CLAIM_SECONDS)
-    assert ow.process(deps.settings(), delivery, now, None, runs_view) == ow.DELIVERED
+    assert deliveries.claim(delivery, int(now), webhook_delivery.CLAIM_SECONDS)
+    assert webhook_delivery.process(deps.settings(), delivery, now, None, runs_view) == deliveries.DELIVERED
     assert len(receiver.requests) == 1
     assert [d.status for d in Delivery.share_index.query(share["share_id"])] == ["delivered"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.services import outbound_webhooks as ow
+from chalicelib.services import webhook_signing
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "webhooks.md").read_text(encoding="utf-8")
 SECRET = "whsec_docs-example-secret"
@@ -24,11 +24,11 @@ def _snippet(language: str) -> str:
 
 def _cases():
     now = int(time.time())
-    good = ow.signature_header([SECRET], BODY, now)
-    rotated = ow.signature_header(["whsec_new", SECRET], BODY, now)
+    good = webhook_signing.signature_header([SECRET], BODY, now)
+    rotated = webhook_signing.signature_header(["whsec_new", SECRET], BODY, now)
     return [(good, BODY, True), (rotated, BODY, True), (good, BODY + " ", False),
-            (ow.signature_header(["whsec_other"], BODY, now), BODY, False),
-            (ow.signature_header([SECRET], BODY, now - 3600), BODY, False)]
+            (webhook_signing.signature_header(["whsec_other"], BODY, now), BODY, False),
+            (webhook_signing.signature_header([SECRET], BODY, now - 3600), BODY, False)]
 
 
 def test_python_snippet_verifies_deliveries():

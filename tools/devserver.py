@@ -258,10 +258,10 @@ def scheduled_passes() -> List[Tuple[str, Callable[[], float], Callable[[], dict
     """(name, seconds between passes, one pass returning its summary) of each local loop."""
     from chalicelib import deps
     from chalicelib.api import jobs
-    from chalicelib.services import outbound_webhooks
+    from chalicelib.services import webhook_delivery
 
     def deliveries() -> dict:
-        return vars(outbound_webhooks.run_due(deps.settings(), mailer=deps.mailer(), max_batches=4))
+        return vars(webhook_delivery.run_due(deps.settings(), mailer=deps.mailer(), max_batches=4))
 
     def job(name: str) -> Callable[[], dict]:
         return lambda: getattr(jobs, name)(SCHEDULED_EVENT, None)

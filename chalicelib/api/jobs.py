@@ -12,7 +12,7 @@ from chalicelib import clock, deps
 from chalicelib.lazy import lazy_import
 
 # Each job loads its own modules when it runs (the API function shares this import).
-outbound_webhooks = lazy_import("chalicelib.services.outbound_webhooks")
+webhook_delivery = lazy_import("chalicelib.services.webhook_delivery")
 quota_reset_job = lazy_import("chalicelib.services.quota_reset")
 share_cleanup = lazy_import("chalicelib.services.share_cleanup")
 usage_report_job = lazy_import("chalicelib.services.usage_report")
@@ -46,7 +46,7 @@ def share_deletions(event: Any) -> Dict[str, Any]:
 @bp.schedule(Rate(1, unit=Rate.MINUTES), name="webhook_deliveries")
 def webhook_deliveries(event: Any) -> Dict[str, Any]:
     remaining = getattr(getattr(event, "context", None), "get_remaining_time_in_millis", None)
-    return vars(outbound_webhooks.run_due(deps.settings(), mailer=deps.mailer(), time_left_ms=remaining))
+    return vars(webhook_delivery.run_due(deps.settings(), mailer=deps.mailer(), time_left_ms=remaining))
 
 
 # Every 5 minutes: agent-tier usage events not yet reported go to Stripe (see

@@ -1,6 +1,6 @@
 """Sending one webhook request safely: the receiver is checked after DNS resolution (and on
 every redirect), the connection goes to the checked address, and the answer is read with a
-size and time bound. Used by ``outbound_webhooks``; see docs/webhooks.md."""
+size and time bound. Used by ``webhook_delivery``; see docs/webhooks.md."""
 from __future__ import annotations
 
 import http.client

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from chalicelib import clock, deps
-from chalicelib.services import outbound_webhooks
+from chalicelib.services import webhook_delivery
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store.models import Delivery, Share, User
 from tests.conftest import call, sign_in
@@ -215,7 +215,7 @@ def prepare_delivery(world: World) -> dict:
 
 def act_delivery(world: World, ctx: dict):
     # What the scheduled function runs (invoked through the test client it sees no time left).
-    return outbound_webhooks.run_due(deps.settings(), mailer=deps.mailer())
+    return webhook_delivery.run_due(deps.settings(), mailer=deps.mailer())
 
 
 def done_delivery(world: World, ctx: dict) -> None:
@@ -277,7 +277,7 @@ def _run_jobs(world: World, ctx: dict) -> None:
     later = clock.now() + timedelta(hours=1)
     with _at(later):
         assert client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload.get("failed", 0) == 0
-        outbound_webhooks.run_due(deps.settings(), now_fn=later.timestamp, mailer=deps.mailer())
+        webhook_delivery.run_due(deps.settings(), now_fn=later.timestamp, mailer=deps.mailer())
     with _at(ctx.get("now") or clock.now()):
         quota_reset_until_done(client)
 

@@ -18,7 +18,7 @@ from typing import List, Optional, Tuple
 import pytest
 
 from chalicelib import deps
-from chalicelib.services import outbound_webhooks
+from chalicelib.services import webhook_delivery
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store.models import Delivery, User
 from tests.conftest import call, sent_mails, sign_in
@@ -181,7 +181,7 @@ def test_faults_at_every_dependency_lose_nothing(app_client, env, stripe_api, re
     quota_reset_until_done(client)
     receiver.answers = []
     for _ in range(10):  # what the next scheduled runs do; claims and backoffs are hours behind then
-        report = outbound_webhooks.run_due(deps.settings(), now_fn=lambda: time.time() + 86_000, mailer=deps.mailer())
+        report = webhook_delivery.run_due(deps.settings(), now_fn=lambda: time.time() + 86_000, mailer=deps.mailer())
         if report.attempted == 0:
             break
 
