@@ -22,6 +22,7 @@ from chalicelib.store.pending_queue import PendingQueue, outage
 from infra import policy
 from tests import aws_calls
 from tests.test_pro_feature_runs import OWNERS, job, locked_owners, owners, stripe_event_leaves_a_run  # noqa: F401
+from tests.test_stripe_paging import pending_runs
 from tools import parked_work
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -89,7 +90,7 @@ def test_a_run_that_keeps_raising_does_not_hold_up_the_runs_behind_it(owners, mo
     oldest, *behind = sorted(OWNERS[:4], key=owners.get)
     bad = {oldest}
     strip_step_failing_for(monkeypatch, bad)
-    [stuck] = [name for name in pro_feature_runs.pending(10) if name.startswith(oldest)]
+    [stuck] = [name for name in pending_runs(10) if name.startswith(oldest)]
 
     first = job()  # raised Boom here, every invocation, before the runs behind it
     assert first["failed"] == 1 and first["parked"] == 0 and first["stopped"] is None
@@ -98,7 +99,7 @@ def test_a_run_that_keeps_raising_does_not_hold_up_the_runs_behind_it(owners, mo
     item = unit(pro_feature_runs.QUEUE, stuck)
     assert item.attempts == 1 and item.last_error.startswith("Boom: bad data for")
     assert item.next_attempt_at == NOW.timestamp() + pending_work.delay(1)
-    assert pro_feature_runs.pending(10) == [stuck]  # still pending, not lost
+    assert pending_runs(10) == [stuck]  # still pending, not lost
     assert job()["runs"] == []  # not due again yet
     at(pending_work.delay(1) - 1)
     assert job()["runs"] == []  # a clock skew tolerated for new runs does not shorten the delay
@@ -111,7 +112,7 @@ def test_a_run_that_keeps_raising_does_not_hold_up_the_runs_behind_it(owners, mo
         assert job()["failed"] == 1
         assert unit(pro_feature_runs.QUEUE, stuck).attempts == attempt
     assert unit(pro_feature_runs.QUEUE, stuck).due == "parked#pro-features"
-    assert pro_feature_runs.pending(10) == []
+    assert pending_runs(10) == []
     at(waited + 10 * pending_work.MAX_DELAY_SECONDS)
     assert job()["runs"] == []
 
@@ -125,7 +126,7 @@ def test_a_run_that_keeps_raising_does_not_hold_up_the_runs_behind_it(owners, mo
     assert command(capsys, "list") == (0, [])
     assert unit(pro_feature_runs.QUEUE, stuck).attempts == 0
     assert [r["status"] for r in job()["runs"]] == ["completed"]
-    assert sorted(locked_owners()) == sorted(OWNERS[:4]) and pro_feature_runs.pending(10) == []
+    assert sorted(locked_owners()) == sorted(OWNERS[:4]) and pending_runs(10) == []
 
 
 def test_an_event_retried_while_its_run_is_parked_or_moved_back_keeps_it_there(store_backend, at):
@@ -136,7 +137,7 @@ def test_an_event_retried_while_its_run_is_parked_or_moved_back_keeps_it_there(s
     assert pro_feature_runs.QUEUE.fail(read, "Boom", int(NOW.timestamp()), later) == 1
     pro_feature_runs.record(name)  # Stripe retries the event: the same unit, still moved back
     assert unit(pro_feature_runs.QUEUE, name).next_attempt_at == later
-    assert pro_feature_runs.pending(10, due_by=NOW.timestamp()) == []
+    assert pending_runs(10, due_by=NOW.timestamp()) == []
     assert pro_feature_runs.QUEUE.park(name, 1, later)
     pro_feature_runs.record(name)
     assert unit(pro_feature_runs.QUEUE, name).due == "parked#pro-features"
@@ -157,10 +158,10 @@ def test_a_throttled_dependency_charges_no_run(owners, monkeypatch, at):  # noqa
         result = job()
         assert result["stopped"] == "dependency failing" and len(result["runs"]) == 1  # stops at once
         assert result["failed"] == 0 and result["parked"] == 0
-    assert all(not unit(pro_feature_runs.QUEUE, name).attempts for name in pro_feature_runs.pending(10))
+    assert all(not unit(pro_feature_runs.QUEUE, name).attempts for name in pending_runs(10))
     monkeypatch.setattr(quota_reset, "strip_step", real)
     job()
-    assert locked_owners() == OWNERS[:4] and pro_feature_runs.pending(10) == []
+    assert locked_owners() == OWNERS[:4] and pending_runs(10) == []
 
 
 def test_runs_all_raising_stop_the_invocation_after_a_few(owners, monkeypatch, at):  # noqa: F811
@@ -171,7 +172,7 @@ def test_runs_all_raising_stop_the_invocation_after_a_few(owners, monkeypatch, a
     strip_step_failing_for(monkeypatch, set(OWNERS))
     result = job()
     assert result["failed"] == pending_work.FAILURES_IN_A_ROW and result["stopped"] == "3 units failed in a row"
-    attempts = sorted(int(unit(pro_feature_runs.QUEUE, name).attempts or 0) for name in pro_feature_runs.pending(10))
+    attempts = sorted(int(unit(pro_feature_runs.QUEUE, name).attempts or 0) for name in pending_runs(10))
     assert attempts == [0] * (len(OWNERS) - 3) + [1] * 3
 
 

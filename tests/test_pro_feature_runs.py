@@ -15,7 +15,7 @@ from chalicelib.store import ledger, pro_feature_runs
 from chalicelib.store.models import Delivery, LedgerItem, Share, User
 from infra import policy
 from tests import aws_calls
-from tests.test_stripe_paging import UID, big, deliver, downgrade, locked  # noqa: F401 - fixture
+from tests.test_stripe_paging import UID, big, deliver, downgrade, locked, pending_runs  # noqa: F401 - fixture
 from tests.test_webhook_releases import _fill_to_the_limit
 
 NOW = int(time.time())
@@ -67,7 +67,7 @@ def test_a_stripe_event_records_its_run_however_many_are_pending(big):  # noqa: 
     assert filled > 5_000
     deliver(big, downgrade(NOW))
     assert len(ledger.members(pro_feature_runs.LEGACY_ITEM)) == filled  # (moto lets the set grow on)
-    assert [name for name in pro_feature_runs.pending(10) if name.startswith(UID)] == [f"{UID}@{NOW}-off"]
+    assert [name for name in pending_runs(10) if name.startswith(UID)] == [f"{UID}@{NOW}-off"]
     assert list(Delivery.share_index.query(UID)) == []  # never in a delivery log
 
 
@@ -87,14 +87,14 @@ def test_many_pending_runs_are_finished_oldest_event_first_a_page_per_invocation
     monkeypatch.setattr(quota_reset, "RUNS_PER_INVOCATION", 3)
     for owner in OWNERS:
         stripe_event_leaves_a_run(owner)
-    assert len(pro_feature_runs.pending(100)) == 7 and locked_owners() == []
+    assert len(pending_runs(100)) == 7 and locked_owners() == []
     oldest_first = sorted(OWNERS, key=owners.get)
     first = job()
     assert finished(first) == oldest_first[:3] and first["left"] == 1
     assert sorted(locked_owners()) == sorted(oldest_first[:3])
     assert finished(job()) == oldest_first[3:6]
     assert finished(job()) == oldest_first[6:] and locked_owners() == OWNERS
-    assert pro_feature_runs.pending(100) == [] and job() == {"runs": [], "left": 0, "failed": 0, "parked": 0, "stopped": None}
+    assert pending_runs(100) == [] and job() == {"runs": [], "left": 0, "failed": 0, "parked": 0, "stopped": None}
 
 
 def test_runs_an_earlier_version_listed_are_moved_and_finished(owners, monkeypatch):
@@ -104,18 +104,18 @@ def test_runs_an_earlier_version_listed_are_moved_and_finished(owners, monkeypat
     listed = []
     for owner in OWNERS[:3]:
         stripe_event_leaves_a_run(owner)
-        [name] = [name for name in pro_feature_runs.pending(10) if name.startswith(owner)]
+        [name] = [name for name in pending_runs(10) if name.startswith(owner)]
         assert LedgerItem.get(quota_reset.owner_job_key(name)).detail["stripping"]["after"] is not None
         pro_feature_runs.consume(name)  # as the version before kept it: a member of the set only
         ledger.remember(pro_feature_runs.LEGACY_ITEM, name)
         listed.append(name)
-    assert pro_feature_runs.pending(10) == []
+    assert pending_runs(10) == []
     job()
     assert len(ledger.members(pro_feature_runs.LEGACY_ITEM)) == 1  # two moved (and finished)
     assert len(locked_owners()) == 2
     job()
     assert ledger.members(pro_feature_runs.LEGACY_ITEM) == [] and locked_owners() == OWNERS[:3]
-    assert pro_feature_runs.pending(10) == [] and job()["left"] == 0
+    assert pending_runs(10) == [] and job()["left"] == 0
 
 
 def test_a_run_is_named_by_its_event_and_listed_by_the_events_time(store_backend):
@@ -125,7 +125,7 @@ def test_a_run_is_named_by_its_event_and_listed_by_the_events_time(store_backend
     pro_feature_runs.record(name)
     pro_feature_runs.record(name)  # a retried event: the same item
     pro_feature_runs.record(pro_feature_runs.run_name("0a", 1_700_000_001, lock=False))
-    assert pro_feature_runs.pending(10) == [name, "0a@1700000001-on"]
+    assert pending_runs(10) == [name, "0a@1700000001-on"]
     assert pro_feature_runs.consume(name) is True
     assert pro_feature_runs.consume(name) is False  # another invocation's delete is refused
-    assert pro_feature_runs.pending(10) == ["0a@1700000001-on"]
+    assert pending_runs(10) == ["0a@1700000001-on"]

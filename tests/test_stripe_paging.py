@@ -4,7 +4,7 @@ scheduled quota reset (a run checkpointed in the ledger). On moto and DynamoDB L
 from __future__ import annotations
 
 import time
-from typing import List
+from typing import List, Optional
 
 import pytest
 
@@ -57,8 +57,13 @@ def locked() -> List[str]:
     return [share.share_id for share in shares if share.status == "locked"]
 
 
+def pending_runs(limit: int, due_by: Optional[float] = None) -> List[str]:
+    """The names of the runs the quota reset would read (``pro_feature_runs.due``)."""
+    return [unit.name for unit in pro_feature_runs.due(limit, due_by)]
+
+
 def runs() -> List[str]:
-    return pro_feature_runs.pending(100)
+    return pending_runs(100)
 
 
 def job_step(client) -> dict:

@@ -54,11 +54,6 @@ def due(limit: int, due_by: Optional[float] = None) -> List[Unit]:
     return QUEUE.due(limit, due_by, early=CLOCK_SKEW_SECONDS)
 
 
-def pending(limit: int, due_by: Optional[float] = None) -> List[str]:
-    """The names of ``due``'s runs."""
-    return [unit.name for unit in due(limit, due_by)]
-
-
 def consume(name: str) -> bool:
     """Forget a finished run; False when another invocation consumed it first."""
     return QUEUE.consume(name)
