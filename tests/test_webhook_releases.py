@@ -116,6 +116,19 @@ def test_the_emptied_set_is_read_no_more_once_known_empty_and_nothing_written_me
     assert len(reads) == 5 and not LedgerItem.get(webhook_releases.LEGACY_ITEM).members
 
 
+def test_a_release_dated_a_little_ahead_of_the_jobs_clock_is_ended_by_its_next_run(
+        backend_client, env, receiver):  # noqa: F811
+    """On moto and DynamoDB Local: a release is dated by the clock of the request or downgrade
+    that recorded it, another process than the delivery job, whose clock may run a little behind.
+    The job's next run ends its held events; it waited for a run after its date."""
+    share = _paused_share_with_held_events(backend_client, env, receiver, 3)
+    Share.get(f"share#{share['share_id']}").update(actions=[Share.webhook_url.remove()])
+    now = int(time.time())
+    webhook_releases.record(None, share["share_id"], now + 5)  # the recorder's clock, 5 s ahead
+    assert _deliver(now).held_ended == 3
+    assert _statuses(share["share_id"]) == ["cancelled"] * 3
+
+
 def test_releases_with_nothing_held_cost_the_run_a_read_each_not_a_batch(backend_client, env, receiver):  # noqa: F811
     """On moto and DynamoDB Local: a downgrade records a release for every share that had a
     webhook, mostly with nothing held. A run works off far more of those than the 20 its

@@ -21,7 +21,9 @@ from chalicelib.store import shares as share_store
 from chalicelib.store.models import Delivery
 
 # The index is eventually consistent: a release is forgotten only once it is this old, so an
-# event held a moment before it, and not yet in the index when it was made, is still ended.
+# event held a moment before it, and not yet in the index when it was made, is still ended. Its
+# age is read on the job's clock, not the recorder's: a minute is far more than the index lags
+# and than two processes' clocks differ.
 RELEASE_SETTLE_SECONDS = 60
 BATCH = 25
 # Releases a run looks at: each costs a consistent GetItem and a Query even with nothing held.

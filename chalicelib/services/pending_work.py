@@ -9,7 +9,7 @@ back with a growing delay, so the units behind it go on in the same invocation; 
   unreachable, or the item in another transaction: ``pending_queue.outage``) costs the unit nothing and stops the pass: the unit
   keeps its place and the next invocation tries again;
 - any other error counts, but ``FAILURES_IN_A_ROW`` of them with no unit succeeding in between
-  stop the pass too: something all units share may be broken, so an invocation charges at most
+  (one left uncharged by a stale read included: its step did fail) stop the pass too: something all units share may be broken, so an invocation charges at most
   that many units an attempt, and parking one takes ``MAX_ATTEMPTS`` failures spread over the
   backoff (over 10 hours), not one invocation.
 

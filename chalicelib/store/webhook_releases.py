@@ -21,6 +21,10 @@ from chalicelib.store.transactions import Transaction
 KEY_PREFIX = "release#"
 LEGACY_ITEM = "webhooks#release"  # the ledger's set an earlier version recorded releases in
 LEGACY_MOVED_PER_RUN = 100
+# A release is dated by the clock of the process that recorded it (a request, a downgrade), which
+# may run a little ahead of the delivery job's: one dated up to this far ahead is due now, not a
+# run later (ending held events early does no harm).
+CLOCK_SKEW_SECONDS = 60
 QUEUE = PendingQueue(partition="releases", prefix=KEY_PREFIX, legacy_item=LEGACY_ITEM)
 
 
@@ -54,8 +58,9 @@ def record(tx: Optional[Transaction], share_id: str, now: float) -> None:
 
 def pending(limit: int, due_by: Optional[float] = None) -> List[Release]:
     """Up to ``limit`` releases not finished, oldest first (``due_by``: only those not moved
-    back past it after failing; eventually consistent)."""
-    return [_parse(unit) for unit in QUEUE.due(limit, due_by)]
+    back past it after failing, and those never failed dated up to ``CLOCK_SKEW_SECONDS``
+    after it; eventually consistent)."""
+    return [_parse(unit) for unit in QUEUE.due(limit, due_by, early=CLOCK_SKEW_SECONDS)]
 
 
 def consume(release: Release) -> bool:
