@@ -84,24 +84,31 @@ class Merged(Exception):
 NOT_MERGED = "not-merged"
 
 
+def counts_own_spikes(owner: User) -> bool:
+    """Whether ``owner``'s own spikes are counted: a key-only account's, which a claim can take
+    over (the spike is marked ``own_counted``; only a marked one is counted gone: docs/security.md
+    77)."""
+    return owner.email is None
+
+
 def add_own_spike(tx: Transaction, owner: User) -> None:
     """In an own spike's ``tx``, for a key-only ``owner`` (which a claim can merge meanwhile): one
     more own spike, only while it was not claimed (``NOT_MERGED``; the write refused so raises
     ``Merged``: ``raise_if_merged``). What its keys write for it after the claim read its items
     would stay with it, unseen by its new owner (docs/security.md 71); the count tells the claim
     whether some are left that the owner index does not show yet (74)."""
-    if owner.email is None:
+    if counts_own_spikes(owner):
         tx.update(NOT_MERGED, User(owner.user_id), actions=[User.own_spikes.add(1)],
                   condition=User.user_id.exists() & User.merged_into.does_not_exist())
 
 
 def add_own_spikes_gone(tx: Transaction, owner_id: str, gone: int = 1) -> None:
-    """In ``tx``: ``gone`` own spikes of ``owner_id`` deleted, or moved to its new owner."""
+    """In ``tx``: ``gone`` counted own spikes of ``owner_id`` deleted, or moved to its new owner."""
     tx.update("owner", User(owner_id), actions=[User.own_spikes_gone.add(gone)], condition=User.user_id.exists())
 
 
 def own_spikes_left(user_id: str) -> bool:
-    """Whether more own spikes were stored for the account than are gone (strongly consistent)."""
+    """Whether more own spikes were counted stored for the account than gone (strongly consistent)."""
     account = get(user_id, consistent=True)
     return account is not None and (account.own_spikes or 0) > (account.own_spikes_gone or 0)
 

@@ -325,6 +325,9 @@ class Spike(_Base):
     resolved = BooleanAttribute(default=False)
     resolved_at = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
+    # An own spike of a key-only account, counted in its ``own_spikes`` (store/accounts.py): it is
+    # counted gone when deleted or moved by a claim, which removes the mark; no other spike is.
+    own_counted = BooleanAttribute(null=True)
     partition_index = PartitionIndex()
     owner_index = OwnerSpikesIndex()
     feed_index = FeedIndex()

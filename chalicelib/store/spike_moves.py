@@ -1,37 +1,72 @@
 """Claiming a key-only account: its spikes change owner (docs/agents.md, "Claiming a key-only
-account"), the own ones counted gone for the claimed account (store/accounts.own_spikes_left)."""
+account"), the counted own ones counted gone for the claimed account in the same transaction
+(store/accounts.own_spikes_left)."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import List, Tuple
+from typing import Any, List
 
 from chalicelib.store import accounts, spike_ids, transactions
 from chalicelib.store.models import Spike
-from chalicelib.store.transactions import update_if
+from chalicelib.store.transactions import ConditionFailed, Transaction, Writes, update_if
 
 MOVE_THREADS = 8
+COUNTED_PER_MOVE = 24  # and the count: 25 writes, moto's limit for a transaction (DynamoDB's is 100)
 
 
 def owned_by(owner_id: str) -> List[Spike]:
     """The spikes the owner index lists for ``owner_id`` (it lags their writes), keys only."""
-    return list(Spike.owner_index.query(owner_id, attributes_to_get=["spike_id", "owner_id", "project", "share_id"]))
+    return list(Spike.owner_index.query(owner_id, attributes_to_get=["spike_id", "owner_id", "project", "share_id",
+                                                                     "own_counted"]))
 
 
 def move_to_owner(old_owner: str, new_owner: str) -> int:
     """Every spike of ``old_owner`` the owner index lists (its shares' and its own project
-    keys') becomes ``new_owner``'s, in parallel, each only if still ``old_owner``'s; the own
-    ones moved are counted gone for ``old_owner`` (``accounts.own_spikes_left``). How many moved."""
-    def move(spike: Spike) -> Tuple[int, int]:
-        moved = int(update_if(spike, [Spike.owner_id.set(new_owner),
-                                      Spike.owner_project.set(spike_ids.owner_project(new_owner, spike.partition))],
-                              Spike.owner_id == old_owner))
-        return moved, moved if spike.share_id is None else 0
+    keys') becomes ``new_owner``'s, each only if still ``old_owner``'s. Those not counted (a
+    share's, an own one stored before the count) one write each, in parallel; the counted own
+    ones (``own_counted``) a few to a transaction with their count gone for ``old_owner``, so a
+    claim that dies, or whose answer is lost, never leaves one moved and still counted
+    (``accounts.own_spikes_left``). How many moved."""
     owned = owned_by(old_owner)
-    if not owned:
-        return 0
-    with ThreadPoolExecutor(max_workers=MOVE_THREADS) as pool:
-        counts = list(pool.map(move, owned))
-    own = sum(own for _, own in counts)
-    if own:
-        transactions.run(lambda tx: accounts.add_own_spikes_gone(tx, old_owner, own), idempotent=True)
-    return sum(moved for moved, _ in counts)
+    counted = [spike for spike in owned if spike.own_counted]
+    uncounted = [spike for spike in owned if not spike.own_counted]
+    moved = 0
+    if uncounted:
+        with ThreadPoolExecutor(max_workers=MOVE_THREADS) as pool:
+            moved += sum(pool.map(lambda spike: _move_uncounted(spike, old_owner, new_owner), uncounted))
+    for start in range(0, len(counted), COUNTED_PER_MOVE):
+        moved += _move_counted(counted[start:start + COUNTED_PER_MOVE], old_owner, new_owner)
+    return moved
+
+
+def _to_owner(new_owner: str, spike: Spike) -> List[Any]:
+    return [Spike.owner_id.set(new_owner), Spike.owner_project.set(spike_ids.owner_project(new_owner, spike.partition))]
+
+
+def _move_uncounted(spike: Spike, old_owner: str, new_owner: str) -> int:
+    return int(update_if(spike, _to_owner(new_owner, spike),
+                         (Spike.owner_id == old_owner) & Spike.own_counted.does_not_exist()))
+
+
+def _move_counted(spikes: List[Spike], old_owner: str, new_owner: str) -> int:
+    """These counted own spikes, and as many counted gone for ``old_owner``, in one transaction
+    (idempotent); those moved or deleted meanwhile left out. How many moved."""
+    while spikes:
+        try:
+            transactions.run(_counted_moves(spikes, old_owner, new_owner), idempotent=True)
+            return len(spikes)
+        except ConditionFailed as failed:
+            left = [spike for spike in spikes if spike.spike_id not in failed]
+            if len(left) == len(spikes):
+                raise
+            spikes = left
+    return 0
+
+
+def _counted_moves(spikes: List[Spike], old_owner: str, new_owner: str) -> Writes:
+    def write(tx: Transaction) -> None:
+        for spike in spikes:
+            tx.update(spike.spike_id, spike, actions=[*_to_owner(new_owner, spike), Spike.own_counted.remove()],
+                      condition=(Spike.owner_id == old_owner) & Spike.own_counted.exists())
+        accounts.add_own_spikes_gone(tx, old_owner, len(spikes))
+    return write

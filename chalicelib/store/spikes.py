@@ -105,12 +105,15 @@ def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None,
     """Store the spike, and in the same transaction whatever ``count`` adds (the share's
     counters, conditioned on its quota: writes named "quota" there) and the condition checks
     ``guard`` adds (named ``guard:...``). ``own``: the user whose own project key it is posted
-    under, a key-only one counted (``accounts.add_own_spike``), only while not claimed;
-    ``claimed_from``: the key-only account that user claimed, whose project of this key (its
-    spikes moved to the user) must not hold the id either. False when a spike with this id is
-    stored already (a retried post, or sent again after the claim); QuotaReached when the quota
-    refused it; GuardFailed when a guard did; accounts.Merged when a claim merged ``own``
-    (docs/security.md 71)."""
+    under, a key-only one counted (``accounts.add_own_spike``, the spike marked ``own_counted``),
+    only while not claimed; ``claimed_from``: the key-only account that user claimed, whose
+    project of this key (its spikes moved to the user) must not hold the id either. False when
+    a spike with this id is stored already (a retried post, or sent again after the claim);
+    QuotaReached when the quota refused it; GuardFailed when a guard did; accounts.Merged when
+    a claim merged ``own`` (docs/security.md 71)."""
+    if own is not None and accounts.counts_own_spikes(own):
+        spike.own_counted = True
+
     def write(tx: Transaction) -> None:
         if guard is not None:
             guard(tx)
@@ -161,8 +164,8 @@ def resolve_once(spike: Spike, resolved_at: str, also: Callable[[Transaction], N
 
 
 def delete(spike: Spike) -> None:
-    """Remove the spike and count it out of its share's total, or (an own spike) its owner's
-    (``accounts.add_own_spikes_gone``). NotFound if it is gone."""
+    """Remove the spike and count it out of its share's total, or (an own spike of a key-only
+    account) its owner's (``accounts.add_own_spikes_gone``). NotFound if it is gone."""
     if spike.share_id is None and spike.owner_id is not None:
         return _delete_own(spike)
 
@@ -189,14 +192,16 @@ def delete(spike: Spike) -> None:
 
 
 def _delete_own(spike: Spike) -> None:
-    """An own spike goes, counted gone for its owner as stored: a claim may have moved it since
-    it was read (then it is the new owner's to count, once)."""
+    """An own spike goes, counted gone for its owner when it was counted (``own_counted``), as
+    stored: a claim may have moved it since it was read (then it is a person's, not counted)."""
     for _ in range(2):  # an owner changes once at most: a claimed account's spike moved to a person
-        owner_id = spike.owner_id
+        owner_id, counted = spike.owner_id, bool(spike.own_counted)
+        mark = Spike.own_counted.exists() if counted else Spike.own_counted.does_not_exist()
 
         def write(tx: Transaction) -> None:
-            tx.delete("spike", spike, condition=Spike.owner_id == owner_id)
-            accounts.add_own_spikes_gone(tx, owner_id)
+            tx.delete("spike", spike, condition=(Spike.owner_id == owner_id) & mark)
+            if counted:
+                accounts.add_own_spikes_gone(tx, owner_id)
         try:
             transactions.run(write, idempotent=True)
             return
