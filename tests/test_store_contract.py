@@ -418,7 +418,7 @@ def test_a_key_made_by_a_key_is_named_on_its_maker_and_revoked_with_it(store_bac
     maker = apikeys.create(owner, apikeys.KeyRequest(name="maker", scopes="keys:manage")).key
     made = apikeys.create(owner, apikeys.KeyRequest(name="made"), actor=maker).key
     assert ApiKey.get(maker.key_id, consistent_read=True).made_keys == {made.key_id}
-    revoked = key_store.revoke_with_made(ApiKey.get(maker.key_id), owner.user_id, "2026-12-03T00:00:00.000Z")
+    revoked = key_store.revoke_with_made(ApiKey.get(maker.key_id), (owner.user_id,), "2026-12-03T00:00:00.000Z")
     assert sorted(key.key_id for key in revoked) == sorted([maker.key_id, made.key_id])
     assert ApiKey.get(made.key_id, consistent_read=True).revoked_at == "2026-12-03T00:00:00.000Z"
     with pytest.raises(key_store.ParentRevoked):
@@ -426,7 +426,7 @@ def test_a_key_made_by_a_key_is_named_on_its_maker_and_revoked_with_it(store_bac
                                 created_at="2026-12-03T00:00:01.000Z", created_by=f"key:{maker.key_id}"),
                          100, parent=ApiKey.get(maker.key_id))
     assert ApiKey.get(maker.key_id, consistent_read=True).made_keys == {made.key_id}
-    assert key_store.revoke_with_made(ApiKey.get(maker.key_id), owner.user_id, "2026-12-04T00:00:00.000Z") == []
+    assert key_store.revoke_with_made(ApiKey.get(maker.key_id), (owner.user_id,), "2026-12-04T00:00:00.000Z") == []
 
 
 def test_the_open_checkout_is_replaced_only_by_compare_and_set(store_backend):

@@ -112,8 +112,19 @@ def all_of(owner_id: str, known: Iterable[ApiKey] = ()) -> List[ApiKey]:
     return list(found.values())
 
 
-def revoke_with_made(key: ApiKey, owner_id: str, at: str) -> List[ApiKey]:
-    """Revoke ``key``, the keys it made, theirs, and so on; the ones this call revoked.
+class Moved(Exception):
+    """A live key of the tree is ``owner_id``'s, none of the owners it was revoked for (a claim
+    moved it, or has it still to move): it was not revoked; ``revoked``, the keys that were."""
+
+    def __init__(self, owner_id: str, revoked: List[ApiKey]):
+        super().__init__(owner_id)
+        self.owner_id, self.revoked = owner_id, revoked
+
+
+def revoke_with_made(key: ApiKey, owners: Tuple[str, ...], at: str) -> List[ApiKey]:
+    """Revoke ``key``, the keys it made, theirs, and so on, each a key of one of ``owners``
+    (more than one while a claim moves them); the ones this call revoked. ``Moved`` when one
+    is live and another account's: never an answer that leaves it live unsaid.
 
     Each key is revoked before the keys it made are read, from its own item (``made_keys``,
     final once it is revoked) and strongly consistent (one ``BatchGetItem`` per key that made
@@ -123,19 +134,22 @@ def revoke_with_made(key: ApiKey, owner_id: str, at: str) -> List[ApiKey]:
     ``made_keys_complete`` may have made keys before ``made_keys`` was kept: for those the
     owner index is read once (``created_by``)."""
     revoked: List[ApiKey] = []
-    from_index: Optional[Dict[str, List[str]]] = None
+    from_index: Dict[str, Dict[str, List[str]]] = {}
     pending, seen = [key], {key.key_id}
     while pending:
         item = pending.pop()
-        if item.revoked_at is None and _revoke(item, owner_id, at):
+        if item.revoked_at is None and _revoke(item, owners, at):
             revoked.append(item)
+        if item.revoked_at is None:
+            raise Moved(item.user_id, revoked)
         made = set(item.made_keys or ())
         if not item.made_keys_complete:
-            from_index = _made_by_index(owner_id) if from_index is None else from_index
-            made |= set(from_index.get(item.key_id, ()))
+            if item.user_id not in from_index:
+                from_index[item.user_id] = _made_by_index(item.user_id)
+            made |= set(from_index[item.user_id].get(item.key_id, ()))
         children = sorted(made - seen)
         seen.update(children)
-        pending.extend(child for child in get_many(children) if child.user_id == owner_id)
+        pending.extend(get_many(children))
     return revoked
 
 
@@ -149,12 +163,14 @@ def _made_by_index(owner_id: str) -> Dict[str, List[str]]:
     return made
 
 
-def _revoke(item: ApiKey, owner_id: str, at: str) -> bool:
+def _revoke(item: ApiKey, owners: Tuple[str, ...], at: str) -> bool:
     """Revoke one key and give its place back, together; True when this call revoked it.
     Either way ``item`` then names, as stored, every key it made: the write is conditioned
-    on ``made_keys`` being as read (it only grows), else the item is read again."""
+    on ``made_keys`` being as read (it only grows), else the item is read again. Conditioned
+    on its owner as read, one of ``owners``: a key moved meanwhile is read again and revoked
+    for its new owner, if that is one of them."""
     def write_for_key_as_read() -> Callable[[Transaction], None]:
-        made = len(item.made_keys or ())
+        made, owner_id = len(item.made_keys or ()), item.user_id
         unchanged = (size(ApiKey.made_keys) == made) if made else ApiKey.made_keys.does_not_exist()
 
         def write(tx: Transaction) -> None:
@@ -162,8 +178,8 @@ def _revoke(item: ApiKey, owner_id: str, at: str) -> bool:
                       condition=ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id) & unchanged)
             key_slots.give_back(tx, owner_id, item.key_id)
         return write
-    if not _write_with_place(item, write_for_key_as_read,
-                             lambda key: key.revoked_at is not None or key.user_id != owner_id):
+    if item.user_id not in owners or not _write_with_place(
+            item, write_for_key_as_read, lambda key: key.revoked_at is not None or key.user_id not in owners):
         return False
     item.revoked_at = at
     return True

@@ -1,0 +1,58 @@
+"""Whose key a request on a key acts for while a claim moves an agent's keys (docs/security.md 78).
+
+A claim marks the key-only account merged, then moves its keys to the new owner one by one
+(``services/claims.py``); a key of the marked account authenticates as the new owner from then
+on. A change or revocation (``PATCH``/``DELETE /auth/api-key/{id}``) reads the key and writes
+it conditioned on its owner as read, so a claim running meanwhile found it not the caller's
+(the caller's account, as the request read it, on one side of the move, the key on the other:
+404), or refused its write. A key is the caller's when it is, or when a claim made its owner's
+account and the caller's one (read on such a miss only); a write refused because the key moved
+is made again for the owner it moved to, and never answered as done.
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+from chalicelib.errors import Conflict
+from chalicelib.services import key_places
+from chalicelib.store import accounts as account_store
+from chalicelib.store import apikeys as key_store
+from chalicelib.store.models import ApiKey, User
+
+_ATTEMPTS = 3  # a key moves at most once (a claimed account's new owner has an address: never claimed)
+
+
+def is_callers(user: User, key: ApiKey) -> bool:
+    """``key`` is ``user``'s, or a claim merged its owner's account into the caller's or (a
+    key-only caller, as the request read it) the caller's into its owner's."""
+    if key.user_id == user.user_id:
+        return True
+    return _merged_into(key.user_id) == user.user_id or (user.email is None
+                                                         and _merged_into(user.user_id) == key.user_id)
+
+
+def one_by_claim(owner_id: str, other_id: str) -> bool:
+    """Whether a claim merged one of the two accounts into the other (strongly consistent reads)."""
+    return _merged_into(other_id) == owner_id or _merged_into(owner_id) == other_id
+
+
+def _merged_into(user_id: str) -> Optional[str]:
+    account = account_store.get(user_id, consistent=True)
+    return None if account is None else account.merged_into
+
+
+def revoke_with_made(key: ApiKey, at: str, now: float) -> List[ApiKey]:
+    """``store/apikeys.revoke_with_made`` for the key's owner as read, and for an account a claim
+    made one with it when a key of the tree turns out to be that account's (moved by the claim
+    meanwhile, or still to move); the keys revoked. Refused (409) for any other account."""
+    owners, revoked = (key.user_id,), []
+    for _ in range(_ATTEMPTS):
+        try:
+            return revoked + key_places.counted(key.user_id, now,
+                                                lambda: key_store.revoke_with_made(key, owners, at))
+        except key_store.Moved as moved:
+            revoked += moved.revoked
+            if not any(one_by_claim(owner, moved.owner_id) for owner in owners):
+                break
+            owners += (moved.owner_id,)
+    raise Conflict("This API key, or one it made, was moved to another account meanwhile; send the request again")
