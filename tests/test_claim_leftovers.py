@@ -409,3 +409,39 @@ def test_a_share_moved_between_its_read_and_its_write_is_changed_as_the_new_owne
     expected = [] if action == "delete" else ["renamed"]
     assert [item["name"] for item in listed if item["id"] == share.share_id] == expected, listed
     assert account_store.get(human_id, consistent=True).active_shares == (0 if action == "delete" else 1)
+
+
+@pytest.mark.parametrize("action", ["read", "change", "delete"])
+def test_a_share_the_claim_has_not_moved_yet_is_the_new_owners(backend_client, monkeypatch, action):
+    """Once a claim marked the agent's account, the agent's key acts as the new owner; a request
+    on a share the claim had not moved yet answered 404 (the share still the claimed account's).
+    The share is now moved by the request, as the claim would, and the request made on it."""
+    client = backend_client
+    created, agent, human, human_id = _agent_and_human(client, f"claim-unmoved-{action}@example.com")
+    share = shares.create_share(deps.settings(), deps.share_files(), agent.user, ShareOptions(name="moves"),
+                                [UploadedFile("index.html", b"<p>hi</p>", "text/html")], BASE, agent.key)
+    moving, started, done = share_moves.move_to_owner, [], []
+
+    def request_first(*args):
+        if not started:  # the request of the agent's key (now the human's) comes before the claim's move
+            started.append(args)
+            person = account_store.get(human_id, consistent=True)
+            if action == "read":
+                done.append(shares.get_owned(person, share.slug).owner_id)
+            elif action == "change":
+                done.append(shares.update_share(deps.settings(), person, share.share_id,
+                                                ShareChanges(name="renamed"), BASE).owner_id)
+            else:
+                done.append(share_deletion.delete_share(deps.share_files(), person, share.share_id))
+        return moving(*args)
+    monkeypatch.setattr(share_moves, "move_to_owner", request_first)
+    _claim(client, human, created["api_key"])
+    monkeypatch.undo()
+    assert done == ([[]] if action == "delete" else [human_id]), done
+    status, listed, _ = call(client, "GET", "/shares", token=human)
+    expected = [] if action == "delete" else ["renamed" if action == "change" else "moves"]
+    assert [item["name"] for item in listed if item["id"] == share.share_id] == expected, listed
+    assert account_store.get(human_id, consistent=True).active_shares == (0 if action == "delete" else 1)
+    assert not account_store.get(created["account_id"], consistent=True).active_shares
+    with pytest.raises(NotFound):  # someone else's share stays "not found" for the new owner
+        shares.get_owned(account_store.get(human_id, consistent=True), _someone_elses_share(client).share_id)

@@ -11,7 +11,7 @@ is made again for the owner it moved to, and never answered as done.
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List
 
 from chalicelib.errors import Conflict
 from chalicelib.services import key_places
@@ -27,18 +27,13 @@ def is_callers(user: User, key: ApiKey) -> bool:
     key-only caller, as the request read it) the caller's into its owner's."""
     if key.user_id == user.user_id:
         return True
-    return _merged_into(key.user_id) == user.user_id or (user.email is None
-                                                         and _merged_into(user.user_id) == key.user_id)
+    return account_store.merged_into(key.user_id) == user.user_id or (
+        user.email is None and account_store.merged_into(user.user_id) == key.user_id)
 
 
 def one_by_claim(owner_id: str, other_id: str) -> bool:
     """Whether a claim merged one of the two accounts into the other (strongly consistent reads)."""
-    return _merged_into(other_id) == owner_id or _merged_into(owner_id) == other_id
-
-
-def _merged_into(user_id: str) -> Optional[str]:
-    account = account_store.get(user_id, consistent=True)
-    return None if account is None else account.merged_into
+    return account_store.merged_into(other_id) == owner_id or account_store.merged_into(owner_id) == other_id
 
 
 def revoke_with_made(key: ApiKey, at: str, now: float) -> List[ApiKey]:

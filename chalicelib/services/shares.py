@@ -21,7 +21,7 @@ from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.webhook_urls import validate_webhook_url
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import ledger
+from chalicelib.store import ledger, share_moves
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ShareFiles
@@ -195,9 +195,14 @@ def owned_as_read(user: User, key: str, include_deleting: bool = False) -> Share
     """``get_owned`` for ``user`` as the request read it; accounts.Merged when a claim merged
     that key-only account since (read on such a miss only): run it inside ``as_new_owner``."""
     share = share_store.resolve(key, include_deleting)
+    if share is not None and share.owner_id != user.user_id:
+        raise_if_claimed(user)
+        if account_store.merged_into(share.owner_id) == user.user_id:
+            # The claim marked its account (its agent's key acts as ``user`` from then on) and
+            # has not moved this share yet: moved now, as the claim would (docs/security.md 79).
+            share_moves.move_to_owner(share, share.owner_id, user.user_id)
+            share = share_store.resolve(key, include_deleting)
     if share is None or share.owner_id != user.user_id:
-        if share is not None:
-            raise_if_claimed(user)
         raise NotFound("Share not found")
     return share
 

@@ -113,12 +113,18 @@ def own_spikes_left(user_id: str) -> bool:
     return account is not None and (account.own_spikes or 0) > (account.own_spikes_gone or 0)
 
 
+def merged_into(user_id: str) -> Optional[str]:
+    """The account a claim merged this one into, if any (a strongly consistent read)."""
+    account = get(user_id, consistent=True)
+    return None if account is None else account.merged_into
+
+
 def raise_if_merged(user_id: str) -> None:
     """Merged when the account was claimed (a strongly consistent read): after a write for it
     was refused."""
-    account = get(user_id, consistent=True)
-    if account is not None and account.merged_into:
-        raise Merged(account.merged_into)
+    new_owner = merged_into(user_id)
+    if new_owner:
+        raise Merged(new_owner)
 
 
 UNCHECKED: Any = object()  # check_unchanged: "this attribute may have changed"
