@@ -107,6 +107,31 @@ def test_rate_limit_slides_across_windows(store_backend):
     assert allowed == [True, True, False, False]
 
 
+@pytest.mark.parametrize("first_hits_at", [0.0, 50.0])
+def test_a_client_that_waits_retry_after_is_let_through(store_backend, first_hits_at):
+    # Limit 5 a minute. A burst of 6 (the last refused) at the start or end of a window; the
+    # client then waits exactly the Retry-After it was given, as the contract tells it to.
+    start = 60 * 116_667.0 + first_hits_at  # a window starts at 60 * n
+    decisions = [ratelimit.check("obey", f"s{first_hits_at}", 5, 60, now=start + i * 0.01) for i in range(6)]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False]
+    retry_at = start + 0.05 + decisions[-1].retry_after
+    later = ratelimit.check("obey", f"s{first_hits_at}", 5, 60, now=retry_at)
+    assert later.allowed, f"refused again after waiting the {decisions[-1].retry_after} s it was told"
+
+
+def test_retry_after_counts_the_refused_hit_and_the_retry(store_backend):
+    # 5 hits at the end of one window; 10 s into the next the previous window still weighs
+    # 5 * 50/60 > 4, so a hit is refused. The refused hit counts, and so will the retry: they
+    # fit once the previous window weighs 3 (24 s in), not 4 (12 s in).
+    window = 60 * 133_334.0
+    for i in range(5):
+        assert ratelimit.check("tight", "s", 5, 60, now=window - 5 + i * 0.1).allowed
+    refused = ratelimit.check("tight", "s", 5, 60, now=window + 10)
+    assert not refused.allowed
+    assert refused.retry_after == 14
+    assert ratelimit.check("tight", "s", 5, 60, now=window + 10 + refused.retry_after).allowed
+
+
 def test_login_tokens_are_single_use_under_a_race(backend_client, store_backend):
     if store_backend == "moto":
         pytest.skip("moto's in-memory backend is not thread-safe; DynamoDB Local is the real check")

@@ -64,13 +64,20 @@ def check(name: str, subject: str, limit: int, window_seconds: int, now: Optiona
     reset_at = int(window_start + window_seconds)
     if estimate <= limit:
         return Decision(True, limit, max(0, int(limit - estimate)), reset_at, 0)
-    if current > limit or previous == 0:
-        retry_after = reset_at - now
-    else:
-        # Wait until the previous window's weight has shrunk enough: previous*(1 - t/W) + current <= limit.
-        needed_elapsed = window_seconds * (1 - (limit - current) / previous)
-        retry_after = max(needed_elapsed - elapsed, 1)
-    return Decision(False, limit, 0, reset_at, max(1, math.ceil(retry_after)))
+    retry_at = _first_allowed_retry(current, previous, limit, window_seconds, window_start)
+    return Decision(False, limit, 0, reset_at, max(1, math.ceil(retry_at - now)))
+
+
+def _first_allowed_retry(current: int, previous: int, limit: int, window_seconds: int, window_start: float) -> float:
+    """When one more hit would be allowed, if nothing else is sent meanwhile. That retry is a
+    hit too, and the refused ones stay counted: told any sooner, a client that obeys
+    Retry-After is refused again (and pushed further back by that refusal)."""
+    # Still in this window: previous * (1 - t/W) + current + 1 <= limit.
+    if previous and current + 1 <= limit:
+        return window_start + window_seconds * (1 - (limit - current - 1) / previous)
+    # In the next one, this window weighs as `previous` did: current * (1 - t/W) + 1 <= limit.
+    next_start = window_start + window_seconds
+    return next_start + window_seconds * max(0.0, 1 - (limit - 1) / current)
 
 
 def begin_request() -> None:
