@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from typing import Optional, Tuple
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from chalicelib.store.models import Share
 
@@ -17,6 +17,13 @@ _URL_PATH = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)?(?P<path>
 def share_path(slug: str) -> str:
     """Where a share is served: the one place its path is built."""
     return f"/s/{slug}/"
+
+
+def file_url(base_url: str, slug: str, path: str = "") -> str:
+    """A file or folder (``path`` as stored, decoded) of a share as an address: every segment
+    percent-encoded, so a name with ``#``, ``?``, ``%`` or spaces stays one path, and a header
+    that carries it (``Location``) stays ASCII, as servers must write it."""
+    return base_url + share_path(slug) + quote(path, safe="/")
 
 
 def share_url(base_url: str, share: Share) -> str:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, Optional, Union
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from chalicelib import web
 from chalicelib.errors import NotFound, ShareUnavailable
 from chalicelib.services import share_access, share_html, uploads
-from chalicelib.services.share_links import share_path, split_access_segment
+from chalicelib.services.share_links import file_url, share_path, split_access_segment
 from chalicelib.settings import Settings
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ShareFiles
@@ -103,13 +103,13 @@ def visit(settings: Settings, share_files: ShareFiles, v: Visit) -> Reply:
     if not path or v.trailing_slash:
         path = entry_path(share, path.rstrip("/")) or ""
     elif path not in (share.files or {}) and entry_path(share, path):
-        return Redirect(f"{v.base_url}{share_path(share.slug)}{path}/" + _query_string(v))
+        return Redirect(file_url(v.base_url, share.slug, path + "/") + _query_string(v))
     info = file_info(share, path)
     if access_token is not None and info.content_type == "text/html" and _is_document_request(v):
         # A page or a frame reached under an access path: show the clean URL instead (the widget
         # reports location.href, and GET /spikes?project= shows it). The cookie, valid for
         # top-level navigations, does the rest; a frame without it asks for the password.
-        clean = v.base_url + share_path(share.slug) + ("" if path == entry_path(share) else path)
+        clean = file_url(v.base_url, share.slug, "" if path == entry_path(share) else path)
         return Redirect(clean + _query_string(v), headers=extra)
 
     if info.size > settings.max_served_file_bytes:
@@ -140,7 +140,8 @@ def _content(settings: Settings, share_files: ShareFiles, v: Visit, share: Share
             text = share_html.inject_widget(text, v.base_url, share.share_id)
             if share.password_hash:
                 folder = served.path.rsplit("/", 1)[0] + "/" if "/" in served.path else ""
-                text = share_html.inject_base(text, share_access.access_root(settings, v.base_url, share) + folder)
+                text = share_html.inject_base(text, share_access.access_root(settings, v.base_url, share)
+                                              + quote(folder, safe="/"))
             elif _is_unslashed_root(v):
                 text = share_html.inject_base(text, v.base_url + share_path(share.slug))
         headers["Content-Type"] = f"{served.content_type}; charset=utf-8"
@@ -185,7 +186,7 @@ def _unlock(settings: Settings, v: Visit, share: Share, path: str,
         # Post/redirect/get: reloading the page must not re-send the password. A frame gets the
         # page in the answer itself: browsers withhold the Lax cookie from a sandboxed page's
         # frames, so a redirect would land on the form again.
-        return Redirect(v.base_url + share_path(share.slug) + path + _query_string(v, drop="pw"),
+        return Redirect(file_url(v.base_url, share.slug, path) + _query_string(v, drop="pw"),
                         status=303, headers={"Set-Cookie": cookie})
     return {"Set-Cookie": cookie}
 
