@@ -3,7 +3,7 @@ mail modules that had gone longest without one. Each test failed before its fix.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from tests.test_serving import cookie_from, get, site
 from tests.test_shares import INDEX, make_pro
@@ -52,3 +52,26 @@ def test_a_protected_shares_redirects_and_base_keep_odd_names_in_the_path(client
     # Followed under the access path, a navigation is sent to the clean URL of the same page.
     status, _, headers = get(client, urlsplit(base).path + "page.html", NAVIGATION)
     assert status == 302 and urlsplit(headers["Location"]).path == f"/s/{slug}/a%23b/page.html"
+
+
+# --- No XML document is handed to S3 to render, whatever its size ----------------------------
+
+XHTML = b'<html xmlns="http://www.w3.org/1999/xhtml"><body><script>alert(document.domain)</script></body></html>'
+
+
+def test_a_small_xml_document_is_handed_to_s3_only_as_a_download(client, user_token):
+    """A request whose Accept names no binary type (curl, a script) is sent to S3 for a file
+    that is not text: for XHTML or an RSS feed, a presigned link that S3 answered with the
+    document's own type, so whoever was sent that link ran its script, unsandboxed, on the
+    bucket's origin (finding 16's hole, below the size limit)."""
+    body = site(client, user_token, files=[("index.html", INDEX), ("evil.xhtml", XHTML), ("feed.rss", XHTML),
+                                           ("logo.webp", b"RIFF\x00\x00WEBP")])
+    for path in ("evil.xhtml", "feed.rss"):
+        response = client.http.request("GET", f"/s/{body['slug']}/{path}")
+        assert response.status_code == 302, path
+        query = parse_qs(urlsplit(response.headers["Location"]).query)
+        assert query.get("response-content-disposition") == ["attachment"], path
+        assert query.get("response-content-type") == ["application/octet-stream"], path
+    # Other files keep a plain link (an image stays an image).
+    response = client.http.request("GET", f"/s/{body['slug']}/logo.webp")
+    assert response.status_code == 302 and "response-content-disposition" not in response.headers["Location"]

@@ -113,11 +113,8 @@ def visit(settings: Settings, share_files: ShareFiles, v: Visit) -> Reply:
         return Redirect(clean + _query_string(v), headers=extra)
 
     if info.size > settings.max_served_file_bytes:
-        # Lambda cannot answer with more than 6 MB: hand out a short-lived direct S3 link. S3
-        # cannot send our sandbox header, so a document type (HTML, any XML) is handed out as
-        # a download, never rendered on S3's origin (uploads refuse them that large anyway).
-        as_download = uploads.is_active_document(info.content_type)
-        return Redirect(share_files.download_url(share.share_id, path, as_download=as_download), headers=extra)
+        # Lambda cannot answer with more than 6 MB (uploads refuse documents that large anyway).
+        return Redirect(_s3_link(share_files, share, info), headers=extra)
     served = read_file(share_files, share, path)
     return _content(settings, share_files, v, share, served, extra)
 
@@ -151,8 +148,15 @@ def _content(settings: Settings, share_files: ShareFiles, v: Visit, share: Share
                                else "application/octet-stream")
     if not _accepts_binary(v):
         # A binary response to a request whose Accept names no binary type cannot be sent.
-        return Redirect(share_files.download_url(share.share_id, served.path), headers=extra)
+        return Redirect(_s3_link(share_files, share, served), headers=extra)
     return Content(served.body, headers)
+
+
+def _s3_link(share_files: ShareFiles, share: Share, file: ServedFile) -> str:
+    """A short-lived direct S3 link to the file. S3 cannot send our sandbox header, so a
+    document type (HTML, any XML) is handed out as a download, never rendered on S3's origin."""
+    return share_files.download_url(share.share_id, file.path,
+                                    as_download=uploads.is_active_document(file.content_type))
 
 
 def _accepts_binary(v: Visit) -> bool:
