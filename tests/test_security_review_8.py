@@ -75,3 +75,18 @@ def test_a_small_xml_document_is_handed_to_s3_only_as_a_download(client, user_to
     # Other files keep a plain link (an image stays an image).
     response = client.http.request("GET", f"/s/{body['slug']}/logo.webp")
     assert response.status_code == 302 and "response-content-disposition" not in response.headers["Location"]
+
+
+# --- A page's own widget.js does not take the feedback widget's place --------------------------
+
+def test_a_pages_own_script_named_widget_js_does_not_replace_the_feedback_widget(client, user_token):
+    """Any script whose src ended in /widget.js was taken for a Spikes widget: a mockup's own
+    js/widget.js, or a chat vendor's, got the share's routing attributes and the page got no
+    feedback widget at all (a src of plain widget.js, without a slash, did get one)."""
+    own = b'<head></head><body><script src="js/widget.js"></script></body>'
+    vendor = b'<body><script src="https://wchat.freshchat.com/js/widget.js" async></script></body>'
+    body = site(client, user_token, files=[("index.html", own), ("chat.html", vendor), ("js/widget.js", b"//")])
+    for path, script in (("", 'src="js/widget.js"'), ("chat.html", 'src="https://wchat.freshchat.com/js/widget.js"')):
+        text = get(client, f"/s/{body['slug']}/{path}")[1].decode()
+        assert f"<script {script}" in text and "<script src=\"http://127.0.0.1:8000/widget.js\" " in text, text
+        assert text.count("data-project") == 1 and "localStorage" not in text, text  # no shim: ours needs none

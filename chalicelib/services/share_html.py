@@ -16,6 +16,9 @@ _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 # (<script src="https://spikes.sh/widget.js" data-project=… data-endpoint=…>).
 _WIDGET_TAG = re.compile(r"<script\b[^>]*?\bsrc\s*=\s*[\"']?[^\"'>\s]*/widget\.js(?:[?#][^\"'>\s]*)?[\"']?[^>]*>",
                          re.IGNORECASE)
+# What makes such a tag a Spikes widget: the project it posts to (ours and `spikes inject`'s carry
+# it). Another script named widget.js (the mockup's own, a chat vendor's) is left alone.
+_PROJECT_ATTRIBUTE = re.compile(r"\sdata-project(?=[\s=/>])", re.IGNORECASE)
 _ROUTING_ATTRIBUTE = re.compile(r"\s+data-(?:project|endpoint)(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'>]+))?",
                                 re.IGNORECASE)
 # Share pages run in a sandbox without allow-same-origin (an opaque origin), where touching
@@ -33,17 +36,23 @@ STORAGE_SHIM = (
 
 def inject_widget(page: str, base_url: str, share_id: str) -> str:
     """Give the page a widget that posts here with the share's id. A page that already has a
-    widget tag keeps its script (ours or the upstream one) with its project and endpoint
-    rewritten to this server and this share, plus the storage shim; any other page gets our
-    widget before the last ``</body>`` (or at the end)."""
+    widget tag (a ``…/widget.js`` with ``data-project``) keeps its script (ours or the upstream
+    one) with its project and endpoint rewritten to this server and this share, plus the
+    storage shim; any other page gets our widget before the last ``</body>`` (or at the end)."""
     routing = f' data-project="{html.escape(share_id)}" data-endpoint="{html.escape(base_url)}/spikes"'
 
+    found = 0
+
     def reroute(match: re.Match) -> str:
+        nonlocal found
+        if not _PROJECT_ATTRIBUTE.search(match.group(0)):
+            return match.group(0)
+        found += 1
         tag = _ROUTING_ATTRIBUTE.sub("", match.group(0))
         closing = "/>" if tag.endswith("/>") else ">"
         return tag[: -len(closing)].rstrip() + routing + closing
 
-    rewritten, found = _WIDGET_TAG.subn(reroute, page)
+    rewritten = _WIDGET_TAG.sub(reroute, page)
     if found:
         return _at_head_start(rewritten, STORAGE_SHIM)
     tag = widget_tag(base_url, share_id)
