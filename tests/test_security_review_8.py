@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
+from tests.conftest import call
 from tests.test_serving import cookie_from, get, site
 from tests.test_shares import INDEX, make_pro
 
@@ -90,3 +91,22 @@ def test_a_pages_own_script_named_widget_js_does_not_replace_the_feedback_widget
         text = get(client, f"/s/{body['slug']}/{path}")[1].decode()
         assert f"<script {script}" in text and "<script src=\"http://127.0.0.1:8000/widget.js\" " in text, text
         assert text.count("data-project") == 1 and "localStorage" not in text, text  # no shim: ours needs none
+
+
+# --- A share's password in the address a reviewer was on is not stored with the feedback -------
+
+def test_a_shares_password_in_a_spikes_url_is_not_stored(client, user_token):
+    """Opened as `/s/<slug>/?pw=<password>` (the clients' way), a protected page keeps that
+    address, and the widget reports it with every spike: the password was stored in the
+    feedback, shown in the dashboard, exports and webhook events, and listed to everyone once
+    the owner made the share public."""
+    make_pro("owner@example.com")
+    body = site(client, user_token, name="Locked", password="open sesame")
+    address = f"http://127.0.0.1:8000/s/{body['slug']}/docs/?x=1&pw=open%20sesame&p%77=open+sesame#top"
+    status, created, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": body["share_id"],
+                                                          "url": address, "page": f"/s/{body['slug']}/?pw=open"})
+    assert status == 201, created
+    status, stored, _ = call(client, "GET", f"/spikes/{created['id']}", token=user_token)
+    assert status == 200
+    assert stored["url"] == f"http://127.0.0.1:8000/s/{body['slug']}/docs/?x=1#top"
+    assert stored["page"] == f"/s/{body['slug']}/"

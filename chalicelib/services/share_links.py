@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 from typing import Optional, Tuple
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, unquote_plus
 
 from chalicelib.store.models import Share
 
+# The query parameter that carries a protected share's password (what the real clients send).
+PASSWORD_PARAM = "pw"
 # First path segment that carries a protected share's access token: /s/<slug>/~u.<token>/…
 ACCESS_PREFIX = "~u."
 _URL_PATH = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)?(?P<path>[^?#]*)(?P<tail>.*)$", re.DOTALL)
@@ -48,3 +50,17 @@ def strip_access_segments(url: str) -> str:
     head, path, tail = match.group("head") or "", match.group("path"), match.group("tail")
     kept = [segment for segment in path.split("/") if not unquote(segment).lower().startswith(ACCESS_PREFIX)]
     return head + "/".join(kept) + tail
+
+
+def strip_password(url: str) -> str:
+    """``url`` without a ``pw`` query parameter (the share's password, however spelled): an
+    address that unlocks a share must never be stored or shown. Other parameters stay as sent."""
+    if not url or "?" not in url:
+        return url
+    match = _URL_PATH.match(url)
+    query, hash_sign, fragment = match.group("tail").partition("#")
+    if not query.startswith("?"):
+        return url
+    kept = [part for part in query[1:].split("&") if unquote_plus(part.partition("=")[0]) != PASSWORD_PARAM]
+    return (match.group("head") or "") + match.group("path") + ("?" + "&".join(kept) if kept else "") \
+        + hash_sign + fragment

@@ -19,7 +19,7 @@ from urllib.parse import quote, urlencode
 from chalicelib import web
 from chalicelib.errors import NotFound, ShareUnavailable
 from chalicelib.services import share_access, share_html, uploads
-from chalicelib.services.share_links import file_url, share_path, split_access_segment
+from chalicelib.services.share_links import PASSWORD_PARAM, file_url, share_path, split_access_segment
 from chalicelib.settings import Settings
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ShareFiles
@@ -180,7 +180,7 @@ def _unlock(settings: Settings, v: Visit, share: Share, path: str,
         return {}
     if share_access.unlock_token_valid(settings, share, v.unlock_cookie):
         return {}
-    password = v.read_form_password() if v.posted else v.query.get("pw")
+    password = v.read_form_password() if v.posted else v.query.get(PASSWORD_PARAM)
     if password is None:
         return _locked(v, share, path, wrong=False)
     if not share_access.password_matches(settings, share, password, v.client_ip):
@@ -190,7 +190,7 @@ def _unlock(settings: Settings, v: Visit, share: Share, path: str,
         # Post/redirect/get: reloading the page must not re-send the password. A frame gets the
         # page in the answer itself: browsers withhold the Lax cookie from a sandboxed page's
         # frames, so a redirect would land on the form again.
-        return Redirect(file_url(v.base_url, share.slug, path) + _query_string(v, drop="pw"),
+        return Redirect(file_url(v.base_url, share.slug, path) + _query_string(v, drop=PASSWORD_PARAM),
                         status=303, headers={"Set-Cookie": cookie})
     return {"Set-Cookie": cookie}
 

@@ -22,7 +22,7 @@ from chalicelib.errors import SpikeLimit
 from chalicelib.logs import get_logger
 from chalicelib.services import metering, outbound_webhooks, quotas, targets
 from chalicelib.services.identity import Principal
-from chalicelib.services.share_links import strip_access_segments
+from chalicelib.services.share_links import strip_access_segments, strip_password
 from chalicelib.services.spikes import ANONYMOUS, to_client
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
@@ -89,8 +89,7 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
         spike_id, partition, created_at, public_id=public_id,
         owner_id=owner_id, share_id=share.share_id if share else None,
         client_id=new.client_id, type=new.type, project_key=new.project_key,
-        # Never keep an address that unlocks a protected share (docs/security.md).
-        page=strip_access_segments(new.page), url=strip_access_segments(new.url),
+        page=_stored_address(new.page, share), url=_stored_address(new.url, share),
         comments=new.comments, timestamp=new.timestamp or created_at, rating=new.rating,
         reviewer_id=new.reviewer.get("id") or ANONYMOUS["id"], reviewer=new.reviewer, selector=new.selector,
         xpath=new.xpath, element_text=new.element_text, bounding_box=new.bounding_box, viewport=new.viewport,
@@ -141,3 +140,10 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
     # `id` is the one the API answers and lists; `storage_key` the item's key (also spk_…).
     log.info("spike.recorded", id=public_id, storage_key=spike_id, share_id=spike.share_id)
     return Recorded(public_id, True)
+
+
+def _stored_address(address: str, share) -> str:
+    """Never keep an address that unlocks a protected share (docs/security.md, 1 and 84): no
+    access segment, and for a share's feedback (what its pages' widget reports) no ``?pw=``."""
+    address = strip_access_segments(address)
+    return strip_password(address) if share is not None else address
