@@ -110,3 +110,29 @@ def test_a_shares_password_in_a_spikes_url_is_not_stored(client, user_token):
     assert status == 200
     assert stored["url"] == f"http://127.0.0.1:8000/s/{body['slug']}/docs/?x=1#top"
     assert stored["page"] == f"/s/{body['slug']}/"
+
+
+# --- A share's files that S3 did not delete are not forgotten ----------------------------------
+
+def test_files_s3_did_not_delete_fail_the_deletion_until_they_are_gone(client, user_token, monkeypatch):
+    """DeleteObjects answers 200 and lists the keys it could not delete (throttled, an internal
+    error) in `Errors`: they were ignored, the deletion finished, and the files stayed in the
+    bucket for good, which no retry or job would look at again."""
+    from chalicelib import deps
+    from tests.test_shares import s3_keys
+    body = site(client, user_token, files=[("index.html", INDEX), ("a.css", b"a"), ("b.css", b"b")])
+    s3 = deps.s3_client()
+    real = s3.delete_objects
+
+    def partly(**kwargs):
+        objects = kwargs["Delete"]["Objects"]
+        kept = next(item for item in objects if item["Key"].endswith("/a.css"))
+        real(**{**kwargs, "Delete": {**kwargs["Delete"], "Objects": [o for o in objects if o is not kept]}})
+        return {"Errors": [{"Key": kept["Key"], "Code": "InternalError", "Message": "We encountered an internal error"}]}
+    monkeypatch.setattr(s3, "delete_objects", partly)
+    status, _, headers = call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)
+    assert status == 503 and "Retry-After" in headers
+    assert s3_keys(f"shares/{body['share_id']}/") == [f"shares/{body['share_id']}/a.css"]
+    monkeypatch.setattr(s3, "delete_objects", real)
+    assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 200
+    assert s3_keys(f"shares/{body['share_id']}/") == []

@@ -63,7 +63,13 @@ class ShareFiles:
         for page in pages:
             keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
             if keys:
-                self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": keys, "Quiet": True})
+                answer = self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": keys, "Quiet": True})
+                # A 200 can still list keys S3 did not delete (throttled, internal error): the
+                # removal failed, and the caller's retry (a deletion is resumable) must see it.
+                failed = answer.get("Errors") or []
+                if failed:
+                    raise ClientError({"Error": {"Code": failed[0].get("Code", "DeleteFailed"),
+                                                 "Message": f"{len(failed)} objects not deleted"}}, "DeleteObjects")
 
     # --- the export of a share being deleted: what a retried DELETE answers ---------------
 
