@@ -105,7 +105,10 @@ test-e2e: $(STAMP) $(DDB_LOCAL) system-deps
 	$(BIN)/python -m pytest tests -q -rfE -p no:cacheprovider -m e2e --ignore=tests/reliability $(PYTEST_ARGS)
 
 ## Wipe the local server's saved data.
-clean-data:
+## Refuses while a server uses the folder (its lock, tools/devserver.DataDirLock): wiped under it, every
+## write answers 503 from then on, and on Ctrl-C the share files are saved to a new folder without tables.
+clean-data: | python-check
+	@$(PYTHON) -m tools.data_dir_in_use "$(DATA_DIR)"
 	rm -rf -- "$(DATA_DIR)"
 
 ## The feedback path's figures (docs/performance.md): wrk from apt when missing.

@@ -1,6 +1,7 @@
 """`make dev`'s dependency step installs only what is missing: on a machine that has Java, npm
 and libeatmydata it runs no apt (which needs root and a network, and takes seconds), and on one
-that lacks some of them it asks apt for those alone."""
+that lacks some of them it asks apt for those alone. `make clean-data` leaves a folder a server
+uses alone."""
 from __future__ import annotations
 
 import os
@@ -51,3 +52,29 @@ def test_dev_deps_asks_apt_for_exactly_what_is_missing(tmp_path):
     asked = {word for word in installs[0] if not word.startswith("-") and word not in ("apt-get", "sudo", "env", "install")
              and "=" not in word}
     assert asked == missing, calls.read_text()
+
+
+def test_clean_data_refuses_a_folder_a_server_holds(tmp_path):
+    # README: `make clean-data` wipes the data folder. Run under a server, every write answered
+    # 503 from then on, and the server's Ctrl-C saved share files into a new folder without tables.
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    import fcntl
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "kept").write_text("x")
+    lock = open(data_dir / "server.lock", "a+")  # what tools/devserver.DataDirLock holds
+    lock.write("pid 12345\n")
+    lock.flush()
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def clean():
+        return subprocess.run(["make", "-s", "clean-data", f"DATA_DIR={data_dir}"], cwd=ROOT, capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=60)
+    refused = clean()
+    assert refused.returncode != 0 and (data_dir / "kept").exists()
+    assert "pid 12345" in refused.stderr and "stop it first" in refused.stderr
+    lock.close()  # the server stopped
+    done = clean()
+    assert done.returncode == 0, done.stderr
+    assert not data_dir.exists()

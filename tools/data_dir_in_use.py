@@ -1,0 +1,41 @@
+"""`make clean-data`'s check: exit 1, saying who, while a local server holds the data folder.
+
+Wiping a folder in use breaks the server rather than resetting it: DynamoDB Local's database
+folder is gone, so every write answers 503 from then on, and on the way out the server saves its
+share files into a fresh folder, where the next start finds them without the tables that name them. The server's lock is the kernel's
+(``tools/devserver.DataDirLock``); this only tries it. Standard library only: make runs it with
+the system Python, before any venv exists.
+"""
+from __future__ import annotations
+
+import fcntl
+import sys
+from pathlib import Path
+
+
+def holders(data_dir: Path) -> str:
+    """Who holds ``data_dir`` (the lock file's first lines), or "" when nobody does."""
+    lock = data_dir / "server.lock"
+    if not lock.is_file():
+        return ""
+    with open(lock, "r") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return ", ".join(line.strip() for line in handle.read().splitlines()[:2] if line.strip()) or "pid ?"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return ""
+
+
+def main(argv: list) -> int:
+    data_dir = Path(argv[1] if len(argv) > 1 else ".local-data")
+    who = holders(data_dir)
+    if who:
+        print(f"A local server ({who}) is using {data_dir}: stop it first (Ctrl-C where it runs), "
+              f"then make clean-data again.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
