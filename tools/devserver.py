@@ -104,8 +104,13 @@ def local_emulator(serialize: bool, on_write: Optional[Callable[[], None]] = Non
 
 
 def handler_class():
-    """Chalice's request handler without the Nagle delay."""
-    from chalice.local import ChaliceRequestHandler
+    """Chalice's request handler without the Nagle delay, answering a path no route matches as
+    the deployed API does."""
+    import json
+
+    from chalice.local import ChaliceRequestHandler, ForbiddenError
+
+    from infra.stack import GATEWAY_RESPONSES
 
     class RequestHandler(ChaliceRequestHandler):
         # Stock chalice local pays ~44 ms per keep-alive request to Nagle's algorithm.
@@ -116,6 +121,20 @@ def handler_class():
             # Stock chalice local reports every caller as 127.0.0.1, so every per-address limit
             # would be one shared bucket; API Gateway gives each caller's own address.
             self.local_gateway.event_converter.LOCAL_SOURCE_IP = self.client_address[0]
+
+        def _send_error_response(self, error) -> None:
+            # A path deeper than the app's catch-all routes matches none: chalice local answers API
+            # Gateway's bare 403 {"message": "Missing Authentication Token"}, which the deploy maps
+            # to the contract's envelope (infra/stack.py). Answer what the deployed API answers.
+            if not (isinstance(error, ForbiddenError)
+                    and error.headers.get("x-amzn-ErrorType") == "UnauthorizedException"):
+                super()._send_error_response(error)
+                return
+            status, code, message = GATEWAY_RESPONSES["MISSING_AUTHENTICATION_TOKEN"]
+            request_id = error.headers.get("x-amzn-RequestId", "")
+            body = json.dumps({"error": message, "code": code, "request_id": request_id}).encode()
+            self._send_http_response(status, {"Content-Type": "application/json", "X-Request-Id": request_id,
+                                              "Access-Control-Allow-Origin": "*"}, body)
 
     return RequestHandler
 

@@ -1,0 +1,52 @@
+"""`make dev`'s HTTP handler answers a path no route matches (deeper than the app's catch-all
+routes) as the deployed API does: the contract's 404 envelope (infra/stack.py maps API Gateway's
+own answer), not chalice local's 403 {"message": "Missing Authentication Token"}."""
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+from chalice import Chalice
+from chalice.config import Config
+from chalice.local import LocalDevServer
+
+from tools import devserver
+
+
+@pytest.fixture
+def local_server():
+    app = Chalice("routes")
+
+    @app.route("/known")
+    def known():
+        return {"ok": True}
+
+    server = LocalDevServer(app, Config.create(chalice_app=app), "127.0.0.1", 0,
+                            handler_cls=devserver.handler_class(), server_cls=devserver.server_class())
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server.server_address[1]}"
+    server.server.shutdown()
+    server.server.server_close()
+    thread.join(5)
+
+
+def _get(url: str, **headers):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as answer:
+            return answer.status, dict(answer.headers), json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer some-token"}])
+def test_a_path_no_route_matches_is_the_contracts_404(local_server, headers):
+    assert _get(f"{local_server}/known")[0] == 200
+    status, answer_headers, body = _get(f"{local_server}/a/b/c/d/e/f/g/h/i/j/k/l", **headers)
+    assert status == 404, body
+    assert body["code"] == "NOT_FOUND" and body["error"] and body["request_id"]
+    assert answer_headers["X-Request-Id"] == body["request_id"]
+    assert answer_headers["Access-Control-Allow-Origin"] == "*"
