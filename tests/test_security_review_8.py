@@ -136,3 +136,25 @@ def test_files_s3_did_not_delete_fail_the_deletion_until_they_are_gone(client, u
     monkeypatch.setattr(s3, "delete_objects", real)
     assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 200
     assert s3_keys(f"shares/{body['share_id']}/") == []
+
+
+# --- A page in a legacy encoding keeps its letters ---------------------------------------------
+
+def test_a_page_not_in_utf8_keeps_its_letters(client, user_token):
+    """Text files are sent as UTF-8 (the answer's charset, which browsers put before the page's
+    own <meta charset>), and were decoded as UTF-8 whatever they were in: a page saved in
+    windows-1252 or Latin-1 (older editors, Word's "Save as Web Page") showed � for every é, ü,
+    £ or €, and so did its stylesheet's."""
+    page = '<html><head><meta charset="windows-1252"></head><body><p>Café à 5 €</p></body></html>'
+    body = site(client, user_token, files=[
+        ("index.html", page.encode("cp1252")), ("plain.html", "<p>Grüße</p>".encode("latin-1")),
+        ("site.css", '@charset "iso-8859-1"; p:after{content:"é"}'.encode("latin-1")),
+        ("ru.html", '<meta http-equiv="Content-Type" content="text/html; charset=koi8-r"><p>Привет</p>'.encode("koi8-r")),
+        # UTF-8 with one stray byte stays UTF-8, as before (and as browsers read it).
+        ("stray.html", "<p>日本 café</p>".encode() + b"\xff")])
+    for path, expected in (("", "<p>Café à 5 €</p>"), ("plain.html", "<p>Grüße</p>"),
+                           ("site.css", 'content:"é"'), ("ru.html", "<p>Привет</p>"),
+                           ("stray.html", "<p>日本 café</p>\ufffd")):
+        status, served, headers = get(client, f"/s/{body['slug']}/{path}")
+        assert status == 200 and headers["Content-Type"].endswith("; charset=utf-8")
+        assert expected in served.decode("utf-8"), (path, served)

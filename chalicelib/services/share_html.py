@@ -1,9 +1,53 @@
 """What is added to a share's HTML when it is served: the feedback widget and, for protected
-shares, a <base> that carries the access path to the page's relative URLs."""
+shares, a <base> that carries the access path to the page's relative URLs; and how a text file
+is read before it is sent as UTF-8."""
 from __future__ import annotations
 
+import codecs
 import html
 import re
+from typing import Optional
+
+_BYTE_ORDER_MARKS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+# Where a file names its encoding: HTML's <meta charset> (or http-equiv), CSS's @charset, XML's
+# declaration.
+_DECLARED_ENCODING = re.compile(rb"""<meta\b[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)"""
+                                rb'|^\s*@charset\s+"([A-Za-z0-9_.:-]+)"'
+                                rb"""|^\s*<\?xml\b[^>]*?encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+# What browsers read a legacy page in when it does not say which encoding (and for the labels
+# latin-1 and ascii, which they take for this superset).
+LEGACY_ENCODING = "cp1252"
+
+
+def decode_text(body: bytes) -> str:
+    """A text file as text, to be sent as UTF-8 (the answer's charset, which browsers put before
+    anything the file says). UTF-8 as it is; a file in another encoding keeps its letters: its
+    byte order mark or the encoding it declares decides; an undeclared one is UTF-8 if any of
+    it is (a stray byte in a UTF-8 page), else windows-1252."""
+    for mark, encoding in _BYTE_ORDER_MARKS:
+        if body.startswith(mark):
+            return body.decode(encoding, errors="replace")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    declared = _DECLARED_ENCODING.search(body[:1024])
+    encoding = _encoding_named(next(label for label in declared.groups() if label)) if declared else None
+    if encoding is None:
+        as_utf8 = body.decode("utf-8", errors="replace")
+        encoding = "utf-8" if any(ch > "\x7f" and ch != "\ufffd" for ch in as_utf8) else LEGACY_ENCODING
+    return body.decode(encoding, errors="replace")
+
+
+def _encoding_named(label: bytes) -> Optional[str]:
+    """The codec a declared label names as browsers read it, None for a label nobody knows."""
+    try:
+        name = codecs.lookup(label.decode("ascii")).name
+    except LookupError:
+        return None
+    if name.startswith("utf"):  # a page that claims Unicode and is not valid: read as UTF-8
+        return "utf-8"
+    return LEGACY_ENCODING if name in ("iso8859-1", "latin-1", "ascii") else name
 
 
 def widget_tag(base_url: str, share_id: str) -> str:

@@ -132,7 +132,7 @@ def _content(settings: Settings, share_files: ShareFiles, v: Visit, share: Share
         if v.if_none_match == served.etag and "Set-Cookie" not in extra:
             return Content("", headers, status=304)
     if uploads.is_text(served.content_type):
-        text = served.body.decode("utf-8", errors="replace")
+        text = share_html.decode_text(served.body)
         if is_html:
             text = share_html.inject_widget(text, v.base_url, share.share_id)
             if share.password_hash:
