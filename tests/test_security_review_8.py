@@ -158,3 +158,22 @@ def test_a_page_not_in_utf8_keeps_its_letters(client, user_token):
         status, served, headers = get(client, f"/s/{body['slug']}/{path}")
         assert status == 200 and headers["Content-Type"].endswith("; charset=utf-8")
         assert expected in served.decode("utf-8"), (path, served)
+
+
+# --- Other cookies in the header do not hide the unlock cookie ---------------------------------
+
+def test_the_unlock_cookie_is_read_whatever_other_cookies_come_with_it(client, user_token):
+    """The standard library's cookie parser gives up on the whole header when one cookie is not
+    to its taste (a JSON value, a space): on a custom domain whose parent sets such a cookie,
+    the unlock cookie was never read, and every page of a protected share showed the password
+    form again, right after the form had been answered."""
+    make_pro("owner@example.com")
+    body = site(client, user_token, name="Locked", password="open sesame")
+    response = client.http.request("POST", f"/s/{body['slug']}/", body=b"password=open+sesame",
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+    unlock = cookie_from(response.headers)
+    for others in ('consent={"ads":false,"stats":true}', "theme=dark mode", 'half="open'):
+        for header in (f"{others}; {unlock}", f"{unlock}; {others}"):
+            status, page, _ = get(client, f"/s/{body['slug']}/", {**NAVIGATION, "Cookie": header})
+            assert status == 200 and b"<h1>Hi</h1>" in page, header
+    assert get(client, f"/s/{body['slug']}/", {**NAVIGATION, "Cookie": 'consent={"a":1}'})[0] == 401

@@ -8,7 +8,6 @@ docs/security.md.
 """
 from __future__ import annotations
 
-from http.cookies import CookieError, SimpleCookie
 from typing import Optional
 from urllib.parse import parse_qs, unquote, urlencode
 
@@ -115,10 +114,11 @@ def _form_password(request) -> Optional[str]:
 
 
 def _cookie(request, name: str) -> Optional[str]:
-    jar = SimpleCookie()
-    try:
-        jar.load(request.headers.get("cookie") or "")
-    except CookieError:
-        return None
-    morsel = jar.get(name)
-    return morsel.value if morsel else None
+    """The cookie's value, read pair by pair: the standard library's parser drops every cookie
+    of a header once one of them is not to its taste (a JSON value, a space), and on a custom
+    domain the header also carries the parent domain's cookies."""
+    for pair in (request.headers.get("cookie") or "").split(";"):
+        key, found, value = pair.partition("=")
+        if found and key.strip() == name:
+            return value.strip().strip('"')
+    return None
