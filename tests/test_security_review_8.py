@@ -177,3 +177,25 @@ def test_the_unlock_cookie_is_read_whatever_other_cookies_come_with_it(client, u
             status, page, _ = get(client, f"/s/{body['slug']}/", {**NAVIGATION, "Cookie": header})
             assert status == 200 and b"<h1>Hi</h1>" in page, header
     assert get(client, f"/s/{body['slug']}/", {**NAVIGATION, "Cookie": 'consent={"a":1}'})[0] == 401
+
+
+# --- A revalidated page is the page this version serves ---------------------------------------
+
+def test_a_page_revalidated_after_an_upgrade_is_the_page_it_serves_now(client, user_token, monkeypatch):
+    """Pages are `no-cache` and carried the stored file's ETag, so a browser revalidating after
+    an upgrade that changed what is injected (or how a file is decoded) got `304` and kept the
+    old page for as long as the file did not change: a fix to injection never reached it."""
+    from chalicelib.services import share_html
+    body = site(client, user_token, files=[("index.html", INDEX), ("site.css", "p{content:'é'}".encode("latin-1"))])
+    tags = {}
+    for path in ("", "site.css"):
+        status, _, headers = get(client, f"/s/{body['slug']}/{path}")
+        assert status == 200
+        tags[path] = headers["ETag"]
+        assert get(client, f"/s/{body['slug']}/{path}", {"If-None-Match": tags[path]})[0] == 304
+    monkeypatch.setattr(share_html, "widget_tag", lambda base_url, share_id: '<script src="/widget-v2.js"></script>')
+    status, page, _ = get(client, f"/s/{body['slug']}/", {"If-None-Match": tags[""]})
+    assert status == 200 and b"widget-v2.js" in page
+    # What is sent is what the ETag names, for a file whose stored bytes are not what is sent too.
+    _, sent, headers = get(client, f"/s/{body['slug']}/site.css")
+    assert sent.decode("utf-8") == "p{content:'é'}" and headers["ETag"] == tags["site.css"]

@@ -11,6 +11,7 @@ and browsers that block third-party cookies would not send the cookie.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, Optional, Union
@@ -126,30 +127,42 @@ def _content(settings: Settings, share_files: ShareFiles, v: Visit, share: Share
     headers = {**extra, "Cache-Control": f"no-cache, {scope}" if is_html else f"{scope}, max-age={web.ASSET_MAX_AGE}"}
     if _is_unslashed_root(v):
         headers.update(ROOT_VARY)
-    # A protected page embeds an expiring access token: always send it fresh.
-    if served.etag and not (is_html and share.password_hash):
-        headers["ETag"] = served.etag
-        if v.if_none_match == served.etag and "Set-Cookie" not in extra:
-            return Content("", headers, status=304)
     if uploads.is_text(served.content_type):
-        text = share_html.decode_text(served.body)
-        if is_html:
-            text = share_html.inject_widget(text, v.base_url, share.share_id)
-            if share.password_hash:
-                folder = served.path.rsplit("/", 1)[0] + "/" if "/" in served.path else ""
-                text = share_html.inject_base(text, share_access.access_root(settings, v.base_url, share)
-                                              + quote(folder, safe="/"))
-            elif _is_unslashed_root(v):
-                text = share_html.inject_base(text, v.base_url + share_path(share.slug))
+        body: Union[str, bytes] = _text(settings, v, share, served)
+        # The text as sent (decoded, with the widget this version injects), not the stored file:
+        # a revalidation after an upgrade that changes either gets the new page, not a 304.
+        etag = f'"{hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]}"'
         headers["Content-Type"] = f"{served.content_type}; charset=utf-8"
-        return Content(text, headers)
-    # Only the HTTP layer's binary types go out as bytes; anything else as octet-stream.
-    headers["Content-Type"] = (served.content_type if served.content_type in v.binary_types
-                               else "application/octet-stream")
-    if not _accepts_binary(v):
+    else:
+        body, etag = served.body, served.etag
+        # Only the HTTP layer's binary types go out as bytes; anything else as octet-stream.
+        headers["Content-Type"] = (served.content_type if served.content_type in v.binary_types
+                                   else "application/octet-stream")
+    # A protected page embeds an expiring access token: always send it fresh.
+    if etag and not (is_html and share.password_hash):
+        headers["ETag"] = etag
+        if v.if_none_match == etag and "Set-Cookie" not in extra:
+            return Content("", headers, status=304)
+    if isinstance(body, bytes) and not _accepts_binary(v):
         # A binary response to a request whose Accept names no binary type cannot be sent.
         return Redirect(_s3_link(share_files, share, served), headers=extra)
-    return Content(served.body, headers)
+    return Content(body, headers)
+
+
+def _text(settings: Settings, v: Visit, share: Share, served: ServedFile) -> str:
+    """A text file as served: HTML with the widget, and the <base> a protected page or the
+    unslashed root needs."""
+    text = share_html.decode_text(served.body)
+    if served.content_type != "text/html":
+        return text
+    text = share_html.inject_widget(text, v.base_url, share.share_id)
+    if share.password_hash:
+        folder = served.path.rsplit("/", 1)[0] + "/" if "/" in served.path else ""
+        return share_html.inject_base(text, share_access.access_root(settings, v.base_url, share)
+                                      + quote(folder, safe="/"))
+    if _is_unslashed_root(v):
+        return share_html.inject_base(text, v.base_url + share_path(share.slug))
+    return text
 
 
 def _s3_link(share_files: ShareFiles, share: Share, file: ServedFile) -> str:
