@@ -199,3 +199,26 @@ def test_a_page_revalidated_after_an_upgrade_is_the_page_it_serves_now(client, u
     # What is sent is what the ETag names, for a file whose stored bytes are not what is sent too.
     _, sent, headers = get(client, f"/s/{body['slug']}/site.css")
     assert sent.decode("utf-8") == "p{content:'é'}" and headers["ETag"] == tags["site.css"]
+
+
+# --- A page opened with ?pw= goes on without it ----------------------------------------------
+
+def test_a_page_opened_with_the_password_in_its_address_goes_on_without_it(client, user_token):
+    """The form's answer drops the password from the address (post/redirect/get); `?pw=`, the
+    clients' way, left it in the address bar, the history and the address the widget reports."""
+    make_pro("owner@example.com")
+    body = site(client, user_token, name="Locked", password="open sesame")
+    slug = body["slug"]
+    status, _, headers = get(client, f"/s/{slug}/docs/?x=1&pw=open%20sesame", NAVIGATION)
+    assert status == 303 and "pw" not in headers["Location"]
+    location = urlsplit(headers["Location"])
+    assert (location.path, location.query) == (f"/s/{slug}/docs/", "x=1")
+    unlock = cookie_from(headers)
+    status, page, _ = get(client, f"{location.path}?{location.query}", {**NAVIGATION, "Cookie": unlock})
+    assert status == 200 and b"<p>docs</p>" in page
+    # Opened that way again with the cookie: the same, without asking for the password again.
+    status, _, headers = get(client, f"/s/{slug}/?pw=open%20sesame", {**NAVIGATION, "Cookie": unlock})
+    assert status == 303 and urlsplit(headers["Location"]).path == f"/s/{slug}/" and "Set-Cookie" not in headers
+    # Programs (no navigation) get the page itself, as the clients expect; a wrong password the form.
+    assert get(client, f"/s/{slug}/?pw=open%20sesame")[0] == 200
+    assert get(client, f"/s/{slug}/?pw=wrong", NAVIGATION)[0] == 401

@@ -191,21 +191,29 @@ def _unlock(settings: Settings, v: Visit, share: Share, path: str,
         if _is_top_level_navigation(v):
             return {"Set-Cookie": share_access.unlock_cookie(settings, share, v.base_url)}
         return {}
+    # A page opened with ?pw= goes on without it (the cookie carries the proof): the password
+    # stays out of the address bar, the history and the address the widget reports.
+    in_address = PASSWORD_PARAM in v.query and not v.posted and _is_top_level_navigation(v)
     if share_access.unlock_token_valid(settings, share, v.unlock_cookie):
-        return {}
+        return _without_password(v, share, path, {}) if in_address else {}
     password = v.read_form_password() if v.posted else v.query.get(PASSWORD_PARAM)
     if password is None:
         return _locked(v, share, path, wrong=False)
     if not share_access.password_matches(settings, share, password, v.client_ip):
         return _locked(v, share, path, wrong=True)
-    cookie = share_access.unlock_cookie(settings, share, v.base_url)
-    if v.posted and v.fetch_dest not in ("iframe", "frame"):
+    cookie = {"Set-Cookie": share_access.unlock_cookie(settings, share, v.base_url)}
+    if in_address or (v.posted and v.fetch_dest not in ("iframe", "frame")):
         # Post/redirect/get: reloading the page must not re-send the password. A frame gets the
         # page in the answer itself: browsers withhold the Lax cookie from a sandboxed page's
         # frames, so a redirect would land on the form again.
-        return Redirect(file_url(v.base_url, share.slug, path) + _query_string(v, drop=PASSWORD_PARAM),
-                        status=303, headers={"Set-Cookie": cookie})
-    return {"Set-Cookie": cookie}
+        return _without_password(v, share, path, cookie)
+    return cookie
+
+
+def _without_password(v: Visit, share: Share, path: str, headers: Dict[str, str]) -> Redirect:
+    """Back to the same address without the password."""
+    address = file_url(v.base_url, share.slug, path + ("/" if path and v.trailing_slash else ""))
+    return Redirect(address + _query_string(v, drop=PASSWORD_PARAM), status=303, headers=headers)
 
 
 def _locked(v: Visit, share: Share, path: str, wrong: bool) -> PasswordRequired:
