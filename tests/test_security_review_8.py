@@ -222,3 +222,34 @@ def test_a_page_opened_with_the_password_in_its_address_goes_on_without_it(clien
     # Programs (no navigation) get the page itself, as the clients expect; a wrong password the form.
     assert get(client, f"/s/{slug}/?pw=open%20sesame")[0] == 200
     assert get(client, f"/s/{slug}/?pw=wrong", NAVIGATION)[0] == 401
+
+
+# --- A page full of unclosed tags is served like any other -------------------------------------
+
+UNCLOSED = "".join(f"<{name} " for name in ("script", "base", "head", "html"))
+
+
+def test_a_page_full_of_unclosed_tags_is_served_like_any_other(client, user_token):
+    make_pro("owner@example.com")
+    unclosed = UNCLOSED * 1000
+    public = site(client, user_token, name="Public", files=[("index.html", unclosed.encode())])
+    locked = site(client, user_token, name="Locked", files=[("index.html", unclosed.encode())], password="pw")
+    status, page, _ = get(client, f"/s/{public['slug']}/")
+    assert status == 200 and page.decode().startswith(unclosed) and page.decode().endswith("</script>")
+    status, page, _ = get(client, f"/s/{locked['slug']}/?pw=pw")
+    assert status == 200 and page.decode().startswith(unclosed) and '<base href="' in page.decode()
+
+
+def test_injection_takes_one_pass_over_a_page_of_unclosed_tags():
+    """Injection found tags with regexes that scanned from each `<script`, `<base`, `<head` or
+    `<html` to the next `>`: quadratic time on a page that leaves them unclosed. 64 KB took
+    6 s, a 4 MB page (the served limit) hours: any account could upload one and hold a Lambda
+    for its whole timeout with each view, and with a few views at once every function of the
+    API. Now tags are found in one pass. Run in a process of its own (a regex holds the
+    interpreter); the bound is a thousand times what one pass takes, before this never ended."""
+    import subprocess
+    import sys
+    script = ("from chalicelib.services import share_html as h\n"
+              f"page = {UNCLOSED!r} * 100_000\n"
+              "assert h.inject_base(h.inject_widget(page, 'https://x', 'sh_1'), 'https://x/s/a/').startswith(page)\n")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)

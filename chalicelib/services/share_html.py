@@ -6,7 +6,7 @@ from __future__ import annotations
 import codecs
 import html
 import re
-from typing import Optional
+from typing import Iterator, Optional, Tuple
 
 _BYTE_ORDER_MARKS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 # Where a file names its encoding: HTML's <meta charset> (or http-equiv), CSS's @charset, XML's
@@ -56,15 +56,23 @@ def widget_tag(base_url: str, share_id: str) -> str:
 
 
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+# Tags are found by their opening and the next ">" (``_tags``), never by one regex from "<" to
+# ">": that scans to the page's end from every opening a page leaves unclosed, quadratic time on
+# a page full of them (an owner's upload), which held a Lambda for its whole timeout per view.
+_SCRIPT_START = re.compile(r"<script\b", re.IGNORECASE)
+_HEAD_START = re.compile(r"<head\b", re.IGNORECASE)
+_HTML_START = re.compile(r"<html\b", re.IGNORECASE)
+_BASE_START = re.compile(r"<base\b", re.IGNORECASE)
+_DOCTYPE = re.compile(r"^\s*<!doctype[^>]*>", re.IGNORECASE)
 # A widget already in the page: ours, or the upstream one `spikes inject` writes
-# (<script src="https://spikes.sh/widget.js" data-project=… data-endpoint=…>).
-_WIDGET_TAG = re.compile(r"<script\b[^>]*?\bsrc\s*=\s*[\"']?[^\"'>\s]*/widget\.js(?:[?#][^\"'>\s]*)?[\"']?[^>]*>",
-                         re.IGNORECASE)
-# What makes such a tag a Spikes widget: the project it posts to (ours and `spikes inject`'s carry
-# it). Another script named widget.js (the mockup's own, a chat vendor's) is left alone.
+# (<script src="https://spikes.sh/widget.js" data-project=… data-endpoint=…>): its first src
+# (as browsers read it) ends in /widget.js, and it carries the project it posts to. Another
+# script named widget.js (the mockup's own, a chat vendor's) is left alone.
+_SRC_ATTRIBUTE = re.compile(r"""(?<![\w-])src\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]*))""", re.IGNORECASE)
 _PROJECT_ATTRIBUTE = re.compile(r"\sdata-project(?=[\s=/>])", re.IGNORECASE)
-_ROUTING_ATTRIBUTE = re.compile(r"\s+data-(?:project|endpoint)(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'>]+))?",
+_ROUTING_ATTRIBUTE = re.compile(r"(?<!\s)\s+data-(?:project|endpoint)(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'>]+))?",
                                 re.IGNORECASE)
+_HREF_ATTRIBUTE = re.compile(r"(?<![\w-])href\s*=", re.IGNORECASE)
 # Share pages run in a sandbox without allow-same-origin (an opaque origin), where touching
 # localStorage or sessionStorage throws. The upstream widget keeps its state there and stops
 # before sending: a page-lifetime in-memory Storage stands in, installed before any script.
@@ -84,21 +92,15 @@ def inject_widget(page: str, base_url: str, share_id: str) -> str:
     one) with its project and endpoint rewritten to this server and this share, plus the
     storage shim; any other page gets our widget before the last ``</body>`` (or at the end)."""
     routing = f' data-project="{html.escape(share_id)}" data-endpoint="{html.escape(base_url)}/spikes"'
-
-    found = 0
-
-    def reroute(match: re.Match) -> str:
-        nonlocal found
-        if not _PROJECT_ATTRIBUTE.search(match.group(0)):
-            return match.group(0)
-        found += 1
-        tag = _ROUTING_ATTRIBUTE.sub("", match.group(0))
-        closing = "/>" if tag.endswith("/>") else ">"
-        return tag[: -len(closing)].rstrip() + routing + closing
-
-    rewritten = _WIDGET_TAG.sub(reroute, page)
-    if found:
-        return _at_head_start(rewritten, STORAGE_SHIM)
+    parts, copied = [], 0
+    for start, end in _tags(page, _SCRIPT_START):
+        if _is_widget_tag(page[start:end]):
+            tag = _ROUTING_ATTRIBUTE.sub("", page[start:end])
+            closing = "/>" if tag.endswith("/>") else ">"
+            parts += [page[copied:start], tag[: -len(closing)].rstrip() + routing + closing]
+            copied = end
+    if parts:
+        return _at_head_start("".join(parts) + page[copied:], STORAGE_SHIM)
     tag = widget_tag(base_url, share_id)
     ends = list(_BODY_END.finditer(page))
     if not ends:
@@ -107,23 +109,38 @@ def inject_widget(page: str, base_url: str, share_id: str) -> str:
     return page[:at] + tag + page[at:]
 
 
-_HEAD_START = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
-_HTML_START = re.compile(r"<html\b[^>]*>", re.IGNORECASE)
-_DOCTYPE = re.compile(r"^\s*<!doctype[^>]*>", re.IGNORECASE)
-_EXISTING_BASE = re.compile(r"<base\b[^>]*\bhref", re.IGNORECASE)
+def _tags(page: str, opening: re.Pattern) -> Iterator[Tuple[int, int]]:
+    """Where each tag that ``opening`` starts begins and ends, in one pass over the page."""
+    at = 0
+    while True:
+        found = opening.search(page, at)
+        end = page.find(">", found.end()) if found else -1
+        if end == -1:
+            return
+        yield found.start(), end + 1
+        at = end + 1
+
+
+def _is_widget_tag(tag: str) -> bool:
+    src = _SRC_ATTRIBUTE.search(tag)
+    address = next((value for value in src.groups() if value is not None), "") if src else ""
+    return address.split("#", 1)[0].split("?", 1)[0].lower().endswith("/widget.js") \
+        and _PROJECT_ATTRIBUTE.search(tag) is not None
 
 
 def inject_base(page: str, href: str) -> str:
     """Make relative URLs resolve under ``href``: first thing in <head> (or where a <head>
     would start). A page with its own <base href> keeps it."""
-    if _EXISTING_BASE.search(page):
+    if any(_HREF_ATTRIBUTE.search(page, start, end) for start, end in _tags(page, _BASE_START)):
         return page
     return _at_head_start(page, f'<base href="{html.escape(href)}">')
 
 
 def _at_head_start(page: str, tag: str) -> str:
-    for pattern in (_HEAD_START, _HTML_START, _DOCTYPE):
-        found = pattern.search(page)
-        if found:
-            return page[:found.end()] + tag + page[found.end():]
+    for opening in (_HEAD_START, _HTML_START):
+        for _, end in _tags(page, opening):
+            return page[:end] + tag + page[end:]
+    found = _DOCTYPE.search(page)
+    if found:
+        return page[:found.end()] + tag + page[found.end():]
     return tag + page
