@@ -93,6 +93,25 @@ def test_a_pages_own_script_named_widget_js_does_not_replace_the_feedback_widget
         assert text.count("data-project") == 1 and "localStorage" not in text, text  # no shim: ours needs none
 
 
+def test_the_upstream_widget_in_its_other_spellings_is_rerouted_not_doubled(client, user_token):
+    """Upstream's own snippets name the widget spikes.js (its README), give it only a
+    data-endpoint (its self-host instructions, with a token in the URL, src a bare widget.js),
+    or none (a tag loading spikes.sh's widget as it is): each is the upstream widget, which
+    would post elsewhere, so it is rerouted to this share, and no second widget is added."""
+    pages = {
+        "readme.html": b'<body><script src="https://spikes.sh/spikes.js" data-project="my-app"></script></body>',
+        "selfhost.html": b'<body><script src="widget.js" data-endpoint="https://p.example.workers.dev/spikes?token=t0k"'
+                         b'></script></body>',
+        "bare.html": b'<body><script src="https://spikes.sh/widget.js"></script></body>',
+    }
+    body = site(client, user_token, files=list(pages.items()))
+    for path in pages:
+        text = get(client, f"/s/{body['slug']}/{path}")[1].decode()
+        assert "<script src=\"http://127.0.0.1:8000/widget.js\"" not in text, text  # not doubled
+        assert f'data-project="{body["share_id"]}" data-endpoint="http://127.0.0.1:8000/spikes"' in text, text
+        assert text.count("data-project") == 1 and "t0k" not in text and "localStorage" in text, text
+
+
 # --- A share's password in the address a reviewer was on is not stored with the feedback -------
 
 def test_a_shares_password_in_a_spikes_url_is_not_stored(client, user_token):

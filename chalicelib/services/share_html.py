@@ -66,10 +66,14 @@ _BASE_START = re.compile(r"<base\b", re.IGNORECASE)
 _DOCTYPE = re.compile(r"^\s*<!doctype[^>]*>", re.IGNORECASE)
 # A widget already in the page: ours, or the upstream one `spikes inject` writes
 # (<script src="https://spikes.sh/widget.js" data-project=… data-endpoint=…>): its first src
-# (as browsers read it) ends in /widget.js, and it carries the project it posts to. Another
-# script named widget.js (the mockup's own, a chat vendor's) is left alone.
+# (as browsers read it) names the widget's file (widget.js, or spikes.js as upstream's README
+# writes it), and it carries where it posts (data-project or data-endpoint, the latter alone in
+# upstream's self-host snippet) or is spikes.sh's. Another script of that name (the mockup's
+# own, a chat vendor's) is left alone.
 _SRC_ATTRIBUTE = re.compile(r"""(?<![\w-])src\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]*))""", re.IGNORECASE)
-_PROJECT_ATTRIBUTE = re.compile(r"\sdata-project(?=[\s=/>])", re.IGNORECASE)
+_WIDGET_FILES = ("widget.js", "spikes.js")
+_UPSTREAM_WIDGET = re.compile(r"^(?:https?:)?//(?:www\.)?spikes\.sh/", re.IGNORECASE)
+_ROUTING_PRESENT = re.compile(r"\sdata-(?:project|endpoint)(?=[\s=/>])", re.IGNORECASE)
 _ROUTING_ATTRIBUTE = re.compile(r"(?<!\s)\s+data-(?:project|endpoint)(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'>]+))?",
                                 re.IGNORECASE)
 _HREF_ATTRIBUTE = re.compile(r"(?<![\w-])href\s*=", re.IGNORECASE)
@@ -88,7 +92,7 @@ STORAGE_SHIM = (
 
 def inject_widget(page: str, base_url: str, share_id: str) -> str:
     """Give the page a widget that posts here with the share's id. A page that already has a
-    widget tag (a ``…/widget.js`` with ``data-project``) keeps its script (ours or the upstream
+    widget tag (``_is_widget_tag``) keeps its script (ours or the upstream
     one) with its project and endpoint rewritten to this server and this share, plus the
     storage shim; any other page gets our widget before the last ``</body>`` (or at the end)."""
     routing = f' data-project="{html.escape(share_id)}" data-endpoint="{html.escape(base_url)}/spikes"'
@@ -123,9 +127,10 @@ def _tags(page: str, opening: re.Pattern) -> Iterator[Tuple[int, int]]:
 
 def _is_widget_tag(tag: str) -> bool:
     src = _SRC_ATTRIBUTE.search(tag)
-    address = next((value for value in src.groups() if value is not None), "") if src else ""
-    return address.split("#", 1)[0].split("?", 1)[0].lower().endswith("/widget.js") \
-        and _PROJECT_ATTRIBUTE.search(tag) is not None
+    address = next((value for value in src.groups() if value is not None), "").strip() if src else ""
+    file_name = address.split("#", 1)[0].split("?", 1)[0].rsplit("/", 1)[-1].lower()
+    return file_name in _WIDGET_FILES \
+        and (_ROUTING_PRESENT.search(tag) is not None or _UPSTREAM_WIDGET.match(address) is not None)
 
 
 def inject_base(page: str, href: str) -> str:
