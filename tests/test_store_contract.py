@@ -336,6 +336,30 @@ def test_a_page_stops_before_its_byte_budget_and_continues_after(store_backend):
     assert sorted(seen) == [f"big-{n}" for n in range(5)]
 
 
+def test_a_page_is_measured_as_lambdas_answer_carries_it(store_backend):
+    """Lambda's 6 MB counts the proxy answer as its Python 3.11 runtime writes it: JSON, the
+    body one string in it, quotes and backslashes escaped again. Feedback full of quotes
+    weighs twice its length there: measured by its length, a page under the budget could pass
+    Lambda's limit, and the listing failed (502) for good."""
+    from chalicelib import lambda_answer
+    settings = deps.settings()
+    for n in range(5):
+        spike_posts.record(new_spike(client_id=f"quoted-{n}", comments='"' * 500), settings, "http://x")
+    scope = spikes.project_scope("proj", None)
+    seen, cursor = [], None
+    for _ in range(5):
+        page = spikes.list_page(scope, Filters(), 100, cursor, SECRET, max_bytes=2500)
+        assert 1 <= len(page.items) <= 2
+        # As the runtime writes the answer (its marshaller: json.dumps, ASCII only).
+        assert len(json.dumps({"body": page.items_json})) - len('{"body": ""}') <= 2500
+        assert lambda_answer.weight(page.items_json) > len(page.items_json) * 1.5  # quotes weigh double
+        seen += [item["id"] for item in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert sorted(seen) == [f"quoted-{n}" for n in range(5)]
+
+
 def test_a_listed_item_reads_as_the_stored_model_does(store_backend):
     """Listings take items from the Query's body as sent (store/rows.py), not through botocore
     and PynamoDB: every attribute type comes out as it does from the model."""

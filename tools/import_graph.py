@@ -2,7 +2,7 @@
 functions), and the rules it must keep (docs/architecture.md):
 
 - ``lazy_import("chalicelib.x")`` (chalicelib/lazy.py: loaded on first use) is an import too;
-- floors: ground (settings, errors, logs, clock, crypto, web) <- store <- services <- deps
+- floors: ground (settings, errors, logs, clock, crypto, lambda_answer, web) <- store <- services <- deps
   <- api <- app.py; a module imports only from its own floor or lower ones;
 - no cycle between modules;
 - services and store import nothing of Chalice;
@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUND = {"chalicelib", "chalicelib.settings", "chalicelib.errors", "chalicelib.logs", "chalicelib.clock",
-          "chalicelib.crypto", "chalicelib.web", "chalicelib.lazy"}
+          "chalicelib.crypto", "chalicelib.web", "chalicelib.lazy", "chalicelib.lambda_answer"}
 FLOORS = ("ground", "store", "services", "deps", "api", "app")
 
 

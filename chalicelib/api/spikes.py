@@ -6,7 +6,7 @@ from typing import List, Optional, Tuple
 
 from chalice import Blueprint, Response
 
-from chalicelib import deps
+from chalicelib import deps, lambda_answer
 from chalicelib.api import context, inputs
 from chalicelib.api.routing import EMPTY_BODY_TYPE, json_response, route
 from chalicelib.errors import ValidationFailed
@@ -25,8 +25,8 @@ bp = Blueprint(__name__)
 DEFAULT_LIMIT = 100
 MAX_PROJECT_CHARS = 200  # as for a posted projectKey
 MAX_LIMIT = 1000
-# A listing stops short of this many bytes of items (Lambda answers at most 6 MB).
-MAX_LISTING_BYTES = 5 * 1024 * 1024
+# A listing stops short of this weight of items in the answer (Lambda answers at most 6 MB).
+MAX_LISTING_BYTES = lambda_answer.MAX_BODY_WEIGHT
 
 
 def _new_spike(data: dict) -> spike_posts.NewSpike:

@@ -9,11 +9,11 @@ import json
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-from chalicelib import clock
+from chalicelib import clock, lambda_answer
 from chalicelib.store.files import Exports
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
-MAX_INLINE_BYTES = 5 * 1024 * 1024
+MAX_INLINE_BYTES = lambda_answer.MAX_BODY_WEIGHT
 
 CSV_COLUMNS = ["id", "type", "projectKey", "page", "url", "rating", "comments", "reviewer_id", "reviewer_name",
                "reviewer_email", "selector", "xpath", "elementText", "bbox_x", "bbox_y", "bbox_width", "bbox_height",
@@ -74,7 +74,8 @@ def export(exports: Exports, items: Iterable[dict], fmt: str, label: Optional[st
     staged through ``exports`` when larger than ``max_inline_bytes``."""
     filename = filename_for(label, fmt)
     text = render(items, fmt)
-    body = text.encode("utf-8")
-    if len(body) > (MAX_INLINE_BYTES if max_inline_bytes is None else max_inline_bytes):
-        return Export(filename, FORMATS[fmt], None, exports.stage(body, filename, FORMATS[fmt]))
+    # Measured as the answer carries it, not in UTF-8: letters outside ASCII weigh up to three
+    # times more there (chalicelib/lambda_answer.py).
+    if lambda_answer.too_heavy(text, MAX_INLINE_BYTES if max_inline_bytes is None else max_inline_bytes):
+        return Export(filename, FORMATS[fmt], None, exports.stage(text.encode("utf-8"), filename, FORMATS[fmt]))
     return Export(filename, FORMATS[fmt], text)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, Optional, Union
 from urllib.parse import quote, urlencode
 
-from chalicelib import web
+from chalicelib import lambda_answer, web
 from chalicelib.errors import NotFound, ShareUnavailable
 from chalicelib.services import share_access, share_html, uploads
 from chalicelib.services.share_links import PASSWORD_PARAM, file_url, share_path, split_access_segment
@@ -145,6 +145,10 @@ def _content(settings: Settings, share_files: ShareFiles, v: Visit, share: Share
             return Content("", headers, status=304)
     if isinstance(body, bytes) and not _accepts_binary(v):
         # A binary response to a request whose Accept names no binary type cannot be sent.
+        return Redirect(_s3_link(share_files, share, served), headers=extra)
+    if isinstance(body, str) and lambda_answer.too_heavy(body):
+        # Under the size limit in UTF-8, over Lambda's in the answer (letters outside ASCII
+        # weigh up to three times more there: chalicelib/lambda_answer.py).
         return Redirect(_s3_link(share_files, share, served), headers=extra)
     return Content(body, headers)
 

@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Tuple, TypeVar
 
-from chalicelib import clock
+from chalicelib import clock, lambda_answer
 from chalicelib.crypto import hash_password
 from chalicelib.errors import Conflict, ExportTooLarge, NotFound, ShareLimit, UpgradeRequired, ValidationFailed
 from chalicelib.logs import get_logger
@@ -272,7 +272,8 @@ def export_spikes(share: Share) -> List[dict]:
 
 
 def check_answerable(share: Share, export: bytes) -> None:
-    if len(export) > exports.MAX_INLINE_BYTES:
+    """The export (JSON, UTF-8) fits in one answer, as the answer carries it."""
+    if lambda_answer.too_heavy(export.decode("utf-8"), exports.MAX_INLINE_BYTES):
         raise ExportTooLarge(share.share_id)
 
 

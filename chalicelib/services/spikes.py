@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Iterator, List, Optional
 
-from chalicelib import clock
+from chalicelib import clock, lambda_answer
 from chalicelib.errors import AuthRequired, Conflict, NotFound
 from chalicelib.logs import get_logger
 from chalicelib.services import outbound_webhooks, targets
@@ -121,13 +121,15 @@ def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str],
     items, next_cursor = spike_store.page(scope, filters, limit, cursor, secret)
     wire = [to_client(spike, reviewer_emails) for spike in items]
     serialized = items_json(wire)
-    if max_bytes is not None and len(serialized) > max_bytes:
+    # Measured as the answer carries it (chalicelib/lambda_answer.py): a page of feedback full
+    # of quotes weighs twice its length there.
+    if max_bytes is not None and lambda_answer.too_heavy(serialized, max_bytes):
         # Rare (items of hundreds of KB): read the page again, measuring item by item, so the
         # store ends it (and its cursor) at the last item that fits.
         used = [1]  # the array's brackets, less the comma the first item does not need
 
         def fits(spike) -> bool:
-            used[0] += len(items_json([to_client(spike, reviewer_emails)])) - 1
+            used[0] += lambda_answer.weight(items_json([to_client(spike, reviewer_emails)])) - 1
             return used[0] <= max_bytes
         items, next_cursor = spike_store.page(scope, filters, limit, cursor, secret, budget=fits)
         wire = [to_client(spike, reviewer_emails) for spike in items]
