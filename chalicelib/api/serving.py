@@ -100,7 +100,7 @@ def _password_form(request, reply: share_pages.PasswordRequired) -> Response:
 
 
 def _form_action(request) -> str:
-    params = {key: value for key, value in inputs.query(request).items() if key != "pw"}
+    params = {key: value for key, value in inputs.query(request).items() if key != share_pages.PASSWORD_PARAM}
     return inputs.base_url(request) + inputs.raw_path(request) + ("?" + urlencode(params) if params else "")
 
 

@@ -143,8 +143,9 @@ def inject_base(page: str, href: str) -> str:
 
 def _at_head_start(page: str, tag: str) -> str:
     for opening in (_HEAD_START, _HTML_START):
-        for _, end in _tags(page, opening):
-            return page[:end] + tag + page[end:]
+        first = next(_tags(page, opening), None)
+        if first is not None:
+            return page[:first[1]] + tag + page[first[1]:]
     found = _DOCTYPE.search(page)
     if found:
         return page[:found.end()] + tag + page[found.end():]
