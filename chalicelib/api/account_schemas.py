@@ -26,6 +26,15 @@ class EmailRequest(Lenient):
     email: Email
 
 
+def address_as_validated(address: str) -> str:
+    """``address`` as ``EmailRequest`` holds it (an IDNA domain in Unicode, NFC), so a lookup by
+    it finds what a validated request stored; as given when it is not a valid address."""
+    try:
+        return EmailRequest(email=address).email
+    except ValidationError:
+        return address
+
+
 class LogoutRequest(Lenient):
     # Also sign out every other session of the account ("sign out everywhere").
     everywhere: bool = False

@@ -134,7 +134,9 @@ def _account(user) -> responses.AccountOut:
 def poll():
     request = bp.current_request
     params = inputs.query(request)
-    session = _accounts().poll_login(params.get("email"), params.get("poll_token"), inputs.client_ip(request))
+    # The CLI polls with the address as typed; POST /auth/login stored it as validated.
+    email = account_schemas.address_as_validated(params["email"]) if params.get("email") else None
+    session = _accounts().poll_login(email, params.get("poll_token"), inputs.client_ip(request))
     if session is None:
         return json_response(responses.PollOut(verified=False), 202)
     return responses.PollOut(verified=True, token=session.token, user=_user_out(session.user))
