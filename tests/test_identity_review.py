@@ -27,3 +27,19 @@ def test_the_cli_email_poll_finds_a_sign_in_whose_address_validation_rewrote(cli
         status, body, _ = call(client, "GET", f"/auth/poll?email={quote(typed)}")
         assert status == 200 and body["verified"] and body["user"]["email"] == mailed, (typed, body)
 
+
+# --- The device page is not an oracle for live user codes ---------------------------------------
+
+def test_the_device_page_does_not_let_a_client_try_user_codes_without_end(client):
+    """The device page describes a live user code (time and address it came from) and says
+    nothing of others, without any limit: a client could try codes until it found a live one, and
+    approve that device with its own account (the victim's CLI then signs in, and uploads, as the
+    attacker). Lookups of a code are now limited per client network, like confirming one."""
+    _, device, _ = call(client, "POST", "/auth/device")
+    answers = [client.http.get(f"/auth/device?code=BCDF-{'GHJK' if n % 2 else 'GHJL'}") for n in range(12)]
+    limited = [page for page in answers if page.status_code == 429]
+    assert limited, [page.status_code for page in answers]
+    assert limited[0].headers["Retry-After"].isdigit()
+    page = client.http.get(f"/auth/device?code={device['user_code']}")
+    assert page.status_code == 429 and b"was requested" not in page.body
+    assert client.http.get("/auth/device").status_code == 200  # the page itself, without a code, is not counted

@@ -151,7 +151,7 @@ def device_start():
 def device_page():
     request = bp.current_request
     code = inputs.query(request).get("code", "")[:20]
-    pending = _accounts().describe_device(code)
+    pending = _accounts().describe_device(code, inputs.client_ip(request))
     if pending is None:
         details = "Type the code your terminal shows."
     else:

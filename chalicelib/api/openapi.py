@@ -107,7 +107,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                      ("poll_token", "From POST /auth/login", False))),
     ("POST", "/auth/device"): Op("Start the device flow", "auth", PUBLIC, ok={200: DeviceStartOut},
                                  rate_limited=True),
-    ("GET", "/auth/device"): Op("The device-flow page", "auth", PUBLIC, ok={200: (str, HTML)},
+    ("GET", "/auth/device"): Op("The device-flow page", "auth", PUBLIC, ok={200: (str, HTML)}, rate_limited=True,
                                 query=(("code", "The user code shown by the device", False),)),
     ("POST", "/auth/device/confirm"): Op("Confirm a device code by e-mail", "auth", PUBLIC,
                                          body=account_schemas.DeviceConfirmRequest, ok={200: MessageOut},

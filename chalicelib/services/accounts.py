@@ -26,6 +26,8 @@ log = get_logger("spikes.accounts")
 
 USER_NAMESPACE = uuid.UUID("6f1c3c1e-6a43-4d5e-9a57-5b0f3f2a9c11")
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
+# A person types a code or two; a client trying codes must not find live ones (34 bits of them).
+DEVICE_LOOKUPS_PER_MINUTE = 10
 
 
 def user_id_for(email: str) -> str:
@@ -281,11 +283,13 @@ class Accounts:
         return SignInRequest(code=device.user_code or "", requested_at=int(device.created_at or 0),
                              requester_ip=device.requester_ip or "unknown")
 
-    def describe_device(self, user_code: str) -> Optional[SignInRequest]:
-        """The pending device sign-in a user code names (the device page), or None."""
+    def describe_device(self, user_code: str, client_ip: str) -> Optional[SignInRequest]:
+        """The pending device sign-in a user code names (the device page), or None. Lookups are
+        limited per client: a code found live could be approved with another account."""
         code = (user_code or "").strip().upper()
         if not re.fullmatch(r"[A-Z]{4}-[A-Z]{4}", code):
             return None
+        ratelimit.enforce_per_client("device-lookup-ip", client_ip, DEVICE_LOOKUPS_PER_MINUTE, 60)
         device = auth_store.device_by_user_code(code)
         return self.device_request(device) if self._awaits_approval(device) else None
 
