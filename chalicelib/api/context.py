@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
-_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{8,128}")
 
 
 @dataclass
@@ -21,7 +21,7 @@ _current: contextvars.ContextVar[Optional[RequestState]] = contextvars.ContextVa
 
 def begin(caller_request_id: Optional[str]) -> RequestState:
     """Start a request: keep the caller's id when it is sane, else mint one."""
-    request_id = caller_request_id if caller_request_id and _SANE_REQUEST_ID.match(caller_request_id) \
+    request_id = caller_request_id if caller_request_id and _SANE_REQUEST_ID.fullmatch(caller_request_id) \
         else f"req_{uuid.uuid4().hex}"
     state = RequestState(request_id=request_id)
     _current.set(state)
