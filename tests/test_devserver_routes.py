@@ -1,8 +1,10 @@
 """`make dev`'s HTTP handler answers a path no route matches (deeper than the app's catch-all
 routes) as the deployed API does: the contract's 404 envelope (infra/stack.py maps API Gateway's
-own answer), not chalice local's 403 {"message": "Missing Authentication Token"}."""
+own answer), not chalice local's 403 {"message": "Missing Authentication Token"}; and it answers a
+HEAD with headers only, as API Gateway does."""
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import urllib.error
@@ -20,7 +22,7 @@ from tools import devserver
 def local_server():
     app = Chalice("routes")
 
-    @app.route("/known")
+    @app.route("/known", methods=["GET", "HEAD"])
     def known():
         return {"ok": True}
 
@@ -50,3 +52,22 @@ def test_a_path_no_route_matches_is_the_contracts_404(local_server, headers):
     assert body["code"] == "NOT_FOUND" and body["error"] and body["request_id"]
     assert answer_headers["X-Request-Id"] == body["request_id"]
     assert answer_headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_a_head_answer_has_the_gets_length_and_no_body_on_a_kept_alive_connection(local_server):
+    connection = http.client.HTTPConnection(local_server.removeprefix("http://"), timeout=10)
+    try:
+        connection.request("GET", "/known")
+        got = connection.getresponse()
+        body = got.read()
+        connection.request("HEAD", "/known")
+        head = connection.getresponse()
+        assert (head.status, head.read()) == (200, b"")
+        assert head.getheader("Content-Length") == str(len(body)) == got.getheader("Content-Length")
+        assert head.getheader("Content-Type") == got.getheader("Content-Type")
+        # Had the HEAD carried a body, this answer would be read from its bytes.
+        connection.request("GET", "/known")
+        again = connection.getresponse()
+        assert (again.status, again.read()) == (200, body)
+    finally:
+        connection.close()

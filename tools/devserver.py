@@ -122,6 +122,19 @@ def handler_class():
             # would be one shared bucket; API Gateway gives each caller's own address.
             self.local_gateway.event_converter.LOCAL_SOURCE_IP = self.client_address[0]
 
+        def _send_http_response_with_body(self, code, headers, body) -> None:
+            if self.command != "HEAD":
+                super()._send_http_response_with_body(code, headers, body)
+                return
+            # Stock chalice local writes a HEAD answer's body, which the client takes for the
+            # start of the next answer on its keep-alive connection. Like API Gateway: the
+            # length of the body the app returned (the GET's: chalicelib/api/serving.py), no body.
+            data = body if isinstance(body, bytes) else body.encode("utf-8")
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
+            self._send_headers(headers)
+
         def _send_error_response(self, error) -> None:
             # A path deeper than the app's catch-all routes matches none: chalice local answers API
             # Gateway's bare 403 {"message": "Missing Authentication Token"}, which the deploy maps

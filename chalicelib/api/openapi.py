@@ -190,6 +190,8 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                                     ok={200: DeliveryPageOut}, errors=(404,),
                                                     query=(("limit", "1-100 (more is read as 100); default 50", False),)),
     ("GET", "/widget.js"): Op("The feedback widget", "shares", PUBLIC, ok={200: (str, "application/javascript")}),
+    ("HEAD", "/widget.js"): Op("The feedback widget's headers (those of the GET, no body)", "shares", PUBLIC,
+                               ok={200: None}),
     # billing
     ("GET", "/billing/checkout"): Op("A Stripe Checkout session for Pro or the agent tier", "billing",
                                      ok={200: BillingUrlOut}, errors=(404,), query=CHECKOUT_QUERY),
@@ -213,6 +215,10 @@ SHARE_PAGE = Op("A shared page or file (the widget is injected into HTML)", "ser
                 query=(("pw", "The password of a protected share (answered with a redirect and a cookie)", False),),
                 description="A protected share takes its password as the form field `password` (POST) or `?pw=`.")
 
+SHARE_PAGE_HEAD = Op("A shared page's or file's headers: those the GET answers, no body", "serving", PUBLIC,
+                     ok={200: None, 302: None, 303: None, 304: None}, errors=(401, 404), rate_limited=True,
+                     query=SHARE_PAGE.query)
+
 # Where the Chalice route says one thing and the document another.
 COMMON_ERRORS = (400, 413, 415, 503)
 AUTH_ERRORS = (401, 403)
@@ -226,7 +232,7 @@ def described(method: str, path: str) -> Optional[Op]:
     if versioning.is_versioned(path):
         path = path[len(versioning.PREFIX):] or "/"
     if path == "/s/{slug}" or path.startswith("/s/{slug}/"):
-        return SHARE_PAGE if method in ("GET", "POST") else None
+        return {"GET": SHARE_PAGE, "POST": SHARE_PAGE, "HEAD": SHARE_PAGE_HEAD}.get(method)
     return OPERATIONS.get((method, path))
 
 

@@ -33,9 +33,14 @@ SHARE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 MAX_FORM_BYTES = 4096
+# HEAD is answered with the GET's answer, body and all: API Gateway sets Content-Length from the
+# body a function returns (one the function sets goes out as x-amzn-Remapped-Content-Length) and
+# sends no body for a HEAD, and so does `make dev`'s server (tools/devserver.py). A HEAD runs
+# the GET's code, so it changes nothing a GET would not.
+READ_METHODS = ["GET", "HEAD"]
 
 
-@route(bp, "/widget.js", methods=["GET"])
+@route(bp, "/widget.js", methods=READ_METHODS)
 def widget_script():
     return Response(body=web.asset("widget.js"), headers={
         "Content-Type": "application/javascript; charset=utf-8",
@@ -61,10 +66,10 @@ def _share_error(exc: SpikesError) -> Response:
 
 # Chalice has no greedy path parameters: one route per depth, as deep as uploads may nest,
 # plus one for the access segment of password-protected shares.
-route(bp, "/s/{slug}", methods=["GET", "POST"])(_serve_share)
+route(bp, "/s/{slug}", methods=READ_METHODS + ["POST"])(_serve_share)
 for _depth in range(1, MAX_PATH_SEGMENTS + 2):
     route(bp, "/s/{slug}/" + "/".join(f"{{p{i}}}" for i in range(1, _depth + 1)),
-          methods=["GET", "POST"])(_serve_share)
+          methods=READ_METHODS + ["POST"])(_serve_share)
 
 
 def _serve(request, slug: str, path: str) -> Response:
