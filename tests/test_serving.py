@@ -96,6 +96,15 @@ def test_etag_revalidation_answers_304(client, user_token):
     assert status == 304 and data == b""
 
 
+@pytest.mark.parametrize("path", ["assets/img/logo.png", "fonts/a.woff2"])
+def test_a_binary_file_revalidates_to_an_empty_304(client, user_token, path):
+    """Finding 95: a revalidated image or font (any reload after max-age) failed in the function."""
+    body = site(client, user_token)
+    etag = get(client, f"/s/{body['slug']}/{path}")[2]["ETag"]
+    status, data, headers = get(client, f"/s/{body['slug']}/{path}", {"If-None-Match": etag})
+    assert (status, data, headers["ETag"]) == (304, b"", etag)
+
+
 def test_sub_folders_and_their_index(client, user_token):
     body = site(client, user_token)
     status, page, _ = get(client, f"/s/{body['slug']}/docs/")

@@ -138,14 +138,16 @@ def _content(settings: Settings, share_files: ShareFiles, v: Visit, share: Share
         # Only the HTTP layer's binary types go out as bytes; anything else as octet-stream.
         headers["Content-Type"] = (served.content_type if served.content_type in v.binary_types
                                    else "application/octet-stream")
+    if isinstance(body, bytes) and not _accepts_binary(v):
+        # A binary response to a request whose Accept names no binary type cannot be sent.
+        return Redirect(_s3_link(share_files, share, served), headers=extra)
     # A protected page embeds an expiring access token: always send it fresh.
     if etag and not (is_html and share.password_hash):
         headers["ETag"] = etag
         if v.if_none_match == etag and "Set-Cookie" not in extra:
-            return Content("", headers, status=304)
-    if isinstance(body, bytes) and not _accepts_binary(v):
-        # A binary response to a request whose Accept names no binary type cannot be sent.
-        return Redirect(_s3_link(share_files, share, served), headers=extra)
+            # Empty, of the body's kind: Chalice base64-encodes a binary type's body, and fails
+            # on a string there (finding 95).
+            return Content(body[:0], headers, status=304)
     if isinstance(body, str) and lambda_answer.too_heavy(body):
         # Under the size limit in UTF-8, over Lambda's in the answer (letters outside ASCII
         # weigh up to three times more there: chalicelib/lambda_answer.py).
