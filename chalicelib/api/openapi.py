@@ -210,10 +210,12 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
 }
 
 SHARE_PAGE = Op("A shared page or file (the widget is injected into HTML)", "serving", PUBLIC,
-                ok={200: (str, HTML), 302: None, 303: None, 304: None}, errors=(401, 404),
+                ok={200: (str, HTML), 206: None, 302: None, 303: None, 304: None, 416: None}, errors=(401, 404),
                 rate_limited=True,  # password tries
                 query=(("pw", "The password of a protected share (answered with a redirect and a cookie)", False),),
-                description="A protected share takes its password as the form field `password` (POST) or `?pw=`.")
+                description="A protected share takes its password as the form field `password` (POST) or `?pw=`. "
+                            "A binary file answers one byte range of a GET (`Range`, `If-Range`): `206`, or `416` "
+                            "when it starts past the end (docs/shares.md).")
 
 SHARE_PAGE_HEAD = Op("A shared page's or file's headers: those the GET answers, no body", "serving", PUBLIC,
                      ok={200: None, 302: None, 303: None, 304: None}, errors=(401, 404), rate_limited=True,

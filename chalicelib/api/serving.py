@@ -79,6 +79,9 @@ def _serve(request, slug: str, path: str) -> Response:
         posted=request.method == "POST", read_form_password=lambda: _form_password(request),
         unlock_cookie=_cookie(request, share_access.UNLOCK_COOKIE), fetch_dest=request.headers.get("sec-fetch-dest"),
         accept=request.headers.get("accept") or "", if_none_match=request.headers.get("if-none-match"),
+        # GET is the only method with ranges (RFC 9110 §14.2): a HEAD answers the whole file's headers.
+        range=request.headers.get("range") if request.method == "GET" else None,
+        if_range=request.headers.get("if-range"),
         # Chalice only base64-encodes bodies whose type is one of the app's binary types.
         binary_types=frozenset(bp.current_app.api.binary_types)))
     if isinstance(reply, share_pages.Redirect):

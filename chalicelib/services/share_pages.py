@@ -19,7 +19,7 @@ from urllib.parse import quote, urlencode
 
 from chalicelib import lambda_answer, web
 from chalicelib.errors import NotFound, ShareUnavailable
-from chalicelib.services import share_access, share_html, uploads
+from chalicelib.services import byte_ranges, share_access, share_html, uploads
 from chalicelib.services.share_links import PASSWORD_PARAM, file_url, share_path, split_access_segment
 from chalicelib.settings import Settings
 from chalicelib.store import shares as share_store
@@ -47,6 +47,8 @@ class Visit:
     fetch_dest: Optional[str] = None  # Sec-Fetch-Dest
     accept: str = ""
     if_none_match: Optional[str] = None
+    range: Optional[str] = None  # Range, for a GET only (RFC 9110 §14.2)
+    if_range: Optional[str] = None
     binary_types: FrozenSet[str] = frozenset()  # types the HTTP layer can send as bytes
 
 
@@ -152,7 +154,26 @@ def _content(settings: Settings, share_files: ShareFiles, v: Visit, share: Share
         # Under the size limit in UTF-8, over Lambda's in the answer (letters outside ASCII
         # weigh up to three times more there: chalicelib/lambda_answer.py).
         return Redirect(_s3_link(share_files, share, served), headers=extra)
+    if isinstance(body, bytes):
+        return _ranged(v, body, etag, headers)
     return Content(body, headers)
+
+
+def _ranged(v: Visit, body: bytes, etag: str, headers: Dict[str, str]) -> Content:
+    """A binary file, whole or the range asked for. Text files are always sent whole: the text
+    sent is not the file stored (decoded to UTF-8, HTML with the widget and, for a protected
+    page, an access path that changes with every answer and no ETag for If-Range to hold on
+    to), and it goes out as a string, which a range could cut mid-character."""
+    headers["Accept-Ranges"] = "bytes"
+    wanted = byte_ranges.requested(v.range, v.if_range, etag, len(body))
+    if wanted is None:
+        return Content(body, headers)
+    headers["Content-Range"] = wanted.content_range(len(body))
+    if isinstance(wanted, byte_ranges.Unsatisfiable):
+        headers.pop("ETag", None)
+        return Content("", {**headers, "Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"},
+                       status=416)
+    return Content(body[wanted.first:wanted.last + 1], headers, status=206)
 
 
 def _text(settings: Settings, v: Visit, share: Share, served: ServedFile) -> str:

@@ -1,7 +1,7 @@
 """Shares against the real local server: in a browser (Debian's Chromium through Playwright)
 a multi-file share with the widget, a password-protected share through its form and a
 hostile share that tries to use this origin's credentials; over HTTP a 40 MB share through
-presigned uploads."""
+presigned uploads, and a video's byte range and HEADs."""
 from __future__ import annotations
 
 import json
@@ -279,3 +279,27 @@ def test_a_40_mb_mockup_is_shared_through_presigned_uploads(live_server):
     assert followed.status_code == 200 and followed.content == video
     listed = requests.get(live_server.url + "/shares", headers=auth, timeout=30).json()
     assert [(s["slug"], s["total_bytes"]) for s in listed] == [(plan["slug"], len(video) + len(files["index.html"]))]
+
+
+def test_head_and_a_byte_range_through_the_real_server(live_server):
+    """What a video element and a link checker send, through `make dev`'s server on one kept-alive
+    connection: a 206 of a video arrives byte for byte (base64 in the function's answer), a HEAD
+    carries the GET's Content-Length and no body, and the connection stays in step after it."""
+    token = live_server.sign_in("media@example.com")
+    clip = bytes(range(256)) * 64
+    created = share(live_server, token, "Video mockup",
+                    {"index.html": b"<video src=clip.mp4 controls></video>", "clip.mp4": clip})
+    base = f"{live_server.url}/s/{created['slug']}/"
+    with requests.Session() as session:  # sends Accept: */*, as a media element does
+        ranged = session.get(base + "clip.mp4", headers={"Range": "bytes=1000-2999"}, timeout=30)
+        assert ranged.status_code == 206 and ranged.content == clip[1000:3000]
+        assert ranged.headers["Content-Range"] == f"bytes 1000-2999/{len(clip)}"
+        assert ranged.headers["Content-Length"] == "2000" and ranged.headers["Content-Type"] == "video/mp4"
+        page = session.get(base, timeout=30)
+        for path, whole in (("", page), ("clip.mp4", None)):
+            head = session.head(base + path, timeout=30)
+            assert head.status_code == 200 and head.content == b""
+            expected = len(whole.content) if whole is not None else len(clip)
+            assert head.headers["Content-Length"] == str(expected)
+            assert head.headers["Content-Security-Policy"].startswith("sandbox")
+        assert session.get(base + "clip.mp4", timeout=30).content == clip
