@@ -12,14 +12,13 @@ and browsers that block third-party cookies would not send the cookie.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, Optional, Union
 from urllib.parse import quote, urlencode
 
 from chalicelib import lambda_answer, web
 from chalicelib.errors import NotFound, ShareUnavailable
-from chalicelib.services import byte_ranges, share_access, share_html, uploads
+from chalicelib.services import accept, byte_ranges, share_access, share_html, uploads
 from chalicelib.services.share_links import PASSWORD_PARAM, file_url, share_path, split_access_segment
 from chalicelib.settings import Settings
 from chalicelib.store import shares as share_store
@@ -200,8 +199,12 @@ def _s3_link(share_files: ShareFiles, share: Share, file: ServedFile) -> str:
 
 
 def _accepts_binary(v: Visit) -> bool:
-    accepted = {part.strip().lower() for part in re.split(r"[,;]", v.accept or "")}
-    return "*/*" in accepted or bool(accepted & {t.lower() for t in v.binary_types})
+    taken = accept.accepted(v.accept)
+    return "*/*" in taken or bool(taken & {t.lower() for t in v.binary_types})
+
+
+def _takes_html(v: Visit) -> bool:
+    return "text/html" in accept.accepted(v.accept)
 
 
 def _query_string(v: Visit, drop: str = "") -> str:
@@ -244,7 +247,7 @@ def _without_password(v: Visit, share: Share, path: str, headers: Dict[str, str]
 
 
 def _locked(v: Visit, share: Share, path: str, wrong: bool) -> PasswordRequired:
-    as_page = not path or path.lower().endswith((".html", ".htm")) or "text/html" in (v.accept or "")
+    as_page = not path or path.lower().endswith((".html", ".htm")) or _takes_html(v)
     return PasswordRequired(slug=share.slug or "", wrong=wrong, as_page=as_page)
 
 
@@ -252,7 +255,7 @@ def _is_top_level_navigation(v: Visit) -> bool:
     if v.fetch_dest is None:
         # Browsers without Fetch Metadata: treat any request for HTML as a navigation, so a
         # token never ends up in an address bar (an iframe then falls back to the form).
-        return "text/html" in (v.accept or "")
+        return _takes_html(v)
     return v.fetch_dest == "document"
 
 
@@ -262,7 +265,7 @@ def _is_unslashed_root(v: Visit) -> bool:
 
 def _is_document_request(v: Visit) -> bool:
     if v.fetch_dest is None:
-        return "text/html" in (v.accept or "")
+        return _takes_html(v)
     return v.fetch_dest in DOCUMENT_DESTINATIONS
 
 
