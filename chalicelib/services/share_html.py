@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import html
 import re
+import zlib
 from typing import Iterator, Optional, Tuple
 
 _BYTE_ORDER_MARKS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -17,6 +18,24 @@ _DECLARED_ENCODING = re.compile(rb"""<meta\b[^>]*?charset\s*=\s*["']?\s*([A-Za-z
 # What browsers read a legacy page in when it does not say which encoding (and for the labels
 # latin-1 and ascii, which they take for this superset).
 LEGACY_ENCODING = "cp1252"
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def inflate(body: bytes, limit: int) -> Optional[bytes]:
+    """A text file's bytes, decompressed if it is stored gzip-compressed (``.svgz``, typed as the
+    SVG it holds; a ``.css.gz``): sent as its text, as a browser would read it from gzip's
+    Content-Encoding, which Chalice could only send under a binary type. None when the text is
+    over ``limit`` bytes (a small file can hold gigabytes of it)."""
+    if not body.startswith(_GZIP_MAGIC):
+        return body
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        text = inflater.decompress(body, limit + 1)
+    except zlib.error:  # not gzip after all: read as any other text
+        return body
+    return text if len(text) <= limit else None
 
 
 def decode_text(body: bytes) -> str:

@@ -12,7 +12,7 @@ and browsers that block third-party cookies would not send the cookie.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, FrozenSet, Optional, Union
 from urllib.parse import quote, urlencode
 
@@ -129,7 +129,10 @@ def _content(settings: Settings, share_files: ShareFiles, v: Visit, share: Share
     if _is_unslashed_root(v):
         headers.update(ROOT_VARY)
     if uploads.is_text(served.content_type):
-        body: Union[str, bytes] = _text(settings, v, share, served)
+        text = share_html.inflate(served.body, settings.max_served_file_bytes)
+        if text is None:  # compressed (.svgz), and more than the function serves
+            return Redirect(_s3_link(share_files, share, served), headers=extra)
+        body: Union[str, bytes] = _text(settings, v, share, replace(served, body=text))
         # The text as sent (decoded, with the widget this version injects), not the stored file:
         # a revalidation after an upgrade that changes either gets the new page, not a 304.
         etag = f'"{hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]}"'
