@@ -167,9 +167,10 @@ def share_charge(settings: Settings, user: User, share_id: str, key: Optional[Ap
 
 
 def insert_share(share: Share, owner_id: str, limit: Optional[int], charge: Optional[Charge],
-                 key: Optional[ApiKey]) -> Share:
+                 key: Optional[ApiKey], owner_also: Any = None) -> Share:
     """``store.shares.insert`` with the agent tier's writes in the share's transaction (its charge,
-    the key's use, the usage event); BudgetExceeded when a cap refused it."""
+    the key's use, the usage event); BudgetExceeded when a cap refused it. ``owner_also``: as
+    ``store.shares.insert`` takes it."""
     period = charge.period if charge else (share.counted_period or clock.current_period())
     at = clock.epoch()  # read once: every attempt of the share's transaction writes the same
 
@@ -178,7 +179,7 @@ def insert_share(share: Share, owner_id: str, limit: Optional[int], charge: Opti
         add_key_use(tx, key, SHARE, charge, period, at)
         add_event(tx, charge, key)
     try:
-        return share_store.insert(share, owner_id, limit, add)
+        return share_store.insert(share, owner_id, limit, add, owner_also)
     except ConditionFailed as failed:
         raise budget_error(failed, charge, key) or failed from None
 

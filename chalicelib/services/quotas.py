@@ -7,7 +7,7 @@ repeated or missed run cannot let a share exceed its limit or lose its allowance
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from chalicelib import clock
 from chalicelib.settings import Settings
@@ -46,6 +46,11 @@ def while_paid(user_id: str, now: float, paid: bool = True) -> Callable[[Transac
     a paid tier at ``now``, as ``effective_tier`` reads it: what locking and reopening a user's
     protected shares are conditioned on, so a payment or a cancellation meanwhile stops them."""
     return lambda tx: account_store.check_paid(tx, user_id, PAID_TIERS, now, paid)
+
+
+def paid_at(now: float) -> Any:
+    """A condition on a user's item that its stored state gives a paid tier at ``now``."""
+    return account_store.paid_condition(PAID_TIERS, now)
 
 
 def limits_for(settings: Settings, tier: str) -> Limits:

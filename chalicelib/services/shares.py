@@ -26,6 +26,7 @@ from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import ApiKey, Share, User
+from chalicelib.store.transactions import ConditionFailed
 from chalicelib.store.shares import ACTIVE, DELETING, LOCKED, PENDING  # noqa: F401 - LOCKED, PENDING: the API reads them here
 
 log = get_logger("spikes.shares")
@@ -85,15 +86,20 @@ def _limit_error(settings: Settings, base_url: str, limit: int) -> ShareLimit:
                       quotas.upgrade_url(settings, base_url), limit)
 
 
+def _pro_features_refused(settings: Settings, base_url: str, password: bool) -> UpgradeRequired:
+    """A free owner asked for a password (``password``) or a webhook."""
+    feature = "Password-protected shares" if password else "Webhook URLs"
+    return UpgradeRequired(f"{feature} require a Pro subscription",
+                           extra={"upgrade_url": quotas.upgrade_url(settings, base_url)})
+
+
 def check_options(settings: Settings, user: User, options: ShareOptions, base_url: str) -> Optional[int]:
     """Refuse Pro-only options for free users, unsafe webhooks and users already at their
     share limit (a fast pre-check; the transaction in ``insert_with_slug`` is the real guard).
     Returns the user's share limit (None = unlimited)."""
     tier = quotas.effective_tier(user)
     if not quotas.has_paid_features(tier) and (options.password or options.webhook_url):
-        feature = "Password-protected shares" if options.password else "Webhook URLs"
-        raise UpgradeRequired(f"{feature} require a Pro subscription",
-                              extra={"upgrade_url": quotas.upgrade_url(settings, base_url)})
+        raise _pro_features_refused(settings, base_url, bool(options.password))
     if options.webhook_url:
         validate_webhook_url(options.webhook_url, settings.webhook_allow_loopback)
     limit = quotas.limits_for(settings, tier).share_limit
@@ -121,12 +127,20 @@ def insert_with_slug(share: Share, user: User, slug_wish: str, limit: Optional[i
     # A slug that is already a bare project key with feedback stays that project's: claiming
     # it would route that project's future feedback (and its key) to this share.
     candidates = (slug for slug in _slug_candidates(slugify(slug_wish)) if not spike_store.has_public_project(slug))
+    # Pro features are stored only while the owner pays, as the transaction finds it: a
+    # subscription that ended since ``check_options`` has had its shares stripped already.
+    now = clock.epoch()
+    paid_features = bool(share.password_hash or share.webhook_url)
     for share.slug in candidates:
         try:
-            return metering.insert_share(share, user.user_id, limit, charge, key)
+            return metering.insert_share(share, user.user_id, limit, charge, key,
+                                         quotas.paid_at(now) if paid_features else None)
         except share_store.SlugTaken:
             continue
         except share_store.OwnerAtLimit:
+            owner = account_store.get(user.user_id, consistent=True) if paid_features else None
+            if owner is not None and not quotas.has_paid_features(quotas.effective_tier(owner, now)):
+                raise _pro_features_refused(settings, base_url, bool(share.password_hash)) from None
             raise _limit_error(settings, base_url, limit or 0) from None
         except share_store.ShareIdTaken:
             # 36^12 ids: a collision is practically impossible, and the files already
@@ -231,10 +245,9 @@ def update_share(settings: Settings, user: User, key: str, changes: ShareChanges
 
 def _update_share(settings: Settings, user: User, key: str, changes: ShareChanges, base_url: str) -> Share:
     share = owned_as_read(user, key)
-    if not quotas.has_paid_features(quotas.effective_tier(user)) and (changes.password or changes.webhook_url):
-        feature = "Password-protected shares" if changes.password else "Webhook URLs"
-        raise UpgradeRequired(f"{feature} require a Pro subscription",
-                              extra={"upgrade_url": quotas.upgrade_url(settings, base_url)})
+    sets_paid_feature = bool(changes.password or changes.webhook_url)
+    if sets_paid_feature and not quotas.has_paid_features(quotas.effective_tier(user)):
+        raise _pro_features_refused(settings, base_url, bool(changes.password))
     if changes.webhook_url:
         validate_webhook_url(changes.webhook_url, settings.webhook_allow_loopback)
     if changes.name is not None and not changes.name.strip():
@@ -250,10 +263,16 @@ def _update_share(settings: Settings, user: User, key: str, changes: ShareChange
                                               password_hash=password_hash, webhook_url=changes.webhook_url,
                                               # A new receiver gets a new secret (shown once in the answer).
                                               webhook_secret_nonce=outbound_webhooks.new_nonce()
-                                              if changes.webhook_url else None)
+                                              if changes.webhook_url else None,
+                                              # Paid when written, not only when read: a subscription
+                                              # ending meanwhile has stripped the shares already.
+                                              also=quotas.while_paid(user.user_id, clock.epoch())
+                                              if sets_paid_feature else None)
     except NotFound:  # deleted, or moved by a claim since it was read (docs/security.md 75)
         raise_if_claimed(user)
         raise
+    except ConditionFailed:  # the owner's paid tier ended since this request read it
+        raise _pro_features_refused(settings, base_url, bool(changes.password)) from None
     if changes.webhook_url is not None:
         outbound_webhooks.release_held(updated)
     return updated

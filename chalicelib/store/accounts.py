@@ -150,8 +150,13 @@ def check_paid(tx: Transaction, user_id: str, paid_tiers: Tuple[str, ...], now: 
     """In a transaction, a condition check (``owner``) that the user's stored state gives (or,
     ``paid`` False, does not give) a paid tier at ``now``: one of ``paid_tiers`` whose grace
     period, if it has one, has not ended. A user that does not exist is not paid."""
-    has_paid = User.tier.is_in(*paid_tiers) & (User.grace_until.does_not_exist() | (User.grace_until > now))
+    has_paid = paid_condition(paid_tiers, now)
     tx.check("owner", User, user_id, has_paid if paid else ~has_paid)
+
+
+def paid_condition(paid_tiers: Tuple[str, ...], now: float) -> Any:
+    """A condition on a user's item: its stored state gives one of ``paid_tiers`` at ``now``."""
+    return User.tier.is_in(*paid_tiers) & (User.grace_until.does_not_exist() | (User.grace_until > now))
 
 
 # --- billing ---------------------------------------------------------------------------------

@@ -112,15 +112,20 @@ def new(share_id: str, **fields: Any) -> Share:
     return Share(share_pk(share_id), share_id=share_id, **fields)
 
 
-def insert(share: Share, owner_id: str, limit: Optional[int], extra: Optional[Callable[[Transaction], None]] = None) -> Share:
+def insert(share: Share, owner_id: str, limit: Optional[int], extra: Optional[Callable[[Transaction], None]] = None,
+           owner_also: Any = None) -> Share:
     """Store the share, claim ``share.slug`` (free, or retired from one of the owner's deleted
     shares) and count it against the owner's ``limit`` (None = unlimited), with ``extra``'s
     writes (the agent tier's charge), in one transaction, only while the owner was not claimed.
     Raises SlugTaken, ShareIdTaken, OwnerAtLimit, accounts.Merged (a claim read its shares
-    already: docs/security.md 71), or ConditionFailed for ``extra``'s writes."""
+    already: docs/security.md 71), or ConditionFailed for ``extra``'s writes. ``owner_also``: a
+    further condition on the owner's item (that it still pays for the share's Pro features);
+    refused, it is OwnerAtLimit too: the caller reads the owner again to tell them apart."""
     owner_condition = User.user_id.exists() & User.merged_into.does_not_exist()
     if limit is not None:
         owner_condition &= (User.active_shares < limit) | User.active_shares.does_not_exist()
+    if owner_also is not None:
+        owner_condition &= owner_also
 
     slug_free = Share.pk.does_not_exist() | (Share.share_id.does_not_exist() & (Share.reserved_for == owner_id))
 
@@ -174,9 +179,12 @@ def activate(share: Share, locked: bool = False, also: Optional[Callable[[Transa
 
 
 def update_settings(share: Share, owner_id: str, name: Optional[str] = None, password_hash: Optional[str] = None,
-                    webhook_url: Optional[str] = None, webhook_secret_nonce: Optional[str] = None) -> Share:
+                    webhook_url: Optional[str] = None, webhook_secret_nonce: Optional[str] = None,
+                    also: Optional[Callable[[Transaction], None]] = None) -> Share:
     """Rename, and set ("" removes) the password hash and the webhook URL. A new or removed
-    password bumps ``password_version`` so unlock proofs of the old one stop working."""
+    password bumps ``password_version`` so unlock proofs of the old one stop working. With
+    ``also``'s writes (a check that the owner still pays) in one transaction: ConditionFailed
+    names them when they fail."""
     actions: List[Any] = []
     if name is not None:
         actions.append(Share.name.set(name))
@@ -196,8 +204,24 @@ def update_settings(share: Share, owner_id: str, name: Optional[str] = None, pas
     if not actions:
         return share
     # The condition keeps a concurrent delete from being resurrected as a partial item.
-    if not update_if(share, actions, Share.owner_id == owner_id):
-        raise NotFound("Share not found")
+    if also is None:
+        if not update_if(share, actions, Share.owner_id == owner_id):
+            raise NotFound("Share not found")
+        return share
+
+    def write(tx: Transaction) -> None:
+        tx.update("share", share, actions, condition=Share.owner_id == owner_id)
+        also(tx)
+    try:
+        transactions.run(write)
+    except ConditionFailed as failed:
+        if "share" in failed:
+            raise NotFound("Share not found") from None
+        raise
+    try:  # a transaction, unlike an UpdateItem, does not answer with the item as stored
+        share.refresh(consistent_read=True)
+    except Share.DoesNotExist:
+        raise NotFound("Share not found") from None
     return share
 
 

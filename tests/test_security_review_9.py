@@ -1,0 +1,64 @@
+"""The ninth review (docs/security.md, "The ninth review"): outbound and inbound webhooks,
+billing, the dashboard and the OpenAPI description, read again adversarially. Each test failed
+before its fix."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from chalicelib import clock, deps
+from chalicelib.services import quota_reset
+from chalicelib.store.models import Share, User
+from tests.conftest import call
+from tests.test_shares import all_items, make_pro, s3_keys, share_site, upload, user_of
+
+
+# --- A Pro feature set while the subscription ends stays off ---------------------------------
+
+def _downgrade_while_resolving(monkeypatch, email: str) -> None:
+    """The webhook host's name server answers late (its owner runs it); meanwhile the Stripe
+    cancellation lands: the account is free and its shares' Pro features are stripped."""
+    def slow_getaddrinfo(host, *args, **kwargs):
+        user = user_of(email)
+        if user.tier != "free":
+            user.update(actions=[User.tier.set("free")])
+            quota_reset.change_pro_features(deps.settings(), user.user_id, clock.now())
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443))]
+    monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
+
+
+@pytest.mark.parametrize("change", [{"webhook_url": "https://hooks.example.com/spikes"},
+                                    {"webhook_url": "https://hooks.example.com/spikes", "password": "kept"}])
+def test_a_pro_feature_patched_in_while_the_subscription_ends_is_refused(client, user_token, monkeypatch, change):
+    make_pro("owner@example.com")
+    share = share_site(client, user_token, "Racing")
+    _downgrade_while_resolving(monkeypatch, "owner@example.com")
+    status, body, _ = call(client, "PATCH", f"/shares/{share['share_id']}", change, token=user_token)
+    assert (status, body["code"]) == (403, "UPGRADE_REQUIRED"), body
+    stored = Share.get(f"share#{share['share_id']}")
+    assert stored.webhook_url is None and stored.webhook_secret_nonce is None and stored.password_hash is None
+
+
+@pytest.mark.parametrize("metadata", [{"webhook_url": "https://hooks.example.com/spikes"},
+                                      {"webhook_url": "https://hooks.example.com/spikes", "password": "kept"}])
+def test_a_share_with_pro_features_created_while_the_subscription_ends_is_refused(client, user_token, monkeypatch,
+                                                                                   metadata):
+    make_pro("owner@example.com")
+    _downgrade_while_resolving(monkeypatch, "owner@example.com")
+    status, body, _ = upload(client, user_token, metadata={"name": "Racing", **metadata})
+    assert (status, body["code"]) == (403, "UPGRADE_REQUIRED"), body
+    assert [share for share in all_items(Share) if share.share_id] == []
+    assert int(user_of("owner@example.com").active_shares or 0) == 0
+    assert s3_keys() == []  # the files uploaded first are removed again
+
+
+def test_a_presigned_share_with_pro_features_started_while_the_subscription_ends_is_refused(
+        client, user_token, monkeypatch):
+    make_pro("owner@example.com")
+    _downgrade_while_resolving(monkeypatch, "owner@example.com")
+    status, body, _ = call(client, "POST", "/shares/uploads", {
+        "name": "Racing", "webhook_url": "https://hooks.example.com/spikes",
+        "files": [{"path": "index.html", "size": 10, "content_type": "text/html"}]}, token=user_token)
+    assert (status, body["code"]) == (403, "UPGRADE_REQUIRED"), body
+    assert [share for share in all_items(Share) if share.share_id] == []
