@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from chalicelib import clock, deps
-from chalicelib.services import quota_reset
+from chalicelib.errors import NotFound
+from chalicelib.services import outbound_webhooks, quota_reset, shares
 from chalicelib.store.models import Share, User
 from tests.conftest import call
 from tests.test_shares import all_items, make_pro, s3_keys, share_site, upload, user_of
@@ -62,3 +63,25 @@ def test_a_presigned_share_with_pro_features_started_while_the_subscription_ends
         "files": [{"path": "index.html", "size": 10, "content_type": "text/html"}]}, token=user_token)
     assert (status, body["code"]) == (403, "UPGRADE_REQUIRED"), body
     assert [share for share in all_items(Share) if share.share_id] == []
+
+
+# --- A resume that a deletion overtakes leaves no share behind ---------------------------------
+
+def test_a_resume_overtaken_by_the_shares_deletion_leaves_nothing_behind(client, user_token, monkeypatch):
+    """The resume read the share, its owner deleted it (another tab, the CLI), then the resume
+    wrote the pause's end unconditioned: DynamoDB made a share item of the key alone, and the
+    resume failed (500). Every read of that id then failed too: the owner's GET, and every
+    reviewer's POST /spikes to it, for good."""
+    make_pro("owner@example.com")
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *args, **kwargs: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443))])
+    share = share_site(client, user_token, "Hooked", webhook_url="https://hooks.example.com/spikes")
+    as_read = shares.get_owned(user_of("owner@example.com"), share["share_id"])
+    assert call(client, "DELETE", f"/shares/{share['share_id']}", token=user_token)[0] == 200
+    with pytest.raises(NotFound):
+        outbound_webhooks.resume(as_read)
+    assert [item.pk for item in all_items(Share) if item.pk == f"share#{share['share_id']}"] == []
+    assert call(client, "GET", f"/shares/{share['share_id']}", token=user_token)[0] == 404
+    status, body, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": share["share_id"],
+                                                       "rating": "love", "comments": "still here"})
+    assert status == 201, body

@@ -133,7 +133,8 @@ def resume(share: Share, now: Optional[float] = None) -> int:
     require_webhook(share)
     now = time.time() if now is None else now
     webhook_releases.record(None, share.share_id, now)  # first: whatever this request does not end, the job does
-    share_webhooks.unpause(share)
+    if not share_webhooks.unpause(share):  # deleted, or its webhook removed, since it was read
+        raise NotFound("This share has no webhook; set webhook_url with PATCH /shares/{key}")
     return held_deliveries.end_held(share.share_id, now)[0]  # those queued (not those expired)
 
 

@@ -13,8 +13,11 @@ def pause(share: Share, paused_at: str, reason: str) -> bool:
                      Share.webhook_paused_at.does_not_exist() & Share.webhook_url.exists())
 
 
-def unpause(share: Share) -> None:
-    share.update(actions=[Share.webhook_paused_at.remove(), Share.webhook_pause_reason.remove()])
+def unpause(share: Share) -> bool:
+    """End the pause; False when the share or its webhook is gone meanwhile (conditioned: an
+    UpdateItem without a condition would make a deleted share an item of its key alone)."""
+    return update_if(share, [Share.webhook_paused_at.remove(), Share.webhook_pause_reason.remove()],
+                     Share.webhook_url.exists())
 
 
 def rotate_secret(share: Share, new_nonce: str, previous_until: int) -> bool:
