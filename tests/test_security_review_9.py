@@ -10,21 +10,30 @@ import pytest
 from chalicelib import clock, deps
 from chalicelib.errors import NotFound
 from chalicelib.services import outbound_webhooks, quota_reset, shares
+from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import Share, User
 from tests.conftest import call
-from tests.test_shares import all_items, make_pro, s3_keys, share_site, upload, user_of
+from tests.test_agent_review_4 import upload_files
+from tests.test_serving import get
+from tests.test_shares import INDEX, all_items, make_pro, s3_keys, share_site, start_presigned, upload, user_of
 
 
 # --- A Pro feature set while the subscription ends stays off ---------------------------------
 
+def _cancel(email: str) -> None:
+    """The Stripe cancellation lands: the account is free and its shares' Pro features are
+    stripped (once, as the event does)."""
+    user = user_of(email)
+    if user.tier != "free":
+        user.update(actions=[User.tier.set("free")])
+        quota_reset.change_pro_features(deps.settings(), user.user_id, clock.now())
+
+
 def _downgrade_while_resolving(monkeypatch, email: str) -> None:
     """The webhook host's name server answers late (its owner runs it); meanwhile the Stripe
-    cancellation lands: the account is free and its shares' Pro features are stripped."""
+    cancellation lands."""
     def slow_getaddrinfo(host, *args, **kwargs):
-        user = user_of(email)
-        if user.tier != "free":
-            user.update(actions=[User.tier.set("free")])
-            quota_reset.change_pro_features(deps.settings(), user.user_id, clock.now())
+        _cancel(email)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443))]
     monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
 
@@ -63,6 +72,28 @@ def test_a_presigned_share_with_pro_features_started_while_the_subscription_ends
         "files": [{"path": "index.html", "size": 10, "content_type": "text/html"}]}, token=user_token)
     assert (status, body["code"]) == (403, "UPGRADE_REQUIRED"), body
     assert [share for share in all_items(Share) if share.share_id] == []
+
+
+def test_a_protected_upload_completed_while_the_subscription_ends_is_locked(client, user_token, monkeypatch):
+    """The completion read the account as Pro, copied the files (seconds for many), and opened
+    the share: the cancellation's stripping, landing meanwhile, skips a pending share (its
+    completion locks it), so a free account kept an open protected share."""
+    make_pro("owner@example.com")
+    status, started, _ = start_presigned(client, user_token, [
+        {"path": "index.html", "size": len(INDEX), "content_type": "text/html"}], password="s3cret")
+    assert status == 201, started
+    upload_files(started)
+    publish = ShareFiles.publish
+
+    def publish_while_cancelled(self, *args, **kwargs):
+        published = publish(self, *args, **kwargs)
+        _cancel("owner@example.com")
+        return published
+    monkeypatch.setattr(ShareFiles, "publish", publish_while_cancelled)
+    status, done, _ = call(client, "POST", f"/shares/{started['share_id']}/complete", token=user_token)
+    assert (status, done["status"]) == (200, "locked"), done
+    status, page, _ = get(client, f"/s/{started['slug']}/?pw=s3cret")
+    assert status == 403 and b"SHARE_UNAVAILABLE" in page
 
 
 # --- A resume that a deletion overtakes leaves no share behind ---------------------------------

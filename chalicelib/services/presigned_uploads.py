@@ -20,7 +20,7 @@ from chalicelib.store import shares as share_store
 from chalicelib.store.files import ChangedDuringPublish, ShareFiles
 from chalicelib.store.models import ApiKey, Share, User
 from chalicelib.store.shares import DELETING, PENDING
-from chalicelib.store.transactions import ConditionFailed, Transaction
+from chalicelib.store.transactions import ConditionFailed, Transaction, together
 
 log = get_logger("spikes.presigned_uploads")
 
@@ -162,17 +162,34 @@ def _activate(share: Share, owner: User, locked: bool, at: int, release: Optiona
     period has reached refuses it, 429; the upload stays pending, to complete later: ``complete``
     moved the charge to that period before copying any file, so this refuses only in a race).
     ``release``: the held charge as ``complete`` read (and moved) it; read again only when the
-    transaction finds it changed."""
-    try:
-        return share_store.activate(share, locked, also=_counting(share, release, at))
-    except ConditionFailed as failed:
-        refusal = release.refusal(failed) if release is not None else None
-        if refusal is not None:
-            raise refusal from None
-        # released by the job meanwhile (it keeps an upload holding feedback), or moved by a
-        # concurrent completion: read again
-        release = metering.releasing(share.share_id, owner, at)
-        return share_store.activate(share, locked, also=_counting(share, release, at))
+    transaction finds it changed.
+    ``locked`` False for a protected share: it opens only while the owner still pays, as the
+    transaction finds it; a subscription that ended meanwhile had its stripping pass this share
+    while pending, so it is locked here instead."""
+    for _ in range(2):
+        try:
+            return share_store.activate(share, locked, also=_writes(share, owner, locked, release, at))
+        except ConditionFailed as failed:
+            if "owner" in failed:  # the paid tier ended since this request read it
+                locked = True
+                continue
+            refusal = release.refusal(failed) if release is not None else None
+            if refusal is not None:
+                raise refusal from None
+            # released by the job meanwhile (it keeps an upload holding feedback), or moved by a
+            # concurrent completion: read again
+            release = metering.releasing(share.share_id, owner, at)
+    return share_store.activate(share, locked, also=_writes(share, owner, locked, release, at))
+
+
+def _writes(share: Share, owner: User, locked: bool, release: Optional[metering.Release],
+            at: int) -> Optional[Callable[[Transaction], None]]:
+    """The activation's other writes: the charge's (``_counting``) and, for a protected share
+    that opens, the check that its owner still pays."""
+    counting = _counting(share, release, at)
+    if locked or not share.password_hash:
+        return counting
+    return together(counting, quotas.while_paid(owner.user_id, at))
 
 
 def _counting(share: Share, release: Optional[metering.Release], at: int) -> Optional[Callable[[Transaction], None]]:
