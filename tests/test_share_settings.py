@@ -5,7 +5,7 @@ from urllib.parse import quote
 
 import pytest
 
-from chalicelib.store.models import Share
+from chalicelib.store.models import Share, User
 from tests.conftest import call, sign_in
 from tests.test_shares import make_pro, share_site
 
@@ -78,3 +78,34 @@ def test_patch_refuses_strangers_unknown_fields_and_empty_names(client, user_tok
     status, body, _ = call(client, "PATCH", path, {"name": "  "}, token=user_token)
     assert (status, body["details"][0]["field"]) == (400, "name")
     assert Share.get(f"share#{share['share_id']}").name == "Mine"
+
+
+@pytest.mark.parametrize("change", [{"password": ""}, {"name": "Renamed"}])
+def test_a_change_that_a_deletion_overtakes_is_404_and_the_deletion_finishes(client, user_token, monkeypatch, change):
+    """The deletion's clean-up failed after its tombstone (503): the share is gone for the owner
+    and the job finishes it. A PATCH that read the share just before must not bring it back:
+    removing a locked share's password used to set it active again, which the job then forgot,
+    leaving a share without files, off the owner's count (docs/security.md 101)."""
+    from chalicelib import deps
+    from chalicelib.services import share_cleanup
+    from chalicelib.services import shares as share_service
+    from chalicelib.store import shares as share_store
+    from tests.test_shares import user_of
+    make_pro("owner@example.com")
+    share_id = share_site(client, user_token, "Doomed", password="pw")["share_id"]
+    Share.get(f"share#{share_id}").update(actions=[Share.status.set("locked")])
+    user_of("owner@example.com").update(actions=[User.tier.set("free")])  # Pro ended: locked
+    read = share_service.owned_as_read
+
+    def read_then_deletion_starts(user, key, include_deleting=False):
+        share = read(user, key, include_deleting)
+        share_store.tombstone(Share.get(f"share#{share_id}"), user.user_id)
+        return share
+    monkeypatch.setattr(share_service, "owned_as_read", read_then_deletion_starts)
+
+    status, body, _ = call(client, "PATCH", f"/shares/{share_id}", change, token=user_token)
+    assert (status, body["code"]) == (404, "NOT_FOUND")
+    assert Share.get(f"share#{share_id}").status == "deleting"
+    share_cleanup.finish_pending_deletions(deps.share_files(), now=1_800_000_000)
+    assert Share.count(f"share#{share_id}") == 0
+    assert int(user_of("owner@example.com").active_shares or 0) == 0

@@ -203,14 +203,16 @@ def update_settings(share: Share, owner_id: str, name: Optional[str] = None, pas
                     Share.webhook_paused_at.remove(), Share.webhook_pause_reason.remove()]
     if not actions:
         return share
-    # The condition keeps a concurrent delete from being resurrected as a partial item.
+    # Neither a deleted share (a partial item) nor one whose deletion started (a locked one set
+    # active again would be forgotten by the deletion job, files gone) comes back.
+    still_theirs = (Share.owner_id == owner_id) & (Share.status.does_not_exist() | (Share.status != DELETING))
     if also is None:
-        if not update_if(share, actions, Share.owner_id == owner_id):
+        if not update_if(share, actions, still_theirs):
             raise NotFound("Share not found")
         return share
 
     def write(tx: Transaction) -> None:
-        tx.update("share", share, actions, condition=Share.owner_id == owner_id)
+        tx.update("share", share, actions, condition=still_theirs)
         also(tx)
     try:
         transactions.run(write)
