@@ -155,6 +155,29 @@ def test_duplicate_paths_are_refused(client, user_token):
     assert (status, body["code"]) == (400, "INVALID_FILENAME")
 
 
+def test_a_path_longer_than_s3_takes_in_utf8_is_refused(client, user_token):
+    """S3 keys are at most 1,024 bytes of UTF-8: 409 characters of CJK are 1,211 bytes. Stored
+    directly, S3 refused the key and the client was told to retry (503); presigned, every PUT
+    failed and the share could never be completed (docs/security.md 102)."""
+    long_path = "/".join(["漢" * 100] * 4) + ".html"
+    status, body, _ = upload(client, user_token, [("index.html", INDEX), (long_path, b"x")], {"name": "x"})
+    assert (status, body["code"]) == (400, "INVALID_FILENAME")
+    status, body, _ = start_presigned(client, user_token, [{"path": long_path, "size": 1}])
+    assert (status, body["code"]) == (400, "INVALID_FILENAME")
+    assert s3_keys() == [] and all_items(Share) == []
+    longest = "/".join(["漢" * 82] * 4) + ".html"  # 992 bytes: its keys are within S3's 1,024
+    assert upload(client, user_token, [(longest, b"x")], {"name": "x"})[0] == 201
+
+
+def test_file_names_too_long_together_for_the_share_record_are_refused(client, user_token):
+    """The share's record lists its files; DynamoDB takes an item of at most 400 KB. 500 names of
+    1,000 bytes were answered 503 "retry shortly", for ever (docs/security.md 102)."""
+    names = [f"{number:03d}" + "é" * 496 + ".html" for number in range(500)]
+    status, body, _ = upload(client, user_token, [(name, b"") for name in names], {"name": "x"})
+    assert (status, body["code"], body["details"][0]["field"]) == (400, "VALIDATION_ERROR", "files")
+    assert s3_keys() == [] and all_items(Share) == []
+
+
 def test_no_files_is_a_validation_error(client, user_token):
     status, body, _ = upload(client, user_token, [], {"name": "empty"})
     assert (status, body["code"]) == (400, "VALIDATION_ERROR")

@@ -56,6 +56,7 @@ def _start(settings: Settings, share_files: ShareFiles, user: User, options: Sha
     if len({f.path for f in files}) != len(files):
         raise InvalidFilename("The same file is listed twice")
     uploads.check_total_size(sum(f.size for f in files), settings.max_share_bytes)
+    uploads.check_listed_paths([f.path for f in files])
     uploads.check_served_sizes([(f.path, f.size, f.content_type) for f in files], settings.max_served_file_bytes)
     limit = shares.check_options(settings, user, options, base_url)
     share = shares.new_share_record(shares.new_share_id(), user, options, files, PENDING)

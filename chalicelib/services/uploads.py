@@ -17,11 +17,15 @@ from typing import Any, Dict, List, Optional, Tuple
 
 
 from chalicelib.errors import InvalidFilename, InvalidJson, SizeLimit, UnsupportedMediaType, ValidationFailed
+from chalicelib.store.files import MAX_PATH_BYTES
 
 # Serving registers one route per depth (Chalice has no greedy path parameters), so a file
 # may sit at most this many segments deep: "a/b/c/d/e/f/g/file.png" is 8.
 MAX_PATH_SEGMENTS = 8
 MAX_PATH_CHARS = 512
+# A share's record lists its files' paths, and DynamoDB takes items of at most 400 KB: this
+# leaves room for the rest of the listing (sizes, types) and of the record, changes included.
+MAX_LISTED_PATH_BYTES = 256 * 1024
 METADATA_FIELD = "metadata"
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # C0/C1 controls and DEL; also the Unicode line/paragraph separators.
@@ -111,7 +115,17 @@ def normalise_path(raw: Optional[str]) -> str:
     normalised = "/".join(segments)
     if len(normalised) > MAX_PATH_CHARS:
         raise InvalidFilename(f"File name is longer than {MAX_PATH_CHARS} characters")
+    if len(normalised.encode("utf-8")) > MAX_PATH_BYTES:
+        raise InvalidFilename(f"File name is longer than {MAX_PATH_BYTES} bytes in UTF-8 (S3 keys are limited)")
     return normalised
+
+
+def check_listed_paths(paths: List[str]) -> None:
+    """The paths of a share's files fit in its record, together."""
+    listed = sum(len(path.encode("utf-8")) for path in paths)
+    if listed > MAX_LISTED_PATH_BYTES:
+        raise ValidationFailed.field("files", f"The share's file names add up to {listed} bytes in UTF-8; "
+                                              f"at most {MAX_LISTED_PATH_BYTES}", "FILE_NAMES_TOO_LONG")
 
 
 def parse_metadata(raw: Optional[bytes]) -> Dict[str, Any]:

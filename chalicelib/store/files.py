@@ -155,6 +155,12 @@ class ShareFiles:
         return self._s3.generate_presigned_url("get_object", ExpiresIn=DOWNLOAD_URL_TTL_SECONDS, Params=params)
 
 
+# S3 takes object keys of at most 1,024 bytes of UTF-8: what a file's path may take next to the
+# longest prefix a share's file is stored under (its staging key, "uploads/sh_…/").
+S3_MAX_KEY_BYTES = 1024
+MAX_PATH_BYTES = S3_MAX_KEY_BYTES - len(ShareFiles.staging_key("sh_" + "0" * 12, "").encode("utf-8"))
+
+
 class Exports:
     """Downloads too large for a Lambda response (6 MB), staged in S3 for a short while."""
 
