@@ -130,6 +130,20 @@ def test_spike_created_is_queued_with_the_spike_and_delivered_signed(client, hoo
     assert _deliver().attempted == 0  # delivered once, not again
 
 
+def test_each_delivery_of_a_batch_is_claimed_and_signed_at_its_own_time(client, hooked, receiver):
+    # Slow receivers: every delivery of a batch may take a timeout. One signed (and claimed) at
+    # the batch's start would reach a receiver past its 300 s tolerance, its claim run out.
+    _post_spike(client, hooked, "first")
+    _post_spike(client, hooked, "second")
+    clock = iter(range(int(time.time()), int(time.time()) + 100_000, 200))
+    with aws_calls.acting_as(policy.WEBHOOK_DELIVERIES_FUNCTION):
+        report = webhook_delivery.run_due(deps.settings(), now_fn=lambda: next(clock), mailer=deps.mailer())
+    assert (report.attempted, report.delivered) == (2, 2)
+    signed_at = [int(dict(part.split("=", 1) for part in request["headers"]["X-Spikes-Signature"].split(","))["t"])
+                 for request in receiver.requests]
+    assert signed_at[1] - signed_at[0] >= 200
+
+
 def test_a_retried_post_of_the_same_spike_queues_one_event(client, hooked):
     body = {"type": "page", "projectKey": hooked["slug"], "id": "client-1"}
     assert call(client, "POST", "/spikes", body)[0] == 201

@@ -175,6 +175,9 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
         for delivery in ready:
             if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 1) * 1000:
                 return report
+            # The clock at this attempt, not the batch's start: attempts before it may have taken
+            # a timeout each, and its claim, signature and schedule count from when it is made.
+            now = now_fn()
             if not deliveries.claim(delivery, int(now), CLAIM_SECONDS):
                 continue
             report.attempted += 1
