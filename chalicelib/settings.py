@@ -74,11 +74,12 @@ class Settings(BaseSettings):
     pro_spike_limit: Optional[int] = None
     pro_share_limit: Optional[int] = None
     # The agent tier is metered (a price per spike stored and per share created): no limits by
-    # default, spending bounded by the account's and keys' monthly caps.
+    # default, spending bounded by the account's and keys' monthly caps. Caps and /usage count
+    # thousandths of a cent: a finer price could not be counted as Stripe bills it, so is refused.
     agent_spike_limit: Optional[int] = None
     agent_share_limit: Optional[int] = None
-    agent_price_per_spike_cents: Decimal = Decimal("0.1")
-    agent_price_per_share_cents: Decimal = Decimal("1")
+    agent_price_per_spike_cents: Decimal = Field(default=Decimal("0.1"), ge=0, decimal_places=3)
+    agent_price_per_share_cents: Decimal = Field(default=Decimal("1"), ge=0, decimal_places=3)
 
     max_json_bytes: int = 64 * 1024
     # Lambda caps a request at 6 MB including base64 for binary bodies.

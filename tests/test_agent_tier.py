@@ -8,10 +8,12 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from pydantic import ValidationError
 
 from chalicelib import clock, deps
-from chalicelib.services import billing, quotas, usage_report
+from chalicelib.services import billing, metering, quotas, usage_report
 from chalicelib.services.accounts import user_id_for
+from chalicelib.settings import Settings
 from chalicelib.store import ledger, meter_events
 from chalicelib.store.models import LedgerItem, OutboxItem, Share, Spike, User
 from infra import policy
@@ -162,6 +164,20 @@ def test_spikes_and_shares_are_charged_and_reported_once(client, agent, configur
     spike_event = next(e for e in configured.meter_events.values() if e["event_name"] == SPIKE_EVENT)
     assert spike_event["identifier"].startswith("spike-spk_")
     assert f"share-{share['share_id']}" in configured.meter_events
+
+
+def test_a_price_the_ledger_cannot_count_exactly_is_refused():
+    """Costs are counted in thousandths of a cent: a price of 0.0125 cents was counted as 0.012
+    (caps let 4% more through than they allow, /usage showed less than Stripe bills) and one
+    under 0.001 as nothing at all (no cap held). Such a price, or a negative one, is refused
+    when the settings load."""
+    for field in ("agent_price_per_spike_cents", "agent_price_per_share_cents"):
+        for price in ("0.0125", "0.0004", "1E-4", "-1"):
+            with pytest.raises(ValidationError):
+                Settings(**{field: price})
+    settings = Settings(agent_price_per_spike_cents="0.125", agent_price_per_share_cents="2")
+    assert metering.price(settings, metering.SPIKE) == 125 and metering.price(settings, metering.SHARE) == 2000
+    assert metering.price(Settings(agent_price_per_spike_cents="0.0010"), metering.SPIKE) == 1
 
 
 def test_free_and_pro_owners_are_never_metered(client, configured):
