@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Union
 
+from chalicelib.services import entity_tags
+
 _RANGE = re.compile(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", re.IGNORECASE)
 
 
@@ -34,7 +36,7 @@ class Unsatisfiable:
 def requested(range_header: Optional[str], if_range: Optional[str], etag: str,
               length: int) -> Union[None, ByteRange, Unsatisfiable]:
     """The range to answer for a file of ``length`` bytes with ``etag``, or None for the whole file."""
-    if not range_header or (if_range is not None and not _strong_match(if_range, etag)):
+    if not range_header or (if_range is not None and not entity_tags.strong_match(if_range, etag)):
         # If-Range: the client holds part of a file; if that file changed, it gets the new one
         # whole. A date cannot match: these answers carry no Last-Modified.
         return None
@@ -53,8 +55,3 @@ def requested(range_header: Optional[str], if_range: Optional[str], etag: str,
     if first >= length:
         return Unsatisfiable()
     return ByteRange(first, length - 1 if last is None else min(last, length - 1))
-
-
-def _strong_match(if_range: str, etag: str) -> bool:
-    """RFC 9110 §8.8.3.2's strong comparison: both strong (no W/) and identical."""
-    return bool(etag) and not etag.startswith("W/") and if_range.strip() == etag

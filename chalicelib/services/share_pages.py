@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 
 from chalicelib import lambda_answer, web
 from chalicelib.errors import NotFound, ShareUnavailable
-from chalicelib.services import accept, byte_ranges, share_access, share_html, uploads
+from chalicelib.services import accept, byte_ranges, entity_tags, share_access, share_html, uploads
 from chalicelib.services.share_links import PASSWORD_PARAM, file_url, share_path, split_access_segment
 from chalicelib.settings import Settings
 from chalicelib.store import shares as share_store
@@ -148,7 +148,7 @@ def _content(settings: Settings, share_files: ShareFiles, v: Visit, share: Share
     # A protected page embeds an expiring access token: always send it fresh.
     if etag and not (is_html and share.password_hash):
         headers["ETag"] = etag
-        if v.if_none_match == etag and "Set-Cookie" not in extra:
+        if entity_tags.revalidates(v.if_none_match, etag) and "Set-Cookie" not in extra:
             # Empty, of the body's kind: Chalice base64-encodes a binary type's body, and fails
             # on a string there (finding 95).
             return Content(body[:0], headers, status=304)
