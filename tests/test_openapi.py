@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import re
 
-from chalicelib.api import openapi
+from chalicelib.api import fallback, openapi
 from tests.conftest import call
 
 
@@ -12,7 +12,7 @@ def _real_views(routes):
     for path, views in routes.items():
         for method, entry in views.items():
             # Catch-alls (404) and the 405 views are not routes of the API.
-            if not entry.view_name.startswith(("method_not_allowed", "_not_found")):
+            if not fallback.is_fallback(entry):
                 yield method, path
 
 

@@ -28,4 +28,4 @@ def test_sibling_path_variables_share_one_name():
 def test_every_route_answers_every_method():
     from app import app
     for path, views in app.routes.items():
-        assert {"GET", "POST", "PUT", "PATCH", "DELETE"} <= set(views), path
+        assert {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} <= set(views), path

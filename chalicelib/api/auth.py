@@ -8,7 +8,7 @@ from chalice import Blueprint
 from chalicelib import deps
 from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
-from chalicelib.api.routing import json_response, route
+from chalicelib.api.routing import READ_METHODS, json_response, route
 from chalicelib.lazy import lazy_import
 
 account_schemas = lazy_import("chalicelib.api.account_schemas")
@@ -57,7 +57,7 @@ def verify():
     return _session_out(session)
 
 
-@route(bp, "/auth/verify", methods=["GET"])
+@route(bp, "/auth/verify", methods=READ_METHODS)
 def verify_page():
     """The link in the e-mail. Opening it does not consume the token (mail scanners prefetch
     links); the page asks the person to confirm, which POSTs to /auth/verify."""
@@ -147,7 +147,7 @@ def device_start():
     return responses.DeviceStartOut(**_accounts().start_device(inputs.client_ip(bp.current_request)))
 
 
-@route(bp, "/auth/device", methods=["GET"])
+@route(bp, "/auth/device", methods=READ_METHODS)
 def device_page():
     request = bp.current_request
     code = inputs.query(request).get("code", "")[:20]

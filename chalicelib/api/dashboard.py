@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from chalice import Blueprint, Response
 
 from chalicelib import deps, web
-from chalicelib.api.routing import route
+from chalicelib.api.routing import READ_METHODS, route
 from chalicelib.errors import NotFound
 
 bp = Blueprint(__name__)
@@ -39,12 +39,12 @@ def _page_headers() -> dict:
             "X-Content-Type-Options": "nosniff"}
 
 
-@route(bp, "/dashboard", methods=["GET"], cors=False)
+@route(bp, "/dashboard", methods=READ_METHODS, cors=False)
 def dashboard_page():
     return Response(body=web.asset("dashboard/index.html"), status_code=200, headers=_page_headers())
 
 
-@route(bp, "/dashboard/{name}", methods=["GET"], cors=False)
+@route(bp, "/dashboard/{name}", methods=READ_METHODS, cors=False)
 def dashboard_asset(name: str):
     if name not in ASSETS:
         raise NotFound("No such dashboard file")

@@ -7,6 +7,7 @@ gets a 405 view for the methods it does not serve.
 from __future__ import annotations
 
 from chalice import Blueprint, Chalice
+from chalice.app import RouteEntry
 
 from chalicelib.api.routing import ALL_METHODS, ANY_CONTENT_TYPE, route, handle
 from chalicelib.errors import MethodNotAllowed, NotFound
@@ -18,6 +19,11 @@ bp = Blueprint(__name__)
 
 def _not_found(**_params: str):
     raise NotFound("No such route")
+
+
+def is_fallback(entry: RouteEntry) -> bool:
+    """A catch-all's 404 or a 405 view: not a route of the API (the OpenAPI document leaves them out)."""
+    return entry.view_name.startswith(("method_not_allowed", _not_found.__name__))
 
 
 for _depth in range(1, MAX_DEPTH + 1):

@@ -9,13 +9,13 @@ schemathesis run against the local server checks that the server keeps to the do
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 
 from pydantic import BaseModel
 
 from chalicelib import errors, web
-from chalicelib.api import account_schemas, dashboard, schemas, versioning
+from chalicelib.api import account_schemas, dashboard, fallback, schemas, versioning
 from chalicelib.api.responses import (AccountOut, ApiKeyChangedOut, ApiKeyCreatedOut, ApiKeyOut, ApiKeyRevokedOut, BillingUrlOut,
                                       DeletedOut, DeliveryPageOut, DevicePollOut, DeviceStartOut, ErrorOut,
                                       HealthOut, IndexOut, KeyMeOut, LinkedOut, LoginOut, LogoutOut,
@@ -190,8 +190,6 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                                     ok={200: DeliveryPageOut}, errors=(404,),
                                                     query=(("limit", "1-100 (more is read as 100); default 50", False),)),
     ("GET", "/widget.js"): Op("The feedback widget", "shares", PUBLIC, ok={200: (str, "application/javascript")}),
-    ("HEAD", "/widget.js"): Op("The feedback widget's headers (those of the GET, no body)", "shares", PUBLIC,
-                               ok={200: None}),
     # billing
     ("GET", "/billing/checkout"): Op("A Stripe Checkout session for Pro or the agent tier", "billing",
                                      ok={200: BillingUrlOut}, errors=(404,), query=CHECKOUT_QUERY),
@@ -217,9 +215,16 @@ SHARE_PAGE = Op("A shared page or file (the widget is injected into HTML)", "ser
                             "A binary file answers one byte range of a GET (`Range`, `If-Range`): `206`, or `416` "
                             "when it starts past the end (docs/shares.md).")
 
-SHARE_PAGE_HEAD = Op("A shared page's or file's headers: those the GET answers, no body", "serving", PUBLIC,
-                     ok={200: None, 302: None, 303: None, 304: None}, errors=(401, 404), rate_limited=True,
-                     query=SHARE_PAGE.query)
+
+
+def headers_of(get: Op, unanswered: Sequence[int] = ()) -> Op:
+    """HEAD on a read route (api/routing.READ_METHODS) runs its GET: the GET's statuses and
+    headers, no body (``unanswered``: statuses only a GET gets)."""
+    return replace(get, summary=f"{get.summary} (HEAD: the GET's status and headers, no body)",
+                   ok={status: None for status in get.ok if status not in unanswered})
+
+
+SHARE_PAGE_HEAD = headers_of(SHARE_PAGE, unanswered=(206, 416))  # a HEAD ignores Range
 
 # Where the Chalice route says one thing and the document another.
 COMMON_ERRORS = (400, 413, 415, 503)
@@ -235,6 +240,8 @@ def described(method: str, path: str) -> Optional[Op]:
         path = path[len(versioning.PREFIX):] or "/"
     if path == "/s/{slug}" or path.startswith("/s/{slug}/"):
         return {"GET": SHARE_PAGE, "POST": SHARE_PAGE, "HEAD": SHARE_PAGE_HEAD}.get(method)
+    if method == "HEAD" and ("GET", path) in OPERATIONS:
+        return headers_of(OPERATIONS["GET", path])
     return OPERATIONS.get((method, path))
 
 
@@ -395,8 +402,8 @@ def build(base_url: str, routes: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     components = _Components()
     paths: Dict[str, Dict[str, Any]] = {}
     for path, views in routes.items():
-        for method in sorted(views):
-            op = described(method, path)
+        for method, entry in sorted(views.items()):
+            op = None if fallback.is_fallback(entry) else described(method, path)
             if op is None:
                 continue
             paths.setdefault(path, {})[method.lower()] = _operation(

@@ -6,7 +6,7 @@ from chalice import Blueprint, Response
 
 from chalicelib import web
 from chalicelib.api import inputs
-from chalicelib.api.routing import route
+from chalicelib.api.routing import READ_METHODS, route
 from chalicelib.errors import NotFound
 
 bp = Blueprint(__name__)
@@ -25,14 +25,14 @@ DOCS_HEADERS = {
 }
 
 
-@route(bp, "/openapi.json", methods=["GET"])
+@route(bp, "/openapi.json", methods=READ_METHODS)
 def openapi_document():
     from chalicelib.api import openapi  # its models cost a cold start ~0.1 s; only this route needs them
     body = openapi.document_json(inputs.base_url(bp.current_request), bp.current_app.routes)
     return Response(body=body, headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
 
 
-@route(bp, "/docs", methods=["GET"])
+@route(bp, "/docs", methods=READ_METHODS)
 def docs_page():
     path = inputs.raw_path(bp.current_request).rstrip("/")
     # Asset URLs relative to the page: "docs/x" from /docs, "docs/x" from /v1/docs.
@@ -40,7 +40,7 @@ def docs_page():
     return Response(body=web.page("docs.html", asset_prefix=prefix), headers=dict(DOCS_HEADERS))
 
 
-@route(bp, "/docs/{asset}", methods=["GET"])
+@route(bp, "/docs/{asset}", methods=READ_METHODS)
 def docs_asset(asset: str):
     if asset not in DOCS_ASSETS:
         raise NotFound("No such asset")

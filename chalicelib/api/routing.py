@@ -31,7 +31,14 @@ CORS = CORSConfig(
 ANY_CONTENT_TYPE = ["*/*"]
 # A redirect's empty body: Chalice would otherwise label it application/json, which it is not.
 EMPTY_BODY_TYPE = "text/plain; charset=utf-8"
-ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+# What a page, a document or an asset answers. HEAD runs the GET's view and answers its status,
+# headers and body: API Gateway sets Content-Length from the body a function returns (one the
+# function sets goes out as x-amzn-Remapped-Content-Length) and sends no body for a HEAD, and so
+# does `make dev`'s server (tools/devserver.py). So a HEAD changes nothing a GET would not; a GET
+# that does (a poll that hands out its token once, a Checkout session) is not a READ route, and
+# its HEAD is a 405 like any method a route does not serve.
+READ_METHODS = ("GET", "HEAD")
 
 
 def _log():

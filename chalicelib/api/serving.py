@@ -16,7 +16,7 @@ from chalice import Blueprint, Response
 from chalicelib import deps, web
 from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
-from chalicelib.api.routing import EMPTY_BODY_TYPE, error_response, route
+from chalicelib.api.routing import EMPTY_BODY_TYPE, READ_METHODS, error_response, route
 from chalicelib.errors import AuthFailed, AuthRequired, SpikesError
 from chalicelib.lazy import lazy_import
 from chalicelib.services.uploads import MAX_PATH_SEGMENTS  # the routes' depth (light: no parser)
@@ -33,11 +33,6 @@ SHARE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 MAX_FORM_BYTES = 4096
-# HEAD is answered with the GET's answer, body and all: API Gateway sets Content-Length from the
-# body a function returns (one the function sets goes out as x-amzn-Remapped-Content-Length) and
-# sends no body for a HEAD, and so does `make dev`'s server (tools/devserver.py). A HEAD runs
-# the GET's code, so it changes nothing a GET would not.
-READ_METHODS = ["GET", "HEAD"]
 
 
 @route(bp, "/widget.js", methods=READ_METHODS)
@@ -66,10 +61,10 @@ def _share_error(exc: SpikesError) -> Response:
 
 # Chalice has no greedy path parameters: one route per depth, as deep as uploads may nest,
 # plus one for the access segment of password-protected shares.
-route(bp, "/s/{slug}", methods=READ_METHODS + ["POST"])(_serve_share)
+route(bp, "/s/{slug}", methods=[*READ_METHODS, "POST"])(_serve_share)
 for _depth in range(1, MAX_PATH_SEGMENTS + 2):
     route(bp, "/s/{slug}/" + "/".join(f"{{p{i}}}" for i in range(1, _depth + 1)),
-          methods=READ_METHODS + ["POST"])(_serve_share)
+          methods=[*READ_METHODS, "POST"])(_serve_share)
 
 
 def _serve(request, slug: str, path: str) -> Response:

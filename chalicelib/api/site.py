@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.api.routing import route
+from chalicelib.api.routing import READ_METHODS, route
 from chalicelib.lazy import lazy_import
 
 responses = lazy_import("chalicelib.api.responses")
@@ -11,12 +11,12 @@ responses = lazy_import("chalicelib.api.responses")
 bp = Blueprint(__name__)
 
 
-@route(bp, "/", methods=["GET"])
+@route(bp, "/", methods=READ_METHODS)
 def index():
     return responses.IndexOut(name="spikes")
 
 
-@route(bp, "/health", methods=["GET"])
+@route(bp, "/health", methods=READ_METHODS)
 def health():
     """Liveness for load balancers and monitors (the upstream Cloudflare template has it).
     It touches no dependency: a DynamoDB hiccup shows as 503s on real requests, not here."""
