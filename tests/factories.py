@@ -30,7 +30,7 @@ def make_share(owner_email: str, slug: str, tier: Optional[str] = None, **fields
     share = share_store.new(new_share_id(), slug=slug, owner_id=owner_id, name=slug,
                             created_at=clock.iso(clock.now()), **fields)
     # The store's own insert: the slug claim and the owner's active_shares move with the share.
-    return share_store.insert(share, owner_id, limit=None)
+    return share_store.insert(share, owner_id, under_limit=None)
 
 
 def _exists(user_id: str) -> bool:

@@ -421,7 +421,7 @@ def test_a_retired_slug_is_claimed_again_only_by_its_owner(store_backend):
     assert share_store.resolve("kept") is None and post_reads.slug_claim("kept") is None
     with pytest.raises(share_store.SlugTaken):
         share_store.insert(share_store.new(new_share_id(), slug="kept", owner_id=stranger.owner_id, name="x"),
-                           stranger.owner_id, limit=None)
+                           stranger.owner_id, under_limit=None)
     again = make_share("owner@example.com", "kept")
     assert share_store.resolve("kept").share_id == again.share_id
     share_store.remove(old)  # a late retry of the first deletion leaves the new claim alone

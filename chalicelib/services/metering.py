@@ -166,11 +166,11 @@ def share_charge(settings: Settings, user: User, share_id: str, key: Optional[Ap
     return replace(charge, held=True) if charge is not None and held else charge
 
 
-def insert_share(share: Share, owner_id: str, limit: Optional[int], charge: Optional[Charge],
+def insert_share(share: Share, owner_id: str, under_limit: Any, charge: Optional[Charge],
                  key: Optional[ApiKey], owner_also: Any = None) -> Share:
     """``store.shares.insert`` with the agent tier's writes in the share's transaction (its charge,
-    the key's use, the usage event); BudgetExceeded when a cap refused it. ``owner_also``: as
-    ``store.shares.insert`` takes it."""
+    the key's use, the usage event); BudgetExceeded when a cap refused it. ``under_limit`` and
+    ``owner_also``: as ``store.shares.insert`` takes them."""
     period = charge.period if charge else (share.counted_period or clock.current_period())
     at = clock.epoch()  # read once: every attempt of the share's transaction writes the same
 
@@ -179,7 +179,7 @@ def insert_share(share: Share, owner_id: str, limit: Optional[int], charge: Opti
         add_key_use(tx, key, SHARE, charge, period, at)
         add_event(tx, charge, key)
     try:
-        return share_store.insert(share, owner_id, limit, add, owner_also)
+        return share_store.insert(share, owner_id, under_limit, add, owner_also)
     except ConditionFailed as failed:
         raise budget_error(failed, charge, key) or failed from None
 

@@ -58,7 +58,7 @@ def _start(settings: Settings, share_files: ShareFiles, user: User, options: Sha
     uploads.check_total_size(sum(f.size for f in files), settings.max_share_bytes)
     uploads.check_listed_paths([f.path for f in files])
     uploads.check_served_sizes([(f.path, f.size, f.content_type) for f in files], settings.max_served_file_bytes)
-    limit = shares.check_options(settings, user, options, base_url)
+    shares.check_options(settings, user, options, base_url)
     share = shares.new_share_record(shares.new_share_id(), user, options, files, PENDING)
     # Recorded before the share: one never completed is removed by the share_deletions job
     # (share_cleanup.expire_unfinished_uploads), which frees its place in the owner's limit.
@@ -68,8 +68,7 @@ def _start(settings: Settings, share_files: ShareFiles, user: User, options: Sha
     marker = upload_marker(share)
     ledger.remember(ledger.PRESIGNED_UPLOADS, marker)
     try:
-        share = shares.insert_with_slug(share, user, options.slug or options.name, limit, settings, base_url,
-                                        charge, key)
+        share = shares.insert_with_slug(share, user, options.slug or options.name, settings, base_url, charge, key)
     except BaseException:
         try:
             ledger.forget(ledger.PRESIGNED_UPLOADS, marker)

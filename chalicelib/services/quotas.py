@@ -6,6 +6,8 @@ repeated or missed run cannot let a share exceed its limit or lose its allowance
 """
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -51,6 +53,20 @@ def while_paid(user_id: str, now: float, paid: bool = True) -> Callable[[Transac
 def paid_at(now: float) -> Any:
     """A condition on a user's item that its stored state gives a paid tier at ``now``."""
     return account_store.paid_condition(PAID_TIERS, now)
+
+
+def under_share_limit(settings: Settings, now: float) -> Any:
+    """A condition on a user's item: it counts fewer active shares than the tier its stored state
+    gives at ``now`` allows (as ``effective_tier`` reads it); None when no tier has a limit. In a
+    share's write, a paid tier that ended after the request read it no longer lifts the limit."""
+    paid_as = {tier: account_store.paid_condition((tier,), now) for tier in PAID_TIERS}
+    tiers = [(condition, limits_for(settings, tier).share_limit) for tier, condition in paid_as.items()]
+    tiers.append((~account_store.paid_condition(PAID_TIERS, now), limits_for(settings, FREE).share_limit))
+    if all(limit is None for _, limit in tiers):
+        return None
+    under = [condition if limit is None else condition & account_store.fewer_shares_than(limit)
+             for condition, limit in tiers]
+    return functools.reduce(operator.or_, under)
 
 
 def limits_for(settings: Settings, tier: str) -> Limits:

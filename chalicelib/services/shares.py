@@ -93,10 +93,9 @@ def _pro_features_refused(settings: Settings, base_url: str, password: bool) -> 
                            extra={"upgrade_url": quotas.upgrade_url(settings, base_url)})
 
 
-def check_options(settings: Settings, user: User, options: ShareOptions, base_url: str) -> Optional[int]:
+def check_options(settings: Settings, user: User, options: ShareOptions, base_url: str) -> None:
     """Refuse Pro-only options for free users, unsafe webhooks and users already at their
-    share limit (a fast pre-check; the transaction in ``insert_with_slug`` is the real guard).
-    Returns the user's share limit (None = unlimited)."""
+    share limit (a fast pre-check; the transaction in ``insert_with_slug`` is the real guard)."""
     tier = quotas.effective_tier(user)
     if not quotas.has_paid_features(tier) and (options.password or options.webhook_url):
         raise _pro_features_refused(settings, base_url, bool(options.password))
@@ -105,7 +104,6 @@ def check_options(settings: Settings, user: User, options: ShareOptions, base_ur
     limit = quotas.limits_for(settings, tier).share_limit
     if limit is not None and int(user.active_shares or 0) >= limit:
         raise _limit_error(settings, base_url, limit)
-    return limit
 
 
 def new_share_record(share_id: str, user: User, options: ShareOptions, files: List[FileSpec], status: str) -> Share:
@@ -120,28 +118,31 @@ def new_share_record(share_id: str, user: User, options: ShareOptions, files: Li
         files={f.path: {"size": f.size, "type": f.content_type} for f in files})
 
 
-def insert_with_slug(share: Share, user: User, slug_wish: str, limit: Optional[int], settings: Settings,
-            base_url: str, charge: Optional[metering.Charge] = None, key: Optional[ApiKey] = None) -> Share:
+def insert_with_slug(share: Share, user: User, slug_wish: str, settings: Settings, base_url: str,
+                     charge: Optional[metering.Charge] = None, key: Optional[ApiKey] = None) -> Share:
     """Store the share with the first free slug candidate, counted against the owner's limit and
     charged on the agent tier (one transaction per candidate: ``metering.insert_share``)."""
     # A slug that is already a bare project key with feedback stays that project's: claiming
     # it would route that project's future feedback (and its key) to this share.
     candidates = (slug for slug in _slug_candidates(slugify(slug_wish)) if not spike_store.has_public_project(slug))
-    # Pro features are stored only while the owner pays, as the transaction finds it: a
-    # subscription that ended since ``check_options`` has had its shares stripped already.
+    # Pro features are stored, and the share counted against a limit, by the tier the owner's
+    # item gives as the transaction finds it: a subscription that ended since ``check_options``
+    # has had its shares stripped already, and its owner is held to the free limit.
     now = clock.epoch()
     paid_features = bool(share.password_hash or share.webhook_url)
+    under_limit = quotas.under_share_limit(settings, now)
     for share.slug in candidates:
         try:
-            return metering.insert_share(share, user.user_id, limit, charge, key,
+            return metering.insert_share(share, user.user_id, under_limit, charge, key,
                                          quotas.paid_at(now) if paid_features else None)
         except share_store.SlugTaken:
             continue
         except share_store.OwnerAtLimit:
-            owner = account_store.get(user.user_id, consistent=True) if paid_features else None
-            if owner is not None and not quotas.has_paid_features(quotas.effective_tier(owner, now)):
+            owner = account_store.get(user.user_id, consistent=True)  # which condition: the owner as it is now
+            tier = quotas.effective_tier(owner, now) if owner is not None else quotas.FREE
+            if paid_features and not quotas.has_paid_features(tier):
                 raise _pro_features_refused(settings, base_url, bool(share.password_hash)) from None
-            raise _limit_error(settings, base_url, limit or 0) from None
+            raise _limit_error(settings, base_url, quotas.limits_for(settings, tier).share_limit or 0) from None
         except share_store.ShareIdTaken:
             # 36^12 ids: a collision is practically impossible, and the files already
             # live under this id, so the client retries rather than us re-uploading.
@@ -172,7 +173,7 @@ def _create_share(settings: Settings, share_files: ShareFiles, user: User, optio
         raise ValidationFailed.field("files", "Upload at least one file", "MISSING_FIELD")
     uploads.check_total_size(sum(f.size for f in files), settings.max_share_bytes)
     uploads.check_listed_paths([f.path for f in files])
-    limit = check_options(settings, user, options, base_url)
+    check_options(settings, user, options, base_url)
     specs = [FileSpec(f.path, f.size, f.content_type) for f in files]
     share = new_share_record(new_share_id(), user, options, specs, ACTIVE)
     # Recorded before the first file: if this function dies before the share is stored, the
@@ -182,7 +183,7 @@ def _create_share(settings: Settings, share_files: ShareFiles, user: User, optio
     charge = metering.share_charge(settings, user, share.share_id, key)
     try:
         share_files.put_all(share.share_id, [(f.path, f.data, f.content_type) for f in files])
-        stored = insert_with_slug(share, user, options.slug or options.name, limit, settings, base_url, charge, key)
+        stored = insert_with_slug(share, user, options.slug or options.name, settings, base_url, charge, key)
     except BaseException:
         try:
             share_files.delete_all(share.share_id)

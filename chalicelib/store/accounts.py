@@ -159,6 +159,11 @@ def paid_condition(paid_tiers: Tuple[str, ...], now: float) -> Any:
     return User.tier.is_in(*paid_tiers) & (User.grace_until.does_not_exist() | (User.grace_until > now))
 
 
+def fewer_shares_than(limit: int) -> Any:
+    """A condition on a user's item: it counts fewer than ``limit`` active shares."""
+    return (User.active_shares < limit) | User.active_shares.does_not_exist()
+
+
 # --- billing ---------------------------------------------------------------------------------
 
 def by_customer(customer_id: str) -> Optional[User]:

@@ -112,20 +112,20 @@ def new(share_id: str, **fields: Any) -> Share:
     return Share(share_pk(share_id), share_id=share_id, **fields)
 
 
-def insert(share: Share, owner_id: str, limit: Optional[int], extra: Optional[Callable[[Transaction], None]] = None,
+def insert(share: Share, owner_id: str, under_limit: Any, extra: Optional[Callable[[Transaction], None]] = None,
            owner_also: Any = None) -> Share:
     """Store the share, claim ``share.slug`` (free, or retired from one of the owner's deleted
-    shares) and count it against the owner's ``limit`` (None = unlimited), with ``extra``'s
-    writes (the agent tier's charge), in one transaction, only while the owner was not claimed.
-    Raises SlugTaken, ShareIdTaken, OwnerAtLimit, accounts.Merged (a claim read its shares
-    already: docs/security.md 71), or ConditionFailed for ``extra``'s writes. ``owner_also``: a
-    further condition on the owner's item (that it still pays for the share's Pro features);
-    refused, it is OwnerAtLimit too: the caller reads the owner again to tell them apart."""
+    shares) and count it on the owner's item while ``under_limit`` holds there (its share limit;
+    None = unlimited), with ``extra``'s writes (the agent tier's charge), in one transaction,
+    only while the owner was not claimed. Raises SlugTaken, ShareIdTaken, OwnerAtLimit,
+    accounts.Merged (a claim read its shares already: docs/security.md 71), or ConditionFailed
+    for ``extra``'s writes. ``owner_also``: a further condition on the owner's item (that it
+    still pays for the share's Pro features); refused, it is OwnerAtLimit too: the caller reads
+    the owner again to tell them apart."""
     owner_condition = User.user_id.exists() & User.merged_into.does_not_exist()
-    if limit is not None:
-        owner_condition &= (User.active_shares < limit) | User.active_shares.does_not_exist()
-    if owner_also is not None:
-        owner_condition &= owner_also
+    for condition in (under_limit, owner_also):
+        if condition is not None:
+            owner_condition &= condition
 
     slug_free = Share.pk.does_not_exist() | (Share.share_id.does_not_exist() & (Share.reserved_for == owner_id))
 
