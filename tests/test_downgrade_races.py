@@ -7,8 +7,11 @@ import pytest
 
 from chalicelib import clock, deps
 from chalicelib.services import metering, quota_reset, quotas
+from chalicelib.store import pro_features, share_settings
+from chalicelib.store import shares as share_store
 from chalicelib.store.models import Share, User
 from tests.conftest import call
+from tests.test_serving import get
 from tests.test_shares import INDEX, all_items, make_pro, s3_keys, share_site, start_presigned, upload, user_of
 
 
@@ -88,3 +91,86 @@ def test_the_share_limit_condition(client, user_token, limits, expected):
         return
     user = user_of("owner@example.com")
     assert bool(list(User.query(user.user_id, filter_condition=condition, consistent_read=True))) is expected
+
+
+# --- A share is locked only while it has a password ---------------------------------------------
+
+def _protected_share(client, user_token) -> dict:
+    make_pro("owner@example.com")
+    return share_site(client, user_token, "Guarded", password="s3cret")
+
+
+def _opens_without_a_password(client, share: dict) -> bool:
+    status, _, _ = get(client, f"/s/{share['slug']}/")
+    return status == 200
+
+
+def test_a_password_removed_while_the_subscription_ends_leaves_the_share_open(client, user_token, monkeypatch):
+    """The PATCH read the share active; the cancellation locked it before the PATCH wrote: the
+    password went, the lock stayed, and nobody could open the share."""
+    share = _protected_share(client, user_token)
+    update = share_settings.update
+
+    def update_after_the_cancellation(*args, **kwargs):
+        _cancel("owner@example.com")
+        assert Share.get(f"share#{share['share_id']}").status == "locked"
+        return update(*args, **kwargs)
+    monkeypatch.setattr(share_settings, "update", update_after_the_cancellation)
+    status, body, _ = call(client, "PATCH", f"/shares/{share['share_id']}", {"password": ""}, token=user_token)
+    assert (status, body["status"]) == (200, "active"), body
+    stored = Share.get(f"share#{share['share_id']}")
+    assert (stored.status, stored.password_hash) == ("active", None)
+    assert _opens_without_a_password(client, share)
+
+
+def test_a_password_set_while_the_subscription_ends_is_refused_and_the_share_stays_locked(
+        client, user_token, monkeypatch):
+    share = _protected_share(client, user_token)
+    update = share_settings.update
+
+    def update_after_the_cancellation(*args, **kwargs):
+        _cancel("owner@example.com")
+        return update(*args, **kwargs)
+    monkeypatch.setattr(share_settings, "update", update_after_the_cancellation)
+    status, body, _ = call(client, "PATCH", f"/shares/{share['share_id']}", {"password": "new"}, token=user_token)
+    assert (status, body["code"]) == (403, "UPGRADE_REQUIRED"), body
+    stored = Share.get(f"share#{share['share_id']}")
+    assert stored.status == "locked" and stored.password_hash
+
+
+def _strip_as_read(share_id: str, stale: Share) -> int:
+    """The cancellation's stripping, with the share as it read it before what happened since."""
+    owner = user_of("owner@example.com")
+    owner.update(actions=[User.tier.set("free")])
+    return pro_features._change_pro_features(owner.user_id, quotas.while_paid(owner.user_id, clock.epoch(), paid=False),
+                                             lock=True, shares=[stale])
+
+
+def test_a_stripping_that_read_the_password_before_its_removal_does_not_lock_the_share(client, user_token):
+    share = _protected_share(client, user_token)
+    stale = Share.get(f"share#{share['share_id']}")
+    assert call(client, "PATCH", f"/shares/{share['share_id']}", {"password": ""}, token=user_token)[0] == 200
+    assert _strip_as_read(share["share_id"], stale) == 0
+    stored = Share.get(f"share#{share['share_id']}")
+    assert (stored.status, stored.password_hash) == ("active", None)
+    assert _opens_without_a_password(client, share)
+
+
+def test_a_stripping_that_read_a_share_before_its_deletion_started_leaves_it_deleting(client, user_token):
+    """Locked again, a share whose deletion started would be forgotten by the deletion job (101)."""
+    share = _protected_share(client, user_token)
+    stale = Share.get(f"share#{share['share_id']}")
+    share_store.tombstone(Share.get(f"share#{share['share_id']}"), stale.owner_id)
+    assert _strip_as_read(share["share_id"], stale) == 0
+    assert Share.get(f"share#{share['share_id']}").status == "deleting"
+
+
+def test_a_stripping_refused_by_a_change_meanwhile_still_drops_the_webhook(client, user_token):
+    """Worked out again from the share as stored: no lock (no password left), the webhook dropped."""
+    make_pro("owner@example.com")
+    share = share_site(client, user_token, "Hooked", password="s3cret", webhook_url="https://93.184.216.34/hook")
+    stale = Share.get(f"share#{share['share_id']}")
+    assert call(client, "PATCH", f"/shares/{share['share_id']}", {"password": ""}, token=user_token)[0] == 200
+    assert _strip_as_read(share["share_id"], stale) == 1
+    stored = Share.get(f"share#{share['share_id']}")
+    assert (stored.status, stored.webhook_url, stored.password_hash) == ("active", None, None)

@@ -75,13 +75,13 @@ def test_a_url_change_that_dies_after_the_change_still_gets_its_held_events_sent
     _pause(hooked["share_id"])
     _post_spike(client, hooked, "held")
     assert _deliver().paused == 1
-    change = share_service.share_store.update_settings
+    change = share_service.share_settings.update
 
     def changes_then_dies(*args, **kwargs):
         change(*args, **kwargs)
         raise RuntimeError("the function ran out of time")
     with monkeypatch.context() as dying:
-        dying.setattr(share_service.share_store, "update_settings", changes_then_dies)
+        dying.setattr(share_service.share_settings, "update", changes_then_dies)
         status, _, _ = call(client, "PATCH", f"/shares/{hooked['share_id']}", {"webhook_url": receiver.url + "2"},
                             token=user_token)
     assert status == 500

@@ -21,7 +21,7 @@ from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.webhook_urls import validate_webhook_url
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import ledger, share_moves
+from chalicelib.store import ledger, share_moves, share_settings
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ShareFiles
@@ -260,16 +260,16 @@ def _update_share(settings: Settings, user: User, key: str, changes: ShareChange
     if changes.webhook_url is not None:  # a new or removed receiver ends a pause: no event stays held
         outbound_webhooks.record_release(share)
     try:
-        updated = share_store.update_settings(share, user.user_id,
-                                              name=changes.name.strip()[:200] if changes.name is not None else None,
-                                              password_hash=password_hash, webhook_url=changes.webhook_url,
-                                              # A new receiver gets a new secret (shown once in the answer).
-                                              webhook_secret_nonce=outbound_webhooks.new_nonce()
-                                              if changes.webhook_url else None,
-                                              # Paid when written, not only when read: a subscription
-                                              # ending meanwhile has stripped the shares already.
-                                              also=quotas.while_paid(user.user_id, clock.epoch())
-                                              if sets_paid_feature else None)
+        updated = share_settings.update(share, user.user_id,
+                                        name=changes.name.strip()[:200] if changes.name is not None else None,
+                                        password_hash=password_hash, webhook_url=changes.webhook_url,
+                                        # A new receiver gets a new secret (shown once in the answer).
+                                        webhook_secret_nonce=outbound_webhooks.new_nonce()
+                                        if changes.webhook_url else None,
+                                        # Paid when written, not only when read: a subscription
+                                        # ending meanwhile has stripped the shares already.
+                                        also=quotas.while_paid(user.user_id, clock.epoch())
+                                        if sets_paid_feature else None)
     except NotFound:  # deleted, or moved by a claim since it was read (docs/security.md 75)
         raise_if_claimed(user)
         raise

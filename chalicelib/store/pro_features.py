@@ -17,6 +17,9 @@ from chalicelib.store.models import Share
 from chalicelib.store.shares import ACTIVE, BUSY, LOCKED, MAX_TRANSACTION_ATTEMPTS
 from chalicelib.store.transactions import ConditionFailed, Transaction
 
+# Worked out again when the share changed in between (a PATCH, a deletion): a few times at most.
+MAX_CHANGE_ATTEMPTS = 3
+
 
 def pro_features_page(owner_id: str, lock: bool, owner_check: Callable[[Transaction], None], size: int,
                       after: Optional[Dict[str, Any]]) -> Tuple[int, Optional[Dict[str, Any]]]:
@@ -37,16 +40,35 @@ def _change_pro_features(owner_id: str, owner_check: Callable[[Transaction], Non
                          shares: Iterable[Share]) -> int:
     changed = 0
     for share in shares:
+        try:
+            changed += _change_share(share, owner_id, owner_check, lock)
+        except _OwnerChanged:
+            return changed  # the owner's tier changed meanwhile: its own handler takes over
+    return changed
+
+
+class _OwnerChanged(Exception):
+    pass
+
+
+def _change_share(share: Share, owner_id: str, owner_check: Callable[[Transaction], None], lock: bool) -> int:
+    """1 when the share changed. Each write is conditioned on what it was worked out from: a
+    share locks only while it is active with a password (a PATCH removing it meanwhile would
+    leave it locked with nothing to open it, and a deletion started meanwhile would be undone),
+    and reopens only while locked; changed meanwhile, it is read again and worked out anew."""
+    for _ in range(MAX_CHANGE_ATTEMPTS):
         actions: List[Any] = []
+        condition = Share.owner_id == owner_id
         if lock and share.password_hash and share.status == ACTIVE:
             actions.append(Share.status.set(LOCKED))
+            condition &= Share.password_hash.exists() & (Share.status == ACTIVE)
         if lock and share.webhook_url is not None:
             actions.append(Share.webhook_url.remove())
         if not lock and share.status == LOCKED:
             actions.append(Share.status.set(ACTIVE))
+            condition &= Share.status == LOCKED
         if not actions:
-            continue
-        condition = (Share.owner_id == owner_id) if lock else (Share.status == LOCKED)
+            return 0
 
         def write(tx: Transaction) -> None:
             tx.update("share", share, actions=actions, condition=condition)
@@ -55,10 +77,14 @@ def _change_pro_features(owner_id: str, owner_check: Callable[[Transaction], Non
                 webhook_releases.record(tx, share.share_id, clock.epoch())
         try:
             transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
+            return 1
         except ConditionFailed as failed:
             if "owner" in failed:
-                return changed  # the owner's tier changed meanwhile: its own handler takes over
-            continue  # deleted, moved or changed meanwhile
-        changed += 1
-    return changed
-
+                raise _OwnerChanged() from None
+        try:
+            share.refresh(consistent_read=True)
+        except Share.DoesNotExist:
+            return 0  # deleted meanwhile
+        if share.owner_id != owner_id:
+            return 0  # moved by a claim: the new owner's tier decides
+    return 0

@@ -9,7 +9,7 @@ the share's old links, and the widget on copies of its page, never reach someone
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 from chalicelib import clock
 from chalicelib.errors import NotFound
@@ -175,55 +175,6 @@ def activate(share: Share, locked: bool = False, also: Optional[Callable[[Transa
             share.refresh(consistent_read=True)
         except Share.DoesNotExist:
             raise NotFound("Share not found") from None
-    return share
-
-
-def update_settings(share: Share, owner_id: str, name: Optional[str] = None, password_hash: Optional[str] = None,
-                    webhook_url: Optional[str] = None, webhook_secret_nonce: Optional[str] = None,
-                    also: Optional[Callable[[Transaction], None]] = None) -> Share:
-    """Rename, and set ("" removes) the password hash and the webhook URL. A new or removed
-    password bumps ``password_version`` so unlock proofs of the old one stop working. With
-    ``also``'s writes (a check that the owner still pays) in one transaction: ConditionFailed
-    names them when they fail."""
-    actions: List[Any] = []
-    if name is not None:
-        actions.append(Share.name.set(name))
-    if password_hash is not None:
-        actions.append(Share.password_hash.set(password_hash) if password_hash else Share.password_hash.remove())
-        actions.append(Share.password_version.add(1))
-        if share.status == LOCKED:
-            # Removing the password (or a Pro owner setting a new one) opens a locked share.
-            actions.append(Share.status.set(ACTIVE))
-    if webhook_url is not None:
-        # A new or removed receiver starts afresh: its own secret, no rotation grace, not paused.
-        actions += [Share.webhook_url.set(webhook_url) if webhook_url else Share.webhook_url.remove(),
-                    Share.webhook_secret_nonce.set(webhook_secret_nonce) if webhook_url and webhook_secret_nonce
-                    else Share.webhook_secret_nonce.remove(),
-                    Share.webhook_previous_nonce.remove(), Share.webhook_previous_until.remove(),
-                    Share.webhook_paused_at.remove(), Share.webhook_pause_reason.remove()]
-    if not actions:
-        return share
-    # Neither a deleted share (a partial item) nor one whose deletion started (a locked one set
-    # active again would be forgotten by the deletion job, files gone) comes back.
-    still_theirs = (Share.owner_id == owner_id) & (Share.status.does_not_exist() | (Share.status != DELETING))
-    if also is None:
-        if not update_if(share, actions, still_theirs):
-            raise NotFound("Share not found")
-        return share
-
-    def write(tx: Transaction) -> None:
-        tx.update("share", share, actions, condition=still_theirs)
-        also(tx)
-    try:
-        transactions.run(write)
-    except ConditionFailed as failed:
-        if "share" in failed:
-            raise NotFound("Share not found") from None
-        raise
-    try:  # a transaction, unlike an UpdateItem, does not answer with the item as stored
-        share.refresh(consistent_read=True)
-    except Share.DoesNotExist:
-        raise NotFound("Share not found") from None
     return share
 
 
