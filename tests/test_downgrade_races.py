@@ -9,8 +9,10 @@ from chalicelib import clock, deps
 from chalicelib.services import metering, quota_reset, quotas
 from chalicelib.store import pro_features, share_settings
 from chalicelib.store import shares as share_store
+from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import Share, User
 from tests.conftest import call
+from tests.test_agent_review_4 import upload_files
 from tests.test_serving import get
 from tests.test_shares import INDEX, all_items, make_pro, s3_keys, share_site, start_presigned, upload, user_of
 
@@ -174,3 +176,41 @@ def test_a_stripping_refused_by_a_change_meanwhile_still_drops_the_webhook(clien
     assert _strip_as_read(share["share_id"], stale) == 1
     stored = Share.get(f"share#{share['share_id']}")
     assert (stored.status, stored.webhook_url, stored.password_hash) == ("active", None, None)
+
+
+def test_a_password_removed_while_a_protected_upload_completes_after_the_cancellation_leaves_it_open(
+        client, user_token, monkeypatch):
+    """The completion read the owner free and the share protected, so it was to lock the share;
+    while it copied the files the owner removed the password: the lock landed on a share with no
+    password, and nobody could open it until a second PATCH."""
+    make_pro("owner@example.com")
+    status, started, _ = start_presigned(client, user_token, [
+        {"path": "index.html", "size": len(INDEX), "content_type": "text/html"}], password="s3cret")
+    assert status == 201, started
+    upload_files(started)
+    _cancel("owner@example.com")  # the stripping skips a pending share: its completion locks it
+    publish = ShareFiles.publish
+
+    def publish_while_the_password_goes(self, *args, **kwargs):
+        published = publish(self, *args, **kwargs)
+        status, body, _ = call(client, "PATCH", f"/shares/{started['share_id']}", {"password": ""}, token=user_token)
+        assert status == 200, body
+        return published
+    monkeypatch.setattr(ShareFiles, "publish", publish_while_the_password_goes)
+    status, done, _ = call(client, "POST", f"/shares/{started['share_id']}/complete", token=user_token)
+    assert (status, done["status"]) == (200, "active"), done
+    stored = Share.get(f"share#{started['share_id']}")
+    assert (stored.status, stored.password_hash) == ("active", None)
+    assert _opens_without_a_password(client, started)
+
+
+def test_a_password_kept_while_a_protected_upload_completes_after_the_cancellation_locks_it(
+        client, user_token):
+    make_pro("owner@example.com")
+    status, started, _ = start_presigned(client, user_token, [
+        {"path": "index.html", "size": len(INDEX), "content_type": "text/html"}], password="s3cret")
+    upload_files(started)
+    _cancel("owner@example.com")
+    status, done, _ = call(client, "POST", f"/shares/{started['share_id']}/complete", token=user_token)
+    assert (status, done["status"]) == (200, "locked"), done
+    assert Share.get(f"share#{started['share_id']}").password_hash

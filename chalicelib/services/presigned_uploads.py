@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Callable, List, Optional, Tuple
 
 from chalicelib import clock
-from chalicelib.errors import InvalidFilename, NotFound, ValidationFailed
+from chalicelib.errors import DependencyUnavailable, InvalidFilename, NotFound, ValidationFailed
 from chalicelib.logs import get_logger
 from chalicelib.services import metering, quotas, shares, uploads
 from chalicelib.services.shares import FileSpec, ShareOptions
@@ -27,6 +27,8 @@ log = get_logger("spikes.presigned_uploads")
 # A presigned upload's URLs expire after ``presign_ttl_seconds`` (15 minutes by default); its
 # share may still be completed from what was uploaded in time, for a day at least.
 UNFINISHED_UPLOAD_SECONDS = 24 * 3600
+# A cancellation, a password removed and a held charge moved meanwhile each refuse one attempt.
+ACTIVATION_ATTEMPTS = 4
 
 
 def unfinished_upload_seconds(presign_ttl_seconds: int) -> int:
@@ -166,10 +168,12 @@ def _activate(share: Share, owner: User, locked: bool, at: int, release: Optiona
     ``locked`` False for a protected share: it opens only while the owner still pays, as the
     transaction finds it; a subscription that ended meanwhile had its stripping pass this share
     while pending, so it is locked here instead."""
-    for _ in range(2):
+    for attempt in range(ACTIVATION_ATTEMPTS):
         try:
-            return share_store.activate(share, locked, also=_writes(share, owner, locked, release, at))
+            activated = share_store.activate(share, locked, also=_writes(share, owner, locked, release, at))
         except ConditionFailed as failed:
+            if attempt == ACTIVATION_ATTEMPTS - 1:
+                raise
             if "owner" in failed:  # the paid tier ended since this request read it
                 locked = True
                 continue
@@ -179,7 +183,11 @@ def _activate(share: Share, owner: User, locked: bool, at: int, release: Optiona
             # released by the job meanwhile (it keeps an upload holding feedback), or moved by a
             # concurrent completion: read again
             release = metering.releasing(share.share_id, owner, at)
-    return share_store.activate(share, locked, also=_writes(share, owner, locked, release, at))
+            continue
+        if activated.status != PENDING:
+            return activated
+        locked = False  # its password was removed meanwhile (108): nothing to lock, it opens
+    raise DependencyUnavailable(share_store.BUSY)
 
 
 def _writes(share: Share, owner: User, locked: bool, release: Optional[metering.Release],

@@ -154,15 +154,20 @@ def insert(share: Share, owner_id: str, under_limit: Any, extra: Optional[Callab
 
 def activate(share: Share, locked: bool = False, also: Optional[Callable[[Transaction], None]] = None) -> Share:
     """pending -> active, or locked, with ``also``'s writes (a held charge released) in its
-    transaction (idempotent: a share activated or deleted meanwhile is re-read)."""
+    transaction (idempotent: a share activated or deleted meanwhile is re-read). Locked only
+    while it still has a password: one removed meanwhile leaves the share pending, re-read, for
+    the caller to open it instead (docs/security.md 108)."""
     status = LOCKED if locked else ACTIVE
+    condition = Share.status == PENDING
+    if locked:
+        condition &= Share.password_hash.exists()
 
     def write(tx: Transaction) -> None:
-        tx.update("share", share, actions=[Share.status.set(status)], condition=Share.status == PENDING)
+        tx.update("share", share, actions=[Share.status.set(status)], condition=condition)
         also(tx)
     try:
         if also is None:
-            changed = update_if(share, [Share.status.set(status)], Share.status == PENDING)
+            changed = update_if(share, [Share.status.set(status)], condition)
         else:
             transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
             share.status = changed = status
