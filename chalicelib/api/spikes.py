@@ -168,7 +168,9 @@ def patch_spike(spike_id: str):
     principal = _acting(request, "spikes:write")
     body = inputs.parse(request, schemas.ResolveIn)
     spike = spikes.set_resolved(principal, spike_id, body.resolved, _project(request))
-    return responses.SpikeResolvedOut(**spikes.to_client(spike), resolved_at=spike.resolved_at)
+    # The answer shows the spike: reviewers' addresses only to whom a listing shows them.
+    reviewer_emails = spikes.shows_reviewer_emails(principal, spike.owner_id)
+    return responses.SpikeResolvedOut(**spikes.to_client(spike, reviewer_emails), resolved_at=spike.resolved_at)
 
 
 @route(bp, "/spikes/{spike_id}", methods=["DELETE"])

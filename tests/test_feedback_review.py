@@ -1,0 +1,36 @@
+"""The feedback review (docs/security.md, "The feedback review"): POST/GET/PATCH/DELETE /spikes,
+exports and cursors, read again adversarially against the contract and the real clients. Each
+test failed before its fix."""
+from __future__ import annotations
+
+from tests.conftest import call
+from tests.test_shares import share_site
+
+REVIEWER = {"id": "r-1", "name": "Jane", "email": "jane@example.com"}
+
+
+def _post(client, project_key: str, **fields) -> str:
+    status, body, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": project_key, "comments": "hi",
+                                                       "reviewer": REVIEWER, **fields})
+    assert status == 201, body
+    return body["id"]
+
+
+# --- A resolve answered to a key without spikes:read shows no reviewer's address --------------
+
+def test_a_key_without_spikes_read_is_not_shown_reviewers_emails_by_a_resolve(client, user_token):
+    """GET /spikes/{id} refuses such a key, and listings leave the addresses out for it (19),
+    but PATCH answered the whole spike, address included: a posting bot's key learnt every
+    reviewer's address from the public listing's ids."""
+    share = share_site(client, user_token, "Survey")
+    spike_id = _post(client, share["share_id"])
+    writer = call(client, "POST", "/auth/api-key", {"scopes": "spikes:write"}, token=user_token)[1]["api_key"]
+    assert call(client, "GET", f"/spikes/{spike_id}", token=writer)[0] == 403
+    for resolved in (True, False):
+        status, body, _ = call(client, "PATCH", f"/spikes/{spike_id}", {"resolved": resolved}, token=writer)
+        assert status == 200 and body["resolved"] is resolved, body
+        assert body["reviewer"] == {"id": "r-1", "name": "Jane"}, body
+    # The owner's session, and a key that may read feedback, still see it.
+    for token in (user_token, call(client, "POST", "/auth/api-key", {"scopes": "spikes:read spikes:write"},
+                                   token=user_token)[1]["api_key"]):
+        assert call(client, "PATCH", f"/spikes/{spike_id}", {"resolved": True}, token=token)[1]["reviewer"] == REVIEWER
