@@ -3,8 +3,9 @@ exports and cursors, read again adversarially against the contract and the real 
 test failed before its fix."""
 from __future__ import annotations
 
-from tests.conftest import call
-from tests.test_shares import share_site
+from tests.conftest import call, sign_in
+from tests.lost_answers import commit_answer_lost, skip_on_moto
+from tests.test_shares import INDEX, share_site, upload
 
 REVIEWER = {"id": "r-1", "name": "Jane", "email": "jane@example.com"}
 
@@ -34,3 +35,22 @@ def test_a_key_without_spikes_read_is_not_shown_reviewers_emails_by_a_resolve(cl
     for token in (user_token, call(client, "POST", "/auth/api-key", {"scopes": "spikes:read spikes:write"},
                                    token=user_token)[1]["api_key"]):
         assert call(client, "PATCH", f"/spikes/{spike_id}", {"resolved": True}, token=token)[1]["reviewer"] == REVIEWER
+
+
+# --- A deletion whose commit answer was lost is answered as done -------------------------------
+
+def test_a_share_spike_whose_deletion_answer_was_lost_is_deleted_once_and_answered(backend_client, store_backend):
+    """DynamoDB can commit a transaction and answer 500; the retry, sent without a client
+    request token, met the spike's own `exists` condition: `404 Spike not found` for the
+    spike just deleted (the MCP server's delete_spike reported a failure)."""
+    skip_on_moto(store_backend)
+    client = backend_client
+    owner = sign_in(client, "lost-delete@example.com")
+    _, share, _ = upload(client, owner, [("index.html", INDEX)], {"name": "Deleting"})
+    kept, gone = _post(client, share["share_id"]), _post(client, share["share_id"])
+    with commit_answer_lost("spikes") as lost:
+        status, body, _ = call(client, "DELETE", f"/spikes/{gone}", token=owner)
+    assert lost and (status, body.get("id")) == (200, gone), body
+    assert [spike["id"] for spike in call(client, "GET", "/spikes", token=owner)[1]["data"]] == [kept]
+    [listed] = call(client, "GET", "/shares", token=owner)[1]
+    assert listed["spike_count"] == 1  # counted out once

@@ -178,7 +178,9 @@ def delete(spike: Spike) -> None:
         # Counted in its shard; a spike stored before the total was sharded, in the old total.
         for shard in (ledger.shard_of(spike.spike_id), None):
             try:
-                transactions.run(write_counted_in(shard))
+                # One token for its attempts: a commit whose answer was lost is answered as the
+                # deletion it made, not refused by its own `exists` condition (docs/security.md, 110).
+                transactions.run(write_counted_in(shard), idempotent=True)
                 return
             except ConditionFailed as failed:
                 if "spike" in failed:
