@@ -48,7 +48,8 @@ def server(tmp_path_factory, stripe) -> Iterator[LiveServer]:
     live = LiveServer(data_dir=tmp_path_factory.mktemp("dashboard-data"), env={
         "STRIPE_SECRET_KEY": stripe.api_key, "STRIPE_PRICE_ID": "price_pro_test", "STRIPE_API_BASE": stripe.url,
         "STRIPE_MAX_NETWORK_RETRIES": "0", "RATE_LOGIN_PER_ADDRESS": "50", "RATE_LOGIN_PER_IP": "200",
-        "WEBHOOK_ALLOW_LOOPBACK": "true", "WEBHOOK_LOCAL_INTERVAL_SECONDS": "0.5"})
+        "WEBHOOK_ALLOW_LOOPBACK": "true", "WEBHOOK_LOCAL_INTERVAL_SECONDS": "0.5",
+        "RATE_SPIKES_PER_MINUTE": "1000"})  # every post of the module comes from one address
     live.start()
     try:
         yield live
@@ -325,6 +326,54 @@ def test_feedback_charts_filters_paging_resolving_and_deleting(server, tab, tmp_
     page.wait_for_selector(f"li.spike[data-spike='{spike_id}']", state="detached")
     assert requests.get(f"{server.url}/spikes/{spike_id}", headers=auth(token), timeout=30).status_code == 404
     assert "No: 5" in page.locator("svg.chart desc").first.text_content()  # the charts follow
+
+
+def test_feedback_whose_id_another_share_also_holds_is_resolved_and_deleted(server, tab):
+    """Ids are unique per project, and anyone can post a spike under an id they read in a
+    public listing: copied into another share of the same owner, it made the owner's id ambiguous,
+    and the dashboard, resolving and deleting by id alone, was answered 409 for both copies."""
+    token = signed_in(tab, server, "copied-ids@example.com")
+    first = share(server, token, "Copied from", MOCKUP_FILES)
+    second = share(server, token, "Copied to", MOCKUP_FILES)
+    spike_id = post_spike(server, first["share_id"], comments="the original")
+    assert post_spike(server, second["share_id"], id=spike_id, comments="a copy") == spike_id
+    page = tab.page
+    page.goto(f"{server.url}/dashboard#/shares/{first['share_id']}")
+    item = page.locator(f"li.spike[data-spike='{spike_id}']")
+    item.locator("text=Mark resolved").click()
+    page.wait_for_selector(f"li.spike[data-spike='{spike_id}'] .badge.ok")
+
+    def stored(project: str) -> requests.Response:
+        return requests.get(f"{server.url}/spikes/{spike_id}", params={"project": project}, headers=auth(token),
+                            timeout=30)
+    assert stored(first["share_id"]).json()["resolved"] is True
+    assert stored(second["share_id"]).json()["resolved"] is False  # the copy is another spike
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator(f"li.spike[data-spike='{spike_id}'] >> text=Delete").click()
+    page.wait_for_selector(f"li.spike[data-spike='{spike_id}']", state="detached")
+    assert stored(first["share_id"]).status_code == 404
+    assert stored(second["share_id"]).json()["comments"] == "a copy"
+
+
+def test_a_share_with_more_feedback_than_one_answer_carries_opens_and_is_deleted(server, tab):
+    """The share's view opened with GET /shares/{id} (its exported_spikes feed the charts), which
+    is 409 EXPORT_TOO_LARGE past 5 MB of feedback: such a share could not be opened at all, nor
+    reach its delete button, which deletes without the export for this very case."""
+    token = signed_in(tab, server, "busy-share@example.com")
+    created = share(server, token, "Busy", MOCKUP_FILES)
+    heavy = "\u00e9" * 9_990  # 6 bytes each as a Lambda answer carries it
+    for number in range(90):
+        post_spike(server, created["share_id"], rating="meh", selector="#pay", comments=f"{number:02d} {heavy}")
+    assert requests.get(f"{server.url}/shares/{created['share_id']}", headers=auth(token), timeout=30).status_code == 409
+    page = tab.page
+    page.goto(f"{server.url}/dashboard#/shares/{created['share_id']}")
+    page.wait_for_selector("li.spike")
+    assert "90 spikes" in page.locator(".share-head .meta").inner_text()
+    assert page.locator("svg.chart").nth(2).locator("desc").text_content().startswith("#pay on Checkout: 90")
+    page.click("text=Delete this share…")
+    page.click("#confirm-delete-button")
+    page.wait_for_selector("h1:has-text('Your shares')")
+    assert requests.get(f"{server.url}/shares/{created['share_id']}", headers=auth(token), timeout=30).status_code == 404
 
 
 def test_exports_download_csv_and_jsonl(server, tab):

@@ -1,7 +1,7 @@
 // One share: its feedback at a glance (charts), settings, the spikes with filters and paging,
 // exports, and deletion.
 
-import { api, describe, download } from './api.js';
+import { api, ApiError, describe, download } from './api.js';
 import { bytes, busy, h, RATING_LABEL, RATINGS, replace, status, when } from './dom.js';
 import { highlightFragment, hotspots, hotspotsChart, ratingsChart, timelineChart } from './charts.js';
 import { statusBadge } from './shares.js';
@@ -12,9 +12,14 @@ const PAGE_SIZE = 20;
 // re-render that follows, then dropped.
 const freshSecrets = new Map();
 
+// A listing page as large as the API gives: reading every spike of a busy share takes few of them.
+const LISTING_MAX = 1000;
+
 export async function renderShare(main, key, navigate) {
-  const share = await api('GET', `/shares/${encodeURIComponent(key)}`);
-  const all = share.exported_spikes || [];
+  const { share, all } = await withFeedback(key);
+  // Ids are unique per share, not per owner (anyone may post one again elsewhere): one spike is
+  // always asked for in this share.
+  const inShare = { project: share.id };
   const state = { filters: { page: '', rating: '', reviewer: '', resolved: '' }, cursors: [null], index: 0 };
   const charts = h('div', { class: 'charts' });
   const list = h('div', { id: 'spikes' });
@@ -75,7 +80,7 @@ export async function renderShare(main, key, navigate) {
       h('div', { class: 'row' }, resolve,
         h('button', { type: 'button', class: 'danger', onclick: (event) => busy(event.target, messages, async () => {
           if (!window.confirm('Delete this feedback for good?')) return;
-          await api('DELETE', `/spikes/${encodeURIComponent(spike.id)}`);
+          await api('DELETE', `/spikes/${encodeURIComponent(spike.id)}`, { query: inShare });
           const index = all.findIndex((other) => other.id === spike.id);
           if (index >= 0) all.splice(index, 1);
           drawCharts();
@@ -83,7 +88,8 @@ export async function renderShare(main, key, navigate) {
         }) }, 'Delete')),
       messages);
     resolve.addEventListener('click', () => busy(resolve, messages, async () => {
-      const updated = await api('PATCH', `/spikes/${encodeURIComponent(spike.id)}`, { body: { resolved: !spike.resolved } });
+      const updated = await api('PATCH', `/spikes/${encodeURIComponent(spike.id)}`,
+        { body: { resolved: !spike.resolved }, query: inShare });
       const stored = all.find((other) => other.id === spike.id);
       if (stored) stored.resolved = updated.resolved;
       item.replaceWith(spikeItem({ ...spike, resolved: updated.resolved }));
@@ -134,6 +140,28 @@ export async function renderShare(main, key, navigate) {
     share.webhook_url ? webhookPanel(share, takeSecret(share.id)) : null,
     dangerZone(share, navigate, exportButtons));
   await loadPage();
+}
+
+// The share and every spike of it (the charts need them all). The share's own answer carries
+// them, unless it has more feedback than one answer can carry (409 EXPORT_TOO_LARGE): then the
+// share comes from the list of shares and its feedback from the listing, page by page.
+async function withFeedback(key) {
+  try {
+    const share = await api('GET', `/shares/${encodeURIComponent(key)}`);
+    return { share, all: share.exported_spikes || [] };
+  } catch (error) {
+    if (error.code !== 'EXPORT_TOO_LARGE') throw error;
+  }
+  const share = (await api('GET', '/shares')).find((owned) => owned.id === key || owned.slug === key);
+  if (!share) throw new ApiError(404, { error: 'Share not found', code: 'NOT_FOUND' });
+  const all = [];
+  let cursor = null;
+  do {
+    const page = await api('GET', '/spikes', { query: { project: share.id, limit: LISTING_MAX, cursor } });
+    all.push(...page.data);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return { share, all };
 }
 
 function takeSecret(shareId) {
