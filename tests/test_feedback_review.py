@@ -54,3 +54,18 @@ def test_a_share_spike_whose_deletion_answer_was_lost_is_deleted_once_and_answer
     assert [spike["id"] for spike in call(client, "GET", "/spikes", token=owner)[1]["data"]] == [kept]
     [listed] = call(client, "GET", "/shares", token=owner)[1]
     assert listed["spike_count"] == 1  # counted out once
+
+
+# --- A spike id that names a route is refused --------------------------------------------------
+
+def test_a_spike_id_that_names_a_route_is_refused(client, user_token):
+    """Client ids are kept, and /spikes/export is the export: a spike posted as `export` (by any
+    visitor of a share's page) was stored, and its owner's PATCH and DELETE /spikes/export were
+    405, in the dashboard too: feedback nobody could remove short of deleting the share."""
+    share = share_site(client, user_token, "Planted")
+    status, body, _ = call(client, "POST", "/spikes", {"id": "export", "type": "page", "projectKey": share["share_id"],
+                                                       "comments": "remove me if you can"})
+    assert (status, body["code"]) == (400, "VALIDATION_ERROR"), body
+    assert [detail["field"] for detail in body["details"]] == ["id"]
+    assert call(client, "GET", f"/spikes?project={share['share_id']}")[1]["data"] == []
+    assert _post(client, share["share_id"], id="exports") == "exports"  # only the route's own name

@@ -87,6 +87,11 @@ class BoundingBoxIn(Lenient):
 PAGE_CONTEXT = {"page": 2000, "url": 4000, "selector": 2000, "xpath": 2000, "elementText": 1000}
 
 
+# Ids a spike cannot have: ``/spikes/export`` is a route of its own, so a spike with that id could
+# never be read, resolved or deleted by it (405): feedback anyone could plant and nobody remove.
+RESERVED_SPIKE_IDS = frozenset({"export"})
+
+
 class SpikeIn(Lenient):
     """What the widget, the CLI's push and the MCP server post. Unknown fields are ignored;
     strings that are null count as empty. ``projectKey`` or ``project`` is required (checked
@@ -112,6 +117,14 @@ class SpikeIn(Lenient):
     # The CLI's push re-sends its local spikes whole; honoured for the feedback's owner only.
     resolved: Optional[bool] = None
     resolvedAt: Optional[str] = Field(default=None, max_length=64)
+
+    @field_validator("id")
+    @classmethod
+    def _not_a_route(cls, value):
+        if value in RESERVED_SPIKE_IDS:
+            raise PydanticCustomError("reserved_id", "id {id!r} is reserved: /spikes/{id} is another route",
+                                      {"id": value})
+        return value
 
     @field_validator("rating", mode="before")
     @classmethod
