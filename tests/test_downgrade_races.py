@@ -11,10 +11,16 @@ from chalicelib.store import pro_features, share_settings
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import Share, User
-from tests.conftest import call
+from tests.conftest import call, sign_in
 from tests.test_agent_review_4 import upload_files
 from tests.test_serving import get
 from tests.test_shares import INDEX, all_items, make_pro, s3_keys, share_site, start_presigned, upload, user_of
+
+
+@pytest.fixture
+def backend_token(backend_client) -> str:
+    """The races' conditions (NOT, IN, OR; a lock on a password) run on moto and on DynamoDB Local."""
+    return sign_in(backend_client, "owner@example.com")
 
 
 def _cancel(email: str) -> None:
@@ -44,16 +50,16 @@ def _shares() -> list:
 
 @pytest.mark.parametrize("presigned", [False, True])
 def test_a_share_past_the_free_limit_started_while_the_subscription_ends_is_refused(
-        client, user_token, env, monkeypatch, presigned):
+        backend_client, backend_token, env, monkeypatch, presigned):
     env(FREE_SHARE_LIMIT="1")
     make_pro("owner@example.com")
-    share_site(client, user_token, "kept")
+    share_site(backend_client, backend_token, "kept")
     _cancel_before_the_write(monkeypatch, "owner@example.com")
     if presigned:
-        status, body, _ = start_presigned(client, user_token, [
+        status, body, _ = start_presigned(backend_client, backend_token, [
             {"path": "index.html", "size": len(INDEX), "content_type": "text/html"}], name="late")
     else:
-        status, body, _ = upload(client, user_token, metadata={"name": "late"})
+        status, body, _ = upload(backend_client, backend_token, metadata={"name": "late"})
     assert (status, body["code"], body["limit"]) == (429, "SHARE_LIMIT", 1), body
     assert _shares() == ["kept"] and user_of("owner@example.com").active_shares == 1
     assert len(s3_keys()) == 1  # the refused direct upload's files are removed
@@ -83,9 +89,9 @@ def test_a_paid_tier_still_lifts_the_limit_and_a_lapsed_grace_does_not(client, u
     ({}, True), ({"free_share_limit": 1}, False), ({"free_share_limit": None}, True),
     ({"free_share_limit": None, "pro_share_limit": None, "agent_share_limit": None}, None),
 ])
-def test_the_share_limit_condition(client, user_token, limits, expected):
+def test_the_share_limit_condition(backend_client, backend_token, limits, expected):
     """None only when no tier has a limit; a free owner with one share is under 5, not under 1."""
-    share_site(client, user_token, "one")
+    share_site(backend_client, backend_token, "one")
     settings = deps.settings().model_copy(update={"pro_share_limit": 10, **limits})
     condition = quotas.under_share_limit(settings, clock.epoch())
     if expected is None:
@@ -107,10 +113,10 @@ def _opens_without_a_password(client, share: dict) -> bool:
     return status == 200
 
 
-def test_a_password_removed_while_the_subscription_ends_leaves_the_share_open(client, user_token, monkeypatch):
+def test_a_password_removed_while_the_subscription_ends_leaves_the_share_open(backend_client, backend_token, monkeypatch):
     """The PATCH read the share active; the cancellation locked it before the PATCH wrote: the
     password went, the lock stayed, and nobody could open the share."""
-    share = _protected_share(client, user_token)
+    share = _protected_share(backend_client, backend_token)
     update = share_settings.update
 
     def update_after_the_cancellation(*args, **kwargs):
@@ -118,11 +124,11 @@ def test_a_password_removed_while_the_subscription_ends_leaves_the_share_open(cl
         assert Share.get(f"share#{share['share_id']}").status == "locked"
         return update(*args, **kwargs)
     monkeypatch.setattr(share_settings, "update", update_after_the_cancellation)
-    status, body, _ = call(client, "PATCH", f"/shares/{share['share_id']}", {"password": ""}, token=user_token)
+    status, body, _ = call(backend_client, "PATCH", f"/shares/{share['share_id']}", {"password": ""}, token=backend_token)
     assert (status, body["status"]) == (200, "active"), body
     stored = Share.get(f"share#{share['share_id']}")
     assert (stored.status, stored.password_hash) == ("active", None)
-    assert _opens_without_a_password(client, share)
+    assert _opens_without_a_password(backend_client, share)
 
 
 def test_a_password_set_while_the_subscription_ends_is_refused_and_the_share_stays_locked(
@@ -148,14 +154,14 @@ def _strip_as_read(share_id: str, stale: Share) -> int:
                                              lock=True, shares=[stale])
 
 
-def test_a_stripping_that_read_the_password_before_its_removal_does_not_lock_the_share(client, user_token):
-    share = _protected_share(client, user_token)
+def test_a_stripping_that_read_the_password_before_its_removal_does_not_lock_the_share(backend_client, backend_token):
+    share = _protected_share(backend_client, backend_token)
     stale = Share.get(f"share#{share['share_id']}")
-    assert call(client, "PATCH", f"/shares/{share['share_id']}", {"password": ""}, token=user_token)[0] == 200
+    assert call(backend_client, "PATCH", f"/shares/{share['share_id']}", {"password": ""}, token=backend_token)[0] == 200
     assert _strip_as_read(share["share_id"], stale) == 0
     stored = Share.get(f"share#{share['share_id']}")
     assert (stored.status, stored.password_hash) == ("active", None)
-    assert _opens_without_a_password(client, share)
+    assert _opens_without_a_password(backend_client, share)
 
 
 def test_a_stripping_that_read_a_share_before_its_deletion_started_leaves_it_deleting(client, user_token):
@@ -179,12 +185,12 @@ def test_a_stripping_refused_by_a_change_meanwhile_still_drops_the_webhook(clien
 
 
 def test_a_password_removed_while_a_protected_upload_completes_after_the_cancellation_leaves_it_open(
-        client, user_token, monkeypatch):
+        backend_client, backend_token, monkeypatch):
     """The completion read the owner free and the share protected, so it was to lock the share;
     while it copied the files the owner removed the password: the lock landed on a share with no
     password, and nobody could open it until a second PATCH."""
     make_pro("owner@example.com")
-    status, started, _ = start_presigned(client, user_token, [
+    status, started, _ = start_presigned(backend_client, backend_token, [
         {"path": "index.html", "size": len(INDEX), "content_type": "text/html"}], password="s3cret")
     assert status == 201, started
     upload_files(started)
@@ -193,15 +199,15 @@ def test_a_password_removed_while_a_protected_upload_completes_after_the_cancell
 
     def publish_while_the_password_goes(self, *args, **kwargs):
         published = publish(self, *args, **kwargs)
-        status, body, _ = call(client, "PATCH", f"/shares/{started['share_id']}", {"password": ""}, token=user_token)
+        status, body, _ = call(backend_client, "PATCH", f"/shares/{started['share_id']}", {"password": ""}, token=backend_token)
         assert status == 200, body
         return published
     monkeypatch.setattr(ShareFiles, "publish", publish_while_the_password_goes)
-    status, done, _ = call(client, "POST", f"/shares/{started['share_id']}/complete", token=user_token)
+    status, done, _ = call(backend_client, "POST", f"/shares/{started['share_id']}/complete", token=backend_token)
     assert (status, done["status"]) == (200, "active"), done
     stored = Share.get(f"share#{started['share_id']}")
     assert (stored.status, stored.password_hash) == ("active", None)
-    assert _opens_without_a_password(client, started)
+    assert _opens_without_a_password(backend_client, started)
 
 
 def test_a_password_kept_while_a_protected_upload_completes_after_the_cancellation_locks_it(
