@@ -69,3 +69,31 @@ def test_a_spike_id_that_names_a_route_is_refused(client, user_token):
     assert [detail["field"] for detail in body["details"]] == ["id"]
     assert call(client, "GET", f"/spikes?project={share['share_id']}")[1]["data"] == []
     assert _post(client, share["share_id"], id="exports") == "exports"  # only the route's own name
+
+
+# --- Page context longer than its limits is cut, however long -------------------------------
+
+def test_a_post_with_a_url_past_the_json_body_limit_is_kept_and_its_url_cut(client):
+    """A URL (or title) of ~100 KB made the body pass the 64 KiB JSON limit: a 413 before the
+    cutting, and the widget (no retry) lost the rating and comment."""
+    url = "https://example.com/app?state=" + "x" * 100_000
+    status, body, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": "long-urls", "url": url,
+                                                       "page": "p" * 100_000, "comments": "kept", "rating": "love"})
+    assert status == 201, body
+    stored = call(client, "GET", "/spikes?project=long-urls")[1]["data"]
+    assert [(s["comments"], len(s["url"]), len(s["page"])) for s in stored] == [("kept", 4000, 2000)]
+
+
+def test_a_post_body_past_its_own_limit_is_still_a_413(client):
+    status, body, _ = call(client, "POST", "/spikes", raw=b'{"type":"page","projectKey":"x","url":"'
+                           + b"x" * (600 * 1024) + b'"}')
+    assert (status, body["code"]) == (413, "SIZE_LIMIT"), body
+
+
+# --- A limit past nine digits is the maximum, as any limit above it ---------------------------
+
+def test_a_limit_of_many_digits_is_read_as_the_maximum(client):
+    _post(client, "many-digits")
+    status, body, _ = call(client, "GET", "/spikes?project=many-digits&limit=99999999999999")
+    assert status == 200 and len(body["data"]) == 1, body
+    assert call(client, "GET", "/spikes?project=many-digits&limit=" + "9" * 101)[0] == 400

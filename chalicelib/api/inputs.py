@@ -67,9 +67,10 @@ def page_limit(params: Dict[str, str], default: int, maximum: int) -> int:
     raw = params.get("limit")
     if raw in (None, ""):
         return default
-    if not re.fullmatch(r"[0-9]{1,9}", raw):
+    if not re.fullmatch(r"[0-9]{1,100}", raw):
         raise ValidationFailed.field("limit", "limit must be a whole number (ASCII digits)")
-    value = int(raw)
+    # Past nine digits it is above any maximum: read as the maximum (100 digits bounds the work).
+    value = int(raw) if len(raw) <= 9 else maximum
     if value <= 0:
         raise ValidationFailed.field("limit", "limit must be positive")
     return min(value, maximum)

@@ -25,6 +25,9 @@ bp = Blueprint(__name__)
 DEFAULT_LIMIT = 100
 MAX_PROJECT_CHARS = 200  # as for a posted projectKey
 MAX_LIMIT = 1000
+# What the widget reads off a page is cut to length, not refused (docs/api-notes.md): the body
+# may weigh more than other JSON routes take, so a very long URL or title loses no feedback.
+MAX_SPIKE_BODY_BYTES = 512 * 1024
 # A listing stops short of this weight of items in the answer (Lambda answers at most 6 MB).
 MAX_LISTING_BYTES = lambda_answer.MAX_BODY_WEIGHT
 
@@ -71,7 +74,7 @@ def create_spike():
     decision = ratelimit.enforce_per_client("spikes", inputs.client_ip(request), settings.rate_spikes_per_minute, 60)
     context.add_response_headers(decision.headers())
     author = _acting(request, "spikes:write")
-    new = _new_spike(inputs.json_body(request))
+    new = _new_spike(inputs.json_body(request, max(settings.max_json_bytes, MAX_SPIKE_BODY_BYTES)))
     recorded = spike_posts.record(new, settings, inputs.base_url(request), author)
     return json_response(responses.SpikeCreatedOut(id=recorded.id), 201)
 
