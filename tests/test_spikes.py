@@ -136,8 +136,10 @@ def test_over_long_page_context_is_cut_and_the_feedback_kept(client):
 
 
 def test_oversized_and_malformed_bodies_are_refused(client):
-    status, body, _ = call(client, "POST", "/spikes", raw=json.dumps({**PAGE_SPIKE, "comments": "x" * 70_000}).encode())
+    status, body, _ = call(client, "POST", "/spikes", raw=json.dumps({**PAGE_SPIKE, "comments": "x" * 600_000}).encode())
     assert status == 413 and body["code"] == "SIZE_LIMIT"
+    status, body, _ = call(client, "POST", "/spikes", raw=json.dumps({**PAGE_SPIKE, "comments": "x" * 70_000}).encode())
+    assert status == 400 and body["details"][0]["field"] == "comments"  # what a person typed: refused, not cut
     status, body, _ = call(client, "POST", "/spikes", raw=b'{"type": "page", ')
     assert status == 400 and body["code"] == "INVALID_JSON"
 
