@@ -8,13 +8,26 @@ from __future__ import annotations
 import functools
 import os
 from decimal import Decimal
-from typing import Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "local-development-secret-do-not-use-in-aws"
 LOCAL_STAGES = {"local", "test"}
+
+
+def _unlimited_as_none(value: Any) -> Any:
+    """A tier limit set to "unlimited" (or "none": an environment variable or SSM parameter
+    can hold no null) is unlimited, as the defaults' None is."""
+    if isinstance(value, str) and value.strip().lower() in ("none", "null", "unlimited"):
+        return None
+    return value
+
+
+# A tier's limit: a count (0 allows nothing) or None, unlimited. Negative is refused: /usage would
+# answer it and the CLI, which parses limits as unsigned, would fail.
+TierLimit = Annotated[Optional[Annotated[int, Field(ge=0)]], BeforeValidator(_unlimited_as_none)]
 
 
 class Settings(BaseSettings):
@@ -68,16 +81,16 @@ class Settings(BaseSettings):
     # last_used_at is written at most once per key per this many seconds.
     key_last_used_resolution_seconds: int = 300
 
-    # Tier limits; None = unlimited.
-    free_spike_limit: Optional[int] = 100
-    free_share_limit: Optional[int] = 5
-    pro_spike_limit: Optional[int] = None
-    pro_share_limit: Optional[int] = None
+    # Tier limits; None = unlimited ("unlimited" in the environment).
+    free_spike_limit: TierLimit = 100
+    free_share_limit: TierLimit = 5
+    pro_spike_limit: TierLimit = None
+    pro_share_limit: TierLimit = None
     # The agent tier is metered (a price per spike stored and per share created): no limits by
     # default, spending bounded by the account's and keys' monthly caps. Caps and /usage count
     # thousandths of a cent: a finer price could not be counted as Stripe bills it, so is refused.
-    agent_spike_limit: Optional[int] = None
-    agent_share_limit: Optional[int] = None
+    agent_spike_limit: TierLimit = None
+    agent_share_limit: TierLimit = None
     agent_price_per_spike_cents: Decimal = Field(default=Decimal("0.1"), ge=0, decimal_places=3)
     agent_price_per_share_cents: Decimal = Field(default=Decimal("1"), ge=0, decimal_places=3)
 

@@ -86,6 +86,21 @@ def test_usage_counts_this_period_with_limits_from_settings(client, user_token, 
     assert body["reset_at"] == "2027-01-01T00:00:00Z"
 
 
+def test_a_tier_limit_set_to_unlimited_is_null_and_a_negative_one_is_refused(client, user_token, clock, env):
+    """No environment value could make a tier unlimited (only the defaults' None), and a negative
+    limit was answered by /usage, where the CLI parses limits as unsigned and fails."""
+    clock("2026-11-20T12:00:00")
+    env(FREE_SPIKE_LIMIT="unlimited", FREE_SHARE_LIMIT="none")
+    body = call(client, "GET", "/usage", token=user_token)[1]
+    assert (body["spike_limit"], body["share_limit"]) == (None, None)
+    from pydantic import ValidationError
+    from chalicelib.settings import Settings
+    for value in ("-1", "", "many"):
+        with pytest.raises(ValidationError):
+            Settings(free_spike_limit=value)
+    assert Settings(agent_share_limit="0").agent_share_limit == 0
+
+
 def test_pro_limits_are_null_until_grace_runs_out(client, user_token, clock):
     now = clock("2026-11-20T12:00:00")
     uid = user_id_for(EMAIL)
