@@ -34,6 +34,10 @@ from tests import aws_calls  # noqa: E402
 
 aws_calls.install()  # before any AWS client exists: checks each call against the deploy's policy
 
+from tests import documented_answers  # noqa: E402
+
+documented_answers.install()  # every answer's status is one GET /openapi.json lists for its route
+
 from chalice.test import Client  # noqa: E402
 from moto import mock_aws  # noqa: E402
 from pynamodb.connection.base import Connection  # noqa: E402

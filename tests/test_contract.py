@@ -11,7 +11,8 @@ import pytest
 
 from chalicelib import deps
 from tests.conftest import ADMIN_TOKEN, call, login_token_from_mail, sign_in
-from tests.test_shares import multipart
+from tests.fakes.stripe_events import WEBHOOK_SECRET, event, sign, signed, subscription
+from tests.test_shares import make_pro, multipart
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -160,3 +161,63 @@ def test_pages_default_to_100_and_end_with_a_null_cursor(client, env):
     assert {i["comments"] for i in first["data"] + second["data"]} == {f"n{n}" for n in range(101)}
     status, body, _ = call(client, "GET", "/spikes?project=my-project&limit=1001")
     assert status == 200 and len(body["data"]) == 101  # max 1000: a larger limit is capped, not refused
+
+
+# --- billing ---------------------------------------------------------------------------------
+
+def test_billing_portal_and_checkout(client, env, stripe_api):
+    """`curl …/billing/checkout` and `curl …/billing/portal` (GET, as the contract's curl sends
+    them) answer {"url"}; checkout's url is null once the user has Pro."""
+    env(STRIPE_SECRET_KEY=stripe_api.api_key, STRIPE_PRICE_ID="price_pro", STRIPE_API_BASE=stripe_api.url,
+        STRIPE_MAX_NETWORK_RETRIES="0")
+    token = sign_in(client, "user@example.com")
+    status, checkout, _ = call(client, "GET", "/billing/checkout", token=token)
+    assert status == 200 and checkout["url"].startswith("https://checkout.stripe.com/")
+    status, portal, _ = call(client, "GET", "/billing/portal", token=token)
+    assert status == 200 and isinstance(portal["url"], str) and portal["url"].startswith("https://")
+    make_pro("user@example.com")
+    status, checkout, _ = call(client, "GET", "/billing/checkout", token=token)
+    assert status == 200 and checkout["url"] is None
+
+
+def test_the_stripe_webhook_verifies_its_signature(client, env):
+    env(STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    raw, headers = signed(event("customer.subscription.updated", subscription("active"), 1_700_000_000))
+    for forged in ({}, {"Stripe-Signature": sign(raw.decode(), "whsec_someone_else")}):
+        status, body, _ = call(client, "POST", "/webhooks/stripe", raw=raw, headers=forged)
+        assert (status, body["code"]) == (400, "INVALID_SIGNATURE")
+    assert call(client, "POST", "/webhooks/stripe", raw=raw, headers=headers)[0] == 200
+
+
+# --- rate limits: each row of the table, at its default, answers the contract's 429 ----------
+
+def assert_rate_limit_response(status: int, body: dict, headers: dict) -> None:
+    assert status == 429
+    assert envelope(body) == {"error": "Rate limit exceeded", "code": "RATE_LIMIT", "retry_after": body["retry_after"]}
+    assert isinstance(body["retry_after"], int) and headers["Retry-After"] == str(body["retry_after"])
+
+
+def test_post_spikes_is_limited_to_60_a_minute_per_client_ip(client):
+    for n in range(60):
+        assert call(client, "POST", "/spikes", {**CONTRACT_SPIKE, "comments": f"n{n}"})[0] == 201
+    assert_rate_limit_response(*call(client, "POST", "/spikes", CONTRACT_SPIKE))
+
+
+def test_post_shares_is_limited_to_10_a_minute(client):
+    token = sign_in(client, "user@example.com")
+    make_pro("user@example.com")  # past the free tier's 5 shares
+    for n in range(10):
+        assert curl_form_share(client, token, json.dumps({"slug": f"site-{n}"}).encode())[0] == 201
+    assert_rate_limit_response(*curl_form_share(client, token))
+
+
+def test_password_attempts_are_limited_to_5_a_minute_per_slug_and_ip(client):
+    token = sign_in(client, "user@example.com")
+    make_pro("user@example.com")
+    curl_form_share(client, token, b'{"slug":"my-project","password":"hunter2"}')
+    for _ in range(5):
+        assert client.http.get("/s/my-project/?pw=wrong", headers={"Accept": "*/*"}).status_code == 401
+    assert_rate_limit_response(*call(client, "GET", "/s/my-project/?pw=wrong", headers={"Accept": "*/*"}))
+    # Per slug: another share's attempts from the same address are counted apart.
+    curl_form_share(client, token, b'{"slug":"other","password":"hunter2"}')
+    assert client.http.get("/s/other/?pw=wrong", headers={"Accept": "*/*"}).status_code == 401

@@ -1,6 +1,8 @@
 """The HTTP envelope: errors, request ids, CORS, body limits, failures of dependencies."""
 from __future__ import annotations
 
+import re
+
 from tests.conftest import call
 
 
@@ -33,6 +35,19 @@ def test_request_id_is_echoed_when_sane_and_minted_otherwise(client):
     assert headers["X-Request-Id"] == "trace-1234-abcd"
     _, _, headers = call(client, "GET", "/", headers={"X-Request-Id": "bad id\nwith newline"})
     assert headers["X-Request-Id"].startswith("req_")
+
+
+def test_a_request_id_is_kept_at_8_to_128_characters_of_the_documented_set(client):
+    """docs/api-notes.md: the caller's id when it is [A-Za-z0-9._:-]{8,128}, else a fresh req_…,
+    on every answer, errors included (also in their body)."""
+    for sent, kept in (("a" * 7, False), ("a" * 8, True), ("A-z_0.9:" * 16, True), ("a" * 129, False),
+                       ("trace/1234", False), ("trace 1234", False)):
+        for method, path in (("GET", "/health"), ("GET", "/v1/me"), ("POST", "/spikes")):
+            _, body, headers = call(client, method, path, {}, headers={"X-Request-Id": sent})
+            assert (headers["X-Request-Id"] == sent) is kept, (sent, path)
+            assert kept or re.fullmatch(r"req_[0-9a-f]{32}", headers["X-Request-Id"]), headers["X-Request-Id"]
+            if "code" in body:
+                assert body["request_id"] == headers["X-Request-Id"]
 
 
 def test_a_request_id_ending_in_a_newline_is_not_kept():

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from chalicelib.api import fallback, openapi
 from tests.conftest import call
 
@@ -31,6 +33,68 @@ def test_the_document_lists_every_route_and_method(client):
         assert method.lower() in doc["paths"][path], (method, path)
     status, versioned, _ = call(client, "GET", "/v1/openapi.json")
     assert status == 200 and versioned["paths"].keys() == doc["paths"].keys()
+
+
+def test_the_document_describes_only_routes_the_app_serves():
+    """Methods both ways: an entry of OPERATIONS whose route or method is gone (or is only a
+    405 fallback) would describe an operation that answers 404 or 405."""
+    from app import app
+    from chalicelib.api import openapi
+    doc = openapi.build("http://localhost", app.routes)
+    served = set(_real_views(app.routes))
+    documented = {(method.upper(), path) for path, operations in doc["paths"].items() for method in operations}
+    assert documented == served
+    assert [key for key in openapi.OPERATIONS if key not in served] == []
+
+
+def test_an_answer_the_document_does_not_list_fails_the_test_that_got_it(client):
+    """tests/documented_answers.py checks every answer of the suite against the document."""
+    from tests import documented_answers
+    assert documented_answers.undocumented("GET", "/me", 200) is None
+    assert "does not list" in documented_answers.undocumented("GET", "/v1/me", 418)
+    assert "does not list" in documented_answers.undocumented("POST", "/shares", 200)  # it answers 201
+    assert "no such operation" in documented_answers.undocumented("DELETE", "/me", 200)
+    assert documented_answers.undocumented("DELETE", "/me", 405) is None
+    assert documented_answers.undocumented("GET", "/no/such/route", 404) is None
+    # A route whose document lost its 200: the request that gets one fails.
+    documented_answers.document()["paths"]["/health"]["get"]["responses"].pop("200")
+    try:
+        with pytest.raises(AssertionError, match="GET /health answered 200"):
+            client.http.get("/health")
+    finally:
+        documented_answers.forget()
+
+
+def test_every_status_of_the_contract_is_documented_on_every_operation(client):
+    """The contract's status table (400, 401, 403, 404, 429, 500): 500 (INTERNAL_ERROR) and a
+    dependency's 503 can come from any route; the credentials' 401/403 from any non-public one."""
+    _, doc, _ = call(client, "GET", "/openapi.json")
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            assert {"500", "503"} <= set(operation["responses"]), (method, path)
+            if operation["security"] and {} not in operation["security"]:
+                assert {"401", "403"} <= set(operation["responses"]), (method, path)
+    assert doc["components"]["responses"]["Error500"]["content"]["application/json"]["schema"] == \
+        {"$ref": "#/components/schemas/ErrorOut"}
+
+
+def test_the_admin_token_and_token_parameter_of_the_spike_routes_are_documented(client):
+    """The /spikes routes take any credential in ?token= (the CLI's push posts with it) and
+    GET/PATCH/DELETE /spikes/{id} serve the admin: the document said neither."""
+    _, doc, _ = call(client, "GET", "/openapi.json")
+    for method in ("get", "patch", "delete"):
+        operation = doc["paths"]["/spikes/{spike_id}"][method]
+        assert {"adminToken": []} in operation["security"] and {} not in operation["security"]
+        assert "token" in {parameter.get("name") for parameter in operation["parameters"]}
+    post = doc["paths"]["/spikes"]["post"]
+    assert {} in post["security"] and {"adminToken": []} in post["security"]
+    assert "token" in {parameter.get("name") for parameter in post["parameters"]}
+
+
+def test_a_locked_share_page_answers_a_documented_403(client):
+    _, doc, _ = call(client, "GET", "/openapi.json")
+    for method in ("get", "head", "post"):
+        assert "403" in doc["paths"]["/s/{slug}/{p1}"][method]["responses"], method
 
 
 def test_the_document_is_valid_openapi_3_1(client):

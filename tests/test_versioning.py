@@ -64,3 +64,37 @@ def test_posting_spikes_and_polling_carry_the_headers(client):
 def test_routes_without_a_limit_carry_no_headers(client):
     _, _, headers = call(client, "GET", f"/spikes?token={ADMIN_TOKEN}")
     assert "X-RateLimit-Limit" not in headers
+
+
+def test_every_rate_limited_route_of_the_notes_reports_its_budget(client, user_token):
+    """docs/api-notes.md lists the rate-limited routes: each reports X-RateLimit-* on success."""
+    from tests.test_shares import make_pro
+    from tests.test_contract import curl_form_share
+    make_pro("owner@example.com")
+    share = curl_form_share(client, user_token, b'{"slug":"locked-site","password":"hunter2"}')
+    device = call(client, "POST", "/auth/device")
+    requests = {
+        "POST /spikes": call(client, "POST", "/spikes", {"type": "page", "projectKey": "demo"}),
+        "POST /shares": share,
+        "POST /shares/uploads": call(client, "POST", "/shares/uploads", {"name": "big", "files": [
+            {"path": "index.html", "size": 10}]}, token=user_token),
+        "POST /auth/login": call(client, "POST", "/auth/login", {"email": "budget@example.com"}),
+        "POST /auth/recover": call(client, "POST", "/auth/recover", {"email": "budget@example.com"}),
+        "GET /auth/poll": call(client, "GET", "/auth/poll?email=budget@example.com"),
+        "POST /auth/device": device,
+        "GET /auth/device?code=": call(client, "GET", f"/auth/device?code={device[1]['user_code']}"),
+        "POST /auth/device/confirm": call(client, "POST", "/auth/device/confirm",
+                                          {"user_code": device[1]["user_code"], "email": "budget@example.com"}),
+        "POST /auth/api-key": call(client, "POST", "/auth/api-key", {"name": "ci"}, token=user_token),
+        "POST /auth/api-key (signup)": call(client, "POST", "/auth/api-key", {}),
+        "GET /s/ (password)": call(client, "GET", "/s/locked-site/?pw=hunter2", headers={"Accept": "*/*"}),
+        "GET /spikes?project= (password)": call(client, "GET", "/spikes?project=locked-site",
+                                                headers={"X-Share-Password": "hunter2"}),
+    }
+    for name, (status, _, headers) in requests.items():
+        assert status < 400, (name, status)
+        assert int(headers["X-RateLimit-Limit"]) >= 1 and int(headers["X-RateLimit-Reset"]) > 0, name
+        assert 0 <= int(headers["X-RateLimit-Remaining"]) < int(headers["X-RateLimit-Limit"]), name
+    # The device flow's poll is not limited: its code is a 256-bit secret (docs/api-notes.md).
+    _, _, headers = call(client, "GET", f"/auth/device/poll?device_code={device[1]['device_code']}")
+    assert "X-RateLimit-Limit" not in headers

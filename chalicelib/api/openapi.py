@@ -30,6 +30,8 @@ from chalicelib.api.schemas import ShareMetadata, ShareUpdate, UploadRequest
 PUBLIC = "public"          # no credentials
 USER = "user"              # a bearer token or an API key
 USER_OR_NONE = "optional"  # works without credentials; more with them
+ANYONE = "anyone"          # works without credentials; as a user, or as the admin with ?token=
+USER_OR_ADMIN = "user-or-admin"  # a user's credential, or the admin token (?token= too)
 READER = "reader"          # public with ?project=, else a user or the admin token
 
 Query = Tuple[str, str, bool]  # (name, description, required)
@@ -59,6 +61,8 @@ def _media_types(content_types) -> Tuple[str, ...]:
     """The media types of the Content-Type values a route sends (its assets' table)."""
     return tuple(sorted({content_type.split(";")[0].strip() for content_type in content_types}))
 
+# The /spikes routes take any credential in ?token= (the CLI's push sends its token there).
+SPIKE_TOKEN: Query = ("token", "The admin token (SPIKES_TOKEN) or a bearer token", False)
 SPIKE_FILTERS: Tuple[Query, ...] = (
     ("project", "A project key or share id/slug: lists that project's public spikes, whoever asks (what a user "
                 "posts with a credential under a key naming no share is theirs: listed without ?project=)", False),
@@ -66,12 +70,13 @@ SPIKE_FILTERS: Tuple[Query, ...] = (
     ("reviewer", "Only spikes by this reviewer id", False),
     ("rating", "love, like, meh or no", False),
     ("resolved", "true or false", False),
-    ("token", "The admin token (SPIKES_TOKEN) or a bearer token", False),
+    SPIKE_TOKEN,
     ("password", "The password of a protected share named by ?project= (or the X-Share-Password header); "
                  "tries are rate limited", False),
 )
 
-SPIKE_PROJECT = (("project", "The project key when the same id is in several of the caller's projects", False),)
+SPIKE_PROJECT = (("project", "The project key when the same id is in several of the caller's projects", False),
+                 SPIKE_TOKEN)
 
 OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("GET", "/"): Op("Service name and health", "meta", PUBLIC, ok={200: IndexOut}),
@@ -134,9 +139,9 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                    errors=(404, 409)),
     # spikes
     ("POST", "/spikes"): Op("Record a feedback item (the widget; with credentials, as their owner)", "spikes",
-                            USER_OR_NONE, body=schemas.SpikeIn,
+                            ANYONE, body=schemas.SpikeIn,
                             ok={201: SpikeCreatedOut}, errors=(403, 404, 409),
-                            rate_limited=True),
+                            rate_limited=True, query=(SPIKE_TOKEN,)),
     ("GET", "/spikes"): Op("List feedback, newest first", "spikes", READER,
                            ok={200: Union[SpikePageOut, List[SpikeOut]]}, errors=(404,),  # a protected share
                            rate_limited=True,  # the password of a protected share
@@ -149,11 +154,12 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                   ok={200: (str, ("text/csv", "application/x-ndjson")), 303: None}, errors=(404,),
                                   rate_limited=True,  # the password of a protected share
                                   query=SPIKE_FILTERS + (("format", "csv (default) or jsonl", False),)),
-    ("GET", "/spikes/{spike_id}"): Op("One feedback item", "spikes", ok={200: SpikeOut}, errors=(404, 409),
-                                      query=SPIKE_PROJECT),
-    ("PATCH", "/spikes/{spike_id}"): Op("Resolve or reopen a feedback item", "spikes", body=schemas.ResolveIn,
-                                        ok={200: SpikeResolvedOut}, errors=(404, 409), query=SPIKE_PROJECT),
-    ("DELETE", "/spikes/{spike_id}"): Op("Delete a feedback item", "spikes", ok={200: DeletedOut},
+    ("GET", "/spikes/{spike_id}"): Op("One feedback item", "spikes", USER_OR_ADMIN, ok={200: SpikeOut},
+                                      errors=(404, 409), query=SPIKE_PROJECT),
+    ("PATCH", "/spikes/{spike_id}"): Op("Resolve or reopen a feedback item", "spikes", USER_OR_ADMIN,
+                                        body=schemas.ResolveIn, ok={200: SpikeResolvedOut}, errors=(404, 409),
+                                        query=SPIKE_PROJECT),
+    ("DELETE", "/spikes/{spike_id}"): Op("Delete a feedback item", "spikes", USER_OR_ADMIN, ok={200: DeletedOut},
                                          errors=(404, 409), query=SPIKE_PROJECT),
     # shares
     ("POST", "/shares"): Op("Create a share from a multipart upload", "shares", body=ShareMetadata,
@@ -208,7 +214,8 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
 }
 
 SHARE_PAGE = Op("A shared page or file (the widget is injected into HTML)", "serving", PUBLIC,
-                ok={200: (str, HTML), 206: None, 302: None, 303: None, 304: None, 416: None}, errors=(401, 404),
+                ok={200: (str, HTML), 206: None, 302: None, 303: None, 304: None, 416: None},
+                errors=(401, 403, 404),  # 403 SHARE_UNAVAILABLE: a locked share (password without Pro)
                 rate_limited=True,  # password tries
                 query=(("pw", "The password of a protected share (answered with a redirect and a cookie)", False),),
                 description="A protected share takes its password as the form field `password` (POST) or `?pw=`. "
@@ -227,7 +234,7 @@ def headers_of(get: Op, unanswered: Sequence[int] = ()) -> Op:
 SHARE_PAGE_HEAD = headers_of(SHARE_PAGE, unanswered=(206, 416))  # a HEAD ignores Range
 
 # Where the Chalice route says one thing and the document another.
-COMMON_ERRORS = (400, 413, 415, 503)
+COMMON_ERRORS = (400, 413, 415, 500, 503)  # 500 INTERNAL_ERROR: the contract's "Server error"
 AUTH_ERRORS = (401, 403)
 
 
@@ -294,6 +301,8 @@ def _security(auth: str) -> List[Dict[str, List[str]]]:
         return user
     if auth == USER_OR_NONE:
         return [{}] + user
+    if auth == USER_OR_ADMIN:
+        return user + [{"adminToken": []}]
     return [{}] + user + [{"adminToken": []}]
 
 
@@ -363,7 +372,7 @@ REASONS = {200: "OK", 201: "Created", 202: "Accepted, not finished yet", 302: "R
            401: "Missing or invalid credentials", 403: "Not allowed (SCOPE_DENIED, UPGRADE_REQUIRED, ...)",
            404: "Not found", 405: "Method not allowed", 409: "Conflict", 413: "Body too large",
            415: "Unsupported media type", 429: "Rate or usage limit (see Retry-After)",
-           503: "A dependency is unavailable; retry after Retry-After"}
+           500: "Server error (INTERNAL_ERROR)", 503: "A dependency is unavailable; retry after Retry-After"}
 
 
 def _reason(status: int) -> str:
@@ -414,7 +423,7 @@ def build(base_url: str, routes: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
             **_retry_after(status),
             **(_rate_limit_headers() if status == 429 else {})},
             "content": {"application/json": {"schema": components.ref(ErrorOut)}}}
-        for status in (400, 401, 403, 404, 405, 409, 413, 415, 429, 503)}
+        for status in (400, 401, 403, 404, 405, 409, 413, 415, 429, 500, 503)}
     codes = "\n".join(f"| `{code}` | {status} |" for code, status in _error_codes())
     return {
         "openapi": "3.1.0",
