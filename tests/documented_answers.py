@@ -3,11 +3,13 @@ answered are documented, and so is the status, or the test that made the request
 
 Installed by tests/conftest.py around the Chalice test client, so the whole suite (every
 refusal, fault and edge the other tests provoke) checks the document's status codes, not only
-the tour of tests/test_response_models.py. A 404 or 405 of a path or method no route has (and a
+the tour of tests/test_response_models.py; a VALIDATION_ERROR must also carry the contract's
+field-level details. A 404 or 405 of a path or method no route has (and a
 500 or 503 before the route ran) is the envelope's, documented once under components.
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Dict, Optional
 
 from chalice import test as chalice_test
@@ -53,6 +55,20 @@ def undocumented(method: str, path: str, status: int) -> Optional[str]:
     return None
 
 
+def without_details(response) -> Optional[str]:
+    """The contract: "Validation errors include field-level details" ({field, message, code})."""
+    if response.status_code != 400 or not response.headers.get("Content-Type", "").startswith("application/json"):
+        return None
+    body = json.loads(response.body)
+    if body.get("code") != "VALIDATION_ERROR":
+        return None
+    details = body.get("details")
+    if details and all(isinstance(detail, dict) and set(detail) == {"field", "message", "code"}
+                       for detail in details):
+        return None
+    return f"a VALIDATION_ERROR without the contract's field-level details: {response.body[:300]!r}"
+
+
 def install() -> None:
     if _state["installed"]:
         return
@@ -60,7 +76,7 @@ def install() -> None:
 
     def checked_request(self, method, path, *args, **kwargs):
         response = request(self, method, path, *args, **kwargs)
-        problem = undocumented(method, path, response.status_code)
+        problem = undocumented(method, path, response.status_code) or without_details(response)
         assert problem is None, problem
         return response
 

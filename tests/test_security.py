@@ -503,6 +503,8 @@ def test_a_key_size_refusal_from_dynamodb_is_a_400_not_a_503(client, monkeypatch
     monkeypatch.setattr(shares_service, "get_by_id", refuse)
     status, data, _ = call(client, "GET", "/spikes?project=sh_abcdefghijkl")
     assert (status, data["code"]) == (400, "VALIDATION_ERROR")
+    # The contract: "Validation errors include field-level details".
+    assert [(detail["field"], detail["code"]) for detail in data["details"]] == [("request", "INVALID_FIELD")]
 
 
 # --- 9. a bare project key with feedback cannot be taken over by a share ---------------------------

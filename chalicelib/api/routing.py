@@ -96,7 +96,9 @@ def handle(call: Callable[[], Any]) -> Response:
         cause = getattr(exc, "cause", None)
         if _is_oversized_key(exc):
             # A caller's value used as a key went past DynamoDB's key size: their input, not an outage.
-            return error_response(ValidationFailed("A value is too long to look up"))
+            # Field-level details, as every VALIDATION_ERROR of the contract has; DynamoDB does not say which.
+            return error_response(ValidationFailed.field(
+                "request", "A value of this request (a path segment, parameter or field) is too long to look up"))
         _log().error("dependency.failed", error=type(exc).__name__, detail=str(cause or exc)[:500],
                   aws_code=getattr(exc, "cause_response_code", None))
         return error_response(DependencyUnavailable())
