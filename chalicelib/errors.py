@@ -221,8 +221,13 @@ class BillingNotConfigured(SpikesError):
 
 
 class WebhooksNotConfigured(BillingNotConfigured):
-    """Stripe retries a 5xx for days: events sent before the secret is set still arrive."""
+    """Stripe retries a 5xx for days: events sent before the secret is set still arrive. Like
+    every 503, it says when to come back (an operator has to set the secret first)."""
     status = 503
+    RETRY_AFTER_SECONDS = 3600
+
+    def __init__(self, message: Optional[str] = None):
+        super().__init__(message, headers={"Retry-After": str(self.RETRY_AFTER_SECONDS)})
 
 
 class DependencyUnavailable(SpikesError):

@@ -83,8 +83,8 @@ def test_signatures_are_checked_with_the_destinations_own_secret(client, agent, 
 
 def test_without_the_destinations_secret_stripe_is_told_to_retry(client, configured):
     notification = published(configured, {NOT_FOUND: ["share-x"]})
-    status, body, _ = deliver(client, notification)
-    assert (status, body["code"]) == (503, "BILLING_NOT_CONFIGURED")
+    status, body, headers = deliver(client, notification)
+    assert (status, body["code"], headers["Retry-After"]) == (503, "BILLING_NOT_CONFIGURED", "3600")
 
 
 def test_other_event_types_are_acknowledged_and_ignored(client, destination):

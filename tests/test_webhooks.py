@@ -307,8 +307,9 @@ def test_stale_signature_is_rejected_but_a_fresh_one_passes(hooks):
 
 def test_webhook_without_configured_secret_is_an_error_not_a_crash(client):
     User(UID, email=EMAIL, tier="free", created_at="2026-01-01T00:00:00Z").save()
-    status, body, _ = deliver(client, event("customer.subscription.created", subscription("active", UID), NOW))
+    status, body, headers = deliver(client, event("customer.subscription.created", subscription("active", UID), NOW))
     assert status == 503 and body["code"] == "BILLING_NOT_CONFIGURED"
+    assert headers["Retry-After"] == "3600"  # a 503 says when to come back
     assert user().tier == "free"
 
 
