@@ -172,14 +172,14 @@ def _activate(share: Share, owner: User, locked: bool, at: int, release: Optiona
         try:
             activated = share_store.activate(share, locked, also=_writes(share, owner, locked, release, at))
         except ConditionFailed as failed:
+            refusal = release.refusal(failed) if release is not None else None
+            if refusal is not None:
+                raise refusal from None
             if attempt == ACTIVATION_ATTEMPTS - 1:
                 raise
             if "owner" in failed:  # the paid tier ended since this request read it
                 locked = True
                 continue
-            refusal = release.refusal(failed) if release is not None else None
-            if refusal is not None:
-                raise refusal from None
             # released by the job meanwhile (it keeps an upload holding feedback), or moved by a
             # concurrent completion: read again
             release = metering.releasing(share.share_id, owner, at)
