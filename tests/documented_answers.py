@@ -45,6 +45,8 @@ def undocumented(method: str, path: str, status: int) -> Optional[str]:
     except ValueError:  # deeper than any route: answered by API Gateway itself
         return None
     operation = doc["paths"].get(route, {}).get(method.lower())
+    if operation is None and method.upper() == "HEAD":  # a page's HEAD: its GET's, stated once (openapi.listed)
+        operation = doc["paths"].get(route, {}).get("get")
     if operation is None:
         if status in UNROUTED_STATUSES:
             return None

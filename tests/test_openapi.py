@@ -30,7 +30,10 @@ def test_the_document_lists_every_route_and_method(client):
     assert status == 200 and headers["Content-Type"] == "application/json"
     assert doc["openapi"] == "3.1.0"
     for method, path in _real_views(app.routes):
-        assert method.lower() in doc["paths"][path], (method, path)
+        if openapi.listed(method, path):
+            assert method.lower() in doc["paths"][path], (method, path)
+        else:  # a page's HEAD: stated once in the description, its GET listed
+            assert method == "HEAD" and "get" in doc["paths"][path] and "`HEAD`" in doc["info"]["description"]
     status, versioned, _ = call(client, "GET", "/v1/openapi.json")
     assert status == 200 and versioned["paths"].keys() == doc["paths"].keys()
 
@@ -41,7 +44,7 @@ def test_the_document_describes_only_routes_the_app_serves():
     from app import app
     from chalicelib.api import openapi
     doc = openapi.build("http://localhost", app.routes)
-    served = set(_real_views(app.routes))
+    served = {(method, path) for method, path in _real_views(app.routes) if openapi.listed(method, path)}
     documented = {(method.upper(), path) for path, operations in doc["paths"].items() for method in operations}
     assert documented == served
     assert [key for key in openapi.OPERATIONS if key not in served] == []
@@ -147,3 +150,12 @@ def test_docs_page_is_served_from_our_own_assets(client):
     assert b"Apache License" in client.http.get("/docs/LICENSE").body
     status, data, _ = call(client, "GET", "/docs/nothing.js")
     assert status == 404 and data["code"] == "NOT_FOUND"
+
+
+def test_the_document_stays_within_what_the_docs_page_renders():
+    """Swagger UI (5.35, /docs) stopped rendering after a handful of operations once the document
+    held about 145 (tests/e2e/test_browser_docs.py caught it when each page's HEAD was listed).
+    This keeps the quick loop warned before the browser test: list fewer, or split the document."""
+    from app import app
+    doc = openapi.build("http://localhost", app.routes)
+    assert sum(len(operations) for operations in doc["paths"].values()) <= 140

@@ -252,6 +252,18 @@ def described(method: str, path: str) -> Optional[Op]:
     return OPERATIONS.get((method, path))
 
 
+def listed(method: str, path: str) -> bool:
+    """Whether the document lists the operation. The HEAD of a page, document or asset runs its
+    GET and is stated once in the description instead: listed one by one, they took the
+    document past what Swagger UI (5.35) renders at /docs, which stopped after a handful of
+    operations once the document held about 145. Share pages and /widget.js list theirs."""
+    if method != "HEAD":
+        return True
+    if versioning.is_versioned(path):
+        path = path[len(versioning.PREFIX):] or "/"
+    return path == "/widget.js" or path == "/s/{slug}" or path.startswith("/s/{slug}/")
+
+
 # --- generation ------------------------------------------------------------------------------
 
 class _Components:
@@ -395,6 +407,9 @@ DESCRIPTION = """The Spikes API: shares, magic-link accounts, API keys, feedback
 outbound webhooks.
 
 Every route is served under `/v1/...` (the stable path) and unversioned (for existing clients).
+Every page, document and asset that answers `GET` (`/`, `/health`, `/openapi.json`, `/docs`,
+`/dashboard`, `/auth/verify`, `/auth/device`, share pages, `/widget.js`) answers `HEAD` with the
+`GET`'s status and headers and no body; other routes answer `HEAD` with `405`.
 Every response carries `X-Request-Id` (send your own to correlate). Rate-limited routes carry
 `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (epoch seconds); a 429
 also carries `Retry-After`.
@@ -412,7 +427,7 @@ def build(base_url: str, routes: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     paths: Dict[str, Dict[str, Any]] = {}
     for path, views in routes.items():
         for method, entry in sorted(views.items()):
-            op = None if fallback.is_fallback(entry) else described(method, path)
+            op = None if fallback.is_fallback(entry) or not listed(method, path) else described(method, path)
             if op is None:
                 continue
             paths.setdefault(path, {})[method.lower()] = _operation(
