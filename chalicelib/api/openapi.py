@@ -238,14 +238,21 @@ COMMON_ERRORS = (400, 413, 415, 500, 503)  # 500 INTERNAL_ERROR: the contract's 
 AUTH_ERRORS = (401, 403)
 
 
+def _is_share_page(path: str) -> bool:
+    return path == "/s/{slug}" or path.startswith("/s/{slug}/")
+
+
 def _share_page_paths(routes) -> List[str]:
-    return [path for path in routes if path == "/s/{slug}" or path.startswith("/s/{slug}/")]
+    return [path for path in routes if _is_share_page(path)]
+
+
+def _unversioned(path: str) -> str:
+    return (path[len(versioning.PREFIX):] or "/") if versioning.is_versioned(path) else path
 
 
 def described(method: str, path: str) -> Optional[Op]:
-    if versioning.is_versioned(path):
-        path = path[len(versioning.PREFIX):] or "/"
-    if path == "/s/{slug}" or path.startswith("/s/{slug}/"):
+    path = _unversioned(path)
+    if _is_share_page(path):
         return {"GET": SHARE_PAGE, "POST": SHARE_PAGE, "HEAD": SHARE_PAGE_HEAD}.get(method)
     if method == "HEAD" and ("GET", path) in OPERATIONS:
         return headers_of(OPERATIONS["GET", path])
@@ -257,11 +264,8 @@ def listed(method: str, path: str) -> bool:
     GET and is stated once in the description instead: listed one by one, they took the
     document past what Swagger UI (5.35) renders at /docs, which stopped after a handful of
     operations once the document held about 145. Share pages and /widget.js list theirs."""
-    if method != "HEAD":
-        return True
-    if versioning.is_versioned(path):
-        path = path[len(versioning.PREFIX):] or "/"
-    return path == "/widget.js" or path == "/s/{slug}" or path.startswith("/s/{slug}/")
+    path = _unversioned(path)
+    return method != "HEAD" or path == "/widget.js" or _is_share_page(path)
 
 
 # --- generation ------------------------------------------------------------------------------
