@@ -5,7 +5,13 @@
   Lambda's file system is read-only and zip timestamps are not the sources').
 - ``sam.json``: Chalice's SAM template merged with ``infra/stack.py`` (what cfn-lint checks).
 - ``template.json``: the same translated to plain CloudFormation by aws-sam-translator: what
-  ``make deploy`` creates, and what the tests create in moto's CloudFormation.
+  ``make deploy`` uploads and creates byte for byte, and what the tests create in moto's
+  CloudFormation.
+
+Both are written compact (``python -m json.tool`` reads them): CloudFormation takes a template
+of at most 1 MB from S3, and the API's definition repeats seven operations per path (every
+method answers, api/fallback.py), so indentation alone made up 40% of the template (docs/deploy.md,
+"Template size").
 """
 from __future__ import annotations
 
@@ -34,6 +40,12 @@ EXCLUDED_TOP_LEVEL = {
 }
 EXCLUDED_REQUIREMENTS = {"chalice"}  # Chalice adds its runtime (chalice/app.py) itself
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+# CloudFormation's quotas the packaged stage must fit (docs/deploy.md, "Template size"): a
+# template read from S3 ("1 MB": the smaller reading, cfn-lint's too), resources per stack.
+# API Gateway's resources (path segments) per REST API is checked by tests/deploy.
+TEMPLATE_S3_MAX_BYTES = 1_000_000
+TEMPLATE_INLINE_MAX_BYTES = 51_200
+STACK_MAX_RESOURCES = 500
 
 
 def chalice_config(stage: str) -> Dict[str, Any]:
@@ -141,11 +153,15 @@ def build(stage: str, build_root: Path) -> Dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     slim_package(raw / "deployment.zip", out / "deployment.zip")
     sam = stack.merge_into(json.loads((raw / "sam.json").read_text()), stage)
-    (out / "sam.json").write_text(json.dumps(sam, indent=1, sort_keys=True))
+    write_template(out / "sam.json", sam)
     template = translate(sam)
-    (out / "template.json").write_text(json.dumps(template, indent=1, sort_keys=True))
+    write_template(out / "template.json", template)
     shutil.rmtree(raw, ignore_errors=True)
     return describe(out)
+
+
+def write_template(path: Path, template: Dict[str, Any]) -> None:
+    path.write_text(json.dumps(template, separators=(",", ":"), sort_keys=True))
 
 
 def describe(out: Path) -> Dict[str, Any]:
@@ -155,7 +171,8 @@ def describe(out: Path) -> Dict[str, Any]:
         files = len(archive.infolist())
     return {"dir": str(out), "package_bytes": package.stat().st_size, "unpacked_bytes": unpacked, "files": files,
             "package_sha256": hashlib.sha256(package.read_bytes()).hexdigest(),
-            "template_bytes": (out / "template.json").stat().st_size}
+            "template_bytes": (out / "template.json").stat().st_size,
+            "template_resources": len(json.loads((out / "template.json").read_text())["Resources"])}
 
 
 # CPU time (process_time), not wall time: on a shared machine waiting for a core is not the
@@ -210,8 +227,9 @@ def main(argv=None) -> int:
     print(f"Packaged stage {args.stage} in {info['dir']}/")
     print(f"  deployment.zip  {info['package_bytes'] / 1e6:.1f} MB ({info['unpacked_bytes'] / 1e6:.1f} MB unpacked, "
           f"{info['files']} files)")
-    print(f"  template.json   {info['template_bytes'] / 1e3:.0f} kB (over CloudFormation's 51,200-byte inline limit: "
-          "make deploy uploads it to an artifact bucket)")
+    print(f"  template.json   {info['template_bytes'] / 1e3:.0f} kB of CloudFormation's "
+          f"{TEMPLATE_S3_MAX_BYTES / 1e6:.0f} MB from S3 (over the {TEMPLATE_INLINE_MAX_BYTES:,}-byte inline limit: "
+          f"make deploy uploads it), {info['template_resources']} resources of {STACK_MAX_RESOURCES}")
     print(f"  functions       {', '.join(policy.function_name(args.stage, f) for f in policy.FUNCTIONS)}")
     cold = cold_import_seconds(Path(info["dir"]) / "deployment.zip")
     print(f"  cold import     app {cold['app'] * 1000:.0f} ms, bare chalice+boto3 {cold['chalice, boto3'] * 1000:.0f} ms "
