@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from infra import package, secrets, stack
+from infra.region import operator_region
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
@@ -34,7 +35,7 @@ class Deployer:
         import boto3
         self.session = session or boto3.session.Session()
         self.out = out
-        self.region = self.session.region_name or "us-east-1"
+        self.region = operator_region(self.session)
         self.cfn = self.session.client("cloudformation", region_name=self.region)
         self.s3 = self.session.client("s3", region_name=self.region)
         self.ssm = self.session.client("ssm", region_name=self.region)

@@ -83,7 +83,8 @@ def main(argv=None) -> int:
                         help="replace this parameter even if it exists (repeatable)")
     args = parser.parse_args(argv)
     import boto3
-    ensure_secrets(boto3.client("ssm"), stack.check_stage(args.stage), args.rotate, prompt_if_interactive())
+    from infra.region import operator_region
+    ensure_secrets(boto3.client("ssm", region_name=operator_region()), stack.check_stage(args.stage), args.rotate, prompt_if_interactive())
     return 0
 
 

@@ -247,7 +247,8 @@ def test_dropping_a_parked_event_that_stripe_has(client, agent, configured, caps
 
 def test_a_stage_reads_its_own_ssm_parameters(monkeypatch):
     monkeypatch.delenv("SPIKES_SSM_PARAMETER_PATH", raising=False)
-    assert usage_events.stage_environment("prod") == {"SPIKES_STAGE": "prod",
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    assert usage_events.stage_environment("prod") == {"SPIKES_STAGE": "prod", "AWS_DEFAULT_REGION": "eu-west-1",
                                                       "SPIKES_SSM_PARAMETER_PATH": "/spikes/prod/"}
     assert usage_events.stage_environment("local") == {"SPIKES_STAGE": "local"}
 

@@ -27,7 +27,13 @@ LOCAL_STAGES = ("local", "test")
 def stage_environment(stage: str) -> Dict[str, str]:
     """What the stage's functions find in their environment, for the settings to read."""
     environment = {"SPIKES_STAGE": stage}
-    if stage not in LOCAL_STAGES and not os.environ.get("SPIKES_SSM_PARAMETER_PATH"):
+    if stage in LOCAL_STAGES:
+        return environment
+    from infra.region import operator_region
+    # The settings read AWS_DEFAULT_REGION alone (Lambda sets it); an operator's region may be
+    # AWS_REGION or the profile's, where the stage's tables and parameters are.
+    environment["AWS_DEFAULT_REGION"] = operator_region()
+    if not os.environ.get("SPIKES_SSM_PARAMETER_PATH"):
         from infra.stack import ssm_path
         environment["SPIKES_SSM_PARAMETER_PATH"] = ssm_path(stage)
     return environment
