@@ -102,6 +102,8 @@ class Deployer:
         previous = {p["ParameterKey"]: p.get("ParameterValue", "") for p in (existing or {}).get("Parameters", [])}
         if not existing and not options.get("mail_from"):
             raise SystemExit("The first deploy needs the mail sender: make deploy STAGE=... MAIL_FROM=no-reply@your-domain")
+        if not existing:
+            self.clear_leftovers(stage)
 
         secrets.ensure_secrets(self.ssm, stage, ask=secrets.prompt_if_interactive() if interactive else None,
                                out=self.out)
@@ -253,7 +255,7 @@ class Deployer:
         stack.check_stage(stage)
         described = self.describe(stage)
         bucket = self.outputs(described).get("BucketName") if described else None
-        bucket = bucket or f"spikes-{stage}-files-{self.account}-{self.region}"
+        bucket = bucket or self.bucket_name(stage)
         tables = list(stack.table_names(stage).values())
         if described:
             self.say(f"Deleting stack {stack_name(stage)} ...")
@@ -269,7 +271,47 @@ class Deployer:
             return
         self.delete_data(stage, tables, bucket)
 
-    def delete_data(self, stage: str, tables: List[str], bucket: str) -> None:
+    def bucket_name(self, stage: str) -> str:
+        return f"spikes-{stage}-files-{self.account}-{self.region}"
+
+    def leftovers(self, stage: str) -> Dict[str, bool]:
+        """The stage's tables and bucket that exist without its stack, each with whether it holds
+        anything: kept by `make destroy`, or by a first creation that failed (tables and bucket
+        are retained then too)."""
+        from botocore.exceptions import ClientError
+        dynamodb = self.session.client("dynamodb", region_name=self.region)
+        found: Dict[str, bool] = {}
+        for table in stack.table_names(stage).values():
+            try:
+                found[f"table {table}"] = dynamodb.scan(TableName=table, Limit=1, Select="COUNT")["Count"] > 0
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                    raise
+        bucket = self.bucket_name(stage)
+        try:
+            found[f"bucket {bucket}"] = self.s3.list_objects_v2(Bucket=bucket, MaxKeys=1).get("KeyCount", 0) > 0
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "NoSuchBucket":
+                raise
+        return found
+
+    def clear_leftovers(self, stage: str) -> None:
+        """CloudFormation creates no table or bucket whose name exists: a new stack over a stage's
+        leftovers fails, and every later deploy with it. Empty ones are deleted; data stops the deploy."""
+        found = self.leftovers(stage)
+        if any(found.values()):
+            raise SystemExit(
+                f"Stage {stage} has no stack, but its data is still here: "
+                f"{', '.join(name for name, full in sorted(found.items()) if full)}. CloudFormation cannot create the "
+                f"stack over existing tables or a bucket of the same names. Delete them (make destroy STAGE={stage} "
+                "DELETE_DATA=yes: the data is lost), deploy another STAGE, or import them into a new stack "
+                "(docs/deploy.md, 'Tearing down').")
+        if found:
+            self.say(f"Deleting what an earlier stack of stage {stage} left, all empty: {', '.join(sorted(found))}")
+            self.delete_tables([name.split(" ", 1)[1] for name in found if name.startswith("table ")])
+            self.delete_bucket(self.bucket_name(stage))
+
+    def delete_tables(self, tables: List[str]) -> None:
         from botocore.exceptions import ClientError
         dynamodb = self.session.client("dynamodb", region_name=self.region)
         for table in tables:
@@ -277,10 +319,14 @@ class Deployer:
                 dynamodb.update_table(TableName=table, DeletionProtectionEnabled=False)
                 dynamodb.get_waiter("table_exists").wait(TableName=table)
                 dynamodb.delete_table(TableName=table)
+                dynamodb.get_waiter("table_not_exists").wait(TableName=table)
                 self.say(f"Deleted table {table}")
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ResourceNotFoundException":
                     raise
+
+    def delete_bucket(self, bucket: str) -> None:
+        from botocore.exceptions import ClientError
         try:
             for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
                 keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
@@ -291,6 +337,10 @@ class Deployer:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "NoSuchBucket":
                 raise
+
+    def delete_data(self, stage: str, tables: List[str], bucket: str) -> None:
+        self.delete_tables(tables)
+        self.delete_bucket(bucket)
         names = [stack.ssm_path(stage) + name for name in secrets.existing_parameters(self.ssm, stage)]
         if names:
             self.ssm.delete_parameters(Names=names)
