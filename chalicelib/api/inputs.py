@@ -94,6 +94,12 @@ def api_key_header(request: Request) -> Optional[str]:
     return (request.headers.get("x-api-key") or "").strip() or None
 
 
+def sends_credentials(request: Request) -> bool:
+    """Whether the request carries an ``Authorization`` or ``X-API-Key`` header at all, usable
+    or not (another scheme, no ``Bearer``, an empty value): credentials the caller meant to use."""
+    return "authorization" in request.headers or "x-api-key" in request.headers
+
+
 def principal(request: Request, any_credential_in_param: bool = False) -> Optional[Principal]:
     """The caller. ``any_credential_in_param``: ``?token=`` may carry a user's credential too,
     not only the admin token (the /spikes routes, see docs/clients.md)."""

@@ -7,6 +7,7 @@ from chalice import Blueprint
 from chalicelib import deps
 from chalicelib.api import inputs
 from chalicelib.api.routing import json_response, route
+from chalicelib.errors import AuthFailed
 from chalicelib.lazy import lazy_import
 
 responses = lazy_import("chalicelib.api.responses")
@@ -31,6 +32,11 @@ def create_key():
     wanted = apikeys.KeyRequest(name=body.name, scopes=body.scopes, expires_at=body.expires_at,
                                 monthly_cap_cents=body.monthly_cap_cents)
     principal = inputs.principal(request)
+    if principal is None and inputs.sends_credentials(request):
+        # Meant for an account (a session sent without "Bearer ", say): never a new key-only one.
+        raise AuthFailed("This request's Authorization or X-API-Key header holds no credential this server reads: "
+                         "send `Authorization: Bearer <session token or API key>`, or no credentials at all "
+                         "to sign up a new key-only account")
     if principal is None:  # exactly what `spikes auth create-key` sends: no credentials
         created = apikeys.signup(deps.settings(), inputs.client_ip(request), wanted)
     else:
