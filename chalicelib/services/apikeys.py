@@ -23,7 +23,7 @@ from typing import List, Optional, Tuple
 from chalicelib import clock
 from chalicelib.errors import AuthFailed, AuthRequired, Conflict, NotFound, ScopeDenied, ValidationFailed
 from chalicelib.logs import get_logger
-from chalicelib.services import key_owners, key_places, quotas, ratelimit
+from chalicelib.services import key_budgets, key_owners, key_places, quotas, ratelimit
 from chalicelib.services.scopes import expand, normalise_scopes
 from chalicelib.services.usage import key_usage
 from chalicelib.crypto import constant_time_equals, token_hash
@@ -171,6 +171,7 @@ def create(user: User, request: KeyRequest, actor: Optional[ApiKey] = None, now:
     settings = settings or get_settings()
     asked = actor.scopes if actor is not None and not (request.scopes or "").strip() else request.scopes
     scopes, expires, cap = _bounded_by(actor, request, normalise_scopes(asked), now)
+    made_by = key_budgets.lineage(actor)  # the keys whose caps bound it too
     # The rate bounds churn (create, revoke, create); the cap is exact (services/key_places.py).
     # A full account is refused first: a refusal takes none of the hourly allowance.
     key_places.refuse_when_full(user.user_id, settings.max_api_keys, now, lambda: ratelimit.enforce(
@@ -178,6 +179,7 @@ def create(user: User, request: KeyRequest, actor: Optional[ApiKey] = None, now:
     ratelimit.enforce("api-keys", user.user_id, settings.rate_keys_per_hour, 3600)
     key, raw = _new_item(user.user_id, request, scopes, expires, cap,
                          f"key:{actor.key_id}" if actor else "session", now)
+    key.made_by = made_by
     try:
         key_places.within_cap(user.user_id, settings.max_api_keys, now,
                               lambda: key_store.insert(key, settings.max_api_keys, parent=actor))

@@ -6,7 +6,8 @@ Charging adds no round trip: it rides in the transaction that stores the spike o
   thousandths of a cent, conditioned on staying within the account's cap;
 - when a key made the request, the key's period item (``keyusage#<key>#<period>``, write
   "key-usage") counts what it created and, when the charge is its own account's, ADDs the
-  cost conditioned on the key's cap;
+  cost conditioned on the key's cap; so does the item of each key that made it and has a cap
+  (writes "maker-usage-<n>", services/key_budgets.py);
 - a usage event for Stripe is created (write "event", ``store.meter_events``).
 So the spike or share, its charge and its usage event are stored together or not at all; a
 cap that would be passed cancels the transaction (429 BUDGET_EXCEEDED) before anything is.
@@ -16,11 +17,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.errors import BudgetExceeded
-from chalicelib.services import quotas
+from chalicelib.services import key_budgets, quotas
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import apikeys as key_store
@@ -48,6 +49,8 @@ class Charge:
     # A presigned upload's share: its event is held until the upload completes and dropped
     # (the charge given back) if it never does (store/held_charges.py).
     held: bool = False
+    # (key id, cap) of the keys that made the charging key and have a cap (``for_key``).
+    maker_caps: Tuple[Tuple[str, int], ...] = ()
 
     @property
     def period_ends(self) -> str:
@@ -84,6 +87,14 @@ def charge_for(settings: Settings, owner: Optional[User], kind: str, identifier:
                   event_name=event_name, timestamp=int(now.timestamp()), period=clock.period_of(now))
 
 
+def for_key(charge: Optional[Charge], key: Optional[ApiKey]) -> Optional[Charge]:
+    """``charge``, made with ``key``, bound by the caps of the keys that made it too."""
+    if charge is None or key is None or key.user_id != charge.user_id:
+        return charge
+    caps = key_budgets.maker_caps(key, charge.user_id)
+    return replace(charge, maker_caps=caps) if caps else charge
+
+
 def cost_limit(cap_cents: Optional[int]) -> Optional[int]:
     return None if cap_cents is None else cap_cents * MILLICENTS_PER_CENT
 
@@ -101,9 +112,9 @@ def refuse_impossible(charge: Optional[Charge], key: Optional[ApiKey]) -> None:
         return
     if charge.account_cap_cents is not None and charge.account_cap_cents * MILLICENTS_PER_CENT < charge.cost:
         raise BudgetExceeded("account", charge.account_cap_cents, charge.period_ends)
-    cap = key_cap(key, charge)
-    if cap is not None and cap * MILLICENTS_PER_CENT < charge.cost:
-        raise BudgetExceeded("key", cap, charge.period_ends)
+    for cap in [key_cap(key, charge)] + [cap for _, cap in charge.maker_caps]:
+        if cap is not None and cap * MILLICENTS_PER_CENT < charge.cost:
+            raise BudgetExceeded("key", cap, charge.period_ends)
 
 
 def spike_cost(charge: Optional[Charge]) -> Dict[str, Any]:
@@ -126,6 +137,8 @@ def add_key_use(tx: Transaction, key: Optional[ApiKey], kind: str, charge: Optio
     charged = charge is not None and key.user_id == charge.user_id
     charges.count_key_use(tx, key.key_id, period, kind, charge.cost if charged else 0,
                          cost_limit(key_cap(key, charge)), now)
+    for index, (maker_id, cap) in enumerate(charge.maker_caps if charged else ()):
+        charges.charge_maker(tx, maker_id, period, charge.cost, cost_limit(cap), now, f"maker-usage-{index}")
 
 
 def add_event(tx: Transaction, charge: Optional[Charge], key: Optional[ApiKey] = None) -> None:
@@ -150,6 +163,9 @@ def budget_error(failed: ConditionFailed, charge: Optional[Charge], key: Optiona
         return BudgetExceeded("account", int(charge.account_cap_cents or 0), charge.period_ends)
     if "key-usage" in failed and key_cap(key, charge) is not None:
         return BudgetExceeded("key", key_cap(key, charge), charge.period_ends)
+    for index, (_, cap) in enumerate(charge.maker_caps):
+        if f"maker-usage-{index}" in failed:  # the cap of a key that made this one
+            return BudgetExceeded("key", cap, charge.period_ends)
     return None
 
 
@@ -161,7 +177,7 @@ def share_charge(settings: Settings, user: User, share_id: str, key: Optional[Ap
                  held: bool = False) -> Optional[Charge]:
     """What creating a share costs on the agent tier; refused up front when a cap is already
     reached, before any file is uploaded. ``held``: billed only once the upload completes."""
-    charge = charge_for(settings, user, SHARE, share_identifier(share_id), clock.now())
+    charge = for_key(charge_for(settings, user, SHARE, share_identifier(share_id), clock.now()), key)
     check_budget(charge, key)
     return replace(charge, held=True) if charge is not None and held else charge
 
@@ -194,10 +210,9 @@ def check_budget(charge: Optional[Charge], key: Optional[ApiKey]) -> None:
         spent = _spent(charges.account_period(charge.user_id, charge.period))
         if spent + charge.cost > charge.account_cap_cents * MILLICENTS_PER_CENT:
             raise BudgetExceeded("account", charge.account_cap_cents, charge.period_ends)
-    cap = key_cap(key, charge)
-    if cap is not None:
-        spent = _spent(charges.key_period(key.key_id, charge.period))
-        if spent + charge.cost > cap * MILLICENTS_PER_CENT:
+    capped = [(key.key_id, key_cap(key, charge))] if key_cap(key, charge) is not None else []
+    for key_id, cap in capped + list(charge.maker_caps):
+        if _spent(charges.key_period(key_id, charge.period)) + charge.cost > cap * MILLICENTS_PER_CENT:
             raise BudgetExceeded("key", cap, charge.period_ends)
 
 

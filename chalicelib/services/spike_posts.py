@@ -105,7 +105,8 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
         (author.user if user_id is not None else None)
     key = author.key if author is not None else None
     # Stripe's identifier: this stored spike (a re-post after a delete is a new storage).
-    charge = metering.charge_for(settings, owner, metering.SPIKE, f"spike-{spike_id}-{created_at}", now)
+    charge = metering.for_key(metering.charge_for(settings, owner, metering.SPIKE, f"spike-{spike_id}-{created_at}",
+                                                  now), key)
     metering.refuse_impossible(charge, key)
     period, at = clock.period_of(now), clock.epoch()  # read once: every attempt writes the same
     period_limit = target.period_limit(settings, period)

@@ -56,6 +56,15 @@ def count_key_use(tx: Transaction, key_id: str, period: str, kind: str, cost: in
               condition=cost_within(cost, cost_limit) if cost else None)
 
 
+def charge_maker(tx: Transaction, key_id: str, period: str, cost: int, cost_limit: Optional[int], now: float,
+                 name: str) -> None:
+    """In the transaction of a spike or share made with a key that ``key_id`` made (directly or
+    down its tree): the charge counted in that key's cost too, refused past its ``cost_limit``."""
+    tx.update(name, LedgerItem(key_usage_key(key_id, period)),
+              actions=[LedgerItem.cost.add(cost), LedgerItem.expires_at.set(int(now) + ledger.RETENTION_SECONDS)],
+              condition=cost_within(cost, cost_limit))
+
+
 def refund_account(tx: Transaction, owner_id: str, period: str, cost: int, name: str = "refund") -> None:
     """A share's ``cost`` taken off the owner's usage of ``period``: it never came to exist, or
     it is counted in another period."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Iterable, List, Type
 
-from pynamodb.attributes import (BooleanAttribute, JSONAttribute, MapAttribute, NumberAttribute,
+from pynamodb.attributes import (BooleanAttribute, JSONAttribute, ListAttribute, MapAttribute, NumberAttribute,
                                  UnicodeAttribute, UnicodeSetAttribute)
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
@@ -149,6 +149,9 @@ class ApiKey(_Base):
     # True on keys written since every key they make is named in ``made_keys``: revoking one
     # reads no owner index (absent on older keys, whose children may be found only there).
     made_keys_complete = BooleanAttribute(null=True)
+    # The keys that made this one, nearest first (its maker, that key's maker, ...): their caps
+    # bound what it spends too (services/key_budgets.py). Absent on keys made otherwise or before.
+    made_by = ListAttribute(of=UnicodeAttribute, null=True)
     # The key-only account a claim moved this key from, so claiming with it again answers
     # that account (services/claims.py) rather than the claimer's own.
     claimed_from = UnicodeAttribute(null=True)
