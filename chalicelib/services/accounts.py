@@ -83,7 +83,8 @@ class Accounts:
 
     def _limit_mail(self, email: str, client_ip: str) -> None:
         s = self.settings
-        ratelimit.enforce("login-address", email, s.rate_login_per_address, s.rate_login_window_seconds)
+        # Whoever asks counts against the address's budget: how much is left is not theirs to read.
+        ratelimit.enforce("login-address", email, s.rate_login_per_address, s.rate_login_window_seconds, reported=False)
         ratelimit.enforce_per_client("login-ip", client_ip, s.rate_login_per_ip, s.rate_login_window_seconds)
 
     def _issue_login_token(self, email: str, purpose: str, device: Optional[AuthItem] = None,
