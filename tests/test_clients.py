@@ -312,6 +312,48 @@ def test_mcp_submit_list_resolve_delete(client):
     assert ureq(client, "GET", f"/spikes/{spike_id}", bearer=token)[0] == 404
 
 
+def mcp_shown_id(spike: CliSpike) -> str:
+    """What the MCP server's get_spikes (and get_element_feedback) print of an id: its first 8
+    characters, `[spk_ab12] page on Home`. resolve_spike/delete_spike take "an ID or prefix"."""
+    return spike.id[:8]
+
+
+def test_mcp_resolves_and_deletes_by_the_id_get_spikes_shows(client):
+    token = sign_in(client, "agent-owner@example.com")
+    spike_id = mcp_submit(client, token, page="Home", comments="Logo too small")
+    [listed] = mcp_get_spikes(client, token)
+    shown = mcp_shown_id(listed)
+    status, body = ureq(client, "PATCH", f"/spikes/{shown}", b'{"resolved":true}', bearer=token, content_type=True)
+    assert status == 200, body
+    assert json.loads(body)["id"] == spike_id and isinstance(json.loads(body)["resolved_at"], str)
+    assert mcp_get_spikes(client, token) == []
+    status, body = ureq(client, "DELETE", f"/spikes/{shown}", bearer=token)
+    assert status == 200 and json.loads(body)["id"] == spike_id
+    assert ureq(client, "GET", f"/spikes/{spike_id}", bearer=token)[0] == 404
+
+
+def test_an_id_prefix_names_one_spike_of_the_callers_or_none(client):
+    alice, bob = sign_in(client, "alice@example.com"), sign_in(client, "bob@example.com")
+    push(client, alice, [local_spike("abcd1234-one-000000000", "one"), local_spike("abcd1234-two-000000000", "two")])
+    status, body = ureq(client, "PATCH", "/spikes/abcd1234", b'{"resolved":true}', bearer=alice, content_type=True)
+    assert status == 409 and json.loads(body)["code"] == "CONFLICT"  # two match: never guessed
+    status, body = ureq(client, "DELETE", "/spikes/abcd1234-t", bearer=alice)
+    assert status == 200 and json.loads(body)["id"] == "abcd1234-two-000000000"
+    assert ureq(client, "DELETE", "/spikes/abc", bearer=alice)[0] == 404  # shorter than the CLI's 4
+    assert ureq(client, "DELETE", "/spikes/abcd1234", bearer=bob)[0] == 404  # only the caller's spikes
+    # Other callers name spikes by their whole id, as before.
+    curl = client.http.request("DELETE", "/spikes/abcd1234", headers={"Authorization": f"Bearer {alice}",
+                                                                     "User-Agent": "curl/8.5.0"})
+    assert curl.status_code == 404
+    assert ureq(client, "GET", "/spikes/abcd1234-one-000000000", bearer=alice)[0] == 200
+    # A prefix names only what the caller could list: a key that may post and delete but not read
+    # deletes by whole ids, as before.
+    status, body = ureq(client, "POST", "/auth/api-key", b'{"scopes":"spikes:write"}', bearer=alice, content_type=True)
+    writer = json.loads(body)["api_key"]
+    assert ureq(client, "DELETE", "/spikes/abcd1234-o", bearer=writer)[0] == 404
+    assert ureq(client, "DELETE", "/spikes/abcd1234-one-000000000", bearer=writer)[0] == 200
+
+
 def test_mcp_spikes_are_the_submitters_own(client):
     alice, bob = sign_in(client, "alice@example.com"), sign_in(client, "bob@example.com")
     spike_id = mcp_submit(client, alice, page="Home", comments="mine")

@@ -77,6 +77,9 @@ SPIKE_FILTERS: Tuple[Query, ...] = (
 
 SPIKE_PROJECT = (("project", "The project key when the same id is in several of the caller's projects", False),
                  SPIKE_TOKEN)
+ID_PREFIX = ("The Spikes CLI's MCP server (user agent `ureq/…`) may send the first 4 or more characters of an "
+             "id (it shows 8): the one spike among the caller's newest 1,000 (and newest 1,000 open ones) "
+             "whose id starts with them; 409 CONFLICT when several do.")
 
 OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("GET", "/"): Op("Service name and health", "meta", PUBLIC, ok={200: IndexOut}),
@@ -158,9 +161,9 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                       errors=(404, 409), query=SPIKE_PROJECT),
     ("PATCH", "/spikes/{spike_id}"): Op("Resolve or reopen a feedback item", "spikes", USER_OR_ADMIN,
                                         body=schemas.ResolveIn, ok={200: SpikeResolvedOut}, errors=(404, 409),
-                                        query=SPIKE_PROJECT),
+                                        query=SPIKE_PROJECT, description=ID_PREFIX),
     ("DELETE", "/spikes/{spike_id}"): Op("Delete a feedback item", "spikes", USER_OR_ADMIN, ok={200: DeletedOut},
-                                         errors=(404, 409), query=SPIKE_PROJECT),
+                                         errors=(404, 409), query=SPIKE_PROJECT, description=ID_PREFIX),
     # shares
     ("POST", "/shares"): Op("Create a share from a multipart upload", "shares", body=ShareMetadata,
                             body_media="multipart/form-data", ok={201: ShareCreatedOut}, errors=(409,),

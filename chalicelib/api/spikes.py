@@ -170,7 +170,7 @@ def patch_spike(spike_id: str):
     request = bp.current_request
     principal = _acting(request, "spikes:write")
     body = inputs.parse(request, schemas.ResolveIn)
-    spike = spikes.set_resolved(principal, spike_id, body.resolved, _project(request))
+    spike = spikes.set_resolved(principal, spike_id, body.resolved, _project(request), _prefix_ok(request))
     # The answer shows the spike: reviewers' addresses only to whom a listing shows them.
     reviewer_emails = spikes.shows_reviewer_emails(principal, spike.owner_id)
     return responses.SpikeResolvedOut(**spikes.to_client(spike, reviewer_emails), resolved_at=spike.resolved_at)
@@ -179,8 +179,14 @@ def patch_spike(spike_id: str):
 @route(bp, "/spikes/{spike_id}", methods=["DELETE"])
 def delete_spike(spike_id: str):
     request = bp.current_request
-    spikes.delete(_acting(request, "spikes:write"), spike_id, _project(request))
-    return responses.DeletedOut(id=spike_id)
+    spike = spikes.delete(_acting(request, "spikes:write"), spike_id, _project(request), _prefix_ok(request))
+    return responses.DeletedOut(id=spikes.to_client(spike)["id"])
+
+
+def _prefix_ok(request) -> bool:
+    """The MCP server resolves and deletes by the 8 characters of an id it shows; every other
+    caller names a spike by its whole id (docs/clients.md)."""
+    return inputs.is_rust_client(request)
 
 
 # --- export ----------------------------------------------------------------------------------

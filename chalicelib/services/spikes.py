@@ -25,6 +25,8 @@ log = get_logger("spikes.spikes")
 
 RATINGS = ("love", "like", "meh", "no")
 MAX_SPIKE_ID_CHARS = 64
+MIN_ID_PREFIX_CHARS = 4
+PREFIX_SEARCH_LIMIT = 1000  # the page the MCP server's get_spikes reads (docs/clients.md)
 ANONYMOUS = {"id": "anon", "name": "Anonymous"}
 
 
@@ -144,11 +146,13 @@ def iterate(scope: Scope, filters: Filters) -> Iterator[Spike]:
 
 # --- one spike -------------------------------------------------------------------------------
 
-def get_for(principal: Optional[Principal], spike_id: str, project: Optional[str] = None) -> Spike:
+def get_for(principal: Optional[Principal], spike_id: str, project: Optional[str] = None,
+            prefix_ok: bool = False) -> Spike:
     """The spike with this (public) id among those the caller may act on: the owner of the
     spike's share or project key, and the admin. Everyone else gets the same 404 as for an
     id that does not exist. Ids are unique per project, so when one caller sees the same id
-    in several projects, ``project`` (a project key, share id or slug) picks one."""
+    in several projects, ``project`` (a project key, share id or slug) picks one.
+    ``prefix_ok``: an id no spike has may be the start of one (``_by_prefix``)."""
     if principal is None:
         raise AuthRequired()
     if len(spike_id) > MAX_SPIKE_ID_CHARS:
@@ -158,6 +162,12 @@ def get_for(principal: Optional[Principal], spike_id: str, project: Optional[str
     share = share_store.resolve(project) if project else None
     found = spike_ids.find(spike_id, None if principal.is_admin else principal.user_id,
                            project or None, share.share_id if share else None)
+    # A prefix names only what the caller could have listed (a key may write without reading).
+    if not found and prefix_ok and project is None and len(spike_id) >= MIN_ID_PREFIX_CHARS \
+            and principal.allows("spikes:read"):
+        found = _by_prefix(principal, spike_id)
+        if len(found) > 1:
+            raise Conflict(f"Several of your spikes have an id starting with {spike_id}: send more of it")
     if not found:
         raise NotFound("Spike not found")
     if len(found) > 1:
@@ -165,9 +175,23 @@ def get_for(principal: Optional[Principal], spike_id: str, project: Optional[str
     return found[0]
 
 
+def _by_prefix(principal: Principal, prefix: str) -> List[Spike]:
+    """The MCP server's get_spikes prints ids cut to 8 characters, and its resolve_spike and
+    delete_spike send back what the agent read ("an ID or prefix", at least 4 characters, as
+    the CLI takes them locally). They are found among what get_spikes reads (one page of the
+    caller's newest, all of them or the unresolved ones): at most two matches, read again whole."""
+    scope = scope_for(principal)
+    listed = spike_store.newest(scope, Filters(), PREFIX_SEARCH_LIMIT)
+    if len(listed) == PREFIX_SEARCH_LIMIT:  # there are older ones: the open ones listed may be among them
+        listed += spike_store.newest(scope, Filters(resolved=False), PREFIX_SEARCH_LIMIT)
+    matching = {row.spike_id for row in listed if (row.get("public_id") or row.spike_id).startswith(prefix)}
+    found = [spike_store.get(spike_id) for spike_id in sorted(matching)[:spike_ids.MAX_ID_MATCHES]]
+    return [spike for spike in found if spike is not None]
+
+
 def set_resolved(principal: Optional[Principal], spike_id: str, resolved: bool,
-                 project: Optional[str] = None) -> Spike:
-    spike = get_for(principal, spike_id, project)
+                 project: Optional[str] = None, prefix_ok: bool = False) -> Spike:
+    spike = get_for(principal, spike_id, project, prefix_ok)
     resolved_at = clock.iso_millis(clock.now()) if resolved else None
     if resolved and not spike.resolved and spike.share_id:
         share = share_store.get_by_id(spike.share_id)
@@ -180,8 +204,11 @@ def set_resolved(principal: Optional[Principal], spike_id: str, resolved: bool,
     return spike_store.set_resolved(spike, resolved_at)
 
 
-def delete(principal: Optional[Principal], spike_id: str, project: Optional[str] = None) -> None:
-    spike_store.delete(get_for(principal, spike_id, project))
+def delete(principal: Optional[Principal], spike_id: str, project: Optional[str] = None,
+           prefix_ok: bool = False) -> Spike:
+    spike = get_for(principal, spike_id, project, prefix_ok)
+    spike_store.delete(spike)
+    return spike
 
 
 # --- shares' side ----------------------------------------------------------------------------

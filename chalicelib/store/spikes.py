@@ -295,6 +295,13 @@ def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secr
     return items, next_cursor
 
 
+def newest(scope: Scope, filters: Filters, limit: int) -> List[rows.Row]:
+    """The first ``limit`` spikes a listing shows, newest first, without a cursor."""
+    results, _ = rows.query_index(Spike, _index(scope), scope.partition, limit=limit,
+                                  filter_condition=_filter_condition(filters), page_size=min(1000, max(limit, 50)))
+    return results[:limit]
+
+
 def iterate(scope: Scope, filters: Filters) -> Iterator[Spike]:
     """Every matching spike, newest first, page by page (exports)."""
     yield from _index(scope).query(scope.partition, scan_index_forward=False,
