@@ -58,8 +58,9 @@ class Settings(BaseSettings):
     # A session (bearer token) unused this long expires; using it pushes the expiry out again.
     session_idle_days: int = Field(default=90, ge=1, le=3650)
     login_token_ttl_seconds: int = 15 * 60
-    device_code_ttl_seconds: int = 10 * 60
-    device_poll_interval_seconds: int = 5
+    # The CLI polls expires_in / interval times (docs/clients.md): both bounded so that is >= 1.
+    device_code_ttl_seconds: int = Field(default=10 * 60, ge=60, le=24 * 3600)
+    device_poll_interval_seconds: int = Field(default=5, ge=1, le=60)
 
     # Rate limits: (requests, window seconds).
     rate_spikes_per_minute: int = 60

@@ -384,6 +384,19 @@ def test_unshare_exports_the_spikes_with_their_ids_then_deletes(client):
     assert status in (200, 204)
 
 
+def test_the_device_flow_settings_give_the_cli_a_wait_it_can_divide_by():
+    """`spikes login` polls expires_in / interval times (unsigned integer division): an interval
+    of 0 makes the CLI panic, one longer than the code lives makes it give up before one poll."""
+    from pydantic import ValidationError
+    from chalicelib.settings import Settings
+    for bad in ({"device_poll_interval_seconds": 0}, {"device_poll_interval_seconds": 61},
+                {"device_code_ttl_seconds": 59}):
+        with pytest.raises(ValidationError):
+            Settings(**bad)
+    settings = Settings()
+    assert settings.device_code_ttl_seconds // settings.device_poll_interval_seconds >= 1
+
+
 def test_health_answers_200(client):
     status, body = ureq(client, "GET", "/health")
     assert status == 200 and json.loads(body)["ok"] is True
