@@ -241,7 +241,10 @@ class Deployer:
         self.say(f"  Widget:               <script src=\"{outputs['WidgetScriptUrl']}\" data-project=\"my-project\" "
                  f"data-endpoint=\"{url}/spikes\"></script>")
         self.say(f"  CLI:                  export SPIKES_API_URL={url}")
-        self.say(f"  Check it:             make smoke URL={url}")
+        # Without agent signup (off in AWS unless enabled) the smoke needs someone's credential.
+        credential = "" if parameters.get("AgentSignup") == "true" else \
+            " TOKEN=<a bearer token from `spikes login`, or an API key>"
+        self.say(f"  Check it:             make smoke URL={url}{credential}")
         if todo:
             self.say("Still to do by hand:")
             for item in todo:
@@ -289,11 +292,19 @@ class Deployer:
                     raise
         bucket = self.bucket_name(stage)
         try:
-            found[f"bucket {bucket}"] = self.s3.list_objects_v2(Bucket=bucket, MaxKeys=1).get("KeyCount", 0) > 0
+            found[f"bucket {bucket}"] = self.bucket_holds_files(bucket)
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "NoSuchBucket":
                 raise
         return found
+
+    def bucket_holds_files(self, bucket: str) -> bool:
+        """Whether ``bucket`` keeps any file, a deleted file's older version included (with the
+        bucket versioning docs/deploy.md suggests, that is what undoes a deletion)."""
+        for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            if page.get("Versions"):
+                return True
+        return False
 
     def clear_leftovers(self, stage: str) -> None:
         """CloudFormation creates no table or bucket whose name exists: a new stack over a stage's
@@ -328,8 +339,11 @@ class Deployer:
     def delete_bucket(self, bucket: str) -> None:
         from botocore.exceptions import ClientError
         try:
-            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            # Every version and delete marker: a versioned bucket with any left is not empty, and
+            # S3 refuses to delete it (an unversioned bucket lists each object once, version "null").
+            for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+                keys = [{"Key": item["Key"], "VersionId": item["VersionId"]}
+                        for item in page.get("Versions", []) + page.get("DeleteMarkers", [])]
                 if keys:
                     self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
             self.s3.delete_bucket(Bucket=bucket)

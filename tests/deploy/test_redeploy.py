@@ -44,3 +44,34 @@ def test_empty_leftovers_of_a_failed_first_creation_are_cleared(built):
         assert deployed["outputs"]["BucketName"] == bucket
         status = boto3.client("cloudformation").describe_stacks(StackName="spikes-prod")["Stacks"][0]["StackStatus"]
         assert status in ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+
+
+def test_a_versioned_bucket_is_deleted_with_every_version(built):
+    """With versioning on (docs/deploy.md suggests it to undo deletions), a bucket keeps every
+    older version and delete marker; S3 refuses to delete it until they are gone too."""
+    with mock_aws():
+        bucket = deploy_stack(built)["outputs"]["BucketName"]
+        s3 = boto3.client("s3")
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object(Bucket=bucket, Key="shares/shr_1/index.html", Body=b"<p>one</p>")
+        s3.put_object(Bucket=bucket, Key="shares/shr_1/index.html", Body=b"<p>two</p>")
+        s3.delete_object(Bucket=bucket, Key="shares/shr_1/index.html")  # a delete marker on top
+        out = io.StringIO()
+        Deployer(out=out).destroy(STAGE, delete_data=True)
+        assert f"Deleted bucket {bucket}" in out.getvalue()
+        assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_a_leftover_bucket_holding_only_older_versions_is_data(built):
+    """A deleted share's file kept as an older version can still be restored: the deploy must
+    not delete that bucket as an empty leftover."""
+    with mock_aws():
+        s3 = boto3.client("s3")
+        bucket = "spikes-prod-files-123456789012-us-east-1"
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object(Bucket=bucket, Key="shares/shr_1/index.html", Body=b"<p>kept</p>")
+        s3.delete_object(Bucket=bucket, Key="shares/shr_1/index.html")
+        with pytest.raises(SystemExit, match=f"its data is still here: bucket {bucket}"):
+            deploy_stack(built)
+        assert s3.list_object_versions(Bucket=bucket)["Versions"], "the older version is kept"

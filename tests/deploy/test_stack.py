@@ -306,13 +306,15 @@ def test_the_agent_tier_and_signup_are_options_of_the_deploy(built):
     """An AWS stage turns on the metered agent tier and the open key signup by deploy options,
     kept between deploys like every parameter; left out, the functions get neither."""
     with mock_aws():
-        deploy_stack(built)
+        first = deploy_stack(built)
+        # Signup off: the printed smoke command says it needs a credential (else it stops there).
+        assert "make smoke URL=" in first["log"] and "TOKEN=<a bearer token from `spikes login`" in first["log"]
         plain = function_environment("spikes-prod-api")
         assert not {"SPIKES_STRIPE_AGENT_SPIKE_PRICE_ID", "SPIKES_STRIPE_AGENT_SHARE_PRICE_ID",
                     "SPIKES_AGENT_SIGNUP"} & set(plain)
         deploy_stack(built, stripe_agent_spike_price_id="price_spike", stripe_agent_share_price_id="price_share",
                      agent_signup="true")
-        deploy_stack(built, mail_from=None)
+        assert "TOKEN=" not in deploy_stack(built, mail_from=None)["log"], "signup on: the smoke signs up itself"
         environment = function_environment("spikes-prod-api")
         assert (environment["SPIKES_STRIPE_AGENT_SPIKE_PRICE_ID"], environment["SPIKES_STRIPE_AGENT_SHARE_PRICE_ID"],
                 environment["SPIKES_AGENT_SIGNUP"]) == ("price_spike", "price_share", "true")
