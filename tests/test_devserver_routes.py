@@ -71,3 +71,20 @@ def test_a_head_answer_has_the_gets_length_and_no_body_on_a_kept_alive_connectio
         assert (again.status, again.read()) == (200, body)
     finally:
         connection.close()
+
+
+def test_the_request_log_masks_tokens_codes_passwords_and_access_paths(local_server, capsys):
+    """`make dev` prints each request line; stock chalice local printed the sign-in token, the
+    push token, device codes, share passwords and access paths as sent."""
+    secrets = ["signin-secret", "push-secret", "device-secret", "share-password", "access-secret"]
+    for path in ["/known?token=signin-secret", "/known?project=demo&token=push-secret&limit=5",
+                 "/known?device_code=device-secret", "/known?pw=share-password",
+                 "/s/demo/~u.access-secret/index.html", "/s/demo/%7Eu.access-secret/"]:
+        try:
+            urllib.request.urlopen(f"{local_server}{path}", timeout=10).read()
+        except urllib.error.HTTPError as error:
+            error.read()
+    logged = capsys.readouterr().err
+    assert logged.count("GET /") == 6, logged
+    assert not [secret for secret in secrets if secret in logged], logged
+    assert "/known?project=demo&token=***&limit=5" in logged and "/s/demo/~u.***/index.html" in logged

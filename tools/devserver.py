@@ -111,6 +111,7 @@ def handler_class():
     from chalice.local import ChaliceRequestHandler, ForbiddenError
 
     from infra.stack import GATEWAY_RESPONSES
+    from tools.request_log import masked_request_line
 
     class RequestHandler(ChaliceRequestHandler):
         # Stock chalice local pays ~44 ms per keep-alive request to Nagle's algorithm.
@@ -121,6 +122,10 @@ def handler_class():
             # Stock chalice local reports every caller as 127.0.0.1, so every per-address limit
             # would be one shared bucket; API Gateway gives each caller's own address.
             self.local_gateway.event_converter.LOCAL_SOURCE_IP = self.client_address[0]
+
+        def log_request(self, code="-", size="-") -> None:
+            # The request line as sent carries sign-in tokens, codes and share passwords.
+            self.log_message('"%s" %s %s', masked_request_line(self.requestline), str(code), str(size))
 
         def _send_http_response_with_body(self, code, headers, body) -> None:
             if self.command != "HEAD":
