@@ -15,7 +15,7 @@ from chalicelib import clock
 from chalicelib.services import targets
 from chalicelib.store import ledger
 from chalicelib.store.models import Share, User
-from tests.conftest import call
+from tests.conftest import ADMIN_TOKEN, call
 from tests.factories import make_share
 
 
@@ -117,8 +117,10 @@ def test_a_share_deleted_elsewhere_no_longer_takes_posts(backend_client, dynamod
 
     status, data, _ = _post(client, dynamodb_calls, share.share_id)
     assert status == 201
-    # It went to the plain key of that name, not to the deleted share's partition.
-    assert _listed(client, share.share_id) == [data["id"]]
+    # Not to the deleted share's partition, nor listed by its id: kept for the admin (126).
+    assert _listed(client, share.share_id) == []
+    feed = call(client, "GET", f"/spikes?token={ADMIN_TOKEN}")[1]["data"]
+    assert data["id"] in [item["id"] for item in feed]
 
 
 def test_a_slug_claimed_after_posts_to_the_plain_key_takes_posts_a_few_seconds_later(client, dynamodb_calls,

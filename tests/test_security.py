@@ -656,7 +656,8 @@ def test_an_idle_session_expires_and_use_refreshes_it_without_a_write_per_reques
         clock.use(None)
 
 
-def test_posts_to_a_mixed_case_key_or_a_share_being_deleted_are_kept_under_the_bare_key(client, user_token, monkeypatch):
+def test_posts_to_a_mixed_case_key_are_kept_under_it_and_to_a_share_being_deleted_for_its_owner(client, user_token,
+                                                                                                  monkeypatch):
     body = site(client, user_token, name="acme")
     status, _, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": "ACME", "comments": "caps"})
     assert status == 201
@@ -667,4 +668,6 @@ def test_posts_to_a_mixed_case_key_or_a_share_being_deleted_are_kept_under_the_b
     status, _, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": body["slug"], "comments": "late"})
     assert status == 201
     assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 200
-    assert [s["comments"] for s in call(client, "GET", f"/spikes?project={body['slug']}")[1]["data"]] == ["late"]
+    assert call(client, "GET", f"/spikes?project={body['slug']}")[1]["data"] == []  # not public (126)
+    own = call(client, "GET", "/spikes", token=user_token)[1]["data"]
+    assert [s["comments"] for s in own] == ["late"]

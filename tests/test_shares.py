@@ -605,15 +605,17 @@ def test_a_deleted_shares_slug_stays_its_owners(client, user_token):
     assert call(client, "GET", "/s/launch-page/")[0] == 200
 
 
-def test_feedback_sent_to_a_retired_slug_is_kept_under_the_bare_key(client, user_token):
+def test_feedback_sent_to_a_retired_slug_is_kept_for_its_owner(client, user_token):
     body = share_site(client, user_token, "Gone Soon")
     assert call(client, "DELETE", f"/shares/{body['slug']}", token=user_token)[0] == 200
-    # A reviewer's widget still open on the deleted share's page: kept, as a bare project key's.
+    # A reviewer's widget still open on the deleted share's page: kept, as the owner's (126).
     status, created, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": body["slug"],
                                                          "page": "/", "url": "https://x.example/"})
     assert status == 201, created
     [stored] = [s for s in all_items(Spike) if s.public_id == created["id"]]
-    assert (stored.partition, stored.share_id, stored.owner_id) == (f"key#{body['slug']}", None, None)
+    owner_id = user_of("owner@example.com").user_id
+    assert (stored.partition, stored.share_id, stored.owner_id) == \
+        (f"user#{owner_id}#key#{body['slug']}", None, owner_id)
 
 
 def test_finishing_a_deletion_again_leaves_the_owners_new_share_on_the_slug(client, user_token):

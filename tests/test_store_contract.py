@@ -418,7 +418,7 @@ def test_a_retired_slug_is_claimed_again_only_by_its_owner(store_backend):
     stranger = make_share("stranger@example.com", "theirs")
     share_store.tombstone(old, old.owner_id)
     share_store.remove(old)
-    assert share_store.resolve("kept") is None and post_reads.slug_claim("kept") is None
+    assert share_store.resolve("kept") is None and post_reads.slug_claim("kept").share_id is None
     with pytest.raises(share_store.SlugTaken):
         share_store.insert(share_store.new(new_share_id(), slug="kept", owner_id=stranger.owner_id, name="x"),
                            stranger.owner_id, under_limit=None)

@@ -78,8 +78,13 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
     now = now or clock.now()
     share = target.share
     user_id = author.user_id if author is not None and not author.is_admin else None
-    partition = spike_store.project_partition(new.project_key, share.share_id if share else None, user_id)
-    owner_id = share.owner_id if share is not None else user_id
+    # Posted anonymously (the widget) to a share whose deletion started: kept as its owner's
+    # (uncounted, uncharged), or for the admin alone once nothing names the owner, never under
+    # the bare key, where anyone could list feedback about a protected page.
+    kept_for = target.kept_for if user_id is None else None
+    partition = spike_store.unlisted_partition(new.project_key) if target.unlisted and user_id is None else \
+        spike_store.project_partition(new.project_key, share.share_id if share else None, user_id or kept_for)
+    owner_id = share.owner_id if share is not None else (user_id or kept_for)
     trusted = author is not None and (author.is_admin or (owner_id is not None and owner_id == user_id))
     public_id = new.client_id or spike_store.new_public_id()
     spike_id = spike_store.spike_id_for(partition, public_id)
@@ -89,7 +94,7 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
         spike_id, partition, created_at, public_id=public_id,
         owner_id=owner_id, share_id=share.share_id if share else None,
         client_id=new.client_id, type=new.type, project_key=new.project_key,
-        page=_stored_address(new.page, share), url=_stored_address(new.url, share),
+        page=_stored_address(new.page), url=_stored_address(new.url),
         comments=new.comments, timestamp=new.timestamp or created_at, rating=new.rating,
         reviewer_id=new.reviewer.get("id") or ANONYMOUS["id"], reviewer=new.reviewer, selector=new.selector,
         xpath=new.xpath, element_text=new.element_text, bounding_box=new.bounding_box, viewport=new.viewport,
@@ -115,7 +120,7 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
         if share is not None:
             ledger.count_spike(tx, share.share_id, share.owner_id, period, at, ledger.shard_of(spike_id),
                                period_limit, **metering.spike_cost(charge))
-        elif owner_id is not None:
+        elif owner_id is not None and kept_for is None:
             ledger.count_own_spike(tx, owner_id, period, at, **metering.spike_cost(charge))
         outbound_webhooks.add_to(tx, created_event)
         metering.add_key_use(tx, key, metering.SPIKE, charge, period, at)
@@ -143,8 +148,8 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
     return Recorded(public_id, True)
 
 
-def _stored_address(address: str, share) -> str:
-    """Never keep an address that unlocks a protected share (docs/security.md, 1 and 84): no
-    access segment, and for a share's feedback (what its pages' widget reports) no ``?pw=``."""
-    address = strip_access_segments(address)
-    return strip_password(address) if share is not None else address
+def _stored_address(address: str) -> str:
+    """Never keep an address that unlocks a protected share (docs/security.md, 1, 84 and 126):
+    no access segment and no ``?pw=``, whatever the project key names now (a share's page
+    reports its address with them even once the share's deletion started)."""
+    return strip_password(strip_access_segments(address))

@@ -21,7 +21,11 @@ and never trusts them blindly:
 - "This key names no share" is not checked (every post to the key would touch its slug claim,
   and concurrent transactions on one item conflict): it is trusted for ``READ_TTL_SECONDS``, so
   posts in the first seconds after a share claims a plain key's name, in another function, are
-  stored under the plain key (kept; listed with the admin feed), not the share.
+  stored under the plain key (kept; listed with the admin feed), not the share. A key whose
+  share's deletion started (or whose slug its deletion retired) names its owner (``kept_for``):
+  its feedback is kept as theirs, never under the bare key where anyone could list it; one
+  posted to a share id that names no share any more is kept off every listing but the admin's
+  (``unlisted``).
 - A listing has no transaction to check against: it trusts an entry for at most
   ``READ_TTL_SECONDS``. A slug that moves to another share, or a key that becomes a share's,
   can be listed from the old partition for that long (a deleted share's partition is empty),
@@ -86,6 +90,11 @@ class Target:
     # False when ``unlimited_count`` was assumed (0), not read: a cold post by slug read only the
     # claim's hint. The post's transaction then checks it (``add_checks``) if a limit applies.
     count_read: bool = True
+    # No share, but the key named one of this user's until its deletion started (its id, or its
+    # slug, retired for them): what is posted to it is kept as theirs, out of the public listing.
+    kept_for: Optional[str] = None
+    # A share id that names no share (any more): what is posted to it is kept for the admin alone.
+    unlisted: bool = False
 
     def spike_limit(self, settings: Settings) -> Optional[int]:
         if self.share is None:  # (a post's target always carries the owner of its share)
@@ -115,7 +124,7 @@ class Target:
             # No check: every post to a key would then touch its slug claim, and concurrent
             # transactions on one item conflict. "Names no share" is trusted for READ_TTL_SECONDS.
             return
-        # Also fails once the share's deletion started: the post is redone under the bare key.
+        # Also fails once the share's deletion started: the post is redone, kept for its owner.
         post_reads.check_still_named(tx, self.key if self.via_slug else None, self.share)
         owner = self.owner
         # An agent-tier owner's cap bounds its posts' charges: checked like the tier.
@@ -139,8 +148,8 @@ def _read(key: str, with_owner: bool, trust_hint: bool = True) -> Target:
         return Target(key, None, None, False)
     period = clock.current_period()
     claim = post_reads.slug_claim(key) if via_slug else None
-    if via_slug and claim is None:
-        return Target(key, None, None, False)
+    if via_slug and (claim is None or claim.share_id is None):
+        return Target(key, None, None, False, kept_for=claim.reserved_for if claim is not None else None)
     hinted = post_reads.hinted_share(claim, key) if claim is not None and trust_hint else None
     if hinted is not None and hinted.owner_tier is not None:
         # A cold post by slug: the claim's hint of its share and owner, checked by the post's
@@ -149,7 +158,11 @@ def _read(key: str, with_owner: bool, trust_hint: bool = True) -> Target:
         return Target(key, hinted, owner, True, period, 0, owner.effective_tier(), count_read=False)
     share, unlimited_count = post_reads.read_for_post(claim.share_id if via_slug else key, period)
     if share is None:
-        return Target(key, None, None, False)
+        # A share id nobody holds: a deleted share's (its page still open somewhere), whose
+        # owner nothing records any more.
+        return Target(key, None, None, False, unlisted=not via_slug)
+    if share.status == shares.DELETING:
+        return Target(key, None, None, False, kept_for=share.owner_id)
     if trust_hint and share.owner_tier is not None:
         # The share's hint of its owner's tier, grace and cap, checked by the post's transaction
         # like a cached owner: a cold post reads the share (and the count) and nothing else.

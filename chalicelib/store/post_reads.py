@@ -21,12 +21,12 @@ from chalicelib.store.transactions import Transaction, update_if
 
 def slug_claim(slug: str) -> Optional[Share]:
     """The slug's claim (``share_id``, and ``post_hint`` when it has one), or None when no
-    share holds the slug (none ever did, or its share was deleted and the claim retired)."""
+    share ever held the slug. A deleted share's claim is retired: no ``share_id``, its owner
+    in ``reserved_for``."""
     try:
-        claim = Share.get(slug_pk(slug))
+        return Share.get(slug_pk(slug))
     except Share.DoesNotExist:
         return None
-    return claim if claim.share_id is not None else None
 
 
 def hinted_share(claim: Share, slug: str) -> Optional[Share]:
@@ -61,7 +61,7 @@ def read_for_post(share_id: str, period: str) -> Tuple[Optional[Share], int]:
         counted += sum(int(item["count"]["N"]) for item in found.get(counters, []) if "count" in item)
         request = response.get("UnprocessedKeys") or {}
         if not request:
-            return (None, 0) if share is None or share.status == DELETING else (share, counted)
+            return (share, counted) if share is not None else (None, 0)
         transactions.backoff(attempt)
     raise DependencyUnavailable("The store is busy; retry shortly")
 

@@ -6,8 +6,9 @@
 - pk ``spike_id``: ``spk_`` + 13 bytes of SHA-256(project partition, public id), so a retried
   or re-pushed post hits the same conditional put, and two projects may share an id.
 - ``partition`` (the project partition, stored as ``project``): the share id when the project
-  key names a share, ``user#<user id>#key#<projectKey>`` for a user's own project key, else
-  ``key#<projectKey>``; ``partition_index`` (stored as ``project_index``) lists a project
+  key names a share, ``user#<user id>#key#<projectKey>`` for a user's own project key (or the
+  owner's of a share whose deletion started), ``unlisted#<share id>`` for a share id that names
+  no share any more, else ``key#<projectKey>``; ``partition_index`` (stored as ``project_index``) lists a project
   newest first.
 - ``owner_id`` (``owner_index``): the owner of the spike's share, or the user who posted it
   under their own project key; ``feed`` (``feed_index``): "all", the admin's view.
@@ -66,6 +67,12 @@ def project_partition(project_key: str, share_id: Optional[str], user_id: Option
     if user_id is not None:
         return f"user#{user_id}#key#{project_key}"
     return f"key#{project_key}"
+
+
+def unlisted_partition(project_key: str) -> str:
+    """Where spikes posted to a share id that names no share (any more) live: no ``?project=``
+    listing reaches it, the admin's feed lists it."""
+    return f"unlisted#{project_key}"
 
 
 def new_public_id() -> str:
