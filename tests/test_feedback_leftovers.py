@@ -2,7 +2,12 @@
 its fix."""
 from __future__ import annotations
 
-from tests.conftest import ADMIN_TOKEN, call
+from datetime import datetime, timezone
+
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, call, sign_in
+from tests.factories import make_share
 from tests.test_serving import site
 from tests.test_shares import make_pro
 
@@ -54,3 +59,32 @@ def test_a_password_in_feedback_under_a_bare_key_is_not_stored(client):
     assert status == 201, created
     status, listed, _ = call(client, "GET", "/spikes?project=plain-site")
     assert status == 200 and listed["data"][0]["url"] == "https://example.com/a?x=1#top", listed
+
+
+# --- Resolving a resolved spike keeps its first resolution time --------------------------------
+
+@pytest.mark.parametrize("webhook", [False, True])
+def test_resolving_a_resolved_spike_keeps_when_it_was_resolved(client, webhook):
+    """`PATCH {"resolved": true}` (the MCP server's `resolve_spike`) on a resolved spike set its
+    `resolvedAt` to the moment of the repeat: a no-op moved when the feedback was dealt with."""
+    from chalicelib import clock
+    alice = sign_in(client, "alice@example.com")
+    fields = {"webhook_url": "https://hooks.example.com/spikes", "webhook_secret_nonce": "n0"} if webhook else {}
+    share = make_share("alice@example.com", "alice-site", **fields)
+    status, created, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": share.share_id})
+    assert status == 201, created
+    first, later = datetime(2026, 3, 1, 12, tzinfo=timezone.utc), datetime(2026, 3, 2, 12, tzinfo=timezone.utc)
+    try:
+        clock.use(lambda: first)
+        status, body, _ = call(client, "PATCH", f"/spikes/{created['id']}", {"resolved": True}, token=alice)
+        assert status == 200 and body["resolved_at"] == "2026-03-01T12:00:00.000Z", body
+        clock.use(lambda: later)
+        status, body, _ = call(client, "PATCH", f"/spikes/{created['id']}", {"resolved": True}, token=alice)
+        assert status == 200 and body["resolved_at"] == body["resolvedAt"] == "2026-03-01T12:00:00.000Z", body
+        assert call(client, "GET", f"/spikes/{created['id']}", token=alice)[1]["resolvedAt"] == body["resolved_at"]
+        # Reopened, it is resolved anew.
+        assert call(client, "PATCH", f"/spikes/{created['id']}", {"resolved": False}, token=alice)[0] == 200
+        status, body, _ = call(client, "PATCH", f"/spikes/{created['id']}", {"resolved": True}, token=alice)
+        assert status == 200 and body["resolved_at"] == "2026-03-02T12:00:00.000Z", body
+    finally:
+        clock.use(None)

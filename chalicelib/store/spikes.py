@@ -148,9 +148,13 @@ def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None,
 
 
 def set_resolved(spike: Spike, resolved_at: Optional[str]) -> Spike:
-    """Resolved at ``resolved_at``, or unresolved when it is None. NotFound if deleted meanwhile."""
+    """Resolved at ``resolved_at`` (one resolved already keeps the time it was first resolved:
+    set only if absent, in the same update), or unresolved when it is None. ``spike`` comes
+    back as stored. NotFound if deleted meanwhile."""
+    # An open spike has no resolved_at: reopening removes it.
+    kept_or_new = Spike.resolved_at | resolved_at
     if not update_if(spike, [Spike.resolved.set(resolved_at is not None),
-                             Spike.resolved_at.set(resolved_at) if resolved_at else Spike.resolved_at.remove()],
+                             Spike.resolved_at.set(kept_or_new) if resolved_at else Spike.resolved_at.remove()],
                      Spike.spike_id.exists()):
         raise NotFound("Spike not found")
     return spike
