@@ -88,3 +88,21 @@ def test_resolving_a_resolved_spike_keeps_when_it_was_resolved(client, webhook):
         assert status == 200 and body["resolved_at"] == "2026-03-02T12:00:00.000Z", body
     finally:
         clock.use(None)
+
+
+# --- A post's resolved is a JSON boolean, as a PATCH's ---------------------------------------
+
+def test_a_post_whose_resolved_is_not_a_boolean_is_refused_with_details(client):
+    """`POST /spikes` read `"yes"`, `"off"`, `1` or `0` as `resolved` (lax parsing) where `PATCH`
+    refuses them: an owner's mistaken value was stored as an answer. The CLI's push sends a
+    JSON boolean or leaves it out, the widget and the MCP server leave it out."""
+    alice = sign_in(client, "alice@example.com")
+    for not_a_boolean in ("yes", "true", "off", 1, 0):
+        status, body, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": "alices-site",
+                                                           "resolved": not_a_boolean}, token=alice)
+        assert status == 400 and body["code"] == "VALIDATION_ERROR", (not_a_boolean, body)
+        assert [detail["field"] for detail in body["details"]] == ["resolved"], body
+    for sent in ({"resolved": True}, {"resolved": False}, {"resolved": None}, {}):
+        status, body, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": "alices-site", **sent},
+                               token=alice)
+        assert status == 201, (sent, body)

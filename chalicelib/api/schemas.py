@@ -114,8 +114,9 @@ class SpikeIn(Lenient):
     # The MCP server sends the reviewer flat; used when ``reviewer`` is absent.
     reviewerName: Optional[str] = Field(default=None, max_length=200)
     reviewerEmail: Optional[str] = Field(default=None, max_length=254)
-    # The CLI's push re-sends its local spikes whole; honoured for the feedback's owner only.
-    resolved: Optional[bool] = None
+    # The CLI's push re-sends its local spikes whole; honoured for the feedback's owner only. A
+    # JSON boolean (or null) only, as for PATCH: the real clients send nothing else.
+    resolved: Optional[StrictBool] = None
     resolvedAt: Optional[str] = Field(default=None, max_length=64)
 
     @field_validator("id")
