@@ -106,3 +106,19 @@ def test_a_post_whose_resolved_is_not_a_boolean_is_refused_with_details(client):
         status, body, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": "alices-site", **sent},
                                token=alice)
         assert status == 201, (sent, body)
+
+
+# --- A Pro user's checkout answers the contract's null url, Stripe configured or not -----------
+
+def test_a_pro_users_checkout_is_a_null_url_on_a_server_without_stripe(client, user_token):
+    """The contract: checkout "returns null url if user already has Pro subscription". On a
+    server whose Stripe keys were removed, a Pro user was answered `404 BILLING_NOT_CONFIGURED`,
+    as if they had to pay."""
+    from chalicelib.services.accounts import user_id_for
+    from chalicelib.store.models import User
+    User(user_id_for("owner@example.com")).update(actions=[User.tier.set("pro")])
+    status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
+    assert status == 200 and body["url"] is None and "Pro" in body["message"], body
+    assert "billing/portal" not in body["message"], body  # the portal is not configured either
+    status, body, _ = call(client, "GET", "/billing/checkout?tier=agent", token=user_token)
+    assert status == 404 and body["code"] == "BILLING_NOT_CONFIGURED", body  # what Pro lacks: no billing here

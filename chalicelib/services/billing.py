@@ -89,14 +89,17 @@ def checkout(settings: Settings, client_factory, user: User, base_url: str,
              now: Optional[float] = None, tier: str = quotas.PRO) -> Dict[str, Any]:
     """A Checkout session for Pro (a flat price) or the agent tier (two metered prices, billed
     on calendar months so Stripe's periods match the caps and /usage; docs/agents.md)."""
+    current = quotas.effective_tier(user, now)
+    if current == tier:
+        # The contract's null url for a user who has the tier, whether or not this server can
+        # sell it (its Stripe keys removed after the user paid, say).
+        name = "Spikes Pro" if tier == quotas.PRO else "the Spikes agent tier"
+        manage = " Manage your subscription with `spikes billing` (GET /billing/portal)." \
+            if settings.stripe_configured else ""
+        return {"url": None, "message": f"You already have {name}.{manage}"}
     _require_configured(settings)
     if tier == quotas.AGENT and not settings.agent_tier_configured:
         raise BillingNotConfigured("The agent tier is not configured on this server")
-    current = quotas.effective_tier(user, now)
-    if current == tier:
-        name = "Spikes Pro" if tier == quotas.PRO else "the Spikes agent tier"
-        return {"url": None, "message": f"You already have {name}. Manage your subscription with "
-                                        "`spikes billing` (GET /billing/portal)."}
     if current in quotas.PAID_TIERS:
         return {"url": None, "message": f"You are on the {current} tier. To switch, cancel it in the billing portal "
                                         "(`spikes billing`, GET /billing/portal), then check out again."}
