@@ -68,6 +68,7 @@ class Deployer:
         name = f"spikes-deploy-{self.account}-{self.region}"
         try:
             self.s3.head_bucket(Bucket=name)
+            self.require_tls(name)  # on a bucket an earlier version created without it, too
             return name
         except ClientError:
             pass
@@ -79,8 +80,18 @@ class Deployer:
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
         self.s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": [
             {"ID": "old-artifacts", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 90}}]})
+        self.require_tls(name)
         self.say(f"Created artifact bucket s3://{name}")
         return name
+
+    def require_tls(self, bucket: str) -> None:
+        """The function code CloudFormation deploys is read from here: refuse anything but TLS,
+        as the share bucket does (infra/stack.py)."""
+        import json
+        arn = f"arn:{self.session.get_partition_for_region(self.region)}:s3:::{bucket}"
+        self.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": [arn, f"{arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}))
 
     def upload(self, bucket: str, key: str, path: Path) -> str:
         self.s3.upload_file(str(path), bucket, key)

@@ -50,9 +50,35 @@ def emulate_api_gateway_body() -> None:
     apigateway.RestAPI._spikes_patched = True
 
 
+def emulate_tls_requests() -> None:
+    """moto applies a bucket policy's statements without their conditions, so a TLS-only Deny
+    (``aws:SecureTransport`` false) refuses every request. boto3 speaks TLS to S3, where such a
+    statement never applies: it is left out of moto's evaluation, every other one kept."""
+    import json
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3 import models as s3
+    if getattr(s3.FakeBucket, "_spikes_patched", False):
+        return
+    plain_http_only = {"Bool": {"aws:SecureTransport": "false"}}
+
+    def get_permission(bucket, action, resource):
+        if bucket.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = json.loads(bucket.policy)
+        policy["Statement"] = [statement for statement in policy["Statement"]
+                               if statement.get("Condition") != plain_http_only]
+        if not policy["Statement"]:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
+
+    s3.FakeBucket.get_permission = get_permission
+    s3.FakeBucket._spikes_patched = True
+
+
 def deploy_stack(built: Dict[str, Any], **options: Any) -> Dict[str, Any]:
     from infra.deploy import Deployer
     emulate_api_gateway_body()
+    emulate_tls_requests()
     out = io.StringIO()
     outputs = Deployer(out=out).deploy(STAGE, BUILD_ROOT, {"mail_from": MAIL_FROM, **options})
     return {"outputs": outputs, "log": out.getvalue()}

@@ -318,3 +318,17 @@ def test_the_agent_tier_and_signup_are_options_of_the_deploy(built):
         environment = function_environment("spikes-prod-api")
         assert (environment["SPIKES_STRIPE_AGENT_SPIKE_PRICE_ID"], environment["SPIKES_STRIPE_AGENT_SHARE_PRICE_ID"],
                 environment["SPIKES_AGENT_SIGNUP"]) == ("price_spike", "price_share", "true")
+
+
+def test_the_artifact_bucket_refuses_anything_but_tls(built):
+    """The function code CloudFormation deploys is read from the artifact bucket: like the share
+    bucket it refuses plain HTTP, also when an earlier version created it without the policy."""
+    with mock_aws():
+        s3 = boto3.client("s3")
+        artifacts = "spikes-deploy-123456789012-us-east-1"
+        s3.create_bucket(Bucket=artifacts)  # as an earlier version left it: no policy
+        deploy_stack(built)
+        statement, = json.loads(s3.get_bucket_policy(Bucket=artifacts)["Policy"])["Statement"]
+        assert (statement["Effect"], statement["Action"], statement["Condition"]) == \
+            ("Deny", "s3:*", {"Bool": {"aws:SecureTransport": "false"}})
+        assert set(statement["Resource"]) == {f"arn:aws:s3:::{artifacts}", f"arn:aws:s3:::{artifacts}/*"}
