@@ -122,3 +122,20 @@ def test_a_pro_users_checkout_is_a_null_url_on_a_server_without_stripe(client, u
     assert "billing/portal" not in body["message"], body  # the portal is not configured either
     status, body, _ = call(client, "GET", "/billing/checkout?tier=agent", token=user_token)
     assert status == 404 and body["code"] == "BILLING_NOT_CONFIGURED", body  # what Pro lacks: no billing here
+
+
+# --- A reviewer's over-long name is cut, not refused -----------------------------------------
+
+@pytest.mark.parametrize("shape", ["widget", "mcp"])
+def test_a_reviewers_over_long_name_is_cut_not_refused(client, shape):
+    """The upstream widget asks a reviewer's name once (no length limit), keeps it and sends it
+    with every post: a name over 200 characters was a 400, so every post of that reviewer was
+    lost. It is cut to 200 characters, like what the widget reads off the page."""
+    name = "Ada " * 100  # 400 characters
+    spike = {"type": "page", "projectKey": "long-names", "comments": "kept", "rating": "love"}
+    spike.update({"reviewer": {"id": "r1", "name": name}} if shape == "widget" else {"reviewerName": name})
+    status, created, _ = call(client, "POST", "/spikes", spike)
+    assert status == 201, created
+    status, stored, _ = call(client, "GET", f"/spikes/{created['id']}?token={ADMIN_TOKEN}")
+    assert status == 200 and stored["comments"] == "kept"
+    assert stored["reviewer"]["name"] == name[:200]

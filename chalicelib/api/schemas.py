@@ -65,9 +65,22 @@ class LinkKeyIn(Lenient):
 
 # --- spikes ----------------------------------------------------------------------------------
 
+REVIEWER_NAME_CHARS = 200
+
+
+def _name_cut_to_length(value):
+    """A reviewer's name is typed once and sent with every post (the upstream widget keeps it and
+    its input has no length limit): an over-long one is cut, not refused, or every post of that
+    reviewer would be lost."""
+    return value[:REVIEWER_NAME_CHARS] if isinstance(value, str) else value
+
+
+ReviewerName = Annotated[Optional[str], BeforeValidator(_name_cut_to_length), Field(max_length=REVIEWER_NAME_CHARS)]
+
+
 class ReviewerIn(Lenient):
     id: Optional[str] = Field(default=None, max_length=128)
-    name: Optional[str] = Field(default=None, max_length=200)
+    name: ReviewerName = None
     email: Optional[str] = Field(default=None, max_length=254)
 
 
@@ -112,7 +125,7 @@ class SpikeIn(Lenient):
     boundingBox: Optional[BoundingBoxIn] = None
     viewport: Optional[ViewportIn] = None
     # The MCP server sends the reviewer flat; used when ``reviewer`` is absent.
-    reviewerName: Optional[str] = Field(default=None, max_length=200)
+    reviewerName: ReviewerName = None
     reviewerEmail: Optional[str] = Field(default=None, max_length=254)
     # The CLI's push re-sends its local spikes whole; honoured for the feedback's owner only. A
     # JSON boolean (or null) only, as for PATCH: the real clients send nothing else.
