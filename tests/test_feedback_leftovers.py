@@ -139,3 +139,10 @@ def test_a_reviewers_over_long_name_is_cut_not_refused(client, shape):
     status, stored, _ = call(client, "GET", f"/spikes/{created['id']}?token={ADMIN_TOKEN}")
     assert status == 200 and stored["comments"] == "kept"
     assert stored["reviewer"]["name"] == name[:200]
+
+
+def test_a_null_reviewer_name_is_no_name(client):
+    """The name's bound applies to a string only (a null name was a 500: found by the fuzzer)."""
+    for spike in ({"reviewerName": None}, {"reviewer": {"id": "r2", "name": None}}):
+        status, created, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": "null-names", **spike})
+        assert status == 201, created

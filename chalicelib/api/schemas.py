@@ -75,7 +75,9 @@ def _name_cut_to_length(value):
     return value[:REVIEWER_NAME_CHARS] if isinstance(value, str) else value
 
 
-ReviewerName = Annotated[Optional[str], BeforeValidator(_name_cut_to_length), Field(max_length=REVIEWER_NAME_CHARS)]
+# The bound applies to a string only: a null name stays null.
+ReviewerName = Annotated[Optional[Annotated[str, Field(max_length=REVIEWER_NAME_CHARS)]],
+                         BeforeValidator(_name_cut_to_length)]
 
 
 class ReviewerIn(Lenient):
