@@ -89,9 +89,7 @@ class Deployer:
         as the share bucket does (infra/stack.py)."""
         import json
         arn = f"arn:{self.session.get_partition_for_region(self.region)}:s3:::{bucket}"
-        self.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-            "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": [arn, f"{arn}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}))
+        self.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(stack.tls_only_policy(arn, f"{arn}/*")))
 
     def upload(self, bucket: str, key: str, path: Path) -> str:
         self.s3.upload_file(str(path), bucket, key)

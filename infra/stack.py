@@ -133,15 +133,20 @@ def bucket_resource() -> Dict[str, Any]:
     }
 
 
+def tls_only_policy(bucket_arn: Any, objects_arn: Any) -> Dict[str, Any]:
+    """A bucket policy refusing anything but TLS (the share bucket's, and the artifact bucket's
+    that infra/deploy.py creates)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": [bucket_arn, objects_arn],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+
+
 def bucket_policy_resource() -> Dict[str, Any]:
     """Refuse anything but TLS."""
     return {"Type": "AWS::S3::BucketPolicy", "Properties": {
         "Bucket": {"Ref": "ShareBucket"},
-        "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
-            "Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Resource": [{"Fn::Sub": "arn:${AWS::Partition}:s3:::${ShareBucket}"},
-                         {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ShareBucket}/*"}],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}}
+        "PolicyDocument": tls_only_policy({"Fn::Sub": "arn:${AWS::Partition}:s3:::${ShareBucket}"},
+                                          {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ShareBucket}/*"})}}
 
 
 def role_resource(stage: str, function: str) -> Dict[str, Any]:
