@@ -4,10 +4,11 @@ unlock proof in the path."""
 from __future__ import annotations
 
 import re
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 from urllib.parse import quote, unquote, unquote_plus
 
-from chalicelib.store.models import Share
+if TYPE_CHECKING:  # light to import: uploads (and through it serving's routes) read ACCESS_PREFIX
+    from chalicelib.store.models import Share
 
 # The query parameter that carries a protected share's password (what the real clients send).
 PASSWORD_PARAM = "pw"

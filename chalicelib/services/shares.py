@@ -185,17 +185,29 @@ def _create_share(settings: Settings, share_files: ShareFiles, user: User, optio
         share_files.put_all(share.share_id, [(f.path, f.data, f.content_type) for f in files])
         stored = insert_with_slug(share, user, options.slug or options.name, settings, base_url, charge, key)
     except BaseException:
-        try:
-            share_files.delete_all(share.share_id)
-            ledger.forget(ledger.DIRECT_UPLOADS, marker)
-        except Exception:  # noqa: BLE001 - keep the original error; the job removes the files later
-            log.warning("share.cleanup_failed", share_id=share.share_id)
-        raise
+        stored = _stored_all_the_same(share_files, share, user, marker)
+        if stored is None:
+            raise
     try:
         ledger.forget(ledger.DIRECT_UPLOADS, marker)
     except Exception:  # noqa: BLE001 - the share is stored; the job will find it and forget the marker
         log.warning("share.upload_marker_kept", share_id=share.share_id)
     return stored
+
+
+def _stored_all_the_same(share_files: ShareFiles, share: Share, user: User, marker: str) -> Optional[Share]:
+    """After a direct upload failed: the share if its transaction committed all the same (its
+    answer lost: DynamoDB answering 500, a dropped connection), files kept; else its files go.
+    When even that cannot be read, the job removes the files if the share never was stored."""
+    try:
+        stored = share_store.get_by_id(share.share_id, consistent=True)
+        if stored is None:
+            share_files.delete_all(share.share_id)
+        ledger.forget(ledger.DIRECT_UPLOADS, marker)
+    except Exception:  # noqa: BLE001 - keep the original error
+        log.warning("share.cleanup_failed", share_id=share.share_id)
+        return None
+    return stored if stored is not None and stored.owner_id == user.user_id else None
 
 
 # --- reading and deleting --------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 
 from chalicelib.errors import InvalidFilename, InvalidJson, SizeLimit, UnsupportedMediaType, ValidationFailed
+from chalicelib.services.share_links import ACCESS_PREFIX
 from chalicelib.store.files import MAX_PATH_BYTES
 
 # Serving registers one route per depth (Chalice has no greedy path parameters), so a file
@@ -30,6 +31,7 @@ METADATA_FIELD = "metadata"
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # C0/C1 controls and DEL; also the Unicode line/paragraph separators.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 # Types the CLI sends (CLIENTS.md) plus common ones; mimetypes' answers differ by platform.
 CONTENT_TYPES = {
@@ -100,6 +102,8 @@ def normalise_path(raw: Optional[str]) -> str:
         raise InvalidFilename("File name is empty")
     if _CONTROL.search(raw):
         raise InvalidFilename("File name contains control characters")
+    if _SURROGATE.search(raw):  # an RFC 2231 name in an escape codec: no S3 key, no UTF-8
+        raise InvalidFilename("File name contains an unpaired UTF-16 surrogate")
     path = raw.replace("\\", "/")
     if path.startswith("/") or _DRIVE.match(path):
         raise InvalidFilename(f"File name must be a relative path: {path!r}")
@@ -110,6 +114,11 @@ def normalise_path(raw: Optional[str]) -> str:
         raise InvalidFilename(f"File name has no file part: {path!r}")
     if any(not segment.strip() for segment in segments):
         raise InvalidFilename(f"File name has a blank folder or file name: {path!r}")
+    # Serving reads such a first segment as a protected share's access token, and feedback URLs
+    # lose any such segment (share_links.strip_access_segments): the file could never be served.
+    if any(segment.lower().startswith(ACCESS_PREFIX) for segment in segments):
+        raise InvalidFilename(f"No folder or file name may start with {ACCESS_PREFIX!r} (share addresses use it "
+                              f"for access tokens): {path!r}")
     if len(segments) > MAX_PATH_SEGMENTS:
         raise InvalidFilename(f"File is nested too deeply (at most {MAX_PATH_SEGMENTS} path segments): {path!r}")
     normalised = "/".join(segments)

@@ -1,0 +1,75 @@
+"""Share uploads attacked as a hostile uploader, and as a store that fails at the worst moment
+(docs/security.md, the review of share creation, uploads and serving)."""
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.errors import DependencyUnavailable
+from chalicelib.services import metering
+from chalicelib.store.models import Share
+from tests.conftest import call
+from tests.test_shares import INDEX, all_items, s3_keys, start_presigned, upload
+
+BOUNDARY = "spikes-review"
+
+
+def _raw_upload(client, token, disposition: str):
+    body = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{{\"name\": \"x\"}}\r\n"
+            f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\nhi\r\n--{BOUNDARY}--\r\n").encode()
+    return call(client, "POST", "/shares", token=token, raw=body,
+                headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+
+
+@pytest.mark.parametrize("charset", ["unicode_escape", "raw_unicode_escape"])
+def test_a_file_name_decoded_to_an_unpaired_surrogate_is_a_400(client, user_token, charset):
+    """An RFC 2231 file name (``filename*=charset''…``) is decoded with the charset it names, and
+    Python's escape codecs make an unpaired surrogate of ``\\ud800``: no key S3 takes, no text
+    UTF-8 can carry. It was a 500."""
+    status, body, _ = _raw_upload(client, user_token, f"form-data; name=\"files\"; filename*={charset}''%5Cud800.html")
+    assert (status, body["code"]) == (400, "INVALID_FILENAME"), body
+    assert s3_keys() == [] and all_items(Share) == []
+
+
+@pytest.mark.parametrize("path", ["~u.assets/logo.css", "css/~U.x/a.css", "~u.html"])
+def test_a_name_that_serving_reads_as_an_access_segment_is_refused(client, user_token, path):
+    """``/s/<slug>/~u.<token>/…`` carries a protected share's unlock proof: a folder of that name
+    was stored and never served (404 for every file in it), and feedback on its pages lost the
+    segment from its address (stripped as an access path)."""
+    status, body, _ = upload(client, user_token, [("index.html", INDEX), (path, b"x")], {"name": "x"})
+    assert (status, body["code"]) == (400, "INVALID_FILENAME"), body
+    status, body, _ = start_presigned(client, user_token, [{"path": path, "size": 1}])
+    assert (status, body["code"]) == (400, "INVALID_FILENAME"), body
+    assert s3_keys() == [] and all_items(Share) == []
+    # The same letters elsewhere in a name are an ordinary name.
+    assert upload(client, user_token, [("index.html", INDEX), ("a~u.css", b"x")], {"name": "x"})[0] == 201
+
+
+def test_a_direct_upload_whose_store_answer_was_lost_keeps_its_files(client, user_token, monkeypatch):
+    """The share's transaction committed and its answer was lost (DynamoDB answered 500 to every
+    attempt, or the connection dropped): the upload removed the files of the share it had just
+    stored, which then answered 404 for every file while it held a place in the owner's limit.
+    It is answered as the share it stored now, files and all."""
+    original = metering.insert_share
+
+    def committed_then_lost(*args, **kwargs):
+        original(*args, **kwargs)
+        raise DependencyUnavailable("The store is busy; retry shortly")
+
+    monkeypatch.setattr(metering, "insert_share", committed_then_lost)
+    status, body, _ = upload(client, user_token, [("index.html", INDEX), ("css/site.css", b"h1{}")], {"name": "Lost"})
+    assert status == 201, body
+    monkeypatch.undo()
+    assert [share.share_id for share in all_items(Share) if share.share_id and share.pk.startswith("share#")] \
+        == [body["share_id"]]
+    response = client.http.request("GET", f"/s/{body['slug']}/css/site.css", headers={"Accept": "*/*"})
+    assert (response.status_code, response.body) == (200, b"h1{}")
+
+
+def test_an_upload_the_store_refused_leaves_no_file(client, user_token, monkeypatch):
+    def refused(*args, **kwargs):
+        raise DependencyUnavailable("The store is busy; retry shortly")
+
+    monkeypatch.setattr(metering, "insert_share", refused)
+    status, body, _ = upload(client, user_token, [("index.html", INDEX)], {"name": "Refused"})
+    assert (status, body["code"]) == (503, "SERVICE_UNAVAILABLE")
+    assert s3_keys("shares/") == [] and all_items(Share) == []
