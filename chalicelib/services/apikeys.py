@@ -23,7 +23,7 @@ from typing import List, Optional, Tuple
 from chalicelib import clock
 from chalicelib.errors import AuthFailed, AuthRequired, Conflict, NotFound, ScopeDenied, ValidationFailed
 from chalicelib.logs import get_logger
-from chalicelib.services import key_budgets, key_owners, key_places, quotas, ratelimit
+from chalicelib.services import key_budgets, key_owners, key_places, ownership, quotas, ratelimit
 from chalicelib.services.scopes import expand, normalise_scopes
 from chalicelib.services.usage import key_usage
 from chalicelib.crypto import constant_time_equals, token_hash
@@ -217,11 +217,11 @@ def list_page(user: User, limit: int, cursor: Optional[str], secret: str) -> Tup
 
 def get_owned(user: User, key_id: str) -> ApiKey:
     """Someone else's key is "not found", like a key that does not exist (and so is an id of a
-    shape we never issue: it is not looked up). Amid a claim, see services/key_owners.py."""
+    shape we never issue: it is not looked up). Amid a claim, see services/ownership.py."""
     if not (key_id.startswith("key_") and _ID_PART.match(key_id[len("key_"):])):
         raise NotFound("API key not found")
     key = key_store.get(key_id)
-    if key is None or not key_owners.is_callers(user, key):
+    if key is None or not ownership.owns(user, key.user_id):
         raise NotFound("API key not found")
     return key
 

@@ -5,8 +5,8 @@ A claim marks the key-only account merged, then moves its keys to the new owner 
 on. A change or revocation (``PATCH``/``DELETE /auth/api-key/{id}``) reads the key and writes
 it conditioned on its owner as read, so a claim running meanwhile found it not the caller's
 (the caller's account, as the request read it, on one side of the move, the key on the other:
-404), or refused its write. A key is the caller's when it is, or when a claim made its owner's
-account and the caller's one (read on such a miss only); a write refused because the key moved
+404), or refused its write. A key is the caller's when ``ownership.owns`` says so (a claim made
+its owner's account and the caller's one); a write refused because the key moved
 is made again for the owner it moved to, and never answered as done.
 """
 from __future__ import annotations
@@ -14,26 +14,11 @@ from __future__ import annotations
 from typing import List
 
 from chalicelib.errors import Conflict
-from chalicelib.services import key_places
-from chalicelib.store import accounts as account_store
+from chalicelib.services import key_places, ownership
 from chalicelib.store import apikeys as key_store
-from chalicelib.store.models import ApiKey, User
+from chalicelib.store.models import ApiKey
 
 _ATTEMPTS = 3  # a key moves at most once (a claimed account's new owner has an address: never claimed)
-
-
-def is_callers(user: User, key: ApiKey) -> bool:
-    """``key`` is ``user``'s, or a claim merged its owner's account into the caller's or (a
-    key-only caller, as the request read it) the caller's into its owner's."""
-    if key.user_id == user.user_id:
-        return True
-    return account_store.merged_into(key.user_id) == user.user_id or (
-        user.email is None and account_store.merged_into(user.user_id) == key.user_id)
-
-
-def one_by_claim(owner_id: str, other_id: str) -> bool:
-    """Whether a claim merged one of the two accounts into the other (strongly consistent reads)."""
-    return account_store.merged_into(other_id) == owner_id or account_store.merged_into(owner_id) == other_id
 
 
 def revoke_with_made(key: ApiKey, at: str, now: float) -> List[ApiKey]:
@@ -47,7 +32,7 @@ def revoke_with_made(key: ApiKey, at: str, now: float) -> List[ApiKey]:
                                                 lambda: key_store.revoke_with_made(key, owners, at))
         except key_store.Moved as moved:
             revoked += moved.revoked
-            if not any(one_by_claim(owner, moved.owner_id) for owner in owners):
+            if not any(ownership.one_by_claim(owner, moved.owner_id) for owner in owners):
                 break
             owners += (moved.owner_id,)
     raise Conflict("This API key, or one it made, was moved to another account meanwhile; send the request again")

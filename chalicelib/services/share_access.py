@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from chalicelib import clock
 from chalicelib.crypto import sign, verify_password, verify_signature
 from chalicelib.errors import NotFound
-from chalicelib.services import ratelimit
+from chalicelib.services import ownership, ratelimit
 from chalicelib.services.share_links import ACCESS_PREFIX, share_path
 from chalicelib.settings import Settings
 from chalicelib.store.models import Share
@@ -39,10 +39,11 @@ def is_private(share: Share) -> bool:
 
 def require_feedback_access(settings: Settings, share: Share, principal, password: Optional[str],
                             client_ip: str) -> None:
-    """The feedback of a private share: its owner (bearer token or API key with spikes:read),
-    the admin, or whoever knows the password. Everyone else gets the 404 of a share that does
-    not exist, so the answer does not confirm that there is feedback to find."""
-    if principal is not None and (principal.is_admin or principal.user_id == share.owner_id):
+    """The feedback of a private share: its owner (bearer token or API key with spikes:read;
+    ``ownership.may_act_as_owner``, a claim's window included), the admin, or whoever knows the
+    password. Everyone else gets the 404 of a share that does not exist, so the answer does not
+    confirm that there is feedback to find."""
+    if ownership.may_act_as_owner(principal, share.owner_id):
         principal.require("spikes:read")
         return
     if password is not None and share.status != LOCKED and password_matches(settings, share, password, client_ip):

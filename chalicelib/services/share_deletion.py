@@ -8,7 +8,7 @@ from typing import Callable, List, Optional
 
 from chalicelib.errors import NotFound
 from chalicelib.logs import get_logger
-from chalicelib.services import metering, outbound_webhooks, shares, spikes
+from chalicelib.services import metering, outbound_webhooks, ownership, shares, spikes
 from chalicelib.store import charges, held_charges, ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ShareFiles
@@ -52,7 +52,7 @@ def _delete_share(share_files: ShareFiles, user: User, key: str, with_export: bo
         try:
             _tombstone(share, user, deleted_event, pending, held, uncount)
         except NotFound:  # deleted, or moved by a claim since it was read (docs/security.md 75)
-            shares.raise_if_claimed(user)
+            ownership.raise_if_claimed(user)
             raise
     else:
         kept = share_files.kept_export(share.share_id)

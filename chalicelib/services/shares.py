@@ -16,12 +16,12 @@ from chalicelib import clock, lambda_answer
 from chalicelib.crypto import hash_password
 from chalicelib.errors import Conflict, ExportTooLarge, NotFound, ShareLimit, UpgradeRequired, ValidationFailed
 from chalicelib.logs import get_logger
-from chalicelib.services import exports, metering, outbound_webhooks, quotas, spikes, uploads
+from chalicelib.services import exports, metering, outbound_webhooks, ownership, quotas, spikes, uploads
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.webhook_urls import validate_webhook_url
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import ledger, share_moves, share_settings
+from chalicelib.store import ledger, share_settings
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ShareFiles
@@ -221,26 +221,13 @@ def get_owned(user: User, key: str, include_deleting: bool = False) -> Share:
 
 def owned_as_read(user: User, key: str, include_deleting: bool = False) -> Share:
     """``get_owned`` for ``user`` as the request read it; accounts.Merged when a claim merged
-    that key-only account since (read on such a miss only): run it inside ``as_new_owner``."""
-    share = share_store.resolve(key, include_deleting)
-    if share is not None and share.owner_id != user.user_id:
-        raise_if_claimed(user)
-        if account_store.merged_into(share.owner_id) == user.user_id:
-            # The claim marked its account (its agent's key acts as ``user`` from then on) and
-            # has not moved this share yet: moved now, as the claim would (docs/security.md 79).
-            share_moves.move_to_owner(share, share.owner_id, user.user_id)
-            share = share_store.resolve(key, include_deleting)
-    if share is None or share.owner_id != user.user_id:
+    that key-only account since (read on such a miss only): run it inside ``as_new_owner``.
+    Whose share it is: ``ownership.owned_share`` (a share a claim has not moved yet is moved)."""
+    share = ownership.owned_share(user, share_store.resolve(key, include_deleting),
+                                  lambda: share_store.resolve(key, include_deleting))
+    if share is None:
         raise NotFound("Share not found")
     return share
-
-
-def raise_if_claimed(user: User) -> None:
-    """After a share of ``user`` as the request read it was not found, or a write conditioned on
-    that owner was refused: accounts.Merged when a claim merged that key-only account since
-    (a read on such a miss only), so ``as_new_owner`` makes the request again as its new owner."""
-    if user.email is None:
-        account_store.raise_if_merged(user.user_id)
 
 
 @dataclass(frozen=True)
@@ -283,7 +270,7 @@ def _update_share(settings: Settings, user: User, key: str, changes: ShareChange
                                         also=quotas.while_paid(user.user_id, clock.epoch())
                                         if sets_paid_feature else None)
     except NotFound:  # deleted, or moved by a claim since it was read (docs/security.md 75)
-        raise_if_claimed(user)
+        ownership.raise_if_claimed(user)
         raise
     except ConditionFailed:  # the owner's paid tier ended since this request read it
         raise _pro_features_refused(settings, base_url, bool(changes.password)) from None

@@ -20,7 +20,7 @@ from typing import Dict, Optional
 from chalicelib import clock
 from chalicelib.errors import SpikeLimit
 from chalicelib.logs import get_logger
-from chalicelib.services import metering, outbound_webhooks, quotas, targets
+from chalicelib.services import metering, outbound_webhooks, ownership, quotas, targets
 from chalicelib.services.identity import Principal
 from chalicelib.services.share_links import strip_access_segments, strip_password
 from chalicelib.services.spikes import ANONYMOUS, to_client
@@ -85,11 +85,11 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
     partition = spike_store.unlisted_partition(new.project_key) if target.unlisted and user_id is None else \
         spike_store.project_partition(new.project_key, share.share_id if share else None, user_id or kept_for)
     owner_id = share.owner_id if share is not None else (user_id or kept_for)
-    trusted = author is not None and (author.is_admin or (owner_id is not None and owner_id == user_id))
     public_id = new.client_id or spike_store.new_public_id()
     spike_id = spike_store.spike_id_for(partition, public_id)
     created_at = clock.iso_millis(now)
-    resolved = bool(trusted and new.resolved)
+    # Only the feedback's owner (or the admin) posts it resolved; asked only when it is.
+    resolved = bool(new.resolved) and ownership.may_act_as_owner(author, owner_id)
     spike = spike_store.new(
         spike_id, partition, created_at, public_id=public_id,
         owner_id=owner_id, share_id=share.share_id if share else None,

@@ -12,7 +12,7 @@ from typing import Iterator, List, Optional
 from chalicelib import clock, lambda_answer
 from chalicelib.errors import AuthRequired, Conflict, NotFound
 from chalicelib.logs import get_logger
-from chalicelib.services import outbound_webhooks, targets
+from chalicelib.services import outbound_webhooks, ownership, targets
 from chalicelib.services.identity import Principal
 from chalicelib.store import ledger, spike_ids
 from chalicelib.store import shares as share_store
@@ -100,14 +100,9 @@ def shows_reviewer_emails(principal: Optional[Principal], owner_id: Optional[str
     share's page has its id, and so its public feedback listing; the addresses in it are for
     the owner (a key of theirs with ``spikes:read``), not for every visitor. The same rule
     holds for the owner's exports (``GET``/``DELETE /shares/{key}``)."""
-    if principal is None:
-        return False
-    if principal.is_admin:
-        return True
-    owner = owner_id is not None and principal.user_id is not None and principal.user_id == owner_id
     # An owner's key shows them only with spikes:read: a key granted usage or keys only, say,
-    # reads the public listing as anyone does.
-    return owner and principal.allows("spikes:read")
+    # reads the public listing as anyone does (checked first: it costs no read).
+    return principal is not None and principal.allows("spikes:read") and ownership.may_act_as_owner(principal, owner_id)
 
 
 def project_scope(project: str, share: Optional[Share]) -> Scope:
