@@ -212,6 +212,50 @@ def test_device_confirm_with_unknown_code_is_not_found(client):
     assert (status, body["code"]) == (401, "TOKEN_INVALID")
 
 
+def test_device_poll_is_limited_per_client_but_never_a_cli_polling_at_the_interval(client):
+    """GET /auth/device/poll was unlimited: any client could hammer it with made-up codes, one
+    Lambda run and one DynamoDB read each. It is limited per client network like the e-mail poll,
+    above what a CLI asks for when it polls every ``interval`` seconds for the code's whole life."""
+    from datetime import datetime, timezone
+    start = datetime(2026, 3, 2, 10, 0, 7, tzinfo=timezone.utc)
+    clock.use(lambda: start)
+    try:
+        status, device, _ = call(client, "POST", "/auth/device")
+        assert status == 200
+        polls = device["expires_in"] // device["interval"]
+        for n in range(polls):
+            clock.use(lambda n=n: start + timedelta(seconds=n * device["interval"]))
+            status, body, headers = call(client, "GET", f"/auth/device/poll?device_code={device['device_code']}")
+            assert status == 202, (n, body)
+            assert int(headers["X-RateLimit-Remaining"]) > 0
+        clock.use(lambda: start + timedelta(hours=1))
+        limit = deps.settings().rate_poll_per_minute
+        for _ in range(limit):
+            assert call(client, "GET", "/auth/device/poll?device_code=made-up")[0] == 401
+        status, body, headers = call(client, "GET", "/auth/device/poll?device_code=made-up")
+        assert (status, body["code"]) == (429, "RATE_LIMIT")
+        assert headers["Retry-After"] == str(body["retry_after"]) and headers["X-RateLimit-Limit"] == str(limit)
+    finally:
+        clock.use(None)
+
+
+def test_device_poll_limit_stays_above_a_short_configured_interval(client, env):
+    """A server that tells the CLI to poll every second must not refuse it for doing so."""
+    env(DEVICE_POLL_INTERVAL_SECONDS="1", RATE_POLL_PER_MINUTE="30")
+    from datetime import datetime, timezone
+    start = datetime(2026, 3, 2, 10, 0, 7, tzinfo=timezone.utc)
+    clock.use(lambda: start)
+    try:
+        _, device, _ = call(client, "POST", "/auth/device")
+        assert device["interval"] == 1
+        for n in range(90):
+            clock.use(lambda n=n: start + timedelta(seconds=n))
+            status, body, _ = call(client, "GET", f"/auth/device/poll?device_code={device['device_code']}")
+            assert status == 202, (n, body)
+    finally:
+        clock.use(None)
+
+
 def test_verify_page_does_not_consume_the_token(client):
     call(client, "POST", "/auth/login", {"email": "page@example.com"})
     token = login_token_from_mail("page@example.com")

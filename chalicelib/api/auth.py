@@ -171,8 +171,8 @@ def device_confirm():
 
 @route(bp, "/auth/device/poll", methods=["GET"])
 def device_poll():
-    device_code = inputs.query(bp.current_request).get("device_code", "")
-    session = _accounts().poll_device(device_code)
+    request = bp.current_request
+    session = _accounts().poll_device(inputs.query(request).get("device_code", ""), inputs.client_ip(request))
     if session is None:
         return json_response(responses.DevicePollOut(status="pending"), 202)
     return responses.DevicePollOut(status="complete", token=session.token, user=_user_out(session.user))

@@ -122,7 +122,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                          errors=(404,), rate_limited=True),
     ("GET", "/auth/device/poll"): Op("The device's wait for approval", "auth", PUBLIC,
                                      ok={200: DevicePollOut, 202: DevicePollOut}, errors=(401, 404),
-                                     query=(("device_code", "From POST /auth/device", False),)),
+                                     rate_limited=True, query=(("device_code", "From POST /auth/device", False),)),
     ("POST", "/auth/api-key"): Op("Create an API key (without credentials: a key-only agent account)", "keys",
                                   USER_OR_NONE, body=schemas.KeyCreateIn, ok={201: ApiKeyCreatedOut},
                                   errors=(404, 409), rate_limited=True),

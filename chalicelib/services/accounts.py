@@ -3,6 +3,7 @@ device-code flow. Single-use tokens are consumed with conditional writes, and ev
 that must happen together happens in one DynamoDB transaction (``store/auth.py``)."""
 from __future__ import annotations
 
+import math
 import re
 import secrets as _secrets
 import uuid
@@ -301,7 +302,11 @@ class Accounts:
         return (device is not None and (device.expires_at or 0) > clock.epoch()
                 and device.verified_user_id is None and device.used_at is None)
 
-    def poll_device(self, device_code: str) -> Optional[Session]:
+    def poll_device(self, device_code: str, client_ip: str) -> Optional[Session]:
+        # Limited like the e-mail poll, but never below twice what the `interval` this server
+        # tells the CLI asks for: two CLIs behind one address, each polling as told, pass.
+        per_minute = max(self.settings.rate_poll_per_minute, 2 * math.ceil(60 / self.settings.device_poll_interval_seconds))
+        ratelimit.enforce_per_client("device-poll-ip", client_ip, per_minute, 60)
         device = auth_store.device(device_code)
         if device is None:
             raise TokenInvalid("Unknown device code")
