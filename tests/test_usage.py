@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 
 from chalicelib import clock as system_clock, deps
-from chalicelib.services import quota_reset
+from chalicelib.services import pending_work, quota_reset
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store import ledger
 from chalicelib.store.models import LedgerItem, Share, User
@@ -408,3 +408,82 @@ def test_overlapping_invocations_never_interleave_checkpoints(client, clock, env
     assert result["status"] == "yielded"
     job = LedgerItem.get(key)
     assert job.state == "running" and job.detail["cursor"] is None and job.detail["users"] == 0
+
+
+# --- one user's work that keeps failing --------------------------------------------------------
+
+class BadUserData(Exception):
+    """A bug, or one user's item no step can handle: raised every time that user's turn comes."""
+
+
+def failing_for_users(monkeypatch, name, bad):
+    real = getattr(quota_reset, name)
+
+    def patched(*args, **kwargs):  # archive_usage(user, ...), strip_step(settings, stripping, ...)
+        user_id = args[1]["user_id"] if name == "strip_step" else args[0].user_id
+        if user_id in bad or "*" in bad:
+            raise BadUserData(f"cannot handle {user_id}")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(quota_reset, name, patched)
+
+
+def test_a_user_whose_work_keeps_failing_does_not_hold_up_everyone_after_it(client, clock, env, monkeypatch):
+    """A pass stopped at the first user whose work raised, and every invocation raised there
+    again: nobody after that user was archived, no lapsed subscription was downgraded, and the
+    daily sweep (which runs only after the period pass) never ran, so lapsed accounts kept their
+    webhooks. The user is logged and counted, the pass goes on; the next sweep tries it again."""
+    env(JOB_PAGE_SIZE="2", JOB_TIME_RESERVE_MS="0")
+    now = clock("2026-12-01T00:00:30")
+    ids = [make_user(f"user{i}@example.com", tier="free").user_id for i in range(4)]
+    for uid in ids:
+        add_usage(uid, "2026-11", 3)
+    lapsed = make_user("lapsed@example.com", tier="pro", grace_until=int(now.timestamp()) - 60)
+    make_pro_share(lapsed.user_id, "sh_eeeeeeeeeeee")
+    failing_for_users(monkeypatch, "archive_usage", {ids[1]})
+
+    passes = quota_reset.run(deps.settings(), now=now)["passes"]
+    assert [p["status"] for p in passes] == ["completed", "completed"]
+    assert (passes[0]["users"], passes[0]["archived"], passes[0]["failed"]) == (5, 4, 1)
+    assert all(archive(uid, "2026-11").count == 3 for uid in ids if uid != ids[1])
+    assert User.get(lapsed.user_id).tier == "free" and Share.get("share#sh_eeeeeeeeeeee").status == "locked"
+
+
+def test_a_stripping_that_keeps_failing_is_left_to_the_next_sweep(client, clock, env, monkeypatch):
+    env(JOB_PAGE_SIZE="2", JOB_TIME_RESERVE_MS="0")
+    now = clock("2026-12-01T00:00:30")
+    stuck = make_user("stuck@example.com", tier="pro", grace_until=int(now.timestamp()) - 60)
+    other = make_user("other@example.com", tier="pro", grace_until=int(now.timestamp()) - 60)
+    make_pro_share(stuck.user_id, "sh_ffffffffffff")
+    make_pro_share(other.user_id, "sh_gggggggggggg")
+    bad = {stuck.user_id}
+    failing_for_users(monkeypatch, "strip_step", bad)
+
+    passes = quota_reset.run(deps.settings(), now=now)["passes"]
+    assert [p["status"] for p in passes] == ["completed", "completed"] and passes[0]["failed"] == 1
+    assert Share.get("share#sh_gggggggggggg").status == "locked" and User.get(other.user_id).grace_until is None
+    # Downgraded, its shares not stripped yet: "free with an expired grace_until" until a sweep can.
+    assert User.get(stuck.user_id).tier == "free" and User.get(stuck.user_id).grace_until is not None
+    bad.clear()
+    clock("2026-12-02T00:00:30")
+    assert quota_reset.run(deps.settings())["passes"][1]["shares_stripped"] == 1
+    assert Share.get("share#sh_ffffffffffff").status == "locked" and User.get(stuck.user_id).grace_until is None
+
+
+def test_users_failing_one_after_another_stop_the_pass_instead_of_skipping_everyone(client, clock, env, monkeypatch):
+    """Something every user's work shares is broken (a bug, a missing permission): the pass must
+    not skip them all and call the period done; it stops and the next invocation tries again."""
+    env(JOB_PAGE_SIZE="2", JOB_TIME_RESERVE_MS="0")
+    now = clock("2026-12-01T00:00:30")
+    ids = [make_user(f"user{i}@example.com").user_id for i in range(5)]
+    for uid in ids:
+        add_usage(uid, "2026-11", 2)
+    bad = {"*"}
+    failing_for_users(monkeypatch, "archive_usage", bad)
+    with pytest.raises(BadUserData):
+        quota_reset.run(deps.settings(), now=now)
+    assert LedgerItem.get(quota_reset.period_job_key("2026-12")).state == "running"
+    bad.clear()  # the fix deployed: the pass goes on from its checkpoint
+    assert quota_reset.run(deps.settings(), now=now)["passes"][0]["status"] == "completed"
+    # Skipped before the pass could tell: the ones failing in a row before it stopped, no more.
+    missing = [uid for uid in ids if not list(LedgerItem.batch_get([ledger.usage_archive_key(uid, "2026-11")]))]
+    assert len(missing) == pending_work.FAILURES_IN_A_ROW - 1

@@ -22,7 +22,8 @@ then names it, ``stripping``, with where its shares continue), so one user's tho
 shares take as many steps, each bounded. It stops when too little of the Lambda's time is left
 and the next invocation (the schedule runs every 15 minutes) continues from the checkpoint.
 Every per-user and per-share action is a conditional write, so a step re-processed after a
-crash changes nothing twice, and a completed pass is a single GetItem.
+crash changes nothing twice, and a completed pass is a single GetItem. One user whose work
+raises is logged and skipped (``_user_failed``), so it cannot stop the pass for everyone after it.
 """
 from __future__ import annotations
 
@@ -37,10 +38,11 @@ from chalicelib.store import accounts as account_store
 from chalicelib.store import charges
 from chalicelib.store import ledger, pro_feature_runs, pro_features
 from chalicelib.store.models import User
+from chalicelib.store.pending_queue import outage
 
 log = get_logger("spikes.quota_reset")
 
-STATS = ("users", "archived", "downgraded", "shares_stripped")
+STATS = ("users", "archived", "downgraded", "shares_stripped", "failed")
 # The pending runs an invocation reads (one Query): it works on them oldest first while time
 # is left, and the next invocation reads the next page.
 RUNS_PER_INVOCATION = 100
@@ -165,6 +167,20 @@ def finish_pro_feature_runs(settings: Settings, now: datetime, time_left_ms: Cal
 
 # --- one resumable pass over the users table -------------------------------------------------
 
+def _user_failed(detail: Dict[str, Any], user_id: str, exc: Exception) -> None:
+    """One user's work raised. Unless DynamoDB fails for everyone (``outage``) or users keep
+    failing with none done in between (something they all share is broken: the pass stops and
+    the next invocation tries again from its checkpoint), it is logged and counted and the pass
+    goes on: one user's bad data must not stop the pass for everyone after it, for good. Its
+    grace expiry is taken again by the next daily sweep; a period archive it missed stays
+    missing (bookkeeping: the period's counters remain)."""
+    failing = detail.get("failing", 0) + 1
+    if outage(exc) or failing >= pending_work.FAILURES_IN_A_ROW:
+        raise exc
+    detail.update(failing=failing, failed=detail.get("failed", 0) + 1)
+    log.error("job.user_failed", user_id=user_id, error=pending_work.describe(exc), exc_info=True)
+
+
 def _start(key: str, now: datetime, first: Optional[Dict[str, Any]] = None):
     """The pass's job item; ``first``: a run of one user's shares only, from that stripping."""
     return ledger.start_job(key, now=now.timestamp(), detail={
@@ -178,10 +194,15 @@ def _users_page(settings: Settings, detail: Dict[str, Any], now: datetime, archi
     users, cursor = account_store.page_of_users(settings.job_page_size, detail.get("cursor"))
     for user in users:
         detail["users"] = detail.get("users", 0) + 1
-        if archive_period and archive_usage(user, archive_period, now):
-            detail["archived"] = detail.get("archived", 0) + 1
-        for name, value in persist_grace_expiry(user, now).items():
-            detail[name] = detail.get(name, 0) + value
+        try:
+            if archive_period and archive_usage(user, archive_period, now):
+                detail["archived"] = detail.get("archived", 0) + 1
+            for name, value in persist_grace_expiry(user, now).items():
+                detail[name] = detail.get(name, 0) + value
+        except Exception as exc:  # noqa: BLE001 - see _user_failed
+            _user_failed(detail, user.user_id, exc)
+            continue
+        detail["failing"] = 0
         if stripping_due(user, now):
             detail["cursor"] = account_store.position_after(user)
             detail["stripping"] = {"user_id": user.user_id, "grace_until": user.grace_until, "after": None}
@@ -205,8 +226,15 @@ def sweep(settings: Settings, key: str, now: datetime, time_left_ms: Callable[[]
             return {"job": key, "status": "paused", "pages": steps_this_run}
         detail = dict(job.detail or {})
         if detail.get("stripping") or detail.get("owner_only"):
-            changed, detail["stripping"] = strip_step(settings, detail["stripping"], now) \
-                if detail.get("stripping") else (0, None)
+            changed, stripping = 0, None
+            try:
+                if detail.get("stripping"):
+                    changed, stripping = strip_step(settings, detail["stripping"], now)
+            except Exception as exc:  # noqa: BLE001 - a Stripe event's run is isolated by pending_work
+                if detail.get("owner_only"):
+                    raise
+                _user_failed(detail, detail["stripping"]["user_id"], exc)  # its shares: the next sweep
+            detail["stripping"] = stripping
             detail["shares_stripped"] = detail.get("shares_stripped", 0) + changed
             done = bool(detail.get("owner_only")) and detail["stripping"] is None
         else:
