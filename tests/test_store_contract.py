@@ -119,6 +119,22 @@ def test_a_client_that_waits_retry_after_is_let_through(store_backend, first_hit
     assert later.allowed, f"refused again after waiting the {decisions[-1].retry_after} s it was told"
 
 
+@pytest.mark.parametrize("first_hits_at", [0.0, 50.0])
+def test_a_client_that_waits_for_x_ratelimit_reset_is_let_through(store_backend, first_hits_at):
+    """With nothing left, X-RateLimit-Reset named the end of the current window, but the sliding
+    window still weighs that window's hits after it: a client waiting for Reset (as many do when
+    Remaining is 0) was refused, and the refusal counted, pushing it further back. Reset now says
+    when a request is let through, as Retry-After does: after the last allowed hit and after a
+    refused one."""
+    start = 60 * 116_668.0 + first_hits_at
+    last_allowed = [ratelimit.check("reset-ok", f"a{first_hits_at}", 5, 60, now=start + i * 0.01) for i in range(5)][-1]
+    assert last_allowed.allowed and last_allowed.remaining == 0
+    assert ratelimit.check("reset-ok", f"a{first_hits_at}", 5, 60, now=last_allowed.reset_at).allowed
+    refused = [ratelimit.check("reset-no", f"r{first_hits_at}", 5, 60, now=start + i * 0.01) for i in range(6)][-1]
+    assert not refused.allowed and refused.reset_at >= start + 0.05 + refused.retry_after
+    assert ratelimit.check("reset-no", f"r{first_hits_at}", 5, 60, now=refused.reset_at).allowed
+
+
 def test_retry_after_counts_the_refused_hit_and_the_retry(store_backend):
     # 5 hits at the end of one window; 10 s into the next the previous window still weighs
     # 5 * 50/60 > 4, so a hit is refused. The refused hit counts, and so will the retry: they

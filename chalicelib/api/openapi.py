@@ -478,7 +478,8 @@ def build(base_url: str, routes: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
                 "X-RateLimit-Limit": {"description": "Requests allowed in the window", "schema": {"type": "string"}},
                 "X-RateLimit-Remaining": {"description": "Requests left in the window",
                                           "schema": {"type": "string"}},
-                "X-RateLimit-Reset": {"description": "Epoch seconds when the window ends",
+                "X-RateLimit-Reset": {"description": "Epoch seconds when the window ends; with none left, "
+                                                     "when a request is let through again",
                                       "schema": {"type": "string"}},
                 "X-Next-Cursor": {"description": "The next page's cursor (pass it as ?cursor=); absent on the "
                                                  "last page", "schema": {"type": "string"}},

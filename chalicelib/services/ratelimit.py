@@ -27,7 +27,7 @@ class Decision:
     allowed: bool
     limit: int
     remaining: int
-    reset_at: int  # epoch seconds when the current window ends
+    reset_at: int  # epoch seconds when the current window ends; with none left, when one is let through
     retry_after: int
 
     def headers(self) -> dict:
@@ -61,11 +61,18 @@ def check(name: str, subject: str, limit: int, window_seconds: int, now: Optiona
     elapsed = now - window_start
     overlap = (window_seconds - elapsed) / window_seconds
     estimate = previous * overlap + current
-    reset_at = int(window_start + window_seconds)
+    window_end = int(window_start + window_seconds)
+    remaining = max(0, int(limit - estimate))
+    if estimate <= limit and remaining:
+        return Decision(True, limit, remaining, window_end, 0)
+    # Nothing left: X-RateLimit-Reset says when the next request is let through, as Retry-After
+    # does. The window's end is too early while the previous window still weighs (a sliding
+    # window): a client waiting for it was refused again, and that refusal counted too.
+    retry_after = max(1, math.ceil(_first_allowed_retry(current, previous, limit, window_seconds, window_start) - now))
+    reset_at = max(window_end, math.ceil(now) + retry_after)
     if estimate <= limit:
-        return Decision(True, limit, max(0, int(limit - estimate)), reset_at, 0)
-    retry_at = _first_allowed_retry(current, previous, limit, window_seconds, window_start)
-    return Decision(False, limit, 0, reset_at, max(1, math.ceil(retry_at - now)))
+        return Decision(True, limit, 0, reset_at, 0)
+    return Decision(False, limit, 0, reset_at, retry_after)
 
 
 def _first_allowed_retry(current: int, previous: int, limit: int, window_seconds: int, window_start: float) -> float:
