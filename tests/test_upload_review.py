@@ -2,13 +2,17 @@
 (docs/security.md, the review of share creation, uploads and serving)."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+import requests
 
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.services import metering
+from chalicelib.store import ledger
 from chalicelib.store.models import Share
 from tests.conftest import call
-from tests.test_shares import INDEX, all_items, s3_keys, start_presigned, upload
+from tests.test_shares import INDEX, _run_share_job, all_items, s3_keys, start_presigned, upload
 
 BOUNDARY = "spikes-review"
 
@@ -73,3 +77,21 @@ def test_an_upload_the_store_refused_leaves_no_file(client, user_token, monkeypa
     status, body, _ = upload(client, user_token, [("index.html", INDEX)], {"name": "Refused"})
     assert (status, body["code"]) == (503, "SERVICE_UNAVAILABLE")
     assert s3_keys("shares/") == [] and all_items(Share) == []
+
+
+def test_files_put_after_a_pending_upload_was_deleted_are_removed_by_the_job(client, user_token):
+    """A presigned upload's URLs stay valid for their 15 minutes whatever happens to the share.
+    Deleted while pending (which frees its place in the limit), its staging area was removed, and
+    PUTs made afterwards stayed in the bucket for good: nothing read or removed them again, so an
+    account could leave up to max_share_bytes (50 MB) behind per upload it started, ten a minute.
+    The share_deletions job removes them once the URLs have expired, when it forgets the upload."""
+    status, body, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
+    assert status == 201, body
+    assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 200
+    target = body["uploads"][0]
+    assert requests.put(target["url"], data=INDEX, headers=target["headers"], timeout=10).status_code == 200
+    assert s3_keys(f"uploads/{body['share_id']}/")
+    result = _run_share_job(client, timedelta(days=2))
+    assert result["unfinished_uploads_failed"] == 0, result
+    assert s3_keys(f"uploads/{body['share_id']}/") == [] and s3_keys(f"shares/{body['share_id']}/") == []
+    assert ledger.members(ledger.PRESIGNED_UPLOADS) == []

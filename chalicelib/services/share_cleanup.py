@@ -112,6 +112,10 @@ def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_s
                     finish_deletion(share_files, share)
                     log.info("share.unfinished_upload_expired", share_id=share_id)
                     expired += 1
+            else:
+                # Its URLs have expired: what they PUT after the share was deleted while pending is
+                # read by nothing, and nothing else would remove it (docs/security.md 138).
+                share_files.delete_staged(share_id)
             ledger.forget(ledger.PRESIGNED_UPLOADS, marker)  # done with, or never stored
         except Exception:  # noqa: BLE001 - the next run retries
             log.exception("share.unfinished_upload_failed", share_id=share_id)
