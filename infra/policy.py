@@ -62,7 +62,9 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     # events of the releases recorded (store/webhook_releases.py: queried in due_index, deleted
     # when finished), and moves those an earlier version recorded in the ledger to their own items.
     WEBHOOK_DELIVERIES_FUNCTION: {
-        "users": ("GetItem",),
+        # GetItem: an event is sent only while its owner has Pro; ConditionCheckItem: one held
+        # while the owner does not pay is held with a check of that, so a payment meanwhile wins.
+        "users": ("GetItem", "ConditionCheckItem"),
         "shares": ("GetItem", "UpdateItem", "ConditionCheckItem"),
         "deliveries": ("UpdateItem", "DeleteItem"),
         "ledger": ("GetItem", "UpdateItem"),

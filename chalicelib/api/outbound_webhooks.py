@@ -25,6 +25,15 @@ def _owned(key: str, scope: str):
     return shares.get_owned(principal.user, key)
 
 
+def _owned_with_pro(key: str):
+    """A share whose webhook is to send now: its owner must have Pro, as for setting the URL
+    (the URL of an owner whose Pro ended stays until the scheduled job strips it)."""
+    principal = identity.require_user(inputs.principal(bp.current_request), "shares:write")
+    share = shares.get_owned(principal.user, key)
+    outbound_webhooks.require_pro_owner(deps.settings(), share, principal.user, inputs.base_url(bp.current_request))
+    return share
+
+
 # API Gateway allows one variable name per level: the same {key} as /shares/{key}.
 @route(bp, "/shares/{key}/webhook", methods=["GET"])
 def webhook_state(key: str):
@@ -42,7 +51,7 @@ def rotate_secret(key: str):
 
 @route(bp, "/shares/{key}/webhook/test", methods=["POST"])
 def send_test(key: str):
-    share = _owned(key, "shares:write")
+    share = _owned_with_pro(key)
     delivery = outbound_webhooks.send_test(deps.settings(), share)
     return responses.TestSentOut(ok=delivery.status == outbound_webhooks.DELIVERED,
                        delivery=responses.DeliveryOut(**outbound_webhooks.delivery_view(delivery)))
@@ -50,7 +59,7 @@ def send_test(key: str):
 
 @route(bp, "/shares/{key}/webhook/resume", methods=["POST"])
 def resume(key: str):
-    share = _owned(key, "shares:write")
+    share = _owned_with_pro(key)
     queued = outbound_webhooks.resume(share)
     return responses.WebhookResumedOut(queued=queued, **outbound_webhooks.webhook_view(share))
 

@@ -20,13 +20,13 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from chalicelib import clock
-from chalicelib.errors import NotFound, ValidationFailed
-from chalicelib.services import held_deliveries, webhook_delivery
+from chalicelib.errors import NotFound, UpgradeRequired, ValidationFailed
+from chalicelib.services import held_deliveries, quotas, webhook_delivery
 from chalicelib.services.webhook_signing import new_nonce, signing_secret
 from chalicelib.settings import Settings
-from chalicelib.store import deliveries, share_webhooks, webhook_releases
+from chalicelib.store import accounts, deliveries, share_webhooks, webhook_releases
 from chalicelib.store.deliveries import CANCELLED, DELIVERED, DUE, PAUSED, PENDING  # noqa: F401 - for the routes
-from chalicelib.store.models import Delivery, Share
+from chalicelib.store.models import Delivery, Share, User
 
 SPIKE_CREATED = "spike.created"
 SPIKE_RESOLVED = "spike.resolved"
@@ -89,6 +89,15 @@ def webhook_view(share: Share, now: Optional[float] = None) -> Dict[str, Any]:
     return {"url": share.webhook_url, "events": list(EVENT_TYPES[:3]), "paused": bool(share.webhook_paused_at),
             "paused_at": share.webhook_paused_at, "pause_reason": share.webhook_pause_reason,
             "previous_secret_valid_until": clock.iso_millis_at(grace) if grace else None}
+
+
+def require_pro_owner(settings: Settings, share: Share, caller: User, base_url: str) -> None:
+    """Sending and resuming need the share's owner to have Pro (or the agent tier) now, a grace
+    period counting until its end: 403 UPGRADE_REQUIRED, as setting the URL answers."""
+    owner = caller if caller.user_id == share.owner_id else accounts.get(share.owner_id)
+    if owner is None or not quotas.has_paid_features(quotas.effective_tier(owner)):
+        raise UpgradeRequired("Webhook URLs require a Pro subscription",
+                              extra={"upgrade_url": quotas.upgrade_url(settings, base_url)})
 
 
 def require_webhook(share: Share) -> None:

@@ -27,20 +27,23 @@ from typing import Any, Callable, Dict, Optional
 
 from chalicelib import clock
 from chalicelib.logs import get_logger
-from chalicelib.services import held_deliveries
+from chalicelib.services import held_deliveries, quotas
 from chalicelib.services.webhook_sender import Attempt, post
 from chalicelib.services.webhook_signing import secrets_for, signature_header
 from chalicelib.settings import Settings
 from chalicelib.store import accounts, deliveries, share_webhooks
 from chalicelib.store import shares as share_store
 from chalicelib.store.deliveries import CANCELLED, DELIVERED, FAILED, PAUSED, PENDING
-from chalicelib.store.models import Delivery, Share
+from chalicelib.store.models import Delivery, Share, User
 
 log = get_logger("spikes.webhooks.outbound")
 
 # A claimed delivery is hidden from other workers for this long (longer than one attempt).
 CLAIM_SECONDS = 120
 USER_AGENT = "Spikes-Webhooks/1"
+# Webhooks are a Pro feature: an owner's events are not sent past the end of Pro (docs/webhooks.md).
+HELD_NOT_PAID = "held: webhooks need Pro, and the owner's Pro has ended"
+CANCELLED_NOT_PAID = "not sent: webhooks need Pro, and the owner's Pro had ended"
 
 
 def headers_for(settings: Settings, share: Optional[Share], delivery: Delivery, now: float) -> Dict[str, str]:
@@ -115,13 +118,25 @@ def _mail_owner_about_pause(share: Share, reason: str, mailer: Any) -> None:
         log.warning("webhook.pause_mail_failed", share_id=share.share_id)
 
 
+def _owner_pays(owner_id: str, now: float, owners: Dict[str, Optional[User]]) -> bool:
+    """Whether the owner has Pro (or the agent tier) at ``now``: a grace period counts until
+    its end by the clock, not until the job stores the downgrade."""
+    if owner_id not in owners:
+        owners[owner_id] = accounts.get(owner_id)
+    owner = owners[owner_id]
+    return owner is not None and quotas.has_paid_features(quotas.effective_tier(owner, now))
+
+
 def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = None,
             shares_cache: Optional[Dict[str, Optional[Share]]] = None,
-            resolver: Callable[..., list] = socket.getaddrinfo) -> str:
-    """Attempt one claimed delivery and record the outcome; returns the new status."""
+            resolver: Callable[..., list] = socket.getaddrinfo,
+            owners: Optional[Dict[str, Optional[User]]] = None) -> str:
+    """Attempt one claimed delivery and record the outcome; returns the new status. ``owners``:
+    the share owners this run read (read again each batch: a cancellation applies within one)."""
     if held_deliveries.expired(delivery, now):  # stale now: cancelled rather than sent (or held) late
         _finish(delivery, CANCELLED, now, Attempt(None, held_deliveries.expired_reason()), attempted=False)
         return CANCELLED
+    owners = owners if owners is not None else {}
     cache = shares_cache if shares_cache is not None else {}
     share = _share(delivery.share_id, cache)
     if share is not None and share.webhook_url and share.webhook_paused_at:
@@ -132,6 +147,16 @@ def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = No
     if share is not None and not share.webhook_url:
         _finish(delivery, CANCELLED, now, Attempt(None, "the share's webhook was removed"), attempted=False)
         return CANCELLED
+    owner_id = share.owner_id if share is not None else delivery.owner_id  # None: recorded by an old version
+    if owner_id is not None and not _owner_pays(owner_id, now, owners):
+        if share is None:  # a deleted share's last event: no Pro to come back to for it
+            _finish(delivery, CANCELLED, now, Attempt(None, CANCELLED_NOT_PAID), attempted=False)
+            return CANCELLED
+        # Held until Pro comes back (its return records a release: store/pro_features.py) or the
+        # job strips the URL (which cancels it); the check makes a payment meanwhile win.
+        if deliveries.hold_while(delivery, HELD_NOT_PAID, int(now), quotas.while_paid(share.owner_id, now, paid=False)):
+            return PAUSED
+        owners[share.owner_id] = accounts.get(share.owner_id, consistent=True)
     try:
         attempt = attempt_delivery(settings, delivery, share, now, resolver)
     except Exception as exc:  # noqa: BLE001 - a failed attempt: retried, then failed, never a stuck run
@@ -172,6 +197,7 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
         ready = deliveries.due(int(now), batch)
         if not ready:
             break
+        owners: Dict[str, Optional[User]] = {}
         for delivery in ready:
             if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 1) * 1000:
                 return report
@@ -181,7 +207,7 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
             if not deliveries.claim(delivery, int(now), CLAIM_SECONDS):
                 continue
             report.attempted += 1
-            outcome = process(settings, delivery, now, mailer, cache, resolver)
+            outcome = process(settings, delivery, now, mailer, cache, resolver, owners)
             report.delivered += outcome == DELIVERED
             report.retrying += outcome == PENDING
             report.failed += outcome == FAILED

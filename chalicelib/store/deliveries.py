@@ -4,7 +4,7 @@ move a delivery from pending to delivered, failed, paused or cancelled. docs/dat
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from chalicelib.store import ledger, webhook_releases
 from chalicelib.store.models import Delivery, LedgerItem, Share
@@ -100,8 +100,16 @@ def hold(delivery: Delivery, share_key: str, reason: str, now: int) -> bool:
     """Paused share: keep the event out of the due index (the claimed attempt did not happen),
     with a check that the share is still paused. False when its webhook was resumed, changed or
     removed since it was read: held then, the event would wait for a resume nobody calls."""
+    return hold_while(delivery, reason, now, lambda tx: tx.check(
+        "paused", Share, share_key, Share.webhook_paused_at.exists() & Share.webhook_url.exists()))
+
+
+def hold_while(delivery: Delivery, reason: str, now: int, check: Callable[[Transaction], None]) -> bool:
+    """Hold the event, as for a pause, with ``check`` in the same transaction (a paused share;
+    an owner who still does not pay); False when the check fails. A release ends it
+    (services/held_deliveries.py)."""
     def build(tx: Transaction) -> None:
-        tx.check("paused", Share, share_key, Share.webhook_paused_at.exists() & Share.webhook_url.exists())
+        check(tx)
         tx.update("held", delivery, [Delivery.status.set(PAUSED), Delivery.due.set(HELD_PREFIX + delivery.share_id),
                                      Delivery.next_attempt_at.set(now), Delivery.attempts.add(-1),
                                      Delivery.last_error.set(reason)])

@@ -26,7 +26,8 @@ def pro_features_page(owner_id: str, lock: bool, owner_check: Callable[[Transact
     """At most ``size`` of the owner's shares, oldest first, from the position ``after`` (None:
     the first). ``lock`` (Pro ended): password-protected shares locked (unavailable, never
     public; the password is kept for a re-subscription) and webhook URLs dropped (the delivery
-    job ends their held events); otherwise (Pro again) locked shares reopen. Each share changes
+    job ends their held events); otherwise (Pro again) locked shares reopen and the events held
+    while the owner did not pay are released. Each share changes
     in a transaction with ``owner_check`` of the owner (``owner``): a payment or cancellation
     meanwhile stops it. Idempotent. Returns how many changed and where the next page starts
     (None when no share is left); a page the owner's check stopped is cut at that share (the
@@ -56,6 +57,9 @@ def _change_share(share: Share, owner_id: str, owner_check: Callable[[Transactio
     share locks only while it is active with a password (a PATCH removing it meanwhile would
     leave it locked with nothing to open it, and a deletion started meanwhile would be undone),
     and reopens only while locked; changed meanwhile, it is read again and worked out anew."""
+    if not lock and share.webhook_url is not None:
+        # Pro again: the events the delivery job held while it was not (services/webhook_delivery.py) go out.
+        webhook_releases.record(None, share.share_id, clock.epoch())
     for _ in range(MAX_CHANGE_ATTEMPTS):
         actions: List[Any] = []
         condition = Share.owner_id == owner_id
