@@ -40,6 +40,8 @@ log = get_logger("spikes.webhooks.outbound")
 
 # A claimed delivery is hidden from other workers for this long (longer than one attempt).
 CLAIM_SECONDS = 120
+# A run stops after this many deliveries in a row whose step raised: the store is failing.
+MAX_ERRORS_IN_A_ROW = 5
 USER_AGENT = "Spikes-Webhooks/1"
 # Webhooks are a Pro feature: an owner's events are not sent past the end of Pro (docs/webhooks.md).
 HELD_NOT_PAID = "held: webhooks need Pro, and the owner's Pro has ended"
@@ -77,6 +79,9 @@ class RunReport:
     releases_failed: int = 0  # releases whose step raised: moved back or parked (services/pending_work.py)
     releases_parked: int = 0
     releases_stopped: Optional[str] = None  # why the run took no more releases, if it stopped early
+    # Deliveries whose step raised (the store failing for it, not the receiver): left claimed,
+    # tried again once the claim runs out; the run goes on with the others.
+    errors: int = 0
 
 
 def _share(share_id: str, cache: Dict[str, Optional[Share]]) -> Optional[Share]:
@@ -185,11 +190,16 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
     """The delivery job: attempt every delivery whose time has come, batch by batch, until
     none is due or the time runs short (the next run continues)."""
     report = RunReport()
-    report.held_ended, releases = held_deliveries.finish_releases(
-        now_fn(), time_left_ms=time_left_ms, reserve_ms=int(settings.webhook_timeout_seconds + 1) * 1000)
-    report.releases_failed, report.releases_parked, report.releases_stopped = (
-        releases["failed"], releases["parked"], releases["stopped"])
+    try:
+        report.held_ended, releases = held_deliveries.finish_releases(
+            now_fn(), time_left_ms=time_left_ms, reserve_ms=int(settings.webhook_timeout_seconds + 1) * 1000)
+        report.releases_failed, report.releases_parked, report.releases_stopped = (
+            releases["failed"], releases["parked"], releases["stopped"])
+    except Exception as exc:  # noqa: BLE001 - the releases wait for the next run; the deliveries go on
+        log.exception("webhook.releases_failed")
+        report.releases_stopped = f"error: {type(exc).__name__}"
     cache: Dict[str, Optional[Share]] = {}
+    errors_in_a_row = 0
     for _ in range(max_batches):
         if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 1) * 1000:
             break
@@ -207,7 +217,16 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
             if not deliveries.claim(delivery, int(now), CLAIM_SECONDS):
                 continue
             report.attempted += 1
-            outcome = process(settings, delivery, now, mailer, cache, resolver, owners)
+            try:
+                outcome = process(settings, delivery, now, mailer, cache, resolver, owners)
+            except Exception:  # noqa: BLE001 - one delivery's failure must not stop the others
+                log.exception("webhook.step_failed", delivery_id=delivery.delivery_id)
+                report.errors += 1
+                errors_in_a_row += 1
+                if errors_in_a_row >= MAX_ERRORS_IN_A_ROW:
+                    return report  # the store itself is failing: the next run tries again
+                continue
+            errors_in_a_row = 0
             report.delivered += outcome == DELIVERED
             report.retrying += outcome == PENDING
             report.failed += outcome == FAILED

@@ -149,7 +149,7 @@ def test_the_packaged_handlers_answer_proxy_events_against_the_stack(built, stag
                        "abandoned_uploads_failed": 0, "unfinished_uploads_expired": 0, "unfinished_uploads_kept": 0,
                        "unfinished_uploads_failed": 0}, deleted
     assert delivered == {"attempted": 0, "delivered": 0, "retrying": 0, "failed": 0, "paused": 0, "held_ended": 0,
-                         "releases_failed": 0, "releases_parked": 0, "releases_stopped": None}, delivered
+                         "releases_failed": 0, "releases_parked": 0, "releases_stopped": None, "errors": 0}, delivered
 
     # The spike is in the stack's table, the mail went out through SES from the deploy's sender
     # with a link on the public base URL the deploy set.
