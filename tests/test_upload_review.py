@@ -95,3 +95,36 @@ def test_files_put_after_a_pending_upload_was_deleted_are_removed_by_the_job(cli
     assert result["unfinished_uploads_failed"] == 0, result
     assert s3_keys(f"uploads/{body['share_id']}/") == [] and s3_keys(f"shares/{body['share_id']}/") == []
     assert ledger.members(ledger.PRESIGNED_UPLOADS) == []
+
+
+def _upload_of_parts(client, token, parts: list):
+    body = "".join(f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n{data}\r\n"
+                   for disposition, data in parts) + f"--{BOUNDARY}--\r\n"
+    return call(client, "POST", "/shares", token=token, raw=body.encode(),
+                headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+
+
+def test_an_upload_of_endless_form_fields_is_refused_at_its_part_count(client, user_token):
+    """Parts without a file name are ignored, so a body of empty fields was parsed whole (half a
+    million of them fit in 4 MB: seconds of a Lambda) and then stored as a one-file share. The
+    parts are counted as they begin: more than the files a share holds and a few fields is a 400."""
+    fields = [("form-data; name=\"x\"", "")] * 520  # past 500 files and 20 other fields
+    parts = [("form-data; name=\"metadata\"", '{"name": "fields"}'),
+             ("form-data; name=\"file\"; filename=\"index.html\"", "<p>hi</p>")] + fields
+    status, body, _ = _upload_of_parts(client, user_token, parts)
+    assert (status, body["details"][0]["code"], body["details"][0]["field"]) == (400, "TOO_MANY_FILES", "files"), body
+    assert s3_keys() == [] and all_items(Share) == []
+
+
+def test_an_upload_with_its_files_and_a_few_form_fields_is_stored(client, user_token):
+    fields = [("form-data; name=\"note\"", "")] * 19  # uploads.MAX_OTHER_PARTS, the metadata one of them
+    parts = [("form-data; name=\"metadata\"", '{"name": "fields"}'),
+             ("form-data; name=\"file\"; filename=\"index.html\"", "<p>hi</p>")] + fields
+    status, body, _ = _upload_of_parts(client, user_token, parts)
+    assert status == 201, body
+
+
+def test_one_file_more_than_a_share_holds_is_refused(client, user_token):
+    files = [(f"form-data; name=\"file\"; filename=\"p{i}.html\"", "<p>hi</p>") for i in range(501)]
+    status, body, _ = _upload_of_parts(client, user_token, [("form-data; name=\"metadata\"", '{"name": "many"}')] + files)
+    assert (status, body["details"][0]["code"]) == (400, "TOO_MANY_FILES"), body

@@ -27,6 +27,8 @@ MAX_PATH_CHARS = 512
 # A share's record lists its files' paths, and DynamoDB takes items of at most 400 KB: this
 # leaves room for the rest of the listing (sizes, types) and of the record, changes included.
 MAX_LISTED_PATH_BYTES = 256 * 1024
+# Parts of an upload besides its files: the metadata, and fields a browser form adds (ignored).
+MAX_OTHER_PARTS = 20
 METADATA_FIELD = "metadata"
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # C0/C1 controls and DEL; also the Unicode line/paragraph separators.
@@ -184,8 +186,14 @@ def parse_multipart(content_type: str, body: bytes, max_files: int) -> Multipart
     parts: List[_Part] = []
     header_name: List[bytes] = []
     header_value: List[bytes] = []
+    too_many = ValidationFailed.field("files", f"A share holds at most {max_files} files (and at most "
+                                      f"{MAX_OTHER_PARTS} other form fields)", "TOO_MANY_FILES")
 
     def on_part_begin() -> None:
+        # Counted as they begin: a body of empty parts is otherwise parsed whole (half a million
+        # in a direct upload's 4 MB, seconds of a Lambda) before the file count refuses it.
+        if len(parts) >= max_files + MAX_OTHER_PARTS:
+            raise too_many
         parts.append(_Part())
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
@@ -238,7 +246,7 @@ def parse_multipart(content_type: str, body: bytes, max_files: int) -> Multipart
         seen.add(path)
         files.append(UploadedFile(path=path, data=b"".join(part.chunks), content_type=content_type_for(path)))
         if len(files) > max_files:
-            raise ValidationFailed.field("files", f"A share holds at most {max_files} files", "TOO_MANY_FILES")
+            raise too_many
     return MultipartUpload(metadata=parse_metadata(metadata), files=files)
 
 
