@@ -113,3 +113,24 @@ def test_the_test_and_resume_routes_need_pro(client, env, receiver):  # noqa: F8
     _grace_ends_at(time.time() + 3600)  # paid again (still within a grace period)
     status, body, _ = call(client, "POST", f"/v1/shares/{share['slug']}/webhook/test", token=share["token"])
     assert status == 200 and body["ok"] is True
+
+
+def test_webhook_tests_are_rate_limited_per_account(client, env, receiver):  # noqa: F811
+    """Each test is an outbound request made there and then: without a limit an owner could make
+    the server a request generator. Ten a minute per account, whichever of its shares."""
+    share = _hooked(client, env, receiver)
+    other = share_site(client, share["token"], "Hooked too", webhook_url=receiver.url)
+    for n in range(10):
+        slug = (share if n % 2 else other)["slug"]
+        status, body, headers = call(client, "POST", f"/v1/shares/{slug}/webhook/test", token=share["token"])
+        assert status == 200 and body["ok"] is True, (n, body)
+    assert headers["X-RateLimit-Limit"] == "10" and headers["X-RateLimit-Remaining"] == "0"
+    status, body, headers = call(client, "POST", f"/v1/shares/{share['slug']}/webhook/test", token=share["token"])
+    assert status == 429 and body["code"] == "RATE_LIMIT", body
+    assert int(headers["Retry-After"]) >= 1
+    assert len(receiver.requests) == 10
+    # Another account's tests are its own.
+    token = sign_in(client, "second@example.com")
+    make_pro("second@example.com")
+    theirs = share_site(client, token, "Theirs", webhook_url=receiver.url)
+    assert call(client, "POST", f"/v1/shares/{theirs['slug']}/webhook/test", token=token)[0] == 200

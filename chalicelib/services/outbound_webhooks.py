@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.errors import NotFound, UpgradeRequired, ValidationFailed
-from chalicelib.services import held_deliveries, quotas, webhook_delivery
+from chalicelib.services import held_deliveries, quotas, ratelimit, webhook_delivery
 from chalicelib.services.webhook_signing import new_nonce, signing_secret
 from chalicelib.settings import Settings
 from chalicelib.store import accounts, deliveries, share_webhooks, webhook_releases
@@ -33,6 +33,9 @@ SPIKE_RESOLVED = "spike.resolved"
 SHARE_DELETED = "share.deleted"
 TEST_EVENT = "webhook.test"
 EVENT_TYPES = (SPIKE_CREATED, SPIKE_RESOLVED, SHARE_DELETED, TEST_EVENT)
+# Each test is an outbound request made now (up to the attempt's timeout) and a stored delivery:
+# an owner checking a receiver sends a few; more would make the server a request generator.
+TESTS_PER_MINUTE = 10
 
 
 # --- recording events (the outbox) -----------------------------------------------------------
@@ -120,6 +123,7 @@ def send_test(settings: Settings, share: Share, now: Optional[float] = None,
     """Record a ``webhook.test`` event and attempt it now (retried later like any other when
     it fails). The answer shows what the receiver said."""
     require_webhook(share)
+    ratelimit.enforce("webhook-test", share.owner_id, TESTS_PER_MINUTE, 60)  # per account, all its shares
     now = time.time() if now is None else now
     delivery = event(share, TEST_EVENT, None, now)
     delivery.next_attempt_at = int(now) + webhook_delivery.CLAIM_SECONDS  # claimed by this request
