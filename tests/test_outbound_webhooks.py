@@ -14,7 +14,7 @@ from typing import Iterator, List
 import pytest
 
 from chalicelib import deps
-from chalicelib.services import webhook_delivery, webhook_sender
+from chalicelib.services import webhook_delivery, webhook_sender, webhook_urls
 from chalicelib.settings import Settings
 from chalicelib.store import deliveries
 from chalicelib.store.models import Delivery, Share
@@ -212,6 +212,8 @@ def test_persistent_failure_fails_the_delivery_and_pauses_the_share(client, hook
     assert share.webhook_paused_at and "HTTP 500" in share.webhook_pause_reason
     [mail] = sent_mails("owner@example.com")[-1:]
     assert "paused" in mail["subject"].lower() and "resume" in mail["body"]
+    # The receiver by scheme and host only: many receivers' URLs are their secret.
+    assert receiver.url.rsplit("/", 1)[0] + "/…" in mail["body"] and receiver.url not in mail["body"]
 
     # While paused, new events are held, not sent and not lost.
     sent_before = len(receiver.requests)
@@ -515,3 +517,12 @@ def test_the_scheduled_function_delivers(client, hooked, receiver, env):
     result = client.lambda_.invoke("webhook_deliveries", SCHEDULE_EVENT)
     assert result.payload["delivered"] == 1, result.payload
     assert receiver.requests[-1]["headers"]["X-Spikes-Event"] == "spike.created"
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("https://hooks.example.com/services/T0/B0/secret-token", "https://hooks.example.com/…"),
+    ("https://user:pass@hooks.example.com:8443/x?token=s", "https://hooks.example.com:8443/…"),
+    ("https://[2001:db8::1]/hook", "https://[2001:db8::1]/…"),
+])
+def test_the_pause_mail_names_the_receiver_by_scheme_and_host_only(url, shown):
+    assert webhook_urls.shown_in_mail(url) == shown

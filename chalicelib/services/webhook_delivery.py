@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Optional
 
 from chalicelib import clock
 from chalicelib.logs import get_logger
-from chalicelib.services import held_deliveries, quotas
+from chalicelib.services import held_deliveries, quotas, webhook_urls
 from chalicelib.services.webhook_sender import Attempt, post
 from chalicelib.services.webhook_signing import secrets_for, signature_header
 from chalicelib.settings import Settings
@@ -115,7 +115,7 @@ def _mail_owner_about_pause(share: Share, reason: str, mailer: Any) -> None:
         return
     try:
         mailer.send(Mail(to=owner.email, subject=f"Webhook paused for share {share.name or share.slug}", text=(
-            f"Deliveries to {share.webhook_url} for your share \"{share.name or share.slug}\" kept failing for "
+            f"Deliveries to {webhook_urls.shown_in_mail(share.webhook_url)} for your share \"{share.name or share.slug}\" kept failing for "
             f"more than a day, so we paused them.\n\nLast error: {reason}\n\nFix the receiver, then resume "
             f"with POST /v1/shares/{share.share_id}/webhook/resume: the events held meanwhile are delivered "
             "then. GET /v1/shares/{key}/webhook/deliveries lists every attempt.\n")))

@@ -66,3 +66,13 @@ def validate_webhook_url(url: str, allow_loopback: bool = False) -> None:
             raise invalid("Webhook host does not resolve") from None
     if not addresses or not all(is_public_address(address, allow_loopback) for address in addresses):
         raise invalid("Webhook URLs must point at a public address")
+
+
+def shown_in_mail(url: str) -> str:
+    """The receiver as an e-mail names it: scheme and host only. Many receivers' URLs are their
+    own secret (a chat's incoming-webhook path or token), and a mail is copied to places the
+    API's answers are not (mailboxes, forwards, a mail provider's logs)."""
+    parsed = urlsplit(url)
+    host = parsed.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{parsed.scheme}://{host}{f':{parsed.port}' if parsed.port else ''}/…"
