@@ -97,6 +97,37 @@ def test_files_put_after_a_pending_upload_was_deleted_are_removed_by_the_job(cli
     assert ledger.members(ledger.PRESIGNED_UPLOADS) == []
 
 
+def test_a_presigned_upload_whose_store_answer_was_lost_is_still_expired_by_the_job(client, user_token, monkeypatch):
+    """The pending share's transaction committed and its answer was lost: the start forgot its
+    upload marker, so a share never completed was never expired, holding a place in the owner's
+    limit until they found and deleted it. It is answered as started, its marker kept."""
+    original = metering.insert_share
+
+    def committed_then_lost(*args, **kwargs):
+        original(*args, **kwargs)
+        raise DependencyUnavailable("The store is busy; retry shortly")
+
+    monkeypatch.setattr(metering, "insert_share", committed_then_lost)
+    status, body, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
+    monkeypatch.undo()
+    assert status == 201 and body["status"] == "pending" and body["uploads"], body
+    assert [share.share_id for share in all_items(Share) if share.pk.startswith("share#")] == [body["share_id"]]
+    assert len(ledger.members(ledger.PRESIGNED_UPLOADS)) == 1
+    result = _run_share_job(client, timedelta(days=2))
+    assert result["unfinished_uploads_expired"] == 1, result
+    assert call(client, "GET", f"/shares/{body['share_id']}", token=user_token)[0] == 404
+
+
+def test_a_presigned_upload_the_store_refused_leaves_no_marker(client, user_token, monkeypatch):
+    def refused(*args, **kwargs):
+        raise DependencyUnavailable("The store is busy; retry shortly")
+
+    monkeypatch.setattr(metering, "insert_share", refused)
+    status, body, headers = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
+    assert status == 503 and headers.get("Retry-After"), body
+    assert ledger.members(ledger.PRESIGNED_UPLOADS) == [] and all_items(Share) == []
+
+
 def _upload_of_parts(client, token, parts: list):
     body = "".join(f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n{data}\r\n"
                    for disposition, data in parts) + f"--{BOUNDARY}--\r\n"
