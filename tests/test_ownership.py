@@ -1,7 +1,7 @@
 """Who may act as the owner is decided in one place (services/ownership.py), the claim window
 included: a claim marks the agent's key-only account merged into the person's, then moves its
 shares, spikes and keys one by one, so a request and what it acts on can sit on two sides of
-the move (docs/security.md 134). On moto and on DynamoDB Local."""
+the move (docs/security.md 134, 145). On moto and on DynamoDB Local."""
 from __future__ import annotations
 
 import pytest
@@ -9,8 +9,9 @@ import pytest
 from chalicelib import deps
 from chalicelib.crypto import hash_password
 from chalicelib.errors import NotFound
-from chalicelib.services import identity, share_access, shares, spikes
+from chalicelib.services import identity, share_access, shares, spike_posts, spikes
 from chalicelib.services.shares import ShareOptions
+from chalicelib.services.spike_posts import NewSpike
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.store import accounts as account_store
 from chalicelib.store import shares as share_store
@@ -119,3 +120,49 @@ def test_a_principal_is_the_owner_of_its_own_and_the_admin_of_everything(backend
     assert not spikes.shows_reviewer_emails(mine, other.owner_id)
     assert not spikes.shows_reviewer_emails(None, created["account_id"])
     assert not spikes.shows_reviewer_emails(mine, None)
+
+
+@pytest.mark.parametrize("action", ["resolve", "delete"])
+def test_the_agents_key_acts_on_its_feedback_by_id_while_the_claim_runs(backend_client, action):
+    """A claim moves spikes after shares. Once it marked the agent's account, the agent's key
+    (acting as the person) looked for a spike by id among the person's alone: its share's
+    feedback, not moved yet, was a 404 to read, resolve or delete (the MCP server's
+    resolve_spike, an agent's cleanup). It is found as its owner's again."""
+    client = backend_client
+    created, agent, human, human_id = _agent_and_human(client, f"own-spike-{action}@example.com")
+    share = _agents_share(agent, protected=False)
+    spike_id = _reviewed(client, share)
+    assert account_store.mark_merged(account_store.get(created["account_id"], consistent=True), human_id)
+    stranger = _someone_elses_token(client)
+    assert call(client, "GET", f"/spikes/{spike_id}", token=stranger)[0] == 404
+    assert call(client, "PATCH", f"/spikes/{spike_id}", {"resolved": True}, token=stranger)[0] == 404
+    status, body, _ = call(client, "GET", f"/spikes/{spike_id}", token=created["api_key"])
+    assert status == 200 and body["id"] == spike_id, body
+    if action == "resolve":
+        status, body, _ = call(client, "PATCH", f"/spikes/{spike_id}", {"resolved": True}, token=created["api_key"])
+        assert status == 200 and body["resolved"] and body["reviewer"].get("email") == "rev@example.com", body
+    else:
+        status, body, _ = call(client, "DELETE", f"/spikes/{spike_id}", token=created["api_key"])
+        assert status == 200 and body["id"] == spike_id, body
+    status, listed, _ = call(client, "GET", f"/spikes?project={share.slug}", token=created["api_key"])
+    assert [item["resolved"] for item in listed["data"]] == ([True] if action == "resolve" else []), listed
+
+
+def test_a_request_that_read_the_agent_before_the_claim_acts_on_its_moved_feedback_by_id(backend_client):
+    """The other side: a request authenticated before the marking (acting as the claimed account)
+    looked among that account's spikes, which the claim had moved since: 404."""
+    client = backend_client
+    created, agent, human, human_id = _agent_and_human(client, "own-spike-before@example.com")
+    share = _agents_share(agent, protected=False)
+    on_share = _reviewed(client, share)
+    own = spike_posts.record(NewSpike(type="page", project_key="agent-notes", client_id="own-1"),
+                             deps.settings(), BASE, author=agent).id
+    _claim(client, human, created["api_key"])
+    assert spikes.get_for(agent, own).owner_id == human_id
+    assert spikes.set_resolved(agent, on_share, True).resolved
+    spikes.delete(agent, own)
+    status, listed, _ = call(client, "GET", "/spikes", token=human)
+    assert {item["id"]: item["resolved"] for item in listed["data"]} == {on_share: True}, listed
+    other = _someone_elses_share(client)
+    with pytest.raises(NotFound):  # someone else's feedback stays "not found"
+        spikes.get_for(agent, _reviewed(client, other))

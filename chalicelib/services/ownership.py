@@ -7,13 +7,13 @@ agent's key-only account and the claiming person's one: it marks the key-only ac
 request and the item it acts on can sit on two sides of the move: a key of the marked account
 authenticates as the person (services/apikeys.authenticate) and reaches an item not moved yet,
 and a request that read the key-only account before the marking reaches an item moved since.
-Both act as the owner (docs/security.md 78, 79 and 134). Which account that is costs a strongly
-consistent read of an account, made only when the item is not the caller's as read: an owner
-acting on their own items, the common case, reads nothing more.
+Both act as the owner (docs/security.md 78, 79, 134 and 145). Which account that is costs a
+strongly consistent read of an account, made only when the item is not the caller's as read: an
+owner acting on their own items, the common case, reads nothing more.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Protocol
+from typing import Callable, Iterator, Optional, Protocol
 
 from chalicelib.store import accounts as account_store
 from chalicelib.store import share_moves
@@ -29,6 +29,9 @@ class Caller(Protocol):
     @property
     def user(self) -> Optional[User]: ...
 
+    @property
+    def claimed_from(self) -> Optional[str]: ...
+
 
 def owns(user: Optional[User], owner_id: Optional[str]) -> bool:
     """``user`` (an account as the request read it) acts as the owner of what ``owner_id`` owns:
@@ -43,6 +46,29 @@ def may_act_as_owner(principal: Optional[Caller], owner_id: Optional[str]) -> bo
     if principal is None:
         return False
     return principal.is_admin or owns(principal.user, owner_id)
+
+
+def accounts_of(principal: Caller) -> Iterator[Optional[str]]:
+    """The accounts whose items ``principal`` acts on as their owner, to look among in turn until
+    one holds what is looked for: None (every account) for the admin; else the caller's own,
+    then, read only when that one did not hold it, the accounts a claim made one with it (the
+    claimed account a key of it acts for, its items not moved yet; the account a key-only caller
+    as read was merged into since, its items moved)."""
+    if principal.is_admin:
+        yield None
+        return
+    user = principal.user
+    if user is None:
+        return
+    yield user.user_id
+    claimed_from = principal.claimed_from
+    if claimed_from is not None and claimed_into(claimed_from, user):
+        yield claimed_from
+    if user.email is not None:
+        return
+    new_owner = account_store.merged_into(user.user_id)
+    if new_owner is not None:
+        yield new_owner
 
 
 def joined_by_claim(user: User, owner_id: str) -> bool:

@@ -155,8 +155,11 @@ def get_for(principal: Optional[Principal], spike_id: str, project: Optional[str
     if not principal.is_admin and principal.user_id is None:
         raise NotFound("Spike not found")
     share = share_store.resolve(project) if project else None
-    found = spike_ids.find(spike_id, None if principal.is_admin else principal.user_id,
-                           project or None, share.share_id if share else None)
+    found: List[Spike] = []
+    for owner_id in ownership.accounts_of(principal):  # amid a claim, also the accounts it joins
+        found = spike_ids.find(spike_id, owner_id, project or None, share.share_id if share else None)
+        if found:
+            break
     # A prefix names only what the caller could have listed (a key may write without reading).
     if not found and prefix_ok and project is None and len(spike_id) >= MIN_ID_PREFIX_CHARS \
             and principal.allows("spikes:read"):
