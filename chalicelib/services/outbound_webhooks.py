@@ -20,7 +20,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from chalicelib import clock
-from chalicelib.errors import NotFound, UpgradeRequired, ValidationFailed
+from chalicelib.errors import NotFound, ValidationFailed
 from chalicelib.services import held_deliveries, quotas, ratelimit, webhook_delivery
 from chalicelib.services.webhook_signing import new_nonce, signing_secret
 from chalicelib.settings import Settings
@@ -99,8 +99,7 @@ def require_pro_owner(settings: Settings, share: Share, caller: User, base_url: 
     period counting until its end: 403 UPGRADE_REQUIRED, as setting the URL answers."""
     owner = caller if caller.user_id == share.owner_id else accounts.get(share.owner_id)
     if owner is None or not quotas.has_paid_features(quotas.effective_tier(owner)):
-        raise UpgradeRequired("Webhook URLs require a Pro subscription",
-                              extra={"upgrade_url": quotas.upgrade_url(settings, base_url)})
+        raise quotas.paid_feature_refused(settings, base_url, "Webhook URLs")
 
 
 def require_webhook(share: Share) -> None:

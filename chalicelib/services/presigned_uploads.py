@@ -72,7 +72,7 @@ def _start(settings: Settings, share_files: ShareFiles, user: User, options: Sha
     try:
         share = shares.insert_with_slug(share, user, options.slug or options.name, settings, base_url, charge, key)
     except Exception:
-        stored = _stored_all_the_same(share, user, marker)
+        stored = shares.stored_all_the_same(share, user, ledger.PRESIGNED_UPLOADS, marker)
         if stored is None:
             raise
         share = stored
@@ -81,20 +81,6 @@ def _start(settings: Settings, share_files: ShareFiles, user: User, options: Sha
         "url": share_files.upload_url(share.share_id, f.path, f.content_type, f.size, settings.presign_ttl_seconds),
     } for f in files]
     return share, targets
-
-
-def _stored_all_the_same(share: Share, user: User, marker: str) -> Optional[Share]:
-    """After the share's transaction failed: the share if it committed all the same (its answer
-    lost), answered as started and its marker kept, so that the job expires it if it is never
-    completed; else the marker is forgotten (the job forgets one this could not)."""
-    try:
-        stored = share_store.get_by_id(share.share_id, consistent=True)
-        if stored is None:
-            ledger.forget(ledger.PRESIGNED_UPLOADS, marker)
-    except Exception:  # noqa: BLE001 - keep the original error
-        log.warning("share.upload_marker_kept", share_id=share.share_id)
-        return None
-    return stored if stored is not None and stored.owner_id == user.user_id else None
 
 
 def upload_marker(share: Share) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from chalicelib import clock
+from chalicelib.errors import UpgradeRequired
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store.models import User
@@ -79,3 +80,10 @@ def limits_for(settings: Settings, tier: str) -> Limits:
 
 def upgrade_url(settings: Settings, base_url: str) -> str:
     return settings.upgrade_url or f"{base_url}/billing/checkout"
+
+
+def paid_feature_refused(settings: Settings, base_url: str, feature: str) -> UpgradeRequired:
+    """The contract's 403 for a Pro-only feature (``feature``: "Webhook URLs", ...) asked by an
+    owner without Pro."""
+    return UpgradeRequired(f"{feature} require a Pro subscription",
+                           extra={"upgrade_url": upgrade_url(settings, base_url)})

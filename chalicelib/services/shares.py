@@ -88,9 +88,7 @@ def _limit_error(settings: Settings, base_url: str, limit: int) -> ShareLimit:
 
 def _pro_features_refused(settings: Settings, base_url: str, password: bool) -> UpgradeRequired:
     """A free owner asked for a password (``password``) or a webhook."""
-    feature = "Password-protected shares" if password else "Webhook URLs"
-    return UpgradeRequired(f"{feature} require a Pro subscription",
-                           extra={"upgrade_url": quotas.upgrade_url(settings, base_url)})
+    return quotas.paid_feature_refused(settings, base_url, "Password-protected shares" if password else "Webhook URLs")
 
 
 def check_options(settings: Settings, user: User, options: ShareOptions, base_url: str) -> None:
@@ -185,7 +183,8 @@ def _create_share(settings: Settings, share_files: ShareFiles, user: User, optio
         share_files.put_all(share.share_id, [(f.path, f.data, f.content_type) for f in files])
         stored = insert_with_slug(share, user, options.slug or options.name, settings, base_url, charge, key)
     except BaseException:
-        stored = _stored_all_the_same(share_files, share, user, marker)
+        stored = stored_all_the_same(share, user, ledger.DIRECT_UPLOADS, marker,
+                                     lambda: share_files.delete_all(share.share_id))
         if stored is None:
             raise
     try:
@@ -195,15 +194,17 @@ def _create_share(settings: Settings, share_files: ShareFiles, user: User, optio
     return stored
 
 
-def _stored_all_the_same(share_files: ShareFiles, share: Share, user: User, marker: str) -> Optional[Share]:
-    """After a direct upload failed: the share if its transaction committed all the same (its
-    answer lost: DynamoDB answering 500, a dropped connection), files kept; else its files go.
-    When even that cannot be read, the job removes the files if the share never was stored."""
+def stored_all_the_same(share: Share, user: User, uploads_kind: str, marker: str,
+                        remove_files: Callable[[], None] = lambda: None) -> Optional[Share]:
+    """After an upload's share transaction failed: the share if it committed all the same (its
+    answer lost: DynamoDB answering 500, a dropped connection), to be answered as stored; else
+    ``remove_files`` and the upload's marker (in ``uploads_kind``) is forgotten. When even that
+    cannot be read, None: the share_deletions job finishes the cleanup."""
     try:
         stored = share_store.get_by_id(share.share_id, consistent=True)
         if stored is None:
-            share_files.delete_all(share.share_id)
-        ledger.forget(ledger.DIRECT_UPLOADS, marker)
+            remove_files()
+            ledger.forget(uploads_kind, marker)
     except Exception:  # noqa: BLE001 - keep the original error
         log.warning("share.cleanup_failed", share_id=share.share_id)
         return None
