@@ -113,6 +113,23 @@ def test_resumed_subscription_is_pro_again(hooks):
     assert user().tier == "pro"
 
 
+@pytest.mark.parametrize("behavior", ["void", "mark_uncollectible", "keep_as_draft"])
+def test_paused_payment_collection_is_free_until_it_resumes(hooks, behavior):
+    # The Customer Portal's pause (and the Dashboard's "pause payment collection") leave the
+    # subscription `active` with `pause_collection` set: nothing is charged, so no paid tier.
+    deliver(hooks, event("customer.subscription.created", subscription("active", UID), NOW - 100))
+    make_pro_share()
+    paused = dict(subscription("active", UID), pause_collection={"behavior": behavior, "resumes_at": None})
+    status, body, _ = deliver(hooks, event("customer.subscription.updated", paused, NOW - 10))
+    assert status == 200 and body["outcome"] == "applied"
+    assert (user().tier, user().subscription_status) == ("free", "paused")
+    assert Share.get("share#sh_abcdefghijkl").status == "locked"
+    resumed = dict(subscription("active", UID), pause_collection=None)
+    deliver(hooks, event("customer.subscription.updated", resumed, NOW))
+    assert (user().tier, user().subscription_status) == ("pro", "active")
+    assert Share.get("share#sh_abcdefghijkl").status == "active"
+
+
 @pytest.mark.parametrize("legacy", [False, True])
 def test_failed_payment_keeps_pro_for_the_grace_period(hooks, env, legacy):
     env(STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET, PAYMENT_GRACE_DAYS="3")

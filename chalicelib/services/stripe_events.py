@@ -129,6 +129,10 @@ def classify(event: Dict[str, Any], settings: Optional[Settings] = None) -> Opti
         status = obj.get("status") or ""
         if kind_of_event == "customer.subscription.deleted":
             kind = "free"
+        elif status in PRO_STATUSES and obj.get("pause_collection"):
+            # The portal's pause (or the Dashboard's "pause payment collection"): still `active`,
+            # but nothing is charged until it resumes (docs/security.md, 146).
+            kind, status = "free", "paused"
         elif status in PRO_STATUSES:
             kind = "pro"
         elif status in GRACE_STATUSES:
