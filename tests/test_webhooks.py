@@ -149,6 +149,30 @@ def test_failed_payment_keeps_pro_for_the_grace_period(hooks, env, legacy):
     assert u.tier == "pro" and u.grace_until is None and u.subscription_status == "active"
 
 
+def test_a_payment_failing_after_the_subscription_ended_leaves_it_ended(hooks):
+    # A subscription's final invoice (the agent tier's usage, billed in arrears) is charged after
+    # its deletion: its failure must not mark the ended subscription as still being retried, or
+    # checkout would refuse a new one for good.
+    deliver(hooks, event("customer.subscription.created", subscription("active", UID), NOW - 7200))
+    deliver(hooks, event("customer.subscription.deleted", subscription("canceled", UID), NOW - 3600))
+    status, body, _ = deliver(hooks, event("invoice.payment_failed", failed_invoice(), NOW))
+    assert status == 200 and body["outcome"] == "stale"
+    u = user()
+    assert (u.tier, u.subscription_status, u.grace_until) == ("free", "canceled", None)
+
+
+def test_a_cancellation_delivered_after_a_later_failed_payment_still_ends_the_subscription(hooks):
+    deliver(hooks, event("customer.subscription.created", subscription("active", UID), NOW - 7200))
+    deliver(hooks, event("invoice.payment_failed", failed_invoice(), NOW))  # delivered first
+    status, body, _ = deliver(hooks, event("customer.subscription.deleted", subscription("canceled", UID), NOW - 3600))
+    assert status == 200 and body["outcome"] == "applied"
+    u = user()
+    assert (u.tier, u.subscription_status, u.grace_until) == ("free", "canceled", None)
+    # Stripe retrying that final invoice changes nothing either.
+    assert deliver(hooks, event("invoice.payment_failed", failed_invoice(), NOW + 60))[1]["outcome"] == "stale"
+    assert user().subscription_status == "canceled"
+
+
 def test_failed_one_off_invoice_is_ignored(hooks):
     invoice = failed_invoice()
     del invoice["parent"]

@@ -28,7 +28,7 @@ from chalicelib.logs import get_logger
 from chalicelib.services import quota_reset, quotas
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import ledger
+from chalicelib.store import ledger, subscriptions
 from chalicelib.store.models import User
 
 log = get_logger("spikes.stripe_events")
@@ -163,11 +163,11 @@ def _find_user(change: Change) -> Optional[User]:
     return None
 
 
-def _stored_change(settings: Settings, change: Change, created: int) -> account_store.SubscriptionChange:
+def _stored_change(settings: Settings, change: Change, created: int) -> subscriptions.SubscriptionChange:
     """The change as the user's stored subscription state takes it."""
     # The grace period starts at the first failure and is not extended by later retries.
     grace_until = created + settings.payment_grace_days * 24 * 3600 if change.kind == "grace" else None
-    return account_store.SubscriptionChange(
+    return subscriptions.SubscriptionChange(
         kind="paid" if change.kind == "pro" else change.kind, status=change.status,
         subscription_id=change.subscription_id, customer_id=change.customer_id, event_at=created,
         tier=change.tier if change.kind == "pro" else quotas.FREE, grace_until=grace_until)
@@ -211,11 +211,11 @@ def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float]
         outcome = "duplicate"
     else:
         try:
-            account_store.apply_subscription_change(user.user_id, _stored_change(settings, change, created),
+            subscriptions.apply(user.user_id, _stored_change(settings, change, created),
                                                     _marker(event, change.kind, user.user_id, now))
-        except account_store.AlreadyApplied:
+        except subscriptions.AlreadyApplied:
             outcome = "duplicate"
-        except account_store.StaleChange:
+        except subscriptions.StaleChange:
             outcome = "stale"  # older than the stored state, or about a replaced subscription
             ledger.save_once(_marker(event, "stale", user.user_id, now))
     changed = _finish(settings, user.user_id, change.kind, now) if change.kind in ("free", "pro") else 0

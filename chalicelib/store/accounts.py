@@ -6,15 +6,13 @@ change users through these functions in domain terms; the conditions live here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.errors import AuthFailed
-from chalicelib.store import ledger, transactions
 from chalicelib.store.models import User
-from chalicelib.store.transactions import ConditionFailed, Transaction, update_if
+from chalicelib.store.transactions import Transaction, update_if
 
 FREE = "free"  # the tier every account starts on (services/quotas.FREE)
 
@@ -224,67 +222,6 @@ def set_monthly_cap(user: User, cap_cents: Optional[int]) -> None:
     """The account-wide monthly spending cap (None: no cap)."""
     user.update(actions=[User.monthly_cap_cents.remove() if cap_cents is None
                          else User.monthly_cap_cents.set(cap_cents)], condition=User.user_id.exists())
-
-
-@dataclass(frozen=True)
-class SubscriptionChange:
-    """What one Stripe event does to a user's stored subscription state."""
-    kind: str  # "paid" (``tier`` from now on) | "grace" (paid until ``grace_until``) | "free"
-    status: str
-    subscription_id: Optional[str]
-    customer_id: Optional[str]
-    event_at: int  # Stripe's ``event.created``: an older event never overwrites newer state
-    tier: str = FREE
-    grace_until: Optional[int] = None
-
-
-class StaleChange(Exception):
-    """Older than the stored state, or about a subscription the user no longer has."""
-
-
-class AlreadyApplied(Exception):
-    """The event's marker is stored: it was applied before."""
-
-
-def _update_for(change: SubscriptionChange) -> Tuple[list, Any]:
-    event_at = User.subscription_event_at
-    newer = event_at.does_not_exist() | (event_at < change.event_at)
-    actions = [event_at.set(change.event_at), User.subscription_status.set(change.status)]
-    if change.customer_id:
-        actions.append(User.stripe_customer_id.set(User.stripe_customer_id | change.customer_id))
-    same_subscription = User.subscription_id.does_not_exist()
-    if change.subscription_id:
-        same_subscription = same_subscription | (User.subscription_id == change.subscription_id)
-    if change.kind == "paid":
-        actions += [User.tier.set(change.tier), User.grace_until.remove()]
-        if change.subscription_id:
-            actions.append(User.subscription_id.set(change.subscription_id))
-        return actions, User.user_id.exists() & newer
-    if change.kind == "grace":
-        # The grace period starts at the first failure and is not extended by later retries.
-        actions.append(User.grace_until.set(User.grace_until | change.grace_until))
-        return actions, User.user_id.exists() & newer & same_subscription
-    # free: on a tie with another event of the same second, the downgrade wins. An event about
-    # an older subscription than the stored one never downgrades the newer subscription.
-    actions += [User.tier.set(FREE), User.grace_until.remove()]
-    not_older = event_at.does_not_exist() | (event_at <= change.event_at)
-    return actions, User.user_id.exists() & not_older & same_subscription
-
-
-def apply_subscription_change(user_id: str, change: SubscriptionChange, marker: Any) -> None:
-    """The change and the event's ledger ``marker`` in one transaction, so an event applies
-    once. Raises AlreadyApplied for an event seen before, StaleChange when the stored state
-    is newer (nothing written then)."""
-    actions, condition = _update_for(change)
-    def write(tx: Transaction) -> None:
-        tx.update("user", User(user_id), actions=actions, condition=condition)
-        ledger.mark_stripe_event(tx, marker)
-    try:
-        transactions.run(write)
-    except ConditionFailed as failed:
-        if "marker" in failed:
-            raise AlreadyApplied() from None
-        raise StaleChange() from None
 
 
 # --- the scheduled pass over every user ------------------------------------------------------
