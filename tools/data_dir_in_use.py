@@ -9,6 +9,8 @@ the system Python, before any venv exists.
 from __future__ import annotations
 
 import fcntl
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -27,12 +29,27 @@ def holders(data_dir: Path) -> str:
     return ""
 
 
+def how_to_stop(who: str) -> str:
+    """What to do about the holders ``who`` names: Ctrl-C where the server runs, or, when the server
+    is gone and its DynamoDB Local ran on (no setpriv to tie them), kill that Java by its pid."""
+    server = re.match(r"pid (\d+)", who)
+    engine = re.search(r"DynamoDB Local pid (\d+)", who)
+    if server and engine:
+        try:
+            os.kill(int(server.group(1)), 0)
+        except ProcessLookupError:
+            return f"its server is gone: stop the DynamoDB Local it left with kill {engine.group(1)}"
+        except PermissionError:
+            pass
+    return "stop it first (Ctrl-C where it runs)"
+
+
 def main(argv: list) -> int:
     data_dir = Path(argv[1] if len(argv) > 1 else ".local-data")
     who = holders(data_dir)
     if who:
-        print(f"A local server ({who}) is using {data_dir}: stop it first (Ctrl-C where it runs), "
-              f"then make clean-data again.", file=sys.stderr)
+        print(f"A local server ({who}) is using {data_dir}: {how_to_stop(who)}, then make clean-data again.",
+              file=sys.stderr)
         return 1
     return 0
 

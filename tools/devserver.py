@@ -197,7 +197,8 @@ class DataDirLock:
     """One local server per data folder: a second one would start a second DynamoDB Local on the
     same SQLite file and save over the first one's share files. The lock is the kernel's
     (``flock``): it goes with the processes that hold it however they end, and DynamoDB Local
-    inherits it, so a server killed with SIGKILL still holds the folder while its Java runs on.
+    inherits it, so a Java that outlives its server (killed with SIGKILL, where no setpriv ties the
+    two: tools/dynamodb_local.die_with_parent) still holds the folder until it stops.
     The file names the holders, for the message."""
 
     def __init__(self, data_dir: Path):
@@ -210,8 +211,9 @@ class DataDirLock:
             self.handle.seek(0)
             holders = ", ".join(self.handle.read().split("\n")[:2]).strip(", ") or "pid ?"
             self.handle.close()
-            raise SystemExit(f"Another local server ({holders}) is using {data_dir}. Stop it first (Ctrl-C where "
-                             f"it runs), or give this one a folder of its own: make dev DATA_DIR=<folder> PORT=<port>")
+            from tools.data_dir_in_use import how_to_stop
+            raise SystemExit(f"Another local server ({holders}) is using {data_dir}: {how_to_stop(holders)}, or "
+                             f"give this one a folder of its own: make dev DATA_DIR=<folder> PORT=<port>")
         self._write(f"pid {os.getpid()}")
 
     def _write(self, text: str) -> None:

@@ -51,6 +51,14 @@ def unavailable_reason() -> Optional[str]:
     return None
 
 
+def die_with_parent() -> List[str]:
+    """A prefix that has the kernel send the engine SIGTERM when the thread that started it ends
+    (util-linux's setpriv, ``PR_SET_PDEATHSIG``): a runner killed with SIGKILL, or a test session
+    killed mid-run, otherwise left its Java running for good. SIGTERM lets it close its files."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM"] if setpriv else []
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -89,8 +97,9 @@ class DynamoDBLocal:
         env = dict(os.environ)
         if self.without_fsync:
             env["LD_PRELOAD"] = " ".join(filter(None, [env.get("LD_PRELOAD"), str(self.without_fsync)]))
-        self.process = subprocess.Popen(self.command(), cwd=jar_dir, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=self.inherit_fds)
+        self.process = subprocess.Popen([*die_with_parent(), *self.command()], cwd=jar_dir, env=env,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        pass_fds=self.inherit_fds)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with socket.socket() as sock:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -309,32 +310,56 @@ def test_a_second_server_on_the_same_data_or_port_says_why_and_leaves_nothing_ru
     assert [item["id"] for item in listed] == [kept.json()["id"]]
 
 
-def test_a_server_killed_with_sigkill_holds_its_folder_while_its_java_runs_on(live_server_factory):
-    """SIGKILL leaves DynamoDB Local running on the folder's SQLite file; it holds the lock it
-    inherited, so a new server is refused (naming the Java to stop) instead of opening the file too."""
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_server_killed_with_sigkill_takes_its_java_with_it(live_server_factory):
+    """SIGKILL gives the server no chance to stop DynamoDB Local: before, its Java ran on for good
+    (orphaned, ~200 MB, holding the folder's lock), and the next `make dev` was refused with
+    "Ctrl-C where it runs" for a server that no longer existed. The kernel now stops it."""
     first = live_server_factory()
     kept = requests.post(f"{first.url}/spikes", json={"type": "page", "projectKey": "survivor"}, timeout=30)
     assert kept.status_code == 201
     engine = _engine_pid(first)
     os.kill(first.pid, signal.SIGKILL)  # the server only, not its process group
     first.process.wait(timeout=10)
+    assert _gone_within(engine, 30), "DynamoDB Local outlived the server killed with SIGKILL"
+
+    again = live_server_factory(data_dir=first.data_dir)
+    listed = requests.get(f"{again.url}/spikes?project=survivor", timeout=30).json()["data"]
+    assert [item["id"] for item in listed] == [kept.json()["id"]]
+
+
+def test_a_java_that_outlived_its_server_holds_the_folder(live_server_factory, tmp_path):
+    """Without setpriv (the engine is then not tied to the server), DynamoDB Local left running
+    keeps the lock it inherited: a new server is refused, naming the Java to stop, instead of
+    opening the same SQLite file beside it."""
+    first = live_server_factory(start=False)
+    java_only = tmp_path / "bin"  # a PATH with java and no setpriv
+    java_only.mkdir()
+    (java_only / "java").symlink_to(shutil.which("java"))
+    first.environment = lambda: {**LiveServer.environment(first), "PATH": str(java_only)}
+    first.start()
+    engine = _engine_pid(first)
+    os.kill(first.pid, signal.SIGKILL)
+    first.process.wait(timeout=10)
     os.kill(engine, 0)  # still running
 
     again = live_server_factory(start=False, data_dir=first.data_dir)
     code, output, _ = _run_to_its_end(again)
     assert code == 1 and f"its DynamoDB Local pid {engine}) is using {first.data_dir}" in output, output
-
+    assert f"its server is gone: stop the DynamoDB Local it left with kill {engine}" in output, output
     os.kill(engine, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            os.kill(engine, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
+    assert _gone_within(engine, 20)
     again.start()
-    listed = requests.get(f"{again.url}/spikes?project=survivor", timeout=30).json()["data"]
-    assert [item["id"] for item in listed] == [kept.json()["id"]]
 
 
 def test_dynamodb_local_killed_under_the_server_is_started_again_with_its_data(live_server_factory):
