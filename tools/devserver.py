@@ -203,8 +203,13 @@ class DataDirLock:
 
     def __init__(self, data_dir: Path):
         import fcntl
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.handle = open(data_dir / "server.lock", "a+")
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self.handle = open(data_dir / "server.lock", "a+")
+        except OSError as exc:
+            raise SystemExit(f"Cannot write to the data folder {data_dir}: {exc.strerror}. The local server keeps its "
+                             f"tables and share files there: make it writable, or give it another folder: "
+                             f"make dev DATA_DIR=<folder>") from None
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -233,6 +238,14 @@ class DataDirLock:
         self.handle.close()
 
 
+def saved_data_unreadable(data_dir: Path, exc: Exception) -> str:
+    """A corrupt SQLite file or manifest surfaced as a traceback about DescribeTable or JSON."""
+    wipe = "make clean-data" + ("" if data_dir == Path(".local-data") else f" DATA_DIR={data_dir}")
+    return (f"Cannot read the local data saved in {data_dir} ({type(exc).__name__}: {exc}).\n"
+            f"It is damaged, or was written by something this version cannot read. Keep it aside and start "
+            f"afresh with mv {data_dir} {data_dir}.broken, or delete it with {wipe}.")
+
+
 def check_port_free(host: str, port: int) -> None:
     """Fail before anything starts, with what to do, rather than with a traceback once the
     engines are up. SO_REUSEADDR as the server will bind: a closed server's TIME_WAIT is fine."""
@@ -243,8 +256,12 @@ def check_port_free(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise SystemExit(f"Cannot listen on {host}:{port}: {exc.strerror}. Is a local server already running "
-                             f"there? Another port: make dev PORT=<port>") from None
+            raise SystemExit(cannot_listen(host, port, exc)) from None
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    return (f"Cannot listen on {host}:{port}: {exc.strerror}. Is a local server already running there? "
+            f"Another port: make dev PORT=<port>")
 
 
 # DynamoDB Local dying under a running server (the OOM killer, a stray `kill`) would otherwise
@@ -386,6 +403,7 @@ def _run(args, data_dir: Path, persist: bool, lock: Optional[DataDirLock], runni
     dynamodb_local = None
     db_path = data_dir / "dynamodb-local"
     db_existed = (db_path / "shared-local-instance.db").exists()
+    had_saved_data = db_existed or (data_dir / "dynamodb").is_dir() or (data_dir / "s3").is_dir()
     dynamodb_endpoint = args.dynamodb_endpoint
     if engine_name == "dynamodb-local":
         from tools.dynamodb_local import DynamoDBLocal
@@ -417,28 +435,35 @@ def _run(args, data_dir: Path, persist: bool, lock: Optional[DataDirLock], runni
     dynamodb = boto3.client("dynamodb", endpoint_url=settings.dynamodb_endpoint_url or endpoint,
                             region_name=settings.region)
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name=settings.region)
-    create_tables(settings, dynamodb)
-    create_bucket(settings, s3)
     table_names = [table_name(settings, t) for t in TABLES]
-
     local_data = None
     if persist and engine_name != "external":
         from tools.localdata import LocalData
         # DynamoDB Local keeps its own tables on disk; moto keeps nothing, so its tables are saved too.
         saved_tables = table_names if engine_name == "moto" else []
         local_data = LocalData(data_dir, dynamodb, s3, saved_tables, settings.bucket_name, dirty)
-        restored = local_data.restore()
-        if engine_name == "dynamodb-local":
-            if db_existed:
-                restored = {**local_data.item_counts(table_names), **restored}
-            else:
-                # Data saved by the moto fallback (or an older version): moved in once.
-                imported = LocalData(data_dir, dynamodb, s3, table_names, settings.bucket_name).restore_tables()
-                if imported:
-                    print(f"Imported tables saved by the embedded emulator into DynamoDB Local: {imported}", flush=True)
-                    restored = {**imported, **restored}
-        if restored:
-            print(f"Restored local data from {data_dir}: {restored}", flush=True)
+    try:
+        create_tables(settings, dynamodb)
+        create_bucket(settings, s3)
+        if local_data is not None:
+            restored = local_data.restore()
+            if engine_name == "dynamodb-local":
+                if db_existed:
+                    restored = {**local_data.item_counts(table_names), **restored}
+                else:
+                    # Data saved by the moto fallback (or an older version): moved in once.
+                    imported = LocalData(data_dir, dynamodb, s3, table_names, settings.bucket_name).restore_tables()
+                    if imported:
+                        print(f"Imported tables saved by the embedded emulator into DynamoDB Local: {imported}",
+                              flush=True)
+                        restored = {**imported, **restored}
+            if restored:
+                print(f"Restored local data from {data_dir}: {restored}", flush=True)
+    except Exception as exc:  # noqa: BLE001 - on saved data: say which folder and what to do
+        if local_data is None or not had_saved_data:
+            raise
+        raise SystemExit(saved_data_unreadable(data_dir, exc)) from None
+    if local_data is not None:
         local_data.start()
         running.callback(lambda: print(f"Saved local data to {data_dir}", flush=True))
         running.callback(local_data.stop)
@@ -459,7 +484,10 @@ def _run(args, data_dir: Path, persist: bool, lock: Optional[DataDirLock], runni
     if not isinstance(app_obj, LocalChalice):
         CustomLocalChalice.__bases__ = (LocalChalice, app_obj.__class__)
         app_obj.__class__ = CustomLocalChalice
-    server = LocalDevServer(app_obj, config, args.host, args.port, handler_cls=RequestHandler, server_cls=Server)
+    try:
+        server = LocalDevServer(app_obj, config, args.host, args.port, handler_cls=RequestHandler, server_cls=Server)
+    except OSError as exc:  # taken since check_port_free: another server started beside this one
+        raise SystemExit(cannot_listen(args.host, args.port, exc)) from None
     running.callback(server.server.server_close)
     bound_host, bound_port = server.server.server_address[:2]
     stopping = threading.Event()

@@ -65,6 +65,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_taken(port: int) -> bool:
+    """Whether anything listens on ``port``, on any address, as DynamoDB Local binds it (every
+    interface: IPv6's wildcard, which takes IPv4 too, where the machine has IPv6)."""
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        address = ("::", port)
+    except OSError:
+        probe, address = socket.socket(socket.AF_INET, socket.SOCK_STREAM), ("0.0.0.0", port)
+    with probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError:
+            return True
+    return False
+
+
 class DynamoDBLocal:
     """``DynamoDBLocal(db_path=None)`` runs in memory; ``db_path`` keeps the tables in that folder."""
 
@@ -75,6 +93,9 @@ class DynamoDBLocal:
         self.db_path = Path(db_path).resolve() if db_path else None
         self.inherit_fds = tuple(inherit_fds)
         self.port = port or free_port()
+        # A port picked here may be swapped for another until the first start; after that the
+        # endpoint is known to its clients (the local server's restarts keep it).
+        self._port_fixed = port is not None
         self.jvm_options = JVM_OPTIONS if jvm_options is None else jvm_options
         self.process: Optional[subprocess.Popen] = None
         self.without_fsync = eatmydata() if self.db_path else None
@@ -94,6 +115,17 @@ class DynamoDBLocal:
             raise RuntimeError(unavailable_reason() or "DynamoDB Local not found")
         if self.db_path:
             self.db_path.mkdir(parents=True, exist_ok=True)
+        # The ready check below is a connection to the port: another program listening there would
+        # pass it while the Java exits on the taken port, and the server would talk to that program.
+        for _ in range(5):
+            if not port_taken(self.port):
+                break
+            if self._port_fixed:
+                raise RuntimeError(f"port {self.port} is taken by another program")
+            self.port = free_port()
+        else:
+            raise RuntimeError("no free port found")
+        self._port_fixed = True
         env = dict(os.environ)
         if self.without_fsync:
             env["LD_PRELOAD"] = " ".join(filter(None, [env.get("LD_PRELOAD"), str(self.without_fsync)]))

@@ -362,6 +362,31 @@ def test_a_java_that_outlived_its_server_holds_the_folder(live_server_factory, t
     again.start()
 
 
+@pytest.mark.parametrize("damage", ["database", "share files"])
+def test_damaged_saved_data_is_named_with_what_to_do_and_nothing_is_left_running(live_server_factory, damage):
+    """A damaged SQLite file (or S3 manifest) ended the start in a traceback about DescribeTable
+    (or JSON) that named neither the folder nor a way out."""
+    server = live_server_factory()
+    token = server.sign_in("damaged@example.com")
+    created = requests.post(f"{server.url}/shares", headers=_bearer(token), timeout=30,
+                            files=[("metadata", (None, '{"name": "Kept"}')),
+                                   ("files", ("index.html", b"<h1>hi</h1>", "text/html"))])
+    assert created.status_code == 201, created.text
+    assert server.stop() == 0
+    if damage == "database":
+        (server.data_dir / "dynamodb-local" / "shared-local-instance.db").write_bytes(b"\x13not sqlite" * 400)
+    else:
+        (server.data_dir / "s3" / "manifest.json").write_text("{truncated")
+
+    again = live_server_factory(start=False, data_dir=server.data_dir)
+    code, output, nothing_left = _run_to_its_end(again)
+    assert code == 1 and "Traceback" not in output, output
+    assert f"Cannot read the local data saved in {server.data_dir} (" in output, output
+    assert f"mv {server.data_dir} {server.data_dir}.broken" in output
+    assert f"make clean-data DATA_DIR={server.data_dir}" in output
+    assert nothing_left, "something it started is still running"
+
+
 def test_dynamodb_local_killed_under_the_server_is_started_again_with_its_data(live_server_factory):
     server = live_server_factory()
     first = requests.post(f"{server.url}/spikes", json={"type": "page", "projectKey": "outlived"}, timeout=30)
