@@ -243,11 +243,21 @@ def test_filters_page_reviewer_rating_resolved(client):
     ("&limit=0", "limit"), ("&limit=-5", "limit"), ("&limit=ten", "limit"),
     # int() takes each of these; a listing takes ASCII digits only.
     ("&limit=%2B5", "limit"), ("&limit=%205", "limit"), ("&limit=1_0", "limit"), ("&limit=%D9%A1", "limit"),
+    ("&limit=0000000000", "limit"),  # zero, however many digits spell it
     ("&rating=awesome", "rating"), ("&resolved=maybe", "resolved"),
 ])
 def test_bad_listing_parameters_are_400(client, query, field):
     status, body, _ = call(client, "GET", f"/spikes?project=x{query}")
     assert status == 400 and body["code"] == "VALIDATION_ERROR" and body["details"][0]["field"] == field
+
+
+def test_a_limit_with_leading_zeros_is_its_value(client):
+    """Ten digits or more were read as the maximum whatever they spelt: `limit=0000000002`
+    answered a page of 1,000 (and `0000000000` a page instead of the 400 of `0`)."""
+    for n in range(3):
+        post(client, {**PAGE_SPIKE, "id": f"z{n}"})
+    page = listing(client, "?project=my-project&limit=0000000002")
+    assert len(page["data"]) == 2 and page["next_cursor"], page
 
 
 def test_limit_above_max_is_capped(client):

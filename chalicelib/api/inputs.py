@@ -69,8 +69,10 @@ def page_limit(params: Dict[str, str], default: int, maximum: int) -> int:
         return default
     if not re.fullmatch(r"[0-9]{1,100}", raw):
         raise ValidationFailed.field("limit", "limit must be a whole number (ASCII digits)")
-    # Past nine digits it is above any maximum: read as the maximum (100 digits bounds the work).
-    value = int(raw) if len(raw) <= 9 else maximum
+    # Leading zeros count for nothing; past nine digits it is above any maximum: read as the
+    # maximum (100 digits bounds the work).
+    digits = raw.lstrip("0")
+    value = int(digits or "0") if len(digits) <= 9 else maximum
     if value <= 0:
         raise ValidationFailed.field("limit", "limit must be positive")
     return min(value, maximum)
