@@ -13,7 +13,7 @@ from typing import List, Literal, Optional
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tests.conftest import ADMIN_TOKEN, sign_in
+from tests.conftest import ADMIN_TOKEN, call, sign_in
 from tests.factories import make_share
 
 UREQ_HEADERS = {"User-Agent": "ureq/2.12.1", "Accept": "*/*", "Accept-Encoding": "gzip"}
@@ -258,6 +258,28 @@ def test_pull_with_the_admin_token_as_bearer(client):
     # The admin bearer works wherever the admin ?token= does, and a user's route still wants a user.
     assert ureq(client, "GET", f"/spikes/{LOCAL[0].id}", bearer=ADMIN_TOKEN)[0] == 200
     assert ureq(client, "GET", "/me", bearer=ADMIN_TOKEN)[0] == 401
+
+
+@pytest.mark.parametrize("who", ["user", "admin"])
+def test_a_push_behind_a_thousand_newer_spikes_sends_nothing_again(client, who):
+    """push lists the remote ids once (a bare array, never paged) and re-posts every local id it
+    does not see. The array held the newest 1,000 only: behind 1,000 newer spikes (the admin's
+    token, which upstream's guide configures, sees the whole server's) every push re-posted all
+    the older local spikes, and past the 60 posts a minute each was a 429 error, on every push."""
+    from chalicelib.store import spikes as spike_store
+    from chalicelib.store.models import Spike
+    token = sign_in(client, "owner@example.com") if who == "user" else ADMIN_TOKEN
+    local = [spike.model_copy() for spike in LOCAL]
+    assert push(client, token, local) == 2
+    owner_id = call(client, "GET", "/me", token=sign_in(client, "owner@example.com"))[1]["id"]
+    partition = spike_store.project_partition("busy", None, owner_id)
+    with Spike.batch_write() as batch:  # 1,000 newer spikes of the same owner
+        for n in range(1000):
+            public_id = f"newer-{n:04d}"
+            batch.save(spike_store.new(spike_store.spike_id_for(partition, public_id), partition,
+                                       f"2100-01-01T00:00:00.{n:06d}Z", owner_id=owner_id, public_id=public_id,
+                                       type="page", project_key="busy"))
+    assert push(client, token, local) == 0
 
 
 def test_an_authenticated_listing_defaults_to_the_largest_page(client, env):

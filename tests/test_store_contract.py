@@ -83,6 +83,26 @@ def test_pagination_over_thousands_with_identical_timestamps(store_backend):
     assert len(loved) == len(set(loved)) == 834
 
 
+def test_an_unpaged_listing_is_read_page_by_page_and_stops_short_of_its_weight(store_backend):
+    """The CLI's push reads one bare array of up to 10,000 spikes: read a page at a time (a page
+    read whole and only then measured would hold 10,000 comments of 10,000 characters at
+    once), items in order and once each, stopping before the answer would pass its weight."""
+    from chalicelib import lambda_answer
+    for i in range(10):
+        spike_posts.record(new_spike("unpaged", f"u{i}", comments="\u65e5" * 300 * (i + 1)), deps.settings(), "http://x")
+    scope, every = Scope("project", "key#unpaged"), [f"u{i}" for i in reversed(range(10))]
+    whole = spikes.list_unpaged(scope, Filters(), 100, None, SECRET, 10 ** 9, read_size=3)
+    assert [item["id"] for item in whole.items] == every and whole.next_cursor is None
+    assert json.loads(whole.items_json) == whole.items
+    weights = [lambda_answer.weight(spikes.items_json([item])) - 1 for item in whole.items]  # less a bracket
+    for fitting in (1, 3, 4, 6, 7):  # ends inside a read page, at its end, before or after a page's first item
+        max_bytes = 1 + sum(weights[:fitting]) + 1  # brackets, items less their commas, 1 short of the next
+        part = spikes.list_unpaged(scope, Filters(), 100, None, SECRET, max_bytes, read_size=3)
+        assert [item["id"] for item in part.items] == every[:fitting], fitting
+        assert lambda_answer.weight(part.items_json) <= max_bytes
+    assert [i["id"] for i in spikes.list_unpaged(scope, Filters(rating="no"), 100, None, SECRET, 10 ** 9).items] == []
+
+
 def test_cursor_cannot_cross_partitions(store_backend):
     for i in range(3):
         spike_posts.record(new_spike("one", f"x{i}"), deps.settings(), "http://x")

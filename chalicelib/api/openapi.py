@@ -149,7 +149,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                            ok={200: Union[SpikePageOut, List[SpikeOut]]}, errors=(404,),  # a protected share
                            rate_limited=True,  # the password of a protected share
                            description="The CLI's push (user agent `ureq/…`, `?token=`, no Authorization "
-                                       "header) gets the page as a bare JSON array (docs/clients.md).",
+                                       "header) gets a bare JSON array of up to 10,000 (docs/clients.md).",
                            query=SPIKE_FILTERS + (("limit", "1-1000; default 100 (1000 for the Spikes CLI and MCP "
                                                    "server, user agent `ureq/…`, which read one page)", False),
                                                   ("cursor", "next_cursor of the previous page", False))),

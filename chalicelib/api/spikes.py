@@ -25,6 +25,9 @@ bp = Blueprint(__name__)
 DEFAULT_LIMIT = 100
 MAX_PROJECT_CHARS = 200  # as for a posted projectKey
 MAX_LIMIT = 1000
+# The CLI's push compares its local ids with one bare array and re-posts every id it does not
+# see there (60 a minute per IP): the array holds as many as one answer carries, not one page.
+MAX_PUSH_LISTING = 10_000
 # What the widget reads off a page is cut to length, not refused (docs/api-notes.md): the body
 # may weigh more than other JSON routes take, so a very long URL or title loses no feedback.
 MAX_SPIKE_BODY_BYTES = 512 * 1024
@@ -141,15 +144,18 @@ def list_spikes():
     # Without ?limit= the contract's 100, except for the CLI and the MCP server (pull, pull
     # --from, push, get_spikes), which would drop everything past the first page: the largest.
     default_limit = MAX_LIMIT if inputs.is_rust_client(request) else DEFAULT_LIMIT
-    filters, limit = _filters(params), _limit(params, default_limit)
+    bare_array = wants_bare_array(request)
+    filters = _filters(params)
+    limit = inputs.page_limit(params, MAX_PUSH_LISTING, MAX_PUSH_LISTING) if bare_array else _limit(params, default_limit)
     scope, reviewer_emails = _scope(request, params)
-    page = spikes.list_page(scope, filters, limit, params.get("cursor") or None,
-                            deps.settings().secret_key.get_secret_value(), max_bytes=MAX_LISTING_BYTES,
-                            reviewer_emails=reviewer_emails)
+    secret, cursor = deps.settings().secret_key.get_secret_value(), params.get("cursor") or None
     # Items are in responses.SpikeOut's wire shape already (spikes.to_client), and serialized once (to be
     # measured against the page's byte budget): sent as they are, not validated again here.
-    if wants_bare_array(request):
-        return responses.Preshaped(List[responses.SpikeOut], page.items, page.items_json)
+    if bare_array:
+        listed = spikes.list_unpaged(scope, filters, limit, cursor, secret, MAX_LISTING_BYTES, reviewer_emails)
+        return responses.Preshaped(List[responses.SpikeOut], listed.items, listed.items_json)
+    page = spikes.list_page(scope, filters, limit, cursor, secret, max_bytes=MAX_LISTING_BYTES,
+                            reviewer_emails=reviewer_emails)
     return responses.Preshaped(responses.SpikePageOut, {"data": page.items, "next_cursor": page.next_cursor},
                      f'{{"data":{page.items_json},"next_cursor":{json.dumps(page.next_cursor)}}}')
 

@@ -27,6 +27,7 @@ RATINGS = ("love", "like", "meh", "no")
 MAX_SPIKE_ID_CHARS = 64
 MIN_ID_PREFIX_CHARS = 4
 PREFIX_SEARCH_LIMIT = 1000  # the page the MCP server's get_spikes reads (docs/clients.md)
+UNPAGED_READ_SIZE = 1000  # the largest page
 ANONYMOUS = {"id": "anon", "name": "Anonymous"}
 
 
@@ -132,6 +133,32 @@ def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str],
         wire = [to_client(spike, reviewer_emails) for spike in items]
         serialized = items_json(wire)
     return Page(wire, next_cursor, serialized)
+
+
+def list_unpaged(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str, max_bytes: int,
+                 reviewer_emails: bool = True, read_size: int = UNPAGED_READ_SIZE) -> Page:
+    """Up to ``limit`` spikes, newest first, in one answer without a cursor (the CLI's push never
+    pages), whose items stop short of ``max_bytes``: read as consecutive pages of ``read_size``,
+    so that no more than one page is held beyond what the answer carries."""
+    items: List[dict] = []
+    parts: List[str] = []
+    used = 2  # the array's brackets
+    while len(items) < limit:
+        wanted, comma = min(read_size, limit - len(items)), 1 if parts else 0
+        # The page is measured with brackets of its own, and joins the answer after a comma.
+        page = list_page(scope, filters, wanted, cursor, secret, max_bytes=max_bytes - used + 2 - comma,
+                         reviewer_emails=reviewer_emails)
+        body = page.items_json[1:-1]
+        weight = lambda_answer.weight(body) + comma
+        if not page.items or used + weight > max_bytes:
+            break  # nothing more, or a page's first item (always listed) that does not fit
+        items += page.items
+        parts.append(body)
+        used += weight
+        cursor = page.next_cursor
+        if cursor is None or len(page.items) < wanted:
+            break  # the end, or the page ended early at the weight left
+    return Page(items, None, f"[{','.join(parts)}]")
 
 
 def iterate(scope: Scope, filters: Filters) -> Iterator[Spike]:
