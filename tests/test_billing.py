@@ -118,6 +118,21 @@ def test_checkout_when_grace_has_expired_offers_checkout_again(client, user_toke
     assert status == 200 and body["url"]
 
 
+def test_checkout_while_the_subscription_is_paused_sends_to_the_portal(client, user_token, configured):
+    # A paused subscription (the portal's pause, or Stripe's own `paused`) charges nothing, so the
+    # account is free here; a second subscription would be charged next to it once it resumes.
+    User(user_id_for(EMAIL)).update(actions=[User.subscription_id.set("sub_A"), User.stripe_customer_id.set("cus_A"),
+                                             User.subscription_status.set("paused")])
+    status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
+    assert status == 200 and body["url"] is None, body
+    assert "paused" in body["message"] and "GET /billing/portal" in body["message"]
+    assert configured.calls("/v1/checkout/sessions") == []
+    # Once it is cancelled for good, a new subscription is the way back.
+    User(user_id_for(EMAIL)).update(actions=[User.subscription_status.set("canceled")])
+    status, body, _ = call(client, "GET", "/billing/checkout", token=user_token)
+    assert status == 200 and body["url"].startswith("https://checkout.stripe.com/")
+
+
 def test_checkout_requires_a_bearer_token(client, configured):
     status, body, _ = call(client, "GET", "/billing/checkout")
     assert status == 401 and body["code"] == "AUTH_REQUIRED"

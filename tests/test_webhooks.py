@@ -338,6 +338,34 @@ def test_tampered_body_is_rejected(hooks):
     _assert_rejected(hooks, status, body)
 
 
+@pytest.mark.parametrize("shape", [{"data": []}, {"data": "x"}, {"created": "soon"}, {"created": None},
+                                   {"created": True}])
+def test_signed_event_of_the_wrong_shape_is_a_clear_400(hooks, shape):
+    evt = dict(event("customer.subscription.created", subscription("active", UID), NOW), **shape)
+    status, body, _ = deliver(hooks, evt)
+    assert status == 400, body
+    assert body["code"] == "INVALID_SIGNATURE" and "not a Stripe event" in body["error"]
+    assert user().tier == "free"
+
+
+@pytest.mark.parametrize("event_type,obj", [
+    ("customer.subscription.updated", [1, 2]),
+    ("customer.subscription.updated", dict(subscription("active", UID), status=["active"])),
+    ("customer.subscription.updated", dict(subscription("active", UID), items=["price_x"])),
+    ("customer.subscription.updated", dict(subscription("active", UID), metadata=["user_id"], customer=["cus_1"])),
+    ("customer.subscription.deleted", dict(subscription("canceled", UID), id={"id": 7})),
+    ("checkout.session.completed", dict(checkout_session(UID), payment_status=["paid"])),
+    ("invoice.payment_failed", dict(failed_invoice(), parent=["subscription_details"])),
+    ("invoice.payment_failed", dict(failed_invoice(legacy=True), subscription_details="sub_1")),
+])
+def test_signed_event_with_odd_fields_is_answered_not_a_crash(hooks, event_type, obj):
+    # Only Stripe can sign, but an object of an unexpected shape must not be a 500 Stripe
+    # retries for three days: what cannot be read changes nothing, or is read where it can be.
+    status, body, _ = deliver(hooks, event(event_type, obj, NOW))
+    assert status == 200, body
+    assert body["outcome"] in ("ignored", "unknown-user", "applied"), body
+
+
 def test_stale_signature_is_rejected_but_a_fresh_one_passes(hooks):
     evt = event("customer.subscription.created", subscription("active", UID), NOW)
     status, body, _ = deliver(hooks, evt, timestamp=int(time.time()) - 301)  # library default tolerance: 300 s

@@ -21,6 +21,8 @@ log = get_logger("spikes.billing")
 # A subscription Stripe is still trying to collect (its renewal failed). "unpaid" and
 # "canceled" are where Stripe stops: a new subscription is the way back then.
 RETRYING_STATUSES = ("past_due",)
+# Stripe's own pause, or paid collection paused (services/stripe_events.py stores both so).
+PAUSED_STATUS = "paused"
 # A subscription that charges nothing any more: the Checkout that started it is history.
 ENDED_SUBSCRIPTION_STATUSES = ("canceled", "unpaid", "paused", "incomplete_expired")
 CHECKOUT_ATTEMPTS = 5  # compare-and-set rounds against concurrent checkouts of one account
@@ -109,6 +111,10 @@ def checkout(settings: Settings, client_factory, user: User, base_url: str,
         return {"url": None, "message": "Your subscription's last payment failed and Stripe is still retrying it. "
                                         "Update your payment method in the billing portal (`spikes billing`, "
                                         "GET /billing/portal) and the same subscription resumes."}
+    if user.subscription_id and user.subscription_status == PAUSED_STATUS:
+        # Free here while paused, but resumable: a new subscription would be charged next to it.
+        return {"url": None, "message": "Your subscription is paused. Resume it in the billing portal (`spikes billing`, "
+                                        "GET /billing/portal), or cancel it there and check out again."}
     client = client_factory()
     metadata = {"user_id": user.user_id, "tier": tier}
     subscription_data: Dict[str, Any] = {"metadata": metadata}

@@ -76,20 +76,34 @@ def verify(settings: Settings, raw_body: bytes, signature: Optional[str]) -> Dic
     except (ValueError, TypeError, AttributeError, KeyError):  # signed, but not a JSON event object
         raise InvalidSignature("Signed payload is not a JSON event") from None
     event = json.loads(raw_body)
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str) \
+            or not isinstance(event.get("data"), dict) or not _is_epoch(event.get("created")):
         raise InvalidSignature("Signed payload is not a Stripe event")
     return event
 
 
+def _is_epoch(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _object(value: Any) -> Dict[str, Any]:
+    """A field that should hold an object: anything else reads as empty. Signed events are
+    Stripe's, but a malformed one must be a clear answer, not a crash Stripe retries for days."""
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _metadata_user(obj: Dict[str, Any]) -> Optional[str]:
-    metadata = obj.get("metadata") or {}
-    return metadata.get("user_id") if isinstance(metadata, dict) else None
+    return _text(_object(obj.get("metadata")).get("user_id")) or None
 
 
 def _id_of(value: Any) -> Optional[str]:
     """An id from a field that may hold the id or the expanded object."""
     if isinstance(value, dict):
-        return value.get("id")
+        value = value.get("id")
     return value if isinstance(value, str) and value else None
 
 
@@ -101,14 +115,13 @@ def _tier_of(obj: Dict[str, Any], settings: Optional[Settings]) -> str:
     agent_prices = {settings.stripe_agent_spike_price_id, settings.stripe_agent_share_price_id} - {None} \
         if settings else set()
     pro_prices = {settings.stripe_price_id} - {None} if settings else set()
-    items = ((obj.get("items") or {}).get("data")) or []
+    items = _object(obj.get("items")).get("data") or []
     prices = {_id_of(item.get("price")) for item in (items if isinstance(items, list) else []) if isinstance(item, dict)}
     if prices & agent_prices:
         return quotas.AGENT
     if prices & pro_prices:
         return quotas.PRO
-    metadata = obj.get("metadata") or {}
-    if isinstance(metadata, dict) and metadata.get("tier") == quotas.AGENT:
+    if _object(obj.get("metadata")).get("tier") == quotas.AGENT:
         return quotas.AGENT
     return quotas.PRO
 
@@ -116,17 +129,15 @@ def _tier_of(obj: Dict[str, Any], settings: Optional[Settings]) -> str:
 def classify(event: Dict[str, Any], settings: Optional[Settings] = None) -> Optional[Change]:
     """Map an event to a change, or None for events (and statuses) that change nothing."""
     kind_of_event = event["type"]
-    obj = ((event.get("data") or {}).get("object")) or {}
-    if not isinstance(obj, dict):
-        return None
+    obj = _object(_object(event.get("data")).get("object"))
     customer = _id_of(obj.get("customer"))
     if kind_of_event == CHECKOUT_COMPLETED:
-        if obj.get("mode") != "subscription" or obj.get("payment_status") not in ("paid", "no_payment_required"):
+        if obj.get("mode") != "subscription" or _text(obj.get("payment_status")) not in ("paid", "no_payment_required"):
             return None  # async payment methods: the subscription events decide later
         return Change("pro", "active", _id_of(obj.get("subscription")), customer,
                       obj.get("client_reference_id") or _metadata_user(obj), _tier_of(obj, settings))
     if kind_of_event in SUBSCRIPTION_EVENTS:
-        status = obj.get("status") or ""
+        status = _text(obj.get("status"))
         if kind_of_event == "customer.subscription.deleted":
             kind = "free"
         elif status in PRO_STATUSES and obj.get("pause_collection"):
@@ -145,7 +156,8 @@ def classify(event: Dict[str, Any], settings: Optional[Settings] = None) -> Opti
                       _tier_of(obj, settings))
     if kind_of_event == PAYMENT_FAILED:
         # API versions from 2025 on carry the subscription under parent.subscription_details.
-        details = ((obj.get("parent") or {}).get("subscription_details")) or obj.get("subscription_details") or {}
+        details = _object(_object(obj.get("parent")).get("subscription_details")) \
+            or _object(obj.get("subscription_details"))
         subscription = _id_of(details.get("subscription")) or _id_of(obj.get("subscription"))
         if not subscription:
             return None  # a one-off invoice: no tier depends on it
@@ -200,7 +212,7 @@ def handle_event(settings: Settings, event: Dict[str, Any], now: Optional[float]
     change = classify(event, settings)
     if change is None:
         return {"received": True, "outcome": "ignored"}
-    created = int(event.get("created") or 0)
+    created = event["created"]
     user = _find_user(change)
     if user is None:
         log.warning("stripe.event_without_user", event_id=event["id"], type=event["type"])
