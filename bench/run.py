@@ -387,6 +387,11 @@ def capacity_section(figures: dict) -> None:
         try:
             make_user("cap-owner@example.com", "pro")
             share = make_share("cap-owner@example.com", "cap-share")
+            # What else a post may write: a webhook event (a Pro share with a webhook), a usage
+            # event (an agent-tier owner's share).
+            make_share("cap-owner@example.com", "cap-hooked", webhook_url="https://hooks.example/x",
+                       webhook_secret_nonce="bench")
+            make_share("cap-agent@example.com", "cap-agent", tier="agent")
             from app import app
             with Client(app, stage_name="test") as client:
                 token = _bench_token(client)
@@ -406,6 +411,10 @@ def capacity_section(figures: dict) -> None:
                      "2 trips; 1 WCU + 4 items x 2 WCU = 9 WCU, + GSI writes"),
                     ("POST /spikes to a share, warm (by id)", "POST", "/spikes", json_headers,
                      json.dumps({**SPIKE, "projectKey": share.share_id}), "2 trips; 9 WCU"),
+                    ("POST /spikes to a share with a webhook, warm", "POST", "/spikes", json_headers,
+                     json.dumps({**SPIKE, "projectKey": "cap-hooked"}), "2 trips; 9 WCU + the event: 2 WCU"),
+                    ("POST /spikes to an agent-tier share, warm", "POST", "/spikes", json_headers,
+                     json.dumps({**SPIKE, "projectKey": "cap-agent"}), "2 trips; 9 WCU + the usage event: 2 WCU"),
                     ("POST /spikes retry of a stored id", "POST", "/spikes", json_headers,
                      json.dumps({**SPIKE, "projectKey": "cap-share", "id": "same"}), "2 trips"),
                     ("POST /spikes to a plain project key, warm", "POST", "/spikes", json_headers,
