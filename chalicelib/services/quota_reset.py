@@ -183,7 +183,7 @@ def _user_failed(detail: Dict[str, Any], user_id: str, exc: Exception) -> None:
 
 def _start(key: str, now: datetime, first: Optional[Dict[str, Any]] = None):
     """The pass's job item; ``first``: a run of one user's shares only, from that stripping."""
-    return ledger.start_job(key, now=now.timestamp(), detail={
+    return ledger.start_job(key, now=now.timestamp(), owner_id=first["user_id"] if first else None, detail={
         "cursor": None, "stripping": first, "owner_only": first is not None, "started_at": clock.iso(now),
         "invocations": 0, "pages": 0, **{name: 0 for name in STATS}})
 

@@ -254,9 +254,11 @@ def save_usage_archive(user_id: str, period: str, spikes: int, detail: Dict[str,
 
 # --- resumable jobs --------------------------------------------------------------------------
 
-def start_job(key: str, detail: Dict[str, Any], now: float) -> LedgerItem:
-    """The job's item: created as running with ``detail``, or the one already there."""
-    item = LedgerItem(key, count=0, state=RUNNING, expires_at=int(now) + RETENTION_SECONDS, detail=detail)
+def start_job(key: str, detail: Dict[str, Any], now: float, owner_id: Optional[str] = None) -> LedgerItem:
+    """The job's item: created as running with ``detail`` (a run of one user's: ``owner_id``,
+    on the ledger's owner index), or the one already there."""
+    item = LedgerItem(key, count=0, state=RUNNING, expires_at=int(now) + RETENTION_SECONDS, detail=detail,
+                      owner_id=owner_id)
     if save_once(item):
         return item
     return LedgerItem.get(key, consistent_read=True)

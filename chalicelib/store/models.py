@@ -78,6 +78,16 @@ class User(_Base):
 
 # --- auth ------------------------------------------------------------------------------------
 
+class SessionOwnerIndex(GlobalSecondaryIndex["AuthItem"]):
+    """A user's bearer sessions (sparse: only ``bearer#`` items carry ``user_id``), keys only: the
+    account's export and deletion find them without a scan (store/owned_items.py)."""
+    class Meta:
+        index_name = "owner_index"
+        projection = KeysOnlyProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+
+
 class AuthItem(_Base):
     """One table, items told apart by key prefix: ``login#``, ``bearer#``, ``device#``,
     ``usercode#``, ``poll#``. Secrets are never keys: keys hold SHA-256 hashes."""
@@ -108,6 +118,7 @@ class AuthItem(_Base):
     request_code = UnicodeAttribute(null=True)
     # Bearer sessions: the owner's session_epoch when minted (expires_at is the idle expiry).
     session_epoch = NumberAttribute(null=True)
+    owner_index = SessionOwnerIndex()
 
 
 # --- API keys --------------------------------------------------------------------------------
@@ -360,6 +371,18 @@ class ShareDeliveriesIndex(GlobalSecondaryIndex["Delivery"]):
     created_at = UnicodeAttribute(range_key=True)
 
 
+class OwnerDeliveriesIndex(GlobalSecondaryIndex["Delivery"]):
+    """An owner's webhook events, also those of shares deleted since (``share_index`` finds only a
+    live share's). Sparse (the ``release#``/``pro-features#`` work items carry no ``owner_id``)
+    and keys only, so a delivery's attempts, which change no key, write nothing here."""
+    class Meta:
+        index_name = "owner_index"
+        projection = KeysOnlyProjection()
+
+    owner_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
 class Delivery(_Base):
     """One event for one share's webhook (the outbox): written in the same transaction as
     the change it reports, then attempted by the delivery job until delivered or failed."""
@@ -389,9 +412,21 @@ class Delivery(_Base):
     expires_at = NumberAttribute(null=True)  # TTL: finished deliveries are kept for a while
     due_index = DueIndex()
     share_index = ShareDeliveriesIndex()
+    owner_index = OwnerDeliveriesIndex()
 
 
 # --- ledger ----------------------------------------------------------------------------------
+
+class LedgerOwnerIndex(GlobalSecondaryIndex["LedgerItem"]):
+    """The ledger items of an owner that no computed key finds: a Stripe event's pro-features
+    checkpoints (``job#pro-features#<user>@<event_at>-…``). Sparse: only they carry ``owner_id``,
+    so the counters a post writes cost nothing here."""
+    class Meta:
+        index_name = "owner_index"
+        projection = KeysOnlyProjection()
+
+    owner_id = UnicodeAttribute(hash_key=True)
+
 
 class LedgerItem(_Base):
     """Counters and markers: ``quota#<share>#<period>``, ``usage#<user>#<period>``,
@@ -413,9 +448,22 @@ class LedgerItem(_Base):
     cost = NumberAttribute(null=True)
     spikes = NumberAttribute(null=True)
     shares = NumberAttribute(null=True)
+    # Only on a pro-features checkpoint (written since it was kept): whose run it is.
+    owner_id = UnicodeAttribute(null=True)
+    owner_index = LedgerOwnerIndex()
 
 
 # --- outbox ----------------------------------------------------------------------------------
+
+class OutboxOwnerIndex(GlobalSecondaryIndex["OutboxItem"]):
+    """An account's usage events in every queue (pending, refused, held, sent copies). Keys only:
+    a lease or an attempt changes no key, so only an event's creation and moves write here."""
+    class Meta:
+        index_name = "owner_index"
+        projection = KeysOnlyProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+
 
 class OutboxItem(_Base):
     """Usage events for Stripe, written in the same transaction as the spike or share they
@@ -463,6 +511,7 @@ class OutboxItem(_Base):
     # Only on a sent copy (``meter-sent#<shard>``): when Stripe accepted it, and the TTL.
     sent_at = NumberAttribute(null=True)
     expires_at = NumberAttribute(null=True)  # epoch seconds; the table TTL attribute
+    owner_index = OutboxOwnerIndex()
 
 
 ALL_MODELS: List[Type[Model]] = [User, AuthItem, Share, Spike, LedgerItem, ApiKey, Delivery, OutboxItem]

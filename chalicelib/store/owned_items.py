@@ -1,0 +1,37 @@
+"""An account's items that no listing of its own shows, found by owner without a Scan: what the
+roadmap's export and deletion of an account read (docs/data-model.md, "Found by owner").
+
+Each is a Query of its table's ``owner_index``: sparse (only the items of that kind carry the
+owner attribute) and keys only, so the caller reads or deletes the items by key. A GSI is
+eventually consistent: an item written a moment ago may be missing, so a deletion queries again
+until nothing is left.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Tuple
+
+from chalicelib.store.models import AuthItem, Delivery, LedgerItem, OutboxItem
+
+
+def sessions(user_id: str) -> Iterator[str]:
+    """The keys (``bearer#<sha256(token)>``) of the user's bearer sessions."""
+    return (item.pk for item in AuthItem.owner_index.query(user_id))
+
+
+def webhook_events(owner_id: str) -> Iterator[str]:
+    """The ids of the webhook events recorded for the owner's shares, deleted shares' included,
+    oldest first. An event keeps the owner its share had when it was recorded (a claim moves the
+    share, not its events)."""
+    return (item.delivery_id for item in Delivery.owner_index.query(owner_id))
+
+
+def usage_events(user_id: str) -> Iterator[Tuple[str, str]]:
+    """The keys (``queue``, ``event_key``) of the account's agent-tier usage events: pending,
+    refused, held and the copies of those sent."""
+    return ((item.queue, item.event_key) for item in OutboxItem.owner_index.query(user_id))
+
+
+def pro_feature_checkpoints(user_id: str) -> Iterator[str]:
+    """The keys (``job#pro-features#<user>@…``) of the checkpoints of the runs the user's Stripe
+    events left to the quota reset, those written since the ledger kept their owner."""
+    return (item.pk for item in LedgerItem.owner_index.query(user_id))
