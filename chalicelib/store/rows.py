@@ -119,18 +119,19 @@ def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, 
         last_key = response.get("LastEvaluatedKey")
         if not last_key:
             break
-        read_size = _next_read_size(limit - len(rows), read, len(rows), page_size)
+        read_size = _next_read_size(limit - len(rows), read, len(rows))
     return rows, last_key
 
 
 MAX_READ_SIZE = 1000  # items one Query reads at most here (as the listings' largest page)
 
 
-def _next_read_size(wanted: int, read: int, matched: int, first: int) -> int:
-    """How many items the next read of a filtered listing evaluates: about what the rest of the
-    page needs at the filter's match rate so far, and the most when nothing matched. Reads kept
-    at the page's size made a filter that matches little cost one round trip per page's worth
-    of the whole partition (600 for 30,000 spikes at the dashboard's 20)."""
+def _next_read_size(wanted: int, read: int, matched: int) -> int:
+    """How many items the next read evaluates: about what the rest of the page needs at the
+    filter's match rate so far (never less than that rest), and the most when nothing matched.
+    Reads kept at the page's size made a filter that matches little cost one round trip per
+    page's worth of the whole partition (600 for 30,000 spikes at the dashboard's 20), and a
+    full page of 1,000 read 1,000 more to find the one item that says more follow."""
     if matched == 0:
         return MAX_READ_SIZE
-    return max(first, min(MAX_READ_SIZE, wanted * read // matched + 1))
+    return min(MAX_READ_SIZE, wanted * read // matched + 1)
