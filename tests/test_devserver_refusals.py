@@ -4,6 +4,7 @@ to end in a traceback, or worse. (Damaged saved data: tests/e2e/test_local_serve
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -91,3 +92,29 @@ def test_a_port_taken_while_it_started_is_said_as_a_port_taken_before(tmp_path):
     assert "Traceback" not in result.stderr, result.stderr
     assert f"Cannot listen on 127.0.0.1:{port}: Address already in use." in result.stderr
     assert result.stdout.rstrip().endswith("Stopped."), result.stdout
+
+
+def test_ctrl_c_while_it_starts_stops_what_started_without_a_traceback(tmp_path):
+    """Ctrl-C before the server is up (DynamoDB Local starting, data being restored) printed a
+    KeyboardInterrupt traceback through the start-up code; what had started was stopped all the
+    same. Here the start is held at its first table request: the endpoint accepts and never answers."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        silent.settimeout(60)
+        starting = subprocess.Popen(
+            [sys.executable, "-m", "tools.devserver", "--port", str(free_port()), "--data-dir", str(tmp_path),
+             "--dynamodb-endpoint", f"http://127.0.0.1:{silent.getsockname()[1]}"],
+            cwd=ROOT, env=_clean_environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        try:
+            request, _ = silent.accept()  # the first table request: the server is inside its start
+            with request:
+                starting.send_signal(signal.SIGINT)
+                out, err = starting.communicate(timeout=60)
+        finally:
+            if starting.poll() is None:
+                starting.kill()
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert starting.returncode == 130
+    assert out.rstrip().endswith("Stopped."), out

@@ -534,4 +534,7 @@ def _run(args, data_dir: Path, persist: bool, lock: Optional[DataDirLock], runni
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C before the server is up: main's exit stack stopped what started
+        sys.exit(130)
