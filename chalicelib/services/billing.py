@@ -18,11 +18,17 @@ log = get_logger("spikes.billing")
 
 # --- Stripe API calls ------------------------------------------------------------------------
 
-# A subscription Stripe is still trying to collect (its renewal failed). "unpaid" and
+# Subscriptions that charge nothing now but may again, so a new one would be charged next to
+# them: one Stripe is still trying to collect (its renewal failed), and one paused (Stripe's own
+# pause, or paid collection paused: services/stripe_events.py stores both so). "unpaid" and
 # "canceled" are where Stripe stops: a new subscription is the way back then.
-RETRYING_STATUSES = ("past_due",)
-# Stripe's own pause, or paid collection paused (services/stripe_events.py stores both so).
-PAUSED_STATUS = "paused"
+RESUMABLE = {
+    "past_due": "Your subscription's last payment failed and Stripe is still retrying it. Update your payment "
+                "method in the billing portal (`spikes billing`, GET /billing/portal) and the same subscription "
+                "resumes.",
+    "paused": "Your subscription is paused. Resume it in the billing portal (`spikes billing`, GET /billing/portal), "
+              "or cancel it there and check out again.",
+}
 # A subscription that charges nothing any more: the Checkout that started it is history.
 ENDED_SUBSCRIPTION_STATUSES = ("canceled", "unpaid", "paused", "incomplete_expired")
 CHECKOUT_ATTEMPTS = 5  # compare-and-set rounds against concurrent checkouts of one account
@@ -105,16 +111,9 @@ def checkout(settings: Settings, client_factory, user: User, base_url: str,
     if current in quotas.PAID_TIERS:
         return {"url": None, "message": f"You are on the {current} tier. To switch, cancel it in the billing portal "
                                         "(`spikes billing`, GET /billing/portal), then check out again."}
-    if user.subscription_id and user.subscription_status in RETRYING_STATUSES:
-        # Past the grace period the account is free here, but Stripe is still retrying that
-        # subscription: a new one would be charged next to it once the card works again.
-        return {"url": None, "message": "Your subscription's last payment failed and Stripe is still retrying it. "
-                                        "Update your payment method in the billing portal (`spikes billing`, "
-                                        "GET /billing/portal) and the same subscription resumes."}
-    if user.subscription_id and user.subscription_status == PAUSED_STATUS:
-        # Free here while paused, but resumable: a new subscription would be charged next to it.
-        return {"url": None, "message": "Your subscription is paused. Resume it in the billing portal (`spikes billing`, "
-                                        "GET /billing/portal), or cancel it there and check out again."}
+    if user.subscription_id and user.subscription_status in RESUMABLE:
+        # Free here (past the grace period, or paused), but the same subscription may charge again.
+        return {"url": None, "message": RESUMABLE[user.subscription_status]}
     client = client_factory()
     metadata = {"user_id": user.user_id, "tier": tier}
     subscription_data: Dict[str, Any] = {"metadata": metadata}
