@@ -43,8 +43,10 @@ class AccountPatchIn(Closed):
 
 # --- API keys --------------------------------------------------------------------------------
 
-class KeyCreateIn(Lenient):
-    """``{}``, ``{"name"}`` (what the CLI sends) or with scopes, expiry and a budget cap."""
+class KeyCreateIn(Closed):
+    """``{}``, ``{"name"}`` (what the CLI sends) or with scopes, expiry and a budget cap. Any
+    other field is refused: a misspelt limit (``scope``, ``expires_in``) ignored would make a
+    key with every scope, no expiry and no cap (docs/security.md 152)."""
     name: Optional[str] = Field(default=None, max_length=100)
     scopes: Optional[str] = Field(default=None, max_length=500)
     expires_at: Optional[datetime] = None
