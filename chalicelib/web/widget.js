@@ -423,6 +423,11 @@
     } catch (e) { return []; }
   }
 
+  function spotCount(n) {
+    var count = Math.floor(Number(n));
+    return count > 0 && count < 1e9 ? count : 0;
+  }
+
   function showHotspots() {
     var here = [d.title, location.pathname, ''];
     var spots = [];
@@ -434,10 +439,12 @@
       var box = d.createElement('div');
       box.className = 'spk-spot';
       box.setAttribute('data-spikes-hotspot', spot.s);
-      box.style.setProperty('--spk-spot', SPOT_COLORS[spot.r] || SPOT_COLORS.none);
+      // Anyone can send a link with this fragment: only a rating we know and a count are
+      // shown, never the link's own words, on a page served from this origin.
+      var rating = Object.prototype.hasOwnProperty.call(SPOT_COLORS, spot.r) ? spot.r : 'none';
+      box.style.setProperty('--spk-spot', SPOT_COLORS[rating]);
       var label = d.createElement('span');
-      label.textContent = (Number(spot.n) || 0) + ' feedback' +
-        (spot.r && spot.r !== 'none' ? ' \u00b7 worst: ' + spot.r : '');
+      label.textContent = spotCount(spot.n) + ' feedback' + (rating !== 'none' ? ' \u00b7 worst: ' + rating : '');
       box.appendChild(label);
       root.appendChild(box);
       spots.push({ el: el, box: box });

@@ -18,6 +18,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, Iterator, List
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -551,6 +552,23 @@ def test_hotspots_open_the_share_with_the_elements_outlined(server, tab):
     spot = shared.evaluate("""() => document.querySelector('spikes-widget').shadowRoot
         .querySelector('.spk-spot').getBoundingClientRect().toJSON()""")
     assert abs(spot["left"] - (box["left"] - 3)) < 1 and abs(spot["width"] - (box["width"] + 6)) < 1
+
+
+def test_a_crafted_hotspots_link_puts_no_words_of_its_own_on_the_share_page(server, tab):
+    """Anyone can send a share's link with a #spikes-hotspots fragment (finding 160): the widget
+    outlines what it names, but its labels show only a known rating and a count."""
+    token = server.sign_in("crafted-hotspots@example.com")
+    created = share(server, token, "Crafted", MOCKUP_FILES)
+    lure = "Your session expired: sign in again at https://evil.example/spikes"
+    spots = [{"s": "#pay", "n": 2, "r": lure}, {"s": "#logo", "n": "99 reviewers agree: " + lure, "r": "no"},
+             {"s": "h1", "n": 1, "r": "__proto__"}]
+    page = tab.page
+    page.goto(created["url"] + "/#spikes-hotspots=" + quote(json.dumps(spots)))
+    page.wait_for_selector("spikes-widget .spk-spot")
+    labels = page.evaluate("""() => [...document.querySelector('spikes-widget').shadowRoot.querySelectorAll('.spk-spot')]
+        .map(s => [s.dataset.spikesHotspot, s.textContent])""")
+    assert labels == [["#pay", "2 feedback"], ["#logo", "0 feedback · worst: no"], ["h1", "1 feedback"]]
+    assert "evil.example" not in page.evaluate("document.querySelector('spikes-widget').shadowRoot.innerHTML")
 
 
 def test_a_share_page_cannot_read_the_dashboard_session(server, tab):
