@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     rate_spikes_per_minute: int = 60
     rate_shares_per_minute: int = 10
     rate_password_per_minute: int = 5
+    # All addresses together, per share: each network's own allowance does not bound a guesser
+    # with many (docs/security.md, 156). Above a few networks' worth, so one cannot lock others out.
+    rate_password_per_share_per_minute: int = Field(default=60, ge=1)
     rate_login_per_address: int = 5
     rate_login_per_ip: int = 20
     rate_login_window_seconds: int = 15 * 60

@@ -1,7 +1,7 @@
 """Who may see a protected share: its password (argon2, rate limited per slug and client
-address), and the proofs of it that serving accepts afterwards: an unlock cookie and an
-access segment in the path (``/s/<slug>/~u.<token>/``), both HMACs of (share, password
-version, expiry). Private shares' feedback is guarded here too."""
+address, and per share over all addresses), and the proofs of it that serving accepts
+afterwards: an unlock cookie and an access segment in the path (``/s/<slug>/~u.<token>/``),
+both HMACs of (share, password version, expiry). Private shares' feedback is guarded here too."""
 from __future__ import annotations
 
 import math
@@ -29,6 +29,11 @@ def password_matches(settings: Settings, share: Share, password: str, client_ip:
     # Every attempt counts, right or wrong: refusing only after wrong ones would let a
     # guesser tell a right answer by its status code.
     ratelimit.enforce_per_client("share-password", client_ip, settings.rate_password_per_minute, 60, within=share.slug)
+    # And every address together: a guesser with many networks gets no more than this per share.
+    # Counted only once the address's own limit let the attempt through, so one network uses up
+    # at most its own share of it. Everyone's budget: not reported in X-RateLimit-* headers.
+    ratelimit.enforce("share-password-all", share.share_id, settings.rate_password_per_share_per_minute, 60,
+                      reported=False)
     return bool(share.password_hash) and verify_password(share.password_hash, password)
 
 
