@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # None = on in the local stages, off in AWS stages (see docs/agents.md); per IP per hour.
     agent_signup: Optional[bool] = None
     rate_agent_signup_per_hour: int = 5
+    # Self-signups per hour from everywhere together: many networks must not farm accounts
+    # without end (docs/security.md, 153).
+    rate_agent_signups_per_hour: int = Field(default=30, ge=1)
     # Per account, whatever the credential: keys live at once (not revoked, not expired) and keys
     # created per hour. A leaked key cannot mint keys without end (docs/security.md, 61).
     max_api_keys: int = Field(default=100, ge=1)

@@ -29,3 +29,28 @@ def test_a_key_asked_for_with_an_unknown_field_is_refused_not_made_with_every_sc
         status, created, _ = call(client, "POST", "/auth/api-key", body, token=token)
         assert status == 201, created
     assert created["scopes"] == "read" and created["monthly_cap_cents"] == 5
+
+
+# --- 153. Self-signup is limited in all, not only per client network ----------------------------
+
+def test_self_signup_is_limited_in_all_not_only_per_client_network(client, env, monkeypatch):
+    """Each key-only account holds the free tier's shares and spikes on the operator's bill. The
+    only limit was per client network (5 an hour): a client with many networks (an IPv6 /48, a
+    botnet) farmed accounts without end, 5 an hour on each."""
+    from chalicelib.api import inputs
+    from chalicelib.store.models import ApiKey, User
+    env(RATE_AGENT_SIGNUPS_PER_HOUR="3")
+    made = []
+    for network in range(5):
+        monkeypatch.setattr(inputs, "client_ip", lambda request, n=network: f"2001:db8:{n:x}::1")
+        status, body, headers = call(client, "POST", "/auth/api-key", {})
+        made.append(status)
+        if status == 201:
+            # The caller's headers describe its own network's budget, not how many others signed up.
+            assert headers["X-RateLimit-Limit"] == "5", headers
+    assert made == [201, 201, 201, 429, 429], made
+    assert (body["code"], body["retry_after"] > 0, int(headers["Retry-After"]) > 0) == ("RATE_LIMIT", True, True)
+    assert len(list(ApiKey.scan())) == len(list(User.scan())) == 3  # refused: nothing made
+    # A signed-in user's keys are not signups.
+    token = sign_in(client, "human@example.com")
+    assert call(client, "POST", "/auth/api-key", {"name": "ci"}, token=token)[0] == 201

@@ -23,7 +23,7 @@ from typing import List, Optional, Tuple
 from chalicelib import clock
 from chalicelib.errors import AuthFailed, AuthRequired, Conflict, NotFound, ScopeDenied, ValidationFailed
 from chalicelib.logs import get_logger
-from chalicelib.services import key_budgets, key_owners, key_places, ownership, quotas, ratelimit
+from chalicelib.services import key_budgets, key_owners, key_places, ownership, quotas, ratelimit, signup_limits
 from chalicelib.services.scopes import expand, normalise_scopes
 from chalicelib.services.usage import key_usage
 from chalicelib.crypto import constant_time_equals, token_hash
@@ -193,11 +193,11 @@ def create(user: User, request: KeyRequest, actor: Optional[ApiKey] = None, now:
 
 def signup(settings: Settings, client_ip: str, request: KeyRequest, now: Optional[float] = None) -> CreatedKey:
     """An agent signs up with no human step: a key-only account on the free tier and its key,
-    written together. Rate-limited per IP; off unless the server allows it."""
+    written together. Rate-limited per client and in all; off unless the server allows it."""
     if not settings.agent_signup_enabled:
         raise AuthRequired("Agent self-signup is disabled on this server: sign in (`spikes login`) and create "
                            "keys with your session (POST /auth/api-key with Authorization: Bearer <token>)")
-    ratelimit.enforce_per_client("agent-signup", client_ip, settings.rate_agent_signup_per_hour, 3600)
+    signup_limits.enforce(settings, client_ip)
     now = clock.epoch() if now is None else now
     scopes = normalise_scopes(request.scopes)
     expires = _future_iso(request.expires_at, now)
