@@ -3,6 +3,7 @@ scopes, self-signup and the agent paths. Each test failed before its fix."""
 from __future__ import annotations
 
 from tests.conftest import call, sign_in
+from tests.test_outbound_webhooks import receiver  # noqa: F401 - fixture
 
 
 # --- 152. A key asked for with a field the server does not know is refused ---------------------
@@ -54,3 +55,48 @@ def test_self_signup_is_limited_in_all_not_only_per_client_network(client, env, 
     # A signed-in user's keys are not signups.
     token = sign_in(client, "human@example.com")
     assert call(client, "POST", "/auth/api-key", {"name": "ci"}, token=token)[0] == 201
+
+
+# --- 154. Pointing a share's webhook somewhere needs spikes:read ------------------------------
+
+def test_a_key_that_cannot_read_feedback_cannot_point_a_webhook_at_itself(client, user_token, env, receiver):
+    """A webhook's receiver gets every new spike whole, reviewers' e-mail addresses included. A key
+    granted `shares:write` without `spikes:read` (a deploy agent that publishes shares), to which
+    every listing and export leaves the addresses out, set any of the owner's shares' webhook to a
+    URL of its own and was sent them all."""
+    import json
+
+    from tests.test_outbound_webhooks import _deliver
+    from tests.test_shares import make_pro, share_site, upload
+    env(WEBHOOK_ALLOW_LOOPBACK="true", WEBHOOK_TIMEOUT_SECONDS="3")
+    make_pro("owner@example.com")
+    share = share_site(client, user_token, "Checkout")
+    publisher = call(client, "POST", "/auth/api-key", {"scopes": "shares:read shares:write"}, token=user_token)[1]
+    key = publisher["api_key"]
+    for method, path, body in (("PATCH", f"/shares/{share['share_id']}", {"webhook_url": receiver.url}),
+                               ("POST", "/shares/uploads", {"name": "new", "webhook_url": receiver.url,
+                                                            "files": [{"path": "index.html", "size": 5}]})):
+        status, refused, _ = call(client, method, path, body, token=key)
+        assert (status, refused["code"], refused["required_scope"]) == (403, "SCOPE_DENIED", "spikes:read"), refused
+    status, refused, _ = upload(client, key, metadata={"name": "other", "webhook_url": receiver.url})
+    assert (status, refused["code"]) == (403, "SCOPE_DENIED"), refused
+    status, listed, _ = call(client, "GET", "/shares", token=user_token)
+    assert [item["name"] for item in listed] == ["Checkout"] and listed[0]["webhook_url"] is None
+    # Feedback with an address posted now reaches nobody's receiver.
+    status, _, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": share["slug"], "comments": "hi",
+                                                    "reviewer": {"id": "r1", "name": "Rae", "email": "rae@example.com"}})
+    assert status == 201
+    _deliver()
+    assert receiver.requests == []
+    # The key still publishes shares, and removes a webhook; one that reads feedback sets one.
+    assert upload(client, key, metadata={"name": "plain"})[0] == 201
+    assert call(client, "PATCH", f"/shares/{share['share_id']}", {"webhook_url": ""}, token=key)[0] == 200
+    reader = call(client, "POST", "/auth/api-key", {"scopes": "shares:write spikes:read"}, token=user_token)[1]
+    status, set_, _ = call(client, "PATCH", f"/shares/{share['share_id']}", {"webhook_url": receiver.url},
+                           token=reader["api_key"])
+    assert status == 200 and set_["webhook_secret"].startswith("whsec_"), set_
+    call(client, "POST", "/spikes", {"type": "page", "projectKey": share["slug"], "comments": "again",
+                                     "reviewer": {"id": "r1", "name": "Rae", "email": "rae@example.com"}})
+    _deliver()
+    [request] = receiver.requests
+    assert json.loads(request["body"])["spike"]["reviewer"]["email"] == "rae@example.com"

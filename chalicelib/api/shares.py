@@ -2,7 +2,7 @@
 and delete. Serving the uploaded pages lives in ``serving``."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from chalice import Blueprint
 
@@ -43,6 +43,14 @@ def _uploader(request) -> Principal:
     return principal
 
 
+def _may_set_receiver(principal: Principal, webhook_url: Optional[str]) -> None:
+    """A webhook's receiver gets every new spike whole, reviewers' e-mail addresses included:
+    pointing one somewhere needs what reading them does (``spikes:read``), not only
+    ``shares:write`` (docs/security.md, 154). Removing one does not."""
+    if webhook_url:
+        principal.require("spikes:read")
+
+
 def _new_webhook_secret(share: Share) -> dict:
     """The signing secret of a webhook just set: shown in this answer and never again."""
     if not outbound_webhooks.wants_events(share):
@@ -70,6 +78,7 @@ def create_share():
                         f"repository, or POST /shares/uploads (docs/shares.md)")
     upload = uploads.parse_multipart(request.headers.get("content-type", ""), raw, settings.max_share_files)
     metadata = inputs.validate(schemas.ShareMetadata, upload.metadata)
+    _may_set_receiver(principal, metadata.webhook_url)
     base_url = inputs.base_url(request)
     share = shares.create_share(settings, deps.share_files(), principal.user, metadata.options(), upload.files, base_url,
                                 principal.key)
@@ -82,6 +91,7 @@ def start_upload():
     principal = _uploader(request)
     settings = deps.settings()
     body = inputs.parse(request, schemas.UploadRequest, max_bytes=max(settings.max_json_bytes, MAX_ANNOUNCEMENT_BYTES))
+    _may_set_receiver(principal, body.webhook_url)
     paths = [uploads.normalise_path(item.path) for item in body.files]
     # The served type follows the extension, whatever the client announced.
     files = [shares.FileSpec(path=path, size=item.size, content_type=uploads.content_type_for(path))
@@ -139,6 +149,7 @@ def update_share(key: str):
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "shares:write")
     body = inputs.parse(request, schemas.ShareUpdate)
+    _may_set_receiver(principal, body.webhook_url)
     base_url = inputs.base_url(request)
     share = shares.update_share(deps.settings(), principal.user, key, body.changes(), base_url)
     secret = _new_webhook_secret(share) if body.webhook_url else {}
