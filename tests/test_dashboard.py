@@ -18,13 +18,34 @@ def test_the_page_loads_only_our_own_scripts_and_may_not_be_framed(client):
     status, body, headers = get(client, "/dashboard")
     assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
     policy = headers["Content-Security-Policy"]
-    assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy and "'unsafe-inline'" not in policy
+    nonce = re.search(r"script-src 'nonce-([A-Za-z0-9_-]{24})';", policy).group(1)
+    assert "frame-ancestors 'none'" in policy and "'unsafe-inline'" not in policy
     # Uploads and large exports go to storage: the one other origin the page may talk to.
     connect = re.search(r"connect-src ([^;]+)", policy).group(1).split()
     assert connect[0] == "'self'" and len(connect) == 2 and connect[1].startswith(("http://", "https://"))
     assert headers["X-Frame-Options"] == "DENY" and headers["Referrer-Policy"] == "no-referrer"
-    assert '<script type="module" src="dashboard/app.js">' in body
+    assert f'<script type="module" nonce="{nonce}" src="dashboard/app.js">' in body
     assert "<script>" not in body and "http" not in body.replace("http-equiv", "")  # nothing inline, no CDN
+
+
+def test_only_the_pages_own_scripts_may_run_not_any_file_of_this_origin(client):
+    """Shares put anyone's files on this origin (/s/...): 'self' would let one injected
+    <script src="/s/x/steal.js"> read the session (docs/security.md, 161). Each answer has its
+    own nonce, on every script and style the page names, and is never stored with it."""
+    policies, bodies = [], []
+    for _ in range(2):
+        status, body, headers = get(client, "/dashboard")
+        policies.append(headers["Content-Security-Policy"])
+        bodies.append(body)
+        assert headers["Cache-Control"] == "no-store"
+    for policy, body in zip(policies, bodies):
+        sources = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+        nonce = sources["script-src"]
+        assert sources["style-src"] == nonce and re.fullmatch(r"'nonce-[A-Za-z0-9_-]{24}'", nonce)
+        assert "'self'" not in sources["script-src"] + sources["style-src"]
+        tags = re.findall(r"<(?:script|link rel=\"(?:stylesheet|modulepreload)\")[^>]*>", body)
+        assert len(tags) == 4 and all(f'nonce="{nonce[7:-1]}"' in tag for tag in tags)
+    assert policies[0] != policies[1]
 
 
 def test_every_module_the_page_imports_is_served_as_javascript(client):

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from chalice import Blueprint, Response
 
-from chalicelib import deps, web
+from chalicelib import crypto, deps, web
 from chalicelib.api.routing import READ_METHODS, route
 from chalicelib.errors import NotFound
 
@@ -28,20 +28,24 @@ def _storage_origin(bucket: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _page_headers() -> dict:
-    # Our own scripts only, no inline code, nothing from elsewhere; API calls to this origin and
-    # file uploads to storage. Never framed (clickjacking on key revocation or deletion).
-    policy = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+def _page_headers(nonce: str) -> dict:
+    # Only the scripts and styles this page names, with this answer's nonce (module imports
+    # inherit it): not 'self', because shares put anyone's files on this origin (/s/...), and
+    # one injected <script src="/s/x/steal.js"> would read the session. No inline code, nothing
+    # from elsewhere; API calls to this origin and uploads to storage. Never framed (clickjacking
+    # on key revocation or deletion). Never stored: a cached page would carry an old nonce.
+    policy = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
               f"connect-src 'self' {_storage_origin(deps.settings().bucket_name)}; "
               "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
     return {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": policy,
-            "Cache-Control": "no-cache", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
             "X-Content-Type-Options": "nosniff"}
 
 
 @route(bp, "/dashboard", methods=READ_METHODS, cors=False)
 def dashboard_page():
-    return Response(body=web.asset("dashboard/index.html"), status_code=200, headers=_page_headers())
+    nonce = crypto.new_token(18)
+    return Response(body=web.page("dashboard/index.html", nonce=nonce), status_code=200, headers=_page_headers(nonce))
 
 
 @route(bp, "/dashboard/{name}", methods=READ_METHODS, cors=False)

@@ -588,6 +588,28 @@ def test_a_share_page_cannot_read_the_dashboard_session(server, tab):
     assert token not in json.dumps(report)
 
 
+def test_a_script_from_a_share_cannot_run_in_the_dashboard(server, tab):
+    """Anyone's share puts a script on this origin: were markup ever injected into the dashboard,
+    <script src="/s/.../steal.js"> must not run beside the session (docs/security.md, 161)."""
+    token = signed_in(tab, server, "script-from-share@example.com")
+    steal = b"window.__stolen = localStorage.getItem('spikes.dashboard.session');"
+    created = share(server, token, "Thief", {"index.html": b"<p>hi</p>", "steal.js": steal})
+    page = tab.page
+    outcome = page.evaluate("""(src) => new Promise((done) => {
+        document.addEventListener('securitypolicyviolation', (e) => done('refused ' + e.effectiveDirective));
+        const script = document.createElement('script');
+        script.src = src;
+        script.onload = () => done('ran: ' + window.__stolen);
+        document.head.append(script);
+      })""", created["url"] + "/steal.js")
+    assert outcome == "refused script-src-elem"
+    assert page.evaluate("window.__stolen") is None
+    assert all("Content Security Policy" in error for error in tab.errors)
+    tab.errors.clear()  # the refusal is logged as a console error, which the fixture forbids
+    page.reload()
+    page.wait_for_selector("h1:has-text('Your shares')")  # the page's own modules still load
+
+
 # --- account, billing, keys ------------------------------------------------------------------
 
 def test_account_shows_plan_and_usage_and_upgrade_goes_to_stripe(server, tab, stripe):
