@@ -49,3 +49,43 @@ def test_the_share_wide_password_limit_defaults_above_a_few_networks(env):
     env()
     settings = deps.settings()
     assert settings.rate_password_per_share_per_minute == 60 >= 10 * settings.rate_password_per_minute
+
+
+# --- 157. A stranger with a protected share's slug cannot post to it ---------------------------
+
+def _post(client, project_key, token=None, comments="spam"):
+    return call(client, "POST", "/spikes", {"type": "page", "projectKey": project_key, "comments": comments},
+                token=token)
+
+
+def _owners_feedback(client, token, share) -> list:
+    status, listed, _ = call(client, "GET", f"/spikes?project={share['share_id']}", token=token)
+    assert status == 200, listed
+    return sorted(spike["comments"] for spike in listed["data"])
+
+
+def test_a_protected_share_takes_posts_by_slug_only_from_its_owner(client, user_token):
+    from tests.conftest import sign_in
+    share = _guarded(client, user_token)
+    status, body, _ = _post(client, share["slug"])
+    assert (status, body["code"]) == (404, "NOT_FOUND")  # as its feedback listing answers a stranger
+    other = sign_in(client, "other@example.com")
+    assert _post(client, share["slug"], token=other)[0] == 404
+    # The widget on its page posts by the share's id, which only the page (behind the password) holds.
+    assert _post(client, share["share_id"], comments="from the page")[0] == 201
+    assert _post(client, share["slug"], token=user_token, comments="by the owner")[0] == 201
+    assert _owners_feedback(client, user_token, share) == ["by the owner", "from the page"]
+
+
+def test_a_password_set_after_a_post_by_slug_guards_the_next_one(client, user_token):
+    from chalicelib.services import targets
+    from chalicelib.store.models import Share
+    make_pro("owner@example.com")
+    share = share_site(client, user_token, "Open for now")
+    assert _post(client, share["slug"], comments="while public")[0] == 201  # this function remembers it public
+    # Protected elsewhere (another function, or the dashboard): this function's memory is stale.
+    Share.get(f"share#{share['share_id']}").update(actions=[Share.password_hash.set("$argon2id$not-checked-here")])
+    assert _post(client, share["slug"])[0] == 404
+    targets.forget()  # a cold function: the slug's claim hints at the share, not at its password
+    assert _post(client, share["slug"])[0] == 404
+    assert _owners_feedback(client, user_token, share) == ["while public"]

@@ -18,9 +18,9 @@ from datetime import datetime
 from typing import Dict, Optional
 
 from chalicelib import clock
-from chalicelib.errors import SpikeLimit
+from chalicelib.errors import NotFound, SpikeLimit
 from chalicelib.logs import get_logger
-from chalicelib.services import metering, outbound_webhooks, ownership, quotas, targets
+from chalicelib.services import metering, outbound_webhooks, ownership, quotas, share_access, targets
 from chalicelib.services.identity import Principal
 from chalicelib.services.share_links import strip_access_segments, strip_password
 from chalicelib.services.spikes import ANONYMOUS, to_client
@@ -77,6 +77,11 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
             now: Optional[datetime], target: targets.Target) -> Recorded:
     now = now or clock.now()
     share = target.share
+    if share is not None and target.via_slug and share_access.is_private(share) \
+            and not ownership.may_act_as_owner(author, share.owner_id):
+        # A protected share's slug is public (its address) but its id only in its page, behind
+        # the password: the widget posts by id. By slug, only its owner (docs/security.md, 157).
+        raise NotFound("Project not found")
     user_id = author.user_id if author is not None and not author.is_admin else None
     # Posted anonymously (the widget) to a share whose deletion started: kept as its owner's
     # (uncounted, uncharged), or for the admin alone once nothing names the owner, never under

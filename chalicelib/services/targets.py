@@ -11,9 +11,9 @@ re-read, never a wrong limit. A warm function keeps the answers in a small in-pr
 and never trusts them blindly:
 
 - A post adds condition checks to its own transaction (``add_checks``): the share still
-  exists with the same owner, slug, name and webhook (and the slug still points at it; the
-  spike's webhook event is built from the cached share), the owner's tier and grace
-  period are what the cache says, or the key still names no share. If anything changed, the
+  exists with the same owner, slug, name and webhook, protected or not as cached (and the slug
+  still points at it; the spike's webhook event is built from the cached share), the owner's
+  tier and grace period are what the cache says, or the key still names no share. If anything changed, the
   transaction is cancelled, nothing is written, the entry is dropped and the post is redone on
   fresh reads. So the cache never lets a post exceed a limit or land in a deleted share: the
   staleness bound for a share's posts is zero. The price is two or three extra items in the

@@ -81,8 +81,10 @@ def set_owner_hint(share_id: str, tier: Optional[str], grace_until: Optional[flo
 def check_still_named(tx: Transaction, slug: Optional[str], seen: Share) -> None:
     """In a post's transaction, condition checks (``guard:share``; ``guard:slug`` for a post by
     ``slug``) that the share is as ``seen``: the same owner, slug, name and webhook (the event
-    is built from them), its deletion not started, and the slug still pointing at it."""
+    is built from them), protected or not as seen (who may post by slug depends on it), its
+    deletion not started, and the slug still pointing at it."""
     condition = (Share.owner_id == seen.owner_id) & (Share.status.does_not_exist() | (Share.status != DELETING))
+    condition &= Share.password_hash.exists() if seen.password_hash else Share.password_hash.does_not_exist()
     for attribute, value in ((Share.slug, seen.slug), (Share.name, seen.name), (Share.webhook_url, seen.webhook_url),
                              (Share.webhook_secret_nonce, seen.webhook_secret_nonce)):
         condition &= attribute.does_not_exist() if value is None else attribute == value
