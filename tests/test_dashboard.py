@@ -48,6 +48,28 @@ def test_only_the_pages_own_scripts_may_run_not_any_file_of_this_origin(client):
     assert policies[0] != policies[1]
 
 
+@pytest.mark.parametrize("path", ["/auth/device", "/auth/verify?token=no-such-link", "/docs", "/v1/docs"])
+def test_the_pages_beside_it_run_only_their_own_scripts(client, path):
+    """The magic link's page (it writes the session), the CLI's page and the API reference share
+    the dashboard's origin with anyone's share files (docs/security.md, 162)."""
+    status, body, headers = get(client, path)
+    sources = dict(part.strip().split(" ", 1) for part in headers["Content-Security-Policy"].split(";"))
+    nonce = re.fullmatch(r"'nonce-([A-Za-z0-9_-]{24})'", sources["script-src"]).group(1)
+    assert headers["Cache-Control"] == "no-store" and sources["frame-ancestors"] == "'none'"
+    tags = re.findall(r"<script[^>]*>", body)
+    assert all(f'nonce="{nonce}"' in tag for tag in tags) and (tags or path.startswith("/auth/verify"))
+    assert nonce not in get(client, path)[2]["Content-Security-Policy"]
+
+
+def test_a_protected_shares_password_form_keeps_the_shares_sandbox(client, user_token):
+    from chalicelib.api.serving import SANDBOX
+    from tests.test_serving import protected
+    created = protected(client, user_token)
+    response = client.http.request("GET", f"/s/{created['slug']}/", headers={"Accept": "text/html"})
+    assert response.status_code == 401 and response.headers["Content-Security-Policy"] == SANDBOX
+    assert b'name="password"' in response.body
+
+
 def test_every_module_the_page_imports_is_served_as_javascript(client):
     imported = {"app.js", "dashboard.css"}
     for path in sorted((WEB_DIR / "dashboard").glob("*.js")):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Blueprint, Response
 
-from chalicelib import web
+from chalicelib import crypto, web
 from chalicelib.api import inputs
 from chalicelib.api.routing import READ_METHODS, route
 from chalicelib.errors import NotFound
@@ -15,14 +15,15 @@ bp = Blueprint(__name__)
 DOCS_ASSETS = web.DOCS_ASSETS
 DOCS_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
-    "Cache-Control": "no-cache",
+    "Cache-Control": "no-store",  # the nonce is new in every answer
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
-    # Swagger UI sets inline styles; its scripts are ours to serve, and it calls only this API.
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                               "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
 }
+# Swagger UI sets inline styles and calls only this API. Its scripts by nonce, not 'self':
+# shares put anyone's files on this origin (docs/security.md, 162).
+DOCS_POLICY = ("default-src 'self'; script-src 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'")
 
 
 @route(bp, "/openapi.json", methods=READ_METHODS)
@@ -37,7 +38,9 @@ def docs_page():
     path = inputs.raw_path(bp.current_request).rstrip("/")
     # Asset URLs relative to the page: "docs/x" from /docs, "docs/x" from /v1/docs.
     prefix = path.rsplit("/", 1)[-1] + "/"
-    return Response(body=web.page("docs.html", asset_prefix=prefix), headers=dict(DOCS_HEADERS))
+    nonce = crypto.new_token(18)
+    return Response(body=web.page("docs.html", asset_prefix=prefix, nonce=nonce),
+                    headers={**DOCS_HEADERS, "Content-Security-Policy": DOCS_POLICY.format(nonce=nonce)})
 
 
 @route(bp, "/docs/{asset}", methods=READ_METHODS)

@@ -610,6 +610,28 @@ def test_a_script_from_a_share_cannot_run_in_the_dashboard(server, tab):
     page.wait_for_selector("h1:has-text('Your shares')")  # the page's own modules still load
 
 
+@pytest.mark.parametrize("path,ready", [("/auth/device", "#f"), ("/docs", ".swagger-ui .info"),
+                                        ("/auth/verify?token=no-such-link", "h1")])
+def test_a_script_from_a_share_cannot_run_on_our_other_pages(server, tab, path, ready):
+    """The magic link's page writes the session; it, the CLI's page and the API reference live on
+    the same origin as the shares (docs/security.md, 162): their own scripts run, a share's not."""
+    token = server.sign_in("script-on-pages@example.com")
+    created = share(server, token, "Thief", {"index.html": b"<p>hi</p>",
+                                             "steal.js": b"window.__stolen = 'ran';"})
+    page = tab.page
+    page.goto(server.url + path)
+    page.wait_for_selector(ready)  # the page's own script (Swagger UI draws .info) still runs
+    outcome = page.evaluate("""(src) => new Promise((done) => {
+        document.addEventListener('securitypolicyviolation', (e) => done('refused ' + e.effectiveDirective));
+        const script = document.createElement('script');
+        script.src = src;
+        script.onload = () => done(String(window.__stolen));
+        document.head.append(script);
+      })""", created["url"] + "/steal.js")
+    assert outcome == "refused script-src-elem"
+    tab.errors.clear()  # the refusal is logged as a console error
+
+
 # --- account, billing, keys ------------------------------------------------------------------
 
 def test_account_shows_plan_and_usage_and_upgrade_goes_to_stripe(server, tab, stripe):
