@@ -89,3 +89,21 @@ def test_a_password_set_after_a_post_by_slug_guards_the_next_one(client, user_to
     targets.forget()  # a cold function: the slug's claim hints at the share, not at its password
     assert _post(client, share["slug"])[0] == 404
     assert _owners_feedback(client, user_token, share) == ["while public"]
+
+
+# --- 158. A cookie of the same name planted before the unlock cookie does not hide it ----------
+
+def test_a_planted_unlock_cookie_first_in_the_header_does_not_hide_the_real_one(client, user_token):
+    share = _guarded(client, user_token)
+    answer = client.http.request("GET", f"/s/{share['slug']}/?pw=open%20sesame", headers={"Accept": "*/*"})
+    real = answer.headers["Set-Cookie"].split(";", 1)[0]
+    # What a sibling subdomain can set for the parent domain and this path: browsers send it
+    # first when it is older than the real one.
+    for planted in ("spikes_unlock=1.forged", "spikes_unlock=", 'spikes_unlock="9999999999.x"'):
+        for header in (f"{planted}; {real}", f"{real}; {planted}"):
+            response = client.http.request("GET", f"/s/{share['slug']}/index.html",
+                                           headers={"Accept": "*/*", "Cookie": header})
+            assert response.status_code == 200 and b"<h1>Hi</h1>" in response.body, header
+    response = client.http.request("GET", f"/s/{share['slug']}/index.html",
+                                   headers={"Accept": "*/*", "Cookie": "spikes_unlock=1.forged"})
+    assert response.status_code == 401

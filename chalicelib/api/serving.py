@@ -8,7 +8,7 @@ docs/security.md.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlencode
 
 from chalice import Blueprint, Response
@@ -72,7 +72,7 @@ def _serve(request, slug: str, path: str) -> Response:
         slug=slug, path=path, trailing_slash=inputs.raw_path(request).endswith("/"),
         base_url=inputs.base_url(request), query=inputs.query(request), client_ip=inputs.client_ip(request),
         posted=request.method == "POST", read_form_password=lambda: _form_password(request),
-        unlock_cookie=_cookie(request, share_access.UNLOCK_COOKIE), fetch_dest=request.headers.get("sec-fetch-dest"),
+        unlock_cookies=_cookies(request, share_access.UNLOCK_COOKIE), fetch_dest=request.headers.get("sec-fetch-dest"),
         accept=request.headers.get("accept") or "", if_none_match=request.headers.get("if-none-match"),
         # GET is the only method with ranges (RFC 9110 §14.2): a HEAD answers the whole file's headers.
         range=request.headers.get("range") if request.method == "GET" else None,
@@ -116,12 +116,10 @@ def _form_password(request) -> Optional[str]:
     return (values.get("password") or values.get("pw") or [None])[0]
 
 
-def _cookie(request, name: str) -> Optional[str]:
-    """The cookie's value, read pair by pair: the standard library's parser drops every cookie
-    of a header once one of them is not to its taste (a JSON value, a space), and on a custom
-    domain the header also carries the parent domain's cookies."""
-    for pair in (request.headers.get("cookie") or "").split(";"):
-        key, found, value = pair.partition("=")
-        if found and key.strip() == name:
-            return value.strip().strip('"')
-    return None
+def _cookies(request, name: str) -> Tuple[str, ...]:
+    """Every value of the cookie, read pair by pair: the standard library's parser drops every
+    cookie of a header once one of them is not to its taste (a JSON value, a space), and on a
+    custom domain the header also carries the parent domain's cookies, one of which may have
+    the same name (set by a sibling subdomain for that path) and come first."""
+    pairs = (pair.partition("=") for pair in (request.headers.get("cookie") or "").split(";"))
+    return tuple(value.strip().strip('"') for key, found, value in pairs if found and key.strip() == name)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import Callable, Dict, FrozenSet, Optional, Union
+from typing import Callable, Dict, FrozenSet, Optional, Tuple, Union
 from urllib.parse import quote, urlencode
 
 from chalicelib import lambda_answer, web
@@ -42,7 +42,7 @@ class Visit:
     client_ip: str
     posted: bool = False  # the password form
     read_form_password: Callable[[], Optional[str]] = lambda: None  # read only when a password is needed
-    unlock_cookie: Optional[str] = None
+    unlock_cookies: Tuple[str, ...] = ()  # every one the header carries: a planted one may come first
     fetch_dest: Optional[str] = None  # Sec-Fetch-Dest
     accept: str = ""
     if_none_match: Optional[str] = None
@@ -227,7 +227,7 @@ def _unlock(settings: Settings, v: Visit, share: Share, path: str,
     # A page opened with ?pw= goes on without it (the cookie carries the proof): the password
     # stays out of the address bar, the history and the address the widget reports.
     in_address = PASSWORD_PARAM in v.query and not v.posted and _is_top_level_navigation(v)
-    if share_access.unlock_token_valid(settings, share, v.unlock_cookie):
+    if any(share_access.unlock_token_valid(settings, share, cookie) for cookie in v.unlock_cookies):
         return _without_password(v, share, path, {}) if in_address else {}
     password = v.read_form_password() if v.posted else v.query.get(PASSWORD_PARAM)
     if password is None:
