@@ -71,7 +71,7 @@ def verify_page():
         return html_page("verify.html", token=token, verify_url=f"{inputs.base_url(request)}/auth/verify",
                          dashboard_url=f"{inputs.base_url(request)}/dashboard", email=described["email"], approve="false", details_class="hidden", code="", when="",
                          origin="", network="", warning_class="hidden",
-                         button="Sign in", check_class="hidden")
+                         button=f"Sign in to the dashboard as {described['email']}", check_class="hidden")
     same_network = pending.requester_ip == inputs.client_ip(request)
     what = "the Spikes CLI" if described["purpose"] == "device" else "a program or page"
     return html_page("verify.html", token=token, verify_url=f"{inputs.base_url(request)}/auth/verify",

@@ -172,6 +172,25 @@ def test_a_link_approved_in_another_browser_signs_in_the_tab_that_asked(server, 
     assert page.locator("#who").inner_text() == "phone@example.com"
 
 
+def test_a_recovery_link_signs_in_the_dashboard_of_the_browser_that_opens_it(server, tab):
+    """The mail of POST /auth/recover says "open this link to sign in": the page's button used the
+    link up and said "Signed in", and the session went nowhere (finding 163)."""
+    server.sign_in("recovering@example.com")  # the account exists
+    mark = len(server.lines())
+    assert requests.post(server.url + "/auth/recover", json={"email": "recovering@example.com"},
+                         timeout=30).status_code == 200
+    page = tab.page
+    page.goto(f"{server.url}/auth/verify?token={server.magic_link_token('recovering@example.com', start=mark)}")
+    expect(page.locator("#approve")).to_have_text("Sign in to the dashboard as recovering@example.com")
+    page.click("#approve")
+    page.wait_for_url(server.url + "/dashboard")
+    page.wait_for_selector("h1:has-text('Your shares')")
+    assert page.locator("#who").inner_text() == "recovering@example.com"
+    session = json.loads(page.evaluate(f"localStorage.getItem('{SESSION_KEY}')"))
+    assert requests.get(server.url + "/me", headers=auth(session["token"]), timeout=30).json()["email"] == \
+        "recovering@example.com"
+
+
 def test_sign_out_everywhere_revokes_every_session_of_the_account(server, tab):
     dashboard_token = signed_in(tab, server, "everywhere@example.com")
     cli_token = server.sign_in("everywhere@example.com")  # another device's session
