@@ -210,6 +210,18 @@ class BudgetExceeded(SpikesError):
         super().__init__(f"{subject} reached its monthly spending cap of {cap_cents} cents; raise the cap or "
                          f"wait for the next period ({period_ends})",
                          extra={"cap": which, "monthly_cap_cents": cap_cents, "period_ends": period_ends})
+        self.which, self.period_ends = which, period_ends
+
+
+class BudgetExceededForOthers(BudgetExceeded):
+    """The same refusal told to someone who is not the account's owner (a reviewer posting
+    feedback): the cap an owner set is theirs to read, not the public's (docs/security.md, 155)."""
+
+    def __init__(self, which: str, period_ends: str):
+        SpikesError.__init__(self, "This feedback cannot be stored now: the owner of this page reached a monthly "
+                                   f"spending limit. Try again after {period_ends}, or tell them",
+                             extra={"cap": which, "period_ends": period_ends})
+        self.which, self.period_ends = which, period_ends
 
 
 class BillingNotConfigured(SpikesError):

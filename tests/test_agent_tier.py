@@ -314,7 +314,10 @@ def test_account_cap_refuses_with_budget_exceeded_before_storing(client, agent, 
     for i in range(10):  # 1 cent + 10 x 0.1 cent = the cap exactly
         assert post_spike(client, share["slug"], client_id=f"c{i}")[0] == 201, i
     status, body, headers = post_spike(client, share["slug"], client_id="one-too-many")
-    assert (status, body["code"], body["cap"], body["monthly_cap_cents"]) == (429, "BUDGET_EXCEEDED", "account", 2)
+    assert (status, body["code"], body["cap"]) == (429, "BUDGET_EXCEEDED", "account")
+    assert "monthly_cap_cents" not in body  # a reviewer is not told the owner's cap (docs/security.md, 155)
+    status, body, _ = post_spike(client, share["slug"], token=token, client_id="one-too-many")
+    assert (status, body["cap"], body["monthly_cap_cents"]) == (429, "account", 2)
     assert body["period_ends"] == clock.iso(clock.next_period_start())
     assert len(list(Spike.partition_index.query(share["share_id"]))) == 10
     assert len(outbox()) == 11

@@ -3,6 +3,7 @@ scopes, self-signup and the agent paths. Each test failed before its fix."""
 from __future__ import annotations
 
 from tests.conftest import call, sign_in
+from tests.test_agent_tier import agent, configured  # noqa: F401 - fixtures
 from tests.test_outbound_webhooks import receiver  # noqa: F401 - fixture
 
 
@@ -100,3 +101,28 @@ def test_a_key_that_cannot_read_feedback_cannot_point_a_webhook_at_itself(client
     _deliver()
     [request] = receiver.requests
     assert json.loads(request["body"])["spike"]["reviewer"]["email"] == "rae@example.com"
+
+
+# --- 155. A spending cap is told to its owner, not to whoever posts feedback --------------------
+
+def test_a_reviewer_refused_by_the_owners_cap_is_not_told_the_cap(client, agent):
+    """A post refused by an agent-tier account's cap answered every poster, a reviewer on the
+    widget included, "This account reached its monthly spending cap of 1 cents; raise the cap"
+    and `monthly_cap_cents`: the owner's billing settings, to anyone who has the page."""
+    from tests.test_agent_tier import post_spike
+    from tests.test_shares import share_site
+    token, _, _ = agent
+    share = share_site(client, token, "Pricing page")  # costs the cent the cap allows
+    assert call(client, "PATCH", "/me", {"monthly_cap_cents": 1}, token=token)[0] == 200
+    stranger = sign_in(client, "stranger@example.com")
+    for credential in (None, stranger):
+        status, refused, headers = post_spike(client, share["slug"], token=credential)
+        assert (status, refused["code"], refused["cap"]) == (429, "BUDGET_EXCEEDED", "account"), refused
+        assert "monthly_cap_cents" not in refused and " 1 cents" not in refused["error"], refused
+        assert "try again after" in refused["error"].lower() and refused["period_ends"], refused
+    # The owner's own post (its session, or a key of its account) is told the cap, as before.
+    key = call(client, "POST", "/auth/api-key", {"name": "ci"}, token=token)[1]["api_key"]
+    for credential in (token, key):
+        status, refused, _ = post_spike(client, share["slug"], token=credential)
+        assert (status, refused["monthly_cap_cents"]) == (429, 1), refused
+        assert "spending cap of 1 cents" in refused["error"], refused

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Dict, Optional
 
 from chalicelib import clock
-from chalicelib.errors import NotFound, SpikeLimit
+from chalicelib.errors import BudgetExceeded, BudgetExceededForOthers, NotFound, SpikeLimit
 from chalicelib.logs import get_logger
 from chalicelib.services import metering, outbound_webhooks, ownership, quotas, share_access, targets
 from chalicelib.services.identity import Principal
@@ -117,7 +117,10 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
     # Stripe's identifier: this stored spike (a re-post after a delete is a new storage).
     charge = metering.for_key(metering.charge_for(settings, owner, metering.SPIKE, f"spike-{spike_id}-{created_at}",
                                                   now), key)
-    metering.refuse_impossible(charge, key)
+    try:
+        metering.refuse_impossible(charge, key)
+    except BudgetExceeded as refused:
+        raise _as_told_to(author, owner_id, refused) from None
     period, at = clock.period_of(now), clock.epoch()  # read once: every attempt writes the same
     period_limit = target.period_limit(settings, period)
 
@@ -147,10 +150,19 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
         over_budget = metering.budget_error(failed, charge, key)
         if over_budget is None:
             raise
-        raise over_budget from None
+        raise _as_told_to(author, owner_id, over_budget) from None
     # `id` is the one the API answers and lists; `storage_key` the item's key (also spk_…).
     log.info("spike.recorded", id=public_id, storage_key=spike_id, share_id=spike.share_id)
     return Recorded(public_id, True)
+
+
+def _as_told_to(author: Optional[Principal], owner_id: Optional[str], refused: BudgetExceeded) -> BudgetExceeded:
+    """A spending cap is its owner's to read: anyone else posting (a reviewer, through the widget)
+    hears that the page takes no feedback for now, not the amount (docs/security.md, 155). A
+    key's cap binds only a key of the account, so only the account's own credentials hear of it."""
+    if refused.which == "key" or ownership.may_act_as_owner(author, owner_id):
+        return refused
+    return BudgetExceededForOthers(refused.which, refused.period_ends)
 
 
 def _stored_address(address: str) -> str:
