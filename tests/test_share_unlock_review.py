@@ -31,13 +31,13 @@ def test_password_guesses_from_many_addresses_are_limited_per_share(client, env,
     answers = []
     for network in range(3):  # three networks, each within its own limit of 5
         from_address(f"198.51.100.{network + 1}")
-        answers += [call(client, "GET", f"/s/{share['slug']}/?pw=guess{network}-{n}") for n in range(5)]
+        answers += [call(client, "GET", f"/s/{share['slug']}/css/site.css?pw=guess{network}-{n}") for n in range(5)]
     assert [status for status, _, _ in answers] == [401] * 12 + [429] * 3
     # Each guesser is told its own address's limit, not what others used of the share's budget.
     assert [(h["X-RateLimit-Limit"], h["X-RateLimit-Remaining"]) for _, _, h in answers[:2]] == [("5", "4"), ("5", "3")]
     # Every address now, with the right password too: the answer tells no right guess from a wrong one.
     from_address("203.0.113.9")
-    status, body, headers = call(client, "GET", f"/s/{share['slug']}/?pw=open%20sesame")
+    status, body, headers = call(client, "GET", f"/s/{share['slug']}/css/site.css?pw=open%20sesame")
     assert (status, body["code"]) == (429, "RATE_LIMIT") and int(headers["Retry-After"]) >= 1
     assert call(client, "GET", f"/spikes?project={share['slug']}", headers={"X-Share-Password": "open sesame"})[0] == 429
     # Another share has its own budget.
@@ -107,3 +107,20 @@ def test_a_planted_unlock_cookie_first_in_the_header_does_not_hide_the_real_one(
     response = client.http.request("GET", f"/s/{share['slug']}/index.html",
                                    headers={"Accept": "*/*", "Cookie": "spikes_unlock=1.forged"})
     assert response.status_code == 401
+
+
+# --- A person refused by the password's limits gets the form back, told how long to wait -------
+
+def test_a_rate_limited_password_form_answers_with_the_form_and_the_wait(client, user_token):
+    share = _guarded(client, user_token)
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html", "Sec-Fetch-Dest": "document"}
+    for n in range(5):
+        assert client.http.request("POST", f"/s/{share['slug']}/", body=f"password=guess{n}".encode(),
+                                   headers=form).status_code == 401
+    response = client.http.request("POST", f"/s/{share['slug']}/", body=b"password=open+sesame", headers=form)
+    assert response.status_code == 429 and response.headers["Content-Type"].startswith("text/html")
+    assert int(response.headers["Retry-After"]) >= 1 and response.headers["Content-Security-Policy"].startswith("sandbox")
+    assert b'name="password"' in response.body and b"Too many password attempts. Try again in " in response.body
+    # A script's or an image's request still gets the JSON envelope.
+    status, body, _ = call(client, "GET", f"/s/{share['slug']}/css/site.css?pw=guess")
+    assert (status, body["code"]) == (429, "RATE_LIMIT")

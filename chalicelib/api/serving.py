@@ -8,7 +8,7 @@ docs/security.md.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlencode
 
 from chalice import Blueprint, Response
@@ -17,10 +17,11 @@ from chalicelib import deps, web
 from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
 from chalicelib.api.routing import EMPTY_BODY_TYPE, READ_METHODS, error_response, route
-from chalicelib.errors import AuthFailed, AuthRequired, SpikesError
+from chalicelib.errors import AuthFailed, AuthRequired, RateLimited, SpikesError
 from chalicelib.lazy import lazy_import
 from chalicelib.services.uploads import MAX_PATH_SEGMENTS  # the routes' depth (light: no parser)
 
+accept = lazy_import("chalicelib.services.accept")
 share_access = lazy_import("chalicelib.services.share_access")
 share_pages = lazy_import("chalicelib.services.share_pages")
 
@@ -46,9 +47,14 @@ def widget_script():
 
 def _serve_share(slug: str, **segments: str) -> Response:
     request = bp.current_request
-    ordered = [segments[f"p{i}"] for i in range(1, len(segments) + 1)]
+    path = "/".join(unquote(segments[f"p{i}"]) for i in range(1, len(segments) + 1))
     try:
-        return _serve(request, slug, "/".join(unquote(segment) for segment in ordered))
+        return _serve(request, slug, path)
+    except RateLimited as exc:  # the password's limits: a browser gets the form back, told to wait
+        if "text/html" in accept.accepted(request.headers.get("accept") or ""):
+            wait = f"Too many password attempts. Try again in {exc.extra['retry_after']} seconds."
+            return _form_page(request, slug, exc.status, wait, exc.headers)
+        return _share_error(exc)
     except SpikesError as exc:  # a refusal under /s/ is sandboxed like the share's files
         return _share_error(exc)
 
@@ -92,13 +98,16 @@ def _password_form(request, reply: share_pages.PasswordRequired) -> Response:
     if not reply.as_page:
         error = AuthFailed("Wrong password") if reply.wrong else AuthRequired("This share is password protected")
         return _share_error(error)
-    page = html_page("share_password.html", status=401, slug=reply.slug, action=_form_action(request),
-                     message="Wrong password, try again." if reply.wrong else "",
-                     message_class="err" if reply.wrong else "")
+    return _form_page(request, reply.slug, 401, "Wrong password, try again." if reply.wrong else "")
+
+
+def _form_page(request, slug: str, status: int, message: str, headers: Optional[Dict[str, str]] = None) -> Response:
+    page = html_page("share_password.html", status=status, slug=slug, action=_form_action(request),
+                     message=message, message_class="err" if message else "")
     # A frame of a protected share lands here (browsers withhold the cookie from it): the form
     # may be framed, and it is as sandboxed as the share itself.
     page.headers.pop("X-Frame-Options", None)
-    page.headers.update(SHARE_HEADERS)
+    page.headers.update({**SHARE_HEADERS, **(headers or {})})
     return page
 
 
