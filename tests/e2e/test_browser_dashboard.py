@@ -348,6 +348,28 @@ def test_feedback_charts_filters_paging_resolving_and_deleting(server, tab, tmp_
     assert "No: 5" in page.locator("svg.chart desc").first.text_content()  # the charts follow
 
 
+def test_hostile_feedback_is_shown_as_text_in_every_field(server, tab):
+    """Reviewers are anyone: what they send is drawn as text in the list, the filters and the
+    charts, never as markup (the session sits in this page's storage)."""
+    token = signed_in(tab, server, "hostile-feedback@example.com")
+    created = share(server, token, "Hostile", MOCKUP_FILES)
+    markup = '<img src=x onerror="window.__pwned=1"><svg onload="window.__pwned=2"></svg><b id="injected">b</b>'
+    post_spike(server, created["share_id"], comments=markup, page="javascript:alert(1)" + markup,
+               selector="#pay" + markup, elementText=markup, reviewer={"id": "r-hostile", "name": markup})
+    page = tab.page
+    page.goto(f"{server.url}/dashboard#/shares/{created['share_id']}")
+    page.wait_for_selector("ol.spikes li.spike")
+    item = page.locator("ol.spikes li.spike").first
+    assert item.locator(".comment").inner_text() == markup and item.locator(".who").inner_text() == markup
+    assert item.locator("code").inner_text() == "#pay" + markup
+    assert markup in page.locator("#f-reviewer").inner_text() and markup in page.locator("#f-page").inner_text()
+    assert ("#pay" + markup)[:43] in page.locator("figure").nth(2).inner_text()  # the hotspots chart's label
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#injected, main img, main script, main svg svg").count() == 0
+    assert page.locator("a[href^='javascript']").count() == 0
+
+
 def test_feedback_whose_id_another_share_also_holds_is_resolved_and_deleted(server, tab):
     """Ids are unique per project, and anyone can post a spike under an id they read in a
     public listing: copied into another share of the same owner, it made the owner's id ambiguous,
