@@ -73,7 +73,7 @@ def _owner(client, email: str) -> Owner:
     assert status == 201, pending
     ids = {}
     for kind, project, comments, auth in (("public spike", public["slug"], f"public comment {mark}", None),
-                                          ("vault spike", vault["slug"], f"vault-comment-{mark}", None),
+                                          ("vault spike", vault["share_id"], f"vault-comment-{mark}", None),  # as its widget does
                                           ("own spike", f"own-{mark}", f"own-comment-{mark}", token)):
         status, body, _ = call(client, "POST", "/spikes", {"type": "page", "projectKey": project, "comments": comments,
                                                            "id": f"{kind[:3]}{mark}{uuid.uuid4().hex[:8]}"}, token=auth)
