@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import EmailStr, Field, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 from pydantic_core import PydanticCustomError
 
-from chalicelib.api.schemas import Lenient
+from chalicelib.api.schemas import Closed, Lenient
 
 
 def _contract_message(value: Any, handler: ValidatorFunctionWrapHandler) -> str:
@@ -35,8 +35,9 @@ def address_as_validated(address: str) -> str:
         return address
 
 
-class LogoutRequest(Lenient):
-    # Also sign out every other session of the account ("sign out everywhere").
+class LogoutRequest(Closed):
+    # Also sign out every other session of the account ("sign out everywhere"). Closed: a
+    # misspelt ``everwhere`` ignored signed out this session alone (docs/security.md, 164).
     everywhere: bool = False
 
 

@@ -167,9 +167,10 @@ class ResolveIn(Lenient):
 
 # --- shares ----------------------------------------------------------------------------------
 
-class ShareMetadata(BaseModel):
-    """The ``metadata`` part. The CLI sends ``name``; the contract's examples ``slug``/``title``."""
-    model_config = ConfigDict(extra="ignore")
+class ShareMetadata(Closed):
+    """The ``metadata`` part. The CLI sends ``name`` and ``password``; the contract's examples
+    ``slug``/``title``. Any other field is refused: a misspelt ``pasword`` ignored made a public
+    share its owner believed protected (docs/security.md, 164)."""
 
     name: Optional[str] = Field(default=None, max_length=200)
     title: Optional[str] = Field(default=None, max_length=200)
