@@ -197,10 +197,10 @@ def signup(settings: Settings, client_ip: str, request: KeyRequest, now: Optiona
     if not settings.agent_signup_enabled:
         raise AuthRequired("Agent self-signup is disabled on this server: sign in (`spikes login`) and create "
                            "keys with your session (POST /auth/api-key with Authorization: Bearer <token>)")
-    signup_limits.enforce(settings, client_ip)
     now = clock.epoch() if now is None else now
-    scopes = normalise_scopes(request.scopes)
+    scopes = normalise_scopes(request.scopes)  # a refused request takes no allowance (finding 169)
     expires = _future_iso(request.expires_at, now)
+    signup_limits.enforce(settings, client_ip)
     user = User(str(uuid.uuid4()), email=None, tier=quotas.FREE, created_at=_now_iso(now), active_shares=0)
     key, raw = _new_item(user.user_id, request, scopes, expires, request.monthly_cap_cents, "signup", now)
     key_store.insert_with_account(user, key)
