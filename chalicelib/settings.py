@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     # All addresses together, per share: each network's own allowance does not bound a guesser
     # with many (docs/security.md, 156). Above a few networks' worth, so one cannot lock others out.
     rate_password_per_share_per_minute: int = Field(default=60, ge=1)
+    # A share's unlock proofs are renewed while used, but never past this many hours after the
+    # password was given: a leaked proof stops working then (docs/security.md, 165).
+    share_unlock_max_hours: int = Field(default=24, ge=1, le=24 * 30)
     rate_login_per_address: int = 5
     rate_login_per_ip: int = 20
     rate_login_window_seconds: int = 15 * 60

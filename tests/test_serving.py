@@ -234,9 +234,10 @@ def test_wrong_passwords_and_forged_cookies_are_refused(client, user_token):
     status, data, _ = call(client, "GET", f"/s/{body['slug']}/css/site.css?pw=wrong")
     assert (status, data["code"]) == (401, "AUTH_FAILED")
     _, _, headers = get(client, f"/s/{body['slug']}/?pw=open%20sesame")
-    expires, signature = cookie_from(headers).split("=", 1)[1].split(".")
-    forged = f"spikes_unlock={int(expires) + 999999}.{signature}"
-    assert get(client, f"/s/{body['slug']}/css/site.css", {"Cookie": forged})[0] == 401
+    issued, expires, signature = cookie_from(headers).split("=", 1)[1].split(".")
+    for forged in (f"spikes_unlock={issued}.{int(expires) + 999999}.{signature}",
+                   f"spikes_unlock={int(issued) + 3600}.{expires}.{signature}"):
+        assert get(client, f"/s/{body['slug']}/css/site.css", {"Cookie": forged})[0] == 401
     # A valid cookie of another share opens nothing here.
     other = site(client, user_token, name="Other", password="other pw")
     _, _, other_headers = get(client, f"/s/{other['slug']}/?pw=other%20pw")
@@ -332,8 +333,8 @@ def test_forged_or_foreign_access_paths_are_refused(client, user_token):
     _, page, _ = get(client, f"/s/{body['slug']}/?pw=open%20sesame")
     root = access_root(page)
     token = root.rstrip("/").rsplit("~u.", 1)[1]
-    expires, signature = token.split(".")
-    forged = f"/s/{body['slug']}/~u.{int(expires) + 3600}.{signature}/css/site.css"
+    issued, expires, signature = token.split(".")
+    forged = f"/s/{body['slug']}/~u.{issued}.{int(expires) + 3600}.{signature}/css/site.css"
     status, data, _ = call(client, "GET", forged)
     assert (status, data["code"]) == (401, "AUTH_REQUIRED")
     other = site(client, user_token, name="Other", password="x")

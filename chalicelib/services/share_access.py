@@ -1,7 +1,9 @@
 """Who may see a protected share: its password (argon2, rate limited per slug and client
 address, and per share over all addresses), and the proofs of it that serving accepts
 afterwards: an unlock cookie and an access segment in the path (``/s/<slug>/~u.<token>/``),
-both HMACs of (share, password version, expiry). Private shares' feedback is guarded here too."""
+both HMACs of (share, password version, when the password was given, expiry). Serving renews
+a valid proof, but never past an absolute lifetime counted from when the password was given.
+Private shares' feedback is guarded here too."""
 from __future__ import annotations
 
 import math
@@ -56,42 +58,59 @@ def require_feedback_access(settings: Settings, share: Share, principal, passwor
     raise NotFound("Project not found")
 
 
-def _unlock_message(share: Share, expires: int) -> str:
-    return f"unlock|{share.share_id}|{int(share.password_version or 0)}|{expires}"
+def _unlock_message(share: Share, issued: int, expires: int) -> str:
+    return f"unlock|{share.share_id}|{int(share.password_version or 0)}|{issued}|{expires}"
 
 
-def unlock_token(settings: Settings, share: Share, now: Optional[float] = None) -> str:
+def _lifetime_end(settings: Settings, issued: int) -> int:
+    return issued + settings.share_unlock_max_hours * 3600
+
+
+def unlock_token(settings: Settings, share: Share, issued: int, now: Optional[float] = None) -> str:
+    """A proof that the password was given at ``issued``. Renewing one keeps that time, so no
+    chain of renewals outlives the absolute lifetime (docs/security.md, 165)."""
     # Expiry rounded up to the hour: pages served within the hour share one token, so the
     # asset URLs that carry it stay cacheable.
-    expires = math.ceil(((clock.epoch() if now is None else now) + UNLOCK_TTL_SECONDS) / 3600) * 3600
-    signature = sign(settings.secret_key.get_secret_value(), _unlock_message(share, expires))
-    return f"{expires}.{signature}"
+    idle_end = math.ceil(((clock.epoch() if now is None else now) + UNLOCK_TTL_SECONDS) / 3600) * 3600
+    expires = min(idle_end, _lifetime_end(settings, issued))
+    signature = sign(settings.secret_key.get_secret_value(), _unlock_message(share, issued, expires))
+    return f"{issued}.{expires}.{signature}"
 
 
-_EXPIRY = re.compile(r"[0-9]{1,12}")
+_EPOCH = re.compile(r"[0-9]{1,12}")
 
 
-def unlock_token_valid(settings: Settings, share: Share, token: Optional[str], now: Optional[float] = None) -> bool:
-    """Valid for this share, its current password version and until it expires."""
-    expires_text, _, signature = (token or "").partition(".")
+def proof_issued(settings: Settings, share: Share, token: Optional[str], now: Optional[float] = None) -> Optional[int]:
+    """When the password behind ``token`` was given, if it is a valid proof: for this share and
+    its current password version, before its expiry and within the absolute lifetime (the
+    current setting: lowering it shortens proofs already out). Otherwise None. A proof of the
+    earlier ``<expires>.<signature>`` shape, which carried no such time, is refused."""
+    parts = (token or "").split(".", 2)
     # ASCII digits only: str.isdigit() accepts '²', which int() refuses.
-    if not _EXPIRY.fullmatch(expires_text) or not signature:
-        return False
-    if int(expires_text) < (clock.epoch() if now is None else now):
-        return False
-    return verify_signature(settings.secret_key.get_secret_value(), _unlock_message(share, int(expires_text)),
-                            signature)
+    if len(parts) != 3 or not all(_EPOCH.fullmatch(part) for part in parts[:2]) or not parts[2]:
+        return None
+    issued, expires = int(parts[0]), int(parts[1])
+    moment = clock.epoch() if now is None else now
+    if expires < moment or _lifetime_end(settings, issued) <= moment:
+        return None
+    if not verify_signature(settings.secret_key.get_secret_value(), _unlock_message(share, issued, expires), parts[2]):
+        return None
+    return issued
 
 
-def access_root(settings: Settings, base_url: str, share: Share) -> str:
-    """The share's root under a fresh access segment: what a protected page's <base> points at."""
-    return f"{base_url}{share_path(share.slug)}{ACCESS_PREFIX}{unlock_token(settings, share)}/"
+def access_root(settings: Settings, base_url: str, share: Share, issued: int) -> str:
+    """The share's root under a renewed access segment: what a protected page's <base> points at."""
+    return f"{base_url}{share_path(share.slug)}{ACCESS_PREFIX}{unlock_token(settings, share, issued)}/"
 
 
-def unlock_cookie(settings: Settings, share: Share, base_url: str) -> str:
-    """The Set-Cookie value of a fresh unlock proof. Scoped to this share's path; Lax is
-    enough: only top-level navigations rely on it."""
+def unlock_cookie(settings: Settings, share: Share, base_url: str, issued: int) -> str:
+    """The Set-Cookie value of a renewed unlock proof (the password given at ``issued``). Scoped
+    to this share's path; Lax is enough: only top-level navigations rely on it. It lives as long
+    as the proof it carries."""
+    now = clock.epoch()
+    token = unlock_token(settings, share, issued, now)
+    max_age = max(1, int(token.split(".", 2)[1]) - int(now))
     cookie_path = urlsplit(base_url).path + share_path(share.slug)
     secure = "; Secure" if base_url.startswith("https://") else ""
-    return (f"{UNLOCK_COOKIE}={unlock_token(settings, share)}; Path={cookie_path}; "
-            f"Max-Age={UNLOCK_TTL_SECONDS}; HttpOnly; SameSite=Lax{secure}")
+    return (f"{UNLOCK_COOKIE}={token}; Path={cookie_path}; "
+            f"Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")

@@ -3,7 +3,8 @@ request says (path, proofs of the password, what the browser accepts) and return
 the HTTP layer only has to shape: a redirect, the password form, or the file (HTML with the
 widget injected).
 
-A protected share accepts two proofs of its password (see ``share_access``): the unlock
+A protected share accepts two proofs of its password (see ``share_access``; whether a
+visitor is let in is ``share_unlock``'s): the unlock
 cookie, which browsers send on top-level navigations, and an access segment in the path
 (``/s/<slug>/~u.<token>/...``), which the page's relative URLs carry through an injected
 <base>. The sandboxed page has an opaque origin, so its subresource requests are third-party
@@ -12,68 +13,24 @@ and browsers that block third-party cookies would not send the cookie.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
-from typing import Callable, Dict, FrozenSet, Optional, Tuple, Union
-from urllib.parse import quote, urlencode
+from dataclasses import dataclass, replace
+from typing import Dict, Optional, Union
+from urllib.parse import quote
 
 from chalicelib import lambda_answer, web
 from chalicelib.errors import NotFound, ShareUnavailable
-from chalicelib.services import accept, byte_ranges, entity_tags, share_access, share_html, uploads
+from chalicelib.services import accept, byte_ranges, entity_tags, share_access, share_html, share_unlock, uploads
 from chalicelib.services.share_links import PASSWORD_PARAM, file_url, share_path, split_access_segment
+from chalicelib.services.share_visits import (  # noqa: F401 (the HTTP layer reads them here)
+    Content, PasswordRequired, Redirect, Reply, Visit, is_document_request,
+    is_unslashed_root, query_string)
 from chalicelib.settings import Settings
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import Share
 
-# Fetch Metadata destinations that put a document (and so a location.href) in a browsing context.
-DOCUMENT_DESTINATIONS = {"document", "iframe", "frame", "embed", "object"}
 # /s/<slug> redirects a browser and answers anyone else with the page: caches must tell them apart.
 ROOT_VARY = {"Vary": "Sec-Fetch-Dest, Accept"}
-
-
-@dataclass(frozen=True)
-class Visit:
-    """One request for a share's page or asset, as the HTTP layer read it."""
-    slug: str
-    path: str  # decoded, after /s/<slug>/ ("" for the root)
-    trailing_slash: bool
-    base_url: str
-    query: Dict[str, str]
-    client_ip: str
-    posted: bool = False  # the password form
-    read_form_password: Callable[[], Optional[str]] = lambda: None  # read only when a password is needed
-    unlock_cookies: Tuple[str, ...] = ()  # every one the header carries: a planted one may come first
-    fetch_dest: Optional[str] = None  # Sec-Fetch-Dest
-    accept: str = ""
-    if_none_match: Optional[str] = None
-    range: Optional[str] = None  # Range, for a GET only (RFC 9110 §14.2)
-    if_range: Optional[str] = None
-    binary_types: FrozenSet[str] = frozenset()  # types the HTTP layer can send as bytes
-
-
-@dataclass(frozen=True)
-class Redirect:
-    location: str
-    status: int = 302
-    headers: Dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PasswordRequired:
-    """The share is protected and no valid proof came: the form (for pages) or a 401."""
-    slug: str
-    wrong: bool  # a password came and it was wrong
-    as_page: bool
-
-
-@dataclass(frozen=True)
-class Content:
-    body: Union[str, bytes]
-    headers: Dict[str, str]
-    status: int = 200
-
-
-Reply = Union[Redirect, PasswordRequired, Content]
 
 
 @dataclass(frozen=True)
@@ -86,53 +43,55 @@ class ServedFile:
 
 
 def visit(settings: Settings, share_files: ShareFiles, v: Visit) -> Reply:
-    if _is_unslashed_root(v) and _is_document_request(v):
+    if is_unslashed_root(v) and is_document_request(v):
         # Relative links in index.html only resolve under /s/<slug>/: browsers go there. Any
         # other client (the contract's `curl …/s/<slug>`) gets the page here, with a <base>.
-        return Redirect(v.base_url + share_path(v.slug) + _query_string(v), headers=dict(ROOT_VARY))
+        return Redirect(v.base_url + share_path(v.slug) + query_string(v), headers=dict(ROOT_VARY))
     share = served_share(v.slug)
     access_token, path = split_access_segment(v.path)
 
     extra: Dict[str, str] = {}
+    issued: Optional[int] = None  # when a protected share's password was given
     if share.password_hash:
-        unlocked = _unlock(settings, v, share, path, access_token)
-        if not isinstance(unlocked, dict):
+        unlocked = share_unlock.unlock(settings, v, share, path, access_token)
+        if not isinstance(unlocked, share_unlock.Unlocked):
             return unlocked
-        extra.update(unlocked)
+        extra.update(unlocked.headers)
+        issued = unlocked.issued
     elif access_token is not None:
         raise NotFound("Not found")
 
     if not path or v.trailing_slash:
         path = entry_path(share, path.rstrip("/")) or ""
     elif path not in (share.files or {}) and entry_path(share, path):
-        return Redirect(file_url(v.base_url, share.slug, path + "/") + _query_string(v))
+        return Redirect(file_url(v.base_url, share.slug, path + "/") + query_string(v))
     info = file_info(share, path)
-    if access_token is not None and info.content_type == "text/html" and _is_document_request(v):
+    if access_token is not None and info.content_type == "text/html" and is_document_request(v):
         # A page or a frame reached under an access path: show the clean URL instead (the widget
         # reports location.href, and GET /spikes?project= shows it). The cookie, valid for
         # top-level navigations, does the rest; a frame without it asks for the password.
         clean = file_url(v.base_url, share.slug, "" if path == entry_path(share) else path)
-        return Redirect(clean + _query_string(v), headers=extra)
+        return Redirect(clean + query_string(v), headers=extra)
 
     if info.size > settings.max_served_file_bytes:
         # Lambda cannot answer with more than 6 MB (uploads refuse documents that large anyway).
         return Redirect(_s3_link(share_files, share, info), headers=extra)
     served = read_file(share_files, share, path)
-    return _content(settings, share_files, v, share, served, extra)
+    return _content(settings, share_files, v, share, served, extra, issued)
 
 
 def _content(settings: Settings, share_files: ShareFiles, v: Visit, share: Share, served: ServedFile,
-             extra: Dict[str, str]) -> Reply:
+             extra: Dict[str, str], issued: Optional[int]) -> Reply:
     scope = "private" if share.password_hash else "public"
     is_html = served.content_type == "text/html"
     headers = {**extra, "Cache-Control": f"no-cache, {scope}" if is_html else f"{scope}, max-age={web.ASSET_MAX_AGE}"}
-    if _is_unslashed_root(v):
+    if is_unslashed_root(v):
         headers.update(ROOT_VARY)
     if uploads.is_text(served.content_type):
         text = share_html.inflate(served.body, settings.max_served_file_bytes)
         if text is None:  # compressed (.svgz), and more than the function serves
             return Redirect(_s3_link(share_files, share, served), headers=extra)
-        body: Union[str, bytes] = _text(settings, v, share, replace(served, body=text))
+        body: Union[str, bytes] = _text(settings, v, share, replace(served, body=text), issued)
         # The text as sent (decoded, with the widget this version injects), not the stored file:
         # a revalidation after an upgrade that changes either gets the new page, not a 304.
         etag = f'"{hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]}"'
@@ -178,18 +137,18 @@ def _ranged(v: Visit, body: bytes, etag: str, headers: Dict[str, str]) -> Conten
     return Content(body[wanted.first:wanted.last + 1], headers, status=206)
 
 
-def _text(settings: Settings, v: Visit, share: Share, served: ServedFile) -> str:
-    """A text file as served: HTML with the widget, and the <base> a protected page or the
-    unslashed root needs."""
+def _text(settings: Settings, v: Visit, share: Share, served: ServedFile, issued: Optional[int]) -> str:
+    """A text file as served: HTML with the widget, and the <base> a protected page (its access
+    segment renewed from the proof that let the visitor in) or the unslashed root needs."""
     text = share_html.decode_text(served.body)
     if served.content_type != "text/html":
         return text
     text = share_html.inject_widget(text, v.base_url, share.share_id)
-    if share.password_hash:
+    if share.password_hash and issued is not None:
         folder = served.path.rsplit("/", 1)[0] + "/" if "/" in served.path else ""
-        return share_html.inject_base(text, share_access.access_root(settings, v.base_url, share)
+        return share_html.inject_base(text, share_access.access_root(settings, v.base_url, share, issued)
                                       + quote(folder, safe="/"))
-    if _is_unslashed_root(v):
+    if is_unslashed_root(v):
         return share_html.inject_base(text, v.base_url + share_path(share.slug))
     return text
 
@@ -204,72 +163,6 @@ def _s3_link(share_files: ShareFiles, share: Share, file: ServedFile) -> str:
 def _accepts_binary(v: Visit) -> bool:
     taken = accept.accepted(v.accept)
     return "*/*" in taken or bool(taken & {t.lower() for t in v.binary_types})
-
-
-def _takes_html(v: Visit) -> bool:
-    return "text/html" in accept.accepted(v.accept)
-
-
-def _query_string(v: Visit, drop: str = "") -> str:
-    params = {key: value for key, value in v.query.items() if key != drop}
-    return "?" + urlencode(params) if params else ""
-
-
-# --- password-protected shares ---------------------------------------------------------------
-
-def _unlock(settings: Settings, v: Visit, share: Share, path: str,
-            access_token: Optional[str]) -> Union[Dict[str, str], Reply]:
-    """Extra response headers when the visitor may see the share, else the refusal."""
-    if access_token is not None and share_access.unlock_token_valid(settings, share, access_token):
-        if _is_top_level_navigation(v):
-            return {"Set-Cookie": share_access.unlock_cookie(settings, share, v.base_url)}
-        return {}
-    # A page opened with ?pw= goes on without it (the cookie carries the proof): the password
-    # stays out of the address bar, the history and the address the widget reports.
-    in_address = PASSWORD_PARAM in v.query and not v.posted and _is_top_level_navigation(v)
-    if any(share_access.unlock_token_valid(settings, share, cookie) for cookie in v.unlock_cookies):
-        return _without_password(v, share, path, {}) if in_address else {}
-    password = v.read_form_password() if v.posted else v.query.get(PASSWORD_PARAM)
-    if password is None:
-        return _locked(v, share, path, wrong=False)
-    if not share_access.password_matches(settings, share, password, v.client_ip):
-        return _locked(v, share, path, wrong=True)
-    cookie = {"Set-Cookie": share_access.unlock_cookie(settings, share, v.base_url)}
-    if in_address or (v.posted and v.fetch_dest not in ("iframe", "frame")):
-        # Post/redirect/get: reloading the page must not re-send the password. A frame gets the
-        # page in the answer itself: browsers withhold the Lax cookie from a sandboxed page's
-        # frames, so a redirect would land on the form again.
-        return _without_password(v, share, path, cookie)
-    return cookie
-
-
-def _without_password(v: Visit, share: Share, path: str, headers: Dict[str, str]) -> Redirect:
-    """Back to the same address without the password."""
-    address = file_url(v.base_url, share.slug, path + ("/" if path and v.trailing_slash else ""))
-    return Redirect(address + _query_string(v, drop=PASSWORD_PARAM), status=303, headers=headers)
-
-
-def _locked(v: Visit, share: Share, path: str, wrong: bool) -> PasswordRequired:
-    as_page = not path or path.lower().endswith((".html", ".htm")) or _takes_html(v)
-    return PasswordRequired(slug=share.slug or "", wrong=wrong, as_page=as_page)
-
-
-def _is_top_level_navigation(v: Visit) -> bool:
-    if v.fetch_dest is None:
-        # Browsers without Fetch Metadata: treat any request for HTML as a navigation, so a
-        # token never ends up in an address bar (an iframe then falls back to the form).
-        return _takes_html(v)
-    return v.fetch_dest == "document"
-
-
-def _is_unslashed_root(v: Visit) -> bool:
-    return not v.path and not v.trailing_slash
-
-
-def _is_document_request(v: Visit) -> bool:
-    if v.fetch_dest is None:
-        return _takes_html(v)
-    return v.fetch_dest in DOCUMENT_DESTINATIONS
 
 
 # --- the share's files -----------------------------------------------------------------------
