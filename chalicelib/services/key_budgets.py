@@ -9,9 +9,10 @@ together stays within its cap. The chain is bounded, so a charge's transaction s
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Collection, List, Optional, Tuple
 
 from chalicelib.errors import ScopeDenied
+from chalicelib.store import accounts as account_store
 from chalicelib.store import apikeys as key_store
 from chalicelib.store.models import ApiKey
 
@@ -38,13 +39,25 @@ def lineage(actor: Optional[ApiKey]) -> Optional[List[str]]:
     return makers
 
 
-def maker_caps(key: ApiKey, user_id: str) -> Tuple[Tuple[str, int], ...]:
-    """(key id, cap) of each key that made ``key`` and has a cap, as stored now (one strongly
-    consistent read, only for a key made by keys)."""
+def acts_for(key: ApiKey, account_id: str) -> bool:
+    """``key`` spends for ``account_id``, so its caps bind what it is charged there: the account
+    is its own, the key-only one it was claimed from, or the one its account was claimed into
+    and it has not moved to yet (docs/security.md 170). That last costs a strongly consistent
+    read, made only when the key is of neither: amid a claim, or posting to another's share."""
+    if account_id in (key.user_id, key.claimed_from):
+        return True
+    owner = account_store.get(key.user_id, consistent=True)
+    return owner is not None and owner.merged_into == account_id
+
+
+def maker_caps(key: ApiKey, accounts: Collection[Optional[str]]) -> Tuple[Tuple[str, int], ...]:
+    """(key id, cap) of each key that made ``key``, is of one of ``accounts`` (either side of a
+    claim) and has a cap, as stored now (one strongly consistent read, only for a key made by
+    keys)."""
     ids = makers_of(key)
     if not ids:
         return ()
     stored = {maker.key_id: maker for maker in key_store.get_many(sorted(set(ids)))}
     return tuple((key_id, int(stored[key_id].monthly_cap_cents)) for key_id in ids
                  if key_id in stored and stored[key_id].monthly_cap_cents is not None
-                 and stored[key_id].user_id == user_id)
+                 and stored[key_id].user_id in accounts)

@@ -5,8 +5,9 @@ Charging adds no round trip: it rides in the transaction that stores the spike o
 - the owner's period usage item (``usage#<user>#<period>``, write "usage") ADDs the cost, in
   thousandths of a cent, conditioned on staying within the account's cap;
 - when a key made the request, the key's period item (``keyusage#<key>#<period>``, write
-  "key-usage") counts what it created and, when the charge is its own account's, ADDs the
-  cost conditioned on the key's cap; so does the item of each key that made it and has a cap
+  "key-usage") counts what it created and, when it acts for the account charged (its own, or
+  one claimed with it, moved or not: key_budgets.acts_for), ADDs the cost conditioned on the
+  key's cap; so does the item of each key that made it and has a cap
   (writes "maker-usage-<n>", services/key_budgets.py);
 - a usage event for Stripe is created (write "event", ``store.meter_events``).
 So the spike or share, its charge and its usage event are stored together or not at all; a
@@ -51,6 +52,8 @@ class Charge:
     held: bool = False
     # (key id, cap) of the keys that made the charging key and have a cap (``for_key``).
     maker_caps: Tuple[Tuple[str, int], ...] = ()
+    # The key whose cap binds it: the one it is made with, when that acts for the account (``for_key``).
+    key_id: Optional[str] = None
 
     @property
     def period_ends(self) -> str:
@@ -88,11 +91,12 @@ def charge_for(settings: Settings, owner: Optional[User], kind: str, identifier:
 
 
 def for_key(charge: Optional[Charge], key: Optional[ApiKey]) -> Optional[Charge]:
-    """``charge``, made with ``key``, bound by the caps of the keys that made it too."""
-    if charge is None or key is None or key.user_id != charge.user_id:
+    """``charge``, made with ``key``: bound by its cap and the caps of the keys that made it
+    when the key acts for the account charged, also amid a claim (key_budgets.acts_for)."""
+    if charge is None or key is None or not key_budgets.acts_for(key, charge.user_id):
         return charge
-    caps = key_budgets.maker_caps(key, charge.user_id)
-    return replace(charge, maker_caps=caps) if caps else charge
+    caps = key_budgets.maker_caps(key, {charge.user_id, key.user_id, key.claimed_from})
+    return replace(charge, key_id=key.key_id, maker_caps=caps)
 
 
 def cost_limit(cap_cents: Optional[int]) -> Optional[int]:
@@ -100,8 +104,8 @@ def cost_limit(cap_cents: Optional[int]) -> Optional[int]:
 
 
 def key_cap(key: Optional[ApiKey], charge: Optional[Charge]) -> Optional[int]:
-    """The key's cap when it binds this charge: the key belongs to the account being charged."""
-    if key is None or charge is None or key.user_id != charge.user_id or key.monthly_cap_cents is None:
+    """The key's cap when it binds this charge: the key acts for the account charged (``for_key``)."""
+    if key is None or charge is None or charge.key_id != key.key_id or key.monthly_cap_cents is None:
         return None
     return int(key.monthly_cap_cents)
 
@@ -134,7 +138,7 @@ def add_key_use(tx: Transaction, key: Optional[ApiKey], kind: str, charge: Optio
     """What the key created; charged against its cap when the charge is its own account's."""
     if key is None:
         return
-    charged = charge is not None and key.user_id == charge.user_id
+    charged = charge is not None and charge.key_id == key.key_id
     charges.count_key_use(tx, key.key_id, period, kind, charge.cost if charged else 0,
                          cost_limit(key_cap(key, charge)), now)
     for index, (maker_id, cap) in enumerate(charge.maker_caps if charged else ()):
@@ -147,7 +151,7 @@ def add_event(tx: Transaction, charge: Optional[Charge], key: Optional[ApiKey] =
     if charge is None:
         return
     if charge.held:
-        key_cost = charge.cost if key is not None and key.user_id == charge.user_id else 0
+        key_cost = charge.cost if key is not None and charge.key_id == key.key_id else 0
         held_charges.hold(tx, charge.identifier, charge.event_name, charge.user_id, charge.customer_id,
                           charge.timestamp, charge.period, charge.cost, key.key_id if key else None, key_cost)
     else:
