@@ -111,3 +111,23 @@ def test_proofs_of_the_earlier_shape_are_refused(client, user_token):
     earlier = f"{expires}.{sign(deps.settings().secret_key.get_secret_value(), message)}"
     assert get(client, f"/s/{share['slug']}/~u.{earlier}/css/site.css")[0] == 401
     assert get(client, f"/s/{share['slug']}/css/site.css", {"Cookie": f"spikes_unlock={earlier}"})[0] == 401
+
+
+# --- 166. A file opened in its own tab does not show its access path ----------------------------
+
+@pytest.mark.parametrize("navigation", [{"Sec-Fetch-Dest": "document", "Accept": "text/html,*/*;q=0.8"},
+                                        {"Accept": "text/html,image/*;q=0.8,*/*;q=0.5"}],
+                         ids=["fetch-metadata", "without-fetch-metadata"])
+@pytest.mark.parametrize("file", ["assets/img/logo.png", "img/icon.svg", "css/site.css"])
+def test_a_file_opened_in_its_own_tab_moves_to_the_clean_address(client, user_token, navigation, file):
+    """"Open image in new tab" on a protected page: the address bar would hold the access path,
+    which the viewer then copies into a chat."""
+    share = protected(client, user_token)
+    _, root = _unlock(client, share["slug"])
+    status, _, headers = get(client, f"{root}{file}", navigation)
+    assert status == 302 and headers["Location"].endswith(f"/s/{share['slug']}/{file}")
+    assert "~u." not in headers["Location"] and headers["Set-Cookie"].startswith("spikes_unlock=")
+    status, _, _ = get(client, headers["Location"], {**navigation, "Cookie": cookie_from(headers)})
+    assert status == 200
+    # The page's own requests for it still load through the access path.
+    assert get(client, f"{root}{file}", {"Sec-Fetch-Dest": "image"})[0] == 200

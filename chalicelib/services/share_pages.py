@@ -23,7 +23,7 @@ from chalicelib.services import accept, byte_ranges, entity_tags, share_access, 
 from chalicelib.services.share_links import PASSWORD_PARAM, file_url, share_path, split_access_segment
 from chalicelib.services.share_visits import (  # noqa: F401 (the HTTP layer reads them here)
     Content, PasswordRequired, Redirect, Reply, Visit, is_document_request,
-    is_unslashed_root, query_string)
+    is_top_level_navigation, is_unslashed_root, query_string)
 from chalicelib.settings import Settings
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ShareFiles
@@ -66,10 +66,13 @@ def visit(settings: Settings, share_files: ShareFiles, v: Visit) -> Reply:
     elif path not in (share.files or {}) and entry_path(share, path):
         return Redirect(file_url(v.base_url, share.slug, path + "/") + query_string(v))
     info = file_info(share, path)
-    if access_token is not None and info.content_type == "text/html" and is_document_request(v):
+    if access_token is not None and (is_top_level_navigation(v)
+                                     or info.content_type == "text/html" and is_document_request(v)):
         # A page or a frame reached under an access path: show the clean URL instead (the widget
-        # reports location.href, and GET /spikes?project= shows it). The cookie, valid for
-        # top-level navigations, does the rest; a frame without it asks for the password.
+        # reports location.href, and GET /spikes?project= shows it). Any file opened in its own
+        # tab too (an image, a frame opened in a new tab): its address bar is copied and shared.
+        # The cookie, valid for top-level navigations, does the rest; a frame without it asks
+        # for the password.
         clean = file_url(v.base_url, share.slug, "" if path == entry_path(share) else path)
         return Redirect(clean + query_string(v), headers=extra)
 
