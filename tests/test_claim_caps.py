@@ -69,3 +69,44 @@ def test_a_capped_key_spends_within_its_caps_at_every_step_of_a_claim(client, ag
     assert int(LedgerItem.get(ledger.user_usage_key(person, period)).cost) == 2000
     # Billed once each, to the person's account (its Stripe customer is read when reported).
     assert [item.user_id for item in outbox()] == [person] * 11
+
+
+def test_a_claimed_keys_cap_holds_under_concurrent_posts(backend_client, env, stripe_api, store_backend):
+    """Amid a claim (marked, the key not moved), many posts at once with a key capped at 1 cent:
+    exactly the affordable ones are stored, on DynamoDB Local with 8 at a time."""
+    import concurrent.futures
+
+    from chalicelib import clock, deps
+    from chalicelib.services import quotas, spike_posts
+    from chalicelib.services.identity import Principal
+    from chalicelib.services.scopes import expand
+    from chalicelib.services.spike_posts import NewSpike
+    from chalicelib.store import accounts as account_store
+    from chalicelib.store import apikeys as key_store
+    from chalicelib.store.models import LedgerItem, Share, User
+    env(STRIPE_SECRET_KEY=stripe_api.api_key, STRIPE_API_BASE=stripe_api.url)
+    person = "0b6c0f8e-person-claims-caps"
+    User(person, email="person@example.com", tier=quotas.AGENT, created_at="2026-01-01T00:00:00Z",
+         active_shares=1, stripe_customer_id="cus_person").save()
+    Share("share#sh_claimcapclaimc", share_id="sh_claimcapclaimc", slug="claimcap", owner_id=person,
+          name="claimcap", created_at="2026-01-01T00:00:00Z", status="active").save()
+    Share("slug#claimcap", share_id="sh_claimcapclaimc").save()
+    created = call(backend_client, "POST", "/auth/api-key", {"name": "agent", "monthly_cap_cents": 1})[1]
+    assert account_store.mark_merged(account_store.get(created["account_id"], consistent=True), person)
+    key = key_store.get(created["key_id"])
+    author = Principal(kind="key", user=account_store.get(person, consistent=True), scopes=expand(key.scopes),
+                       key=key)
+    settings = deps.settings()
+    workers = 1 if store_backend == "moto" else 8  # moto is not thread-safe
+
+    def post(i):
+        try:
+            spike_posts.record(NewSpike(type="page", project_key="claimcap", client_id=f"race-{i}"), settings,
+                               "http://x", author=author)
+            return "stored"
+        except Exception as exc:  # noqa: BLE001
+            return getattr(exc, "code", type(exc).__name__)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        outcomes = list(pool.map(post, range(16)))
+    assert outcomes.count("stored") == 10 and outcomes.count("BUDGET_EXCEEDED") == 6, outcomes
+    assert int(LedgerItem.get(f"keyusage#{key.key_id}#{clock.current_period()}").cost) == 1000
