@@ -29,9 +29,11 @@ def _agents_share(agent, protected: bool) -> Share:
 
 
 def _reviewed(client, share: Share) -> str:
-    """Feedback from the widget on the agent's share, with the address its reviewer gave."""
+    """Feedback from the widget on the agent's share, with the address its reviewer gave. By the
+    share's id, as every served page's widget posts: a protected share's slug takes posts only
+    from its owner (docs/security.md, 157)."""
     status, body, _ = call(client, "POST", "/spikes", {
-        "type": "page", "projectKey": share.slug, "comments": "nice",
+        "type": "page", "projectKey": share.share_id, "comments": "nice",
         "reviewer": {"id": "r1", "name": "Rev", "email": "rev@example.com"}})
     assert status == 201, body
     return body["id"]
