@@ -161,7 +161,8 @@ def delete_share(key: str):
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "shares:write")
     with_export = (inputs.query(request).get("exported_spikes") or "").lower() != "false"
-    exported = share_deletion.delete_share(deps.share_files(), principal.user, key, with_export=with_export)
+    exported = share_deletion.delete_share(deps.share_files(), principal.user, key, with_export=with_export,
+                                           presign_ttl_seconds=deps.settings().presign_ttl_seconds)
     return responses.ShareDeletedOut(exported_spikes=_exported_for(principal, exported))
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from typing import Callable, List, Optional
 
+from chalicelib import clock
 from chalicelib.errors import NotFound
 from chalicelib.logs import get_logger
-from chalicelib.services import metering, outbound_webhooks, ownership, shares, spikes
+from chalicelib.services import metering, outbound_webhooks, ownership, presigned_uploads, shares, spikes
 from chalicelib.store import charges, held_charges, ledger
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ShareFiles
@@ -19,7 +20,8 @@ from chalicelib.store.transactions import ConditionFailed, Transaction
 log = get_logger("spikes.shares")
 
 
-def delete_share(share_files: ShareFiles, user: User, key: str, with_export: bool = True) -> List[dict]:
+def delete_share(share_files: ShareFiles, user: User, key: str, with_export: bool = True,
+                 presign_ttl_seconds: Optional[int] = None) -> List[dict]:
     """Delete a share and everything it has, resumably. First a tombstone: the share's spikes
     are exported to S3, then one transaction marks the share ``deleting`` (from then on it is
     gone for viewers, listings and new feedback), takes it off the owner's count and records
@@ -27,13 +29,17 @@ def delete_share(share_files: ShareFiles, user: User, key: str, with_export: boo
     clean-up fails, the client gets 503; a retried DELETE (by id or slug) or the scheduled job
     finishes it, and the retry answers with the export kept at the start. An export too large
     for one answer is refused before anything is deleted, unless ``with_export`` is False (the
-    caller downloaded the feedback through the export route): it would be lost with the answer."""
-    return shares.as_new_owner(lambda owner: _delete_share(share_files, owner, key, with_export), user)
+    caller downloaded the feedback through the export route): it would be lost with the answer.
+    ``presign_ttl_seconds``: how long a presigned upload's URLs live (the settings')."""
+    return shares.as_new_owner(lambda owner: _delete_share(share_files, owner, key, with_export,
+                                                           presign_ttl_seconds), user)
 
 
-def _delete_share(share_files: ShareFiles, user: User, key: str, with_export: bool) -> List[dict]:
+def _delete_share(share_files: ShareFiles, user: User, key: str, with_export: bool,
+                  presign_ttl_seconds: Optional[int]) -> List[dict]:
     share = shares.owned_as_read(user, key, include_deleting=True)
     if share.status != DELETING:
+        _sweep_staging_later(share, presign_ttl_seconds)
         exported = spikes.export_share(share.share_id)
         export = json.dumps(exported).encode("utf-8")
         if with_export:
@@ -62,6 +68,16 @@ def _delete_share(share_files: ShareFiles, user: User, key: str, with_export: bo
         exported = json.loads(export)
     finish_deletion(share_files, share)
     return exported if with_export else []
+
+
+def _sweep_staging_later(share: Share, presign_ttl_seconds: Optional[int]) -> None:
+    """A share young enough for its upload URLs to live yet: they can still PUT to its staging
+    area after the deletion removed it, and a completed upload forgot its marker, so the share
+    is handed to the share_deletions job again, which removes that area once the URLs have
+    expired (docs/security.md 175). A pending upload's marker is still there: added again, a no-op."""
+    window = presigned_uploads.unfinished_upload_seconds(presign_ttl_seconds or 0)
+    if clock.epoch() < clock.parse_iso(share.created_at).timestamp() + window:
+        ledger.remember(ledger.PRESIGNED_UPLOADS, presigned_uploads.upload_marker(share))
 
 
 def _tombstone(share: Share, user: User, deleted_event: Optional[Delivery], pending: bool, held: Optional[OutboxItem],

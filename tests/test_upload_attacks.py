@@ -1,0 +1,34 @@
+"""Share uploads attacked again (docs/security.md 175-178): what a presigned upload's URLs
+can still do after the share they were made for was completed and deleted, and more."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import requests
+
+from chalicelib.store import ledger
+from tests.conftest import call
+from tests.test_shares import INDEX, _run_share_job, s3_keys, start_presigned
+
+
+def _put(target: dict, data: bytes) -> int:
+    return requests.put(target["url"], data=data, headers=target["headers"], timeout=10).status_code
+
+
+def test_files_put_after_a_completed_upload_was_deleted_are_removed_by_the_job(client, user_token):
+    """A completed upload forgets its marker, so when its share was deleted within the URLs' 15
+    minutes, PUTs made afterwards stayed in its staging area for good (finding 138 covered only
+    uploads deleted while pending): ten uploads a minute, up to 50 MB each. The deletion of a
+    share young enough to have live upload URLs hands its staging area to the job."""
+    status, body, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
+    assert status == 201, body
+    target, share_id = body["uploads"][0], body["share_id"]
+    assert _put(target, INDEX) == 200
+    assert call(client, "POST", f"/shares/{share_id}/complete", token=user_token)[0] == 200
+    assert call(client, "DELETE", f"/shares/{share_id}", token=user_token)[0] == 200
+    assert _put(target, INDEX) == 200  # the URL still lives
+    assert s3_keys(f"uploads/{share_id}/")
+    result = _run_share_job(client, timedelta(days=2))
+    assert result["unfinished_uploads_failed"] == 0, result
+    assert s3_keys(f"uploads/{share_id}/") == [] and s3_keys(f"shares/{share_id}/") == []
+    assert ledger.members(ledger.PRESIGNED_UPLOADS) == []
