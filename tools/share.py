@@ -93,16 +93,39 @@ def share_folder(folder: Path, host: str, token: str, name: Optional[str] = None
         announcement["slug"] = slug
     plan = _answer(requests.post(f"{host}/shares/uploads", json=announcement, headers=auth, timeout=TIMEOUT_SECONDS),
                    (200, 201))
+    try:
+        _put_all(plan, list(files.values()), out)
+        return _answer(requests.post(plan["complete_url"], headers=auth, timeout=TIMEOUT_SECONDS), (200, 201))
+    except (ShareFailed, requests.RequestException) as exc:
+        raise ShareFailed(f"{exc}\n{_give_back(host, auth, plan)}") from None
+
+
+def _put_all(plan: dict, local_files: List[Path], out) -> None:
     total = len(plan["uploads"])
     for number, target in enumerate(plan["uploads"], 1):
-        local = files[target["path"]]
+        local = local_files[number - 1]  # the server answers in the announced order, paths normalised
         print(f"  [{number}/{total}] {target['path']} ({local.stat().st_size} bytes)", file=out)
         with local.open("rb") as body:
             response = requests.request(target.get("method", "PUT"), target["url"], data=body,
                                         headers=target.get("headers") or {}, timeout=UPLOAD_TIMEOUT_SECONDS)
         if response.status_code not in (200, 201, 204):
             raise ShareFailed(f"Uploading {target['path']} failed ({response.status_code}): {response.text[:300]}")
-    return _answer(requests.post(plan["complete_url"], headers=auth, timeout=TIMEOUT_SECONDS), (200, 201))
+
+
+def _give_back(host: str, auth: dict, plan: dict) -> str:
+    """A failed upload's pending share holds a place in the account's share limit until the
+    server expires it a day later: deleted now, so running the command again is not refused."""
+    share_id = plan["share_id"]
+    try:
+        response = requests.request("DELETE", f"{host}/shares/{share_id}?exported_spikes=false", headers=auth,
+                                    timeout=TIMEOUT_SECONDS)
+        if response.status_code in (200, 204, 404):
+            return "The unfinished share was deleted: run the command again."
+    except requests.RequestException:
+        pass
+    return (f"The unfinished share {share_id} holds a place in your share limit until "
+            f"{plan.get('complete_before') or 'a day from now'}: delete it in the dashboard "
+            f"(or DELETE /shares/{share_id}), then run the command again.")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
