@@ -32,3 +32,17 @@ def test_files_put_after_a_completed_upload_was_deleted_are_removed_by_the_job(c
     assert result["unfinished_uploads_failed"] == 0, result
     assert s3_keys(f"uploads/{share_id}/") == [] and s3_keys(f"shares/{share_id}/") == []
     assert ledger.members(ledger.PRESIGNED_UPLOADS) == []
+
+
+def test_a_direct_upload_refuses_documents_larger_than_the_api_serves(client, user_token, env):
+    """Presigned uploads refused an HTML or XML file over SPIKES_MAX_SERVED_FILE_BYTES (413), as
+    the docs promise of uploads; a direct upload took it, and its page was then only ever handed
+    out as a download: a share its owner believed published was broken, silently."""
+    from tests.test_shares import upload
+    env(MAX_SERVED_FILE_BYTES="1000")
+    for path in ("index.html", "art.svg"):
+        status, body, _ = upload(client, user_token, [(path, b"<h1>Hi</h1>" + b" " * 2000)], {"name": "x"})
+        assert (status, body["code"]) == (413, "SIZE_LIMIT"), body
+    assert s3_keys("shares/") == []
+    # Other files of that size are served by S3, and still taken.
+    assert upload(client, user_token, [("index.html", INDEX), ("big.png", b"\0" * 2000)], {"name": "x"})[0] == 201

@@ -171,6 +171,7 @@ def _create_share(settings: Settings, share_files: ShareFiles, user: User, optio
         raise ValidationFailed.field("files", "Upload at least one file", "MISSING_FIELD")
     uploads.check_total_size(sum(f.size for f in files), settings.max_share_bytes)
     uploads.check_listed_paths([f.path for f in files])
+    uploads.check_served_sizes([(f.path, f.size, f.content_type) for f in files], settings.max_served_file_bytes)
     check_options(settings, user, options, base_url)
     specs = [FileSpec(f.path, f.size, f.content_type) for f in files]
     share = new_share_record(new_share_id(), user, options, specs, ACTIVE)
