@@ -66,7 +66,9 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         # while the owner does not pay is held with a check of that, so a payment meanwhile wins.
         "users": ("GetItem", "ConditionCheckItem"),
         "shares": ("GetItem", "UpdateItem", "ConditionCheckItem"),
-        "deliveries": ("UpdateItem", "DeleteItem"),
+        # GetItem: a deleted share's events go where its webhook pointed at the deletion (its
+        # share.deleted event), or nowhere.
+        "deliveries": ("GetItem", "UpdateItem", "DeleteItem"),
         "ledger": ("GetItem", "UpdateItem"),
     },
     # Sends the agent tier's usage events to Stripe: reads its queues (base-table queries), leases

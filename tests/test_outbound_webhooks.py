@@ -348,6 +348,41 @@ def test_share_deleted_reaches_the_receiver_after_the_share_is_gone(client, hook
     assert json.loads(request["body"])["share"]["id"] == hooked["share_id"]
 
 
+def test_a_deleted_share_sends_nothing_to_a_webhook_removed_before(client, hooked, receiver):
+    # The owner removed the webhook (pending events are cancelled), then deleted the share before
+    # the job came by: the pending event went to the removed URL, feedback and all (finding 171).
+    receiver.answers = [500]
+    _post_spike(client, hooked, "private feedback")
+    _deliver()
+    token = _token(client)
+    assert call(client, "PATCH", f"/shares/{hooked['share_id']}", {"webhook_url": ""}, token=token)[0] == 200
+    assert call(client, "DELETE", f"/shares/{hooked['share_id']}", token=token)[0] == 200
+    _deliver(time.time() + 3600)
+    assert len(receiver.requests) == 1  # the first, failed attempt only
+    [event] = Delivery.share_index.query(hooked["share_id"])
+    assert (event.status, event.last_error) == ("cancelled", "not sent: the share was deleted after its webhook was removed")
+
+
+def test_a_deleted_share_sends_its_pending_events_where_its_webhook_pointed_last(client, hooked, receiver):
+    moved_to = Receiver()
+    try:
+        receiver.answers = [500]
+        _post_spike(client, hooked, "private feedback")
+        _deliver()
+        token = _token(client)
+        status, body, _ = call(client, "PATCH", f"/shares/{hooked['share_id']}", {"webhook_url": moved_to.url},
+                               token=token)
+        assert status == 200, body
+        assert call(client, "DELETE", f"/shares/{hooked['share_id']}", token=token)[0] == 200
+        _deliver(time.time() + 3600)
+        assert len(receiver.requests) == 1  # the old receiver heard nothing more
+        assert sorted(r["headers"]["X-Spikes-Event"] for r in moved_to.requests) == ["share.deleted", "spike.created"]
+        assert all(verify(body["webhook_secret"], r["headers"]["X-Spikes-Signature"], r["body"], now=time.time() + 3600)
+                   for r in moved_to.requests)
+    finally:
+        moved_to.close()
+
+
 # --- the receiver check ----------------------------------------------------------------------
 
 def _resolver(mapping):

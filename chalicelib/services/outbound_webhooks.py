@@ -55,7 +55,9 @@ def event(share: Share, event_type: str, spike: Optional[Dict[str, Any]] = None,
     event_id, created_at = "evt_" + _secrets.token_hex(12), clock.iso_millis_at(now)
     body = json.dumps({"id": event_id, "type": event_type, "created_at": created_at, "share": share_view(share),
                        "spike": spike}, separators=(",", ":"), ensure_ascii=False)
-    return Delivery("dlv_" + _secrets.token_hex(12), share_id=share.share_id, owner_id=share.owner_id,
+    delivery_id = deliveries.final_event_id(share.share_id) if event_type == SHARE_DELETED \
+        else "dlv_" + _secrets.token_hex(12)
+    return Delivery(delivery_id, share_id=share.share_id, owner_id=share.owner_id,
                     event_id=event_id, event_type=event_type, body=body, url=share.webhook_url,
                     secret_nonce=share.webhook_secret_nonce, status=PENDING, attempts=0, created_at=created_at,
                     retry_from=int(now), due=DUE, next_attempt_at=int(now),

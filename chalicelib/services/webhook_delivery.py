@@ -46,14 +46,17 @@ USER_AGENT = "Spikes-Webhooks/1"
 # Webhooks are a Pro feature: an owner's events are not sent past the end of Pro (docs/webhooks.md).
 HELD_NOT_PAID = "held: webhooks need Pro, and the owner's Pro has ended"
 CANCELLED_NOT_PAID = "not sent: webhooks need Pro, and the owner's Pro had ended"
+GONE_WITHOUT_WEBHOOK = "not sent: the share was deleted after its webhook was removed"
 
 
-def headers_for(settings: Settings, share: Optional[Share], delivery: Delivery, now: float) -> Dict[str, str]:
+def headers_for(settings: Settings, share: Optional[Share], delivery: Delivery, now: float,
+                signed_as: Optional[Delivery] = None) -> Dict[str, str]:
+    """``signed_as``: for a deleted share, its ``share.deleted`` event, whose secret is the last."""
     return {"Content-Type": "application/json", "User-Agent": USER_AGENT,
             "X-Spikes-Event": delivery.event_type, "X-Spikes-Delivery": delivery.delivery_id,
             "X-Spikes-Event-Id": delivery.event_id,
-            "X-Spikes-Signature": signature_header(secrets_for(settings, share, delivery, now), delivery.body,
-                                                   int(now))}
+            "X-Spikes-Signature": signature_header(secrets_for(settings, share, signed_as or delivery, now),
+                                                   delivery.body, int(now))}
 
 
 
@@ -95,9 +98,20 @@ def _finish(delivery: Delivery, status: str, now: float, attempt: Attempt, attem
 
 
 def attempt_delivery(settings: Settings, delivery: Delivery, share: Optional[Share], now: float,
-                     resolver: Callable[..., list] = socket.getaddrinfo) -> Attempt:
-    url = share.webhook_url if share is not None and share.webhook_url else delivery.url
-    return post(settings, url, delivery.body, headers_for(settings, share, delivery, now), resolver)
+                     resolver: Callable[..., list] = socket.getaddrinfo, final: Optional[Delivery] = None) -> Attempt:
+    """``final``: a deleted share's ``share.deleted`` event, where its webhook pointed at the end."""
+    url = share.webhook_url if share is not None and share.webhook_url else (final or delivery).url
+    return post(settings, url, delivery.body, headers_for(settings, share, delivery, now, final), resolver)
+
+
+def _final_event(delivery: Delivery) -> Optional[Delivery]:
+    """For an event of a deleted share: its ``share.deleted`` event (itself for that one), which
+    says where the webhook pointed when the share was deleted. None when it had none then: the
+    URL an event was recorded for may have been removed or replaced before the deletion, and an
+    event must never go where its owner took the webhook away from (docs/security.md, 171)."""
+    if delivery.event_type == "share.deleted":  # an earlier version's too, under a random id
+        return delivery
+    return deliveries.final_event(delivery.share_id)
 
 
 def _pause(share: Share, reason: str, now: float, mailer: Any) -> None:
@@ -152,6 +166,10 @@ def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = No
     if share is not None and not share.webhook_url:
         _finish(delivery, CANCELLED, now, Attempt(None, "the share's webhook was removed"), attempted=False)
         return CANCELLED
+    final = _final_event(delivery) if share is None else None
+    if share is None and final is None:
+        _finish(delivery, CANCELLED, now, Attempt(None, GONE_WITHOUT_WEBHOOK), attempted=False)
+        return CANCELLED
     owner_id = share.owner_id if share is not None else delivery.owner_id  # None: recorded by an old version
     if owner_id is not None and not _owner_pays(owner_id, now, owners):
         if share is None:  # a deleted share's last event: no Pro to come back to for it
@@ -163,7 +181,7 @@ def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = No
             return PAUSED
         owners[share.owner_id] = accounts.get(share.owner_id, consistent=True)
     try:
-        attempt = attempt_delivery(settings, delivery, share, now, resolver)
+        attempt = attempt_delivery(settings, delivery, share, now, resolver, final)
     except Exception as exc:  # noqa: BLE001 - a failed attempt: retried, then failed, never a stuck run
         log.exception("webhook.attempt_crashed", delivery_id=delivery.delivery_id)
         attempt = Attempt(None, f"internal error: {type(exc).__name__}")

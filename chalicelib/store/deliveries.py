@@ -59,6 +59,21 @@ def insert(delivery: Delivery) -> None:
             raise
 
 
+def final_event_id(share_id: str) -> str:
+    """A share's ``share.deleted`` delivery id: one per share, so the job finds it by a
+    consistent read (not the eventually consistent share index) once the share is gone."""
+    return f"dlv_deleted_{share_id}"
+
+
+def final_event(share_id: str) -> Optional[Delivery]:
+    """The share's ``share.deleted`` delivery: where its webhook pointed when it was deleted,
+    and with which secret (None: it had no webhook then, or was deleted by an earlier version)."""
+    try:
+        return Delivery.get(final_event_id(share_id), consistent_read=True)
+    except Delivery.DoesNotExist:
+        return None
+
+
 def due(now: int, limit: int) -> List[Delivery]:
     return list(Delivery.due_index.query(DUE, Delivery.next_attempt_at <= now, limit=limit))
 
