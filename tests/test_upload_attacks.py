@@ -46,3 +46,23 @@ def test_a_direct_upload_refuses_documents_larger_than_the_api_serves(client, us
     assert s3_keys("shares/") == []
     # Other files of that size are served by S3, and still taken.
     assert upload(client, user_token, [("index.html", INDEX), ("big.png", b"\0" * 2000)], {"name": "x"})[0] == 201
+
+
+def test_completions_are_limited_per_account(client, user_token, env):
+    """Each completion lists the staging area and copies every checked file (up to 500) before
+    it can fail (an object replaced meanwhile answers CHANGED_DURING_COMPLETE and the upload
+    stays pending): unlimited, one account re-PUTting a file while calling complete in a loop
+    made S3 copy 500 objects per call, on the operator's bill. Completions now count per account
+    as uploads do, in a budget of their own (a start does not take a completion's place)."""
+    from tests.conftest import sign_in
+    env(RATE_SHARES_PER_MINUTE="2")
+    status, body, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
+    assert status == 201, body
+    complete = f"/shares/{body['share_id']}/complete"
+    for _ in range(2):
+        assert call(client, "POST", complete, token=user_token)[1]["code"] == "VALIDATION_ERROR"  # nothing PUT yet
+    status, refused, headers = call(client, "POST", complete, token=user_token)
+    assert (status, refused["code"]) == (429, "RATE_LIMIT") and int(headers["Retry-After"]) > 0
+    # Per account, whatever the credential: another session of the same account is refused too.
+    assert call(client, "POST", complete, token=sign_in(client, "owner@example.com"))[0] == 429
+    assert start_presigned(client, user_token, [{"path": "index.html", "size": 1}])[0] == 201

@@ -174,7 +174,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                     body=UploadRequest, ok={201: ShareCreatedOut}, errors=(409,),
                                     rate_limited=True),
     ("POST", "/shares/{key}/complete"): Op("Finish a share started with POST /shares/uploads", "shares",
-                                           ok={200: ShareCreatedOut}, errors=(404, 409, 429)),
+                                           ok={200: ShareCreatedOut}, errors=(404, 409, 429), rate_limited=True),
     ("GET", "/shares"): Op("List the caller's shares", "shares", ok={200: (List[ShareListItemOut], None)}),
     ("GET", "/shares/{key}"): Op("One share with its feedback", "shares", ok={200: ShareOut}, errors=(404, 409),
                                  description="409 EXPORT_TOO_LARGE: more feedback than one answer carries; "

@@ -34,11 +34,11 @@ bp = Blueprint(__name__)
 MAX_ANNOUNCEMENT_BYTES = 256 * 1024
 
 
-def _uploader(request) -> Principal:
+def _uploader(request, budget: str = "shares") -> Principal:
     principal = identity.require_user(inputs.principal(request), "shares:write")
     settings = deps.settings()
     # Per account, whatever the credential: two tokens (or keys) must not double the limit.
-    decision = ratelimit.enforce("shares", principal.user_id or "", settings.rate_shares_per_minute, 60)
+    decision = ratelimit.enforce(budget, principal.user_id or "", settings.rate_shares_per_minute, 60)
     context.add_response_headers(decision.headers())
     return principal
 
@@ -109,7 +109,9 @@ def start_upload():
 @route(bp, "/shares/{key}/complete", methods=["POST"])
 def complete_upload(key: str):
     request = bp.current_request
-    principal = identity.require_user(inputs.principal(request), "shares:write")
+    # Each call may copy every file of the upload (up to 500) before it fails: limited like the
+    # uploads, in a budget of its own so a start does not take a completion's place (finding 176).
+    principal = _uploader(request, budget="share-completes")
     share = presigned_uploads.complete(deps.settings(), deps.share_files(), principal.user, key)
     return _created(share, inputs.base_url(request), http_status=200)
 
