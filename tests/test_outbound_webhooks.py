@@ -183,6 +183,27 @@ def test_failing_receiver_is_retried_with_backoff_until_it_recovers(client, hook
     assert entry["event_type"] == "spike.created" and entry["last_error"] is None
 
 
+def test_a_slow_receiver_costs_a_run_one_timeout_not_one_per_event(client, hooked, receiver, user_token, env):
+    # Each event to a receiver that never answers took a whole timeout: one Pro owner's backlog
+    # filled every run of the job, and the other shares' deliveries waited (finding 172).
+    env(WEBHOOK_TIMEOUT_SECONDS="1")
+    receiver.delay = 2.5
+    other = Receiver()
+    try:
+        for n in range(3):
+            _post_spike(client, hooked, f"slow {n}")
+        healthy = share_site(client, user_token, "Healthy", webhook_url=other.url)
+        _post_spike(client, healthy)
+        report = _deliver()
+        assert len(receiver.requests) == 1 and len(other.requests) == 1
+        assert (report.retrying, report.deferred, report.delivered) == (1, 2, 1)
+        slow = sorted(Delivery.share_index.query(hooked["share_id"]), key=lambda d: d.attempts)
+        assert [d.attempts for d in slow] == [0, 0, 1]
+        assert {d.next_attempt_at for d in slow} == {slow[-1].next_attempt_at}  # due with its retry
+    finally:
+        other.close()
+
+
 def _token(client) -> str:
     from tests.conftest import sign_in
     return sign_in(client, "owner@example.com")

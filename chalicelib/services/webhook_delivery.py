@@ -78,6 +78,9 @@ class RunReport:
     retrying: int = 0
     failed: int = 0
     paused: int = 0
+    # Not attempted: an earlier attempt of this run to the same share's receiver failed, and
+    # they wait for its retry, so one slow receiver costs a run one timeout, not one per event.
+    deferred: int = 0
     held_ended: int = 0  # held events released or cancelled (held_deliveries.finish_releases)
     releases_failed: int = 0  # releases whose step raised: moved back or parked (services/pending_work.py)
     releases_parked: int = 0
@@ -217,6 +220,7 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
         log.exception("webhook.releases_failed")
         report.releases_stopped = f"error: {type(exc).__name__}"
     cache: Dict[str, Optional[Share]] = {}
+    failing: Dict[str, int] = {}  # share id -> when its receiver's failed attempt of this run is retried
     errors_in_a_row = 0
     for _ in range(max_batches):
         if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 1) * 1000:
@@ -232,6 +236,9 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
             # The clock at this attempt, not the batch's start: attempts before it may have taken
             # a timeout each, and its claim, signature and schedule count from when it is made.
             now = now_fn()
+            if delivery.share_id in failing:  # its receiver failed this run: with its retry, not now
+                report.deferred += deliveries.defer(delivery, failing[delivery.share_id])
+                continue
             if not deliveries.claim(delivery, int(now), CLAIM_SECONDS):
                 continue
             report.attempted += 1
@@ -245,6 +252,8 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
                     return report  # the store itself is failing: the next run tries again
                 continue
             errors_in_a_row = 0
+            if outcome == PENDING:
+                failing[delivery.share_id] = int(delivery.next_attempt_at or now)
             report.delivered += outcome == DELIVERED
             report.retrying += outcome == PENDING
             report.failed += outcome == FAILED

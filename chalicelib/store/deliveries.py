@@ -88,6 +88,13 @@ def claim(delivery: Delivery, now: int, claim_seconds: int) -> bool:
                      (Delivery.status == PENDING) & (Delivery.next_attempt_at == delivery.next_attempt_at))
 
 
+def defer(delivery: Delivery, until: int) -> bool:
+    """Not attempted in this run: due again at ``until``, no attempt counted. False when another
+    run took it first."""
+    return update_if(delivery, [Delivery.next_attempt_at.set(until)],
+                     (Delivery.status == PENDING) & (Delivery.next_attempt_at == delivery.next_attempt_at))
+
+
 def _outcome(status_code: Optional[int], error: Optional[str]) -> list:
     return [Delivery.last_status_code.set(status_code) if status_code is not None else Delivery.last_status_code.remove(),
             Delivery.last_error.set(error[:500]) if error else Delivery.last_error.remove()]
