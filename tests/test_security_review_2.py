@@ -54,6 +54,9 @@ EMBEDDED_PRIVATE = [
     "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
     "2002:7f00:1::1",  # 6to4 of 127.0.0.1
     "::a00:7",  # IPv4-compatible 10.0.0.7
+    "::ffff:0:a00:7",  # IPv4-translated (SIIT) 10.0.0.7 (finding 173)
+    "::ffff:0:7f00:1",  # IPv4-translated 127.0.0.1
+    "fec0::7",  # site-local, deprecated but still routed as local by some networks (finding 173)
 ]
 
 

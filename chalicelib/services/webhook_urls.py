@@ -14,6 +14,8 @@ from chalicelib.errors import ValidationFailed
 # deprecated IPv4-compatible form. Python calls them global whatever IPv4 address they carry.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# SIIT's IPv4-translated form (RFC 2765), which a stateless translator connects onward too.
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
 # NAT64 prefixes for local use (RFC 8215): the IPv4 address may sit anywhere in them.
 _NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
 
@@ -22,7 +24,7 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address):
     """The IPv4 address an IPv6 address leads to (mapped, 6to4, NAT64, IPv4-compatible), or None."""
     if ip.ipv4_mapped or ip.sixtofour:
         return ip.ipv4_mapped or ip.sixtofour
-    if ip in _NAT64 or ip in _IPV4_COMPATIBLE:
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE or ip in _IPV4_TRANSLATED:
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 
@@ -34,7 +36,7 @@ def is_public_address(address: str, allow_loopback: bool = False) -> bool:
     if allow_loopback and ip.is_loopback:
         return True  # SPIKES_WEBHOOK_ALLOW_LOOPBACK: tests and local development only
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip in _NAT64_LOCAL_USE:
+        if ip in _NAT64_LOCAL_USE or ip.is_site_local:  # fec0::/10: deprecated, still a local range
             return False
         embedded = _embedded_ipv4(ip)
         if embedded is not None:
