@@ -371,9 +371,27 @@ def test_the_account_cap_is_the_owners_decision(client, agent):
     assert (status, body["code"], body["required_scope"]) == (403, "SCOPE_DENIED", "account:write")
 
 
+def racing_posts(project_key: str, store_backend: str, author=None, count: int = 16) -> list:
+    """``count`` spikes posted to ``project_key`` at once (8 at a time on DynamoDB Local; one at a
+    time on moto, which is not thread-safe): each one's outcome, "stored" or its error code."""
+    import concurrent.futures
+    from chalicelib.services import spike_posts
+    from chalicelib.services.spike_posts import NewSpike
+    settings = deps.settings()
+
+    def post(i):
+        try:
+            spike_posts.record(NewSpike(type="page", project_key=project_key, client_id=f"race-{i}"), settings,
+                               "http://x", author=author)
+            return "stored"
+        except Exception as exc:  # noqa: BLE001 - the outcome is what is asserted
+            return getattr(exc, "code", type(exc).__name__)
+    with concurrent.futures.ThreadPoolExecutor(1 if store_backend == "moto" else 8) as pool:
+        return list(pool.map(post, range(count)))
+
+
 def test_the_cap_holds_under_concurrent_posts(backend_client, env, stripe_api, store_backend):
     """Many spikes at once against a nearly spent cap: exactly the affordable ones are stored."""
-    import concurrent.futures
     client = backend_client
     env(STRIPE_SECRET_KEY=stripe_api.api_key, STRIPE_API_BASE=stripe_api.url)
     uid = user_id_for(EMAIL)
@@ -382,22 +400,7 @@ def test_the_cap_holds_under_concurrent_posts(backend_client, env, stripe_api, s
     Share("share#sh_capcapcapcap", share_id="sh_capcapcapcap", slug="cap", owner_id=uid, name="cap",
           created_at="2026-01-01T00:00:00Z", status="active").save()
     Share("slug#cap", share_id="sh_capcapcapcap").save()
-    from chalicelib.services import spike_posts
-    from chalicelib.services.spike_posts import NewSpike
-    settings = deps.settings()
-    if store_backend == "moto":
-        workers = 1  # moto is not thread-safe: the race itself runs on DynamoDB Local
-    else:
-        workers = 8
-
-    def post(i):
-        try:
-            spike_posts.record(NewSpike(type="page", project_key="cap", client_id=f"race-{i}"), settings, "http://x")
-            return "stored"
-        except Exception as exc:  # noqa: BLE001
-            return getattr(exc, "code", type(exc).__name__)
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        outcomes = list(pool.map(post, range(16)))
+    outcomes = racing_posts("cap", store_backend)
     assert outcomes.count("stored") == 10 and outcomes.count("BUDGET_EXCEEDED") == 6, outcomes
     item = LedgerItem.get(ledger.user_usage_key(uid, clock.current_period()))
     assert int(item.cost) == 1000 and int(item.count) == 10

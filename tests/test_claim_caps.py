@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import call
-from tests.test_agent_tier import agent, configured  # noqa: F401 - fixtures
+from tests.test_agent_tier import agent, configured, racing_posts  # noqa: F401 - fixtures
 
 
 # --- 169. A refused signup takes none of the signup allowance ------------------------------------
@@ -74,13 +74,10 @@ def test_a_capped_key_spends_within_its_caps_at_every_step_of_a_claim(client, ag
 def test_a_claimed_keys_cap_holds_under_concurrent_posts(backend_client, env, stripe_api, store_backend):
     """Amid a claim (marked, the key not moved), many posts at once with a key capped at 1 cent:
     exactly the affordable ones are stored, on DynamoDB Local with 8 at a time."""
-    import concurrent.futures
-
-    from chalicelib import clock, deps
-    from chalicelib.services import quotas, spike_posts
+    from chalicelib import clock
+    from chalicelib.services import quotas
     from chalicelib.services.identity import Principal
     from chalicelib.services.scopes import expand
-    from chalicelib.services.spike_posts import NewSpike
     from chalicelib.store import accounts as account_store
     from chalicelib.store import apikeys as key_store
     from chalicelib.store.models import LedgerItem, Share, User
@@ -96,17 +93,6 @@ def test_a_claimed_keys_cap_holds_under_concurrent_posts(backend_client, env, st
     key = key_store.get(created["key_id"])
     author = Principal(kind="key", user=account_store.get(person, consistent=True), scopes=expand(key.scopes),
                        key=key)
-    settings = deps.settings()
-    workers = 1 if store_backend == "moto" else 8  # moto is not thread-safe
-
-    def post(i):
-        try:
-            spike_posts.record(NewSpike(type="page", project_key="claimcap", client_id=f"race-{i}"), settings,
-                               "http://x", author=author)
-            return "stored"
-        except Exception as exc:  # noqa: BLE001
-            return getattr(exc, "code", type(exc).__name__)
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        outcomes = list(pool.map(post, range(16)))
+    outcomes = racing_posts("claimcap", store_backend, author=author)
     assert outcomes.count("stored") == 10 and outcomes.count("BUDGET_EXCEEDED") == 6, outcomes
     assert int(LedgerItem.get(f"keyusage#{key.key_id}#{clock.current_period()}").cost) == 1000
