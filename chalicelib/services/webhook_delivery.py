@@ -47,6 +47,9 @@ USER_AGENT = "Spikes-Webhooks/1"
 HELD_NOT_PAID = "held: webhooks need Pro, and the owner's Pro has ended"
 CANCELLED_NOT_PAID = "not sent: webhooks need Pro, and the owner's Pro had ended"
 GONE_WITHOUT_WEBHOOK = "not sent: the share was deleted after its webhook was removed"
+# An attempt our own code crashed in: the receiver was not at fault, so the share's other events
+# are still attempted in the run (one bad event must not hold the rest: security review 5).
+INTERNAL_ERROR = "internal error"
 
 
 def headers_for(settings: Settings, share: Optional[Share], delivery: Delivery, now: float,
@@ -187,7 +190,7 @@ def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = No
         attempt = attempt_delivery(settings, delivery, share, now, resolver, final)
     except Exception as exc:  # noqa: BLE001 - a failed attempt: retried, then failed, never a stuck run
         log.exception("webhook.attempt_crashed", delivery_id=delivery.delivery_id)
-        attempt = Attempt(None, f"internal error: {type(exc).__name__}")
+        attempt = Attempt(None, f"{INTERNAL_ERROR}: {type(exc).__name__}")
     if attempt.ok:
         _finish(delivery, DELIVERED, now, attempt)
         log.info("webhook.delivered", delivery_id=delivery.delivery_id, status=attempt.status_code)
@@ -252,7 +255,7 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
                     return report  # the store itself is failing: the next run tries again
                 continue
             errors_in_a_row = 0
-            if outcome == PENDING:
+            if outcome == PENDING and not (delivery.last_error or "").startswith(INTERNAL_ERROR):
                 failing[delivery.share_id] = int(delivery.next_attempt_at or now)
             report.delivered += outcome == DELIVERED
             report.retrying += outcome == PENDING
