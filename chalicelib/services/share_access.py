@@ -66,13 +66,17 @@ def _lifetime_end(settings: Settings, issued: int) -> int:
     return issued + settings.share_unlock_max_hours * 3600
 
 
+def _expiry(settings: Settings, issued: int, now: float) -> int:
+    """When a proof renewed at ``now`` expires: rounded up to the hour (pages served within the
+    hour share one token, so the asset URLs that carry it stay cacheable), never past the
+    absolute lifetime."""
+    return min(math.ceil((now + UNLOCK_TTL_SECONDS) / 3600) * 3600, _lifetime_end(settings, issued))
+
+
 def unlock_token(settings: Settings, share: Share, issued: int, now: Optional[float] = None) -> str:
     """A proof that the password was given at ``issued``. Renewing one keeps that time, so no
     chain of renewals outlives the absolute lifetime (docs/security.md, 165)."""
-    # Expiry rounded up to the hour: pages served within the hour share one token, so the
-    # asset URLs that carry it stay cacheable.
-    idle_end = math.ceil(((clock.epoch() if now is None else now) + UNLOCK_TTL_SECONDS) / 3600) * 3600
-    expires = min(idle_end, _lifetime_end(settings, issued))
+    expires = _expiry(settings, issued, clock.epoch() if now is None else now)
     signature = sign(settings.secret_key.get_secret_value(), _unlock_message(share, issued, expires))
     return f"{issued}.{expires}.{signature}"
 
@@ -109,7 +113,7 @@ def unlock_cookie(settings: Settings, share: Share, base_url: str, issued: int) 
     as the proof it carries."""
     now = clock.epoch()
     token = unlock_token(settings, share, issued, now)
-    max_age = max(1, int(token.split(".", 2)[1]) - int(now))
+    max_age = max(1, _expiry(settings, issued, now) - int(now))
     cookie_path = urlsplit(base_url).path + share_path(share.slug)
     secure = "; Secure" if base_url.startswith("https://") else ""
     return (f"{UNLOCK_COOKIE}={token}; Path={cookie_path}; "
