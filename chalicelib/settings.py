@@ -30,6 +30,9 @@ def _unlimited_as_none(value: Any) -> Any:
 TierLimit = Annotated[Optional[Annotated[int, Field(ge=0)]], BeforeValidator(_unlimited_as_none)]
 
 
+MAX_PRESIGN_TTL_SECONDS = 7 * 24 * 3600
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SPIKES_", extra="ignore")
 
@@ -109,7 +112,9 @@ class Settings(BaseSettings):
     max_direct_upload_bytes: int = 4 * 1024 * 1024
     max_share_bytes: int = 50 * 1024 * 1024
     max_share_files: int = 500
-    presign_ttl_seconds: int = 15 * 60
+    # S3 refuses a presigned URL (SigV4) that lives longer than 7 days; the staging area's
+    # lifecycle rule (store/files.py) counts on that bound.
+    presign_ttl_seconds: int = Field(default=15 * 60, gt=0, le=MAX_PRESIGN_TTL_SECONDS)
 
     stripe_secret_key: Optional[SecretStr] = None
     stripe_webhook_secret: Optional[SecretStr] = None

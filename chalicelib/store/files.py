@@ -20,6 +20,13 @@ DOWNLOAD_URL_TTL_SECONDS = 300
 # expires this prefix after a day; the presigned link lives much shorter.
 EXPORTS_PREFIX = "exports/"
 EXPORT_URL_TTL_SECONDS = 15 * 60
+# Presigned uploads write here, never to what is served. The jobs delete a share's staging area
+# once it is completed or deleted; what a URL still valid wrote after that is never read again,
+# so the bucket's lifecycle rule expires this prefix too. A completion may need staged objects
+# as long as a share may stay unfinished: at most the longest presigned URL S3 accepts (7 days)
+# plus an hour (services/presigned_uploads.py), less than these days.
+STAGING_PREFIX = "uploads/"
+STAGED_UPLOAD_DAYS = 8
 
 
 class ChangedDuringPublish(Exception):
@@ -106,7 +113,7 @@ class ShareFiles:
 
     @staticmethod
     def staging_key(share_id: str, path: str) -> str:
-        return f"uploads/{share_id}/{path}"
+        return f"{STAGING_PREFIX}{share_id}/{path}"
 
     def upload_url(self, share_id: str, path: str, content_type: str, size: int, expires_in: int) -> str:
         """A presigned PUT of exactly ``size`` bytes (Content-Length is signed) to the staging
@@ -118,7 +125,7 @@ class ShareFiles:
 
     def staged(self, share_id: str) -> Dict[str, Tuple[int, str]]:
         """(size, ETag) per relative path uploaded to the staging area."""
-        prefix = f"uploads/{share_id}/"
+        prefix = f"{STAGING_PREFIX}{share_id}/"
         pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
         return {item["Key"][len(prefix):]: (int(item["Size"]), item.get("ETag", ""))
                 for page in pages for item in page.get("Contents", [])}
@@ -142,7 +149,7 @@ class ShareFiles:
             list(pool.map(copy, verified.items()))
 
     def delete_staged(self, share_id: str) -> None:
-        self._delete_prefix(f"uploads/{share_id}/")
+        self._delete_prefix(f"{STAGING_PREFIX}{share_id}/")
 
     def download_url(self, share_id: str, path: str, as_download: bool = False) -> str:
         """A short-lived direct link, for files too large for a Lambda response. ``as_download``:

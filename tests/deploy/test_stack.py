@@ -11,10 +11,13 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
+from pydantic import ValidationError
 
-from chalicelib.settings import Settings
+from chalicelib.services.presigned_uploads import unfinished_upload_seconds
+from chalicelib.settings import MAX_PRESIGN_TTL_SECONDS, Settings
+from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import ALL_MODELS, configure_models
-from chalicelib.store.setup import MODELS_WITH_TTL, TTL_ATTRIBUTE
+from chalicelib.store.setup import MODELS_WITH_TTL, TTL_ATTRIBUTE, create_bucket
 from infra import policy, stack
 from infra.deploy import Deployer
 from tests.deploy.conftest import MAIL_FROM, STAGE, deploy_stack, function_environment
@@ -332,3 +335,23 @@ def test_the_artifact_bucket_refuses_anything_but_tls(built):
         assert (statement["Effect"], statement["Action"], statement["Condition"]) == \
             ("Deny", "s3:*", {"Bool": {"aws:SecureTransport": "false"}})
         assert set(statement["Resource"]) == {f"arn:aws:s3:::{artifacts}", f"arn:aws:s3:::{artifacts}/*"}
+
+
+def test_staged_uploads_expire_but_outlive_any_upload_that_may_still_complete(built):
+    """A presigned URL still valid after its share was completed or deleted writes to a staging
+    area no job reads again: the bucket expires it, in AWS and locally, but never before a
+    completion could still need it (docs/security.md, finding 5)."""
+    rules = {rule["Id"]: rule for rule in
+             built["template"]["Resources"]["ShareBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    staged = rules["expire-staged-uploads"]
+    assert staged["Prefix"] == "uploads/" and ShareFiles.staging_key("sh_x", "index.html").startswith("uploads/")
+    longest = Settings(presign_ttl_seconds=MAX_PRESIGN_TTL_SECONDS).presign_ttl_seconds
+    assert staged["ExpirationInDays"] * 24 * 3600 > unfinished_upload_seconds(longest)
+    with pytest.raises(ValidationError):
+        Settings(presign_ttl_seconds=MAX_PRESIGN_TTL_SECONDS + 1)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        create_bucket(Settings(), s3)
+        local = s3.get_bucket_lifecycle_configuration(Bucket=Settings().bucket_name)["Rules"]
+    assert {"ID": "expire-staged-uploads", "Status": "Enabled", "Filter": {"Prefix": "uploads/"},
+            "Expiration": {"Days": staged["ExpirationInDays"]}} in local
