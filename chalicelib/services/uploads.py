@@ -175,24 +175,28 @@ def parse_multipart(content_type: str, body: bytes, max_files: int) -> Multipart
     """The metadata JSON and the files of a ``multipart/form-data`` share upload. The first
     ``metadata`` part is the metadata; other parts without a file name are ignored."""
     # Loaded by the upload route only (cold starts of every other route skip it).
-    from python_multipart import MultipartParser
-    from python_multipart.exceptions import FormParserError
     from python_multipart.multipart import parse_options_header
     mime, options = parse_options_header(content_type or "")
     boundary = options.get(b"boundary")
     if mime != b"multipart/form-data" or not boundary:
         raise UnsupportedMediaType("Send the share as multipart/form-data (a metadata part and file parts)")
+    too_many = ValidationFailed.field("files", f"A share holds at most {max_files} files (and at most "
+                                      f"{MAX_OTHER_PARTS} other form fields)", "TOO_MANY_FILES")
+    return _upload_of(_split_parts(boundary, body, max_files + MAX_OTHER_PARTS, too_many), max_files, too_many)
 
+
+def _split_parts(boundary: bytes, body: bytes, max_parts: int, too_many: ValidationFailed) -> List[_Part]:
+    """The body's parts, each with its headers and data: the framing only, nothing interpreted."""
+    from python_multipart import MultipartParser
+    from python_multipart.exceptions import FormParserError
     parts: List[_Part] = []
     header_name: List[bytes] = []
     header_value: List[bytes] = []
-    too_many = ValidationFailed.field("files", f"A share holds at most {max_files} files (and at most "
-                                      f"{MAX_OTHER_PARTS} other form fields)", "TOO_MANY_FILES")
 
     def on_part_begin() -> None:
         # Counted as they begin: a body of empty parts is otherwise parsed whole (half a million
         # in a direct upload's 4 MB, seconds of a Lambda) before the file count refuses it.
-        if len(parts) >= max_files + MAX_OTHER_PARTS:
+        if len(parts) >= max_parts:
             raise too_many
         parts.append(_Part())
 
@@ -229,7 +233,11 @@ def parse_multipart(content_type: str, body: bytes, max_files: int) -> Multipart
         raise malformed from None
     if parts and not ended:
         raise malformed  # cut off before the closing boundary: the last file would be truncated
+    return parts
 
+
+def _upload_of(parts: List[_Part], max_files: int, too_many: ValidationFailed) -> MultipartUpload:
+    """What the parts say: the first ``metadata`` part, and every part with a file name as a file."""
     metadata: Optional[bytes] = None
     files: List[UploadedFile] = []
     seen = set()
