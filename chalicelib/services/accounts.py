@@ -15,7 +15,7 @@ from typing import Optional
 from chalicelib import clock
 from chalicelib.errors import NotFound, TokenExpired, TokenInvalid, TokenUsed
 from chalicelib.logs import get_logger, mask_email
-from chalicelib.services import quotas, ratelimit, sessions
+from chalicelib.services import mail_limits, quotas, ratelimit, sessions
 from chalicelib.services.mailer import Mail
 from chalicelib.crypto import new_token
 from chalicelib.settings import Settings
@@ -83,10 +83,7 @@ class Accounts:
     # --- sending links ---------------------------------------------------------------------
 
     def _limit_mail(self, email: str, client_ip: str) -> None:
-        s = self.settings
-        # Whoever asks counts against the address's budget: how much is left is not theirs to read.
-        ratelimit.enforce("login-address", email, s.rate_login_per_address, s.rate_login_window_seconds, reported=False)
-        ratelimit.enforce_per_client("login-ip", client_ip, s.rate_login_per_ip, s.rate_login_window_seconds)
+        mail_limits.enforce(self.settings, email, client_ip)
 
     def _issue_login_token(self, email: str, purpose: str, device: Optional[AuthItem] = None,
                            request: Optional["SignInRequest"] = None) -> str:

@@ -1,0 +1,29 @@
+"""Accounts and sign-in, attacked once more (docs/security.md 180-): what a stranger can make the
+sign-in mails do, and what the server's mail service can deliver."""
+from __future__ import annotations
+
+from tests.conftest import call, sent_mails
+
+
+def _from_network(monkeypatch, address: str) -> None:
+    """Send the following requests from ``address`` (API Gateway's sourceIp)."""
+    from chalicelib.api import inputs
+    monkeypatch.setattr(inputs, "client_ip", lambda request: address)
+
+
+def test_an_inboxs_mail_limit_counts_every_spelling_that_reaches_it(client, monkeypatch):
+    """The sign-in mails' limit per address counted each spelling apart: `jane+1@`, `jane+2@`, ...
+    (and at Gmail `j.ane@`) all land in Jane's inbox, and each took a fresh 5 mails, so a
+    stranger with a few networks (each 20 mails a window) filled her inbox without end. The
+    spellings of one inbox now share its budget."""
+    for inbox, spellings in (("jane@example.com", [f"jane+{n}@example.com" for n in range(5)] + ["JANE+x@example.com"]),
+                             ("janedoe@gmail.com", ["jane.doe@gmail.com", "j.a.n.e.doe@googlemail.com", "janedoe+a@gmail.com",
+                                                    "Jane.Doe+b@gmail.com", "jan.edoe@gmail.com", "janedoe@gmail.com"])):
+        answers, mails_before = [], len(sent_mails())
+        for n, address in enumerate(spellings):
+            _from_network(monkeypatch, f"203.0.113.{n + 1}")  # a network of its own each time
+            answers.append(call(client, "POST", "/auth/login", {"email": address})[0])
+        assert answers == [200] * 5 + [429], (inbox, answers)
+        assert len(sent_mails()) - mails_before == 5, inbox
+    # Another inbox at the same domain keeps a budget of its own.
+    assert call(client, "POST", "/auth/login", {"email": "jake+1@example.com"})[0] == 200
