@@ -2,6 +2,8 @@
 sign-in mails do, and what the server's mail service can deliver."""
 from __future__ import annotations
 
+import re
+
 from tests.conftest import call, sent_mails
 
 
@@ -27,3 +29,31 @@ def test_an_inboxs_mail_limit_counts_every_spelling_that_reaches_it(client, monk
         assert len(sent_mails()) - mails_before == 5, inbox
     # Another inbox at the same domain keeps a budget of its own.
     assert call(client, "POST", "/auth/login", {"email": "jake+1@example.com"})[0] == 200
+
+
+def test_ses_is_sent_an_internationalised_domain_in_ascii_and_a_local_part_it_cannot_take_is_a_400(client):
+    """Validation writes an internationalised domain in Unicode (`bücher.de`), and SES, which has
+    no SMTPUTF8, takes only ASCII addresses: every sign-in mail of such an account failed at SES,
+    a 503 "retry shortly" for good, and so did an address with letters outside ASCII before the
+    @. SES is now sent the domain's ASCII form, and an address it cannot take is a 400 before
+    anything is counted or stored."""
+    from chalicelib.store.models import AuthItem
+
+    for path, body in (("/auth/login", {}), ("/auth/recover", {})):
+        before = len(sent_mails())
+        status, _, _ = call(client, "POST", path, {"email": "Dev@BÜCHER.de", **body})
+        assert status == 200, path
+        assert [mail["to"] for mail in sent_mails()[before:]] == [["dev@xn--bcher-kva.de"]], path
+    token = re.search(r"/auth/verify\?token=([A-Za-z0-9_\-]+)", sent_mails()[-1]["body"]).group(1)
+    status, body, _ = call(client, "POST", "/auth/verify", {"login_token": token})
+    assert status == 200 and body["user"]["email"] == "dev@bücher.de"
+
+    stored = AuthItem.count()
+    for path, extra in (("/auth/login", {}), ("/auth/recover", {}), ("/auth/device/confirm", {"user_code": "BCDF-GHJK"})):
+        before = len(sent_mails())
+        status, body, headers = call(client, "POST", path, {"email": "josé@example.com", **extra})
+        assert (status, body["code"], body["details"][0]["field"]) == (400, "VALIDATION_ERROR", "email"), (path, body)
+        assert "ASCII" in body["details"][0]["message"] and "ASCII" in body["error"]  # what the CLI prints
+        assert "X-RateLimit-Remaining" not in headers
+        assert len(sent_mails()) == before
+    assert AuthItem.count() == stored

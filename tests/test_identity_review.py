@@ -15,8 +15,9 @@ def test_the_cli_email_poll_finds_a_sign_in_whose_address_validation_rewrote(cli
     """`POST /auth/login` stores the poll under the address as validation writes it (an IDNA
     domain in Unicode, NFC), the poll looked it up as the CLI sent it: `spikes login --email`
     with such an address waited five minutes for a 404, however the person approved."""
-    for typed, mailed in (("dev@xn--bcher-kva.de", "dev@bücher.de"),
-                          (unicodedata.normalize("NFD", "josé@example.com"), "josé@example.com")):
+    # SES is handed the domain's ASCII form; the account keeps the address as validated.
+    for typed, mailed, account in (("dev@xn--bcher-kva.de", "dev@xn--bcher-kva.de", "dev@bücher.de"),
+                                   ("dev@" + unicodedata.normalize("NFD", "café.fr"), "dev@xn--caf-dma.fr", "dev@café.fr")):
         status, _, _ = call(client, "POST", "/auth/login", {"email": typed})
         assert status == 200, typed
         status, body, _ = call(client, "GET", f"/auth/poll?email={quote(typed)}")
@@ -25,7 +26,7 @@ def test_the_cli_email_poll_finds_a_sign_in_whose_address_validation_rewrote(cli
                                                              "approve": True})
         assert status == 200, typed
         status, body, _ = call(client, "GET", f"/auth/poll?email={quote(typed)}")
-        assert status == 200 and body["verified"] and body["user"]["email"] == mailed, (typed, body)
+        assert status == 200 and body["verified"] and body["user"]["email"] == account, (typed, body)
 
 
 # --- The device page is not an oracle for live user codes ---------------------------------------

@@ -83,6 +83,7 @@ class Accounts:
     # --- sending links ---------------------------------------------------------------------
 
     def _limit_mail(self, email: str, client_ip: str) -> None:
+        self.mailer.refuse_undeliverable(email)  # a 400 now, not a 503 from the mail service each retry
         mail_limits.enforce(self.settings, email, client_ip)
 
     def _issue_login_token(self, email: str, purpose: str, device: Optional[AuthItem] = None,

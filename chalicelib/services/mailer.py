@@ -5,10 +5,29 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from chalicelib.errors import DependencyUnavailable
+from chalicelib.errors import DependencyUnavailable, ValidationFailed
 from chalicelib.logs import get_logger, mask_email
 
 log = get_logger("spikes.mail")
+
+SES_CANNOT_DELIVER = ("This server mails through Amazon SES, which cannot deliver to an address with letters "
+                      "outside ASCII before the @: use another address")
+
+
+def ascii_address(address: str) -> Optional[str]:
+    """``address`` in ASCII, as SES takes it (it has no SMTPUTF8): an internationalised domain,
+    which validation writes in Unicode (``bücher.de``), in IDNA's ``xn--`` form; None when the
+    name before the @ is not ASCII (nothing can carry it then)."""
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        return None
+    if domain.isascii():
+        return address
+    import idna  # email-validator's own IDNA 2008 codec; only an internationalised domain needs it
+    try:
+        return f"{local}@{idna.encode(domain).decode('ascii')}"
+    except idna.IDNAError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -20,6 +39,9 @@ class Mail:
 
 class ConsoleMailer:
     """Prints the whole message: the local stage's way of delivering magic links."""
+
+    def refuse_undeliverable(self, address: str) -> None:
+        """Any address prints."""
 
     def send(self, mail: Mail) -> None:
         bar = "=" * 72
@@ -33,12 +55,23 @@ class SesMailer:
         self._sender = sender
         self._tracking = {"ConfigurationSetName": configuration_set} if configuration_set else {}
 
+    def refuse_undeliverable(self, address: str) -> None:
+        """400 for an address SES cannot deliver to: before anything is counted or stored for
+        it, since SES would refuse it on every retry (a 503 "retry shortly" for good)."""
+        if ascii_address(address) is None:
+            # The message at the top as well: the CLI prints a 4xx answer's `error` only.
+            raise ValidationFailed(SES_CANNOT_DELIVER, details=ValidationFailed.field("email", SES_CANNOT_DELIVER).details)
+
     def send(self, mail: Mail) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
+        to = ascii_address(mail.to)
+        if to is None:  # an owner's address from before sign-ins refused it: nothing can reach it
+            log.error("mail.undeliverable", to=mask_email(mail.to))
+            return
         try:
             self._client.send_email(
                 Source=self._sender,
-                Destination={"ToAddresses": [mail.to]},
+                Destination={"ToAddresses": [to]},
                 Message={"Subject": {"Data": mail.subject, "Charset": "UTF-8"},
                          "Body": {"Text": {"Data": mail.text, "Charset": "UTF-8"}}},
                 **self._tracking,
