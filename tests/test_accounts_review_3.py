@@ -57,3 +57,28 @@ def test_ses_is_sent_an_internationalised_domain_in_ascii_and_a_local_part_it_ca
         assert "X-RateLimit-Remaining" not in headers
         assert len(sent_mails()) == before
     assert AuthItem.count() == stored
+
+
+def test_the_sign_in_page_names_a_look_alike_domain_in_the_form_that_tells_it_apart(client):
+    """163 names the account on a recovery link's button, so a person handed someone else's link
+    sees whose dashboard they would sign in to. An internationalised domain was named in Unicode
+    only: `jane@аррӏе.com` (Cyrillic, a domain anyone can register) reads as `jane@apple.com`,
+    and the button said "Sign in to the dashboard as jane@аррӏе.com". It now adds the ASCII form
+    browsers show for such a host, which does not look alike."""
+    look_alike = "jane@\u0430\u0440\u0440\u04cf\u0435.com"
+    for path in ("/auth/recover", "/auth/login"):
+        assert call(client, "POST", path, {"email": look_alike})[0] == 200
+        token = re.search(r"/auth/verify\?token=([A-Za-z0-9_\-]+)", sent_mails()[-1]["body"]).group(1)
+        page = client.http.get(f"/auth/verify?token={token}")
+        assert page.status_code == 200
+        shown = f"{look_alike} (jane@xn--80ak6aa92e.com)"
+        assert f"<h1>Sign in to Spikes as {shown}</h1>" in page.body.decode(), path
+        if path == "/auth/recover":
+            assert f"Sign in to the dashboard as {shown}</button>" in page.body.decode()
+    page = client.http.get(f"/auth/verify?token={_plain_link(client)}")
+    assert "<h1>Sign in to Spikes as plain@example.com</h1>" in page.body.decode()  # an ASCII address as it is
+
+
+def _plain_link(client) -> str:
+    assert call(client, "POST", "/auth/recover", {"email": "plain@example.com"})[0] == 200
+    return re.search(r"/auth/verify\?token=([A-Za-z0-9_\-]+)", sent_mails("plain@example.com")[-1]["body"]).group(1)

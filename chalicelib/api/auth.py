@@ -17,6 +17,7 @@ responses = lazy_import("chalicelib.api.responses")
 accounts = lazy_import("chalicelib.services.accounts")
 apikeys = lazy_import("chalicelib.services.apikeys")
 identity = lazy_import("chalicelib.services.identity")
+mailer = lazy_import("chalicelib.services.mailer")
 metering = lazy_import("chalicelib.services.metering")
 sessions = lazy_import("chalicelib.services.sessions")
 
@@ -29,6 +30,14 @@ def _user_out(user) -> responses.UserOut:
 
 def _session_out(session: accounts.Session) -> responses.SessionOut:
     return responses.SessionOut(token=session.token, user=_user_out(session.user))
+
+
+def _shown_address(email: str) -> str:
+    """An address as the sign-in pages name it: with an internationalised domain, its ASCII form
+    too, as browsers show such a host (``аррӏе.com`` in Cyrillic reads as apple.com; the
+    ``xn--`` form does not): docs/security.md, 181."""
+    in_ascii = mailer.ascii_address(email)
+    return email if in_ascii is None or in_ascii == email else f"{email} ({in_ascii})"
 
 
 def _accounts() -> accounts.Accounts:
@@ -67,15 +76,16 @@ def verify_page():
     if described is None:
         return html_page("verify_invalid.html", status=400)
     pending: Optional[accounts.SignInRequest] = described["request"]
+    email = _shown_address(described["email"])
     if pending is None:  # account recovery: nobody else is waiting for this session
         return html_page("verify.html", token=token, verify_url=f"{inputs.base_url(request)}/auth/verify",
-                         dashboard_url=f"{inputs.base_url(request)}/dashboard", email=described["email"], approve="false", details_class="hidden", code="", when="",
+                         dashboard_url=f"{inputs.base_url(request)}/dashboard", email=email, approve="false", details_class="hidden", code="", when="",
                          origin="", network="", warning_class="hidden",
-                         button=f"Sign in to the dashboard as {described['email']}", check_class="hidden")
+                         button=f"Sign in to the dashboard as {email}", check_class="hidden")
     same_network = pending.requester_ip == inputs.client_ip(request)
     what = "the Spikes CLI" if described["purpose"] == "device" else "a program or page"
     return html_page("verify.html", token=token, verify_url=f"{inputs.base_url(request)}/auth/verify",
-                     dashboard_url=f"{inputs.base_url(request)}/dashboard", email=described["email"], approve="true", details_class="", code=pending.code,
+                     dashboard_url=f"{inputs.base_url(request)}/dashboard", email=email, approve="true", details_class="", code=pending.code,
                      when=pending.when(), origin=pending.requester_ip,
                      network=f"{what}, on {'this network' if same_network else 'a different network than yours'}",
                      warning_class="hidden" if same_network else "warn", button=f"Approve sign-in {pending.code}",
