@@ -82,3 +82,27 @@ def test_the_sign_in_page_names_a_look_alike_domain_in_the_form_that_tells_it_ap
 def _plain_link(client) -> str:
     assert call(client, "POST", "/auth/recover", {"email": "plain@example.com"})[0] == 200
     return re.search(r"/auth/verify\?token=([A-Za-z0-9_\-]+)", sent_mails("plain@example.com")[-1]["body"]).group(1)
+
+
+def test_a_session_in_use_outlives_an_idle_period_of_one_day(client, env):
+    """A session's idle expiry is pushed out when it is used, written at most once a day. With
+    `SPIKES_SESSION_IDLE_DAYS=1` (the least allowed) a day's wait never came before the expiry:
+    a session used every hour still died 24 hours after sign-in. It is now pushed out once half
+    the idle period has passed, at most once a day."""
+    from datetime import timedelta
+
+    from chalicelib import clock
+    from tests.conftest import sign_in
+
+    env(SESSION_IDLE_DAYS="1")
+    token = sign_in(client, "daily@example.com")
+    base = clock.now()
+    try:
+        for hours in (13, 26, 39):  # used every 13 hours: never idle for a day
+            clock.use(lambda h=hours: base + timedelta(hours=h))
+            assert call(client, "GET", "/me", token=token)[0] == 200, hours
+        clock.use(lambda: base + timedelta(hours=39 + 25))  # then idle for more than a day
+        status, body, _ = call(client, "GET", "/me", token=token)
+        assert (status, body["code"]) == (401, "AUTH_FAILED")
+    finally:
+        clock.use(None)

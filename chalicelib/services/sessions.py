@@ -57,7 +57,9 @@ def authenticate(token: str, settings: Settings) -> Tuple[User, str]:
     if int(item.session_epoch or 0) != int(user.session_epoch or 0):
         raise AuthFailed("This session was signed out; sign in again")
     idle = idle_seconds(settings)
-    if item.expires_at is None or item.expires_at < now + idle - REFRESH_INTERVAL_SECONDS:
+    # At most once a day, and at least twice per idle period: with SPIKES_SESSION_IDLE_DAYS=1 a
+    # day's wait never came before the expiry, and a session in use died a day after sign-in.
+    if item.expires_at is None or item.expires_at < now + idle - min(REFRESH_INTERVAL_SECONDS, idle // 2):
         if not auth_store.extend_session(item, int(now) + idle):  # revoked between the read and the write
             raise AuthFailed()
     return user, hashed
