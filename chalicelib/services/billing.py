@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.errors import BillingNotConfigured, DependencyUnavailable, InternalError, NotFound
@@ -97,33 +97,12 @@ def checkout(settings: Settings, client_factory, user: User, base_url: str,
              now: Optional[float] = None, tier: str = quotas.PRO) -> Dict[str, Any]:
     """A Checkout session for Pro (a flat price) or the agent tier (two metered prices, billed
     on calendar months so Stripe's periods match the caps and /usage; docs/agents.md)."""
-    current = quotas.effective_tier(user, now)
-    if current == tier:
-        # The contract's null url for a user who has the tier, whether or not this server can
-        # sell it (its Stripe keys removed after the user paid, say).
-        name = "Spikes Pro" if tier == quotas.PRO else "the Spikes agent tier"
-        manage = " Manage your subscription with `spikes billing` (GET /billing/portal)." \
-            if settings.stripe_configured else ""
-        return {"url": None, "message": f"You already have {name}.{manage}"}
-    _require_configured(settings)
-    if tier == quotas.AGENT and not settings.agent_tier_configured:
-        raise BillingNotConfigured("The agent tier is not configured on this server")
-    if current in quotas.PAID_TIERS:
-        return {"url": None, "message": f"You are on the {current} tier. To switch, cancel it in the billing portal "
-                                        "(`spikes billing`, GET /billing/portal), then check out again."}
-    if user.subscription_id and user.subscription_status in RESUMABLE:
-        # Free here (past the grace period, or paused), but the same subscription may charge again.
-        return {"url": None, "message": RESUMABLE[user.subscription_status]}
+    answered = _answer_without_checkout(settings, user, tier, quotas.effective_tier(user, now))
+    if answered is not None:
+        return answered
     client = client_factory()
     metadata = {"user_id": user.user_id, "tier": tier}
-    subscription_data: Dict[str, Any] = {"metadata": metadata}
-    if tier == quotas.AGENT:
-        # Metered prices take no quantity; periods start on the 1st (UTC), like our caps.
-        line_items = [{"price": settings.stripe_agent_spike_price_id}, {"price": settings.stripe_agent_share_price_id}]
-        start = clock.now() if now is None else datetime.fromtimestamp(now, timezone.utc)
-        subscription_data["billing_cycle_anchor"] = int(clock.next_period_start(start).timestamp())
-    else:
-        line_items = [{"price": settings.stripe_price_id, "quantity": 1}]
+    line_items, subscription_data = _subscription_terms(settings, tier, metadata, now)
 
     def create_session(customer_id: str):
         return _stripe_call("checkout.sessions.create", client.v1.checkout.sessions.create, params={
@@ -146,6 +125,41 @@ def checkout(settings: Settings, client_factory, user: User, base_url: str,
             return create_session(ensure_customer(client, user, replacing=customer_id))
 
     return _hand_out(client, user, new_session)
+
+
+def _answer_without_checkout(settings: Settings, user: User, tier: str, current: str) -> Optional[Dict[str, Any]]:
+    """The answer (no url) for a user a new subscription would not serve, None for one who may
+    check out; BillingNotConfigured when this server cannot sell ``tier``."""
+    if current == tier:
+        # The contract's null url for a user who has the tier, whether or not this server can
+        # sell it (its Stripe keys removed after the user paid, say).
+        name = "Spikes Pro" if tier == quotas.PRO else "the Spikes agent tier"
+        manage = " Manage your subscription with `spikes billing` (GET /billing/portal)." \
+            if settings.stripe_configured else ""
+        return {"url": None, "message": f"You already have {name}.{manage}"}
+    _require_configured(settings)
+    if tier == quotas.AGENT and not settings.agent_tier_configured:
+        raise BillingNotConfigured("The agent tier is not configured on this server")
+    if current in quotas.PAID_TIERS:
+        return {"url": None, "message": f"You are on the {current} tier. To switch, cancel it in the billing portal "
+                                        "(`spikes billing`, GET /billing/portal), then check out again."}
+    if user.subscription_id and user.subscription_status in RESUMABLE:
+        # Free here (past the grace period, or paused), but the same subscription may charge again.
+        return {"url": None, "message": RESUMABLE[user.subscription_status]}
+    return None
+
+
+def _subscription_terms(settings: Settings, tier: str, metadata: Dict[str, str],
+                        now: Optional[float]) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+    """The session's line items and subscription data for ``tier``."""
+    subscription_data: Dict[str, Any] = {"metadata": metadata}
+    if tier != quotas.AGENT:
+        return [{"price": settings.stripe_price_id, "quantity": 1}], subscription_data
+    # Metered prices take no quantity; periods start on the 1st (UTC), like our caps.
+    start = clock.now() if now is None else datetime.fromtimestamp(now, timezone.utc)
+    subscription_data["billing_cycle_anchor"] = int(clock.next_period_start(start).timestamp())
+    metered = [{"price": settings.stripe_agent_spike_price_id}, {"price": settings.stripe_agent_share_price_id}]
+    return metered, subscription_data
 
 
 def _hand_out(client: Any, user: User, new_session: Callable[[], Any]) -> Dict[str, Any]:
