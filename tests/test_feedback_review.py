@@ -67,6 +67,9 @@ def test_a_spike_id_that_names_a_route_is_refused(client, user_token):
                                                        "comments": "remove me if you can"})
     assert (status, body["code"]) == (400, "VALIDATION_ERROR"), body
     assert [detail["field"] for detail in body["details"]] == ["id"]
+    # The message named the id as "{id!r}", a placeholder pydantic never fills in.
+    assert body["details"][0]["message"].startswith("The id 'export' is reserved"), body
+    assert "{" not in body["details"][0]["message"]
     assert call(client, "GET", f"/spikes?project={share['share_id']}")[1]["data"] == []
     assert _post(client, share["share_id"], id="exports") == "exports"  # only the route's own name
 

@@ -140,8 +140,9 @@ class SpikeIn(Lenient):
     @classmethod
     def _not_a_route(cls, value):
         if value in RESERVED_SPIKE_IDS:
-            raise PydanticCustomError("reserved_id", "id {id!r} is reserved: /spikes/{id} is another route",
-                                      {"id": value})
+            # PydanticCustomError fills in plain {name} placeholders only ({id!r} came out as written).
+            raise PydanticCustomError("reserved_id", "The id '{id}' is reserved (/spikes/{id} is another route): "
+                                      "choose another id, or leave id out and the server assigns one", {"id": value})
         return value
 
     @field_validator("rating", mode="before")
