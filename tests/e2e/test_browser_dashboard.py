@@ -191,6 +191,14 @@ def test_a_recovery_link_signs_in_the_dashboard_of_the_browser_that_opens_it(ser
         "recovering@example.com"
 
 
+def test_the_dashboard_names_a_look_alike_domain_in_the_form_that_tells_it_apart(server, tab):
+    """The dashboard's header names the account it is signed in to (163): an internationalised
+    domain in Unicode only, `jane@аррӏе.com` (Cyrillic) read as `jane@apple.com` (finding 181)."""
+    look_alike = "jane@\u0430\u0440\u0440\u04cf\u0435.com"
+    signed_in(tab, server, look_alike)
+    assert tab.page.locator("#who").inner_text() == f"{look_alike} (jane@xn--80ak6aa92e.com)"
+
+
 def test_sign_out_everywhere_revokes_every_session_of_the_account(server, tab):
     dashboard_token = signed_in(tab, server, "everywhere@example.com")
     cli_token = server.sign_in("everywhere@example.com")  # another device's session

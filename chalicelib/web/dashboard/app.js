@@ -130,12 +130,22 @@ function markCurrent(view) {
   }
 }
 
+// An internationalised domain in its ASCII form too, as the address bar shows such a host: a
+// look-alike in another script (аррӏе.com for apple.com) is told apart (docs/security.md, 181).
+function shownAddress(email) {
+  const at = email.lastIndexOf('@');
+  const domain = email.slice(at + 1);
+  let ascii;
+  try { ascii = new URL(`http://${domain}/`).hostname; } catch (error) { return email; }
+  return at < 0 || ascii === domain ? email : `${email} (${email.slice(0, at + 1)}${ascii})`;
+}
+
 async function route() {
   const session = readSession();
   if (!session) { renderSignIn(); return; }
   stopPolling();
   nav.hidden = false;
-  document.getElementById('who').textContent = session.email || '';
+  document.getElementById('who').textContent = shownAddress(session.email || '');
   const hash = location.hash.replace(/^#\/?/, '');
   const [view, ...rest] = hash.split('/');
   const carried = notice;
