@@ -240,7 +240,7 @@ def test_free_tier_share_limit_is_429_share_limit(client, user_token, env):
     share_site(client, user_token, "two")
     status, body, _ = upload(client, user_token, metadata={"name": "three"})
     assert (status, body["code"]) == (429, "SHARE_LIMIT")
-    assert body["upgrade_url"].endswith("/billing/checkout") and body["limit"] == 2
+    assert body["upgrade_url"].endswith("/dashboard#/account") and body["limit"] == 2
     assert user_of("owner@example.com").active_shares == 2
     assert len([s for s in all_items(Share) if s.pk.startswith("share#")]) == 2
     assert len(s3_keys()) == 2  # the refused upload left no files behind

@@ -179,3 +179,16 @@ def test_a_cursor_of_another_listing_is_refused_saying_so(client):
     status, body, _ = call(client, "GET", f"/spikes?project=two&limit=1&cursor={page['next_cursor']}")
     assert status == 400 and body["details"][0]["code"] == "INVALID_CURSOR"
     assert "belongs to another listing" in body["details"][0]["message"]
+
+
+def test_the_upgrade_url_of_a_refusal_is_a_page_a_browser_opens(client):
+    # A free owner asking for a password got upgrade_url <base>/billing/checkout; opened (as a
+    # link is), that route answers a browser, which sends no bearer token, 401 AUTH_REQUIRED.
+    from tests.test_shares import upload
+    owner = sign_in(client)
+    status, body, _ = upload(client, owner, metadata={"name": "locked", "password": "pw"})
+    assert (status, body["code"]) == (403, "UPGRADE_REQUIRED"), body
+    path = body["upgrade_url"].split("://", 1)[1].split("/", 1)[1].split("#", 1)[0]
+    response = client.http.get(f"/{path}", headers={"Accept": "text/html"})
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
+    assert body["upgrade_url"].endswith("/dashboard#/account")  # the view with the Upgrade button

@@ -105,7 +105,7 @@ def test_the_test_and_resume_routes_need_pro(client, env, receiver):  # noqa: F8
     for path in ("webhook/test", "webhook/resume"):
         status, body, _ = call(client, "POST", f"/v1/shares/{share['slug']}/{path}", token=share["token"])
         assert status == 403 and body["code"] == "UPGRADE_REQUIRED", (path, body)
-        assert body["upgrade_url"].endswith("/billing/checkout")
+        assert body["upgrade_url"].endswith("/dashboard#/account")
     assert list(Delivery.share_index.query(share["share_id"])) == [] and receiver.requests == []
     # What happened stays visible: the state and the log need no Pro.
     for path in ("webhook", "webhook/deliveries"):

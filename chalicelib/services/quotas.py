@@ -79,7 +79,9 @@ def limits_for(settings: Settings, tier: str) -> Limits:
 
 
 def upgrade_url(settings: Settings, base_url: str) -> str:
-    return settings.upgrade_url or f"{base_url}/billing/checkout"
+    """A page a person opens: the dashboard's account view, with its Upgrade button (not
+    /billing/checkout, which a browser opening the link calls without a token: a 401)."""
+    return settings.upgrade_url or f"{base_url}/dashboard#/account"
 
 
 def paid_feature_refused(settings: Settings, base_url: str, feature: str) -> UpgradeRequired:
