@@ -7,7 +7,7 @@ if it never does (store/held_charges.py): a customer pays only for shares that e
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.errors import DependencyUnavailable, InvalidFilename, NotFound, ValidationFailed
@@ -101,21 +101,7 @@ def _complete(settings: Settings, share_files: ShareFiles, user: User, key: str)
     if share.status != PENDING:
         share_files.delete_staged(share.share_id)  # a completion that died after activating left it
         return share
-    staged = share_files.staged(share.share_id)
-    problems, total, verified = [], 0, {}
-    for path, info in sorted((share.files or {}).items()):
-        size, etag = staged.get(path, (None, ""))
-        if size is None:
-            problems.append({"field": path, "message": "File was not uploaded", "code": "MISSING_UPLOAD"})
-            continue
-        total += size
-        if size != int(info["size"]):
-            problems.append({"field": path, "message": f"Uploaded {size} bytes, announced {info['size']}",
-                             "code": "SIZE_MISMATCH"})
-        verified[path] = (etag, info["type"])
-    uploads.check_total_size(total, settings.max_share_bytes)
-    if problems:
-        raise ValidationFailed("Some files are missing or differ from the announced sizes", details=problems)
+    verified = _staged_as_announced(share, share_files.staged(share.share_id), settings.max_share_bytes)
     at = int(clock.epoch())  # the completion's moment: the period it is counted in
     release = metering.releasing(share.share_id, user, at)
     if release is not None:
@@ -145,6 +131,27 @@ def _complete(settings: Settings, share_files: ShareFiles, user: User, key: str)
     except Exception:  # noqa: BLE001 - the share is complete; the job forgets the marker of a share not pending
         log.warning("share.upload_marker_kept", share_id=share.share_id)
     return share
+
+
+def _staged_as_announced(share: Share, staged: Dict[str, Tuple[int, str]], max_share_bytes: int
+                         ) -> Dict[str, Tuple[str, str]]:
+    """Every announced file, staged with its announced size: ``{path: (etag, content type)}``,
+    the exact objects to publish. Else ValidationFailed naming each file missing or different."""
+    problems, total, verified = [], 0, {}
+    for path, info in sorted((share.files or {}).items()):
+        size, etag = staged.get(path, (None, ""))
+        if size is None:
+            problems.append({"field": path, "message": "File was not uploaded", "code": "MISSING_UPLOAD"})
+            continue
+        total += size
+        if size != int(info["size"]):
+            problems.append({"field": path, "message": f"Uploaded {size} bytes, announced {info['size']}",
+                             "code": "SIZE_MISMATCH"})
+        verified[path] = (etag, info["type"])
+    uploads.check_total_size(total, max_share_bytes)
+    if problems:
+        raise ValidationFailed("Some files are missing or differ from the announced sizes", details=problems)
+    return verified
 
 
 def _gone(share_files: ShareFiles, share: Share) -> NotFound:
