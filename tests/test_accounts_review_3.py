@@ -106,3 +106,26 @@ def test_a_session_in_use_outlives_an_idle_period_of_one_day(client, env):
         assert (status, body["code"]) == (401, "AUTH_FAILED")
     finally:
         clock.use(None)
+
+
+def test_a_deployed_stage_left_on_the_console_mailer_prints_no_sign_in_link(client, monkeypatch, capsys):
+    """`SPIKES_MAIL_MODE` defaults to `console`, which prints each mail, link and all. A stage
+    deployed without `ses` (anything but infra/stack.py) printed every sign-in link into its
+    logs, a session for anyone to whoever reads them, and mailed nobody. Outside the local
+    stages the console mailer now refuses: 500 CONFIGURATION_ERROR, nothing printed."""
+    from chalicelib import deps
+
+    local = deps.settings()
+    deployed = local.model_copy(update={"stage": "prod", "mail_mode": "console", "public_base_url": "https://spikes.example",
+                                        "table_prefix": local.resource_prefix, "bucket": local.bucket_name})
+    monkeypatch.setattr("chalicelib.settings.get_settings", lambda: deployed)
+    deps.mailer.cache_clear()
+    try:
+        capsys.readouterr()
+        for path, extra in (("/auth/login", {}), ("/auth/recover", {}), ("/auth/device/confirm", {"user_code": "BCDF-GHJK"})):
+            status, body, _ = call(client, "POST", path, {"email": "a@example.com", **extra})
+            assert (status, body["code"]) == (500, "CONFIGURATION_ERROR"), (path, body)
+        assert "/auth/verify?token=" not in capsys.readouterr().out
+    finally:
+        monkeypatch.undo()  # before the client's teardown resets the settings' cache
+        deps.mailer.cache_clear()

@@ -5,7 +5,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from chalicelib.errors import DependencyUnavailable, ValidationFailed
+from chalicelib.errors import DependencyUnavailable, ServerMisconfigured, ValidationFailed
 from chalicelib.logs import get_logger, mask_email
 
 log = get_logger("spikes.mail")
@@ -47,6 +47,23 @@ class ConsoleMailer:
         bar = "=" * 72
         print(f"\n{bar}\nMAIL to {mail.to}\nSubject: {mail.subject}\n\n{mail.text}\n{bar}\n", file=sys.stdout, flush=True)
         log.info("mail.printed", to=mask_email(mail.to), subject=mail.subject)
+
+
+class UnconfiguredMailer:
+    """A deployed stage left on the console mailer (no ``SPIKES_MAIL_MODE=ses``): printing would
+    put every sign-in link in the stage's logs, a session for anyone to whoever reads them, and
+    mail nobody. Refuses instead (docs/security.md, 182)."""
+
+    def refuse_undeliverable(self, address: str) -> None:
+        self._refuse()
+
+    def send(self, mail: Mail) -> None:
+        self._refuse()
+
+    @staticmethod
+    def _refuse() -> None:
+        log.error("mail.unconfigured", fix="set SPIKES_MAIL_MODE=ses (infra/stack.py does)")
+        raise ServerMisconfigured("This server has no mail service configured (SPIKES_MAIL_MODE=ses)")
 
 
 class SesMailer:
