@@ -192,3 +192,19 @@ def test_the_upgrade_url_of_a_refusal_is_a_page_a_browser_opens(client):
     response = client.http.get(f"/{path}", headers={"Accept": "text/html"})
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/html")
     assert body["upgrade_url"].endswith("/dashboard#/account")  # the view with the Upgrade button
+
+
+def test_a_receiver_on_this_machine_is_refused_saying_which_switch_admits_it(client, env):
+    # docs/webhooks.md "Trying it locally": without the switch the server said only "Webhook URLs
+    # must use https", and a newcomer with `python3 -m http.server` had nowhere to go from there.
+    from tests.test_shares import make_pro, share_site
+    env(WEBHOOK_ALLOW_LOOPBACK="false")
+    token = sign_in(client, "you@example.com")
+    make_pro("you@example.com")
+    slug = share_site(client, token, name="site")["slug"]
+    for url in ("http://127.0.0.1:9000/hook", "https://localhost:9000/hook"):
+        status, body, _ = call(client, "PATCH", f"/v1/shares/{slug}", {"webhook_url": url}, token=token)
+        assert (status, body["code"]) == (400, "VALIDATION_ERROR"), body
+        assert "SPIKES_WEBHOOK_ALLOW_LOOPBACK=true" in body["details"][0]["message"], body
+    status, body, _ = call(client, "PATCH", f"/v1/shares/{slug}", {"webhook_url": "http://example.com/hook"}, token=token)
+    assert status == 400 and body["details"][0]["message"] == "Webhook URLs must use https"  # not this machine

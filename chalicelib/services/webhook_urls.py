@@ -44,6 +44,11 @@ def is_public_address(address: str, allow_loopback: bool = False) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+LOOPBACK_HINT = ("; for a receiver on this machine, start the local server with SPIKES_WEBHOOK_ALLOW_LOOPBACK=true "
+                 "(tests and local development only: docs/webhooks.md)")
+
+
 def validate_webhook_url(url: str, allow_loopback: bool = False) -> None:
     """https only, and every address the host resolves to must be public: the server must not
     be steerable at its own network (metadata endpoint, loopback, private ranges)."""
@@ -54,9 +59,11 @@ def validate_webhook_url(url: str, allow_loopback: bool = False) -> None:
         host, port = parsed.hostname, parsed.port
     except ValueError:
         raise invalid("Not a valid URL") from None
-    local_http = allow_loopback and parsed.scheme == "http" and host in ("127.0.0.1", "localhost", "::1")
-    if (parsed.scheme != "https" and not local_http) or not host:
-        raise invalid("Webhook URLs must use https")
+    on_this_machine = host in LOOPBACK_HOSTS
+    # A newcomer pointing make dev at a receiver on this machine is told the switch for it.
+    hint = LOOPBACK_HINT if on_this_machine and not allow_loopback else ""
+    if (parsed.scheme != "https" and not (allow_loopback and on_this_machine and parsed.scheme == "http")) or not host:
+        raise invalid("Webhook URLs must use https" + hint)
     if parsed.username or parsed.password:
         raise invalid("Webhook URLs must not carry credentials")
     try:
@@ -67,7 +74,7 @@ def validate_webhook_url(url: str, allow_loopback: bool = False) -> None:
         except (OSError, UnicodeError):
             raise invalid("Webhook host does not resolve") from None
     if not addresses or not all(is_public_address(address, allow_loopback) for address in addresses):
-        raise invalid("Webhook URLs must point at a public address")
+        raise invalid("Webhook URLs must point at a public address" + hint)
 
 
 def shown_in_mail(url: str) -> str:
