@@ -10,7 +10,7 @@ from chalicelib import deps
 from chalicelib.services import billing
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store.models import User
-from tests.conftest import call, sign_in
+from tests.conftest import call, login_token_from_mail, sign_in
 from tests.lost_answers import write_answer_lost
 
 EMAIL = "owner@example.com"
@@ -342,3 +342,17 @@ def test_concurrent_checkouts_leave_one_payable_session(backend_client, store_ba
     assert stored_user().open_checkout_id == payable
     assert [r["url"] for r in results].count(f"https://checkout.stripe.com/c/pay/{payable}") == 1
     assert len(configured.checkout_sessions) == 5
+
+
+
+def test_checkout_gives_stripe_an_internationalised_domain_in_its_ascii_form(client, configured):
+    """Stripe mails receipts to the customer's address as SES mails sign-in links: an account at
+    an internationalised domain (stored as `bücher.de`) is created at Stripe as `xn--bcher-kva.de`,
+    the same inbox in the form mail systems take."""
+    assert call(client, "POST", "/auth/login", {"email": "dev@bücher.de"})[0] == 200
+    verified = call(client, "POST", "/auth/verify", {"login_token": login_token_from_mail("dev@xn--bcher-kva.de")})[1]
+    assert verified["user"]["email"] == "dev@bücher.de"
+    status, body, _ = call(client, "GET", "/billing/checkout", token=verified["token"])
+    assert status == 200, body
+    [customer_call] = configured.calls("/v1/customers")
+    assert customer_call.form["email"] == "dev@xn--bcher-kva.de"

@@ -9,6 +9,7 @@ from chalicelib import clock
 from chalicelib.errors import BillingNotConfigured, DependencyUnavailable, InternalError, NotFound
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas
+from chalicelib.services.mailer import ascii_address
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store.models import User
@@ -88,9 +89,15 @@ def ensure_customer(client: Any, user: User, replacing: Optional[str] = None) ->
         return user.stripe_customer_id
     key = f"spikes-customer-{user.user_id}" + (f"-replaces-{replacing}" if replacing else "")
     customer = _stripe_call("customers.create", client.v1.customers.create,
-                            params={"email": user.email, "metadata": {"user_id": user.user_id}},
+                            params={"email": _stripe_email(user.email), "metadata": {"user_id": user.user_id}},
                             options={"idempotency_key": key})
     return account_store.set_customer(user, customer["id"], replacing)
+
+
+def _stripe_email(address: Optional[str]) -> Optional[str]:
+    """Stripe mails receipts and invoices as SES does, to an ASCII address: an internationalised
+    domain (stored in Unicode) goes in its ``xn--`` form, which reaches the same inbox."""
+    return (ascii_address(address) or address) if address else address
 
 
 def checkout(settings: Settings, client_factory, user: User, base_url: str,
