@@ -191,6 +191,13 @@ def process(settings: Settings, delivery: Delivery, now: float, mailer: Any = No
     except Exception as exc:  # noqa: BLE001 - a failed attempt: retried, then failed, never a stuck run
         log.exception("webhook.attempt_crashed", delivery_id=delivery.delivery_id)
         attempt = Attempt(None, f"{INTERNAL_ERROR}: {type(exc).__name__}")
+    return _record_outcome(settings, delivery, share, attempt, now, mailer, cache)
+
+
+def _record_outcome(settings: Settings, delivery: Delivery, share: Optional[Share], attempt: Attempt, now: float,
+                    mailer: Any, cache: Dict[str, Optional[Share]]) -> str:
+    """Delivered, failed for good (past the retry window: the share's webhook paused), or
+    rescheduled with backoff; returns the new status."""
     if attempt.ok:
         _finish(delivery, DELIVERED, now, attempt)
         log.info("webhook.delivered", delivery_id=delivery.delivery_id, status=attempt.status_code)
@@ -214,19 +221,12 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
     """The delivery job: attempt every delivery whose time has come, batch by batch, until
     none is due or the time runs short (the next run continues)."""
     report = RunReport()
-    try:
-        report.held_ended, releases = held_deliveries.finish_releases(
-            now_fn(), time_left_ms=time_left_ms, reserve_ms=int(settings.webhook_timeout_seconds + 1) * 1000)
-        report.releases_failed, report.releases_parked, report.releases_stopped = (
-            releases["failed"], releases["parked"], releases["stopped"])
-    except Exception as exc:  # noqa: BLE001 - the releases wait for the next run; the deliveries go on
-        log.exception("webhook.releases_failed")
-        report.releases_stopped = f"error: {type(exc).__name__}"
+    _end_held_events(settings, now_fn, time_left_ms, report)
     cache: Dict[str, Optional[Share]] = {}
     failing: Dict[str, int] = {}  # share id -> when its receiver's failed attempt of this run is retried
     errors_in_a_row = 0
     for _ in range(max_batches):
-        if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 1) * 1000:
+        if _no_time_for_an_attempt(settings, time_left_ms):
             break
         now = now_fn()
         ready = deliveries.due(int(now), batch)
@@ -234,7 +234,7 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
             break
         owners: Dict[str, Optional[User]] = {}
         for delivery in ready:
-            if time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 1) * 1000:
+            if _no_time_for_an_attempt(settings, time_left_ms):
                 return report
             # The clock at this attempt, not the batch's start: attempts before it may have taken
             # a timeout each, and its claim, signature and schedule count from when it is made.
@@ -257,8 +257,30 @@ def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer:
             errors_in_a_row = 0
             if outcome == PENDING and not (delivery.last_error or "").startswith(INTERNAL_ERROR):
                 failing[delivery.share_id] = int(delivery.next_attempt_at or now)
-            report.delivered += outcome == DELIVERED
-            report.retrying += outcome == PENDING
-            report.failed += outcome == FAILED
-            report.paused += outcome == PAUSED
+            _count(report, outcome)
     return report
+
+
+def _no_time_for_an_attempt(settings: Settings, time_left_ms: Optional[Callable[[], int]]) -> bool:
+    """Less left than an attempt may take: a receiver's timeout, and a second to record it."""
+    return time_left_ms is not None and time_left_ms() < (settings.webhook_timeout_seconds + 1) * 1000
+
+
+def _end_held_events(settings: Settings, now_fn: Callable[[], float], time_left_ms: Optional[Callable[[], int]],
+                     report: RunReport) -> None:
+    """The recorded releases' held events, released or cancelled before any delivery is taken."""
+    try:
+        report.held_ended, releases = held_deliveries.finish_releases(
+            now_fn(), time_left_ms=time_left_ms, reserve_ms=int(settings.webhook_timeout_seconds + 1) * 1000)
+        report.releases_failed, report.releases_parked, report.releases_stopped = (
+            releases["failed"], releases["parked"], releases["stopped"])
+    except Exception as exc:  # noqa: BLE001 - the releases wait for the next run; the deliveries go on
+        log.exception("webhook.releases_failed")
+        report.releases_stopped = f"error: {type(exc).__name__}"
+
+
+def _count(report: RunReport, outcome: str) -> None:
+    report.delivered += outcome == DELIVERED
+    report.retrying += outcome == PENDING
+    report.failed += outcome == FAILED
+    report.paused += outcome == PAUSED
