@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from chalicelib import clock
 from chalicelib.errors import BudgetExceeded, BudgetExceededForOthers, NotFound, SpikeLimit
@@ -28,6 +28,7 @@ from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import ledger
 from chalicelib.store import spikes as spike_store
+from chalicelib.store.models import ApiKey, Spike, User
 from chalicelib.store.transactions import ConditionFailed, Transaction
 
 log = get_logger("spikes.spikes")
@@ -87,24 +88,16 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
     # (uncounted, uncharged), or for the admin alone once nothing names the owner, never under
     # the bare key, where anyone could list feedback about a protected page.
     kept_for = target.kept_for if user_id is None else None
-    partition = spike_store.unlisted_partition(new.project_key) if target.unlisted and user_id is None else \
-        spike_store.project_partition(new.project_key, share.share_id if share else None, user_id or kept_for)
+    partition = _partition_for(new.project_key, target, user_id, kept_for)
     owner_id = share.owner_id if share is not None else (user_id or kept_for)
     public_id = new.client_id or spike_store.new_public_id()
     spike_id = spike_store.spike_id_for(partition, public_id)
     created_at = clock.iso_millis(now)
     # Only the feedback's owner (or the admin) posts it resolved; asked only when it is.
     resolved = bool(new.resolved) and ownership.may_act_as_owner(author, owner_id)
-    spike = spike_store.new(
-        spike_id, partition, created_at, public_id=public_id,
-        owner_id=owner_id, share_id=share.share_id if share else None,
-        client_id=new.client_id, type=new.type, project_key=new.project_key,
-        page=_stored_address(new.page), url=_stored_address(new.url),
-        comments=new.comments, timestamp=new.timestamp or created_at, rating=new.rating,
-        reviewer_id=new.reviewer.get("id") or ANONYMOUS["id"], reviewer=new.reviewer, selector=new.selector,
-        xpath=new.xpath, element_text=new.element_text, bounding_box=new.bounding_box, viewport=new.viewport,
-        resolved=resolved, resolved_at=(new.resolved_at or created_at) if resolved else None,
-    )
+    spike = spike_store.new(spike_id, partition, created_at, public_id=public_id, owner_id=owner_id,
+                            share_id=share.share_id if share else None,
+                            **_stored_fields(new, created_at, resolved))
     limit = target.spike_limit(settings)
     # The webhook event joins the spike's transaction (the outbox): no extra round trip, and
     # it exists exactly when the spike does. Sending happens later, off this request.
@@ -114,13 +107,7 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
     owner = (target.owner.as_user() if target.owner else None) if share is not None else \
         (author.user if user_id is not None else None)
     key = author.key if author is not None else None
-    # Stripe's identifier: this stored spike (a re-post after a delete is a new storage).
-    charge = metering.for_key(metering.charge_for(settings, owner, metering.SPIKE, f"spike-{spike_id}-{created_at}",
-                                                  now), key)
-    try:
-        metering.refuse_impossible(charge, key)
-    except BudgetExceeded as refused:
-        raise _as_told_to(author, owner_id, refused) from None
+    charge = _charge(settings, spike, owner, key, author, now)
     period, at = clock.period_of(now), clock.epoch()  # read once: every attempt writes the same
     period_limit = target.period_limit(settings, period)
 
@@ -154,6 +141,43 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
     # `id` is the one the API answers and lists; `storage_key` the item's key (also spk_…).
     log.info("spike.recorded", id=public_id, storage_key=spike_id, share_id=spike.share_id)
     return Recorded(public_id, True)
+
+
+def _partition_for(project_key: str, target: targets.Target, poster_id: Optional[str],
+                   kept_for: Optional[str]) -> str:
+    """The project partition the spike is stored in (``poster_id``: the authenticated user posting,
+    not the admin)."""
+    if target.unlisted and poster_id is None:
+        return spike_store.unlisted_partition(project_key)
+    share_id = target.share.share_id if target.share is not None else None
+    return spike_store.project_partition(project_key, share_id, poster_id or kept_for)
+
+
+def _stored_fields(new: NewSpike, created_at: str, resolved: bool) -> Dict[str, Any]:
+    """What the spike item keeps of the post: its fields, the addresses stripped of what unlocks a
+    share, and the defaults filled in."""
+    return dict(
+        client_id=new.client_id, type=new.type, project_key=new.project_key,
+        page=_stored_address(new.page), url=_stored_address(new.url),
+        comments=new.comments, timestamp=new.timestamp or created_at, rating=new.rating,
+        reviewer_id=new.reviewer.get("id") or ANONYMOUS["id"], reviewer=new.reviewer, selector=new.selector,
+        xpath=new.xpath, element_text=new.element_text, bounding_box=new.bounding_box, viewport=new.viewport,
+        resolved=resolved, resolved_at=(new.resolved_at or created_at) if resolved else None,
+    )
+
+
+def _charge(settings: Settings, spike: Spike, owner: Optional[User], key: Optional[ApiKey],
+            author: Optional[Principal], now: datetime) -> Optional[metering.Charge]:
+    """The spike's metered charge (None off the agent tier), refused here when a cap could never
+    take it."""
+    # Stripe's identifier: this stored spike (a re-post after a delete is a new storage).
+    charge = metering.for_key(metering.charge_for(settings, owner, metering.SPIKE,
+                                                  f"spike-{spike.spike_id}-{spike.created_at}", now), key)
+    try:
+        metering.refuse_impossible(charge, key)
+    except BudgetExceeded as refused:
+        raise _as_told_to(author, spike.owner_id, refused) from None
+    return charge
 
 
 def _as_told_to(author: Optional[Principal], owner_id: Optional[str], refused: BudgetExceeded) -> BudgetExceeded:
