@@ -525,6 +525,9 @@ def _run(args, data_dir: Path, persist: bool, lock: Optional[DataDirLock], runni
     else:
         tables_at = "tables on the embedded emulator (fallback), "
     print(f"Spikes API on http://{bound_host}:{bound_port}  ({tables_at}AWS emulator at {endpoint})", flush=True)
+    # Where a newcomer goes next (the API's own address answers JSON only): the links the app builds.
+    links = os.environ["SPIKES_PUBLIC_BASE_URL"].rstrip("/")
+    print(f"Dashboard: {links}/dashboard   API reference: {links}/docs", flush=True)
     print(f"Admin token (?token=): {os.environ['SPIKES_TOKEN']}", flush=True)
     print("Magic-link e-mails are printed here. Ctrl-C stops.", flush=True)
     # LocalDevServer.serve_forever prints this too, unflushed; print it here so pipes see it now.

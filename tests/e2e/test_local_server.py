@@ -65,6 +65,13 @@ def test_admin_token_is_the_one_given_to_the_server(live_server):
     assert f"Admin token (?token=): {live_server.admin_token}" in live_server.output()
 
 
+def test_the_start_names_the_dashboard_and_the_api_reference(live_server):
+    # The banner named only the API, whose address answers {"name": "spikes", "ok": true} to a
+    # browser: a newcomer had to find /dashboard and /docs in the README.
+    assert f"Dashboard: {live_server.url}/dashboard   API reference: {live_server.url}/docs" in live_server.output()
+    assert requests.get(f"{live_server.url}/dashboard", timeout=30).status_code == 200
+
+
 def preflight(server, path: str, origin: str) -> requests.Response:
     """The OPTIONS request a browser sends before a JSON POST from another origin."""
     response = requests.options(f"{server.url}{path}", headers={
