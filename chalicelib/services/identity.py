@@ -45,11 +45,6 @@ class Principal:
             return None
         return self.key.claimed_from or (self.key.user_id if self.key.user_id != self.user_id else None)
 
-    @property
-    def credential_id(self) -> Optional[str]:
-        """What identifies this credential (rate limits per credential)."""
-        return self.key.key_id if self.key else self.token_hash
-
     def allows(self, scope: str) -> bool:
         """Whether this credential holds ``scope`` (sessions and the admin hold every one)."""
         return not (self.is_key or self.scopes) or scope in self.scopes
