@@ -1,5 +1,6 @@
-"""The ledger table: counters and markers. Every ledger key format is defined here, and only
-here, so spikes, shares, usage, rate limits, billing and the scheduled job agree on them.
+"""The ledger table: counters and markers. Key formats are defined here (so spikes, shares, usage,
+rate limits, billing and the scheduled job agree on them), but for those one module alone uses:
+``keyusage#`` (store/charges.py), the legacy sets and the ``migration#…`` markers (their modules).
 
 Kinds of item (pk):
 - ``quota#<share_id>#<period>``  spikes a share received in a period while its owner's tier had
