@@ -208,3 +208,16 @@ def test_a_receiver_on_this_machine_is_refused_saying_which_switch_admits_it(cli
         assert "SPIKES_WEBHOOK_ALLOW_LOOPBACK=true" in body["details"][0]["message"], body
     status, body, _ = call(client, "PATCH", f"/v1/shares/{slug}", {"webhook_url": "http://example.com/hook"}, token=token)
     assert status == 400 and body["details"][0]["message"] == "Webhook URLs must use https"  # not this machine
+
+
+def test_a_device_sign_in_mail_says_how_long_it_can_approve_the_device(client):
+    # The mail said "valid for 15 minutes" (the link's lifetime) while the device code it approves
+    # expires after 10 (SPIKES_DEVICE_CODE_TTL_SECONDS): approved at minute 12, nothing was left.
+    from tests.conftest import sent_mails
+    status, device, _ = call(client, "POST", "/auth/device", {})
+    assert status == 200 and device["expires_in"] == 600
+    status, _, _ = call(client, "POST", "/auth/device/confirm",
+                        {"user_code": device["user_code"], "email": "cli@example.com"})
+    assert status == 200
+    [mail] = sent_mails("cli@example.com")
+    assert "approve it (valid for 10 minutes, once)" in mail["body"], mail["body"]

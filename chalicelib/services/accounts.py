@@ -97,9 +97,11 @@ class Accounts:
         return token
 
     def _send_link(self, email: str, token: str, subject: str, intro: str,
-                   request: Optional["SignInRequest"] = None) -> None:
+                   request: Optional["SignInRequest"] = None, approvable_for: Optional[int] = None) -> None:
         link = f"{self.base_url}/auth/verify?token={token}"
-        minutes = self.settings.login_token_ttl_seconds // 60
+        # A device's link approves only while the device code lives (often less than the link).
+        ttl = self.settings.login_token_ttl_seconds
+        minutes = ttl // 60 if approvable_for is None else max(1, min(ttl, approvable_for + 30) // 60)
         if request is None:
             action = f"Open this link to sign in (valid for {minutes} minutes, once):\n{link}"
         else:
@@ -276,7 +278,8 @@ class Accounts:
         request = self.device_request(device)
         token = self._issue_login_token(email, "device", device=device, request=request)
         self._send_link(email, token, f"Approve a Spikes CLI sign-in (code {device.user_code})",
-                        f"Someone asked to sign in the Spikes CLI as {email}.", request)
+                        f"Someone asked to sign in the Spikes CLI as {email}.", request,
+                        approvable_for=int(device.expires_at or 0) - int(clock.epoch()))
 
     @staticmethod
     def device_request(device: AuthItem) -> SignInRequest:
