@@ -359,7 +359,7 @@ def main(argv=None, extend_app: Optional[Callable[[object], None]] = None) -> in
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-    parser.add_argument("--data-dir", default=os.environ.get("SPIKES_DATA_DIR", str(ROOT / ".local-data")))
+    parser.add_argument("--data-dir", default=str(ROOT / ".local-data"))
     parser.add_argument("--no-persist", action="store_true", help="keep data in memory only")
     parser.add_argument("--engine", choices=ENGINES, default=os.environ.get("SPIKES_LOCAL_ENGINE") or "auto",
                         help="what holds the tables: DynamoDB Local (auto: when Java and the jar are there) "
