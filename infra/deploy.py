@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -18,6 +19,8 @@ from infra.region import operator_region
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
+POLL_SECONDS = 5
+WAIT_ATTEMPTS = 360  # half an hour at POLL_SECONDS: the longest a stack operation is waited for
 # Deploy options -> template parameters. Unset options keep the stack's previous value.
 OPTION_PARAMETERS = {"mail_from": "MailFrom", "mail_from_name": "MailFromName", "domain_name": "DomainName",
                      "certificate_arn": "CertificateArn", "stripe_price_id": "StripePriceId",
@@ -35,6 +38,7 @@ class Deployer:
         import boto3
         self.session = session or boto3.session.Session()
         self.out = out
+        self.poll_seconds = POLL_SECONDS
         self.region = operator_region(self.session)
         self.cfn = self.session.client("cloudformation", region_name=self.region)
         self.s3 = self.session.client("s3", region_name=self.region)
@@ -56,6 +60,65 @@ class Deployer:
                 return None
             raise
         return stacks[0] if stacks and stacks[0]["StackStatus"] != "DELETE_COMPLETE" else None
+
+    def wait_while_in_progress(self, stage: str) -> Optional[Dict[str, Any]]:
+        """The stack once no operation runs on it (an earlier deploy interrupted by Ctrl-C goes
+        on in AWS), bounded as the deploy's own waits are; None once it is gone."""
+        described = self.describe(stage)
+        for _ in range(WAIT_ATTEMPTS):
+            if not described or not described["StackStatus"].endswith("_IN_PROGRESS"):
+                return described
+            self.say(f"Stack {stack_name(stage)} is {described['StackStatus']} (an earlier deploy or destroy is "
+                     "still running in AWS); waiting for it to finish ...")
+            time.sleep(self.poll_seconds)
+            described = self.describe(stage)
+        raise SystemExit(f"Stack {stack_name(stage)} is still {described['StackStatus']}: try again later.")
+
+    def settled(self, stage: str) -> Optional[Dict[str, Any]]:
+        """The stack in a state an update starts from, or None when a creation is needed. The
+        states a failed deploy or destroy leaves refuse updates: each is brought back, or the
+        operator is told what to do, rather than failing every later deploy with AWS's error."""
+        name = stack_name(stage)
+        existing = self.wait_while_in_progress(stage)
+        status = existing["StackStatus"] if existing else None
+        if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED"):
+            # A first creation that failed: nothing to update; its retained tables and bucket
+            # are checked as leftovers before the new creation.
+            self.say(f"Stack {name} failed its first creation ({status}); deleting it before trying again.")
+            self.delete_stack(stage)
+            return None
+        if status == "UPDATE_ROLLBACK_FAILED":
+            # An update failed and so did its rollback: the stack takes no update until the
+            # rollback is finished.
+            self.say(f"Stack {name} is {status}: an earlier update failed and so did its rollback; finishing the "
+                     "rollback ...")
+            self.cfn.continue_update_rollback(StackName=name)
+            existing = self.wait_while_in_progress(stage)
+            if not existing or existing["StackStatus"] != "UPDATE_ROLLBACK_COMPLETE":
+                self.say(self._failure_events(name))
+                raise SystemExit(
+                    f"Stack {name} could not finish its rollback ({existing and existing['StackStatus']}). Fix or "
+                    "delete the failed resources listed above, or continue the rollback skipping them (CloudFormation "
+                    "console: Stack actions, Continue update rollback), then deploy again (docs/deploy.md, "
+                    "'Upgrading').")
+            return existing
+        if status == "DELETE_FAILED":
+            self.say(self._failure_events(name))
+            raise SystemExit(f"Stack {name} is {status}: an earlier `make destroy` did not finish. Run "
+                             f"`make destroy STAGE={stage}` again (it retries the deletion), then deploy.")
+        return existing
+
+    def delete_stack(self, stage: str) -> None:
+        from botocore.exceptions import WaiterError
+        name = stack_name(stage)
+        self.cfn.delete_stack(StackName=name)
+        try:
+            self.cfn.get_waiter("stack_delete_complete").wait(
+                StackName=name, WaiterConfig={"Delay": self.poll_seconds, "MaxAttempts": WAIT_ATTEMPTS})
+        except WaiterError as exc:
+            self.say(self._failure_events(name))
+            raise SystemExit(f"Stack {name} was not deleted: {exc}. Fix or delete the failed resources listed "
+                             f"above, then `make destroy STAGE={stage}` again.") from exc
 
     @staticmethod
     def outputs(described: Dict[str, Any]) -> Dict[str, str]:
@@ -102,12 +165,7 @@ class Deployer:
         built = build_dir / stage
         if not (built / "template.json").exists():
             raise SystemExit(f"{built}/template.json is missing: run `make package STAGE={stage}` first")
-        existing = self.describe(stage)
-        if existing and existing["StackStatus"] == "ROLLBACK_COMPLETE":
-            self.say(f"Stack {stack_name(stage)} failed its first creation; deleting it before trying again.")
-            self.cfn.delete_stack(StackName=stack_name(stage))
-            self.cfn.get_waiter("stack_delete_complete").wait(StackName=stack_name(stage))
-            existing = None
+        existing = self.settled(stage)
         previous = {p["ParameterKey"]: p.get("ParameterValue", "") for p in (existing or {}).get("Parameters", [])}
         if not existing and not options.get("mail_from"):
             raise SystemExit("The first deploy needs the mail sender: make deploy STAGE=... MAIL_FROM=no-reply@your-domain")
@@ -197,7 +255,8 @@ class Deployer:
             waiter = "stack_create_complete"
         from botocore.exceptions import WaiterError
         try:
-            self.cfn.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": 5, "MaxAttempts": 360})
+            self.cfn.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": self.poll_seconds,
+                                                                           "MaxAttempts": WAIT_ATTEMPTS})
         except WaiterError as exc:
             self.say(self._failure_events(name))
             raise SystemExit(f"Stack {name} did not finish: {exc}") from exc
@@ -265,15 +324,13 @@ class Deployer:
 
     def destroy(self, stage: str, delete_data: bool = False) -> None:
         stack.check_stage(stage)
-        described = self.describe(stage)
+        described = self.wait_while_in_progress(stage)
         bucket = self.outputs(described).get("BucketName") if described else None
         bucket = bucket or self.bucket_name(stage)
         tables = list(stack.table_names(stage).values())
         if described:
             self.say(f"Deleting stack {stack_name(stage)} ...")
-            self.cfn.delete_stack(StackName=stack_name(stage))
-            self.cfn.get_waiter("stack_delete_complete").wait(StackName=stack_name(stage),
-                                                              WaiterConfig={"Delay": 5, "MaxAttempts": 360})
+            self.delete_stack(stage)
         else:
             self.say(f"No stack {stack_name(stage)} in {self.region}.")
         if not delete_data:
