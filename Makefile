@@ -146,8 +146,10 @@ package: $(STAMP)
 deploy: package
 	$(AWS_REAL) $(BIN)/python -m infra.deploy deploy --stage '$(STAGE)' $(DEPLOY_OPTIONS)
 
-## Delete the stack; tables, bucket and secrets are kept unless DELETE_DATA=yes.
+## Delete the stack; tables, bucket and secrets are kept unless DELETE_DATA=yes. STAGE must be
+## named: a destroy meant for another stage that forgot it must not take down the default, prod.
 destroy: $(STAMP)
+	$(if $(filter command line environment,$(origin STAGE)),,$(error make destroy deletes a stage: name it, make destroy STAGE=<stage> (it does not default to $(STAGE))))
 	$(AWS_REAL) $(BIN)/python -m infra.deploy destroy --stage '$(STAGE)' $(if $(filter yes,$(DELETE_DATA)),--delete-data)
 
 ## Create the stage's SSM parameters (secret key, admin token, Stripe keys); ROTATE=name replaces one.

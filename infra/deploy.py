@@ -12,7 +12,7 @@ import hashlib
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from infra import package, secrets, stack
 from infra.region import operator_region
@@ -322,8 +322,14 @@ class Deployer:
 
     # --- destroy ------------------------------------------------------------------------------
 
-    def destroy(self, stage: str, delete_data: bool = False) -> None:
+    def destroy(self, stage: str, delete_data: bool = False, confirm: Optional[Callable[[str], str]] = None) -> None:
+        """``confirm`` (a prompt, at a terminal) must answer the stage's name before its data is deleted."""
         stack.check_stage(stage)
+        if delete_data and confirm is not None:
+            answer = confirm(f"This deletes stage {stage}'s tables (their point-in-time recovery with them), share "
+                             f"bucket and secrets in {self.region}, for good. Type the stage name to go on: ")
+            if answer.strip() != stage:
+                raise SystemExit(f"Nothing deleted: {answer.strip()!r} is not {stage!r}.")
         described = self.wait_while_in_progress(stage)
         bucket = self.outputs(described).get("BucketName") if described else None
         bucket = bucket or self.bucket_name(stage)
@@ -443,7 +449,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     deployer = Deployer()
     if args.command == "destroy":
-        deployer.destroy(args.stage, args.delete_data)
+        deployer.destroy(args.stage, args.delete_data, confirm=input if sys.stdin.isatty() else None)
         return 0
     if args.package:
         package.build(args.stage, Path(args.build_dir))
