@@ -130,13 +130,15 @@ STAGE ?= prod
 AWS_REAL := env -u AWS_EC2_METADATA_DISABLED \
   $(if $(filter file,$(origin AWS_ACCESS_KEY_ID)),-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY) \
   $(if $(filter file,$(origin AWS_DEFAULT_REGION)),-u AWS_DEFAULT_REGION)
-DEPLOY_OPTIONS := $(if $(MAIL_FROM),--mail-from '$(MAIL_FROM)') $(if $(MAIL_FROM_NAME),--mail-from-name '$(MAIL_FROM_NAME)') \
-  $(if $(DOMAIN_NAME),--domain-name '$(DOMAIN_NAME)') $(if $(CERTIFICATE_ARN),--certificate-arn '$(CERTIFICATE_ARN)') \
-  $(if $(STRIPE_PRICE_ID),--stripe-price-id '$(STRIPE_PRICE_ID)') $(if $(ALARM_EMAIL),--alarm-email '$(ALARM_EMAIL)') \
-  $(if $(STRIPE_AGENT_SPIKE_PRICE_ID),--stripe-agent-spike-price-id '$(STRIPE_AGENT_SPIKE_PRICE_ID)') \
-  $(if $(STRIPE_AGENT_SHARE_PRICE_ID),--stripe-agent-share-price-id '$(STRIPE_AGENT_SHARE_PRICE_ID)') \
-  $(if $(AGENT_SIGNUP),--agent-signup '$(AGENT_SIGNUP)') \
-  $(if $(LOG_RETENTION_DAYS),--log-retention-days '$(LOG_RETENTION_DAYS)')
+# A deploy option from a variable: given when set, and when set empty on the command line
+# (DOMAIN_NAME= clears it, back to the template's default); left out, the stack keeps its value.
+deploy_option = $(if $(or $($(1)),$(filter command line,$(origin $(1)))),--$(2) '$($(1))')
+DEPLOY_OPTIONS := $(call deploy_option,MAIL_FROM,mail-from) $(call deploy_option,MAIL_FROM_NAME,mail-from-name) \
+  $(call deploy_option,DOMAIN_NAME,domain-name) $(call deploy_option,CERTIFICATE_ARN,certificate-arn) \
+  $(call deploy_option,STRIPE_PRICE_ID,stripe-price-id) $(call deploy_option,ALARM_EMAIL,alarm-email) \
+  $(call deploy_option,STRIPE_AGENT_SPIKE_PRICE_ID,stripe-agent-spike-price-id) \
+  $(call deploy_option,STRIPE_AGENT_SHARE_PRICE_ID,stripe-agent-share-price-id) \
+  $(call deploy_option,AGENT_SIGNUP,agent-signup) $(call deploy_option,LOG_RETENTION_DAYS,log-retention-days)
 
 ## Write build/$(STAGE)/: the code package and the CloudFormation template. Touches no AWS.
 package: $(STAMP)

@@ -186,7 +186,7 @@ class Deployer:
         values: Dict[str, Optional[str]] = {"Stage": stage, "CodeBucket": bucket, "CodeKey": code_key}
         for option, parameter in OPTION_PARAMETERS.items():
             if options.get(option) is not None:
-                values[parameter] = str(options[option])
+                values[parameter] = self._option_value(option, parameter, str(options[option]))
         # Links in mail and share URLs: the custom domain (the template uses it), else the
         # API's own URL, which exists only once the stack does (then a second, quick update).
         known_url = self.outputs(existing).get("ApiUrl") if existing else None
@@ -227,6 +227,15 @@ class Deployer:
             self.say("Indexing webhook events held by an earlier version (once) ...")
             moved = deliveries.upgrade_held(clock.epoch(), settings.webhook_max_event_age_seconds)
             self.say(f"  {moved} held events indexed; the delivery job ends those no longer paused.")
+
+    @staticmethod
+    def _option_value(option: str, parameter: str, value: str) -> str:
+        """An option given empty (``make deploy DOMAIN_NAME=``) clears it: the template's default."""
+        if value.strip():
+            return value.strip()
+        if "Default" not in stack.PARAMETERS[parameter]:
+            raise SystemExit(f"{option.upper()} cannot be cleared: the stage needs one.")
+        return str(stack.PARAMETERS[parameter]["Default"])
 
     @staticmethod
     def _parameters(values: Dict[str, Optional[str]], previous: Dict[str, str]) -> List[Dict[str, Any]]:
@@ -453,7 +462,9 @@ def main(argv=None) -> int:
         return 0
     if args.package:
         package.build(args.stage, Path(args.build_dir))
-    options = {option: getattr(args, option) or None for option in [*OPTION_PARAMETERS, "public_base_url"]}
+    # An option given empty is kept as such: it clears the parameter (None leaves it as deployed).
+    options = {option: getattr(args, option) for option in OPTION_PARAMETERS}
+    options["public_base_url"] = args.public_base_url or None
     deployer.deploy(args.stage, Path(args.build_dir), options, interactive=sys.stdin.isatty())
     return 0
 

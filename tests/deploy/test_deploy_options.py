@@ -1,0 +1,63 @@
+"""A deploy option set empty clears it. Options left out keep the stack's values, and an empty
+one was read as left out: `make deploy DOMAIN_NAME=` (or ALARM_EMAIL=, STRIPE_PRICE_ID=,
+AGENT_SIGNUP=) kept the old value without a word, so a custom domain, an alarm address, a price
+being sold or an open agent signup could not be removed with the command docs/deploy.md gives."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Dict
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra import deploy
+from tests.deploy.conftest import STAGE, deploy_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.usefixtures("clean_spikes_env")
+
+
+def parameters() -> Dict[str, str]:
+    described = boto3.client("cloudformation").describe_stacks(StackName=deploy.stack_name(STAGE))["Stacks"][0]
+    return {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]}
+
+
+def test_make_deploy_passes_an_option_set_empty_on_the_command_line():
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    env = {key: value for key, value in os.environ.items() if key not in ("ALARM_EMAIL", "DOMAIN_NAME")}
+    dry = subprocess.run(["make", "-n", "deploy", "STAGE=staging", "ALARM_EMAIL="], cwd=ROOT, capture_output=True,
+                         text=True, stdin=subprocess.DEVNULL, timeout=60, env=env)
+    assert dry.returncode == 0, dry.stderr
+    command = next(line for line in dry.stdout.splitlines() if "infra.deploy deploy" in line)
+    assert "--alarm-email ''" in command
+    assert "--domain-name" not in command  # left out: kept as deployed
+
+
+def test_the_deploy_command_keeps_an_empty_option(monkeypatch):
+    seen: Dict[str, Any] = {}
+
+    class Recorder:
+        def deploy(self, stage, build_dir, options, interactive=False):
+            seen.update(options)
+
+    monkeypatch.setattr(deploy, "Deployer", Recorder)
+    deploy.main(["deploy", "--stage", STAGE, "--alarm-email", "", "--stripe-price-id", ""])
+    assert seen["alarm_email"] == "" and seen["stripe_price_id"] == ""
+    assert seen["domain_name"] is None
+
+
+def test_an_option_set_empty_returns_to_the_templates_default(built):
+    with mock_aws():
+        deploy_stack(built, alarm_email="ops@spikes.example", stripe_price_id="price_123", agent_signup="true",
+                     log_retention_days="90")
+        deploy_stack(built, alarm_email="", stripe_price_id="", agent_signup="", log_retention_days="",
+                     mail_from_name=None)
+        now = parameters()
+        assert (now["AlarmEmail"], now["StripePriceId"], now["AgentSignup"], now["LogRetentionDays"]) == ("", "", "", "30")
+        with pytest.raises(SystemExit, match="MAIL_FROM cannot be cleared"):
+            deploy_stack(built, mail_from="")
