@@ -63,6 +63,12 @@ def ensure_secrets(ssm: Any, stage: str, rotate: Iterable[str] = (), ask: Option
             value = ask(f"{label}, or Enter to skip: ")
         if value:
             put(name, value.strip())
+    not_rotated = sorted(name for name in rotate if name not in written)
+    if not_rotated:
+        # An empty answer or a misspelled variable: the old value would go on being used by a
+        # stage the operator believes rotated (a webhook secret Stripe no longer signs with).
+        raise SystemExit(f"Not rotated: {', '.join(not_rotated)} (no new value was given; each keeps its old one). "
+                         f"Give it in {', '.join('SPIKES_' + name.upper() for name in not_rotated)} or at the prompt.")
     missing = [name for name in FROM_USER if name not in present and name not in written]
     if missing:
         print(f"Not set: {', '.join(missing)}: billing answers 503 BILLING_NOT_CONFIGURED until you run "
