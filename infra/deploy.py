@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from infra import package, secrets, stack
 from infra.region import operator_region
@@ -150,7 +151,6 @@ class Deployer:
     def require_tls(self, bucket: str) -> None:
         """The function code CloudFormation deploys is read from here: refuse anything but TLS,
         as the share bucket does (infra/stack.py)."""
-        import json
         arn = f"arn:{self.session.get_partition_for_region(self.region)}:s3:::{bucket}"
         self.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(stack.tls_only_policy(arn, f"{arn}/*")))
 
@@ -191,7 +191,8 @@ class Deployer:
         # API's own URL, which exists only once the stack does (then a second, quick update).
         known_url = self.outputs(existing).get("ApiUrl") if existing else None
         values["PublicBaseUrl"] = options.get("public_base_url") or known_url or ""
-        parameters = self._parameters(values, previous)
+        declared = set(json.loads(template_bytes).get("Parameters", {}))
+        parameters = self._parameters(values, previous, declared)
         self._create_or_update(stage, template_url, parameters, update=existing is not None)
         described = self.describe(stage)
         outputs = self.outputs(described)
@@ -200,7 +201,7 @@ class Deployer:
             self.say("Setting the public base URL to the new API's URL ...")
             values["PublicBaseUrl"] = outputs["ApiUrl"]
             current = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described["Parameters"]}
-            self._create_or_update(stage, template_url, self._parameters(values, current), update=True)
+            self._create_or_update(stage, template_url, self._parameters(values, current, declared), update=True)
             outputs = self.outputs(self.describe(stage))
         self.migrate(stage)
         self.report(stage, outputs, described)
@@ -238,10 +239,14 @@ class Deployer:
         return str(stack.PARAMETERS[parameter]["Default"])
 
     @staticmethod
-    def _parameters(values: Dict[str, Optional[str]], previous: Dict[str, str]) -> List[Dict[str, Any]]:
-        """Given values, else the stack's current ones (explicitly: a template may add parameters)."""
+    def _parameters(values: Dict[str, Optional[str]], previous: Dict[str, str],
+                    declared: Set[str]) -> List[Dict[str, Any]]:
+        """Given values, else the stack's current ones (explicitly: a template may add parameters),
+        of those the template declares: CloudFormation refuses an update naming one a newer
+        version of the template dropped."""
         merged = {**previous, **{key: value for key, value in values.items() if value is not None}}
-        return [{"ParameterKey": key, "ParameterValue": value} for key, value in sorted(merged.items())]
+        return [{"ParameterKey": key, "ParameterValue": value} for key, value in sorted(merged.items())
+                if key in declared]
 
     def _create_or_update(self, stage: str, template_url: str, parameters: List[dict], update: bool) -> None:
         from botocore.exceptions import ClientError

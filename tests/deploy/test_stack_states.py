@@ -87,3 +87,35 @@ def test_a_deploy_over_a_failed_deletion_says_what_to_do(built):
         deploy_stack(built)
         with pytest.raises(SystemExit, match=f"make destroy STAGE={STAGE}` again"):
             deploy_over("DELETE_FAILED")
+
+
+class StackWithRetiredParameter:
+    """moto's client, with the stack deployed by an earlier version holding a parameter this
+    version's template no longer declares; an update naming it is refused as CloudFormation does."""
+
+    def __init__(self, real: Any, declared: set):
+        self.real, self.declared = real, declared
+
+    def describe_stacks(self, **kwargs: Any) -> dict:
+        answer = self.real.describe_stacks(**kwargs)
+        answer["Stacks"][0]["Parameters"].append({"ParameterKey": "RetiredOption", "ParameterValue": "kept"})
+        return answer
+
+    def update_stack(self, **kwargs: Any) -> dict:
+        unknown = [p["ParameterKey"] for p in kwargs["Parameters"] if p["ParameterKey"] not in self.declared]
+        if unknown:
+            raise ClientError({"Error": {"Code": "ValidationError", "Message": (
+                f"Parameters: {unknown} do not exist in the template")}}, "UpdateStack")
+        return self.real.update_stack(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_an_upgrade_whose_template_dropped_a_parameter_updates_the_stack(built):
+    with mock_aws():
+        deploy_stack(built)
+        deployer = Deployer(out=io.StringIO())
+        deployer.cfn = StackWithRetiredParameter(deployer.cfn, set(built["template"]["Parameters"]))
+        deployer.deploy(STAGE, BUILD_ROOT, {"mail_from_name": "After an upgrade"})
+        assert parameter("MailFromName") == "After an upgrade"
