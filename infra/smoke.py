@@ -86,11 +86,21 @@ def run(url: str, token: Optional[str] = None, out=sys.stdout) -> Dict[str, floa
     steps: List[tuple[str, Callable[[], None]]] = [
         ("health", health), ("widget script", widget), ("credential", credential), ("share uploaded", share),
         ("share served", served), ("spike posted and read back", spike), ("share deleted", cleanup)]
-    for name, step in steps:
-        started = time.perf_counter()
-        step()
-        timings[name] = (time.perf_counter() - started) * 1000
-        print(f"ok  {name:<28} {timings[name]:7.0f} ms", file=out, flush=True)
+    try:
+        for name, step in steps:
+            started = time.perf_counter()
+            step()
+            timings[name] = (time.perf_counter() - started) * 1000
+            print(f"ok  {name:<28} {timings[name]:7.0f} ms", file=out, flush=True)
+    except (SmokeFailed, requests.RequestException):
+        # A step after the upload failed: the smoke share is deleted still, so each failed run
+        # against a broken stage leaves nothing in the account it used (best effort).
+        if "share_id" in state and "share deleted" not in timings:
+            try:
+                cleanup()
+            except (SmokeFailed, requests.RequestException):
+                print(f"could not delete the smoke share {state['share_id']}: delete it by hand", file=out)
+        raise
     return timings
 
 
