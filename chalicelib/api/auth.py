@@ -14,10 +14,10 @@ from chalicelib.lazy import lazy_import
 account_schemas = lazy_import("chalicelib.api.account_schemas")
 schemas = lazy_import("chalicelib.api.schemas")
 responses = lazy_import("chalicelib.api.responses")
+addresses = lazy_import("chalicelib.services.addresses")
 accounts = lazy_import("chalicelib.services.accounts")
 apikeys = lazy_import("chalicelib.services.apikeys")
 identity = lazy_import("chalicelib.services.identity")
-mailer = lazy_import("chalicelib.services.mailer")
 metering = lazy_import("chalicelib.services.metering")
 sessions = lazy_import("chalicelib.services.sessions")
 
@@ -36,7 +36,7 @@ def _shown_address(email: str) -> str:
     """An address as the sign-in pages name it: with an internationalised domain, its ASCII form
     too, as browsers show such a host (``аррӏе.com`` in Cyrillic reads as apple.com; the
     ``xn--`` form does not): docs/security.md, 181."""
-    in_ascii = mailer.ascii_address(email)
+    in_ascii = addresses.ascii_address(email)
     return email if in_ascii is None or in_ascii == email else f"{email} ({in_ascii})"
 
 

@@ -16,6 +16,7 @@ from chalicelib import clock
 from chalicelib.errors import NotFound, TokenExpired, TokenInvalid, TokenUsed
 from chalicelib.logs import get_logger, mask_email
 from chalicelib.services import mail_limits, quotas, ratelimit, sessions
+from chalicelib.services.addresses import normalize_email
 from chalicelib.services.mailer import Mail
 from chalicelib.crypto import new_token
 from chalicelib.settings import Settings
@@ -34,10 +35,6 @@ DEVICE_LOOKUPS_PER_MINUTE = 10
 def user_id_for(email: str) -> str:
     """Deterministic per address, so creating a user is a plain idempotent upsert."""
     return str(uuid.uuid5(USER_NAMESPACE, email))
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
 
 
 def user_view(user: User) -> dict:

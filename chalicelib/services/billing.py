@@ -9,7 +9,7 @@ from chalicelib import clock
 from chalicelib.errors import BillingNotConfigured, DependencyUnavailable, InternalError, NotFound
 from chalicelib.logs import get_logger
 from chalicelib.services import quotas
-from chalicelib.services.mailer import ascii_address
+from chalicelib.services.addresses import ascii_address
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store.models import User

@@ -9,20 +9,8 @@ networks could fill anyone's inbox without end (docs/security.md, 180).
 from __future__ import annotations
 
 from chalicelib.services import ratelimit
+from chalicelib.services.addresses import mailbox
 from chalicelib.settings import Settings
-
-# Gmail ignores dots in the name and serves both domains to the same inbox.
-DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
-
-
-def mailbox(address: str) -> str:
-    """The inbox a (normalised) ``address`` reaches: its ``+tag`` dropped, Gmail's dots too."""
-    local, _, domain = address.rpartition("@")
-    base = local.split("+", 1)[0] or local
-    if domain in DOTLESS_DOMAINS:
-        base, domain = base.replace(".", "") or base, DOTLESS_DOMAINS[domain]
-    return f"{base}@{domain}"
-
 
 def enforce(settings: Settings, address: str, client_ip: str) -> None:
     """Count one sign-in mail; 429 RATE_LIMIT past either limit. The mailbox's budget is shared

@@ -7,27 +7,12 @@ from typing import Any, Optional
 
 from chalicelib.errors import DependencyUnavailable, ServerMisconfigured, ValidationFailed
 from chalicelib.logs import get_logger, mask_email
+from chalicelib.services.addresses import ascii_address
 
 log = get_logger("spikes.mail")
 
 SES_CANNOT_DELIVER = ("This server mails through Amazon SES, which cannot deliver to an address with letters "
                       "outside ASCII before the @: use another address")
-
-
-def ascii_address(address: str) -> Optional[str]:
-    """``address`` in ASCII, as SES takes it (it has no SMTPUTF8): an internationalised domain,
-    which validation writes in Unicode (``bücher.de``), in IDNA's ``xn--`` form; None when the
-    name before the @ is not ASCII (nothing can carry it then)."""
-    local, _, domain = address.rpartition("@")
-    if not local.isascii():
-        return None
-    if domain.isascii():
-        return address
-    import idna  # email-validator's own IDNA 2008 codec; only an internationalised domain needs it
-    try:
-        return f"{local}@{idna.encode(domain).decode('ascii')}"
-    except idna.IDNAError:
-        return None
 
 
 @dataclass(frozen=True)
