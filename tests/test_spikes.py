@@ -371,6 +371,21 @@ def test_csv_export_is_flat_and_safe_for_spreadsheets(client):
     assert element["reviewer_name"] == "Jane" and element["resolved"] == "false"
 
 
+def test_csv_export_also_neutralises_a_formula_behind_spaces_or_in_full_width(client):
+    """Spreadsheets that skip leading blanks, or take the full-width sign an East Asian input
+    method types, would run these as formulas."""
+    post(client, {**PAGE_SPIKE, "id": "hidden", "comments": "  =HYPERLINK(\"http://evil\")",
+                  "reviewer": {"id": "r", "name": "\uff1dcmd|' /C calc'!A0"}})
+    post(client, {**PAGE_SPIKE, "id": "wrapped", "comments": "\n\u3000@SUM(1)",
+                  "reviewer": {"id": "r", "name": "a = b - c"}})
+    response = client.http.get("/spikes/export?project=my-project&format=csv")
+    rows = {row["id"]: row for row in csv.DictReader(io.StringIO(response.body.decode("utf-8-sig")))}
+    assert rows["hidden"]["comments"] == "'  =HYPERLINK(\"http://evil\")"
+    assert rows["hidden"]["reviewer_name"] == "'\uff1dcmd|' /C calc'!A0"
+    assert rows["wrapped"]["comments"] == "'\n\u3000@SUM(1)"
+    assert rows["wrapped"]["reviewer_name"] == "a = b - c"  # text with a sign inside stays as written
+
+
 def test_jsonl_export_streams_every_matching_spike(client):
     for i in range(5):
         post(client, {**PAGE_SPIKE, "id": f"j{i}", "rating": "love" if i % 2 else "no"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -19,6 +20,8 @@ CSV_COLUMNS = ["id", "type", "projectKey", "page", "url", "rating", "comments", 
                "reviewer_email", "selector", "xpath", "elementText", "bbox_x", "bbox_y", "bbox_width", "bbox_height",
                "viewport_width", "viewport_height", "timestamp", "resolved", "resolvedAt"]
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# What a spreadsheet may skip before a formula's sign: spaces, line breaks, and their Unicode kin.
+SKIPPED_BEFORE_FORMULA = " \t\r\n\u00a0\u3000"
 
 
 @dataclass(frozen=True)
@@ -30,11 +33,20 @@ class Export:
 
 
 def _cell(value) -> str:
-    """Spreadsheets run cells starting with = + - @ as formulas: make them plain text."""
+    """Spreadsheets run cells starting with = + - @ as formulas: make them plain text. Some also
+    take the sign after leading spaces, or in its full-width form (``＝``, typed with an East
+    Asian input method), so a cell is judged by its first visible character, compatibility-folded."""
     if value is None:
         return ""
     text = str(value).lower() if isinstance(value, bool) else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+    return "'" + text if _reads_as_formula(text) else text
+
+
+def _reads_as_formula(text: str) -> bool:
+    if text.startswith(FORMULA_PREFIXES):
+        return True
+    visible = text.lstrip(SKIPPED_BEFORE_FORMULA)[:1]
+    return bool(visible) and unicodedata.normalize("NFKC", visible) in FORMULA_PREFIXES
 
 
 def _csv_row(item: dict) -> list:
