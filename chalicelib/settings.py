@@ -181,6 +181,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def local_stage(self) -> bool:
+        """``make dev`` or the tests: no AWS account behind the server."""
+        return self.stage in LOCAL_STAGES
+
+    @property
     def resource_prefix(self) -> str:
         return self.table_prefix if self.table_prefix is not None else f"spikes-{self.stage}-"
 

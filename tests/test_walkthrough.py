@@ -2,6 +2,8 @@
 server, and what the server now does instead."""
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import ADMIN_TOKEN, call, sign_in
 
 
@@ -208,6 +210,17 @@ def test_a_receiver_on_this_machine_is_refused_saying_which_switch_admits_it(cli
         assert "SPIKES_WEBHOOK_ALLOW_LOOPBACK=true" in body["details"][0]["message"], body
     status, body, _ = call(client, "PATCH", f"/v1/shares/{slug}", {"webhook_url": "http://example.com/hook"}, token=token)
     assert status == 400 and body["details"][0]["message"] == "Webhook URLs must use https"  # not this machine
+
+
+def test_a_deployed_stage_does_not_point_at_the_local_servers_switch():
+    # On a Lambda, loopback is the Lambda itself and SPIKES_WEBHOOK_ALLOW_LOOPBACK is refused at
+    # start-up: the hint would send an operator after a setting that cannot help.
+    from chalicelib.errors import ValidationFailed
+    from chalicelib.services.webhook_urls import validate_webhook_url
+    for url in ("http://127.0.0.1:9000/hook", "https://localhost:9000/hook"):
+        with pytest.raises(ValidationFailed) as refused:
+            validate_webhook_url(url, allow_loopback=False, local_stage=False)
+        assert "SPIKES_WEBHOOK_ALLOW_LOOPBACK" not in refused.value.details[0]["message"]
 
 
 def test_a_device_sign_in_mail_says_how_long_it_can_approve_the_device(client):

@@ -98,7 +98,7 @@ def check_options(settings: Settings, user: User, options: ShareOptions, base_ur
     if not quotas.has_paid_features(tier) and (options.password or options.webhook_url):
         raise _pro_features_refused(settings, base_url, bool(options.password))
     if options.webhook_url:
-        validate_webhook_url(options.webhook_url, settings.webhook_allow_loopback)
+        validate_webhook_url(options.webhook_url, settings.webhook_allow_loopback, settings.local_stage)
     limit = quotas.limits_for(settings, tier).share_limit
     if limit is not None and int(user.active_shares or 0) >= limit:
         raise _limit_error(settings, base_url, limit)
@@ -252,7 +252,7 @@ def _update_share(settings: Settings, user: User, key: str, changes: ShareChange
     if sets_paid_feature and not quotas.has_paid_features(quotas.effective_tier(user)):
         raise _pro_features_refused(settings, base_url, bool(changes.password))
     if changes.webhook_url:
-        validate_webhook_url(changes.webhook_url, settings.webhook_allow_loopback)
+        validate_webhook_url(changes.webhook_url, settings.webhook_allow_loopback, settings.local_stage)
     if changes.name is not None and not changes.name.strip():
         raise ValidationFailed.field("name", "name cannot be empty")
     password_hash = None

@@ -49,9 +49,11 @@ LOOPBACK_HINT = ("; for a receiver on this machine, start the local server with 
                  "(tests and local development only: docs/webhooks.md)")
 
 
-def validate_webhook_url(url: str, allow_loopback: bool = False) -> None:
+def validate_webhook_url(url: str, allow_loopback: bool = False, local_stage: bool = False) -> None:
     """https only, and every address the host resolves to must be public: the server must not
-    be steerable at its own network (metadata endpoint, loopback, private ranges)."""
+    be steerable at its own network (metadata endpoint, loopback, private ranges).
+    ``local_stage``: the server runs on the developer's machine, where a loopback receiver is
+    one switch away (on a Lambda, loopback is the Lambda itself)."""
     def invalid(message: str) -> ValidationFailed:
         return ValidationFailed.field("webhook_url", message, "INVALID_WEBHOOK_URL")
     try:
@@ -61,7 +63,7 @@ def validate_webhook_url(url: str, allow_loopback: bool = False) -> None:
         raise invalid("Not a valid URL") from None
     on_this_machine = host in LOOPBACK_HOSTS
     # A newcomer pointing make dev at a receiver on this machine is told the switch for it.
-    hint = LOOPBACK_HINT if on_this_machine and not allow_loopback else ""
+    hint = LOOPBACK_HINT if on_this_machine and local_stage and not allow_loopback else ""
     if (parsed.scheme != "https" and not (allow_loopback and on_this_machine and parsed.scheme == "http")) or not host:
         raise invalid("Webhook URLs must use https" + hint)
     if parsed.username or parsed.password:
