@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from infra import package, secrets, stack
+from infra.options import problems as option_problems
 from infra.region import operator_region
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,10 +166,11 @@ class Deployer:
         built = build_dir / stage
         if not (built / "template.json").exists():
             raise SystemExit(f"{built}/template.json is missing: run `make package STAGE={stage}` first")
+        given = {parameter: self._option_value(option, parameter, str(options[option]))
+                 for option, parameter in OPTION_PARAMETERS.items() if options.get(option) is not None}
+        self.check_options(stage, given)
         existing = self.settled(stage)
         previous = {p["ParameterKey"]: p.get("ParameterValue", "") for p in (existing or {}).get("Parameters", [])}
-        if not existing and not options.get("mail_from"):
-            raise SystemExit("The first deploy needs the mail sender: make deploy STAGE=... MAIL_FROM=no-reply@your-domain")
         if not existing:
             self.clear_leftovers(stage)
 
@@ -183,10 +185,7 @@ class Deployer:
                                    built / "template.json")
         template_url = f"https://{bucket}.s3.{self.region}.amazonaws.com/{template_key}"
 
-        values: Dict[str, Optional[str]] = {"Stage": stage, "CodeBucket": bucket, "CodeKey": code_key}
-        for option, parameter in OPTION_PARAMETERS.items():
-            if options.get(option) is not None:
-                values[parameter] = self._option_value(option, parameter, str(options[option]))
+        values: Dict[str, Optional[str]] = {"Stage": stage, "CodeBucket": bucket, "CodeKey": code_key, **given}
         # Links in mail and share URLs: the custom domain (the template uses it), else the
         # API's own URL, which exists only once the stack does (then a second, quick update).
         known_url = self.outputs(existing).get("ApiUrl") if existing else None
@@ -206,6 +205,18 @@ class Deployer:
         self.migrate(stage)
         self.report(stage, outputs, described)
         return outputs
+
+    def check_options(self, stage: str, given: Dict[str, str]) -> None:
+        """Refuse, before anything is created or changed, options the stack would fail on late
+        (infra/options.py), read against the parameters the stack keeps (a stack whose first
+        creation failed is created again: it keeps none)."""
+        current = self.wait_while_in_progress(stage)
+        creating = not current or current["StackStatus"] in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED")
+        previous = {} if creating else {p["ParameterKey"]: p.get("ParameterValue", "") for p in current["Parameters"]}
+        found = option_problems(given, previous, self.region, self.session.get_partition_for_region(self.region),
+                                creating)
+        if found:
+            raise SystemExit("Nothing was deployed or changed:\n" + "\n".join(f"  - {item}" for item in found))
 
     def migrate(self, stage: str) -> None:
         """What this version changes in items already stored, once its tables and code are

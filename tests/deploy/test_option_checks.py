@@ -1,0 +1,73 @@
+"""Deploy options a stack can only fail on late are refused before anything is created or changed.
+`make deploy DOMAIN_NAME=...` without CERTIFICATE_ARN wrote the stage's secrets, uploaded its code
+and started the stack, which failed at the custom domain halfway through (a first creation rolled
+back); an allowed-values mistake (AGENT_SIGNUP=yes) failed after the secrets and the upload."""
+from __future__ import annotations
+
+import io
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from infra import stack
+from infra.deploy import Deployer
+from infra.options import problems
+from tests.deploy.conftest import BUILD_ROOT, MAIL_FROM, STAGE, deploy_stack
+
+pytestmark = pytest.mark.usefixtures("clean_spikes_env")
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-aaaa-bbbb-cccc-0123456789ab"
+
+
+def deploy(**options):
+    return Deployer(out=io.StringIO()).deploy(STAGE, BUILD_ROOT, {"mail_from": MAIL_FROM, **options})
+
+
+def test_a_custom_domain_without_its_certificate_is_refused_before_anything_exists(built):
+    with mock_aws():
+        with pytest.raises(SystemExit, match="CERTIFICATE_ARN=arn:aws:acm:us-east-1:") as refused:
+            deploy(domain_name="feedback.example.com")
+        assert "Nothing was deployed or changed" in str(refused.value)
+        with pytest.raises(ClientError):
+            boto3.client("cloudformation").describe_stacks(StackName=f"spikes-{STAGE}")
+        assert boto3.client("s3").list_buckets()["Buckets"] == []  # no artifact bucket, no upload
+        assert boto3.client("ssm").describe_parameters()["Parameters"] == []  # no secrets written
+        assert boto3.client("dynamodb").list_tables()["TableNames"] == []
+
+
+def test_an_update_with_options_the_stack_would_refuse_changes_nothing(built):
+    with mock_aws():
+        deploy_stack(built)
+        before = boto3.client("cloudformation").describe_stacks(StackName=f"spikes-{STAGE}")["Stacks"][0]
+        with pytest.raises(SystemExit) as refused:
+            deploy(domain_name="https://feedback.example.com/", agent_signup="yes", log_retention_days="45",
+                   alarm_email="ops")
+        message = str(refused.value)
+        for expected in ("DOMAIN_NAME='https://feedback.example.com/' is not a host name", "needs its certificate",
+                         "AGENT_SIGNUP='yes' is not one of", "LOG_RETENTION_DAYS='45'", "ALARM_EMAIL='ops'"):
+            assert expected in message
+        after = boto3.client("cloudformation").describe_stacks(StackName=f"spikes-{STAGE}")["Stacks"][0]
+        assert after["Parameters"] == before["Parameters"]
+        assert after["StackStatus"] == before["StackStatus"]
+
+
+def test_the_certificate_is_read_with_the_domain_the_stack_keeps():
+    kept = {"MailFrom": MAIL_FROM, "DomainName": "feedback.example.com", "CertificateArn": CERTIFICATE}
+    assert problems({"MailFromName": "Feedback"}, kept, "us-east-1", "aws", creating=False) == []
+    assert problems({"DomainName": "new.example.com"}, kept, "us-east-1", "aws", creating=False) == []
+    # Clearing both (the documented way to remove the domain) and the domain alone are fine.
+    assert problems({"DomainName": "", "CertificateArn": ""}, kept, "us-east-1", "aws", creating=False) == []
+    assert problems({"DomainName": ""}, kept, "us-east-1", "aws", creating=False) == []
+    cleared = problems({"CertificateArn": ""}, kept, "us-east-1", "aws", creating=False)
+    assert len(cleared) == 1 and "needs its certificate" in cleared[0]
+    elsewhere = problems({}, kept, "eu-west-1", "aws", creating=False)
+    assert len(elsewhere) == 1 and "certificate in us-east-1, the stack is in eu-west-1" in elsewhere[0]
+    assert "not an ACM certificate" in problems({"CertificateArn": "cert-123"}, kept, "us-east-1", "aws", False)[0]
+    assert "first deploy needs the mail sender" in problems({}, {}, "us-east-1", "aws", creating=True)[0]
+
+
+def test_every_allowed_value_of_the_template_is_accepted():
+    for parameter, declared in stack.PARAMETERS.items():
+        for value in declared.get("AllowedValues", []):
+            assert problems({parameter: str(value)}, {"MailFrom": MAIL_FROM}, "us-east-1", "aws", False) == []
