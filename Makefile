@@ -130,9 +130,12 @@ STAGE ?= prod
 AWS_REAL := env -u AWS_EC2_METADATA_DISABLED \
   $(if $(filter file,$(origin AWS_ACCESS_KEY_ID)),-u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY) \
   $(if $(filter file,$(origin AWS_DEFAULT_REGION)),-u AWS_DEFAULT_REGION)
+# A variable's value as one shell word, exactly as given: neither make ($) nor the shell (' " ` \\ ;)
+# reads anything in it, and as --option=value it cannot be taken for an option when it starts with -.
+quoted = '$(subst ','\'',$(value $(1)))'
 # A deploy option from a variable: given when set, and when set empty on the command line
 # (DOMAIN_NAME= clears it, back to the template's default); left out, the stack keeps its value.
-deploy_option = $(if $(or $($(1)),$(filter command line,$(origin $(1)))),--$(2) '$($(1))')
+deploy_option = $(if $(or $(value $(1)),$(filter command line,$(origin $(1)))),--$(2)=$(call quoted,$(1)))
 DEPLOY_OPTIONS := $(call deploy_option,MAIL_FROM,mail-from) $(call deploy_option,MAIL_FROM_NAME,mail-from-name) \
   $(call deploy_option,DOMAIN_NAME,domain-name) $(call deploy_option,CERTIFICATE_ARN,certificate-arn) \
   $(call deploy_option,STRIPE_PRICE_ID,stripe-price-id) $(call deploy_option,ALARM_EMAIL,alarm-email) \
@@ -142,34 +145,34 @@ DEPLOY_OPTIONS := $(call deploy_option,MAIL_FROM,mail-from) $(call deploy_option
 
 ## Write build/$(STAGE)/: the code package and the CloudFormation template. Touches no AWS.
 package: $(STAMP)
-	$(BIN)/python -m infra.package --stage '$(STAGE)'
+	$(BIN)/python -m infra.package --stage=$(call quoted,STAGE)
 
 ## Package, then create or update the stack spikes-$(STAGE) (first time: MAIL_FROM=...).
 deploy: package
-	$(AWS_REAL) $(BIN)/python -m infra.deploy deploy --stage '$(STAGE)' $(DEPLOY_OPTIONS)
+	$(AWS_REAL) $(BIN)/python -m infra.deploy deploy --stage=$(call quoted,STAGE) $(DEPLOY_OPTIONS)
 
 ## Delete the stack; tables, bucket and secrets are kept unless DELETE_DATA=yes. STAGE must be
 ## named: a destroy meant for another stage that forgot it must not take down the default, prod.
 destroy: $(STAMP)
 	$(if $(filter command line environment,$(origin STAGE)),,$(error make destroy deletes a stage: name it, make destroy STAGE=<stage> (it does not default to $(STAGE))))
-	$(AWS_REAL) $(BIN)/python -m infra.deploy destroy --stage '$(STAGE)' $(if $(filter yes,$(DELETE_DATA)),--delete-data)
+	$(AWS_REAL) $(BIN)/python -m infra.deploy destroy --stage=$(call quoted,STAGE) $(if $(filter yes,$(DELETE_DATA)),--delete-data)
 
 ## Create the stage's SSM parameters (secret key, admin token, Stripe keys); ROTATE=name replaces one.
 secrets: $(STAMP)
-	$(AWS_REAL) $(BIN)/python -m infra.secrets --stage '$(STAGE)' $(if $(ROTATE),--rotate '$(ROTATE)')
+	$(AWS_REAL) $(BIN)/python -m infra.secrets --stage=$(call quoted,STAGE) $(if $(value ROTATE),--rotate=$(call quoted,ROTATE))
 
 ## A short end-to-end check of a deployed stage: make smoke URL=https://... [TOKEN=...]
 smoke: $(STAMP)
-	@test -n "$(URL)" || { echo "usage: make smoke URL=https://<api-id>.execute-api.<region>.amazonaws.com/api [TOKEN=...]" >&2; exit 1; }
-	$(BIN)/python -m infra.smoke '$(URL)'
+	@test -n $(call quoted,URL) || { echo "usage: make smoke URL=https://<api-id>.execute-api.<region>.amazonaws.com/api [TOKEN=...]" >&2; exit 1; }
+	$(BIN)/python -m infra.smoke $(call quoted,URL)
 
 ## The agent tier's usage events parked in the dead queue (docs/agents.md): list them (the default),
 ## requeue or drop: make usage-events STAGE=prod [ARGS='requeue <identifier> [--force]' | ARGS='drop <identifier>'].
 ## Local stages keep the fake credentials (with SPIKES_DYNAMODB_ENDPOINT_URL for a make dev server).
 usage-events: $(STAMP)
-	@$(if $(filter local test,$(STAGE)),,$(AWS_REAL)) $(BIN)/python -m tools.usage_events --stage '$(STAGE)' $(or $(ARGS),list)
+	@$(if $(filter local test,$(STAGE)),,$(AWS_REAL)) $(BIN)/python -m tools.usage_events --stage=$(call quoted,STAGE) $(or $(ARGS),list)
 
 ## The jobs' pending units parked after failing too often (docs/reliability.md): list them (the
 ## default) or requeue: make parked-work STAGE=prod [ARGS='requeue <unit>' | ARGS='requeue --all'].
 parked-work: $(STAMP)
-	@$(if $(filter local test,$(STAGE)),,$(AWS_REAL)) $(BIN)/python -m tools.parked_work --stage '$(STAGE)' $(or $(ARGS),list)
+	@$(if $(filter local test,$(STAGE)),,$(AWS_REAL)) $(BIN)/python -m tools.parked_work --stage=$(call quoted,STAGE) $(or $(ARGS),list)

@@ -37,3 +37,17 @@ def ascii_address(address: str) -> Optional[str]:
         return f"{local}@{idna.encode(domain).decode('ascii')}"
     except idna.IDNAError:
         return None
+
+
+def sender_header(sender: str) -> str:
+    """The ``Name <address>`` a stage is deployed with (infra/stack.py joins the two options) as
+    SES takes it: a name with a comma, quote or other special quoted, one outside ASCII encoded
+    (RFC 2047). Written as it came, such a name made SES refuse every mail."""
+    from email.utils import formataddr, unquote
+    if not sender.endswith(">") or " <" not in sender:
+        return sender
+    name, address = sender[:-1].rsplit(" <", 1)  # the address has no space: the last " <" starts it
+    name = name.strip()
+    if len(name) > 1 and name.startswith('"') and name.endswith('"'):
+        name = unquote(name)  # quoted by the operator already: not quoted twice
+    return formataddr((name, ascii_address(address) or address), charset="utf-8")

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from chalicelib.errors import DependencyUnavailable, ServerMisconfigured, ValidationFailed
 from chalicelib.logs import get_logger, mask_email
-from chalicelib.services.addresses import ascii_address
+from chalicelib.services.addresses import ascii_address, sender_header
 
 log = get_logger("spikes.mail")
 
@@ -54,7 +54,7 @@ class UnconfiguredMailer:
 class SesMailer:
     def __init__(self, client: Any, sender: str, configuration_set: Optional[str] = None):
         self._client = client
-        self._sender = sender
+        self._sender = sender_header(sender)
         self._tracking = {"ConfigurationSetName": configuration_set} if configuration_set else {}
 
     def refuse_undeliverable(self, address: str) -> None:

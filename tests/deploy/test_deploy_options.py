@@ -34,7 +34,7 @@ def test_make_deploy_passes_an_option_set_empty_on_the_command_line():
                          text=True, stdin=subprocess.DEVNULL, timeout=60, env=env)
     assert dry.returncode == 0, dry.stderr
     command = next(line for line in dry.stdout.splitlines() if "infra.deploy deploy" in line)
-    assert "--alarm-email ''" in command
+    assert "--alarm-email=''" in command
     assert "--domain-name" not in command  # left out: kept as deployed
 
 

@@ -38,7 +38,7 @@ def test_make_destroy_needs_the_stage_named():
         assert "infra.deploy destroy" not in refused.stdout
     named = make_dry_run("destroy", "STAGE=staging", "DELETE_DATA=yes")
     assert named.returncode == 0, named.stderr
-    assert "infra.deploy destroy --stage 'staging' --delete-data" in named.stdout
+    assert "infra.deploy destroy --stage='staging' --delete-data" in named.stdout
 
 
 def test_deleting_a_stages_data_at_a_terminal_asks_for_its_name(built):
