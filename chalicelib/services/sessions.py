@@ -20,7 +20,7 @@ from chalicelib.settings import Settings
 from chalicelib.store import accounts
 from chalicelib.store import auth as auth_store
 from chalicelib.store.auth import NewSession
-from chalicelib.store.models import User
+from chalicelib.store.models import AuthItem, User
 
 log = get_logger("spikes.sessions")
 
@@ -40,6 +40,13 @@ def new(settings: Settings, user_id: str, label: str, epoch: Optional[int] = Non
                       epoch=accounts.session_epoch(user_id) if epoch is None else epoch)
 
 
+def idle_expiry(item: AuthItem, idle: int) -> float:
+    """When the session expires unless used. One minted by a version before idle expiry has no
+    ``expires_at`` (and no TTL): its last use is unknown, so idle since its creation at the
+    latest; its first use since then gives it an expiry like any other's (docs/security.md 187)."""
+    return item.expires_at if item.expires_at is not None else int(item.created_at or 0) + idle
+
+
 def authenticate(token: str, settings: Settings) -> Tuple[User, str]:
     """The user a session token belongs to and the token's hash; AuthFailed when it is unknown,
     revoked, idle for too long or from before the user's last "sign out everywhere"."""
@@ -48,15 +55,15 @@ def authenticate(token: str, settings: Settings) -> Tuple[User, str]:
     if item is None:
         raise AuthFailed()
     now = clock.epoch()
+    idle = idle_seconds(settings)
     # The TTL deletes expired items lazily (within days): check the expiry ourselves.
-    if item.kind != "bearer" or (item.expires_at is not None and item.expires_at <= now):
+    if item.kind != "bearer" or idle_expiry(item, idle) <= now:
         raise AuthFailed("This session has expired; sign in again")
     user = accounts.get(item.user_id, consistent=True)  # "sign out everywhere" applies at once too
     if user is None:
         raise AuthFailed()
     if int(item.session_epoch or 0) != int(user.session_epoch or 0):
         raise AuthFailed("This session was signed out; sign in again")
-    idle = idle_seconds(settings)
     # At most once a day, and at least twice per idle period: with SPIKES_SESSION_IDLE_DAYS=1 a
     # day's wait never came before the expiry, and a session in use died a day after sign-in.
     if item.expires_at is None or item.expires_at < now + idle - min(REFRESH_INTERVAL_SECONDS, idle // 2):
