@@ -40,10 +40,9 @@ def _delete_share(share_files: ShareFiles, user: User, key: str, with_export: bo
     share = shares.owned_as_read(user, key, include_deleting=True)
     if share.status != DELETING:
         _sweep_staging_later(share, presign_ttl_seconds)
-        exported = spikes.export_share(share.share_id)
+        # Refused before anything is deleted, after reading about one answer's worth of it.
+        exported = shares.export_spikes(share) if with_export else spikes.export_share(share.share_id)
         export = json.dumps(exported).encode("utf-8")
-        if with_export:
-            shares.check_answerable(share, export)
         share_files.keep_export(share.share_id, export)
         # Recorded with the tombstone: the receiver hears of it even after the share is gone.
         deleted_event = outbound_webhooks.event(share, outbound_webhooks.SHARE_DELETED) \

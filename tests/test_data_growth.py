@@ -1,0 +1,77 @@
+"""What a request costs as a local server's (or a stage's) data grows: requests that answer
+about one share or one page must not read everything stored. Measured on 50,000 spikes in
+docs/performance.md ("`make dev` at 50,000 spikes"); asserted here by counting what is read."""
+from __future__ import annotations
+
+from typing import List
+
+from pynamodb.connection.base import Connection
+
+from tests.conftest import call, sign_in
+from tests.test_shares import upload
+
+READ_SIZE = 1000  # items one export Query reads (store/spikes.iterate)
+
+
+def _store_spikes(share_id: str, owner_id: str, count: int) -> None:
+    """``count`` spikes of a share written straight to the table, as a post stores them."""
+    from chalicelib.store import spikes as spike_store
+    from chalicelib.store.models import Spike
+    with Spike.batch_write() as batch:
+        for i in range(count):
+            public_id = f"s{i:05d}"
+            batch.save(spike_store.new(spike_store.spike_id_for(share_id, public_id), share_id,
+                                       f"2026-01-01T00:00:{i // 1000:02d}.{i % 1000:03d}Z", public_id=public_id,
+                                       type="page", project_key=share_id, owner_id=owner_id, share_id=share_id,
+                                       comments="x" * 100))
+
+
+def _query_limits(monkeypatch) -> List[int]:
+    read: List[int] = []
+    original = Connection._make_api_call
+
+    def recording(self, operation_name, operation_kwargs):
+        if operation_name == "Query":
+            read.append(operation_kwargs.get("Limit"))
+        return original(self, operation_name, operation_kwargs)
+    monkeypatch.setattr(Connection, "_make_api_call", recording)
+    return read
+
+
+def test_a_share_too_large_to_answer_is_refused_after_reading_one_answers_worth(client, monkeypatch):
+    """GET /shares/{key} answers with the share's feedback, or 409 when it outweighs one answer;
+    the dashboard opens every share with it. It read every spike before refusing: 13.5 s for a
+    share of 30,000 (and the answer's memory) on each open, growing with the share. Now the
+    reading stops at the page where the budget is passed; so does DELETE's, nothing deleted."""
+    from chalicelib.services import exports
+    from chalicelib.services.accounts import user_id_for
+    monkeypatch.setattr(exports, "MAX_INLINE_BYTES", 20_000)  # about 60 spikes: the 5 MB budget scaled down
+    token = sign_in(client, "owner@example.com")
+    share_id = upload(client, token, [("index.html", b"<html><body>Hi</body></html>")], {"slug": "busy"})[1]["share_id"]
+    _store_spikes(share_id, user_id_for("owner@example.com"), 2 * READ_SIZE + 100)
+    queries = _query_limits(monkeypatch)
+    for method in ("GET", "DELETE"):
+        queries.clear()
+        status, body, _ = call(client, method, f"/shares/{share_id}", token=token)
+        assert (status, body["code"]) == (409, "EXPORT_TOO_LARGE"), body
+        assert len(queries) == 1, queries  # the first page of 1,000, not all three
+    listed = call(client, "GET", f"/spikes?project={share_id}&limit=1", token=token)[1]
+    assert len(listed["data"]) == 1 and listed["next_cursor"]  # nothing was deleted
+
+
+def test_a_share_that_fits_still_answers_with_all_its_feedback(client, monkeypatch):
+    from chalicelib.services import exports
+    from chalicelib.services.accounts import user_id_for
+    token = sign_in(client, "owner@example.com")
+    share_id = upload(client, token, [("index.html", b"<html><body>Hi</body></html>")], {"slug": "calm"})[1]["share_id"]
+    _store_spikes(share_id, user_id_for("owner@example.com"), 3)
+    status, body, _ = call(client, "GET", f"/shares/{share_id}", token=token)
+    assert status == 200 and [item["id"] for item in body["exported_spikes"]] == ["s00002", "s00001", "s00000"]
+    # The budget is the whole list's weight as json.dumps writes it: exactly at it still fits.
+    import json
+    from chalicelib import lambda_answer
+    from chalicelib.services import spikes
+    monkeypatch.setattr(exports, "MAX_INLINE_BYTES", lambda_answer.weight(json.dumps(spikes.export_share(share_id))))
+    assert call(client, "GET", f"/shares/{share_id}", token=token)[0] == 200
+    monkeypatch.setattr(exports, "MAX_INLINE_BYTES", exports.MAX_INLINE_BYTES - 1)
+    assert call(client, "GET", f"/shares/{share_id}", token=token)[0] == 409
