@@ -153,9 +153,12 @@ deploy: package
 
 ## Delete the stack; tables, bucket and secrets are kept unless DELETE_DATA=yes. STAGE must be
 ## named: a destroy meant for another stage that forgot it must not take down the default, prod.
+## DELETE_DATA=yes asks for the stage's name at a terminal; elsewhere (CI, a script, an agent)
+## CONFIRM=<the stage's name> gives it.
 destroy: $(STAMP)
 	$(if $(filter command line environment,$(origin STAGE)),,$(error make destroy deletes a stage: name it, make destroy STAGE=<stage> (it does not default to $(STAGE))))
-	$(AWS_REAL) $(BIN)/python -m infra.deploy destroy --stage=$(call quoted,STAGE) $(if $(filter yes,$(DELETE_DATA)),--delete-data)
+	$(AWS_REAL) $(BIN)/python -m infra.deploy destroy --stage=$(call quoted,STAGE) $(if $(filter yes,$(DELETE_DATA)),--delete-data) \
+	  $(if $(value CONFIRM),--confirm=$(call quoted,CONFIRM))
 
 ## Create the stage's SSM parameters (secret key, admin token, Stripe keys); ROTATE=name replaces one.
 secrets: $(STAMP)

@@ -347,14 +347,13 @@ class Deployer:
 
     # --- destroy ------------------------------------------------------------------------------
 
-    def destroy(self, stage: str, delete_data: bool = False, confirm: Optional[Callable[[str], str]] = None) -> None:
-        """``confirm`` (a prompt, at a terminal) must answer the stage's name before its data is deleted."""
+    def destroy(self, stage: str, delete_data: bool = False, confirm: Optional[Callable[[str], str]] = None,
+                confirmed: Optional[str] = None) -> None:
+        """Deleting the stage's data needs its name: ``confirmed`` (``CONFIRM=<stage>``, what a
+        script or an agent gives), else the answer to ``confirm`` (a prompt, at a terminal)."""
         stack.check_stage(stage)
-        if delete_data and confirm is not None:
-            answer = confirm(f"This deletes stage {stage}'s tables (their point-in-time recovery with them), share "
-                             f"bucket and secrets in {self.region}, for good. Type the stage name to go on: ")
-            if answer.strip() != stage:
-                raise SystemExit(f"Nothing deleted: {answer.strip()!r} is not {stage!r}.")
+        if delete_data:
+            self.confirm_data_deletion(stage, confirm, confirmed)
         described = self.wait_while_in_progress(stage)
         bucket = self.outputs(described).get("BucketName") if described else None
         bucket = bucket or self.bucket_name(stage)
@@ -370,6 +369,19 @@ class Deployer:
             self.say(f"To delete them too: make destroy STAGE={stage} DELETE_DATA=yes")
             return
         self.delete_data(stage, tables, bucket)
+
+    def confirm_data_deletion(self, stage: str, confirm: Optional[Callable[[str], str]],
+                              confirmed: Optional[str]) -> None:
+        """Never a blanket yes: the name must be the stage's own, so a CONFIRM copied with the
+        wrong STAGE deletes nothing. Without a terminal and without CONFIRM nothing is deleted."""
+        if confirmed is None and confirm is None:
+            raise SystemExit(f"Nothing deleted: deleting stage {stage}'s data needs its name confirmed. There is no "
+                             f"terminal to ask at: run `make destroy STAGE={stage} DELETE_DATA=yes CONFIRM={stage}`.")
+        if confirmed is None:
+            confirmed = confirm(f"This deletes stage {stage}'s tables (their point-in-time recovery with them), share "
+                                f"bucket and secrets in {self.region}, for good. Type the stage name to go on: ")
+        if confirmed.strip() != stage:
+            raise SystemExit(f"Nothing deleted: {confirmed.strip()!r} is not {stage!r}.")
 
     def bucket_name(self, stage: str) -> str:
         return f"spikes-{stage}-files-{self.account}-{self.region}"
@@ -471,10 +483,12 @@ def main(argv=None) -> int:
     down = commands.add_parser("destroy")
     down.add_argument("--stage", default="prod")
     down.add_argument("--delete-data", action="store_true", help="also delete the tables, the bucket and the secrets")
+    down.add_argument("--confirm", default=None, help="the stage's name: confirms --delete-data without a prompt")
     args = parser.parse_args(argv)
     deployer = Deployer()
     if args.command == "destroy":
-        deployer.destroy(args.stage, args.delete_data, confirm=input if sys.stdin.isatty() else None)
+        deployer.destroy(args.stage, args.delete_data, confirm=input if sys.stdin.isatty() else None,
+                         confirmed=args.confirm)
         return 0
     if args.package:
         package.build(args.stage, Path(args.build_dir))

@@ -54,3 +54,38 @@ def test_deleting_a_stages_data_at_a_terminal_asks_for_its_name(built):
         out = io.StringIO()
         Deployer(out=out).destroy(STAGE, delete_data=True, confirm=lambda prompt: f"{STAGE}\n")
         assert f"Deleted table {stack.table_names(STAGE)['users']}" in out.getvalue()
+
+
+def test_deleting_a_stages_data_outside_a_terminal_needs_its_name_confirmed(built):
+    # Finding 190: without a terminal (CI, a script, an agent's shell) nothing asked, and
+    # DELETE_DATA=yes deleted the tables, files and secrets of whatever STAGE said.
+    with mock_aws():
+        deploy_stack(built)
+        users = stack.table_names(STAGE)["users"]
+        for confirmed, refusal in ((None, f"CONFIRM={STAGE}"), ("staging", "Nothing deleted: 'staging'"),
+                                   ("", "Nothing deleted: ''")):
+            with pytest.raises(SystemExit, match=refusal):
+                Deployer(out=io.StringIO()).destroy(STAGE, delete_data=True, confirmed=confirmed)
+            assert boto3.client("cloudformation").describe_stacks(StackName=f"spikes-{STAGE}")["Stacks"]
+            boto3.client("dynamodb").describe_table(TableName=users)
+        asked = []  # the stage named, a terminal is not asked again (an agent in a pty)
+        out = io.StringIO()
+        Deployer(out=out).destroy(STAGE, delete_data=True, confirm=asked.append, confirmed=STAGE)
+        assert asked == [] and f"Deleted table {users}" in out.getvalue()
+
+
+def test_make_destroy_passes_the_confirmation_and_the_command_takes_it(monkeypatch):
+    if shutil.which("make"):
+        named = make_dry_run("destroy", "STAGE=staging", "DELETE_DATA=yes", "CONFIRM=staging")
+        assert named.returncode == 0, named.stderr
+        assert "--delete-data" in named.stdout and "--confirm='staging'" in named.stdout
+    from infra import deploy
+    seen = {}
+
+    class Recorder:
+        def destroy(self, stage, delete_data=False, confirm=None, confirmed=None):
+            seen.update(stage=stage, delete_data=delete_data, confirmed=confirmed)
+
+    monkeypatch.setattr(deploy, "Deployer", Recorder)
+    deploy.main(["destroy", "--stage=staging", "--delete-data", "--confirm=staging"])
+    assert seen == {"stage": "staging", "delete_data": True, "confirmed": "staging"}

@@ -57,7 +57,7 @@ def test_a_versioned_bucket_is_deleted_with_every_version(built):
         s3.put_object(Bucket=bucket, Key="shares/shr_1/index.html", Body=b"<p>two</p>")
         s3.delete_object(Bucket=bucket, Key="shares/shr_1/index.html")  # a delete marker on top
         out = io.StringIO()
-        Deployer(out=out).destroy(STAGE, delete_data=True)
+        Deployer(out=out).destroy(STAGE, delete_data=True, confirmed=STAGE)
         assert f"Deleted bucket {bucket}" in out.getvalue()
         assert bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 

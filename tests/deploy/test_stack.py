@@ -258,7 +258,7 @@ def test_a_second_deploy_updates_the_same_stack_and_destroy_keeps_the_data(built
         assert set(stack.table_names(STAGE).values()) <= set(tables)
         boto3.client("s3").head_bucket(Bucket=first["outputs"]["BucketName"])
 
-        Deployer(out=out).destroy(STAGE, delete_data=True)
+        Deployer(out=out).destroy(STAGE, delete_data=True, confirmed=STAGE)
         assert not set(stack.table_names(STAGE).values()) & set(boto3.client("dynamodb").list_tables()["TableNames"])
         names = [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
         assert first["outputs"]["BucketName"] not in names
