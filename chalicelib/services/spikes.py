@@ -161,7 +161,7 @@ def list_unpaged(scope: Scope, filters: Filters, limit: int, cursor: Optional[st
     return Page(items, None, f"[{','.join(parts)}]")
 
 
-def iterate(scope: Scope, filters: Filters) -> Iterator[Spike]:
+def iterate(scope: Scope, filters: Filters) -> Iterator[Row]:
     """Every matching spike, newest first (exports)."""
     return spike_store.iterate(scope, filters)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Type
 
 from pynamodb.attributes import UnicodeAttribute
 from pynamodb.indexes import GlobalSecondaryIndex
@@ -121,6 +121,19 @@ def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, 
             break
         read_size = _next_read_size(limit - len(rows), read, len(rows))
     return rows, last_key
+
+
+def iterate_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, *, filter_condition=None,
+                  read_size: int = 1000) -> Iterator[Row]:
+    """Every matching row of one index partition, newest first, read ``read_size`` at a time:
+    an export of 30,000 spikes took 15 s as models, most of it building them."""
+    start_key = None
+    while True:
+        rows, start_key = query_index(model, index, hash_key, limit=read_size, filter_condition=filter_condition,
+                                      start_key=start_key, page_size=read_size)
+        yield from rows
+        if start_key is None:
+            return
 
 
 MAX_READ_SIZE = 1000  # items one Query reads at most here (as the listings' largest page)
