@@ -230,14 +230,15 @@ class Deployer:
         settings = stack.stage_settings(stage).model_copy(
             update={"region": self.region, "aws_endpoint_url": os.environ.get("AWS_ENDPOINT_URL")})
         configure_models(settings)
-        if not spike_ids.backfilled():
-            self.say("Indexing stored spikes by owner (once, after the upgrade that adds id_owner_index) ...")
-            updated = spike_ids.backfill()
+        # Each deploy looks again (a Scan each): an earlier version may have written the old form
+        # since the step was done (its last invocations, or it was deployed again meanwhile).
+        self.say("Checking stored spikes and held webhook events for an earlier version's form ...")
+        updated = spike_ids.backfill()
+        if updated or not spike_ids.backfilled():
             done = "done" if spike_ids.backfilled() else "not finished (spikes kept changing): deploy again to finish"
             self.say(f"  {updated} spikes indexed; {done}.")
-        if not deliveries.held_upgraded():
-            self.say("Indexing webhook events held by an earlier version (once) ...")
-            moved = deliveries.upgrade_held(clock.epoch(), settings.webhook_max_event_age_seconds)
+        moved = deliveries.upgrade_held(clock.epoch(), settings.webhook_max_event_age_seconds)
+        if moved:
             self.say(f"  {moved} held events indexed; the delivery job ends those no longer paused.")
 
     @staticmethod

@@ -1,15 +1,18 @@
-"""Items an earlier version wrote, in the shape it wrote them (raw puts, as read back from a data
-folder that version's `make dev` saved), served by this one: a stage or a `.local-data/`
-upgraded in place keeps every account, share, spike and session working (docs/deploy.md
+"""Items an earlier version wrote, in the shape it wrote them (raw writes, as read back from data
+folders that version's `make dev` saved), served by this one: a stage or a `.local-data/`
+upgraded in place keeps every account, spike, session and held event working (docs/deploy.md
 "Upgrading")."""
 from __future__ import annotations
 
 from datetime import timedelta
 
-from chalicelib import clock
+from chalicelib import clock, deps
 from chalicelib.crypto import token_hash
-from chalicelib.store.models import AuthItem, User
-from tests.conftest import call
+from chalicelib.store import deliveries, spike_ids
+from chalicelib.store.models import AuthItem, Delivery, Spike, User
+from chalicelib.store.setup import create_tables
+from tests.conftest import call, sign_in
+from tests.factories import make_share
 
 USER_ID = "82f5a5ab-d444-551d-a15f-8d0bf4ff12d8"  # uuid5 of alice@example.com
 IDLE_DAYS = 90
@@ -51,3 +54,31 @@ def test_a_session_minted_before_idle_expiry_expires_when_idle_too(client, env):
         assert call(client, "GET", "/me", token="old-session-in-use")[0] == 200
     finally:
         clock.use(None)
+
+
+def test_spikes_and_held_events_an_earlier_version_writes_after_the_upgrade_step_are_still_upgraded(
+        client, monkeypatch):
+    """The upgrade's steps were marked done once and never run again: a spike that a version
+    from before ``owner_project`` wrote after that (its last invocations while the deploy ended,
+    or that version deployed, or a branch's `make dev` started, on the same tables, then this
+    one again) was listed but 404 to every GET, PATCH and DELETE by id for good, and an event it
+    held was never released. The next deploy or local start finds them (a Scan each)."""
+    token = sign_in(client, "owner@example.com")
+    share = make_share("owner@example.com", "site")
+    assert spike_ids.backfilled() and deliveries.upgrade_held(clock.epoch(), 3600) == 0  # marked done
+    status, _, _ = call(client, "POST", "/spikes", {"id": "written-by-the-older-version", "type": "page",
+                                                     "projectKey": share.share_id})
+    assert status == 201
+    [spike] = Spike.id_index.query("written-by-the-older-version")
+    spike.update(actions=[Spike.owner_project.remove()])  # as that version stored it
+    Delivery("dlv_held_by_older", share_id=share.share_id, event_id="evt_1", event_type="spike.created",
+             body="{}", url="https://hooks.example/x", secret_nonce="n", status=deliveries.PAUSED,
+             created_at="2026-12-03T10:00:00.000Z", retry_from=int(clock.epoch())).save()  # no due, no TTL
+    assert call(client, "GET", "/spikes/written-by-the-older-version", token=token)[0] == 404
+
+    create_tables(deps.settings(), deps.dynamodb_client())  # this version's next start (or deploy)
+
+    status, body, _ = call(client, "PATCH", "/spikes/written-by-the-older-version", {"resolved": True}, token=token)
+    assert (status, body["resolved"]) == (200, True)
+    held = Delivery.get("dlv_held_by_older")
+    assert held.due == deliveries.HELD_PREFIX + share.share_id and held.expires_at is not None

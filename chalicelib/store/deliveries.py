@@ -174,9 +174,9 @@ def upgrade_held(now: float, max_event_age: int) -> int:
     invisible to releases, which read ``held#<share>``: each gets that partition and its TTL, and
     its share a release first, so the delivery job ends those whose webhook is no longer paused
     (a URL an earlier downgrade removed included) and a run that stops halfway loses none.
-    Returns how many moved. Idempotent; scans, so it runs at deploy and local start only."""
-    if held_upgraded():
-        return 0
+    Returns how many moved. Idempotent; scans, so it runs at deploy and local start only, each
+    time, also once marked done: an earlier version may hold events again after that (its last
+    invocations during the deploy, or it deployed or started again on the same tables)."""
     moved, marked = 0, set()
     old_form = (Delivery.status == PAUSED) & Delivery.due.does_not_exist()
     for delivery in Delivery.scan(old_form):
@@ -188,10 +188,3 @@ def upgrade_held(now: float, max_event_age: int) -> int:
                                       Delivery.expires_at.set(expiry_for(recorded_at(delivery), max_event_age))], old_form)
     LedgerItem(HELD_UPGRADE_MARKER, state=ledger.DONE).save()
     return moved
-
-
-def held_upgraded() -> bool:
-    try:
-        return LedgerItem.get(HELD_UPGRADE_MARKER, consistent_read=True).state == ledger.DONE
-    except LedgerItem.DoesNotExist:
-        return False

@@ -115,9 +115,11 @@ def backfill() -> int:
     """Give ``owner_project`` to every spike stored without it; True in the marker once a whole
     pass found none left. Idempotent and safe beside live traffic: each item is updated only if
     its owner is still the one read (a concurrent move sets the attribute itself), and items
-    the old code wrote meanwhile are caught by the next pass. Not on a request path: it scans."""
-    if backfilled():
-        return 0
+    the old code wrote meanwhile are caught by the next pass. Not on a request path: it scans.
+    It scans again when marked done (every deploy and local start, one pass finding none):
+    an earlier version may have written since, in its last invocations after the deploy that
+    marked it, or deployed or started again on the same tables, and a spike it wrote without
+    the attribute would stay out of every lookup by id for good."""
     updated = 0
     for _ in range(BACKFILL_PASSES):
         missing = list(Spike.scan(Spike.owner_project.does_not_exist() & Spike.public_id.exists(),
