@@ -1,9 +1,13 @@
 """``make smoke URL=https://<api>/api``: a short end-to-end check of a deployed stage.
 
 Health, the widget script, a share uploaded and served, a spike posted to it and read back,
-then the share deleted again (so repeated runs leave nothing behind). Creating a share needs
-an account: ``TOKEN=<bearer token or API key>`` (``spikes login``, or ``POST /auth/api-key``),
-else the stage's agent sign-up is tried (on in local stages, off in AWS unless enabled).
+then the share deleted again. Creating a share needs an account: ``TOKEN=<bearer token or API
+key>`` (``spikes login``, or ``POST /auth/api-key``), else the stage's agent sign-up is tried (on
+in local stages, off in AWS unless enabled) and the key it made is revoked at the end.
+
+What a run leaves (docs/deploy.md, "Checking a stage"): the retired slug of its share, which
+stays its owner's (one, ``spikes-smoke-test``, reused by every run of the same account); after a
+sign-up, also that key-only account, with its key revoked and nothing in it.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from typing import Callable, Dict, List, Optional
 import requests
 
 TIMEOUT = 30
+SHARE_NAME = "spikes-smoke-test"  # one slug for every run: an account's runs retire one slug, not one each
 
 
 class SmokeFailed(Exception):
@@ -56,13 +61,14 @@ def run(url: str, token: Optional[str] = None, out=sys.stdout) -> Dict[str, floa
         if response.status_code != 201:
             raise SmokeFailed("no TOKEN given and the stage refuses agent sign-up "
                               f"({response.status_code}): run with TOKEN=<bearer token or API key>")
-        state["auth"] = response.json()["api_key"]
+        created = response.json()
+        state.update(auth=created["api_key"], key_id=created["key_id"], account_id=created["account_id"])
 
     def share() -> None:
         page = f"<!doctype html><html><head><title>{marker}</title></head><body><h1>{marker}</h1></body></html>"
         response = _expect(http.post(
             base + "/shares", headers={"Authorization": f"Bearer {state['auth']}"}, timeout=TIMEOUT,
-            data={"metadata": json.dumps({"name": marker})},
+            data={"metadata": json.dumps({"name": SHARE_NAME})},
             files=[("files", ("index.html", page.encode(), "text/html"))]), 200, 201).json()
         state.update(share_id=response.get("share_id") or response["id"], slug=response["slug"], share_url=response["url"])
 
@@ -83,25 +89,43 @@ def run(url: str, token: Optional[str] = None, out=sys.stdout) -> Dict[str, floa
         _expect(http.delete(f"{base}/shares/{state['share_id']}", headers={"Authorization": f"Bearer {state['auth']}"},
                             timeout=TIMEOUT), 200, 204)
 
+    def revoke() -> None:
+        _expect(http.delete(f"{base}/auth/api-key/{state['key_id']}", headers={"Authorization": f"Bearer {state['auth']}"},
+                            timeout=TIMEOUT), 200)
+
     steps: List[tuple[str, Callable[[], None]]] = [
         ("health", health), ("widget script", widget), ("credential", credential), ("share uploaded", share),
         ("share served", served), ("spike posted and read back", spike), ("share deleted", cleanup)]
     try:
         for name, step in steps:
-            started = time.perf_counter()
-            step()
-            timings[name] = (time.perf_counter() - started) * 1000
-            print(f"ok  {name:<28} {timings[name]:7.0f} ms", file=out, flush=True)
+            run_step(name, step, timings, out)
     except (SmokeFailed, requests.RequestException):
         # A step after the upload failed: the smoke share is deleted still, so each failed run
         # against a broken stage leaves nothing in the account it used (best effort).
         if "share_id" in state and "share deleted" not in timings:
-            try:
-                cleanup()
-            except (SmokeFailed, requests.RequestException):
-                print(f"could not delete the smoke share {state['share_id']}: delete it by hand", file=out)
+            best_effort(cleanup, f"could not delete the smoke share {state['share_id']}: delete it by hand", out)
+        if "key_id" in state:
+            best_effort(revoke, f"could not revoke the smoke key {state['key_id']}: revoke it by hand", out)
         raise
+    if "key_id" in state:  # the key this run signed up for: nobody holds it once the run ends
+        run_step("smoke key revoked", revoke, timings, out)
+        print(f"left: the key-only account {state['account_id']} it signed up (no live key, no share, no "
+              "feedback; docs/deploy.md, 'Checking a stage')", file=out)
     return timings
+
+
+def run_step(name: str, step: Callable[[], None], timings: Dict[str, float], out) -> None:
+    started = time.perf_counter()
+    step()
+    timings[name] = (time.perf_counter() - started) * 1000
+    print(f"ok  {name:<28} {timings[name]:7.0f} ms", file=out, flush=True)
+
+
+def best_effort(step: Callable[[], None], failure: str, out) -> None:
+    try:
+        step()
+    except (SmokeFailed, requests.RequestException):
+        print(failure, file=out)
 
 
 def main(argv=None) -> int:

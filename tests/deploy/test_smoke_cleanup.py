@@ -47,3 +47,46 @@ def test_a_failed_smoke_deletes_its_share(monkeypatch):
     with pytest.raises(smoke.SmokeFailed, match="answered 500"):
         smoke.run("https://stage/api", token="key", out=io.StringIO())
     assert StageServingNothing.deleted == ["https://stage/api/shares/shr_1"]
+
+
+class StageWithSignup(StageServingNothing):
+    """A stage with agent sign-up on, serving everything (or, with ``broken``, no share file)."""
+    broken = False
+    created: List[str] = []
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        if url.endswith("/s/smoke/"):
+            return answer("GET", url, 500 if self.broken else 200, text=self.page)
+        if "/spikes" in url:
+            return answer("GET", url, 200, {"data": [{"comments": self.marker}]})
+        return super().get(url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        if url.endswith("/auth/api-key"):
+            self.created.append(url)
+            return answer("POST", url, 201, {"api_key": "sk_smoke", "key_id": "key_1", "account_id": "usr_1"})
+        if url.endswith("/spikes"):
+            StageWithSignup.marker = kwargs["json"]["comments"]
+            return answer("POST", url, 201, {"id": "spk_1"})
+        StageWithSignup.page = kwargs["files"][0][1][1].decode()
+        assert json.loads(kwargs["data"]["metadata"])["name"] == smoke.SHARE_NAME  # one slug for every run
+        return super().post(url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> requests.Response:
+        self.deleted.append(url)
+        return answer("DELETE", url, 200, {"ok": True})
+
+
+def test_a_smoke_that_signed_up_revokes_its_key(monkeypatch):
+    # Without TOKEN the smoke signs up a key-only account; its key stayed live, held by nobody.
+    monkeypatch.setattr(smoke.requests, "Session", StageWithSignup)
+    for broken in (False, True):
+        StageWithSignup.deleted, StageWithSignup.broken = [], broken
+        out = io.StringIO()
+        if broken:
+            with pytest.raises(smoke.SmokeFailed):
+                smoke.run("https://stage/api", out=out)
+        else:
+            assert "smoke key revoked" in smoke.run("https://stage/api", out=out)
+            assert "key-only account usr_1" in out.getvalue()
+        assert StageWithSignup.deleted == ["https://stage/api/shares/shr_1", "https://stage/api/auth/api-key/key_1"]

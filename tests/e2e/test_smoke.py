@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import requests
 
 from infra import smoke
 from tests.live import ROOT
@@ -13,12 +14,25 @@ from tests.live import ROOT
 pytestmark = pytest.mark.e2e
 
 
-def test_smoke_passes_against_a_running_server_and_cleans_up(live_server):
+def test_smoke_passes_against_a_running_server_and_cleans_up(live_server, monkeypatch):
+    keys = []
+
+    class Recording(requests.Session):  # to see the key the smoke signed up for
+        def post(self, url, **kwargs):
+            response = super().post(url, **kwargs)
+            if url.endswith("/auth/api-key"):
+                keys.append(response.json()["api_key"])
+            return response
+
+    monkeypatch.setattr(smoke.requests, "Session", Recording)
     out = io.StringIO()
     timings = smoke.run(live_server.url, out=out)
     assert list(timings) == ["health", "widget script", "credential", "share uploaded", "share served",
-                             "spike posted and read back", "share deleted"]
-    assert out.getvalue().count("ok  ") == 7
+                             "spike posted and read back", "share deleted", "smoke key revoked"]
+    assert out.getvalue().count("ok  ") == 8
+    # The key it signed up for no longer works: nobody holds it once the run ended.
+    me = requests.get(live_server.url + "/me", headers={"Authorization": f"Bearer {keys[0]}"}, timeout=30)
+    assert me.status_code == 401
 
 
 def test_smoke_fails_loudly_on_a_wrong_url(live_server):
