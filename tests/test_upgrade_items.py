@@ -11,6 +11,7 @@ from chalicelib.crypto import token_hash
 from chalicelib.store import deliveries, spike_ids
 from chalicelib.store.models import AuthItem, Delivery, Spike, User
 from chalicelib.store.setup import create_tables
+from chalicelib.store.tables import table_name
 from tests.conftest import call, sign_in
 from tests.factories import make_share
 
@@ -82,3 +83,65 @@ def test_spikes_and_held_events_an_earlier_version_writes_after_the_upgrade_step
     assert (status, body["resolved"]) == (200, True)
     held = Delivery.get("dlv_held_by_older")
     assert held.due == deliveries.HELD_PREFIX + share.share_id and held.expires_at is not None
+
+
+# What the first version that kept `make dev` data (2026-11-24) stored for one account: a share with
+# its slug claim (no owner or post hints), counters before they were sharded, and a widget's spike
+# before ids were kept (its client's id in ``client_id``, JSON attributes as strings).
+SHARE_ID = "sh_udx8woqvbavw"
+FIRST_VERSION_ITEMS = {
+    "shares": [
+        {"pk": {"S": f"share#{SHARE_ID}"}, "share_id": {"S": SHARE_ID}, "slug": {"S": "alice-site"},
+         "owner_id": {"S": USER_ID}, "name": {"S": "alice-site"}, "created_at": {"S": "2026-11-24T10:00:00Z"},
+         "status": {"S": "active"}, "password_version": {"N": "0"}, "file_count": {"N": "1"},
+         "total_bytes": {"N": "13"}, "files": {"S": '{"index.html": {"size": 13, "type": "text/html"}}'}},
+        {"pk": {"S": "slug#alice-site"}, "share_id": {"S": SHARE_ID}, "file_count": {"N": "0"},
+         "password_version": {"N": "0"}, "total_bytes": {"N": "0"}}],
+    "ledger": [
+        {"pk": {"S": f"quota#{SHARE_ID}#2026-11"}, "count": {"N": "1"}},
+        {"pk": {"S": f"spikes#{SHARE_ID}"}, "count": {"N": "1"}},
+        {"pk": {"S": f"usage#{USER_ID}#2026-11"}, "count": {"N": "1"}}],
+    "spikes": [
+        {"spike_id": {"S": "spk_cbkxsp5zlmh5c4nptp5ce"}, "client_id": {"S": "alicewidget0000000000"},
+         "project": {"S": SHARE_ID}, "project_key": {"S": SHARE_ID}, "share_id": {"S": SHARE_ID},
+         "owner_id": {"S": USER_ID}, "feed": {"S": "all"}, "type": {"S": "page"}, "page": {"S": "Hi"},
+         "url": {"S": "https://example.com/"}, "comments": {"S": "widget 0"}, "rating": {"S": "love"},
+         "reviewer": {"S": '{"id": "rv1", "name": "Jane"}'}, "reviewer_id": {"S": "rv1"},
+         "viewport": {"S": '{"width": 1440, "height": 900}'}, "resolved": {"BOOL": False},
+         "timestamp": {"S": "2026-11-24T10:00:01.000Z"}, "created_at": {"S": "2026-11-24T10:00:01.000Z"},
+         "sort_key": {"S": "2026-11-24T10:00:01.000Z#spk_cbkxsp5zlmh5c4nptp5ce"}}]}
+
+
+def test_the_first_versions_account_share_and_feedback_serve_every_client_path(client):
+    settings = deps.settings()
+    _account()
+    _session_before_idle_expiry("first-version-session", clock.epoch() - 86400)
+    for logical, items in FIRST_VERSION_ITEMS.items():
+        for item in items:
+            deps.dynamodb_client().put_item(TableName=table_name(settings, logical), Item=item)
+    deps.s3_client().put_object(Bucket=settings.bucket_name, Key=f"shares/{SHARE_ID}/index.html",
+                                Body=b"<html>hi</html>", ContentType="text/html")
+    create_tables(settings, deps.dynamodb_client())  # the upgraded server's start (or deploy)
+    token = "first-version-session"
+
+    [listed] = call(client, "GET", "/shares", token=token)[1]
+    assert (listed["slug"], listed["spike_count"]) == ("alice-site", 1)
+    [spike] = call(client, "GET", "/spikes", token=token)[1]["data"]
+    assert (spike["id"], spike["reviewer"], spike["viewport"]) == (
+        "spk_cbkxsp5zlmh5c4nptp5ce", {"id": "rv1", "name": "Jane"}, {"width": 1440, "height": 900})
+    assert call(client, "GET", "/spikes?project=alice-site")[1]["data"][0]["id"] == spike["id"]
+    assert call(client, "GET", f"/spikes/{spike['id']}", token=token)[0] == 200
+    assert call(client, "GET", "/spikes/export", token=token)[0] == 200
+    assert call(client, "GET", "/usage", token=token)[0] == 200
+    assert client.http.get("/s/alice-site/").status_code == 200
+    # The widget's retry of the same post is the stored spike, not a second one; a new one counts.
+    widget = {"id": "alicewidget0000000000", "type": "page", "projectKey": "alice-site", "comments": "again"}
+    assert call(client, "POST", "/spikes", widget)[0] == 201
+    assert call(client, "POST", "/spikes", {**widget, "id": "after-upgrade"})[0] == 201
+    assert call(client, "GET", f"/shares/{SHARE_ID}", token=token)[1]["spike_count"] == 2
+    status, body, _ = call(client, "PATCH", f"/spikes/{spike['id']}", {"resolved": True}, token=token)
+    assert (status, body["resolved"]) == (200, True)
+    assert call(client, "DELETE", f"/spikes/{spike['id']}", token=token)[0] == 200
+    status, body, _ = call(client, "DELETE", f"/shares/{SHARE_ID}", token=token)
+    assert status == 200 and [s["id"] for s in body["exported_spikes"]] == ["after-upgrade"]
+    assert call(client, "GET", "/shares", token=token)[1] == []
