@@ -147,9 +147,11 @@ DEPLOY_OPTIONS := $(call deploy_option,MAIL_FROM,mail-from) $(call deploy_option
 package: $(STAMP)
 	$(BIN)/python -m infra.package --stage=$(call quoted,STAGE)
 
-## Package, then create or update the stack spikes-$(STAGE) (first time: MAIL_FROM=...).
+## Package, then create or update the stack spikes-$(STAGE) (first time: MAIL_FROM=...). IMPORT_DATA=yes:
+## a new stack takes the tables and bucket `make destroy` kept (docs/deploy.md, "Tearing down").
 deploy: package
-	$(AWS_REAL) $(BIN)/python -m infra.deploy deploy --stage=$(call quoted,STAGE) $(DEPLOY_OPTIONS)
+	$(AWS_REAL) $(BIN)/python -m infra.deploy deploy --stage=$(call quoted,STAGE) $(DEPLOY_OPTIONS) \
+	  $(if $(filter yes,$(IMPORT_DATA)),--import-data)
 
 ## Delete the stack; tables, bucket and secrets are kept unless DELETE_DATA=yes. STAGE must be
 ## named: a destroy meant for another stage that forgot it must not take down the default, prod.

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set
 
-from infra import package, secrets, stack
+from infra import adopt, package, secrets, stack
 from infra.options import problems as option_problems
 from infra.region import operator_region
 
@@ -29,6 +29,8 @@ OPTION_PARAMETERS = {"mail_from": "MailFrom", "mail_from_name": "MailFromName", 
                      "stripe_agent_spike_price_id": "StripeAgentSpikePriceId",
                      "stripe_agent_share_price_id": "StripeAgentSharePriceId", "agent_signup": "AgentSignup",
                      "alarm_email": "AlarmEmail", "log_retention_days": "LogRetentionDays"}
+# A stack in one of these holds nothing to update: it is created again (after a look at what it holds).
+CREATED_AGAIN = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "REVIEW_IN_PROGRESS", "IMPORT_ROLLBACK_COMPLETE")
 
 
 def stack_name(stage: str) -> str:
@@ -68,7 +70,9 @@ class Deployer:
         on in AWS), bounded as the deploy's own waits are; None once it is gone."""
         described = self.describe(stage)
         for _ in range(WAIT_ATTEMPTS):
-            if not described or not described["StackStatus"].endswith("_IN_PROGRESS"):
+            # REVIEW_IN_PROGRESS is a change set never executed: nothing runs, nothing will.
+            if not described or not described["StackStatus"].endswith("_IN_PROGRESS") \
+                    or described["StackStatus"] == "REVIEW_IN_PROGRESS":
                 return described
             self.say(f"Stack {stack_name(stage)} is {described['StackStatus']} (an earlier deploy or destroy is "
                      "still running in AWS); waiting for it to finish ...")
@@ -87,6 +91,13 @@ class Deployer:
             # A first creation that failed: nothing to update; its retained tables and bucket
             # are checked as leftovers before the new creation.
             self.say(f"Stack {name} failed its first creation ({status}); deleting it before trying again.")
+            self.delete_stack(stage)
+            return None
+        if status in ("REVIEW_IN_PROGRESS", "IMPORT_ROLLBACK_COMPLETE") and not self.holds_resources(name):
+            # An import of kept data (IMPORT_DATA=yes) that did not finish: the stack holds
+            # nothing (the tables and the bucket are retained); it is created again.
+            self.say(f"Stack {name} holds nothing ({status}: an import that did not finish); deleting it before "
+                     "trying again.")
             self.delete_stack(stage)
             return None
         if status == "UPDATE_ROLLBACK_FAILED":
@@ -109,6 +120,9 @@ class Deployer:
             raise SystemExit(f"Stack {name} is {status}: an earlier `make destroy` did not finish. Run "
                              f"`make destroy STAGE={stage}` again (it retries the deletion), then deploy.")
         return existing
+
+    def holds_resources(self, name: str) -> bool:
+        return bool(self.cfn.list_stack_resources(StackName=name)["StackResourceSummaries"])
 
     def delete_stack(self, stage: str) -> None:
         from botocore.exceptions import WaiterError
@@ -171,8 +185,7 @@ class Deployer:
         self.check_options(stage, given)
         existing = self.settled(stage)
         previous = {p["ParameterKey"]: p.get("ParameterValue", "") for p in (existing or {}).get("Parameters", [])}
-        if not existing:
-            self.clear_leftovers(stage)
+        importing = self.clear_leftovers(stage, keep=bool(options.get("import_data"))) if not existing else []
 
         secrets.ensure_secrets(self.ssm, stage, ask=secrets.prompt_if_interactive() if interactive else None,
                                out=self.out)
@@ -192,7 +205,9 @@ class Deployer:
         values["PublicBaseUrl"] = options.get("public_base_url") or known_url or ""
         declared = set(json.loads(template_bytes).get("Parameters", {}))
         parameters = self._parameters(values, previous, declared)
-        self._create_or_update(stage, template_url, parameters, update=existing is not None)
+        if importing:
+            self.import_kept(stage, json.loads(template_bytes), parameters, importing)
+        self._create_or_update(stage, template_url, parameters, update=existing is not None or bool(importing))
         described = self.describe(stage)
         outputs = self.outputs(described)
         uses_domain = any(p["ParameterKey"] == "DomainName" and p.get("ParameterValue") for p in described["Parameters"])
@@ -211,7 +226,7 @@ class Deployer:
         (infra/options.py), read against the parameters the stack keeps (a stack whose first
         creation failed is created again: it keeps none)."""
         current = self.wait_while_in_progress(stage)
-        creating = not current or current["StackStatus"] in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED")
+        creating = not current or current["StackStatus"] in CREATED_AGAIN
         previous = {} if creating else {p["ParameterKey"]: p.get("ParameterValue", "") for p in current["Parameters"]}
         found = option_problems(given, previous, self.region, self.session.get_partition_for_region(self.region),
                                 creating)
@@ -416,21 +431,48 @@ class Deployer:
                 return True
         return False
 
-    def clear_leftovers(self, stage: str) -> None:
+    def clear_leftovers(self, stage: str, keep: bool = False) -> List[str]:
         """CloudFormation creates no table or bucket whose name exists: a new stack over a stage's
-        leftovers fails, and every later deploy with it. Empty ones are deleted; data stops the deploy."""
+        leftovers fails, and every later deploy with it. With ``keep`` (IMPORT_DATA=yes) they are
+        returned, to be imported; else empty ones are deleted and data stops the deploy."""
         found = self.leftovers(stage)
+        if keep and found:
+            self.say(f"Stage {stage} kept {', '.join(sorted(found))}: importing them into the new stack.")
+            return [name.split(" ", 1)[1] for name in sorted(found)]
         if any(found.values()):
             raise SystemExit(
                 f"Stage {stage} has no stack, but its data is still here: "
                 f"{', '.join(name for name, full in sorted(found.items()) if full)}. CloudFormation cannot create the "
-                f"stack over existing tables or a bucket of the same names. Delete them (make destroy STAGE={stage} "
-                "DELETE_DATA=yes: the data is lost), deploy another STAGE, or import them into a new stack "
-                "(docs/deploy.md, 'Tearing down').")
+                f"stack over existing tables or a bucket of the same names. Take them into the new stack with "
+                f"`make deploy STAGE={stage} IMPORT_DATA=yes` (docs/deploy.md, 'Tearing down'), delete them "
+                f"(make destroy STAGE={stage} DELETE_DATA=yes: the data is lost), or deploy another STAGE.")
         if found:
             self.say(f"Deleting what an earlier stack of stage {stage} left, all empty: {', '.join(sorted(found))}")
             self.delete_tables([name.split(" ", 1)[1] for name in found if name.startswith("table ")])
             self.delete_bucket(self.bucket_name(stage))
+        return []
+
+    def import_kept(self, stage: str, template: Dict[str, Any], parameters: List[dict], present: List[str]) -> None:
+        """A new stack holding the stage's kept tables and bucket (infra/adopt.py), for the
+        update that follows to add the rest."""
+        from botocore.exceptions import WaiterError
+        name = stack_name(stage)
+        importing = adopt.resources_to_import(template, present, self.bucket_name(stage))
+        body = json.dumps(adopt.import_template(template, importing), separators=(",", ":"))
+        self.cfn.create_change_set(StackName=name, ChangeSetName=adopt.CHANGE_SET, ChangeSetType="IMPORT",
+                                   TemplateBody=body, Parameters=parameters, Capabilities=CAPABILITIES,
+                                   ResourcesToImport=importing, Tags=[{"Key": "spikes:stage", "Value": stage}])
+        waiting = {"StackName": name, "WaiterConfig": {"Delay": self.poll_seconds, "MaxAttempts": WAIT_ATTEMPTS}}
+        try:
+            self.cfn.get_waiter("change_set_create_complete").wait(ChangeSetName=adopt.CHANGE_SET, **waiting)
+            self.cfn.execute_change_set(ChangeSetName=adopt.CHANGE_SET, StackName=name)
+            self.say(f"Importing {len(importing)} kept tables and bucket into stack {name} ...")
+            self.cfn.get_waiter("stack_import_complete").wait(**waiting)
+        except WaiterError as exc:
+            self.say(self._failure_events(name))
+            raise SystemExit(f"The import into stack {name} did not finish: {exc}. The tables and the bucket are as "
+                             "they were (retained); the next `make deploy ... IMPORT_DATA=yes` starts it again "
+                             "(docs/deploy.md, 'Tearing down').") from exc
 
     def delete_tables(self, tables: List[str]) -> None:
         from botocore.exceptions import ClientError
@@ -481,6 +523,8 @@ def main(argv=None) -> int:
     for option in OPTION_PARAMETERS:
         up.add_argument("--" + option.replace("_", "-"), default=None)
     up.add_argument("--public-base-url", default=None)
+    up.add_argument("--import-data", action="store_true",
+                    help="a new stack takes the tables and the bucket an earlier one of the stage kept")
     down = commands.add_parser("destroy")
     down.add_argument("--stage", default="prod")
     down.add_argument("--delete-data", action="store_true", help="also delete the tables, the bucket and the secrets")
@@ -496,6 +540,7 @@ def main(argv=None) -> int:
     # An option given empty is kept as such: it clears the parameter (None leaves it as deployed).
     options = {option: getattr(args, option) for option in OPTION_PARAMETERS}
     options["public_base_url"] = args.public_base_url or None
+    options["import_data"] = args.import_data
     deployer.deploy(args.stage, Path(args.build_dir), options, interactive=sys.stdin.isatty())
     return 0
 
