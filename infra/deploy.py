@@ -517,7 +517,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("deploy")
-    up.add_argument("--stage", default="prod")
+    up.add_argument("--stage", default="prod", type=stack.stage_argument)
     up.add_argument("--build-dir", default=str(ROOT / "build"))
     up.add_argument("--package", action="store_true", help="package first (make deploy does)")
     for option in OPTION_PARAMETERS:
@@ -526,7 +526,7 @@ def main(argv=None) -> int:
     up.add_argument("--import-data", action="store_true",
                     help="a new stack takes the tables and the bucket an earlier one of the stage kept")
     down = commands.add_parser("destroy")
-    down.add_argument("--stage", default="prod")
+    down.add_argument("--stage", default="prod", type=stack.stage_argument)
     down.add_argument("--delete-data", action="store_true", help="also delete the tables, the bucket and the secrets")
     down.add_argument("--confirm", default=None, help="the stage's name: confirms --delete-data without a prompt")
     args = parser.parse_args(argv)

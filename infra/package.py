@@ -220,7 +220,7 @@ def cold_import_seconds(package: Path, runs: int = 5) -> Dict[str, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", default="prod")
+    parser.add_argument("--stage", default="prod", type=stack.stage_argument)
     parser.add_argument("--build-dir", default=str(ROOT / "build"))
     args = parser.parse_args(argv)
     info = build(args.stage, Path(args.build_dir))

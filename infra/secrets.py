@@ -84,7 +84,7 @@ def prompt_if_interactive() -> Optional[Callable[[str], str]]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", default="prod")
+    parser.add_argument("--stage", default="prod", type=stack.stage_argument)
     parser.add_argument("--rotate", action="append", default=[], choices=[*GENERATED, *FROM_USER],
                         help="replace this parameter even if it exists (repeatable)")
     args = parser.parse_args(argv)

@@ -45,6 +45,16 @@ def check_stage(stage: str) -> str:
     return stage
 
 
+def stage_argument(stage: str) -> str:
+    """``--stage`` of the make commands: a wrong name is a usage error that says what a stage
+    name is, not a traceback after packaging started."""
+    import argparse
+    try:
+        return check_stage(stage)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def stage_settings(stage: str) -> Settings:
     """The settings a stage's functions run with, for deriving names (no validation: the
     secrets live in SSM, not here)."""

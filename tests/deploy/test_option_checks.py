@@ -71,3 +71,14 @@ def test_every_allowed_value_of_the_template_is_accepted():
     for parameter, declared in stack.PARAMETERS.items():
         for value in declared.get("AllowedValues", []):
             assert problems({parameter: str(value)}, {"MailFrom": MAIL_FROM}, "us-east-1", "aws", False) == []
+
+
+def test_a_wrong_stage_name_is_a_usage_error_not_a_traceback(capsys):
+    from infra import deploy, package, secrets
+    commands = (package.main, secrets.main, lambda argv: deploy.main(["deploy", *argv]),
+                lambda argv: deploy.main(["destroy", *argv]))
+    for command in commands:
+        with pytest.raises(SystemExit) as refused:
+            command(["--stage=Prod"])
+        assert refused.value.code == 2
+        assert "lower-case letters" in capsys.readouterr().err
