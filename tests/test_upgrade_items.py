@@ -63,7 +63,8 @@ def test_spikes_and_held_events_an_earlier_version_writes_after_the_upgrade_step
     from before ``owner_project`` wrote after that (its last invocations while the deploy ended,
     or that version deployed, or a branch's `make dev` started, on the same tables, then this
     one again) was listed but 404 to every GET, PATCH and DELETE by id for good, and an event it
-    held was never released. The next deploy or local start finds them (a Scan each)."""
+    held was never released. The next deploy or local start finds them: the spikes received since
+    the last look (no Scan of the spikes table again), and a Scan of the held events."""
     token = sign_in(client, "owner@example.com")
     share = make_share("owner@example.com", "site")
     assert spike_ids.backfilled() and deliveries.upgrade_held(clock.epoch(), 3600) == 0  # marked done
@@ -77,6 +78,9 @@ def test_spikes_and_held_events_an_earlier_version_writes_after_the_upgrade_step
              created_at="2026-12-03T10:00:00.000Z", retry_from=int(clock.epoch())).save()  # no due, no TTL
     assert call(client, "GET", "/spikes/written-by-the-older-version", token=token)[0] == 404
 
+    def no_scan(*args, **kwargs):
+        raise AssertionError("the spikes table scanned again: a look reads the spikes received since the last")
+    monkeypatch.setattr(Spike, "scan", no_scan)
     create_tables(deps.settings(), deps.dynamodb_client())  # this version's next start (or deploy)
 
     status, body, _ = call(client, "PATCH", "/spikes/written-by-the-older-version", {"resolved": True}, token=token)

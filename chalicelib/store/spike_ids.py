@@ -23,6 +23,7 @@ from typing import List, Optional
 from pynamodb.exceptions import QueryError
 from pynamodb.expressions.condition import Condition
 
+from chalicelib import clock
 from chalicelib.store.models import LedgerItem, Spike
 from chalicelib.store.transactions import update_if
 
@@ -33,6 +34,10 @@ FILTERED_PAGE = 100
 BACKFILL_MARKER = "migration#spike-owner-project"
 BACKFILL_THREADS = 8
 BACKFILL_PASSES = 3
+# A later look reads the spikes received since the last one, this much earlier: another machine's
+# clock (a Lambda's, the deploying laptop's) may be behind.
+RECHECK_MARGIN_SECONDS = 3600
+FEED = "all"  # every spike's feed_index partition
 DONE = "done"
 
 # A finished backfill never un-finishes, so a function may remember it for its lifetime.
@@ -116,20 +121,41 @@ def backfill() -> int:
     pass found none left. Idempotent and safe beside live traffic: each item is updated only if
     its owner is still the one read (a concurrent move sets the attribute itself), and items
     the old code wrote meanwhile are caught by the next pass. Not on a request path: it scans.
-    It scans again when marked done (every deploy and local start, one pass finding none):
-    an earlier version may have written since, in its last invocations after the deploy that
-    marked it, or deployed or started again on the same tables, and a spike it wrote without
-    the attribute would stay out of every lookup by id for good."""
+    Once done, every later deploy and local start looks again at the spikes received since the
+    last look (``RECHECK_MARGIN_SECONDS`` earlier, for clocks), from the admin feed: an earlier
+    version may have written since, in its last invocations after the deploy that marked it,
+    or deployed or started again on the same tables, and a spike it wrote without the attribute
+    would stay out of every lookup by id for good."""
+    checked_to = _checked_to()
+    started = clock.epoch()
     updated = 0
     for _ in range(BACKFILL_PASSES):
-        missing = list(Spike.scan(Spike.owner_project.does_not_exist() & Spike.public_id.exists(),
-                                  attributes_to_get=["spike_id", "owner_id", "project"]))
+        missing = _missing(checked_to)
         if not missing:
-            LedgerItem(BACKFILL_MARKER, state=DONE).save()
+            LedgerItem(BACKFILL_MARKER, state=DONE, detail={"checked_to": started}).save()
             return updated
         with ThreadPoolExecutor(max_workers=BACKFILL_THREADS) as pool:
             updated += sum(pool.map(_give_owner_project, missing))
     return updated  # still changing under us: the next run (deploy or start) finishes it
+
+
+def _checked_to() -> Optional[float]:
+    """Up to when every spike was looked at, or None: never (or by a version that kept no time)."""
+    try:
+        marker = LedgerItem.get(BACKFILL_MARKER, consistent_read=True)
+    except LedgerItem.DoesNotExist:
+        return None
+    return (marker.detail or {}).get("checked_to") if marker.state == DONE else None
+
+
+def _missing(checked_to: Optional[float]) -> List[Spike]:
+    old_form = Spike.owner_project.does_not_exist() & Spike.public_id.exists()
+    attributes = ["spike_id", "owner_id", "project"]
+    if checked_to is None:
+        return list(Spike.scan(old_form, attributes_to_get=attributes))
+    since = clock.iso_millis_at(checked_to - RECHECK_MARGIN_SECONDS)
+    return list(Spike.feed_index.query(FEED, Spike.sort_key > since, filter_condition=old_form,
+                                       attributes_to_get=attributes, page_size=FILTERED_PAGE))
 
 
 def _give_owner_project(spike: Spike) -> int:
