@@ -31,7 +31,8 @@ def problems(given: Dict[str, str], previous: Dict[str, str], region: str, parti
              creating: bool) -> List[str]:
     """What is wrong with ``given`` (parameter -> value, empty = back to the default) over the
     stack's ``previous`` parameters, each with what to do; empty when the deploy may go on."""
-    found = [problem for parameter, value in given.items() if (problem := allowed(parameter, value))]
+    found = [problem for parameter, value in given.items()
+             if (problem := mail_from_problem(value) if parameter == "MailFrom" else allowed(parameter, value))]
     merged = {**previous, **given}
     if creating and not merged.get("MailFrom"):
         found.append("The first deploy needs the mail sender: MAIL_FROM=no-reply@your-domain")
@@ -63,6 +64,21 @@ def allowed(parameter: str, value: str) -> Optional[str]:
     if pattern and not re.search(pattern, value):
         return f"{variable}={value!r} does not match {pattern}"
     return None
+
+
+def mail_from_problem(address: str) -> Optional[str]:
+    """The sender as SES and the functions' policy (``ses:SendEmail`` on its identity) name it: an
+    address alone, in ASCII. An internationalised domain is verified in SES in its xn-- form, so
+    the policy written with the Unicode one would refuse every mail."""
+    if "<" in address or " " in address.strip():
+        return (f"MAIL_FROM={address!r}: give the address alone (MAIL_FROM=no-reply@example.com); the name "
+                "goes in MAIL_FROM_NAME")
+    if not address.isascii():
+        from chalicelib.services.addresses import ascii_address
+        ascii_form = ascii_address(address)
+        return (f"MAIL_FROM={address!r}: SES sends from ASCII addresses only: "
+                + (f"write it MAIL_FROM={ascii_form}" if ascii_form else "the part before the @ must be ASCII"))
+    return allowed("MailFrom", address)
 
 
 def certificate_problems(certificate: str, region: str, partition: str) -> List[str]:

@@ -82,3 +82,14 @@ def test_a_wrong_stage_name_is_a_usage_error_not_a_traceback(capsys):
             command(["--stage=Prod"])
         assert refused.value.code == 2
         assert "lower-case letters" in capsys.readouterr().err
+
+
+def test_the_sender_is_an_ascii_address_alone():
+    # A Unicode domain passed the template's pattern, and the functions' policy then named an SES
+    # identity that does not exist (SES verifies the xn-- form): every mail refused.
+    unicode_domain = problems({"MailFrom": "no-reply@bücher.de"}, {}, "us-east-1", "aws", creating=True)
+    assert unicode_domain == ["MAIL_FROM='no-reply@bücher.de': SES sends from ASCII addresses only: write it "
+                              "MAIL_FROM=no-reply@xn--bcher-kva.de"]
+    named = problems({"MailFrom": "Spikes <no-reply@example.com>"}, {}, "us-east-1", "aws", creating=True)
+    assert len(named) == 1 and "the name goes in MAIL_FROM_NAME" in named[0]
+    assert problems({"MailFrom": "no-reply@example.com"}, {}, "us-east-1", "aws", creating=True) == []
