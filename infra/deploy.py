@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from infra import adopt, package, secrets, stack
-from infra.options import problems as option_problems
+from infra.options import issued_certificate_problems, problems as option_problems
 from infra.region import operator_region
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,8 +230,24 @@ class Deployer:
         previous = {} if creating else {p["ParameterKey"]: p.get("ParameterValue", "") for p in current["Parameters"]}
         found = option_problems(given, previous, self.region, self.session.get_partition_for_region(self.region),
                                 creating)
+        merged = {**previous, **given}
+        if not found and merged.get("DomainName") and ({"DomainName", "CertificateArn"} & set(given) or creating):
+            found = self.certificate_problems(merged["CertificateArn"], merged["DomainName"])
         if found:
             raise SystemExit("Nothing was deployed or changed:\n" + "\n".join(f"  - {item}" for item in found))
+
+    def certificate_problems(self, arn: str, domain: str) -> List[str]:
+        """The certificate as ACM has it, when the deploy may read it (else CloudFormation tells)."""
+        from botocore.exceptions import ClientError
+        try:
+            certificate = self.session.client("acm", region_name=self.region).describe_certificate(
+                CertificateArn=arn)["Certificate"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                return [f"CERTIFICATE_ARN {arn} is not in ACM in {self.region} of account {self.account}"]
+            self.say(f"Could not read the certificate in ACM ({exc.response['Error']['Code']}); deploying with it.")
+            return []
+        return issued_certificate_problems(certificate, domain)
 
     def migrate(self, stage: str) -> None:
         """What this version changes in items already stored, once its tables and code are

@@ -9,7 +9,7 @@ refused here first, all at once, with what to set instead.
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from infra import stack
 
@@ -64,6 +64,27 @@ def allowed(parameter: str, value: str) -> Optional[str]:
     if pattern and not re.search(pattern, value):
         return f"{variable}={value!r} does not match {pattern}"
     return None
+
+
+def issued_certificate_problems(certificate: Dict[str, Any], domain: str) -> List[str]:
+    """What ACM says of the certificate (``DescribeCertificate``): API Gateway takes only an issued
+    one covering the domain, and refuses any other when it creates the domain, in the stack."""
+    status = certificate.get("Status", "")
+    if status != "ISSUED":
+        return [f"CERTIFICATE_ARN is {status} in ACM, not ISSUED: wait until ACM shows it Issued (with DNS "
+                "validation, once its CNAME record is in your DNS), then deploy"]
+    names = certificate.get("SubjectAlternativeNames") or [certificate.get("DomainName", "")]
+    if not any(covers(name, domain) for name in names):
+        return [f"CERTIFICATE_ARN covers {', '.join(names)}, not {domain}: use a certificate for {domain}"]
+    return []
+
+
+def covers(name: str, domain: str) -> bool:
+    """A certificate name covers the domain itself, or as a wildcard one label of it."""
+    name, domain = name.lower(), domain.lower()
+    if name.startswith("*."):
+        return domain.split(".", 1)[-1] == name[2:] and "." in domain
+    return name == domain
 
 
 def mail_from_problem(address: str) -> Optional[str]:

@@ -93,3 +93,22 @@ def test_the_sender_is_an_ascii_address_alone():
     named = problems({"MailFrom": "Spikes <no-reply@example.com>"}, {}, "us-east-1", "aws", creating=True)
     assert len(named) == 1 and "the name goes in MAIL_FROM_NAME" in named[0]
     assert problems({"MailFrom": "no-reply@example.com"}, {}, "us-east-1", "aws", creating=True) == []
+
+
+def test_a_certificate_acm_has_not_issued_for_the_domain_is_refused_before_anything_exists(built):
+    # API Gateway refuses a pending certificate, or one for other names, only when the stack
+    # creates the domain: halfway through, a first creation rolled back.
+    with mock_aws():
+        acm = boto3.client("acm")
+        pending = acm.request_certificate(DomainName="feedback.example.com", ValidationMethod="DNS")["CertificateArn"]
+        with pytest.raises(SystemExit, match="PENDING_VALIDATION in ACM, not ISSUED"):
+            deploy(domain_name="feedback.example.com", certificate_arn=pending)
+        with pytest.raises(SystemExit, match="is not in ACM in us-east-1"):
+            deploy(domain_name="feedback.example.com", certificate_arn=CERTIFICATE)
+        with pytest.raises(ClientError):
+            boto3.client("cloudformation").describe_stacks(StackName=f"spikes-{STAGE}")
+        assert boto3.client("ssm").describe_parameters()["Parameters"] == []
+    from infra.options import issued_certificate_problems
+    issued = {"Status": "ISSUED", "DomainName": "example.com", "SubjectAlternativeNames": ["example.com", "*.example.com"]}
+    assert issued_certificate_problems(issued, "feedback.example.com") == []
+    assert "not a.b.example.com" in issued_certificate_problems(issued, "a.b.example.com")[0]
