@@ -398,7 +398,8 @@ class Deployer:
         if not delete_data:
             self.say("Kept (they hold users' data): tables " + ", ".join(tables) + f"; bucket {bucket}; "
                      f"SSM parameters under {stack.ssm_path(stage)}.")
-            self.say(f"To delete them too: make destroy STAGE={stage} DELETE_DATA=yes")
+            self.say(f"To delete them too: make destroy STAGE={stage} DELETE_DATA=yes. To deploy the stage again "
+                     f"with them: make deploy STAGE={stage} IMPORT_DATA=yes MAIL_FROM=... (docs/deploy.md, 'Tearing down')")
             return
         self.delete_data(stage, tables, bucket)
 

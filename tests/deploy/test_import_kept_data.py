@@ -72,7 +72,9 @@ def test_a_redeploy_over_kept_data_imports_it_before_the_update(built):
         users = stack.table_names(STAGE)["users"]
         dynamodb = boto3.client("dynamodb")
         dynamodb.put_item(TableName=users, Item={"user_id": {"S": "u_kept"}})
-        Deployer(out=io.StringIO()).destroy(STAGE)
+        destroyed = io.StringIO()
+        Deployer(out=destroyed).destroy(STAGE)
+        assert f"make deploy STAGE={STAGE} IMPORT_DATA=yes" in destroyed.getvalue()  # the way back, named
         with pytest.raises(SystemExit, match=f"make deploy STAGE={STAGE} IMPORT_DATA=yes"):
             Deployer(out=io.StringIO()).deploy(STAGE, BUILD_ROOT, {"mail_from": MAIL_FROM})
 
