@@ -578,6 +578,33 @@ def test_delete_exports_spikes_and_leaves_nothing_behind(client, user_token):
     assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 404
 
 
+def test_a_share_too_big_to_delete_in_one_answer_is_answered_and_finished_by_the_job(client, user_token, monkeypatch):
+    """A request deletes spikes for REQUEST_DELETION_SECONDS and then answers: deleting 30,000
+    took minutes on make dev, and API Gateway ends an answer at 29 s. The share is gone at
+    once; the share_deletions job removes the spikes left, the counters and the record."""
+    from chalicelib import deps
+    from chalicelib.services import share_cleanup, share_deletion
+    body = share_site(client, user_token, "Huge")
+    for number in range(3):
+        status, posted, _ = call(client, "POST", "/spikes", {
+            "id": f"s{number}", "type": "page", "projectKey": body["slug"], "page": "/", "rating": "like",
+            "comments": f"note {number}", "reviewer": {"id": "r1", "name": "Jane"}})
+        assert status in (200, 201), posted
+    monkeypatch.setattr(share_deletion, "REQUEST_DELETION_SECONDS", 0)
+
+    status, deleted, _ = call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)
+    assert status == 200 and len(deleted["exported_spikes"]) == 3
+    assert call(client, "GET", f"/shares/{body['share_id']}", token=user_token)[0] == 404
+    assert call(client, "GET", f"/s/{body['slug']}/")[0] == 404
+    assert user_of("owner@example.com").active_shares == 0
+    assert len([s for s in all_items(Spike) if s.partition == body["share_id"]]) == 3  # left for the job
+
+    assert share_cleanup.finish_pending_deletions(deps.share_files(), now=1_800_000_000)["finished"] == 1
+    assert not [s for s in all_items(Spike) if s.partition == body["share_id"]]
+    assert not [s for s in all_items(Share) if body["share_id"] in (s.share_id, s.pk)]
+    assert not [i for i in all_items(LedgerItem) if body["share_id"] in i.pk]
+
+
 def test_delete_by_slug_frees_the_slot_and_the_slug(client, user_token, env):
     env(FREE_SHARE_LIMIT="1")
     body = share_site(client, user_token, "Only One")

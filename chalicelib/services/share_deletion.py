@@ -19,15 +19,20 @@ from chalicelib.store.transactions import ConditionFailed, Transaction
 
 log = get_logger("spikes.shares")
 
+# A request deletes spikes for this long, then answers and leaves the rest to the
+# share_deletions job: API Gateway ends an answer at 29 s, the export is read before.
+REQUEST_DELETION_SECONDS = 10
+
 
 def delete_share(share_files: ShareFiles, user: User, key: str, with_export: bool = True,
                  presign_ttl_seconds: Optional[int] = None) -> List[dict]:
     """Delete a share and everything it has, resumably. First a tombstone: the share's spikes
     are exported to S3, then one transaction marks the share ``deleting`` (from then on it is
     gone for viewers, listings and new feedback), takes it off the owner's count and records
-    it as a pending deletion. Then its files, spikes, counters, slug and record go. If that
-    clean-up fails, the client gets 503; a retried DELETE (by id or slug) or the scheduled job
-    finishes it, and the retry answers with the export kept at the start. An export too large
+    it as a pending deletion. Then its files, spikes, counters, slug and record go; what is
+    left after ``REQUEST_DELETION_SECONDS`` is the scheduled job's. If that clean-up fails, the
+    client gets 503; a retried DELETE (by id or slug) or the scheduled job finishes it, and the
+    retry answers with the export kept at the start. An export too large
     for one answer is refused before anything is deleted, unless ``with_export`` is False (the
     caller downloaded the feedback through the export route): it would be lost with the answer.
     ``presign_ttl_seconds``: how long a presigned upload's URLs live (the settings')."""
@@ -65,7 +70,8 @@ def _delete_share(share_files: ShareFiles, user: User, key: str, with_export: bo
         if with_export:
             shares.check_answerable(share, export)
         exported = json.loads(export)
-    finish_deletion(share_files, share)
+    if not finish_deletion(share_files, share, until=clock.epoch() + REQUEST_DELETION_SECONDS):
+        log.info("share.deletion_continues", share_id=share.share_id)  # the job finishes it
     return exported if with_export else []
 
 
@@ -96,14 +102,17 @@ def _deletion_writes(deleted_event: Optional[Delivery], held: Optional[OutboxIte
     return writes
 
 
-def finish_deletion(share_files: ShareFiles, share: Share) -> None:
+def finish_deletion(share_files: ShareFiles, share: Share, until: Optional[float] = None) -> bool:
     """Everything after the tombstone; each step is idempotent, so running it again after a
-    failure (or concurrently) finishes the job."""
+    failure (or concurrently) finishes the job. With ``until`` (an epoch), False when it
+    stopped then with spikes left: the deletion stays pending for the job."""
     share_files.delete_all(share.share_id)
-    spikes.delete_share_spikes(share.share_id, share.created_at)
+    if spikes.delete_share_spikes(share.share_id, share.created_at, until) is None:
+        return False
     share_store.remove(share)
     # The pending mark goes last: until then the job finds the deletion and drops the export
     # (the deleted feedback) even when the share record is already gone.
     share_files.drop_export(share.share_id)
     ledger.forget(ledger.PENDING_DELETIONS, share.share_id)
     log.info("share.deleted", share_id=share.share_id)
+    return True

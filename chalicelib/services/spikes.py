@@ -255,9 +255,12 @@ def export_share(share_id: str, max_weight: Optional[int] = None) -> List[dict]:
     return exported
 
 
-def delete_share_spikes(share_id: str, created_at: Optional[str] = None) -> int:
-    """Remove every spike of a share and the share's counters. Idempotent."""
-    removed = spike_store.delete_project(share_id)
+def delete_share_spikes(share_id: str, created_at: Optional[str] = None, until: Optional[float] = None) -> Optional[int]:
+    """Remove every spike of a share and the share's counters. Idempotent. With ``until`` (an
+    epoch), stops then and returns None, counters kept, when spikes are left."""
+    removed = spike_store.delete_project(share_id, lambda: until is None or clock.epoch() < until)
+    if removed is None:
+        return None
     today = clock.now()
     periods = clock.periods_between(clock.parse_iso(created_at) if created_at else today, today)
     ledger.delete_share_counters(share_id, periods)

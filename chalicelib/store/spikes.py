@@ -228,11 +228,13 @@ def _delete_own(spike: Spike) -> None:
     raise NotFound("Spike not found")
 
 
-def delete_project(partition: str) -> int:
-    """Remove every spike of a project partition (a share's). Idempotent; returns how many."""
+def delete_project(partition: str, keep_going: Callable[[], bool] = lambda: True) -> Optional[int]:
+    """Remove a project partition's spikes, idempotently: how many, or None if ``keep_going`` stopped it."""
     removed = 0
     with Spike.batch_write() as batch:
         for spike in Spike.partition_index.query(partition, attributes_to_get=["spike_id"]):
+            if not keep_going():
+                return None
             batch.delete(Spike(spike.spike_id))
             removed += 1
     return removed
