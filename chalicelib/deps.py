@@ -85,10 +85,9 @@ def ses_client() -> Any:
 @functools.lru_cache(maxsize=1)
 def mailer():
     from chalicelib.services.mailer import ConsoleMailer, SesMailer, UnconfiguredMailer
-    from chalicelib.settings import LOCAL_STAGES
     s = settings()
     if s.mail_mode == "console":  # printed links belong in a local terminal, never a stage's logs
-        return ConsoleMailer() if s.stage in LOCAL_STAGES else UnconfiguredMailer()
+        return ConsoleMailer() if s.local_stage else UnconfiguredMailer()
     return SesMailer(ses_client(), s.mail_sender, s.mail_configuration_set)
 
 

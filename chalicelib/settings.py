@@ -174,9 +174,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_aws(self) -> "Settings":
-        if self.stage not in LOCAL_STAGES and self.secret_key.get_secret_value() == DEV_SECRET:
+        if not self.local_stage and self.secret_key.get_secret_value() == DEV_SECRET:
             raise ValueError("SPIKES_SECRET_KEY must be set outside the local stages")
-        if self.stage not in LOCAL_STAGES and self.webhook_allow_loopback:
+        if not self.local_stage and self.webhook_allow_loopback:
             raise ValueError("SPIKES_WEBHOOK_ALLOW_LOOPBACK is for tests and local development only")
         return self
 
@@ -199,7 +199,7 @@ class Settings(BaseSettings):
 
     @property
     def agent_signup_enabled(self) -> bool:
-        return self.stage in LOCAL_STAGES if self.agent_signup is None else self.agent_signup
+        return self.local_stage if self.agent_signup is None else self.agent_signup
 
     @property
     def admin_token(self) -> Optional[str]:

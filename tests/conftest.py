@@ -132,6 +132,21 @@ def dynamodb_calls(monkeypatch) -> collections.Counter:
 
 
 @pytest.fixture
+def query_limits(monkeypatch) -> List[Optional[int]]:
+    """The ``Limit`` of each DynamoDB Query the code makes, in order: how much each read asked for."""
+    limits: List[Optional[int]] = []
+    original = Connection._make_api_call
+
+    def recording(self, operation_name, operation_kwargs):
+        if operation_name == "Query":
+            limits.append(operation_kwargs.get("Limit"))
+        return original(self, operation_name, operation_kwargs)
+
+    monkeypatch.setattr(Connection, "_make_api_call", recording)
+    return limits
+
+
+@pytest.fixture
 def stripe_api():
     """The local fake of Stripe's API (tests/fakes/stripe_api.py) on a free loopback port."""
     from tests.fakes.stripe_api import FakeStripe

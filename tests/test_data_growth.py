@@ -4,9 +4,6 @@ docs/performance.md ("`make dev` at 50,000 spikes"); asserted here by counting w
 from __future__ import annotations
 
 import json
-from typing import List
-
-from pynamodb.connection.base import Connection
 
 from tests.conftest import call, sign_in
 from tests.test_shares import upload
@@ -27,19 +24,7 @@ def _store_spikes(share_id: str, owner_id: str, count: int) -> None:
                                        comments="x" * 100))
 
 
-def _query_limits(monkeypatch) -> List[int]:
-    read: List[int] = []
-    original = Connection._make_api_call
-
-    def recording(self, operation_name, operation_kwargs):
-        if operation_name == "Query":
-            read.append(operation_kwargs.get("Limit"))
-        return original(self, operation_name, operation_kwargs)
-    monkeypatch.setattr(Connection, "_make_api_call", recording)
-    return read
-
-
-def test_a_share_too_large_to_answer_is_refused_after_reading_one_answers_worth(client, monkeypatch):
+def test_a_share_too_large_to_answer_is_refused_after_reading_one_answers_worth(client, monkeypatch, query_limits):
     """GET /shares/{key} answers with the share's feedback, or 409 when it outweighs one answer;
     the dashboard opens every share with it. It read every spike before refusing: 13.5 s for a
     share of 30,000 (and the answer's memory) on each open, growing with the share. Now the
@@ -50,7 +35,7 @@ def test_a_share_too_large_to_answer_is_refused_after_reading_one_answers_worth(
     token = sign_in(client, "owner@example.com")
     share_id = upload(client, token, [("index.html", b"<html><body>Hi</body></html>")], {"slug": "busy"})[1]["share_id"]
     _store_spikes(share_id, user_id_for("owner@example.com"), 2 * READ_SIZE + 100)
-    queries = _query_limits(monkeypatch)
+    queries = query_limits
     for method in ("GET", "DELETE"):
         queries.clear()
         status, body, _ = call(client, method, f"/shares/{share_id}", token=token)

@@ -103,20 +103,13 @@ def test_a_filter_that_matches_little_reads_the_partition_in_large_reads(client,
     assert queries <= 8, queries  # 401 matches in pages of 150: 3 pages, 2 or 3 reads each
 
 
-def test_a_full_page_reads_only_a_few_items_past_itself(client, monkeypatch):
+def test_a_full_page_reads_only_a_few_items_past_itself(client, query_limits):
     """A page reads one item past itself to know whether more follow. At the largest page (the
     CLI's and the MCP server's 1,000, and each of the CLI push's pages) the first read stops at
     1,000, and the second read was as large as the first: 1,000 items more to find one."""
     ids = _stored("full", 1005, lambda i: {})
-    read_sizes: List[int] = []
-    original = Connection._make_api_call
-
-    def recording(self, operation_name, operation_kwargs):
-        if operation_name == "Query":
-            read_sizes.append(operation_kwargs.get("Limit"))
-        return original(self, operation_name, operation_kwargs)
-
-    monkeypatch.setattr(Connection, "_make_api_call", recording)
+    read_sizes = query_limits
+    read_sizes.clear()
     status, data, _ = call(client, "GET", "/spikes?project=full&limit=1000")
     assert status == 200 and [spike["id"] for spike in data["data"]] == ids[:1000] and data["next_cursor"]
     assert read_sizes[0] == 1000 and sum(read_sizes) <= 1010, read_sizes

@@ -49,8 +49,7 @@ def base_url(request: Request) -> str:
         event_path = request.to_original_event().get("path") or context_path
         stage_prefix = context_path[: len(context_path) - len(event_path)] if context_path.endswith(event_path) else ""
         return f"https://{domain}{stage_prefix}"
-    from chalicelib.settings import LOCAL_STAGES
-    if settings.stage in LOCAL_STAGES:
+    if settings.local_stage:
         return LOCAL_BASE_URL  # the local runner sets SPIKES_PUBLIC_BASE_URL to its own address
     raise ServerMisconfigured("SPIKES_PUBLIC_BASE_URL is not set and the platform gave no domain")
 
