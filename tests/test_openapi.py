@@ -159,3 +159,54 @@ def test_the_document_stays_within_what_the_docs_page_renders():
     from app import app
     doc = openapi.build("http://localhost", app.routes)
     assert sum(len(operations) for operations in doc["paths"].values()) <= 140
+
+
+# What a schema object of an OpenAPI 3.1 document may hold: JSON Schema 2020-12's keywords and
+# OpenAPI's own. Anything else is ignored by validators and client generators, so a bound
+# written under another name (pydantic's `ge`/`le` when a Field follows a validator in
+# Annotated) is a limit the server enforces and the document silently does not state.
+SCHEMA_KEYWORDS = frozenset({
+    "$schema", "$id", "$ref", "$defs", "$anchor", "$dynamicRef", "$dynamicAnchor", "$comment", "$vocabulary",
+    "type", "enum", "const", "allOf", "anyOf", "oneOf", "not", "if", "then", "else",
+    "properties", "patternProperties", "additionalProperties", "propertyNames", "unevaluatedProperties",
+    "required", "dependentRequired", "dependentSchemas", "minProperties", "maxProperties",
+    "items", "prefixItems", "contains", "minContains", "maxContains", "unevaluatedItems",
+    "minItems", "maxItems", "uniqueItems",
+    "minLength", "maxLength", "pattern", "format", "contentEncoding", "contentMediaType", "contentSchema",
+    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+    "title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly",
+    "discriminator", "xml", "externalDocs", "example",
+})
+SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "dependentSchemas")
+SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+SCHEMA_VALUES = ("items", "not", "if", "then", "else", "contains", "additionalProperties", "propertyNames",
+                 "unevaluatedProperties", "unevaluatedItems", "contentSchema")
+
+
+def _unknown_keywords(schema, where):
+    if not isinstance(schema, dict):
+        return []
+    found = [f"{where}: {key}" for key in schema if key not in SCHEMA_KEYWORDS]
+    for key in SCHEMA_MAPS:
+        for name, sub in schema.get(key, {}).items():
+            found += _unknown_keywords(sub, f"{where}.{key}.{name}")
+    for key in SCHEMA_LISTS:
+        for index, sub in enumerate(schema.get(key, [])):
+            found += _unknown_keywords(sub, f"{where}.{key}[{index}]")
+    for key in SCHEMA_VALUES:
+        found += _unknown_keywords(schema.get(key), f"{where}.{key}")
+    return found
+
+
+def test_every_schema_states_its_limits_in_json_schema_keywords():
+    """monthly_cap_cents (0 to 100,000,000 cents: POST /auth/api-key, PATCH /me, PATCH
+    /auth/api-key/{id}) was documented as `ge`/`le`, so /docs and generated clients showed no
+    bound and a cap above it was a surprise 400."""
+    from app import app
+    doc = openapi.build("http://localhost", app.routes)
+    found = []
+    for name, schema in doc["components"]["schemas"].items():
+        found += _unknown_keywords(schema, name)
+    assert found == []
+    cap = doc["components"]["schemas"]["KeyCreateIn"]["properties"]["monthly_cap_cents"]["anyOf"][0]
+    assert (cap["minimum"], cap["maximum"]) == (0, 100_000_000)

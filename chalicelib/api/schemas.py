@@ -32,8 +32,9 @@ def _not_a_boolean(value):
     return value
 
 
-# A budget cap in cents: a JSON number, never a boolean.
-Cents = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=0, le=100_000_000)]
+# A budget cap in cents: a JSON number, never a boolean. The bounds come before the validator:
+# after it, pydantic writes them into GET /openapi.json as `ge`/`le`, which JSON Schema ignores.
+Cents = Annotated[int, Field(ge=0, le=100_000_000), BeforeValidator(_not_a_boolean)]
 
 
 class AccountPatchIn(Closed):
