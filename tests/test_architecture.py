@@ -1,6 +1,8 @@
 """The floors of chalicelib hold (docs/architecture.md): read from the imports of the source."""
 from __future__ import annotations
 
+import ast
+
 from tools import import_graph
 from tools.import_graph import ROOT, find_cycle, violations
 
@@ -117,4 +119,56 @@ def test_services_build_no_condition_update_or_transaction():
         work = store_work_in(path.read_text(encoding="utf-8"))
         if work:
             found[path.name] = work
+    assert found == {}
+
+
+# --- room for the roadmap (docs/architecture.md) ----------------------------------------------
+# An MCP endpoint calls the services, not the routes: past the one scope a route names
+# (identity.require_user / principal.require(scope)), who may read or change what is a service's
+# decision, never made again in a blueprint.
+DECISIONS_OF_SERVICES = {"require_feedback_access", "shows_reviewer_emails", "may_act_as_owner", "owns",
+                         "owned_share", "accounts_of", "joined_by_claim", "allows", "is_private"}
+OWNER_NAMES = {"owner_id", "user_id"}
+
+
+def _owner_like(node) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr in OWNER_NAMES) or \
+        (isinstance(node, ast.Name) and node.id in OWNER_NAMES)
+
+
+def owner_comparisons_in(source: str) -> list:
+    """Two accounts compared (``share.owner_id == user.user_id``): an ownership decision."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare) and any(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops) \
+                and sum(_owner_like(operand) for operand in [node.left, *node.comparators]) >= 2:
+            found.append(ast.unparse(node))
+    return found
+
+
+def authorization_in(source: str) -> list:
+    """Calls that decide who may act, and literal scopes required past the route's own."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+        if name in DECISIONS_OF_SERVICES:
+            found.append(f"{name}()")
+        if name == "require" and node.args and isinstance(node.args[0], ast.Constant):
+            found.append(f"require({node.args[0].value!r})")
+    return found + owner_comparisons_in(source)
+
+
+def test_blueprints_leave_authorization_to_the_services():
+    assert authorization_in('principal.require("spikes:read")\nspikes.shows_reviewer_emails(p, o)') == \
+        ["require('spikes:read')", "shows_reviewer_emails()"]
+    assert authorization_in("if share.owner_id != principal.user_id: raise NotFound()") == \
+        ["share.owner_id != principal.user_id"]
+    assert authorization_in('identity.require_user(principal, "shares:read")\nprincipal.require(scope)') == []
+    found = {}
+    for path in sorted((ROOT / "chalicelib" / "api").glob("*.py")):
+        decisions = authorization_in(path.read_text(encoding="utf-8"))
+        if decisions:
+            found[path.name] = decisions
     assert found == {}

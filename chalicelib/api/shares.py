@@ -2,7 +2,7 @@
 and delete. Serving the uploaded pages lives in ``serving``."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from chalice import Blueprint
 
@@ -43,14 +43,6 @@ def _uploader(request, budget: str = "shares") -> Principal:
     return principal
 
 
-def _may_set_receiver(principal: Principal, webhook_url: Optional[str]) -> None:
-    """A webhook's receiver gets every new spike whole, reviewers' e-mail addresses included:
-    pointing one somewhere needs what reading them does (``spikes:read``), not only
-    ``shares:write`` (docs/security.md, 154). Removing one does not."""
-    if webhook_url:
-        principal.require("spikes:read")
-
-
 def _new_webhook_secret(share: Share) -> dict:
     """The signing secret of a webhook just set: shown in this answer and never again."""
     if not outbound_webhooks.wants_events(share):
@@ -78,7 +70,7 @@ def create_share():
                         f"repository, or POST /shares/uploads (docs/shares.md)")
     upload = uploads.parse_multipart(request.headers.get("content-type", ""), raw, settings.max_share_files)
     metadata = inputs.validate(schemas.ShareMetadata, upload.metadata)
-    _may_set_receiver(principal, metadata.webhook_url)
+    outbound_webhooks.require_receiver_scope(principal, metadata.webhook_url)
     base_url = inputs.base_url(request)
     share = shares.create_share(settings, deps.share_files(), principal.user, metadata.options(), upload.files, base_url,
                                 principal.key)
@@ -91,7 +83,7 @@ def start_upload():
     principal = _uploader(request)
     settings = deps.settings()
     body = inputs.parse(request, schemas.UploadRequest, max_bytes=max(settings.max_json_bytes, MAX_ANNOUNCEMENT_BYTES))
-    _may_set_receiver(principal, body.webhook_url)
+    outbound_webhooks.require_receiver_scope(principal, body.webhook_url)
     paths = [uploads.normalise_path(item.path) for item in body.files]
     # The served type follows the extension, whatever the client announced.
     files = [shares.FileSpec(path=path, size=item.size, content_type=uploads.content_type_for(path))
@@ -140,7 +132,7 @@ def get_share(key: str):
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "shares:read")
     share = shares.get_owned(principal.user, key)
-    exported = _exported_for(principal, shares.export_spikes(share))
+    exported = spikes.exported_for(principal, shares.export_spikes(share))
     # Every spike of the share is in hand: count them rather than read the counter too.
     return responses.ShareOut(**_summary(share, inputs.base_url(request)), spike_count=len(exported),
                     exported_spikes=exported)
@@ -151,7 +143,7 @@ def update_share(key: str):
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "shares:write")
     body = inputs.parse(request, schemas.ShareUpdate)
-    _may_set_receiver(principal, body.webhook_url)
+    outbound_webhooks.require_receiver_scope(principal, body.webhook_url)
     base_url = inputs.base_url(request)
     share = shares.update_share(deps.settings(), principal.user, key, body.changes(), base_url)
     secret = _new_webhook_secret(share) if body.webhook_url else {}
@@ -165,14 +157,4 @@ def delete_share(key: str):
     with_export = (inputs.query(request).get("exported_spikes") or "").lower() != "false"
     exported = share_deletion.delete_share(deps.share_files(), principal.user, key, with_export=with_export,
                                            presign_ttl_seconds=deps.settings().presign_ttl_seconds)
-    return responses.ShareDeletedOut(exported_spikes=_exported_for(principal, exported))
-
-
-def _exported_for(principal: "Principal", exported: list) -> list:
-    """The caller's own share's feedback, with reviewers' e-mail addresses only where every
-    listing shows them (``spikes.shows_reviewer_emails``: docs/security.md, 19 and 30): a key
-    granted the shares alone gets their feedback without them."""
-    if spikes.shows_reviewer_emails(principal, principal.user_id):
-        return exported
-    return [{**item, "reviewer": {name: value for name, value in (item.get("reviewer") or {}).items()
-                                  if name != "email"}} for item in exported]
+    return responses.ShareDeletedOut(exported_spikes=spikes.exported_for(principal, exported))

@@ -16,7 +16,6 @@ responses = lazy_import("chalicelib.api.responses")
 schemas = lazy_import("chalicelib.api.schemas")
 exports = lazy_import("chalicelib.services.exports")
 ratelimit = lazy_import("chalicelib.services.ratelimit")
-share_access = lazy_import("chalicelib.services.share_access")
 spike_posts = lazy_import("chalicelib.services.spike_posts")
 spikes = lazy_import("chalicelib.services.spikes")
 
@@ -108,26 +107,14 @@ def _acting(request, scope: str):
 
 
 def _scope(request, params: dict) -> Tuple[spikes.Scope, bool]:
-    """The spikes the caller may list, and whether reviewers' e-mail addresses are shown: a
-    listing by project key is public, whoever asks (the contract: "public when provided"), and
-    shows them only to the share's owner and the admin; one without is the caller's own (or
-    the admin's), which holds what they posted under project keys of their own."""
+    """The spikes the caller may list, and whether reviewers' e-mail addresses are shown
+    (``spikes.readable`` decides)."""
     project = params.get("project") or None
     if project and len(project) > MAX_PROJECT_CHARS:
         raise ValidationFailed.field("project", f"project is at most {MAX_PROJECT_CHARS} characters")
-    principal = _principal(request)
-    if project:
-        share = spikes.share_of(project)
-        if share is not None and share_access.is_private(share):
-            # Only its owner (or the admin) and viewers who know the password read its feedback.
-            share_access.require_feedback_access(
-                deps.settings(), share, principal,
-                password=request.headers.get("x-share-password") or params.get("password"),
-                client_ip=inputs.client_ip(request))
-        return spikes.project_scope(project, share), spikes.shows_reviewer_emails(principal, share.owner_id if share else None)
-    if principal is not None:
-        principal.require("spikes:read")
-    return spikes.scope_for(principal), True
+    return spikes.readable(deps.settings(), _principal(request), project,
+                           password=request.headers.get("x-share-password") or params.get("password"),
+                           client_ip=inputs.client_ip(request))
 
 
 def wants_bare_array(request) -> bool:
@@ -178,8 +165,7 @@ def patch_spike(spike_id: str):
     body = inputs.parse(request, schemas.ResolveIn)
     spike = spikes.set_resolved(principal, spike_id, body.resolved, _project(request), _prefix_ok(request))
     # The answer shows the spike: reviewers' addresses only to whom a listing shows them.
-    reviewer_emails = spikes.shows_reviewer_emails(principal, spike.owner_id)
-    return responses.SpikeResolvedOut(**spikes.to_client(spike, reviewer_emails), resolved_at=spike.resolved_at)
+    return responses.SpikeResolvedOut(**spikes.shown_to(principal, spike), resolved_at=spike.resolved_at)
 
 
 @route(bp, "/spikes/{spike_id}", methods=["DELETE"])

@@ -96,6 +96,15 @@ def webhook_view(share: Share, now: Optional[float] = None) -> Dict[str, Any]:
             "previous_secret_valid_until": clock.iso_millis_at(grace) if grace else None}
 
 
+def require_receiver_scope(principal, webhook_url: Optional[str]) -> None:
+    """A webhook's receiver gets every new spike whole, reviewers' e-mail addresses included:
+    pointing one somewhere needs what reading them does (``spikes:read``), not only
+    ``shares:write`` (docs/security.md, 154). Removing one does not. ``principal`` is a
+    services/identity.Principal (ScopeDenied from its ``require``)."""
+    if webhook_url:
+        principal.require("spikes:read")
+
+
 def require_pro_owner(settings: Settings, share: Share, caller: User, base_url: str) -> None:
     """Sending and resuming need the share's owner to have Pro (or the agent tier) now, a grace
     period counting until its end: 403 UPGRADE_REQUIRED, as setting the URL answers."""

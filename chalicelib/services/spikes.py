@@ -7,13 +7,14 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 from chalicelib import clock, lambda_answer
 from chalicelib.errors import AuthRequired, Conflict, ExportTooLarge, NotFound
 from chalicelib.logs import get_logger
-from chalicelib.services import outbound_webhooks, ownership, targets
+from chalicelib.services import outbound_webhooks, ownership, share_access, targets
 from chalicelib.services.identity import Principal
+from chalicelib.settings import Settings
 from chalicelib.store import ledger, spike_ids
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
@@ -104,6 +105,40 @@ def shows_reviewer_emails(principal: Optional[Principal], owner_id: Optional[str
     # An owner's key shows them only with spikes:read: a key granted usage or keys only, say,
     # reads the public listing as anyone does (checked first: it costs no read).
     return principal is not None and principal.allows("spikes:read") and ownership.may_act_as_owner(principal, owner_id)
+
+
+def shown_to(principal: Optional[Principal], spike: Spike) -> dict:
+    """One spike in the wire format as ``principal`` reads it: reviewers' e-mail addresses only
+    where a listing shows them (``shows_reviewer_emails``)."""
+    return to_client(spike, shows_reviewer_emails(principal, spike.owner_id))
+
+
+def exported_for(principal: Principal, exported: List[dict]) -> List[dict]:
+    """The caller's own share's feedback (``shares.export_spikes``, a deletion's export), with
+    reviewers' e-mail addresses only where every listing shows them (``shows_reviewer_emails``:
+    docs/security.md, 19 and 30): a key granted the shares alone gets it without them."""
+    if shows_reviewer_emails(principal, principal.user_id):
+        return exported
+    return [{**item, "reviewer": {name: value for name, value in (item.get("reviewer") or {}).items()
+                                  if name != "email"}} for item in exported]
+
+
+def readable(settings: Settings, principal: Optional[Principal], project: Optional[str],
+             password: Optional[str] = None, client_ip: str = "unknown") -> Tuple[Scope, bool]:
+    """The spikes ``principal`` may list or export, and whether reviewers' e-mail addresses are
+    shown: by project key, public whoever asks (the contract: "public when provided") unless
+    the share it names is private (its owner, the admin, or ``password``:
+    ``share_access.require_feedback_access``), the addresses only to the share's owner and the
+    admin; without one, the caller's own (or the admin's: everything), with ``spikes:read``.
+    The one decision every reader of feedback (the routes, an MCP tool) asks."""
+    if project:
+        share = share_of(project)
+        if share is not None and share_access.is_private(share):
+            share_access.require_feedback_access(settings, share, principal, password, client_ip)
+        return project_scope(project, share), shows_reviewer_emails(principal, share.owner_id if share else None)
+    if principal is not None:
+        principal.require("spikes:read")
+    return scope_for(principal), True
 
 
 def project_scope(project: str, share: Optional[Share]) -> Scope:
