@@ -1,13 +1,18 @@
 """The README's settings table is what chalicelib/settings.py reads: every setting, and no
-variable that does nothing."""
+variable that does nothing; and every default the user docs state for a setting, in a table or
+in passing (`SPIKES_MAX_SHARE_BYTES` (50 MiB)), is the one the code has."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 from chalicelib.settings import Settings
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+USER_DOCS = [README] + [ROOT / "docs" / f"{name}.md" for name in (
+    "getting-started", "api-notes", "clients", "agents", "shares", "webhooks", "billing", "dashboard")]
 
 
 def _settings_table_variables() -> set:
@@ -17,10 +22,70 @@ def _settings_table_variables() -> set:
     return {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split(" | ")[0])}
 
 
+def _defaults() -> dict:
+    return {field.validation_alias if isinstance(field.validation_alias, str) else f"SPIKES_{name.upper()}":
+            field.default for name, field in Settings.model_fields.items()}
+
+
 def test_the_settings_table_lists_every_setting_and_nothing_else():
-    fields = Settings.model_fields
-    expected = {field.validation_alias if isinstance(field.validation_alias, str) else f"SPIKES_{name.upper()}"
-                for name, field in fields.items()}
+    expected = set(_defaults())
     listed = _settings_table_variables()
     assert sorted(listed - expected) == [], "listed in the README but not read by chalicelib/settings.py"
     assert sorted(expected - listed) == [], "read by chalicelib/settings.py but missing from the README"
+
+
+# A number stated with a unit, converted to the unit the setting's name ends in.
+UNITS = {"KiB": 1024, "MiB": 1024 ** 2, "s": 1, "seconds": 1, "minutes": 60, "hours": 3600, "h": 3600,
+         "days": 86400}
+SETTING_UNITS = {"_SECONDS": 1, "_HOURS": 3600, "_DAYS": 86400, "_BYTES": 1}
+NUMBER = r"(\d[\d,]*(?:\.\d+)?)"
+UNIT = r"(?:\s*(KiB|MiB|seconds|minutes|hours|days|s|h)\b)?"
+MENTIONS = (  # (pattern, group of the setting, group of the number, group of the unit)
+    # `SPIKES_X` (10), `SPIKES_X` (4 MiB by default), `SPIKES_X` per client IP (default 5; ...
+    (re.compile(r"`(SPIKES_[A-Z0-9_]+)`[^`()\n]{0,60}?\s*\((?:default\s+)?`?" + NUMBER + "`?" + UNIT), 1, 2, 3),
+    # every 2 s (`SPIKES_X`), at most once per 5 minutes (`SPIKES_X`)
+    (re.compile(NUMBER + r"\s*(KiB|MiB|seconds|minutes|hours|days|s|h)?\s*\(`(SPIKES_[A-Z0-9_]+)`[,)]"), 3, 1, 2),
+    # (`SPIKES_X`, default `604800`, ...)
+    (re.compile(r"`(SPIKES_[A-Z0-9_]+)`,\s*default\s*`" + NUMBER + "`"), 1, 2, None),
+)
+
+
+def _same(stated: str, default) -> bool:
+    if isinstance(default, (int, float, Decimal)) and not isinstance(default, bool):
+        return Decimal(stated.replace(",", "")) == Decimal(str(default))
+    return stated == default
+
+
+def _documented_defaults():
+    """(where, setting, what the doc says, the code's default) for each default a user doc states."""
+    defaults = _defaults()
+    for doc in USER_DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for line in text.splitlines():  # tables: | `SPIKES_A` / `SPIKES_B` | `1` / `2` | ...
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if not line.lstrip().startswith("| `") or len(cells) < 2:
+                continue
+            names = [name for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0]) if name in defaults]
+            stated = re.findall(r"`([^`]+)`", cells[1])
+            if names and len(stated) == len(names):
+                yield from ((f"{doc.name} table", name, value, defaults[name]) for name, value in zip(names, stated))
+        for pattern, name_at, number_at, unit_at in MENTIONS:
+            for match in pattern.finditer(text):
+                name = match.group(name_at)
+                if name not in defaults:
+                    continue
+                value = Decimal(match.group(number_at).replace(",", ""))
+                unit = match.group(unit_at) if unit_at else None
+                if unit:
+                    base = next((scale for suffix, scale in SETTING_UNITS.items() if name.endswith(suffix)), 1)
+                    value = value * UNITS[unit] / base
+                yield f"{doc.name}: {match.group(0)!r}", name, str(value), defaults[name]
+
+
+def test_every_default_the_user_docs_state_is_the_code_default():
+    checked = [(where, name, stated, default) for where, name, stated, default in _documented_defaults()
+               if default is not None and not isinstance(default, bool) and type(default).__name__ != "SecretStr"]
+    wrong = [f"{where}: {name} is {default!r} in chalicelib/settings.py, the doc says {stated}"
+             for where, name, stated, default in checked if not _same(stated, default)]
+    assert wrong == []
+    assert len(checked) >= 60, "the patterns no longer find the defaults the docs state"
