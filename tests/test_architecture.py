@@ -172,3 +172,50 @@ def test_blueprints_leave_authorization_to_the_services():
         if decisions:
             found[path.name] = decisions
     assert found == {}
+
+
+# Whether an account acts as an item's owner is asked of services/ownership.py alone (Teams will
+# change that one module). These compare two accounts for something else, and say what.
+NOT_OWNERSHIP_DECISIONS = {
+    ("claims.py", "owner.user_id == user.user_id"):
+        "the presented key was moved to the caller already: a claim retried, not a permission",
+    ("identity.py", "self.key.user_id != self.user_id"):
+        "which key-only account a key was made for, once a claim moved it (Principal.claimed_from)",
+    ("key_places.py", "keys[key_id].user_id != user_id"):
+        "the account's key-cap bookkeeping: a key a claim moved away holds no place any more",
+    ("outbound_webhooks.py", "caller.user_id == share.owner_id"):
+        "whose tier counts is the share owner's: the caller's account, already read, saves a read",
+    ("shares.py", "stored.owner_id == user.user_id"):
+        "whether the upload's own write (a fresh share id) committed although its answer was lost",
+}
+
+
+def test_ownership_is_decided_in_one_module():
+    assert owner_comparisons_in("if spike.owner_id == principal.user_id: allowed = True") == \
+        ["spike.owner_id == principal.user_id"]
+    found = set()
+    for path in sorted((ROOT / "chalicelib" / "services").glob("*.py")):
+        if path.name != "ownership.py":
+            found |= {(path.name, comparison) for comparison in owner_comparisons_in(path.read_text(encoding="utf-8"))}
+    assert found - set(NOT_OWNERSHIP_DECISIONS) == set()
+    assert set(NOT_OWNERSHIP_DECISIONS) - found == set()  # a line listed here that is gone: drop it
+
+
+def found_by_owner_section() -> str:
+    text = (ROOT / "docs" / "data-model.md").read_text(encoding="utf-8")
+    start = text.index("## Found by owner")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end != -1 else len(text)]
+
+
+def test_every_table_is_found_by_owner_without_a_scan():
+    """Account data rights (export, deletion) read an account's items by its id: a table is keyed
+    by the account (users) or has an ``owner_index``, and docs/data-model.md says for each table
+    how its items are found and what is not."""
+    from chalicelib.store.models import ALL_MODELS, LOGICAL_NAMES, User
+    section = found_by_owner_section()
+    for model in ALL_MODELS:
+        name = LOGICAL_NAMES[model]
+        assert f"| `{name}` " in section, f"docs/data-model.md, Found by owner: no row for the {name} table"
+        indexes = {index.Meta.index_name for index in model._indexes.values()}
+        assert model is User or "owner_index" in indexes, f"{name}: no owner_index (or key the account)"
