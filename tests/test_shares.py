@@ -605,6 +605,31 @@ def test_a_share_too_big_to_delete_in_one_answer_is_answered_and_finished_by_the
     assert not [i for i in all_items(LedgerItem) if body["share_id"] in i.pk]
 
 
+def test_the_owner_takes_the_slug_back_while_the_job_finishes_a_deletion(client, user_token, monkeypatch):
+    """A deletion that outlasts its request left the slug with the deleting share until the
+    share_deletions job ran (up to 15 minutes): the owner's unshare and share again got
+    ``huge-2``, a new address for every link and widget. The slug is retired for them at once."""
+    from chalicelib.services import share_cleanup, share_deletion
+    old = share_site(client, user_token, "Huge")
+    assert call(client, "POST", "/spikes", {"id": "s0", "type": "page", "projectKey": old["slug"], "page": "/",
+                                            "rating": "like", "comments": "old"})[0] in (200, 201)
+    monkeypatch.setattr(share_deletion, "REQUEST_DELETION_SECONDS", 0)
+    assert call(client, "DELETE", f"/shares/{old['share_id']}", token=user_token)[0] == 200
+
+    new = share_site(client, user_token, "Huge")
+    assert new["slug"] == old["slug"] == "huge"
+    assert call(client, "POST", "/spikes", {"id": "s1", "type": "page", "projectKey": "huge", "page": "/",
+                                            "rating": "like", "comments": "new"})[0] in (200, 201)
+    assert share_cleanup.finish_pending_deletions(deps.share_files(), now=1_800_000_000)["finished"] == 1
+    assert call(client, "GET", "/s/huge/")[0] == 200
+    listed = call(client, "GET", "/spikes?project=huge")[1]["data"]
+    assert [(s["id"], s["comments"]) for s in listed] == [("s1", "new")]
+    assert [s["id"] for s in call(client, "GET", "/shares", token=user_token)[1]] == [new["share_id"]]
+    # Someone else's share of that name still gets a suffix: the slug stays its owner's.
+    other = sign_in(client, "other@example.com")
+    assert share_site(client, other, "Huge")["slug"] != "huge"
+
+
 def test_delete_by_slug_frees_the_slot_and_the_slug(client, user_token, env):
     env(FREE_SHARE_LIMIT="1")
     body = share_site(client, user_token, "Only One")

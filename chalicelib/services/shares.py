@@ -4,6 +4,7 @@ visitor is sent is ``share_pages``; records, slugs and files are stored by ``sto
 ``store.files``."""
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import string
@@ -128,12 +129,19 @@ def insert_with_slug(share: Share, user: User, slug_wish: str, settings: Setting
     now = clock.epoch()
     paid_features = bool(share.password_hash or share.webhook_url)
     under_limit = quotas.under_share_limit(settings, now)
+    insert = functools.partial(metering.insert_share, share, user.user_id, under_limit, charge, key,
+                               quotas.paid_at(now) if paid_features else None)
     for share.slug in candidates:
         try:
-            return metering.insert_share(share, user.user_id, under_limit, charge, key,
-                                         quotas.paid_at(now) if paid_features else None)
+            return insert()
         except share_store.SlugTaken:
-            continue
+            # Still held by one of the owner's shares whose deletion the job is finishing.
+            if not share_store.retire_for_reuse(share.slug, user.user_id):
+                continue
+            try:
+                return insert()
+            except share_store.SlugTaken:
+                continue
         except share_store.OwnerAtLimit:
             owner = account_store.get(user.user_id, consistent=True)  # which condition: the owner as it is now
             tier = quotas.effective_tier(owner, now) if owner is not None else quotas.FREE

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Dict, Iterator, Optional
 
+from pynamodb.exceptions import PutError
+
 from chalicelib import clock
 from chalicelib.errors import NotFound
 from chalicelib.store import accounts, ledger, transactions
@@ -241,6 +243,27 @@ def _tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction
             if "owner" not in failed or not decrement:
                 raise
             decrement = False  # the owner's count drifted to 0: do not count below zero
+
+
+def retire_for_reuse(slug: str, owner_id: str) -> bool:
+    """Retire ``slug`` now, as ``remove`` will, when it names one of ``owner_id``'s shares whose
+    deletion started: the owner's next share may take it again at once, not only once the
+    share_deletions job has finished a deletion that outlasted its request. False otherwise."""
+    try:
+        claim = Share.get(slug_pk(slug), consistent_read=True)
+    except Share.DoesNotExist:
+        return False
+    deleting = get_by_id(claim.share_id, consistent=True) if claim.share_id else None
+    if deleting is None or deleting.status != DELETING or deleting.owner_id != owner_id:
+        return False
+    try:
+        Share(slug_pk(slug), reserved_for=owner_id, retired_at=clock.iso(clock.now())).save(
+            condition=Share.share_id == deleting.share_id)
+        return True
+    except PutError as exc:
+        if transactions.conditional_failed(exc):
+            return False  # taken or retired meanwhile: the caller tries the next candidate
+        raise
 
 
 def remove(share: Share) -> None:
