@@ -219,3 +219,29 @@ def test_every_table_is_found_by_owner_without_a_scan():
         assert f"| `{name}` " in section, f"docs/data-model.md, Found by owner: no row for the {name} table"
         indexes = {index.Meta.index_name for index in model._indexes.values()}
         assert model is User or "owner_index" in indexes, f"{name}: no owner_index (or key the account)"
+
+
+# Work a job owes, as members of one ledger item (ADD/DELETE of a string set): every writer of
+# the work contends on that item, and two regions writing it at once keep one side's members
+# (docs/architecture.md, "Room for the roadmap"). These three predate store/pending_queue.py
+# (one item per unit), where new work goes; the legacy sets of its queues are read to move them.
+ONE_ITEM_WORK_SETS = {"ledger.PENDING_DELETIONS", "ledger.DIRECT_UPLOADS", "ledger.PRESIGNED_UPLOADS",
+                      "uploads_kind",  # shares.stored_all_the_same: one of the two upload sets
+                      "self.legacy_item"}  # PendingQueue moving an earlier version's set
+
+
+def work_sets_in(source: str) -> set:
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr in ("remember", "forget", "members") and ast.unparse(node.func.value) == "ledger":
+            found.add(ast.unparse(node.args[0]) if node.args else "?")
+    return found
+
+
+def test_no_new_work_set_in_one_ledger_item():
+    assert work_sets_in('ledger.remember("exports#pending", export_id)') == {"'exports#pending'"}
+    found = set()
+    for path in sorted((ROOT / "chalicelib").rglob("*.py")):
+        found |= work_sets_in(path.read_text(encoding="utf-8"))
+    assert found - ONE_ITEM_WORK_SETS == set()
