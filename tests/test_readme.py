@@ -89,3 +89,30 @@ def test_every_default_the_user_docs_state_is_the_code_default():
              for where, name, stated, default in checked if not _same(stated, default)]
     assert wrong == []
     assert len(checked) >= 60, "the patterns no longer find the defaults the docs state"
+
+
+def test_every_table_row_of_the_user_docs_has_its_header_s_cells():
+    """GitHub splits a table row at every `|`, one inside a code span too (`csv|jsonl` must be
+    written `csv\\|jsonl`), and a paragraph inside a table ends it: the rows after it render as
+    loose text. Both had happened (docs/dashboard.md, docs/agents.md's agent-tier settings)."""
+    wrong = []
+    for doc in USER_DOCS:
+        header = None
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            row = line.strip()
+            if not row.startswith("|"):
+                header = None
+                continue
+            cells = len(re.split(r"(?<!\\)\|", row.strip("|")))
+            if header is None:
+                header = cells
+                if not re.match(r"^\|[\s:|-]+\|$", _next_line(doc, number)):
+                    wrong.append(f"{doc.name}:{number}: a table row without a header above it")
+            elif cells != header:
+                wrong.append(f"{doc.name}:{number}: {cells} cells under a header of {header}")
+    assert wrong == []
+
+
+def _next_line(doc: Path, number: int) -> str:
+    lines = doc.read_text(encoding="utf-8").splitlines()
+    return lines[number].strip() if number < len(lines) else ""
