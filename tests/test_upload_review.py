@@ -155,6 +155,17 @@ def test_an_upload_with_its_files_and_a_few_form_fields_is_stored(client, user_t
     assert status == 201, body
 
 
+
+def test_the_refusal_names_the_part_count_that_is_the_limit(client, user_token):
+    """docs/shares.md and the refusal said "at most 20 other form fields", but the bound is on
+    the parts in all (the files a share holds and 20): a few files with 25 fields are stored."""
+    note = ("form-data; name=\"note\"", "")
+    parts = [("form-data; name=\"metadata\"", '{"name": "notes"}'),
+             ("form-data; name=\"file\"; filename=\"index.html\"", "<p>hi</p>")] + [note] * 25
+    assert _upload_of_parts(client, user_token, parts)[0] == 201
+    status, body, _ = _upload_of_parts(client, user_token, parts[:2] + [note] * 520)
+    assert status == 400 and "at most 520 form parts in all" in body["details"][0]["message"], body
+
 def test_one_file_more_than_a_share_holds_is_refused(client, user_token):
     files = [(f"form-data; name=\"file\"; filename=\"p{i}.html\"", "<p>hi</p>") for i in range(501)]
     status, body, _ = _upload_of_parts(client, user_token, [("form-data; name=\"metadata\"", '{"name": "many"}')] + files)

@@ -180,8 +180,8 @@ def parse_multipart(content_type: str, body: bytes, max_files: int) -> Multipart
     boundary = options.get(b"boundary")
     if mime != b"multipart/form-data" or not boundary:
         raise UnsupportedMediaType("Send the share as multipart/form-data (a metadata part and file parts)")
-    too_many = ValidationFailed.field("files", f"A share holds at most {max_files} files (and at most "
-                                      f"{MAX_OTHER_PARTS} other form fields)", "TOO_MANY_FILES")
+    too_many = ValidationFailed.field("files", f"A share holds at most {max_files} files, sent in at most "
+                                      f"{max_files + MAX_OTHER_PARTS} form parts in all", "TOO_MANY_FILES")
     return _upload_of(_split_parts(boundary, body, max_files + MAX_OTHER_PARTS, too_many), max_files, too_many)
 
 
