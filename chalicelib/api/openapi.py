@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 from pydantic import BaseModel
 
 from chalicelib import errors, web
-from chalicelib.api import account_schemas, dashboard, fallback, schemas, versioning
+from chalicelib.api import account_schemas, dashboard, fallback, keys, outbound_webhooks, schemas, spikes, versioning
 from chalicelib.api.responses import (AccountOut, ApiKeyChangedOut, ApiKeyCreatedOut, ApiKeyOut, ApiKeyRevokedOut, BillingUrlOut,
                                       DeletedOut, DeliveryPageOut, DevicePollOut, DeviceStartOut, ErrorOut,
                                       HealthOut, IndexOut, KeyMeOut, LinkedOut, LoginOut, LogoutOut,
@@ -24,6 +24,7 @@ from chalicelib.api.responses import (AccountOut, ApiKeyChangedOut, ApiKeyCreate
                                       SpikePageOut, SpikeResolvedOut, StripeReceivedOut, TestSentOut, UsageOut,
                                       WebhookEventOut, WebhookOut, WebhookResumedOut, WebhookRotatedOut)
 from chalicelib.api.schemas import ShareMetadata, ShareUpdate, UploadRequest
+from chalicelib.services import spikes as spike_rules
 
 # --- what each route is ----------------------------------------------------------------------
 
@@ -77,9 +78,11 @@ SPIKE_FILTERS: Tuple[Query, ...] = (
 
 SPIKE_PROJECT = (("project", "The project key when the same id is in several of the caller's projects", False),
                  SPIKE_TOKEN)
-ID_PREFIX = ("The Spikes CLI's MCP server (user agent `ureq/…`) may send the first 4 or more characters of an "
-             "id (it shows 8): the one spike among the caller's newest 1,000 (and newest 1,000 open ones) "
-             "whose id starts with them; 409 CONFLICT when several do.")
+# Numbers the descriptions state are the code's, so they cannot drift from what it does.
+ID_PREFIX = (f"The Spikes CLI's MCP server (user agent `ureq/…`) may send the first "
+             f"{spike_rules.MIN_ID_PREFIX_CHARS} or more characters of an id (it shows 8): the one spike among the "
+             f"caller's newest {spike_rules.PREFIX_SEARCH_LIMIT:,} (and newest {spike_rules.PREFIX_SEARCH_LIMIT:,} open "
+             "ones) whose id starts with them; 409 CONFLICT when several do.")
 
 OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("GET", "/"): Op("Service name and health", "meta", PUBLIC, ok={200: IndexOut}),
@@ -131,8 +134,9 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                   description="A bare array (the CLI's `spikes auth list-keys` parses it); when more "
                                               "keys follow, the X-Next-Cursor header holds the cursor of the next "
                                               "page, absent on the last one.",
-                                  query=(("limit", "1-1000; default 100 (1000 for the Spikes CLI, user agent "
-                                                   "`ureq/…`, which reads one page)", False),
+                                  query=(("limit", f"1-{keys.MAX_LIMIT}; default {keys.DEFAULT_LIMIT} "
+                                                   f"({keys.MAX_LIMIT} for the Spikes CLI, user agent `ureq/…`, which "
+                                                   "reads one page)", False),
                                          ("cursor", "X-Next-Cursor of the previous page", False))),
     ("DELETE", "/auth/api-key/{key_id}"): Op("Revoke an API key", "keys", ok={200: ApiKeyRevokedOut},
                                              errors=(404,)),
@@ -149,9 +153,11 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                            ok={200: Union[SpikePageOut, List[SpikeOut]]}, errors=(404,),  # a protected share
                            rate_limited=True,  # the password of a protected share
                            description="The CLI's push (user agent `ureq/…`, `?token=`, no Authorization "
-                                       "header) gets a bare JSON array of up to 10,000 (docs/clients.md).",
-                           query=SPIKE_FILTERS + (("limit", "1-1000; default 100 (1000 for the Spikes CLI and MCP "
-                                                   "server, user agent `ureq/…`, which read one page)", False),
+                                       f"header) gets a bare JSON array of up to {spikes.MAX_PUSH_LISTING:,} "
+                                       "(docs/clients.md).",
+                           query=SPIKE_FILTERS + (("limit", f"1-{spikes.MAX_LIMIT}; default {spikes.DEFAULT_LIMIT} "
+                                                   f"({spikes.MAX_LIMIT} for the Spikes CLI and MCP server, user agent "
+                                                   "`ureq/…`, which read one page)", False),
                                                   ("cursor", "next_cursor of the previous page", False))),
     ("GET", "/spikes/export"): Op("Export feedback as CSV or JSON lines", "spikes", READER,
                                   ok={200: (str, ("text/csv", "application/x-ndjson")), 303: None}, errors=(404,),
@@ -198,7 +204,8 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                                  ok={200: WebhookResumedOut}, errors=(403, 404)),
     ("GET", "/shares/{key}/webhook/deliveries"): Op("Recent deliveries, newest first", "webhooks",
                                                     ok={200: DeliveryPageOut}, errors=(404,),
-                                                    query=(("limit", "1-100 (more is read as 100); default 50", False),)),
+                                                    query=(("limit", f"1-{outbound_webhooks.MAX_LIST} (more is read as {outbound_webhooks.MAX_LIST}); "
+                                                                     f"default {outbound_webhooks.DEFAULT_LIST}", False),)),
     ("GET", "/widget.js"): Op("The feedback widget", "shares", PUBLIC, ok={200: (str, "application/javascript")}),
     # billing
     ("GET", "/billing/checkout"): Op("A Stripe Checkout session for Pro or the agent tier", "billing",

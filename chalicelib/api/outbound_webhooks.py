@@ -18,6 +18,7 @@ shares = lazy_import("chalicelib.services.shares")
 bp = Blueprint(__name__)
 
 MAX_LIST = 100
+DEFAULT_LIST = 50
 
 
 def _owned(key: str, scope: str):
@@ -67,6 +68,6 @@ def resume(key: str):
 @route(bp, "/shares/{key}/webhook/deliveries", methods=["GET"])
 def deliveries(key: str):
     share = _owned(key, "shares:read")
-    items = outbound_webhooks.recent(share, inputs.page_limit(inputs.query(bp.current_request), 50, MAX_LIST))
+    items = outbound_webhooks.recent(share, inputs.page_limit(inputs.query(bp.current_request), DEFAULT_LIST, MAX_LIST))
     return responses.DeliveryPageOut(data=[outbound_webhooks.delivery_view(item) for item in items])
 
