@@ -221,3 +221,15 @@ def test_docs_api_notes_lists_the_rate_limited_routes_the_document_marks():
     listed = set(re.findall(r"`(GET|POST|PATCH|DELETE) (/[^`?]*)`", paragraph))
     marked = {key for key, op in openapi.OPERATIONS.items() if op.rate_limited}
     assert listed == marked
+
+
+def test_the_key_fields_the_cli_parses_as_strings_are_documented_never_null():
+    """The CLI's list-keys and create-key parse key_prefix and created_at as strings (CLIENTS.md):
+    the document typed them string-or-null, so a client generated from it handled a null the
+    server never sends, and the response check let one through."""
+    from app import app
+    schemas = openapi.build("http://localhost", app.routes)["components"]["schemas"]
+    for model in ("ApiKeyOut", "ApiKeyCreatedOut", "KeyMeOut"):
+        for name in ("key_id", "key_prefix", "scopes", "created_at"):
+            assert schemas[model]["properties"][name].get("type") == "string", (model, name)
+            assert name in schemas[model]["required"], (model, name)

@@ -199,15 +199,16 @@ class AccountOut(Out):
 # --- API keys --------------------------------------------------------------------------------
 
 class ApiKeyOut(Out):
-    """A key as GET /auth/api-keys lists it (the CLI's ApiKeyEntry)."""
+    """A key as GET /auth/api-keys lists it (the CLI's ApiKeyEntry, which needs key_prefix and
+    created_at as strings: a null fails its whole listing)."""
     key_id: str
-    key_prefix: Optional[str]
+    key_prefix: str
     name: Optional[str]
     scopes: str = Field(description="read, write or full (or a space-separated list of scopes)")
     monthly_cap_cents: Optional[int]
     revoked_at: Optional[str]
     expires_at: Optional[str]
-    created_at: Optional[str]
+    created_at: str
     last_used_at: Optional[str]
 
 
