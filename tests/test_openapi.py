@@ -223,13 +223,28 @@ def test_docs_api_notes_lists_the_rate_limited_routes_the_document_marks():
     assert listed == marked
 
 
-def test_the_key_fields_the_cli_parses_as_strings_are_documented_never_null():
-    """The CLI's list-keys and create-key parse key_prefix and created_at as strings (CLIENTS.md):
-    the document typed them string-or-null, so a client generated from it handled a null the
-    server never sends, and the response check let one through."""
+# What the CLI requires of each answer (CLIENTS.md), as the type it parses: a null fails it.
+CLI_REQUIRED = {
+    "ApiKeyOut": {"key_id": "string", "key_prefix": "string", "scopes": "string", "created_at": "string"},
+    "ApiKeyCreatedOut": {"ok": "boolean", "api_key": "string", "key_id": "string", "scopes": "string",
+                         "created_at": "string"},
+    "KeyMeOut": {"key_id": "string", "scopes": "string"},
+    "ShareCreatedOut": {"url": "string", "slug": "string"},
+    "ShareListItemOut": {"id": "string", "slug": "string", "url": "string", "spike_count": "integer",
+                         "created_at": "string"},
+    "ShareOut": {"id": "string", "slug": "string", "exported_spikes": "array"},
+    "UsageOut": {"spikes": "integer", "shares": "integer", "tier": "string"},
+}
+
+
+def test_the_fields_the_cli_parses_are_documented_as_it_parses_them():
+    """The CLI's list-keys and create-key parse key_prefix and created_at as strings, its share
+    and shares the slug and created_at (CLIENTS.md): the document typed them string-or-null, so
+    a client generated from it handled a null the server never sends, and the tests' response
+    check would have let one through."""
     from app import app
     schemas = openapi.build("http://localhost", app.routes)["components"]["schemas"]
-    for model in ("ApiKeyOut", "ApiKeyCreatedOut", "KeyMeOut"):
-        for name in ("key_id", "key_prefix", "scopes", "created_at"):
-            assert schemas[model]["properties"][name].get("type") == "string", (model, name)
-            assert name in schemas[model]["required"], (model, name)
+    wrong = [(model, name, schemas[model]["properties"][name]) for model, fields in CLI_REQUIRED.items()
+             for name, kind in fields.items()
+             if schemas[model]["properties"][name].get("type") != kind or name not in schemas[model]["required"]]
+    assert wrong == []

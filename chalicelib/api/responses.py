@@ -359,7 +359,7 @@ class UploadTargetOut(Out):
 class ShareCreatedOut(OkOut):
     url: str
     share_id: str
-    slug: Optional[str]
+    slug: str  # the CLI's share reads it, as it reads GET /shares' slug and created_at (CLIENTS.md)
     status: Optional[str]
     webhook_secret: Optional[str] = omitted(description=(
         "Only when the share was created with a webhook_url: the signing secret, shown this once"))
@@ -372,10 +372,10 @@ class ShareCreatedOut(OkOut):
 
 class ShareSummaryOut(Out):
     id: str
-    slug: Optional[str]
+    slug: str
     name: Optional[str]
     url: str
-    created_at: Optional[str]
+    created_at: str
     status: str
     file_count: int
     total_bytes: int
