@@ -67,10 +67,10 @@ SPIKE_TOKEN: Query = ("token", "The admin token (SPIKES_TOKEN) or a bearer token
 SPIKE_FILTERS: Tuple[Query, ...] = (
     ("project", "A project key or share id/slug: lists that project's public spikes, whoever asks (what a user "
                 "posts with a credential under a key naming no share is theirs: listed without ?project=)", False),
-    ("page", "Only spikes of this page", False),
-    ("reviewer", "Only spikes by this reviewer id", False),
-    ("rating", "love, like, meh or no", False),
-    ("resolved", "true or false", False),
+    ("page", "Only spikes of this page (exactly, case included)", False),
+    ("reviewer", "Only spikes by this reviewer id (exactly)", False),
+    ("rating", "love, like, meh or no (any case)", False),
+    ("resolved", "true or false (any case)", False),
     SPIKE_TOKEN,
     ("password", "The password of a protected share named by ?project= (or the X-Share-Password header); "
                  "tries are rate limited", False),
