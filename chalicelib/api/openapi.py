@@ -174,8 +174,9 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("POST", "/shares"): Op("Create a share from a multipart upload", "shares", body=ShareMetadata,
                             body_media="multipart/form-data", ok={201: ShareCreatedOut}, errors=(409,),
                             rate_limited=True,
-                            description="Parts: `metadata` (JSON, the fields below) and one `file` part per "
-                                        "file, named by its relative path."),
+                            description="Parts: `metadata` (JSON: the ShareMetadata schema) and one part per "
+                                        "file, under any field name (the CLI's `files`, the contract's `file`), "
+                                        "whose filename is the file's path in the folder (`css/site.css`)."),
     ("POST", "/shares/uploads"): Op("Start a share uploaded straight to S3 (large shares)", "shares",
                                     body=UploadRequest, ok={201: ShareCreatedOut}, errors=(409,),
                                     rate_limited=True),
