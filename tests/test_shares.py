@@ -630,6 +630,34 @@ def test_the_owner_takes_the_slug_back_while_the_job_finishes_a_deletion(client,
     assert share_site(client, other, "Huge")["slug"] != "huge"
 
 
+def test_a_deleted_shares_feedback_leaves_its_owners_listings_while_the_job_removes_it(client, user_token, monkeypatch):
+    """A deletion that outlasts its request leaves spikes for the share_deletions job (up to 15
+    minutes): the owner's GET /spikes (the CLI's pull and push, the MCP server's get_spikes),
+    export and lookups by id still showed them, so a pull right after an unshare brought the
+    deleted feedback back, and an agent resolved it. They are gone with the share."""
+    from chalicelib.services import share_cleanup, share_deletion
+    gone, kept = share_site(client, user_token, "Gone"), share_site(client, user_token, "Kept")
+    for spike_id, share in (("g0", gone), ("g1", gone), ("k0", kept)):
+        assert call(client, "POST", "/spikes", {"id": spike_id, "type": "page", "projectKey": share["share_id"],
+                                                "page": "/", "rating": "like", "comments": spike_id})[0] in (200, 201)
+    monkeypatch.setattr(share_deletion, "REQUEST_DELETION_SECONDS", 0)
+    assert call(client, "DELETE", f"/shares/{gone['share_id']}", token=user_token)[0] == 200
+    assert len([s for s in all_items(Spike) if s.partition == gone["share_id"]]) == 2  # left for the job
+
+    def listed() -> List[str]:
+        return [spike["id"] for spike in call(client, "GET", "/spikes", token=user_token)[1]["data"]]
+    assert listed() == ["k0"]
+    from tests.test_clients import ureq
+    status, raw = ureq(client, "GET", f"/spikes?token={user_token}")  # the CLI's push: a bare array
+    assert status == 200 and [spike["id"] for spike in json.loads(raw)] == ["k0"]
+    exported = client.http.get("/spikes/export?format=jsonl", headers={"Authorization": f"Bearer {user_token}"})
+    assert [json.loads(line)["id"] for line in exported.body.decode().splitlines()] == ["k0"]
+    for method, body in (("GET", None), ("PATCH", {"resolved": True}), ("DELETE", None)):
+        assert call(client, method, "/spikes/g0", body, token=user_token)[0] == 404
+    assert share_cleanup.finish_pending_deletions(deps.share_files(), now=1_800_000_000)["finished"] == 1
+    assert listed() == ["k0"]
+
+
 def test_delete_by_slug_frees_the_slot_and_the_slug(client, user_token, env):
     env(FREE_SHARE_LIMIT="1")
     body = share_site(client, user_token, "Only One")

@@ -225,6 +225,22 @@ def test_the_partition_keeps_its_stored_name(store_backend):
     assert [(row.partition, row.public_id) for row in read] == [("key#named", "n1")]
 
 
+def test_an_owners_listing_leaves_out_the_partitions_of_shares_being_deleted(store_backend):
+    """The owner's listing filters out the partitions of pending deletions (``NOT project IN
+    (...)``, in IN-sized chunks), as Amazon's engine reads the expression."""
+    with Spike.batch_write() as batch:
+        for number, partition in enumerate(["sh_gone", "sh_kept", "sh_gone", "key#own"]):
+            spike_id, created_at = f"spk_{number}", f"2026-05-01T12:00:0{number}.000Z"
+            batch.save(Spike(spike_id, partition=partition, owner_id="u1", feed="all", type="page", project_key="x",
+                             created_at=created_at, sort_key=spike_store.sort_key_for(created_at, spike_id)))
+    for pending in (["sh_gone"], ["sh_gone"] + [f"sh_other{n}" for n in range(150)]):
+        LedgerItem(ledger.PENDING_DELETIONS, members=set(pending)).save()
+        scope = Scope("owner", "u1")
+        assert [row.spike_id for row in spike_store.page(scope, spikes.hiding_deletions(scope, Filters()), 10, None,
+                                                         SECRET)[0]] == ["spk_3", "spk_1"]
+    assert len(spike_store.page(scope, Filters(), 10, None, SECRET)[0]) == 4
+
+
 def _post_concurrently(project_key: str, count: int, threads: int = 8, prefix: str = "c") -> list:
     """``count`` posts from ``threads`` threads at once; their outcomes."""
     settings = deps.settings()

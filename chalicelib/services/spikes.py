@@ -4,6 +4,7 @@ services/spike_posts.py.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ MAX_SPIKE_ID_CHARS = 64
 MIN_ID_PREFIX_CHARS = 4
 PREFIX_SEARCH_LIMIT = 1000  # the page the MCP server's get_spikes reads (docs/clients.md)
 UNPAGED_READ_SIZE = 1000  # the largest page
+MAX_HIDDEN_DELETIONS = 300  # what one listing's filter leaves out, at most (DynamoDB's 4 KB expressions)
 ANONYMOUS = {"id": "anon", "name": "Anonymous"}
 
 
@@ -151,6 +153,7 @@ def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str],
     """Up to ``limit`` spikes, newest first. ``max_bytes`` ends the page early when the
     serialized items would pass it (a Lambda answer is at most 6 MB); the cursor then
     continues right after the last item returned."""
+    filters = hiding_deletions(scope, filters)
     items, next_cursor = spike_store.page(scope, filters, limit, cursor, secret)
     wire = [to_client(spike, reviewer_emails) for spike in items]
     serialized = items_json(wire)
@@ -198,7 +201,15 @@ def list_unpaged(scope: Scope, filters: Filters, limit: int, cursor: Optional[st
 
 def iterate(scope: Scope, filters: Filters) -> Iterator[Row]:
     """Every matching spike, newest first (exports)."""
-    return spike_store.iterate(scope, filters)
+    return spike_store.iterate(scope, hiding_deletions(scope, filters))
+
+
+def hiding_deletions(scope: Scope, filters: Filters) -> Filters:
+    """An owner's listing leaves out the shares whose deletion started: gone for everyone once
+    the DELETE answered, while the share_deletions job may still be removing their spikes (the
+    admin's feed shows them). Costs one read of the pending deletions."""
+    deleting = tuple(ledger.members(ledger.PENDING_DELETIONS)[:MAX_HIDDEN_DELETIONS]) if scope.index == "owner" else ()
+    return dataclasses.replace(filters, hidden_partitions=deleting) if deleting else filters
 
 
 # --- one spike -------------------------------------------------------------------------------
@@ -222,6 +233,9 @@ def get_for(principal: Optional[Principal], spike_id: str, project: Optional[str
         found = spike_ids.find(spike_id, owner_id, project or None, share.share_id if share else None)
         if found:
             break
+    if found and not principal.is_admin:  # a deleted share's, which the job is still removing
+        deleting = set(ledger.members(ledger.PENDING_DELETIONS))
+        found = [spike for spike in found if spike.partition not in deleting]
     # A prefix names only what the caller could have listed (a key may write without reading).
     if not found and prefix_ok and project is None and len(spike_id) >= MIN_ID_PREFIX_CHARS \
             and principal.allows("spikes:read"):
@@ -241,9 +255,10 @@ def _by_prefix(principal: Principal, prefix: str) -> List[Spike]:
     the CLI takes them locally). They are found among what get_spikes reads (one page of the
     caller's newest, all of them or the unresolved ones): at most two matches, read again whole."""
     scope = scope_for(principal)
-    listed = spike_store.newest(scope, Filters(), PREFIX_SEARCH_LIMIT)
+    filters = hiding_deletions(scope, Filters())
+    listed = spike_store.newest(scope, filters, PREFIX_SEARCH_LIMIT)
     if len(listed) == PREFIX_SEARCH_LIMIT:  # there are older ones: the open ones listed may be among them
-        listed += spike_store.newest(scope, Filters(resolved=False), PREFIX_SEARCH_LIMIT)
+        listed += spike_store.newest(scope, dataclasses.replace(filters, resolved=False), PREFIX_SEARCH_LIMIT)
     matching = {row.spike_id for row in listed if (row.get("public_id") or row.spike_id).startswith(prefix)}
     found = [spike_store.get(spike_id) for spike_id in sorted(matching)[:spike_ids.MAX_ID_MATCHES]]
     return [spike for spike in found if spike is not None]

@@ -26,21 +26,14 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 from pynamodb.exceptions import DeleteError
 
 from chalicelib.errors import InvalidCursor, NotFound
-from chalicelib.store import accounts, cursors, ledger, rows, spike_ids, transactions
+from chalicelib.store import accounts, cursors, ledger, rows, spike_filters, spike_ids, transactions
 from chalicelib.store.models import Spike, User
+from chalicelib.store.spike_filters import Filters
 from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed, update_if
 
 
 class QuotaReached(Exception):
     """The share's period counter is at its limit: the spike was not stored."""
-
-
-@dataclass(frozen=True)
-class Filters:
-    page: Optional[str] = None
-    reviewer: Optional[str] = None
-    rating: Optional[str] = None
-    resolved: Optional[bool] = None
 
 
 @dataclass(frozen=True)
@@ -265,19 +258,6 @@ def _hash_attribute(scope: Scope) -> str:
     return {"project": Spike.partition, "owner": Spike.owner_id, "feed": Spike.feed}[scope.index].attr_name
 
 
-def _filter_condition(filters: Filters):
-    condition = None
-    for part in (
-        Spike.page == filters.page if filters.page else None,
-        Spike.reviewer_id == filters.reviewer if filters.reviewer else None,
-        Spike.rating == filters.rating if filters.rating else None,
-        Spike.resolved == filters.resolved if filters.resolved is not None else None,
-    ):
-        if part is not None:
-            condition = part if condition is None else condition & part
-    return condition
-
-
 def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str,
          budget: Optional[Callable[[rows.Row], bool]] = None) -> Tuple[List[rows.Row], Optional[str]]:
     """Up to ``limit`` spikes, newest first, after ``cursor``; and the cursor of the next page
@@ -289,7 +269,7 @@ def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secr
     last_key = {name: {"S": value} for name, value in start.items()} if start else None
     # Rows, not models: building a model per item cost more than the query (store/rows.py).
     results, _ = rows.query_index(Spike, _index(scope), scope.partition, limit=limit + 1,
-                                  filter_condition=_filter_condition(filters), start_key=last_key,
+                                  filter_condition=spike_filters.condition(filters), start_key=last_key,
                                   page_size=min(1000, max(limit + 1, 50)))
     items: List[rows.Row] = []
     more = False
@@ -311,10 +291,10 @@ def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secr
 def newest(scope: Scope, filters: Filters, limit: int) -> List[rows.Row]:
     """The first ``limit`` spikes a listing shows, newest first, without a cursor."""
     results, _ = rows.query_index(Spike, _index(scope), scope.partition, limit=limit,
-                                  filter_condition=_filter_condition(filters), page_size=min(1000, max(limit, 50)))
+                                  filter_condition=spike_filters.condition(filters), page_size=min(1000, max(limit, 50)))
     return results[:limit]
 
 
 def iterate(scope: Scope, filters: Filters) -> Iterator[rows.Row]:
     """Every matching spike, newest first, a read of 1,000 at a time (exports): rows, as listed."""
-    yield from rows.iterate_index(Spike, _index(scope), scope.partition, filter_condition=_filter_condition(filters))
+    yield from rows.iterate_index(Spike, _index(scope), scope.partition, filter_condition=spike_filters.condition(filters))
