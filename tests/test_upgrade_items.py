@@ -89,6 +89,31 @@ def test_spikes_and_held_events_an_earlier_version_writes_after_the_upgrade_step
     assert held.due == deliveries.HELD_PREFIX + share.share_id and held.expires_at is not None
 
 
+def test_a_deployers_clock_hours_ahead_does_not_hide_what_an_earlier_version_writes_next(client, monkeypatch):
+    """The look at stored spikes (finding 188) recorded the deploying machine's clock as how far
+    it had looked, and the next one read from an hour before that: with that laptop's clock three
+    hours ahead, a spike an earlier version's function stored in the two hours after the deploy
+    was never looked at, 404 by id for good. The record is the newest stored spike's time when
+    that is earlier (security finding 196)."""
+    token = sign_in(client, "owner@example.com")
+    share = make_share("owner@example.com", "site")
+    assert call(client, "POST", "/spikes", {"id": "before", "type": "page", "projectKey": share.share_id})[0] == 201
+    real_epoch = clock.epoch
+    monkeypatch.setattr(clock, "epoch", lambda: real_epoch() + 3 * 3600)  # the deployer's laptop
+    create_tables(deps.settings(), deps.dynamodb_client())
+    monkeypatch.setattr(clock, "epoch", real_epoch)
+
+    # An earlier version's function (its clock right) stores a spike without owner_project.
+    assert call(client, "POST", "/spikes", {"id": "by-the-older-version", "type": "page",
+                                            "projectKey": share.share_id})[0] == 201
+    [spike] = Spike.id_index.query("by-the-older-version")
+    spike.update(actions=[Spike.owner_project.remove()])
+    monkeypatch.setattr(clock, "epoch", lambda: real_epoch() + 3 * 3600)
+    create_tables(deps.settings(), deps.dynamodb_client())  # the next deploy, from the same laptop
+
+    assert call(client, "GET", "/spikes/by-the-older-version", token=token)[0] == 200
+
+
 # What the first version that kept `make dev` data (2026-11-24) stored for one account: a share with
 # its slug claim (no owner or post hints), counters before they were sharded, and a widget's spike
 # before ids were kept (its client's id in ``client_id``, JSON attributes as strings).

@@ -127,7 +127,7 @@ def backfill() -> int:
     or deployed or started again on the same tables, and a spike it wrote without the attribute
     would stay out of every lookup by id for good."""
     checked_to = _checked_to()
-    started = clock.epoch()
+    started = _looked_up_to()
     updated = 0
     for _ in range(BACKFILL_PASSES):
         missing = _missing(checked_to)
@@ -137,6 +137,19 @@ def backfill() -> int:
         with ThreadPoolExecutor(max_workers=BACKFILL_THREADS) as pool:
             updated += sum(pool.map(_give_owner_project, missing))
     return updated  # still changing under us: the next run (deploy or start) finishes it
+
+
+def _looked_up_to() -> float:
+    """What the marker may record of a look that starts now: this machine's clock (the deployer's
+    laptop may be hours ahead), or the newest spike's received time (by the clock of the function
+    that stored it) if earlier. Spikes an earlier version stores later are received after it."""
+    now = clock.epoch()
+    for newest in Spike.feed_index.query(FEED, scan_index_forward=False, limit=1, attributes_to_get=["sort_key"]):
+        try:
+            return min(now, clock.parse_iso(newest.sort_key.split("#", 1)[0]).timestamp())
+        except ValueError:
+            break
+    return now
 
 
 def _checked_to() -> Optional[float]:
