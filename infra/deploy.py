@@ -383,7 +383,7 @@ class Deployer:
                 confirmed: Optional[str] = None) -> None:
         """Deleting the stage's data needs its name: ``confirmed`` (``CONFIRM=<stage>``, what a
         script or an agent gives), else the answer to ``confirm`` (a prompt, at a terminal)."""
-        stack.check_stage(stage)
+        stack.check_stage(stage, deploying=False)
         if delete_data:
             self.confirm_data_deletion(stage, confirm, confirmed)
         described = self.wait_while_in_progress(stage)
@@ -543,7 +543,7 @@ def main(argv=None) -> int:
     up.add_argument("--import-data", action="store_true",
                     help="a new stack takes the tables and the bucket an earlier one of the stage kept")
     down = commands.add_parser("destroy")
-    down.add_argument("--stage", default="prod", type=stack.stage_argument)
+    down.add_argument("--stage", default="prod", type=stack.destroyed_stage_argument)
     down.add_argument("--delete-data", action="store_true", help="also delete the tables, the bucket and the secrets")
     down.add_argument("--confirm", default=None, help="the stage's name: confirms --delete-data without a prompt")
     args = parser.parse_args(argv)

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Tuple
 
 from pydantic import SecretStr
 
-from chalicelib.settings import SSM_PATH_VARIABLE, Settings
+from chalicelib.settings import LOCAL_STAGES, SSM_PATH_VARIABLE, Settings
 from chalicelib.store.files import EXPORTS_PREFIX, STAGED_UPLOAD_DAYS, STAGING_PREFIX
 from chalicelib.store.models import ALL_MODELS, LOGICAL_NAMES
 from chalicelib.store.setup import MODELS_WITH_TTL, TTL_ATTRIBUTE
@@ -39,26 +39,39 @@ BUCKET_NAME = "spikes-${Stage}-files-${AWS::AccountId}-${AWS::Region}"
 ABANDONED_UPLOAD_DAYS = 1
 
 
-def check_stage(stage: str) -> str:
+def check_stage(stage: str, deploying: bool = True) -> str:
+    """A stage name a deploy may use. ``deploying`` False (a destroy): also one of the local
+    stages' names, so that a stage deployed under one before they were refused can be removed."""
     if not STAGE_PATTERN.match(stage):
         raise ValueError(f"stage {stage!r}: use 1-20 lower-case letters, digits or '-', starting with a letter")
+    if deploying and stage in LOCAL_STAGES:
+        # The functions would take themselves for make dev or the tests: agent sign-up on
+        # unless AGENT_SIGNUP=no, a missing secret or SSM parameter not refused (security finding 197).
+        raise ValueError(f"stage {stage!r} is the name make dev and the tests run as, and deployed functions would "
+                         "act as the local server (agent sign-up open to anyone, for one): use another name, e.g. "
+                         "STAGE=staging")
     return stage
 
 
-def stage_argument(stage: str) -> str:
+def stage_argument(stage: str, deploying: bool = True) -> str:
     """``--stage`` of the make commands: a wrong name is a usage error that says what a stage
     name is, not a traceback after packaging started."""
     import argparse
     try:
-        return check_stage(stage)
+        return check_stage(stage, deploying)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def destroyed_stage_argument(stage: str) -> str:
+    """``--stage`` of ``make destroy``: any name a deploy ever took (``check_stage``)."""
+    return stage_argument(stage, deploying=False)
 
 
 def stage_settings(stage: str) -> Settings:
     """The settings a stage's functions run with, for deriving names (no validation: the
     secrets live in SSM, not here)."""
-    return Settings.model_construct(stage=check_stage(stage), secret_key=SecretStr("unused"))
+    return Settings.model_construct(stage=check_stage(stage, deploying=False), secret_key=SecretStr("unused"))
 
 
 def ssm_path(stage: str) -> str:

@@ -84,6 +84,21 @@ def test_a_wrong_stage_name_is_a_usage_error_not_a_traceback(capsys):
         assert "lower-case letters" in capsys.readouterr().err
 
 
+def test_a_local_stages_name_is_not_deployed(capsys):
+    """make deploy STAGE=test (a natural first try) deployed functions that took themselves for
+    the local server: agent sign-up open to anyone by default, a missing secret not refused
+    (security finding 197). Refused before anything runs; a stage deployed so can be destroyed."""
+    from infra import deploy, package, secrets
+    for stage in ("test", "local"):
+        for command in (package.main, secrets.main, lambda argv: deploy.main(["deploy", *argv])):
+            with pytest.raises(SystemExit) as refused:
+                command([f"--stage={stage}"])
+            assert refused.value.code == 2
+            assert "STAGE=staging" in capsys.readouterr().err
+        assert stack.destroyed_stage_argument(stage) == stage
+    assert stack.check_stage("testing") == "testing"
+
+
 def test_the_sender_is_an_ascii_address_alone():
     # A Unicode domain passed the template's pattern, and the functions' policy then named an SES
     # identity that does not exist (SES verifies the xn-- form): every mail refused.
