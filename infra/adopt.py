@@ -8,7 +8,8 @@ deploy then updates that stack with the whole template, as any other update.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List
+import copy
+from typing import Any, Dict, Iterable, List, Optional
 
 IDENTIFIERS = {"AWS::DynamoDB::Table": "TableName", "AWS::S3::Bucket": "BucketName"}
 CHANGE_SET = "spikes-import-kept-data"
@@ -34,11 +35,31 @@ def resources_to_import(template: Dict[str, Any], present: Iterable[str], bucket
     return found
 
 
-def import_template(template: Dict[str, Any], importing: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
-    """The import's template: the resources imported, exactly as the whole template declares them
-    (an import may add nothing else), and the template's parameters."""
-    resources = kept_resources(template)
+def import_template(template: Dict[str, Any], importing: Iterable[Dict[str, Any]],
+                    kept_as: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """The import's template: the resources imported as the whole template declares them (an
+    import may add nothing else), each table as it really is where ``kept_as`` (logical id ->
+    ``table_as_kept``) says, and the template's parameters."""
+    resources = {**kept_resources(template), **(kept_as or {})}
     return {"AWSTemplateFormatVersion": template.get("AWSTemplateFormatVersion", "2010-09-09"),
             "Description": "Spikes: a stage's kept tables and bucket, imported (make deploy IMPORT_DATA=yes)",
             "Parameters": template["Parameters"],
             "Resources": {item["LogicalResourceId"]: resources[item["LogicalResourceId"]] for item in importing}}
+
+
+def table_as_kept(resource: Dict[str, Any], table: Dict[str, Any], ttl_enabled: bool) -> Dict[str, Any]:
+    """The template's table as the kept one really is (``DescribeTable``'s ``Table``, and whether
+    its TTL is on). CloudFormation takes an import's template as the truth and the update that
+    follows changes only what differs from it: a table kept by an older version, declared with
+    this version's indexes, would never get the ones it lacks (every query on them failing)."""
+    properties = copy.deepcopy(resource["Properties"])
+    properties["AttributeDefinitions"] = sorted(table["AttributeDefinitions"], key=lambda a: a["AttributeName"])
+    indexes = [{"IndexName": index["IndexName"], "Projection": index["Projection"],
+                "KeySchema": sorted(index["KeySchema"], key=lambda key: key["KeyType"] != "HASH")}
+               for index in table.get("GlobalSecondaryIndexes", [])]
+    properties.pop("GlobalSecondaryIndexes", None)
+    if indexes:
+        properties["GlobalSecondaryIndexes"] = sorted(indexes, key=lambda index: index["IndexName"])
+    if not ttl_enabled:
+        properties.pop("TimeToLiveSpecification", None)
+    return {**resource, "Properties": properties}

@@ -475,7 +475,8 @@ class Deployer:
         from botocore.exceptions import WaiterError
         name = stack_name(stage)
         importing = adopt.resources_to_import(template, present, self.bucket_name(stage))
-        body = json.dumps(adopt.import_template(template, importing), separators=(",", ":"))
+        body = json.dumps(adopt.import_template(template, importing, self.tables_as_kept(template, importing)),
+                          separators=(",", ":"))
         self.cfn.create_change_set(StackName=name, ChangeSetName=adopt.CHANGE_SET, ChangeSetType="IMPORT",
                                    TemplateBody=body, Parameters=parameters, Capabilities=CAPABILITIES,
                                    ResourcesToImport=importing, Tags=[{"Key": "spikes:stage", "Value": stage}])
@@ -490,6 +491,19 @@ class Deployer:
             raise SystemExit(f"The import into stack {name} did not finish: {exc}. The tables and the bucket are as "
                              "they were (retained); the next `make deploy ... IMPORT_DATA=yes` starts it again "
                              "(docs/deploy.md, 'Tearing down').") from exc
+
+    def tables_as_kept(self, template: Dict[str, Any], importing: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+        """Each imported table as it is (infra/adopt.table_as_kept), for the update to add what it lacks."""
+        dynamodb = self.session.client("dynamodb", region_name=self.region)
+        kept = {}
+        for item in importing:
+            name = item["ResourceIdentifier"].get("TableName")
+            if name:
+                ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+                kept[item["LogicalResourceId"]] = adopt.table_as_kept(
+                    template["Resources"][item["LogicalResourceId"]], dynamodb.describe_table(TableName=name)["Table"],
+                    ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"))
+        return kept
 
     def delete_tables(self, tables: List[str]) -> None:
         from botocore.exceptions import ClientError

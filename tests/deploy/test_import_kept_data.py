@@ -98,6 +98,37 @@ def test_a_redeploy_over_kept_data_imports_it_before_the_update(built):
         assert dynamodb.get_item(TableName=users, Key={"user_id": {"S": "u_kept"}})["Item"]
 
 
+def test_a_table_an_older_version_kept_is_imported_as_it_is_so_the_update_adds_what_it_lacks(built):
+    """CloudFormation takes an import's template as the truth and the update after it changes
+    what differs from that: tables kept by an older version (an index and TTL it did not have),
+    imported as this version declares them, never got that index (every query on it failing)
+    nor their TTL (security finding 198)."""
+    with mock_aws():
+        deploy_stack(built)
+        Deployer(out=io.StringIO()).destroy(STAGE)
+        spikes_table, sessions_table = stack.table_names(STAGE)["spikes"], stack.table_names(STAGE)["auth"]
+        dynamodb = boto3.client("dynamodb")
+        dynamodb.update_table(TableName=spikes_table,
+                              GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "id_owner_index"}}])
+        dynamodb.update_time_to_live(TableName=sessions_table,
+                                     TimeToLiveSpecification={"AttributeName": "expires_at", "Enabled": False})
+        deployer = Deployer(out=io.StringIO())
+        deployer.cfn = recorded = RecordedImport(deployer.cfn)
+        deployer._create_or_update = lambda *args, **kwargs: (_ for _ in ()).throw(Updated())
+        with pytest.raises(Updated):
+            deployer.deploy(STAGE, BUILD_ROOT, {"mail_from": MAIL_FROM, "import_data": True})
+        imported = json.loads(recorded.calls[0][1]["TemplateBody"])["Resources"]
+        declared = built["template"]["Resources"]
+        by_name = {resource["Properties"].get("TableName"): logical for logical, resource in imported.items()}
+        spikes_indexes = [index["IndexName"] for index in imported[by_name[spikes_table]]["Properties"]["GlobalSecondaryIndexes"]]
+        assert "id_owner_index" not in spikes_indexes and spikes_indexes  # the update adds it
+        assert "id_owner_index" in json.dumps(declared[by_name[spikes_table]])
+        assert "TimeToLiveSpecification" not in imported[by_name[sessions_table]]["Properties"]
+        assert "TimeToLiveSpecification" in declared[by_name[sessions_table]]["Properties"]
+        untouched = by_name[stack.table_names(STAGE)["users"]]
+        assert imported[untouched] == declared[untouched]
+
+
 def test_an_import_that_did_not_finish_is_started_again(built):
     with mock_aws():
         cfn = boto3.client("cloudformation")
