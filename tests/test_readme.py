@@ -117,3 +117,29 @@ def test_every_table_row_of_the_user_docs_has_its_header_s_cells():
 def _next_line(doc: Path, number: int) -> str:
     lines = doc.read_text(encoding="utf-8").splitlines()
     return lines[number].strip() if number < len(lines) else ""
+
+
+# "401 `AUTH_FAILED`", "`429 RATE_LIMIT`", "409 EXPORT_TOO_LARGE": a status with the code it comes with.
+STATUS_AND_CODE = (re.compile(r"\b([1-5]\d\d)\s+`([A-Z][A-Z_]{3,})`"),
+                   re.compile(r"`([1-5]\d\d)\s+([A-Z][A-Z_]{3,})[`\s]"),
+                   re.compile(r"\b([1-5]\d\d)\s+\*?\*?([A-Z][A-Z_]{3,})\b"))
+
+
+def test_every_status_and_error_code_the_user_docs_pair_is_one_the_server_answers():
+    from chalicelib.api import openapi
+    answered = set(openapi._error_codes())  # (code, status) of every error class
+    codes = {code for code, _ in answered}
+    found, wrong = 0, []
+    for doc in USER_DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for pattern in STATUS_AND_CODE:
+            for match in pattern.finditer(text):
+                status, code = int(match.group(1)), match.group(2)
+                if code not in codes:
+                    continue  # a word in capitals after a number, not an error code
+                found += 1
+                if (code, status) not in answered:
+                    wrong.append(f"{doc.name}: {match.group(0)!r}, but {code} is answered with "
+                                 f"{sorted(s for c, s in answered if c == code)}")
+    assert wrong == []
+    assert found >= 100, "the patterns no longer find the status codes the docs state"
