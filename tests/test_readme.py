@@ -143,3 +143,45 @@ def test_every_status_and_error_code_the_user_docs_pair_is_one_the_server_answer
                                  f"{sorted(s for c, s in answered if c == code)}")
     assert wrong == []
     assert found >= 100, "the patterns no longer find the status codes the docs state"
+
+
+def _scope_table() -> dict:
+    """docs/agents.md's scope table: scope -> the (method, path) it allows, path variables as {}.
+    `PATCH`/`DELETE /x` is both; "`GET /x` and its `deliveries`" adds /x/deliveries; a path
+    ending in … stands for every path under it."""
+    text = (ROOT / "docs" / "agents.md").read_text(encoding="utf-8")
+
+    def template(path: str) -> str:
+        return re.sub(r"\{[^}]*\}", "{}", path).split(" ")[0]
+    table = {}
+    for scope, allows in re.findall(r"^\| `([a-z]+:[a-z]+)` \| (.*) \|$", text, re.M):
+        routes = {(method, template(path)) for methods, path in re.findall(r"((?:`[A-Z]+`/)*`[A-Z]+) (/[^`]*)`", allows)
+                  for method in re.findall(r"[A-Z]+", methods)}
+        routes |= {(method, f"{template(path)}/{below}")
+                   for method, path, below in re.findall(r"`([A-Z]+) (/[^`]*)` and its `([a-z]+)`", allows)}
+        table[scope] = routes
+    return table
+
+
+def test_docs_agents_md_scope_table_is_what_each_route_requires():
+    """The scope table is what an agent reads to choose a key's scopes; tests/test_apikeys.py's
+    ROUTES is what each route is tested to require. They must say the same."""
+    from tests.test_apikeys import CONCRETE, ROUTES, SESSION_ONLY
+    table = _scope_table()
+    assert set(table) == {"spikes:read", "spikes:write", "shares:read", "shares:write", "usage:read",
+                          "keys:manage"}
+    tested = set()
+    for method, path, scope in ROUTES:
+        path = path.split("?")[0]
+        path = path[len("/v1"):] if path.startswith("/v1/") else path
+        for concrete in CONCRETE:
+            path = path.replace(concrete, "{}")
+        if scope != SESSION_ONLY:
+            tested.add((method, path, scope))
+    missing = [(method, path, scope) for method, path, scope in tested
+               if (method, path) not in table[scope] and not any(
+                   m == method and p.endswith("…") and path.startswith(p[:-1]) for m, p in table[scope])]
+    assert missing == [], "routes the scope table of docs/agents.md does not list under the scope they require"
+    listed = {(method, path, scope) for scope, routes in table.items() for method, path in routes
+              if not path.endswith("…")}
+    assert listed - tested == set(), "the scope table of docs/agents.md lists these under a scope they do not require"
