@@ -248,3 +248,18 @@ def test_the_fields_the_cli_parses_are_documented_as_it_parses_them():
              for name, kind in fields.items()
              if schemas[model]["properties"][name].get("type") != kind or name not in schemas[model]["required"]]
     assert wrong == []
+
+
+def test_the_session_only_operations_are_documented_without_api_keys():
+    """PATCH /me, billing, claiming, rotating and logging out answer an API key 403 SCOPE_DENIED
+    (docs/agents.md), but the document offered the X-API-Key scheme for them, so a reader of
+    /docs who authorised with a key was refused. They list only the bearer session now."""
+    from tests.test_apikeys import ROUTES, SESSION_ONLY
+    from app import app
+    doc = openapi.build("http://localhost", app.routes)
+    session_only = {(method, path.split("?")[0]) for method, path, scope in ROUTES if scope == SESSION_ONLY}
+    documented = {(method.upper(), path) for path, operations in doc["paths"].items()
+                  for method, operation in operations.items()
+                  if operation["security"] == [{"bearerAuth": []}] and not path.startswith("/v1/")}
+    assert documented == session_only
+    assert "403 SCOPE_DENIED" in doc["paths"]["/me"]["patch"]["description"]

@@ -15,7 +15,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 from pydantic import BaseModel
 
 from chalicelib import errors, web
-from chalicelib.api import account_schemas, dashboard, fallback, keys, outbound_webhooks, schemas, spikes, versioning
+from chalicelib.api import (account_schemas, dashboard, fallback, keys, outbound_webhooks, schemas, spikes,
+                            versioning)
 from chalicelib.api.responses import (AccountOut, ApiKeyChangedOut, ApiKeyCreatedOut, ApiKeyOut, ApiKeyRevokedOut, BillingUrlOut,
                                       DeletedOut, DeliveryPageOut, DevicePollOut, DeviceStartOut, ErrorOut,
                                       HealthOut, IndexOut, KeyMeOut, LinkedOut, LoginOut, LogoutOut,
@@ -34,6 +35,7 @@ USER_OR_NONE = "optional"  # works without credentials; more with them
 ANYONE = "anyone"          # works without credentials; as a user, or as the admin with ?token=
 USER_OR_ADMIN = "user-or-admin"  # a user's credential, or the admin token (?token= too)
 READER = "reader"          # public with ?project=, else a user or the admin token
+SESSION = "session"        # the account owner's signed-in session only: an API key gets 403
 
 Query = Tuple[str, str, bool]  # (name, description, required)
 CHECKOUT_QUERY = (("tier", "pro (default) or agent (metered, docs/agents.md)", False),)
@@ -56,6 +58,8 @@ class Op:
 
 
 HTML = "text/html"
+SESSION_NOTE = ("Only the account owner's signed-in session (POST /auth/verify): an API key, "
+                "as a bearer too, gets 403 SCOPE_DENIED.")
 
 
 def _media_types(content_types) -> Tuple[str, ...]:
@@ -106,12 +110,12 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                  body=account_schemas.VerifyRequest, ok={200: SessionOut}, errors=(401,)),
     ("GET", "/auth/verify"): Op("The page a magic link opens", "auth", PUBLIC, ok={200: (str, HTML)}, html_errors=(400,),
                                 query=(("token", "The login token from the e-mail", False),)),
-    ("POST", "/auth/rotate-token"): Op("Replace the calling bearer token", "auth", ok={200: SessionOut}),
+    ("POST", "/auth/rotate-token"): Op("Replace the calling bearer token", "auth", SESSION, ok={200: SessionOut}),
     ("POST", "/auth/logout"): Op("Sign out this bearer token, or with everywhere=true every session of the account",
-                                 "auth", body=account_schemas.LogoutRequest, ok={200: LogoutOut}),
+                                 "auth", SESSION, body=account_schemas.LogoutRequest, ok={200: LogoutOut}),
     ("GET", "/me"): Op("The signed-in account (or API key)", "auth", ok={200: Union[AccountOut, KeyMeOut]}),
     ("PATCH", "/me"): Op("Set the account's monthly spending cap (agent tier; the owner's session only)", "auth",
-                         body=schemas.AccountPatchIn, ok={200: AccountOut}),
+                         SESSION, body=schemas.AccountPatchIn, ok={200: AccountOut}),
     ("GET", "/auth/poll"): Op("The CLI's wait for a magic link to be clicked", "auth", PUBLIC,
                               ok={200: PollOut, 202: PollOut}, errors=(401, 404), rate_limited=True,
                               query=(("email", "The address the link went to", False),
@@ -142,8 +146,8 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                              errors=(404,)),
     ("PATCH", "/auth/api-key/{key_id}"): Op("Rename an API key, change its cap or expiry", "keys",
                                             body=schemas.KeyPatchIn, ok={200: ApiKeyChangedOut}, errors=(404, 409)),
-    ("POST", "/auth/link-key"): Op("Claim a key-only account", "keys", body=schemas.LinkKeyIn, ok={200: LinkedOut},
-                                   errors=(404, 409)),
+    ("POST", "/auth/link-key"): Op("Claim a key-only account", "keys", SESSION, body=schemas.LinkKeyIn,
+                                   ok={200: LinkedOut}, errors=(404, 409)),
     # spikes
     ("POST", "/spikes"): Op("Record a feedback item (the widget; with credentials, as their owner)", "spikes",
                             ANYONE, body=schemas.SpikeIn,
@@ -209,13 +213,13 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                                                      f"default {outbound_webhooks.DEFAULT_LIST}", False),)),
     ("GET", "/widget.js"): Op("The feedback widget", "shares", PUBLIC, ok={200: (str, "application/javascript")}),
     # billing
-    ("GET", "/billing/checkout"): Op("A Stripe Checkout session for Pro or the agent tier", "billing",
+    ("GET", "/billing/checkout"): Op("A Stripe Checkout session for Pro or the agent tier", "billing", SESSION,
                                      ok={200: BillingUrlOut}, errors=(404,), query=CHECKOUT_QUERY),
-    ("POST", "/billing/checkout"): Op("A Stripe Checkout session for Pro or the agent tier", "billing",
+    ("POST", "/billing/checkout"): Op("A Stripe Checkout session for Pro or the agent tier", "billing", SESSION,
                                       ok={200: BillingUrlOut}, errors=(404,), query=CHECKOUT_QUERY),
-    ("GET", "/billing/portal"): Op("A Stripe Customer Portal session", "billing", ok={200: BillingUrlOut},
+    ("GET", "/billing/portal"): Op("A Stripe Customer Portal session", "billing", SESSION, ok={200: BillingUrlOut},
                                    errors=(404,)),
-    ("POST", "/billing/portal"): Op("A Stripe Customer Portal session", "billing", ok={200: BillingUrlOut},
+    ("POST", "/billing/portal"): Op("A Stripe Customer Portal session", "billing", SESSION, ok={200: BillingUrlOut},
                                     errors=(404,)),
     ("GET", "/usage"): Op("The account's usage this period", "billing", ok={200: UsageOut}),
     ("POST", "/webhooks/stripe"): Op("Stripe's events (signed with Stripe-Signature)", "billing", PUBLIC,
@@ -327,6 +331,8 @@ def _security(auth: str) -> List[Dict[str, List[str]]]:
         return []
     if auth == USER:
         return user
+    if auth == SESSION:
+        return [{"bearerAuth": []}]
     if auth == USER_OR_NONE:
         return [{}] + user
     if auth == USER_OR_ADMIN:
@@ -339,8 +345,9 @@ def _operation(components: _Components, method: str, path: str, op: Op) -> Dict[
         part.strip("{}").replace("-", "_").replace(".", "_") for part in path.strip("/").split("/") if part)) or "root"
     doc: Dict[str, Any] = {"summary": op.summary, "operationId": operation_id, "tags": [op.tag],
                            "security": _security(op.auth)}
-    if op.description:
-        doc["description"] = op.description
+    description = " ".join(part for part in (op.description, SESSION_NOTE if op.auth == SESSION else "") if part)
+    if description:
+        doc["description"] = description
     parameters = [{"name": name.strip("{}"), "in": "path", "required": True, "schema": {"type": "string"}}
                   for name in path.split("/") if name.startswith("{")]
     parameters += [{"name": name, "in": "query", "required": required, "description": description,
