@@ -605,6 +605,31 @@ def test_a_share_too_big_to_delete_in_one_answer_is_answered_and_finished_by_the
     assert not [i for i in all_items(LedgerItem) if body["share_id"] in i.pk]
 
 
+def test_the_job_deletes_for_a_bounded_time_and_goes_on_with_its_other_steps(client, user_token, monkeypatch):
+    """The share_deletions job deleted a share's spikes with no bound: a share of a million
+    outlasted the function's 5 minutes at every run, the deletions behind it and the uploads'
+    steps after it never ran, and every run was a failure. A run now deletes for
+    DELETION_SECONDS_PER_RUN and leaves the rest to the next one."""
+    from chalicelib.api import jobs
+    from chalicelib.services import share_cleanup, share_deletion
+    body = share_site(client, user_token, "Huge")
+    assert call(client, "POST", "/spikes", {"id": "s0", "type": "page", "projectKey": body["slug"], "page": "/",
+                                            "rating": "like"})[0] in (200, 201)
+    monkeypatch.setattr(share_deletion, "REQUEST_DELETION_SECONDS", 0)
+    assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 200
+    monkeypatch.setattr(share_cleanup, "DELETION_SECONDS_PER_RUN", 0)
+
+    from tools.devserver import SCHEDULED_EVENT  # the event EventBridge sends, as the local server does
+    ran = jobs.share_deletions(SCHEDULED_EVENT, None)
+    assert ran["finished"] == 0 and "unfinished_uploads_expired" in ran  # went on to the uploads' steps
+    assert [s for s in all_items(Spike) if s.partition == body["share_id"]]
+    assert body["share_id"] in ledger.members(ledger.PENDING_DELETIONS)
+    monkeypatch.setattr(share_cleanup, "DELETION_SECONDS_PER_RUN", 60)
+    assert jobs.share_deletions(SCHEDULED_EVENT, None)["finished"] == 1
+    assert not [s for s in all_items(Spike) if s.partition == body["share_id"]]
+    assert body["share_id"] not in ledger.members(ledger.PENDING_DELETIONS)
+
+
 def test_the_owner_takes_the_slug_back_while_the_job_finishes_a_deletion(client, user_token, monkeypatch):
     """A deletion that outlasts its request left the slug with the deleting share until the
     share_deletions job ran (up to 15 minutes): the owner's unshare and share again got

@@ -37,7 +37,9 @@ def share_deletions(event: Any) -> Dict[str, Any]:
     settings = deps.settings()
     files = deps.share_files()
     now = clock.epoch()
-    return {**share_cleanup.finish_pending_deletions(files, now), **share_cleanup.finish_abandoned_uploads(files, now),
+    until = now + share_cleanup.DELETION_SECONDS_PER_RUN
+    return {**share_cleanup.finish_pending_deletions(files, now, until=until),
+            **share_cleanup.finish_abandoned_uploads(files, now),
             **share_cleanup.expire_unfinished_uploads(files, now, settings.presign_ttl_seconds)}
 
 

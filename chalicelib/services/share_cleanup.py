@@ -4,8 +4,9 @@ before it stored their share, and remove presigned uploads never completed. Each
 idempotent: a run that dies is redone by the next."""
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
+from chalicelib import clock
 from chalicelib.errors import NotFound
 from chalicelib.logs import get_logger
 from chalicelib.services import metering
@@ -24,16 +25,24 @@ log = get_logger("spikes.share_cleanup")
 
 # The share_deletions job runs every 15 minutes (api/jobs.py).
 RUN_INTERVAL_SECONDS = 15 * 60
+# How long a run deletes spikes: its function may run 5 minutes (infra/stack.py), and the
+# uploads' steps come after. A larger share is finished by the next runs.
+DELETION_SECONDS_PER_RUN = 180
 
 
-def finish_pending_deletions(share_files: ShareFiles, now: float, limit: int = 100) -> Dict[str, int]:
+def finish_pending_deletions(share_files: ShareFiles, now: float, limit: int = 100,
+                             until: Optional[float] = None) -> Dict[str, int]:
     """The scheduled job: finish deletions that a request started and could not complete, at
-    most ``limit`` a run. When more are pending, each run's window starts ``limit`` further on
+    most ``limit`` a run, deleting spikes until ``until`` (an epoch; then the rest is the next
+    run's: a share of a million spikes outlasted the function, every run, and the steps after
+    it never ran). When more are pending, each run's window starts ``limit`` further on
     (by the run's slot of the clock), so deletions that keep failing cannot starve the rest."""
     pending = ledger.members(ledger.PENDING_DELETIONS)
     start = (int(now // RUN_INTERVAL_SECONDS) * limit) % len(pending) if len(pending) > limit else 0
     finished = failed = 0
     for share_id in (pending[start:] + pending[:start])[:limit]:
+        if until is not None and clock.epoch() >= until:
+            break
         try:
             share = share_store.get_by_id(share_id)
             if share is None or share.status != DELETING:
@@ -41,8 +50,7 @@ def finish_pending_deletions(share_files: ShareFiles, now: float, limit: int = 1
                     share_files.drop_export(share_id)
                 ledger.forget(ledger.PENDING_DELETIONS, share_id)
                 continue
-            finish_deletion(share_files, share)
-            finished += 1
+            finished += finish_deletion(share_files, share, until)
         except Exception:  # noqa: BLE001 - one stuck share must not block the others; next run retries
             log.exception("share.deletion_failed", share_id=share_id)
             failed += 1
