@@ -630,6 +630,30 @@ def test_the_job_deletes_for_a_bounded_time_and_goes_on_with_its_other_steps(cli
     assert body["share_id"] not in ledger.members(ledger.PENDING_DELETIONS)
 
 
+def test_a_deletion_without_the_export_reads_no_feedback_first(client, user_token, monkeypatch):
+    """DELETE ?exported_spikes=false (the dashboard's, the feedback downloaded) still read every
+    spike of the share into one list and kept it on S3 before deleting anything: a share of some
+    200,000 outgrew the function's memory and 25 s, at every try, and could not be deleted at all.
+    It reads none: a retry asking for the export gets what is left."""
+    from chalicelib.services import share_deletion, spikes
+    body = share_site(client, user_token, "Huge")
+    for number in range(2):
+        assert call(client, "POST", "/spikes", {"id": f"s{number}", "type": "page", "projectKey": body["slug"],
+                                                "page": "/", "rating": "like"})[0] in (200, 201)
+    monkeypatch.setattr(share_deletion, "REQUEST_DELETION_SECONDS", 0)
+    export_share = spikes.export_share
+
+    def unbounded_read(share_id, max_weight=None):
+        assert max_weight is not None, "the whole share read before the deletion"
+        return export_share(share_id, max_weight)
+    monkeypatch.setattr(spikes, "export_share", unbounded_read)
+    status, deleted, _ = call(client, "DELETE", f"/shares/{body['share_id']}?exported_spikes=false", token=user_token)
+    assert (status, deleted["exported_spikes"]) == (200, [])
+    assert s3_keys("deletions/") == []
+    status, again, _ = call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)  # what is left
+    assert status == 200 and sorted(spike["id"] for spike in again["exported_spikes"]) == ["s0", "s1"]
+
+
 def test_the_owner_takes_the_slug_back_while_the_job_finishes_a_deletion(client, user_token, monkeypatch):
     """A deletion that outlasts its request left the slug with the deleting share until the
     share_deletions job ran (up to 15 minutes): the owner's unshare and share again got

@@ -27,7 +27,7 @@ REQUEST_DELETION_SECONDS = 10
 def delete_share(share_files: ShareFiles, user: User, key: str, with_export: bool = True,
                  presign_ttl_seconds: Optional[int] = None) -> List[dict]:
     """Delete a share and everything it has, resumably. First a tombstone: the share's spikes
-    are exported to S3, then one transaction marks the share ``deleting`` (from then on it is
+    are exported to S3 (unless ``with_export`` is False), then one transaction marks the share ``deleting`` (from then on it is
     gone for viewers, listings and new feedback), takes it off the owner's count and records
     it as a pending deletion. Then its files, spikes, counters, slug and record go; what is
     left after ``REQUEST_DELETION_SECONDS`` is the scheduled job's. If that clean-up fails, the
@@ -46,9 +46,11 @@ def _delete_share(share_files: ShareFiles, user: User, key: str, with_export: bo
     if share.status != DELETING:
         _sweep_staging_later(share, presign_ttl_seconds)
         # Refused before anything is deleted, after reading about one answer's worth of it.
-        exported = shares.export_spikes(share) if with_export else spikes.export_share(share.share_id)
-        export = json.dumps(exported).encode("utf-8")
-        share_files.keep_export(share.share_id, export)
+        # Without it (the caller downloaded the feedback) nothing is read: the whole of a share
+        # of 200,000 spikes outgrew the function's memory and time, and could not be deleted.
+        exported = shares.export_spikes(share) if with_export else []
+        if with_export:
+            share_files.keep_export(share.share_id, json.dumps(exported).encode("utf-8"))
         # Recorded with the tombstone: the receiver hears of it even after the share is gone.
         deleted_event = outbound_webhooks.event(share, outbound_webhooks.SHARE_DELETED) \
             if outbound_webhooks.wants_events(share) else None
@@ -64,12 +66,13 @@ def _delete_share(share_files: ShareFiles, user: User, key: str, with_export: bo
         except NotFound:  # deleted, or moved by a claim since it was read (docs/security.md 75)
             ownership.raise_if_claimed(user)
             raise
-    else:
+    elif with_export:  # a retry: the export kept at the start, or what is left when none was
         kept = share_files.kept_export(share.share_id)
-        export = kept if kept is not None else json.dumps(spikes.export_share(share.share_id)).encode("utf-8")
-        if with_export:
-            shares.check_answerable(share, export)
-        exported = json.loads(export)
+        if kept is not None:
+            shares.check_answerable(share, kept)
+        exported = json.loads(kept) if kept is not None else shares.export_spikes(share)
+    else:
+        exported = []
     if not finish_deletion(share_files, share, until=clock.epoch() + REQUEST_DELETION_SECONDS):
         log.info("share.deletion_continues", share_id=share.share_id)  # the job finishes it
     return exported if with_export else []
