@@ -39,7 +39,10 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "ledger": ("GetItem", "PutItem", "UpdateItem", "BatchGetItem", "BatchWriteItem", "ConditionCheckItem"),
         # BatchGetItem: a creation finding its account full reads the keys holding its places.
         "keys": ("GetItem", "BatchGetItem", "PutItem", "UpdateItem"),
-        "deliveries": ("GetItem", "PutItem", "UpdateItem"),
+        # UpdateItem, DeleteItem: the share_deletions job's units (store/share_work.py): an upload's,
+        # written when it starts and deleted when it ends; a deletion's, written with its tombstone
+        # and deleted when the request finishes it.
+        "deliveries": ("GetItem", "PutItem", "UpdateItem", "DeleteItem"),
         # An agent-tier usage event, in the transaction of what it bills; a presigned upload's
         # held one is read, and released (moved) at completion or dropped by a deletion. A copy of a
         # sent event Stripe reports invalid (services/meter_errors.py) is read and moved back
@@ -93,6 +96,10 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "spikes": ("BatchWriteItem",),
         "ledger": ("GetItem", "UpdateItem", "BatchWriteItem", "ConditionCheckItem"),
         "outbox": ("GetItem", "UpdateItem", "DeleteItem"),
+        # Its pending units (store/share_work.py): queried in due_index, moved back or parked when
+        # they fail, deleted when done; those an earlier version listed in the ledger are moved
+        # to items (ledger GetItem and UpdateItem).
+        "deliveries": ("UpdateItem", "DeleteItem"),
     },
 }
 # Function -> logical table -> indexes it queries.
@@ -111,6 +118,7 @@ INDEX_QUERIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
     },
     SHARE_DELETIONS_FUNCTION: {
         "spikes": ("project_index",),
+        "deliveries": ("due_index",),  # its pending deletions and unfinished uploads, oldest first
     },
     WEBHOOK_DELIVERIES_FUNCTION: {
         "deliveries": ("due_index",),

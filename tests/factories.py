@@ -45,3 +45,15 @@ def change_pro_features(owner_id: str, lock: bool, now: Optional[float] = None) 
     now = clock.epoch() if now is None else now
     return pro_features.pro_features_page(owner_id, lock, quotas.while_paid(owner_id, now, paid=not lock),
                                           1000, None)[0]
+
+
+def queued(queue) -> list:
+    """The names of the units pending in ``queue`` (store/pending_queue.py), not parked."""
+    from chalicelib.store.models import Delivery
+    return sorted(item.delivery_id[len(queue.prefix):] for item in Delivery.due_index.query(queue.partition))
+
+
+def legacy_work(item: str, *members: str) -> None:
+    """Members of a ledger work set as an earlier version added them (a raw string-set ADD)."""
+    from chalicelib.store.models import LedgerItem
+    LedgerItem(item).update(actions=[LedgerItem.members.add(set(members))])

@@ -12,10 +12,11 @@ import requests
 from chalicelib import clock
 from chalicelib.services import metering, quotas
 from chalicelib.services.accounts import user_id_for
-from chalicelib.store import charges, held_charges, ledger
+from chalicelib.store import charges, held_charges, share_work
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import OutboxItem, Share, User
 from infra import policy
+from tests.factories import queued
 from tests import aws_calls
 from tests.conftest import call, sign_in
 from tests.test_agent_tier import EMAIL, SHARE_EVENT, agent, configured, outbox, report  # noqa: F401 - fixtures
@@ -168,7 +169,7 @@ def test_an_expiry_landing_during_the_completion_drops_the_charge_and_refuses_it
     # Expired: not kept, and not billed.
     assert Share.get(f"share#{started['share_id']}").status == "deleting"
     assert held() == [] and outbox() == [] and period_cost(uid) == 0
-    assert ledger.members(ledger.PENDING_DELETIONS) == [started["share_id"]]
+    assert queued(share_work.DELETIONS) == [started["share_id"]]
 
 
 def test_a_completion_landing_during_the_expiry_keeps_the_share_and_its_charge(agent_on_backend):

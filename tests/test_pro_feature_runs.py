@@ -16,6 +16,7 @@ from chalicelib.store.models import Delivery, LedgerItem, Share, User
 from infra import policy
 from tests import aws_calls
 from tests.test_stripe_paging import UID, big, deliver, downgrade, locked, pending_runs  # noqa: F401 - fixture
+from tests.factories import legacy_work
 from tests.test_webhook_releases import _fill_to_the_limit
 
 NOW = int(time.time())
@@ -107,7 +108,7 @@ def test_runs_an_earlier_version_listed_are_moved_and_finished(owners, monkeypat
         [name] = [name for name in pending_runs(10) if name.startswith(owner)]
         assert LedgerItem.get(quota_reset.owner_job_key(name)).detail["stripping"]["after"] is not None
         pro_feature_runs.consume(name)  # as the version before kept it: a member of the set only
-        ledger.remember(pro_feature_runs.LEGACY_ITEM, name)
+        legacy_work(pro_feature_runs.LEGACY_ITEM, name)
         listed.append(name)
     assert pending_runs(10) == []
     job()

@@ -371,16 +371,18 @@ def test_the_scheduled_job_finishes_an_abandoned_deletion(client, user_token, mo
 
 
 def test_deletions_that_keep_failing_do_not_starve_the_others(aws, monkeypatch):
-    """The job finishes at most 100 pending deletions a run; with more pending, 100 that fail
-    every time (sorted first) must not keep the rest from ever being reached."""
+    """The job finishes at most 100 pending deletions a run, the oldest first; 100 older ones
+    that fail every time must not keep the rest from ever being reached: each failure moves its
+    deletion later (services/pending_work.py), and one failing too often is parked."""
     from chalicelib import deps
-    from chalicelib.services import share_cleanup
-    from chalicelib.store import ledger
+    from chalicelib.services import pending_work, share_cleanup
+    from chalicelib.store import share_work
     from chalicelib.store import shares as share_store
+    from tests.factories import queued
     stuck = [f"sh_a{n:011d}" for n in range(100)]
     finishable = [f"sh_b{n:011d}" for n in range(50)]  # already removed: the job only forgets them
-    for share_id in stuck + finishable:
-        ledger.remember(ledger.PENDING_DELETIONS, share_id)
+    for at, share_id in enumerate(stuck + finishable):
+        share_work.DELETIONS.record(share_id, 1_700_000_000 + at)
     real_get = share_store.get_by_id
 
     def get_by_id(share_id, consistent=False):
@@ -390,9 +392,10 @@ def test_deletions_that_keep_failing_do_not_starve_the_others(aws, monkeypatch):
     monkeypatch.setattr(share_store, "get_by_id", get_by_id)
     slot = share_cleanup.RUN_INTERVAL_SECONDS
     results = [share_cleanup.finish_pending_deletions(deps.share_files(), now=1_800_000_000 + run * slot)
-               for run in range(3)]
-    assert ledger.members(ledger.PENDING_DELETIONS) == stuck, results
+               for run in range(len(stuck) // pending_work.FAILURES_IN_A_ROW + 2)]
+    assert queued(share_work.DELETIONS) == stuck, results
     assert all(result["failed"] + result["finished"] <= 100 for result in results)
+    assert len(share_work.DELETIONS.parked(10)) == 0  # each charged once or twice, none parked yet
 
 
 def test_the_files_of_an_upload_whose_function_died_are_removed_by_the_job(client, user_token, monkeypatch):

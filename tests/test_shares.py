@@ -12,9 +12,10 @@ import pytest
 import requests
 
 from chalicelib import deps
-from chalicelib.store import ledger
+from chalicelib.store import ledger, share_work
 from chalicelib.store.shares import SHARE_ID_PATTERN
 from chalicelib.store.models import LedgerItem, Share, Spike, User
+from tests.factories import queued
 from tests.conftest import call, sign_in
 
 # 1x1 transparent PNG, with bytes that are not valid UTF-8 (a corrupted round trip shows).
@@ -438,7 +439,7 @@ def test_a_presigned_upload_never_completed_is_removed_a_day_later(client, user_
     assert Share.get(f"slug#{body['slug']}").share_id is None
     assert s3_keys(f"uploads/{body['share_id']}/") == [] and s3_keys(f"shares/{body['share_id']}/") == []
     assert user_of("owner@example.com").active_shares == 0
-    assert ledger.members(ledger.PRESIGNED_UPLOADS) == [] and ledger.members(ledger.PENDING_DELETIONS) == []
+    assert queued(share_work.PRESIGNED_UPLOADS) == [] and queued(share_work.DELETIONS) == []
     status, error, _ = call(client, "POST", f"/shares/{body['share_id']}/complete", token=user_token)
     assert (status, error["code"]) == (404, "NOT_FOUND")
     assert nothing.items() <= _run_share_job(client, timedelta(hours=25)).items()
@@ -448,14 +449,14 @@ def test_a_presigned_upload_never_completed_is_removed_a_day_later(client, user_
 def test_a_completed_presigned_upload_is_left_alone_by_the_job(client, user_token):
     _, body, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
     requests.put(body["uploads"][0]["url"], data=INDEX, headers=body["uploads"][0]["headers"], timeout=10)
-    assert ledger.members(ledger.PRESIGNED_UPLOADS)
+    assert queued(share_work.PRESIGNED_UPLOADS)
     assert call(client, "POST", f"/shares/{body['share_id']}/complete", token=user_token)[0] == 200
-    assert ledger.members(ledger.PRESIGNED_UPLOADS) == []  # forgotten at completion
+    assert queued(share_work.PRESIGNED_UPLOADS) == []  # forgotten at completion
     # A marker whose forgetting failed is forgotten by the job, and the share stays.
-    ledger.remember(ledger.PRESIGNED_UPLOADS, ledger.upload_marker(body["share_id"], 0))
+    share_work.record_upload(share_work.PRESIGNED_UPLOADS, share_work.upload_marker(body["share_id"], 0), 0)
     result = _run_share_job(client, timedelta(days=2))
     assert (result["unfinished_uploads_expired"], result["unfinished_uploads_failed"]) == (0, 0), result
-    assert ledger.members(ledger.PRESIGNED_UPLOADS) == []
+    assert queued(share_work.PRESIGNED_UPLOADS) == []
     assert Share.get(f"share#{body['share_id']}").status == "active"
     assert call(client, "GET", f"/s/{body['slug']}/")[0] == 200
 
@@ -468,7 +469,7 @@ def test_an_unfinished_upload_that_received_feedback_is_kept(client, user_token)
     result = _run_share_job(client, timedelta(days=2))
     assert (result["unfinished_uploads_kept"], result["unfinished_uploads_expired"]) == (1, 0), result
     assert Share.get(f"share#{body['share_id']}").status == "pending"
-    assert ledger.members(ledger.PRESIGNED_UPLOADS) == []  # its owner decides: not looked at again
+    assert queued(share_work.PRESIGNED_UPLOADS) == []  # its owner decides: not looked at again
     status, listed, _ = call(client, "GET", f"/spikes?project={body['share_id']}", token=user_token)
     assert status == 200, listed
     assert [s["id"] for s in listed["data"]] == [created["id"]]
@@ -490,7 +491,7 @@ def test_a_completion_racing_the_expiry_is_refused_not_half_deleted(client, user
         share_store.activate = real_activate
     assert (status, error["code"]) == (404, "NOT_FOUND")
     assert Share.get(f"share#{body['share_id']}").status == "deleting"
-    assert ledger.members(ledger.PENDING_DELETIONS) == [body["share_id"]]  # the job finishes it
+    assert queued(share_work.DELETIONS) == [body["share_id"]]  # the job finishes it
     # And a share completed first is not expired.
     _, other, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}], name="Other")
     requests.put(other["uploads"][0]["url"], data=INDEX, headers=other["uploads"][0]["headers"], timeout=10)
@@ -504,12 +505,32 @@ def test_a_completion_racing_the_expiry_is_refused_not_half_deleted(client, user
 def test_old_markers_are_reached_however_many_young_ones_there_are(client, user_token):
     from chalicelib import clock
     from chalicelib.services import share_cleanup
-    now = clock.epoch()
+    now, age = clock.epoch(), 24 * 3600
     for number in range(5):
-        ledger.remember(ledger.PRESIGNED_UPLOADS, ledger.upload_marker(f"sh_young{number:07d}", now - 60))
-    ledger.remember(ledger.PRESIGNED_UPLOADS, ledger.upload_marker("sh_zzzzzzzzzzzz", now - 3 * 24 * 3600))
+        marker = share_work.upload_marker(f"sh_young{number:07d}", now - 60)
+        share_work.record_upload(share_work.PRESIGNED_UPLOADS, marker, now - 60 + age)
+    share_work.record_upload(share_work.PRESIGNED_UPLOADS, share_work.upload_marker("sh_zzzzzzzzzzzz", now - 3 * age),
+                             now - 2 * age)
     share_cleanup.expire_unfinished_uploads(deps.share_files(), now, 900, limit=1)
-    assert len(ledger.members(ledger.PRESIGNED_UPLOADS)) == 5 and all("young" in m for m in ledger.members(ledger.PRESIGNED_UPLOADS))
+    assert len(queued(share_work.PRESIGNED_UPLOADS)) == 5
+    assert all("young" in m for m in queued(share_work.PRESIGNED_UPLOADS))
+
+
+def test_unfinished_uploads_an_earlier_version_listed_are_moved_and_handled_when_old_enough(client, user_token):
+    """After an upgrade, the markers the version before left in the ledger's set are moved into
+    the queue, their start kept: the old one is handled, the young ones wait their day."""
+    from chalicelib import clock
+    from chalicelib.services import share_cleanup
+    from tests.factories import legacy_work
+    now = clock.epoch()
+    legacy_work("uploads#presigned", *[f"sh_young{number:07d}@{int(now) - 60}" for number in range(5)],
+                f"sh_zzzzzzzzzzzz@{int(now) - 3 * 24 * 3600}")
+    share_cleanup.expire_unfinished_uploads(deps.share_files(), now, 900, limit=1)
+    assert ledger.members("uploads#presigned") == []
+    assert queued(share_work.PRESIGNED_UPLOADS) == [f"sh_young{number:07d}@{int(now) - 60}" for number in range(5)]
+    assert share_cleanup.expire_unfinished_uploads(deps.share_files(), now + 24 * 3600,
+                                                   900)["unfinished_uploads_failed"] == 0
+    assert queued(share_work.PRESIGNED_UPLOADS) == []
 
 
 # --- listing and reading -------------------------------------------------------------------
@@ -623,11 +644,11 @@ def test_the_job_deletes_for_a_bounded_time_and_goes_on_with_its_other_steps(cli
     ran = jobs.share_deletions(SCHEDULED_EVENT, None)
     assert ran["finished"] == 0 and "unfinished_uploads_expired" in ran  # went on to the uploads' steps
     assert [s for s in all_items(Spike) if s.partition == body["share_id"]]
-    assert body["share_id"] in ledger.members(ledger.PENDING_DELETIONS)
+    assert body["share_id"] in queued(share_work.DELETIONS)
     monkeypatch.setattr(share_cleanup, "DELETION_SECONDS_PER_RUN", 60)
     assert jobs.share_deletions(SCHEDULED_EVENT, None)["finished"] == 1
     assert not [s for s in all_items(Spike) if s.partition == body["share_id"]]
-    assert body["share_id"] not in ledger.members(ledger.PENDING_DELETIONS)
+    assert body["share_id"] not in queued(share_work.DELETIONS)
 
 
 def test_a_deletion_without_the_export_reads_no_feedback_first(client, user_token, monkeypatch):

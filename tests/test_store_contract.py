@@ -16,11 +16,11 @@ from chalicelib.services.accounts import Accounts
 from chalicelib.services.spike_posts import NewSpike
 from chalicelib.services.spikes import Filters, Scope
 from chalicelib.store import apikeys as key_store
-from chalicelib.store import ledger, rows
+from chalicelib.store import ledger, rows, share_work
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import ApiKey, LedgerItem, OutboxItem, Spike, User
 from tests.conftest import call, login_token_from_mail
-from tests.factories import change_pro_features, make_share, make_user
+from tests.factories import change_pro_features, make_share, make_user, queued
 
 SECRET = "contract-secret"
 
@@ -234,7 +234,8 @@ def test_an_owners_listing_leaves_out_the_partitions_of_shares_being_deleted(sto
             batch.save(Spike(spike_id, partition=partition, owner_id="u1", feed="all", type="page", project_key="x",
                              created_at=created_at, sort_key=spike_store.sort_key_for(created_at, spike_id)))
     for pending in (["sh_gone"], ["sh_gone"] + [f"sh_other{n}" for n in range(150)]):
-        LedgerItem(ledger.PENDING_DELETIONS, members=set(pending)).save()
+        for at, share_id in enumerate(pending):
+            share_work.DELETIONS.record(share_id, 1_800_000_000 + at)
         scope = Scope("owner", "u1")
         assert [row.spike_id for row in spike_store.page(scope, spikes.hiding_deletions(scope, Filters()), 10, None,
                                                          SECRET)[0]] == ["spk_3", "spk_1"]
@@ -455,7 +456,7 @@ def test_an_unfinished_upload_is_tombstoned_only_while_pending_and_empty(store_b
     assert share_store.get_by_id(pending.share_id, consistent=True).status == share_store.DELETING
     assert share_store.get_by_id(completed.share_id, consistent=True).status == share_store.ACTIVE
     assert User.get(pending.owner_id).active_shares == 3
-    assert ledger.members(ledger.PENDING_DELETIONS) == [pending.share_id]
+    assert queued(share_work.DELETIONS) == [pending.share_id]
     # A completion after the tombstone is refused: the share is being deleted.
     assert share_store.activate(share_store.get_by_id(pending.share_id)).status == share_store.DELETING
 

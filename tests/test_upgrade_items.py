@@ -9,7 +9,7 @@ from datetime import timedelta
 from chalicelib import clock, deps
 from chalicelib.crypto import token_hash
 from chalicelib.store import deliveries, spike_ids
-from chalicelib.store.models import AuthItem, Delivery, Spike, User
+from chalicelib.store.models import AuthItem, Delivery, Share, Spike, User
 from chalicelib.store.setup import create_tables
 from chalicelib.store.tables import table_name
 from tests.conftest import call, sign_in
@@ -174,3 +174,47 @@ def test_the_first_versions_account_share_and_feedback_serve_every_client_path(c
     status, body, _ = call(client, "DELETE", f"/shares/{SHARE_ID}", token=token)
     assert status == 200 and [s["id"] for s in body["exported_spikes"]] == ["after-upgrade"]
     assert call(client, "GET", "/shares", token=token)[1] == []
+
+
+def test_deletions_and_uploads_an_earlier_version_listed_in_the_ledger_are_finished_after_the_upgrade(
+        client, user_token):
+    """That version listed the share_deletions job's work as members of three ledger items
+    (string sets); this one keeps it as items of its own (store/share_work.py). What the version
+    before left in the sets, or wrote there during the deploy, is moved out by the job and done:
+    a deletion it started is finished, the files of a direct upload whose function died are
+    removed, a presigned upload never completed is expired once a day old (not before)."""
+    from chalicelib.store import ledger, share_work
+    from chalicelib.store.models import LedgerItem
+    from tests.factories import queued
+    from tests.test_shares import _run_share_job, s3_keys, share_site, user_of
+
+    def as_that_version(work_set: str, member: str) -> None:
+        LedgerItem(work_set).update(actions=[LedgerItem.members.add({member})])
+
+    deleting = share_site(client, user_token, "Half deleted")  # its tombstone, as that version wrote it
+    Share(f"share#{deleting['share_id']}").update(actions=[Share.status.set("deleting")])
+    User(user_of("owner@example.com").user_id).update(actions=[User.active_shares.add(-1)])
+    as_that_version("deletions#shares", deleting["share_id"])
+    now = clock.epoch()
+    deps.s3_client().put_object(Bucket=deps.settings().bucket_name, Key="shares/sh_diedmidway0/index.html", Body=b"x")
+    as_that_version("uploads#shares", f"sh_diedmidway0@{int(now) - 3600}")
+    base = clock.now()
+    clock.use(lambda: base - timedelta(hours=23))
+    try:
+        pending = make_share("owner@example.com", "never-completed", status="pending")
+    finally:
+        clock.use(None)
+    as_that_version("uploads#presigned", f"{pending.share_id}@{int(now) - 23 * 3600}")
+
+    result = _run_share_job(client)
+    assert (result["finished"], result["abandoned_uploads_removed"], result["unfinished_uploads_expired"]) == (1, 1, 0)
+    assert [ledger.members(work_set) for work_set in ("deletions#shares", "uploads#shares", "uploads#presigned")] == \
+        [[], [], []]
+    assert Share.get(f"share#{pending.share_id}").status == "pending"  # a day old only in an hour
+    assert queued(share_work.PRESIGNED_UPLOADS) == [f"{pending.share_id}@{int(now) - 23 * 3600}"]
+    assert s3_keys(f"shares/{deleting['share_id']}/") == [] and s3_keys("shares/sh_diedmidway0/") == []
+    assert call(client, "GET", f"/shares/{deleting['share_id']}", token=user_token)[0] == 404
+
+    assert _run_share_job(client, timedelta(hours=1, minutes=1))["unfinished_uploads_expired"] == 1
+    assert queued(share_work.PRESIGNED_UPLOADS) == [] and queued(share_work.DELETIONS) == []
+    assert user_of("owner@example.com").active_shares == 0

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import requests
 
-from chalicelib.store import ledger
+from chalicelib.store import share_work
+from tests.factories import queued
 from tests.conftest import call
 from tests.test_shares import INDEX, _run_share_job, s3_keys, start_presigned
 
@@ -31,7 +32,7 @@ def test_files_put_after_a_completed_upload_was_deleted_are_removed_by_the_job(c
     result = _run_share_job(client, timedelta(days=2))
     assert result["unfinished_uploads_failed"] == 0, result
     assert s3_keys(f"uploads/{share_id}/") == [] and s3_keys(f"shares/{share_id}/") == []
-    assert ledger.members(ledger.PRESIGNED_UPLOADS) == []
+    assert queued(share_work.PRESIGNED_UPLOADS) == []
 
 
 def test_a_direct_upload_refuses_documents_larger_than_the_api_serves(client, user_token, env):

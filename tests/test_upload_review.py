@@ -9,8 +9,9 @@ import requests
 
 from chalicelib.errors import DependencyUnavailable
 from chalicelib.services import metering
-from chalicelib.store import ledger
+from chalicelib.store import share_work
 from chalicelib.store.models import Share
+from tests.factories import queued
 from tests.conftest import call
 from tests.test_shares import INDEX, _run_share_job, all_items, s3_keys, start_presigned, upload
 
@@ -94,7 +95,7 @@ def test_files_put_after_a_pending_upload_was_deleted_are_removed_by_the_job(cli
     result = _run_share_job(client, timedelta(days=2))
     assert result["unfinished_uploads_failed"] == 0, result
     assert s3_keys(f"uploads/{body['share_id']}/") == [] and s3_keys(f"shares/{body['share_id']}/") == []
-    assert ledger.members(ledger.PRESIGNED_UPLOADS) == []
+    assert queued(share_work.PRESIGNED_UPLOADS) == []
 
 
 def test_a_presigned_upload_whose_store_answer_was_lost_is_still_expired_by_the_job(client, user_token, monkeypatch):
@@ -112,7 +113,7 @@ def test_a_presigned_upload_whose_store_answer_was_lost_is_still_expired_by_the_
     monkeypatch.undo()
     assert status == 201 and body["status"] == "pending" and body["uploads"], body
     assert [share.share_id for share in all_items(Share) if share.pk.startswith("share#")] == [body["share_id"]]
-    assert len(ledger.members(ledger.PRESIGNED_UPLOADS)) == 1
+    assert len(queued(share_work.PRESIGNED_UPLOADS)) == 1
     result = _run_share_job(client, timedelta(days=2))
     assert result["unfinished_uploads_expired"] == 1, result
     assert call(client, "GET", f"/shares/{body['share_id']}", token=user_token)[0] == 404
@@ -125,7 +126,7 @@ def test_a_presigned_upload_the_store_refused_leaves_no_marker(client, user_toke
     monkeypatch.setattr(metering, "insert_share", refused)
     status, body, headers = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
     assert status == 503 and headers.get("Retry-After"), body
-    assert ledger.members(ledger.PRESIGNED_UPLOADS) == [] and all_items(Share) == []
+    assert queued(share_work.PRESIGNED_UPLOADS) == [] and all_items(Share) == []
 
 
 def _upload_of_parts(client, token, parts: list):

@@ -15,7 +15,7 @@ from chalicelib.logs import get_logger
 from chalicelib.services import metering, quotas, shares, uploads
 from chalicelib.services.shares import FileSpec, ShareOptions
 from chalicelib.settings import Settings
-from chalicelib.store import ledger
+from chalicelib.store import share_work
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ChangedDuringPublish, ShareFiles
 from chalicelib.store.models import ApiKey, Share, User
@@ -68,11 +68,12 @@ def _start(settings: Settings, share_files: ShareFiles, user: User, options: Sha
     if key is not None and charge is None:  # no charge held to record the key's count: the share does
         share.counted_key_id, share.counted_period = key.key_id, clock.current_period()
     marker = upload_marker(share)
-    ledger.remember(ledger.PRESIGNED_UPLOADS, marker)
+    share_work.record_upload(share_work.PRESIGNED_UPLOADS, marker,
+                             clock.parse_iso(share.created_at).timestamp() + unfinished_upload_seconds(settings.presign_ttl_seconds))
     try:
         share = shares.insert_with_slug(share, user, options.slug or options.name, settings, base_url, charge, key)
     except Exception:
-        stored = shares.stored_all_the_same(share, user, ledger.PRESIGNED_UPLOADS, marker)
+        stored = shares.stored_all_the_same(share, user, share_work.PRESIGNED_UPLOADS, marker)
         if stored is None:
             raise
         share = stored
@@ -84,8 +85,8 @@ def _start(settings: Settings, share_files: ShareFiles, user: User, options: Sha
 
 
 def upload_marker(share: Share) -> str:
-    """The upload's member of ``ledger.PRESIGNED_UPLOADS``, from the share alone."""
-    return ledger.upload_marker(share.share_id, clock.parse_iso(share.created_at).timestamp())
+    """The upload's unit in ``share_work.PRESIGNED_UPLOADS``, from the share alone."""
+    return share_work.upload_marker(share.share_id, clock.parse_iso(share.created_at).timestamp())
 
 
 def complete(settings: Settings, share_files: ShareFiles, user: User, key: str) -> Share:
@@ -127,7 +128,7 @@ def _complete(settings: Settings, share_files: ShareFiles, user: User, key: str)
     # Only now: until the share is active, a retried completion publishes from the staging area.
     share_files.delete_staged(share.share_id)
     try:
-        ledger.forget(ledger.PRESIGNED_UPLOADS, upload_marker(share))
+        share_work.forget(share_work.PRESIGNED_UPLOADS, upload_marker(share))
     except Exception:  # noqa: BLE001 - the share is complete; the job forgets the marker of a share not pending
         log.warning("share.upload_marker_kept", share_id=share.share_id)
     return share

@@ -10,7 +10,7 @@ from chalicelib import clock
 from chalicelib.errors import NotFound
 from chalicelib.logs import get_logger
 from chalicelib.services import metering, outbound_webhooks, ownership, presigned_uploads, shares, spikes
-from chalicelib.store import charges, held_charges, ledger
+from chalicelib.store import charges, held_charges, share_work
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import Delivery, OutboxItem, Share, User
@@ -84,8 +84,9 @@ def _sweep_staging_later(share: Share, presign_ttl_seconds: Optional[int]) -> No
     is handed to the share_deletions job again, which removes that area once the URLs have
     expired (docs/security.md 175). A pending upload's marker is still there: added again, a no-op."""
     window = presigned_uploads.unfinished_upload_seconds(presign_ttl_seconds or 0)
-    if clock.epoch() < clock.parse_iso(share.created_at).timestamp() + window:
-        ledger.remember(ledger.PRESIGNED_UPLOADS, presigned_uploads.upload_marker(share))
+    started = clock.parse_iso(share.created_at).timestamp()
+    if clock.epoch() < started + window:
+        share_work.record_upload(share_work.PRESIGNED_UPLOADS, presigned_uploads.upload_marker(share), started + window)
 
 
 def _tombstone(share: Share, user: User, deleted_event: Optional[Delivery], pending: bool, held: Optional[OutboxItem],
@@ -116,6 +117,6 @@ def finish_deletion(share_files: ShareFiles, share: Share, until: Optional[float
     # The pending mark goes last: until then the job finds the deletion and drops the export
     # (the deleted feedback) even when the share record is already gone.
     share_files.drop_export(share.share_id)
-    ledger.forget(ledger.PENDING_DELETIONS, share.share_id)
+    share_work.forget(share_work.DELETIONS, share.share_id)
     log.info("share.deleted", share_id=share.share_id)
     return True

@@ -21,11 +21,12 @@ from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.webhook_urls import validate_webhook_url
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import ledger, share_settings
+from chalicelib.store import ledger, share_settings, share_work
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import ApiKey, Share, User
+from chalicelib.store.pending_queue import PendingQueue
 from chalicelib.store.transactions import ConditionFailed
 from chalicelib.store.shares import ACTIVE, DELETING, LOCKED, PENDING  # noqa: F401 - LOCKED, PENDING: the API reads them here
 
@@ -184,35 +185,36 @@ def _create_share(settings: Settings, share_files: ShareFiles, user: User, optio
     share = new_share_record(new_share_id(), user, options, specs, ACTIVE)
     # Recorded before the first file: if this function dies before the share is stored, the
     # share_deletions job removes the files nobody can reach (share_cleanup).
-    marker = ledger.upload_marker(share.share_id, clock.epoch())
-    ledger.remember(ledger.DIRECT_UPLOADS, marker)
+    started = clock.epoch()
+    marker = share_work.upload_marker(share.share_id, started)
+    share_work.record_upload(share_work.DIRECT_UPLOADS, marker, started + share_work.ABANDONED_UPLOAD_SECONDS)
     charge = metering.share_charge(settings, user, share.share_id, key)
     try:
         share_files.put_all(share.share_id, [(f.path, f.data, f.content_type) for f in files])
         stored = insert_with_slug(share, user, options.slug or options.name, settings, base_url, charge, key)
     except BaseException:
-        stored = stored_all_the_same(share, user, ledger.DIRECT_UPLOADS, marker,
+        stored = stored_all_the_same(share, user, share_work.DIRECT_UPLOADS, marker,
                                      lambda: share_files.delete_all(share.share_id))
         if stored is None:
             raise
     try:
-        ledger.forget(ledger.DIRECT_UPLOADS, marker)
+        share_work.forget(share_work.DIRECT_UPLOADS, marker)
     except Exception:  # noqa: BLE001 - the share is stored; the job will find it and forget the marker
         log.warning("share.upload_marker_kept", share_id=share.share_id)
     return stored
 
 
-def stored_all_the_same(share: Share, user: User, uploads_kind: str, marker: str,
+def stored_all_the_same(share: Share, user: User, uploads: PendingQueue, marker: str,
                         remove_files: Callable[[], None] = lambda: None) -> Optional[Share]:
     """After an upload's share transaction failed: the share if it committed all the same (its
     answer lost: DynamoDB answering 500, a dropped connection), to be answered as stored; else
-    ``remove_files`` and the upload's marker (in ``uploads_kind``) is forgotten. When even that
+    ``remove_files`` and the upload's unit (in ``uploads``) is forgotten. When even that
     cannot be read, None: the share_deletions job finishes the cleanup."""
     try:
         stored = share_store.get_by_id(share.share_id, consistent=True)
         if stored is None:
             remove_files()
-            ledger.forget(uploads_kind, marker)
+            share_work.forget(uploads, marker)
     except Exception:  # noqa: BLE001 - keep the original error
         log.warning("share.cleanup_failed", share_id=share.share_id)
         return None

@@ -16,7 +16,7 @@ from chalicelib.logs import get_logger
 from chalicelib.services import outbound_webhooks, ownership, share_access, targets
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
-from chalicelib.store import ledger, spike_ids
+from chalicelib.store import ledger, share_work, spike_ids
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import Share, Spike
@@ -207,8 +207,8 @@ def iterate(scope: Scope, filters: Filters) -> Iterator[Row]:
 def hiding_deletions(scope: Scope, filters: Filters) -> Filters:
     """An owner's listing leaves out the shares whose deletion started: gone for everyone once
     the DELETE answered, while the share_deletions job may still be removing their spikes (the
-    admin's feed shows them). Costs one read of the pending deletions."""
-    deleting = tuple(ledger.members(ledger.PENDING_DELETIONS)[:MAX_HIDDEN_DELETIONS]) if scope.index == "owner" else ()
+    admin's feed shows them). Costs one Query of the newest pending deletions."""
+    deleting = tuple(share_work.deleting(MAX_HIDDEN_DELETIONS)) if scope.index == "owner" else ()
     return dataclasses.replace(filters, hidden_partitions=deleting) if deleting else filters
 
 
@@ -234,7 +234,7 @@ def get_for(principal: Optional[Principal], spike_id: str, project: Optional[str
         if found:
             break
     if found and not principal.is_admin:  # a deleted share's, which the job is still removing
-        deleting = set(ledger.members(ledger.PENDING_DELETIONS))
+        deleting = share_work.being_deleted(spike.partition for spike in found)
         found = [spike for spike in found if spike.partition not in deleting]
     # A prefix names only what the caller could have listed (a key may write without reading).
     if not found and prefix_ok and project is None and len(spike_id) >= MIN_ID_PREFIX_CHARS \

@@ -274,25 +274,10 @@ def checkpoint_job(job: LedgerItem, detail: Dict[str, Any], done: bool) -> bool:
                      (LedgerItem.count == version) & (LedgerItem.state == RUNNING))
 
 
-# --- work in progress: string sets the share_deletions job reads whole (atomic ADD/DELETE) -----
-# - PENDING_DELETIONS: ids of shares whose deletion started (added with the tombstone).
-# - DIRECT_UPLOADS: direct uploads whose files are in S3 and whose share may not be stored yet.
-# - PRESIGNED_UPLOADS: presigned uploads not completed yet (their pending share counts against
-#   its owner's share limit).
-# Upload members are "<share_id>@<epoch seconds the upload started>", written outside the
-# share's transaction (every upload would then conflict on one item) and forgotten when the
-# upload finishes; one left behind is handled by the job once it is old enough.
-
-PENDING_DELETIONS, DIRECT_UPLOADS, PRESIGNED_UPLOADS = "deletions#shares", "uploads#shares", "uploads#presigned"
-
-
-def add_pending_deletion(tx: Transaction, share_id: str) -> None:
-    tx.update("pending-deletions", LedgerItem(PENDING_DELETIONS), actions=[LedgerItem.members.add({share_id})])
-
-
-def remember(work: str, member: str) -> None:
-    LedgerItem(work).update(actions=[LedgerItem.members.add({member})])
-
+# --- sets an earlier version kept work in (store/pending_queue.py moves them into items) ------
+# Members of one item's string set: every writer contended on that item, DynamoDB's 400 KB item
+# limit bounded how many the installation could hold, and two regions writing it lost members.
+# Only read and emptied now (tests/test_architecture.py).
 
 def forget(work: str, member: str) -> None:
     LedgerItem(work).update(actions=[LedgerItem.members.delete({member})])
@@ -303,12 +288,3 @@ def members(work: str) -> List[str]:
         return sorted(LedgerItem.get(work, consistent_read=True).members or [])
     except LedgerItem.DoesNotExist:
         return []
-
-
-def upload_marker(share_id: str, started: float) -> str:
-    return f"{share_id}@{int(started)}"
-
-
-def parse_upload_marker(marker: str) -> Tuple[str, int]:
-    share_id, _, started = marker.rpartition("@")
-    return share_id, int(started) if started.isdigit() else 0

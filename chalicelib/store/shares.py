@@ -15,7 +15,7 @@ from pynamodb.exceptions import PutError
 
 from chalicelib import clock
 from chalicelib.errors import NotFound
-from chalicelib.store import accounts, ledger, transactions
+from chalicelib.store import accounts, ledger, share_work, transactions
 from chalicelib.store.models import Share, User
 from chalicelib.store.transactions import ConditionFailed, Transaction, update_if
 
@@ -221,7 +221,7 @@ def _tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction
     def write(tx: Transaction) -> None:
         tx.update("share", share, actions=[Share.status.set(DELETING)],
                   condition=(Share.owner_id == owner_id) & status_condition)
-        ledger.add_pending_deletion(tx, share.share_id)
+        share_work.record_deletion(tx, share.share_id, clock.epoch())
         if decrement:
             tx.update("owner", User(owner_id), actions=[User.active_shares.add(-1)], condition=User.active_shares > 0)
         if also is not None:

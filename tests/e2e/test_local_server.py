@@ -473,8 +473,9 @@ def test_the_local_server_runs_the_scheduled_jobs(live_server_factory, dynamodb_
     # A deletion whose function died after its tombstone: what DELETE /shares writes first.
     dynamodb.update_item(TableName=f"{prefix}shares", Key=share_key, UpdateExpression="SET #s = :d",
                          ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":d": {"S": "deleting"}})
-    dynamodb.update_item(TableName=f"{prefix}ledger", Key={"pk": {"S": "deletions#shares"}},
-                         UpdateExpression="ADD members :m", ExpressionAttributeValues={":m": {"SS": [share_id]}})
+    dynamodb.update_item(TableName=f"{prefix}deliveries", Key={"delivery_id": {"S": f"share-deletion#{share_id}"}},
+                         UpdateExpression="SET #d = :p, next_attempt_at = :t", ExpressionAttributeNames={"#d": "due"},
+                         ExpressionAttributeValues={":p": {"S": "share-deletions"}, ":t": {"N": str(int(time.time()))}})
     def reported() -> bool:  # printed once the pass returns, after the record is gone
         return any(line.startswith("share_deletions: ") and "'finished': 1" in line for line in server.lines())
     deadline = time.monotonic() + 30

@@ -8,7 +8,8 @@ running local server. ``problems(store)`` lists every broken invariant:
   (``usage#<user>#<period>``) equal the spikes stored in that period (plus those the caller
   says were deleted since: deleting a spike gives no quota back);
 - every user's ``active_shares`` equals the shares they own that are not being deleted;
-- no share is left half-deleted (status ``deleting`` or in the ``deletions#shares`` set), and
+- no share is left half-deleted (status ``deleting``, a ``share-deletion#`` unit in the deliveries
+  table, or a member of the ``deletions#shares`` set an earlier version kept), and
   no spike, counter or slug claim belongs to a share that is gone (a deleted share's claim is
   retired: it names no share);
 - every object in the bucket belongs to a share that exists (no orphan files), and every file a
@@ -136,7 +137,9 @@ def problems(store: Store, deleted_since: Optional[Dict[str, int]] = None,
             found.append(f"share {share_id}: left half-deleted")
         if store.slugs().get(share.get("slug")) != share_id:
             found.append(f"share {share_id}: slug {share.get('slug')!r} not claimed for it")
-    pending = ledger.get("deletions#shares", {}).get("members") or set()
+    pending = set(ledger.get("deletions#shares", {}).get("members") or set())
+    pending |= {item["delivery_id"] for item in store.items["deliveries"]
+                if item["delivery_id"].startswith("share-deletion#")}
     if pending:
         found.append(f"deletions never finished: {sorted(pending)}")
     for slug, share_id in store.slugs().items():

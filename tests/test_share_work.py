@@ -1,0 +1,78 @@
+"""The share_deletions job's pending work (store/share_work.py): one small item per deletion or
+unfinished upload, not one more member of a ledger item every user writes (docs/security.md 206)."""
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from chalicelib import deps
+from chalicelib.services import parked_work, pending_work, share_cleanup
+from chalicelib.store import ledger, share_work
+from chalicelib.store.models import Delivery
+from tests.conftest import call, sign_in
+from tests.factories import queued
+from tests.test_shares import INDEX, _run_share_job, share_site, start_presigned
+from tests.test_webhook_releases import _fill_to_the_limit
+
+WORK_SETS = ("deletions#shares", "uploads#shares", "uploads#presigned")
+
+
+def test_uploads_and_deletions_go_on_however_many_unfinished_uploads_are_pending(backend_client):
+    """On moto and DynamoDB Local (which, as DynamoDB, refuses an item past 400 KB). An account may start 10 presigned uploads a minute and leave them unfinished (one a day
+    old is expired, and an agent-tier one's charge given back): one or two such accounts kept
+    some 15,000 pending, as full as the one ledger item listing them for the whole installation
+    can be (400 KB). Then every presigned upload of every user failed, and so did the deletion
+    of any share less than a day old. Each is an item of its own now, and nothing writes that
+    set (an earlier version's members are moved out of it by the job)."""
+    client, user_token = backend_client, sign_in(backend_client, "owner@example.com")
+    young = share_site(client, user_token, "Young")
+    filled = _fill_to_the_limit("uploads#presigned", int(time.time()))
+    assert filled > 10_000
+
+    status, started, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
+    assert status == 201, started
+    assert call(client, "DELETE", f"/shares/{young['share_id']}", token=user_token)[0] == 200
+    assert share_site(client, user_token, "Direct")["share_id"]
+    assert len(ledger.members("uploads#presigned")) == filled  # not one member more
+    assert [ledger.members(key) for key in WORK_SETS if key != "uploads#presigned"] == [[], []]
+    # Pending: the upload, and the deleted share's staging area (its upload URLs may still live).
+    assert {unit.partition("@")[0] for unit in queued(share_work.PRESIGNED_UPLOADS)} == \
+        {started["share_id"], young["share_id"]}
+    assert list(Delivery.share_index.query(started["share_id"])) == []  # never in a delivery log
+
+    _run_share_job(client)  # the job moves a bounded number of the earlier version's members a run
+    assert len(ledger.members("uploads#presigned")) == filled - share_work.LEGACY_MOVED_PER_RUN
+
+
+def test_an_unfinished_upload_whose_expiry_fails_is_tried_again_after_a_delay_not_a_day(client, user_token,
+                                                                                       monkeypatch):
+    status, started, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
+    assert status == 201, started
+    real = share_cleanup._expire_unfinished
+
+    def failing(*args):
+        raise RuntimeError("S3 answered 500")
+    monkeypatch.setattr(share_cleanup, "_expire_unfinished", failing)
+    assert _run_share_job(client, timedelta(days=1, minutes=1))["unfinished_uploads_failed"] == 1
+    [name] = queued(share_work.PRESIGNED_UPLOADS)
+    item = Delivery.get(share_work.PRESIGNED_UPLOADS.prefix + name)
+    assert (item.attempts, item.last_error) == (1, "RuntimeError: S3 answered 500")
+    assert _run_share_job(client, timedelta(days=1, minutes=2))["unfinished_uploads_failed"] == 0  # waits its delay
+    monkeypatch.setattr(share_cleanup, "_expire_unfinished", real)
+    later = timedelta(days=1, minutes=1, seconds=pending_work.delay(1) + 1)
+    assert _run_share_job(client, later)["unfinished_uploads_expired"] == 1
+    assert queued(share_work.PRESIGNED_UPLOADS) == []
+
+
+def test_a_deletion_that_keeps_failing_is_parked_for_an_operator(aws, monkeypatch):
+    share_work.DELETIONS.record("sh_stuck0000000", 1_700_000_000)
+    monkeypatch.setattr(share_cleanup, "_finish_deletion", lambda files, share_id: 1 / 0)
+    now = 1_800_000_000
+    for _ in range(pending_work.MAX_ATTEMPTS):
+        share_cleanup.finish_pending_deletions(deps.share_files(), now)
+        now += pending_work.MAX_DELAY_SECONDS + 1
+    assert queued(share_work.DELETIONS) == []
+    [parked] = [unit for unit in parked_work.parked() if unit["queue"] == "share-deletions"]
+    assert (parked["unit"], parked["attempts"]) == ("share-deletion#sh_stuck0000000", pending_work.MAX_ATTEMPTS)
+    parked_work.requeue("share-deletion#sh_stuck0000000")
+    assert queued(share_work.DELETIONS) == ["sh_stuck0000000"]
