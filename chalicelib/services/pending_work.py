@@ -18,8 +18,9 @@ eventually consistent index before another run's move-back showed does not charg
 (docs/security.md 65). A charge that itself fails (a throttle on that write) is logged and the
 pass goes on: the unit stays as read, and a later run charges it.
 
-Used by services/quota_reset.py (Stripe events' pro-feature runs) and
-services/held_deliveries.py (webhook releases).
+Used by services/quota_reset.py (Stripe events' pro-feature runs),
+services/held_deliveries.py (webhook releases) and services/share_cleanup.py (share deletions
+and unfinished uploads).
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ conditional update, never a read then a write (docs/security.md 65). ``fail`` ch
 only while it is as the job's query read it (its time and attempts), so a run that read it from
 the index before another run's move-back showed does not charge it twice.
 
-Used by store/webhook_releases.py and store/pro_feature_runs.py.
+Used by store/webhook_releases.py, store/pro_feature_runs.py and store/share_work.py.
 """
 from __future__ import annotations
 
