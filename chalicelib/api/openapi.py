@@ -209,8 +209,9 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                                  ok={200: WebhookResumedOut}, errors=(403, 404)),
     ("GET", "/shares/{key}/webhook/deliveries"): Op("Recent deliveries, newest first", "webhooks",
                                                     ok={200: DeliveryPageOut}, errors=(404,),
-                                                    query=(("limit", f"1-{outbound_webhooks.MAX_LIST} (more is read as {outbound_webhooks.MAX_LIST}); "
-                                                                     f"default {outbound_webhooks.DEFAULT_LIST}", False),)),
+                                                    query=(("limit", f"1-{outbound_webhooks.MAX_LIST} (more is read as "
+                                                                     f"{outbound_webhooks.MAX_LIST}); default "
+                                                                     f"{outbound_webhooks.DEFAULT_LIST}", False),)),
     ("GET", "/widget.js"): Op("The feedback widget", "shares", PUBLIC, ok={200: (str, "application/javascript")}),
     # billing
     ("GET", "/billing/checkout"): Op("A Stripe Checkout session for Pro or the agent tier", "billing", SESSION,

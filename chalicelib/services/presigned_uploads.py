@@ -68,8 +68,8 @@ def _start(settings: Settings, share_files: ShareFiles, user: User, options: Sha
     if key is not None and charge is None:  # no charge held to record the key's count: the share does
         share.counted_key_id, share.counted_period = key.key_id, clock.current_period()
     marker = upload_marker(share)
-    share_work.record_upload(share_work.PRESIGNED_UPLOADS, marker,
-                             clock.parse_iso(share.created_at).timestamp() + unfinished_upload_seconds(settings.presign_ttl_seconds))
+    cleanable_at = clock.parse_iso(share.created_at).timestamp() + unfinished_upload_seconds(settings.presign_ttl_seconds)
+    share_work.record_upload(share_work.PRESIGNED_UPLOADS, marker, cleanable_at)
     try:
         share = shares.insert_with_slug(share, user, options.slug or options.name, settings, base_url, charge, key)
     except Exception:

@@ -134,7 +134,8 @@ def _expire_unfinished(share_files: ShareFiles, marker: str, now: float, age: in
         except share_store.HoldsFeedback:
             if held is not None and not _released(share, held, int(now)):
                 # Still held (no room under a cap): looked at again in a day, as now.
-                share_work.record_upload(share_work.PRESIGNED_UPLOADS, share_work.upload_marker(share_id, now), now + age)
+                share_work.record_upload(share_work.PRESIGNED_UPLOADS, share_work.upload_marker(share_id, now),
+                                         now + age)
             log.warning("share.unfinished_upload_kept", share_id=share_id, reason="has feedback")
             outcome = "kept"
         except (share_store.NoLongerPending, NotFound):

@@ -26,15 +26,15 @@ REQUEST_DELETION_SECONDS = 10
 
 def delete_share(share_files: ShareFiles, user: User, key: str, with_export: bool = True,
                  presign_ttl_seconds: Optional[int] = None) -> List[dict]:
-    """Delete a share and everything it has, resumably. First a tombstone: the share's spikes
-    are exported to S3 (unless ``with_export`` is False), then one transaction marks the share ``deleting`` (from then on it is
-    gone for viewers, listings and new feedback), takes it off the owner's count and records
-    it as a pending deletion. Then its files, spikes, counters, slug and record go; what is
-    left after ``REQUEST_DELETION_SECONDS`` is the scheduled job's. If that clean-up fails, the
-    client gets 503; a retried DELETE (by id or slug) or the scheduled job finishes it, and the
-    retry answers with the export kept at the start. An export too large
-    for one answer is refused before anything is deleted, unless ``with_export`` is False (the
-    caller downloaded the feedback through the export route): it would be lost with the answer.
+    """Delete a share and everything it has, resumably. First a tombstone: the share's spikes are
+    exported to S3 (unless ``with_export`` is False), then one transaction marks the share
+    ``deleting`` (from then on it is gone for viewers, listings and new feedback), takes it off the
+    owner's count and records it as a pending deletion. Then its files, spikes, counters, slug and
+    record go; what is left after ``REQUEST_DELETION_SECONDS`` is the scheduled job's. If that
+    clean-up fails, the client gets 503; a retried DELETE (by id or slug) or the scheduled job
+    finishes it, and the retry answers with the export kept at the start. An export too large for
+    one answer is refused before anything is deleted, unless ``with_export`` is False (the caller
+    downloaded the feedback through the export route): it would be lost with the answer.
     ``presign_ttl_seconds``: how long a presigned upload's URLs live (the settings')."""
     return shares.as_new_owner(lambda owner: _delete_share(share_files, owner, key, with_export,
                                                            presign_ttl_seconds), user)

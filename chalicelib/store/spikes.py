@@ -297,4 +297,5 @@ def newest(scope: Scope, filters: Filters, limit: int) -> List[rows.Row]:
 
 def iterate(scope: Scope, filters: Filters) -> Iterator[rows.Row]:
     """Every matching spike, newest first, a read of 1,000 at a time (exports): rows, as listed."""
-    yield from rows.iterate_index(Spike, _index(scope), scope.partition, filter_condition=spike_filters.condition(filters))
+    yield from rows.iterate_index(Spike, _index(scope), scope.partition,
+                                  filter_condition=spike_filters.condition(filters))
