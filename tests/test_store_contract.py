@@ -242,6 +242,23 @@ def test_an_owners_listing_leaves_out_the_partitions_of_shares_being_deleted(sto
     assert len(spike_store.page(scope, Filters(), 10, None, SECRET)[0]) == 4
 
 
+def test_an_unpaged_owners_listing_reads_the_pending_deletions_once(store_backend, monkeypatch):
+    """The CLI's push reads up to 10,000 spikes as pages of 1,000: the pending deletions it
+    leaves out are read once for the answer, not once a page."""
+    with Spike.batch_write() as batch:
+        for number, partition in enumerate(["sh_gone", "key#own", "key#own", "sh_gone", "key#own"]):
+            spike_id, created_at = f"spk_{number}", f"2026-05-01T12:00:0{number}.000Z"
+            batch.save(Spike(spike_id, partition=partition, owner_id="u1", feed="all", type="page", project_key="x",
+                             created_at=created_at, sort_key=spike_store.sort_key_for(created_at, spike_id)))
+    share_work.DELETIONS.record("sh_gone", 1_800_000_000)
+    reads = []
+    deleting = share_work.deleting
+    monkeypatch.setattr(share_work, "deleting", lambda limit: reads.append(limit) or deleting(limit))
+    listed = spikes.list_unpaged(Scope("owner", "u1"), Filters(), 100, None, SECRET, 10 ** 9, read_size=1)
+    assert [item["id"] for item in listed.items] == ["spk_4", "spk_2", "spk_1"]
+    assert len(reads) == 1
+
+
 def _post_concurrently(project_key: str, count: int, threads: int = 8, prefix: str = "c") -> list:
     """``count`` posts from ``threads`` threads at once; their outcomes."""
     settings = deps.settings()

@@ -178,6 +178,7 @@ def list_unpaged(scope: Scope, filters: Filters, limit: int, cursor: Optional[st
     """Up to ``limit`` spikes, newest first, in one answer without a cursor (the CLI's push never
     pages), whose items stop short of ``max_bytes``: read as consecutive pages of ``read_size``,
     so that no more than one page is held beyond what the answer carries."""
+    filters = hiding_deletions(scope, filters)  # once, not again for each page
     items: List[dict] = []
     parts: List[str] = []
     used = 2  # the array's brackets
@@ -207,9 +208,11 @@ def iterate(scope: Scope, filters: Filters) -> Iterator[Row]:
 def hiding_deletions(scope: Scope, filters: Filters) -> Filters:
     """An owner's listing leaves out the shares whose deletion started: gone for everyone once
     the DELETE answered, while the share_deletions job may still be removing their spikes (the
-    admin's feed shows them). Costs one Query of the newest pending deletions."""
-    deleting = tuple(share_work.deleting(MAX_HIDDEN_DELETIONS)) if scope.index == "owner" else ()
-    return dataclasses.replace(filters, hidden_partitions=deleting) if deleting else filters
+    admin's feed shows them). Costs one Query of the newest pending deletions, unless ``filters``
+    has them already."""
+    if scope.index != "owner" or filters.hidden_partitions is not None:
+        return filters
+    return dataclasses.replace(filters, hidden_partitions=tuple(share_work.deleting(MAX_HIDDEN_DELETIONS)))
 
 
 # --- one spike -------------------------------------------------------------------------------

@@ -17,8 +17,8 @@ class Filters:
     rating: Optional[str] = None
     resolved: Optional[bool] = None
     # Left out: the shares whose deletion started (services/spikes.py), whose spikes the
-    # share_deletions job may still be removing.
-    hidden_partitions: Tuple[str, ...] = ()
+    # share_deletions job may still be removing; None until looked up.
+    hidden_partitions: Optional[Tuple[str, ...]] = None
 
 
 def condition(filters: Filters):
@@ -28,7 +28,7 @@ def condition(filters: Filters):
         Spike.rating == filters.rating if filters.rating else None,
         Spike.resolved == filters.resolved if filters.resolved is not None else None,
     ]
-    hidden = filters.hidden_partitions
+    hidden = filters.hidden_partitions or ()
     parts += [~Spike.partition.is_in(*hidden[start:start + IN_OPERANDS]) for start in range(0, len(hidden), IN_OPERANDS)]
     combined = None
     for part in parts:
