@@ -76,3 +76,32 @@ def test_a_deletion_that_keeps_failing_is_parked_for_an_operator(aws, monkeypatc
     assert (parked["unit"], parked["attempts"]) == ("share-deletion#sh_stuck0000000", pending_work.MAX_ATTEMPTS)
     parked_work.requeue("share-deletion#sh_stuck0000000")
     assert queued(share_work.DELETIONS) == ["sh_stuck0000000"]
+
+
+def test_a_stale_read_of_a_share_just_tombstoned_does_not_lose_its_deletion(client, user_token, monkeypatch):
+    """The job read the share of a pending deletion eventually consistently, and forgot the unit
+    of any share not ``deleting``: a run that came a moment after a DELETE (its unit on the
+    index, the share's record read as it was before the tombstone) dropped the deletion for
+    good. The share stayed ``deleting``, its spikes and files kept, and once the unit was gone
+    its feedback was back in its owner's listings. The job reads the share consistently."""
+    from chalicelib.services import share_deletion
+    from chalicelib.store.models import Share, Spike
+    from tests.test_shares import all_items, share_site
+    share = share_site(client, user_token, "Huge")
+    assert call(client, "POST", "/spikes", {"id": "s0", "type": "page", "projectKey": share["share_id"],
+                                            "page": "/", "rating": "like"})[0] in (200, 201)
+    before = Share.get(f"share#{share['share_id']}")
+    monkeypatch.setattr(share_deletion, "REQUEST_DELETION_SECONDS", 0)
+    assert call(client, "DELETE", f"/shares/{share['share_id']}", token=user_token)[0] == 200
+    real_get = Share.get.__func__
+
+    def eventually_consistent(cls, pk, *args, consistent_read=False, **kwargs):
+        if pk == before.pk and not consistent_read:
+            return before  # the record as it was a moment ago
+        return real_get(cls, pk, *args, consistent_read=consistent_read, **kwargs)
+    monkeypatch.setattr(Share, "get", classmethod(eventually_consistent))
+    assert share_cleanup.finish_pending_deletions(deps.share_files(), now=time.time())["finished"] == 1
+    monkeypatch.undo()
+    assert [s for s in all_items(Spike) if s.partition == share["share_id"]] == []
+    assert queued(share_work.DELETIONS) == []
+    assert call(client, "GET", "/spikes", token=user_token)[1]["data"] == []

@@ -56,7 +56,8 @@ def finish_pending_deletions(share_files: ShareFiles, now: float, limit: int = 1
 
 
 def _finish_deletion(share_files: ShareFiles, share_id: str, until: Optional[float]) -> bool:
-    share = share_store.get_by_id(share_id)
+    # Consistently: read as it was before its tombstone, a share just deleted lost its deletion.
+    share = share_store.get_by_id(share_id, consistent=True)
     if share is None or share.status != DELETING:
         if share is None:  # removed, but the function died before dropping the export
             share_files.drop_export(share_id)
