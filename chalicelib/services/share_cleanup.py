@@ -146,10 +146,13 @@ def _expire_unfinished(share_files: ShareFiles, marker: str, now: float, age: in
             finish_deletion(share_files, share)
             log.info("share.unfinished_upload_expired", share_id=share_id)
             outcome = "expired"
-    else:
+    elif share is None:
         # Its URLs have expired: what they PUT after the share was deleted while pending is
-        # read by nothing, and nothing else would remove it (docs/security.md 138).
-        share_files.delete_staged(share_id)
+        # read by nothing (docs/security.md 138), nor are the copies of a completion that died
+        # after the deletion removed the share's files (210): nothing else would remove them.
+        share_files.delete_all(share_id)
+    else:
+        share_files.delete_staged(share_id)  # completed, or being deleted (its files go then)
     share_work.forget(share_work.PRESIGNED_UPLOADS, marker)  # done with, or never stored
     return outcome
 
