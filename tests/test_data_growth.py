@@ -45,6 +45,32 @@ def test_a_share_too_large_to_answer_is_refused_after_reading_one_answers_worth(
     assert len(listed["data"]) == 1 and listed["next_cursor"]  # nothing was deleted
 
 
+def test_the_dashboard_opens_a_share_without_reading_its_feedback_twice(client, monkeypatch, query_limits):
+    """The dashboard opened a share with GET /shares/{id} (feedback inline, for its charts): for a
+    share over one answer's worth that read about 10,000 spikes (10 s at 30,000 stored, on a
+    loaded machine) only to answer 409, and then its listing read them all again. It now asks
+    for the share without its feedback (``?exported_spikes=false``, as DELETE takes it: the
+    share and its counted total, no Query) and reads the feedback once, page by page."""
+    from chalicelib.services import exports
+    from chalicelib.services.accounts import user_id_for
+    monkeypatch.setattr(exports, "MAX_INLINE_BYTES", 20_000)
+    token = sign_in(client, "owner@example.com")
+    share_id = upload(client, token, [("index.html", b"<html><body>Hi</body></html>")], {"slug": "busy"})[1]["share_id"]
+    for number in range(3):
+        posted = {"type": "page", "projectKey": share_id, "page": "Home", "comments": f"c{number}"}
+        assert call(client, "POST", "/spikes", posted)[0] == 201
+    _store_spikes(share_id, user_id_for("owner@example.com"), READ_SIZE)  # not counted: the total says 3
+    assert call(client, "GET", f"/shares/{share_id}", token=token)[1]["code"] == "EXPORT_TOO_LARGE"
+    query_limits.clear()
+    status, body, _ = call(client, "GET", f"/shares/busy?exported_spikes=false", token=token)
+    assert status == 200, body
+    assert (body["id"], body["slug"], body["spike_count"], body["exported_spikes"]) == (share_id, "busy", 3, [])
+    assert query_limits == []  # no spike read
+    assert call(client, "GET", "/shares", token=token)[1][0]["spike_count"] == body["spike_count"]
+    script = client.http.get("/dashboard/share.js").body.decode()
+    assert "`/shares/${encodeURIComponent(key)}`, { query: { exported_spikes: 'false' } }" in script
+
+
 def test_a_share_that_fits_still_answers_with_all_its_feedback(client, monkeypatch):
     from chalicelib.services import exports
     from chalicelib.services.accounts import user_id_for

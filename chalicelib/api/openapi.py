@@ -189,7 +189,9 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("GET", "/shares"): Op("List the caller's shares", "shares", ok={200: (List[ShareListItemOut], None)}),
     ("GET", "/shares/{key}"): Op("One share with its feedback", "shares", ok={200: ShareOut}, errors=(404, 409),
                                  description="409 EXPORT_TOO_LARGE: more feedback than one answer carries; "
-                                             "GET /spikes/export?project={id} hands it over."),
+                                             "GET /spikes/export?project={id} hands it over.",
+                                 query=(("exported_spikes", "false: answer without the feedback (exported_spikes "
+                                         "empty, spike_count the share's counted total; no spike is read)", False),)),
     ("PATCH", "/shares/{key}"): Op("Rename a share, set or remove its password or webhook URL", "shares",
                                    body=ShareUpdate, ok={200: ShareUpdatedOut}, errors=(404, 409)),
     ("DELETE", "/shares/{key}"): Op("Delete a share (its feedback is returned)", "shares",

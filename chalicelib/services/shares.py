@@ -296,6 +296,11 @@ def list_owned(user: User) -> List[Tuple[Share, int]]:
     return [(share, counts.get(share.share_id, 0)) for share in owned]
 
 
+def spike_count(share: Share) -> int:
+    """The share's counted total, as GET /shares lists it (one batch read, no spike read)."""
+    return ledger.share_spike_counts([share.share_id])[share.share_id]
+
+
 def export_spikes(share: Share) -> List[dict]:
     """The share's feedback for one answer; ExportTooLarge after reading about one answer's worth."""
     return spikes.export_share(share.share_id, exports.MAX_INLINE_BYTES)

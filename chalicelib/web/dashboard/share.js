@@ -1,7 +1,7 @@
 // One share: its feedback at a glance (charts), settings, the spikes with filters and paging,
 // exports, and deletion.
 
-import { api, ApiError, describe, download } from './api.js';
+import { api, describe, download } from './api.js';
 import { bytes, busy, h, RATING_LABEL, RATINGS, replace, status, when } from './dom.js';
 import { highlightFragment, hotspots, hotspotsChart, ratingsChart, timelineChart } from './charts.js';
 import { statusBadge } from './shares.js';
@@ -142,18 +142,12 @@ export async function renderShare(main, key, navigate) {
   await loadPage();
 }
 
-// The share and every spike of it (the charts need them all). The share's own answer carries
-// them, unless it has more feedback than one answer can carry (409 EXPORT_TOO_LARGE): then the
-// share comes from the list of shares and its feedback from the listing, page by page.
+// The share and every spike of it (the charts need them all): the share without its feedback
+// (its counted total, no spike read), then the feedback page by page. Asking for the feedback
+// inline read up to one answer's worth (about 10,000 spikes) of a larger share only to be
+// refused (409 EXPORT_TOO_LARGE), and then the pages read it all again.
 async function withFeedback(key) {
-  try {
-    const share = await api('GET', `/shares/${encodeURIComponent(key)}`);
-    return { share, all: share.exported_spikes || [] };
-  } catch (error) {
-    if (error.code !== 'EXPORT_TOO_LARGE') throw error;
-  }
-  const share = (await api('GET', '/shares')).find((owned) => owned.id === key || owned.slug === key);
-  if (!share) throw new ApiError(404, { error: 'Share not found', code: 'NOT_FOUND' });
+  const share = await api('GET', `/shares/${encodeURIComponent(key)}`, { query: { exported_spikes: 'false' } });
   const all = [];
   let cursor = null;
   do {
