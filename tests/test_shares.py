@@ -700,6 +700,28 @@ def test_the_owner_takes_the_slug_back_while_the_job_finishes_a_deletion(client,
     assert share_site(client, other, "Huge")["slug"] != "huge"
 
 
+def test_the_owner_takes_the_slug_back_when_the_job_finishes_the_deletion_meanwhile(client, user_token, monkeypatch):
+    """The new share's slug was refused while the deleting share held it, and the job finished
+    that deletion (retiring the slug for the owner) before the refusal was looked into: the
+    retirement found no deleting share and the owner got ``huge-2``, a new address for every link."""
+    from chalicelib.services import share_deletion
+    from chalicelib.store import shares as share_store
+    old = share_site(client, user_token, "Huge")
+    assert call(client, "POST", "/spikes", {"id": "s0", "type": "page", "projectKey": old["slug"], "page": "/",
+                                            "rating": "like"})[0] in (200, 201)
+    monkeypatch.setattr(share_deletion, "REQUEST_DELETION_SECONDS", 0)
+    assert call(client, "DELETE", f"/shares/{old['share_id']}", token=user_token)[0] == 200
+    assert share_store.get_by_id(old["share_id"]).status == share_store.DELETING  # left to the job
+    retire = share_store.retire_for_reuse
+
+    def job_finished_first(slug, owner_id):
+        share_store.remove(share_store.get_by_id(old["share_id"], consistent=True))
+        return retire(slug, owner_id)
+    monkeypatch.setattr(share_store, "retire_for_reuse", job_finished_first)
+    new = share_site(client, user_token, "Huge")
+    assert new["slug"] == "huge" and new["share_id"] != old["share_id"]
+
+
 def test_a_deleted_shares_feedback_leaves_its_owners_listings_while_the_job_removes_it(client, user_token, monkeypatch):
     """A deletion that outlasts its request leaves spikes for the share_deletions job (up to 15
     minutes): the owner's GET /spikes (the CLI's pull and push, the MCP server's get_spikes),

@@ -248,11 +248,14 @@ def _tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction
 def retire_for_reuse(slug: str, owner_id: str) -> bool:
     """Retire ``slug`` now, as ``remove`` will, when it names one of ``owner_id``'s shares whose
     deletion started: the owner's next share may take it again at once, not only once the
-    share_deletions job has finished a deletion that outlasted its request. False otherwise."""
+    share_deletions job has finished a deletion that outlasted its request. True also when that
+    job retired it for them since their share was refused it. False otherwise."""
     try:
         claim = Share.get(slug_pk(slug), consistent_read=True)
     except Share.DoesNotExist:
         return False
+    if claim.share_id is None:
+        return claim.reserved_for == owner_id
     deleting = get_by_id(claim.share_id, consistent=True) if claim.share_id else None
     if deleting is None or deleting.status != DELETING or deleting.owner_id != owner_id:
         return False
