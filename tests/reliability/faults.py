@@ -38,6 +38,9 @@ WRITES = {
 }
 
 
+FAULTED = "reliability_fault_answered"
+
+
 class SimulatedCrash(BaseException):
     """The function was killed here (a BaseException: no ``except Exception`` of ours sees it)."""
 
@@ -161,6 +164,8 @@ class FaultInjector:
                     summary.add("faults injected")
                     if fault.kind == "disconnect":
                         raise EndpointConnectionError(endpoint_url=getattr(request, "url", service))
+                    if request is not None:
+                        setattr(request, FAULTED, True)  # not carried out: see _after_faults
                     return error_response(service, fault.kind, request)
         return None
 
@@ -210,11 +215,30 @@ class FaultInjector:
 
 FAULTS = FaultInjector()
 _installed = {"done": False}
+# moto's backends are not thread-safe (shared/ENVIRONMENT.md): tests that run jobs in threads
+# have moto answer S3 and SES one call at a time (DynamoDB Local needs no such care).
+_MOTO_LOCK = threading.Lock()
+
+
+def _after_faults(stubber):
+    """moto's in-process answer, unless a fault answered the send already. botocore calls every
+    ``before-send`` handler and keeps the first answer: without this, a faulted S3 or SES call
+    was still carried out by moto (a "throttled" PutObject stored its object) and, retried,
+    ran twice: a body stream read by the first run stored an empty object the second time."""
+    def answer(event_name: str = "", request=None, **kwargs):
+        if getattr(request, FAULTED, False):
+            setattr(request, FAULTED, False)
+            return None
+        if event_name.split(".")[1:2] not in (["s3"], ["ses"]):
+            return stubber(event_name=event_name, request=request, **kwargs)
+        with _MOTO_LOCK:
+            return stubber(event_name=event_name, request=request, **kwargs)
+    return answer
 
 
 def install() -> None:
     """Put the handler among botocore's built-in ones, before moto's stubber (so a fault wins
-    over an in-process moto answer). Only clients created afterwards carry it: call it before
+    over an in-process moto answer), and moto's stubber behind ``_after_faults``. Only clients created afterwards carry it: call it before
     any exists (the reliability conftest does, at collection)."""
     if _installed["done"]:
         return
@@ -223,5 +247,7 @@ def install() -> None:
     position = next((i for i, (event, handler, *_) in enumerate(handlers)
                      if event == "before-send" and re.search(r"moto", getattr(handler, "__module__", "") or "")),
                     len(handlers))
+    if position < len(handlers):
+        handlers[position] = ("before-send", _after_faults(handlers[position][1]))
     handlers.insert(position, entry)
     _installed["done"] = True

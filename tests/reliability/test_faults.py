@@ -216,3 +216,21 @@ def test_faults_at_every_dependency_lose_nothing(app_client, env, stripe_api, re
     assert set(recorded) <= set(received)
     announced = {payload["spike"]["id"] for payload in received.values() if payload["type"] == "spike.created"}
     assert set(accepted) <= announced
+
+
+def test_a_faulted_call_is_not_carried_out_and_its_retry_stores_what_was_sent():
+    """The injector answers instead of AWS: moto must not carry the call out as well (botocore
+    runs every before-send handler), or a "failed" write is stored, and its retry sends it again."""
+    import boto3
+    from botocore.exceptions import ClientError
+    from moto import mock_aws
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="faults-probe")
+        with FAULTS.injecting(Fault("s3", "unavailable", operations={"PutObject"})):
+            with pytest.raises(ClientError):
+                s3.put_object(Bucket="faults-probe", Key="refused", Body=b"never stored")
+        assert s3.list_objects_v2(Bucket="faults-probe").get("KeyCount") == 0
+        with FAULTS.injecting(Fault("s3", "throttle", operations={"PutObject"}, times=1)):
+            s3.put_object(Bucket="faults-probe", Key="retried", Body=b"stored once")  # botocore retries
+        assert s3.get_object(Bucket="faults-probe", Key="retried")["Body"].read() == b"stored once"
