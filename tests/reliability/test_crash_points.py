@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from chalicelib import clock, deps
-from chalicelib.services import webhook_delivery
+from chalicelib.services import share_cleanup, share_deletion, webhook_delivery
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store.models import Delivery, Share, User
 from tests.conftest import call, sign_in
@@ -58,6 +58,8 @@ class Operation:
     act: Callable[[World, Dict[str, Any]], Any]
     retry: Callable[[World, Dict[str, Any]], Any]
     done: Callable[[World, Dict[str, Any]], None]
+    # What the client reads right after the answer (crashed or not), before anything else runs.
+    after: Callable[[World, Dict[str, Any]], None] = lambda world, ctx: None
 
 
 @contextlib.contextmanager
@@ -126,6 +128,180 @@ def act_delete(world: World, ctx: dict):
 
 def done_delete(world: World, ctx: dict) -> None:
     assert ctx["share"]["share_id"] not in Store.in_process().shares()
+
+
+@contextlib.contextmanager
+def _deletion_outlasts_its_request():
+    """The request answers before deleting any spike (as one of a large share does after
+    ``REQUEST_DELETION_SECONDS``): the rest is the share_deletions job's."""
+    saved = share_deletion.REQUEST_DELETION_SECONDS
+    share_deletion.REQUEST_DELETION_SECONDS = 0
+    try:
+        yield
+    finally:
+        share_deletion.REQUEST_DELETION_SECONDS = saved
+
+
+def _owner_lists(world: World, share_id: str) -> List[str]:
+    """The owner's spikes of ``share_id`` their own listing shows (the CLI's pull)."""
+    listed = call(world.client, "GET", "/spikes?limit=1000", token=world.token)[1]["data"]
+    return [spike["id"] for spike in listed if spike["id"].startswith(share_id)]
+
+
+def _doomed_with_spikes(world: World, count: int, name: str = "") -> dict:
+    share = share_site(world.client, world.token, name or _fresh_id("doomed"))
+    for n in range(count):
+        assert _post(world, share["slug"], f"{share['share_id']}-{n}")[0] == 201
+    world.deleted[user_id_for(OWNER)] += count
+    return share
+
+
+def prepare_unretried_delete(world: World) -> dict:
+    return {"share": _doomed_with_spikes(world, 2)}
+
+
+def act_unretried_delete(world: World, ctx: dict):
+    ctx["status"] = act_delete(world, ctx)
+    return ctx["status"]
+
+
+def done_unretried_delete(world: World, ctx: dict) -> None:
+    """Nobody retries (the dashboard closed): the share is whole, or gone with everything of it.
+    Answered 200, its spikes had left the owner's listing already."""
+    share_id = ctx["share"]["share_id"]
+    if ctx.get("status") == 200 or ctx["deleting_after_answer"]:
+        assert ctx["listed_after_answer"] == [], ctx["listed_after_answer"]
+    share = Store.in_process().shares().get(share_id)
+    if share is not None:  # killed before the tombstone: nothing of it deleted, nothing hidden
+        assert share["status"] == "active", share["status"]
+        assert sorted(_owner_lists(world, share_id)) == [f"{share_id}-0", f"{share_id}-1"]
+        assert call(world.client, "DELETE", f"/shares/{share_id}", token=world.token)[0] == 200
+
+
+def after_unretried_delete(world: World, ctx: dict) -> None:
+    """What the owner sees right after the answer (before any job runs)."""
+    share = Store.in_process().shares().get(ctx["share"]["share_id"])
+    ctx["deleting_after_answer"] = share is not None and share["status"] == "deleting"
+    ctx["listed_after_answer"] = _owner_lists(world, ctx["share"]["share_id"])
+
+
+# Over one BatchWriteItem (25): the job's deletion crashes between two batches of spikes too.
+LONG_DELETION_SPIKES = 27
+
+
+def prepare_long_deletion(world: World) -> dict:
+    share = _doomed_with_spikes(world, LONG_DELETION_SPIKES)
+    with _deletion_outlasts_its_request():
+        assert act_delete(world, {"share": share}) == 200
+    assert len(_owner_lists(world, share["share_id"])) == 0  # hidden while the job removes them
+    return {"share": share}
+
+
+def act_long_deletion(world: World, ctx: dict):
+    # What the scheduled function's first step runs (its other steps have their own units).
+    return share_cleanup.finish_pending_deletions(deps.share_files(), clock.epoch())
+
+
+def done_long_deletion(world: World, ctx: dict) -> None:
+    share_id = ctx["share"]["share_id"]
+    assert share_id not in Store.in_process().shares()
+    assert not [s for s in Store.in_process().spikes() if s.get("share_id") == share_id]
+
+
+def prepare_reshare(world: World) -> dict:
+    """A share whose deletion outlasted its request, its slug to be shared again by its owner."""
+    name = _fresh_id("again")
+    old = _doomed_with_spikes(world, 2, name)
+    with _deletion_outlasts_its_request():
+        assert act_delete(world, {"share": old}) == 200
+    return {"old": old, "name": name}
+
+
+def act_reshare(world: World, ctx: dict):
+    status, body, _ = upload(world.client, world.token, [("index.html", INDEX)], {"name": ctx["name"]})
+    ctx.setdefault("answers", []).append((status, body))
+    return status
+
+
+def retry_reshare(world: World, ctx: dict):
+    if not any(status == 201 for status, _ in ctx.get("answers", [])):
+        return act_reshare(world, ctx)
+    return None
+
+
+def done_reshare(world: World, ctx: dict) -> None:
+    """The slug serves a live share of the owner's (the first attempt's, when its answer was
+    lost, or the retry's), after the old deletion ended (when the jobs ran) or before; its
+    feedback is its own."""
+    slug = ctx["old"]["slug"]
+    store = Store.in_process()
+    claimed = store.slugs().get(slug)
+    assert claimed is not None and claimed != ctx["old"]["share_id"], claimed
+    assert store.shares()[claimed]["owner_id"] == user_id_for(OWNER)
+    assert call(world.client, "GET", f"/s/{slug}/")[0] == 200
+    spike_id = _fresh_id("kept")
+    assert _post(world, slug, spike_id)[0] == 201
+    listed = call(world.client, "GET", f"/spikes?project={slug}")[1]["data"]
+    assert [spike["id"] for spike in listed] == [spike_id]
+
+
+# When the share_deletions job treats a presigned upload as never completed: a day and more.
+UPLOADS_EXPIRED = timedelta(days=2)
+
+
+def _presigned_files() -> List[dict]:
+    return [{"path": "index.html", "size": len(INDEX), "content_type": "text/html"}]
+
+
+def prepare_start(world: World) -> dict:
+    return {"name": _fresh_id("started"), "job_at": clock.now() + UPLOADS_EXPIRED}
+
+
+def act_start(world: World, ctx: dict):
+    status, body, _ = start_presigned(world.client, world.token, _presigned_files(), name=ctx["name"])
+    ctx["started"] = body if status == 201 else None
+    return status
+
+
+def retry_start(world: World, ctx: dict):
+    """A day on, the job removes what a start killed midway left (a unit, a pending share), then
+    the CLI starts again (its first answer never came)."""
+    with _at(ctx["job_at"]):
+        assert world.client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload["unfinished_uploads_failed"] == 0
+    if ctx.get("started") is None:
+        act_start(world, ctx)
+
+
+def done_start(world: World, ctx: dict) -> None:
+    """The answered upload completes and is served."""
+    started = ctx["started"]
+    assert started is not None
+    [target] = started["uploads"]
+    assert requests.put(target["url"], data=INDEX, headers=target["headers"], timeout=10).status_code == 200
+    assert call(world.client, "POST", f"/shares/{started['share_id']}/complete", token=world.token)[0] == 200
+    assert call(world.client, "GET", f"/s/{started['slug']}/")[0] == 200
+
+
+def prepare_unfinished(world: World) -> dict:
+    status, body, _ = start_presigned(world.client, world.token, _presigned_files(), name=_fresh_id("unfinished"))
+    assert status == 201, body
+    [target] = body["uploads"]
+    assert requests.put(target["url"], data=INDEX, headers=target["headers"], timeout=10).status_code == 200
+    return {"share": body, "job_at": clock.now() + UPLOADS_EXPIRED}
+
+
+def act_expire(world: World, ctx: dict):
+    with _at(ctx["job_at"]):
+        return world.client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload
+
+
+def done_expired(world: World, ctx: dict) -> None:
+    """Never completed: the share is gone, its staged files too, its place in the limit given
+    back (the invariants count ``active_shares``)."""
+    share_id = ctx["share"]["share_id"]
+    store = Store.in_process()
+    assert share_id not in store.shares()
+    assert not [key for key in store.objects if share_id in key]
 
 
 def prepare_complete(world: World) -> dict:
@@ -261,6 +437,15 @@ OPERATIONS = [
     Operation("POST /spikes", prepare_post, act_post, act_post, done_post),
     Operation("POST /shares", prepare_upload, act_upload, act_upload, done_upload),
     Operation("DELETE /shares", prepare_delete, act_delete, act_delete, done_delete),
+    Operation("DELETE /shares (never retried)", prepare_unretried_delete, act_unretried_delete,
+              lambda w, c: None, done_unretried_delete, after_unretried_delete),
+    Operation("share_deletions job (a deletion that outlasted its request)", prepare_long_deletion,
+              act_long_deletion, lambda w, c: None, done_long_deletion),
+    Operation("POST /shares (the slug of a share being deleted)", prepare_reshare, act_reshare, retry_reshare,
+              done_reshare),
+    Operation("POST /shares/uploads", prepare_start, act_start, retry_start, done_start),
+    Operation("share_deletions job (an upload never completed)", prepare_unfinished, act_expire, act_expire,
+              done_expired),
     Operation("POST /shares/{key}/complete", prepare_complete, act_complete, act_complete, done_complete),
     Operation("PATCH /spikes/{id}", prepare_resolve, act_resolve, act_resolve, done_resolve),
     Operation("DELETE /spikes/{id}", prepare_delete_spike, act_delete_spike, act_delete_spike, done_delete_spike),
@@ -299,6 +484,7 @@ def test_a_crash_between_any_two_writes_is_completed_by_the_retry_or_the_job(wor
     ctx = operation.prepare(world)
     with FAULTS.counting() as counter:
         operation.act(world, ctx)
+    operation.after(world, ctx)
     writes, log = counter.writes, list(counter.write_log)
     assert writes >= 1, f"{operation.name} wrote nothing"
     operation.done(world, ctx)
@@ -313,6 +499,7 @@ def test_a_crash_between_any_two_writes_is_completed_by_the_retry_or_the_job(wor
                 operation.act(world, ctx)
             except SimulatedCrash:
                 crashed = True
+        operation.after(world, ctx)
         summary.add("crash points tried")
         # The client retries, the schedules run.
         operation.retry(world, ctx)
