@@ -106,7 +106,9 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
 INDEX_QUERIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
     API_FUNCTION: {
         "users": ("stripe_customer_index",),
-        "shares": ("owner_index", "reserved_index"),  # reserved_index: a claimed account's retired slugs
+        # reserved_index: a claimed account's retired slugs; owner_status_index: the owner's
+        # deletions in progress, which their reads of feedback leave out.
+        "shares": ("owner_index", "reserved_index", "owner_status_index"),
         "spikes": ("project_index", "owner_index", "feed_index", "id_index", "id_owner_index"),
         "keys": ("owner_index",),
         # due_index: a resume or a new or removed URL ends a first batch of a share's held events.

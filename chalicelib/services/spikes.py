@@ -206,13 +206,13 @@ def iterate(scope: Scope, filters: Filters) -> Iterator[Row]:
 
 
 def hiding_deletions(scope: Scope, filters: Filters) -> Filters:
-    """An owner's listing leaves out the shares whose deletion started: gone for everyone once
+    """An owner's listing leaves out their shares whose deletion started: gone for everyone once
     the DELETE answered, while the share_deletions job may still be removing their spikes (the
-    admin's feed shows them). Costs one Query of the newest pending deletions, unless ``filters``
-    has them already."""
+    admin's feed shows them). Costs one small Query of this owner's, unless ``filters`` has them."""
     if scope.index != "owner" or filters.hidden_partitions is not None:
         return filters
-    return dataclasses.replace(filters, hidden_partitions=tuple(share_work.deleting(MAX_HIDDEN_DELETIONS)))
+    return dataclasses.replace(filters, hidden_partitions=tuple(share_store.deleting_of(scope.partition,
+                                                                                         MAX_HIDDEN_DELETIONS)))
 
 
 # --- one spike -------------------------------------------------------------------------------

@@ -191,6 +191,20 @@ class ReservedSlugsIndex(GlobalSecondaryIndex["Share"]):
     retired_at = UnicodeAttribute(range_key=True)
 
 
+class OwnerStatusIndex(GlobalSecondaryIndex["Share"]):
+    """An owner's shares by status, keys only: the shares whose deletion started and is not
+    finished (``deleting``, the tombstone stays until their spikes are gone), which the owner's
+    reads of feedback leave out (store/shares.deleting_of): one Query of this owner's, reading
+    nothing when they have none. A write changes an entry only when a share is created,
+    deleted or changes status or owner."""
+    class Meta:
+        index_name = "owner_status_index"
+        projection = KeysOnlyProjection()
+
+    owner_id = UnicodeAttribute(hash_key=True)
+    status = UnicodeAttribute(range_key=True)
+
+
 class Share(_Base):
     """pk ``share#<id>`` holds the share; pk ``slug#<slug>`` claims a slug (attribute
     ``share_id``), or, once its share is deleted, keeps it for that share's owner
@@ -243,6 +257,7 @@ class Share(_Base):
     retired_at = UnicodeAttribute(null=True)
     owner_index = OwnerSharesIndex()
     reserved_index = ReservedSlugsIndex()
+    owner_status_index = OwnerStatusIndex()
 
 
 # --- spikes ----------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ the share's old links, and the widget on copies of its page, never reach someone
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import PutError, QueryError
 
 from chalicelib import clock
 from chalicelib.errors import NotFound
@@ -105,6 +105,24 @@ def post_hint(share: Share) -> Dict[str, Any]:
 
 def owned_by(owner_id: str, newest_first: bool = True) -> Iterator[Share]:
     return Share.owner_index.query(owner_id, scan_index_forward=not newest_first)
+
+
+def deleting_of(owner_id: str, limit: int) -> List[str]:
+    """Up to ``limit`` of the owner's shares whose deletion started and is not finished: pending,
+    parked after failing, or listed by an earlier version in the ledger (each share's tombstone
+    stays until its spikes are gone). One Query of ``owner_status_index``, keys only, reading
+    nothing when there are none; eventually consistent (a second or less behind the tombstone's
+    transaction), which a listing can rely on: a deletion leaves spikes only when its request
+    deleted for 10 s before answering. While an upgrade's DynamoDB still builds the index, the
+    newest pending deletions of every owner instead (share_work.deleting)."""
+    try:
+        found = list(Share.owner_status_index.query(owner_id, Share.status == DELETING, limit=limit,
+                                                     page_size=limit))
+    except QueryError as exc:
+        if exc.cause_response_code == "ValidationException" and "index" in (exc.cause_response_message or "").lower():
+            return share_work.deleting(limit)
+        raise
+    return [share.pk[len(share_pk("")):] for share in found]
 
 
 # --- writing ---------------------------------------------------------------------------------
