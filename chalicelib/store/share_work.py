@@ -45,9 +45,9 @@ def record_deletion(tx: Transaction, share_id: str, now: float) -> None:
 
 
 def deleting(limit: int) -> List[str]:
-    """The shares of the ``limit`` newest pending deletions (not parked), for an owner's listing
-    to leave out (services/spikes.py). One Query, eventually consistent: a deletion started a
-    moment ago may be missing, but the request that started it runs on for seconds first."""
+    """The shares of the ``limit`` newest pending deletions of every owner (not parked): what an
+    owner's listing leaves out only while an upgrade's DynamoDB still builds the shares'
+    ``owner_status_index`` (store/shares.deleting_of). One Query, eventually consistent."""
     items = Delivery.due_index.query(DELETIONS.partition, scan_index_forward=False, limit=limit, page_size=limit)
     return [item.delivery_id[len(DELETIONS.prefix):] for item in items]
 
