@@ -267,10 +267,11 @@ def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secr
     if start is not None and start.get(_hash_attribute(scope)) != scope.partition:
         raise InvalidCursor()
     last_key = {name: {"S": value} for name, value in start.items()} if start else None
-    # Rows, not models: building a model per item cost more than the query (store/rows.py).
+    # Rows, not models: building a model per item cost more than the query (store/rows.py). The
+    # first read takes the item past the page too (a page of 1,000 read 1,001 in two Queries).
     results, _ = rows.query_index(Spike, _index(scope), scope.partition, limit=limit + 1,
                                   filter_condition=spike_filters.condition(filters), start_key=last_key,
-                                  page_size=min(1000, max(limit + 1, 50)))
+                                  page_size=max(limit + 1, 50))
     items: List[rows.Row] = []
     more = False
     for spike in results:
