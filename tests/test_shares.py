@@ -722,6 +722,36 @@ def test_the_owner_takes_the_slug_back_when_the_job_finishes_the_deletion_meanwh
     assert new["slug"] == "huge" and new["share_id"] != old["share_id"]
 
 
+@pytest.mark.parametrize("window", ["before reading the deleting share", "before retiring its slug"])
+def test_the_owner_takes_the_slug_back_when_the_job_finishes_the_deletion_amid_its_retirement(
+        client, user_token, monkeypatch, window):
+    """The job finished the deletion (retiring the slug for the owner) while the retirement for
+    reuse was under way: after it read the claim, the deleting share was gone; after it read the
+    share, its conditional write found the claim retired already. Either way the owner got
+    ``huge-2``, a new address for every link (found by tests/reliability/test_share_lifecycle.py)."""
+    from chalicelib.services import share_deletion
+    from chalicelib.store import shares as share_store
+    old = share_site(client, user_token, "Huge")
+    assert call(client, "POST", "/spikes", {"id": "s0", "type": "page", "projectKey": old["slug"], "page": "/",
+                                            "rating": "like"})[0] in (200, 201)
+    monkeypatch.setattr(share_deletion, "REQUEST_DELETION_SECONDS", 0)
+    assert call(client, "DELETE", f"/shares/{old['share_id']}", token=user_token)[0] == 200
+    read_share = share_store.get_by_id
+
+    def job_finishes_meanwhile(share_id, consistent=False):
+        if share_id != old["share_id"] or not consistent:
+            return read_share(share_id, consistent)
+        deleting = read_share(share_id, consistent=True)
+        if deleting is not None and deleting.status == share_store.DELETING:
+            share_store.remove(deleting)
+            if window == "before retiring its slug":
+                return deleting  # as read a moment before the job removed it
+        return read_share(share_id, consistent=True)
+    monkeypatch.setattr(share_store, "get_by_id", job_finishes_meanwhile)
+    new = share_site(client, user_token, "Huge")
+    assert new["slug"] == "huge" and new["share_id"] != old["share_id"]
+
+
 def test_a_deleted_shares_feedback_leaves_its_owners_listings_while_the_job_removes_it(client, user_token, monkeypatch):
     """A deletion that outlasts its request leaves spikes for the share_deletions job (up to 15
     minutes): the owner's GET /spikes (the CLI's pull and push, the MCP server's get_spikes),

@@ -267,24 +267,26 @@ def retire_for_reuse(slug: str, owner_id: str) -> bool:
     """Retire ``slug`` now, as ``remove`` will, when it names one of ``owner_id``'s shares whose
     deletion started: the owner's next share may take it again at once, not only once the
     share_deletions job has finished a deletion that outlasted its request. True also when that
-    job retired it for them since their share was refused it. False otherwise."""
-    try:
-        claim = Share.get(slug_pk(slug), consistent_read=True)
-    except Share.DoesNotExist:
-        return False
-    if claim.share_id is None:
-        return claim.reserved_for == owner_id
-    deleting = get_by_id(claim.share_id, consistent=True) if claim.share_id else None
-    if deleting is None or deleting.status != DELETING or deleting.owner_id != owner_id:
-        return False
-    try:
-        Share(slug_pk(slug), reserved_for=owner_id, retired_at=clock.iso(clock.now())).save(
-            condition=Share.share_id == deleting.share_id)
-        return True
-    except PutError as exc:
-        if transactions.conditional_failed(exc):
-            return False  # taken or retired meanwhile: the caller tries the next candidate
-        raise
+    job retired it for them since their share was refused it, at any moment of this. False otherwise."""
+    for _ in range(2):  # read again once: the job finished that deletion after the claim was read
+        try:
+            claim = Share.get(slug_pk(slug), consistent_read=True)
+        except Share.DoesNotExist:
+            return False
+        if claim.share_id is None:
+            return claim.reserved_for == owner_id
+        deleting = get_by_id(claim.share_id, consistent=True)
+        if deleting is not None and (deleting.status != DELETING or deleting.owner_id != owner_id):
+            return False
+        try:
+            if deleting is not None:
+                Share(slug_pk(slug), reserved_for=owner_id, retired_at=clock.iso(clock.now())).save(
+                    condition=Share.share_id == deleting.share_id)
+                return True
+        except PutError as exc:
+            if not transactions.conditional_failed(exc):
+                raise  # else taken or retired meanwhile: read again
+    return False
 
 
 def remove(share: Share) -> None:
