@@ -1,6 +1,7 @@
 """The share lifecycle's long deletions: deletions that outlast their request and are finished by
-the scheduled ``share_deletions`` job, run twice at once, while DynamoDB and S3 throttle, while
-the owner shares the same slug again and keeps uploading (directly and presigned).
+the scheduled ``share_deletions`` job, run twice at once, while DynamoDB and S3 fail (throttling,
+5xx, conflicts, dropped connections), while the owner shares the same slug again and keeps
+uploading (directly and presigned).
 
 An owner has live shares (one uploaded directly, one presigned and completed) with feedback,
 another owner has a share of their own, and shares with more spikes than one batch write are
@@ -12,7 +13,7 @@ time, with faults armed. Checked:
 - once a DELETE answered, the owner's listing, share list and the share's page show nothing of
   the share, before any job has run;
 - after the job drains (a run past every unit's date, faults off): no spike, file, counter or
-  pending unit of a deleted share remains, none was parked (a throttled dependency costs a unit
+  pending unit of a deleted share remains, none was parked (a failing dependency costs a unit
   no attempt), and every live share kept every file and spike, the re-shared slug included;
 - counters and usage equal the stored spikes (tests/reliability/invariants.py).
 """
@@ -44,9 +45,15 @@ SPIKES_PER_LIVE = 3
 JOB_ROUNDS = 3
 
 
+# Each batch of requests or job runs meets one pair, in turn.
+FAULT_KINDS = [("throttle", "throttle"), ("unavailable", "unavailable"), ("conflict", "disconnect"),
+               ("disconnect", "throttle")]
+
+
 def _faults(seed: int) -> List[Fault]:
-    return [Fault("dynamodb", "throttle", probability=0.3, seed=seed),
-            Fault("s3", "throttle", probability=0.3, seed=seed + 100)]
+    dynamodb, s3 = FAULT_KINDS[seed % len(FAULT_KINDS)]
+    return [Fault("dynamodb", dynamodb, probability=0.3, seed=seed),
+            Fault("s3", s3, probability=0.3, seed=seed + 100)]
 
 
 @contextmanager
@@ -173,11 +180,11 @@ def test_long_deletions_finish_under_faults_concurrent_runs_and_reshares(app_cli
     accepted += [f"{s['share_id']}-{n}" for s in late for n in range(SPIKES_PER_LIVE)]
 
     # The job, two runs at a time, an hour apart (a unit moved back after a failure waits its
-    # delay), while DynamoDB and S3 throttle; then a run past every unit's date, without faults.
+    # delay), while DynamoDB and S3 fail; then a run past every unit's date, without faults.
     start = clock.now()
     for round_number in range(JOB_ROUNDS):
         with FAULTS.injecting(*_faults(200 + round_number)):
-            # A run may fail outright (its Query throttled past botocore's retries): the next runs again.
+            # A run may fail outright (its Query failing past botocore's retries): the next runs again.
             _job_runs_at_once(start + timedelta(hours=round_number + 1))
     with _at(start + timedelta(days=3)):
         report = client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload
