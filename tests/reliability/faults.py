@@ -238,8 +238,9 @@ def _after_faults(stubber):
 
 def install() -> None:
     """Put the handler among botocore's built-in ones, before moto's stubber (so a fault wins
-    over an in-process moto answer), and moto's stubber behind ``_after_faults``. Only clients created afterwards carry it: call it before
-    any exists (the reliability conftest does, at collection)."""
+    over an in-process moto answer), and moto's stubber behind ``_after_faults``. Only clients
+    created afterwards carry it: call it before any exists (the reliability conftest does, at
+    collection)."""
     if _installed["done"]:
         return
     entry = ("before-send", FAULTS.before_send)

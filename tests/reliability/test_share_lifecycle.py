@@ -75,7 +75,8 @@ def _retryable(what: str, status: int, headers, bad: List[str]) -> bool:
 
 
 def _post(client, project: str, spike_id: str):
-    return call(client, "POST", "/spikes", {"type": "page", "projectKey": project, "id": spike_id, "comments": spike_id})
+    return call(client, "POST", "/spikes",
+                {"type": "page", "projectKey": project, "id": spike_id, "comments": spike_id})
 
 
 def _presigned(client, token: str, name: str, bad: List[str]):
