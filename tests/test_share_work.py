@@ -139,3 +139,43 @@ def test_files_a_dying_completion_copies_after_its_shares_deletion_are_removed(c
     _run_share_job(client, timedelta(days=1, minutes=1))
     assert s3_keys(f"shares/{share_id}/") == [] and s3_keys(f"uploads/{share_id}/") == []
     assert queued(share_work.PRESIGNED_UPLOADS) == []
+
+
+def _park(queue, name: str) -> None:
+    """The job failed at the unit until it parked it (store/pending_queue.py)."""
+    now = int(time.time())
+    [unit] = [unit for unit in queue.due(100) if unit.name == name]
+    assert queue.fail(unit, "RuntimeError: S3 answered 500", now, now) == 1
+    assert queue.park(name, 1, now)
+    assert name not in queued(queue)
+
+
+def test_a_parked_deletion_finished_by_a_retried_delete_is_no_longer_parked(client, user_token, monkeypatch):
+    """A deletion the job failed at until it parked it, which its owner then finished by retrying
+    ``DELETE /shares/<key>`` (docs/deploy.md): finishing forgot the unit only while pending, so
+    the parked one stayed, listed by ``make parked-work`` for a share that no longer exists and
+    read as still being deleted."""
+    from chalicelib.services import share_deletion
+    share = share_site(client, user_token, "Stuck")
+    assert call(client, "POST", "/spikes", {"id": "s0", "type": "page", "projectKey": share["share_id"],
+                                            "page": "/", "rating": "like"})[0] in (200, 201)
+    monkeypatch.setattr(share_deletion, "REQUEST_DELETION_SECONDS", 0)
+    assert call(client, "DELETE", f"/shares/{share['share_id']}", token=user_token)[0] == 200
+    monkeypatch.undo()
+    _park(share_work.DELETIONS, share["share_id"])
+    assert share_work.being_deleted([share["share_id"]]) == {share["share_id"]}
+
+    assert call(client, "DELETE", f"/shares/{share['share_id']}", token=user_token)[0] == 200
+    assert [unit for unit in parked_work.parked() if unit["queue"] == "share-deletions"] == []
+    assert share_work.being_deleted([share["share_id"]]) == set()
+
+
+def test_a_parked_upload_completed_after_all_is_no_longer_parked(client, user_token):
+    status, started, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
+    assert status == 201, started
+    share_id = started["share_id"]
+    [marker] = queued(share_work.PRESIGNED_UPLOADS)
+    _park(share_work.PRESIGNED_UPLOADS, marker)
+    deps.s3_client().put_object(Bucket=deps.settings().bucket_name, Key=f"uploads/{share_id}/index.html", Body=INDEX)
+    assert call(client, "POST", f"/shares/{share_id}/complete", token=user_token)[0] == 200
+    assert [unit for unit in parked_work.parked() if unit["queue"] == "presigned-uploads"] == []

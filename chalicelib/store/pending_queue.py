@@ -107,6 +107,12 @@ class PendingQueue:
         """Forget a finished unit; False when another run consumed it first."""
         return delete_if(Delivery(self.prefix + name), Delivery.due == self.partition)
 
+    def finish(self, name: str) -> bool:
+        """Forget a unit whose work is done, pending or parked (a retried request may finish
+        what the job parked: left behind, it was listed for an operator and still read as
+        unfinished). False when it was neither (gone already)."""
+        return delete_if(Delivery(self.prefix + name), Delivery.due.is_in(self.partition, self.parked_partition))
+
     def fail(self, unit: Unit, error: str, now: int, retry_at: int) -> Optional[int]:
         """Count a failed attempt at a pending unit and move it back to ``retry_at``, in one
         update: its attempts so far (``unit.attempts + 1``), or None when it is no longer as

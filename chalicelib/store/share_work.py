@@ -85,8 +85,8 @@ def record_upload(queue: PendingQueue, marker: str, due_at: float) -> None:
 
 
 def forget(queue: PendingQueue, name: str) -> None:
-    """The unit is done with (gone already: nothing to do)."""
-    queue.consume(name)
+    """The unit is done with, pending or parked (gone already: nothing to do)."""
+    queue.finish(name)
 
 
 def due(queue: PendingQueue, limit: int, now: float, early: int = 0) -> List[Unit]:
