@@ -61,6 +61,7 @@ def test_an_unfinished_upload_whose_expiry_fails_is_tried_again_after_a_delay_no
     monkeypatch.setattr(share_cleanup, "_expire_unfinished", real)
     later = timedelta(days=1, minutes=1, seconds=pending_work.delay(1) + 1)
     assert _run_share_job(client, later)["unfinished_uploads_expired"] == 1
+    _run_share_job(client, later + timedelta(minutes=16))  # its look once no completion can run (222)
     assert queued(share_work.PRESIGNED_UPLOADS) == []
 
 
@@ -179,3 +180,30 @@ def test_a_parked_upload_completed_after_all_is_no_longer_parked(client, user_to
     deps.s3_client().put_object(Bucket=deps.settings().bucket_name, Key=f"uploads/{share_id}/index.html", Body=INDEX)
     assert call(client, "POST", f"/shares/{share_id}/complete", token=user_token)[0] == 200
     assert [unit for unit in parked_work.parked() if unit["queue"] == "presigned-uploads"] == []
+
+
+def test_files_a_dying_completion_copies_after_its_upload_expired_are_removed(client, user_token, monkeypatch):
+    """As above, with the job expiring the unfinished upload while the completion's copies are in
+    flight: the job forgot the upload's unit when it expired it, so nothing named the share
+    again and the copies stayed. The job looks at it once more when no completion can run."""
+    from chalicelib.store.files import ShareFiles
+    from tests.test_shares import s3_keys
+    status, started, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
+    assert status == 201, started
+    share_id = started["share_id"]
+    deps.s3_client().put_object(Bucket=deps.settings().bucket_name, Key=f"uploads/{share_id}/index.html", Body=INDEX)
+
+    def copies_in_flight_then_killed(self, share_id, verified):
+        sources = {path: self._s3.get_object(Bucket=self._bucket, Key=self.staging_key(share_id, path))["Body"].read()
+                   for path in verified}
+        assert _run_share_job(client, timedelta(days=1, minutes=1))["unfinished_uploads_expired"] == 1
+        for path, body in sources.items():
+            self._s3.put_object(Bucket=self._bucket, Key=self.object_key(share_id, path), Body=body)
+        raise TimeoutError("Task timed out after 25.00 seconds")
+    monkeypatch.setattr(ShareFiles, "publish", copies_in_flight_then_killed)
+    assert call(client, "POST", f"/shares/{share_id}/complete", token=user_token)[0] == 500
+    monkeypatch.undo()
+    assert s3_keys(f"shares/{share_id}/") == [f"shares/{share_id}/index.html"]
+
+    _run_share_job(client, timedelta(days=1, minutes=1 + 16))
+    assert s3_keys(f"shares/{share_id}/") == [] and queued(share_work.PRESIGNED_UPLOADS) == []

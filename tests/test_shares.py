@@ -439,6 +439,7 @@ def test_a_presigned_upload_never_completed_is_removed_a_day_later(client, user_
     assert Share.get(f"slug#{body['slug']}").share_id is None
     assert s3_keys(f"uploads/{body['share_id']}/") == [] and s3_keys(f"shares/{body['share_id']}/") == []
     assert user_of("owner@example.com").active_shares == 0
+    _run_share_job(client, at=deadline + timedelta(minutes=16))  # its look once no completion can run (222)
     assert queued(share_work.PRESIGNED_UPLOADS) == [] and queued(share_work.DELETIONS) == []
     status, error, _ = call(client, "POST", f"/shares/{body['share_id']}/complete", token=user_token)
     assert (status, error["code"]) == (404, "NOT_FOUND")

@@ -144,6 +144,10 @@ def _expire_unfinished(share_files: ShareFiles, marker: str, now: float, age: in
         else:
             # If this fails, the deletion is recorded: finish_pending_deletions finishes it.
             finish_deletion(share_files, share)
+            # A completion racing this may copy its files after they were removed and die before
+            # it removes them: looked at again once no completion can still run (210).
+            share_work.record_upload(share_work.PRESIGNED_UPLOADS, share_work.upload_marker(share_id, now),
+                                     now + ABANDONED_UPLOAD_SECONDS)
             log.info("share.unfinished_upload_expired", share_id=share_id)
             outcome = "expired"
     elif share is None:
