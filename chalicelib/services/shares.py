@@ -123,8 +123,7 @@ def insert_with_slug(share: Share, user: User, slug_wish: str, settings: Setting
     charged on the agent tier (one transaction per candidate: ``metering.insert_share``)."""
     # A slug that is already a bare project key with feedback stays that project's: claiming
     # it would route that project's future feedback (and its key) to this share.
-    wished = slugify(slug_wish)
-    candidates = (slug for slug in _slug_candidates(wished) if not spike_store.has_public_project(slug))
+    candidates = (slug for slug in _slug_candidates(slugify(slug_wish)) if not spike_store.has_public_project(slug))
     # Pro features are stored, and the share counted against a limit, by the tier the owner's
     # item gives as the transaction finds it: a subscription that ended since ``check_options``
     # has had its shares stripped already, and its owner is held to the free limit.
@@ -137,9 +136,8 @@ def insert_with_slug(share: Share, user: User, slug_wish: str, settings: Setting
         try:
             return insert()
         except share_store.SlugTaken:
-            # Still held by one of the owner's shares whose deletion the job is finishing: taken back
-            # only if asked for; a suffix is not worth two reads each (a popular name was refused ~9).
-            if share.slug != wished or not share_store.retire_for_reuse(share.slug, user.user_id):
+            # Still held by one of the owner's shares whose deletion the job is finishing.
+            if not share_store.retire_for_reuse(share.slug, user.user_id):
                 continue
             try:
                 return insert()
