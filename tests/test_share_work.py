@@ -109,6 +109,28 @@ def test_a_stale_read_of_a_share_just_tombstoned_does_not_lose_its_deletion(clie
     assert call(client, "GET", "/spikes", token=user_token)[1]["data"] == []
 
 
+def _completion_dying_after_its_copies(client, user_token, monkeypatch, meanwhile) -> str:
+    """A presigned upload of one file whose completion read the staged sources, let
+    ``meanwhile(share_id)`` happen, copied them to the served files and died (its 25 s up)."""
+    from chalicelib.store.files import ShareFiles
+    status, started, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
+    assert status == 201, started
+    share_id = started["share_id"]
+    deps.s3_client().put_object(Bucket=deps.settings().bucket_name, Key=f"uploads/{share_id}/index.html", Body=INDEX)
+
+    def copies_in_flight_then_killed(self, share_id, verified):
+        sources = {path: self._s3.get_object(Bucket=self._bucket, Key=self.staging_key(share_id, path))["Body"].read()
+                   for path in verified}
+        meanwhile(share_id)
+        for path, body in sources.items():
+            self._s3.put_object(Bucket=self._bucket, Key=self.object_key(share_id, path), Body=body)
+        raise TimeoutError("Task timed out after 25.00 seconds")
+    monkeypatch.setattr(ShareFiles, "publish", copies_in_flight_then_killed)
+    assert call(client, "POST", f"/shares/{share_id}/complete", token=user_token)[0] == 500
+    monkeypatch.undo()
+    return share_id
+
+
 def test_files_a_dying_completion_copies_after_its_shares_deletion_are_removed(client, user_token, monkeypatch):
     """A completion copies the staged files to the served ones, then activates. The owner deleting
     the pending share while the copies are in flight (S3 read their sources, the deletion removed
@@ -118,23 +140,9 @@ def test_files_a_dying_completion_copies_after_its_shares_deletion_are_removed(c
     names a share that no longer exists, and the job only swept the upload's staging area. The
     job removes a gone share's served files with its staging area."""
     from chalicelib.services import share_deletion
-    from chalicelib.store.files import ShareFiles
     from tests.test_shares import s3_keys, user_of
-    status, started, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
-    assert status == 201, started
-    share_id = started["share_id"]
-    deps.s3_client().put_object(Bucket=deps.settings().bucket_name, Key=f"uploads/{share_id}/index.html", Body=INDEX)
-
-    def copies_in_flight_then_killed(self, share_id, verified):
-        sources = {path: self._s3.get_object(Bucket=self._bucket, Key=self.staging_key(share_id, path))["Body"].read()
-                   for path in verified}
-        share_deletion.delete_share(deps.share_files(), user_of("owner@example.com"), share_id, with_export=False)
-        for path, body in sources.items():
-            self._s3.put_object(Bucket=self._bucket, Key=self.object_key(share_id, path), Body=body)
-        raise TimeoutError("Task timed out after 25.00 seconds")
-    monkeypatch.setattr(ShareFiles, "publish", copies_in_flight_then_killed)
-    assert call(client, "POST", f"/shares/{share_id}/complete", token=user_token)[0] == 500
-    monkeypatch.undo()
+    share_id = _completion_dying_after_its_copies(client, user_token, monkeypatch, lambda share_id: (
+        share_deletion.delete_share(deps.share_files(), user_of("owner@example.com"), share_id, with_export=False)))
     assert s3_keys(f"shares/{share_id}/") == [f"shares/{share_id}/index.html"]  # its share gone, its file left
 
     _run_share_job(client, timedelta(days=1, minutes=1))
@@ -186,23 +194,11 @@ def test_files_a_dying_completion_copies_after_its_upload_expired_are_removed(cl
     """As above, with the job expiring the unfinished upload while the completion's copies are in
     flight: the job forgot the upload's unit when it expired it, so nothing named the share
     again and the copies stayed. The job looks at it once more when no completion can run."""
-    from chalicelib.store.files import ShareFiles
     from tests.test_shares import s3_keys
-    status, started, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
-    assert status == 201, started
-    share_id = started["share_id"]
-    deps.s3_client().put_object(Bucket=deps.settings().bucket_name, Key=f"uploads/{share_id}/index.html", Body=INDEX)
 
-    def copies_in_flight_then_killed(self, share_id, verified):
-        sources = {path: self._s3.get_object(Bucket=self._bucket, Key=self.staging_key(share_id, path))["Body"].read()
-                   for path in verified}
+    def job_expires_it(share_id):
         assert _run_share_job(client, timedelta(days=1, minutes=1))["unfinished_uploads_expired"] == 1
-        for path, body in sources.items():
-            self._s3.put_object(Bucket=self._bucket, Key=self.object_key(share_id, path), Body=body)
-        raise TimeoutError("Task timed out after 25.00 seconds")
-    monkeypatch.setattr(ShareFiles, "publish", copies_in_flight_then_killed)
-    assert call(client, "POST", f"/shares/{share_id}/complete", token=user_token)[0] == 500
-    monkeypatch.undo()
+    share_id = _completion_dying_after_its_copies(client, user_token, monkeypatch, job_expires_it)
     assert s3_keys(f"shares/{share_id}/") == [f"shares/{share_id}/index.html"]
 
     _run_share_job(client, timedelta(days=1, minutes=1 + 16))

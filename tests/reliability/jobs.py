@@ -2,8 +2,10 @@
 (their calls checked against their roles, tests/aws_calls.py), again and again until done."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any, Dict
 
+from chalicelib import clock
 from tests.test_usage import SCHEDULE_EVENT
 
 FINISHED = ("completed", "already-done")
@@ -20,3 +22,13 @@ def quota_reset_until_done(client: Any, max_invocations: int = 200) -> Dict[str,
         if len(passes) == 2 and all(p["status"] in FINISHED for p in passes) and not payload["pro_feature_runs"]["left"]:
             return payload
     raise AssertionError(f"quota_reset not done after {max_invocations} invocations: {payload}")
+
+
+@contextmanager
+def at(moment):
+    """Our code reads the time from ``chalicelib.clock``: the jobs run at ``moment``."""
+    clock.use(lambda: moment)
+    try:
+        yield
+    finally:
+        clock.use(None)

@@ -29,7 +29,7 @@ from tests.conftest import call, sign_in
 from tests.fakes.stripe_events import WEBHOOK_SECRET, event, signed, subscription
 from tests.reliability import summary
 from tests.reliability.faults import FAULTS, SimulatedCrash
-from tests.reliability.jobs import quota_reset_until_done
+from tests.reliability.jobs import at, quota_reset_until_done
 from tests.reliability.invariants import Store, lost_spikes, problems
 from tests.test_outbound_webhooks import Receiver
 from tests.test_shares import INDEX, make_pro, share_site, start_presigned, upload
@@ -62,14 +62,6 @@ class Operation:
     after: Callable[[World, Dict[str, Any]], None] = lambda world, ctx: None
 
 
-@contextlib.contextmanager
-def _at(moment):
-    """Our code reads the time from ``chalicelib.clock``: the jobs run at ``moment``."""
-    clock.use(lambda: moment)
-    try:
-        yield
-    finally:
-        clock.use(None)
 
 
 def _post(world: World, project: str, spike_id: str):
@@ -266,7 +258,7 @@ def act_start(world: World, ctx: dict):
 def retry_start(world: World, ctx: dict):
     """A day on, the job removes what a start killed midway left (a unit, a pending share), then
     the CLI starts again (its first answer never came)."""
-    with _at(ctx["job_at"]):
+    with at(ctx["job_at"]):
         assert world.client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload["unfinished_uploads_failed"] == 0
     if ctx.get("started") is None:
         act_start(world, ctx)
@@ -291,7 +283,7 @@ def prepare_unfinished(world: World) -> dict:
 
 
 def act_expire(world: World, ctx: dict):
-    with _at(ctx["job_at"]):
+    with at(ctx["job_at"]):
         return world.client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload
 
 
@@ -419,7 +411,7 @@ _quota_moments: List[Any] = []
 
 
 def act_quota(world: World, ctx: dict):
-    with _at(ctx["now"]):
+    with at(ctx["now"]):
         return quota_reset_until_done(world.client)
 
 
@@ -460,10 +452,10 @@ def _run_jobs(world: World, ctx: dict) -> None:
     backoff is still running are due an hour later."""
     client = world.client
     later = clock.now() + timedelta(hours=1)
-    with _at(later):
+    with at(later):
         assert client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload.get("failed", 0) == 0
         webhook_delivery.run_due(deps.settings(), now_fn=later.timestamp, mailer=deps.mailer())
-    with _at(ctx.get("now") or clock.now()):
+    with at(ctx.get("now") or clock.now()):
         quota_reset_until_done(client)
 
 

@@ -20,7 +20,6 @@ time, with faults armed. Checked:
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import List
 
@@ -35,6 +34,7 @@ from tests.conftest import call, sign_in
 from tests.reliability import summary
 from tests.reliability.faults import FAULTS, Fault
 from tests.reliability.invariants import Store, lost_spikes, problems
+from tests.reliability.jobs import at
 from tests.test_shares import INDEX, make_pro, share_site, start_presigned, upload
 from tests.test_usage import SCHEDULE_EVENT
 
@@ -56,13 +56,6 @@ def _faults(seed: int) -> List[Fault]:
             Fault("s3", s3, probability=0.3, seed=seed + 100)]
 
 
-@contextmanager
-def _at(moment):
-    clock.use(lambda: moment)
-    try:
-        yield
-    finally:
-        clock.use(None)
 
 
 def _retryable(what: str, status: int, headers, bad: List[str]) -> bool:
@@ -187,7 +180,7 @@ def test_long_deletions_finish_under_faults_concurrent_runs_and_reshares(app_cli
         with FAULTS.injecting(*_faults(200 + round_number)):
             # A run may fail outright (its Query failing past botocore's retries): the next runs again.
             _job_runs_at_once(start + timedelta(hours=round_number + 1))
-    with _at(start + timedelta(days=3)):
+    with at(start + timedelta(days=3)):
         report = client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload
     assert report["failed"] == 0, report
 
