@@ -676,6 +676,30 @@ def test_a_deletion_without_the_export_reads_no_feedback_first(client, user_toke
     assert status == 200 and sorted(spike["id"] for spike in again["exported_spikes"]) == ["s0", "s1"]
 
 
+def test_exported_spikes_is_true_or_false_and_anything_else_is_refused(client, user_token):
+    """Only ``false`` was read: ``?exported_spikes=0``, ``=no`` or a typo answered the share with
+    its feedback, and on a DELETE read the feedback the caller asked not to have (a share too
+    large for one answer then stayed, 409). Any other value is a 400 now and deletes nothing."""
+    body = share_site(client, user_token, "Flags")
+    for number in range(2):
+        assert call(client, "POST", "/spikes", {"id": f"f{number}", "type": "page", "projectKey": body["slug"],
+                                                "page": "/", "rating": "like"})[0] in (200, 201)
+    path = f"/shares/{body['share_id']}"
+    for value in ("0", "no", "off", "fals", "false%20"):
+        for method in ("GET", "DELETE"):
+            status, refused, _ = call(client, method, f"{path}?exported_spikes={value}", token=user_token)
+            assert (status, refused["code"]) == (400, "VALIDATION_ERROR"), (method, value, refused)
+            assert "exported_spikes" in json.dumps(refused)
+    status, share, _ = call(client, "GET", f"{path}?exported_spikes=False", token=user_token)
+    assert (status, share["exported_spikes"], share["spike_count"]) == (200, [], 2)
+    status, share, _ = call(client, "GET", f"{path}?exported_spikes=", token=user_token)  # empty: the default
+    assert status == 200 and len(share["exported_spikes"]) == 2
+    status, share, _ = call(client, "GET", f"{path}?exported_spikes=TRUE", token=user_token)
+    assert status == 200 and len(share["exported_spikes"]) == 2
+    status, deleted, _ = call(client, "DELETE", f"{path}?exported_spikes=FALSE", token=user_token)
+    assert (status, deleted["exported_spikes"]) == (200, [])
+
+
 def test_the_owner_takes_the_slug_back_while_the_job_finishes_a_deletion(client, user_token, monkeypatch):
     """A deletion that outlasts its request left the slug with the deleting share until the
     share_deletions job ran (up to 15 minutes): the owner's unshare and share again got

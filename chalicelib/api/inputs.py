@@ -77,6 +77,19 @@ def page_limit(params: Dict[str, str], default: int, maximum: int) -> int:
     return min(value, maximum)
 
 
+def flag(params: Dict[str, str], name: str, default: bool) -> bool:
+    """A yes/no query parameter: ``true`` or ``false`` in any case, ``default`` when absent or
+    empty; 400 otherwise. Read leniently (only ``false`` counted), a DELETE's
+    ``?exported_spikes=0`` or ``=no`` read the feedback the caller asked not to have, and a share
+    too large to answer was then not deleted (409) though the caller had asked for exactly that."""
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    if raw.lower() not in ("true", "false"):
+        raise ValidationFailed.field(name, f"{name} must be true or false")
+    return raw.lower() == "true"
+
+
 def is_rust_client(request: Request) -> bool:
     """The Spikes CLI and its MCP server (HTTP library ureq). Each reads the first page of a
     listing only and never follows its cursor. See docs/clients.md."""

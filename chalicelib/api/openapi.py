@@ -190,14 +190,17 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("GET", "/shares/{key}"): Op("One share with its feedback", "shares", ok={200: ShareOut}, errors=(404, 409),
                                  description="409 EXPORT_TOO_LARGE: more feedback than one answer carries; "
                                              "GET /spikes/export?project={id} hands it over.",
-                                 query=(("exported_spikes", "false: answer without the feedback (exported_spikes "
-                                         "empty, spike_count the share's counted total; no spike is read)", False),)),
+                                 query=(("exported_spikes", "true (default) or false (any case; anything else is "
+                                         "400): false answers without the feedback (exported_spikes empty, "
+                                         "spike_count the share's counted total; no spike is read)", False),)),
     ("PATCH", "/shares/{key}"): Op("Rename a share, set or remove its password or webhook URL", "shares",
                                    body=ShareUpdate, ok={200: ShareUpdatedOut}, errors=(404, 409)),
     ("DELETE", "/shares/{key}"): Op("Delete a share (its feedback is returned)", "shares",
                                     ok={200: ShareDeletedOut}, errors=(404, 409),
-                                    query=(("exported_spikes", "false: answer without the feedback (needed when it "
-                                            "is too large for one answer: 409 EXPORT_TOO_LARGE)", False),)),
+                                    query=(("exported_spikes", "true (default) or false (any case; anything else is "
+                                            "400, nothing deleted): false deletes without answering the feedback "
+                                            "(needed when it is too large for one answer: 409 EXPORT_TOO_LARGE)",
+                                            False),)),
     # outbound webhooks
     ("GET", "/shares/{key}/webhook"): Op("The share's webhook: URL, events, paused or not", "webhooks",
                                          ok={200: WebhookOut}, errors=(404,)),

@@ -132,7 +132,7 @@ def get_share(key: str):
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "shares:read")
     share = shares.get_owned(principal.user, key)
-    if (inputs.query(request).get("exported_spikes") or "").lower() == "false":
+    if not inputs.flag(inputs.query(request), "exported_spikes", default=True):
         # The dashboard's way (it reads the feedback page by page): the share and its counted
         # total, no spike read; as DELETE takes the same parameter.
         return responses.ShareOut(**_summary(share, inputs.base_url(request)), spike_count=shares.spike_count(share),
@@ -159,7 +159,7 @@ def update_share(key: str):
 def delete_share(key: str):
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "shares:write")
-    with_export = (inputs.query(request).get("exported_spikes") or "").lower() != "false"
+    with_export = inputs.flag(inputs.query(request), "exported_spikes", default=True)
     exported = share_deletion.delete_share(deps.share_files(), principal.user, key, with_export=with_export,
                                            presign_ttl_seconds=deps.settings().presign_ttl_seconds)
     return responses.ShareDeletedOut(exported_spikes=spikes.exported_for(principal, exported))
