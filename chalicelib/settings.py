@@ -60,6 +60,9 @@ class Settings(BaseSettings):
 
     # A session (bearer token) unused this long expires; using it pushes the expiry out again.
     session_idle_days: int = Field(default=90, ge=1, le=3650)
+    # However much it is used, a session ends this long after its sign-in (a rotation keeps the
+    # sign-in's time): a stolen token dies then too (docs/security.md, 240).
+    session_max_days: int = Field(default=30, ge=1, le=3650)
     login_token_ttl_seconds: int = 15 * 60
     # The CLI polls expires_in / interval times (docs/clients.md): both bounded so that is >= 1.
     device_code_ttl_seconds: int = Field(default=10 * 60, ge=60, le=24 * 3600)

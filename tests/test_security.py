@@ -637,7 +637,7 @@ def test_an_idle_session_expires_and_use_refreshes_it_without_a_write_per_reques
     from chalicelib.crypto import token_hash
     from chalicelib.store import auth as auth_store
     from chalicelib.store.models import AuthItem
-    env(SESSION_IDLE_DAYS="90")
+    env(SESSION_IDLE_DAYS="90", SESSION_MAX_DAYS="365")  # the lifetime (240): tests/test_sign_in_hardening.py
     token = sign_in(client, "idle@example.com")
     start = auth_store.session(token_hash(token)).expires_at
     assert start - clock.epoch() > 89 * 86400

@@ -36,7 +36,7 @@ def test_a_session_minted_before_idle_expiry_expires_when_idle_too(client, env):
     token left in an old laptop's CLI config worked years later (security finding 187). Its
     last use unknown, it is idle since its creation at the latest; used in time, it gets an
     expiry like any other session and lives on while used."""
-    env(SESSION_IDLE_DAYS=str(IDLE_DAYS))
+    env(SESSION_IDLE_DAYS=str(IDLE_DAYS), SESSION_MAX_DAYS="365")  # the lifetime (240): tests/test_sign_in_hardening.py
     _account()
     now = clock.epoch()
     _session_before_idle_expiry("old-unused-session", now - (IDLE_DAYS + 1) * 86400)

@@ -6,7 +6,9 @@ stored), holding its user, the user's ``session_epoch`` when it was minted and i
 Using a session pushes its expiry out again, written at most once per
 ``REFRESH_INTERVAL_SECONDS`` per session rather than on every request. "Sign out everywhere"
 bumps the user's ``session_epoch``: one atomic write voids every session minted before it,
-however many there are, without finding them.
+however many there are, without finding them. However much it is used, a session ends
+``SPIKES_SESSION_MAX_DAYS`` after its person signed in (``signed_in_at``, kept by a rotation):
+a stolen token does not live for ever by being used (docs/security.md, 240).
 """
 from __future__ import annotations
 
@@ -31,13 +33,27 @@ def idle_seconds(settings: Settings) -> int:
     return settings.session_idle_days * 24 * 3600
 
 
-def new(settings: Settings, user_id: str, label: str, epoch: Optional[int] = None) -> NewSession:
+def lifetime_seconds(settings: Settings) -> int:
+    return settings.session_max_days * 24 * 3600
+
+
+def new(settings: Settings, user_id: str, label: str, epoch: Optional[int] = None,
+        signed_in_at: Optional[int] = None) -> NewSession:
     """A session for ``user_id``, to be stored with the step that grants it (its token is shown
-    once). Valid under the user's current ``session_epoch`` unless ``epoch`` is given."""
+    once). Valid under the user's current ``session_epoch`` unless ``epoch`` is given; signed in
+    now unless ``signed_in_at`` (a rotation's predecessor's) is given."""
     now = int(clock.epoch())
-    return NewSession(token=new_token(), user_id=user_id, label=label, created_at=now,
-                      expires_at=now + idle_seconds(settings),
+    signed_in = now if signed_in_at is None else signed_in_at
+    return NewSession(token=new_token(), user_id=user_id, label=label, created_at=now, signed_in_at=signed_in,
+                      expires_at=min(now + idle_seconds(settings), signed_in + lifetime_seconds(settings)),
                       epoch=accounts.session_epoch(user_id) if epoch is None else epoch)
+
+
+def signed_in(item: AuthItem) -> int:
+    """When the session's person signed in. One minted before ``signed_in_at`` was stored counts
+    from its ``created_at``: its sign-in, or its last rotation (no older time is known), so an
+    upgrade needs no step and no scan (docs/security.md, 240)."""
+    return int(item.signed_in_at if item.signed_in_at is not None else item.created_at or 0)
 
 
 def idle_expiry(item: AuthItem, idle: int) -> float:
@@ -49,7 +65,8 @@ def idle_expiry(item: AuthItem, idle: int) -> float:
 
 def authenticate(token: str, settings: Settings) -> Tuple[User, str]:
     """The user a session token belongs to and the token's hash; AuthFailed when it is unknown,
-    revoked, idle for too long or from before the user's last "sign out everywhere"."""
+    revoked, past its lifetime, idle for too long or from before the user's last "sign out
+    everywhere"."""
     hashed = token_hash(token)
     item = auth_store.session(hashed)
     if item is None:
@@ -57,7 +74,14 @@ def authenticate(token: str, settings: Settings) -> Tuple[User, str]:
     now = clock.epoch()
     idle = idle_seconds(settings)
     # The TTL deletes expired items lazily (within days): check the expiry ourselves.
-    if item.kind != "bearer" or idle_expiry(item, idle) <= now:
+    if item.kind != "bearer":
+        raise AuthFailed()
+    # The lifetime first: a session's expiry is never past its end, and its end says why.
+    ends_at = signed_in(item) + lifetime_seconds(settings)
+    if ends_at <= now:
+        raise AuthFailed(f"This session has ended: sessions last {settings.session_max_days} days "
+                         "after signing in, however much they are used; sign in again")
+    if idle_expiry(item, idle) <= now:
         raise AuthFailed("This session has expired; sign in again")
     user = accounts.get(item.user_id, consistent=True)  # "sign out everywhere" applies at once too
     if user is None:
@@ -66,8 +90,12 @@ def authenticate(token: str, settings: Settings) -> Tuple[User, str]:
         raise AuthFailed("This session was signed out; sign in again")
     # At most once a day, and at least twice per idle period: with SPIKES_SESSION_IDLE_DAYS=1 a
     # day's wait never came before the expiry, and a session in use died a day after sign-in.
-    if item.expires_at is None or item.expires_at < now + idle - min(REFRESH_INTERVAL_SECONDS, idle // 2):
-        if not auth_store.extend_session(item, int(now) + idle):  # revoked between the read and the write
+    # Never past the lifetime's end: an earlier version's expiry beyond it is brought back once,
+    # so the TTL deletes the item when it ends.
+    expiry = min(int(now) + idle, ends_at)
+    stored = item.expires_at
+    if stored is None or stored > ends_at or expiry - stored > min(REFRESH_INTERVAL_SECONDS, idle // 2):
+        if not auth_store.extend_session(item, expiry):  # revoked between the read and the write
             raise AuthFailed()
     return user, hashed
 
@@ -86,7 +114,12 @@ def revoke_all(user: User) -> None:
 def rotate(settings: Settings, user: User, old_hash: str, label: str) -> str:
     """Replace the presented session with a new one (its token returned); AuthFailed when it
     was already rotated or revoked."""
-    successor = new(settings, user.user_id, label, epoch=int(user.session_epoch or 0))
+    presented = auth_store.session(old_hash)
+    if presented is None:
+        raise AuthFailed("This token was already rotated or revoked")
+    # The successor ends when the presented session would: rotating is no way to live for ever.
+    successor = new(settings, user.user_id, label, epoch=int(user.session_epoch or 0),
+                    signed_in_at=signed_in(presented))
     try:
         auth_store.replace_session(old_hash, successor)
     except auth_store.Spent:

@@ -39,6 +39,7 @@ class NewSession:
     created_at: int
     expires_at: int
     epoch: int  # the user's session_epoch it is valid under
+    signed_in_at: int  # when its person signed in: a rotation's successor keeps its predecessor's
 
 
 # --- keys ------------------------------------------------------------------------------------
@@ -193,7 +194,7 @@ def device_by_user_code(user_code: str) -> Optional[AuthItem]:
 def add_session(tx: Transaction, session: NewSession) -> None:
     tx.save("bearer", AuthItem(_bearer_pk(token_hash(session.token)), kind="bearer", user_id=session.user_id,
                                label=session.label, created_at=session.created_at, expires_at=session.expires_at,
-                               session_epoch=session.epoch),
+                               session_epoch=session.epoch, signed_in_at=session.signed_in_at),
             condition=AuthItem.pk.does_not_exist())
 
 
@@ -207,7 +208,8 @@ def session(hashed_token: str) -> Optional[AuthItem]:
 
 
 def extend_session(item: AuthItem, expires_at: int) -> bool:
-    """Push the idle expiry out; False when the session was revoked meanwhile."""
+    """Move the expiry (out while used, never past the lifetime's end); False when the session
+    was revoked meanwhile."""
     return update_if(item, [AuthItem.expires_at.set(expires_at)], AuthItem.pk.exists())
 
 

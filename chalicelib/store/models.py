@@ -102,6 +102,9 @@ class AuthItem(_Base):
     purpose = UnicodeAttribute(null=True)
     created_at = NumberAttribute(default=0)
     expires_at = NumberAttribute(null=True)  # epoch seconds; the table TTL attribute
+    # A bearer session: when its person signed in (kept through rotations); the session's
+    # lifetime counts from it. None on sessions minted before it: their created_at stands in.
+    signed_in_at = NumberAttribute(null=True)
     # Login tokens / device codes: when they were consumed, verified, collected.
     used_at = NumberAttribute(null=True)
     verified_user_id = UnicodeAttribute(null=True)

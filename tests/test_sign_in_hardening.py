@@ -1,0 +1,60 @@
+"""Sign-in hardening (docs/security.md, 240-245): a session's absolute lifetime, the limit on
+``POST /auth/verify`` and the installation's budget of sign-in mails."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from chalicelib import clock
+from chalicelib.crypto import token_hash
+from chalicelib.store import auth as auth_store
+from chalicelib.store.models import AuthItem, User
+from tests.conftest import call, sign_in
+
+DAY = 86400
+
+
+def _at(base, days: float) -> None:
+    clock.use(lambda: base + timedelta(days=days))
+
+
+def test_a_session_in_continuous_use_ends_its_lifetime_after_sign_in(client, env):
+    """Sessions expired only when idle: one used every few days (a stolen token an attacker keeps
+    using) lived for ever. It now ends SPIKES_SESSION_MAX_DAYS after its sign-in, and a rotation
+    does not start a new lifetime (security finding 240)."""
+    env(SESSION_MAX_DAYS="30")
+    token = sign_in(client, "daily@example.com")
+    base = clock.now()
+    try:
+        for days in (5, 12, 19):
+            _at(base, days)
+            assert call(client, "GET", "/me", token=token)[0] == 200, days
+        _at(base, 20)
+        status, rotated, _ = call(client, "POST", "/auth/rotate-token", token=token)
+        assert status == 200, rotated
+        _at(base, 29.9)
+        assert call(client, "GET", "/me", token=rotated["token"])[0] == 200
+        assert auth_store.session(token_hash(rotated["token"])).expires_at <= clock.epoch() + 0.1 * DAY + 1
+        _at(base, 30.01)
+        status, body, _ = call(client, "GET", "/me", token=rotated["token"])
+        assert (status, body["code"]) == (401, "AUTH_FAILED")
+        assert "30 days" in body["error"] and "sign in again" in body["error"]
+    finally:
+        clock.use(None)
+
+
+def test_a_session_an_earlier_version_minted_ends_its_lifetime_after_its_creation(client, env):
+    """Sessions stored before ``signed_in_at`` count from their ``created_at``: one in use since
+    long before the upgrade is refused at once, a younger one is given its end as its expiry (the
+    TTL then deletes it) with no upgrade step."""
+    env(SESSION_MAX_DAYS="30")
+    user_id = "82f5a5ab-d444-551d-a15f-8d0bf4ff12d8"
+    User(user_id, email="alice@example.com", tier="free", created_at="2026-11-24T10:00:00Z", active_shares=0,
+         session_epoch=0).save()
+    now = int(clock.epoch())
+    for name, age_days in (("old-in-use", 40), ("young", 10)):  # both used yesterday: idle expiry far off
+        AuthItem(f"bearer#{token_hash(name)}", kind="bearer", label="magic-link", created_at=now - age_days * DAY,
+                 user_id=user_id, session_epoch=0, expires_at=now + 89 * DAY).save()
+    status, body, _ = call(client, "GET", "/me", token="old-in-use")
+    assert (status, body["code"]) == (401, "AUTH_FAILED")
+    assert call(client, "GET", "/me", token="young")[0] == 200
+    assert AuthItem.get(f"bearer#{token_hash('young')}").expires_at == now - 10 * DAY + 30 * DAY
