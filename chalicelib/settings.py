@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     rate_login_per_ip: int = 20
     rate_login_window_seconds: int = 15 * 60
     rate_poll_per_minute: int = 30
+    # Sign-in links opened or exchanged (GET and POST /auth/verify together) per client network:
+    # a person uses a few; a flood of guesses costs reads and counts (docs/security.md, 241).
+    rate_verify_per_minute: int = Field(default=30, ge=1)
 
     # API keys. Self-signup (POST /auth/api-key without credentials creates a key-only account):
     # None = on in the local stages, off in AWS stages (see docs/agents.md); per IP per hour.

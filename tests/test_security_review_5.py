@@ -247,6 +247,8 @@ PER_ADDRESS_LIMITS = {
     "cli poll": ({"RATE_POLL_PER_MINUTE": "3"}, 3,
                  lambda client, n, _: call(client, "GET", f"/auth/poll?email=u{n}@example.com")),
     "device flow": ({}, 10, lambda client, n, _: call(client, "POST", "/auth/device")),
+    "sign-in links": ({"RATE_VERIFY_PER_MINUTE": "3"}, 3,
+                      lambda client, n, _: call(client, "POST", "/auth/verify", {"login_token": f"guess{n}"})),
     "agent signup": ({"RATE_AGENT_SIGNUP_PER_HOUR": "2"}, 2,
                      lambda client, n, _: call(client, "POST", "/auth/api-key", {})),
     "share password": ({"RATE_PASSWORD_PER_MINUTE": "3"}, 3,

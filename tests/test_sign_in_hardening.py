@@ -8,7 +8,7 @@ from chalicelib import clock
 from chalicelib.crypto import token_hash
 from chalicelib.store import auth as auth_store
 from chalicelib.store.models import AuthItem, User
-from tests.conftest import call, sign_in
+from tests.conftest import call, login_token_from_mail, sign_in
 
 DAY = 86400
 
@@ -58,3 +58,35 @@ def test_a_session_an_earlier_version_minted_ends_its_lifetime_after_its_creatio
     assert (status, body["code"]) == (401, "AUTH_FAILED")
     assert call(client, "GET", "/me", token="young")[0] == 200
     assert AuthItem.get(f"bearer#{token_hash('young')}").expires_at == now - 10 * DAY + 30 * DAY
+
+
+def _from(monkeypatch, address: str) -> None:
+    from chalicelib.api import inputs
+    monkeypatch.setattr(inputs, "client_ip", lambda request: address)
+
+
+def test_sign_in_links_are_opened_and_exchanged_a_limited_number_of_times_per_network(client, env, monkeypatch):
+    """GET and POST /auth/verify were not limited: every request, guesses included, cost reads of
+    the auth table, without end. They now share a per-network limit answered like every other
+    auth route's (security finding 241). A person who opens their link twice, whose mail scanner
+    fetched it first from its own network, and who then approves it, is not refused."""
+    env(RATE_VERIFY_PER_MINUTE="5")
+    _from(monkeypatch, "198.51.100.7")
+    for n in range(5):
+        status, body, headers = call(client, "POST", "/auth/verify", {"login_token": f"guess-{n}"})
+        assert (status, body["code"]) == (401, "TOKEN_INVALID")
+        assert headers["X-RateLimit-Limit"] == "5" and headers["X-RateLimit-Remaining"] == str(4 - n)
+    status, body, headers = call(client, "POST", "/auth/verify", {"login_token": "guess-5"})
+    assert (status, body["code"]) == (429, "RATE_LIMIT") and body["retry_after"] >= 1
+    assert headers["Retry-After"] == str(body["retry_after"]) and headers["X-RateLimit-Remaining"] == "0"
+    assert call(client, "GET", "/auth/verify?token=guess-6")[0] == 429  # the page counts too
+
+    _from(monkeypatch, "203.0.113.9")  # the person, on their own network
+    assert call(client, "POST", "/auth/recover", {"email": "person@example.com"})[0] == 200
+    link = login_token_from_mail("person@example.com")
+    _from(monkeypatch, "192.0.2.200")  # their mail provider's scanner
+    assert call(client, "GET", f"/auth/verify?token={link}")[0] == 200
+    _from(monkeypatch, "203.0.113.9")
+    assert [call(client, "GET", f"/auth/verify?token={link}")[0] for _ in range(2)] == [200, 200]
+    status, body, _ = call(client, "POST", "/auth/verify", {"login_token": link})
+    assert status == 200 and body["token"]

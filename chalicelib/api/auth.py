@@ -19,6 +19,7 @@ accounts = lazy_import("chalicelib.services.accounts")
 apikeys = lazy_import("chalicelib.services.apikeys")
 identity = lazy_import("chalicelib.services.identity")
 metering = lazy_import("chalicelib.services.metering")
+ratelimit = lazy_import("chalicelib.services.ratelimit")
 sessions = lazy_import("chalicelib.services.sessions")
 
 bp = Blueprint(__name__)
@@ -59,9 +60,17 @@ def recover():
     return responses.MessageOut(message="Recovery email sent")
 
 
+def _limit_verify(request) -> None:
+    """Opening and exchanging sign-in links, per client network (GET and POST together). A person
+    opens a link, maybe twice, and approves it; a mail scanner's prefetch comes from its own
+    network. Tokens cannot be guessed, but every try cost reads and no limit bounded them (241)."""
+    ratelimit.enforce_per_client("verify-ip", inputs.client_ip(request), deps.settings().rate_verify_per_minute, 60)
+
+
 @route(bp, "/auth/verify", methods=["POST"])
 def verify():
     body = inputs.parse(bp.current_request, account_schemas.VerifyRequest)
+    _limit_verify(bp.current_request)
     session = _accounts().verify(body.login_token, approve=body.approve)
     return _session_out(session)
 
@@ -72,6 +81,8 @@ def verify_page():
     links); the page asks the person to confirm, which POSTs to /auth/verify."""
     request = bp.current_request
     token = inputs.query(request).get("token", "")
+    if 0 < len(token) <= 200:
+        _limit_verify(request)
     described = _accounts().describe(token) if 0 < len(token) <= 200 else None
     if described is None:
         return html_page("verify_invalid.html", status=400)

@@ -18,7 +18,7 @@ faults.install()  # at collection: before any AWS client exists
 
 LIFTED_LIMITS = {name: "1000000" for name in (
     "RATE_SPIKES_PER_MINUTE", "RATE_SHARES_PER_MINUTE", "RATE_PASSWORD_PER_MINUTE", "RATE_PASSWORD_PER_SHARE_PER_MINUTE",
-    "RATE_LOGIN_PER_ADDRESS", "RATE_LOGIN_PER_IP", "RATE_POLL_PER_MINUTE")}
+    "RATE_LOGIN_PER_ADDRESS", "RATE_LOGIN_PER_IP", "RATE_POLL_PER_MINUTE", "RATE_VERIFY_PER_MINUTE")}
 
 
 def pytest_configure(config):
