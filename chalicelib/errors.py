@@ -164,13 +164,13 @@ class RateLimited(SpikesError):
     code = "RATE_LIMIT"
     message = "Rate limit exceeded"
 
-    def __init__(self, retry_after: int, limit: int = 0, reset_at: int = 0):
+    def __init__(self, retry_after: int, limit: int = 0, reset_at: int = 0, message: Optional[str] = None):
         retry_after = max(1, int(retry_after))
         headers = {"Retry-After": str(retry_after)}
         if limit:
             headers.update({"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": "0",
                             "X-RateLimit-Reset": str(reset_at)})
-        super().__init__(extra={"retry_after": retry_after}, headers=headers)
+        super().__init__(message, extra={"retry_after": retry_after}, headers=headers)
 
 
 class UsageLimit(SpikesError):

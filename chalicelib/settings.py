@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     rate_login_per_address: int = 5
     rate_login_per_ip: int = 20
     rate_login_window_seconds: int = 15 * 60
+    # Sign-in mails per hour from everywhere together: many networks must not send SES mail without
+    # end (cost, and a suspension that stops every mail). Spending it takes as many networks as the
+    # signup budget does (docs/security.md, 242).
+    rate_sign_in_mails_per_hour: int = Field(default=500, ge=1)
     rate_poll_per_minute: int = 30
     # Sign-in links opened or exchanged (GET and POST /auth/verify together) per client network:
     # a person uses a few; a flood of guesses costs reads and counts (docs/security.md, 241).

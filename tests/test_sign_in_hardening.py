@@ -90,3 +90,27 @@ def test_sign_in_links_are_opened_and_exchanged_a_limited_number_of_times_per_ne
     assert [call(client, "GET", f"/auth/verify?token={link}")[0] for _ in range(2)] == [200, 200]
     status, body, _ = call(client, "POST", "/auth/verify", {"login_token": link})
     assert status == 200 and body["token"]
+
+
+def test_sign_in_mails_from_everywhere_together_are_limited_per_hour(client, env, monkeypatch):
+    """Sign-in mails were limited per mailbox and per client network only: a client with many
+    networks, asking for many addresses, made SES send without end (its cost, and the bounces and
+    complaints that get the account's sending suspended, every mail of the installation with it).
+    They are now limited from everywhere together too (security finding 242), after the mailbox's
+    and the client's own limits, so a request those refuse takes none of everyone's budget."""
+    from tests.conftest import sent_mails
+    env(RATE_SIGN_IN_MAILS_PER_HOUR="3", RATE_LOGIN_PER_IP="1")
+    _from(monkeypatch, "198.51.100.1")
+    assert call(client, "POST", "/auth/login", {"email": "a@example.com"})[0] == 200
+    assert call(client, "POST", "/auth/login", {"email": "b@example.com"})[0] == 429  # its own limit
+    for n, path in ((2, "/auth/recover"), (3, "/auth/login")):
+        _from(monkeypatch, f"198.51.100.{n}")
+        status, body, headers = call(client, "POST", path, {"email": f"user{n}@example.com"})
+        assert status == 200, body
+        assert "X-RateLimit-Limit" not in headers or headers["X-RateLimit-Limit"] != "3"  # others' use untold
+    for n, path in ((4, "/auth/login"), (5, "/auth/recover")):
+        _from(monkeypatch, f"198.51.100.{n}")
+        status, body, headers = call(client, "POST", path, {"email": "late@example.com"})
+        assert (status, body["code"]) == (429, "RATE_LIMIT"), body
+        assert "sign-in mails" in body["error"] and headers["Retry-After"] == str(body["retry_after"])
+    assert sent_mails("late@example.com") == [] and len(sent_mails()) == 3

@@ -96,17 +96,19 @@ def tightest() -> Optional[Decision]:
     return _tightest.get()
 
 
-def enforce(name: str, subject: str, limit: int, window_seconds: int, reported: bool = True) -> Decision:
-    """Count a hit and refuse past ``limit``. ``reported=False``: a budget the caller shares with
-    everyone (an e-mail address's) is left out of the X-RateLimit-* headers, which would tell
-    the caller how much others used of it, until it refuses (the 429 describes what refused)."""
+def enforce(name: str, subject: str, limit: int, window_seconds: int, reported: bool = True,
+            refusal: Optional[str] = None) -> Decision:
+    """Count a hit and refuse past ``limit`` (with ``refusal`` as the 429's message, when given).
+    ``reported=False``: a budget the caller shares with everyone (an e-mail address's) is left
+    out of the X-RateLimit-* headers, which would tell the caller how much others used of it,
+    until it refuses (the 429 describes what refused)."""
     decision = check(name, subject, limit, window_seconds)
     current = _tightest.get()
     tighter = current is None or (decision.remaining, -decision.reset_at) < (current.remaining, -current.reset_at)
     if tighter and (reported or not decision.allowed):
         _tightest.set(decision)
     if not decision.allowed:
-        raise RateLimited(decision.retry_after, decision.limit, decision.reset_at)
+        raise RateLimited(decision.retry_after, decision.limit, decision.reset_at, refusal)
     return decision
 
 

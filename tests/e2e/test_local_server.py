@@ -416,7 +416,8 @@ def test_dynamodb_local_killed_under_the_server_is_started_again_with_its_data(l
 def test_server_backed_by_dynamodb_local(live_server_factory, dynamodb_local_endpoint):
     if dynamodb_local_endpoint is None:
         pytest.skip("DynamoDB Local disabled (--no-dynamodb-local)")
-    server = live_server_factory(dynamodb_endpoint=dynamodb_local_endpoint, env={"RATE_LOGIN_PER_IP": "1000", "RATE_VERIFY_PER_MINUTE": "1000"})
+    server = live_server_factory(dynamodb_endpoint=dynamodb_local_endpoint, env={"RATE_LOGIN_PER_IP": "1000", "RATE_VERIFY_PER_MINUTE": "1000",
+                                                                                                  "RATE_SIGN_IN_MAILS_PER_HOUR": "100000"})
     assert f"DynamoDB at {dynamodb_local_endpoint}" in server.output()
     tokens = {f"ddb{i}@example.com": None for i in range(3)}
     for email in tokens:

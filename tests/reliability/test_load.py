@@ -97,7 +97,8 @@ def load_server(dynamodb_local_endpoint, monkeypatch):
     server = LiveServer(dynamodb_endpoint=dynamodb_local_endpoint, persist=False, env={
         "TABLE_PREFIX": prefix, "WEBHOOK_ALLOW_LOOPBACK": "true", "WEBHOOK_LOCAL_INTERVAL_SECONDS": "1",
         "WEBHOOK_TIMEOUT_SECONDS": "3", "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET, "FREE_SPIKE_LIMIT": str(CAP),
-        "RATE_SHARES_PER_MINUTE": "1000", "RATE_LOGIN_PER_IP": "1000", "RATE_VERIFY_PER_MINUTE": "1000", "RATE_SPIKES_PER_MINUTE": "100000",
+        "RATE_SHARES_PER_MINUTE": "1000", "RATE_LOGIN_PER_IP": "1000", "RATE_VERIFY_PER_MINUTE": "1000",
+        "RATE_SIGN_IN_MAILS_PER_HOUR": "100000", "RATE_SPIKES_PER_MINUTE": "100000",
         "RATE_PASSWORD_PER_MINUTE": "100000", "RATE_PASSWORD_PER_SHARE_PER_MINUTE": "100000",
         "LOG_LEVEL": "WARNING"})
     server.start()
