@@ -128,7 +128,8 @@ INDEX_QUERIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
 }
 # Share files: function -> S3 actions on objects, and on the bucket itself.
 OBJECT_ACTIONS: Dict[str, Tuple[str, ...]] = {
-    API_FUNCTION: ("GetObject", "PutObject", "DeleteObject"),
+    # A large export is a multipart upload, aborted when reading or sending fails (store/files.py).
+    API_FUNCTION: ("GetObject", "PutObject", "DeleteObject", "AbortMultipartUpload"),
     SHARE_DELETIONS_FUNCTION: ("DeleteObject",),
 }
 BUCKET_ACTIONS: Dict[str, Tuple[str, ...]] = {

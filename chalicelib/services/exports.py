@@ -1,14 +1,17 @@
 """Spike exports: CSV for spreadsheets, JSON lines for scripts. Up to a few megabytes the
 route answers with the file itself; beyond that (a Lambda response is capped at 6 MB) the
-file is staged in S3 and the caller is sent to a short-lived download link."""
+file is staged in S3, written as it is read, and the caller is sent to a short-lived download
+link."""
 from __future__ import annotations
 
+import collections
 import csv
 import io
+import itertools
 import json
 import unicodedata
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Deque, Iterable, Iterator, Optional
 
 from chalicelib import clock, lambda_answer
 from chalicelib.store.files import Exports
@@ -58,19 +61,29 @@ def _csv_row(item: dict) -> list:
     return [_cell(flat.get(column)) for column in CSV_COLUMNS]
 
 
-def render(items: Iterable[dict], fmt: str) -> str:
-    """Spikes as the client sees them (``spikes.to_client``), in ``fmt`` ("csv" or "jsonl")."""
+def render(items: Iterable[dict], fmt: str) -> Iterator[str]:
+    """Spikes as the client sees them (``spikes.to_client``), in ``fmt`` ("csv" or "jsonl"): the
+    file's text a row at a time, as ``items`` are read."""
+    if fmt != "csv":
+        for item in items:
+            yield json.dumps(item, ensure_ascii=False) + "\n"
+        return
     buffer = io.StringIO()
-    if fmt == "csv":
-        buffer.write("\ufeff")  # so spreadsheet apps read UTF-8
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(CSV_COLUMNS)
-        for item in items:
-            writer.writerow(_csv_row(item))
-    else:
-        for item in items:
-            buffer.write(json.dumps(item, ensure_ascii=False) + "\n")
-    return buffer.getvalue()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    buffer.write("\ufeff")  # so spreadsheet apps read UTF-8
+    writer.writerow(CSV_COLUMNS)
+    yield _taken(buffer)
+    for item in items:
+        writer.writerow(_csv_row(item))
+        yield _taken(buffer)
+
+
+def _taken(buffer: io.StringIO) -> str:
+    """What was written to ``buffer``, which is emptied."""
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
 
 
 def filename_for(label: Optional[str], fmt: str) -> str:
@@ -83,11 +96,28 @@ def filename_for(label: Optional[str], fmt: str) -> str:
 def export(exports: Exports, items: Iterable[dict], fmt: str, label: Optional[str],
            max_inline_bytes: Optional[int] = None) -> Export:
     """The export of ``items``, named after ``label`` (the project asked for, or "all");
-    staged through ``exports`` when larger than ``max_inline_bytes``."""
+    staged through ``exports`` when larger than ``max_inline_bytes``. Only what the answer may
+    carry is held: past that, the rows held and the rest, as they are read, go to S3 a part at
+    a time. Held whole, a large project's export outgrew the function's memory (security 227)."""
     filename = filename_for(label, fmt)
-    text = render(items, fmt)
-    # Measured as the answer carries it, not in UTF-8: letters outside ASCII weigh up to three
-    # times more there (chalicelib/lambda_answer.py).
-    if lambda_answer.too_heavy(text, MAX_INLINE_BYTES if max_inline_bytes is None else max_inline_bytes):
-        return Export(filename, FORMATS[fmt], None, exports.stage(text.encode("utf-8"), filename, FORMATS[fmt]))
-    return Export(filename, FORMATS[fmt], text)
+    limit = MAX_INLINE_BYTES if max_inline_bytes is None else max_inline_bytes
+    rows = render(items, fmt)
+    # Held as UTF-8: a row's text takes four bytes a character in memory once one is an emoji.
+    held: Deque[bytes] = collections.deque()
+    weight = 0
+    for row in rows:
+        held.append(row.encode("utf-8"))
+        # Measured as the answer carries it, not in UTF-8: letters outside ASCII weigh up to
+        # three times more there (chalicelib/lambda_answer.py). Escaping goes a character at a
+        # time, so the rows' weights add up to the text's.
+        weight += lambda_answer.weight(row)
+        if weight > limit:
+            body = itertools.chain(_drained(held), (text.encode("utf-8") for text in rows))
+            return Export(filename, FORMATS[fmt], None, exports.stage(body, filename, FORMATS[fmt]))
+    return Export(filename, FORMATS[fmt], b"".join(held).decode("utf-8"))
+
+
+def _drained(held: Deque[bytes]) -> Iterator[bytes]:
+    """The rows held, each let go once sent."""
+    while held:
+        yield held.popleft()

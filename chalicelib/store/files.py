@@ -5,10 +5,11 @@ The S3 client and bucket are injected (``deps.share_files()``, ``deps.exports()`
 services never build a client or an object key."""
 from __future__ import annotations
 
+import io
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
 
 from botocore.exceptions import ClientError
 
@@ -20,6 +21,9 @@ DOWNLOAD_URL_TTL_SECONDS = 300
 # expires this prefix after a day; the presigned link lives much shorter.
 EXPORTS_PREFIX = "exports/"
 EXPORT_URL_TTL_SECONDS = 15 * 60
+# A staged export is sent as a multipart upload, one part at a time, so the function holds about
+# one part of it however large it is. S3 takes parts of 5 MiB at least, the last excepted.
+EXPORT_PART_BYTES = 8 * 1024 * 1024
 # Presigned uploads write here, never to what is served. The jobs delete a share's staging area
 # once it is completed or deleted; what a URL still valid wrote after that is never read again,
 # so the bucket's lifecycle rule expires this prefix too. A completion may need staged objects
@@ -175,11 +179,40 @@ class Exports:
         self._s3 = s3
         self._bucket = bucket
 
-    def stage(self, body: bytes, filename: str, content_type: str) -> str:
-        """Store ``body`` under a fresh key and return a short-lived presigned GET URL that
-        downloads it as ``filename``."""
+    def stage(self, body: Iterable[bytes], filename: str, content_type: str) -> str:
+        """Store the chunks of ``body`` under a fresh key as they come and return a short-lived
+        presigned GET URL that downloads them as ``filename``. boto3's upload sends a part
+        whenever one is full and aborts the multipart upload when anything fails, reading
+        ``body`` included, so no parts are left behind (nor billed: the bucket's lifecycle rule
+        aborts what a function killed mid-upload left). One thread: parts read ahead by
+        others would each be held in memory."""
+        from boto3.s3.transfer import TransferConfig
         key = f"{EXPORTS_PREFIX}{uuid.uuid4().hex}/{filename}"
-        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type,
-                            ContentDisposition=f'attachment; filename="{filename}"')
+        config = TransferConfig(multipart_threshold=EXPORT_PART_BYTES, multipart_chunksize=EXPORT_PART_BYTES,
+                                use_threads=False)
+        self._s3.upload_fileobj(io.BufferedReader(_ChunkReader(body)), self._bucket, key, Config=config, ExtraArgs={
+            "ContentType": content_type, "ContentDisposition": f'attachment; filename="{filename}"'})
         return self._s3.generate_presigned_url("get_object", Params={"Bucket": self._bucket, "Key": key},
                                                ExpiresIn=EXPORT_URL_TTL_SECONDS)
+
+
+class _ChunkReader(io.RawIOBase):
+    """Byte chunks, produced on demand, as the readable file boto3's upload takes."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size

@@ -1,0 +1,169 @@
+"""GET /spikes/export past one answer's worth: staged in S3 as it is read, a multipart upload of
+parts S3 takes (5 MiB at least, the last excepted), aborted when anything fails, the function
+holding about one part of it, never the whole file (docs/performance.md, docs/security.md 227)."""
+from __future__ import annotations
+
+import itertools
+import tracemalloc
+from typing import Iterator, List
+from urllib.parse import unquote, urlparse
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+
+from tests.conftest import call, sign_in
+from tests.test_shares import upload
+
+S3_MIN_PART_BYTES = 5 * 1024 * 1024
+# Every kind of text a cell or a line must carry as it is: separators, quotes, line breaks, a
+# formula's sign, letters of two and three UTF-8 bytes, one outside the BMP (12 bytes escaped).
+COMMENT_PIECES = ['=SUM(A1)', 'a, "quoted"\r\nnext', 'é日本😀', '\t+tab', 'plain text ' * 40]
+
+
+def _comment(number: int, chars: int) -> str:
+    text = "".join(itertools.islice(itertools.cycle(COMMENT_PIECES), number % 5, number % 5 + 200))
+    return (f"{number}:" + text * (chars // len(text) + 1))[:chars]
+
+
+def _store_spikes(share_id: str, owner_id: str, count: int, comment_chars: int) -> None:
+    """``count`` spikes with long comments, written straight to the table as a post stores them."""
+    from chalicelib.store import spikes as spike_store
+    from chalicelib.store.models import Spike
+    with Spike.batch_write() as batch:
+        for i in range(count):
+            public_id = f"s{i:05d}"
+            batch.save(spike_store.new(spike_store.spike_id_for(share_id, public_id), share_id,
+                                       f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}.000Z",
+                                       public_id=public_id, type="element", project_key=share_id, owner_id=owner_id,
+                                       share_id=share_id, comments=_comment(i, comment_chars), rating="love",
+                                       page="Home, \"page\"", url="https://example.com/?a=1,b=2",
+                                       selector="#x", reviewer={"id": "r", "name": "-Rev", "email": "r@example.com"},
+                                       bounding_box={"x": 1, "y": 2, "width": 3, "height": 4},
+                                       viewport={"width": 1440, "height": 900}))
+
+
+@pytest.fixture
+def big_share(client):
+    """An owner's share whose export weighs about 6.5 MiB in UTF-8: two parts of 5 MiB or less."""
+    from chalicelib.services.accounts import user_id_for
+    token = sign_in(client, "owner@example.com")
+    share_id = upload(client, token, [("index.html", b"<html><body>Hi</body></html>")], {"slug": "big"})[1]["share_id"]
+    _store_spikes(share_id, user_id_for("owner@example.com"), 640, 10_000)
+    return token, share_id
+
+
+def _staged_key(location: str) -> str:
+    from chalicelib import deps
+    return unquote(urlparse(location).path).split(f"/{deps.settings().bucket_name}/", 1)[1]
+
+
+def _parts_sent() -> List[int]:
+    """The number of each part the app's S3 client sends from now on."""
+    from chalicelib import deps
+    seen: List[int] = []
+    deps.s3_client().meta.events.register("before-parameter-build.s3.UploadPart",
+                                          lambda params, **_: seen.append(params["PartNumber"]))
+    return seen
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_large_export_is_sent_in_parts_byte_for_byte_the_file_answered_inline(client, big_share, monkeypatch, fmt):
+    from chalicelib import deps
+    from chalicelib.services import exports
+    from chalicelib.store import files
+    token, share_id = big_share
+    monkeypatch.setattr(files, "EXPORT_PART_BYTES", S3_MIN_PART_BYTES)  # S3's least, so 6 MiB makes two
+    parts = _parts_sent()
+    staged = client.http.get(f"/spikes/export?project={share_id}&format={fmt}",
+                             headers={"Authorization": f"Bearer {token}"})
+    assert staged.status_code == 303 and staged.body == b"" and staged.headers["Cache-Control"] == "no-store"
+    key = _staged_key(staged.headers["Location"])
+    stored = deps.s3_client().get_object(Bucket=deps.settings().bucket_name, Key=key)
+    body = stored["Body"].read()
+    assert parts == [1, 2] and len(body) > S3_MIN_PART_BYTES
+    assert stored["ContentType"] == exports.FORMATS[fmt]
+    assert stored["ContentDisposition"] == f'attachment; filename="{key.rsplit("/", 1)[1]}"'
+    # The same export answered inline (as below 5 MB) is the file, as it always was.
+    monkeypatch.setattr(exports, "MAX_INLINE_BYTES", 10 ** 9)
+    inline = client.http.get(f"/spikes/export?project={share_id}&format={fmt}",
+                             headers={"Authorization": f"Bearer {token}"})
+    assert inline.status_code == 200 and inline.body == body
+    assert body.startswith("\ufeffid,type,projectKey,".encode() if fmt == "csv" else b'{"id": "s00639"')
+
+
+def _failing_after(count: int, error: Exception):
+    from chalicelib.services import spikes
+    real = spikes.iterate
+
+    def iterate(scope, filters) -> Iterator:
+        yield from itertools.islice(real(scope, filters), count)
+        raise error
+    return iterate
+
+
+@pytest.mark.parametrize("failing", ["reading", "uploading"])
+def test_a_failure_mid_export_aborts_the_upload_and_answers_503(client, big_share, monkeypatch, failing):
+    """Parts already sent are billed until the upload is completed or aborted: a failure, while
+    reading the spikes or sending a part, must abort it and leave no file behind."""
+    from chalicelib import deps
+    from chalicelib.errors import DependencyUnavailable
+    from chalicelib.services import spikes
+    from chalicelib.store import files
+    token, share_id = big_share
+    monkeypatch.setattr(files, "EXPORT_PART_BYTES", S3_MIN_PART_BYTES)
+    parts = _parts_sent()
+    if failing == "reading":  # DynamoDB failing after about 6 MiB were read: one part sent
+        monkeypatch.setattr(spikes, "iterate", _failing_after(600, DependencyUnavailable()))
+    else:
+        def refuse_the_second(params, **_):
+            if params["PartNumber"] == 2:
+                raise ClientError({"Error": {"Code": "InternalError", "Message": "S3 failed"}}, "UploadPart")
+        deps.s3_client().meta.events.register("before-parameter-build.s3.UploadPart", refuse_the_second)
+    status, body, headers = call(client, "GET", f"/spikes/export?project={share_id}&format=csv", token=token)
+    assert (status, body["code"], headers["Retry-After"]) == (503, "SERVICE_UNAVAILABLE", "2")
+    assert parts == ([1] if failing == "reading" else [1, 2])  # the upload had begun
+    s3, bucket = deps.s3_client(), deps.settings().bucket_name
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="exports/").get("KeyCount") == 0
+
+
+def _discarding_s3(received: List[int]):
+    """An S3 client whose writes are answered here and their bodies counted, not kept: the
+    memory measured below is the export's, not an emulator's copy of the file."""
+    import boto3
+
+    def answer(model, params, **_):
+        body = params.get("body")
+        if hasattr(body, "read"):
+            received.append(sum(len(chunk) for chunk in iter(lambda: body.read(64 * 1024), b"")))
+        elif body:
+            received.append(len(body))
+        parsed = {"CreateMultipartUpload": {"UploadId": "u1"}, "UploadPart": {"ETag": '"e"'}}.get(model.name, {})
+        return AWSResponse(None, 200, {}, None), parsed
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.meta.events.register("before-call.s3", answer)
+    return s3
+
+
+def test_an_export_holds_about_one_part_never_the_whole_file(aws):
+    """A project of a few hundred thousand spikes (Pro and agent shares have no spike limit)
+    made an export the function held whole, twice (its text and its UTF-8 bytes): past about
+    200 MiB of file the 512 MB function ran out of memory and the owner could never export."""
+    from chalicelib.services import exports
+    from chalicelib.store.files import EXPORT_PART_BYTES, Exports
+    spikes = ({"id": f"s{i:05d}", "type": "page", "projectKey": "p", "comments": _comment(i, 10_000)}
+              for i in range(5_000))
+    received: List[int] = []
+    staging = Exports(_discarding_s3(received), "bucket")  # S3's API model loaded before measuring
+    tracemalloc.start()
+    try:
+        result = exports.export(staging, spikes, "csv", "p")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.download_url and sum(received) > 48 * 2 ** 20  # a file of 49 MiB
+    # A part read, the rows held while it was not yet known whether the file fits in the answer
+    # (5 MB at most), and change: 13 MiB here. Held whole, the file took 2.5 times its size.
+    assert peak < 2 * EXPORT_PART_BYTES, f"peak {peak / 2 ** 20:.1f} MiB"
+    assert max(received) == EXPORT_PART_BYTES
