@@ -79,7 +79,9 @@ def test_sign_in_links_are_opened_and_exchanged_a_limited_number_of_times_per_ne
     status, body, headers = call(client, "POST", "/auth/verify", {"login_token": "guess-5"})
     assert (status, body["code"]) == (429, "RATE_LIMIT") and body["retry_after"] >= 1
     assert headers["Retry-After"] == str(body["retry_after"]) and headers["X-RateLimit-Remaining"] == "0"
-    assert call(client, "GET", "/auth/verify?token=guess-6")[0] == 429  # the page counts too
+    page = client.http.get("/auth/verify?token=guess-6")  # the page counts too, and tells a person to wait
+    assert page.status_code == 429 and page.headers["Content-Type"].startswith("text/html")
+    assert b"reload this page" in page.body and int(page.headers["Retry-After"]) >= 1
 
     _from(monkeypatch, "203.0.113.9")  # the person, on their own network
     assert call(client, "POST", "/auth/recover", {"email": "person@example.com"})[0] == 200

@@ -9,6 +9,7 @@ from chalicelib import deps
 from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
 from chalicelib.api.routing import READ_METHODS, json_response, route
+from chalicelib.errors import RateLimited
 from chalicelib.lazy import lazy_import
 
 account_schemas = lazy_import("chalicelib.api.account_schemas")
@@ -82,7 +83,12 @@ def verify_page():
     request = bp.current_request
     token = inputs.query(request).get("token", "")
     if 0 < len(token) <= 200:
-        _limit_verify(request)
+        try:
+            _limit_verify(request)
+        except RateLimited as refused:  # a person, shown a page: the link is not spent, wait and reload
+            page = html_page("verify_wait.html", status=429, seconds=str(refused.extra["retry_after"]))
+            page.headers.update(refused.headers)
+            return page
     described = _accounts().describe(token) if 0 < len(token) <= 200 else None
     if described is None:
         return html_page("verify_invalid.html", status=400)

@@ -109,7 +109,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("POST", "/auth/verify"): Op("Exchange a magic-link token for a bearer token", "auth", PUBLIC,
                                  body=account_schemas.VerifyRequest, ok={200: SessionOut}, errors=(401,),
                                  rate_limited=True),
-    ("GET", "/auth/verify"): Op("The page a magic link opens", "auth", PUBLIC, ok={200: (str, HTML)}, html_errors=(400,),
+    ("GET", "/auth/verify"): Op("The page a magic link opens", "auth", PUBLIC, ok={200: (str, HTML)}, html_errors=(400, 429),
                                 rate_limited=True,
                                 query=(("token", "The login token from the e-mail", False),)),
     ("POST", "/auth/rotate-token"): Op("Replace the calling bearer token", "auth", SESSION, ok={200: SessionOut}),
