@@ -116,3 +116,30 @@ def test_sign_in_mails_from_everywhere_together_are_limited_per_hour(client, env
         assert (status, body["code"]) == (429, "RATE_LIMIT"), body
         assert "sign-in mails" in body["error"] and headers["Retry-After"] == str(body["retry_after"])
     assert sent_mails("late@example.com") == [] and len(sent_mails()) == 3
+
+
+def test_a_device_confirmation_naming_an_unknown_code_spends_no_sign_in_mail_budget(client, env, monkeypatch):
+    """`POST /auth/device/confirm` counted everyone's sign-in mail budget (242) before it looked
+    the device code up, so a mistyped or guessed code used it up though no mail went out. The
+    caller's own limits still count first (they bound guessing codes); everyone's budget is
+    spent only when a mail is about to be sent."""
+    from tests.conftest import sent_mails
+    env(RATE_SIGN_IN_MAILS_PER_HOUR="2")
+    for n in range(4):
+        _from(monkeypatch, f"198.51.100.{10 + n}")
+        status, body, _ = call(client, "POST", "/auth/device/confirm",
+                               {"user_code": "BCDF-GHJK", "email": f"typo{n}@example.com"})
+        assert (status, body["code"]) == (404, "NOT_FOUND"), body
+    _from(monkeypatch, "198.51.100.20")
+    for n in range(2):
+        device = call(client, "POST", "/auth/device")[1]
+        status, body, _ = call(client, "POST", "/auth/device/confirm",
+                               {"user_code": device["user_code"], "email": f"real{n}@example.com"})
+        assert status == 200, body
+    device = call(client, "POST", "/auth/device")[1]
+    status, body, _ = call(client, "POST", "/auth/device/confirm",
+                           {"user_code": device["user_code"], "email": "third@example.com"})
+    assert (status, body["code"]) == (429, "RATE_LIMIT") and "sign-in mails" in body["error"]
+    assert len(sent_mails()) == 2
+    _from(monkeypatch, "198.51.100.21")
+    assert call(client, "POST", "/auth/login", {"email": "late@example.com"})[0] == 429

@@ -79,9 +79,11 @@ class Accounts:
 
     # --- sending links ---------------------------------------------------------------------
 
-    def _limit_mail(self, email: str, client_ip: str) -> None:
+    def _limit_mail(self, email: str, client_ip: str, everyone: bool = True) -> None:
         self.mailer.refuse_undeliverable(email)  # a 400 now, not a 503 from the mail service each retry
-        mail_limits.enforce(self.settings, email, client_ip)
+        mail_limits.enforce_callers(self.settings, email, client_ip)
+        if everyone:
+            mail_limits.enforce_total(self.settings)
 
     def _issue_login_token(self, email: str, purpose: str, device: Optional[AuthItem] = None,
                            request: Optional["SignInRequest"] = None) -> str:
@@ -268,10 +270,11 @@ class Accounts:
     def confirm_device(self, user_code: str, email: str, client_ip: str) -> None:
         """The browser side of the device flow: mail a magic link that approves the device."""
         email = normalize_email(email)
-        self._limit_mail(email, client_ip)
+        self._limit_mail(email, client_ip, everyone=False)  # before the lookup: it bounds guessing
         device = auth_store.device_by_user_code(user_code.strip().upper())
         if not self._awaits_approval(device):
             raise NotFound("Unknown, expired or settled device code: start a new sign-in")
+        mail_limits.enforce_total(self.settings)  # only a mail about to be sent spends everyone's
         request = self.device_request(device)
         token = self._issue_login_token(email, "device", device=device, request=request)
         self._send_link(email, token, f"Approve a Spikes CLI sign-in (code {device.user_code})",

@@ -22,14 +22,19 @@ TOTAL_SUBJECT = "all"
 BUDGET_SPENT = "This server has sent as many sign-in mails as it may this hour; try again later"
 
 
-def enforce(settings: Settings, address: str, client_ip: str) -> None:
-    """Count one sign-in mail; 429 RATE_LIMIT past any limit. The mailbox's budget is shared
-    with everyone who asks for it, so how much is left is not reported to the caller (122);
-    nor is everyone's, which is counted last: a request the mailbox's or the client's own limit
-    refuses takes none of it."""
+def enforce_callers(settings: Settings, address: str, client_ip: str) -> None:
+    """The mailbox's and the client's own limits, counted for every request, a mail sent or
+    not (a device code's lookup: they bound guessing codes). The mailbox's budget is shared
+    with everyone who asks for it, so how much is left is not reported to the caller (122)."""
     ratelimit.enforce("login-address", mailbox(address), settings.rate_login_per_address,
                       settings.rate_login_window_seconds, reported=False)
     ratelimit.enforce_per_client("login-ip", client_ip, settings.rate_login_per_ip, settings.rate_login_window_seconds)
+
+
+def enforce_total(settings: Settings) -> None:
+    """Everyone's budget, counted last and only for a mail about to be sent: a request the
+    caller's own limits refuse, or one naming an unknown device code, takes none of it (242).
+    Not reported to the caller either: it would tell how many others signed in."""
     try:
         ratelimit.enforce("sign-in-mails", TOTAL_SUBJECT, settings.rate_sign_in_mails_per_hour, 3600,
                           reported=False, refusal=BUDGET_SPENT)
