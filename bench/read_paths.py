@@ -10,7 +10,7 @@ for the Python memory it peaked at (moto's copy of a staged export included). Pr
 asserts nothing (tests/test_data_growth.py asserts what is read). Not part of ``make bench``:
 the seeding alone takes a minute or two.
 
-    nice .venv/bin/python -m bench.read_paths [--spikes 30000] [--shares 100]
+    nice .venv/bin/python -m bench.read_paths [--spikes 30000] [--shares 100] [--open-every N]
 """
 from __future__ import annotations
 
@@ -29,8 +29,10 @@ from bench.run import BENCH_ENV, _bench_token, machine
 OWNER = "cap-owner@example.com"  # the address bench.run._bench_token signs in with
 
 
-def seed(share_id: str, owner_id: str, count: int, rnd: random.Random, resolved_every: int = 0) -> None:
-    """``count`` spikes of a share, one a minute from September on, as a post stores them."""
+def seed(share_id: str, owner_id: str, count: int, rnd: random.Random, resolved_every: int = 0,
+         open_every: int = 0) -> None:
+    """``count`` spikes of a share, one a minute from September on, as a post stores them; one in
+    ``resolved_every`` resolved, or with ``open_every`` all resolved but one in that many."""
     from chalicelib import clock
     from chalicelib.services import spike_posts
     from chalicelib.store import ledger
@@ -49,7 +51,7 @@ def seed(share_id: str, owner_id: str, count: int, rnd: random.Random, resolved_
                 reviewer={"id": f"r{rnd.randint(0, 50)}", "name": "R"},
                 selector=f"div.c{rnd.randint(0, 30)} > button", element_text="Submit",
                 bounding_box={"x": 1, "y": 2, "width": 30, "height": 10}, viewport={"width": 1920, "height": 1080})
-            resolved = bool(resolved_every) and i % resolved_every == 0
+            resolved = i % open_every != 0 if open_every else bool(resolved_every) and i % resolved_every == 0
             batch.save(spike_store.new(spike_id, share_id, created, public_id=public_id, owner_id=owner_id,
                                        share_id=share_id, **spike_posts._stored_fields(new, created, resolved)))
             shards[ledger.shard_of(spike_id)] += 1
@@ -62,6 +64,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spikes", type=int, default=30_000)
     parser.add_argument("--shares", type=int, default=100)
+    parser.add_argument("--open-every", type=int, default=0,
+                        help="an agent's feedback: every spike resolved but one in N (default: one in 10,000 resolved)")
     args = parser.parse_args(argv)
     os.environ.update({**BENCH_ENV, "SPIKES_STAGE": "test", "SPIKES_LOG_LEVEL": "WARNING",
                        "SPIKES_TOKEN": "bench-admin", "SPIKES_MAIL_MODE": "console",
@@ -98,9 +102,9 @@ def main(argv=None) -> int:
         make_user(OWNER, "pro")
         shares = [make_share(OWNER, f"read-{n}").share_id for n in range(max(2, args.shares))]
         big, small, rnd, started = shares[0], shares[1], random.Random(7), time.monotonic()
-        seed(big, user_id_for(OWNER), args.spikes, rnd, resolved_every=10_000)
+        seed(big, user_id_for(OWNER), args.spikes, rnd, resolved_every=10_000, open_every=args.open_every)
         for share_id in shares[1:6]:
-            seed(share_id, user_id_for(OWNER), 200, rnd)
+            seed(share_id, user_id_for(OWNER), 200, rnd, open_every=args.open_every)
         print(f"stored in {time.monotonic() - started:.0f} s", flush=True)
         Connection._make_api_call = counting
         from app import app
@@ -133,6 +137,7 @@ def main(argv=None) -> int:
                 ("  &rating=no&limit=20 (1 in 4 match)", lambda: get(f"/spikes?project={big}&rating=no&limit=20")),
                 ("  &page=Page%203&limit=20 (1 in 40)", lambda: get(f"/spikes?project={big}&page=Page%203&limit=20")),
                 ("  &resolved=true&limit=20 (3 match)", lambda: get(f"/spikes?project={big}&resolved=true&limit=20")),
+                ("  &resolved=false&limit=1000", lambda: get(f"/spikes?project={big}&resolved=false&limit=1000")),
                 ("  &reviewer=nobody&limit=20 (none)", lambda: get(f"/spikes?project={big}&reviewer=nobody&limit=20")),
                 ("GET /spikes, owner (first 100)", lambda: get("/spikes", auth)),
                 ("  &resolved=false&limit=1000 (MCP get_spikes)",

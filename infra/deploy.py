@@ -256,7 +256,7 @@ class Deployer:
         import os
 
         from chalicelib import clock
-        from chalicelib.store import deliveries, spike_ids
+        from chalicelib.store import deliveries, open_spikes, spike_ids
         from chalicelib.store.models import configure_models
         settings = stack.stage_settings(stage).model_copy(
             update={"region": self.region, "aws_endpoint_url": os.environ.get("AWS_ENDPOINT_URL")})
@@ -268,6 +268,11 @@ class Deployer:
         if updated or not spike_ids.backfilled():
             done = "done" if spike_ids.backfilled() else "not finished (spikes kept changing): deploy again to finish"
             self.say(f"  {updated} spikes indexed; {done}.")
+        opened = open_spikes.backfill()
+        if opened or not open_spikes.backfilled():
+            done = "done" if open_spikes.backfilled() else ("not finished (spikes kept changing, or the index "
+                                                             "is still building): deploy again to finish")
+            self.say(f"  {opened} open spikes indexed; {done}.")
         moved = deliveries.upgrade_held(clock.epoch(), settings.webhook_max_event_age_seconds)
         if moved:
             self.say(f"  {moved} held events indexed; the delivery job ends those no longer paused.")

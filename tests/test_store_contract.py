@@ -83,6 +83,65 @@ def test_pagination_over_thousands_with_identical_timestamps(store_backend):
     assert len(loved) == len(set(loved)) == 834
 
 
+def test_open_feedback_pages_through_the_sparse_index_and_the_backfill_reopens_nothing(store_backend, monkeypatch):
+    """``resolved=false`` of an owner reads ``open_owner_index`` (open spikes only, same order,
+    the cursor read by either index); resolving and reopening move a spike off it and back
+    (``SET open_sort_key = sort_key``); the upgrade's backfill gives the attribute to open
+    spikes only, under a condition (store/open_spikes.py)."""
+    from chalicelib.store import open_spikes
+    share = make_share("owner@example.com", "open-site")
+    created_at = "2026-05-01T12:00:00.000Z"  # one millisecond: page boundaries inside a run
+    with Spike.batch_write() as batch:
+        for i in range(300):
+            spike_id = f"spk_{i:05d}"
+            batch.save(spike_store.new(spike_id, share.share_id, created_at, public_id=spike_id, type="page",
+                                       project_key=share.share_id, share_id=share.share_id,
+                                       owner_id=share.owner_id, resolved=i % 3 != 0))
+    scope, open_ids = Scope("owner", share.owner_id), [f"spk_{i:05d}" for i in reversed(range(0, 300, 3))]
+
+    def listed(filters: Filters, size: int) -> list:
+        seen, cursor = [], None
+        while True:
+            page = spikes.list_page(scope, filters, size, cursor, SECRET)
+            seen += [item["id"] for item in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                return seen
+    assert open_spikes.serves("owner", Filters(resolved=False))
+    assert listed(Filters(resolved=False), 7) == open_ids
+    first = spikes.list_page(scope, Filters(resolved=False), 10, None, SECRET)
+    monkeypatch.setattr(open_spikes, "_backfilled", False)
+    LedgerItem(open_spikes.BACKFILL_MARKER).delete()
+    # A cursor of one path continues on the other (the backfill marked done between two pages).
+    rest = spikes.list_page(scope, Filters(resolved=False), 1000, first.next_cursor, SECRET)
+    assert [item["id"] for item in first.items + rest.items] == open_ids
+
+    resolved_one = Spike.get("spk_00000")
+    spike_store.set_resolved(resolved_one, "2026-05-02T00:00:00.000Z")
+    reopened = Spike.get("spk_00001")
+    spike_store.set_resolved(reopened, None)
+    assert reopened.open_sort_key == reopened.sort_key and Spike.get("spk_00000").open_sort_key is None
+    for spike in Spike.scan(Spike.open_sort_key.exists()):  # as kept from before the upgrade
+        spike.update(actions=[open_spikes.closed()])
+    spike_store.set_resolved(Spike.get("spk_00003"), "2026-05-02T00:00:00.000Z")
+    now_open = sorted({*open_ids, "spk_00001"} - {"spk_00000", "spk_00003"}, reverse=True)
+    assert listed(Filters(resolved=False), 50) == now_open  # the old path, before the backfill
+
+    assert open_spikes.backfill() == len(now_open)
+    assert open_spikes.backfill() == 0
+    for _ in range(60):  # a table created for this test: its indexes are ACTIVE at once; a wait in case
+        if open_spikes.backfilled():
+            break
+        time.sleep(0.5)
+        open_spikes.backfill()
+    assert open_spikes.serves("owner", Filters(resolved=False))
+    assert listed(Filters(resolved=False), 7) == now_open
+    assert listed(Filters(resolved=True), 1000) == sorted(set(f"spk_{i:05d}" for i in range(300)) - set(now_open),
+                                                          reverse=True)
+    stored = {spike.spike_id: spike for spike in Spike.scan()}
+    assert all((spike.open_sort_key is not None) == (not spike.resolved) for spike in stored.values())
+
+
 def test_an_unpaged_listing_is_read_page_by_page_and_stops_short_of_its_weight(store_backend):
     """The CLI's push reads one bare array of up to 10,000 spikes: read a page at a time (a page
     read whole and only then measured would hold 10,000 comments of 10,000 characters at
@@ -358,31 +417,38 @@ def test_a_table_from_an_older_version_gets_the_indexes_and_attributes_added_sin
     """The local server keeps its data across upgrades: starting it adds a missing index and
     gives stored items what the new one reads (store/spike_ids.py). On moto only: in the
     suite's shared DynamoDB Local a new index did not reach ACTIVE in time (it does alone)."""
-    from chalicelib.store import spike_ids
+    from chalicelib.store import open_spikes, spike_ids
     from chalicelib.store.setup import create_tables
     client = deps.dynamodb_client()
     table = Spike.Meta.table_name
     schema = client.describe_table(TableName=table)["Table"]
     Spike.delete_table()
+    added = ("id_owner_index", "open_owner_index")
     client.create_table(
         TableName=table, BillingMode="PAY_PER_REQUEST", KeySchema=schema["KeySchema"],
-        AttributeDefinitions=[a for a in schema["AttributeDefinitions"] if a["AttributeName"] != "owner_project"],
+        AttributeDefinitions=[a for a in schema["AttributeDefinitions"]
+                              if a["AttributeName"] not in ("owner_project", "open_sort_key")],
         GlobalSecondaryIndexes=[{key: index[key] for key in ("IndexName", "KeySchema", "Projection")}
-                                for index in schema["GlobalSecondaryIndexes"] if index["IndexName"] != "id_owner_index"])
+                                for index in schema["GlobalSecondaryIndexes"] if index["IndexName"] not in added])
     client.get_waiter("table_exists").wait(TableName=table)
     before = spike_posts.record(new_spike(client_id="before-upgrade"), deps.settings(), "http://x")
-    Spike(spike_store.spike_id_for("key#proj", before.id)).update(actions=[Spike.owner_project.remove()])
-    LedgerItem(spike_ids.BACKFILL_MARKER).delete()
+    before_key = spike_store.spike_id_for("key#proj", before.id)
+    Spike(before_key).update(actions=[Spike.owner_project.remove(), open_spikes.closed()])
+    for marker in (spike_ids.BACKFILL_MARKER, open_spikes.BACKFILL_MARKER):
+        LedgerItem(marker).delete()
     monkeypatch.setattr(spike_ids, "_backfilled", False)
+    monkeypatch.setattr(open_spikes, "_backfilled", False)
     create_tables(deps.settings(), client)
     indexes = {i["IndexName"]: i for i in client.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"project_index", "owner_index", "feed_index", "id_index", "id_owner_index"}
+    assert set(indexes) == {"project_index", "owner_index", "open_owner_index", "feed_index", "id_index",
+                            "id_owner_index"}
     for _ in range(60):  # DynamoDB Local builds a new index asynchronously
         status = client.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"]
         if all(i.get("IndexStatus", "ACTIVE") == "ACTIVE" for i in status):
             break
         time.sleep(0.5)
-    assert spike_ids.backfilled()
+    assert spike_ids.backfilled() and open_spikes.backfilled()
+    assert Spike.get(before_key).open_sort_key == Spike.get(before_key).sort_key
     recorded = spike_posts.record(new_spike(client_id="after-upgrade"), deps.settings(), "http://x")
     for public_id in (before.id, recorded.id):
         assert [s.owner_project for s in Spike.id_owner_index.query(public_id)] == ["#key#proj"]

@@ -286,6 +286,18 @@ class OwnerSpikesIndex(GlobalSecondaryIndex["Spike"]):
     sort_key = UnicodeAttribute(range_key=True)
 
 
+class OpenOwnerSpikesIndex(GlobalSecondaryIndex["Spike"]):
+    """Sparse: an owner's open spikes only, newest first (``open_sort_key`` is the spike's
+    ``sort_key`` while it is open, absent once resolved): a ``resolved=false`` listing reads
+    no resolved spike (store/open_spikes.py)."""
+    class Meta:
+        index_name = "open_owner_index"
+        projection = AllProjection()
+
+    owner_id = UnicodeAttribute(hash_key=True)
+    open_sort_key = UnicodeAttribute(range_key=True)
+
+
 class FeedIndex(GlobalSecondaryIndex["Spike"]):
     class Meta:
         index_name = "feed_index"
@@ -356,12 +368,15 @@ class Spike(_Base):
     viewport = JSONAttribute(null=True)
     resolved = BooleanAttribute(default=False)
     resolved_at = UnicodeAttribute(null=True)
+    # ``sort_key`` while open, absent once resolved: the key of ``open_owner_index``.
+    open_sort_key = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     # An own spike of a key-only account, counted in its ``own_spikes`` (store/accounts.py): it is
     # counted gone when deleted or moved by a claim, which removes the mark; no other spike is.
     own_counted = BooleanAttribute(null=True)
     partition_index = PartitionIndex()
     owner_index = OwnerSpikesIndex()
+    open_owner_index = OpenOwnerSpikesIndex()
     feed_index = FeedIndex()
     id_index = SpikeIdIndex()
     id_owner_index = SpikeIdOwnerIndex()

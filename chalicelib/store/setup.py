@@ -5,7 +5,7 @@ from typing import Any
 
 from chalicelib.settings import Settings
 from chalicelib import clock
-from chalicelib.store import deliveries, spike_ids
+from chalicelib.store import deliveries, open_spikes, spike_ids
 from chalicelib.store.files import EXPORTS_PREFIX, STAGED_UPLOAD_DAYS, STAGING_PREFIX
 from chalicelib.store.models import ALL_MODELS, AuthItem, Delivery, LedgerItem, OutboxItem, configure_models
 
@@ -23,6 +23,7 @@ def create_tables(settings: Settings, dynamodb_client: Any) -> None:
         if model in MODELS_WITH_TTL:
             enable_ttl(model, dynamodb_client)
     spike_ids.backfill()  # spikes kept from a version before owner_project (store/spike_ids.py)
+    open_spikes.backfill()  # open spikes kept from a version before open_owner_index (store/open_spikes.py)
     # webhook events held before they were indexed by share
     deliveries.upgrade_held(clock.epoch(), settings.webhook_max_event_age_seconds)
 

@@ -126,8 +126,8 @@ def backfill() -> int:
     version may have written since, in its last invocations after the deploy that marked it,
     or deployed or started again on the same tables, and a spike it wrote without the attribute
     would stay out of every lookup by id for good."""
-    checked_to = _checked_to()
-    started = _looked_up_to()
+    checked_to = checked_to_of(BACKFILL_MARKER)
+    started = looked_up_to()
     updated = 0
     for _ in range(BACKFILL_PASSES):
         missing = _missing(checked_to)
@@ -139,7 +139,7 @@ def backfill() -> int:
     return updated  # still changing under us: the next run (deploy or start) finishes it
 
 
-def _looked_up_to() -> float:
+def looked_up_to() -> float:
     """What the marker may record of a look that starts now: this machine's clock (the deployer's
     laptop may be hours ahead), or the newest spike's received time (by the clock of the function
     that stored it) if earlier. Spikes an earlier version stores later are received after it."""
@@ -152,10 +152,11 @@ def _looked_up_to() -> float:
     return now
 
 
-def _checked_to() -> Optional[float]:
-    """Up to when every spike was looked at, or None: never (or by a version that kept no time)."""
+def checked_to_of(marker_key: str) -> Optional[float]:
+    """Up to when every spike was looked at by the backfill marked ``marker_key``, or None: never
+    (or by a version that kept no time)."""
     try:
-        marker = LedgerItem.get(BACKFILL_MARKER, consistent_read=True)
+        marker = LedgerItem.get(marker_key, consistent_read=True)
     except LedgerItem.DoesNotExist:
         return None
     return (marker.detail or {}).get("checked_to") if marker.state == DONE else None

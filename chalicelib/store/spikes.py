@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 from pynamodb.exceptions import DeleteError
 
 from chalicelib.errors import InvalidCursor, NotFound
-from chalicelib.store import accounts, cursors, ledger, rows, spike_filters, spike_ids, transactions
+from chalicelib.store import accounts, cursors, ledger, open_spikes, rows, spike_filters, spike_ids, transactions
 from chalicelib.store.models import Spike, User
 from chalicelib.store.spike_filters import Filters
 from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed, update_if
@@ -84,10 +84,11 @@ def sort_key_for(created_at: str, spike_id: str) -> str:
 
 
 def new(spike_id: str, partition: str, created_at: str, **fields: Any) -> Spike:
-    """A spike record, not yet stored."""
-    return Spike(spike_id, partition=partition, sort_key=sort_key_for(created_at, spike_id), feed=ALL.partition,
-                 created_at=created_at, owner_project=spike_ids.owner_project(fields.get("owner_id"), partition),
-                 **fields)
+    """A spike record, not yet stored: on ``open_owner_index`` unless stored resolved."""
+    sort_key = sort_key_for(created_at, spike_id)
+    return Spike(spike_id, partition=partition, sort_key=sort_key, feed=ALL.partition, created_at=created_at,
+                 owner_project=spike_ids.owner_project(fields.get("owner_id"), partition),
+                 open_sort_key=None if fields.get("resolved") else sort_key, **fields)
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -143,11 +144,13 @@ def insert(spike: Spike, count: Optional[Callable[[Transaction], None]] = None,
 def set_resolved(spike: Spike, resolved_at: Optional[str]) -> Spike:
     """Resolved at ``resolved_at`` (one resolved already keeps the time it was first resolved:
     set only if absent, in the same update), or unresolved when it is None. ``spike`` comes
-    back as stored. NotFound if deleted meanwhile."""
+    back as stored. NotFound if deleted meanwhile. Off ``open_owner_index`` when resolved, on it
+    again when reopened, in the same update."""
     # An open spike has no resolved_at: reopening removes it.
     kept_or_new = Spike.resolved_at | resolved_at
     if not update_if(spike, [Spike.resolved.set(resolved_at is not None),
-                             Spike.resolved_at.set(kept_or_new) if resolved_at else Spike.resolved_at.remove()],
+                             Spike.resolved_at.set(kept_or_new) if resolved_at else Spike.resolved_at.remove(),
+                             open_spikes.closed() if resolved_at else open_spikes.opened()],
                      Spike.spike_id.exists()):
         raise NotFound("Spike not found")
     return spike
@@ -157,7 +160,8 @@ def resolve_once(spike: Spike, resolved_at: str, also: Callable[[Transaction], N
     """Resolve an open spike together with ``also``'s writes (its webhook event). False when
     it was resolved meanwhile or is gone: nothing is written then."""
     def write(tx: Transaction) -> None:
-        tx.update("spike", spike, actions=[Spike.resolved.set(True), Spike.resolved_at.set(resolved_at)],
+        tx.update("spike", spike, actions=[Spike.resolved.set(True), Spike.resolved_at.set(resolved_at),
+                                           open_spikes.closed()],
                   condition=Spike.spike_id.exists() & (Spike.resolved != True))  # noqa: E712
         also(tx)
     try:
@@ -249,8 +253,13 @@ def get(spike_id: str, consistent: bool = False) -> Optional[Spike]:
         return None
 
 
-def _index(scope: Scope):
-    return {"project": Spike.partition_index, "owner": Spike.owner_index, "feed": Spike.feed_index}[scope.index]
+def _index(scope: Scope, filters: Filters):
+    """The index a listing reads, and the stored name of its range key (the same values as
+    ``sort_key``: a cursor holds ``sort_key`` and is read by either)."""
+    if open_spikes.serves(scope.index, filters):
+        return Spike.open_owner_index, Spike.open_sort_key.attr_name
+    return {"project": Spike.partition_index, "owner": Spike.owner_index,
+            "feed": Spike.feed_index}[scope.index], Spike.sort_key.attr_name
 
 
 def _hash_attribute(scope: Scope) -> str:
@@ -266,10 +275,13 @@ def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secr
     start = cursors.decode(secret, scope.cursor_scope, cursor)
     if start is not None and start.get(_hash_attribute(scope)) != scope.partition:
         raise InvalidCursor()
+    index, range_key = _index(scope, filters)
+    if start is not None:
+        start[range_key] = start.pop("sort_key")  # as every cursor signed here has it
     last_key = {name: {"S": value} for name, value in start.items()} if start else None
     # Rows, not models: building a model per item cost more than the query (store/rows.py). The
     # first read takes the item past the page too (a page of 1,000 read 1,001 in two Queries).
-    results, _ = rows.query_index(Spike, _index(scope), scope.partition, limit=limit + 1,
+    results, _ = rows.query_index(Spike, index, scope.partition, limit=limit + 1,
                                   filter_condition=spike_filters.condition(filters), start_key=last_key,
                                   page_size=max(limit + 1, 50))
     items: List[rows.Row] = []
@@ -291,12 +303,12 @@ def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secr
 
 def newest(scope: Scope, filters: Filters, limit: int) -> List[rows.Row]:
     """The first ``limit`` spikes a listing shows, newest first, without a cursor."""
-    results, _ = rows.query_index(Spike, _index(scope), scope.partition, limit=limit,
+    results, _ = rows.query_index(Spike, _index(scope, filters)[0], scope.partition, limit=limit,
                                   filter_condition=spike_filters.condition(filters), page_size=min(1000, max(limit, 50)))
     return results[:limit]
 
 
 def iterate(scope: Scope, filters: Filters) -> Iterator[rows.Row]:
     """Every matching spike, newest first, a read of 1,000 at a time (exports): rows, as listed."""
-    yield from rows.iterate_index(Spike, _index(scope), scope.partition,
+    yield from rows.iterate_index(Spike, _index(scope, filters)[0], scope.partition,
                                   filter_condition=spike_filters.condition(filters))

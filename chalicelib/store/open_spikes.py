@@ -1,0 +1,109 @@
+"""An owner's open feedback, read from a sparse index that holds open spikes only.
+
+An agent resolves feedback as it works, so most of an owner's stored spikes end up resolved and
+few stay open, and the MCP server's ``get_spikes`` (``GET /spikes?resolved=false``, the owner's
+listing) read the whole ``owner_index`` partition to find those few: a FilterExpression is
+applied after the items are read (docs/performance.md, "Read paths at 30,000 spikes").
+
+``open_sort_key`` is the spike's ``sort_key`` while it is open and absent once it is resolved:
+set when the spike is stored open, removed by the update or transaction that resolves it, set
+again (from ``sort_key`` itself) by the one that reopens it (store/spikes.py). DynamoDB keeps
+an item in an index only while it has the index's keys, so ``open_owner_index`` (``owner_id``,
+``open_sort_key``) lists an owner's open spikes alone, newest first, as ``owner_index`` does:
+a claim that changes a spike's owner moves it there too. CloudFormation adds one index per
+table per update: the same index by project partition is a later version's.
+
+Spikes stored before the attribute existed get it from ``backfill`` (``make deploy`` and the
+local server's start run it, never a request): each one only while still open and without it,
+so a spike resolved or reopened meanwhile is never reopened or changed. Until it has marked
+itself done in the ledger, which it does only once the index is ACTIVE, listings filter
+``owner_index`` as before. The listing's ``resolved = false`` filter stays on the index's
+Query: a spike an earlier version resolves (its last invocations during a deploy) keeps the
+attribute, and is left out by that filter.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, List, Optional
+
+from chalicelib import clock
+from chalicelib.store import spike_ids
+from chalicelib.store.models import LedgerItem, Spike
+from chalicelib.store.spike_filters import Filters
+from chalicelib.store.transactions import update_if
+
+BACKFILL_MARKER = "migration#open-spikes"
+INDEX_NAME = Spike.open_owner_index.Meta.index_name
+BACKFILL_THREADS = 8
+BACKFILL_PASSES = 3
+
+# A finished backfill never un-finishes, so a function may remember it for its lifetime.
+_backfilled = False
+
+
+def opened() -> Any:
+    """The update action that puts a spike (back) on the index: its key is its own sort_key."""
+    return Spike.open_sort_key.set(Spike.sort_key)
+
+
+def closed() -> Any:
+    """The update action that takes a resolved spike off the index."""
+    return Spike.open_sort_key.remove()
+
+
+def serves(scope_index: str, filters: Filters) -> bool:
+    """Whether a listing of ``scope_index`` with ``filters`` reads ``open_owner_index``."""
+    return filters.resolved is False and scope_index == "owner" and backfilled()
+
+
+def backfilled() -> bool:
+    global _backfilled
+    if not _backfilled:
+        try:
+            _backfilled = LedgerItem.get(BACKFILL_MARKER, consistent_read=True).state == spike_ids.DONE
+        except LedgerItem.DoesNotExist:
+            pass
+    return _backfilled
+
+
+def backfill() -> int:
+    """Give ``open_sort_key`` to every open spike stored without it; marked done once a whole
+    pass found none left and the index is ACTIVE. Idempotent, resumable and safe beside live
+    traffic: each update holds only while the spike is still open and still without the
+    attribute. Once done, every later deploy and local start looks again at the spikes received
+    since the last look (as ``spike_ids.backfill`` does), for those an earlier version stored
+    meanwhile. How many spikes it updated."""
+    checked_to = spike_ids.checked_to_of(BACKFILL_MARKER)
+    started = spike_ids.looked_up_to()
+    updated = 0
+    for _ in range(BACKFILL_PASSES):
+        missing = _missing(checked_to)
+        if not missing:
+            if _index_active():
+                LedgerItem(BACKFILL_MARKER, state=spike_ids.DONE, detail={"checked_to": started}).save()
+            return updated
+        with ThreadPoolExecutor(max_workers=BACKFILL_THREADS) as pool:
+            updated += sum(pool.map(_open, missing))
+    return updated  # still changing under us: the next run (deploy or start) finishes it
+
+
+def _missing(checked_to: Optional[float]) -> List[Spike]:
+    old_form = (Spike.resolved == False) & Spike.open_sort_key.does_not_exist()  # noqa: E712
+    if checked_to is None:
+        return list(Spike.scan(old_form, attributes_to_get=["spike_id"]))
+    since = clock.iso_millis_at(checked_to - spike_ids.RECHECK_MARGIN_SECONDS)
+    return list(Spike.feed_index.query(spike_ids.FEED, Spike.sort_key > since, filter_condition=old_form,
+                                       attributes_to_get=["spike_id"], page_size=spike_ids.FILTERED_PAGE))
+
+
+def _open(spike: Spike) -> int:
+    still_open = Spike.spike_id.exists() & (Spike.resolved == False) & Spike.open_sort_key.does_not_exist()  # noqa: E712
+    return int(update_if(spike, [opened()], still_open))
+
+
+def _index_active() -> bool:
+    """Whether DynamoDB answers Queries of the index: an upgrade's CloudFormation waits for it,
+    the local server adds it at start and DynamoDB Local may take a while (or longer) to build it."""
+    indexes = Spike.describe_table().get("GlobalSecondaryIndexes", [])
+    return any(index["IndexName"] == INDEX_NAME and index.get("IndexStatus", "ACTIVE") == "ACTIVE"
+               for index in indexes)
