@@ -56,8 +56,11 @@ def _others_pending(count: int, after: float) -> None:
 
 
 def _everything_the_owner_reads(client, token: str) -> List[List[str]]:
-    """The ids of GET /spikes, of the CLI's push (a bare array) and of the export."""
+    """The ids of GET /spikes, of the CLI's push (a bare array) and of the export; GET /spikes?resolved=false
+    (the MCP server's get_spikes, read from open_owner_index) lists the same open spikes as GET /spikes."""
     listed = [spike["id"] for spike in call(client, "GET", "/spikes", token=token)[1]["data"]]
+    open_listed = [spike["id"] for spike in call(client, "GET", "/spikes?resolved=false", token=token)[1]["data"]]
+    assert open_listed == listed
     status, raw = ureq(client, "GET", f"/spikes?token={token}")
     assert status == 200
     exported = client.http.get("/spikes/export?format=jsonl", headers={"Authorization": f"Bearer {token}"})
