@@ -144,6 +144,14 @@ class ExportTooLarge(SpikesError):
             f"/shares/{share_id}?exported_spikes=false.")
 
 
+class ExportTooSlow(SpikesError):
+    """An export needs more time than one request has: the function ends at 25 s."""
+    status = 409  # as ExportTooLarge: more than one request can carry, which no retry changes
+    code = "EXPORT_TOO_LARGE"
+    message = ("This export needs more time than one request has (25 s). Export one project at a time "
+               "(?project=); a filter does not shorten it, every spike of the project is read.")
+
+
 class SizeLimit(SpikesError):
     status = 413
     code = "SIZE_LIMIT"

@@ -167,3 +167,25 @@ def test_an_export_holds_about_one_part_never_the_whole_file(aws):
     # (5 MB at most), and change: 13 MiB here. Held whole, the file took 2.5 times its size.
     assert peak < 2 * EXPORT_PART_BYTES, f"peak {peak / 2 ** 20:.1f} MiB"
     assert max(received) == EXPORT_PART_BYTES
+
+
+def test_an_export_that_cannot_finish_in_time_ends_with_409_and_aborts_its_upload(client, big_share, monkeypatch):
+    """The function ends at 25 s. An export still reading then was killed: API Gateway told the
+    client to retry (503) though no retry could finish sooner, and the parts sent stayed for a
+    day. It now stops with time left to abort its upload and say why."""
+    from chalice.local import LambdaContext
+    from chalicelib import deps
+    from chalicelib.store import files
+    token, share_id = big_share
+    monkeypatch.setattr(files, "EXPORT_PART_BYTES", S3_MIN_PART_BYTES)
+    parts = _parts_sent()
+    asked = itertools.count()
+    # Lambda's context says time is short after about 600 rows, one part sent.
+    monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis",
+                        lambda self: 20_000 if next(asked) < 600 else 2_900)
+    status, body, _ = call(client, "GET", f"/spikes/export?project={share_id}&format=csv", token=token)
+    assert (status, body["code"]) == (409, "EXPORT_TOO_LARGE") and "25 s" in body["error"]
+    assert parts == [1]
+    s3, bucket = deps.s3_client(), deps.settings().bucket_name
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="exports/").get("KeyCount") == 0

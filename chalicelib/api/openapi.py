@@ -166,8 +166,10 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                                    "`ureq/…`, which read one page)", False),
                                                   ("cursor", "next_cursor of the previous page", False))),
     ("GET", "/spikes/export"): Op("Export feedback as CSV or JSON lines", "spikes", READER,
-                                  ok={200: (str, ("text/csv", "application/x-ndjson")), 303: None}, errors=(404,),
+                                  ok={200: (str, ("text/csv", "application/x-ndjson")), 303: None}, errors=(404, 409),
                                   rate_limited=True,  # the password of a protected share
+                                  description="409 EXPORT_TOO_LARGE: more to read than one request has time for "
+                                              "(25 s); one project at a time may fit.",
                                   query=SPIKE_FILTERS + (("format", "csv (default) or jsonl", False),)),
     ("GET", "/spikes/{spike_id}"): Op("One feedback item", "spikes", USER_OR_ADMIN, ok={200: SpikeOut},
                                       errors=(404, 409), query=SPIKE_PROJECT),

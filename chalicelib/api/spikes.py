@@ -192,7 +192,9 @@ def export_spikes():
         raise ValidationFailed.field("format", "format must be csv or jsonl")
     (scope, reviewer_emails), filters = _scope(request, params), _filters(params)
     items = (spikes.to_client(spike, reviewer_emails) for spike in spikes.iterate(scope, filters))
-    result = exports.export(deps.exports(), items, fmt, params.get("project"))
+    # Lambda's context: an export that cannot finish in time ends with 409, its upload aborted.
+    time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
+    result = exports.export(deps.exports(), items, fmt, params.get("project"), time_left_ms=time_left_ms)
     if result.download_url:
         # Lambda cannot answer with more than 6 MB: large exports are handed over through S3.
         return Response(body="", status_code=303, headers={"Location": result.download_url, "Cache-Control": "no-store",

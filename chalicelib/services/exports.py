@@ -11,13 +11,16 @@ import itertools
 import json
 import unicodedata
 from dataclasses import dataclass
-from typing import Deque, Iterable, Iterator, Optional
+from typing import Callable, Deque, Iterable, Iterator, Optional
 
 from chalicelib import clock, lambda_answer
+from chalicelib.errors import ExportTooSlow
 from chalicelib.store.files import Exports
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 MAX_INLINE_BYTES = lambda_answer.MAX_BODY_WEIGHT
+# What an export leaves of the function's time: one more read and part, aborting, answering.
+FINISHING_MS = 3000
 
 CSV_COLUMNS = ["id", "type", "projectKey", "page", "url", "rating", "comments", "reviewer_id", "reviewer_name",
                "reviewer_email", "selector", "xpath", "elementText", "bbox_x", "bbox_y", "bbox_width", "bbox_height",
@@ -94,14 +97,15 @@ def filename_for(label: Optional[str], fmt: str) -> str:
 
 
 def export(exports: Exports, items: Iterable[dict], fmt: str, label: Optional[str],
-           max_inline_bytes: Optional[int] = None) -> Export:
+           max_inline_bytes: Optional[int] = None, time_left_ms: Optional[Callable[[], float]] = None) -> Export:
     """The export of ``items``, named after ``label`` (the project asked for, or "all");
     staged through ``exports`` when larger than ``max_inline_bytes``. Only what the answer may
     carry is held: past that, the rows held and the rest, as they are read, go to S3 a part at
-    a time. Held whole, a large project's export outgrew the function's memory (security 227)."""
+    a time. Held whole, a large project's export outgrew the function's memory (security 227).
+    ``time_left_ms``: the function's time left (Lambda's context), see ``_in_time``."""
     filename = filename_for(label, fmt)
     limit = MAX_INLINE_BYTES if max_inline_bytes is None else max_inline_bytes
-    rows = render(items, fmt)
+    rows = render(_in_time(items, time_left_ms), fmt)
     # Held as UTF-8: a row's text takes four bytes a character in memory once one is an emoji.
     held: Deque[bytes] = collections.deque()
     weight = 0
@@ -121,3 +125,13 @@ def _drained(held: Deque[bytes]) -> Iterator[bytes]:
     """The rows held, each let go once sent."""
     while held:
         yield held.popleft()
+
+
+def _in_time(items: Iterable[dict], time_left_ms: Optional[Callable[[], float]]) -> Iterator[dict]:
+    """``items``, until the function has too little time left to finish: then ExportTooSlow,
+    which aborts the upload under way. Killed at its timeout instead, the function left the
+    parts sent for the bucket's rule to abort a day later, and the client was told to retry."""
+    for item in items:
+        if time_left_ms is not None and time_left_ms() < FINISHING_MS:
+            raise ExportTooSlow()
+        yield item
