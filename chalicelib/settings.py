@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     # Sign-in links opened or exchanged (GET and POST /auth/verify together) per client network:
     # a person uses a few; a flood of guesses costs reads and counts (docs/security.md, 241).
     rate_verify_per_minute: int = Field(default=30, ge=1)
+    # Exports (GET /spikes/export) per client network, or per account for a signed-in caller or a
+    # key: each reads a whole partition for up to 25 s and may stage a file in S3 for a day. A
+    # person clicks the dashboard's button a few times a minute at most (docs/security.md, 248).
+    rate_exports_per_minute: int = Field(default=10, ge=1)
 
     # API keys. Self-signup (POST /auth/api-key without credentials creates a key-only account):
     # None = on in the local stages, off in AWS stages (see docs/agents.md); per IP per hour.

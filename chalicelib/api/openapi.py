@@ -167,9 +167,11 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                                   ("cursor", "next_cursor of the previous page", False))),
     ("GET", "/spikes/export"): Op("Export feedback as CSV or JSON lines", "spikes", READER,
                                   ok={200: (str, ("text/csv", "application/x-ndjson")), 303: None}, errors=(404, 409),
-                                  rate_limited=True,  # the password of a protected share
+                                  rate_limited=True,  # every export, and a protected share's password
                                   description="409 EXPORT_TOO_LARGE: more to read than one request has time for "
-                                              "(25 s); one project at a time may fit.",
+                                              "(25 s); one project at a time may fit. 429 RATE_LIMIT: "
+                                              "SPIKES_RATE_EXPORTS_PER_MINUTE exports a minute per account "
+                                              "(signed in or by key), per client network otherwise.",
                                   query=SPIKE_FILTERS + (("format", "csv (default) or jsonl", False),)),
     ("GET", "/spikes/{spike_id}"): Op("One feedback item", "spikes", USER_OR_ADMIN, ok={200: SpikeOut},
                                       errors=(404, 409), query=SPIKE_PROJECT),

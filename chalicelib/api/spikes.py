@@ -106,13 +106,14 @@ def _acting(request, scope: str):
     return principal.require(scope) if principal is not None else None
 
 
-def _scope(request, params: dict) -> Tuple[spikes.Scope, bool]:
-    """The spikes the caller may list, and whether reviewers' e-mail addresses are shown
-    (``spikes.readable`` decides)."""
+def _scope(request, params: dict, principal=None) -> Tuple[spikes.Scope, bool]:
+    """The spikes the caller (``principal`` when already resolved) may list, and whether
+    reviewers' e-mail addresses are shown (``spikes.readable`` decides)."""
     project = params.get("project") or None
     if project and len(project) > MAX_PROJECT_CHARS:
         raise ValidationFailed.field("project", f"project is at most {MAX_PROJECT_CHARS} characters")
-    return spikes.readable(deps.settings(), _principal(request), project,
+    principal = principal if principal is not None else _principal(request)
+    return spikes.readable(deps.settings(), principal, project,
                            password=request.headers.get("x-share-password") or params.get("password"),
                            client_ip=inputs.client_ip(request))
 
@@ -183,6 +184,20 @@ def _prefix_ok(request) -> bool:
 
 # --- export ----------------------------------------------------------------------------------
 
+def _count_export(request, principal) -> None:
+    """Each export reads a whole partition for up to 25 s and may stage a file in S3 for a day
+    (docs/security.md, 248). A signed-in caller or a key counts per account, whatever its
+    credential, as share uploads do: agents of different accounts behind one CI network do not
+    use up each other's exports; anyone else (a public project key, a share's password, the
+    admin token) counts per client network, as the widget's posts do."""
+    per_minute = deps.settings().rate_exports_per_minute
+    if principal is not None and principal.user_id:
+        decision = ratelimit.enforce("exports-account", principal.user_id, per_minute, 60)
+    else:
+        decision = ratelimit.enforce_per_client("exports", inputs.client_ip(request), per_minute, 60)
+    context.add_response_headers(decision.headers())
+
+
 @route(bp, "/spikes/export", methods=["GET"])
 def export_spikes():
     request = bp.current_request
@@ -190,7 +205,9 @@ def export_spikes():
     fmt = (params.get("format") or "csv").lower()
     if fmt not in exports.FORMATS:
         raise ValidationFailed.field("format", "format must be csv or jsonl")
-    (scope, reviewer_emails), filters = _scope(request, params), _filters(params)
+    principal = _principal(request)
+    _count_export(request, principal)  # before the share or any spike is read
+    (scope, reviewer_emails), filters = _scope(request, params, principal), _filters(params)
     items = (spikes.to_client(spike, reviewer_emails) for spike in spikes.iterate(scope, filters))
     # Lambda's context: an export that cannot finish in time ends with 409, its upload aborted.
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)

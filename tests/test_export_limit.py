@@ -1,0 +1,64 @@
+"""GET /spikes/export is rate limited (docs/security.md, 248): each export reads a whole partition
+for up to 25 s and may leave a file in S3 for a day, so unbounded exports of a public project
+were a cost and denial-of-service lever on the operator's account."""
+from __future__ import annotations
+
+from tests.conftest import call, sign_in
+from tests.factories import make_share
+
+
+def _from_network(monkeypatch, address: str) -> None:
+    """Send the following requests from ``address`` (API Gateway's sourceIp)."""
+    from chalicelib.api import inputs
+    monkeypatch.setattr(inputs, "client_ip", lambda request: address)
+
+
+def _export(client, project: str, token=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.http.get(f"/spikes/export?project={project}&format=jsonl", headers=headers)
+
+
+def test_anonymous_exports_are_limited_per_network_and_a_refused_one_reads_nothing(client, env, monkeypatch,
+                                                                                   dynamodb_calls):
+    env(RATE_EXPORTS_PER_MINUTE="3")
+    assert call(client, "POST", "/spikes", {"type": "page", "projectKey": "public-site", "comments": "hi"})[0] == 201
+    _from_network(monkeypatch, "203.0.113.7")
+    for remaining in ("2", "1", "0"):
+        response = _export(client, "public-site")
+        assert response.status_code == 200 and len(response.body.splitlines()) == 1
+        assert response.headers["X-RateLimit-Limit"] == "3"
+        assert response.headers["X-RateLimit-Remaining"] == remaining
+    dynamodb_calls.clear()
+    status, body, headers = call(client, "GET", "/spikes/export?project=public-site&format=jsonl")
+    assert status == 429 and body == {"error": "Rate limit exceeded", "code": "RATE_LIMIT",
+                                      "retry_after": body["retry_after"], "request_id": body["request_id"]}
+    assert int(headers["Retry-After"]) == body["retry_after"] >= 1 and headers["X-RateLimit-Remaining"] == "0"
+    # Only the limit's own counter was written: no share, no spike, no S3 staging was read.
+    assert set(dynamodb_calls) <= {"UpdateItem"}, dict(dynamodb_calls)
+    # Another network keeps its own allowance; one IPv6 address's /64 shares one.
+    _from_network(monkeypatch, "198.51.100.9")
+    assert _export(client, "public-site").status_code == 200
+    _from_network(monkeypatch, "2001:db8::1")
+    assert [_export(client, "public-site").status_code for _ in range(3)] == [200] * 3
+    _from_network(monkeypatch, "2001:db8::2")
+    assert _export(client, "public-site").status_code == 429
+
+
+def test_a_signed_in_callers_exports_count_per_account_whatever_the_network_or_credential(client, env, monkeypatch):
+    env(RATE_EXPORTS_PER_MINUTE="2")
+    make_share("alice@example.com", "alice-site")
+    make_share("bob@example.com", "bob-site")
+    alice_laptop, alice_ci, bob = (sign_in(client, "alice@example.com"), sign_in(client, "alice@example.com"),
+                                   sign_in(client, "bob@example.com"))
+    _from_network(monkeypatch, "203.0.113.7")  # one shared CI network
+    assert _export(client, "alice-site", alice_laptop).status_code == 200
+    _from_network(monkeypatch, "198.51.100.9")
+    assert _export(client, "alice-site", alice_ci).status_code == 200
+    refused = _export(client, "alice-site", alice_laptop)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    # Another account on the same network is not refused for Alice's exports, nor is a
+    # visitor there without credentials (who counts per network).
+    _from_network(monkeypatch, "203.0.113.7")
+    answers = [_export(client, "bob-site", bob) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200] and answers[0].headers["X-RateLimit-Limit"] == "2"
+    assert _export(client, "alice-site").status_code == 200
