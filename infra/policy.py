@@ -94,7 +94,9 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "keys": ("GetItem",),
         "shares": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
         "spikes": ("BatchWriteItem",),
-        "ledger": ("GetItem", "UpdateItem", "BatchWriteItem", "ConditionCheckItem"),
+        # BatchGetItem: a deletion finished within a minute of its tombstone first reads the
+        # share's total, to tell a spike the project index does not list yet (security 230).
+        "ledger": ("GetItem", "UpdateItem", "BatchGetItem", "BatchWriteItem", "ConditionCheckItem"),
         "outbox": ("GetItem", "UpdateItem", "DeleteItem"),
         # Its pending units (store/share_work.py): queried in due_index, moved back or parked when
         # they fail, deleted when done; those an earlier version listed in the ledger are moved

@@ -67,7 +67,7 @@ def test_an_unfinished_upload_whose_expiry_fails_is_tried_again_after_a_delay_no
 
 def test_a_deletion_that_keeps_failing_is_parked_for_an_operator(aws, monkeypatch):
     share_work.DELETIONS.record("sh_stuck0000000", 1_700_000_000)
-    monkeypatch.setattr(share_cleanup, "_finish_deletion", lambda files, share_id, until: 1 / 0)
+    monkeypatch.setattr(share_cleanup, "_finish_deletion", lambda files, share_id, until, just_started: 1 / 0)
     now = 1_800_000_000
     for _ in range(pending_work.MAX_ATTEMPTS):
         share_cleanup.finish_pending_deletions(deps.share_files(), now)

@@ -32,6 +32,9 @@ CLOCK_SKEW_SECONDS = 60
 # How long a run deletes spikes: its function may run 5 minutes (infra/stack.py), and the
 # uploads' steps come after. A larger share is finished by the next runs.
 DELETION_SECONDS_PER_RUN = 180
+# A deletion started this recently may have spikes its project index does not list yet (it
+# follows the table within about a second): finished only once all it counts were found.
+INDEX_LAG_SECONDS = 60
 
 
 def finish_pending_deletions(share_files: ShareFiles, now: float, limit: int = 100,
@@ -50,12 +53,13 @@ def finish_pending_deletions(share_files: ShareFiles, now: float, limit: int = 1
     for unit in pending:
         if work.stopped or (until is not None and clock.epoch() >= until):
             break
-        ran, done = work.attempt(unit, lambda: _finish_deletion(share_files, unit.name, until))
+        just_started = not unit.attempts and unit.at > now - INDEX_LAG_SECONDS  # its time: the tombstone's
+        ran, done = work.attempt(unit, lambda: _finish_deletion(share_files, unit.name, until, just_started))
         finished += bool(ran and done)
     return {"pending": len(pending), "finished": finished, "failed": work.failed}
 
 
-def _finish_deletion(share_files: ShareFiles, share_id: str, until: Optional[float]) -> bool:
+def _finish_deletion(share_files: ShareFiles, share_id: str, until: Optional[float], just_started: bool) -> bool:
     # Consistently: read as it was before its tombstone, a share just deleted lost its deletion.
     share = share_store.get_by_id(share_id, consistent=True)
     if share is None or share.status != DELETING:
@@ -63,7 +67,7 @@ def _finish_deletion(share_files: ShareFiles, share_id: str, until: Optional[flo
             share_files.drop_export(share_id)
         share_work.forget(share_work.DELETIONS, share_id)
         return False
-    return finish_deletion(share_files, share, until)
+    return finish_deletion(share_files, share, until, just_started)
 
 
 # No direct upload runs longer than a Lambda function may (15 minutes): a marker older than

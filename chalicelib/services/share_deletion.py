@@ -10,8 +10,9 @@ from chalicelib import clock
 from chalicelib.errors import NotFound
 from chalicelib.logs import get_logger
 from chalicelib.services import metering, outbound_webhooks, ownership, presigned_uploads, shares, spikes
-from chalicelib.store import charges, held_charges, share_work
+from chalicelib.store import charges, held_charges, ledger, share_work
 from chalicelib.store import shares as share_store
+from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import Delivery, OutboxItem, Share, User
 from chalicelib.store.shares import DELETING, PENDING
@@ -43,7 +44,8 @@ def delete_share(share_files: ShareFiles, user: User, key: str, with_export: boo
 def _delete_share(share_files: ShareFiles, user: User, key: str, with_export: bool,
                   presign_ttl_seconds: Optional[int]) -> List[dict]:
     share = shares.owned_as_read(user, key, include_deleting=True)
-    if share.status != DELETING:
+    retried = share.status == DELETING
+    if not retried:
         _sweep_staging_later(share, presign_ttl_seconds)
         # Refused before anything is deleted, after reading about one answer's worth of it.
         # Without it (the caller downloaded the feedback) nothing is read: the whole of a share
@@ -73,7 +75,8 @@ def _delete_share(share_files: ShareFiles, user: User, key: str, with_export: bo
         exported = json.loads(kept) if kept is not None else shares.export_spikes(share)
     else:
         exported = []
-    if not finish_deletion(share_files, share, until=clock.epoch() + REQUEST_DELETION_SECONDS):
+    if not finish_deletion(share_files, share, until=clock.epoch() + REQUEST_DELETION_SECONDS,
+                           just_started=not retried):
         log.info("share.deletion_continues", share_id=share.share_id)  # the job finishes it
     return exported if with_export else []
 
@@ -106,11 +109,15 @@ def _deletion_writes(deleted_event: Optional[Delivery], held: Optional[OutboxIte
     return writes
 
 
-def finish_deletion(share_files: ShareFiles, share: Share, until: Optional[float] = None) -> bool:
+def finish_deletion(share_files: ShareFiles, share: Share, until: Optional[float] = None,
+                    just_started: bool = False) -> bool:
     """Everything after the tombstone; each step is idempotent, so running it again after a
     failure (or concurrently) finishes the job. With ``until`` (an epoch), False when it
-    stopped then with spikes left: the deletion stays pending for the job."""
+    stopped then with spikes left: the deletion stays pending for the job. ``just_started``:
+    the tombstone is seconds old (``_all_spikes_found``)."""
     share_files.delete_all(share.share_id)
+    if just_started and not _all_spikes_found(share, until):
+        return False
     if spikes.delete_share_spikes(share.share_id, share.created_at, until) is None:
         return False
     share_store.remove(share)
@@ -120,3 +127,15 @@ def finish_deletion(share_files: ShareFiles, share: Share, until: Optional[float
     share_work.forget(share_work.DELETIONS, share.share_id)
     log.info("share.deleted", share_id=share.share_id)
     return True
+
+
+def _all_spikes_found(share: Share, until: Optional[float]) -> bool:
+    """Delete the share's spikes as its project index lists them; True once as many went as its
+    total counts. DynamoDB puts a spike on that index a moment after its write: one posted just
+    before the tombstone could be missing, and the record's removal (the tombstone the owner's
+    listings leave out by) left it for good (docs/security.md 230). The total, read consistently,
+    is exact from the tombstone on (a post counts in its own transaction; none lands after it).
+    False leaves the rest to the share_deletions job, minutes later."""
+    counted = ledger.share_spike_counts([share.share_id], consistent=True)[share.share_id]
+    removed = spike_store.delete_project(share.share_id, lambda: until is None or clock.epoch() < until)
+    return removed is not None and removed >= counted

@@ -121,12 +121,12 @@ def count(key: str) -> int:
         return 0
 
 
-def share_spike_counts(share_ids: List[str]) -> Dict[str, int]:
+def share_spike_counts(share_ids: List[str], consistent: bool = False) -> Dict[str, int]:
     """Spikes each share holds now, summed over its total's shards in batch reads (0 for
     shares without a counter)."""
     by_key = {key: share_id for share_id in share_ids for key in share_total_keys(share_id)}
     counts = {share_id: 0 for share_id in share_ids}
-    for item in LedgerItem.batch_get(list(by_key)):
+    for item in LedgerItem.batch_get(list(by_key), consistent_read=consistent):
         counts[by_key[item.pk]] += int(item.count or 0)
     return {share_id: max(0, count) for share_id, count in counts.items()}
 
