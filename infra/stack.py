@@ -15,7 +15,8 @@ from typing import Any, Dict, List, Tuple
 from pydantic import SecretStr
 
 from chalicelib.settings import LOCAL_STAGES, SSM_PATH_VARIABLE, Settings
-from chalicelib.store.files import EXPORTS_PREFIX, STAGED_UPLOAD_DAYS, STAGING_PREFIX
+from chalicelib.store.files import (EXPORTS_PREFIX, KEPT_EXPORT_DAYS, KEPT_EXPORTS_PREFIX, STAGED_UPLOAD_DAYS,
+                                    STAGING_PREFIX)
 from chalicelib.store.models import ALL_MODELS, LOGICAL_NAMES
 from chalicelib.store.setup import MODELS_WITH_TTL, TTL_ATTRIBUTE
 from chalicelib.store.tables import table_name
@@ -152,6 +153,8 @@ def bucket_resource() -> Dict[str, Any]:
                 {"Id": "expire-exports", "Status": "Enabled", "Prefix": EXPORTS_PREFIX, "ExpirationInDays": 1},
                 {"Id": "expire-staged-uploads", "Status": "Enabled", "Prefix": STAGING_PREFIX,
                  "ExpirationInDays": STAGED_UPLOAD_DAYS},
+                {"Id": "expire-kept-exports", "Status": "Enabled", "Prefix": KEPT_EXPORTS_PREFIX,
+                 "ExpirationInDays": KEPT_EXPORT_DAYS},
             ]},
             "CorsConfiguration": {"CorsRules": CORS_RULES},
         },

@@ -31,6 +31,13 @@ EXPORT_PART_BYTES = 8 * 1024 * 1024
 # plus an hour (services/presigned_uploads.py), less than these days.
 STAGING_PREFIX = "uploads/"
 STAGED_UPLOAD_DAYS = 8
+# A deletion keeps its share's export here, written before its tombstone, for a retried DELETE
+# to answer. One that died before its tombstone left it for good (the share not deleted, its
+# feedback copied, a spike deleted later kept in it): the bucket's lifecycle rule expires this
+# prefix too. The job finishes a deletion within minutes and drops the export then; a retry
+# after these days answers with what is left (docs/security.md, 247).
+KEPT_EXPORTS_PREFIX = "deletions/"
+KEPT_EXPORT_DAYS = 1
 
 
 class ChangedDuringPublish(Exception):
@@ -86,7 +93,7 @@ class ShareFiles:
 
     @staticmethod
     def _export_key(share_id: str) -> str:
-        return f"deletions/{share_id}.json"
+        return f"{KEPT_EXPORTS_PREFIX}{share_id}.json"
 
     def keep_export(self, share_id: str, body: bytes) -> None:
         self._s3.put_object(Bucket=self._bucket, Key=self._export_key(share_id), Body=body,

@@ -6,7 +6,8 @@ from typing import Any
 from chalicelib.settings import Settings
 from chalicelib import clock
 from chalicelib.store import deliveries, open_spikes, spike_ids
-from chalicelib.store.files import EXPORTS_PREFIX, STAGED_UPLOAD_DAYS, STAGING_PREFIX
+from chalicelib.store.files import (EXPORTS_PREFIX, KEPT_EXPORT_DAYS, KEPT_EXPORTS_PREFIX, STAGED_UPLOAD_DAYS,
+                                    STAGING_PREFIX)
 from chalicelib.store.models import ALL_MODELS, AuthItem, Delivery, LedgerItem, OutboxItem, configure_models
 
 TTL_ATTRIBUTE = "expires_at"
@@ -69,6 +70,8 @@ def create_bucket(settings: Settings, s3_client: Any) -> None:
         {"ID": "expire-exports", "Status": "Enabled", "Filter": {"Prefix": EXPORTS_PREFIX}, "Expiration": {"Days": 1}},
         {"ID": "expire-staged-uploads", "Status": "Enabled", "Filter": {"Prefix": STAGING_PREFIX},
          "Expiration": {"Days": STAGED_UPLOAD_DAYS}},
+        {"ID": "expire-kept-exports", "Status": "Enabled", "Filter": {"Prefix": KEPT_EXPORTS_PREFIX},
+         "Expiration": {"Days": KEPT_EXPORT_DAYS}},
         {"ID": "abort-multipart", "Status": "Enabled", "Filter": {"Prefix": ""},
          "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]})
     s3_client.put_public_access_block(Bucket=settings.bucket_name, PublicAccessBlockConfiguration={

@@ -337,6 +337,27 @@ def test_the_artifact_bucket_refuses_anything_but_tls(built):
         assert set(statement["Resource"]) == {f"arn:aws:s3:::{artifacts}", f"arn:aws:s3:::{artifacts}/*"}
 
 
+def test_a_deletions_kept_export_expires_even_when_its_deletion_never_started(built):
+    """A DELETE keeps the share's export (its feedback) under ``deletions/`` before its
+    tombstone, for a retry to answer; one that died in between (a timeout, a throttled write)
+    left that copy for good, though the share was not deleted, and kept any of its spikes
+    deleted later. The bucket now expires that prefix after a day, in AWS and locally
+    (docs/security.md, 247); a deletion that goes on drops it itself within minutes."""
+    rules = {rule["Id"]: rule for rule in
+             built["template"]["Resources"]["ShareBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    kept = rules["expire-kept-exports"]
+    assert (kept["Status"], kept["Prefix"], kept["ExpirationInDays"]) == ("Enabled", "deletions/", 1)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        create_bucket(Settings(), s3)
+        ShareFiles(s3, Settings().bucket_name).keep_export("sh_x", b"[]")
+        written = [item["Key"] for item in s3.list_objects_v2(Bucket=Settings().bucket_name)["Contents"]]
+        local = s3.get_bucket_lifecycle_configuration(Bucket=Settings().bucket_name)["Rules"]
+    assert written == ["deletions/sh_x.json"]
+    assert {"ID": "expire-kept-exports", "Status": "Enabled", "Filter": {"Prefix": "deletions/"},
+            "Expiration": {"Days": 1}} in local
+
+
 def test_staged_uploads_expire_but_outlive_any_upload_that_may_still_complete(built):
     """A presigned URL still valid after its share was completed or deleted writes to a staging
     area no job reads again: the bucket expires it, in AWS and locally, but never before a
