@@ -203,3 +203,35 @@ def test_files_a_dying_completion_copies_after_its_upload_expired_are_removed(cl
 
     _run_share_job(client, timedelta(days=1, minutes=1 + 16))
     assert s3_keys(f"shares/{share_id}/") == [] and queued(share_work.PRESIGNED_UPLOADS) == []
+
+
+def test_two_overlapping_runs_count_a_deletion_or_an_upload_they_both_finish_once(client, user_token, monkeypatch):
+    """Two runs of the job at once (a scheduled event delivered twice, a run outlasting its
+    15 minutes) both read a deletion as pending, both finished it (every step is idempotent)
+    and both counted it in `finished`: the operator's summary said two deletions for one.
+    Only the run whose step forgets the pending unit counts it now; so for a direct upload's
+    files removed (`abandoned_uploads_removed`)."""
+    from chalicelib import clock
+    from chalicelib.services import share_deletion
+    from chalicelib.store import shares as share_store
+    body = share_site(client, user_token, "Twice")
+    monkeypatch.setattr(share_deletion, "finish_deletion", lambda *args, **kwargs: None)  # the request dies
+    assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 200
+    now = clock.epoch()
+    read_by_both = share_work.due(share_work.DELETIONS, 100, now, early=share_cleanup.CLOCK_SKEW_SECONDS)
+    as_both_read = share_store.get_by_id(body["share_id"], consistent=True)
+    assert [unit.name for unit in read_by_both] == [body["share_id"]] and as_both_read.status == "deleting"
+    assert share_cleanup.finish_pending_deletions(deps.share_files(), now)["finished"] == 1
+    monkeypatch.setattr(share_work, "due", lambda *args, **kwargs: read_by_both)
+    monkeypatch.setattr(share_store, "get_by_id", lambda *args, **kwargs: as_both_read)
+    assert share_cleanup.finish_pending_deletions(deps.share_files(), now)["finished"] == 0
+    assert queued(share_work.DELETIONS) == []
+
+
+    monkeypatch.undo()
+    share_work.record_upload(share_work.DIRECT_UPLOADS, share_work.upload_marker("sh_died0000000000", now), now)
+    later = now + share_cleanup.ABANDONED_UPLOAD_SECONDS + 1
+    read_by_both = share_work.due(share_work.DIRECT_UPLOADS, 100, later)
+    assert share_cleanup.finish_abandoned_uploads(deps.share_files(), later)["abandoned_uploads_removed"] == 1
+    monkeypatch.setattr(share_work, "due", lambda *args, **kwargs: read_by_both)
+    assert share_cleanup.finish_abandoned_uploads(deps.share_files(), later)["abandoned_uploads_removed"] == 0

@@ -59,7 +59,8 @@ def finish_pending_deletions(share_files: ShareFiles, now: float, limit: int = 1
     return {"pending": len(pending), "finished": finished, "failed": work.failed}
 
 
-def _finish_deletion(share_files: ShareFiles, share_id: str, until: Optional[float], just_started: bool) -> bool:
+def _finish_deletion(share_files: ShareFiles, share_id: str, until: Optional[float],
+                     just_started: bool) -> Optional[bool]:
     # Consistently: read as it was before its tombstone, a share just deleted lost its deletion.
     share = share_store.get_by_id(share_id, consistent=True)
     if share is None or share.status != DELETING:
@@ -96,8 +97,8 @@ def _remove_abandoned(share_files: ShareFiles, marker: str) -> bool:
     gone = share_store.get_by_id(share_id) is None
     if gone:
         share_files.delete_all(share_id)
-    share_work.forget(share_work.DIRECT_UPLOADS, marker)
-    return gone
+    forgotten = share_work.forget(share_work.DIRECT_UPLOADS, marker)
+    return gone and forgotten  # a run beside this one forgot it first: counted there
 
 
 def expire_unfinished_uploads(share_files: ShareFiles, now: float, presign_ttl_seconds: int,

@@ -75,8 +75,8 @@ def _delete_share(share_files: ShareFiles, user: User, key: str, with_export: bo
         exported = json.loads(kept) if kept is not None else shares.export_spikes(share)
     else:
         exported = []
-    if not finish_deletion(share_files, share, until=clock.epoch() + REQUEST_DELETION_SECONDS,
-                           just_started=not retried):
+    if finish_deletion(share_files, share, until=clock.epoch() + REQUEST_DELETION_SECONDS,
+                       just_started=not retried) is None:
         log.info("share.deletion_continues", share_id=share.share_id)  # the job finishes it
     return exported if with_export else []
 
@@ -110,23 +110,25 @@ def _deletion_writes(deleted_event: Optional[Delivery], held: Optional[OutboxIte
 
 
 def finish_deletion(share_files: ShareFiles, share: Share, until: Optional[float] = None,
-                    just_started: bool = False) -> bool:
+                    just_started: bool = False) -> Optional[bool]:
     """Everything after the tombstone; each step is idempotent, so running it again after a
-    failure (or concurrently) finishes the job. With ``until`` (an epoch), False when it
-    stopped then with spikes left: the deletion stays pending for the job. ``just_started``:
-    the tombstone is seconds old (``_all_spikes_found``)."""
+    failure (or concurrently) finishes the job. With ``until`` (an epoch), None when it
+    stopped then with spikes left: the deletion stays pending for the job. Else whether this
+    call ended the deletion: False when a run beside it ended it first (two job runs
+    overlapping), so the job's summary counts each deletion once. ``just_started``: the
+    tombstone is seconds old (``_all_spikes_found``)."""
     share_files.delete_all(share.share_id)
     if just_started and not _all_spikes_found(share, until):
-        return False
+        return None
     if spikes.delete_share_spikes(share.share_id, share.created_at, until) is None:
-        return False
+        return None
     share_store.remove(share)
     # The pending mark goes last: until then the job finds the deletion and drops the export
     # (the deleted feedback) even when the share record is already gone.
     share_files.drop_export(share.share_id)
-    share_work.forget(share_work.DELETIONS, share.share_id)
+    ended_here = share_work.forget(share_work.DELETIONS, share.share_id)
     log.info("share.deleted", share_id=share.share_id)
-    return True
+    return ended_here
 
 
 def _all_spikes_found(share: Share, until: Optional[float]) -> bool:

@@ -84,9 +84,10 @@ def record_upload(queue: PendingQueue, marker: str, due_at: float) -> None:
     queue.record(marker, int(due_at))
 
 
-def forget(queue: PendingQueue, name: str) -> None:
-    """The unit is done with, pending or parked (gone already: nothing to do)."""
-    queue.finish(name)
+def forget(queue: PendingQueue, name: str) -> bool:
+    """The unit is done with, pending or parked; False when it was gone already (another run
+    or request forgot it first)."""
+    return queue.finish(name)
 
 
 def due(queue: PendingQueue, limit: int, now: float, early: int = 0) -> List[Unit]:
