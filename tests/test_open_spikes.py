@@ -23,8 +23,12 @@ OWNER = "owner@example.com"
 
 @pytest.fixture
 def reads(monkeypatch) -> collections.Counter:
+    return counting_reads(monkeypatch)
+
+
+def counting_reads(monkeypatch) -> collections.Counter:
     """Each DynamoDB call, the items the spikes' Queries evaluated (``items read``) and the
-    indexes they read."""
+    indexes they read (again after a ``monkeypatch.undo``, which takes the counting off too)."""
     counted: collections.Counter = collections.Counter()
     original = Connection._make_api_call
 
@@ -140,7 +144,7 @@ def test_before_the_backfill_listings_filter_the_partition_and_after_it_read_the
     assert open_spikes.backfill() == 3 and not open_spikes.backfilled()
     assert _listed(client, token, "resolved=false") == open_ids
     monkeypatch.undo()
-    reads = _counting_again(monkeypatch)
+    reads = counting_reads(monkeypatch)
 
     assert open_spikes.backfill() == 0 and open_spikes.backfilled()
     reads.clear()
@@ -148,21 +152,6 @@ def test_before_the_backfill_listings_filter_the_partition_and_after_it_read_the
     assert reads["open_owner_index"] == 1 and reads["items read"] == 3, dict(reads)
     [resolved] = [s for s in Spike.scan() if s.resolved][:1]
     assert resolved.open_sort_key is None
-
-
-def _counting_again(monkeypatch) -> collections.Counter:
-    """``monkeypatch.undo`` took the counting off too: count again."""
-    counted: collections.Counter = collections.Counter()
-    original = Connection._make_api_call
-
-    def counting(self, operation_name, operation_kwargs):
-        answer = original(self, operation_name, operation_kwargs)
-        if operation_name == "Query" and operation_kwargs.get("TableName", "").endswith("spikes"):
-            counted["items read"] += answer.get("ScannedCount", 0)
-            counted[operation_kwargs.get("IndexName")] += 1
-        return answer
-    monkeypatch.setattr(Connection, "_make_api_call", counting)
-    return counted
 
 
 def test_the_backfill_never_reopens_a_spike_resolved_meanwhile_and_is_not_repeated(client, monkeypatch):
