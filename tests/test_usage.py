@@ -158,7 +158,8 @@ def test_running_twice_changes_nothing_the_second_time(client, user_token, clock
 
 
 def test_a_missed_period_start_is_caught_up_late(client, user_token, clock, env):
-    env(JOB_TIME_RESERVE_MS="0")
+    # The clock jumps to February, past a session's lifetime (240) counted from today's sign-in.
+    env(JOB_TIME_RESERVE_MS="0", SESSION_MAX_DAYS="365")
     uid = user_id_for(EMAIL)
     add_usage(uid, "2026-11", 12)
     clock("2026-12-20T09:00:00")  # no run since the period began
