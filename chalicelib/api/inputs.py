@@ -77,7 +77,7 @@ def page_limit(params: Dict[str, str], default: int, maximum: int) -> int:
     return min(value, maximum)
 
 
-def flag(params: Dict[str, str], name: str, default: bool) -> bool:
+def flag(params: Dict[str, str], name: str, default: Optional[bool]) -> Optional[bool]:
     """A yes/no query parameter: ``true`` or ``false`` in any case, ``default`` when absent or
     empty; 400 otherwise. Read leniently (only ``false`` counted), a DELETE's
     ``?exported_spikes=0`` or ``=no`` read the feedback the caller asked not to have, and a share

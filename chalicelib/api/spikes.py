@@ -85,11 +85,8 @@ def _filters(params: dict) -> spikes.Filters:
     rating = (params.get("rating") or "").lower() or None
     if rating is not None and rating not in spikes.RATINGS:
         raise ValidationFailed.field("rating", f"rating must be one of {', '.join(spikes.RATINGS)}")
-    resolved_raw = (params.get("resolved") or "").lower()
-    if resolved_raw not in ("", "true", "false"):
-        raise ValidationFailed.field("resolved", "resolved must be true or false")
     return spikes.Filters(page=params.get("page") or None, reviewer=params.get("reviewer") or None, rating=rating,
-                   resolved=None if not resolved_raw else resolved_raw == "true")
+                          resolved=inputs.flag(params, "resolved", None))
 
 
 def _limit(params: dict, default: int = DEFAULT_LIMIT) -> int:
