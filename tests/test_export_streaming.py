@@ -96,8 +96,8 @@ def _failing_after(count: int, error: Exception):
     from chalicelib.services import spikes
     real = spikes.iterate
 
-    def iterate(scope, filters) -> Iterator:
-        yield from itertools.islice(real(scope, filters), count)
+    def iterate(scope, filters, before_read=None) -> Iterator:
+        yield from itertools.islice(real(scope, filters, before_read), count)
         raise error
     return iterate
 
@@ -189,3 +189,44 @@ def test_an_export_that_cannot_finish_in_time_ends_with_409_and_aborts_its_uploa
     s3, bucket = deps.s3_client(), deps.settings().bucket_name
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert s3.list_objects_v2(Bucket=bucket, Prefix="exports/").get("KeyCount") == 0
+
+
+def test_an_export_whose_filter_skips_everything_still_stops_in_time(client, monkeypatch):
+    """A filter (rating=, reviewer=, page=) that matches little makes the export read on, a Query
+    after a Query, without a single row to write: the time left was asked only between rows, so
+    such an export read until the function was killed at 25 s (API Gateway's 503, the error
+    alarm, a staged upload's parts left for a day). It is asked before each read too."""
+    import functools
+
+    from chalice.local import LambdaContext
+    from chalicelib.services.accounts import user_id_for
+    from chalicelib.services.exports import CSV_COLUMNS
+    from chalicelib.store import rows
+    from chalicelib.store.models import Spike
+    from pynamodb.connection import Connection
+    token = sign_in(client, "owner@example.com")
+    share_id = upload(client, token, [("index.html", b"<html><body>Hi</body></html>")], {"slug": "skip"})[1]["share_id"]
+    _store_spikes(share_id, user_id_for("owner@example.com"), 60, 100)  # all rated "love"
+    # Reads of 10 items: six Queries to read the project, none matching rating=no.
+    monkeypatch.setattr(rows, "MAX_READ_SIZE", 10)
+    monkeypatch.setattr(rows, "iterate_index", functools.partial(rows.iterate_index, read_size=10))
+    reads = []
+    original = Connection._make_api_call
+
+    def recording(self, operation_name, operation_kwargs):
+        if operation_name == "Query" and operation_kwargs.get("IndexName") == Spike.partition_index.Meta.index_name:
+            reads.append(operation_kwargs.get("Limit"))
+        return original(self, operation_name, operation_kwargs)
+    monkeypatch.setattr(Connection, "_make_api_call", recording)
+    export = f"/spikes/export?project={share_id}&rating=no&format=csv"
+    # With the time it needs, the export reads the whole project, six reads: an empty file.
+    monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis", lambda self: 20_000)
+    answer = client.http.get(export, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200 and answer.body.decode("utf-8-sig").splitlines() == [",".join(CSV_COLUMNS)]
+    assert len(reads) >= 6
+    # Lambda's context says time is short once two reads were made: it stops there.
+    reads.clear()
+    monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis",
+                        lambda self: 20_000 if len(reads) < 2 else 2_900)
+    status, body, _ = call(client, "GET", export, token=token)
+    assert (status, body["code"]) == (409, "EXPORT_TOO_LARGE") and len(reads) == 2

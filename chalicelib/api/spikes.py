@@ -205,9 +205,10 @@ def export_spikes():
     principal = _principal(request)
     _count_export(request, principal)  # before the share or any spike is read
     (scope, reviewer_emails), filters = _scope(request, params, principal), _filters(params)
-    items = (spikes.to_client(spike, reviewer_emails) for spike in spikes.iterate(scope, filters))
     # Lambda's context: an export that cannot finish in time ends with 409, its upload aborted.
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
+    items = (spikes.to_client(spike, reviewer_emails)
+             for spike in spikes.iterate(scope, filters, exports.deadline(time_left_ms)))
     result = exports.export(deps.exports(), items, fmt, params.get("project"), time_left_ms=time_left_ms)
     if result.download_url:
         # Lambda cannot answer with more than 6 MB: large exports are handed over through S3.

@@ -131,7 +131,17 @@ def _in_time(items: Iterable[dict], time_left_ms: Optional[Callable[[], float]])
     """``items``, until the function has too little time left to finish: then ExportTooSlow,
     which aborts the upload under way. Killed at its timeout instead, the function left the
     parts sent for the bucket's rule to abort a day later, and the client was told to retry."""
+    check = deadline(time_left_ms)
     for item in items:
+        check()
+        yield item
+
+
+def deadline(time_left_ms: Optional[Callable[[], float]]) -> Callable[[], None]:
+    """What raises ExportTooSlow once too little time is left: asked between rows and, by the
+    reading of ``items`` (``spikes.iterate``), before each Query, since a filter matching little
+    reads on without a row to ask between."""
+    def check() -> None:
         if time_left_ms is not None and time_left_ms() < FINISHING_MS:
             raise ExportTooSlow()
-        yield item
+    return check

@@ -8,7 +8,7 @@ import dataclasses
 import functools
 import json
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from chalicelib import clock, lambda_answer
 from chalicelib.errors import AuthRequired, Conflict, ExportTooLarge, NotFound
@@ -200,9 +200,9 @@ def list_unpaged(scope: Scope, filters: Filters, limit: int, cursor: Optional[st
     return Page(items, None, f"[{','.join(parts)}]")
 
 
-def iterate(scope: Scope, filters: Filters) -> Iterator[Row]:
-    """Every matching spike, newest first (exports)."""
-    return spike_store.iterate(scope, hiding_deletions(scope, filters))
+def iterate(scope: Scope, filters: Filters, before_read: Optional[Callable[[], None]] = None) -> Iterator[Row]:
+    """Every matching spike, newest first (exports); ``before_read`` asked before each Query."""
+    return spike_store.iterate(scope, hiding_deletions(scope, filters), before_read)
 
 
 def hiding_deletions(scope: Scope, filters: Filters) -> Filters:

@@ -308,7 +308,7 @@ def newest(scope: Scope, filters: Filters, limit: int) -> List[rows.Row]:
     return results[:limit]
 
 
-def iterate(scope: Scope, filters: Filters) -> Iterator[rows.Row]:
+def iterate(scope: Scope, filters: Filters, before_read: Optional[Callable[[], None]] = None) -> Iterator[rows.Row]:
     """Every matching spike, newest first, a read of 1,000 at a time (exports): rows, as listed."""
     yield from rows.iterate_index(Spike, _index(scope, filters)[0], scope.partition,
-                                  filter_condition=spike_filters.condition(filters))
+                                  filter_condition=spike_filters.condition(filters), before_read=before_read)
