@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     small_count = (args.spikes - big_count) // SMALL_SHARES
     with tempfile.TemporaryDirectory(prefix="spikes-growth-") as tmp:
         data_dir = Path(tmp)
-        server = bench_server(data_dir, {"RATE_SPIKES_PER_MINUTE": "100000000", "LOG_LEVEL": "WARNING"})
+        server = bench_server(data_dir, {"RATE_SPIKES_PER_MINUTE": "100000000", "RATE_LISTINGS_PER_MINUTE": "100000000", "LOG_LEVEL": "WARNING"})
         server.start()
         try:
             base, http = server.url, requests.Session()

@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     peer_port = free_port()
     peer = start_peer(args.peer_dir.resolve(), peer_port)
     with tempfile.TemporaryDirectory(prefix="spikes-peer-bench-") as tmp:
-        ours = bench_server(Path(tmp), {"RATE_SPIKES_PER_MINUTE": "100000000", "LOG_LEVEL": "WARNING"})
+        ours = bench_server(Path(tmp), {"RATE_SPIKES_PER_MINUTE": "100000000", "RATE_LISTINGS_PER_MINUTE": "100000000", "LOG_LEVEL": "WARNING"})
         ours.start()
         try:
             token = ours.sign_in("peer-bench@example.com")

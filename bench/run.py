@@ -182,8 +182,8 @@ def http_sections(args, figures: dict, sections: set) -> None:
     quick = args.quick
     hot_limit = 300 if quick else 1000
     with tempfile.TemporaryDirectory(prefix="spikes-bench-") as tmp:
-        server = bench_server(Path(tmp), {"RATE_SPIKES_PER_MINUTE": "100000000", "FREE_SPIKE_LIMIT": str(hot_limit),
-                                          "LOG_LEVEL": "WARNING"})
+        server = bench_server(Path(tmp), {"RATE_SPIKES_PER_MINUTE": "100000000", "RATE_LISTINGS_PER_MINUTE": "100000000",
+                                          "FREE_SPIKE_LIMIT": str(hot_limit), "LOG_LEVEL": "WARNING"})
         server.start()
         try:
             base = server.url
@@ -420,7 +420,7 @@ def capacity_section(figures: dict) -> None:
                     ("POST /spikes to a plain project key, warm", "POST", "/spikes", json_headers,
                      json.dumps({**SPIKE, "projectKey": "loose"}), "2 trips; 1 WCU + 1 x 2 WCU = 3 WCU"),
                     ("GET /spikes?project=<slug>&limit=50", "GET", "/spikes?project=cap-share&limit=50", {}, None,
-                     "1 Query; 0.5 RCU per 4 KB read (50 spikes of ~0.4 KB: 2.5 RCU)"),
+                     "rate limit (no credential) + 1 Query; 0.5 RCU per 4 KB read (50 spikes of ~0.4 KB: 2.5 RCU)"),
                     ("POST /shares (upload, one file)", "POST", "/shares",
                      {"Content-Type": f"multipart/form-data; boundary={boundary}", "Authorization": f"Bearer {token}"},
                      multipart, "rate limit + one transaction"),

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     # key: each reads a whole partition for up to 25 s and may stage a file in S3 for a day. A
     # person clicks the dashboard's button a few times a minute at most (docs/security.md, 248).
     rate_exports_per_minute: int = Field(default=10, ge=1)
+    # Listings (GET /spikes) read without a credential, per client network: a public project key is
+    # in the widget's pages, and each page is Queries. A person reading a 30,000-spike share 1,000
+    # at a time reads 30 pages; `spikes pull --from` reads one (docs/security.md, 257).
+    rate_listings_per_minute: int = Field(default=120, ge=1)
 
     # API keys. Self-signup (POST /auth/api-key without credentials creates a key-only account):
     # None = on in the local stages, off in AWS stages (see docs/agents.md); per IP per hour.

@@ -157,10 +157,11 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                             rate_limited=True, query=(SPIKE_TOKEN,)),
     ("GET", "/spikes"): Op("List feedback, newest first", "spikes", READER,
                            ok={200: Union[SpikePageOut, List[SpikeOut]]}, errors=(404,),  # a protected share
-                           rate_limited=True,  # the password of a protected share
+                           rate_limited=True,  # without a credential, and the password of a protected share
                            description="The CLI's push (user agent `ureq/…`, `?token=`, no Authorization "
                                        f"header) gets a bare JSON array of up to {spikes.MAX_PUSH_LISTING:,} "
-                                       "(docs/clients.md).",
+                                       "(docs/clients.md). 429 RATE_LIMIT: SPIKES_RATE_LISTINGS_PER_MINUTE "
+                                       "listings a minute per client network without a credential.",
                            query=SPIKE_FILTERS + (("limit", f"1-{spikes.MAX_LIMIT}; default {spikes.DEFAULT_LIMIT} "
                                                    f"({spikes.MAX_LIMIT} for the Spikes CLI and MCP server, user agent "
                                                    "`ureq/…`, which read one page)", False),

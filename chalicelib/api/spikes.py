@@ -122,6 +122,16 @@ def wants_bare_array(request) -> bool:
             and inputs.is_rust_client(request))
 
 
+def _count_anonymous_listing(request, principal) -> None:
+    """A listing read without a credential (a public project key, a share's password) counts per
+    client network: the key is in every page the widget is on, and each page is Queries billed to
+    the operator (docs/security.md, 257). A caller with a credential is not counted: the CLI's
+    pull and push, the MCP server and the dashboard list as an account (or the admin)."""
+    if principal is None:
+        ratelimit.enforce_per_client("listings", inputs.client_ip(request),
+                                     deps.settings().rate_listings_per_minute, 60)
+
+
 @route(bp, "/spikes", methods=["GET"])
 def list_spikes():
     request = bp.current_request
@@ -132,7 +142,9 @@ def list_spikes():
     bare_array = wants_bare_array(request)
     filters = _filters(params)
     limit = inputs.page_limit(params, MAX_PUSH_LISTING, MAX_PUSH_LISTING) if bare_array else _limit(params, default_limit)
-    scope, reviewer_emails = _scope(request, params)
+    principal = _principal(request)
+    _count_anonymous_listing(request, principal)  # before the share or any spike is read
+    scope, reviewer_emails = _scope(request, params, principal)
     secret, cursor = deps.settings().secret_key.get_secret_value(), params.get("cursor") or None
     # Items are in responses.SpikeOut's wire shape already (spikes.to_client), and serialized once (to be
     # measured against the page's byte budget): sent as they are, not validated again here.

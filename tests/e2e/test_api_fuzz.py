@@ -24,7 +24,7 @@ EXCLUDED_CHECKS = [schemathesis.checks.positive_data_acceptance]
 def test_the_server_keeps_to_its_openapi_document(live_server_factory, stripe_api):
     # Billing against the local fake of Stripe: an unconfigured server's 503s are not what is tested.
     server = live_server_factory(persist=False, env={
-        "RATE_LOGIN_PER_IP": "1000", "RATE_VERIFY_PER_MINUTE": "1000", "RATE_SIGN_IN_MAILS_PER_HOUR": "100000", "RATE_SPIKES_PER_MINUTE": "1000", "RATE_EXPORTS_PER_MINUTE": "1000", "STRIPE_SECRET_KEY": stripe_api.api_key,
+        "RATE_LOGIN_PER_IP": "1000", "RATE_VERIFY_PER_MINUTE": "1000", "RATE_SIGN_IN_MAILS_PER_HOUR": "100000", "RATE_SPIKES_PER_MINUTE": "1000", "RATE_EXPORTS_PER_MINUTE": "1000", "RATE_LISTINGS_PER_MINUTE": "100000", "STRIPE_SECRET_KEY": stripe_api.api_key,
         "STRIPE_PRICE_ID": "price_pro", "STRIPE_API_BASE": stripe_api.url, "STRIPE_MAX_NETWORK_RETRIES": "0",
         "STRIPE_WEBHOOK_SECRET": "whsec_fuzz", "STRIPE_EVENT_DESTINATION_SECRET": "whsec_fuzz_destination",
         "BILLING_SUCCESS_URL": "https://app.example/thanks",
