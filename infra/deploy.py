@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set
 
-from infra import adopt, package, secrets, stack
+from infra import adopt, package, secrets, stack, staged
 from infra.options import issued_certificate_problems, problems as option_problems
 from infra.region import operator_region
 
@@ -207,6 +207,10 @@ class Deployer:
         parameters = self._parameters(values, previous, declared)
         if importing:
             self.import_kept(stage, json.loads(template_bytes), parameters, importing)
+        if existing is not None or importing:
+            # A stack a version or more behind may lack two indexes of a table: one per update.
+            staged.add_indexes_in_steps(self, stage, stack_name(stage), json.loads(template_bytes), bucket,
+                                        WAIT_ATTEMPTS)
         self._create_or_update(stage, template_url, parameters, update=existing is not None or bool(importing))
         described = self.describe(stage)
         outputs = self.outputs(described)
