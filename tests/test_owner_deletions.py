@@ -195,3 +195,31 @@ def test_a_spike_the_project_index_shows_late_is_deleted_with_its_share(client, 
     assert share_cleanup.finish_pending_deletions(deps.share_files(), now=clock.epoch() + 120)["finished"] == 1
     assert spike_store.get(late, consistent=True) is None and share_store.get_by_id(gone["share_id"]) is None
     assert _everything_the_owner_reads(client, user_token) == [["k0"]] * 3
+
+
+def test_a_deletion_reads_its_shares_project_index_once(client, user_token, monkeypatch):
+    """The request that starts a deletion checked its spikes against the share's counted total
+    (230) by deleting them as the index listed them, then read the index again to delete them:
+    two reads of a partition for one deletion. One read now deletes and is checked, and the
+    share's counters go only after it (still read, consistently, before any spike goes)."""
+    from chalicelib.store import ledger
+    from chalicelib.store import spikes as spike_store
+    from chalicelib.store.models import LedgerItem, Spike
+    gone = share_site(client, user_token, "Gone")
+    _post(client, gone, "g0", "g1", "g2")
+    index_reads: collections.Counter = collections.Counter()
+    original = Connection._make_api_call
+
+    def counting(self, operation_name, operation_kwargs):
+        if operation_name == "Query":
+            index_reads[operation_kwargs.get("IndexName")] += 1
+        return original(self, operation_name, operation_kwargs)
+    monkeypatch.setattr(Connection, "_make_api_call", counting)
+    assert call(client, "DELETE", f"/shares/{gone['share_id']}?exported_spikes=false", token=user_token)[0] == 200
+    assert index_reads[Spike.partition_index.Meta.index_name] == 1, dict(index_reads)
+    monkeypatch.undo()
+    assert share_store.get_by_id(gone["share_id"], consistent=True) is None  # the deletion ended in the request
+    assert list(Spike.partition_index.query(gone["share_id"])) == [] and spike_store.get(
+        spike_store.spike_id_for(gone["share_id"], "g0"), consistent=True) is None
+    assert ledger.share_spike_counts([gone["share_id"]], consistent=True)[gone["share_id"]] == 0
+    assert [item.pk for item in LedgerItem.scan() if gone["share_id"] in item.pk] == []

@@ -429,6 +429,7 @@ def test_export_follows_the_listing_access_rules(client):
 
 
 def test_share_side_export_and_delete(client):
+    from chalicelib.services import share_deletion
     from chalicelib.services import spikes as service
     share = make_share("owner@example.com", "gone-soon")
     for i in range(3):
@@ -436,7 +437,7 @@ def test_share_side_export_and_delete(client):
     exported = service.export_share(share.share_id)
     assert len(exported) == 3 and all(item["projectKey"] == "gone-soon" for item in exported)
     assert ledger.share_spike_counts([share.share_id, "sh_000000000000"]) == {share.share_id: 3, "sh_000000000000": 0}
-    assert service.delete_share_spikes(share.share_id, share.created_at) == 3
+    assert share_deletion.delete_share_spikes(share.share_id, share.created_at) == 3
     assert list(Spike.scan()) == []
     assert [i.pk for i in LedgerItem.scan() if share.share_id in i.pk] == []
 

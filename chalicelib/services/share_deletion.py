@@ -9,7 +9,7 @@ from typing import Callable, List, Optional
 from chalicelib import clock
 from chalicelib.errors import NotFound
 from chalicelib.logs import get_logger
-from chalicelib.services import metering, outbound_webhooks, ownership, presigned_uploads, shares, spikes
+from chalicelib.services import metering, outbound_webhooks, ownership, presigned_uploads, shares
 from chalicelib.store import charges, held_charges, ledger, share_work
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
@@ -116,11 +116,11 @@ def finish_deletion(share_files: ShareFiles, share: Share, until: Optional[float
     stopped then with spikes left: the deletion stays pending for the job. Else whether this
     call ended the deletion: False when a run beside it ended it first (two job runs
     overlapping), so the job's summary counts each deletion once. ``just_started``: the
-    tombstone is seconds old (``_all_spikes_found``)."""
+    tombstone is seconds old (``delete_share_spikes``' ``counted``)."""
     share_files.delete_all(share.share_id)
-    if just_started and not _all_spikes_found(share, until):
-        return None
-    if spikes.delete_share_spikes(share.share_id, share.created_at, until) is None:
+    # Read before any of its spikes or counters goes (docs/security.md 230): see delete_share_spikes.
+    counted = ledger.share_spike_counts([share.share_id], consistent=True)[share.share_id] if just_started else 0
+    if delete_share_spikes(share.share_id, share.created_at, until, counted) is None:
         return None
     share_store.remove(share)
     # The pending mark goes last: until then the job finds the deletion and drops the export
@@ -131,13 +131,21 @@ def finish_deletion(share_files: ShareFiles, share: Share, until: Optional[float
     return ended_here
 
 
-def _all_spikes_found(share: Share, until: Optional[float]) -> bool:
-    """Delete the share's spikes as its project index lists them; True once as many went as its
-    total counts. DynamoDB puts a spike on that index a moment after its write: one posted just
-    before the tombstone could be missing, and the record's removal (the tombstone the owner's
-    listings leave out by) left it for good (docs/security.md 230). The total, read consistently,
-    is exact from the tombstone on (a post counts in its own transaction; none lands after it).
-    False leaves the rest to the share_deletions job, minutes later."""
-    counted = ledger.share_spike_counts([share.share_id], consistent=True)[share.share_id]
-    removed = spike_store.delete_project(share.share_id, lambda: until is None or clock.epoch() < until)
-    return removed is not None and removed >= counted
+def delete_share_spikes(share_id: str, created_at: Optional[str] = None, until: Optional[float] = None,
+                        counted: int = 0) -> Optional[int]:
+    """Remove every spike of a share as its project index lists them, then its counters, in one
+    read of the index. Idempotent. None, counters kept, when ``until`` (an epoch) came with spikes
+    left, or when fewer than ``counted`` went: DynamoDB puts a spike on that index a moment after
+    its write, so one posted just before the tombstone could be missing, and the record's removal
+    (the tombstone the owner's listings leave out by) left it for good (docs/security.md 230).
+    ``counted``, the share's total read consistently before, is exact from the tombstone on (a
+    post counts in its own transaction; none lands after it). Later runs (a retried DELETE, the
+    share_deletions job once the index caught up) pass 0; the counters are kept until the spikes
+    are all gone, so a job run within the minute counts again."""
+    removed = spike_store.delete_project(share_id, lambda: until is None or clock.epoch() < until)
+    if removed is None or removed < counted:
+        return None
+    today = clock.now()
+    periods = clock.periods_between(clock.parse_iso(created_at) if created_at else today, today)
+    ledger.delete_share_counters(share_id, periods)
+    return removed

@@ -16,7 +16,7 @@ from chalicelib.logs import get_logger
 from chalicelib.services import outbound_webhooks, ownership, share_access, targets
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
-from chalicelib.store import ledger, share_work, spike_ids
+from chalicelib.store import share_work, spike_ids
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import Share, Spike
@@ -307,14 +307,3 @@ def export_share(share_id: str, max_weight: Optional[int] = None) -> List[dict]:
                 raise ExportTooLarge(share_id)
     return exported
 
-
-def delete_share_spikes(share_id: str, created_at: Optional[str] = None, until: Optional[float] = None) -> Optional[int]:
-    """Remove every spike of a share and the share's counters. Idempotent. With ``until`` (an
-    epoch), stops then and returns None, counters kept, when spikes are left."""
-    removed = spike_store.delete_project(share_id, lambda: until is None or clock.epoch() < until)
-    if removed is None:
-        return None
-    today = clock.now()
-    periods = clock.periods_between(clock.parse_iso(created_at) if created_at else today, today)
-    ledger.delete_share_counters(share_id, periods)
-    return removed
