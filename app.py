@@ -3,8 +3,8 @@ inbound webhooks, scheduled jobs). Everything else lives in chalicelib/ (api -> 
 store); see docs/architecture.md."""
 from chalice import Chalice
 
-from chalicelib.api import (auth, billing, dashboard, fallback, jobs, keys, outbound_webhooks, reference, routing,
-                            serving, shares, site, spikes, versioning, webhooks)
+from chalicelib.api import (auth, billing, dashboard, exports, fallback, jobs, keys, outbound_webhooks, reference,
+                            routing, serving, shares, site, spikes, versioning, webhooks)
 
 app = Chalice(app_name="spikes")
 # Chalice matches binary types exactly (no wildcards): list what shares upload and serve.
@@ -20,6 +20,7 @@ app.register_blueprint(reference.bp)
 app.register_blueprint(auth.bp)
 app.register_blueprint(keys.bp)
 app.register_blueprint(spikes.bp)
+app.register_blueprint(exports.bp)
 app.register_blueprint(shares.bp)
 app.register_blueprint(serving.bp)
 app.register_blueprint(billing.bp)

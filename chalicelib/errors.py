@@ -148,8 +148,8 @@ class ExportTooSlow(SpikesError):
     """An export needs more time than one request has: the function ends at 25 s."""
     status = 409  # as ExportTooLarge: more than one request can carry, which no retry changes
     code = "EXPORT_TOO_LARGE"
-    message = ("This export needs more time than one request has (25 s). Export one project at a time "
-               "(?project=); a filter does not shorten it, every spike of the project is read.")
+    message = ("This export needs more time than one request has (25 s). Start it in the background instead: "
+               "POST /exports with the same parameters, then GET the Location it answers until the export is done.")
 
 
 class SizeLimit(SpikesError):

@@ -18,15 +18,19 @@ QUOTA_RESET_FUNCTION = "quota_reset"
 SHARE_DELETIONS_FUNCTION = "share_deletions"
 WEBHOOK_DELIVERIES_FUNCTION = "webhook_deliveries"
 USAGE_REPORT_FUNCTION = "usage_report"
+EXPORTS_FUNCTION = "exports"
 FUNCTIONS = (API_FUNCTION, QUOTA_RESET_FUNCTION, SHARE_DELETIONS_FUNCTION, WEBHOOK_DELIVERIES_FUNCTION,
-             USAGE_REPORT_FUNCTION)
-SCHEDULED = (QUOTA_RESET_FUNCTION, SHARE_DELETIONS_FUNCTION, WEBHOOK_DELIVERIES_FUNCTION, USAGE_REPORT_FUNCTION)
+             USAGE_REPORT_FUNCTION, EXPORTS_FUNCTION)
+SCHEDULED = (QUOTA_RESET_FUNCTION, SHARE_DELETIONS_FUNCTION, WEBHOOK_DELIVERIES_FUNCTION, USAGE_REPORT_FUNCTION,
+             EXPORTS_FUNCTION)
 
 # Logical id of each function in Chalice's template, and its physical name's suffix.
 LOGICAL_IDS = {API_FUNCTION: "APIHandler", QUOTA_RESET_FUNCTION: "QuotaReset", SHARE_DELETIONS_FUNCTION: "ShareDeletions",
-               WEBHOOK_DELIVERIES_FUNCTION: "WebhookDeliveries", USAGE_REPORT_FUNCTION: "UsageReport"}
+               WEBHOOK_DELIVERIES_FUNCTION: "WebhookDeliveries", USAGE_REPORT_FUNCTION: "UsageReport",
+               EXPORTS_FUNCTION: "Exports"}
 NAME_SUFFIX = {API_FUNCTION: "api", QUOTA_RESET_FUNCTION: "quota-reset", SHARE_DELETIONS_FUNCTION: "share-deletions",
-               WEBHOOK_DELIVERIES_FUNCTION: "webhook-deliveries", USAGE_REPORT_FUNCTION: "usage-report"}
+               WEBHOOK_DELIVERIES_FUNCTION: "webhook-deliveries", USAGE_REPORT_FUNCTION: "usage-report",
+               EXPORTS_FUNCTION: "exports"}
 
 # DynamoDB: function -> logical table -> actions on the table itself.
 TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
@@ -80,6 +84,13 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "outbox": ("Query", "UpdateItem", "DeleteItem", "PutItem"),
         "users": ("GetItem",),
     },
+    # Continues background exports (services/background_exports.py): reads the spikes an export
+    # selects (the owner's deletions in progress left out), leases and advances its state in the
+    # ledger, forgets its pending unit when it ends (or moves it back when a run fails).
+    EXPORTS_FUNCTION: {
+        "ledger": ("GetItem", "UpdateItem"),
+        "deliveries": ("UpdateItem", "DeleteItem"),
+    },
     # Finishes share deletions a request started: what the API's deletion path does after the
     # tombstone (its files, its spikes, its quota counters in the ledger, its record; its slug's
     # claim is rewritten as retired, kept for the owner: PutItem). Expires a
@@ -128,12 +139,20 @@ INDEX_QUERIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
     WEBHOOK_DELIVERIES_FUNCTION: {
         "deliveries": ("due_index",),
     },
+    EXPORTS_FUNCTION: {
+        "shares": ("owner_status_index",),
+        "spikes": ("project_index", "owner_index", "open_owner_index", "feed_index"),
+        "deliveries": ("due_index",),  # the exports running, oldest first
+    },
 }
 # Share files: function -> S3 actions on objects, and on the bucket itself.
 OBJECT_ACTIONS: Dict[str, Tuple[str, ...]] = {
     # A large export is a multipart upload, aborted when reading or sending fails (store/files.py).
     API_FUNCTION: ("GetObject", "PutObject", "DeleteObject", "AbortMultipartUpload"),
     SHARE_DELETIONS_FUNCTION: ("DeleteObject",),
+    # A background export's multipart upload (PutObject covers its creation, parts and completion),
+    # aborted when the export fails. Its link is presigned by the API, which reads the export.
+    EXPORTS_FUNCTION: ("PutObject", "AbortMultipartUpload"),
 }
 BUCKET_ACTIONS: Dict[str, Tuple[str, ...]] = {
     API_FUNCTION: ("ListBucket",),

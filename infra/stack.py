@@ -31,11 +31,12 @@ MEMORY_MB = 512
 ROLE_IDS = {policy.API_FUNCTION: "ApiHandlerRole", policy.QUOTA_RESET_FUNCTION: "QuotaResetRole",
             policy.SHARE_DELETIONS_FUNCTION: "ShareDeletionsRole",
             policy.WEBHOOK_DELIVERIES_FUNCTION: "WebhookDeliveriesRole",
-            policy.USAGE_REPORT_FUNCTION: "UsageReportRole"}
+            policy.USAGE_REPORT_FUNCTION: "UsageReportRole", policy.EXPORTS_FUNCTION: "ExportsRole"}
 # Scheduled functions' timeouts: the deliveries run every minute, so one run ends before the next;
 # the usage report (every 5 minutes) pauses before its time runs out and the next run goes on.
 SCHEDULED_TIMEOUT_SECONDS = {policy.QUOTA_RESET_FUNCTION: 300, policy.SHARE_DELETIONS_FUNCTION: 300,
-                             policy.WEBHOOK_DELIVERIES_FUNCTION: 60, policy.USAGE_REPORT_FUNCTION: 120}
+                             policy.WEBHOOK_DELIVERIES_FUNCTION: 60, policy.USAGE_REPORT_FUNCTION: 120,
+                             policy.EXPORTS_FUNCTION: 120}
 BUCKET_NAME = "spikes-${Stage}-files-${AWS::AccountId}-${AWS::Region}"
 ABANDONED_UPLOAD_DAYS = 1
 
@@ -231,6 +232,7 @@ OPERATOR_EVENTS: Dict[str, Tuple[str, ...]] = {
     policy.USAGE_REPORT_FUNCTION: ("usage.report_refused", "usage.report_unknown"),  # parked usage events
     policy.QUOTA_RESET_FUNCTION: ("pending.parked",),  # a Stripe event's run parked after its attempts
     policy.WEBHOOK_DELIVERIES_FUNCTION: ("pending.parked",),  # a webhook release parked likewise
+    policy.EXPORTS_FUNCTION: ("pending.parked",),  # a background export whose runs kept failing
 }
 OPERATOR_METRIC = "OperatorActionNeeded"
 
@@ -276,6 +278,8 @@ def alarm_resources(stage: str) -> Dict[str, Any]:
         # Stripe being down is not a failure (events wait, retried): only a crash of the run is.
         "UsageReportFailedAlarm": _function_alarm(
             f"spikes {stage}: the scheduled usage report to Stripe failed", "UsageReport", "Errors", 1),
+        "ExportsFailedAlarm": _function_alarm(
+            f"spikes {stage}: the scheduled background exports run failed 3 times in 5 minutes", "Exports", "Errors", 3),
         "ApiFunctionErrorsAlarm": _function_alarm(
             f"spikes {stage}: the API function failed (crash or timeout) at least 3 times in 5 minutes", "APIHandler",
             "Errors", 3),

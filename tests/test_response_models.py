@@ -141,6 +141,8 @@ def take_the_tour(tour: Tour, env, receiver: Receiver, stripe_api: FakeStripe) -
     tour.call("PATCH", f"/spikes/{mine['id']}", {"resolved": False}, token=token)
     tour.call("GET", "/spikes/export?format=jsonl", token=token)
     tour.call("GET", "/spikes/export", token=token)
+    started_export = tour.call("POST", "/exports", {"format": "jsonl"}, token=token, expect=202)
+    tour.call("GET", f"/exports/{started_export['id']}", token=token)
     tour.call("DELETE", f"/spikes/{mine['id']}", token=token)
 
     # Shares: multipart, presigned uploads, reading, renaming, the webhook, deleting.

@@ -302,8 +302,9 @@ def watch_engine(engine, lock: Optional["DataDirLock"], stopping: threading.Even
 
 
 # What EventBridge runs in AWS (chalicelib/api/jobs.py), run here through the same code, each
-# at its own interval: the webhook deliveries every few seconds (so a webhook pointed at a local
-# receiver sees its events arrive), the other jobs every minute (finishing share deletions,
+# at its own interval: the webhook deliveries and the background exports every few seconds (so a
+# webhook pointed at a local receiver sees its events arrive, and POST /exports is done soon), the
+# other jobs every minute (finishing share deletions,
 # expiring unfinished uploads, the period's quota reset and grace sweep, the usage report).
 LOCAL_JOBS = ("quota_reset", "share_deletions", "usage_report")
 SCHEDULED_EVENT = {"version": "0", "id": "local", "detail-type": "Scheduled Event", "source": "aws.events",
@@ -322,6 +323,7 @@ def scheduled_passes() -> List[Tuple[str, Callable[[], float], Callable[[], dict
     def job(name: str) -> Callable[[], dict]:
         return lambda: getattr(jobs, name)(SCHEDULED_EVENT, None)
     return [("webhook deliveries", lambda: deps.settings().webhook_local_interval_seconds, deliveries),
+            ("background exports", lambda: deps.settings().webhook_local_interval_seconds, job("exports")),
             *((name, lambda: deps.settings().local_jobs_interval_seconds, job(name)) for name in LOCAL_JOBS)]
 
 

@@ -1,7 +1,7 @@
 """Scheduled jobs: Lambda functions run by EventBridge rules, not by requests. Each reads the
 settings, passes the clock and the time the invocation has left, and returns a summary (the
 job's log line). The quota reset, finishing share deletions a request left undone, the
-outbound webhook deliveries and the agent tier's usage report to Stripe."""
+outbound webhook deliveries, the agent tier's usage report to Stripe and background exports."""
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -12,12 +12,15 @@ from chalicelib import clock, deps
 from chalicelib.lazy import lazy_import
 
 # Each job loads its own modules when it runs (the API function shares this import).
+background_exports = lazy_import("chalicelib.services.background_exports")
 webhook_delivery = lazy_import("chalicelib.services.webhook_delivery")
 quota_reset_job = lazy_import("chalicelib.services.quota_reset")
 share_cleanup = lazy_import("chalicelib.services.share_cleanup")
 usage_report_job = lazy_import("chalicelib.services.usage_report")
 
 bp = Blueprint(__name__)
+# What one background exports run spends at most; its function's timeout (infra/stack.py) is longer.
+EXPORT_RUN_SECONDS = 100
 
 
 # Every 15 minutes: a finished period is one GetItem; an unfinished one continues from its
@@ -57,3 +60,12 @@ def webhook_deliveries(event: Any) -> Dict[str, Any]:
 def usage_report(event: Any) -> Dict[str, Any]:
     remaining = getattr(getattr(event, "context", None), "get_remaining_time_in_millis", None)
     return usage_report_job.report(deps.settings(), deps.stripe_client, time_left_ms=remaining)
+
+
+# Every minute: the background exports still running (POST /exports), each continued from where
+# the last run stopped while this run's time lasts (services/background_exports.py; the local
+# server runs the same pass every few seconds). Overlapping runs are safe: each export is leased.
+@bp.schedule(Rate(1, unit=Rate.MINUTES), name="exports")
+def exports(event: Any) -> Dict[str, Any]:
+    remaining = getattr(getattr(event, "context", None), "get_remaining_time_in_millis", None)
+    return background_exports.run_due(deps.exports(), background_exports.within(EXPORT_RUN_SECONDS, remaining))

@@ -18,7 +18,7 @@ from chalicelib import errors, web
 from chalicelib.api import (account_schemas, dashboard, fallback, keys, outbound_webhooks, schemas, spikes,
                             versioning)
 from chalicelib.api.responses import (AccountOut, ApiKeyChangedOut, ApiKeyCreatedOut, ApiKeyOut, ApiKeyRevokedOut, BillingUrlOut,
-                                      DeletedOut, DeliveryPageOut, DevicePollOut, DeviceStartOut, ErrorOut,
+                                      DeletedOut, DeliveryPageOut, ExportOut, DevicePollOut, DeviceStartOut, ErrorOut,
                                       HealthOut, IndexOut, KeyMeOut, LinkedOut, LoginOut, LogoutOut,
                                       MessageOut, OkOut, PollOut, SessionOut, ShareCreatedOut, ShareDeletedOut,
                                       ShareListItemOut, ShareOut, ShareUpdatedOut, SpikeCreatedOut, SpikeOut,
@@ -174,6 +174,22 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                               "SPIKES_RATE_EXPORTS_PER_MINUTE exports a minute per account "
                                               "(signed in or by key), per client network otherwise.",
                                   query=SPIKE_FILTERS + (("format", "csv (default) or jsonl", False),)),
+    ("POST", "/exports"): Op("Start a background export (for exports GET /spikes/export cannot finish)", "spikes",
+                             READER, body=schemas.ExportIn, ok={202: ExportOut}, errors=(404,), rate_limited=True,
+                             description="Reads and stores the export over as many runs as it needs; a small one "
+                                         "is done in the answer already. Poll the Location (GET /exports/{id}) until "
+                                         "status is done, then download download_url. Counts against "
+                                         "SPIKES_RATE_EXPORTS_PER_MINUTE with GET /spikes/export. Readable only by "
+                                         "who started it: the same account (an API key: that key), or without "
+                                         "an account the same ?project= and password.",
+                             query=SPIKE_FILTERS + (("format", "csv (default) or jsonl", False),)),
+    ("GET", "/exports/{export_id}"): Op("A background export: its progress, and its download link once done",
+                                        "spikes", READER, ok={200: ExportOut}, errors=(404,),
+                                        rate_limited=True,  # a protected share's password
+                                        description="404 for an id unknown, expired, or started by another "
+                                                    "caller. Without an account, pass the ?project= (and "
+                                                    "password) it was started with.",
+                                        query=(SPIKE_FILTERS[0], SPIKE_TOKEN) + SPIKE_FILTERS[-1:]),
     ("GET", "/spikes/{spike_id}"): Op("One feedback item", "spikes", USER_OR_ADMIN, ok={200: SpikeOut},
                                       errors=(404, 409), query=SPIKE_PROJECT),
     ("PATCH", "/spikes/{spike_id}"): Op("Resolve or reopen a feedback item", "spikes", USER_OR_ADMIN,

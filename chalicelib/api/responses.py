@@ -347,6 +347,21 @@ class DeletedOut(OkOut):
     id: str
 
 
+class ExportOut(Out):
+    """A background export (``POST /exports``, ``GET /exports/{id}``)."""
+    id: str
+    status: str = Field(description="running, done or failed")
+    spike_count: int = Field(description="spikes written so far (all of them once done)")
+    format: str
+    filename: str
+    bytes: int
+    created_at: str
+    expires_at: str = Field(description="when the export and its file are removed")
+    download_url: Optional[str] = omitted(description="once done: a presigned link, valid 15 minutes "
+                                                      "(read the export again for a fresh one)")
+    error: Optional[str] = omitted(description="once failed: why")
+
+
 # --- shares ----------------------------------------------------------------------------------
 
 class UploadTargetOut(Out):

@@ -167,6 +167,17 @@ class ResolveIn(Lenient):
     resolved: StrictBool
 
 
+class ExportIn(Lenient):
+    """POST /exports: the query parameters of GET /spikes/export, in the query or here (these win)."""
+    project: Optional[str] = Field(default=None, description="A project key or share id/slug; without it, the "
+                                                             "caller's own spikes (the admin: all)")
+    format: Optional[str] = Field(default=None, description="csv (default) or jsonl")
+    page: Optional[str] = None
+    reviewer: Optional[str] = None
+    rating: Optional[str] = Field(default=None, description="love, like, meh or no")
+    resolved: Optional[bool] = None
+
+
 # --- shares ----------------------------------------------------------------------------------
 
 class ShareMetadata(Closed):

@@ -81,7 +81,7 @@ def create_spike():
     return json_response(responses.SpikeCreatedOut(id=recorded.id), 201)
 
 
-def _filters(params: dict) -> spikes.Filters:
+def filters_of(params: dict) -> spikes.Filters:
     rating = (params.get("rating") or "").lower() or None
     if rating is not None and rating not in spikes.RATINGS:
         raise ValidationFailed.field("rating", f"rating must be one of {', '.join(spikes.RATINGS)}")
@@ -93,23 +93,23 @@ def _limit(params: dict, default: int = DEFAULT_LIMIT) -> int:
     return inputs.page_limit(params, default, MAX_LIMIT)
 
 
-def _principal(request):
+def principal_of(request):
     """On /spikes, ?token= may carry any credential (the CLI's push sends its token there)."""
     return inputs.principal(request, any_credential_in_param=True)
 
 
 def _acting(request, scope: str):
-    principal = _principal(request)
+    principal = principal_of(request)
     return principal.require(scope) if principal is not None else None
 
 
-def _scope(request, params: dict, principal=None) -> Tuple[spikes.Scope, bool]:
+def scope_of(request, params: dict, principal=None) -> Tuple[spikes.Scope, bool]:
     """The spikes the caller (``principal`` when already resolved) may list, and whether
     reviewers' e-mail addresses are shown (``spikes.readable`` decides)."""
     project = params.get("project") or None
     if project and len(project) > MAX_PROJECT_CHARS:
         raise ValidationFailed.field("project", f"project is at most {MAX_PROJECT_CHARS} characters")
-    principal = principal if principal is not None else _principal(request)
+    principal = principal if principal is not None else principal_of(request)
     return spikes.readable(deps.settings(), principal, project,
                            password=request.headers.get("x-share-password") or params.get("password"),
                            client_ip=inputs.client_ip(request))
@@ -140,11 +140,11 @@ def list_spikes():
     # --from, push, get_spikes), which would drop everything past the first page: the largest.
     default_limit = MAX_LIMIT if inputs.is_rust_client(request) else DEFAULT_LIMIT
     bare_array = wants_bare_array(request)
-    filters = _filters(params)
+    filters = filters_of(params)
     limit = inputs.page_limit(params, MAX_PUSH_LISTING, MAX_PUSH_LISTING) if bare_array else _limit(params, default_limit)
-    principal = _principal(request)
+    principal = principal_of(request)
     _count_anonymous_listing(request, principal)  # before the share or any spike is read
-    scope, reviewer_emails = _scope(request, params, principal)
+    scope, reviewer_emails = scope_of(request, params, principal)
     secret, cursor = deps.settings().secret_key.get_secret_value(), params.get("cursor") or None
     # Items are in responses.SpikeOut's wire shape already (spikes.to_client), and serialized once (to be
     # measured against the page's byte budget): sent as they are, not validated again here.
@@ -193,9 +193,9 @@ def _prefix_ok(request) -> bool:
 
 # --- export ----------------------------------------------------------------------------------
 
-def _count_export(request, principal) -> None:
-    """Each export reads a whole partition for up to 25 s and may stage a file in S3 for a day
-    (docs/security.md, 248). A signed-in caller or a key counts per account, whatever its
+def count_export(request, principal) -> None:
+    """Each export (``GET /spikes/export``, and ``POST /exports`` on the same counter) reads a
+    whole partition and may stage a file in S3 for a day (docs/security.md, 248). A signed-in caller or a key counts per account, whatever its
     credential, as share uploads do: agents of different accounts behind one CI network do not
     use up each other's exports; anyone else (a public project key, a share's password, the
     admin token) counts per client network, as the widget's posts do."""
@@ -214,9 +214,9 @@ def export_spikes():
     fmt = (params.get("format") or "csv").lower()
     if fmt not in exports.FORMATS:
         raise ValidationFailed.field("format", "format must be csv or jsonl")
-    principal = _principal(request)
-    _count_export(request, principal)  # before the share or any spike is read
-    (scope, reviewer_emails), filters = _scope(request, params, principal), _filters(params)
+    principal = principal_of(request)
+    count_export(request, principal)  # before the share or any spike is read
+    (scope, reviewer_emails), filters = scope_of(request, params, principal), filters_of(params)
     # Lambda's context: an export that cannot finish in time ends with 409, its upload aborted.
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
     items = (spikes.to_client(spike, reviewer_emails)

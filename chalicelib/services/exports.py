@@ -64,18 +64,20 @@ def _csv_row(item: dict) -> list:
     return [_cell(flat.get(column)) for column in CSV_COLUMNS]
 
 
-def render(items: Iterable[dict], fmt: str) -> Iterator[str]:
+def render(items: Iterable[dict], fmt: str, header: bool = True) -> Iterator[str]:
     """Spikes as the client sees them (``spikes.to_client``), in ``fmt`` ("csv" or "jsonl"): the
-    file's text a row at a time, as ``items`` are read."""
+    file's text a row at a time, as ``items`` are read (after the CSV's header, unless ``header``
+    is False: the rest of a file continued, services/background_exports.py)."""
     if fmt != "csv":
         for item in items:
             yield json.dumps(item, ensure_ascii=False) + "\n"
         return
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    buffer.write("\ufeff")  # so spreadsheet apps read UTF-8
-    writer.writerow(CSV_COLUMNS)
-    yield _taken(buffer)
+    if header:
+        buffer.write("\ufeff")  # so spreadsheet apps read UTF-8
+        writer.writerow(CSV_COLUMNS)
+        yield _taken(buffer)
     for item in items:
         writer.writerow(_csv_row(item))
         yield _taken(buffer)

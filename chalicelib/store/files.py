@@ -203,6 +203,40 @@ class Exports:
                                                ExpiresIn=EXPORT_URL_TTL_SECONDS)
 
 
+    # --- a background export: a multipart upload sent a part at a time over several runs --------
+
+    @staticmethod
+    def new_key(filename: str) -> str:
+        return f"{EXPORTS_PREFIX}{uuid.uuid4().hex}/{filename}"
+
+    def start_upload(self, key: str, filename: str, content_type: str) -> str:
+        """A multipart upload of ``key``, downloaded as ``filename``: its upload id."""
+        return self._s3.create_multipart_upload(Bucket=self._bucket, Key=key, ContentType=content_type,
+                                                ContentDisposition=f'attachment; filename="{filename}"')["UploadId"]
+
+    def send_part(self, key: str, upload_id: str, number: int, body: bytes) -> str:
+        """Part ``number`` of the upload (5 MiB at least, but the last): its ETag."""
+        return self._s3.upload_part(Bucket=self._bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                    Body=body)["ETag"]
+
+    def complete_upload(self, key: str, upload_id: str, parts: Iterable[Tuple[int, str]]) -> None:
+        """The object, made of ``parts`` ((number, ETag), ascending): a part sent but not
+        listed (a run's whose lease ran out) is left out, and dropped by S3."""
+        self._s3.complete_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id, MultipartUpload={
+            "Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]})
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        try:
+            self._s3.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("NoSuchUpload", "404"):
+                raise
+
+    def download_url(self, key: str) -> str:
+        return self._s3.generate_presigned_url("get_object", Params={"Bucket": self._bucket, "Key": key},
+                                               ExpiresIn=EXPORT_URL_TTL_SECONDS)
+
+
 class _ChunkReader(io.RawIOBase):
     """Byte chunks, produced on demand, as the readable file boto3's upload takes."""
 

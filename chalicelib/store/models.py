@@ -463,7 +463,8 @@ class LedgerOwnerIndex(GlobalSecondaryIndex["LedgerItem"]):
 
 class LedgerItem(_Base):
     """Counters and markers: ``quota#<share>#<period>``, ``usage#<user>#<period>``,
-    ``rl#<limit>#<subject>`` (attributes ``w<window>``), ``stripe-event#<id>``, ``job#<name>``."""
+    ``rl#<limit>#<subject>`` (attributes ``w<window>``), ``stripe-event#<id>``, ``job#<name>``,
+    ``export#<id>`` (a background export's state)."""
 
     class Meta(_Base.Meta):
         table_name = "ledger"
@@ -483,6 +484,10 @@ class LedgerItem(_Base):
     shares = NumberAttribute(null=True)
     # Only on a pro-features checkpoint (written since it was kept): whose run it is.
     owner_id = UnicodeAttribute(null=True)
+    # Only on a background export (``export#<id>``, store/exports.py): each write of its state
+    # is conditioned on ``version`` and counts it up; ``lease_until``: a run holds it till then.
+    version = NumberAttribute(null=True)
+    lease_until = NumberAttribute(null=True)
     owner_index = LedgerOwnerIndex()
 
 

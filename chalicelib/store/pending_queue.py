@@ -132,6 +132,12 @@ class PendingQueue:
             raise
         return int(item.attempts or 0)
 
+    def postpone(self, unit: Unit, at: int) -> bool:
+        """A unit whose work goes on, due again at ``at``: behind those due before it, so units
+        take turns. False when it changed since ``unit`` was read (another run moved it)."""
+        return update_if(Delivery(self.prefix + unit.name), [Delivery.next_attempt_at.set(int(at))],
+                         (Delivery.due == self.partition) & (Delivery.next_attempt_at == unit.at))
+
     def park(self, name: str, attempts: int, now: int) -> bool:
         """Park a unit failed ``attempts`` times: kept, in the parked partition by the time it
         was parked, read by no job. False when it changed since."""

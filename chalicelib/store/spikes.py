@@ -21,7 +21,7 @@ import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from pynamodb.exceptions import DeleteError
 
@@ -240,8 +240,7 @@ def delete_project(partition: str, keep_going: Callable[[], bool] = lambda: True
 # --- reading ---------------------------------------------------------------------------------
 
 def has_public_project(project_key: str) -> bool:
-    """Whether spikes are stored under the plain (public) project key ``project_key``: one
-    index query that reads at most one item."""
+    """Whether spikes are stored under the plain (public) project key: a query reading one item at most."""
     partition = project_partition(project_key, None)
     return any(True for _ in Spike.partition_index.query(partition, limit=1, attributes_to_get=["spike_id"]))
 
@@ -308,7 +307,14 @@ def newest(scope: Scope, filters: Filters, limit: int) -> List[rows.Row]:
     return results[:limit]
 
 
-def iterate(scope: Scope, filters: Filters, before_read: Optional[Callable[[], None]] = None) -> Iterator[rows.Row]:
-    """Every matching spike, newest first, a read of 1,000 at a time (exports): rows, as listed."""
-    yield from rows.iterate_index(Spike, _index(scope, filters)[0], scope.partition,
-                                  filter_condition=spike_filters.condition(filters), before_read=before_read)
+def iterate(scope: Scope, filters: Filters, before_read: Optional[Callable[[], None]] = None,
+            after: Optional[Dict[str, str]] = None) -> Iterator[rows.Row]:
+    """Every matching spike, newest first, as rows (exports); ``after``: past the spike ``key_of`` keyed."""
+    yield from rows.iterate_index(Spike, _index(scope, filters)[0], scope.partition, before_read=before_read,
+                                  filter_condition=spike_filters.condition(filters), after=after)
+
+
+def key_of(scope: Scope, filters: Filters, row: rows.Row) -> Dict[str, str]:
+    """Where ``iterate`` continues after ``row``: its key in the index it reads."""
+    return {Spike.spike_id.attr_name: row.spike_id, _hash_attribute(scope): scope.partition,
+            _index(scope, filters)[1]: row.sort_key}

@@ -42,7 +42,7 @@ def test_template_declares_the_whole_stage(built):
     functions = resources_of(template, "AWS::Lambda::Function")
     assert {f["Properties"]["FunctionName"] for f in functions.values()} == {
         "spikes-prod-api", "spikes-prod-quota-reset", "spikes-prod-share-deletions",
-        "spikes-prod-webhook-deliveries", "spikes-prod-usage-report"}
+        "spikes-prod-webhook-deliveries", "spikes-prod-usage-report", "spikes-prod-exports"}
     api = functions["APIHandler"]["Properties"]
     assert api["Timeout"] == stack.API_TIMEOUT_SECONDS < 29
     assert functions["QuotaReset"]["Properties"]["Timeout"] == 300
@@ -64,7 +64,7 @@ def test_template_declares_the_whole_stage(built):
     assert {g["Properties"]["LogGroupName"] for g in groups.values()} == {
         "/aws/lambda/spikes-prod-api", "/aws/lambda/spikes-prod-quota-reset",
         "/aws/lambda/spikes-prod-share-deletions", "/aws/lambda/spikes-prod-webhook-deliveries",
-        "/aws/lambda/spikes-prod-usage-report", "/spikes/prod/mail-events"}
+        "/aws/lambda/spikes-prod-usage-report", "/aws/lambda/spikes-prod-exports", "/spikes/prod/mail-events"}
     assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups.values())
     alarms = resources_of(template, "AWS::CloudWatch::Alarm")
     metrics = {(a["Properties"]["MetricName"], json.dumps(a["Properties"]["Dimensions"][0]["Value"]))
@@ -76,6 +76,8 @@ def test_template_declares_the_whole_stage(built):
     assert ("Errors", json.dumps({"Ref": "ShareDeletions"})) in metrics
     assert ("Errors", json.dumps({"Ref": "UsageReport"})) in metrics
     assert functions["UsageReport"]["Properties"]["Timeout"] == 120
+    assert ("Errors", json.dumps({"Ref": "Exports"})) in metrics
+    assert functions["Exports"]["Properties"]["Timeout"] == 120
 
 
 def test_work_parked_for_an_operator_raises_an_alarm(built):
@@ -182,6 +184,7 @@ def test_the_stack_holds_every_table_index_ttl_and_the_bucket_the_code_uses(buil
         assert function_environment("spikes-prod-share-deletions") == environment
         assert function_environment("spikes-prod-webhook-deliveries") == environment
         assert function_environment("spikes-prod-usage-report") == environment
+        assert function_environment("spikes-prod-exports") == environment
         settings = code_settings(environment)
         assert settings.stage == STAGE and settings.mail_mode == "ses"
         assert settings.mail_sender == f"Spikes <{MAIL_FROM}>"
@@ -218,7 +221,7 @@ def test_the_stack_holds_every_table_index_ttl_and_the_bucket_the_code_uses(buil
         assert {(g["logGroupName"], g.get("retentionInDays")) for g in logs} == {
             ("/aws/lambda/spikes-prod-api", 30), ("/aws/lambda/spikes-prod-quota-reset", 30),
             ("/aws/lambda/spikes-prod-share-deletions", 30), ("/aws/lambda/spikes-prod-webhook-deliveries", 30),
-            ("/aws/lambda/spikes-prod-usage-report", 30)}
+            ("/aws/lambda/spikes-prod-usage-report", 30), ("/aws/lambda/spikes-prod-exports", 30)}
         parameters = boto3.client("ssm").get_parameters_by_path(Path="/spikes/prod/")["Parameters"]
         assert {p["Name"] for p in parameters} == {"/spikes/prod/secret_key", "/spikes/prod/token"}
         assert all(p["Type"] == "SecureString" for p in parameters)

@@ -1,0 +1,94 @@
+"""Background exports: ``POST /exports`` starts one (what ``GET /spikes/export`` would answer, for
+exports that outgrow one request), ``GET /exports/{id}`` says how far it is and, once done,
+where to download it (services/background_exports.py)."""
+from __future__ import annotations
+
+from typing import Optional
+from urllib.parse import quote
+
+from chalice import Blueprint
+
+from chalicelib import deps
+from chalicelib.api import inputs
+from chalicelib.api import spikes as spike_routes
+from chalicelib.api.routing import json_response, route
+from chalicelib.errors import NotFound, ValidationFailed
+from chalicelib.lazy import lazy_import
+
+responses = lazy_import("chalicelib.api.responses")
+background_exports = lazy_import("chalicelib.services.background_exports")
+exports = lazy_import("chalicelib.services.exports")
+logs = lazy_import("chalicelib.logs")
+
+bp = Blueprint(__name__)
+
+PARAMETERS = ("project", "format", "page", "reviewer", "rating", "resolved")
+
+
+def _parameters(request) -> dict:
+    """The query's, and those of a JSON body (which win): the parameters of ``GET /spikes/export``."""
+    params = dict(inputs.query(request))
+    body = inputs.json_body(request) if request.raw_body else {}
+    for name in PARAMETERS:
+        value = body.get(name)
+        if isinstance(value, bool):
+            params[name] = "true" if value else "false"
+        elif isinstance(value, str):
+            params[name] = value
+        elif value is not None:
+            raise ValidationFailed.field(name, f"{name} must be a string")
+    return params
+
+
+def _password(request, params: dict) -> Optional[str]:
+    return request.headers.get("x-share-password") or params.get("password")
+
+
+@route(bp, "/exports", methods=["POST"])
+def start_export():
+    request = bp.current_request
+    params = _parameters(request)
+    fmt = (params.get("format") or "csv").lower()
+    if fmt not in exports.FORMATS:
+        raise ValidationFailed.field("format", "format must be csv or jsonl")
+    principal = spike_routes.principal_of(request)
+    spike_routes.count_export(request, principal)  # one counter with GET /spikes/export
+    (scope, reviewer_emails), filters = spike_routes.scope_of(request, params, principal), spike_routes.filters_of(params)
+    settings = deps.settings()
+    project = params.get("project") or None
+    started_by = background_exports.requester(settings.secret_key.get_secret_value(), principal, project,
+                                              _password(request, params))
+    job = background_exports.start(started_by, scope, filters, reviewer_emails, fmt, project)
+    # The first part of the work now: a small export is done before the answer.
+    time_left = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
+    try:
+        background_exports.advance(deps.exports(), job.export_id,
+                                   background_exports.within(background_exports.REQUEST_SLICE_SECONDS, time_left))
+    except Exception:  # noqa: BLE001 - the job continues it; the caller has its id
+        logs.get_logger("spikes.exports").exception("export.first_run_failed", export_id=job.export_id)
+    location = f"{inputs.base_url(request)}/exports/{job.export_id}"
+    if "anonymous" in started_by and project:  # read again with the same project (and password)
+        location += f"?project={quote(project, safe='')}"
+    return json_response(_shown(job.export_id), 202, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+@route(bp, "/exports/{export_id}", methods=["GET"])
+def get_export(export_id: str):
+    request = bp.current_request
+    params = inputs.query(request)
+    principal = spike_routes.principal_of(request)
+    job = background_exports.get(export_id)
+    secret = deps.settings().secret_key.get_secret_value()
+    project = params.get("project") or None
+    if job is None or not background_exports.may_read(secret, job, principal, project, _password(request, params)):
+        raise NotFound("Export not found")
+    if principal is None:
+        spike_routes.scope_of(request, params, principal)  # the project's access as it is now (a password changed)
+    return json_response(_shown(export_id), headers={"Cache-Control": "no-store"})
+
+
+def _shown(export_id: str):
+    job = background_exports.get(export_id)
+    if job is None:
+        raise NotFound("Export not found")
+    return responses.ExportOut(**background_exports.view(job, deps.exports()))

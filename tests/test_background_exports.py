@@ -1,0 +1,335 @@
+"""POST /exports: an export that outgrows one request (GET /spikes/export's 409 EXPORT_TOO_LARGE)
+is read and sent to S3 over as many runs as it needs, and handed over by GET /exports/{id}
+(services/background_exports.py)."""
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from infra import policy
+from tests import aws_calls
+from tests.conftest import ADMIN_TOKEN, call, sign_in
+from tests.factories import make_share
+from tests.test_export_streaming import _store_spikes
+
+TINY_PART_BYTES = 4096
+SCHEDULE_EVENT = {"version": "0", "account": "123456789012", "region": "us-east-1", "detail": {},
+                  "detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-12-01T00:00:00Z",
+                  "id": "cdc73f9d-aea9-11e3-9d5a-835b769c0d9c",
+                  "resources": ["arn:aws:events:us-east-1:123456789012:rule/exports"]}
+
+
+@pytest.fixture
+def small_parts(monkeypatch):
+    """Parts of a few KiB (S3 and moto take 5 MiB at least but for the last): many parts of little data."""
+    import moto.s3.models
+    from chalicelib.store import files
+    monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 1)
+    monkeypatch.setattr(files, "EXPORT_PART_BYTES", TINY_PART_BYTES)
+
+
+@pytest.fixture
+def not_in_the_request(monkeypatch):
+    """The starting request reads nothing: the export is left to the job's runs."""
+    from chalicelib.services import background_exports
+    monkeypatch.setattr(background_exports, "REQUEST_SLICE_SECONDS", 0)
+
+
+@pytest.fixture
+def owner_share(client):
+    from chalicelib.services.accounts import user_id_for
+    token = sign_in(client, "owner@example.com")
+    share = make_share("owner@example.com", "owner-site")
+    _store_spikes(share.share_id, user_id_for("owner@example.com"), 60, 300)
+    return token, share.share_id
+
+
+def _auth(token):
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _start(client, query: str, token=None, body=None, headers=None):
+    status, shown, answer_headers = call(client, "POST", f"/exports{query}", body, token=token, headers=headers)
+    return status, shown, answer_headers
+
+
+def _read(client, export_id: str, token=None, query: str = ""):
+    return call(client, "GET", f"/exports/{export_id}{query}", token=token)
+
+
+def _downloaded(url: str) -> bytes:
+    from chalicelib import deps
+    key = unquote(urlparse(url).path).split(f"/{deps.settings().bucket_name}/", 1)[1]
+    return deps.s3_client().get_object(Bucket=deps.settings().bucket_name, Key=key)["Body"].read()
+
+
+def _one_shot(client, query: str, token=None) -> bytes:
+    answer = client.http.get(f"/spikes/export{query}", headers=_auth(token))
+    assert answer.status_code == 200, answer.body
+    return answer.body
+
+
+def _job_run(budget_checks: int = 10**6):
+    """One run of the scheduled job, as its function (its AWS calls checked against its role),
+    with time for ``budget_checks`` rows before its time runs out."""
+    from chalicelib import deps
+    from chalicelib.services import background_exports
+    counter = itertools.count()
+    time_left = lambda: 60_000 if next(counter) < budget_checks else 0  # noqa: E731
+    with aws_calls.acting_as(policy.EXPORTS_FUNCTION):
+        return background_exports.run_due(deps.exports(), time_left)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_small_export_is_done_in_the_answer_and_is_the_file_get_spikes_export_answers(client, owner_share, fmt):
+    token, share_id = owner_share
+    status, shown, headers = _start(client, f"?project={share_id}&format={fmt}", token)
+    assert status == 202 and shown["status"] == "done" and shown["spike_count"] == 60
+    assert headers["Location"].endswith(f"/exports/{shown['id']}") and headers["Cache-Control"] == "no-store"
+    assert shown["format"] == fmt and shown["filename"].endswith(f".{fmt}")
+    assert _downloaded(shown["download_url"]) == _one_shot(client, f"?project={share_id}&format={fmt}", token)
+    status, again, _ = _read(client, shown["id"], token)
+    assert status == 200 and again["status"] == "done" and again["bytes"] == shown["bytes"] > 0
+
+
+def test_the_parameters_may_come_in_a_json_body(client, owner_share):
+    token, share_id = owner_share
+    status, shown, _ = _start(client, "", token, body={"project": share_id, "format": "jsonl", "resolved": False})
+    assert status == 202 and shown["status"] == "done" and shown["format"] == "jsonl"
+    assert _downloaded(shown["download_url"]) == _one_shot(client, f"?project={share_id}&format=jsonl&resolved=false",
+                                                           token)
+    status, refused, _ = _start(client, "", token, body={"format": "xml"})
+    assert status == 400 and refused["code"] == "VALIDATION_ERROR"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_large_export_continues_over_several_runs_into_the_same_bytes(client, owner_share, small_parts,
+                                                                         not_in_the_request, fmt):
+    token, share_id = owner_share
+    status, shown, _ = _start(client, f"?project={share_id}&format={fmt}", token)
+    assert status == 202 and shown["status"] == "running" and shown["spike_count"] == 0
+    assert "download_url" not in shown
+    runs, counts = 0, []
+    while shown["status"] == "running" and runs < 40:
+        _job_run(budget_checks=25)  # a run has time for 25 rows: a few parts
+        runs += 1
+        shown = _read(client, shown["id"], token)[1]
+        counts.append(shown["spike_count"])
+    assert shown["status"] == "done" and shown["spike_count"] == 60
+    assert runs > 2 and counts == sorted(counts)  # continued, never back
+    assert _downloaded(shown["download_url"]) == _one_shot(client, f"?project={share_id}&format={fmt}", token)
+
+
+@pytest.mark.parametrize("query", ["?format=jsonl", "?format=jsonl&resolved=false", f"?format=jsonl&token={ADMIN_TOKEN}"],
+                         ids=["owner", "owner-open", "admin"])
+def test_every_scope_continues_into_the_same_bytes(client, owner_share, small_parts, not_in_the_request, query):
+    """An owner's own spikes (their deletions in progress left out), their open ones (another
+    index), everything (the admin): each run continues where the last stopped, in its index."""
+    token = None if "token=" in query else owner_share[0]
+    shown = _start(client, query, token)[1]
+    for _ in range(40):
+        if shown["status"] != "running":
+            break
+        _job_run(budget_checks=25)
+        shown = _read(client, shown["id"], token, "?token=" + ADMIN_TOKEN if token is None else "")[1]
+    lines = _downloaded(shown["download_url"]).splitlines()
+    assert shown["status"] == "done" and lines == _one_shot(client, query, token).splitlines() and len(lines) == 60
+
+
+def test_a_run_that_fails_is_tried_again_later_from_where_it_was(client, owner_share, small_parts,
+                                                                 not_in_the_request, monkeypatch):
+    from chalicelib import clock
+    from chalicelib.store.files import Exports
+    token, share_id = owner_share
+    export_id = _start(client, f"?project={share_id}&format=jsonl", token)[1]["id"]
+    _job_run(budget_checks=25)
+    sent_before = _read(client, export_id, token)[1]["spike_count"]
+    real_send = Exports.send_part
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("S3 said no")
+    monkeypatch.setattr(Exports, "send_part", failing)
+    assert _job_run()["failed"] == 1
+    assert _read(client, export_id, token)[1]["spike_count"] == sent_before
+    monkeypatch.setattr(Exports, "send_part", real_send)
+    assert _job_run()["pending"] == 0  # moved back: not due for a while
+    later = clock.now() + timedelta(minutes=6)
+    try:
+        clock.use(lambda: later)
+        assert _job_run()["advanced"] == 1
+        shown = _read(client, export_id, token)[1]
+    finally:
+        clock.use(None)
+    assert shown["status"] == "done" and _downloaded(shown["download_url"]) == _one_shot(
+        client, f"?project={share_id}&format=jsonl", token)
+
+
+def test_running_exports_take_turns(client, owner_share, small_parts, not_in_the_request):
+    """Each run gives an export a turn, then it waits behind the others: a caller's large
+    exports do not hold up another's until they are done."""
+    from chalicelib import clock
+    token, share_id = owner_share
+    start = clock.now()
+    try:
+        clock.use(lambda: start)
+        first = _start(client, f"?project={share_id}", token)[1]["id"]
+        clock.use(lambda: start + timedelta(seconds=1))
+        second = _start(client, f"?project={share_id}", token)[1]["id"]
+        progress = []
+        for minute in (1, 2):
+            clock.use(lambda m=minute: start + timedelta(minutes=m))
+            _job_run(budget_checks=25)  # time for one turn of 25 rows
+            progress.append([_read(client, export_id, token)[1]["spike_count"] > 0 for export_id in (first, second)])
+    finally:
+        clock.use(None)
+    assert progress == [[True, False], [True, True]]
+
+
+def test_the_scheduled_function_finishes_an_export(client, owner_share, small_parts, not_in_the_request,
+                                                   monkeypatch):
+    from chalice.local import LambdaContext
+    # chalice.test's context says 3 s are left (its default timeout); the function has 120 s.
+    monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis", lambda self: 60_000)
+    token, share_id = owner_share
+    export_id = _start(client, f"?project={share_id}", token)[1]["id"]
+    summary = client.lambda_.invoke("exports", SCHEDULE_EVENT).payload
+    assert summary["advanced"] == 1 and summary["failed"] == 0
+    shown = _read(client, export_id, token)[1]
+    assert shown["status"] == "done" and _downloaded(shown["download_url"]) == _one_shot(
+        client, f"?project={share_id}", token)
+    # Done: its unit is forgotten, the next run has nothing to do.
+    assert client.lambda_.invoke("exports", SCHEDULE_EVENT).payload["pending"] == 0
+
+
+def test_two_overlapping_runs_neither_repeat_nor_lose_a_row(client, owner_share, small_parts, not_in_the_request,
+                                                           monkeypatch):
+    """A run whose lease ran out (a stalled function) while another took the export: the part it
+    sent then is left out of the file, and its next write is refused."""
+    from chalicelib import clock, deps
+    from chalicelib.services import background_exports
+    from chalicelib.store.files import Exports
+    token, share_id = owner_share
+    export_id = _start(client, f"?project={share_id}&format=jsonl", token)[1]["id"]
+    real_send = Exports.send_part
+    stalled = {"sent": None}
+
+    def send_part(self, key, upload_id, number, body):
+        etag = real_send(self, key, upload_id, number, body)
+        if stalled["sent"] is None:  # the first run stalls here, past its lease; another takes over
+            stalled["sent"] = number
+            later = clock.now() + timedelta(seconds=background_exports.LEASE_SECONDS + 1)
+            clock.use(lambda: later)
+            assert background_exports.advance(deps.exports(), export_id, lambda: 60_000)
+        return etag
+    monkeypatch.setattr(Exports, "send_part", send_part)
+
+    try:
+        assert background_exports.advance(deps.exports(), export_id, lambda: 60_000)
+        shown = _read(client, export_id, token)[1]
+    finally:
+        clock.use(None)
+    assert shown["status"] == "done" and shown["spike_count"] == 60 and stalled["sent"] is not None
+    from chalicelib.store import exports as export_store
+    assert stalled["sent"] not in [number for number, _ in export_store.get(export_id).detail["parts"]]
+    lines = _downloaded(shown["download_url"]).splitlines()
+    assert lines == _one_shot(client, f"?project={share_id}&format=jsonl", token).splitlines() and len(lines) == 60
+
+
+def test_only_who_started_an_export_reads_it(client, owner_share, env):
+    token, share_id = owner_share
+    export_id = _start(client, f"?project={share_id}", token)[1]["id"]
+    assert _read(client, export_id, sign_in(client, "owner@example.com"))[0] == 200  # another session of the account
+    stranger = sign_in(client, "stranger@example.com")
+    for reader in (stranger, None):
+        status, body, _ = _read(client, export_id, reader)
+        assert status == 404 and body["code"] == "NOT_FOUND" and body["error"] == "Export not found"
+    assert _read(client, export_id, None, f"?project={share_id}")[0] == 404
+    # A key of the account is not the session that started it (it may hold fewer scopes).
+    status, created, _ = call(client, "POST", "/auth/api-key", {"name": "ci", "scopes": "spikes:read"}, token=token)
+    assert status == 201, created
+    raw_key = created["api_key"]
+    assert call(client, "GET", f"/exports/{export_id}", headers={"X-API-Key": raw_key})[0] == 404
+    # What a key starts, that key reads.
+    key_export = call(client, "POST", f"/exports?project={share_id}", headers={"X-API-Key": raw_key})[1]["id"]
+    assert call(client, "GET", f"/exports/{key_export}", headers={"X-API-Key": raw_key})[0] == 200
+
+
+def test_without_an_account_the_same_project_reads_it(client):
+    for comment in ("one", "two"):
+        assert call(client, "POST", "/spikes", {"type": "page", "projectKey": "public-site", "comments": comment})[0] == 201
+    status, shown, headers = _start(client, "?project=public-site&format=jsonl")
+    assert status == 202 and shown["status"] == "done" and shown["spike_count"] == 2
+    location = urlparse(headers["Location"])
+    assert location.query == "project=public-site"
+    assert _read(client, shown["id"], None, "?project=public-site")[1]["status"] == "done"
+    assert _read(client, shown["id"], None, "?project=another-site")[0] == 404
+    assert _read(client, shown["id"])[0] == 404
+    assert _read(client, shown["id"], sign_in(client, "someone@example.com"), "?project=public-site")[0] == 404
+
+
+def test_an_unknown_or_absurd_id_is_a_404(client, owner_share):
+    token, _ = owner_share
+    for export_id in ("exp_nothing", "x" * 300):
+        status, body, _ = _read(client, export_id, token)
+        assert status == 404 and body["code"] == "NOT_FOUND"
+
+
+def test_a_finished_export_expires(client, owner_share):
+    from chalicelib import clock
+    from chalicelib.services import background_exports
+    token, share_id = owner_share
+    shown = _start(client, f"?project={share_id}", token)[1]
+    assert shown["status"] == "done"
+    expires = clock.parse_iso(shown["expires_at"])
+    assert expires - clock.parse_iso(shown["created_at"]) <= timedelta(seconds=background_exports.KEEP_SECONDS + 60)
+    try:
+        clock.use(lambda: expires + timedelta(seconds=1))
+        assert _read(client, shown["id"], token)[0] == 404
+    finally:
+        clock.use(None)
+
+
+def test_an_export_not_done_in_time_fails_and_its_upload_is_aborted(client, owner_share, small_parts,
+                                                                    not_in_the_request):
+    from chalicelib import clock, deps
+    from chalicelib.store import exports as export_store
+    token, share_id = owner_share
+    export_id = _start(client, f"?project={share_id}", token)[1]["id"]
+    _job_run(budget_checks=25)
+    detail = export_store.get(export_id).detail
+    assert detail["upload_id"] and _read(client, export_id, token)[1]["status"] == "running"
+    later = clock.now() + timedelta(hours=7)
+    try:
+        clock.use(lambda: later)
+        assert _read(client, export_id, token)[1]["status"] == "failed"  # shown so at once
+        summary = _job_run()
+        shown = _read(client, export_id, token)[1]
+    finally:
+        clock.use(None)
+    assert summary["advanced"] == 1 and shown["status"] == "failed" and "download_url" not in shown
+    assert "6 hours" in shown["error"]
+    uploads = deps.s3_client().list_multipart_uploads(Bucket=deps.settings().bucket_name).get("Uploads", [])
+    assert detail["upload_id"] not in [upload["UploadId"] for upload in uploads]
+    assert _job_run()["pending"] == 0
+
+
+def test_starting_exports_counts_against_the_export_limit_with_get_spikes_export(client, owner_share, env):
+    env(RATE_EXPORTS_PER_MINUTE="2")
+    token, share_id = owner_share
+    assert client.http.get(f"/spikes/export?project={share_id}", headers=_auth(token)).status_code == 200
+    status, shown, headers = _start(client, f"?project={share_id}", token)
+    assert status == 202 and headers["X-RateLimit-Remaining"] == "0"
+    status, refused, headers = _start(client, f"?project={share_id}", token)
+    assert status == 429 and refused["code"] == "RATE_LIMIT" and int(headers["Retry-After"]) >= 1
+    assert client.http.get(f"/spikes/export?project={share_id}", headers=_auth(token)).status_code == 429
+
+
+def test_too_large_for_one_request_names_the_background_export(client, owner_share, monkeypatch):
+    from chalicelib.services import exports
+    token, share_id = owner_share
+    monkeypatch.setattr(exports, "FINISHING_MS", 10**12)  # no time left at all
+    status, body, _ = call(client, "GET", f"/spikes/export?project={share_id}", token=token)
+    assert status == 409 and body["code"] == "EXPORT_TOO_LARGE" and "POST /exports" in body["error"]
