@@ -228,7 +228,8 @@ def _function_alarm(description: str, function: str, metric: str, threshold: flo
 # docs/deploy.md "Alarms"): each is one line at error level in its function's log group, where a
 # metric filter counts it into one metric with one alarm. Nothing else would tell anyone.
 OPERATOR_EVENTS: Dict[str, Tuple[str, ...]] = {
-    policy.API_FUNCTION: ("usage.meter_errors_reported",),  # Stripe found sent events invalid
+    # Stripe found sent events invalid; a new index's grant not in force (store/new_indexes.py)
+    policy.API_FUNCTION: ("usage.meter_errors_reported", "store.index_access_denied"),
     policy.USAGE_REPORT_FUNCTION: ("usage.report_refused", "usage.report_unknown"),  # parked usage events
     policy.QUOTA_RESET_FUNCTION: ("pending.parked",),  # a Stripe event's run parked after its attempts
     policy.WEBHOOK_DELIVERIES_FUNCTION: ("pending.parked",),  # a webhook release parked likewise
@@ -252,8 +253,8 @@ def operator_event_resources(stage: str) -> Dict[str, Any]:
             "MetricTransformations": [{"MetricNamespace": operator_metric_namespace(stage),
                                        "MetricName": OPERATOR_METRIC, "MetricValue": "1"}]}}
     resources["OperatorActionAlarm"] = _alarm(
-        f"spikes {stage}: work was parked for an operator (make usage-events, make parked-work) or Stripe "
-        "reported meter events invalid; the function's log names it", operator_metric_namespace(stage),
+        f"spikes {stage}: work was parked for an operator (make usage-events, make parked-work), Stripe "
+        "reported meter events invalid, or the API was denied an index; the function's log names it", operator_metric_namespace(stage),
         OPERATOR_METRIC, [], 1)
     return resources
 

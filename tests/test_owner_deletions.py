@@ -167,6 +167,29 @@ def test_while_an_upgrade_builds_the_index_the_listing_reads_the_pending_deletio
         share_store.deleting_of("u1", 10)
 
 
+def test_while_the_indexs_grant_spreads_the_listing_reads_the_pending_deletions_and_says_so(
+        client, user_token, monkeypatch, capsys):
+    """CloudFormation updates the role's grant on a new index with the code: until IAM has spread
+    it, DynamoDB answers AccessDeniedException (which need not name the index). The listings
+    were answered 503; they leave out the newest pending deletions of every owner, as while the
+    index builds, and each denial is an error line the operator alarm counts, so a grant missing
+    for good is not hidden behind the fallback."""
+    kept = share_site(client, user_token, "Kept")
+    _post(client, kept, "k0")
+    _deleted_with_spikes_left(client, user_token, monkeypatch, "Gone", "g0")
+
+    def denied(*args, **kwargs):
+        raise QueryError("Failed to query items", cause=ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "User: arn:aws:sts::123456789012:assumed-role/"
+                       "spikes-prod-api/spikes-prod is not authorized to perform: dynamodb:Query"}}, "Query"))
+    monkeypatch.setattr(Share.owner_status_index, "query", denied)
+    capsys.readouterr()
+    assert _everything_the_owner_reads(client, user_token) == [["k0"]] * 3
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    denials = [line for line in lines if line.get("event") == "store.index_access_denied"]
+    assert denials and all(line["level"] == "error" and line["index"] == "owner_status_index" for line in denials)
+
+
 def test_a_spike_the_project_index_shows_late_is_deleted_with_its_share(client, user_token, monkeypatch):
     """DynamoDB puts an item on a secondary index a moment after its write: a spike posted just
     before the owner's DELETE could be missing from the project index the request deleted the

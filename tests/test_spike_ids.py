@@ -100,6 +100,23 @@ def test_while_the_new_index_is_still_building_lookups_use_the_old_one(client, m
     assert call(client, "GET", "/spikes/during-deploy", token=bob)[0] == 404
 
 
+def test_while_the_new_indexs_grant_spreads_lookups_use_the_old_one(client, monkeypatch):
+    """IAM spreads a new grant in seconds to minutes after the deploy that adds it: a lookup
+    denied the new index (AccessDeniedException) asks the old one, as while it builds."""
+    alice = sign_in(client, "alice@example.com")
+    share = make_share("alice@example.com", "alice-site")
+    call(client, "POST", "/spikes", {**PAGE_SPIKE, "id": "during-deploy", "projectKey": share.share_id})
+
+    def denied(*args, **kwargs):
+        raise QueryError("Failed to query items", cause=ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized to perform: dynamodb:Query"}},
+            "Query"))
+    monkeypatch.setattr(Spike.id_owner_index, "query", denied)
+    status, body, _ = call(client, "GET", "/spikes/during-deploy", token=alice)
+    assert status == 200 and body["id"] == "during-deploy"
+    assert call(client, "GET", "/spikes/during-deploy", token=sign_in(client, "bob@example.com"))[0] == 404
+
+
 def test_backfill_skips_nothing_a_concurrent_owner_change_touches(store_backend, monkeypatch):
     """An old function still running during the deploy moves a spike to another owner
     between the backfill's scan and its update: the update is refused (the owner changed) and

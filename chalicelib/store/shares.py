@@ -15,7 +15,7 @@ from pynamodb.exceptions import PutError, QueryError
 
 from chalicelib import clock
 from chalicelib.errors import NotFound
-from chalicelib.store import accounts, ledger, share_work, transactions
+from chalicelib.store import accounts, ledger, new_indexes, share_work, transactions
 from chalicelib.store.models import Share, User
 from chalicelib.store.transactions import ConditionFailed, Transaction, update_if
 
@@ -114,12 +114,13 @@ def deleting_of(owner_id: str, limit: int) -> List[str]:
     nothing when there are none; eventually consistent (a second or less behind the tombstone's
     transaction), which a listing can rely on: a deletion leaves spikes only when its request
     deleted for 10 s before answering. While an upgrade's DynamoDB still builds the index, the
-    newest pending deletions of every owner instead (share_work.deleting)."""
+    newest pending deletions of every owner instead (share_work.deleting), as while its grant
+    spreads (``new_indexes.not_ready``)."""
     try:
         found = list(Share.owner_status_index.query(owner_id, Share.status == DELETING, limit=limit,
                                                      page_size=limit))
     except QueryError as exc:
-        if exc.cause_response_code == "ValidationException" and "index" in (exc.cause_response_message or "").lower():
+        if new_indexes.not_ready(exc, Share.owner_status_index.Meta.index_name):
             return share_work.deleting(limit)
         raise
     return [share.pk[len(share_pk("")):] for share in found]

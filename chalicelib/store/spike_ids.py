@@ -24,6 +24,7 @@ from pynamodb.exceptions import QueryError
 from pynamodb.expressions.condition import Condition
 
 from chalicelib import clock
+from chalicelib.store import new_indexes
 from chalicelib.store.models import LedgerItem, Spike
 from chalicelib.store.transactions import update_if
 
@@ -93,7 +94,7 @@ def _from_owner_index(public_id: str, owner_id: Optional[str],
         return list(Spike.id_owner_index.query(public_id, range_key_condition=mine, filter_condition=in_project,
                                                limit=MAX_ID_MATCHES, page_size=_page_size(in_project)))
     except QueryError as exc:
-        if exc.cause_response_code == "ValidationException" and "index" in (exc.cause_response_message or "").lower():
+        if new_indexes.not_ready(exc, Spike.id_owner_index.Meta.index_name):
             return None
         raise
 
