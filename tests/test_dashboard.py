@@ -105,7 +105,7 @@ def test_the_dashboard_uses_only_the_public_api(client):
     called = set(re.findall(r"(?:api|apiWithStatus|download)\('(?:GET|POST|PATCH|DELETE)?',?\s*[`']([^`']+)[`']", source))
     called |= set(re.findall(r"(?:download|apiPage)\('([^']+)'", source))
     called |= set(re.findall(r"goTo\('([^']+)'", source))
-    assert {"/auth/login", "/shares/uploads", "/spikes/export", "/billing/checkout", "/auth/api-keys"} <= called
+    assert {"/auth/login", "/shares/uploads", "/spikes/export", "/exports", "/billing/checkout", "/auth/api-keys"} <= called
     # The catch-all routes (every segment a variable) answer 404: they do not count.
     real = [path for path in app.routes if any(part and not part.startswith("{") for part in path.split("/"))]
     routes = [re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path)) + "$") for path in real]

@@ -8,6 +8,9 @@ import { statusBadge } from './shares.js';
 import { webhookPanel } from './webhooks.js';
 
 const PAGE_SIZE = 20;
+// A background export is polled this often, for at most an hour (the API gives it 6).
+const EXPORT_POLL_MS = 3000;
+const EXPORT_POLLS = 1200;
 // A webhook's signing secret comes once, in the answer that set the URL: kept here across the
 // re-render that follows, then dropped.
 const freshSecrets = new Map();
@@ -115,7 +118,14 @@ export async function renderShare(main, key, navigate) {
   function exportButtons(messages) {
     return ['csv', 'jsonl'].map((format) => h('button', { type: 'button', class: 'secondary', 'data-export': format,
       onclick: (event) => busy(event.target, messages, async () => {
-        const name = await download('/spikes/export', { project: share.id, format }, `spikes-${share.slug}.${format}`);
+        const query = { project: share.id, format };
+        let name;
+        try {
+          name = await download('/spikes/export', query, `spikes-${share.slug}.${format}`);
+        } catch (error) {
+          if (error.code !== 'EXPORT_TOO_LARGE') throw error;
+          name = await exportInBackground(query, messages);
+        }
         messages.replaceChildren(status('ok', `Downloaded ${name}.`));
       }) }, `Export ${format.toUpperCase()}`));
   }
@@ -211,4 +221,22 @@ function dangerZone(share, navigate, exportButtons) {
     panel.hidden = false; opener.hidden = true; panel.querySelector('button').focus();
   } }, 'Delete this share…');
   return h('section', { class: 'card danger-zone', 'aria-labelledby': 'danger' }, h('h2', { id: 'danger' }, 'Delete'), opener, panel);
+}
+
+// An export more than one request can read (409 EXPORT_TOO_LARGE) runs in the background: started
+// with POST /exports, polled until done, then saved from its short-lived link (S3 names the file).
+async function exportInBackground(query, messages) {
+  let shown = await api('POST', '/exports', { query });
+  for (let polls = 0; shown.status === 'running' && polls < EXPORT_POLLS; polls += 1) {
+    messages.replaceChildren(status('', `Exporting in the background: ${shown.spike_count} spikes so far…`));
+    await new Promise((resolve) => setTimeout(resolve, EXPORT_POLL_MS));
+    shown = await api('GET', `/exports/${encodeURIComponent(shown.id)}`);
+  }
+  if (shown.status !== 'done') throw new Error(shown.error || 'the export is still running; try again later');
+  const link = document.createElement('a');
+  link.href = shown.download_url;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  return shown.filename;
 }
