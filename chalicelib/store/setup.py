@@ -58,6 +58,9 @@ def add_missing_indexes(model: Any, dynamodb_client: Any) -> None:
 
 
 def create_bucket(settings: Settings, s3_client: Any) -> None:
+    """The bucket with its lifecycle rules. One that exists is left as it is: the local server's
+    S3 is moto in memory, so each start creates the bucket anew with the current rules
+    (tools/devserver.py; .local-data/ keeps the objects only), and AWS's is the template's."""
     existing = {b["Name"] for b in s3_client.list_buckets().get("Buckets", [])}
     if settings.bucket_name in existing:
         return

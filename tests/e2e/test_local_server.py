@@ -184,6 +184,34 @@ def test_make_dev_runs_on_dynamodb_local_and_its_data_survives_a_restart(live_se
     assert not (server.data_dir / "dynamodb").exists()  # DynamoDB Local keeps the tables itself
 
 
+def test_each_start_gives_the_bucket_the_current_lifecycle_rules_and_keeps_its_objects(live_server_factory):
+    """A bucket whose lifecycle rules predate one (deletions/ expiring a day after a file is
+    written: docs/security.md 247) is not kept by a restart: the server's S3 is moto in memory,
+    so every start creates the bucket with the current rules, and restores only its objects."""
+    import boto3
+
+    from chalicelib.store.files import KEPT_EXPORTS_PREFIX
+
+    def bucket_of(server):
+        endpoint = re.findall(r"AWS emulator at (http://[0-9.:]+)", server.output())[-1]
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+        [bucket] = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+        return s3, bucket
+
+    server = live_server_factory(engine="moto")
+    s3, bucket = bucket_of(server)
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [  # as before 247
+        {"ID": "expire-exports", "Status": "Enabled", "Filter": {"Prefix": "exports/"}, "Expiration": {"Days": 1}}]})
+    s3.put_object(Bucket=bucket, Key=f"{KEPT_EXPORTS_PREFIX}sh_kept.json", Body=b"[]")
+    requests.post(f"{server.url}/spikes", json={"type": "page", "projectKey": "saved"}, timeout=30)  # saves
+    server.restart()
+    s3, bucket = bucket_of(server)
+    rules = {rule["ID"]: rule for rule in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    assert rules["expire-kept-exports"]["Filter"] == {"Prefix": KEPT_EXPORTS_PREFIX}, rules
+    assert s3.get_object(Bucket=bucket, Key=f"{KEPT_EXPORTS_PREFIX}sh_kept.json")["Body"].read() == b"[]"
+
+
 def test_the_embedded_emulator_fallback_saves_its_tables_and_dynamodb_local_imports_them(live_server_factory):
     data_dir = live_server_factory(start=False).data_dir
     fallback = LiveServer(data_dir=data_dir, engine="moto")
