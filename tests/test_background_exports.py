@@ -95,6 +95,28 @@ def test_a_small_export_is_done_in_the_answer_and_is_the_file_get_spikes_export_
     assert status == 200 and again["status"] == "done" and again["bytes"] == shown["bytes"] > 0
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_an_export_of_nothing_is_a_file_of_nothing_but_its_header(client, owner_share, not_in_the_request, fmt):
+    token, share_id = owner_share
+    query = f"?project={share_id}&format={fmt}&rating=no"  # none of its spikes
+    shown = _start(client, query, token)[1]
+    summary = _job_run()
+    shown = _read(client, shown["id"], token)[1]
+    assert summary["advanced"] == 1 and shown["status"] == "done" and shown["spike_count"] == 0
+    assert _downloaded(shown["download_url"]) == _one_shot(client, query, token)
+    assert (_one_shot(client, query, token) == b"") == (fmt == "jsonl")
+
+
+def test_the_local_server_runs_the_exports_every_few_seconds(client, owner_share, not_in_the_request):
+    from tools import devserver
+    token, share_id = owner_share
+    export_id = _start(client, f"?project={share_id}", token)[1]["id"]
+    passes = {name: (interval, one_pass) for name, interval, one_pass in devserver.scheduled_passes()}
+    interval, one_pass = passes["background exports"]
+    assert interval() <= 5 and one_pass()["advanced"] == 1
+    assert _read(client, export_id, token)[1]["status"] == "done"
+
+
 def test_the_parameters_may_come_in_a_json_body(client, owner_share):
     token, share_id = owner_share
     status, shown, _ = _start(client, "", token, body={"project": share_id, "format": "jsonl", "resolved": False})

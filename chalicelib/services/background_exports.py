@@ -181,9 +181,13 @@ def _advance(files: Exports, job: Job, time_left_ms: TimeLeft, part_bytes: int) 
     except _OutOfTime:
         export_store.save(job, detail, release=True)  # what was read since the last part is read again
         return
-    if held or not detail["parts"]:
+    if held:
         _send(files, job, detail, bytes(held), read)
-    files.complete_upload(detail["key"], detail["upload_id"], [tuple(part) for part in detail["parts"]])
+    if detail["parts"]:
+        files.complete_upload(detail["key"], detail["upload_id"], [tuple(part) for part in detail["parts"]])
+    else:  # nothing matched (JSON lines have no header)
+        files.abort_upload(detail["key"], detail["upload_id"])
+        files.put_empty(detail["key"], detail["filename"], exports.FORMATS[detail["format"]])
     detail["finished_at"] = clock.iso_millis(clock.now())
     export_store.save(job, detail, state=DONE, expires_at=int(clock.epoch()) + KEEP_SECONDS)
     export_store.finish_unit(job.export_id)

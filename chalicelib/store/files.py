@@ -225,6 +225,11 @@ class Exports:
         self._s3.complete_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id, MultipartUpload={
             "Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]})
 
+    def put_empty(self, key: str, filename: str, content_type: str) -> None:
+        """An export with nothing in it: an object of no bytes (S3 wants a part of one at least)."""
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=b"", ContentType=content_type,
+                            ContentDisposition=f'attachment; filename="{filename}"')
+
     def abort_upload(self, key: str, upload_id: str) -> None:
         try:
             self._s3.abort_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id)
