@@ -99,11 +99,12 @@ def _query_raw(connection, hash_key: str, **kwargs: Any) -> Dict[str, Any]:
 
 def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, *, limit: int,
                 filter_condition=None, start_key: Optional[Dict[str, Any]] = None, newest_first: bool = True,
-                page_size: int = 100, before_read: Optional[Callable[[], None]] = None
-                ) -> Tuple[List[Row], Optional[Dict[str, Any]]]:
+                page_size: int = 100, before_read: Optional[Callable[[], None]] = None,
+                position: Optional[Dict[str, Any]] = None) -> Tuple[List[Row], Optional[Dict[str, Any]]]:
     """Up to ``limit`` matching rows of one index partition: a first read of ``page_size``, then
     reads sized by the filter's match rate until enough matched; returns them and where the
-    last read page ended. ``before_read`` is called before each read (it may raise)."""
+    last read page ended. ``before_read`` is called before each read (it may raise);
+    ``position["scanned"]``: where the reads that matched nothing yet ended (``iterate_index``)."""
     connection = model._get_connection()
     attributes = _attributes(model)
     rows: List[Row] = []
@@ -120,23 +121,35 @@ def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, 
             rows.append(_row(attributes, item))
         read += response.get("ScannedCount", len(items))
         last_key = response.get("LastEvaluatedKey")
+        if position is not None and not rows:
+            position["scanned"] = _plain_key(last_key)
         if not last_key:
             break
         read_size = _next_read_size(limit - len(rows), read, len(rows))
     return rows, last_key
 
 
+def _plain_key(key: Optional[Dict[str, Any]]) -> Optional[Dict[str, str]]:
+    return {name: value["S"] for name, value in key.items()} if key else None
+
+
 def iterate_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, *, filter_condition=None,
                   read_size: int = 1000, before_read: Optional[Callable[[], None]] = None,
-                  after: Optional[Dict[str, str]] = None) -> Iterator[Row]:
+                  position: Optional[Dict[str, Any]] = None) -> Iterator[Row]:
     """Every matching row of one index partition, newest first, read ``read_size`` at a time:
     an export of 30,000 spikes took 15 s as models, most of it building them. ``before_read``:
     called before each Query, also those a filter matching little makes between two rows.
-    ``after``: read past the item of that key (its attributes' stored names: strings)."""
+    ``position``: its ``after``, an item's key (stored attribute names: strings), where reading
+    starts; its ``scanned`` is kept where every row yielded so far and every read that matched
+    nothing since ended, so a reader stopped between two reads may continue from there."""
+    after = (position or {}).get("after")
     start_key = {name: {"S": value} for name, value in after.items()} if after else None
     while True:
         rows, start_key = query_index(model, index, hash_key, limit=read_size, filter_condition=filter_condition,
-                                      start_key=start_key, page_size=read_size, before_read=before_read)
+                                      start_key=start_key, page_size=read_size, before_read=before_read,
+                                      position=position)
+        if position is not None:
+            position["scanned"] = _plain_key(start_key)  # past these rows, once they are yielded
         yield from rows
         if start_key is None:
             return

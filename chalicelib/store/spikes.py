@@ -308,10 +308,10 @@ def newest(scope: Scope, filters: Filters, limit: int) -> List[rows.Row]:
 
 
 def iterate(scope: Scope, filters: Filters, before_read: Optional[Callable[[], None]] = None,
-            after: Optional[Dict[str, str]] = None) -> Iterator[rows.Row]:
-    """Every matching spike, newest first, as rows (exports); ``after``: past the spike ``key_of`` keyed."""
+            position: Optional[Dict[str, Any]] = None) -> Iterator[rows.Row]:
+    """Every matching spike, newest first, as rows (exports); ``position``: rows.iterate_index's."""
     yield from rows.iterate_index(Spike, _index(scope, filters)[0], scope.partition, before_read=before_read,
-                                  filter_condition=spike_filters.condition(filters), after=after)
+                                  filter_condition=spike_filters.condition(filters), position=position)
 
 
 def key_of(scope: Scope, filters: Filters, row: rows.Row) -> Dict[str, str]:
