@@ -380,3 +380,31 @@ def test_too_large_for_one_request_names_the_background_export(client, owner_sha
     monkeypatch.setattr(exports, "FINISHING_MS", 10**12)  # no time left at all
     status, body, _ = call(client, "GET", f"/spikes/export?project={share_id}", token=token)
     assert status == 409 and body["code"] == "EXPORT_TOO_LARGE" and "POST /exports" in body["error"]
+
+
+def test_the_lease_and_the_continued_read_hold_on_either_engine(backend_client, store_backend, small_parts,
+                                                                not_in_the_request):
+    """The conditional writes and the read's position as DynamoDB itself takes them (moto, and
+    DynamoDB Local when it is there)."""
+    import copy
+    from chalicelib import clock
+    from chalicelib.services.accounts import user_id_for
+    from chalicelib.store import exports as export_store
+    token = sign_in(backend_client, "owner@example.com")
+    share_id = make_share("owner@example.com", "owner-site").share_id
+    _store_spikes(share_id, user_id_for("owner@example.com"), 30, 300)
+    export_id = _start(backend_client, f"?project={share_id}&format=jsonl", token)[1]["id"]
+    now = int(clock.epoch())
+    job = export_store.claim(export_id, now, 900)
+    assert job is not None and export_store.claim(export_id, now, 900) is None  # leased
+    stale = copy.deepcopy(job)
+    export_store.save(job, job.detail, release=True)
+    with pytest.raises(export_store.LeaseLost):
+        export_store.save(stale, stale.detail)
+    shown, runs = _read(backend_client, export_id, token)[1], 0
+    while shown["status"] == "running" and runs < 20:
+        _job_run(budget_checks=15)
+        runs += 1
+        shown = _read(backend_client, export_id, token)[1]
+    assert shown["status"] == "done" and runs > 1
+    assert _downloaded(shown["download_url"]) == _one_shot(backend_client, f"?project={share_id}&format=jsonl", token)
