@@ -122,6 +122,7 @@ def handlers(built) -> Dict[str, str]:
 def test_the_packaged_handlers_answer_proxy_events_against_the_stack(built, stage):
     api, job_handler = handlers(built)["APIHandler"], handlers(built)["QuotaReset"]
     deletions, deliveries = handlers(built)["ShareDeletions"], handlers(built)["WebhookDeliveries"]
+    background_exports = handlers(built)["Exports"]
     spike = {"type": "page", "projectKey": "launch-page", "page": "Home", "url": "https://example.com/",
              "rating": "love", "comments": "Ship it", "reviewer": {"id": "r1", "name": "Ada"}}
     calls = [
@@ -133,10 +134,11 @@ def test_the_packaged_handlers_answer_proxy_events_against_the_stack(built, stag
         (job_handler, SCHEDULED_EVENT),
         (deletions, SCHEDULED_EVENT),
         (deliveries, SCHEDULED_EVENT),
+        (background_exports, SCHEDULED_EVENT),
     ]
     out = run_package(stage, calls)
     assert all(str(stage["task"]) in p or "python3" in p for p in out["paths"]), out["paths"]
-    health, posted, listed, login, widget, job, deleted, delivered = out["results"]
+    health, posted, listed, login, widget, job, deleted, delivered, exported = out["results"]
     assert health["statusCode"] == 200 and body(health)["ok"] is True
     assert posted["statusCode"] == 201, posted
     assert listed["statusCode"] == 200, listed
@@ -144,7 +146,8 @@ def test_the_packaged_handlers_answer_proxy_events_against_the_stack(built, stag
     assert login["statusCode"] == 200, login
     assert widget["statusCode"] == 200 and "javascript" in widget["headers"]["Content-Type"]
     assert isinstance(job, dict), job
-    # The other two jobs, with nothing left to do: each read its settings and made its first query.
+    # The other jobs, with nothing left to do: each read its settings and made its first query.
+    assert exported == {"pending": 0, "advanced": 0, "finished": 0, "failed": 0, "parked": 0, "stopped": None}, exported
     assert deleted == {"pending": 0, "finished": 0, "failed": 0, "abandoned_uploads_removed": 0,
                        "abandoned_uploads_failed": 0, "unfinished_uploads_expired": 0, "unfinished_uploads_kept": 0,
                        "unfinished_uploads_failed": 0}, deleted
