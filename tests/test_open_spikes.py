@@ -7,14 +7,18 @@ reopens one, and until that backfill is done listings filter the owner's partiti
 from __future__ import annotations
 
 import collections
+import datetime
+import json
 from typing import Callable, List
 
 import pytest
 from pynamodb.connection.base import Connection
 
+from chalicelib import clock
 from chalicelib.store import open_spikes, spike_moves
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import LedgerItem, Spike
+from chalicelib.store.spike_filters import Filters
 from tests.conftest import call, sign_in
 from tests.factories import make_share
 
@@ -183,3 +187,59 @@ def test_the_backfill_never_reopens_a_spike_resolved_meanwhile_and_is_not_repeat
         raise AssertionError("the spikes table scanned again after the backfill was done")
     monkeypatch.setattr(Spike, "scan", no_scan)
     assert open_spikes.backfill() == 0 and open_spikes.backfilled()
+
+
+def test_while_dynamodb_builds_the_index_again_the_owners_open_feedback_is_read_from_the_partition(client, reads,
+                                                                                                  monkeypatch):
+    """A stack taken back to a version before open_owner_index loses the index; deployed forward
+    again, CloudFormation has DynamoDB build it anew while the new code already runs and the
+    backfill's marker still says done. DynamoDB refuses every Query of it meanwhile (missing,
+    then "Cannot read from backfilling global secondary index"), and every resolved=false (the
+    MCP server's get_spikes, its resolve and delete by id prefix, an export) answered 503 for as
+    long as the build took. They read the owner's partition meanwhile, as before the backfill."""
+    import boto3
+    dynamodb = boto3.client("dynamodb", region_name=Spike.Meta.region)
+    monkeypatch.setattr(open_spikes, "_refused_until", 0.0)  # and back after the test
+    token = sign_in(client, OWNER)
+    share = make_share(OWNER, "rebuilt")
+    ids = _stored(share, 30, lambda i: {"resolved": i % 10 != 0})
+    open_ids = [ids[-21], ids[-11], ids[-1]]
+    assert open_spikes.backfill() == 0 and open_spikes.backfilled()
+    dynamodb.update_table(TableName=Spike.Meta.table_name,
+                          GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "open_owner_index"}}])
+    reads.clear()
+    assert _listed(client, token, "resolved=false") == open_ids
+    assert reads["owner_index"] == 1, dict(reads)
+    status, first, _ = call(client, "GET", "/spikes?resolved=false&limit=2", token=token)
+    assert [spike["id"] for spike in first["data"]] == open_ids[:2]
+    assert _listed(client, token, f"resolved=false&cursor={first['next_cursor']}") == open_ids[2:]
+    exported = client.http.get("/spikes/export?resolved=false&format=jsonl",
+                               headers={"Authorization": f"Bearer {token}"})
+    assert exported.status_code == 200
+    assert [json.loads(line)["id"] for line in exported.body.decode().splitlines()] == open_ids
+    # A background export's run continues where the last one stopped, whichever index that read.
+    scope = spike_store.Scope("owner", share.owner_id)
+    [first_row] = spike_store.newest(scope, Filters(resolved=False), 1)
+    for key in (spike_store.key_of(scope, Filters(resolved=False), first_row),
+                {"spike_id": first_row.spike_id, "owner_id": share.owner_id, "open_sort_key": first_row.sort_key}):
+        continued = spike_store.iterate(scope, Filters(resolved=False), position={"after": key})
+        assert [row.public_id for row in continued] == open_ids[1:]
+    # The MCP server's resolve and delete by id prefix look among the owner's open ones too.
+    newest_open = spike_store.newest(spike_store.Scope("owner", share.owner_id), Filters(resolved=False), 10)
+    assert [row.public_id for row in newest_open] == open_ids
+    # Asked again a minute later: built by then (its items kept their open_sort_key), it serves.
+    dynamodb.update_table(TableName=Spike.Meta.table_name, AttributeDefinitions=[
+        {"AttributeName": "owner_id", "AttributeType": "S"}, {"AttributeName": "open_sort_key", "AttributeType": "S"}],
+        GlobalSecondaryIndexUpdates=[{"Create": {
+            "IndexName": "open_owner_index", "Projection": {"ProjectionType": "ALL"},
+            "KeySchema": [{"AttributeName": "owner_id", "KeyType": "HASH"},
+                          {"AttributeName": "open_sort_key", "KeyType": "RANGE"}]}}])
+    reads.clear()
+    assert _listed(client, token, "resolved=false") == open_ids and reads["open_owner_index"] == 0
+    later = clock.now() + datetime.timedelta(seconds=open_spikes.REFUSED_FOR_SECONDS)
+    clock.use(lambda: later)
+    try:
+        assert _listed(client, token, "resolved=false") == open_ids
+    finally:
+        clock.use(None)
+    assert reads["open_owner_index"] == 1 and reads["owner_index"] == 1, dict(reads)

@@ -8,6 +8,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from botocore.exceptions import ClientError
 
 from chalicelib import clock, deps
 from chalicelib.errors import InvalidCursor, SpikeLimit
@@ -140,6 +141,33 @@ def test_open_feedback_pages_through_the_sparse_index_and_the_backfill_reopens_n
                                                           reverse=True)
     stored = {spike.spike_id: spike for spike in Spike.scan()}
     assert all((spike.open_sort_key is not None) == (not spike.resolved) for spike in stored.values())
+
+
+def test_a_query_of_the_open_index_refused_while_it_is_missing_or_built_is_told_apart(store_backend, monkeypatch):
+    """A stack taken back to a version without ``open_owner_index`` and forward again has it
+    built anew while the marker says done: the owner's open feedback is then read from the
+    partition (tests/test_open_spikes.py), on DynamoDB's refusal of a Query of the index, in
+    each engine's words (here asked of a table that does not have it), and on no other."""
+    from pynamodb.exceptions import QueryError
+
+    from chalicelib.store import open_spikes
+    monkeypatch.setattr(open_spikes, "_refused_until", 0.0)
+
+    def refusal(**query) -> QueryError:
+        try:
+            deps.dynamodb_client().query(TableName=LedgerItem.Meta.table_name, KeyConditionExpression="pk = :p",
+                                         ExpressionAttributeValues={":p": {"S": "x"}}, **query)
+        except ClientError as exc:
+            return QueryError("Failed to query items", cause=exc)
+        raise AssertionError("the Query was answered")
+    assert open_spikes._refused(refusal(IndexName="open_owner_index"))
+    monkeypatch.setattr(open_spikes, "_refused_until", 0.0)
+    assert not open_spikes._refused(QueryError("Failed", cause=ClientError({"Error": {
+        "Code": "ValidationException", "Message": "One or more parameter values were invalid"}}, "Query")))
+    building = QueryError("Failed", cause=ClientError({"Error": {"Code": "ValidationException", "Message":
+                                                                 "Cannot read from backfilling global secondary "
+                                                                 "index: open_owner_index"}}, "Query"))
+    assert open_spikes._refused(building) and not open_spikes.serves("owner", Filters(resolved=False))
 
 
 def test_an_unpaged_listing_is_read_page_by_page_and_stops_short_of_its_weight(store_backend):

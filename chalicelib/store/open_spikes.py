@@ -17,17 +17,20 @@ Spikes stored before the attribute existed get it from ``backfill`` (``make depl
 local server's start run it, never a request): each one only while still open and without it,
 so a spike resolved or reopened meanwhile is never reopened or changed. Until it has marked
 itself done in the ledger, which it does only once the index is ACTIVE, listings filter
-``owner_index`` as before. The listing's ``resolved = false`` filter stays on the index's
-Query: a spike an earlier version resolves (its last invocations during a deploy) keeps the
-attribute, and is left out by that filter.
+``owner_index`` as before, and so they do for a while after DynamoDB refused a Query of the
+index (``_refused``: built anew after going back to a version without it). The listing's
+``resolved = false`` filter stays on the index's Query: a spike an earlier version resolves
+(its last invocations during a deploy) keeps the attribute, and is left out by that filter.
 """
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar
+
+from pynamodb.exceptions import QueryError
 
 from chalicelib import clock
-from chalicelib.store import spike_ids
+from chalicelib.store import new_indexes, spike_ids
 from chalicelib.store.models import LedgerItem, Spike
 from chalicelib.store.spike_filters import Filters
 from chalicelib.store.transactions import update_if
@@ -39,6 +42,10 @@ BACKFILL_PASSES = 3
 
 # A finished backfill never un-finishes, so a function may remember it for its lifetime.
 _backfilled = False
+# Until when this function reads the owner's partition instead: DynamoDB refused the index.
+_refused_until = 0.0
+REFUSED_FOR_SECONDS = 60
+T = TypeVar("T")
 
 
 def opened() -> Any:
@@ -53,7 +60,60 @@ def closed() -> Any:
 
 def serves(scope_index: str, filters: Filters) -> bool:
     """Whether a listing of ``scope_index`` with ``filters`` reads ``open_owner_index``."""
-    return filters.resolved is False and scope_index == "owner" and backfilled()
+    return filters.resolved is False and scope_index == "owner" and backfilled() and clock.epoch() >= _refused_until
+
+
+def reading(scope_index: str, filters: Filters, index: Any, read: Callable[[Any, str], T]) -> T:
+    """``read(index, its range key's stored name)``: of ``open_owner_index`` when it ``serves``
+    the listing, else (or when DynamoDB refused it: ``_refused``) of the listing's own ``index``."""
+    if serves(scope_index, filters):
+        try:
+            return read(Spike.open_owner_index, Spike.open_sort_key.attr_name)
+        except QueryError as exc:
+            if not _refused(exc):
+                raise
+    return read(index, Spike.sort_key.attr_name)
+
+
+def resumed(range_key: str, key: Optional[Dict[str, str]]) -> Dict[str, str]:
+    """Where a read resumes on the index of ``range_key`` (empty: at the start). A cursor, or a
+    background export's ``key_of``, holds the spike's sort key as ``sort_key`` (``open_sort_key``
+    in a key kept from before 2026-12-07), so either index continues it: the marker may be
+    written, or the index refused, between two pages."""
+    renamed = (Spike.sort_key.attr_name, Spike.open_sort_key.attr_name)
+    return {(range_key if name in renamed else name): value for name, value in (key or {}).items()}
+
+
+def iterating(scope_index: str, filters: Filters, index: Any, read: Callable[[Any, str], Iterator[T]]) -> Iterator[T]:
+    """``reading`` for an iteration: it falls back when the index's first read is refused."""
+    if serves(scope_index, filters):
+        items = read(Spike.open_owner_index, Spike.open_sort_key.attr_name)
+        try:
+            first = next(items, None)
+        except QueryError as exc:
+            if not _refused(exc):
+                raise
+        else:
+            if first is not None:
+                yield first
+                yield from items
+            return
+    yield from read(index, Spike.sort_key.attr_name)
+
+
+def _refused(exc: QueryError) -> bool:
+    """Whether DynamoDB refused the Query because it has no such index or is building it (or the
+    grant on it is spreading: ``new_indexes.not_ready``): a stack taken back to a version
+    without it, and forward again, has it built anew while this code runs and the marker still
+    says done. This function then reads the owner's partition (the same answer, slower, as
+    before the backfill) for a while, and asks the index again after."""
+    global _refused_until
+    missing_in_moto = exc.cause_response_code == "ResourceNotFoundException" and \
+        INDEX_NAME in (exc.cause_response_message or "")
+    if not (missing_in_moto or new_indexes.not_ready(exc, INDEX_NAME)):
+        return False
+    _refused_until = clock.epoch() + REFUSED_FOR_SECONDS
+    return True
 
 
 def backfilled() -> bool:

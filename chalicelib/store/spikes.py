@@ -252,13 +252,9 @@ def get(spike_id: str, consistent: bool = False) -> Optional[Spike]:
         return None
 
 
-def _index(scope: Scope, filters: Filters):
-    """The index a listing reads, and the stored name of its range key (the same values as
-    ``sort_key``: a cursor holds ``sort_key`` and is read by either)."""
-    if open_spikes.serves(scope.index, filters):
-        return Spike.open_owner_index, Spike.open_sort_key.attr_name
-    return {"project": Spike.partition_index, "owner": Spike.owner_index,
-            "feed": Spike.feed_index}[scope.index], Spike.sort_key.attr_name
+def _index(scope: Scope):
+    """The index of the scope's partition (an owner's open spikes: ``open_spikes.reading``)."""
+    return {"project": Spike.partition_index, "owner": Spike.owner_index, "feed": Spike.feed_index}[scope.index]
 
 
 def _hash_attribute(scope: Scope) -> str:
@@ -274,15 +270,14 @@ def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secr
     start = cursors.decode(secret, scope.cursor_scope, cursor)
     if start is not None and start.get(_hash_attribute(scope)) != scope.partition:
         raise InvalidCursor()
-    index, range_key = _index(scope, filters)
-    if start is not None:
-        start[range_key] = start.pop("sort_key")  # as every cursor signed here has it
-    last_key = {name: {"S": value} for name, value in start.items()} if start else None
-    # Rows, not models: building a model per item cost more than the query (store/rows.py). The
-    # first read takes the item past the page too (a page of 1,000 read 1,001 in two Queries).
-    results, _ = rows.query_index(Spike, index, scope.partition, limit=limit + 1,
-                                  filter_condition=spike_filters.condition(filters), start_key=last_key,
-                                  page_size=max(limit + 1, 50))
+
+    def read(index, range_key: str) -> List[rows.Row]:
+        # Rows, not models: building a model per item cost more than the query (store/rows.py). The
+        # first read takes the item past the page too (a page of 1,000 read 1,001 in two Queries).
+        last_key = {name: {"S": value} for name, value in open_spikes.resumed(range_key, start).items()} or None
+        return rows.query_index(Spike, index, scope.partition, limit=limit + 1, start_key=last_key,
+                                filter_condition=spike_filters.condition(filters), page_size=max(limit + 1, 50))[0]
+    results = open_spikes.reading(scope.index, filters, _index(scope), read)
     items: List[rows.Row] = []
     more = False
     for spike in results:
@@ -302,19 +297,24 @@ def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secr
 
 def newest(scope: Scope, filters: Filters, limit: int) -> List[rows.Row]:
     """The first ``limit`` spikes a listing shows, newest first, without a cursor."""
-    results, _ = rows.query_index(Spike, _index(scope, filters)[0], scope.partition, limit=limit,
-                                  filter_condition=spike_filters.condition(filters), page_size=min(1000, max(limit, 50)))
-    return results[:limit]
+    def read(index, _: str) -> List[rows.Row]:
+        return rows.query_index(Spike, index, scope.partition, limit=limit, filter_condition=spike_filters.condition(
+            filters), page_size=min(1000, max(limit, 50)))[0]
+    return open_spikes.reading(scope.index, filters, _index(scope), read)[:limit]
 
 
 def iterate(scope: Scope, filters: Filters, before_read: Optional[Callable[[], None]] = None,
             position: Optional[Dict[str, Any]] = None) -> Iterator[rows.Row]:
     """Every matching spike, newest first, as rows (exports); ``position``: rows.iterate_index's."""
-    yield from rows.iterate_index(Spike, _index(scope, filters)[0], scope.partition, before_read=before_read,
+    def read(index, range_key: str) -> Iterator[rows.Row]:
+        if position is not None and position.get("after"):
+            position["after"] = open_spikes.resumed(range_key, position["after"])
+        return rows.iterate_index(Spike, index, scope.partition, before_read=before_read,
                                   filter_condition=spike_filters.condition(filters), position=position)
+    yield from open_spikes.iterating(scope.index, filters, _index(scope), read)
 
 
 def key_of(scope: Scope, filters: Filters, row: rows.Row) -> Dict[str, str]:
-    """Where ``iterate`` continues after ``row``: its key in the index it reads."""
+    """Where ``iterate`` continues after ``row``, read by either index (``open_spikes.resumed``)."""
     return {Spike.spike_id.attr_name: row.spike_id, _hash_attribute(scope): scope.partition,
-            _index(scope, filters)[1]: row.sort_key}
+            Spike.sort_key.attr_name: row.sort_key}
