@@ -265,6 +265,9 @@ class Deployer:
         settings = stack.stage_settings(stage).model_copy(
             update={"region": self.region, "aws_endpoint_url": os.environ.get("AWS_ENDPOINT_URL")})
         configure_models(settings)
+        # CloudFormation ends an update while DynamoDB still builds an index it added; the steps
+        # below mark an index of open spikes usable only once it is ACTIVE.
+        staged.wait_for_indexes(self, [stack.table_names(stage)["spikes"]], WAIT_ATTEMPTS, stop=False)
         # Each deploy looks again (a Scan each): an earlier version may have written the old form
         # since the step was done (its last invocations, or it was deployed again meanwhile).
         self.say("Checking stored spikes and held webhook events for an earlier version's form ...")

@@ -122,8 +122,10 @@ INDEX_QUERIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
         # reserved_index: a claimed account's retired slugs; owner_status_index: the owner's
         # deletions in progress, which their reads of feedback leave out.
         "shares": ("owner_index", "reserved_index", "owner_status_index"),
-        # open_owner_index: an owner's open feedback (resolved=false, the MCP server's get_spikes).
-        "spikes": ("project_index", "owner_index", "open_owner_index", "feed_index", "id_index", "id_owner_index"),
+        # open_owner_index, open_project_index: an owner's or a project's open feedback
+        # (resolved=false, the MCP server's get_spikes).
+        "spikes": ("project_index", "owner_index", "open_owner_index", "open_project_index", "feed_index", "id_index",
+                   "id_owner_index"),
         "keys": ("owner_index",),
         # due_index: a resume or a new or removed URL ends a first batch of a share's held events.
         "deliveries": ("share_index", "due_index"),
@@ -141,7 +143,7 @@ INDEX_QUERIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
     },
     EXPORTS_FUNCTION: {
         "shares": ("owner_status_index",),
-        "spikes": ("project_index", "owner_index", "open_owner_index", "feed_index"),
+        "spikes": ("project_index", "owner_index", "open_owner_index", "open_project_index", "feed_index"),
         "deliveries": ("due_index",),  # the exports running, oldest first
     },
 }

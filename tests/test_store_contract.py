@@ -441,6 +441,56 @@ def test_a_spike_counted_before_the_total_was_sharded_is_counted_out_of_the_old_
     assert ledger.count(ledger.share_total_key(share.share_id)) == 0
 
 
+def test_a_projects_open_feedback_pages_through_its_sparse_index_as_the_filter_does(store_backend, monkeypatch):
+    """``resolved=false`` of a project reads ``open_project_index`` once the backfill is done and
+    the index is ACTIVE (``PROJECT_MARKER``), with the same pages as filtering ``project_index``;
+    a cursor of either path continues on the other, and the reviewer filter applies to both."""
+    from chalicelib.store import open_spikes
+    share = make_share("owner@example.com", "open-project")
+    created_at = "2026-05-01T12:00:00.000Z"  # one millisecond: page boundaries inside a run
+    with Spike.batch_write() as batch:
+        for i in range(300):
+            spike_id = f"spk_{i:05d}"
+            batch.save(spike_store.new(spike_id, share.share_id, created_at, public_id=spike_id, type="page",
+                                       project_key=share.share_id, share_id=share.share_id, owner_id=share.owner_id,
+                                       resolved=i % 3 != 0, reviewer_id="rev-a" if i % 2 else "anon"))
+    scope = Scope("project", share.share_id)
+    queried = []
+    original = rows.query_index
+
+    def recording(model, index, *args, **kwargs):
+        queried.append(index.Meta.index_name)
+        return original(model, index, *args, **kwargs)
+    monkeypatch.setattr(rows, "query_index", recording)
+
+    def listed(filters: Filters, size: int, cursor=None) -> list:
+        seen = []
+        while True:
+            page = spikes.list_page(scope, filters, size, cursor, SECRET)
+            seen += [item["id"] for item in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                return seen
+    assert open_spikes.serves("project", Filters(resolved=False))
+    by_index = {reviewer: listed(Filters(resolved=False, reviewer=reviewer), 7) for reviewer in (None, "rev-a")}
+    assert set(queried) == {"open_project_index"}
+    first = spikes.list_page(scope, Filters(resolved=False), 10, None, SECRET)
+    LedgerItem(open_spikes.PROJECT_MARKER).delete()
+    monkeypatch.setattr(open_spikes, "_project_ready", False)
+    queried.clear()
+    by_filter = {reviewer: listed(Filters(resolved=False, reviewer=reviewer), 7) for reviewer in (None, "rev-a")}
+    assert set(queried) == {"project_index"}
+    assert by_index == by_filter and len(by_index[None]) == 100 and len(by_index["rev-a"]) == 50
+    # A cursor of one path continues on the other (the marker set between two pages), both ways.
+    rest = listed(Filters(resolved=False), 1000, first.next_cursor)
+    assert [item["id"] for item in first.items] + rest == by_index[None]
+    first = spikes.list_page(scope, Filters(resolved=False), 10, None, SECRET)
+    LedgerItem(open_spikes.PROJECT_MARKER, state="done").save()
+    rest = listed(Filters(resolved=False), 1000, first.next_cursor)
+    assert queried[-1] == "open_project_index"
+    assert [item["id"] for item in first.items] + rest == by_index[None]
+
+
 def test_a_table_from_an_older_version_gets_the_indexes_and_attributes_added_since(aws, monkeypatch):
     """The local server keeps its data across upgrades: starting it adds a missing index and
     gives stored items what the new one reads (store/spike_ids.py). On moto only: in the
@@ -451,7 +501,7 @@ def test_a_table_from_an_older_version_gets_the_indexes_and_attributes_added_sin
     table = Spike.Meta.table_name
     schema = client.describe_table(TableName=table)["Table"]
     Spike.delete_table()
-    added = ("id_owner_index", "open_owner_index")
+    added = ("id_owner_index", "open_owner_index", "open_project_index")
     client.create_table(
         TableName=table, BillingMode="PAY_PER_REQUEST", KeySchema=schema["KeySchema"],
         AttributeDefinitions=[a for a in schema["AttributeDefinitions"]
@@ -462,20 +512,21 @@ def test_a_table_from_an_older_version_gets_the_indexes_and_attributes_added_sin
     before = spike_posts.record(new_spike(client_id="before-upgrade"), deps.settings(), "http://x")
     before_key = spike_store.spike_id_for("key#proj", before.id)
     Spike(before_key).update(actions=[Spike.owner_project.remove(), open_spikes.closed()])
-    for marker in (spike_ids.BACKFILL_MARKER, open_spikes.BACKFILL_MARKER):
+    for marker in (spike_ids.BACKFILL_MARKER, open_spikes.BACKFILL_MARKER, open_spikes.PROJECT_MARKER):
         LedgerItem(marker).delete()
     monkeypatch.setattr(spike_ids, "_backfilled", False)
     monkeypatch.setattr(open_spikes, "_backfilled", False)
+    monkeypatch.setattr(open_spikes, "_project_ready", False)
     create_tables(deps.settings(), client)
     indexes = {i["IndexName"]: i for i in client.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"project_index", "owner_index", "open_owner_index", "feed_index", "id_index",
-                            "id_owner_index"}
+    assert set(indexes) == {"project_index", "owner_index", "open_owner_index", "open_project_index", "feed_index",
+                            "id_index", "id_owner_index"}
     for _ in range(60):  # DynamoDB Local builds a new index asynchronously
         status = client.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"]
         if all(i.get("IndexStatus", "ACTIVE") == "ACTIVE" for i in status):
             break
         time.sleep(0.5)
-    assert spike_ids.backfilled() and open_spikes.backfilled()
+    assert spike_ids.backfilled() and open_spikes.backfilled() and open_spikes.project_ready()
     assert Spike.get(before_key).open_sort_key == Spike.get(before_key).sort_key
     recorded = spike_posts.record(new_spike(client_id="after-upgrade"), deps.settings(), "http://x")
     for public_id in (before.id, recorded.id):

@@ -298,6 +298,18 @@ class OpenOwnerSpikesIndex(GlobalSecondaryIndex["Spike"]):
     open_sort_key = UnicodeAttribute(range_key=True)
 
 
+class OpenPartitionIndex(GlobalSecondaryIndex["Spike"]):
+    """Sparse: a project partition's open spikes only, newest first: ``open_owner_index`` for a
+    project's ``resolved=false`` listings and exports, keyed by the stored ``project`` as
+    ``project_index`` is (store/open_spikes.py)."""
+    class Meta:
+        index_name = "open_project_index"
+        projection = AllProjection()
+
+    partition = UnicodeAttribute(hash_key=True, attr_name="project")
+    open_sort_key = UnicodeAttribute(range_key=True)
+
+
 class FeedIndex(GlobalSecondaryIndex["Spike"]):
     class Meta:
         index_name = "feed_index"
@@ -368,7 +380,8 @@ class Spike(_Base):
     viewport = JSONAttribute(null=True)
     resolved = BooleanAttribute(default=False)
     resolved_at = UnicodeAttribute(null=True)
-    # ``sort_key`` while open, absent once resolved: the key of ``open_owner_index``.
+    # ``sort_key`` while open, absent once resolved: the key of ``open_owner_index`` and
+    # ``open_project_index``.
     open_sort_key = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     # An own spike of a key-only account, counted in its ``own_spikes`` (store/accounts.py): it is
@@ -377,6 +390,7 @@ class Spike(_Base):
     partition_index = PartitionIndex()
     owner_index = OwnerSpikesIndex()
     open_owner_index = OpenOwnerSpikesIndex()
+    open_partition_index = OpenPartitionIndex()
     feed_index = FeedIndex()
     id_index = SpikeIdIndex()
     id_owner_index = SpikeIdOwnerIndex()

@@ -10,15 +10,20 @@ set when the spike is stored open, removed by the update or transaction that res
 again (from ``sort_key`` itself) by the one that reopens it (store/spikes.py). DynamoDB keeps
 an item in an index only while it has the index's keys, so ``open_owner_index`` (``owner_id``,
 ``open_sort_key``) lists an owner's open spikes alone, newest first, as ``owner_index`` does:
-a claim that changes a spike's owner moves it there too. CloudFormation adds one index per
-table per update: the same index by project partition is a later version's.
+a claim that changes a spike's owner moves it there too. ``open_project_index`` (``project``,
+``open_sort_key``) does the same for a project partition's ``resolved=false`` listings and
+exports: the same attribute, so every write above keeps both.
 
 Spikes stored before the attribute existed get it from ``backfill`` (``make deploy`` and the
 local server's start run it, never a request): each one only while still open and without it,
 so a spike resolved or reopened meanwhile is never reopened or changed. Until it has marked
 itself done in the ledger, which it does only once the index is ACTIVE, listings filter
 ``owner_index`` as before, and so they do for a while after DynamoDB refused a Query of the
-index (``_refused``: built anew after going back to a version without it). The listing's
+index (``_refused``: built anew after going back to a version without it). The project index
+needs no backfill of its own (the attribute is the same), only that one done and the index
+built: the same step marks that too (``PROJECT_MARKER``), once the backfill is done and
+``open_project_index`` is ACTIVE (``make deploy`` waits for DynamoDB to build it, CloudFormation
+does not); until then a project's listings filter ``project_index``. The listing's
 ``resolved = false`` filter stays on the index's Query: a spike an earlier version resolves
 (its last invocations during a deploy) keeps the attribute, and is left out by that filter.
 """
@@ -36,12 +41,15 @@ from chalicelib.store.spike_filters import Filters
 from chalicelib.store.transactions import update_if
 
 BACKFILL_MARKER = "migration#open-spikes"
+PROJECT_MARKER = "migration#open-project-spikes"
 INDEX_NAME = Spike.open_owner_index.Meta.index_name
+PROJECT_INDEX_NAME = Spike.open_partition_index.Meta.index_name
 BACKFILL_THREADS = 8
 BACKFILL_PASSES = 3
 
 # A finished backfill never un-finishes, so a function may remember it for its lifetime.
 _backfilled = False
+_project_ready = False
 # Until when this function reads the owner's partition instead: DynamoDB refused the index.
 _refused_until = 0.0
 REFUSED_FOR_SECONDS = 60
@@ -59,16 +67,27 @@ def closed() -> Any:
 
 
 def serves(scope_index: str, filters: Filters) -> bool:
-    """Whether a listing of ``scope_index`` with ``filters`` reads ``open_owner_index``."""
-    return filters.resolved is False and scope_index == "owner" and backfilled() and clock.epoch() >= _refused_until
+    """Whether a listing of ``scope_index`` with ``filters`` reads an index of open spikes."""
+    return _open_index(scope_index, filters) is not None
+
+
+def _open_index(scope_index: str, filters: Filters) -> Any:
+    """The index of open spikes a listing of ``scope_index`` reads, else None: the owner's once
+    the backfill is done, the project's once that is done and its index built (``PROJECT_MARKER``)."""
+    if filters.resolved is not False or not backfilled() or clock.epoch() < _refused_until:
+        return None
+    if scope_index == "owner":
+        return Spike.open_owner_index
+    return Spike.open_partition_index if scope_index == "project" and project_ready() else None
 
 
 def reading(scope_index: str, filters: Filters, index: Any, read: Callable[[Any, str], T]) -> T:
-    """``read(index, its range key's stored name)``: of ``open_owner_index`` when it ``serves``
+    """``read(index, its range key's stored name)``: of the index of open spikes that ``serves``
     the listing, else (or when DynamoDB refused it: ``_refused``) of the listing's own ``index``."""
-    if serves(scope_index, filters):
+    open_index = _open_index(scope_index, filters)
+    if open_index is not None:
         try:
-            return read(Spike.open_owner_index, Spike.open_sort_key.attr_name)
+            return read(open_index, Spike.open_sort_key.attr_name)
         except QueryError as exc:
             if not _refused(exc):
                 raise
@@ -86,8 +105,9 @@ def resumed(range_key: str, key: Optional[Dict[str, str]]) -> Dict[str, str]:
 
 def iterating(scope_index: str, filters: Filters, index: Any, read: Callable[[Any, str], Iterator[T]]) -> Iterator[T]:
     """``reading`` for an iteration: it falls back when the index's first read is refused."""
-    if serves(scope_index, filters):
-        items = read(Spike.open_owner_index, Spike.open_sort_key.attr_name)
+    open_index = _open_index(scope_index, filters)
+    if open_index is not None:
+        items = read(open_index, Spike.open_sort_key.attr_name)
         try:
             first = next(items, None)
         except QueryError as exc:
@@ -108,12 +128,22 @@ def _refused(exc: QueryError) -> bool:
     says done. This function then reads the owner's partition (the same answer, slower, as
     before the backfill) for a while, and asks the index again after."""
     global _refused_until
-    missing_in_moto = exc.cause_response_code == "ResourceNotFoundException" and \
-        INDEX_NAME in (exc.cause_response_message or "")
-    if not (missing_in_moto or new_indexes.not_ready(exc, INDEX_NAME)):
+    names = [name for name in (INDEX_NAME, PROJECT_INDEX_NAME) if name in (exc.cause_response_message or "")]
+    missing_in_moto = exc.cause_response_code == "ResourceNotFoundException" and names
+    if not (missing_in_moto or new_indexes.not_ready(exc, (names or [INDEX_NAME])[0])):
         return False
     _refused_until = clock.epoch() + REFUSED_FOR_SECONDS
     return True
+
+
+def project_ready() -> bool:
+    global _project_ready
+    if not _project_ready:
+        try:
+            _project_ready = LedgerItem.get(PROJECT_MARKER, consistent_read=True).state == spike_ids.DONE
+        except LedgerItem.DoesNotExist:
+            pass
+    return _project_ready
 
 
 def backfilled() -> bool:
@@ -141,6 +171,8 @@ def backfill() -> int:
         if not missing:
             if _index_active():
                 LedgerItem(BACKFILL_MARKER, state=spike_ids.DONE, detail={"checked_to": started}).save()
+                if not project_ready() and _project_index_active():
+                    LedgerItem(PROJECT_MARKER, state=spike_ids.DONE).save()
             return updated
         with ThreadPoolExecutor(max_workers=BACKFILL_THREADS) as pool:
             updated += sum(pool.map(_open, missing))
@@ -162,8 +194,16 @@ def _open(spike: Spike) -> int:
 
 
 def _index_active() -> bool:
-    """Whether DynamoDB answers Queries of the index: an upgrade's CloudFormation waits for it,
-    the local server adds it at start and DynamoDB Local may take a while (or longer) to build it."""
+    return _active(INDEX_NAME)
+
+
+def _project_index_active() -> bool:
+    return _active(PROJECT_INDEX_NAME)
+
+
+def _active(name: str) -> bool:
+    """Whether DynamoDB answers Queries of the index with every item: CloudFormation ends an
+    update while DynamoDB still builds an index it added (``make deploy`` waits for it), the local
+    server adds it at start and DynamoDB Local may take a while (or longer) to build it."""
     indexes = Spike.describe_table().get("GlobalSecondaryIndexes", [])
-    return any(index["IndexName"] == INDEX_NAME and index.get("IndexStatus", "ACTIVE") == "ACTIVE"
-               for index in indexes)
+    return any(index["IndexName"] == name and index.get("IndexStatus", "ACTIVE") == "ACTIVE" for index in indexes)

@@ -207,3 +207,30 @@ def test_steps_remove_an_index_too_and_leave_one_change_per_table_to_the_last_up
     assert staged.index_changes(deployed, target) == {"T": ([], ["b_index"])}
     assert [a["AttributeName"] for a in deployed["Resources"]["T"]["Properties"]["AttributeDefinitions"]] == \
         ["b", "c", "d", "pk"]
+
+
+def test_the_upgrade_steps_wait_for_an_index_still_building_and_go_on_without_it_in_time():
+    """After the update, ``make deploy`` waits for DynamoDB to build the spikes table's new
+    index before the upgrade step that marks it usable; past the wait it goes on and says so."""
+    class Building:
+        def describe_table(self, TableName):
+            return {"Table": {"TableStatus": "ACTIVE", "GlobalSecondaryIndexes": [
+                {"IndexName": "open_project_index", "IndexStatus": "CREATING"}]}}
+
+    class Deployer:
+        region, poll_seconds, said = "us-east-1", 0, []
+
+        class session:
+            @staticmethod
+            def client(name, region_name):
+                return Building()
+
+        def say(self, text):
+            self.said.append(text)
+
+    deployer = Deployer()
+    assert staged.wait_for_indexes(deployer, ["spikes-prod-spikes"], 3, stop=False) is False
+    assert len([line for line in deployer.said if "open_project_index building" in line]) == 3
+    assert "filter as before until a later deploy" in deployer.said[-1]
+    with pytest.raises(SystemExit, match="still building an index"):
+        staged.wait_for_indexes(deployer, ["spikes-prod-spikes"], 2)
