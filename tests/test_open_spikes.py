@@ -15,7 +15,7 @@ import pytest
 from pynamodb.connection.base import Connection
 
 from chalicelib import clock
-from chalicelib.store import open_spikes, spike_moves
+from chalicelib.store import open_spikes, spike_listings, spike_moves
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import LedgerItem, Spike
 from chalicelib.store.spike_filters import Filters
@@ -219,13 +219,13 @@ def test_while_dynamodb_builds_the_index_again_the_owners_open_feedback_is_read_
     assert [json.loads(line)["id"] for line in exported.body.decode().splitlines()] == open_ids
     # A background export's run continues where the last one stopped, whichever index that read.
     scope = spike_store.Scope("owner", share.owner_id)
-    [first_row] = spike_store.newest(scope, Filters(resolved=False), 1)
-    for key in (spike_store.key_of(scope, Filters(resolved=False), first_row),
+    [first_row] = spike_listings.newest(scope, Filters(resolved=False), 1)
+    for key in (spike_listings.key_of(scope, Filters(resolved=False), first_row),
                 {"spike_id": first_row.spike_id, "owner_id": share.owner_id, "open_sort_key": first_row.sort_key}):
-        continued = spike_store.iterate(scope, Filters(resolved=False), position={"after": key})
+        continued = spike_listings.iterate(scope, Filters(resolved=False), position={"after": key})
         assert [row.public_id for row in continued] == open_ids[1:]
     # The MCP server's resolve and delete by id prefix look among the owner's open ones too.
-    newest_open = spike_store.newest(spike_store.Scope("owner", share.owner_id), Filters(resolved=False), 10)
+    newest_open = spike_listings.newest(spike_store.Scope("owner", share.owner_id), Filters(resolved=False), 10)
     assert [row.public_id for row in newest_open] == open_ids
     # Asked again a minute later: built by then (its items kept their open_sort_key), it serves.
     dynamodb.update_table(TableName=Spike.Meta.table_name, AttributeDefinitions=[

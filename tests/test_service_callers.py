@@ -11,7 +11,7 @@ from chalicelib.errors import NotFound, ScopeDenied
 from chalicelib.services import identity, outbound_webhooks, share_deletion, shares, spike_posts, spikes
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.store.models import User
-from chalicelib.store.spikes import Filters
+from chalicelib.store.spike_filters import Filters
 from tests.conftest import call, sign_in
 
 BASE_URL = "https://spikes.example"

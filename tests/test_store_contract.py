@@ -17,7 +17,7 @@ from chalicelib.services.accounts import Accounts
 from chalicelib.services.spike_posts import NewSpike
 from chalicelib.services.spikes import Filters, Scope
 from chalicelib.store import apikeys as key_store
-from chalicelib.store import ledger, rows, share_work
+from chalicelib.store import ledger, rows, share_work, spike_listings
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import ApiKey, LedgerItem, OutboxItem, Spike, User
 from tests.conftest import call, login_token_from_mail
@@ -339,8 +339,8 @@ def test_an_owners_listing_leaves_out_the_partitions_of_shares_being_deleted(sto
         scope = Scope("owner", "u1")
         filters = spikes.hiding_deletions(scope, Filters())
         assert sorted(filters.hidden_partitions) == sorted(pending)
-        assert [row.spike_id for row in spike_store.page(scope, filters, 10, None, SECRET)[0]] == ["spk_3", "spk_1"]
-    assert len(spike_store.page(scope, Filters(), 10, None, SECRET)[0]) == 4
+        assert [row.spike_id for row in spike_listings.page(scope, filters, 10, None, SECRET)[0]] == ["spk_3", "spk_1"]
+    assert len(spike_listings.page(scope, Filters(), 10, None, SECRET)[0]) == 4
     assert spikes.hiding_deletions(Scope("owner", "u3"), Filters()).hidden_partitions == ()
 
 

@@ -161,7 +161,10 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                            description="The CLI's push (user agent `ureq/…`, `?token=`, no Authorization "
                                        f"header) gets a bare JSON array of up to {spikes.MAX_PUSH_LISTING:,} "
                                        "(docs/clients.md). 429 RATE_LIMIT: SPIKES_RATE_LISTINGS_PER_MINUTE "
-                                       "listings a minute per client network without a credential.",
+                                       "listings a minute per client network without a credential. A page "
+                                       "may hold fewer items than limit, even none, with a next_cursor, when a "
+                                       "filter matches little and the request's time runs short: follow "
+                                       "next_cursor until null.",
                            query=SPIKE_FILTERS + (("limit", f"1-{spikes.MAX_LIMIT}; default {spikes.DEFAULT_LIMIT} "
                                                    f"({spikes.MAX_LIMIT} for the Spikes CLI and MCP server, user agent "
                                                    "`ureq/…`, which read one page)", False),

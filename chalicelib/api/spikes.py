@@ -32,6 +32,10 @@ MAX_PUSH_LISTING = 10_000
 MAX_SPIKE_BODY_BYTES = 512 * 1024
 # A listing stops short of this weight of items in the answer (Lambda answers at most 6 MB).
 MAX_LISTING_BYTES = lambda_answer.MAX_BODY_WEIGHT
+# A paged listing stops reading with this much of the function's time left, and answers the
+# items found so far with a cursor: a filter matching little in a large partition would
+# otherwise read on until the function is killed (API Gateway's 503, no cursor to go on with).
+LISTING_FINISHING_MS = 3000
 
 
 def _new_spike(data: dict) -> spike_posts.NewSpike:
@@ -151,8 +155,10 @@ def list_spikes():
     if bare_array:
         listed = spikes.list_unpaged(scope, filters, limit, cursor, secret, MAX_LISTING_BYTES, reviewer_emails)
         return responses.Preshaped(List[responses.SpikeOut], listed.items, listed.items_json)
+    time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
     page = spikes.list_page(scope, filters, limit, cursor, secret, max_bytes=MAX_LISTING_BYTES,
-                            reviewer_emails=reviewer_emails)
+                            reviewer_emails=reviewer_emails,
+                            keep_reading=time_left_ms and (lambda: time_left_ms() >= LISTING_FINISHING_MS))
     return responses.Preshaped(responses.SpikePageOut, {"data": page.items, "next_cursor": page.next_cursor},
                      f'{{"data":{page.items_json},"next_cursor":{json.dumps(page.next_cursor)}}}')
 

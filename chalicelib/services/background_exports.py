@@ -32,7 +32,7 @@ from chalicelib.logs import get_logger
 from chalicelib.services import exports, pending_work, spikes
 from chalicelib.services.identity import Principal
 from chalicelib.store import exports as export_store
-from chalicelib.store import spikes as spike_store
+from chalicelib.store import spike_listings
 from chalicelib.store.exports import DONE, FAILED, RUNNING, Job, LeaseLost
 from chalicelib.store import files as export_files
 from chalicelib.store.files import Exports
@@ -172,9 +172,9 @@ def _advance(files: Exports, job: Job, time_left_ms: TimeLeft, part_bytes: int) 
         read["between_reads"] = False
 
     def items():
-        for row in spike_store.iterate(scope, filters, before_read, position):
+        for row in spike_listings.iterate(scope, filters, before_read, position):
             read["rows"] += 1
-            read["after"] = spike_store.key_of(scope, filters, row)
+            read["after"] = spike_listings.key_of(scope, filters, row)
             yield spikes.to_client(row, detail["emails"])
     held = bytearray()
     try:

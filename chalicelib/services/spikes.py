@@ -16,12 +16,13 @@ from chalicelib.logs import get_logger
 from chalicelib.services import outbound_webhooks, ownership, share_access, targets
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
-from chalicelib.store import share_work, spike_ids
+from chalicelib.store import share_work, spike_ids, spike_listings
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import Share, Spike
 from chalicelib.store.rows import Row
-from chalicelib.store.spikes import Filters, Scope
+from chalicelib.store.spike_filters import Filters
+from chalicelib.store.spikes import Scope
 
 log = get_logger("spikes.spikes")
 
@@ -149,12 +150,14 @@ def project_scope(project: str, share: Optional[Share]) -> Scope:
 
 
 def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str,
-              max_bytes: Optional[int] = None, reviewer_emails: bool = True) -> Page:
+              max_bytes: Optional[int] = None, reviewer_emails: bool = True,
+              keep_reading: Optional[Callable[[], bool]] = None) -> Page:
     """Up to ``limit`` spikes, newest first. ``max_bytes`` ends the page early when the
     serialized items would pass it (a Lambda answer is at most 6 MB); the cursor then
-    continues right after the last item returned."""
+    continues right after the last item returned. ``keep_reading`` (False: the request's time
+    is running out) ends it early too, where the reads ended (store/spike_listings.page)."""
     filters = hiding_deletions(scope, filters)
-    items, next_cursor = spike_store.page(scope, filters, limit, cursor, secret)
+    items, next_cursor = spike_listings.page(scope, filters, limit, cursor, secret, keep_reading=keep_reading)
     wire = [to_client(spike, reviewer_emails) for spike in items]
     serialized = items_json(wire)
     # Measured as the answer carries it (chalicelib/lambda_answer.py): a page of feedback full
@@ -167,7 +170,8 @@ def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str],
         def fits(spike) -> bool:
             used[0] += lambda_answer.weight(items_json([to_client(spike, reviewer_emails)])) - 1
             return used[0] <= max_bytes
-        items, next_cursor = spike_store.page(scope, filters, limit, cursor, secret, budget=fits)
+        items, next_cursor = spike_listings.page(scope, filters, limit, cursor, secret, budget=fits,
+                                                 keep_reading=keep_reading)
         wire = [to_client(spike, reviewer_emails) for spike in items]
         serialized = items_json(wire)
     return Page(wire, next_cursor, serialized)
@@ -202,7 +206,7 @@ def list_unpaged(scope: Scope, filters: Filters, limit: int, cursor: Optional[st
 
 def iterate(scope: Scope, filters: Filters, before_read: Optional[Callable[[], None]] = None) -> Iterator[Row]:
     """Every matching spike, newest first (exports); ``before_read`` asked before each Query."""
-    return spike_store.iterate(scope, hiding_deletions(scope, filters), before_read)
+    return spike_listings.iterate(scope, hiding_deletions(scope, filters), before_read)
 
 
 def hiding_deletions(scope: Scope, filters: Filters) -> Filters:
@@ -259,9 +263,9 @@ def _by_prefix(principal: Principal, prefix: str) -> List[Spike]:
     caller's newest, all of them or the unresolved ones): at most two matches, read again whole."""
     scope = scope_for(principal)
     filters = hiding_deletions(scope, Filters())
-    listed = spike_store.newest(scope, filters, PREFIX_SEARCH_LIMIT)
+    listed = spike_listings.newest(scope, filters, PREFIX_SEARCH_LIMIT)
     if len(listed) == PREFIX_SEARCH_LIMIT:  # there are older ones: the open ones listed may be among them
-        listed += spike_store.newest(scope, dataclasses.replace(filters, resolved=False), PREFIX_SEARCH_LIMIT)
+        listed += spike_listings.newest(scope, dataclasses.replace(filters, resolved=False), PREFIX_SEARCH_LIMIT)
     matching = {row.spike_id for row in listed if (row.get("public_id") or row.spike_id).startswith(prefix)}
     found = [spike_store.get(spike_id) for spike_id in sorted(matching)[:spike_ids.MAX_ID_MATCHES]]
     return [spike for spike in found if spike is not None]

@@ -100,10 +100,12 @@ def _query_raw(connection, hash_key: str, **kwargs: Any) -> Dict[str, Any]:
 def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, *, limit: int,
                 filter_condition=None, start_key: Optional[Dict[str, Any]] = None, newest_first: bool = True,
                 page_size: int = 100, before_read: Optional[Callable[[], None]] = None,
-                position: Optional[Dict[str, Any]] = None) -> Tuple[List[Row], Optional[Dict[str, Any]]]:
+                position: Optional[Dict[str, Any]] = None,
+                keep_reading: Optional[Callable[[], bool]] = None) -> Tuple[List[Row], Optional[Dict[str, Any]]]:
     """Up to ``limit`` matching rows of one index partition: a first read of ``page_size``, then
     reads sized by the filter's match rate until enough matched; returns them and where the
     last read page ended. ``before_read`` is called before each read (it may raise);
+    ``keep_reading`` before each read after the first (False: stop there, fewer rows);
     ``position["scanned"]``: where the reads that matched nothing yet ended (``iterate_index``)."""
     connection = model._get_connection()
     attributes = _attributes(model)
@@ -123,7 +125,7 @@ def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, 
         last_key = response.get("LastEvaluatedKey")
         if position is not None and not rows:
             position["scanned"] = _plain_key(last_key)
-        if not last_key:
+        if not last_key or (keep_reading is not None and not keep_reading()):
             break
         read_size = _next_read_size(limit - len(rows), read, len(rows))
     return rows, last_key

@@ -1,4 +1,5 @@
-"""The spikes table: feedback items, their keys, indexes, queries and transactions.
+"""The spikes table: feedback items, their keys, indexes and transactions (listings:
+store/spike_listings.py).
 
 - ``public_id``: the id clients see, the client's own (the widget's and the CLI's nanoids)
   or a random ``spk_…`` one; unique within its project; ``id_owner_index`` finds it
@@ -21,14 +22,13 @@ import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Optional
 
 from pynamodb.exceptions import DeleteError
 
-from chalicelib.errors import InvalidCursor, NotFound
-from chalicelib.store import accounts, cursors, ledger, open_spikes, rows, spike_filters, spike_ids, transactions
+from chalicelib.errors import NotFound
+from chalicelib.store import accounts, ledger, open_spikes, spike_ids, transactions
 from chalicelib.store.models import Spike, User
-from chalicelib.store.spike_filters import Filters
 from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed, update_if
 
 
@@ -250,71 +250,3 @@ def get(spike_id: str, consistent: bool = False) -> Optional[Spike]:
         return Spike.get(spike_id, consistent_read=consistent)
     except Spike.DoesNotExist:
         return None
-
-
-def _index(scope: Scope):
-    """The index of the scope's partition (an owner's open spikes: ``open_spikes.reading``)."""
-    return {"project": Spike.partition_index, "owner": Spike.owner_index, "feed": Spike.feed_index}[scope.index]
-
-
-def _hash_attribute(scope: Scope) -> str:
-    """The stored name of the index's hash key, as DynamoDB's LastEvaluatedKey spells it."""
-    return {"project": Spike.partition, "owner": Spike.owner_id, "feed": Spike.feed}[scope.index].attr_name
-
-
-def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str,
-         budget: Optional[Callable[[rows.Row], bool]] = None) -> Tuple[List[rows.Row], Optional[str]]:
-    """Up to ``limit`` spikes, newest first, after ``cursor``; and the cursor of the next page
-    (signed with ``secret`` and bound to the scope, so it cannot be moved to another one).
-    ``budget`` is asked before each item after the first: False ends the page there."""
-    start = cursors.decode(secret, scope.cursor_scope, cursor)
-    if start is not None and start.get(_hash_attribute(scope)) != scope.partition:
-        raise InvalidCursor()
-
-    def read(index, range_key: str) -> List[rows.Row]:
-        # Rows, not models: building a model per item cost more than the query (store/rows.py). The
-        # first read takes the item past the page too (a page of 1,000 read 1,001 in two Queries).
-        last_key = {name: {"S": value} for name, value in open_spikes.resumed(range_key, start).items()} or None
-        return rows.query_index(Spike, index, scope.partition, limit=limit + 1, start_key=last_key,
-                                filter_condition=spike_filters.condition(filters), page_size=max(limit + 1, 50))[0]
-    results = open_spikes.reading(scope.index, filters, _index(scope), read)
-    items: List[rows.Row] = []
-    more = False
-    for spike in results:
-        if len(items) == limit or (items and budget is not None and not budget(spike)):
-            more = True
-            break
-        if budget is not None and not items:
-            budget(spike)
-        items.append(spike)
-    next_cursor = None
-    if more:
-        last = items[-1]
-        next_cursor = cursors.encode(secret, scope.cursor_scope, {
-            "spike_id": last.spike_id, "sort_key": last.sort_key, _hash_attribute(scope): scope.partition})
-    return items, next_cursor
-
-
-def newest(scope: Scope, filters: Filters, limit: int) -> List[rows.Row]:
-    """The first ``limit`` spikes a listing shows, newest first, without a cursor."""
-    def read(index, _: str) -> List[rows.Row]:
-        return rows.query_index(Spike, index, scope.partition, limit=limit, filter_condition=spike_filters.condition(
-            filters), page_size=min(1000, max(limit, 50)))[0]
-    return open_spikes.reading(scope.index, filters, _index(scope), read)[:limit]
-
-
-def iterate(scope: Scope, filters: Filters, before_read: Optional[Callable[[], None]] = None,
-            position: Optional[Dict[str, Any]] = None) -> Iterator[rows.Row]:
-    """Every matching spike, newest first, as rows (exports); ``position``: rows.iterate_index's."""
-    def read(index, range_key: str) -> Iterator[rows.Row]:
-        if position is not None and position.get("after"):
-            position["after"] = open_spikes.resumed(range_key, position["after"])
-        return rows.iterate_index(Spike, index, scope.partition, before_read=before_read,
-                                  filter_condition=spike_filters.condition(filters), position=position)
-    yield from open_spikes.iterating(scope.index, filters, _index(scope), read)
-
-
-def key_of(scope: Scope, filters: Filters, row: rows.Row) -> Dict[str, str]:
-    """Where ``iterate`` continues after ``row``, read by either index (``open_spikes.resumed``)."""
-    return {Spike.spike_id.attr_name: row.spike_id, _hash_attribute(scope): scope.partition,
-            Spike.sort_key.attr_name: row.sort_key}
