@@ -429,7 +429,7 @@ def _run(args, data_dir: Path, persist: bool, lock: Optional[DataDirLock], runni
 
     sys.path.insert(0, str(ROOT))
     from chalicelib import deps
-    from chalicelib.store.setup import create_bucket, create_tables
+    from chalicelib.store.setup import create_bucket, create_schema, upgrade_items
     from chalicelib.store.tables import TABLES, table_name
 
     deps.reset()
@@ -445,7 +445,7 @@ def _run(args, data_dir: Path, persist: bool, lock: Optional[DataDirLock], runni
         saved_tables = table_names if engine_name == "moto" else []
         local_data = LocalData(data_dir, dynamodb, s3, saved_tables, settings.bucket_name, dirty)
     try:
-        create_tables(settings, dynamodb)
+        create_schema(settings, dynamodb)
         create_bucket(settings, s3)
         if local_data is not None:
             restored = local_data.restore()
@@ -461,6 +461,9 @@ def _run(args, data_dir: Path, persist: bool, lock: Optional[DataDirLock], runni
                         restored = {**imported, **restored}
             if restored:
                 print(f"Restored local data from {data_dir}: {restored}", flush=True)
+        # After the restore: saved items of an older version are upgraded too (each step, once
+        # marked done, looks only at items received since, and restored ones are older).
+        upgrade_items(settings)
     except Exception as exc:  # noqa: BLE001 - on saved data: say which folder and what to do
         if local_data is None or not had_saved_data:
             raise

@@ -15,6 +15,14 @@ MODELS_WITH_TTL = (AuthItem, LedgerItem, Delivery, OutboxItem)
 
 
 def create_tables(settings: Settings, dynamodb_client: Any) -> None:
+    """The tables with this version's indexes and expiry, and the items already in them upgraded."""
+    create_schema(settings, dynamodb_client)
+    upgrade_items(settings)
+
+
+def create_schema(settings: Settings, dynamodb_client: Any) -> None:
+    """The tables, their indexes and expiry, without looking at the items (the local server
+    restores saved items after this, and upgrades them then: ``upgrade_items``)."""
     configure_models(settings)
     for model in ALL_MODELS:
         if not model.exists():
@@ -23,6 +31,12 @@ def create_tables(settings: Settings, dynamodb_client: Any) -> None:
             add_missing_indexes(model, dynamodb_client)
         if model in MODELS_WITH_TTL:
             enable_ttl(model, dynamodb_client)
+
+
+def upgrade_items(settings: Settings) -> None:
+    """What this version needs in items an older version stored. Each step marks itself done and
+    afterwards looks only at items received since: items put in afterwards with older times
+    (saved local data restored) must be there before it runs."""
     spike_ids.backfill()  # spikes kept from a version before owner_project (store/spike_ids.py)
     open_spikes.backfill()  # open spikes kept from a version before open_owner_index (store/open_spikes.py)
     # webhook events held before they were indexed by share
