@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Dict, List, Tuple
 
 from chalicelib.settings import SSM_PARAMETERS
+from chalicelib.store.files import EXPORTS_PREFIX
 
 API_FUNCTION = "api_handler"
 QUOTA_RESET_FUNCTION = "quota_reset"
@@ -153,9 +154,13 @@ OBJECT_ACTIONS: Dict[str, Tuple[str, ...]] = {
     API_FUNCTION: ("GetObject", "PutObject", "DeleteObject", "AbortMultipartUpload"),
     SHARE_DELETIONS_FUNCTION: ("DeleteObject",),
     # A background export's multipart upload (PutObject covers its creation, parts and completion),
-    # aborted when the export fails. Its link is presigned by the API, which reads the export.
-    EXPORTS_FUNCTION: ("PutObject", "AbortMultipartUpload"),
+    # aborted when the export fails, and the rows a run kept beside it for the next (read back:
+    # GetObject). Its link is presigned by the API, which reads the export.
+    EXPORTS_FUNCTION: ("GetObject", "PutObject", "AbortMultipartUpload"),
 }
+# Where in the bucket a function's object actions reach (the whole bucket when not named here):
+# the exports job reads and writes exports only, never a share's files.
+OBJECT_PREFIXES: Dict[str, str] = {EXPORTS_FUNCTION: EXPORTS_PREFIX}
 BUCKET_ACTIONS: Dict[str, Tuple[str, ...]] = {
     API_FUNCTION: ("ListBucket",),
     SHARE_DELETIONS_FUNCTION: ("ListBucket",),
@@ -200,7 +205,7 @@ def function_policy(stage: str, function: str, table_names: Dict[str, str], ssm_
     if function in OBJECT_ACTIONS:
         statements.append({"Sid": "ShareFiles", "Effect": "Allow",
                            "Action": [f"s3:{action}" for action in OBJECT_ACTIONS[function]],
-                           "Resource": "arn:${AWS::Partition}:s3:::${ShareBucket}/*"})
+                           "Resource": f"arn:${{AWS::Partition}}:s3:::${{ShareBucket}}/{OBJECT_PREFIXES.get(function, '')}*"})
     if function in BUCKET_ACTIONS:
         statements.append({"Sid": "ShareBucket", "Effect": "Allow",
                            "Action": [f"s3:{action}" for action in BUCKET_ACTIONS[function]],

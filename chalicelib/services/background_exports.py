@@ -5,10 +5,11 @@ A run (the request that starts the export, then the ``exports`` job every minute
 server's loop) takes the export's lease (store/exports.py), reads the spikes after the position
 the last run stored, renders them as ``GET /spikes/export`` does (services/exports.py) and sends
 the file to an S3 multipart upload a part at a time (``part_bytes``; S3 takes 5 MiB at least but
-for the last). After each part it stores the part's ETag with the position after its last spike:
-the rows read since the last part are dropped when the run's time runs out, and read again by
-the next run, so the file is byte for byte what one ``GET /spikes/export`` of the same data
-answers. A part's number is reserved (stored) before it is sent: two runs never send the same
+for the last). After each part it stores the part's ETag with the position after its last spike.
+When the run's time runs out, the rows read since the last part, too few for one, are kept in S3
+beside the file (``held``) with the position after them, and the next run starts from them: a
+run always gets further than the last, however little a filter matches. The file is byte for
+byte what one ``GET /spikes/export`` of the same data answers. A part's number is reserved (stored) before it is sent: two runs never send the same
 number, and a part a run sent but could not record (its lease taken over) is left out of the
 completed file. The last part completes the upload.
 
@@ -159,7 +160,8 @@ def _advance(files: Exports, job: Job, time_left_ms: TimeLeft, part_bytes: int) 
         export_store.save(job, detail)
     scope = Scope(*detail["scope"])
     filters = spikes.hiding_deletions(scope, Filters(**detail["filters"]))
-    read = {"rows": 0, "sent": 0, "after": detail["after"], "between_reads": False}
+    held_before = detail.get("held") or {}
+    read = {"rows": held_before.get("rows", 0), "sent": 0, "after": detail["after"], "between_reads": False}
     position = {"after": detail["after"]}
 
     def in_time() -> None:  # asked between rows and before each Query (a filter matching little reads on)
@@ -176,20 +178,21 @@ def _advance(files: Exports, job: Job, time_left_ms: TimeLeft, part_bytes: int) 
             read["rows"] += 1
             read["after"] = spike_listings.key_of(scope, filters, row)
             yield spikes.to_client(row, detail["emails"])
-    held = bytearray()
+    held = bytearray(files.held(held_before["key"]) if held_before else b"")
     try:
-        for text in exports.render(items(), detail["format"], header=not detail["parts"]):
-            in_time()
+        # Each row's text is held before the time is asked: what was read is what is held.
+        for text in exports.render(items(), detail["format"], header=not (detail["parts"] or held_before)):
             held += text.encode("utf-8")
             if len(held) >= part_bytes:
                 _send(files, job, detail, bytes(held), read)
                 held.clear()
+            in_time()
     except _OutOfTime:
-        if read["between_reads"] and read["rows"] == read["sent"] and position.get("scanned"):
-            # Nothing matched since the last part, in reads all done: the next run starts past
-            # them, so a filter matching little over a large project still gets through it.
-            detail["after"] = position["scanned"]
-        export_store.save(job, detail, release=True)  # what was read since the last part is read again
+        # Reads all done since the last row (a filter matching little): the next run starts past them.
+        detail["after"] = position.get("scanned") if read["between_reads"] and position.get("scanned") else read["after"]
+        if held:
+            detail["held"] = {"key": files.hold(detail["key"], bytes(held)), "rows": read["rows"] - read["sent"]}
+        export_store.save(job, detail, release=True)
         return
     if held:
         _send(files, job, detail, bytes(held), read)
@@ -215,7 +218,7 @@ def _send(files: Exports, job: Job, detail: Dict, body: bytes, read: Dict) -> No
     export_store.save(job, detail)
     etag = files.send_part(detail["key"], detail["upload_id"], number, body)
     detail["parts"].append([number, etag])
-    detail["after"], detail["bytes"] = read["after"], detail["bytes"] + len(body)
+    detail["after"], detail["bytes"], detail["held"] = read["after"], detail["bytes"] + len(body), None
     count = job.count + read["rows"] - read["sent"]
     read["sent"] = read["rows"]
     export_store.save(job, detail, count=count)

@@ -225,6 +225,16 @@ class Exports:
         self._s3.complete_multipart_upload(Bucket=self._bucket, Key=key, UploadId=upload_id, MultipartUpload={
             "Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]})
 
+    def hold(self, key: str, body: bytes) -> str:
+        """``body`` kept for the next run under a key of its own (beside ``key``): the rows read
+        since the last part, too few for one (S3 takes 5 MiB at least but for the last)."""
+        held_key = f"{key}.held-{uuid.uuid4().hex}"
+        self._s3.put_object(Bucket=self._bucket, Key=held_key, Body=body)
+        return held_key
+
+    def held(self, held_key: str) -> bytes:
+        return self._s3.get_object(Bucket=self._bucket, Key=held_key)["Body"].read()
+
     def put_empty(self, key: str, filename: str, content_type: str) -> None:
         """An export with nothing in it: an object of no bytes (S3 wants a part of one at least)."""
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=b"", ContentType=content_type,
