@@ -103,7 +103,7 @@ def _failing_after(count: int, error: Exception):
 
 
 @pytest.mark.parametrize("failing", ["reading", "uploading"])
-def test_a_failure_mid_export_aborts_the_upload_and_answers_503(client, big_share, monkeypatch, failing):
+def test_a_failure_mid_export_aborts_the_upload_and_answers_503(client, big_share, monkeypatch, request, failing):
     """Parts already sent are billed until the upload is completed or aborted: a failure, while
     reading the spikes or sending a part, must abort it and leave no file behind."""
     from chalicelib import deps
@@ -119,7 +119,11 @@ def test_a_failure_mid_export_aborts_the_upload_and_answers_503(client, big_shar
         def refuse_the_second(params, **_):
             if params["PartNumber"] == 2:
                 raise ClientError({"Error": {"Code": "InternalError", "Message": "S3 failed"}}, "UploadPart")
-        deps.s3_client().meta.events.register("before-parameter-build.s3.UploadPart", refuse_the_second)
+        events = deps.s3_client().meta.events
+        events.register("before-parameter-build.s3.UploadPart", refuse_the_second)
+        # Removed after the test: it outlived it, and failed every later test's second part
+        # (a background export of tests/test_open_project_spikes.py never finished).
+        request.addfinalizer(lambda: events.unregister("before-parameter-build.s3.UploadPart", refuse_the_second))
     status, body, headers = call(client, "GET", f"/spikes/export?project={share_id}&format=csv", token=token)
     assert (status, body["code"], headers["Retry-After"]) == (503, "SERVICE_UNAVAILABLE", "2")
     assert parts == ([1] if failing == "reading" else [1, 2])  # the upload had begun
