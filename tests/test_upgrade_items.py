@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from chalicelib import clock, deps
 from chalicelib.crypto import token_hash
-from chalicelib.store import deliveries, spike_ids
-from chalicelib.store.models import AuthItem, Delivery, Share, Spike, User
-from chalicelib.store.setup import create_tables
+from chalicelib.store import deliveries, open_spikes, spike_ids
+from chalicelib.store.models import AuthItem, Delivery, LedgerItem, Share, Spike, User
+from chalicelib.store.setup import create_tables, upgrade_items
 from chalicelib.store.tables import table_name
 from tests.conftest import call, sign_in
 from tests.factories import make_share
@@ -112,6 +112,41 @@ def test_a_deployers_clock_hours_ahead_does_not_hide_what_an_earlier_version_wri
     create_tables(deps.settings(), deps.dynamodb_client())  # the next deploy, from the same laptop
 
     assert call(client, "GET", "/spikes/by-the-older-version", token=token)[0] == 200
+
+
+def test_saved_data_whose_markers_an_earlier_start_dated_after_its_spikes_is_looked_at_whole_once(
+        client, monkeypatch):
+    """The local server's versions of 2026-12-06 and 07 before 051eee6 ran the upgrade steps on the
+    emulator's empty tables, before the saved items were put back, and saved their markers done,
+    dated after every restored spike: each later start looked only at spikes received since, so
+    an older version's spikes never got ``owner_project`` or ``open_sort_key`` (404 by id, out of
+    the owner's open feedback) even once the order was right. Saved data is looked at whole once."""
+    token = sign_in(client, "owner@example.com")
+    share = make_share("owner@example.com", "site")
+    base = clock.now()
+    try:
+        clock.use(lambda: base - timedelta(hours=3))  # saved by the older version, hours before
+        posted = call(client, "POST", "/spikes", {"id": "restored", "type": "page", "projectKey": share.share_id})
+        assert posted[0] == 201
+    finally:
+        clock.use(None)
+    [spike] = Spike.id_index.query("restored")
+    spike.update(actions=[Spike.owner_project.remove(), open_spikes.closed()])  # as that version stored it
+    for marker in (spike_ids.BACKFILL_MARKER, open_spikes.BACKFILL_MARKER):  # as the earlier start saved them
+        LedgerItem(marker, state=spike_ids.DONE, detail={"checked_to": clock.epoch()}).save()
+    assert call(client, "POST", "/spikes", {"id": "since", "type": "page", "projectKey": share.share_id})[0] == 201
+    upgrade_items(deps.settings())  # a look since the markers (a deploy's) does not find it
+    assert call(client, "GET", "/spikes/restored", token=token)[0] == 404
+
+    upgrade_items(deps.settings(), saved_data=True)  # the local server's start on its saved data
+    assert call(client, "GET", "/spikes/restored", token=token)[0] == 200
+    listed = call(client, "GET", "/spikes?resolved=false", token=token)[1]["data"]
+    assert [item["id"] for item in listed] == ["since", "restored"]
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("saved data looked at whole again: once is enough")
+    monkeypatch.setattr(Spike, "scan", no_scan)
+    upgrade_items(deps.settings(), saved_data=True)  # the next start
 
 
 # What the first version that kept `make dev` data (2026-11-24) stored for one account: a share with

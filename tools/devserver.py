@@ -463,7 +463,7 @@ def _run(args, data_dir: Path, persist: bool, lock: Optional[DataDirLock], runni
                 print(f"Restored local data from {data_dir}: {restored}", flush=True)
         # After the restore: saved items of an older version are upgraded too (each step, once
         # marked done, looks only at items received since, and restored ones are older).
-        upgrade_items(settings)
+        upgrade_items(settings, saved_data=local_data is not None)
     except Exception as exc:  # noqa: BLE001 - on saved data: say which folder and what to do
         if local_data is None or not had_saved_data:
             raise

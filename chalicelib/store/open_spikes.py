@@ -156,14 +156,14 @@ def backfilled() -> bool:
     return _backfilled
 
 
-def backfill() -> int:
+def backfill(whole: bool = False) -> int:
     """Give ``open_sort_key`` to every open spike stored without it; marked done once a whole
     pass found none left and the index is ACTIVE. Idempotent, resumable and safe beside live
     traffic: each update holds only while the spike is still open and still without the
     attribute. Once done, every later deploy and local start looks again at the spikes received
     since the last look (as ``spike_ids.backfill`` does), for those an earlier version stored
-    meanwhile. How many spikes it updated."""
-    checked_to = spike_ids.checked_to_of(BACKFILL_MARKER)
+    meanwhile; ``whole``: at every spike again. How many spikes it updated."""
+    checked_to = None if whole else spike_ids.checked_to_of(BACKFILL_MARKER)
     started = spike_ids.looked_up_to()
     updated = 0
     for _ in range(BACKFILL_PASSES):

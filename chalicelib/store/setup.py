@@ -33,14 +33,31 @@ def create_schema(settings: Settings, dynamodb_client: Any) -> None:
             enable_ttl(model, dynamodb_client)
 
 
-def upgrade_items(settings: Settings) -> None:
+# Saved local data whose spikes were all looked at once, whatever the markers said (below).
+SAVED_DATA_MARKER = "migration#saved-data-looked-at"
+
+
+def upgrade_items(settings: Settings, saved_data: bool = False) -> None:
     """What this version needs in items an older version stored. Each step marks itself done and
     afterwards looks only at items received since: items put in afterwards with older times
-    (saved local data restored) must be there before it runs."""
-    spike_ids.backfill()  # spikes kept from a version before owner_project (store/spike_ids.py)
-    open_spikes.backfill()  # open spikes kept from a version before open_owner_index (store/open_spikes.py)
+    (saved local data restored) must be there before it runs. ``saved_data``: the local server's
+    saved items, whose every spike is looked at once (``SAVED_DATA_MARKER``): the versions of
+    2026-12-06 and 07 before 051eee6 ran the steps before the restore, on empty tables, and saved
+    their markers done with the restored spikes older than them, never upgraded."""
+    whole = saved_data and not _marked(SAVED_DATA_MARKER)
+    spike_ids.backfill(whole)  # spikes kept from a version before owner_project (store/spike_ids.py)
+    open_spikes.backfill(whole)  # open spikes kept from a version before open_owner_index (store/open_spikes.py)
     # webhook events held before they were indexed by share
     deliveries.upgrade_held(clock.epoch(), settings.webhook_max_event_age_seconds)
+    if whole:
+        LedgerItem(SAVED_DATA_MARKER, state=spike_ids.DONE).save()
+
+
+def _marked(key: str) -> bool:
+    try:
+        return LedgerItem.get(key, consistent_read=True).state == spike_ids.DONE
+    except LedgerItem.DoesNotExist:
+        return False
 
 
 def enable_ttl(model: Any, dynamodb_client: Any) -> None:

@@ -117,7 +117,7 @@ def backfilled() -> bool:
     return _backfilled
 
 
-def backfill() -> int:
+def backfill(whole: bool = False) -> int:
     """Give ``owner_project`` to every spike stored without it; True in the marker once a whole
     pass found none left. Idempotent and safe beside live traffic: each item is updated only if
     its owner is still the one read (a concurrent move sets the attribute itself), and items
@@ -126,8 +126,9 @@ def backfill() -> int:
     last look (``RECHECK_MARGIN_SECONDS`` earlier, for clocks), from the admin feed: an earlier
     version may have written since, in its last invocations after the deploy that marked it,
     or deployed or started again on the same tables, and a spike it wrote without the attribute
-    would stay out of every lookup by id for good."""
-    checked_to = checked_to_of(BACKFILL_MARKER)
+    would stay out of every lookup by id for good. ``whole``: look at every spike again, as if
+    never marked (store/setup.upgrade_items)."""
+    checked_to = None if whole else checked_to_of(BACKFILL_MARKER)
     started = looked_up_to()
     updated = 0
     for _ in range(BACKFILL_PASSES):

@@ -262,6 +262,39 @@ def test_saved_spikes_of_an_older_version_are_upgraded_after_their_restore(live_
         fallback.close()
 
 
+def test_saved_spikes_an_earlier_start_marked_as_looked_at_are_upgraded(live_server_factory):
+    """The versions of 2026-12-06 and 07 before the order above was right ran the upgrade steps on
+    the emulator's empty tables and saved their markers done, dated after every restored spike:
+    with the order right, each start still looked only at spikes received since. The first start
+    on saved data looks at every spike once (store/setup.upgrade_items)."""
+    data_dir = live_server_factory(start=False).data_dir
+    fallback = LiveServer(data_dir=data_dir, engine="moto")
+    try:
+        fallback.start()
+        token = fallback.sign_in("older@example.com")
+        posted = requests.post(f"{fallback.url}/spikes", headers=_bearer(token), timeout=30,
+                               json={"type": "page", "projectKey": "mine", "comments": "kept"})
+        assert posted.status_code == 201, posted.text
+        fallback.stop()
+        # What such a start saved: the spikes without the attributes, the markers dated hours later.
+        marked = json.dumps({"checked_to": time.time() + 3 * 3600})
+        for path in (data_dir / "dynamodb").glob("*.jsonl"):
+            items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            items = [{name: value for name, value in item.items() if name not in ("open_sort_key", "owner_project")}
+                     for item in items if item.get("pk", {}).get("S") != "migration#saved-data-looked-at"]
+            for item in items:
+                if item.get("pk", {}).get("S") in ("migration#spike-owner-project", "migration#open-spikes"):
+                    item["detail"] = {"S": marked}
+            path.write_text("".join(json.dumps(item) + "\n" for item in items))
+        fallback.start()
+        spike_id = posted.json()["id"]
+        listed = requests.get(f"{fallback.url}/spikes?resolved=false", headers=_bearer(token), timeout=30)
+        assert [spike["id"] for spike in listed.json()["data"]] == [spike_id], listed.text
+        assert requests.get(f"{fallback.url}/spikes/{spike_id}", headers=_bearer(token), timeout=30).status_code == 200
+    finally:
+        fallback.close()
+
+
 def test_without_java_make_dev_announces_the_fallback(live_server_factory):
     server = live_server_factory(start=False)
     environment = server.environment()
