@@ -8,12 +8,14 @@ a bare array where the client expects one. Facts from the clients' source, nothi
 from __future__ import annotations
 
 import json
+import re
 from typing import List, Literal, Optional
+from urllib.parse import urlsplit
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tests.conftest import ADMIN_TOKEN, call, sign_in
+from tests.conftest import ADMIN_TOKEN, call, login_token_from_mail, sign_in
 from tests.factories import make_share
 
 UREQ_HEADERS = {"User-Agent": "ureq/2.12.1", "Accept": "*/*", "Accept-Encoding": "gzip"}
@@ -455,3 +457,152 @@ def test_a_users_own_project_spikes_count_in_their_usage(client):
     mcp_submit(client, token, page="Home", comments="one")
     status, body = ureq(client, "GET", "/usage", bearer=token)
     assert status == 200 and json.loads(body)["spikes"] == 1
+
+
+# --- whoami, shares, usage, share, sign-in: the rest of the CLI's requests (upstream 0.4.0) -------
+# The structs below are the CLI's: whoami.rs UserInfo, shares.rs Share (mcp.rs ShareInfo adds an
+# optional name), usage.rs UsageResponse (shares.rs and mcp.rs read a subset), login.rs
+# DeviceCodeResponse (u64 with defaults when missing). u64 is a non-negative integer.
+
+U64 = Field(ge=0, le=2 ** 64 - 1)
+
+
+class UserInfo(_Struct):
+    email: str
+    tier: str
+
+
+class CliShare(_Struct):
+    id: str
+    slug: str
+    url: str
+    spike_count: int = U64
+    created_at: str
+    name: Optional[str] = None
+
+
+class CliUsage(_Struct):
+    spikes: int = U64
+    spike_limit: Optional[int] = Field(None, ge=0, le=2 ** 64 - 1)
+    shares: int = U64
+    share_limit: Optional[int] = Field(None, ge=0, le=2 ** 64 - 1)
+    tier: str
+    reset_at: Optional[str] = None
+    cost_this_period_cents: Optional[int] = Field(None, ge=0, le=2 ** 64 - 1)
+    monthly_cap_cents: Optional[int] = Field(None, ge=0, le=2 ** 64 - 1)
+    period_ends: Optional[str] = None
+
+
+class DeviceCode(_Struct):
+    device_code: str
+    user_code: str
+    verification_url: str
+    expires_in: int = Field(600, ge=0, le=2 ** 64 - 1)
+    interval: int = Field(5, ge=0, le=2 ** 64 - 1)
+
+
+MIME = {"html": "text/html", "css": "text/css", "js": "application/javascript", "png": "image/png",
+        "woff2": "font/woff2"}
+
+
+def cli_share_body(name: str, files: List[tuple], millis: int = 1765100000123) -> tuple:
+    """`spikes share DIR` (and the MCP server's create_share): one multipart body written by hand,
+    boundary ----SpikesUpload<ms>, a metadata part without a type holding serde_json's compact
+    {"name": DIR}, then a `files` part per file named by its path under DIR, verbatim (raw UTF-8,
+    no escaping), typed from its extension as written (`.PNG` is application/octet-stream)."""
+    boundary = f"----SpikesUpload{millis}"
+    body = bytearray(f"--{boundary}\r\n".encode())
+    body += b'Content-Disposition: form-data; name="metadata"\r\n\r\n'
+    body += json.dumps({"name": name}, separators=(",", ":"), ensure_ascii=False).encode() + b"\r\n"
+    for path, content in files:
+        mime = MIME.get(path.rsplit(".", 1)[-1], "application/octet-stream")
+        body += f"--{boundary}\r\n".encode()
+        body += f'Content-Disposition: form-data; name="files"; filename="{path}"\r\n'.encode("utf-8")
+        body += f"Content-Type: {mime}\r\n\r\n".encode() + content + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return f"multipart/form-data; boundary={boundary}", bytes(body)
+
+
+def cli_share(client, token: str, name: str, files: List[tuple]) -> dict:
+    content_type, body = cli_share_body(name, files)
+    response = client.http.request("POST", "/shares", body=body, headers={
+        **UREQ_HEADERS, "Authorization": f"Bearer {token}", "Content-Type": content_type})
+    assert response.status_code in (200, 201), response.body
+    answer = json.loads(response.body)
+    assert isinstance(answer["url"], str) and isinstance(answer["slug"], str)  # all the CLI reads
+    return answer
+
+
+def test_share_shares_and_usage_as_the_cli_and_mcp_server_read_them(client):
+    token = sign_in(client, "owner@example.com")
+    shared = cli_share(client, token, "Launch Mockup", [
+        ("index.html", b"<!doctype html><link rel=stylesheet href=css/site.css><h1>Launch</h1>"),
+        ("css/site.css", b"h1{color:red}"), ("img/Logo.PNG", b"\x89PNG\r\n\x1a\n"),
+        ("fonts/caf\u00e9.woff2", b"wOF2")])
+    assert shared["slug"] == "launch-mockup" and shared["url"].endswith("/s/launch-mockup")
+    page = client.http.get("/s/launch-mockup/")
+    assert page.status_code == 200 and b"<h1>Launch</h1>" in page.body
+    from chalicelib.store.models import Share
+    files = Share.get(f"share#{shared['share_id']}").files
+    assert files["img/Logo.PNG"]["type"] == "image/png"  # typed by its name, not the part's type
+    assert files["fonts/caf\u00e9.woff2"]["size"] == 4 and files["css/site.css"]["type"] == "text/css"
+
+    # `spikes shares` and the MCP server's list_shares: a bare array, then GET /usage.
+    status, body = ureq(client, "GET", "/shares", bearer=token)
+    assert status == 200
+    [listed] = [CliShare.model_validate(item) for item in json.loads(body)]
+    assert (listed.slug, listed.spike_count, listed.name) == ("launch-mockup", 0, "Launch Mockup")
+    status, body = ureq(client, "GET", "/usage", bearer=token)
+    assert status == 200
+    usage = CliUsage.model_validate_json(body)
+    assert (usage.tier, usage.shares, usage.spikes) == ("free", 1, 0) and usage.share_limit is not None
+
+    # `spikes pull --from <the url the share box prints>`: the slug after /s/, no token.
+    slug = shared["url"].split("/s/", 1)[1].split("/")[0]
+    status, body = ureq(client, "GET", f"/spikes?project={slug}")
+    assert status == 200 and Paginated.model_validate_json(body).data == []
+
+
+def test_whoami_parses_me_with_a_session_and_with_a_key_only_account(client):
+    token = sign_in(client, "owner@example.com")
+    status, body = ureq(client, "GET", "/me", bearer=token)
+    assert status == 200 and UserInfo.model_validate_json(body) == UserInfo(email="owner@example.com", tier="free")
+    # `spikes auth create-key` (no credentials) makes a key-only account; SPIKES_TOKEN=<key> spikes
+    # whoami read its null email and failed with a JSON error. The CLI now gets a string.
+    status, body = ureq(client, "POST", "/auth/api-key", b"{}", content_type=True)
+    key = json.loads(body)["api_key"]
+    status, body = ureq(client, "GET", "/me", bearer=key)
+    assert status == 200 and UserInfo.model_validate_json(body) == UserInfo(email="", tier="free")
+    assert json.loads(body)["scopes"] == "full"  # what the MCP server reads from the same answer
+    # Any other caller keeps the documented null (docs/agents.md).
+    curl = client.http.request("GET", "/me", headers={"Authorization": f"Bearer {key}", "User-Agent": "curl/8.5.0"})
+    assert curl.status_code == 200 and json.loads(curl.body)["email"] is None
+
+
+def test_sign_in_answers_parse_and_travel_as_the_cli_sends_them(client):
+    """`spikes login`: POST /auth/device with the body `{}`, then the device code put into the
+    poll's query as it is (never percent-encoded), so it must be URL-safe. `spikes login
+    --email` percent-encodes `.`, `-`, `_` and `+` itself; 202 is its "pending"."""
+    status, body = ureq(client, "POST", "/auth/device", b"{}", content_type=True)
+    assert status == 200
+    device = DeviceCode.model_validate_json(body)
+    assert device.interval >= 1 and device.expires_in // device.interval >= 1
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", device.device_code)
+    status, body = ureq(client, "GET", f"/auth/device/poll?device_code={device.device_code}")
+    assert status == 202 and json.loads(body)["status"] == "pending"
+    joiner = "&" if "?" in device.verification_url else "?"  # the page the CLI opens in a browser
+    opened = urlsplit(f"{device.verification_url}{joiner}code={device.user_code}")
+    page = client.http.get(f"{opened.path}?{opened.query}")
+    assert page.status_code == 200 and device.user_code.encode() in page.body
+
+    status, _ = ureq(client, "POST", "/auth/login", b'{"email":"jane.doe-x_y+spikes@example.com"}', content_type=True)
+    assert status in (200, 202)
+    encoded = "jane%2Edoe%2Dx%5Fy%2Bspikes%40example%2Ecom"
+    status, body = ureq(client, "GET", f"/auth/poll?email={encoded}")
+    assert status == 202 and json.loads(body)["verified"] is False
+    call(client, "POST", "/auth/verify", {"login_token": login_token_from_mail("jane.doe-x_y+spikes@example.com"),
+                                          "approve": True})
+    status, body = ureq(client, "GET", f"/auth/poll?email={encoded}")
+    assert status == 200 and json.loads(body)["verified"] is True
+    assert UserInfo.model_validate_json(ureq(client, "GET", "/me", bearer=json.loads(body)["token"])[1]).email \
+        == "jane.doe-x_y+spikes@example.com"

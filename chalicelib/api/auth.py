@@ -131,10 +131,14 @@ def logout():
 
 @route(bp, "/me", methods=["GET"])
 def me():
-    principal = inputs.principal(bp.current_request)
+    request = bp.current_request
+    principal = inputs.principal(request)
     if principal is not None and principal.is_key:
         # Any key may describe itself: the MCP server reads `scopes` here before writing.
-        return responses.KeyMeOut(**apikeys.describe(principal.key, principal.user))
+        described = apikeys.describe(principal.key, principal.user)
+        if described["email"] is None and inputs.is_rust_client(request):
+            described["email"] = ""  # `spikes whoami` parses a string: a null failed it (docs/clients.md)
+        return responses.KeyMeOut(**described)
     return _account(identity.require_user(principal, "account:read").user)
 
 

@@ -242,7 +242,8 @@ class KeyMeOut(ApiKeyOut):
     """GET /me with an API key: the key (the MCP server reads ``scopes`` before writing) and its account."""
     credential: Literal["api_key"]
     id: str
-    email: Optional[str] = Field(description="null for a key-only account until it is claimed")
+    email: Optional[str] = Field(description="null for a key-only account until it is claimed (\"\" for the Spikes "
+                                             "CLI, user agent `ureq/…`, whose whoami reads a string)")
     tier: str
     account_created_at: Optional[str]
     claimable: bool

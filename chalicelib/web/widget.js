@@ -1,7 +1,7 @@
 /*! Spikes feedback widget (self-hosted). Plain JS, no dependencies.
  * Include with a script tag: src="/widget.js" data-project="<share id>"
- * data-endpoint="https://host/spikes" (POST URL, verbatim; default: script
- * origin + /spikes), data-position, data-color, data-theme, data-reviewer,
+ * data-endpoint="https://host/spikes" (POST URL, verbatim; default: spikes
+ * beside this script), data-position, data-color, data-theme, data-reviewer,
  * data-collect-email="true", data-admin="true" (badge only).
  * Wire format: CLIENTS.md "Widget -> POST /spikes". A failed send keeps the
  * form; a retry reuses the same id so the server can deduplicate.
@@ -40,10 +40,13 @@
     return v == null ? '' : String(v).trim();
   }
 
+  // Beside the script, as this server serves both: <base>/widget.js posts to <base>/spikes,
+  // also when <base> carries an API Gateway stage (https://id.execute-api…/api).
   function defaultEndpoint() {
     try {
-      var u = new URL(script && script.src ? script.src : location.href, location.href);
-      if (u.origin && u.origin !== 'null') return u.origin + '/spikes';
+      var u = script && script.src ? new URL('spikes', new URL(script.src, location.href))
+        : new URL('/spikes', location.href);
+      if (u.origin && u.origin !== 'null') return u.href;
     } catch (e) { /* fall through */ }
     return '/spikes';
   }

@@ -178,6 +178,26 @@ def test_a_page_with_the_upstream_widget_tag_sends_feedback_here(live_server, pa
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("base", ["https://abc123.execute-api.eu-west-1.amazonaws.com/api", "https://spikes.example.com"])
+def test_our_widget_without_data_endpoint_posts_beside_its_script(page, base):
+    """Upstream's widget 0.4 posts to spikes.sh when a tag has data-project and no data-endpoint,
+    and its docs now write tags that way. Ours, loaded from a server of ours, posts to that
+    server: beside the script, so on API Gateway's own URL under its stage (it posted to the
+    host's root, /spikes without /api, which API Gateway does not route)."""
+    widget = (ROOT / "chalicelib" / "web" / "widget.js").read_text()
+    page.context.route(f"{base}/widget.js?v=1", lambda route: route.fulfill(
+        status=200, content_type="application/javascript", body=widget))
+    page.context.route("https://mockups.example.org/**", lambda route: route.fulfill(
+        status=200, content_type="text/html",
+        body=f'<!doctype html><html><body><h1>Pricing</h1><script src="{base}/widget.js?v=1" '
+             f'data-project="pricing-site"></script></body></html>'))
+    page.goto("https://mockups.example.org/pricing/index.html")
+    page.wait_for_function("window.SpikesWidget !== undefined")
+    assert page.evaluate("SpikesWidget.config.endpoint") == f"{base}/spikes"
+    assert page.evaluate("SpikesWidget.config.project") == "pricing-site"
+
+
+@pytest.mark.browser
 def test_password_protected_share_viewed_through_the_form(live_server, page):
     token = live_server.sign_in("pro@example.com")
     make_pro(live_server, "pro@example.com")
