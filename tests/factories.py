@@ -57,3 +57,14 @@ def legacy_work(item: str, *members: str) -> None:
     """Members of a ledger work set as an earlier version added them (a raw string-set ADD)."""
     from chalicelib.store.models import LedgerItem
     LedgerItem(item).update(actions=[LedgerItem.members.add(set(members))])
+
+
+def as_before_migrations(monkeypatch, *markers: str) -> None:
+    """The migrations marked ``markers`` not done, as on a table kept from an earlier version:
+    their markers deleted from the ledger, and this test's functions remembering no migration
+    done (store/spike_ids.py, ``marker_done``) but what they read again; forgotten after it."""
+    from chalicelib.store import spike_ids
+    from chalicelib.store.models import LedgerItem
+    for marker in markers:
+        LedgerItem(marker).delete()  # absent already is as good
+    monkeypatch.setattr(spike_ids, "_done_markers", set())

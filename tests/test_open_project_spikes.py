@@ -16,7 +16,7 @@ from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import LedgerItem, Spike
 from chalicelib.store.spike_filters import Filters
 from tests.conftest import call, sign_in
-from tests.factories import make_share
+from tests.factories import as_before_migrations, make_share
 from tests.test_open_spikes import OWNER, _as_before_the_upgrade, _stored, counting_reads
 
 QUERIES = ("resolved=false&limit=1000", "resolved=false&reviewer=rev-a", "resolved=false&rating=no",
@@ -41,16 +41,12 @@ def _page(client, token: str, project: str, query: str, cursor: Optional[str] = 
 
 
 def _project_index_not_ready(monkeypatch) -> None:
-    try:
-        LedgerItem(open_spikes.PROJECT_MARKER).delete()
-    except Exception:  # noqa: BLE001 - absent is what we want
-        pass
-    monkeypatch.setattr(open_spikes, "_project_ready", False)
+    as_before_migrations(monkeypatch, open_spikes.PROJECT_MARKER)
 
 
 def _project_index_ready(monkeypatch) -> None:
     LedgerItem(open_spikes.PROJECT_MARKER, state="done").save()
-    monkeypatch.setattr(open_spikes, "_project_ready", False)
+    as_before_migrations(monkeypatch)  # none forgotten, but what this test's functions remember is after it
 
 
 def test_a_projects_open_feedback_is_read_from_open_spikes_only_and_answers_as_the_filter_did(client, monkeypatch):

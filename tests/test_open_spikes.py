@@ -17,10 +17,10 @@ from pynamodb.connection.base import Connection
 from chalicelib import clock
 from chalicelib.store import open_spikes, spike_listings, spike_moves
 from chalicelib.store import spikes as spike_store
-from chalicelib.store.models import LedgerItem, Spike
+from chalicelib.store.models import Spike
 from chalicelib.store.spike_filters import Filters
 from tests.conftest import call, sign_in
-from tests.factories import make_share
+from tests.factories import as_before_migrations, make_share
 
 OWNER = "owner@example.com"
 
@@ -71,11 +71,7 @@ def _as_before_the_upgrade(monkeypatch) -> None:
     """Every spike without ``open_sort_key`` and the backfill forgotten, as a table kept from before."""
     for spike in Spike.scan():
         spike.update(actions=[open_spikes.closed()])
-    try:
-        LedgerItem(open_spikes.BACKFILL_MARKER).delete()
-    except Exception:  # noqa: BLE001 - absent is what we want
-        pass
-    monkeypatch.setattr(open_spikes, "_backfilled", False)
+    as_before_migrations(monkeypatch, open_spikes.BACKFILL_MARKER)
 
 
 def test_the_owners_open_feedback_is_read_from_open_spikes_only(client, reads):

@@ -11,9 +11,9 @@ from chalicelib.services import spike_posts
 from chalicelib.services.spike_posts import NewSpike
 from chalicelib.store import spike_ids, spike_moves
 from chalicelib.store import spikes as spike_store
-from chalicelib.store.models import LedgerItem, Spike
+from chalicelib.store.models import Spike
 from tests.conftest import ADMIN_TOKEN, call, sign_in
-from tests.factories import make_share
+from tests.factories import as_before_migrations, make_share
 
 PAGE_SPIKE = {"type": "page", "page": "Home", "url": "https://example.com/", "rating": "love"}
 
@@ -22,11 +22,7 @@ def _as_stored_before_the_upgrade(public_id: str, monkeypatch) -> None:
     """Take ``owner_project`` off the spike(s) with this id and forget the backfill."""
     for spike in Spike.id_index.query(public_id):
         spike.update(actions=[Spike.owner_project.remove()])
-    try:
-        LedgerItem(spike_ids.BACKFILL_MARKER).delete()
-    except Exception:  # noqa: BLE001 - absent is what we want
-        pass
-    monkeypatch.setattr(spike_ids, "_backfilled", False)
+    as_before_migrations(monkeypatch, spike_ids.BACKFILL_MARKER)
 
 
 def _record(project_key: str, public_id: str) -> None:

@@ -21,7 +21,7 @@ from chalicelib.store import ledger, rows, share_work, spike_listings
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import ApiKey, LedgerItem, OutboxItem, Spike, User
 from tests.conftest import call, login_token_from_mail
-from tests.factories import change_pro_features, make_share, make_user, queued
+from tests.factories import as_before_migrations, change_pro_features, make_share, make_user, queued
 
 SECRET = "contract-secret"
 
@@ -111,8 +111,7 @@ def test_open_feedback_pages_through_the_sparse_index_and_the_backfill_reopens_n
     assert open_spikes.serves("owner", Filters(resolved=False))
     assert listed(Filters(resolved=False), 7) == open_ids
     first = spikes.list_page(scope, Filters(resolved=False), 10, None, SECRET)
-    monkeypatch.setattr(open_spikes, "_backfilled", False)
-    LedgerItem(open_spikes.BACKFILL_MARKER).delete()
+    as_before_migrations(monkeypatch, open_spikes.BACKFILL_MARKER)
     # A cursor of one path continues on the other (the backfill marked done between two pages).
     rest = spikes.list_page(scope, Filters(resolved=False), 1000, first.next_cursor, SECRET)
     assert [item["id"] for item in first.items + rest.items] == open_ids
@@ -475,8 +474,7 @@ def test_a_projects_open_feedback_pages_through_its_sparse_index_as_the_filter_d
     by_index = {reviewer: listed(Filters(resolved=False, reviewer=reviewer), 7) for reviewer in (None, "rev-a")}
     assert set(queried) == {"open_project_index"}
     first = spikes.list_page(scope, Filters(resolved=False), 10, None, SECRET)
-    LedgerItem(open_spikes.PROJECT_MARKER).delete()
-    monkeypatch.setattr(open_spikes, "_project_ready", False)
+    as_before_migrations(monkeypatch, open_spikes.PROJECT_MARKER)
     queried.clear()
     by_filter = {reviewer: listed(Filters(resolved=False, reviewer=reviewer), 7) for reviewer in (None, "rev-a")}
     assert set(queried) == {"project_index"}
@@ -512,11 +510,8 @@ def test_a_table_from_an_older_version_gets_the_indexes_and_attributes_added_sin
     before = spike_posts.record(new_spike(client_id="before-upgrade"), deps.settings(), "http://x")
     before_key = spike_store.spike_id_for("key#proj", before.id)
     Spike(before_key).update(actions=[Spike.owner_project.remove(), open_spikes.closed()])
-    for marker in (spike_ids.BACKFILL_MARKER, open_spikes.BACKFILL_MARKER, open_spikes.PROJECT_MARKER):
-        LedgerItem(marker).delete()
-    monkeypatch.setattr(spike_ids, "_backfilled", False)
-    monkeypatch.setattr(open_spikes, "_backfilled", False)
-    monkeypatch.setattr(open_spikes, "_project_ready", False)
+    as_before_migrations(monkeypatch, spike_ids.BACKFILL_MARKER, open_spikes.BACKFILL_MARKER,
+                         open_spikes.PROJECT_MARKER)
     create_tables(deps.settings(), client)
     indexes = {i["IndexName"]: i for i in client.describe_table(TableName=table)["Table"]["GlobalSecondaryIndexes"]}
     assert set(indexes) == {"project_index", "owner_index", "open_owner_index", "open_project_index", "feed_index",

@@ -47,9 +47,6 @@ PROJECT_INDEX_NAME = Spike.open_partition_index.Meta.index_name
 BACKFILL_THREADS = 8
 BACKFILL_PASSES = 3
 
-# A finished backfill never un-finishes, so a function may remember it for its lifetime.
-_backfilled = False
-_project_ready = False
 # Until when this function reads the owner's partition instead: DynamoDB refused the index.
 _refused_until = 0.0
 REFUSED_FOR_SECONDS = 60
@@ -137,23 +134,11 @@ def _refused(exc: QueryError) -> bool:
 
 
 def project_ready() -> bool:
-    global _project_ready
-    if not _project_ready:
-        try:
-            _project_ready = LedgerItem.get(PROJECT_MARKER, consistent_read=True).state == spike_ids.DONE
-        except LedgerItem.DoesNotExist:
-            pass
-    return _project_ready
+    return spike_ids.marker_done(PROJECT_MARKER)
 
 
 def backfilled() -> bool:
-    global _backfilled
-    if not _backfilled:
-        try:
-            _backfilled = LedgerItem.get(BACKFILL_MARKER, consistent_read=True).state == spike_ids.DONE
-        except LedgerItem.DoesNotExist:
-            pass
-    return _backfilled
+    return spike_ids.marker_done(BACKFILL_MARKER)
 
 
 def backfill(whole: bool = False) -> int:

@@ -18,7 +18,7 @@ project asked for is found however many other projects of the same owner hold it
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import List, Optional
+from typing import List, Optional, Set
 
 from pynamodb.exceptions import QueryError
 from pynamodb.expressions.condition import Condition
@@ -41,8 +41,8 @@ RECHECK_MARGIN_SECONDS = 3600
 FEED = "all"  # every spike's feed_index partition
 DONE = "done"
 
-# A finished backfill never un-finishes, so a function may remember it for its lifetime.
-_backfilled = False
+# A finished migration never un-finishes, so a function may remember its marker for its lifetime.
+_done_markers: Set[str] = set()
 
 
 def owner_project(owner_id: Optional[str], partition: str) -> str:
@@ -108,13 +108,19 @@ def _from_id_index(public_id: str, owner_id: Optional[str], in_project: Optional
 
 
 def backfilled() -> bool:
-    global _backfilled
-    if not _backfilled:
+    return marker_done(BACKFILL_MARKER)
+
+
+def marker_done(marker_key: str) -> bool:
+    """Whether the migration marked ``marker_key`` in the ledger has finished: remembered once it
+    has, read again (consistently) at each ask until then."""
+    if marker_key not in _done_markers:
         try:
-            _backfilled = LedgerItem.get(BACKFILL_MARKER, consistent_read=True).state == DONE
+            if LedgerItem.get(marker_key, consistent_read=True).state == DONE:
+                _done_markers.add(marker_key)
         except LedgerItem.DoesNotExist:
             pass
-    return _backfilled
+    return marker_key in _done_markers
 
 
 def backfill(whole: bool = False) -> int:

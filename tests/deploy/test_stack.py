@@ -231,6 +231,7 @@ def test_the_stack_holds_every_table_index_ttl_and_the_bucket_the_code_uses(buil
 
 def test_a_second_deploy_updates_the_same_stack_and_destroy_keeps_the_data(built, monkeypatch):
     from chalicelib.store import spike_ids
+    from tests.factories import as_before_migrations
     with mock_aws():
         first = deploy_stack(built)
         stack_id = boto3.client("cloudformation").describe_stacks(StackName="spikes-prod")["Stacks"][0]["StackId"]
@@ -242,7 +243,7 @@ def test_a_second_deploy_updates_the_same_stack_and_destroy_keeps_the_data(built
             "owner_id": {"S": "usr_1"}, "sort_key": {"S": "2026-01-01T00:00:00.000Z#spk_old"}, "feed": {"S": "all"},
             "type": {"S": "page"}, "project_key": {"S": "shr_1"}, "created_at": {"S": "2026-01-01T00:00:00.000Z"}})
         dynamodb.delete_item(TableName=tables["ledger"], Key={"pk": {"S": spike_ids.BACKFILL_MARKER}})
-        monkeypatch.setattr(spike_ids, "_backfilled", False)
+        as_before_migrations(monkeypatch)  # its marker deleted just above, from the stage's own table
         again = deploy_stack(built, mail_from=None, alarm_email="ops@spikes.example")
         assert "1 spikes indexed; done." in again["log"]
         stored = dynamodb.get_item(TableName=tables["spikes"], Key={"spike_id": {"S": "spk_old"}})["Item"]
