@@ -84,6 +84,17 @@ def test_pagination_over_thousands_with_identical_timestamps(store_backend):
     assert len(loved) == len(set(loved)) == 834
 
 
+def _listed(scope: Scope, filters: Filters, size: int, cursor=None) -> list:
+    """The ids of every page of a listing, ``size`` a page, from ``cursor`` (the start) on."""
+    seen = []
+    while True:
+        page = spikes.list_page(scope, filters, size, cursor, SECRET)
+        seen += [item["id"] for item in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            return seen
+
+
 def test_open_feedback_pages_through_the_sparse_index_and_the_backfill_reopens_nothing(store_backend, monkeypatch):
     """``resolved=false`` of an owner reads ``open_owner_index`` (open spikes only, same order,
     the cursor read by either index); resolving and reopening move a spike off it and back
@@ -99,17 +110,8 @@ def test_open_feedback_pages_through_the_sparse_index_and_the_backfill_reopens_n
                                        project_key=share.share_id, share_id=share.share_id,
                                        owner_id=share.owner_id, resolved=i % 3 != 0))
     scope, open_ids = Scope("owner", share.owner_id), [f"spk_{i:05d}" for i in reversed(range(0, 300, 3))]
-
-    def listed(filters: Filters, size: int) -> list:
-        seen, cursor = [], None
-        while True:
-            page = spikes.list_page(scope, filters, size, cursor, SECRET)
-            seen += [item["id"] for item in page.items]
-            cursor = page.next_cursor
-            if cursor is None:
-                return seen
     assert open_spikes.serves("owner", Filters(resolved=False))
-    assert listed(Filters(resolved=False), 7) == open_ids
+    assert _listed(scope, Filters(resolved=False), 7) == open_ids
     first = spikes.list_page(scope, Filters(resolved=False), 10, None, SECRET)
     as_before_migrations(monkeypatch, open_spikes.BACKFILL_MARKER)
     # A cursor of one path continues on the other (the backfill marked done between two pages).
@@ -125,7 +127,7 @@ def test_open_feedback_pages_through_the_sparse_index_and_the_backfill_reopens_n
         spike.update(actions=[open_spikes.closed()])
     spike_store.set_resolved(Spike.get("spk_00003"), "2026-05-02T00:00:00.000Z")
     now_open = sorted({*open_ids, "spk_00001"} - {"spk_00000", "spk_00003"}, reverse=True)
-    assert listed(Filters(resolved=False), 50) == now_open  # the old path, before the backfill
+    assert _listed(scope, Filters(resolved=False), 50) == now_open  # the old path, before the backfill
 
     assert open_spikes.backfill() == len(now_open)
     assert open_spikes.backfill() == 0
@@ -135,9 +137,9 @@ def test_open_feedback_pages_through_the_sparse_index_and_the_backfill_reopens_n
         time.sleep(0.5)
         open_spikes.backfill()
     assert open_spikes.serves("owner", Filters(resolved=False))
-    assert listed(Filters(resolved=False), 7) == now_open
-    assert listed(Filters(resolved=True), 1000) == sorted(set(f"spk_{i:05d}" for i in range(300)) - set(now_open),
-                                                          reverse=True)
+    assert _listed(scope, Filters(resolved=False), 7) == now_open
+    resolved_ids = sorted(set(f"spk_{i:05d}" for i in range(300)) - set(now_open), reverse=True)
+    assert _listed(scope, Filters(resolved=True), 1000) == resolved_ids
     stored = {spike.spike_id: spike for spike in Spike.scan()}
     assert all((spike.open_sort_key is not None) == (not spike.resolved) for spike in stored.values())
 
@@ -461,30 +463,23 @@ def test_a_projects_open_feedback_pages_through_its_sparse_index_as_the_filter_d
         queried.append(index.Meta.index_name)
         return original(model, index, *args, **kwargs)
     monkeypatch.setattr(rows, "query_index", recording)
-
-    def listed(filters: Filters, size: int, cursor=None) -> list:
-        seen = []
-        while True:
-            page = spikes.list_page(scope, filters, size, cursor, SECRET)
-            seen += [item["id"] for item in page.items]
-            cursor = page.next_cursor
-            if cursor is None:
-                return seen
     assert open_spikes.serves("project", Filters(resolved=False))
-    by_index = {reviewer: listed(Filters(resolved=False, reviewer=reviewer), 7) for reviewer in (None, "rev-a")}
+    by_index = {reviewer: _listed(scope, Filters(resolved=False, reviewer=reviewer), 7)
+                for reviewer in (None, "rev-a")}
     assert set(queried) == {"open_project_index"}
     first = spikes.list_page(scope, Filters(resolved=False), 10, None, SECRET)
     as_before_migrations(monkeypatch, open_spikes.PROJECT_MARKER)
     queried.clear()
-    by_filter = {reviewer: listed(Filters(resolved=False, reviewer=reviewer), 7) for reviewer in (None, "rev-a")}
+    by_filter = {reviewer: _listed(scope, Filters(resolved=False, reviewer=reviewer), 7)
+                 for reviewer in (None, "rev-a")}
     assert set(queried) == {"project_index"}
     assert by_index == by_filter and len(by_index[None]) == 100 and len(by_index["rev-a"]) == 50
     # A cursor of one path continues on the other (the marker set between two pages), both ways.
-    rest = listed(Filters(resolved=False), 1000, first.next_cursor)
+    rest = _listed(scope, Filters(resolved=False), 1000, first.next_cursor)
     assert [item["id"] for item in first.items] + rest == by_index[None]
     first = spikes.list_page(scope, Filters(resolved=False), 10, None, SECRET)
     LedgerItem(open_spikes.PROJECT_MARKER, state="done").save()
-    rest = listed(Filters(resolved=False), 1000, first.next_cursor)
+    rest = _listed(scope, Filters(resolved=False), 1000, first.next_cursor)
     assert queried[-1] == "open_project_index"
     assert [item["id"] for item in first.items] + rest == by_index[None]
 
