@@ -109,6 +109,17 @@ def _provision(endpoint: Optional[str] = None) -> None:
 
 
 @pytest.fixture
+def from_network(monkeypatch):
+    """Send the following requests from an address, as API Gateway reports it (its sourceIp):
+    ``from_network("203.0.113.7")``. Rate limits count per client network."""
+    from chalicelib.api import inputs
+
+    def use(address: str) -> None:
+        monkeypatch.setattr(inputs, "client_ip", lambda request: address)
+    return use
+
+
+@pytest.fixture
 def aws(monkeypatch) -> Iterator[None]:
     """A fresh in-process AWS: tables, bucket and a verified SES sender."""
     with mock_aws():

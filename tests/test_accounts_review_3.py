@@ -7,13 +7,7 @@ import re
 from tests.conftest import call, sent_mails
 
 
-def _from_network(monkeypatch, address: str) -> None:
-    """Send the following requests from ``address`` (API Gateway's sourceIp)."""
-    from chalicelib.api import inputs
-    monkeypatch.setattr(inputs, "client_ip", lambda request: address)
-
-
-def test_an_inboxs_mail_limit_counts_every_spelling_that_reaches_it(client, monkeypatch):
+def test_an_inboxs_mail_limit_counts_every_spelling_that_reaches_it(client, from_network):
     """The sign-in mails' limit per address counted each spelling apart: `jane+1@`, `jane+2@`, ...
     (and at Gmail `j.ane@`) all land in Jane's inbox, and each took a fresh 5 mails, so a
     stranger with a few networks (each 20 mails a window) filled her inbox without end. The
@@ -23,7 +17,7 @@ def test_an_inboxs_mail_limit_counts_every_spelling_that_reaches_it(client, monk
                                                     "Jane.Doe+b@gmail.com", "jan.edoe@gmail.com", "janedoe@gmail.com"])):
         answers, mails_before = [], len(sent_mails())
         for n, address in enumerate(spellings):
-            _from_network(monkeypatch, f"203.0.113.{n + 1}")  # a network of its own each time
+            from_network(f"203.0.113.{n + 1}")  # a network of its own each time
             answers.append(call(client, "POST", "/auth/login", {"email": address})[0])
         assert answers == [200] * 5 + [429], (inbox, answers)
         assert len(sent_mails()) - mails_before == 5, inbox

@@ -45,7 +45,7 @@ def test_each_signup_is_a_separate_key_only_account(client):
         assert ApiKey.get(created["key_id"]).created_by == "signup"
 
 
-def test_signup_is_rate_limited_per_ip(client, env, monkeypatch):
+def test_signup_is_rate_limited_per_ip(client, env, from_network):
     env(RATE_AGENT_SIGNUP_PER_HOUR="2")
     assert signup(client)[0] == 201
     assert signup(client)[0] == 201
@@ -54,8 +54,7 @@ def test_signup_is_rate_limited_per_ip(client, env, monkeypatch):
     assert int(headers["Retry-After"]) > 0 and body["retry_after"] > 0
     assert list(ApiKey.scan()) and len(list(ApiKey.scan())) == 2  # the refused call created nothing
     # Another address (as API Gateway reports it) has its own allowance.
-    from chalicelib.api import inputs
-    monkeypatch.setattr(inputs, "client_ip", lambda request: "203.0.113.77")
+    from_network("203.0.113.77")
     assert signup(client)[0] == 201
     # A signed-in user creating keys is not the signup limit's business.
     token = sign_in(client, "human@example.com")

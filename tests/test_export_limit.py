@@ -7,22 +7,16 @@ from tests.conftest import call, sign_in
 from tests.factories import make_share
 
 
-def _from_network(monkeypatch, address: str) -> None:
-    """Send the following requests from ``address`` (API Gateway's sourceIp)."""
-    from chalicelib.api import inputs
-    monkeypatch.setattr(inputs, "client_ip", lambda request: address)
-
-
 def _export(client, project: str, token=None):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return client.http.get(f"/spikes/export?project={project}&format=jsonl", headers=headers)
 
 
-def test_anonymous_exports_are_limited_per_network_and_a_refused_one_reads_nothing(client, env, monkeypatch,
-                                                                                   dynamodb_calls):
+def test_anonymous_exports_are_limited_per_network_and_a_refused_one_reads_nothing(client, env, from_network,
+                                                                                    dynamodb_calls):
     env(RATE_EXPORTS_PER_MINUTE="3")
     assert call(client, "POST", "/spikes", {"type": "page", "projectKey": "public-site", "comments": "hi"})[0] == 201
-    _from_network(monkeypatch, "203.0.113.7")
+    from_network("203.0.113.7")
     for remaining in ("2", "1", "0"):
         response = _export(client, "public-site")
         assert response.status_code == 200 and len(response.body.splitlines()) == 1
@@ -36,29 +30,29 @@ def test_anonymous_exports_are_limited_per_network_and_a_refused_one_reads_nothi
     # Only the limit's own counter was written: no share, no spike, no S3 staging was read.
     assert set(dynamodb_calls) <= {"UpdateItem"}, dict(dynamodb_calls)
     # Another network keeps its own allowance; one IPv6 address's /64 shares one.
-    _from_network(monkeypatch, "198.51.100.9")
+    from_network("198.51.100.9")
     assert _export(client, "public-site").status_code == 200
-    _from_network(monkeypatch, "2001:db8::1")
+    from_network("2001:db8::1")
     assert [_export(client, "public-site").status_code for _ in range(3)] == [200] * 3
-    _from_network(monkeypatch, "2001:db8::2")
+    from_network("2001:db8::2")
     assert _export(client, "public-site").status_code == 429
 
 
-def test_a_signed_in_callers_exports_count_per_account_whatever_the_network_or_credential(client, env, monkeypatch):
+def test_a_signed_in_callers_exports_count_per_account_whatever_the_network_or_credential(client, env, from_network):
     env(RATE_EXPORTS_PER_MINUTE="2")
     make_share("alice@example.com", "alice-site")
     make_share("bob@example.com", "bob-site")
     alice_laptop, alice_ci, bob = (sign_in(client, "alice@example.com"), sign_in(client, "alice@example.com"),
                                    sign_in(client, "bob@example.com"))
-    _from_network(monkeypatch, "203.0.113.7")  # one shared CI network
+    from_network("203.0.113.7")  # one shared CI network
     assert _export(client, "alice-site", alice_laptop).status_code == 200
-    _from_network(monkeypatch, "198.51.100.9")
+    from_network("198.51.100.9")
     assert _export(client, "alice-site", alice_ci).status_code == 200
     refused = _export(client, "alice-site", alice_laptop)
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
     # Another account on the same network is not refused for Alice's exports, nor is a
     # visitor there without credentials (who counts per network).
-    _from_network(monkeypatch, "203.0.113.7")
+    from_network("203.0.113.7")
     answers = [_export(client, "bob-site", bob) for _ in range(2)]
     assert [a.status_code for a in answers] == [200, 200] and answers[0].headers["X-RateLimit-Limit"] == "2"
     assert _export(client, "alice-site").status_code == 200

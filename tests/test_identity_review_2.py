@@ -75,22 +75,18 @@ def test_a_chain_of_keys_making_keys_is_bounded(client, user_token):
 
 # --- A sign-in answer tells its caller nothing of what others asked for --------------------------
 
-def test_sign_in_answers_do_not_tell_how_many_links_others_asked_for(client, monkeypatch):
+def test_sign_in_answers_do_not_tell_how_many_links_others_asked_for(client, from_network):
     """`X-RateLimit-*` report the tightest budget a request used. On `/auth/login`,
     `/auth/recover` and `/auth/device/confirm` that was the address's (5 mails in 15 minutes,
     counted whoever asks), so a stranger asking once read in `X-RateLimit-Remaining` how many
     links the address had been sent lately from anywhere: that its owner had just signed in, or
     asked to recover the account. They now report the caller's own budget (its network's)."""
-    from chalicelib.api import inputs
-
-    def from_address(address: str) -> None:
-        monkeypatch.setattr(inputs, "client_ip", lambda request: address)
-    from_address("198.51.100.7")  # the owner, at home
+    from_network("198.51.100.7")  # the owner, at home
     for _ in range(2):
         assert call(client, "POST", "/auth/login", {"email": "owner@example.com"})[0] == 200
     for n, (path, body) in enumerate((("/auth/login", {}), ("/auth/recover", {}),
                                       ("/auth/device/confirm", {"user_code": "BCDF-GHJK"}))):
-        from_address(f"203.0.113.{n + 1}")  # a stranger, each time from a network of its own
+        from_network(f"203.0.113.{n + 1}")  # a stranger, each time from a network of its own
         status, _, headers = call(client, "POST", path, {"email": "owner@example.com", **body})
         assert status in (200, 404), (path, status)
         assert (headers["X-RateLimit-Limit"], headers["X-RateLimit-Remaining"]) == ("20", "19"), (path, headers)

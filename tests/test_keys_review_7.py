@@ -35,16 +35,15 @@ def test_a_key_asked_for_with_an_unknown_field_is_refused_not_made_with_every_sc
 
 # --- 153. Self-signup is limited in all, not only per client network ----------------------------
 
-def test_self_signup_is_limited_in_all_not_only_per_client_network(client, env, monkeypatch):
+def test_self_signup_is_limited_in_all_not_only_per_client_network(client, env, from_network):
     """Each key-only account holds the free tier's shares and spikes on the operator's bill. The
     only limit was per client network (5 an hour): a client with many networks (an IPv6 /48, a
     botnet) farmed accounts without end, 5 an hour on each."""
-    from chalicelib.api import inputs
     from chalicelib.store.models import ApiKey, User
     env(RATE_AGENT_SIGNUPS_PER_HOUR="3")
     made = []
     for network in range(5):
-        monkeypatch.setattr(inputs, "client_ip", lambda request, n=network: f"2001:db8:{n:x}::1")
+        from_network(f"2001:db8:{network:x}::1")
         status, body, headers = call(client, "POST", "/auth/api-key", {})
         made.append(status)
         if status == 201:

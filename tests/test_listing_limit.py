@@ -9,17 +9,11 @@ from tests.factories import make_share
 CLI = {"User-Agent": "ureq/2.12.1"}
 
 
-def _from_network(monkeypatch, address: str) -> None:
-    """Send the following requests from ``address`` (API Gateway's sourceIp)."""
-    from chalicelib.api import inputs
-    monkeypatch.setattr(inputs, "client_ip", lambda request: address)
-
-
 def test_listings_without_a_credential_are_limited_per_network_and_a_refused_one_reads_nothing(
-        client, env, monkeypatch, dynamodb_calls):
+        client, env, from_network, dynamodb_calls):
     env(RATE_LISTINGS_PER_MINUTE="3")
     assert call(client, "POST", "/spikes", {"type": "page", "projectKey": "public-site", "comments": "hi"})[0] == 201
-    _from_network(monkeypatch, "203.0.113.7")
+    from_network("203.0.113.7")
     for remaining in ("2", "1", "0"):
         status, body, headers = call(client, "GET", "/spikes?project=public-site&limit=1")
         assert status == 200 and len(body["data"]) == 1
@@ -34,21 +28,21 @@ def test_listings_without_a_credential_are_limited_per_network_and_a_refused_one
     # `spikes pull --from` (no credential) is the same listing, and counted with it.
     assert call(client, "GET", "/spikes?project=public-site", headers=CLI)[0] == 429
     # Another network keeps its own allowance; one IPv6 address's /64 shares one.
-    _from_network(monkeypatch, "198.51.100.9")
+    from_network("198.51.100.9")
     assert call(client, "GET", "/spikes?project=public-site", headers=CLI)[0] == 200
-    _from_network(monkeypatch, "2001:db8::1")
+    from_network("2001:db8::1")
     assert [call(client, "GET", "/spikes?project=public-site")[0] for _ in range(3)] == [200] * 3
-    _from_network(monkeypatch, "2001:db8::2")
+    from_network("2001:db8::2")
     assert call(client, "GET", "/spikes?project=public-site")[0] == 429
 
 
-def test_a_share_password_holders_listings_count_with_the_network(client, env, monkeypatch):
+def test_a_share_password_holders_listings_count_with_the_network(client, env, from_network):
     env(RATE_LISTINGS_PER_MINUTE="2")
     token = sign_in(client, "owner@example.com")
     status, share, _ = call(client, "PATCH", f"/shares/{make_share('owner@example.com', 'closed', tier='pro').share_id}",
                             {"password": "open sesame"}, token=token)
     assert status == 200, share
-    _from_network(monkeypatch, "203.0.113.7")
+    from_network("203.0.113.7")
     password = {"X-Share-Password": "open sesame"}
     assert [call(client, "GET", "/spikes?project=closed", headers=password)[0] for _ in range(3)] == [200, 200, 429]
     assert call(client, "GET", "/spikes?project=closed&password=open%20sesame")[0] == 429
@@ -56,13 +50,13 @@ def test_a_share_password_holders_listings_count_with_the_network(client, env, m
     assert call(client, "GET", "/spikes?project=closed", token=token)[0] == 200
 
 
-def test_callers_with_a_credential_are_not_limited_by_it(client, env, monkeypatch):
+def test_callers_with_a_credential_are_not_limited_by_it(client, env, from_network):
     env(RATE_LISTINGS_PER_MINUTE="1")
     make_share("owner@example.com", "owned")
     token = sign_in(client, "owner@example.com")
     status, key, _ = call(client, "POST", "/auth/api-key", {"name": "agent"}, token=token)
     assert status == 201, key
-    _from_network(monkeypatch, "203.0.113.7")
+    from_network("203.0.113.7")
     assert call(client, "GET", "/spikes?project=owned")[0] == 200  # the network's one listing
     assert call(client, "GET", "/spikes?project=owned")[0] == 429
     for _ in range(3):

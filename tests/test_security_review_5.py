@@ -200,16 +200,14 @@ def test_a_client_address_counts_as_its_ipv6_64_network():
 
 
 @pytest.fixture
-def addresses_of_one_64(monkeypatch):
+def addresses_of_one_64(monkeypatch, from_network):
     """Every request comes from a new address of the same /64, as API Gateway reports it: what
-    a client given one IPv6 address (a VPS, a phone, a home line) can do."""
+    a client given one IPv6 address (a VPS, a phone, a home line) can do. What it gives sends
+    the following requests from one address instead."""
     from chalicelib.api import inputs
     fresh = itertools.count(1)
     monkeypatch.setattr(inputs, "client_ip", lambda request: f"2001:db8:1:2:{next(fresh):x}::1")
-
-    def elsewhere(address: str) -> None:
-        monkeypatch.setattr(inputs, "client_ip", lambda request: address)
-    return elsewhere
+    return from_network
 
 
 def test_share_passwords_cannot_be_guessed_from_fresh_ipv6_addresses(client, user_token, addresses_of_one_64):

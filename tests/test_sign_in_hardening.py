@@ -60,18 +60,13 @@ def test_a_session_an_earlier_version_minted_ends_its_lifetime_after_its_creatio
     assert AuthItem.get(f"bearer#{token_hash('young')}").expires_at == now - 10 * DAY + 30 * DAY
 
 
-def _from(monkeypatch, address: str) -> None:
-    from chalicelib.api import inputs
-    monkeypatch.setattr(inputs, "client_ip", lambda request: address)
-
-
-def test_sign_in_links_are_opened_and_exchanged_a_limited_number_of_times_per_network(client, env, monkeypatch):
+def test_sign_in_links_are_opened_and_exchanged_a_limited_number_of_times_per_network(client, env, from_network):
     """GET and POST /auth/verify were not limited: every request, guesses included, cost reads of
     the auth table, without end. They now share a per-network limit answered like every other
     auth route's (security finding 241). A person who opens their link twice, whose mail scanner
     fetched it first from its own network, and who then approves it, is not refused."""
     env(RATE_VERIFY_PER_MINUTE="5")
-    _from(monkeypatch, "198.51.100.7")
+    from_network("198.51.100.7")
     for n in range(5):
         status, body, headers = call(client, "POST", "/auth/verify", {"login_token": f"guess-{n}"})
         assert (status, body["code"]) == (401, "TOKEN_INVALID")
@@ -83,18 +78,18 @@ def test_sign_in_links_are_opened_and_exchanged_a_limited_number_of_times_per_ne
     assert page.status_code == 429 and page.headers["Content-Type"].startswith("text/html")
     assert b"reload this page" in page.body and int(page.headers["Retry-After"]) >= 1
 
-    _from(monkeypatch, "203.0.113.9")  # the person, on their own network
+    from_network("203.0.113.9")  # the person, on their own network
     assert call(client, "POST", "/auth/recover", {"email": "person@example.com"})[0] == 200
     link = login_token_from_mail("person@example.com")
-    _from(monkeypatch, "192.0.2.200")  # their mail provider's scanner
+    from_network("192.0.2.200")  # their mail provider's scanner
     assert call(client, "GET", f"/auth/verify?token={link}")[0] == 200
-    _from(monkeypatch, "203.0.113.9")
+    from_network("203.0.113.9")
     assert [call(client, "GET", f"/auth/verify?token={link}")[0] for _ in range(2)] == [200, 200]
     status, body, _ = call(client, "POST", "/auth/verify", {"login_token": link})
     assert status == 200 and body["token"]
 
 
-def test_sign_in_mails_from_everywhere_together_are_limited_per_hour(client, env, monkeypatch):
+def test_sign_in_mails_from_everywhere_together_are_limited_per_hour(client, env, from_network):
     """Sign-in mails were limited per mailbox and per client network only: a client with many
     networks, asking for many addresses, made SES send without end (its cost, and the bounces and
     complaints that get the account's sending suspended, every mail of the installation with it).
@@ -102,23 +97,23 @@ def test_sign_in_mails_from_everywhere_together_are_limited_per_hour(client, env
     and the client's own limits, so a request those refuse takes none of everyone's budget."""
     from tests.conftest import sent_mails
     env(RATE_SIGN_IN_MAILS_PER_HOUR="3", RATE_LOGIN_PER_IP="1")
-    _from(monkeypatch, "198.51.100.1")
+    from_network("198.51.100.1")
     assert call(client, "POST", "/auth/login", {"email": "a@example.com"})[0] == 200
     assert call(client, "POST", "/auth/login", {"email": "b@example.com"})[0] == 429  # its own limit
     for n, path in ((2, "/auth/recover"), (3, "/auth/login")):
-        _from(monkeypatch, f"198.51.100.{n}")
+        from_network(f"198.51.100.{n}")
         status, body, headers = call(client, "POST", path, {"email": f"user{n}@example.com"})
         assert status == 200, body
         assert "X-RateLimit-Limit" not in headers or headers["X-RateLimit-Limit"] != "3"  # others' use untold
     for n, path in ((4, "/auth/login"), (5, "/auth/recover")):
-        _from(monkeypatch, f"198.51.100.{n}")
+        from_network(f"198.51.100.{n}")
         status, body, headers = call(client, "POST", path, {"email": "late@example.com"})
         assert (status, body["code"]) == (429, "RATE_LIMIT"), body
         assert "sign-in mails" in body["error"] and headers["Retry-After"] == str(body["retry_after"])
     assert sent_mails("late@example.com") == [] and len(sent_mails()) == 3
 
 
-def test_a_device_confirmation_naming_an_unknown_code_spends_no_sign_in_mail_budget(client, env, monkeypatch):
+def test_a_device_confirmation_naming_an_unknown_code_spends_no_sign_in_mail_budget(client, env, from_network):
     """`POST /auth/device/confirm` counted everyone's sign-in mail budget (242) before it looked
     the device code up, so a mistyped or guessed code used it up though no mail went out. The
     caller's own limits still count first (they bound guessing codes); everyone's budget is
@@ -126,11 +121,11 @@ def test_a_device_confirmation_naming_an_unknown_code_spends_no_sign_in_mail_bud
     from tests.conftest import sent_mails
     env(RATE_SIGN_IN_MAILS_PER_HOUR="2")
     for n in range(4):
-        _from(monkeypatch, f"198.51.100.{10 + n}")
+        from_network(f"198.51.100.{10 + n}")
         status, body, _ = call(client, "POST", "/auth/device/confirm",
                                {"user_code": "BCDF-GHJK", "email": f"typo{n}@example.com"})
         assert (status, body["code"]) == (404, "NOT_FOUND"), body
-    _from(monkeypatch, "198.51.100.20")
+    from_network("198.51.100.20")
     for n in range(2):
         device = call(client, "POST", "/auth/device")[1]
         status, body, _ = call(client, "POST", "/auth/device/confirm",
@@ -141,5 +136,5 @@ def test_a_device_confirmation_naming_an_unknown_code_spends_no_sign_in_mail_bud
                            {"user_code": device["user_code"], "email": "third@example.com"})
     assert (status, body["code"]) == (429, "RATE_LIMIT") and "sign-in mails" in body["error"]
     assert len(sent_mails()) == 2
-    _from(monkeypatch, "198.51.100.21")
+    from_network("198.51.100.21")
     assert call(client, "POST", "/auth/login", {"email": "late@example.com"})[0] == 429
