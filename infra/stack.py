@@ -233,7 +233,9 @@ OPERATOR_EVENTS: Dict[str, Tuple[str, ...]] = {
     policy.USAGE_REPORT_FUNCTION: ("usage.report_refused", "usage.report_unknown"),  # parked usage events
     policy.QUOTA_RESET_FUNCTION: ("pending.parked",),  # a Stripe event's run parked after its attempts
     policy.WEBHOOK_DELIVERIES_FUNCTION: ("pending.parked",),  # a webhook release parked likewise
-    policy.EXPORTS_FUNCTION: ("pending.parked",),  # a background export whose runs kept failing
+    # A background export whose runs kept failing; an index it reads the older way when denied
+    # (store/new_indexes.py: the shares' owner_status_index, the open spikes' indexes).
+    policy.EXPORTS_FUNCTION: ("pending.parked", "store.index_access_denied"),
 }
 OPERATOR_METRIC = "OperatorActionNeeded"
 
@@ -254,7 +256,7 @@ def operator_event_resources(stage: str) -> Dict[str, Any]:
                                        "MetricName": OPERATOR_METRIC, "MetricValue": "1"}]}}
     resources["OperatorActionAlarm"] = _alarm(
         f"spikes {stage}: work was parked for an operator (make usage-events, make parked-work), Stripe "
-        "reported meter events invalid, or the API was denied an index; the function's log names it", operator_metric_namespace(stage),
+        "reported meter events invalid, or a function was denied an index; the function's log names it", operator_metric_namespace(stage),
         OPERATOR_METRIC, [], 1)
     return resources
 

@@ -80,6 +80,22 @@ def test_template_declares_the_whole_stage(built):
     assert functions["Exports"]["Properties"]["Timeout"] == 120
 
 
+# Indexes read the older way when DynamoDB refuses them (store/new_indexes.not_ready): a denial
+# is logged for the operator, as a grant missing for good would otherwise hide behind the fallback.
+READ_WITH_A_FALLBACK = {"owner_status_index", "id_owner_index", "open_owner_index", "open_project_index"}
+
+
+def test_every_function_that_reads_an_index_with_a_fallback_alarms_on_its_denial():
+    """The exports job reads the shares' owner_status_index (an owner's deletions left out) and the
+    open spikes' indexes with the fallback, and its denials raised no alarm: only the API's did."""
+    source = Path("chalicelib/store/new_indexes.py").read_text()
+    assert "store.index_access_denied" in source
+    for function, tables in policy.INDEX_QUERIES.items():
+        queried = {index for names in tables.values() for index in names}
+        if queried & READ_WITH_A_FALLBACK:
+            assert "store.index_access_denied" in stack.OPERATOR_EVENTS.get(function, ()), function
+
+
 def test_work_parked_for_an_operator_raises_an_alarm(built):
     """Each event that leaves work for an operator is counted from its function's log group
     into the metric of one alarm, under the name and level the code logs it with."""
