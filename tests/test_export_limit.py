@@ -56,3 +56,25 @@ def test_a_signed_in_callers_exports_count_per_account_whatever_the_network_or_c
     answers = [_export(client, "bob-site", bob) for _ in range(2)]
     assert [a.status_code for a in answers] == [200, 200] and answers[0].headers["X-RateLimit-Limit"] == "2"
     assert _export(client, "alice-site").status_code == 200
+
+
+def test_a_key_without_spikes_read_never_spends_its_accounts_exports(client, env, monkeypatch):
+    """A narrow key (leaked, say) was counted against its account before its scope was checked:
+    its refused calls used up the owner's exports. Refusals that need no read now come first, and
+    a key without spikes:read, which reads only what anyone may, counts per network (263)."""
+    from chalicelib.crypto import hash_password
+    from tests.test_apikeys import create_key
+    env(RATE_EXPORTS_PER_MINUTE="2")
+    owner = sign_in(client, "owner@example.com")
+    make_share("owner@example.com", "vault", password_hash=hash_password("open sesame"))
+    narrow = {"X-API-Key": create_key(client, owner, scopes="shares:read")["api_key"]}
+    _from_network(monkeypatch, "203.0.113.7")
+    for _ in range(3):  # past the limit
+        for method, path in (("GET", "/spikes/export"), ("POST", "/exports")):
+            status, body, headers = call(client, method, path, headers=narrow)
+            assert (status, body["code"]) == (403, "SCOPE_DENIED") and "X-RateLimit-Remaining" not in headers
+    # Its exports of a project (its owner's private one: refused once the share is read) count with
+    # its network's, not its account's.
+    assert [call(client, "POST", "/exports?project=vault", headers=narrow)[0] for _ in range(3)] == [403, 403, 429]
+    answer = _export(client, "vault", owner)
+    assert answer.status_code == 200 and answer.headers["X-RateLimit-Remaining"] == "1"

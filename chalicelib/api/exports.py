@@ -52,7 +52,7 @@ def start_export():
     if fmt not in exports.FORMATS:
         raise ValidationFailed.field("format", "format must be csv or jsonl")
     principal = spike_routes.principal_of(request)
-    spike_routes.count_export(request, principal)  # one counter with GET /spikes/export
+    spike_routes.count_export(request, params, principal)  # one counter with GET /spikes/export
     (scope, reviewer_emails), filters = spike_routes.scope_of(request, params, principal), spike_routes.filters_of(params)
     settings = deps.settings()
     project = params.get("project") or None

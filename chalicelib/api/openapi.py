@@ -175,7 +175,9 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                   description="409 EXPORT_TOO_LARGE: more to read than one request has time for "
                                               "(25 s); one project at a time may fit. 429 RATE_LIMIT: "
                                               "SPIKES_RATE_EXPORTS_PER_MINUTE exports a minute per account "
-                                              "(signed in or by key), per client network otherwise.",
+                                              "(signed in, or a key with spikes:read), per client network "
+                                              "otherwise; a call refused without a read (403, 401, 400) is "
+                                              "not counted.",
                                   query=SPIKE_FILTERS + (("format", "csv (default) or jsonl", False),)),
     ("POST", "/exports"): Op("Start a background export (for exports GET /spikes/export cannot finish)", "spikes",
                              READER, body=schemas.ExportIn, ok={202: ExportOut}, errors=(404,), rate_limited=True,

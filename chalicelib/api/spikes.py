@@ -107,12 +107,17 @@ def _acting(request, scope: str):
     return principal.require(scope) if principal is not None else None
 
 
-def scope_of(request, params: dict, principal=None) -> Tuple[spikes.Scope, bool]:
-    """The spikes the caller (``principal`` when already resolved) may list, and whether
-    reviewers' e-mail addresses are shown (``spikes.readable`` decides)."""
+def _project_of(params: dict) -> Optional[str]:
     project = params.get("project") or None
     if project and len(project) > MAX_PROJECT_CHARS:
         raise ValidationFailed.field("project", f"project is at most {MAX_PROJECT_CHARS} characters")
+    return project
+
+
+def scope_of(request, params: dict, principal=None) -> Tuple[spikes.Scope, bool]:
+    """The spikes the caller (``principal`` when already resolved) may list, and whether
+    reviewers' e-mail addresses are shown (``spikes.readable`` decides)."""
+    project = _project_of(params)
     principal = principal if principal is not None else principal_of(request)
     return spikes.readable(deps.settings(), principal, project,
                            password=request.headers.get("x-share-password") or params.get("password"),
@@ -199,18 +204,16 @@ def _prefix_ok(request) -> bool:
 
 # --- export ----------------------------------------------------------------------------------
 
-def count_export(request, principal) -> None:
+def count_export(request, params: dict, principal) -> Tuple[str, str]:
     """Each export (``GET /spikes/export``, and ``POST /exports`` on the same counter) reads a
-    whole partition and may stage a file in S3 for a day (docs/security.md, 248). A signed-in caller or a key counts per account, whatever its
-    credential, as share uploads do: agents of different accounts behind one CI network do not
-    use up each other's exports; anyone else (a public project key, a share's password, the
-    admin token) counts per client network, as the widget's posts do."""
-    per_minute = deps.settings().rate_exports_per_minute
-    if principal is not None and principal.user_id:
-        decision = ratelimit.enforce("exports-account", principal.user_id, per_minute, 60)
-    else:
-        decision = ratelimit.enforce_per_client("exports", inputs.client_ip(request), per_minute, 60)
+    whole partition and may stage a file in S3 for a day (docs/security.md, 248): counted against
+    whom ``exports.counted_as`` says, which is answered, before the share or any spike is read,
+    and after what is refused without a read (a bad filter or project, 263)."""
+    filters_of(params)
+    counted_as = exports.counted_as(principal, _project_of(params), ratelimit.client_network(inputs.client_ip(request)))
+    decision = ratelimit.enforce(*counted_as, deps.settings().rate_exports_per_minute, 60)
     context.add_response_headers(decision.headers())
+    return counted_as
 
 
 @route(bp, "/spikes/export", methods=["GET"])
@@ -221,7 +224,7 @@ def export_spikes():
     if fmt not in exports.FORMATS:
         raise ValidationFailed.field("format", "format must be csv or jsonl")
     principal = principal_of(request)
-    count_export(request, principal)  # before the share or any spike is read
+    count_export(request, params, principal)  # before the share or any spike is read
     (scope, reviewer_emails), filters = scope_of(request, params, principal), filters_of(params)
     # Lambda's context: an export that cannot finish in time ends with 409, its upload aborted.
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)

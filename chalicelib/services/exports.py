@@ -11,10 +11,12 @@ import itertools
 import json
 import unicodedata
 from dataclasses import dataclass
-from typing import Callable, Deque, Iterable, Iterator, Optional
+from typing import Callable, Deque, Iterable, Iterator, Optional, Tuple
 
 from chalicelib import clock, lambda_answer
 from chalicelib.errors import ExportTooSlow
+from chalicelib.services import spikes
+from chalicelib.services.identity import Principal
 from chalicelib.store.files import Exports
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
@@ -89,6 +91,25 @@ def _taken(buffer: io.StringIO) -> str:
     buffer.seek(0)
     buffer.truncate()
     return text
+
+
+def counted_as(principal: Optional[Principal], project: Optional[str], client_network: str) -> Tuple[str, str]:
+    """Whom an export counts against (a rate limit's name and subject), for its rate and for the
+    background exports it may have running (services/background_exports.py), after what is
+    refused without a read: one's own feedback (no ``project``) without a credential or without
+    ``spikes:read``, as ``spikes.readable`` would refuse it, so a refusal counts nothing
+    (docs/security.md, 263). A credential that reads the account's feedback (a session, a key
+    with ``spikes:read``) counts per account, whatever its network, as share uploads do: agents of
+    different accounts behind one CI network do not use up each other's exports. Anyone else (a
+    public project key, a share's password, the admin token, and a key without ``spikes:read``,
+    which reads only what anyone may) counts per client network, as the widget's posts do: a
+    narrow key, leaked, cannot use up its owner's exports."""
+    if not project:
+        spikes.scope_for(principal)  # AuthRequired without a credential
+        principal.require("spikes:read")
+    if principal is not None and principal.user_id and principal.allows("spikes:read"):
+        return "exports-account", principal.user_id
+    return "exports", client_network
 
 
 def filename_for(label: Optional[str], fmt: str) -> str:
