@@ -207,6 +207,19 @@ class KeyLimit(SpikesError):
                          extra={"limit": limit})
 
 
+class ExportLimit(SpikesError):
+    """The requester has as many background exports running as it may (``SPIKES_MAX_RUNNING_EXPORTS``)."""
+    status = 429
+    code = "EXPORT_LIMIT"
+    RETRY_AFTER_SECONDS = 60  # the exports job runs every minute: one may be done by then
+
+    def __init__(self, limit: int):
+        super().__init__(f"{limit} exports of yours are running, the most at once; wait until one is done "
+                         "(GET /exports/{id}) and start this one again",
+                         extra={"limit": limit, "retry_after": self.RETRY_AFTER_SECONDS},
+                         headers={"Retry-After": str(self.RETRY_AFTER_SECONDS)})
+
+
 class BudgetExceeded(SpikesError):
     """An agent-tier account or key would pass its monthly spending cap (the CLI shows
     "monthly spending cap reached")."""

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     # key: each reads a whole partition for up to 25 s and may stage a file in S3 for a day. A
     # person clicks the dashboard's button a few times a minute at most (docs/security.md, 248).
     rate_exports_per_minute: int = Field(default=10, ge=1)
+    # Background exports (POST /exports) running at once per requester, counted as the exports
+    # above are (per account, or per client network): one requester's many long exports would
+    # take every turn of the exports job from everyone else's. A start past it tries each slot
+    # once, so it stays small (docs/security.md, 264).
+    max_running_exports: int = Field(default=3, ge=1, le=20)
     # Listings (GET /spikes) read without a credential, per client network: a public project key is
     # in the widget's pages, and each page is Queries. A person reading a 30,000-spike share 1,000
     # at a time reads 30 pages; `spikes pull --from` reads one (docs/security.md, 257).

@@ -52,13 +52,14 @@ def start_export():
     if fmt not in exports.FORMATS:
         raise ValidationFailed.field("format", "format must be csv or jsonl")
     principal = spike_routes.principal_of(request)
-    spike_routes.count_export(request, params, principal)  # one counter with GET /spikes/export
+    counted_as = spike_routes.count_export(request, params, principal)  # one counter with GET /spikes/export
     (scope, reviewer_emails), filters = spike_routes.scope_of(request, params, principal), spike_routes.filters_of(params)
     settings = deps.settings()
     project = params.get("project") or None
     started_by = background_exports.requester(settings.secret_key.get_secret_value(), principal, project,
                                               _password(request, params))
-    job = background_exports.start(started_by, scope, filters, reviewer_emails, fmt, project)
+    job = background_exports.start(started_by, scope, filters, reviewer_emails, fmt, project, "|".join(counted_as),
+                                   settings.max_running_exports)
     # The first part of the work now: a small export is done before the answer.
     time_left = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
     try:

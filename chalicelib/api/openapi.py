@@ -184,7 +184,10 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                              description="Reads and stores the export over as many runs as it needs; a small one "
                                          "is done in the answer already. Poll the Location (GET /exports/{id}) until "
                                          "status is done, then download download_url. Counts against "
-                                         "SPIKES_RATE_EXPORTS_PER_MINUTE with GET /spikes/export. Readable only by "
+                                         "SPIKES_RATE_EXPORTS_PER_MINUTE with GET /spikes/export. 429 EXPORT_LIMIT "
+                                         "(with limit and Retry-After): SPIKES_MAX_RUNNING_EXPORTS of the caller's "
+                                         "are running (per account, or per client network as the rate counts); "
+                                         "start again once one is done. Readable only by "
                                          "who started it: the same account (an API key: that key), or without "
                                          "an account the same ?project= and password.",
                              query=SPIKE_FILTERS + (("format", "csv (default) or jsonl", False),)),

@@ -137,7 +137,7 @@ class ErrorOut(Out):
     max_bytes: Optional[int] = omitted(description="SIZE_LIMIT: the largest accepted size")
     retry_after: Optional[int] = omitted(description="429 and 503: seconds to wait (also in Retry-After)")
     upgrade_url: Optional[str] = omitted(description="SHARE_LIMIT, SPIKE_LIMIT: where to upgrade")
-    limit: Optional[int] = omitted(description="SHARE_LIMIT, SPIKE_LIMIT, KEY_LIMIT: the limit reached")
+    limit: Optional[int] = omitted(description="SHARE_LIMIT, SPIKE_LIMIT, KEY_LIMIT, EXPORT_LIMIT: the limit reached")
     cap: Optional[str] = omitted(description="BUDGET_EXCEEDED: whose cap, account or key")
     monthly_cap_cents: Optional[int] = omitted(description="BUDGET_EXCEEDED: the cap reached (only to the account's own credentials)")
     period_ends: Optional[str] = omitted(description="BUDGET_EXCEEDED: when the period ends")

@@ -13,6 +13,11 @@ byte what one ``GET /spikes/export`` of the same data answers. A part's number i
 number, and a part a run sent but could not record (its lease taken over) is left out of the
 completed file. The last part completes the upload.
 
+Each running export holds one of its requester's slots (store/export_slots.py: at most
+``SPIKES_MAX_RUNNING_EXPORTS``, per account or per client network as ``exports.counted_as``
+counts exports), taken before it is stored, given back by the run that finishes or fails it, and
+free by itself at the export's deadline if that run died first.
+
 Who may read an export is who started it (``requester``): the same account (any of its signed-in
 sessions; an export started with an API key, that key only, since a key may hold fewer scopes or
 places than the account), the admin token, or, for a caller without an account (a public project
@@ -29,9 +34,11 @@ from typing import Any, Callable, Dict, Optional
 
 from chalicelib import clock
 from chalicelib.crypto import sign
+from chalicelib.errors import ExportLimit
 from chalicelib.logs import get_logger
 from chalicelib.services import exports, pending_work, spikes
 from chalicelib.services.identity import Principal
+from chalicelib.store import export_slots
 from chalicelib.store import exports as export_store
 from chalicelib.store import spike_listings
 from chalicelib.store.exports import DONE, FAILED, RUNNING, Job, LeaseLost
@@ -79,17 +86,32 @@ def may_read(secret: str, job: Job, principal: Optional[Principal], project: Opt
 
 
 def start(started_by: Dict, scope: Scope, filters: Filters, reviewer_emails: bool, fmt: str,
-          label: Optional[str]) -> Job:
-    """A new running export of what ``scope`` and ``filters`` select (the caller's access checked)."""
+          label: Optional[str], counted_as: str, max_running: int) -> Job:
+    """A new running export of what ``scope`` and ``filters`` select (the caller's access checked),
+    holding one of ``counted_as``'s ``max_running`` slots: ExportLimit when none is free."""
     now = clock.now()
+    epoch, export_id = int(now.timestamp()), "exp_" + secrets.token_urlsafe(18)
+    slot = export_slots.take(counted_as, max_running, export_id, epoch, epoch + MAX_RUNNING_SECONDS)
+    if slot is None:
+        raise ExportLimit(max_running)
     filename = exports.filename_for(label, fmt)
     detail = {"requester": started_by, "scope": [scope.index, scope.partition], "emails": reviewer_emails,
               "filters": {name: value for name, value in asdict(filters).items() if name != "hidden_partitions"},
               "format": fmt, "filename": filename, "key": Exports.new_key(filename), "upload_id": None, "parts": [],
-              "next_part": 1, "after": None, "bytes": 0, "created_at": clock.iso_millis(now)}
-    epoch = int(now.timestamp())
-    return export_store.create("exp_" + secrets.token_urlsafe(18), detail, epoch,
-                               epoch + MAX_RUNNING_SECONDS + KEEP_SECONDS)
+              "next_part": 1, "after": None, "bytes": 0, "created_at": clock.iso_millis(now), "slot": slot}
+    try:
+        return export_store.create(export_id, detail, epoch, epoch + MAX_RUNNING_SECONDS + KEEP_SECONDS)
+    except Exception:
+        _free_slot(export_id, detail)
+        raise
+
+
+def _free_slot(export_id: str, detail: Dict) -> None:
+    """The export's slot given back (it ended); if that fails, its deadline frees it."""
+    try:
+        export_slots.give_back(detail.get("slot"), export_id)
+    except Exception:  # noqa: BLE001 - the slot runs out by itself
+        log.warning("export.slot_release_failed", export_id=export_id)
 
 
 def get(export_id: str) -> Optional[Job]:
@@ -203,6 +225,7 @@ def _advance(files: Exports, job: Job, time_left_ms: TimeLeft, part_bytes: int) 
         files.put_empty(detail["key"], detail["filename"], exports.FORMATS[detail["format"]])
     detail["finished_at"] = clock.iso_millis(clock.now())
     export_store.save(job, detail, state=DONE, expires_at=int(clock.epoch()) + KEEP_SECONDS)
+    _free_slot(job.export_id, detail)
     export_store.finish_unit(job.export_id)
     log.info("export.done", export_id=job.export_id, spikes=job.count, bytes=detail["bytes"])
 
@@ -229,6 +252,7 @@ def _fail(files: Exports, job: Job, detail: Dict, reason: str) -> None:
         files.abort_upload(detail["key"], detail["upload_id"])
     detail["error"] = reason
     export_store.save(job, detail, state=FAILED, expires_at=int(clock.epoch()) + KEEP_SECONDS)
+    _free_slot(job.export_id, detail)
     export_store.finish_unit(job.export_id)
     log.warning("export.failed", export_id=job.export_id, reason=reason)
 
@@ -247,8 +271,10 @@ def run_due(files: Exports, time_left_ms: TimeLeft, part_bytes: Optional[int] = 
         ok, advanced = runs.attempt(unit, lambda: advance(files, unit.name, turn, part_bytes))
         summary["advanced"] += bool(ok and advanced)
         stored = export_store.get(unit.name) if ok else None
-        if ok and (stored is None or stored.state != RUNNING):
-            summary["finished"] += export_store.finish_unit(unit.name)  # its run died before forgetting it
+        if ok and (stored is None or stored.state != RUNNING):  # its run died before forgetting it
+            if stored is not None:
+                _free_slot(unit.name, stored.detail)
+            summary["finished"] += export_store.finish_unit(unit.name)
         elif ok and advanced:
             export_store.QUEUE.postpone(unit, int(clock.epoch()))
     return {**summary, "failed": runs.failed, "parked": runs.parked, "stopped": runs.stopped}

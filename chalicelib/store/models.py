@@ -478,7 +478,8 @@ class LedgerOwnerIndex(GlobalSecondaryIndex["LedgerItem"]):
 class LedgerItem(_Base):
     """Counters and markers: ``quota#<share>#<period>``, ``usage#<user>#<period>``,
     ``rl#<limit>#<subject>`` (attributes ``w<window>``), ``stripe-event#<id>``, ``job#<name>``,
-    ``export#<id>`` (a background export's state)."""
+    ``export#<id>`` (a background export's state), ``exportslot#<subject hash>#<n>`` (one held by
+    a running export)."""
 
     class Meta(_Base.Meta):
         table_name = "ledger"
@@ -502,6 +503,8 @@ class LedgerItem(_Base):
     # is conditioned on ``version`` and counts it up; ``lease_until``: a run holds it till then.
     version = NumberAttribute(null=True)
     lease_until = NumberAttribute(null=True)
+    # Only on a slot of running exports (``exportslot#…``, store/export_slots.py): the export holding it.
+    holder = UnicodeAttribute(null=True)
     owner_index = LedgerOwnerIndex()
 
 

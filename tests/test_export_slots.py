@@ -1,0 +1,88 @@
+"""At most SPIKES_MAX_RUNNING_EXPORTS background exports run at once per requester (docs/security.md,
+264): starts were only rate limited, so one account could keep 10 a minute for 6 hours running and
+take every turn of the exports job from everyone else's. Each running export holds a slot
+(store/export_slots.py), taken by a conditional write and given back by the run that ends it."""
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from chalicelib import clock
+from tests.conftest import call, sign_in
+from tests.test_background_exports import _job_run, _read, _start, not_in_the_request, owner_share  # noqa: F401
+
+
+def test_a_requester_runs_at_most_the_cap_and_an_export_that_ends_frees_its_place(client, owner_share,
+                                                                                  not_in_the_request, env):
+    from tests.test_apikeys import create_key
+    env(MAX_RUNNING_EXPORTS="2")
+    token, share_id = owner_share
+    running = [_start(client, f"?project={share_id}", token)[1]["id"] for _ in range(2)]
+    status, refused, headers = _start(client, f"?project={share_id}", token)
+    assert (status, refused["code"], refused["limit"]) == (429, "EXPORT_LIMIT", 2), refused
+    assert headers["Retry-After"] == str(refused["retry_after"]) and refused["retry_after"] >= 1
+    # The account's key with spikes:read is the account; a key without it, or a caller without an
+    # account, counts per client network (services/exports.counted_as), another account for itself.
+    reader = {"X-API-Key": create_key(client, token, scopes="spikes:read")["api_key"]}
+    narrow = {"X-API-Key": create_key(client, token, scopes="shares:read")["api_key"]}
+    assert call(client, "POST", f"/exports?project={share_id}", headers=reader)[1]["code"] == "EXPORT_LIMIT"
+    assert call(client, "POST", f"/exports?project={share_id}", headers=narrow)[0] == 202
+    assert _start(client, "", sign_in(client, "other@example.com"))[0] == 202
+    _job_run()
+    assert [_read(client, export_id, token)[1]["status"] for export_id in running] == ["done", "done"]
+    assert [_start(client, f"?project={share_id}", token)[0] for _ in range(3)] == [202, 202, 429]
+
+
+def test_a_place_whose_release_was_lost_frees_itself_at_the_exports_deadline(client, owner_share, env, monkeypatch):
+    """The run that finished the export died before it gave the place back."""
+    from chalicelib.services import background_exports
+    from chalicelib.store import export_slots
+    env(MAX_RUNNING_EXPORTS="1")
+    token, share_id = owner_share
+    monkeypatch.setattr(export_slots, "give_back", lambda key, export_id: False)
+    start = clock.now()
+    try:
+        clock.use(lambda: start)
+        first = _start(client, f"?project={share_id}", token)[1]
+        assert first["status"] == "done"  # done in the answer, its place kept
+        deadline = start + timedelta(seconds=background_exports.MAX_RUNNING_SECONDS)
+        clock.use(lambda: deadline - timedelta(minutes=1))
+        assert _start(client, f"?project={share_id}", token)[1]["code"] == "EXPORT_LIMIT"
+        clock.use(lambda: deadline + timedelta(seconds=1))
+        status, second, _ = _start(client, f"?project={share_id}", token)
+    finally:
+        clock.use(None)
+    assert status == 202 and second["status"] == "done"
+
+
+def test_the_cap_holds_exactly_when_starts_race(store_backend):
+    """Starts racing on one requester's slots (concurrent Lambdas): each slot is taken by one
+    conditional write, so exactly the cap's worth start, whatever the interleaving."""
+    if store_backend == "moto":
+        pytest.skip("moto's in-memory writes are not isolated across threads; DynamoDB Local is")
+    from chalicelib.errors import ExportLimit
+    from chalicelib.services import background_exports
+    from chalicelib.store import export_slots
+    from chalicelib.store.spike_filters import Filters
+    from chalicelib.store.spikes import Scope
+    outcomes, lock, barrier = [], threading.Lock(), threading.Barrier(12)
+
+    def start() -> None:
+        barrier.wait(timeout=30)
+        try:
+            job = background_exports.start({"user": "racer", "key": None}, Scope("owner", "racer"), Filters(), True,
+                                           "csv", None, "exports-account|racer", 3)
+            outcome = job.detail["slot"]
+        except ExportLimit:
+            outcome = "limit"
+        with lock:
+            outcomes.append(outcome)
+    threads = [threading.Thread(target=start) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    taken = sorted(outcome for outcome in outcomes if outcome != "limit")
+    assert len(outcomes) == 12 and taken == sorted(export_slots.slot_key("exports-account|racer", n) for n in range(3))
