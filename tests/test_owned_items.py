@@ -1,6 +1,7 @@
 """Account data rights: every kind of item an account owns that no listing of its own shows is
 found by its owner without a Scan (docs/data-model.md, "Found by owner"): bearer sessions,
-webhook events of deleted shares, usage events in every outbox queue, pro-features checkpoints.
+webhook events of deleted shares, usage events in every outbox queue, pro-features checkpoints,
+background exports and their files.
 On moto and on DynamoDB Local."""
 from __future__ import annotations
 
@@ -153,3 +154,25 @@ def test_no_function_may_query_the_owner_indexes_until_one_reads_them():
     for function, tables in policy.INDEX_QUERIES.items():
         for table in ("auth", "deliveries", "ledger", "outbox"):
             assert "owner_index" not in tables.get(table, ()), (function, table)
+
+
+def test_an_accounts_background_exports_and_their_files_are_found_by_owner(backend_client, store_backend):
+    """export# items carried their starter only inside detail: no Query found them by owner."""
+    token = sign_in(backend_client, "exporter@example.com")
+    owner = user_id_for("exporter@example.com")
+    share = make_share("exporter@example.com", "exported")
+    assert call(backend_client, "POST", "/spikes", {"type": "page", "projectKey": share.share_id})[0] == 201
+    status, created, _ = call(backend_client, "POST", "/auth/api-key", {"name": "ci", "scopes": "spikes:read"},
+                              token=token)
+    assert status == 201, created
+    query = f"/exports?project={share.share_id}&format=jsonl"
+    started = [call(backend_client, "POST", query, token=token)[1]["id"],
+               call(backend_client, "POST", query, headers={"X-API-Key": created["api_key"]})[1]["id"]]
+    assert call(backend_client, "POST", query)[0] == 202  # without an account: no one's
+    assert call(backend_client, "POST", query, token=sign_in(backend_client, "other@example.com"))[0] == 202
+    found = sorted(owned_items.background_exports(owner))
+    assert found == sorted(f"export#{export_id}" for export_id in started)
+    bucket = deps.settings().bucket_name
+    for key in found:  # the S3 file, through its item
+        assert deps.s3_client().head_object(Bucket=bucket, Key=LedgerItem.get(key).detail["key"])["ContentLength"] > 0
+    assert list(owned_items.pro_feature_checkpoints(owner)) == []  # one index, each kind apart

@@ -100,7 +100,8 @@ def start(started_by: Dict, scope: Scope, filters: Filters, reviewer_emails: boo
               "format": fmt, "filename": filename, "key": Exports.new_key(filename), "upload_id": None, "parts": [],
               "next_part": 1, "after": None, "bytes": 0, "created_at": clock.iso_millis(now), "slot": slot}
     try:
-        return export_store.create(export_id, detail, epoch, epoch + MAX_RUNNING_SECONDS + KEEP_SECONDS)
+        return export_store.create(export_id, detail, epoch, epoch + MAX_RUNNING_SECONDS + KEEP_SECONDS,
+                                   owner_id=started_by.get("user"))
     except Exception:
         _free_slot(export_id, detail)
         raise

@@ -2,7 +2,8 @@
 ``export#<id>``, holding its state, and one pending unit, ``export#<id>`` in the deliveries
 ``due_index`` partition ``exports``, by which the scheduled job finds the running ones (no Scan).
 
-The item: ``state`` (running, done, failed), ``count`` (spikes written to the parts sent),
+The item: ``owner_id`` (the account that started it; none without one), ``state`` (running,
+done, failed), ``count`` (spikes written to the parts sent),
 ``detail`` (who started it, what it reads, its S3 multipart upload, the parts sent with their
 ETags, the read's position after the last spike sent, bytes), ``expires_at`` (the table's TTL),
 ``version`` and ``lease_until``. A run takes the export with a conditional write (``claim``: no
@@ -53,11 +54,12 @@ def _job(item: LedgerItem) -> Job:
                int(item.version or 0), int(item.lease_until or 0), int(item.expires_at or 0))
 
 
-def create(export_id: str, detail: Dict[str, Any], now: int, expires_at: int) -> Job:
+def create(export_id: str, detail: Dict[str, Any], now: int, expires_at: int, owner_id: Optional[str] = None) -> Job:
     """A new running export (a fresh random id: refused only by an id taken, which is raised),
-    then its pending unit, so the job continues what the request leaves."""
+    then its pending unit, so the job continues what the request leaves. ``owner_id``: the
+    account that started it, by which the ledger's ``owner_index`` finds it (store/owned_items.py)."""
     item = LedgerItem(KEY_PREFIX + export_id, state=RUNNING, count=0, detail=detail, version=0, lease_until=0,
-                      expires_at=expires_at)
+                      expires_at=expires_at, owner_id=owner_id)
     try:
         item.save(condition=LedgerItem.pk.does_not_exist())
     except PutError as exc:

@@ -466,8 +466,9 @@ class Delivery(_Base):
 
 class LedgerOwnerIndex(GlobalSecondaryIndex["LedgerItem"]):
     """The ledger items of an owner that no computed key finds: a Stripe event's pro-features
-    checkpoints (``job#pro-features#<user>@<event_at>-…``). Sparse: only they carry ``owner_id``,
-    so the counters a post writes cost nothing here."""
+    checkpoints (``job#pro-features#<user>@<event_at>-…``) and the background exports the owner
+    started (``export#<id>``). Sparse: only they carry ``owner_id``, so the counters a post writes
+    cost nothing here."""
     class Meta:
         index_name = "owner_index"
         projection = KeysOnlyProjection()
@@ -497,7 +498,7 @@ class LedgerItem(_Base):
     cost = NumberAttribute(null=True)
     spikes = NumberAttribute(null=True)
     shares = NumberAttribute(null=True)
-    # Only on a pro-features checkpoint (written since it was kept): whose run it is.
+    # Only on a pro-features checkpoint and a background export (written since it was kept): whose it is.
     owner_id = UnicodeAttribute(null=True)
     # Only on a background export (``export#<id>``, store/exports.py): each write of its state
     # is conditioned on ``version`` and counts it up; ``lease_until``: a run holds it till then.

@@ -34,4 +34,17 @@ def usage_events(user_id: str) -> Iterator[Tuple[str, str]]:
 def pro_feature_checkpoints(user_id: str) -> Iterator[str]:
     """The keys (``job#pro-features#<user>@…``) of the checkpoints of the runs the user's Stripe
     events left to the quota reset, those written since the ledger kept their owner."""
-    return (item.pk for item in LedgerItem.owner_index.query(user_id))
+    return _ledger_items(user_id, "job#pro-features#")
+
+
+def background_exports(user_id: str) -> Iterator[str]:
+    """The keys (``export#<id>``) of the background exports the user started (by a session or a
+    key; running, or finished and kept 12 hours), those written since they carry their owner.
+    Each item's ``detail`` names its S3 file (``key``); the rows runs kept beside it are under
+    ``<key>.held-``."""
+    return _ledger_items(user_id, "export#")
+
+
+def _ledger_items(user_id: str, prefix: str) -> Iterator[str]:
+    """The ledger's ``owner_index`` holds every kind that carries ``owner_id``: one kind's keys."""
+    return (item.pk for item in LedgerItem.owner_index.query(user_id) if item.pk.startswith(prefix))
