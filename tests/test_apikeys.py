@@ -206,8 +206,9 @@ ROUTES = [
 ENDS_THE_SESSION = {"/auth/rotate-token", "/auth/logout"}
 # Routes that take credentials but need no scope: any key may describe itself (the MCP server
 # reads its `scopes` there before writing).
-# An export is read back only by the credential that started it, whose scopes were checked then
-# (services/background_exports.may_read): any other caller gets 404, whatever its scopes.
+# An export is read back only by the credential that started it, whose access is asked again as
+# its start asked it (services/background_exports.may_read, api/exports._still_readable): any
+# other caller gets 404, whatever its scopes.
 NO_SCOPE_NEEDED = {("GET", "/me"), ("GET", "/exports/{export_id}")}
 CONCRETE = {"spk_missing": "{spike_id}", "missing-share": "{key}", "key_missing": "{key_id}"}
 BODIES = {("POST", "/spikes"): {"type": "page", "projectKey": "scope-test", "comments": "hi"},

@@ -304,6 +304,49 @@ def test_only_who_started_an_export_reads_it(client, owner_share, env):
     assert call(client, "GET", f"/exports/{key_export}", headers={"X-API-Key": raw_key})[0] == 200
 
 
+def test_a_starter_keeps_an_export_only_while_the_access_it_was_started_with_holds(client, owner_share):
+    """Signed-in readers were checked against who started the export, not against the share's
+    access as it is now: a password changed, a share deleted or made private kept the link 12 h."""
+    from chalicelib.crypto import hash_password
+    from chalicelib.services import targets
+    from chalicelib.store.models import Share
+    token, share_id = owner_share
+
+    def protect(password: str) -> None:  # as the owner's PATCH does (a Pro feature)
+        Share.get(f"share#{share_id}").update(actions=[Share.password_hash.set(hash_password(password)),
+                                                       Share.password_version.add(1)])
+        targets.forget()  # another function, or seconds later
+    visitor = sign_in(client, "visitor@example.com")
+    by_password = {"X-Share-Password": "open sesame"}
+    public_export = _start(client, f"?project={share_id}", visitor)[1]["id"]
+    own_export = _start(client, f"?project={share_id}", token)[1]["id"]
+    protect("open sesame")
+    status, body, _ = _read(client, public_export, visitor)  # made private since
+    assert (status, body["code"], body["error"]) == (404, "NOT_FOUND", "Export not found")
+    assert _read(client, own_export, token)[0] == 200  # its owner's, as before
+    status, started, _ = _start(client, f"?project={share_id}", visitor, headers=by_password)
+    assert status == 202 and started["status"] == "done"
+    assert call(client, "GET", f"/exports/{started['id']}", token=visitor, headers=by_password)[0] == 200
+    protect("changed")
+    assert call(client, "GET", f"/exports/{started['id']}", token=visitor, headers=by_password)[0] == 404
+    assert call(client, "DELETE", f"/shares/{share_id}", token=token)[0] == 200
+    targets.forget()
+    assert _read(client, own_export, token)[0] == 404  # its project key names other spikes now
+
+
+def test_reading_an_export_again_costs_one_read_more_at_most(client, owner_share, dynamodb_calls):
+    from chalicelib.services import targets
+    token, share_id = owner_share
+    export_id = _start(client, f"?project={share_id}", token)[1]["id"]
+
+    def reads(path: str) -> int:
+        targets.forget()  # the share read, not taken from this process's cache
+        dynamodb_calls.clear()
+        _read(client, path, token)
+        return sum(dynamodb_calls[name] for name in ("GetItem", "Query", "BatchGetItem"))
+    assert reads(export_id) - reads("exp_unknown") <= 1  # the share, beside the export's own GetItem
+
+
 def test_without_an_account_the_same_project_reads_it(client):
     for comment in ("one", "two"):
         assert call(client, "POST", "/spikes", {"type": "page", "projectKey": "public-site", "comments": comment})[0] == 201

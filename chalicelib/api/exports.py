@@ -12,7 +12,7 @@ from chalicelib import deps
 from chalicelib.api import inputs
 from chalicelib.api import spikes as spike_routes
 from chalicelib.api.routing import json_response, route
-from chalicelib.errors import NotFound, ValidationFailed
+from chalicelib.errors import AuthRequired, NotFound, ScopeDenied, ValidationFailed
 from chalicelib.lazy import lazy_import
 
 responses = lazy_import("chalicelib.api.responses")
@@ -52,7 +52,7 @@ def start_export():
     if fmt not in exports.FORMATS:
         raise ValidationFailed.field("format", "format must be csv or jsonl")
     principal = spike_routes.principal_of(request)
-    counted_as = spike_routes.count_export(request, params, principal)  # one counter with GET /spikes/export
+    counted_as = spike_routes.count_export(request, params, principal)  # one with GET /spikes/export
     (scope, reviewer_emails), filters = spike_routes.scope_of(request, params, principal), spike_routes.filters_of(params)
     settings = deps.settings()
     project = params.get("project") or None
@@ -70,7 +70,8 @@ def start_export():
     location = f"{inputs.base_url(request)}/exports/{job.export_id}"
     if "anonymous" in started_by and project:  # read again with the same project (and password)
         location += f"?project={quote(project, safe='')}"
-    return json_response(_shown(job.export_id), 202, headers={"Location": location, "Cache-Control": "no-store"})
+    return json_response(_shown(background_exports.get(job.export_id)), 202,
+                         headers={"Location": location, "Cache-Control": "no-store"})
 
 
 @route(bp, "/exports/{export_id}", methods=["GET"])
@@ -81,15 +82,25 @@ def get_export(export_id: str):
     job = background_exports.get(export_id)
     secret = deps.settings().secret_key.get_secret_value()
     project = params.get("project") or None
-    if job is None or not background_exports.may_read(secret, job, principal, project, _password(request, params)):
+    if job is None or not background_exports.may_read(secret, job, principal, project, _password(request, params)) \
+            or not _still_readable(request, params, principal, job):
         raise NotFound("Export not found")
-    if principal is None:
-        spike_routes.scope_of(request, params, principal)  # the project's access as it is now (a password changed)
-    return json_response(_shown(export_id), headers={"Cache-Control": "no-store"})
+    return json_response(_shown(job), headers={"Cache-Control": "no-store"})
 
 
-def _shown(export_id: str):
-    job = background_exports.get(export_id)
+def _still_readable(request, params: dict, principal, job) -> bool:
+    """The access the export was started with, asked again as its start asked it, for the project
+    it named (docs/security.md, 265): refused, the reader is answered as a stranger. One read at
+    most (the share, cached for seconds), the reviewers' addresses asked about only if it has them."""
+    try:
+        scope, reviewer_emails = spike_routes.scope_of(request, {**params, "project": job.detail.get("project")},
+                                                       principal, emails=job.detail["emails"])
+    except (NotFound, ScopeDenied, AuthRequired):
+        return False
+    return background_exports.same_access(job, scope, reviewer_emails)
+
+
+def _shown(job):
     if job is None:
         raise NotFound("Export not found")
     return responses.ExportOut(**background_exports.view(job, deps.exports()))

@@ -195,8 +195,12 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                         "spikes", READER, ok={200: ExportOut}, errors=(404,),
                                         rate_limited=True,  # a protected share's password
                                         description="404 for an id unknown, expired, or started by another "
-                                                    "caller. Without an account, pass the ?project= (and "
-                                                    "password) it was started with.",
+                                                    "caller, and once the access it was started with is gone "
+                                                    "(the share deleted, made private, or its password "
+                                                    "changed): each read asks again. Without an account, pass "
+                                                    "the ?project= (and password) it was started with; an "
+                                                    "export started with a share's password needs it on every "
+                                                    "read, signed in or not.",
                                         query=(SPIKE_FILTERS[0], SPIKE_TOKEN) + SPIKE_FILTERS[-1:]),
     ("GET", "/spikes/{spike_id}"): Op("One feedback item", "spikes", USER_OR_ADMIN, ok={200: SpikeOut},
                                       errors=(404, 409), query=SPIKE_PROJECT),

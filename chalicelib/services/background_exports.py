@@ -21,7 +21,10 @@ free by itself at the export's deadline if that run died first.
 Who may read an export is who started it (``requester``): the same account (any of its signed-in
 sessions; an export started with an API key, that key only, since a key may hold fewer scopes or
 places than the account), the admin token, or, for a caller without an account (a public project
-key, a share's password), the same project and password. The id alone opens nothing.
+key, a share's password), the same project and password. The id alone opens nothing. And only
+while the access it was started with holds (``same_access``): every read asks again, as the start
+asked, for the project it named, so a share deleted or made private since, its password changed,
+or an owner's key no longer acting for it, ends the reading of its export (docs/security.md, 265).
 """
 from __future__ import annotations
 
@@ -85,8 +88,14 @@ def may_read(secret: str, job: Job, principal: Optional[Principal], project: Opt
     return bool(started_by.get("admin")) and bool(reader.get("admin"))
 
 
+def same_access(job: Job, scope: Scope, reviewer_emails: bool) -> bool:
+    """Whether what the reader may read now (``spikes.readable`` for the export's ``project``) is
+    what the export was started with: the same spikes, and the reviewers' addresses if it has them."""
+    return [scope.index, scope.partition] == job.detail["scope"] and (reviewer_emails or not job.detail["emails"])
+
+
 def start(started_by: Dict, scope: Scope, filters: Filters, reviewer_emails: bool, fmt: str,
-          label: Optional[str], counted_as: str, max_running: int) -> Job:
+          project: Optional[str], counted_as: str, max_running: int) -> Job:
     """A new running export of what ``scope`` and ``filters`` select (the caller's access checked),
     holding one of ``counted_as``'s ``max_running`` slots: ExportLimit when none is free."""
     now = clock.now()
@@ -94,11 +103,12 @@ def start(started_by: Dict, scope: Scope, filters: Filters, reviewer_emails: boo
     slot = export_slots.take(counted_as, max_running, export_id, epoch, epoch + MAX_RUNNING_SECONDS)
     if slot is None:
         raise ExportLimit(max_running)
-    filename = exports.filename_for(label, fmt)
+    filename = exports.filename_for(project, fmt)
     detail = {"requester": started_by, "scope": [scope.index, scope.partition], "emails": reviewer_emails,
               "filters": {name: value for name, value in asdict(filters).items() if name != "hidden_partitions"},
               "format": fmt, "filename": filename, "key": Exports.new_key(filename), "upload_id": None, "parts": [],
-              "next_part": 1, "after": None, "bytes": 0, "created_at": clock.iso_millis(now), "slot": slot}
+              "next_part": 1, "after": None, "bytes": 0, "created_at": clock.iso_millis(now), "slot": slot,
+              "project": project}
     try:
         return export_store.create(export_id, detail, epoch, epoch + MAX_RUNNING_SECONDS + KEEP_SECONDS,
                                    owner_id=started_by.get("user"))
