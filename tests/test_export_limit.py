@@ -58,7 +58,7 @@ def test_a_signed_in_callers_exports_count_per_account_whatever_the_network_or_c
     assert _export(client, "alice-site").status_code == 200
 
 
-def test_a_key_without_spikes_read_never_spends_its_accounts_exports(client, env, monkeypatch):
+def test_a_key_without_spikes_read_never_spends_its_accounts_exports(client, env, from_network):
     """A narrow key (leaked, say) was counted against its account before its scope was checked:
     its refused calls used up the owner's exports. Refusals that need no read now come first, and
     a key without spikes:read, which reads only what anyone may, counts per network (263)."""
@@ -68,7 +68,7 @@ def test_a_key_without_spikes_read_never_spends_its_accounts_exports(client, env
     owner = sign_in(client, "owner@example.com")
     make_share("owner@example.com", "vault", password_hash=hash_password("open sesame"))
     narrow = {"X-API-Key": create_key(client, owner, scopes="shares:read")["api_key"]}
-    _from_network(monkeypatch, "203.0.113.7")
+    from_network("203.0.113.7")
     for _ in range(3):  # past the limit
         for method, path in (("GET", "/spikes/export"), ("POST", "/exports")):
             status, body, headers = call(client, method, path, headers=narrow)
