@@ -118,3 +118,27 @@ def test_ctrl_c_while_it_starts_stops_what_started_without_a_traceback(tmp_path)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert starting.returncode == 130
     assert out.rstrip().endswith("Stopped."), out
+
+
+def test_saved_data_whose_upgrade_fails_is_not_called_damaged(tmp_path):
+    """The upgrade steps run after the saved data is read back; a failure there (the engine gone,
+    a full disk) was reported as damaged data, with a wipe suggested for data that was fine."""
+    data_dir = tmp_path / "data"
+    (data_dir / "s3").mkdir(parents=True)  # saved data of the embedded emulator: nothing to restore
+    start = ("import sys\n"
+             "from chalicelib.store import setup\n"
+             "def engine_gone(*args, **kwargs):\n"
+             "    raise ConnectionError('the engine stopped answering')\n"
+             "setup.upgrade_items = engine_gone\n"
+             "from tools import devserver\n"
+             "sys.exit(devserver.main(sys.argv[1:]))\n")
+    env = {**os.environ, **FAKE_AWS}
+    env.pop("SPIKES_TOKEN", None)
+    ended = subprocess.run([sys.executable, "-c", start, "--engine", "moto", "--data-dir", str(data_dir),
+                            "--port", str(free_port())], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert ended.returncode != 0
+    assert ("The local data saved in " + str(data_dir) + " was read, but upgrading it for this version failed "
+            "(ConnectionError: the engine stopped answering).") in ended.stderr, ended.stderr
+    assert "Nothing was deleted" in ended.stderr and "clean-data" not in ended.stderr
+    assert (data_dir / "s3").is_dir()

@@ -246,6 +246,15 @@ def saved_data_unreadable(data_dir: Path, exc: Exception) -> str:
             f"afresh with mv {data_dir} {data_dir}.broken, or delete it with {wipe}.")
 
 
+def saved_data_not_upgraded(data_dir: Path, exc: Exception) -> str:
+    """The saved data was read back, and bringing it up to this version failed part way (the engine
+    stopped answering, the disk filled): each step resumes where it stopped, so nothing is to be
+    deleted, unlike saved data that cannot be read (``saved_data_unreadable``)."""
+    return (f"The local data saved in {data_dir} was read, but upgrading it for this version failed "
+            f"({type(exc).__name__}: {exc}).\nNothing was deleted, and the upgrade resumes where it stopped: "
+            f"start the server again (make dev).")
+
+
 def check_port_free(host: str, port: int) -> None:
     """Fail before anything starts, with what to do, rather than with a traceback once the
     engines are up. SO_REUSEADDR as the server will bind: a closed server's TIME_WAIT is fine."""
@@ -461,13 +470,18 @@ def _run(args, data_dir: Path, persist: bool, lock: Optional[DataDirLock], runni
                         restored = {**imported, **restored}
             if restored:
                 print(f"Restored local data from {data_dir}: {restored}", flush=True)
-        # After the restore: saved items of an older version are upgraded too (each step, once
-        # marked done, looks only at items received since, and restored ones are older).
-        upgrade_items(settings, saved_data=local_data is not None)
     except Exception as exc:  # noqa: BLE001 - on saved data: say which folder and what to do
         if local_data is None or not had_saved_data:
             raise
         raise SystemExit(saved_data_unreadable(data_dir, exc)) from None
+    try:
+        # After the restore: saved items of an older version are upgraded too (each step, once
+        # marked done, looks only at items received since, and restored ones are older).
+        upgrade_items(settings, saved_data=local_data is not None)
+    except Exception as exc:  # noqa: BLE001 - the data was read: a failed upgrade is no reason to wipe it
+        if local_data is None or not had_saved_data:
+            raise
+        raise SystemExit(saved_data_not_upgraded(data_dir, exc)) from None
     if local_data is not None:
         local_data.start()
         running.callback(lambda: print(f"Saved local data to {data_dir}", flush=True))
