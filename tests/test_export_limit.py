@@ -78,3 +78,21 @@ def test_a_key_without_spikes_read_never_spends_its_accounts_exports(client, env
     assert [call(client, "POST", "/exports?project=vault", headers=narrow)[0] for _ in range(3)] == [403, 403, 429]
     answer = _export(client, "vault", owner)
     assert answer.status_code == 200 and answer.headers["X-RateLimit-Remaining"] == "1"
+
+
+def test_both_export_routes_report_the_export_budget_once_with_its_values(client, env):
+    """GET /spikes/export and POST /exports count on one budget, and each answer reports it once,
+    with its values: the HTTP layer reports the tightest limit a request used (the export routes
+    also set the same headers themselves, which that overwrote)."""
+    from chalicelib import clock
+    env(RATE_EXPORTS_PER_MINUTE="3")
+    make_share("alice@example.com", "alice-site")
+    token = sign_in(client, "alice@example.com")
+    answers = [call(client, "GET", "/spikes/export?project=alice-site&format=jsonl", token=token),
+               call(client, "POST", "/exports?project=alice-site", token=token)]
+    for remaining, (status, _, headers) in zip(("2", "1"), answers):
+        assert status in (200, 202), status
+        reported = sorted(name.lower() for name in headers if name.lower().startswith("x-ratelimit-"))
+        assert reported == ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"], headers
+        assert (headers["X-RateLimit-Limit"], headers["X-RateLimit-Remaining"]) == ("3", remaining)
+        assert int(headers["X-RateLimit-Reset"]) >= clock.epoch()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from chalice import Blueprint
 
 from chalicelib import deps
-from chalicelib.api import context, inputs
+from chalicelib.api import inputs
 from chalicelib.api.routing import json_response, route
 from chalicelib.errors import SizeLimit
 from chalicelib.lazy import lazy_import
@@ -38,8 +38,7 @@ def _uploader(request, budget: str = "shares") -> Principal:
     principal = identity.require_user(inputs.principal(request), "shares:write")
     settings = deps.settings()
     # Per account, whatever the credential: two tokens (or keys) must not double the limit.
-    decision = ratelimit.enforce(budget, principal.user_id or "", settings.rate_shares_per_minute, 60)
-    context.add_response_headers(decision.headers())
+    ratelimit.enforce(budget, principal.user_id or "", settings.rate_shares_per_minute, 60)
     return principal
 
 

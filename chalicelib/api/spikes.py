@@ -7,7 +7,7 @@ from typing import List, Optional, Tuple
 from chalice import Blueprint, Response
 
 from chalicelib import deps, lambda_answer
-from chalicelib.api import context, inputs
+from chalicelib.api import inputs
 from chalicelib.api.routing import EMPTY_BODY_TYPE, json_response, route
 from chalicelib.errors import ValidationFailed
 from chalicelib.lazy import lazy_import
@@ -77,8 +77,7 @@ def _new_spike(data: dict) -> spike_posts.NewSpike:
 def create_spike():
     request = bp.current_request
     settings = deps.settings()
-    decision = ratelimit.enforce_per_client("spikes", inputs.client_ip(request), settings.rate_spikes_per_minute, 60)
-    context.add_response_headers(decision.headers())
+    ratelimit.enforce_per_client("spikes", inputs.client_ip(request), settings.rate_spikes_per_minute, 60)
     author = _acting(request, "spikes:write")
     new = _new_spike(inputs.json_body(request, max(settings.max_json_bytes, MAX_SPIKE_BODY_BYTES)))
     recorded = spike_posts.record(new, settings, inputs.base_url(request), author)
@@ -211,8 +210,7 @@ def count_export(request, params: dict, principal) -> Tuple[str, str]:
     and after what is refused without a read (a bad filter or project, 263)."""
     filters_of(params)
     counted_as = exports.counted_as(principal, _project_of(params), ratelimit.client_network(inputs.client_ip(request)))
-    decision = ratelimit.enforce(*counted_as, deps.settings().rate_exports_per_minute, 60)
-    context.add_response_headers(decision.headers())
+    ratelimit.enforce(*counted_as, deps.settings().rate_exports_per_minute, 60)
     return counted_as
 
 
