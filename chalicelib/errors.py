@@ -145,11 +145,15 @@ class ExportTooLarge(SpikesError):
 
 
 class ExportTooSlow(SpikesError):
-    """An export needs more time than one request has: the function ends at 25 s."""
+    """An export needs more time than one request has: the function ends at ``request_seconds``."""
     status = 409  # as ExportTooLarge: more than one request can carry, which no retry changes
     code = "EXPORT_TOO_LARGE"
-    message = ("This export needs more time than one request has (25 s). Start it in the background instead: "
-               "POST /exports with the same parameters, then GET the Location it answers until the export is done.")
+
+    def __init__(self, request_seconds: int):
+        super().__init__(
+            f"This export needs more time than one request has ({request_seconds} s). Start it in the background "
+            "instead: POST /exports with the same parameters, then GET the Location it answers until the export "
+            "is done.")
 
 
 class SizeLimit(SpikesError):

@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "local-development-secret-do-not-use-in-aws"
 LOCAL_STAGES = {"local", "test"}
+# The API function's timeout (infra/stack.py gives it; API Gateway gives up at 29 s): an export
+# that cannot finish in it says so (errors.ExportTooSlow).
+API_TIMEOUT_SECONDS = 25
 
 
 def _unlimited_as_none(value: Any) -> Any:

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Tuple
 
 from pydantic import SecretStr
 
-from chalicelib.settings import LOCAL_STAGES, SSM_PATH_VARIABLE, Settings
+from chalicelib.settings import API_TIMEOUT_SECONDS, LOCAL_STAGES, SSM_PATH_VARIABLE, Settings
 from chalicelib.store.files import (EXPORTS_PREFIX, KEPT_EXPORT_DAYS, KEPT_EXPORTS_PREFIX, STAGED_UPLOAD_DAYS,
                                     STAGING_PREFIX)
 from chalicelib.store.models import ALL_MODELS, LOGICAL_NAMES
@@ -25,7 +25,7 @@ from infra import policy
 # Bucket names are global: the stage, account and region make it unique (≤ 63 characters).
 STAGE_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 API_STAGE = "api"
-API_TIMEOUT_SECONDS = 25  # API Gateway gives up at 29 s
+# The API function's timeout is API_TIMEOUT_SECONDS, which the code it runs reads too (settings.py).
 QUOTA_RESET_TIMEOUT_SECONDS = 300
 MEMORY_MB = 512
 ROLE_IDS = {policy.API_FUNCTION: "ApiHandlerRole", policy.QUOTA_RESET_FUNCTION: "QuotaResetRole",

@@ -26,6 +26,7 @@ from chalicelib.api.responses import (AccountOut, ApiKeyChangedOut, ApiKeyCreate
                                       WebhookEventOut, WebhookOut, WebhookResumedOut, WebhookRotatedOut)
 from chalicelib.api.schemas import ShareMetadata, ShareUpdate, UploadRequest
 from chalicelib.services import spikes as spike_rules
+from chalicelib.settings import API_TIMEOUT_SECONDS
 
 # --- what each route is ----------------------------------------------------------------------
 
@@ -173,9 +174,9 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                   ok={200: (str, ("text/csv", "application/x-ndjson")), 303: None}, errors=(404, 409),
                                   rate_limited=True,  # every export, and a protected share's password
                                   description="409 EXPORT_TOO_LARGE: more to read than one request has time for "
-                                              "(25 s); one project at a time may fit. 429 RATE_LIMIT: "
-                                              "SPIKES_RATE_EXPORTS_PER_MINUTE exports a minute per account "
-                                              "(signed in, or a key with spikes:read), per client network "
+                                              f"({API_TIMEOUT_SECONDS} s); one project at a time may fit. "
+                                              "429 RATE_LIMIT: SPIKES_RATE_EXPORTS_PER_MINUTE exports a minute per "
+                                              "account (signed in, or a key with spikes:read), per client network "
                                               "otherwise; a call refused without a read (403, 401, 400) is "
                                               "not counted.",
                                   query=SPIKE_FILTERS + (("format", "csv (default) or jsonl", False),)),

@@ -17,6 +17,7 @@ from chalicelib import clock, lambda_answer
 from chalicelib.errors import ExportTooSlow
 from chalicelib.services import spikes
 from chalicelib.services.identity import Principal
+from chalicelib.settings import API_TIMEOUT_SECONDS
 from chalicelib.store.files import Exports
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
@@ -166,5 +167,5 @@ def deadline(time_left_ms: Optional[Callable[[], float]]) -> Callable[[], None]:
     reads on without a row to ask between."""
     def check() -> None:
         if time_left_ms is not None and time_left_ms() < FINISHING_MS:
-            raise ExportTooSlow()
+            raise ExportTooSlow(API_TIMEOUT_SECONDS)
     return check
