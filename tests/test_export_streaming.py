@@ -58,23 +58,29 @@ def _staged_key(location: str) -> str:
     return unquote(urlparse(location).path).split(f"/{deps.settings().bucket_name}/", 1)[1]
 
 
-def _parts_sent() -> List[int]:
-    """The number of each part the app's S3 client sends from now on."""
+def _parts_sent(request) -> List[int]:
+    """The number of each part the app's S3 client sends from now on, until the test ends: the
+    hook is removed then, as it would otherwise outlive the test on that client."""
     from chalicelib import deps
     seen: List[int] = []
-    deps.s3_client().meta.events.register("before-parameter-build.s3.UploadPart",
-                                          lambda params, **_: seen.append(params["PartNumber"]))
+
+    def record(params, **_):
+        seen.append(params["PartNumber"])
+    events = deps.s3_client().meta.events
+    events.register("before-parameter-build.s3.UploadPart", record)
+    request.addfinalizer(lambda: events.unregister("before-parameter-build.s3.UploadPart", record))
     return seen
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-def test_a_large_export_is_sent_in_parts_byte_for_byte_the_file_answered_inline(client, big_share, monkeypatch, fmt):
+def test_a_large_export_is_sent_in_parts_byte_for_byte_the_file_answered_inline(client, big_share, monkeypatch, request,
+                                                                                 fmt):
     from chalicelib import deps
     from chalicelib.services import exports
     from chalicelib.store import files
     token, share_id = big_share
     monkeypatch.setattr(files, "EXPORT_PART_BYTES", S3_MIN_PART_BYTES)  # S3's least, so 6 MiB makes two
-    parts = _parts_sent()
+    parts = _parts_sent(request)
     staged = client.http.get(f"/spikes/export?project={share_id}&format={fmt}",
                              headers={"Authorization": f"Bearer {token}"})
     assert staged.status_code == 303 and staged.body == b"" and staged.headers["Cache-Control"] == "no-store"
@@ -112,7 +118,7 @@ def test_a_failure_mid_export_aborts_the_upload_and_answers_503(client, big_shar
     from chalicelib.store import files
     token, share_id = big_share
     monkeypatch.setattr(files, "EXPORT_PART_BYTES", S3_MIN_PART_BYTES)
-    parts = _parts_sent()
+    parts = _parts_sent(request)
     if failing == "reading":  # DynamoDB failing after about 6 MiB were read: one part sent
         monkeypatch.setattr(spikes, "iterate", _failing_after(600, DependencyUnavailable()))
     else:
@@ -173,7 +179,8 @@ def test_an_export_holds_about_one_part_never_the_whole_file(aws):
     assert max(received) == EXPORT_PART_BYTES
 
 
-def test_an_export_that_cannot_finish_in_time_ends_with_409_and_aborts_its_upload(client, big_share, monkeypatch):
+def test_an_export_that_cannot_finish_in_time_ends_with_409_and_aborts_its_upload(client, big_share, monkeypatch,
+                                                                                   request):
     """The function ends at its timeout. An export still reading then was killed: API Gateway told the
     client to retry (503) though no retry could finish sooner, and the parts sent stayed for a
     day. It now stops with time left to abort its upload and say why."""
@@ -183,7 +190,7 @@ def test_an_export_that_cannot_finish_in_time_ends_with_409_and_aborts_its_uploa
     from chalicelib.store import files
     token, share_id = big_share
     monkeypatch.setattr(files, "EXPORT_PART_BYTES", S3_MIN_PART_BYTES)
-    parts = _parts_sent()
+    parts = _parts_sent(request)
     asked = itertools.count()
     # Lambda's context says time is short after about 600 rows, one part sent.
     monkeypatch.setattr(LambdaContext, "get_remaining_time_in_millis",
