@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import timedelta
+from typing import Tuple
 from urllib.parse import unquote, urlparse
 
 import pytest
@@ -83,6 +84,18 @@ def _job_run(budget_checks: int = 10**6):
         return background_exports.run_due(deps.exports(), time_left)
 
 
+def _runs_until_done(client, shown: dict, token=None, budget_checks: int = 25, most: int = 40,
+                     query: str = "") -> Tuple[dict, int]:
+    """Runs of the job, with time for ``budget_checks`` rows each, until the export ``shown`` is
+    running no more (``most`` runs at the most): the export as then read, and how many runs."""
+    runs = 0
+    while shown["status"] == "running" and runs < most:
+        _job_run(budget_checks=budget_checks)
+        runs += 1
+        shown = _read(client, shown["id"], token, query)[1]
+    return shown, runs
+
+
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_a_small_export_is_done_in_the_answer_and_is_the_file_get_spikes_export_answers(client, owner_share, fmt):
     token, share_id = owner_share
@@ -151,12 +164,8 @@ def test_every_scope_continues_into_the_same_bytes(client, owner_share, small_pa
     """An owner's own spikes (their deletions in progress left out), their open ones (another
     index), everything (the admin): each run continues where the last stopped, in its index."""
     token = None if "token=" in query else owner_share[0]
-    shown = _start(client, query, token)[1]
-    for _ in range(40):
-        if shown["status"] != "running":
-            break
-        _job_run(budget_checks=25)
-        shown = _read(client, shown["id"], token, "?token=" + ADMIN_TOKEN if token is None else "")[1]
+    shown = _runs_until_done(client, _start(client, query, token)[1], token,
+                             query="?token=" + ADMIN_TOKEN if token is None else "")[0]
     lines = _downloaded(shown["download_url"]).splitlines()
     assert shown["status"] == "done" and lines == _one_shot(client, query, token).splitlines() and len(lines) == 60
 
@@ -226,11 +235,8 @@ def test_a_filter_matching_little_still_gets_through_a_large_project(client, own
     monkeypatch.setitem(rows.iterate_index.__kwdefaults__, "read_size", 5)  # 13 reads for 61 spikes
     monkeypatch.setattr(rows, "MAX_READ_SIZE", 5)
     shown = _start(client, f"?project={share_id}&format=jsonl&rating=no", token)[1]
-    runs = 0
-    while shown["status"] == "running" and runs < 20:
-        _job_run(budget_checks=5)  # a few reads a run, never the whole partition
-        runs += 1
-        shown = _read(client, shown["id"], token)[1]
+    # a few reads a run, never the whole partition
+    shown, runs = _runs_until_done(client, shown, token, budget_checks=5, most=20)
     assert shown["status"] == "done" and shown["spike_count"] == 1 and runs > 2
     assert _downloaded(shown["download_url"]) == _one_shot(client, f"?project={share_id}&format=jsonl&rating=no", token)
 
@@ -444,11 +450,8 @@ def test_the_lease_and_the_continued_read_hold_on_either_engine(backend_client, 
     export_store.save(job, job.detail, release=True)
     with pytest.raises(export_store.LeaseLost):
         export_store.save(stale, stale.detail)
-    shown, runs = _read(backend_client, export_id, token)[1], 0
-    while shown["status"] == "running" and runs < 20:
-        _job_run(budget_checks=15)
-        runs += 1
-        shown = _read(backend_client, export_id, token)[1]
+    shown, runs = _runs_until_done(backend_client, _read(backend_client, export_id, token)[1], token,
+                                   budget_checks=15, most=20)
     assert shown["status"] == "done" and runs > 1
     assert _downloaded(shown["download_url"]) == _one_shot(backend_client, f"?project={share_id}&format=jsonl", token)
 
@@ -460,10 +463,6 @@ def test_runs_too_short_to_fill_a_part_still_get_further_each_time(client, owner
     again from the same place, for ever (a filter matching little in a large project)."""
     token, share_id = owner_share
     shown = _start(client, f"?project={share_id}&format={fmt}", token)[1]
-    runs = 0
-    while shown["status"] == "running" and runs < 60:
-        _job_run(budget_checks=8)  # a few rows a run
-        runs += 1
-        shown = _read(client, shown["id"], token)[1]
+    shown, runs = _runs_until_done(client, shown, token, budget_checks=8, most=60)  # a few rows a run
     assert shown["status"] == "done" and shown["spike_count"] == 60 and runs > 5
     assert _downloaded(shown["download_url"]) == _one_shot(client, f"?project={share_id}&format={fmt}", token)

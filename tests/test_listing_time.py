@@ -10,10 +10,9 @@ from typing import Callable, List, Tuple
 import pytest
 from chalice.local import LambdaContext
 
-from chalicelib.store import spikes as spike_store
-from chalicelib.store.models import Spike
 from tests.conftest import call, sign_in
 from tests.factories import make_share
+from tests.test_open_spikes import _stored
 
 STORED = 300
 
@@ -21,14 +20,8 @@ STORED = 300
 @pytest.fixture
 def share_with_spikes(backend_client):
     share = make_share("owner@example.com", "big")
-    with Spike.batch_write() as batch:
-        for i in range(STORED):
-            public_id = f"s{i:05d}"
-            batch.save(spike_store.new(spike_store.spike_id_for(share.share_id, public_id), share.share_id,
-                                       f"2026-01-01T00:00:00.{i:06d}Z", public_id=public_id, type="page",
-                                       project_key=share.share_id, share_id=share.share_id, owner_id=share.owner_id,
-                                       # the oldest three are loved, and every 7th of the rest is liked
-                                       rating="love" if i < 3 else ("like" if i % 7 == 0 else "meh")))
+    # the oldest three are loved, and every 7th of the rest is liked
+    _stored(share, STORED, lambda i: {"rating": "love" if i < 3 else ("like" if i % 7 == 0 else "meh")})
     return share, sign_in(backend_client, "owner@example.com")
 
 

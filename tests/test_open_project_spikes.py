@@ -164,7 +164,8 @@ def test_a_background_export_continues_across_the_marker(client, monkeypatch, re
     import moto.s3.models
     from chalicelib.services import background_exports
     from chalicelib.store import files
-    from tests.test_background_exports import TINY_PART_BYTES, _downloaded, _job_run, _one_shot, _read, _start
+    from tests.test_background_exports import (TINY_PART_BYTES, _downloaded, _job_run, _one_shot, _read,
+                                               _runs_until_done, _start)
     monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 1)
     monkeypatch.setattr(files, "EXPORT_PART_BYTES", TINY_PART_BYTES)
     monkeypatch.setattr(background_exports, "REQUEST_SLICE_SECONDS", 0)
@@ -178,11 +179,7 @@ def test_a_background_export_continues_across_the_marker(client, monkeypatch, re
     shown = _read(client, shown["id"], token)[1]
     assert shown["status"] == "running" and 0 < shown["spike_count"] < 60
     (_project_index_not_ready if ready_first else _project_index_ready)(monkeypatch)
-    for _ in range(40):
-        if shown["status"] != "running":
-            break
-        _job_run(budget_checks=25)
-        shown = _read(client, shown["id"], token)[1]
+    shown = _runs_until_done(client, shown, token)[0]
     lines = _downloaded(shown["download_url"]).splitlines()
     assert shown["status"] == "done" and lines == _one_shot(client, query, token).splitlines() and len(lines) == 60
 

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from datetime import datetime, timezone
+from typing import Callable
 
 import pytest
 from botocore.exceptions import ClientError
@@ -84,6 +85,18 @@ def test_pagination_over_thousands_with_identical_timestamps(store_backend):
     assert len(loved) == len(set(loved)) == 834
 
 
+def _stored_in_one_millisecond(share, fields_of: Callable[[int], dict] = lambda i: {}) -> None:
+    """300 spikes of ``share``, ``spk_00000`` to ``spk_00299``, every third open, all received in
+    the same millisecond: page boundaries fall inside a run of equal times."""
+    created_at = "2026-05-01T12:00:00.000Z"
+    with Spike.batch_write() as batch:
+        for i in range(300):
+            spike_id = f"spk_{i:05d}"
+            batch.save(spike_store.new(spike_id, share.share_id, created_at, public_id=spike_id, type="page",
+                                       project_key=share.share_id, share_id=share.share_id, owner_id=share.owner_id,
+                                       resolved=i % 3 != 0, **fields_of(i)))
+
+
 def _listed(scope: Scope, filters: Filters, size: int, cursor=None) -> list:
     """The ids of every page of a listing, ``size`` a page, from ``cursor`` (the start) on."""
     seen = []
@@ -102,13 +115,7 @@ def test_open_feedback_pages_through_the_sparse_index_and_the_backfill_reopens_n
     spikes only, under a condition (store/open_spikes.py)."""
     from chalicelib.store import open_spikes
     share = make_share("owner@example.com", "open-site")
-    created_at = "2026-05-01T12:00:00.000Z"  # one millisecond: page boundaries inside a run
-    with Spike.batch_write() as batch:
-        for i in range(300):
-            spike_id = f"spk_{i:05d}"
-            batch.save(spike_store.new(spike_id, share.share_id, created_at, public_id=spike_id, type="page",
-                                       project_key=share.share_id, share_id=share.share_id,
-                                       owner_id=share.owner_id, resolved=i % 3 != 0))
+    _stored_in_one_millisecond(share)
     scope, open_ids = Scope("owner", share.owner_id), [f"spk_{i:05d}" for i in reversed(range(0, 300, 3))]
     assert open_spikes.serves("owner", Filters(resolved=False))
     assert _listed(scope, Filters(resolved=False), 7) == open_ids
@@ -448,13 +455,7 @@ def test_a_projects_open_feedback_pages_through_its_sparse_index_as_the_filter_d
     a cursor of either path continues on the other, and the reviewer filter applies to both."""
     from chalicelib.store import open_spikes
     share = make_share("owner@example.com", "open-project")
-    created_at = "2026-05-01T12:00:00.000Z"  # one millisecond: page boundaries inside a run
-    with Spike.batch_write() as batch:
-        for i in range(300):
-            spike_id = f"spk_{i:05d}"
-            batch.save(spike_store.new(spike_id, share.share_id, created_at, public_id=spike_id, type="page",
-                                       project_key=share.share_id, share_id=share.share_id, owner_id=share.owner_id,
-                                       resolved=i % 3 != 0, reviewer_id="rev-a" if i % 2 else "anon"))
+    _stored_in_one_millisecond(share, lambda i: {"reviewer_id": "rev-a" if i % 2 else "anon"})
     scope = Scope("project", share.share_id)
     queried = []
     original = rows.query_index
