@@ -340,6 +340,37 @@ def test_a_starter_keeps_an_export_only_while_the_access_it_was_started_with_hol
     assert _read(client, own_export, token)[0] == 404  # its project key names other spikes now
 
 
+def test_polling_an_export_opened_by_a_password_spends_no_password_tries(client, owner_share):
+    """Every poll of an export a share's password opened asked the password again as a new try
+    (five a minute per network, and the share's budget for everyone's unlock form), so a reader
+    polling every few seconds got 429 within a minute (docs/security.md 275)."""
+    from chalicelib.crypto import hash_password
+    from chalicelib.services import targets
+    from chalicelib.store.models import Share
+    token, share_id = owner_share
+    Share.get(f"share#{share_id}").update(actions=[Share.password_hash.set(hash_password("open sesame")),
+                                                   Share.password_version.add(1)])
+    targets.forget()
+    by_password = {"X-Share-Password": "open sesame"}
+    visitor = sign_in(client, "visitor@example.com")
+    signed_in = _start(client, f"?project={share_id}", visitor, headers=by_password)[1]["id"]
+    anonymous = _start(client, f"?project={share_id}", None, headers=by_password)[1]["id"]
+    from chalicelib import deps
+    polls = deps.settings().rate_password_per_minute + 3
+    for _ in range(polls):
+        assert call(client, "GET", f"/exports/{signed_in}", token=visitor, headers=by_password)[0] == 200
+        assert call(client, "GET", f"/exports/{anonymous}?project={share_id}", headers=by_password)[0] == 200
+    # A wrong password is still a try, and still opens nothing.
+    wrong = {"X-Share-Password": "open sesame!"}
+    assert call(client, "GET", f"/exports/{signed_in}", token=visitor, headers=wrong)[0] == 404
+    # A changed password ends it, the new one given or the old.
+    Share.get(f"share#{share_id}").update(actions=[Share.password_hash.set(hash_password("changed")),
+                                                   Share.password_version.add(1)])
+    targets.forget()
+    assert call(client, "GET", f"/exports/{signed_in}", token=visitor, headers=by_password)[0] in (404, 429)
+    assert call(client, "GET", f"/exports/{anonymous}?project={share_id}", headers=by_password)[0] in (404, 429)
+
+
 def test_reading_an_export_again_costs_one_read_more_at_most(client, owner_share, dynamodb_calls):
     from chalicelib.services import targets
     token, share_id = owner_share

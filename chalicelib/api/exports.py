@@ -56,10 +56,11 @@ def start_export():
     (scope, reviewer_emails), filters = spike_routes.scope_of(request, params, principal), spike_routes.filters_of(params)
     settings = deps.settings()
     project = params.get("project") or None
-    started_by = background_exports.requester(settings.secret_key.get_secret_value(), principal, project,
-                                              _password(request, params))
+    password = _password(request, params)
+    started_by = background_exports.requester(settings.secret_key.get_secret_value(), principal, project, password)
     job = background_exports.start(started_by, scope, filters, reviewer_emails, fmt, project, "|".join(counted_as),
-                                   settings.max_running_exports)
+                                   settings.max_running_exports,
+                                   background_exports.password_seal(settings, principal, project, password))
     # The first part of the work now: a small export is done before the answer.
     time_left = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
     try:
@@ -91,10 +92,13 @@ def get_export(export_id: str):
 def _still_readable(request, params: dict, principal, job) -> bool:
     """The access the export was started with, asked again as its start asked it, for the project
     it named (docs/security.md, 265): refused, the reader is answered as a stranger. One read at
-    most (the share, cached for seconds), the reviewers' addresses asked about only if it has them."""
+    most (the share, cached for seconds), the reviewers' addresses asked about only if it has them;
+    the share's password, given again, is matched against what the start kept of it, not counted
+    as a new try while it is unchanged (275)."""
     try:
         scope, reviewer_emails = spike_routes.scope_of(request, {**params, "project": job.detail.get("project")},
-                                                       principal, emails=job.detail["emails"])
+                                                       principal, emails=job.detail["emails"],
+                                                       password_seal=job.detail.get("password_seal"))
     except (NotFound, ScopeDenied, AuthRequired):
         return False
     return background_exports.same_access(job, scope, reviewer_emails)

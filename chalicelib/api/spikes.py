@@ -113,14 +113,15 @@ def _project_of(params: dict) -> Optional[str]:
     return project
 
 
-def scope_of(request, params: dict, principal=None, emails: bool = True) -> Tuple[spikes.Scope, bool]:
+def scope_of(request, params: dict, principal=None, emails: bool = True,
+             password_seal: Optional[str] = None) -> Tuple[spikes.Scope, bool]:
     """The spikes the caller (``principal`` when already resolved) may list, and whether
     reviewers' e-mail addresses are shown (``spikes.readable`` decides; ``emails`` False: not asked)."""
     project = _project_of(params)
     principal = principal if principal is not None else principal_of(request)
     return spikes.readable(deps.settings(), principal, project,
                            password=request.headers.get("x-share-password") or params.get("password"),
-                           client_ip=inputs.client_ip(request), emails=emails)
+                           client_ip=inputs.client_ip(request), emails=emails, password_seal=password_seal)
 
 
 def wants_bare_array(request) -> bool:

@@ -39,8 +39,9 @@ from chalicelib import clock
 from chalicelib.crypto import sign
 from chalicelib.errors import ExportLimit
 from chalicelib.logs import get_logger
-from chalicelib.services import exports, pending_work, spikes
+from chalicelib.services import exports, pending_work, share_access, spikes
 from chalicelib.services.identity import Principal
+from chalicelib.settings import Settings
 from chalicelib.store import export_slots
 from chalicelib.store import exports as export_store
 from chalicelib.store import spike_listings
@@ -94,10 +95,20 @@ def same_access(job: Job, scope: Scope, reviewer_emails: bool) -> bool:
     return [scope.index, scope.partition] == job.detail["scope"] and (reviewer_emails or not job.detail["emails"])
 
 
+def password_seal(settings: Settings, principal: Optional[Principal], project: Optional[str],
+                  password: Optional[str]) -> Optional[str]:
+    """What an export keeps of the share's password that let its start in, so that its reader's
+    polls, which give the password again, spend no counted password try (share_access.password_seal)."""
+    if not project or password is None:
+        return None
+    return share_access.sealed_password(settings, spikes.share_of(project), principal, password)
+
+
 def start(started_by: Dict, scope: Scope, filters: Filters, reviewer_emails: bool, fmt: str,
-          project: Optional[str], counted_as: str, max_running: int) -> Job:
+          project: Optional[str], counted_as: str, max_running: int, sealed: Optional[str] = None) -> Job:
     """A new running export of what ``scope`` and ``filters`` select (the caller's access checked),
-    holding one of ``counted_as``'s ``max_running`` slots: ExportLimit when none is free."""
+    holding one of ``counted_as``'s ``max_running`` slots: ExportLimit when none is free.
+    ``sealed``: the share's password that let the start in (``password_seal``)."""
     now = clock.now()
     epoch, export_id = int(now.timestamp()), "exp_" + secrets.token_urlsafe(18)
     slot = export_slots.take(counted_as, max_running, export_id, epoch, epoch + MAX_RUNNING_SECONDS)
@@ -108,7 +119,7 @@ def start(started_by: Dict, scope: Scope, filters: Filters, reviewer_emails: boo
               "filters": {name: value for name, value in asdict(filters).items() if name != "hidden_partitions"},
               "format": fmt, "filename": filename, "key": Exports.new_key(filename), "upload_id": None, "parts": [],
               "next_part": 1, "after": None, "bytes": 0, "created_at": clock.iso_millis(now), "slot": slot,
-              "project": project}
+              "project": project, "password_seal": sealed}
     try:
         return export_store.create(export_id, detail, epoch, epoch + MAX_RUNNING_SECONDS + KEEP_SECONDS,
                                    owner_id=started_by.get("user"))

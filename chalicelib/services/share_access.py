@@ -6,6 +6,7 @@ a valid proof, but never past an absolute lifetime counted from when the passwor
 Private shares' feedback is guarded here too."""
 from __future__ import annotations
 
+import hmac
 import math
 import re
 from typing import Optional
@@ -45,7 +46,7 @@ def is_private(share: Share) -> bool:
 
 
 def require_feedback_access(settings: Settings, share: Share, principal, password: Optional[str],
-                            client_ip: str) -> None:
+                            client_ip: str, seal: Optional[str] = None) -> None:
     """The feedback of a private share: its owner (bearer token or API key with spikes:read;
     ``ownership.may_act_as_owner``, a claim's window included), the admin, or whoever knows the
     password. Everyone else gets the 404 of a share that does not exist, so the answer does not
@@ -53,9 +54,31 @@ def require_feedback_access(settings: Settings, share: Share, principal, passwor
     if ownership.may_act_as_owner(principal, share.owner_id):
         principal.require("spikes:read")
         return
-    if password is not None and share.status != LOCKED and password_matches(settings, share, password, client_ip):
-        return
+    if password is not None and share.status != LOCKED:
+        if seal is not None and hmac.compare_digest(seal, password_seal(settings, share, password)):
+            return  # the same password proven before, and not changed since: not a new try
+        if password_matches(settings, share, password, client_ip):
+            return
     raise NotFound("Project not found")
+
+
+def password_seal(settings: Settings, share: Share, password: str) -> str:
+    """A mark of ``password`` as the share's password at its current version. A reader who proved
+    the password once (a background export's start) and gives it again on each later read (its
+    polls) is recognised by it without spending a counted try each time, which limited polling to
+    five a minute and spent the share's password budget of everyone else (docs/security.md 275).
+    It stops matching when the password changes (its version is in it)."""
+    return sign(settings.secret_key.get_secret_value(),
+                f"feedback-password|{share.share_id}|{int(share.password_version or 0)}|{password}")
+
+
+def sealed_password(settings: Settings, share: Optional[Share], principal, password: Optional[str]) -> Optional[str]:
+    """The seal to keep when ``password`` opened a private share's feedback (None when the share is
+    not private, or when ownership did: the password was not what let the reader in)."""
+    if share is None or password is None or not is_private(share) or ownership.may_act_as_owner(principal,
+                                                                                                 share.owner_id):
+        return None
+    return password_seal(settings, share, password)
 
 
 def _unlock_message(share: Share, issued: int, expires: int) -> str:

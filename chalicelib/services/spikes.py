@@ -127,18 +127,20 @@ def exported_for(principal: Principal, exported: List[dict]) -> List[dict]:
 
 
 def readable(settings: Settings, principal: Optional[Principal], project: Optional[str],
-             password: Optional[str] = None, client_ip: str = "unknown", emails: bool = True) -> Tuple[Scope, bool]:
+             password: Optional[str] = None, client_ip: str = "unknown", emails: bool = True,
+             password_seal: Optional[str] = None) -> Tuple[Scope, bool]:
     """The spikes ``principal`` may list or export, and whether reviewers' e-mail addresses are
     shown: by project key, public whoever asks (the contract: "public when provided") unless
     the share it names is private (its owner, the admin, or ``password``:
     ``share_access.require_feedback_access``), the addresses only to the share's owner and the
     admin; without one, the caller's own (or the admin's: everything), with ``spikes:read``.
     The one decision every reader of feedback (the routes, an MCP tool, a background export's
-    reader) asks. ``emails`` False: the addresses are not asked about (False, no read spent)."""
+    reader) asks. ``emails`` False: the addresses are not asked about (False, no read spent);
+    ``password_seal``: the password proven before (``share_access.password_seal``)."""
     if project:
         share = share_of(project)
         if share is not None and share_access.is_private(share):
-            share_access.require_feedback_access(settings, share, principal, password, client_ip)
+            share_access.require_feedback_access(settings, share, principal, password, client_ip, password_seal)
         return project_scope(project, share), emails and shows_reviewer_emails(principal,
                                                                                share.owner_id if share else None)
     if principal is not None:
