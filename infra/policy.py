@@ -164,6 +164,8 @@ OBJECT_PREFIXES: Dict[str, str] = {EXPORTS_FUNCTION: EXPORTS_PREFIX}
 BUCKET_ACTIONS: Dict[str, Tuple[str, ...]] = {
     API_FUNCTION: ("ListBucket",),
     SHARE_DELETIONS_FUNCTION: ("ListBucket",),
+    # The upload of an export a run created but died before recording (store/files.open_upload).
+    EXPORTS_FUNCTION: ("ListBucketMultipartUploads",),
 }
 # Functions that send mail through SES: the API (magic links) and the webhook delivery job (it
 # tells a share's owner when their webhook is paused).

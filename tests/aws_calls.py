@@ -109,6 +109,8 @@ def iam_requests(service: str, operation: str, params: dict) -> List[List[Tuple[
     if service == "s3":
         if operation in ("ListObjectsV2", "ListObjects", "HeadBucket"):
             return [[("s3:ListBucket", f"arn:aws:s3:::{_normalise('bucket', params['Bucket'])}")]]
+        if operation == "ListMultipartUploads":
+            return [[("s3:ListBucketMultipartUploads", f"arn:aws:s3:::{_normalise('bucket', params['Bucket'])}")]]
         if operation == "DeleteObjects":
             return [[("s3:DeleteObject", _object(params["Bucket"], item["Key"]))] for item in params["Delete"]["Objects"]]
         if operation == "CopyObject":

@@ -497,3 +497,33 @@ def test_runs_too_short_to_fill_a_part_still_get_further_each_time(client, owner
     shown, runs = _runs_until_done(client, shown, token, budget_checks=8, most=60)  # a few rows a run
     assert shown["status"] == "done" and shown["spike_count"] == 60 and runs > 5
     assert _downloaded(shown["download_url"]) == _one_shot(client, f"?project={share_id}&format={fmt}", token)
+
+
+def test_an_upload_a_run_died_before_recording_is_taken_over_not_left_open(client, owner_share, small_parts,
+                                                                            not_in_the_request, monkeypatch):
+    """The request creates the export's multipart upload and dies before storing its id: the
+    job's next run finds it (its start was noted first) and sends the parts to it. Before, a new
+    upload was made and the first stayed open until the bucket's lifecycle rule aborted it."""
+    from chalicelib import clock, deps
+    from chalicelib.store.files import Exports
+    token, share_id = owner_share
+    real_start = Exports.start_upload
+
+    def created_then_killed(self, *args):
+        real_start(self, *args)
+        raise RuntimeError("the function died before storing the upload's id")
+    monkeypatch.setattr(Exports, "start_upload", created_then_killed)
+    export_id = _start(client, f"?project={share_id}&format=jsonl", token)[1]["id"]
+    monkeypatch.setattr(Exports, "start_upload", real_start)
+    s3, bucket = deps.s3_client(), deps.settings().bucket_name
+    [left] = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    later = clock.now() + timedelta(minutes=6)
+    try:
+        clock.use(lambda: later)
+        assert _job_run()["advanced"] == 1
+        shown = _read(client, export_id, token)[1]
+    finally:
+        clock.use(None)
+    assert shown["status"] == "done" and _downloaded(shown["download_url"]) == _one_shot(
+        client, f"?project={share_id}&format=jsonl", token)
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == [] and left["UploadId"]

@@ -200,8 +200,7 @@ def _advance(files: Exports, job: Job, time_left_ms: TimeLeft, part_bytes: int) 
         _fail(files, job, detail, f"The export did not finish within {MAX_RUNNING_SECONDS // 3600} hours")
         return
     if not detail["upload_id"]:
-        detail["upload_id"] = files.start_upload(detail["key"], detail["filename"], exports.FORMATS[detail["format"]])
-        export_store.save(job, detail)
+        _open_upload(files, job, detail)
     scope = Scope(*detail["scope"])
     filters = spikes.hiding_deletions(scope, Filters(**detail["filters"]))
     held_before = detail.get("held") or {}
@@ -250,6 +249,20 @@ def _advance(files: Exports, job: Job, time_left_ms: TimeLeft, part_bytes: int) 
     _free_slot(job.export_id, detail)
     export_store.finish_unit(job.export_id)
     log.info("export.done", export_id=job.export_id, spikes=job.count, bytes=detail["bytes"])
+
+
+def _open_upload(files: Exports, job: Job, detail: Dict) -> None:
+    """The export's multipart upload, noted as started before it is, so that one a run created
+    but died before recording is found by the next run (S3 alone knows its id) and taken over:
+    it has no parts, which are sent to a recorded upload only. Before, it stayed open, never
+    completed nor aborted, until the bucket's lifecycle rule aborted it a day later."""
+    if detail.get("upload_started"):
+        detail["upload_id"] = files.open_upload(detail["key"])
+    if not detail["upload_id"]:
+        detail["upload_started"] = True
+        export_store.save(job, detail)
+        detail["upload_id"] = files.start_upload(detail["key"], detail["filename"], exports.FORMATS[detail["format"]])
+    export_store.save(job, detail)
 
 
 class _OutOfTime(Exception):

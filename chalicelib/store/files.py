@@ -214,6 +214,15 @@ class Exports:
         return self._s3.create_multipart_upload(Bucket=self._bucket, Key=key, ContentType=content_type,
                                                 ContentDisposition=f'attachment; filename="{filename}"')["UploadId"]
 
+    def open_upload(self, key: str) -> Optional[str]:
+        """The id of a multipart upload of ``key`` left open, None when there is none; any other
+        of ``key`` is aborted."""
+        pages = self._s3.get_paginator("list_multipart_uploads").paginate(Bucket=self._bucket, Prefix=key)
+        found = [upload["UploadId"] for page in pages for upload in page.get("Uploads", []) if upload["Key"] == key]
+        for upload_id in found[1:]:
+            self.abort_upload(key, upload_id)
+        return found[0] if found else None
+
     def send_part(self, key: str, upload_id: str, number: int, body: bytes) -> str:
         """Part ``number`` of the upload (5 MiB at least, but the last): its ETag."""
         return self._s3.upload_part(Bucket=self._bucket, Key=key, UploadId=upload_id, PartNumber=number,

@@ -33,7 +33,8 @@ from tests.reliability import summary
 
 WRITES = {
     "dynamodb": {"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"},
-    "s3": {"PutObject", "DeleteObject", "DeleteObjects", "CopyObject", "CompleteMultipartUpload"},
+    "s3": {"PutObject", "DeleteObject", "DeleteObjects", "CopyObject", "CreateMultipartUpload", "UploadPart",
+           "CompleteMultipartUpload", "AbortMultipartUpload"},
     "ses": {"SendEmail", "SendRawEmail"},
 }
 

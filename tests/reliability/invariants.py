@@ -12,8 +12,9 @@ running local server. ``problems(store)`` lists every broken invariant:
   table, or a member of the ``deletions#shares`` set an earlier version kept), and
   no spike, counter or slug claim belongs to a share that is gone (a deleted share's claim is
   retired: it names no share);
-- every object in the bucket belongs to a share that exists (no orphan files), and every file a
-  visible share lists is in the bucket.
+- every object in the bucket belongs to a share that exists, or to a background export (its
+  file, or rows a run kept beside it: the bucket's lifecycle rule expires both a day on), and
+  every file a visible share lists is in the bucket.
 """
 from __future__ import annotations
 
@@ -77,6 +78,12 @@ class Store:
     def spike_ids(self) -> Counter:
         """Public id -> how many stored spikes carry it (in any project)."""
         return Counter(item.get("public_id") or item["spike_id"] for item in self.spikes())
+
+
+def export_detail(item: dict) -> dict:
+    """A background export's ``detail`` (stored as JSON text)."""
+    detail = item.get("detail") or {}
+    return json.loads(detail) if isinstance(detail, str) else detail
 
 
 def _period(iso_time: str) -> str:
@@ -151,8 +158,13 @@ def problems(store: Store, deleted_since: Optional[Dict[str, int]] = None,
         if share_id not in shares:
             found.append(f"{by_share[share_id]} spikes of share {share_id}, which is gone")
 
+    export_keys = [export_detail(item)["key"] for pk, item in ledger.items() if pk.startswith("export#")]
     for key in store.objects:
         parts = key.split("/")
+        if parts[0] == "exports":  # a background export's file, or rows a run kept beside it
+            if not any(key == export_key or key.startswith(f"{export_key}.held-") for export_key in export_keys):
+                found.append(f"orphan object {key}")
+            continue
         share_id = parts[1] if parts[0] in ("shares", "uploads") else parts[-1].removesuffix(".json")
         if share_id not in shares:
             found.append(f"orphan object {key}")

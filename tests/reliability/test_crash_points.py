@@ -1,12 +1,13 @@
 """Crash points: a function killed between any two writes of a multi-step operation.
 
 For each operation below, a clean run counts its writes (DynamoDB writes and transactions, S3
-puts, copies and deletes, SES sends). Then, for every N, the operation runs again on fresh
-objects with the client-layer injector armed to kill the function just before its N-th write
-(and to fail every AWS call after it: the process is gone). Then what happens in production
-happens: the client retries the same request (the widget its post, Stripe its event, the owner
-the deletion or the completion, the CLI its upload), and the scheduled functions run. The
-stored data must then be consistent (tests/reliability/invariants.py) and the operation done.
+puts, copies and deletes, multipart uploads' creation, parts, completion and abort, SES sends).
+Then, for every N, the operation runs again on fresh objects with the client-layer injector
+armed to kill the function just before its N-th write (and to fail every AWS call after it: the
+process is gone). Then what happens in production happens: the client retries the same request
+(the widget its post, Stripe its event, the owner the deletion or the completion, the CLI its
+upload, an export's start never answered), and the scheduled functions run. The stored data
+must then be consistent (tests/reliability/invariants.py) and the operation done.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 import requests
@@ -27,7 +28,7 @@ from chalicelib.services.accounts import user_id_for
 from chalicelib.store.models import Delivery, Share, User
 from tests.conftest import call, sign_in
 from tests.fakes.stripe_events import WEBHOOK_SECRET, event, signed, subscription
-from tests.reliability import summary
+from tests.reliability import exports, summary
 from tests.reliability.faults import FAULTS, SimulatedCrash
 from tests.reliability.jobs import at, quota_reset_until_done
 from tests.reliability.invariants import Store, lost_spikes, problems
@@ -47,6 +48,9 @@ class World:
     # Spikes removed with their share or one by one, per share and per owner: the period
     # counters and the usage keep counting them.
     deleted: Counter = field(default_factory=Counter)
+    monkeypatch: Any = None
+    exported: Optional[dict] = None  # the share background exports read, made once
+    export_moments: Any = None  # when the last export started
 
 
 @dataclass
@@ -425,6 +429,71 @@ def done_quota(world: World, ctx: dict) -> None:
     assert job["state"] == "done", job
 
 
+def prepare_export(world: World) -> dict:
+    """Each export starts 7 hours after the last: past the deadline of the running-export slot
+    a start killed after taking it holds (store/export_slots.py), so every start takes the
+    first slot, free or run out, in one write."""
+    if world.exported is None:
+        exports.small_parts_and_short_runs(world.monkeypatch)
+        world.exported = exports.exported_share(world.client, world.token, "Exported")
+        world.export_moments = clock.now()
+    world.export_moments += timedelta(hours=7)
+    return {"share": world.exported, "at": world.export_moments}
+
+
+# Runs enough for the export with room to spare (it takes about ten), each a turn of a few rows.
+EXPORT_RUNS = 40
+
+
+def _runs_until_done(world: World, ctx: dict, moment: Callable[[int], Any]) -> None:
+    """The scheduled function, run after run at ``moment(run)``, the client polling the export,
+    until it ended and no export is due any more."""
+    for run in range(EXPORT_RUNS):
+        ctx["last_run"] = moment(run)
+        with at(ctx["last_run"]):
+            due = exports.job_run(world.client)["pending"]
+            shown = exports.poll(world.client, world.token, ctx["id"])[1]
+        if shown["status"] != "running" and not due:
+            return
+
+
+def _start_export(world: World, ctx: dict) -> None:
+    with at(ctx["at"]):
+        status, shown, _ = exports.start(world.client, world.token, ctx["share"], "csv")
+    assert status == 202, shown
+    ctx["id"] = shown["id"]
+
+
+def act_export(world: World, ctx: dict):
+    """The request's turn, then the scheduled function's runs (each continued at once)."""
+    _start_export(world, ctx)
+    _runs_until_done(world, ctx, lambda run: ctx["at"])
+
+
+def retry_export(world: World, ctx: dict):
+    """The client starts again when its start was never answered; the scheduled function runs
+    every few minutes, the first time once the lease of a run that died ran out."""
+    if "id" not in ctx:
+        _start_export(world, ctx)
+    later = ctx["at"] + timedelta(hours=1)
+    _runs_until_done(world, ctx, lambda run: later + timedelta(minutes=6 * run))
+
+
+def done_export(world: World, ctx: dict) -> None:
+    """Done (it fails only past its 6 hours), the file one ``GET /spikes/export`` answers, no
+    multipart upload left open by it or any other export that ended, and their running-export
+    slots free again."""
+    with at(ctx["last_run"]):
+        status, shown, _ = exports.poll(world.client, world.token, ctx["id"])
+        assert status == 200 and shown["status"] == "done", shown
+        assert shown["spike_count"] == exports.MATCHING, shown
+        one_shot = exports.one_shot(world.client, world.token, ctx["share"], "csv")
+    assert exports.downloaded(shown["download_url"]) == one_shot
+    store = Store.in_process()
+    assert exports.unfinished_uploads(store) == []
+    assert exports.slots_held_by_ended_exports(store) == []
+
+
 OPERATIONS = [
     Operation("POST /spikes", prepare_post, act_post, act_post, done_post),
     Operation("POST /shares", prepare_upload, act_upload, act_upload, done_upload),
@@ -444,6 +513,7 @@ OPERATIONS = [
     Operation("POST /webhooks/stripe (downgrade)", prepare_downgrade, act_downgrade, act_downgrade, done_downgrade),
     Operation("webhook_deliveries job", prepare_delivery, act_delivery, lambda w, c: None, done_delivery),
     Operation("quota_reset job", prepare_quota, act_quota, act_quota, done_quota),
+    Operation("POST /exports and the exports job", prepare_export, act_export, retry_export, done_export),
 ]
 
 
@@ -460,14 +530,14 @@ def _run_jobs(world: World, ctx: dict) -> None:
 
 
 @pytest.fixture
-def world(app_client, env):
+def world(app_client, env, monkeypatch):
     env(WEBHOOK_ALLOW_LOOPBACK="true", WEBHOOK_TIMEOUT_SECONDS="2", STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         JOB_PAGE_SIZE="1")
     receiver = Receiver()
     token = sign_in(app_client, OWNER)
     make_pro(OWNER)
     hooked = share_site(app_client, token, "Hooked", webhook_url=receiver.url)
-    yield World(app_client, token, receiver, hooked)
+    yield World(app_client, token, receiver, hooked, monkeypatch=monkeypatch)
     receiver.close()
 
 

@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from typing import List, Optional, Tuple
 
 import pytest
 
-from chalicelib import deps
+from chalicelib import clock, deps
 from chalicelib.services import webhook_delivery
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store.models import Delivery, User
 from tests.conftest import call, sent_mails, sign_in
 from tests.fakes.stripe_events import WEBHOOK_SECRET, event, signed, subscription
-from tests.reliability import summary
+from tests.reliability import exports, summary
 from tests.reliability.faults import FAULTS, Fault
-from tests.reliability.jobs import quota_reset_until_done
+from tests.reliability.jobs import at, quota_reset_until_done
 from tests.reliability.invariants import Store, lost_spikes, problems
 from tests.test_outbound_webhooks import Receiver
 from tests.test_shares import make_pro, share_site, upload
@@ -234,3 +235,58 @@ def test_a_faulted_call_is_not_carried_out_and_its_retry_stores_what_was_sent():
         with FAULTS.injecting(Fault("s3", "throttle", operations={"PutObject"}, times=1)):
             s3.put_object(Bucket="faults-probe", Key="retried", Body=b"stored once")  # botocore retries
         assert s3.get_object(Bucket="faults-probe", Key="retried")["Body"].read() == b"stored once"
+
+
+def test_background_exports_under_faults_finish_into_the_same_bytes(app_client, env, monkeypatch):
+    """``POST /exports`` and the ``exports`` job while DynamoDB or S3 fail every second call:
+    each start answers 202 or 503 with ``Retry-After`` (never a 500), each poll 200 or 503, the
+    job may fail (its schedule runs it again). Once the faults stop, the client starts again
+    what was refused, and every export started ends done, its file what one ``GET
+    /spikes/export`` answers (CSV and JSON lines), no multipart upload left open, its
+    running-export slot free again."""
+    client = app_client
+    env(MAX_RUNNING_EXPORTS=exports.MAX_RUNNING)
+    token = sign_in(client, "owner@example.com")
+    exports.small_parts_and_short_runs(monkeypatch)
+    share = exports.exported_share(client, token, "Exported")
+    outcomes = Outcomes()
+    started: List[Tuple[str, str]] = []  # (export id, format)
+    refused: List[str] = []
+    # An export writes no transaction: DynamoDB's conflicts have nothing to hit.
+    plans = [(service, kind) for service, kind in FAULT_PLANS if service in ("dynamodb", "s3") and kind != "conflict"]
+    for round_number, (service, kind) in enumerate(plans):
+        fmt = ("csv", "jsonl")[round_number % 2]
+        with FAULTS.injecting(Fault(service, kind, probability=0.5, seed=100 + round_number)):
+            status, shown, headers = exports.start(client, token, share, fmt)
+            if outcomes.check(f"{service} {kind}: POST /exports", status, headers):
+                started.append((shown["id"], fmt))
+            else:
+                refused.append(fmt)
+            for _ in range(2):
+                with exports.short_turn():
+                    _job(client, "exports")
+                for export_id, _ in started:
+                    status, _, headers = exports.poll(client, token, export_id)
+                    outcomes.check(f"{service} {kind}: GET /exports/{{id}}", status, headers)
+    assert outcomes.bad == [], "\n".join(outcomes.bad)
+    assert outcomes.retryable > 0 and outcomes.ok > 0
+
+    for fmt in refused:
+        status, shown, _ = exports.start(client, token, share, fmt)
+        assert status == 202, shown
+        started.append((shown["id"], fmt))
+    later = clock.now()
+    for run in range(60):  # every 6 minutes, within the export's 6 hours (moved-back runs wait)
+        with at(later + timedelta(minutes=6 * run)):
+            exports.job_run(client)
+            shown = {export_id: exports.poll(client, token, export_id)[1] for export_id, _ in started}
+        if all(export["status"] != "running" for export in shown.values()):
+            break
+    for export_id, fmt in started:
+        assert shown[export_id]["status"] == "done", shown[export_id]
+        assert exports.downloaded(shown[export_id]["download_url"]) == exports.one_shot(client, token, share, fmt)
+    store = Store.in_process()
+    assert exports.unfinished_uploads(store) == []
+    assert exports.slots_held_by_ended_exports(store) == []
+    found = problems(store)
+    assert found == [], "\n".join(found)
