@@ -17,11 +17,10 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
-from pynamodb.exceptions import PutError
-
 from chalicelib.store.models import LedgerItem
 from chalicelib.store.pending_queue import PendingQueue
-from chalicelib.store.transactions import conditional_failed, update_if
+from chalicelib.store import transactions
+from chalicelib.store.transactions import update_if
 
 RUNNING, DONE, FAILED = "running", "done", "failed"
 KEY_PREFIX = "export#"
@@ -55,20 +54,18 @@ def _job(item: LedgerItem) -> Job:
 
 
 def create(export_id: str, detail: Dict[str, Any], now: int, expires_at: int, owner_id: Optional[str] = None) -> Job:
-    """A new running export (a fresh random id: refused only by an id taken, which is raised),
-    then its pending unit, so the job continues what the request leaves. ``owner_id``: the
-    account that started it, by which the ledger's ``owner_index`` finds it (store/owned_items.py)."""
+    """A new running export (a fresh random id: refused only by an id taken, which is raised) and
+    its pending unit, so the job continues what the request leaves, in one transaction: written
+    one after the other, a request killed (or failing) between them left a running export no
+    run would ever take. ``owner_id``: the account that started it, by which the ledger's
+    ``owner_index`` finds it (store/owned_items.py)."""
     item = LedgerItem(KEY_PREFIX + export_id, state=RUNNING, count=0, detail=detail, version=0, lease_until=0,
                       expires_at=expires_at, owner_id=owner_id)
-    try:
-        item.save(condition=LedgerItem.pk.does_not_exist())
-    except PutError as exc:
-        if not conditional_failed(exc):
-            raise
-        stored = get(export_id)
-        if stored is None or stored.detail.get("created_at") != detail.get("created_at"):
-            raise
-    QUEUE.record(export_id, now)
+
+    def write(tx: transactions.Transaction) -> None:
+        tx.save("export", item, condition=LedgerItem.pk.does_not_exist())
+        QUEUE.record(export_id, now, tx=tx)
+    transactions.run(write, idempotent=True)  # a commit whose answer was lost is answered as done
     return _job(item)
 
 

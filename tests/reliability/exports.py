@@ -123,3 +123,11 @@ def slots_held_by_ended_exports(store) -> List[str]:
              if pk.startswith("export#") and item.get("state") != "running"}
     return [f"{slot} held by {export_id}" for export_id, slot in ended.items()
             if slot and (ledger.get(slot) or {}).get("holder") == export_id]
+
+
+def running_without_a_unit(store) -> List[str]:
+    """Running exports no run of the job will take: their pending unit (``export#<id>`` in the
+    deliveries table, pending or parked) is gone."""
+    units = {item["delivery_id"] for item in store.items["deliveries"]}
+    return [pk for pk, item in store.ledger().items()
+            if pk.startswith("export#") and item.get("state") == "running" and pk not in units]

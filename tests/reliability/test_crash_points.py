@@ -481,8 +481,9 @@ def retry_export(world: World, ctx: dict):
 
 def done_export(world: World, ctx: dict) -> None:
     """Done (it fails only past its 6 hours), the file one ``GET /spikes/export`` answers, no
-    multipart upload left open by it or any other export that ended, and their running-export
-    slots free again."""
+    multipart upload left open by it or any other export that ended, their running-export
+    slots free again, and no export (one whose start was never answered) left running for no
+    run to take."""
     with at(ctx["last_run"]):
         status, shown, _ = exports.poll(world.client, world.token, ctx["id"])
         assert status == 200 and shown["status"] == "done", shown
@@ -492,6 +493,7 @@ def done_export(world: World, ctx: dict) -> None:
     store = Store.in_process()
     assert exports.unfinished_uploads(store) == []
     assert exports.slots_held_by_ended_exports(store) == []
+    assert exports.running_without_a_unit(store) == []
 
 
 OPERATIONS = [

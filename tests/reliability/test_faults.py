@@ -288,5 +288,6 @@ def test_background_exports_under_faults_finish_into_the_same_bytes(app_client, 
     store = Store.in_process()
     assert exports.unfinished_uploads(store) == []
     assert exports.slots_held_by_ended_exports(store) == []
+    assert exports.running_without_a_unit(store) == []
     found = problems(store)
     assert found == [], "\n".join(found)
