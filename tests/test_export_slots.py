@@ -8,6 +8,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from chalicelib import clock
 from tests.conftest import call, sign_in
@@ -35,8 +36,11 @@ def test_a_requester_runs_at_most_the_cap_and_an_export_that_ends_frees_its_plac
     assert [_start(client, f"?project={share_id}", token)[0] for _ in range(3)] == [202, 202, 429]
 
 
-def test_a_place_whose_release_was_lost_frees_itself_at_the_exports_deadline(client, owner_share, env, monkeypatch):
-    """The run that finished the export died before it gave the place back."""
+def test_a_place_whose_release_was_lost_is_taken_over_once_its_export_is_not_running(client, owner_share, env,
+                                                                                    monkeypatch):
+    """The run that finished the export died before it gave the place back: the place was held
+    until the export's 6-hour deadline, so three such deaths stopped an account exporting for
+    6 hours. A start that finds every place held takes over one whose export is not running."""
     from chalicelib.services import background_exports
     from chalicelib.store import export_slots
     env(MAX_RUNNING_EXPORTS="1")
@@ -47,14 +51,43 @@ def test_a_place_whose_release_was_lost_frees_itself_at_the_exports_deadline(cli
         clock.use(lambda: start)
         first = _start(client, f"?project={share_id}", token)[1]
         assert first["status"] == "done"  # done in the answer, its place kept
-        deadline = start + timedelta(seconds=background_exports.MAX_RUNNING_SECONDS)
-        clock.use(lambda: deadline - timedelta(minutes=1))
+        # Within a start's time of the place being taken, its export may be about to be stored.
+        clock.use(lambda: start + timedelta(seconds=background_exports.SLOT_START_SECONDS - 1))
         assert _start(client, f"?project={share_id}", token)[1]["code"] == "EXPORT_LIMIT"
-        clock.use(lambda: deadline + timedelta(seconds=1))
+        clock.use(lambda: start + timedelta(seconds=background_exports.SLOT_START_SECONDS + 1))
         status, second, _ = _start(client, f"?project={share_id}", token)
     finally:
         clock.use(None)
     assert status == 202 and second["status"] == "done"
+
+
+def test_a_place_taken_by_a_start_that_died_before_storing_its_export_is_taken_over(client, owner_share, env,
+                                                                                  monkeypatch, not_in_the_request):
+    """A start killed between taking its place and storing its export held the place for 6 hours;
+    a running export's place is never taken over, however old."""
+    from chalicelib.services import background_exports
+    from chalicelib.store import export_slots
+    from chalicelib.store import exports as export_store
+    env(MAX_RUNNING_EXPORTS="2")
+    token, share_id = owner_share
+    start = clock.now()
+    try:
+        clock.use(lambda: start)
+        running = _start(client, f"?project={share_id}", token)[1]
+        assert running["status"] == "running"
+        with monkeypatch.context() as killed:
+            killed.setattr(export_slots, "give_back", lambda key, export_id: False)  # the process is gone
+            killed.setattr(export_store, "create", lambda *args, **kwargs: (_ for _ in ()).throw(
+                EndpointConnectionError(endpoint_url="http://dynamodb")))
+            assert _start(client, f"?project={share_id}", token)[0] == 503  # a dependency failed
+        assert _start(client, f"?project={share_id}", token)[1]["code"] == "EXPORT_LIMIT"
+        clock.use(lambda: start + timedelta(hours=1))
+        status, taken_over, _ = _start(client, f"?project={share_id}", token)
+        assert status == 202, taken_over
+        assert _start(client, f"?project={share_id}", token)[1]["code"] == "EXPORT_LIMIT"  # both running now
+    finally:
+        clock.use(None)
+    assert _read(client, running["id"], token)[1]["status"] == "running"
 
 
 def test_the_cap_holds_exactly_when_starts_race(store_backend):

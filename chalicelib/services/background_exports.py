@@ -65,6 +65,9 @@ REQUEST_SLICE_SECONDS = 10  # what the starting request spends reading before it
 TURN_SECONDS = 45
 MAX_ID_CHARS = 64
 DUE_PER_RUN = 25
+# A start stores its export just after taking its slot: a slot held longer by no running export
+# was left by a start that died between the two, or a run that died before giving it back.
+SLOT_START_SECONDS = 60
 
 TimeLeft = Callable[[], float]
 
@@ -111,7 +114,8 @@ def start(started_by: Dict, scope: Scope, filters: Filters, reviewer_emails: boo
     ``sealed``: the share's password that let the start in (``password_seal``)."""
     now = clock.now()
     epoch, export_id = int(now.timestamp()), "exp_" + secrets.token_urlsafe(18)
-    slot = export_slots.take(counted_as, max_running, export_id, epoch, epoch + MAX_RUNNING_SECONDS)
+    slot = export_slots.take(counted_as, max_running, export_id, epoch, epoch + MAX_RUNNING_SECONDS,
+                             export_store.is_running, SLOT_START_SECONDS)
     if slot is None:
         raise ExportLimit(max_running)
     filename = exports.filename_for(project, fmt)

@@ -8,11 +8,13 @@ with a conditional UpdateItem (no holder, or the holder's time is up) that write
 slot cannot both take it, and none needs to read first. The run that finishes or fails the export
 removes the holder, conditioned on it still being that export. A release lost to a crash frees
 itself at the deadline: no export runs past it (it is failed then), and the next start takes the
-slot over.
+slot over. Sooner, when every slot is held: a start then reads them, and takes over one whose
+export is not running (its start died before storing it, or the run that ended it died before
+giving the slot back) once that start is long over, conditioned on the same holder.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from chalicelib.crypto import subject_hash
 from chalicelib.store.models import LedgerItem
@@ -25,14 +27,27 @@ def slot_key(subject: str, number: int) -> str:
     return f"{KEY_PREFIX}{subject_hash(subject)}#{number}"
 
 
-def take(subject: str, cap: int, export_id: str, now: int, until: int) -> Optional[str]:
+def take(subject: str, cap: int, export_id: str, now: int, until: int, running: Callable[[str], bool],
+         start_seconds: int) -> Optional[str]:
     """The key of the slot ``export_id`` now holds until ``until``, or None when all ``cap`` of
-    ``subject``'s are held. A cap lowered leaves the slots past it to run out, not counted."""
+    ``subject``'s are held by exports ``running`` says run, or taken in the last ``start_seconds``
+    (a start stores its export just after taking its slot). Every slot is taken for the same
+    time (``until - now``), so a slot's deadline tells when it was taken. A cap lowered leaves the
+    slots past it to run out, not counted."""
+    taking = [LedgerItem.holder.set(export_id), LedgerItem.expires_at.set(until)]
     for number in range(cap):
-        key = slot_key(subject, number)
         free = LedgerItem.holder.does_not_exist() | (LedgerItem.expires_at < now)
-        if update_if(LedgerItem(key), [LedgerItem.holder.set(export_id), LedgerItem.expires_at.set(until)], free):
-            return key
+        if update_if(LedgerItem(slot_key(subject, number)), taking, free):
+            return slot_key(subject, number)
+    for number in range(cap):  # all held: one whose export is not running is taken over
+        try:
+            held = LedgerItem.get(slot_key(subject, number), consistent_read=True)
+        except LedgerItem.DoesNotExist:
+            continue
+        taken_long_ago = held.expires_at is not None and held.expires_at <= until - start_seconds
+        if held.holder and taken_long_ago and not running(held.holder) and \
+                update_if(LedgerItem(held.pk), taking, LedgerItem.holder == held.holder):
+            return held.pk
     return None
 
 

@@ -77,6 +77,11 @@ def get(export_id: str) -> Optional[Job]:
         return None
 
 
+def is_running(export_id: str) -> bool:
+    stored = get(export_id)
+    return stored is not None and stored.state == RUNNING
+
+
 def claim(export_id: str, now: int, lease_seconds: int) -> Optional[Job]:
     """Take a running export for one run, until ``now + lease_seconds``: the job as taken, or
     None when it is not running, another run's lease holds it, or another run took it first."""
