@@ -84,6 +84,18 @@ def _job_run(budget_checks: int = 10**6):
         return background_exports.run_due(deps.exports(), time_left)
 
 
+def _read_after_the_retry_wait(client, export_id: str, token) -> dict:
+    """The export as read after the job's run once its unit, moved back by a failed run, is due again."""
+    from chalicelib import clock
+    later = clock.now() + timedelta(minutes=6)
+    try:
+        clock.use(lambda: later)
+        assert _job_run()["advanced"] == 1
+        return _read(client, export_id, token)[1]
+    finally:
+        clock.use(None)
+
+
 def _runs_until_done(client, shown: dict, token=None, budget_checks: int = 25, most: int = 40,
                      query: str = "") -> Tuple[dict, int]:
     """Runs of the job, with time for ``budget_checks`` rows each, until the export ``shown`` is
@@ -187,13 +199,7 @@ def test_a_run_that_fails_is_tried_again_later_from_where_it_was(client, owner_s
     assert _read(client, export_id, token)[1]["spike_count"] == sent_before
     monkeypatch.setattr(Exports, "send_part", real_send)
     assert _job_run()["pending"] == 0  # moved back: not due for a while
-    later = clock.now() + timedelta(minutes=6)
-    try:
-        clock.use(lambda: later)
-        assert _job_run()["advanced"] == 1
-        shown = _read(client, export_id, token)[1]
-    finally:
-        clock.use(None)
+    shown = _read_after_the_retry_wait(client, export_id, token)
     assert shown["status"] == "done" and _downloaded(shown["download_url"]) == _one_shot(
         client, f"?project={share_id}&format=jsonl", token)
 
@@ -517,13 +523,7 @@ def test_an_upload_a_run_died_before_recording_is_taken_over_not_left_open(clien
     monkeypatch.setattr(Exports, "start_upload", real_start)
     s3, bucket = deps.s3_client(), deps.settings().bucket_name
     [left] = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
-    later = clock.now() + timedelta(minutes=6)
-    try:
-        clock.use(lambda: later)
-        assert _job_run()["advanced"] == 1
-        shown = _read(client, export_id, token)[1]
-    finally:
-        clock.use(None)
+    shown = _read_after_the_retry_wait(client, export_id, token)
     assert shown["status"] == "done" and _downloaded(shown["download_url"]) == _one_shot(
         client, f"?project={share_id}&format=jsonl", token)
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == [] and left["UploadId"]

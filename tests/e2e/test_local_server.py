@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 import uuid
+from typing import Callable, List
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -233,11 +234,10 @@ def test_the_embedded_emulator_fallback_saves_its_tables_and_dynamodb_local_impo
     assert me.status_code == 200 and me.json()["email"] == "moved@example.com"
 
 
-def test_saved_spikes_of_an_older_version_are_upgraded_after_their_restore(live_server_factory):
-    """The upgrade steps mark themselves done and then look only at spikes received since: run
-    before the saved tables were put back (as they were), an older version's spikes, restored
-    with their older times, were never upgraded, and the owner's open feedback and lookups by id
-    (owner_project, open_sort_key: store/spike_ids.py, store/open_spikes.py) left them out."""
+def _saved_spikes_are_found_after(live_server_factory, saved_as: Callable[[List[dict]], List[dict]]) -> None:
+    """A spike posted on the embedded emulator's saved tables, those rewritten by ``saved_as``
+    (what an older version saved), then the server started again: the spike must be in the
+    owner's open feedback and found by its id."""
     data_dir = live_server_factory(start=False).data_dir
     fallback = LiveServer(data_dir=data_dir, engine="moto")
     try:
@@ -247,11 +247,8 @@ def test_saved_spikes_of_an_older_version_are_upgraded_after_their_restore(live_
                                json={"type": "page", "projectKey": "mine", "comments": "kept"})
         assert posted.status_code == 201, posted.text
         fallback.stop()
-        # What an older version saved: spikes without the attributes, no upgrade markers.
         for path in (data_dir / "dynamodb").glob("*.jsonl"):
-            items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            items = [{name: value for name, value in item.items() if name not in ("open_sort_key", "owner_project")}
-                     for item in items if not item.get("pk", {}).get("S", "").startswith("migration#")]
+            items = saved_as([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
             path.write_text("".join(json.dumps(item) + "\n" for item in items))
         fallback.start()
         spike_id = posted.json()["id"]
@@ -260,6 +257,22 @@ def test_saved_spikes_of_an_older_version_are_upgraded_after_their_restore(live_
         assert requests.get(f"{fallback.url}/spikes/{spike_id}", headers=_bearer(token), timeout=30).status_code == 200
     finally:
         fallback.close()
+
+
+def _without_upgraded_attributes(items: List[dict]) -> List[dict]:
+    return [{name: value for name, value in item.items() if name not in ("open_sort_key", "owner_project")}
+            for item in items]
+
+
+def test_saved_spikes_of_an_older_version_are_upgraded_after_their_restore(live_server_factory):
+    """The upgrade steps mark themselves done and then look only at spikes received since: run
+    before the saved tables were put back (as they were), an older version's spikes, restored
+    with their older times, were never upgraded, and the owner's open feedback and lookups by id
+    (owner_project, open_sort_key: store/spike_ids.py, store/open_spikes.py) left them out."""
+    def older_version(items: List[dict]) -> List[dict]:  # spikes without the attributes, no markers
+        return _without_upgraded_attributes(
+            [item for item in items if not item.get("pk", {}).get("S", "").startswith("migration#")])
+    _saved_spikes_are_found_after(live_server_factory, older_version)
 
 
 def test_saved_spikes_an_earlier_start_marked_as_looked_at_are_upgraded(live_server_factory):
@@ -267,32 +280,16 @@ def test_saved_spikes_an_earlier_start_marked_as_looked_at_are_upgraded(live_ser
     the emulator's empty tables and saved their markers done, dated after every restored spike:
     with the order right, each start still looked only at spikes received since. The first start
     on saved data looks at every spike once (store/setup.upgrade_items)."""
-    data_dir = live_server_factory(start=False).data_dir
-    fallback = LiveServer(data_dir=data_dir, engine="moto")
-    try:
-        fallback.start()
-        token = fallback.sign_in("older@example.com")
-        posted = requests.post(f"{fallback.url}/spikes", headers=_bearer(token), timeout=30,
-                               json={"type": "page", "projectKey": "mine", "comments": "kept"})
-        assert posted.status_code == 201, posted.text
-        fallback.stop()
-        # What such a start saved: the spikes without the attributes, the markers dated hours later.
-        marked = json.dumps({"checked_to": time.time() + 3 * 3600})
-        for path in (data_dir / "dynamodb").glob("*.jsonl"):
-            items = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            items = [{name: value for name, value in item.items() if name not in ("open_sort_key", "owner_project")}
-                     for item in items if item.get("pk", {}).get("S") != "migration#saved-data-looked-at"]
-            for item in items:
-                if item.get("pk", {}).get("S") in ("migration#spike-owner-project", "migration#open-spikes"):
-                    item["detail"] = {"S": marked}
-            path.write_text("".join(json.dumps(item) + "\n" for item in items))
-        fallback.start()
-        spike_id = posted.json()["id"]
-        listed = requests.get(f"{fallback.url}/spikes?resolved=false", headers=_bearer(token), timeout=30)
-        assert [spike["id"] for spike in listed.json()["data"]] == [spike_id], listed.text
-        assert requests.get(f"{fallback.url}/spikes/{spike_id}", headers=_bearer(token), timeout=30).status_code == 200
-    finally:
-        fallback.close()
+    marked = json.dumps({"checked_to": time.time() + 3 * 3600})
+
+    def marked_hours_later(items: List[dict]) -> List[dict]:  # the spikes without the attributes
+        items = _without_upgraded_attributes(
+            [item for item in items if item.get("pk", {}).get("S") != "migration#saved-data-looked-at"])
+        for item in items:
+            if item.get("pk", {}).get("S") in ("migration#spike-owner-project", "migration#open-spikes"):
+                item["detail"] = {"S": marked}
+        return items
+    _saved_spikes_are_found_after(live_server_factory, marked_hours_later)
 
 
 def test_without_java_make_dev_announces_the_fallback(live_server_factory):
