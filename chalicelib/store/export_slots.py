@@ -35,13 +35,14 @@ def take(subject: str, cap: int, export_id: str, now: int, until: int, running: 
     time (``until - now``), so a slot's deadline tells when it was taken. A cap lowered leaves the
     slots past it to run out, not counted."""
     taking = [LedgerItem.holder.set(export_id), LedgerItem.expires_at.set(until)]
-    for number in range(cap):
-        free = LedgerItem.holder.does_not_exist() | (LedgerItem.expires_at < now)
-        if update_if(LedgerItem(slot_key(subject, number)), taking, free):
-            return slot_key(subject, number)
-    for number in range(cap):  # all held: one whose export is not running is taken over
+    keys = [slot_key(subject, number) for number in range(cap)]
+    free = LedgerItem.holder.does_not_exist() | (LedgerItem.expires_at < now)
+    for key in keys:
+        if update_if(LedgerItem(key), taking, free):
+            return key
+    for key in keys:  # all held: one whose export is not running is taken over
         try:
-            held = LedgerItem.get(slot_key(subject, number), consistent_read=True)
+            held = LedgerItem.get(key, consistent_read=True)
         except LedgerItem.DoesNotExist:
             continue
         taken_long_ago = held.expires_at is not None and held.expires_at <= until - start_seconds
