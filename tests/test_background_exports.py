@@ -377,6 +377,48 @@ def test_polling_an_export_opened_by_a_password_spends_no_password_tries(client,
     assert call(client, "GET", f"/exports/{anonymous}?project={share_id}", headers=by_password)[0] in (404, 429)
 
 
+def test_whoever_holds_an_exports_id_guesses_its_password_no_faster_than_the_unlock_form(client, owner_share,
+                                                                                        from_network):
+    """A poll of an export a share's password opened compared its password with the starter's
+    before asking the share: a wrong one was a 404 that counted no try, so whoever held the id (its
+    Location, a log line) guessed the share's password without limit, told the right one by its 200.
+    And once a network's tries were spent, the kept password still passed: a 429 for every wrong
+    guess, a 200 for the right one. Now every other password is a try, and none passes while none
+    is left (docs/security.md 276)."""
+    from chalicelib import clock, deps
+    from chalicelib.crypto import hash_password
+    from chalicelib.services import targets
+    from chalicelib.store.models import Share
+    token, share_id = owner_share
+    Share.get(f"share#{share_id}").update(actions=[Share.password_hash.set(hash_password("open sesame")),
+                                                   Share.password_version.add(1)])
+    targets.forget()
+    right, wrong = {"X-Share-Password": "open sesame"}, {"X-Share-Password": "open sesame?"}
+    tries, now = deps.settings().rate_password_per_minute, clock.now()
+    try:
+        clock.use(lambda: now)  # one rate window throughout
+        from_network("198.51.100.7")  # the starters'
+        visitor = sign_in(client, "visitor@example.com")
+        anonymous = _start(client, f"?project={share_id}", None, headers=right)[1]["id"]
+        signed_in = _start(client, f"?project={share_id}", visitor, headers=right)[1]["id"]
+        from_network("203.0.113.9")  # whoever else holds the anonymous export's id
+        guesses = [call(client, "GET", f"/exports/{anonymous}?project={share_id}", headers=wrong)[0]
+                   for _ in range(tries + 1)]
+        assert guesses == [404] * tries + [429]
+        assert call(client, "GET", f"/exports/{anonymous}?project={share_id}", headers=right)[0] == 429
+        from_network("198.51.100.7")
+        assert call(client, "GET", f"/exports/{anonymous}?project={share_id}", headers=right)[0] == 200
+        # The signed-in starter's own wrong passwords are tries too, and spent, the right one waits.
+        guesses = [call(client, "GET", f"/exports/{signed_in}", token=visitor, headers=wrong)[0]
+                   for _ in range(tries - 2)]  # the two starts spent two
+        assert guesses == [404] * (tries - 2)
+        assert call(client, "GET", f"/exports/{signed_in}", token=visitor, headers=right)[0] == 429
+        clock.use(lambda: now + timedelta(minutes=2))  # tries again
+        assert call(client, "GET", f"/exports/{signed_in}", token=visitor, headers=right)[0] == 200
+    finally:
+        clock.use(None)
+
+
 def test_reading_an_export_again_costs_one_read_more_at_most(client, owner_share, dynamodb_calls):
     from chalicelib.services import targets
     token, share_id = owner_share

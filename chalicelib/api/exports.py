@@ -81,12 +81,25 @@ def get_export(export_id: str):
     params = inputs.query(request)
     principal = spike_routes.principal_of(request)
     job = background_exports.get(export_id)
-    secret = deps.settings().secret_key.get_secret_value()
-    project = params.get("project") or None
-    if job is None or not background_exports.may_read(secret, job, principal, project, _password(request, params)) \
-            or not _still_readable(request, params, principal, job):
+    if job is None or not _readable_by(request, params, principal, job):
         raise NotFound("Export not found")
     return json_response(_shown(job), headers={"Cache-Control": "no-store"})
+
+
+def _readable_by(request, params: dict, principal, job) -> bool:
+    """Whether the reader is who started the export, with the access it was started with. An
+    anonymous starter is told by its project and password: the access is asked first, where a
+    password not the one the export keeps is a counted try; compared first, a wrong one was a 404
+    that counted nothing, and whoever held the id guessed the share's password unlimited (276).
+    Anyone else's starter is compared first: a stranger's password is never asked."""
+    def starter() -> bool:
+        return background_exports.may_read(deps.settings().secret_key.get_secret_value(), job, principal,
+                                           params.get("project") or None, _password(request, params))
+
+    def access() -> bool:
+        return _still_readable(request, params, principal, job)
+    checks = (access, starter) if "anonymous" in (job.detail.get("requester") or {}) else (starter, access)
+    return all(check() for check in checks)
 
 
 def _still_readable(request, params: dict, principal, job) -> bool:

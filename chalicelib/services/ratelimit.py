@@ -58,6 +58,19 @@ def check(name: str, subject: str, limit: int, window_seconds: int, now: Optiona
     window_index = int(now // window_seconds)
     window_start = window_index * window_seconds
     current, previous = ledger.hit_rate_window(name, subject, window_index, window_start + 2 * window_seconds + 60)
+    return _decision(current, previous, limit, window_seconds, now)
+
+
+def would_refuse(name: str, subject: str, limit: int, window_seconds: int) -> bool:
+    """Whether one more hit for ``subject`` would be refused now; a read, no hit counted."""
+    now = clock.epoch()
+    current, previous = ledger.rate_window(name, subject, int(now // window_seconds))
+    return not _decision(current + 1, previous, limit, window_seconds, now).allowed
+
+
+def _decision(current: int, previous: int, limit: int, window_seconds: int, now: float) -> Decision:
+    """The decision on a hit counted in ``current`` (the window's hits, that one included)."""
+    window_start = int(now // window_seconds) * window_seconds
     elapsed = now - window_start
     overlap = (window_seconds - elapsed) / window_seconds
     estimate = previous * overlap + current
@@ -117,5 +130,10 @@ def enforce_per_client(name: str, client_ip: str, limit: int, window_seconds: in
     counted as its network (``client_network``: an IPv6 client's /64), optionally ``within`` a
     narrower scope such as a share's slug. A limit passing an address to ``enforce`` itself
     would let an IPv6 client take a fresh allowance per address (docs/security.md, finding 49)."""
+    return enforce(name, per_client(client_ip, within), limit, window_seconds)
+
+
+def per_client(client_ip: str, within: str = "") -> str:
+    """The subject ``enforce_per_client`` counts ``client_ip`` as."""
     network = client_network(client_ip)
-    return enforce(name, f"{within}|{network}" if within else network, limit, window_seconds)
+    return f"{within}|{network}" if within else network

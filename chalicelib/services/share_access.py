@@ -31,13 +31,24 @@ UNLOCK_TTL_SECONDS = 12 * 3600
 def password_matches(settings: Settings, share: Share, password: str, client_ip: str) -> bool:
     # Every attempt counts, right or wrong: refusing only after wrong ones would let a
     # guesser tell a right answer by its status code.
+    _count_try(settings, share, client_ip)
+    return bool(share.password_hash) and verify_password(share.password_hash, password)
+
+
+def _count_try(settings: Settings, share: Share, client_ip: str) -> None:
     ratelimit.enforce_per_client("share-password", client_ip, settings.rate_password_per_minute, 60, within=share.slug)
     # And every address together: a guesser with many networks gets no more than this per share.
     # Counted only once the address's own limit let the attempt through, so one network uses up
     # at most its own share of it. Everyone's budget: not reported in X-RateLimit-* headers.
     ratelimit.enforce("share-password-all", share.share_id, settings.rate_password_per_share_per_minute, 60,
                       reported=False)
-    return bool(share.password_hash) and verify_password(share.password_hash, password)
+
+
+def _out_of_tries(settings: Settings, share: Share, client_ip: str) -> bool:
+    """Whether a try now would be refused (reads, no try counted)."""
+    return ratelimit.would_refuse("share-password", ratelimit.per_client(client_ip, share.slug),
+                                  settings.rate_password_per_minute, 60) or \
+        ratelimit.would_refuse("share-password-all", share.share_id, settings.rate_password_per_share_per_minute, 60)
 
 
 def is_private(share: Share) -> bool:
@@ -56,7 +67,12 @@ def require_feedback_access(settings: Settings, share: Share, principal, passwor
         return
     if password is not None and share.status != LOCKED:
         if seal is not None and hmac.compare_digest(seal, password_seal(settings, share, password)):
-            return  # the same password proven before, and not changed since: not a new try
+            # The same password proven before, and not changed since: not a new try, but refused
+            # (and counted) as any try while none is left, or a guesser told by the 429s of wrong
+            # guesses from the answer to the right one would guess on unlimited (docs/security.md 276).
+            if _out_of_tries(settings, share, client_ip):
+                _count_try(settings, share, client_ip)
+            return
         if password_matches(settings, share, password, client_ip):
             return
     raise NotFound("Project not found")

@@ -217,6 +217,14 @@ def hit_rate_window(limit_name: str, subject: str, window_index: int, expires_at
     return int(attributes[current]["N"]), int(attributes.get(previous, {}).get("N", 0))
 
 
+def rate_window(limit_name: str, subject: str, window_index: int) -> Tuple[int, int]:
+    """What ``hit_rate_window`` would count on, read without counting a hit (one GetItem)."""
+    current, previous = f"w{window_index}", f"w{window_index - 1}"
+    attributes = LedgerItem._get_connection().get_item(rate_limit_key(limit_name, subject), consistent_read=True,
+                                                       attributes_to_get=[current, previous]).get("Item", {})
+    return int(attributes.get(current, {}).get("N", 0)), int(attributes.get(previous, {}).get("N", 0))
+
+
 # --- markers ---------------------------------------------------------------------------------
 
 def stripe_event_seen(event_id: str) -> bool:
