@@ -1,10 +1,14 @@
-"""The README's settings table is what chalicelib/settings.py reads: every setting, and no
-variable that does nothing; and every default the user docs state for a setting, in a table or
-in passing (`SPIKES_MAX_SHARE_BYTES` (50 MiB)), is the one the code has."""
+"""What the docs say is what the code has. The README's settings table is what
+chalicelib/settings.py reads: every setting, and no variable that does nothing; every default
+the user docs state for a setting, in a table or in passing (`SPIKES_MAX_SHARE_BYTES` (50 MiB)),
+is the one the code has; and every file, function, test, make target and storage key prefix the
+docs name exists (a module split or a test renamed left them pointing at nothing)."""
 from __future__ import annotations
 
+import ast
 import re
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 
 from chalicelib.settings import Settings
@@ -185,3 +189,195 @@ def test_docs_agents_md_scope_table_is_what_each_route_requires():
     listed = {(method, path, scope) for scope, routes in table.items() for method, path in routes
               if not path.endswith("…")}
     assert listed - tested == set(), "the scope table of docs/agents.md lists these under a scope they do not require"
+
+
+# --- what the docs name, read against the code ---------------------------------------------
+ALL_DOCS = [README] + sorted((ROOT / "docs").glob("*.md"))
+SHORT_PATHS = ("store/", "services/", "api/", "web/")  # the docs' short form of chalicelib/...
+PATH_REFERENCE = re.compile(r"(?<![\w/.-])((?:chalicelib|tools|infra|bench|tests|store|services|api|web)/[\w/.-]*\w)")
+DOTTED_REFERENCE = re.compile(r"^(?:chalicelib\.)?((?:store|services|api|tools|infra)\.[a-z_]+)((?:\.[A-Za-z_]\w*)*)(?:\(.*\))?$")
+MODULE_REFERENCE = re.compile(r"^([a-z_]+)\.([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*)*)(?:\(.*\))?$")
+NOT_CODE = {"py", "md", "js", "json", "html", "css", "toml", "png", "com", "sh", "org", "local"}
+
+
+@lru_cache(maxsize=None)
+def _defined_in(path: Path) -> frozenset:
+    """Every name a module defines or imports, its classes' methods and attributes included."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                found |= {sub.id if isinstance(sub, ast.Name) else sub.attr for sub in ast.walk(target)
+                          if isinstance(sub, (ast.Name, ast.Attribute))}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            found |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return frozenset(found)
+
+
+@lru_cache(maxsize=None)
+def _modules_by_name() -> dict:
+    found = {}
+    for folder in ("chalicelib", "tools", "infra", "bench"):
+        for path in (ROOT / folder).rglob("*.py"):
+            found.setdefault(path.stem, []).append(path)
+    return found
+
+
+@lru_cache(maxsize=None)
+def _dotted_strings_of_the_code() -> frozenset:
+    """`usage.requeued`, `spikes.dashboard.session`: log events and browser keys, not functions."""
+    found = set()
+    for folder in ("chalicelib", "tools", "infra"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix in (".py", ".js", ".html"):
+                found |= set(re.findall(r"[\"']([a-z_]+\.[a-z_.]+)[\"']", path.read_text(encoding="utf-8")))
+    return frozenset(found)
+
+
+def _module_file(name: str):
+    """`store/files`, `store.files`, `chalicelib/store/files`: the module's file, if there is one."""
+    path = name.replace(".", "/")
+    path = "chalicelib/" + path if path.startswith(SHORT_PATHS) else path
+    candidate = ROOT / (path + ".py")
+    return candidate if candidate.is_file() else None
+
+
+def _missing_names(where: str, reference: str, module: Path, names: list) -> list:
+    return [f"{where}: `{reference}`: {module.relative_to(ROOT).as_posix()} defines no {name}"
+            for name in names[:2] if name not in _defined_in(module)]
+
+
+def _stale_references(name: str, text: str) -> list:
+    """Paths (`store/files.py`, `services/exports.counted_as`, `store/files.Exports.stage`) and
+    module references in code spans (`store.shares.resolve`, `ledger.count_spike`) that name
+    nothing in the code."""
+    wrong = []
+    for number, line in enumerate(text.splitlines(), 1):
+        where = f"{name}:{number}"
+        for match in PATH_REFERENCE.finditer(line):
+            reference = match.group(1)
+            if "<" in reference or "*" in reference:
+                continue  # a pattern, not a path: `shares/<id>/`, `docs/dashboard-*.png`
+            if (ROOT / ("chalicelib/" + reference if reference.startswith(SHORT_PATHS) else reference)).exists():
+                continue
+            module_name, _, names = reference.partition(".")
+            module = _module_file(module_name)
+            if module is not None and not names:
+                continue  # store/spike_ids: the module
+            if module is not None and names.split(".")[0] not in NOT_CODE:
+                wrong += _missing_names(where, reference, module, names.split("."))
+            else:
+                wrong.append(f"{where}: {reference} does not exist")
+        for code in re.findall(r"`([^`\s]+)`", line):
+            if code in _dotted_strings_of_the_code() or code.rsplit(".", 1)[-1] in NOT_CODE:
+                continue  # a log event, a browser key, a file or a host name
+            match = DOTTED_REFERENCE.match(code)
+            if match:
+                module = _module_file(match.group(1))
+                names = [name for name in match.group(2).split(".") if name]
+                wrong += ([f"{where}: `{code}`: no module {match.group(1)}"] if module is None
+                          else _missing_names(where, code, module, names))
+                continue
+            match = MODULE_REFERENCE.match(code)
+            if match and match.group(1) in _modules_by_name() and not any(
+                    match.group(2) in _defined_in(path) for path in _modules_by_name()[match.group(1)]):
+                wrong.append(f"{where}: `{code}`: no {match.group(2)} in any {match.group(1)}.py")
+    return wrong
+
+
+def _tests_by_name() -> dict:
+    found = {}
+    for path in (ROOT / "tests").rglob("*.py"):
+        for name in re.findall(r"^\s*(?:async\s+)?def (test_\w+)", path.read_text(encoding="utf-8"), re.M):
+            found.setdefault(name, set()).add(path.relative_to(ROOT).as_posix())
+    return found
+
+
+def _stale_test_names(name: str, text: str, tests: dict) -> list:
+    """Test names cited bare (`test_x`) or as `tests/test_f.py::test_x`; a bare test file name
+    (`test_f.py`) must be a file of tests/."""
+    files = {path.name for path in (ROOT / "tests").rglob("test_*.py")}
+    wrong = []
+    for number, line in enumerate(text.splitlines(), 1):
+        for match in re.finditer(r"(?<![\w/.-])(?:(tests/[\w/]*?)?(test_\w+)\.py(?:::(test_\w+))?|(test_\w+))", line):
+            folder, file_name, in_file, bare = match.groups()
+            where = f"{name}:{number}"
+            if bare and bare not in tests and bare + ".py" not in files:
+                wrong.append(f"{where}: no test {bare} in tests/")
+            elif file_name and not folder and file_name + ".py" not in files:
+                wrong.append(f"{where}: no file {file_name}.py in tests/")
+            elif in_file and f"{folder}{file_name}.py" not in tests.get(in_file, set()):
+                wrong.append(f"{where}: no test {in_file} in {folder}{file_name}.py")
+    return wrong
+
+
+def _stale_names(name: str, text: str, tests: dict) -> list:
+    return _stale_references(name, text) + _stale_test_names(name, text, tests)
+
+
+def test_every_file_function_and_test_the_docs_name_exists():
+    """docs/security.md's sections cite the tests that failed before each fix, docs/architecture.md
+    and docs/data-model.md the modules and functions that do each thing: a module split, a
+    function moved or a test renamed must take the docs along."""
+    tests = _tests_by_name()
+    texts = {doc.relative_to(ROOT).as_posix(): doc.read_text(encoding="utf-8") for doc in ALL_DOCS}
+    assert [problem for name, text in texts.items() for problem in _stale_names(name, text, tests)] == []
+    assert sum(len(re.findall(r"\btest_\w+", text)) for text in texts.values()) >= 500, \
+        "the patterns no longer find the tests the docs cite"
+
+
+def test_the_docs_check_finds_what_names_nothing():
+    stale = ("`store/shares.resolves`, `store.shares.resolves`, `ledger.count_spikes`, store/nothing.py, "
+             "`services/accounts.Accounts._collects`, and what does exist: `store.shares.resolve`,\n"
+             "`ledger.count_spike`, `services/accounts.Accounts._collect`, `usage.requeued`, `spikes.sh`\n"
+             "`test_no_such_test`, tests/test_readme.py::test_no_such_test, `test_nothing.py`, and\n"
+             "tests/test_readme.py::test_the_docs_check_finds_what_names_nothing, `test_readme.py`\n")
+    assert _stale_names("plant.md", stale, _tests_by_name()) == [
+        "plant.md:1: `store/shares.resolves`: chalicelib/store/shares.py defines no resolves",
+        "plant.md:1: store/nothing.py does not exist",
+        "plant.md:1: `services/accounts.Accounts._collects`: chalicelib/services/accounts.py defines no _collects",
+        "plant.md:1: `store.shares.resolves`: chalicelib/store/shares.py defines no resolves",
+        "plant.md:1: `ledger.count_spikes`: no count_spikes in any ledger.py",
+        "plant.md:3: no test test_no_such_test in tests/",
+        "plant.md:3: no test test_no_such_test in tests/test_readme.py",
+        "plant.md:3: no file test_nothing.py in tests/",
+    ]
+
+
+def _store_key_prefixes() -> dict:
+    """Every key prefix the store writes (`exportslot#`, from an f-string's head too), and
+    every whole key of its own (`migration#open-spikes`, `meter#held`): where each is written."""
+    found = {}
+    for path in sorted((ROOT / "chalicelib" / "store").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+                text = node.values[0].value
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+            else:
+                continue
+            match = re.match(r"^[a-z][a-z-]*#(?:[a-z][a-z-]*$)?", text)
+            if match:
+                found.setdefault(match.group(0), path.relative_to(ROOT).as_posix())
+    return found
+
+
+def test_every_key_prefix_of_the_store_is_in_the_data_model():
+    """docs/data-model.md is where an operator reads what an item of a table is and how it is
+    read and written: a new kind of item without its row there is an item nobody can account for."""
+    text = (ROOT / "docs" / "data-model.md").read_text(encoding="utf-8")
+    prefixes = _store_key_prefixes()
+    missing = sorted(f"{prefix} ({where})" for prefix, where in prefixes.items()
+                     if f"`{prefix}" not in text and f'"{prefix}' not in text)
+    assert missing == []
+    assert {"exportslot#", "migration#open-spikes", "bearer#", "meter#held"} <= set(prefixes)
+
+
+def test_every_make_target_the_docs_name_exists():
+    targets = set(re.findall(r"^([a-z][\w-]*):", (ROOT / "Makefile").read_text(encoding="utf-8"), re.M))
+    named = {(doc.name, target) for doc in ALL_DOCS
+             for target in re.findall(r"`make ([a-z][\w-]*)", doc.read_text(encoding="utf-8"))}
+    assert sorted((doc, target) for doc, target in named if target not in targets) == []
+    assert {"dev", "test", "clean-data"} <= {target for _, target in named}
