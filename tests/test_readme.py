@@ -392,3 +392,29 @@ def test_docs_architecture_md_places_every_module_of_the_floors():
                 if path.stem != "__init__" and not re.search(
                     rf"`{path.stem}(\.py)?`|`{floor}/{path.stem}[.`]|\b{path.stem}\.py\b", text)]
     assert unplaced == []
+
+
+def test_docs_data_model_md_has_every_table_index_and_key_the_models_declare():
+    """Each table's section names its hash (and range) key, and has a row per index naming the
+    index's keys: what an operator queries by, and what a new index must be explained with."""
+    from chalicelib.store.models import ALL_MODELS, LOGICAL_NAMES
+    text = (ROOT / "docs" / "data-model.md").read_text(encoding="utf-8")
+    sections = {match.group(1): match.group(0) for match in re.finditer(r"^## `(\w+)`\n.*?(?=^## |\Z)", text, re.M | re.S)}
+    wrong = []
+    for model in ALL_MODELS:
+        name = LOGICAL_NAMES[model]
+        section = sections.get(name)
+        if section is None:
+            wrong.append(f"no section ## `{name}`")
+            continue
+        keys = [model._hash_key_attribute()] + ([model._range_key_attribute()] if model._range_key_attribute() else [])
+        wrong += [f"{name}: key {key.attr_name} not named" for key in keys if f"`{key.attr_name}`" not in section]
+        for index in model._indexes.values():
+            row = next((line for line in section.splitlines() if line.startswith(f"| `{index.Meta.index_name}`")), None)
+            index_keys = [key["AttributeName"] for key in index._get_schema()["key_schema"]]
+            if row is None:
+                wrong.append(f"{name}: no row for {index.Meta.index_name}")
+            else:
+                wrong += [f"{name}: {index.Meta.index_name}'s row does not name {key}" for key in index_keys
+                          if f"`{key}`" not in row.split(" | ")[1]]
+    assert wrong == []
