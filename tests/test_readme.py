@@ -418,3 +418,18 @@ def test_docs_data_model_md_has_every_table_index_and_key_the_models_declare():
                 wrong += [f"{name}: {index.Meta.index_name}'s row does not name {key}" for key in index_keys
                           if f"`{key}`" not in row.split(" | ")[1]]
     assert wrong == []
+
+
+def test_every_variable_the_docs_name_is_read_by_the_code():
+    """A setting renamed or removed must not live on in a doc or in the API reference's route
+    descriptions (`SPIKES_STRIPE_AGENT_*_PRICE_ID`, a pattern, is skipped): the settings, and the
+    variables the local tools read."""
+    from chalicelib.settings import SSM_PATH_VARIABLE
+    read = set(_defaults()) | {SSM_PATH_VARIABLE}
+    for folder in ("tools", "bench", "infra"):
+        for path in (ROOT / folder).rglob("*.py"):
+            read |= set(re.findall(r"SPIKES_[A-Z0-9_]*[A-Z0-9]", path.read_text(encoding="utf-8")))
+    described = ROOT / "chalicelib" / "api" / "openapi.py"  # the routes' descriptions at /docs
+    named = {(doc.name, name) for doc in ALL_DOCS + [described]
+             for name in re.findall(r"SPIKES_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_*])", doc.read_text(encoding="utf-8"))}
+    assert sorted((doc, name) for doc, name in named if name not in read) == []
