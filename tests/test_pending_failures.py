@@ -2,7 +2,8 @@
 and moved back with a growing delay while the others go on in the same invocation, parked after
 ``MAX_ATTEMPTS``, listed and requeued by an operator (tools/parked_work.py); a dependency
 failing for every unit charges none of them (docs/security.md 65). For the quota reset's
-Stripe-event runs and the delivery job's webhook releases, on moto and DynamoDB Local."""
+Stripe-event runs and the delivery job's webhook releases, on moto and DynamoDB Local, and the
+exports job's background exports."""
 from __future__ import annotations
 
 import json
@@ -21,6 +22,8 @@ from chalicelib.store.models import Delivery
 from chalicelib.store.pending_queue import PendingQueue, outage
 from infra import policy
 from tests import aws_calls
+from tests.test_background_exports import (_job_run, _read, _runs_until_done, _start, not_in_the_request,  # noqa: F401
+                                          owner_share, small_parts)
 from tests.test_pro_feature_runs import OWNERS, job, locked_owners, owners, stripe_event_leaves_a_run  # noqa: F401
 from tests.test_stripe_paging import pending_runs
 from tools import parked_work
@@ -305,3 +308,30 @@ def test_what_counts_as_a_dependency_failing_for_every_unit():
     for this_unit in (Boom(), KeyError("tier"), refused("ConditionalCheckFailedException"),
                       refused("ValidationException")):
         assert not outage(this_unit), this_unit
+
+
+# --- the exports job's background exports ----------------------------------------------------
+
+def test_an_export_whose_run_keeps_raising_is_parked_listed_and_requeued(client, owner_share, small_parts,
+                                                                         not_in_the_request, monkeypatch, capsys):
+    """The exports job parks a unit as every job does (and logs `pending.parked`, which the
+    operator alarm counts), but `make parked-work` listed only the other jobs' queues: the alarm
+    pointed at a command that showed nothing, and the export could not be put back."""
+    from chalicelib.store import exports as export_store
+    from chalicelib.store.files import Exports
+    token, share_id = owner_share
+    export_id = _start(client, f"?project={share_id}&format=csv", token)[1]["id"]
+    real_send = Exports.send_part
+
+    def failing(*args, **kwargs):
+        raise Boom("S3 said no")
+    monkeypatch.setattr(Exports, "send_part", failing)
+    monkeypatch.setattr(pending_work, "MAX_ATTEMPTS", 1)
+    assert _job_run()["parked"] == 1
+    status, listed = command(capsys, "list")
+    assert status == 0 and [(unit["unit"], unit["queue"]) for unit in listed] == [(f"export#{export_id}", "exports")]
+    monkeypatch.setattr(Exports, "send_part", real_send)
+    assert command(capsys, "requeue", f"export#{export_id}") == (0, [{"unit": f"export#{export_id}", "requeued": True}])
+    shown, _ = _runs_until_done(client, _read(client, export_id, token)[1], token)
+    assert shown["status"] == "done" and command(capsys, "list") == (0, [])
+    assert export_store.QUEUE.due(10, due_by=clock.epoch()) == []  # finished: its unit is gone
