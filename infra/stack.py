@@ -233,6 +233,7 @@ OPERATOR_EVENTS: Dict[str, Tuple[str, ...]] = {
     policy.USAGE_REPORT_FUNCTION: ("usage.report_refused", "usage.report_unknown"),  # parked usage events
     policy.QUOTA_RESET_FUNCTION: ("pending.parked",),  # a Stripe event's run parked after its attempts
     policy.WEBHOOK_DELIVERIES_FUNCTION: ("pending.parked",),  # a webhook release parked likewise
+    policy.SHARE_DELETIONS_FUNCTION: ("pending.parked",),  # a share deletion or unfinished upload likewise
     # A background export whose runs kept failing; an index it reads the older way when denied
     # (store/new_indexes.py: the shares' owner_status_index, the open spikes' indexes).
     policy.EXPORTS_FUNCTION: ("pending.parked", "store.index_access_denied"),

@@ -96,6 +96,16 @@ def test_every_function_that_reads_an_index_with_a_fallback_alarms_on_its_denial
             assert "store.index_access_denied" in stack.OPERATOR_EVENTS.get(function, ()), function
 
 
+def test_every_job_that_parks_work_alarms_when_it_does():
+    """Every job that works off a queue of pending units parks one after its attempts
+    (services/pending_work.Pass) and logs `pending.parked`: the share_deletions job's was counted
+    nowhere, so a deletion parked for good (its share `deleting`, its files and feedback kept)
+    raised no alarm while the others' did."""
+    parking = {policy.QUOTA_RESET_FUNCTION, policy.WEBHOOK_DELIVERIES_FUNCTION, policy.SHARE_DELETIONS_FUNCTION,
+               policy.EXPORTS_FUNCTION}
+    assert {function for function, events in stack.OPERATOR_EVENTS.items() if "pending.parked" in events} == parking
+
+
 def test_work_parked_for_an_operator_raises_an_alarm(built):
     """Each event that leaves work for an operator is counted from its function's log group
     into the metric of one alarm, under the name and level the code logs it with."""
