@@ -270,6 +270,8 @@ def _stale_references(name: str, text: str) -> list:
                 wrong += _missing_names(where, reference, module, names.split("."))
             else:
                 wrong.append(f"{where}: {reference} does not exist")
+        wrong += [f"{where}: python -m {module}: no such module" for module in re.findall(
+            r"-m ((?:tools|bench|infra)\.[\w.]*\w)", line) if _module_file(module) is None]
         for code in re.findall(r"`([^`\s]+)`", line):
             if code in _dotted_strings_of_the_code() or code.rsplit(".", 1)[-1] in NOT_CODE:
                 continue  # a log event, a browser key, a file or a host name
@@ -333,13 +335,15 @@ def test_the_docs_check_finds_what_names_nothing():
              "`services/accounts.Accounts._collects`, and what does exist: `store.shares.resolve`,\n"
              "`ledger.count_spike`, `services/accounts.Accounts._collect`, `usage.requeued`, `spikes.sh`\n"
              "`test_no_such_test`, tests/test_readme.py::test_no_such_test, `test_nothing.py`, and\n"
-             "tests/test_readme.py::test_the_docs_check_finds_what_names_nothing, `test_readme.py`\n")
+             "tests/test_readme.py::test_the_docs_check_finds_what_names_nothing, `test_readme.py`\n"
+             "python -m tools.devserver, python -m tools.devservers\n")
     assert _stale_names("plant.md", stale, _tests_by_name()) == [
         "plant.md:1: `store/shares.resolves`: chalicelib/store/shares.py defines no resolves",
         "plant.md:1: store/nothing.py does not exist",
         "plant.md:1: `services/accounts.Accounts._collects`: chalicelib/services/accounts.py defines no _collects",
         "plant.md:1: `store.shares.resolves`: chalicelib/store/shares.py defines no resolves",
         "plant.md:1: `ledger.count_spikes`: no count_spikes in any ledger.py",
+        "plant.md:5: python -m tools.devservers: no such module",
         "plant.md:3: no test test_no_such_test in tests/",
         "plant.md:3: no test test_no_such_test in tests/test_readme.py",
         "plant.md:3: no file test_nothing.py in tests/",
