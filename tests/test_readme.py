@@ -437,3 +437,16 @@ def test_every_variable_the_docs_name_is_read_by_the_code():
     named = {(doc.name, name) for doc in ALL_DOCS + [described]
              for name in re.findall(r"SPIKES_[A-Z0-9_]*[A-Z0-9](?![A-Z0-9_*])", doc.read_text(encoding="utf-8"))}
     assert sorted((doc, name) for doc, name in named if name not in read) == []
+
+
+def test_every_finding_the_docs_cite_is_a_section_of_docs_security_md():
+    """`docs/security.md, 248`, `(docs/security.md 171)`, `finding 240`: the reader goes there for
+    why, so the number must be a section (numbers are reserved per helper and leave gaps)."""
+    sections = {int(number) for number in re.findall(
+        r"^## (\d+)\.", (ROOT / "docs" / "security.md").read_text(encoding="utf-8"), re.M)}
+    cited = [(doc.name, match.group(0), int(number)) for doc in ALL_DOCS
+             for match in re.finditer(r"(?:security\.md,?|\bsecurity|\bfindings?)\s+((?:\d{1,3}(?:,\s*| and ))*\d{1,3})\b",
+                                      doc.read_text(encoding="utf-8"))
+             for number in re.findall(r"\d+", match.group(1))]
+    assert [(doc, text) for doc, text, number in cited if number not in sections] == []
+    assert len(cited) >= 150, "the pattern no longer finds the findings the docs cite"
