@@ -214,6 +214,20 @@ def test_rate_limit_counts_atomically(store_backend):
     assert decisions[4].remaining == 0 and decisions[5].retry_after >= 1
 
 
+def test_asking_whether_a_hit_would_be_refused_counts_none(store_backend):
+    """A share's password an export keeps is refused while no try is left, without counting one
+    while some are (services/share_access.py, docs/security.md 276): the counter is read on either
+    engine as ``check`` counts it, and left as it was."""
+    start = 60 * 116_670.0 + 10
+    assert not ratelimit.would_refuse("peek", "s", 5, 60, now=start)  # never counted
+    for i in range(4):
+        assert ratelimit.check("peek", "s", 5, 60, now=start + i).allowed
+    assert [ratelimit.would_refuse("peek", "s", 5, 60, now=start + 5) for _ in range(3)] == [False] * 3
+    assert ratelimit.check("peek", "s", 5, 60, now=start + 6).allowed  # the fifth: the asking counted none
+    assert ratelimit.would_refuse("peek", "s", 5, 60, now=start + 7)
+    assert not ratelimit.would_refuse("peek", "s", 5, 60, now=start + 60 * 2)  # two windows later
+
+
 def test_rate_limit_slides_across_windows(store_backend):
     for i in range(5):
         assert ratelimit.check("slide", "s", 5, 60, now=6_000_000.0 + 50 + i * 0.1).allowed

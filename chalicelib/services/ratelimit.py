@@ -61,9 +61,9 @@ def check(name: str, subject: str, limit: int, window_seconds: int, now: Optiona
     return _decision(current, previous, limit, window_seconds, now)
 
 
-def would_refuse(name: str, subject: str, limit: int, window_seconds: int) -> bool:
+def would_refuse(name: str, subject: str, limit: int, window_seconds: int, now: Optional[float] = None) -> bool:
     """Whether one more hit for ``subject`` would be refused now; a read, no hit counted."""
-    now = clock.epoch()
+    now = clock.epoch() if now is None else now
     current, previous = ledger.rate_window(name, subject, int(now // window_seconds))
     return not _decision(current + 1, previous, limit, window_seconds, now).allowed
 
