@@ -268,7 +268,7 @@ def test_two_overlapping_runs_neither_repeat_nor_lose_a_row(client, owner_share,
     """A run whose lease ran out (a stalled function) while another took the export: the part it
     sent then is left out of the file, and its next write is refused."""
     from chalicelib import clock, deps
-    from chalicelib.services import background_exports
+    from chalicelib.services import export_runs
     from chalicelib.store.files import Exports
     token, share_id = owner_share
     export_id = _start(client, f"?project={share_id}&format=jsonl", token)[1]["id"]
@@ -279,14 +279,14 @@ def test_two_overlapping_runs_neither_repeat_nor_lose_a_row(client, owner_share,
         etag = real_send(self, key, upload_id, number, body)
         if stalled["sent"] is None:  # the first run stalls here, past its lease; another takes over
             stalled["sent"] = number
-            later = clock.now() + timedelta(seconds=background_exports.LEASE_SECONDS + 1)
+            later = clock.now() + timedelta(seconds=export_runs.LEASE_SECONDS + 1)
             clock.use(lambda: later)
-            assert background_exports.advance(deps.exports(), export_id, lambda: 60_000)
+            assert export_runs.advance(deps.exports(), export_id, lambda: 60_000)
         return etag
     monkeypatch.setattr(Exports, "send_part", send_part)
 
     try:
-        assert background_exports.advance(deps.exports(), export_id, lambda: 60_000)
+        assert export_runs.advance(deps.exports(), export_id, lambda: 60_000)
         shown = _read(client, export_id, token)[1]
     finally:
         clock.use(None)
@@ -454,12 +454,12 @@ def test_an_unknown_or_absurd_id_is_a_404(client, owner_share):
 
 def test_a_finished_export_expires(client, owner_share):
     from chalicelib import clock
-    from chalicelib.services import background_exports
+    from chalicelib.services import export_runs
     token, share_id = owner_share
     shown = _start(client, f"?project={share_id}", token)[1]
     assert shown["status"] == "done"
     expires = clock.parse_iso(shown["expires_at"])
-    assert expires - clock.parse_iso(shown["created_at"]) <= timedelta(seconds=background_exports.KEEP_SECONDS + 60)
+    assert expires - clock.parse_iso(shown["created_at"]) <= timedelta(seconds=export_runs.KEEP_SECONDS + 60)
     try:
         clock.use(lambda: expires + timedelta(seconds=1))
         assert _read(client, shown["id"], token)[0] == 404

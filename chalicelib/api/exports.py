@@ -17,6 +17,7 @@ from chalicelib.lazy import lazy_import
 
 responses = lazy_import("chalicelib.api.responses")
 background_exports = lazy_import("chalicelib.services.background_exports")
+export_runs = lazy_import("chalicelib.services.export_runs")
 exports = lazy_import("chalicelib.services.exports")
 logs = lazy_import("chalicelib.logs")
 
@@ -64,8 +65,8 @@ def start_export():
     # The first part of the work now: a small export is done before the answer.
     time_left = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
     try:
-        background_exports.advance(deps.exports(), job.export_id,
-                                   background_exports.within(background_exports.REQUEST_SLICE_SECONDS, time_left))
+        export_runs.advance(deps.exports(), job.export_id,
+                            export_runs.within(background_exports.REQUEST_SLICE_SECONDS, time_left))
     except Exception:  # noqa: BLE001 - the job continues it; the caller has its id
         logs.get_logger("spikes.exports").exception("export.first_run_failed", export_id=job.export_id)
     location = f"{inputs.base_url(request)}/exports/{job.export_id}"

@@ -13,6 +13,7 @@ from chalicelib.lazy import lazy_import
 
 # Each job loads its own modules when it runs (the API function shares this import).
 background_exports = lazy_import("chalicelib.services.background_exports")
+export_runs = lazy_import("chalicelib.services.export_runs")
 webhook_delivery = lazy_import("chalicelib.services.webhook_delivery")
 quota_reset_job = lazy_import("chalicelib.services.quota_reset")
 share_cleanup = lazy_import("chalicelib.services.share_cleanup")
@@ -68,4 +69,4 @@ def usage_report(event: Any) -> Dict[str, Any]:
 @bp.schedule(Rate(1, unit=Rate.MINUTES), name="exports")
 def exports(event: Any) -> Dict[str, Any]:
     remaining = getattr(getattr(event, "context", None), "get_remaining_time_in_millis", None)
-    return background_exports.run_due(deps.exports(), background_exports.within(EXPORT_RUN_SECONDS, remaining))
+    return background_exports.run_due(deps.exports(), export_runs.within(EXPORT_RUN_SECONDS, remaining))

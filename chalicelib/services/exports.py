@@ -70,7 +70,7 @@ def _csv_row(item: dict) -> list:
 def render(items: Iterable[dict], fmt: str, header: bool = True) -> Iterator[str]:
     """Spikes as the client sees them (``spikes.to_client``), in ``fmt`` ("csv" or "jsonl"): the
     file's text a row at a time, as ``items`` are read (after the CSV's header, unless ``header``
-    is False: the rest of a file continued, services/background_exports.py)."""
+    is False: the rest of a file continued, services/export_runs.py)."""
     if fmt != "csv":
         for item in items:
             yield json.dumps(item, ensure_ascii=False) + "\n"
