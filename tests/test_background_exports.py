@@ -569,3 +569,89 @@ def test_an_upload_a_run_died_before_recording_is_taken_over_not_left_open(clien
     assert shown["status"] == "done" and _downloaded(shown["download_url"]) == _one_shot(
         client, f"?project={share_id}&format=jsonl", token)
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == [] and left["UploadId"]
+
+
+@pytest.fixture
+def item_writes(monkeypatch):
+    """Each DynamoDB UpdateItem and DeleteItem the code makes: (operation, the item's key, whether
+    its condition refused it)."""
+    from botocore.exceptions import ClientError
+    from pynamodb.connection.base import Connection
+    writes = []
+    original = Connection._make_api_call
+
+    def recording(self, operation_name, operation_kwargs):
+        if operation_name not in ("UpdateItem", "DeleteItem"):
+            return original(self, operation_name, operation_kwargs)
+        key = ",".join(f"{name}={value.get('S', value.get('N'))}" for name, value in operation_kwargs["Key"].items())
+        try:
+            answer = original(self, operation_name, operation_kwargs)
+        except ClientError as exc:
+            writes.append((operation_name, key, exc.response["Error"]["Code"] == "ConditionalCheckFailedException"))
+            raise
+        writes.append((operation_name, key, False))
+        return answer
+    monkeypatch.setattr(Connection, "_make_api_call", recording)
+    return writes
+
+
+def _slot_and_unit_writes(writes, export_id: str):
+    from chalicelib.store import exports as export_store
+    slot = export_store.get(export_id).detail["slot"]
+    return [write for write in writes if write[1] in (f"pk={slot}", f"delivery_id=export#{export_id}")]
+
+
+def test_the_run_that_ends_an_export_gives_back_its_slot_and_unit_once(client, owner_share, not_in_the_request,
+                                                                       item_writes):
+    """The job gave back the slot and deleted the unit of an export its own run had just ended,
+    then did both again, refused: two conditional writes wasted on every export."""
+    token, share_id = owner_share
+    export_id = _start(client, f"?project={share_id}", token)[1]["id"]
+    item_writes.clear()
+    summary = _job_run()
+    assert summary["advanced"] == summary["finished"] == 1 and _read(client, export_id, token)[1]["status"] == "done"
+    assert [(operation, refused) for operation, _, refused in _slot_and_unit_writes(item_writes, export_id)] == \
+        [("UpdateItem", False), ("DeleteItem", False)]
+    assert [write for write in item_writes if write[2]] == []  # the run had no write refused
+    assert _job_run()["pending"] == 0
+
+
+def test_the_job_gives_back_the_slot_and_unit_of_an_export_whose_run_died_before_it_did(client, owner_share,
+                                                                                        item_writes, monkeypatch):
+    from chalicelib.store import export_slots
+    from chalicelib.store import exports as export_store
+    token, share_id = owner_share
+    with monkeypatch.context() as died:  # the run stored the export done, then its process was gone
+        died.setattr(export_slots, "give_back", lambda key, export_id: False)
+        died.setattr(export_store, "finish_unit", lambda export_id: False)
+        shown = _start(client, f"?project={share_id}", token)[1]
+    assert shown["status"] == "done"
+    item_writes.clear()
+    summary = _job_run()
+    assert (summary["advanced"], summary["finished"]) == (0, 1)
+    assert [(operation, refused) for operation, _, refused in _slot_and_unit_writes(item_writes, shown["id"])] == \
+        [("UpdateItem", False), ("DeleteItem", False)]
+    assert _job_run()["pending"] == 0
+
+
+def test_a_slot_the_ending_run_could_not_give_back_is_given_back_by_the_jobs_next_run(client, owner_share,
+                                                                                     not_in_the_request, monkeypatch):
+    """The export's unit is kept until its slot is free: deleted while the slot's release had
+    failed, nothing gave the slot back before the export's 6-hour deadline."""
+    from chalicelib.store import export_slots
+    from chalicelib.store import exports as export_store
+    from chalicelib.store.models import LedgerItem
+    token, share_id = owner_share
+    export_id = _start(client, f"?project={share_id}", token)[1]["id"]
+    slot = export_store.get(export_id).detail["slot"]
+
+    def failing(key, export_id):
+        raise RuntimeError("DynamoDB said no")
+    with monkeypatch.context() as release_fails:
+        release_fails.setattr(export_slots, "give_back", failing)
+        _job_run()
+    assert _read(client, export_id, token)[1]["status"] == "done"
+    assert LedgerItem.get(slot, consistent_read=True).holder == export_id
+    assert _job_run()["finished"] == 1
+    assert LedgerItem.get(slot, consistent_read=True).holder is None
+    assert _job_run()["pending"] == 0

@@ -5,8 +5,8 @@ every minute, or the local server's loop), then handed over by a short-lived lin
 
 Each running export holds one of its requester's slots (store/export_slots.py: at most
 ``SPIKES_MAX_RUNNING_EXPORTS``, per account or per client network as ``exports.counted_as``
-counts exports), taken before it is stored, given back by the run that finishes or fails it, and
-free by itself at the export's deadline if that run died first.
+counts exports), taken before it is stored, given back by the run that finishes or fails it (if
+that run died first, by the job's next run, or else at the export's deadline by itself).
 
 Who may read an export is who started it (``requester``): the same account (any of its signed-in
 sessions; an export started with an API key, that key only, since a key may hold fewer scopes or
@@ -45,6 +45,7 @@ DUE_PER_RUN = 25
 # A start stores its export just after taking its slot: a slot held longer by no running export
 # was left by a start that died between the two, or a run that died before giving it back.
 SLOT_START_SECONDS = 60
+_FORGOTTEN = "forgotten"  # what run_due says of an ended export whose slot and unit it gave back
 
 
 def requester(secret: str, principal: Optional[Principal], project: Optional[str], password: Optional[str]) -> Dict:
@@ -134,7 +135,9 @@ def view(job: Job, files: Exports) -> Dict[str, Any]:
 
 def run_due(files: Exports, time_left_ms: export_runs.TimeLeft, part_bytes: Optional[int] = None) -> Dict[str, Any]:
     """The job: the running exports, each continued for a turn of ``TURN_SECONDS`` (then due again
-    behind the others), the longest waiting first, while the run's time lasts."""
+    behind the others), the longest waiting first, while the run's time lasts. An export its run
+    ended is done with (that run gave back its slot and unit); one no run could take is looked at
+    in case it ended and its run died before giving them back."""
     now = clock.epoch()
     runs = pending_work.Pass(export_store.QUEUE, now)
     summary = {"pending": 0, "advanced": 0, "finished": 0}
@@ -143,13 +146,22 @@ def run_due(files: Exports, time_left_ms: export_runs.TimeLeft, part_bytes: Opti
         if runs.stopped or time_left_ms() < export_runs.FINISHING_MS * 2:
             break
         turn = export_runs.within(TURN_SECONDS, time_left_ms)
-        ok, advanced = runs.attempt(unit, lambda: export_runs.advance(files, unit.name, turn, part_bytes))
-        summary["advanced"] += bool(ok and advanced)
-        stored = export_store.get(unit.name) if ok else None
-        if ok and (stored is None or stored.state != RUNNING):  # its run died before forgetting it
-            if stored is not None:
-                export_runs.free_slot(unit.name, stored.detail)
-            summary["finished"] += export_store.finish_unit(unit.name)
-        elif ok and advanced:
+        ok, state = runs.attempt(unit, lambda: export_runs.advance(files, unit.name, turn, part_bytes)
+                                 or _forget_ended(unit.name))
+        summary["advanced"] += ok and state in (RUNNING, DONE, FAILED)
+        summary["finished"] += ok and state in (DONE, FAILED, _FORGOTTEN)
+        if ok and state == RUNNING:
             export_store.QUEUE.postpone(unit, int(clock.epoch()))
     return {**summary, "failed": runs.failed, "parked": runs.parked, "stopped": runs.stopped}
+
+
+def _forget_ended(export_id: str) -> Optional[str]:
+    """An export no run could take: if it ended (or is gone) and the run that ended it died before
+    giving back its slot and unit, they are given back now (``_FORGOTTEN``); None while it runs
+    (another run holds it), or when its unit was gone already."""
+    stored = export_store.get(export_id)
+    if stored is not None and stored.state == RUNNING:
+        return None
+    if stored is not None:  # a failure here is the unit's (tried again later), the unit kept till then
+        export_slots.give_back(stored.detail.get("slot"), export_id)
+    return _FORGOTTEN if export_store.finish_unit(export_id) else None

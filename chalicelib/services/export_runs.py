@@ -45,12 +45,23 @@ FINISHING_MS = exports.FINISHING_MS  # what a run leaves of its time: one part s
 TimeLeft = Callable[[], float]
 
 
-def free_slot(export_id: str, detail: Dict) -> None:
-    """The export's slot given back (it ended); if that fails, its deadline frees it."""
+def free_slot(export_id: str, detail: Dict) -> bool:
+    """The export's slot given back (it ended or was never stored): False when that failed (the
+    job's next run tries again while the export's unit is kept; the export's deadline frees it)."""
     try:
         export_slots.give_back(detail.get("slot"), export_id)
     except Exception:  # noqa: BLE001 - the slot runs out by itself
         log.warning("export.slot_release_failed", export_id=export_id)
+        return False
+    return True
+
+
+def _forget(job: Job, detail: Dict) -> None:
+    """The ended export's slot given back and its pending unit deleted, each once. A slot that
+    could not be given back keeps the unit, so that the job's next run frees them both
+    (background_exports.run_due); deleted, nothing would give the slot back before the deadline."""
+    if free_slot(job.export_id, detail):
+        export_store.finish_unit(job.export_id)
 
 
 def overdue(job: Job, now: float) -> bool:
@@ -63,12 +74,13 @@ def within(seconds: float, time_left_ms: Optional[TimeLeft] = None) -> TimeLeft:
     return lambda: min((until - time.monotonic()) * 1000, time_left_ms() if time_left_ms else float("inf"))
 
 
-def advance(files: Exports, export_id: str, time_left_ms: TimeLeft, part_bytes: Optional[int] = None) -> bool:
-    """One run of an export, while ``time_left_ms`` allows: False when another run holds it or it
-    is no longer running, else True (done, failed, or to be continued by the next run)."""
+def advance(files: Exports, export_id: str, time_left_ms: TimeLeft, part_bytes: Optional[int] = None) -> Optional[str]:
+    """One run of an export, while ``time_left_ms`` allows: None when another run holds it or it
+    is no longer running, else the state the run left: DONE or FAILED when it ended the export
+    (and gave back its slot and unit), RUNNING when the next run continues (or another took it)."""
     job = export_store.claim(export_id, int(clock.epoch()), LEASE_SECONDS)
     if job is None:
-        return False
+        return None
     try:
         _advance(files, job, time_left_ms, part_bytes or export_files.EXPORT_PART_BYTES)
     except LeaseLost:
@@ -76,7 +88,7 @@ def advance(files: Exports, export_id: str, time_left_ms: TimeLeft, part_bytes: 
     except Exception:
         _give_back(job)
         raise
-    return True
+    return job.state
 
 
 def _give_back(job: Job) -> None:
@@ -139,8 +151,7 @@ def _advance(files: Exports, job: Job, time_left_ms: TimeLeft, part_bytes: int) 
         files.put_empty(detail["key"], detail["filename"], exports.FORMATS[detail["format"]])
     detail["finished_at"] = clock.iso_millis(clock.now())
     export_store.save(job, detail, state=DONE, expires_at=int(clock.epoch()) + KEEP_SECONDS)
-    free_slot(job.export_id, detail)
-    export_store.finish_unit(job.export_id)
+    _forget(job, detail)
     log.info("export.done", export_id=job.export_id, spikes=job.count, bytes=detail["bytes"])
 
 
@@ -180,6 +191,5 @@ def _fail(files: Exports, job: Job, detail: Dict, reason: str) -> None:
         files.abort_upload(detail["key"], detail["upload_id"])
     detail["error"] = reason
     export_store.save(job, detail, state=FAILED, expires_at=int(clock.epoch()) + KEEP_SECONDS)
-    free_slot(job.export_id, detail)
-    export_store.finish_unit(job.export_id)
+    _forget(job, detail)
     log.warning("export.failed", export_id=job.export_id, reason=reason)
