@@ -18,7 +18,6 @@ from chalicelib.lazy import lazy_import
 responses = lazy_import("chalicelib.api.responses")
 background_exports = lazy_import("chalicelib.services.background_exports")
 export_runs = lazy_import("chalicelib.services.export_runs")
-exports = lazy_import("chalicelib.services.exports")
 logs = lazy_import("chalicelib.logs")
 
 bp = Blueprint(__name__)
@@ -49,9 +48,7 @@ def _password(request, params: dict) -> Optional[str]:
 def start_export():
     request = bp.current_request
     params = _parameters(request)
-    fmt = (params.get("format") or "csv").lower()
-    if fmt not in exports.FORMATS:
-        raise ValidationFailed.field("format", "format must be csv or jsonl")
+    fmt = spike_routes.export_format(params)
     principal = spike_routes.principal_of(request)
     counted_as = spike_routes.count_export(request, params, principal)  # one with GET /spikes/export
     (scope, reviewer_emails), filters = spike_routes.scope_of(request, params, principal), spike_routes.filters_of(params)

@@ -204,6 +204,14 @@ def _prefix_ok(request) -> bool:
 
 # --- export ----------------------------------------------------------------------------------
 
+def export_format(params: dict) -> str:
+    """The format an export asks for (``GET /spikes/export``, ``POST /exports``): csv unless it says."""
+    fmt = (params.get("format") or "csv").lower()
+    if fmt not in exports.FORMATS:
+        raise ValidationFailed.field("format", "format must be csv or jsonl")
+    return fmt
+
+
 def count_export(request, params: dict, principal) -> Tuple[str, str]:
     """Each export (``GET /spikes/export``, and ``POST /exports`` on the same counter) reads a
     whole partition and may stage a file in S3 for a day (docs/security.md, 248): counted against
@@ -219,9 +227,7 @@ def count_export(request, params: dict, principal) -> Tuple[str, str]:
 def export_spikes():
     request = bp.current_request
     params = inputs.query(request)
-    fmt = (params.get("format") or "csv").lower()
-    if fmt not in exports.FORMATS:
-        raise ValidationFailed.field("format", "format must be csv or jsonl")
+    fmt = export_format(params)
     principal = principal_of(request)
     count_export(request, params, principal)  # before the share or any spike is read
     (scope, reviewer_emails), filters = scope_of(request, params, principal), filters_of(params)
