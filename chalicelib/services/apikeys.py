@@ -5,10 +5,8 @@ part names the stored item (``key_<id part>``), so authenticating is one GetItem
 constant-time comparison of SHA-256 hashes; the key itself is shown once and never stored.
 
 What a key's scopes grant is ``services/scopes.py``. Some things no key can do: paying, and
-loosening a key's limits, need the account owner's signed-in session.
-
-A key acting on keys can only tighten: a key it creates gets no scope, cap or expiry beyond
-its own, and it may lower a cap or shorten an expiry but not raise or remove one.
+loosening a key's limits, need the account owner's signed-in session. A key acting on keys can
+only tighten (``services/key_limits.py``).
 """
 from __future__ import annotations
 
@@ -21,10 +19,11 @@ from datetime import datetime, timezone
 from typing import List, Optional, Tuple
 
 from chalicelib import clock
-from chalicelib.errors import AuthFailed, AuthRequired, Conflict, NotFound, ScopeDenied, ValidationFailed
+from chalicelib.errors import AuthFailed, AuthRequired, Conflict, NotFound
 from chalicelib.logs import get_logger
-from chalicelib.services import key_budgets, key_owners, key_places, ownership, quotas, ratelimit, signup_limits
-from chalicelib.services.scopes import expand, normalise_scopes
+from chalicelib.services import key_budgets, key_limits, key_owners, key_places, ownership, quotas, ratelimit
+from chalicelib.services import signup_limits
+from chalicelib.services.scopes import normalise_scopes
 from chalicelib.services.usage import key_usage
 from chalicelib.crypto import constant_time_equals, token_hash
 from chalicelib.settings import Settings, get_settings
@@ -65,7 +64,7 @@ def looks_like_key(credential: Optional[str]) -> bool:
 def entry(key: ApiKey) -> dict:
     """One key as ``GET /auth/api-keys`` lists it (the CLI's ApiKeyEntry)."""
     return {"key_id": key.key_id, "key_prefix": key.key_prefix, "name": key.name, "scopes": key.scopes,
-            "monthly_cap_cents": _int_or_none(key.monthly_cap_cents), "revoked_at": key.revoked_at,
+            "monthly_cap_cents": key_limits.cents(key.monthly_cap_cents), "revoked_at": key.revoked_at,
             "expires_at": key.expires_at, "created_at": key.created_at, "last_used_at": key.last_used_at}
 
 
@@ -77,17 +76,9 @@ def describe(key: ApiKey, user: User) -> dict:
             "claimable": user.email is None, "usage": key_usage(key, clock.current_period())}
 
 
-def _int_or_none(value) -> Optional[int]:
-    return None if value is None else int(value)
-
-
-def _iso_ms(moment: datetime) -> str:
-    """All key times in one format (with milliseconds), so they order as strings."""
-    return clock.iso_millis(moment)
-
-
 def _now_iso(now: Optional[float] = None) -> str:
-    return _iso_ms(datetime.fromtimestamp(clock.epoch() if now is None else now, timezone.utc))
+    """All key times in one format (with milliseconds), so they order as strings."""
+    return clock.iso_millis(datetime.fromtimestamp(clock.epoch() if now is None else now, timezone.utc))
 
 
 # --- creating --------------------------------------------------------------------------------
@@ -110,50 +101,6 @@ class CreatedKey:
         return {"ok": True, "api_key": self.api_key, **entry(self.key), "account_id": self.user.user_id}
 
 
-def _future_iso(moment: Optional[datetime], now: float) -> Optional[str]:
-    if moment is None:
-        return None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-    try:  # a valid offset can carry a moment past 9999-12-31 UTC, which a datetime cannot hold
-        moment = moment.astimezone(timezone.utc)
-    except OverflowError:
-        raise ValidationFailed.field("expires_at", "expires_at must be in the future and before the year 10000 "
-                                                   "(UTC)") from None
-    if moment.timestamp() <= now:
-        raise ValidationFailed.field("expires_at", "expires_at must be in the future")
-    return _iso_ms(moment)
-
-
-def _looser(new, current) -> bool:
-    """True when limit ``new`` allows more than ``current`` (None = no limit)."""
-    if current is None:
-        return False
-    return new is None or new > current
-
-
-def _bounded_by(actor: Optional[ApiKey], request: KeyRequest, scopes: str, now: float):
-    """A key creating a key: nothing beyond its own scopes, cap and expiry (each inherited
-    when not given)."""
-    expires = _future_iso(request.expires_at, now)
-    cap = request.monthly_cap_cents
-    if actor is None:
-        return scopes, expires, cap
-    missing = " ".join(sorted(expand(scopes) - expand(actor.scopes)))
-    if missing:  # what it lacks: it has keys:manage, or it would not have got this far
-        raise ScopeDenied(missing, f"A key cannot create a key with scopes it does not have itself: {missing} "
-                                   f"(it has: {actor.scopes})")
-    actor_cap = _int_or_none(actor.monthly_cap_cents)
-    if cap is None:
-        cap = actor_cap
-    if _looser(cap, actor_cap):
-        raise ScopeDenied("account:write", "A key cannot create a key with a higher budget cap than its own")
-    if expires is None:
-        expires = actor.expires_at
-    if _looser(expires, actor.expires_at):
-        raise ScopeDenied("account:write", "A key cannot create a key that outlives it")
-    return scopes, expires, cap
-
-
 def _new_item(user_id: str, request: KeyRequest, scopes: str, expires: Optional[str], cap: Optional[int],
               created_by: str, now: float) -> Tuple[ApiKey, str]:
     key_id, raw = _new_secret()
@@ -170,7 +117,8 @@ def create(user: User, request: KeyRequest, actor: Optional[ApiKey] = None, now:
     now = clock.epoch() if now is None else now
     settings = settings or get_settings()
     asked = actor.scopes if actor is not None and not (request.scopes or "").strip() else request.scopes
-    scopes, expires, cap = _bounded_by(actor, request, normalise_scopes(asked), now)
+    scopes, expires, cap = key_limits.for_new_key(actor, normalise_scopes(asked), request.expires_at,
+                                                  request.monthly_cap_cents, now)
     made_by = key_budgets.lineage(actor)  # the keys whose caps bound it too
     # The rate bounds churn (create, revoke, create); the cap is exact (services/key_places.py).
     # A full account is refused first: a refusal takes none of the hourly allowance.
@@ -199,7 +147,7 @@ def signup(settings: Settings, client_ip: str, request: KeyRequest, now: Optiona
                            "keys with your session (POST /auth/api-key with Authorization: Bearer <token>)")
     now = clock.epoch() if now is None else now
     scopes = normalise_scopes(request.scopes)  # a refused request takes no allowance (finding 169)
-    expires = _future_iso(request.expires_at, now)
+    expires = key_limits.future_iso(request.expires_at, now)
     signup_limits.enforce(settings, client_ip)
     user = User(str(uuid.uuid4()), email=None, tier=quotas.FREE, created_at=_now_iso(now), active_shares=0)
     key, raw = _new_item(user.user_id, request, scopes, expires, request.monthly_cap_cents, "signup", now)
@@ -263,18 +211,9 @@ def _update(user: User, key_id: str, name, monthly_cap_cents, expires_at, actor:
     if name is not UNSET:
         changes["name"] = (name or "").strip() or None
     if monthly_cap_cents is not UNSET:
-        current = _int_or_none(key.monthly_cap_cents)
-        if actor is not None and (_looser(monthly_cap_cents, current)
-                                  or _looser(monthly_cap_cents, _int_or_none(actor.monthly_cap_cents))):
-            raise ScopeDenied("account:write", "Raising or removing a budget cap needs the account owner's "
-                                               "signed-in session, not an API key")
-        changes["monthly_cap_cents"] = monthly_cap_cents
+        changes["monthly_cap_cents"] = key_limits.new_cap(actor, key, monthly_cap_cents)
     if expires_at is not UNSET:
-        expires = _future_iso(expires_at, now)
-        if actor is not None and (_looser(expires, key.expires_at) or _looser(expires, actor.expires_at)):
-            raise ScopeDenied("account:write", "Extending or removing a key's expiry needs the account owner's "
-                                               "signed-in session, not an API key")
-        changes["expires_at"] = expires
+        changes["expires_at"] = key_limits.new_expiry(actor, key, expires_at, now)
     return key_store.change(key, key.user_id, _now_iso(now), **changes)  # its owner as read
 
 
