@@ -8,16 +8,15 @@ import re
 import secrets as _secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Optional
 
 
 from chalicelib import clock
 from chalicelib.errors import NotFound, TokenExpired, TokenInvalid, TokenUsed
 from chalicelib.logs import get_logger, mask_email
-from chalicelib.services import mail_limits, quotas, ratelimit, sessions
+from chalicelib.services import mail_limits, quotas, ratelimit, sessions, sign_in_mails
 from chalicelib.services.addresses import normalize_email
-from chalicelib.services.mailer import Mail
+from chalicelib.services.sign_in_mails import SignInRequest
 from chalicelib.crypto import new_token
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
@@ -48,18 +47,6 @@ class LoginRequested:
     code: str
 
 
-@dataclass(frozen=True)
-class SignInRequest:
-    """What a person approves when a sign-in is handed to another program (the CLI's e-mail
-    poll, a device): the code that program shows, when and from where it asked."""
-    code: str
-    requested_at: int
-    requester_ip: str
-
-    def when(self) -> str:
-        return datetime.fromtimestamp(self.requested_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def new_request_code() -> str:
     raw = "".join(_secrets.choice(USER_CODE_ALPHABET) for _ in range(8))
     return f"{raw[:4]}-{raw[4:]}"
@@ -86,7 +73,7 @@ class Accounts:
             mail_limits.enforce_total(self.settings)
 
     def _issue_login_token(self, email: str, purpose: str, device: Optional[AuthItem] = None,
-                           request: Optional["SignInRequest"] = None) -> str:
+                           request: Optional[SignInRequest] = None) -> str:
         token = new_token()
         now = int(clock.epoch())
         auth_store.save_login(token, email, purpose, created_at=request.requested_at if request else now,
@@ -96,25 +83,9 @@ class Accounts:
         return token
 
     def _send_link(self, email: str, token: str, subject: str, intro: str,
-                   request: Optional["SignInRequest"] = None, approvable_for: Optional[int] = None) -> None:
-        link = f"{self.base_url}/auth/verify?token={token}"
-        # A device's link approves only while the device code lives (often less than the link).
-        ttl = self.settings.login_token_ttl_seconds
-        minutes = ttl // 60 if approvable_for is None else max(1, min(ttl, approvable_for + 30) // 60)
-        if request is None:
-            action = f"Open this link to sign in (valid for {minutes} minutes, once):\n{link}"
-        else:
-            action = (f"What you would approve:\n  code       {request.code}\n"
-                      f"  requested  {request.when()}\n  from       {request.requester_ip}\n\n"
-                      "Approve only if you started this sign-in yourself and the program or page that "
-                      f"asked shows the same code. Open this link to review and approve it (valid for "
-                      f"{minutes} minutes, once):\n{link}")
-        text = (f"{intro}\n\n{action}\n\n"
-                f"Or exchange the token for a session of your own (it signs in only you):\n"
-                f"  curl -X POST {self.base_url}/auth/verify "
-                f"-H 'Content-Type: application/json' -d '{{\"login_token\": \"{token}\"}}'\n\n"
-                "If you did not ask for this, ignore this e-mail: nothing happens unless you approve.")
-        self.mailer.send(Mail(to=email, subject=subject, text=text))
+                   request: Optional[SignInRequest] = None, approvable_for: Optional[int] = None) -> None:
+        self.mailer.send(sign_in_mails.link_mail(self.base_url, self.settings.login_token_ttl_seconds, email, token,
+                                                 subject, intro, request, approvable_for))
 
     def request_login(self, email: str, client_ip: str) -> LoginRequested:
         email = normalize_email(email)
