@@ -68,6 +68,16 @@ def complete(client, token, share_id):
     return call(client, "POST", f"/shares/{share_id}/complete", token=token)
 
 
+def uploaded_by_a_key(client, tier):
+    """A new key of a ``tier`` account started an upload and sent its files, not completed yet:
+    the key, its id, the account's id and the upload as started."""
+    token, uid = signed_in(client, tier)
+    key, key_id = new_key(client, token)
+    started = start_presigned(client, key, FILES)[1]
+    upload_files(started)
+    return key, key_id, uid, started
+
+
 def held_over_a_full_keys_cap(client, token, moment, feedback=True):
     """A December upload made with a key capped at 1 cent (with feedback, or its files), and a
     January share made with the key (completed) filling its January cap: (key, key_id, the
@@ -97,10 +107,7 @@ def run_job(client, moment, at):
 def test_an_upload_completed_after_the_month_ended_is_billed_and_counted_in_the_new_month(
         backend_client, configured, moment):
     client = backend_client
-    token, uid = signed_in(client, quotas.AGENT)
-    key, key_id = new_key(client, token)
-    started = start_presigned(client, key, FILES)[1]
-    upload_files(started)
+    key, key_id, uid, started = uploaded_by_a_key(client, quotas.AGENT)
     assert account_cost(uid, DECEMBER) == SHARE_COST and key_use(key_id, DECEMBER) == (1, SHARE_COST)
 
     moment["at"] = NEW_YEAR
@@ -224,10 +231,7 @@ def test_an_upload_deleted_before_completion_gives_back_its_keys_share(backend_c
 
 def test_a_free_tier_upload_completed_in_the_next_month_is_counted_there(backend_client, configured, moment):
     client = backend_client
-    token, _ = signed_in(client, quotas.FREE)
-    key, key_id = new_key(client, token)
-    started = start_presigned(client, key, FILES)[1]
-    upload_files(started)
+    key, key_id, _, started = uploaded_by_a_key(client, quotas.FREE)
     moment["at"] = NEW_YEAR
     assert complete(client, key, started["share_id"])[0] == 200
     assert (key_use(key_id, DECEMBER)[0], key_use(key_id, JANUARY)[0]) == (0, 1)
@@ -245,10 +249,7 @@ def expire_now(share_id):
 def test_an_expiry_landing_during_the_completion_gives_the_keys_share_back_once(backend_client, configured, moment,
                                                                                  monkeypatch):
     client = backend_client
-    token, _ = signed_in(client, quotas.FREE)
-    key, key_id = new_key(client, token)
-    started = start_presigned(client, key, FILES)[1]
-    upload_files(started)
+    key, key_id, _, started = uploaded_by_a_key(client, quotas.FREE)
     real_activate = share_store.activate
 
     def expired_just_before(share, locked=False, also=None):
@@ -262,10 +263,7 @@ def test_an_expiry_landing_during_the_completion_gives_the_keys_share_back_once(
 
 def test_a_completion_landing_during_the_expiry_keeps_the_keys_share(backend_client, configured, moment):
     client = backend_client
-    token, _ = signed_in(client, quotas.FREE)
-    key, key_id = new_key(client, token)
-    started = start_presigned(client, key, FILES)[1]
-    upload_files(started)
+    key, key_id, _, started = uploaded_by_a_key(client, quotas.FREE)
     stale = share_store.get_by_id(started["share_id"], consistent=True)  # the job read it pending ...
     assert complete(client, key, started["share_id"])[0] == 200  # ... then this
     with pytest.raises(share_store.NoLongerPending):
@@ -276,10 +274,7 @@ def test_a_completion_landing_during_the_expiry_keeps_the_keys_share(backend_cli
 def test_a_deletion_that_read_the_upload_pending_keeps_the_count_of_a_completion_meanwhile(
         backend_client, configured, moment):
     client = backend_client
-    token, uid = signed_in(client, quotas.FREE)
-    key, key_id = new_key(client, token)
-    started = start_presigned(client, key, FILES)[1]
-    upload_files(started)
+    key, key_id, uid, started = uploaded_by_a_key(client, quotas.FREE)
     stale = share_store.get_by_id(started["share_id"], consistent=True)  # the deletion read it pending ...
     assert complete(client, key, started["share_id"])[0] == 200  # ... then this
     share_store.tombstone(stale, uid, while_pending=charges.uncounting_pending(stale))
