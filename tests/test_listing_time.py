@@ -10,6 +10,7 @@ from typing import Callable, List, Tuple
 import pytest
 from chalice.local import LambdaContext
 
+from chalicelib.services import push_listing
 from tests.conftest import call, sign_in
 from tests.factories import make_share
 from tests.test_open_spikes import _stored
@@ -70,11 +71,35 @@ def test_with_time_left_a_page_reads_on_as_before(backend_client, share_with_spi
     assert pages == [["s00002", "s00001", "s00000"]]
 
 
-def test_the_clis_push_listing_is_never_cut_short(backend_client, share_with_spikes, monkeypatch):
-    """The bare array has no cursor to continue with: it reads on (the push re-posts what it does
-    not see, so a short array would not lose feedback, but it would re-send it)."""
+def _pushed(client, token: str, query: str, most: int = 20) -> List[List[str]]:
+    """The CLI push's bare arrays, each continued from the X-Next-Cursor of the one before."""
+    arrays: List[List[str]] = []
+    cursor = None
+    for _ in range(most):
+        status, body, headers = call(client, "GET", f"/spikes?{query}&token={token}" + (
+            f"&cursor={cursor}" if cursor else ""), headers={"User-Agent": "ureq/2.12.1"})
+        assert status == 200 and isinstance(body, list), body
+        arrays.append([spike["id"] for spike in body])
+        cursor = headers.get("X-Next-Cursor")
+        if cursor is None:
+            return arrays
+    raise AssertionError(f"still reading after {most} requests")
+
+
+@pytest.mark.parametrize("rating, expected", [(None, lambda i: True), ("love", lambda i: i < 3)])
+def test_the_clis_push_listing_short_of_time_ends_where_its_reads_ended(
+        backend_client, share_with_spikes, monkeypatch, rating, expected: Callable[[int], bool]):
+    """The bare array (docs/security.md, 281) read page after page until the function was
+    killed (API Gateway's 5xx, the push failed and posted nothing). It now ends as a page does,
+    where its reads ended: the push re-posts what it does not see (answered with the id it has,
+    nothing stored twice), and X-Next-Cursor says where the array ended."""
     share, token = share_with_spikes
-    _time_left(monkeypatch, 2000)
-    status, body, _ = call(backend_client, "GET", f"/spikes?project={share.share_id}&rating=love&token={token}",
-                           headers={"User-Agent": "ureq/2.12.1"})
-    assert status == 200 and [spike["id"] for spike in body] == ["s00002", "s00001", "s00000"]
+    monkeypatch.setattr(push_listing, "READ_SIZE", 100)  # the array is read in pages of 100
+    query = f"project={share.share_id}" + (f"&rating={rating}" if rating else "")
+    wanted = [f"s{i:05d}" for i in reversed(range(STORED)) if expected(i)]
+    assert _pushed(backend_client, token, query) == [wanted]  # in time: one array, as before
+
+    _time_left(monkeypatch, 2000)  # under the listing's 3 s: one read only
+    arrays = _pushed(backend_client, token, query)
+    assert [spike_id for array in arrays for spike_id in array] == wanted  # nothing repeated or skipped
+    assert len(arrays) > 1 and all(len(array) <= 100 for array in arrays)

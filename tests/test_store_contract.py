@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import clock, deps
 from chalicelib.errors import InvalidCursor, SpikeLimit
-from chalicelib.services import ratelimit, spike_posts, spikes
+from chalicelib.services import push_listing, ratelimit, spike_posts, spikes
 from chalicelib.services.accounts import Accounts
 from chalicelib.services.spike_posts import NewSpike
 from chalicelib.services.spikes import Filters, Scope
@@ -186,16 +186,16 @@ def test_an_unpaged_listing_is_read_page_by_page_and_stops_short_of_its_weight(s
     for i in range(10):
         spike_posts.record(new_spike("unpaged", f"u{i}", comments="\u65e5" * 300 * (i + 1)), deps.settings(), "http://x")
     scope, every = Scope("project", "key#unpaged"), [f"u{i}" for i in reversed(range(10))]
-    whole = spikes.list_unpaged(scope, Filters(), 100, None, SECRET, 10 ** 9, read_size=3)
+    whole = push_listing.list_unpaged(scope, Filters(), 100, None, SECRET, 10 ** 9, read_size=3)
     assert [item["id"] for item in whole.items] == every and whole.next_cursor is None
     assert json.loads(whole.items_json) == whole.items
     weights = [lambda_answer.weight(spikes.items_json([item])) - 1 for item in whole.items]  # less a bracket
     for fitting in (1, 3, 4, 6, 7):  # ends inside a read page, at its end, before or after a page's first item
         max_bytes = 1 + sum(weights[:fitting]) + 1  # brackets, items less their commas, 1 short of the next
-        part = spikes.list_unpaged(scope, Filters(), 100, None, SECRET, max_bytes, read_size=3)
+        part = push_listing.list_unpaged(scope, Filters(), 100, None, SECRET, max_bytes, read_size=3)
         assert [item["id"] for item in part.items] == every[:fitting], fitting
         assert lambda_answer.weight(part.items_json) <= max_bytes
-    assert [i["id"] for i in spikes.list_unpaged(scope, Filters(rating="no"), 100, None, SECRET, 10 ** 9).items] == []
+    assert [i["id"] for i in push_listing.list_unpaged(scope, Filters(rating="no"), 100, None, SECRET, 10 ** 9).items] == []
 
 
 def test_cursor_cannot_cross_partitions(store_backend):
@@ -380,7 +380,7 @@ def test_an_unpaged_owners_listing_reads_the_pending_deletions_once(store_backen
     deleting_of = share_store.deleting_of
     monkeypatch.setattr(share_store, "deleting_of", lambda owner_id, limit: reads.append(owner_id) or
                         deleting_of(owner_id, limit))
-    listed = spikes.list_unpaged(Scope("owner", "u1"), Filters(), 100, None, SECRET, 10 ** 9, read_size=1)
+    listed = push_listing.list_unpaged(Scope("owner", "u1"), Filters(), 100, None, SECRET, 10 ** 9, read_size=1)
     assert [item["id"] for item in listed.items] == ["spk_4", "spk_2", "spk_1"]
     assert reads == ["u1"]
 

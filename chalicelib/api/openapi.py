@@ -158,14 +158,17 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                             rate_limited=True, query=(SPIKE_TOKEN,)),
     ("GET", "/spikes"): Op("List feedback, newest first", "spikes", READER,
                            ok={200: Union[SpikePageOut, List[SpikeOut]]}, errors=(404,),  # a protected share
+                           ok_headers=("X-Next-Cursor",),  # the bare array's
                            rate_limited=True,  # without a credential, and the password of a protected share
                            description="The CLI's push (user agent `ureq/…`, `?token=`, no Authorization "
                                        f"header) gets a bare JSON array of up to {spikes.MAX_PUSH_LISTING:,} "
-                                       "(docs/clients.md). 429 RATE_LIMIT: SPIKES_RATE_LISTINGS_PER_MINUTE "
+                                       "(docs/clients.md); when more follow, X-Next-Cursor holds where it "
+                                       "ended. 429 RATE_LIMIT: SPIKES_RATE_LISTINGS_PER_MINUTE "
                                        "listings a minute per client network without a credential. A page "
                                        "may hold fewer items than limit, even none, with a next_cursor, when a "
-                                       "filter matches little and the request's time runs short: follow "
-                                       "next_cursor until null.",
+                                       "filter matches little and the request's time runs short, or, without "
+                                       f"a credential, once its reads evaluated {spikes.ANONYMOUS_READ_ITEMS:,} "
+                                       "spikes: follow next_cursor until null.",
                            query=SPIKE_FILTERS + (("limit", f"1-{spikes.MAX_LIMIT}; default {spikes.DEFAULT_LIMIT} "
                                                    f"({spikes.MAX_LIMIT} for the Spikes CLI and MCP server, user agent "
                                                    "`ureq/…`, which read one page)", False),

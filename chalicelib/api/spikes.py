@@ -15,6 +15,7 @@ from chalicelib.lazy import lazy_import
 responses = lazy_import("chalicelib.api.responses")
 schemas = lazy_import("chalicelib.api.schemas")
 exports = lazy_import("chalicelib.services.exports")
+push_listing = lazy_import("chalicelib.services.push_listing")
 ratelimit = lazy_import("chalicelib.services.ratelimit")
 spike_posts = lazy_import("chalicelib.services.spike_posts")
 spikes = lazy_import("chalicelib.services.spikes")
@@ -27,6 +28,7 @@ MAX_LIMIT = 1000
 # The CLI's push compares its local ids with one bare array and re-posts every id it does not
 # see there (60 a minute per IP): the array holds as many as one answer carries, not one page.
 MAX_PUSH_LISTING = 10_000
+NEXT_CURSOR = "X-Next-Cursor"  # where the push's array ended, when more follow (as GET /auth/api-keys)
 # What the widget reads off a page is cut to length, not refused (docs/api-notes.md): the body
 # may weigh more than other JSON routes take, so a very long URL or title loses no feedback.
 MAX_SPIKE_BODY_BYTES = 512 * 1024
@@ -36,6 +38,13 @@ MAX_LISTING_BYTES = lambda_answer.MAX_BODY_WEIGHT
 # items found so far with a cursor: a filter matching little in a large partition would
 # otherwise read on until the function is killed (API Gateway's 503, no cursor to go on with).
 LISTING_FINISHING_MS = 3000
+# What a page read without a credential may evaluate (each of its one or two reads): the items
+# DynamoDB reads (a filter is applied after) and the Queries (1 MB each at most). A filter that
+# matched little read on until the time above, a whole partition of any size, 120 times a minute
+# per network (docs/security.md, 280). A page without a filter reads limit + 1 items whatever
+# this says; 8 MB of spikes weighs more than an answer carries (5 MB: it ends there anyway).
+ANONYMOUS_READ_ITEMS = 2000
+ANONYMOUS_READ_QUERIES = 8
 
 
 def _new_spike(data: dict) -> spike_posts.NewSpike:
@@ -157,13 +166,17 @@ def list_spikes():
     secret, cursor = deps.settings().secret_key.get_secret_value(), params.get("cursor") or None
     # Items are in responses.SpikeOut's wire shape already (spikes.to_client), and serialized once (to be
     # measured against the page's byte budget): sent as they are, not validated again here.
-    if bare_array:
-        listed = spikes.list_unpaged(scope, filters, limit, cursor, secret, MAX_LISTING_BYTES, reviewer_emails)
-        return responses.Preshaped(List[responses.SpikeOut], listed.items, listed.items_json)
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
+    keep_reading = time_left_ms and (lambda: time_left_ms() >= LISTING_FINISHING_MS)
+    if bare_array:  # ends short of time too (281): the push re-posts what it does not see, never lost
+        listed = push_listing.list_unpaged(scope, filters, limit, cursor, secret, MAX_LISTING_BYTES,
+                                           reviewer_emails, keep_reading=keep_reading)
+        return json_response(responses.Preshaped(List[responses.SpikeOut], listed.items, listed.items_json),
+                             headers={NEXT_CURSOR: listed.next_cursor} if listed.next_cursor else None)
+    read_limit = None if principal is not None else spikes.ReadLimit(max(limit + 1, ANONYMOUS_READ_ITEMS),
+                                                                     ANONYMOUS_READ_QUERIES)
     page = spikes.list_page(scope, filters, limit, cursor, secret, max_bytes=MAX_LISTING_BYTES,
-                            reviewer_emails=reviewer_emails,
-                            keep_reading=time_left_ms and (lambda: time_left_ms() >= LISTING_FINISHING_MS))
+                            reviewer_emails=reviewer_emails, keep_reading=keep_reading, read_limit=read_limit)
     return responses.Preshaped(responses.SpikePageOut, {"data": page.items, "next_cursor": page.next_cursor},
                      f'{{"data":{page.items_json},"next_cursor":{json.dumps(page.next_cursor)}}}')
 

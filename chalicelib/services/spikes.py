@@ -20,7 +20,7 @@ from chalicelib.store import share_work, spike_ids, spike_listings
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import Share, Spike
-from chalicelib.store.rows import Row
+from chalicelib.store.rows import ReadLimit, Row
 from chalicelib.store.spike_filters import Filters
 from chalicelib.store.spikes import Scope
 
@@ -30,7 +30,6 @@ RATINGS = ("love", "like", "meh", "no")
 MAX_SPIKE_ID_CHARS = 64
 MIN_ID_PREFIX_CHARS = 4
 PREFIX_SEARCH_LIMIT = 1000  # the page the MCP server's get_spikes reads (docs/clients.md)
-UNPAGED_READ_SIZE = 1000  # the largest page
 MAX_HIDDEN_DELETIONS = 300  # what one listing's filter leaves out, at most (DynamoDB's 4 KB expressions)
 ANONYMOUS = {"id": "anon", "name": "Anonymous"}
 
@@ -155,13 +154,15 @@ def project_scope(project: str, share: Optional[Share]) -> Scope:
 
 def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str,
               max_bytes: Optional[int] = None, reviewer_emails: bool = True,
-              keep_reading: Optional[Callable[[], bool]] = None) -> Page:
+              keep_reading: Optional[Callable[[], bool]] = None, read_limit: Optional[ReadLimit] = None) -> Page:
     """Up to ``limit`` spikes, newest first. ``max_bytes`` ends the page early when the
     serialized items would pass it (a Lambda answer is at most 6 MB); the cursor then
     continues right after the last item returned. ``keep_reading`` (False: the request's time
-    is running out) ends it early too, where the reads ended (store/spike_listings.page)."""
+    is running out) ends it early too, where the reads ended (store/spike_listings.page), and so
+    does ``read_limit`` (``rows.ReadLimit``: what each of the page's one or two reads may evaluate)."""
     filters = hiding_deletions(scope, filters)
-    items, next_cursor = spike_listings.page(scope, filters, limit, cursor, secret, keep_reading=keep_reading)
+    items, next_cursor = spike_listings.page(scope, filters, limit, cursor, secret, keep_reading=keep_reading,
+                                             read_limit=read_limit)
     wire = [to_client(spike, reviewer_emails) for spike in items]
     serialized = items_json(wire)
     # Measured as the answer carries it (chalicelib/lambda_answer.py): a page of feedback full
@@ -175,37 +176,10 @@ def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str],
             used[0] += lambda_answer.weight(items_json([to_client(spike, reviewer_emails)])) - 1
             return used[0] <= max_bytes
         items, next_cursor = spike_listings.page(scope, filters, limit, cursor, secret, budget=fits,
-                                                 keep_reading=keep_reading)
+                                                 keep_reading=keep_reading, read_limit=read_limit)
         wire = [to_client(spike, reviewer_emails) for spike in items]
         serialized = items_json(wire)
     return Page(wire, next_cursor, serialized)
-
-
-def list_unpaged(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str, max_bytes: int,
-                 reviewer_emails: bool = True, read_size: int = UNPAGED_READ_SIZE) -> Page:
-    """Up to ``limit`` spikes, newest first, in one answer without a cursor (the CLI's push never
-    pages), whose items stop short of ``max_bytes``: read as consecutive pages of ``read_size``,
-    so that no more than one page is held beyond what the answer carries."""
-    filters = hiding_deletions(scope, filters)  # once, not again for each page
-    items: List[dict] = []
-    parts: List[str] = []
-    used = 2  # the array's brackets
-    while len(items) < limit:
-        wanted, comma = min(read_size, limit - len(items)), 1 if parts else 0
-        # The page is measured with brackets of its own, and joins the answer after a comma.
-        page = list_page(scope, filters, wanted, cursor, secret, max_bytes=max_bytes - used + 2 - comma,
-                         reviewer_emails=reviewer_emails)
-        body = page.items_json[1:-1]
-        weight = lambda_answer.weight(body) + comma
-        if not page.items or used + weight > max_bytes:
-            break  # nothing more, or a page's first item (always listed) that does not fit
-        items += page.items
-        parts.append(body)
-        used += weight
-        cursor = page.next_cursor
-        if cursor is None or len(page.items) < wanted:
-            break  # the end, or the page ended early at the weight left
-    return Page(items, None, f"[{','.join(parts)}]")
 
 
 def iterate(scope: Scope, filters: Filters, before_read: Optional[Callable[[], None]] = None) -> Iterator[Row]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type
 
 from pynamodb.attributes import UnicodeAttribute
@@ -97,21 +98,33 @@ def _query_raw(connection, hash_key: str, **kwargs: Any) -> Dict[str, Any]:
         _raw.wanted = False
 
 
+@dataclass(frozen=True)
+class ReadLimit:
+    """The most one ``query_index`` reads, its first read always made whole: ``items`` (DynamoDB's
+    ScannedCount, what a Query is billed for) and ``queries`` (each reads at most 1 MB)."""
+    items: int
+    queries: int
+
+    def allows(self, read: int, queries: int) -> bool:
+        return read < self.items and queries < self.queries
+
+
 def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, *, limit: int,
                 filter_condition=None, start_key: Optional[Dict[str, Any]] = None, newest_first: bool = True,
                 page_size: int = 100, before_read: Optional[Callable[[], None]] = None,
-                position: Optional[Dict[str, Any]] = None,
-                keep_reading: Optional[Callable[[], bool]] = None) -> Tuple[List[Row], Optional[Dict[str, Any]]]:
+                position: Optional[Dict[str, Any]] = None, keep_reading: Optional[Callable[[], bool]] = None,
+                read_limit: Optional[ReadLimit] = None) -> Tuple[List[Row], Optional[Dict[str, Any]]]:
     """Up to ``limit`` matching rows of one index partition: a first read of ``page_size``, then
     reads sized by the filter's match rate until enough matched; returns them and where the
     last read page ended. ``before_read`` is called before each read (it may raise);
-    ``keep_reading`` before each read after the first (False: stop there, fewer rows);
+    ``keep_reading`` before each read after the first (False: stop there, fewer rows), and
+    ``read_limit`` too (spent: stop there; the reads after the first are cut to what it leaves);
     ``position["scanned"]``: where the reads that matched nothing yet ended (``iterate_index``)."""
     connection = model._get_connection()
     attributes = _attributes(model)
     rows: List[Row] = []
     last_key = start_key
-    read_size, read = page_size, 0
+    read_size, read, queries = page_size, 0, 0
     while len(rows) < limit:
         if before_read is not None:
             before_read()
@@ -121,13 +134,16 @@ def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, 
         items = response.get("Items", [])
         for item in items:
             rows.append(_row(attributes, item))
-        read += response.get("ScannedCount", len(items))
+        read, queries = read + response.get("ScannedCount", len(items)), queries + 1
         last_key = response.get("LastEvaluatedKey")
         if position is not None and not rows:
             position["scanned"] = _plain_key(last_key)
-        if not last_key or (keep_reading is not None and not keep_reading()):
+        if not last_key or (keep_reading is not None and not keep_reading()) \
+                or (read_limit is not None and not read_limit.allows(read, queries)):
             break
         read_size = _next_read_size(limit - len(rows), read, len(rows))
+        if read_limit is not None:
+            read_size = min(read_size, read_limit.items - read)
     return rows, last_key
 
 

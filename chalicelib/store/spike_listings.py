@@ -25,14 +25,15 @@ def _hash_attribute(scope: Scope) -> str:
 
 
 def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str,
-         budget: Optional[Callable[[rows.Row], bool]] = None,
-         keep_reading: Optional[Callable[[], bool]] = None) -> Tuple[List[rows.Row], Optional[str]]:
+         budget: Optional[Callable[[rows.Row], bool]] = None, keep_reading: Optional[Callable[[], bool]] = None,
+         read_limit: Optional[rows.ReadLimit] = None) -> Tuple[List[rows.Row], Optional[str]]:
     """Up to ``limit`` spikes, newest first, after ``cursor``; and the cursor of the next page
     (signed with ``secret`` and bound to the scope, so it cannot be moved to another one).
     ``budget`` is asked before each item after the first: False ends the page there.
     ``keep_reading`` is asked before each read after the first: False ends the page where the
     reads ended, with fewer items (none, when a filter matched nothing so far) and a cursor that
-    continues from there, so a filter matching little in a large partition answers in time."""
+    continues from there, so a filter matching little in a large partition answers in time.
+    ``read_limit`` ends it the same way once the reads evaluated that much (``rows.ReadLimit``)."""
     start = cursors.decode(secret, scope.cursor_scope, cursor)
     if start is not None and start.get(_hash_attribute(scope)) != scope.partition:
         raise InvalidCursor()
@@ -44,7 +45,8 @@ def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secr
         last_key = {name: {"S": value} for name, value in open_spikes.resumed(range_key, start).items()} or None
         found, ended = rows.query_index(Spike, index, scope.partition, limit=limit + 1, start_key=last_key,
                                         filter_condition=spike_filters.condition(filters),
-                                        page_size=max(limit + 1, 50), keep_reading=keep_reading)
+                                        page_size=max(limit + 1, 50), keep_reading=keep_reading,
+                                        read_limit=read_limit)
         stopped_at.clear()
         if ended is not None and len(found) <= limit:  # reads were stopped before the page filled
             stopped_at.update(spike_id=ended[Spike.spike_id.attr_name]["S"], sort_key=ended[range_key]["S"])

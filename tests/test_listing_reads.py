@@ -1,0 +1,102 @@
+"""A page of GET /spikes read without a credential evaluates a bounded number of spikes and
+Queries, and answers what it found with a cursor from where its reads ended (docs/security.md,
+280): a filter matching little read a partition of any size, until the function had 3 s left,
+and anyone with a public project key or a share's id could ask for that 120 times a minute per
+network. Paged to the end, the pages hold exactly what one unbounded page does; a page without a
+filter (`spikes pull --from`, which reads one page) and every caller with a credential read as
+before. On moto and on DynamoDB Local (backend_client)."""
+from __future__ import annotations
+
+import collections
+from typing import List, Tuple
+
+import pytest
+
+from chalicelib.api import spikes as spike_routes
+from chalicelib.store import rows
+from tests.conftest import call, sign_in
+from tests.factories import make_share
+from tests.test_open_spikes import _stored, counting_reads
+
+STORED = 300
+CLI = {"User-Agent": "ureq/2.12.1"}
+
+
+@pytest.fixture
+def public_share(backend_client):
+    share = make_share("owner@example.com", "big")
+    # the oldest three are loved, and every 7th of the rest is liked
+    _stored(share, STORED, lambda i: {"rating": "love" if i < 3 else ("like" if i % 7 == 0 else "meh")})
+    return share
+
+
+def _paged(client, query: str, reads: collections.Counter, most: int = 50, **kwargs) -> Tuple[List[List[str]], list]:
+    """Every page of a listing, followed by its cursors, and what each request read (its
+    spikes' Queries and the items they evaluated)."""
+    pages: List[List[str]] = []
+    spent = []
+    cursor = None
+    for _ in range(most):
+        reads.clear()
+        status, body, _ = call(client, "GET", f"/spikes?{query}" + (f"&cursor={cursor}" if cursor else ""), **kwargs)
+        assert status == 200, body
+        spent.append((reads["items read"], _spike_queries(reads)))
+        pages.append([spike["id"] for spike in body["data"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages, spent
+    raise AssertionError(f"still paging after {most} requests")
+
+
+def _spike_queries(reads: collections.Counter) -> int:
+    return sum(count for name, count in reads.items() if name and name.endswith("_index"))
+
+
+def _budget(monkeypatch, items: int = 2000, queries: int = 8) -> None:
+    monkeypatch.setattr(spike_routes, "ANONYMOUS_READ_ITEMS", items)
+    monkeypatch.setattr(spike_routes, "ANONYMOUS_READ_QUERIES", queries)
+
+
+@pytest.mark.parametrize("budget, read_size, most_items, most_queries", [
+    ({"items": 60}, 1000, 60, 2),  # a first read of 50, then the 10 left
+    ({"queries": 3}, 20, 90, 3),  # reads of 20 after the first 50
+])
+def test_a_page_without_a_credential_reads_no_more_than_its_budget_and_the_cursor_continues(
+        backend_client, public_share, monkeypatch, budget, read_size, most_items, most_queries):
+    _budget(monkeypatch, **budget)
+    monkeypatch.setattr(rows, "MAX_READ_SIZE", read_size)
+    reads = counting_reads(monkeypatch)
+    query = f"project={public_share.share_id}&rating=love&limit=10"
+    pages, spent = _paged(backend_client, query, reads)
+    # Each request read its budget at most (before: the first read the whole partition, 300).
+    assert all(items <= most_items and queries <= most_queries for items, queries in spent), spent
+    assert len(pages) > 1 and pages[0] == []  # the newest reads matched nothing: an empty page, with a cursor
+    assert [spike_id for page in pages for spike_id in page] == ["s00002", "s00001", "s00000"]
+    assert sum(items for items, _ in spent) == STORED  # nothing read twice
+
+    # The owner, with a credential, reads on as before: one page.
+    token = sign_in(backend_client, "owner@example.com")
+    pages, spent = _paged(backend_client, query, reads, token=token)
+    assert pages == [["s00002", "s00001", "s00000"]] and spent[0][0] == STORED
+
+
+def test_a_filter_matching_often_pages_as_before_without_a_credential(backend_client, public_share, monkeypatch):
+    _budget(monkeypatch, items=60)
+    reads = counting_reads(monkeypatch)
+    wanted = [f"s{i:05d}" for i in reversed(range(STORED)) if i >= 3 and i % 7 == 0]
+    pages, _ = _paged(backend_client, f"project={public_share.share_id}&rating=like&limit=5", reads)
+    assert [spike_id for page in pages for spike_id in page] == wanted
+    assert all(len(page) <= 5 for page in pages)
+
+
+@pytest.mark.parametrize("headers, size", [(CLI, STORED), ({}, 100)])
+def test_a_page_without_a_filter_is_never_cut_by_the_budget(backend_client, public_share, monkeypatch, headers, size):
+    """`spikes pull --from` (no credential, no filter, the largest page) reads one page: every
+    item read is listed, so the page is whole in one Query whatever the budget."""
+    _budget(monkeypatch, items=20, queries=1)
+    reads = counting_reads(monkeypatch)
+    status, body, _ = call(backend_client, "GET", f"/spikes?project={public_share.share_id}", headers=headers)
+    assert status == 200 and [spike["id"] for spike in body["data"]] == [f"s{i:05d}" for i in
+                                                                        reversed(range(STORED))][:size]
+    assert (body["next_cursor"] is None) == (size == STORED)
+    assert _spike_queries(reads) == 1
