@@ -3,8 +3,9 @@ Queries, and answers what it found with a cursor from where its reads ended (doc
 280): a filter matching little read a partition of any size, until the function had 3 s left,
 and anyone with a public project key or a share's id could ask for that 120 times a minute per
 network. Paged to the end, the pages hold exactly what one unbounded page does; a page without a
-filter (`spikes pull --from`, which reads one page) and every caller with a credential read as
-before. On moto and on DynamoDB Local (backend_client)."""
+filter (`spikes pull --from`, which reads one page) and the feedback's owner (or the admin) read
+as before; any other credential reads as a caller without one (282). On moto and on DynamoDB
+Local (backend_client)."""
 from __future__ import annotations
 
 import collections
@@ -13,9 +14,11 @@ from typing import List, Tuple
 import pytest
 
 from chalicelib.api import spikes as spike_routes
+from chalicelib.services import push_listing
 from chalicelib.store import rows
-from tests.conftest import call, sign_in
+from tests.conftest import ADMIN_TOKEN, call, sign_in
 from tests.factories import make_share
+from tests.test_apikeys import create_key
 from tests.test_open_spikes import _stored, counting_reads
 
 STORED = 300
@@ -100,3 +103,46 @@ def test_a_page_without_a_filter_is_never_cut_by_the_budget(backend_client, publ
                                                                         reversed(range(STORED))][:size]
     assert (body["next_cursor"] is None) == (size == STORED)
     assert _spike_queries(reads) == 1
+
+
+def _credential(client, who: str) -> str:
+    """A credential of ``who``: a session, or an API key it made (``<who> key <scopes>``)."""
+    email, _, scopes = who.partition(" key ")
+    token = sign_in(client, email)
+    return create_key(client, token, scopes=scopes)["api_key"] if scopes else token
+
+
+@pytest.mark.parametrize("who", ["stranger@example.com", "stranger@example.com key usage:read"])
+def test_a_credential_on_a_project_not_its_own_reads_under_the_same_budget(backend_client, public_share, monkeypatch,
+                                                                            who):
+    """Any account's credential (a free account is a magic link away, an agent's a key away)
+    read another's public share with no budget and no count (docs/security.md, 282): it now
+    reads as a caller without one, and its cursors still reach every match."""
+    _budget(monkeypatch, items=60)
+    token = _credential(backend_client, who)
+    reads = counting_reads(monkeypatch)
+    pages, spent = _paged(backend_client, f"project={public_share.share_id}&rating=love&limit=10", reads, token=token)
+    assert all(items <= 60 for items, _ in spent), spent  # before: one page, all 300 read
+    assert len(pages) > 1 and pages[0] == []
+    assert [spike_id for page in pages for spike_id in page] == ["s00002", "s00001", "s00000"]
+    assert sum(items for items, _ in spent) == STORED
+
+    # The push's bare array (?token=, ureq) of that project ends where a page's reads were cut
+    # (its pages' first reads are whole, 1,001 items: the Queries are cut here).
+    _budget(monkeypatch, queries=2)
+    monkeypatch.setattr(push_listing, "READ_SIZE", 10)
+    monkeypatch.setattr(rows, "MAX_READ_SIZE", 20)
+    reads.clear()
+    status, body, headers = call(backend_client, "GET", f"/spikes?token={token}&project={public_share.share_id}"
+                                 "&rating=love", headers=CLI)
+    assert status == 200 and body == [] and headers.get(spike_routes.NEXT_CURSOR)
+    assert _spike_queries(reads) == 2 and reads["items read"] == 70
+
+
+@pytest.mark.parametrize("who", ["owner@example.com key usage:read", "admin"])
+def test_the_owner_and_the_admin_read_a_project_page_whole(backend_client, public_share, monkeypatch, who):
+    _budget(monkeypatch, items=60)
+    token = ADMIN_TOKEN if who == "admin" else _credential(backend_client, who)
+    reads = counting_reads(monkeypatch)
+    pages, spent = _paged(backend_client, f"project={public_share.share_id}&rating=love&limit=10", reads, token=token)
+    assert pages == [["s00002", "s00001", "s00000"]] and spent[0][0] == STORED

@@ -166,9 +166,10 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                        "ended. 429 RATE_LIMIT: SPIKES_RATE_LISTINGS_PER_MINUTE "
                                        "listings a minute per client network without a credential. A page "
                                        "may hold fewer items than limit, even none, with a next_cursor, when a "
-                                       "filter matches little and the request's time runs short, or, without "
-                                       f"a credential, once its reads evaluated {spikes.ANONYMOUS_READ_ITEMS:,} "
-                                       "spikes: follow next_cursor until null.",
+                                       "filter matches little and the request's time runs short, or, unless "
+                                       "the caller owns the project's share (or is the admin), once its reads "
+                                       f"evaluated {spikes.ANONYMOUS_READ_ITEMS:,} spikes: follow next_cursor "
+                                       "until null.",
                            query=SPIKE_FILTERS + (("limit", f"1-{spikes.MAX_LIMIT}; default {spikes.DEFAULT_LIMIT} "
                                                    f"({spikes.MAX_LIMIT} for the Spikes CLI and MCP server, user agent "
                                                    "`ureq/…`, which read one page)", False),

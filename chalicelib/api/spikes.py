@@ -38,11 +38,12 @@ MAX_LISTING_BYTES = lambda_answer.MAX_BODY_WEIGHT
 # items found so far with a cursor: a filter matching little in a large partition would
 # otherwise read on until the function is killed (API Gateway's 503, no cursor to go on with).
 LISTING_FINISHING_MS = 3000
-# What a page read without a credential may evaluate (each of its one or two reads): the items
-# DynamoDB reads (a filter is applied after) and the Queries (1 MB each at most). A filter that
-# matched little read on until the time above, a whole partition of any size, 120 times a minute
-# per network (docs/security.md, 280). A page without a filter reads limit + 1 items whatever
-# this says; 8 MB of spikes weighs more than an answer carries (5 MB: it ends there anyway).
+# What a page read without a credential, or with one not the feedback owner's (nor the admin's),
+# may evaluate (each of its one or two reads): the items DynamoDB reads (a filter is applied
+# after) and the Queries (1 MB each at most). A filter that matched little read on until the time
+# above, a whole partition of any size, 120 times a minute per network, or uncounted with a free
+# account's credential (docs/security.md, 280 and 282). A page without a filter reads limit + 1
+# items whatever this says; 8 MB of spikes weighs more than an answer carries (5 MB: it ends there anyway).
 ANONYMOUS_READ_ITEMS = 2000
 ANONYMOUS_READ_QUERIES = 8
 
@@ -168,13 +169,15 @@ def list_spikes():
     # measured against the page's byte budget): sent as they are, not validated again here.
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
     keep_reading = time_left_ms and (lambda: time_left_ms() >= LISTING_FINISHING_MS)
+    # Only the feedback's owner (or the admin) reads without a limit: a free account's credential
+    # on someone else's project reads as the anonymous caller does (docs/security.md, 282).
+    read_limit = None if spikes.lists_as_owner(principal, _project_of(params)) else \
+        spikes.ReadLimit(max(min(limit, MAX_LIMIT) + 1, ANONYMOUS_READ_ITEMS), ANONYMOUS_READ_QUERIES)
     if bare_array:  # ends short of time too (281): the push re-posts what it does not see, never lost
         listed = push_listing.list_unpaged(scope, filters, limit, cursor, secret, MAX_LISTING_BYTES,
-                                           reviewer_emails, keep_reading=keep_reading)
+                                           reviewer_emails, keep_reading=keep_reading, read_limit=read_limit)
         return json_response(responses.Preshaped(List[responses.SpikeOut], listed.items, listed.items_json),
                              headers={NEXT_CURSOR: listed.next_cursor} if listed.next_cursor else None)
-    read_limit = None if principal is not None else spikes.ReadLimit(max(limit + 1, ANONYMOUS_READ_ITEMS),
-                                                                     ANONYMOUS_READ_QUERIES)
     page = spikes.list_page(scope, filters, limit, cursor, secret, max_bytes=MAX_LISTING_BYTES,
                             reviewer_emails=reviewer_emails, keep_reading=keep_reading, read_limit=read_limit)
     return responses.Preshaped(responses.SpikePageOut, {"data": page.items, "next_cursor": page.next_cursor},

@@ -109,6 +109,19 @@ def shows_reviewer_emails(principal: Optional[Principal], owner_id: Optional[str
     return principal is not None and principal.allows("spikes:read") and ownership.may_act_as_owner(principal, owner_id)
 
 
+def lists_as_owner(principal: Optional[Principal], project: Optional[str]) -> bool:
+    """Whether a listing is read by whom its feedback belongs to, and so without ``ReadLimit``:
+    the caller's own (no ``project``), a share's owner, the admin. Anyone else, with a credential
+    or without, reads a public project or a share by password under the limit (docs/security.md,
+    280 and 282): an account is a magic link away. The share is cached since ``readable`` read it."""
+    if principal is None:
+        return False
+    if not project or principal.is_admin:
+        return True
+    share = share_of(project)
+    return share is not None and ownership.may_act_as_owner(principal, share.owner_id)
+
+
 def shown_to(principal: Optional[Principal], spike: Spike) -> dict:
     """One spike in the wire format as ``principal`` reads it: reviewers' e-mail addresses only
     where a listing shows them (``shows_reviewer_emails``)."""
