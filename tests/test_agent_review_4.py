@@ -12,7 +12,7 @@ import requests
 from chalicelib import clock
 from chalicelib.services import metering, quotas
 from chalicelib.services.accounts import user_id_for
-from chalicelib.store import charges, held_charges, share_work
+from chalicelib.store import charges, held_charges, share_tombstones, share_work
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import OutboxItem, Share, User
 from infra import policy
@@ -151,7 +151,7 @@ def expire(share_id):
     with aws_calls.acting_as(policy.SHARE_DELETIONS_FUNCTION):
         share = share_store.get_by_id(share_id, consistent=True)
         charge = held_charges.get(metering.share_identifier(share_id))
-        share_store.tombstone_unfinished(share, also=held_charges.dropping(charge))
+        share_tombstones.tombstone_unfinished(share, also=held_charges.dropping(charge))
 
 
 def test_an_expiry_landing_during_the_completion_drops_the_charge_and_refuses_it(agent_on_backend, monkeypatch):
@@ -179,8 +179,8 @@ def test_a_completion_landing_during_the_expiry_keeps_the_share_and_its_charge(a
     stale = share_store.get_by_id(started["share_id"], consistent=True)
     charge = held_charges.get(metering.share_identifier(started["share_id"]))  # the job read it ...
     assert call(client, "POST", f"/shares/{started['share_id']}/complete", token=token)[0] == 200  # ... then this
-    with pytest.raises(share_store.NoLongerPending):
-        share_store.tombstone_unfinished(stale, also=held_charges.dropping(charge))
+    with pytest.raises(share_tombstones.NoLongerPending):
+        share_tombstones.tombstone_unfinished(stale, also=held_charges.dropping(charge))
     # Kept, and billed once.
     assert Share.get(f"share#{started['share_id']}").status == "active"
     assert held() == [] and len(share_events()) == 1 and period_cost(uid) == 1000

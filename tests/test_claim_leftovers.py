@@ -18,7 +18,7 @@ from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store import accounts as account_store
 from chalicelib.store import apikeys as key_store
-from chalicelib.store import share_moves, spike_moves
+from chalicelib.store import share_moves, share_tombstones, spike_moves
 from chalicelib.store import spikes as spike_store
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import Spike
@@ -146,7 +146,7 @@ def test_a_share_being_deleted_moves_without_counting(backend_client):
     kept, doomed = (presigned_uploads.start(deps.settings(), deps.share_files(), agent.user, ShareOptions(name=name),
                                             [FileSpec("index.html", 9, "text/html")], BASE, agent.key)[0]
                     for name in ("kept", "doomed"))
-    share_store.tombstone(doomed, created["account_id"])  # its clean-up not run yet
+    share_tombstones.tombstone(doomed, created["account_id"])  # its clean-up not run yet
     body = _claim(client, human, created["api_key"])
     assert body["moved"]["shares"] == 2, body
     assert share_store.get_by_id(doomed.share_id, consistent=True).owner_id == human_id
@@ -204,7 +204,7 @@ def test_a_share_of_a_drifted_count_is_moved_with_its_conditions(backend_client,
                                     [FileSpec("index.html", 9, "text/html")], BASE, agent.key)[0]
     Account(created["account_id"]).update(actions=[Account.active_shares.set(0)])  # the drift
     if meanwhile == "its deletion started":
-        _between_the_moves_writes(monkeypatch, lambda: share_store.tombstone(share, created["account_id"]))
+        _between_the_moves_writes(monkeypatch, lambda: share_tombstones.tombstone(share, created["account_id"]))
         expected_count = 0
     else:
         _between_the_moves_writes(monkeypatch, lambda: share_moves.move_to_owner(share, created["account_id"], human_id))
@@ -278,7 +278,7 @@ def test_a_moved_share_whose_answer_was_lost_is_counted(backend_client, store_ba
     share = presigned_uploads.start(deps.settings(), deps.share_files(), agent.user, ShareOptions(name=status),
                                     [FileSpec("index.html", 9, "text/html")], BASE, agent.key)[0]
     if status == "deleting":
-        share_store.tombstone(share, created["account_id"])
+        share_tombstones.tombstone(share, created["account_id"])
     # Whichever the move is: a transaction, or (a share being deleted, before) a single write.
     with commit_answer_lost("shares") as lost, write_answer_lost("update_item", "shares") as sent_twice:
         body = _claim(client, human, created["api_key"])
@@ -295,13 +295,13 @@ def test_a_deletion_that_read_its_share_before_the_move_keeps_the_slug_for_the_n
     created, agent, human, human_id = _agent_and_human(client, "claim-deletion-slug@example.com")
     share = presigned_uploads.start(deps.settings(), deps.share_files(), agent.user, ShareOptions(name="doomed slug"),
                                     [FileSpec("index.html", 9, "text/html")], BASE, agent.key)[0]
-    share_store.tombstone(share, created["account_id"])  # the deletion started, as the agent read it
+    share_tombstones.tombstone(share, created["account_id"])  # the deletion started, as the agent read it
     _claim(client, human, created["api_key"])
-    share_store.remove(share)  # and finishes with the share as it read it
+    share_tombstones.remove(share)  # and finishes with the share as it read it
     slug = share_store.Share.get(share_store.slug_pk(share.slug), consistent_read=True)
     assert (slug.share_id, slug.reserved_for) == (None, human_id), slug.attribute_values
     assert share_store.get_by_id(share.share_id, consistent=True) is None
-    share_store.remove(share)  # run again: nothing left to do
+    share_tombstones.remove(share)  # run again: nothing left to do
     assert share_store.Share.get(share_store.slug_pk(share.slug), consistent_read=True).reserved_for == human_id
 
 

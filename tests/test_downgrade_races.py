@@ -7,8 +7,7 @@ import pytest
 
 from chalicelib import clock, deps
 from chalicelib.services import metering, quota_reset, quotas
-from chalicelib.store import pro_features, share_settings
-from chalicelib.store import shares as share_store
+from chalicelib.store import pro_features, share_settings, share_tombstones
 from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import Share, User
 from tests.conftest import call, sign_in
@@ -168,7 +167,7 @@ def test_a_stripping_that_read_a_share_before_its_deletion_started_leaves_it_del
     """Locked again, a share whose deletion started would be forgotten by the deletion job (101)."""
     share = _protected_share(client, user_token)
     stale = Share.get(f"share#{share['share_id']}")
-    share_store.tombstone(Share.get(f"share#{share['share_id']}"), stale.owner_id)
+    share_tombstones.tombstone(Share.get(f"share#{share['share_id']}"), stale.owner_id)
     assert _strip_as_read(share["share_id"], stale) == 0
     assert Share.get(f"share#{share['share_id']}").status == "deleting"
 

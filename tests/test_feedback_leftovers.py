@@ -18,16 +18,17 @@ def test_feedback_posted_to_a_protected_share_being_deleted_is_kept_for_its_owne
     """The widget on a protected page still open posts after the owner deleted the share: the
     feedback was stored under the bare key, listed to anyone by the share's id or slug, with
     the password of the `?pw=` link the reviewer opened in its `url` and `page`."""
+    from chalicelib.store import share_tombstones
     from chalicelib.store import shares as share_store
     make_pro("owner@example.com")
     body = site(client, user_token, name="Locked", password="open sesame")
     slug, share = body["slug"], share_store.get_by_id(body["share_id"])
     address = f"http://127.0.0.1:8000/s/{slug}/?pw=open%20sesame"
-    share_store.tombstone(share, share.owner_id)  # the deletion started, not finished
+    share_tombstones.tombstone(share, share.owner_id)  # the deletion started, not finished
     posted = []
     for key in (body["share_id"], slug, "finished"):
         if key == "finished":
-            share_store.remove(share)  # finished: its slug is retired, kept for its owner
+            share_tombstones.remove(share)  # finished: its slug is retired, kept for its owner
             key = slug
         status, created, _ = call(client, "POST", "/spikes", {
             "type": "page", "projectKey": key, "url": address, "page": f"/s/{slug}/?pw=open%20sesame",

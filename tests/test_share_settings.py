@@ -89,7 +89,7 @@ def test_a_change_that_a_deletion_overtakes_is_404_and_the_deletion_finishes(cli
     from chalicelib import deps
     from chalicelib.services import share_cleanup
     from chalicelib.services import shares as share_service
-    from chalicelib.store import shares as share_store
+    from chalicelib.store import share_tombstones
     from tests.test_shares import user_of
     make_pro("owner@example.com")
     share_id = share_site(client, user_token, "Doomed", password="pw")["share_id"]
@@ -99,7 +99,7 @@ def test_a_change_that_a_deletion_overtakes_is_404_and_the_deletion_finishes(cli
 
     def read_then_deletion_starts(user, key, include_deleting=False):
         share = read(user, key, include_deleting)
-        share_store.tombstone(Share.get(f"share#{share_id}"), user.user_id)
+        share_tombstones.tombstone(Share.get(f"share#{share_id}"), user.user_id)
         return share
     monkeypatch.setattr(share_service, "owned_as_read", read_then_deletion_starts)
 

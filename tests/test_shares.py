@@ -477,13 +477,14 @@ def test_an_unfinished_upload_that_received_feedback_is_kept(client, user_token)
 
 
 def test_a_completion_racing_the_expiry_is_refused_not_half_deleted(client, user_token):
+    from chalicelib.store import share_tombstones
     from chalicelib.store import shares as share_store
     _, body, _ = start_presigned(client, user_token, [{"path": "index.html", "size": len(INDEX)}])
     requests.put(body["uploads"][0]["url"], data=INDEX, headers=body["uploads"][0]["headers"], timeout=10)
     real_activate = share_store.activate
 
     def expired_just_before(share, locked=False, also=None):  # the job's tombstone lands between publish and activate
-        share_store.tombstone_unfinished(share_store.get_by_id(share.share_id))
+        share_tombstones.tombstone_unfinished(share_store.get_by_id(share.share_id))
         return real_activate(share, locked, also)
     share_store.activate = expired_just_before
     try:
@@ -498,8 +499,8 @@ def test_a_completion_racing_the_expiry_is_refused_not_half_deleted(client, user
     requests.put(other["uploads"][0]["url"], data=INDEX, headers=other["uploads"][0]["headers"], timeout=10)
     stale = share_store.get_by_id(other["share_id"])
     assert call(client, "POST", f"/shares/{other['share_id']}/complete", token=user_token)[0] == 200
-    with pytest.raises(share_store.NoLongerPending):
-        share_store.tombstone_unfinished(stale)
+    with pytest.raises(share_tombstones.NoLongerPending):
+        share_tombstones.tombstone_unfinished(stale)
     assert Share.get(f"share#{other['share_id']}").status == "active"
 
 
@@ -746,6 +747,7 @@ def test_the_owner_takes_the_slug_back_when_the_job_finishes_the_deletion_meanwh
     that deletion (retiring the slug for the owner) before the refusal was looked into: the
     retirement found no deleting share and the owner got ``huge-2``, a new address for every link."""
     from chalicelib.services import share_deletion
+    from chalicelib.store import share_tombstones
     from chalicelib.store import shares as share_store
     old = share_site(client, user_token, "Huge")
     assert call(client, "POST", "/spikes", {"id": "s0", "type": "page", "projectKey": old["slug"], "page": "/",
@@ -753,12 +755,12 @@ def test_the_owner_takes_the_slug_back_when_the_job_finishes_the_deletion_meanwh
     monkeypatch.setattr(share_deletion, "REQUEST_DELETION_SECONDS", 0)
     assert call(client, "DELETE", f"/shares/{old['share_id']}", token=user_token)[0] == 200
     assert share_store.get_by_id(old["share_id"]).status == share_store.DELETING  # left to the job
-    retire = share_store.retire_for_reuse
+    retire = share_tombstones.retire_for_reuse
 
     def job_finished_first(slug, owner_id):
-        share_store.remove(share_store.get_by_id(old["share_id"], consistent=True))
+        share_tombstones.remove(share_store.get_by_id(old["share_id"], consistent=True))
         return retire(slug, owner_id)
-    monkeypatch.setattr(share_store, "retire_for_reuse", job_finished_first)
+    monkeypatch.setattr(share_tombstones, "retire_for_reuse", job_finished_first)
     new = share_site(client, user_token, "Huge")
     assert new["slug"] == "huge" and new["share_id"] != old["share_id"]
 
@@ -771,6 +773,7 @@ def test_the_owner_takes_the_slug_back_when_the_job_finishes_the_deletion_amid_i
     share, its conditional write found the claim retired already. Either way the owner got
     ``huge-2``, a new address for every link (found by tests/reliability/test_share_lifecycle.py)."""
     from chalicelib.services import share_deletion
+    from chalicelib.store import share_tombstones
     from chalicelib.store import shares as share_store
     old = share_site(client, user_token, "Huge")
     assert call(client, "POST", "/spikes", {"id": "s0", "type": "page", "projectKey": old["slug"], "page": "/",
@@ -784,7 +787,7 @@ def test_the_owner_takes_the_slug_back_when_the_job_finishes_the_deletion_amid_i
             return read_share(share_id, consistent)
         deleting = read_share(share_id, consistent=True)
         if deleting is not None and deleting.status == share_store.DELETING:
-            share_store.remove(deleting)
+            share_tombstones.remove(deleting)
             if window == "before retiring its slug":
                 return deleting  # as read a moment before the job removed it
         return read_share(share_id, consistent=True)
@@ -862,13 +865,13 @@ def test_feedback_sent_to_a_retired_slug_is_kept_for_its_owner(client, user_toke
 
 
 def test_finishing_a_deletion_again_leaves_the_owners_new_share_on_the_slug(client, user_token):
-    from chalicelib.store import shares as share_store
+    from chalicelib.store import share_tombstones
     body = share_site(client, user_token, "Twice")
     old = Share.get(f"share#{body['share_id']}")
     assert call(client, "DELETE", f"/shares/{body['share_id']}", token=user_token)[0] == 200
     again = share_site(client, user_token, "Twice")
     assert again["slug"] == body["slug"]
-    share_store.remove(old)  # a late retry of the first deletion's last step
+    share_tombstones.remove(old)  # a late retry of the first deletion's last step
     assert Share.get(f"slug#{body['slug']}").share_id == again["share_id"]
     assert Share.get(f"share#{again['share_id']}").slug == body["slug"]
     assert call(client, "GET", f"/s/{body['slug']}/")[0] == 200

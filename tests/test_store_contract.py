@@ -619,6 +619,7 @@ def test_a_listed_item_reads_as_the_stored_model_does(store_backend):
 def test_an_unfinished_upload_is_tombstoned_only_while_pending_and_empty(store_backend):
     """The share_deletions job's expiry of a presigned upload never completed races the
     owner's completion and any feedback posted to the share: exactly one of them wins."""
+    from chalicelib.store import share_tombstones
     from chalicelib.store import shares as share_store
     pending = make_share("owner@example.com", "pending-one", status=share_store.PENDING)
     completed = make_share("owner@example.com", "completed-one", status=share_store.PENDING)
@@ -630,12 +631,12 @@ def test_an_unfinished_upload_is_tombstoned_only_while_pending_and_empty(store_b
     LedgerItem(ledger.share_total_shard_key(pending.share_id, 3), count=0).save()  # a spike came and went
     assert User.get(pending.owner_id).active_shares == 4
 
-    share_store.tombstone_unfinished(pending)
-    with pytest.raises(share_store.NoLongerPending):
-        share_store.tombstone_unfinished(completed)
+    share_tombstones.tombstone_unfinished(pending)
+    with pytest.raises(share_tombstones.NoLongerPending):
+        share_tombstones.tombstone_unfinished(completed)
     for held in (with_feedback, old_counter):
-        with pytest.raises(share_store.HoldsFeedback):
-            share_store.tombstone_unfinished(held)
+        with pytest.raises(share_tombstones.HoldsFeedback):
+            share_tombstones.tombstone_unfinished(held)
         assert share_store.get_by_id(held.share_id, consistent=True).status == share_store.PENDING
     assert share_store.get_by_id(pending.share_id, consistent=True).status == share_store.DELETING
     assert share_store.get_by_id(completed.share_id, consistent=True).status == share_store.ACTIVE
@@ -646,27 +647,28 @@ def test_an_unfinished_upload_is_tombstoned_only_while_pending_and_empty(store_b
 
 
 def test_a_retired_slug_is_claimed_again_only_by_its_owner(store_backend):
-    """A deleted share's slug claim is retired, kept for the owner (store/shares.remove); the
+    """A deleted share's slug claim is retired, kept for the owner (store/share_tombstones.remove); the
     conditions that keep it are checked by the engine, not only by moto."""
     from chalicelib.services.shares import new_share_id
     from chalicelib.store import post_reads, reserved_slugs
+    from chalicelib.store import share_tombstones
     from chalicelib.store import shares as share_store
     old = make_share("owner@example.com", "kept")
     stranger = make_share("stranger@example.com", "theirs")
-    share_store.tombstone(old, old.owner_id)
-    share_store.remove(old)
+    share_tombstones.tombstone(old, old.owner_id)
+    share_tombstones.remove(old)
     assert share_store.resolve("kept") is None and post_reads.slug_claim("kept").share_id is None
     with pytest.raises(share_store.SlugTaken):
         share_store.insert(share_store.new(new_share_id(), slug="kept", owner_id=stranger.owner_id, name="x"),
                            stranger.owner_id, under_limit=None)
     again = make_share("owner@example.com", "kept")
     assert share_store.resolve("kept").share_id == again.share_id
-    share_store.remove(old)  # a late retry of the first deletion leaves the new claim alone
+    share_tombstones.remove(old)  # a late retry of the first deletion leaves the new claim alone
     assert share_store.resolve("kept").share_id == again.share_id
 
     # The owner's retired slugs are found by owner (no scan) and move with a claimed account.
     gone = make_share("owner@example.com", "gone")
-    share_store.remove(gone)
+    share_tombstones.remove(gone)
     assert list(reserved_slugs.reserved_for(old.owner_id)) == ["gone"]
     assert reserved_slugs.move_reservation("gone", old.owner_id, stranger.owner_id)
     assert not reserved_slugs.move_reservation("gone", old.owner_id, stranger.owner_id)  # moved already

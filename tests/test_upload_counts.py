@@ -11,7 +11,7 @@ import pytest
 from chalicelib import clock, deps
 from chalicelib.services import quotas, share_cleanup
 from chalicelib.services.accounts import user_id_for
-from chalicelib.store import charges, held_charges
+from chalicelib.store import charges, held_charges, share_tombstones
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import OutboxItem, Share, User
 from tests.conftest import call, sign_in
@@ -266,8 +266,8 @@ def test_a_completion_landing_during_the_expiry_keeps_the_keys_share(backend_cli
     key, key_id, _, started = uploaded_by_a_key(client, quotas.FREE)
     stale = share_store.get_by_id(started["share_id"], consistent=True)  # the job read it pending ...
     assert complete(client, key, started["share_id"])[0] == 200  # ... then this
-    with pytest.raises(share_store.NoLongerPending):
-        share_store.tombstone_unfinished(stale, also=charges.uncounting_pending(stale))
+    with pytest.raises(share_tombstones.NoLongerPending):
+        share_tombstones.tombstone_unfinished(stale, also=charges.uncounting_pending(stale))
     assert Share.get(f"share#{started['share_id']}").status == "active" and key_use(key_id, DECEMBER)[0] == 1
 
 
@@ -277,7 +277,7 @@ def test_a_deletion_that_read_the_upload_pending_keeps_the_count_of_a_completion
     key, key_id, uid, started = uploaded_by_a_key(client, quotas.FREE)
     stale = share_store.get_by_id(started["share_id"], consistent=True)  # the deletion read it pending ...
     assert complete(client, key, started["share_id"])[0] == 200  # ... then this
-    share_store.tombstone(stale, uid, while_pending=charges.uncounting_pending(stale))
+    share_tombstones.tombstone(stale, uid, while_pending=charges.uncounting_pending(stale))
     # Deleted, as asked; but it existed, so the key's count of it stays.
     assert Share.get(f"share#{started['share_id']}").status == "deleting" and key_use(key_id, DECEMBER)[0] == 1
     assert User.get(uid).active_shares == 0

@@ -12,7 +12,7 @@ import pytest
 from chalicelib import deps
 from chalicelib.services import quotas
 from chalicelib.services import share_deletion
-from chalicelib.store import held_charges
+from chalicelib.store import held_charges, share_tombstones
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import OutboxItem, User
@@ -140,7 +140,7 @@ def test_an_expiry_that_read_the_charge_before_a_completion_moved_it_gives_nothi
 
     def expiry_lands(files, copied_id, verified):  # ... and lands once the completion moved it
         with pytest.raises(ConditionFailed):
-            share_store.tombstone_unfinished(stale_share, also=held_charges.dropping(stale_charge))
+            share_tombstones.tombstone_unfinished(stale_share, also=held_charges.dropping(stale_charge))
         real_publish(files, copied_id, verified)
     monkeypatch.setattr(ShareFiles, "publish", expiry_lands)
     assert complete(client, token, share_id)[0] == 200

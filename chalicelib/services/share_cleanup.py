@@ -14,7 +14,7 @@ from chalicelib.services import metering, pending_work
 from chalicelib.services.presigned_uploads import unfinished_upload_seconds
 from chalicelib.services.share_deletion import finish_deletion
 from chalicelib.store import accounts as account_store
-from chalicelib.store import charges, held_charges, share_work
+from chalicelib.store import charges, held_charges, share_tombstones, share_work
 from chalicelib.store import shares as share_store
 from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import OutboxItem, Share
@@ -135,16 +135,16 @@ def _expire_unfinished(share_files: ShareFiles, marker: str, now: float, age: in
     if share is not None and share.status == PENDING:
         held = held_charges.get(metering.share_identifier(share_id))
         try:
-            share_store.tombstone_unfinished(share, also=together(
+            share_tombstones.tombstone_unfinished(share, also=together(
                 held_charges.dropping(held), charges.uncounting_pending(share)))
-        except share_store.HoldsFeedback:
+        except share_tombstones.HoldsFeedback:
             if held is not None and not _released(share, held, int(now)):
                 # Still held (no room under a cap): looked at again in a day, as now.
                 share_work.record_upload(share_work.PRESIGNED_UPLOADS, share_work.upload_marker(share_id, now),
                                          now + age)
             log.warning("share.unfinished_upload_kept", share_id=share_id, reason="has feedback")
             outcome = "kept"
-        except (share_store.NoLongerPending, NotFound):
+        except (share_tombstones.NoLongerPending, NotFound):
             pass  # completed or deleted meanwhile
         else:
             # If this fails, the deletion is recorded: finish_pending_deletions finishes it.

@@ -10,8 +10,7 @@ from chalicelib import clock
 from chalicelib.errors import NotFound
 from chalicelib.logs import get_logger
 from chalicelib.services import metering, outbound_webhooks, ownership, presigned_uploads, shares
-from chalicelib.store import charges, held_charges, ledger, share_work
-from chalicelib.store import shares as share_store
+from chalicelib.store import charges, held_charges, ledger, share_tombstones, share_work
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import Delivery, OutboxItem, Share, User
@@ -95,10 +94,10 @@ def _sweep_staging_later(share: Share, presign_ttl_seconds: Optional[int]) -> No
 def _tombstone(share: Share, user: User, deleted_event: Optional[Delivery], pending: bool, held: Optional[OutboxItem],
                uncount: Optional[Callable[[Transaction], None]]) -> None:
     try:
-        share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
+        share_tombstones.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
     except ConditionFailed:
         held = held_charges.get(metering.share_identifier(share.share_id)) if pending else None
-        share_store.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
+        share_tombstones.tombstone(share, user.user_id, _deletion_writes(deleted_event, held), uncount)
 
 
 def _deletion_writes(deleted_event: Optional[Delivery], held: Optional[OutboxItem]) -> Callable[[Transaction], None]:
@@ -122,7 +121,7 @@ def finish_deletion(share_files: ShareFiles, share: Share, until: Optional[float
     counted = ledger.share_spike_counts([share.share_id], consistent=True)[share.share_id] if just_started else 0
     if delete_share_spikes(share.share_id, share.created_at, until, counted) is None:
         return None
-    share_store.remove(share)
+    share_tombstones.remove(share)
     # The pending mark goes last: until then the job finds the deletion and drops the export
     # (the deleted feedback) even when the share record is already gone.
     share_files.drop_export(share.share_id)

@@ -21,7 +21,7 @@ from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.webhook_urls import validate_webhook_url
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import ledger, share_settings, share_work
+from chalicelib.store import ledger, share_settings, share_tombstones, share_work
 from chalicelib.store import shares as share_store
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ShareFiles
@@ -137,7 +137,7 @@ def insert_with_slug(share: Share, user: User, slug_wish: str, settings: Setting
             return insert()
         except share_store.SlugTaken:
             # Still held by one of the owner's shares whose deletion the job is finishing.
-            if not share_store.retire_for_reuse(share.slug, user.user_id):
+            if not share_tombstones.retire_for_reuse(share.slug, user.user_id):
                 continue
             try:
                 return insert()

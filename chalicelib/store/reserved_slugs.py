@@ -1,5 +1,5 @@
 """Retired slugs: a deleted share's slug claim stays, kept for the share's owner
-(``Share.reserved_for``, written by ``store/shares.remove``), so its old links never reach
+(``Share.reserved_for``, written by ``store/share_tombstones.remove``), so its old links never reach
 someone else's share. Found by owner through the sparse ``reserved_index``, without a scan: they
 move with a claimed key-only account, and an account's deletion can release them."""
 from __future__ import annotations

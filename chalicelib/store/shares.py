@@ -5,17 +5,17 @@ pk ``share#<share_id>`` holds a share; pk ``slug#<slug>`` claims a slug for one 
 written and deleted together, so neither a slug nor the share limit can be raced. When a share
 is deleted its claim is retired, not deleted: the slug stays its owner's (``reserved_for``), so
 the share's old links, and the widget on copies of its page, never reach someone else's share.
+A deletion, from its tombstone to the record's removal, is store/share_tombstones.py.
 """
 from __future__ import annotations
 
 import re
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from pynamodb.exceptions import PutError, QueryError
+from pynamodb.exceptions import QueryError
 
-from chalicelib import clock
 from chalicelib.errors import NotFound
-from chalicelib.store import accounts, ledger, new_indexes, share_work, transactions
+from chalicelib.store import accounts, new_indexes, share_work, transactions
 from chalicelib.store.models import Share, User
 from chalicelib.store.transactions import ConditionFailed, Transaction, update_if
 
@@ -39,14 +39,6 @@ class ShareIdTaken(Exception):
 
 class OwnerAtLimit(Exception):
     """The owner has as many active shares as the limit allows (or no longer exists)."""
-
-
-class NoLongerPending(Exception):
-    """A presigned upload's share that was to be expired was completed meanwhile."""
-
-
-class HoldsFeedback(Exception):
-    """A presigned upload's share that was to be expired received feedback."""
 
 
 def share_pk(share_id: str) -> str:
@@ -202,115 +194,3 @@ def activate(share: Share, locked: bool = False, also: Optional[Callable[[Transa
         except Share.DoesNotExist:
             raise NotFound("Share not found") from None
     return share
-
-
-def tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction], None]] = None,
-              while_pending: Optional[Callable[[Transaction], None]] = None) -> None:
-    """Start a deletion: mark the share ``deleting``, off the owner's count, recorded as pending,
-    with ``also``'s writes (the share.deleted event) and, only while it is still pending, with
-    ``while_pending``'s (what an upload never completed gives back). Idempotent; NotFound once gone."""
-    try:
-        if while_pending is not None:  # a completion meanwhile keeps what it counts
-            return _tombstone(share, owner_id, transactions.together(also, while_pending), unfinished_only=True)
-    except NoLongerPending:
-        pass
-    _tombstone(share, owner_id, also, unfinished_only=False)
-
-
-def tombstone_unfinished(share: Share, also: Optional[Callable[[Transaction], None]] = None) -> None:
-    """The tombstone of a presigned upload never completed, only while it is pending and holds no
-    feedback (its total's counters at 0), with ``also``'s writes (what it gives back): else
-    NoLongerPending (a completion got there first), HoldsFeedback (a spike did) or NotFound."""
-    def holds_no_spikes(tx: Transaction) -> None:
-        ledger.check_holds_no_spikes(tx, share.share_id)
-    try:
-        _tombstone(share, share.owner_id, transactions.together(holds_no_spikes, also), unfinished_only=True)
-    except ConditionFailed as failed:
-        if any(name.startswith(ledger.HOLDS_NO_SPIKES) for name in failed.failed):
-            raise HoldsFeedback() from None
-        raise
-
-
-def _tombstone(share: Share, owner_id: str, also: Optional[Callable[[Transaction], None]],
-               unfinished_only: bool) -> None:
-    decrement = True
-    status_condition = (Share.status == PENDING) if unfinished_only else \
-        (Share.status.does_not_exist() | (Share.status != DELETING))
-
-    def write(tx: Transaction) -> None:
-        tx.update("share", share, actions=[Share.status.set(DELETING)],
-                  condition=(Share.owner_id == owner_id) & status_condition)
-        share_work.record_deletion(tx, share.share_id, clock.epoch())
-        if decrement:
-            tx.update("owner", User(owner_id), actions=[User.active_shares.add(-1)], condition=User.active_shares > 0)
-        if also is not None:
-            also(tx)
-    while True:
-        try:
-            transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
-            share.status = DELETING
-            return
-        except ConditionFailed as failed:
-            if "share" in failed:
-                current = get_by_id(share.share_id)  # deleted, or marked by a concurrent call
-                if current is not None and current.status == DELETING:
-                    share.status = DELETING
-                    return
-                if current is not None and unfinished_only:
-                    raise NoLongerPending() from None
-                raise NotFound("Share not found") from None
-            if "owner" not in failed or not decrement:
-                raise
-            decrement = False  # the owner's count drifted to 0: do not count below zero
-
-
-def retire_for_reuse(slug: str, owner_id: str) -> bool:
-    """Retire ``slug`` now, as ``remove`` will, when it names one of ``owner_id``'s shares whose
-    deletion started: the owner's next share may take it again at once, not only once the
-    share_deletions job has finished a deletion that outlasted its request. True also when that
-    job retired it for them since their share was refused it, at any moment of this. False otherwise."""
-    for _ in range(2):  # read again once: the job finished that deletion after the claim was read
-        try:
-            claim = Share.get(slug_pk(slug), consistent_read=True)
-        except Share.DoesNotExist:
-            return False
-        if claim.share_id is None:
-            return claim.reserved_for == owner_id
-        deleting = get_by_id(claim.share_id, consistent=True)
-        if deleting is not None and (deleting.status != DELETING or deleting.owner_id != owner_id):
-            return False
-        try:
-            if deleting is not None:
-                Share(slug_pk(slug), reserved_for=owner_id, retired_at=clock.iso(clock.now())).save(
-                    condition=Share.share_id == deleting.share_id)
-                return True
-        except PutError as exc:
-            if not transactions.conditional_failed(exc):
-                raise  # else taken or retired meanwhile: read again
-    return False
-
-
-def remove(share: Share) -> None:
-    """Finish a deletion: the record goes and the slug claim is retired (kept for the owner as
-    stored: a claim may have moved the share since the deletion read it), together; run again
-    after the owner claimed the slug anew, it leaves that claim alone."""
-    retire, owner_id = share.slug is not None, share.owner_id
-
-    def write(tx: Transaction) -> None:
-        if retire:
-            tx.save("slug", Share(slug_pk(share.slug), reserved_for=owner_id, retired_at=clock.iso(clock.now())),
-                    condition=Share.pk.does_not_exist() | (Share.share_id == share.share_id))
-        tx.delete("share", Share(share.pk, share_id=share.share_id),
-                  condition=Share.pk.does_not_exist() | (Share.owner_id == owner_id))
-    for attempt in range(3):  # each reason at most once: the slug taken, the owner moved (to a person)
-        try:
-            transactions.run(write, attempts=MAX_TRANSACTION_ATTEMPTS, busy_message=BUSY)
-            return
-        except ConditionFailed as failed:
-            if attempt == 2 or ("share" not in failed and "slug" not in failed):
-                raise
-            if "share" in failed:  # claimed meanwhile (docs/security.md 71): its slug is the new owner's
-                current = get_by_id(share.share_id, consistent=True)
-                owner_id = current.owner_id if current is not None else owner_id
-            if "slug" in failed:
-                retire = False  # the slug names another share of the owner's now (or its reservation)
