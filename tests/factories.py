@@ -7,7 +7,7 @@ from typing import Optional
 
 from chalicelib import clock
 from chalicelib.services.accounts import user_id_for
-from chalicelib.services.shares import new_share_id
+from chalicelib.services.share_creation import new_share_id
 from chalicelib.store import accounts
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import Share, User

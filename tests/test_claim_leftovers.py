@@ -9,10 +9,11 @@ import requests
 
 from chalicelib import deps
 from chalicelib.errors import NotFound
-from chalicelib.services import presigned_uploads, share_deletion, shares, spike_posts, spikes
+from chalicelib.services import presigned_uploads, share_creation, share_deletion, shares, spike_posts, spikes
 from chalicelib.services.identity import Principal
 from chalicelib.services.scopes import expand
-from chalicelib.services.shares import FileSpec, ShareChanges, ShareOptions
+from chalicelib.services.share_creation import FileSpec, ShareOptions
+from chalicelib.services.shares import ShareChanges
 from chalicelib.services.spike_posts import NewSpike
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.accounts import user_id_for
@@ -73,8 +74,8 @@ def test_a_share_made_while_a_claim_runs_is_the_new_owners(backend_client, monke
     def create():
         options = ShareOptions(name=f"in flight {upload}")
         if upload == "direct":
-            return shares.create_share(deps.settings(), deps.share_files(), agent.user, options,
-                                       [UploadedFile("index.html", b"<p>hi</p>", "text/html")], BASE, agent.key)
+            return share_creation.create_share(deps.settings(), deps.share_files(), agent.user, options,
+                                               [UploadedFile("index.html", b"<p>hi</p>", "text/html")], BASE, agent.key)
         return presigned_uploads.start(deps.settings(), deps.share_files(), agent.user, options,
                                        [FileSpec("index.html", 9, "text/html")], BASE, agent.key)[0]
     made = _during_the_claim(monkeypatch, create)
@@ -243,8 +244,8 @@ def test_a_request_that_read_the_account_before_the_claim_finds_the_moved_share(
     caller's); sent again it worked. It is now done as the new owner, the first time."""
     client = backend_client
     created, agent, human, human_id = _agent_and_human(client, f"claim-{action}@example.com")
-    share = shares.create_share(deps.settings(), deps.share_files(), agent.user, ShareOptions(name="moves"),
-                                [UploadedFile("index.html", b"<p>hi</p>", "text/html")], BASE, agent.key)
+    share = share_creation.create_share(deps.settings(), deps.share_files(), agent.user, ShareOptions(name="moves"),
+                                        [UploadedFile("index.html", b"<p>hi</p>", "text/html")], BASE, agent.key)
     _claim(client, human, created["api_key"])
     if action == "read":
         assert shares.get_owned(agent.user, share.slug).owner_id == human_id
@@ -263,8 +264,8 @@ def test_a_request_that_read_the_account_before_the_claim_finds_the_moved_share(
 def _someone_elses_share(client):
     stranger = call(client, "POST", "/auth/api-key", {"name": "stranger"})[1]
     owner = account_store.get(stranger["account_id"], consistent=True)
-    return shares.create_share(deps.settings(), deps.share_files(), owner, ShareOptions(name="not yours"),
-                               [UploadedFile("index.html", b"<p>no</p>", "text/html")], BASE)
+    return share_creation.create_share(deps.settings(), deps.share_files(), owner, ShareOptions(name="not yours"),
+                                       [UploadedFile("index.html", b"<p>no</p>", "text/html")], BASE)
 
 
 @pytest.mark.parametrize("status", ["active", "deleting"])
@@ -388,8 +389,8 @@ def test_a_share_moved_between_its_read_and_its_write_is_changed_as_the_new_owne
     worked. The write refused so is now made as the new owner, the first time."""
     client = backend_client
     created, agent, human, human_id = _agent_and_human(client, f"claim-between-{action}@example.com")
-    share = shares.create_share(deps.settings(), deps.share_files(), agent.user, ShareOptions(name="moves"),
-                                [UploadedFile("index.html", b"<p>hi</p>", "text/html")], BASE, agent.key)
+    share = share_creation.create_share(deps.settings(), deps.share_files(), agent.user, ShareOptions(name="moves"),
+                                        [UploadedFile("index.html", b"<p>hi</p>", "text/html")], BASE, agent.key)
     read, claimed = shares.owned_as_read, []
 
     def read_then_claimed(user, key, include_deleting=False):
@@ -418,8 +419,8 @@ def test_a_share_the_claim_has_not_moved_yet_is_the_new_owners(backend_client, m
     The share is now moved by the request, as the claim would, and the request made on it."""
     client = backend_client
     created, agent, human, human_id = _agent_and_human(client, f"claim-unmoved-{action}@example.com")
-    share = shares.create_share(deps.settings(), deps.share_files(), agent.user, ShareOptions(name="moves"),
-                                [UploadedFile("index.html", b"<p>hi</p>", "text/html")], BASE, agent.key)
+    share = share_creation.create_share(deps.settings(), deps.share_files(), agent.user, ShareOptions(name="moves"),
+                                        [UploadedFile("index.html", b"<p>hi</p>", "text/html")], BASE, agent.key)
     moving, started, done = share_moves.move_to_owner, [], []
 
     def request_first(*args):

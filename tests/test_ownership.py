@@ -9,8 +9,8 @@ import pytest
 from chalicelib import deps
 from chalicelib.crypto import hash_password
 from chalicelib.errors import NotFound
-from chalicelib.services import identity, share_access, shares, spike_posts, spikes
-from chalicelib.services.shares import ShareOptions
+from chalicelib.services import identity, share_access, share_creation, spike_posts, spikes
+from chalicelib.services.share_creation import ShareOptions
 from chalicelib.services.spike_posts import NewSpike
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.store import accounts as account_store
@@ -21,8 +21,8 @@ from tests.test_claim_leftovers import BASE, _agent_and_human, _claim, _someone_
 
 
 def _agents_share(agent, protected: bool) -> Share:
-    share = shares.create_share(deps.settings(), deps.share_files(), agent.user, ShareOptions(name="mine"),
-                                [UploadedFile("index.html", b"<p>hi</p>", "text/html")], BASE, agent.key)
+    share = share_creation.create_share(deps.settings(), deps.share_files(), agent.user, ShareOptions(name="mine"),
+                                        [UploadedFile("index.html", b"<p>hi</p>", "text/html")], BASE, agent.key)
     if protected:  # an agent-tier account may protect its shares; written here to keep the account free
         share.update(actions=[Share.password_hash.set(hash_password("open sesame"))])
     return share_store.get_by_id(share.share_id)

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib import deps
 from chalicelib.errors import NotFound, ScopeDenied
-from chalicelib.services import identity, outbound_webhooks, share_deletion, shares, spike_posts, spikes
+from chalicelib.services import identity, outbound_webhooks, share_creation, share_deletion, shares, spike_posts, spikes
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.store.models import User
 from chalicelib.store.spike_filters import Filters
@@ -35,9 +35,9 @@ def test_an_agent_drives_the_services_without_a_route(client):
     User(_as_agent(raw_key).user_id).update(actions=[User.tier.set("pro")])  # a password needs Pro
     agent = _as_agent(raw_key)  # the account as the next request reads it
     settings = deps.settings()
-    share = shares.create_share(settings, deps.share_files(), agent.user,
-                                shares.ShareOptions(name="Landing", password="open sesame"), [PAGE], BASE_URL,
-                                agent.key)
+    share = share_creation.create_share(settings, deps.share_files(), agent.user,
+                                        share_creation.ShareOptions(name="Landing", password="open sesame"), [PAGE],
+                                        BASE_URL, agent.key)
     recorded = spike_posts.record(spike_posts.NewSpike(type="page", project_key=share.share_id, comments="Too slow",
                                                        reviewer={"id": "r1", "name": "Rae", "email": "rae@example.com"}),
                                   settings, BASE_URL, None)
@@ -65,8 +65,8 @@ def test_a_key_without_the_scope_is_refused_by_the_services_too(client):
     owner = sign_in(client, "owner@example.com")
     shares_only = _as_agent(_key(client, owner, "shares:read shares:write"))
     settings = deps.settings()
-    share = shares.create_share(settings, deps.share_files(), shares_only.user, shares.ShareOptions(name="Docs"),
-                                [PAGE], BASE_URL, shares_only.key)
+    share = share_creation.create_share(settings, deps.share_files(), shares_only.user, share_creation.ShareOptions(name="Docs"),
+                                        [PAGE], BASE_URL, shares_only.key)
     spike_posts.record(spike_posts.NewSpike(type="page", project_key=share.share_id,
                                             reviewer={"id": "r1", "name": "Rae", "email": "rae@example.com"}),
                        settings, BASE_URL, None)

@@ -250,14 +250,15 @@ def test_free_tier_share_limit_is_429_share_limit(client, user_token, env):
 def test_share_limit_holds_when_the_pre_check_saw_a_stale_count(client, user_token, env):
     """Two uploads racing past the pre-check: the transaction's condition still refuses."""
     from chalicelib.errors import ShareLimit
-    from chalicelib.services import shares
+    from chalicelib.services import share_creation
     from chalicelib.services.uploads import UploadedFile
     env(FREE_SHARE_LIMIT="1")
     stale_user = user_of("owner@example.com")  # active_shares == 0, as both racers saw it
     share_site(client, user_token, "winner")
     files = [UploadedFile("index.html", INDEX, "text/html")]
     with pytest.raises(ShareLimit):
-        shares.create_share(deps.settings(), deps.share_files(), stale_user, shares.ShareOptions(name="loser"), files, "http://x")
+        share_creation.create_share(deps.settings(), deps.share_files(), stale_user, share_creation.ShareOptions(name="loser"),
+                                    files, "http://x")
     assert user_of("owner@example.com").active_shares == 1
     assert [s.slug for s in all_items(Share) if s.pk.startswith("share#")] == ["winner"]
     assert len(s3_keys()) == 1
@@ -902,7 +903,7 @@ def test_metadata_sent_as_a_file_part_is_still_metadata(client, user_token):
 def _create_concurrently(owners: List[User], name: str) -> List[str]:
     import threading
     from chalicelib.errors import ShareLimit
-    from chalicelib.services import shares
+    from chalicelib.services import share_creation
     from chalicelib.services.uploads import UploadedFile
     settings, outcomes = deps.settings(), []
     barrier = threading.Barrier(len(owners))
@@ -911,8 +912,8 @@ def _create_concurrently(owners: List[User], name: str) -> List[str]:
         fresh = User.get(owner.user_id)  # every racer passes the pre-check
         barrier.wait(timeout=30)
         try:
-            shares.create_share(settings, deps.share_files(), fresh, shares.ShareOptions(name=name),
-                                [UploadedFile("index.html", INDEX, "text/html")], "http://x")
+            share_creation.create_share(settings, deps.share_files(), fresh, share_creation.ShareOptions(name=name),
+                                        [UploadedFile("index.html", INDEX, "text/html")], "http://x")
             outcomes.append("ok")
         except ShareLimit:
             outcomes.append("limit")
@@ -954,15 +955,17 @@ def test_concurrent_uploads_with_one_name_get_distinct_slugs(store_backend):
 
 def test_stale_pre_check_is_caught_by_the_transaction(store_backend, env):
     from chalicelib.errors import ShareLimit
-    from chalicelib.services import shares
+    from chalicelib.services import share_creation
     from chalicelib.services.uploads import UploadedFile
     from tests.factories import make_user
     env(FREE_SHARE_LIMIT="1")
     stale = make_user("stale@example.com")
     files = [UploadedFile("index.html", INDEX, "text/html")]
-    shares.create_share(deps.settings(), deps.share_files(), stale, shares.ShareOptions(name="first"), files, "http://x")
+    share_creation.create_share(deps.settings(), deps.share_files(), stale, share_creation.ShareOptions(name="first"), files,
+                                "http://x")
     with pytest.raises(ShareLimit):
-        shares.create_share(deps.settings(), deps.share_files(), stale, shares.ShareOptions(name="second"), files, "http://x")
+        share_creation.create_share(deps.settings(), deps.share_files(), stale, share_creation.ShareOptions(name="second"),
+                                    files, "http://x")
     assert User.get(stale.user_id).active_shares == 1
 
 

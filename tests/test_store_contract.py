@@ -649,7 +649,7 @@ def test_an_unfinished_upload_is_tombstoned_only_while_pending_and_empty(store_b
 def test_a_retired_slug_is_claimed_again_only_by_its_owner(store_backend):
     """A deleted share's slug claim is retired, kept for the owner (store/share_tombstones.remove); the
     conditions that keep it are checked by the engine, not only by moto."""
-    from chalicelib.services.shares import new_share_id
+    from chalicelib.services.share_creation import new_share_id
     from chalicelib.store import post_reads, reserved_slugs
     from chalicelib.store import share_tombstones
     from chalicelib.store import shares as share_store

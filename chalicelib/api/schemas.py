@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from chalicelib.lazy import lazy_import
 
+share_creation = lazy_import("chalicelib.services.share_creation")
 shares = lazy_import("chalicelib.services.shares")
 
 
@@ -196,9 +197,9 @@ class ShareMetadata(Closed):
     def _blank_is_absent(cls, value):
         return None if isinstance(value, str) and not value.strip() else value
 
-    def options(self) -> shares.ShareOptions:
+    def options(self) -> share_creation.ShareOptions:
         name = (self.name or self.title or self.slug or "share").strip()
-        return shares.ShareOptions(name=name, slug=self.slug, password=self.password, webhook_url=self.webhook_url)
+        return share_creation.ShareOptions(name=name, slug=self.slug, password=self.password, webhook_url=self.webhook_url)
 
 
 class FileAnnouncement(BaseModel):

@@ -22,6 +22,7 @@ identity = lazy_import("chalicelib.services.identity")
 outbound_webhooks = lazy_import("chalicelib.services.outbound_webhooks")
 presigned_uploads = lazy_import("chalicelib.services.presigned_uploads")
 ratelimit = lazy_import("chalicelib.services.ratelimit")
+share_creation = lazy_import("chalicelib.services.share_creation")
 share_deletion = lazy_import("chalicelib.services.share_deletion")
 share_links = lazy_import("chalicelib.services.share_links")
 shares = lazy_import("chalicelib.services.shares")
@@ -71,8 +72,8 @@ def create_share():
     metadata = inputs.validate(schemas.ShareMetadata, upload.metadata)
     outbound_webhooks.require_receiver_scope(principal, metadata.webhook_url)
     base_url = inputs.base_url(request)
-    share = shares.create_share(settings, deps.share_files(), principal.user, metadata.options(), upload.files, base_url,
-                                principal.key)
+    share = share_creation.create_share(settings, deps.share_files(), principal.user, metadata.options(), upload.files,
+                                        base_url, principal.key)
     return _created(share, base_url, **_new_webhook_secret(share))
 
 
@@ -85,7 +86,7 @@ def start_upload():
     outbound_webhooks.require_receiver_scope(principal, body.webhook_url)
     paths = [uploads.normalise_path(item.path) for item in body.files]
     # The served type follows the extension, whatever the client announced.
-    files = [shares.FileSpec(path=path, size=item.size, content_type=uploads.content_type_for(path))
+    files = [share_creation.FileSpec(path=path, size=item.size, content_type=uploads.content_type_for(path))
              for path, item in zip(paths, body.files)]
     base_url = inputs.base_url(request)
     share, targets = presigned_uploads.start(settings, deps.share_files(), principal.user, body.options(), files, base_url,

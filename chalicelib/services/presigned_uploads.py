@@ -12,8 +12,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 from chalicelib import clock
 from chalicelib.errors import DependencyUnavailable, InvalidFilename, NotFound, ValidationFailed
 from chalicelib.logs import get_logger
-from chalicelib.services import metering, quotas, shares, uploads
-from chalicelib.services.shares import FileSpec, ShareOptions
+from chalicelib.services import metering, quotas, share_creation, shares, uploads
+from chalicelib.services.share_creation import FileSpec, ShareOptions
 from chalicelib.settings import Settings
 from chalicelib.store import share_work
 from chalicelib.store import shares as share_store
@@ -60,8 +60,8 @@ def _start(settings: Settings, share_files: ShareFiles, user: User, options: Sha
     uploads.check_total_size(sum(f.size for f in files), settings.max_share_bytes)
     uploads.check_listed_paths([f.path for f in files])
     uploads.check_served_sizes([(f.path, f.size, f.content_type) for f in files], settings.max_served_file_bytes)
-    shares.check_options(settings, user, options, base_url)
-    share = shares.new_share_record(shares.new_share_id(), user, options, files, PENDING)
+    share_creation.check_options(settings, user, options, base_url)
+    share = share_creation.new_share_record(share_creation.new_share_id(), user, options, files, PENDING)
     # Recorded before the share: one never completed is removed by the share_deletions job
     # (share_cleanup.expire_unfinished_uploads), which frees its place in the owner's limit.
     charge = metering.share_charge(settings, user, share.share_id, key, held=True)
@@ -71,9 +71,9 @@ def _start(settings: Settings, share_files: ShareFiles, user: User, options: Sha
     cleanable_at = clock.parse_iso(share.created_at).timestamp() + unfinished_upload_seconds(settings.presign_ttl_seconds)
     share_work.record_upload(share_work.PRESIGNED_UPLOADS, marker, cleanable_at)
     try:
-        share = shares.insert_with_slug(share, user, options.slug or options.name, settings, base_url, charge, key)
+        share = share_creation.insert_with_slug(share, user, options.slug or options.name, settings, base_url, charge, key)
     except Exception:
-        stored = shares.stored_all_the_same(share, user, share_work.PRESIGNED_UPLOADS, marker)
+        stored = share_creation.stored_all_the_same(share, user, share_work.PRESIGNED_UPLOADS, marker)
         if stored is None:
             raise
         share = stored
