@@ -131,6 +131,15 @@ def test_authentication_schemes_and_error_envelope(client):
     error = doc["components"]["schemas"]["ErrorOut"]
     assert {"error", "code", "request_id"} <= set(error["required"])
     assert "| `RATE_LIMIT` | 429 |" in doc["info"]["description"]
+
+
+def test_the_error_codes_table_lists_only_what_is_answered(client):
+    """UsageLimit, the base of SPIKE_LIMIT and SHARE_LIMIT, inherits BAD_REQUEST and is never
+    raised itself: a `BAD_REQUEST | 429` row named an answer no route gives."""
+    _, doc, _ = call(client, "GET", "/openapi.json")
+    rows = set(re.findall(r"^\| `([A-Z_]+)` \| (\d+) \|$", doc["info"]["description"], re.M))
+    assert {("SPIKE_LIMIT", "429"), ("SHARE_LIMIT", "429"), ("BAD_REQUEST", "400")} <= rows
+    assert ("BAD_REQUEST", "429") not in rows
     assert doc["servers"] == [{"url": "http://localhost"}] or doc["servers"][0]["url"].startswith("http")
 
 
