@@ -377,6 +377,38 @@ def test_polling_an_export_opened_by_a_password_spends_no_password_tries(client,
     assert call(client, "GET", f"/exports/{anonymous}?project={share_id}", headers=by_password)[0] in (404, 429)
 
 
+def test_a_password_changed_as_an_export_starts_does_not_keep_the_old_one_open(client, owner_share, monkeypatch):
+    """The start sealed the password it was given against the share read a second time, after the
+    access check: a password changed between the two reads was sealed as the new one's, and the old
+    password, refused everywhere else, kept opening the export's polls, uncounted, for as long as
+    the new one stood (docs/security.md, 283). Now the seal is of the share the check read."""
+    from chalicelib.crypto import hash_password
+    from chalicelib.services import share_access, targets
+    from chalicelib.store.models import Share
+    _, share_id = owner_share
+
+    def set_password(password: str) -> None:  # as the owner's PATCH does, in another function
+        Share.get(f"share#{share_id}").update(actions=[Share.password_hash.set(hash_password(password)),
+                                                       Share.password_version.add(1)])
+        targets.forget()
+    set_password("open sesame")
+    checked = share_access.require_feedback_access
+    changed = []
+
+    def checked_then_changed(*args, **kwargs):
+        checked(*args, **kwargs)
+        if not changed:  # the owner changes the password just after the start's check
+            changed.append(set_password("changed"))
+    monkeypatch.setattr(share_access, "require_feedback_access", checked_then_changed)
+    old = {"X-Share-Password": "open sesame"}
+    status, started, _ = _start(client, f"?project={share_id}", None, headers=old)
+    assert status == 202 and changed
+    assert call(client, "GET", f"/exports/{started['id']}?project={share_id}", headers=old)[0] == 404
+    # The new password is not the starter's either: nobody reads it.
+    new = {"X-Share-Password": "changed"}
+    assert call(client, "GET", f"/exports/{started['id']}?project={share_id}", headers=new)[0] == 404
+
+
 def test_whoever_holds_an_exports_id_guesses_its_password_no_faster_than_the_unlock_form(client, owner_share,
                                                                                         from_network):
     """A poll of an export a share's password opened compared its password with the starter's

@@ -42,9 +42,9 @@ def test_an_agent_drives_the_services_without_a_route(client):
                                                        reviewer={"id": "r1", "name": "Rae", "email": "rae@example.com"}),
                                   settings, BASE_URL, None)
 
-    scope, reviewer_emails = spikes.readable(settings, agent, share.share_id)
-    page = spikes.list_page(scope, Filters(), 10, None, settings.secret_key.get_secret_value(),
-                            reviewer_emails=reviewer_emails)
+    decided = spikes.readable(settings, agent, share.share_id)
+    page = spikes.list_page(decided.scope, Filters(), 10, None, settings.secret_key.get_secret_value(),
+                            reviewer_emails=decided.reviewer_emails)
     assert [item["id"] for item in page.items] == [recorded.id] and page.items[0]["reviewer"]["email"]
     resolved = spikes.set_resolved(agent, recorded.id[:8], True, prefix_ok=True)
     assert spikes.shown_to(agent, resolved)["resolved"] is True
@@ -76,5 +76,4 @@ def test_a_key_without_the_scope_is_refused_by_the_services_too(client):
         outbound_webhooks.require_receiver_scope(shares_only, "https://hooks.example/in")
     exported = spikes.exported_for(shares_only, shares.export_spikes(share))
     assert exported and "email" not in exported[0]["reviewer"]
-    _, reviewer_emails = spikes.readable(settings, shares_only, share.share_id)  # public listing
-    assert reviewer_emails is False
+    assert spikes.readable(settings, shares_only, share.share_id).reviewer_emails is False  # public listing

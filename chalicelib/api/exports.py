@@ -51,14 +51,16 @@ def start_export():
     fmt = spike_routes.export_format(params)
     principal = spike_routes.principal_of(request)
     counted_as = spike_routes.count_export(request, params, principal)  # one with GET /spikes/export
-    (scope, reviewer_emails), filters = spike_routes.scope_of(request, params, principal), spike_routes.filters_of(params)
+    decided, filters = spike_routes.access_of(request, params, principal), spike_routes.filters_of(params)
     settings = deps.settings()
     project = params.get("project") or None
     password = _password(request, params)
     started_by = background_exports.requester(settings.secret_key.get_secret_value(), principal, project, password)
-    job = background_exports.start(started_by, scope, filters, reviewer_emails, fmt, project, "|".join(counted_as),
-                                   settings.max_running_exports,
-                                   background_exports.password_seal(settings, principal, project, password))
+    # The seal of the share the access was decided on: read again, a password changed meanwhile
+    # would seal the old one as the new one's (docs/security.md, 283).
+    job = background_exports.start(started_by, decided.scope, filters, decided.reviewer_emails, fmt, project,
+                                   "|".join(counted_as), settings.max_running_exports,
+                                   background_exports.password_seal(settings, principal, decided.share, password))
     # The first part of the work now: a small export is done before the answer.
     time_left = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
     try:

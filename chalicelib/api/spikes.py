@@ -123,15 +123,22 @@ def _project_of(params: dict) -> Optional[str]:
     return project
 
 
-def scope_of(request, params: dict, principal=None, emails: bool = True,
-             password_seal: Optional[str] = None) -> Tuple[spikes.Scope, bool]:
-    """The spikes the caller (``principal`` when already resolved) may list, and whether
-    reviewers' e-mail addresses are shown (``spikes.readable`` decides; ``emails`` False: not asked)."""
+def access_of(request, params: dict, principal=None, emails: bool = True,
+              password_seal: Optional[str] = None) -> spikes.Access:
+    """What the caller (``principal`` when already resolved) may list, whether reviewers' e-mail
+    addresses are shown, and the share read to decide it (``spikes.readable``; ``emails`` False: not asked)."""
     project = _project_of(params)
     principal = principal if principal is not None else principal_of(request)
     return spikes.readable(deps.settings(), principal, project,
                            password=request.headers.get("x-share-password") or params.get("password"),
                            client_ip=inputs.client_ip(request), emails=emails, password_seal=password_seal)
+
+
+def scope_of(request, params: dict, principal=None, emails: bool = True,
+             password_seal: Optional[str] = None) -> Tuple[spikes.Scope, bool]:
+    """The spikes the caller may list, and whether reviewers' e-mail addresses are shown (``access_of``)."""
+    decided = access_of(request, params, principal, emails, password_seal)
+    return decided.scope, decided.reviewer_emails
 
 
 def wants_bare_array(request) -> bool:

@@ -26,13 +26,14 @@ from typing import Any, Dict, Optional
 from chalicelib import clock
 from chalicelib.crypto import sign
 from chalicelib.errors import ExportLimit
-from chalicelib.services import export_runs, exports, pending_work, share_access, spikes
+from chalicelib.services import export_runs, exports, pending_work, share_access
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
 from chalicelib.store import export_slots
 from chalicelib.store import exports as export_store
 from chalicelib.store.exports import DONE, FAILED, RUNNING, Job
 from chalicelib.store.files import Exports
+from chalicelib.store.models import Share
 from chalicelib.store.spike_filters import Filters
 from chalicelib.store.spikes import Scope
 
@@ -74,13 +75,14 @@ def same_access(job: Job, scope: Scope, reviewer_emails: bool) -> bool:
     return [scope.index, scope.partition] == job.detail["scope"] and (reviewer_emails or not job.detail["emails"])
 
 
-def password_seal(settings: Settings, principal: Optional[Principal], project: Optional[str],
+def password_seal(settings: Settings, principal: Optional[Principal], share: Optional[Share],
                   password: Optional[str]) -> Optional[str]:
     """What an export keeps of the share's password that let its start in, so that its reader's
-    polls, which give the password again, spend no counted password try (share_access.password_seal)."""
-    if not project or password is None:
+    polls, which give the password again, spend no counted password try (share_access.password_seal).
+    ``share``: the one whose access was checked (``spikes.readable``'s), not read again (283)."""
+    if share is None or password is None:
         return None
-    return share_access.sealed_password(settings, spikes.share_of(project), principal, password)
+    return share_access.sealed_password(settings, share, principal, password)
 
 
 def start(started_by: Dict, scope: Scope, filters: Filters, reviewer_emails: bool, fmt: str,

@@ -138,9 +138,18 @@ def exported_for(principal: Principal, exported: List[dict]) -> List[dict]:
                                   if name != "email"}} for item in exported]
 
 
+@dataclass(frozen=True)
+class Access:
+    """What ``readable`` decided, and the share it read to decide it (None: the key names none), so
+    that what is kept of it (an export's password seal) is of that share, not one read again (283)."""
+    scope: Scope
+    reviewer_emails: bool
+    share: Optional[Share] = None
+
+
 def readable(settings: Settings, principal: Optional[Principal], project: Optional[str],
              password: Optional[str] = None, client_ip: str = "unknown", emails: bool = True,
-             password_seal: Optional[str] = None) -> Tuple[Scope, bool]:
+             password_seal: Optional[str] = None) -> Access:
     """The spikes ``principal`` may list or export, and whether reviewers' e-mail addresses are
     shown: by project key, public whoever asks (the contract: "public when provided") unless
     the share it names is private (its owner, the admin, or ``password``:
@@ -153,11 +162,11 @@ def readable(settings: Settings, principal: Optional[Principal], project: Option
         share = share_of(project)
         if share is not None and share_access.is_private(share):
             share_access.require_feedback_access(settings, share, principal, password, client_ip, password_seal)
-        return project_scope(project, share), emails and shows_reviewer_emails(principal,
-                                                                               share.owner_id if share else None)
+        return Access(project_scope(project, share),
+                      emails and shows_reviewer_emails(principal, share.owner_id if share else None), share)
     if principal is not None:
         principal.require("spikes:read")
-    return scope_for(principal), True
+    return Access(scope_for(principal), True)
 
 
 def project_scope(project: str, share: Optional[Share]) -> Scope:
