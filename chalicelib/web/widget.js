@@ -2,7 +2,8 @@
  * Include with a script tag: src="/widget.js" data-project="<share id>"
  * data-endpoint="https://host/spikes" (POST URL, verbatim; default: spikes
  * beside this script), data-position, data-color, data-theme, data-reviewer,
- * data-collect-email="true", data-admin="true" (badge only).
+ * data-collect-email="true", data-admin="true" (badge only), data-offset-x and
+ * data-offset-y (a length in px from the corner toward the middle of the page).
  * Wire format: CLIENTS.md "Widget -> POST /spikes". A failed send keeps the
  * form; a retry reuses the same id so the server can deduplicate.
  */
@@ -59,6 +60,14 @@
     return /^(#[0-9a-f]{3,8}|[a-z]+|(rgb|hsl)a?\([\d\s.,%\/]+\))$/i.test(c) ? c : '';
   }
 
+  // Upstream's data-offset-x/-y: a CSS length ("50px", "2rem", "10") whose number is taken as
+  // px added to the 20px from the corner, so a positive value moves toward the middle.
+  function offset(name) {
+    var m = /^-?\d+(\.\d+)?/.exec(attr(name));
+    var n = m ? parseFloat(m[0]) : 0;
+    return isFinite(n) ? n : 0;
+  }
+
   var position = attr('data-position').toLowerCase();
   var cfg = {
     project: attr('data-project') || location.hostname || 'local',
@@ -68,7 +77,9 @@
     theme: attr('data-theme').toLowerCase() === 'light' ? 'light' : 'dark',
     reviewer: attr('data-reviewer'),
     collectEmail: attr('data-collect-email').toLowerCase() === 'true',
-    admin: attr('data-admin').toLowerCase() === 'true'
+    admin: attr('data-admin').toLowerCase() === 'true',
+    offsetX: offset('data-offset-x'),
+    offsetY: offset('data-offset-y')
   };
 
   // ---------------------------------------------------------------- utilities
@@ -363,6 +374,9 @@
     root = d.createElement('div');
     root.className = 'spk-root spk-theme-' + cfg.theme + ' spk-pos-' + cfg.position;
     root.style.setProperty('--spk-accent', cfg.color);
+    var corner = cfg.position.split('-');  // [top|bottom, left|right]
+    if (cfg.offsetY) root.style[corner[0]] = Math.max(0, 20 + cfg.offsetY) + 'px';
+    if (cfg.offsetX) root.style[corner[1]] = Math.max(0, 20 + cfg.offsetX) + 'px';
     root.innerHTML = markup();
     shadow.appendChild(style);
     shadow.appendChild(root);
@@ -791,7 +805,8 @@
     version: VERSION,
     config: {
       project: cfg.project, endpoint: cfg.endpoint, position: cfg.position, color: cfg.color,
-      theme: cfg.theme, reviewer: cfg.reviewer, collectEmail: cfg.collectEmail, admin: cfg.admin
+      theme: cfg.theme, reviewer: cfg.reviewer, collectEmail: cfg.collectEmail, admin: cfg.admin,
+      offsetX: cfg.offsetX, offsetY: cfg.offsetY
     },
     open: function () { openPanel(); },
     close: function () { if (st.picking) cancelPicking(); else closePanel(true); }

@@ -198,6 +198,34 @@ def test_our_widget_without_data_endpoint_posts_beside_its_script(page, base):
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("attributes, corner_gaps", [
+    ('data-position="bottom-right"', {"right": 20, "bottom": 20}),
+    ('data-position="bottom-right" data-offset-x="50px" data-offset-y="30"', {"right": 70, "bottom": 50}),
+    ('data-position="top-left" data-offset-x="-30px" data-offset-y="15.5rem"', {"left": 0, "top": 35.5}),
+    ('data-position="top-right" data-offset-y="wide"', {"right": 20, "top": 20}),
+])
+def test_our_widget_takes_upstreams_offset_attributes(page, attributes, corner_gaps):
+    """Upstream's widget reads data-offset-x and data-offset-y (its docs/widget-attributes.md: a
+    CSS length, positive toward the middle); a tag written for it and pointed at our widget
+    (`spikes inject --widget-url`) kept the button in the corner. The length's number counts as
+    px from the corner's 20px, never past the edge; a value that is no length changes nothing."""
+    widget = (ROOT / "chalicelib" / "web" / "widget.js").read_text()
+    page.context.route("https://spikes.example.com/widget.js", lambda route: route.fulfill(
+        status=200, content_type="application/javascript", body=widget))
+    page.context.route("https://mockups.example.org/**", lambda route: route.fulfill(
+        status=200, content_type="text/html",
+        body=f'<!doctype html><html><body><h1>Pricing</h1><script src="https://spikes.example.com/widget.js" '
+             f'data-project="pricing-site" {attributes}></script></body></html>'))
+    page.goto("https://mockups.example.org/pricing/index.html")
+    page.wait_for_selector("spikes-widget .spk-launcher")
+    box = page.evaluate("""(() => {
+        const r = document.querySelector('spikes-widget').shadowRoot.querySelector('.spk-root').getBoundingClientRect();
+        return {left: r.left, top: r.top, right: innerWidth - r.right, bottom: innerHeight - r.bottom};
+    })()""")
+    assert {side: box[side] for side in corner_gaps} == corner_gaps
+
+
+@pytest.mark.browser
 def test_password_protected_share_viewed_through_the_form(live_server, page):
     token = live_server.sign_in("pro@example.com")
     make_pro(live_server, "pro@example.com")
