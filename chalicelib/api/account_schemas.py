@@ -23,7 +23,7 @@ Email = Annotated[EmailStr, Field(max_length=254), WrapValidator(_contract_messa
 
 
 class EmailRequest(Lenient):
-    email: Email
+    email: Email = Field(description="Where the sign-in link is mailed (its account is made on first sign-in)")
 
 
 def address_as_validated(address: str) -> str:
@@ -38,16 +38,18 @@ def address_as_validated(address: str) -> str:
 class LogoutRequest(Closed):
     # Also sign out every other session of the account ("sign out everywhere"). Closed: a
     # misspelt ``everwhere`` ignored signed out this session alone (docs/security.md, 164).
-    everywhere: bool = False
+    everywhere: bool = Field(default=False, description="Also sign out every other session of the account")
 
 
 class VerifyRequest(Lenient):
-    login_token: str = Field(min_length=1, max_length=200)
-    # Also hand a session to the program that asked for the link (the CLI's poll, a device):
-    # sent by the verify page only after the person approved what it showed them.
-    approve: bool = False
+    login_token: str = Field(min_length=1, max_length=200, description="The token of the mailed link "
+                                                                         "(/auth/verify?token=<login_token>)")
+    # Sent by the verify page only after the person approved what it showed them.
+    approve: bool = Field(default=False, description=(
+        "Also hand a session to the program that asked for the link (the CLI's poll, a device), whose code the mail "
+        "shows; false signs in only the caller"))
 
 
 class DeviceConfirmRequest(Lenient):
-    user_code: str = Field(min_length=4, max_length=20)
-    email: Email
+    user_code: str = Field(min_length=4, max_length=20, description="The code the device shows (ABCD-EFGH)")
+    email: Email = Field(description="Where the link that approves the device is mailed")

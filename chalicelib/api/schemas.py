@@ -40,7 +40,8 @@ Cents = Annotated[int, Field(ge=0, le=100_000_000), BeforeValidator(_not_a_boole
 
 class AccountPatchIn(Closed):
     """PATCH /me: the account's monthly spending cap on the agent tier (null removes it)."""
-    monthly_cap_cents: Optional[Cents] = None
+    monthly_cap_cents: Optional[Cents] = Field(default=None, description="Cents the account may be charged a "
+                                               "calendar month (UTC); null: no cap")
 
 
 # --- API keys --------------------------------------------------------------------------------
@@ -49,22 +50,27 @@ class KeyCreateIn(Closed):
     """``{}``, ``{"name"}`` (what the CLI sends) or with scopes, expiry and a budget cap. Any
     other field is refused: a misspelt limit (``scope``, ``expires_in``) ignored would make a
     key with every scope, no expiry and no cap (docs/security.md 152)."""
-    name: Optional[str] = Field(default=None, max_length=100)
-    scopes: Optional[str] = Field(default=None, max_length=500)
-    expires_at: Optional[datetime] = None
-    monthly_cap_cents: Optional[Cents] = None
+    name: Optional[str] = Field(default=None, max_length=100, description="A label, listed by GET /auth/api-keys")
+    scopes: Optional[str] = Field(default=None, max_length=500, description=(
+        "Space-separated, from spikes:read spikes:write shares:read shares:write usage:read keys:manage, or "
+        "read, write, full; absent: full. A key creating a key gives at most its own (docs/agents.md, Scopes)"))
+    expires_at: Optional[datetime] = Field(default=None, description="When the key stops working; absent: never")
+    monthly_cap_cents: Optional[Cents] = Field(default=None, description=(
+        "Cents this key, and the keys it makes, may spend a calendar month (UTC) on the agent tier; absent: no cap"))
 
 
 class KeyPatchIn(Closed):
     """Only the fields present change; ``null`` removes a cap or an expiry. Scopes never
     change (a new key does): ``scopes`` is refused with the rest."""
-    name: Optional[str] = Field(default=None, max_length=100)
-    expires_at: Optional[datetime] = None
-    monthly_cap_cents: Optional[Cents] = None
+    name: Optional[str] = Field(default=None, max_length=100, description="A new label")
+    expires_at: Optional[datetime] = Field(default=None, description="A new expiry; null removes it (a session only)")
+    monthly_cap_cents: Optional[Cents] = Field(default=None, description=(
+        "A new monthly cap in cents; null removes it (a key may only lower it)"))
 
 
 class LinkKeyIn(Lenient):
-    api_key: str = Field(min_length=10, max_length=200)
+    api_key: str = Field(min_length=10, max_length=200, description=(
+        "A full-scope key of the key-only account to claim (sk_spikes_…): its keys, shares and spikes become yours"))
 
 
 # --- spikes ----------------------------------------------------------------------------------
@@ -115,28 +121,38 @@ class SpikeIn(Lenient):
     """What the widget, the CLI's push and the MCP server post. Unknown fields are ignored;
     strings that are null count as empty. ``projectKey`` or ``project`` is required (checked
     by the view, so the error names the field)."""
-    id: Optional[str] = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
-    type: Literal["page", "element"]
-    projectKey: Optional[str] = Field(default=None, min_length=1, max_length=200)
-    project: Optional[str] = Field(default=None, min_length=1, max_length=200)
-    page: Optional[str] = Field(default="", max_length=PAGE_CONTEXT["page"])
-    url: Optional[str] = Field(default="", max_length=PAGE_CONTEXT["url"])
-    comments: Optional[str] = Field(default="", max_length=10_000)
-    timestamp: Optional[str] = Field(default="", max_length=64)
-    rating: Optional[Literal["love", "like", "meh", "no"]] = None
-    reviewer: Optional[ReviewerIn] = None
-    selector: Optional[str] = Field(default=None, max_length=PAGE_CONTEXT["selector"])
-    xpath: Optional[str] = Field(default=None, max_length=PAGE_CONTEXT["xpath"])
-    elementText: Optional[str] = Field(default=None, max_length=PAGE_CONTEXT["elementText"])
-    boundingBox: Optional[BoundingBoxIn] = None
-    viewport: Optional[ViewportIn] = None
+    id: Optional[str] = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$", description=(
+        "The client's id (the widget's nanoid): sent again in the same project it stores nothing twice; absent: "
+        "the server assigns one"))
+    type: Literal["page", "element"] = Field(description="page, or element (with selector, xpath, elementText, "
+                                                         "boundingBox)")
+    projectKey: Optional[str] = Field(default=None, min_length=1, max_length=200, description=(
+        "A share's id (what the widget on a share page sends) or slug, or a project key of your own; this or project"))
+    project: Optional[str] = Field(default=None, min_length=1, max_length=200, description="The same as projectKey")
+    page: Optional[str] = Field(default="", max_length=PAGE_CONTEXT["page"], description="The page's title or path")
+    url: Optional[str] = Field(default="", max_length=PAGE_CONTEXT["url"], description="The page's address")
+    comments: Optional[str] = Field(default="", max_length=10_000, description="What the reviewer wrote")
+    timestamp: Optional[str] = Field(default="", max_length=64, description="When the reviewer posted (ISO 8601); "
+                                                                             "absent: when it arrived")
+    rating: Optional[Literal["love", "like", "meh", "no"]] = Field(default=None, description="null: no rating")
+    reviewer: Optional[ReviewerIn] = Field(default=None, description="id, name, email; absent: Anonymous")
+    selector: Optional[str] = Field(default=None, max_length=PAGE_CONTEXT["selector"], description="The element's "
+                                                                                                   "CSS selector")
+    xpath: Optional[str] = Field(default=None, max_length=PAGE_CONTEXT["xpath"], description="The element's XPath")
+    elementText: Optional[str] = Field(default=None, max_length=PAGE_CONTEXT["elementText"],
+                                       description="The element's text (the widget sends its first 100 characters)")
+    boundingBox: Optional[BoundingBoxIn] = Field(default=None, description="The element's box, in document "
+                                                                           "coordinates")
+    viewport: Optional[ViewportIn] = Field(default=None, description="The reviewer's window")
     # The MCP server sends the reviewer flat; used when ``reviewer`` is absent.
-    reviewerName: ReviewerName = None
-    reviewerEmail: Optional[str] = Field(default=None, max_length=254)
+    reviewerName: ReviewerName = Field(default=None, description="The reviewer's name, used when reviewer is absent")
+    reviewerEmail: Optional[str] = Field(default=None, max_length=254, description="The reviewer's e-mail address, "
+                                                                                   "used when reviewer is absent")
     # The CLI's push re-sends its local spikes whole; honoured for the feedback's owner only. A
     # JSON boolean (or null) only, as for PATCH: the real clients send nothing else.
-    resolved: Optional[StrictBool] = None
-    resolvedAt: Optional[str] = Field(default=None, max_length=64)
+    resolved: Optional[StrictBool] = Field(default=None, description="Posted resolved: honoured for the feedback's "
+                                                                     "owner only (the CLI's push)")
+    resolvedAt: Optional[str] = Field(default=None, max_length=64, description="When it was resolved, with resolved")
 
     @field_validator("id")
     @classmethod
@@ -165,7 +181,7 @@ class SpikeIn(Lenient):
 class ResolveIn(Lenient):
     # A JSON boolean only: lax parsing took "yes", "off", 0 or 1 as an answer, so a client's
     # mistaken value resolved (or reopened) feedback instead of being told it was wrong.
-    resolved: StrictBool
+    resolved: StrictBool = Field(description="true resolves the feedback, false reopens it (a JSON boolean)")
 
 
 class ExportIn(Lenient):
@@ -173,10 +189,10 @@ class ExportIn(Lenient):
     project: Optional[str] = Field(default=None, description="A project key or share id/slug; without it, the "
                                                              "caller's own spikes (the admin: all)")
     format: Optional[str] = Field(default=None, description="csv (default) or jsonl")
-    page: Optional[str] = None
-    reviewer: Optional[str] = None
+    page: Optional[str] = Field(default=None, description="Only feedback on this page")
+    reviewer: Optional[str] = Field(default=None, description="Only feedback of this reviewer id")
     rating: Optional[str] = Field(default=None, description="love, like, meh or no")
-    resolved: Optional[bool] = None
+    resolved: Optional[bool] = Field(default=None, description="true: resolved feedback only; false: open only")
 
 
 # --- shares ----------------------------------------------------------------------------------
@@ -186,11 +202,14 @@ class ShareMetadata(Closed):
     ``slug``/``title``. Any other field is refused: a misspelt ``pasword`` ignored made a public
     share its owner believed protected (docs/security.md, 164)."""
 
-    name: Optional[str] = Field(default=None, max_length=200)
-    title: Optional[str] = Field(default=None, max_length=200)
-    slug: Optional[str] = Field(default=None, max_length=200)
-    password: Optional[str] = Field(default=None, max_length=200)
-    webhook_url: Optional[str] = Field(default=None, max_length=2048)
+    name: Optional[str] = Field(default=None, max_length=200, description="The share's name (the slug is made "
+                                                                        "from it when slug is absent)")
+    title: Optional[str] = Field(default=None, max_length=200, description="The name, when name is absent")
+    slug: Optional[str] = Field(default=None, max_length=200, description="The wished-for slug of /s/<slug> (a taken "
+                                                                        "one gets a suffix)")
+    password: Optional[str] = Field(default=None, max_length=200, description="Protects the share's pages (Pro)")
+    webhook_url: Optional[str] = Field(default=None, max_length=2048, description=(
+        "An https receiver of the share's events (Pro; docs/webhooks.md); its secret is answered once"))
 
     @field_validator("name", "title", "slug", "password", "webhook_url", mode="before")
     @classmethod
@@ -211,15 +230,18 @@ class FileAnnouncement(BaseModel):
 
 
 class UploadRequest(ShareMetadata):
-    files: List[FileAnnouncement] = Field(default_factory=list)
+    files: List[FileAnnouncement] = Field(default_factory=list, description="Each file: path in the folder, size "
+                                                                        "in bytes, content_type")
 
 
 class ShareUpdate(Closed):
     """PATCH /shares/{key}: a field left out stays as it is; null or "" removes it."""
 
-    name: Optional[str] = Field(default=None, max_length=200)
-    password: Optional[str] = Field(default=None, max_length=200)
-    webhook_url: Optional[str] = Field(default=None, max_length=2048)
+    name: Optional[str] = Field(default=None, max_length=200, description="A new name (the slug stays)")
+    password: Optional[str] = Field(default=None, max_length=200, description=(
+        "A new password (Pro; every unlocked viewer is asked again); null or \"\" makes the share public"))
+    webhook_url: Optional[str] = Field(default=None, max_length=2048, description=(
+        "A new receiver (Pro; a new secret, answered once); null or \"\" removes the webhook"))
 
     def changes(self) -> shares.ShareChanges:
         given = {field: (getattr(self, field) or "") for field in self.model_fields_set}
