@@ -76,19 +76,19 @@ class AuthFailed(SpikesError):
 class TokenInvalid(SpikesError):
     status = 401
     code = "TOKEN_INVALID"
-    message = "Login token is invalid"
+    message = "Login token is invalid: copy the whole token from the link, or ask for a new link (POST /auth/login)"
 
 
 class TokenExpired(SpikesError):
     status = 401
     code = "TOKEN_EXPIRED"
-    message = "Login token has expired"
+    message = "Login token has expired: ask for a new link (POST /auth/login)"
 
 
 class TokenUsed(SpikesError):
     status = 401
     code = "TOKEN_USED"
-    message = "Login token has already been used"
+    message = "Login token has already been used: ask for a new link (POST /auth/login)"
 
 
 class ScopeDenied(SpikesError):

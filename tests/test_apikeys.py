@@ -86,6 +86,7 @@ def test_revocation_takes_effect_on_the_next_request(client, user_token):
     assert status == 200 and body == {"ok": True, "key_id": created["key_id"], "revoked_at": body["revoked_at"]}
     status, body, _ = call(client, "GET", "/shares", token=created["api_key"])
     assert (status, body["code"]) == (401, "AUTH_FAILED")
+    assert "revoked" in body["error"] and "POST /auth/api-key" in body["error"]  # what to do next
     _, listed, _ = call(client, "GET", "/auth/api-keys", token=user_token)
     assert listed[0]["revoked_at"] == body_revoked_at(client, user_token, created["key_id"])
     # Revoking again is fine and keeps the first time; a revoked key cannot be changed.
@@ -107,6 +108,7 @@ def test_expired_keys_are_refused(client, user_token):
     ApiKey(created["key_id"]).update(actions=[ApiKey.expires_at.set("2020-01-01T00:00:00.000Z")])
     status, body, _ = call(client, "GET", "/me", token=created["api_key"])
     assert (status, body["code"]) == (401, "AUTH_FAILED") and "expired" in body["error"]
+    assert "POST /auth/api-key" in body["error"]
 
 
 def test_past_expiry_and_unknown_scopes_are_validation_errors(client, user_token):
@@ -140,6 +142,9 @@ def test_wrong_malformed_and_forged_keys_fail(client, user_token):
         assert (status, body["code"]) == (401, "AUTH_FAILED"), bad
     status, body, _ = call(client, "GET", "/me", headers={"X-API-Key": "not-a-key"})
     assert (status, body["code"]) == (401, "AUTH_FAILED")
+    # A key cut short (a copy-paste) is told what a whole key looks like and where it came from.
+    status, body, _ = call(client, "GET", "/me", headers={"X-API-Key": "sk_spikes_short"})
+    assert "sk_spikes_ and 59 characters" in body["error"] and "POST /auth/api-key" in body["error"]
 
 
 # --- both headers, /me -----------------------------------------------------------------------

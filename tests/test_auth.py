@@ -47,12 +47,13 @@ def test_second_login_reuses_the_same_account(client):
 def test_verify_refuses_unknown_reused_and_expired_tokens(client):
     status, body, _ = call(client, "POST", "/auth/verify", {"login_token": "not-a-real-token"})
     assert (status, body["code"]) == (401, "TOKEN_INVALID")
+    assert "POST /auth/login" in body["error"]  # each refusal says what to do next
 
     call(client, "POST", "/auth/login", {"email": "reuse@example.com"})
     token = login_token_from_mail("reuse@example.com")
     assert call(client, "POST", "/auth/verify", {"login_token": token})[0] == 200
     status, body, _ = call(client, "POST", "/auth/verify", {"login_token": token})
-    assert (status, body["code"]) == (401, "TOKEN_USED")
+    assert (status, body["code"]) == (401, "TOKEN_USED") and "POST /auth/login" in body["error"]
 
     call(client, "POST", "/auth/login", {"email": "late@example.com"})
     token = login_token_from_mail("late@example.com")
@@ -62,7 +63,7 @@ def test_verify_refuses_unknown_reused_and_expired_tokens(client):
         status, body, _ = call(client, "POST", "/auth/verify", {"login_token": token})
     finally:
         clock.use(None)
-    assert (status, body["code"]) == (401, "TOKEN_EXPIRED")
+    assert (status, body["code"]) == (401, "TOKEN_EXPIRED") and "POST /auth/login" in body["error"]
 
 
 def test_verify_validates_its_body(client):

@@ -34,6 +34,10 @@ from chalicelib.store.models import ApiKey, User
 log = get_logger("spikes.apikeys")
 
 PREFIX = "sk_spikes_"
+# Refusals that say what to do next: a 401 alone sends a person to sign in, an agent nowhere.
+MALFORMED = "Malformed API key: send it whole, as POST /auth/api-key answered it (sk_spikes_ and 59 characters)"
+REVOKED = "This API key was revoked: use another key of the account, or create one (POST /auth/api-key)"
+EXPIRED = "This API key has expired: use another key of the account, or create one (POST /auth/api-key)"
 _ID_PART = re.compile(r"^[a-z2-7]{16}$")
 _SECRET_PART = re.compile(r"^[A-Za-z0-9_\-]{43}$")
 DISPLAY_PREFIX_CHARS = 8
@@ -132,7 +136,7 @@ def create(user: User, request: KeyRequest, actor: Optional[ApiKey] = None, now:
         key_places.within_cap(user.user_id, settings.max_api_keys, now,
                               lambda: key_store.insert(key, settings.max_api_keys, parent=actor))
     except key_store.ParentRevoked:
-        raise AuthFailed("This API key was revoked") from None
+        raise AuthFailed(REVOKED) from None
     except key_store.AccountMerged:  # claimed since this request read it: sent again, it acts as the new owner
         raise Conflict("This key's account was claimed by a signed-in user meanwhile; send the request again") from None
     log.info("apikey.created", key_id=key.key_id, user_id=user.user_id, scopes=scopes)
@@ -225,16 +229,16 @@ def authenticate(raw: str, settings: Settings, now: Optional[float] = None) -> T
     now = clock.epoch() if now is None else now
     key_id = key_id_of(raw)
     if key_id is None:
-        raise AuthFailed("Malformed API key")
+        raise AuthFailed(MALFORMED)
     key = key_store.get(key_id)
     if key is None:
         raise AuthFailed()
     if not constant_time_equals(token_hash(raw), key.key_hash):
         raise AuthFailed()
     if key.revoked_at:
-        raise AuthFailed("This API key was revoked")
+        raise AuthFailed(REVOKED)
     if key.expires_at and key.expires_at <= _now_iso(now):
-        raise AuthFailed("This API key has expired")
+        raise AuthFailed(EXPIRED)
     user = account_store.get(key.user_id)
     if user is not None and user.merged_into:  # claimed while its keys are still moving: act as the new owner
         user = account_store.get(user.merged_into)
