@@ -147,6 +147,11 @@ def test_claiming_needs_a_session_and_a_key_only_account(client):
     key = signup(client)[1]["api_key"]
     status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": key}, token=key)
     assert (status, body["code"], body["required_scope"]) == (403, "SCOPE_DENIED", "account:write")
+    # Nobody signs in to a key-only account: the agent is told the way on (a claim), not `spikes login`.
+    assert "POST /auth/link-key" in body["error"] and "spikes login" not in body["error"]
+    for method, path, payload in (("GET", "/billing/checkout", None), ("PATCH", "/me", {"monthly_cap_cents": 5})):
+        status, body, _ = call(client, method, path, payload, token=key)
+        assert status == 403 and "POST /auth/link-key" in body["error"], (path, body)
     assert call(client, "POST", "/auth/link-key", {"api_key": key})[0] == 401
 
     owner = sign_in(client, "owner@example.com")

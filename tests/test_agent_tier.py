@@ -369,6 +369,7 @@ def test_the_account_cap_is_the_owners_decision(client, agent):
     key = call(client, "POST", "/auth/api-key", {}, token=token)[1]["api_key"]
     status, body, _ = call(client, "PATCH", "/me", {"monthly_cap_cents": 100_000}, token=key)
     assert (status, body["code"], body["required_scope"]) == (403, "SCOPE_DENIED", "account:write")
+    assert "spikes login" in body["error"]  # a person's account: its owner signs in (a key-only one is claimed)
 
 
 def racing_posts(project_key: str, store_backend: str, author=None, count: int = 16) -> list:

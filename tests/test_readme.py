@@ -452,3 +452,59 @@ def test_every_finding_the_docs_cite_is_a_section_of_docs_security_md():
              for number in re.findall(r"\d+", match.group(1))]
     assert [(doc, text) for doc, text, number in cited if number not in sections] == []
     assert len(cited) >= 150, "the pattern no longer finds the findings the docs cite"
+
+
+# --- the routes the docs name -----------------------------------------------------------------
+
+# Paths the docs name that are not this server's: Stripe's API, upstream spikes.sh's hosted
+# routes (docs/clients.md says they are not served here) and the bench's bare Chalice app.
+NOT_OURS = {"/v2/core/events/{}", "/checkout/sessions/{}", "/checkout/sessions/{}/expire", "/billing/meter_events",
+            "/me/projects", "/projects", "/_bench/bare"}
+_PATH_SEGMENT = r"(?:\{[^}\n]*\}|<[^>\n]*>|[A-Za-z0-9_\-.~…]+)+"
+_NAMED_ROUTE = re.compile(rf"\b(GET|POST|PUT|PATCH|DELETE|HEAD)\s+`?((?:/{_PATH_SEGMENT})+/?)")
+
+
+def _segments(path: str) -> tuple:
+    """`/shares/{id or slug}/complete`, `/shares/<id>/complete`, `/v1/shares/sh_…/complete`: a
+    placeholder (or an elided id) is any value; `/v1` is the same route."""
+    segments = tuple("{}" if re.search(r"[{<…]", part) else part for part in path.strip("/").split("/") if part)
+    return segments[1:] if segments[:1] == ("v1",) else segments
+
+
+def _unserved(text: str, routes: dict) -> list:
+    """(method, path) the text names that no route of the app answers; `/s/…` pages are not
+    checked (one route per depth), and a path ending in `/…` stands for every path under it."""
+    found = []
+    for method, path in _NAMED_ROUTE.findall(text):
+        segments, under = _segments(path.rstrip(".")), path.rstrip(".").endswith("/…")
+        if segments[:1] == ("s",) or "/" + "/".join(segments) in NOT_OURS:
+            continue
+        if under:
+            segments = segments[:-1]
+        served = any((len(route) == len(segments) or (under and len(route) > len(segments)))
+                     and all(ours in ("{}", theirs) for ours, theirs in zip(route, segments))
+                     and (method in methods or (method == "HEAD" and "GET" in methods))
+                     for route, methods in routes.items())
+        if not served:
+            found.append((method, path))
+    return found
+
+
+def test_every_route_the_docs_name_is_one_the_server_answers():
+    """A reader copies `POST /shares/{id}/complete` from the docs into curl: a route renamed, a
+    method changed (`GET /auth/api-key` for `GET /auth/api-keys`) or one never served must not
+    stay in them. Checked against the app's routes, placeholders as any value."""
+    from app import app
+    from chalicelib.api import fallback
+    routes: dict = {}
+    for path, views in app.routes.items():
+        for method, view in views.items():
+            if not fallback.is_fallback(view):
+                routes.setdefault(_segments(path), set()).add(method)
+    assert _unserved("`GET /auth/api-key`, `DELETE /spikes`, `POST /share/{id}/complete`", routes) == [
+        ("GET", "/auth/api-key"), ("DELETE", "/spikes"), ("POST", "/share/{id}/complete")]
+    assert _unserved("GET /auth/api-keys, HEAD /widget.js, `POST /v1/shares/sh_…/complete`, "
+                     "POST /shares/{id}/webhook/…", routes) == []
+    wrong = [f"{doc.name}: {method} {path}" for doc in ALL_DOCS
+             for method, path in _unserved(doc.read_text(encoding="utf-8"), routes)]
+    assert wrong == []

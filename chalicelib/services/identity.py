@@ -52,7 +52,8 @@ class Principal:
     def require(self, scope: str) -> "Principal":
         if not self.allows(scope):
             if scope in key_scopes.SESSION_SCOPES:
-                raise ScopeDenied(scope, key_scopes.SESSION_ONLY_MESSAGE)
+                key_only = self.user is not None and self.user.email is None
+                raise ScopeDenied(scope, key_scopes.KEY_ONLY_MESSAGE if key_only else key_scopes.SESSION_ONLY_MESSAGE)
             raise ScopeDenied(scope, f"This API key lacks the '{scope}' scope (it has: {self.key.scopes})"
                               if self.key else None)
         return self

@@ -20,6 +20,10 @@ ALIASES: Dict[str, FrozenSet[str]] = {"read": READ, "write": WRITE, "full": FULL
 SESSION_SCOPES = frozenset({"billing:write", "account:write", "auth:write"})
 SESSION_ONLY_MESSAGE = ("API keys cannot do this: it needs the account owner's signed-in session "
                         "(`spikes login`, then use that token)")
+# A key-only account (an agent's self-signup) has no owner who could sign in: the way on is a claim.
+KEY_ONLY_MESSAGE = ("API keys cannot do this, and this key-only account has nobody who signs in: a person signs in "
+                    "(POST /auth/login), claims the account with this key (POST /auth/link-key, docs/agents.md) "
+                    "and does it with that session")
 
 
 def normalise_scopes(raw: Optional[str]) -> str:
