@@ -169,6 +169,25 @@ def test_push_twice_then_pull_keeps_ids_and_resolution(client, who):
     assert remote[LOCAL[0].id].boundingBox == BoundingBox(x=10, y=21, width=120, height=40)
 
 
+def test_an_element_left_of_or_above_the_page_keeps_its_place(client):
+    """Upstream's widget posts an element's document position (its rect plus the scroll, rounded):
+    negative for an element left of or above the page's origin, such as a carousel's hidden
+    slide. The CLI reads x and y as f64, any sign; the server turned them into 0."""
+    token = sign_in(client, "owner@example.com")
+    slide = local_spike("Zq3_hiddenSlide-00001", "The second slide's title is cut").model_copy(
+        update={"boundingBox": BoundingBox(x=-1280.0, y=-12.0, width=1280.0, height=400.0)})
+    status, answer = ureq(client, "POST", "/spikes", serde_line(slide).encode("utf-8"), content_type=True)
+    assert status == 201, answer  # the widget's post: no credential, the project is public
+    status, body = ureq(client, "GET", "/spikes?project=my-project")  # pull --from
+    [pulled] = Paginated.model_validate_json(body).data
+    assert pulled.boundingBox == BoundingBox(x=-1280, y=-12, width=1280, height=400)
+    # The owner's push of it, under their own project, keeps it too.
+    assert push(client, token, [pulled]) == 1
+    status, body = ureq(client, "GET", "/spikes", bearer=token)
+    [pushed] = Paginated.model_validate_json(body).data
+    assert pushed.boundingBox == pulled.boundingBox
+
+
 def test_sync_is_pull_then_push_and_a_remote_resolution_comes_back(client):
     """`spikes sync`: a spike resolved on the server (MCP) is pulled with its id and state."""
     token = sign_in(client, "owner@example.com")

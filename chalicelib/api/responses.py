@@ -300,8 +300,9 @@ class ReviewerOut(Out):
 
 
 class BoxOut(Out):
-    x: int = Field(ge=0)
-    y: int = Field(ge=0)
+    # An element's place in the document: left of or above its origin is negative.
+    x: int
+    y: int
     width: int = Field(ge=0)
     height: int = Field(ge=0)
 

@@ -76,8 +76,11 @@ def _new_spike(data: dict) -> spike_posts.NewSpike:
         page=body.page or "", url=body.url or "", comments=body.comments or "", timestamp=body.timestamp or "",
         rating=body.rating, reviewer=reviewer, selector=body.selector, xpath=body.xpath,
         element_text=body.elementText,
-        # Clients parse these as non-negative integers.
-        bounding_box={k: max(0, round(getattr(box, k))) for k in ("x", "y", "width", "height")} if box else None,
+        # Whole numbers, as the widgets send them. The box's x and y keep their sign: upstream's
+        # widget sends an element's document position, negative left of or above the page's
+        # origin, and the CLI reads them as f64; only a size cannot be negative.
+        bounding_box=({"x": round(box.x), "y": round(box.y), "width": max(0, round(box.width)),
+                       "height": max(0, round(box.height))} if box else None),
         viewport={"width": round(body.viewport.width), "height": round(body.viewport.height)} if body.viewport else None,
         resolved=bool(body.resolved), resolved_at=body.resolvedAt or None,
     )
