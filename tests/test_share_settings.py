@@ -61,6 +61,8 @@ def test_setting_pro_features_needs_pro_but_removing_does_not(client, user_token
     status, body, _ = call(client, "PATCH", f"/shares/{share['share_id']}", change, token=user_token)
     assert (status, body["code"]) == (403, "UPGRADE_REQUIRED")
     assert "upgrade_url" in body
+    # Without Stripe the upgrade_url's checkout cannot start: the answer says where Pro comes from.
+    assert "does not sell" in body["error"] and "docs/webhooks.md" in body["error"]
     field = next(iter(change))
     status, body, _ = call(client, "PATCH", f"/shares/{share['share_id']}", {field: None}, token=user_token)
     assert status == 200, body
@@ -109,3 +111,12 @@ def test_a_change_that_a_deletion_overtakes_is_404_and_the_deletion_finishes(cli
     share_cleanup.finish_pending_deletions(deps.share_files(), now=1_800_000_000)
     assert Share.count(f"share#{share_id}") == 0
     assert int(user_of("owner@example.com").active_shares or 0) == 0
+
+
+def test_a_server_that_sells_pro_sends_a_free_user_to_its_upgrade_url(client, user_token, env):
+    env(STRIPE_SECRET_KEY="sk_test_x", STRIPE_PRICE_ID="price_x")
+    share = share_site(client, user_token, "Sold site")
+    status, body, _ = call(client, "PATCH", f"/shares/{share['share_id']}", {"password": "secret"}, token=user_token)
+    assert (status, body["code"], body["error"]) == (403, "UPGRADE_REQUIRED",
+                                                     "Password-protected shares require a Pro subscription")
+    assert body["upgrade_url"].endswith("/dashboard#/account")

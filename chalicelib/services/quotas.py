@@ -87,5 +87,10 @@ def upgrade_url(settings: Settings, base_url: str) -> str:
 def paid_feature_refused(settings: Settings, base_url: str, feature: str) -> UpgradeRequired:
     """The contract's 403 for a Pro-only feature (``feature``: "Webhook URLs", ...) asked by an
     owner without Pro."""
-    return UpgradeRequired(f"{feature} require a Pro subscription",
-                           extra={"upgrade_url": upgrade_url(settings, base_url)})
+    message = f"{feature} require a Pro subscription"
+    if not settings.stripe_configured:
+        # upgrade_url leads to a checkout this server cannot start: say where Pro comes from here.
+        message += (", which this server does not sell (no Stripe settings): " + (
+            'make the account Pro in the local tables, as docs/webhooks.md ("Trying it locally") shows'
+            if settings.local_stage else "ask its operator"))
+    return UpgradeRequired(message, extra={"upgrade_url": upgrade_url(settings, base_url)})
