@@ -156,6 +156,18 @@ class ExportTooSlow(SpikesError):
             "is done.")
 
 
+class ExportReadLimit(SpikesError):
+    """An export of feedback not the caller's (a public project, a share by its password) would read
+    more than ``items`` spikes, what one may (docs/security.md, 284)."""
+    status = 409  # as ExportTooLarge: no retry changes it
+    code = "EXPORT_TOO_LARGE"
+
+    def __init__(self, items: int):
+        super().__init__(
+            f"An export of feedback that is not yours reads at most {items} spikes, and this one would read more. "
+            "List it with GET /spikes?project=<key> and follow next_cursor, or ask the project's owner for an export.")
+
+
 class SizeLimit(SpikesError):
     status = 413
     code = "SIZE_LIMIT"

@@ -4,6 +4,7 @@ is read and sent to S3 over as many runs as it needs, and handed over by GET /ex
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import timedelta
 from typing import Tuple
 from urllib.parse import unquote, urlparse
@@ -407,6 +408,34 @@ def test_a_password_changed_as_an_export_starts_does_not_keep_the_old_one_open(c
     # The new password is not the starter's either: nobody reads it.
     new = {"X-Share-Password": "changed"}
     assert call(client, "GET", f"/exports/{started['id']}?project={share_id}", headers=new)[0] == 404
+
+
+def test_an_export_of_feedback_not_ones_own_reads_no_more_than_its_budget(client, owner_share, monkeypatch,
+                                                                          query_limits, not_in_the_request):
+    """GET /spikes/export and POST /exports read a whole project for whoever named it: a filter
+    matching nothing in a large public project read all of it (GET until the function's ~22 s mark,
+    POST for up to 6 h), 10 a minute per network, uncounted for a stranger's credential (docs/security.md,
+    284). Now an export of feedback not the caller's stops at ANONYMOUS_EXPORT_ITEMS spikes read
+    (each Query cut to what is left), refused with 409; the owner and the admin export all of it."""
+    from chalicelib.api import spikes as spike_routes
+    monkeypatch.setattr(spike_routes, "ANONYMOUS_EXPORT_ITEMS", 40)
+    token, share_id = owner_share  # 60 spikes, every one rated "love"
+    stranger = sign_in(client, "stranger@example.com")
+    for caller, query in [(None, "&rating=no"), (None, ""), (stranger, "&rating=no")]:
+        query_limits.clear()
+        answer = client.http.get(f"/spikes/export?project={share_id}{query}", headers=_auth(caller))
+        assert answer.status_code == 409 and json.loads(answer.body)["code"] == "EXPORT_TOO_LARGE"
+        assert sum(query_limits) <= 40
+    for caller in (token, ADMIN_TOKEN):
+        assert _one_shot(client, f"?project={share_id}&format=jsonl", caller).count(b"\n") == 60
+    assert _one_shot(client, f"?project={share_id}&rating=no", token).count(b"\n") == 1  # the header alone
+    # In the background: failed once its runs together read that much; the owner's is done.
+    status, started, _ = _start(client, f"?project={share_id}&rating=no")
+    assert status == 202
+    shown, _ = _runs_until_done(client, started, query=f"?project={share_id}")
+    assert shown["status"] == "failed" and "at most 40 spikes" in shown["error"]
+    shown, _ = _runs_until_done(client, _start(client, f"?project={share_id}&format=jsonl", token)[1], token)
+    assert (shown["status"], shown["spike_count"]) == ("done", 60)
 
 
 def test_whoever_holds_an_exports_id_guesses_its_password_no_faster_than_the_unlock_form(client, owner_share,

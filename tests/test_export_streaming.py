@@ -102,8 +102,8 @@ def _failing_after(count: int, error: Exception):
     from chalicelib.services import spikes
     real = spikes.iterate
 
-    def iterate(scope, filters, before_read=None) -> Iterator:
-        yield from itertools.islice(real(scope, filters, before_read), count)
+    def iterate(scope, filters, before_read=None, read_limit=None) -> Iterator:
+        yield from itertools.islice(real(scope, filters, before_read, read_limit), count)
         raise error
     return iterate
 

@@ -178,7 +178,10 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                   ok={200: (str, ("text/csv", "application/x-ndjson")), 303: None}, errors=(404, 409),
                                   rate_limited=True,  # every export, and a protected share's password
                                   description="409 EXPORT_TOO_LARGE: more to read than one request has time for "
-                                              f"({API_TIMEOUT_SECONDS} s); one project at a time may fit. "
+                                              f"({API_TIMEOUT_SECONDS} s); one project at a time may fit. Unless "
+                                              "the caller owns the project's share (or is the admin), also once "
+                                              f"its reads evaluated {spikes.ANONYMOUS_EXPORT_ITEMS:,} spikes: "
+                                              "page GET /spikes?project= instead. "
                                               "429 RATE_LIMIT: SPIKES_RATE_EXPORTS_PER_MINUTE exports a minute per "
                                               "account (signed in, or a key with spikes:read), per client network "
                                               "otherwise; a call refused without a read (403, 401, 400) is "
@@ -188,7 +191,9 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                              READER, body=schemas.ExportIn, ok={202: ExportOut}, errors=(404,), rate_limited=True,
                              description="Reads and stores the export over as many runs as it needs; a small one "
                                          "is done in the answer already. Poll the Location (GET /exports/{id}) until "
-                                         "status is done, then download download_url. Counts against "
+                                         "status is done, then download download_url (status failed, with "
+                                         "error, once an export of a project whose share the caller does not own "
+                                         f"read {spikes.ANONYMOUS_EXPORT_ITEMS:,} spikes). Counts against "
                                          "SPIKES_RATE_EXPORTS_PER_MINUTE with GET /spikes/export. 429 EXPORT_LIMIT "
                                          "(with limit and Retry-After): SPIKES_MAX_RUNNING_EXPORTS of the caller's "
                                          "are running (per account, or per client network as the rate counts); "

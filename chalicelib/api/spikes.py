@@ -46,6 +46,12 @@ LISTING_FINISHING_MS = 3000
 # items whatever this says; 8 MB of spikes weighs more than an answer carries (5 MB: it ends there anyway).
 ANONYMOUS_READ_ITEMS = 2000
 ANONYMOUS_READ_QUERIES = 8
+# What an export (GET /spikes/export, POST /exports) of feedback not the caller's may read in all;
+# past it the export is refused (409). A whole project read for whoever names it, 10 a minute per
+# network: at these, no more than the listings above allow a minute (120 pages), 200,000 items and
+# 800 Queries (docs/security.md, 284). The owner and the admin export all of it.
+ANONYMOUS_EXPORT_ITEMS = 20_000
+ANONYMOUS_EXPORT_QUERIES = 80
 
 
 def _new_spike(data: dict) -> spike_posts.NewSpike:
@@ -249,6 +255,14 @@ def count_export(request, params: dict, principal) -> Tuple[str, str]:
     return counted_as
 
 
+def export_read_limit(principal, params: dict) -> Optional[spikes.ReadLimit]:
+    """What an export may read: everything for the feedback's owner and the admin
+    (``spikes.lists_as_owner``), ``ANONYMOUS_EXPORT_*`` for anyone else (docs/security.md, 284)."""
+    if spikes.lists_as_owner(principal, _project_of(params)):
+        return None
+    return spikes.ReadLimit(ANONYMOUS_EXPORT_ITEMS, ANONYMOUS_EXPORT_QUERIES)
+
+
 @route(bp, "/spikes/export", methods=["GET"])
 def export_spikes():
     request = bp.current_request
@@ -260,7 +274,8 @@ def export_spikes():
     # Lambda's context: an export that cannot finish in time ends with 409, its upload aborted.
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
     items = (spikes.to_client(spike, reviewer_emails)
-             for spike in spikes.iterate(scope, filters, exports.deadline(time_left_ms)))
+             for spike in spikes.iterate(scope, filters, exports.deadline(time_left_ms),
+                                         export_read_limit(principal, params)))
     result = exports.export(deps.exports(), items, fmt, params.get("project"), time_left_ms=time_left_ms)
     if result.download_url:
         # Lambda cannot answer with more than 6 MB: large exports are handed over through S3.

@@ -34,6 +34,7 @@ from chalicelib.store import exports as export_store
 from chalicelib.store.exports import DONE, FAILED, RUNNING, Job
 from chalicelib.store.files import Exports
 from chalicelib.store.models import Share
+from chalicelib.store.rows import ReadLimit
 from chalicelib.store.spike_filters import Filters
 from chalicelib.store.spikes import Scope
 
@@ -86,10 +87,12 @@ def password_seal(settings: Settings, principal: Optional[Principal], share: Opt
 
 
 def start(started_by: Dict, scope: Scope, filters: Filters, reviewer_emails: bool, fmt: str,
-          project: Optional[str], counted_as: str, max_running: int, sealed: Optional[str] = None) -> Job:
+          project: Optional[str], counted_as: str, max_running: int, sealed: Optional[str] = None,
+          read_limit: Optional[ReadLimit] = None) -> Job:
     """A new running export of what ``scope`` and ``filters`` select (the caller's access checked),
     holding one of ``counted_as``'s ``max_running`` slots: ExportLimit when none is free.
-    ``sealed``: the share's password that let the start in (``password_seal``)."""
+    ``sealed``: the share's password that let the start in (``password_seal``); ``read_limit``: what
+    its runs may read in all (None: everything), past which it fails (export_runs, 284)."""
     now = clock.now()
     epoch, export_id = int(now.timestamp()), "exp_" + secrets.token_urlsafe(18)
     until = epoch + export_runs.MAX_RUNNING_SECONDS
@@ -102,7 +105,8 @@ def start(started_by: Dict, scope: Scope, filters: Filters, reviewer_emails: boo
               "filters": {name: value for name, value in asdict(filters).items() if name != "hidden_partitions"},
               "format": fmt, "filename": filename, "key": Exports.new_key(filename), "upload_id": None, "parts": [],
               "next_part": 1, "after": None, "bytes": 0, "created_at": clock.iso_millis(now), "slot": slot,
-              "project": project, "password_seal": sealed}
+              "project": project, "password_seal": sealed,
+              "read_limit": [read_limit.items, read_limit.queries] if read_limit else None, "spent": {}}
     try:
         return export_store.create(export_id, detail, epoch, until + export_runs.KEEP_SECONDS,
                                    owner_id=started_by.get("user"))

@@ -22,11 +22,13 @@ import time
 from typing import Callable, Dict, Optional
 
 from chalicelib import clock
+from chalicelib.errors import ExportReadLimit
 from chalicelib.logs import get_logger
 from chalicelib.services import exports, spikes
 from chalicelib.store import export_slots
 from chalicelib.store import exports as export_store
 from chalicelib.store import spike_listings
+from chalicelib.store.rows import ReadLimit, ReadsSpent
 from chalicelib.store.exports import DONE, FAILED, Job, LeaseLost
 from chalicelib.store import files as export_files
 from chalicelib.store.files import Exports
@@ -111,6 +113,9 @@ def _advance(files: Exports, job: Job, time_left_ms: TimeLeft, part_bytes: int) 
     held_before = detail.get("held") or {}
     read = {"rows": held_before.get("rows", 0), "sent": 0, "after": detail["after"], "between_reads": False}
     position = {"after": detail["after"]}
+    # What an export of feedback not its starter's may read in all, counted over its runs (284).
+    read_limit = ReadLimit(*detail["read_limit"]) if detail.get("read_limit") else None
+    spent = detail.setdefault("spent", {})
 
     def in_time() -> None:  # asked between rows and before each Query (a filter matching little reads on)
         if time_left_ms() < FINISHING_MS:
@@ -122,7 +127,7 @@ def _advance(files: Exports, job: Job, time_left_ms: TimeLeft, part_bytes: int) 
         read["between_reads"] = False
 
     def items():
-        for row in spike_listings.iterate(scope, filters, before_read, position):
+        for row in spike_listings.iterate(scope, filters, before_read, position, read_limit, spent):
             read["rows"] += 1
             read["after"] = spike_listings.key_of(scope, filters, row)
             yield spikes.to_client(row, detail["emails"])
@@ -141,6 +146,9 @@ def _advance(files: Exports, job: Job, time_left_ms: TimeLeft, part_bytes: int) 
         if held:
             detail["held"] = {"key": files.hold(detail["key"], bytes(held)), "rows": read["rows"] - read["sent"]}
         export_store.save(job, detail, release=True)
+        return
+    except ReadsSpent as reads:
+        _fail(files, job, detail, ExportReadLimit(reads.items).message)
         return
     if held:
         _send(files, job, detail, bytes(held), read)

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Callable, Deque, Iterable, Iterator, Optional, Tuple
 
 from chalicelib import clock, lambda_answer
-from chalicelib.errors import ExportTooSlow
+from chalicelib.errors import ExportReadLimit, ExportTooSlow
 from chalicelib.services import spikes
 from chalicelib.services.identity import Principal
 from chalicelib.settings import API_TIMEOUT_SECONDS
 from chalicelib.store.files import Exports
+from chalicelib.store.rows import ReadsSpent
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
 MAX_INLINE_BYTES = lambda_answer.MAX_BODY_WEIGHT
@@ -154,11 +155,15 @@ def _drained(held: Deque[bytes]) -> Iterator[bytes]:
 def _in_time(items: Iterable[dict], time_left_ms: Optional[Callable[[], float]]) -> Iterator[dict]:
     """``items``, until the function has too little time left to finish: then ExportTooSlow,
     which aborts the upload under way. Killed at its timeout instead, the function left the
-    parts sent for the bucket's rule to abort a day later, and the client was told to retry."""
+    parts sent for the bucket's rule to abort a day later, and the client was told to retry. And
+    ExportReadLimit once the reads of ``items`` reached their ``ReadLimit`` (284), aborting it too."""
     check = deadline(time_left_ms)
-    for item in items:
-        check()
-        yield item
+    try:
+        for item in items:
+            check()
+            yield item
+    except ReadsSpent as spent:  # items read under a ReadLimit: not the feedback's owner (284)
+        raise ExportReadLimit(spent.items) from None
 
 
 def deadline(time_left_ms: Optional[Callable[[], float]]) -> Callable[[], None]:

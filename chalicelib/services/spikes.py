@@ -204,9 +204,11 @@ def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str],
     return Page(wire, next_cursor, serialized)
 
 
-def iterate(scope: Scope, filters: Filters, before_read: Optional[Callable[[], None]] = None) -> Iterator[Row]:
-    """Every matching spike, newest first (exports); ``before_read`` asked before each Query."""
-    return spike_listings.iterate(scope, hiding_deletions(scope, filters), before_read)
+def iterate(scope: Scope, filters: Filters, before_read: Optional[Callable[[], None]] = None,
+            read_limit: Optional[ReadLimit] = None) -> Iterator[Row]:
+    """Every matching spike, newest first (exports); ``before_read`` asked before each Query;
+    ``read_limit``: what the reads may evaluate in all (``rows.ReadsSpent`` past it)."""
+    return spike_listings.iterate(scope, hiding_deletions(scope, filters), before_read, read_limit=read_limit)
 
 
 def hiding_deletions(scope: Scope, filters: Filters) -> Filters:

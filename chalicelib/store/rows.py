@@ -109,17 +109,27 @@ class ReadLimit:
         return read < self.items and queries < self.queries
 
 
+class ReadsSpent(Exception):
+    """``iterate_index`` would read past its ``ReadLimit`` (``items``): the reader says what that means."""
+
+    def __init__(self, items: int):
+        super().__init__(items)
+        self.items = items
+
+
 def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, *, limit: int,
                 filter_condition=None, start_key: Optional[Dict[str, Any]] = None, newest_first: bool = True,
                 page_size: int = 100, before_read: Optional[Callable[[], None]] = None,
                 position: Optional[Dict[str, Any]] = None, keep_reading: Optional[Callable[[], bool]] = None,
-                read_limit: Optional[ReadLimit] = None) -> Tuple[List[Row], Optional[Dict[str, Any]]]:
+                read_limit: Optional[ReadLimit] = None,
+                spent: Optional[Dict[str, int]] = None) -> Tuple[List[Row], Optional[Dict[str, Any]]]:
     """Up to ``limit`` matching rows of one index partition: a first read of ``page_size``, then
     reads sized by the filter's match rate until enough matched; returns them and where the
     last read page ended. ``before_read`` is called before each read (it may raise);
     ``keep_reading`` before each read after the first (False: stop there, fewer rows), and
     ``read_limit`` too (spent: stop there; the reads after the first are cut to what it leaves);
-    ``position["scanned"]``: where the reads that matched nothing yet ended (``iterate_index``)."""
+    ``position["scanned"]``: where the reads that matched nothing yet ended (``iterate_index``);
+    ``spent``: its ``items`` and ``queries`` add this call's reads (``iterate_index``'s limit)."""
     connection = model._get_connection()
     attributes = _attributes(model)
     rows: List[Row] = []
@@ -135,6 +145,9 @@ def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, 
         for item in items:
             rows.append(_row(attributes, item))
         read, queries = read + response.get("ScannedCount", len(items)), queries + 1
+        if spent is not None:
+            spent["items"] = spent.get("items", 0) + response.get("ScannedCount", len(items))
+            spent["queries"] = spent.get("queries", 0) + 1
         last_key = response.get("LastEvaluatedKey")
         if position is not None and not rows:
             position["scanned"] = _plain_key(last_key)
@@ -153,19 +166,32 @@ def _plain_key(key: Optional[Dict[str, Any]]) -> Optional[Dict[str, str]]:
 
 def iterate_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, *, filter_condition=None,
                   read_size: int = 1000, before_read: Optional[Callable[[], None]] = None,
-                  position: Optional[Dict[str, Any]] = None) -> Iterator[Row]:
+                  position: Optional[Dict[str, Any]] = None, read_limit: Optional[ReadLimit] = None,
+                  spent: Optional[Dict[str, int]] = None) -> Iterator[Row]:
     """Every matching row of one index partition, newest first, read ``read_size`` at a time:
     an export of 30,000 spikes took 15 s as models, most of it building them. ``before_read``:
     called before each Query, also those a filter matching little makes between two rows.
     ``position``: its ``after``, an item's key (stored attribute names: strings), where reading
     starts; its ``scanned`` is kept where every row yielded so far and every read that matched
-    nothing since ended, so a reader stopped between two reads may continue from there."""
+    nothing since ended, so a reader stopped between two reads may continue from there.
+    ``read_limit``: ReadsSpent before a Query once ``spent`` (its reads so far, kept by the caller
+    across calls, counted here) reached it, each Query cut to what it leaves."""
     after = (position or {}).get("after")
     start_key = {name: {"S": value} for name, value in after.items()} if after else None
+    spent = {} if spent is None else spent
+
+    def read_allowed() -> None:
+        if read_limit is not None and not read_limit.allows(spent.get("items", 0), spent.get("queries", 0)):
+            raise ReadsSpent(read_limit.items)
+        if before_read is not None:
+            before_read()
     while True:
-        rows, start_key = query_index(model, index, hash_key, limit=read_size, filter_condition=filter_condition,
-                                      start_key=start_key, page_size=read_size, before_read=before_read,
-                                      position=position)
+        left = None if read_limit is None else ReadLimit(read_limit.items - spent.get("items", 0),
+                                                         read_limit.queries - spent.get("queries", 0))
+        size = read_size if left is None else max(1, min(read_size, left.items))
+        rows, start_key = query_index(model, index, hash_key, limit=size, filter_condition=filter_condition,
+                                      start_key=start_key, page_size=size, before_read=read_allowed,
+                                      position=position, read_limit=left, spent=spent)
         if position is not None:
             position["scanned"] = _plain_key(start_key)  # past these rows, once they are yielded
         yield from rows

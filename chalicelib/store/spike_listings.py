@@ -77,13 +77,18 @@ def newest(scope: Scope, filters: Filters, limit: int) -> List[rows.Row]:
 
 
 def iterate(scope: Scope, filters: Filters, before_read: Optional[Callable[[], None]] = None,
-            position: Optional[Dict[str, Any]] = None) -> Iterator[rows.Row]:
-    """Every matching spike, newest first, as rows (exports); ``position``: rows.iterate_index's."""
+            position: Optional[Dict[str, Any]] = None, read_limit: Optional[rows.ReadLimit] = None,
+            spent: Optional[Dict[str, int]] = None) -> Iterator[rows.Row]:
+    """Every matching spike, newest first, as rows (exports); ``position``, ``read_limit`` (what all
+    the reads together may evaluate: ``rows.ReadsSpent`` past it) and ``spent``: rows.iterate_index's."""
+    spent = {} if spent is None else spent  # one count for both indexes' reads
+
     def read(index, range_key: str) -> Iterator[rows.Row]:
         if position is not None and position.get("after"):
             position["after"] = open_spikes.resumed(range_key, position["after"])
         return rows.iterate_index(Spike, index, scope.partition, before_read=before_read,
-                                  filter_condition=spike_filters.condition(filters), position=position)
+                                  filter_condition=spike_filters.condition(filters), position=position,
+                                  read_limit=read_limit, spent=spent)
     yield from open_spikes.iterating(scope.index, filters, _index(scope), read)
 
 
