@@ -217,9 +217,11 @@
     var de = d.documentElement;
     var sx = w.pageXOffset || (de && de.scrollLeft) || 0;
     var sy = w.pageYOffset || (de && de.scrollTop) || 0;
+    // The element's place in the document, as upstream's widget sends it: negative left of or
+    // above the page's origin (a carousel's hidden slide).
     return {
-      x: Math.max(0, Math.round(r.left + sx)),
-      y: Math.max(0, Math.round(r.top + sy)),
+      x: Math.round(r.left + sx),
+      y: Math.round(r.top + sy),
       width: Math.max(0, Math.round(r.width)),
       height: Math.max(0, Math.round(r.height))
     };

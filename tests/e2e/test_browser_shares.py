@@ -226,6 +226,39 @@ def test_our_widget_takes_upstreams_offset_attributes(page, attributes, corner_g
 
 
 @pytest.mark.browser
+def test_our_widget_sends_an_elements_place_left_of_the_page_as_upstreams_does(page):
+    """Upstream's widget posts an element's document position, negative for one left of or above
+    the page's origin (a slide pushed out to the left); ours sent 0 for it."""
+    widget = (ROOT / "chalicelib" / "web" / "widget.js").read_text()
+    posted = []
+
+    def collect(route):
+        posted.append(json.loads(route.request.post_data))
+        route.fulfill(status=201, content_type="application/json", body='{"ok":true,"id":"x"}')
+
+    page.context.route("https://mockups.example.org/spikes", collect)
+    page.context.route("https://mockups.example.org/widget.js", lambda route: route.fulfill(
+        status=200, content_type="application/javascript", body=widget))
+    page.context.route("https://mockups.example.org/index.html", lambda route: route.fulfill(
+        status=200, content_type="text/html",
+        body='<!doctype html><html><body style="margin:0"><div id="slide" style="position:absolute;left:-50px;'
+             'top:-10px;width:200px;height:80px;background:#ddd">Slide two</div>'
+             '<script src="/widget.js" data-project="carousel"></script></body></html>'))
+    page.goto("https://mockups.example.org/index.html")
+    page.click("spikes-widget .spk-launcher")
+    page.click("spikes-widget .spk-mode-element")
+    page.mouse.move(100, 30)
+    page.mouse.click(100, 30)
+    page.fill("spikes-widget .spk-comment", "Half of this slide is off the page")
+    page.fill("spikes-widget .spk-name", "Jane Reviewer")
+    page.click("spikes-widget .spk-submit")
+    page.wait_for_selector("spikes-widget .spk-success", state="visible", timeout=15000)
+    [spike] = posted
+    assert spike["selector"] == "#slide"
+    assert spike["boundingBox"] == {"x": -50, "y": -10, "width": 200, "height": 80}
+
+
+@pytest.mark.browser
 def test_password_protected_share_viewed_through_the_form(live_server, page):
     token = live_server.sign_in("pro@example.com")
     make_pro(live_server, "pro@example.com")
