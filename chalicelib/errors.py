@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 
+# A 404 of a path nothing serves (our catch-alls, API Gateway's own, make dev's past their depth).
+NO_SUCH_ROUTE = "No such route: GET /openapi.json lists every route (GET /docs renders it)"
+
+
 class SpikesError(Exception):
     status = 400
     code = "BAD_REQUEST"

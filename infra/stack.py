@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Tuple
 
 from pydantic import SecretStr
 
+from chalicelib.errors import NO_SUCH_ROUTE
 from chalicelib.settings import API_TIMEOUT_SECONDS, LOCAL_STAGES, SSM_PATH_VARIABLE, Settings
 from chalicelib.store.files import (EXPORTS_PREFIX, KEPT_EXPORT_DAYS, KEPT_EXPORTS_PREFIX, STAGED_UPLOAD_DAYS,
                                     STAGING_PREFIX)
@@ -297,8 +298,8 @@ def alarm_resources(stage: str) -> Dict[str, Any]:
 GATEWAY_RESPONSES = {
     "DEFAULT_4XX": (None, "BAD_REQUEST", "Bad request"),
     "DEFAULT_5XX": (None, "SERVICE_UNAVAILABLE", "A backing service is temporarily unavailable; retry shortly"),
-    "MISSING_AUTHENTICATION_TOKEN": (404, "NOT_FOUND", "No such route"),
-    "RESOURCE_NOT_FOUND": (404, "NOT_FOUND", "No such route"),
+    "MISSING_AUTHENTICATION_TOKEN": (404, "NOT_FOUND", NO_SUCH_ROUTE),
+    "RESOURCE_NOT_FOUND": (404, "NOT_FOUND", NO_SUCH_ROUTE),
     "REQUEST_TOO_LARGE": (413, "SIZE_LIMIT", "Request is too large"),
     "THROTTLED": (429, "RATE_LIMIT", "Rate limit exceeded"),
     "QUOTA_EXCEEDED": (429, "RATE_LIMIT", "Rate limit exceeded"),

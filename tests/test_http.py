@@ -113,3 +113,16 @@ def test_framework_errors_are_reshaped_into_the_envelope(client):
     body = json.loads(response.body)
     assert response.status_code == 400 and body["error"] == "nope" and body["request_id"]
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_the_address_alone_leads_to_the_api_reference(client):
+    # An agent given only the server's address got {"name": "spikes", "ok": true} at its root and
+    # "No such route" for a guess: neither named /openapi.json, where every route is described.
+    status, body, _ = call(client, "GET", "/")
+    assert status == 200 and (body["name"], body["ok"]) == ("spikes", True)
+    for field, path in (("openapi", "/openapi.json"), ("docs", "/docs"), ("dashboard", "/dashboard")):
+        assert body[field].endswith(path), body
+        assert client.http.get(path).status_code == 200, path
+    for method, path in (("GET", "/api/spikes"), ("POST", "/v2/feedback"), ("GET", "/a/b/c/d/e/f")):
+        status, body, _ = call(client, method, path)
+        assert (status, body["code"]) == (404, "NOT_FOUND") and "GET /openapi.json" in body["error"], path

@@ -10,7 +10,7 @@ from chalice import Blueprint, Chalice
 from chalice.app import RouteEntry
 
 from chalicelib.api.routing import ALL_METHODS, ANY_CONTENT_TYPE, route, handle
-from chalicelib.errors import MethodNotAllowed, NotFound
+from chalicelib.errors import NO_SUCH_ROUTE, MethodNotAllowed, NotFound
 
 MAX_DEPTH = 10
 
@@ -18,7 +18,7 @@ bp = Blueprint(__name__)
 
 
 def _not_found(**_params: str):
-    raise NotFound("No such route")
+    raise NotFound(NO_SUCH_ROUTE)
 
 
 def is_fallback(entry: RouteEntry) -> bool:

@@ -115,6 +115,9 @@ class MessageOut(OkOut):
 class IndexOut(Out):
     name: str
     ok: bool = True
+    openapi: str = Field(description="The OpenAPI 3.1 document: every route, its inputs, answers and error codes")
+    docs: str = Field(description="The same, rendered for people")
+    dashboard: str = Field(description="The share owners' dashboard")
 
 
 class HealthOut(Out):
