@@ -355,6 +355,21 @@ def test_mcp_submit_list_resolve_delete(client):
     assert ureq(client, "GET", f"/spikes/{spike_id}", bearer=token)[0] == 404
 
 
+def test_mcp_submit_with_an_empty_rating_is_feedback_without_one(client):
+    """submit_spike passes on the agent's `rating` string as it is; an agent with no rating to
+    give may send "". The listing's filter takes "" as no filter, upstream's own backend stores it
+    as null; POST /spikes refused it with a 400 and the feedback was lost."""
+    token = sign_in(client, "agent-owner@example.com")
+    unrated = mcp_submit(client, token, page="/checkout", comments="No opinion, a typo: 'Totl'", rating="")
+    blank = mcp_submit(client, token, page="/checkout", comments="Same", rating="  ")
+    rated = mcp_submit(client, token, page="/checkout", comments="Nice", rating=" Love ")
+    ratings = {spike.id: spike.rating for spike in mcp_get_spikes(client, token)}
+    assert ratings == {unrated: None, blank: None, rated: "love"}
+    status, body = ureq(client, "POST", "/spikes", b'{"type":"page","projectKey":"p","rating":"great"}',
+                        content_type=True)
+    assert status == 400 and json.loads(body)["details"][0]["field"] == "rating"  # a wrong one is still told
+
+
 def mcp_shown_id(spike: CliSpike) -> str:
     """What the MCP server's get_spikes (and get_element_feedback) print of an id: its first 8
     characters, `[spk_ab12] page on Home`. resolve_spike/delete_spike take "an ID or prefix"."""

@@ -134,7 +134,7 @@ class SpikeIn(Lenient):
     comments: Optional[str] = Field(default="", max_length=10_000, description="What the reviewer wrote")
     timestamp: Optional[str] = Field(default="", max_length=64, description="When the reviewer posted (ISO 8601); "
                                                                              "absent: when it arrived")
-    rating: Optional[Literal["love", "like", "meh", "no"]] = Field(default=None, description="null: no rating")
+    rating: Optional[Literal["love", "like", "meh", "no"]] = Field(default=None, description='null or "": no rating')
     reviewer: Optional[ReviewerIn] = Field(default=None, description="id, name, email; absent: Anonymous")
     selector: Optional[str] = Field(default=None, max_length=PAGE_CONTEXT["selector"], description="The element's "
                                                                                                    "CSS selector")
@@ -166,7 +166,11 @@ class SpikeIn(Lenient):
     @field_validator("rating", mode="before")
     @classmethod
     def _rating_any_case(cls, value):
-        return value.lower() if isinstance(value, str) else value
+        # "" is no rating, as in the listing's filter: the MCP server's submit_spike passes on
+        # whatever string the agent gave, and upstream's own backend stores "" as null.
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
 
     @field_validator(*PAGE_CONTEXT, mode="before")
     @classmethod
