@@ -480,6 +480,41 @@ def test_whoever_holds_an_exports_id_guesses_its_password_no_faster_than_the_unl
         clock.use(None)
 
 
+def test_a_password_removed_after_an_export_started_is_not_told_to_whoever_holds_its_id(client, owner_share,
+                                                                                       from_network):
+    """Once the owner removed the share's password, a poll of an export that password opened asked
+    no password (the share is public) and compared the anonymous starter's mark alone, uncounted:
+    whoever held the id guessed the removed password without limit, told the right one by its 200,
+    a password owners reuse (docs/security.md, 285). An export a password opened is now read only
+    while a password guards the share; without it, nothing is told, the starter starts anew."""
+    from chalicelib import deps
+    from chalicelib.crypto import hash_password
+    from chalicelib.services import targets
+    from chalicelib.store.models import Share
+    token, share_id = owner_share
+    Share.get(f"share#{share_id}").update(actions=[Share.password_hash.set(hash_password("open sesame")),
+                                                   Share.password_version.add(1)])
+    targets.forget()
+    right, wrong = {"X-Share-Password": "open sesame"}, {"X-Share-Password": "open sesame?"}
+    from_network("198.51.100.7")
+    anonymous = _start(client, f"?project={share_id}", None, headers=right)[1]["id"]
+    visitor = sign_in(client, "visitor@example.com")
+    signed_in = _start(client, f"?project={share_id}", visitor, headers=right)[1]["id"]
+    own = _start(client, f"?project={share_id}", token)[1]["id"]
+    assert call(client, "GET", f"/exports/{anonymous}?project={share_id}", headers=right)[0] == 200
+    Share.get(f"share#{share_id}").update(actions=[Share.password_hash.remove(), Share.password_version.add(1)])
+    targets.forget()
+    from_network("203.0.113.9")  # whoever else holds the anonymous export's id
+    guesses = [call(client, "GET", f"/exports/{anonymous}?project={share_id}", headers=wrong)[0]
+               for _ in range(deps.settings().rate_password_per_minute + 1)]
+    assert guesses == [404] * len(guesses)  # a public share: no try is counted, none refused
+    assert call(client, "GET", f"/exports/{anonymous}?project={share_id}", headers=right)[0] == 404
+    from_network("198.51.100.7")
+    assert call(client, "GET", f"/exports/{anonymous}?project={share_id}", headers=right)[0] == 404
+    assert call(client, "GET", f"/exports/{signed_in}", token=visitor, headers=right)[0] == 404
+    assert _read(client, own, token)[0] == 200  # the owner's own never needed the password
+
+
 def test_reading_an_export_again_costs_one_read_more_at_most(client, owner_share, dynamodb_calls):
     from chalicelib.services import targets
     token, share_id = owner_share

@@ -110,12 +110,11 @@ def _still_readable(request, params: dict, principal, job) -> bool:
     the share's password, given again, is matched against what the start kept of it, not counted
     as a new try while it is unchanged (275)."""
     try:
-        scope, reviewer_emails = spike_routes.scope_of(request, {**params, "project": job.detail.get("project")},
-                                                       principal, emails=job.detail["emails"],
-                                                       password_seal=job.detail.get("password_seal"))
+        decided = spike_routes.access_of(request, {**params, "project": job.detail.get("project")}, principal,
+                                         emails=job.detail["emails"], password_seal=job.detail.get("password_seal"))
     except (NotFound, ScopeDenied, AuthRequired):
         return False
-    return background_exports.same_access(job, scope, reviewer_emails)
+    return background_exports.same_access(job, decided)
 
 
 def _shown(job):

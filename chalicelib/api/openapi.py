@@ -207,7 +207,8 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                         description="404 for an id unknown, expired, or started by another "
                                                     "caller, and once the access it was started with is gone "
                                                     "(the share deleted, made private, or its password "
-                                                    "changed): each read asks again. Without an account, pass "
+                                                    "changed, or removed when a password opened it): each "
+                                                    "read asks again. Without an account, pass "
                                                     "the ?project= (and password) it was started with; an "
                                                     "export started with a share's password needs it on every "
                                                     "read, signed in or not.",

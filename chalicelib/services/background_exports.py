@@ -26,7 +26,7 @@ from typing import Any, Dict, Optional
 from chalicelib import clock
 from chalicelib.crypto import sign
 from chalicelib.errors import ExportLimit
-from chalicelib.services import export_runs, exports, pending_work, share_access
+from chalicelib.services import export_runs, exports, pending_work, share_access, spikes
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
 from chalicelib.store import export_slots
@@ -70,10 +70,15 @@ def may_read(secret: str, job: Job, principal: Optional[Principal], project: Opt
     return bool(started_by.get("admin")) and bool(reader.get("admin"))
 
 
-def same_access(job: Job, scope: Scope, reviewer_emails: bool) -> bool:
+def same_access(job: Job, decided: spikes.Access) -> bool:
     """Whether what the reader may read now (``spikes.readable`` for the export's ``project``) is
-    what the export was started with: the same spikes, and the reviewers' addresses if it has them."""
-    return [scope.index, scope.partition] == job.detail["scope"] and (reviewer_emails or not job.detail["emails"])
+    what the export was started with: the same spikes, the reviewers' addresses if it has them,
+    and a share's password if one let the start in: with the password removed, nothing asks it,
+    and an anonymous starter's mark, compared uncounted, told whoever held the id the old one (285)."""
+    if job.detail.get("password_seal") and not (decided.share is not None and share_access.is_private(decided.share)):
+        return False
+    return [decided.scope.index, decided.scope.partition] == job.detail["scope"] and \
+        (decided.reviewer_emails or not job.detail["emails"])
 
 
 def password_seal(settings: Settings, principal: Optional[Principal], share: Optional[Share],
