@@ -15,8 +15,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, Union
 from pydantic import BaseModel
 
 from chalicelib import errors, web
-from chalicelib.api import (account_schemas, dashboard, fallback, keys, outbound_webhooks, schemas, spikes,
-                            versioning)
+from chalicelib.api import (account_schemas, dashboard, fallback, keys, outbound_webhooks, schemas, shares,
+                            spikes, versioning)
 from chalicelib.api.responses import (AccountOut, ApiKeyChangedOut, ApiKeyCreatedOut, ApiKeyOut, ApiKeyRevokedOut, BillingUrlOut,
                                       DeletedOut, DeliveryPageOut, ExportOut, DevicePollOut, DeviceStartOut, ErrorOut,
                                       HealthOut, IndexOut, KeyMeOut, LinkedOut, LoginOut, LogoutOut,
@@ -232,7 +232,16 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                     rate_limited=True),
     ("POST", "/shares/{key}/complete"): Op("Finish a share started with POST /shares/uploads", "shares",
                                            ok={200: ShareCreatedOut}, errors=(404, 409, 429), rate_limited=True),
-    ("GET", "/shares"): Op("List the caller's shares", "shares", ok={200: (List[ShareListItemOut], None)}),
+    ("GET", "/shares"): Op("List the caller's shares, newest first", "shares", ok={200: (List[ShareListItemOut], None)},
+                           ok_headers=("X-Next-Cursor",),
+                           description="A bare array (the Spikes CLI's `shares` parses it, and never pages): "
+                                       f"without limit as many shares as one answer carries (up to "
+                                       f"{shares.MAX_LISTED:,}). It ends early when it would outweigh the "
+                                       "answer or the request's time runs short, and may then hold fewer "
+                                       "shares than limit, even none; when more follow, the X-Next-Cursor "
+                                       "header holds where it ended (absent at the end): pass it as ?cursor=.",
+                           query=(("limit", f"1-{shares.MAX_LISTED:,}; default: as many as fit", False),
+                                  ("cursor", "X-Next-Cursor of the previous answer", False))),
     ("GET", "/shares/{key}"): Op("One share with its feedback", "shares", ok={200: ShareOut}, errors=(404, 409),
                                  description="409 EXPORT_TOO_LARGE: more feedback than one answer carries; "
                                              "GET /spikes/export?project={id} hands it over.",

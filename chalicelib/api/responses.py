@@ -86,7 +86,8 @@ class Out(BaseModel):
 class Preshaped:
     """A body already in the wire shape of ``shape`` (a model, or ``List[model]``), sent as it
     is. Only for the spike listing, whose items come from ``services.spikes.to_client``:
-    validating a thousand items would cost more than the query. The document describes it
+    validating a thousand items would cost more than the query; and for GET /shares, whose
+    items were made by the model and measured as JSON (services/share_listing.py). The document describes it
     with ``shape``; with ``CHECKS.preshaped`` on (the test suite), every body is validated
     against it on the way out."""
     shape: Any

@@ -2,11 +2,11 @@
 and delete. Serving the uploaded pages lives in ``serving``."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, List
 
 from chalice import Blueprint
 
-from chalicelib import deps
+from chalicelib import deps, lambda_answer
 from chalicelib.api import inputs
 from chalicelib.api.routing import json_response, route
 from chalicelib.errors import SizeLimit
@@ -25,6 +25,7 @@ ratelimit = lazy_import("chalicelib.services.ratelimit")
 share_creation = lazy_import("chalicelib.services.share_creation")
 share_deletion = lazy_import("chalicelib.services.share_deletion")
 share_links = lazy_import("chalicelib.services.share_links")
+share_listing = lazy_import("chalicelib.services.share_listing")
 shares = lazy_import("chalicelib.services.shares")
 spikes = lazy_import("chalicelib.services.spikes")
 uploads = lazy_import("chalicelib.services.uploads")
@@ -33,6 +34,13 @@ bp = Blueprint(__name__)
 
 # Room for the announcement of a share with max_share_files (500) files and long paths.
 MAX_ANNOUNCEMENT_BYTES = 256 * 1024
+# GET /shares: the most one answer lists (a Pro account has no share limit: docs/security.md
+# 305); it ends short of this weight of items (Lambda answers at most 6 MB) and, with this much
+# of the function's time left, where its reads ended, as a listing of spikes does.
+MAX_LISTED = 10_000
+MAX_LISTING_BYTES = lambda_answer.MAX_BODY_WEIGHT
+LISTING_FINISHING_MS = 3000
+NEXT_CURSOR = "X-Next-Cursor"
 
 
 def _uploader(request, budget: str = "shares") -> Principal:
@@ -120,11 +128,21 @@ def _summary(share: Share, base_url: str) -> dict:
 
 @route(bp, "/shares", methods=["GET"])
 def list_shares():
+    """A bare array, newest first, as the CLI parses it (it never pages): as many shares as
+    ``?limit=`` asks, or as one answer carries, ending short of its weight and of the function's
+    time; the cursor of the rest, when more follow, in X-Next-Cursor (``?cursor=`` takes it)."""
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "shares:read")
+    params = inputs.query(request)
+    limit = inputs.page_limit(params, MAX_LISTED, MAX_LISTED)
     base_url = inputs.base_url(request)
-    return [responses.ShareListItemOut(**_summary(share, base_url), spike_count=count)
-            for share, count in shares.list_owned(principal.user)]
+    time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
+    listed = share_listing.list_owned(
+        principal.user, limit, params.get("cursor") or None, deps.settings().secret_key.get_secret_value(),
+        lambda share, count: responses.ShareListItemOut(**_summary(share, base_url), spike_count=count).wire(),
+        MAX_LISTING_BYTES, keep_reading=time_left_ms and (lambda: time_left_ms() >= LISTING_FINISHING_MS))
+    return json_response(responses.Preshaped(List[responses.ShareListItemOut], listed.items, listed.items_json),
+                         headers={NEXT_CURSOR: listed.next_cursor} if listed.next_cursor else None)
 
 
 @route(bp, "/shares/{key}", methods=["GET"])

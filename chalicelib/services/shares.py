@@ -1,13 +1,13 @@
-"""The owner's shares: found by id or slug, listed, read with their feedback (one answer's
-worth) and changed (name, password, webhook URL); and ``as_new_owner``, which makes a request
-again as the account's new owner when a claim merged it meanwhile. Creating a share is
-``share_creation`` (and ``presigned_uploads``), deleting one ``share_deletion``; who may see a
-share is ``share_access``; what a visitor is sent is ``share_pages``; records, slugs and files
-are stored by ``store.shares`` and ``store.files``."""
+"""The owner's shares: found by id or slug, read with their feedback (one answer's worth) and
+changed (name, password, webhook URL); and ``as_new_owner``, which makes a request again as the
+account's new owner when a claim merged it meanwhile. Listing them is ``share_listing``;
+creating a share is ``share_creation`` (and ``presigned_uploads``), deleting one
+``share_deletion``; who may see a share is ``share_access``; what a visitor is sent is
+``share_pages``; records, slugs and files are stored by ``store.shares`` and ``store.files``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple, TypeVar
+from typing import Callable, List, Optional, TypeVar
 
 from chalicelib import clock, lambda_answer
 from chalicelib.crypto import hash_password
@@ -107,12 +107,6 @@ def _update_share(settings: Settings, user: User, key: str, changes: ShareChange
     if changes.webhook_url is not None:
         outbound_webhooks.release_held(updated)
     return updated
-
-
-def list_owned(user: User) -> List[Tuple[Share, int]]:
-    owned = [share for share in share_store.owned_by(user.user_id) if share.status != DELETING]
-    counts = ledger.share_spike_counts([share.share_id for share in owned]) if owned else {}
-    return [(share, counts.get(share.share_id, 0)) for share in owned]
 
 
 def spike_count(share: Share) -> int:

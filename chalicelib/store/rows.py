@@ -122,14 +122,16 @@ def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, 
                 page_size: int = 100, before_read: Optional[Callable[[], None]] = None,
                 position: Optional[Dict[str, Any]] = None, keep_reading: Optional[Callable[[], bool]] = None,
                 read_limit: Optional[ReadLimit] = None,
-                spent: Optional[Dict[str, int]] = None) -> Tuple[List[Row], Optional[Dict[str, Any]]]:
+                spent: Optional[Dict[str, int]] = None,
+                projection: Optional[List[str]] = None) -> Tuple[List[Row], Optional[Dict[str, Any]]]:
     """Up to ``limit`` matching rows of one index partition: a first read of ``page_size``, then
     reads sized by the filter's match rate until enough matched; returns them and where the
     last read page ended. ``before_read`` is called before each read (it may raise);
     ``keep_reading`` before each read after the first (False: stop there, fewer rows), and
     ``read_limit`` too (spent: stop there; the reads after the first are cut to what it leaves);
     ``position["scanned"]``: where the reads that matched nothing yet ended (``iterate_index``);
-    ``spent``: its ``items`` and ``queries`` add this call's reads (``iterate_index``'s limit)."""
+    ``spent``: its ``items`` and ``queries`` add this call's reads (``iterate_index``'s limit);
+    ``projection``: the only attributes read into the function (None: all; keep the keys)."""
     connection = model._get_connection()
     attributes = _attributes(model)
     rows: List[Row] = []
@@ -140,7 +142,7 @@ def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, 
             before_read()
         response = _query_raw(connection, hash_key, index_name=index.Meta.index_name,
                               filter_condition=filter_condition, exclusive_start_key=last_key,
-                              scan_index_forward=not newest_first, limit=read_size)
+                              scan_index_forward=not newest_first, limit=read_size, attributes_to_get=projection)
         items = response.get("Items", [])
         for item in items:
             rows.append(_row(attributes, item))

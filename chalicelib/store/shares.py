@@ -10,12 +10,12 @@ A deletion, from its tombstone to the record's removal, is store/share_tombstone
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from pynamodb.exceptions import QueryError
 
-from chalicelib.errors import NotFound
-from chalicelib.store import accounts, new_indexes, share_work, transactions
+from chalicelib.errors import InvalidCursor, NotFound
+from chalicelib.store import accounts, cursors, new_indexes, rows, share_work, transactions
 from chalicelib.store.models import Share, User
 from chalicelib.store.transactions import ConditionFailed, Transaction, update_if
 
@@ -97,6 +97,44 @@ def post_hint(share: Share) -> Dict[str, Any]:
 
 def owned_by(owner_id: str, newest_first: bool = True) -> Iterator[Share]:
     return Share.owner_index.query(owner_id, scan_index_forward=not newest_first)
+
+
+# What GET /shares shows of a share, and the owner index's key a cursor is made of: not the
+# files' manifest (up to 500 paths a share), which made thousands of shares hundreds of MB in
+# the function (docs/security.md 305).
+LISTED_FIELDS = ["pk", "owner_id", "created_at", "share_id", "slug", "name", "status", "file_count", "total_bytes",
+                 "password_hash", "webhook_url"]
+_CURSOR_FIELDS = {"pk", "owner_id", "created_at"}
+
+
+def owned_page(owner_id: str, limit: int, cursor: Optional[str], secret: str,
+               keep_reading: Optional[Callable[[], bool]] = None) -> Tuple[List[rows.Row], Optional[str]]:
+    """Up to ``limit`` of the owner's shares (``LISTED_FIELDS`` of each), newest first, after
+    ``cursor``, without those whose deletion started; and the next page's cursor (None at the
+    end), signed with ``secret`` and bound to the owner (``InvalidCursor`` for any other).
+    ``keep_reading`` is asked before each Query after the first: False ends the page where the
+    reads ended, with fewer shares (none, past many deletions) and a cursor from there."""
+    scope = f"shares:{owner_id}"
+    start = cursors.decode(secret, scope, cursor)
+    if start is not None and (set(start) != _CURSOR_FIELDS or start["owner_id"] != owner_id
+                              or not start["pk"].startswith(share_pk(""))):
+        raise InvalidCursor()
+    not_deleting = Share.status.does_not_exist() | (Share.status != DELETING)
+    found, ended = rows.query_index(Share, Share.owner_index, owner_id, limit=limit + 1, filter_condition=not_deleting,
+                                    start_key={name: {"S": value} for name, value in start.items()} if start else None,
+                                    page_size=min(limit + 1, rows.MAX_READ_SIZE), keep_reading=keep_reading,
+                                    projection=LISTED_FIELDS)
+    if len(found) > limit:
+        return found[:limit], cursor_at(found[limit - 1], secret)
+    if ended is None:
+        return found, None
+    return found, cursors.encode(secret, scope, {name: value["S"] for name, value in ended.items()})
+
+
+def cursor_at(share: Any, secret: str) -> str:
+    """The cursor of ``owned_page`` that continues right after ``share`` (a share it listed)."""
+    return cursors.encode(secret, f"shares:{share.owner_id}",
+                          {"pk": share.pk, "owner_id": share.owner_id, "created_at": share.created_at})
 
 
 def deleting_of(owner_id: str, limit: int) -> List[str]:
