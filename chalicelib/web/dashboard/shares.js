@@ -1,15 +1,19 @@
 // Your shares: the list, and creating one by dropping a folder or files.
 
-import { api, describe } from './api.js';
-import { bytes, h, replace, status, when } from './dom.js';
+import { api, apiPage, describe } from './api.js';
+import { busy, bytes, h, replace, status, when } from './dom.js';
 import { filesFromDrop, filesFromInput, normalise, uploadShare } from './upload.js';
 
+// Shares listed at a time: a Pro account has no share limit (docs/security.md 305).
+const SHARES_PAGE = 100;
+
 export async function renderShares(main, navigate) {
-  const shares = await api('GET', '/shares');
+  const page = await apiPage('/shares', { limit: SHARES_PAGE });
   replace(main,
     h('h1', { tabindex: '-1' }, 'Your shares'),
     uploader(navigate),
-    shares.length ? shareTable(shares) : h('p', { class: 'empty' }, 'No shares yet. Drop a folder above to create one.'));
+    page.items.length || page.next ? shareTable(page)
+      : h('p', { class: 'empty' }, 'No shares yet. Drop a folder above to create one.'));
 }
 
 // Anything but a live share says so: an unfinished upload (and when the server deletes it), or
@@ -22,17 +26,32 @@ export function statusBadge(share) {
   return h('span', { class: 'badge warn', title }, label);
 }
 
-function shareTable(shares) {
-  return h('div', { class: 'table-wrap' }, h('table', { class: 'shares' },
+// The newest shares, a page at a time: "Show older shares" follows the listing's cursor.
+function shareTable(page) {
+  const body = h('tbody', {}, page.items.map(shareRow));
+  const messages = h('div', { class: 'msg' });
+  const table = h('div', { class: 'table-wrap' }, h('table', { class: 'shares' },
     h('caption', { class: 'sr-only' }, 'Your shares, newest first'),
     h('thead', {}, h('tr', {}, ['Name', 'Link', 'Spikes', 'Created', 'Access'].map((label) => h('th', { scope: 'col' }, label)))),
-    h('tbody', {}, shares.map((share) => h('tr', { 'data-share': share.id },
-      h('th', { scope: 'row' }, h('a', { href: `#/shares/${encodeURIComponent(share.id)}` }, share.name || share.slug),
-        statusBadge(share)),
-      h('td', {}, h('a', { href: share.url, target: '_blank', rel: 'noopener noreferrer' }, `/s/${share.slug}`)),
-      h('td', { class: 'num' }, String(share.spike_count)),
-      h('td', {}, when(share.created_at)),
-      h('td', {}, share.password_protected ? h('span', { class: 'badge' }, 'Password') : 'Public'))))));
+    body));
+  let next = page.next;
+  const more = h('button', { type: 'button', id: 'older-shares', onclick: (event) => busy(event.target, messages, async () => {
+    const older = await apiPage('/shares', { limit: SHARES_PAGE, cursor: next });
+    older.items.forEach((share) => body.appendChild(shareRow(share)));
+    next = older.next;
+    if (!next) more.remove();
+  }) }, 'Show older shares');
+  return next ? h('div', {}, table, more, messages) : table;
+}
+
+function shareRow(share) {
+  return h('tr', { 'data-share': share.id },
+    h('th', { scope: 'row' }, h('a', { href: `#/shares/${encodeURIComponent(share.id)}` }, share.name || share.slug),
+      statusBadge(share)),
+    h('td', {}, h('a', { href: share.url, target: '_blank', rel: 'noopener noreferrer' }, `/s/${share.slug}`)),
+    h('td', { class: 'num' }, String(share.spike_count)),
+    h('td', {}, when(share.created_at)),
+    h('td', {}, share.password_protected ? h('span', { class: 'badge' }, 'Password') : 'Public'));
 }
 
 function uploader(navigate) {
