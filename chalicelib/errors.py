@@ -270,7 +270,8 @@ class BillingNotConfigured(SpikesError):
     reads as "server error, try again" (docs/clients.md)."""
     status = 404
     code = "BILLING_NOT_CONFIGURED"
-    message = "Billing is not configured on this server"
+    message = ("Billing is not configured on this server (its operator sets SPIKES_STRIPE_SECRET_KEY and "
+               "SPIKES_STRIPE_PRICE_ID: docs/billing.md)")
 
 
 class WebhooksNotConfigured(BillingNotConfigured):

@@ -98,6 +98,7 @@ def test_agent_checkout_needs_the_agent_prices(client, env, stripe_api):
     token = sign_in(client, EMAIL)
     status, body, _ = call(client, "GET", "/billing/checkout?tier=agent", token=token)
     assert (status, body["code"]) == (404, "BILLING_NOT_CONFIGURED")
+    assert "SPIKES_STRIPE_AGENT_SPIKE_PRICE_ID" in body["error"]  # which settings are missing
 
 
 def deliver(client, evt):

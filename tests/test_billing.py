@@ -145,7 +145,9 @@ def test_billing_not_configured_is_a_clear_error(client, user_token):
         status, body, _ = call(client, "GET", path, token=user_token)
         assert status == 404, body  # permanent: a 4xx, so the CLI shows this message
         assert body["code"] == "BILLING_NOT_CONFIGURED" and body["request_id"]
-        assert body["error"] == "Billing is not configured on this server"
+        # What is missing, and where it is explained: `make dev`'s newcomer is often its operator.
+        assert body["error"] == ("Billing is not configured on this server (its operator sets "
+                                 "SPIKES_STRIPE_SECRET_KEY and SPIKES_STRIPE_PRICE_ID: docs/billing.md)")
 
 
 def test_checkout_without_price_is_not_configured(client, user_token, env, stripe_api):

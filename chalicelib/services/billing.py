@@ -146,7 +146,9 @@ def _answer_without_checkout(settings: Settings, user: User, tier: str, current:
         return {"url": None, "message": f"You already have {name}.{manage}"}
     _require_configured(settings)
     if tier == quotas.AGENT and not settings.agent_tier_configured:
-        raise BillingNotConfigured("The agent tier is not configured on this server")
+        raise BillingNotConfigured("The agent tier is not configured on this server (its operator sets "
+                                  "SPIKES_STRIPE_AGENT_SPIKE_PRICE_ID and SPIKES_STRIPE_AGENT_SHARE_PRICE_ID "
+                                  "beside the Stripe key: docs/agents.md)")
     if current in quotas.PAID_TIERS:
         return {"url": None, "message": f"You are on the {current} tier. To switch, cancel it in the billing portal "
                                         "(`spikes billing`, GET /billing/portal), then check out again."}
