@@ -203,7 +203,7 @@ def test_ownership_is_decided_in_one_module():
 
 def found_by_owner_section() -> str:
     text = (ROOT / "docs" / "data-model.md").read_text(encoding="utf-8")
-    start = text.index("## Found by owner")
+    start = text.index("## Finding an account's items")
     end = text.find("\n## ", start + 1)
     return text[start:end if end != -1 else len(text)]
 
@@ -216,7 +216,7 @@ def test_every_table_is_found_by_owner_without_a_scan():
     section = found_by_owner_section()
     for model in ALL_MODELS:
         name = LOGICAL_NAMES[model]
-        assert f"| `{name}` " in section, f"docs/data-model.md, Found by owner: no row for the {name} table"
+        assert f"| `{name}` " in section, f"docs/data-model.md, Finding an account's items: no row for the {name} table"
         indexes = {index.Meta.index_name for index in model._indexes.values()}
         assert model is User or "owner_index" in indexes, f"{name}: no owner_index (or key the account)"
 

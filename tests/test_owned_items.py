@@ -1,5 +1,5 @@
 """Account data rights: every kind of item an account owns that no listing of its own shows is
-found by its owner without a Scan (docs/data-model.md, "Found by owner"): bearer sessions,
+found by its owner without a Scan (docs/data-model.md, "Finding an account's items"): bearer sessions,
 webhook events of deleted shares, usage events in every outbox queue, pro-features checkpoints,
 background exports and their files.
 On moto and on DynamoDB Local."""

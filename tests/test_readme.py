@@ -381,6 +381,41 @@ def test_every_key_prefix_of_the_store_is_in_the_data_model():
     assert {"exportslot#", "migration#open-spikes", "bearer#", "meter#held"} <= set(prefixes)
 
 
+def _s3_key_prefixes() -> set:
+    """The S3 prefixes store/files.py writes under: its constants (`exports/`) and the head of
+    an f-string key (`shares/`)."""
+    found = set()
+    for node in ast.walk(ast.parse((ROOT / "chalicelib" / "store" / "files.py").read_text(encoding="utf-8"))):
+        if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+            text = node.values[0].value
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        else:
+            continue
+        if re.fullmatch(r"[a-z][a-z-]*/", text):
+            found.add(text)
+    return found
+
+
+def test_every_item_kind_of_the_store_says_how_an_account_finds_it():
+    """Account data rights (export, deletion) must find every item of an account without a Scan:
+    docs/data-model.md's "Finding an account's items" has a row for each kind of item (a key
+    prefix of the store, an S3 prefix), saying its path from the account and what breaks it. A
+    new kind without its row is one an account's deletion would leave behind unnoticed."""
+    text = (ROOT / "docs" / "data-model.md").read_text(encoding="utf-8")
+    start = text.index("## Finding an account's items")
+    end = text.find("\n## ", start + 1)
+    section = text[start:end if end != -1 else len(text)]
+    header = next(line for line in section.splitlines() if line.startswith("| "))
+    assert header == "| item kind | path from the account | what breaks it |"
+    rows = [line for line in section.splitlines() if line.startswith("| ") and line != header]
+    assert all(line.count(" | ") == 2 for line in rows), "a row of three cells each"
+    named = "\n".join(rows)
+    kinds = set(_store_key_prefixes()) | _s3_key_prefixes()
+    assert sorted(kind for kind in kinds if f"`{kind}" not in named) == []
+    assert {"stripe-event#", "bearer#", "shares/", "exports/"} <= kinds
+
+
 def test_every_make_target_the_docs_name_exists():
     targets = set(re.findall(r"^([a-z][\w-]*):", (ROOT / "Makefile").read_text(encoding="utf-8"), re.M))
     named = {(doc.name, target) for doc in ALL_DOCS

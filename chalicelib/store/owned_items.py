@@ -1,5 +1,5 @@
 """An account's items that no listing of its own shows, found by owner without a Scan: what the
-roadmap's export and deletion of an account read (docs/data-model.md, "Found by owner").
+roadmap's export and deletion of an account read (docs/data-model.md, "Finding an account's items").
 
 Each is a Query of its table's ``owner_index``: sparse (only the items of that kind carry the
 owner attribute) and keys only, so the caller reads or deletes the items by key. A GSI is
