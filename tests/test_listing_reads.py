@@ -146,3 +146,23 @@ def test_the_owner_and_the_admin_read_a_project_page_whole(backend_client, publi
     reads = counting_reads(monkeypatch)
     pages, spent = _paged(backend_client, f"project={public_share.share_id}&rating=love&limit=10", reads, token=token)
     assert pages == [["s00002", "s00001", "s00000"]] and spent[0][0] == STORED
+
+
+def test_an_export_of_a_project_not_ones_own_reads_no_more_than_its_budget(backend_client, public_share, monkeypatch):
+    """GET /spikes/export read a whole project for whoever named it, a filter matching nothing
+    included (docs/security.md, 284): now ANONYMOUS_EXPORT_ITEMS at most, then 409; the owner
+    exports it all. On either engine: what a Query evaluates is DynamoDB's ScannedCount."""
+    import json
+    monkeypatch.setattr(spike_routes, "ANONYMOUS_EXPORT_ITEMS", 100)
+    reads = counting_reads(monkeypatch)
+    query = f"/spikes/export?project={public_share.share_id}&rating=love&format=jsonl"
+    answer = backend_client.http.get(query)
+    assert answer.status_code == 409 and json.loads(answer.body)["code"] == "EXPORT_TOO_LARGE"
+    assert reads["items read"] <= 100
+    token = sign_in(backend_client, "owner@example.com")
+    reads.clear()
+    answer = backend_client.http.get(query, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200 and answer.body.count(b"\n") == 3 and reads["items read"] == STORED
+    monkeypatch.setattr(spike_routes, "ANONYMOUS_EXPORT_ITEMS", STORED + 1)  # a project within it: as before
+    answer = backend_client.http.get(query)
+    assert answer.status_code == 200 and answer.body.count(b"\n") == 3
