@@ -114,6 +114,8 @@ def test_a_listing_ends_short_of_the_answers_weight_and_continues_there(backend_
     assert all(_weight(array) <= budget for array in arrays)
     # each ends only where the next share would not fit
     assert all(_weight(array + [after[0]]) > budget for array, after in zip(arrays, arrays[1:]))
+    monkeypatch.setattr(share_listing, "READ_SIZE", 3)  # a stop in a read after the first: the same arrays
+    assert _arrays(backend_client, token) == arrays
 
 
 def _weight(items: List[dict]) -> int:
