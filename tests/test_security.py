@@ -70,6 +70,7 @@ def test_strangers_get_a_404_for_a_protected_shares_feedback(client, user_token,
         status, data, headers = call(client, "GET", f"{path}{'&' if '?' in path else '?'}project={key}")
         assert status == 404 and data["code"] == "NOT_FOUND", (path, status, data)
         assert "secret" not in str(data) and "rev@example.com" not in str(data)
+        assert "X-Share-Password" in data["error"], data  # what a reader who has the password sends
     # Someone else's session or a wrong password is no better.
     other = sign_in(client, "stranger@example.com")
     sep = "&" if "?" in path else "?"

@@ -57,6 +57,7 @@ def test_a_protected_share_takes_posts_by_slug_only_from_its_owner(client, user_
     share = _guarded(client, user_token)
     status, body, _ = _post(client, share["slug"])
     assert (status, body["code"]) == (404, "NOT_FOUND")  # as its feedback listing answers a stranger
+    assert "by its id" in body["error"]  # what a poster holding only the address can do instead
     other = sign_in(client, "other@example.com")
     assert _post(client, share["slug"], token=other)[0] == 404
     # The widget on its page posts by the share's id, which only the page (behind the password) holds.

@@ -75,7 +75,9 @@ def require_feedback_access(settings: Settings, share: Share, principal, passwor
             return
         if password_matches(settings, share, password, client_ip):
             return
-    raise NotFound("Project not found")
+    # Only a private share answers this (an unknown key lists nothing): saying so reveals nothing its page does not.
+    raise NotFound("Project not found. A password-protected share's feedback is read with its password "
+                   "(X-Share-Password or ?password=), or its owner's token or key")
 
 
 def password_seal(settings: Settings, share: Share, password: str) -> str:

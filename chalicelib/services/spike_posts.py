@@ -82,7 +82,8 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
             and not ownership.may_act_as_owner(author, share.owner_id):
         # A protected share's slug is public (its address) but its id only in its page, behind
         # the password: the widget posts by id. By slug, only its owner (docs/security.md, 157).
-        raise NotFound("Project not found")
+        raise NotFound("Project not found. A password-protected share takes feedback by its id (what the widget on "
+                       "its pages sends), or by its slug from its owner's token or key")
     user_id = author.user_id if author is not None and not author.is_admin else None
     # Posted anonymously (the widget) to a share whose deletion started: kept as its owner's
     # (uncounted, uncharged), or for the admin alone once nothing names the owner, never under
