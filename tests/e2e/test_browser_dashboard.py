@@ -51,7 +51,7 @@ def server(tmp_path_factory, stripe) -> Iterator[LiveServer]:
         "STRIPE_MAX_NETWORK_RETRIES": "0", "RATE_LOGIN_PER_ADDRESS": "50", "RATE_LOGIN_PER_IP": "200", "RATE_VERIFY_PER_MINUTE": "1000",
         "RATE_SIGN_IN_MAILS_PER_HOUR": "100000",
         "WEBHOOK_ALLOW_LOOPBACK": "true", "WEBHOOK_LOCAL_INTERVAL_SECONDS": "0.5",
-        "RATE_SPIKES_PER_MINUTE": "1000"})  # every post of the module comes from one address
+        "RATE_SPIKES_PER_MINUTE": "1000", "RATE_SHARES_PER_MINUTE": "1000"})  # every post of the module comes from one address
     live.start()
     try:
         yield live
@@ -839,6 +839,28 @@ def test_the_key_list_shows_the_newest_page_and_older_keys_on_demand(server, tab
     assert page.locator("tr[data-key]").count() == 103
     assert page.locator("#older-keys").count() == 0
 
+
+
+def test_the_share_list_shows_the_newest_page_and_older_shares_on_demand(server, tab):
+    """GET /shares ends where one answer does (docs/security.md 305): the dashboard lists the
+    newest 100 and follows X-Next-Cursor with "Show older shares"."""
+    token = signed_in(tab, server, "many-shares@example.com")
+    make_pro(server, "many-shares@example.com")  # no share cap
+    for number in range(103):
+        share(server, token, f"pile {number:03d}", {"index.html": b"<h1>pile</h1>"})
+    # The API's one array is the order to show (newest first; shares of the same instant in the index's order).
+    listed = requests.get(f"{server.url}/shares", headers=auth(token), timeout=30).json()
+    assert len(listed) == 103
+    page = tab.page
+    page.reload()
+    page.wait_for_selector("tr[data-share]")
+    assert [row.get_attribute("data-share") for row in page.locator("tr[data-share]").all()] == \
+        [item["id"] for item in listed[:100]]
+    page.click("#older-shares")
+    page.wait_for_selector(f"tr[data-share='{listed[-1]['id']}']")
+    assert [row.get_attribute("data-share") for row in page.locator("tr[data-share]").all()] == \
+        [item["id"] for item in listed]  # each once, in order, across the two pages
+    assert page.locator("#older-shares").count() == 0
 
 # --- phone width, keyboard, speed, screenshots -----------------------------------------------
 
