@@ -1,7 +1,7 @@
 """Account data rights: every kind of item an account owns that no listing of its own shows is
 found by its owner without a Scan (docs/data-model.md, "Finding an account's items"): bearer sessions,
 webhook events of deleted shares, usage events in every outbox queue, pro-features checkpoints,
-background exports and their files.
+background exports and their files, Stripe event markers.
 On moto and on DynamoDB Local."""
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from chalicelib.store.transactions import run
 from tests import dynamodb_local
 from tests.conftest import _provision, call, sign_in
 from tests.factories import make_share
+from tests.fakes.stripe_events import WEBHOOK_SECRET, event, signed, subscription
 
 NOW = int(time.time())
 
@@ -90,6 +91,28 @@ def test_a_stripe_events_pro_features_checkpoint_is_found_by_owner(store_backend
     LedgerItem(ledger.job_key("quota-reset", "2026-12"), count=0).save()
     assert list(owned_items.pro_feature_checkpoints("someone-else")) == []
     assert LedgerItem.get(f"job#pro-features#{owner}@{NOW}-off").owner_id == owner
+
+
+def test_the_markers_of_stripe_events_applied_to_an_account_are_found_by_owner(backend_client, store_backend, env):
+    """A marker holds the user id, the event's type and time for 30 days: without its owner it
+    was found only by the event's id, which nothing of the account keeps."""
+    env(STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    payer, bystander = user_id_for("payer@example.com"), user_id_for("bystander@example.com")
+    for user_id, customer in ((payer, "cus_payer"), (bystander, "cus_bystander")):
+        User(user_id, email=f"{user_id}@example.com", tier="free", created_at="2026-01-01T00:00:00Z",
+             stripe_customer_id=customer).save()
+    applied = [event("customer.subscription.created", subscription("active", payer, customer="cus_payer"), NOW - 10),
+               event("customer.subscription.deleted", subscription("canceled", payer, customer="cus_payer"), NOW)]
+    stale = event("customer.subscription.updated", subscription("active", payer, customer="cus_payer"), NOW - 20)
+    other = event("customer.subscription.created", subscription("active", bystander, customer="cus_bystander"), NOW)
+    for evt in (*applied, stale, other):
+        raw, headers = signed(evt)
+        status, body, _ = call(backend_client, "POST", "/webhooks/stripe", raw=raw, headers=headers)
+        assert status == 200, body
+    assert sorted(owned_items.stripe_event_markers(payer)) == sorted(
+        f"stripe-event#{evt['id']}" for evt in (*applied, stale))
+    assert list(owned_items.stripe_event_markers(bystander)) == [f"stripe-event#{other['id']}"]
+    assert LedgerItem.get(f"stripe-event#{stale['id']}").state == "stale"
 
 
 @pytest.mark.parametrize("engine", ["moto", "dynamodb-local"])

@@ -188,7 +188,7 @@ def _stored_change(settings: Settings, change: Change, created: int) -> subscrip
 def _marker(event: Dict[str, Any], outcome: str, user_id: Optional[str], now: float):
     return ledger.stripe_event_marker(event["id"], outcome, expires_at=int(now) + EVENT_MARKER_TTL_SECONDS,
                                       detail={"type": event["type"], "user_id": user_id,
-                                              "created": event.get("created")})
+                                              "created": event.get("created")}, owner_id=user_id)
 
 
 def _finish(settings: Settings, user_id: str, kind: str, now: float) -> int:

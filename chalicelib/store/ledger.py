@@ -235,8 +235,12 @@ def stripe_event_seen(event_id: str) -> bool:
         return False
 
 
-def stripe_event_marker(event_id: str, outcome: str, detail: Dict[str, Any], expires_at: int) -> LedgerItem:
-    return LedgerItem(stripe_event_key(event_id), state=outcome, expires_at=expires_at, detail=detail)
+def stripe_event_marker(event_id: str, outcome: str, detail: Dict[str, Any], expires_at: int,
+                        owner_id: Optional[str] = None) -> LedgerItem:
+    """``owner_id``: the account the event is about, so its marker is found by owner (the sparse
+    ``owner_index``) when the account is exported or deleted; none for an event about no account."""
+    return LedgerItem(stripe_event_key(event_id), state=outcome, expires_at=expires_at, detail=detail,
+                      owner_id=owner_id)
 
 
 def mark_stripe_event(tx: Transaction, marker: LedgerItem) -> None:

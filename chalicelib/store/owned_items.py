@@ -45,6 +45,12 @@ def background_exports(user_id: str) -> Iterator[str]:
     return _ledger_items(user_id, "export#")
 
 
+def stripe_event_markers(user_id: str) -> Iterator[str]:
+    """The keys (``stripe-event#<id>``) of the markers of the Stripe events applied to the user's
+    subscription (kept 30 days), those written since a marker carries its owner."""
+    return _ledger_items(user_id, "stripe-event#")
+
+
 def _ledger_items(user_id: str, prefix: str) -> Iterator[str]:
     """The ledger's ``owner_index`` holds every kind that carries ``owner_id``: one kind's keys."""
     return (item.pk for item in LedgerItem.owner_index.query(user_id) if item.pk.startswith(prefix))
