@@ -352,18 +352,21 @@ def test_the_docs_check_finds_what_names_nothing():
     ]
 
 
+def _string_heads(path: Path):
+    """Each string constant of a module, and the constant head of each f-string."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+            yield node.values[0].value
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.value
+
+
 def _store_key_prefixes() -> dict:
     """Every key prefix the store writes (`exportslot#`, from an f-string's head too), and
     every whole key of its own (`migration#open-spikes`, `meter#held`): where each is written."""
     found = {}
     for path in sorted((ROOT / "chalicelib" / "store").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
-                text = node.values[0].value
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                text = node.value
-            else:
-                continue
+        for text in _string_heads(path):
             match = re.match(r"^[a-z][a-z-]*#(?:[a-z][a-z-]*$)?", text)
             if match:
                 found.setdefault(match.group(0), path.relative_to(ROOT).as_posix())
@@ -384,17 +387,8 @@ def test_every_key_prefix_of_the_store_is_in_the_data_model():
 def _s3_key_prefixes() -> set:
     """The S3 prefixes store/files.py writes under: its constants (`exports/`) and the head of
     an f-string key (`shares/`)."""
-    found = set()
-    for node in ast.walk(ast.parse((ROOT / "chalicelib" / "store" / "files.py").read_text(encoding="utf-8"))):
-        if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
-            text = node.values[0].value
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            text = node.value
-        else:
-            continue
-        if re.fullmatch(r"[a-z][a-z-]*/", text):
-            found.add(text)
-    return found
+    return {text for text in _string_heads(ROOT / "chalicelib" / "store" / "files.py")
+            if re.fullmatch(r"[a-z][a-z-]*/", text)}
 
 
 def test_every_item_kind_of_the_store_says_how_an_account_finds_it():
