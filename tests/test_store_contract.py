@@ -573,6 +573,25 @@ def test_a_page_stops_before_its_byte_budget_and_continues_after(store_backend):
     assert sorted(seen) == [f"big-{n}" for n in range(5)]
 
 
+def test_a_page_over_its_byte_budget_is_cut_from_the_one_read(store_backend, dynamodb_calls):
+    """A page over its byte budget was read a second time to be measured item by item: twice
+    the reads of every page of large feedback. It is cut from what was read, its cursor at the
+    last item kept, and the page after it starts with the first item left out."""
+    settings = deps.settings()
+    for n in range(5):
+        spike_posts.record(new_spike(client_id=f"heavy-{n}", comments="x" * 1000), settings, "http://x")
+    scope = spikes.project_scope("proj", None)
+    dynamodb_calls.clear()
+    whole = spikes.list_page(scope, Filters(), 100, None, SECRET)
+    light_reads = dynamodb_calls["Query"]
+    dynamodb_calls.clear()
+    cut = spikes.list_page(scope, Filters(), 100, None, SECRET, max_bytes=2500)
+    assert dynamodb_calls["Query"] == light_reads == 1, dict(dynamodb_calls)
+    assert 1 <= len(cut.items) < len(whole.items) and cut.items == whole.items[:len(cut.items)]
+    after = spikes.list_page(scope, Filters(), 100, cut.next_cursor, SECRET)
+    assert after.items == whole.items[len(cut.items):]
+
+
 def test_a_page_is_measured_as_lambdas_answer_carries_it(store_backend):
     """Lambda's 6 MB counts the proxy answer as its Python 3.11 runtime writes it: JSON, the
     body one string in it, quotes and backslashes escaped again. Feedback full of quotes

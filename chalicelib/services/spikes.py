@@ -187,21 +187,26 @@ def list_page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str],
                                              read_limit=read_limit)
     wire = [to_client(spike, reviewer_emails) for spike in items]
     serialized = items_json(wire)
-    # Measured as the answer carries it (chalicelib/lambda_answer.py): a page of feedback full
-    # of quotes weighs twice its length there.
+    # Measured as the answer carries it (lambda_answer.py): feedback full of quotes weighs double.
     if max_bytes is not None and lambda_answer.too_heavy(serialized, max_bytes):
-        # Rare (items of hundreds of KB): read the page again, measuring item by item, so the
-        # store ends it (and its cursor) at the last item that fits.
-        used = [1]  # the array's brackets, less the comma the first item does not need
-
-        def fits(spike) -> bool:
-            used[0] += lambda_answer.weight(items_json([to_client(spike, reviewer_emails)])) - 1
-            return used[0] <= max_bytes
-        items, next_cursor = spike_listings.page(scope, filters, limit, cursor, secret, budget=fits,
-                                                 keep_reading=keep_reading, read_limit=read_limit)
-        wire = [to_client(spike, reviewer_emails) for spike in items]
-        serialized = items_json(wire)
+        # Rare (items of hundreds of KB): the page ends at the last item that fits (the first
+        # always listed), cut from what was read; its cursor continues right after it.
+        kept = _fitting(wire, max_bytes)
+        if kept < len(wire):
+            items, wire = items[:kept], wire[:kept]
+            next_cursor = spike_listings.cursor_after(scope, items[-1], secret)
+            serialized = items_json(wire)
     return Page(wire, next_cursor, serialized)
+
+
+def _fitting(wire: List[dict], max_bytes: int) -> int:
+    """How many of ``wire``'s first items fit in ``max_bytes`` as ``items_json`` sends them (at least one)."""
+    used = 1  # the array's brackets, less the comma the first item does not need
+    for count, item in enumerate(wire):
+        used += lambda_answer.weight(items_json([item])) - 1
+        if used > max_bytes:
+            return max(count, 1)
+    return len(wire)
 
 
 def iterate(scope: Scope, filters: Filters, before_read: Optional[Callable[[], None]] = None,

@@ -25,11 +25,10 @@ def _hash_attribute(scope: Scope) -> str:
 
 
 def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secret: str,
-         budget: Optional[Callable[[rows.Row], bool]] = None, keep_reading: Optional[Callable[[], bool]] = None,
+         keep_reading: Optional[Callable[[], bool]] = None,
          read_limit: Optional[rows.ReadLimit] = None) -> Tuple[List[rows.Row], Optional[str]]:
     """Up to ``limit`` spikes, newest first, after ``cursor``; and the cursor of the next page
     (signed with ``secret`` and bound to the scope, so it cannot be moved to another one).
-    ``budget`` is asked before each item after the first: False ends the page there.
     ``keep_reading`` is asked before each read after the first: False ends the page where the
     reads ended, with fewer items (none, when a filter matched nothing so far) and a cursor that
     continues from there, so a filter matching little in a large partition answers in time.
@@ -52,20 +51,19 @@ def page(scope: Scope, filters: Filters, limit: int, cursor: Optional[str], secr
             stopped_at.update(spike_id=ended[Spike.spike_id.attr_name]["S"], sort_key=ended[range_key]["S"])
         return found
     results = open_spikes.reading(scope.index, filters, _index(scope), read)
-    items: List[rows.Row] = []
-    more = False
-    for spike in results:
-        if len(items) == limit or (items and budget is not None and not budget(spike)):
-            more = True
-            break
-        if budget is not None and not items:
-            budget(spike)
-        items.append(spike)
-    if more:
-        stopped_at = {"spike_id": items[-1].spike_id, "sort_key": items[-1].sort_key}
+    items = results[:limit]
+    if len(results) > limit:
+        return items, cursor_after(scope, items[-1], secret)
     if not stopped_at:
         return items, None
     return items, cursors.encode(secret, scope.cursor_scope, {**stopped_at, _hash_attribute(scope): scope.partition})
+
+
+def cursor_after(scope: Scope, row: rows.Row, secret: str) -> str:
+    """The cursor of a page of ``page``'s that ends at ``row`` (one it listed): a page cut
+    shorter after it was read continues from there, without reading it again."""
+    stopped_at = {"spike_id": row.spike_id, "sort_key": row.sort_key, _hash_attribute(scope): scope.partition}
+    return cursors.encode(secret, scope.cursor_scope, stopped_at)
 
 
 def newest(scope: Scope, filters: Filters, limit: int) -> List[rows.Row]:
