@@ -201,19 +201,23 @@ class RateLimited(SpikesError):
         super().__init__(message, extra={"retry_after": retry_after}, headers=headers)
 
 
-class UsageLimit(SpikesError):
+# A plan's limits: each answers its own code (no base of theirs names one it never answers).
+class SpikeLimit(SpikesError):
+    """A share's feedback this period is at its owner's plan's limit."""
     status = 429
+    code = "SPIKE_LIMIT"
 
     def __init__(self, message: str, upgrade_url: str, limit: int):
         super().__init__(message, extra={"upgrade_url": upgrade_url, "limit": limit})
 
 
-class SpikeLimit(UsageLimit):
-    code = "SPIKE_LIMIT"
-
-
-class ShareLimit(UsageLimit):
+class ShareLimit(SpikesError):
+    """An account holds as many active shares as its plan allows."""
+    status = 429
     code = "SHARE_LIMIT"
+
+    def __init__(self, message: str, upgrade_url: str, limit: int):
+        super().__init__(message, extra={"upgrade_url": upgrade_url, "limit": limit})
 
 
 class KeyLimit(SpikesError):

@@ -477,15 +477,13 @@ def _reason(status: int) -> str:
 
 def _error_codes() -> List[Tuple[str, int]]:
     """Every (code, status) answered: a code may come with two (BILLING_NOT_CONFIGURED: 404,
-    and 503 from the Stripe webhook). A base naming no code of its own (UsageLimit) is never
-    raised itself: its subclasses' codes are the ones answered."""
+    and 503 from the Stripe webhook)."""
     seen = set()
     stack = [errors.SpikesError]
     while stack:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
-        if "code" in vars(cls) or not cls.__subclasses__():
-            seen.add((cls.code, cls.status))
+        seen.add((cls.code, cls.status))
     return sorted(seen, key=lambda item: (item[1], item[0]))
 
 
