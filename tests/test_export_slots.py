@@ -119,3 +119,42 @@ def test_the_cap_holds_exactly_when_starts_race(store_backend):
         thread.join(timeout=120)
     taken = sorted(outcome for outcome in outcomes if outcome != "limit")
     assert len(outcomes) == 12 and taken == sorted(export_slots.slot_key("exports-account|racer", n) for n in range(3))
+
+
+@pytest.mark.parametrize("then", ["answered", "unreachable", "unreadable"])
+def test_a_start_whose_commit_answer_was_lost_keeps_its_slot(store_backend, then):
+    """DynamoDB committed the export and its answer was lost, and the attempts sent again did not
+    get through (the store unreachable): the start gave the slot back, the export ran all the
+    same, and its requester could run one more than the cap. The slot is given back only when
+    the export surely is not stored: it is answered as started (``answered``: read back), or,
+    when that read fails too, the slot is kept (a start takes it over once no export runs)."""
+    from pynamodb.connection.base import Connection
+
+    from chalicelib.errors import ExportLimit
+    from chalicelib.services import background_exports
+    from chalicelib.store import exports as export_store
+    from chalicelib.store.spike_filters import Filters
+    from chalicelib.store.spikes import Scope
+    from tests.lost_answers import commit_answer_lost
+
+    def start():
+        return background_exports.start({"user": "capped", "key": None}, Scope("owner", "capped"), Filters(), True,
+                                        "csv", None, "exports-account|capped", 1)
+
+    def unreachable(*_args, **_kwargs):
+        raise EndpointConnectionError(endpoint_url="http://dynamodb")
+
+    with pytest.MonkeyPatch.context() as fault:
+        def store_unreachable() -> None:
+            fault.setattr(Connection, "transact_write_items", unreachable)
+            if then == "unreadable":
+                fault.setattr(export_store, "get", unreachable)
+        with commit_answer_lost("ledger", after_commit=store_unreachable if then != "answered" else None):
+            if then == "unreadable":
+                with pytest.raises(EndpointConnectionError):
+                    start()
+            else:
+                started = start()
+                assert export_store.get(started.export_id).state == export_store.RUNNING
+    with pytest.raises(ExportLimit):
+        start()  # the cap (1) is held by the export that was stored

@@ -26,6 +26,7 @@ from typing import Any, Dict, Optional
 from chalicelib import clock
 from chalicelib.crypto import sign
 from chalicelib.errors import ExportLimit
+from chalicelib.logs import get_logger
 from chalicelib.services import export_runs, exports, pending_work, share_access, spikes
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
@@ -47,6 +48,7 @@ DUE_PER_RUN = 25
 # A start stores its export just after taking its slot: a slot held longer by no running export
 # was left by a start that died between the two, or a run that died before giving it back.
 SLOT_START_SECONDS = 60
+log = get_logger("spikes.exports")
 _FORGOTTEN = "forgotten"  # what run_due says of an ended export whose slot and unit it gave back
 
 
@@ -115,7 +117,17 @@ def start(started_by: Dict, scope: Scope, filters: Filters, reviewer_emails: boo
     try:
         return export_store.create(export_id, detail, epoch, until + export_runs.KEEP_SECONDS,
                                    owner_id=started_by.get("user"))
-    except Exception:
+    except Exception as failed:
+        # DynamoDB can commit and answer 500, or the connection drop after the commit: the slot
+        # is given back only when the export surely is not stored. Given back after a lost
+        # commit, the export ran without one, and its requester could run one over the cap.
+        try:
+            stored = export_store.get(export_id)
+        except Exception:  # noqa: BLE001 - unknown: the slot is kept (a start takes it over once no export runs)
+            log.warning("export.start_unknown", export_id=export_id)
+            raise failed from None
+        if stored is not None and stored.detail.get("key") == detail["key"]:  # this write's (a fresh file key)
+            return stored  # started all the same, holding its slot
         export_runs.free_slot(export_id, detail)
         raise
 
