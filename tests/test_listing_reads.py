@@ -166,3 +166,24 @@ def test_an_export_of_a_project_not_ones_own_reads_no_more_than_its_budget(backe
     monkeypatch.setattr(spike_routes, "ANONYMOUS_EXPORT_ITEMS", STORED + 1)  # a project within it: as before
     answer = backend_client.http.get(query)
     assert answer.status_code == 200 and answer.body.count(b"\n") == 3
+
+
+@pytest.mark.parametrize("scopes", ["spikes:read", "usage:read"])
+def test_a_key_on_a_project_not_its_own_reads_the_owners_account_once(backend_client, public_share, monkeypatch,
+                                                                       scopes):
+    """Whether a key acts as a share's owner (a claim's window: ownership.py) is one strongly
+    consistent read of the owner's account. A listing asked it for the reviewers' addresses and
+    again for the read budget: two reads per page for every key on a project not its own."""
+    from pynamodb.connection.base import Connection
+    token = _credential(backend_client, f"stranger@example.com key {scopes}")
+    owner_reads = []
+    original = Connection._make_api_call
+
+    def counting(self, operation_name, operation_kwargs):
+        if operation_name == "GetItem" and operation_kwargs.get("Key", {}).get("user_id") == {"S": public_share.owner_id}:
+            owner_reads.append(operation_kwargs.get("ConsistentRead"))
+        return original(self, operation_name, operation_kwargs)
+    monkeypatch.setattr(Connection, "_make_api_call", counting)
+    status, body, _ = call(backend_client, "GET", f"/spikes?project={public_share.share_id}&limit=10", token=token)
+    assert status == 200 and len(body["data"]) == 10 and "email" not in str(body["data"])
+    assert owner_reads == [True], owner_reads

@@ -61,7 +61,7 @@ def start_export():
     job = background_exports.start(started_by, decided.scope, filters, decided.reviewer_emails, fmt, project,
                                    "|".join(counted_as), settings.max_running_exports,
                                    background_exports.password_seal(settings, principal, decided.share, password),
-                                   spike_routes.export_read_limit(principal, params))
+                                   spike_routes.export_read_limit(decided))
     # The first part of the work now: a small export is done before the answer.
     time_left = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
     try:

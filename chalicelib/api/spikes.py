@@ -143,13 +143,6 @@ def access_of(request, params: dict, principal=None, emails: bool = True,
                            client_ip=inputs.client_ip(request), emails=emails, password_seal=password_seal)
 
 
-def scope_of(request, params: dict, principal=None, emails: bool = True,
-             password_seal: Optional[str] = None) -> Tuple[spikes.Scope, bool]:
-    """The spikes the caller may list, and whether reviewers' e-mail addresses are shown (``access_of``)."""
-    decided = access_of(request, params, principal, emails, password_seal)
-    return decided.scope, decided.reviewer_emails
-
-
 def wants_bare_array(request) -> bool:
     """The CLI's push (ureq, token in the query, no Authorization header) parses a bare JSON
     array; every other caller gets the contract's {data, next_cursor}. See docs/clients.md."""
@@ -179,7 +172,8 @@ def list_spikes():
     limit = inputs.page_limit(params, MAX_PUSH_LISTING, MAX_PUSH_LISTING) if bare_array else _limit(params, default_limit)
     principal = principal_of(request)
     _count_anonymous_listing(request, principal)  # before the share or any spike is read
-    scope, reviewer_emails = scope_of(request, params, principal)
+    decided = access_of(request, params, principal)
+    scope, reviewer_emails = decided.scope, decided.reviewer_emails
     secret, cursor = deps.settings().secret_key.get_secret_value(), params.get("cursor") or None
     # Items are in responses.SpikeOut's wire shape already (spikes.to_client), and serialized once (to be
     # measured against the page's byte budget): sent as they are, not validated again here.
@@ -187,7 +181,7 @@ def list_spikes():
     keep_reading = time_left_ms and (lambda: time_left_ms() >= LISTING_FINISHING_MS)
     # Only the feedback's owner (or the admin) reads without a limit: a free account's credential
     # on someone else's project reads as the anonymous caller does (docs/security.md, 282).
-    read_limit = None if spikes.lists_as_owner(principal, _project_of(params)) else \
+    read_limit = None if decided.as_owner() else \
         spikes.ReadLimit(max(min(limit, MAX_LIMIT) + 1, ANONYMOUS_READ_ITEMS), ANONYMOUS_READ_QUERIES)
     if bare_array:  # ends short of time too (281): the push re-posts what it does not see, never lost
         listed = push_listing.list_unpaged(scope, filters, limit, cursor, secret, MAX_LISTING_BYTES,
@@ -255,10 +249,10 @@ def count_export(request, params: dict, principal) -> Tuple[str, str]:
     return counted_as
 
 
-def export_read_limit(principal, params: dict) -> Optional[spikes.ReadLimit]:
+def export_read_limit(decided: spikes.Access) -> Optional[spikes.ReadLimit]:
     """What an export may read: everything for the feedback's owner and the admin
-    (``spikes.lists_as_owner``), ``ANONYMOUS_EXPORT_*`` for anyone else (docs/security.md, 284)."""
-    if spikes.lists_as_owner(principal, _project_of(params)):
+    (``Access.as_owner``), ``ANONYMOUS_EXPORT_*`` for anyone else (docs/security.md, 284)."""
+    if decided.as_owner():
         return None
     return spikes.ReadLimit(ANONYMOUS_EXPORT_ITEMS, ANONYMOUS_EXPORT_QUERIES)
 
@@ -270,12 +264,13 @@ def export_spikes():
     fmt = export_format(params)
     principal = principal_of(request)
     count_export(request, params, principal)  # before the share or any spike is read
-    (scope, reviewer_emails), filters = scope_of(request, params, principal), filters_of(params)
+    decided, filters = access_of(request, params, principal), filters_of(params)
+    scope, reviewer_emails = decided.scope, decided.reviewer_emails
     # Lambda's context: an export that cannot finish in time ends with 409, its upload aborted.
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
     items = (spikes.to_client(spike, reviewer_emails)
              for spike in spikes.iterate(scope, filters, exports.deadline(time_left_ms),
-                                         export_read_limit(principal, params)))
+                                         export_read_limit(decided)))
     result = exports.export(deps.exports(), items, fmt, params.get("project"), time_left_ms=time_left_ms)
     if result.download_url:
         # Lambda cannot answer with more than 6 MB: large exports are handed over through S3.

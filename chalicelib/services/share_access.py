@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import math
 import re
-from typing import Optional
+from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 from chalicelib import clock
@@ -57,12 +57,14 @@ def is_private(share: Share) -> bool:
 
 
 def require_feedback_access(settings: Settings, share: Share, principal, password: Optional[str],
-                            client_ip: str, seal: Optional[str] = None) -> None:
+                            client_ip: str, seal: Optional[str] = None,
+                            acts_as_owner: Optional[Callable[[], bool]] = None) -> None:
     """The feedback of a private share: its owner (bearer token or API key with spikes:read;
     ``ownership.may_act_as_owner``, a claim's window included), the admin, or whoever knows the
     password. Everyone else gets the 404 of a share that does not exist, so the answer does not
-    confirm that there is feedback to find."""
-    if ownership.may_act_as_owner(principal, share.owner_id):
+    confirm that there is feedback to find. ``acts_as_owner``: the request's own
+    ``ownership.may_act_as_owner`` for the share's owner, when it has one (its reads made once)."""
+    if acts_as_owner() if acts_as_owner is not None else ownership.may_act_as_owner(principal, share.owner_id):
         principal.require("spikes:read")
         return
     if password is not None and share.status != LOCKED:

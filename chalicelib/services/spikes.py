@@ -98,28 +98,19 @@ def share_of(project_key: str) -> Optional[Share]:
     return targets.for_read(project_key).share
 
 
-def shows_reviewer_emails(principal: Optional[Principal], owner_id: Optional[str]) -> bool:
+def shows_reviewer_emails(principal: Optional[Principal], owner_id: Optional[str],
+                          acts_as_owner: Optional[Callable[[], bool]] = None) -> bool:
     """Whether feedback owned by ``owner_id`` (a share's owner; None: nobody's) is shown with
     the e-mail addresses reviewers gave: only to the admin and the owner. Anyone who has a
     share's page has its id, and so its public feedback listing; the addresses in it are for
     the owner (a key of theirs with ``spikes:read``), not for every visitor. The same rule
-    holds for the owner's exports (``GET``/``DELETE /shares/{key}``)."""
+    holds for the owner's exports (``GET``/``DELETE /shares/{key}``). ``acts_as_owner``: the
+    request's own ``ownership.may_act_as_owner`` for ``owner_id``, when it has one (``readable``)."""
     # An owner's key shows them only with spikes:read: a key granted usage or keys only, say,
     # reads the public listing as anyone does (checked first: it costs no read).
-    return principal is not None and principal.allows("spikes:read") and ownership.may_act_as_owner(principal, owner_id)
-
-
-def lists_as_owner(principal: Optional[Principal], project: Optional[str]) -> bool:
-    """Whether a listing is read by whom its feedback belongs to, and so without ``ReadLimit``:
-    the caller's own (no ``project``), a share's owner, the admin. Anyone else, with a credential
-    or without, reads a public project or a share by password under the limit (docs/security.md,
-    280 and 282): an account is a magic link away. The share is cached since ``readable`` read it."""
-    if principal is None:
+    if principal is None or not principal.allows("spikes:read"):
         return False
-    if not project or principal.is_admin:
-        return True
-    share = share_of(project)
-    return share is not None and ownership.may_act_as_owner(principal, share.owner_id)
+    return acts_as_owner() if acts_as_owner is not None else ownership.may_act_as_owner(principal, owner_id)
 
 
 def shown_to(principal: Optional[Principal], spike: Spike) -> dict:
@@ -144,6 +135,10 @@ class Access:
     that what is kept of it (an export's password seal) is of that share, not one read again (283)."""
     scope: Scope
     reviewer_emails: bool
+    # Whether the reader is whom the feedback belongs to (the caller's own, a share's owner, the
+    # admin), who lists it without ``ReadLimit``; anyone else, with a credential or without, reads
+    # under it (docs/security.md, 280 and 282). Decided once, when first asked (ownership's reads).
+    as_owner: Callable[[], bool]
     share: Optional[Share] = None
 
 
@@ -157,16 +152,20 @@ def readable(settings: Settings, principal: Optional[Principal], project: Option
     admin; without one, the caller's own (or the admin's: everything), with ``spikes:read``.
     The one decision every reader of feedback (the routes, an MCP tool, a background export's
     reader) asks. ``emails`` False: the addresses are not asked about (False, no read spent);
-    ``password_seal``: the password proven before (``share_access.password_seal``)."""
+    ``password_seal``: the password proven before (``share_access.password_seal``). Whether the
+    caller acts as the share's owner is asked of ``ownership`` once for all three (``Access.as_owner``)."""
     if project:
         share = share_of(project)
+        owner_id = share.owner_id if share else None
+        as_owner = functools.lru_cache(maxsize=1)(lambda: ownership.may_act_as_owner(principal, owner_id))
         if share is not None and share_access.is_private(share):
-            share_access.require_feedback_access(settings, share, principal, password, client_ip, password_seal)
-        return Access(project_scope(project, share),
-                      emails and shows_reviewer_emails(principal, share.owner_id if share else None), share)
+            share_access.require_feedback_access(settings, share, principal, password, client_ip, password_seal,
+                                                 as_owner)
+        return Access(project_scope(project, share), emails and shows_reviewer_emails(principal, owner_id, as_owner),
+                      as_owner, share)
     if principal is not None:
         principal.require("spikes:read")
-    return Access(scope_for(principal), True)
+    return Access(scope_for(principal), True, lambda: True)
 
 
 def project_scope(project: str, share: Optional[Share]) -> Scope:
