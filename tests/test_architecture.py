@@ -185,8 +185,6 @@ NOT_OWNERSHIP_DECISIONS = {
         "the account's key-cap bookkeeping: a key a claim moved away holds no place any more",
     ("outbound_webhooks.py", "caller.user_id == share.owner_id"):
         "whose tier counts is the share owner's: the caller's account, already read, saves a read",
-    ("share_creation.py", "stored.owner_id == user.user_id"):
-        "whether the upload's own write (a fresh share id) committed although its answer was lost",
 }
 
 

@@ -17,7 +17,7 @@ from chalicelib import clock
 from chalicelib.crypto import hash_password
 from chalicelib.errors import Conflict, ShareLimit, ValidationFailed
 from chalicelib.logs import get_logger
-from chalicelib.services import metering, outbound_webhooks, quotas, shares, uploads
+from chalicelib.services import metering, outbound_webhooks, ownership, quotas, shares, uploads
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.webhook_urls import validate_webhook_url
 from chalicelib.settings import Settings
@@ -188,9 +188,10 @@ def _create_share(settings: Settings, share_files: ShareFiles, user: User, optio
 def stored_all_the_same(share: Share, user: User, uploads: PendingQueue, marker: str,
                         remove_files: Callable[[], None] = lambda: None) -> Optional[Share]:
     """After an upload's share transaction failed: the share if it committed all the same (its
-    answer lost: DynamoDB answering 500, a dropped connection), to be answered as stored; else
-    ``remove_files`` and the upload's unit (in ``uploads``) is forgotten. When even that
-    cannot be read, None: the share_deletions job finishes the cleanup."""
+    answer lost: DynamoDB answering 500, a dropped connection), to be answered as stored (its id
+    is fresh: stored, it is this upload's, its owner ``user``'s as ``ownership.owns`` says, a
+    claim's move included); else ``remove_files`` and the upload's unit (in ``uploads``) is
+    forgotten. When even that cannot be read, None: the share_deletions job finishes the cleanup."""
     try:
         stored = share_store.get_by_id(share.share_id, consistent=True)
         if stored is None:
@@ -199,4 +200,4 @@ def stored_all_the_same(share: Share, user: User, uploads: PendingQueue, marker:
     except Exception:  # noqa: BLE001 - keep the original error
         log.warning("share.cleanup_failed", share_id=share.share_id)
         return None
-    return stored if stored is not None and stored.owner_id == user.user_id else None
+    return stored if stored is not None and ownership.owns(user, stored.owner_id) else None
