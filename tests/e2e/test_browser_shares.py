@@ -177,6 +177,19 @@ def test_a_page_with_the_upstream_widget_tag_sends_feedback_here(live_server, pa
     assert any("SecurityError" in error or "localStorage" in error for error in errors), errors
 
 
+def _open_mockup_with_our_widget(page, widget_src: str, attributes: str = "") -> None:
+    """A mockup on a host of its own whose tag loads our widget.js from ``widget_src``, as a tag
+    written for upstream's widget and pointed at ours does (data-project, and ``attributes``)."""
+    widget = (ROOT / "chalicelib" / "web" / "widget.js").read_text()
+    page.context.route(widget_src, lambda route: route.fulfill(
+        status=200, content_type="application/javascript", body=widget))
+    page.context.route("https://mockups.example.org/**", lambda route: route.fulfill(
+        status=200, content_type="text/html",
+        body=f'<!doctype html><html><body><h1>Pricing</h1><script src="{widget_src}" '
+             f'data-project="pricing-site" {attributes}></script></body></html>'))
+    page.goto("https://mockups.example.org/pricing/index.html")
+
+
 @pytest.mark.browser
 @pytest.mark.parametrize("base", ["https://abc123.execute-api.eu-west-1.amazonaws.com/api", "https://spikes.example.com"])
 def test_our_widget_without_data_endpoint_posts_beside_its_script(page, base):
@@ -184,14 +197,7 @@ def test_our_widget_without_data_endpoint_posts_beside_its_script(page, base):
     and its docs now write tags that way. Ours, loaded from a server of ours, posts to that
     server: beside the script, so on API Gateway's own URL under its stage (it posted to the
     host's root, /spikes without /api, which API Gateway does not route)."""
-    widget = (ROOT / "chalicelib" / "web" / "widget.js").read_text()
-    page.context.route(f"{base}/widget.js?v=1", lambda route: route.fulfill(
-        status=200, content_type="application/javascript", body=widget))
-    page.context.route("https://mockups.example.org/**", lambda route: route.fulfill(
-        status=200, content_type="text/html",
-        body=f'<!doctype html><html><body><h1>Pricing</h1><script src="{base}/widget.js?v=1" '
-             f'data-project="pricing-site"></script></body></html>'))
-    page.goto("https://mockups.example.org/pricing/index.html")
+    _open_mockup_with_our_widget(page, f"{base}/widget.js?v=1")
     page.wait_for_function("window.SpikesWidget !== undefined")
     assert page.evaluate("SpikesWidget.config.endpoint") == f"{base}/spikes"
     assert page.evaluate("SpikesWidget.config.project") == "pricing-site"
@@ -209,14 +215,7 @@ def test_our_widget_takes_upstreams_offset_attributes(page, attributes, corner_g
     CSS length, positive toward the middle); a tag written for it and pointed at our widget
     (`spikes inject --widget-url`) kept the button in the corner. The length's number counts as
     px from the corner's 20px, never past the edge; a value that is no length changes nothing."""
-    widget = (ROOT / "chalicelib" / "web" / "widget.js").read_text()
-    page.context.route("https://spikes.example.com/widget.js", lambda route: route.fulfill(
-        status=200, content_type="application/javascript", body=widget))
-    page.context.route("https://mockups.example.org/**", lambda route: route.fulfill(
-        status=200, content_type="text/html",
-        body=f'<!doctype html><html><body><h1>Pricing</h1><script src="https://spikes.example.com/widget.js" '
-             f'data-project="pricing-site" {attributes}></script></body></html>'))
-    page.goto("https://mockups.example.org/pricing/index.html")
+    _open_mockup_with_our_widget(page, "https://spikes.example.com/widget.js", attributes)
     page.wait_for_selector("spikes-widget .spk-launcher")
     box = page.evaluate("""(() => {
         const r = document.querySelector('spikes-widget').shadowRoot.querySelector('.spk-root').getBoundingClientRect();
