@@ -438,6 +438,43 @@ def test_an_export_of_feedback_not_ones_own_reads_no_more_than_its_budget(client
     assert (shown["status"], shown["spike_count"]) == ("done", 60)
 
 
+def test_a_run_that_fails_after_reading_still_counts_its_reads_against_the_budget(
+        client, owner_share, monkeypatch, not_in_the_request):
+    """A background export of feedback not its starter's counts its reads over its runs (284), but
+    a run that failed between two saves (a Query throttled after others had read, a save refused)
+    went back to the count the last save kept: what it had read was never counted, and an export
+    whose runs kept failing so read on, run after run, for its 6 hours, whatever its budget
+    (docs/security.md, 306). A failed run now keeps what it read counted."""
+    from chalicelib import clock
+    from chalicelib.api import spikes as spike_routes
+    from chalicelib.store import rows
+    from tests.test_open_spikes import counting_reads
+    monkeypatch.setattr(spike_routes, "ANONYMOUS_EXPORT_ITEMS", 40)
+    real_iterate, real_query = rows.iterate_index, rows._query_raw
+    monkeypatch.setattr(rows, "iterate_index", lambda *args, **kwargs: real_iterate(*args, read_size=20, **kwargs))
+    spike_queries = itertools.count(1)
+
+    def every_second_one_throttled(connection, hash_key, **kwargs):
+        if connection.table_name.endswith("spikes") and next(spike_queries) % 2 == 0:
+            raise RuntimeError("DynamoDB throttled the Query")
+        return real_query(connection, hash_key, **kwargs)
+    monkeypatch.setattr(rows, "_query_raw", every_second_one_throttled)
+    _, share_id = owner_share  # 60 spikes, none rated "no"
+    started = _start(client, f"?project={share_id}&rating=no")[1]
+    reads = counting_reads(monkeypatch)
+    later = clock.now()
+    try:
+        for _ in range(4):  # each run reads 20, then its next Query fails; its unit due again later
+            _job_run()
+            later += timedelta(hours=1)
+            clock.use(lambda: later)
+        shown = _read(client, started["id"], query=f"?project={share_id}")[1]
+    finally:
+        clock.use(None)
+    assert reads["items read"] == 40  # was 80: 20 by each of the four runs, none counted
+    assert shown["status"] == "failed" and "at most 40 spikes" in shown["error"]
+
+
 def test_whoever_holds_an_exports_id_guesses_its_password_no_faster_than_the_unlock_form(client, owner_share,
                                                                                         from_network):
     """A poll of an export a share's password opened compared its password with the starter's

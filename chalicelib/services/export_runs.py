@@ -83,26 +83,31 @@ def advance(files: Exports, export_id: str, time_left_ms: TimeLeft, part_bytes: 
     job = export_store.claim(export_id, int(clock.epoch()), LEASE_SECONDS)
     if job is None:
         return None
+    spent = dict(job.detail.get("spent") or {})  # this run's reads added, as they are made
     try:
-        _advance(files, job, time_left_ms, part_bytes or export_files.EXPORT_PART_BYTES)
+        _advance(files, job, time_left_ms, part_bytes or export_files.EXPORT_PART_BYTES, spent)
     except LeaseLost:
         log.warning("export.lease_lost", export_id=export_id)
     except Exception:
-        _give_back(job)
+        _give_back(job, spent)
         raise
     return job.state
 
 
-def _give_back(job: Job) -> None:
-    """The lease let go after a failure, so the next run tries again at once."""
+def _give_back(job: Job, spent: Dict) -> None:
+    """The lease let go after a failure, so the next run tries again at once: from where the last
+    save was, but with every read made since counted (``spent``). Gone back to the saved count, a
+    run failing after its reads (a Query throttled, a save refused) read uncounted, and an export
+    whose runs kept failing read on for its 6 hours whatever its budget (docs/security.md, 306)."""
     try:
-        export_store.save(job, job.detail, release=True)
+        export_store.save(job, {**job.detail, "spent": spent}, release=True)
     except Exception:  # noqa: BLE001 - the lease then runs out by itself
         log.warning("export.release_failed", export_id=job.export_id)
 
 
-def _advance(files: Exports, job: Job, time_left_ms: TimeLeft, part_bytes: int) -> None:
+def _advance(files: Exports, job: Job, time_left_ms: TimeLeft, part_bytes: int, spent: Dict) -> None:
     detail = copy.deepcopy(job.detail)
+    detail["spent"] = spent
     if overdue(job, clock.epoch()):
         _fail(files, job, detail, f"The export did not finish within {MAX_RUNNING_SECONDS // 3600} hours")
         return
@@ -115,7 +120,6 @@ def _advance(files: Exports, job: Job, time_left_ms: TimeLeft, part_bytes: int) 
     position = {"after": detail["after"]}
     # What an export of feedback not its starter's may read in all, counted over its runs (284).
     read_limit = ReadLimit(*detail["read_limit"]) if detail.get("read_limit") else None
-    spent = detail.setdefault("spent", {})
 
     def in_time() -> None:  # asked between rows and before each Query (a filter matching little reads on)
         if time_left_ms() < FINISHING_MS:
