@@ -484,7 +484,8 @@ imported = (time.perf_counter() - t) * 1000
 event = {"resource": "/", "path": "/", "httpMethod": "GET", "headers": {"Host": "bench"}, "multiValueHeaders": {},
          "queryStringParameters": None, "multiValueQueryStringParameters": None, "pathParameters": None,
          "stageVariables": None, "body": None, "isBase64Encoded": False,
-         "requestContext": {"resourcePath": "/", "httpMethod": "GET", "path": "/", "stage": "api",
+         "requestContext": {"resourcePath": "/", "httpMethod": "GET", "path": "/api/", "stage": "api",
+                            "domainName": "bench.execute-api.us-east-1.amazonaws.com",
                             "identity": {"sourceIp": "127.0.0.1"}}}
 class Context:
     function_name = "bench"; aws_request_id = "bench"; memory_limit_in_mb = 128
@@ -496,13 +497,19 @@ print("BENCH_COLD", imported, first, response["statusCode"])
 """
 
 
-def cold_start_section(args, figures: dict) -> None:
-    runs = 3 if args.quick else 7
-    # A deployed stage's configuration (its secret key comes from SSM there), so the first
-    # request is the real GET /, not the 503 of a stage without its secret.
+def cold_start_env() -> Dict[str, str]:
+    """A deployed stage's configuration (its secret key comes from SSM there), so the first
+    request is the real GET /, not the 503 of a stage without its secret."""
     env = {**os.environ, **BENCH_ENV, "SPIKES_STAGE": "prod", "SPIKES_LOG_LEVEL": "WARNING",
            "SPIKES_SECRET_KEY": "bench-only-secret-key-0123456789abcdef", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("SPIKES_DYNAMODB_ENDPOINT_URL", None)
+    env.pop("SPIKES_PUBLIC_BASE_URL", None)  # links come from the domain API Gateway names, as deployed
+    return env
+
+
+def cold_start_section(args, figures: dict) -> None:
+    runs = 3 if args.quick else 7
+    env = cold_start_env()
     bare, app_import, first = [], [], []
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-c", COLD_BARE], cwd=ROOT, env=env, capture_output=True, text=True,

@@ -94,3 +94,18 @@ def test_routes_load_only_what_they_need():
     # The feedback routes did load their own modules: the test sees what a route imports.
     assert "chalicelib.services.spike_posts" in routes["post"]["new"]
     assert "email_validator" in routes["login"]["new"] and "chalicelib.services.accounts" in routes["login"]["new"]
+
+
+def test_the_cold_start_benchmark_first_request_is_answered_as_on_a_deployed_stage():
+    """``make bench`` times GET / in a fresh interpreter with a deployed stage's settings and an
+    API Gateway event; an event the app refuses would time an error page, and stop the run."""
+    from bench import run as bench_run
+    code = bench_run.COLD_APP + "\nprint('BODY ' + response['body'])\n"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=bench_run.cold_start_env(),
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    status = result.stdout.split("BENCH_COLD ")[1].split()[2]
+    assert status == "200", result.stdout[-2000:]
+    body = result.stdout.split("BODY ", 1)[1]
+    # Its links are built from the domain API Gateway served it on, with the stage's prefix.
+    assert "https://bench.execute-api.us-east-1.amazonaws.com/api/" in body
