@@ -9,7 +9,7 @@ import requests
 
 from chalicelib import deps
 from chalicelib.errors import NotFound
-from chalicelib.services import presigned_uploads, share_creation, share_deletion, shares, spike_posts, spikes
+from chalicelib.services import presigned_uploads, share_creation, share_deletion, shares, spike_by_id, spike_posts
 from chalicelib.services.identity import Principal
 from chalicelib.services.scopes import expand
 from chalicelib.services.share_creation import FileSpec, ShareOptions
@@ -370,14 +370,14 @@ def test_a_deletion_that_read_its_own_spike_before_the_move_counts_it_once(backe
     raw = created["api_key"]
     assert call(client, "POST", "/spikes", {"type": "page", "projectKey": "agent-notes", "id": "read-early"},
                 token=raw)[0] == 201
-    read_early = spikes.get_for(agent, "read-early")
+    read_early = spike_by_id.get_for(agent, "read-early")
     _claim(client, human, raw)
     spike_store.delete(read_early)
     assert not [spike for spike in Spike.scan() if spike.public_id == "read-early"]
     claimed = account_store.get(created["account_id"], consistent=True)
     assert (claimed.own_spikes, claimed.own_spikes_gone) == (1, 1)
     assert account_store.get(human_id, consistent=True).own_spikes_gone is None
-    with pytest.raises(spikes.NotFound):
+    with pytest.raises(NotFound):
         spike_store.delete(read_early)
 
 

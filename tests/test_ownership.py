@@ -9,7 +9,7 @@ import pytest
 from chalicelib import deps
 from chalicelib.crypto import hash_password
 from chalicelib.errors import NotFound
-from chalicelib.services import identity, share_access, share_creation, spike_posts, spikes
+from chalicelib.services import identity, share_access, share_creation, spike_by_id, spike_posts, spikes
 from chalicelib.services.share_creation import ShareOptions
 from chalicelib.services.spike_posts import NewSpike
 from chalicelib.services.uploads import UploadedFile
@@ -160,11 +160,11 @@ def test_a_request_that_read_the_agent_before_the_claim_acts_on_its_moved_feedba
     own = spike_posts.record(NewSpike(type="page", project_key="agent-notes", client_id="own-1"),
                              deps.settings(), BASE, author=agent).id
     _claim(client, human, created["api_key"])
-    assert spikes.get_for(agent, own).owner_id == human_id
-    assert spikes.set_resolved(agent, on_share, True).resolved
-    spikes.delete(agent, own)
+    assert spike_by_id.get_for(agent, own).owner_id == human_id
+    assert spike_by_id.set_resolved(agent, on_share, True).resolved
+    spike_by_id.delete(agent, own)
     status, listed, _ = call(client, "GET", "/spikes", token=human)
     assert {item["id"]: item["resolved"] for item in listed["data"]} == {on_share: True}, listed
     other = _someone_elses_share(client)
     with pytest.raises(NotFound):  # someone else's feedback stays "not found"
-        spikes.get_for(agent, _reviewed(client, other))
+        spike_by_id.get_for(agent, _reviewed(client, other))

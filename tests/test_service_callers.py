@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib import deps
 from chalicelib.errors import NotFound, ScopeDenied
-from chalicelib.services import identity, outbound_webhooks, share_creation, share_deletion, shares, spike_posts, spikes
+from chalicelib.services import identity, outbound_webhooks, share_creation, share_deletion, shares, spike_by_id, spike_posts, spikes
 from chalicelib.services.uploads import UploadedFile
 from chalicelib.store.models import User
 from chalicelib.store.spike_filters import Filters
@@ -46,7 +46,7 @@ def test_an_agent_drives_the_services_without_a_route(client):
     page = spikes.list_page(decided.scope, Filters(), 10, None, settings.secret_key.get_secret_value(),
                             reviewer_emails=decided.reviewer_emails)
     assert [item["id"] for item in page.items] == [recorded.id] and page.items[0]["reviewer"]["email"]
-    resolved = spikes.set_resolved(agent, recorded.id[:8], True, prefix_ok=True)
+    resolved = spike_by_id.set_resolved(agent, recorded.id[:8], True, prefix_ok=True)
     assert spikes.shown_to(agent, resolved)["resolved"] is True
 
     # Another account's key: the private share's feedback is "not found", as over HTTP.
@@ -54,7 +54,7 @@ def test_an_agent_drives_the_services_without_a_route(client):
     with pytest.raises(NotFound):
         spikes.readable(settings, stranger, share.share_id)
     with pytest.raises(NotFound):
-        spikes.set_resolved(stranger, recorded.id, False)
+        spike_by_id.set_resolved(stranger, recorded.id, False)
 
     exported = share_deletion.delete_share(deps.share_files(), agent.user, share.share_id, with_export=True,
                                            presign_ttl_seconds=settings.presign_ttl_seconds)

@@ -25,7 +25,7 @@ from chalicelib.api.responses import (AccountOut, ApiKeyChangedOut, ApiKeyCreate
                                       SpikePageOut, SpikeResolvedOut, StripeReceivedOut, TestSentOut, UsageOut,
                                       WebhookEventOut, WebhookOut, WebhookResumedOut, WebhookRotatedOut)
 from chalicelib.api.schemas import ShareMetadata, ShareUpdate, UploadRequest
-from chalicelib.services import spikes as spike_rules
+from chalicelib.services import spike_by_id
 from chalicelib.settings import API_TIMEOUT_SECONDS
 
 # --- what each route is ----------------------------------------------------------------------
@@ -85,8 +85,8 @@ SPIKE_PROJECT = (("project", "The project key when the same id is in several of 
                  SPIKE_TOKEN)
 # Numbers the descriptions state are the code's, so they cannot drift from what it does.
 ID_PREFIX = (f"The Spikes CLI's MCP server (user agent `ureq/…`) may send the first "
-             f"{spike_rules.MIN_ID_PREFIX_CHARS} or more characters of an id (it shows 8): the one spike among the "
-             f"caller's newest {spike_rules.PREFIX_SEARCH_LIMIT:,} (and newest {spike_rules.PREFIX_SEARCH_LIMIT:,} open "
+             f"{spike_by_id.MIN_ID_PREFIX_CHARS} or more characters of an id (it shows 8): the one spike among the "
+             f"caller's newest {spike_by_id.PREFIX_SEARCH_LIMIT:,} (and newest {spike_by_id.PREFIX_SEARCH_LIMIT:,} open "
              "ones) whose id starts with them; 409 CONFLICT when several do.")
 
 OPERATIONS: Dict[Tuple[str, str], Op] = {

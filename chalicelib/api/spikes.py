@@ -18,6 +18,7 @@ exports = lazy_import("chalicelib.services.exports")
 push_listing = lazy_import("chalicelib.services.push_listing")
 ratelimit = lazy_import("chalicelib.services.ratelimit")
 spike_posts = lazy_import("chalicelib.services.spike_posts")
+spike_by_id = lazy_import("chalicelib.services.spike_by_id")
 spikes = lazy_import("chalicelib.services.spikes")
 
 bp = Blueprint(__name__)
@@ -201,7 +202,7 @@ def _project(request) -> Optional[str]:
 @route(bp, "/spikes/{spike_id}", methods=["GET"])
 def get_spike(spike_id: str):
     request = bp.current_request
-    spike = spikes.get_for(_acting(request, "spikes:read"), spike_id, _project(request))
+    spike = spike_by_id.get_for(_acting(request, "spikes:read"), spike_id, _project(request))
     return responses.SpikeOut(**spikes.to_client(spike))
 
 
@@ -210,7 +211,7 @@ def patch_spike(spike_id: str):
     request = bp.current_request
     principal = _acting(request, "spikes:write")
     body = inputs.parse(request, schemas.ResolveIn)
-    spike = spikes.set_resolved(principal, spike_id, body.resolved, _project(request), _prefix_ok(request))
+    spike = spike_by_id.set_resolved(principal, spike_id, body.resolved, _project(request), _prefix_ok(request))
     # The answer shows the spike: reviewers' addresses only to whom a listing shows them.
     return responses.SpikeResolvedOut(**spikes.shown_to(principal, spike), resolved_at=spike.resolved_at)
 
@@ -218,7 +219,7 @@ def patch_spike(spike_id: str):
 @route(bp, "/spikes/{spike_id}", methods=["DELETE"])
 def delete_spike(spike_id: str):
     request = bp.current_request
-    spike = spikes.delete(_acting(request, "spikes:write"), spike_id, _project(request), _prefix_ok(request))
+    spike = spike_by_id.delete(_acting(request, "spikes:write"), spike_id, _project(request), _prefix_ok(request))
     return responses.DeletedOut(id=spikes.to_client(spike)["id"])
 
 
