@@ -45,12 +45,12 @@ def seed(endpoint: str, share_id: str, slug: str, owner_id: str, count: int, rnd
                        "SPIKES_AWS_ENDPOINT_URL": "http://127.0.0.1:1", "SPIKES_LOG_LEVEL": "WARNING"})
     from chalicelib import clock, deps
     from chalicelib.services import spike_posts
-    from chalicelib.store import ledger
+    from chalicelib.store import spike_counters
     from chalicelib.store import spikes as spike_store
     from chalicelib.store.models import LedgerItem, Spike
     deps.reset()
     deps.settings()
-    start, shards = datetime(2026, 11, 1, tzinfo=timezone.utc), [0] * ledger.COUNTER_SHARDS
+    start, shards = datetime(2026, 11, 1, tzinfo=timezone.utc), [0] * spike_counters.COUNTER_SHARDS
     with Spike.batch_write() as batch:
         for i in range(count):
             created = clock.iso_millis(start + timedelta(seconds=i * 30, milliseconds=rnd.randint(0, 999)))
@@ -64,9 +64,9 @@ def seed(endpoint: str, share_id: str, slug: str, owner_id: str, count: int, rnd
                 bounding_box={"x": 1, "y": 2, "width": 30, "height": 10}, viewport={"width": 1920, "height": 1080})
             batch.save(spike_store.new(spike_id, share_id, created, public_id=public_id, owner_id=owner_id,
                                        share_id=share_id, **spike_posts._stored_fields(new, created, False)))
-            shards[ledger.shard_of(spike_id)] += 1
+            shards[spike_counters.shard_of(spike_id)] += 1
     for shard, counted in enumerate(shards):
-        LedgerItem(ledger.share_total_shard_key(share_id, shard)).update(actions=[LedgerItem.count.add(counted)])
+        LedgerItem(spike_counters.share_total_shard_key(share_id, shard)).update(actions=[LedgerItem.count.add(counted)])
 
 
 def timed(session: requests.Session, label: str, method: str, url: str, count: int, **kwargs) -> List[float]:

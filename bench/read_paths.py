@@ -35,10 +35,10 @@ def seed(share_id: str, owner_id: str, count: int, rnd: random.Random, resolved_
     ``resolved_every`` resolved, or with ``open_every`` all resolved but one in that many."""
     from chalicelib import clock
     from chalicelib.services import spike_posts
-    from chalicelib.store import ledger
+    from chalicelib.store import spike_counters
     from chalicelib.store import spikes as spike_store
     from chalicelib.store.models import LedgerItem, Spike
-    start, shards = datetime(2026, 9, 1, tzinfo=timezone.utc), [0] * ledger.COUNTER_SHARDS
+    start, shards = datetime(2026, 9, 1, tzinfo=timezone.utc), [0] * spike_counters.COUNTER_SHARDS
     with Spike.batch_write() as batch:
         for i in range(count):
             created = clock.iso_millis(start + timedelta(minutes=i, milliseconds=rnd.randint(0, 999)))
@@ -54,10 +54,10 @@ def seed(share_id: str, owner_id: str, count: int, rnd: random.Random, resolved_
             resolved = i % open_every != 0 if open_every else bool(resolved_every) and i % resolved_every == 0
             batch.save(spike_store.new(spike_id, share_id, created, public_id=public_id, owner_id=owner_id,
                                        share_id=share_id, **spike_posts._stored_fields(new, created, resolved)))
-            shards[ledger.shard_of(spike_id)] += 1
+            shards[spike_counters.shard_of(spike_id)] += 1
     for shard, counted in enumerate(shards):
         if counted:
-            LedgerItem(ledger.share_total_shard_key(share_id, shard)).update(actions=[LedgerItem.count.add(counted)])
+            LedgerItem(spike_counters.share_total_shard_key(share_id, shard)).update(actions=[LedgerItem.count.add(counted)])
 
 
 def main(argv=None) -> int:

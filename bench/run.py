@@ -252,13 +252,13 @@ def hot_share(server, args, figures: dict, hot_limit: int) -> None:
     set_tier(server, "bench-pro@example.com", "pro")
     hot = create_share(server, pro, "hot-pro")
     from chalicelib import clock
-    from chalicelib.store import ledger
+    from chalicelib.store import ledger, spike_counters
     one = wrk(f"{base}/spikes", 1, min(seconds, 5), 200_000, {**SPIKE, "projectKey": hot["slug"]})
     result = wrk(f"{base}/spikes", 8, seconds, 200_000, {**SPIKE, "projectKey": hot["slug"]})
     time.sleep(1)  # a post in flight when wrk stopped still lands
     period = clock.current_period()
-    total = sum(ledger_count(server, key) for key in ledger.share_total_keys(hot["share_id"]))
-    received = sum(ledger_count(server, key) for key in ledger.unlimited_quota_keys(hot["share_id"], period))
+    total = sum(ledger_count(server, key) for key in spike_counters.share_total_keys(hot["share_id"]))
+    received = sum(ledger_count(server, key) for key in spike_counters.unlimited_quota_keys(hot["share_id"], period))
     from chalicelib.services.accounts import user_id_for
     usage = ledger_count(server, ledger.user_usage_key(user_id_for("bench-pro@example.com"), period))
     stored = _count_listed(base, hot["slug"])
@@ -279,7 +279,7 @@ def hot_share(server, args, figures: dict, hot_limit: int) -> None:
     time.sleep(1)
     from chalicelib import clock
     from chalicelib.store import ledger
-    counter = ledger_count(server, ledger.share_quota_key(free_share["share_id"], clock.current_period()))
+    counter = ledger_count(server, spike_counters.share_quota_key(free_share["share_id"], clock.current_period()))
     stored = _count_listed(base, free_share["slug"])
     print(row("POST /spikes, 8 posters, free share", result), flush=True)
     exact = hot_limit == counter == stored

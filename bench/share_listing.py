@@ -36,7 +36,7 @@ def seed(owner_id: str, count: int, files: int, counted_every: int) -> Dict[str,
     """``count`` active shares of ``owner_id``, one a minute from September on, with ``files``
     files in each manifest; one in ``counted_every`` with ``n % 50 + 1`` spikes counted over its
     total's shards. Their totals by share id."""
-    from chalicelib.store import ledger
+    from chalicelib.store import spike_counters
     from chalicelib.store import shares as share_store
     from chalicelib.store.models import LedgerItem, Share, User
     start, totals = datetime(2026, 9, 1, tzinfo=timezone.utc), {}
@@ -54,9 +54,9 @@ def seed(owner_id: str, count: int, files: int, counted_every: int) -> Dict[str,
         for n, share_id in enumerate(totals):
             if counted_every and n % counted_every == 0:
                 totals[share_id] = n % 50 + 1
-                for shard in range(min(totals[share_id], ledger.COUNTER_SHARDS)):
-                    batch.save(LedgerItem(ledger.share_total_shard_key(share_id, shard),
-                                          count=len(range(shard, totals[share_id], ledger.COUNTER_SHARDS))))
+                for shard in range(min(totals[share_id], spike_counters.COUNTER_SHARDS)):
+                    batch.save(LedgerItem(spike_counters.share_total_shard_key(share_id, shard),
+                                          count=len(range(shard, totals[share_id], spike_counters.COUNTER_SHARDS))))
     User(owner_id).update(actions=[User.active_shares.set(count)])
     return totals
 

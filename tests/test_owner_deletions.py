@@ -225,7 +225,7 @@ def test_a_deletion_reads_its_shares_project_index_once(client, user_token, monk
     (230) by deleting them as the index listed them, then read the index again to delete them:
     two reads of a partition for one deletion. One read now deletes and is checked, and the
     share's counters go only after it (still read, consistently, before any spike goes)."""
-    from chalicelib.store import ledger
+    from chalicelib.store import spike_counters
     from chalicelib.store import spikes as spike_store
     from chalicelib.store.models import LedgerItem, Spike
     gone = share_site(client, user_token, "Gone")
@@ -244,5 +244,5 @@ def test_a_deletion_reads_its_shares_project_index_once(client, user_token, monk
     assert share_store.get_by_id(gone["share_id"], consistent=True) is None  # the deletion ended in the request
     assert list(Spike.partition_index.query(gone["share_id"])) == [] and spike_store.get(
         spike_store.spike_id_for(gone["share_id"], "g0"), consistent=True) is None
-    assert ledger.share_spike_counts([gone["share_id"]], consistent=True)[gone["share_id"]] == 0
+    assert spike_counters.share_spike_counts([gone["share_id"]], consistent=True)[gone["share_id"]] == 0
     assert [item.pk for item in LedgerItem.scan() if gone["share_id"] in item.pk] == []

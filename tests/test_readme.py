@@ -253,7 +253,7 @@ def _missing_names(where: str, reference: str, module: Path, names: list) -> lis
 
 def _stale_references(name: str, text: str) -> list:
     """Paths (`store/files.py`, `services/exports.counted_as`, `store/files.Exports.stage`) and
-    module references in code spans (`store.shares.resolve`, `ledger.count_spike`) that name
+    module references in code spans (`store.shares.resolve`, `spike_counters.count_spike`) that name
     nothing in the code."""
     wrong = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -333,9 +333,9 @@ def test_every_file_function_and_test_the_docs_name_exists():
 
 
 def test_the_docs_check_finds_what_names_nothing():
-    stale = ("`store/shares.resolves`, `store.shares.resolves`, `ledger.count_spikes`, store/nothing.py, "
+    stale = ("`store/shares.resolves`, `store.shares.resolves`, `spike_counters.count_spikes`, store/nothing.py, "
              "`services/accounts.Accounts._collects`, and what does exist: `store.shares.resolve`,\n"
-             "`ledger.count_spike`, `services/accounts.Accounts._collect`, `usage.requeued`, `spikes.sh`\n"
+             "`spike_counters.count_spike`, `services/accounts.Accounts._collect`, `usage.requeued`, `spikes.sh`\n"
              "`test_no_such_test`, tests/test_readme.py::test_no_such_test, `test_nothing.py`, and\n"
              "tests/test_readme.py::test_the_docs_check_finds_what_names_nothing, `test_readme.py`\n"
              "python -m tools.devserver, python -m tools.devservers\n")
@@ -344,7 +344,7 @@ def test_the_docs_check_finds_what_names_nothing():
         "plant.md:1: store/nothing.py does not exist",
         "plant.md:1: `services/accounts.Accounts._collects`: chalicelib/services/accounts.py defines no _collects",
         "plant.md:1: `store.shares.resolves`: chalicelib/store/shares.py defines no resolves",
-        "plant.md:1: `ledger.count_spikes`: no count_spikes in any ledger.py",
+        "plant.md:1: `spike_counters.count_spikes`: no count_spikes in any spike_counters.py",
         "plant.md:5: python -m tools.devservers: no such module",
         "plant.md:3: no test test_no_such_test in tests/",
         "plant.md:3: no test test_no_such_test in tests/test_readme.py",

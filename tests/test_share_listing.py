@@ -16,7 +16,7 @@ from chalicelib import lambda_answer
 from chalicelib.api import shares as shares_api
 from chalicelib.services import share_listing
 from chalicelib.services.accounts import user_id_for
-from chalicelib.store import ledger
+from chalicelib.store import spike_counters
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import LedgerItem
 from tests.conftest import call, sign_in
@@ -32,7 +32,7 @@ def _stored_share(owner_id: str, i: int, status: str) -> str:
                             created_at=f"2026-11-01T00:00:{i:02d}.000000Z", status=status, owner_tier="pro",
                             files={"index.html": {"size": 10, "type": "text/html"}}, file_count=1, total_bytes=10)
     share_store.insert(share, owner_id, under_limit=None)
-    LedgerItem(ledger.share_total_key(share.share_id), count=i).save()  # i spikes, as counted
+    LedgerItem(spike_counters.share_total_key(share.share_id), count=i).save()  # i spikes, as counted
     return share.share_id
 
 

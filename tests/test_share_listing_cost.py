@@ -1,7 +1,7 @@
 """What GET /shares costs per page, counted where every table call goes (PynamoDB's connection),
 so a listing that reads more per share fails here; and its totals, exact while posts land.
 
-A share's total is 9 ledger items (8 shards and the total counted before shards: store/ledger.py),
+A share's total is 9 ledger items (8 shards and the total counted before shards: store/spike_counters.py),
 read for the shares of the page only, 100 keys to a BatchGetItem: at 10,000 shares that is 900
 BatchGetItems and 90,000 keys, the listing's cost (docs/performance.md, "GET /shares at
 thousands of shares"; `python -m bench.share_listing` measures it)."""
@@ -19,14 +19,14 @@ from chalicelib import deps
 from chalicelib.services import share_listing, spike_posts
 from chalicelib.services.accounts import user_id_for
 from chalicelib.services.spike_posts import NewSpike
-from chalicelib.store import accounts, ledger, tables
+from chalicelib.store import accounts, spike_counters, tables
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import LedgerItem, Share, Spike
 from tests.conftest import call, sign_in
 from tests.factories import make_share, make_user
 
 OWNER = "many@example.com"
-KEYS_PER_SHARE = len(ledger.share_total_keys("sh_000000000000"))  # 9
+KEYS_PER_SHARE = len(spike_counters.share_total_keys("sh_000000000000"))  # 9
 
 
 class Reads:
@@ -76,9 +76,9 @@ def _stored_shares(owner_id: str, count: int) -> Dict[str, int]:
             totals[share_id] = i % 20 + 1 if i % 3 == 0 else 0
     with LedgerItem.batch_write() as batch:
         for share_id, total in totals.items():
-            for shard in range(min(total, ledger.COUNTER_SHARDS)):
-                batch.save(LedgerItem(ledger.share_total_shard_key(share_id, shard),
-                                      count=len(range(shard, total, ledger.COUNTER_SHARDS))))
+            for shard in range(min(total, spike_counters.COUNTER_SHARDS)):
+                batch.save(LedgerItem(spike_counters.share_total_shard_key(share_id, shard),
+                                      count=len(range(shard, total, spike_counters.COUNTER_SHARDS))))
     return totals
 
 

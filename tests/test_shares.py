@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from chalicelib import deps
-from chalicelib.store import ledger, share_work
+from chalicelib.store import ledger, share_work, spike_counters
 from chalicelib.store.shares import SHARE_ID_PATTERN
 from chalicelib.store.models import LedgerItem, Share, Spike, User
 from tests.factories import queued
@@ -542,7 +542,7 @@ def test_list_shares_is_a_bare_array_with_spike_counts(client, user_token):
     first = share_site(client, user_token, "First")
     second = share_site(client, user_token, "Second")
     share_site(client, sign_in(client, "other@example.com"), "Not Mine")
-    LedgerItem(ledger.share_total_key(second["share_id"]), count=3).save()
+    LedgerItem(spike_counters.share_total_key(second["share_id"]), count=3).save()
     status, listed, _ = call(client, "GET", "/shares", token=user_token)
     assert status == 200 and isinstance(listed, list)
     by_id = {item["id"]: item for item in listed}

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from chalicelib.store import ledger
+from chalicelib.store import spike_counters
 from chalicelib.store.models import LedgerItem, Spike
 from tests.conftest import ADMIN_TOKEN, call, sign_in
 from tests.factories import make_share
@@ -166,7 +166,7 @@ def test_spikes_naming_a_share_by_slug_or_id_belong_to_it(client):
     by_id = listing(client, f"?project={share.share_id}")["data"]
     assert len(by_slug) == len(by_id) == 2
     assert {s.share_id for s in Spike.scan()} == {share.share_id}
-    assert ledger.share_spike_counts([share.share_id])[share.share_id] == 2
+    assert spike_counters.share_spike_counts([share.share_id])[share.share_id] == 2
 
 
 def test_free_share_stops_at_its_spike_limit(client, env):
@@ -341,7 +341,7 @@ def test_owner_resolves_unresolves_and_deletes(client):
     status, body, _ = call(client, "DELETE", f"/spikes/{spike_id}", token=alice)
     assert status == 200 and body == {"ok": True, "id": spike_id}
     assert call(client, "GET", f"/spikes/{spike_id}", token=alice)[0] == 404
-    assert ledger.share_spike_counts([share.share_id])[share.share_id] == 0
+    assert spike_counters.share_spike_counts([share.share_id])[share.share_id] == 0
 
 
 def test_admin_token_acts_on_any_spike(client):
@@ -436,7 +436,7 @@ def test_share_side_export_and_delete(client):
         post(client, {**PAGE_SPIKE, "id": f"d{i}", "projectKey": "gone-soon"})
     exported = service.export_share(share.share_id)
     assert len(exported) == 3 and all(item["projectKey"] == "gone-soon" for item in exported)
-    assert ledger.share_spike_counts([share.share_id, "sh_000000000000"]) == {share.share_id: 3, "sh_000000000000": 0}
+    assert spike_counters.share_spike_counts([share.share_id, "sh_000000000000"]) == {share.share_id: 3, "sh_000000000000": 0}
     assert share_deletion.delete_share_spikes(share.share_id, share.created_at) == 3
     assert list(Spike.scan()) == []
     assert [i.pk for i in LedgerItem.scan() if share.share_id in i.pk] == []

@@ -18,7 +18,7 @@ from chalicelib.services.accounts import Accounts
 from chalicelib.services.spike_posts import NewSpike
 from chalicelib.services.spikes import Filters, Scope
 from chalicelib.store import apikeys as key_store
-from chalicelib.store import ledger, rows, share_work, spike_listings
+from chalicelib.store import ledger, rows, share_work, spike_counters, spike_listings
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import ApiKey, LedgerItem, OutboxItem, Spike, User
 from tests.conftest import call, login_token_from_mail
@@ -51,7 +51,7 @@ def test_quota_is_enforced_by_the_transaction(store_backend, env):
     assert not spike_posts.record(new_spike("quota-site", "a"), settings, "http://x").created
     period = datetime.now(timezone.utc).strftime("%Y-%m")
     assert LedgerItem.get(f"quota#{share.share_id}#{period}").count == 2
-    assert ledger.share_spike_counts([share.share_id])[share.share_id] == 2
+    assert spike_counters.share_spike_counts([share.share_id])[share.share_id] == 2
 
 
 def test_pagination_over_thousands_with_identical_timestamps(store_backend):
@@ -423,15 +423,15 @@ def test_a_hot_unlimited_share_counts_exactly_in_shards(store_backend):
     stored = list(Spike.partition_index.query(share.share_id))
     assert len(stored) == 80
     period = clock.current_period()
-    assert ledger.share_spike_counts([share.share_id])[share.share_id] == 80
-    assert ledger.unlimited_count(share.share_id, period) == 80
+    assert spike_counters.share_spike_counts([share.share_id])[share.share_id] == 80
+    assert spike_counters.unlimited_count(share.share_id, period) == 80
     assert ledger.count(ledger.user_usage_key(share.owner_id, period)) == 80
-    assert ledger.count(ledger.share_quota_key(share.share_id, period)) == 0  # the limited counter untouched
-    shards_used = {ledger.shard_of(spike.spike_id) for spike in stored}
+    assert ledger.count(spike_counters.share_quota_key(share.share_id, period)) == 0  # the limited counter untouched
+    shards_used = {spike_counters.shard_of(spike.spike_id) for spike in stored}
     assert len(shards_used) > 1
     for spike in stored[:5]:
         spike_store.delete(spike)
-    assert ledger.share_spike_counts([share.share_id])[share.share_id] == 75
+    assert spike_counters.share_spike_counts([share.share_id])[share.share_id] == 75
 
 
 def test_a_downgrade_counts_this_periods_unlimited_posts_against_the_limit(store_backend, env):
@@ -447,8 +447,8 @@ def test_a_downgrade_counts_this_periods_unlimited_posts_against_the_limit(store
     assert outcomes.count("ok") == 8 and outcomes.count("limit") == 22
     assert len(list(Spike.partition_index.query(share.share_id))) == 20
     period = clock.current_period()
-    assert ledger.count(ledger.share_quota_key(share.share_id, period)) == 8
-    assert ledger.share_spike_counts([share.share_id])[share.share_id] == 20
+    assert ledger.count(spike_counters.share_quota_key(share.share_id, period)) == 8
+    assert spike_counters.share_spike_counts([share.share_id])[share.share_id] == 20
 
 
 def test_a_spike_counted_before_the_total_was_sharded_is_counted_out_of_the_old_total(store_backend):
@@ -456,11 +456,11 @@ def test_a_spike_counted_before_the_total_was_sharded_is_counted_out_of_the_old_
     spike_posts.record(new_spike("legacy", "old"), deps.settings(), "http://x")
     [spike] = Spike.id_index.query("old")
     # As stored before shards: the total in one item.
-    LedgerItem(ledger.share_total_shard_key(share.share_id, ledger.shard_of(spike.spike_id))).delete()
-    LedgerItem(ledger.share_total_key(share.share_id), count=1).save()
+    LedgerItem(spike_counters.share_total_shard_key(share.share_id, spike_counters.shard_of(spike.spike_id))).delete()
+    LedgerItem(spike_counters.share_total_key(share.share_id), count=1).save()
     spike_store.delete(spike)
-    assert ledger.share_spike_counts([share.share_id])[share.share_id] == 0
-    assert ledger.count(ledger.share_total_key(share.share_id)) == 0
+    assert spike_counters.share_spike_counts([share.share_id])[share.share_id] == 0
+    assert ledger.count(spike_counters.share_total_key(share.share_id)) == 0
 
 
 def test_a_projects_open_feedback_pages_through_its_sparse_index_as_the_filter_does(store_backend, monkeypatch):
@@ -645,9 +645,9 @@ def test_an_unfinished_upload_is_tombstoned_only_while_pending_and_empty(store_b
     with_feedback = make_share("owner@example.com", "with-feedback", status=share_store.PENDING)
     old_counter = make_share("owner@example.com", "old-counter", status=share_store.PENDING)
     share_store.activate(share_store.get_by_id(completed.share_id))
-    LedgerItem(ledger.share_total_shard_key(with_feedback.share_id, 5), count=1).save()
-    LedgerItem(ledger.share_total_key(old_counter.share_id), count=2).save()  # counted before shards
-    LedgerItem(ledger.share_total_shard_key(pending.share_id, 3), count=0).save()  # a spike came and went
+    LedgerItem(spike_counters.share_total_shard_key(with_feedback.share_id, 5), count=1).save()
+    LedgerItem(spike_counters.share_total_key(old_counter.share_id), count=2).save()  # counted before shards
+    LedgerItem(spike_counters.share_total_shard_key(pending.share_id, 3), count=0).save()  # a spike came and went
     assert User.get(pending.owner_id).active_shares == 4
 
     share_tombstones.tombstone_unfinished(pending)

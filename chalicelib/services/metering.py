@@ -122,7 +122,7 @@ def refuse_impossible(charge: Optional[Charge], key: Optional[ApiKey]) -> None:
 
 
 def spike_cost(charge: Optional[Charge]) -> Dict[str, Any]:
-    """``cost`` and ``cost_limit`` for the owner's usage write of a spike (ledger.count_spike)."""
+    """``cost`` and ``cost_limit`` for the owner's usage write of a spike (spike_counters.count_spike)."""
     if charge is None:
         return {}
     return {"cost": charge.cost, "cost_limit": cost_limit(charge.account_cap_cents)}

@@ -10,7 +10,7 @@ from chalicelib import clock
 from chalicelib.errors import NotFound
 from chalicelib.logs import get_logger
 from chalicelib.services import metering, outbound_webhooks, ownership, presigned_uploads, shares
-from chalicelib.store import charges, held_charges, ledger, share_tombstones, share_work
+from chalicelib.store import charges, held_charges, share_tombstones, share_work, spike_counters
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import Delivery, OutboxItem, Share, User
@@ -118,7 +118,7 @@ def finish_deletion(share_files: ShareFiles, share: Share, until: Optional[float
     tombstone is seconds old (``delete_share_spikes``' ``counted``)."""
     share_files.delete_all(share.share_id)
     # Read before any of its spikes or counters goes (docs/security.md 230): see delete_share_spikes.
-    counted = ledger.share_spike_counts([share.share_id], consistent=True)[share.share_id] if just_started else 0
+    counted = spike_counters.share_spike_counts([share.share_id], consistent=True)[share.share_id] if just_started else 0
     if delete_share_spikes(share.share_id, share.created_at, until, counted) is None:
         return None
     share_tombstones.remove(share)
@@ -146,5 +146,5 @@ def delete_share_spikes(share_id: str, created_at: Optional[str] = None, until: 
         return None
     today = clock.now()
     periods = clock.periods_between(clock.parse_iso(created_at) if created_at else today, today)
-    ledger.delete_share_counters(share_id, periods)
+    spike_counters.delete_share_counters(share_id, periods)
     return removed

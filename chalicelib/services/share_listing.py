@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional
 
 from chalicelib import lambda_answer
-from chalicelib.store import ledger
+from chalicelib.store import spike_counters
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import User
 
@@ -40,7 +40,7 @@ def list_owned(user: User, limit: int, cursor: Optional[str], secret: str, shape
             break  # between two pages, as between two reads of one
         wanted = min(READ_SIZE, limit - len(items))
         shares, next_cursor = share_store.owned_page(user.user_id, wanted, cursor, secret, keep_reading)
-        counts = ledger.share_spike_counts([share.share_id for share in shares]) if shares else {}
+        counts = spike_counters.share_spike_counts([share.share_id for share in shares]) if shares else {}
         for share in shares:
             item = shape(share, counts[share.share_id])
             text = json.dumps(item, separators=(",", ":"))

@@ -16,7 +16,7 @@ from chalicelib.services import exports, outbound_webhooks, ownership, quotas, s
 from chalicelib.services.webhook_urls import validate_webhook_url
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import ledger, share_settings
+from chalicelib.store import share_settings, spike_counters
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import Share, User
 from chalicelib.store.transactions import ConditionFailed
@@ -111,7 +111,7 @@ def _update_share(settings: Settings, user: User, key: str, changes: ShareChange
 
 def spike_count(share: Share) -> int:
     """The share's counted total, as GET /shares lists it (one batch read, no spike read)."""
-    return ledger.share_spike_counts([share.share_id])[share.share_id]
+    return spike_counters.share_spike_counts([share.share_id])[share.share_id]
 
 
 def export_spikes(share: Share) -> List[dict]:

@@ -26,7 +26,7 @@ from chalicelib.services.share_links import strip_access_segments, strip_passwor
 from chalicelib.services.spikes import ANONYMOUS, to_client
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import ledger
+from chalicelib.store import spike_counters
 from chalicelib.store import spikes as spike_store
 from chalicelib.store.models import ApiKey, Spike, User
 from chalicelib.store.transactions import ConditionFailed, Transaction
@@ -114,10 +114,10 @@ def _record(new: NewSpike, settings: Settings, base_url: str, author: Optional[P
 
     def count(tx: Transaction) -> None:
         if share is not None:
-            ledger.count_spike(tx, share.share_id, share.owner_id, period, at, ledger.shard_of(spike_id),
+            spike_counters.count_spike(tx, share.share_id, share.owner_id, period, at, spike_counters.shard_of(spike_id),
                                period_limit, **metering.spike_cost(charge))
         elif owner_id is not None and kept_for is None:
-            ledger.count_own_spike(tx, owner_id, period, at, **metering.spike_cost(charge))
+            spike_counters.count_own_spike(tx, owner_id, period, at, **metering.spike_cost(charge))
         outbound_webhooks.add_to(tx, created_event)
         metering.add_key_use(tx, key, metering.SPIKE, charge, period, at)
         metering.add_event(tx, charge)

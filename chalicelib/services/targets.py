@@ -42,7 +42,7 @@ from typing import Dict, List, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.services import quotas
-from chalicelib.store import accounts, ledger, post_reads, shares
+from chalicelib.store import accounts, post_reads, shares, spike_counters
 from chalicelib.settings import Settings
 from chalicelib.store.models import Share, User
 from chalicelib.store.transactions import Transaction
@@ -79,7 +79,7 @@ class Target:
     """A project key as resolved: ``share`` is None when it names no share. A post's target
     also carries the share's owner and, for ``period``, how many spikes the share received
     while the owner's tier had no limit (``unlimited_count``: counted in shards, not in the
-    limited counter, see store/ledger.py)."""
+    limited counter, see store/spike_counters.py)."""
     key: str
     share: Optional[Share]
     owner: Optional[Owner]
@@ -208,7 +208,7 @@ def recount(target: Target, period: str) -> Target:
     """The target with the share's unlimited count of ``period`` read now (remembered when the
     period is the current one)."""
     counted = dataclasses.replace(target, period=period, counted_at_tier=target.owner.effective_tier(),
-                                  unlimited_count=ledger.unlimited_count(target.share.share_id, period),
+                                  unlimited_count=spike_counters.unlimited_count(target.share.share_id, period),
                                   count_read=True)
     if period == clock.current_period():
         _remember("post", target.key, counted)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Tuple
 
 from chalicelib.errors import DependencyUnavailable
-from chalicelib.store import ledger, transactions
+from chalicelib.store import spike_counters, transactions
 from chalicelib.store.models import LedgerItem, Share
 from chalicelib.store.shares import DELETING, HINTED_FIELDS, post_hint, share_pk, slug_pk
 from chalicelib.store.transactions import Transaction, update_if
@@ -46,12 +46,12 @@ def set_post_hint(slug: str, share: Share) -> None:
 
 def read_for_post(share_id: str, period: str) -> Tuple[Optional[Share], int]:
     """The share and how many spikes it received in ``period`` while its owner's tier had no
-    limit (store/ledger.py), in one round trip: a BatchGetItem over the share and the count's
+    limit (store/spike_counters.py), in one round trip: a BatchGetItem over the share and the count's
     shards. (None, 0) for no share, or one being deleted."""
     table, counters = Share.Meta.table_name, LedgerItem.Meta.table_name
     request: Dict[str, Any] = {
         table: {"Keys": [{"pk": {"S": share_pk(share_id)}}], "ConsistentRead": True},
-        counters: {"Keys": [{"pk": {"S": pk}} for pk in ledger.unlimited_quota_keys(share_id, period)],
+        counters: {"Keys": [{"pk": {"S": pk}} for pk in spike_counters.unlimited_quota_keys(share_id, period)],
                    "ConsistentRead": True}}
     share, counted = None, 0
     for attempt in range(10):
@@ -96,6 +96,6 @@ def check_still_named(tx: Transaction, slug: Optional[str], seen: Share) -> None
 def check_no_unlimited_count(tx: Transaction, share_id: str, period: str) -> None:
     """In a post's transaction, condition checks (``guard:...``) that the share received nothing
     in ``period`` while its owner's tier had no limit: what a post assumed without reading it."""
-    for n, key in enumerate(ledger.unlimited_quota_keys(share_id, period)):
+    for n, key in enumerate(spike_counters.unlimited_quota_keys(share_id, period)):
         tx.check(f"guard:unlimited-count-{n}", LedgerItem, key,
                  LedgerItem.count.does_not_exist() | (LedgerItem.count == 0))

@@ -16,7 +16,7 @@ from pynamodb.exceptions import PutError
 
 from chalicelib import clock
 from chalicelib.errors import NotFound
-from chalicelib.store import ledger, share_work, shares, transactions
+from chalicelib.store import share_work, shares, spike_counters, transactions
 from chalicelib.store.models import Share, User
 from chalicelib.store.shares import BUSY, DELETING, MAX_TRANSACTION_ATTEMPTS, PENDING, slug_pk
 from chalicelib.store.transactions import ConditionFailed, Transaction
@@ -48,11 +48,11 @@ def tombstone_unfinished(share: Share, also: Optional[Callable[[Transaction], No
     feedback (its total's counters at 0), with ``also``'s writes (what it gives back): else
     NoLongerPending (a completion got there first), HoldsFeedback (a spike did) or NotFound."""
     def holds_no_spikes(tx: Transaction) -> None:
-        ledger.check_holds_no_spikes(tx, share.share_id)
+        spike_counters.check_holds_no_spikes(tx, share.share_id)
     try:
         _tombstone(share, share.owner_id, transactions.together(holds_no_spikes, also), unfinished_only=True)
     except ConditionFailed as failed:
-        if any(name.startswith(ledger.HOLDS_NO_SPIKES) for name in failed.failed):
+        if any(name.startswith(spike_counters.HOLDS_NO_SPIKES) for name in failed.failed):
             raise HoldsFeedback() from None
         raise
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional
 from pynamodb.exceptions import DeleteError
 
 from chalicelib.errors import NotFound
-from chalicelib.store import accounts, ledger, open_spikes, spike_ids, transactions
+from chalicelib.store import accounts, open_spikes, spike_counters, spike_ids, transactions
 from chalicelib.store.models import Spike, User
 from chalicelib.store.transactions import ConditionFailed, Transaction, conditional_failed, update_if
 
@@ -180,11 +180,11 @@ def delete(spike: Spike) -> None:
     def write_counted_in(shard: Optional[int]) -> Callable[[Transaction], None]:
         def write(tx: Transaction) -> None:
             tx.delete("spike", spike, condition=Spike.spike_id.exists())
-            ledger.uncount_spike(tx, spike.share_id, shard)
+            spike_counters.uncount_spike(tx, spike.share_id, shard)
         return write
     if spike.share_id:
         # Counted in its shard; a spike stored before the total was sharded, in the old total.
-        for shard in (ledger.shard_of(spike.spike_id), None):
+        for shard in (spike_counters.shard_of(spike.spike_id), None):
             try:
                 # One token for its attempts: a commit whose answer was lost is answered as the
                 # deletion it made, not refused by its own `exists` condition (docs/security.md, 110).

@@ -103,7 +103,7 @@ def problems(store: Store, deleted_since: Optional[Dict[str, int]] = None,
     by_share_period: Counter = Counter((s["share_id"], _period(s["created_at"])) for s in spikes if s.get("share_id"))
     by_user_period: Counter = Counter((s["owner_id"], _period(s["created_at"])) for s in spikes if s.get("owner_id"))
 
-    # Totals and unlimited period counters are summed over their shards (store/ledger.py).
+    # Totals and unlimited period counters are summed over their shards (store/spike_counters.py).
     totals: Counter = Counter()
     quotas: Counter = Counter()
     for pk, item in ledger.items():
