@@ -158,3 +158,31 @@ def test_a_start_whose_commit_answer_was_lost_keeps_its_slot(store_backend, then
                 assert export_store.get(started.export_id).state == export_store.RUNNING
     with pytest.raises(ExportLimit):
         start()  # the cap (1) is held by the export that was stored
+
+
+def test_a_slot_is_held_while_a_run_begun_before_the_deadline_may_still_read(client, owner_share, env,
+                                                                               not_in_the_request):
+    """A run that took the export a moment before its 6 hours were up goes on for up to its lease,
+    on a clock that may be behind the starter's. The slot's deadline was the export's own (its
+    start + 6 h): the next start took the slot over while that run still read, one export over the
+    cap (docs/security.md, 326). The slot is now held past the last run that may be going."""
+    from chalicelib.services import background_exports, export_runs
+    from chalicelib.store import exports as export_store
+    env(MAX_RUNNING_EXPORTS="1")
+    token, share_id = owner_share
+    start = clock.now()
+    deadline = start + timedelta(seconds=export_runs.MAX_RUNNING_SECONDS)
+    try:
+        clock.use(lambda: start)
+        running = _start(client, f"?project={share_id}", token)[1]
+        assert running["status"] == "running"
+        last_run = deadline - timedelta(seconds=5)  # the job's run takes it, not yet overdue
+        assert export_store.claim(running["id"], int(last_run.timestamp()), export_runs.LEASE_SECONDS) is not None
+        clock.use(lambda: deadline + timedelta(seconds=1))  # that run still reads
+        assert _start(client, f"?project={share_id}", token)[1]["code"] == "EXPORT_LIMIT"
+        after_it = deadline + timedelta(seconds=background_exports.SLOT_OVERRUN_SECONDS + 1)
+        clock.use(lambda: after_it)  # no run of it can be going, however late its clock: the slot is free
+        status, started, _ = _start(client, f"?project={share_id}", token)
+    finally:
+        clock.use(None)
+    assert status == 202, started

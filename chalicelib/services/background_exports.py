@@ -48,6 +48,10 @@ DUE_PER_RUN = 25
 # A start stores its export just after taking its slot: a slot held longer by no running export
 # was left by a start that died between the two, or a run that died before giving it back.
 SLOT_START_SECONDS = 60
+# A run that took the export just before its 6 hours were up reads on for at most its lease, by a
+# clock that may be behind the starter's: its slot is held that much past the export's deadline,
+# so no start takes it over while that run still reads (docs/security.md, 326).
+SLOT_OVERRUN_SECONDS = export_runs.LEASE_SECONDS + 60
 log = get_logger("spikes.exports")
 _FORGOTTEN = "forgotten"  # what run_due says of an ended export whose slot and unit it gave back
 
@@ -103,8 +107,8 @@ def start(started_by: Dict, scope: Scope, filters: Filters, reviewer_emails: boo
     now = clock.now()
     epoch, export_id = int(now.timestamp()), "exp_" + secrets.token_urlsafe(18)
     until = epoch + export_runs.MAX_RUNNING_SECONDS
-    slot = export_slots.take(counted_as, max_running, export_id, epoch, until, export_store.is_running,
-                             SLOT_START_SECONDS)
+    slot = export_slots.take(counted_as, max_running, export_id, epoch, until + SLOT_OVERRUN_SECONDS,
+                             export_store.is_running, SLOT_START_SECONDS)
     if slot is None:
         raise ExportLimit(max_running)
     filename = exports.filename_for(project, fmt)

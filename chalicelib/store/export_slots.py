@@ -7,8 +7,8 @@ with a conditional UpdateItem (no holder, or the holder's time is up) that write
 (``holder``) and its deadline (``expires_at``, also the table's TTL); two starts racing for one
 slot cannot both take it, and none needs to read first. The run that finishes or fails the export
 removes the holder, conditioned on it still being that export. A release lost to a crash frees
-itself at the deadline: no export runs past it (it is failed then), and the next start takes the
-slot over. Sooner, when every slot is held: a start then reads them, and takes over one whose
+itself at the deadline: set past the export's own by the longest a run begun before that may
+read on (the export is failed then), and the next start takes the slot over. Sooner, when every slot is held: a start then reads them, and takes over one whose
 export is not running (its start died before storing it, or the run that ended it died before
 giving the slot back) once that start is long over, conditioned on the same holder.
 """
