@@ -128,6 +128,32 @@ def test_slug_is_readable_and_bounded(client, user_token):
     assert body["slug"].startswith("unicode-spaces-x")
 
 
+def test_a_folders_name_the_cli_names_a_share_with_is_taken_whole(client, user_token):
+    """``spikes share <dir>`` and the MCP server's create_share send the folder's name as
+    ``name`` when given none (docs/clients.md), and a folder's name may be 255 bytes on Linux:
+    such a share was refused (400) at 200 characters. Its slug stays 48 characters at most."""
+    from chalicelib.api import schemas
+    from chalicelib.services import shares
+    assert schemas.SHARE_NAME_CHARS == shares.NAME_MAX_CHARS == 255  # what is refused is what is kept
+    folder = "checkout-mockup-" + "v" * 239  # 255 bytes, the longest name a Linux folder has
+    created = share_site(client, user_token, folder)
+    assert Share.get(f"share#{created['share_id']}").name == folder
+    assert created["slug"].startswith("checkout-mockup-v") and len(created["slug"]) <= 48
+    for field in ("title", "slug"):
+        assert upload(client, user_token, metadata={field: folder})[0] == 201
+    renamed = "renamed-" + "r" * 247
+    status, body, _ = call(client, "PATCH", f"/shares/{created['share_id']}", {"name": renamed}, token=user_token)
+    assert status == 200, body
+    assert Share.get(f"share#{created['share_id']}").name == renamed
+    # Longer than any folder's name: refused as before, the field named.
+    for field in ("name", "title", "slug"):
+        status, body, _ = upload(client, user_token, metadata={field: folder + "x"})
+        assert (status, body["code"], body["details"][0]["field"]) == (400, "VALIDATION_ERROR", field)
+    status, body, _ = call(client, "PATCH", f"/shares/{created['share_id']}", {"name": renamed + "x"},
+                           token=user_token)
+    assert (status, body["code"]) == (400, "VALIDATION_ERROR")
+
+
 # --- refusals --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("filename", [

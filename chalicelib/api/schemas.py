@@ -201,16 +201,22 @@ class ExportIn(Lenient):
 
 # --- shares ----------------------------------------------------------------------------------
 
+# A share's name, title or slug wish: a folder's name fits (services/shares.NAME_MAX_CHARS, why 255).
+SHARE_NAME_CHARS = 255
+
+
 class ShareMetadata(Closed):
     """The ``metadata`` part. The CLI sends ``name`` and ``password``; the contract's examples
     ``slug``/``title``. Any other field is refused: a misspelt ``pasword`` ignored made a public
     share its owner believed protected (docs/security.md, 164)."""
 
-    name: Optional[str] = Field(default=None, max_length=200, description="The share's name (the slug is made "
-                                                                        "from it when slug is absent)")
-    title: Optional[str] = Field(default=None, max_length=200, description="The name, when name is absent")
-    slug: Optional[str] = Field(default=None, max_length=200, description="The wished-for slug of /s/<slug> (a taken "
-                                                                        "one gets a suffix)")
+    name: Optional[str] = Field(default=None, max_length=SHARE_NAME_CHARS, description=(
+        "The share's name (the CLI sends its folder's name unless given one); the slug is made from it when slug "
+        "is absent"))
+    title: Optional[str] = Field(default=None, max_length=SHARE_NAME_CHARS, description="The name, when name is absent")
+    slug: Optional[str] = Field(default=None, max_length=SHARE_NAME_CHARS, description=(
+        "The wished-for slug of /s/<slug>: lower-case ASCII letters, digits and single dashes are made of it, at "
+        "most 48 (a taken one gets a suffix)"))
     password: Optional[str] = Field(default=None, max_length=200, description="Protects the share's pages (Pro)")
     webhook_url: Optional[str] = Field(default=None, max_length=2048, description=(
         "An https receiver of the share's events (Pro; docs/webhooks.md); its secret is answered once"))
@@ -241,7 +247,7 @@ class UploadRequest(ShareMetadata):
 class ShareUpdate(Closed):
     """PATCH /shares/{key}: a field left out stays as it is; null or "" removes it."""
 
-    name: Optional[str] = Field(default=None, max_length=200, description="A new name (the slug stays)")
+    name: Optional[str] = Field(default=None, max_length=SHARE_NAME_CHARS, description="A new name (the slug stays)")
     password: Optional[str] = Field(default=None, max_length=200, description=(
         "A new password (Pro; every unlocked viewer is asked again); null or \"\" makes the share public"))
     webhook_url: Optional[str] = Field(default=None, max_length=2048, description=(

@@ -98,7 +98,7 @@ def check_options(settings: Settings, user: User, options: ShareOptions, base_ur
 
 def new_share_record(share_id: str, user: User, options: ShareOptions, files: List[FileSpec], status: str) -> Share:
     return share_store.new(
-        share_id, owner_id=user.user_id, name=options.name[:200],
+        share_id, owner_id=user.user_id, name=options.name[:shares.NAME_MAX_CHARS],
         owner_tier=user.tier, owner_grace_until=user.grace_until, owner_cap_cents=user.monthly_cap_cents,
         created_at=clock.iso(clock.now()), status=status,
         password_hash=hash_password(options.password) if options.password else None,

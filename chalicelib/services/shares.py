@@ -24,6 +24,11 @@ from chalicelib.store.shares import ACTIVE, DELETING, LOCKED, PENDING  # noqa: F
 
 T = TypeVar("T")
 
+# A share's name: what the CLI sends is the folder's name unless given one (`spikes share <dir>`),
+# and a folder's name may be 255 bytes (Linux) or 255 UTF-16 units (macOS, Windows): at most 255
+# characters. api/schemas.SHARE_NAME_CHARS refuses longer; a service caller's is cut to it.
+NAME_MAX_CHARS = 255
+
 
 def pro_features_refused(settings: Settings, base_url: str, password: bool) -> UpgradeRequired:
     """A free owner asked for a password (``password``) or a webhook (share creation and changes)."""
@@ -90,7 +95,7 @@ def _update_share(settings: Settings, user: User, key: str, changes: ShareChange
         outbound_webhooks.record_release(share)
     try:
         updated = share_settings.update(share, user.user_id,
-                                        name=changes.name.strip()[:200] if changes.name is not None else None,
+                                        name=changes.name.strip()[:NAME_MAX_CHARS] if changes.name is not None else None,
                                         password_hash=password_hash, webhook_url=changes.webhook_url,
                                         # A new receiver gets a new secret (shown once in the answer).
                                         webhook_secret_nonce=outbound_webhooks.new_nonce()

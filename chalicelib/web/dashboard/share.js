@@ -176,7 +176,7 @@ function takeSecret(shareId) {
 
 function settings(share, navigate) {
   const messages = h('div');
-  const name = h('input', { id: 's-name', value: share.name || '', maxlength: '200', required: true });
+  const name = h('input', { id: 's-name', value: share.name || '', maxlength: '255', required: true });
   const password = h('input', { id: 's-password', type: 'password', autocomplete: 'new-password', maxlength: '200' });
   const webhook = h('input', { id: 's-webhook', type: 'url', value: share.webhook_url || '', placeholder: 'https://example.com/hooks/spikes', maxlength: '2048' });
   const save = (body, done) => (event) => busy(event.target, messages, async () => {

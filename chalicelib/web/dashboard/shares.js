@@ -58,7 +58,7 @@ function uploader(navigate) {
   const messages = h('div', { class: 'upload-msg' });
   const progress = h('progress', { max: '100', value: '0', hidden: true, 'aria-label': 'Upload progress' });
   const progressText = h('p', { class: 'msg', role: 'status', 'aria-live': 'polite' });
-  const name = h('input', { id: 'share-name', name: 'name', placeholder: 'Taken from the folder when empty', maxlength: '200' });
+  const name = h('input', { id: 'share-name', name: 'name', placeholder: 'Taken from the folder when empty', maxlength: '255' });
   const pickFiles = h('input', { type: 'file', id: 'pick-files', multiple: true, class: 'sr-only' });
   const pickFolder = h('input', { type: 'file', id: 'pick-folder', webkitdirectory: true, class: 'sr-only' });
   let running = false;
