@@ -135,7 +135,7 @@ def test_an_interrupted_claim_is_finished_by_calling_again(client, monkeypatch):
 
     def crash(*_args):
         raise RuntimeError("Lambda timed out")
-    monkeypatch.setattr(spike_moves, "move_to_owner", crash)  # dies after the shares moved
+    monkeypatch.setattr(spike_moves, "move_in_time", crash)  # dies after the shares moved
     assert call(client, "POST", "/auth/link-key", {"api_key": key}, token=human)[0] == 500
     monkeypatch.undo()
     status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": key}, token=human)

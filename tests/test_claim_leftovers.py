@@ -123,7 +123,7 @@ def test_a_claim_called_again_moves_what_the_indexes_showed_late(backend_client,
                         token=raw)
     assert status in (200, 201)
     monkeypatch.setattr(share_store, "owned_by", lambda owner_id, newest_first=True: iter(()))  # the indexes lag
-    monkeypatch.setattr(spike_moves, "move_to_owner", lambda old_owner, new_owner: 0)
+    monkeypatch.setattr(spike_moves, "move_in_time", lambda old_owner, new_owner, in_time: (0, True))
     first = _claim(client, human, raw)
     assert first["moved"]["shares"] == first["moved"]["spikes"] == 0
     monkeypatch.undo()

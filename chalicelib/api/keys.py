@@ -80,10 +80,13 @@ def patch_key(key_id: str):
 @route(bp, "/auth/link-key", methods=["POST"])
 def link_key():
     """Claim a key-only account: with the signed-in user's session and the key in the body,
-    the account's keys, shares and spikes become the user's."""
+    the account's keys, shares and spikes become the user's. 202 when the call's time ran out
+    with some left: the same call again moves the rest."""
     request = bp.current_request
     principal = identity.require_user(inputs.principal(request), "account:write")
     body = inputs.parse(request, schemas.LinkKeyIn)
     claimed = claims.claim(principal.user, body.api_key, deps.settings())
     moved = responses.MovedOut(keys=claimed.keys, shares=claimed.shares, spikes=claimed.spikes)
-    return responses.LinkedOut(user_id=principal.user_id, claimed_account_id=claimed.account_id, moved=moved)
+    return json_response(responses.LinkedOut(user_id=principal.user_id, claimed_account_id=claimed.account_id,
+                                             moved=moved, complete=claimed.complete),
+                         200 if claimed.complete else 202)

@@ -150,7 +150,7 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("PATCH", "/auth/api-key/{key_id}"): Op("Rename an API key, change its cap or expiry", "keys",
                                             body=schemas.KeyPatchIn, ok={200: ApiKeyChangedOut}, errors=(404, 409)),
     ("POST", "/auth/link-key"): Op("Claim a key-only account", "keys", SESSION, body=schemas.LinkKeyIn,
-                                   ok={200: LinkedOut}, errors=(404, 409)),
+                                   ok={200: LinkedOut, 202: LinkedOut}, errors=(404, 409)),
     # spikes
     ("POST", "/spikes"): Op("Record a feedback item (the widget; with credentials, as their owner)", "spikes",
                             ANYONE, body=schemas.SpikeIn,

@@ -293,6 +293,8 @@ class LinkedOut(OkOut):
     user_id: str
     claimed_account_id: str = Field(description="The key-only account whose keys, shares and spikes moved")
     moved: MovedOut
+    complete: bool = Field(description="false (with 202): the call's time ran out with some left; "
+                                       "the same call again moves the rest")
 
 
 # --- spikes ----------------------------------------------------------------------------------

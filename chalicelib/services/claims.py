@@ -25,12 +25,19 @@ INDEX_LOOKS = 4
 LOOK_PAUSE_SECONDS = 0.25  # times the look's number: at most 1.5 s in all, once the count says some are left
 
 
+# What a claim spends moving, at most (one page, share or key more once it is over): the API
+# function ends at 25 s and API Gateway answers 504 at 29 s. An account's spikes have no bound,
+# so what does not fit is moved by the next call, which reads only what is left (docs/security.md 319).
+MOVE_SECONDS = 12.0
+
+
 @dataclass(frozen=True)
 class Claimed:
     account_id: str
     keys: int
     shares: int
     spikes: int
+    complete: bool = True  # False: time ran out with some left, moved by calling again
 
 
 def claim(user: User, raw: str, settings: Settings) -> Claimed:
@@ -44,7 +51,8 @@ def claim(user: User, raw: str, settings: Settings) -> Claimed:
     more: a key, share or own spike refused so is made as the new owner), shares and spikes
     move with writes conditioned on the old owner, and the presented key moves last, so
     calling again after a failure finishes the move. Called again once it moved, it looks
-    again for what the indexes did not show yet (docs/security.md 71)."""
+    again for what the indexes did not show yet (docs/security.md 71). A call moves for
+    ``MOVE_SECONDS`` at most: ``complete`` False says some are left for the next."""
     key, owner = _key_and_stored_owner(raw, settings)
     if not expand(key.scopes) >= FULL:
         raise ScopeDenied("full", "Only a key with every scope (full) can claim its account; this key has: "
@@ -66,55 +74,88 @@ def _move_all(owner: User, user: User, key: ApiKey, presented_moved: bool) -> Cl
     for a marked account (keys: store/key_slots.take; shares: store/shares.insert; own spikes:
     store/spikes.insert; a share's spikes: its owner, checked by each post), so what
     these reads do not find is only what their indexes did not show yet (looked for again while
-    the account's counts say shares or own spikes are left)."""
-    moved_shares = _move_shares(owner.user_id, user.user_id)
-    moved_spikes = _move_spikes(owner.user_id, user.user_id)
+    the account's counts say shares or own spikes are left). Each step only once the one
+    before finished in time, the presented key last."""
+    deadline = time.monotonic() + MOVE_SECONDS
+
+    def in_time() -> bool:
+        return time.monotonic() < deadline
+    moved_shares, done = _move_shares(owner.user_id, user.user_id, in_time)
+    moved_spikes, done = _move_spikes(owner.user_id, user.user_id, in_time) if done else (0, False)
     # Its deleted shares' slugs, kept for it, are kept for the new owner (docs/shares.md "Slugs").
-    for slug in list(reserved_slugs.reserved_for(owner.user_id)):
+    for slug in reserved_slugs.reserved_for(owner.user_id) if done else ():
         reserved_slugs.move_reservation(slug, owner.user_id, user.user_id)
+        done = in_time()
+        if not done:
+            break
+    moved_keys, done = _move_keys(owner.user_id, user.user_id, key, presented_moved, in_time) if done else (0, False)
+    log.info("account.claimed", account_id=owner.user_id, user_id=user.user_id, keys=moved_keys,
+             shares=moved_shares, spikes=moved_spikes, again=presented_moved, complete=done)
+    return Claimed(owner.user_id, moved_keys, moved_shares, moved_spikes, complete=done)
+
+
+def _move_keys(old_owner: str, new_owner: str, key: ApiKey, presented_moved: bool,
+               in_time: Callable[[], bool]) -> Tuple[int, bool]:
+    """Its keys, the presented one last: until it moves, a retry can finish the claim. How many
+    moved, and False when time ran out first (the presented key not moved)."""
     # Their places move with them, however many the user holds already: the claim never fails
     # for it; the user creates no key until below the cap again (services/key_places.py).
     now = clock.epoch()
-    key_places.ensure_counted(owner.user_id, now)
-    key_places.ensure_counted(user.user_id, now)
+    key_places.ensure_counted(old_owner, now)
+    key_places.ensure_counted(new_owner, now)
     # Every key it will ever hold, those the owner index does not show yet included.
-    keys = [k for k in key_store.all_of(owner.user_id, known=[key]) if k.key_id != key.key_id]
-    keys += [] if presented_moved else [key]
-    for item in keys:  # the presented key last: until it moves, a retry can finish the claim
-        key_store.move_to_owner(item, owner.user_id, user.user_id)
-    log.info("account.claimed", account_id=owner.user_id, user_id=user.user_id, keys=len(keys),
-             shares=moved_shares, spikes=moved_spikes, again=presented_moved)
-    return Claimed(owner.user_id, len(keys), moved_shares, moved_spikes)
+    keys = [k for k in key_store.all_of(old_owner, known=[key]) if k.key_id != key.key_id]
+    for moved, item in enumerate(keys, start=1):
+        key_store.move_to_owner(item, old_owner, new_owner)
+        if not in_time():
+            return moved, False
+    if not presented_moved:
+        key_store.move_to_owner(key, old_owner, new_owner)
+    return len(keys) + (0 if presented_moved else 1), True
 
 
-def _move_shares(old_owner: str, new_owner: str) -> int:
-    """Its shares, while the account's count of them says some are left. How many moved."""
-    def move() -> int:
-        return sum(share_moves.move_to_owner(share, old_owner, new_owner) for share in share_store.owned_by(old_owner))
+def _move_shares(old_owner: str, new_owner: str, in_time: Callable[[], bool]) -> Tuple[int, bool]:
+    """Its shares, while the account's count of them says some are left. How many moved, and
+    whether none is left to look for."""
+    def move() -> Tuple[int, bool]:
+        moved = 0
+        for share in share_store.owned_by(old_owner):
+            moved += share_moves.move_to_owner(share, old_owner, new_owner)
+            if not in_time():
+                return moved, False
+        return moved, True
 
     def left() -> bool:
         account = account_store.get(old_owner, consistent=True)
         return account is not None and bool(account.active_shares)
-    return _while_left(move, left)
+    return _while_left(move, left, in_time)
 
 
-def _move_spikes(old_owner: str, new_owner: str) -> int:
-    """Its spikes, while the account's count of its own spikes says some are left. How many moved."""
-    return _while_left(lambda: spike_moves.move_to_owner(old_owner, new_owner),
-                       lambda: account_store.own_spikes_left(old_owner))
+def _move_spikes(old_owner: str, new_owner: str, in_time: Callable[[], bool]) -> Tuple[int, bool]:
+    """Its spikes, while the account's count of its own spikes says some are left. How many
+    moved, and whether none is left to look for."""
+    return _while_left(lambda: spike_moves.move_in_time(old_owner, new_owner, in_time),
+                       lambda: account_store.own_spikes_left(old_owner), in_time)
 
 
-def _while_left(move: Callable[[], int], left: Callable[[], bool]) -> int:
+def _while_left(move: Callable[[], Tuple[int, bool]], left: Callable[[], bool],
+                in_time: Callable[[], bool]) -> Tuple[int, bool]:
     """``move()`` what the owner index lists, and again (after a pause) while ``left()``, a count
     read consistently, says some are left, at most ``INDEX_LOOKS`` times: the index lags, and
-    what was stored just before the marking may not be on it yet. How many moved."""
+    what was stored just before the marking may not be on it yet. How many moved, and False
+    when time ran out before the listing ended."""
     moved = 0
     for look in range(INDEX_LOOKS):
+        if look and not in_time():
+            return moved, False
         time.sleep(LOOK_PAUSE_SECONDS * look)
-        moved += move()
+        count, listed_all = move()
+        moved += count
+        if not listed_all:
+            return moved, False
         if not left():
             break
-    return moved
+    return moved, True
 
 
 def _key_and_stored_owner(raw: str, settings: Settings) -> Tuple[ApiKey, User]:

@@ -1,0 +1,100 @@
+"""A claim's work per call is bounded (docs/security.md 319): an account's spikes have no bound
+(an agent posts under its own project keys without a limit), so a call moves pages while its
+time lasts, answers 202 with what is left for the next call, and the same call again moves the
+rest; a call that died halfway is finished by the same call again. Time is made to run out at
+once here (``MOVE_SECONDS`` = 0): a call then moves one page, share or key more and stops."""
+from __future__ import annotations
+
+import pytest
+
+from chalicelib import deps
+from chalicelib.services import claims, share_creation
+from chalicelib.services.accounts import user_id_for
+from chalicelib.services.share_creation import ShareOptions
+from chalicelib.services.uploads import UploadedFile
+from chalicelib.store import accounts as account_store
+from chalicelib.store import apikeys as key_store
+from chalicelib.store import spike_moves
+from chalicelib.store.models import Share, Spike
+from tests.conftest import call, sign_in
+
+PAGE = 2
+OWN_SPIKES = 5
+
+
+def _agent_with_shares_and_spikes(client, email: str):
+    status, created, _ = call(client, "POST", "/auth/api-key", {"name": "agent"})
+    assert status == 201, created
+    agent = account_store.get(created["account_id"], consistent=True)
+    share_ids = []
+    for name in ("first", "second"):
+        share = share_creation.create_share(deps.settings(), deps.share_files(), agent, ShareOptions(name=name),
+                                            [UploadedFile("index.html", b"<p>hi</p>", "text/html")],
+                                            "http://localhost")
+        share_ids.append(share.share_id)
+        assert call(client, "POST", "/spikes", {"type": "page", "projectKey": share.share_id})[0] == 201
+    status, made, _ = call(client, "POST", "/auth/api-key", {"name": "made by the agent"}, token=created["api_key"])
+    assert status == 201, made
+    created["made_key_id"] = made["key_id"]
+    for n in range(OWN_SPIKES):
+        assert call(client, "POST", "/spikes", {"type": "page", "projectKey": "agent-notes", "id": f"own-{n}"},
+                    token=created["api_key"])[0] == 201
+    return created, share_ids, sign_in(client, email), user_id_for(email)
+
+
+def _everything_is_the_humans(account_id: str, human_id: str, share_ids, key_ids) -> None:
+    assert {Share.get(f"share#{share_id}").owner_id for share_id in share_ids} == {human_id}
+    assert list(Spike.owner_index.query(account_id)) == []
+    assert len(list(Spike.owner_index.query(human_id))) == OWN_SPIKES + len(share_ids)
+    assert {key_store.get(key_id).user_id for key_id in key_ids} == {human_id}
+    assert not account_store.own_spikes_left(account_id)
+
+
+def test_a_claim_moves_a_bounded_part_per_call_and_the_same_call_again_moves_the_rest(backend_client, monkeypatch):
+    """One call read every spike of the account into memory, then moved them all: an agent
+    posting under its own project keys for a month (60 a minute) left millions, more than a
+    function reads, let alone moves, before API Gateway gives up (29 s), and the call sent again
+    started over, reading everything again: the claim never finished."""
+    client = backend_client
+    created, share_ids, human, human_id = _agent_with_shares_and_spikes(client, "bounded-claim@example.com")
+    monkeypatch.setattr(claims, "MOVE_SECONDS", 0.0, raising=False)
+    monkeypatch.setattr(spike_moves, "PAGE", PAGE, raising=False)
+    answers = []
+    for _ in range(10):
+        status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": created["api_key"]}, token=human)
+        answers.append((status, body))
+        assert status in (200, 202), body
+        assert body["moved"]["shares"] <= 1 and body["moved"]["spikes"] <= PAGE and body["moved"]["keys"] <= 1, answers
+        assert body["complete"] is (status == 200) and body["claimed_account_id"] == created["account_id"]
+        if status == 200:
+            break
+    assert answers[-1][0] == 200 and len(answers) > 2, answers
+    assert sum(body["moved"]["shares"] for _, body in answers) == len(share_ids)
+    assert sum(body["moved"]["spikes"] for _, body in answers) == OWN_SPIKES + len(share_ids)
+    assert sum(body["moved"]["keys"] for _, body in answers) == 2
+    _everything_is_the_humans(created["account_id"], human_id, share_ids, (created["key_id"], created["made_key_id"]))
+    status, listed, _ = call(client, "GET", "/spikes", token=human)
+    assert status == 200 and len(listed["data"]) == OWN_SPIKES + len(share_ids), listed
+
+
+def test_a_claim_that_died_halfway_through_the_spikes_is_finished_by_the_same_call_again(backend_client, monkeypatch):
+    client = backend_client
+    created, share_ids, human, human_id = _agent_with_shares_and_spikes(client, "claim-died-halfway@example.com")
+    monkeypatch.setattr(spike_moves, "PAGE", PAGE, raising=False)
+    moving, pages = spike_moves._move_page, []
+
+    def dies_on_the_second_page(owned, old_owner, new_owner):
+        pages.append(len(owned))
+        if len(pages) == 2:
+            raise RuntimeError("the function ended here")
+        return moving(owned, old_owner, new_owner)
+    monkeypatch.setattr(spike_moves, "_move_page", dies_on_the_second_page)
+    with pytest.raises(RuntimeError):
+        claims.claim(account_store.get(human_id, consistent=True), created["api_key"], deps.settings())
+    monkeypatch.setattr(spike_moves, "_move_page", moving)
+    assert key_store.get(created["key_id"]).user_id == created["account_id"]  # the presented key moves last
+    assert len(list(Spike.owner_index.query(created["account_id"]))) == OWN_SPIKES + len(share_ids) - PAGE
+    status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": created["api_key"]}, token=human)
+    assert status == 200 and body["complete"], body
+    assert body["moved"] == {"keys": 2, "shares": 0, "spikes": OWN_SPIKES + len(share_ids) - PAGE}, body
+    _everything_is_the_humans(created["account_id"], human_id, share_ids, (created["key_id"], created["made_key_id"]))
