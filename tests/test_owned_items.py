@@ -1,6 +1,6 @@
 """Account data rights: every kind of item an account owns that no listing of its own shows is
 found by its owner without a Scan (docs/data-model.md, "Finding an account's items"): bearer sessions,
-webhook events of deleted shares, usage events in every outbox queue, pro-features checkpoints,
+the key-only accounts it claimed, webhook events of deleted shares, usage events in every outbox queue, pro-features checkpoints,
 background exports and their files, Stripe event markers.
 On moto and on DynamoDB Local."""
 from __future__ import annotations
@@ -136,30 +136,31 @@ def test_tables_from_before_get_their_owner_index_which_finds_the_items_already_
         stack.callback(deps.reset)
         _provision(endpoint)
         client = deps.dynamodb_client()
-        for model in OWNER_INDEXED:
-            _recreate_without_owner_index(client, model)
+        for model, index in OWNER_INDEXED:
+            _recreate_without_owner_index(client, model, index)
         with Client(app, stage_name="test") as http:
             token = sign_in(http, "before@example.com")
         create_tables(deps.settings(), client)
         create_tables(deps.settings(), client)  # idempotent
-        for model in OWNER_INDEXED:
+        for model, index in OWNER_INDEXED:
             for _ in range(60):  # DynamoDB Local builds a new index asynchronously
                 indexes = {i["IndexName"]: i.get("IndexStatus", "ACTIVE")
                            for i in client.describe_table(TableName=model.Meta.table_name)["Table"]["GlobalSecondaryIndexes"]}
-                if indexes.get("owner_index") == "ACTIVE":
+                if indexes.get(index) == "ACTIVE":
                     break
                 time.sleep(0.5)
-            assert indexes.get("owner_index") == "ACTIVE", model.__name__
+            assert indexes.get(index) == "ACTIVE", model.__name__
         assert list(owned_items.sessions(user_id_for("before@example.com"))) == [f"bearer#{token_hash(token)}"]
 
 
-OWNER_INDEXED = (AuthItem, Delivery, LedgerItem, OutboxItem)
+OWNER_INDEXED = ((AuthItem, "owner_index"), (Delivery, "owner_index"), (LedgerItem, "owner_index"),
+                 (OutboxItem, "owner_index"), (User, "merged_index"))
 
 
-def _recreate_without_owner_index(client, model) -> None:
+def _recreate_without_owner_index(client, model, left_out: str) -> None:
     """The table as a version before the owner indexes created it (its other indexes kept)."""
     schema = client.describe_table(TableName=model.Meta.table_name)["Table"]
-    kept = [index for index in schema.get("GlobalSecondaryIndexes", []) if index["IndexName"] != "owner_index"]
+    kept = [index for index in schema.get("GlobalSecondaryIndexes", []) if index["IndexName"] != left_out]
     keys = {key["AttributeName"] for source in [schema, *kept] for key in source["KeySchema"]}
     model.delete_table()
     client.create_table(
@@ -177,6 +178,7 @@ def test_no_function_may_query_the_owner_indexes_until_one_reads_them():
     for function, tables in policy.INDEX_QUERIES.items():
         for table in ("auth", "deliveries", "ledger", "outbox"):
             assert "owner_index" not in tables.get(table, ()), (function, table)
+        assert "merged_index" not in tables.get("users", ()), function
 
 
 def test_an_accounts_background_exports_and_their_files_are_found_by_owner(backend_client, store_backend):
@@ -199,3 +201,23 @@ def test_an_accounts_background_exports_and_their_files_are_found_by_owner(backe
     for key in found:  # the S3 file, through its item
         assert deps.s3_client().head_object(Bucket=bucket, Key=LedgerItem.get(key).detail["key"])["ContentLength"] > 0
     assert list(owned_items.pro_feature_checkpoints(owner)) == []  # one index, each kind apart
+
+
+def test_the_key_only_accounts_a_user_claimed_are_found_by_owner(backend_client, store_backend):
+    """Only the claimer's keys pointed to a claimed account (``claimed_from``), and a key moved
+    again, or deleted, would lose it with what stays under its id (its webhook and usage events,
+    ``usage#``, ``rl#``); ``merged_into`` pointed the other way, with no index."""
+    token = sign_in(backend_client, "claimer@example.com")
+    claimer = user_id_for("claimer@example.com")
+    accounts = []
+    for name in ("first-agent", "second-agent", "unclaimed-agent"):
+        status, created, _ = call(backend_client, "POST", "/auth/api-key", {"name": name})
+        assert status == 201, created
+        accounts.append(created["account_id"])
+        if name != "unclaimed-agent":
+            status, body, _ = call(backend_client, "POST", "/auth/link-key", {"api_key": created["api_key"]},
+                                   token=token)
+            assert status == 200, body
+    assert sorted(owned_items.claimed_accounts(claimer)) == sorted(accounts[:2])
+    assert list(owned_items.claimed_accounts(accounts[2])) == []
+    assert list(owned_items.claimed_accounts(user_id_for("other@example.com"))) == []

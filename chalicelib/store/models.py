@@ -36,6 +36,17 @@ class StripeCustomerIndex(GlobalSecondaryIndex["User"]):
     stripe_customer_id = UnicodeAttribute(hash_key=True)
 
 
+class MergedIntoIndex(GlobalSecondaryIndex["User"]):
+    """The key-only accounts a user claimed (sparse: only they carry ``merged_into``): what
+    stays under their ids (webhook and usage events, ``usage#`` and ``rl#`` items, what a
+    claim has still to move) is the user's to export and delete (docs/data-model.md)."""
+    class Meta:
+        index_name = "merged_index"
+        projection = KeysOnlyProjection()
+
+    merged_into = UnicodeAttribute(hash_key=True)
+
+
 class User(_Base):
     """pk user_id = uuid5(email): one user per address without a uniqueness side-table.
     Key-only accounts (an agent's self-signup) have a random uuid4 and no e-mail until a
@@ -74,6 +85,7 @@ class User(_Base):
     # Absent on accounts from before it was kept, until their first key change counts them.
     live_keys = MapAttribute(null=True)
     stripe_customer_index = StripeCustomerIndex()
+    merged_index = MergedIntoIndex()
 
 
 # --- auth ------------------------------------------------------------------------------------

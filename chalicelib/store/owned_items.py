@@ -1,7 +1,8 @@
 """An account's items that no listing of its own shows, found by owner without a Scan: what the
 roadmap's export and deletion of an account read (docs/data-model.md, "Finding an account's items").
 
-Each is a Query of its table's ``owner_index``: sparse (only the items of that kind carry the
+Each is a Query of its table's ``owner_index`` (of the users table's ``merged_index`` for the
+accounts a user claimed): sparse (only the items of that kind carry the
 owner attribute) and keys only, so the caller reads or deletes the items by key. A GSI is
 eventually consistent: an item written a moment ago may be missing, so a deletion queries again
 until nothing is left.
@@ -10,7 +11,14 @@ from __future__ import annotations
 
 from typing import Iterator, Tuple
 
-from chalicelib.store.models import AuthItem, Delivery, LedgerItem, OutboxItem
+from chalicelib.store.models import AuthItem, Delivery, LedgerItem, OutboxItem, User
+
+
+def claimed_accounts(user_id: str) -> Iterator[str]:
+    """The ids of the key-only accounts the user claimed (``merged_into``), each found the same
+    way in turn: what stays under their ids is the user's (docs/data-model.md). Claims made
+    before the index are on it too: DynamoDB indexes the items a new index finds."""
+    return (account.user_id for account in User.merged_index.query(user_id))
 
 
 def sessions(user_id: str) -> Iterator[str]:
