@@ -3,6 +3,7 @@ for up to 25 s and may leave a file in S3 for a day, so unbounded exports of a p
 were a cost and denial-of-service lever on the operator's account."""
 from __future__ import annotations
 
+from chalicelib.services import targets
 from tests.conftest import call, sign_in
 from tests.factories import make_share
 
@@ -22,6 +23,7 @@ def test_anonymous_exports_are_limited_per_network_and_a_refused_one_reads_nothi
         assert response.status_code == 200 and len(response.body.splitlines()) == 1
         assert response.headers["X-RateLimit-Limit"] == "3"
         assert response.headers["X-RateLimit-Remaining"] == remaining
+    targets.forget()  # a cold function: a share's lookup before the count would be a read here
     dynamodb_calls.clear()
     status, body, headers = call(client, "GET", "/spikes/export?project=public-site&format=jsonl")
     assert status == 429 and body == {"error": "Rate limit exceeded", "code": "RATE_LIMIT",
@@ -96,3 +98,21 @@ def test_both_export_routes_report_the_export_budget_once_with_its_values(client
         assert reported == ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"], headers
         assert (headers["X-RateLimit-Limit"], headers["X-RateLimit-Remaining"]) == ("3", remaining)
         assert int(headers["X-RateLimit-Reset"]) >= clock.epoch()
+
+
+def test_an_export_refused_for_its_parameters_counts_nothing(client, env, from_network):
+    """A bad format, rating or project is refused before the export is counted (263): a caller
+    (or a broken script) sending them without end does not spend the export allowance of its
+    network, or of its account."""
+    env(RATE_EXPORTS_PER_MINUTE="2")
+    make_share("alice@example.com", "alice-site")
+    token = sign_in(client, "alice@example.com")
+    from_network("203.0.113.7")
+    for query in ("project=alice-site&format=xml", "project=alice-site&rating=maybe", "project=" + "p" * 300):
+        for method, path in (("GET", "/spikes/export"), ("POST", "/exports")):
+            for credential in (token, None):
+                status, body, headers = call(client, method, f"{path}?{query}", token=credential)
+                assert (status, body["code"]) == (400, "VALIDATION_ERROR"), (method, query, body)
+                assert "X-RateLimit-Remaining" not in headers
+    assert _export(client, "alice-site", token).headers["X-RateLimit-Remaining"] == "1"
+    assert _export(client, "alice-site").headers["X-RateLimit-Remaining"] == "1"
