@@ -3,6 +3,7 @@
 Queries billed to the operator, so paging one without end was a cost lever for anyone."""
 from __future__ import annotations
 
+from chalicelib.services import targets
 from tests.conftest import call, sign_in
 from tests.factories import make_share
 
@@ -18,6 +19,7 @@ def test_listings_without_a_credential_are_limited_per_network_and_a_refused_one
         status, body, headers = call(client, "GET", "/spikes?project=public-site&limit=1")
         assert status == 200 and len(body["data"]) == 1
         assert (headers["X-RateLimit-Limit"], headers["X-RateLimit-Remaining"]) == ("3", remaining)
+    targets.forget()  # a cold function: a share's lookup before the count would be a read here
     dynamodb_calls.clear()
     status, body, headers = call(client, "GET", "/spikes?project=public-site")
     assert status == 429 and body == {"error": "Rate limit exceeded", "code": "RATE_LIMIT",
