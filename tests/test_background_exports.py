@@ -517,6 +517,43 @@ def test_whoever_holds_an_exports_id_guesses_its_password_no_faster_than_the_unl
         clock.use(None)
 
 
+def test_the_kept_password_waits_while_the_shares_tries_from_everywhere_are_spent(client, owner_share, env,
+                                                                                  from_network):
+    """276 refuses the kept password while no try is left, the share's own budget from every
+    network (``SPIKES_RATE_PASSWORD_PER_SHARE_PER_MINUTE``) as well as the reader's network's:
+    guessers on many networks who spent the share's tries get 429s for wrong guesses, and the
+    right one must not answer 200 meanwhile, or its answer tells it apart."""
+    from chalicelib import clock
+    from chalicelib.crypto import hash_password
+    from chalicelib.services import targets
+    from chalicelib.store.models import Share
+    env(RATE_PASSWORD_PER_SHARE_PER_MINUTE="3")
+    token, share_id = owner_share
+    Share.get(f"share#{share_id}").update(actions=[Share.password_hash.set(hash_password("open sesame")),
+                                                   Share.password_version.add(1)])
+    targets.forget()
+    right, wrong = {"X-Share-Password": "open sesame"}, {"X-Share-Password": "open sesame?"}
+    now = clock.now()
+    try:
+        clock.use(lambda: now)  # one rate window throughout
+        from_network("198.51.100.7")
+        export_id = _start(client, f"?project={share_id}", None, headers=right)[1]["id"]  # the share's first try
+        guesses = []
+        for network in ("203.0.113.1", "203.0.113.2"):  # each well within its own network's tries
+            from_network(network)
+            guesses += [call(client, "GET", f"/exports/{export_id}?project={share_id}", headers=wrong)[0]
+                        for _ in range(2)]
+        assert guesses == [404, 404, 429, 429]
+        from_network("203.0.113.3")
+        assert call(client, "GET", f"/exports/{export_id}?project={share_id}", headers=right)[0] == 429
+        from_network("198.51.100.7")  # the starter's own network has tries left; the share has none
+        assert call(client, "GET", f"/exports/{export_id}?project={share_id}", headers=right)[0] == 429
+        clock.use(lambda: now + timedelta(minutes=2))
+        assert call(client, "GET", f"/exports/{export_id}?project={share_id}", headers=right)[0] == 200
+    finally:
+        clock.use(None)
+
+
 def test_a_password_removed_after_an_export_started_is_not_told_to_whoever_holds_its_id(client, owner_share,
                                                                                        from_network):
     """Once the owner removed the share's password, a poll of an export that password opened asked
