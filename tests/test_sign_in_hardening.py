@@ -67,6 +67,9 @@ def test_sign_in_links_are_opened_and_exchanged_a_limited_number_of_times_per_ne
     fetched it first from its own network, and who then approves it, is not refused."""
     env(RATE_VERIFY_PER_MINUTE="5")
     from_network("198.51.100.7")
+    for malformed in ({}, {"login_token": 5}, {"login_token": "x", "approve": "perhaps"}):  # refused before counted
+        status, body, headers = call(client, "POST", "/auth/verify", malformed)
+        assert (status, body["code"]) == (400, "VALIDATION_ERROR") and "X-RateLimit-Limit" not in headers, body
     for n in range(5):
         status, body, headers = call(client, "POST", "/auth/verify", {"login_token": f"guess-{n}"})
         assert (status, body["code"]) == (401, "TOKEN_INVALID")
