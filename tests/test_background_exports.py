@@ -345,6 +345,9 @@ def test_a_starter_keeps_an_export_only_while_the_access_it_was_started_with_hol
     assert call(client, "DELETE", f"/shares/{share_id}", token=token)[0] == 200
     targets.forget()
     assert _read(client, own_export, token)[0] == 404  # its project key names other spikes now
+    # Nothing private guards the key once its share is gone: the visitor's export of the share,
+    # which holds no addresses, is refused for its scope alone (the key's public spikes now).
+    assert _read(client, public_export, visitor)[0] == 404
 
 
 def test_polling_an_export_opened_by_a_password_spends_no_password_tries(client, owner_share):
