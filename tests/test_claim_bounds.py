@@ -98,3 +98,37 @@ def test_a_claim_that_died_halfway_through_the_spikes_is_finished_by_the_same_ca
     assert status == 200 and body["complete"], body
     assert body["moved"] == {"keys": 2, "shares": 0, "spikes": OWN_SPIKES + len(share_ids) - PAGE}, body
     _everything_is_the_humans(created["account_id"], human_id, share_ids, (created["key_id"], created["made_key_id"]))
+
+
+def test_a_claim_reads_an_accounts_keys_a_page_at_a_time(backend_client, monkeypatch):
+    """The claim read every key of the account (the owner index whole, then a consistent read of
+    each) before moving one: revoked keys are kept for good and an account makes 30 an hour, so
+    a year of an agent's rotations was a read longer than the call, started over by every call."""
+    client = backend_client
+    status, created, _ = call(client, "POST", "/auth/api-key", {"name": "agent"})
+    assert status == 201, created
+    made = []
+    for n in range(4):
+        status, key, _ = call(client, "POST", "/auth/api-key", {"name": f"rotated {n}"}, token=created["api_key"])
+        assert status == 201, key
+        made.append(key["key_id"])
+        if n < 3:
+            assert call(client, "DELETE", f"/auth/api-key/{key['key_id']}", token=created["api_key"])[0] == 200
+    human = sign_in(client, "many-keys-claim@example.com")
+    monkeypatch.setattr(claims, "MOVE_SECONDS", 0.0, raising=False)
+    monkeypatch.setattr(key_store, "KEYS_PAGE", 2, raising=False)
+    reading, read = key_store.get_many, []
+    monkeypatch.setattr(key_store, "get_many", lambda key_ids: read.append(len(key_ids)) or reading(key_ids))
+    moved = []
+    for _ in range(10):
+        read.clear()
+        status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": created["api_key"]}, token=human)
+        assert status in (200, 202), body
+        assert sum(read) <= 2 + 1, read  # a page, and the presented key
+        moved.append(body["moved"]["keys"])
+        if status == 200:
+            break
+    assert status == 200 and sum(moved) == 5 and len(moved) > 2, moved
+    human_id = user_id_for("many-keys-claim@example.com")
+    assert {key_store.get(key_id).user_id for key_id in [created["key_id"], *made]} == {human_id}
+    assert all(key_store.get(key_id).claimed_from == created["account_id"] for key_id in made)

@@ -104,14 +104,18 @@ def _move_keys(old_owner: str, new_owner: str, key: ApiKey, presented_moved: boo
     key_places.ensure_counted(old_owner, now)
     key_places.ensure_counted(new_owner, now)
     # Every key it will ever hold, those the owner index does not show yet included.
-    keys = [k for k in key_store.all_of(old_owner, known=[key]) if k.key_id != key.key_id]
-    for moved, item in enumerate(keys, start=1):
-        key_store.move_to_owner(item, old_owner, new_owner)
-        if not in_time():
-            return moved, False
+    moved = 0
+    for page in key_store.pages_of(old_owner, known=[key]):
+        for item in page:
+            if item.key_id != key.key_id:
+                key_store.move_to_owner(item, old_owner, new_owner)
+                moved += 1
+                if not in_time():
+                    return moved, False
     if not presented_moved:
         key_store.move_to_owner(key, old_owner, new_owner)
-    return len(keys) + (0 if presented_moved else 1), True
+        moved += 1
+    return moved, True
 
 
 def _move_shares(old_owner: str, new_owner: str, in_time: Callable[[], bool]) -> Tuple[int, bool]:
