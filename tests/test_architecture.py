@@ -122,6 +122,39 @@ def test_services_build_no_condition_update_or_transaction():
     assert found == {}
 
 
+# Wall time is read in chalicelib/clock.py alone, which tests and a replay fix (``clock.use``):
+# a module reading the machine's clock stamps and schedules by another time than the rest.
+# Durations (time.monotonic, perf_counter) and pauses (time.sleep) are not moments: allowed.
+WALL_TIME_READS = {"time.time", "time.time_ns", "time.gmtime", "time.localtime", "time.ctime",
+                   "datetime.now", "datetime.utcnow", "datetime.today", "date.today",
+                   "datetime.datetime.now", "datetime.datetime.utcnow", "datetime.date.today"}
+
+
+def wall_time_reads_in(source: str) -> list:
+    """Reads of the wall clock in ``source``, called or passed on (``now_fn=time.time``)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and ast.unparse(node) in WALL_TIME_READS:
+            found.append(ast.unparse(node))
+        elif isinstance(node, ast.ImportFrom) and node.module in ("time", "datetime"):
+            found += [f"from {node.module} import {alias.name}" for alias in node.names
+                      if f"{node.module}.{alias.name}" in WALL_TIME_READS]
+    return found
+
+
+def test_only_the_clock_reads_wall_time():
+    assert wall_time_reads_in("def run(now_fn=time.time):\n    return datetime.now(timezone.utc)") == \
+        ["time.time", "datetime.now"]
+    assert wall_time_reads_in("from time import time\nstarted = time.monotonic(); time.sleep(1)") == \
+        ["from time import time"]
+    found = {}
+    for path in sorted((ROOT / "chalicelib").rglob("*.py")):
+        reads = wall_time_reads_in(path.read_text(encoding="utf-8"))
+        if reads:
+            found[path.relative_to(ROOT).as_posix()] = reads
+    assert set(found) == {"chalicelib/clock.py"}, found
+
+
 # --- room for the roadmap (docs/architecture.md) ----------------------------------------------
 # An MCP endpoint calls the services, not the routes: past the one scope a route names
 # (identity.require_user / principal.require(scope)), who may read or change what is a service's

@@ -8,11 +8,13 @@ import json
 import socket
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator, List
 
 import pytest
 
+from chalicelib import clock as system_clock
 from chalicelib import deps
 from chalicelib.services import webhook_delivery, webhook_sender, webhook_urls
 from chalicelib.settings import Settings
@@ -128,6 +130,26 @@ def test_spike_created_is_queued_with_the_spike_and_delivered_signed(client, hoo
     assert payload["share"] == {"id": hooked["share_id"], "slug": hooked["slug"], "name": "Hooked"}
     assert payload["spike"]["id"] == spike_id and payload["spike"]["comments"] == "Love it"
     assert _deliver().attempted == 0  # delivered once, not again
+
+
+def test_events_and_the_delivery_job_read_the_projects_clock(client, hooked, receiver):
+    """An event's time, its first attempt and the job's idea of "due" come from chalicelib/clock
+    (which tests and a replay fix), not from the machine's wall time: an event recorded at a
+    fixed moment three hours ahead is stamped and scheduled then, and a job run at that moment
+    finds it due."""
+    moment = datetime.now(timezone.utc).replace(microsecond=250_000) + timedelta(hours=3)
+    system_clock.use(lambda: moment)
+    try:
+        _post_spike(client, hooked)
+        [queued] = list(Delivery.share_index.query(hooked["share_id"]))
+        assert queued.created_at == system_clock.iso_millis(moment)
+        assert (queued.next_attempt_at, queued.retry_from) == (int(moment.timestamp()), int(moment.timestamp()))
+        with aws_calls.acting_as(policy.WEBHOOK_DELIVERIES_FUNCTION):
+            report = webhook_delivery.run_due(deps.settings(), mailer=deps.mailer())  # the clock by default
+    finally:
+        system_clock.use(None)
+    assert (report.attempted, report.delivered) == (1, 1)
+    assert json.loads(receiver.requests[0]["body"])["created_at"] == system_clock.iso_millis(moment)
 
 
 def test_each_delivery_of_a_batch_is_claimed_and_signed_at_its_own_time(client, hooked, receiver):

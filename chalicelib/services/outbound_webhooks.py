@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import secrets as _secrets
 import socket
-import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from chalicelib import clock
@@ -51,7 +50,7 @@ def wants_events(share: Optional[Share]) -> bool:
 def event(share: Share, event_type: str, spike: Optional[Dict[str, Any]] = None,
           now: Optional[float] = None) -> Delivery:
     """The outbox item for one event: add it to the transaction that makes the change."""
-    now = time.time() if now is None else now
+    now = clock.epoch() if now is None else now
     event_id, created_at = "evt_" + _secrets.token_hex(12), clock.iso_millis_at(now)
     body = json.dumps({"id": event_id, "type": event_type, "created_at": created_at, "share": share_view(share),
                        "spike": spike}, separators=(",", ":"), ensure_ascii=False)
@@ -77,7 +76,7 @@ def delivery_view(delivery: Delivery, now: Optional[float] = None) -> Dict[str, 
     def iso_or_none(value: Optional[float]) -> Optional[str]:
         return clock.iso_millis_at(value) if value is not None else None
     status, last_error = delivery.status, delivery.last_error
-    if status in (PENDING, PAUSED) and held_deliveries.expired(delivery, time.time() if now is None else now):
+    if status in (PENDING, PAUSED) and held_deliveries.expired(delivery, clock.epoch() if now is None else now):
         status, last_error = CANCELLED, held_deliveries.expired_reason()
     return {"id": delivery.delivery_id, "event_id": delivery.event_id, "event_type": delivery.event_type,
             "status": status, "attempts": int(delivery.attempts or 0), "created_at": delivery.created_at,
@@ -88,7 +87,7 @@ def delivery_view(delivery: Delivery, now: Optional[float] = None) -> Dict[str, 
 
 
 def webhook_view(share: Share, now: Optional[float] = None) -> Dict[str, Any]:
-    now = time.time() if now is None else now
+    now = clock.epoch() if now is None else now
     grace = share.webhook_previous_until if share.webhook_previous_nonce and \
         (share.webhook_previous_until or 0) > now else None
     return {"url": share.webhook_url, "events": list(EVENT_TYPES[:3]), "paused": bool(share.webhook_paused_at),
@@ -121,7 +120,7 @@ def require_webhook(share: Share) -> None:
 def rotate_secret(settings: Settings, share: Share, now: Optional[float] = None) -> Tuple[str, float]:
     """A new secret; the old one keeps signing (alongside) for the grace period."""
     require_webhook(share)
-    now = time.time() if now is None else now
+    now = clock.epoch() if now is None else now
     nonce, until = new_nonce(), now + settings.webhook_secret_grace_seconds
     if not share_webhooks.rotate_secret(share, nonce, int(until)):
         raise ValidationFailed.field("webhook", "The secret changed meanwhile; retry")
@@ -134,7 +133,7 @@ def send_test(settings: Settings, share: Share, now: Optional[float] = None,
     it fails). The answer shows what the receiver said."""
     require_webhook(share)
     ratelimit.enforce("webhook-test", share.owner_id, TESTS_PER_MINUTE, 60)  # per account, all its shares
-    now = time.time() if now is None else now
+    now = clock.epoch() if now is None else now
     delivery = event(share, TEST_EVENT, None, now)
     delivery.next_attempt_at = int(now) + webhook_delivery.CLAIM_SECONDS  # claimed by this request
     delivery.attempts = 1
@@ -154,7 +153,7 @@ def resume(share: Share, now: Optional[float] = None) -> int:
     fresh retry window): a first batch here, the rest by the delivery job, so however long the
     pause the request is bounded. Returns how many were queued here."""
     require_webhook(share)
-    now = time.time() if now is None else now
+    now = clock.epoch() if now is None else now
     webhook_releases.record(None, share.share_id, now)  # first: whatever this request does not end, the job does
     if not share_webhooks.unpause(share):  # deleted, or its webhook removed, since it was read
         raise NotFound("This share has no webhook; set webhook_url with PATCH /shares/{key}")
@@ -164,10 +163,10 @@ def resume(share: Share, now: Optional[float] = None) -> int:
 def record_release(share: Share, now: Optional[float] = None) -> None:
     """Before the URL changes or is removed (which ends a pause): the delivery job will end the
     held events, whatever becomes of the request after the change."""
-    webhook_releases.record(None, share.share_id, time.time() if now is None else now)
+    webhook_releases.record(None, share.share_id, clock.epoch() if now is None else now)
 
 
 def release_held(share: Share, now: Optional[float] = None) -> int:
     """After the URL changed or was removed, with its release recorded first: the held events go
     to the new receiver, or are cancelled; a first batch here, the rest by the delivery job."""
-    return held_deliveries.end_held(share.share_id, time.time() if now is None else now)[0]
+    return held_deliveries.end_held(share.share_id, clock.epoch() if now is None else now)[0]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import random
 import socket
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
@@ -215,7 +214,7 @@ def _record_outcome(settings: Settings, delivery: Delivery, share: Optional[Shar
     return PENDING
 
 
-def run_due(settings: Settings, now_fn: Callable[[], float] = time.time, mailer: Any = None,
+def run_due(settings: Settings, now_fn: Callable[[], float] = clock.epoch, mailer: Any = None,
             time_left_ms: Optional[Callable[[], int]] = None, batch: int = 25, max_batches: int = 40,
             resolver: Callable[..., list] = socket.getaddrinfo) -> RunReport:
     """The delivery job: attempt every delivery whose time has come, batch by batch, until
