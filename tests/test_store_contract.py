@@ -750,3 +750,29 @@ def test_the_open_checkout_is_replaced_only_by_compare_and_set(store_backend):
     with pytest.raises(accounts.OpenCheckoutMoved) as missing:  # never creates an account
         accounts.replace_open_checkout("u-nobody", None, "cs_3")
     assert missing.value.current is None and accounts.get("u-nobody") is None
+
+
+def test_a_sessions_expiry_only_moves_out(backend_client, store_backend):
+    """A request that read the session before another one extended it (or whose clock runs
+    behind) computes an earlier expiry: its write is refused, the later expiry stays and the
+    request goes on. An expiry beyond the lifetime's end (an earlier version's) is still
+    brought back to it, and a revoked session is still told apart."""
+    from chalicelib.crypto import token_hash
+    from chalicelib.store import auth as auth_store
+    from tests.conftest import sign_in
+    token = sign_in(backend_client, "expiry@example.com")
+    hashed = token_hash(token)
+    read_early = auth_store.session(hashed)
+    stored = int(read_early.expires_at)
+    ends_at = stored + 100_000
+    assert auth_store.extend_session(auth_store.session(hashed), stored + 5_000, ends_at)  # the fast request
+    assert auth_store.extend_session(read_early, stored + 1_000, ends_at)  # the slow one: goes on
+    assert auth_store.session(hashed).expires_at == stored + 5_000  # not pulled back
+    assert auth_store.extend_session(auth_store.session(hashed), stored + 6_000, ends_at)
+    assert auth_store.session(hashed).expires_at == stored + 6_000  # later still moves it
+    # Beyond the lifetime's end: brought back to it, once.
+    assert auth_store.extend_session(auth_store.session(hashed), stored + 5_000, stored + 5_000)
+    assert auth_store.session(hashed).expires_at == stored + 5_000
+    auth_store.delete_session(hashed)
+    assert not auth_store.extend_session(read_early, stored + 9_000, ends_at)  # revoked meanwhile
+    assert auth_store.session(hashed) is None

@@ -95,7 +95,7 @@ def authenticate(token: str, settings: Settings) -> Tuple[User, str]:
     expiry = min(int(now) + idle, ends_at)
     stored = item.expires_at
     if stored is None or stored > ends_at or expiry - stored > min(REFRESH_INTERVAL_SECONDS, idle // 2):
-        if not auth_store.extend_session(item, expiry):  # revoked between the read and the write
+        if not auth_store.extend_session(item, expiry, ends_at):  # revoked between the read and the write
             raise AuthFailed()
     return user, hashed
 

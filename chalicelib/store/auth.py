@@ -207,10 +207,20 @@ def session(hashed_token: str) -> Optional[AuthItem]:
         return None
 
 
-def extend_session(item: AuthItem, expires_at: int) -> bool:
-    """Move the expiry (out while used, never past the lifetime's end); False when the session
-    was revoked meanwhile."""
-    return update_if(item, [AuthItem.expires_at.set(expires_at)], AuthItem.pk.exists())
+def extend_session(item: AuthItem, expires_at: int, ends_at: int) -> bool:
+    """Move the expiry out while used, never past the lifetime's end (``ends_at``); False when
+    the session was revoked meanwhile. Only ever later, or down to ``ends_at`` from beyond it:
+    a request whose clock runs behind, or which read the item before another request extended
+    it, would pull the expiry back; its write is refused and it goes on (True, nothing written)."""
+    later = AuthItem.expires_at.does_not_exist() | (AuthItem.expires_at < expires_at) | \
+        (AuthItem.expires_at > ends_at)
+    if update_if(item, [AuthItem.expires_at.set(expires_at)], AuthItem.pk.exists() & later):
+        return True
+    try:  # refused: for its expiry (still there), or revoked
+        AuthItem.get(item.pk, consistent_read=True)
+        return True
+    except AuthItem.DoesNotExist:
+        return False
 
 
 def delete_session(hashed_token: str) -> None:
