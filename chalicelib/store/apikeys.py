@@ -83,6 +83,9 @@ def insert(key: ApiKey, cap: int, parent: Optional[ApiKey] = None) -> None:
     made."""
     def write(tx: Transaction) -> None:
         if parent is not None:
+            # A set on the maker's item, not an item per made key (tests/test_architecture.py,
+            # SET_MEMBER_WRITES): the revocation's write of this same item is what stops the set
+            # growing once the key is revoked. Its writers are this key's own creations alone.
             tx.update("parent", parent, actions=[ApiKey.made_keys.add({key.key_id})],
                       condition=ApiKey.key_id.exists() & ApiKey.revoked_at.does_not_exist())
         key_slots.take(tx, key.user_id, key.key_id, cap)
