@@ -8,7 +8,7 @@ import pytest
 from chalicelib import clock as system_clock, deps
 from chalicelib.services import pending_work, quota_reset
 from chalicelib.services.accounts import user_id_for
-from chalicelib.store import ledger
+from chalicelib.store import charges, ledger
 from chalicelib.store.models import LedgerItem, Share, User
 from tests.conftest import call
 
@@ -151,7 +151,8 @@ def test_running_twice_changes_nothing_the_second_time(client, user_token, clock
     clock("2026-12-01T00:20:00")
     second = invoke(client)
     assert second["passes"][0]["status"] == "already-done"
-    assert archive(uid, "2026-11").count == 10  # written once, not rewritten
+    assert archive(uid, "2026-11").count == 10  # written once, not rewritten: bookkeeping no code reads
+    assert charges.account_period(uid, "2026-11").count == 15  # the period's counter has the straggler
     assert LedgerItem.get(quota_reset.period_job_key("2026-12")).detail["users"] == 1
     # Calling the service again directly for the same period is just as harmless.
     assert quota_reset.run(deps.settings(), now=system_clock.now())["passes"][0]["status"] == "already-done"

@@ -59,7 +59,13 @@ def grace_job_key(day: str) -> str:
 # --- per-user work ---------------------------------------------------------------------------
 
 def archive_usage(user: User, period: str, now: datetime) -> bool:
-    """Write the closed period's usage summary once. True when this call wrote it."""
+    """Write the closed period's usage summary once. True when this call wrote it.
+
+    Bookkeeping for an operator reading the ledger, read by no code of ours: no route, job,
+    report, Stripe meter or quota (``GET /usage``, the limits and metering read the
+    ``usage#<user>#<period>`` counter, which stays and is exact). Taken as the pass reaches the
+    user, so a spike whose request began before the period ended and is counted after that is
+    in the counter and not here; it is not rewritten to catch up."""
     closed_at = clock.period_start(clock.current_period(now))
     usage = charges.account_period(user.user_id, period)
     spikes = max(0, int(usage.count or 0)) if usage else 0
