@@ -177,7 +177,8 @@ def iterate_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str
     starts; its ``scanned`` is kept where every row yielded so far and every read that matched
     nothing since ended, so a reader stopped between two reads may continue from there.
     ``read_limit``: ReadsSpent before a Query once ``spent`` (its reads so far, kept by the caller
-    across calls, counted here) reached it, each Query cut to what it leaves."""
+    across calls, counted here) reached it, each Query cut to what it leaves; a partition of
+    exactly that much is read whole (``_nothing_follows``)."""
     after = (position or {}).get("after")
     start_key = {name: {"S": value} for name, value in after.items()} if after else None
     spent = {} if spent is None else spent
@@ -190,7 +191,11 @@ def iterate_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str
     while True:
         left = None if read_limit is None else ReadLimit(read_limit.items - spent.get("items", 0),
                                                          read_limit.queries - spent.get("queries", 0))
-        size = read_size if left is None else max(1, min(read_size, left.items))
+        if left is not None and not left.allows(0, 0):
+            if _nothing_follows(model, index, hash_key, filter_condition, start_key, before_read, spent):
+                return
+            raise ReadsSpent(read_limit.items)
+        size = read_size if left is None else min(read_size, left.items)
         rows, start_key = query_index(model, index, hash_key, limit=size, filter_condition=filter_condition,
                                       start_key=start_key, page_size=size, before_read=read_allowed,
                                       position=position, read_limit=left, spent=spent)
@@ -199,6 +204,20 @@ def iterate_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str
         yield from rows
         if start_key is None:
             return
+
+
+def _nothing_follows(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, filter_condition,
+                     start_key: Optional[Dict[str, Any]], before_read: Optional[Callable[[], None]],
+                     spent: Dict[str, int]) -> bool:
+    """Whether nothing follows ``start_key``, where reads that spent their ``ReadLimit`` exactly
+    ended: DynamoDB answers a LastEvaluatedKey whenever a Query's Limit is reached, also at the
+    partition's last item, so a partition of exactly the limit was refused. One read of one item
+    tells (counted in ``spent``); one found, matching or not, is past the limit."""
+    before = spent.get("items", 0)
+    _, last_key = query_index(model, index, hash_key, limit=1, filter_condition=filter_condition,
+                              start_key=start_key, page_size=1, before_read=before_read, read_limit=ReadLimit(1, 1),
+                              spent=spent)
+    return spent.get("items", 0) == before and last_key is None
 
 
 MAX_READ_SIZE = 1000  # items one Query reads at most here (as the listings' largest page)
