@@ -497,6 +497,9 @@ Every page, document and asset that answers `GET` (`/`, `/health`, `/openapi.jso
 Every response carries `X-Request-Id` (send your own to correlate). Rate-limited routes carry
 `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (epoch seconds); a 429
 also carries `Retry-After`.
+A query parameter a route does not list is ignored, on every route, and one sent twice counts
+once, with its last value: check the spelling (`GET /spikes?projct=x` with a credential lists
+all the caller's feedback, unfiltered).
 
 Errors share one envelope: `{"error", "code", "details"?, "request_id"}`. Codes:
 
