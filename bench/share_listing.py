@@ -88,7 +88,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     os.environ.update({**BENCH_ENV, "SPIKES_STAGE": "test", "SPIKES_LOG_LEVEL": "WARNING",
                        "SPIKES_TOKEN": "bench-admin", "SPIKES_MAIL_MODE": "console",
-                       "SPIKES_RATE_LISTINGS_PER_MINUTE": "100000000"})
+                       "SPIKES_RATE_LISTINGS_PER_MINUTE": "100000000",
+                       "SPIKES_RATE_SHARE_LISTINGS_PER_MINUTE": "100000000"})  # pages of one account
     from chalice.test import Client
     from moto import mock_aws
     from pynamodb.connection.base import Connection

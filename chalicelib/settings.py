@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # in the widget's pages, and each page is Queries. A person reading a 30,000-spike share 1,000
     # at a time reads 30 pages; `spikes pull --from` reads one (docs/security.md, 257).
     rate_listings_per_minute: int = Field(default=120, ge=1)
+    # GET /shares per account: its own data, but one call may read 10,000 shares and their totals
+    # (hundreds of reads); the CLI lists once a command, the dashboard once a page (docs/security.md, 309).
+    rate_share_listings_per_minute: int = Field(default=30, ge=1)
 
     # API keys. Self-signup (POST /auth/api-key without credentials creates a key-only account):
     # None = on in the local stages, off in AWS stages (see docs/agents.md); per IP per hour.

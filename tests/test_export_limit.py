@@ -116,3 +116,32 @@ def test_an_export_refused_for_its_parameters_counts_nothing(client, env, from_n
                 assert "X-RateLimit-Remaining" not in headers
     assert _export(client, "alice-site", token).headers["X-RateLimit-Remaining"] == "1"
     assert _export(client, "alice-site").headers["X-RateLimit-Remaining"] == "1"
+
+
+def test_accounts_exporting_feedback_not_their_own_count_with_their_network_too(client, env, from_network):
+    """Agent signups (no e-mail, key-only accounts, 5 an hour per network) each counted their
+    exports of someone else's public project per account: a few signups multiplied the network's
+    exports, and what they read, past what 284 bounds (docs/security.md, 308)."""
+    env(RATE_EXPORTS_PER_MINUTE="2", RATE_AGENT_SIGNUP_PER_HOUR="10")
+    make_share("owner@example.com", "theirs")
+    owner = sign_in(client, "owner@example.com")
+    from_network("203.0.113.7")
+    agents = []
+    for _ in range(3):
+        status, agent, _ = call(client, "POST", "/auth/api-key", {})
+        assert status == 201, agent
+        agents.append(agent["api_key"])
+    first = _export(client, "theirs", agents[0])
+    assert first.status_code == 200 and first.headers["X-RateLimit-Remaining"] == "1"
+    status, body, headers = call(client, "POST", "/exports?project=theirs", token=agents[1])
+    assert status == 202 and headers["X-RateLimit-Remaining"] == "0", body
+    refused = _export(client, "theirs", agents[2])
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert call(client, "POST", "/exports?project=theirs", token=agents[2])[0] == 429
+    assert _export(client, "theirs").status_code == 429  # the network's, without a credential too
+    # Their own feedback, and the share's owner on the same network, count per account as before.
+    assert _export(client, "theirs", owner).status_code == 200
+    assert call(client, "GET", "/spikes/export?format=jsonl", token=agents[0])[0] == 200
+    # Another network: an account with budget left exports again.
+    from_network("198.51.100.9")
+    assert _export(client, "theirs", agents[1]).status_code == 200

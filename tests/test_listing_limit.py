@@ -73,3 +73,35 @@ def test_callers_with_a_credential_are_not_limited_by_it(client, env, from_netwo
             status, body, headers = call(client, "GET", path, **kwargs)
             assert status == 200 and "X-RateLimit-Limit" not in headers, (path, status, body)
     assert isinstance(call(client, "GET", f"/spikes?token={token}", headers=CLI)[1], list)
+
+
+def test_a_credential_on_feedback_not_its_own_counts_with_its_network(client, env, from_network, dynamodb_calls):
+    """An agent's signup (no e-mail, key-only) or any free account's session paged someone else's
+    public project uncounted (docs/security.md, 307): it now counts on its network's counter, the
+    anonymous callers' there, and a refused page reads no spike."""
+    env(RATE_LISTINGS_PER_MINUTE="3")
+    make_share("owner@example.com", "theirs")
+    owner = sign_in(client, "owner@example.com")
+    assert call(client, "POST", "/spikes", {"type": "page", "projectKey": "public-site", "comments": "hi"})[0] == 201
+    from_network("203.0.113.7")
+    status, agent, _ = call(client, "POST", "/auth/api-key", {})
+    assert status == 201, agent
+    stranger = sign_in(client, "stranger@example.com")
+    assert call(client, "GET", "/spikes?project=theirs")[0] == 200  # the network's first, without a credential
+    for path, token, remaining in (("/spikes?project=theirs&limit=1", agent["api_key"], "1"),
+                                   ("/spikes?project=public-site", stranger, "0")):
+        status, body, headers = call(client, "GET", path, token=token)
+        assert status == 200 and (headers["X-RateLimit-Limit"], headers["X-RateLimit-Remaining"]) == ("3", remaining)
+    dynamodb_calls.clear()
+    status, body, headers = call(client, "GET", "/spikes?project=public-site", token=agent["api_key"])
+    assert status == 429 and body["code"] == "RATE_LIMIT" and int(headers["Retry-After"]) == body["retry_after"] >= 1
+    assert "Query" not in dynamodb_calls, dict(dynamodb_calls)  # no spike read
+    assert call(client, "GET", f"/spikes?project=theirs&token={stranger}", headers=CLI)[0] == 429  # the push's array too
+    # Their own feedback (no ?project=), the share's owner and the admin on the same network: as before.
+    for path, token in (("/spikes", agent["api_key"]), ("/spikes", stranger), ("/spikes?project=theirs", owner),
+                        ("/spikes?project=public-site", "admin-test-token")):
+        status, body, headers = call(client, "GET", path, token=token)
+        assert status == 200 and "X-RateLimit-Limit" not in headers, (path, body)
+    # Another network: the stranger's session reads again (counted per network, not per account).
+    from_network("198.51.100.9")
+    assert call(client, "GET", "/spikes?project=theirs", token=stranger)[0] == 200

@@ -52,6 +52,7 @@ def start_export():
     principal = spike_routes.principal_of(request)
     counted_as = spike_routes.count_export(request, params, principal)  # one with GET /spikes/export
     decided, filters = spike_routes.access_of(request, params, principal), spike_routes.filters_of(params)
+    counted_as = spike_routes.count_export_of(request, counted_as, decided)  # and its running slot (308)
     settings = deps.settings()
     project = params.get("project") or None
     password = _password(request, params)

@@ -159,12 +159,13 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("GET", "/spikes"): Op("List feedback, newest first", "spikes", READER,
                            ok={200: Union[SpikePageOut, List[SpikeOut]]}, errors=(404,),  # a protected share
                            ok_headers=("X-Next-Cursor",),  # the bare array's
-                           rate_limited=True,  # without a credential, and the password of a protected share
+                           rate_limited=True,  # feedback not the caller's, and the password of a protected share
                            description="The CLI's push (user agent `ureq/…`, `?token=`, no Authorization "
                                        f"header) gets a bare JSON array of up to {spikes.MAX_PUSH_LISTING:,} "
                                        "(docs/clients.md); when more follow, X-Next-Cursor holds where it "
                                        "ended. 429 RATE_LIMIT: SPIKES_RATE_LISTINGS_PER_MINUTE "
-                                       "listings a minute per client network without a credential. A page "
+                                       "listings a minute per client network of feedback not the caller's, with "
+                                       "a credential or without (the owner and the admin are not counted). A page "
                                        "may hold fewer items than limit, even none, with a next_cursor, when a "
                                        "filter matches little and the request's time runs short, or, unless "
                                        "the caller owns the project's share (or is the admin), once its reads "
@@ -239,7 +240,10 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                        f"{shares.MAX_LISTED:,}). It ends early when it would outweigh the "
                                        "answer or the request's time runs short, and may then hold fewer "
                                        "shares than limit, even none; when more follow, the X-Next-Cursor "
-                                       "header holds where it ended (absent at the end): pass it as ?cursor=.",
+                                       "header holds where it ended (absent at the end): pass it as ?cursor=. "
+                                       "429 RATE_LIMIT: SPIKES_RATE_SHARE_LISTINGS_PER_MINUTE listings a minute "
+                                       "per account.",
+                           rate_limited=True,
                            query=(("limit", f"1-{shares.MAX_LISTED:,}; default: as many as fit", False),
                                   ("cursor", "X-Next-Cursor of the previous answer", False))),
     ("GET", "/shares/{key}"): Op("One share with its feedback", "shares", ok={200: ShareOut}, errors=(404, 409),

@@ -135,6 +135,8 @@ def list_shares():
     principal = identity.require_user(inputs.principal(request), "shares:read")
     params = inputs.query(request)
     limit = inputs.page_limit(params, MAX_LISTED, MAX_LISTED)
+    # Per account, before a share is read: one call reads up to 10,000 shares and their totals (309).
+    ratelimit.enforce("share-listings", principal.user_id, deps.settings().rate_share_listings_per_minute, 60)
     base_url = inputs.base_url(request)
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
     listed = share_listing.list_owned(

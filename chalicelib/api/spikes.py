@@ -151,12 +151,17 @@ def wants_bare_array(request) -> bool:
             and inputs.is_rust_client(request))
 
 
-def _count_anonymous_listing(request, principal) -> None:
-    """A listing read without a credential (a public project key, a share's password) counts per
-    client network: the key is in every page the widget is on, and each page is Queries billed to
-    the operator (docs/security.md, 257). A caller with a credential is not counted: the CLI's
-    pull and push, the MCP server and the dashboard list as an account (or the admin)."""
-    if principal is None:
+def _count_listing(request, principal, decided: Optional[spikes.Access] = None) -> None:
+    """A listing of feedback not the caller's counts per client network: a public project key is
+    in every page the widget is on, and each page is Queries billed to the operator (257).
+    Without a credential it is counted before the share or any spike is read (``decided`` None);
+    with one, once the access is decided, if the credential is not the feedback's owner's (nor
+    the admin's): a free account (agent signups need no e-mail) paged someone else's project
+    uncounted (307). Both on one counter, so a credential adds no allowance to its network's. The
+    owner (the dashboard, the CLI's pull and push, the MCP server's get_spikes) is not counted."""
+    # Asked twice: before the access (counts the caller without a credential), after it (with one).
+    counted = principal is None if decided is None else principal is not None and not decided.as_owner()
+    if counted:
         ratelimit.enforce_per_client("listings", inputs.client_ip(request),
                                      deps.settings().rate_listings_per_minute, 60)
 
@@ -172,8 +177,9 @@ def list_spikes():
     filters = filters_of(params)
     limit = inputs.page_limit(params, MAX_PUSH_LISTING, MAX_PUSH_LISTING) if bare_array else _limit(params, default_limit)
     principal = principal_of(request)
-    _count_anonymous_listing(request, principal)  # before the share or any spike is read
+    _count_listing(request, principal)  # without a credential: before the share or any spike is read
     decided = access_of(request, params, principal)
+    _count_listing(request, principal, decided)  # with one not the owner's: before any spike is read
     scope, reviewer_emails = decided.scope, decided.reviewer_emails
     secret, cursor = deps.settings().secret_key.get_secret_value(), params.get("cursor") or None
     # Items are in responses.SpikeOut's wire shape already (spikes.to_client), and serialized once (to be
@@ -250,6 +256,15 @@ def count_export(request, params: dict, principal) -> Tuple[str, str]:
     return counted_as
 
 
+def count_export_of(request, counted_as: Tuple[str, str], decided: spikes.Access) -> Tuple[str, str]:
+    """Once the access is decided, whom the export counts against (``exports.counted_as_reader``):
+    an account's export of feedback not its own also counts on its network's counter (308)."""
+    reader = exports.counted_as_reader(counted_as, decided.as_owner, ratelimit.client_network(inputs.client_ip(request)))
+    if reader != counted_as:
+        ratelimit.enforce(*reader, deps.settings().rate_exports_per_minute, 60)
+    return reader
+
+
 def export_read_limit(decided: spikes.Access) -> Optional[spikes.ReadLimit]:
     """What an export may read: everything for the feedback's owner and the admin
     (``Access.as_owner``), ``ANONYMOUS_EXPORT_*`` for anyone else (docs/security.md, 284)."""
@@ -264,8 +279,9 @@ def export_spikes():
     params = inputs.query(request)
     fmt = export_format(params)
     principal = principal_of(request)
-    count_export(request, params, principal)  # before the share or any spike is read
+    counted_as = count_export(request, params, principal)  # before the share or any spike is read
     decided, filters = access_of(request, params, principal), filters_of(params)
+    count_export_of(request, counted_as, decided)  # before any spike is read
     scope, reviewer_emails = decided.scope, decided.reviewer_emails
     # Lambda's context: an export that cannot finish in time ends with 409, its upload aborted.
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)

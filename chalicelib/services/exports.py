@@ -95,6 +95,9 @@ def _taken(buffer: io.StringIO) -> str:
     return text
 
 
+ACCOUNT_COUNTER, NETWORK_COUNTER = "exports-account", "exports"  # the export limit's two counters (248, 263)
+
+
 def counted_as(principal: Optional[Principal], project: Optional[str], client_network: str) -> Tuple[str, str]:
     """Whom an export counts against (a rate limit's name and subject), for its rate and for the
     background exports it may have running (services/background_exports.py), after what is
@@ -110,8 +113,19 @@ def counted_as(principal: Optional[Principal], project: Optional[str], client_ne
         spikes.scope_for(principal)  # AuthRequired without a credential
         principal.require("spikes:read")
     if principal is not None and principal.user_id and principal.allows("spikes:read"):
-        return "exports-account", principal.user_id
-    return "exports", client_network
+        return ACCOUNT_COUNTER, principal.user_id
+    return NETWORK_COUNTER, client_network
+
+
+def counted_as_reader(counted: Tuple[str, str], as_owner: Callable[[], bool], client_network: str) -> Tuple[str, str]:
+    """Whom an export counts against once its access is decided: an account's export of feedback
+    not its own (a public project, someone else's share, by its password) counts on its network's
+    counter as well, and holds a running slot of the network's: an agent's signup (no e-mail, 5 an
+    hour per network) multiplied the network's exports and slots otherwise (docs/security.md, 308).
+    ``counted`` otherwise (``counted_as``: the account's own feedback, or already the network's)."""
+    if counted[0] == ACCOUNT_COUNTER and not as_owner():
+        return NETWORK_COUNTER, client_network
+    return counted
 
 
 def filename_for(label: Optional[str], fmt: str) -> str:

@@ -100,7 +100,8 @@ def load_server(dynamodb_local_endpoint, monkeypatch):
         "RATE_SHARES_PER_MINUTE": "1000", "RATE_LOGIN_PER_IP": "1000", "RATE_VERIFY_PER_MINUTE": "1000",
         "RATE_SIGN_IN_MAILS_PER_HOUR": "100000", "RATE_SPIKES_PER_MINUTE": "100000",
         "RATE_PASSWORD_PER_MINUTE": "100000", "RATE_PASSWORD_PER_SHARE_PER_MINUTE": "100000",
-        "RATE_EXPORTS_PER_MINUTE": "100000", "RATE_LISTINGS_PER_MINUTE": "100000", "LOG_LEVEL": "WARNING"})
+        "RATE_EXPORTS_PER_MINUTE": "100000", "RATE_LISTINGS_PER_MINUTE": "100000",
+        "RATE_SHARE_LISTINGS_PER_MINUTE": "100000", "LOG_LEVEL": "WARNING"})
     server.start()
     try:
         # This process reads and writes the same stage directly: the quota job, the checks.
