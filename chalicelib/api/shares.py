@@ -139,8 +139,9 @@ def list_shares():
     ratelimit.enforce("share-listings", principal.user_id, deps.settings().rate_share_listings_per_minute, 60)
     base_url = inputs.base_url(request)
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
+    secret = deps.settings().secret_key.get_secret_value()
     listed = share_listing.list_owned(
-        principal.user, limit, params.get("cursor") or None, deps.settings().secret_key.get_secret_value(),
+        principal.user, limit, shares.listing_cursor(principal, params.get("cursor") or None, secret), secret,
         lambda share, count: responses.ShareListItemOut(**_summary(share, base_url), spike_count=count).wire(),
         MAX_LISTING_BYTES, keep_reading=time_left_ms and (lambda: time_left_ms() >= LISTING_FINISHING_MS))
     return json_response(responses.Preshaped(List[responses.ShareListItemOut], listed.items, listed.items_json),

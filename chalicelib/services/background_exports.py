@@ -27,7 +27,7 @@ from chalicelib import clock
 from chalicelib.crypto import sign
 from chalicelib.errors import ExportLimit
 from chalicelib.logs import get_logger
-from chalicelib.services import export_runs, exports, pending_work, share_access, spikes
+from chalicelib.services import export_runs, exports, ownership, pending_work, share_access, spikes
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
 from chalicelib.store import export_slots
@@ -53,6 +53,7 @@ SLOT_START_SECONDS = 60
 # so no start takes it over while that run still reads (docs/security.md, 326).
 SLOT_OVERRUN_SECONDS = export_runs.LEASE_SECONDS + 60
 log = get_logger("spikes.exports")
+OWNER_SCOPE = "owner"  # the index of one's own feedback (spikes.scope_for)
 _FORGOTTEN = "forgotten"  # what run_due says of an ended export whose slot and unit it gave back
 
 
@@ -67,10 +68,14 @@ def requester(secret: str, principal: Optional[Principal], project: Optional[str
 
 def may_read(secret: str, job: Job, principal: Optional[Principal], project: Optional[str],
              password: Optional[str]) -> bool:
+    """Whether the reader is who started ``job``: the same account (with the same key, when it reads
+    with a key), or the one a claim merged the starter's key-only account into, whose key now
+    authenticates as the claimer (``ownership.owns``: one read, only when the accounts differ; 311)."""
     started_by, reader = job.detail.get("requester") or {}, requester(secret, principal, project, password)
     if "user" in started_by:
-        return reader.get("user") == started_by["user"] and (
-            principal is not None and (not principal.is_key or reader.get("key") == started_by.get("key")))
+        if principal is None or not reader.get("user") or (principal.is_key and reader.get("key") != started_by.get("key")):
+            return False
+        return reader["user"] == started_by["user"] or ownership.owns(principal.user, started_by["user"])
     if "anonymous" in started_by:
         return "anonymous" in reader and hmac.compare_digest(reader["anonymous"], started_by["anonymous"])
     return bool(started_by.get("admin")) and bool(reader.get("admin"))
@@ -83,8 +88,11 @@ def same_access(job: Job, decided: spikes.Access) -> bool:
     and an anonymous starter's mark, compared uncounted, told whoever held the id the old one (285)."""
     if job.detail.get("password_seal") and not (decided.share is not None and share_access.is_private(decided.share)):
         return False
-    return [decided.scope.index, decided.scope.partition] == job.detail["scope"] and \
-        (decided.reviewer_emails or not job.detail["emails"])
+    scope = [decided.scope.index, decided.scope.partition]
+    # An export of one's own feedback is the reader's own whichever account that is now: ``may_read``
+    # tied the reader to its starter, whose account a claim may have merged into the reader's (311).
+    own_feedback = job.detail.get("project") is None and scope[0] == job.detail["scope"][0] == OWNER_SCOPE
+    return (scope == job.detail["scope"] or own_feedback) and (decided.reviewer_emails or not job.detail["emails"])
 
 
 def password_seal(settings: Settings, principal: Optional[Principal], share: Optional[Share],
