@@ -186,3 +186,28 @@ def test_a_slot_is_held_while_a_run_begun_before_the_deadline_may_still_read(cli
     finally:
         clock.use(None)
     assert status == 202, started
+
+
+def test_accounts_exporting_feedback_not_their_own_share_their_networks_running_slots(client, owner_share, env,
+                                                                                     from_network, not_in_the_request):
+    """An account's background export of someone else's public project holds one of its
+    network's running slots, not one of its own: each agent signup (no e-mail) brought the
+    network SPIKES_MAX_RUNNING_EXPORTS more exports reading the project for hours (docs/security.md, 308)."""
+    env(MAX_RUNNING_EXPORTS="1", RATE_AGENT_SIGNUP_PER_HOUR="10")
+    token, share_id = owner_share
+    from_network("203.0.113.7")
+    agents = []
+    for _ in range(2):
+        status, agent, _ = call(client, "POST", "/auth/api-key", {})
+        assert status == 201, agent
+        agents.append(agent["api_key"])
+    first = _start(client, "?project=owner-site", agents[0])
+    assert first[0] == 202 and first[1]["status"] != "done", first
+    status, refused, _ = _start(client, "?project=owner-site", agents[1])
+    assert (status, refused["code"]) == (429, "EXPORT_LIMIT"), refused
+    # Their own feedback, and the share's owner on the same network, hold slots of their own.
+    assert _start(client, "", agents[1])[0] == 202
+    assert _start(client, f"?project={share_id}", token)[0] == 202
+    # Another network has its own slot.
+    from_network("198.51.100.9")
+    assert _start(client, "?project=owner-site", agents[1])[0] == 202
