@@ -52,3 +52,30 @@ def test_a_key_from_before_made_keys_still_revokes_what_it_made(store_backend):
     assert all(ApiKey.get(key_id, consistent_read=True).revoked_at
                for key_id in ("key_gggggggggggggggg", "key_hhhhhhhhhhhhhhhh"))
     assert key_slots.holders(owner.user_id) == []
+
+
+def test_a_key_makes_at_most_max_made_keys_and_is_told_so(backend_client, monkeypatch):
+    """A key's ``made_keys`` is one item's set and keeps revoked keys too: a CI making and revoking
+    a key per job from one key grew it to DynamoDB's 400 KB item limit, after which every key it
+    was to make failed in the transaction. It now makes at most MAX_MADE_KEYS, then a clear 409;
+    the account's other keys and its session still make keys. On moto and DynamoDB Local."""
+    from chalicelib.store import apikeys as key_store
+    monkeypatch.setattr(key_store, "MAX_MADE_KEYS", 2)
+    client = backend_client
+    session = sign_in(client, "made-many@example.com")
+    maker = _create(client, session, "ci")
+    made = [_create(client, maker["api_key"], f"job-{i}") for i in range(2)]
+    for key in made:  # revoked ones still count: the set keeps them (their revocation is final)
+        assert call(client, "DELETE", f"/auth/api-key/{key['key_id']}", token=session)[0] == 200
+    status, body, _ = call(client, "POST", "/auth/api-key", {"name": "job-2"}, token=maker["api_key"])
+    assert (status, body["code"]) == (409, "CONFLICT"), body
+    assert "made 2 keys" in body["error"] and "session" in body["error"]
+    stored = ApiKey.get(maker["key_id"], consistent_read=True)
+    assert stored.revoked_at is None and set(stored.made_keys) == {key["key_id"] for key in made}
+    # The maker still works, another key of the account and the session still make keys.
+    assert call(client, "GET", "/auth/api-keys", token=maker["api_key"])[0] == 200
+    other = _create(client, session, "other")
+    assert _create(client, other["api_key"], "from-other")["key_id"]
+    # A revoked maker is told it is revoked, not that it is full.
+    assert call(client, "DELETE", f"/auth/api-key/{maker['key_id']}", token=session)[0] == 200
+    assert call(client, "POST", "/auth/api-key", {"name": "late"}, token=maker["api_key"])[0] == 401

@@ -137,6 +137,9 @@ def create(user: User, request: KeyRequest, actor: Optional[ApiKey] = None, now:
                               lambda: key_store.insert(key, settings.max_api_keys, parent=actor))
     except key_store.ParentRevoked:
         raise AuthFailed(REVOKED) from None
+    except key_store.MadeTooMany:
+        raise Conflict(f"This key has made {key_store.MAX_MADE_KEYS:,} keys, the most one key may make; create "
+                       "further keys with another of the account's keys or a session") from None
     except key_store.AccountMerged:  # claimed since this request read it: sent again, it acts as the new owner
         raise Conflict("This key's account was claimed by a signed-in user meanwhile; send the request again") from None
     log.info("apikey.created", key_id=key.key_id, user_id=user.user_id, scopes=scopes)

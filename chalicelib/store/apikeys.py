@@ -75,19 +75,29 @@ class AccountMerged(Exception):
     """The account was claimed meanwhile (its keys now act as the new owner): nothing was written."""
 
 
+# A key's ``made_keys`` is one item's set, kept for good (revoked ones included): ids of ~25 bytes
+# reach DynamoDB's 400 KB item limit near 16,000, after which the maker's every creation failed.
+MAX_MADE_KEYS = 10_000
+
+
+class MadeTooMany(Exception):
+    """The key creating a key has made ``MAX_MADE_KEYS`` already: nothing was written."""
+
+
 def insert(key: ApiKey, cap: int, parent: Optional[ApiKey] = None) -> None:
     """A new key, taking one of its owner's ``cap`` places in the same transaction (``AtCap``
     when none is free). A key created by another key (``parent``) only while that key is not
     revoked, and recorded on it (``made_keys``) in the same transaction: a revocation writes
     the same item, so once a key is revoked its ``made_keys`` name every key it will ever have
-    made."""
+    made; at most ``MAX_MADE_KEYS`` of them (``MadeTooMany``)."""
     def write(tx: Transaction) -> None:
         if parent is not None:
             # A set on the maker's item, not an item per made key (tests/test_architecture.py,
             # SET_MEMBER_WRITES): the revocation's write of this same item is what stops the set
             # growing once the key is revoked. Its writers are this key's own creations alone.
+            room = ApiKey.made_keys.does_not_exist() | (size(ApiKey.made_keys) < MAX_MADE_KEYS)
             tx.update("parent", parent, actions=[ApiKey.made_keys.add({key.key_id})],
-                      condition=ApiKey.key_id.exists() & ApiKey.revoked_at.does_not_exist())
+                      condition=ApiKey.key_id.exists() & ApiKey.revoked_at.does_not_exist() & room)
         key_slots.take(tx, key.user_id, key.key_id, cap)
         tx.save("key", key, condition=ApiKey.key_id.does_not_exist())
     key.made_keys_complete = True
@@ -97,7 +107,9 @@ def insert(key: ApiKey, cap: int, parent: Optional[ApiKey] = None) -> None:
         transactions.run(write, idempotent=True)
     except transactions.ConditionFailed as failed:
         if "parent" in failed:
-            raise ParentRevoked() from None
+            maker = get(parent.key_id)
+            full = maker is not None and maker.revoked_at is None and len(maker.made_keys or ()) >= MAX_MADE_KEYS
+            raise (MadeTooMany() if full else ParentRevoked()) from None
         if key_slots.NAME in failed:
             raise (AccountMerged() if key_slots.merged(key.user_id) else AtCap()) from None
         raise
