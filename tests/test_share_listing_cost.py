@@ -109,7 +109,10 @@ def test_a_page_of_shares_reads_the_index_once_and_its_shares_counters_in_batche
         assert reads.tables[("Query", _table("shares"))] == 1, dict(reads.tables)
         assert reads.tables[("BatchGetItem", _table("ledger"))] == _batches(len(body)), dict(reads.tables)
         assert reads.keys_asked == len(body) * KEYS_PER_SHARE  # the page's shares', none other
-        assert set(reads.calls) <= {"GetItem", "Query", "BatchGetItem"} and reads.calls["GetItem"] <= 2  # the caller
+        assert set(reads.calls) <= {"GetItem", "Query", "BatchGetItem", "UpdateItem"}
+        assert reads.calls["GetItem"] <= 2  # the caller
+        # One write: the account's share-listings counter (docs/security.md, 309).
+        assert reads.calls["UpdateItem"] == 1 == reads.tables[("UpdateItem", _table("ledger"))], dict(reads.tables)
         cursor = headers.get("X-Next-Cursor")
         if page < 2:
             assert len(body) == 100 and cursor
