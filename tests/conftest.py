@@ -235,6 +235,16 @@ def sign_in(client: Client, email: str = "owner@example.com") -> str:
     return data["token"]
 
 
+def sign_up_agents(client: Client, count: int) -> list:
+    """``count`` agent signups (POST /auth/api-key without credentials): their keys."""
+    keys = []
+    for _ in range(count):
+        status, agent, _ = call(client, "POST", "/auth/api-key", {})
+        assert status == 201, agent
+        keys.append(agent["api_key"])
+    return keys
+
+
 @pytest.fixture
 def user_token(client) -> str:
     return sign_in(client, "owner@example.com")

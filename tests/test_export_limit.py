@@ -4,7 +4,7 @@ were a cost and denial-of-service lever on the operator's account."""
 from __future__ import annotations
 
 from chalicelib.services import targets
-from tests.conftest import call, sign_in
+from tests.conftest import call, sign_in, sign_up_agents
 from tests.factories import make_share
 
 
@@ -126,11 +126,7 @@ def test_accounts_exporting_feedback_not_their_own_count_with_their_network_too(
     make_share("owner@example.com", "theirs")
     owner = sign_in(client, "owner@example.com")
     from_network("203.0.113.7")
-    agents = []
-    for _ in range(3):
-        status, agent, _ = call(client, "POST", "/auth/api-key", {})
-        assert status == 201, agent
-        agents.append(agent["api_key"])
+    agents = sign_up_agents(client, 3)
     first = _export(client, "theirs", agents[0])
     assert first.status_code == 200 and first.headers["X-RateLimit-Remaining"] == "1"
     status, body, headers = call(client, "POST", "/exports?project=theirs", token=agents[1])

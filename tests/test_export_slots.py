@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from chalicelib import clock
-from tests.conftest import call, sign_in
+from tests.conftest import call, sign_in, sign_up_agents
 from tests.test_background_exports import _job_run, _read, _start, not_in_the_request, owner_share  # noqa: F401
 
 
@@ -196,11 +196,7 @@ def test_accounts_exporting_feedback_not_their_own_share_their_networks_running_
     env(MAX_RUNNING_EXPORTS="1", RATE_AGENT_SIGNUP_PER_HOUR="10")
     token, share_id = owner_share
     from_network("203.0.113.7")
-    agents = []
-    for _ in range(2):
-        status, agent, _ = call(client, "POST", "/auth/api-key", {})
-        assert status == 201, agent
-        agents.append(agent["api_key"])
+    agents = sign_up_agents(client, 2)
     first = _start(client, "?project=owner-site", agents[0])
     assert first[0] == 202 and first[1]["status"] != "done", first
     status, refused, _ = _start(client, "?project=owner-site", agents[1])

@@ -4,7 +4,7 @@ Queries billed to the operator, so paging one without end was a cost lever for a
 from __future__ import annotations
 
 from chalicelib.services import targets
-from tests.conftest import call, sign_in
+from tests.conftest import call, sign_in, sign_up_agents
 from tests.factories import make_share
 
 CLI = {"User-Agent": "ureq/2.12.1"}
@@ -84,21 +84,20 @@ def test_a_credential_on_feedback_not_its_own_counts_with_its_network(client, en
     owner = sign_in(client, "owner@example.com")
     assert call(client, "POST", "/spikes", {"type": "page", "projectKey": "public-site", "comments": "hi"})[0] == 201
     from_network("203.0.113.7")
-    status, agent, _ = call(client, "POST", "/auth/api-key", {})
-    assert status == 201, agent
+    [agent_key] = sign_up_agents(client, 1)
     stranger = sign_in(client, "stranger@example.com")
     assert call(client, "GET", "/spikes?project=theirs")[0] == 200  # the network's first, without a credential
-    for path, token, remaining in (("/spikes?project=theirs&limit=1", agent["api_key"], "1"),
+    for path, token, remaining in (("/spikes?project=theirs&limit=1", agent_key, "1"),
                                    ("/spikes?project=public-site", stranger, "0")):
         status, body, headers = call(client, "GET", path, token=token)
         assert status == 200 and (headers["X-RateLimit-Limit"], headers["X-RateLimit-Remaining"]) == ("3", remaining)
     dynamodb_calls.clear()
-    status, body, headers = call(client, "GET", "/spikes?project=public-site", token=agent["api_key"])
+    status, body, headers = call(client, "GET", "/spikes?project=public-site", token=agent_key)
     assert status == 429 and body["code"] == "RATE_LIMIT" and int(headers["Retry-After"]) == body["retry_after"] >= 1
     assert "Query" not in dynamodb_calls, dict(dynamodb_calls)  # no spike read
     assert call(client, "GET", f"/spikes?project=theirs&token={stranger}", headers=CLI)[0] == 429  # the push's array too
     # Their own feedback (no ?project=), the share's owner and the admin on the same network: as before.
-    for path, token in (("/spikes", agent["api_key"]), ("/spikes", stranger), ("/spikes?project=theirs", owner),
+    for path, token in (("/spikes", agent_key), ("/spikes", stranger), ("/spikes?project=theirs", owner),
                         ("/spikes?project=public-site", "admin-test-token")):
         status, body, headers = call(client, "GET", path, token=token)
         assert status == 200 and "X-RateLimit-Limit" not in headers, (path, body)
