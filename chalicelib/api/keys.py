@@ -13,6 +13,7 @@ from chalicelib.lazy import lazy_import
 responses = lazy_import("chalicelib.api.responses")
 schemas = lazy_import("chalicelib.api.schemas")
 apikeys = lazy_import("chalicelib.services.apikeys")
+claimed_cursors = lazy_import("chalicelib.services.claimed_cursors")
 claims = lazy_import("chalicelib.services.claims")
 identity = lazy_import("chalicelib.services.identity")
 
@@ -53,8 +54,10 @@ def list_keys():
     principal = identity.require_user(inputs.principal(request), "keys:manage")
     params = inputs.query(request)
     limit = inputs.page_limit(params, MAX_LIMIT if inputs.is_rust_client(request) else DEFAULT_LIMIT, MAX_LIMIT)
-    keys, next_cursor = apikeys.list_page(principal.user, limit, params.get("cursor") or None,
-                                          deps.settings().secret_key.get_secret_value())
+    secret = deps.settings().secret_key.get_secret_value()
+    keys, next_cursor = apikeys.list_page(principal.user, limit,
+                                          claimed_cursors.carried_on(principal, params.get("cursor") or None, secret),
+                                          secret)
     headers = {NEXT_CURSOR: next_cursor} if next_cursor else None
     return json_response([responses.ApiKeyOut(**apikeys.entry(key)) for key in keys], 200, headers)
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 responses = lazy_import("chalicelib.api.responses")
 schemas = lazy_import("chalicelib.api.schemas")
+claimed_cursors = lazy_import("chalicelib.services.claimed_cursors")
 identity = lazy_import("chalicelib.services.identity")
 outbound_webhooks = lazy_import("chalicelib.services.outbound_webhooks")
 presigned_uploads = lazy_import("chalicelib.services.presigned_uploads")
@@ -141,7 +142,7 @@ def list_shares():
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
     secret = deps.settings().secret_key.get_secret_value()
     listed = share_listing.list_owned(
-        principal.user, limit, shares.listing_cursor(principal, params.get("cursor") or None, secret), secret,
+        principal.user, limit, claimed_cursors.carried_on(principal, params.get("cursor") or None, secret), secret,
         lambda share, count: responses.ShareListItemOut(**_summary(share, base_url), spike_count=count).wire(),
         MAX_LISTING_BYTES, keep_reading=time_left_ms and (lambda: time_left_ms() >= LISTING_FINISHING_MS))
     return json_response(responses.Preshaped(List[responses.ShareListItemOut], listed.items, listed.items_json),

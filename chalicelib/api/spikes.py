@@ -14,6 +14,7 @@ from chalicelib.lazy import lazy_import
 
 responses = lazy_import("chalicelib.api.responses")
 schemas = lazy_import("chalicelib.api.schemas")
+claimed_cursors = lazy_import("chalicelib.services.claimed_cursors")
 exports = lazy_import("chalicelib.services.exports")
 push_listing = lazy_import("chalicelib.services.push_listing")
 ratelimit = lazy_import("chalicelib.services.ratelimit")
@@ -181,7 +182,8 @@ def list_spikes():
     decided = access_of(request, params, principal)
     _count_listing(request, principal, decided)  # with one not the owner's: before any spike is read
     scope, reviewer_emails = decided.scope, decided.reviewer_emails
-    secret, cursor = deps.settings().secret_key.get_secret_value(), params.get("cursor") or None
+    secret = deps.settings().secret_key.get_secret_value()
+    cursor = claimed_cursors.carried_on(principal, params.get("cursor") or None, secret)
     # Items are in responses.SpikeOut's wire shape already (spikes.to_client), and serialized once (to be
     # measured against the page's byte budget): sent as they are, not validated again here.
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)

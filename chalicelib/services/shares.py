@@ -7,7 +7,7 @@ creating a share is ``share_creation`` (and ``presigned_uploads``), deleting one
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import Callable, List, Optional, TypeVar
 
 from chalicelib import clock, lambda_answer
 from chalicelib.crypto import hash_password
@@ -133,13 +133,3 @@ def check_answerable(share: Share, export: bytes) -> None:
 LOCKED_REASON = ("Password protection needs Pro, and this account is no longer Pro. The share is locked "
                  "(nobody can open it) until you remove its password (PATCH /shares/{id} with "
                  "{\"password\": \"\"}) or subscribe again.")
-
-
-def listing_cursor(principal: Any, cursor: Optional[str], secret: str) -> Optional[str]:
-    """The share listing's ``cursor`` as ``principal`` (services/identity.Principal) pages on: one
-    its key's listing gave before a claim merged the key's account into the caller's carries on
-    in the caller's listing, where the claim moved those shares (docs/security.md, 310)."""
-    claimed_from = principal.claimed_from
-    if not cursor or claimed_from is None:
-        return cursor
-    return share_store.cursor_for_new_owner(cursor, secret, claimed_from, principal.user_id)

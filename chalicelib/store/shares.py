@@ -131,19 +131,6 @@ def owned_page(owner_id: str, limit: int, cursor: Optional[str], secret: str,
     return found, cursors.encode(secret, scope, {name: value["S"] for name, value in ended.items()})
 
 
-def cursor_for_new_owner(cursor: str, secret: str, old_owner_id: str, new_owner_id: str) -> str:
-    """``cursor``, of ``old_owner_id``'s listing (``owned_page``), as ``new_owner_id``'s at the same
-    place: a claim moves a key-only account's shares to the claiming person's keeping their
-    ``created_at`` and ``pk``. Any other cursor as it is (``owned_page`` refuses it)."""
-    try:
-        start = cursors.decode(secret, f"shares:{old_owner_id}", cursor)
-    except InvalidCursor:
-        return cursor
-    if start is None or start.get("owner_id") != old_owner_id:
-        return cursor
-    return cursors.encode(secret, f"shares:{new_owner_id}", {**start, "owner_id": new_owner_id})
-
-
 def cursor_at(share: Any, secret: str) -> str:
     """The cursor of ``owned_page`` that continues right after ``share`` (a share it listed)."""
     return cursors.encode(secret, f"shares:{share.owner_id}",
