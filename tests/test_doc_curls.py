@@ -7,13 +7,17 @@ comment (`# {"ok":true,"id":"spk_…"}`) at least those.
 Placeholders are filled from earlier answers as a reader would: the link's token from the mail,
 `$TOKEN` from the sign-in, `$KEY` and `sk_spikes_…` from the key creation, `spk_…` from the
 last post. A session token a page asks for without showing how (`<session token>`) is a fresh
-sign-in.
+sign-in. The files an upload sends (`-F 'files=@landing/index.html'`) are those the page's own
+lines made (`mkdir -p landing && echo '…' > landing/index.html`), run in an empty folder as a
+fresh clone is: the README's upload once sent files a reader did not have, and curl, told `-s`,
+said nothing. Only the pages that upload the reader's own folder (OWN_FILES) may name others.
 """
 from __future__ import annotations
 
 import json
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -24,11 +28,16 @@ from tests.conftest import call, login_token_from_mail, sign_in
 ROOT = Path(__file__).resolve().parents[1]
 ORIGINS = ("$API", "$SPIKES_API_URL", "http://127.0.0.1:8000")
 FILE_CONTENT = {".html": "<!doctype html><title>x</title><p>x</p>", ".css": "p { color: red }"}
+# Pages whose uploads are the reader's own folder ("a folder's files"), not files the page makes.
+OWN_FILES = {"docs/agents.md", "docs/shares.md"}
+# A line of a shell block that makes files for the curl lines after it, and nothing else.
+MAKES_FILES = re.compile(r"^(?:(?:mkdir -p|echo|printf) [^;|`$]*?(?: && |$))+$")
 
 
 class Example:
-    def __init__(self, doc: str, command: str, shown: str, exact: bool):
+    def __init__(self, doc: str, command: str, shown: str, exact: bool, makes_files: bool = False):
         self.doc, self.command, self.shown, self.exact = doc, command, shown, exact
+        self.makes_files = makes_files
 
     def __repr__(self) -> str:
         return f"{self.doc}: {self.command[:90]}"
@@ -46,6 +55,9 @@ def examples(doc: str) -> List[Example]:
         lines = block.splitlines()
         for index, line in enumerate(lines):
             command = line[2:] if kind == "console" and line.startswith("$ ") else line
+            if MAKES_FILES.match(command.strip()):
+                found.append(Example(doc, command.strip(), "", exact=False, makes_files=True))
+                continue
             if not command.lstrip().startswith("curl "):
                 continue
             following = []
@@ -62,8 +74,8 @@ def examples(doc: str) -> List[Example]:
 class Reader:
     """What a reader has in hand when they reach each command."""
 
-    def __init__(self, client):
-        self.client = client
+    def __init__(self, client, folder: Path, own_files: bool = False):
+        self.client, self.folder, self.own_files = client, folder, own_files
         self.values: Dict[str, str] = {}
         self.email = "you@example.com"
 
@@ -82,6 +94,9 @@ class Reader:
         return text.replace("spk_…", self.values.get("spike", "spk_…"))
 
     def run(self, example: Example):
+        if example.makes_files:
+            made = subprocess.run(["bash", "-c", example.command], cwd=self.folder, capture_output=True, text=True)
+            return (200 if made.returncode == 0 else 400), made.stderr
         words = shlex.split(self.fill(example.command))
         method, headers, body, parts, path = "GET", {}, None, [], None
         words = iter(words[1:])
@@ -105,9 +120,14 @@ class Reader:
             self.email = json.loads(body)["email"]
         raw = body.encode() if body is not None else None
         if parts:
-            headers["Content-Type"], raw = _multipart(parts)
+            missing = [part for part in parts if part.split("=", 1)[1].startswith("@")
+                       and not self._file(part.split("=", 1)[1][1:].partition(";")[0]).is_file()]
+            if missing and not self.own_files:
+                return 400, f"uploads {missing}, which the page never makes: curl -s would send nothing"
+            headers["Content-Type"], raw = _multipart(parts, self._file)
         response = self.client.http.request(method, path, headers=headers, body=raw)
-        answer = json.loads(response.body) if response.body else None
+        is_json = response.headers.get("Content-Type", "").startswith("application/json")
+        answer = json.loads(response.body) if response.body and is_json else response.body.decode(errors="replace")
         if isinstance(answer, dict):
             for field, name in (("token", "token"), ("api_key", "key")):
                 if field in answer:
@@ -116,8 +136,11 @@ class Reader:
                 self.values["spike"] = answer.get("id", "")
         return response.status_code, answer
 
+    def _file(self, local: str) -> Path:
+        return self.folder / local
 
-def _multipart(parts: List[str]) -> Tuple[str, bytes]:
+
+def _multipart(parts: List[str], file_at) -> Tuple[str, bytes]:
     boundary = "docexample"
     chunks = []
     for part in parts:
@@ -125,7 +148,8 @@ def _multipart(parts: List[str]) -> Tuple[str, bytes]:
         if value.startswith("@"):
             local, _, filename = value[1:].partition(";filename=")
             filename = filename or Path(local).name
-            content = FILE_CONTENT[Path(filename).suffix]
+            made = file_at(local)
+            content = made.read_text(encoding="utf-8") if made.is_file() else FILE_CONTENT[Path(filename).suffix]
             chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
                           f"Content-Type: application/octet-stream\r\n\r\n{content}\r\n")
         else:
@@ -179,11 +203,11 @@ DOCS = ["README.md", "docs/getting-started.md", "docs/agents.md", "docs/shares.m
 
 
 @pytest.mark.parametrize("doc", DOCS)
-def test_the_curl_examples_answer_what_the_doc_shows(client, env, doc):
+def test_the_curl_examples_answer_what_the_doc_shows(client, env, doc, tmp_path):
     env(AGENT_SIGNUP="true")  # as under make dev, which these pages start from
     found = examples(doc)
     assert found, f"{doc} has no curl examples any more: update DOCS"
-    reader = Reader(client)
+    reader = Reader(client, tmp_path, own_files=doc in OWN_FILES)
     wrong = []
     for example in found:
         if " -X OPTIONS " in example.command:  # a preflight: the test client cannot send one
@@ -197,9 +221,27 @@ def test_the_curl_examples_answer_what_the_doc_shows(client, env, doc):
 
 def test_the_runner_sees_a_field_the_doc_shows_and_the_server_does_not_send(client):
     example = Example("x", "curl -s http://127.0.0.1:8000/health", '{"ok":true,"status":"ok","uptime":1}', exact=True)
-    status, answer = Reader(client).run(example)
+    status, answer = Reader(client, ROOT).run(example)
     assert _mismatch(example, status, answer) is not None
     example.exact = False
     assert "uptime" in _mismatch(example, status, answer)
     example.shown = '{"ok":true,"status":"ok"}'
     assert _mismatch(example, status, answer) is None
+
+
+def test_the_runner_sees_an_upload_of_a_file_the_page_never_made(client, tmp_path):
+    upload = ("curl -s -X POST http://127.0.0.1:8000/shares -H \"Authorization: Bearer $TOKEN\" "
+              "-F 'metadata={\"name\": \"Landing\"}' -F 'files=@site/index.html;filename=index.html'")
+    shown = '# {"ok":true,"url":"…","share_id":"sh_…","slug":"landing","status":"active"}'
+    page = f"```bash\n{upload}\n{shown}\n```\n"
+    reader = Reader(client, tmp_path)
+    (tmp_path / "page.md").write_text(page, encoding="utf-8")
+    [example] = [found for found in examples(tmp_path / "page.md")]
+    status, answer = reader.run(example)
+    assert "never makes" in _mismatch(example, status, answer)
+    made = "mkdir -p site && echo '<h1>Landing</h1>' > site/index.html"
+    (tmp_path / "page.md").write_text(page.replace("```bash\n", f"```bash\n{made}\n"), encoding="utf-8")
+    steps = examples(tmp_path / "page.md")
+    assert [step.makes_files for step in steps] == [True, False]
+    assert [_mismatch(step, *reader.run(step)) for step in steps] == [None, None]
+    assert (tmp_path / "site" / "index.html").read_text(encoding="utf-8") == "<h1>Landing</h1>\n"
