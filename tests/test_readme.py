@@ -537,3 +537,27 @@ def test_every_route_the_docs_name_is_one_the_server_answers():
     wrong = [f"{doc.name}: {method} {path}" for doc in ALL_DOCS
              for method, path in _unserved(doc.read_text(encoding="utf-8"), routes)]
     assert wrong == []
+
+
+# --- the files the docs link to ---------------------------------------------------------------
+
+# `[docs/shares.md](docs/shares.md)`, `![Dashboard](docs/dashboard-phone.png)` and a bare
+# docs/getting-started.md or `.ci/run` in the text: what a reader opens next.
+_LINK = re.compile(r"\]\((?!https?:|mailto:|#)([^)\s#]+)")
+_NAMED_FILE = re.compile(r"(?<![\w/.<-])((?:docs/[\w.-]+\.(?:md|png))|\.ci/run|\.chalice/config\.json)\b")
+
+
+def _missing_links(doc: Path, text: str) -> list:
+    linked = [(target, (doc.parent / target).resolve()) for target in _LINK.findall(text)]
+    named = [(name, ROOT / name) for name in _NAMED_FILE.findall(text)]
+    return [f"{doc.name}: {target}" for target, path in linked + named if not path.exists()]
+
+
+def test_every_file_a_doc_links_to_or_names_exists():
+    """PATH_REFERENCE reads the code's paths; a link to a doc renamed, moved or never written
+    (`[docs/deploy.md](docs/deploy.md)`, the dashboard's screenshots) is read here."""
+    assert _missing_links(ROOT / "docs" / "x.md", "[a](shares.md) [b](nothing.md) docs/nothing.md [c](#x)") == [
+        "x.md: nothing.md", "x.md: docs/nothing.md"]
+    assert [problem for doc in ALL_DOCS for problem in _missing_links(doc, doc.read_text(encoding="utf-8"))] == []
+    assert sum(len(_LINK.findall(doc.read_text(encoding="utf-8"))) for doc in ALL_DOCS) >= 10, \
+        "the pattern no longer finds the docs' links"
