@@ -105,9 +105,10 @@ class Settings(BaseSettings):
     # in the widget's pages, and each page is Queries. A person reading a 30,000-spike share 1,000
     # at a time reads 30 pages; `spikes pull --from` reads one (docs/security.md, 257).
     rate_listings_per_minute: int = Field(default=120, ge=1)
-    # GET /shares per account: its own data, but one call may read 10,000 shares and their totals
-    # (hundreds of reads); the CLI lists once a command, the dashboard once a page (docs/security.md, 309).
-    rate_share_listings_per_minute: int = Field(default=30, ge=1)
+    # GET /shares per account, in units: one per call and one per 100 shares it lists past the first
+    # 100 (a call may read 10,000 shares and their totals). 120 lets `watch spikes shares` of an
+    # account with up to 400 shares, and its dashboard, list (docs/security.md, 309 and 338).
+    rate_share_listings_per_minute: int = Field(default=120, ge=1)
 
     # API keys. Self-signup (POST /auth/api-key without credentials creates a key-only account):
     # None = on in the local stages, off in AWS stages (see docs/agents.md); per IP per hour.

@@ -214,6 +214,15 @@ def test_rate_limit_counts_atomically(store_backend):
     assert decisions[4].remaining == 0 and decisions[5].retry_after >= 1
 
 
+def test_a_hit_may_count_several_at_once(store_backend):
+    """A share listing charges what it read once read (docs/security.md 338): one ADD of that
+    many, on either engine, weighs as that many single hits."""
+    start = 60 * 116_700.0 + 5
+    assert ratelimit.check("many", "s", 5, 60, now=start).remaining == 4
+    assert ratelimit.check("many", "s", 5, 60, now=start + 1, hits=3).remaining == 1
+    assert not ratelimit.check("many", "s", 5, 60, now=start + 2, hits=2).allowed
+
+
 def test_asking_whether_a_hit_would_be_refused_counts_none(store_backend):
     """A share's password an export keeps is refused while no try is left, without counting one
     while some are (services/share_access.py, docs/security.md 276): the counter is read on either

@@ -241,8 +241,9 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                        "answer or the request's time runs short, and may then hold fewer "
                                        "shares than limit, even none; when more follow, the X-Next-Cursor "
                                        "header holds where it ended (absent at the end): pass it as ?cursor=. "
-                                       "429 RATE_LIMIT: SPIKES_RATE_SHARE_LISTINGS_PER_MINUTE listings a minute "
-                                       "per account.",
+                                       "429 RATE_LIMIT: SPIKES_RATE_SHARE_LISTINGS_PER_MINUTE units a minute "
+                                       "per account: one a call, and one per 100 shares it lists past "
+                                       "the first 100.",
                            rate_limited=True,
                            query=(("limit", f"1-{shares.MAX_LISTED:,}; default: as many as fit", False),
                                   ("cursor", "X-Next-Cursor of the previous answer", False))),

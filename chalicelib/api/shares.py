@@ -136,8 +136,10 @@ def list_shares():
     principal = identity.require_user(inputs.principal(request), "shares:read")
     params = inputs.query(request)
     limit = inputs.page_limit(params, MAX_LISTED, MAX_LISTED)
-    # Per account, before a share is read: one call reads up to 10,000 shares and their totals (309).
-    ratelimit.enforce("share-listings", principal.user_id, deps.settings().rate_share_listings_per_minute, 60)
+    # Per account, before a share is read: one call reads up to 10,000 shares and their totals (309);
+    # the shares it read past 100 are charged after (338).
+    units_per_minute = deps.settings().rate_share_listings_per_minute
+    share_listing.count_listing(principal.user_id, units_per_minute)
     base_url = inputs.base_url(request)
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
     secret = deps.settings().secret_key.get_secret_value()
@@ -145,6 +147,7 @@ def list_shares():
         principal.user, limit, claimed_cursors.carried_on(principal, params.get("cursor") or None, secret), secret,
         lambda share, count: responses.ShareListItemOut(**_summary(share, base_url), spike_count=count).wire(),
         MAX_LISTING_BYTES, keep_reading=time_left_ms and (lambda: time_left_ms() >= LISTING_FINISHING_MS))
+    share_listing.charge_listed(principal.user_id, len(listed.items), units_per_minute)
     return json_response(responses.Preshaped(List[responses.ShareListItemOut], listed.items, listed.items_json),
                          headers={NEXT_CURSOR: listed.next_cursor} if listed.next_cursor else None)
 

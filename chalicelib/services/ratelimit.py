@@ -51,13 +51,15 @@ def client_network(client_ip: str) -> str:
     return str(address)
 
 
-def check(name: str, subject: str, limit: int, window_seconds: int, now: Optional[float] = None) -> Decision:
-    """Count one hit for ``subject`` under limit ``name`` and decide. Denied hits count too,
-    so a client hammering past the limit stays limited."""
+def check(name: str, subject: str, limit: int, window_seconds: int, now: Optional[float] = None,
+          hits: int = 1) -> Decision:
+    """Count one hit (or ``hits``) for ``subject`` under limit ``name`` and decide. Denied hits
+    count too, so a client hammering past the limit stays limited."""
     now = clock.epoch() if now is None else now
     window_index = int(now // window_seconds)
     window_start = window_index * window_seconds
-    current, previous = ledger.hit_rate_window(name, subject, window_index, window_start + 2 * window_seconds + 60)
+    current, previous = ledger.hit_rate_window(name, subject, window_index, window_start + 2 * window_seconds + 60,
+                                               hits)
     return _decision(current, previous, limit, window_seconds, now)
 
 
@@ -116,13 +118,26 @@ def enforce(name: str, subject: str, limit: int, window_seconds: int, reported: 
     out of the X-RateLimit-* headers, which would tell the caller how much others used of it,
     until it refuses (the 429 describes what refused)."""
     decision = check(name, subject, limit, window_seconds)
+    _report(decision, reported)
+    if not decision.allowed:
+        raise RateLimited(decision.retry_after, decision.limit, decision.reset_at, refusal)
+    return decision
+
+
+def charge(name: str, subject: str, hits: int, limit: int, window_seconds: int) -> Decision:
+    """Count ``hits`` more for work a request has done, once its size is known (the shares a
+    listing read): never refused, it is done; they weigh on the requests that follow, which
+    ``enforce`` refuses while they do."""
+    decision = check(name, subject, limit, window_seconds, hits=hits)
+    _report(decision, True)
+    return decision
+
+
+def _report(decision: Decision, reported: bool) -> None:
     current = _tightest.get()
     tighter = current is None or (decision.remaining, -decision.reset_at) < (current.remaining, -current.reset_at)
     if tighter and (reported or not decision.allowed):
         _tightest.set(decision)
-    if not decision.allowed:
-        raise RateLimited(decision.retry_after, decision.limit, decision.reset_at, refusal)
-    return decision
 
 
 def enforce_per_client(name: str, client_ip: str, limit: int, window_seconds: int, within: str = "") -> Decision:

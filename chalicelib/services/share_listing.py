@@ -11,11 +11,29 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional
 
 from chalicelib import lambda_answer
+from chalicelib.services import ratelimit
 from chalicelib.store import spike_counters
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import User
 
 READ_SIZE = 250  # shares read, then counted (9 ledger keys each: 23 batch reads), at a time
+LIMIT_NAME = "share-listings"
+SHARES_PER_UNIT = 100  # a listing pays one unit of the account's limit per 100 shares, at least one
+
+
+def count_listing(user_id: str, units_per_minute: int) -> None:
+    """Before a share is read: the listing's first unit, refused (429) past the account's limit
+    (docs/security.md 309). ``charge_listed`` adds the rest once the listing's size is known."""
+    ratelimit.enforce(LIMIT_NAME, user_id, units_per_minute, 60)
+
+
+def charge_listed(user_id: str, listed: int, units_per_minute: int) -> None:
+    """After the read: one unit per 100 shares past the first 100. What a listing costs grows
+    with what it reads, so an account of a few shares lists often (a `watch spikes shares`) and
+    one of 10,000 rarely, instead of both 30 calls a minute (docs/security.md 338)."""
+    rest = -(-listed // SHARES_PER_UNIT) - 1
+    if rest > 0:
+        ratelimit.charge(LIMIT_NAME, user_id, rest, units_per_minute, 60)
 
 
 @dataclass(frozen=True)

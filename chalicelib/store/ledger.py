@@ -85,14 +85,15 @@ def cost_within(cost: int, cost_limit: Optional[int]):
 STALE_WINDOWS_DROPPED = 3
 
 
-def hit_rate_window(limit_name: str, subject: str, window_index: int, expires_at: int) -> Tuple[int, int]:
-    """Count one hit in the window; (hits in it, hits in the window before). One UpdateItem:
+def hit_rate_window(limit_name: str, subject: str, window_index: int, expires_at: int,
+                    hits: int = 1) -> Tuple[int, int]:
+    """Count ``hits`` in the window; (hits in it, hits in the window before). One UpdateItem:
     ADD to this window, REMOVE older ones, and ALL_NEW returns the previous window too."""
     current, previous = f"w{window_index}", f"w{window_index - 1}"
     stale = [NumberAttribute(attr_name=f"w{window_index - 2 - n}") for n in range(STALE_WINDOWS_DROPPED)]
     response = LedgerItem._get_connection().update_item(
         rate_limit_key(limit_name, subject), return_values=ALL_NEW,
-        actions=[NumberAttribute(attr_name=current).add(1), LedgerItem.expires_at.set(expires_at),
+        actions=[NumberAttribute(attr_name=current).add(hits), LedgerItem.expires_at.set(expires_at),
                  *(attribute.remove() for attribute in stale)])
     attributes = response.get("Attributes", {})
     return int(attributes[current]["N"]), int(attributes.get(previous, {}).get("N", 0))

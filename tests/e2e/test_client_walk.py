@@ -150,3 +150,41 @@ def test_the_widgets_posts_past_the_limit_get_a_429_it_can_wait_out(server):
     assert int(refused.headers["Retry-After"]) == refused.json()["retry_after"] > 0
     assert refused.headers["Access-Control-Allow-Origin"] in ("*", "null")
     assert "retry-after" in refused.headers["Access-Control-Expose-Headers"].lower()
+
+
+def test_an_agents_mcp_loop_and_the_clis_listings_past_session_19s_limits(live_server_factory):
+    """An agent signed up with `spikes auth create-key` runs the MCP server's tools over its own
+    share while its network's listings without a credential are used up (257, 307): its own
+    listings are never counted; its share listings are (309, 338), and the 429 reads as the
+    CLI's rate limit while `unshare` goes on (tests/test_client_limits.py, docs/clients.md)."""
+    server = live_server_factory(env={"RATE_LISTINGS_PER_MINUTE": "2", "RATE_SHARE_LISTINGS_PER_MINUTE": "3"})
+    key = ureq(server, "POST", "/auth/api-key", b"{}", content_type="application/json").json()["api_key"]
+    assert ureq(server, "GET", "/me", bearer=key).json()["scopes"] == "full"  # the MCP server's scope check
+    content_type, body = cli_share_body("agent-site", [("index.html", b'<button id="buy">Buy</button>')])
+    created = ureq(server, "POST", "/shares", body, bearer=key, content_type=content_type)  # create_share
+    assert created.status_code in (200, 201), created.text
+    slug, share_id = created.json()["slug"], created.json()["share_id"]
+    spike = {"id": "V1StGXR8_Z5jdHi6B-agt", "type": "element", "projectKey": share_id, "page": "Agent",
+             "url": created.json()["url"] + "/", "reviewer": {"id": "rv_x8Yd0aQ2", "name": "Jane"}, "rating": "no",
+             "comments": "Buy is hidden", "timestamp": "2026-03-10T13:02:29.123Z", "selector": "#buy"}
+    assert requests.post(f"{server.url}/spikes", json=spike, timeout=30, headers={"Origin": "null"}).status_code == 201
+    # `spikes pull --from`, without a credential, uses up the network's listings.
+    assert [ureq(server, "GET", f"/spikes?project={slug}").status_code for _ in range(3)] == [200, 200, 429]
+    for _ in range(4):  # get_spikes (unresolved), get_hotspots and get_element_feedback (no filter)
+        for path in ("/spikes?resolved=false", "/spikes", "/spikes"):
+            listed = ureq(server, "GET", path, bearer=key)
+            assert listed.status_code == 200 and "X-RateLimit-Limit" not in listed.headers, (path, listed.text)
+            assert [item.id for item in Paginated.model_validate_json(listed.text).data] == [spike["id"]]
+    resolved = ureq(server, "PATCH", f"/spikes/{spike['id'][:8]}", b'{"resolved":true}', bearer=key,
+                    content_type="application/json")  # resolve_spike, by the 8 characters get_spikes shows
+    assert resolved.status_code == 200 and isinstance(resolved.json()["resolved_at"], str)
+    # list_shares (or `spikes shares`): three units, then the CLI's "Rate limit exceeded".
+    for _ in range(3):
+        assert [CliShare.model_validate(item).slug for item in ureq(server, "GET", "/shares", bearer=key).json()] \
+            == [slug]
+    refused = ureq(server, "GET", "/shares", bearer=key)
+    assert refused.status_code == 429 and refused.json()["code"] == "RATE_LIMIT"
+    assert int(refused.headers["Retry-After"]) == refused.json()["retry_after"] > 0
+    info = UnshareInfo.model_validate_json(ureq(server, "GET", f"/shares/{slug}", bearer=key).text)  # `spikes unshare`
+    assert [item.id for item in info.exported_spikes] == [spike["id"]] and info.exported_spikes[0].resolved is True
+    assert ureq(server, "DELETE", f"/shares/{info.id}", bearer=key).status_code in (200, 204)
