@@ -139,13 +139,34 @@ def test_a_credential_on_a_project_not_its_own_reads_under_the_same_budget(backe
     assert _spike_queries(reads) == 2 and reads["items read"] == 70
 
 
-@pytest.mark.parametrize("who", ["owner@example.com key usage:read", "admin"])
+@pytest.mark.parametrize("who", ["owner@example.com key spikes:read", "admin"])
 def test_the_owner_and_the_admin_read_a_project_page_whole(backend_client, public_share, monkeypatch, who):
     _budget(monkeypatch, items=60)
     token = ADMIN_TOKEN if who == "admin" else _credential(backend_client, who)
     reads = counting_reads(monkeypatch)
     pages, spent = _paged(backend_client, f"project={public_share.share_id}&rating=love&limit=10", reads, token=token)
     assert pages == [["s00002", "s00001", "s00000"]] and spent[0][0] == STORED
+
+
+def test_an_owners_key_without_spikes_read_reads_the_owners_project_as_anyone_does(backend_client, public_share,
+                                                                                  monkeypatch):
+    """An owner's key granted no access to feedback (``usage:read`` for a billing script,
+    ``shares:write`` for a CI) listed and exported the owner's public share as the owner does, with
+    no read budget and uncounted (282 took it for the owner, whatever its scopes): leaked, it read
+    whole partitions as often as its holder liked. It reads only what anyone may, and now as anyone
+    does (docs/security.md, 327): its page is cut at the budget and counted, its export refused past it."""
+    import json
+    _budget(monkeypatch, items=60)
+    monkeypatch.setattr(spike_routes, "ANONYMOUS_EXPORT_ITEMS", 100)
+    token = _credential(backend_client, "owner@example.com key usage:read")
+    reads = counting_reads(monkeypatch)
+    status, body, headers = call(backend_client, "GET", f"/spikes?project={public_share.share_id}&rating=love&limit=10",
+                                 token=token)
+    assert status == 200 and body["data"] == [] and body["next_cursor"], body  # before: all 300 read, 3 listed
+    assert reads["items read"] <= 60 and headers["X-RateLimit-Limit"], (dict(reads), headers)
+    answer = backend_client.http.get(f"/spikes/export?project={public_share.share_id}&rating=love&format=jsonl",
+                                     headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 409 and json.loads(answer.body)["code"] == "EXPORT_TOO_LARGE"
 
 
 def test_an_export_of_a_project_not_ones_own_reads_no_more_than_its_budget(backend_client, public_share, monkeypatch):
@@ -209,4 +230,5 @@ def test_a_key_on_a_project_not_its_own_reads_the_owners_account_once(backend_cl
     monkeypatch.setattr(Connection, "_make_api_call", counting)
     status, body, _ = call(backend_client, "GET", f"/spikes?project={public_share.share_id}&limit=10", token=token)
     assert status == 200 and len(body["data"]) == 10 and "email" not in str(body["data"])
-    assert owner_reads == [True], owner_reads
+    # A key without spikes:read reads as anyone does whoever owns the share: nothing to ask (327).
+    assert owner_reads == ([True] if scopes == "spikes:read" else []), owner_reads

@@ -132,9 +132,10 @@ class Access:
     that what is kept of it (an export's password seal) is of that share, not one read again (283)."""
     scope: Scope
     reviewer_emails: bool
-    # Whether the reader is whom the feedback belongs to (the caller's own, a share's owner, the
-    # admin), who lists it without ``ReadLimit``; anyone else, with a credential or without, reads
-    # under it (docs/security.md, 280 and 282). Decided once, when first asked (ownership's reads).
+    # Whether the reader is whom the feedback belongs to (the caller's own, a share's owner with a
+    # credential that reads feedback, the admin), who lists it without ``ReadLimit`` and uncounted;
+    # anyone else, with a credential or without, reads under it (docs/security.md, 280, 282 and
+    # 327). Decided once, when first asked (ownership's reads).
     as_owner: Callable[[], bool]
     share: Optional[Share] = None
 
@@ -159,10 +160,18 @@ def readable(settings: Settings, principal: Optional[Principal], project: Option
             share_access.require_feedback_access(settings, share, principal, password, client_ip, password_seal,
                                                  as_owner)
         return Access(project_scope(project, share), emails and shows_reviewer_emails(principal, owner_id, as_owner),
-                      as_owner, share)
+                      lambda: reads_feedback(principal) and as_owner(), share)
     if principal is not None:
         principal.require("spikes:read")
     return Access(scope_for(principal), True, lambda: True)
+
+
+def reads_feedback(principal: Optional[Principal]) -> bool:
+    """Whether ``principal`` may read its account's feedback (a session, the admin, a key with
+    ``spikes:read``). An owner's key without it (``usage:read`` for a billing script, ``shares:write``
+    for a CI) reads only what anyone may, and as anyone does: counted per network and under the
+    read budgets (docs/security.md, 327), as its exports were counted already (263)."""
+    return principal is not None and principal.allows("spikes:read")
 
 
 def project_scope(project: str, share: Optional[Share]) -> Scope:
