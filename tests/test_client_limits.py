@@ -20,7 +20,8 @@ from chalicelib import clock
 from chalicelib.services.accounts import user_id_for
 from tests.conftest import sign_in
 from tests.factories import make_user
-from tests.test_clients import CliShare, CliUsage, UnshareInfo, UserInfo, cli_share, mcp_get_spikes, ureq
+from tests.test_clients import (UREQ_HEADERS, CliShare, CliUsage, UnshareInfo, UserInfo, cli_share, cli_share_body,
+                                mcp_get_spikes, ureq)
 from tests.test_share_listing_cost import _stored_shares, _table, reads  # noqa: F401 (reads: a fixture)
 
 # What the CLI prints in place of a 429's own message for these codes (a share-limit text for a
@@ -109,3 +110,25 @@ def test_past_the_share_listing_limit_the_cli_prints_a_rate_limit_and_its_other_
     # Whoever waits what the 429 says (the CLI says "a moment") lists again.
     moving_clock(refusal["retry_after"])
     assert spikes_shares(client, token) == 200
+
+
+def test_a_script_sharing_folders_meets_the_share_limit_then_the_contracts_rate(client, moving_clock):
+    """`spikes share` never lists: the same folder shared again is a second share, and a loop over
+    folders meets the free tier's 5 shares, then (Pro) the contract's 10 uploads a minute, each a
+    429 whose code the CLI tells apart (its share-limit text, then its rate-limit text)."""
+    def share(token: str, name: str):
+        content_type, body = cli_share_body(name, [("index.html", b"<h1>Site</h1>")])
+        response = client.http.request("POST", "/shares", body=body, headers={
+            **UREQ_HEADERS, "Authorization": f"Bearer {token}", "Content-Type": content_type})
+        return response.status_code, json.loads(response.body)
+
+    free = sign_in(client, "free@example.com")
+    assert [share(free, "launch")[1]["slug"] for _ in range(2)] == ["launch", "launch-2"]
+    assert [share(free, f"site-{n}")[0] for n in range(3)] == [201] * 3
+    status, body = share(free, "site-3")
+    assert (status, body["code"]) == (429, "SHARE_LIMIT")
+    make_user("pro@example.com", "pro")
+    pro = sign_in(client, "pro@example.com")
+    assert [share(pro, f"site-{n}")[0] for n in range(10)] == [201] * 10
+    status, body = share(pro, "site-10")
+    assert (status, body["code"]) == (429, "RATE_LIMIT") and body["code"] not in CLI_CODES_WITH_OWN_429_TEXT
