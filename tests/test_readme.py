@@ -561,3 +561,55 @@ def test_every_file_a_doc_links_to_or_names_exists():
     assert [problem for doc in ALL_DOCS for problem in _missing_links(doc, doc.read_text(encoding="utf-8"))] == []
     assert sum(len(_LINK.findall(doc.read_text(encoding="utf-8"))) for doc in ALL_DOCS) >= 10, \
         "the pattern no longer finds the docs' links"
+
+
+def test_every_variable_a_stage_sets_is_a_setting_and_docs_deploy_md_names_them():
+    """settings.py ignores a variable it does not know: one misspelt in .chalice/config.json or in
+    the deployed functions' environment (infra/stack.py) would leave its setting at the default
+    without a word. docs/deploy.md names what the functions get (it left out
+    `SPIKES_MAIL_CONFIGURATION_SET`); the agent tier's two price ids are its `*` pattern."""
+    import json
+    from chalicelib.settings import SSM_PATH_VARIABLE
+    from infra.stack import function_environment
+    settings = set(_defaults()) | {SSM_PATH_VARIABLE}
+    stages = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))["stages"]
+    local = {name for stage in stages.values() for name in stage.get("environment_variables", {})}
+    deployed = set(function_environment("prod"))
+    assert sorted((local | deployed) - settings) == []
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    sentence = text[text.index("The functions get "):].split(";", 1)[0]
+    named = set(re.findall(r"`(SPIKES_[A-Z0-9_*]+)", sentence))
+    patterns = {name for name in named if "*" in name}
+    covered = {name for name in deployed if name in named or any(re.fullmatch(p.replace("*", "[A-Z]+"), name)
+                                                                  for p in patterns)}
+    assert sorted(deployed - covered) == [] and sorted(named - deployed - patterns) == []
+
+
+def _unread_make_variables(text: str, makefile: str) -> list:
+    """(target, VAR) of each `make <target> VAR=...` in the text that neither the Makefile reads
+    nor the module its target runs (`-m tools.devserver` reads PORT from the environment, where
+    make puts a command line's variables)."""
+    recipes = {match.group(1): match.group(2) for match in re.finditer(r"^([a-z][\w-]*):.*\n((?:\t.*\n)*)", makefile, re.M)}
+    unread = []
+    for target, rest in re.findall(r"\bmake ([a-z][\w-]*)((?: +[A-Z][A-Z0-9_]*=[^`#\n]*)+)", text):
+        for name in re.findall(r"(?:^|\s)([A-Z][A-Z0-9_]*)=", rest):
+            if re.search(rf"\$\((?:value |call quoted,|call deploy_option,)?{name}[),]|origin {name}\b", makefile):
+                continue
+            modules = [ROOT / (module.replace(".", "/") + ".py") for module in re.findall(r"-m ([\w.]+)", recipes.get(target, ""))]
+            if not any(path.is_file() and re.search(rf"[\"']{name}[\"']", path.read_text(encoding="utf-8")) for path in modules):
+                unread.append((target, name))
+    return unread
+
+
+def test_every_make_variable_the_docs_pass_is_read():
+    """`make dev PORT=8001` and `make smoke URL=... TOKEN=...` work through the environment, not
+    the Makefile: a variable nothing reads would be dropped without a word, the stage served on
+    8000 or smoked without the token."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert _unread_make_variables("`make dev PORT=8001 DATA_DIR=x`, `make smoke URL=u TOKEN=t`, "
+                                  "`make dev PROT=8001`, `make test PYTEST_ARGS=\"-k x\"`", makefile) == [("dev", "PROT")]
+    unread = {(doc.name, target, name) for doc in ALL_DOCS
+              for target, name in _unread_make_variables(doc.read_text(encoding="utf-8"), makefile)}
+    assert sorted(unread) == []
+    given = sum(len(re.findall(r"\bmake [a-z][\w-]* +[A-Z][A-Z0-9_]*=", doc.read_text(encoding="utf-8"))) for doc in ALL_DOCS)
+    assert given >= 20, "the pattern no longer finds the variables the docs pass to make"
