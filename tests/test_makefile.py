@@ -78,3 +78,29 @@ def test_clean_data_refuses_a_folder_a_server_holds(tmp_path):
     done = clean()
     assert done.returncode == 0, done.stderr
     assert not data_dir.exists()
+
+
+def test_clean_data_wipes_only_a_folder_a_local_server_made(tmp_path):
+    # `make clean-data DATA_DIR=...` ran `rm -rf` on whatever it was given: DATA_DIR=. wiped the
+    # checkout, .git and all. A folder with something in it and no mark of a server is refused.
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+
+    def clean(data_dir):
+        return subprocess.run(["make", "-s", "clean-data", f"DATA_DIR={data_dir}"], cwd=ROOT, capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=60)
+    checkout = tmp_path / "checkout"
+    (checkout / ".git").mkdir(parents=True)
+    (checkout / "README.md").write_text("x")
+    refused = clean(checkout)
+    assert refused.returncode != 0 and (checkout / "README.md").exists() and (checkout / ".git").is_dir()
+    assert "not a local server's data folder" in refused.stderr
+    for mark in ("server.lock", "admin-token"):  # what every server start writes
+        made = tmp_path / mark / "data"
+        (made / "s3").mkdir(parents=True)
+        (made / mark).write_text("x")
+        assert clean(made).returncode == 0 and not made.exists()
+    empty, missing = tmp_path / "empty", tmp_path / "missing"
+    empty.mkdir()
+    assert clean(empty).returncode == 0 and not empty.exists()
+    assert clean(missing).returncode == 0

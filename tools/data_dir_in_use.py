@@ -1,4 +1,6 @@
-"""`make clean-data`'s check: exit 1, saying who, while a local server holds the data folder.
+"""`make clean-data`'s check: exit 1, saying who, while a local server holds the data folder, or
+saying why, when the folder is not one a local server made (`DATA_DIR=.` would wipe the checkout,
+`.git` and all, and `DATA_DIR=~` the home folder: `rm -rf` asks nothing).
 
 Wiping a folder in use breaks the server rather than resetting it: DynamoDB Local's database
 folder is gone, so every write answers 503 from then on, and on the way out the server saves its
@@ -44,8 +46,23 @@ def how_to_stop(who: str) -> str:
     return "stop it first (Ctrl-C where it runs)"
 
 
+# What every local server writes into its folder when it starts (tools/devserver: the lock, and
+# the admin token unless SPIKES_TOKEN gave one).
+SERVER_MARKS = ("server.lock", "admin-token")
+
+
+def not_a_data_dir(data_dir: Path) -> bool:
+    """True for a folder with something in it but no mark of a local server: not ours to wipe."""
+    return data_dir.is_dir() and any(data_dir.iterdir()) and not any(
+        (data_dir / mark).is_file() for mark in SERVER_MARKS)
+
+
 def main(argv: list) -> int:
     data_dir = Path(argv[1] if len(argv) > 1 else ".local-data")
+    if not_a_data_dir(data_dir):
+        print(f"{data_dir} is not a local server's data folder (it has no {' or '.join(SERVER_MARKS)}): "
+              f"make clean-data wipes only those. Check DATA_DIR, or remove the folder yourself.", file=sys.stderr)
+        return 1
     who = holders(data_dir)
     if who:
         print(f"A local server ({who}) is using {data_dir}: {how_to_stop(who)}, then make clean-data again.",
