@@ -34,8 +34,7 @@ def test_a_capped_key_spends_within_its_caps_at_every_step_of_a_claim(client, ag
     without limit on the person's agent-tier bill, and none of it was counted on the key."""
     from chalicelib import clock
     from chalicelib.store import accounts as account_store
-    from chalicelib.store import apikeys as key_store
-    from chalicelib.store import ledger
+    from chalicelib.store import key_moves, ledger
     from chalicelib.store.models import LedgerItem
     from tests.test_agent_tier import outbox, post_spike
     from tests.test_shares import share_site
@@ -49,14 +48,14 @@ def test_a_capped_key_spends_within_its_caps_at_every_step_of_a_claim(client, ag
     share_site(client, parent["api_key"], name="made meanwhile")  # the person's: 1 cent
     # Its shares moved, its keys not yet: the child spends the parent's second cent, and no more.
     answers = []
-    moving = key_store.move_to_owner
+    moving = key_moves.move_to_owner
 
     def spend_first(*args):
         if not answers:
             answers.extend(post_spike(client, before["slug"], token=child["api_key"])[0] for _ in range(12))
             answers.append(post_spike(client, before["slug"], token=parent["api_key"])[0])
         return moving(*args)
-    monkeypatch.setattr(key_store, "move_to_owner", spend_first)
+    monkeypatch.setattr(key_moves, "move_to_owner", spend_first)
     status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": parent["api_key"]}, token=token)
     assert status == 200, body
     monkeypatch.undo()

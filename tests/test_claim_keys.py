@@ -11,7 +11,7 @@ from chalicelib.errors import AuthFailed, NotFound
 from chalicelib.services import apikeys, key_places
 from chalicelib.store import accounts as account_store
 from chalicelib.store import apikeys as key_store
-from chalicelib.store import key_slots
+from chalicelib.store import key_moves, key_slots
 from tests.test_claim_leftovers import _agent_and_human, _claim, _during_the_claim
 
 
@@ -84,7 +84,7 @@ def test_a_revocation_amid_a_claim_revokes_the_keys_made_on_either_side(backend_
     made = apikeys.create(agent.user, apikeys.KeyRequest(name="made"), actor=maker.key, settings=deps.settings())
     assert account_store.mark_merged(account_store.get(created["account_id"], consistent=True), human_id)
     key_places.ensure_counted(human_id, clock.epoch())
-    key_store.move_to_owner(key_store.get((made if moved == "the-made-key" else maker).key.key_id),
+    key_moves.move_to_owner(key_store.get((made if moved == "the-made-key" else maker).key.key_id),
                             created["account_id"], human_id)
     user = agent.user if caller == "agent-as-read" else apikeys.authenticate(created["api_key"], deps.settings())[1]
     answered = apikeys.revoke(user, maker.key.key_id)

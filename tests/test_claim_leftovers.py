@@ -19,7 +19,7 @@ from chalicelib.services.uploads import UploadedFile
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store import accounts as account_store
 from chalicelib.store import apikeys as key_store
-from chalicelib.store import share_moves, share_tombstones, spike_moves
+from chalicelib.store import key_moves, share_moves, share_tombstones, spike_moves
 from chalicelib.store import spikes as spike_store
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import Spike
@@ -52,13 +52,13 @@ def _during_the_claim(monkeypatch, write) -> list:
     """``write`` runs once the claim marked the account and read its shares and spikes (just
     before it moves its keys): what a request that read the account before the marking writes."""
     done = []
-    moving = key_store.move_to_owner
+    moving = key_moves.move_to_owner
 
     def write_first(*args):
         if not done:
             done.append(write())
         return moving(*args)
-    monkeypatch.setattr(key_store, "move_to_owner", write_first)
+    monkeypatch.setattr(key_moves, "move_to_owner", write_first)
     return done
 
 

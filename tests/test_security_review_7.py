@@ -7,6 +7,7 @@ from chalicelib.errors import Conflict
 from chalicelib.services import apikeys
 from chalicelib.store import accounts as account_store
 from chalicelib.store import apikeys as key_store
+from chalicelib.store import key_moves
 from chalicelib.services.accounts import user_id_for
 from tests.conftest import call, sign_in
 
@@ -63,7 +64,7 @@ def test_a_key_made_while_a_claim_runs_is_refused_or_moved(backend_client, monke
     human = sign_in(client, "claims-in-flight@example.com")
     human_id = user_id_for("claims-in-flight@example.com")
     outcomes = []
-    moving = key_store.move_to_owner
+    moving = key_moves.move_to_owner
 
     def create_meanwhile(*args):  # after the account is marked and its keys read
         if not outcomes:
@@ -73,7 +74,7 @@ def test_a_key_made_while_a_claim_runs_is_refused_or_moved(backend_client, monke
             except Conflict as refused:
                 outcomes.append(refused)
         return moving(*args)
-    monkeypatch.setattr(key_store, "move_to_owner", create_meanwhile)
+    monkeypatch.setattr(key_moves, "move_to_owner", create_meanwhile)
     status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": created["api_key"]}, token=human)
     assert status == 200, body
     monkeypatch.undo()

@@ -14,8 +14,7 @@ from chalicelib.services.apikeys import authenticate
 from chalicelib.services.scopes import FULL, expand
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import apikeys as key_store
-from chalicelib.store import reserved_slugs, share_moves, spike_moves
+from chalicelib.store import key_moves, reserved_slugs, share_moves, spike_moves
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import ApiKey, User
 
@@ -105,15 +104,15 @@ def _move_keys(old_owner: str, new_owner: str, key: ApiKey, presented_moved: boo
     key_places.ensure_counted(new_owner, now)
     # Every key it will ever hold, those the owner index does not show yet included.
     moved = 0
-    for page in key_store.pages_of(old_owner, known=[key]):
+    for page in key_moves.pages_of(old_owner, known=[key]):
         for item in page:
             if item.key_id != key.key_id:
-                key_store.move_to_owner(item, old_owner, new_owner)
+                key_moves.move_to_owner(item, old_owner, new_owner)
                 moved += 1
                 if not in_time():
                     return moved, False
     if not presented_moved:
-        key_store.move_to_owner(key, old_owner, new_owner)
+        key_moves.move_to_owner(key, old_owner, new_owner)
         moved += 1
     return moved, True
 

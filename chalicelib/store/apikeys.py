@@ -6,13 +6,12 @@ are conditioned on the key still being its owner's and, where it matters, not re
 """
 from __future__ import annotations
 
-from itertools import islice
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import size
 
-from chalicelib.errors import DependencyUnavailable, InvalidCursor
+from chalicelib.errors import InvalidCursor
 from chalicelib.store import accounts, cursors, key_slots, transactions
 from chalicelib.store.models import ApiKey, User
 from chalicelib.store.transactions import Transaction, conditional_failed, update_if
@@ -115,36 +114,6 @@ def insert(key: ApiKey, cap: int, parent: Optional[ApiKey] = None) -> None:
         raise
 
 
-def pages_of(owner_id: str, known: Iterable[ApiKey] = ()) -> Iterator[List[ApiKey]]:
-    """Every key of ``owner_id`` as stored now (strongly consistent), a page at a time: ``known``
-    ones and those the owner index lists, then those the index does not show yet, found through
-    the others' ``made_keys`` (a key made by a key is recorded on it in the transaction that
-    writes it). A page at a time because an account's revoked keys have no bound (30 made an
-    hour, kept for good): a claim stops between pages when its time is out (docs/security.md 320)."""
-    listed, seen = iter(owned_by(owner_id)), set()
-    makers: List[ApiKey] = []  # the keys found that made keys: only theirs are looked for after
-    batch = [key.key_id for key in known]
-    while True:
-        batch = sorted({key_id for key_id in batch + [key.key_id for key in islice(listed, KEYS_PAGE)]} - seen)
-        if not batch:
-            break
-        seen.update(batch)
-        page = [key for key in get_many(batch) if key.user_id == owner_id]
-        makers += [key for key in page if key.made_keys]
-        yield page
-        batch = []
-    while makers:
-        page = []
-        for child_id in sorted(set(makers.pop().made_keys or ()) - seen):
-            seen.add(child_id)
-            child = get(child_id)
-            if child is not None and child.user_id == owner_id:
-                page.append(child)
-                makers += [child] if child.made_keys else []
-        if page:
-            yield page
-
-
 class Moved(Exception):
     """A live key of the tree is ``owner_id``'s, none of the owners it was revoked for (a claim
     moved it, or has it still to move): it was not revoked; ``revoked``, the keys that were."""
@@ -211,31 +180,11 @@ def _revoke(item: ApiKey, owners: Tuple[str, ...], at: str) -> bool:
                       condition=ApiKey.revoked_at.does_not_exist() & (ApiKey.user_id == owner_id) & unchanged)
             key_slots.give_back(tx, owner_id, item.key_id)
         return write
-    if item.user_id not in owners or not _write_with_place(
+    if item.user_id not in owners or not key_slots.write_with_place(
             item, write_for_key_as_read, lambda key: key.revoked_at is not None or key.user_id not in owners):
         return False
     item.revoked_at = at
     return True
-
-
-def _write_with_place(key: ApiKey, write_for_key_as_read: Callable[[], Callable[[Transaction], None]],
-                      moot: Callable[[ApiKey], bool]) -> bool:
-    """Run a key's transaction that also changes its account's places, built from the key as
-    last read; when the key changed meanwhile, read it again and retry, a few times. False
-    once ``moot`` says the write no longer applies to the key as stored; ``NotCounted`` when
-    the account's places refused it (not counted yet)."""
-    for _ in range(3):
-        try:
-            transactions.run(write_for_key_as_read())
-        except transactions.ConditionFailed as failed:
-            if key_slots.NAME in failed:
-                raise key_slots.NotCounted() from None
-            key.refresh(consistent_read=True)
-            if moot(key):
-                return False
-            continue
-        return True
-    raise DependencyUnavailable("This API key keeps changing; retry shortly")
 
 
 def insert_with_account(user: User, key: ApiKey) -> None:
@@ -290,25 +239,4 @@ def touch(key: ApiKey, at: str, unless_after: str) -> bool:
         if not conditional_failed(exc):
             raise TouchFailed(exc.cause_response_code) from None
         return False
-    return True
-
-
-def move_to_owner(key: ApiKey, old_owner: str, new_owner: str) -> bool:
-    """The key becomes ``new_owner``'s, if it still is ``old_owner``'s (a claim), and its place
-    moves with it, whatever the new owner holds already (``NotCounted`` when either account
-    is not counted yet). False when it was not ``old_owner``'s any more."""
-    def write_for_key_as_read() -> Callable[[Transaction], None]:
-        live = key.revoked_at is None  # a revoked key holds no place to take along
-        state = ApiKey.revoked_at.does_not_exist() if live else ApiKey.revoked_at.exists()
-
-        def write(tx: Transaction) -> None:
-            tx.update("key", key, actions=[ApiKey.user_id.set(new_owner), ApiKey.claimed_from.set(old_owner)],
-                      condition=(ApiKey.user_id == old_owner) & state)
-            key_slots.give_back(tx, old_owner, key.key_id)
-            if live:
-                key_slots.take(tx, new_owner, key.key_id, None)
-        return write
-    if not _write_with_place(key, write_for_key_as_read, lambda stored: stored.user_id != old_owner):
-        return False
-    key.user_id, key.claimed_from = new_owner, old_owner
     return True

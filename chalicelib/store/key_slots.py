@@ -3,9 +3,10 @@
 ``User.live_keys`` maps the id of each key holding a place to ``true``. A key takes its place
 in the transaction that writes it, conditioned on the map holding fewer ids than the cap
 (``size(live_keys) < cap``), so racing creations can never pass it; it gives the place back
-in the transaction that revokes it or moves it to another account. Removing an id is
-idempotent: only a key that really held a place frees one. A map rather than a number, so
-the places can be checked against the keys by name: a key that expired, or that a crash or
+in the transaction that revokes it or moves it to another account (``write_with_place`` runs
+one, again from the key as read when it changed meanwhile). Removing an id is idempotent:
+only a key that really held a place frees one. A map rather than a number, so the places
+can be checked against the keys by name: a key that expired, or that a crash or
 an earlier version left behind revoked, is released (``release``) when a creation finds the
 account full.
 
@@ -15,10 +16,12 @@ owner index, only while it is still missing, never over a map another request wr
 """
 from __future__ import annotations
 
-from typing import Iterable, List, Optional
+from typing import Callable, Iterable, List, Optional
 
 from pynamodb.expressions.condition import size
 
+from chalicelib.errors import DependencyUnavailable
+from chalicelib.store import transactions
 from chalicelib.store.models import ApiKey, User
 from chalicelib.store.transactions import Transaction, update_if
 
@@ -81,3 +84,23 @@ def release(user_id: str, key_ids: Iterable[str]) -> None:
     for start in range(0, len(ids), _REMOVALS_PER_WRITE):
         update_if(User(user_id), [User.live_keys[key_id].remove() for key_id in ids[start:start + _REMOVALS_PER_WRITE]],
                   User.live_keys.exists())
+
+
+def write_with_place(key: ApiKey, write_for_key_as_read: Callable[[], Callable[[Transaction], None]],
+                     moot: Callable[[ApiKey], bool]) -> bool:
+    """Run a key's transaction that also changes its account's places, built from the key as
+    last read; when the key changed meanwhile, read it again and retry, a few times. False
+    once ``moot`` says the write no longer applies to the key as stored; ``NotCounted`` when
+    the account's places refused it (not counted yet)."""
+    for _ in range(3):
+        try:
+            transactions.run(write_for_key_as_read())
+        except transactions.ConditionFailed as failed:
+            if NAME in failed:
+                raise NotCounted() from None
+            key.refresh(consistent_read=True)
+            if moot(key):
+                return False
+            continue
+        return True
+    raise DependencyUnavailable("This API key keeps changing; retry shortly")
