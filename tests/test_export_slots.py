@@ -95,7 +95,7 @@ def test_the_cap_holds_exactly_when_starts_race(store_backend):
     conditional write, so exactly the cap's worth start, whatever the interleaving."""
     if store_backend == "moto":
         pytest.skip("moto's in-memory writes are not isolated across threads; DynamoDB Local is")
-    from chalicelib.errors import ExportLimit
+    from chalicelib.limit_errors import ExportLimit
     from chalicelib.services import background_exports
     from chalicelib.store import export_slots
     from chalicelib.store.spike_filters import Filters
@@ -130,7 +130,7 @@ def test_a_start_whose_commit_answer_was_lost_keeps_its_slot(store_backend, then
     when that read fails too, the slot is kept (a start takes it over once no export runs)."""
     from pynamodb.connection.base import Connection
 
-    from chalicelib.errors import ExportLimit
+    from chalicelib.limit_errors import ExportLimit
     from chalicelib.services import background_exports
     from chalicelib.store import exports as export_store
     from chalicelib.store.spike_filters import Filters

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from chalicelib import deps
-from chalicelib.errors import KeyLimit
+from chalicelib.limit_errors import KeyLimit
 from chalicelib.services import apikeys
 from chalicelib.store import key_slots
 from chalicelib.store.models import ApiKey, User

@@ -275,7 +275,7 @@ def test_free_tier_share_limit_is_429_share_limit(client, user_token, env):
 
 def test_share_limit_holds_when_the_pre_check_saw_a_stale_count(client, user_token, env):
     """Two uploads racing past the pre-check: the transaction's condition still refuses."""
-    from chalicelib.errors import ShareLimit
+    from chalicelib.limit_errors import ShareLimit
     from chalicelib.services import share_creation
     from chalicelib.services.uploads import UploadedFile
     env(FREE_SHARE_LIMIT="1")
@@ -928,7 +928,7 @@ def test_metadata_sent_as_a_file_part_is_still_metadata(client, user_token):
 
 def _create_concurrently(owners: List[User], name: str) -> List[str]:
     import threading
-    from chalicelib.errors import ShareLimit
+    from chalicelib.limit_errors import ShareLimit
     from chalicelib.services import share_creation
     from chalicelib.services.uploads import UploadedFile
     settings, outcomes = deps.settings(), []
@@ -980,7 +980,7 @@ def test_concurrent_uploads_with_one_name_get_distinct_slugs(store_backend):
 
 
 def test_stale_pre_check_is_caught_by_the_transaction(store_backend, env):
-    from chalicelib.errors import ShareLimit
+    from chalicelib.limit_errors import ShareLimit
     from chalicelib.services import share_creation
     from chalicelib.services.uploads import UploadedFile
     from tests.factories import make_user

@@ -12,7 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib import clock, deps
-from chalicelib.errors import InvalidCursor, SpikeLimit
+from chalicelib.errors import InvalidCursor
+from chalicelib.limit_errors import SpikeLimit
 from chalicelib.services import push_listing, ratelimit, spike_posts, spikes
 from chalicelib.services.accounts import Accounts
 from chalicelib.services.spike_posts import NewSpike

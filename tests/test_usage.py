@@ -365,7 +365,7 @@ def test_a_stripping_step_retried_or_lost_to_another_run_counts_each_share_once(
 
 def test_spikes_recorded_show_in_usage_and_the_limit_reopens_next_period_without_the_job(
         client, user_token, clock, env):
-    from chalicelib.errors import SpikeLimit
+    from chalicelib.limit_errors import SpikeLimit
     from chalicelib.services import spike_posts
     from chalicelib.services.spike_posts import NewSpike
     from tests.factories import make_share

@@ -9,8 +9,8 @@ from chalicelib import deps
 from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
 from chalicelib.api.routing import READ_METHODS, json_response, route
-from chalicelib.errors import RateLimited
 from chalicelib.lazy import lazy_import
+from chalicelib.limit_errors import RateLimited
 
 account_schemas = lazy_import("chalicelib.api.account_schemas")
 schemas = lazy_import("chalicelib.api.schemas")

@@ -17,8 +17,9 @@ from chalicelib import deps, web
 from chalicelib.api import inputs
 from chalicelib.api.pages import html_page
 from chalicelib.api.routing import EMPTY_BODY_TYPE, READ_METHODS, error_response, route
-from chalicelib.errors import AuthFailed, AuthRequired, RateLimited, SpikesError
+from chalicelib.errors import AuthFailed, AuthRequired, SpikesError
 from chalicelib.lazy import lazy_import
+from chalicelib.limit_errors import RateLimited
 from chalicelib.services.uploads import MAX_PATH_SEGMENTS  # the routes' depth (light: no parser)
 
 accept = lazy_import("chalicelib.services.accept")

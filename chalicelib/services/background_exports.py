@@ -25,7 +25,7 @@ from typing import Any, Dict, Optional
 
 from chalicelib import clock
 from chalicelib.crypto import sign
-from chalicelib.errors import ExportLimit
+from chalicelib.limit_errors import ExportLimit
 from chalicelib.logs import get_logger
 from chalicelib.services import export_runs, exports, ownership, pending_work, share_access, spikes
 from chalicelib.services.identity import Principal

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Callable, TypeVar
 
 from chalicelib import clock
-from chalicelib.errors import KeyLimit
+from chalicelib.limit_errors import KeyLimit
 from chalicelib.store import apikeys as key_store
 from chalicelib.store import key_slots
 

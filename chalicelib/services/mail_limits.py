@@ -10,7 +10,7 @@ cost, and the bounces and complaints that get an account's sending suspended (24
 """
 from __future__ import annotations
 
-from chalicelib.errors import RateLimited
+from chalicelib.limit_errors import RateLimited
 from chalicelib.logs import get_logger
 from chalicelib.services import ratelimit
 from chalicelib.services.addresses import mailbox

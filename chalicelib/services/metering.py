@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from chalicelib import clock
-from chalicelib.errors import BudgetExceeded
+from chalicelib.limit_errors import BudgetExceeded
 from chalicelib.services import key_budgets, quotas
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from chalicelib import clock
-from chalicelib.errors import RateLimited
+from chalicelib.limit_errors import RateLimited
 from chalicelib.store import ledger
 
 # The tightest decision taken while serving the current request: the HTTP layer reports it

@@ -15,7 +15,8 @@ from typing import Callable, Iterator, List, Optional
 
 from chalicelib import clock
 from chalicelib.crypto import hash_password
-from chalicelib.errors import Conflict, ShareLimit, ValidationFailed
+from chalicelib.errors import Conflict, ValidationFailed
+from chalicelib.limit_errors import ShareLimit
 from chalicelib.logs import get_logger
 from chalicelib.services import metering, outbound_webhooks, ownership, quotas, shares, uploads
 from chalicelib.services.uploads import UploadedFile

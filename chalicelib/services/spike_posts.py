@@ -18,7 +18,8 @@ from datetime import datetime
 from typing import Any, Dict, Optional
 
 from chalicelib import clock
-from chalicelib.errors import BudgetExceeded, BudgetExceededForOthers, NotFound, SpikeLimit
+from chalicelib.errors import NotFound
+from chalicelib.limit_errors import BudgetExceeded, BudgetExceededForOthers, SpikeLimit
 from chalicelib.logs import get_logger
 from chalicelib.services import metering, outbound_webhooks, ownership, quotas, share_access, targets
 from chalicelib.services.identity import Principal
