@@ -336,43 +336,23 @@ def grows(server, args, figures: dict) -> None:
 
 # --- 2: round trips and consumed capacity ----------------------------------------------------
 
-CAPACITY_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "GetItem", "Query", "Scan", "BatchGetItem",
-                       "BatchWriteItem", "TransactWriteItems", "TransactGetItems"}
-
-
 def capacity_section(figures: dict) -> None:
     os.environ.update({**BENCH_ENV, "SPIKES_STAGE": "test", "SPIKES_LOG_LEVEL": "WARNING", "SPIKES_TOKEN": "bench-admin",
                        "SPIKES_MAIL_MODE": "console", "SPIKES_TABLE_PREFIX": f"b{uuid.uuid4().hex[:8]}-"})
     from chalice.test import Client
     from moto import mock_aws
-    from pynamodb.connection.base import Connection
     from pynamodb.exceptions import TableError
 
+    from bench.capacity import INDEXES, Meter, batch_get_figures, read_units, write_units
     from chalicelib import deps
     from chalicelib.store.setup import create_bucket, create_tables
     from tests import dynamodb_local
     from tests.factories import make_share, make_user
 
-    calls: collections.Counter = collections.Counter()
-    capacity = {"read": 0.0, "write": 0.0, "index": 0.0}
-    original = Connection._make_api_call
-
-    def measuring(self, operation_name, operation_kwargs):
-        calls[operation_name] += 1
-        if operation_name in CAPACITY_OPERATIONS:
-            operation_kwargs = {**operation_kwargs, "ReturnConsumedCapacity": "INDEXES"}
-        response = original(self, operation_name, operation_kwargs)
-        consumed = response.get("ConsumedCapacity") if isinstance(response, dict) else None
-        for entry in (consumed if isinstance(consumed, list) else [consumed] if consumed else []):
-            units = float(entry.get("CapacityUnits") or 0)
-            kind = "read" if operation_name in ("GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems") else "write"
-            capacity[kind] += units
-            capacity["index"] += sum(float(index.get("CapacityUnits") or 0)
-                                     for index in (entry.get("GlobalSecondaryIndexes") or {}).values())
-        return response
-
+    meter = Meter("INDEXES")
     print("\n2. DynamoDB round trips and consumed capacity per request (in-process, DynamoDB Local,"
-          " ReturnConsumedCapacity=INDEXES):", flush=True)
+          " ReturnConsumedCapacity=INDEXES; DynamoDB Local charges a BatchGetItem only for the items it"
+          " finds, so its RCU are followed by DynamoDB's, which charges every key asked):", flush=True)
     out = {}
     with dynamodb_local.running() as endpoint, mock_aws():
         os.environ["SPIKES_DYNAMODB_ENDPOINT_URL"] = endpoint
@@ -383,7 +363,7 @@ def capacity_section(figures: dict) -> None:
         except TableError:  # a CreateTable retried after a timeout on a loaded machine: it exists now
             create_tables(settings, deps.dynamodb_client())
         create_bucket(settings, deps.s3_client())
-        Connection._make_api_call = measuring
+        meter.install()
         try:
             make_user("cap-owner@example.com", "pro")
             share = make_share("cap-owner@example.com", "cap-share")
@@ -439,21 +419,25 @@ def capacity_section(figures: dict) -> None:
                         targets.forget()  # a new function
                     if "warm" in label or "retry" in label or label.startswith("GET /spikes"):
                         client.http.request(method, path, headers=headers, body=body)
-                    calls.clear()
-                    capacity.update(read=0.0, write=0.0, index=0.0)
+                    meter.clear()
                     response = client.http.request(method, path, headers=headers, body=body)
                     if label.startswith("POST /shares"):
                         uploaded_slug = json.loads(response.body)["slug"]
-                    total = sum(calls.values())
-                    detail = ", ".join(f"{op} {n}" for op, n in sorted(calls.items()))
-                    out[label] = {"status": response.status_code, "round_trips": total, "calls": dict(calls),
-                                  "rcu": capacity["read"], "wcu": capacity["write"], "index_units": capacity["index"],
-                                  "floor": floor}
+                    total = sum(meter.calls.values())
+                    detail = ", ".join(f"{op} {n}" for op, n in sorted(meter.calls.items()))
+                    rcu, rcu_on_dynamodb = read_units(meter.units)
+                    wcu, index_units = write_units(meter.units), meter.units[INDEXES]
+                    out[label] = {"status": response.status_code, "round_trips": total, "calls": dict(meter.calls),
+                                  "rcu": rcu, "rcu_on_dynamodb": rcu_on_dynamodb, "wcu": wcu,
+                                  "index_units": index_units, "floor": floor}
+                    batch_get = ""
+                    if meter.calls["BatchGetItem"]:
+                        batch_get = f" ({rcu_on_dynamodb:g} on DynamoDB: {batch_get_figures(meter.units)})"
                     print(f"  {label:<44} {response.status_code}  {total} trips ({detail});"
-                          f" {capacity['read']:g} RCU, {capacity['write']:g} WCU (indexes {capacity['index']:g})"
+                          f" {rcu:g} RCU{batch_get}, {wcu:g} WCU (indexes {index_units:g})"
                           f"   floor: {floor}", flush=True)
         finally:
-            Connection._make_api_call = original
+            meter.uninstall()
             deps.reset()
             os.environ.pop("SPIKES_DYNAMODB_ENDPOINT_URL", None)
     figures["capacity"] = out

@@ -26,7 +26,8 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Dict, List, Optional, Tuple
 
-from bench.run import BENCH_ENV, CAPACITY_OPERATIONS, _bench_token, machine
+from bench.capacity import CAPACITY_OPERATIONS, Meter, batch_get_figures, read_units
+from bench.run import BENCH_ENV, _bench_token, machine
 
 OWNER = "cap-owner@example.com"  # the address bench.run._bench_token signs in with
 MAX_ANSWERS = 2_000  # bounded: no listing here needs more answers than that
@@ -92,7 +93,6 @@ def main(argv=None) -> int:
                        "SPIKES_RATE_SHARE_LISTINGS_PER_MINUTE": "100000000"})  # pages of one account
     from chalice.test import Client
     from moto import mock_aws
-    from pynamodb.connection.base import Connection
 
     from chalicelib import deps
     from chalicelib.services.accounts import user_id_for
@@ -100,38 +100,22 @@ def main(argv=None) -> int:
     from tests import dynamodb_local
     from tests.factories import make_user
 
-    calls: collections.Counter = collections.Counter()
-    units = collections.Counter()
-    original = Connection._make_api_call
+    meter = Meter("TOTAL")
 
-    def measuring(self, operation_name, operation_kwargs):
-        calls[operation_name] += 1
-        if operation_name in CAPACITY_OPERATIONS:
-            operation_kwargs = {**operation_kwargs, "ReturnConsumedCapacity": "TOTAL"}
-        response = original(self, operation_name, operation_kwargs)
-        if operation_name == "BatchGetItem":
-            units["keys asked"] += sum(len(asked["Keys"]) for asked in operation_kwargs["RequestItems"].values())
-            units["items found"] += sum(len(found) for found in response.get("Responses", {}).values())
-        consumed = response.get("ConsumedCapacity") if isinstance(response, dict) else None
-        for entry in (consumed if isinstance(consumed, list) else [consumed] if consumed else []):
-            units[operation_name] += float(entry.get("CapacityUnits") or 0)
-        return response
-
-    def read_units(figures: collections.Counter) -> str:
-        """DynamoDB Local's figures; it charges a BatchGetItem only for the items it found, where
-        DynamoDB charges every key asked (0.5 RCU each read eventually consistently, an absent one
-        too: its BatchGetItem reference), so the AWS figure counts the keys."""
-        local = {op: round(n, 1) for op, n in sorted(figures.items()) if op in CAPACITY_OPERATIONS}
-        aws = sum(n for op, n in local.items() if op != "BatchGetItem") + 0.5 * figures["keys asked"]
-        return (f"RCU {local} = {sum(local.values()):.1f} (DynamoDB Local), {aws:.1f} on DynamoDB;"
-                f" counter keys asked {int(figures['keys asked'])}, found {int(figures['items found'])}")
+    def read_figures(units: collections.Counter) -> str:
+        """DynamoDB Local's units by operation, and the read units it and DynamoDB count
+        (bench/capacity.py: DynamoDB charges every key a BatchGetItem asks)."""
+        by_operation = {op: round(n, 1) for op, n in sorted(units.items()) if op in CAPACITY_OPERATIONS}
+        local, on_dynamodb = read_units(units)
+        return (f"units {by_operation}; RCU {local:.1f} (DynamoDB Local), {on_dynamodb:.1f} on DynamoDB;"
+                f" counters' {batch_get_figures(units)}")
 
     def measure(request):
-        calls.clear()
-        units.clear()
+        meter.clear()
         begun = time.perf_counter()
         response = request()
-        return {"ms": (time.perf_counter() - begun) * 1000, "calls": dict(calls), "units": dict(units)}, response
+        return ({"ms": (time.perf_counter() - begun) * 1000, "calls": dict(meter.calls), "units": dict(meter.units)},
+                response)
 
     def line(label: str, answers: List[dict]) -> str:
         made, read = collections.Counter(), collections.Counter()
@@ -140,7 +124,7 @@ def main(argv=None) -> int:
             read.update(answer["units"])
         return (f"  {label:<28} {len(answers):>4} answers {sum(a['shares'] for a in answers):>6} shares"
                 f" {sum(a['ms'] for a in answers):>8.0f} ms  calls {dict(sorted(made.items()))};"
-                f" {read_units(read)}")
+                f" {read_figures(read)}")
 
     print(f"machine: {machine()}, load average {os.getloadavg()[0]:.1f}", flush=True)
     print(f"GET /shares of one account (in-process, DynamoDB Local in memory; {args.files} files a manifest,"
@@ -150,7 +134,6 @@ def main(argv=None) -> int:
         for count in args.shares:
             os.environ["SPIKES_TABLE_PREFIX"] = f"l{uuid.uuid4().hex[:8]}-"
             deps.reset()
-            Connection._make_api_call = original
             create_tables(deps.settings(), deps.dynamodb_client())
             create_bucket(deps.settings(), deps.s3_client())
             make_user(OWNER, "pro")
@@ -160,7 +143,7 @@ def main(argv=None) -> int:
             from app import app
             with Client(app, stage_name="test") as client:
                 auth = {"Authorization": f"Bearer {_bench_token(client)}"}
-                Connection._make_api_call = measuring
+                meter.install()
                 try:
                     for label, page in (("CLI (no limit), to the end", None), (f"pages of {args.page}", args.page)):
                         items, answers = list_all(client, auth, page, measure)
@@ -169,9 +152,9 @@ def main(argv=None) -> int:
                         first = answers[0]
                         print(f"  {'  its first answer':<28} {first['shares']:>6} shares {first['bytes']:>9} B"
                               f" {first['ms']:>8.0f} ms  calls {first['calls']};"
-                              f" {read_units(collections.Counter(first['units']))}", flush=True)
+                              f" {read_figures(collections.Counter(first['units']))}", flush=True)
                 finally:
-                    Connection._make_api_call = original
+                    meter.uninstall()
     print(f"load average at the end {os.getloadavg()[0]:.1f}", flush=True)
     return 0
 
