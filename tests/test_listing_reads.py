@@ -16,7 +16,7 @@ import pytest
 from chalicelib.api import spikes as spike_routes
 from chalicelib.services import push_listing
 from chalicelib.store import rows
-from tests.conftest import ADMIN_TOKEN, call, sign_in
+from tests.conftest import ADMIN_TOKEN, call, sign_in, sign_up_agents
 from tests.factories import make_share
 from tests.test_apikeys import create_key
 from tests.test_open_spikes import _stored, counting_reads
@@ -167,6 +167,26 @@ def test_an_owners_key_without_spikes_read_reads_the_owners_project_as_anyone_do
     answer = backend_client.http.get(f"/spikes/export?project={public_share.share_id}&rating=love&format=jsonl",
                                      headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 409 and json.loads(answer.body)["code"] == "EXPORT_TOO_LARGE"
+
+
+def test_a_bare_array_of_feedback_not_ones_own_holds_one_page(backend_client, public_share, monkeypatch):
+    """The push's bare array (``?token=``, ``ureq``) holds up to 10,000 spikes, read a page at a
+    time, and counts as one listing of the network's (307): any key (an agent's signup) on someone
+    else's project read ten pages for one count, ten times what 307 and 284 allow a network. The
+    push lists only its caller's own feedback: for anyone else the array now holds one page, and
+    its X-Next-Cursor goes on (docs/security.md, 328). The owner's array is as before."""
+    monkeypatch.setattr(spike_routes, "MAX_LIMIT", 50)
+    monkeypatch.setattr(push_listing, "READ_SIZE", 20)
+    [agent] = sign_up_agents(backend_client, 1)
+    query = f"/spikes?project={public_share.share_id}"
+    status, body, headers = call(backend_client, "GET", f"{query}&token={agent}", headers=CLI)
+    assert status == 200 and len(body) == 50 and headers["X-RateLimit-Limit"], len(body)  # before: all 300
+    status, rest, _ = call(backend_client, "GET", f"{query}&token={agent}&cursor={headers[spike_routes.NEXT_CURSOR]}",
+                           headers=CLI)
+    assert status == 200 and rest[0]["id"] < body[-1]["id"] and len(rest) == 50
+    owner = sign_in(backend_client, "owner@example.com")
+    status, body, headers = call(backend_client, "GET", f"{query}&token={owner}", headers=CLI)
+    assert status == 200 and len(body) == STORED and spike_routes.NEXT_CURSOR not in headers
 
 
 def test_an_export_of_a_project_not_ones_own_reads_no_more_than_its_budget(backend_client, public_share, monkeypatch):

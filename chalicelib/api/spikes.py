@@ -192,6 +192,10 @@ def list_spikes():
     # on someone else's project reads as the anonymous caller does (docs/security.md, 282).
     read_limit = None if decided.as_owner() else \
         spikes.ReadLimit(max(min(limit, MAX_LIMIT) + 1, ANONYMOUS_READ_ITEMS), ANONYMOUS_READ_QUERIES)
+    if bare_array and read_limit is not None:
+        # Counted once, like a page: ten pages' reads for one count of the network's, for feedback
+        # not the caller's, which the push never lists (docs/security.md, 328).
+        limit = min(limit, MAX_LIMIT)
     if bare_array:  # ends short of time too (281): the push re-posts what it does not see, never lost
         listed = push_listing.list_unpaged(scope, filters, limit, cursor, secret, MAX_LISTING_BYTES,
                                            reviewer_emails, keep_reading=keep_reading, read_limit=read_limit)
