@@ -99,13 +99,16 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     # checks that it holds no feedback (its total's counters), in one transaction. On the agent
     # tier the upload's held charge (outbox) is dropped with that tombstone and given back in the
     # ledger, or released (moved to a reporting queue) with a check that the kept share is pending.
+    # Finishes claims no call completed (services/claim_work.py): what POST /auth/link-key moves
+    # (shares, spikes, retired slugs, keys and their places), with the same writes.
     SHARE_DELETIONS_FUNCTION: {
         # GetItem: a kept upload's charge released in a later period than it was charged in is
         # capped by its owner's (and its key's) cap as they are then.
         "users": ("GetItem", "UpdateItem"),
-        "keys": ("GetItem",),
+        # BatchGetItem, UpdateItem: a claim's keys, read a page at a time and moved.
+        "keys": ("GetItem", "BatchGetItem", "UpdateItem"),
         "shares": ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"),
-        "spikes": ("BatchWriteItem",),
+        "spikes": ("BatchWriteItem", "UpdateItem"),  # UpdateItem: a claim's spikes moved
         # BatchGetItem: a deletion finished within a minute of its tombstone first reads the
         # share's total, to tell a spike the project index does not list yet (security 230).
         "ledger": ("GetItem", "UpdateItem", "BatchGetItem", "BatchWriteItem", "ConditionCheckItem"),
@@ -136,8 +139,12 @@ INDEX_QUERIES: Dict[str, Dict[str, Tuple[str, ...]]] = {
         "deliveries": ("due_index",),  # the runs Stripe events left, oldest first
     },
     SHARE_DELETIONS_FUNCTION: {
-        "spikes": ("project_index",),
-        "deliveries": ("due_index",),  # its pending deletions and unfinished uploads, oldest first
+        # owner_index of each, reserved_index: a claimed account's shares, spikes, keys and retired slugs.
+        "shares": ("owner_index", "reserved_index"),
+        "spikes": ("project_index", "owner_index"),
+        "keys": ("owner_index",),
+        # its pending deletions, unfinished uploads and claims, oldest first
+        "deliveries": ("due_index",),
     },
     WEBHOOK_DELIVERIES_FUNCTION: {
         "deliveries": ("due_index",),

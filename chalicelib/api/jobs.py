@@ -16,6 +16,7 @@ background_exports = lazy_import("chalicelib.services.background_exports")
 export_runs = lazy_import("chalicelib.services.export_runs")
 webhook_delivery = lazy_import("chalicelib.services.webhook_delivery")
 quota_reset_job = lazy_import("chalicelib.services.quota_reset")
+claim_work = lazy_import("chalicelib.services.claim_work")
 share_cleanup = lazy_import("chalicelib.services.share_cleanup")
 usage_report_job = lazy_import("chalicelib.services.usage_report")
 
@@ -35,7 +36,8 @@ def quota_reset(event: Any) -> Dict[str, Any]:
 # Every 15 minutes: finish share deletions whose clean-up failed and was not retried (a share
 # being deleted is already gone for everyone; this removes what is left of it), remove the
 # files of direct uploads whose function died before it stored their share, and remove
-# presigned uploads left pending a day after they started.
+# presigned uploads left pending a day after they started; then finish the claims of key-only
+# accounts no call completed (services/claim_work.py).
 @bp.schedule(Rate(15, unit=Rate.MINUTES), name="share_deletions")
 def share_deletions(event: Any) -> Dict[str, Any]:
     settings = deps.settings()
@@ -44,7 +46,8 @@ def share_deletions(event: Any) -> Dict[str, Any]:
     until = now + share_cleanup.DELETION_SECONDS_PER_RUN
     return {**share_cleanup.finish_pending_deletions(files, now, until=until),
             **share_cleanup.finish_abandoned_uploads(files, now),
-            **share_cleanup.expire_unfinished_uploads(files, now, settings.presign_ttl_seconds)}
+            **share_cleanup.expire_unfinished_uploads(files, now, settings.presign_ttl_seconds),
+            **claim_work.finish_pending_claims(now)}
 
 
 # Every minute: the webhook deliveries that are due (the local server runs the same pass every

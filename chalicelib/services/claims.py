@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.errors import AuthFailed, Conflict, ScopeDenied
@@ -14,7 +14,7 @@ from chalicelib.services.apikeys import authenticate
 from chalicelib.services.scopes import FULL, expand
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import key_moves, reserved_slugs, share_moves, spike_moves
+from chalicelib.store import key_moves, pending_claims, reserved_slugs, share_moves, spike_moves
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import ApiKey, User
 
@@ -60,43 +60,55 @@ def claim(user: User, raw: str, settings: Settings) -> Claimed:
         claimed = account_store.get(key.claimed_from, consistent=True) if key.claimed_from else None
         if claimed is None or claimed.merged_into != user.user_id:
             return Claimed(key.claimed_from or user.user_id, 0, 0, 0)
-        return _move_all(claimed, user, key, presented_moved=True)
+        return _move_all(claimed, user.user_id, key, presented_moved=True)
     if owner.email is not None or (owner.merged_into and owner.merged_into != user.user_id):
         raise Conflict("This key belongs to an account that is not key-only; it cannot be claimed")
+    # Owed from before the marking on, until a call completes it: the share_deletions job
+    # finishes one that no call completes (a 202 not sent again, a call that died; 333).
+    pending_claims.record(owner.user_id, clock.epoch())
     if not account_store.mark_merged(owner, user.user_id):
         raise Conflict("This account was claimed by someone else meanwhile")
-    return _move_all(owner, user, key, presented_moved=False)
+    return _move_all(owner, user.user_id, key, presented_moved=False)
 
 
-def _move_all(owner: User, user: User, key: ApiKey, presented_moved: bool) -> Claimed:
+def finish(claimed: User, seconds: float) -> Claimed:
+    """Go on moving what is left of a claim of ``claimed`` (marked ``merged_into``) for
+    ``seconds`` at most, with no key presented (the share_deletions job: services/claim_work.py)."""
+    return _move_all(claimed, claimed.merged_into, None, presented_moved=True, seconds=seconds)
+
+
+def _move_all(owner: User, new_owner: str, key: Optional[ApiKey], presented_moved: bool,
+              seconds: Optional[float] = None) -> Claimed:
     """Everything of the marked ``owner`` to ``user``, read after the marking: nothing is written
     for a marked account (keys: store/key_slots.take; shares: store/shares.insert; own spikes:
     store/spikes.insert; a share's spikes: its owner, checked by each post), so what
     these reads do not find is only what their indexes did not show yet (looked for again while
     the account's counts say shares or own spikes are left). Each step only once the one
     before finished in time, the presented key last."""
-    deadline = time.monotonic() + MOVE_SECONDS
+    deadline = time.monotonic() + (MOVE_SECONDS if seconds is None else seconds)
 
     def in_time() -> bool:
         return time.monotonic() < deadline
-    moved_shares, done = _move_shares(owner.user_id, user.user_id, in_time)
-    moved_spikes, done = _move_spikes(owner.user_id, user.user_id, in_time) if done else (0, False)
+    moved_shares, done = _move_shares(owner.user_id, new_owner, in_time)
+    moved_spikes, done = _move_spikes(owner.user_id, new_owner, in_time) if done else (0, False)
     # Its deleted shares' slugs, kept for it, are kept for the new owner (docs/shares.md "Slugs").
     for slug in reserved_slugs.reserved_for(owner.user_id) if done else ():
-        reserved_slugs.move_reservation(slug, owner.user_id, user.user_id)
+        reserved_slugs.move_reservation(slug, owner.user_id, new_owner)
         done = in_time()
         if not done:
             break
-    moved_keys, done = _move_keys(owner.user_id, user.user_id, key, presented_moved, in_time) if done else (0, False)
-    log.info("account.claimed", account_id=owner.user_id, user_id=user.user_id, keys=moved_keys,
+    moved_keys, done = _move_keys(owner.user_id, new_owner, key, presented_moved, in_time) if done else (0, False)
+    if done:
+        pending_claims.forget(owner.user_id)
+    log.info("account.claimed", account_id=owner.user_id, user_id=new_owner, keys=moved_keys,
              shares=moved_shares, spikes=moved_spikes, again=presented_moved, complete=done)
     return Claimed(owner.user_id, moved_keys, moved_shares, moved_spikes, complete=done)
 
 
-def _move_keys(old_owner: str, new_owner: str, key: ApiKey, presented_moved: bool,
+def _move_keys(old_owner: str, new_owner: str, key: Optional[ApiKey], presented_moved: bool,
                in_time: Callable[[], bool]) -> Tuple[int, bool]:
-    """Its keys, the presented one last: until it moves, a retry can finish the claim. How many
-    moved, and False when time ran out first (the presented key not moved)."""
+    """Its keys, the presented one (if any) last: until it moves, a retry can finish the claim.
+    How many moved, and False when time ran out first (the presented key not moved)."""
     # Their places move with them, however many the user holds already: the claim never fails
     # for it; the user creates no key until below the cap again (services/key_places.py).
     now = clock.epoch()
@@ -104,14 +116,14 @@ def _move_keys(old_owner: str, new_owner: str, key: ApiKey, presented_moved: boo
     key_places.ensure_counted(new_owner, now)
     # Every key it will ever hold, those the owner index does not show yet included.
     moved = 0
-    for page in key_moves.pages_of(old_owner, known=[key]):
+    for page in key_moves.pages_of(old_owner, known=[key] if key is not None else []):
         for item in page:
-            if item.key_id != key.key_id:
+            if key is None or item.key_id != key.key_id:
                 key_moves.move_to_owner(item, old_owner, new_owner)
                 moved += 1
                 if not in_time():
                     return moved, False
-    if not presented_moved:
+    if not presented_moved and key is not None:
         key_moves.move_to_owner(key, old_owner, new_owner)
         moved += 1
     return moved, True

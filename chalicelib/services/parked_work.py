@@ -7,7 +7,8 @@ event's share changes the webhook left to the quota reset), ``release#<share_id>
 (a share's held webhook events to end), ``share-deletion#<share_id>`` (a deletion to finish),
 ``direct-upload#<share_id>@<epoch>`` or ``presigned-upload#<share_id>@<epoch>`` (an upload left
 unfinished to clean up: store/share_work.py), ``export#<export id>`` (a background export to
-continue: store/exports.py). Its ``reason`` is the error its last attempt raised.
+continue: store/exports.py), ``claim#<account id>`` (a claim of a key-only account to finish:
+store/pending_claims.py). Its ``reason`` is the error its last attempt raised.
 Requeue one once the cause is fixed: it is due at once, its attempts counted from zero, and
 continues from its checkpoint; a unit parked by a bug fails again until the fix is deployed.
 Each requeue is one update conditioned on the unit still being parked, so two operators at
@@ -21,13 +22,13 @@ from typing import Any, Dict, List, Optional, Tuple
 from chalicelib import clock
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.logs import get_logger
-from chalicelib.store import exports, pro_feature_runs, share_work, webhook_releases
+from chalicelib.store import exports, pending_claims, pro_feature_runs, share_work, webhook_releases
 from chalicelib.store.models import Delivery
 from chalicelib.store.pending_queue import PendingQueue
 
 log = get_logger("spikes.parked_work")
 
-QUEUES = (pro_feature_runs.QUEUE, webhook_releases.QUEUE, *share_work.QUEUES, exports.QUEUE)
+QUEUES = (pro_feature_runs.QUEUE, webhook_releases.QUEUE, *share_work.QUEUES, exports.QUEUE, pending_claims.CLAIMS)
 LISTED_PER_QUEUE = 1000
 
 

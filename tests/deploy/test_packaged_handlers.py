@@ -150,7 +150,8 @@ def test_the_packaged_handlers_answer_proxy_events_against_the_stack(built, stag
     assert exported == {"pending": 0, "advanced": 0, "finished": 0, "failed": 0, "parked": 0, "stopped": None}, exported
     assert deleted == {"pending": 0, "finished": 0, "failed": 0, "abandoned_uploads_removed": 0,
                        "abandoned_uploads_failed": 0, "unfinished_uploads_expired": 0, "unfinished_uploads_kept": 0,
-                       "unfinished_uploads_failed": 0}, deleted
+                       "unfinished_uploads_failed": 0, "claims_pending": 0, "claims_finished": 0,
+                       "claims_failed": 0}, deleted
     assert delivered == {"attempted": 0, "delivered": 0, "retrying": 0, "failed": 0, "paused": 0, "deferred": 0, "held_ended": 0,
                          "releases_failed": 0, "releases_parked": 0, "releases_stopped": None, "errors": 0}, delivered
 

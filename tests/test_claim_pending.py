@@ -1,0 +1,97 @@
+"""A claim its client never finishes is finished by the share_deletions job (docs/security.md 333).
+
+A claim moves for a bounded time per call (319) and answers 202 with some left; a client that
+does not call again (the dashboard's tab closed, an agent's script that ignored the 202), or a
+call that died halfway, left the account half moved for good: part of its feedback, shares and
+keys under the claimed account, missing from the person's listings, exports, counts and the MCP
+server's get_spikes. The claim now records a pending unit before it marks the account; the call
+that completes forgets it, and the job finishes any still pending once the unit's time came."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from chalicelib import clock, deps
+from chalicelib.services import claims
+from chalicelib.store import accounts as account_store
+from chalicelib.store import key_slots, pending_claims, spike_moves
+from chalicelib.store.models import Delivery
+from tests.conftest import call
+from tests.test_claim_bounds import OWN_SPIKES, _agent_with_shares_and_spikes, _everything_is_the_humans
+from tests.test_usage import SCHEDULE_EVENT
+
+
+def _run_job(client, after: timedelta) -> dict:
+    """The share_deletions scheduled function ``after`` from now (checked against its own role)."""
+    moment = clock.now() + after
+    clock.use(lambda: moment)
+    try:
+        return client.lambda_.invoke("share_deletions", SCHEDULE_EVENT).payload
+    finally:
+        clock.use(None)
+
+
+def _pending(account_id: str) -> bool:
+    try:
+        Delivery.get(pending_claims.CLAIMS.prefix + account_id, consistent_read=True)
+        return True
+    except Delivery.DoesNotExist:
+        return False
+
+
+def _counts_are_exact(account_id: str, human_id: str, shares: int, live_keys: int) -> None:
+    claimed, human = (account_store.get(user_id, consistent=True) for user_id in (account_id, human_id))
+    assert (claimed.active_shares, human.active_shares) == (0, shares)
+    assert not account_store.own_spikes_left(account_id)
+    assert key_slots.holders(account_id) == [] and len(key_slots.holders(human_id)) == live_keys
+
+
+def test_a_claim_its_client_never_sends_again_is_finished_by_the_job(backend_client, monkeypatch):
+    client = backend_client
+    created, share_ids, human, human_id = _agent_with_shares_and_spikes(client, "never-again@example.com")
+    account_id = created["account_id"]
+    monkeypatch.setattr(claims, "MOVE_SECONDS", 0.0, raising=False)
+    monkeypatch.setattr(spike_moves, "PAGE", 2, raising=False)
+    status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": created["api_key"]}, token=human)
+    assert status == 202 and not body["complete"], body
+    status, listed, _ = call(client, "GET", "/spikes", token=human)
+    assert status == 200 and len(listed["data"]) < OWN_SPIKES + len(share_ids), listed  # half moved
+    # The client's own call again has the first go: the unit is not due while one may still run.
+    _run_job(client, timedelta(seconds=10))
+    assert _pending(account_id)
+    _run_job(client, timedelta(minutes=15))
+    _everything_is_the_humans(account_id, human_id, share_ids, (created["key_id"], created["made_key_id"]))
+    _counts_are_exact(account_id, human_id, len(share_ids), live_keys=2)
+    assert not _pending(account_id)
+    status, listed, _ = call(client, "GET", "/spikes", token=human)
+    assert status == 200 and len(listed["data"]) == OWN_SPIKES + len(share_ids), listed
+    status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": created["api_key"]}, token=human)
+    assert status == 200 and body["complete"] and body["moved"] == {"keys": 0, "shares": 0, "spikes": 0}, body
+
+
+def test_a_claim_whose_call_died_is_finished_by_the_job(backend_client, monkeypatch):
+    client = backend_client
+    created, share_ids, human, human_id = _agent_with_shares_and_spikes(client, "call-died@example.com")
+    monkeypatch.setattr(spike_moves, "PAGE", 2, raising=False)
+    moving = spike_moves._move_page
+
+    def dies(owned, old_owner, new_owner):
+        raise RuntimeError("the function ended here")
+    monkeypatch.setattr(spike_moves, "_move_page", dies)
+    with pytest.raises(RuntimeError):
+        claims.claim(account_store.get(human_id, consistent=True), created["api_key"], deps.settings())
+    monkeypatch.setattr(spike_moves, "_move_page", moving)
+    _run_job(client, timedelta(minutes=15))
+    _everything_is_the_humans(created["account_id"], human_id, share_ids, (created["key_id"], created["made_key_id"]))
+    _counts_are_exact(created["account_id"], human_id, len(share_ids), live_keys=2)
+    assert not _pending(created["account_id"])
+
+
+def test_a_claim_that_completes_leaves_nothing_pending(backend_client):
+    client = backend_client
+    created, share_ids, human, human_id = _agent_with_shares_and_spikes(client, "completes@example.com")
+    status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": created["api_key"]}, token=human)
+    assert status == 200 and body["complete"], body
+    assert not _pending(created["account_id"])
+    _counts_are_exact(created["account_id"], human_id, len(share_ids), live_keys=2)
