@@ -483,6 +483,63 @@ def test_every_finding_the_docs_cite_is_a_section_of_docs_security_md():
     assert len(cited) >= 150, "the pattern no longer finds the findings the docs cite"
 
 
+def _github_anchor(heading: str) -> str:
+    """The id GitHub gives a heading: lowercase, every punctuation mark but hyphens dropped, spaces
+    to hyphens (`## 309. Listing one's shares ...` is `#309-listing-ones-shares-...`)."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _heading_anchors(text: str) -> dict:
+    """Each heading's anchor to its text; a repeated one gets `-1`, `-2` as on GitHub. Lines of a
+    fenced block are not headings."""
+    anchors: dict = {}
+    for heading in re.findall(r"^#{1,6} (.+)$", re.sub(r"^```.*?^```", "", text, flags=re.M | re.S), re.M):
+        base = anchor = _github_anchor(heading)
+        repeat = 0
+        while anchor in anchors:
+            repeat += 1
+            anchor = f"{base}-{repeat}"
+        anchors[anchor] = heading
+    return anchors
+
+
+def _finding_index_problems(text: str) -> list:
+    """What the index of findings of docs/security.md gets wrong: a `## <n>.` finding not listed,
+    one listed twice, a link whose anchor is not its finding's heading, a finding it says changed
+    another that is no section, and any link of the doc to an anchor no heading has."""
+    anchors = _heading_anchors(text)
+    findings = {int(heading.split(".")[0]): anchor for anchor, heading in anchors.items()
+                if re.match(r"\d+\. ", heading)}
+    index = text.split("\n# Index of findings\n", 1)[-1].split("\n# ", 1)[0] if "\n# Index of findings\n" in text else ""
+    links = [(int(number), anchor) for number, anchor in re.findall(r"^- \[(\d+)\]\(#([^)\s]+)\)", index, re.M)]
+    listed = [number for number, _ in links]
+    later = [int(number) for match in re.findall(r"(?:changed|extended|completed) by ((?:\d+(?:, | and )?)+)", index)
+             for number in re.findall(r"\d+", match)]
+    return ([f"not indexed: {number}" for number in sorted(set(findings) - set(listed))]
+            + [f"indexed twice: {number}" for number in sorted({n for n in listed if listed.count(n) > 1})]
+            + [f"wrong anchor: {number} #{anchor}" for number, anchor in links if findings.get(number) != anchor]
+            + [f"no such finding: {number}" for number in later if number not in findings]
+            + [f"no such heading: #{anchor}" for anchor in re.findall(r"\]\(#([^)\s]+)\)", text) if anchor not in anchors])
+
+
+def test_every_finding_of_docs_security_md_is_in_its_index():
+    """docs/security.md's findings are in the order they were found; a reader asking what protects
+    sign-in or limits exports reads its index by area, so every finding must be listed there once,
+    each link must land on its finding, and a new finding is indexed when it is written."""
+    assert _github_anchor("309. Listing one's shares is limited per account") == \
+        "309-listing-ones-shares-is-limited-per-account"
+    assert _github_anchor("19. Reviewers' addresses need `spikes:read`") == "19-reviewers-addresses-need-spikesread"
+    sample = ("# Findings\n\nSee [the index](#index-of-finding).\n\n# Index of findings\n\n"
+              "- [1](#1-a-b) A, b (changed by 2 and 9)\n- [2](#2-c) C\n- [2](#2-c) C\n- [3](#3-d) D\n"
+              "- [4](#1-a-b) E\n\n# The review\n\n## 1. A, b\n\n## 2. C!\n\n## 4. E\n\n## 5. F\n")
+    assert _finding_index_problems(sample) == [
+        "not indexed: 5", "indexed twice: 2", "wrong anchor: 3 #3-d", "wrong anchor: 4 #1-a-b",
+        "no such finding: 9", "no such heading: #index-of-finding", "no such heading: #3-d"]
+    text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    assert _finding_index_problems(text) == []
+    assert len(re.findall(r"^## \d+\. ", text, re.M)) >= 200, "the pattern no longer finds the findings"
+
+
 # --- the routes the docs name -----------------------------------------------------------------
 
 # Paths the docs name that are not this server's: Stripe's API, upstream spikes.sh's hosted
