@@ -510,16 +510,19 @@ def _finding_index_problems(text: str) -> list:
     anchors = _heading_anchors(text)
     findings = {int(heading.split(".")[0]): anchor for anchor, heading in anchors.items()
                 if re.match(r"\d+\. ", heading)}
-    index = text.split("\n# Index of findings\n", 1)[-1].split("\n# ", 1)[0] if "\n# Index of findings\n" in text else ""
+    heading = "\n# Index of findings\n"
+    index = text.split(heading, 1)[1].split("\n# ", 1)[0] if heading in text else ""
     links = [(int(number), anchor) for number, anchor in re.findall(r"^- \[(\d+)\]\(#([^)\s]+)\)", index, re.M)]
     listed = [number for number, _ in links]
     later = [int(number) for match in re.findall(r"(?:changed|extended|completed) by ((?:\d+(?:, | and )?)+)", index)
              for number in re.findall(r"\d+", match)]
-    return ([f"not indexed: {number}" for number in sorted(set(findings) - set(listed))]
+    return ([f"not indexed: {number} (add `- [{number}](#{findings[number]}) <title>` under its area)"
+             for number in sorted(set(findings) - set(listed))]
             + [f"indexed twice: {number}" for number in sorted({n for n in listed if listed.count(n) > 1})]
             + [f"wrong anchor: {number} #{anchor}" for number, anchor in links if findings.get(number) != anchor]
             + [f"no such finding: {number}" for number in later if number not in findings]
-            + [f"no such heading: #{anchor}" for anchor in re.findall(r"\]\(#([^)\s]+)\)", text) if anchor not in anchors])
+            + [f"no such heading: #{anchor}" for anchor in re.findall(r"\]\(#([^)\s]+)\)", text)
+               if anchor not in anchors])
 
 
 def test_every_finding_of_docs_security_md_is_in_its_index():
@@ -533,8 +536,9 @@ def test_every_finding_of_docs_security_md_is_in_its_index():
               "- [1](#1-a-b) A, b (changed by 2 and 9)\n- [2](#2-c) C\n- [2](#2-c) C\n- [3](#3-d) D\n"
               "- [4](#1-a-b) E\n\n# The review\n\n## 1. A, b\n\n## 2. C!\n\n## 4. E\n\n## 5. F\n")
     assert _finding_index_problems(sample) == [
-        "not indexed: 5", "indexed twice: 2", "wrong anchor: 3 #3-d", "wrong anchor: 4 #1-a-b",
-        "no such finding: 9", "no such heading: #index-of-finding", "no such heading: #3-d"]
+        "not indexed: 5 (add `- [5](#5-f) <title>` under its area)", "indexed twice: 2",
+        "wrong anchor: 3 #3-d", "wrong anchor: 4 #1-a-b", "no such finding: 9",
+        "no such heading: #index-of-finding", "no such heading: #3-d"]
     text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
     assert _finding_index_problems(text) == []
     assert len(re.findall(r"^## \d+\. ", text, re.M)) >= 200, "the pattern no longer finds the findings"
