@@ -167,10 +167,12 @@ destroy: $(STAMP)
 secrets: $(STAMP)
 	$(AWS_REAL) $(BIN)/python -m infra.secrets --stage=$(call quoted,STAGE) $(if $(value ROTATE),--rotate=$(call quoted,ROTATE))
 
-## A short end-to-end check of a deployed stage: make smoke URL=https://... [TOKEN=...]
+## A short end-to-end check of a deployed stage: make smoke URL=https://... [TOKEN=...]. Only a TOKEN on
+## the command line is sent: one merely exported (the README's local walkthrough) stops the run.
+## Not echoed: the line carries the token.
 smoke: $(STAMP)
 	@test -n $(call quoted,URL) || { echo "usage: make smoke URL=https://<api-id>.execute-api.<region>.amazonaws.com/api [TOKEN=...]" >&2; exit 1; }
-	$(BIN)/python -m infra.smoke $(call quoted,URL)
+	@$(if $(filter command line,$(origin TOKEN)),SMOKE_TOKEN=$(call quoted,TOKEN)) $(BIN)/python -m infra.smoke $(call quoted,URL)
 
 ## The agent tier's usage events parked in the dead queue (docs/agents.md): list them (the default),
 ## requeue or drop: make usage-events STAGE=prod [ARGS='requeue <identifier> [--force]' | ARGS='drop <identifier>'].

@@ -2,8 +2,10 @@
 
 Health, the widget script, a share uploaded and served, a spike posted to it and read back,
 then the share deleted again. Creating a share needs an account: ``TOKEN=<bearer token or API
-key>`` (``spikes login``, or ``POST /auth/api-key``), else the stage's agent sign-up is tried (on
-in local stages, off in AWS unless enabled) and the key it made is revoked at the end.
+key>`` on make's command line (``spikes login``, or ``POST /auth/api-key``), which make hands over
+as ``SMOKE_TOKEN``; else the stage's agent sign-up is tried (on in local stages, off in AWS unless
+enabled) and the key it made is revoked at the end. A ``TOKEN`` merely exported (the README's
+local walkthrough exports one) is refused, never sent: it was meant for another server.
 
 What a run leaves (docs/deploy.md, "Checking a stage"): the retired slug of its share, which
 stays its owner's (one, ``spikes-smoke-test``, reused by every run of the same account); after a
@@ -128,12 +130,24 @@ def best_effort(step: Callable[[], None], failure: str, out) -> None:
         print(failure, file=out)
 
 
+def given_token(environ=os.environ) -> Optional[str]:
+    """The credential given for this run: SMOKE_TOKEN, set by make from a TOKEN on its command line
+    (empty: sign up). A TOKEN only exported is another server's, so it stops the run unsent."""
+    if "SMOKE_TOKEN" in environ:
+        return environ["SMOKE_TOKEN"] or None
+    if environ.get("TOKEN"):
+        raise SmokeFailed("TOKEN is exported in this shell but was not given for this stage, so it is not sent "
+                          "(the README's local walkthrough exports one): run make smoke URL=... TOKEN=<a credential "
+                          "of this stage>, or TOKEN= to sign up (docs/deploy.md, 'Checking a stage')")
+    return None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", help="the stage's API URL (make deploy prints it)")
     args = parser.parse_args(argv)
     try:
-        run(args.url, os.environ.get("TOKEN") or None)
+        run(args.url, given_token())
     except (SmokeFailed, requests.RequestException) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1

@@ -62,6 +62,26 @@ def test_make_secrets_and_smoke_pass_their_values_as_given(tmp_path):
     assert smoke_call[-1] == "https://x.example/api?a='b'&c=$d"
 
 
+def test_make_smoke_hands_over_only_a_token_from_its_command_line(tmp_path):
+    # An exported TOKEN (the README's local walkthrough) is not handed over: smoke refuses it.
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    fake_bin, log, stamp = tmp_path / "bin", tmp_path / "seen", tmp_path / "installed"
+    fake_bin.mkdir()
+    stamp.touch()
+    (fake_bin / "python").write_text(f"#!{sys.executable}\nimport json, os\n"
+                                     f"open({str(log)!r}, 'a').write(json.dumps(os.environ.get('SMOKE_TOKEN')) + '\\n')\n")
+    (fake_bin / "python").chmod(0o755)
+    env = {key: value for key, value in os.environ.items() if key not in ("URL", "TOKEN", "SMOKE_TOKEN")}
+    for arguments, extra_env in ((["TOKEN=it's $x"], {}), ([], {"TOKEN": "exported"}), (["TOKEN="], {"TOKEN": "exported"})):
+        done = subprocess.run(["make", "-s", "smoke", "URL=https://x.example/api", *arguments, f"BIN={fake_bin}",
+                               f"STAMP={stamp}"], cwd=ROOT, env={**env, **extra_env}, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "it's" not in done.stdout + done.stderr  # the line carrying the token is not echoed
+    assert [json.loads(line) for line in log.read_text().splitlines()] == ["it's $x", None, ""]
+
+
 def test_the_deploy_command_takes_a_value_starting_with_a_dash(monkeypatch):
     seen = {}
 

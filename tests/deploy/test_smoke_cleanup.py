@@ -90,3 +90,23 @@ def test_a_smoke_that_signed_up_revokes_its_key(monkeypatch):
             assert "smoke key revoked" in smoke.run("https://stage/api", out=out)
             assert "key-only account usr_1" in out.getvalue()
         assert StageWithSignup.deleted == ["https://stage/api/shares/shr_1", "https://stage/api/auth/api-key/key_1"]
+
+
+class NoStage:
+    """Any request is a failure: the run must stop before sending anything."""
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the smoke sent a request ({name}) it should not have")
+
+
+def test_an_exported_token_is_refused_unsent(monkeypatch, capsys):
+    # The README's local walkthrough exports TOKEN; `make smoke URL=<a deployed stage>` later sent
+    # that local credential to the stage. Only a token make was given (SMOKE_TOKEN) is sent now.
+    monkeypatch.setattr(smoke.requests, "Session", NoStage)
+    monkeypatch.delenv("SMOKE_TOKEN", raising=False)
+    monkeypatch.setenv("TOKEN", "local-walkthrough-token")
+    assert smoke.main(["https://stage/api"]) == 1
+    error = capsys.readouterr().err
+    assert "TOKEN is exported" in error and "TOKEN=" in error and "local-walkthrough-token" not in error
+    assert smoke.given_token({"TOKEN": "local", "SMOKE_TOKEN": "stage-key"}) == "stage-key"
+    assert smoke.given_token({"TOKEN": "local", "SMOKE_TOKEN": ""}) is None  # TOKEN= given empty: sign up
+    assert smoke.given_token({}) is None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 
@@ -36,7 +37,8 @@ def test_smoke_passes_against_a_running_server_and_cleans_up(live_server, monkey
 
 
 def test_smoke_fails_loudly_on_a_wrong_url(live_server):
-    result = subprocess.run([sys.executable, "-m", "infra.smoke", live_server.url + "/no-such-prefix"], cwd=ROOT,
+    env = {key: value for key, value in os.environ.items() if key not in ("TOKEN", "SMOKE_TOKEN")}  # no credential
+    result = subprocess.run([sys.executable, "-m", "infra.smoke", live_server.url + "/no-such-prefix"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "FAILED:" in result.stderr and "404" in result.stderr
