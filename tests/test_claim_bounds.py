@@ -132,3 +132,24 @@ def test_a_claim_reads_an_accounts_keys_a_page_at_a_time(backend_client, monkeyp
     human_id = user_id_for("many-keys-claim@example.com")
     assert {key_store.get(key_id).user_id for key_id in [created["key_id"], *made]} == {human_id}
     assert all(key_store.get(key_id).claimed_from == created["account_id"] for key_id in made)
+
+
+def test_keys_another_call_moved_meanwhile_are_not_counted_as_moved_again(backend_client, monkeypatch):
+    """Two calls of a claim (two tabs, a retry racing the first, the job finishing a claim while
+    the person calls again) move each key once, its condition on the old owner deciding, but
+    every call counted every key it had read as moved, so their answers said more keys moved than
+    the account had; shares and spikes were counted only where moved. A call whose read of the
+    keys another call's moves overtook now counts none of them."""
+    from chalicelib.store import key_moves
+    client = backend_client
+    created, share_ids, human, human_id = _agent_with_shares_and_spikes(client, "raced-claim@example.com")
+    presented = key_store.get(created["key_id"])
+    read_before = list(key_moves.pages_of(created["account_id"], known=[presented]))
+    status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": created["api_key"]}, token=human)
+    assert status == 200 and body["moved"]["keys"] == 2, body  # the other call: everything
+    # This call read the keys before the other one moved them, and moves after it.
+    monkeypatch.setattr(key_moves, "pages_of", lambda owner_id, known=(): iter(read_before))
+    moved, done = claims._move_keys(created["account_id"], human_id, presented, False, lambda: True)
+    assert (moved, done) == (0, True)  # before: 2
+    _everything_is_the_humans(created["account_id"], human_id, share_ids, (created["key_id"], created["made_key_id"]))
+

@@ -119,13 +119,12 @@ def _move_keys(old_owner: str, new_owner: str, key: Optional[ApiKey], presented_
     for page in key_moves.pages_of(old_owner, known=[key] if key is not None else []):
         for item in page:
             if key is None or item.key_id != key.key_id:
-                key_moves.move_to_owner(item, old_owner, new_owner)
-                moved += 1
+                # Counted only if this call moved it: another call, or the job, may have first.
+                moved += key_moves.move_to_owner(item, old_owner, new_owner)
                 if not in_time():
                     return moved, False
     if not presented_moved and key is not None:
-        key_moves.move_to_owner(key, old_owner, new_owner)
-        moved += 1
+        moved += key_moves.move_to_owner(key, old_owner, new_owner)
     return moved, True
 
 
