@@ -109,7 +109,7 @@ test-e2e: $(STAMP) $(DDB_LOCAL) system-deps
 ## write answers 503 from then on, and on Ctrl-C the share files are saved to a new folder without tables.
 ## Refuses a folder no local server made (DATA_DIR=. would take the checkout with it).
 clean-data: | python-check
-	@$(PYTHON) -m tools.data_dir_in_use "$(DATA_DIR)"
+	@$(PYTHON) -m tools.data_dir_in_use -- "$(DATA_DIR)"
 	rm -rf -- "$(DATA_DIR)"
 
 ## The feedback path's figures (docs/performance.md): wrk from apt when missing.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,20 @@ def test_clean_data_wipes_only_a_folder_a_local_server_made(tmp_path):
     empty.mkdir()
     assert clean(empty).returncode == 0 and not empty.exists()
     assert clean(missing).returncode == 0
+
+
+def test_the_data_folder_check_reads_options_as_options(tmp_path):
+    # `python -m tools.data_dir_in_use --help` took "--help" for a folder: checked, passed, silent.
+    def check(*arguments):
+        return subprocess.run([sys.executable, "-m", "tools.data_dir_in_use", *arguments], cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=60)
+    helped = check("--help")
+    assert helped.returncode == 0 and "usage:" in helped.stdout and "data_dir" in helped.stdout
+    unknown = check("--bogus")
+    assert unknown.returncode == 2 and "unrecognized arguments: --bogus" in unknown.stderr
+    odd = tmp_path / "-x"  # a folder whose name starts with -, as make passes it (after --)
+    odd.mkdir()
+    (odd / "kept").write_text("x")
+    refused = check("--", "-x")
+    assert refused.returncode == 1 and "not a local server's data folder" in refused.stderr

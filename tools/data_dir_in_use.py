@@ -10,6 +10,7 @@ the system Python, before any venv exists.
 """
 from __future__ import annotations
 
+import argparse
 import fcntl
 import os
 import re
@@ -58,7 +59,13 @@ def not_a_data_dir(data_dir: Path) -> bool:
 
 
 def main(argv: list) -> int:
-    data_dir = Path(argv[1] if len(argv) > 1 else ".local-data")
+    """``argv`` without the program name. An option it does not know is an error (exit 2), never a
+    folder: ``--help`` was taken for one, checked and passed without a word."""
+    parser = argparse.ArgumentParser(prog="python -m tools.data_dir_in_use", description=(
+        "make clean-data's check: exit 1 while a local server holds the folder, or when no local server made it"))
+    parser.add_argument("data_dir", nargs="?", default=".local-data", type=Path,
+                        help="the local server's data folder (default: .local-data); after -- it may start with -")
+    data_dir = parser.parse_args(argv).data_dir
     if not_a_data_dir(data_dir):
         print(f"{data_dir} is not a local server's data folder (it has no {' or '.join(SERVER_MARKS)}): "
               f"make clean-data wipes only those. Check DATA_DIR, or remove the folder yourself.", file=sys.stderr)
@@ -72,4 +79,4 @@ def main(argv: list) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main(sys.argv[1:]))
