@@ -112,8 +112,8 @@ def _move_keys(old_owner: str, new_owner: str, key: Optional[ApiKey], presented_
     # Their places move with them, however many the user holds already: the claim never fails
     # for it; the user creates no key until below the cap again (services/key_places.py).
     now = clock.epoch()
-    key_places.ensure_counted(old_owner, now)
-    key_places.ensure_counted(new_owner, now)
+    if not (key_places.ensure_counted(old_owner, now) and key_places.ensure_counted(new_owner, now)):
+        return 0, False  # an account from before the places, counted a part a call (334)
     # Every key it will ever hold, those the owner index does not show yet included.
     moved = 0
     for page in key_moves.pages_of(old_owner, known=[key] if key is not None else []):

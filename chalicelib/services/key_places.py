@@ -11,7 +11,9 @@ moved, gone) before it gives up with ``429 KEY_LIMIT``. An expired key cannot be
 covers clocks that differ between Lambdas.
 
 Accounts from before the places were kept are counted once, by the first request that
-changes one of their keys (``store/key_slots.start_counting``).
+changes one of their keys (``store/key_slots.start_counting``), a bounded part of their keys a
+request: while the counting goes on, a change answers 503 with Retry-After and a claim 202
+(docs/security.md 334).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Callable, TypeVar
 
 from chalicelib import clock
+from chalicelib.errors import DependencyUnavailable
 from chalicelib.limit_errors import KeyLimit
 from chalicelib.store import apikeys as key_store
 from chalicelib.store import key_slots
@@ -32,9 +35,17 @@ def _expired_before(now: float) -> str:
     return clock.iso_millis(datetime.fromtimestamp(now - EXPIRED_GRACE_SECONDS, timezone.utc))
 
 
-def ensure_counted(user_id: str, now: float) -> None:
-    if key_slots.holders(user_id) is None:
-        key_slots.start_counting(user_id, _expired_before(now))
+def ensure_counted(user_id: str, now: float) -> bool:
+    """Whether the account is counted, after counting a part of it if it was not (False: not
+    yet, call again)."""
+    return key_slots.holders(user_id) is not None or key_slots.start_counting(user_id, _expired_before(now))
+
+
+def _count(user_id: str, now: float) -> None:
+    """Go on counting the account; DependencyUnavailable (503, Retry-After) while it is not done."""
+    if not key_slots.start_counting(user_id, _expired_before(now)):
+        raise DependencyUnavailable("This account's API keys are being counted (it predates the key cap); "
+                                    "retry in a moment", retry_after=1)
 
 
 def counted(user_id: str, now: float, write: Callable[[], T]) -> T:
@@ -43,7 +54,7 @@ def counted(user_id: str, now: float, write: Callable[[], T]) -> T:
     try:
         return write()
     except key_slots.NotCounted:
-        key_slots.start_counting(user_id, _expired_before(now))
+        _count(user_id, now)
         return write()
 
 
@@ -77,7 +88,7 @@ def _make_room(user_id: str, cap: int, now: float) -> bool:
     was not counted yet, a place was freed meanwhile, or this call freed some)."""
     held = key_slots.holders(user_id)
     if held is None:
-        key_slots.start_counting(user_id, _expired_before(now))
+        _count(user_id, now)
         return True
     if len(held) < cap:
         return True

@@ -12,16 +12,18 @@ account full.
 
 Accounts from before the map have none: every write here is conditioned on it existing (a
 missing map fails the write, ``NotCounted``), and ``start_counting`` writes it once from the
-owner index, only while it is still missing, never over a map another request wrote.
+owner index, only while it is still missing, never over a map another request wrote; a
+bounded part of the index a call, where it stopped kept on the account (docs/security.md 334).
 """
 from __future__ import annotations
 
+import json
 from typing import Callable, Iterable, List, Optional
 
 from pynamodb.expressions.condition import size
 
 from chalicelib.errors import DependencyUnavailable
-from chalicelib.store import transactions
+from chalicelib.store import rows, transactions
 from chalicelib.store.models import ApiKey, User
 from chalicelib.store.transactions import Transaction, update_if
 
@@ -66,15 +68,47 @@ def merged(user_id: str) -> bool:
         return False
 
 
-def start_counting(user_id: str, expired_before: str) -> None:
+# What counting an account from before ``live_keys`` reads per request at most: its owner index
+# holds its revoked keys too (kept for good, 30 made an hour), so a year of rotations is some
+# 260,000 items, which one request cannot read (docs/security.md 334). Where a request stopped
+# is kept on the account (``live_keys_counted_to``, and the live ids found so far in
+# ``live_keys_counting``); the next request goes on from there.
+COUNT_PAGE = 1000
+COUNT_READ_ITEMS = 10_000
+COUNT_QUERIES = 20
+
+
+def start_counting(user_id: str, expired_before: str) -> bool:
     """Count an account from before ``live_keys``: its keys neither revoked nor expired at
-    ``expired_before``, read on the owner index, written only while the account still has no
-    map (a request that counted it meanwhile wins; its count stands). Every later change is
-    conditioned on the map, so none can land between this read and this write."""
+    ``expired_before``, read on the owner index, at most ``COUNT_READ_ITEMS`` a call, from where
+    the call before stopped. Each call's progress, and the map at the end, are written only
+    while the account still has no map and its progress is as this call read it (a request that
+    counted it meanwhile wins; its count stands). Every key change is conditioned on the map, so
+    none can land while the counting runs. True once the account is counted (False: call again)."""
+    try:
+        state = User.get(user_id, consistent_read=True,
+                         attributes_to_get=["user_id", "live_keys", "live_keys_counting", "live_keys_counted_to"])
+    except User.DoesNotExist:
+        return True  # nothing to count: a write for it is refused as before
+    if state.live_keys is not None:
+        return True
     live = ApiKey.revoked_at.does_not_exist() & (ApiKey.expires_at.does_not_exist()
                                                  | (ApiKey.expires_at > expired_before))
-    ids = {key.key_id: True for key in ApiKey.owner_index.query(user_id, filter_condition=live)}
-    update_if(User(user_id), [User.live_keys.set(ids)], User.user_id.exists() & User.live_keys.does_not_exist())
+    start = json.loads(state.live_keys_counted_to) if state.live_keys_counted_to else None
+    found, ended = rows.query_index(ApiKey, ApiKey.owner_index, user_id, limit=COUNT_READ_ITEMS, filter_condition=live,
+                                    start_key=start, page_size=COUNT_PAGE, projection=["key_id", "user_id", "created_at"],
+                                    read_limit=rows.ReadLimit(COUNT_READ_ITEMS, COUNT_QUERIES))
+    ids = {**(state.live_keys_counting.as_dict() if state.live_keys_counting else {}),
+           **{row.key_id: True for row in found}}
+    as_read = User.user_id.exists() & User.live_keys.does_not_exist() & (
+        User.live_keys_counted_to == state.live_keys_counted_to if state.live_keys_counted_to
+        else User.live_keys_counted_to.does_not_exist())
+    if ended is None:  # read to its end: the map, unless another request wrote it or went on meanwhile
+        return update_if(User(user_id), [User.live_keys.set(ids), User.live_keys_counting.remove(),
+                                         User.live_keys_counted_to.remove()], as_read) or holders(user_id) is not None
+    update_if(User(user_id), [User.live_keys_counting.set(ids), User.live_keys_counted_to.set(json.dumps(ended))],
+              as_read)  # refused: another request went on from here first, and the next call goes on from there
+    return False
 
 
 def release(user_id: str, key_ids: Iterable[str]) -> None:

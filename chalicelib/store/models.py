@@ -84,6 +84,10 @@ class User(_Base):
     # changed in the transaction that writes, revokes or moves a key (store/key_slots.py).
     # Absent on accounts from before it was kept, until their first key change counts them.
     live_keys = MapAttribute(null=True)
+    # Counting an account without live_keys, a bounded read a request (store/key_slots.py): the
+    # owner index's key where the last request stopped, and the live key ids found before it.
+    live_keys_counted_to = UnicodeAttribute(null=True)
+    live_keys_counting = MapAttribute(null=True)
     stripe_customer_index = StripeCustomerIndex()
     merged_index = MergedIntoIndex()
 
