@@ -441,6 +441,26 @@ def test_an_export_of_feedback_not_ones_own_reads_no_more_than_its_budget(client
     assert (shown["status"], shown["spike_count"]) == ("done", 60)
 
 
+def test_an_export_of_feedback_not_ones_own_counts_its_reads_over_runs_that_ran_out_of_time(
+        client, owner_share, monkeypatch, not_in_the_request):
+    """284's budget is over all of a background export's runs: a run whose time ran out saves what
+    it read with its position, and the next run adds to it. Each run here has time for two Queries
+    of 10; were the count left behind by such a save, every run would start from none, and the
+    export would read all 60 spikes and be done."""
+    from chalicelib.api import spikes as spike_routes
+    from chalicelib.store import rows
+    from tests.test_open_spikes import counting_reads
+    monkeypatch.setattr(spike_routes, "ANONYMOUS_EXPORT_ITEMS", 40)
+    real_iterate = rows.iterate_index
+    monkeypatch.setattr(rows, "iterate_index", lambda *args, **kwargs: real_iterate(*args, read_size=10, **kwargs))
+    _, share_id = owner_share  # 60 spikes, none rated "no"
+    started = _start(client, f"?project={share_id}&rating=no")[1]
+    reads = counting_reads(monkeypatch)
+    shown, runs = _runs_until_done(client, started, budget_checks=2, query=f"?project={share_id}")
+    assert runs > 2 and shown["status"] == "failed" and "at most 40 spikes" in shown["error"]
+    assert reads["items read"] <= 40 + 1  # and one item read to see whether any follows
+
+
 def test_a_run_that_fails_after_reading_still_counts_its_reads_against_the_budget(
         client, owner_share, monkeypatch, not_in_the_request):
     """A background export of feedback not its starter's counts its reads over its runs (284), but
