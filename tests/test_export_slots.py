@@ -180,6 +180,10 @@ def test_a_slot_is_held_while_a_run_begun_before_the_deadline_may_still_read(cli
         assert export_store.claim(running["id"], int(last_run.timestamp()), export_runs.LEASE_SECONDS) is not None
         clock.use(lambda: deadline + timedelta(seconds=1))  # that run still reads
         assert _start(client, f"?project={share_id}", token)[1]["code"] == "EXPORT_LIMIT"
+        # Its lease is up by the runner's clock; by one 30 s behind it, that run reads on still.
+        lease_end_behind = last_run + timedelta(seconds=export_runs.LEASE_SECONDS + 30)
+        clock.use(lambda: lease_end_behind)
+        assert _start(client, f"?project={share_id}", token)[1]["code"] == "EXPORT_LIMIT"
         after_it = deadline + timedelta(seconds=background_exports.SLOT_OVERRUN_SECONDS + 1)
         clock.use(lambda: after_it)  # no run of it can be going, however late its clock: the slot is free
         status, started, _ = _start(client, f"?project={share_id}", token)
