@@ -69,6 +69,11 @@ def test_a_claim_moves_a_bounded_part_per_call_and_the_same_call_again_moves_the
         if status == 200:
             break
     assert answers[-1][0] == 200 and len(answers) > 2, answers
+    # Each step only once the one before finished: no share moves after a spike, no spike after a key.
+    progress = [tuple(bool(body["moved"][step]) for step in ("shares", "spikes", "keys")) for _, body in answers]
+    for step in range(2):
+        begun = [moved[step + 1] for moved in progress].index(True)
+        assert not any(moved[step] for moved in progress[begun + 1:]), answers
     assert sum(body["moved"]["shares"] for _, body in answers) == len(share_ids)
     assert sum(body["moved"]["spikes"] for _, body in answers) == OWN_SPIKES + len(share_ids)
     assert sum(body["moved"]["keys"] for _, body in answers) == 2
