@@ -62,8 +62,12 @@ def refuse_when_full(user_id: str, cap: int, now: float, limit_making_room: Call
     """Before a creation takes its hourly allowance: ``KeyLimit`` when every place is held by a
     key that can still be used, so a refusal uses none of it. Making room reads the keys
     holding places, so how often it runs is bounded apart (``limit_making_room``); a place taken
-    meanwhile is still refused by the key's transaction (``within_cap``)."""
+    meanwhile is still refused by the key's transaction (``within_cap``). An account from before
+    the places is counted first, so a 503 while that goes on uses none of it either (334)."""
     held = key_slots.holders(user_id)
+    if held is None:
+        _count(user_id, now)
+        held = key_slots.holders(user_id)
     if held is None or len(held) < cap:
         return
     limit_making_room()
