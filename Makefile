@@ -142,7 +142,8 @@ DEPLOY_OPTIONS := $(call deploy_option,MAIL_FROM,mail-from) $(call deploy_option
   $(call deploy_option,STRIPE_PRICE_ID,stripe-price-id) $(call deploy_option,ALARM_EMAIL,alarm-email) \
   $(call deploy_option,STRIPE_AGENT_SPIKE_PRICE_ID,stripe-agent-spike-price-id) \
   $(call deploy_option,STRIPE_AGENT_SHARE_PRICE_ID,stripe-agent-share-price-id) \
-  $(call deploy_option,AGENT_SIGNUP,agent-signup) $(call deploy_option,LOG_RETENTION_DAYS,log-retention-days)
+  $(call deploy_option,AGENT_SIGNUP,agent-signup) $(call deploy_option,LOG_RETENTION_DAYS,log-retention-days) \
+  $(call deploy_option,PUBLIC_BASE_URL,public-base-url)
 
 ## Write build/$(STAGE)/: the code package and the CloudFormation template. Touches no AWS.
 package: $(STAMP)

@@ -28,7 +28,8 @@ OPTION_PARAMETERS = {"mail_from": "MailFrom", "mail_from_name": "MailFromName", 
                      "certificate_arn": "CertificateArn", "stripe_price_id": "StripePriceId",
                      "stripe_agent_spike_price_id": "StripeAgentSpikePriceId",
                      "stripe_agent_share_price_id": "StripeAgentSharePriceId", "agent_signup": "AgentSignup",
-                     "alarm_email": "AlarmEmail", "log_retention_days": "LogRetentionDays"}
+                     "alarm_email": "AlarmEmail", "log_retention_days": "LogRetentionDays",
+                     "public_base_url": "PublicBaseUrl"}
 # A stack in one of these holds nothing to update: it is created again (after a look at what it holds).
 CREATED_AGAIN = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "REVIEW_IN_PROGRESS", "IMPORT_ROLLBACK_COMPLETE")
 
@@ -199,10 +200,12 @@ class Deployer:
         template_url = f"https://{bucket}.s3.{self.region}.amazonaws.com/{template_key}"
 
         values: Dict[str, Optional[str]] = {"Stage": stage, "CodeBucket": bucket, "CodeKey": code_key, **given}
-        # Links in mail and share URLs: the custom domain (the template uses it), else the
-        # API's own URL, which exists only once the stack does (then a second, quick update).
+        # Links in mail and share URLs: the custom domain (the template uses it), else the URL
+        # given, else (left out) the one deployed, else (or given empty) the API's own URL, which
+        # exists only once the stack does (then a second, quick update).
         known_url = self.outputs(existing).get("ApiUrl") if existing else None
-        values["PublicBaseUrl"] = options.get("public_base_url") or known_url or ""
+        kept = "" if "PublicBaseUrl" in given else previous.get("PublicBaseUrl", "")
+        values["PublicBaseUrl"] = given.get("PublicBaseUrl") or kept or known_url or ""
         declared = set(json.loads(template_bytes).get("Parameters", {}))
         parameters = self._parameters(values, previous, declared)
         if importing:
@@ -565,7 +568,6 @@ def main(argv=None) -> int:
     up.add_argument("--package", action="store_true", help="package first (make deploy does)")
     for option in OPTION_PARAMETERS:
         up.add_argument("--" + option.replace("_", "-"), default=None)
-    up.add_argument("--public-base-url", default=None)
     up.add_argument("--import-data", action="store_true",
                     help="a new stack takes the tables and the bucket an earlier one of the stage kept")
     down = commands.add_parser("destroy")
@@ -582,7 +584,6 @@ def main(argv=None) -> int:
         package.build(args.stage, Path(args.build_dir))
     # An option given empty is kept as such: it clears the parameter (None leaves it as deployed).
     options = {option: getattr(args, option) for option in OPTION_PARAMETERS}
-    options["public_base_url"] = args.public_base_url or None
     options["import_data"] = args.import_data
     deployer.deploy(args.stage, Path(args.build_dir), options, interactive=sys.stdin.isatty())
     return 0

@@ -18,7 +18,7 @@ VARIABLES = {"MailFrom": "MAIL_FROM", "MailFromName": "MAIL_FROM_NAME", "DomainN
              "CertificateArn": "CERTIFICATE_ARN", "StripePriceId": "STRIPE_PRICE_ID",
              "StripeAgentSpikePriceId": "STRIPE_AGENT_SPIKE_PRICE_ID",
              "StripeAgentSharePriceId": "STRIPE_AGENT_SHARE_PRICE_ID", "AgentSignup": "AGENT_SIGNUP",
-             "AlarmEmail": "ALARM_EMAIL", "LogRetentionDays": "LOG_RETENTION_DAYS"}
+             "AlarmEmail": "ALARM_EMAIL", "LogRetentionDays": "LOG_RETENTION_DAYS", "PublicBaseUrl": "PUBLIC_BASE_URL"}
 # A host name API Gateway takes as a regional custom domain (no scheme, path, port or wildcard).
 HOST_NAME = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 CERTIFICATE = re.compile(r"^arn:(?P<partition>aws[a-z-]*):acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[A-Za-z0-9-]+$")

@@ -337,8 +337,9 @@ PARAMETERS = {
     "MailFrom": {"Type": "String", "Description": "Sender address of magic-link mail; verified in SES (itself or its domain).",
                  "AllowedPattern": "^[^@\\s]+@[^@\\s]+$"},
     "MailFromName": {"Type": "String", "Default": "Spikes", "Description": "Display name of the sender."},
-    "PublicBaseUrl": {"Type": "String", "Default": "",
-                      "Description": "Public URL of the API for links in mail and share URLs (make deploy sets it)."},
+    "PublicBaseUrl": {"Type": "String", "Default": "", "AllowedPattern": "^(https://[^/\\s?#]+(/[^\\s?#]*)?)?$",
+                      "Description": "Public URL of the API for links in mail and share URLs (make deploy sets it): "
+                                     "https://, no query or fragment."},
     "DomainName": {"Type": "String", "Default": "", "Description": "Optional custom domain, e.g. feedback.example.com."},
     "CertificateArn": {"Type": "String", "Default": "",
                        "Description": "ACM certificate for DomainName, in the stack's region (with DomainName)."},

@@ -61,3 +61,26 @@ def test_an_option_set_empty_returns_to_the_templates_default(built):
         assert (now["AlarmEmail"], now["StripePriceId"], now["AgentSignup"], now["LogRetentionDays"]) == ("", "", "", "30")
         with pytest.raises(SystemExit, match="MAIL_FROM cannot be cleared"):
             deploy_stack(built, mail_from="")
+
+
+def test_the_public_base_url_goes_through_make_and_is_kept_until_given_again(built):
+    # `--public-base-url` had no make variable, and a later deploy without it put the API's own
+    # URL back: links in mail and share URLs moved off the name they were set to without a word.
+    if shutil.which("make"):
+        env = {key: value for key, value in os.environ.items() if key != "PUBLIC_BASE_URL"}
+        dry = subprocess.run(["make", "-n", "deploy", "STAGE=staging", "PUBLIC_BASE_URL=https://shares.example.com"],
+                             cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, env=env)
+        assert dry.returncode == 0, dry.stderr
+        assert "--public-base-url='https://shares.example.com'" in dry.stdout
+    with mock_aws():
+        api_url = deploy_stack(built)["outputs"]["ApiUrl"]
+        assert parameters()["PublicBaseUrl"] == api_url
+        deploy_stack(built, public_base_url="https://shares.example.com")
+        assert parameters()["PublicBaseUrl"] == "https://shares.example.com"
+        deploy_stack(built, mail_from=None)  # left out: kept
+        assert parameters()["PublicBaseUrl"] == "https://shares.example.com"
+        deploy_stack(built, public_base_url="")  # given empty: back to the API's own URL
+        assert parameters()["PublicBaseUrl"] == api_url
+        with pytest.raises(SystemExit, match="PUBLIC_BASE_URL='shares.example.com'"):
+            deploy_stack(built, public_base_url="shares.example.com")  # no scheme: every link would be broken
+        assert parameters()["PublicBaseUrl"] == api_url
