@@ -95,3 +95,29 @@ def test_a_claim_that_completes_leaves_nothing_pending(backend_client):
     assert status == 200 and body["complete"], body
     assert not _pending(created["account_id"])
     _counts_are_exact(created["account_id"], human_id, len(share_ids), live_keys=2)
+
+
+def test_a_claim_the_job_did_not_finish_waits_behind_the_others(backend_client, monkeypatch):
+    """A run moves the oldest pending claims for its time; one it does not finish is due again
+    behind the others (``CLAIMS.postpone``), so a claim too large for a run does not take every
+    run's time while a smaller one, recorded later, waits for ever."""
+    from chalicelib.services import claim_work
+    client = backend_client
+    monkeypatch.setattr(claims, "MOVE_SECONDS", 0.0, raising=False)
+    monkeypatch.setattr(spike_moves, "PAGE", 2, raising=False)
+    agents = []
+    for email in ("first-claimer@example.com", "second-claimer@example.com"):
+        created, _, human, _ = _agent_with_shares_and_spikes(client, email)
+        status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": created["api_key"]}, token=human)
+        assert status == 202 and body["moved"]["shares"] == 1, body  # one of its two shares moved
+        agents.append(created["account_id"])
+    later = clock.now() + timedelta(minutes=15)
+    clock.use(lambda: later)
+    try:  # each run reads one unit and has time for one share of it
+        for _ in range(2):
+            claim_work.finish_pending_claims(clock.epoch(), limit=1, seconds=0.001)
+    finally:
+        clock.use(None)
+    # The first claim's run moved its other share; the second run took the second claim's turn.
+    assert [account_store.get(account_id, consistent=True).active_shares for account_id in agents] == [0, 0]
+    assert all(_pending(account_id) for account_id in agents)
