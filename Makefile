@@ -80,7 +80,7 @@ dev-deps:
 ## Start the API on http://127.0.0.1:8000 on DynamoDB Local (S3 and SES on an embedded emulator);
 ## data kept in $(DATA_DIR)/.
 dev: $(STAMP) dev-deps
-	$(BIN)/python -m tools.devserver --data-dir "$(DATA_DIR)"
+	$(BIN)/python -m tools.devserver --data-dir=$(call quoted,DATA_DIR)
 
 ## Run the whole suite: in-process API tests, DynamoDB Local runs, end-to-end and browser tests,
 ## then the reliability suite.
@@ -109,8 +109,8 @@ test-e2e: $(STAMP) $(DDB_LOCAL) system-deps
 ## write answers 503 from then on, and on Ctrl-C the share files are saved to a new folder without tables.
 ## Refuses a folder no local server made (DATA_DIR=. would take the checkout with it).
 clean-data: | python-check
-	@$(PYTHON) -m tools.data_dir_in_use -- "$(DATA_DIR)"
-	rm -rf -- "$(DATA_DIR)"
+	@$(PYTHON) -m tools.data_dir_in_use -- $(call quoted,DATA_DIR)
+	rm -rf -- $(call quoted,DATA_DIR)
 
 ## The feedback path's figures (docs/performance.md): wrk from apt when missing.
 bench: $(STAMP) $(DDB_LOCAL) system-deps dev-deps

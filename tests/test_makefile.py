@@ -107,6 +107,21 @@ def test_clean_data_wipes_only_a_folder_a_local_server_made(tmp_path):
     assert clean(missing).returncode == 0
 
 
+def test_clean_data_takes_the_folder_name_as_it_is(tmp_path):
+    # DATA_DIR went to the shell in double quotes, so a $(...) or a backquote in it ran as a command,
+    # in the rm -rf line too; the folder's name is now one shell word, read by nothing.
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    ran = tmp_path / "ran"
+    data_dir = tmp_path / ("data `touch " + str(ran) + "` $HOME")
+    (data_dir / "s3").mkdir(parents=True)
+    (data_dir / "admin-token").write_text("x")
+    done = subprocess.run(["make", "-s", "clean-data", f"DATA_DIR={data_dir}"], cwd=ROOT, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert not data_dir.exists() and not ran.exists()
+
+
 def test_the_data_folder_check_reads_options_as_options(tmp_path):
     # `python -m tools.data_dir_in_use --help` took "--help" for a folder: checked, passed, silent.
     def check(*arguments):
