@@ -727,7 +727,7 @@ def test_locking_and_reopening_protected_shares_follow_the_owners_stored_tier(st
     assert share_store.get_by_id(share.share_id, consistent=True).status == share_store.ACTIVE
 
 
-def test_a_key_made_by_a_key_is_named_on_its_maker_and_revoked_with_it(store_backend):
+def test_a_key_made_by_a_key_is_named_on_its_maker_and_revoked_with_it(store_backend, monkeypatch):
     """The creation's transaction adds the new key to its maker's ``made_keys`` only while
     the maker is not revoked; a revocation reads them from the maker's own item."""
     from chalicelib.services import apikeys
@@ -738,6 +738,8 @@ def test_a_key_made_by_a_key_is_named_on_its_maker_and_revoked_with_it(store_bac
     revoked = key_store.revoke_with_made(ApiKey.get(maker.key_id), (owner.user_id,), "2026-12-03T00:00:00.000Z")
     assert sorted(key.key_id for key in revoked) == sorted([maker.key_id, made.key_id])
     assert ApiKey.get(made.key_id, consistent_read=True).revoked_at == "2026-12-03T00:00:00.000Z"
+    # Revoked and full at once (MAX_MADE_KEYS made): told revoked (401), not full (409).
+    monkeypatch.setattr(key_store, "MAX_MADE_KEYS", 1)
     with pytest.raises(key_store.ParentRevoked):
         key_store.insert(ApiKey("key_late", key_hash="h", key_prefix="p", user_id=owner.user_id,
                                 created_at="2026-12-03T00:00:01.000Z", created_by=f"key:{maker.key_id}"),
