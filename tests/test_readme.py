@@ -526,7 +526,7 @@ def _finding_index_problems(text: str) -> list:
 
 
 def test_every_finding_of_docs_security_md_is_in_its_index():
-    """docs/security.md's findings are in the order they were found; a reader asking what protects
+    """docs/security.md's findings are in number order; a reader asking what protects
     sign-in or limits exports reads its index by area, so every finding must be listed there once,
     each link must land on its finding, and a new finding is indexed when it is written."""
     assert _github_anchor("309. Listing one's shares is limited per account") == \
@@ -542,6 +542,22 @@ def test_every_finding_of_docs_security_md_is_in_its_index():
     text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
     assert _finding_index_problems(text) == []
     assert len(re.findall(r"^## \d+\. ", text, re.M)) >= 200, "the pattern no longer finds the findings"
+
+
+def _findings_out_of_order(text: str) -> list:
+    """The `## <n>.` findings that come after a higher-numbered one."""
+    numbers = [int(number) for number in re.findall(r"^## (\d+)\. ", text, re.M)]
+    return [f"{number} after {highest}" for highest, number in
+            ((max(numbers[:at]), number) for at, number in enumerate(numbers) if at)
+            if number < highest]
+
+
+def test_the_findings_of_docs_security_md_are_in_number_order():
+    """Docs and code cite findings by number ("docs/security.md 171"); a reader finds one by
+    scrolling, so a finding added by another helper goes where its number belongs, not at the end."""
+    assert _findings_out_of_order("## 1. A\n\n## 3. B\n\n## 2. C\n\n## 4. D\n") == ["2 after 3"]
+    text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    assert _findings_out_of_order(text) == []
 
 
 # --- the routes the docs name -----------------------------------------------------------------
