@@ -278,6 +278,10 @@ SET_MEMBER_WRITES = {
         "the keys a key made, on that key's own item: the revocation writes the same item, which is "
         "what makes the set final once the key is revoked (docs/security.md, 35); one key's "
         "making, rate limited, not the installation's work",
+    ("chalicelib/store/older_made_keys.py", "ApiKey.made_keys.add"):
+        "an older key's children found on the owner index (made before made_keys was kept), on that "
+        "key's own item once it is revoked, so a revocation's next request goes on from them "
+        "(docs/security.md, 348); what one key made, not the installation's work",
     ("chalicelib/store/ledger.py", "LedgerItem.members.delete"): "empties an earlier version's work sets",
 }
 

@@ -79,3 +79,63 @@ def test_a_key_makes_at_most_max_made_keys_and_is_told_so(backend_client, monkey
     # A revoked maker is told it is revoked, not that it is full.
     assert call(client, "DELETE", f"/auth/api-key/{maker['key_id']}", token=session)[0] == 200
     assert call(client, "POST", "/auth/api-key", {"name": "late"}, token=maker["api_key"])[0] == 401
+
+
+OLDER_HISTORY = 10
+READ_AT_MOST = 4
+
+
+def test_revoking_a_key_from_before_made_keys_reads_a_bounded_part_of_its_account_per_request(store_backend,
+                                                                                          monkeypatch):
+    """A key from before ``made_keys`` may have made keys it does not name, found on the owner
+    index only: every revocation of it read the account's whole index, its revoked keys included
+    (kept for good, 30 made an hour: some 260,000 in a year of rotations), in one request that
+    such a read outlasts, and every retry read it all again, so what the key made stayed live
+    (docs/security.md 348). A request now reads a bounded part, goes on where the last stopped,
+    answers 503 meanwhile, and marks the key looked up once the index is read to its end."""
+    from pynamodb.connection.table import TableConnection
+
+    from chalicelib.errors import DependencyUnavailable
+    from chalicelib.store import older_made_keys
+    scanned, querying = [], TableConnection.query
+
+    def query(self, *args, **kwargs):
+        response = querying(self, *args, **kwargs)
+        if self.table_name == ApiKey.Meta.table_name and kwargs.get("index_name") == ApiKey.owner_index.Meta.index_name:
+            scanned.append(response.get("ScannedCount", len(response.get("Items", []))))
+        return response
+    monkeypatch.setattr(TableConnection, "query", query)
+    monkeypatch.setattr(older_made_keys, "READ_ITEMS", READ_AT_MOST, raising=False)
+    monkeypatch.setattr(older_made_keys, "PAGE", 2, raising=False)
+    owner = make_user("revoke-older@example.com")
+    maker, made = "key_mmmmmmmmmmmmmmmm", "key_nnnnnnnnnnnnnnnn"
+    ApiKey(maker, key_hash="h", key_prefix="p", user_id=owner.user_id, created_at="2026-01-01T00:00:00.000Z",
+           created_by="session").save()
+    ApiKey(made, key_hash="h", key_prefix="p", user_id=owner.user_id, created_at="2026-01-01T00:00:01.000Z",
+           created_by="key:" + maker).save()
+    for n in range(OLDER_HISTORY):  # the rotations since, newer: read first
+        ApiKey(f"key_rrrrrrrrrrrrrrr{chr(ord('a') + n)}", key_hash="h", key_prefix="p", user_id=owner.user_id,
+               created_at=f"2026-02-01T00:00:{n:02d}.000Z", created_by="session",
+               revoked_at="2026-02-02T00:00:00.000Z", made_keys_complete=True).save()
+    from chalicelib.store.models import User
+    User(owner.user_id).update(actions=[User.live_keys.set({maker: True, made: True})])
+    calls = 0
+    for calls in range(1, 20):  # bounded: 12 keys, 4 a call
+        scanned.clear()
+        try:
+            apikeys.revoke(owner, maker)
+            done = True
+        except DependencyUnavailable as refused:
+            assert refused.headers["Retry-After"] == "1"
+            done = False
+        assert sum(scanned) <= READ_AT_MOST, scanned
+        assert ApiKey.get(maker, consistent_read=True).revoked_at  # revoked by the first request
+        if done:
+            break
+    assert calls > 1 and ApiKey.get(made, consistent_read=True).revoked_at
+    assert key_slots.holders(owner.user_id) == []
+    stored = ApiKey.get(maker, consistent_read=True)
+    assert stored.made_keys_complete and set(stored.made_keys) == {made} and stored.made_keys_read_to is None
+    scanned.clear()
+    apikeys.revoke(owner, maker)  # looked up for good: its tree alone is read
+    assert scanned == []

@@ -6,13 +6,13 @@ are conditioned on the key still being its owner's and, where it matters, not re
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import size
 
 from chalicelib.errors import InvalidCursor
-from chalicelib.store import accounts, cursors, key_slots, transactions
+from chalicelib.store import accounts, cursors, key_slots, older_made_keys, transactions
 from chalicelib.store.models import ApiKey, User
 from chalicelib.store.transactions import Transaction, conditional_failed, update_if
 
@@ -114,6 +114,16 @@ def insert(key: ApiKey, cap: int, parent: Optional[ApiKey] = None) -> None:
         raise
 
 
+class LookingFurther(Exception):
+    """A key of the tree is from before ``made_keys``, and the part of its account's owner index
+    one request reads did not end (store/older_made_keys.py): the next request goes on from there.
+    ``revoked``, the keys this one revoked."""
+
+    def __init__(self, revoked: List[ApiKey]):
+        super().__init__(len(revoked))
+        self.revoked = revoked
+
+
 class Moved(Exception):
     """A live key of the tree is ``owner_id``'s, none of the owners it was revoked for (a claim
     moved it, or has it still to move): it was not revoked; ``revoked``, the keys that were."""
@@ -134,9 +144,10 @@ def revoke_with_made(key: ApiKey, owners: Tuple[str, ...], at: str) -> List[ApiK
     catches up. Only the key's own tree is read: a key that made nothing costs its own
     transaction alone, however many keys its account holds. Keys from before
     ``made_keys_complete`` may have made keys before ``made_keys`` was kept: for those the
-    owner index is read once (``created_by``)."""
+    owner index is read, a bounded part a request (store/older_made_keys.py), and
+    ``LookingFurther`` once what is found is revoked, when some of it is left to read."""
     revoked: List[ApiKey] = []
-    from_index: Dict[str, Dict[str, List[str]]] = {}
+    looking = older_made_keys.Looking()
     pending, seen = [key], {key.key_id}
     while pending:
         item = pending.pop()
@@ -146,23 +157,13 @@ def revoke_with_made(key: ApiKey, owners: Tuple[str, ...], at: str) -> List[ApiK
             raise Moved(item.user_id, revoked)
         made = set(item.made_keys or ())
         if not item.made_keys_complete:
-            if item.user_id not in from_index:
-                from_index[item.user_id] = _made_by_index(item.user_id)
-            made |= set(from_index[item.user_id].get(item.key_id, ()))
+            made |= looking.made_by(item)
         children = sorted(made - seen)
         seen.update(children)
         pending.extend(get_many(children))
+    if looking.unfinished:
+        raise LookingFurther(revoked)
     return revoked
-
-
-def _made_by_index(owner_id: str) -> Dict[str, List[str]]:
-    """The owner's keys made by a key, by the id of the key that made them (the owner index's
-    ``created_by``): keys made before ``made_keys`` was kept are found only here."""
-    made: Dict[str, List[str]] = {}
-    for item in owned_by(owner_id):
-        if (item.created_by or "").startswith("key:"):
-            made.setdefault(item.created_by[len("key:"):], []).append(item.key_id)
-    return made
 
 
 def _revoke(item: ApiKey, owners: Tuple[str, ...], at: str) -> bool:

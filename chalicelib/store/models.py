@@ -179,6 +179,9 @@ class ApiKey(_Base):
     # True on keys written since every key they make is named in ``made_keys``: revoking one
     # reads no owner index (absent on older keys, whose children may be found only there).
     made_keys_complete = BooleanAttribute(null=True)
+    # An older key's look for the keys it made on the owner index, a bounded part a request: the
+    # partition and the index's key where the last request stopped (store/older_made_keys.py).
+    made_keys_read_to = UnicodeAttribute(null=True)
     # The keys that made this one, nearest first (its maker, that key's maker, ...): their caps
     # bound what it spends too (services/key_budgets.py). Absent on keys made otherwise or before.
     made_by = ListAttribute(of=UnicodeAttribute, null=True)
