@@ -44,8 +44,8 @@ from pynamodb.connection.base import Connection  # noqa: E402
 
 from chalicelib import deps  # noqa: E402
 from chalicelib.api import responses  # noqa: E402
-from chalicelib.store.setup import create_bucket, upgrade_items  # noqa: E402
-from tests import dynamodb_local, moto_tables  # noqa: E402
+from chalicelib.store.setup import upgrade_items  # noqa: E402
+from tests import dynamodb_local, moto_stage  # noqa: E402
 
 ADMIN_TOKEN = TEST_ENV["SPIKES_TOKEN"]
 # Bodies sent without their model's validation (the spike listing) are checked against it here.
@@ -103,9 +103,10 @@ def _provision(endpoint: Optional[str] = None) -> None:
         os.environ["SPIKES_TABLE_PREFIX"] = f"t{uuid.uuid4().hex[:10]}-"
     deps.reset()
     settings = deps.settings()
-    moto_tables.create_schema(settings, deps.dynamodb_client())  # store.setup.create_tables, copied on moto
+    # store.setup's create_tables and create_bucket; on moto, a copy of what they made for an earlier test
+    moto_stage.create_schema(settings, deps.dynamodb_client())
     upgrade_items(settings)
-    create_bucket(settings, deps.s3_client())
+    moto_stage.create_bucket(settings, deps.s3_client())
     deps.ses_client().verify_email_identity(EmailAddress="no-reply@spikes.test")
 
 
