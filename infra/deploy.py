@@ -11,18 +11,17 @@ import argparse
 import hashlib
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional
 
-from infra import adopt, package, secrets, stack, staged
+from infra import package, secrets, stack, staged
+from infra.cloudformation import CREATED_AGAIN, POLL_SECONDS, WAIT_ATTEMPTS, StackOperations, stack_name
+from infra.kept_data import KeptData
 from infra.options import issued_certificate_problems, problems as option_problems
 from infra.region import operator_region
+from infra.report import DeployReport
 
 ROOT = Path(__file__).resolve().parent.parent
-CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
-POLL_SECONDS = 5
-WAIT_ATTEMPTS = 360  # half an hour at POLL_SECONDS: the longest a stack operation is waited for
 # Deploy options -> template parameters. Unset options keep the stack's previous value.
 OPTION_PARAMETERS = {"mail_from": "MailFrom", "mail_from_name": "MailFromName", "domain_name": "DomainName",
                      "certificate_arn": "CertificateArn", "stripe_price_id": "StripePriceId",
@@ -30,15 +29,13 @@ OPTION_PARAMETERS = {"mail_from": "MailFrom", "mail_from_name": "MailFromName", 
                      "stripe_agent_share_price_id": "StripeAgentSharePriceId", "agent_signup": "AgentSignup",
                      "alarm_email": "AlarmEmail", "log_retention_days": "LogRetentionDays",
                      "public_base_url": "PublicBaseUrl"}
-# A stack in one of these holds nothing to update: it is created again (after a look at what it holds).
-CREATED_AGAIN = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "REVIEW_IN_PROGRESS", "IMPORT_ROLLBACK_COMPLETE")
 
 
-def stack_name(stage: str) -> str:
-    return f"spikes-{stage}"
+class Deployer(StackOperations, KeptData, DeployReport):
+    """One operator's deploy or destroy of a stage: the AWS clients of the operator's region and
+    account, the stack operations (infra/cloudformation.py), the kept tables and bucket
+    (infra/kept_data.py) and the closing report (infra/report.py)."""
 
-
-class Deployer:
     def __init__(self, session: Any = None, out=sys.stdout):
         import boto3
         self.session = session or boto3.session.Session()
@@ -53,93 +50,6 @@ class Deployer:
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
-
-    # --- stack state --------------------------------------------------------------------------
-
-    def describe(self, stage: str) -> Optional[Dict[str, Any]]:
-        from botocore.exceptions import ClientError
-        try:
-            stacks = self.cfn.describe_stacks(StackName=stack_name(stage))["Stacks"]
-        except ClientError as exc:
-            if "does not exist" in str(exc):
-                return None
-            raise
-        return stacks[0] if stacks and stacks[0]["StackStatus"] != "DELETE_COMPLETE" else None
-
-    def wait_while_in_progress(self, stage: str) -> Optional[Dict[str, Any]]:
-        """The stack once no operation runs on it (an earlier deploy interrupted by Ctrl-C goes
-        on in AWS), bounded as the deploy's own waits are; None once it is gone."""
-        described = self.describe(stage)
-        for _ in range(WAIT_ATTEMPTS):
-            # REVIEW_IN_PROGRESS is a change set never executed: nothing runs, nothing will.
-            if not described or not described["StackStatus"].endswith("_IN_PROGRESS") \
-                    or described["StackStatus"] == "REVIEW_IN_PROGRESS":
-                return described
-            self.say(f"Stack {stack_name(stage)} is {described['StackStatus']} (an earlier deploy or destroy is "
-                     "still running in AWS); waiting for it to finish ...")
-            time.sleep(self.poll_seconds)
-            described = self.describe(stage)
-        raise SystemExit(f"Stack {stack_name(stage)} is still {described['StackStatus']}: try again later.")
-
-    def settled(self, stage: str) -> Optional[Dict[str, Any]]:
-        """The stack in a state an update starts from, or None when a creation is needed. The
-        states a failed deploy or destroy leaves refuse updates: each is brought back, or the
-        operator is told what to do, rather than failing every later deploy with AWS's error."""
-        name = stack_name(stage)
-        existing = self.wait_while_in_progress(stage)
-        status = existing["StackStatus"] if existing else None
-        if status in ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED"):
-            # A first creation that failed: nothing to update; its retained tables and bucket
-            # are checked as leftovers before the new creation.
-            self.say(f"Stack {name} failed its first creation ({status}); deleting it before trying again.")
-            self.delete_stack(stage)
-            return None
-        if status in ("REVIEW_IN_PROGRESS", "IMPORT_ROLLBACK_COMPLETE") and not self.holds_resources(name):
-            # An import of kept data (IMPORT_DATA=yes) that did not finish: the stack holds
-            # nothing (the tables and the bucket are retained); it is created again.
-            self.say(f"Stack {name} holds nothing ({status}: an import that did not finish); deleting it before "
-                     "trying again.")
-            self.delete_stack(stage)
-            return None
-        if status == "UPDATE_ROLLBACK_FAILED":
-            # An update failed and so did its rollback: the stack takes no update until the
-            # rollback is finished.
-            self.say(f"Stack {name} is {status}: an earlier update failed and so did its rollback; finishing the "
-                     "rollback ...")
-            self.cfn.continue_update_rollback(StackName=name)
-            existing = self.wait_while_in_progress(stage)
-            if not existing or existing["StackStatus"] != "UPDATE_ROLLBACK_COMPLETE":
-                self.say(self._failure_events(name))
-                raise SystemExit(
-                    f"Stack {name} could not finish its rollback ({existing and existing['StackStatus']}). Fix or "
-                    "delete the failed resources listed above, or continue the rollback skipping them (CloudFormation "
-                    "console: Stack actions, Continue update rollback), then deploy again (docs/deploy.md, "
-                    "'Upgrading').")
-            return existing
-        if status == "DELETE_FAILED":
-            self.say(self._failure_events(name))
-            raise SystemExit(f"Stack {name} is {status}: an earlier `make destroy` did not finish. Run "
-                             f"`make destroy STAGE={stage}` again (it retries the deletion), then deploy.")
-        return existing
-
-    def holds_resources(self, name: str) -> bool:
-        return bool(self.cfn.list_stack_resources(StackName=name)["StackResourceSummaries"])
-
-    def delete_stack(self, stage: str) -> None:
-        from botocore.exceptions import WaiterError
-        name = stack_name(stage)
-        self.cfn.delete_stack(StackName=name)
-        try:
-            self.cfn.get_waiter("stack_delete_complete").wait(
-                StackName=name, WaiterConfig={"Delay": self.poll_seconds, "MaxAttempts": WAIT_ATTEMPTS})
-        except WaiterError as exc:
-            self.say(self._failure_events(name))
-            raise SystemExit(f"Stack {name} was not deleted: {exc}. Fix or delete the failed resources listed "
-                             f"above, then `make destroy STAGE={stage}` again.") from exc
-
-    @staticmethod
-    def outputs(described: Dict[str, Any]) -> Dict[str, str]:
-        return {item["OutputKey"]: item["OutputValue"] for item in described.get("Outputs", [])}
 
     # --- artifacts ----------------------------------------------------------------------------
 
@@ -296,102 +206,6 @@ class Deployer:
             raise SystemExit(f"{option.upper()} cannot be cleared: the stage needs one.")
         return str(stack.PARAMETERS[parameter]["Default"])
 
-    @staticmethod
-    def _parameters(values: Dict[str, Optional[str]], previous: Dict[str, str],
-                    declared: Set[str]) -> List[Dict[str, Any]]:
-        """Given values, else the stack's current ones (explicitly: a template may add parameters),
-        of those the template declares: CloudFormation refuses an update naming one a newer
-        version of the template dropped."""
-        merged = {**previous, **{key: value for key, value in values.items() if value is not None}}
-        return [{"ParameterKey": key, "ParameterValue": value} for key, value in sorted(merged.items())
-                if key in declared]
-
-    def _create_or_update(self, stage: str, template_url: str, parameters: List[dict], update: bool) -> None:
-        from botocore.exceptions import ClientError
-        name = stack_name(stage)
-        common = dict(StackName=name, TemplateURL=template_url, Parameters=parameters, Capabilities=CAPABILITIES,
-                      Tags=[{"Key": "spikes:stage", "Value": stage}])
-        if update:
-            try:
-                self.cfn.update_stack(**common)
-            except ClientError as exc:
-                if "No updates are to be performed" in str(exc):
-                    self.say(f"Stack {name} is already up to date.")
-                    return
-                raise
-            self.say(f"Updating stack {name} ...")
-            waiter = "stack_update_complete"
-        else:
-            self.cfn.create_stack(**common, OnFailure="ROLLBACK", EnableTerminationProtection=False)
-            self.say(f"Creating stack {name} ...")
-            waiter = "stack_create_complete"
-        from botocore.exceptions import WaiterError
-        try:
-            self.cfn.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": self.poll_seconds,
-                                                                           "MaxAttempts": WAIT_ATTEMPTS})
-        except WaiterError as exc:
-            self.say(self._failure_events(name))
-            raise SystemExit(f"Stack {name} did not finish: {exc}") from exc
-
-    def _failure_events(self, name: str) -> str:
-        events = self.cfn.describe_stack_events(StackName=name)["StackEvents"][:30]
-        failed = [f"  {e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}" for e in events
-                  if e["ResourceStatus"].endswith("FAILED")]
-        return "Failed resources:\n" + "\n".join(failed) if failed else "No failed resource reported."
-
-    # --- what is left to do ------------------------------------------------------------------
-
-    def mail_status(self, mail_from: str) -> List[str]:
-        """SES: is the sender (or its domain) verified, is the account still in the sandbox."""
-        domain = mail_from.split("@", 1)[1]
-        attributes = self.ses.get_identity_verification_attributes(Identities=[mail_from, domain])
-        states = {name: value["VerificationStatus"] for name, value in attributes["VerificationAttributes"].items()}
-        todo = []
-        if "Success" not in states.values():
-            if not states:
-                self.ses.verify_email_identity(EmailAddress=mail_from)
-                todo.append(f"SES: a verification mail was sent to {mail_from}; click its link (or verify the domain "
-                            f"{domain} in the SES console, see docs/deploy.md). Until then no magic link is sent.")
-            else:
-                todo.append(f"SES: {mail_from} / {domain} is not verified yet ({', '.join(sorted(set(states.values())))}).")
-        try:
-            quota = self.ses.get_send_quota()
-            if quota.get("Max24HourSend", 0) <= 200:
-                todo.append("SES: the account is in the sandbox (mail only to verified addresses, 200 a day); "
-                            "request production access (docs/deploy.md, 'Mail (SES)', step 2).")
-        except Exception:  # noqa: BLE001 - informational only
-            pass
-        return todo
-
-    def report(self, stage: str, outputs: Dict[str, str], described: Dict[str, Any]) -> None:
-        parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in described["Parameters"]}
-        url = outputs.get("PublicUrl") or outputs["ApiUrl"]
-        todo = self.mail_status(parameters["MailFrom"])
-        present = secrets.existing_parameters(self.ssm, stage)
-        if "stripe_secret_key" not in present or not parameters.get("StripePriceId"):
-            todo.append(f"Stripe: set the keys with `make secrets STAGE={stage}` and the price with "
-                        f"`make deploy STAGE={stage} STRIPE_PRICE_ID=price_...` (billing answers 503 until then).")
-        if outputs.get("CustomDomainTarget"):
-            todo.append(f"DNS: point {parameters['DomainName']} (CNAME or alias) at {outputs['CustomDomainTarget']}.")
-        self.say("")
-        self.say(f"Stage {stage} is deployed (stack {stack_name(stage)}, region {self.region}).")
-        self.say(f"  API URL:              {url}")
-        self.say(f"  Stripe webhook URL:   {outputs['StripeWebhookUrl']}  (events: checkout.session.completed, "
-                 "customer.subscription.*, invoice.payment_failed)")
-        self.say(f"  Widget:               <script src=\"{outputs['WidgetScriptUrl']}\" data-project=\"my-project\" "
-                 f"data-endpoint=\"{url}/spikes\"></script>")
-        self.say(f"  CLI:                  export SPIKES_API_URL={url}")
-        # Without agent signup (off in AWS unless enabled) the smoke needs someone's credential.
-        credential = "" if parameters.get("AgentSignup") == "true" else \
-            " TOKEN=<a bearer token from `spikes login`, or an API key>"
-        self.say(f"  Check it:             make smoke URL={url}{credential}")
-        if todo:
-            self.say("Still to do by hand:")
-            for item in todo:
-                self.say(f"  - {item}")
-        else:
-            self.say("Nothing left to do by hand.")
-
     # --- destroy ------------------------------------------------------------------------------
 
     def destroy(self, stage: str, delete_data: bool = False, confirm: Optional[Callable[[str], str]] = None,
@@ -431,132 +245,7 @@ class Deployer:
         if confirmed.strip() != stage:
             raise SystemExit(f"Nothing deleted: {confirmed.strip()!r} is not {stage!r}.")
 
-    def bucket_name(self, stage: str) -> str:
-        return f"spikes-{stage}-files-{self.account}-{self.region}"
 
-    def leftovers(self, stage: str) -> Dict[str, bool]:
-        """The stage's tables and bucket that exist without its stack, each with whether it holds
-        anything: kept by `make destroy`, or by a first creation that failed (tables and bucket
-        are retained then too)."""
-        from botocore.exceptions import ClientError
-        dynamodb = self.session.client("dynamodb", region_name=self.region)
-        found: Dict[str, bool] = {}
-        for table in stack.table_names(stage).values():
-            try:
-                found[f"table {table}"] = dynamodb.scan(TableName=table, Limit=1, Select="COUNT")["Count"] > 0
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ResourceNotFoundException":
-                    raise
-        bucket = self.bucket_name(stage)
-        try:
-            found[f"bucket {bucket}"] = self.bucket_holds_files(bucket)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "NoSuchBucket":
-                raise
-        return found
-
-    def bucket_holds_files(self, bucket: str) -> bool:
-        """Whether ``bucket`` keeps any file, a deleted file's older version included (with the
-        bucket versioning docs/deploy.md suggests, that is what undoes a deletion)."""
-        for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-            if page.get("Versions"):
-                return True
-        return False
-
-    def clear_leftovers(self, stage: str, keep: bool = False) -> List[str]:
-        """CloudFormation creates no table or bucket whose name exists: a new stack over a stage's
-        leftovers fails, and every later deploy with it. With ``keep`` (IMPORT_DATA=yes) they are
-        returned, to be imported; else empty ones are deleted and data stops the deploy."""
-        found = self.leftovers(stage)
-        if keep and found:
-            self.say(f"Stage {stage} kept {', '.join(sorted(found))}: importing them into the new stack.")
-            return [name.split(" ", 1)[1] for name in sorted(found)]
-        if any(found.values()):
-            raise SystemExit(
-                f"Stage {stage} has no stack, but its data is still here: "
-                f"{', '.join(name for name, full in sorted(found.items()) if full)}. CloudFormation cannot create the "
-                f"stack over existing tables or a bucket of the same names. Take them into the new stack with "
-                f"`make deploy STAGE={stage} IMPORT_DATA=yes` (docs/deploy.md, 'Tearing down'), delete them "
-                f"(make destroy STAGE={stage} DELETE_DATA=yes: the data is lost), or deploy another STAGE.")
-        if found:
-            self.say(f"Deleting what an earlier stack of stage {stage} left, all empty: {', '.join(sorted(found))}")
-            self.delete_tables([name.split(" ", 1)[1] for name in found if name.startswith("table ")])
-            self.delete_bucket(self.bucket_name(stage))
-        return []
-
-    def import_kept(self, stage: str, template: Dict[str, Any], parameters: List[dict], present: List[str]) -> None:
-        """A new stack holding the stage's kept tables and bucket (infra/adopt.py), for the
-        update that follows to add the rest."""
-        from botocore.exceptions import WaiterError
-        name = stack_name(stage)
-        importing = adopt.resources_to_import(template, present, self.bucket_name(stage))
-        body = json.dumps(adopt.import_template(template, importing, self.tables_as_kept(template, importing)),
-                          separators=(",", ":"))
-        self.cfn.create_change_set(StackName=name, ChangeSetName=adopt.CHANGE_SET, ChangeSetType="IMPORT",
-                                   TemplateBody=body, Parameters=parameters, Capabilities=CAPABILITIES,
-                                   ResourcesToImport=importing, Tags=[{"Key": "spikes:stage", "Value": stage}])
-        waiting = {"StackName": name, "WaiterConfig": {"Delay": self.poll_seconds, "MaxAttempts": WAIT_ATTEMPTS}}
-        try:
-            self.cfn.get_waiter("change_set_create_complete").wait(ChangeSetName=adopt.CHANGE_SET, **waiting)
-            self.cfn.execute_change_set(ChangeSetName=adopt.CHANGE_SET, StackName=name)
-            self.say(f"Importing {len(importing)} kept tables and bucket into stack {name} ...")
-            self.cfn.get_waiter("stack_import_complete").wait(**waiting)
-        except WaiterError as exc:
-            self.say(self._failure_events(name))
-            raise SystemExit(f"The import into stack {name} did not finish: {exc}. The tables and the bucket are as "
-                             "they were (retained); the next `make deploy ... IMPORT_DATA=yes` starts it again "
-                             "(docs/deploy.md, 'Tearing down').") from exc
-
-    def tables_as_kept(self, template: Dict[str, Any], importing: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-        """Each imported table as it is (infra/adopt.table_as_kept), for the update to add what it lacks."""
-        dynamodb = self.session.client("dynamodb", region_name=self.region)
-        kept = {}
-        for item in importing:
-            name = item["ResourceIdentifier"].get("TableName")
-            if name:
-                ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-                kept[item["LogicalResourceId"]] = adopt.table_as_kept(
-                    template["Resources"][item["LogicalResourceId"]], dynamodb.describe_table(TableName=name)["Table"],
-                    ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"))
-        return kept
-
-    def delete_tables(self, tables: List[str]) -> None:
-        from botocore.exceptions import ClientError
-        dynamodb = self.session.client("dynamodb", region_name=self.region)
-        for table in tables:
-            try:
-                dynamodb.update_table(TableName=table, DeletionProtectionEnabled=False)
-                dynamodb.get_waiter("table_exists").wait(TableName=table)
-                dynamodb.delete_table(TableName=table)
-                dynamodb.get_waiter("table_not_exists").wait(TableName=table)
-                self.say(f"Deleted table {table}")
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ResourceNotFoundException":
-                    raise
-
-    def delete_bucket(self, bucket: str) -> None:
-        from botocore.exceptions import ClientError
-        try:
-            # Every version and delete marker: a versioned bucket with any left is not empty, and
-            # S3 refuses to delete it (an unversioned bucket lists each object once, version "null").
-            for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-                keys = [{"Key": item["Key"], "VersionId": item["VersionId"]}
-                        for item in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-                if keys:
-                    self.s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-            self.s3.delete_bucket(Bucket=bucket)
-            self.say(f"Deleted bucket {bucket}")
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "NoSuchBucket":
-                raise
-
-    def delete_data(self, stage: str, tables: List[str], bucket: str) -> None:
-        self.delete_tables(tables)
-        self.delete_bucket(bucket)
-        names = [stack.ssm_path(stage) + name for name in secrets.existing_parameters(self.ssm, stage)]
-        if names:
-            self.ssm.delete_parameters(Names=names)
-            self.say(f"Deleted SSM parameters {', '.join(names)}")
 
 
 def main(argv=None) -> int:
