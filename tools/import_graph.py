@@ -2,8 +2,8 @@
 functions), and the rules it must keep (docs/architecture.md):
 
 - ``lazy_import("chalicelib.x")`` (chalicelib/lazy.py: loaded on first use) is an import too;
-- floors: ground (settings, errors, limit_errors, logs, clock, crypto, lambda_answer, web) <- store
-  <- services <- deps <- api <- app.py; a module imports only from its own floor or lower ones;
+- floors: ground (settings, limit_settings, errors, limit_errors, logs, clock, crypto, lambda_answer,
+  web) <- store <- services <- deps <- api <- app.py; a module imports only from its own floor or lower ones;
 - no cycle between modules;
 - services and store import nothing of Chalice;
 - services import nothing of PynamoDB: keys, conditions and storage errors are the store's,
@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
-GROUND = {"chalicelib", "chalicelib.settings", "chalicelib.errors", "chalicelib.limit_errors", "chalicelib.logs",
-          "chalicelib.clock", "chalicelib.crypto", "chalicelib.web", "chalicelib.lazy", "chalicelib.lambda_answer"}
+GROUND = {"chalicelib", "chalicelib.settings", "chalicelib.limit_settings", "chalicelib.errors",
+          "chalicelib.limit_errors", "chalicelib.logs", "chalicelib.clock", "chalicelib.crypto", "chalicelib.web",
+          "chalicelib.lazy", "chalicelib.lambda_answer"}
 FLOORS = ("ground", "store", "services", "deps", "api", "app")
 
 

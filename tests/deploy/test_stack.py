@@ -13,8 +13,9 @@ import pytest
 from moto import mock_aws
 from pydantic import ValidationError
 
+from chalicelib.limit_settings import MAX_PRESIGN_TTL_SECONDS
 from chalicelib.services.presigned_uploads import unfinished_upload_seconds
-from chalicelib.settings import MAX_PRESIGN_TTL_SECONDS, Settings
+from chalicelib.settings import Settings
 from chalicelib.store.files import ShareFiles
 from chalicelib.store.models import ALL_MODELS, configure_models
 from chalicelib.store.setup import MODELS_WITH_TTL, TTL_ATTRIBUTE, create_bucket
