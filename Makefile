@@ -6,6 +6,9 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# The install stamp is named by the requirements' content, so it needs no prerequisite: changed
+# requirements name a stamp not made yet (a fresh clone has none), while a `git checkout` that
+# rewrites them unchanged (newer dates, same content) reinstalls nothing.
 REQ_HASH := $(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-10)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 DDB_LOCAL_DIR := .cache/dynamodb-local
@@ -20,10 +23,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: dev dev-deps bench-peer test test-fast test-e2e test-reliability clean-data bench system-deps python-check package deploy destroy secrets smoke usage-events parked-work
 
+PYTHON_CHECK = $(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11+ needed: make PYTHON=/path/to/python3.11")'
 python-check:
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 11) else "Python 3.11+ needed: make PYTHON=/path/to/python3.11")'
+	@$(PYTHON_CHECK)
 
-$(STAMP): requirements.txt requirements-dev.txt | python-check
+# No phony prerequisite either (the Python check runs in the recipe): `make -q $(STAMP)` tells
+# whether an install is due.
+$(STAMP):
+	@$(PYTHON_CHECK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# To stderr: `make usage-events ... | jq` reads stdout, and a stale venv must not break it.
 	@echo "Installing Python packages into $(VENV) (requirements-dev.txt)" >&2

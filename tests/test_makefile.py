@@ -137,3 +137,31 @@ def test_the_data_folder_check_reads_options_as_options(tmp_path):
     (odd / "kept").write_text("x")
     refused = check("--", "-x")
     assert refused.returncode == 1 and "not a local server's data folder" in refused.stderr
+
+
+def test_the_install_is_due_only_when_the_requirements_content_changes(tmp_path):
+    # The stamp is named by the requirements' content but also depended on their dates: a `git
+    # checkout` that rewrote them unchanged made `make test` and `make dev` reinstall everything.
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    import hashlib
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    content = b"".join((ROOT / name).read_bytes() for name in ("requirements.txt", "requirements-dev.txt"))
+    stamp = venv / f".installed-{hashlib.sha1(content).hexdigest()[:10]}"
+    environment = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+
+    def install_due() -> bool:
+        question = subprocess.run(["make", "-q", f"VENV={venv}", str(stamp)], cwd=ROOT, env=environment,
+                                  capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        assert question.returncode in (0, 1), question.stderr
+        return question.returncode == 1
+
+    assert install_due(), "a fresh clone (no stamp of this content) installs"
+    stamp.touch()
+    os.utime(stamp, (0, 0))  # older than requirements*.txt, as after a checkout that rewrote them
+    assert not install_due()
+    dry_run = subprocess.run(["make", "-n", "test-fast", f"VENV={venv}"], cwd=ROOT, env=environment,
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert dry_run.returncode == 0, dry_run.stderr
+    assert "pip install" not in dry_run.stdout and "pytest" in dry_run.stdout
