@@ -12,7 +12,8 @@ import pytest
 
 from chalicelib import clock
 from chalicelib.services import claim_work, claims
-from chalicelib.store import key_moves, share_moves, spike_moves
+from chalicelib.store import accounts as account_store
+from chalicelib.store import key_moves, pending_claims, share_moves, spike_moves
 from tests.conftest import call
 from tests.test_claim_bounds import _agent_with_shares_and_spikes, _everything_is_the_humans
 from tests.test_claim_pending import _counts_are_exact, _pending
@@ -55,3 +56,27 @@ def test_the_job_finishing_a_claim_while_its_call_moves_counts_everything_once(b
     _everything_is_the_humans(created["account_id"], human_id, share_ids, (created["key_id"], created["made_key_id"]))
     _counts_are_exact(created["account_id"], human_id, len(share_ids), live_keys=2)
     assert not _pending(created["account_id"])
+
+
+def test_the_jobs_unit_for_a_claim_never_marked_gone_or_complete_is_forgotten(backend_client):
+    """A unit is recorded before the marking, and a call may record it again as another completes
+    the claim: the job forgets one whose account was never marked (its call died between the
+    two, or the claim was refused), one for an account that does not exist, and one of a claim
+    already complete, moving nothing and counting nothing."""
+    client = backend_client
+    unmarked, _, _, _ = _agent_with_shares_and_spikes(client, "never-marked@example.com")
+    complete, share_ids, human, human_id = _agent_with_shares_and_spikes(client, "already-complete@example.com")
+    status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": complete["api_key"]}, token=human)
+    assert status == 200 and body["complete"], body
+    recorded_at = clock.epoch() - 3600  # due
+    for account_id in (unmarked["account_id"], "no-such-account", complete["account_id"]):
+        pending_claims.record(account_id, recorded_at)
+        assert _pending(account_id)
+    assert claim_work.finish_pending_claims(clock.epoch()) == \
+        {"claims_pending": 3, "claims_finished": 1, "claims_failed": 0}
+    assert not any(_pending(account_id)
+                   for account_id in (unmarked["account_id"], "no-such-account", complete["account_id"]))
+    assert account_store.get(unmarked["account_id"], consistent=True).merged_into is None
+    assert account_store.get(unmarked["account_id"], consistent=True).active_shares == 2
+    _everything_is_the_humans(complete["account_id"], human_id, share_ids, (complete["key_id"], complete["made_key_id"]))
+    _counts_are_exact(complete["account_id"], human_id, len(share_ids), live_keys=2)
