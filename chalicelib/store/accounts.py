@@ -57,8 +57,12 @@ def add_new(tx: Transaction, user: User) -> None:
 def mark_merged(account: User, into_user_id: str) -> bool:
     """A key-only account (no e-mail) now belongs to ``into_user_id``: its keys act as that user
     from then on. True also when it was already merged into the same user; False when it has
-    an address or was claimed by someone else meanwhile."""
-    return update_if(account, [User.merged_into.set(into_user_id)],
+    an address or was claimed by someone else meanwhile. ``merged_into`` is written once: a
+    retry that read it marked already writes nothing, and one that did not (read before the
+    first call's marking) keeps the stored value (``if_not_exists``), never writing over it."""
+    if account.merged_into is not None:  # never changed once written: as read is as stored
+        return account.merged_into == into_user_id
+    return update_if(account, [User.merged_into.set(User.merged_into | into_user_id)],
                      User.email.does_not_exist() & (User.merged_into.does_not_exist()
                                                     | (User.merged_into == into_user_id)))
 
