@@ -158,3 +158,29 @@ def test_keys_another_call_moved_meanwhile_are_not_counted_as_moved_again(backen
     assert (moved, done) == (0, True)  # before: 2
     _everything_is_the_humans(created["account_id"], human_id, share_ids, (created["key_id"], created["made_key_id"]))
 
+
+
+def test_a_claim_out_of_time_looks_no_more_at_a_lagging_index(backend_client, monkeypatch):
+    """The owner index lags its writes, so a claim looks again while the account's count says
+    own spikes are left (319). A look after the call's time is out started another page of moves
+    past it (and on to the keys); the call now answers 202 there, and the next call moves them."""
+    client = backend_client
+    status, created, _ = call(client, "POST", "/auth/api-key", {"name": "agent"})
+    assert status == 201, created
+    for n in range(OWN_SPIKES):
+        assert call(client, "POST", "/spikes", {"type": "page", "projectKey": "agent-notes", "id": f"lag-{n}"},
+                    token=created["api_key"])[0] == 201
+    human = sign_in(client, "lagging-index@example.com")
+    monkeypatch.setattr(claims, "MOVE_SECONDS", 0.0, raising=False)
+    monkeypatch.setattr(claims, "LOOK_PAUSE_SECONDS", 0.0, raising=False)
+    listing, looks = spike_moves.owned_by, []
+
+    def lagging(owner_id):  # the first look finds none of the spikes on the index yet
+        looks.append(owner_id)
+        return [] if len(looks) == 1 else listing(owner_id)
+    monkeypatch.setattr(spike_moves, "owned_by", lagging)
+    status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": created["api_key"]}, token=human)
+    assert status == 202 and body["moved"] == {"keys": 0, "shares": 0, "spikes": 0}, body
+    assert len(looks) == 1 and key_store.get(created["key_id"]).user_id == created["account_id"]
+    status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": created["api_key"]}, token=human)
+    assert status == 200 and body["moved"] == {"keys": 1, "shares": 0, "spikes": OWN_SPIKES}, body
