@@ -73,6 +73,23 @@ def test_counting_an_old_account_reads_a_bounded_part_of_its_keys_per_request(st
     assert stored.live_keys_counting is None and stored.live_keys_counted_to is None
 
 
+def test_an_account_of_live_keys_only_is_counted_a_bounded_part_per_request(store_backend, key_index_reads):
+    """Every key found is an item read, so the read's bound (``COUNT_READ_ITEMS``) bounds the keys
+    found too: with every key live, as many found as read, a call still reads no more."""
+    owner = make_user("all-live@example.com")
+    live = [f"key_live{'a' * 11}{chr(ord('a') + n)}" for n in range(3 * READ_AT_MOST + 1)]
+    for n, key_id in enumerate(live):
+        ApiKey(key_id, key_hash="h", key_prefix="p", user_id=owner.user_id,
+               created_at=f"2026-01-01T00:00:{n:02d}.000Z").save()
+    counted, calls = False, 0
+    while not counted and calls < 20:  # bounded: 13 keys, 4 a call
+        calls += 1
+        key_index_reads.clear()
+        counted = key_places.ensure_counted(owner.user_id, clock.epoch())
+        assert sum(key_index_reads) <= READ_AT_MOST, key_index_reads
+    assert counted and calls >= 4 and key_slots.holders(owner.user_id) == sorted(live)
+
+
 def test_a_key_change_waits_while_the_account_is_being_counted_then_counts_exactly(store_backend, key_index_reads,
                                                                                  env):
     """A creation refused while its account is counted takes none of the hourly allowance: an

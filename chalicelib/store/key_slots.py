@@ -95,7 +95,8 @@ def start_counting(user_id: str, expired_before: str) -> bool:
     live = ApiKey.revoked_at.does_not_exist() & (ApiKey.expires_at.does_not_exist()
                                                  | (ApiKey.expires_at > expired_before))
     start = json.loads(state.live_keys_counted_to) if state.live_keys_counted_to else None
-    found, ended = rows.query_index(ApiKey, ApiKey.owner_index, user_id, limit=COUNT_READ_ITEMS, filter_condition=live,
+    # No bound on the keys found but the read's: each is an item read (docs/security.md 334).
+    found, ended = rows.query_index(ApiKey, ApiKey.owner_index, user_id, limit=None, filter_condition=live,
                                     start_key=start, page_size=COUNT_PAGE, projection=["key_id", "user_id", "created_at"],
                                     read_limit=rows.ReadLimit(COUNT_READ_ITEMS, COUNT_QUERIES))
     ids = {**(state.live_keys_counting.as_dict() if state.live_keys_counting else {}),

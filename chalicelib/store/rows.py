@@ -117,7 +117,7 @@ class ReadsSpent(Exception):
         self.items = items
 
 
-def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, *, limit: int,
+def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, *, limit: Optional[int],
                 filter_condition=None, start_key: Optional[Dict[str, Any]] = None, newest_first: bool = True,
                 page_size: int = 100, before_read: Optional[Callable[[], None]] = None,
                 position: Optional[Dict[str, Any]] = None, keep_reading: Optional[Callable[[], bool]] = None,
@@ -126,7 +126,8 @@ def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, 
                 projection: Optional[List[str]] = None) -> Tuple[List[Row], Optional[Dict[str, Any]]]:
     """Up to ``limit`` matching rows of one index partition: a first read of ``page_size``, then
     reads sized by the filter's match rate until enough matched; returns them and where the
-    last read page ended. ``before_read`` is called before each read (it may raise);
+    last read page ended (``limit`` None: rows until ``read_limit`` is spent, which then bounds
+    them, each row being an item read). ``before_read`` is called before each read (it may raise);
     ``keep_reading`` before each read after the first (False: stop there, fewer rows), and
     ``read_limit`` too (spent: stop there; the reads after the first are cut to what it leaves);
     ``position["scanned"]``: where the reads that matched nothing yet ended (``iterate_index``);
@@ -137,7 +138,7 @@ def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, 
     rows: List[Row] = []
     last_key = start_key
     read_size, read, queries = page_size, 0, 0
-    while len(rows) < limit:
+    while limit is None or len(rows) < limit:
         if before_read is not None:
             before_read()
         response = _query_raw(connection, hash_key, index_name=index.Meta.index_name,
@@ -156,7 +157,7 @@ def query_index(model: Type[Model], index: GlobalSecondaryIndex, hash_key: str, 
         if not last_key or (keep_reading is not None and not keep_reading()) \
                 or (read_limit is not None and not read_limit.allows(read, queries)):
             break
-        read_size = _next_read_size(limit - len(rows), read, len(rows))
+        read_size = MAX_READ_SIZE if limit is None else _next_read_size(limit - len(rows), read, len(rows))
         if read_limit is not None:
             read_size = min(read_size, read_limit.items - read)
     return rows, last_key
