@@ -44,7 +44,6 @@ from pynamodb.connection.base import Connection  # noqa: E402
 
 from chalicelib import deps  # noqa: E402
 from chalicelib.api import responses  # noqa: E402
-from chalicelib.store.setup import upgrade_items  # noqa: E402
 from tests import dynamodb_local, moto_stage  # noqa: E402
 
 ADMIN_TOKEN = TEST_ENV["SPIKES_TOKEN"]
@@ -105,7 +104,7 @@ def _provision(endpoint: Optional[str] = None) -> None:
     settings = deps.settings()
     # store.setup's create_tables and create_bucket; on moto, a copy of what they made for an earlier test
     moto_stage.create_schema(settings, deps.dynamodb_client())
-    upgrade_items(settings)
+    moto_stage.upgrade_items(settings)
     moto_stage.create_bucket(settings, deps.s3_client())
     deps.ses_client().verify_email_identity(EmailAddress="no-reply@spikes.test")
 
