@@ -25,7 +25,7 @@ from chalicelib.api.responses import (AccountOut, ApiKeyChangedOut, ApiKeyCreate
                                       SpikePageOut, SpikeResolvedOut, StripeReceivedOut, TestSentOut, UsageOut,
                                       WebhookEventOut, WebhookOut, WebhookResumedOut, WebhookRotatedOut)
 from chalicelib.api.schemas import ShareMetadata, ShareUpdate, UploadRequest
-from chalicelib.services import spike_by_id
+from chalicelib.services import claims, spike_by_id
 from chalicelib.settings import API_TIMEOUT_SECONDS
 
 # --- what each route is ----------------------------------------------------------------------
@@ -150,7 +150,10 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
     ("PATCH", "/auth/api-key/{key_id}"): Op("Rename an API key, change its cap or expiry", "keys",
                                             body=schemas.KeyPatchIn, ok={200: ApiKeyChangedOut}, errors=(404, 409)),
     ("POST", "/auth/link-key"): Op("Claim a key-only account", "keys", SESSION, body=schemas.LinkKeyIn,
-                                   ok={200: LinkedOut, 202: LinkedOut}, errors=(404, 409)),
+                                   ok={200: LinkedOut, 202: LinkedOut}, errors=(404, 409), rate_limited=True,
+                                   description="202: the call's time ran out with some left; send the same call "
+                                               "again until 200. 429 RATE_LIMIT: "
+                                               f"{claims.CALLS_PER_MINUTE} calls a minute per account."),
     # spikes
     ("POST", "/spikes"): Op("Record a feedback item (the widget; with credentials, as their owner)", "spikes",
                             ANYONE, body=schemas.SpikeIn,

@@ -9,7 +9,7 @@ from typing import Callable, Optional, Tuple
 from chalicelib import clock
 from chalicelib.errors import AuthFailed, Conflict, ScopeDenied
 from chalicelib.logs import get_logger
-from chalicelib.services import key_places
+from chalicelib.services import key_places, ratelimit
 from chalicelib.services.apikeys import authenticate
 from chalicelib.services.scopes import FULL, expand
 from chalicelib.settings import Settings
@@ -28,6 +28,11 @@ LOOK_PAUSE_SECONDS = 0.25  # times the look's number: at most 1.5 s in all, once
 # function ends at 25 s and API Gateway answers 504 at 29 s. An account's spikes have no bound,
 # so what does not fit is moved by the next call, which reads only what is left (docs/security.md 319).
 MOVE_SECONDS = 12.0
+# Calls a minute per signed-in account, counted before the key is read (docs/security.md 339).
+# A call answering 202 for time has moved for MOVE_SECONDS: sent again on each answer, a claim
+# makes 5 a minute at most and is never refused; what is left is finished by the job anyway (333).
+LIMIT_NAME = "claims"
+CALLS_PER_MINUTE = 10
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,9 @@ def claim(user: User, raw: str, settings: Settings) -> Claimed:
     calling again after a failure finishes the move. Called again once it moved, it looks
     again for what the indexes did not show yet (docs/security.md 71). A call moves for
     ``MOVE_SECONDS`` at most: ``complete`` False says some are left for the next."""
+    ratelimit.enforce(LIMIT_NAME, user.user_id, CALLS_PER_MINUTE, 60, refusal=(
+        f"Claims are limited to {CALLS_PER_MINUTE} calls a minute per account: send the same call again after "
+        "Retry-After (a claim left incomplete is also finished within about 20 minutes without one)"))
     key, owner = _key_and_stored_owner(raw, settings)
     if not expand(key.scopes) >= FULL:
         raise ScopeDenied("full", "Only a key with every scope (full) can claim its account; this key has: "
