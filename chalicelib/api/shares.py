@@ -137,14 +137,15 @@ def list_shares():
     params = inputs.query(request)
     limit = inputs.page_limit(params, MAX_LISTED, MAX_LISTED)
     # Per account, before a share is read: one call reads up to 10,000 shares and their totals (309);
-    # the shares it read past 100 are charged after (338).
+    # the shares it read past 100 are charged after (338), a cursor of no listing refused before (340).
     units_per_minute = deps.settings().rate_share_listings_per_minute
-    share_listing.count_listing(principal.user_id, units_per_minute)
+    secret = deps.settings().secret_key.get_secret_value()
+    cursor = params.get("cursor") or None
+    share_listing.count_listing(principal.user_id, units_per_minute, cursor, secret)
     base_url = inputs.base_url(request)
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
-    secret = deps.settings().secret_key.get_secret_value()
     listed = share_listing.list_owned(
-        principal.user, limit, claimed_cursors.carried_on(principal, params.get("cursor") or None, secret), secret,
+        principal.user, limit, claimed_cursors.carried_on(principal, cursor, secret), secret,
         lambda share, count: responses.ShareListItemOut(**_summary(share, base_url), spike_count=count).wire(),
         MAX_LISTING_BYTES, keep_reading=time_left_ms and (lambda: time_left_ms() >= LISTING_FINISHING_MS))
     share_listing.charge_listed(principal.user_id, len(listed.items), units_per_minute)

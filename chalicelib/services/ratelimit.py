@@ -11,11 +11,14 @@ import contextvars
 import ipaddress
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.limit_errors import RateLimited
+from chalicelib.logs import get_logger
 from chalicelib.store import ledger
+
+log = get_logger("spikes.ratelimit")
 
 # The tightest decision taken while serving the current request: the HTTP layer reports it
 # in X-RateLimit-* headers, whichever service enforced the limit.
@@ -56,11 +59,14 @@ def check(name: str, subject: str, limit: int, window_seconds: int, now: Optiona
     """Count one hit (or ``hits``) for ``subject`` under limit ``name`` and decide. Denied hits
     count too, so a client hammering past the limit stays limited."""
     now = clock.epoch() if now is None else now
-    window_index = int(now // window_seconds)
-    window_start = window_index * window_seconds
-    current, previous = ledger.hit_rate_window(name, subject, window_index, window_start + 2 * window_seconds + 60,
-                                               hits)
+    current, previous = ledger.hit_rate_window(name, subject, *_window(now, window_seconds), hits)
     return _decision(current, previous, limit, window_seconds, now)
+
+
+def _window(now: float, window_seconds: int) -> Tuple[int, int]:
+    """The window ``now`` is in, and when its item may expire (the next window still weighs it)."""
+    window_index = int(now // window_seconds)
+    return window_index, window_index * window_seconds + 2 * window_seconds + 60
 
 
 def would_refuse(name: str, subject: str, limit: int, window_seconds: int, now: Optional[float] = None) -> bool:
@@ -124,11 +130,18 @@ def enforce(name: str, subject: str, limit: int, window_seconds: int, reported: 
     return decision
 
 
-def charge(name: str, subject: str, hits: int, limit: int, window_seconds: int) -> Decision:
+def charge(name: str, subject: str, hits: int, limit: int, window_seconds: int) -> Optional[Decision]:
     """Count ``hits`` more for work a request has done, once its size is known (the shares a
     listing read): never refused, it is done; they weigh on the requests that follow, which
-    ``enforce`` refuses while they do."""
-    decision = check(name, subject, limit, window_seconds, hits=hits)
+    ``enforce`` refuses while they do. None when the store failed to count them (throttled):
+    logged, and the request answered all the same, since a 503 would have its caller do the
+    work again in full (docs/security.md 340)."""
+    now = clock.epoch()
+    counted = ledger.hit_rate_window_unless_failing(name, subject, *_window(now, window_seconds), hits)
+    if counted is None:
+        log.warning("rate_limit.charge_lost", limit=name, hits=hits)
+        return None
+    decision = _decision(*counted, limit, window_seconds, now)
     _report(decision, True)
     return decision
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional
 
 from chalicelib import lambda_answer
+from chalicelib.errors import InvalidCursor
 from chalicelib.services import ratelimit
 from chalicelib.store import spike_counters
 from chalicelib.store import shares as share_store
@@ -21,16 +22,22 @@ LIMIT_NAME = "share-listings"
 SHARES_PER_UNIT = 100  # a listing pays one unit of the account's limit per 100 shares, at least one
 
 
-def count_listing(user_id: str, units_per_minute: int) -> None:
+def count_listing(user_id: str, units_per_minute: int, cursor: Optional[str], secret: str) -> None:
     """Before a share is read: the listing's first unit, refused (429) past the account's limit
-    (docs/security.md 309). ``charge_listed`` adds the rest once the listing's size is known."""
+    (docs/security.md 309). ``charge_listed`` adds the rest once the listing's size is known.
+    A cursor that is no share listing's we signed is refused first (400, no read): it costs no
+    unit (340). A signed one of another account's listing is counted: whether a claim joined that
+    account to the caller's is a read (services/claimed_cursors.carried_on)."""
+    if cursor and not share_store.is_listing_cursor(secret, cursor):
+        raise InvalidCursor()
     ratelimit.enforce(LIMIT_NAME, user_id, units_per_minute, 60)
 
 
 def charge_listed(user_id: str, listed: int, units_per_minute: int) -> None:
     """After the read: one unit per 100 shares past the first 100. What a listing costs grows
     with what it reads, so an account of a few shares lists often (a `watch spikes shares`) and
-    one of 10,000 rarely, instead of both 30 calls a minute (docs/security.md 338)."""
+    one of 10,000 rarely, instead of both 30 calls a minute (docs/security.md 338). Units the
+    store fails to count (throttled) are logged, not a 503 that would hide the shares read (340)."""
     rest = -(-listed // SHARES_PER_UNIT) - 1
     if rest > 0:
         ratelimit.charge(LIMIT_NAME, user_id, rest, units_per_minute, 60)

@@ -30,7 +30,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from pynamodb.attributes import NumberAttribute
 from pynamodb.constants import ALL_NEW
-from pynamodb.exceptions import PutError
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PutError, PynamoDBException
 
 from chalicelib.crypto import subject_hash
 from chalicelib.store.models import LedgerItem
@@ -97,6 +98,16 @@ def hit_rate_window(limit_name: str, subject: str, window_index: int, expires_at
                  *(attribute.remove() for attribute in stale)])
     attributes = response.get("Attributes", {})
     return int(attributes[current]["N"]), int(attributes.get(previous, {}).get("N", 0))
+
+
+def hit_rate_window_unless_failing(limit_name: str, subject: str, window_index: int, expires_at: int,
+                                   hits: int) -> Optional[Tuple[int, int]]:
+    """``hit_rate_window``, or None when the store did not count them (throttled or unreachable
+    after the client's own retries): for work already done, which a 503 would have done again."""
+    try:
+        return hit_rate_window(limit_name, subject, window_index, expires_at, hits)
+    except (PynamoDBException, BotoCoreError, ClientError):
+        return None
 
 
 def rate_window(limit_name: str, subject: str, window_index: int) -> Tuple[int, int]:

@@ -105,6 +105,13 @@ def owned_by(owner_id: str, newest_first: bool = True) -> Iterator[Share]:
 LISTED_FIELDS = ["pk", "owner_id", "created_at", "share_id", "slug", "name", "status", "file_count", "total_bytes",
                  "password_hash", "webhook_url"]
 _CURSOR_FIELDS = {"pk", "owner_id", "created_at"}
+CURSOR_SCOPE = "shares:"  # a listing's cursor is bound to this and the account's id
+
+
+def is_listing_cursor(secret: str, cursor: str) -> bool:
+    """Whether ``cursor`` is one we signed for an account's share listing (no read): any other
+    is refused by ``owned_page`` whoever presents it."""
+    return (cursors.scope_of(secret, cursor) or "").startswith(CURSOR_SCOPE)
 
 
 def owned_page(owner_id: str, limit: int, cursor: Optional[str], secret: str,
@@ -114,7 +121,7 @@ def owned_page(owner_id: str, limit: int, cursor: Optional[str], secret: str,
     end), signed with ``secret`` and bound to the owner (``InvalidCursor`` for any other).
     ``keep_reading`` is asked before each Query after the first: False ends the page where the
     reads ended, with fewer shares (none, past many deletions) and a cursor from there."""
-    scope = f"shares:{owner_id}"
+    scope = f"{CURSOR_SCOPE}{owner_id}"
     start = cursors.decode(secret, scope, cursor)
     if start is not None and (set(start) != _CURSOR_FIELDS or start["owner_id"] != owner_id
                               or not start["pk"].startswith(share_pk(""))):
@@ -133,7 +140,7 @@ def owned_page(owner_id: str, limit: int, cursor: Optional[str], secret: str,
 
 def cursor_at(share: Any, secret: str) -> str:
     """The cursor of ``owned_page`` that continues right after ``share`` (a share it listed)."""
-    return cursors.encode(secret, f"shares:{share.owner_id}",
+    return cursors.encode(secret, f"{CURSOR_SCOPE}{share.owner_id}",
                           {"pk": share.pk, "owner_id": share.owner_id, "created_at": share.created_at})
 
 
