@@ -125,8 +125,28 @@ def _count_listing(request, principal, decided: Optional[spikes.Access] = None) 
     # Asked twice: before the access (counts the caller without a credential), after it (with one).
     counted = principal is None if decided is None else principal is not None and not decided.as_owner()
     if counted:
-        ratelimit.enforce_per_client("listings", inputs.client_ip(request),
-                                     deps.settings().rate_listings_per_minute, 60)
+        _count_per_network(request)
+
+
+def _count_per_network(request) -> None:
+    ratelimit.enforce_per_client("listings", inputs.client_ip(request), deps.settings().rate_listings_per_minute, 60)
+
+
+def _surely_not_the_owners(principal, project: Optional[str]) -> bool:
+    """With a credential on ``project``, whether the listing reads someone else's feedback as
+    far as is known before ownership's reads (docs/security.md 341): a key without spikes:read
+    (counted whoever owns it, 327), or a caller with an e-mail address (a key-only one may have
+    been merged since) on a share of neither its account nor the one its key was made for. Only a
+    claim of the share's owner into the caller's account, that share not moved yet, could still
+    make the caller its owner; telling is the account read this saves a refused listing."""
+    if principal is None or not project:
+        return False
+    if not spikes.reads_feedback(principal):
+        return True
+    if principal.is_admin or principal.user is None or principal.user.email is None:
+        return False
+    share = spikes.share_of(project)  # cached: the access asks the same
+    return share is None or share.owner_id not in (principal.user_id, principal.claimed_from)
 
 
 @route(bp, "/spikes", methods=["GET"])
@@ -141,8 +161,13 @@ def list_spikes():
     limit = inputs.page_limit(params, MAX_PUSH_LISTING, MAX_PUSH_LISTING) if bare_array else _limit(params, default_limit)
     principal = principal_of(request)
     _count_listing(request, principal)  # without a credential: before the share or any spike is read
+    # With one surely not the owner's: before ownership's reads (341); else once the access is decided.
+    counted_before = _surely_not_the_owners(principal, _project_of(params))
+    if counted_before:
+        _count_per_network(request)
     decided = access_of(request, params, principal)
-    _count_listing(request, principal, decided)  # with one not the owner's: before any spike is read
+    if not counted_before:
+        _count_listing(request, principal, decided)  # with one not the owner's: before any spike is read
     scope, reviewer_emails = decided.scope, decided.reviewer_emails
     secret = deps.settings().secret_key.get_secret_value()
     cursor = claimed_cursors.carried_on(principal, params.get("cursor") or None, secret)
