@@ -115,7 +115,8 @@ class Deployer(StackOperations, KeptData, DeployReport):
         # exists only once the stack does (then a second, quick update).
         known_url = self.outputs(existing).get("ApiUrl") if existing else None
         kept = "" if "PublicBaseUrl" in given else previous.get("PublicBaseUrl", "")
-        values["PublicBaseUrl"] = given.get("PublicBaseUrl") or kept or known_url or ""
+        # Without a trailing slash: the printed webhook and widget URLs append their paths to it.
+        values["PublicBaseUrl"] = (given.get("PublicBaseUrl") or kept or known_url or "").rstrip("/")
         declared = set(json.loads(template_bytes).get("Parameters", {}))
         parameters = self._parameters(values, previous, declared)
         if importing:

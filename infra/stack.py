@@ -356,6 +356,7 @@ PARAMETERS = {
 }
 CONDITIONS = {
     "HasCustomDomain": {"Fn::Not": [{"Fn::Equals": [{"Ref": "DomainName"}, ""]}]},
+    "HasPublicBaseUrl": {"Fn::Not": [{"Fn::Equals": [{"Ref": "PublicBaseUrl"}, ""]}]},
     "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
     "HasPriceId": {"Fn::Not": [{"Fn::Equals": [{"Ref": "StripePriceId"}, ""]}]},
     "HasAgentSpikePriceId": {"Fn::Not": [{"Fn::Equals": [{"Ref": "StripeAgentSpikePriceId"}, ""]}]},
@@ -455,10 +456,13 @@ def stack_additions(stage: str) -> Dict[str, Any]:
                                                        "RestApiId": {"Ref": "RestAPI"},
                                                        "Stage": {"Ref": "RestAPI.Stage"}}}
     api_url = {"Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/" + API_STAGE}
-    public_url = {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${DomainName}"}, api_url]}
+    # What clients use is what the functions build links on (SPIKES_PUBLIC_BASE_URL): the custom
+    # domain, else PUBLIC_BASE_URL (the deploy sets it to the API's own URL when not given).
+    public_url = {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${DomainName}"},
+                             {"Fn::If": ["HasPublicBaseUrl", {"Ref": "PublicBaseUrl"}, api_url]}]}
     outputs = {
         "ApiUrl": {"Description": "The API's own URL", "Value": api_url},
-        "PublicUrl": {"Description": "The URL clients use (custom domain when set)", "Value": public_url},
+        "PublicUrl": {"Description": "The URL clients use (custom domain, else PublicBaseUrl)", "Value": public_url},
         "StripeWebhookUrl": {"Value": {"Fn::Join": ["", [public_url, "/webhooks/stripe"]]}},
         "WidgetScriptUrl": {"Value": {"Fn::Join": ["", [public_url, "/widget.js"]]}},
         "BucketName": {"Value": {"Ref": "ShareBucket"}},

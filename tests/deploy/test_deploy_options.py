@@ -84,3 +84,23 @@ def test_the_public_base_url_goes_through_make_and_is_kept_until_given_again(bui
         with pytest.raises(SystemExit, match="PUBLIC_BASE_URL='shares.example.com'"):
             deploy_stack(built, public_base_url="shares.example.com")  # no scheme: every link would be broken
         assert parameters()["PublicBaseUrl"] == api_url
+
+
+def test_the_deploy_prints_the_public_base_url_as_the_stages_address(built):
+    # PUBLIC_BASE_URL is what every link the functions make starts with, yet the deploy printed the
+    # execute-api URL as the API URL, in the webhook and widget URLs and in `make smoke URL=...`.
+    with mock_aws():
+        first = deploy_stack(built)
+        api_url = first["outputs"]["ApiUrl"]
+        assert first["outputs"]["PublicUrl"] == api_url and f"make smoke URL={api_url}" in first["log"]
+        named = deploy_stack(built, public_base_url="https://feedback.example.com/")
+        assert parameters()["PublicBaseUrl"] == "https://feedback.example.com"  # the paths are appended to it
+        assert named["outputs"]["PublicUrl"] == "https://feedback.example.com"
+        assert named["outputs"]["StripeWebhookUrl"] == "https://feedback.example.com/webhooks/stripe"
+        assert named["outputs"]["WidgetScriptUrl"] == "https://feedback.example.com/widget.js"
+        assert "API URL:              https://feedback.example.com\n" in named["log"]
+        assert "make smoke URL=https://feedback.example.com" in named["log"]
+        assert "export SPIKES_API_URL=https://feedback.example.com\n" in named["log"]
+        assert api_url not in named["log"]
+        cleared = deploy_stack(built, public_base_url="")  # given empty: the API's own URL again
+        assert cleared["outputs"]["PublicUrl"] == api_url and f"make smoke URL={api_url}" in cleared["log"]
