@@ -188,3 +188,50 @@ def test_an_agents_mcp_loop_and_the_clis_listings_past_session_19s_limits(live_s
     info = UnshareInfo.model_validate_json(ureq(server, "GET", f"/shares/{slug}", bearer=key).text)  # `spikes unshare`
     assert [item.id for item in info.exported_spikes] == [spike["id"]] and info.exported_spikes[0].resolved is True
     assert ureq(server, "DELETE", f"/shares/{info.id}", bearer=key).status_code in (200, 204)
+
+
+def test_a_person_claims_an_agents_account_and_the_clients_go_on_past_session_21s_limits(live_server_factory):
+    """What an agent made with `spikes auth create-key` and the MCP server, a person claims by the
+    curl loop of docs/agents.md (the same call again on each 202: limited per account, 339, and
+    never reached so), then reads as its owner: `spikes login --token` with the agent's key and
+    `spikes shares` (338, 340: no cursor sent), the dashboard's feedback listing and the MCP
+    server's get_spikes, none counted with the network whose listings `pull --from` used up. A
+    session not the share's is counted before ownership is read (341): the same 429 as anyone's."""
+    server = live_server_factory(env={"RATE_LISTINGS_PER_MINUTE": "2"})
+    key = ureq(server, "POST", "/auth/api-key", b"{}", content_type="application/json").json()["api_key"]
+    content_type, body = cli_share_body("agent-site", [("index.html", b'<button id="buy">Buy</button>')])
+    created = ureq(server, "POST", "/shares", body, bearer=key, content_type=content_type)  # create_share
+    assert created.status_code in (200, 201), created.text
+    slug, share_id = created.json()["slug"], created.json()["share_id"]
+    spike = {"id": "V1StGXR8_Z5jdHi6B-clm", "type": "page", "projectKey": share_id, "page": "Agent",
+             "url": created.json()["url"] + "/", "reviewer": {"id": "rv_x8Yd0aQ2", "name": "Jane"}, "rating": "meh",
+             "comments": "Too dark", "timestamp": "2026-03-10T13:02:29.123Z"}
+    assert requests.post(f"{server.url}/spikes", json=spike, timeout=30, headers={"Origin": "null"}).status_code == 201
+    assert [ureq(server, "GET", f"/spikes?project={slug}").status_code for _ in range(3)] == [200, 200, 429]
+
+    person = login_with_email(server, "claimer@example.com")
+    answers = []
+    for _ in range(10):  # docs/agents.md: send the same call again until 200 with "complete": true
+        claimed = ureq(server, "POST", "/auth/link-key", json.dumps({"api_key": key}).encode(), bearer=person,
+                       content_type="application/json")
+        answers.append(claimed.status_code)
+        if claimed.status_code != 202:
+            break
+    assert answers[-1] == 200 and claimed.json()["complete"] is True, (answers, claimed.text)
+    assert claimed.json()["moved"] == {"keys": 1, "shares": 1, "spikes": 1}
+    assert claimed.headers["X-RateLimit-Limit"] == "10"
+
+    # `spikes login --token <the agent's key>`, then `spikes shares` with either credential.
+    for credential in (key, person):
+        listing = ureq(server, "GET", "/shares", bearer=credential)
+        assert listing.status_code == 200, listing.text
+        assert [CliShare.model_validate(item).slug for item in listing.json()] == [slug]
+    # The dashboard's share page (its feedback by project) and the MCP server's get_spikes: the owner's.
+    for path, credential in ((f"/spikes?project={share_id}&limit=100", person), ("/spikes?resolved=false", key)):
+        listed = ureq(server, "GET", path, bearer=credential)
+        assert listed.status_code == 200 and "X-RateLimit-Limit" not in listed.headers, (path, listed.text)
+        assert [item.id for item in Paginated.model_validate_json(listed.text).data] == [spike["id"]]
+    stranger = login_with_email(server, "stranger@example.com")
+    refused = ureq(server, "GET", f"/spikes?project={share_id}", bearer=stranger)
+    assert refused.status_code == 429 and refused.json()["code"] == "RATE_LIMIT", refused.text
+    assert int(refused.headers["Retry-After"]) == refused.json()["retry_after"] > 0
