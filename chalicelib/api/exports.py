@@ -51,8 +51,9 @@ def start_export():
     fmt = spike_routes.export_format(params)
     principal = spike_routes.principal_of(request)
     counted_as = spike_routes.count_export(request, params, principal)  # one with GET /spikes/export
+    counted_before = spike_routes.count_export_before_access(request, params, principal, counted_as)  # 342
     decided, filters = spike_routes.access_of(request, params, principal), spike_routes.filters_of(params)
-    counted_as = spike_routes.count_export_of(request, counted_as, decided)  # and its running slot (308)
+    counted_as = spike_routes.count_export_of(request, counted_as, decided, counted_before)  # and its running slot (308)
     settings = deps.settings()
     project = params.get("project") or None
     password = _password(request, params)

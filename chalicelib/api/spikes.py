@@ -249,11 +249,24 @@ def count_export(request, params: dict, principal) -> Tuple[str, str]:
     return counted_as
 
 
-def count_export_of(request, counted_as: Tuple[str, str], decided: spikes.Access) -> Tuple[str, str]:
+def count_export_before_access(request, params: dict, principal, counted_as: Tuple[str, str]) -> Tuple[str, str]:
+    """An account's export surely not of its own feedback (``_surely_not_the_owners``) counts on
+    its network's counter right after the share's read, before ownership's account read and the
+    password (docs/security.md 342); what it counts on then, else ``counted_as`` (counted later)."""
+    if counted_as[0] != exports.ACCOUNT_COUNTER or not _surely_not_the_owners(principal, _project_of(params)):
+        return counted_as
+    network = exports.NETWORK_COUNTER, ratelimit.client_network(inputs.client_ip(request))
+    ratelimit.enforce(*network, deps.settings().rate_exports_per_minute, 60)
+    return network
+
+
+def count_export_of(request, counted_as: Tuple[str, str], decided: spikes.Access,
+                    counted_before: Optional[Tuple[str, str]] = None) -> Tuple[str, str]:
     """Once the access is decided, whom the export counts against (``exports.counted_as_reader``):
-    an account's export of feedback not its own also counts on its network's counter (308)."""
+    an account's export of feedback not its own also counts on its network's counter (308),
+    unless ``count_export_before_access`` counted it there already (``counted_before``)."""
     reader = exports.counted_as_reader(counted_as, decided.as_owner, ratelimit.client_network(inputs.client_ip(request)))
-    if reader != counted_as:
+    if reader not in (counted_as, counted_before):
         ratelimit.enforce(*reader, deps.settings().rate_exports_per_minute, 60)
     return reader
 
@@ -273,8 +286,9 @@ def export_spikes():
     fmt = export_format(params)
     principal = principal_of(request)
     counted_as = count_export(request, params, principal)  # before the share or any spike is read
+    counted_before = count_export_before_access(request, params, principal, counted_as)  # before ownership's reads
     decided, filters = access_of(request, params, principal), filters_of(params)
-    count_export_of(request, counted_as, decided)  # before any spike is read
+    count_export_of(request, counted_as, decided, counted_before)  # before any spike is read
     scope, reviewer_emails = decided.scope, decided.reviewer_emails
     # Lambda's context: an export that cannot finish in time ends with 409, its upload aborted.
     time_left_ms = getattr(bp.lambda_context, "get_remaining_time_in_millis", None)
