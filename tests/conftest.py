@@ -46,6 +46,26 @@ from chalicelib import deps  # noqa: E402
 from chalicelib.api import responses  # noqa: E402
 from tests import dynamodb_local, moto_stage  # noqa: E402
 
+
+def _connections_share_one_loader() -> None:
+    """PynamoDB gives each model's connection a botocore session of its own, and each session parses
+    DynamoDB's service model again (~0.4 s). configure_models drops the connections whenever the
+    table names change, so every DynamoDB Local test (a prefix of its own) and every switch back to
+    moto paid that eight times. The sessions here share one loader: the files it reads and caches
+    are the same for all of them."""
+    import botocore.loaders
+    import botocore.session
+    from pynamodb.connection import base
+    loader = botocore.loaders.create_loader()
+
+    def get_session(*args, **kwargs):
+        session = botocore.session.get_session(*args, **kwargs)
+        session.register_component("data_loader", loader)
+        return session
+    base.get_session = get_session
+
+
+_connections_share_one_loader()
 ADMIN_TOKEN = TEST_ENV["SPIKES_TOKEN"]
 # Bodies sent without their model's validation (the spike listing) are checked against it here.
 responses.CHECKS.preshaped = True
