@@ -8,6 +8,7 @@ import json
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import UpdateError
 
+from chalicelib.crypto import subject_hash
 from chalicelib.services.accounts import user_id_for
 from chalicelib.store import ledger
 from tests.conftest import call, sign_in
@@ -34,7 +35,11 @@ def test_a_listing_whose_charge_the_store_throttles_is_answered(client, env, mon
     status, listed, headers = call(client, "GET", "/shares", token=token, headers=CLI)
     assert status == 200 and len(listed) == 250, listed
     assert headers["X-RateLimit-Remaining"] == "4"  # the first unit, counted before the read
-    assert "rate_limit.charge_lost" in capsys.readouterr().out  # recorded for an operator
+    # Recorded for an operator: the limit, the units lost and whose, hashed as the ledger's key holds it.
+    lost = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "rate_limit.charge_lost" in line]
+    assert [(record["limit"], record["hits"], record["subject"]) for record in lost] == \
+        [("share-listings", 2, subject_hash(user_id_for("many@example.com")))], lost
+    assert ledger.rate_limit_key("share-listings", user_id_for("many@example.com")).endswith(lost[0]["subject"])
     monkeypatch.setattr(ledger, "hit_rate_window", counting)
     status, listed, headers = call(client, "GET", "/shares", token=token, headers=CLI)
     assert status == 200 and len(listed) == 250 and headers["X-RateLimit-Remaining"] == "1"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from chalicelib import clock
+from chalicelib.crypto import subject_hash
 from chalicelib.limit_errors import RateLimited
 from chalicelib.logs import get_logger
 from chalicelib.store import ledger
@@ -134,12 +135,14 @@ def charge(name: str, subject: str, hits: int, limit: int, window_seconds: int) 
     """Count ``hits`` more for work a request has done, once its size is known (the shares a
     listing read): never refused, it is done; they weigh on the requests that follow, which
     ``enforce`` refuses while they do. None when the store failed to count them (throttled):
-    logged, and the request answered all the same, since a 503 would have its caller do the
+    logged (the limit, the units, the subject hashed as the ledger keys it), and the request answered all the same, since a 503 would have its caller do the
     work again in full (docs/security.md 340)."""
     now = clock.epoch()
     counted = ledger.hit_rate_window_unless_failing(name, subject, *_window(now, window_seconds), hits)
     if counted is None:
-        log.warning("rate_limit.charge_lost", limit=name, hits=hits)
+        # The subject as the ledger's key holds it (rl#<limit>#<hash>): that counter is found,
+        # and no client address reaches the logs, whatever the limit counts (crypto.subject_hash).
+        log.warning("rate_limit.charge_lost", limit=name, hits=hits, subject=subject_hash(subject))
         return None
     decision = _decision(*counted, limit, window_seconds, now)
     _report(decision, True)
