@@ -174,7 +174,7 @@ class Deployer(StackOperations, KeptData, DeployReport):
         import os
 
         from chalicelib import clock
-        from chalicelib.store import deliveries, open_spikes, spike_ids
+        from chalicelib.store import deliveries, open_spikes, pending_claims, spike_ids
         from chalicelib.store.models import configure_models
         settings = stack.stage_settings(stage).model_copy(
             update={"region": self.region, "aws_endpoint_url": os.environ.get("AWS_ENDPOINT_URL")})
@@ -184,7 +184,7 @@ class Deployer(StackOperations, KeptData, DeployReport):
         staged.wait_for_indexes(self, [stack.table_names(stage)["spikes"]], WAIT_ATTEMPTS, stop=False)
         # Each deploy looks again (a Scan each): an earlier version may have written the old form
         # since the step was done (its last invocations, or it was deployed again meanwhile).
-        self.say("Checking stored spikes and held webhook events for an earlier version's form ...")
+        self.say("Checking stored spikes, held webhook events and claims for an earlier version's form ...")
         updated = spike_ids.backfill()
         if updated or not spike_ids.backfilled():
             done = "done" if spike_ids.backfilled() else "not finished (spikes kept changing): deploy again to finish"
@@ -197,6 +197,9 @@ class Deployer(StackOperations, KeptData, DeployReport):
         moved = deliveries.upgrade_held(clock.epoch(), settings.webhook_max_event_age_seconds)
         if moved:
             self.say(f"  {moved} held events indexed; the delivery job ends those no longer paused.")
+        claims = pending_claims.record_unfinished(clock.epoch())  # a Scan of the claimed accounts' index
+        if claims:
+            self.say(f"  {claims} incomplete claims recorded; the share_deletions job finishes them.")
 
     @staticmethod
     def _option_value(option: str, parameter: str, value: str) -> str:

@@ -89,6 +89,9 @@ TABLE_ACTIONS: Dict[str, Dict[str, Tuple[str, ...]]] = {
     # selects (the owner's deletions in progress left out), leases and advances its state in the
     # ledger, forgets its pending unit when it ends (or moves it back when a run fails).
     EXPORTS_FUNCTION: {
+        # GetItem: an export of one's own feedback asks, once read to its end, whether a claim
+        # moved spikes into or out of its account meanwhile (store/claim_marks.py).
+        "users": ("GetItem",),
         "ledger": ("GetItem", "UpdateItem"),
         "deliveries": ("UpdateItem", "DeleteItem"),
     },

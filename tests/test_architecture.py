@@ -283,6 +283,12 @@ SET_MEMBER_WRITES = {
         "key's own item once it is revoked, so a revocation's next request goes on from them "
         "(docs/security.md, 348); what one key made, not the installation's work",
     ("chalicelib/store/ledger.py", "LedgerItem.members.delete"): "empties an earlier version's work sets",
+    ("chalicelib/store/claim_marks.py", "User.claims_moving.add"):
+        "the claims moving into one person's account, on that person's item, added by the claim's "
+        "marking (once a claim, a signed-in person presenting a key of each account) and removed when "
+        "it completes (within about 20 minutes, docs/security.md 333): one person's claims in "
+        "progress, not the installation's work (docs/security.md, 312)",
+    ("chalicelib/store/claim_marks.py", "User.claims_moving.delete"): "a claim completed: its id leaves the set",
 }
 
 

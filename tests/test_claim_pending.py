@@ -121,3 +121,36 @@ def test_a_claim_the_job_did_not_finish_waits_behind_the_others(backend_client, 
     # The first claim's run moved its other share; the second run took the second claim's turn.
     assert [account_store.get(account_id, consistent=True).active_shares for account_id in agents] == [0, 0]
     assert all(_pending(account_id) for account_id in agents)
+
+
+def test_a_claim_an_earlier_version_left_incomplete_is_recorded_by_the_upgrade_then_finished(backend_client,
+                                                                                              monkeypatch):
+    """A claim a version before 333 left half done has no unit (and its claimer no note of it,
+    311): the job never came to it, and the person's listings and exports missed what stayed
+    behind. The upgrade step (a deploy's, a local start's) finds it among the claimed accounts."""
+    from chalicelib.store import claim_marks
+    from chalicelib.store.models import User
+    from chalicelib.store.setup import upgrade_items
+    client = backend_client
+    created, share_ids, human, human_id = _agent_with_shares_and_spikes(client, "before-units@example.com")
+    account_id = created["account_id"]
+    monkeypatch.setattr(claims, "MOVE_SECONDS", 0.0, raising=False)
+    monkeypatch.setattr(spike_moves, "PAGE", 2, raising=False)
+    status, body, _ = call(client, "POST", "/auth/link-key", {"api_key": created["api_key"]}, token=human)
+    assert status == 202, body
+    # As that version left it: no unit, nothing noted on the person.
+    assert pending_claims.forget(account_id)
+    User(human_id).update(actions=[User.claims_moving.remove(), User.claims_begun.remove()])
+    _run_job(client, timedelta(minutes=15))
+    assert not _pending(account_id)
+    assert list(spike_moves.owned_by(account_id))  # the job had nothing to go by
+    upgrade_items(deps.settings())
+    assert _pending(account_id) and claim_marks.state(human_id).moving
+    upgrade_items(deps.settings())  # again: the same unit, noted once
+    assert claim_marks.state(human_id).begun == 1
+    _run_job(client, timedelta(minutes=15))
+    _everything_is_the_humans(account_id, human_id, share_ids, (created["key_id"], created["made_key_id"]))
+    _counts_are_exact(account_id, human_id, len(share_ids), live_keys=2)
+    assert not _pending(account_id) and not claim_marks.state(human_id).moving
+    upgrade_items(deps.settings())  # a completed claim is not recorded again
+    assert not _pending(account_id)

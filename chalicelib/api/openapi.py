@@ -185,19 +185,25 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                                               f"({API_TIMEOUT_SECONDS} s); one project at a time may fit. Unless "
                                               "the caller owns the project's share (or is the admin), also once "
                                               f"its reads evaluated {spikes.ANONYMOUS_EXPORT_ITEMS:,} spikes: "
-                                              "page GET /spikes?project= instead. "
+                                              "page GET /spikes?project= instead. 409 CONFLICT (one's own "
+                                              "feedback, no ?project=): a claim (POST /auth/link-key) is moving "
+                                              "feedback into the account, or moved some while the export read; "
+                                              "export again once the claim answered 200. "
                                               "429 RATE_LIMIT: SPIKES_RATE_EXPORTS_PER_MINUTE exports a minute per "
                                               "account (signed in, or a key with spikes:read), per client network "
                                               "otherwise; a call refused without a read (403, 401, 400) is "
                                               "not counted.",
                                   query=SPIKE_FILTERS + (("format", "csv (default) or jsonl", False),)),
     ("POST", "/exports"): Op("Start a background export (for exports GET /spikes/export cannot finish)", "spikes",
-                             READER, body=schemas.ExportIn, ok={202: ExportOut}, errors=(404,), rate_limited=True,
+                             READER, body=schemas.ExportIn, ok={202: ExportOut}, errors=(404, 409), rate_limited=True,
                              description="Reads and stores the export over as many runs as it needs; a small one "
                                          "is done in the answer already. Poll the Location (GET /exports/{id}) until "
                                          "status is done, then download download_url (status failed, with "
                                          "error, once an export of a project whose share the caller does not own "
-                                         f"read {spikes.ANONYMOUS_EXPORT_ITEMS:,} spikes). Counts against "
+                                         f"read {spikes.ANONYMOUS_EXPORT_ITEMS:,} spikes, or once an export of "
+                                         "one's own feedback read while a claim moved some). 409 CONFLICT: a claim "
+                                         "(POST /auth/link-key) is moving feedback into the account; start again "
+                                         "once it answered 200. Counts against "
                                          "SPIKES_RATE_EXPORTS_PER_MINUTE with GET /spikes/export. 429 EXPORT_LIMIT "
                                          "(with limit and Retry-After): SPIKES_MAX_RUNNING_EXPORTS of the caller's "
                                          "are running (per account, or per client network as the rate counts); "

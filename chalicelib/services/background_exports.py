@@ -27,7 +27,7 @@ from chalicelib import clock
 from chalicelib.crypto import sign
 from chalicelib.limit_errors import ExportLimit
 from chalicelib.logs import get_logger
-from chalicelib.services import export_runs, exports, ownership, pending_work, share_access, spikes
+from chalicelib.services import export_runs, exports, own_exports, ownership, pending_work, share_access, spikes
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
 from chalicelib.store import export_slots
@@ -112,6 +112,7 @@ def start(started_by: Dict, scope: Scope, filters: Filters, reviewer_emails: boo
     holding one of ``counted_as``'s ``max_running`` slots: ExportLimit when none is free.
     ``sealed``: the share's password that let the start in (``password_seal``); ``read_limit``: what
     its runs may read in all (None: everything), past which it fails (export_runs, 284)."""
+    claims_begun = own_exports.claims_before(scope)  # refused while a claim moves into it (311)
     now = clock.now()
     epoch, export_id = int(now.timestamp()), "exp_" + secrets.token_urlsafe(18)
     until = epoch + export_runs.MAX_RUNNING_SECONDS
@@ -125,7 +126,8 @@ def start(started_by: Dict, scope: Scope, filters: Filters, reviewer_emails: boo
               "format": fmt, "filename": filename, "key": Exports.new_key(filename), "upload_id": None, "parts": [],
               "next_part": 1, "after": None, "bytes": 0, "created_at": clock.iso_millis(now), "slot": slot,
               "project": project, "password_seal": sealed,
-              "read_limit": [read_limit.items, read_limit.queries] if read_limit else None, "spent": {}}
+              "read_limit": [read_limit.items, read_limit.queries] if read_limit else None, "spent": {},
+              "claims_begun": claims_begun}
     try:
         return export_store.create(export_id, detail, epoch, until + export_runs.KEEP_SECONDS,
                                    owner_id=started_by.get("user"))

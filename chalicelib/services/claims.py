@@ -14,7 +14,7 @@ from chalicelib.services.apikeys import authenticate
 from chalicelib.services.scopes import FULL, expand
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import key_moves, pending_claims, reserved_slugs, share_moves, spike_moves
+from chalicelib.store import claim_marks, key_moves, pending_claims, reserved_slugs, share_moves, spike_moves
 from chalicelib.store import shares as share_store
 from chalicelib.store.models import ApiKey, User
 
@@ -106,7 +106,8 @@ def _move_all(owner: User, new_owner: str, key: Optional[ApiKey], presented_move
         if not done:
             break
     moved_keys, done = _move_keys(owner.user_id, new_owner, key, presented_moved, in_time) if done else (0, False)
-    if done:
+    if done:  # no longer moving: an own-feedback export reads all of it (docs/security.md 311)
+        claim_marks.completed(new_owner, owner.user_id)
         pending_claims.forget(owner.user_id)
     log.info("account.claimed", account_id=owner.user_id, user_id=new_owner, keys=moved_keys,
              shares=moved_shares, spikes=moved_spikes, again=presented_moved, complete=done)

@@ -24,7 +24,7 @@ from typing import Callable, Dict, Optional
 from chalicelib import clock
 from chalicelib.errors import ExportReadLimit
 from chalicelib.logs import get_logger
-from chalicelib.services import exports, spikes
+from chalicelib.services import exports, own_exports, spikes
 from chalicelib.store import export_slots
 from chalicelib.store import exports as export_store
 from chalicelib.store import spike_listings
@@ -153,6 +153,9 @@ def _advance(files: Exports, job: Job, time_left_ms: TimeLeft, part_bytes: int, 
         return
     except ReadsSpent as reads:
         _fail(files, job, detail, ExportReadLimit(reads.items).message)
+        return
+    if not own_exports.whole(scope, detail.get("claims_begun")):  # a claim moved spikes meanwhile (311)
+        _fail(files, job, detail, own_exports.MOVED)
         return
     if held:
         _send(files, job, detail, bytes(held), read)

@@ -13,7 +13,7 @@ from typing import Callable, Iterator, List, Optional
 from chalicelib import lambda_answer
 from chalicelib.errors import AuthRequired, ExportTooLarge
 from chalicelib.logs import get_logger
-from chalicelib.services import ownership, share_access, targets
+from chalicelib.services import own_exports, ownership, share_access, targets
 from chalicelib.services.identity import Principal
 from chalicelib.settings import Settings
 from chalicelib.store import spike_listings
@@ -217,8 +217,10 @@ def _fitting(wire: List[dict], max_bytes: int) -> int:
 def iterate(scope: Scope, filters: Filters, before_read: Optional[Callable[[], None]] = None,
             read_limit: Optional[ReadLimit] = None) -> Iterator[Row]:
     """Every matching spike, newest first (exports); ``before_read`` asked before each Query;
-    ``read_limit``: what the reads may evaluate in all (``rows.ReadsSpent`` past it)."""
-    return spike_listings.iterate(scope, hiding_deletions(scope, filters), before_read, read_limit=read_limit)
+    ``read_limit``: what the reads may evaluate in all (``rows.ReadsSpent`` past it). One's own
+    feedback is read whole or refused (409) across a claim (services/own_exports.py)."""
+    rows = spike_listings.iterate(scope, hiding_deletions(scope, filters), before_read, read_limit=read_limit)
+    return own_exports.read_whole(scope, rows)
 
 
 def hiding_deletions(scope: Scope, filters: Filters) -> Filters:

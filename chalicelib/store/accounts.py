@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from chalicelib import clock
 from chalicelib.errors import AuthFailed
+from chalicelib.store import claim_marks, transactions
 from chalicelib.store.models import User
 from chalicelib.store.transactions import Transaction, update_if
 
@@ -56,15 +57,25 @@ def add_new(tx: Transaction, user: User) -> None:
 
 def mark_merged(account: User, into_user_id: str) -> bool:
     """A key-only account (no e-mail) now belongs to ``into_user_id``: its keys act as that user
-    from then on. True also when it was already merged into the same user; False when it has
-    an address or was claimed by someone else meanwhile. ``merged_into`` is written once: a
-    retry that read it marked already writes nothing, and one that did not (read before the
-    first call's marking) keeps the stored value (``if_not_exists``), never writing over it."""
+    from then on, and the claim begins for that user too (``claim_marks.begin``, in the same
+    transaction: once a claim). True also when it was already merged into the same user; False
+    when it has an address or was claimed by someone else meanwhile. ``merged_into`` is written
+    once: a retry that read it marked writes nothing, and one that read it before (the first
+    call's marking raced it) is refused by the condition and told what is stored."""
     if account.merged_into is not None:  # never changed once written: as read is as stored
         return account.merged_into == into_user_id
-    return update_if(account, [User.merged_into.set(User.merged_into | into_user_id)],
-                     User.email.does_not_exist() & (User.merged_into.does_not_exist()
-                                                    | (User.merged_into == into_user_id)))
+
+    def write(tx: Transaction) -> None:
+        tx.update("merged", account, actions=[User.merged_into.set(into_user_id)],
+                  condition=User.email.does_not_exist() & User.merged_into.does_not_exist())
+        claim_marks.begin(tx, into_user_id, account.user_id)
+    try:
+        transactions.run(write, idempotent=True)
+    except transactions.ConditionFailed:
+        stored = get(account.user_id, consistent=True)
+        return stored is not None and stored.email is None and stored.merged_into == into_user_id
+    account.merged_into = into_user_id
+    return True
 
 
 class Merged(Exception):

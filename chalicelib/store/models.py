@@ -88,6 +88,10 @@ class User(_Base):
     # owner index's key where the last request stopped, and the live key ids found before it.
     live_keys_counted_to = UnicodeAttribute(null=True)
     live_keys_counting = MapAttribute(null=True)
+    # People: the key-only accounts whose claim into this one began and did not complete, and how
+    # many claims ever began into it (store/claim_marks.py: an own-feedback export asks them).
+    claims_moving = UnicodeSetAttribute(null=True)
+    claims_begun = NumberAttribute(null=True)
     stripe_customer_index = StripeCustomerIndex()
     merged_index = MergedIntoIndex()
 

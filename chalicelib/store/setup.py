@@ -5,7 +5,7 @@ from typing import Any
 
 from chalicelib.settings import Settings
 from chalicelib import clock
-from chalicelib.store import deliveries, open_spikes, spike_ids
+from chalicelib.store import deliveries, open_spikes, pending_claims, spike_ids
 from chalicelib.store.files import (EXPORTS_PREFIX, KEPT_EXPORT_DAYS, KEPT_EXPORTS_PREFIX, STAGED_UPLOAD_DAYS,
                                     STAGING_PREFIX)
 from chalicelib.store.models import ALL_MODELS, AuthItem, Delivery, LedgerItem, OutboxItem, configure_models
@@ -49,6 +49,8 @@ def upgrade_items(settings: Settings, saved_data: bool = False) -> None:
     open_spikes.backfill(whole)  # open spikes kept from a version before open_owner_index (store/open_spikes.py)
     # webhook events held before they were indexed by share
     deliveries.upgrade_held(clock.epoch(), settings.webhook_max_event_age_seconds)
+    # claims left incomplete before their units (docs/security.md 333): the job finishes them
+    pending_claims.record_unfinished(clock.epoch())
     if whole:
         LedgerItem(SAVED_DATA_MARKER, state=spike_ids.DONE).save()
 
