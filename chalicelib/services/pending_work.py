@@ -1,7 +1,9 @@
 """One invocation's pass over a job's pending units (store/pending_queue.py), each unit's step
 isolated from the others: a unit whose step raises is logged with the error, counted, and moved
 back with a growing delay, so the units behind it go on in the same invocation; after
-``MAX_ATTEMPTS`` it is parked, kept for an operator (services/parked_work.py) with why.
+``MAX_ATTEMPTS`` failures in a row (a step that runs sets the count back to zero: a long claim
+or deletion failing now and then advances) it is parked, kept for an operator
+(services/parked_work.py) with why.
 
 "This unit fails" is told from "everything fails" two ways (docs/security.md 65):
 
@@ -66,7 +68,17 @@ class Pass:
             self._failed(unit, exc)
             return False, None
         self.in_a_row = 0
+        self._forget_failures(unit)
         return True, result
+
+    def _forget_failures(self, unit: Unit) -> None:
+        """Its step ran: a unit still pending counts its failures from zero (docs/security.md
+        349). A throttle on this write costs nothing but the reset: the next failure counts on."""
+        try:
+            self.queue.succeeded(unit)
+        except Exception as unrecorded:  # noqa: BLE001 - the step's work is done; the run goes on
+            log.warning("pending.success_unrecorded", queue=self.queue.partition, unit=unit.name,
+                        error=describe(unrecorded))
 
     def _failed(self, unit: Unit, exc: Exception) -> None:
         fields = {"queue": self.queue.partition, "unit": unit.name, "error": describe(exc)}

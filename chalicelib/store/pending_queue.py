@@ -134,9 +134,22 @@ class PendingQueue:
 
     def postpone(self, unit: Unit, at: int) -> bool:
         """A unit whose work goes on, due again at ``at``: behind those due before it, so units
-        take turns. False when it changed since ``unit`` was read (another run moved it)."""
-        return update_if(Delivery(self.prefix + unit.name), [Delivery.next_attempt_at.set(int(at))],
+        take turns, its failures in a row ended (it advanced). False when it changed since
+        ``unit`` was read (another run moved it)."""
+        return update_if(Delivery(self.prefix + unit.name),
+                         [Delivery.next_attempt_at.set(int(at)), Delivery.attempts.set(0)],
                          (Delivery.due == self.partition) & (Delivery.next_attempt_at == unit.at))
+
+    def succeeded(self, unit: Unit) -> bool:
+        """A unit failed before whose step ran and which is still pending (a long claim or
+        deletion going on): its attempts count from zero again, so only failures in a row park
+        it. One conditional update, only while it is as read; False when it changed (consumed,
+        postponed, charged by another run) or had no failure to forget."""
+        if not unit.attempts:
+            return False
+        return update_if(Delivery(self.prefix + unit.name), [Delivery.attempts.set(0)],
+                         (Delivery.due == self.partition) & (Delivery.next_attempt_at == unit.at)
+                         & (Delivery.attempts == unit.attempts))
 
     def park(self, name: str, attempts: int, now: int) -> bool:
         """Park a unit failed ``attempts`` times: kept, in the parked partition by the time it
