@@ -61,12 +61,14 @@ def require_feedback_access(settings: Settings, share: Share, principal, passwor
                             acts_as_owner: Optional[Callable[[], bool]] = None) -> None:
     """The feedback of a private share: its owner (bearer token or API key with spikes:read;
     ``ownership.may_act_as_owner``, a claim's window included), the admin, or whoever knows the
-    password. Everyone else gets the 404 of a share that does not exist, so the answer does not
+    password, an owner's key without spikes:read included (docs/security.md 350; with no right
+    password it is told the scope it lacks). Everyone else gets the 404 of a share that does not exist, so the answer does not
     confirm that there is feedback to find. ``acts_as_owner``: the request's own
     ``ownership.may_act_as_owner`` for the share's owner, when it has one (its reads made once)."""
-    if acts_as_owner() if acts_as_owner is not None else ownership.may_act_as_owner(principal, share.owner_id):
-        principal.require("spikes:read")
+    owner = acts_as_owner() if acts_as_owner is not None else ownership.may_act_as_owner(principal, share.owner_id)
+    if owner and principal.allows("spikes:read"):
         return
+    # An owner's key without spikes:read reads as anyone does (327): the password lets it in too.
     if password is not None and share.status != LOCKED:
         if seal is not None and hmac.compare_digest(seal, password_seal(settings, share, password)):
             # The same password proven before, and not changed since: not a new try, but refused
@@ -77,6 +79,8 @@ def require_feedback_access(settings: Settings, share: Share, principal, passwor
             return
         if password_matches(settings, share, password, client_ip):
             return
+    if owner:
+        principal.require("spikes:read")  # its own share: the key is told what it lacks (403)
     # Only a private share answers this (an unknown key lists nothing): saying so reveals nothing its page does not.
     raise NotFound("Project not found. A password-protected share's feedback is read with its password "
                    "(X-Share-Password or ?password=), or its owner's token or key")
@@ -95,8 +99,9 @@ def password_seal(settings: Settings, share: Share, password: str) -> str:
 def sealed_password(settings: Settings, share: Optional[Share], principal, password: Optional[str]) -> Optional[str]:
     """The seal to keep when ``password`` opened a private share's feedback (None when the share is
     not private, or when ownership did: the password was not what let the reader in)."""
-    if share is None or password is None or not is_private(share) or ownership.may_act_as_owner(principal,
-                                                                                                 share.owner_id):
+    if share is None or password is None or not is_private(share) or (
+            principal is not None and principal.allows("spikes:read")
+            and ownership.may_act_as_owner(principal, share.owner_id)):
         return None
     return password_seal(settings, share, password)
 
