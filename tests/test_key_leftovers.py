@@ -139,3 +139,48 @@ def test_revoking_a_key_from_before_made_keys_reads_a_bounded_part_of_its_accoun
     scanned.clear()
     apikeys.revoke(owner, maker)  # looked up for good: its tree alone is read
     assert scanned == []
+
+
+def test_a_revocation_retried_for_a_moved_key_reads_one_budget_in_all(store_backend, monkeypatch):
+    """A claim moving a key of the tree mid-revocation (``Moved``) makes the request try again for
+    the new owner, up to 3 times, and each try had its own ``READ_ITEMS`` of the owner index: one
+    request read three times what 348 bounds it to. The tries now share one budget (docs/security.md 351)."""
+    from pynamodb.connection.table import TableConnection
+
+    from chalicelib.errors import Conflict
+    from chalicelib.services import key_owners
+    from chalicelib.store import apikeys as key_store
+    from chalicelib.store import older_made_keys
+    scanned, querying = [], TableConnection.query
+
+    def query(self, *args, **kwargs):
+        response = querying(self, *args, **kwargs)
+        if self.table_name == ApiKey.Meta.table_name and kwargs.get("index_name") == ApiKey.owner_index.Meta.index_name:
+            scanned.append(response.get("ScannedCount", len(response.get("Items", []))))
+        return response
+    monkeypatch.setattr(TableConnection, "query", query)
+    monkeypatch.setattr(older_made_keys, "READ_ITEMS", READ_AT_MOST, raising=False)
+    monkeypatch.setattr(older_made_keys, "PAGE", 2, raising=False)
+    owner = make_user("revoke-moved@example.com")
+    maker, moving = "key_pppppppppppppppp", "key_qqqqqqqqqqqqqqqq"
+    ApiKey(maker, key_hash="h", key_prefix="p", user_id=owner.user_id, created_at="2026-01-01T00:00:00.000Z",
+           created_by="session", made_keys={moving}).save()  # from before made_keys_complete
+    ApiKey(moving, key_hash="h", key_prefix="p", user_id=owner.user_id, created_at="2026-01-01T00:00:01.000Z",
+           created_by="key:" + maker).save()
+    for n in range(OLDER_HISTORY):
+        ApiKey(f"key_sssssssssssssss{chr(ord('a') + n)}", key_hash="h", key_prefix="p", user_id=owner.user_id,
+               created_at=f"2026-02-01T00:00:{n:02d}.000Z", created_by="session",
+               revoked_at="2026-02-02T00:00:00.000Z", made_keys_complete=True).save()
+    from chalicelib.store.models import User
+    User(owner.user_id).update(actions=[User.live_keys.set({maker: True, moving: True})])
+    revoking = key_store._revoke
+    # A claim keeps moving ``moving`` away as it is revoked: every try ends in Moved, for an account
+    # the claim made one with the owner's.
+    monkeypatch.setattr(key_store, "_revoke", lambda item, owners, at: False if item.key_id == moving
+                        else revoking(item, owners, at))
+    monkeypatch.setattr(key_owners.ownership, "one_by_claim", lambda *owners: True)
+    try:
+        apikeys.revoke(owner, maker)
+    except Conflict:
+        pass
+    assert len(scanned) > 0 and sum(scanned) <= READ_AT_MOST, scanned  # before: 4 read by each of 3 tries

@@ -17,6 +17,7 @@ from chalicelib.errors import Conflict, DependencyUnavailable
 from chalicelib.logs import get_logger
 from chalicelib.services import key_places, ownership
 from chalicelib.store import apikeys as key_store
+from chalicelib.store import older_made_keys
 from chalicelib.store.models import ApiKey
 
 log = get_logger("spikes.key_owners")
@@ -30,10 +31,12 @@ def revoke_with_made(key: ApiKey, at: str, now: float) -> List[ApiKey]:
     meanwhile, or still to move); the keys revoked. Refused (409) for any other account; 503
     while a key of the tree from before ``made_keys`` is still looked up (store/older_made_keys.py)."""
     owners, revoked = (key.user_id,), []
+    # One budget of owner-index reads for the request, whatever its attempts (docs/security.md 351).
+    looking = older_made_keys.Looking()
     for _ in range(_ATTEMPTS):
         try:
             return revoked + key_places.counted(key.user_id, now,
-                                                lambda: key_store.revoke_with_made(key, owners, at))
+                                                lambda: key_store.revoke_with_made(key, owners, at, looking))
         except key_store.LookingFurther as looking:
             # A key from before made_keys, in an account of many keys: the part of its owner index
             # a request reads did not end (docs/security.md 348). What it found is revoked already.

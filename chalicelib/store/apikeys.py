@@ -133,7 +133,8 @@ class Moved(Exception):
         self.owner_id, self.revoked = owner_id, revoked
 
 
-def revoke_with_made(key: ApiKey, owners: Tuple[str, ...], at: str) -> List[ApiKey]:
+def revoke_with_made(key: ApiKey, owners: Tuple[str, ...], at: str,
+                     looking: Optional[older_made_keys.Looking] = None) -> List[ApiKey]:
     """Revoke ``key``, the keys it made, theirs, and so on, each a key of one of ``owners``
     (more than one while a claim moves them); the ones this call revoked. ``Moved`` when one
     is live and another account's: never an answer that leaves it live unsaid.
@@ -145,9 +146,11 @@ def revoke_with_made(key: ApiKey, owners: Tuple[str, ...], at: str) -> List[ApiK
     transaction alone, however many keys its account holds. Keys from before
     ``made_keys_complete`` may have made keys before ``made_keys`` was kept: for those the
     owner index is read, a bounded part a request (store/older_made_keys.py), and
-    ``LookingFurther`` once what is found is revoked, when some of it is left to read."""
+    ``LookingFurther`` once what is found is revoked, when some of it is left to read.
+    ``looking``: the request's look-ups so far, when it calls again (a key moved meanwhile), so
+    its calls together read no more than one (docs/security.md 351)."""
     revoked: List[ApiKey] = []
-    looking = older_made_keys.Looking()
+    looking = older_made_keys.Looking() if looking is None else looking
     pending, seen = [key], {key.key_id}
     while pending:
         item = pending.pop()
