@@ -256,9 +256,12 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                            rate_limited=True,
                            query=(("limit", f"1-{shares.MAX_LISTED:,}; default: as many as fit", False),
                                   ("cursor", "X-Next-Cursor of the previous answer", False))),
-    ("GET", "/shares/{key}"): Op("One share with its feedback", "shares", ok={200: ShareOut}, errors=(404, 409),
+    ("GET", "/shares/{key}"): Op("One share with its feedback", "shares", ok={200: ShareOut}, errors=(404, 409, 429),
                                  description="409 EXPORT_TOO_LARGE: more feedback than one answer carries; "
-                                             "GET /spikes/export?project={id} hands it over.",
+                                             "GET /spikes/export?project={id} hands it over. 429 RATE_LIMIT: "
+                                             "with its feedback, an export on SPIKES_RATE_EXPORTS_PER_MINUTE "
+                                             "(per account signed in or with spikes:read, per client network "
+                                             "for a key without it); ?exported_spikes=false is not counted.",
                                  query=(("exported_spikes", "true (default) or false (any case; anything else is "
                                          "400): false answers without the feedback (exported_spikes empty, "
                                          "spike_count the share's counted total; no spike is read)", False),)),

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 responses = lazy_import("chalicelib.api.responses")
 schemas = lazy_import("chalicelib.api.schemas")
 claimed_cursors = lazy_import("chalicelib.services.claimed_cursors")
+exports = lazy_import("chalicelib.services.exports")
 identity = lazy_import("chalicelib.services.identity")
 outbound_webhooks = lazy_import("chalicelib.services.outbound_webhooks")
 presigned_uploads = lazy_import("chalicelib.services.presigned_uploads")
@@ -163,6 +164,11 @@ def get_share(key: str):
         # total, no spike read; as DELETE takes the same parameter.
         return responses.ShareOut(**_summary(share, inputs.base_url(request)), spike_count=shares.spike_count(share),
                                   exported_spikes=[])
+    # Every spike of the share, up to ~5 MB read: an export of it, counted before a spike is read
+    # as GET /spikes/export counts one of the owner's (the account's counter; a key without
+    # spikes:read on its network's, 263), so a shares:read key cannot read it unbounded (352).
+    counted_as = exports.counted_as(principal, share.share_id, ratelimit.client_network(inputs.client_ip(request)))
+    ratelimit.enforce(*counted_as, deps.settings().rate_exports_per_minute, 60)
     exported = spikes.exported_for(principal, shares.export_spikes(share))
     # Every spike of the share is in hand: count them rather than read the counter too.
     return responses.ShareOut(**_summary(share, inputs.base_url(request)), spike_count=len(exported),
