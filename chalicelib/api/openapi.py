@@ -256,7 +256,8 @@ OPERATIONS: Dict[Tuple[str, str], Op] = {
                            rate_limited=True,
                            query=(("limit", f"1-{shares.MAX_LISTED:,}; default: as many as fit", False),
                                   ("cursor", "X-Next-Cursor of the previous answer", False))),
-    ("GET", "/shares/{key}"): Op("One share with its feedback", "shares", ok={200: ShareOut}, errors=(404, 409, 429),
+    ("GET", "/shares/{key}"): Op("One share with its feedback", "shares", ok={200: ShareOut}, errors=(404, 409),
+                                 rate_limited=True,  # with its feedback, an export (352)
                                  description="409 EXPORT_TOO_LARGE: more feedback than one answer carries; "
                                              "GET /spikes/export?project={id} hands it over. 429 RATE_LIMIT: "
                                              "with its feedback, an export on SPIKES_RATE_EXPORTS_PER_MINUTE "
