@@ -269,3 +269,21 @@ def sign_up_agents(client: Client, count: int) -> list:
 @pytest.fixture
 def user_token(client) -> str:
     return sign_in(client, "owner@example.com")
+
+
+@pytest.fixture
+def key_index_scans(monkeypatch) -> list:
+    """The items each Query of the keys' owner index evaluated (DynamoDB's ScannedCount), in order:
+    what bounds 334's counting and 348's look-ups are held to."""
+    from pynamodb.connection.table import TableConnection
+
+    from chalicelib.store.models import ApiKey
+    scanned, querying = [], TableConnection.query
+
+    def query(self, *args, **kwargs):
+        response = querying(self, *args, **kwargs)
+        if self.table_name == ApiKey.Meta.table_name and kwargs.get("index_name") == ApiKey.owner_index.Meta.index_name:
+            scanned.append(response.get("ScannedCount", len(response.get("Items", []))))
+        return response
+    monkeypatch.setattr(TableConnection, "query", query)
+    return scanned
